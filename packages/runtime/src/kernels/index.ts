@@ -1,0 +1,92 @@
+// Training kernels for the TensorFlow.js wasm backend. They are registered
+// through the public kernel registry, replacing (or adding) wasm kernels while
+// keeping each upstream kernel's setupFunc, so the backend initialises exactly
+// as before whether it starts before or after registration.
+import * as tf from '@tensorflow/tfjs-core';
+import { transposeFirst } from './batch_mat_mul.js';
+import { KernelFn } from './util.js';
+
+const MARK = Symbol.for('normprune.wasmTrainingKernel');
+const UPSTREAM = Symbol.for('normprune.wasmTrainingKernel.upstream');
+
+type MarkedConfig = tf.KernelConfig & { [MARK]?: true; [UPSTREAM]?: tf.KernelConfig | null };
+
+interface KernelSpec {
+  kernelName: string;
+  /** Builds our kernel from the upstream one (null when upstream has none). */
+  make: (upstream: KernelFn | null) => KernelFn | null;
+}
+
+const SPECS: KernelSpec[] = [
+  { kernelName: 'BatchMatMul', make: (up) => (up ? transposeFirst(up) : null) },
+  { kernelName: '_FusedMatMul', make: (up) => (up ? transposeFirst(up) : null) },
+];
+
+function isOurs(config: tf.KernelConfig | undefined): boolean {
+  return config != null && (config as MarkedConfig)[MARK] === true;
+}
+
+/**
+ * Makes the TensorFlow.js `wasm` backend train fast, and train conv nets at
+ * all: registers a transpose-first `BatchMatMul`/`_FusedMatMul`, and the
+ * convolution gradient kernels that upstream wasm lacks or runs slowly.
+ *
+ * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
+ * registers the upstream kernels this builds on); before or after
+ * `tf.setBackend('wasm')` both work. Idempotent: calling it again is a no-op.
+ * Upstream kernels are replaced through `tf.unregisterKernel` /
+ * `tf.registerKernel`, keeping their `setupFunc`.
+ *
+ * @throws if the wasm backend's kernels are not registered (the package was
+ *   not imported).
+ */
+export function registerWasmTrainingKernels(): void {
+  if (tf.getKernel('BatchMatMul', 'wasm') == null) {
+    throw new Error(
+      "normprune: the wasm kernels are not registered; import '@tensorflow/tfjs-backend-wasm' before calling registerWasmTrainingKernels()",
+    );
+  }
+  for (const spec of SPECS) {
+    const current = tf.getKernel(spec.kernelName, 'wasm');
+    if (isOurs(current)) continue;
+    const kernelFunc = spec.make(current ? current.kernelFunc : null);
+    if (kernelFunc == null) continue;
+    const config: MarkedConfig = {
+      kernelName: spec.kernelName,
+      backendName: 'wasm',
+      kernelFunc,
+      [MARK]: true,
+      [UPSTREAM]: current ?? null,
+    };
+    if (current?.setupFunc) config.setupFunc = current.setupFunc;
+    if (current?.disposeFunc) config.disposeFunc = current.disposeFunc;
+    if (current) tf.unregisterKernel(spec.kernelName, 'wasm');
+    tf.registerKernel(config);
+  }
+}
+
+/**
+ * Whether {@link registerWasmTrainingKernels} has replaced the wasm kernels.
+ * @internal
+ */
+export function wasmTrainingKernelsRegistered(): boolean {
+  return isOurs(tf.getKernel('BatchMatMul', 'wasm'));
+}
+
+/**
+ * Puts the upstream wasm kernels back (and removes kernels upstream lacks), so
+ * benchmarks and tests can compare both in one process.
+ * @internal
+ */
+export function unregisterWasmTrainingKernels(): void {
+  for (const spec of SPECS) {
+    const current = tf.getKernel(spec.kernelName, 'wasm') as MarkedConfig | undefined;
+    if (!isOurs(current)) continue;
+    tf.unregisterKernel(spec.kernelName, 'wasm');
+    const upstream = current![UPSTREAM];
+    if (upstream) tf.registerKernel(upstream);
+  }
+}
+
+/** Names of the kernels {@link registerWasmTrainingKernels} registers. @internal */
+export const wasmTrainingKernelNames: readonly string[] = SPECS.map((s) => s.kernelName);

@@ -1,0 +1,45 @@
+// Helpers shared by the wasm training kernels. Kernels here compose other wasm
+// kernels on TensorInfos: wrapping inputs as tensors (and disposing them) would
+// free the caller's data, and building intermediates with tf.* ops would leak
+// them outside the engine's bookkeeping, so everything goes through the
+// registry's kernel functions and `backend.disposeData`.
+import * as tf from '@tensorflow/tfjs-core';
+
+/** A kernel function as the registry stores it. */
+export type KernelFn = tf.KernelConfig['kernelFunc'];
+
+/** Runs the kernel currently registered for `name` on the wasm backend. */
+export function runWasm(
+  name: string,
+  inputs: tf.NamedTensorInfoMap,
+  backend: tf.KernelBackend,
+  attrs: tf.NamedAttrMap = {},
+): tf.TensorInfo {
+  const kernel = tf.getKernel(name, 'wasm');
+  if (kernel == null) throw new Error(`normprune: wasm kernel '${name}' is not registered`);
+  return kernel.kernelFunc({ inputs, backend, attrs }) as tf.TensorInfo;
+}
+
+/** Releases intermediates created inside a kernel (never the kernel's inputs). */
+export function release(backend: tf.KernelBackend, ...infos: (tf.TensorInfo | null | undefined)[]): void {
+  for (const info of infos) if (info != null) backend.disposeData(info.dataId);
+}
+
+/** Transposes with the wasm Transpose kernel. */
+export function transpose(backend: tf.KernelBackend, x: tf.TensorInfo, perm: number[]): tf.TensorInfo {
+  return runWasm('Transpose', { x }, backend, { perm });
+}
+
+/** Reshapes without copying (the wasm Reshape kernel only bumps the refcount). */
+export function reshape(backend: tf.KernelBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+  return runWasm('Reshape', { x }, backend, { shape });
+}
+
+/** Swaps the last two axes. */
+export function swapLastTwo(backend: tf.KernelBackend, x: tf.TensorInfo): tf.TensorInfo {
+  const rank = x.shape.length;
+  const perm = x.shape.map((_, i) => i);
+  perm[rank - 2] = rank - 1;
+  perm[rank - 1] = rank - 2;
+  return transpose(backend, x, perm);
+}
