@@ -1,0 +1,340 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+/** Shard size of the tfjs converter and of tfjs's browser `downloads://` writer. */
+const SHARD_BYTES = 4 * 1024 * 1024;
+const MODEL_JSON = 'model.json';
+/** Shards this handler writes, and the backups an interrupted overwrite may leave referenced. */
+const OWN_SHARD = /^(\.prev-[0-9a-f-]+-)?group\d+-shard\d+of\d+\.bin$/;
+
+/** Bytes per stored element; `string` weights have no fixed size. */
+const STORED_BYTES: Record<string, number> = {
+  float32: 4,
+  int32: 4,
+  bool: 1,
+  complex64: 8,
+  uint8: 1,
+  uint16: 2,
+  float16: 2,
+};
+
+/**
+ * The on-disk location of a model: the directory and the name of its JSON
+ * file (`model.json` unless the caller pointed at another `.json` file).
+ */
+interface Location {
+  dir: string;
+  jsonName: string;
+}
+
+function locate(target: string): Location {
+  if (typeof target !== 'string' || target.length === 0) {
+    throw new Error(`fileSystem(dir): expected a directory path, got ${JSON.stringify(target)}`);
+  }
+  // `file://` is the scheme tfjs-node routes to its own handler; accepting it
+  // lets code written for tfjs-node keep its paths.
+  const plain = target.startsWith('file://') ? fileURLToPath(target) : target;
+  const resolved = path.resolve(plain);
+  if (resolved.endsWith('.json')) return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
+  return { dir: resolved, jsonName: MODEL_JSON };
+}
+
+function tempName(final: string, token: string): string {
+  // Dot-prefixed and `.tmp`-suffixed, so neither a loader nor a `ls` glob for
+  // shards ever mistakes a leftover from an interrupted save for model data.
+  return `.${final}.${token}.tmp`;
+}
+
+async function writeDurably(file: string, data: Uint8Array | string): Promise<void> {
+  const handle = await fs.promises.open(file, 'wx');
+  try {
+    await handle.writeFile(data);
+    // Without fsync a crash after the rename can leave a renamed but empty file.
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  // Makes the renames themselves durable. Some platforms (Windows) cannot open
+  // a directory for fsync; the renames are still atomic there.
+  let handle: fs.promises.FileHandle | undefined;
+  try {
+    handle = await fs.promises.open(dir, 'r');
+    await handle.sync();
+  } catch {
+    /* best effort, see above */
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+}
+
+function shardPaths(bytes: number): string[] {
+  const n = Math.ceil(bytes / SHARD_BYTES);
+  return Array.from({ length: n }, (_, i) => `group1-shard${i + 1}of${n}.bin`);
+}
+
+function toModelJSON(artifacts: tf.io.ModelArtifacts, manifest: tf.io.WeightsManifestConfig): tf.io.ModelJSON {
+  const json: tf.io.ModelJSON = {
+    modelTopology: artifacts.modelTopology as object,
+    weightsManifest: manifest,
+    format: artifacts.format,
+    generatedBy: artifacts.generatedBy,
+    convertedBy: artifacts.convertedBy,
+  };
+  if (artifacts.trainingConfig != null) json.trainingConfig = artifacts.trainingConfig;
+  if (artifacts.signature != null) json.signature = artifacts.signature;
+  if (artifacts.userDefinedMetadata != null) json.userDefinedMetadata = artifacts.userDefinedMetadata;
+  if (artifacts.modelInitializer != null) json.modelInitializer = artifacts.modelInitializer;
+  if (artifacts.initializerSignature != null) json.initializerSignature = artifacts.initializerSignature;
+  return json;
+}
+
+/** Reads a model.json that may be absent or broken; such a model has nothing to protect. */
+async function readPreviousModel(file: string): Promise<tf.io.ModelJSON | undefined> {
+  try {
+    const json = JSON.parse(await fs.promises.readFile(file, 'utf8'));
+    return Array.isArray(json?.weightsManifest) ? json : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function manifestPaths(json: tf.io.ModelJSON | undefined): string[] {
+  if (!json) return [];
+  return json.weightsManifest.flatMap((g) => (Array.isArray(g?.paths) ? g.paths.filter((p) => typeof p === 'string') : []));
+}
+
+/** True when `p` names a file directly inside the model directory (manifests are untrusted input). */
+function isPlainName(p: string): boolean {
+  return p.length > 0 && p === path.basename(p) && p !== '.' && p !== '..';
+}
+
+async function unlinkQuietly(file: string): Promise<void> {
+  await fs.promises.unlink(file).catch(() => undefined);
+}
+
+async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+  if (artifacts.modelTopology instanceof ArrayBuffer) {
+    throw new Error('fileSystem: saving a binary (GraphDef) topology is not supported; save a LayersModel.');
+  }
+  const { dir, jsonName } = loc;
+  await fs.promises.mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`fileSystem: cannot create model directory ${dir}: ${e.message}`);
+  });
+  const stat = await fs.promises.stat(dir);
+  if (!stat.isDirectory()) throw new Error(`fileSystem: ${dir} exists and is not a directory`);
+
+  const weights = new Uint8Array(
+    artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData),
+  );
+  const shards = shardPaths(weights.byteLength);
+  const manifest: tf.io.WeightsManifestConfig = [{ paths: shards, weights: artifacts.weightSpecs ?? [] }];
+  const jsonFile = path.join(dir, jsonName);
+  const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const created: string[] = [];
+  const backups: string[] = [];
+  let previousPaths: string[] = [];
+
+  try {
+    // Phase 1: everything new goes to temporary files. A failure here leaves
+    // the directory as it was, apart from temporaries we remove below.
+    for (let i = 0; i < shards.length; i++) {
+      const tmp = path.join(dir, tempName(shards[i], token));
+      created.push(tmp);
+      await writeDurably(tmp, weights.subarray(i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weights.byteLength)));
+    }
+    const jsonTmp = path.join(dir, tempName(jsonName, token));
+    created.push(jsonTmp);
+    await writeDurably(jsonTmp, JSON.stringify(toModelJSON(artifacts, manifest)));
+
+    // Phase 2: the new shards carry the standard names, so they overwrite the
+    // previous model's shards. To keep the previous model loadable at every
+    // instant, first repoint its model.json at hard-linked copies of the
+    // shards about to be overwritten (one atomic rename).
+    const previous = await readPreviousModel(jsonFile);
+    previousPaths = manifestPaths(previous).filter(isPlainName);
+    if (previous && previousPaths.some((p) => shards.includes(p))) {
+      const rename = new Map<string, string>();
+      for (const p of previousPaths) {
+        if (!shards.includes(p)) continue;
+        const backup = `.prev-${token}-${p}`;
+        try {
+          await fs.promises.link(path.join(dir, p), path.join(dir, backup));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue; // previous model was already broken
+          await fs.promises.copyFile(path.join(dir, p), path.join(dir, backup));
+        }
+        backups.push(path.join(dir, backup));
+        rename.set(p, backup);
+      }
+      const repointed: tf.io.ModelJSON = {
+        ...previous,
+        weightsManifest: previous.weightsManifest.map((g) => ({ ...g, paths: g.paths.map((p) => rename.get(p) ?? p) })),
+      };
+      const prevTmp = path.join(dir, tempName(`prev-${jsonName}`, token));
+      created.push(prevTmp);
+      await writeDurably(prevTmp, JSON.stringify(repointed));
+      await syncDir(dir);
+      await fs.promises.rename(prevTmp, jsonFile);
+      await syncDir(dir);
+    }
+
+    // Phase 3: shards into place, model.json last. Until that final rename the
+    // directory's model.json is the complete previous model.
+    for (let i = 0; i < shards.length; i++) {
+      await fs.promises.rename(created[i], path.join(dir, shards[i]));
+    }
+    await syncDir(dir);
+    await fs.promises.rename(jsonTmp, jsonFile);
+    await syncDir(dir);
+  } catch (e) {
+    await Promise.all(created.map(unlinkQuietly));
+    throw new Error(`fileSystem: saving the model to ${dir} failed, the previous ${jsonName} (if any) is unchanged: ${(e as Error).message}`);
+  }
+
+  // The new model is in place: shards only the previous model referenced, and
+  // standard-named shards left by an earlier interrupted save, are garbage.
+  const keep = new Set([...shards, jsonName]);
+  const obsolete = new Set(
+    previousPaths.concat(await readdirSafe(dir)).filter((f) => OWN_SHARD.test(f) && !keep.has(f)),
+  );
+  await Promise.all([...backups, ...[...obsolete].map((f) => path.join(dir, f))].map(unlinkQuietly));
+
+  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+}
+
+async function readdirSafe(dir: string): Promise<string[]> {
+  return fs.promises.readdir(dir).catch(() => []);
+}
+
+function describeError(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function expectedBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
+  let total = 0;
+  for (const spec of specs) {
+    const dtype = spec.quantization?.dtype ?? spec.dtype;
+    const size = STORED_BYTES[dtype];
+    if (size === undefined) return undefined; // strings: length is only known from the data
+    total += spec.shape.reduce((a, b) => a * b, 1) * size;
+  }
+  return total;
+}
+
+function validateModelJSON(json: unknown, file: string): tf.io.ModelJSON {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) {
+    throw new Error(`${file} is not a tfjs model.json: expected a JSON object`);
+  }
+  const m = json as Record<string, unknown>;
+  if (m.modelTopology == null || typeof m.modelTopology !== 'object') {
+    throw new Error(`${file} is not a tfjs model.json: the key "modelTopology" is missing`);
+  }
+  if (!Array.isArray(m.weightsManifest)) {
+    throw new Error(`${file} is not a tfjs model.json: the key "weightsManifest" is missing or not an array`);
+  }
+  m.weightsManifest.forEach((g: unknown, i: number) => {
+    const group = g as { paths?: unknown; weights?: unknown };
+    if (
+      group == null ||
+      !Array.isArray(group.paths) ||
+      !group.paths.every((p) => typeof p === 'string') ||
+      !Array.isArray(group.weights)
+    ) {
+      throw new Error(`${file}: weightsManifest[${i}] must have "paths" (strings) and "weights" (an array)`);
+    }
+  });
+  return json as tf.io.ModelJSON;
+}
+
+async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
+  const { dir, jsonName } = loc;
+  const jsonFile = path.join(dir, jsonName);
+  const dirStat = await fs.promises.stat(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new Error(`Cannot load model: the directory ${dir} does not exist`);
+    throw new Error(`Cannot load model from ${dir}: ${e.message}`);
+  });
+  if (!dirStat.isDirectory()) throw new Error(`Cannot load model: ${dir} is not a directory`);
+
+  let text: string;
+  try {
+    text = await fs.promises.readFile(jsonFile, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new Error(`Cannot load model: ${jsonFile} does not exist (no model has been saved in ${dir})`);
+    }
+    throw new Error(`Cannot load model: reading ${jsonFile} failed: ${describeError(e)}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot load model: ${jsonFile} is not valid JSON (${describeError(e)})`);
+  }
+  const modelJSON = validateModelJSON(parsed, jsonFile);
+
+  return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
+    const specs: tf.io.WeightsManifestEntry[] = [];
+    const buffers: ArrayBuffer[] = [];
+    for (const [i, group] of manifest.entries()) {
+      let got = 0;
+      const files: string[] = [];
+      for (const p of group.paths) {
+        const file = path.resolve(dir, p);
+        files.push(file);
+        let data: Buffer;
+        try {
+          data = await fs.promises.readFile(file);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+            throw new Error(`Cannot load model: weight shard ${file}, listed in ${jsonFile}, does not exist`);
+          }
+          throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
+        }
+        got += data.byteLength;
+        buffers.push(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
+      }
+      const want = expectedBytes(group.weights);
+      if (want !== undefined && got !== want) {
+        const which = files.length === 1 ? `weight shard ${files[0]} has` : `weight shards ${files.join(', ')} have`;
+        throw new Error(
+          `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ${want} bytes ` +
+            `(${got < want ? 'truncated' : 'does not belong to this model.json'})`,
+        );
+      }
+      specs.push(...group.weights);
+    }
+    return [specs, buffers];
+  });
+}
+
+/**
+ * A TensorFlow.js IO handler that saves and loads models on the local file
+ * system in the standard tfjs format (`model.json` plus 4 MB weight shards
+ * `group1-shardNofM.bin`), without tfjs-node.
+ *
+ * ```ts
+ * await model.save(fileSystem('/tmp/my-model'));
+ * const again = await tfl.loadLayersModel(fileSystem('/tmp/my-model'));
+ * ```
+ *
+ * Saving is atomic: everything is written to temporary files in the same
+ * directory, flushed, then renamed into place with `model.json` last, so an
+ * interrupted save leaves the previous model loadable. Loading checks the
+ * files and throws errors that name the missing or damaged file.
+ *
+ * @param dir The model directory (created on save). A `file://` URL or a path
+ *   ending in `.json` (the model file itself) is accepted too.
+ */
+export function fileSystem(dir: string): tf.io.IOHandler {
+  const loc = locate(dir);
+  return {
+    save: (artifacts: tf.io.ModelArtifacts) => save(loc, artifacts),
+    load: () => load(loc),
+  };
+}
