@@ -1,0 +1,177 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  type ActivationFn,
+  checkOneOf,
+  computeEffectiveKernel,
+  DEFAULT_EPSILON,
+  type DenseGranularity,
+  type DenseLayerArgs,
+  exactlyOne,
+  exactlyOneShape,
+  fusedActivation,
+  groupNorm,
+  type Initializer,
+  type InitializerSpec,
+  parseDenseArgs,
+  resolveInitializer,
+  specConfig,
+} from './common.js';
+
+/** Arguments of {@link decomposedDense}: everything `tf.layers.dense` accepts, plus the decomposition. */
+export interface DecomposedDenseArgs extends DenseLayerArgs {
+  /** `'output'` (default): one magnitude per neuron, over its incoming weights (a kernel column). `'input'`: one per input feature (a kernel row). */
+  granularity?: DenseGranularity;
+  /** Added as `epsilon^2` under the square root of each group's norm, so a zero direction yields a zero kernel, not NaN. Default 1e-6. */
+  epsilon?: number;
+  /** Initial magnitudes. Default: the norm of each group of the initial direction, so a fresh layer is distributed like `tf.layers.dense`. */
+  magnitudeInitializer?: InitializerSpec;
+}
+
+/**
+ * A Dense layer whose kernel is `magnitude * direction / ||direction||`, one
+ * magnitude per group (neuron or input feature). Weights, in this order:
+ * `direction` `[in, units]`, `magnitude` (`[units]` or `[in]`), `bias` `[units]`.
+ * Accepts inputs of rank > 2 like `tf.layers.dense` (applied on the last axis).
+ */
+export class DecomposedDense extends tfl.layers.Layer {
+  /** Serialisation name (`tf.serialization.registerClass`). */
+  static className = 'DecomposedDense';
+
+  /** Output size. */
+  readonly units: number;
+  /** Which weights share one magnitude. */
+  readonly granularity: DenseGranularity;
+  /** See {@link DecomposedDenseArgs.epsilon}. */
+  readonly epsilon: number;
+  /** Whether the layer adds a bias. */
+  readonly useBias: boolean;
+  /** Axes of `direction` reduced for each group's norm: `[0]` for `'output'`, `[1]` for `'input'`. */
+  readonly normAxes: number[];
+  /** The `direction` weight (kernel shape); null until built. */
+  direction: tfl.LayerVariable | null = null;
+  /** The `magnitude` weight; null until built. */
+  magnitude: tfl.LayerVariable | null = null;
+  /** The `bias` weight; null until built or when `useBias` is false. */
+  bias: tfl.LayerVariable | null = null;
+
+  private readonly spec: tfl.layers.Layer & Record<string, any>;
+  private readonly activation: ActivationFn;
+  private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
+
+  constructor(args: DecomposedDenseArgs) {
+    super(args);
+    const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
+    this.spec = parseDenseArgs(plain);
+    if (args.batchInputShape == null && args.inputShape == null && args.inputDim != null) {
+      // Layer's constructor does not know inputDim; Dense's does the same.
+      this.batchInputShape = [args.batchSize ?? null, args.inputDim];
+    }
+    this.units = this.spec.units;
+    this.granularity = checkOneOf('DecomposedDense granularity', granularity ?? 'output', ['output', 'input'] as const);
+    this.epsilon = epsilon ?? DEFAULT_EPSILON;
+    if (!(this.epsilon > 0)) throw new Error(`DecomposedDense epsilon must be > 0, got ${epsilon}`);
+    this.normAxes = this.granularity === 'output' ? [0] : [1];
+    this.useBias = this.spec.useBias;
+    this.activation = this.spec.activation;
+    this.activityRegularizer = this.spec.activityRegularizer;
+    this.magnitudeInit = magnitudeInitializer == null ? null : resolveInitializer(magnitudeInitializer);
+    this.supportsMasking = true;
+    this.inputSpec = [new tfl.InputSpec({ minNDim: 2 })];
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = exactlyOneShape(inputShape);
+    const inputDim = shape[shape.length - 1];
+    if (inputDim == null) throw new Error(`DecomposedDense '${this.name}': the last input dimension must be known`);
+    if (this.direction == null) {
+      const magnitudeShape = this.granularity === 'output' ? [this.units] : [inputDim];
+      this.direction = this.addWeight(
+        'direction',
+        [inputDim, this.units],
+        undefined,
+        this.spec.kernelInitializer,
+        this.spec.kernelRegularizer,
+        true,
+        this.spec.kernelConstraint,
+      );
+      this.magnitude = this.addWeight(
+        'magnitude',
+        magnitudeShape,
+        undefined,
+        this.magnitudeInit?.initializer ?? tfl.initializers.ones(),
+        undefined,
+        true,
+      );
+      if (this.magnitudeInit == null) {
+        const norm = groupNorm(this.direction.read(), this.normAxes, magnitudeShape);
+        this.magnitude.write(norm);
+        norm.dispose();
+      }
+      if (this.useBias) {
+        this.bias = this.addWeight(
+          'bias',
+          [this.units],
+          undefined,
+          this.spec.biasInitializer,
+          this.spec.biasRegularizer,
+          true,
+          this.spec.biasConstraint,
+        );
+      }
+    }
+    this.inputSpec = [new tfl.InputSpec({ minNDim: 2, axes: { [-1]: inputDim } })];
+    this.built = true;
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = exactlyOneShape(inputShape).slice();
+    shape[shape.length - 1] = this.units;
+    return shape;
+  }
+
+  /** The kernel the layer applies, `[in, units]`. A new tensor: the caller disposes it. */
+  effectiveKernel(): tf.Tensor2D {
+    if (this.direction == null || this.magnitude == null) {
+      throw new Error(`DecomposedDense '${this.name}' is not built yet`);
+    }
+    return computeEffectiveKernel(this.direction.read(), this.magnitude.read(), this.normAxes, this.epsilon) as tf.Tensor2D;
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
+    return tf.tidy(() => {
+      this.invokeCallHook(inputs, kwargs);
+      const input = exactlyOne(inputs);
+      const kernel = this.effectiveKernel();
+      const bias = this.bias == null ? undefined : this.bias.read();
+      const fused = fusedActivation(this.activation);
+      const x2d = input.rank === 2 ? (input as tf.Tensor2D) : tf.reshape(input, [-1, input.shape[input.rank - 1]]) as tf.Tensor2D;
+      let y: tf.Tensor = tf.fused.matMul({ a: x2d, b: kernel, bias, activation: fused ?? 'linear' });
+      if (fused == null) y = this.activation.apply(y);
+      if (input.rank !== 2) y = tf.reshape(y, [...input.shape.slice(0, -1), this.units]);
+      return y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config: tf.serialization.ConfigDict = {
+      ...specConfig(this.spec),
+      granularity: this.granularity,
+      epsilon: this.epsilon,
+    };
+    if (this.magnitudeInit != null) config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
+    return { ...config, ...super.getConfig() };
+  }
+}
+tf.serialization.registerClass(DecomposedDense);
+
+/**
+ * A {@link DecomposedDense} layer, the way `tf.layers.dense` makes a Dense one.
+ *
+ * ```ts
+ * const layer = decomposedDense({ units: 300, activation: 'relu', granularity: 'output' });
+ * ```
+ */
+export function decomposedDense(config: DecomposedDenseArgs): DecomposedDense {
+  return new DecomposedDense(config);
+}

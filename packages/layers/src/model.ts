@@ -1,0 +1,243 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { type Conv2DGranularity, DEFAULT_EPSILON, type DenseGranularity, type Granularity, groupNorm } from './common.js';
+import { DecomposedConv2D } from './decomposed-conv2d.js';
+import { DecomposedDense } from './decomposed-dense.js';
+
+/** Options of {@link decompose}. */
+export interface DecomposeOptions {
+  /** Granularity of the new layers. Default: `{ dense: 'output', conv2d: 'kernel' }`. */
+  granularity?: { dense?: DenseGranularity; conv2d?: Conv2DGranularity };
+  /** Which Dense / Conv2D layers to decompose: their names, or a predicate. Default: all of them. */
+  include?: string[] | ((layer: tfl.layers.Layer) => boolean);
+  /** `epsilon` of the new layers. Default 1e-6. */
+  epsilon?: number;
+}
+
+type LayerEntry = { className: string; name?: string; config: tf.serialization.ConfigDict };
+
+/** Whether `layer` is a {@link DecomposedDense} or a {@link DecomposedConv2D}. */
+export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedDense | DecomposedConv2D {
+  return layer instanceof DecomposedDense || layer instanceof DecomposedConv2D;
+}
+
+function rejectNested(model: tfl.LayersModel, what: string): void {
+  for (const layer of model.layers) {
+    if (layer instanceof tfl.LayersModel) {
+      throw new Error(
+        `${what}: layer '${layer.name}' of model '${model.name}' is itself a model; nested models are not supported ` +
+          `(apply ${what} to the inner model and rebuild the outer one)`,
+      );
+    }
+  }
+}
+
+/**
+ * Rebuilds `model` from its own config with some layer entries rewritten,
+ * then copies weights layer by layer (by name). Going through the config
+ * keeps every connection of a functional graph (branches, merges, shared
+ * layers) without walking it ourselves.
+ */
+function rebuild(
+  model: tfl.LayersModel,
+  rewrite: (layer: tfl.layers.Layer, entry: LayerEntry) => LayerEntry | null,
+  weightsOf: (oldLayer: tfl.layers.Layer, newLayer: tfl.layers.Layer) => tf.Tensor[] | null,
+): tfl.LayersModel {
+  const config = JSON.parse(JSON.stringify(model.getConfig())) as { layers: LayerEntry[] } & tf.serialization.ConfigDict;
+  config.layers = config.layers.map((entry) => {
+    const layer = model.getLayer(entry.config.name as string);
+    return rewrite(layer, entry) ?? entry;
+  });
+  const cls = model instanceof tfl.Sequential ? tfl.Sequential : tfl.LayersModel;
+  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
+  const rebuilt = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+  for (const newLayer of rebuilt.layers) {
+    if (newLayer.weights.length === 0) continue;
+    const oldLayer = model.getLayer(newLayer.name);
+    const weights = weightsOf(oldLayer, newLayer);
+    if (weights == null) {
+      newLayer.setWeights(oldLayer.getWeights());
+    } else {
+      newLayer.setWeights(weights);
+      tf.dispose(weights);
+    }
+  }
+  return rebuilt;
+}
+
+/**
+ * A new model in which every Dense and Conv2D layer (or those `include`
+ * selects) is a {@link DecomposedDense} / {@link DecomposedConv2D} with the
+ * same name and config, `direction = kernel` and `magnitude` = the norm of
+ * each group of the kernel, so its outputs equal the original's (up to
+ * `epsilon`). Works on Sequential and functional models, branching graphs
+ * included; the original model is left untouched (weights are copied).
+ * The new model is not compiled.
+ */
+export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
+  rejectNested(model, 'decompose');
+  const denseGranularity = options.granularity?.dense ?? 'output';
+  const convGranularity = options.granularity?.conv2d ?? 'kernel';
+  const epsilon = options.epsilon ?? DEFAULT_EPSILON;
+  const include = options.include;
+  if (Array.isArray(include)) {
+    for (const name of include) {
+      const layer = model.layers.find((l) => l.name === name);
+      if (layer == null) throw new Error(`decompose: include names layer '${name}', which model '${model.name}' does not have`);
+      const cls = layer.getClassName();
+      if (cls !== 'Dense' && cls !== 'Conv2D') {
+        throw new Error(`decompose: include names layer '${name}', a ${cls}; only Dense and Conv2D layers can be decomposed`);
+      }
+    }
+  }
+  const selected = (layer: tfl.layers.Layer): boolean => {
+    const cls = layer.getClassName();
+    if (cls !== 'Dense' && cls !== 'Conv2D') return false;
+    if (include == null) return true;
+    return Array.isArray(include) ? include.includes(layer.name) : include(layer);
+  };
+  return rebuild(
+    model,
+    (layer, entry) => {
+      if (!selected(layer)) return null;
+      const dense = layer.getClassName() === 'Dense';
+      if (!dense && entry.config.dataFormat === 'channelsFirst') {
+        throw new Error(`decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported`);
+      }
+      return {
+        ...entry,
+        className: dense ? DecomposedDense.className : DecomposedConv2D.className,
+        config: { ...entry.config, granularity: dense ? denseGranularity : convGranularity, epsilon },
+      };
+    },
+    (oldLayer, newLayer) => {
+      if (!isDecomposed(newLayer) || isDecomposed(oldLayer)) return null;
+      const [kernel, ...rest] = oldLayer.getWeights();
+      const magnitudeShape = newLayer.magnitude!.shape as number[];
+      return [kernel.clone(), groupNorm(kernel, newLayer.normAxes, magnitudeShape), ...rest.map((t) => t.clone())];
+    },
+  );
+}
+
+/**
+ * The inverse of {@link decompose}: a new model in which every decomposed
+ * layer is a plain Dense / Conv2D with the same name, config and outputs,
+ * holding the effective kernel `magnitude * direction / ||direction||`.
+ * The result contains no normprune class, so plain TensorFlow.js loads it.
+ */
+export function fold(model: tfl.LayersModel): tfl.LayersModel {
+  rejectNested(model, 'fold');
+  return rebuild(
+    model,
+    (layer, entry) => {
+      if (!isDecomposed(layer)) return null;
+      const config = { ...entry.config };
+      delete config.granularity;
+      delete config.epsilon;
+      delete config.magnitudeInitializer;
+      return { ...entry, className: layer instanceof DecomposedDense ? 'Dense' : 'Conv2D', config };
+    },
+    (oldLayer) => {
+      if (!isDecomposed(oldLayer)) return null;
+      const kernel = oldLayer.effectiveKernel();
+      return oldLayer.bias == null ? [kernel] : [kernel, oldLayer.bias.read().clone()];
+    },
+  );
+}
+
+/**
+ * The kernel a decomposed layer applies, `magnitude * direction / ||direction||`
+ * (plain kernel shape). A new tensor: the caller disposes it.
+ */
+export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.Tensor {
+  return layer.effectiveKernel();
+}
+
+/** One decomposed layer's magnitudes and what each group controls; see {@link magnitudes}. */
+export interface MagnitudeInfo {
+  /** The layer. */
+  layer: DecomposedDense | DecomposedConv2D;
+  /** Its name. */
+  layerName: string;
+  /** Which weights share one magnitude. */
+  granularity: Granularity;
+  /** The variable the optimiser updates (`LayerVariable.read()`). */
+  magnitude: tf.Variable;
+  /** The direction variable (kernel shape). */
+  direction: tf.Variable;
+  /** Axes of `direction` reduced for each group's norm. */
+  normAxes: number[];
+  /** The layer's epsilon. */
+  epsilon: number;
+  /** Number of groups (`magnitude.size`). */
+  groups: number;
+  /** Kernel weights one group controls (direction entries of one group). */
+  paramsPerGroup: number;
+  /**
+   * Multiply-accumulates per sample one group controls. Needs the layer to
+   * be connected in a model with known spatial sizes; NaN when they are not
+   * known (e.g. a fully convolutional model with `null` height).
+   */
+  macsPerGroup: number;
+}
+
+function knownShape(layer: tfl.layers.Layer, which: 'inputShapes' | 'outputShapes'): (number | null)[] | null {
+  // The first call site decides: a layer applied to several shapes has no single MAC count.
+  const node = layer.inboundNodes[0];
+  if (node == null) return null;
+  const shape = node[which] as (number | null)[] | (number | null)[][];
+  if (shape.length > 0 && Array.isArray(shape[0])) return shape.length === 1 ? (shape[0] as (number | null)[]) : null;
+  return shape as (number | null)[];
+}
+
+function product(dims: (number | null)[]): number {
+  return dims.reduce<number>((p, d) => p * (d == null ? NaN : d), 1);
+}
+
+function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
+  return model.layers.flatMap((l) => (l instanceof tfl.LayersModel ? layersOf(l) : [l]));
+}
+
+/**
+ * Every decomposed layer of `model` (nested models included), with its
+ * magnitude variable and the parameters and MACs each group controls:
+ * the proximal optimiser's cost-aware penalty and surgery read this.
+ */
+export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
+  const out: MagnitudeInfo[] = [];
+  for (const layer of layersOf(model)) {
+    if (!isDecomposed(layer)) continue;
+    if (layer.direction == null || layer.magnitude == null) {
+      throw new Error(`magnitudes: layer '${layer.name}' is not built yet`);
+    }
+    const direction = layer.direction.read() as tf.Variable;
+    const magnitude = layer.magnitude.read() as tf.Variable;
+    const [d0, d1, d2] = direction.shape;
+    let paramsPerGroup: number;
+    let macsPerGroup: number;
+    if (layer instanceof DecomposedDense) {
+      paramsPerGroup = layer.granularity === 'output' ? d0 : d1;
+      const input = knownShape(layer, 'inputShapes');
+      const positions = input == null ? NaN : product(input.slice(1, -1));
+      macsPerGroup = paramsPerGroup * positions;
+    } else {
+      const perPosition = layer.granularity === 'kernel' ? d0 * d1 : d0 * d1 * d2;
+      paramsPerGroup = perPosition;
+      const output = knownShape(layer, 'outputShapes');
+      macsPerGroup = perPosition * (output == null ? NaN : product(output.slice(1, 3)));
+    }
+    out.push({
+      layer,
+      layerName: layer.name,
+      granularity: layer.granularity,
+      magnitude,
+      direction,
+      normAxes: layer.normAxes.slice(),
+      epsilon: layer.epsilon,
+      groups: magnitude.size,
+      paramsPerGroup,
+      macsPerGroup,
+    });
+  }
+  return out;
+}
