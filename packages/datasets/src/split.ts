@@ -1,0 +1,58 @@
+import type { Split, Stats } from './types.js';
+
+/**
+ * Per-channel mean and std over a whole split, in [0, 1] units. Counting a
+ * histogram of byte values per channel makes this exact and fast (no float
+ * accumulation over 150 M values).
+ */
+export function computeStats(split: Split): Stats {
+  const c = split.shape[2];
+  const hist = Array.from({ length: c }, () => new Float64Array(256));
+  const px = split.images;
+  const n = split.count * split.shape[0] * split.shape[1] * c;
+  if (c === 1) {
+    const h = hist[0];
+    for (let i = 0; i < n; i++) h[px[i]]++;
+  } else {
+    for (let i = 0; i < n; i += c) for (let k = 0; k < c; k++) hist[k][px[i + k]]++;
+  }
+  const mean: number[] = [];
+  const std: number[] = [];
+  for (let k = 0; k < c; k++) {
+    let total = 0;
+    let s = 0;
+    for (let v = 0; v < 256; v++) {
+      total += hist[k][v];
+      s += hist[k][v] * (v / 255);
+    }
+    const m = total > 0 ? s / total : 0;
+    let sq = 0;
+    for (let v = 0; v < 256; v++) sq += hist[k][v] * (v / 255 - m) ** 2;
+    mean.push(m);
+    std.push(total > 0 ? Math.sqrt(sq / total) : 0);
+  }
+  return { mean, std };
+}
+
+function slice(split: Split, from: number, to: number): Split {
+  const per = split.shape[0] * split.shape[1] * split.shape[2];
+  const out: Split = {
+    images: split.images.subarray(from * per, to * per),
+    labels: split.labels.subarray(from, to),
+    count: to - from,
+    shape: [...split.shape] as [number, number, number],
+  };
+  if (split.numClasses !== undefined) out.numClasses = split.numClasses;
+  return out;
+}
+
+/**
+ * Holds out the last `n` images as a validation split (views, no copy). The
+ * loaders order CIFAR image folders class-interleaved, so the tail is balanced.
+ */
+export function validationSplit(split: Split, n: number): { train: Split; validation: Split } {
+  if (!Number.isInteger(n) || n <= 0 || n >= split.count) {
+    throw new RangeError(`validationSplit: n must be an integer in [1, ${split.count - 1}], got ${n}`);
+  }
+  return { train: slice(split, 0, split.count - n), validation: slice(split, split.count - n, split.count) };
+}

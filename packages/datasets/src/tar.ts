@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
+import { DatasetError } from './errors.js';
+import { gunzipChecked, isGzip } from './idx.js';
+
+/** One regular file or directory of a tar archive; `data` views the archive's buffer. */
+export interface TarEntry {
+  name: string;
+  type: 'file' | 'directory';
+  data: Uint8Array;
+}
+
+export interface TarOptions {
+  /** Refuse archives whose files add up to more than this (default 2 GiB). */
+  maxTotalBytes?: number;
+}
+
+const DEFAULT_MAX = 2 * 1024 * 1024 * 1024;
+const decoder = new TextDecoder('utf-8');
+
+function field(h: Uint8Array, off: number, len: number): string {
+  let end = off;
+  while (end < off + len && h[end] !== 0) end++;
+  return decoder.decode(h.subarray(off, end));
+}
+
+function octal(h: Uint8Array, off: number, len: number, file: string): number {
+  if (h[off] & 0x80) {
+    // GNU base-256 for sizes >= 8 GiB: far beyond the cap, but parse to report it.
+    let v = h[off] & 0x7f;
+    for (let i = 1; i < len; i++) v = v * 256 + h[off + i];
+    return v;
+  }
+  const s = field(h, off, len).trim();
+  if (s === '') return 0;
+  if (!/^[0-7]+$/.test(s)) throw new DatasetError('corrupt-archive', { file, message: 'bad octal number in tar header', found: JSON.stringify(s) });
+  return parseInt(s, 8);
+}
+
+function parsePax(data: Uint8Array, file: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < data.length) {
+    let sp = i;
+    while (sp < data.length && data[sp] !== 0x20) sp++;
+    const len = parseInt(decoder.decode(data.subarray(i, sp)), 10);
+    if (!Number.isFinite(len) || len <= 0 || i + len > data.length) {
+      throw new DatasetError('corrupt-archive', { file, message: 'bad pax extended header record' });
+    }
+    const rec = decoder.decode(data.subarray(sp + 1, i + len - 1));
+    const eq = rec.indexOf('=');
+    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+/**
+ * Normalises an entry path and refuses anything that could land outside the
+ * archive's root if extracted (absolute paths, drive letters, `..`): even
+ * though we never extract, such an archive is hostile or broken.
+ */
+function safeName(raw: string, file: string): string {
+  if (raw.startsWith('/') || /^[A-Za-z]:/.test(raw) || raw.includes('\\')) {
+    throw new DatasetError('unsafe-archive', { file, message: 'absolute path in archive', found: raw });
+  }
+  const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) throw new DatasetError('unsafe-archive', { file, message: "'..' in archive path", found: raw });
+  return parts.join('/');
+}
+
+/** Resolves a link target inside the archive, refusing targets that leave it. */
+function linkTarget(entry: string, target: string, hard: boolean, file: string): string {
+  if (target.startsWith('/') || /^[A-Za-z]:/.test(target)) {
+    throw new DatasetError('unsafe-archive', { file, message: `link ${entry} points to an absolute path`, found: target });
+  }
+  const joined = hard ? posix.normalize(target) : posix.normalize(posix.join(posix.dirname(entry), target));
+  if (joined === '..' || joined.startsWith('../')) {
+    throw new DatasetError('unsafe-archive', { file, message: `link ${entry} points outside the archive`, found: target });
+  }
+  return joined.replace(/^\.\/?/, '');
+}
+
+/**
+ * Reads a ustar / pax / GNU tar archive (optionally gzipped) held in memory,
+ * without touching the disk. Hard and symbolic links to files inside the
+ * archive resolve to those files' bytes; links that leave the archive, device
+ * files and unsafe paths raise `unsafe-archive`.
+ */
+export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): TarEntry[] {
+  const max = o.maxTotalBytes ?? DEFAULT_MAX;
+  const buf = isGzip(input) ? gunzipChecked(input, file, max + 64 * 1024 * 1024) : input;
+  const entries: TarEntry[] = [];
+  const files = new Map<string, TarEntry>();
+  const symlinks: { name: string; target: string }[] = [];
+  let total = 0;
+  let off = 0;
+  let pax: Record<string, string> = {};
+  let longName: string | undefined;
+  let longLink: string | undefined;
+  let ended = false;
+  while (off + 512 <= buf.length) {
+    const h = buf.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) {
+      ended = true;
+      break;
+    }
+    const stored = octal(h, 148, 8, file);
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
+    if (sum !== stored) throw new DatasetError('corrupt-archive', { file, message: `tar header checksum mismatch at byte ${off}`, expected: stored, found: sum });
+    const type = String.fromCharCode(h[156] || 0x30);
+    const size = pax.size !== undefined ? Number(pax.size) : octal(h, 124, 12, file);
+    const dataStart = off + 512;
+    const dataEnd = dataStart + size;
+    if (dataEnd > buf.length) {
+      throw new DatasetError('truncated', { file, message: 'tar entry runs past the end of the archive', expected: `${dataEnd} bytes`, found: `${buf.length} bytes` });
+    }
+    const data = buf.subarray(dataStart, dataEnd);
+    off = dataStart + Math.ceil(size / 512) * 512;
+    if (type === 'x') {
+      pax = { ...pax, ...parsePax(data, file) };
+      continue;
+    }
+    if (type === 'g') continue;
+    if (type === 'L') {
+      longName = field(data, 0, data.length);
+      continue;
+    }
+    if (type === 'K') {
+      longLink = field(data, 0, data.length);
+      continue;
+    }
+    const magic = field(h, 257, 6);
+    const prefix = magic.startsWith('ustar') ? field(h, 345, 155) : '';
+    const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
+    const rawLink = pax.linkpath ?? longLink ?? field(h, 157, 100);
+    pax = {};
+    longName = undefined;
+    longLink = undefined;
+    const name = safeName(rawName, file);
+    if (type === '0' || type === '7') {
+      total += size;
+      if (total > max) throw new DatasetError('too-large', { file, message: 'archive exceeds the size cap', expected: `<= ${max} bytes`, found: `> ${total - size} bytes` });
+      const e: TarEntry = { name, type: 'file', data };
+      entries.push(e);
+      files.set(name, e);
+    } else if (type === '5') {
+      entries.push({ name, type: 'directory', data: data.subarray(0, 0) });
+    } else if (type === '1') {
+      const target = linkTarget(name, rawLink, true, file);
+      const t = files.get(target);
+      if (!t) throw new DatasetError('corrupt-archive', { file, message: `hard link ${name} to a file not in the archive`, found: rawLink });
+      total += t.data.length;
+      if (total > max) throw new DatasetError('too-large', { file, expected: `<= ${max} bytes`, found: `> ${total - t.data.length} bytes` });
+      const e: TarEntry = { name, type: 'file', data: t.data };
+      entries.push(e);
+      files.set(name, e);
+    } else if (type === '2') {
+      symlinks.push({ name, target: linkTarget(name, rawLink, false, file) });
+    } else {
+      throw new DatasetError('unsafe-archive', { file, message: `unsupported tar entry type '${type}' (device, fifo or unknown)`, found: name });
+    }
+  }
+  // Without the end-of-archive block a cut at a 512-byte boundary would pass as a smaller archive.
+  if (!ended) throw new DatasetError('truncated', { file, message: 'tar archive has no end-of-archive block' });
+  for (const s of symlinks) {
+    const t = files.get(s.target);
+    if (!t) throw new DatasetError('unsafe-archive', { file, message: `symbolic link ${s.name} does not point to a file in the archive`, found: s.target });
+    total += t.data.length;
+    if (total > max) throw new DatasetError('too-large', { file, expected: `<= ${max} bytes`, found: `> ${total - t.data.length} bytes` });
+    const e: TarEntry = { name: s.name, type: 'file', data: t.data };
+    entries.push(e);
+    files.set(s.name, e);
+  }
+  return entries;
+}
+
+export function readTarFile(path: string, o: TarOptions = {}): TarEntry[] {
+  return readTar(readFileSync(path), path, o);
+}

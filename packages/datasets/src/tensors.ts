@@ -1,0 +1,174 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { DatasetError } from './errors.js';
+import { mulberry32, permutation } from './random.js';
+import { computeStats } from './split.js';
+import type { AugmentOptions, Split, Stats } from './types.js';
+
+type Normalize = 'unit' | 'standardize';
+
+function numClassesOf(split: Split): number {
+  if (split.numClasses !== undefined) return split.numClasses;
+  let max = 0;
+  for (let i = 0; i < split.count; i++) if (split.labels[i] > max) max = split.labels[i];
+  return max + 1;
+}
+
+/** Per-channel affine map byte -> float as a 256-entry table per channel: one lookup per pixel. */
+function lookupTables(c: number, normalize: Normalize, stats: Stats | undefined): Float32Array[] {
+  const tables: Float32Array[] = [];
+  for (let k = 0; k < c; k++) {
+    const t = new Float32Array(256);
+    const mean = normalize === 'standardize' ? stats!.mean[k] : 0;
+    const std = normalize === 'standardize' ? stats!.std[k] || 1 : 1;
+    for (let v = 0; v < 256; v++) t[v] = (v / 255 - mean) / std;
+    tables.push(t);
+  }
+  return tables;
+}
+
+function checkStats(stats: Stats, c: number): void {
+  if (stats.mean.length !== c || stats.std.length !== c) {
+    throw new DatasetError('invalid-argument', { message: 'stats must have one mean and one std per channel', expected: c, found: `${stats.mean.length}/${stats.std.length}` });
+  }
+}
+
+function labelsTensor(split: Split, indices: ArrayLike<number>, oneHot: boolean, depth: number): tf.Tensor {
+  const n = indices.length;
+  if (!oneHot) {
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) y[i] = split.labels[indices[i]];
+    return tf.tensor1d(y, 'int32');
+  }
+  const y = new Float32Array(n * depth);
+  for (let i = 0; i < n; i++) y[i * depth + split.labels[indices[i]]] = 1;
+  return tf.tensor2d(y, [n, depth], 'float32');
+}
+
+/**
+ * Copies one image into `out` through a random crop of its zero-padded
+ * version and an optional horizontal flip (the usual CIFAR augmentation),
+ * working on bytes so no tensor op is needed.
+ */
+function augmentImage(src: Uint8Array, srcOff: number, out: Uint8Array, h: number, w: number, c: number, pad: number, flip: boolean, rand: () => number): void {
+  const dy = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
+  const dx = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
+  const mirror = flip && rand() < 0.5;
+  for (let y = 0; y < h; y++) {
+    const sy = y + dy;
+    for (let x = 0; x < w; x++) {
+      const o = (y * w + x) * c;
+      const sx = (mirror ? w - 1 - x : x) + dx;
+      if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
+        for (let k = 0; k < c; k++) out[o + k] = 0;
+      } else {
+        const s = srcOff + (sy * w + sx) * c;
+        for (let k = 0; k < c; k++) out[o + k] = src[s + k];
+      }
+    }
+  }
+}
+
+function imagesTensor(
+  split: Split,
+  indices: ArrayLike<number>,
+  tables: Float32Array[],
+  augment: { pad: number; flip: boolean; rand: () => number } | undefined,
+): tf.Tensor4D {
+  const [h, w, c] = split.shape;
+  const per = h * w * c;
+  const n = indices.length;
+  const out = new Float32Array(n * per);
+  const scratch = augment ? new Uint8Array(per) : undefined;
+  for (let i = 0; i < n; i++) {
+    let src = split.images;
+    let off = indices[i] * per;
+    if (augment && scratch) {
+      augmentImage(split.images, off, scratch, h, w, c, augment.pad, augment.flip, augment.rand);
+      src = scratch;
+      off = 0;
+    }
+    const base = i * per;
+    if (c === 1) {
+      const t = tables[0];
+      for (let j = 0; j < per; j++) out[base + j] = t[src[off + j]];
+    } else {
+      for (let j = 0; j < per; j += c) for (let k = 0; k < c; k++) out[base + j + k] = tables[k][src[off + j + k]];
+    }
+  }
+  return tf.tensor4d(out, [n, h, w, c], 'float32');
+}
+
+/**
+ * The whole split as two tensors: `xs` float32 `[n, h, w, c]` (pixels / 255,
+ * or standardised per channel) and `ys` int32 labels `[n]` (or one-hot
+ * float32 `[n, classes]`). With `'standardize'` and no `stats`, the split's
+ * own stats are computed and returned, to be passed again for the test split.
+ * The caller owns (and disposes) both tensors.
+ */
+export function toTensors(
+  split: Split,
+  o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
+): { xs: tf.Tensor4D; ys: tf.Tensor; stats?: Stats } {
+  const normalize = o.normalize ?? 'unit';
+  let stats = o.stats;
+  if (normalize === 'standardize' && !stats) stats = computeStats(split);
+  if (stats) checkStats(stats, split.shape[2]);
+  const all = Uint32Array.from({ length: split.count }, (_, i) => i);
+  const xs = imagesTensor(split, all, lookupTables(split.shape[2], normalize, stats), undefined);
+  let ys: tf.Tensor;
+  try {
+    ys = labelsTensor(split, all, o.oneHot ?? false, numClassesOf(split));
+  } catch (e) {
+    xs.dispose();
+    throw e;
+  }
+  return normalize === 'standardize' ? { xs, ys, stats } : { xs, ys };
+}
+
+/**
+ * Iterates over a split in batches, making each batch's two tensors only when
+ * it is requested, so nothing is held when the consumer stops early. The
+ * consumer owns (and disposes) every `{ xs, ys }` it receives. With a `seed`,
+ * the order and the augmentation are reproducible; pass a different seed per
+ * epoch (e.g. `seed + epoch`) for a fresh order.
+ */
+export function batches(
+  split: Split,
+  o: {
+    batchSize: number;
+    shuffle?: boolean;
+    seed?: number;
+    augment?: boolean | AugmentOptions;
+    normalize?: Normalize;
+    stats?: Stats;
+    oneHot?: boolean;
+    dropRemainder?: boolean;
+  },
+): AsyncIterableIterator<{ xs: tf.Tensor4D; ys: tf.Tensor }> {
+  if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
+    throw new DatasetError('invalid-argument', { message: 'batchSize must be a positive integer', found: o.batchSize });
+  }
+  const normalize = o.normalize ?? 'unit';
+  let stats = o.stats;
+  if (normalize === 'standardize' && !stats) stats = computeStats(split);
+  if (stats) checkStats(stats, split.shape[2]);
+  const tables = lookupTables(split.shape[2], normalize, stats);
+  const rand = mulberry32(o.seed ?? Math.floor(Math.random() * 2 ** 32));
+  const order = o.shuffle ? permutation(split.count, rand) : Uint32Array.from({ length: split.count }, (_, i) => i);
+  const aug = o.augment ? (o.augment === true ? {} : o.augment) : undefined;
+  const augment = aug ? { pad: aug.padding ?? 4, flip: aug.flip ?? true, rand } : undefined;
+  const depth = numClassesOf(split);
+  const oneHot = o.oneHot ?? false;
+  const batchSize = o.batchSize;
+  const end = o.dropRemainder ? split.count - (split.count % batchSize) : split.count;
+
+  async function* generate(): AsyncGenerator<{ xs: tf.Tensor4D; ys: tf.Tensor }> {
+    for (let start = 0; start < end; start += batchSize) {
+      const idx = order.subarray(start, Math.min(start + batchSize, end));
+      const xs = imagesTensor(split, idx, tables, augment);
+      const ys = labelsTensor(split, idx, oneHot, depth);
+      yield { xs, ys };
+    }
+  }
+  return generate();
+}

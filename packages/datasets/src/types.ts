@@ -1,0 +1,60 @@
+/**
+ * One split of a data set: `count` images stored NHWC as bytes (0..255), and
+ * one label byte per image. Plain typed arrays, so a whole data set costs no
+ * tensor memory until a batch is asked for.
+ */
+export interface Split {
+  /** `count * h * w * c` bytes, image after image, row-major, channels last. */
+  images: Uint8Array;
+  /** `count` class indices. */
+  labels: Uint8Array;
+  /** Number of images. */
+  count: number;
+  /** `[h, w, c]` of one image. */
+  shape: [number, number, number];
+  /**
+   * Number of classes (the depth of one-hot labels). Set by the loaders; when
+   * absent, one-hot encoding uses the largest label + 1.
+   */
+  numClasses?: number;
+}
+
+/** A data set as the loaders return it; `classes[i]` names label `i`. */
+export interface Dataset {
+  /** The training split. */
+  train: Split;
+  /** The test split. */
+  test: Split;
+  /** Class names in label order. */
+  classes: string[];
+}
+
+/** Where to find a data set; see the package README for the order sources are tried in. */
+export interface LoadOptions {
+  /** A directory holding the data set's files (IDX files, `cifar-10-batches-bin/`, or `train/` + `test/` image folders). */
+  dir?: string;
+  /** One archive (`.tar` / `.tar.gz`) holding the data set. */
+  file?: string;
+  /** Forbid the network (also `NORMPRUNE_OFFLINE=1`); a missing file then raises a `DatasetError` with code `offline`. */
+  offline?: boolean;
+  /** Where downloads and decoded caches live (default `$XDG_CACHE_HOME/normprune`, else `~/.cache/normprune`). */
+  cacheDir?: string;
+  /** Base URL to download from instead of the official hosts (also `NORMPRUNE_DATA_MIRROR`); files are fetched as `<mirror>/<dataset>/<file name>`. */
+  mirror?: string;
+}
+
+/** Per-channel mean and standard deviation, in [0, 1] pixel units. */
+export interface Stats {
+  /** One mean per channel. */
+  mean: number[];
+  /** One standard deviation per channel. */
+  std: number[];
+}
+
+/** CIFAR-style augmentation, applied to the bytes of each batch before the tensor is made. */
+export interface AugmentOptions {
+  /** Zero padding (pixels on every side) before a random crop back to the original size; 0 disables. Default 4. */
+  padding?: number;
+  /** Random horizontal flip with probability 1/2. Default true. */
+  flip?: boolean;
+}

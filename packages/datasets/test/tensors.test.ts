@@ -1,0 +1,187 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { batches, computeStats, toTensors, validationSplit, type Split } from '../src/index';
+import { expectNoLeak } from '../../../tools/testing/leaks';
+import { fakeImages, fakeLabels } from './fixtures';
+
+function split(n: number, h = 4, w = 4, c = 3): Split {
+  return { images: fakeImages(n, h, w, c), labels: fakeLabels(n, 10), count: n, shape: [h, w, c], numClasses: 10 };
+}
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+describe('computeStats', () => {
+  it('matches a direct per-channel computation', () => {
+    const s = split(7);
+    const st = computeStats(s);
+    for (let k = 0; k < 3; k++) {
+      const v: number[] = [];
+      for (let i = k; i < s.images.length; i += 3) v.push(s.images[i] / 255);
+      const m = v.reduce((a, b) => a + b, 0) / v.length;
+      const sd = Math.sqrt(v.reduce((a, b) => a + (b - m) ** 2, 0) / v.length);
+      expect(st.mean[k]).toBeCloseTo(m, 10);
+      expect(st.std[k]).toBeCloseTo(sd, 10);
+    }
+  });
+});
+
+describe('toTensors', () => {
+  it('gives unit-scaled NHWC floats and int32 labels', async () => {
+    const s = split(5);
+    await expectNoLeak(() => {
+      const { xs, ys, stats } = toTensors(s);
+      expect(stats).toBeUndefined();
+      expect(xs.shape).toEqual([5, 4, 4, 3]);
+      expect(ys.dtype).toBe('int32');
+      const x = xs.dataSync();
+      for (let i = 0; i < x.length; i++) expect(x[i]).toBeCloseTo(s.images[i] / 255, 6);
+      expect(Array.from(ys.dataSync())).toEqual(Array.from(s.labels));
+      tf.dispose([xs, ys]);
+    });
+  });
+
+  it('standardises with train stats reused for test, and one-hot encodes', async () => {
+    const train = split(20);
+    const test = split(6);
+    await expectNoLeak(() => {
+      const a = toTensors(train, { normalize: 'standardize', oneHot: true });
+      expect(a.stats).toEqual(computeStats(train));
+      const mean = tf.mean(a.xs, [0, 1, 2]);
+      const argMax = tf.argMax(a.ys, 1);
+      expect(Array.from(mean.dataSync()).every((m) => Math.abs(m) < 1e-4)).toBe(true);
+      const b = toTensors(test, { normalize: 'standardize', stats: a.stats });
+      expect(b.stats).toBe(a.stats);
+      expect(a.ys.shape).toEqual([20, 10]);
+      expect(Array.from(argMax.dataSync())).toEqual(Array.from(train.labels));
+      const x = b.xs.dataSync();
+      expect(x[1]).toBeCloseTo((test.images[1] / 255 - a.stats!.mean[1]) / a.stats!.std[1], 5);
+      tf.dispose([a.xs, a.ys, b.xs, b.ys, mean, argMax]);
+    });
+  });
+});
+
+describe('batches', () => {
+  it('covers every image once, keeps order without shuffle, drops the remainder on request', async () => {
+    const s = split(10);
+    const seen: number[] = [];
+    const sizes: number[] = [];
+    for await (const { xs, ys } of batches(s, { batchSize: 4 })) {
+      sizes.push(xs.shape[0]);
+      seen.push(...Array.from(ys.dataSync()));
+      tf.dispose([xs, ys]);
+    }
+    expect(sizes).toEqual([4, 4, 2]);
+    expect(seen).toEqual(Array.from(s.labels));
+    const dropped: number[] = [];
+    for await (const { xs, ys } of batches(s, { batchSize: 4, dropRemainder: true })) {
+      dropped.push(xs.shape[0]);
+      tf.dispose([xs, ys]);
+    }
+    expect(dropped).toEqual([4, 4]);
+  });
+
+  it('shuffles reproducibly from a seed, as a permutation', async () => {
+    const s: Split = { images: new Uint8Array(50), labels: Uint8Array.from({ length: 50 }, (_, i) => i), count: 50, shape: [1, 1, 1] };
+    const run = async (seed: number) => {
+      const out: number[] = [];
+      for await (const { xs, ys } of batches(s, { batchSize: 8, shuffle: true, seed })) {
+        out.push(...Array.from(ys.dataSync()));
+        tf.dispose([xs, ys]);
+      }
+      return out;
+    };
+    const a = await run(1);
+    expect(await run(1)).toEqual(a);
+    expect(await run(2)).not.toEqual(a);
+    expect([...a].sort((x, y) => x - y)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    expect(a).not.toEqual(Array.from({ length: 50 }, (_, i) => i));
+  });
+
+  it('leaks nothing when each batch is disposed or when the consumer stops early', async () => {
+    const s = split(40);
+    await expectNoLeak(async () => {
+      for await (const { xs, ys } of batches(s, { batchSize: 8, shuffle: true, seed: 3, augment: true, normalize: 'standardize', oneHot: true })) {
+        tf.dispose([xs, ys]);
+      }
+    });
+    await expectNoLeak(async () => {
+      let n = 0;
+      for await (const { xs, ys } of batches(s, { batchSize: 8, shuffle: true, seed: 3 })) {
+        tf.dispose([xs, ys]);
+        if (++n === 2) break;
+      }
+    });
+    await expectNoLeak(async () => {
+      const it = batches(s, { batchSize: 8 });
+      const first = await it.next();
+      tf.dispose([first.value.xs, first.value.ys]);
+      await it.return!(undefined);
+      expect((await it.next()).done).toBe(true);
+    });
+  });
+
+  it('augments by padded random crop and flip, reproducibly, on the bytes', async () => {
+    const h = 8;
+    const w = 8;
+    // One image with distinct pixel values 1..64, so crops and flips are recognisable.
+    const img = Uint8Array.from({ length: h * w }, (_, i) => i + 1);
+    const s: Split = { images: img, labels: new Uint8Array(1), count: 1, shape: [h, w, 1] };
+    const draw = async (seed: number, augment: object | boolean) => {
+      const it = batches(s, { batchSize: 1, seed, augment });
+      const { value } = await it.next();
+      const px = Array.from(value.xs.dataSync()).map((v) => Math.round((v as number) * 255));
+      tf.dispose([value.xs, value.ys]);
+      return px;
+    };
+    const a = await draw(5, true);
+    expect(await draw(5, true)).toEqual(a);
+    const outcomes = new Set<string>();
+    for (let seed = 0; seed < 40; seed++) {
+      const px = await draw(seed, { padding: 2, flip: true });
+      // Every output is a shifted (and maybe mirrored) copy with zeros where the padding shows.
+      let matched = false;
+      for (const mirror of [false, true]) {
+        for (let dy = -2; dy <= 2 && !matched; dy++) {
+          for (let dx = -2; dx <= 2 && !matched; dx++) {
+            let ok = true;
+            for (let y = 0; y < h && ok; y++) {
+              for (let x = 0; x < w && ok; x++) {
+                const sy = y + dy;
+                const sx = (mirror ? w - 1 - x : x) + dx;
+                const want = sy < 0 || sy >= h || sx < 0 || sx >= w ? 0 : img[sy * w + sx];
+                ok = px[y * w + x] === want;
+              }
+            }
+            if (ok) {
+              matched = true;
+              outcomes.add(`${mirror}:${dy}:${dx}`);
+            }
+          }
+        }
+      }
+      expect(matched).toBe(true);
+    }
+    expect(outcomes.size).toBeGreaterThan(10);
+    expect([...outcomes].some((o) => o.startsWith('true'))).toBe(true);
+    // Flip only, no padding: the image or its mirror, nothing else.
+    const f = await draw(9, { padding: 0, flip: true });
+    const row0 = f.slice(0, w);
+    expect([Array.from(img.subarray(0, w)), Array.from(img.subarray(0, w)).reverse()]).toContainEqual(row0);
+  });
+});
+
+describe('validationSplit', () => {
+  it('holds out the last n images as views', () => {
+    const s = split(10);
+    const { train, validation } = validationSplit(s, 3);
+    expect(train.count).toBe(7);
+    expect(validation.count).toBe(3);
+    expect(Array.from(validation.labels)).toEqual(Array.from(s.labels.subarray(7)));
+    expect(validation.images[0]).toBe(s.images[7 * 48]);
+    expect(validation.numClasses).toBe(10);
+    expect(() => validationSplit(s, 10)).toThrow(RangeError);
+    expect(() => validationSplit(s, 0)).toThrow(RangeError);
+  });
+});
