@@ -4,6 +4,7 @@
 // as before whether it starts before or after registration.
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
+import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { KernelFn } from './util.js';
 
 const MARK = Symbol.for('normprune.wasmTrainingKernel');
@@ -20,6 +21,8 @@ interface KernelSpec {
 const SPECS: KernelSpec[] = [
   { kernelName: 'BatchMatMul', make: (up) => (up ? transposeFirst(up) : null) },
   { kernelName: '_FusedMatMul', make: (up) => (up ? transposeFirst(up) : null) },
+  { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
+  { kernelName: 'Conv2DBackpropInput', make: () => conv2DBackpropInput as KernelFn },
 ];
 
 function isOurs(config: tf.KernelConfig | undefined): boolean {

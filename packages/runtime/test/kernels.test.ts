@@ -1,0 +1,169 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/kernels/index.js';
+import { expectNoLeak } from '../../../tools/testing/leaks.js';
+import { initWasm, int, relError, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
+
+const TOL = 1e-4;
+
+beforeAll(async () => {
+  await initWasm();
+  registerWasmTrainingKernels();
+});
+
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+type Pad = 'same' | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+
+interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  cin: number;
+  cout: number;
+  kh: number;
+  kw: number;
+  stride: [number, number];
+  pad: Pad;
+}
+
+function convCases(seed: number, count: number): ConvCase[] {
+  const r = rng(seed);
+  const cases: ConvCase[] = [];
+  while (cases.length < count) {
+    const kh = int(r, 1, 5);
+    const kw = int(r, 1, 5);
+    const h = int(r, kh, 13);
+    const w = int(r, kw, 11);
+    const s = int(r, 1, 2);
+    const stride: [number, number] = r() < 0.2 ? [s, 3 - s] : [s, s];
+    const which = int(r, 0, 4);
+    const pad: Pad =
+      which <= 1
+        ? 'same'
+        : which <= 3
+          ? 'valid'
+          : [
+              [0, 0],
+              [int(r, 0, kh - 1), int(r, 0, kh - 1)],
+              [int(r, 0, kw - 1), int(r, 0, kw - 1)],
+              [0, 0],
+            ];
+    cases.push({ n: int(r, 1, 8), h, w, cin: int(r, 1, 16), cout: int(r, 1, 16), kh, kw, stride, pad });
+  }
+  return cases;
+}
+
+function outShape(c: ConvCase): [number, number, number, number] {
+  const info = tf.backend_util.computeConv2DInfo(
+    [c.n, c.h, c.w, c.cin],
+    [c.kh, c.kw, c.cin, c.cout],
+    c.stride,
+    1,
+    c.pad as 'same',
+  );
+  return info.outShape as [number, number, number, number];
+}
+
+const describeCase = (c: ConvCase) =>
+  `n${c.n} ${c.h}x${c.w}x${c.cin} k${c.kh}x${c.kw}->${c.cout} s${c.stride.join(',')} ${JSON.stringify(c.pad)}`;
+
+describe('registration', () => {
+  it('is idempotent and keeps the upstream setupFunc', () => {
+    const before = wasmTrainingKernelNames.map((k) => tf.getKernel(k, 'wasm'));
+    registerWasmTrainingKernels();
+    const after = wasmTrainingKernelNames.map((k) => tf.getKernel(k, 'wasm'));
+    expect(after).toEqual(before);
+    for (const k of ['BatchMatMul', '_FusedMatMul', 'Conv2DBackpropInput']) {
+      const ours = tf.getKernel(k, 'wasm')!;
+      expect(typeof ours.setupFunc).toBe('function');
+      // The registered setupFunc is upstream's, which binds the C++ entry points.
+      expect(ours.setupFunc!.toString()).toMatch(/cwrap/);
+    }
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+  });
+});
+
+describe('BatchMatMul', () => {
+  const r = rng(7);
+  const cases: { a: number[]; b: number[]; ta: boolean; tb: boolean }[] = [];
+  for (let i = 0; i < 24; i++) {
+    const ta = i % 2 === 1;
+    const tb = Math.floor(i / 2) % 2 === 1;
+    const batch = i < 8 ? [] : i < 16 ? [int(r, 1, 4)] : [int(r, 1, 3), int(r, 1, 3)];
+    const m = int(r, 1, 40);
+    const k = int(r, 1, 40);
+    const n = int(r, 1, 40);
+    cases.push({ a: [...batch, ...(ta ? [k, m] : [m, k])], b: [...batch, ...(tb ? [n, k] : [k, n])], ta, tb });
+  }
+  it.each(cases)('matches cpu for a=$a b=$b transposeA=$ta transposeB=$tb', async ({ a, b, ta, tb }) => {
+    const va = values(r, a.reduce((x, y) => x * y, 1));
+    const vb = values(r, b.reduce((x, y) => x * y, 1));
+    const f = () => tf.matMul(tf.tensor(va, a), tf.tensor(vb, b), ta, tb);
+    const [ref] = await runOn('cpu', f);
+    const ids = wasmDataIds();
+    const [got] = await expectNoLeak(() => runOn('wasm', f));
+    expect(wasmDataIds()).toBe(ids);
+    expect(relError(got, ref)).toBeLessThan(TOL);
+  });
+
+  it('fused matMul with bias and relu matches cpu, transposed', async () => {
+    const va = values(r, 6 * 9);
+    const vb = values(r, 5 * 9);
+    const vc = values(r, 5);
+    const f = () =>
+      tf.fused.matMul({
+        a: tf.tensor(va, [9, 6]),
+        b: tf.tensor(vb, [5, 9]),
+        transposeA: true,
+        transposeB: true,
+        bias: tf.tensor(vc, [5]),
+        activation: 'relu',
+      });
+    const [ref] = await runOn('cpu', f);
+    const [got] = await runOn('wasm', f);
+    expect(relError(got, ref)).toBeLessThan(TOL);
+  });
+});
+
+function runConvGrad(kernel: 'Conv2DBackpropFilter' | 'Conv2DBackpropInput', c: ConvCase, vx: Float32Array, vw: Float32Array, vdy: Float32Array) {
+  const ys = outShape(c);
+  return () => {
+    const dy = tf.tensor(vdy, ys);
+    if (kernel === 'Conv2DBackpropFilter') {
+      const x = tf.tensor(vx, [c.n, c.h, c.w, c.cin]);
+      return tf.engine().runKernel(kernel, { x, dy }, {
+        strides: c.stride,
+        pad: c.pad,
+        dataFormat: 'NHWC',
+        filterShape: [c.kh, c.kw, c.cin, c.cout],
+      } as unknown as tf.NamedAttrMap) as tf.Tensor;
+    }
+    const filter = tf.tensor(vw, [c.kh, c.kw, c.cin, c.cout]);
+    return tf.engine().runKernel(kernel, { dy, filter }, {
+      strides: c.stride,
+      pad: c.pad,
+      dataFormat: 'NHWC',
+      inputShape: [c.n, c.h, c.w, c.cin],
+    } as unknown as tf.NamedAttrMap) as tf.Tensor;
+  };
+}
+
+describe.each(['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const)('%s', (kernel) => {
+  const cases = convCases(kernel === 'Conv2DBackpropFilter' ? 11 : 12, 40);
+  it.each(cases.map((c) => [describeCase(c), c] as const))('matches cpu: %s', async (_name, c) => {
+    const r = rng(c.n * 1000 + c.h * 31 + c.cout);
+    const ys = outShape(c);
+    const vx = values(r, c.n * c.h * c.w * c.cin);
+    const vw = values(r, c.kh * c.kw * c.cin * c.cout);
+    const vdy = values(r, ys.reduce((a, b) => a * b, 1));
+    const f = runConvGrad(kernel, c, vx, vw, vdy);
+    const [ref] = await runOn('cpu', f);
+    const ids = wasmDataIds();
+    const [got] = await expectNoLeak(() => runOn('wasm', f));
+    expect(wasmDataIds()).toBe(ids);
+    expect(got.length).toBe(ref.length);
+    expect(relError(got, ref)).toBeLessThan(TOL);
+  });
+});
