@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+// Run after TypeDoc: the site a user opens must have its front page, a page
+// per library package (with the package README on it) and a page per guide.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const docs = join(import.meta.dirname, '..');
+const site = join(docs, 'site');
+const root = join(docs, '..');
+const problems = [];
+const page = (p) => (existsSync(join(site, p)) ? readFileSync(join(site, p), 'utf8') : (problems.push(`missing ${p}`), ''));
+
+const index = page('index.html');
+const config = JSON.parse(readFileSync(join(docs, 'typedoc.json'), 'utf8'));
+for (const doc of config.projectDocuments) {
+  const md = readFileSync(join(docs, doc), 'utf8');
+  const title = /^title:\s*(.+)$/m.exec(md)?.[1]?.trim() ?? /^#\s+(.+)$/m.exec(md)?.[1]?.trim();
+  const html = `documents/${title.replace(/[^A-Za-z0-9]+/g, '_')}.html`;
+  if (!page(html).includes(title)) problems.push(`${html} does not show its title "${title}"`);
+  if (!index.includes(html)) problems.push(`the front page does not link ${html}`);
+}
+for (const dir of readdirSync(join(root, 'packages')).sort()) {
+  if (!existsSync(join(root, 'packages', dir, 'src', 'index.ts'))) continue;
+  const html = page(`modules/_normprune_${dir}.html`);
+  const readme = join(root, 'packages', dir, 'README.md');
+  const heading = existsSync(readme) ? /^#\s+(.+)$/m.exec(readFileSync(readme, 'utf8'))?.[1] : undefined;
+  if (!html.includes('@normprune/' + dir)) problems.push(`modules/_normprune_${dir}.html does not name @normprune/${dir}`);
+  if (heading && !html.includes(heading.replace(/`/g, '').replace(/&/g, '&amp;'))) problems.push(`modules/_normprune_${dir}.html lacks the README heading "${heading}"`);
+  if (!index.includes(`modules/_normprune_${dir}.html`)) problems.push(`the front page does not link @normprune/${dir}`);
+}
+if (problems.length) {
+  console.error(`docs/site is incomplete:\n  ${problems.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`docs/site: front page, ${config.projectDocuments.length} guides and the package pages are in place`);

@@ -1,0 +1,78 @@
+// Every ```ts runnable block in a README or guide is a program: extract it,
+// run it from inside the workspace (so @normprune/* resolves to the sources
+// and @tensorflow/* to the workspace's node_modules) and expect it to exit 0
+// having printed something. An API change that breaks an example fails here.
+import { spawn } from 'node:child_process';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { markdownFiles, parseMarkdown, read, rel, workspaceRoot } from './markdown';
+
+const examplesDir = join(workspaceRoot, 'docs', '.examples');
+const register = join(workspaceRoot, 'scripts', 'ts-register.cjs');
+const timeoutMs = 90_000;
+
+interface Example {
+  name: string;
+  file: string;
+  source: string;
+}
+
+function collect(): Example[] {
+  const out: Example[] = [];
+  for (const md of markdownFiles()) {
+    for (const block of parseMarkdown(read(md)).blocks) {
+      if (block.info !== 'ts runnable') continue;
+      const name = `${rel(md)}:${block.line}`;
+      const slug = rel(md).replace(/[^A-Za-z0-9]+/g, '-').replace(/-md$/, '');
+      out.push({ name, file: join(examplesDir, `${slug}-L${block.line}.ts`), source: block.body });
+    }
+  }
+  return out;
+}
+
+function run(file: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--require', register, file], {
+      cwd: workspaceRoot,
+      // Examples must not depend on the network: data comes from the bundled
+      // packages or from files the example writes itself.
+      env: { ...process.env, NORMPRUNE_OFFLINE: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+}
+
+// Prepared at load time: Jest may start concurrent tests before beforeAll hooks.
+const examples = collect();
+rmSync(examplesDir, { recursive: true, force: true });
+mkdirSync(examplesDir, { recursive: true });
+
+test('every package README carries a runnable example', () => {
+  const packageReadmes = markdownFiles().filter((f) => basename(dirname(dirname(f))) === 'packages');
+  const without = packageReadmes.filter((f) => !parseMarkdown(read(f)).blocks.some((b) => b.info === 'ts runnable'));
+  expect(without.map(rel)).toEqual([]);
+});
+
+describe('runnable examples', () => {
+  test.concurrent.each(examples.map((e) => [e.name, e] as const))(
+    '%s',
+    async (_name, example) => {
+      writeFileSync(example.file, example.source);
+      const r = await run(example.file);
+      const detail = `${example.name} (${rel(example.file)}) exited with ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+      if (r.code !== 0) throw new Error(detail);
+      expect(r.stdout.trim().length).toBeGreaterThan(0);
+    },
+    timeoutMs + 10_000,
+  );
+});

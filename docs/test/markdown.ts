@@ -1,0 +1,109 @@
+// Reads the Markdown that users see (READMEs and guides) the way GitHub and
+// TypeDoc read it, so the tests can execute its examples and follow its links.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+
+export const workspaceRoot = join(__dirname, '..', '..');
+
+/** Every Markdown file whose examples and links are checked, as absolute paths. */
+export function markdownFiles(): string[] {
+  const files = [join(workspaceRoot, 'README.md'), join(workspaceRoot, 'docs', 'README.md')];
+  for (const parent of ['packages', 'apps']) {
+    const dir = join(workspaceRoot, parent);
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).sort()) files.push(join(dir, name, 'README.md'));
+  }
+  const guides = join(workspaceRoot, 'docs', 'guides');
+  for (const name of readdirSync(guides).sort()) if (name.endsWith('.md')) files.push(join(guides, name));
+  return files.filter((f) => existsSync(f));
+}
+
+/** Path relative to the workspace root, for test names and messages. */
+export function rel(file: string): string {
+  return relative(workspaceRoot, file);
+}
+
+/** A fenced code block: its info string, its body and the line of its opening fence (1-based). */
+export interface CodeBlock {
+  info: string;
+  body: string;
+  line: number;
+}
+
+/** Splits a Markdown text into fenced code blocks and the prose lines outside them. */
+export function parseMarkdown(text: string): { blocks: CodeBlock[]; prose: { text: string; line: number }[] } {
+  const lines = text.split(/\r?\n/);
+  const blocks: CodeBlock[] = [];
+  const prose: { text: string; line: number }[] = [];
+  let open: { fence: string; info: string; line: number; body: string[] } | undefined;
+  lines.forEach((line, i) => {
+    if (open) {
+      const close = /^ {0,3}(`{3,}|~{3,})\s*$/.exec(line);
+      if (close && close[1][0] === open.fence[0] && close[1].length >= open.fence.length) {
+        blocks.push({ info: open.info, body: open.body.join('\n') + '\n', line: open.line });
+        open = undefined;
+      } else open.body.push(line);
+      return;
+    }
+    const start = /^ {0,3}(`{3,}|~{3,})(.*)$/.exec(line);
+    if (start && !(start[1][0] === '`' && start[2].includes('`'))) {
+      open = { fence: start[1], info: start[2].trim(), line: i + 1, body: [] };
+      return;
+    }
+    prose.push({ text: line, line: i + 1 });
+  });
+  if (open) throw new Error(`unclosed code fence opened at line ${open.line}`);
+  return { blocks, prose };
+}
+
+/** A link target written in the prose (inline links, images, reference definitions, HTML href/src). */
+export interface Link {
+  target: string;
+  line: number;
+}
+
+/** Links in the prose, ignoring inline code spans (where brackets are not links). */
+export function links(text: string): Link[] {
+  const out: Link[] = [];
+  for (const { text: raw, line } of parseMarkdown(text).prose) {
+    const t = raw.replace(/`+[^`]*`+/g, '');
+    for (const m of t.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) out.push({ target: m[1], line });
+    const def = /^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$/.exec(t);
+    if (def) out.push({ target: def[1], line });
+    for (const m of t.matchAll(/\b(?:href|src)="([^"]+)"/g)) out.push({ target: m[1], line });
+  }
+  return out;
+}
+
+/**
+ * GitHub's heading anchors (github-slugger): the heading's text, lower-cased,
+ * without punctuation other than `-` and `_`, spaces turned into `-`, and
+ * `-1`, `-2`, ... appended to repeated slugs.
+ */
+export function anchors(text: string): Set<string> {
+  const seen = new Map<string, number>();
+  const out = new Set<string>();
+  for (const { text: line } of parseMarkdown(text).prose) {
+    const h = /^ {0,3}#{1,6}\s+(.*?)(?:\s+#+)?\s*$/.exec(line);
+    if (!h) continue;
+    const plain = h[1]
+      .replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .replace(/<[^>]+>/g, '')
+      .replace(/`/g, '')
+      .replace(/\*\*|__|\*/g, '');
+    const base = plain
+      .toLowerCase()
+      .replace(/[^\p{L}\p{M}\p{N}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    out.add(n === 0 ? base : `${base}-${n}`);
+  }
+  for (const m of text.matchAll(/<a\s+(?:name|id)="([^"]+)"/g)) out.add(m[1]);
+  return out;
+}
+
+/** Reads a file as UTF-8. */
+export function read(file: string): string {
+  return readFileSync(file, 'utf8');
+}
