@@ -1,0 +1,24 @@
+// @normprune/prox: the proximal half of the method. Importing this module
+// registers ProximalSGD and ProximalAdam with tf.serialization, so a model
+// saved with its optimiser loads again.
+export { groupSoftThreshold, hardThreshold, nonnegSoftThreshold, softThreshold } from './operators.js';
+export {
+  constantLambda,
+  lambdaSchedule,
+  type LambdaSchedule,
+  type LambdaScheduleConfig,
+  type ScheduleState,
+  type ScheduleUnit,
+  stepLambda,
+  targetLambda,
+  warmupLambda,
+} from './schedules.js';
+export { type CostWeighting } from './weights.js';
+export {
+  type NamedTensor,
+  ProximalAdam,
+  ProximalOptimizer,
+  type ProximalOptions,
+  ProximalSGD,
+  type TrainingProgress,
+} from './optimizers.js';

@@ -1,0 +1,56 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+/**
+ * Proximal operator of `t * |x|` (the lasso shrinkage): `sign(x) * max(|x| - t, 0)`.
+ *
+ * Entries with `|x| <= t` become exactly 0 (a tie at the threshold is zeroed).
+ * `t` is a number or a tensor broadcastable to `x`; it must be >= 0.
+ * The caller disposes the result.
+ */
+export function softThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.mul(tf.sign(x), tf.relu(tf.sub(tf.abs(x), t))));
+}
+
+/**
+ * Proximal operator of `t * x` restricted to `x >= 0`: `max(x - t, 0)`.
+ *
+ * This is the step ProximalSGD applies to magnitudes: they carry the sign-free
+ * importance of a group, so negative inputs are projected to 0 as well.
+ * `t` is a number or a tensor broadcastable to `x`. The caller disposes the result.
+ */
+export function nonnegSoftThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.relu(tf.sub(x, t)));
+}
+
+/**
+ * Proximal operator of the group lasso `t * sum_g ||x_g||_2`, where a group is
+ * every entry sharing the same index on the axes NOT listed in `axes`
+ * (`axes` are the axes reduced for each group's norm, as `normAxes` in
+ * `MagnitudeInfo`): `x_g * max(1 - t / ||x_g||, 0)`.
+ *
+ * This is the structured-sparsity baseline on plain (not decomposed) weights:
+ * groups whose norm is <= t become exactly 0, the others shrink towards 0.
+ * A zero group stays zero. `t` is a number or a tensor broadcastable to the
+ * group-norm shape with the reduced axes kept (size 1). The caller disposes
+ * the result.
+ */
+export function groupSoftThreshold(x: tf.Tensor, t: number | tf.Tensor, axes: number[]): tf.Tensor {
+  return tf.tidy(() => {
+    const norm = tf.sqrt(tf.sum(tf.square(x), axes, true));
+    // max(norm, tiny) only guards the division: a zero group gives 0 * anything = 0.
+    const scale = tf.relu(tf.sub(1, tf.div(t, tf.maximum(norm, FLOAT32_MIN_NORMAL))));
+    return tf.mul(x, scale);
+  });
+}
+
+/**
+ * Hard thresholding (the proximal operator of an L0 penalty, up to the
+ * tie-break): keeps `x` where `|x| > t`, sets it to exactly 0 elsewhere
+ * (ties at the threshold are zeroed). The caller disposes the result.
+ */
+export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.where(tf.greater(tf.abs(x), t), x, tf.zerosLike(x)));
+}
+
+/** Smallest positive normal float32: a divisor guard that never changes a nonzero float32 norm. */
+export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;

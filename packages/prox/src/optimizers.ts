@@ -1,0 +1,556 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { MagnitudeInfo } from '@normprune/layers';
+import { FLOAT32_MIN_NORMAL } from './operators.js';
+import { lambdaSchedule, type LambdaSchedule, type LambdaScheduleConfig, type ScheduleState } from './schedules.js';
+import { costWeights, type CostWeighting } from './weights.js';
+
+/** A variable's name and value, the array form `applyGradients` accepts. */
+export interface NamedTensor {
+  /** Name of the variable (`tf.Variable.name`). */
+  name: string;
+  /** The gradient (or, in `getWeights`, the state) for that variable. */
+  tensor: tf.Tensor;
+}
+
+type Gradients = tf.NamedTensorMap | NamedTensor[];
+
+/** Options shared by `ProximalSGD` and `ProximalAdam`. */
+export interface ProximalOptions {
+  /** Penalty strength: a number (constant) or a schedule (see `warmupLambda`, `targetLambda`, ...). */
+  lambda: number | LambdaSchedule;
+  /**
+   * The magnitudes to penalise, usually `magnitudes(model)` from
+   * `@normprune/layers`. Every other variable gets the plain update. May be
+   * `[]` and attached later with `attach()`.
+   */
+  magnitudes: MagnitudeInfo[];
+  /** Penalty weight of each group (`c_k`). Default `'uniform'`. */
+  costWeighting?: CostWeighting;
+  /** Multiplies `c_k` of every group of the named layer (0 exempts it from the penalty). */
+  layerMultipliers?: Record<string, number>;
+  /**
+   * Rescale every direction group to unit norm after each step (default true).
+   * The effective kernel does not change; it keeps the direction well
+   * conditioned and the magnitude equal to the group's norm.
+   */
+  renormalize?: boolean;
+}
+
+/** Training progress the optimiser's lambda schedule can react to (`SparsityCallback` reports it). */
+export interface TrainingProgress extends ScheduleState {
+  /** Number of completed epochs. */
+  epoch?: number;
+}
+
+interface Slot {
+  originalName: string;
+  variable: tf.Variable;
+}
+
+interface Attached {
+  info: MagnitudeInfo;
+  c: number;
+}
+
+/**
+ * State slots keyed by variable name, so that a custom loop that updates a
+ * different subset of variables on each call still finds its own state.
+ * Slots restored by `setWeights` are claimed by position on first use, as
+ * tfjs optimisers do, because a model reloaded in the same process gets
+ * uniquified variable names.
+ */
+class SlotTable {
+  private byName = new Map<string, Slot>();
+  private ordered: Slot[] = [];
+  private restored: (Slot | null)[] = [];
+
+  constructor(private readonly suffix: string) {}
+
+  get(name: string, index: number, value: tf.Variable): tf.Variable {
+    let slot = this.byName.get(name);
+    if (slot == null) {
+      const r = this.restored[index];
+      if (r != null && tf.util.arraysEqual(r.variable.shape, value.shape)) {
+        slot = r;
+        this.restored[index] = null;
+      } else {
+        slot = { originalName: `${name}/${this.suffix}`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+      }
+      this.byName.set(name, slot);
+      this.ordered.push(slot);
+    }
+    return slot.variable;
+  }
+
+  weights(): NamedTensor[] {
+    const pending = this.restored.filter((s): s is Slot => s != null);
+    return [...this.ordered, ...pending].map((s) => ({ name: s.originalName, tensor: s.variable }));
+  }
+
+  restore(values: NamedTensor[]): void {
+    this.dispose();
+    this.restored = values.map((v) => ({ originalName: v.name, variable: v.tensor.variable(false) }));
+  }
+
+  dispose(): void {
+    for (const s of this.ordered) s.variable.dispose();
+    for (const s of this.restored) s?.variable.dispose();
+    this.byName.clear();
+    this.ordered = [];
+    this.restored = [];
+  }
+}
+
+function gradientsOf(g: Gradients): { names: string[]; get: (i: number) => tf.Tensor | undefined } {
+  if (Array.isArray(g)) return { names: g.map((v) => v.name), get: (i) => g[i].tensor ?? undefined };
+  const names = Object.keys(g);
+  return { names, get: (i) => g[names[i]] ?? undefined };
+}
+
+function lookupVariable(name: string): tf.Variable {
+  const v = tf.engine().registeredVariables[name];
+  if (v == null) throw new Error(`applyGradients: no variable named '${name}'`);
+  return v;
+}
+
+/**
+ * The shared machinery of `ProximalSGD` and `ProximalAdam`: the penalty
+ * weights, the lambda schedule, and the renormalisation of directions.
+ *
+ * A config round trip (`getConfig` / `fromConfig`, also used when a model is
+ * saved with `includeOptimizer` and loaded again) cannot carry variables: the
+ * restored optimiser has no magnitudes attached and behaves like plain
+ * SGD/Adam until `attach(magnitudes(model))` is called.
+ */
+export abstract class ProximalOptimizer extends tf.Optimizer {
+  /** Step size. */
+  protected learningRate: number;
+  /** How `c_k` is derived (see `CostWeighting`). */
+  readonly costWeighting: CostWeighting;
+  /** Per-layer multipliers of `c_k`. */
+  readonly layerMultipliers: Readonly<Record<string, number>>;
+  /** Whether directions are rescaled to unit norm after each step. */
+  readonly renormalize: boolean;
+
+  private schedule: LambdaSchedule | null;
+  private lambda_: number;
+  private progress: TrainingProgress = {};
+  private infos: MagnitudeInfo[] = [];
+  private byMagnitude = new Map<string, Attached>();
+  // lambda * c_k as kept scalars, one per distinct c_k; rebuilt when lambda changes.
+  private thresholds = new Map<number, tf.Scalar>();
+
+  protected constructor(o: ProximalOptions & { learningRate: number }) {
+    super();
+    if (!(o.learningRate > 0)) throw new Error(`learningRate must be > 0, got ${o.learningRate}`);
+    this.learningRate = o.learningRate;
+    this.costWeighting = o.costWeighting ?? 'uniform';
+    this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
+    this.renormalize = o.renormalize ?? true;
+    if (typeof o.lambda === 'function') {
+      this.schedule = o.lambda;
+      this.lambda_ = NaN;
+      this.updateLambda();
+    } else {
+      this.schedule = null;
+      this.lambda_ = checkLambda(o.lambda);
+    }
+    this.attach(o.magnitudes ?? []);
+  }
+
+  /** Current penalty strength. Setting it replaces any schedule by this constant. */
+  get lambda(): number {
+    return this.lambda_;
+  }
+
+  set lambda(value: number) {
+    this.setLambda(value);
+  }
+
+  /** Sets a constant lambda (dropping any schedule). */
+  setLambda(value: number): void {
+    this.schedule = null;
+    this.setLambdaValue(checkLambda(value));
+  }
+
+  /** Replaces the lambda schedule (evaluated at the next step). */
+  setLambdaSchedule(schedule: LambdaSchedule): void {
+    this.schedule = schedule;
+    this.updateLambda();
+  }
+
+  /** Sets the step size. */
+  setLearningRate(learningRate: number): void {
+    if (!(learningRate > 0)) throw new Error(`learningRate must be > 0, got ${learningRate}`);
+    this.learningRate = learningRate;
+  }
+
+  /** The attached magnitudes. */
+  get magnitudes(): readonly MagnitudeInfo[] {
+    return this.infos;
+  }
+
+  /** The penalty weight `c_k` of each attached entry (constant over a layer's groups), in `magnitudes` order. */
+  get penaltyWeights(): number[] {
+    return this.infos.map((m) => this.byMagnitude.get(m.magnitude.name)!.c);
+  }
+
+  /**
+   * Attaches (replaces) the magnitudes to penalise, e.g. after `fromConfig`
+   * or after loading a model saved with its optimiser:
+   * `optimizer.attach(magnitudes(model))`. Optimiser state is kept.
+   */
+  attach(magnitudes: MagnitudeInfo[]): void {
+    const c = costWeights(magnitudes, this.costWeighting, this.layerMultipliers);
+    const byMagnitude = new Map<string, Attached>();
+    magnitudes.forEach((info, i) => {
+      if (byMagnitude.has(info.magnitude.name)) throw new Error(`attach: magnitude '${info.magnitude.name}' given twice`);
+      const d = info.direction.shape;
+      const kept = d.filter((_, axis) => !info.normAxes.includes(axis));
+      if (!tf.util.arraysEqual(kept, info.magnitude.shape)) {
+        throw new Error(
+          `attach: layer '${info.layerName}': direction [${d}] reduced over axes [${info.normAxes}] ` +
+            `does not match magnitude [${info.magnitude.shape}]`,
+        );
+      }
+      byMagnitude.set(info.magnitude.name, { info, c: c[i] });
+    });
+    this.infos = [...magnitudes];
+    this.byMagnitude = byMagnitude;
+  }
+
+  /**
+   * Reports training progress (completed epochs, compression reached) to the
+   * lambda schedule; `SparsityCallback` calls it at the end of every epoch.
+   */
+  observe(progress: TrainingProgress): void {
+    this.progress = { ...this.progress, ...progress };
+    this.updateLambda();
+  }
+
+  /** Evaluates the schedule for the coming step. */
+  protected updateLambda(): void {
+    if (this.schedule == null) return;
+    const v = checkLambda(this.schedule(this.iterations, this.progress.epoch ?? 0, { compression: this.progress.compression }));
+    this.setLambdaValue(v);
+  }
+
+  private setLambdaValue(v: number): void {
+    if (v === this.lambda_) return;
+    this.lambda_ = v;
+    for (const t of this.thresholds.values()) t.dispose();
+    this.thresholds.clear();
+  }
+
+  /** `lambda * c_k` for a magnitude variable, or null when `name` is not an attached magnitude. */
+  protected thresholdOf(name: string): tf.Scalar | null {
+    const a = this.byMagnitude.get(name);
+    if (a == null) return null;
+    const value = this.lambda_ * a.c;
+    let t = this.thresholds.get(value);
+    if (t == null) {
+      t = tf.keep(tf.scalar(value));
+      this.thresholds.set(value, t);
+    }
+    return t;
+  }
+
+  /**
+   * Rescales each direction group touched by this step to unit norm, and
+   * compensates the magnitude for the layer's epsilon so that the effective
+   * kernel `g * V / sqrt(||V||^2 + eps^2)` is unchanged. Zero groups are left
+   * as they are. Runs inside the caller's tidy.
+   */
+  protected renormalizeGroups(updated: ReadonlySet<string>): void {
+    if (!this.renormalize) return;
+    for (const info of this.infos) {
+      if (!updated.has(info.magnitude.name) && !updated.has(info.direction.name)) continue;
+      const v = info.direction;
+      const s = tf.sum(tf.square(v), info.normAxes, true);
+      v.assign(tf.mul(v, tf.rsqrt(tf.maximum(s, FLOAT32_MIN_NORMAL))));
+      const eps2 = info.epsilon * info.epsilon;
+      if (eps2 > 0) {
+        const g = info.magnitude;
+        const sg = tf.reshape(s, g.shape);
+        const f = tf.sqrt(tf.div(tf.mul(sg, 1 + eps2), tf.add(sg, eps2)));
+        g.assign(tf.mul(g, tf.where(tf.greater(sg, 0), f, tf.onesLike(f))));
+      }
+    }
+  }
+
+  /** Runs `update(name, index, gradient, variable)` for every gradient, then the renormalisation, in one tidy. */
+  protected step(gradients: Gradients, update: (name: string, index: number, gradient: tf.Tensor, value: tf.Variable) => void): void {
+    this.updateLambda();
+    const { names, get } = gradientsOf(gradients);
+    const updated = new Set<string>();
+    tf.tidy(() => {
+      names.forEach((name, i) => {
+        const gradient = get(i);
+        if (gradient == null) return;
+        update(name, i, gradient, lookupVariable(name));
+        updated.add(name);
+      });
+      this.renormalizeGroups(updated);
+    });
+    this.incrementIterations();
+  }
+
+  /** The config entries shared by both optimisers. */
+  protected baseConfig(): tf.serialization.ConfigDict {
+    const schedule = this.schedule?.config ?? null;
+    return {
+      learningRate: this.learningRate,
+      lambda: this.lambda_,
+      lambdaSchedule: schedule as unknown as tf.serialization.ConfigDict | null,
+      costWeighting: this.costWeighting,
+      // Names go under a 'name' key: tfjs-layers camel-cases other strings and keys on load.
+      layerMultipliers: Object.entries(this.layerMultipliers).map(([name, multiplier]) => ({ name, multiplier })),
+      renormalize: this.renormalize,
+    };
+  }
+
+  /** Parses `baseConfig()` back into constructor options (without magnitudes). */
+  protected static baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { learningRate: number } {
+    const sc = config['lambdaSchedule'] as unknown as LambdaScheduleConfig | null | undefined;
+    const lm = (config['layerMultipliers'] ?? []) as unknown as { name: string; multiplier: number }[];
+    return {
+      learningRate: config['learningRate'] as number,
+      lambda: sc != null ? lambdaSchedule(sc) : (config['lambda'] as number),
+      magnitudes: [],
+      costWeighting: (config['costWeighting'] as CostWeighting | undefined) ?? 'uniform',
+      layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
+      renormalize: (config['renormalize'] as boolean | undefined) ?? true,
+    };
+  }
+
+  /** Frees the optimiser's own tensors (state and cached scalars), not the model's variables. */
+  override dispose(): void {
+    super.dispose();
+    for (const t of this.thresholds.values()) t.dispose();
+    this.thresholds.clear();
+  }
+}
+
+function checkLambda(v: number): number {
+  if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`lambda must be a finite number >= 0, got ${v}`);
+  return v;
+}
+
+/**
+ * SGD (optionally with momentum or Nesterov momentum, as `tf.train.momentum`)
+ * plus the proximal step of `lambda * sum_k c_k * |g_k|` on every attached
+ * magnitude: after the ordinary update, `g <- max(g - lr * lambda * c_k, 0)`
+ * (fused into the update), then every touched direction group is rescaled to
+ * unit norm. All other variables get the plain update.
+ *
+ * Works in `model.compile({ optimizer })` + `model.fit()` and with
+ * `minimize` / `applyGradients` in custom loops.
+ */
+export class ProximalSGD extends ProximalOptimizer {
+  /** The name this class is registered under for (de)serialisation. */
+  static get className(): string {
+    return 'ProximalSGD';
+  }
+
+  /** Momentum coefficient (0: plain SGD, no state). */
+  readonly momentum: number;
+  /** Whether Nesterov momentum is used. */
+  readonly nesterov: boolean;
+  private accumulations = new SlotTable('momentum');
+
+  constructor(o: ProximalOptions & { learningRate: number; momentum?: number; nesterov?: boolean }) {
+    super(o);
+    this.momentum = o.momentum ?? 0;
+    this.nesterov = o.nesterov ?? false;
+    if (!(this.momentum >= 0 && this.momentum < 1)) throw new Error(`momentum must lie in [0, 1), got ${this.momentum}`);
+    if (this.nesterov && this.momentum === 0) throw new Error('nesterov needs momentum > 0');
+  }
+
+  /** Updates the variables (ordinary SGD step, proximal step on magnitudes, renormalisation of directions). */
+  applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
+    const negLr = tf.scalar(-this.learningRate);
+    const m = this.momentum > 0 ? tf.scalar(this.momentum) : null;
+    this.step(variableGradients, (name, i, gradient, value) => {
+      let direction: tf.Tensor = gradient;
+      if (m != null) {
+        const acc = this.accumulations.get(name, i, value);
+        const newAcc = tf.add(tf.mul(m, acc), gradient);
+        direction = this.nesterov ? tf.add(gradient, tf.mul(newAcc, m)) : newAcc;
+        acc.assign(newAcc);
+      }
+      const t = this.thresholdOf(name);
+      if (t == null) {
+        value.assign(tf.add(tf.mul(negLr, direction), value));
+      } else {
+        value.assign(tf.relu(tf.add(tf.mul(negLr, tf.add(direction, t)), value)));
+      }
+    });
+    negLr.dispose();
+    m?.dispose();
+  }
+
+  /** Iteration count and momentum accumulators (tfjs order: `iter` first). */
+  override async getWeights(): Promise<NamedTensor[]> {
+    return [await this.saveIterations(), ...this.accumulations.weights()];
+  }
+
+  /** Restores what `getWeights` returned. */
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    const rest = await this.extractIterations(weightValues);
+    this.accumulations.restore(rest);
+  }
+
+  /** Serialisable hyper-parameters (magnitudes are not part of it; see `attach`). */
+  getConfig(): tf.serialization.ConfigDict {
+    return { ...this.baseConfig(), momentum: this.momentum, nesterov: this.nesterov };
+  }
+
+  /** Rebuilds an optimiser from `getConfig()`, with no magnitudes attached. */
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    return new cls({
+      ...ProximalOptimizer.baseOptions(config),
+      momentum: (config['momentum'] as number | undefined) ?? 0,
+      nesterov: (config['nesterov'] as boolean | undefined) ?? false,
+    });
+  }
+
+  /** Frees the momentum accumulators. */
+  override dispose(): void {
+    super.dispose();
+    this.accumulations.dispose();
+  }
+}
+
+/**
+ * Adam (bias-corrected, as `tf.train.adam`) plus the proximal step of
+ * `lambda * sum_k c_k * |g_k|` on every attached magnitude, with Adam's own
+ * per-coordinate step: `g <- max(g - lr * (mhat + lambda * c_k) / (sqrt(vhat) + eps), 0)`,
+ * i.e. the ordinary Adam update followed by soft-thresholding at
+ * `lr / (sqrt(vhat) + eps) * lambda * c_k`. Then every touched direction group
+ * is rescaled to unit norm. All other variables get the plain update.
+ */
+export class ProximalAdam extends ProximalOptimizer {
+  /** The name this class is registered under for (de)serialisation. */
+  static get className(): string {
+    return 'ProximalAdam';
+  }
+
+  /** Decay of the first moment. */
+  readonly beta1: number;
+  /** Decay of the second moment. */
+  readonly beta2: number;
+  /** Added to `sqrt(vhat)`. */
+  readonly epsilon: number;
+  private firstMoments = new SlotTable('m');
+  private secondMoments = new SlotTable('v');
+  private accBetas = { t: 0, a1: 1, a2: 1 };
+
+  constructor(o: ProximalOptions & { learningRate: number; beta1?: number; beta2?: number; epsilon?: number }) {
+    super(o);
+    this.beta1 = o.beta1 ?? 0.9;
+    this.beta2 = o.beta2 ?? 0.999;
+    this.epsilon = o.epsilon ?? tf.backend().epsilon();
+    for (const [k, b] of [['beta1', this.beta1], ['beta2', this.beta2]] as const) {
+      if (!(b >= 0 && b < 1)) throw new Error(`${k} must lie in [0, 1), got ${b}`);
+    }
+  }
+
+  /** Updates the variables (ordinary Adam step, proximal step on magnitudes, renormalisation of directions). */
+  applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
+    const [acc1, acc2] = this.accumulatedBetas(this.iterations + 1);
+    const { beta1, beta2 } = this;
+    const scalars = tf.tidy(() => ({
+      oneMinusAccBeta1: tf.scalar(1 - acc1),
+      oneMinusAccBeta2: tf.scalar(1 - acc2),
+      beta1: tf.scalar(beta1),
+      beta2: tf.scalar(beta2),
+      oneMinusBeta1: tf.scalar(1 - beta1),
+      oneMinusBeta2: tf.scalar(1 - beta2),
+      epsilon: tf.scalar(this.epsilon),
+      negLr: tf.scalar(-this.learningRate),
+    }));
+    const s = scalars;
+    this.step(variableGradients, (name, i, gradient, value) => {
+      const m = this.firstMoments.get(name, i, value);
+      const v = this.secondMoments.get(name, i, value);
+      const newM = tf.add(tf.mul(m, s.beta1), tf.mul(gradient, s.oneMinusBeta1));
+      const newV = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(gradient), s.oneMinusBeta2));
+      m.assign(newM);
+      v.assign(newV);
+      const mhat = tf.div(newM, s.oneMinusAccBeta1);
+      const denom = tf.add(tf.sqrt(tf.div(newV, s.oneMinusAccBeta2)), s.epsilon);
+      const thr = this.thresholdOf(name);
+      if (thr == null) {
+        value.assign(tf.add(tf.mul(tf.div(mhat, denom), s.negLr), value));
+      } else {
+        value.assign(tf.relu(tf.add(tf.mul(tf.div(tf.add(mhat, thr), denom), s.negLr), value)));
+      }
+    });
+    tf.dispose(scalars);
+  }
+
+  /**
+   * `beta1^t` and `beta2^t` as tf.train.adam computes them (a float32 product
+   * updated once per step), so both optimisers agree to the last bit.
+   */
+  private accumulatedBetas(t: number): [number, number] {
+    if (this.accBetas.t !== t) {
+      const b1 = Math.fround(this.beta1);
+      const b2 = Math.fround(this.beta2);
+      let a1 = b1;
+      let a2 = b2;
+      for (let i = 1; i < t; i++) {
+        a1 = Math.fround(a1 * b1);
+        a2 = Math.fround(a2 * b2);
+      }
+      this.accBetas = { t, a1, a2 };
+    }
+    const { a1, a2 } = this.accBetas;
+    this.accBetas = { t: t + 1, a1: Math.fround(a1 * Math.fround(this.beta1)), a2: Math.fround(a2 * Math.fround(this.beta2)) };
+    return [a1, a2];
+  }
+
+  /** Iteration count, then all first moments, then all second moments (tfjs order). */
+  override async getWeights(): Promise<NamedTensor[]> {
+    return [await this.saveIterations(), ...this.firstMoments.weights(), ...this.secondMoments.weights()];
+  }
+
+  /** Restores what `getWeights` returned. */
+  override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    const rest = await this.extractIterations(weightValues);
+    const n = rest.length / 2;
+    this.firstMoments.restore(rest.slice(0, n));
+    this.secondMoments.restore(rest.slice(n));
+  }
+
+  /** Serialisable hyper-parameters (magnitudes are not part of it; see `attach`). */
+  getConfig(): tf.serialization.ConfigDict {
+    return { ...this.baseConfig(), beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon };
+  }
+
+  /** Rebuilds an optimiser from `getConfig()`, with no magnitudes attached. */
+  static override fromConfig<T extends tf.serialization.Serializable>(
+    cls: tf.serialization.SerializableConstructor<T>,
+    config: tf.serialization.ConfigDict,
+  ): T {
+    return new cls({
+      ...ProximalOptimizer.baseOptions(config),
+      beta1: config['beta1'] as number,
+      beta2: config['beta2'] as number,
+      epsilon: config['epsilon'] as number,
+    });
+  }
+
+  /** Frees the moment estimates. */
+  override dispose(): void {
+    super.dispose();
+    this.firstMoments.dispose();
+    this.secondMoments.dispose();
+  }
+}
+
+tf.serialization.registerClass(ProximalSGD);
+tf.serialization.registerClass(ProximalAdam);

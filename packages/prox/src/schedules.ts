@@ -1,0 +1,176 @@
+/** What a lambda schedule may look at besides the step and epoch counters. */
+export interface ScheduleState {
+  /**
+   * Compression reached so far: 1 - live kernel parameters / total kernel
+   * parameters of the decomposed layers (reported by `SparsityCallback`).
+   */
+  compression?: number;
+}
+
+/** Whether a schedule counts optimiser steps or completed epochs. */
+export type ScheduleUnit = 'step' | 'epoch';
+
+/**
+ * The serialisable description of a built-in schedule (see `lambdaSchedule`).
+ *
+ * - `constant`: always `value`.
+ * - `warmup`: linear from `start` (default 0) to `value` over `warmup` units, then `value`.
+ * - `step`: `initial * factor ^ floor(t / every)`.
+ * - `target`: starts at `initial`; at each new epoch, while the reported
+ *   compression is below `targetCompression`, multiplies lambda by `factor`
+ *   (default 1.5, capped at `max`); once the target is reached it holds.
+ *   `current` and `lastEpoch` carry its state through a config round trip.
+ */
+export type LambdaScheduleConfig =
+  | { kind: 'constant'; value: number }
+  | { kind: 'warmup'; value: number; warmup: number; start?: number; unit?: ScheduleUnit }
+  | { kind: 'step'; initial: number; factor: number; every: number; unit?: ScheduleUnit }
+  | {
+      kind: 'target';
+      initial: number;
+      targetCompression: number;
+      factor?: number;
+      max?: number;
+      current?: number;
+      lastEpoch?: number;
+    };
+
+/**
+ * A lambda schedule: the penalty strength as a function of the optimiser step
+ * (number of updates already applied), the number of completed epochs, and the
+ * training state. Any function works; the built-in ones (`constantLambda`,
+ * `warmupLambda`, `stepLambda`, `targetLambda`) also carry a `config` so the
+ * optimiser's `getConfig()` can save them. A plain function is saved as its
+ * current value.
+ */
+export type LambdaSchedule = ((step: number, epoch: number, state: ScheduleState) => number) & {
+  readonly config?: LambdaScheduleConfig;
+};
+
+function withConfig(
+  fn: (step: number, epoch: number, state: ScheduleState) => number,
+  config: () => LambdaScheduleConfig,
+): LambdaSchedule {
+  Object.defineProperty(fn, 'config', { get: config, enumerable: true });
+  return fn as LambdaSchedule;
+}
+
+function checkNonneg(name: string, v: number): void {
+  if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`lambda schedule: ${name} must be a finite number >= 0, got ${v}`);
+}
+
+/** A constant lambda. */
+export function constantLambda(value: number): LambdaSchedule {
+  checkNonneg('value', value);
+  return withConfig(
+    () => value,
+    () => ({ kind: 'constant', value }),
+  );
+}
+
+/**
+ * Linear warm-up from `start` (default 0) to `value` over `warmup` steps (or
+ * epochs with `unit: 'epoch'`), then constant. Lets the network fit before
+ * the penalty starts killing groups.
+ */
+export function warmupLambda(o: { value: number; warmup: number; start?: number; unit?: ScheduleUnit }): LambdaSchedule {
+  const { value, warmup } = o;
+  const start = o.start ?? 0;
+  const unit = o.unit ?? 'step';
+  checkNonneg('value', value);
+  checkNonneg('start', start);
+  checkNonneg('warmup', warmup);
+  return withConfig(
+    (step, epoch) => {
+      const t = unit === 'step' ? step : epoch;
+      if (warmup === 0 || t >= warmup) return value;
+      return start + ((value - start) * t) / warmup;
+    },
+    () => ({ kind: 'warmup', value, warmup, start, unit }),
+  );
+}
+
+/**
+ * Step decay or growth: `initial * factor ^ floor(t / every)`, `t` counted in
+ * epochs (default) or steps.
+ */
+export function stepLambda(o: { initial: number; factor: number; every: number; unit?: ScheduleUnit }): LambdaSchedule {
+  const { initial, factor, every } = o;
+  const unit = o.unit ?? 'epoch';
+  checkNonneg('initial', initial);
+  checkNonneg('factor', factor);
+  if (!(every > 0)) throw new Error(`lambda schedule: every must be > 0, got ${every}`);
+  return withConfig(
+    (step, epoch) => initial * Math.pow(factor, Math.floor((unit === 'step' ? step : epoch) / every)),
+    () => ({ kind: 'step', initial, factor, every, unit }),
+  );
+}
+
+/**
+ * Raises lambda until a requested compression is reached, then holds it.
+ *
+ * At each new epoch (the `epoch` argument grows; `SparsityCallback` reports
+ * epochs and compression to the optimiser), if the reported compression is
+ * below `targetCompression`, lambda is multiplied by `factor` (default 1.5),
+ * capped at `max`. If the compression is at or above the target it is held
+ * (and raised again only if the compression later falls below the target).
+ * The schedule is stateful: use one instance per training run.
+ */
+export function targetLambda(o: {
+  initial: number;
+  targetCompression: number;
+  factor?: number;
+  max?: number;
+  /** Restores a saved state (from `config`). */
+  current?: number;
+  /** Restores a saved state (from `config`). */
+  lastEpoch?: number;
+}): LambdaSchedule {
+  const { initial, targetCompression } = o;
+  const factor = o.factor ?? 1.5;
+  const max = o.max ?? Infinity;
+  checkNonneg('initial', initial);
+  if (!(factor >= 1)) throw new Error(`targetLambda: factor must be >= 1, got ${factor}`);
+  if (!(targetCompression >= 0 && targetCompression <= 1)) {
+    throw new Error(`targetLambda: targetCompression must lie in [0, 1], got ${targetCompression}`);
+  }
+  let current = o.current ?? initial;
+  let lastEpoch = o.lastEpoch ?? 0;
+  return withConfig(
+    (_step, epoch, state) => {
+      if (epoch > lastEpoch) {
+        lastEpoch = epoch;
+        if (state.compression !== undefined && state.compression < targetCompression) {
+          current = Math.min(current * factor, max);
+        }
+      }
+      return current;
+    },
+    () => ({
+      kind: 'target',
+      initial,
+      targetCompression,
+      factor,
+      // JSON has no Infinity: an absent max means unbounded.
+      ...(Number.isFinite(max) ? { max } : {}),
+      current,
+      lastEpoch,
+    }),
+  );
+}
+
+/** Builds a schedule from its config (the inverse of `schedule.config`). */
+export function lambdaSchedule(config: LambdaScheduleConfig): LambdaSchedule {
+  switch (config.kind) {
+    case 'constant':
+      return constantLambda(config.value);
+    case 'warmup':
+      return warmupLambda(config);
+    case 'step':
+      return stepLambda(config);
+    case 'target':
+      return targetLambda({ ...config, max: config.max ?? undefined });
+    default:
+      throw new Error(`unknown lambda schedule kind: ${(config as { kind: string }).kind}`);
+  }
+}

@@ -1,0 +1,57 @@
+import type { MagnitudeInfo } from '@normprune/layers';
+
+/**
+ * How the L1 penalty weighs each group's magnitude (`c_k` in
+ * `lambda * sum_k c_k * |g_k|`):
+ * - `'uniform'`: `c_k = 1` (the thesis);
+ * - `'params'`: proportional to the kernel parameters the group controls;
+ * - `'flops'`: proportional to the multiply-accumulates per sample the group controls.
+ *
+ * `'params'` and `'flops'` are normalised so the mean `c_k` over all groups
+ * is 1, so one `lambda` has a comparable strength under every weighting.
+ */
+export type CostWeighting = 'uniform' | 'params' | 'flops';
+
+/** The fields of `MagnitudeInfo` the penalty weights depend on. */
+export type CostInfo = Pick<MagnitudeInfo, 'layerName' | 'groups' | 'paramsPerGroup' | 'macsPerGroup'>;
+
+/**
+ * One penalty weight per entry of `infos` (every group of one layer controls
+ * the same number of parameters and MACs, so `c_k` is constant within a
+ * layer), including the per-layer multipliers.
+ */
+export function costWeights(
+  infos: readonly CostInfo[],
+  costWeighting: CostWeighting = 'uniform',
+  layerMultipliers: Record<string, number> = {},
+): number[] {
+  const names = new Set(infos.map((m) => m.layerName));
+  for (const [name, v] of Object.entries(layerMultipliers)) {
+    // A misspelt layer name would silently leave that layer at weight 1.
+    if (!names.has(name)) {
+      throw new Error(`layerMultipliers: no decomposed layer named '${name}' (have: ${[...names].join(', ') || 'none'})`);
+    }
+    if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`layerMultipliers['${name}'] must be a finite number >= 0, got ${v}`);
+  }
+  let base: number[];
+  if (costWeighting === 'uniform') {
+    base = infos.map(() => 1);
+  } else if (costWeighting === 'params' || costWeighting === 'flops') {
+    const key = costWeighting === 'params' ? 'paramsPerGroup' : 'macsPerGroup';
+    const raw = infos.map((m) => m[key]);
+    raw.forEach((v, i) => {
+      if (!(v > 0) || !Number.isFinite(v)) {
+        throw new Error(
+          `costWeighting '${costWeighting}': layer '${infos[i].layerName}' has ${key} = ${v}` +
+            (costWeighting === 'flops' ? ' (MACs need a built model with known spatial dimensions)' : ''),
+        );
+      }
+    });
+    const groups = infos.reduce((s, m) => s + m.groups, 0);
+    const mean = infos.reduce((s, m, i) => s + m.groups * raw[i], 0) / groups;
+    base = raw.map((v) => v / mean);
+  } else {
+    throw new Error(`unknown costWeighting: ${String(costWeighting)}`);
+  }
+  return base.map((c, i) => c * (layerMultipliers[infos[i].layerName] ?? 1));
+}

@@ -1,0 +1,96 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { groupSoftThreshold, hardThreshold, nonnegSoftThreshold, softThreshold } from '../src/index.js';
+import { expectNoLeak } from '../../../tools/testing/leaks.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+// Inputs include ties at the threshold (+-1), values just inside and outside it, negatives and 0.
+const x = [-3, -1, -0.999, -0.5, 0, 0.5, 0.999, 1, 1.001, 2.5];
+const t = 1;
+
+function run(f: (x: tf.Tensor) => tf.Tensor, values: number[] = x): number[] {
+  const input = tf.tensor1d(values);
+  const out = f(input);
+  const r = Array.from(out.dataSync());
+  tf.dispose([input, out]);
+  return r;
+}
+
+function close(actual: number[], expected: number[], tol = 1e-6): void {
+  expect(actual).toHaveLength(expected.length);
+  actual.forEach((a, i) => expect(Math.abs(a - expected[i])).toBeLessThanOrEqual(tol));
+}
+
+describe('proximal operators against their closed forms', () => {
+  it('softThreshold: sign(x) max(|x| - t, 0), ties give exactly 0', () => {
+    const r = run((v) => softThreshold(v, t));
+    close(r, x.map((v) => Math.sign(v) * Math.max(Math.abs(v) - t, 0)));
+    // exact zeros, not tiny numbers, at and inside the threshold
+    [1, 2, 3, 4, 5, 6, 7].forEach((i) => expect(Math.abs(r[i])).toBe(0));
+    expect(r[0]).toBeCloseTo(-2, 6);
+    expect(r[9]).toBeCloseTo(1.5, 6);
+  });
+
+  it('nonnegSoftThreshold: max(x - t, 0), negative inputs go to 0', () => {
+    const r = run((v) => nonnegSoftThreshold(v, t));
+    close(r, x.map((v) => Math.max(v - t, 0)));
+    expect(r.slice(0, 8).every((v) => v === 0)).toBe(true);
+    expect(r[8]).toBeCloseTo(0.001, 6);
+    expect(r[9]).toBeCloseTo(1.5, 6);
+  });
+
+  it('hardThreshold: keeps |x| > t exactly, zeroes ties', () => {
+    const r = run((v) => hardThreshold(v, t));
+    const f32 = Array.from(new Float32Array(x));
+    expect(r).toEqual(f32.map((v) => (Math.abs(v) > t ? v : 0)).map((v) => (v === 0 ? 0 : v)));
+    expect(r[7]).toBe(0);
+    expect(r[1]).toBe(0);
+    expect(r[0]).toBe(-3);
+  });
+
+  it('accept a tensor threshold broadcast per entry', () => {
+    const thr = tf.tensor1d([0, 0.5, 2]);
+    const r = run((v) => softThreshold(v, thr), [-1, -1, -1]);
+    close(r, [-1, -0.5, 0]);
+    const r2 = run((v) => nonnegSoftThreshold(v, thr), [1, 1, 1]);
+    close(r2, [1, 0.5, 0]);
+    thr.dispose();
+  });
+
+  it('groupSoftThreshold: x_g max(1 - t/||x_g||, 0) per column, ties and zero groups give 0', () => {
+    // columns: norm 5 (shrinks), norm exactly 2 (= t, tie -> 0), norm 1 (< t -> 0), zero column (stays 0)
+    const w = tf.tensor2d(
+      [
+        [3, 2, 0.6, 0],
+        [4, 0, -0.8, 0],
+      ],
+      [2, 4],
+    );
+    const out = groupSoftThreshold(w, 2, [0]);
+    const r = Array.from(out.dataSync());
+    close(r, [3 * 0.6, 0, 0, 0, 4 * 0.6, 0, 0, 0]);
+    expect(r.filter((v) => v === 0)).toHaveLength(6);
+    expect(r.every((v) => Number.isFinite(v))).toBe(true);
+    // rows as groups (axes [1]), negative entries: row norms sqrt(9+4+0.36) and sqrt(16+0.64)
+    const out2 = groupSoftThreshold(w, 2, [1]);
+    const n0 = Math.hypot(3, 2, 0.6);
+    const n1 = Math.hypot(4, -0.8);
+    close(
+      Array.from(out2.dataSync()),
+      [3, 2, 0.6, 0].map((v) => v * (1 - 2 / n0)).concat([4, 0, -0.8, 0].map((v) => v * (1 - 2 / n1))),
+      1e-5,
+    );
+    tf.dispose([w, out, out2]);
+  });
+
+  it('leave no tensors behind', async () => {
+    const v = tf.tensor2d([[1, -2], [3, -4]]);
+    await expectNoLeak(() => {
+      tf.dispose([softThreshold(v, 1), nonnegSoftThreshold(v, 1), hardThreshold(v, 1), groupSoftThreshold(v, 1, [0])]);
+    });
+    v.dispose();
+  });
+});
