@@ -1,0 +1,272 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { registerWasmTrainingKernels } from './kernels/index.js';
+import { isNotInstalled, loadModule, packageRequire } from './modules.js';
+
+/** The backends normprune can choose, fastest first: native TensorFlow, WebAssembly, pure JavaScript. */
+export type BackendName = 'node' | 'wasm' | 'cpu';
+
+/** What {@link initBackend} chose and why. */
+export interface BackendInfo {
+  /** The backend that is active now. */
+  backend: BackendName;
+  /** `tf.getBackend()`: `'tensorflow'`, `'wasm'` or `'cpu'`. */
+  tfBackendName: string;
+  /** One sentence: why this backend, and what failed before it. */
+  reason: string;
+  /** Whether the wasm backend runs its SIMD build (false for the other backends). */
+  simd: boolean;
+  /**
+   * Threads the backend computes with: XNNPACK's thread count for wasm, 1 for
+   * cpu, and for node the cores libtensorflow's thread pool uses by default.
+   */
+  threads: number;
+  /** Whether normprune's wasm training kernels are registered (wasm only). */
+  trainingKernels: boolean;
+  /** Backends tried before the chosen one, with the reason each was not used. */
+  fallbacks: { backend: BackendName; error: string }[];
+}
+
+/** Options of {@link initBackend}. */
+export interface InitBackendOptions {
+  /**
+   * Backend to try first; the others follow, fastest first. The environment
+   * variable `NORMPRUNE_BACKEND` (`node`, `wasm` or `cpu`) overrides it.
+   */
+  prefer?: BackendName;
+  /** Do not print the line that says which backend was chosen. */
+  quiet?: boolean;
+}
+
+/** What a loader reports once its backend is active. @internal */
+export interface Activation {
+  tfBackendName: string;
+  simd: boolean;
+  threads: number;
+  trainingKernels: boolean;
+}
+
+/**
+ * One function per backend that loads its package, activates it and reports
+ * on it, or throws saying why it cannot. The seam that lets tests drive the
+ * selection without tfjs-node installed. @internal
+ */
+export type BackendLoaders = Record<BackendName, () => Promise<Activation>>;
+
+const BACKENDS: readonly BackendName[] = ['node', 'wasm', 'cpu'];
+const ENV_VAR = 'NORMPRUNE_BACKEND';
+
+const PACKAGES: Record<BackendName, string> = {
+  node: '@tensorflow/tfjs-node',
+  wasm: '@tensorflow/tfjs-backend-wasm',
+  cpu: '@tensorflow/tfjs-backend-cpu',
+};
+
+/** How to get each backend when it failed and a slower one was used instead. */
+const HINTS: Record<Exclude<BackendName, 'cpu'>, string> = {
+  node:
+    'for native speed install @tensorflow/tfjs-node, which needs libtensorflow: its download from Google ' +
+    'is refused since Aug 2026 (tensorflow/tfjs#8742), so point TFJS_NODE_CDN_STORAGE at a mirror that has it',
+  wasm:
+    'the pure-JS cpu backend is a last resort: install @tensorflow/tfjs-backend-wasm (binaries included, no download) ' +
+    'to train much faster',
+};
+
+function validName(value: unknown): value is BackendName {
+  return typeof value === 'string' && (BACKENDS as readonly string[]).includes(value);
+}
+
+/**
+ * The backend to try first: `NORMPRUNE_BACKEND` when set, else `prefer`.
+ * @internal
+ */
+export function resolvePreference(
+  prefer: BackendName | undefined,
+  env: Record<string, string | undefined>,
+): { first?: BackendName; source?: string } {
+  const fromEnv = env[ENV_VAR];
+  if (fromEnv !== undefined && fromEnv !== '') {
+    if (!validName(fromEnv)) {
+      throw new Error(
+        `${ENV_VAR}=${JSON.stringify(fromEnv)} is not a backend normprune knows: use one of ${BACKENDS.join(', ')} (or unset ${ENV_VAR})`,
+      );
+    }
+    return { first: fromEnv, source: `${ENV_VAR}=${fromEnv}` };
+  }
+  if (prefer !== undefined) {
+    if (!validName(prefer)) {
+      throw new Error(`initBackend: prefer must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(prefer)}`);
+    }
+    return { first: prefer, source: `prefer: '${prefer}'` };
+  }
+  return {};
+}
+
+function firstLine(e: unknown): string {
+  const text = e instanceof Error ? e.message : String(e);
+  const line = text.split('\n').find((l) => l.trim() !== '') ?? text;
+  return line.trim();
+}
+
+/**
+ * The selection itself: tries the backends in order (the preferred one, then
+ * the rest fastest first), records each failure, and returns the first that
+ * activates plus the line to print. Throws only on an invalid preference or
+ * when no backend at all can start. @internal
+ */
+export async function selectBackend(
+  prefer: BackendName | undefined,
+  env: Record<string, string | undefined>,
+  loaders: BackendLoaders,
+): Promise<{ info: BackendInfo; line: string }> {
+  const { first, source } = resolvePreference(prefer, env);
+  const order = first ? [first, ...BACKENDS.filter((b) => b !== first)] : [...BACKENDS];
+  const fallbacks: BackendInfo['fallbacks'] = [];
+  for (const backend of order) {
+    let activation: Activation;
+    try {
+      activation = await loaders[backend]();
+    } catch (e) {
+      fallbacks.push({ backend, error: firstLine(e) });
+      continue;
+    }
+    const why = source ? `requested by ${source}` : 'the fastest backend that loaded';
+    const failed = fallbacks.map((f) => `${f.backend} was not used (${f.error})`);
+    const reason = `${backend}: ${[why, ...failed].join('; ')}.`;
+    const info: BackendInfo = { backend, ...activation, reason, fallbacks };
+    return { info, line: describe(info) };
+  }
+  throw new Error(
+    `normprune: no TensorFlow.js backend could start: ${fallbacks.map((f) => `${f.backend}: ${f.error}`).join('; ')}`,
+  );
+}
+
+function describe(info: BackendInfo): string {
+  const details =
+    info.backend === 'wasm'
+      ? ` (SIMD ${info.simd ? 'on' : 'off'}, ${info.threads} thread${info.threads === 1 ? '' : 's'}, ` +
+        `training kernels ${info.trainingKernels ? 'on' : 'off'})`
+      : '';
+  let line = `normprune: using the ${info.backend} backend${details}`;
+  // Point at the fastest backend that failed, if it is faster than the one chosen.
+  const faster = info.fallbacks.find((f) => BACKENDS.indexOf(f.backend) < BACKENDS.indexOf(info.backend));
+  if (faster && faster.backend !== 'cpu') {
+    line += `; ${faster.backend} unavailable (${faster.error}); ${HINTS[faster.backend]}`;
+  }
+  return line;
+}
+
+/**
+ * Activates a registered tfjs backend. tfjs reports a failed initialisation
+ * only through console warnings and a `false`; capture the warning so the
+ * failure reason lands in `fallbacks` instead of on the console. @internal
+ */
+export async function activate(tfName: string): Promise<void> {
+  const captured: unknown[][] = [];
+  const warn = console.warn;
+  console.warn = (...args: unknown[]) => void captured.push(args);
+  let ok: boolean;
+  try {
+    ok = await tf.setBackend(tfName);
+  } finally {
+    console.warn = warn;
+  }
+  const marker = captured.findIndex((args) => String(args[0]).startsWith(`Initialization of backend ${tfName} failed`));
+  const others = captured.filter((_, i) => i !== marker && i !== marker + 1);
+  for (const args of marker < 0 ? captured : others) warn(...args);
+  if (!ok) {
+    const detail = marker >= 0 && captured[marker + 1] ? String(captured[marker + 1][0]) : 'no reason given';
+    throw new Error(`tf.setBackend('${tfName}') failed: ${detail}`);
+  }
+}
+
+async function loadPackage(load: (name: string) => Promise<unknown>, backend: BackendName): Promise<unknown> {
+  const name = PACKAGES[backend];
+  try {
+    return await load(name);
+  } catch (e) {
+    if (isNotInstalled(e, name)) throw new Error(`${name} is not installed`);
+    throw new Error(`${name} failed to load: ${firstLine(e)}`);
+  }
+}
+
+interface WasmPackage {
+  setWasmPaths(prefix: string): void;
+  getThreadsCount(): number;
+}
+
+/**
+ * The real loaders. `load` is injectable so tests can simulate a package
+ * that is missing, broken, or (tfjs-node) present. @internal
+ */
+export function defaultLoaders(load: (name: string) => Promise<unknown> = loadModule): BackendLoaders {
+  return {
+    async node() {
+      await loadPackage(load, 'node');
+      // tfjs-node registers 'tensorflow' with the tfjs-core it depends on; if
+      // that is another copy than ours, this copy never sees the backend.
+      if (tf.findBackendFactory('tensorflow') == null) {
+        throw new Error(
+          '@tensorflow/tfjs-node loaded but registered its backend with another copy of @tensorflow/tfjs-core (align the tfjs versions)',
+        );
+      }
+      await activate('tensorflow');
+      return { tfBackendName: 'tensorflow', simd: false, threads: os.availableParallelism(), trainingKernels: false };
+    },
+    async wasm() {
+      const wasm = (await loadPackage(load, 'wasm')) as WasmPackage;
+      // Point the backend at the binaries inside the installed package: no
+      // network, and correct even when this package is bundled elsewhere. Only
+      // before first initialisation; tfjs refuses to change paths afterwards.
+      if (tf.findBackend('wasm') == null) {
+        const dist = path.join(path.dirname(packageRequire().resolve(`${PACKAGES.wasm}/package.json`)), 'dist');
+        if (!fs.existsSync(path.join(dist, 'tfjs-backend-wasm.wasm'))) {
+          throw new Error(`the wasm binaries are missing from ${dist} (reinstall ${PACKAGES.wasm})`);
+        }
+        wasm.setWasmPaths(dist + path.sep);
+      }
+      // Before activation: upstream wasm cannot train conv nets without them.
+      registerWasmTrainingKernels();
+      await activate('wasm');
+      return {
+        tfBackendName: 'wasm',
+        // The backend loads its SIMD binary exactly when this flag is true.
+        simd: Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')),
+        threads: wasm.getThreadsCount(),
+        trainingKernels: true,
+      };
+    },
+    async cpu() {
+      await loadPackage(load, 'cpu');
+      await activate('cpu');
+      // The cpu backend greets its first tensor in Node with advice to install
+      // tfjs-node; the line initBackend prints already gives the accurate version.
+      const backend = tf.backend() as { firstUse?: boolean };
+      if (backend.firstUse === true) backend.firstUse = false;
+      return { tfBackendName: 'cpu', simd: false, threads: 1, trainingKernels: false };
+    },
+  };
+}
+
+/**
+ * Activates the fastest TensorFlow.js backend available: `@tensorflow/tfjs-node`
+ * when it is installed and loads, else `wasm` with normprune's training
+ * kernels, else the pure-JS `cpu` backend. Nothing is downloaded.
+ *
+ * A backend that fails to load is recorded in `fallbacks`, never thrown; the
+ * call throws only if `NORMPRUNE_BACKEND` or `prefer` is invalid, or if no
+ * backend at all can start. Unless `quiet`, prints one line saying what was
+ * chosen and, after a fallback, how to get the faster backend.
+ *
+ * ```ts
+ * const info = await initBackend();          // e.g. { backend: 'wasm', simd: true, threads: 1, ... }
+ * await initBackend({ prefer: 'cpu', quiet: true });
+ * ```
+ */
+export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const { info, line } = await selectBackend(options.prefer, process.env, defaultLoaders());
+  if (!options.quiet) console.log(line);
+  return info;
+}
