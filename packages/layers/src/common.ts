@@ -98,7 +98,9 @@ export function groupNorm(kernel: tf.Tensor, normAxes: number[], magnitudeShape:
 /** Throws a tfjs-style error unless `value` is one of `allowed`. */
 export function checkOneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {
-    throw new Error(`${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
+    throw new Error(
+      `${what} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`,
+    );
   }
   return value as T;
 }

@@ -97,7 +97,10 @@ export class DecomposedConv2D extends tfl.layers.Layer {
     this.strides = c.strides as [number, number];
     this.padding = checkOneOf('DecomposedConv2D padding', c.padding, ['same', 'valid'] as const);
     this.dilationRate = c.dilationRate as [number, number];
-    this.granularity = checkOneOf('DecomposedConv2D granularity', granularity ?? 'kernel', ['kernel', 'filter'] as const);
+    this.granularity = checkOneOf('DecomposedConv2D granularity', granularity ?? 'kernel', [
+      'kernel',
+      'filter',
+    ] as const);
     this.epsilon = epsilon ?? DEFAULT_EPSILON;
     if (!(this.epsilon > 0)) throw new Error(`DecomposedConv2D epsilon must be > 0, got ${epsilon}`);
     this.normAxes = this.granularity === 'kernel' ? [0, 1] : [0, 1, 2];
@@ -111,7 +114,8 @@ export class DecomposedConv2D extends tfl.layers.Layer {
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shape = exactlyOneShape(inputShape);
     const inputDim = shape[3];
-    if (inputDim == null) throw new Error(`DecomposedConv2D '${this.name}': the channel dimension of the input must be known`);
+    if (inputDim == null)
+      throw new Error(`DecomposedConv2D '${this.name}': the channel dimension of the input must be known`);
     if (this.direction == null) {
       const magnitudeShape = this.granularity === 'kernel' ? [inputDim, this.filters] : [this.filters];
       this.direction = this.addWeight(
@@ -167,7 +171,12 @@ export class DecomposedConv2D extends tfl.layers.Layer {
     if (this.direction == null || this.magnitude == null) {
       throw new Error(`DecomposedConv2D '${this.name}' is not built yet`);
     }
-    return computeEffectiveKernel(this.direction.read(), this.magnitude.read(), this.normAxes, this.epsilon) as tf.Tensor4D;
+    return computeEffectiveKernel(
+      this.direction.read(),
+      this.magnitude.read(),
+      this.normAxes,
+      this.epsilon,
+    ) as tf.Tensor4D;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
@@ -198,7 +207,8 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       granularity: this.granularity,
       epsilon: this.epsilon,
     };
-    if (this.magnitudeInit != null) config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
+    if (this.magnitudeInit != null)
+      config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
     return { ...config, ...super.getConfig() };
   }
 }

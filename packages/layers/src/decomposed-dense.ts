@@ -68,7 +68,10 @@ export class DecomposedDense extends tfl.layers.Layer {
       this.batchInputShape = [args.batchSize ?? null, args.inputDim];
     }
     this.units = this.spec.units;
-    this.granularity = checkOneOf('DecomposedDense granularity', granularity ?? 'output', ['output', 'input'] as const);
+    this.granularity = checkOneOf('DecomposedDense granularity', granularity ?? 'output', [
+      'output',
+      'input',
+    ] as const);
     this.epsilon = epsilon ?? DEFAULT_EPSILON;
     if (!(this.epsilon > 0)) throw new Error(`DecomposedDense epsilon must be > 0, got ${epsilon}`);
     this.normAxes = this.granularity === 'output' ? [0] : [1];
@@ -83,7 +86,8 @@ export class DecomposedDense extends tfl.layers.Layer {
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
     const shape = exactlyOneShape(inputShape);
     const inputDim = shape[shape.length - 1];
-    if (inputDim == null) throw new Error(`DecomposedDense '${this.name}': the last input dimension must be known`);
+    if (inputDim == null)
+      throw new Error(`DecomposedDense '${this.name}': the last input dimension must be known`);
     if (this.direction == null) {
       const magnitudeShape = this.granularity === 'output' ? [this.units] : [inputDim];
       this.direction = this.addWeight(
@@ -135,7 +139,12 @@ export class DecomposedDense extends tfl.layers.Layer {
     if (this.direction == null || this.magnitude == null) {
       throw new Error(`DecomposedDense '${this.name}' is not built yet`);
     }
-    return computeEffectiveKernel(this.direction.read(), this.magnitude.read(), this.normAxes, this.epsilon) as tf.Tensor2D;
+    return computeEffectiveKernel(
+      this.direction.read(),
+      this.magnitude.read(),
+      this.normAxes,
+      this.epsilon,
+    ) as tf.Tensor2D;
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
@@ -145,7 +154,10 @@ export class DecomposedDense extends tfl.layers.Layer {
       const kernel = this.effectiveKernel();
       const bias = this.bias == null ? undefined : this.bias.read();
       const fused = fusedActivation(this.activation);
-      const x2d = input.rank === 2 ? (input as tf.Tensor2D) : tf.reshape(input, [-1, input.shape[input.rank - 1]]) as tf.Tensor2D;
+      const x2d =
+        input.rank === 2
+          ? (input as tf.Tensor2D)
+          : (tf.reshape(input, [-1, input.shape[input.rank - 1]]) as tf.Tensor2D);
       let y: tf.Tensor = tf.fused.matMul({ a: x2d, b: kernel, bias, activation: fused ?? 'linear' });
       if (fused == null) y = this.activation.apply(y);
       if (input.rank !== 2) y = tf.reshape(y, [...input.shape.slice(0, -1), this.units]);
@@ -159,7 +171,8 @@ export class DecomposedDense extends tfl.layers.Layer {
       granularity: this.granularity,
       epsilon: this.epsilon,
     };
-    if (this.magnitudeInit != null) config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
+    if (this.magnitudeInit != null)
+      config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
     return { ...config, ...super.getConfig() };
   }
 }

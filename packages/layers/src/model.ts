@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { type Conv2DGranularity, DEFAULT_EPSILON, type DenseGranularity, type Granularity, groupNorm } from './common.js';
+import {
+  type Conv2DGranularity,
+  DEFAULT_EPSILON,
+  type DenseGranularity,
+  type Granularity,
+  groupNorm,
+} from './common.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
 
@@ -43,7 +49,9 @@ function rebuild(
   rewrite: (layer: tfl.layers.Layer, entry: LayerEntry) => LayerEntry | null,
   weightsOf: (oldLayer: tfl.layers.Layer, newLayer: tfl.layers.Layer) => tf.Tensor[] | null,
 ): tfl.LayersModel {
-  const config = JSON.parse(JSON.stringify(model.getConfig())) as { layers: LayerEntry[] } & tf.serialization.ConfigDict;
+  const config = JSON.parse(JSON.stringify(model.getConfig())) as {
+    layers: LayerEntry[];
+  } & tf.serialization.ConfigDict;
   config.layers = config.layers.map((entry) => {
     const layer = model.getLayer(entry.config.name as string);
     return rewrite(layer, entry) ?? entry;
@@ -83,10 +91,15 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   if (Array.isArray(include)) {
     for (const name of include) {
       const layer = model.layers.find((l) => l.name === name);
-      if (layer == null) throw new Error(`decompose: include names layer '${name}', which model '${model.name}' does not have`);
+      if (layer == null)
+        throw new Error(
+          `decompose: include names layer '${name}', which model '${model.name}' does not have`,
+        );
       const cls = layer.getClassName();
       if (cls !== 'Dense' && cls !== 'Conv2D') {
-        throw new Error(`decompose: include names layer '${name}', a ${cls}; only Dense and Conv2D layers can be decomposed`);
+        throw new Error(
+          `decompose: include names layer '${name}', a ${cls}; only Dense and Conv2D layers can be decomposed`,
+        );
       }
     }
   }
@@ -102,7 +115,9 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       if (!selected(layer)) return null;
       const dense = layer.getClassName() === 'Dense';
       if (!dense && entry.config.dataFormat === 'channelsFirst') {
-        throw new Error(`decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported`);
+        throw new Error(
+          `decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported`,
+        );
       }
       return {
         ...entry,
@@ -114,7 +129,11 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       if (!isDecomposed(newLayer) || isDecomposed(oldLayer)) return null;
       const [kernel, ...rest] = oldLayer.getWeights();
       const magnitudeShape = newLayer.magnitude!.shape as number[];
-      return [kernel.clone(), groupNorm(kernel, newLayer.normAxes, magnitudeShape), ...rest.map((t) => t.clone())];
+      return [
+        kernel.clone(),
+        groupNorm(kernel, newLayer.normAxes, magnitudeShape),
+        ...rest.map((t) => t.clone()),
+      ];
     },
   );
 }
@@ -181,12 +200,16 @@ export interface MagnitudeInfo {
   macsPerGroup: number;
 }
 
-function knownShape(layer: tfl.layers.Layer, which: 'inputShapes' | 'outputShapes'): (number | null)[] | null {
+function knownShape(
+  layer: tfl.layers.Layer,
+  which: 'inputShapes' | 'outputShapes',
+): (number | null)[] | null {
   // The first call site decides: a layer applied to several shapes has no single MAC count.
   const node = layer.inboundNodes[0];
   if (node == null) return null;
   const shape = node[which] as (number | null)[] | (number | null)[][];
-  if (shape.length > 0 && Array.isArray(shape[0])) return shape.length === 1 ? (shape[0] as (number | null)[]) : null;
+  if (shape.length > 0 && Array.isArray(shape[0]))
+    return shape.length === 1 ? (shape[0] as (number | null)[]) : null;
   return shape as (number | null)[];
 }
 

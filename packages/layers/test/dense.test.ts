@@ -7,8 +7,16 @@ import { allFinite, numericGrad, randn, scaledError, useCpu, values } from './he
 beforeAll(useCpu);
 
 /** A plain Dense with the decomposed layer's effective kernel and bias. */
-function plainTwin(layer: DecomposedDense, activation: string | undefined, inputShape: number[]): tfl.layers.Layer {
-  const plain = tfl.layers.dense({ units: layer.units, activation: activation as any, useBias: layer.useBias });
+function plainTwin(
+  layer: DecomposedDense,
+  activation: string | undefined,
+  inputShape: number[],
+): tfl.layers.Layer {
+  const plain = tfl.layers.dense({
+    units: layer.units,
+    activation: activation as any,
+    useBias: layer.useBias,
+  });
   plain.build(inputShape);
   const kernel = layer.effectiveKernel();
   plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
@@ -17,13 +25,24 @@ function plainTwin(layer: DecomposedDense, activation: string | undefined, input
 }
 
 /** Random magnitudes (some near zero, some large) so the test does not pass on norm-initialised ones alone. */
-function scrambleMagnitude(layer: DecomposedDense | { magnitude: tfl.LayerVariable | null }, seed: number): void {
+function scrambleMagnitude(
+  layer: DecomposedDense | { magnitude: tfl.LayerVariable | null },
+  seed: number,
+): void {
   const m = layer.magnitude!;
-  tf.tidy(() => m.write(tf.mul(randn(m.shape as number[], seed), 2)));
+  tf.tidy(() => {
+    m.write(tf.mul(randn(m.shape as number[], seed), 2));
+  });
 }
 
 describe('DecomposedDense', () => {
-  const cases: { inputShape: number[]; units: number; activation?: string; granularity: DenseGranularity; useBias?: boolean }[] = [
+  const cases: {
+    inputShape: number[];
+    units: number;
+    activation?: string;
+    granularity: DenseGranularity;
+    useBias?: boolean;
+  }[] = [
     { inputShape: [5, 7], units: 3, granularity: 'output' },
     { inputShape: [5, 7], units: 3, granularity: 'input', activation: 'relu' },
     { inputShape: [4, 16], units: 9, granularity: 'output', activation: 'tanh', useBias: false },
@@ -32,11 +51,19 @@ describe('DecomposedDense', () => {
     { inputShape: [2, 3, 5, 6], units: 4, granularity: 'input', activation: 'softmax' },
   ];
   it.each(cases)('equals tf.layers.dense with the effective kernel: %j', (c) => {
-    const layer = decomposedDense({ units: c.units, activation: c.activation as any, granularity: c.granularity, useBias: c.useBias });
+    const layer = decomposedDense({
+      units: c.units,
+      activation: c.activation as any,
+      granularity: c.granularity,
+      useBias: c.useBias,
+    });
     const x = randn(c.inputShape, 1);
     layer.apply(x);
     scrambleMagnitude(layer, 2);
-    if (layer.bias) tf.tidy(() => layer.bias!.write(randn([c.units], 3)));
+    if (layer.bias)
+      tf.tidy(() => {
+        layer.bias!.write(randn([c.units], 3));
+      });
     const y = layer.apply(x) as tf.Tensor;
     const plain = plainTwin(layer, c.activation, c.inputShape);
     const yPlain = plain.apply(x) as tf.Tensor;
@@ -55,7 +82,11 @@ describe('DecomposedDense', () => {
       const layer = decomposedDense({ units: 6, granularity, inputShape: [10] });
       layer.build([null, 10]);
       const [direction, magnitude, bias] = layer.getWeights();
-      expect(layer.weights.map((w) => w.originalName.split('/').pop())).toEqual(['direction', 'magnitude', 'bias']);
+      expect(layer.weights.map((w) => w.originalName.split('/').pop())).toEqual([
+        'direction',
+        'magnitude',
+        'bias',
+      ]);
       expect(direction.shape).toEqual([10, 6]);
       expect(magnitude.shape).toEqual(granularity === 'output' ? [6] : [10]);
       expect(bias.shape).toEqual([6]);
@@ -118,7 +149,10 @@ describe('DecomposedDense', () => {
     const x1 = tf.tensor2d([[1, 1, 1]]);
     const dirVar = layer.direction!.read() as tf.Variable;
     const magVar = layer.magnitude!.read() as tf.Variable;
-    const { grads } = tf.variableGrads(() => tf.sum(layer.apply(x1) as tf.Tensor) as tf.Scalar, [dirVar, magVar]);
+    const { grads } = tf.variableGrads(
+      () => tf.sum(layer.apply(x1) as tf.Tensor) as tf.Scalar,
+      [dirVar, magVar],
+    );
     const dg = values(grads[magVar.name]);
     expect(dg[0]).toBeCloseTo(1.4, 5);
     expect(dg[1]).toBeCloseTo(5 / 3, 5);
@@ -131,65 +165,89 @@ describe('DecomposedDense', () => {
     tf.dispose([direction, x, y, k, x1, ...Object.values(grads)]);
   });
 
-  it.each(['output', 'input'] as const)('gradients agree with central finite differences (%s)', (granularity) => {
-    const layer = decomposedDense({ units: 3, activation: 'tanh', granularity });
-    const x = randn([4, 5], 11);
-    layer.apply(x);
-    scrambleMagnitude(layer, 12);
-    tf.tidy(() => layer.bias!.write(randn([3], 13)));
-    const r = randn([4, 3], 14);
-    const loss = () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, r)) as tf.Scalar;
-    const vars = [layer.direction!, layer.magnitude!, layer.bias!].map((w) => w.read() as tf.Variable);
-    const { grads } = tf.variableGrads(loss, vars);
-    const f = () => tf.tidy(() => loss().dataSync()[0]);
-    for (const v of vars) {
-      const indices = Array.from({ length: v.size }, (_, i) => i);
-      const numeric = numericGrad(f, v, indices);
-      const analytic = Array.from(values(grads[v.name]));
-      const diff = Math.hypot(...numeric.map((n, i) => n - analytic[i]));
-      const scale = Math.hypot(...analytic);
-      expect(diff / scale).toBeLessThan(1e-2);
-    }
-    tf.dispose([x, r, ...Object.values(grads)]);
-  });
-
-  it.each(['output', 'input'] as const)('a zero magnitude or a zero direction gives a zero group, and no NaN anywhere (%s)', (granularity) => {
-    const layer = decomposedDense({ units: 3, granularity });
-    const x = randn([4, 5], 21);
-    layer.apply(x);
-    const groups = granularity === 'output' ? 3 : 5;
-    const direction = tf.tidy(() => {
-      const d = randn([5, 3], 22).arraySync() as number[][];
-      // group 0 has a zero direction (and magnitude 1), group 1 a zero magnitude.
-      for (let i = 0; i < 5; i++) for (let j = 0; j < 3; j++) if ((granularity === 'output' ? j : i) === 0) d[i][j] = 0;
-      return tf.tensor2d(d);
-    });
-    const magnitude = tf.tensor1d(Array.from({ length: groups }, (_, i) => (i === 1 ? 0 : 1 + i)));
-    layer.setWeights([direction, magnitude, tf.zeros([3])]);
-    const k = layer.effectiveKernel();
-    const kv = k.arraySync() as number[][];
-    for (let i = 0; i < 5; i++) {
-      for (let j = 0; j < 3; j++) {
-        const g = granularity === 'output' ? j : i;
-        if (g === 0 || g === 1) expect(Math.abs(kv[i][j])).toBe(0);
+  it.each(['output', 'input'] as const)(
+    'gradients agree with central finite differences (%s)',
+    (granularity) => {
+      const layer = decomposedDense({ units: 3, activation: 'tanh', granularity });
+      const x = randn([4, 5], 11);
+      layer.apply(x);
+      scrambleMagnitude(layer, 12);
+      tf.tidy(() => {
+        layer.bias!.write(randn([3], 13));
+      });
+      const r = randn([4, 3], 14);
+      const loss = () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, r)) as tf.Scalar;
+      const vars = [layer.direction!, layer.magnitude!, layer.bias!].map((w) => w.read() as tf.Variable);
+      const { grads } = tf.variableGrads(loss, vars);
+      const f = () => tf.tidy(() => loss().dataSync()[0]);
+      for (const v of vars) {
+        const indices = Array.from({ length: v.size }, (_, i) => i);
+        const numeric = numericGrad(f, v, indices);
+        const analytic = Array.from(values(grads[v.name]));
+        const diff = Math.hypot(...numeric.map((n, i) => n - analytic[i]));
+        const scale = Math.hypot(...analytic);
+        expect(diff / scale).toBeLessThan(1e-2);
       }
-    }
-    expect(allFinite(k)).toBe(true);
-    const vars = [layer.direction!, layer.magnitude!].map((w) => w.read() as tf.Variable);
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar, vars);
-    expect(allFinite(value)).toBe(true);
-    for (const v of vars) expect(allFinite(grads[v.name])).toBe(true);
-    // All-zero direction and magnitude: still a zero kernel with finite gradients.
-    layer.setWeights([tf.zeros([5, 3]), tf.zeros([groups]), tf.zeros([3])]);
-    const k0 = layer.effectiveKernel();
-    expect(values(k0).every((v) => v === 0)).toBe(true);
-    const g0 = tf.variableGrads(() => tf.sum(layer.apply(x) as tf.Tensor) as tf.Scalar, vars);
-    for (const v of vars) expect(allFinite(g0.grads[v.name])).toBe(true);
-    tf.dispose([x, direction, magnitude, k, k0, value, g0.value, ...Object.values(grads), ...Object.values(g0.grads)]);
-  });
+      tf.dispose([x, r, ...Object.values(grads)]);
+    },
+  );
+
+  it.each(['output', 'input'] as const)(
+    'a zero magnitude or a zero direction gives a zero group, and no NaN anywhere (%s)',
+    (granularity) => {
+      const layer = decomposedDense({ units: 3, granularity });
+      const x = randn([4, 5], 21);
+      layer.apply(x);
+      const groups = granularity === 'output' ? 3 : 5;
+      const direction = tf.tidy(() => {
+        const d = randn([5, 3], 22).arraySync() as number[][];
+        // group 0 has a zero direction (and magnitude 1), group 1 a zero magnitude.
+        for (let i = 0; i < 5; i++)
+          for (let j = 0; j < 3; j++) if ((granularity === 'output' ? j : i) === 0) d[i][j] = 0;
+        return tf.tensor2d(d);
+      });
+      const magnitude = tf.tensor1d(Array.from({ length: groups }, (_, i) => (i === 1 ? 0 : 1 + i)));
+      layer.setWeights([direction, magnitude, tf.zeros([3])]);
+      const k = layer.effectiveKernel();
+      const kv = k.arraySync() as number[][];
+      for (let i = 0; i < 5; i++) {
+        for (let j = 0; j < 3; j++) {
+          const g = granularity === 'output' ? j : i;
+          if (g === 0 || g === 1) expect(Math.abs(kv[i][j])).toBe(0);
+        }
+      }
+      expect(allFinite(k)).toBe(true);
+      const vars = [layer.direction!, layer.magnitude!].map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar,
+        vars,
+      );
+      expect(allFinite(value)).toBe(true);
+      for (const v of vars) expect(allFinite(grads[v.name])).toBe(true);
+      // All-zero direction and magnitude: still a zero kernel with finite gradients.
+      layer.setWeights([tf.zeros([5, 3]), tf.zeros([groups]), tf.zeros([3])]);
+      const k0 = layer.effectiveKernel();
+      expect(values(k0).every((v) => v === 0)).toBe(true);
+      const g0 = tf.variableGrads(() => tf.sum(layer.apply(x) as tf.Tensor) as tf.Scalar, vars);
+      for (const v of vars) expect(allFinite(g0.grads[v.name])).toBe(true);
+      tf.dispose([
+        x,
+        direction,
+        magnitude,
+        k,
+        k0,
+        value,
+        g0.value,
+        ...Object.values(grads),
+        ...Object.values(g0.grads),
+      ]);
+    },
+  );
 
   it('rejects a bad granularity or epsilon with a clear error', () => {
-    expect(() => decomposedDense({ units: 2, granularity: 'kernel' as any })).toThrow(/granularity must be one of 'output', 'input'/);
+    expect(() => decomposedDense({ units: 2, granularity: 'kernel' as any })).toThrow(
+      /granularity must be one of 'output', 'input'/,
+    );
     expect(() => decomposedDense({ units: 2, epsilon: 0 })).toThrow(/epsilon must be > 0/);
   });
 

@@ -1,0 +1,257 @@
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { type Conv2DGranularity, DecomposedConv2D, decomposedConv2d } from '../src/index.js';
+import { expectNoLeak } from '../../../tools/testing/leaks.js';
+import { allFinite, numericGrad, randn, scaledError, useCpu, values } from './helpers.js';
+
+beforeAll(useCpu);
+
+interface Case {
+  input: [number, number, number, number];
+  filters: number;
+  kernelSize: number | [number, number];
+  strides?: number | [number, number];
+  padding?: 'same' | 'valid';
+  dilationRate?: number | [number, number];
+  activation?: string;
+  useBias?: boolean;
+  granularity: Conv2DGranularity;
+}
+
+const cases: Case[] = [
+  { input: [2, 7, 7, 3], filters: 4, kernelSize: 3, granularity: 'kernel' },
+  {
+    input: [2, 7, 7, 3],
+    filters: 4,
+    kernelSize: 3,
+    granularity: 'filter',
+    padding: 'same',
+    activation: 'relu',
+  },
+  {
+    input: [1, 9, 8, 2],
+    filters: 5,
+    kernelSize: [3, 2],
+    strides: 2,
+    granularity: 'kernel',
+    padding: 'same',
+    activation: 'tanh',
+  },
+  {
+    input: [1, 9, 8, 2],
+    filters: 5,
+    kernelSize: [2, 3],
+    strides: [2, 1],
+    granularity: 'filter',
+    activation: 'sigmoid',
+    useBias: false,
+  },
+  {
+    input: [2, 10, 10, 2],
+    filters: 3,
+    kernelSize: 3,
+    dilationRate: 2,
+    granularity: 'kernel',
+    activation: 'elu',
+  },
+  {
+    input: [2, 10, 10, 2],
+    filters: 3,
+    kernelSize: 3,
+    dilationRate: [2, 1],
+    padding: 'same',
+    granularity: 'filter',
+    activation: 'relu6',
+  },
+  { input: [3, 6, 6, 1], filters: 2, kernelSize: 5, granularity: 'kernel', activation: 'softmax' },
+];
+
+function plainTwin(layer: DecomposedConv2D, c: Case): tfl.layers.Layer {
+  const plain = tfl.layers.conv2d({
+    filters: c.filters,
+    kernelSize: c.kernelSize,
+    strides: c.strides,
+    padding: c.padding,
+    dilationRate: c.dilationRate,
+    activation: c.activation as any,
+    useBias: c.useBias,
+  });
+  plain.build(c.input);
+  const kernel = layer.effectiveKernel();
+  plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
+  kernel.dispose();
+  return plain;
+}
+
+describe('DecomposedConv2D', () => {
+  it.each(cases)('equals tf.layers.conv2d with the effective kernel: %j', (c) => {
+    const { input, granularity, activation, ...rest } = c;
+    const layer = decomposedConv2d({ ...rest, activation: activation as any, granularity });
+    const x = randn(input, 1);
+    layer.apply(x);
+    tf.tidy(() => {
+      layer.magnitude!.write(tf.mul(randn(layer.magnitude!.shape as number[], 2), 2));
+    });
+    if (layer.bias)
+      tf.tidy(() => {
+        layer.bias!.write(randn([c.filters], 3));
+      });
+    const y = layer.apply(x) as tf.Tensor;
+    const plain = plainTwin(layer, c);
+    const yPlain = plain.apply(x) as tf.Tensor;
+    expect(y.shape).toEqual(yPlain.shape);
+    expect(layer.computeOutputShape([null, ...input.slice(1)] as any)).toEqual([
+      null,
+      ...yPlain.shape.slice(1),
+    ]);
+    expect(scaledError(y, yPlain)).toBeLessThan(1e-5);
+    const k = layer.effectiveKernel();
+    const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(k), granularity === 'kernel' ? [0, 1] : [0, 1, 2])));
+    expect(scaledError(norms, tf.abs(layer.magnitude!.read()))).toBeLessThan(1e-5);
+    tf.dispose([x, y, yPlain, k, norms]);
+  });
+
+  it('weights are direction [kh, kw, cin, cout], magnitude ([cin, cout] or [cout]), bias; fresh magnitude = ||direction||', () => {
+    for (const granularity of ['kernel', 'filter'] as const) {
+      const layer = decomposedConv2d({ filters: 6, kernelSize: [3, 2], granularity });
+      layer.build([null, 8, 8, 4]);
+      const [direction, magnitude, bias] = layer.getWeights();
+      expect(layer.weights.map((w) => w.originalName.split('/').pop())).toEqual([
+        'direction',
+        'magnitude',
+        'bias',
+      ]);
+      expect(direction.shape).toEqual([3, 2, 4, 6]);
+      expect(magnitude.shape).toEqual(granularity === 'kernel' ? [4, 6] : [6]);
+      expect(bias.shape).toEqual([6]);
+      expect(layer.normAxes).toEqual(granularity === 'kernel' ? [0, 1] : [0, 1, 2]);
+      const k = layer.effectiveKernel();
+      expect(scaledError(k, direction)).toBeLessThan(1e-5);
+      k.dispose();
+    }
+  });
+
+  it('rejects channelsFirst with a clear error', () => {
+    expect(() =>
+      decomposedConv2d({ filters: 2, kernelSize: 3, dataFormat: 'channelsFirst', name: 'c' }),
+    ).toThrow(/channelsLast.*only.*'channelsFirst'.*layer 'c'/);
+    expect(() => decomposedConv2d({ filters: 2, kernelSize: 3, granularity: 'output' as any })).toThrow(
+      /'kernel', 'filter'/,
+    );
+  });
+
+  it('getConfig round-trips', () => {
+    const layer = decomposedConv2d({
+      filters: 3,
+      kernelSize: [3, 1],
+      strides: [1, 2],
+      padding: 'same',
+      dilationRate: 1,
+      activation: 'relu',
+      granularity: 'filter',
+      epsilon: 1e-5,
+      kernelRegularizer: 'l1l2',
+      name: 'conv_x',
+    });
+    const config = layer.getConfig();
+    expect(config).toMatchObject({
+      filters: 3,
+      kernelSize: [3, 1],
+      strides: [1, 2],
+      padding: 'same',
+      granularity: 'filter',
+      epsilon: 1e-5,
+      name: 'conv_x',
+    });
+    const again = new DecomposedConv2D(JSON.parse(JSON.stringify(config)));
+    expect(again.getConfig()).toEqual(config);
+  });
+
+  it.each([
+    ['kernel', 1, 'valid'],
+    ['filter', 2, 'same'],
+  ] as const)(
+    'gradients agree with central finite differences (%s, stride %d, %s)',
+    (granularity, strides, padding) => {
+      const layer = decomposedConv2d({
+        filters: 2,
+        kernelSize: 2,
+        strides,
+        padding,
+        activation: 'tanh',
+        granularity,
+      });
+      const x = randn([2, 4, 4, 2], 41);
+      layer.apply(x);
+      tf.tidy(() => {
+        layer.magnitude!.write(randn(layer.magnitude!.shape as number[], 42));
+      });
+      tf.tidy(() => {
+        layer.bias!.write(randn([2], 43));
+      });
+      const y0 = layer.apply(x) as tf.Tensor;
+      const r = randn(y0.shape, 44);
+      const loss = () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, r)) as tf.Scalar;
+      const vars = [layer.direction!, layer.magnitude!, layer.bias!].map((w) => w.read() as tf.Variable);
+      const { grads } = tf.variableGrads(loss, vars);
+      const f = () => tf.tidy(() => loss().dataSync()[0]);
+      for (const v of vars) {
+        const numeric = numericGrad(
+          f,
+          v,
+          Array.from({ length: v.size }, (_, i) => i),
+        );
+        const analytic = Array.from(values(grads[v.name]));
+        const diff = Math.hypot(...numeric.map((n, i) => n - analytic[i]));
+        expect(diff / Math.hypot(...analytic)).toBeLessThan(1e-2);
+      }
+      tf.dispose([x, y0, r, ...Object.values(grads)]);
+    },
+  );
+
+  it.each(['kernel', 'filter'] as const)(
+    'a zero magnitude or zero direction gives a zero group and no NaN (%s)',
+    (granularity) => {
+      const layer = decomposedConv2d({ filters: 3, kernelSize: 2, granularity, activation: 'relu' });
+      const x = randn([2, 5, 5, 2], 51);
+      layer.apply(x);
+      // Zero the whole direction of output channel 0 and the magnitude of (0, 1) / filter 1.
+      const direction = tf.tidy(() => tf.mul(randn([2, 2, 2, 3], 52), tf.tensor1d([0, 1, 1])));
+      const magnitude =
+        granularity === 'kernel'
+          ? tf.tensor2d([
+              [1, 0, 2],
+              [1, 3, 2],
+            ])
+          : tf.tensor1d([1, 0, 2]);
+      layer.setWeights([direction, magnitude, tf.zeros([3])]);
+      const k = layer.effectiveKernel();
+      const kv = k.arraySync() as number[][][][];
+      for (let a = 0; a < 2; a++)
+        for (let b = 0; b < 2; b++)
+          for (let i = 0; i < 2; i++) {
+            expect(Math.abs(kv[a][b][i][0])).toBe(0);
+            if (granularity === 'filter' || i === 0) expect(Math.abs(kv[a][b][i][1])).toBe(0);
+          }
+      const vars = [layer.direction!, layer.magnitude!].map((w) => w.read() as tf.Variable);
+      const { value, grads } = tf.variableGrads(
+        () => tf.sum(tf.square(layer.apply(x) as tf.Tensor)) as tf.Scalar,
+        vars,
+      );
+      expect(allFinite(value)).toBe(true);
+      for (const v of vars) expect(allFinite(grads[v.name])).toBe(true);
+      tf.dispose([x, direction, magnitude, k, value, ...Object.values(grads)]);
+    },
+  );
+
+  it('call() leaves no tensor behind', async () => {
+    const layer = decomposedConv2d({ filters: 2, kernelSize: 3, activation: 'softmax', padding: 'same' });
+    const x = randn([1, 5, 5, 2], 61);
+    layer.apply(x);
+    await expectNoLeak(() => {
+      const y = layer.apply(x) as tf.Tensor;
+      y.dispose();
+    });
+    x.dispose();
+  });
+});

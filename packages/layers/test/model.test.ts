@@ -1,0 +1,414 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem } from '@normprune/runtime';
+import {
+  DecomposedConv2D,
+  DecomposedDense,
+  decompose,
+  decomposedConv2d,
+  decomposedDense,
+  effectiveKernel,
+  fold,
+  magnitudes,
+} from '../src/index.js';
+import { expectNoLeak } from '../../../tools/testing/leaks.js';
+import { randn, scaledError, useCpu } from './helpers.js';
+
+beforeAll(useCpu);
+
+function lenet5(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({
+        inputShape: [12, 12, 1],
+        filters: 4,
+        kernelSize: 5,
+        activation: 'relu',
+        name: 'conv1',
+      }),
+      tfl.layers.maxPooling2d({ poolSize: 2 }),
+      tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'conv2' }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 10, activation: 'relu', name: 'fc1' }),
+      tfl.layers.dense({ units: 3, activation: 'softmax', name: 'fc2' }),
+    ],
+  });
+}
+
+/** Two branches (conv and dense-on-rank-4) merged by concatenate and add: every kind of edge. */
+function branching(): tfl.LayersModel {
+  const input = tfl.input({ shape: [8, 8, 2], name: 'img' });
+  const a = tfl.layers
+    .conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a_conv' })
+    .apply(input) as tfl.SymbolicTensor;
+  const b = tfl.layers
+    .conv2d({ filters: 3, kernelSize: 1, strides: 1, name: 'b_conv' })
+    .apply(input) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'sum' }).apply([a, b]) as tfl.SymbolicTensor;
+  const bn = tfl.layers.batchNormalization({ name: 'bn' }).apply(sum) as tfl.SymbolicTensor;
+  const perPixel = tfl.layers
+    .dense({ units: 4, name: 'per_pixel', activation: 'tanh' })
+    .apply(bn) as tfl.SymbolicTensor;
+  const cat = tfl.layers.concatenate({ name: 'cat' }).apply([perPixel, a]) as tfl.SymbolicTensor;
+  const flat = tfl.layers.flatten({ name: 'flat' }).apply(cat) as tfl.SymbolicTensor;
+  const out1 = tfl.layers.dense({ units: 5, name: 'head1' }).apply(flat) as tfl.SymbolicTensor;
+  const out2 = tfl.layers
+    .dense({ units: 2, activation: 'sigmoid', name: 'head2' })
+    .apply(flat) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: [out1, out2], name: 'branching' });
+}
+
+function predictAll(model: tfl.LayersModel, x: tf.Tensor): tf.Tensor[] {
+  const y = model.predict(x);
+  return Array.isArray(y) ? y : [y];
+}
+
+function expectSameOutputs(a: tfl.LayersModel, b: tfl.LayersModel, x: tf.Tensor, tol = 1e-5): void {
+  const ya = predictAll(a, x);
+  const yb = predictAll(b, x);
+  expect(ya.length).toBe(yb.length);
+  ya.forEach((t, i) => expect(scaledError(t, yb[i])).toBeLessThan(tol));
+  tf.dispose([...ya, ...yb]);
+}
+
+/** Non-trivial BatchNormalization statistics so that copying them matters. */
+function randomizeNonKernelWeights(model: tfl.LayersModel, seed: number): void {
+  for (const layer of model.layers) {
+    if (layer.getClassName() === 'BatchNormalization') {
+      layer.setWeights(layer.getWeights().map((w, i) => tf.add(tf.abs(randn(w.shape, seed + i)), 0.5)));
+    }
+  }
+}
+
+describe('decompose and fold', () => {
+  it.each([
+    ['output', 'kernel'],
+    ['input', 'filter'],
+  ] as const)(
+    'Sequential: decompose keeps the outputs, fold gives them back (dense %s, conv2d %s)',
+    (dense, conv2d) => {
+      const model = lenet5();
+      const x = randn([3, 12, 12, 1], 1);
+      const d = decompose(model, { granularity: { dense, conv2d } });
+      expect(d).toBeInstanceOf(tfl.Sequential);
+      expect(d.layers.map((l) => l.getClassName())).toEqual([
+        'DecomposedConv2D',
+        'MaxPooling2D',
+        'DecomposedConv2D',
+        'Flatten',
+        'DecomposedDense',
+        'DecomposedDense',
+      ]);
+      expect(d.layers.map((l) => l.name)).toEqual(model.layers.map((l) => l.name));
+      expect((d.getLayer('fc1') as DecomposedDense).granularity).toBe(dense);
+      expect((d.getLayer('conv1') as DecomposedConv2D).granularity).toBe(conv2d);
+      expectSameOutputs(model, d, x);
+      // Train-like change of the magnitudes, then fold: same outputs as the decomposed model.
+      for (const info of magnitudes(d))
+        tf.tidy(() =>
+          info.magnitude.assign(tf.mul(info.magnitude, tf.add(tf.abs(randn(info.magnitude.shape, 7)), 0.5))),
+        );
+      const f = fold(d);
+      expect(f.layers.map((l) => l.getClassName())).toEqual(model.layers.map((l) => l.getClassName()));
+      expectSameOutputs(d, f, x);
+      x.dispose();
+    },
+  );
+
+  it('functional branching model (add, concatenate, BatchNormalization, two outputs, Dense on rank 4)', () => {
+    const model = branching();
+    randomizeNonKernelWeights(model, 3);
+    const x = randn([2, 8, 8, 2], 2);
+    const d = decompose(model);
+    expect(d).not.toBeInstanceOf(tfl.Sequential);
+    expect(d.outputs.length).toBe(2);
+    expect(
+      d.layers
+        .filter((l) => l instanceof DecomposedDense || l instanceof DecomposedConv2D)
+        .map((l) => l.name)
+        .sort(),
+    ).toEqual(['a_conv', 'b_conv', 'head1', 'head2', 'per_pixel']);
+    expectSameOutputs(model, d, x);
+    const f = fold(d);
+    expectSameOutputs(model, f, x);
+    expect(JSON.stringify(f.toJSON(null, false))).not.toMatch(/Decomposed/);
+    x.dispose();
+  });
+
+  it('include selects layers by name or predicate; unknown or non-Dense/Conv2D names are errors', () => {
+    const model = lenet5();
+    const byName = decompose(model, { include: ['conv2', 'fc2'] });
+    expect(byName.layers.map((l) => l.getClassName())).toEqual([
+      'Conv2D',
+      'MaxPooling2D',
+      'DecomposedConv2D',
+      'Flatten',
+      'Dense',
+      'DecomposedDense',
+    ]);
+    const byPredicate = decompose(model, { include: (l) => l.getClassName() === 'Dense' });
+    expect(byPredicate.layers.map((l) => l.getClassName())).toEqual([
+      'Conv2D',
+      'MaxPooling2D',
+      'Conv2D',
+      'Flatten',
+      'DecomposedDense',
+      'DecomposedDense',
+    ]);
+    expect(() => decompose(model, { include: ['nope'] })).toThrow(/'nope'/);
+    expect(() => decompose(model, { include: [model.layers[1].name] })).toThrow(
+      /MaxPooling2D.*only Dense and Conv2D/,
+    );
+    const x = randn([2, 12, 12, 1], 4);
+    expectSameOutputs(model, byName, x);
+    expectSameOutputs(model, fold(byName), x);
+    x.dispose();
+  });
+
+  it('rejects nested models and channelsFirst convolutions with errors naming the layer', () => {
+    const inner = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 2, inputShape: [3] })],
+      name: 'inner_block',
+    });
+    const outer = tfl.sequential({ layers: [inner, tfl.layers.dense({ units: 1 })] });
+    expect(() => decompose(outer)).toThrow(/'inner_block'.*nested models are not supported/);
+    expect(() => fold(outer)).toThrow(/'inner_block'/);
+    const cf = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({
+          inputShape: [2, 5, 5],
+          filters: 2,
+          kernelSize: 3,
+          dataFormat: 'channelsFirst',
+          name: 'cf_conv',
+        }),
+      ],
+    });
+    expect(() => decompose(cf)).toThrow(/'cf_conv'.*channelsFirst/);
+  });
+
+  it('the original model is untouched and the new one owns its weights', () => {
+    const model = lenet5();
+    const before = model.getLayer('fc1').getWeights()[0].dataSync().slice();
+    const d = decompose(model);
+    const info = magnitudes(d).find((i) => i.layerName === 'fc1')!;
+    tf.tidy(() => info.direction.assign(tf.zerosLike(info.direction)));
+    expect(Array.from(model.getLayer('fc1').getWeights()[0].dataSync())).toEqual(Array.from(before));
+  });
+});
+
+describe('magnitudes', () => {
+  it('lists every decomposed layer with its variables, groups, params and MACs per group', () => {
+    const model = tfl.sequential({
+      layers: [
+        decomposedConv2d({ inputShape: [28, 28, 1], filters: 20, kernelSize: 5, name: 'c1' }), // out 24x24
+        tfl.layers.maxPooling2d({ poolSize: 2 }), // 12x12
+        decomposedConv2d({
+          filters: 50,
+          kernelSize: 5,
+          strides: 2,
+          padding: 'same',
+          name: 'c2',
+          granularity: 'filter',
+        }), // out 6x6
+        tfl.layers.reshape({ targetShape: [36, 50] }),
+        decomposedDense({ units: 7, name: 'd_seq', granularity: 'input' }), // on [36, 50]: 36 positions
+        tfl.layers.flatten(),
+        decomposedDense({ units: 10, name: 'd_out' }),
+      ],
+    });
+    const infos = magnitudes(model);
+    const summary = infos.map(
+      ({ layerName, granularity, groups, paramsPerGroup, macsPerGroup, normAxes }) => ({
+        layerName,
+        granularity,
+        groups,
+        paramsPerGroup,
+        macsPerGroup,
+        normAxes,
+      }),
+    );
+    expect(summary).toEqual([
+      {
+        layerName: 'c1',
+        granularity: 'kernel',
+        groups: 1 * 20,
+        paramsPerGroup: 25,
+        macsPerGroup: 25 * 24 * 24,
+        normAxes: [0, 1],
+      },
+      {
+        layerName: 'c2',
+        granularity: 'filter',
+        groups: 50,
+        paramsPerGroup: 25 * 20,
+        macsPerGroup: 25 * 20 * 6 * 6,
+        normAxes: [0, 1, 2],
+      },
+      {
+        layerName: 'd_seq',
+        granularity: 'input',
+        groups: 50,
+        paramsPerGroup: 7,
+        macsPerGroup: 7 * 36,
+        normAxes: [1],
+      },
+      {
+        layerName: 'd_out',
+        granularity: 'output',
+        groups: 10,
+        paramsPerGroup: 36 * 7,
+        macsPerGroup: 36 * 7,
+        normAxes: [0],
+      },
+    ]);
+    // Total MACs of a layer = groups * macsPerGroup, whatever the granularity.
+    expect(infos[0].groups * infos[0].macsPerGroup).toBe(5 * 5 * 1 * 20 * 24 * 24);
+    expect(infos[1].groups * infos[1].macsPerGroup).toBe(5 * 5 * 20 * 50 * 6 * 6);
+    // The variables are the ones training updates.
+    const c1 = model.getLayer('c1') as DecomposedConv2D;
+    expect(infos[0].magnitude).toBe(c1.magnitude!.read());
+    expect(infos[0].direction).toBe(c1.direction!.read());
+    expect(model.trainableWeights.map((w) => w.read())).toContain(infos[0].magnitude);
+    expect(infos[0].epsilon).toBe(1e-6);
+    expect(infos[0].layer).toBe(c1);
+  });
+
+  it('MACs are NaN when the spatial size is unknown', () => {
+    const model = tfl.sequential({
+      layers: [decomposedConv2d({ inputShape: [null, null, 3], filters: 2, kernelSize: 3 })],
+    });
+    const [info] = magnitudes(model);
+    expect(info.paramsPerGroup).toBe(9);
+    expect(Number.isNaN(info.macsPerGroup)).toBe(true);
+  });
+});
+
+describe('serialisation', () => {
+  function smallModel(): tfl.Sequential {
+    return tfl.sequential({
+      layers: [
+        decomposedConv2d({
+          inputShape: [6, 6, 2],
+          filters: 3,
+          kernelSize: 3,
+          activation: 'relu',
+          granularity: 'filter',
+          name: 'c',
+        }),
+        tfl.layers.flatten(),
+        decomposedDense({ units: 4, activation: 'softmax', granularity: 'input', epsilon: 1e-4, name: 'd' }),
+      ],
+    });
+  }
+
+  it('getConfig / fromConfig round-trips a whole model', () => {
+    const model = smallModel();
+    const config = model.getConfig();
+    const again = tfl.Sequential.fromConfig(
+      tfl.Sequential,
+      JSON.parse(JSON.stringify(config)),
+    ) as tfl.Sequential;
+    expect(again.getConfig()).toEqual(config);
+  });
+
+  it('saves and loads through tf.io.withSaveHandler / fromMemory', async () => {
+    const model = smallModel();
+    for (const info of magnitudes(model))
+      tf.tidy(() => info.magnitude.assign(randn(info.magnitude.shape, 9)));
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await model.save(
+      tf.io.withSaveHandler(
+        async (a) => (
+          (artifacts = a),
+          { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
+        ),
+      ),
+    );
+    expect(artifacts!.weightSpecs!.map((s) => s.name)).toEqual([
+      'c/direction',
+      'c/magnitude',
+      'c/bias',
+      'd/direction',
+      'd/magnitude',
+      'd/bias',
+    ]);
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    expect(loaded.layers[2]).toBeInstanceOf(DecomposedDense);
+    expect((loaded.layers[2] as DecomposedDense).epsilon).toBe(1e-4);
+    const x = randn([2, 6, 6, 2], 10);
+    expectSameOutputs(model, loaded, x, 1e-6);
+    x.dispose();
+  });
+
+  it("saves and loads through @normprune/runtime's fileSystem; a folded model loads as plain tfjs", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-layers-'));
+    try {
+      const model = smallModel();
+      await model.save(fileSystem(path.join(dir, 'decomposed')));
+      const loaded = await tfl.loadLayersModel(fileSystem(path.join(dir, 'decomposed')));
+      expect(loaded.layers.map((l) => l.getClassName())).toEqual([
+        'DecomposedConv2D',
+        'Flatten',
+        'DecomposedDense',
+      ]);
+      const x = randn([2, 6, 6, 2], 11);
+      expectSameOutputs(model, loaded, x, 1e-6);
+      await fold(loaded).save(fileSystem(path.join(dir, 'folded')));
+      const json = fs.readFileSync(path.join(dir, 'folded', 'model.json'), 'utf8');
+      expect(json).not.toMatch(/Decomposed|granularity|magnitude|direction/);
+      const plain = await tfl.loadLayersModel(fileSystem(path.join(dir, 'folded')));
+      expect(plain.layers.map((l) => l.getClassName())).toEqual(['Conv2D', 'Flatten', 'Dense']);
+      expectSameOutputs(model, plain, x);
+      x.dispose();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('training', () => {
+  it('trains (loss decreases) and keeps tf.memory().numTensors flat', async () => {
+    const model = tfl.sequential({
+      layers: [
+        decomposedConv2d({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, activation: 'relu' }),
+        tfl.layers.flatten(),
+        decomposedDense({ units: 8, activation: 'relu' }),
+        decomposedDense({ units: 2, activation: 'softmax', granularity: 'input' }),
+      ],
+    });
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'sparseCategoricalCrossentropy' });
+    const x = randn([32, 6, 6, 1], 12);
+    const y = tf.tidy(() => tf.cast(tf.greater(tf.sum(x, [1, 2, 3]), 0), 'float32'));
+    const first = (await model.trainOnBatch(x, y)) as number; // creates the optimiser's slots
+    let last = first;
+    await expectNoLeak(async () => {
+      for (let i = 0; i < 30; i++) last = (await model.trainOnBatch(x, y)) as number;
+    });
+    expect(last).toBeLessThan(first);
+    // A custom loop through tf.variableGrads, as the proximal optimiser does.
+    const opt = tf.train.sgd(0.05);
+    const step = () =>
+      tf.tidy(() => {
+        opt.minimize(
+          () =>
+            tf.losses.softmaxCrossEntropy(
+              tf.oneHot(tf.cast(y, 'int32'), 2),
+              model.apply(x) as tf.Tensor,
+            ) as tf.Scalar,
+        );
+      });
+    step();
+    await expectNoLeak(() => {
+      for (let i = 0; i < 5; i++) step();
+    });
+    for (const info of magnitudes(model)) {
+      const k = await expectNoLeak(() => effectiveKernel(info.layer), 1);
+      k.dispose();
+    }
+    tf.dispose([x, y]);
+  });
+});
