@@ -1,0 +1,167 @@
+// Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { readWeights, weightNamed } from './handlers.js';
+import { withFolded } from './folding.js';
+
+/** Live and dead groups of one kind in one layer. */
+export interface GroupCount {
+  /** 'neuron' (Dense column), 'input' (Dense row), 'filter' (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]). */
+  kind: 'neuron' | 'input' | 'filter' | 'kernel';
+  total: number;
+  /** Groups whose weights are all zero (|w| <= threshold). */
+  dead: number;
+}
+
+/** Counts for one layer (or the whole model). */
+export interface Counts {
+  /** Every weight of the layer: kernel, bias, and BatchNormalization's 4 vectors. */
+  params: number;
+  /** Weights that are not exactly zero (|w| > threshold). */
+  nonzeros: number;
+  /**
+   * Multiply-accumulates per sample of the kernels: Dense `in * units` (times positions when
+   * applied to a sequence or image), Conv2D `kh * kw * cin * cout * outH * outW`. Bias adds,
+   * BatchNormalization, activations and pooling are not counted.
+   */
+  macs: number;
+  /** The MACs a sparse kernel would do: non-zero kernel weights times output positions. */
+  nonzeroMacs: number;
+  /**
+   * Kernel weights lying in an all-zero group: a Conv2D 2-D kernel, or a Dense row or column
+   * (each weight counted once). These are what pruning keeps as exact zeros.
+   */
+  zeroGroupParams: number;
+}
+
+/** Counts and groups of one layer. */
+export interface LayerAnalysis extends Counts {
+  name: string;
+  className: string;
+  /** Empty for layers without prunable groups. */
+  groups: GroupCount[];
+}
+
+/** The result of {@link analyze}. */
+export interface ModelAnalysis {
+  layers: LayerAnalysis[];
+  total: Counts;
+  /** A fixed-width text table, one row per layer with weights plus a total row. */
+  table(): string;
+}
+
+/** Options of {@link analyze}. */
+export interface AnalyzeOptions {
+  /** Weights with |w| <= threshold count as zero. Default 0. */
+  threshold?: number;
+}
+
+const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
+
+/** Counts of one plain layer (Dense and Conv2D get MACs and groups). */
+export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0): LayerAnalysis {
+  const ws = readWeights(layer);
+  const className = layer.getClassName();
+  let params = 0;
+  let nonzeros = 0;
+  for (const w of ws) {
+    params += w.values.length;
+    for (const v of w.values) if (Math.abs(v) > threshold) nonzeros++;
+  }
+  const out: LayerAnalysis = { name: layer.name, className, params, nonzeros, macs: 0, nonzeroMacs: 0, zeroGroupParams: 0, groups: [] };
+  const kernel = weightNamed(ws, 'kernel');
+  if (!kernel || (className !== 'Dense' && className !== 'Conv2D')) return out;
+  const s = kernel.shape;
+  const cin = s[s.length - 2];
+  const cout = s[s.length - 1];
+  const K = count(s.slice(0, -2));
+  const outShape = layer.outputShape as (number | null)[];
+  const positions = outShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
+  // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?
+  const nzCount = new Int32Array(cin * cout);
+  for (let k = 0; k < K; k++) {
+    for (let q = 0; q < cin * cout; q++) if (Math.abs(kernel.values[k * cin * cout + q]) > threshold) nzCount[q]++;
+  }
+  let kernelNonzeros = 0;
+  const rowLive = new Uint8Array(cin);
+  const colLive = new Uint8Array(cout);
+  let deadKernels = 0;
+  for (let i = 0; i < cin; i++) {
+    for (let o = 0; o < cout; o++) {
+      const n = nzCount[i * cout + o];
+      kernelNonzeros += n;
+      if (n) {
+        rowLive[i] = 1;
+        colLive[o] = 1;
+      } else deadKernels++;
+    }
+  }
+  out.macs = K * cin * cout * positions;
+  out.nonzeroMacs = kernelNonzeros * positions;
+  const deadCols = cout - colLive.reduce((a, b) => a + b, 0);
+  const deadRows = cin - rowLive.reduce((a, b) => a + b, 0);
+  if (className === 'Dense') {
+    out.groups = [
+      { kind: 'neuron', total: cout, dead: deadCols },
+      { kind: 'input', total: cin, dead: deadRows },
+    ];
+    // Weights in a zero row or a zero column, counted once.
+    out.zeroGroupParams = K * (deadRows * cout + deadCols * cin - deadRows * deadCols);
+  } else {
+    out.groups = [
+      { kind: 'filter', total: cout, dead: deadCols },
+      { kind: 'kernel', total: cin * cout, dead: deadKernels },
+    ];
+    out.zeroGroupParams = K * deadKernels;
+  }
+  return out;
+}
+
+function pad(s: string, n: number, right = false): string {
+  return right ? s.padEnd(n) : s.padStart(n);
+}
+
+function fmt(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** Formats an analysis as a text table. */
+export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): string {
+  const rows: string[][] = [['layer', 'class', 'params', 'nonzeros', 'MACs', 'nonzero MACs', 'groups live/total']];
+  for (const l of a.layers) {
+    if (!l.params) continue;
+    const groups = l.groups.map((g) => `${g.kind}s ${g.total - g.dead}/${g.total}`).join(', ');
+    rows.push([l.name, l.className, fmt(l.params), fmt(l.nonzeros), fmt(l.macs), fmt(l.nonzeroMacs), groups]);
+  }
+  const t = a.total;
+  rows.push(['total', '', fmt(t.params), fmt(t.nonzeros), fmt(t.macs), fmt(t.nonzeroMacs), '']);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  return rows
+    .map((r) => r.map((cell, c) => pad(cell, widths[c], c < 2 || c === 6)).join('  ').trimEnd())
+    .join('\n');
+}
+
+/** Sums per-layer counts. */
+export function totals(layers: Counts[]): Counts {
+  const t: Counts = { params: 0, nonzeros: 0, macs: 0, nonzeroMacs: 0, zeroGroupParams: 0 };
+  for (const l of layers) {
+    t.params += l.params;
+    t.nonzeros += l.nonzeros;
+    t.macs += l.macs;
+    t.nonzeroMacs += l.nonzeroMacs;
+    t.zeroGroupParams += l.zeroGroupParams;
+  }
+  return t;
+}
+
+/**
+ * Parameters, non-zeros, MACs per sample and live/dead groups, per layer and in total.
+ * Decomposed layers are counted as the plain layer they fold into (`W = g * V / ||V||`):
+ * the magnitude is a training-time reparametrisation, not part of the deployed model.
+ */
+export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): ModelAnalysis {
+  return withFolded(model, (plain) => {
+    const layers = plain.layers.map((l) => analyzeLayer(l, options.threshold ?? 0));
+    const result = { layers, total: totals(layers) };
+    return { ...result, table: () => formatAnalysis(result) };
+  });
+}

@@ -1,0 +1,299 @@
+// The dependency analysis (Torch-Pruning's DepGraph, made exact).
+//
+// Every channel a Dense/Conv2D unit (or a model input) creates gets an id;
+// pass-through layers carry ids unchanged, Flatten repeats them per position,
+// Concatenate lays them side by side, and elementwise joins (Add, Multiply...)
+// merge the ids of coupled channels with union-find, so one id = one set of
+// channels that must be removed together.
+//
+// An id is removed when every place that reads one of its channels agrees:
+// the reading unit layer either does not use it (all weights from it to live
+// units are zero) or sees a constant it can fold exactly into its bias. Model
+// outputs, model inputs and cross-channel layers never agree. Removing ids
+// only ever makes more ids removable (more units become constant, fewer live
+// units read a channel), so iterating from "nothing removed" reaches the least
+// fixed point, where every removal is justified.
+import type { GraphNode, LayerGraph } from './graph.js';
+import { layerConfigEntry } from './graph.js';
+import {
+  handlerFor,
+  readWeights,
+  unitView,
+  type HostWeight,
+  type LayerHandler,
+  type UnitView,
+} from './handlers.js';
+
+/** Per-node channel bookkeeping. */
+export interface NodeState {
+  node: GraphNode;
+  handler: LayerHandler;
+  config: any;
+  weights: HostWeight[];
+  /** Unit layers only. */
+  unit?: UnitView & {
+    /** nz[i * cout + o]: the 2-D kernel (or Dense weight) from input i to unit o has a weight above threshold. */
+    nz: Uint8Array;
+    /** Sum of the kernel slice [:, i, o], for folding a constant input. */
+    sumK: Float64Array;
+  };
+  /** Output channel ids (root ids after `resolve`), one per entry of the last axis (per feature after Flatten). */
+  ids: Int32Array;
+  /** Per entry: constant value, or NaN when the entry varies with the input. */
+  consts: Float64Array;
+}
+
+/** Why a channel could not be removed. */
+export type BlockReason = string;
+
+/** The result of the analysis (internal). */
+export interface PrunePlan {
+  graph: LayerGraph;
+  states: NodeState[];
+  /** removed[id] for root ids. */
+  removed: Uint8Array;
+  /** Why each kept id was kept (only recorded for ids that are constant somewhere). */
+  reasons: Map<number, BlockReason>;
+  iterations: number;
+  threshold: number;
+}
+
+class UnionFind {
+  parent: number[] = [];
+  fixed: boolean[] = [];
+  make(n: number, fixed: boolean): number {
+    const start = this.parent.length;
+    for (let i = 0; i < n; i++) {
+      this.parent.push(start + i);
+      this.fixed.push(fixed);
+    }
+    return start;
+  }
+  find(x: number): number {
+    while (this.parent[x] !== x) {
+      this.parent[x] = this.parent[this.parent[x]];
+      x = this.parent[x];
+    }
+    return x;
+  }
+  union(a: number, b: number): void {
+    const ra = this.find(a);
+    const rb = this.find(b);
+    if (ra === rb) return;
+    this.parent[rb] = ra;
+    this.fixed[ra] = this.fixed[ra] || this.fixed[rb];
+  }
+}
+
+function range(start: number, n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => start + i);
+}
+
+/** Builds the channel-id graph and runs the fixed-point analysis. */
+export function plan(graph: LayerGraph, threshold: number): PrunePlan {
+  const uf = new UnionFind();
+  const states: NodeState[] = [];
+  for (const node of graph.nodes) {
+    const config = node.layer ? layerConfigEntry(graph.config, node.name).config : {};
+    const handler = handlerFor(node, config);
+    const weights = readWeights(node.layer);
+    const inputs = node.inputs.map((i) => states[i]);
+    const channels = node.shape.length ? node.shape[node.shape.length - 1] : null;
+    if (channels == null) throw new Error(`surgery: layer '${node.name}' has an unknown channel count`);
+    let ids: Int32Array;
+    let unit: NodeState['unit'];
+    switch (handler.kind) {
+      case 'input':
+      case 'opaque':
+        ids = range(uf.make(channels, true), channels);
+        break;
+      case 'unit': {
+        const inShape = inputs[0].node.shape;
+        const view = unitView(node, weights, config, inShape);
+        if (view.cin !== inputs[0].ids.length) {
+          throw new Error(`surgery: layer '${node.name}' reads ${inputs[0].ids.length} channels but its kernel expects ${view.cin}`);
+        }
+        const { K, cin, cout } = view;
+        const nz = new Uint8Array(cin * cout);
+        const sumK = new Float64Array(cin * cout);
+        const w = view.kernel.values;
+        for (let k = 0; k < K; k++) {
+          const base = k * cin * cout;
+          for (let p = 0; p < cin * cout; p++) {
+            const v = w[base + p];
+            if (Math.abs(v) > threshold) nz[p] = 1;
+            sumK[p] += v;
+          }
+        }
+        unit = { ...view, nz, sumK };
+        ids = range(uf.make(cout, view.crossChannel), cout);
+        break;
+      }
+      case 'channelwise':
+        ids = Int32Array.from(inputs[0].ids);
+        if (ids.length !== channels) throw new Error(`surgery: layer '${node.name}' changes the channel count; not supported`);
+        break;
+      case 'flatten': {
+        const inIds = inputs[0].ids;
+        const C = inIds.length;
+        if (channels % C !== 0) throw new Error(`surgery: cannot map '${node.name}' back to its input channels`);
+        ids = Int32Array.from({ length: channels }, (_, f) => inIds[f % C]);
+        break;
+      }
+      case 'join': {
+        const n = inputs[0].ids.length;
+        for (const s of inputs) {
+          if (s.ids.length !== n) {
+            throw new Error(`surgery: layer '${node.name}' (${node.className}) joins inputs with different channel counts (broadcasting); not supported`);
+          }
+        }
+        for (const s of inputs.slice(1)) for (let c = 0; c < n; c++) uf.union(inputs[0].ids[c], s.ids[c]);
+        ids = Int32Array.from(inputs[0].ids);
+        break;
+      }
+      case 'concat': {
+        const parts = inputs.map((s) => s.ids);
+        ids = new Int32Array(parts.reduce((a, p) => a + p.length, 0));
+        let off = 0;
+        for (const p of parts) {
+          ids.set(p, off);
+          off += p.length;
+        }
+        break;
+      }
+    }
+    states.push({ node, handler, config, weights, unit, ids, consts: new Float64Array(ids.length).fill(NaN) });
+  }
+  for (const s of states) for (let e = 0; e < s.ids.length; e++) s.ids[e] = uf.find(s.ids[e]);
+
+  const nIds = uf.parent.length;
+  const removed = new Uint8Array(nIds);
+  let reasons = new Map<number, BlockReason>();
+  let iterations = 0;
+  for (;;) {
+    iterations++;
+    propagateConstants(states, removed);
+    const blocked = new Uint8Array(nIds);
+    reasons = new Map();
+    const block = (id: number, why: string): void => {
+      if (!blocked[id]) {
+        blocked[id] = 1;
+        reasons.set(id, why);
+      }
+    };
+    for (let id = 0; id < nIds; id++) if (uf.fixed[id]) block(id, 'model input or cross-channel layer');
+    for (const o of graph.outputs) for (const id of states[o].ids) block(id, 'model output');
+    for (const s of states) {
+      if (s.handler.kind === 'opaque') {
+        for (const i of s.node.inputs) for (const id of states[i].ids) block(id, `read by ${s.node.className} layer '${s.node.name}'`);
+      }
+      if (s.handler.kind !== 'unit') continue;
+      const u = s.unit!;
+      const input = states[s.node.inputs[0]];
+      const live: number[] = [];
+      for (let o = 0; o < u.cout; o++) if (!removed[s.ids[o]]) live.push(o);
+      for (let i = 0; i < u.cin; i++) {
+        const id = input.ids[i];
+        if (removed[id] || blocked[id]) continue;
+        let used = false;
+        const row = i * u.cout;
+        for (const o of live) {
+          if (u.nz[row + o]) {
+            used = true;
+            break;
+          }
+        }
+        if (!used) continue;
+        const k = input.consts[i];
+        if (Number.isNaN(k)) block(id, `read by live units of '${s.node.name}'`);
+        else if (!u.exactFold && k !== 0) {
+          block(id, `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`);
+        }
+      }
+    }
+    let changed = false;
+    for (const s of states) {
+      for (const id of s.ids) {
+        if (!removed[id] && !blocked[id]) {
+          removed[id] = 1;
+          changed = true;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  propagateConstants(states, removed);
+  return { graph, states, removed, reasons, iterations, threshold };
+}
+
+/** Recomputes which entries are constant, and their values, given the removed ids. */
+function propagateConstants(states: NodeState[], removed: Uint8Array): void {
+  for (const s of states) {
+    const inputs = s.node.inputs.map((i) => states[i]);
+    const out = s.consts;
+    out.fill(NaN);
+    switch (s.handler.kind) {
+      case 'input':
+      case 'opaque':
+        break;
+      case 'unit': {
+        const u = s.unit!;
+        const input = inputs[0];
+        const pre = new Float64Array(u.cout);
+        const constant = new Uint8Array(u.cout).fill(1);
+        for (let o = 0; o < u.cout; o++) pre[o] = u.bias ? u.bias.values[o] : 0;
+        for (let i = 0; i < u.cin; i++) {
+          const k = input.consts[i];
+          const gone = removed[input.ids[i]] && !Number.isNaN(k);
+          const row = i * u.cout;
+          for (let o = 0; o < u.cout; o++) {
+            if (!u.nz[row + o]) continue;
+            // A unit stays constant only while every input it really reads is a removed constant
+            // that folds exactly.
+            if (!gone || (!u.exactFold && k !== 0)) constant[o] = 0;
+            else pre[o] += k * u.sumK[row + o];
+          }
+        }
+        if (u.crossChannel) break;
+        const which: number[] = [];
+        for (let o = 0; o < u.cout; o++) if (constant[o]) which.push(o);
+        const post = u.activate(Float64Array.from(which, (o) => pre[o]));
+        which.forEach((o, k) => (out[o] = post[k]));
+        break;
+      }
+      case 'channelwise': {
+        const src = inputs[0].consts;
+        const which: number[] = [];
+        for (let c = 0; c < src.length; c++) if (!Number.isNaN(src[c])) which.push(c);
+        const mapped = s.handler.mapConstants!(
+          s.node,
+          s.weights,
+          Float64Array.from(which, (c) => src[c]),
+          Int32Array.from(which),
+        );
+        which.forEach((c, k) => (out[c] = mapped[k]));
+        break;
+      }
+      case 'flatten': {
+        const src = inputs[0].consts;
+        for (let f = 0; f < out.length; f++) out[f] = src[f % src.length];
+        break;
+      }
+      case 'join': {
+        for (let c = 0; c < out.length; c++) {
+          const xs = inputs.map((x) => x.consts[c]);
+          if (xs.every((x) => !Number.isNaN(x))) out[c] = s.handler.join!(xs);
+        }
+        break;
+      }
+      case 'concat': {
+        let off = 0;
+        for (const x of inputs) {
+          out.set(x.consts, off);
+          off += x.consts.length;
+        }
+        break;
+      }
+    }
+  }
+}

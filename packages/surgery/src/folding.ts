@@ -1,0 +1,21 @@
+// Decomposed layers are a training-time form: everything surgery counts or
+// cuts is the plain layer they fold into, whose kernel is exactly zero where
+// the magnitude is zero.
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { fold, isDecomposed } from '@normprune/layers';
+
+/** Whether the model contains DecomposedDense / DecomposedConv2D layers. */
+export function hasDecomposed(model: tfl.LayersModel): boolean {
+  return model.layers.some((l) => isDecomposed(l));
+}
+
+/** Runs `fn` on the plain form of `model` (folding it first if needed, disposing the folded copy after). */
+export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersModel) => T): T {
+  if (!hasDecomposed(model)) return fn(model);
+  const plain = fold(model);
+  try {
+    return fn(plain);
+  } finally {
+    plain.dispose();
+  }
+}

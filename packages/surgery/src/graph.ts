@@ -1,0 +1,108 @@
+// The layer graph surgery works on: one node per layer call, built from the
+// model's own serialised topology so that Sequential and functional models
+// take the same path (and the rebuilt model comes from the same config).
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+/** One layer of the graph (internal). */
+export interface GraphNode {
+  index: number;
+  name: string;
+  className: string;
+  /** Undefined only for the implicit input of a Sequential model. */
+  layer: tfl.layers.Layer | undefined;
+  /** Node indices feeding this layer, in call order. */
+  inputs: number[];
+  /** Node indices reading this layer's output. */
+  consumers: number[];
+  /** Output shape without the batch dimension. */
+  shape: (number | null)[];
+}
+
+/** The whole model as a DAG, topologically ordered (internal). */
+export interface LayerGraph {
+  nodes: GraphNode[];
+  inputs: number[];
+  outputs: number[];
+  /** `model.getConfig()` (deep copy); surgery patches it and rebuilds from it. */
+  config: any;
+  byName: Map<string, GraphNode>;
+}
+
+function withoutBatch(shape: unknown, what: string): (number | null)[] {
+  if (!Array.isArray(shape) || (shape.length > 0 && Array.isArray(shape[0]))) {
+    throw new Error(`surgery: ${what} has several outputs; only single-output layers are supported`);
+  }
+  return (shape as (number | null)[]).slice(1);
+}
+
+/** Builds the layer graph of a built model. */
+export function buildGraph(model: tfl.LayersModel): LayerGraph {
+  const config = JSON.parse(JSON.stringify(model.getConfig()));
+  const nodes: GraphNode[] = [];
+  const byName = new Map<string, GraphNode>();
+  const add = (n: Omit<GraphNode, 'index' | 'consumers'>): GraphNode => {
+    const node: GraphNode = { ...n, index: nodes.length, consumers: [] };
+    nodes.push(node);
+    byName.set(node.name, node);
+    for (const i of node.inputs) nodes[i].consumers.push(node.index);
+    return node;
+  };
+
+  if (!Array.isArray(config.inputLayers)) {
+    // Sequential: a chain; its InputLayer is not part of `layers`.
+    const inShape = model.inputs[0].shape;
+    add({ name: '<input>', className: 'InputLayer', layer: undefined, inputs: [], shape: inShape.slice(1) });
+    for (const layer of model.layers) {
+      if (layer.inboundNodes.length > 1) throw sharedError(layer);
+      add({
+        name: layer.name,
+        className: layer.getClassName(),
+        layer,
+        inputs: [nodes.length - 1],
+        shape: withoutBatch(layer.outputShape, `layer '${layer.name}'`),
+      });
+    }
+    return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
+  }
+
+  const pending: any[] = [...config.layers];
+  // getConfig lists layers in depth order already; the loop only guards against surprises.
+  while (pending.length) {
+    const idx = pending.findIndex((l) =>
+      (l.inboundNodes ?? []).every((node: any[]) => node.every((t: any[]) => byName.has(t[0]))),
+    );
+    if (idx < 0) throw new Error('surgery: could not order the model topologically');
+    const entry = pending.splice(idx, 1)[0];
+    const layer = model.getLayer(entry.name);
+    if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
+    const inbound: any[] = entry.inboundNodes?.[0] ?? [];
+    for (const t of inbound) {
+      if (t[2] !== 0) throw new Error(`surgery: layer '${entry.name}' reads output ${t[2]} of '${t[0]}'; multi-output layers are not supported`);
+    }
+    add({
+      name: entry.name,
+      className: entry.className,
+      layer,
+      inputs: inbound.map((t) => byName.get(t[0])!.index),
+      shape: withoutBatch(layer.outputShape, `layer '${entry.name}'`),
+    });
+  }
+  const ref = (t: any[]): number => {
+    if (t[2] !== 0) throw new Error(`surgery: model input/output '${t[0]}' index ${t[2]} not supported`);
+    return byName.get(t[0])!.index;
+  };
+  return { nodes, inputs: config.inputLayers.map(ref), outputs: config.outputLayers.map(ref), config, byName };
+}
+
+function sharedError(layer: tfl.layers.Layer): Error {
+  return new Error(
+    `surgery: layer '${layer.name}' (${layer.getClassName()}) is called more than once (shared weights); shared layers are not supported`,
+  );
+}
+
+/** The config entry of a layer inside a (deep-copied) model config. */
+export function layerConfigEntry(config: any, name: string): any {
+  const entry = (config.layers as any[]).find((l) => l.config?.name === name || l.name === name);
+  if (!entry) throw new Error(`surgery: layer '${name}' missing from the model config`);
+  return entry;
+}

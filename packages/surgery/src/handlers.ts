@@ -1,0 +1,292 @@
+// One small handler per layer class, in the spirit of Torch-Pruning's
+// pruner/function.py: surgery never special-cases an architecture, it asks the
+// handler of each layer how channels flow through it.
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { GraphNode } from './graph.js';
+
+/** A weight copied to the host: its short name ('kernel', 'bias', 'gamma', ...), shape and values. */
+export interface HostWeight {
+  name: string;
+  shape: number[];
+  values: Float32Array;
+}
+
+/** Host copies of a layer's weights, in the layer's own order. */
+export function readWeights(layer: tfl.layers.Layer | undefined): HostWeight[] {
+  if (!layer) return [];
+  return layer.weights.map((w) => {
+    const full = (w as any).originalName ?? w.name;
+    // dataSync may hand back the backend's own buffer: copy before anyone slices or edits it.
+    const values = Float32Array.from(w.read().dataSync() as Float32Array);
+    return { name: String(full).split('/').pop()!.replace(/_\d+$/, ''), shape: w.shape.map((d) => d as number), values };
+  });
+}
+
+/** The weight named `name`, or undefined. */
+export function weightNamed(ws: HostWeight[], name: string): HostWeight | undefined {
+  return ws.find((w) => w.name === name);
+}
+
+/**
+ * How a layer moves channels (the last axis) from its inputs to its output:
+ * - `input`: a model input; its channels can never be removed.
+ * - `unit`: Dense / Conv2D; creates one new channel per unit from all input channels.
+ * - `channelwise`: output channel c depends only on input channel c (activations, pooling, BN, dropout).
+ * - `flatten`: positions x channels -> features in NHWC order `(h * W + w) * C + c`.
+ * - `join`: elementwise merge of same-sized inputs (Add, Multiply, ...): channel c of every input is coupled.
+ * - `concat`: concatenation along the channel axis: channels keep their identity at an offset.
+ * - `opaque`: mixes channels in a way surgery cannot follow (softmax); its inputs and outputs stay whole.
+ */
+export type LayerKind = 'input' | 'unit' | 'channelwise' | 'flatten' | 'join' | 'concat' | 'opaque';
+
+/** Per-class behaviour (internal). */
+export interface LayerHandler {
+  kind: LayerKind;
+  /** Throws when this instance's config is outside what the handler understands. */
+  check?(node: GraphNode, config: any): void;
+  /**
+   * channelwise: the value of each constant channel after this layer. `channels` are the
+   * channel indices of `values`. NaN means the channel is no longer constant.
+   */
+  mapConstants?(node: GraphNode, weights: HostWeight[], values: Float64Array, channels: Int32Array): Float64Array;
+  /** channelwise layers with per-channel weights (BatchNormalization): keep only `keep`. */
+  pruneChannels?(weights: HostWeight[], keep: number[]): HostWeight[];
+  /** join: combine the per-input constants of one channel. */
+  join?(xs: number[]): number;
+}
+
+/** Applies a tfjs activation (or an activation layer's `call`) to constants. */
+export function applyElementwise(fn: (x: tf.Tensor) => tf.Tensor, values: Float64Array): Float64Array {
+  if (values.length === 0) return new Float64Array(0);
+  const out = tf.tidy(() => fn(tf.tensor1d(Float32Array.from(values))).dataSync());
+  return Float64Array.from(out as Float32Array);
+}
+
+const identity = (_n: GraphNode, _w: HostWeight[], v: Float64Array): Float64Array => v;
+
+function requireChannelsLast(node: GraphNode, config: any): void {
+  if (config.dataFormat && config.dataFormat !== 'channelsLast') {
+    throw new Error(`surgery: layer '${node.name}' (${node.className}) uses dataFormat '${config.dataFormat}'; only channelsLast is supported`);
+  }
+}
+
+function requireLastAxis(node: GraphNode, axis: unknown): void {
+  const rank = node.shape.length + 1;
+  const a = Array.isArray(axis) ? axis : [axis];
+  if (a.length !== 1 || (a[0] !== -1 && a[0] !== rank - 1)) {
+    throw new Error(`surgery: layer '${node.name}' (${node.className}) works on axis ${JSON.stringify(axis)}; only the last (channel) axis is supported`);
+  }
+}
+
+/** Activations that mix channels: a dead unit under them does not emit a constant. */
+export const CROSS_CHANNEL_ACTIVATIONS = new Set(['softmax', 'logSoftmax']);
+
+const pass: LayerHandler = { kind: 'channelwise', check: requireChannelsLast, mapConstants: identity };
+
+const activationLayer: LayerHandler = {
+  kind: 'channelwise',
+  mapConstants: (node, _w, v) => applyElementwise((x) => (node.layer as any).activation.apply(x), v),
+};
+
+const advancedActivation: LayerHandler = {
+  kind: 'channelwise',
+  mapConstants: (node, _w, v) => applyElementwise((x) => (node.layer as any).call(x, {}), v),
+};
+
+const batchNormalization: LayerHandler = {
+  kind: 'channelwise',
+  check: (node, config) => requireLastAxis(node, config.axis ?? -1),
+  mapConstants: (node, ws, v, channels) => {
+    const eps = (node.layer as any).epsilon as number;
+    const gamma = weightNamed(ws, 'gamma');
+    const beta = weightNamed(ws, 'beta');
+    const mean = weightNamed(ws, 'moving_mean')!;
+    const variance = weightNamed(ws, 'moving_variance')!;
+    return v.map((x, k) => {
+      const c = channels[k];
+      const g = gamma ? gamma.values[c] : 1;
+      const b = beta ? beta.values[c] : 0;
+      return ((x - mean.values[c]) * g) / Math.sqrt(variance.values[c] + eps) + b;
+    });
+  },
+  pruneChannels: (ws, keep) => ws.map((w) => ({ name: w.name, shape: [keep.length], values: Float32Array.from(keep, (c) => w.values[c]) })),
+};
+
+// Zero padding only keeps a channel constant when the constant is itself 0.
+const zeroPadding: LayerHandler = {
+  kind: 'channelwise',
+  check: requireChannelsLast,
+  mapConstants: (_n, _w, v) => v.map((x) => (x === 0 ? 0 : NaN)),
+};
+
+const unit: LayerHandler = {
+  kind: 'unit',
+  check: (node, config) => {
+    requireChannelsLast(node, config);
+    if (node.className === 'Conv2D' && config.padding === 'causal') {
+      throw new Error(`surgery: layer '${node.name}' uses causal padding, which Conv2D does not support`);
+    }
+  },
+};
+
+const join = (fn: (xs: number[]) => number): LayerHandler => ({ kind: 'join', join: fn });
+
+const REGISTRY: Record<string, LayerHandler> = {
+  InputLayer: { kind: 'input' },
+  Dense: unit,
+  Conv2D: unit,
+  BatchNormalization: batchNormalization,
+  Activation: activationLayer,
+  ReLU: advancedActivation,
+  LeakyReLU: advancedActivation,
+  ELU: advancedActivation,
+  ThresholdedReLU: advancedActivation,
+  Softmax: { kind: 'opaque' },
+  MaxPooling1D: pass,
+  MaxPooling2D: pass,
+  AveragePooling1D: pass,
+  AveragePooling2D: pass,
+  GlobalAveragePooling1D: pass,
+  GlobalAveragePooling2D: pass,
+  GlobalMaxPooling1D: pass,
+  GlobalMaxPooling2D: pass,
+  UpSampling2D: pass,
+  Cropping2D: pass,
+  ZeroPadding2D: zeroPadding,
+  Dropout: pass,
+  SpatialDropout1D: pass,
+  GaussianNoise: pass,
+  GaussianDropout: pass,
+  AlphaDropout: pass,
+  Flatten: { kind: 'flatten', check: requireChannelsLast },
+  Add: join((xs) => xs.reduce((a, b) => a + b, 0)),
+  Subtract: join((xs) => xs[0] - xs[1]),
+  Multiply: join((xs) => xs.reduce((a, b) => a * b, 1)),
+  Average: join((xs) => xs.reduce((a, b) => a + b, 0) / xs.length),
+  Maximum: join((xs) => Math.max(...xs)),
+  Minimum: join((xs) => Math.min(...xs)),
+  Concatenate: { kind: 'concat', check: (node, config) => requireLastAxis(node, config.axis ?? -1) },
+};
+
+/** The handler of a node; refuses unknown layer types by name. */
+export function handlerFor(node: GraphNode, config: any): LayerHandler {
+  const h = REGISTRY[node.className];
+  if (!h) {
+    throw new Error(
+      `surgery: layer '${node.name}' has class ${node.className}, which surgery does not know how to prune through ` +
+        `(supported: ${Object.keys(REGISTRY).join(', ')})`,
+    );
+  }
+  if (node.className === 'Activation' && CROSS_CHANNEL_ACTIVATIONS.has(config.activation)) return REGISTRY.Softmax;
+  h.check?.(node, config);
+  return h;
+}
+
+/** Whether the layer class has a handler. */
+export function isSupported(className: string): boolean {
+  return className in REGISTRY;
+}
+
+/**
+ * A Dense or Conv2D kernel viewed as `[K, cin, cout]` (K = kh * kw, 1 for Dense),
+ * with the activation and the facts surgery needs about it.
+ */
+export interface UnitView {
+  K: number;
+  cin: number;
+  cout: number;
+  kernel: HostWeight;
+  bias: HostWeight | undefined;
+  /** `act` applied to pre-activations. */
+  activate(values: Float64Array): Float64Array;
+  /** Whether the activation mixes units (softmax). */
+  crossChannel: boolean;
+  /**
+   * Whether a constant input channel contributes exactly `const * sum(kernel slice)` at every
+   * output position: true for Dense and 'valid' convolutions, and for 'same' ones that pad nothing.
+   */
+  exactFold: boolean;
+  /** Output positions per sample (1 for a Dense on a vector). */
+  positions: number;
+}
+
+/** Torch-Pruning's get_out_channels / get_in_channels for unit layers. */
+export function getOutChannels(view: UnitView): number {
+  return view.cout;
+}
+/** See {@link getOutChannels}. */
+export function getInChannels(view: UnitView): number {
+  return view.cin;
+}
+
+function samePadsNothing(inSize: number | null, k: number, s: number, d: number): boolean {
+  if (k === 1) return true;
+  if (inSize == null) return false;
+  const out = Math.ceil(inSize / s);
+  return (out - 1) * s + (k - 1) * d + 1 - inSize <= 0;
+}
+
+/** The unit view of a Dense or Conv2D node (`inShape`: its input shape without batch). */
+export function unitView(node: GraphNode, weights: HostWeight[], config: any, inShape: (number | null)[]): UnitView {
+  const kernel = weightNamed(weights, 'kernel');
+  if (!kernel) throw new Error(`surgery: layer '${node.name}' has no kernel`);
+  const shape = kernel.shape;
+  const cin = shape[shape.length - 2];
+  const cout = shape[shape.length - 1];
+  const K = shape.slice(0, -2).reduce((a, b) => a * b, 1);
+  let exactFold = true;
+  if (node.className === 'Conv2D' && config.padding === 'same') {
+    const ks: number[] = config.kernelSize;
+    const st: number[] = config.strides ?? [1, 1];
+    const dl: number[] = Array.isArray(config.dilationRate) ? config.dilationRate : [config.dilationRate ?? 1, config.dilationRate ?? 1];
+    exactFold = samePadsNothing(inShape[0], ks[0], st[0], dl[0]) && samePadsNothing(inShape[1], ks[1], st[1], dl[1]);
+  }
+  const positions = node.shape.slice(0, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
+  const act = (node.layer as any).activation;
+  return {
+    K,
+    cin,
+    cout,
+    kernel,
+    bias: weightNamed(weights, 'bias'),
+    activate: (v) => applyElementwise((x) => act.apply(x), v),
+    crossChannel: CROSS_CHANNEL_ACTIVATIONS.has(config.activation),
+    exactFold,
+    positions,
+  };
+}
+
+/** Torch-Pruning's prune_out_channels: keep only output units `keep` (kernel last axis, bias). */
+export function pruneOutChannels(kernel: HostWeight, keep: number[]): HostWeight {
+  const cout = kernel.shape[kernel.shape.length - 1];
+  const rows = kernel.values.length / cout;
+  const out = new Float32Array(rows * keep.length);
+  for (let r = 0; r < rows; r++) {
+    const src = r * cout;
+    const dst = r * keep.length;
+    for (let j = 0; j < keep.length; j++) out[dst + j] = kernel.values[src + keep[j]];
+  }
+  return { name: kernel.name, shape: [...kernel.shape.slice(0, -1), keep.length], values: out };
+}
+
+/** Torch-Pruning's prune_in_channels: keep only input channels `keep` (kernel second-to-last axis). */
+export function pruneInChannels(kernel: HostWeight, keep: number[]): HostWeight {
+  const s = kernel.shape;
+  const cin = s[s.length - 2];
+  const cout = s[s.length - 1];
+  const K = kernel.values.length / (cin * cout);
+  const out = new Float32Array(K * keep.length * cout);
+  for (let k = 0; k < K; k++) {
+    for (let i = 0; i < keep.length; i++) {
+      const src = (k * cin + keep[i]) * cout;
+      out.set(kernel.values.subarray(src, src + cout), (k * keep.length + i) * cout);
+    }
+  }
+  return { name: kernel.name, shape: [...s.slice(0, -2), keep.length, cout], values: out };
+}
+
+/** Slices a per-unit vector (a bias). */
+export function pruneVector(w: HostWeight, keep: number[]): HostWeight {
+  return { name: w.name, shape: [keep.length], values: Float32Array.from(keep, (j) => w.values[j]) };
+}

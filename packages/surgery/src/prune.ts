@@ -1,0 +1,125 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { analyzeLayer, totals, type Counts, type LayerAnalysis } from './analyze.js';
+import { plan } from './engine.js';
+import { withFolded } from './folding.js';
+import { buildGraph } from './graph.js';
+import { rebuild, type LayerPruneResult } from './rebuild.js';
+
+/** Options of {@link prune}. */
+export interface PruneOptions {
+  /**
+   * A group (Dense weight, Conv2D 2-D kernel) whose weights are all <= threshold in absolute
+   * value counts as zero and is written as exact zeros. Default 0: only exact zeros, and the
+   * pruned model computes exactly what the input model computes.
+   */
+  threshold?: number;
+}
+
+/** Before/after figures of {@link prune}. */
+export interface PruneReport {
+  /** Counts of the input model (decomposed layers counted as the plain layers they fold into). */
+  before: Counts;
+  /** Counts of the pruned model. */
+  after: Counts;
+  /** Per-layer counts of the input and of the pruned model. */
+  layersBefore: LayerAnalysis[];
+  layersAfter: LayerAnalysis[];
+  /** What happened to each Dense / Conv2D layer. */
+  layers: LayerPruneResult[];
+  /** `before.params`. */
+  paramsBefore: number;
+  /**
+   * Parameters the pruned model really needs: `after.params - after.zeroGroupParams`, i.e. all
+   * its weights minus the kernel weights lying in all-zero groups (2-D kernels kept as zeros,
+   * zero Dense rows/columns), which a sparse store (`exportModel(..., { format: 'sparse' })`)
+   * does not keep.
+   */
+  paramsAfter: number;
+  /** `1 - paramsAfter / paramsBefore`: the fraction of parameters removed. */
+  compression: number;
+  /** `before.macs / after.nonzeroMacs`: how many times fewer multiply-accumulates a sample needs. */
+  macsSpeedup: number;
+  /** Units that emit a constant but could not be removed (see {@link LayerPruneResult.keptConstant}). */
+  warnings: string[];
+  /** Rounds of the fixed-point analysis. */
+  iterations: number;
+  /** A printable summary: one row per Dense/Conv2D layer, then totals. */
+  table(): string;
+}
+
+function formatReport(r: Omit<PruneReport, 'table'>): string {
+  const rows: string[][] = [['layer', 'class', 'units', 'params', 'nonzeros', 'MACs']];
+  const after = new Map(r.layersAfter.map((l) => [l.name, l]));
+  for (const b of r.layersBefore) {
+    if (!b.params) continue;
+    const a = after.get(b.name)!;
+    const l = r.layers.find((x) => x.name === b.name);
+    rows.push([
+      b.name,
+      b.className,
+      l ? `${l.unitsBefore} -> ${l.unitsAfter}` : '',
+      `${b.params} -> ${a.params}`,
+      `${b.nonzeros} -> ${a.nonzeros}`,
+      `${b.macs} -> ${a.macs}`,
+    ]);
+  }
+  rows.push([
+    'total',
+    '',
+    '',
+    `${r.before.params} -> ${r.after.params}`,
+    `${r.before.nonzeros} -> ${r.after.nonzeros}`,
+    `${r.before.macs} -> ${r.after.macs}`,
+  ]);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
+  const lines = rows.map((x) => x.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd());
+  lines.push(
+    `compression ${(100 * r.compression).toFixed(2)}% (params ${r.paramsBefore} -> ${r.paramsAfter} without all-zero groups), ` +
+      `MACs ${r.before.macs} -> ${r.after.nonzeroMacs} non-zero (${r.macsSpeedup.toFixed(2)}x fewer)`,
+  );
+  for (const w of r.warnings) lines.push(`note: ${w}`);
+  return lines.join('\n');
+}
+
+/**
+ * Removes dead units exactly. Decomposed layers are folded first; then every Dense neuron and
+ * Conv2D filter whose output is constant (its kernel slice is zero) or unused (no live unit
+ * of any consumer reads it) is removed, together with the matching inputs of every consumer
+ * (Dense rows, Conv2D input channels, BatchNormalization entries, Flatten positions in NHWC
+ * order), and the constant it emitted is folded into the consumers' biases. Dead 2-D kernels stay
+ * as exact zeros. The input model is not modified.
+ *
+ * Throws, naming the layer, when a layer type is unknown or when a whole layer would disappear.
+ */
+export function prune(model: tfl.LayersModel, options: PruneOptions = {}): { model: tfl.LayersModel; report: PruneReport } {
+  const threshold = options.threshold ?? 0;
+  return withFolded(model, (plain) => {
+    const p = plan(buildGraph(plain), threshold);
+    const { model: pruned, layers } = rebuild(plain, p);
+    const layersBefore = plain.layers.map((l) => analyzeLayer(l, threshold));
+    const layersAfter = pruned.layers.map((l) => analyzeLayer(l));
+    const before = totals(layersBefore);
+    const after = totals(layersAfter);
+    const paramsAfter = after.params - after.zeroGroupParams;
+    const warnings: string[] = [];
+    for (const l of layers) {
+      for (const k of l.keptConstant) {
+        warnings.push(`${l.className} '${l.name}' unit ${k.unit} is dead (emits the constant ${k.value}) but was kept: ${k.reason}`);
+      }
+    }
+    const base = {
+      before,
+      after,
+      layersBefore,
+      layersAfter,
+      layers,
+      paramsBefore: before.params,
+      paramsAfter,
+      compression: before.params ? 1 - paramsAfter / before.params : 0,
+      macsSpeedup: after.nonzeroMacs ? before.macs / after.nonzeroMacs : Infinity,
+      warnings,
+      iterations: p.iterations,
+    };
+    return { model: pruned, report: { ...base, table: () => formatReport(base) } };
+  });
+}

@@ -1,0 +1,135 @@
+// Turns a plan into a new, physically smaller tfjs model: patched configs
+// (fewer units / filters) rebuilt with the model's own fromConfig, then the
+// sliced weights (with folded biases) written in.
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { PrunePlan } from './engine.js';
+import { layerConfigEntry } from './graph.js';
+import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
+
+/** What happened to one Dense / Conv2D layer. */
+export interface LayerPruneResult {
+  /** Layer name (unchanged in the pruned model). */
+  name: string;
+  /** 'Dense' or 'Conv2D'. */
+  className: string;
+  /** Units (Dense) or filters (Conv2D) before pruning. */
+  unitsBefore: number;
+  /** Units or filters left. */
+  unitsAfter: number;
+  /** Indices (in the original layer) of the removed units. */
+  removed: number[];
+  /** Of `removed`: units that emitted a constant, now folded into the consumers' biases. */
+  removedConstant: number;
+  /** Of `removed`: units whose output no live unit read (pruning in the backward direction). */
+  removedUnused: number;
+  /** Input channels (or features, after Flatten) removed from this layer's kernel. */
+  inputsRemoved: number;
+  /**
+   * Units that emit a constant (dead) but had to stay, each with why: typically a following
+   * 'same'-padded convolution, whose borders would see the padding instead of the constant.
+   */
+  keptConstant: { unit: number; value: number; reason: string }[];
+}
+
+/** Builds the pruned model described by `p`. */
+export function rebuild(model: tfl.LayersModel, p: PrunePlan): { model: tfl.LayersModel; layers: LayerPruneResult[] } {
+  const { graph, states, removed, reasons } = p;
+  const config = graph.config;
+  const newWeights = new Map<string, HostWeight[]>();
+  const layers: LayerPruneResult[] = [];
+
+  const emptied = states.filter((s) => s.handler.kind === 'unit' && s.ids.every((id) => removed[id]));
+  if (emptied.length) {
+    // Name the layer whose units are dead first: the emptied layers before it are only unused because of it.
+    const dead = emptied.find((s) => s.consts.every((k) => !Number.isNaN(k))) ?? emptied[0];
+    throw new Error(
+      `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead or unused: ` +
+        `removing them would disconnect the model (layers left without a live unit: ${emptied.map((s) => `'${s.node.name}'`).join(', ')})`,
+    );
+  }
+
+  for (const s of states) {
+    const node = s.node;
+    if (!node.layer) continue;
+    if (s.handler.kind === 'unit') {
+      const u = s.unit!;
+      const input = states[node.inputs[0]];
+      const keepIn: number[] = [];
+      for (let i = 0; i < u.cin; i++) if (!removed[input.ids[i]]) keepIn.push(i);
+      const keepOut: number[] = [];
+      const removedUnits: number[] = [];
+      for (let o = 0; o < u.cout; o++) (removed[s.ids[o]] ? removedUnits : keepOut).push(o);
+      // Groups at or below the threshold are treated as zero; write them as exact zeros.
+      const kernel: HostWeight = { ...u.kernel, values: Float32Array.from(u.kernel.values) };
+      if (p.threshold > 0) {
+        const cc = u.cin * u.cout;
+        for (let k = 0; k < u.K; k++) for (let q = 0; q < cc; q++) if (!u.nz[q]) kernel.values[k * cc + q] = 0;
+      }
+      // Fold the constants of removed input channels into the bias of every kept unit.
+      const bias = new Float64Array(u.cout);
+      if (u.bias) bias.set(u.bias.values);
+      let folded = false;
+      for (let i = 0; i < u.cin; i++) {
+        const k = input.consts[i];
+        if (!removed[input.ids[i]] || Number.isNaN(k) || k === 0) continue;
+        for (const o of keepOut) {
+          if (!u.nz[i * u.cout + o]) continue;
+          bias[o] += k * u.sumK[i * u.cout + o];
+          folded = true;
+        }
+      }
+      const ws: HostWeight[] = [pruneOutChannels(pruneInChannels(kernel, keepIn), keepOut)];
+      if (u.bias || folded) {
+        ws.push(pruneVector({ name: 'bias', shape: [u.cout], values: Float32Array.from(bias) }, keepOut));
+      }
+      newWeights.set(node.name, ws);
+      const cfg = layerConfigEntry(config, node.name).config;
+      if (node.className === 'Dense') cfg.units = keepOut.length;
+      else cfg.filters = keepOut.length;
+      if (folded && !u.bias) cfg.useBias = true;
+
+      const keptConstant: LayerPruneResult['keptConstant'] = [];
+      for (const o of keepOut) {
+        if (!Number.isNaN(s.consts[o])) {
+          keptConstant.push({ unit: o, value: s.consts[o], reason: reasons.get(s.ids[o]) ?? 'kept' });
+        }
+      }
+      const removedConstant = removedUnits.filter((o) => !Number.isNaN(s.consts[o])).length;
+      layers.push({
+        name: node.name,
+        className: node.className,
+        unitsBefore: u.cout,
+        unitsAfter: keepOut.length,
+        removed: removedUnits,
+        removedConstant,
+        removedUnused: removedUnits.length - removedConstant,
+        inputsRemoved: u.cin - keepIn.length,
+        keptConstant,
+      });
+    } else if (s.handler.pruneChannels && s.weights.length) {
+      const keep: number[] = [];
+      for (let c = 0; c < s.ids.length; c++) if (!removed[s.ids[c]]) keep.push(c);
+      newWeights.set(node.name, s.handler.pruneChannels(s.weights, keep));
+    } else if (s.weights.length) {
+      newWeights.set(node.name, s.weights);
+    }
+  }
+
+  const cls = model.constructor as any;
+  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
+  const pruned: tfl.LayersModel = cls.fromConfig(cls, config, undefined, true);
+  for (const [name, ws] of newWeights) {
+    const layer = pruned.getLayer(name);
+    const ordered = layer.weights.map((w) => {
+      const short = String((w as any).originalName ?? w.name).split('/').pop()!.replace(/_\d+$/, '');
+      const hw = ws.find((x) => x.name === short);
+      if (!hw) throw new Error(`surgery: no value for weight '${short}' of layer '${name}'`);
+      return hw;
+    });
+    const tensors = ordered.map((w) => tf.tensor(w.values, w.shape, 'float32'));
+    layer.setWeights(tensors);
+    tf.dispose(tensors);
+  }
+  return { model: pruned, layers };
+}

@@ -1,0 +1,158 @@
+// Test fixtures: small models, ways to kill groups by writing zeros, and output comparison.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { maxDiff } from '../../../tools/testing/leaks';
+
+/** A deterministic generator so fixtures are the same on every run. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** Rewrites one weight of a layer (by short name) with `edit` applied to a host copy. */
+export function editWeight(model: tfl.LayersModel, layerName: string, weight: string, edit: (v: Float32Array, shape: number[]) => void): void {
+  const layer = model.getLayer(layerName);
+  const values = layer.getWeights().map((t) => Float32Array.from(t.dataSync() as Float32Array));
+  const idx = layer.weights.findIndex((w) => String((w as any).originalName ?? w.name).split('/').pop() === weight);
+  if (idx < 0) throw new Error(`no weight ${weight} in ${layerName}`);
+  const shape = layer.weights[idx].shape as number[];
+  edit(values[idx], shape);
+  const tensors = values.map((v, i) => tf.tensor(v, layer.weights[i].shape as number[]));
+  layer.setWeights(tensors);
+  tf.dispose(tensors);
+}
+
+/** Zeroes kernel[..., i, o] for every (i, o) with `pred(i, o)` (the last two axes). */
+export function zeroKernelWhere(model: tfl.LayersModel, layerName: string, pred: (i: number, o: number) => boolean, weight = 'kernel'): void {
+  editWeight(model, layerName, weight, (v, shape) => {
+    const cin = shape[shape.length - 2];
+    const cout = shape[shape.length - 1];
+    for (let p = 0; p < v.length; p++) {
+      const q = p % (cin * cout);
+      if (pred(Math.floor(q / cout), q % cout)) v[p] = 0;
+    }
+  });
+}
+
+/** Kills units (Dense columns / Conv2D filters). */
+export function zeroUnits(model: tfl.LayersModel, layerName: string, units: number[]): void {
+  zeroKernelWhere(model, layerName, (_i, o) => units.includes(o));
+}
+
+/** Makes a layer ignore inputs (Dense rows / Conv2D input channels). */
+export function zeroInputs(model: tfl.LayersModel, layerName: string, inputs: number[]): void {
+  zeroKernelWhere(model, layerName, (i) => inputs.includes(i));
+}
+
+/** Fills every weight named `weight` (bias, beta, ...) of every layer that has one with values from `gen`. */
+export function fillAll(model: tfl.LayersModel, weight: string, gen: () => number): void {
+  for (const l of model.layers) {
+    if (l.weights.some((w) => String((w as any).originalName ?? w.name).split('/').pop() === weight)) {
+      editWeight(model, l.name, weight, (v) => v.forEach((_, k) => (v[k] = gen())));
+    }
+  }
+}
+
+/** Gives BatchNormalization layers non-trivial statistics so their constants matter. */
+export function randomizeBatchNorm(model: tfl.LayersModel, seed = 7): void {
+  const r = rng(seed);
+  fillAll(model, 'gamma', () => 0.5 + r());
+  fillAll(model, 'beta', () => r() - 0.5);
+  fillAll(model, 'moving_mean', () => r() - 0.5);
+  fillAll(model, 'moving_variance', () => 0.5 + r());
+}
+
+/** Max absolute difference of the two models' predictions on the same random batch. */
+export function outputDiff(a: tfl.LayersModel, b: tfl.LayersModel, batch = 4, seed = 1): { abs: number; scale: number } {
+  return tf.tidy(() => {
+    const shape = [batch, ...(a.inputs[0].shape.slice(1) as number[])];
+    const x = tf.randomNormal(shape, 0, 1, 'float32', seed);
+    const ya = (a.predict(x) as tf.Tensor).dataSync();
+    const yb = (b.predict(x) as tf.Tensor).dataSync();
+    const scale = Math.max(...Array.from(ya, Math.abs));
+    return { abs: maxDiff(ya, yb).abs, scale };
+  });
+}
+
+/** Units (Dense) or filters (Conv2D) of a layer. */
+export function unitsOf(model: tfl.LayersModel, name: string): number {
+  const shape = model.getLayer(name).outputShape as number[];
+  return shape[shape.length - 1];
+}
+
+/** A small MLP: 20 -> 16 relu -> 12 relu -> 5. */
+export function mlp(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.dense({ units: 16, inputShape: [20], activation: 'relu', name: 'd1', kernelInitializer: tfl.initializers.glorotNormal({ seed: 1 }) }),
+      tfl.layers.dense({ units: 12, activation: 'relu', name: 'd2', kernelInitializer: tfl.initializers.glorotNormal({ seed: 2 }) }),
+      tfl.layers.dense({ units: 5, name: 'd3', kernelInitializer: tfl.initializers.glorotNormal({ seed: 3 }) }),
+    ],
+  });
+}
+
+/** LeNet-5 for 28x28x1 (first conv 'same', second 'valid'), at a reduced width when `narrow`. */
+export function lenet5(narrow = false): tfl.Sequential {
+  const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
+  const [f1, f2, u1, u2] = narrow ? [4, 8, 24, 16] : [6, 16, 120, 84];
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: f1, kernelSize: 5, padding: 'same', activation: 'relu', name: 'conv1', kernelInitializer: k(1) }),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
+      tfl.layers.conv2d({ filters: f2, kernelSize: 5, padding: 'valid', activation: 'relu', name: 'conv2', kernelInitializer: k(2) }),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }),
+      tfl.layers.flatten({ name: 'flatten' }),
+      tfl.layers.dense({ units: u1, activation: 'relu', name: 'fc1', kernelInitializer: k(3) }),
+      tfl.layers.dense({ units: u2, activation: 'relu', name: 'fc2', kernelInitializer: k(4) }),
+      tfl.layers.dense({ units: 10, name: 'fc3', kernelInitializer: k(5) }),
+    ],
+  });
+}
+
+/** A VGG-style block net with BatchNormalization on 12x12x3 inputs. */
+export function vggBn(): tfl.Sequential {
+  const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
+  const block = (name: string, filters: number, seed: number, first = false) => [
+    tfl.layers.conv2d({
+      ...(first ? { inputShape: [12, 12, 3] } : {}),
+      filters,
+      kernelSize: 3,
+      padding: 'same',
+      useBias: false,
+      name,
+      kernelInitializer: k(seed),
+    }),
+    tfl.layers.batchNormalization({ name: `${name}_bn` }),
+    tfl.layers.activation({ activation: 'relu', name: `${name}_relu` }),
+  ];
+  return tfl.sequential({
+    layers: [
+      ...block('c1', 8, 1, true),
+      ...block('c2', 8, 2),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'p1' }),
+      ...block('c3', 12, 3),
+      ...block('c4', 12, 4),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'p2' }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 16, activation: 'relu', name: 'fc1', kernelInitializer: k(5) }),
+      tfl.layers.dropout({ rate: 0.5, name: 'drop' }),
+      tfl.layers.dense({ units: 10, name: 'fc2', kernelInitializer: k(6) }),
+    ],
+  });
+}
+
+/** Functional net with a residual Add: conv a -> conv b, add(a, b), relu, global pool, dense. */
+export function residual(): tfl.LayersModel {
+  const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
+  const input = tfl.input({ shape: [8, 8, 3], name: 'x' });
+  const a = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a', kernelInitializer: k(1) }).apply(input) as tfl.SymbolicTensor;
+  const b = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'b', kernelInitializer: k(2) }).apply(a) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'add' }).apply([a, b]) as tfl.SymbolicTensor;
+  const act = tfl.layers.reLU({ name: 'relu' }).apply(sum) as tfl.SymbolicTensor;
+  const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(act) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 4, name: 'out', kernelInitializer: k(3) }).apply(gap) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: input, outputs: out });
+}

@@ -1,0 +1,258 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { prune } from '../src/index';
+import { expectNoLeak } from '../../../tools/testing/leaks';
+import {
+  editWeight,
+  fillAll,
+  lenet5,
+  mlp,
+  outputDiff,
+  randomizeBatchNorm,
+  residual,
+  rng,
+  unitsOf,
+  vggBn,
+  zeroInputs,
+  zeroKernelWhere,
+  zeroUnits,
+} from './helpers';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function expectSame(a: tfl.LayersModel, b: tfl.LayersModel): void {
+  const { abs, scale } = outputDiff(a, b);
+  expect(scale).toBeGreaterThan(0);
+  expect(abs).toBeLessThanOrEqual(1e-5 * Math.max(1, scale));
+}
+
+describe('prune: MLP', () => {
+  it('removes dead neurons, folds their constant into the next bias, and unused ones backwards', () => {
+    const m = mlp();
+    const r = rng(3);
+    fillAll(m, 'bias', () => r() - 0.2);
+    zeroUnits(m, 'd1', [0, 3, 7]); // dead: emit relu(bias), folded into d2's bias
+    zeroInputs(m, 'd2', [5]); // d1 unit 5 is read by nobody: removable backwards
+    zeroUnits(m, 'd2', [1, 2]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'd1')).toBe(12);
+    expect(unitsOf(model, 'd2')).toBe(10);
+    expect(unitsOf(model, 'd3')).toBe(5); // the classifier's outputs are never removed
+    const d1 = report.layers.find((l) => l.name === 'd1')!;
+    expect(d1.removed).toEqual([0, 3, 5, 7]);
+    expect(d1.removedConstant).toBe(3);
+    expect(d1.removedUnused).toBe(1);
+    expect(report.layers.find((l) => l.name === 'd3')!.inputsRemoved).toBe(2);
+    // 20*12+12 + 12*10+10 + 10*5+5
+    expect(report.after.params).toBe(252 + 130 + 55);
+    expect(report.paramsBefore).toBe(20 * 16 + 16 + 16 * 12 + 12 + 12 * 5 + 5);
+    expect(report.compression).toBeCloseTo(1 - report.paramsAfter / report.paramsBefore, 12);
+    expect(report.warnings).toEqual([]);
+    expect(report.table()).toContain('d1');
+  });
+
+  it('propagates deadness: a unit whose only live inputs are removed constants becomes constant too', () => {
+    const m = mlp();
+    const r = rng(5);
+    fillAll(m, 'bias', () => r() + 0.1);
+    zeroUnits(m, 'd1', [0, 1, 2, 3]);
+    // d2 unit 4 reads only the dead d1 units 0..3: it emits a constant as well.
+    zeroKernelWhere(m, 'd2', (i, o) => o === 4 && i > 3);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(report.layers.find((l) => l.name === 'd2')!.removed).toEqual([4]);
+  });
+
+  it('does not leak tensors (beyond the new model weights)', async () => {
+    const m = mlp();
+    zeroUnits(m, 'd1', [1]);
+    let pruned: tfl.LayersModel | undefined;
+    await expectNoLeak(() => {
+      pruned = prune(m).model;
+    }, 6);
+    expect(pruned!.weights.length).toBe(6);
+  });
+
+  it('with nothing to prune returns an equal model and 0 compression', () => {
+    const m = mlp();
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(report.layers.map((l) => l.unitsAfter)).toEqual([16, 12, 5]);
+    expect(report.compression).toBe(0);
+    expect(report.after).toEqual(report.before);
+  });
+
+  it('refuses a whole dead layer, naming it', () => {
+    const m = mlp();
+    zeroUnits(m, 'd2', Array.from({ length: 12 }, (_, i) => i));
+    expect(() => prune(m)).toThrow(/'d2'.*disconnect/);
+  });
+
+  it('treats groups under the threshold as zero', () => {
+    const m = mlp();
+    editWeight(m, 'd1', 'kernel', (v, [, units]) => v.forEach((_, p) => p % units === 2 && (v[p] *= 1e-9)));
+    expect(prune(m).report.layers[0].unitsAfter).toBe(16);
+    const { model, report } = prune(m, { threshold: 1e-6 });
+    expect(report.layers[0].removed).toEqual([2]);
+    expect(outputDiff(m, model).abs).toBeLessThan(1e-5);
+  });
+});
+
+describe('prune: LeNet-5', () => {
+  it('removes filters and neurons through conv (valid) and Flatten -> Dense', () => {
+    const m = lenet5();
+    const r = rng(11);
+    fillAll(m, 'bias', () => r() * 0.4 - 0.1);
+    zeroUnits(m, 'conv1', [1, 4]); // constant relu(bias) folded into conv2 ('valid')
+    zeroUnits(m, 'conv2', [0, 5, 9, 15]); // constants folded through pool + flatten into fc1
+    zeroUnits(m, 'fc1', Array.from({ length: 60 }, (_, i) => 2 * i));
+    zeroUnits(m, 'fc2', [3, 40]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'conv1')).toBe(4);
+    expect(unitsOf(model, 'conv2')).toBe(12);
+    expect(unitsOf(model, 'fc1')).toBe(60);
+    expect(unitsOf(model, 'fc2')).toBe(82);
+    expect(unitsOf(model, 'fc3')).toBe(10);
+    expect((model.getLayer('fc1').getWeights()[0].shape as number[])[0]).toBe(12 * 25);
+    expect(report.warnings).toEqual([]);
+  });
+
+  it('removes a conv1 filter that conv2 ignores, even though conv1 is followed by nothing foldable', () => {
+    const m = lenet5(true);
+    zeroInputs(m, 'conv2', [2]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(report.layers[0].removed).toEqual([2]);
+    expect(report.layers[0].removedUnused).toBe(1);
+  });
+});
+
+describe('prune: VGG-style with BatchNormalization', () => {
+  it('filter granularity: removes filters whose BN+relu constant is 0, keeps and reports the others', () => {
+    const m = vggBn();
+    randomizeBatchNorm(m);
+    // c1 filter 2: BN constant beta - gamma*mean/sqrt(var+eps) pushed through relu. Force it negative -> relu gives 0.
+    editWeight(m, 'c1_bn', 'beta', (v) => (v[2] = -5));
+    editWeight(m, 'c1_bn', 'moving_mean', (v) => (v[2] = 0));
+    // c1 filter 5: positive constant, read by c2 ('same' 3x3): cannot fold exactly.
+    editWeight(m, 'c1_bn', 'beta', (v) => (v[5] = 2));
+    zeroUnits(m, 'c1', [2, 5]);
+    // c4 filters: constants flow through pooling, flatten and dense: always exact.
+    zeroUnits(m, 'c4', [0, 7, 11]);
+    zeroUnits(m, 'fc1', [3]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'c1')).toBe(7);
+    expect(unitsOf(model, 'c4')).toBe(9);
+    expect(unitsOf(model, 'fc1')).toBe(15);
+    expect((model.getLayer('c1_bn').getWeights()[0].shape as number[])[0]).toBe(7);
+    const c1 = report.layers.find((l) => l.name === 'c1')!;
+    expect(c1.removed).toEqual([2]);
+    expect(c1.keptConstant.map((k) => k.unit)).toEqual([5]);
+    expect(c1.keptConstant[0].reason).toMatch(/'c2'.*same/);
+    expect(report.warnings).toHaveLength(1);
+  });
+
+  it('kernel granularity: zero 2-D kernels stay exact zeros and count as removed; a fully ignored input removes its producer', () => {
+    const m = vggBn();
+    randomizeBatchNorm(m, 3);
+    const r = rng(17);
+    const dead = new Set<string>();
+    zeroKernelWhere(m, 'c3', (i, o) => {
+      const kill = r() < 0.4;
+      if (kill) dead.add(`${i},${o}`);
+      return kill;
+    });
+    zeroInputs(m, 'c4', [1, 6]); // c3 filters 1 and 6: nobody reads them
+    zeroKernelWhere(m, 'c2', (i, o) => (i + o) % 3 === 0);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'c3')).toBe(10);
+    const before = report.layersBefore.find((l) => l.name === 'c4')!;
+    const after = report.layersAfter.find((l) => l.name === 'c4')!;
+    expect(after.groups.find((g) => g.kind === 'kernel')!.total).toBe(10 * 12);
+    expect(before.zeroGroupParams).toBe(9 * 2 * 12);
+    const c2 = report.layersAfter.find((l) => l.name === 'c2')!;
+    const zeroKernels = Array.from({ length: 64 }, (_, q) => q).filter((q) => (Math.floor(q / 8) + (q % 8)) % 3 === 0).length;
+    expect(c2.groups.find((g) => g.kind === 'kernel')!.dead).toBe(zeroKernels);
+    expect(c2.zeroGroupParams).toBe(9 * zeroKernels);
+    expect(report.paramsAfter).toBe(report.after.params - report.after.zeroGroupParams);
+    expect(report.paramsAfter).toBeLessThan(report.paramsBefore);
+  });
+});
+
+describe('prune: residual Add', () => {
+  it('keeps a channel when only one side of the Add is dead', () => {
+    const m = residual();
+    zeroUnits(m, 'b', [2]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(report.layers.map((l) => l.unitsAfter)).toEqual([6, 6, 4]);
+  });
+
+  it('removes a channel on both sides when both coupled filters are dead', () => {
+    const m = residual();
+    const r = rng(2);
+    fillAll(m, 'bias', () => r() - 0.5);
+    editWeight(m, 'a', 'bias', (v) => (v[3] = -1)); // relu(-1) = 0: conv b ('same') can drop it exactly
+    zeroUnits(m, 'a', [3]);
+    zeroUnits(m, 'b', [3]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'a')).toBe(5);
+    expect(unitsOf(model, 'b')).toBe(5);
+    expect(report.layers.find((l) => l.name === 'out')!.inputsRemoved).toBe(1);
+  });
+});
+
+describe('prune: constants ahead of a convolution', () => {
+  function twoConvs(padding: 'same' | 'valid', kernelSize: number): tfl.Sequential {
+    return tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [7, 7, 2], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+        tfl.layers.conv2d({ filters: 3, kernelSize, padding, name: 'c2' }),
+        tfl.layers.flatten({ name: 'f' }),
+        tfl.layers.dense({ units: 2, name: 'out' }),
+      ],
+    });
+  }
+  for (const [padding, k, removed] of [
+    ['valid', 3, true],
+    ['same', 1, true],
+    ['same', 3, false],
+  ] as const) {
+    it(`a dead filter with constant 0.5 ahead of a ${k}x${k} '${padding}' conv is ${removed ? 'folded' : 'kept and reported'}`, () => {
+      const m = twoConvs(padding, k);
+      editWeight(m, 'c1', 'bias', (v) => (v[1] = 0.5));
+      zeroUnits(m, 'c1', [1]);
+      const { model, report } = prune(m);
+      expectSame(m, model);
+      expect(unitsOf(model, 'c1')).toBe(removed ? 3 : 4);
+      expect(report.warnings.length).toBe(removed ? 0 : 1);
+      if (!removed) expect(report.layers[0].keptConstant).toEqual([{ unit: 1, value: 0.5, reason: expect.stringMatching(/'c2'/) }]);
+    });
+  }
+
+  it('a dead filter with constant 0 ahead of a same conv is removed', () => {
+    const m = twoConvs('same', 3);
+    editWeight(m, 'c1', 'bias', (v) => (v[1] = -0.5));
+    zeroUnits(m, 'c1', [1]);
+    const { model } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'c1')).toBe(3);
+  });
+});
+
+describe('prune: refusals', () => {
+  it('names an unknown layer type', () => {
+    const m = tfl.sequential({
+      layers: [tfl.layers.dense({ units: 4, inputShape: [3], name: 'd' }), tfl.layers.reshape({ targetShape: [2, 2], name: 'r' })],
+    });
+    expect(() => prune(m)).toThrow(/'r'.*Reshape/);
+  });
+});
