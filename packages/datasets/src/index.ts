@@ -3,6 +3,7 @@
  * Node, verified, cached and offline-first.
  * @packageDocumentation
  */
+import { loadCifar10Dataset } from './cifar.js';
 import { FASHION_MNIST, MNIST, loadIdxDataset } from './mnist.js';
 import type { Dataset, LoadOptions } from './types.js';
 
@@ -30,4 +31,17 @@ export function loadMnist(o?: LoadOptions): Promise<Dataset> {
  */
 export function loadFashionMnist(o?: LoadOptions): Promise<Dataset> {
   return loadIdxDataset(FASHION_MNIST, o);
+}
+
+/**
+ * CIFAR-10 (50,000 + 10,000 colour images, 32x32x3, labels in the order of the
+ * official `batches.meta.txt`). Reads the official binary layout
+ * (`cifar-10-batches-bin/`, or `cifar-10-binary.tar.gz`) and the image-folder
+ * layout (`train/<class>/*.jpg|png`, `test/<class>/...`, a directory or a
+ * `.tar.gz`); archives and image folders are decoded once and cached. Sources,
+ * first match wins: `file`, `dir`, `$NORMPRUNE_DATA_DIR`, a previous download
+ * in the cache, the official URL (md5 verified) unless offline.
+ */
+export function loadCifar10(o?: LoadOptions): Promise<Dataset> {
+  return loadCifar10Dataset(o);
 }

@@ -1,0 +1,292 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
+import { cacheRoot, isOffline } from './cache.js';
+import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
+import { downloadFile } from './download.js';
+import { DatasetError } from './errors.js';
+import { readTar } from './tar.js';
+import type { Dataset, LoadOptions, Split } from './types.js';
+
+/** Label order of the official `batches.meta.txt`. */
+export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
+export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
+const BINARY_ARCHIVE = 'cifar-10-binary.tar.gz';
+const TRAIN_BATCHES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
+const TEST_BATCH = 'test_batch.bin';
+const RECORD = 1 + 3072;
+const IMAGE_EXT = /\.(jpe?g|png)$/i;
+
+// ---------------------------------------------------------------- binary layout
+
+function readBatches(files: { name: string; data: Uint8Array }[], classes: string[]): Split {
+  let count = 0;
+  for (const f of files) count += f.data.length / RECORD;
+  const images = new Uint8Array(count * 3072);
+  const labels = new Uint8Array(count);
+  let n = 0;
+  for (const f of files) {
+    const d = f.data;
+    for (let r = 0; r < d.length; r += RECORD, n++) {
+      const label = d[r];
+      if (label >= classes.length) {
+        throw new DatasetError('label-out-of-range', { file: f.name, message: `record #${r / RECORD}`, expected: `0..${classes.length - 1}`, found: label });
+      }
+      labels[n] = label;
+      // Records store the 1024 R, then G, then B bytes (planar); tfjs wants NHWC.
+      const o = n * 3072;
+      const p = r + 1;
+      for (let i = 0; i < 1024; i++) {
+        images[o + i * 3] = d[p + i];
+        images[o + i * 3 + 1] = d[p + 1024 + i];
+        images[o + i * 3 + 2] = d[p + 2048 + i];
+      }
+    }
+  }
+  return { images, labels, count, shape: [32, 32, 3], numClasses: classes.length };
+}
+
+/**
+ * The official binary release: five training batches and one test batch of
+ * 3,073-byte records. Every batch must hold whole records, and all six the
+ * same number, so a file cut at a record boundary still fails loudly.
+ */
+export function parseCifarBinary(get: (name: string) => { name: string; data: Uint8Array } | undefined, where: string): Dataset {
+  const all = [...TRAIN_BATCHES, TEST_BATCH].map((n) => {
+    const f = get(n);
+    if (!f) throw new DatasetError('missing-file', { file: join(where, n), message: 'CIFAR-10 binary batch missing' });
+    if (f.data.length === 0 || f.data.length % RECORD !== 0) {
+      throw new DatasetError('truncated', { file: f.name, message: `CIFAR-10 batch must be whole ${RECORD}-byte records`, expected: `a multiple of ${RECORD} bytes`, found: `${f.data.length} bytes` });
+    }
+    return f;
+  });
+  const size = all[all.length - 1].data.length;
+  for (const f of all) {
+    if (f.data.length !== size) {
+      throw new DatasetError('size-mismatch', { file: f.name, message: 'CIFAR-10 batches must all hold the same number of records', expected: `${size / RECORD} records (as ${TEST_BATCH})`, found: `${f.data.length / RECORD} records` });
+    }
+  }
+  const meta = get('batches.meta.txt');
+  if (meta) {
+    const names = Buffer.from(meta.data).toString('utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+    if (names.join(',') !== CIFAR10_CLASSES.join(',')) {
+      throw new DatasetError('unknown-class', { file: meta.name, message: 'class names differ from CIFAR-10', expected: CIFAR10_CLASSES.join(','), found: names.join(',') });
+    }
+  }
+  return { train: readBatches(all.slice(0, 5), CIFAR10_CLASSES), test: readBatches(all.slice(5), CIFAR10_CLASSES), classes: [...CIFAR10_CLASSES] };
+}
+
+function binaryDir(dir: string): string | undefined {
+  for (const d of [dir, join(dir, 'cifar-10-batches-bin')]) if (existsSync(join(d, TRAIN_BATCHES[0]))) return d;
+  return undefined;
+}
+
+function fromBinaryDir(dir: string): Dataset {
+  return parseCifarBinary((n) => {
+    const p = join(dir, n);
+    return existsSync(p) ? { name: p, data: readFileSync(p) } : undefined;
+  }, dir);
+}
+
+// ---------------------------------------------------------------- image folders
+
+/** Decodes one 32x32 JPEG or PNG to RGB bytes at `out[off..]`. */
+function decodeInto(data: Uint8Array, name: string, out: Uint8Array, off: number, h: number, w: number): void {
+  let width: number;
+  let height: number;
+  let px: Uint8Array;
+  let channels: number;
+  try {
+    if (/\.png$/i.test(name)) {
+      const png = PNG.sync.read(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      ({ width, height } = png);
+      px = png.data;
+      channels = 4;
+    } else {
+      const img = jpeg.decode(data, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 1, maxMemoryUsageInMB: 64 });
+      ({ width, height } = img);
+      px = img.data;
+      channels = 3;
+    }
+  } catch (e) {
+    throw new DatasetError('bad-image', { file: name, message: `cannot decode image: ${(e as Error).message}`, cause: e });
+  }
+  if (width !== w || height !== h) throw new DatasetError('bad-image', { file: name, message: 'wrong image size', expected: `${w}x${h}`, found: `${width}x${height}` });
+  if (px.length !== w * h * channels) throw new DatasetError('bad-image', { file: name, message: 'decoder returned a short image', expected: w * h * channels, found: px.length });
+  if (channels === 3) out.set(px, off);
+  else for (let i = 0, j = 0; i < w * h; i++, j += 4) {
+    out[off + i * 3] = px[j];
+    out[off + i * 3 + 1] = px[j + 1];
+    out[off + i * 3 + 2] = px[j + 2];
+  }
+}
+
+interface ImageFile {
+  split: 'train' | 'test';
+  cls: string;
+  name: string;
+  read: () => Uint8Array;
+}
+
+/**
+ * Groups `train/<class>/<image>` and `test/<class>/<image>` files. Any folder
+ * that is not a known class, or a file that is not an image, is an error
+ * rather than something silently skipped.
+ */
+function buildFromImages(files: ImageFile[], classes: string[], where: string): Dataset {
+  const [h, w] = [32, 32];
+  const splits = {} as Record<'train' | 'test', Split>;
+  for (const split of ['train', 'test'] as const) {
+    const byClass = classes.map(() => [] as ImageFile[]);
+    for (const f of files) {
+      if (f.split !== split) continue;
+      const k = classes.indexOf(f.cls);
+      if (k < 0) throw new DatasetError('unknown-class', { file: join(where, split, f.cls), message: 'folder is not a class of this data set', expected: classes.join(', '), found: f.cls });
+      byClass[k].push(f);
+    }
+    byClass.forEach((list, k) => {
+      if (list.length === 0) throw new DatasetError('missing-class', { file: join(where, split, classes[k]), message: `no images for class '${classes[k]}' in ${split}` });
+      list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    });
+    // Interleave the classes (one image of each in turn) so the tail of the
+    // split, which validationSplit takes, is class-balanced like the official files.
+    const order: { f: ImageFile; k: number }[] = [];
+    const longest = Math.max(...byClass.map((l) => l.length));
+    for (let i = 0; i < longest; i++) byClass.forEach((l, k) => i < l.length && order.push({ f: l[i], k }));
+    const count = order.length;
+    const images = new Uint8Array(count * h * w * 3);
+    const labels = new Uint8Array(count);
+    order.forEach(({ f, k }, i) => {
+      decodeInto(f.read(), f.name, images, i * h * w * 3, h, w);
+      labels[i] = k;
+    });
+    splits[split] = { images, labels, count, shape: [h, w, 3], numClasses: classes.length };
+  }
+  return { train: splits.train, test: splits.test, classes: [...classes] };
+}
+
+/** Finds `<prefix>train/...` entries: the folder holding train/ and test/ may sit one level down. */
+function imageFilesFromNames(names: { name: string; read: () => Uint8Array }[], where: string): ImageFile[] {
+  const out: ImageFile[] = [];
+  for (const { name, read } of names) {
+    const parts = name.split('/');
+    const i = parts.findIndex((p) => p === 'train' || p === 'test');
+    if (i < 0 || i > 1) continue;
+    const rest = parts.slice(i + 1);
+    if (rest.length === 0 || rest[rest.length - 1].startsWith('.')) continue;
+    if (rest.length !== 2) throw new DatasetError('unknown-class', { file: `${where}:${name}`, message: `expected ${parts[i]}/<class>/<image>`, found: name });
+    if (!IMAGE_EXT.test(rest[1])) throw new DatasetError('bad-image', { file: `${where}:${name}`, message: 'not a .jpg/.jpeg/.png file', found: rest[1] });
+    out.push({ split: parts[i] as 'train' | 'test', cls: rest[0], name: `${where}:${name}`, read });
+  }
+  return out;
+}
+
+function listTree(dir: string): { name: string; read: () => Uint8Array }[] {
+  const out: { name: string; read: () => Uint8Array }[] = [];
+  const walk = (d: string, rel: string) => {
+    for (const n of readdirSync(d).sort()) {
+      const p = join(d, n);
+      const r = rel ? `${rel}/${n}` : n;
+      if (statSync(p).isDirectory()) walk(p, r);
+      else out.push({ name: r, read: () => readFileSync(p) });
+    }
+  };
+  walk(dir, '');
+  return out;
+}
+
+function isImageFolder(dir: string): boolean {
+  return existsSync(join(dir, 'train')) && existsSync(join(dir, 'test'));
+}
+
+// ---------------------------------------------------------------- sources
+
+function fromArchive(file: string, data: Uint8Array): Dataset {
+  const entries = readTar(data, file);
+  const files = entries.filter((e) => e.type === 'file');
+  const bin = files.find((e) => basename(e.name) === TRAIN_BATCHES[0]);
+  if (bin) {
+    const dir = bin.name.slice(0, bin.name.length - TRAIN_BATCHES[0].length);
+    const byName = new Map(files.map((e) => [e.name, e]));
+    return parseCifarBinary((n) => {
+      const e = byName.get(dir + n);
+      return e ? { name: `${file}:${e.name}`, data: e.data } : undefined;
+    }, `${file}:${dir}`);
+  }
+  const images = imageFilesFromNames(
+    files.map((e) => ({ name: e.name, read: () => e.data })),
+    file,
+  );
+  if (images.length === 0) throw new DatasetError('missing-file', { file, message: 'archive holds neither cifar-10-batches-bin/ nor train/<class>/ image folders' });
+  return buildFromImages(images, CIFAR10_CLASSES, file);
+}
+
+/** Archives and image folders are decoded once, then served from the cache. */
+function cached(name: string, key: string, o: LoadOptions, decode: () => Dataset): Dataset {
+  const path = cachePath(cacheRoot(o.cacheDir), name, key);
+  const hit = readDecoded(path, key);
+  if (hit) return hit;
+  const ds = decode();
+  try {
+    writeDecoded(path, key, ds);
+  } catch {
+    // A read-only or full cache directory must not stop the load.
+  }
+  return ds;
+}
+
+function fromFile(file: string, o: LoadOptions): Dataset {
+  if (!existsSync(file)) throw new DatasetError('missing-file', { file, message: 'CIFAR-10 archive not found' });
+  const data = readFileSync(file);
+  const key = createHash('sha256').update(data).digest('hex');
+  return cached('cifar-10', key, o, () => fromArchive(file, data));
+}
+
+function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
+  const bin = binaryDir(dir);
+  if (bin) return fromBinaryDir(bin);
+  for (const d of [dir, join(dir, 'cifar-10-images')]) {
+    if (isImageFolder(d)) {
+      return cached('cifar-10', treeKey(d), o, () => buildFromImages(imageFilesFromNames(listTree(d), d), CIFAR10_CLASSES, d));
+    }
+  }
+  for (const a of [BINARY_ARCHIVE, 'cifar-10-images.tar.gz']) if (existsSync(join(dir, a))) return fromFile(join(dir, a), o);
+  return undefined;
+}
+
+/**
+ * CIFAR-10 from, first match wins: `file` (binary or image-folder archive),
+ * `dir`, `$NORMPRUNE_DATA_DIR`, a previous download in the cache, the official
+ * URL (md5 verified) unless offline.
+ */
+export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> {
+  if (o.file) return fromFile(resolve(o.file), o);
+  if (o.dir) {
+    const ds = fromDir(resolve(o.dir), o);
+    if (!ds) throw new DatasetError('missing-file', { file: resolve(o.dir), message: 'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or cifar-10-binary.tar.gz' });
+    return ds;
+  }
+  const env = process.env.NORMPRUNE_DATA_DIR;
+  if (env) {
+    const ds = fromDir(env, o);
+    if (ds) return ds;
+  }
+  const root = cacheRoot(o.cacheDir);
+  const archive = join(root, 'cifar-10', BINARY_ARCHIVE);
+  if (!existsSync(archive)) {
+    if (isOffline(o.offline)) {
+      throw new DatasetError('offline', {
+        file: archive,
+        message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}`,
+      });
+    }
+    const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;
+    const url = mirror ? `${mirror.replace(/\/+$/, '')}/cifar-10/${BINARY_ARCHIVE}` : CIFAR10_URL;
+    await downloadFile({ url, md5: CIFAR10_MD5 }, archive);
+  }
+  return fromFile(archive, o);
+}
+

@@ -1,0 +1,91 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { writeAtomic } from './cache.js';
+import type { Dataset, Split } from './types.js';
+
+const MAGIC = Buffer.from('NPDSET01', 'ascii');
+
+interface Header {
+  key: string;
+  classes: string[];
+  splits: { name: 'train' | 'test'; count: number; shape: [number, number, number] }[];
+  payloadSha256: string;
+}
+
+/**
+ * Identity of a directory tree: paths, sizes and mtimes of every file. Hashing
+ * 60,000 small image files' bytes would cost more than it saves; an edit
+ * changes the mtime, and that is what we need to notice.
+ */
+export function treeKey(dir: string): string {
+  const h = createHash('sha256');
+  const walk = (d: string) => {
+    for (const name of readdirSync(d).sort()) {
+      const p = join(d, name);
+      const st = statSync(p);
+      if (st.isDirectory()) walk(p);
+      else h.update(`${relative(dir, p)}\0${st.size}\0${st.mtimeMs}\n`);
+    }
+  };
+  walk(dir);
+  return 'tree-' + h.digest('hex');
+}
+
+export function cachePath(cacheRoot: string, name: string, key: string): string {
+  return join(cacheRoot, 'decoded', `${name}-${key.replace(/^tree-/, 't').slice(0, 24)}.bin`);
+}
+
+/**
+ * Reads a decoded data set back, or returns undefined when the file is
+ * missing, from another source, truncated or corrupt: a bad cache costs a
+ * re-decode, never a crash or wrong data.
+ */
+export function readDecoded(path: string, key: string): Dataset | undefined {
+  if (!existsSync(path)) return undefined;
+  try {
+    const buf = readFileSync(path);
+    if (buf.length < 12 || !buf.subarray(0, 8).equals(MAGIC)) return undefined;
+    const hlen = buf.readUInt32LE(8);
+    if (12 + hlen > buf.length) return undefined;
+    const header = JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as Header;
+    if (header.key !== key || !Array.isArray(header.splits) || !Array.isArray(header.classes)) return undefined;
+    const payload = buf.subarray(12 + hlen);
+    let expected = 0;
+    for (const s of header.splits) expected += s.count * (s.shape[0] * s.shape[1] * s.shape[2] + 1);
+    if (payload.length !== expected) return undefined;
+    if (createHash('sha256').update(payload).digest('hex') !== header.payloadSha256) return undefined;
+    const out: Partial<Record<'train' | 'test', Split>> = {};
+    let off = 0;
+    for (const s of header.splits) {
+      const per = s.shape[0] * s.shape[1] * s.shape[2];
+      const images = payload.subarray(off, off + s.count * per);
+      off += s.count * per;
+      const labels = payload.subarray(off, off + s.count);
+      off += s.count;
+      for (const l of labels) if (l >= header.classes.length) return undefined;
+      out[s.name] = { images, labels, count: s.count, shape: s.shape, numClasses: header.classes.length };
+    }
+    if (!out.train || !out.test) return undefined;
+    return { train: out.train, test: out.test, classes: header.classes };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes a decoded data set atomically (temporary file + rename). */
+export function writeDecoded(path: string, key: string, ds: Dataset): void {
+  const parts: Uint8Array[] = [ds.train.images, ds.train.labels, ds.test.images, ds.test.labels];
+  const sha = createHash('sha256');
+  for (const p of parts) sha.update(p);
+  const header: Header = {
+    key,
+    classes: ds.classes,
+    splits: (['train', 'test'] as const).map((name) => ({ name, count: ds[name].count, shape: ds[name].shape })),
+    payloadSha256: sha.digest('hex'),
+  };
+  const hbuf = Buffer.from(JSON.stringify(header), 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(hbuf.length, 0);
+  writeAtomic(path, [MAGIC, len, hbuf, ...parts]);
+}

@@ -1,0 +1,214 @@
+import { readdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
+import { DatasetError, loadCifar10 } from '../src/index';
+import { makeTar, tmp, writeFile, type TarItem } from './fixtures';
+
+const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+
+async function codeOf(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(DatasetError);
+    return (e as DatasetError).code;
+  }
+  throw new Error('expected a DatasetError');
+}
+
+/** A record whose planar R, G, B planes hold distinct values, so the NHWC conversion is checked. */
+function record(label: number, seed: number): Uint8Array {
+  const r = new Uint8Array(3073);
+  r[0] = label;
+  for (let i = 0; i < 3072; i++) r[1 + i] = (seed * 31 + i * 7) & 0xff;
+  return r;
+}
+
+function writeBinary(dir: string, perBatch = 4): Record<string, Uint8Array> {
+  const files: Record<string, Uint8Array> = {};
+  const names = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'test_batch.bin'];
+  names.forEach((n, b) => {
+    const recs = Array.from({ length: perBatch }, (_, i) => record((b * perBatch + i) % 10, b * 100 + i));
+    files[n] = Buffer.concat(recs);
+    writeFile(join(dir, n), files[n]);
+  });
+  files['batches.meta.txt'] = Buffer.from(CLASSES.join('\n') + '\n\n');
+  writeFile(join(dir, 'batches.meta.txt'), files['batches.meta.txt']);
+  return files;
+}
+
+/** Solid-colour 32x32 images: the colour says the class, so decoding is checked despite JPEG loss. */
+function colour(k: number): [number, number, number] {
+  return [(k * 25) % 256, 255 - k * 20, (k * 70) % 256];
+}
+
+const encoded = new Map<string, Buffer>();
+function encodeImage(k: number, png: boolean, size = 32): Buffer {
+  const id = `${k}:${png}:${size}`;
+  if (!encoded.has(id)) encoded.set(id, encodeImageUncached(k, png, size));
+  return encoded.get(id)!;
+}
+
+function encodeImageUncached(k: number, png: boolean, size: number): Buffer {
+  const [r, g, b] = colour(k);
+  const rgba = Buffer.alloc(size * size * 4);
+  for (let i = 0; i < size * size; i++) rgba.set([r, g, b, 255], i * 4);
+  if (png) {
+    const p = new PNG({ width: size, height: size });
+    rgba.copy(p.data);
+    return PNG.sync.write(p);
+  }
+  return jpeg.encode({ data: rgba, width: size, height: size }, 95).data;
+}
+
+/** train: 2 images per class (one JPEG, one PNG); test: 1 JPEG per class. */
+function imageItems(prefix = ''): TarItem[] {
+  const items: TarItem[] = [];
+  CLASSES.forEach((c, k) => {
+    items.push({ name: `${prefix}train/${c}/0000.jpg`, data: encodeImage(k, false) });
+    items.push({ name: `${prefix}train/${c}/0001.png`, data: encodeImage(k, true) });
+    items.push({ name: `${prefix}test/${c}/0000.jpg`, data: encodeImage(k, false) });
+  });
+  return items;
+}
+
+function writeItems(dir: string, items: TarItem[]): void {
+  for (const it of items) writeFile(join(dir, it.name), it.data!);
+}
+
+function expectColours(split: { images: Uint8Array; labels: Uint8Array; count: number }): void {
+  for (let i = 0; i < split.count; i++) {
+    const want = colour(split.labels[i]);
+    for (const p of [0, 511, 1023]) {
+      for (let ch = 0; ch < 3; ch++) expect(Math.abs(split.images[i * 3072 + p * 3 + ch] - want[ch])).toBeLessThanOrEqual(3);
+    }
+  }
+}
+
+describe('CIFAR-10 binary layout', () => {
+  it('reads cifar-10-batches-bin/ and converts planar RGB to NHWC', async () => {
+    const root = tmp();
+    const files = writeBinary(join(root, 'cifar-10-batches-bin'));
+    const ds = await loadCifar10({ dir: root, cacheDir: tmp() });
+    expect(ds.classes).toEqual(CLASSES);
+    expect(ds.train.count).toBe(20);
+    expect(ds.test.count).toBe(4);
+    expect(ds.train.shape).toEqual([32, 32, 3]);
+    const rec = files['data_batch_2.bin'].subarray(3073, 2 * 3073); // image 5 of train
+    expect(ds.train.labels[5]).toBe(rec[0]);
+    for (const p of [0, 17, 1023]) {
+      expect(ds.train.images[5 * 3072 + p * 3]).toBe(rec[1 + p]);
+      expect(ds.train.images[5 * 3072 + p * 3 + 1]).toBe(rec[1 + 1024 + p]);
+      expect(ds.train.images[5 * 3072 + p * 3 + 2]).toBe(rec[1 + 2048 + p]);
+    }
+  });
+
+  it('reads cifar-10-binary.tar.gz and caches the decoded result', async () => {
+    const root = tmp();
+    const files = writeBinary(join(root, 'src'));
+    const file = writeFile(join(root, 'cifar-10-binary.tar.gz'), gzipSync(makeTar(Object.entries(files).map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data })))));
+    const cacheDir = tmp();
+    const a = await loadCifar10({ file, cacheDir });
+    expect(readdirSync(join(cacheDir, 'decoded'))).toHaveLength(1);
+    const b = await loadCifar10({ file, cacheDir });
+    expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+    expect(Array.from(b.test.labels)).toEqual(Array.from(a.test.labels));
+    const direct = await loadCifar10({ dir: join(root, 'src'), cacheDir });
+    expect(Buffer.from(direct.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+  });
+
+  it('rejects truncated batches, unequal batches, bad labels, missing batches, wrong class names', async () => {
+    const cases: [string, (dir: string) => void][] = [
+      ['truncated', (d) => writeFileSync(join(d, 'data_batch_3.bin'), readFileSync(join(d, 'data_batch_3.bin')).subarray(0, 3073 * 3 + 100))],
+      ['size-mismatch', (d) => writeFileSync(join(d, 'data_batch_3.bin'), readFileSync(join(d, 'data_batch_3.bin')).subarray(0, 3073 * 3))],
+      [
+        'label-out-of-range',
+        (d) => {
+          const b = readFileSync(join(d, 'test_batch.bin'));
+          b[3073] = 10;
+          writeFileSync(join(d, 'test_batch.bin'), b);
+        },
+      ],
+      ['missing-file', (d) => rmSync(join(d, 'data_batch_5.bin'))],
+      ['unknown-class', (d) => writeFileSync(join(d, 'batches.meta.txt'), [...CLASSES].reverse().join('\n'))],
+    ];
+    for (const [want, breakIt] of cases) {
+      const d = tmp();
+      writeBinary(d);
+      breakIt(d);
+      expect(await codeOf(loadCifar10({ dir: d, cacheDir: tmp() }))).toBe(want);
+    }
+  });
+});
+
+describe('CIFAR-10 image folders', () => {
+  it('decodes JPEG and PNG folders (directory and .tar.gz) in class order, interleaved', async () => {
+    const dir = tmp();
+    writeItems(dir, imageItems());
+    const a = await loadCifar10({ dir, cacheDir: tmp() });
+    expect(a.train.count).toBe(20);
+    expect(a.test.count).toBe(10);
+    expect(Array.from(a.train.labels)).toEqual([...CLASSES.keys(), ...CLASSES.keys()]);
+    expectColours(a.train);
+    expectColours(a.test);
+    const file = writeFile(join(tmp(), 'imgs.tar.gz'), gzipSync(makeTar(imageItems('cifar10/'))));
+    const cacheDir = tmp();
+    const b = await loadCifar10({ file, cacheDir });
+    expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+    expect(Array.from(b.train.labels)).toEqual(Array.from(a.train.labels));
+  });
+
+  it('re-decodes instead of failing when the cache is corrupt or truncated', async () => {
+    const file = writeFile(join(tmp(), 'imgs.tar.gz'), gzipSync(makeTar(imageItems())));
+    const cacheDir = tmp();
+    const a = await loadCifar10({ file, cacheDir });
+    const [entry] = readdirSync(join(cacheDir, 'decoded'));
+    const path = join(cacheDir, 'decoded', entry);
+    const good = readFileSync(path);
+    const flipped = Buffer.from(good);
+    flipped[flipped.length - 100] ^= 0xff;
+    for (const broken of [flipped, good.subarray(0, good.length - 1), Buffer.from('garbage')]) {
+      writeFileSync(path, broken);
+      const b = await loadCifar10({ file, cacheDir });
+      expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+      expect(readFileSync(path).equals(good)).toBe(true);
+    }
+  });
+
+  it('names an unknown class folder, a missing class, a broken image and a wrong size', async () => {
+    const cases: [string, (items: TarItem[]) => TarItem[]][] = [
+      ['unknown-class', (it) => [...it, { name: 'train/plane/0000.jpg', data: encodeImage(0, false) }]],
+      ['missing-class', (it) => it.filter((x) => !x.name.startsWith('test/dog/'))],
+      ['bad-image', (it) => [...it, { name: 'train/cat/0002.jpg', data: Buffer.from('not a jpeg') }]],
+      ['bad-image', (it) => [...it, { name: 'train/cat/0002.png', data: encodeImage(3, true, 16) }]],
+      ['bad-image', (it) => [...it, { name: 'train/cat/notes.txt', data: Buffer.from('x') }]],
+    ];
+    for (const [want, change] of cases) {
+      const file = writeFile(join(tmp(), 'x.tar.gz'), gzipSync(makeTar(change(imageItems()))));
+      const err = await loadCifar10({ file, cacheDir: tmp() }).then(
+        () => undefined,
+        (e: DatasetError) => e,
+      );
+      expect(err).toBeInstanceOf(DatasetError);
+      expect(err!.code).toBe(want);
+      expect(err!.message).toContain(file);
+    }
+  });
+
+  it('says what is missing and how to get it when offline', async () => {
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    delete process.env.NORMPRUNE_DATA_DIR;
+    try {
+      const cacheDir = tmp();
+      const err = (await loadCifar10({ offline: true, cacheDir }).catch((e) => e)) as DatasetError;
+      expect(err.code).toBe('offline');
+      expect(err.file).toBe(join(cacheDir, 'cifar-10', 'cifar-10-binary.tar.gz'));
+      expect(err.message).toContain('https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz');
+      expect(err.message).toContain('c32a1d4ab5d03f1284b67883e8d87530');
+    } finally {
+      if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
+});

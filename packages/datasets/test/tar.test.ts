@@ -1,0 +1,70 @@
+import { gzipSync } from 'node:zlib';
+import { DatasetError } from '../src/index';
+import { readTar } from '../src/tar';
+import { makeTar } from './fixtures';
+
+const bytes = (s: string) => Buffer.from(s);
+
+function code(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(DatasetError);
+    return (e as DatasetError).code;
+  }
+  throw new Error('expected a DatasetError');
+}
+
+describe('readTar', () => {
+  it('reads files, directories, pax long names and in-archive links, gzipped or not', () => {
+    const long = 'd/' + 'x'.repeat(150) + '.txt';
+    const tar = makeTar([
+      { name: 'd/', type: '5' },
+      { name: './d/a.txt', data: bytes('hello') },
+      { name: 'ignored-name', pax: { path: long }, data: bytes('long') },
+      { name: 'd/hard', type: '1', linkname: 'd/a.txt' },
+      { name: 'd/sub/sym', type: '2', linkname: '../a.txt' },
+    ]);
+    for (const input of [tar, gzipSync(tar)]) {
+      const e = readTar(input, 't.tar');
+      const files = Object.fromEntries(e.filter((x) => x.type === 'file').map((x) => [x.name, Buffer.from(x.data).toString()]));
+      expect(files).toEqual({ 'd/a.txt': 'hello', [long]: 'long', 'd/hard': 'hello', 'd/sub/sym': 'hello' });
+      expect(e.some((x) => x.type === 'directory' && x.name === 'd')).toBe(true);
+    }
+  });
+
+  it('rejects absolute paths and .. components (tar-slip)', () => {
+    expect(code(() => readTar(makeTar([{ name: '/etc/passwd', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'a/../../evil', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'ok', pax: { path: '../evil' }, data: bytes('x') }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'C:/win', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
+  });
+
+  it('rejects symlinks and hardlinks that leave the archive, and device entries', () => {
+    expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: '/etc/passwd' }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'd/a', type: '2', linkname: '../../x' }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'a', type: '1', linkname: '../x' }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: 'missing' }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'dev', type: '3' }]), 't'))).toBe('unsafe-archive');
+  });
+
+  it('caps the total size, including what links add', () => {
+    const big = new Uint8Array(4096);
+    expect(code(() => readTar(makeTar([{ name: 'a', data: big }]), 't', { maxTotalBytes: 4000 }))).toBe('too-large');
+    const tar = makeTar([{ name: 'a', data: big }, ...Array.from({ length: 5 }, (_, i) => ({ name: `l${i}`, type: '1' as const, linkname: 'a' }))]);
+    expect(code(() => readTar(tar, 't', { maxTotalBytes: 5 * 4096 }))).toBe('too-large');
+    // A gzip bomb stops at the cap instead of filling memory.
+    expect(code(() => readTar(gzipSync(makeTar([{ name: 'z', data: new Uint8Array(1 << 20) }])), 't', { maxTotalBytes: 1000 }))).toBe('too-large');
+  });
+
+  it('rejects truncated archives and corrupt headers', () => {
+    const tar = makeTar([{ name: 'a', data: new Uint8Array(2000) }]);
+    expect(code(() => readTar(tar.subarray(0, 1024), 't'))).toBe('truncated');
+    expect(code(() => readTar(tar.subarray(0, 512 * 5), 't'))).toBe('truncated');
+    const bad = Buffer.from(tar);
+    bad[10] ^= 0xff;
+    expect(code(() => readTar(bad, 't'))).toBe('corrupt-archive');
+    const gz = gzipSync(tar);
+    expect(code(() => readTar(gz.subarray(0, gz.length - 10), 't'))).toBe('truncated');
+  });
+});
