@@ -22,3 +22,5 @@ export {
   ProximalSGD,
   type TrainingProgress,
 } from './optimizers.js';
+export { l1Penalty, type L1PenaltyOptions, measureSparsity, type SparsityReport } from './penalty.js';
+export { SparsityCallback, type SparsityCallbackOptions, type SparsityRecord } from './callback.js';

@@ -74,7 +74,7 @@ class SlotTable {
         slot = r;
         this.restored[index] = null;
       } else {
-        slot = { originalName: `${name}/${this.suffix}`, variable: tf.tidy(() => tf.zerosLike(value).variable(false)) };
+        slot = { originalName: `${name}/${this.suffix}`, variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)) };
       }
       this.byName.set(name, slot);
       this.ordered.push(slot);
@@ -89,7 +89,7 @@ class SlotTable {
 
   restore(values: NamedTensor[]): void {
     this.dispose();
-    this.restored = values.map((v) => ({ originalName: v.name, variable: v.tensor.variable(false) }));
+    this.restored = values.map((v) => ({ originalName: v.name, variable: tf.variable(v.tensor, false) }));
   }
 
   dispose(): void {
@@ -139,6 +139,14 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   private byMagnitude = new Map<string, Attached>();
   // lambda * c_k as kept scalars, one per distinct c_k; rebuilt when lambda changes.
   private thresholds = new Map<number, tf.Scalar>();
+
+  /**
+   * A real prototype check: tf.Optimizer answers `instanceof` by duck typing,
+   * which would make every optimiser "a ProximalSGD".
+   */
+  static override [Symbol.hasInstance](instance: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, instance);
+  }
 
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();

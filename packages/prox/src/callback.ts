@@ -1,0 +1,88 @@
+import * as tfl from '@tensorflow/tfjs-layers';
+import { magnitudes as findMagnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { ProximalOptimizer } from './optimizers.js';
+import { measureSparsity, type SparsityReport } from './penalty.js';
+
+/** One epoch of `SparsityCallback.history`. */
+export interface SparsityRecord extends SparsityReport {
+  /** Epoch index as `model.fit` counts it (from 0). */
+  epoch: number;
+  /** The optimiser's lambda at the end of the epoch, if it is a proximal optimiser. */
+  lambda?: number;
+}
+
+/** Options of `SparsityCallback`. */
+export interface SparsityCallbackOptions {
+  /** The magnitudes to watch. Default: `magnitudes(model)` when training begins. */
+  magnitudes?: MagnitudeInfo[];
+  /**
+   * The proximal optimiser to report progress to (drives `targetLambda`).
+   * Default: the model's optimiser, if it is a `ProximalSGD`/`ProximalAdam`.
+   */
+  optimizer?: ProximalOptimizer;
+  /** Stop training (`model.stopTraining = true`) once the compression reaches this value. */
+  stopAtCompression?: number;
+  /** Print one line per epoch. */
+  verbose?: boolean;
+}
+
+/**
+ * A `model.fit` callback that records, at the end of every epoch, the live
+ * groups per layer and the compression reached (see `measureSparsity`),
+ * reports them to the proximal optimiser's lambda schedule (so `targetLambda`
+ * can raise lambda until a compression is reached), and can stop training at
+ * a target compression.
+ *
+ * ```ts
+ * const sparsity = new SparsityCallback({ stopAtCompression: 0.9 });
+ * await model.fit(xs, ys, { epochs: 50, callbacks: [sparsity] });
+ * console.log(sparsity.history.at(-1));
+ * ```
+ */
+export class SparsityCallback extends tfl.Callback {
+  /** One record per completed epoch. */
+  readonly history: SparsityRecord[] = [];
+  /** Stop training once the compression reaches this value (undefined: never). */
+  stopAtCompression?: number;
+  private infos?: MagnitudeInfo[];
+  private optimizer?: ProximalOptimizer;
+  private readonly verbose: boolean;
+
+  constructor(o: SparsityCallbackOptions = {}) {
+    super();
+    this.infos = o.magnitudes;
+    this.optimizer = o.optimizer;
+    this.stopAtCompression = o.stopAtCompression;
+    this.verbose = o.verbose ?? false;
+  }
+
+  /** Finds the magnitudes and the optimiser if they were not given. */
+  override async onTrainBegin(): Promise<void> {
+    if (this.infos == null) this.infos = findMagnitudes(this.model);
+    if (this.optimizer == null && this.model.optimizer instanceof ProximalOptimizer) {
+      this.optimizer = this.model.optimizer;
+    }
+  }
+
+  /** Records the epoch, informs the optimiser, and stops training at the target. */
+  override async onEpochEnd(epoch: number): Promise<void> {
+    const infos = this.infos ?? findMagnitudes(this.model);
+    const report = await measureSparsity(infos);
+    this.optimizer?.observe({ epoch: epoch + 1, compression: report.compression });
+    const record: SparsityRecord = { epoch, ...report, ...(this.optimizer ? { lambda: this.optimizer.lambda } : {}) };
+    this.history.push(record);
+    if (this.verbose) {
+      const live = Object.entries(report.liveGroups)
+        .map(([name, n]) => `${name} ${n}/${report.totalGroups[name]}`)
+        .join(', ');
+      console.log(
+        `epoch ${epoch + 1}: compression ${(100 * report.compression).toFixed(2)}%` +
+          (record.lambda !== undefined ? `, lambda ${record.lambda.toExponential(3)}` : '') +
+          ` (live groups: ${live})`,
+      );
+    }
+    if (this.stopAtCompression !== undefined && report.compression >= this.stopAtCompression) {
+      this.model.stopTraining = true;
+    }
+  }
+}

@@ -1,0 +1,270 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decomposedConv2d, decomposedDense, effectiveKernel, magnitudes, type MagnitudeInfo } from '@normprune/layers';
+import {
+  l1Penalty,
+  measureSparsity,
+  ProximalAdam,
+  ProximalSGD,
+  SparsityCallback,
+  targetLambda,
+} from '../src/index.js';
+import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function mlp(seed: number): tfl.Sequential {
+  const model = tfl.sequential();
+  model.add(decomposedDense({ inputShape: [12], units: 24, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed }) }));
+  model.add(decomposedDense({ units: 10, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) }));
+  model.add(decomposedDense({ units: 2, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }));
+  return model;
+}
+
+// The target depends on 3 of the 12 inputs, so most hidden units are not needed.
+const xs = tf.tidy(() => tf.randomNormal([128, 12], 0, 1, 'float32', 5));
+const ys = tf.tidy(() => {
+  const x = tf.slice(xs, [0, 0], [-1, 3]);
+  return tf.concat([tf.sum(x, 1, true), tf.sub(tf.slice(x, [0, 0], [-1, 1]), tf.slice(x, [0, 2], [-1, 1]))], 1);
+});
+
+async function read(infos: MagnitudeInfo[]): Promise<{ g: Float32Array[]; norms: Float32Array[] }> {
+  const g = await Promise.all(infos.map((m) => m.magnitude.data() as Promise<Float32Array>));
+  const normT = tf.tidy(() => infos.map((m) => tf.sqrt(tf.sum(tf.square(m.direction), m.normAxes))));
+  const norms = await Promise.all(normT.map((t) => t.data() as Promise<Float32Array>));
+  tf.dispose(normT);
+  return { g, norms };
+}
+
+/** Checks the invariants after every step and tracks which magnitudes have hit 0. */
+class Invariants {
+  zeroAt = new Map<string, number>(); // "layer:index" -> step it first became 0
+  revived: string[] = [];
+  steps = 0;
+  constructor(private readonly infos: MagnitudeInfo[]) {}
+  async check(): Promise<void> {
+    this.steps++;
+    const { g, norms } = await read(this.infos);
+    this.infos.forEach((m, l) => {
+      g[l].forEach((v, k) => {
+        expect(v).toBeGreaterThanOrEqual(0);
+        const key = `${m.layerName}:${k}`;
+        if (v === 0 && !this.zeroAt.has(key)) this.zeroAt.set(key, this.steps);
+        if (v !== 0 && this.zeroAt.has(key)) this.revived.push(key);
+      });
+      norms[l].forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-5));
+    });
+  }
+}
+
+describe('a decomposed MLP trained with proximal optimisers', () => {
+  it('ProximalSGD under model.compile + model.fit: magnitudes >= 0, unit directions, exact zeros that stay 0, no leaks', async () => {
+    const model = mlp(1);
+    const infos = magnitudes(model);
+    const opt = new ProximalSGD({ learningRate: 0.05, momentum: 0.9, lambda: 0.5, magnitudes: infos });
+    model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+    const inv = new Invariants(infos);
+    const counts: number[] = [];
+    const h = await model.fit(xs, ys, {
+      epochs: 12,
+      batchSize: 32,
+      shuffle: false,
+      verbose: 0,
+      callbacks: {
+        onBatchEnd: async () => inv.check(),
+        onEpochEnd: async () => {
+          counts.push(tf.memory().numTensors);
+        },
+      },
+    });
+    expect(inv.steps).toBe(12 * 4);
+    expect(inv.zeroAt.size).toBeGreaterThan(0);
+    expect(inv.revived).toEqual([]);
+    // the loss still goes down while groups die
+    const loss = h.history.loss as number[];
+    expect(loss[loss.length - 1]).toBeLessThan(loss[0]);
+    // flat tensor count from the second epoch on (the first creates the optimiser state)
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    model.dispose();
+    opt.dispose();
+  });
+
+  it('ProximalAdam in a custom loop with minimize: the same invariants, no leaks', async () => {
+    const model = mlp(11);
+    const infos = magnitudes(model);
+    const opt = new ProximalAdam({ learningRate: 0.01, lambda: 0.1, magnitudes: infos });
+    const inv = new Invariants(infos);
+    const step = () =>
+      opt.minimize(() => tf.losses.meanSquaredError(ys, model.predict(xs) as tf.Tensor) as tf.Scalar, false);
+    step();
+    await inv.check();
+    await expectNoLeak(async () => {
+      for (let i = 0; i < 60; i++) {
+        step();
+        await inv.check();
+      }
+    });
+    expect(inv.zeroAt.size).toBeGreaterThan(0);
+    expect(inv.revived).toEqual([]);
+    model.dispose();
+    opt.dispose();
+  });
+
+  it('one step = the plain SGD step, then max(g - lr * lambda, 0) on magnitudes only', () => {
+    const ours = mlp(21);
+    const plain = mlp(21);
+    const lossOf = (m: tfl.Sequential) => () => tf.losses.meanSquaredError(ys, m.predict(xs) as tf.Tensor) as tf.Scalar;
+    // lr * lambda = the median initial magnitude of the first layer: about half of it dies at once
+    const g0 = Array.from(magnitudes(ours)[0].magnitude.dataSync()).sort((a, b) => a - b);
+    const lambda = g0[g0.length >> 1] / 0.1;
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda, magnitudes: magnitudes(ours) });
+    const sgd = tf.train.sgd(0.1);
+    opt.minimize(lossOf(ours), false);
+    sgd.minimize(lossOf(plain), false);
+    let zeros = 0;
+    ours.layers.forEach((layer, l) => {
+      const [, g, b] = layer.getWeights().map((w) => Array.from(w.dataSync()));
+      const [, gp, bp] = plain.layers[l].getWeights().map((w) => Array.from(w.dataSync()));
+      expect(maxDiff(b, bp).abs).toBeLessThan(1e-6);
+      expect(maxDiff(g, gp.map((v) => Math.max(v - 0.1 * lambda, 0))).abs).toBeLessThan(1e-6);
+      zeros += g.filter((v) => v === 0).length;
+    });
+    expect(zeros).toBeGreaterThan(0);
+    ours.dispose();
+    plain.dispose();
+    opt.dispose();
+    sgd.dispose();
+  });
+});
+
+describe('renormalisation', () => {
+  const layersToTry: [string, () => tfl.layers.Layer][] = [
+    ['dense output', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output' })],
+    ['dense input', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'input' })],
+    ['conv kernel', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'kernel' })],
+    ['conv filter', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'filter' })],
+  ];
+
+  it.each(layersToTry)('%s: rescales each group to unit norm, keeps the effective kernel, leaves zero groups alone', async (_n, make) => {
+    const model = tfl.sequential({ layers: [make()] });
+    const [info] = magnitudes(model);
+    // directions far from unit norm, one group exactly zero, a magnitude at 0
+    tf.tidy(() => {
+      const scale = tf.randomUniform(info.magnitude.shape, 0.1, 5, 'float32', 3);
+      const keep = tf.reshape(tf.oneHot(0, info.magnitude.size), info.magnitude.shape);
+      const mask = tf.sub(1, keep); // group 0 becomes zero
+      const bshape = info.direction.shape.map((d, a) => (info.normAxes.includes(a) ? 1 : d));
+      info.direction.assign(tf.mul(info.direction, tf.reshape(tf.mul(scale, mask), bshape)));
+      info.magnitude.assign(tf.mul(info.magnitude, tf.sub(1, tf.reshape(tf.oneHot(1, info.magnitude.size), info.magnitude.shape))));
+    });
+    const before = effectiveKernel(info.layer);
+    const groupNorms = () => tf.tidy(() => Array.from(tf.sqrt(tf.sum(tf.square(info.direction), info.normAxes)).dataSync()));
+    const normsBefore = groupNorms();
+    expect(normsBefore[0]).toBe(0);
+    expect(normsBefore.slice(1).some((n) => Math.abs(n - 1) > 0.05)).toBe(true);
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [info] });
+    const start = tf.memory().numTensors;
+    // zero gradients: the step itself changes nothing, only the renormalisation acts
+    // (+1: the optimiser's cached lambda * c_k scalar)
+    await expectNoLeak(() => {
+      const grads = tf.tidy(() => [info.magnitude, info.direction].map((v) => ({ name: v.name, tensor: tf.zerosLike(v) })));
+      opt.applyGradients(grads);
+      tf.dispose(grads.map((g) => g.tensor));
+    }, 1);
+    const after = effectiveKernel(info.layer);
+    expect(maxDiff(before.dataSync(), after.dataSync()).abs).toBeLessThan(1e-6);
+    const norms = groupNorms();
+    expect(norms[0]).toBe(0); // the zero group is untouched
+    norms.slice(1).forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-6));
+    expect(info.magnitude.dataSync()[1]).toBe(0);
+    tf.dispose([before, after]);
+    opt.dispose();
+    expect(tf.memory().numTensors).toBe(start - 1);
+    model.dispose();
+  });
+});
+
+describe('penalty weights, l1Penalty, measureSparsity', () => {
+  it("'params' and 'flops' weights have mean 1 over all groups and follow the layer's cost", () => {
+    const model = tfl.sequential({
+      layers: [
+        decomposedConv2d({ inputShape: [8, 8, 2], filters: 3, kernelSize: 3, granularity: 'filter', name: 'c1' }),
+        tfl.layers.flatten(),
+        decomposedDense({ units: 4, name: 'd1' }),
+      ],
+    });
+    const infos = magnitudes(model);
+    for (const costWeighting of ['params', 'flops'] as const) {
+      const opt = new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, costWeighting });
+      const c = opt.penaltyWeights;
+      const mean = infos.reduce((s, m, i) => s + m.groups * c[i], 0) / infos.reduce((s, m) => s + m.groups, 0);
+      expect(mean).toBeCloseTo(1, 10);
+      const key = costWeighting === 'params' ? 'paramsPerGroup' : 'macsPerGroup';
+      expect(c[0] / c[1]).toBeCloseTo(infos[0][key] / infos[1][key], 10);
+      opt.dispose();
+    }
+    const uniform = new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, layerMultipliers: { d1: 3 } });
+    expect(uniform.penaltyWeights).toEqual([1, 3]);
+    expect(() => new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, layerMultipliers: { nope: 2 } })).toThrow(/nope/);
+    uniform.dispose();
+    model.dispose();
+  });
+
+  it('l1Penalty is lambda * sum c_k |g_k|; measureSparsity counts exact zeros', async () => {
+    const model = mlp(31);
+    const infos = magnitudes(model);
+    tf.tidy(() => infos[0].magnitude.assign(tf.mul(infos[0].magnitude, tf.tensor1d([0, 0, 0, ...new Array(21).fill(1)]))));
+    const manual = infos.reduce((s, m) => s + Array.from(m.magnitude.dataSync()).reduce((a, b) => a + Math.abs(b), 0), 0);
+    expect(l1Penalty(model, { lambda: 0.5 })).toBeCloseTo(0.5 * manual, 4);
+    expect(l1Penalty(infos)).toBeCloseTo(manual, 4);
+    const r = await measureSparsity(model);
+    expect(r.liveGroups[infos[0].layerName]).toBe(21);
+    expect(r.totalGroups[infos[0].layerName]).toBe(24);
+    expect(r.totalParams).toBe(12 * 24 + 24 * 10 + 10 * 2);
+    expect(r.compression).toBeCloseTo((3 * 12) / r.totalParams, 10);
+    model.dispose();
+  });
+});
+
+describe('SparsityCallback', () => {
+  it('records every epoch, raises lambda with targetLambda until the target, and stops training there', async () => {
+    const model = mlp(41);
+    const opt = new ProximalSGD({
+      learningRate: 0.05,
+      momentum: 0.9,
+      lambda: targetLambda({ initial: 1e-3, targetCompression: 0.3, factor: 3 }),
+      magnitudes: magnitudes(model),
+    });
+    model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+    const cb = new SparsityCallback({ stopAtCompression: 0.3 });
+    await model.fit(xs, ys, { epochs: 40, batchSize: 32, verbose: 0, callbacks: [cb] });
+    const h = cb.history;
+    expect(h.length).toBeGreaterThan(1);
+    expect(h.length).toBeLessThan(40);
+    expect(h[h.length - 1].compression).toBeGreaterThanOrEqual(0.3);
+    h.slice(0, -1).forEach((r) => expect(r.compression).toBeLessThan(0.3));
+    // lambda grew by the factor after every epoch below the target
+    // lambda grew by the factor after every epoch below the target, and held at the end
+    for (let i = 1; i < h.length - 1; i++) expect(h[i].lambda! / h[i - 1].lambda!).toBeCloseTo(3, 6);
+    expect(h[h.length - 1].lambda).toBe(h[h.length - 2].lambda);
+    expect(h[0].lambda).toBeCloseTo(3e-3, 10);
+    expect(opt.lambda).toBe(h[h.length - 1].lambda);
+    expect(Object.keys(h[0].liveGroups)).toEqual(model.layers.map((l) => l.name));
+    model.dispose();
+    opt.dispose();
+  });
+
+  it('instanceof is a real prototype check', () => {
+    const plain = tf.train.sgd(0.1);
+    expect(plain instanceof ProximalSGD).toBe(false);
+    const opt = new ProximalAdam({ learningRate: 0.1, lambda: 0, magnitudes: [] });
+    expect(opt instanceof ProximalSGD).toBe(false);
+    expect(opt instanceof ProximalAdam).toBe(true);
+    expect(opt instanceof tf.Optimizer).toBe(true);
+    plain.dispose();
+    opt.dispose();
+  });
+});
