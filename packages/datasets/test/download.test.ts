@@ -1,0 +1,207 @@
+// The download path against a local HTTP server on 127.0.0.1 serving fixtures.
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { DatasetError, loadCifar10 } from '../src/index';
+import { downloadFile } from '../src/download';
+import { loadIdxDataset, type IdxSpec } from '../src/mnist';
+import { tmp, writeIdxSet } from './fixtures';
+
+type Handler = (req: http.IncomingMessage, res: http.ServerResponse, n: number) => void;
+
+let server: http.Server;
+let base: string;
+const routes = new Map<string, Handler>();
+const hits = new Map<string, number>();
+
+beforeAll(async () => {
+  server = http.createServer((req, res) => {
+    const n = (hits.get(req.url!) ?? 0) + 1;
+    hits.set(req.url!, n);
+    const h = routes.get(req.url!);
+    if (!h) {
+      res.statusCode = 404;
+      res.end('not found');
+      return;
+    }
+    h(req, res, n);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+});
+
+beforeEach(() => {
+  routes.clear();
+  hits.clear();
+});
+
+const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
+const serve = (body: Uint8Array): Handler => (_req, res) => {
+  res.setHeader('content-length', body.length);
+  res.end(body);
+};
+/** Declares the full length, sends half, then drops the connection. */
+const cutMidway = (body: Uint8Array): Handler => (_req, res) => {
+  res.setHeader('content-length', body.length);
+  res.flushHeaders();
+  res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+};
+
+function leftovers(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((n) => n.includes('.tmp-')) : [];
+}
+
+const BODY = Buffer.from(Array.from({ length: 100_000 }, (_, i) => (i * 7919) & 0xff));
+const fast = { backoffMs: 10 };
+
+describe('downloadFile', () => {
+  it('downloads, verifies md5 and sha256, and renames into place', async () => {
+    routes.set('/f.bin', serve(BODY));
+    const dir = tmp();
+    const dest = join(dir, 'sub', 'f.bin');
+    await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY), sha256: createHash('sha256').update(BODY).digest('hex') }, dest, fast);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+    expect(leftovers(join(dir, 'sub'))).toEqual([]);
+  });
+
+  it('follows redirects', async () => {
+    routes.set('/old', (_q, res) => {
+      res.statusCode = 302;
+      res.setHeader('location', '/f.bin');
+      res.end();
+    });
+    routes.set('/f.bin', serve(BODY));
+    const dest = join(tmp(), 'f.bin');
+    await downloadFile({ url: `${base}/old`, md5: md5(BODY) }, dest, fast);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+  });
+
+  it('rejects a checksum mismatch after retrying, and leaves no file', async () => {
+    routes.set('/f.bin', serve(BODY));
+    const dir = tmp();
+    const dest = join(dir, 'f.bin');
+    const err = (await downloadFile({ url: `${base}/f.bin`, md5: '0'.repeat(32) }, dest, fast).catch((e) => e)) as DatasetError;
+    expect(err).toBeInstanceOf(DatasetError);
+    expect(err.code).toBe('checksum-mismatch');
+    expect(err.expected).toBe('0'.repeat(32));
+    expect(err.found).toBe(md5(BODY));
+    expect(err.file).toBe(`${base}/f.bin`);
+    expect(hits.get('/f.bin')).toBe(3);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('retries after a connection dropped mid-transfer', async () => {
+    routes.set('/f.bin', (req, res, n) => (n === 1 ? cutMidway(BODY) : serve(BODY))(req, res, n));
+    const dest = join(tmp(), 'f.bin');
+    await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, dest, fast);
+    expect(hits.get('/f.bin')).toBe(2);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+  });
+
+  it('gives up with download-failed when every transfer breaks, leaving no partial file', async () => {
+    routes.set('/f.bin', cutMidway(BODY));
+    const dir = tmp();
+    const err = (await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, join(dir, 'f.bin'), fast).catch((e) => e)) as DatasetError;
+    expect(err.code).toBe('download-failed');
+    expect(hits.get('/f.bin')).toBe(3);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('retries 5xx answers but not 404', async () => {
+    routes.set('/f.bin', (req, res, n) => {
+      if (n < 3) {
+        res.statusCode = 503;
+        res.end();
+      } else serve(BODY)(req, res, n);
+    });
+    await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, join(tmp(), 'f.bin'), fast);
+    expect(hits.get('/f.bin')).toBe(3);
+    const err = (await downloadFile({ url: `${base}/missing`, md5: md5(BODY) }, join(tmp(), 'm'), fast).catch((e) => e)) as DatasetError;
+    expect(err.code).toBe('download-failed');
+    expect(err.message).toContain('404');
+    expect(hits.get('/missing')).toBe(1);
+  });
+});
+
+describe('loaders over a mirror', () => {
+  function fixtureSpec(): { spec: IdxSpec; files: Record<string, Buffer> } {
+    const s = writeIdxSet(join(tmp(), 'src'), { gzip: true, ntrain: 30, ntest: 10 });
+    const files: Record<string, Buffer> = {};
+    const spec: IdxSpec = {
+      name: 'tiny-mnist',
+      title: 'Tiny MNIST',
+      classes: Array.from({ length: 10 }, (_, i) => String(i)),
+      baseUrl: 'http://127.0.0.1:9/unused/',
+      md5: {},
+      localDirs: () => [],
+      hint: 'make some',
+    };
+    for (const n of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
+      files[n] = readFileSync(join(s.dir, `${n}.gz`));
+      spec.md5[n] = md5(files[n]);
+    }
+    return { spec, files };
+  }
+
+  it('downloads the missing files into the cache once, then loads offline from it', async () => {
+    const { spec, files } = fixtureSpec();
+    for (const [n, b] of Object.entries(files)) routes.set(`/tiny-mnist/${n}.gz`, serve(b));
+    const cacheDir = tmp();
+    const a = await loadIdxDataset(spec, { cacheDir, mirror: base + '/' });
+    expect(a.train.count).toBe(30);
+    expect([...hits.values()]).toEqual([1, 1, 1, 1]);
+    expect(readdirSync(join(cacheDir, 'tiny-mnist')).sort()).toEqual(Object.keys(files).map((n) => `${n}.gz`).sort());
+    const b = await loadIdxDataset(spec, { cacheDir, offline: true });
+    expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+    expect([...hits.values()]).toEqual([1, 1, 1, 1]);
+  });
+
+  it('takes the mirror from NORMPRUNE_DATA_MIRROR and honours NORMPRUNE_OFFLINE=1', async () => {
+    const { spec, files } = fixtureSpec();
+    for (const [n, b] of Object.entries(files)) routes.set(`/tiny-mnist/${n}.gz`, serve(b));
+    const saved = { m: process.env.NORMPRUNE_DATA_MIRROR, o: process.env.NORMPRUNE_OFFLINE };
+    try {
+      process.env.NORMPRUNE_DATA_MIRROR = base;
+      process.env.NORMPRUNE_OFFLINE = '1';
+      const cacheDir = tmp();
+      const err = (await loadIdxDataset(spec, { cacheDir }).catch((e) => e)) as DatasetError;
+      expect(err.code).toBe('offline');
+      expect(err.message).toContain('train-images-idx3-ubyte.gz');
+      expect(err.message).toContain(join(cacheDir, 'tiny-mnist'));
+      expect(err.message).toContain('make some');
+      expect(hits.size).toBe(0);
+      delete process.env.NORMPRUNE_OFFLINE;
+      const ds = await loadIdxDataset(spec, { cacheDir });
+      expect(ds.test.count).toBe(10);
+      expect(hits.size).toBe(4);
+    } finally {
+      for (const [k, v] of [['NORMPRUNE_DATA_MIRROR', saved.m], ['NORMPRUNE_OFFLINE', saved.o]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
+  it('loadCifar10 refuses a mirror file whose md5 is not the published one, caching nothing', async () => {
+    routes.set('/cifar-10/cifar-10-binary.tar.gz', serve(gzipSync(Buffer.alloc(2048))));
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    delete process.env.NORMPRUNE_DATA_DIR;
+    try {
+      const cacheDir = tmp();
+      const err = (await loadCifar10({ cacheDir, mirror: base }).catch((e) => e)) as DatasetError;
+      expect(err.code).toBe('checksum-mismatch');
+      expect(err.expected).toBe('c32a1d4ab5d03f1284b67883e8d87530');
+      expect(existsSync(join(cacheDir, 'cifar-10', 'cifar-10-binary.tar.gz'))).toBe(false);
+      expect(leftovers(join(cacheDir, 'cifar-10'))).toEqual([]);
+    } finally {
+      if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
+});
