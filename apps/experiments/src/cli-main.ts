@@ -1,0 +1,10 @@
+// Entry point of the `normprune` bin (bin/normprune.js requires the built copy).
+import { main } from './cli.js';
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => {
+    process.stderr.write(`normprune: error: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  },
+);

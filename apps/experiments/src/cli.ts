@@ -1,0 +1,413 @@
+// The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
+// (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
+import { exportModel, prune } from '@normprune/surgery';
+import '@normprune/layers';
+import {
+  applyBudget,
+  listExperiments,
+  loadConfigFile,
+  loadExperiment,
+  parseBudget,
+  parseConfig,
+  UsageError,
+  type ExperimentConfig,
+} from './config.js';
+import { DataError, loadRunData } from './data.js';
+import { countModel, errorRate, latencyMs } from './measure.js';
+import { Interrupted, runExperiment } from './pipeline.js';
+import { resultsTable, runReportBlocks, tableRow, toHtml, toMarkdown, type TableRow } from './report.js';
+import { runSweep } from './sweep.js';
+import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+
+const COMMON = `Common options:
+  --seed N            random seed (initialisers, shuffles, augmentation); default 1
+  --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too)
+  --out DIR           run directory (default runs/<experiment>[-<budget>])
+  --data-dir PATH     folder or archive holding the data set
+  --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
+                      e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
+  --resume            continue an interrupted run from RUN_DIR/.work/checkpoint
+  --download          allow downloading a missing data set (default: offline)
+  -h, --help          this help`;
+
+const HELP: Record<string, string> = {
+  main: `normprune: compress TensorFlow.js models by magnitude x direction decomposition and proximal L1.
+
+Usage: normprune <command> [options]
+
+Commands:
+  reproduce <experiment>   run a shipped experiment (see \`normprune list\`)
+  train --config FILE      run the experiment a config file describes
+  sweep --config FILE      a grid over lambda (and granularity, cost weighting), or
+                           --target-compression X to find lambda by bisection
+  prune --model DIR        fold and prune a saved decomposed model, export a plain one
+  eval --model DIR         test error, size and latency of a saved model
+  report RUN_DIR...        rewrite a run's report; --table prints the results table
+  list                     the shipped experiments
+
+Run \`normprune <command> --help\` for a command's options.
+Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (checkpoint written).`,
+  reproduce: `Usage: normprune reproduce <experiment> [options]
+
+Runs a shipped experiment end to end: baseline training, decomposition,
+proximal training, pruning, fine-tuning, evaluation, export and report.
+Writes RUN_DIR/{config.json, metrics.jsonl, results.json, report.md, report.html, plots/, model/}.
+
+${COMMON}`,
+  train: `Usage: normprune train --config FILE [options]
+
+Like \`reproduce\`, for an experiment config file (the format of configs/*.json).
+
+  --config FILE       the experiment config (JSON)
+${COMMON}`,
+  sweep: `Usage: normprune sweep (--config FILE | <experiment>) [options]
+
+Runs the experiment once per grid point (the baseline is trained once and
+shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
+
+  --config FILE              the experiment config (JSON)
+  --lambda a,b,c             lambda values (default: the config's sweep.lambda)
+  --granularity g1,g2        output | input (dense), kernel | filter (conv2d)
+  --cost-weighting w1,w2     uniform | params | flops
+  --target-compression X     find the smallest lambda removing >= X% of the
+                             parameters by bisection (decided on the training
+                             run alone; no test data is used)
+  --bisect-steps N           bisection steps (default 4)
+${COMMON}`,
+  prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--backend NAME]
+
+Loads a saved model with decomposed layers, folds them, removes the groups
+whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.`,
+  eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
+
+Test error, parameters, MACs and latency of a saved (plain or decomposed)
+model on the experiment's test set. Without --config/--experiment, the
+config.json of the run directory above DIR is used.
+
+  --budget SPEC       e.g. testSubset=1000 to evaluate on a subset
+  --backend NAME, --data-dir PATH, --download as for reproduce`,
+  report: `Usage: normprune report RUN_DIR... [--table] [--json DIR]
+
+Rewrites report.md/report.html (and plots) of finished runs from their
+results.json and metrics.jsonl. With --table, prints the Markdown results
+table of the runs instead (arguments may also be results/*.json table rows);
+with --json DIR, also writes each run's table row to DIR/<experiment>.json.`,
+  list: `Usage: normprune list
+
+Lists the shipped experiments and their descriptions.`,
+};
+
+const commonOptions = {
+  seed: { type: 'string' },
+  backend: { type: 'string' },
+  out: { type: 'string' },
+  'data-dir': { type: 'string' },
+  budget: { type: 'string' },
+  resume: { type: 'boolean' },
+  download: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  'stop-after-steps': { type: 'string' },
+} as const;
+
+function parse(command: string, args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+  try {
+    return parseArgs({ args, options: { ...commonOptions, ...extra }, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\nRun \`normprune ${command} --help\` for usage.`);
+  }
+}
+
+function intOption(name: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function backendOption(v: string | undefined): BackendName | undefined {
+  if (v === undefined) return undefined;
+  if (v !== 'node' && v !== 'wasm' && v !== 'cpu') throw new UsageError(`--backend: got "${v}", allowed: node, wasm, cpu`);
+  return v;
+}
+
+function quote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Removes `dir` if this command created it and left it empty (nothing half-written). */
+function cleanupEmpty(dir: string, existed: boolean): void {
+  try {
+    if (!existed && existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+  } catch {
+    /* best effort */
+  }
+}
+
+async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
+  const needsConfig = command === 'train';
+  const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
+  if (p.values.help) {
+    out(HELP[command]);
+    return 0;
+  }
+  let base: ExperimentConfig;
+  if (command === 'reproduce') {
+    if (p.positionals.length !== 1) throw new UsageError(`reproduce: expected one experiment name, got ${p.positionals.length}\n${HELP.reproduce}`);
+    base = loadExperiment(p.positionals[0]);
+  } else {
+    if (p.positionals.length) throw new UsageError(`train: unexpected argument "${p.positionals[0]}"`);
+    if (!(p.values as any).config) throw new UsageError('train: --config FILE is required');
+    base = loadConfigFile((p.values as any).config);
+  }
+  const { name: budgetName, budget } = parseBudget(p.values.budget, base);
+  const cfg = applyBudget(base, budget);
+  const seed = intOption('seed', p.values.seed, 1);
+  const backend = backendOption(p.values.backend);
+  const runDir = resolve(p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`));
+  const existed = existsSync(runDir);
+  const cmd = ['normprune', command, ...args].map(quote).join(' ');
+  try {
+    const r = await runExperiment({
+      config: cfg,
+      budgetName,
+      budget,
+      seed,
+      out: runDir,
+      backend,
+      dataDir: p.values['data-dir'],
+      offline: !p.values.download,
+      resume: !!p.values.resume,
+      stopAfterSteps: p.values['stop-after-steps'] !== undefined ? intOption('stop-after-steps', p.values['stop-after-steps'], 0) : undefined,
+      command: cmd,
+    });
+    out(
+      `${r.experiment}: ${r.compressionPct.toFixed(2)}% of parameters removed, test error ${(100 * r.baseline.testError).toFixed(2)}% -> ${(100 * r.compressed.testError).toFixed(2)}% (${r.errorDeltaPp >= 0 ? '+' : ''}${r.errorDeltaPp.toFixed(2)} pp)` +
+        (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : ''),
+    );
+    out(`report: ${join(runDir, 'report.md')}`);
+    return 0;
+  } catch (e) {
+    if (e instanceof Interrupted) {
+      out(`${e.message}\ncontinue with: ${cmd.replace(/ --stop-after-steps[ =]\S+/, '')} --resume${p.values.out ? '' : ` --out ${quote(runDir)}`}`);
+      return 130;
+    }
+    cleanupEmpty(runDir, existed);
+    throw e;
+  }
+}
+
+async function sweepCommand(args: string[], out: (s: string) => void): Promise<number> {
+  const p = parse('sweep', args, {
+    config: { type: 'string' },
+    lambda: { type: 'string' },
+    granularity: { type: 'string' },
+    'cost-weighting': { type: 'string' },
+    'target-compression': { type: 'string' },
+    'bisect-steps': { type: 'string' },
+  });
+  if (p.values.help) {
+    out(HELP.sweep);
+    return 0;
+  }
+  const v = p.values as Record<string, string | boolean | undefined>;
+  let base: ExperimentConfig;
+  if (v.config) base = loadConfigFile(v.config as string);
+  else if (p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
+  else throw new UsageError('sweep: give --config FILE or one experiment name');
+  const list = (s: unknown) => (typeof s === 'string' ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+  const lambdas = list(v.lambda)?.map((x) => {
+    const n = Number(x);
+    if (!(n >= 0)) throw new UsageError(`--lambda: "${x}" is not a number >= 0`);
+    return n;
+  });
+  const granularities = list(v.granularity);
+  for (const g of granularities ?? []) {
+    if (!['output', 'input', 'kernel', 'filter'].includes(g)) throw new UsageError(`--granularity: got "${g}", allowed: output, input, kernel, filter`);
+  }
+  const costs = list(v['cost-weighting']);
+  for (const c of costs ?? []) {
+    if (!['uniform', 'params', 'flops'].includes(c)) throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);
+  }
+  let target: number | undefined;
+  if (v['target-compression'] !== undefined) {
+    target = Number(v['target-compression']);
+    if (!(target > 0 && target < 100)) throw new UsageError(`--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`);
+  }
+  const { name: budgetName, budget } = parseBudget(p.values.budget, base);
+  const cfg = applyBudget(base, budget);
+  const seed = intOption('seed', p.values.seed, 1);
+  const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));
+  const points = await runSweep({
+    config: cfg,
+    budgetName,
+    budget,
+    seed,
+    out: dir,
+    backend: backendOption(p.values.backend),
+    dataDir: p.values['data-dir'],
+    offline: !p.values.download,
+    lambdas,
+    granularities,
+    costWeightings: costs as any,
+    targetCompression: target,
+    bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
+    command: ['normprune', 'sweep', ...args].map(quote).join(' '),
+    log: (s) => process.stderr.write(s + '\n'),
+  });
+  for (const pt of points) out(`${pt.label}: removed ${pt.compressionPct.toFixed(2)}%, validation error ${pt.validationErrorPct.toFixed(2)}%`);
+  out(`report: ${join(dir, 'report.md')}`);
+  return 0;
+}
+
+function runConfigOf(modelDir: string): ExperimentConfig | undefined {
+  const f = join(resolve(modelDir), '..', 'config.json');
+  if (!existsSync(f)) return undefined;
+  return parseConfig(JSON.parse(readFileSync(f, 'utf8')).config, f);
+}
+
+async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
+  const p = parse('eval', args, { model: { type: 'string' }, config: { type: 'string' }, experiment: { type: 'string' } });
+  if (p.values.help) {
+    out(HELP.eval);
+    return 0;
+  }
+  const v = p.values as Record<string, any>;
+  if (!v.model) throw new UsageError('eval: --model DIR is required');
+  if (!existsSync(join(v.model, 'model.json'))) throw new Error(`eval: no model.json in ${v.model}`);
+  const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : runConfigOf(v.model);
+  if (!base) throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
+  const { budget } = parseBudget(p.values.budget ?? 'full', base);
+  const info = await initBackend({ prefer: backendOption(p.values.backend), quiet: true });
+  const data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
+  const model = await tfl.loadLayersModel(fileSystem(v.model));
+  const c = countModel(model);
+  const norm = { normalize: base.dataset.normalize, stats: data.stats };
+  const testError = await errorRate(model, data.test, norm);
+  const l1 = await latencyMs(model, data.shape, 1, 20);
+  const l256 = await latencyMs(model, data.shape, 256, 3);
+  model.dispose();
+  out(
+    toMarkdown([
+      {
+        kind: 'table',
+        head: ['model', 'params', 'non-zero', 'MACs', 'test error', 'latency b1', 'latency b256', 'backend'],
+        rows: [[v.model, String(c.params), String(c.nonzeros), String(c.macs), `${(100 * testError).toFixed(2)}%`, `${l1.toFixed(2)} ms`, `${l256.toFixed(1)} ms`, info.backend]],
+      },
+    ]),
+  );
+  return 0;
+}
+
+async function pruneCommand(args: string[], out: (s: string) => void): Promise<number> {
+  const p = parse('prune', args, { model: { type: 'string' }, threshold: { type: 'string' } });
+  if (p.values.help) {
+    out(HELP.prune);
+    return 0;
+  }
+  const v = p.values as Record<string, any>;
+  if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
+  const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
+  if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
+  await initBackend({ prefer: backendOption(p.values.backend), quiet: true });
+  const model = await tfl.loadLayersModel(fileSystem(v.model));
+  const before = countModel(model);
+  const { model: pruned } = prune(model, { threshold });
+  const after = countModel(pruned);
+  const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
+  model.dispose();
+  pruned.dispose();
+  out(`${before.params} parameters -> ${after.nonzeros} non-zero (${(100 * (1 - after.nonzeros / before.params)).toFixed(2)}% removed); exported ${res.bytes} bytes to ${v.out}`);
+  return 0;
+}
+
+async function reportCommand(args: string[], out: (s: string) => void): Promise<number> {
+  const p = parse('report', args, { table: { type: 'boolean' }, json: { type: 'string' } });
+  if (p.values.help) {
+    out(HELP.report);
+    return 0;
+  }
+  if (!p.positionals.length) throw new UsageError('report: give at least one RUN_DIR');
+  const v = p.values as Record<string, any>;
+  const rows: TableRow[] = [];
+  for (const arg of p.positionals) {
+    if (arg.endsWith('.json')) {
+      rows.push(JSON.parse(readFileSync(arg, 'utf8')) as TableRow);
+      continue;
+    }
+    const f = join(arg, 'results.json');
+    if (!existsSync(f)) throw new Error(`report: no results.json in ${arg} (is the run finished?)`);
+    const r = JSON.parse(readFileSync(f, 'utf8'));
+    rows.push(tableRow(r));
+    if (v.json) writeJsonAtomic(join(v.json, `${r.experiment}.json`), tableRow(r));
+    if (!v.table) {
+      const mf = join(arg, 'metrics.jsonl');
+      const metrics = existsSync(mf) ? readFileSync(mf, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      const blocks = runReportBlocks(arg, r, metrics);
+      writeFileAtomic(join(arg, 'report.md'), toMarkdown(blocks));
+      writeFileAtomic(join(arg, 'report.html'), toHtml(`${r.experiment} report`, blocks, arg));
+      out(`wrote ${join(arg, 'report.md')}`);
+    }
+  }
+  if (v.table) out(resultsTable(rows));
+  return 0;
+}
+
+function listCommand(args: string[], out: (s: string) => void): number {
+  const p = parse('list', args);
+  if (p.values.help) {
+    out(HELP.list);
+    return 0;
+  }
+  for (const name of listExperiments()) {
+    const c = loadExperiment(name);
+    out(`${name.padEnd(24)} ${c.description}`);
+  }
+  return 0;
+}
+
+/**
+ * Runs the CLI with `argv` (without node and script); resolves to the exit
+ * code. `out` receives the command's output (default stdout); errors go to stderr.
+ */
+export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
+  const [command, ...args] = argv;
+  try {
+    switch (command) {
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        out(HELP.main);
+        return command === undefined ? 2 : 0;
+      case 'reproduce':
+      case 'train':
+        return await runCommand(command, args, out);
+      case 'sweep':
+        return await sweepCommand(args, out);
+      case 'eval':
+        return await evalCommand(args, out);
+      case 'prune':
+        return await pruneCommand(args, out);
+      case 'report':
+        return await reportCommand(args, out);
+      case 'list':
+        return listCommand(args, out);
+      default:
+        throw new UsageError(`unknown command "${command}"; commands: reproduce, train, sweep, prune, eval, report, list`);
+    }
+  } catch (e) {
+    const err = e as Error;
+    if (err instanceof UsageError) {
+      process.stderr.write(`normprune: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`normprune: error: ${err instanceof DataError ? err.message : (err.message ?? String(err))}\n`);
+    if (process.env.NORMPRUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
+    return 1;
+  }
+}

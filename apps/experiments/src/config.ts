@@ -1,0 +1,297 @@
+// Experiment configuration: the JSON files in configs/ and the --budget flag.
+// Every file is validated with zod so that a typo names the field and the
+// values it accepts instead of failing deep inside training.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { z } from 'zod';
+
+const activation = z.enum(['relu', 'linear', 'tanh', 'sigmoid']);
+const intPos = z.number().int().positive();
+
+const denseSpec = z.strictObject({
+  type: z.literal('dense'),
+  units: intPos,
+  activation: activation.default('relu'),
+  name: z.string().optional(),
+});
+const conv2dSpec = z.strictObject({
+  type: z.literal('conv2d'),
+  filters: intPos,
+  kernelSize: intPos,
+  strides: intPos.default(1),
+  padding: z.enum(['same', 'valid']).default('same'),
+  activation: activation.default('relu'),
+  // Conv -> BatchNormalization -> activation, the CIFAR VGG-16 (BN) layout.
+  batchNorm: z.boolean().default(false),
+  name: z.string().optional(),
+});
+const poolSpec = z.strictObject({
+  type: z.literal('maxPool2d'),
+  poolSize: intPos.default(2),
+  strides: intPos.optional(),
+  name: z.string().optional(),
+});
+const flattenSpec = z.strictObject({ type: z.literal('flatten'), name: z.string().optional() });
+
+/** One layer of an experiment's model, in the order it is applied. */
+export const layerSpecSchema = z.discriminatedUnion('type', [denseSpec, conv2dSpec, poolSpec, flattenSpec]);
+/** A layer of an experiment's model (see {@link layerSpecSchema}). */
+export type LayerSpec = z.infer<typeof layerSpecSchema>;
+
+const optimizerSpec = z.strictObject({
+  optimizer: z.enum(['sgd', 'adam']).default('adam'),
+  learningRate: z.number().positive(),
+  momentum: z.number().min(0).max(1).default(0.9),
+  // Multiply the learning rate by this factor at every epoch end.
+  lrDecay: z.number().positive().max(1).default(1),
+  epochs: z.number().int().min(0),
+});
+
+const lambdaSchedule = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('constant') }),
+  // Linear ramp from 0 to lambda over the first `epochs` epochs: lets the
+  // directions settle before magnitudes are driven to zero.
+  z.strictObject({ type: z.literal('warmup'), epochs: z.number().positive() }),
+]);
+
+const budgetSpec = z.strictObject({
+  trainSubset: intPos.optional(),
+  testSubset: intPos.optional(),
+  validation: z.number().int().min(0).optional(),
+  epochs: z
+    .strictObject({
+      baseline: z.number().int().min(0).optional(),
+      proximal: z.number().int().min(0).optional(),
+      finetune: z.number().int().min(0).optional(),
+    })
+    .optional(),
+  widthMultiplier: z.number().positive().max(4).optional(),
+  batchSize: intPos.optional(),
+  // Samples used by the CIFAR JPEG decoder cache etc.: purely informational.
+  note: z.string().optional(),
+});
+/** A training budget: subset sizes, epochs per phase, width multiplier. */
+export type Budget = z.infer<typeof budgetSpec>;
+
+/** The schema of an experiment configuration file (configs/*.json). */
+export const experimentSchema = z.strictObject({
+  $schema: z.string().optional(),
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
+  description: z.string(),
+  dataset: z.strictObject({
+    name: z.enum(['mnist', 'fashion-mnist', 'cifar10']),
+    // Held out of the training set; every choice (lambda, epochs) is made on it.
+    validation: z.number().int().min(0).default(5000),
+    normalize: z.enum(['unit', 'standardize']).default('unit'),
+    augment: z.boolean().default(false),
+    // Fixed permutation of the training set before the validation split, so
+    // class-sorted archives (the CIFAR image folders) split fairly.
+    seed: z.number().int().default(0),
+  }),
+  model: z.strictObject({ layers: z.array(layerSpecSchema).min(1) }),
+  decompose: z.strictObject({
+    dense: z.enum(['output', 'input']).nullable().default('output'),
+    conv2d: z.enum(['kernel', 'filter']).nullable().default('kernel'),
+    // Layer names left plain (e.g. the 10-way logits layer under 'output').
+    exclude: z.array(z.string()).default([]),
+  }),
+  training: z.strictObject({
+    batchSize: intPos.default(128),
+    baseline: optimizerSpec,
+    proximal: optimizerSpec.extend({
+      lambda: z.number().min(0),
+      schedule: lambdaSchedule.default({ type: 'constant' }),
+      costWeighting: z.enum(['uniform', 'params', 'flops']).default('uniform'),
+    }),
+    finetune: optimizerSpec,
+  }),
+  prune: z.strictObject({ threshold: z.number().min(0).default(0) }).default({ threshold: 0 }),
+  sweep: z
+    .strictObject({
+      lambda: z.array(z.number().min(0)).optional(),
+      granularity: z.array(z.string()).optional(),
+      costWeighting: z.array(z.enum(['uniform', 'params', 'flops'])).optional(),
+    })
+    .optional(),
+  // The thesis's figures, printed beside ours in the report.
+  thesis: z
+    .strictObject({
+      compressionPct: z.number().optional(),
+      errorDeltaPp: z.number().optional(),
+      note: z.string().optional(),
+    })
+    .optional(),
+  // What this reproduction must reach: removed parameters (%) and allowed
+  // test-error increase (percentage points).
+  target: z.strictObject({ minCompressionPct: z.number(), maxErrorDeltaPp: z.number() }).optional(),
+  budgets: z.record(z.string(), budgetSpec).optional(),
+  defaultBudget: z.string().default('full'),
+});
+/** A validated experiment configuration. */
+export type ExperimentConfig = z.infer<typeof experimentSchema>;
+/** An experiment configuration before defaults are applied (the JSON file). */
+export type ExperimentConfigInput = z.input<typeof experimentSchema>;
+
+/** An invalid configuration or flag: the CLI exits with code 2. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
+  switch (issue.code) {
+    case 'invalid_value':
+      return `${where}: got ${JSON.stringify((issue as any).input)}, allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_union':
+      if ((issue as any).note === 'No matching discriminator' || (issue as any).discriminator) {
+        return `${where}: ${issue.message}`;
+      }
+      return `${where}: ${issue.message}`;
+    case 'unrecognized_keys':
+      return `${where}: unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    default:
+      return `${where}: ${issue.message}`;
+  }
+}
+
+/** Formats zod issues as one line per field: `field.path: what is wrong, allowed values`. */
+export function formatIssues(error: z.ZodError): string {
+  return error.issues.map((i) => '  ' + describeIssue(i)).join('\n');
+}
+
+/** Validates a parsed JSON config; throws {@link UsageError} naming every bad field. */
+export function parseConfig(json: unknown, source = 'config'): ExperimentConfig {
+  const r = experimentSchema.safeParse(json, { reportInput: true });
+  if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error)}`);
+  const cfg = r.data;
+  const names = new Set<string>();
+  for (const l of cfg.model.layers) {
+    if (l.name && names.has(l.name)) throw new UsageError(`invalid ${source}:\n  model.layers: duplicate layer name "${l.name}"`);
+    if (l.name) names.add(l.name);
+  }
+  const last = cfg.model.layers[cfg.model.layers.length - 1];
+  if (last.type !== 'dense') throw new UsageError(`invalid ${source}:\n  model.layers: the last layer must be a dense layer (the logits)`);
+  return cfg;
+}
+
+/** Reads and validates a config file. */
+export function loadConfigFile(file: string): ExperimentConfig {
+  if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(json, basename(file));
+}
+
+/** The folder of the shipped experiment configs (configs/ next to src/ or dist/). */
+export function configsDir(): string {
+  for (const c of [join(__dirname, '..', 'configs'), join(__dirname, '..', '..', 'configs')]) {
+    if (existsSync(c)) return resolve(c);
+  }
+  throw new Error('configs/ folder not found next to the normprune CLI');
+}
+
+/** Names of the shipped experiments (configs/*.json). */
+export function listExperiments(): string[] {
+  return readdirSync(configsDir())
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => f.replace(/\.json$/, ''))
+    .sort();
+}
+
+/** Loads a shipped experiment by name; unknown names list the known ones. */
+export function loadExperiment(name: string): ExperimentConfig {
+  const known = listExperiments();
+  if (!known.includes(name)) {
+    throw new UsageError(`unknown experiment "${name}"; known experiments: ${known.join(', ')}`);
+  }
+  return loadConfigFile(join(configsDir(), `${name}.json`));
+}
+
+/** Budgets every experiment has; a config may redefine them in `budgets`. */
+export const BUDGET_PRESETS: Record<string, Budget> = {
+  tiny: { trainSubset: 256, testSubset: 256, validation: 64, epochs: { baseline: 1, proximal: 1, finetune: 1 } },
+  small: { trainSubset: 6000, testSubset: 2000, validation: 1000 },
+  full: {},
+};
+
+function setPath(obj: any, key: string, value: unknown): void {
+  const parts = key.split('.');
+  let o = obj;
+  for (const p of parts.slice(0, -1)) o = o[p] ??= {};
+  o[parts[parts.length - 1]] = value;
+}
+
+/**
+ * Parses `--budget`: a preset name (`tiny`, `small`, `full` or one the config
+ * defines), a JSON object, or `k=v` pairs (`trainSubset=1000,epochs=2,epochs.finetune=1`).
+ * `epochs=N` sets every phase. A preset may be combined: `tiny,widthMultiplier=0.25`.
+ */
+export function parseBudget(spec: string | undefined, cfg: ExperimentConfig): { name: string; budget: Budget } {
+  const presets = { ...BUDGET_PRESETS, ...(cfg.budgets ?? {}) };
+  const text = (spec ?? cfg.defaultBudget).trim();
+  let raw: any = {};
+  let name = 'custom';
+  if (text.startsWith('{')) {
+    try {
+      raw = JSON.parse(text);
+    } catch (e) {
+      throw new UsageError(`--budget: not valid JSON: ${(e as Error).message}`);
+    }
+  } else {
+    for (const part of text.split(',').filter(Boolean)) {
+      const eq = part.indexOf('=');
+      if (eq < 0) {
+        if (!(part in presets)) {
+          throw new UsageError(`--budget: unknown budget "${part}"; allowed: ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs`);
+        }
+        raw = structuredClone({ ...raw, ...presets[part], epochs: { ...(raw.epochs ?? {}), ...(presets[part].epochs ?? {}) } });
+        name = part;
+        continue;
+      }
+      const k = part.slice(0, eq).trim();
+      const vText = part.slice(eq + 1).trim();
+      const v = Number(vText);
+      if (k === 'epochs') raw.epochs = { baseline: v, proximal: v, finetune: v };
+      else setPath(raw, k, Number.isNaN(v) ? vText : v);
+      if (name !== 'custom') name += '+';
+    }
+  }
+  const r = budgetSpec.safeParse(raw, { reportInput: true });
+  if (!r.success) throw new UsageError(`--budget:\n${formatIssues(r.error)}`);
+  return { name: name.endsWith('+') ? name + 'custom' : name, budget: r.data };
+}
+
+/** Applies a budget to a config: the config the run actually uses. */
+export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentConfig {
+  const out: ExperimentConfig = structuredClone(cfg);
+  if (budget.validation !== undefined) out.dataset.validation = budget.validation;
+  if (budget.batchSize !== undefined) out.training.batchSize = budget.batchSize;
+  for (const phase of ['baseline', 'proximal', 'finetune'] as const) {
+    const e = budget.epochs?.[phase];
+    if (e !== undefined) out.training[phase].epochs = e;
+  }
+  const m = budget.widthMultiplier ?? 1;
+  if (m !== 1) {
+    const last = out.model.layers.length - 1;
+    out.model.layers = out.model.layers.map((l, i) => {
+      if (l.type === 'dense' && i !== last) return { ...l, units: Math.max(1, Math.round(l.units * m)) };
+      if (l.type === 'conv2d') return { ...l, filters: Math.max(1, Math.round(l.filters * m)) };
+      return l;
+    });
+  }
+  return out;
+}
+
+/** Whether a budget shrinks the experiment (reports must say so). */
+export function isReduced(budget: Budget): boolean {
+  return (
+    budget.trainSubset !== undefined ||
+    budget.testSubset !== undefined ||
+    (budget.widthMultiplier ?? 1) !== 1 ||
+    budget.epochs !== undefined
+  );
+}

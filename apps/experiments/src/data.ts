@@ -1,0 +1,136 @@
+// Loads an experiment's data set through @normprune/datasets and cuts it into
+// train / validation / test by a fixed permutation (so subsets and the
+// validation split are balanced even when the archive is sorted by class).
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import * as datasets from '@normprune/datasets';
+import type { Split, Stats } from '@normprune/datasets';
+import type { Budget, ExperimentConfig } from './config.js';
+
+/** The splits one run trains, selects and tests on. */
+export interface RunData {
+  train: Split;
+  validation: Split;
+  test: Split;
+  classes: string[];
+  shape: [number, number, number];
+  stats?: Stats;
+  source: string;
+}
+
+/** A data set that could not be loaded (missing offline, corrupt): exit code 1. */
+export class DataError extends Error {
+  override name = 'DataError';
+}
+
+/** Mulberry32: a small seedable PRNG (the permutations must not depend on Math.random). */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seeded permutation of 0..n-1 (Fisher-Yates). */
+export function permutation(n: number, seed: number): Int32Array {
+  const p = new Int32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  const rnd = mulberry32(seed);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    const t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+  return p;
+}
+
+/** The images and labels at `idx`, as a new split. */
+export function takeSplit(split: Split, idx: ArrayLike<number>): Split {
+  const size = split.shape[0] * split.shape[1] * split.shape[2];
+  const images = new Uint8Array(idx.length * size);
+  const labels = new Uint8Array(idx.length);
+  for (let k = 0; k < idx.length; k++) {
+    const i = idx[k];
+    images.set(split.images.subarray(i * size, (i + 1) * size), k * size);
+    labels[k] = split.labels[i];
+  }
+  return { ...split, images, labels, count: idx.length };
+}
+
+function findUp(start: string, rel: string): string | undefined {
+  let d = resolve(start);
+  for (;;) {
+    const c = join(d, rel);
+    if (existsSync(c)) return c;
+    const up = dirname(d);
+    if (up === d) return undefined;
+    d = up;
+  }
+}
+
+/** The CIFAR-10 JPEG archive shipped beside the workspace (`../shared/data`), when present. */
+export function defaultCifarArchive(): string | undefined {
+  for (const start of [process.cwd(), __dirname]) {
+    const ws = findUp(start, 'nx.json');
+    if (ws) {
+      const f = resolve(dirname(ws), '..', 'shared', 'data', 'cifar-10-images.tar.gz');
+      if (existsSync(f)) return f;
+    }
+  }
+  return undefined;
+}
+
+/** Loads and splits the data set of `cfg` under `budget`. */
+export async function loadRunData(
+  cfg: ExperimentConfig,
+  budget: Budget,
+  o: { dataDir?: string; offline: boolean },
+): Promise<RunData> {
+  const where: { dir?: string; file?: string; offline: boolean } = { offline: o.offline };
+  if (o.dataDir) {
+    if (!existsSync(o.dataDir)) throw new DataError(`--data-dir ${o.dataDir} does not exist`);
+    if (statSync(o.dataDir).isFile()) where.file = o.dataDir;
+    else where.dir = o.dataDir;
+  }
+  let source = o.dataDir ?? 'default sources';
+  let ds: datasets.Dataset;
+  try {
+    switch (cfg.dataset.name) {
+      case 'mnist':
+        ds = await datasets.loadMnist(where);
+        break;
+      case 'fashion-mnist':
+        ds = await datasets.loadFashionMnist(where);
+        break;
+      case 'cifar10':
+        if (!where.dir && !where.file && !process.env.NORMPRUNE_DATA_DIR) {
+          const f = defaultCifarArchive();
+          if (f) {
+            where.file = f;
+            source = f;
+          }
+        }
+        ds = await datasets.loadCifar10(where);
+        break;
+    }
+  } catch (e) {
+    throw new DataError(`could not load data set ${cfg.dataset.name} (${source}): ${(e as Error).message}`);
+  }
+  const perm = permutation(ds.train.count, cfg.dataset.seed);
+  const nVal = Math.min(cfg.dataset.validation, Math.floor(ds.train.count / 2));
+  const validation = takeSplit(ds.train, perm.subarray(ds.train.count - nVal));
+  let trainIdx = perm.subarray(0, ds.train.count - nVal);
+  if (budget.trainSubset !== undefined) trainIdx = trainIdx.subarray(0, Math.min(budget.trainSubset, trainIdx.length));
+  const train = takeSplit(ds.train, trainIdx);
+  let test = ds.test;
+  if (budget.testSubset !== undefined && budget.testSubset < ds.test.count) {
+    test = takeSplit(ds.test, permutation(ds.test.count, cfg.dataset.seed + 1).subarray(0, budget.testSubset));
+  }
+  const stats = cfg.dataset.normalize === 'standardize' ? datasets.computeStats(train) : undefined;
+  return { train, validation, test, classes: ds.classes, shape: ds.train.shape, stats, source };
+}

@@ -1,0 +1,27 @@
+/**
+ * @normprune/experiments: the `normprune` CLI that reproduces the thesis
+ * (LeNet-500-300, LeNet-5, VGG-16) and writes reports. The exports are the
+ * CLI's building blocks, for scripts and tests.
+ * @packageDocumentation
+ */
+export { main } from './cli.js';
+export {
+  applyBudget,
+  BUDGET_PRESETS,
+  configsDir,
+  experimentSchema,
+  listExperiments,
+  loadConfigFile,
+  loadExperiment,
+  parseBudget,
+  parseConfig,
+  UsageError,
+  type Budget,
+  type ExperimentConfig,
+  type ExperimentConfigInput,
+  type LayerSpec,
+} from './config.js';
+export { buildModel } from './model.js';
+export { runExperiment, Interrupted, type RunOptions, type RunResults, type ModelStats, type GroupCount, type Phase } from './pipeline.js';
+export { runSweep, type SweepOptions } from './sweep.js';
+export { resultsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

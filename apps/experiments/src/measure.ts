@@ -1,0 +1,108 @@
+// Measurements of a model that the report prints: parameters, non-zeros,
+// multiply-accumulates, units per layer, accuracy and latency.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { batches, type Split, type Stats } from '@normprune/datasets';
+
+/** Size figures of one layer. */
+export interface LayerCount {
+  name: string;
+  className: string;
+  /** Units (Dense) or filters (Conv2D); undefined for other layers. */
+  units?: number;
+  params: number;
+  nonzeros: number;
+  /** Multiply-accumulates per sample, counting only non-zero kernel weights. */
+  macs: number;
+}
+
+/** Size figures of a model. */
+export interface ModelCount {
+  layers: LayerCount[];
+  params: number;
+  nonzeros: number;
+  macs: number;
+}
+
+function countNonzero(t: tf.Tensor): number {
+  const d = t.dataSync();
+  let n = 0;
+  for (let i = 0; i < d.length; i++) if (d[i] !== 0) n++;
+  return n;
+}
+
+/**
+ * Counts parameters (every weight, trainable or not), non-zero parameters,
+ * and MACs per sample (non-zero kernel weights x output positions) of a plain
+ * model. MACs of layers other than Dense and Conv2D (pooling, BN) are ignored.
+ */
+export function countModel(model: tfl.LayersModel): ModelCount {
+  const layers: LayerCount[] = [];
+  for (const layer of model.layers) {
+    const cls = layer.getClassName();
+    let params = 0;
+    let nonzeros = 0;
+    let macs = 0;
+    let units: number | undefined;
+    const ws = layer.getWeights();
+    ws.forEach((w, i) => {
+      params += w.size;
+      const nz = countNonzero(w);
+      nonzeros += nz;
+      if (i === 0 && (cls === 'Dense' || cls === 'DecomposedDense')) macs += nz;
+      if (i === 0 && (cls === 'Conv2D' || cls === 'DecomposedConv2D')) {
+        const out = layer.outputShape as number[];
+        macs += nz * (out[1] ?? 1) * (out[2] ?? 1);
+      }
+    });
+    const cfg = layer.getConfig() as any;
+    if (cls.endsWith('Dense')) units = cfg.units;
+    if (cls.endsWith('Conv2D')) units = cfg.filters;
+    if (params > 0 || units !== undefined) layers.push({ name: layer.name, className: cls, units, params, nonzeros, macs });
+  }
+  return {
+    layers,
+    params: layers.reduce((s, l) => s + l.params, 0),
+    nonzeros: layers.reduce((s, l) => s + l.nonzeros, 0),
+    macs: layers.reduce((s, l) => s + l.macs, 0),
+  };
+}
+
+/** Classification error (fraction) of `model` on `split`, in batches, leak-free. */
+export async function errorRate(
+  model: tfl.LayersModel,
+  split: Split,
+  o: { normalize: 'unit' | 'standardize'; stats?: Stats; batchSize?: number },
+): Promise<number> {
+  let wrong = 0;
+  let seen = 0;
+  for await (const b of batches(split, { batchSize: o.batchSize ?? 500, shuffle: false, normalize: o.normalize, stats: o.stats })) {
+    const w = tf.tidy(() => {
+      const logits = model.predict(b.xs) as tf.Tensor;
+      return tf.sum(tf.cast(tf.notEqual(tf.argMax(logits, -1), tf.cast(b.ys, 'int32')), 'int32'));
+    });
+    wrong += (await w.data())[0];
+    seen += b.xs.shape[0];
+    tf.dispose([w, b.xs, b.ys]);
+  }
+  return seen ? wrong / seen : NaN;
+}
+
+/** Median wall time (ms) of `model.predict` on a batch of `n` zeros, after warm-up. */
+export async function latencyMs(model: tfl.LayersModel, shape: [number, number, number], n: number, runs: number): Promise<number> {
+  const x = tf.zeros([n, ...shape]);
+  const once = async () => {
+    const t0 = performance.now();
+    const y = model.predict(x) as tf.Tensor;
+    await y.data();
+    y.dispose();
+    return performance.now() - t0;
+  };
+  await once();
+  await once();
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(await once());
+  x.dispose();
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}

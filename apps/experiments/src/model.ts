@@ -1,0 +1,71 @@
+// Builds the plain (undecomposed) model an experiment describes. Every
+// initializer gets its own seed derived from the run seed, so two runs with
+// the same --seed on the same backend start from identical weights.
+import * as tfl from '@tensorflow/tfjs-layers';
+import type { LayerSpec } from './config.js';
+
+/** Builds a plain tfjs-layers model from layer specs; the last dense layer outputs logits. */
+export function buildModel(layers: LayerSpec[], inputShape: [number, number, number], seed: number): tfl.LayersModel {
+  const model = tfl.sequential();
+  let seedCounter = 0;
+  const init = () => tfl.initializers.glorotUniform({ seed: seed * 1000 + ++seedCounter });
+  const counters: Record<string, number> = {};
+  const autoName = (kind: string) => `${kind}${(counters[kind] = (counters[kind] ?? 0) + 1)}`;
+  let first = true;
+  const input = () => {
+    const o = first ? { inputShape } : {};
+    first = false;
+    return o;
+  };
+  for (const spec of layers) {
+    switch (spec.type) {
+      case 'flatten':
+        model.add(tfl.layers.flatten({ ...input(), name: spec.name ?? 'flatten' }));
+        break;
+      case 'maxPool2d':
+        model.add(
+          tfl.layers.maxPooling2d({ ...input(), poolSize: spec.poolSize, strides: spec.strides ?? spec.poolSize, name: spec.name ?? autoName('pool') }),
+        );
+        break;
+      case 'dense':
+        model.add(
+          tfl.layers.dense({
+            ...input(),
+            units: spec.units,
+            activation: spec.activation,
+            kernelInitializer: init(),
+            biasInitializer: 'zeros',
+            name: spec.name ?? autoName('dense'),
+          }),
+        );
+        break;
+      case 'conv2d': {
+        const name = spec.name ?? autoName('conv');
+        model.add(
+          tfl.layers.conv2d({
+            ...input(),
+            filters: spec.filters,
+            kernelSize: spec.kernelSize,
+            strides: spec.strides,
+            padding: spec.padding,
+            activation: spec.batchNorm ? 'linear' : spec.activation,
+            kernelInitializer: init(),
+            biasInitializer: 'zeros',
+            name,
+          }),
+        );
+        if (spec.batchNorm) {
+          model.add(tfl.layers.batchNormalization({ axis: -1, name: `${name}_bn` }));
+          if (spec.activation !== 'linear') model.add(tfl.layers.activation({ activation: spec.activation, name: `${name}_act` }));
+        }
+        break;
+      }
+    }
+  }
+  return model;
+}
+
+/** Name of the logits layer (the last layer). */
+export function logitsLayerName(model: tfl.LayersModel): string {
+  return model.layers[model.layers.length - 1].name;
+}

@@ -1,0 +1,570 @@
+// One experiment run: baseline training -> decompose -> proximal training ->
+// surgery.prune -> fine-tuning with the kernel mask -> evaluation -> export.
+// A custom loop (optimizer.minimize over datasets.batches) rather than
+// model.fit: it lets a checkpoint hold the exact position inside an epoch
+// (phase, epoch, step, loss accumulators, optimiser slots), so that --resume
+// reproduces an uninterrupted run bit for bit on the same backend.
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { batches } from '@normprune/datasets';
+import { decompose, magnitudes } from '@normprune/layers';
+import { ProximalAdam, ProximalSGD } from '@normprune/prox';
+import { exportModel, kernelMask, prune } from '@normprune/surgery';
+import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
+import { isReduced, type Budget, type ExperimentConfig } from './config.js';
+import { loadRunData } from './data.js';
+import { countModel, errorRate, latencyMs, type ModelCount } from './measure.js';
+import { buildModel } from './model.js';
+import { Progress } from './progress.js';
+import { ensureWritableDir, writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { writeReport } from './report.js';
+
+/** The training phases, in order. */
+export type Phase = 'baseline' | 'proximal' | 'finetune';
+const PHASES: Phase[] = ['baseline', 'proximal', 'finetune'];
+
+/** How to run one experiment. */
+export interface RunOptions {
+  config: ExperimentConfig;
+  budgetName: string;
+  budget: Budget;
+  seed: number;
+  out: string;
+  backend?: BackendName;
+  dataDir?: string;
+  offline?: boolean;
+  resume?: boolean;
+  /** Behave as if Ctrl-C arrived after this many optimiser steps (tests). */
+  stopAfterSteps?: number;
+  /** Reuse the trained baseline of another run of the same config and seed (sweeps). */
+  baselineFrom?: string;
+  /** Keep the trained baseline in RUN_DIR/.work/baseline (sweeps reuse it). */
+  keepBaseline?: boolean;
+  /** Command line recorded in config.json and the report. */
+  command?: string;
+  log?: (line: string) => void;
+  /** Progress stream (default process.stderr). */
+  stream?: NodeJS.WriteStream;
+}
+
+/** Stats of a model at one point of the run. */
+export interface ModelStats {
+  params: number;
+  nonzeros: number;
+  macs: number;
+  validationError: number;
+  testError: number;
+  layers: ModelCount['layers'];
+  latencyMs?: { batch1: number; batch256: number };
+}
+
+/** Live groups of one decomposed layer at the end of proximal training. */
+export interface GroupCount {
+  layer: string;
+  granularity: string;
+  groups: number;
+  live: number;
+}
+
+/** What results.json holds. */
+export interface RunResults {
+  experiment: string;
+  description: string;
+  command?: string;
+  seed: number;
+  budget: { name: string; spec: Budget; reduced: boolean; note?: string };
+  backend: { name: string; tfBackend: string; reason: string };
+  dataset: { name: string; train: number; validation: number; test: number; note?: string };
+  baseline: ModelStats;
+  prunedBeforeFinetune: { validationError: number; testError: number };
+  compressed: ModelStats;
+  groups: GroupCount[];
+  compressionPct: number;
+  macsReductionPct: number;
+  errorDeltaPp: number;
+  thesis?: ExperimentConfig['thesis'];
+  target?: ExperimentConfig['target'] & { met: boolean };
+  exported: { dir: string; bytes: number; files: string[] };
+  timings: { baselineSec: number; proximalSec: number; finetuneSec: number; totalSec: number };
+  createdAt: string;
+}
+
+/** Ctrl-C (or an injected stop) interrupted training; a checkpoint was written. */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+  constructor(public readonly checkpoint: string) {
+    super(`interrupted; checkpoint written to ${checkpoint}`);
+  }
+}
+
+interface EpochAcc {
+  lossSum: number;
+  samples: number;
+  steps: number;
+}
+
+interface RunState {
+  version: 1;
+  configHash: string;
+  seed: number;
+  phase: Phase | 'done';
+  epoch: number;
+  step: number;
+  globalStep: number;
+  acc: EpochAcc;
+  metricsCount: number;
+  baseline?: ModelStats;
+  groups?: GroupCount[];
+  prunedBeforeFinetune?: { validationError: number; testError: number };
+  elapsed: Record<Phase, number>;
+}
+
+/** A stable hash of what determines the trained baseline (sweep points share it). */
+export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
+  const { dataset, model } = cfg;
+  return createHash('sha256')
+    .update(JSON.stringify({ dataset, model, batchSize: cfg.training.batchSize, baseline: cfg.training.baseline, budget, seed }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/** A stable hash of everything that determines a run's results. */
+export function configHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
+  return createHash('sha256').update(JSON.stringify({ cfg, budget, seed })).digest('hex').slice(0, 16);
+}
+
+function epochSeed(seed: number, phase: Phase, epoch: number): number {
+  return (Math.imul(seed + 1, 1000003) + PHASES.indexOf(phase) * 7919 + epoch * 104729) >>> 0;
+}
+
+function makeOptimizer(spec: ExperimentConfig['training']['baseline']): tf.Optimizer {
+  if (spec.optimizer === 'adam') return tf.train.adam(spec.learningRate);
+  return spec.momentum > 0 ? tf.train.momentum(spec.learningRate, spec.momentum) : tf.train.sgd(spec.learningRate);
+}
+
+function setLearningRate(opt: tf.Optimizer, lr: number): void {
+  const o = opt as any;
+  if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
+  else o.learningRate = lr;
+}
+
+function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
+  return model.trainableWeights.map((w) => (w as any).read() as tf.Variable);
+}
+
+async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
+  const named = await opt.getWeights();
+  const manifest: { name: string; shape: number[]; dtype: string; offset: number; length: number }[] = [];
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  for (const { name, tensor } of named) {
+    const data = await tensor.data();
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    manifest.push({ name, shape: tensor.shape, dtype: tensor.dtype, offset, length: buf.length });
+    chunks.push(Buffer.from(buf));
+    offset += buf.length;
+  }
+  writeFileSync(join(dir, 'optimizer.bin'), Buffer.concat(chunks));
+  writeFileSync(join(dir, 'optimizer.json'), JSON.stringify(manifest));
+}
+
+async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
+  const f = join(dir, 'optimizer.json');
+  if (!existsSync(f)) return;
+  const manifest = JSON.parse(readFileSync(f, 'utf8')) as { name: string; shape: number[]; dtype: string; offset: number; length: number }[];
+  const bin = readFileSync(join(dir, 'optimizer.bin'));
+  const named = manifest.map((m) => {
+    const bytes = bin.subarray(m.offset, m.offset + m.length);
+    const copy = new Uint8Array(bytes); // aligned copy
+    const values = m.dtype === 'int32' ? new Int32Array(copy.buffer) : new Float32Array(copy.buffer);
+    return { name: m.name, tensor: tf.tensor(values, m.shape, m.dtype as tf.DataType) };
+  });
+  await opt.setWeights(named);
+}
+
+function countGroups(model: tfl.LayersModel, threshold: number): GroupCount[] {
+  return magnitudes(model).map((m) => {
+    const g = m.magnitude.dataSync();
+    let live = 0;
+    for (let i = 0; i < g.length; i++) if (Math.abs(g[i]) > threshold) live++;
+    return { layer: m.layerName, granularity: m.granularity, groups: m.groups, live };
+  });
+}
+
+/** Kernel weights sitting in dead groups / all weights: the compression visible during proximal training. */
+function liveCompression(model: tfl.LayersModel, total: number): number {
+  let dead = 0;
+  for (const m of magnitudes(model)) {
+    const g = m.magnitude.dataSync();
+    for (let i = 0; i < g.length; i++) if (g[i] === 0) dead += m.paramsPerGroup;
+  }
+  return total > 0 ? dead / total : 0;
+}
+
+/** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
+export async function runExperiment(o: RunOptions): Promise<RunResults> {
+  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const cfg = o.config;
+  const out = resolve(o.out);
+  const work = join(out, '.work');
+  const ckptDir = join(work, 'checkpoint');
+  const hash = configHash(cfg, o.budget, o.seed);
+  ensureWritableDir(out);
+  if (!o.resume && existsSync(ckptDir)) {
+    throw new Error(`${out} holds an unfinished run; continue it with --resume or choose another --out`);
+  }
+  if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
+    throw new Error(`--resume: no checkpoint in ${ckptDir}`);
+  }
+  const backend: BackendInfo = await initBackend({ prefer: o.backend, quiet: true });
+  log(`backend: ${backend.backend} (${backend.reason})`);
+  const data = await loadRunData(cfg, o.budget, { dataDir: o.dataDir, offline: o.offline ?? true });
+  log(`data: ${cfg.dataset.name} train ${data.train.count}, validation ${data.validation.count}, test ${data.test.count}`);
+  const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
+
+  const metricsFile = join(out, 'metrics.jsonl');
+  let state: RunState;
+  let model: tfl.LayersModel | undefined;
+  if (o.resume) {
+    state = JSON.parse(readFileSync(join(ckptDir, 'state.json'), 'utf8'));
+    if (state.configHash !== hash) {
+      throw new Error(`--resume: the checkpoint in ${ckptDir} belongs to another config, budget or seed`);
+    }
+    model = await tfl.loadLayersModel(fileSystem(join(ckptDir, 'model')));
+    log(`resuming ${state.phase} at epoch ${state.epoch + 1}, step ${state.step}`);
+  } else {
+    state = {
+      version: 1,
+      configHash: hash,
+      seed: o.seed,
+      phase: 'baseline',
+      epoch: 0,
+      step: 0,
+      globalStep: 0,
+      acc: { lossSum: 0, samples: 0, steps: 0 },
+      metricsCount: 0,
+      elapsed: { baseline: 0, proximal: 0, finetune: 0 },
+    };
+    rmSync(metricsFile, { force: true });
+  }
+  const metricLines: string[] = existsSync(metricsFile)
+    ? readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).slice(0, state.metricsCount)
+    : [];
+  const pushMetric = (m: Record<string, unknown>) => {
+    metricLines.push(JSON.stringify(m));
+    state.metricsCount = metricLines.length;
+    writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
+  };
+  writeJsonAtomic(join(out, 'config.json'), {
+    experiment: cfg.name,
+    command: o.command,
+    seed: o.seed,
+    budget: { name: o.budgetName, spec: o.budget },
+    backend: backend.backend,
+    config: cfg,
+  });
+
+  // Ctrl-C: finish the current step, checkpoint, exit. A second Ctrl-C exits at once.
+  let stopRequested = false;
+  const onSigint = () => {
+    if (stopRequested) process.exit(130);
+    stopRequested = true;
+    log('\nCtrl-C: writing a checkpoint after this step (Ctrl-C again to quit without one)');
+  };
+  process.on('SIGINT', onSigint);
+  let stepsThisProcess = 0;
+
+  const checkpoint = async (m: tfl.LayersModel, opt: tf.Optimizer | null) => {
+    await writeDirAtomic(ckptDir, async (tmp) => {
+      await m.save(fileSystem(join(tmp, 'model')));
+      if (opt) await saveOptimizer(opt, tmp);
+      writeFileSync(join(tmp, 'state.json'), JSON.stringify(state, null, 1));
+    });
+  };
+
+  const progress = new Progress(o.stream ?? process.stderr);
+
+  const trainPhase = async (
+    phase: Phase,
+    m: tfl.LayersModel,
+    opt: tf.Optimizer,
+    spec: ExperimentConfig['training']['baseline'],
+    hooks: {
+      lambdaAt?: (epochFloat: number) => number;
+      afterStep?: () => void;
+      epochExtras?: () => Record<string, unknown>;
+    } = {},
+  ) => {
+    const vars = trainableVariables(m);
+    const steps = Math.ceil(data.train.count / cfg.training.batchSize);
+    for (; state.epoch < spec.epochs; state.epoch++) {
+      const lr = spec.learningRate * spec.lrDecay ** state.epoch;
+      setLearningRate(opt, lr);
+      const t0 = performance.now();
+      const startStep = state.step;
+      const it = batches(data.train, {
+        batchSize: cfg.training.batchSize,
+        shuffle: true,
+        seed: epochSeed(o.seed, phase, state.epoch),
+        augment: cfg.dataset.augment,
+        normalize: cfg.dataset.normalize,
+        stats: data.stats,
+        oneHot: true,
+      });
+      let k = 0;
+      let lambda: number | undefined;
+      for await (const b of it) {
+        if (k++ < startStep) {
+          tf.dispose([b.xs, b.ys]);
+          continue;
+        }
+        if (hooks.lambdaAt && opt instanceof Object && 'setLambda' in opt) {
+          lambda = hooks.lambdaAt(state.epoch + state.step / steps);
+          (opt as unknown as { setLambda(v: number): void }).setLambda(lambda);
+        }
+        const loss = opt.minimize(
+          () => tf.losses.softmaxCrossEntropy(b.ys, m.apply(b.xs, { training: true }) as tf.Tensor) as tf.Scalar,
+          true,
+          vars,
+        ) as tf.Scalar;
+        const lossValue = (await loss.data())[0];
+        const n = b.xs.shape[0];
+        tf.dispose([loss, b.xs, b.ys]);
+        hooks.afterStep?.();
+        state.acc.lossSum += lossValue * n;
+        state.acc.samples += n;
+        state.acc.steps++;
+        state.step++;
+        state.globalStep++;
+        stepsThisProcess++;
+        progress.update(
+          `${phase} ${state.epoch + 1}/${spec.epochs}`,
+          state.step,
+          steps,
+          `loss ${(state.acc.lossSum / state.acc.samples).toFixed(4)}${lambda !== undefined ? ` lambda ${lambda.toPrecision(3)}` : ''}`,
+        );
+        if (o.stopAfterSteps !== undefined && stepsThisProcess >= o.stopAfterSteps) stopRequested = true;
+        if (stopRequested) {
+          progress.done();
+          await checkpoint(m, opt);
+          throw new Interrupted(ckptDir);
+        }
+      }
+      progress.done();
+      const sec = (performance.now() - t0) / 1000;
+      state.elapsed[phase] += sec;
+      const validationError = await errorRate(m, data.validation, norm);
+      const line = {
+        phase,
+        epoch: state.epoch + 1,
+        step: state.globalStep,
+        lr,
+        ...(lambda !== undefined ? { lambda } : {}),
+        trainLoss: state.acc.lossSum / Math.max(1, state.acc.samples),
+        validationError,
+        ...(hooks.epochExtras?.() ?? {}),
+        numTensors: tf.memory().numTensors,
+        samplesPerSec: Math.round(((state.step - startStep) * cfg.training.batchSize) / Math.max(sec, 1e-9)),
+        seconds: Number(sec.toFixed(2)),
+      };
+      log(
+        `${phase} epoch ${line.epoch}/${spec.epochs}: loss ${line.trainLoss.toFixed(4)}, validation error ${(validationError * 100).toFixed(2)}%` +
+          ('liveCompressionPct' in line ? `, compression ${(line as any).liveCompressionPct.toFixed(1)}%` : '') +
+          `, ${line.samplesPerSec} samples/s, tensors ${line.numTensors}`,
+      );
+      state.step = 0;
+      state.acc = { lossSum: 0, samples: 0, steps: 0 };
+      // metricsCount and the epoch counter advance together with the checkpoint.
+      const saved = state.epoch;
+      state.epoch = saved + 1;
+      pushMetric(line);
+      await checkpoint(m, opt);
+      state.epoch = saved;
+    }
+  };
+
+  const measure = async (m: tfl.LayersModel): Promise<ModelStats> => {
+    const c = countModel(m);
+    const validationError = await errorRate(m, data.validation, norm);
+    const testError = await errorRate(m, data.test, norm);
+    const latency = {
+      batch1: await latencyMs(m, data.shape, 1, 20),
+      batch256: await latencyMs(m, data.shape, 256, 3),
+    };
+    return { params: c.params, nonzeros: c.nonzeros, macs: c.macs, validationError, testError, layers: c.layers, latencyMs: latency };
+  };
+
+  try {
+    // ---- baseline -------------------------------------------------------
+    if (state.phase === 'baseline') {
+      if (o.baselineFrom && !o.resume) {
+        const from = join(resolve(o.baselineFrom), '.work', 'baseline');
+        const bs = JSON.parse(readFileSync(join(from, 'baseline.json'), 'utf8'));
+        if (bs.baselineHash !== baselineHash(cfg, o.budget, o.seed)) {
+          throw new Error(`--baseline-from ${o.baselineFrom}: trained with another config or seed`);
+        }
+        model = await tfl.loadLayersModel(fileSystem(join(from, 'model')));
+        state.baseline = bs.stats;
+        state.elapsed.baseline = bs.seconds;
+        for (const line of bs.metrics as string[]) metricLines.push(line);
+        state.metricsCount = metricLines.length;
+        writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
+        log(`baseline reused from ${o.baselineFrom}`);
+      } else {
+        model ??= buildModel(cfg.model.layers, data.shape, o.seed);
+        const opt = makeOptimizer(cfg.training.baseline);
+        if (o.resume) await loadOptimizer(opt, ckptDir);
+        await trainPhase('baseline', model, opt, cfg.training.baseline);
+        opt.dispose();
+        state.baseline = await measure(model);
+        if (o.keepBaseline) {
+          const baseDir = join(work, 'baseline');
+          const stats = state.baseline;
+          const metrics = [...metricLines];
+          const m = model;
+          await writeDirAtomic(baseDir, async (tmp) => {
+            await m.save(fileSystem(join(tmp, 'model')));
+            writeFileSync(
+              join(tmp, 'baseline.json'),
+              JSON.stringify({ baselineHash: baselineHash(cfg, o.budget, o.seed), stats, metrics, seconds: state.elapsed.baseline }),
+            );
+          });
+        }
+      }
+      const bl = state.baseline!;
+      log(
+        `baseline: ${bl.params} params, test error ${(bl.testError * 100).toFixed(2)}%, validation error ${(bl.validationError * 100).toFixed(2)}%`,
+      );
+      const plain = model!;
+      const include = (layer: tfl.layers.Layer) => {
+        if (cfg.decompose.exclude.includes(layer.name)) return false;
+        const cls = layer.getClassName();
+        return (cls === 'Dense' && cfg.decompose.dense !== null) || (cls === 'Conv2D' && cfg.decompose.conv2d !== null);
+      };
+      model = decompose(plain, {
+        granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
+        include,
+      });
+      plain.dispose();
+      state.phase = 'proximal';
+      state.epoch = 0;
+      state.step = 0;
+      await checkpoint(model, null);
+    }
+
+    // ---- proximal training ----------------------------------------------
+    if (state.phase === 'proximal') {
+      const m = model!;
+      const spec = cfg.training.proximal;
+      const mags = magnitudes(m);
+      const common = { lambda: spec.lambda, magnitudes: mags, costWeighting: spec.costWeighting, learningRate: spec.learningRate };
+      const opt: tf.Optimizer =
+        spec.optimizer === 'adam' ? new ProximalAdam(common) : new ProximalSGD({ ...common, momentum: spec.momentum });
+      if (o.resume) await loadOptimizer(opt, ckptDir);
+      const total = state.baseline!.params;
+      const lambdaAt = (e: number) =>
+        spec.schedule.type === 'warmup' ? spec.lambda * Math.min(1, e / spec.schedule.epochs) : spec.lambda;
+      await trainPhase('proximal', m, opt, spec, {
+        lambdaAt,
+        epochExtras: () => {
+          const groups = countGroups(m, 0);
+          return {
+            liveCompressionPct: 100 * liveCompression(m, total),
+            liveGroups: Object.fromEntries(groups.map((g) => [g.layer, g.live])),
+          };
+        },
+      });
+      opt.dispose();
+      state.groups = countGroups(m, cfg.prune.threshold);
+      const pruned = prune(m, { threshold: cfg.prune.threshold }).model;
+      m.dispose();
+      model = pruned;
+      state.prunedBeforeFinetune = {
+        validationError: await errorRate(pruned, data.validation, norm),
+        testError: await errorRate(pruned, data.test, norm),
+      };
+      log(
+        `pruned: ${countModel(pruned).nonzeros} non-zero params, validation error before fine-tuning ${(state.prunedBeforeFinetune.validationError * 100).toFixed(2)}%`,
+      );
+      state.phase = 'finetune';
+      state.epoch = 0;
+      state.step = 0;
+      await checkpoint(pruned, null);
+    }
+
+    // ---- fine-tuning ------------------------------------------------------
+    if (state.phase === 'finetune') {
+      const m = model!;
+      const mask = kernelMask(m);
+      mask.apply();
+      const opt = makeOptimizer(cfg.training.finetune);
+      if (o.resume) await loadOptimizer(opt, ckptDir);
+      await trainPhase('finetune', m, opt, cfg.training.finetune, { afterStep: () => mask.apply() });
+      opt.dispose();
+      (mask as any).dispose?.();
+      state.phase = 'done';
+    }
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+
+  // ---- evaluation, export, report ----------------------------------------
+  const m = model!;
+  const compressed = await measure(m);
+  const baseline = state.baseline!;
+  const modelDir = join(out, 'model');
+  let exported = { bytes: 0, files: [] as string[] };
+  await writeDirAtomic(modelDir, async (tmp) => {
+    exported = await exportModel(m, tmp, { format: 'tfjs' });
+  });
+  m.dispose();
+  const compressionPct = 100 * (1 - compressed.nonzeros / baseline.params);
+  const macsReductionPct = 100 * (1 - compressed.macs / baseline.macs);
+  const errorDeltaPp = 100 * (compressed.testError - baseline.testError);
+  const results: RunResults = {
+    experiment: cfg.name,
+    description: cfg.description,
+    command: o.command,
+    seed: o.seed,
+    budget: { name: o.budgetName, spec: o.budget, reduced: isReduced(o.budget), note: o.budget.note },
+    backend: { name: backend.backend, tfBackend: backend.tfBackendName, reason: backend.reason },
+    dataset: {
+      name: cfg.dataset.name,
+      train: data.train.count,
+      validation: data.validation.count,
+      test: data.test.count,
+      note:
+        cfg.dataset.name === 'cifar10' && /images\.tar/.test(data.source)
+          ? 'CIFAR-10 from the JPEG copy (cifar-10-images.tar.gz): pixels are JPEG-decoded and differ slightly from the official binary release'
+          : undefined,
+    },
+    baseline,
+    prunedBeforeFinetune: state.prunedBeforeFinetune!,
+    compressed,
+    groups: state.groups ?? [],
+    compressionPct,
+    macsReductionPct,
+    errorDeltaPp,
+    thesis: cfg.thesis,
+    target: cfg.target
+      ? { ...cfg.target, met: compressionPct >= cfg.target.minCompressionPct && errorDeltaPp <= cfg.target.maxErrorDeltaPp + 1e-9 }
+      : undefined,
+    exported: { dir: 'model', bytes: exported.bytes, files: exported.files },
+    timings: {
+      baselineSec: Number(state.elapsed.baseline.toFixed(1)),
+      proximalSec: Number(state.elapsed.proximal.toFixed(1)),
+      finetuneSec: Number(state.elapsed.finetune.toFixed(1)),
+      totalSec: Number((state.elapsed.baseline + state.elapsed.proximal + state.elapsed.finetune).toFixed(1)),
+    },
+    createdAt: new Date().toISOString(),
+  };
+  writeJsonAtomic(join(out, 'results.json'), results);
+  writeReport(out, results, metricLines.map((l) => JSON.parse(l)));
+  rmSync(ckptDir, { recursive: true, force: true });
+  if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
+  mkdirSync(out, { recursive: true });
+  return results;
+}

@@ -1,0 +1,411 @@
+// report.md / report.html of a run (and of a sweep), built from one document
+// model so both say the same thing, with the SVG plots beside them.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunResults } from './pipeline.js';
+import { barChart, lineChart, paretoFront, type Series } from './svg.js';
+import { writeFileAtomic } from './fsutil.js';
+
+/** A block of a report. */
+export type Block =
+  | { kind: 'h'; text: string; level?: number }
+  | { kind: 'p'; text: string }
+  | { kind: 'table'; head: string[]; rows: string[][] }
+  | { kind: 'img'; file: string; alt: string }
+  | { kind: 'code'; text: string };
+
+const pct = (v: number, d = 2) => (Number.isFinite(v) ? `${v.toFixed(d)}%` : 'n/a');
+const pp = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)} pp` : 'n/a');
+const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
+const ms = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a');
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Renders blocks as Markdown. */
+export function toMarkdown(blocks: Block[]): string {
+  return (
+    blocks
+      .map((b) => {
+        switch (b.kind) {
+          case 'h':
+            return `${'#'.repeat(b.level ?? 2)} ${b.text}`;
+          case 'p':
+            return b.text;
+          case 'table':
+            return [`| ${b.head.join(' | ')} |`, `|${b.head.map(() => ' --- ').join('|')}|`, ...b.rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+          case 'img':
+            return `![${b.alt}](${b.file})`;
+          case 'code':
+            return '```\n' + b.text + '\n```';
+        }
+      })
+      .join('\n\n') + '\n'
+  );
+}
+
+function inline(md: string): string {
+  return esc(md)
+    .replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>')
+    .replace(/`(.+?)`/g, '<code>$1</code>');
+}
+
+/** Renders blocks as a standalone HTML page with the SVGs inlined. */
+export function toHtml(title: string, blocks: Block[], dir: string): string {
+  const body = blocks
+    .map((b) => {
+      switch (b.kind) {
+        case 'h':
+          return `<h${b.level ?? 2}>${inline(b.text)}</h${b.level ?? 2}>`;
+        case 'p':
+          return `<p>${inline(b.text)}</p>`;
+        case 'table':
+          return `<table><thead><tr>${b.head.map((h) => `<th>${inline(h)}</th>`).join('')}</tr></thead><tbody>${b.rows
+            .map((r) => `<tr>${r.map((c) => `<td>${inline(c)}</td>`).join('')}</tr>`)
+            .join('')}</tbody></table>`;
+        case 'img':
+          try {
+            return `<figure>${readFileSync(join(dir, b.file), 'utf8')}<figcaption>${esc(b.alt)}</figcaption></figure>`;
+          } catch {
+            return `<p><img src="${esc(b.file)}" alt="${esc(b.alt)}"></p>`;
+          }
+        case 'code':
+          return `<pre>${esc(b.text)}</pre>`;
+      }
+    })
+    .join('\n');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<style>body{font-family:sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}pre{background:#f6f6f6;padding:8px;overflow:auto}</style>
+</head><body>
+${body}
+</body></html>
+`;
+}
+
+/** One epoch line of metrics.jsonl. */
+export interface MetricLine {
+  phase: string;
+  epoch: number;
+  trainLoss: number;
+  validationError: number;
+  liveCompressionPct?: number;
+  numTensors?: number;
+  [k: string]: unknown;
+}
+
+/** Writes the run's plots into RUN_DIR/plots and returns their blocks. */
+function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
+  const byPhase = (f: (m: MetricLine) => number | undefined) => {
+    const series: Series[] = [];
+    let x = 0;
+    for (const phase of ['baseline', 'proximal', 'finetune']) {
+      const pts: [number, number][] = [];
+      for (const m of metrics.filter((m) => m.phase === phase)) {
+        x++;
+        const y = f(m);
+        if (y !== undefined) pts.push([x, y]);
+      }
+      if (pts.length) series.push({ name: phase, points: pts });
+    }
+    return series;
+  };
+  const files: Block[] = [];
+  const write = (name: string, svg: string, alt: string) => {
+    writeFileAtomic(join(dir, 'plots', name), svg);
+    files.push({ kind: 'img', file: `plots/${name}`, alt });
+  };
+  write(
+    'curves.svg',
+    lineChart({ title: 'Validation error per epoch', xLabel: 'epoch (all phases)', yLabel: 'validation error (%)', series: byPhase((m) => 100 * m.validationError) }),
+    'validation error per epoch, by phase',
+  );
+  write(
+    'loss.svg',
+    lineChart({ title: 'Training loss per epoch', xLabel: 'epoch (all phases)', yLabel: 'cross-entropy', series: byPhase((m) => m.trainLoss) }),
+    'training loss per epoch, by phase',
+  );
+  const prox = metrics.filter((m) => m.phase === 'proximal' && m.liveCompressionPct !== undefined);
+  write(
+    'compression.svg',
+    lineChart({
+      title: 'Compression during proximal training',
+      xLabel: 'proximal epoch',
+      yLabel: 'weights in dead groups (%)',
+      yMin: 0,
+      series: [{ name: 'dead-group weights', points: prox.map((m, i) => [i + 1, m.liveCompressionPct!]) }],
+    }),
+    'share of all weights in dead groups at each proximal epoch',
+  );
+  const units = r.baseline.layers.filter((l) => l.units !== undefined);
+  const after = new Map(r.compressed.layers.map((l) => [l.name, l]));
+  write(
+    'units.svg',
+    barChart({
+      title: 'Units per layer (neurons / filters)',
+      labels: units.map((l) => l.name),
+      series: [
+        { name: 'baseline', values: units.map((l) => l.units!) },
+        { name: 'compressed', values: units.map((l) => after.get(l.name)?.units ?? 0) },
+      ],
+      xLabel: 'units',
+    }),
+    'surviving units per layer',
+  );
+  const withGroups = r.groups;
+  if (withGroups.length) {
+    write(
+      'groups.svg',
+      barChart({
+        title: 'Live groups per decomposed layer',
+        labels: withGroups.map((g) => `${g.layer} (${g.granularity})`),
+        series: [
+          { name: 'groups', values: withGroups.map((g) => g.groups) },
+          { name: 'live', values: withGroups.map((g) => g.live) },
+        ],
+        xLabel: 'groups',
+      }),
+      'live groups (magnitude > 0) per decomposed layer after proximal training',
+    );
+  }
+  return files;
+}
+
+/** The report of one run as blocks (also used by `normprune report`). */
+export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
+  const b = r.baseline;
+  const c = r.compressed;
+  const blocks: Block[] = [{ kind: 'h', level: 1, text: `${r.experiment}: structured pruning by magnitude x direction decomposition` }];
+  blocks.push({ kind: 'p', text: r.description });
+  if (r.command) blocks.push({ kind: 'p', text: `Command: \`${r.command}\` (seed ${r.seed}, backend ${r.backend.name}).` });
+  if (r.budget.reduced) {
+    blocks.push({
+      kind: 'p',
+      text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify(r.budget.spec)}): this run is smaller than the thesis's experiment${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
+    });
+  }
+  if (r.dataset.note) blocks.push({ kind: 'p', text: `**Data:** ${r.dataset.note}.` });
+  blocks.push({
+    kind: 'p',
+    text: `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), ${int(r.dataset.test)} test images.`,
+  });
+  blocks.push({ kind: 'h', text: 'Against the thesis' });
+  const t = r.thesis;
+  blocks.push({
+    kind: 'table',
+    head: ['', 'thesis', 'this run'],
+    rows: [
+      ['parameters removed', t?.compressionPct !== undefined ? pct(t.compressionPct) : 'n/a', pct(r.compressionPct)],
+      ['test error change', t?.errorDeltaPp !== undefined ? pp(t.errorDeltaPp) : 'n/a', pp(r.errorDeltaPp)],
+    ],
+  });
+  if (t?.note) blocks.push({ kind: 'p', text: `Thesis: ${t.note}.` });
+  if (r.target) {
+    blocks.push({
+      kind: 'p',
+      text: `Target: at least ${r.target.minCompressionPct}% of parameters removed with test error at most baseline ${pp(r.target.maxErrorDeltaPp)}: **${r.target.met ? 'met' : 'missed'}**.`,
+    });
+  }
+  blocks.push({ kind: 'h', text: 'Baseline and compressed model' });
+  blocks.push({
+    kind: 'table',
+    head: ['', 'baseline', 'compressed', 'change'],
+    rows: [
+      ['parameters (non-zero)', int(b.nonzeros), int(c.nonzeros), pct(-r.compressionPct)],
+      ['parameters (stored)', int(b.params), int(c.params), pct(100 * (c.params / b.params - 1))],
+      ['MACs per image', int(b.macs), int(c.macs), pct(-r.macsReductionPct)],
+      ['test error', pct(100 * b.testError), pct(100 * c.testError), pp(r.errorDeltaPp)],
+      ['validation error', pct(100 * b.validationError), pct(100 * c.validationError), pp(100 * (c.validationError - b.validationError))],
+      ['latency, batch 1', ms(b.latencyMs?.batch1), ms(c.latencyMs?.batch1), b.latencyMs && c.latencyMs ? `x${(b.latencyMs.batch1 / c.latencyMs.batch1).toFixed(2)} faster` : ''],
+      ['latency, batch 256', ms(b.latencyMs?.batch256), ms(c.latencyMs?.batch256), b.latencyMs && c.latencyMs ? `x${(b.latencyMs.batch256 / c.latencyMs.batch256).toFixed(2)} faster` : ''],
+    ],
+  });
+  blocks.push({
+    kind: 'p',
+    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend (${r.backend.tfBackend}), measured on a shared machine.`,
+  });
+  blocks.push({ kind: 'h', text: 'Surviving units per layer' });
+  const after = new Map(c.layers.map((l) => [l.name, l]));
+  const groups = new Map(r.groups.map((g) => [g.layer, g]));
+  blocks.push({
+    kind: 'table',
+    head: ['layer', 'units before', 'units after', 'live groups', 'non-zero params before', 'after'],
+    rows: b.layers
+      .filter((l) => l.params > 0)
+      .map((l) => {
+        const a = after.get(l.name);
+        const g = groups.get(l.name);
+        return [
+          l.name,
+          l.units !== undefined ? String(l.units) : '',
+          a?.units !== undefined ? String(a.units) : a ? '' : 'removed',
+          g ? `${g.live}/${g.groups} (${g.granularity})` : '',
+          int(l.nonzeros),
+          a ? int(a.nonzeros) : '0',
+        ];
+      }),
+  });
+  blocks.push({ kind: 'h', text: 'Plots' });
+  blocks.push(...plots(dir, r, metrics));
+  blocks.push({
+    kind: 'p',
+    text: `Training time: baseline ${r.timings.baselineSec} s, proximal ${r.timings.proximalSec} s, fine-tuning ${r.timings.finetuneSec} s. Exported model: \`model/\` (${int(r.exported.bytes)} bytes), loadable with \`tf.loadLayersModel\` without normprune; it expects ${r.dataset.name === 'cifar10' ? 'standardised' : '[0, 1]-scaled'} NHWC input and outputs logits.`,
+  });
+  return blocks;
+}
+
+/** Writes report.md, report.html and plots/ of a finished run. */
+export function writeReport(dir: string, r: RunResults, metrics: MetricLine[]): void {
+  const blocks = runReportBlocks(dir, r, metrics);
+  writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
+  writeFileAtomic(join(dir, 'report.html'), toHtml(`${r.experiment} report`, blocks, dir));
+}
+
+/** Figures of one model in a table row. */
+export interface RowModel {
+  testErrorPct: number;
+  validationErrorPct: number;
+  /** Every weight of the baseline; for the compressed model see `nonzeros` and `storedParams`. */
+  params?: number;
+  nonzeros: number;
+  storedParams?: number;
+  macs: number;
+  latencyBatch1Ms?: number;
+  latencyBatch256Ms?: number;
+}
+
+/**
+ * One row of the results table: the committed results/*.json (the docs'
+ * generator reads the same fields: experiment, budget, baseline.testErrorPct,
+ * compressed.testErrorPct, errorDeltaPp, baseline.params, compressed.nonzeros,
+ * compressionPct, thesis.*).
+ */
+export interface TableRow {
+  experiment: string;
+  budget: string;
+  reduced: boolean;
+  command?: string;
+  seed: number;
+  backend: string;
+  baseline: RowModel;
+  compressed: RowModel;
+  compressionPct: number;
+  macsReductionPct: number;
+  errorDeltaPp: number;
+  thesis?: { compressionPct?: number; errorDeltaPp?: number };
+  target?: { minCompressionPct: number; maxErrorDeltaPp: number; met: boolean };
+  trainingSec: number;
+  dataNote?: string;
+}
+
+const r2 = (v: number) => Number(v.toFixed(2));
+const r3 = (v: number | undefined) => (v === undefined ? undefined : Number(v.toFixed(3)));
+
+/** The table row of a run's results. */
+export function tableRow(r: RunResults): TableRow {
+  return {
+    experiment: r.experiment,
+    budget: r.budget.name,
+    reduced: r.budget.reduced,
+    command: r.command,
+    seed: r.seed,
+    backend: r.backend.name,
+    baseline: {
+      testErrorPct: r2(100 * r.baseline.testError),
+      validationErrorPct: r2(100 * r.baseline.validationError),
+      params: r.baseline.params,
+      nonzeros: r.baseline.nonzeros,
+      macs: r.baseline.macs,
+      latencyBatch1Ms: r3(r.baseline.latencyMs?.batch1),
+      latencyBatch256Ms: r3(r.baseline.latencyMs?.batch256),
+    },
+    compressed: {
+      testErrorPct: r2(100 * r.compressed.testError),
+      validationErrorPct: r2(100 * r.compressed.validationError),
+      nonzeros: r.compressed.nonzeros,
+      storedParams: r.compressed.params,
+      macs: r.compressed.macs,
+      latencyBatch1Ms: r3(r.compressed.latencyMs?.batch1),
+      latencyBatch256Ms: r3(r.compressed.latencyMs?.batch256),
+    },
+    compressionPct: r2(r.compressionPct),
+    macsReductionPct: r2(r.macsReductionPct),
+    errorDeltaPp: r2(r.errorDeltaPp),
+    thesis: r.thesis ? { compressionPct: r.thesis.compressionPct, errorDeltaPp: r.thesis.errorDeltaPp } : undefined,
+    target: r.target ? { minCompressionPct: r.target.minCompressionPct, maxErrorDeltaPp: r.target.maxErrorDeltaPp, met: r.target.met } : undefined,
+    trainingSec: r.timings.totalSec,
+    dataNote: r.dataset.note,
+  };
+}
+
+/** The Markdown results table over several runs. */
+export function resultsTable(rows: TableRow[]): string {
+  const head = ['experiment', 'budget', 'params before', 'non-zero after', 'removed', 'thesis removed', 'test error base -> compressed', 'change', 'thesis change', 'MACs removed', 'target', 'train time'];
+  const body = rows.map((r) => [
+    r.experiment,
+    r.reduced ? `${r.budget} (reduced)` : r.budget,
+    int(r.baseline.params ?? NaN),
+    int(r.compressed.nonzeros),
+    pct(r.compressionPct),
+    r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
+    `${pct(r.baseline.testErrorPct)} -> ${pct(r.compressed.testErrorPct)}`,
+    pp(r.errorDeltaPp),
+    r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
+    pct(r.macsReductionPct),
+    r.target ? `${r.target.met ? 'met' : '**missed**'} (>= ${r.target.minCompressionPct}%, <= ${pp(r.target.maxErrorDeltaPp)})` : '',
+    `${Math.round(r.trainingSec)} s`,
+  ]);
+  return toMarkdown([{ kind: 'table', head, rows: body }]);
+}
+
+/** One point of a sweep. */
+export interface SweepPoint {
+  label: string;
+  dir: string;
+  lambda: number;
+  granularity?: string;
+  costWeighting?: string;
+  compressionPct: number;
+  validationErrorPct: number;
+  testErrorPct: number;
+  baselineValidationErrorPct: number;
+  baselineTestErrorPct: number;
+}
+
+/** Writes the sweep's report (table + Pareto front) into `dir`. */
+export function writeSweepReport(dir: string, name: string, points: SweepPoint[], note: string): void {
+  const front = paretoFront(points.map((p) => [p.compressionPct, p.validationErrorPct]));
+  writeFileAtomic(
+    join(dir, 'plots', 'pareto.svg'),
+    lineChart({
+      title: 'Validation error vs compression',
+      xLabel: 'parameters removed (%)',
+      yLabel: 'validation error (%)',
+      scatter: true,
+      series: [
+        { name: 'runs', points: points.map((p) => [p.compressionPct, p.validationErrorPct]) },
+        { name: 'Pareto front', points: front, color: '#d62728', line: true },
+      ],
+    }),
+  );
+  const blocks: Block[] = [
+    { kind: 'h', level: 1, text: `${name}: sweep` },
+    { kind: 'p', text: note },
+    {
+      kind: 'table',
+      head: ['run', 'lambda', 'granularity', 'cost weighting', 'removed', 'validation error', 'test error'],
+      rows: points.map((p) => [
+        p.label,
+        String(p.lambda),
+        p.granularity ?? '',
+        p.costWeighting ?? '',
+        pct(p.compressionPct),
+        pct(p.validationErrorPct),
+        pct(p.testErrorPct),
+      ]),
+    },
+    { kind: 'img', file: 'plots/pareto.svg', alt: 'validation error against parameters removed; the red points are the Pareto front' },
+  ];
+  writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
+  writeFileAtomic(join(dir, 'report.html'), toHtml(`${name} sweep`, blocks, dir));
+}

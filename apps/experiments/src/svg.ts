@@ -1,0 +1,134 @@
+// Hand-written SVG charts for the reports: no plotting dependency.
+
+/** One named series of (x, y) points. */
+export interface Series {
+  name: string;
+  points: [number, number][];
+  color?: string;
+  dashed?: boolean;
+  /** Draw a line through the points even in a scatter chart. */
+  line?: boolean;
+}
+
+const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+function niceTicks(min: number, max: number, n = 5): number[] {
+  if (!(max > min)) return [min];
+  const raw = (max - min) / n;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const out: number[] = [];
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  return out;
+}
+
+function fmt(v: number): string {
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1e6) return (v / 1e6).toPrecision(3) + 'M';
+  if (a >= 1e4) return (v / 1e3).toPrecision(3) + 'k';
+  return String(Number(v.toPrecision(4)));
+}
+
+/** A line (or scatter) chart with axes, ticks and a legend. */
+export function lineChart(o: {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  scatter?: boolean;
+  width?: number;
+  height?: number;
+  yMin?: number;
+}): string {
+  const W = o.width ?? 640;
+  const H = o.height ?? 360;
+  const m = { l: 64, r: 16, t: 32, b: 48 };
+  const pts = o.series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  let [x0, x1] = pts.length ? [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))] : [0, 1];
+  let [y0, y1] = pts.length ? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))] : [0, 1];
+  if (o.yMin !== undefined) y0 = Math.min(y0, o.yMin);
+  if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
+  if (y1 === y0) [y0, y1] = [y0 - 1, y1 + 1];
+  const pad = (y1 - y0) * 0.05;
+  y0 -= pad;
+  y1 += pad;
+  const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
+  const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
+  for (const t of niceTicks(x0, x1)) {
+    parts.push(`<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${H - m.b}" stroke="#eee"/>`);
+    parts.push(`<text x="${sx(t)}" y="${H - m.b + 14}" text-anchor="middle">${fmt(t)}</text>`);
+  }
+  for (const t of niceTicks(y0, y1)) {
+    parts.push(`<line x1="${m.l}" y1="${sy(t)}" x2="${W - m.r}" y2="${sy(t)}" stroke="#eee"/>`);
+    parts.push(`<text x="${m.l - 4}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
+  }
+  parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`);
+  parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  parts.push(`<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  o.series.forEach((s, i) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length];
+    const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    if ((!o.scatter || s.line) && p.length > 1) {
+      const d = p.map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
+      parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
+    }
+    for (const [x, y] of p) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="${o.scatter ? 3.5 : 2}" fill="${color}"/>`);
+    const ly = m.t + 8 + i * 14;
+    parts.push(`<rect x="${W - m.r - 150}" y="${ly - 8}" width="10" height="10" fill="${color}"/>`);
+    parts.push(`<text x="${W - m.r - 136}" y="${ly + 1}">${esc(s.name)}</text>`);
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+/** Grouped horizontal bars: one row per label, one bar per series. */
+export function barChart(o: { title: string; labels: string[]; series: { name: string; values: number[]; color?: string }[]; xLabel: string }): string {
+  const W = 640;
+  const rowH = 10 * o.series.length + 10;
+  const m = { l: 110, r: 90, t: 32, b: 40 };
+  const H = m.t + m.b + rowH * o.labels.length + 16;
+  const max = Math.max(1, ...o.series.flatMap((s) => s.values));
+  const sx = (v: number) => m.l + (v / max) * (W - m.l - m.r);
+  const parts: string[] = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
+  parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
+  o.labels.forEach((label, i) => {
+    const y = m.t + i * rowH;
+    parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 2}" text-anchor="end">${esc(label)}</text>`);
+    o.series.forEach((s, j) => {
+      const v = s.values[i] ?? 0;
+      const color = s.color ?? PALETTE[j % PALETTE.length];
+      parts.push(`<rect x="${m.l}" y="${y + 4 + j * 10}" width="${Math.max(0, sx(v) - m.l).toFixed(1)}" height="8" fill="${color}"/>`);
+      parts.push(`<text x="${sx(v) + 3}" y="${y + 11 + j * 10}">${fmt(v)}</text>`);
+    });
+  });
+  const ly = H - m.b + 14;
+  o.series.forEach((s, j) => {
+    parts.push(`<rect x="${m.l + j * 160}" y="${ly}" width="10" height="10" fill="${s.color ?? PALETTE[j % PALETTE.length]}"/>`);
+    parts.push(`<text x="${m.l + j * 160 + 14}" y="${ly + 9}">${esc(s.name)}</text>`);
+  });
+  parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 4}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+/** The Pareto front (lowest error for at least that compression) of (compression, error) points. */
+export function paretoFront(points: [number, number][]): [number, number][] {
+  const sorted = [...points].sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  const front: [number, number][] = [];
+  let best = Infinity;
+  for (const p of sorted) {
+    if (p[1] < best) {
+      front.push(p);
+      best = p[1];
+    }
+  }
+  return front.sort((a, b) => a[0] - b[0]);
+}

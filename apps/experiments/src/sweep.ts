@@ -1,0 +1,120 @@
+// `normprune sweep`: the same experiment over a grid of lambda (and
+// granularity, cost weighting), or a bisection on lambda for a target
+// compression. The baseline is trained once (first point) and shared.
+import { rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { BackendName } from '@normprune/runtime';
+import type { Budget, ExperimentConfig } from './config.js';
+import { runExperiment, type RunResults } from './pipeline.js';
+import { writeJsonAtomic } from './fsutil.js';
+import { writeSweepReport, type SweepPoint } from './report.js';
+import { ensureWritableDir } from './fsutil.js';
+
+/** Options of {@link runSweep}. */
+export interface SweepOptions {
+  config: ExperimentConfig;
+  budgetName: string;
+  budget: Budget;
+  seed: number;
+  out: string;
+  backend?: BackendName;
+  dataDir?: string;
+  offline?: boolean;
+  lambdas?: number[];
+  granularities?: string[];
+  costWeightings?: ('uniform' | 'params' | 'flops')[];
+  /** Percent of parameters to remove; switches to bisection on lambda. */
+  targetCompression?: number;
+  bisectSteps?: number;
+  command?: string;
+  log?: (s: string) => void;
+}
+
+function withPoint(cfg: ExperimentConfig, lambda: number, granularity?: string, cost?: string): ExperimentConfig {
+  const c: ExperimentConfig = structuredClone(cfg);
+  c.training.proximal.lambda = lambda;
+  if (granularity === 'output' || granularity === 'input') c.decompose.dense = granularity;
+  if (granularity === 'kernel' || granularity === 'filter') c.decompose.conv2d = granularity;
+  if (cost) c.training.proximal.costWeighting = cost as any;
+  return c;
+}
+
+/** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
+export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
+  const out = resolve(o.out);
+  ensureWritableDir(out);
+  const log = o.log ?? (() => undefined);
+  const points: SweepPoint[] = [];
+  let first: string | undefined;
+  const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
+    const label = [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
+    const dir = join(out, label);
+    log(`sweep point ${label}`);
+    const r = await runExperiment({
+      config: withPoint(o.config, lambda, granularity, cost),
+      budgetName: o.budgetName,
+      budget: o.budget,
+      seed: o.seed,
+      out: dir,
+      backend: o.backend,
+      dataDir: o.dataDir,
+      offline: o.offline,
+      baselineFrom: first,
+      keepBaseline: first === undefined,
+      command: o.command,
+      log,
+    });
+    first ??= dir;
+    points.push({
+      label,
+      dir: label,
+      lambda,
+      granularity,
+      costWeighting: cost,
+      compressionPct: r.compressionPct,
+      validationErrorPct: 100 * r.compressed.validationError,
+      testErrorPct: 100 * r.compressed.testError,
+      baselineValidationErrorPct: 100 * r.baseline.validationError,
+      baselineTestErrorPct: 100 * r.baseline.testError,
+    });
+    return r;
+  };
+  let note: string;
+  try {
+    if (o.targetCompression !== undefined) {
+      // Geometric bisection: compression grows with lambda. Only the run's own
+      // parameter counts decide; no validation or test error is consulted.
+      const target = o.targetCompression;
+      let lo = 0;
+      let hi = o.config.training.proximal.lambda || 1e-3;
+      let r = await runPoint(hi);
+      for (let i = 0; i < 4 && r.compressionPct < target; i++) {
+        lo = hi;
+        hi *= 4;
+        r = await runPoint(hi);
+      }
+      for (let i = 0; i < (o.bisectSteps ?? 4); i++) {
+        const mid = lo > 0 ? Math.sqrt(lo * hi) : hi / 4;
+        const rm = await runPoint(Number(mid.toPrecision(4)));
+        if (rm.compressionPct >= target) hi = mid;
+        else lo = mid;
+      }
+      const ok = points.filter((p) => p.compressionPct >= target).sort((a, b) => a.lambda - b.lambda)[0];
+      note = ok
+        ? `Bisection for >= ${target}% of parameters removed: smallest lambda reaching it is ${ok.lambda} (${ok.compressionPct.toFixed(2)}% removed).`
+        : `Bisection for >= ${target}% of parameters removed: no lambda tried reached it (largest ${hi}).`;
+    } else {
+      const lambdas = o.lambdas ?? o.config.sweep?.lambda ?? [o.config.training.proximal.lambda];
+      const grans = o.granularities ?? o.config.sweep?.granularity ?? [undefined];
+      const costs = o.costWeightings ?? o.config.sweep?.costWeighting ?? [undefined];
+      for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);
+      note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; the baseline is trained once and shared.`;
+    }
+  } finally {
+    if (first) rmSync(join(first, '.work'), { recursive: true, force: true });
+  }
+  note += ` Budget: ${o.budgetName}. Seed ${o.seed}.`;
+  writeJsonAtomic(join(out, 'sweep.json'), { experiment: o.config.name, command: o.command, note, points });
+  writeSweepReport(out, o.config.name, points, note);
+  return points;
+}
