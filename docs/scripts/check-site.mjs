@@ -2,7 +2,7 @@
 // Run after TypeDoc: the site a user opens must have its front page, a page
 // per library package (with the package README on it) and a page per guide.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 const docs = join(import.meta.dirname, '..');
 const site = join(docs, 'site');
@@ -28,8 +28,36 @@ for (const dir of readdirSync(join(root, 'packages')).sort()) {
   if (heading && !html.includes(heading.replace(/`/g, '').replace(/&/g, '&amp;'))) problems.push(`modules/_normprune_${dir}.html lacks the README heading "${heading}"`);
   if (!index.includes(`modules/_normprune_${dir}.html`)) problems.push(`the front page does not link @normprune/${dir}`);
 }
+// Every link between pages of the site, and every #anchor, must land: TypeDoc
+// makes its own heading ids, which need not match the GitHub slugs the
+// Markdown tests check.
+const htmlFiles = (dir) =>
+  readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? (e.name === 'assets' ? [] : htmlFiles(join(dir, e.name))) : e.name.endsWith('.html') ? [join(dir, e.name)] : [],
+  );
+const ids = new Map();
+const idsOf = (file) => {
+  if (!ids.has(file)) ids.set(file, new Set([...readFileSync(file, 'utf8').matchAll(/\b(?:id|name)="([^"]+)"/g)].map((m) => m[1])));
+  return ids.get(file);
+};
+let links = 0;
+if (existsSync(site)) {
+  for (const file of htmlFiles(site)) {
+    const html = readFileSync(file, 'utf8');
+    for (const [, href] of html.matchAll(/<a\b[^>]*\bhref="([^"]*)"/g)) {
+      if (/^[a-z][a-z0-9+.-]*:/i.test(href) || href === '' || href === '#') continue;
+      const [path, anchor] = href.split('#', 2);
+      const target = path === '' ? file : join(dirname(file), decodeURI(path));
+      const from = relative(site, file);
+      links++;
+      if (!existsSync(target)) problems.push(`${from}: link to missing ${href}`);
+      else if (anchor && target.endsWith('.html') && !idsOf(target).has(decodeURIComponent(anchor))) problems.push(`${from}: no #${anchor} in ${relative(site, target)}`);
+    }
+  }
+}
+
 if (problems.length) {
   console.error(`docs/site is incomplete:\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`docs/site: front page, ${config.projectDocuments.length} guides and the package pages are in place`);
+console.log(`docs/site: front page, ${config.projectDocuments.length} guides and the package pages are in place; ${links} internal links resolve`);
