@@ -97,7 +97,9 @@ export function resolvePreference(
   }
   if (prefer !== undefined) {
     if (!validName(prefer)) {
-      throw new Error(`initBackend: prefer must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(prefer)}`);
+      throw new Error(
+        `initBackend: prefer must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(prefer)}`,
+      );
     }
     return { first: prefer, source: `prefer: '${prefer}'` };
   }
@@ -173,7 +175,9 @@ export async function activate(tfName: string): Promise<void> {
   } finally {
     console.warn = warn;
   }
-  const marker = captured.findIndex((args) => String(args[0]).startsWith(`Initialization of backend ${tfName} failed`));
+  const marker = captured.findIndex((args) =>
+    String(args[0]).startsWith(`Initialization of backend ${tfName} failed`),
+  );
   const others = captured.filter((_, i) => i !== marker && i !== marker + 1);
   for (const args of marker < 0 ? captured : others) warn(...args);
   if (!ok) {
@@ -213,7 +217,12 @@ export function defaultLoaders(load: (name: string) => Promise<unknown> = loadMo
         );
       }
       await activate('tensorflow');
-      return { tfBackendName: 'tensorflow', simd: false, threads: os.availableParallelism(), trainingKernels: false };
+      return {
+        tfBackendName: 'tensorflow',
+        simd: false,
+        threads: os.availableParallelism(),
+        trainingKernels: false,
+      };
     },
     async wasm() {
       const wasm = (await loadPackage(load, 'wasm')) as WasmPackage;
@@ -221,7 +230,10 @@ export function defaultLoaders(load: (name: string) => Promise<unknown> = loadMo
       // network, and correct even when this package is bundled elsewhere. Only
       // before first initialisation; tfjs refuses to change paths afterwards.
       if (tf.findBackend('wasm') == null) {
-        const dist = path.join(path.dirname(packageRequire().resolve(`${PACKAGES.wasm}/package.json`)), 'dist');
+        const dist = path.join(
+          path.dirname(packageRequire().resolve(`${PACKAGES.wasm}/package.json`)),
+          'dist',
+        );
         if (!fs.existsSync(path.join(dist, 'tfjs-backend-wasm.wasm'))) {
           throw new Error(`the wasm binaries are missing from ${dist} (reinstall ${PACKAGES.wasm})`);
         }

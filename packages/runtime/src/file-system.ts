@@ -78,7 +78,10 @@ function shardPaths(bytes: number): string[] {
   return Array.from({ length: n }, (_, i) => `group1-shard${i + 1}of${n}.bin`);
 }
 
-function toModelJSON(artifacts: tf.io.ModelArtifacts, manifest: tf.io.WeightsManifestConfig): tf.io.ModelJSON {
+function toModelJSON(
+  artifacts: tf.io.ModelArtifacts,
+  manifest: tf.io.WeightsManifestConfig,
+): tf.io.ModelJSON {
   const json: tf.io.ModelJSON = {
     modelTopology: artifacts.modelTopology as object,
     weightsManifest: manifest,
@@ -106,7 +109,9 @@ async function readPreviousModel(file: string): Promise<tf.io.ModelJSON | undefi
 
 function manifestPaths(json: tf.io.ModelJSON | undefined): string[] {
   if (!json) return [];
-  return json.weightsManifest.flatMap((g) => (Array.isArray(g?.paths) ? g.paths.filter((p) => typeof p === 'string') : []));
+  return json.weightsManifest.flatMap((g) =>
+    Array.isArray(g?.paths) ? g.paths.filter((p) => typeof p === 'string') : [],
+  );
 }
 
 /** True when `p` names a file directly inside the model directory (manifests are untrusted input). */
@@ -146,7 +151,10 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     for (let i = 0; i < shards.length; i++) {
       const tmp = path.join(dir, tempName(shards[i], token));
       created.push(tmp);
-      await writeDurably(tmp, weights.subarray(i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weights.byteLength)));
+      await writeDurably(
+        tmp,
+        weights.subarray(i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weights.byteLength)),
+      );
     }
     const jsonTmp = path.join(dir, tempName(jsonName, token));
     created.push(jsonTmp);
@@ -174,7 +182,10 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
       }
       const repointed: tf.io.ModelJSON = {
         ...previous,
-        weightsManifest: previous.weightsManifest.map((g) => ({ ...g, paths: g.paths.map((p) => rename.get(p) ?? p) })),
+        weightsManifest: previous.weightsManifest.map((g) => ({
+          ...g,
+          paths: g.paths.map((p) => rename.get(p) ?? p),
+        })),
       };
       const prevTmp = path.join(dir, tempName(`prev-${jsonName}`, token));
       created.push(prevTmp);
@@ -194,7 +205,9 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     await syncDir(dir);
   } catch (e) {
     await Promise.all(created.map(unlinkQuietly));
-    throw new Error(`fileSystem: saving the model to ${dir} failed, the previous ${jsonName} (if any) is unchanged: ${(e as Error).message}`);
+    throw new Error(
+      `fileSystem: saving the model to ${dir} failed, the previous ${jsonName} (if any) is unchanged: ${(e as Error).message}`,
+    );
   }
 
   // The new model is in place: shards only the previous model referenced, and
@@ -301,7 +314,8 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       }
       const want = expectedBytes(group.weights);
       if (want !== undefined && got !== want) {
-        const which = files.length === 1 ? `weight shard ${files[0]} has` : `weight shards ${files.join(', ')} have`;
+        const which =
+          files.length === 1 ? `weight shard ${files[0]} has` : `weight shards ${files.join(', ')} have`;
         throw new Error(
           `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ${want} bytes ` +
             `(${got < want ? 'truncated' : 'does not belong to this model.json'})`,

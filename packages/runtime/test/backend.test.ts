@@ -2,7 +2,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { initBackend, registerWasmTrainingKernels } from '../src/index.js';
-import { activate, Activation, BackendLoaders, BackendName, defaultLoaders, selectBackend } from '../src/backend.js';
+import {
+  activate,
+  Activation,
+  BackendLoaders,
+  BackendName,
+  defaultLoaders,
+  selectBackend,
+} from '../src/backend.js';
 import { loadModule } from '../src/modules.js';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
 
@@ -23,7 +30,10 @@ const ok = (tfBackendName: string, extra: Partial<Activation> = {}): Activation 
 });
 
 /** Fake loaders that record the order they were tried in. */
-function fakes(behaviour: Partial<Record<BackendName, Error | Activation>>): { loaders: BackendLoaders; tried: BackendName[] } {
+function fakes(behaviour: Partial<Record<BackendName, Error | Activation>>): {
+  loaders: BackendLoaders;
+  tried: BackendName[];
+} {
   const tried: BackendName[] = [];
   const make = (b: BackendName) => async () => {
     tried.push(b);
@@ -35,7 +45,9 @@ function fakes(behaviour: Partial<Record<BackendName, Error | Activation>>): { l
 }
 
 function notFound(name: string): Error {
-  return Object.assign(new Error(`Cannot find module '${name}'\nRequire stack:\n- /x.js`), { code: 'MODULE_NOT_FOUND' });
+  return Object.assign(new Error(`Cannot find module '${name}'\nRequire stack:\n- /x.js`), {
+    code: 'MODULE_NOT_FOUND',
+  });
 }
 
 describe('selectBackend (injected loaders)', () => {
@@ -58,17 +70,23 @@ describe('selectBackend (injected loaders)', () => {
     expect(info).toMatchObject({ backend: 'wasm', simd: true, threads: 1, trainingKernels: true });
     expect(info.fallbacks).toEqual([{ backend: 'node', error: '@tensorflow/tfjs-node is not installed' }]);
     expect(info.reason).toContain('node was not used (@tensorflow/tfjs-node is not installed)');
-    expect(line).toMatch(/^normprune: using the wasm backend \(SIMD on, 1 thread, training kernels on\); node unavailable/);
+    expect(line).toMatch(
+      /^normprune: using the wasm backend \(SIMD on, 1 thread, training kernels on\); node unavailable/,
+    );
     expect(line).toContain('tensorflow/tfjs#8742');
     expect(line).toContain('TFJS_NODE_CDN_STORAGE');
     expect(line.split('\n')).toHaveLength(1);
   });
 
   it('records a tfjs-node that throws on load and keeps going', async () => {
-    const { loaders } = fakes({ node: new Error('libtensorflow.so.2: cannot open shared object file\n    at stack') });
+    const { loaders } = fakes({
+      node: new Error('libtensorflow.so.2: cannot open shared object file\n    at stack'),
+    });
     const { info } = await selectBackend(undefined, {}, loaders);
     expect(info.backend).toBe('wasm');
-    expect(info.fallbacks).toEqual([{ backend: 'node', error: 'libtensorflow.so.2: cannot open shared object file' }]);
+    expect(info.fallbacks).toEqual([
+      { backend: 'node', error: 'libtensorflow.so.2: cannot open shared object file' },
+    ]);
   });
 
   it('falls back to cpu when wasm fails too, pointing at the faster backends', async () => {
@@ -150,7 +168,9 @@ describe('defaultLoaders with an injected module loader', () => {
   });
 
   it('reports a tfjs-node that is present but broken as failing to load', async () => {
-    await expect(defaultLoaders(failing(new Error('libtensorflow.so.2: cannot open shared object file'))).node()).rejects.toThrow(
+    await expect(
+      defaultLoaders(failing(new Error('libtensorflow.so.2: cannot open shared object file'))).node(),
+    ).rejects.toThrow(
       '@tensorflow/tfjs-node failed to load: libtensorflow.so.2: cannot open shared object file',
     );
     // A missing dependency of tfjs-node is a broken install, not an absent one.
@@ -239,7 +259,9 @@ describe('initBackend (real backends)', () => {
     const fromWasm = [a.dataSync(), b.dataSync()];
     tf.dispose([a, b]);
     await tf.setBackend('cpu');
-    const ref = tf.tidy(() => tf.matMul(tf.tensor2d(fromWasm[0], [37, 53]), tf.tensor2d(fromWasm[1], [29, 53]), false, true));
+    const ref = tf.tidy(() =>
+      tf.matMul(tf.tensor2d(fromWasm[0], [37, 53]), tf.tensor2d(fromWasm[1], [29, 53]), false, true),
+    );
     expect(maxDiff(onWasm, ref.dataSync()).abs).toBeLessThan(1e-4);
     ref.dispose();
   });

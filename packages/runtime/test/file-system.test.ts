@@ -32,7 +32,12 @@ function sequential(inputs: number, hidden: number, seed: number): tfl.Sequentia
   const init = (s: number) => tfl.initializers.glorotUniform({ seed: s });
   return tfl.sequential({
     layers: [
-      tfl.layers.dense({ inputShape: [inputs], units: hidden, activation: 'relu', kernelInitializer: init(seed) }),
+      tfl.layers.dense({
+        inputShape: [inputs],
+        units: hidden,
+        activation: 'relu',
+        kernelInitializer: init(seed),
+      }),
       tfl.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(seed + 1) }),
     ],
   });
@@ -40,8 +45,12 @@ function sequential(inputs: number, hidden: number, seed: number): tfl.Sequentia
 
 function functional(): tfl.LayersModel {
   const input = tfl.input({ shape: [6] });
-  const a = tfl.layers.dense({ units: 4, activation: 'tanh', name: 'left' }).apply(input) as tfl.SymbolicTensor;
-  const b = tfl.layers.dense({ units: 5, activation: 'relu', name: 'right' }).apply(input) as tfl.SymbolicTensor;
+  const a = tfl.layers
+    .dense({ units: 4, activation: 'tanh', name: 'left' })
+    .apply(input) as tfl.SymbolicTensor;
+  const b = tfl.layers
+    .dense({ units: 5, activation: 'relu', name: 'right' })
+    .apply(input) as tfl.SymbolicTensor;
   const joined = tfl.layers.concatenate().apply([a, b]) as tfl.SymbolicTensor;
   const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(joined) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out });
@@ -74,7 +83,12 @@ describe('fileSystem round trip', () => {
     expect(json.format).toBe('layers-model');
     expect(json.weightsManifest).toHaveLength(1);
     expect(json.weightsManifest[0].paths).toEqual(['group1-shard1of1.bin']);
-    expect(json.weightsManifest[0].weights.map((w: { shape: number[] }) => w.shape)).toEqual([[8, 16], [16], [16, 3], [3]]);
+    expect(json.weightsManifest[0].weights.map((w: { shape: number[] }) => w.shape)).toEqual([
+      [8, 16],
+      [16],
+      [16, 3],
+      [3],
+    ]);
 
     const loaded = await tfl.loadLayersModel(fileSystem(dir));
     expect(Array.from(await predict(loaded, x))).toEqual(Array.from(await predict(model, x)));
@@ -112,7 +126,8 @@ describe('fileSystem round trip', () => {
     expect(loaded.getUserDefinedMetadata()).toEqual({ compression: 3.5 });
     const [a, b] = [await model.optimizer.getWeights(), await loaded.optimizer.getWeights()];
     expect(b.map((w) => w.name)).toEqual(a.map((w) => w.name));
-    for (let i = 0; i < a.length; i++) expect(Array.from(b[i].tensor.dataSync())).toEqual(Array.from(a[i].tensor.dataSync()));
+    for (let i = 0; i < a.length; i++)
+      expect(Array.from(b[i].tensor.dataSync())).toEqual(Array.from(a[i].tensor.dataSync()));
     tf.dispose([xs, ys]);
     model.dispose();
     loaded.dispose();
@@ -161,7 +176,12 @@ describe('fileSystem round trip', () => {
 });
 
 describe('fileSystem atomic saves', () => {
-  async function savedPair(): Promise<{ dir: string; x: tf.Tensor; before: number[]; model: tfl.LayersModel }> {
+  async function savedPair(): Promise<{
+    dir: string;
+    x: tf.Tensor;
+    before: number[];
+    model: tfl.LayersModel;
+  }> {
     const dir = freshDir();
     const model = sequential(6, 5, 11);
     await model.save(fileSystem(dir));
@@ -263,7 +283,9 @@ describe('fileSystem errors name the file', () => {
   it('missing model.json', async () => {
     const dir = await saved();
     fs.unlinkSync(path.join(dir, 'model.json'));
-    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(`${path.join(dir, 'model.json')} does not exist`);
+    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(
+      `${path.join(dir, 'model.json')} does not exist`,
+    );
   });
 
   it('model.json that is not JSON', async () => {
@@ -294,7 +316,9 @@ describe('fileSystem errors name the file', () => {
     const json = JSON.parse(fs.readFileSync(file, 'utf8'));
     json.weightsManifest = [{ weights: [] }];
     fs.writeFileSync(file, JSON.stringify(json));
-    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(/weightsManifest\[0\] must have "paths"/);
+    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(
+      /weightsManifest\[0\] must have "paths"/,
+    );
   });
 
   it('missing shard', async () => {

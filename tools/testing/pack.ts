@@ -1,0 +1,225 @@
+// Installs built workspace packages the way a user gets them: `npm pack`, then
+// `npm install` of the tarballs into an empty project outside the workspace,
+// without network. Tests then run Node *inside* that project (see
+// `runInProject`), so nothing resolves through workspace links or TS sources.
+//
+// Usage (from a package's test, after its build):
+//
+//   const project = await packAndInstall([path.join(__dirname, '..')]);
+//   try {
+//     const out = runInProject(project.dir, 'check.mjs', `import { x } from '@normprune/foo'; ...`);
+//   } finally {
+//     project.cleanup();
+//   }
+//
+// Packages a tarball depends on that are not on a registry (sibling
+// @normprune packages) must be passed in `packageDirs` too: npm satisfies
+// `"@normprune/layers": "0.1.0"` with the tarball installed next to it.
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const WORKSPACE = path.resolve(__dirname, '..', '..');
+
+/** The tfjs packages installed next to the tarballs unless `deps` says otherwise. */
+export const TFJS_PEERS = [
+  '@tensorflow/tfjs-core',
+  '@tensorflow/tfjs-layers',
+  '@tensorflow/tfjs-backend-cpu',
+  '@tensorflow/tfjs-backend-wasm',
+];
+
+/** A temporary project with the packed packages installed. */
+export interface PackedProject {
+  /** The project directory: run `node` here. */
+  dir: string;
+  /** The tarballs `npm pack` produced, in the order of `packageDirs`. */
+  tarballs: string[];
+  /**
+   * How the third-party dependencies got there: `'cache'` when npm installed
+   * them from its cache (`--offline`), `'linked'` when the cache lacked them
+   * and the workspace's own copies were symlinked in.
+   */
+  mode: 'cache' | 'linked';
+  /** Deletes the project and the tarballs. */
+  cleanup(): void;
+}
+
+/** Options of {@link packAndInstall}. */
+export interface PackOptions {
+  /**
+   * Registry packages to install next to the tarballs, as names (the version
+   * the workspace has installed is used, so the npm cache that `npm ci` filled
+   * has it) or `name@version` specs. Default: {@link TFJS_PEERS}.
+   */
+  deps?: string[];
+  /** npm cache directory (tests of this helper use an empty one to force the fallback). */
+  npmCache?: string;
+}
+
+/**
+ * The environment for nested npm runs. When the tests themselves run under
+ * `npm test`, npm exports its settings (workspace, prefix, ...) as
+ * `npm_config_*` variables that would redirect the nested install into the
+ * workspace; keep only the cache location.
+ */
+function npmEnv(cache?: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (/^npm_/i.test(k) && !/^npm_config_(cache|userconfig)$/i.test(k)) continue;
+    env[k] = v;
+  }
+  env.npm_config_update_notifier = 'false';
+  env.npm_config_fund = 'false';
+  env.npm_config_audit = 'false';
+  if (cache) env.npm_config_cache = cache;
+  return env;
+}
+
+function npm(args: string[], cwd: string, cache?: string): string {
+  try {
+    return execFileSync('npm', args, {
+      cwd,
+      env: npmEnv(cache),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  } catch (e) {
+    const err = e as { stderr?: string; stdout?: string; message: string };
+    throw new Error(`npm ${args.join(' ')} (in ${cwd}) failed:\n${err.stderr || err.stdout || err.message}`);
+  }
+}
+
+function newestMtime(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/** Refuses to pack a package whose build is missing or older than its sources. */
+function assertBuilt(pkgDir: string): void {
+  const dist = path.join(pkgDir, 'dist');
+  const src = path.join(pkgDir, 'src');
+  const build = `run \`npx nx run ${path.basename(pkgDir)}:build\` first (the test target depends on it)`;
+  if (
+    !fs.existsSync(path.join(dist, 'cjs', 'index.js')) ||
+    !fs.existsSync(path.join(dist, 'esm', 'index.js'))
+  ) {
+    throw new Error(`${pkgDir} is not built: ${build}`);
+  }
+  if (fs.existsSync(src) && newestMtime(src) > fs.statSync(path.join(dist, 'cjs', 'index.js')).mtimeMs) {
+    throw new Error(`${pkgDir}/dist is older than its sources: ${build}`);
+  }
+}
+
+/** `name` -> `name@<installed version>`; `name@x` stays as given. */
+function pinned(dep: string): string {
+  if (dep.lastIndexOf('@') > 0) return dep;
+  const manifest = path.join(WORKSPACE, 'node_modules', dep, 'package.json');
+  if (!fs.existsSync(manifest)) throw new Error(`packAndInstall: ${dep} is not installed in the workspace`);
+  return `${dep}@${JSON.parse(fs.readFileSync(manifest, 'utf8')).version}`;
+}
+
+function depName(spec: string): string {
+  const at = spec.lastIndexOf('@');
+  return at > 0 ? spec.slice(0, at) : spec;
+}
+
+/**
+ * Packs each (built) package directory with `npm pack`, creates an empty
+ * project in the OS temp dir, and installs the tarballs there together with
+ * the registry packages in `deps` (the tfjs peers by default), never touching
+ * the network:
+ *
+ * 1. `npm install --offline <tarballs> <deps>`: everything from the npm cache
+ *    that `npm ci` filled. This is what a user's install does, minus network.
+ * 2. If the cache cannot serve a dependency (ENOTCACHED, e.g. a cache cleaned
+ *    since `npm ci`), the tarballs are installed with `--legacy-peer-deps` (so
+ *    npm does not fetch their peers) and each dependency is then symlinked
+ *    from the workspace's node_modules. Symlinking happens after the install
+ *    because npm prunes packages it did not install itself.
+ *
+ * Takes a few seconds; call it once per test file (`beforeAll`).
+ */
+export async function packAndInstall(
+  packageDirs: string[],
+  options: PackOptions = {},
+): Promise<PackedProject> {
+  const dirs = packageDirs.map((d) => path.resolve(d));
+  dirs.forEach(assertBuilt);
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-pack-'));
+  const cleanup = () => fs.rmSync(root, { recursive: true, force: true });
+  try {
+    const tarDir = path.join(root, 'tarballs');
+    const dir = path.join(root, 'project');
+    fs.mkdirSync(tarDir);
+    fs.mkdirSync(dir);
+    const tarballs = dirs.map((pkgDir) => {
+      const out = JSON.parse(
+        npm(['pack', '--json', '--ignore-scripts', '--pack-destination', tarDir], pkgDir, options.npmCache),
+      );
+      return path.join(tarDir, out[0].filename);
+    });
+    fs.writeFileSync(
+      path.join(dir, 'package.json'),
+      JSON.stringify({ name: 'normprune-pack-test', version: '0.0.0', private: true }, null, 2),
+    );
+    const deps = (options.deps ?? TFJS_PEERS).map(pinned);
+    const common = [
+      'install',
+      '--offline',
+      '--no-audit',
+      '--no-fund',
+      '--ignore-scripts',
+      '--no-package-lock',
+    ];
+    let mode: PackedProject['mode'] = 'cache';
+    try {
+      npm([...common, ...tarballs, ...deps], dir, options.npmCache);
+    } catch (e) {
+      // npm reports a packument missing from the cache as ENOTCACHED, or, when
+      // resolving peers, as an ERESOLVE on `<name>@undefined`.
+      if (!/ENOTCACHED|only-if-cached|@undefined/i.test((e as Error).message)) throw e;
+      mode = 'linked';
+      npm([...common, '--legacy-peer-deps', ...tarballs], dir, options.npmCache);
+      for (const dep of deps.map(depName)) {
+        const target = path.join(dir, 'node_modules', dep);
+        if (fs.existsSync(target)) continue;
+        fs.mkdirSync(path.dirname(target), { recursive: true });
+        fs.symlinkSync(path.join(WORKSPACE, 'node_modules', dep), target, 'junction');
+      }
+    }
+    return { dir, tarballs, mode, cleanup };
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+}
+
+/**
+ * Writes `source` to `file` inside the project and runs it with Node there
+ * (`.cjs` / `.mjs` decide the module system). Returns stdout; throws with
+ * stderr when the script fails.
+ */
+export function runInProject(dir: string, file: string, source: string, env: NodeJS.ProcessEnv = {}): string {
+  const script = path.join(dir, file);
+  fs.writeFileSync(script, source);
+  // Run from another directory so that resolving from the cwd, instead of
+  // from the installed package, would fail.
+  const run = spawnSync(process.execPath, [script], {
+    cwd: os.tmpdir(),
+    env: { ...npmEnv(), NODE_PATH: '', ...env },
+    encoding: 'utf8',
+    timeout: 60000,
+  });
+  if (run.status !== 0) {
+    throw new Error(
+      `node ${file} failed (status ${run.status}${run.signal ? `, ${run.signal}` : ''}):\n${run.stderr}\n${run.stdout}`,
+    );
+  }
+  return run.stdout;
+}
