@@ -1,5 +1,8 @@
 // @normprune/surgery: turn exactly-zero groups into a physically smaller,
-// ordinary TensorFlow.js model, and count what was gained.
+// ordinary TensorFlow.js model, count what was gained, keep the zeros while
+// fine-tuning, and store the result densely or sparsely.
 export { analyze, formatAnalysis, type AnalyzeOptions, type Counts, type GroupCount, type LayerAnalysis, type ModelAnalysis } from './analyze.js';
 export { prune, type PruneOptions, type PruneReport } from './prune.js';
 export type { LayerPruneResult } from './rebuild.js';
+export { kernelMask, type KernelMask } from './mask.js';
+export { exportModel, loadSparseModel, type ExportOptions, type SparseWeightEntry } from './export.js';

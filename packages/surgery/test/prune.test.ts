@@ -210,6 +210,27 @@ describe('prune: residual Add', () => {
   });
 });
 
+describe('prune: Concatenate', () => {
+  it('maps channels through concatenation offsets', () => {
+    const input = tfl.input({ shape: [6, 6, 2] });
+    const a = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a' }).apply(input) as tfl.SymbolicTensor;
+    const b = tfl.layers.conv2d({ filters: 3, kernelSize: 1, activation: 'relu', name: 'b' }).apply(input) as tfl.SymbolicTensor;
+    const cat = tfl.layers.concatenate({ name: 'cat' }).apply([a, b]) as tfl.SymbolicTensor;
+    const c = tfl.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'valid', name: 'c' }).apply(cat) as tfl.SymbolicTensor;
+    const flat = tfl.layers.flatten().apply(c) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: out });
+    const r = rng(8);
+    fillAll(m, 'bias', () => r());
+    zeroUnits(m, 'a', [1]); // constant, folded into c ('valid')
+    zeroInputs(m, 'c', [4 + 2]); // b's filter 2 (concat channel 6): unused
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect([unitsOf(model, 'a'), unitsOf(model, 'b'), unitsOf(model, 'c')]).toEqual([3, 2, 5]);
+    expect(report.layers.find((l) => l.name === 'c')!.inputsRemoved).toBe(2);
+  });
+});
+
 describe('prune: constants ahead of a convolution', () => {
   function twoConvs(padding: 'same' | 'valid', kernelSize: number): tfl.Sequential {
     return tfl.sequential({

@@ -1,0 +1,279 @@
+// Writing pruned models to disk.
+//
+// 'tfjs': the standard model.json + weight shards (through @normprune/runtime's
+// fileSystem handler), which any TensorFlow.js program loads.
+//
+// 'sparse': the same model.json topology, plus
+//   sparse.json  {"format": "normprune-sparse", "version": 1, "data": "sparse.bin",
+//                 "weights": [SparseWeightEntry, ...]}
+//   sparse.bin   for each weight, in order: [bitmask][values]
+// A weight of rank >= 2 is seen as groups over its last two axes (cin, cout):
+// a Conv2D 2-D kernel [:, :, i, o] or a single Dense weight [i, o]. With
+// encoding 'bitmask', one bit per group (index i * cout + o, bit (index & 7)
+// of byte (index >> 3)) says whether the group is stored; then the stored
+// groups' values follow, group by group in that index order, each group's
+// K = prod(leading axes) values in row-major order of the leading axes.
+// Weights where that would not save space are stored 'dense' (row-major).
+// Values are float32 or, with float16, IEEE half precision, little-endian.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fold } from '@normprune/layers';
+import { fileSystem } from '@normprune/runtime';
+import { hasDecomposed } from './folding.js';
+
+/** Options of {@link exportModel}. */
+export interface ExportOptions {
+  /** 'tfjs' (default): standard TensorFlow.js files. 'sparse': zero groups stored as a bitmask. */
+  format?: 'tfjs' | 'sparse';
+  /** Store weights as IEEE float16 (half the bytes, ~3 significant digits). Default false. */
+  float16?: boolean;
+}
+
+/** One weight in `sparse.json`. */
+export interface SparseWeightEntry {
+  /** The tfjs weight name (as in a standard weights manifest). */
+  name: string;
+  shape: number[];
+  encoding: 'dense' | 'bitmask';
+  /** Storage type of the values. */
+  valueDtype: 'float32' | 'float16';
+  /** Byte offset of this weight's record in sparse.bin. */
+  offset: number;
+  /** Bitmask bytes (0 for 'dense'), then `values` values. */
+  maskBytes: number;
+  values: number;
+}
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+
+/** float32 -> IEEE half bits, round to nearest even (the same values tfjs' float16 decoder reads back). */
+export function toFloat16(v: number): number {
+  f32[0] = v;
+  const x = u32[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let half = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const mid = 1 << (shift - 1);
+    if (rem > mid || (rem === mid && half & 1)) half++;
+    return sign | half;
+  }
+  let half = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
+  return sign | half;
+}
+
+/** IEEE half bits -> number. */
+export function fromFloat16(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+function encodeValues(values: Float32Array, float16: boolean): Uint8Array {
+  if (!float16) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = toFloat16(values[i]);
+  return new Uint8Array(out.buffer);
+}
+
+function decodeValues(bytes: Uint8Array, count: number, float16: boolean): Float32Array {
+  // A copy: Node Buffers are views into a shared pool, at any alignment.
+  const copy = new Uint8Array(bytes.subarray(0, count * (float16 ? 2 : 4))).buffer;
+  if (!float16) return new Float32Array(copy);
+  const h = new Uint16Array(copy);
+  return Float32Array.from(h, fromFloat16);
+}
+
+async function captureArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
+  let captured: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (a) => {
+      captured = a;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  return captured!;
+}
+
+function splitWeights(a: tf.io.ModelArtifacts): { spec: tf.io.WeightsManifestEntry; values: Float32Array }[] {
+  const data = tf.io.CompositeArrayBuffer.join(a.weightData!);
+  let off = 0;
+  return (a.weightSpecs ?? []).map((spec) => {
+    if (spec.dtype !== 'float32' || spec.quantization) throw new Error(`exportModel: weight '${spec.name}' is ${spec.dtype}; only float32 weights are supported`);
+    const n = spec.shape.reduce((x, y) => x * y, 1);
+    const values = new Float32Array(data.slice(off, off + 4 * n));
+    off += 4 * n;
+    return { spec, values };
+  });
+}
+
+async function sizes(files: string[]): Promise<number> {
+  let total = 0;
+  for (const f of files) total += (await fs.promises.stat(f)).size;
+  return total;
+}
+
+/**
+ * Saves a model under `dir` and returns the bytes on disk and the files written. Decomposed
+ * layers are folded first, so the files contain only standard layers. `'tfjs'` loads with
+ * plain `tfl.loadLayersModel` (e.g. through `fileSystem(dir)` from @normprune/runtime);
+ * `'sparse'` loads with {@link loadSparseModel}.
+ */
+export async function exportModel(model: tfl.LayersModel, dir: string, options: ExportOptions = {}): Promise<{ bytes: number; files: string[] }> {
+  const format = options.format ?? 'tfjs';
+  const float16 = options.float16 ?? false;
+  if (format !== 'tfjs' && format !== 'sparse') throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
+  const plain = hasDecomposed(model) ? fold(model) : model;
+  try {
+    const artifacts = await captureArtifacts(plain);
+    const weights = splitWeights(artifacts);
+    await fs.promises.mkdir(dir, { recursive: true });
+    if (format === 'tfjs') {
+      const specs = weights.map(({ spec }) => (float16 ? { ...spec, quantization: { dtype: 'float16' as const } } : spec));
+      const chunks = weights.map(({ values }) => encodeValues(values, float16));
+      const data = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
+      let off = 0;
+      for (const c of chunks) {
+        data.set(c, off);
+        off += c.length;
+      }
+      await fileSystem(dir).save!({ ...artifacts, weightSpecs: specs, weightData: data.buffer });
+      const json = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8'));
+      const files = [path.join(dir, 'model.json'), ...json.weightsManifest.flatMap((g: any) => g.paths.map((p: string) => path.join(dir, p)))];
+      return { bytes: await sizes(files), files };
+    }
+
+    const entries: SparseWeightEntry[] = [];
+    const chunks: Uint8Array[] = [];
+    let offset = 0;
+    for (const { spec, values } of weights) {
+      const shape = spec.shape;
+      const valueBytes = float16 ? 2 : 4;
+      let encoding: SparseWeightEntry['encoding'] = 'dense';
+      let record = encodeValues(values, float16);
+      let maskBytes = 0;
+      let count = values.length;
+      if (shape.length >= 2) {
+        const cin = shape[shape.length - 2];
+        const cout = shape[shape.length - 1];
+        const groups = cin * cout;
+        const K = values.length / groups;
+        const mask = new Uint8Array(Math.ceil(groups / 8));
+        let live = 0;
+        for (let q = 0; q < groups; q++) {
+          let nz = false;
+          for (let k = 0; k < K && !nz; k++) nz = values[k * groups + q] !== 0;
+          if (nz) {
+            mask[q >> 3] |= 1 << (q & 7);
+            live++;
+          }
+        }
+        if (mask.length + live * K * valueBytes < values.length * valueBytes) {
+          const packed = new Float32Array(live * K);
+          let p = 0;
+          for (let q = 0; q < groups; q++) {
+            if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
+            for (let k = 0; k < K; k++) packed[p++] = values[k * groups + q];
+          }
+          const vals = encodeValues(packed, float16);
+          record = new Uint8Array(mask.length + vals.length);
+          record.set(mask, 0);
+          record.set(vals, mask.length);
+          encoding = 'bitmask';
+          maskBytes = mask.length;
+          count = live * K;
+        }
+      }
+      entries.push({ name: spec.name, shape, encoding, valueDtype: float16 ? 'float16' : 'float32', offset, maskBytes, values: count });
+      chunks.push(record);
+      offset += record.length;
+    }
+    const bin = new Uint8Array(offset);
+    let off = 0;
+    for (const c of chunks) {
+      bin.set(c, off);
+      off += c.length;
+    }
+    const files = [path.join(dir, 'model.json'), path.join(dir, 'sparse.json'), path.join(dir, 'sparse.bin')];
+    const modelJson = {
+      modelTopology: artifacts.modelTopology,
+      format: artifacts.format,
+      generatedBy: artifacts.generatedBy,
+      convertedBy: 'normprune-surgery (sparse weights in sparse.json / sparse.bin: load with loadSparseModel)',
+      weightsManifest: [],
+    };
+    await fs.promises.writeFile(files[2], bin);
+    await fs.promises.writeFile(files[1], JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }));
+    await fs.promises.writeFile(files[0], JSON.stringify(modelJson));
+    return { bytes: await sizes(files), files };
+  } finally {
+    if (plain !== model) plain.dispose();
+  }
+}
+
+/** Loads a model written by `exportModel(model, dir, { format: 'sparse' })`. */
+export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
+  const read = async (f: string) => {
+    try {
+      return await fs.promises.readFile(path.join(dir, f));
+    } catch (e) {
+      throw new Error(`loadSparseModel: cannot read ${path.join(dir, f)}: ${(e as Error).message}`);
+    }
+  };
+  const modelJson = JSON.parse((await read('model.json')).toString('utf8'));
+  const manifest = JSON.parse((await read('sparse.json')).toString('utf8'));
+  if (manifest.format !== 'normprune-sparse' || manifest.version !== 1) {
+    throw new Error(`loadSparseModel: ${path.join(dir, 'sparse.json')} is not a normprune-sparse v1 manifest`);
+  }
+  const bin = await read(manifest.data);
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const arrays: Float32Array[] = [];
+  for (const w of manifest.weights as SparseWeightEntry[]) {
+    const float16 = w.valueDtype === 'float16';
+    const size = w.shape.reduce((a, b) => a * b, 1);
+    const end = w.offset + w.maskBytes + w.values * (float16 ? 2 : 4);
+    if (end > bin.length) throw new Error(`loadSparseModel: ${manifest.data} is truncated (weight '${w.name}' needs bytes up to ${end}, file has ${bin.length})`);
+    const vals = decodeValues(bin.subarray(w.offset + w.maskBytes), w.values, float16);
+    let out: Float32Array;
+    if (w.encoding === 'dense') out = vals;
+    else {
+      const cin = w.shape[w.shape.length - 2];
+      const cout = w.shape[w.shape.length - 1];
+      const groups = cin * cout;
+      const K = size / groups;
+      const mask = bin.subarray(w.offset, w.offset + w.maskBytes);
+      out = new Float32Array(size);
+      let p = 0;
+      for (let q = 0; q < groups; q++) {
+        if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
+        for (let k = 0; k < K; k++) out[k * groups + q] = vals[p++];
+      }
+      if (p !== w.values) throw new Error(`loadSparseModel: weight '${w.name}': bitmask and value count disagree`);
+    }
+    specs.push({ name: w.name, shape: w.shape, dtype: 'float32' });
+    arrays.push(out);
+  }
+  const data = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
+  let off = 0;
+  for (const a of arrays) {
+    data.set(a, off);
+    off += a.length;
+  }
+  return tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: specs, weightData: data.buffer }));
+}

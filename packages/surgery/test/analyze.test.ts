@@ -1,0 +1,90 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { analyze, prune } from '../src/index';
+import { fillAll, zeroKernelWhere, zeroUnits } from './helpers';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+// 6x6x2 -> conv 3 filters 3x3 valid (4x4x3) -> flatten (48) -> dense 2, all biases 1.
+function smallConvNet(): tfl.Sequential {
+  const m = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, name: 'conv', kernelInitializer: tfl.initializers.ones() }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 2, name: 'dense', kernelInitializer: tfl.initializers.ones() }),
+    ],
+  });
+  fillAll(m, 'bias', () => 1);
+  return m;
+}
+
+describe('analyze', () => {
+  it('counts an MLP by hand: 4 -> 3 -> 2', () => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ units: 3, inputShape: [4], name: 'a', kernelInitializer: tfl.initializers.ones(), biasInitializer: tfl.initializers.ones() }),
+        tfl.layers.dense({ units: 2, name: 'b', kernelInitializer: tfl.initializers.ones() }),
+      ],
+    });
+    // a: row 1 and column 0 zero -> 3 + 4 - 1 = 6 weights in zero groups.
+    zeroKernelWhere(m, 'a', (i, o) => i === 1 || o === 0);
+    const a = analyze(m);
+    expect(a.layers.map((l) => [l.params, l.macs])).toEqual([
+      [4 * 3 + 3, 4 * 3],
+      [3 * 2 + 2, 3 * 2],
+    ]);
+    expect(a.total).toEqual({ params: 23, nonzeros: 6 + 3 + 6, macs: 18, nonzeroMacs: 6 + 6, zeroGroupParams: 6 });
+    expect(a.layers[0].groups).toEqual([
+      { kind: 'neuron', total: 3, dead: 1 },
+      { kind: 'input', total: 4, dead: 1 },
+    ]);
+    expect(a.table()).toMatch(/total\s+23\s+15\s+18\s+12/);
+  });
+
+  it('counts a conv net by hand, before and after pruning a filter', () => {
+    const m = smallConvNet();
+    zeroUnits(m, 'conv', [1]);
+    zeroKernelWhere(m, 'conv', (i, o) => i === 0 && o === 0);
+    const a = analyze(m);
+    const conv = a.layers[0];
+    expect(conv.params).toBe(3 * 3 * 2 * 3 + 3);
+    expect(conv.macs).toBe(3 * 3 * 2 * 3 * 4 * 4);
+    expect(conv.nonzeros).toBe(54 - 18 - 9 + 3);
+    expect(conv.nonzeroMacs).toBe((54 - 27) * 16);
+    expect(conv.zeroGroupParams).toBe(27);
+    expect(conv.groups).toEqual([
+      { kind: 'filter', total: 3, dead: 1 },
+      { kind: 'kernel', total: 6, dead: 3 },
+    ]);
+    expect(a.layers[2].params).toBe(48 * 2 + 2);
+    expect(a.layers[2].macs).toBe(96);
+    expect(a.total.params).toBe(155);
+    expect(a.total.macs).toBe(960);
+
+    const { model, report } = prune(m);
+    const b = analyze(model);
+    expect(b.layers[0].params).toBe(3 * 3 * 2 * 2 + 2);
+    expect(b.layers[0].macs).toBe(3 * 3 * 2 * 2 * 16);
+    expect(b.layers[2].params).toBe(32 * 2 + 2);
+    expect(b.total).toEqual({ params: 104, nonzeros: 104 - 9, macs: 640, nonzeroMacs: 640 - 9 * 16, zeroGroupParams: 9 });
+    expect(report.paramsBefore).toBe(155);
+    expect(report.paramsAfter).toBe(95);
+    expect(report.compression).toBeCloseTo(1 - 95 / 155, 12);
+    expect(report.macsSpeedup).toBeCloseTo(960 / (640 - 144), 12);
+  });
+
+  it('counts BatchNormalization parameters (4 per channel) without MACs', () => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [5, 5, 1], filters: 4, kernelSize: 3, padding: 'same', name: 'c' }),
+        tfl.layers.batchNormalization({ name: 'bn' }),
+      ],
+    });
+    const bn = analyze(m).layers[1];
+    expect([bn.params, bn.macs, bn.groups]).toEqual([16, 0, []]);
+    expect(analyze(m).layers[0].macs).toBe(9 * 4 * 25);
+  });
+});

@@ -1,0 +1,137 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { exportModel, loadSparseModel, prune } from '../src/index';
+import { toFloat16, fromFloat16 } from '../src/export';
+import { maxDiff } from '../../../tools/testing/leaks';
+import { fillAll, lenet5, rng, zeroKernelWhere, zeroUnits } from './helpers';
+
+const root = path.join(__dirname, '..', '..', '..');
+let tmp: string;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-surgery-export-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+function prunedLenet(): tfl.LayersModel {
+  const m = lenet5(true);
+  const r = rng(9);
+  fillAll(m, 'bias', () => r() - 0.5);
+  zeroUnits(m, 'conv2', [0, 3]);
+  zeroUnits(m, 'fc1', [1, 2, 3, 5, 8, 13]);
+  // Kernel granularity: 60% of conv2's 2-D kernels and most fc1 weights dead.
+  zeroKernelWhere(m, 'conv2', (i, o) => (i * 7 + o * 3) % 5 < 3);
+  zeroKernelWhere(m, 'fc1', (i, o) => (i + 2 * o) % 5 !== 0);
+  return prune(m).model;
+}
+
+const input = () => tf.randomNormal([3, 28, 28, 1], 0, 1, 'float32', 5);
+
+function predict(m: tfl.LayersModel): Float32Array {
+  return tf.tidy(() => (m.predict(input()) as tf.Tensor).dataSync() as Float32Array);
+}
+
+/** Loads `dir` in a fresh Node process that has only tfjs (no normprune code, no custom classes) and predicts. */
+function predictInPlainTfjs(dir: string): number[] {
+  const x = Array.from(tf.tidy(() => input().dataSync()));
+  const script = `
+    const tf = require('@tensorflow/tfjs-core');
+    require('@tensorflow/tfjs-backend-cpu');
+    const tfl = require('@tensorflow/tfjs-layers');
+    const fs = require('fs'), path = require('path');
+    (async () => {
+      await tf.setBackend('cpu');
+      const dir = process.argv[1];
+      const json = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+      const specs = json.weightsManifest.flatMap((g) => g.weights);
+      const data = Buffer.concat(json.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(dir, p)))));
+      const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
+      const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: buf }));
+      const x = tf.tensor(JSON.parse(process.argv[2]), [3, 28, 28, 1]);
+      process.stdout.write(JSON.stringify(Array.from(model.predict(x).dataSync())));
+    })().catch((e) => { console.error(e); process.exit(1); });`;
+  const out = execFileSync(process.execPath, ['-e', script, dir, JSON.stringify(x)], { cwd: root, encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+describe('float16', () => {
+  it('rounds like IEEE half precision', () => {
+    for (const v of [0, 1, -2.5, 65504, 1e-7, 6.1e-5, 0.1, -3.14159]) {
+      const back = fromFloat16(toFloat16(v));
+      expect(Math.abs(back - v)).toBeLessThanOrEqual(Math.max(Math.abs(v) * 2 ** -11, 2 ** -25));
+    }
+    expect(toFloat16(1)).toBe(0x3c00);
+    expect(toFloat16(-2)).toBe(0xc000);
+    expect(toFloat16(1e6)).toBe(0x7c00);
+  });
+});
+
+describe('exportModel', () => {
+  it("'tfjs' loads in a plain TensorFlow.js process and predicts the same", async () => {
+    const model = prunedLenet();
+    const dir = path.join(tmp, 'tfjs');
+    const { bytes, files } = await exportModel(model, dir);
+    expect(files.map((f) => path.basename(f))).toEqual(['model.json', 'group1-shard1of1.bin']);
+    expect(bytes).toBe(files.reduce((a, f) => a + fs.statSync(f).size, 0));
+    const ours = predict(model);
+    expect(maxDiff(ours, predictInPlainTfjs(dir)).abs).toBeLessThan(1e-6);
+  });
+
+  it("'tfjs' with float16 halves the weight bytes and still loads in plain TensorFlow.js", async () => {
+    const model = prunedLenet();
+    const full = await exportModel(model, path.join(tmp, 'f32'));
+    const dir = path.join(tmp, 'f16');
+    const half = await exportModel(model, dir, { float16: true });
+    const shard = (r: { files: string[] }) => fs.statSync(r.files[1]).size;
+    expect(shard(half)).toBe(shard(full) / 2);
+    const ours = predict(model);
+    const { abs } = maxDiff(ours, predictInPlainTfjs(dir));
+    expect(abs).toBeLessThan(2e-2 * Math.max(1, ...Array.from(ours, Math.abs)));
+  });
+
+  it("'sparse' round-trips exactly and is smaller than 'tfjs'", async () => {
+    const model = prunedLenet();
+    const dense = await exportModel(model, path.join(tmp, 'dense-ref'));
+    const dir = path.join(tmp, 'sparse');
+    const sparse = await exportModel(model, dir, { format: 'sparse' });
+    expect(sparse.files.map((f) => path.basename(f))).toEqual(['model.json', 'sparse.json', 'sparse.bin']);
+    expect(sparse.bytes).toBeLessThan(dense.bytes);
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, 'sparse.json'), 'utf8'));
+    expect(manifest.weights.find((w: any) => w.name.startsWith('conv2/kernel')).encoding).toBe('bitmask');
+    const loaded = await loadSparseModel(dir);
+    for (const layer of model.layers) {
+      const a = layer.getWeights();
+      const b = loaded.getLayer(layer.name).getWeights();
+      a.forEach((t, i) => expect(Array.from(b[i].dataSync())).toEqual(Array.from(t.dataSync())));
+    }
+    expect(maxDiff(predict(model), predict(loaded)).abs).toBe(0);
+  });
+
+  it("'sparse' with float16", async () => {
+    const model = prunedLenet();
+    const dir = path.join(tmp, 'sparse16');
+    const r32 = await exportModel(model, path.join(tmp, 'sparse32'), { format: 'sparse' });
+    const r16 = await exportModel(model, dir, { format: 'sparse', float16: true });
+    const bin = (r: { files: string[] }) => fs.statSync(r.files[2]).size;
+    expect(r16.bytes).toBeLessThan(r32.bytes);
+    expect(bin(r16)).toBeLessThan(bin(r32) * 0.6);
+    const loaded = await loadSparseModel(dir);
+    const ours = predict(model);
+    expect(maxDiff(ours, predict(loaded)).abs).toBeLessThan(2e-2 * Math.max(1, ...Array.from(ours, Math.abs)));
+  });
+
+  it('reports a truncated sparse file by name', async () => {
+    const model = prunedLenet();
+    const dir = path.join(tmp, 'broken');
+    await exportModel(model, dir, { format: 'sparse' });
+    const bin = path.join(dir, 'sparse.bin');
+    fs.truncateSync(bin, 100);
+    await expect(loadSparseModel(dir)).rejects.toThrow(/sparse.bin is truncated/);
+  });
+});

@@ -1,0 +1,59 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { kernelMask, prune } from '../src/index';
+import { expectNoLeak } from '../../../tools/testing/leaks';
+import { lenet5, zeroKernelWhere, zeroUnits } from './helpers';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+function zeroCount(t: tf.Tensor): number {
+  return Array.from(t.dataSync()).filter((v) => v === 0).length;
+}
+
+describe('kernelMask', () => {
+  it('keeps pruned 2-D kernels at zero through model.fit with Adam', async () => {
+    const m = lenet5(true);
+    zeroUnits(m, 'conv2', [1]);
+    zeroKernelWhere(m, 'conv2', (i, o) => (i * 3 + o) % 4 === 0);
+    zeroKernelWhere(m, 'fc1', (i, o) => (i + o) % 5 === 0);
+    const { model } = prune(m);
+    const mask = kernelMask(model);
+    const conv2Zeros = zeroCount(model.getLayer('conv2').getWeights()[0]);
+    expect(conv2Zeros).toBeGreaterThan(0);
+    expect(mask.layers.find((l) => l.name === 'conv2')!.zeros).toBe(conv2Zeros);
+    const before = model.getLayer('conv2').getWeights()[0].dataSync().slice();
+
+    model.compile({ optimizer: tf.train.adam(0.01), loss: 'sparseCategoricalCrossentropy' });
+    const xs = tf.randomNormal([8, 28, 28, 1], 0, 1, 'float32', 4);
+    const ys = tf.tensor1d(Array.from({ length: 8 }, (_, i) => i % 10), 'float32');
+    // The first fit creates Adam's moment tensors; from then on training must keep numTensors flat.
+    await model.fit(xs, ys, { epochs: 1, batchSize: 4, callbacks: [mask.callback], verbose: 0 });
+    await expectNoLeak(async () => {
+      await model.fit(xs, ys, { epochs: 1, batchSize: 4, callbacks: [mask.callback], verbose: 0 });
+    }, 0);
+    const after = model.getLayer('conv2').getWeights()[0].dataSync();
+    expect(zeroCount(model.getLayer('conv2').getWeights()[0])).toBe(conv2Zeros);
+    for (let i = 0; i < before.length; i++) if (before[i] === 0) expect(Math.abs(after[i])).toBe(0);
+    // The live weights did train.
+    expect(Array.from(after).some((v, i) => v !== before[i])).toBe(true);
+    tf.dispose([xs, ys]);
+    mask.dispose();
+  });
+
+  it('apply() restores zeros after a custom optimiser step', () => {
+    const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [4], name: 'd' })] });
+    zeroKernelWhere(m, 'd', (i) => i === 2);
+    const mask = kernelMask(m);
+    const opt = tf.train.sgd(0.5);
+    const x = tf.ones([2, 4]);
+    opt.minimize(() => tf.sum(m.predict(x) as tf.Tensor) as tf.Scalar);
+    expect(zeroCount(m.getLayer('d').getWeights()[0])).toBe(0);
+    mask.apply();
+    expect(zeroCount(m.getLayer('d').getWeights()[0])).toBe(3);
+    tf.dispose(x);
+    mask.dispose();
+  });
+});
