@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 /** Shard size of the tfjs converter and of tfjs's browser `downloads://` writer. */
 const SHARD_BYTES = 4 * 1024 * 1024;
 const MODEL_JSON = 'model.json';
+/** Above this many weight bytes, load hands tfjs the shards as a list instead of copying them into one buffer. */
+const JOIN_LIMIT = 1 << 30;
 /** Shards this handler writes, and the backups an interrupted overwrite may leave referenced. */
 const OWN_SHARD = /^(\.prev-[0-9a-f-]+-)?group\d+-shard\d+of\d+\.bin$/;
 
@@ -310,7 +312,12 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
           throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
         }
         got += data.byteLength;
-        buffers.push(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength) as ArrayBuffer);
+        const whole = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength;
+        buffers.push(
+          (whole
+            ? data.buffer
+            : data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) as ArrayBuffer,
+        );
       }
       const want = expectedBytes(group.weights);
       if (want !== undefined && got !== want) {
@@ -323,7 +330,16 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       }
       specs.push(...group.weights);
     }
-    return [specs, buffers];
+    // tfjs accepts a list of buffers (needed beyond 2 GB), but code reading
+    // artifacts often expects one ArrayBuffer: give it one while that is cheap.
+    const total = buffers.reduce((n, b) => n + b.byteLength, 0);
+    const weightData: tf.io.WeightData =
+      buffers.length === 1
+        ? buffers[0]
+        : total <= JOIN_LIMIT
+          ? tf.io.CompositeArrayBuffer.join(buffers)
+          : buffers;
+    return [specs, weightData];
   });
 }
 

@@ -140,6 +140,9 @@ describe('fileSystem round trip', () => {
     await model.save(fileSystem(dir));
     expect(listDir(dir)).toEqual(['group1-shard1of2.bin', 'group1-shard2of2.bin', 'model.json']);
     expect(fs.statSync(path.join(dir, 'group1-shard1of2.bin')).size).toBe(4 * 1024 * 1024);
+    const artifacts = await fileSystem(dir).load!();
+    expect(artifacts.weightData).toBeInstanceOf(ArrayBuffer);
+    expect((artifacts.weightData as ArrayBuffer).byteLength).toBe((1100 * 1000 + 1000) * 4);
     const loaded = await tfl.loadLayersModel(fileSystem(dir));
     const [a, b] = [model.getWeights()[0], loaded.getWeights()[0]];
     expect(tf.util.arraysEqual(a.dataSync(), b.dataSync())).toBe(true);
