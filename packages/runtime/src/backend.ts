@@ -152,10 +152,12 @@ function describe(info: BackendInfo): string {
         `training kernels ${info.trainingKernels ? 'on' : 'off'})`
       : '';
   let line = `normprune: using the ${info.backend} backend${details}`;
-  // Point at the fastest backend that failed, if it is faster than the one chosen.
-  const faster = info.fallbacks.find((f) => BACKENDS.indexOf(f.backend) < BACKENDS.indexOf(info.backend));
-  if (faster && faster.backend !== 'cpu') {
-    line += `; ${faster.backend} unavailable (${faster.error}); ${HINTS[faster.backend]}`;
+  // Point at one faster backend that failed: wasm when we ended on cpu (it
+  // installs from the registry alone), else tfjs-node.
+  const faster = info.fallbacks.filter((f) => BACKENDS.indexOf(f.backend) < BACKENDS.indexOf(info.backend));
+  const hint = faster.find((f) => f.backend === 'wasm') ?? faster.find((f) => f.backend === 'node');
+  if (hint && hint.backend !== 'cpu') {
+    line += `; ${hint.backend} unavailable (${hint.error}); ${HINTS[hint.backend]}`;
   }
   return line;
 }

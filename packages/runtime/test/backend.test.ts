@@ -98,7 +98,9 @@ describe('selectBackend (injected loaders)', () => {
     expect(tried).toEqual(['node', 'wasm', 'cpu']);
     expect(info.backend).toBe('cpu');
     expect(info.fallbacks.map((f) => f.backend)).toEqual(['node', 'wasm']);
-    expect(line).toMatch(/^normprune: using the cpu backend; node unavailable/);
+    expect(line).toMatch(
+      /^normprune: using the cpu backend; wasm unavailable \(@tensorflow\/tfjs-backend-wasm is not installed\); .*install @tensorflow\/tfjs-backend-wasm/,
+    );
   });
 
   it('mentions wasm when only wasm failed before cpu', async () => {
