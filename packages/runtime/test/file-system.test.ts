@@ -156,6 +156,17 @@ describe('fileSystem round trip', () => {
     for (const m of [model, loaded, small, reloaded]) m.dispose();
   });
 
+  it('round-trips a model without weights', async () => {
+    const dir = freshDir();
+    const model = tfl.sequential({ layers: [tfl.layers.flatten({ inputShape: [2, 3] })] });
+    await model.save(fileSystem(dir));
+    expect(listDir(dir)).toEqual(['model.json']);
+    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    expect(loaded.outputs[0].shape).toEqual([null, 6]);
+    model.dispose();
+    loaded.dispose();
+  });
+
   it('accepts a file:// URL and a path to model.json', async () => {
     const dir = freshDir();
     const model = sequential(2, 2, 3);
