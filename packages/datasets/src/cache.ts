@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -24,7 +24,17 @@ export function writeAtomic(final: string, chunks: Uint8Array[]): void {
   mkdirSync(dirname(final), { recursive: true });
   const tmp = tempPath(final);
   try {
-    writeFileSync(tmp, Buffer.concat(chunks));
+    // Chunk by chunk: concatenating 180 MB first would double the peak memory.
+    const fd = openSync(tmp, 'w');
+    try {
+      for (const c of chunks) {
+        let off = 0;
+        while (off < c.length) off += writeSync(fd, c, off, c.length - off);
+      }
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
     renameSync(tmp, final);
   } catch (e) {
     rmSync(tmp, { force: true });
