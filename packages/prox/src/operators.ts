@@ -54,3 +54,28 @@ export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
 
 /** Smallest positive normal float32: a divisor guard that never changes a nonzero float32 norm. */
 export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
+
+/**
+ * `sum(x^2, axes, keepDims = true)`, the squared norm of every group.
+ *
+ * On wasm a reduction over leading axes transposes the whole tensor first
+ * (2-5x the cost of the reduction itself for a Dense kernel); when the groups
+ * are the leading axes, an average pool over them (XNNPACK, vectorised along
+ * the contiguous trailing axes) does the same sum without the transpose.
+ * `method: 'auto'` picks the pool on wasm only; its float32 rounding differs
+ * from `tf.sum` by about 1e-6 relative.
+ */
+export function groupSumSquares(x: tf.Tensor, axes: number[], method: 'auto' | 'sum' | 'pool' = 'auto'): tf.Tensor {
+  const rank = x.rank;
+  const sorted = [...axes].sort((a, b) => a - b);
+  const leading = sorted.length > 0 && sorted.length < rank && sorted.every((a, i) => a === i);
+  const usePool = leading && (method === 'pool' || (method === 'auto' && tf.getBackend() === 'wasm'));
+  return tf.tidy(() => {
+    const sq = tf.square(x);
+    if (!usePool) return tf.sum(sq, axes, true);
+    const n = x.shape.slice(0, sorted.length).reduce((p, d) => p * d, 1);
+    const m = x.size / n;
+    const mean = tf.avgPool(tf.reshape(sq, [1, n, 1, m]) as tf.Tensor4D, [n, 1], 1, 'valid');
+    return tf.reshape(tf.mul(mean, n), x.shape.map((d, a) => (a < sorted.length ? 1 : d)));
+  });
+}

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { groupSoftThreshold, hardThreshold, nonnegSoftThreshold, softThreshold } from '../src/index.js';
+import { groupSumSquares } from '../src/operators.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
@@ -92,5 +93,24 @@ describe('proximal operators against their closed forms', () => {
       tf.dispose([softThreshold(v, 1), nonnegSoftThreshold(v, 1), hardThreshold(v, 1), groupSoftThreshold(v, 1, [0])]);
     });
     v.dispose();
+  });
+});
+
+describe('groupSumSquares', () => {
+  it.each([
+    [[6, 5], [0]],
+    [[6, 5], [1]],
+    [[3, 3, 4, 2], [0, 1]],
+    [[3, 3, 4, 2], [0, 1, 2]],
+  ])('shape %j over axes %j: the average-pool form equals tf.sum', (shape, axes) => {
+    const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 9);
+    const a = groupSumSquares(x, axes as number[], 'pool');
+    const b = groupSumSquares(x, axes as number[], 'sum');
+    const ref = tf.sum(tf.square(x), axes as number[], true);
+    expect(a.shape).toEqual(ref.shape);
+    expect(b.shape).toEqual(ref.shape);
+    const r = ref.dataSync();
+    a.dataSync().forEach((v, i) => expect(Math.abs(v - r[i]) / r[i]).toBeLessThan(1e-5));
+    tf.dispose([x, a, b, ref]);
   });
 });

@@ -144,6 +144,9 @@ describe('renormalisation', () => {
   const layersToTry: [string, () => tfl.layers.Layer][] = [
     ['dense output', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output' })],
     ['dense input', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'input' })],
+    // a large epsilon exercises the magnitude compensation
+    ['dense output, epsilon 0.3', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output', epsilon: 0.3 })],
+    ['conv filter, epsilon 0.3', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'filter', epsilon: 0.3 })],
     ['conv kernel', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'kernel' })],
     ['conv filter', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'filter' })],
   ];
