@@ -1,5 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
+// tfjs-layers registers the gradients (tfjs-core alone has none).
+import '@tensorflow/tfjs-layers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/kernels/index.js';
+import { im2colLimits } from '../src/kernels/im2col.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { initWasm, int, relError, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
 
@@ -164,6 +167,68 @@ describe.each(['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const)('%s', (k
     const [got] = await expectNoLeak(() => runOn('wasm', f));
     expect(wasmDataIds()).toBe(ids);
     expect(got.length).toBe(ref.length);
+    expect(relError(got, ref)).toBeLessThan(TOL);
+  });
+});
+
+describe.each([false, true])('Conv2D and FusedConv2D (batch split into chunks: %s)', (chunked) => {
+  const saved = im2colLimits.maxFloats;
+  beforeAll(() => {
+    if (chunked) im2colLimits.maxFloats = 200;
+  });
+  afterAll(() => {
+    im2colLimits.maxFloats = saved;
+  });
+  const cases = convCases(chunked ? 21 : 22, 20);
+  it.each(cases.map((c, i) => [describeCase(c), c, i] as const))('matches cpu: %s', async (_name, c, i) => {
+    const r = rng(i + 100);
+    const ys = outShape(c);
+    const vx = values(r, c.n * c.h * c.w * c.cin);
+    const vw = values(r, c.kh * c.kw * c.cin * c.cout);
+    const vb = values(r, c.cout);
+    const vdy = values(r, ys.reduce((a, b) => a * b, 1));
+    const activation = (['linear', 'relu', 'elu', 'sigmoid'] as const)[i % 4];
+    const f = () => {
+      const x = tf.tensor4d(vx, [c.n, c.h, c.w, c.cin]);
+      const w = tf.tensor4d(vw, [c.kh, c.kw, c.cin, c.cout]);
+      const plain = tf.conv2d(x, w, c.stride, c.pad);
+      const fused = tf.fused.conv2d({ x, filter: w, strides: c.stride, pad: c.pad, bias: tf.tensor1d(vb), activation });
+      // The three kernels together, also in the chunked configuration.
+      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad), tf.tensor(vdy, ys))),
+      )([x, w]);
+      return [plain, fused, dx, dw];
+    };
+    const ref = await runOn('cpu', f);
+    const ids = wasmDataIds();
+    const got = await expectNoLeak(() => runOn('wasm', f));
+    expect(wasmDataIds()).toBe(ids);
+    ref.forEach((rv, k) => expect([k, relError(got[k], rv) < TOL]).toEqual([k, true]));
+  });
+});
+
+describe('MaxPoolGrad', () => {
+  const r = rng(31);
+  const cases: { shape: [number, number, number, number]; size: [number, number]; stride: [number, number]; pad: 'same' | 'valid' }[] = [];
+  for (let i = 0; i < 24; i++) {
+    const size: [number, number] = [int(r, 1, 3), int(r, 1, 3)];
+    const shape: [number, number, number, number] = [int(r, 1, 8), int(r, size[0], 12), int(r, size[1], 9), int(r, 1, 16)];
+    cases.push({ shape, size, stride: [int(r, 1, 2), int(r, 1, 2)], pad: i % 2 ? 'same' : 'valid' });
+  }
+  it.each(cases)('matches cpu, with ties, for $shape pool $size stride $stride $pad', async ({ shape, size, stride, pad }) => {
+    // Values on a coarse grid and clipped at 0 make ties common, as after ReLU.
+    const vx = values(r, shape.reduce((a, b) => a * b, 1)).map((v) => Math.max(0, Math.round(v * 3)));
+    const f = () => {
+      const x = tf.tensor4d(vx, shape);
+      return tf.grad((a: tf.Tensor) => {
+        const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+        return tf.sum(tf.mul(y, tf.reshape(tf.range(1, y.size + 1), y.shape)));
+      })(x);
+    };
+    const [ref] = await runOn('cpu', f);
+    const ids = wasmDataIds();
+    const [got] = await expectNoLeak(() => runOn('wasm', f));
+    expect(wasmDataIds()).toBe(ids);
     expect(relError(got, ref)).toBeLessThan(TOL);
   });
 });
