@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -238,11 +238,17 @@ function cached(name: string, key: string, o: LoadOptions, decode: () => Dataset
   return ds;
 }
 
-function fromFile(file: string, o: LoadOptions): Dataset {
+function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
   if (!existsSync(file)) throw new DatasetError('missing-file', { file, message: 'CIFAR-10 archive not found' });
   const data = readFileSync(file);
   const key = createHash('sha256').update(data).digest('hex');
-  return cached('cifar-10', key, o, () => fromArchive(file, data));
+  return cached('cifar-10', key, o, () => {
+    if (md5) {
+      const found = createHash('md5').update(data).digest('hex');
+      if (found !== md5) throw new DatasetError('checksum-mismatch', { file, message: 'cached download differs from the published file', expected: md5, found });
+    }
+    return fromArchive(file, data);
+  });
 }
 
 function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
@@ -276,17 +282,24 @@ export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> 
   }
   const root = cacheRoot(o.cacheDir);
   const archive = join(root, 'cifar-10', BINARY_ARCHIVE);
-  if (!existsSync(archive)) {
-    if (isOffline(o.offline)) {
-      throw new DatasetError('offline', {
-        file: archive,
-        message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}`,
-      });
+  if (existsSync(archive)) {
+    try {
+      return fromFile(archive, o, CIFAR10_MD5);
+    } catch (e) {
+      // A download damaged since it was verified: fetch it again (or say so when offline).
+      if (!(e instanceof DatasetError) || e.code !== 'checksum-mismatch' || isOffline(o.offline)) throw e;
+      rmSync(archive, { force: true });
     }
-    const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;
-    const url = mirror ? `${mirror.replace(/\/+$/, '')}/cifar-10/${BINARY_ARCHIVE}` : CIFAR10_URL;
-    await downloadFile({ url, md5: CIFAR10_MD5 }, archive);
   }
-  return fromFile(archive, o);
+  if (isOffline(o.offline)) {
+    throw new DatasetError('offline', {
+      file: archive,
+      message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}`,
+    });
+  }
+  const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;
+  const url = mirror ? `${mirror.replace(/\/+$/, '')}/cifar-10/${BINARY_ARCHIVE}` : CIFAR10_URL;
+  await downloadFile({ url, md5: CIFAR10_MD5 }, archive);
+  return fromFile(archive, o, CIFAR10_MD5);
 }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { once } from 'node:events';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { dirname } from 'node:path';
@@ -54,6 +55,7 @@ function get(url: string, timeoutMs: number, redirects = 5): Promise<http.Incomi
 
 async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): Promise<void> {
   const tmp = tempPath(dest);
+  let out: WriteStream | undefined;
   try {
     const res = await get(remote.url, timeoutMs);
     const declared = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
@@ -68,7 +70,8 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
         cb(null, chunk);
       },
     });
-    await pipeline(res, hasher, createWriteStream(tmp));
+    out = createWriteStream(tmp);
+    await pipeline(res, hasher, out);
     if (!res.complete || (declared !== undefined && received !== declared)) {
       throw new DatasetError('truncated', { file: remote.url, message: 'download ended early', expected: `${declared} bytes`, found: `${received} bytes` });
     }
@@ -82,6 +85,8 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
     }
     renameSync(tmp, dest);
   } finally {
+    // A failed pipeline may still be opening the file: wait, or the file would appear after the removal.
+    if (out && !out.closed) await once(out, 'close').catch(() => undefined);
     rmSync(tmp, { force: true });
   }
 }

@@ -1,4 +1,5 @@
-import { existsSync, statSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { cacheRoot, isOffline } from './cache.js';
@@ -76,6 +77,10 @@ export const FASHION_MNIST: IdxSpec = {
   localDirs: () => ['/usr/share/datasets/fashion-mnist'],
   hint: "on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)",
 };
+
+function md5Of(path: string): string {
+  return createHash('md5').update(readFileSync(path)).digest('hex');
+}
 
 function findIn(dir: string, base: string): string | undefined {
   for (const n of [base, `${base}.gz`, base.replace(/-idx(\d)-/, '.idx$1-')]) {
@@ -167,6 +172,15 @@ export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promis
   }
   const cache = join(cacheRoot(o.cacheDir), spec.name);
   const f = filesIn(cache);
+  // Downloads were verified when written; re-check (about 30 ms for MNIST) so a
+  // file damaged since is fetched again instead of failing deep in the parser.
+  for (const r of ROLES) {
+    const p = f[r];
+    if (p && p.endsWith('.gz') && md5Of(p) !== spec.md5[NAMES[r]]) {
+      rmSync(p, { force: true });
+      f[r] = undefined;
+    }
+  }
   if (!complete(f)) {
     const missing = ROLES.filter((r) => !f[r]);
     if (isOffline(o.offline)) {

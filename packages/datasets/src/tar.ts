@@ -131,8 +131,9 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
       longLink = field(data, 0, data.length);
       continue;
     }
-    const magic = field(h, 257, 6);
-    const prefix = magic.startsWith('ustar') ? field(h, 345, 155) : '';
+    // POSIX ustar ("ustar\0") has a name prefix at 345; old GNU ("ustar  ") keeps atime/ctime there.
+    const posixUstar = h[257] === 0x75 && field(h, 257, 6) === 'ustar' && h[262] === 0;
+    const prefix = posixUstar ? field(h, 345, 155) : '';
     const rawName = pax.path ?? longName ?? (prefix ? `${prefix}/${field(h, 0, 100)}` : field(h, 0, 100));
     const rawLink = pax.linkpath ?? longLink ?? field(h, 157, 100);
     pax = {};

@@ -183,6 +183,8 @@ describe('CIFAR-10 image folders', () => {
       ['missing-class', (it) => it.filter((x) => !x.name.startsWith('test/dog/'))],
       ['bad-image', (it) => [...it, { name: 'train/cat/0002.jpg', data: Buffer.from('not a jpeg') }]],
       ['bad-image', (it) => [...it, { name: 'train/cat/0002.png', data: encodeImage(3, true, 16) }]],
+      ['bad-image', (it) => [...it, { name: 'train/cat/0003.png', data: encodeImage(3, true).subarray(0, 60) }]],
+      ['bad-image', (it) => [...it, { name: 'train/cat/0004.jpg', data: encodeImage(3, false, 40) }]],
       ['bad-image', (it) => [...it, { name: 'train/cat/notes.txt', data: Buffer.from('x') }]],
     ];
     for (const [want, change] of cases) {

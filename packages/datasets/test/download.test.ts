@@ -1,6 +1,6 @@
 // The download path against a local HTTP server on 127.0.0.1 serving fixtures.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -163,6 +163,22 @@ describe('loaders over a mirror', () => {
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);
   });
 
+  it('fetches again a cached file damaged after its download', async () => {
+    const { spec, files } = fixtureSpec();
+    for (const [n, b] of Object.entries(files)) routes.set(`/tiny-mnist/${n}.gz`, serve(b));
+    const cacheDir = tmp();
+    await loadIdxDataset(spec, { cacheDir, mirror: base });
+    const damaged = join(cacheDir, 'tiny-mnist', 'train-labels-idx1-ubyte.gz');
+    writeFileSync(damaged, readFileSync(damaged).subarray(0, 20));
+    const err = (await loadIdxDataset(spec, { cacheDir, offline: true }).catch((e) => e)) as DatasetError;
+    expect(err.code).toBe('offline');
+    expect(err.message).toContain('train-labels-idx1-ubyte.gz');
+    const ds = await loadIdxDataset(spec, { cacheDir, mirror: base });
+    expect(ds.train.count).toBe(30);
+    expect(hits.get('/tiny-mnist/train-labels-idx1-ubyte.gz')).toBe(2);
+    expect(hits.get('/tiny-mnist/train-images-idx3-ubyte.gz')).toBe(1);
+  });
+
   it('takes the mirror from NORMPRUNE_DATA_MIRROR and honours NORMPRUNE_OFFLINE=1', async () => {
     const { spec, files } = fixtureSpec();
     for (const [n, b] of Object.entries(files)) routes.set(`/tiny-mnist/${n}.gz`, serve(b));
@@ -200,6 +216,17 @@ describe('loaders over a mirror', () => {
       expect(err.expected).toBe('c32a1d4ab5d03f1284b67883e8d87530');
       expect(existsSync(join(cacheDir, 'cifar-10', 'cifar-10-binary.tar.gz'))).toBe(false);
       expect(leftovers(join(cacheDir, 'cifar-10'))).toEqual([]);
+      // A damaged archive already in the cache: named when offline, replaced (here: refused again) when online.
+      const cached = join(cacheDir, 'cifar-10', 'cifar-10-binary.tar.gz');
+      writeFileSync(cached, gzipSync(Buffer.alloc(100)));
+      const off = (await loadCifar10({ cacheDir, offline: true }).catch((e) => e)) as DatasetError;
+      expect(off.code).toBe('checksum-mismatch');
+      expect(off.file).toBe(cached);
+      const before = hits.get('/cifar-10/cifar-10-binary.tar.gz')!;
+      const on = (await loadCifar10({ cacheDir, mirror: base }).catch((e) => e)) as DatasetError;
+      expect(on.code).toBe('checksum-mismatch');
+      expect(hits.get('/cifar-10/cifar-10-binary.tar.gz')).toBe(before + 3);
+      expect(existsSync(cached)).toBe(false);
     } finally {
       if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
     }
