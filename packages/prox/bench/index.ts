@@ -22,7 +22,10 @@ async function initBackend(): Promise<string> {
   } catch (e) {
     const wasm = await import('@tensorflow/tfjs-backend-wasm');
     const path = await import('path');
-    wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep);
+    wasm.setWasmPaths(
+      path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') +
+        path.sep,
+    );
     await tf.setBackend('wasm');
     return `wasm (plain, without normprune training kernels: ${(e as Error).message})`;
   }
@@ -31,7 +34,9 @@ async function initBackend(): Promise<string> {
 function lenet(): tfl.Sequential {
   const model = tfl.sequential();
   const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
-  model.add(decomposedDense({ inputShape: [784], units: 500, activation: 'relu', kernelInitializer: init(1) }));
+  model.add(
+    decomposedDense({ inputShape: [784], units: 500, activation: 'relu', kernelInitializer: init(1) }),
+  );
   model.add(decomposedDense({ units: 300, activation: 'relu', kernelInitializer: init(2) }));
   model.add(decomposedDense({ units: 10, activation: 'softmax', kernelInitializer: init(3) }));
   return model;
@@ -63,9 +68,15 @@ async function main(): Promise<void> {
     config('tf.train.sgd', () => tf.train.sgd(0.05)),
     config('ProximalSGD', (m) => new ProximalSGD({ learningRate: 0.05, lambda, magnitudes: magnitudes(m) })),
     config('tf.train.momentum', () => tf.train.momentum(0.05, 0.9)),
-    config('ProximalSGD momentum', (m) => new ProximalSGD({ learningRate: 0.05, momentum: 0.9, lambda, magnitudes: magnitudes(m) })),
+    config(
+      'ProximalSGD momentum',
+      (m) => new ProximalSGD({ learningRate: 0.05, momentum: 0.9, lambda, magnitudes: magnitudes(m) }),
+    ),
     config('tf.train.adam', () => tf.train.adam(1e-3)),
-    config('ProximalAdam', (m) => new ProximalAdam({ learningRate: 1e-3, lambda, magnitudes: magnitudes(m) })),
+    config(
+      'ProximalAdam',
+      (m) => new ProximalAdam({ learningRate: 1e-3, lambda, magnitudes: magnitudes(m) }),
+    ),
   ];
   // warm-up: kernels compiled, optimiser state created
   for (const c of configs) for (let i = 0; i < 3; i++) await c.model.trainOnBatch(xs, ys);
@@ -77,7 +88,8 @@ async function main(): Promise<void> {
       c.times.push((performance.now() - t0) / STEPS);
     }
   }
-  if (tf.memory().numTensors !== tensors) throw new Error(`tensor leak: ${tensors} -> ${tf.memory().numTensors}`);
+  if (tf.memory().numTensors !== tensors)
+    throw new Error(`tensor leak: ${tensors} -> ${tf.memory().numTensors}`);
 
   // The optimiser update alone (applyGradients with fixed gradients), where the
   // extra work lives: its difference to the plain update, over the plain full
@@ -85,7 +97,8 @@ async function main(): Promise<void> {
   const applyTimes = new Map<Config, number[]>(configs.map((c) => [c, []]));
   const grads = configs.map((c) =>
     tf.variableGrads(
-      () => tf.losses.softmaxCrossEntropy(ys, c.model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar,
+      () =>
+        tf.losses.softmaxCrossEntropy(ys, c.model.apply(xs, { training: true }) as tf.Tensor) as tf.Scalar,
       c.model.trainableWeights.map((w) => w.read() as tf.Variable),
     ),
   );
@@ -101,9 +114,13 @@ async function main(): Promise<void> {
   grads.forEach((g) => tf.dispose([g.value, ...Object.values(g.grads)]));
 
   console.log(`backend: ${backend}`);
-  console.log(`LeNet-500-300 (decomposed Dense, 784-500-300-10), batch ${BATCH}, median of ${ROUNDS} rounds x ${STEPS} steps`);
+  console.log(
+    `LeNet-500-300 (decomposed Dense, 784-500-300-10), batch ${BATCH}, median of ${ROUNDS} rounds x ${STEPS} steps`,
+  );
   console.log('');
-  console.log('| optimiser | ms / step | samples / s | step vs plain | update alone, ms | (update - plain update) / plain step |');
+  console.log(
+    '| optimiser | ms / step | samples / s | step vs plain | update alone, ms | (update - plain update) / plain step |',
+  );
   console.log('|---|---:|---:|---:|---:|---:|');
   const pct = (x: number) => `${x >= 0 ? '+' : ''}${(100 * x).toFixed(1)}%`;
   for (let i = 0; i < configs.length; i += 2) {

@@ -69,7 +69,11 @@ export class SparsityCallback extends tfl.Callback {
     const infos = this.infos ?? findMagnitudes(this.model);
     const report = await measureSparsity(infos);
     this.optimizer?.observe({ epoch: epoch + 1, compression: report.compression });
-    const record: SparsityRecord = { epoch, ...report, ...(this.optimizer ? { lambda: this.optimizer.lambda } : {}) };
+    const record: SparsityRecord = {
+      epoch,
+      ...report,
+      ...(this.optimizer ? { lambda: this.optimizer.lambda } : {}),
+    };
     this.history.push(record);
     if (this.verbose) {
       const live = Object.entries(report.liveGroups)

@@ -65,7 +65,11 @@ export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
  * `method: 'auto'` picks the pool on wasm only; its float32 rounding differs
  * from `tf.sum` by about 1e-6 relative.
  */
-export function groupSumSquares(x: tf.Tensor, axes: number[], method: 'auto' | 'sum' | 'pool' = 'auto'): tf.Tensor {
+export function groupSumSquares(
+  x: tf.Tensor,
+  axes: number[],
+  method: 'auto' | 'sum' | 'pool' = 'auto',
+): tf.Tensor {
   const rank = x.rank;
   const sorted = [...axes].sort((a, b) => a - b);
   const leading = sorted.length > 0 && sorted.length < rank && sorted.every((a, i) => a === i);
@@ -76,6 +80,9 @@ export function groupSumSquares(x: tf.Tensor, axes: number[], method: 'auto' | '
     const n = x.shape.slice(0, sorted.length).reduce((p, d) => p * d, 1);
     const m = x.size / n;
     const mean = tf.avgPool(tf.reshape(sq, [1, n, 1, m]) as tf.Tensor4D, [n, 1], 1, 'valid');
-    return tf.reshape(tf.mul(mean, n), x.shape.map((d, a) => (a < sorted.length ? 1 : d)));
+    return tf.reshape(
+      tf.mul(mean, n),
+      x.shape.map((d, a) => (a < sorted.length ? 1 : d)),
+    );
   });
 }

@@ -1,7 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { MagnitudeInfo } from '@normprune/layers';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
-import { lambdaSchedule, type LambdaSchedule, type LambdaScheduleConfig, type ScheduleState } from './schedules.js';
+import {
+  lambdaSchedule,
+  type LambdaSchedule,
+  type LambdaScheduleConfig,
+  type ScheduleState,
+} from './schedules.js';
 import { costWeights, type CostWeighting } from './weights.js';
 
 /** A variable's name and value, the array form `applyGradients` accepts. */
@@ -74,7 +79,10 @@ class SlotTable {
         slot = r;
         this.restored[index] = null;
       } else {
-        slot = { originalName: `${name}/${this.suffix}`, variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)) };
+        slot = {
+          originalName: `${name}/${this.suffix}`,
+          variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)),
+        };
       }
       this.byName.set(name, slot);
       this.ordered.push(slot);
@@ -212,7 +220,8 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     const c = costWeights(magnitudes, this.costWeighting, this.layerMultipliers);
     const byMagnitude = new Map<string, Attached>();
     magnitudes.forEach((info, i) => {
-      if (byMagnitude.has(info.magnitude.name)) throw new Error(`attach: magnitude '${info.magnitude.name}' given twice`);
+      if (byMagnitude.has(info.magnitude.name))
+        throw new Error(`attach: magnitude '${info.magnitude.name}' given twice`);
       const d = info.direction.shape;
       const kept = d.filter((_, axis) => !info.normAxes.includes(axis));
       if (!tf.util.arraysEqual(kept, info.magnitude.shape)) {
@@ -239,7 +248,9 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Evaluates the schedule for the coming step. */
   protected updateLambda(): void {
     if (this.schedule == null) return;
-    const v = checkLambda(this.schedule(this.iterations, this.progress.epoch ?? 0, { compression: this.progress.compression }));
+    const v = checkLambda(
+      this.schedule(this.iterations, this.progress.epoch ?? 0, { compression: this.progress.compression }),
+    );
     this.setLambdaValue(v);
   }
 
@@ -293,7 +304,10 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   }
 
   /** Runs `update(name, index, gradient, variable)` for every gradient, then the renormalisation, in one tidy. */
-  protected step(gradients: Gradients, update: (name: string, index: number, gradient: tf.Tensor, value: tf.Variable) => void): void {
+  protected step(
+    gradients: Gradients,
+    update: (name: string, index: number, gradient: tf.Tensor, value: tf.Variable) => void,
+  ): void {
     this.updateLambda();
     const { names, get } = gradientsOf(gradients);
     const updated = new Set<string>();
@@ -318,13 +332,18 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
       lambdaSchedule: schedule as unknown as tf.serialization.ConfigDict | null,
       costWeighting: this.costWeighting,
       // Names go under a 'name' key: tfjs-layers camel-cases other strings and keys on load.
-      layerMultipliers: Object.entries(this.layerMultipliers).map(([name, multiplier]) => ({ name, multiplier })),
+      layerMultipliers: Object.entries(this.layerMultipliers).map(([name, multiplier]) => ({
+        name,
+        multiplier,
+      })),
       renormalize: this.renormalize,
     };
   }
 
   /** Parses `baseConfig()` back into constructor options (without magnitudes). */
-  protected static baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { learningRate: number } {
+  protected static baseOptions(
+    config: tf.serialization.ConfigDict,
+  ): ProximalOptions & { learningRate: number } {
     const sc = config['lambdaSchedule'] as unknown as LambdaScheduleConfig | null | undefined;
     const lm = (config['layerMultipliers'] ?? []) as unknown as { name: string; multiplier: number }[];
     return {
@@ -379,7 +398,8 @@ export class ProximalSGD extends ProximalOptimizer {
     super(o);
     this.momentum = o.momentum ?? 0;
     this.nesterov = o.nesterov ?? false;
-    if (!(this.momentum >= 0 && this.momentum < 1)) throw new Error(`momentum must lie in [0, 1), got ${this.momentum}`);
+    if (!(this.momentum >= 0 && this.momentum < 1))
+      throw new Error(`momentum must lie in [0, 1), got ${this.momentum}`);
     if (this.nesterov && this.momentum === 0) throw new Error('nesterov needs momentum > 0');
   }
 
@@ -465,12 +485,17 @@ export class ProximalAdam extends ProximalOptimizer {
   private secondMoments = new SlotTable('v');
   private accBetas = { t: 0, a1: 1, a2: 1 };
 
-  constructor(o: ProximalOptions & { learningRate: number; beta1?: number; beta2?: number; epsilon?: number }) {
+  constructor(
+    o: ProximalOptions & { learningRate: number; beta1?: number; beta2?: number; epsilon?: number },
+  ) {
     super(o);
     this.beta1 = o.beta1 ?? 0.9;
     this.beta2 = o.beta2 ?? 0.999;
     this.epsilon = o.epsilon ?? tf.backend().epsilon();
-    for (const [k, b] of [['beta1', this.beta1], ['beta2', this.beta2]] as const) {
+    for (const [k, b] of [
+      ['beta1', this.beta1],
+      ['beta2', this.beta2],
+    ] as const) {
       if (!(b >= 0 && b < 1)) throw new Error(`${k} must lie in [0, 1), got ${b}`);
     }
   }
@@ -526,7 +551,11 @@ export class ProximalAdam extends ProximalOptimizer {
       this.accBetas = { t, a1, a2 };
     }
     const { a1, a2 } = this.accBetas;
-    this.accBetas = { t: t + 1, a1: Math.fround(a1 * Math.fround(this.beta1)), a2: Math.fround(a2 * Math.fround(this.beta2)) };
+    this.accBetas = {
+      t: t + 1,
+      a1: Math.fround(a1 * Math.fround(this.beta1)),
+      a2: Math.fround(a2 * Math.fround(this.beta2)),
+    };
     return [a1, a2];
   }
 

@@ -13,8 +13,12 @@ export interface L1PenaltyOptions {
   layerMultipliers?: Record<string, number>;
 }
 
-export function magnitudesOf(modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[]): readonly MagnitudeInfo[] {
-  return Array.isArray(modelOrMagnitudes) ? modelOrMagnitudes : findMagnitudes(modelOrMagnitudes as tfl.LayersModel);
+export function magnitudesOf(
+  modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
+): readonly MagnitudeInfo[] {
+  return Array.isArray(modelOrMagnitudes)
+    ? modelOrMagnitudes
+    : findMagnitudes(modelOrMagnitudes as tfl.LayersModel);
 }
 
 /**
@@ -22,7 +26,10 @@ export function magnitudesOf(modelOrMagnitudes: tfl.LayersModel | readonly Magni
  * decomposed layer of a model (or the given magnitudes), for logging: the
  * proximal optimisers apply the penalty themselves, it is never added to the loss.
  */
-export function l1Penalty(modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[], o: L1PenaltyOptions = {}): number {
+export function l1Penalty(
+  modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
+  o: L1PenaltyOptions = {},
+): number {
   const infos = magnitudesOf(modelOrMagnitudes);
   if (infos.length === 0) return 0;
   const c = costWeights(infos, o.costWeighting ?? 'uniform', o.layerMultipliers ?? {});
@@ -53,12 +60,16 @@ export interface SparsityReport {
  * themselves; surgery also removes the inputs of the next layer that dead
  * neurons feed, so the final model is smaller still.
  */
-export async function measureSparsity(modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[]): Promise<SparsityReport> {
+export async function measureSparsity(
+  modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
+): Promise<SparsityReport> {
   const infos = magnitudesOf(modelOrMagnitudes);
   const liveGroups: Record<string, number> = {};
   const totalGroups: Record<string, number> = {};
   if (infos.length === 0) return { liveGroups, totalGroups, liveParams: 0, totalParams: 0, compression: 0 };
-  const counts = tf.tidy(() => tf.stack(infos.map((m) => tf.sum(tf.cast(tf.notEqual(m.magnitude, 0), 'int32')))));
+  const counts = tf.tidy(() =>
+    tf.stack(infos.map((m) => tf.sum(tf.cast(tf.notEqual(m.magnitude, 0), 'int32')))),
+  );
   const live = await counts.data();
   counts.dispose();
   let liveParams = 0;
@@ -69,5 +80,11 @@ export async function measureSparsity(modelOrMagnitudes: tfl.LayersModel | reado
     liveParams += live[i] * m.paramsPerGroup;
     totalParams += m.groups * m.paramsPerGroup;
   });
-  return { liveGroups, totalGroups, liveParams, totalParams, compression: totalParams === 0 ? 0 : 1 - liveParams / totalParams };
+  return {
+    liveGroups,
+    totalGroups,
+    liveParams,
+    totalParams,
+    compression: totalParams === 0 ? 0 : 1 - liveParams / totalParams,
+  };
 }

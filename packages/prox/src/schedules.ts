@@ -56,7 +56,8 @@ function withConfig(
 }
 
 function checkNonneg(name: string, v: number): void {
-  if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`lambda schedule: ${name} must be a finite number >= 0, got ${v}`);
+  if (!(v >= 0) || !Number.isFinite(v))
+    throw new Error(`lambda schedule: ${name} must be a finite number >= 0, got ${v}`);
 }
 
 /** A constant lambda. */
@@ -73,7 +74,12 @@ export function constantLambda(value: number): LambdaSchedule {
  * epochs with `unit: 'epoch'`), then constant. Lets the network fit before
  * the penalty starts killing groups.
  */
-export function warmupLambda(o: { value: number; warmup: number; start?: number; unit?: ScheduleUnit }): LambdaSchedule {
+export function warmupLambda(o: {
+  value: number;
+  warmup: number;
+  start?: number;
+  unit?: ScheduleUnit;
+}): LambdaSchedule {
   const { value, warmup } = o;
   const start = o.start ?? 0;
   const unit = o.unit ?? 'step';
@@ -94,7 +100,12 @@ export function warmupLambda(o: { value: number; warmup: number; start?: number;
  * Step decay or growth: `initial * factor ^ floor(t / every)`, `t` counted in
  * epochs (default) or steps.
  */
-export function stepLambda(o: { initial: number; factor: number; every: number; unit?: ScheduleUnit }): LambdaSchedule {
+export function stepLambda(o: {
+  initial: number;
+  factor: number;
+  every: number;
+  unit?: ScheduleUnit;
+}): LambdaSchedule {
   const { initial, factor, every } = o;
   const unit = o.unit ?? 'epoch';
   checkNonneg('initial', initial);

@@ -29,9 +29,12 @@ export function costWeights(
   for (const [name, v] of Object.entries(layerMultipliers)) {
     // A misspelt layer name would silently leave that layer at weight 1.
     if (!names.has(name)) {
-      throw new Error(`layerMultipliers: no decomposed layer named '${name}' (have: ${[...names].join(', ') || 'none'})`);
+      throw new Error(
+        `layerMultipliers: no decomposed layer named '${name}' (have: ${[...names].join(', ') || 'none'})`,
+      );
     }
-    if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`layerMultipliers['${name}'] must be a finite number >= 0, got ${v}`);
+    if (!(v >= 0) || !Number.isFinite(v))
+      throw new Error(`layerMultipliers['${name}'] must be a finite number >= 0, got ${v}`);
   }
   let base: number[];
   if (costWeighting === 'uniform') {

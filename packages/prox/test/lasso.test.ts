@@ -94,7 +94,10 @@ describe('lasso with an orthonormal design', () => {
     for (let i = 0; i < 2000; i++) {
       const step = 0.5 / Math.sqrt(i + 1);
       const next = tf.tidy(() => {
-        const grad = tf.add(tf.matMul(A, tf.sub(tf.matMul(A, s), y), true, false), tf.mul(lambda, tf.sign(s)));
+        const grad = tf.add(
+          tf.matMul(A, tf.sub(tf.matMul(A, s), y), true, false),
+          tf.mul(lambda, tf.sign(s)),
+        );
         return tf.sub(s, tf.mul(step, grad));
       });
       s.dispose();

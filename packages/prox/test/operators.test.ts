@@ -28,7 +28,10 @@ function close(actual: number[], expected: number[], tol = 1e-6): void {
 describe('proximal operators against their closed forms', () => {
   it('softThreshold: sign(x) max(|x| - t, 0), ties give exactly 0', () => {
     const r = run((v) => softThreshold(v, t));
-    close(r, x.map((v) => Math.sign(v) * Math.max(Math.abs(v) - t, 0)));
+    close(
+      r,
+      x.map((v) => Math.sign(v) * Math.max(Math.abs(v) - t, 0)),
+    );
     // exact zeros, not tiny numbers, at and inside the threshold
     [1, 2, 3, 4, 5, 6, 7].forEach((i) => expect(Math.abs(r[i])).toBe(0));
     expect(r[0]).toBeCloseTo(-2, 6);
@@ -37,7 +40,10 @@ describe('proximal operators against their closed forms', () => {
 
   it('nonnegSoftThreshold: max(x - t, 0), negative inputs go to 0', () => {
     const r = run((v) => nonnegSoftThreshold(v, t));
-    close(r, x.map((v) => Math.max(v - t, 0)));
+    close(
+      r,
+      x.map((v) => Math.max(v - t, 0)),
+    );
     expect(r.slice(0, 8).every((v) => v === 0)).toBe(true);
     expect(r[8]).toBeCloseTo(0.001, 6);
     expect(r[9]).toBeCloseTo(1.5, 6);
@@ -88,9 +94,17 @@ describe('proximal operators against their closed forms', () => {
   });
 
   it('leave no tensors behind', async () => {
-    const v = tf.tensor2d([[1, -2], [3, -4]]);
+    const v = tf.tensor2d([
+      [1, -2],
+      [3, -4],
+    ]);
     await expectNoLeak(() => {
-      tf.dispose([softThreshold(v, 1), nonnegSoftThreshold(v, 1), hardThreshold(v, 1), groupSoftThreshold(v, 1, [0])]);
+      tf.dispose([
+        softThreshold(v, 1),
+        nonnegSoftThreshold(v, 1),
+        hardThreshold(v, 1),
+        groupSoftThreshold(v, 1, [0]),
+      ]);
     });
     v.dispose();
   });
@@ -100,8 +114,14 @@ describe('groupSumSquares', () => {
   it.each([
     [[6, 5], [0]],
     [[6, 5], [1]],
-    [[3, 3, 4, 2], [0, 1]],
-    [[3, 3, 4, 2], [0, 1, 2]],
+    [
+      [3, 3, 4, 2],
+      [0, 1],
+    ],
+    [
+      [3, 3, 4, 2],
+      [0, 1, 2],
+    ],
   ])('shape %j over axes %j: the average-pool form equals tf.sum', (shape, axes) => {
     const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 9);
     const a = groupSumSquares(x, axes as number[], 'pool');

@@ -1,13 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-layers'; // registers the gradients of tfjs-core ops
-import {
-  ProximalAdam,
-  ProximalSGD,
-  type NamedTensor,
-  targetLambda,
-  warmupLambda,
-} from '../src/index.js';
+import { ProximalAdam, ProximalSGD, type NamedTensor, targetLambda, warmupLambda } from '../src/index.js';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
@@ -87,7 +81,10 @@ describe.each(cases)('%s on variables that are not magnitudes', (_name, ours, th
     const ob = ours();
     train(oa, a, 10);
     train(ob, b, 5);
-    const saved: NamedTensor[] = (await ob.getWeights()).map((w) => ({ name: w.name, tensor: w.tensor.clone() }));
+    const saved: NamedTensor[] = (await ob.getWeights()).map((w) => ({
+      name: w.name,
+      tensor: w.tensor.clone(),
+    }));
     ob.dispose();
     const oc = ours();
     await oc.setWeights(saved);
@@ -137,7 +134,14 @@ describe('config round trip', () => {
 
   it('ProximalAdam: carries a schedule and its state', () => {
     const schedule = targetLambda({ initial: 1e-4, targetCompression: 0.5, factor: 2 });
-    const o = new ProximalAdam({ learningRate: 1e-3, beta1: 0.8, beta2: 0.99, epsilon: 1e-7, lambda: schedule, magnitudes: [] });
+    const o = new ProximalAdam({
+      learningRate: 1e-3,
+      beta1: 0.8,
+      beta2: 0.99,
+      epsilon: 1e-7,
+      lambda: schedule,
+      magnitudes: [],
+    });
     o.observe({ epoch: 1, compression: 0.1 });
     expect(o.lambda).toBeCloseTo(2e-4, 12);
     const map = tf.serialization.SerializationMap.getMap().classNameMap;
@@ -155,7 +159,11 @@ describe('config round trip', () => {
 describe('lambda', () => {
   it('follows a warm-up schedule step by step, and setLambda replaces the schedule', () => {
     const vars = makeVars();
-    const o = new ProximalSGD({ learningRate: 0.01, lambda: warmupLambda({ value: 1, warmup: 4 }), magnitudes: [] });
+    const o = new ProximalSGD({
+      learningRate: 0.01,
+      lambda: warmupLambda({ value: 1, warmup: 4 }),
+      magnitudes: [],
+    });
     const seen: number[] = [o.lambda];
     for (let i = 0; i < 5; i++) {
       train(o, vars, 1);

@@ -1,7 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { decomposedConv2d, decomposedDense, effectiveKernel, magnitudes, type MagnitudeInfo } from '@normprune/layers';
+import {
+  decomposedConv2d,
+  decomposedDense,
+  effectiveKernel,
+  magnitudes,
+  type MagnitudeInfo,
+} from '@normprune/layers';
 import {
   l1Penalty,
   measureSparsity,
@@ -18,9 +24,24 @@ beforeAll(async () => {
 
 function mlp(seed: number): tfl.Sequential {
   const model = tfl.sequential();
-  model.add(decomposedDense({ inputShape: [12], units: 24, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed }) }));
-  model.add(decomposedDense({ units: 10, activation: 'relu', kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }) }));
-  model.add(decomposedDense({ units: 2, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }));
+  model.add(
+    decomposedDense({
+      inputShape: [12],
+      units: 24,
+      activation: 'relu',
+      kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+    }),
+  );
+  model.add(
+    decomposedDense({
+      units: 10,
+      activation: 'relu',
+      kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 1 }),
+    }),
+  );
+  model.add(
+    decomposedDense({ units: 2, kernelInitializer: tfl.initializers.glorotUniform({ seed: seed + 2 }) }),
+  );
   return model;
 }
 
@@ -28,7 +49,10 @@ function mlp(seed: number): tfl.Sequential {
 const xs = tf.tidy(() => tf.randomNormal([128, 12], 0, 1, 'float32', 5));
 const ys = tf.tidy(() => {
   const x = tf.slice(xs, [0, 0], [-1, 3]);
-  return tf.concat([tf.sum(x, 1, true), tf.sub(tf.slice(x, [0, 0], [-1, 1]), tf.slice(x, [0, 2], [-1, 1]))], 1);
+  return tf.concat(
+    [tf.sum(x, 1, true), tf.sub(tf.slice(x, [0, 0], [-1, 1]), tf.slice(x, [0, 2], [-1, 1]))],
+    1,
+  );
 });
 
 async function read(infos: MagnitudeInfo[]): Promise<{ g: Float32Array[]; norms: Float32Array[] }> {
@@ -116,7 +140,8 @@ describe('a decomposed MLP trained with proximal optimisers', () => {
   it('one step = the plain SGD step, then max(g - lr * lambda, 0) on magnitudes only', () => {
     const ours = mlp(21);
     const plain = mlp(21);
-    const lossOf = (m: tfl.Sequential) => () => tf.losses.meanSquaredError(ys, m.predict(xs) as tf.Tensor) as tf.Scalar;
+    const lossOf = (m: tfl.Sequential) => () =>
+      tf.losses.meanSquaredError(ys, m.predict(xs) as tf.Tensor) as tf.Scalar;
     // lr * lambda = the median initial magnitude of the first layer: about half of it dies at once
     const g0 = Array.from(magnitudes(ours)[0].magnitude.dataSync()).sort((a, b) => a - b);
     const lambda = g0[g0.length >> 1] / 0.1;
@@ -129,7 +154,12 @@ describe('a decomposed MLP trained with proximal optimisers', () => {
       const [, g, b] = layer.getWeights().map((w) => Array.from(w.dataSync()));
       const [, gp, bp] = plain.layers[l].getWeights().map((w) => Array.from(w.dataSync()));
       expect(maxDiff(b, bp).abs).toBeLessThan(1e-6);
-      expect(maxDiff(g, gp.map((v) => Math.max(v - 0.1 * lambda, 0))).abs).toBeLessThan(1e-6);
+      expect(
+        maxDiff(
+          g,
+          gp.map((v) => Math.max(v - 0.1 * lambda, 0)),
+        ).abs,
+      ).toBeLessThan(1e-6);
       zeros += g.filter((v) => v === 0).length;
     });
     expect(zeros).toBeGreaterThan(0);
@@ -145,56 +175,92 @@ describe('renormalisation', () => {
     ['dense output', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output' })],
     ['dense input', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'input' })],
     // a large epsilon exercises the magnitude compensation
-    ['dense output, epsilon 0.3', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output', epsilon: 0.3 })],
-    ['conv filter, epsilon 0.3', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'filter', epsilon: 0.3 })],
-    ['conv kernel', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'kernel' })],
-    ['conv filter', () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'filter' })],
+    [
+      'dense output, epsilon 0.3',
+      () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output', epsilon: 0.3 }),
+    ],
+    [
+      'conv filter, epsilon 0.3',
+      () =>
+        decomposedConv2d({
+          inputShape: [6, 6, 3],
+          filters: 4,
+          kernelSize: 3,
+          granularity: 'filter',
+          epsilon: 0.3,
+        }),
+    ],
+    [
+      'conv kernel',
+      () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'kernel' }),
+    ],
+    [
+      'conv filter',
+      () => decomposedConv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, granularity: 'filter' }),
+    ],
   ];
 
-  it.each(layersToTry)('%s: rescales each group to unit norm, keeps the effective kernel, leaves zero groups alone', async (_n, make) => {
-    const model = tfl.sequential({ layers: [make()] });
-    const [info] = magnitudes(model);
-    // directions far from unit norm, one group exactly zero, a magnitude at 0
-    tf.tidy(() => {
-      const scale = tf.randomUniform(info.magnitude.shape, 0.1, 5, 'float32', 3);
-      const keep = tf.reshape(tf.oneHot(0, info.magnitude.size), info.magnitude.shape);
-      const mask = tf.sub(1, keep); // group 0 becomes zero
-      const bshape = info.direction.shape.map((d, a) => (info.normAxes.includes(a) ? 1 : d));
-      info.direction.assign(tf.mul(info.direction, tf.reshape(tf.mul(scale, mask), bshape)));
-      info.magnitude.assign(tf.mul(info.magnitude, tf.sub(1, tf.reshape(tf.oneHot(1, info.magnitude.size), info.magnitude.shape))));
-    });
-    const before = effectiveKernel(info.layer);
-    const groupNorms = () => tf.tidy(() => Array.from(tf.sqrt(tf.sum(tf.square(info.direction), info.normAxes)).dataSync()));
-    const normsBefore = groupNorms();
-    expect(normsBefore[0]).toBe(0);
-    expect(normsBefore.slice(1).some((n) => Math.abs(n - 1) > 0.05)).toBe(true);
-    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [info] });
-    const start = tf.memory().numTensors;
-    // zero gradients: the step itself changes nothing, only the renormalisation acts
-    // (+1: the optimiser's cached lambda * c_k scalar)
-    await expectNoLeak(() => {
-      const grads = tf.tidy(() => [info.magnitude, info.direction].map((v) => ({ name: v.name, tensor: tf.zerosLike(v) })));
-      opt.applyGradients(grads);
-      tf.dispose(grads.map((g) => g.tensor));
-    }, 1);
-    const after = effectiveKernel(info.layer);
-    expect(maxDiff(before.dataSync(), after.dataSync()).abs).toBeLessThan(1e-6);
-    const norms = groupNorms();
-    expect(norms[0]).toBe(0); // the zero group is untouched
-    norms.slice(1).forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-6));
-    expect(info.magnitude.dataSync()[1]).toBe(0);
-    tf.dispose([before, after]);
-    opt.dispose();
-    expect(tf.memory().numTensors).toBe(start - 1);
-    model.dispose();
-  });
+  it.each(layersToTry)(
+    '%s: rescales each group to unit norm, keeps the effective kernel, leaves zero groups alone',
+    async (_n, make) => {
+      const model = tfl.sequential({ layers: [make()] });
+      const [info] = magnitudes(model);
+      // directions far from unit norm, one group exactly zero, a magnitude at 0
+      tf.tidy(() => {
+        const scale = tf.randomUniform(info.magnitude.shape, 0.1, 5, 'float32', 3);
+        const keep = tf.reshape(tf.oneHot(0, info.magnitude.size), info.magnitude.shape);
+        const mask = tf.sub(1, keep); // group 0 becomes zero
+        const bshape = info.direction.shape.map((d, a) => (info.normAxes.includes(a) ? 1 : d));
+        info.direction.assign(tf.mul(info.direction, tf.reshape(tf.mul(scale, mask), bshape)));
+        info.magnitude.assign(
+          tf.mul(
+            info.magnitude,
+            tf.sub(1, tf.reshape(tf.oneHot(1, info.magnitude.size), info.magnitude.shape)),
+          ),
+        );
+      });
+      const before = effectiveKernel(info.layer);
+      const groupNorms = () =>
+        tf.tidy(() => Array.from(tf.sqrt(tf.sum(tf.square(info.direction), info.normAxes)).dataSync()));
+      const normsBefore = groupNorms();
+      expect(normsBefore[0]).toBe(0);
+      expect(normsBefore.slice(1).some((n) => Math.abs(n - 1) > 0.05)).toBe(true);
+      const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [info] });
+      const start = tf.memory().numTensors;
+      // zero gradients: the step itself changes nothing, only the renormalisation acts
+      // (+1: the optimiser's cached lambda * c_k scalar)
+      await expectNoLeak(() => {
+        const grads = tf.tidy(() =>
+          [info.magnitude, info.direction].map((v) => ({ name: v.name, tensor: tf.zerosLike(v) })),
+        );
+        opt.applyGradients(grads);
+        tf.dispose(grads.map((g) => g.tensor));
+      }, 1);
+      const after = effectiveKernel(info.layer);
+      expect(maxDiff(before.dataSync(), after.dataSync()).abs).toBeLessThan(1e-6);
+      const norms = groupNorms();
+      expect(norms[0]).toBe(0); // the zero group is untouched
+      norms.slice(1).forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-6));
+      expect(info.magnitude.dataSync()[1]).toBe(0);
+      tf.dispose([before, after]);
+      opt.dispose();
+      expect(tf.memory().numTensors).toBe(start - 1);
+      model.dispose();
+    },
+  );
 });
 
 describe('penalty weights, l1Penalty, measureSparsity', () => {
   it("'params' and 'flops' weights have mean 1 over all groups and follow the layer's cost", () => {
     const model = tfl.sequential({
       layers: [
-        decomposedConv2d({ inputShape: [8, 8, 2], filters: 3, kernelSize: 3, granularity: 'filter', name: 'c1' }),
+        decomposedConv2d({
+          inputShape: [8, 8, 2],
+          filters: 3,
+          kernelSize: 3,
+          granularity: 'filter',
+          name: 'c1',
+        }),
         tfl.layers.flatten(),
         decomposedDense({ units: 4, name: 'd1' }),
       ],
@@ -203,15 +269,24 @@ describe('penalty weights, l1Penalty, measureSparsity', () => {
     for (const costWeighting of ['params', 'flops'] as const) {
       const opt = new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, costWeighting });
       const c = opt.penaltyWeights;
-      const mean = infos.reduce((s, m, i) => s + m.groups * c[i], 0) / infos.reduce((s, m) => s + m.groups, 0);
+      const mean =
+        infos.reduce((s, m, i) => s + m.groups * c[i], 0) / infos.reduce((s, m) => s + m.groups, 0);
       expect(mean).toBeCloseTo(1, 10);
       const key = costWeighting === 'params' ? 'paramsPerGroup' : 'macsPerGroup';
       expect(c[0] / c[1]).toBeCloseTo(infos[0][key] / infos[1][key], 10);
       opt.dispose();
     }
-    const uniform = new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, layerMultipliers: { d1: 3 } });
+    const uniform = new ProximalSGD({
+      learningRate: 0.1,
+      lambda: 1,
+      magnitudes: infos,
+      layerMultipliers: { d1: 3 },
+    });
     expect(uniform.penaltyWeights).toEqual([1, 3]);
-    expect(() => new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, layerMultipliers: { nope: 2 } })).toThrow(/nope/);
+    expect(
+      () =>
+        new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, layerMultipliers: { nope: 2 } }),
+    ).toThrow(/nope/);
     uniform.dispose();
     model.dispose();
   });
@@ -219,8 +294,13 @@ describe('penalty weights, l1Penalty, measureSparsity', () => {
   it('l1Penalty is lambda * sum c_k |g_k|; measureSparsity counts exact zeros', async () => {
     const model = mlp(31);
     const infos = magnitudes(model);
-    tf.tidy(() => infos[0].magnitude.assign(tf.mul(infos[0].magnitude, tf.tensor1d([0, 0, 0, ...new Array(21).fill(1)]))));
-    const manual = infos.reduce((s, m) => s + Array.from(m.magnitude.dataSync()).reduce((a, b) => a + Math.abs(b), 0), 0);
+    tf.tidy(() =>
+      infos[0].magnitude.assign(tf.mul(infos[0].magnitude, tf.tensor1d([0, 0, 0, ...new Array(21).fill(1)]))),
+    );
+    const manual = infos.reduce(
+      (s, m) => s + Array.from(m.magnitude.dataSync()).reduce((a, b) => a + Math.abs(b), 0),
+      0,
+    );
     expect(l1Penalty(model, { lambda: 0.5 })).toBeCloseTo(0.5 * manual, 4);
     expect(l1Penalty(infos)).toBeCloseTo(manual, 4);
     const r = await measureSparsity(model);
