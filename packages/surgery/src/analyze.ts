@@ -7,6 +7,7 @@ import { withFolded } from './folding.js';
 export interface GroupCount {
   /** 'neuron' (Dense column), 'input' (Dense row), 'filter' (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]). */
   kind: 'neuron' | 'input' | 'filter' | 'kernel';
+  /** Groups of this kind in the layer. */
   total: number;
   /** Groups whose weights are all zero (|w| <= threshold). */
   dead: number;
@@ -35,7 +36,9 @@ export interface Counts {
 
 /** Counts and groups of one layer. */
 export interface LayerAnalysis extends Counts {
+  /** Layer name. */
   name: string;
+  /** Layer class ('Dense', 'Conv2D', 'BatchNormalization', ...). */
   className: string;
   /** Empty for layers without prunable groups. */
   groups: GroupCount[];
@@ -43,7 +46,9 @@ export interface LayerAnalysis extends Counts {
 
 /** The result of {@link analyze}. */
 export interface ModelAnalysis {
+  /** One entry per layer, in model order. */
   layers: LayerAnalysis[];
+  /** Sums over all layers. */
   total: Counts;
   /** A fixed-width text table, one row per layer with weights plus a total row. */
   table(): string;

@@ -31,18 +31,29 @@ export interface ExportOptions {
   float16?: boolean;
 }
 
+/** What {@link exportModel} wrote. */
+export interface ExportResult {
+  /** Total size of `files` on disk. */
+  bytes: number;
+  /** Absolute paths of the files written (model.json first). */
+  files: string[];
+}
+
 /** One weight in `sparse.json`. */
 export interface SparseWeightEntry {
   /** The tfjs weight name (as in a standard weights manifest). */
   name: string;
+  /** The weight's shape. */
   shape: number[];
+  /** 'bitmask': a bit per group over the last two axes, then the stored groups' values; 'dense': all values. */
   encoding: 'dense' | 'bitmask';
   /** Storage type of the values. */
   valueDtype: 'float32' | 'float16';
   /** Byte offset of this weight's record in sparse.bin. */
   offset: number;
-  /** Bitmask bytes (0 for 'dense'), then `values` values. */
+  /** Bitmask bytes at `offset` (0 for 'dense'). */
   maskBytes: number;
+  /** Values stored after the bitmask. */
   values: number;
 }
 
@@ -135,7 +146,7 @@ async function sizes(files: string[]): Promise<number> {
  * plain `tfl.loadLayersModel` (e.g. through `fileSystem(dir)` from @normprune/runtime);
  * `'sparse'` loads with {@link loadSparseModel}.
  */
-export async function exportModel(model: tfl.LayersModel, dir: string, options: ExportOptions = {}): Promise<{ bytes: number; files: string[] }> {
+export async function exportModel(model: tfl.LayersModel, dir: string, options: ExportOptions = {}): Promise<ExportResult> {
   const format = options.format ?? 'tfjs';
   const float16 = options.float16 ?? false;
   if (format !== 'tfjs' && format !== 'sparse') throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);

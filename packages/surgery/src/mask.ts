@@ -5,10 +5,20 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 
+/** One layer under a {@link KernelMask}. */
+export interface MaskedLayer {
+  /** Layer name. */
+  name: string;
+  /** Kernel weights held at zero. */
+  zeros: number;
+  /** Kernel weights in total. */
+  size: number;
+}
+
 /** Keeps a model's zero kernel weights at zero while it trains; see {@link kernelMask}. */
 export interface KernelMask {
   /** Masked layers: name, zero weights held at zero, kernel size. Layers without a zero are not masked. */
-  layers: { name: string; zeros: number; size: number }[];
+  layers: MaskedLayer[];
   /** A tfjs-layers callback for `model.fit` / `fitDataset`: re-applies the mask after every batch. */
   callback: tfl.CustomCallback;
   /** Re-applies the mask now (for custom training loops: call it after each optimiser step). */

@@ -15,6 +15,14 @@ export interface PruneOptions {
   threshold?: number;
 }
 
+/** What {@link prune} returns. */
+export interface PruneResult {
+  /** The pruned model: plain layers only, not compiled. */
+  model: tfl.LayersModel;
+  /** Before/after figures. */
+  report: PruneReport;
+}
+
 /** Before/after figures of {@link prune}. */
 export interface PruneReport {
   /** Counts of the input model (decomposed layers counted as the plain layers they fold into). */
@@ -23,6 +31,7 @@ export interface PruneReport {
   after: Counts;
   /** Per-layer counts of the input and of the pruned model. */
   layersBefore: LayerAnalysis[];
+  /** Per-layer counts of the pruned model. */
   layersAfter: LayerAnalysis[];
   /** What happened to each Dense / Conv2D layer. */
   layers: LayerPruneResult[];
@@ -91,7 +100,7 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
  *
  * Throws, naming the layer, when a layer type is unknown or when a whole layer would disappear.
  */
-export function prune(model: tfl.LayersModel, options: PruneOptions = {}): { model: tfl.LayersModel; report: PruneReport } {
+export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
   const threshold = options.threshold ?? 0;
   return withFolded(model, (plain) => {
     const p = plan(buildGraph(plain), threshold);

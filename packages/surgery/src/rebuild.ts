@@ -7,6 +7,16 @@ import type { PrunePlan } from './engine.js';
 import { layerConfigEntry } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
+/** A dead unit that had to stay. */
+export interface KeptConstantUnit {
+  /** Unit (Dense) or filter (Conv2D) index in the original layer. */
+  unit: number;
+  /** The constant it emits (after its activation). */
+  value: number;
+  /** Why it could not be removed. */
+  reason: string;
+}
+
 /** What happened to one Dense / Conv2D layer. */
 export interface LayerPruneResult {
   /** Layer name (unchanged in the pruned model). */
@@ -29,7 +39,7 @@ export interface LayerPruneResult {
    * Units that emit a constant (dead) but had to stay, each with why: typically a following
    * 'same'-padded convolution, whose borders would see the padding instead of the constant.
    */
-  keptConstant: { unit: number; value: number; reason: string }[];
+  keptConstant: KeptConstantUnit[];
 }
 
 /** Builds the pruned model described by `p`. */

@@ -231,6 +231,40 @@ describe('prune: Concatenate', () => {
   });
 });
 
+describe('prune: Multiply and average pooling', () => {
+  function gated(): tfl.LayersModel {
+    const input = tfl.input({ shape: [7, 7, 2] });
+    const a = tfl.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'tanh', name: 'a' }).apply(input) as tfl.SymbolicTensor;
+    const g = tfl.layers.conv2d({ filters: 5, kernelSize: 1, activation: 'sigmoid', name: 'g' }).apply(input) as tfl.SymbolicTensor;
+    const prod = tfl.layers.multiply({ name: 'mul' }).apply([a, g]) as tfl.SymbolicTensor;
+    // 'same' average pooling divides by the in-bounds count, so a constant stays constant at the borders.
+    const pool = tfl.layers.averagePooling2d({ poolSize: 2, padding: 'same', name: 'pool' }).apply(prod) as tfl.SymbolicTensor;
+    const flat = tfl.layers.flatten().apply(pool) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: out });
+    const r = rng(12);
+    fillAll(m, 'bias', () => r() - 0.5);
+    return m;
+  }
+
+  it('keeps a gated channel when only one factor is constant', () => {
+    const m = gated();
+    zeroUnits(m, 'a', [1]);
+    const { model } = prune(m);
+    expectSame(m, model);
+    expect([unitsOf(model, 'a'), unitsOf(model, 'g')]).toEqual([5, 5]);
+  });
+
+  it('folds the product of two constants through pooling and flatten', () => {
+    const m = gated();
+    zeroUnits(m, 'a', [1, 3]);
+    zeroUnits(m, 'g', [1, 3]);
+    const { model } = prune(m);
+    expectSame(m, model);
+    expect([unitsOf(model, 'a'), unitsOf(model, 'g')]).toEqual([3, 3]);
+  });
+});
+
 describe('prune: constants ahead of a convolution', () => {
   function twoConvs(padding: 'same' | 'valid', kernelSize: number): tfl.Sequential {
     return tfl.sequential({
