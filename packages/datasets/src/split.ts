@@ -1,4 +1,4 @@
-import type { Split, Stats } from './types.js';
+import type { Split, Stats, TrainValidation } from './types.js';
 
 /**
  * Per-channel mean and std over a whole split, in [0, 1] units. Counting a
@@ -50,7 +50,7 @@ function slice(split: Split, from: number, to: number): Split {
  * Holds out the last `n` images as a validation split (views, no copy). The
  * loaders order CIFAR image folders class-interleaved, so the tail is balanced.
  */
-export function validationSplit(split: Split, n: number): { train: Split; validation: Split } {
+export function validationSplit(split: Split, n: number): TrainValidation {
   if (!Number.isInteger(n) || n <= 0 || n >= split.count) {
     throw new RangeError(`validationSplit: n must be an integer in [1, ${split.count - 1}], got ${n}`);
   }

@@ -2,9 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { DatasetError } from './errors.js';
 import { mulberry32, permutation } from './random.js';
 import { computeStats } from './split.js';
-import type { AugmentOptions, Split, Stats } from './types.js';
-
-type Normalize = 'unit' | 'standardize';
+import type { AugmentOptions, Batch, Normalize, Split, SplitTensors, Stats } from './types.js';
 
 function numClassesOf(split: Split): number {
   if (split.numClasses !== undefined) return split.numClasses;
@@ -108,7 +106,7 @@ function imagesTensor(
 export function toTensors(
   split: Split,
   o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
-): { xs: tf.Tensor4D; ys: tf.Tensor; stats?: Stats } {
+): SplitTensors {
   const normalize = o.normalize ?? 'unit';
   let stats = o.stats;
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
@@ -144,7 +142,7 @@ export function batches(
     oneHot?: boolean;
     dropRemainder?: boolean;
   },
-): AsyncIterableIterator<{ xs: tf.Tensor4D; ys: tf.Tensor }> {
+): AsyncIterableIterator<Batch> {
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new DatasetError('invalid-argument', { message: 'batchSize must be a positive integer', found: o.batchSize });
   }
@@ -162,7 +160,7 @@ export function batches(
   const batchSize = o.batchSize;
   const end = o.dropRemainder ? split.count - (split.count % batchSize) : split.count;
 
-  async function* generate(): AsyncGenerator<{ xs: tf.Tensor4D; ys: tf.Tensor }> {
+  async function* generate(): AsyncGenerator<Batch> {
     for (let start = 0; start < end; start += batchSize) {
       const idx = order.subarray(start, Math.min(start + batchSize, end));
       const xs = imagesTensor(split, idx, tables, augment);

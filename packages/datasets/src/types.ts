@@ -1,3 +1,5 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
 /**
  * One split of a data set: `count` images stored NHWC as bytes (0..255), and
  * one label byte per image. Plain typed arrays, so a whole data set costs no
@@ -57,4 +59,29 @@ export interface AugmentOptions {
   padding?: number;
   /** Random horizontal flip with probability 1/2. Default true. */
   flip?: boolean;
+}
+
+/** How pixels become floats: `'unit'` is `pixel / 255`; `'standardize'` is `(pixel / 255 - mean[c]) / std[c]`. */
+export type Normalize = 'unit' | 'standardize';
+
+/** One batch (or a whole split) as tensors, owned and disposed by the caller. */
+export interface Batch {
+  /** float32 images `[n, h, w, c]`. */
+  xs: tf.Tensor4D;
+  /** int32 labels `[n]`, or one-hot float32 `[n, classes]`. */
+  ys: tf.Tensor;
+}
+
+/** What `toTensors` returns. */
+export interface SplitTensors extends Batch {
+  /** The statistics used to standardise (present with `normalize: 'standardize'`). */
+  stats?: Stats;
+}
+
+/** What `validationSplit` returns: two views of the original split. */
+export interface TrainValidation {
+  /** The first `count - n` images. */
+  train: Split;
+  /** The last `n` images. */
+  validation: Split;
 }
