@@ -41,6 +41,28 @@ export interface ProximalOptions {
   renormalize?: boolean;
 }
 
+/** Constructor options of `ProximalSGD`. */
+export interface ProximalSGDOptions extends ProximalOptions {
+  /** Step size. */
+  learningRate: number;
+  /** Momentum coefficient in [0, 1) (default 0: plain SGD, no state). */
+  momentum?: number;
+  /** Nesterov momentum (default false; needs momentum > 0). */
+  nesterov?: boolean;
+}
+
+/** Constructor options of `ProximalAdam` (defaults as `tf.train.adam`). */
+export interface ProximalAdamOptions extends ProximalOptions {
+  /** Step size. */
+  learningRate: number;
+  /** Decay of the first moment (default 0.9). */
+  beta1?: number;
+  /** Decay of the second moment (default 0.999). */
+  beta2?: number;
+  /** Added to `sqrt(vhat)` (default: the backend's epsilon, as tf.train.adam). */
+  epsilon?: number;
+}
+
 /** Training progress the optimiser's lambda schedule can react to (`SparsityCallback` reports it). */
 export interface TrainingProgress extends ScheduleState {
   /** Number of completed epochs. */
@@ -179,6 +201,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     return this.lambda_;
   }
 
+  /** Sets a constant lambda (dropping any schedule), as `setLambda`. */
   set lambda(value: number) {
     this.setLambda(value);
   }
@@ -305,7 +328,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
 
   /** Runs `update(name, index, gradient, variable)` for every gradient, then the renormalisation, in one tidy. */
   protected step(
-    gradients: Gradients,
+    gradients: tf.NamedTensorMap | NamedTensor[],
     update: (name: string, index: number, gradient: tf.Tensor, value: tf.Variable) => void,
   ): void {
     this.updateLambda();
@@ -340,28 +363,26 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     };
   }
 
-  /** Parses `baseConfig()` back into constructor options (without magnitudes). */
-  protected static baseOptions(
-    config: tf.serialization.ConfigDict,
-  ): ProximalOptions & { learningRate: number } {
-    const sc = config['lambdaSchedule'] as unknown as LambdaScheduleConfig | null | undefined;
-    const lm = (config['layerMultipliers'] ?? []) as unknown as { name: string; multiplier: number }[];
-    return {
-      learningRate: config['learningRate'] as number,
-      lambda: sc != null ? lambdaSchedule(sc) : (config['lambda'] as number),
-      magnitudes: [],
-      costWeighting: (config['costWeighting'] as CostWeighting | undefined) ?? 'uniform',
-      layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
-      renormalize: (config['renormalize'] as boolean | undefined) ?? true,
-    };
-  }
-
   /** Frees the optimiser's own tensors (state and cached scalars), not the model's variables. */
   override dispose(): void {
     super.dispose();
     for (const t of this.thresholds.values()) t.dispose();
     this.thresholds.clear();
   }
+}
+
+/** Parses `baseConfig()` back into constructor options (without magnitudes). */
+function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { learningRate: number } {
+  const sc = config['lambdaSchedule'] as unknown as LambdaScheduleConfig | null | undefined;
+  const lm = (config['layerMultipliers'] ?? []) as unknown as { name: string; multiplier: number }[];
+  return {
+    learningRate: config['learningRate'] as number,
+    lambda: sc != null ? lambdaSchedule(sc) : (config['lambda'] as number),
+    magnitudes: [],
+    costWeighting: (config['costWeighting'] as CostWeighting | undefined) ?? 'uniform',
+    layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
+    renormalize: (config['renormalize'] as boolean | undefined) ?? true,
+  };
 }
 
 // Below this epsilon the renormalisation's magnitude compensation is a float32 no-op (see renormalizeGroups).
@@ -394,7 +415,7 @@ export class ProximalSGD extends ProximalOptimizer {
   readonly nesterov: boolean;
   private accumulations = new SlotTable('momentum');
 
-  constructor(o: ProximalOptions & { learningRate: number; momentum?: number; nesterov?: boolean }) {
+  constructor(o: ProximalSGDOptions) {
     super(o);
     this.momentum = o.momentum ?? 0;
     this.nesterov = o.nesterov ?? false;
@@ -448,7 +469,7 @@ export class ProximalSGD extends ProximalOptimizer {
     config: tf.serialization.ConfigDict,
   ): T {
     return new cls({
-      ...ProximalOptimizer.baseOptions(config),
+      ...baseOptions(config),
       momentum: (config['momentum'] as number | undefined) ?? 0,
       nesterov: (config['nesterov'] as boolean | undefined) ?? false,
     });
@@ -583,7 +604,7 @@ export class ProximalAdam extends ProximalOptimizer {
     config: tf.serialization.ConfigDict,
   ): T {
     return new cls({
-      ...ProximalOptimizer.baseOptions(config),
+      ...baseOptions(config),
       beta1: config['beta1'] as number,
       beta2: config['beta2'] as number,
       epsilon: config['epsilon'] as number,

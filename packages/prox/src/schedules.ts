@@ -10,30 +10,67 @@ export interface ScheduleState {
 /** Whether a schedule counts optimiser steps or completed epochs. */
 export type ScheduleUnit = 'step' | 'epoch';
 
+/** Config of `constantLambda`. */
+export interface ConstantLambdaConfig {
+  /** Discriminant. */
+  kind: 'constant';
+  /** The lambda. */
+  value: number;
+}
+
+/** Config of `warmupLambda`: linear from `start` to `value` over `warmup` units, then `value`. */
+export interface WarmupLambdaConfig {
+  /** Discriminant. */
+  kind: 'warmup';
+  /** Lambda after the warm-up. */
+  value: number;
+  /** Length of the warm-up, in `unit`s. */
+  warmup: number;
+  /** Lambda at the start (default 0). */
+  start?: number;
+  /** Counts steps (default) or epochs. */
+  unit?: ScheduleUnit;
+}
+
+/** Config of `stepLambda`: `initial * factor ^ floor(t / every)`. */
+export interface StepLambdaConfig {
+  /** Discriminant. */
+  kind: 'step';
+  /** Lambda before the first change. */
+  initial: number;
+  /** Multiplier applied every `every` units. */
+  factor: number;
+  /** Period, in `unit`s. */
+  every: number;
+  /** Counts epochs (default) or steps. */
+  unit?: ScheduleUnit;
+}
+
 /**
- * The serialisable description of a built-in schedule (see `lambdaSchedule`).
- *
- * - `constant`: always `value`.
- * - `warmup`: linear from `start` (default 0) to `value` over `warmup` units, then `value`.
- * - `step`: `initial * factor ^ floor(t / every)`.
- * - `target`: starts at `initial`; at each new epoch, while the reported
- *   compression is below `targetCompression`, multiplies lambda by `factor`
- *   (default 1.5, capped at `max`); once the target is reached it holds.
- *   `current` and `lastEpoch` carry its state through a config round trip.
+ * Config of `targetLambda`: starts at `initial`; at each new epoch, while the
+ * reported compression is below `targetCompression`, multiplies lambda by
+ * `factor` (capped at `max`); holds it once the target is reached.
  */
+export interface TargetLambdaConfig {
+  /** Discriminant. */
+  kind: 'target';
+  /** Lambda at the start. */
+  initial: number;
+  /** Compression (1 - live / total kernel parameters) to reach. */
+  targetCompression: number;
+  /** Multiplier per epoch below the target (default 1.5, must be >= 1). */
+  factor?: number;
+  /** Upper bound on lambda (default unbounded). */
+  max?: number;
+  /** Current lambda (restores a saved state). */
+  current?: number;
+  /** Last epoch seen (restores a saved state). */
+  lastEpoch?: number;
+}
+
+/** The serialisable description of a built-in schedule (see `lambdaSchedule`). */
 export type LambdaScheduleConfig =
-  | { kind: 'constant'; value: number }
-  | { kind: 'warmup'; value: number; warmup: number; start?: number; unit?: ScheduleUnit }
-  | { kind: 'step'; initial: number; factor: number; every: number; unit?: ScheduleUnit }
-  | {
-      kind: 'target';
-      initial: number;
-      targetCompression: number;
-      factor?: number;
-      max?: number;
-      current?: number;
-      lastEpoch?: number;
-    };
+  ConstantLambdaConfig | WarmupLambdaConfig | StepLambdaConfig | TargetLambdaConfig;
 
 /**
  * A lambda schedule: the penalty strength as a function of the optimiser step
@@ -44,6 +81,7 @@ export type LambdaScheduleConfig =
  * current value.
  */
 export type LambdaSchedule = ((step: number, epoch: number, state: ScheduleState) => number) & {
+  /** How to rebuild the schedule (and its state) with `lambdaSchedule`; absent for plain functions. */
   readonly config?: LambdaScheduleConfig;
 };
 
@@ -127,16 +165,7 @@ export function stepLambda(o: {
  * (and raised again only if the compression later falls below the target).
  * The schedule is stateful: use one instance per training run.
  */
-export function targetLambda(o: {
-  initial: number;
-  targetCompression: number;
-  factor?: number;
-  max?: number;
-  /** Restores a saved state (from `config`). */
-  current?: number;
-  /** Restores a saved state (from `config`). */
-  lastEpoch?: number;
-}): LambdaSchedule {
+export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedule {
   const { initial, targetCompression } = o;
   const factor = o.factor ?? 1.5;
   const max = o.max ?? Infinity;
