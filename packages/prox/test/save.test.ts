@@ -1,0 +1,91 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decomposedDense, magnitudes } from '@normprune/layers';
+import { ProximalAdam, ProximalSGD, targetLambda, SparsityCallback } from '../src/index.js';
+import { maxDiff } from '../../../tools/testing/leaks.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const xs = tf.tidy(() => tf.randomNormal([64, 6], 0, 1, 'float32', 5));
+const ys = tf.tidy(() => tf.sum(tf.slice(xs, [0, 0], [-1, 2]), 1, true));
+
+function mlp(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      decomposedDense({
+        inputShape: [6],
+        units: 16,
+        activation: 'relu',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+      }),
+      decomposedDense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+    ],
+  });
+}
+
+async function roundTrip(model: tfl.LayersModel): Promise<tfl.LayersModel> {
+  let saved: tf.io.ModelArtifacts | undefined;
+  await model.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+    { includeOptimizer: true },
+  );
+  return tfl.loadLayersModel(tf.io.fromMemory(saved!));
+}
+
+const weights = (m: tfl.LayersModel) => m.getWeights().flatMap((w) => Array.from(w.dataSync()));
+
+describe.each([
+  [
+    'ProximalAdam',
+    (m: tfl.LayersModel) =>
+      new ProximalAdam({
+        learningRate: 0.01,
+        lambda: targetLambda({ initial: 0.01, targetCompression: 0.9 }),
+        magnitudes: magnitudes(m),
+      }),
+  ],
+  [
+    'ProximalSGD',
+    (m: tfl.LayersModel) =>
+      new ProximalSGD({
+        learningRate: 0.05,
+        momentum: 0.9,
+        nesterov: true,
+        lambda: 0.05,
+        magnitudes: magnitudes(m),
+      }),
+  ],
+])('%s saved with the model (includeOptimizer)', (name, make) => {
+  it('loads back as the same optimiser with its state; after attach() training continues identically', async () => {
+    const model = mlp();
+    const opt = make(model);
+    model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+    const fitOptions = { epochs: 2, batchSize: 16, shuffle: false, verbose: 0 as const };
+    await model.fit(xs, ys, { ...fitOptions, callbacks: [new SparsityCallback()] });
+
+    const loaded = await roundTrip(model);
+    const lopt = loaded.optimizer as ProximalAdam | ProximalSGD;
+    expect(lopt.getClassName()).toBe(name);
+    expect(lopt.getConfig()).toEqual(opt.getConfig());
+    expect(lopt.iterations).toBe(opt.iterations);
+    expect(lopt.lambda).toBe(opt.lambda);
+    expect(lopt.magnitudes).toHaveLength(0);
+    lopt.attach(magnitudes(loaded));
+    expect(maxDiff(weights(loaded), weights(model)).abs).toBe(0);
+
+    // both continue on the same data: same weights, same optimiser state -> same trajectory
+    await model.fit(xs, ys, fitOptions);
+    await loaded.fit(xs, ys, fitOptions);
+    expect(maxDiff(weights(loaded), weights(model)).abs).toBeLessThan(1e-6);
+    model.dispose();
+    loaded.dispose();
+    opt.dispose();
+    lopt.dispose();
+  });
+});
