@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
 import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/kernels/index.js';
-import { im2colLimits } from '../src/kernels/im2col.js';
+import { im2colLimits } from '../src/kernels/col2im.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { initWasm, int, relError, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
 
@@ -155,6 +155,12 @@ function runConvGrad(kernel: 'Conv2DBackpropFilter' | 'Conv2DBackpropInput', c: 
 
 describe.each(['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const)('%s', (kernel) => {
   const cases = convCases(kernel === 'Conv2DBackpropFilter' ? 11 : 12, 40);
+  // Both forms of the input gradient: flipped-filter convolution ('same', many
+  // input channels) and matMul + col2im ('valid' 5x5, few channels, stride 2).
+  cases.push(
+    { n: 3, h: 9, w: 7, cin: 12, cout: 5, kh: 3, kw: 3, stride: [1, 1], pad: 'same' },
+    { n: 2, h: 12, w: 10, cin: 3, cout: 7, kh: 5, kw: 5, stride: [2, 2], pad: 'valid' },
+  );
   it.each(cases.map((c) => [describeCase(c), c] as const))('matches cpu: %s', async (_name, c) => {
     const r = rng(c.n * 1000 + c.h * 31 + c.cout);
     const ys = outShape(c);
@@ -171,7 +177,7 @@ describe.each(['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const)('%s', (k
   });
 });
 
-describe.each([false, true])('Conv2D and FusedConv2D (batch split into chunks: %s)', (chunked) => {
+describe.each([false, true])('conv2d, fused conv2d and their gradients together (col2im batch split into chunks: %s)', (chunked) => {
   const saved = im2colLimits.maxFloats;
   beforeAll(() => {
     if (chunked) im2colLimits.maxFloats = 200;

@@ -4,7 +4,7 @@
 // as before whether it starts before or after registration.
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
-import { conv2DBackpropFilter, conv2DBackpropInput, makeConv2D } from './conv2d.js';
+import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { KernelFn } from './util.js';
 
@@ -22,8 +22,6 @@ interface KernelSpec {
 const SPECS: KernelSpec[] = [
   { kernelName: 'BatchMatMul', make: (up) => (up ? transposeFirst(up) : null) },
   { kernelName: '_FusedMatMul', make: (up) => (up ? transposeFirst(up) : null) },
-  { kernelName: 'Conv2D', make: (up) => makeConv2D(up, false) },
-  { kernelName: 'FusedConv2D', make: (up) => makeConv2D(up, true) },
   { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
   { kernelName: 'Conv2DBackpropInput', make: () => conv2DBackpropInput as KernelFn },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },

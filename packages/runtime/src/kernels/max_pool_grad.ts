@@ -36,6 +36,9 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   dx.fill(0);
   const rowStride = inWidth * C;
   const imageStride = inHeight * rowStride;
+  // Channels innermost: every window read is a contiguous run of C floats.
+  const best = new Float32Array(C);
+  const at = new Int32Array(C);
   let gi = 0;
   for (let b = 0; b < batchSize; b++) {
     const base = b * imageStride;
@@ -43,25 +46,25 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
       const r0 = yR * strideHeight - top;
       const rMin = Math.max(0, r0);
       const rMax = Math.min(inHeight, r0 + fh);
-      for (let yC = 0; yC < outWidth; yC++) {
+      for (let yC = 0; yC < outWidth; yC++, gi += C) {
         const c0 = yC * strideWidth - left;
         const cMin = Math.max(0, c0);
         const cMax = Math.min(inWidth, c0 + fw);
-        for (let d = 0; d < C; d++, gi++) {
-          let best = Number.NEGATIVE_INFINITY;
-          let at = -1;
-          for (let r = rMin; r < rMax; r++) {
-            let p = base + r * rowStride + cMin * C + d;
-            for (let c = cMin; c < cMax; c++, p += C) {
-              const v = x[p];
-              if (v > best) {
-                best = v;
-                at = p;
+        best.fill(Number.NEGATIVE_INFINITY);
+        at.fill(-1);
+        for (let r = rMin; r < rMax; r++) {
+          for (let c = cMin; c < cMax; c++) {
+            const p = base + r * rowStride + c * C;
+            for (let d = 0; d < C; d++) {
+              const v = x[p + d];
+              if (v > best[d]) {
+                best[d] = v;
+                at[d] = p + d;
               }
             }
           }
-          if (at >= 0) dx[at] += g[gi];
         }
+        for (let d = 0; d < C; d++) if (at[d] >= 0) dx[at[d]] += g[gi + d];
       }
     }
   }

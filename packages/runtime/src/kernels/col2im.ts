@@ -1,8 +1,7 @@
-// im2col / col2im on the wasm heap. XNNPACK's convolution reaches 6-13 GFLOP/s
-// on the LeNet/VGG shapes here while its matrix multiply reaches 30-40, so the
-// convolutions (forward and both gradients) are rewritten as one matrix
-// multiply over patch rows. Patches are gathered and scattered in plain JS: the
-// copies are contiguous runs of kw * C floats, cheap next to the multiply.
+// col2im on the wasm heap, for the input gradient of convolutions whose
+// flipped-filter form would mostly multiply padding (e.g. 5x5 'valid' on small
+// images): dy W^T is one matrix multiply, and scattering its patch rows back
+// onto dx is plain JS over contiguous runs of kw * C floats.
 import * as tf from '@tensorflow/tfjs-core';
 
 /** The parts of BackendWasm used here. */
@@ -50,7 +49,7 @@ export function isPointwise(g: Geometry): boolean {
   return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.top === 0 && g.left === 0 && g.OH === g.H && g.OW === g.W;
 }
 
-/** Largest patch matrix (floats) built at once; tests lower it to exercise batch chunking. */
+/** Largest patch matrix (floats) held at once; tests lower it to exercise batch chunking. */
 export const im2colLimits = { maxFloats: 8 * 1024 * 1024 };
 
 /** Images per chunk so that one chunk's patch matrix stays below ~32 MB of wasm heap. */
@@ -59,54 +58,10 @@ export function imagesPerChunk(g: Geometry, maxFloats = im2colLimits.maxFloats):
   return Math.max(1, Math.min(g.N, Math.floor(maxFloats / Math.max(1, perImage))));
 }
 
-const SHORT_RUN = 24;
-
 /**
- * Writes the patch matrix of images [n0, n1) of `x` (heap offset in floats)
- * to `cols` (heap offset): one row per output pixel, columns (i, j, c).
- */
-export function im2col(heap: Float32Array, xOff: number, colsOff: number, g: Geometry, n0: number, n1: number): void {
-  const { H, W, C, OH, OW, kh, kw, sh, sw, top, left } = g;
-  const rowStride = W * C;
-  const run = kw * C;
-  let o = colsOff;
-  for (let n = n0; n < n1; n++) {
-    const xb = xOff + n * H * rowStride;
-    for (let oh = 0; oh < OH; oh++) {
-      const r0 = oh * sh - top;
-      for (let ow = 0; ow < OW; ow++) {
-        const c0 = ow * sw - left;
-        const jMin = c0 < 0 ? -c0 : 0;
-        const jMax = c0 + kw > W ? W - c0 : kw;
-        for (let i = 0; i < kh; i++) {
-          const r = r0 + i;
-          if (r < 0 || r >= H || jMin >= jMax) {
-            heap.fill(0, o, o + run);
-            o += run;
-            continue;
-          }
-          // Leading zeros (left padding), the in-image run, trailing zeros.
-          const lead = jMin * C;
-          for (let t = 0; t < lead; t++) heap[o + t] = 0;
-          const src = xb + r * rowStride + (c0 + jMin) * C;
-          const len = (jMax - jMin) * C;
-          const dst = o + lead;
-          if (len < SHORT_RUN) {
-            for (let t = 0; t < len; t++) heap[dst + t] = heap[src + t];
-          } else {
-            heap.copyWithin(dst, src, src + len);
-          }
-          for (let t = lead + len; t < run; t++) heap[o + t] = 0;
-          o += run;
-        }
-      }
-    }
-  }
-}
-
-/**
- * Adds the patch matrix of images [n0, n1) back onto `dx` (heap offset; rows
- * as in im2col, already zeroed by the caller): the adjoint of im2col.
+ * Adds the patch matrix of images [n0, n1) (one row per output pixel, columns
+ * (i, j, c)) onto `dx` (heap offset, already zeroed by the caller): the adjoint
+ * of im2col.
  */
 export function col2im(heap: Float32Array, colsOff: number, dxOff: number, g: Geometry, n0: number, n1: number): void {
   const { H, W, C, OH, OW, kh, kw, sh, sw, top, left } = g;
