@@ -304,10 +304,10 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * as they are. Runs inside the caller's tidy.
    *
    * The compensation factor is `sqrt((1 + eps^2) s / (s + eps^2))` with
-   * `s = ||V||^2`, within `eps^2 / (2 s)` of 1. For `eps <= 1e-5` (the layers
-   * default is 1e-6) and any group norm above 0.003 that is below float32
-   * resolution, so it is skipped: it would cost a handful of small ops per
-   * layer and step for no change in any stored value.
+   * `s = ||V||^2`; it differs from 1 by about `eps^2 / 2 * |1 - 1/s|`. For
+   * `eps <= 1e-6` (the layers default) and any group norm above 0.003 that is
+   * below float32 rounding (2^-24), so it is skipped there: it would cost a
+   * handful of small ops per layer and step without changing the kernel.
    */
   protected renormalizeGroups(updated: ReadonlySet<string>): void {
     if (!this.renormalize) return;
@@ -386,7 +386,7 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
 }
 
 // Below this epsilon the renormalisation's magnitude compensation is a float32 no-op (see renormalizeGroups).
-const COMPENSATION_MIN_EPSILON = 1e-5;
+const COMPENSATION_MIN_EPSILON = 1e-6;
 
 function checkLambda(v: number): number {
   if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`lambda must be a finite number >= 0, got ${v}`);
