@@ -89,14 +89,17 @@ function killUnits(model: tfl.LayersModel, name: string, dead: Set<number>): voi
   t.dispose();
 }
 
-/** Kills the same fraction of units, chosen at random, in every layer but the classifier. */
+/**
+ * Kills the same fraction of units, chosen at random, in every layer but the classifier
+ * (`fraction` 1 leaves one unit per layer).
+ */
 function killFraction(model: tfl.LayersModel, fraction: number, seed: number): void {
   const r = rng(seed);
   const prunable = model.layers.filter((l) => ['Dense', 'Conv2D'].includes(l.getClassName())).slice(0, -1);
   for (const l of prunable) {
     const units = (l.outputShape as number[])[(l.outputShape as number[]).length - 1];
     const order = Array.from({ length: units }, (_, i) => i).sort(() => r() - 0.5);
-    killUnits(model, l.name, new Set(order.slice(0, Math.round(fraction * units))));
+    killUnits(model, l.name, new Set(order.slice(0, Math.min(units - 1, Math.round(fraction * units)))));
   }
 }
 
@@ -124,7 +127,7 @@ async function latencyMs(models: tfl.LayersModel[], batch: number): Promise<numb
   const run = async (m: tfl.LayersModel) => {
     const t0 = performance.now();
     const y = m.predict(x, { batchSize: batch }) as tf.Tensor;
-    await y.data();
+    y.dataSync();
     y.dispose();
     return performance.now() - t0;
   };
@@ -142,18 +145,22 @@ async function main(): Promise<void> {
   const info = await initBackend({ prefer: 'wasm', quiet: true });
   console.log(`backend: ${info.backend} (simd ${info.simd}, threads ${info.threads}); ${info.reason}`);
   console.log(`median latency per predict() call, ms; shared CPU, figures measured under load\n`);
-  const rows: string[][] = [['model', 'killed units', 'params removed', 'batch', 'original ms', 'pruned ms', 'speedup']];
+  const rows: string[][] = [['model', 'killed units', 'params removed', 'batch', 'original ms', 'pruned ms', 'speedup', 'floor ms']];
   for (const [name, build] of [
     ['LeNet-500-300', lenet500300],
     ['LeNet-5', lenet5],
   ] as const) {
     const { original, pruned, fraction, removed } = atTargetSparsity(build);
+    // The floor: the same layer stack pruned to one unit per hidden layer, i.e. the fixed cost
+    // of a predict() call that no pruning can remove.
+    const one = build();
+    killFraction(one, 1, 1);
+    const floor = prune(one).model;
     for (const batch of [1, 256]) {
-      const [a, b] = await latencyMs([original, pruned], batch);
-      rows.push([name, `${(100 * fraction).toFixed(0)}%`, `${(100 * removed).toFixed(1)}%`, String(batch), a.toFixed(3), b.toFixed(3), `${(a / b).toFixed(2)}x`]);
+      const [a, b, c] = await latencyMs([original, pruned, floor], batch);
+      rows.push([name, `${(100 * fraction).toFixed(0)}%`, `${(100 * removed).toFixed(1)}%`, String(batch), a.toFixed(3), b.toFixed(3), `${(a / b).toFixed(2)}x`, c.toFixed(3)]);
     }
-    original.dispose();
-    pruned.dispose();
+    for (const m of [original, pruned, one, floor]) m.dispose();
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   for (const r of rows) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));

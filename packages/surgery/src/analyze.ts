@@ -1,6 +1,6 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { readWeights, weightNamed } from './handlers.js';
+import { readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
@@ -63,18 +63,21 @@ export interface AnalyzeOptions {
 const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** Counts of one plain layer (Dense and Conv2D get MACs and groups). */
-export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0): LayerAnalysis {
-  const ws = readWeights(layer);
+export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: HostWeight[]): LayerAnalysis {
+  const ws = weights ?? readWeights(layer);
   const className = layer.getClassName();
+  const unitLayer = className === 'Dense' || className === 'Conv2D';
+  const kernel = unitLayer ? weightNamed(ws, 'kernel') : undefined;
   let params = 0;
   let nonzeros = 0;
   for (const w of ws) {
-    params += w.values.length;
-    for (const v of w.values) if (Math.abs(v) > threshold) nonzeros++;
+    const v = w.values;
+    params += v.length;
+    if (w === kernel) continue; // counted below, in the same pass as its groups
+    for (let i = 0; i < v.length; i++) if (Math.abs(v[i]) > threshold) nonzeros++;
   }
   const out: LayerAnalysis = { name: layer.name, className, params, nonzeros, macs: 0, nonzeroMacs: 0, zeroGroupParams: 0, groups: [] };
-  const kernel = weightNamed(ws, 'kernel');
-  if (!kernel || (className !== 'Dense' && className !== 'Conv2D')) return out;
+  if (!kernel) return out;
   const s = kernel.shape;
   const cin = s[s.length - 2];
   const cout = s[s.length - 1];
@@ -83,8 +86,11 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0): LayerAnaly
   const positions = outShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
   // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?
   const nzCount = new Int32Array(cin * cout);
+  const kv = kernel.values;
+  const cc = cin * cout;
   for (let k = 0; k < K; k++) {
-    for (let q = 0; q < cin * cout; q++) if (Math.abs(kernel.values[k * cin * cout + q]) > threshold) nzCount[q]++;
+    const base = k * cc;
+    for (let q = 0; q < cc; q++) if (Math.abs(kv[base + q]) > threshold) nzCount[q]++;
   }
   let kernelNonzeros = 0;
   const rowLive = new Uint8Array(cin);
@@ -100,6 +106,7 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0): LayerAnaly
       } else deadKernels++;
     }
   }
+  out.nonzeros += kernelNonzeros;
   out.macs = K * cin * cout * positions;
   out.nonzeroMacs = kernelNonzeros * positions;
   const deadCols = cout - colLive.reduce((a, b) => a + b, 0);

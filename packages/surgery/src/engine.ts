@@ -34,8 +34,8 @@ export interface NodeState {
   unit?: UnitView & {
     /** nz[i * cout + o]: the 2-D kernel (or Dense weight) from input i to unit o has a weight above threshold. */
     nz: Uint8Array;
-    /** Sum of the kernel slice [:, i, o], for folding a constant input. */
-    sumK: Float64Array;
+    /** Sum of the kernel slice [:, i, o], for folding a constant input channel i. */
+    sumK(i: number, o: number): number;
   };
   /** Output channel ids (root ids after `resolve`), one per entry of the last axis (per feature after Flatten). */
   ids: Int32Array;
@@ -114,17 +114,31 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
           throw new Error(`surgery: layer '${node.name}' reads ${inputs[0].ids.length} channels but its kernel expects ${view.cin}`);
         }
         const { K, cin, cout } = view;
-        const nz = new Uint8Array(cin * cout);
-        const sumK = new Float64Array(cin * cout);
+        const cc = cin * cout;
+        const nz = new Uint8Array(cc);
         const w = view.kernel.values;
         for (let k = 0; k < K; k++) {
-          const base = k * cin * cout;
-          for (let p = 0; p < cin * cout; p++) {
-            const v = w[base + p];
-            if (Math.abs(v) > threshold) nz[p] = 1;
-            sumK[p] += v;
+          const base = k * cc;
+          if (threshold === 0) {
+            for (let p = 0; p < cc; p++) if (w[base + p] !== 0) nz[p] = 1;
+          } else {
+            for (let p = 0; p < cc; p++) if (Math.abs(w[base + p]) > threshold) nz[p] = 1;
           }
         }
+        // Only the rows of constant input channels are ever summed: compute those on demand.
+        const rows = new Map<number, Float64Array>();
+        const sumK = (i: number, o: number): number => {
+          let row = rows.get(i);
+          if (!row) {
+            row = new Float64Array(cout);
+            for (let k = 0; k < K; k++) {
+              const base = k * cc + i * cout;
+              for (let q = 0; q < cout; q++) row[q] += w[base + q];
+            }
+            rows.set(i, row);
+          }
+          return row[o];
+        };
         unit = { ...view, nz, sumK };
         ids = range(uf.make(cout, view.crossChannel), cout);
         break;
@@ -251,7 +265,7 @@ function propagateConstants(states: NodeState[], removed: Uint8Array): void {
             // A unit stays constant only while every input it really reads is a removed constant
             // that folds exactly.
             if (!gone || (!u.exactFold && k !== 0)) constant[o] = 0;
-            else pre[o] += k * u.sumK[row + o];
+            else pre[o] += k * u.sumK(i, o);
           }
         }
         if (u.crossChannel) break;

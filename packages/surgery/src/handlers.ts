@@ -18,7 +18,7 @@ export function readWeights(layer: tfl.layers.Layer | undefined): HostWeight[] {
   return layer.weights.map((w) => {
     const full = (w as any).originalName ?? w.name;
     // dataSync may hand back the backend's own buffer: copy before anyone slices or edits it.
-    const values = Float32Array.from(w.read().dataSync() as Float32Array);
+    const values = (w.read().dataSync() as Float32Array).slice();
     return { name: String(full).split('/').pop()!.replace(/_\d+$/, ''), shape: w.shape.map((d) => d as number), values };
   });
 }

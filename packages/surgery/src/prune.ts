@@ -104,9 +104,10 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
   const threshold = options.threshold ?? 0;
   return withFolded(model, (plain) => {
     const p = plan(buildGraph(plain), threshold);
-    const { model: pruned, layers } = rebuild(plain, p);
-    const layersBefore = plain.layers.map((l) => analyzeLayer(l, threshold));
-    const layersAfter = pruned.layers.map((l) => analyzeLayer(l));
+    const { model: pruned, layers, weights } = rebuild(plain, p);
+    // Count from the host copies surgery already holds instead of reading every weight back.
+    const layersBefore = plain.layers.map((l) => analyzeLayer(l, threshold, p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights));
+    const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
     const before = totals(layersBefore);
     const after = totals(layersAfter);
     const paramsAfter = after.params - after.zeroGroupParams;

@@ -43,7 +43,10 @@ export interface LayerPruneResult {
 }
 
 /** Builds the pruned model described by `p`. */
-export function rebuild(model: tfl.LayersModel, p: PrunePlan): { model: tfl.LayersModel; layers: LayerPruneResult[] } {
+export function rebuild(
+  model: tfl.LayersModel,
+  p: PrunePlan,
+): { model: tfl.LayersModel; layers: LayerPruneResult[]; weights: Map<string, HostWeight[]> } {
   const { graph, states, removed, reasons } = p;
   const config = graph.config;
   const newWeights = new Map<string, HostWeight[]>();
@@ -71,7 +74,7 @@ export function rebuild(model: tfl.LayersModel, p: PrunePlan): { model: tfl.Laye
       const removedUnits: number[] = [];
       for (let o = 0; o < u.cout; o++) (removed[s.ids[o]] ? removedUnits : keepOut).push(o);
       // Groups at or below the threshold are treated as zero; write them as exact zeros.
-      const kernel: HostWeight = { ...u.kernel, values: Float32Array.from(u.kernel.values) };
+      const kernel: HostWeight = p.threshold > 0 ? { ...u.kernel, values: u.kernel.values.slice() } : u.kernel;
       if (p.threshold > 0) {
         const cc = u.cin * u.cout;
         for (let k = 0; k < u.K; k++) for (let q = 0; q < cc; q++) if (!u.nz[q]) kernel.values[k * cc + q] = 0;
@@ -85,7 +88,7 @@ export function rebuild(model: tfl.LayersModel, p: PrunePlan): { model: tfl.Laye
         if (!removed[input.ids[i]] || Number.isNaN(k) || k === 0) continue;
         for (const o of keepOut) {
           if (!u.nz[i * u.cout + o]) continue;
-          bias[o] += k * u.sumK[i * u.cout + o];
+          bias[o] += k * u.sumK(i, o);
           folded = true;
         }
       }
@@ -141,5 +144,5 @@ export function rebuild(model: tfl.LayersModel, p: PrunePlan): { model: tfl.Laye
     layer.setWeights(tensors);
     tf.dispose(tensors);
   }
-  return { model: pruned, layers };
+  return { model: pruned, layers, weights: newWeights };
 }
