@@ -101,7 +101,8 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
   let ended = false;
   while (off + 512 <= buf.length) {
     const h = buf.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) {
+    // A real header has a name and a checksum; only then scan all 512 bytes.
+    if (h[0] === 0 && h[148] === 0 && h.every((b) => b === 0)) {
       ended = true;
       break;
     }
