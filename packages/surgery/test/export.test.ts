@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { exportModel, loadSparseModel, prune } from '../src/index';
 import { toFloat16, fromFloat16 } from '../src/export';
-import { maxDiff } from '../../../tools/testing/leaks';
+import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks';
 import { fillAll, lenet5, rng, zeroKernelWhere, zeroUnits } from './helpers';
 
 const root = path.join(__dirname, '..', '..', '..');
@@ -124,6 +124,14 @@ describe('exportModel', () => {
     const loaded = await loadSparseModel(dir);
     const ours = predict(model);
     expect(maxDiff(ours, predict(loaded)).abs).toBeLessThan(2e-2 * Math.max(1, ...Array.from(ours, Math.abs)));
+  });
+
+  it('leaves no tensor behind', async () => {
+    const model = prunedLenet();
+    await expectNoLeak(async () => {
+      await exportModel(model, path.join(tmp, 'leak-tfjs'), { float16: true });
+      await exportModel(model, path.join(tmp, 'leak-sparse'), { format: 'sparse' });
+    });
   });
 
   it('reports a truncated sparse file by name', async () => {

@@ -92,6 +92,21 @@ describe('prune: MLP', () => {
     expect(() => prune(m)).toThrow(/'d2'.*disconnect/);
   });
 
+  it('gives a bias-free consumer a bias when it must absorb a constant', () => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.inputLayer({ inputShape: [6] }),
+        tfl.layers.dense({ units: 5, activation: 'sigmoid', name: 'h' }),
+        tfl.layers.dense({ units: 3, useBias: false, name: 'o' }),
+      ],
+    });
+    zeroUnits(m, 'h', [0, 4]); // sigmoid(0) = 0.5, a constant the next layer must add somewhere
+    const { model } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'h')).toBe(3);
+    expect(model.getLayer('o').getWeights().map((w) => w.shape)).toEqual([[3, 3], [3]]);
+  });
+
   it('treats groups under the threshold as zero', () => {
     const m = mlp();
     editWeight(m, 'd1', 'kernel', (v, [, units]) => v.forEach((_, p) => p % units === 2 && (v[p] *= 1e-9)));
