@@ -63,12 +63,14 @@ export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
  * are the leading axes, an average pool over them (XNNPACK, vectorised along
  * the contiguous trailing axes) does the same sum without the transpose.
  * `method: 'auto'` picks the pool on wasm only; its float32 rounding differs
- * from `tf.sum` by about 1e-6 relative.
+ * from `tf.sum` by about 1e-6 relative. `constant` supplies the scalar
+ * tensors it needs (a cache avoids uploading one per call).
  */
 export function groupSumSquares(
   x: tf.Tensor,
   axes: number[],
   method: 'auto' | 'sum' | 'pool' = 'auto',
+  constant: (value: number) => tf.Tensor | number = (v) => v,
 ): tf.Tensor {
   const rank = x.rank;
   const sorted = [...axes].sort((a, b) => a - b);
@@ -81,7 +83,7 @@ export function groupSumSquares(
     const m = x.size / n;
     const mean = tf.avgPool(tf.reshape(sq, [1, n, 1, m]) as tf.Tensor4D, [n, 1], 1, 'valid');
     return tf.reshape(
-      tf.mul(mean, n),
+      tf.mul(mean, constant(n)),
       x.shape.map((d, a) => (a < sorted.length ? 1 : d)),
     );
   });

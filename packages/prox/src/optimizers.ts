@@ -169,6 +169,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   private byMagnitude = new Map<string, Attached>();
   // lambda * c_k as kept scalars, one per distinct c_k; rebuilt when lambda changes.
   private thresholds = new Map<number, tf.Scalar>();
+  private constants = new Map<number, tf.Scalar>();
 
   /**
    * A real prototype check: tf.Optimizer answers `instanceof` by duck typing,
@@ -284,6 +285,19 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     this.thresholds.clear();
   }
 
+  /**
+   * A kept scalar for a value that does not change between steps: an op with
+   * a plain number operand uploads a new scalar tensor on every call.
+   */
+  protected readonly constant = (value: number): tf.Scalar => {
+    let t = this.constants.get(value);
+    if (t == null) {
+      t = tf.keep(tf.scalar(value));
+      this.constants.set(value, t);
+    }
+    return t;
+  };
+
   /** `lambda * c_k` for a magnitude variable, or null when `name` is not an attached magnitude. */
   protected thresholdOf(name: string): tf.Scalar | null {
     const a = this.byMagnitude.get(name);
@@ -314,13 +328,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     for (const info of this.infos) {
       if (!updated.has(info.magnitude.name) && !updated.has(info.direction.name)) continue;
       const v = info.direction;
-      const s = groupSumSquares(v, info.normAxes);
-      v.assign(tf.mul(v, tf.rsqrt(tf.maximum(s, FLOAT32_MIN_NORMAL))));
+      const s = groupSumSquares(v, info.normAxes, 'auto', this.constant);
+      v.assign(tf.mul(v, tf.rsqrt(tf.maximum(s, this.constant(FLOAT32_MIN_NORMAL)))));
       const eps2 = info.epsilon * info.epsilon;
       if (info.epsilon > COMPENSATION_MIN_EPSILON) {
         const g = info.magnitude;
         const sg = tf.reshape(s, g.shape);
-        const f = tf.sqrt(tf.div(tf.mul(sg, 1 + eps2), tf.add(sg, eps2)));
+        const f = tf.sqrt(tf.div(tf.mul(sg, this.constant(1 + eps2)), tf.add(sg, this.constant(eps2))));
         g.assign(tf.mul(g, tf.where(tf.greater(sg, 0), f, tf.onesLike(f))));
       }
     }
@@ -368,6 +382,8 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     super.dispose();
     for (const t of this.thresholds.values()) t.dispose();
     this.thresholds.clear();
+    for (const t of this.constants.values()) t.dispose();
+    this.constants.clear();
   }
 }
 
@@ -427,7 +443,7 @@ export class ProximalSGD extends ProximalOptimizer {
   /** Updates the variables (ordinary SGD step, proximal step on magnitudes, renormalisation of directions). */
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     const negLr = tf.scalar(-this.learningRate);
-    const m = this.momentum > 0 ? tf.scalar(this.momentum) : null;
+    const m = this.momentum > 0 ? this.constant(this.momentum) : null;
     this.step(variableGradients, (name, i, gradient, value) => {
       let direction: tf.Tensor = gradient;
       if (m != null) {
@@ -444,7 +460,6 @@ export class ProximalSGD extends ProximalOptimizer {
       }
     });
     negLr.dispose();
-    m?.dispose();
   }
 
   /** Iteration count and momentum accumulators (tfjs order: `iter` first). */
@@ -528,23 +543,23 @@ export class ProximalAdam extends ProximalOptimizer {
     const scalars = tf.tidy(() => ({
       oneMinusAccBeta1: tf.scalar(1 - acc1),
       oneMinusAccBeta2: tf.scalar(1 - acc2),
-      beta1: tf.scalar(beta1),
-      beta2: tf.scalar(beta2),
-      oneMinusBeta1: tf.scalar(1 - beta1),
-      oneMinusBeta2: tf.scalar(1 - beta2),
-      epsilon: tf.scalar(this.epsilon),
       negLr: tf.scalar(-this.learningRate),
     }));
+    const beta1T = this.constant(beta1);
+    const beta2T = this.constant(beta2);
+    const oneMinusBeta1 = this.constant(1 - beta1);
+    const oneMinusBeta2 = this.constant(1 - beta2);
+    const epsilonT = this.constant(this.epsilon);
     const s = scalars;
     this.step(variableGradients, (name, i, gradient, value) => {
       const m = this.firstMoments.get(name, i, value);
       const v = this.secondMoments.get(name, i, value);
-      const newM = tf.add(tf.mul(m, s.beta1), tf.mul(gradient, s.oneMinusBeta1));
-      const newV = tf.add(tf.mul(v, s.beta2), tf.mul(tf.square(gradient), s.oneMinusBeta2));
+      const newM = tf.add(tf.mul(m, beta1T), tf.mul(gradient, oneMinusBeta1));
+      const newV = tf.add(tf.mul(v, beta2T), tf.mul(tf.square(gradient), oneMinusBeta2));
       m.assign(newM);
       v.assign(newV);
       const mhat = tf.div(newM, s.oneMinusAccBeta1);
-      const denom = tf.add(tf.sqrt(tf.div(newV, s.oneMinusAccBeta2)), s.epsilon);
+      const denom = tf.add(tf.sqrt(tf.div(newV, s.oneMinusAccBeta2)), epsilonT);
       const thr = this.thresholdOf(name);
       if (thr == null) {
         value.assign(tf.add(tf.mul(tf.div(mhat, denom), s.negLr), value));

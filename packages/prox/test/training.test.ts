@@ -228,22 +228,27 @@ describe('renormalisation', () => {
       const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [info] });
       const start = tf.memory().numTensors;
       // zero gradients: the step itself changes nothing, only the renormalisation acts
-      // (+1: the optimiser's cached lambda * c_k scalar)
-      await expectNoLeak(() => {
+      const zeroStep = () => {
         const grads = tf.tidy(() =>
           [info.magnitude, info.direction].map((v) => ({ name: v.name, tensor: tf.zerosLike(v) })),
         );
         opt.applyGradients(grads);
         tf.dispose(grads.map((g) => g.tensor));
-      }, 1);
+      };
+      zeroStep();
       const after = effectiveKernel(info.layer);
       expect(maxDiff(before.dataSync(), after.dataSync()).abs).toBeLessThan(1e-6);
       const norms = groupNorms();
       expect(norms[0]).toBe(0); // the zero group is untouched
       norms.slice(1).forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-6));
       expect(info.magnitude.dataSync()[1]).toBe(0);
-      tf.dispose([before, after]);
+      // a second step: nothing left to rescale, and no tensor created beyond the first step's cached scalars
+      await expectNoLeak(zeroStep);
+      const again = effectiveKernel(info.layer);
+      expect(maxDiff(after.dataSync(), again.dataSync()).abs).toBeLessThan(1e-6);
+      tf.dispose([before, after, again]);
       opt.dispose();
+      // everything the optimiser kept is released (`before` was created ahead of `start`)
       expect(tf.memory().numTensors).toBe(start - 1);
       model.dispose();
     },
