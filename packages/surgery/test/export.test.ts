@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileSystem } from '@normprune/runtime';
 import { exportModel, loadSparseModel, prune } from '../src/index';
 import { toFloat16, fromFloat16 } from '../src/export';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks';
@@ -111,6 +112,13 @@ describe('exportModel', () => {
       a.forEach((t, i) => expect(Array.from(b[i].dataSync())).toEqual(Array.from(t.dataSync())));
     }
     expect(maxDiff(predict(model), predict(loaded)).abs).toBe(0);
+  });
+
+  it("plain tfjs refuses a 'sparse' directory instead of loading random weights", async () => {
+    const model = prunedLenet();
+    const dir = path.join(tmp, 'sparse-plain');
+    await exportModel(model, dir, { format: 'sparse' });
+    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(/not set/);
   });
 
   it("'sparse' with float16", async () => {
