@@ -72,10 +72,46 @@ export function fusedActivation(activation: ActivationFn): 'relu' | 'linear' | '
 }
 
 /**
+ * Every granularity reduces either the leading axes of the direction (Dense
+ * 'output', both Conv2D ones) or the trailing ones (Dense 'input'), so the
+ * direction can be viewed as a `[rows, groups]` or `[groups, cols]` matrix
+ * whose group norms are a column or row sum. (A `ones[1, rows] @ x` matMul
+ * looks cheaper than wasm's transposing Sum, but XNNPACK repacks the
+ * right-hand matrix on every call: 10x slower on fresh data.)
+ */
+interface GroupView {
+  matrixShape: [number, number];
+  /** Shape of one value per group in the matrix view: `[1, groups]` or `[groups, 1]`. */
+  groupShape: [number, number];
+  groupSum(x: tf.Tensor2D): tf.Tensor2D;
+}
+
+function groupView(shape: number[], normAxes: number[]): GroupView {
+  const rank = shape.length;
+  const leading = normAxes.every((a, i) => a === i);
+  const trailing = normAxes.every((a, i) => a === rank - normAxes.length + i);
+  if (!leading && !trailing) {
+    throw new Error(`norm axes [${normAxes}] of a rank-${rank} direction are neither leading nor trailing`);
+  }
+  const split = leading ? normAxes.length : rank - normAxes.length;
+  const outer = shape.slice(0, split).reduce((p, d) => p * d, 1);
+  const inner = shape.slice(split).reduce((p, d) => p * d, 1);
+  return {
+    matrixShape: [outer, inner],
+    groupShape: leading ? [1, inner] : [outer, 1],
+    groupSum: (x) => tf.sum(x, leading ? 0 : 1, true) as tf.Tensor2D,
+  };
+}
+
+// tf.customGrad's declared type cannot express (a, b, save) => ...; the runtime contract is exactly that.
+type CustomGradFn = Parameters<typeof tf.customGrad>[0];
+
+/**
  * `direction * magnitude / sqrt(sum(direction^2 over normAxes) + epsilon^2)`.
- * One reduction, one rsqrt on the small group tensor, one broadcast multiply
- * on the kernel: the cheapest form, and its autodiff gradient is finite at a
- * zero direction because `epsilon^2 > 0` keeps rsqrt away from its pole.
+ * The gradient is written by hand because autodiff of the same expression
+ * costs about twice the kernel-sized work (it broadcasts, tiles and
+ * transposes), which on wasm rivals the layer's own matMul. Finite at a zero
+ * direction because `epsilon^2 > 0` keeps rsqrt away from its pole.
  */
 export function computeEffectiveKernel(
   direction: tf.Tensor,
@@ -83,11 +119,62 @@ export function computeEffectiveKernel(
   normAxes: number[],
   epsilon: number,
 ): tf.Tensor {
-  return tf.tidy(() => {
-    const sumSq = tf.sum(tf.square(direction), normAxes, true);
-    const scale = tf.mul(tf.reshape(magnitude, sumSq.shape), tf.rsqrt(tf.add(sumSq, epsilon * epsilon)));
-    return tf.mul(direction, scale);
-  });
+  const view = groupView(direction.shape, normAxes);
+  const f = tf.customGrad(((v: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
+    const v2 = tf.reshape(v, view.matrixShape) as tf.Tensor2D;
+    const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
+    const scale = tf.mul(tf.reshape(g, view.groupShape), inv);
+    save([v2, inv, scale]);
+    return {
+      value: tf.reshape(tf.mul(v2, scale), direction.shape),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sv, sinv, sscale] = saved;
+        const dy2 = tf.reshape(dy, view.matrixShape) as tf.Tensor2D;
+        const t = view.groupSum(tf.mul(dy2, sv as tf.Tensor2D)); // direction . dy, per group
+        // dW/dV = scale * (I - v v^T / n^2): dV = scale * dy - v * (scale * t / n^2).
+        const c = tf.mul(sscale, tf.mul(t, tf.square(sinv)));
+        const dv = tf.sub(tf.mul(dy2, sscale), tf.mul(sv, c));
+        return [tf.reshape(dv, direction.shape), tf.reshape(tf.mul(t, sinv), magnitude.shape)];
+      },
+    };
+  }) as unknown as CustomGradFn);
+  return f(direction, magnitude);
+}
+
+/**
+ * Only the per-group factor `magnitude / sqrt(sum(direction^2) + epsilon^2)`,
+ * shaped `[1, groups]` (leading norm axes) or `[groups, 1]` (trailing), with
+ * a hand-written gradient. A Dense layer whose groups are its output units
+ * multiplies its `[batch, units]` output by this instead of its
+ * `[in, units]` kernel: the same function, with the kernel-sized work cut
+ * to one square forward and one multiply-add backward.
+ */
+export function computeGroupScale(
+  direction: tf.Tensor,
+  magnitude: tf.Tensor,
+  normAxes: number[],
+  epsilon: number,
+): tf.Tensor2D {
+  const view = groupView(direction.shape, normAxes);
+  const f = tf.customGrad(((v: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
+    const v2 = tf.reshape(v, view.matrixShape) as tf.Tensor2D;
+    const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
+    const g2 = tf.reshape(g, view.groupShape);
+    save([v2, inv, g2]);
+    return {
+      value: tf.mul(g2, inv),
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [sv, sinv, sg] = saved;
+        // d(g / n)/dv = -g v / n^3; d(g / n)/dg = 1 / n.
+        const c = tf.mul(tf.mul(dy, sg), tf.mul(sinv, tf.square(sinv)));
+        return [
+          tf.reshape(tf.mul(sv, tf.neg(c)), direction.shape),
+          tf.reshape(tf.mul(dy, sinv), magnitude.shape),
+        ];
+      },
+    };
+  }) as unknown as CustomGradFn);
+  return f(direction, magnitude) as tf.Tensor2D;
 }
 
 /** Per-group L2 norm of `kernel` over `normAxes`, shaped like the magnitude (`magnitudeShape`). */

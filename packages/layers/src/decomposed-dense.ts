@@ -4,6 +4,7 @@ import {
   type ActivationFn,
   checkOneOf,
   computeEffectiveKernel,
+  computeGroupScale,
   DEFAULT_EPSILON,
   type DenseGranularity,
   type DenseLayerArgs,
@@ -151,15 +152,26 @@ export class DecomposedDense extends tfl.layers.Layer {
     return tf.tidy(() => {
       this.invokeCallHook(inputs, kwargs);
       const input = exactlyOne(inputs);
-      const kernel = this.effectiveKernel();
       const bias = this.bias == null ? undefined : this.bias.read();
-      const fused = fusedActivation(this.activation);
       const x2d =
         input.rank === 2
           ? (input as tf.Tensor2D)
           : (tf.reshape(input, [-1, input.shape[input.rank - 1]]) as tf.Tensor2D);
-      let y: tf.Tensor = tf.fused.matMul({ a: x2d, b: kernel, bias, activation: fused ?? 'linear' });
-      if (fused == null) y = this.activation.apply(y);
+      let y: tf.Tensor;
+      if (this.granularity === 'output') {
+        // One factor per output unit commutes with the matMul: scaling the
+        // [batch, units] output is cheaper than scaling the [in, units]
+        // kernel whenever batch < in, and the function is the same.
+        const direction = this.direction!.read();
+        const scale = computeGroupScale(direction, this.magnitude!.read(), this.normAxes, this.epsilon);
+        y = tf.mul(tf.matMul(x2d, direction), scale);
+        if (bias != null) y = tf.add(y, bias);
+        y = this.activation.apply(y);
+      } else {
+        const fused = fusedActivation(this.activation);
+        y = tf.fused.matMul({ a: x2d, b: this.effectiveKernel(), bias, activation: fused ?? 'linear' });
+        if (fused == null) y = this.activation.apply(y);
+      }
       if (input.rank !== 2) y = tf.reshape(y, [...input.shape.slice(0, -1), this.units]);
       return y;
     });
