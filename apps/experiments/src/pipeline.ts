@@ -145,6 +145,14 @@ function makeOptimizer(spec: ExperimentConfig['training']['baseline']): tf.Optim
   return spec.momentum > 0 ? tf.train.momentum(spec.learningRate, spec.momentum) : tf.train.sgd(spec.learningRate);
 }
 
+// tf.train.momentum's dispose() forgets the learning-rate scalar its SGD
+// parent keeps (tfjs-core 4.22), leaking one tensor per optimiser.
+function disposeOptimizer(opt: tf.Optimizer): void {
+  opt.dispose();
+  const c = (opt as any).c as tf.Tensor | undefined;
+  if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
+}
+
 function setLearningRate(opt: tf.Optimizer, lr: number): void {
   const o = opt as any;
   if (typeof o.setLearningRate === 'function') o.setLearningRate(lr);
@@ -167,6 +175,16 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
     chunks.push(Buffer.from(buf));
     offset += buf.length;
   }
+  // tf.train.adam recomputes beta^t with tf.pow on setWeights, which rounds
+  // differently from the running product it keeps: save the exact values.
+  const extras: Record<string, number> = {};
+  for (const k of ['accBeta1', 'accBeta2']) {
+    const v = (opt as any)[k];
+    if (v instanceof tf.Tensor) extras[k] = (await v.data())[0];
+  }
+  writeFileSync(join(dir, 'optimizer-extras.json'), JSON.stringify(extras));
+  // getWeights returns the live slot variables plus a fresh iteration scalar: free only the latter.
+  for (const { tensor } of named) if (!(tensor instanceof tf.Variable)) tensor.dispose();
   writeFileSync(join(dir, 'optimizer.bin'), Buffer.concat(chunks));
   writeFileSync(join(dir, 'optimizer.json'), JSON.stringify(manifest));
 }
@@ -183,6 +201,15 @@ async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
     return { name: m.name, tensor: tf.tensor(values, m.shape, m.dtype as tf.DataType) };
   });
   await opt.setWeights(named);
+  const extrasFile = join(dir, 'optimizer-extras.json');
+  if (existsSync(extrasFile)) {
+    for (const [k, value] of Object.entries(JSON.parse(readFileSync(extrasFile, 'utf8')) as Record<string, number>)) {
+      const v = (opt as any)[k];
+      if (v instanceof tf.Variable) tf.tidy(() => v.assign(tf.scalar(value)));
+    }
+  }
+  // Optimisers copy what they keep into variables (shared, ref-counted data).
+  for (const { tensor } of named) tensor.dispose();
 }
 
 function countGroups(model: tfl.LayersModel, threshold: number): GroupCount[] {
@@ -286,6 +313,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   };
 
   const progress = new Progress(o.stream ?? process.stderr);
+  const debug = (what: string) => {
+    if (process.env.NORMPRUNE_DEBUG) log(`[debug] ${what}: ${tf.memory().numTensors} tensors`);
+  };
 
   const trainPhase = async (
     phase: Phase,
@@ -350,10 +380,15 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         if (stopRequested) {
           progress.done();
           await checkpoint(m, opt);
+          // Leave nothing behind for a caller that goes on in this process (tests, sweeps).
+          disposeOptimizer(opt);
+          m.dispose();
           throw new Interrupted(ckptDir);
         }
       }
       progress.done();
+      // The value the epoch's last step used (also when resuming at its very end).
+      if (hooks.lambdaAt) lambda = hooks.lambdaAt(state.epoch + (steps - 1) / steps);
       const sec = (performance.now() - t0) / 1000;
       state.elapsed[phase] += sec;
       const validationError = await errorRate(m, data.validation, norm);
@@ -418,8 +453,10 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         const opt = makeOptimizer(cfg.training.baseline);
         if (o.resume) await loadOptimizer(opt, ckptDir);
         await trainPhase('baseline', model, opt, cfg.training.baseline);
-        opt.dispose();
+        disposeOptimizer(opt);
+        debug('baseline trained');
         state.baseline = await measure(model);
+        debug('baseline measured');
         if (o.keepBaseline) {
           const baseDir = join(work, 'baseline');
           const stats = state.baseline;
@@ -455,6 +492,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       await checkpoint(model, null);
     }
 
+    debug('----');
     // ---- proximal training ----------------------------------------------
     if (state.phase === 'proximal') {
       const m = model!;
@@ -477,7 +515,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
           };
         },
       });
-      opt.dispose();
+      disposeOptimizer(opt);
       state.groups = countGroups(m, cfg.prune.threshold);
       const pruned = prune(m, { threshold: cfg.prune.threshold }).model;
       m.dispose();
@@ -495,6 +533,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       await checkpoint(pruned, null);
     }
 
+    debug('----');
     // ---- fine-tuning ------------------------------------------------------
     if (state.phase === 'finetune') {
       const m = model!;
@@ -503,7 +542,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       const opt = makeOptimizer(cfg.training.finetune);
       if (o.resume) await loadOptimizer(opt, ckptDir);
       await trainPhase('finetune', m, opt, cfg.training.finetune, { afterStep: () => mask.apply() });
-      opt.dispose();
+      disposeOptimizer(opt);
       (mask as any).dispose?.();
       state.phase = 'done';
     }
@@ -511,6 +550,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     process.off('SIGINT', onSigint);
   }
 
+    debug('----');
   // ---- evaluation, export, report ----------------------------------------
   const m = model!;
   const compressed = await measure(m);
@@ -521,6 +561,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     exported = await exportModel(m, tmp, { format: 'tfjs' });
   });
   m.dispose();
+  debug('end');
   const compressionPct = 100 * (1 - compressed.nonzeros / baseline.params);
   const macsReductionPct = 100 * (1 - compressed.macs / baseline.macs);
   const errorDeltaPp = 100 * (compressed.testError - baseline.testError);

@@ -1,0 +1,91 @@
+// Every shipped config runs end to end at a tiny budget and leaves a complete,
+// parseable run directory whose model loads in plain tfjs.
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '@normprune/runtime';
+import { listExperiments, loadExperiment } from '../src/index';
+import { cli, loadInPlainTfjs, writeCifarFixture, writeIdxFixture } from './helpers';
+
+let tmp: string;
+let fashionDir: string;
+let cifarDir: string;
+const exported: string[] = [];
+
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  tmp = mkdtempSync(join(tmpdir(), 'normprune-e2e-'));
+  fashionDir = join(tmp, 'fashion');
+  writeIdxFixture(fashionDir, 400, 100);
+  cifarDir = writeCifarFixture(join(tmp, 'cifar'), 30);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const experiments = listExperiments();
+
+test('ships the thesis experiments and their variants', () => {
+  expect(experiments).toEqual(
+    expect.arrayContaining(['lenet-500-300', 'lenet-500-300-input', 'lenet-5-fc', 'lenet-5', 'lenet-5-filter', 'vgg-16', 'fashion-lenet-500-300', 'fashion-lenet-5-fc', 'fashion-lenet-5']),
+  );
+});
+
+describe.each(experiments)('%s at the tiny budget', (name) => {
+  test('runs end to end and writes every output', async () => {
+    const cfg = loadExperiment(name);
+    const out = join(tmp, 'runs', name);
+    const args = ['reproduce', name, '--budget', 'tiny', '--out', out, '--seed', '3', '--backend', 'wasm'];
+    if (cfg.dataset.name === 'fashion-mnist') args.push('--data-dir', fashionDir);
+    if (cfg.dataset.name === 'cifar10') args.push('--data-dir', cifarDir);
+    const before = tf.memory().numTensors;
+    const r = await cli(args);
+    expect(r.err).not.toMatch(/normprune: error/);
+    expect(r.code).toBe(0);
+    // The run frees everything it made (models, optimisers, batches).
+    expect(tf.memory().numTensors).toBe(before);
+    for (const f of ['config.json', 'metrics.jsonl', 'results.json', 'report.md', 'report.html', 'model/model.json']) {
+      expect(existsSync(join(out, f))).toBe(true);
+    }
+    expect(existsSync(join(out, '.work'))).toBe(false);
+    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+    expect(results.experiment).toBe(name);
+    expect(results.budget.reduced).toBe(true);
+    expect(results.baseline.params).toBeGreaterThan(results.compressed.nonzeros - 1);
+    expect(Number.isFinite(results.compressionPct)).toBe(true);
+    expect(results.compressed.testError).toBeGreaterThanOrEqual(0);
+    const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.phase)).toEqual(['baseline', 'proximal', 'finetune']);
+    for (const m of metrics) expect(typeof m.numTensors).toBe('number');
+    const config = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(config.experiment).toBe(name);
+    const md = readFileSync(join(out, 'report.md'), 'utf8');
+    expect(md).toMatch(/Reduced budget/);
+    expect(md).toMatch(/parameters removed/);
+    if (cfg.thesis?.compressionPct !== undefined) expect(md).toContain(`${cfg.thesis.compressionPct.toFixed(2)}%`);
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    expect(html).toMatch(/<svg/);
+    for (const svg of readdirSync(join(out, 'plots'))) expect(readFileSync(join(out, 'plots', svg), 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>$/);
+    const topology = readFileSync(join(out, 'model', 'model.json'), 'utf8');
+    expect(topology).not.toMatch(/Decomposed/);
+    exported.push(join(out, 'model'));
+  });
+});
+
+test('every exported model loads and predicts in plain tfjs (no normprune code)', () => {
+  expect(exported.length).toBe(experiments.length);
+  const shapes = loadInPlainTfjs(exported);
+  for (const s of shapes) expect(s).toEqual([1, 10]);
+});
+
+test('report --table builds the results table from the run directories', async () => {
+  const dirs = experiments.map((n) => join(tmp, 'runs', n));
+  const r = await cli(['report', '--table', ...dirs, '--json', join(tmp, 'rows')]);
+  expect(r.code).toBe(0);
+  expect(r.out.split('\n').filter((l) => l.startsWith('| ')).length).toBe(experiments.length + 2);
+  const row = JSON.parse(readFileSync(join(tmp, 'rows', 'lenet-500-300.json'), 'utf8'));
+  expect(row).toMatchObject({ experiment: 'lenet-500-300', budget: 'tiny', reduced: true });
+  expect(typeof row.baseline.testErrorPct).toBe('number');
+  expect(typeof row.compressed.nonzeros).toBe('number');
+  const again = await cli(['report', join(tmp, 'runs', 'lenet-500-300')]);
+  expect(again.code).toBe(0);
+});

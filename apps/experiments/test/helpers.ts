@@ -1,0 +1,122 @@
+// Fixtures for the CLI tests: tiny data sets written under os.tmpdir(), and a
+// loader that reads an exported model with nothing but plain tfjs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { main } from '../src/index';
+
+/** Runs the CLI in-process; returns exit code and captured stdout + stderr. */
+export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const lines: string[] = [];
+  const errs: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  (process.stderr as any).write = (s: string | Uint8Array) => {
+    errs.push(String(s));
+    return true;
+  };
+  try {
+    const code = await main(args, (s) => lines.push(s));
+    return { code, out: lines.join('\n'), err: errs.join('') };
+  } finally {
+    (process.stderr as any).write = write;
+  }
+}
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+}
+
+function idx(magic: number, dims: number[], data: Uint8Array): Buffer {
+  const head = Buffer.alloc(4 + 4 * dims.length);
+  head.writeUInt32BE(magic, 0);
+  dims.forEach((d, i) => head.writeUInt32BE(d, 4 + 4 * i));
+  return Buffer.concat([head, Buffer.from(data)]);
+}
+
+/**
+ * Writes a small IDX data set (28x28, 10 classes) into `dir`: each class is a
+ * bright square at its own place, so a few hundred samples are learnable.
+ */
+export function writeIdxFixture(dir: string, nTrain: number, nTest: number): void {
+  mkdirSync(dir, { recursive: true });
+  const r = rng(7);
+  const make = (n: number) => {
+    const images = new Uint8Array(n * 784);
+    const labels = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      const c = i % 10;
+      labels[i] = c;
+      const y0 = 2 + Math.floor(c / 5) * 12;
+      const x0 = 2 + (c % 5) * 5;
+      for (let y = 0; y < 28; y++)
+        for (let x = 0; x < 28; x++) {
+          const inside = y >= y0 && y < y0 + 8 && x >= x0 && x < x0 + 4;
+          images[i * 784 + y * 28 + x] = inside ? 200 + Math.floor(r() * 55) : Math.floor(r() * 40);
+        }
+    }
+    return { images, labels };
+  };
+  const tr = make(nTrain);
+  const te = make(nTest);
+  writeFileSync(join(dir, 'train-images-idx3-ubyte'), idx(2051, [nTrain, 28, 28], tr.images));
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx(2049, [nTrain], tr.labels));
+  writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx(2051, [nTest, 28, 28], te.images));
+  writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx(2049, [nTest], te.labels));
+}
+
+/** Writes a CIFAR-10 binary-layout fixture (`cifar-10-batches-bin/`) with `perBatch` records per batch file. */
+export function writeCifarFixture(dir: string, perBatch: number): string {
+  const d = join(dir, 'cifar-10-batches-bin');
+  mkdirSync(d, { recursive: true });
+  const r = rng(11);
+  const batch = () => {
+    const buf = new Uint8Array(perBatch * 3073);
+    for (let i = 0; i < perBatch; i++) {
+      const c = i % 10;
+      buf[i * 3073] = c;
+      for (let k = 0; k < 3072; k++) buf[i * 3073 + 1 + k] = Math.floor(r() * 64) + (Math.floor(k / 1024) === c % 3 ? 128 : 0);
+    }
+    return buf;
+  };
+  for (let i = 1; i <= 5; i++) writeFileSync(join(d, `data_batch_${i}.bin`), batch());
+  writeFileSync(join(d, 'test_batch.bin'), batch());
+  writeFileSync(
+    join(d, 'batches.meta.txt'),
+    ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'].join('\n') + '\n',
+  );
+  return dir;
+}
+
+/**
+ * Loads each exported model in a fresh Node process that imports only
+ * tfjs-core, tfjs-layers and the cpu backend (no normprune code), runs one
+ * prediction, and returns the output shapes.
+ */
+export function loadInPlainTfjs(dirs: string[]): number[][] {
+  const script = `
+const tf = require('@tensorflow/tfjs-core');
+require('@tensorflow/tfjs-backend-cpu');
+const tfl = require('@tensorflow/tfjs-layers');
+const fs = require('fs'); const path = require('path');
+(async () => {
+  await tf.setBackend('cpu');
+  const shapes = [];
+  for (const dir of JSON.parse(process.argv[1])) {
+    const mj = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+    const specs = []; const bufs = [];
+    for (const g of mj.weightsManifest) { specs.push(...g.weights); for (const p of g.paths) bufs.push(fs.readFileSync(path.join(dir, p))); }
+    const all = Buffer.concat(bufs);
+    const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
+    const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: mj.modelTopology, weightSpecs: specs, weightData }));
+    const shape = model.inputs[0].shape.slice(1);
+    const y = model.predict(tf.zeros([1, ...shape]));
+    shapes.push(y.shape);
+  }
+  process.stdout.write(JSON.stringify(shapes));
+})().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
+`;
+  const r = spawnSync(process.execPath, ['-e', script, JSON.stringify(dirs)], { cwd: join(__dirname, '..'), encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`plain tfjs could not load the exported models: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}

@@ -1,0 +1,110 @@
+// An interrupted run (injected stop or a real Ctrl-C) continues from its
+// checkpoint with --resume and ends exactly where an uninterrupted run ends.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@normprune/runtime';
+import { loadExperiment } from '../src/index';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  tmp = mkdtempSync(join(tmpdir(), 'normprune-resume-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const BUDGET = 'trainSubset=512,testSubset=256,validation=64,epochs=2';
+
+/** Everything in a finished run that must not depend on interruptions. */
+function fingerprint(dir: string) {
+  const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+  const metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => {
+      // Timing and the process-wide tensor count depend on the process, not the run.
+      const { seconds: _s, samplesPerSec: _p, numTensors: _n, ...rest } = JSON.parse(l);
+      return rest;
+    });
+  const weights = readdirSync(join(dir, 'model'))
+    .filter((f) => f.endsWith('.bin'))
+    .sort()
+    .map((f) => readFileSync(join(dir, 'model', f)).toString('base64'));
+  return {
+    compressionPct: r.compressionPct,
+    baseline: [r.baseline.testError, r.baseline.validationError, r.baseline.nonzeros],
+    compressed: [r.compressed.testError, r.compressed.validationError, r.compressed.nonzeros, r.compressed.layers],
+    prunedBeforeFinetune: r.prunedBeforeFinetune,
+    groups: r.groups,
+    metrics,
+    weights,
+  };
+}
+
+async function interruptedTwiceThenResumed(args: string[], out: string) {
+  const a = await cli([...args, '--out', out, '--stop-after-steps', '5']);
+  expect(a.code).toBe(130);
+  expect(a.out).toMatch(/checkpoint written to .*continue with: .*--resume/s);
+  expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
+  expect(existsSync(join(out, 'results.json'))).toBe(false);
+  // A fresh start over an unfinished run is refused rather than mixing the two.
+  expect((await cli([...args, '--out', out])).code).toBe(1);
+  const b = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '7']);
+  expect(b.code).toBe(130);
+  const c = await cli([...args, '--out', out, '--resume']);
+  expect(c.code).toBe(0);
+  expect(existsSync(join(out, '.work'))).toBe(false);
+}
+
+test('Adam: resume after two interruptions equals an uninterrupted run (seeded, same backend)', async () => {
+  const args = ['reproduce', 'lenet-500-300', '--budget', BUDGET, '--seed', '5', '--backend', 'wasm'];
+  const whole = join(tmp, 'whole-adam');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  const parts = join(tmp, 'parts-adam');
+  await interruptedTwiceThenResumed(args, parts);
+  expect(fingerprint(parts)).toEqual(fingerprint(whole));
+});
+
+test('SGD with momentum: the momentum slots survive the checkpoint', async () => {
+  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  for (const phase of ['baseline', 'proximal', 'finetune']) Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
+  cfg.training.proximal.lambda = 0.05;
+  const file = join(tmp, 'sgd.json');
+  writeFileSync(file, JSON.stringify(cfg));
+  const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '2', '--backend', 'wasm'];
+  const whole = join(tmp, 'whole-sgd');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  const parts = join(tmp, 'parts-sgd');
+  await interruptedTwiceThenResumed(args, parts);
+  expect(fingerprint(parts)).toEqual(fingerprint(whole));
+});
+
+test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finishes the same run', async () => {
+  const args = ['reproduce', 'lenet-500-300', '--budget', BUDGET, '--seed', '5', '--backend', 'wasm'];
+  const out = join(tmp, 'sigint');
+  const root = join(__dirname, '..', '..', '..');
+  const child = spawn(process.execPath, ['--require', join(root, 'scripts', 'ts-register.cjs'), join(__dirname, '..', 'src', 'cli-main.ts'), ...args, '--out', out], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      // Interrupt once training is under way.
+      if (/baseline epoch 1\//.test(stderr) && !child.killed) child.kill('SIGINT');
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  expect(stderr).toMatch(/Ctrl-C/);
+  expect(code).toBe(130);
+  expect(stdout).toMatch(/continue with:/);
+  expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
+  const r = await cli([...args, '--out', out, '--resume']);
+  expect(r.code).toBe(0);
+  const whole = join(tmp, 'whole-adam');
+  if (existsSync(join(whole, 'results.json'))) expect(fingerprint(out)).toEqual(fingerprint(whole));
+});
