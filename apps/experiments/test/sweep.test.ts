@@ -1,0 +1,45 @@
+// `normprune sweep`: a grid shares one trained baseline and draws the Pareto
+// front; --target-compression bisects lambda on the run's own parameter counts.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { initBackend } from '@normprune/runtime';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  tmp = mkdtempSync(join(tmpdir(), 'normprune-sweep-'));
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('a lambda x granularity grid writes every point, sweep.json and the Pareto plot', async () => {
+  const out = join(tmp, 'grid');
+  const r = await cli(['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.001,0.05', '--granularity', 'output,input', '--out', out, '--backend', 'wasm']);
+  expect(r.code).toBe(0);
+  const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  expect(sweep.points.map((p: any) => p.label)).toEqual(['lambda-0.001-output', 'lambda-0.05-output', 'lambda-0.001-input', 'lambda-0.05-input']);
+  for (const p of sweep.points) expect(existsSync(join(out, p.dir, 'results.json'))).toBe(true);
+  // One baseline for all points: identical baseline errors, and no leftover work folders.
+  expect(new Set(sweep.points.map((p: any) => p.baselineTestErrorPct)).size).toBe(1);
+  expect(existsSync(join(out, sweep.points[0].dir, '.work'))).toBe(false);
+  expect(readFileSync(join(out, 'plots', 'pareto.svg'), 'utf8')).toMatch(/Pareto front/);
+  expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| lambda-0\.05-input \| 0\.05 \| input \|/);
+});
+
+test('--target-compression bisects lambda and says whether any lambda reached it', async () => {
+  const out = join(tmp, 'bisect');
+  const r = await cli(['sweep', 'lenet-500-300-input', '--budget', 'tiny', '--target-compression', '15', '--bisect-steps', '2', '--out', out, '--backend', 'wasm']);
+  expect(r.code).toBe(0);
+  const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  expect(sweep.points.length).toBeGreaterThanOrEqual(3);
+  expect(sweep.note).toMatch(/Bisection for >= 15% of parameters removed/);
+  const lambdas = sweep.points.map((p: any) => p.lambda);
+  expect(new Set(lambdas).size).toBe(lambdas.length);
+});
+
+test('sweep flags are validated', async () => {
+  expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
+  expect((await cli(['sweep', 'lenet-500-300', '--target-compression', '150'])).code).toBe(2);
+  expect((await cli(['sweep'])).code).toBe(2);
+});
