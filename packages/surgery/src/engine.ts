@@ -219,7 +219,9 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         }
         if (!used) continue;
         const k = input.consts[i];
-        if (Number.isNaN(k)) block(id, `read by live units of '${s.node.name}'`);
+        // Only shown for units that are constant at their own output: then a join (Add,
+        // Multiply...) couples their channel with one that varies.
+        if (Number.isNaN(k)) block(id, `a join (Add, Multiply...) couples it with a channel that '${s.node.name}' reads and that varies`);
         else if (!u.exactFold && k !== 0) {
           block(id, `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`);
         }

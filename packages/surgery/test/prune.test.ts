@@ -208,6 +208,7 @@ describe('prune: residual Add', () => {
     const { model, report } = prune(m);
     expectSame(m, model);
     expect(report.layers.map((l) => l.unitsAfter)).toEqual([6, 6, 4]);
+    expect(report.warnings).toEqual([expect.stringMatching(/'b' unit 2 .*couples it with a channel that 'b' reads/)]);
   });
 
   it('removes a channel on both sides when both coupled filters are dead', () => {
