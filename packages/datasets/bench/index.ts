@@ -38,7 +38,9 @@ async function runCase(name: string, cacheDir: string): Promise<Result> {
   } else if (name === 'cifar-first' || name === 'cifar-cached') {
     const [ds, s] = await time(() => loadCifar10({ file: CIFAR, cacheDir, offline: true }));
     seconds = s;
-    note = `${ds.train.count}+${ds.test.count} images, ${name === 'cifar-first' ? 'gunzip + tar + 60,000 JPEG decodes + cache write' : 'sha256 of the archive + cache read + verify'}`;
+    const per = (l: Uint8Array) => Array.from({ length: 10 }, (_, k) => l.filter((x) => x === k).length);
+    const balanced = per(ds.train.labels).every((n) => n === 5000) && per(ds.test.labels).every((n) => n === 1000);
+    note = `${ds.train.count}+${ds.test.count} images (${balanced ? '5,000/1,000 per class' : 'UNBALANCED'}), ${name === 'cifar-first' ? 'gunzip + tar + 60,000 JPEG decodes + cache write' : 'sha256 of the archive + cache read + verify'}`;
   } else if (name === 'cifar-batches') {
     await tf.setBackend('cpu');
     const ds = await loadCifar10({ file: CIFAR, cacheDir, offline: true });

@@ -1,4 +1,17 @@
+import { DatasetError } from './errors.js';
 import type { Split, Stats, TrainValidation } from './types.js';
+
+/** Catches hand-built splits whose arrays disagree with `count` and `shape` before they reach tfjs. */
+export function checkSplit(split: Split): void {
+  const [h, w, c] = split.shape;
+  const want = split.count * h * w * c;
+  if (split.images.length !== want) {
+    throw new DatasetError('size-mismatch', { message: 'split.images length differs from count * h * w * c', expected: want, found: split.images.length });
+  }
+  if (split.labels.length !== split.count) {
+    throw new DatasetError('size-mismatch', { message: 'split.labels length differs from count', expected: split.count, found: split.labels.length });
+  }
+}
 
 /**
  * Per-channel mean and std over a whole split, in [0, 1] units. Counting a
@@ -6,6 +19,7 @@ import type { Split, Stats, TrainValidation } from './types.js';
  * accumulation over 150 M values).
  */
 export function computeStats(split: Split): Stats {
+  checkSplit(split);
   const c = split.shape[2];
   const hist = Array.from({ length: c }, () => new Float64Array(256));
   const px = split.images;
@@ -51,8 +65,9 @@ function slice(split: Split, from: number, to: number): Split {
  * loaders order CIFAR image folders class-interleaved, so the tail is balanced.
  */
 export function validationSplit(split: Split, n: number): TrainValidation {
+  checkSplit(split);
   if (!Number.isInteger(n) || n <= 0 || n >= split.count) {
-    throw new RangeError(`validationSplit: n must be an integer in [1, ${split.count - 1}], got ${n}`);
+    throw new DatasetError('invalid-argument', { message: 'validationSplit: n must be an integer between 1 and count - 1', expected: `1..${split.count - 1}`, found: n });
   }
   return { train: slice(split, 0, split.count - n), validation: slice(split, split.count - n, split.count) };
 }

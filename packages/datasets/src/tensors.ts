@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DatasetError } from './errors.js';
 import { mulberry32, permutation } from './random.js';
-import { computeStats } from './split.js';
+import { checkSplit, computeStats } from './split.js';
 import type { AugmentOptions, Batch, Normalize, Split, SplitTensors, Stats } from './types.js';
 
 function numClassesOf(split: Split): number {
@@ -107,6 +107,7 @@ export function toTensors(
   split: Split,
   o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
 ): SplitTensors {
+  checkSplit(split);
   const normalize = o.normalize ?? 'unit';
   let stats = o.stats;
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
@@ -146,6 +147,7 @@ export function batches(
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new DatasetError('invalid-argument', { message: 'batchSize must be a positive integer', found: o.batchSize });
   }
+  checkSplit(split);
   const normalize = o.normalize ?? 'unit';
   let stats = o.stats;
   if (normalize === 'standardize' && !stats) stats = computeStats(split);

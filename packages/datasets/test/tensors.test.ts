@@ -172,6 +172,18 @@ describe('batches', () => {
   });
 });
 
+describe('argument checks', () => {
+  it('rejects inconsistent hand-built splits and bad batch sizes before any tensor exists', async () => {
+    const s = split(4);
+    await expectNoLeak(() => {
+      expect(() => toTensors({ ...s, count: 5 })).toThrow(expect.objectContaining({ code: 'size-mismatch' }));
+      expect(() => toTensors({ ...s, labels: s.labels.subarray(0, 3) })).toThrow(expect.objectContaining({ code: 'size-mismatch' }));
+      expect(() => batches(s, { batchSize: 0 })).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+      expect(() => toTensors(s, { normalize: 'standardize', stats: { mean: [0], std: [1] } })).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+    });
+  });
+});
+
 describe('validationSplit', () => {
   it('holds out the last n images as views', () => {
     const s = split(10);
@@ -181,7 +193,7 @@ describe('validationSplit', () => {
     expect(Array.from(validation.labels)).toEqual(Array.from(s.labels.subarray(7)));
     expect(validation.images[0]).toBe(s.images[7 * 48]);
     expect(validation.numClasses).toBe(10);
-    expect(() => validationSplit(s, 10)).toThrow(RangeError);
-    expect(() => validationSplit(s, 0)).toThrow(RangeError);
+    expect(() => validationSplit(s, 10)).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+    expect(() => validationSplit(s, 0)).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
   });
 });
