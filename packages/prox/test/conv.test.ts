@@ -1,0 +1,144 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decomposedConv2d, decomposedDense, magnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { ProximalAdam, ProximalSGD, SparsityCallback } from '../src/index.js';
+import { maxDiff } from '../../../tools/testing/leaks.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+const xs = tf.tidy(() => tf.randomNormal([32, 6, 6, 2], 0, 1, 'float32', 3));
+const ys = tf.tidy(() => tf.oneHot(tf.cast(tf.greater(tf.sum(xs, [1, 2, 3]), 0), 'int32'), 2));
+
+function convNet(granularity: 'kernel' | 'filter'): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      decomposedConv2d({
+        inputShape: [6, 6, 2],
+        filters: 6,
+        kernelSize: 3,
+        activation: 'relu',
+        granularity,
+        name: 'conv',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }),
+      }),
+      tfl.layers.flatten(),
+      decomposedDense({
+        units: 2,
+        activation: 'softmax',
+        name: 'dense',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }),
+      }),
+    ],
+  });
+}
+
+async function groupNorms(m: MagnitudeInfo): Promise<Float32Array> {
+  const t = tf.tidy(() => tf.sqrt(tf.sum(tf.square(m.direction), m.normAxes)));
+  const r = (await t.data()) as Float32Array;
+  t.dispose();
+  return r;
+}
+
+describe.each(['kernel', 'filter'] as const)(
+  'a decomposed conv net, %s granularity, under model.fit',
+  (granularity) => {
+    it('keeps magnitudes >= 0 and directions unit-norm, and zeroes some groups', async () => {
+      const model = convNet(granularity);
+      const infos = magnitudes(model);
+      const opt = new ProximalAdam({ learningRate: 0.02, lambda: 0.15, magnitudes: infos });
+      model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+      const cb = new SparsityCallback();
+      let checked = 0;
+      await model.fit(xs, ys, {
+        epochs: 6,
+        batchSize: 8,
+        shuffle: false,
+        verbose: 0,
+        callbacks: [
+          cb,
+          new tfl.CustomCallback({
+            onBatchEnd: async () => {
+              for (const m of infos) {
+                const g = await m.magnitude.data();
+                g.forEach((v) => expect(v).toBeGreaterThanOrEqual(0));
+                (await groupNorms(m)).forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-5));
+              }
+              checked++;
+            },
+          }),
+        ],
+      });
+      expect(checked).toBe(6 * 4);
+      const last = cb.history[cb.history.length - 1];
+      expect(last.totalGroups.conv).toBe(granularity === 'kernel' ? 12 : 6);
+      expect(last.liveGroups.conv).toBeLessThan(last.totalGroups.conv);
+      expect(last.compression).toBeGreaterThan(0);
+      model.dispose();
+      opt.dispose();
+    });
+  },
+);
+
+describe('attach and layer multipliers', () => {
+  it('layerMultipliers 0 exempts a layer from the penalty (its magnitudes take the plain step, clamped at 0)', () => {
+    const ours = convNet('filter');
+    const plain = convNet('filter');
+    plain.setWeights(ours.getWeights());
+    const loss = (m: tfl.Sequential) => () =>
+      tf.losses.softmaxCrossEntropy(ys, m.apply(xs) as tf.Tensor) as tf.Scalar;
+    const opt = new ProximalSGD({
+      learningRate: 0.1,
+      lambda: 100,
+      magnitudes: magnitudes(ours),
+      layerMultipliers: { conv: 0 },
+    });
+    const sgd = tf.train.sgd(0.1);
+    opt.minimize(loss(ours), false);
+    sgd.minimize(loss(plain), false);
+    const [convG, denseG] = magnitudes(ours).map((m) => Array.from(m.magnitude.dataSync()));
+    const [convP] = magnitudes(plain).map((m) => Array.from(m.magnitude.dataSync()));
+    expect(
+      maxDiff(
+        convG,
+        convP.map((v) => Math.max(v, 0)),
+      ).abs,
+    ).toBeLessThan(1e-6);
+    expect(denseG.every((v) => v === 0)).toBe(true); // lr * lambda = 10 kills every dense group
+    expect(opt.penaltyWeights).toEqual([0, 1]);
+    ours.dispose();
+    plain.dispose();
+    opt.dispose();
+    sgd.dispose();
+  });
+
+  it('attach validates its input and can be replaced', () => {
+    const model = convNet('kernel');
+    const infos = magnitudes(model);
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: [] });
+    expect(() => opt.attach([infos[0], infos[0]])).toThrow(/twice/);
+    expect(() => opt.attach([{ ...infos[0], normAxes: [0] }])).toThrow(/does not match/);
+    opt.attach(infos);
+    expect(opt.magnitudes.map((m) => m.layerName)).toEqual(['conv', 'dense']);
+    opt.attach([]);
+    expect(opt.magnitudes).toHaveLength(0);
+    expect(() => new ProximalSGD({ learningRate: 0, lambda: 0, magnitudes: [] })).toThrow(/learningRate/);
+    expect(() => new ProximalSGD({ learningRate: 0.1, momentum: 1, lambda: 0, magnitudes: [] })).toThrow(
+      /momentum/,
+    );
+    expect(
+      () =>
+        new ProximalSGD({
+          learningRate: 0.1,
+          lambda: 0,
+          magnitudes: infos,
+          costWeighting: 'flops' as const,
+          layerMultipliers: { x: 1 },
+        }),
+    ).toThrow(/x/);
+    opt.dispose();
+    model.dispose();
+  });
+});
