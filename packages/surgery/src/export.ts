@@ -96,10 +96,14 @@ export function fromFloat16(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
-function encodeValues(values: Float32Array, float16: boolean): Uint8Array {
+function encodeValues(values: Float32Array, float16: boolean, name: string): Uint8Array {
   if (!float16) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = toFloat16(values[i]);
+  for (let i = 0; i < values.length; i++) {
+    // Half precision tops out at 65504: refuse rather than store Infinity.
+    if (Math.abs(values[i]) > 65504) throw new Error(`exportModel: weight '${name}' holds ${values[i]}, outside the float16 range (|x| <= 65504); export without float16`);
+    out[i] = toFloat16(values[i]);
+  }
   return new Uint8Array(out.buffer);
 }
 
@@ -157,7 +161,7 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
     await fs.promises.mkdir(dir, { recursive: true });
     if (format === 'tfjs') {
       const specs = weights.map(({ spec }) => (float16 ? { ...spec, quantization: { dtype: 'float16' as const } } : spec));
-      const chunks = weights.map(({ values }) => encodeValues(values, float16));
+      const chunks = weights.map(({ spec, values }) => encodeValues(values, float16, spec.name));
       const data = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
       let off = 0;
       for (const c of chunks) {
@@ -177,7 +181,7 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
       const shape = spec.shape;
       const valueBytes = float16 ? 2 : 4;
       let encoding: SparseWeightEntry['encoding'] = 'dense';
-      let record = encodeValues(values, float16);
+      let record = encodeValues(values, float16, spec.name);
       let maskBytes = 0;
       let count = values.length;
       if (shape.length >= 2) {
@@ -202,7 +206,7 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
             if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
             for (let k = 0; k < K; k++) packed[p++] = values[k * groups + q];
           }
-          const vals = encodeValues(packed, float16);
+          const vals = encodeValues(packed, float16, spec.name);
           record = new Uint8Array(mask.length + vals.length);
           record.set(mask, 0);
           record.set(vals, mask.length);
@@ -229,9 +233,12 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
       convertedBy: 'normprune-surgery (sparse weights in sparse.json / sparse.bin: load with loadSparseModel)',
       weightsManifest: [],
     };
-    await fs.promises.writeFile(files[2], bin);
-    await fs.promises.writeFile(files[1], JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }));
-    await fs.promises.writeFile(files[0], JSON.stringify(modelJson));
+    // Write everything next to its place, then rename, model.json last: an interrupted export
+    // never leaves a model.json that points at missing or half-written weights.
+    const contents: (string | Uint8Array)[] = [JSON.stringify(modelJson), JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }), bin];
+    const tmp = files.map((f) => `${f}.tmp-${process.pid}`);
+    for (const k of [2, 1, 0]) await fs.promises.writeFile(tmp[k], contents[k]);
+    for (const k of [2, 1, 0]) await fs.promises.rename(tmp[k], files[k]);
     return { bytes: await sizes(files), files };
   } finally {
     if (plain !== model) plain.dispose();

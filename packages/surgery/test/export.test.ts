@@ -142,6 +142,11 @@ describe('exportModel', () => {
     });
   });
 
+  it('refuses float16 for weights outside its range', async () => {
+    const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [2], name: 'd', biasInitializer: tfl.initializers.constant({ value: 1e5 }) })] });
+    await expect(exportModel(m, path.join(tmp, 'range'), { float16: true })).rejects.toThrow(/'d\/bias.*float16 range/);
+  });
+
   it('reports a truncated sparse file by name', async () => {
     const model = prunedLenet();
     const dir = path.join(tmp, 'broken');
