@@ -39,14 +39,21 @@ async function runCase(name: string, cacheDir: string): Promise<Result> {
     const [ds, s] = await time(() => loadCifar10({ file: CIFAR, cacheDir, offline: true }));
     seconds = s;
     const per = (l: Uint8Array) => Array.from({ length: 10 }, (_, k) => l.filter((x) => x === k).length);
-    const balanced = per(ds.train.labels).every((n) => n === 5000) && per(ds.test.labels).every((n) => n === 1000);
+    const balanced =
+      per(ds.train.labels).every((n) => n === 5000) && per(ds.test.labels).every((n) => n === 1000);
     note = `${ds.train.count}+${ds.test.count} images (${balanced ? '5,000/1,000 per class' : 'UNBALANCED'}), ${name === 'cifar-first' ? 'gunzip + tar + 60,000 JPEG decodes + cache write' : 'sha256 of the archive + cache read + verify'}`;
   } else if (name === 'cifar-batches') {
     await tf.setBackend('cpu');
     const ds = await loadCifar10({ file: CIFAR, cacheDir, offline: true });
     const [n, s] = await time(async () => {
       let n = 0;
-      for await (const { xs, ys } of batches(ds.train, { batchSize: 128, shuffle: true, seed: 1, augment: true, normalize: 'standardize' })) {
+      for await (const { xs, ys } of batches(ds.train, {
+        batchSize: 128,
+        shuffle: true,
+        seed: 1,
+        augment: true,
+        normalize: 'standardize',
+      })) {
         n += xs.shape[0];
         tf.dispose([xs, ys]);
       }
@@ -68,20 +75,40 @@ async function main(): Promise<void> {
   const cacheDir = mkdtempSync(join(tmpdir(), 'npds-bench-'));
   const results: Result[] = [];
   try {
-    for (const c of ['mnist', 'mnist', 'fashion', 'cifar-first', 'cifar-cached', 'cifar-cached', 'cifar-batches']) {
-      const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--case', c, cacheDir], { encoding: 'utf8' });
+    for (const c of [
+      'mnist',
+      'mnist',
+      'fashion',
+      'cifar-first',
+      'cifar-cached',
+      'cifar-cached',
+      'cifar-batches',
+    ]) {
+      const out = execFileSync(process.execPath, [...process.execArgv, __filename, '--case', c, cacheDir], {
+        encoding: 'utf8',
+      });
       results.push(JSON.parse(out.trim().split('\n').pop()!));
     }
   } finally {
     rmSync(cacheDir, { recursive: true, force: true });
   }
-  const targets: Record<string, string> = { mnist: '< 1 s', 'cifar-first': '< 30 s', 'cifar-cached': '< 2 s' };
+  const targets: Record<string, string> = {
+    mnist: '< 1 s',
+    'cifar-first': '< 30 s',
+    'cifar-cached': '< 2 s',
+  };
   console.log('| case | seconds | target | peak RSS (MB) | note |');
   console.log('| --- | ---: | --- | ---: | --- |');
   for (const r of results) {
-    console.log(`| ${r.case} | ${r.seconds.toFixed(2)} | ${targets[r.case] ?? ''} | ${r.peakRssMB.toFixed(0)} | ${r.note} |`);
+    console.log(
+      `| ${r.case} | ${r.seconds.toFixed(2)} | ${targets[r.case] ?? ''} | ${r.peakRssMB.toFixed(0)} | ${r.note} |`,
+    );
   }
-  console.log(`\nnode ${process.version}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(
+    `\nnode ${process.version}, ${cpus().length} CPUs, load average ${loadavg()
+      .map((x) => x.toFixed(1))
+      .join(' ')}`,
+  );
 }
 
 main().catch((e) => {

@@ -11,7 +11,18 @@ import { readTar } from './tar.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
 /** Label order of the official `batches.meta.txt`. */
-export const CIFAR10_CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
+export const CIFAR10_CLASSES = [
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
+];
 export const CIFAR10_URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz';
 export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
 const BINARY_ARCHIVE = 'cifar-10-binary.tar.gz';
@@ -33,7 +44,12 @@ function readBatches(files: { name: string; data: Uint8Array }[], classes: strin
     for (let r = 0; r < d.length; r += RECORD, n++) {
       const label = d[r];
       if (label >= classes.length) {
-        throw new DatasetError('label-out-of-range', { file: f.name, message: `record #${r / RECORD}`, expected: `0..${classes.length - 1}`, found: label });
+        throw new DatasetError('label-out-of-range', {
+          file: f.name,
+          message: `record #${r / RECORD}`,
+          expected: `0..${classes.length - 1}`,
+          found: label,
+        });
       }
       labels[n] = label;
       // Records store the 1024 R, then G, then B bytes (planar); tfjs wants NHWC.
@@ -54,33 +70,64 @@ function readBatches(files: { name: string; data: Uint8Array }[], classes: strin
  * 3,073-byte records. Every batch must hold whole records, and all six the
  * same number, so a file cut at a record boundary still fails loudly.
  */
-export function parseCifarBinary(get: (name: string) => { name: string; data: Uint8Array } | undefined, where: string): Dataset {
+export function parseCifarBinary(
+  get: (name: string) => { name: string; data: Uint8Array } | undefined,
+  where: string,
+): Dataset {
   const all = [...TRAIN_BATCHES, TEST_BATCH].map((n) => {
     const f = get(n);
-    if (!f) throw new DatasetError('missing-file', { file: join(where, n), message: 'CIFAR-10 binary batch missing' });
+    if (!f)
+      throw new DatasetError('missing-file', {
+        file: join(where, n),
+        message: 'CIFAR-10 binary batch missing',
+      });
     if (f.data.length === 0 || f.data.length % RECORD !== 0) {
-      throw new DatasetError('truncated', { file: f.name, message: `CIFAR-10 batch must be whole ${RECORD}-byte records`, expected: `a multiple of ${RECORD} bytes`, found: `${f.data.length} bytes` });
+      throw new DatasetError('truncated', {
+        file: f.name,
+        message: `CIFAR-10 batch must be whole ${RECORD}-byte records`,
+        expected: `a multiple of ${RECORD} bytes`,
+        found: `${f.data.length} bytes`,
+      });
     }
     return f;
   });
   const size = all[all.length - 1].data.length;
   for (const f of all) {
     if (f.data.length !== size) {
-      throw new DatasetError('size-mismatch', { file: f.name, message: 'CIFAR-10 batches must all hold the same number of records', expected: `${size / RECORD} records (as ${TEST_BATCH})`, found: `${f.data.length / RECORD} records` });
+      throw new DatasetError('size-mismatch', {
+        file: f.name,
+        message: 'CIFAR-10 batches must all hold the same number of records',
+        expected: `${size / RECORD} records (as ${TEST_BATCH})`,
+        found: `${f.data.length / RECORD} records`,
+      });
     }
   }
   const meta = get('batches.meta.txt');
   if (meta) {
-    const names = Buffer.from(meta.data).toString('utf8').split(/\r?\n/).map((s) => s.trim()).filter(Boolean);
+    const names = Buffer.from(meta.data)
+      .toString('utf8')
+      .split(/\r?\n/)
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (names.join(',') !== CIFAR10_CLASSES.join(',')) {
-      throw new DatasetError('unknown-class', { file: meta.name, message: 'class names differ from CIFAR-10', expected: CIFAR10_CLASSES.join(','), found: names.join(',') });
+      throw new DatasetError('unknown-class', {
+        file: meta.name,
+        message: 'class names differ from CIFAR-10',
+        expected: CIFAR10_CLASSES.join(','),
+        found: names.join(','),
+      });
     }
   }
-  return { train: readBatches(all.slice(0, 5), CIFAR10_CLASSES), test: readBatches(all.slice(5), CIFAR10_CLASSES), classes: [...CIFAR10_CLASSES] };
+  return {
+    train: readBatches(all.slice(0, 5), CIFAR10_CLASSES),
+    test: readBatches(all.slice(5), CIFAR10_CLASSES),
+    classes: [...CIFAR10_CLASSES],
+  };
 }
 
 function binaryDir(dir: string): string | undefined {
-  for (const d of [dir, join(dir, 'cifar-10-batches-bin')]) if (existsSync(join(d, TRAIN_BATCHES[0]))) return d;
+  for (const d of [dir, join(dir, 'cifar-10-batches-bin')])
+    if (existsSync(join(d, TRAIN_BATCHES[0]))) return d;
   return undefined;
 }
 
@@ -94,7 +141,14 @@ function fromBinaryDir(dir: string): Dataset {
 // ---------------------------------------------------------------- image folders
 
 /** Decodes one 32x32 JPEG or PNG to RGB bytes at `out[off..]`. */
-function decodeInto(data: Uint8Array, name: string, out: Uint8Array, off: number, h: number, w: number): void {
+function decodeInto(
+  data: Uint8Array,
+  name: string,
+  out: Uint8Array,
+  off: number,
+  h: number,
+  w: number,
+): void {
   let width: number;
   let height: number;
   let px: Uint8Array;
@@ -106,22 +160,44 @@ function decodeInto(data: Uint8Array, name: string, out: Uint8Array, off: number
       px = png.data;
       channels = 4;
     } else {
-      const img = jpeg.decode(data, { useTArray: true, formatAsRGBA: false, maxResolutionInMP: 1, maxMemoryUsageInMB: 64 });
+      const img = jpeg.decode(data, {
+        useTArray: true,
+        formatAsRGBA: false,
+        maxResolutionInMP: 1,
+        maxMemoryUsageInMB: 64,
+      });
       ({ width, height } = img);
       px = img.data;
       channels = 3;
     }
   } catch (e) {
-    throw new DatasetError('bad-image', { file: name, message: `cannot decode image: ${(e as Error).message}`, cause: e });
+    throw new DatasetError('bad-image', {
+      file: name,
+      message: `cannot decode image: ${(e as Error).message}`,
+      cause: e,
+    });
   }
-  if (width !== w || height !== h) throw new DatasetError('bad-image', { file: name, message: 'wrong image size', expected: `${w}x${h}`, found: `${width}x${height}` });
-  if (px.length !== w * h * channels) throw new DatasetError('bad-image', { file: name, message: 'decoder returned a short image', expected: w * h * channels, found: px.length });
+  if (width !== w || height !== h)
+    throw new DatasetError('bad-image', {
+      file: name,
+      message: 'wrong image size',
+      expected: `${w}x${h}`,
+      found: `${width}x${height}`,
+    });
+  if (px.length !== w * h * channels)
+    throw new DatasetError('bad-image', {
+      file: name,
+      message: 'decoder returned a short image',
+      expected: w * h * channels,
+      found: px.length,
+    });
   if (channels === 3) out.set(px, off);
-  else for (let i = 0, j = 0; i < w * h; i++, j += 4) {
-    out[off + i * 3] = px[j];
-    out[off + i * 3 + 1] = px[j + 1];
-    out[off + i * 3 + 2] = px[j + 2];
-  }
+  else
+    for (let i = 0, j = 0; i < w * h; i++, j += 4) {
+      out[off + i * 3] = px[j];
+      out[off + i * 3 + 1] = px[j + 1];
+      out[off + i * 3 + 2] = px[j + 2];
+    }
 }
 
 interface ImageFile {
@@ -144,11 +220,21 @@ function buildFromImages(files: ImageFile[], classes: string[], where: string): 
     for (const f of files) {
       if (f.split !== split) continue;
       const k = classes.indexOf(f.cls);
-      if (k < 0) throw new DatasetError('unknown-class', { file: join(where, split, f.cls), message: 'folder is not a class of this data set', expected: classes.join(', '), found: f.cls });
+      if (k < 0)
+        throw new DatasetError('unknown-class', {
+          file: join(where, split, f.cls),
+          message: 'folder is not a class of this data set',
+          expected: classes.join(', '),
+          found: f.cls,
+        });
       byClass[k].push(f);
     }
     byClass.forEach((list, k) => {
-      if (list.length === 0) throw new DatasetError('missing-class', { file: join(where, split, classes[k]), message: `no images for class '${classes[k]}' in ${split}` });
+      if (list.length === 0)
+        throw new DatasetError('missing-class', {
+          file: join(where, split, classes[k]),
+          message: `no images for class '${classes[k]}' in ${split}`,
+        });
       list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });
     // Interleave the classes (one image of each in turn) so the tail of the
@@ -177,8 +263,18 @@ function imageFilesFromNames(names: { name: string; read: () => Uint8Array }[], 
     if (i < 0 || i > 1) continue;
     const rest = parts.slice(i + 1);
     if (rest.length === 0 || rest[rest.length - 1].startsWith('.')) continue;
-    if (rest.length !== 2) throw new DatasetError('unknown-class', { file: `${where}:${name}`, message: `expected ${parts[i]}/<class>/<image>`, found: name });
-    if (!IMAGE_EXT.test(rest[1])) throw new DatasetError('bad-image', { file: `${where}:${name}`, message: 'not a .jpg/.jpeg/.png file', found: rest[1] });
+    if (rest.length !== 2)
+      throw new DatasetError('unknown-class', {
+        file: `${where}:${name}`,
+        message: `expected ${parts[i]}/<class>/<image>`,
+        found: name,
+      });
+    if (!IMAGE_EXT.test(rest[1]))
+      throw new DatasetError('bad-image', {
+        file: `${where}:${name}`,
+        message: 'not a .jpg/.jpeg/.png file',
+        found: rest[1],
+      });
     out.push({ split: parts[i] as 'train' | 'test', cls: rest[0], name: `${where}:${name}`, read });
   }
   return out;
@@ -220,7 +316,11 @@ function fromArchive(file: string, data: Uint8Array): Dataset {
     files.map((e) => ({ name: e.name, read: () => e.data })),
     file,
   );
-  if (images.length === 0) throw new DatasetError('missing-file', { file, message: 'archive holds neither cifar-10-batches-bin/ nor train/<class>/ image folders' });
+  if (images.length === 0)
+    throw new DatasetError('missing-file', {
+      file,
+      message: 'archive holds neither cifar-10-batches-bin/ nor train/<class>/ image folders',
+    });
   return buildFromImages(images, CIFAR10_CLASSES, file);
 }
 
@@ -239,13 +339,20 @@ function cached(name: string, key: string, o: LoadOptions, decode: () => Dataset
 }
 
 function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
-  if (!existsSync(file)) throw new DatasetError('missing-file', { file, message: 'CIFAR-10 archive not found' });
+  if (!existsSync(file))
+    throw new DatasetError('missing-file', { file, message: 'CIFAR-10 archive not found' });
   const data = readFileSync(file);
   const key = createHash('sha256').update(data).digest('hex');
   return cached('cifar-10', key, o, () => {
     if (md5) {
       const found = createHash('md5').update(data).digest('hex');
-      if (found !== md5) throw new DatasetError('checksum-mismatch', { file, message: 'cached download differs from the published file', expected: md5, found });
+      if (found !== md5)
+        throw new DatasetError('checksum-mismatch', {
+          file,
+          message: 'cached download differs from the published file',
+          expected: md5,
+          found,
+        });
     }
     return fromArchive(file, data);
   });
@@ -256,10 +363,13 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
   if (bin) return fromBinaryDir(bin);
   for (const d of [dir, join(dir, 'cifar-10-images')]) {
     if (isImageFolder(d)) {
-      return cached('cifar-10', treeKey(d), o, () => buildFromImages(imageFilesFromNames(listTree(d), d), CIFAR10_CLASSES, d));
+      return cached('cifar-10', treeKey(d), o, () =>
+        buildFromImages(imageFilesFromNames(listTree(d), d), CIFAR10_CLASSES, d),
+      );
     }
   }
-  for (const a of [BINARY_ARCHIVE, 'cifar-10-images.tar.gz']) if (existsSync(join(dir, a))) return fromFile(join(dir, a), o);
+  for (const a of [BINARY_ARCHIVE, 'cifar-10-images.tar.gz'])
+    if (existsSync(join(dir, a))) return fromFile(join(dir, a), o);
   return undefined;
 }
 
@@ -272,7 +382,12 @@ export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> 
   if (o.file) return fromFile(resolve(o.file), o);
   if (o.dir) {
     const ds = fromDir(resolve(o.dir), o);
-    if (!ds) throw new DatasetError('missing-file', { file: resolve(o.dir), message: 'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or cifar-10-binary.tar.gz' });
+    if (!ds)
+      throw new DatasetError('missing-file', {
+        file: resolve(o.dir),
+        message:
+          'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or cifar-10-binary.tar.gz',
+      });
     return ds;
   }
   const env = process.env.NORMPRUNE_DATA_DIR;
@@ -302,4 +417,3 @@ export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> 
   await downloadFile({ url, md5: CIFAR10_MD5 }, archive);
   return fromFile(archive, o, CIFAR10_MD5);
 }
-

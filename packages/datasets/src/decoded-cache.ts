@@ -49,7 +49,8 @@ export function readDecoded(path: string, key: string): Dataset | undefined {
     const hlen = buf.readUInt32LE(8);
     if (12 + hlen > buf.length) return undefined;
     const header = JSON.parse(buf.subarray(12, 12 + hlen).toString('utf8')) as Header;
-    if (header.key !== key || !Array.isArray(header.splits) || !Array.isArray(header.classes)) return undefined;
+    if (header.key !== key || !Array.isArray(header.splits) || !Array.isArray(header.classes))
+      return undefined;
     const payload = buf.subarray(12 + hlen);
     let expected = 0;
     for (const s of header.splits) expected += s.count * (s.shape[0] * s.shape[1] * s.shape[2] + 1);
@@ -81,7 +82,11 @@ export function writeDecoded(path: string, key: string, ds: Dataset): void {
   const header: Header = {
     key,
     classes: ds.classes,
-    splits: (['train', 'test'] as const).map((name) => ({ name, count: ds[name].count, shape: ds[name].shape })),
+    splits: (['train', 'test'] as const).map((name) => ({
+      name,
+      count: ds[name].count,
+      shape: ds[name].shape,
+    })),
     payloadSha256: sha.digest('hex'),
   };
   const hbuf = Buffer.from(JSON.stringify(header), 'utf8');

@@ -58,7 +58,8 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
   let out: WriteStream | undefined;
   try {
     const res = await get(remote.url, timeoutMs);
-    const declared = res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
+    const declared =
+      res.headers['content-length'] === undefined ? undefined : Number(res.headers['content-length']);
     const md5 = createHash('md5');
     const sha = createHash('sha256');
     let received = 0;
@@ -73,15 +74,30 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
     out = createWriteStream(tmp);
     await pipeline(res, hasher, out);
     if (!res.complete || (declared !== undefined && received !== declared)) {
-      throw new DatasetError('truncated', { file: remote.url, message: 'download ended early', expected: `${declared} bytes`, found: `${received} bytes` });
+      throw new DatasetError('truncated', {
+        file: remote.url,
+        message: 'download ended early',
+        expected: `${declared} bytes`,
+        found: `${received} bytes`,
+      });
     }
     const gotMd5 = md5.digest('hex');
     const gotSha = sha.digest('hex');
     if (remote.md5 && gotMd5 !== remote.md5.toLowerCase()) {
-      throw new DatasetError('checksum-mismatch', { file: remote.url, message: 'md5 of the downloaded file differs from the published one', expected: remote.md5, found: gotMd5 });
+      throw new DatasetError('checksum-mismatch', {
+        file: remote.url,
+        message: 'md5 of the downloaded file differs from the published one',
+        expected: remote.md5,
+        found: gotMd5,
+      });
     }
     if (remote.sha256 && gotSha !== remote.sha256.toLowerCase()) {
-      throw new DatasetError('checksum-mismatch', { file: remote.url, message: 'sha256 of the downloaded file differs from the published one', expected: remote.sha256, found: gotSha });
+      throw new DatasetError('checksum-mismatch', {
+        file: remote.url,
+        message: 'sha256 of the downloaded file differs from the published one',
+        expected: remote.sha256,
+        found: gotSha,
+      });
     }
     renameSync(tmp, dest);
   } finally {
@@ -114,10 +130,21 @@ export async function downloadFile(remote: RemoteFile, dest: string, o: Download
       return;
     } catch (e) {
       last = e;
-      if (e instanceof HttpStatusError && e.status >= 400 && e.status < 500 && e.status !== 408 && e.status !== 429) break;
+      if (
+        e instanceof HttpStatusError &&
+        e.status >= 400 &&
+        e.status < 500 &&
+        e.status !== 408 &&
+        e.status !== 429
+      )
+        break;
     }
   }
   if (last instanceof DatasetError && last.code === 'checksum-mismatch') throw last;
   const reason = last instanceof Error ? last.message : String(last);
-  throw new DatasetError('download-failed', { file: remote.url, message: `download failed after ${tried} attempt(s): ${reason}`, cause: last });
+  throw new DatasetError('download-failed', {
+    file: remote.url,
+    message: `download failed after ${tried} attempt(s): ${reason}`,
+    cause: last,
+  });
 }

@@ -38,7 +38,13 @@ export class DatasetError extends Error {
   /** Builds the error; the message is composed from the fields when not given. */
   constructor(
     code: DatasetErrorCode,
-    details: { file?: string; expected?: string | number; found?: string | number; message?: string; cause?: unknown },
+    details: {
+      file?: string;
+      expected?: string | number;
+      found?: string | number;
+      message?: string;
+      cause?: unknown;
+    },
   ) {
     const parts = [details.message ?? code];
     if (details.file !== undefined) parts.push(`file: ${details.file}`);

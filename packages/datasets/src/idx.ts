@@ -25,7 +25,12 @@ export function gunzipChecked(buf: Uint8Array, file: string, maxBytes = MAX_GUNZ
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-      throw new DatasetError('too-large', { file, expected: `<= ${maxBytes} bytes after gunzip`, found: 'more', cause: e });
+      throw new DatasetError('too-large', {
+        file,
+        expected: `<= ${maxBytes} bytes after gunzip`,
+        found: 'more',
+        cause: e,
+      });
     }
     if (err.code === 'Z_BUF_ERROR' || /unexpected end/i.test(err.message)) {
       throw new DatasetError('truncated', { file, message: 'gzip stream ends early', cause: e });
@@ -40,15 +45,26 @@ export function gunzipChecked(buf: Uint8Array, file: string, maxBytes = MAX_GUNZ
  */
 export function parseIdx(input: Uint8Array, file: string, expectedMagic: number): IdxArray {
   const buf = isGzip(input) ? gunzipChecked(input, file) : input;
-  if (buf.length < 4) throw new DatasetError('truncated', { file, expected: '>= 4 header bytes', found: buf.length });
+  if (buf.length < 4)
+    throw new DatasetError('truncated', { file, expected: '>= 4 header bytes', found: buf.length });
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = view.getUint32(0, false);
   if (magic !== expectedMagic) {
-    throw new DatasetError('bad-magic', { file, message: 'not an IDX file of the expected kind', expected: expectedMagic, found: magic });
+    throw new DatasetError('bad-magic', {
+      file,
+      message: 'not an IDX file of the expected kind',
+      expected: expectedMagic,
+      found: magic,
+    });
   }
   const ndims = buf[3];
   const headerBytes = 4 + 4 * ndims;
-  if (buf.length < headerBytes) throw new DatasetError('truncated', { file, expected: `>= ${headerBytes} header bytes`, found: buf.length });
+  if (buf.length < headerBytes)
+    throw new DatasetError('truncated', {
+      file,
+      expected: `>= ${headerBytes} header bytes`,
+      found: buf.length,
+    });
   const dims: number[] = [];
   let count = 1;
   for (let i = 0; i < ndims; i++) {
@@ -58,10 +74,20 @@ export function parseIdx(input: Uint8Array, file: string, expectedMagic: number)
   }
   const expected = headerBytes + count;
   if (buf.length < expected) {
-    throw new DatasetError('truncated', { file, message: `IDX header says ${dims.join('x')}`, expected: `${expected} bytes`, found: `${buf.length} bytes` });
+    throw new DatasetError('truncated', {
+      file,
+      message: `IDX header says ${dims.join('x')}`,
+      expected: `${expected} bytes`,
+      found: `${buf.length} bytes`,
+    });
   }
   if (buf.length > expected) {
-    throw new DatasetError('size-mismatch', { file, message: `IDX header says ${dims.join('x')}`, expected: `${expected} bytes`, found: `${buf.length} bytes` });
+    throw new DatasetError('size-mismatch', {
+      file,
+      message: `IDX header says ${dims.join('x')}`,
+      expected: `${expected} bytes`,
+      found: `${buf.length} bytes`,
+    });
   }
   return { dims, data: buf.subarray(headerBytes) };
 }

@@ -7,7 +7,17 @@ import { loadCifar10Dataset } from './cifar.js';
 import { FASHION_MNIST, MNIST, loadIdxDataset } from './mnist.js';
 import type { Dataset, LoadOptions } from './types.js';
 
-export type { AugmentOptions, Batch, Dataset, LoadOptions, Normalize, Split, SplitTensors, Stats, TrainValidation } from './types.js';
+export type {
+  AugmentOptions,
+  Batch,
+  Dataset,
+  LoadOptions,
+  Normalize,
+  Split,
+  SplitTensors,
+  Stats,
+  TrainValidation,
+} from './types.js';
 export { DatasetError } from './errors.js';
 export type { DatasetErrorCode } from './errors.js';
 export { computeStats, validationSplit } from './split.js';

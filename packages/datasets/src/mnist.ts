@@ -71,7 +71,18 @@ export const MNIST: IdxSpec = {
 export const FASHION_MNIST: IdxSpec = {
   name: 'fashion-mnist',
   title: 'Fashion-MNIST',
-  classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+  classes: [
+    'T-shirt/top',
+    'Trouser',
+    'Pullover',
+    'Dress',
+    'Coat',
+    'Sandal',
+    'Shirt',
+    'Sneaker',
+    'Bag',
+    'Ankle boot',
+  ],
   baseUrl: 'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',
   md5: {
     'train-images-idx3-ubyte': '8d4fb7e6c68d591d4c3dfef9ec88bf0d',
@@ -80,7 +91,7 @@ export const FASHION_MNIST: IdxSpec = {
     't10k-labels-idx1-ubyte': 'bb300cfdad3c16e7a12a480ee83cd310',
   },
   localDirs: () => ['/usr/share/datasets/fashion-mnist'],
-  hint: "on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)",
+  hint: 'on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)',
 };
 
 function md5Of(path: string): string {
@@ -111,7 +122,11 @@ function assemble(spec: IdxSpec, buffers: Record<Role, { data: Uint8Array; file:
     const labels = parseIdx(buffers[lab].data, buffers[lab].file, IDX_LABELS_MAGIC);
     return toSplit(spec, images, labels, buffers[img].file, buffers[lab].file);
   };
-  return { train: split('trainImages', 'trainLabels'), test: split('testImages', 'testLabels'), classes: [...spec.classes] };
+  return {
+    train: split('trainImages', 'trainLabels'),
+    test: split('testImages', 'testLabels'),
+    classes: [...spec.classes],
+  };
 }
 
 function toSplit(
@@ -121,16 +136,38 @@ function toSplit(
   imageFile: string,
   labelFile: string,
 ): Split {
-  if (images.dims.length !== 3) throw new DatasetError('size-mismatch', { file: imageFile, message: 'images must be [n, h, w]', expected: 3, found: images.dims.length });
-  if (labels.dims.length !== 1) throw new DatasetError('size-mismatch', { file: labelFile, message: 'labels must be [n]', expected: 1, found: labels.dims.length });
+  if (images.dims.length !== 3)
+    throw new DatasetError('size-mismatch', {
+      file: imageFile,
+      message: 'images must be [n, h, w]',
+      expected: 3,
+      found: images.dims.length,
+    });
+  if (labels.dims.length !== 1)
+    throw new DatasetError('size-mismatch', {
+      file: labelFile,
+      message: 'labels must be [n]',
+      expected: 1,
+      found: labels.dims.length,
+    });
   const [n, h, w] = images.dims;
   if (labels.dims[0] !== n) {
-    throw new DatasetError('size-mismatch', { file: labelFile, message: `label count differs from the image count of ${imageFile}`, expected: n, found: labels.dims[0] });
+    throw new DatasetError('size-mismatch', {
+      file: labelFile,
+      message: `label count differs from the image count of ${imageFile}`,
+      expected: n,
+      found: labels.dims[0],
+    });
   }
   const k = spec.classes.length;
   for (let i = 0; i < n; i++) {
     if (labels.data[i] >= k) {
-      throw new DatasetError('label-out-of-range', { file: labelFile, message: `label #${i}`, expected: `0..${k - 1}`, found: labels.data[i] });
+      throw new DatasetError('label-out-of-range', {
+        file: labelFile,
+        message: `label #${i}`,
+        expected: `0..${k - 1}`,
+        found: labels.data[i],
+      });
     }
   }
   return { images: images.data, labels: labels.data, count: n, shape: [h, w, 1], numClasses: k };
@@ -138,8 +175,18 @@ function toSplit(
 
 function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {
   const split = (img: Role, lab: Role): Split =>
-    toSplit(spec, readIdxFile(f[img], IDX_IMAGES_MAGIC), readIdxFile(f[lab], IDX_LABELS_MAGIC), f[img], f[lab]);
-  return { train: split('trainImages', 'trainLabels'), test: split('testImages', 'testLabels'), classes: [...spec.classes] };
+    toSplit(
+      spec,
+      readIdxFile(f[img], IDX_IMAGES_MAGIC),
+      readIdxFile(f[lab], IDX_LABELS_MAGIC),
+      f[img],
+      f[lab],
+    );
+  return {
+    train: split('trainImages', 'trainLabels'),
+    test: split('testImages', 'testLabels'),
+    classes: [...spec.classes],
+  };
 }
 
 function fromArchive(spec: IdxSpec, file: string): Dataset {
@@ -147,8 +194,11 @@ function fromArchive(spec: IdxSpec, file: string): Dataset {
   const found = {} as Record<Role, { data: Uint8Array; file: string }>;
   for (const r of ROLES) {
     const base = NAMES[r];
-    const e = entries.find((x) => x.type === 'file' && [base, `${base}.gz`].includes(x.name.split('/').pop()!));
-    if (!e) throw new DatasetError('missing-file', { file, message: `${spec.title} archive lacks ${base}(.gz)` });
+    const e = entries.find(
+      (x) => x.type === 'file' && [base, `${base}.gz`].includes(x.name.split('/').pop()!),
+    );
+    if (!e)
+      throw new DatasetError('missing-file', { file, message: `${spec.title} archive lacks ${base}(.gz)` });
     found[r] = { data: e.data, file: `${file}:${e.name}` };
   }
   return assemble(spec, found);
@@ -165,7 +215,10 @@ export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promis
     const f = filesIn(resolve(o.dir));
     if (!complete(f)) {
       const missing = ROLES.filter((r) => !f[r]).map((r) => NAMES[r]);
-      throw new DatasetError('missing-file', { file: resolve(o.dir), message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz)` });
+      throw new DatasetError('missing-file', {
+        file: resolve(o.dir),
+        message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz)`,
+      });
     }
     return fromFiles(spec, f);
   }

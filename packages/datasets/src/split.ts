@@ -6,10 +6,18 @@ export function checkSplit(split: Split): void {
   const [h, w, c] = split.shape;
   const want = split.count * h * w * c;
   if (split.images.length !== want) {
-    throw new DatasetError('size-mismatch', { message: 'split.images length differs from count * h * w * c', expected: want, found: split.images.length });
+    throw new DatasetError('size-mismatch', {
+      message: 'split.images length differs from count * h * w * c',
+      expected: want,
+      found: split.images.length,
+    });
   }
   if (split.labels.length !== split.count) {
-    throw new DatasetError('size-mismatch', { message: 'split.labels length differs from count', expected: split.count, found: split.labels.length });
+    throw new DatasetError('size-mismatch', {
+      message: 'split.labels length differs from count',
+      expected: split.count,
+      found: split.labels.length,
+    });
   }
 }
 
@@ -67,7 +75,11 @@ function slice(split: Split, from: number, to: number): Split {
 export function validationSplit(split: Split, n: number): TrainValidation {
   checkSplit(split);
   if (!Number.isInteger(n) || n <= 0 || n >= split.count) {
-    throw new DatasetError('invalid-argument', { message: 'validationSplit: n must be an integer between 1 and count - 1', expected: `1..${split.count - 1}`, found: n });
+    throw new DatasetError('invalid-argument', {
+      message: 'validationSplit: n must be an integer between 1 and count - 1',
+      expected: `1..${split.count - 1}`,
+      found: n,
+    });
   }
   return { train: slice(split, 0, split.count - n), validation: slice(split, split.count - n, split.count) };
 }

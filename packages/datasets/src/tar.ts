@@ -33,7 +33,12 @@ function octal(h: Uint8Array, off: number, len: number, file: string): number {
   }
   const s = field(h, off, len).trim();
   if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) throw new DatasetError('corrupt-archive', { file, message: 'bad octal number in tar header', found: JSON.stringify(s) });
+  if (!/^[0-7]+$/.test(s))
+    throw new DatasetError('corrupt-archive', {
+      file,
+      message: 'bad octal number in tar header',
+      found: JSON.stringify(s),
+    });
   return parseInt(s, 8);
 }
 
@@ -65,18 +70,27 @@ function safeName(raw: string, file: string): string {
     throw new DatasetError('unsafe-archive', { file, message: 'absolute path in archive', found: raw });
   }
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
-  if (parts.includes('..')) throw new DatasetError('unsafe-archive', { file, message: "'..' in archive path", found: raw });
+  if (parts.includes('..'))
+    throw new DatasetError('unsafe-archive', { file, message: "'..' in archive path", found: raw });
   return parts.join('/');
 }
 
 /** Resolves a link target inside the archive, refusing targets that leave it. */
 function linkTarget(entry: string, target: string, hard: boolean, file: string): string {
   if (target.startsWith('/') || /^[A-Za-z]:/.test(target)) {
-    throw new DatasetError('unsafe-archive', { file, message: `link ${entry} points to an absolute path`, found: target });
+    throw new DatasetError('unsafe-archive', {
+      file,
+      message: `link ${entry} points to an absolute path`,
+      found: target,
+    });
   }
   const joined = hard ? posix.normalize(target) : posix.normalize(posix.join(posix.dirname(entry), target));
   if (joined === '..' || joined.startsWith('../')) {
-    throw new DatasetError('unsafe-archive', { file, message: `link ${entry} points outside the archive`, found: target });
+    throw new DatasetError('unsafe-archive', {
+      file,
+      message: `link ${entry} points outside the archive`,
+      found: target,
+    });
   }
   return joined.replace(/^\.\/?/, '');
 }
@@ -109,13 +123,24 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     const stored = octal(h, 148, 8, file);
     let sum = 0;
     for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
-    if (sum !== stored) throw new DatasetError('corrupt-archive', { file, message: `tar header checksum mismatch at byte ${off}`, expected: stored, found: sum });
+    if (sum !== stored)
+      throw new DatasetError('corrupt-archive', {
+        file,
+        message: `tar header checksum mismatch at byte ${off}`,
+        expected: stored,
+        found: sum,
+      });
     const type = String.fromCharCode(h[156] || 0x30);
     const size = pax.size !== undefined ? Number(pax.size) : octal(h, 124, 12, file);
     const dataStart = off + 512;
     const dataEnd = dataStart + size;
     if (dataEnd > buf.length) {
-      throw new DatasetError('truncated', { file, message: 'tar entry runs past the end of the archive', expected: `${dataEnd} bytes`, found: `${buf.length} bytes` });
+      throw new DatasetError('truncated', {
+        file,
+        message: 'tar entry runs past the end of the archive',
+        expected: `${dataEnd} bytes`,
+        found: `${buf.length} bytes`,
+      });
     }
     const data = buf.subarray(dataStart, dataEnd);
     off = dataStart + Math.ceil(size / 512) * 512;
@@ -143,7 +168,13 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     const name = safeName(rawName, file);
     if (type === '0' || type === '7') {
       total += size;
-      if (total > max) throw new DatasetError('too-large', { file, message: 'archive exceeds the size cap', expected: `<= ${max} bytes`, found: `> ${total - size} bytes` });
+      if (total > max)
+        throw new DatasetError('too-large', {
+          file,
+          message: 'archive exceeds the size cap',
+          expected: `<= ${max} bytes`,
+          found: `> ${total - size} bytes`,
+        });
       const e: TarEntry = { name, type: 'file', data };
       entries.push(e);
       files.set(name, e);
@@ -152,25 +183,50 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     } else if (type === '1') {
       const target = linkTarget(name, rawLink, true, file);
       const t = files.get(target);
-      if (!t) throw new DatasetError('corrupt-archive', { file, message: `hard link ${name} to a file not in the archive`, found: rawLink });
+      if (!t)
+        throw new DatasetError('corrupt-archive', {
+          file,
+          message: `hard link ${name} to a file not in the archive`,
+          found: rawLink,
+        });
       total += t.data.length;
-      if (total > max) throw new DatasetError('too-large', { file, expected: `<= ${max} bytes`, found: `> ${total - t.data.length} bytes` });
+      if (total > max)
+        throw new DatasetError('too-large', {
+          file,
+          expected: `<= ${max} bytes`,
+          found: `> ${total - t.data.length} bytes`,
+        });
       const e: TarEntry = { name, type: 'file', data: t.data };
       entries.push(e);
       files.set(name, e);
     } else if (type === '2') {
       symlinks.push({ name, target: linkTarget(name, rawLink, false, file) });
     } else {
-      throw new DatasetError('unsafe-archive', { file, message: `unsupported tar entry type '${type}' (device, fifo or unknown)`, found: name });
+      throw new DatasetError('unsafe-archive', {
+        file,
+        message: `unsupported tar entry type '${type}' (device, fifo or unknown)`,
+        found: name,
+      });
     }
   }
   // Without the end-of-archive block a cut at a 512-byte boundary would pass as a smaller archive.
-  if (!ended) throw new DatasetError('truncated', { file, message: 'tar archive has no end-of-archive block' });
+  if (!ended)
+    throw new DatasetError('truncated', { file, message: 'tar archive has no end-of-archive block' });
   for (const s of symlinks) {
     const t = files.get(s.target);
-    if (!t) throw new DatasetError('unsafe-archive', { file, message: `symbolic link ${s.name} does not point to a file in the archive`, found: s.target });
+    if (!t)
+      throw new DatasetError('unsafe-archive', {
+        file,
+        message: `symbolic link ${s.name} does not point to a file in the archive`,
+        found: s.target,
+      });
     total += t.data.length;
-    if (total > max) throw new DatasetError('too-large', { file, expected: `<= ${max} bytes`, found: `> ${total - t.data.length} bytes` });
+    if (total > max)
+      throw new DatasetError('too-large', {
+        file,
+        expected: `<= ${max} bytes`,
+        found: `> ${total - t.data.length} bytes`,
+      });
     const e: TarEntry = { name: s.name, type: 'file', data: t.data };
     entries.push(e);
     files.set(s.name, e);

@@ -26,7 +26,11 @@ function lookupTables(c: number, normalize: Normalize, stats: Stats | undefined)
 
 function checkStats(stats: Stats, c: number): void {
   if (stats.mean.length !== c || stats.std.length !== c) {
-    throw new DatasetError('invalid-argument', { message: 'stats must have one mean and one std per channel', expected: c, found: `${stats.mean.length}/${stats.std.length}` });
+    throw new DatasetError('invalid-argument', {
+      message: 'stats must have one mean and one std per channel',
+      expected: c,
+      found: `${stats.mean.length}/${stats.std.length}`,
+    });
   }
 }
 
@@ -47,7 +51,17 @@ function labelsTensor(split: Split, indices: ArrayLike<number>, oneHot: boolean,
  * version and an optional horizontal flip (the usual CIFAR augmentation),
  * working on bytes so no tensor op is needed.
  */
-function augmentImage(src: Uint8Array, srcOff: number, out: Uint8Array, h: number, w: number, c: number, pad: number, flip: boolean, rand: () => number): void {
+function augmentImage(
+  src: Uint8Array,
+  srcOff: number,
+  out: Uint8Array,
+  h: number,
+  w: number,
+  c: number,
+  pad: number,
+  flip: boolean,
+  rand: () => number,
+): void {
   const dy = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
   const dx = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
   const mirror = flip && rand() < 0.5;
@@ -90,7 +104,8 @@ function imagesTensor(
       const t = tables[0];
       for (let j = 0; j < per; j++) out[base + j] = t[src[off + j]];
     } else {
-      for (let j = 0; j < per; j += c) for (let k = 0; k < c; k++) out[base + j + k] = tables[k][src[off + j + k]];
+      for (let j = 0; j < per; j += c)
+        for (let k = 0; k < c; k++) out[base + j + k] = tables[k][src[off + j + k]];
     }
   }
   return tf.tensor4d(out, [n, h, w, c], 'float32');
@@ -145,7 +160,10 @@ export function batches(
   },
 ): AsyncIterableIterator<Batch> {
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
-    throw new DatasetError('invalid-argument', { message: 'batchSize must be a positive integer', found: o.batchSize });
+    throw new DatasetError('invalid-argument', {
+      message: 'batchSize must be a positive integer',
+      found: o.batchSize,
+    });
   }
   checkSplit(split);
   const normalize = o.normalize ?? 'unit';
@@ -154,7 +172,9 @@ export function batches(
   if (stats) checkStats(stats, split.shape[2]);
   const tables = lookupTables(split.shape[2], normalize, stats);
   const rand = mulberry32(o.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const order = o.shuffle ? permutation(split.count, rand) : Uint32Array.from({ length: split.count }, (_, i) => i);
+  const order = o.shuffle
+    ? permutation(split.count, rand)
+    : Uint32Array.from({ length: split.count }, (_, i) => i);
   const aug = o.augment ? (o.augment === true ? {} : o.augment) : undefined;
   const augment = aug ? { pad: aug.padding ?? 4, flip: aug.flip ?? true, rand } : undefined;
   const depth = numClassesOf(split);

@@ -28,7 +28,14 @@ function record(label: number, seed: number): Uint8Array {
 
 function writeBinary(dir: string, perBatch = 4): Record<string, Uint8Array> {
   const files: Record<string, Uint8Array> = {};
-  const names = ['data_batch_1.bin', 'data_batch_2.bin', 'data_batch_3.bin', 'data_batch_4.bin', 'data_batch_5.bin', 'test_batch.bin'];
+  const names = [
+    'data_batch_1.bin',
+    'data_batch_2.bin',
+    'data_batch_3.bin',
+    'data_batch_4.bin',
+    'data_batch_5.bin',
+    'test_batch.bin',
+  ];
   names.forEach((n, b) => {
     const recs = Array.from({ length: perBatch }, (_, i) => record((b * perBatch + i) % 10, b * 100 + i));
     files[n] = Buffer.concat(recs);
@@ -82,7 +89,8 @@ function expectColours(split: { images: Uint8Array; labels: Uint8Array; count: n
   for (let i = 0; i < split.count; i++) {
     const want = colour(split.labels[i]);
     for (const p of [0, 511, 1023]) {
-      for (let ch = 0; ch < 3; ch++) expect(Math.abs(split.images[i * 3072 + p * 3 + ch] - want[ch])).toBeLessThanOrEqual(3);
+      for (let ch = 0; ch < 3; ch++)
+        expect(Math.abs(split.images[i * 3072 + p * 3 + ch] - want[ch])).toBeLessThanOrEqual(3);
     }
   }
 }
@@ -108,7 +116,12 @@ describe('CIFAR-10 binary layout', () => {
   it('reads cifar-10-binary.tar.gz and caches the decoded result', async () => {
     const root = tmp();
     const files = writeBinary(join(root, 'src'));
-    const file = writeFile(join(root, 'cifar-10-binary.tar.gz'), gzipSync(makeTar(Object.entries(files).map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data })))));
+    const file = writeFile(
+      join(root, 'cifar-10-binary.tar.gz'),
+      gzipSync(
+        makeTar(Object.entries(files).map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data }))),
+      ),
+    );
     const cacheDir = tmp();
     const a = await loadCifar10({ file, cacheDir });
     expect(readdirSync(join(cacheDir, 'decoded'))).toHaveLength(1);
@@ -121,8 +134,22 @@ describe('CIFAR-10 binary layout', () => {
 
   it('rejects truncated batches, unequal batches, bad labels, missing batches, wrong class names', async () => {
     const cases: [string, (dir: string) => void][] = [
-      ['truncated', (d) => writeFileSync(join(d, 'data_batch_3.bin'), readFileSync(join(d, 'data_batch_3.bin')).subarray(0, 3073 * 3 + 100))],
-      ['size-mismatch', (d) => writeFileSync(join(d, 'data_batch_3.bin'), readFileSync(join(d, 'data_batch_3.bin')).subarray(0, 3073 * 3))],
+      [
+        'truncated',
+        (d) =>
+          writeFileSync(
+            join(d, 'data_batch_3.bin'),
+            readFileSync(join(d, 'data_batch_3.bin')).subarray(0, 3073 * 3 + 100),
+          ),
+      ],
+      [
+        'size-mismatch',
+        (d) =>
+          writeFileSync(
+            join(d, 'data_batch_3.bin'),
+            readFileSync(join(d, 'data_batch_3.bin')).subarray(0, 3073 * 3),
+          ),
+      ],
       [
         'label-out-of-range',
         (d) => {
@@ -183,7 +210,10 @@ describe('CIFAR-10 image folders', () => {
       ['missing-class', (it) => it.filter((x) => !x.name.startsWith('test/dog/'))],
       ['bad-image', (it) => [...it, { name: 'train/cat/0002.jpg', data: Buffer.from('not a jpeg') }]],
       ['bad-image', (it) => [...it, { name: 'train/cat/0002.png', data: encodeImage(3, true, 16) }]],
-      ['bad-image', (it) => [...it, { name: 'train/cat/0003.png', data: encodeImage(3, true).subarray(0, 60) }]],
+      [
+        'bad-image',
+        (it) => [...it, { name: 'train/cat/0003.png', data: encodeImage(3, true).subarray(0, 60) }],
+      ],
       ['bad-image', (it) => [...it, { name: 'train/cat/0004.jpg', data: encodeImage(3, false, 40) }]],
       ['bad-image', (it) => [...it, { name: 'train/cat/notes.txt', data: Buffer.from('x') }]],
     ];

@@ -43,16 +43,20 @@ beforeEach(() => {
 });
 
 const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
-const serve = (body: Uint8Array): Handler => (_req, res) => {
-  res.setHeader('content-length', body.length);
-  res.end(body);
-};
+const serve =
+  (body: Uint8Array): Handler =>
+  (_req, res) => {
+    res.setHeader('content-length', body.length);
+    res.end(body);
+  };
 /** Declares the full length, sends half, then drops the connection. */
-const cutMidway = (body: Uint8Array): Handler => (_req, res) => {
-  res.setHeader('content-length', body.length);
-  res.flushHeaders();
-  res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
-};
+const cutMidway =
+  (body: Uint8Array): Handler =>
+  (_req, res) => {
+    res.setHeader('content-length', body.length);
+    res.flushHeaders();
+    res.write(body.subarray(0, body.length >> 1), () => res.socket?.destroy());
+  };
 
 function leftovers(dir: string): string[] {
   return existsSync(dir) ? readdirSync(dir).filter((n) => n.includes('.tmp-')) : [];
@@ -66,7 +70,11 @@ describe('downloadFile', () => {
     routes.set('/f.bin', serve(BODY));
     const dir = tmp();
     const dest = join(dir, 'sub', 'f.bin');
-    await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY), sha256: createHash('sha256').update(BODY).digest('hex') }, dest, fast);
+    await downloadFile(
+      { url: `${base}/f.bin`, md5: md5(BODY), sha256: createHash('sha256').update(BODY).digest('hex') },
+      dest,
+      fast,
+    );
     expect(readFileSync(dest).equals(BODY)).toBe(true);
     expect(leftovers(join(dir, 'sub'))).toEqual([]);
   });
@@ -87,7 +95,9 @@ describe('downloadFile', () => {
     routes.set('/f.bin', serve(BODY));
     const dir = tmp();
     const dest = join(dir, 'f.bin');
-    const err = (await downloadFile({ url: `${base}/f.bin`, md5: '0'.repeat(32) }, dest, fast).catch((e) => e)) as DatasetError;
+    const err = (await downloadFile({ url: `${base}/f.bin`, md5: '0'.repeat(32) }, dest, fast).catch(
+      (e) => e,
+    )) as DatasetError;
     expect(err).toBeInstanceOf(DatasetError);
     expect(err.code).toBe('checksum-mismatch');
     expect(err.expected).toBe('0'.repeat(32));
@@ -108,7 +118,9 @@ describe('downloadFile', () => {
   it('gives up with download-failed when every transfer breaks, leaving no partial file', async () => {
     routes.set('/f.bin', cutMidway(BODY));
     const dir = tmp();
-    const err = (await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, join(dir, 'f.bin'), fast).catch((e) => e)) as DatasetError;
+    const err = (await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, join(dir, 'f.bin'), fast).catch(
+      (e) => e,
+    )) as DatasetError;
     expect(err.code).toBe('download-failed');
     expect(hits.get('/f.bin')).toBe(3);
     expect(readdirSync(dir)).toEqual([]);
@@ -123,7 +135,9 @@ describe('downloadFile', () => {
     });
     await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, join(tmp(), 'f.bin'), fast);
     expect(hits.get('/f.bin')).toBe(3);
-    const err = (await downloadFile({ url: `${base}/missing`, md5: md5(BODY) }, join(tmp(), 'm'), fast).catch((e) => e)) as DatasetError;
+    const err = (await downloadFile({ url: `${base}/missing`, md5: md5(BODY) }, join(tmp(), 'm'), fast).catch(
+      (e) => e,
+    )) as DatasetError;
     expect(err.code).toBe('download-failed');
     expect(err.message).toContain('404');
     expect(hits.get('/missing')).toBe(1);
@@ -143,7 +157,12 @@ describe('loaders over a mirror', () => {
       localDirs: () => [],
       hint: 'make some',
     };
-    for (const n of ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte']) {
+    for (const n of [
+      'train-images-idx3-ubyte',
+      'train-labels-idx1-ubyte',
+      't10k-images-idx3-ubyte',
+      't10k-labels-idx1-ubyte',
+    ]) {
       files[n] = readFileSync(join(s.dir, `${n}.gz`));
       spec.md5[n] = md5(files[n]);
     }
@@ -157,7 +176,11 @@ describe('loaders over a mirror', () => {
     const a = await loadIdxDataset(spec, { cacheDir, mirror: base + '/' });
     expect(a.train.count).toBe(30);
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);
-    expect(readdirSync(join(cacheDir, 'tiny-mnist')).sort()).toEqual(Object.keys(files).map((n) => `${n}.gz`).sort());
+    expect(readdirSync(join(cacheDir, 'tiny-mnist')).sort()).toEqual(
+      Object.keys(files)
+        .map((n) => `${n}.gz`)
+        .sort(),
+    );
     const b = await loadIdxDataset(spec, { cacheDir, offline: true });
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);
@@ -198,7 +221,10 @@ describe('loaders over a mirror', () => {
       expect(ds.test.count).toBe(10);
       expect(hits.size).toBe(4);
     } finally {
-      for (const [k, v] of [['NORMPRUNE_DATA_MIRROR', saved.m], ['NORMPRUNE_OFFLINE', saved.o]] as const) {
+      for (const [k, v] of [
+        ['NORMPRUNE_DATA_MIRROR', saved.m],
+        ['NORMPRUNE_OFFLINE', saved.o],
+      ] as const) {
         if (v === undefined) delete process.env[k];
         else process.env[k] = v;
       }

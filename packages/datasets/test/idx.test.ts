@@ -43,12 +43,28 @@ describe('IDX parsing', () => {
 
   it('rejects truncated data, extra bytes, short headers and truncated gzip', () => {
     const raw = idx(2051, [2, 2, 2], new Uint8Array(8));
-    expect(() => parseIdx(raw.subarray(0, raw.length - 1), 'f', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
-    expect(() => parseIdx(Buffer.concat([raw, Buffer.alloc(1)]), 'f', 2051)).toThrow(expect.objectContaining({ code: 'size-mismatch' }));
-    expect(() => parseIdx(raw.subarray(0, 10), 'f', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
-    expect(() => parseIdx(raw.subarray(0, 2), 'f', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
-    const gz = gzipSync(idx(2051, [50, 28, 28], new Uint8Array(50 * 784).map((_, i) => i * 31)));
-    expect(() => parseIdx(gz.subarray(0, gz.length - 20), 'f.gz', 2051)).toThrow(expect.objectContaining({ code: 'truncated' }));
+    expect(() => parseIdx(raw.subarray(0, raw.length - 1), 'f', 2051)).toThrow(
+      expect.objectContaining({ code: 'truncated' }),
+    );
+    expect(() => parseIdx(Buffer.concat([raw, Buffer.alloc(1)]), 'f', 2051)).toThrow(
+      expect.objectContaining({ code: 'size-mismatch' }),
+    );
+    expect(() => parseIdx(raw.subarray(0, 10), 'f', 2051)).toThrow(
+      expect.objectContaining({ code: 'truncated' }),
+    );
+    expect(() => parseIdx(raw.subarray(0, 2), 'f', 2051)).toThrow(
+      expect.objectContaining({ code: 'truncated' }),
+    );
+    const gz = gzipSync(
+      idx(
+        2051,
+        [50, 28, 28],
+        new Uint8Array(50 * 784).map((_, i) => i * 31),
+      ),
+    );
+    expect(() => parseIdx(gz.subarray(0, gz.length - 20), 'f.gz', 2051)).toThrow(
+      expect.objectContaining({ code: 'truncated' }),
+    );
   });
 });
 
@@ -67,7 +83,12 @@ describe('loadMnist / loadFashionMnist from files', () => {
 
   it('loads from a tar.gz archive given as `file`', async () => {
     const s = writeIdxSet(join(tmp(), 'm'), { gzip: true });
-    const items = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'].map((n) => ({
+    const items = [
+      'train-images-idx3-ubyte',
+      'train-labels-idx1-ubyte',
+      't10k-images-idx3-ubyte',
+      't10k-labels-idx1-ubyte',
+    ].map((n) => ({
       name: `fashion/${n}.gz`,
       data: readFileSync(join(s.dir, `${n}.gz`)),
     }));

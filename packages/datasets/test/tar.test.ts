@@ -27,34 +27,61 @@ describe('readTar', () => {
     ]);
     for (const input of [tar, gzipSync(tar)]) {
       const e = readTar(input, 't.tar');
-      const files = Object.fromEntries(e.filter((x) => x.type === 'file').map((x) => [x.name, Buffer.from(x.data).toString()]));
+      const files = Object.fromEntries(
+        e.filter((x) => x.type === 'file').map((x) => [x.name, Buffer.from(x.data).toString()]),
+      );
       expect(files).toEqual({ 'd/a.txt': 'hello', [long]: 'long', 'd/hard': 'hello', 'd/sub/sym': 'hello' });
       expect(e.some((x) => x.type === 'directory' && x.name === 'd')).toBe(true);
     }
   });
 
   it('rejects absolute paths and .. components (tar-slip)', () => {
-    expect(code(() => readTar(makeTar([{ name: '/etc/passwd', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
-    expect(code(() => readTar(makeTar([{ name: 'a/../../evil', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
-    expect(code(() => readTar(makeTar([{ name: 'ok', pax: { path: '../evil' }, data: bytes('x') }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: '/etc/passwd', data: bytes('x') }]), 't'))).toBe(
+      'unsafe-archive',
+    );
+    expect(code(() => readTar(makeTar([{ name: 'a/../../evil', data: bytes('x') }]), 't'))).toBe(
+      'unsafe-archive',
+    );
+    expect(
+      code(() => readTar(makeTar([{ name: 'ok', pax: { path: '../evil' }, data: bytes('x') }]), 't')),
+    ).toBe('unsafe-archive');
     expect(code(() => readTar(makeTar([{ name: 'C:/win', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
   });
 
   it('rejects symlinks and hardlinks that leave the archive, and device entries', () => {
-    expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: '/etc/passwd' }]), 't'))).toBe('unsafe-archive');
-    expect(code(() => readTar(makeTar([{ name: 'd/a', type: '2', linkname: '../../x' }]), 't'))).toBe('unsafe-archive');
-    expect(code(() => readTar(makeTar([{ name: 'a', type: '1', linkname: '../x' }]), 't'))).toBe('unsafe-archive');
-    expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: 'missing' }]), 't'))).toBe('unsafe-archive');
+    expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: '/etc/passwd' }]), 't'))).toBe(
+      'unsafe-archive',
+    );
+    expect(code(() => readTar(makeTar([{ name: 'd/a', type: '2', linkname: '../../x' }]), 't'))).toBe(
+      'unsafe-archive',
+    );
+    expect(code(() => readTar(makeTar([{ name: 'a', type: '1', linkname: '../x' }]), 't'))).toBe(
+      'unsafe-archive',
+    );
+    expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: 'missing' }]), 't'))).toBe(
+      'unsafe-archive',
+    );
     expect(code(() => readTar(makeTar([{ name: 'dev', type: '3' }]), 't'))).toBe('unsafe-archive');
   });
 
   it('caps the total size, including what links add', () => {
     const big = new Uint8Array(4096);
-    expect(code(() => readTar(makeTar([{ name: 'a', data: big }]), 't', { maxTotalBytes: 4000 }))).toBe('too-large');
-    const tar = makeTar([{ name: 'a', data: big }, ...Array.from({ length: 5 }, (_, i) => ({ name: `l${i}`, type: '1' as const, linkname: 'a' }))]);
+    expect(code(() => readTar(makeTar([{ name: 'a', data: big }]), 't', { maxTotalBytes: 4000 }))).toBe(
+      'too-large',
+    );
+    const tar = makeTar([
+      { name: 'a', data: big },
+      ...Array.from({ length: 5 }, (_, i) => ({ name: `l${i}`, type: '1' as const, linkname: 'a' })),
+    ]);
     expect(code(() => readTar(tar, 't', { maxTotalBytes: 5 * 4096 }))).toBe('too-large');
     // A gzip bomb stops at the cap instead of filling memory.
-    expect(code(() => readTar(gzipSync(makeTar([{ name: 'z', data: new Uint8Array(1 << 20) }])), 't', { maxTotalBytes: 1000 }))).toBe('too-large');
+    expect(
+      code(() =>
+        readTar(gzipSync(makeTar([{ name: 'z', data: new Uint8Array(1 << 20) }])), 't', {
+          maxTotalBytes: 1000,
+        }),
+      ),
+    ).toBe('too-large');
   });
 
   it('rejects truncated archives and corrupt headers', () => {

@@ -5,7 +5,13 @@ import { expectNoLeak } from '../../../tools/testing/leaks';
 import { fakeImages, fakeLabels } from './fixtures';
 
 function split(n: number, h = 4, w = 4, c = 3): Split {
-  return { images: fakeImages(n, h, w, c), labels: fakeLabels(n, 10), count: n, shape: [h, w, c], numClasses: 10 };
+  return {
+    images: fakeImages(n, h, w, c),
+    labels: fakeLabels(n, 10),
+    count: n,
+    shape: [h, w, c],
+    numClasses: 10,
+  };
 }
 
 beforeAll(async () => {
@@ -83,7 +89,12 @@ describe('batches', () => {
   });
 
   it('shuffles reproducibly from a seed, as a permutation', async () => {
-    const s: Split = { images: new Uint8Array(50), labels: Uint8Array.from({ length: 50 }, (_, i) => i), count: 50, shape: [1, 1, 1] };
+    const s: Split = {
+      images: new Uint8Array(50),
+      labels: Uint8Array.from({ length: 50 }, (_, i) => i),
+      count: 50,
+      shape: [1, 1, 1],
+    };
     const run = async (seed: number) => {
       const out: number[] = [];
       for await (const { xs, ys } of batches(s, { batchSize: 8, shuffle: true, seed })) {
@@ -102,7 +113,14 @@ describe('batches', () => {
   it('leaks nothing when each batch is disposed or when the consumer stops early', async () => {
     const s = split(40);
     await expectNoLeak(async () => {
-      for await (const { xs, ys } of batches(s, { batchSize: 8, shuffle: true, seed: 3, augment: true, normalize: 'standardize', oneHot: true })) {
+      for await (const { xs, ys } of batches(s, {
+        batchSize: 8,
+        shuffle: true,
+        seed: 3,
+        augment: true,
+        normalize: 'standardize',
+        oneHot: true,
+      })) {
         tf.dispose([xs, ys]);
       }
     });
@@ -177,9 +195,15 @@ describe('argument checks', () => {
     const s = split(4);
     await expectNoLeak(() => {
       expect(() => toTensors({ ...s, count: 5 })).toThrow(expect.objectContaining({ code: 'size-mismatch' }));
-      expect(() => toTensors({ ...s, labels: s.labels.subarray(0, 3) })).toThrow(expect.objectContaining({ code: 'size-mismatch' }));
-      expect(() => batches(s, { batchSize: 0 })).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
-      expect(() => toTensors(s, { normalize: 'standardize', stats: { mean: [0], std: [1] } })).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+      expect(() => toTensors({ ...s, labels: s.labels.subarray(0, 3) })).toThrow(
+        expect.objectContaining({ code: 'size-mismatch' }),
+      );
+      expect(() => batches(s, { batchSize: 0 })).toThrow(
+        expect.objectContaining({ code: 'invalid-argument' }),
+      );
+      expect(() => toTensors(s, { normalize: 'standardize', stats: { mean: [0], std: [1] } })).toThrow(
+        expect.objectContaining({ code: 'invalid-argument' }),
+      );
     });
   });
 });
