@@ -170,6 +170,49 @@ describe('a decomposed MLP trained with proximal optimisers', () => {
   });
 });
 
+describe('lambda = 0 and no renormalisation on a decomposed model', () => {
+  it.each([
+    [
+      'ProximalAdam vs tf.train.adam',
+      () => tf.train.adam(0.01),
+      (infos: MagnitudeInfo[]) =>
+        new ProximalAdam({ learningRate: 0.01, lambda: 0, magnitudes: infos, renormalize: false }),
+    ],
+    [
+      'ProximalSGD vs tf.train.momentum',
+      () => tf.train.momentum(0.05, 0.9),
+      (infos: MagnitudeInfo[]) =>
+        new ProximalSGD({
+          learningRate: 0.05,
+          momentum: 0.9,
+          lambda: 0,
+          magnitudes: infos,
+          renormalize: false,
+        }),
+    ],
+  ])('%s: every variable, magnitudes included, follows the tfjs optimiser', (_n, theirs, ours) => {
+    const a = mlp(51);
+    const b = mlp(51);
+    const oa = ours(magnitudes(a));
+    const ob = theirs();
+    const lossOf = (m: tfl.Sequential) => () =>
+      tf.losses.meanSquaredError(ys, m.predict(xs) as tf.Tensor) as tf.Scalar;
+    for (let i = 0; i < 25; i++) {
+      oa.minimize(lossOf(a), false);
+      ob.minimize(lossOf(b), false);
+    }
+    const wa = a.getWeights().flatMap((w) => Array.from(w.dataSync()));
+    const wb = b.getWeights().flatMap((w) => Array.from(w.dataSync()));
+    // the only difference allowed is the clamp g >= 0, which must not have been active here
+    expect(magnitudes(b).every((m) => m.magnitude.dataSync().every((v) => v > 0))).toBe(true);
+    expect(maxDiff(wa, wb).abs).toBeLessThan(1e-6);
+    a.dispose();
+    b.dispose();
+    oa.dispose();
+    ob.dispose();
+  });
+});
+
 describe('renormalisation', () => {
   const layersToTry: [string, () => tfl.layers.Layer][] = [
     ['dense output', () => decomposedDense({ inputShape: [7], units: 5, granularity: 'output' })],
