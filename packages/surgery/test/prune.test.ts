@@ -226,6 +226,53 @@ describe('prune: residual Add', () => {
   });
 });
 
+describe('prune: ResNet-style blocks with BatchNormalization and a projection shortcut', () => {
+  function resnet(): tfl.LayersModel {
+    const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
+    const conv = (name: string, filters: number, size: number, strides = 1, seed = 1) =>
+      tfl.layers.conv2d({ filters, kernelSize: size, strides, padding: 'same', useBias: false, name, kernelInitializer: k(seed) });
+    const bn = (name: string) => tfl.layers.batchNormalization({ name });
+    const input = tfl.input({ shape: [8, 8, 3] });
+    let x = conv('stem', 8, 3, 1, 1).apply(input) as tfl.SymbolicTensor;
+    x = tfl.layers.reLU({ name: 'stem_relu' }).apply(bn('stem_bn').apply(x)) as tfl.SymbolicTensor;
+    // Block 1: identity shortcut.
+    let y = conv('b1c1', 8, 3, 1, 2).apply(x) as tfl.SymbolicTensor;
+    y = tfl.layers.reLU().apply(bn('b1bn1').apply(y)) as tfl.SymbolicTensor;
+    y = bn('b1bn2').apply(conv('b1c2', 8, 3, 1, 3).apply(y)) as tfl.SymbolicTensor;
+    x = tfl.layers.reLU().apply(tfl.layers.add({ name: 'b1add' }).apply([x, y])) as tfl.SymbolicTensor;
+    // Block 2: strided, 1x1 projection shortcut.
+    let z = conv('b2c1', 12, 3, 2, 4).apply(x) as tfl.SymbolicTensor;
+    z = tfl.layers.reLU().apply(bn('b2bn1').apply(z)) as tfl.SymbolicTensor;
+    z = bn('b2bn2').apply(conv('b2c2', 12, 3, 1, 5).apply(z)) as tfl.SymbolicTensor;
+    const sc = bn('b2scbn').apply(conv('b2sc', 12, 1, 2, 6).apply(x)) as tfl.SymbolicTensor;
+    x = tfl.layers.reLU().apply(tfl.layers.add({ name: 'b2add' }).apply([sc, z])) as tfl.SymbolicTensor;
+    const gap = tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 5, name: 'out', kernelInitializer: k(7) }).apply(gap) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: input, outputs: out });
+    randomizeBatchNorm(m, 21);
+    return m;
+  }
+
+  it('prunes inside blocks, keeps coupled channels unless every coupled filter is dead, and stays exact', () => {
+    const m = resnet();
+    zeroUnits(m, 'b1c1', [0, 5]); // inner filters of block 1: constant after BN + relu, read by b1c2 ('same')
+    editWeight(m, 'b1bn1', 'beta', (v) => (v[0] = -4)); // filter 0's constant is relu(negative) = 0: removable
+    editWeight(m, 'b1bn1', 'moving_mean', (v) => ((v[0] = 0), (v[5] = 0)));
+    editWeight(m, 'b1bn1', 'beta', (v) => (v[5] = 2)); // filter 5's constant is 2: kept and reported
+    zeroUnits(m, 'b2c2', [3, 4]);
+    zeroUnits(m, 'b2sc', [3]); // channel 3 of block 2's sum: dead on both sides, its constant folds into 'out'
+    zeroInputs(m, 'b2c2', [7]); // b2c1 filter 7: unused
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    const units = Object.fromEntries(report.layers.map((l) => [l.name, l.unitsAfter]));
+    expect(units).toMatchObject({ b1c1: 7, b2c1: 11, b2c2: 11, b2sc: 11, out: 5 });
+    expect(units.stem).toBe(8);
+    expect(units.b1c2).toBe(8);
+    expect(report.warnings.some((w) => /'b1c1' unit 5/.test(w))).toBe(true);
+    expect(report.warnings.some((w) => /'b2c2' unit 4/.test(w))).toBe(true);
+  });
+});
+
 describe('prune: Concatenate', () => {
   it('maps channels through concatenation offsets', () => {
     const input = tfl.input({ shape: [6, 6, 2] });
