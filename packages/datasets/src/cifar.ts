@@ -392,8 +392,17 @@ export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> 
   }
   const env = process.env.NORMPRUNE_DATA_DIR;
   if (env) {
-    const ds = fromDir(env, o);
-    if (ds) return ds;
+    // Only CIFAR-named entries: a bare train/ folder in a directory shared by
+    // several data sets could belong to any of them.
+    for (const name of ['cifar-10', 'cifar-10-batches-bin', 'cifar-10-images']) {
+      const d = join(env, name);
+      if (existsSync(d) && statSync(d).isDirectory()) {
+        const ds = fromDir(d, o);
+        if (ds) return ds;
+      }
+    }
+    for (const a of [BINARY_ARCHIVE, 'cifar-10-images.tar.gz'])
+      if (existsSync(join(env, a))) return fromFile(join(env, a), o);
   }
   const root = cacheRoot(o.cacheDir);
   const archive = join(root, 'cifar-10', BINARY_ARCHIVE);

@@ -229,6 +229,24 @@ describe('CIFAR-10 image folders', () => {
     }
   });
 
+  it('finds CIFAR-named entries in NORMPRUNE_DATA_DIR, and nothing else there', async () => {
+    const root = tmp();
+    writeItems(root, imageItems()); // bare train/ + test/: not claimed as CIFAR-10
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    process.env.NORMPRUNE_DATA_DIR = root;
+    try {
+      expect(await codeOf(loadCifar10({ offline: true, cacheDir: tmp() }))).toBe('offline');
+      writeFile(join(root, 'cifar-10-images.tar.gz'), gzipSync(makeTar(imageItems())));
+      const ds = await loadCifar10({ offline: true, cacheDir: tmp() });
+      expect(ds.train.count).toBe(20);
+      writeBinary(join(root, 'cifar-10-batches-bin'));
+      expect((await loadCifar10({ offline: true, cacheDir: tmp() })).test.count).toBe(4); // the binary batches win
+    } finally {
+      if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+      else process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
+
   it('says what is missing and how to get it when offline', async () => {
     const old = process.env.NORMPRUNE_DATA_DIR;
     delete process.env.NORMPRUNE_DATA_DIR;
