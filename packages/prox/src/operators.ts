@@ -58,8 +58,8 @@ export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
 /**
  * `sum(x^2, axes, keepDims = true)`, the squared norm of every group.
  *
- * On wasm a reduction over leading axes transposes the whole tensor first
- * (2-5x the cost of the reduction itself for a Dense kernel); when the groups
+ * On wasm a reduction over leading axes transposes the whole tensor first,
+ * which costs more than the reduction itself; when the groups
  * are the leading axes, an average pool over them (XNNPACK, vectorised along
  * the contiguous trailing axes) does the same sum without the transpose.
  * `method: 'auto'` picks the pool on wasm only; its float32 rounding differs
