@@ -8,6 +8,10 @@ const docs = join(import.meta.dirname, '..');
 const site = join(docs, 'site');
 const root = join(docs, '..');
 const problems = [];
+if (!existsSync(join(site, 'index.html'))) {
+  console.error('docs/site/index.html is missing: run TypeDoc first (npx nx run docs:docs)');
+  process.exit(1);
+}
 const page = (p) => (existsSync(join(site, p)) ? readFileSync(join(site, p), 'utf8') : (problems.push(`missing ${p}`), ''));
 
 const index = page('index.html');
