@@ -27,20 +27,37 @@ test('says there are no results rather than showing numbers when no result file 
   expect(r.stdout).not.toMatch(/\d+\.\d/);
 });
 
-test('renders one row per result file, computing what the file leaves out', () => {
+test('renders one row per result file in the format the experiments report uses', () => {
+  // A TableRow as `normprune report --json` writes it (apps/experiments/src/report.ts).
   writeFileSync(
     join(tmp, 'lenet-500-300.json'),
     JSON.stringify({
       experiment: 'lenet-500-300',
+      budget: 'full',
+      reduced: false,
+      command: 'normprune reproduce lenet-500-300 --seed 1',
+      seed: 1,
+      backend: 'wasm',
       baseline: { testErrorPct: 1.64, params: 266610 },
-      compressed: { testErrorPct: 1.7, params: 26661 },
+      compressed: { testErrorPct: 1.7, nonzeros: 26661 },
+      compressionPct: 90,
+      macsReductionPct: 89.5,
+      errorDeltaPp: 0.06,
       thesis: { compressionPct: 85.4, errorDeltaPp: 0.09 },
+      target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: true },
+      trainingSec: 600,
     }),
   );
+  writeFileSync(join(tmp, 'vgg-16.json'), JSON.stringify({ experiment: 'vgg-16', budget: 'small', reduced: true, baseline: {}, compressed: {} }));
   const r = generate('--results', tmp);
   expect(r.status).toBe(0);
-  const row = r.stdout.split('\n').find((l) => l.includes('lenet-500-300'));
-  expect(row).toBe('| `lenet-500-300` | 1.64 | 1.70 | +0.06 | 266,610 → 26,661 | 90.0 | 85.4 / +0.09 |');
+  const lines = r.stdout.split('\n');
+  expect(lines.find((l) => l.startsWith('| `lenet-500-300`'))).toBe(
+    '| `lenet-500-300` | full | 266,610 → 26,661 | 90.00% | 85.40% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | 89.50% | met (≥ 85.4%, ≤ +0.09 pp) |',
+  );
+  // Figures a file does not hold are shown as missing, never made up.
+  expect(lines.find((l) => l.startsWith('| `vgg-16`'))).toBe('| `vgg-16` | small (reduced) | n/a → n/a | n/a |  | n/a → n/a | n/a |  | n/a |  |');
+  expect(lines).toContain('- `lenet-500-300`: `normprune reproduce lenet-500-300 --seed 1` (seed 1, wasm backend)');
 });
 
 test('--check fails, and --write repairs, a guide whose table was edited by hand', () => {
