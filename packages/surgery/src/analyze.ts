@@ -5,7 +5,10 @@ import { withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
-  /** 'neuron' (Dense column), 'input' (Dense row), 'filter' (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]). */
+  /**
+   * 'neuron' (Dense column), 'input' (Dense row), 'filter' (Conv2D [:, :, :, o]) or 'kernel'
+   * (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D per-channel kernel).
+   */
   kind: 'neuron' | 'input' | 'filter' | 'kernel';
   /** Groups of this kind in the layer. */
   total: number;
@@ -21,7 +24,8 @@ export interface Counts {
   nonzeros: number;
   /**
    * Multiply-accumulates per sample of the kernels: Dense `in * units` (times positions when
-   * applied to a sequence or image), Conv2D `kh * kw * cin * cout * outH * outW`. Bias adds,
+   * applied to a sequence or image), Conv2D `kh * kw * cin * cout * outH * outW`,
+   * DepthwiseConv2D `kh * kw * channels * outH * outW`. Bias adds,
    * BatchNormalization, activations and pooling are not counted.
    */
   macs: number;
@@ -62,12 +66,16 @@ export interface AnalyzeOptions {
 
 const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
-/** Counts of one plain layer (Dense and Conv2D get MACs and groups). */
+/** Counts of one plain layer (Dense, Conv2D and DepthwiseConv2D get MACs and groups). */
 export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: HostWeight[]): LayerAnalysis {
   const ws = weights ?? readWeights(layer);
   const className = layer.getClassName();
-  const unitLayer = className === 'Dense' || className === 'Conv2D';
-  const kernel = unitLayer ? weightNamed(ws, 'kernel') : undefined;
+  const kernel =
+    className === 'Dense' || className === 'Conv2D'
+      ? weightNamed(ws, 'kernel')
+      : className === 'DepthwiseConv2D'
+        ? weightNamed(ws, 'depthwise_kernel')
+        : undefined;
   let params = 0;
   let nonzeros = 0;
   for (const w of ws) {
@@ -118,6 +126,10 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
     ];
     // Weights in a zero row or a zero column, counted once.
     out.zeroGroupParams = K * (deadRows * cout + deadCols * cin - deadRows * deadCols);
+  } else if (className === 'DepthwiseConv2D') {
+    // kernel [kh, kw, channels, multiplier]: one 2-D kernel per (channel, multiplier).
+    out.groups = [{ kind: 'kernel', total: cin * cout, dead: deadKernels }];
+    out.zeroGroupParams = K * deadKernels;
   } else {
     out.groups = [
       { kind: 'filter', total: cout, dead: deadCols },

@@ -219,9 +219,15 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         }
         if (!used) continue;
         const k = input.consts[i];
-        // Only shown for units that are constant at their own output: then a join (Add,
-        // Multiply...) couples their channel with one that varies.
-        if (Number.isNaN(k)) block(id, `a join (Add, Multiply...) couples it with a channel that '${s.node.name}' reads and that varies`);
+        // Only shown for units that are constant at their own output: then something between
+        // them and this reader made the channel vary.
+        if (Number.isNaN(k)) {
+          block(
+            id,
+            `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
+              `zero padding, or a 'same'-padded depthwise convolution on the way)`,
+          );
+        }
         else if (!u.exactFold && k !== 0) {
           block(id, `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`);
         }
@@ -279,6 +285,10 @@ function propagateConstants(states: NodeState[], removed: Uint8Array): void {
       }
       case 'channelwise': {
         const src = inputs[0].consts;
+        if (s.handler.outputConstants) {
+          out.set(s.handler.outputConstants(s.node, s.weights, src, inputs[0].node.shape, s.config));
+          break;
+        }
         const which: number[] = [];
         for (let c = 0; c < src.length; c++) if (!Number.isNaN(src[c])) which.push(c);
         const mapped = s.handler.mapConstants!(

@@ -50,6 +50,12 @@ export interface LayerHandler {
    * channel indices of `values`. NaN means the channel is no longer constant.
    */
   mapConstants?(node: GraphNode, weights: HostWeight[], values: Float64Array, channels: Int32Array): Float64Array;
+  /**
+   * channelwise layers with their own per-channel kernel (DepthwiseConv2D): all output constants
+   * from all input constants (NaN = varies), since a zero kernel makes a channel constant whatever
+   * its input. Used instead of `mapConstants`.
+   */
+  outputConstants?(node: GraphNode, weights: HostWeight[], inputs: Float64Array, inShape: (number | null)[], config: any): Float64Array;
   /** channelwise layers with per-channel weights (BatchNormalization): keep only `keep`. */
   pruneChannels?(weights: HostWeight[], keep: number[]): HostWeight[];
   /** join: combine the per-input constants of one channel. */
@@ -130,12 +136,52 @@ const unit: LayerHandler = {
   },
 };
 
+// One 2-D kernel per channel (depthMultiplier 1): channel c of the output reads only channel c.
+const depthwiseConv2d: LayerHandler = {
+  kind: 'channelwise',
+  check: (node, config) => {
+    requireChannelsLast(node, config);
+    if ((config.depthMultiplier ?? 1) !== 1) {
+      throw new Error(`surgery: layer '${node.name}' (DepthwiseConv2D) has depthMultiplier ${config.depthMultiplier}; only 1 is supported`);
+    }
+  },
+  outputConstants: (node, ws, inputs, inShape, config) => {
+    const kernel = weightNamed(ws, 'depthwise_kernel')!;
+    const bias = weightNamed(ws, 'bias');
+    const C = inputs.length;
+    const K = kernel.values.length / C;
+    const exact = config.padding !== 'same' || padsNothing(inShape, config);
+    const pre = new Float64Array(C).fill(NaN);
+    for (let c = 0; c < C; c++) {
+      let sum = 0;
+      let zero = true;
+      for (let k = 0; k < K; k++) {
+        const v = kernel.values[k * C + c];
+        sum += v;
+        if (v !== 0) zero = false;
+      }
+      const b = bias ? bias.values[c] : 0;
+      if (zero) pre[c] = b;
+      else if (!Number.isNaN(inputs[c]) && (exact || inputs[c] === 0)) pre[c] = inputs[c] * sum + b;
+    }
+    const which: number[] = [];
+    for (let c = 0; c < C; c++) if (!Number.isNaN(pre[c])) which.push(c);
+    const post = applyElementwise((x) => (node.layer as any).activation.apply(x), Float64Array.from(which, (c) => pre[c]));
+    const out = new Float64Array(C).fill(NaN);
+    which.forEach((c, k) => (out[c] = post[k]));
+    return out;
+  },
+  pruneChannels: (ws, keep) =>
+    ws.map((w) => (w.name === 'depthwise_kernel' ? pruneInChannels(w, keep) : pruneVector(w, keep))),
+};
+
 const join = (fn: (xs: number[]) => number): LayerHandler => ({ kind: 'join', join: fn });
 
 const REGISTRY: Record<string, LayerHandler> = {
   InputLayer: { kind: 'input' },
   Dense: unit,
   Conv2D: unit,
+  DepthwiseConv2D: depthwiseConv2d,
   BatchNormalization: batchNormalization,
   Activation: activationLayer,
   ReLU: advancedActivation,
@@ -227,6 +273,15 @@ function samePadsNothing(inSize: number | null, k: number, s: number, d: number)
   return (out - 1) * s + (k - 1) * d + 1 - inSize <= 0;
 }
 
+/** Whether a 'same'-padded 2-D convolution pads nothing on this input (so a constant input stays exact). */
+function padsNothing(inShape: (number | null)[], config: any): boolean {
+  const pair = (v: unknown, dflt: number): number[] => (Array.isArray(v) ? v : [v ?? dflt, v ?? dflt]) as number[];
+  const ks = pair(config.kernelSize, 1);
+  const st = pair(config.strides, 1);
+  const dl = pair(config.dilationRate, 1);
+  return samePadsNothing(inShape[0], ks[0], st[0], dl[0]) && samePadsNothing(inShape[1], ks[1], st[1], dl[1]);
+}
+
 /** The unit view of a Dense or Conv2D node (`inShape`: its input shape without batch). */
 export function unitView(node: GraphNode, weights: HostWeight[], config: any, inShape: (number | null)[]): UnitView {
   const kernel = weightNamed(weights, 'kernel');
@@ -235,13 +290,7 @@ export function unitView(node: GraphNode, weights: HostWeight[], config: any, in
   const cin = shape[shape.length - 2];
   const cout = shape[shape.length - 1];
   const K = shape.slice(0, -2).reduce((a, b) => a * b, 1);
-  let exactFold = true;
-  if (node.className === 'Conv2D' && config.padding === 'same') {
-    const ks: number[] = config.kernelSize;
-    const st: number[] = config.strides ?? [1, 1];
-    const dl: number[] = Array.isArray(config.dilationRate) ? config.dilationRate : [config.dilationRate ?? 1, config.dilationRate ?? 1];
-    exactFold = samePadsNothing(inShape[0], ks[0], st[0], dl[0]) && samePadsNothing(inShape[1], ks[1], st[1], dl[1]);
-  }
+  const exactFold = node.className !== 'Conv2D' || config.padding !== 'same' || padsNothing(inShape, config);
   const positions = node.shape.slice(0, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
   const act = (node.layer as any).activation;
   return {

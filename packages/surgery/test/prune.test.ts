@@ -208,7 +208,7 @@ describe('prune: residual Add', () => {
     const { model, report } = prune(m);
     expectSame(m, model);
     expect(report.layers.map((l) => l.unitsAfter)).toEqual([6, 6, 4]);
-    expect(report.warnings).toEqual([expect.stringMatching(/'b' unit 2 .*couples it with a channel that 'b' reads/)]);
+    expect(report.warnings).toEqual([expect.stringMatching(/'b' unit 2 .*no longer constant where 'b' reads it/)]);
   });
 
   it('removes a channel on both sides when both coupled filters are dead', () => {
@@ -270,6 +270,51 @@ describe('prune: ResNet-style blocks with BatchNormalization and a projection sh
     expect(units.b1c2).toBe(8);
     expect(report.warnings.some((w) => /'b1c1' unit 5/.test(w))).toBe(true);
     expect(report.warnings.some((w) => /'b2c2' unit 4/.test(w))).toBe(true);
+  });
+});
+
+describe('prune: depthwise-separable (MobileNet-style) block', () => {
+  function mobile(): tfl.LayersModel {
+    const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
+    return tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [9, 9, 3], filters: 8, kernelSize: 1, useBias: false, name: 'expand', kernelInitializer: k(1) }),
+        tfl.layers.batchNormalization({ name: 'bn1' }),
+        tfl.layers.reLU({ name: 'r1' }),
+        tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, name: 'dw', depthwiseInitializer: k(2) }),
+        tfl.layers.batchNormalization({ name: 'bn2' }),
+        tfl.layers.reLU({ name: 'r2' }),
+        tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'project', kernelInitializer: k(3) }),
+        tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+        tfl.layers.dense({ units: 4, name: 'out', kernelInitializer: k(4) }),
+      ],
+    });
+  }
+
+  it('a zero depthwise kernel makes its channel constant: folded into the 1x1 projection, and its producer filter goes too', () => {
+    const m = mobile();
+    randomizeBatchNorm(m, 9);
+    editWeight(m, 'bn2', 'beta', (v) => (v[2] = 1.5));
+    zeroKernelWhere(m, 'dw', (c) => c === 2, 'depthwise_kernel');
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'expand')).toBe(7);
+    expect(unitsOf(model, 'dw')).toBe(7);
+    expect(report.layers.find((l) => l.name === 'expand')!.removedUnused).toBe(1);
+    expect(report.layersBefore.find((l) => l.name === 'dw')!.macs).toBe(9 * 8 * 81);
+    expect(report.layersAfter.find((l) => l.name === 'dw')!.macs).toBe(9 * 7 * 81);
+  });
+
+  it("a dead filter ahead of a 'same' depthwise conv stays unless its constant is 0", () => {
+    const m = mobile();
+    randomizeBatchNorm(m, 10);
+    editWeight(m, 'bn1', 'beta', (v) => ((v[1] = 1), (v[4] = -3)));
+    editWeight(m, 'bn1', 'moving_mean', (v) => ((v[1] = 0), (v[4] = 0)));
+    zeroUnits(m, 'expand', [1, 4]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(report.layers.find((l) => l.name === 'expand')!.removed).toEqual([4]);
+    expect(report.warnings).toEqual([expect.stringMatching(/'expand' unit 1 .*no longer constant where 'project' reads it/)]);
   });
 });
 
