@@ -1,12 +1,21 @@
 // Small data-set files written by the tests themselves under os.tmpdir().
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
+const created: string[] = [];
+
+/** A fresh directory under os.tmpdir(), removed after the test file (see the afterAll below). */
 export function tmp(prefix = 'npds-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  created.push(d);
+  return d;
 }
+
+afterAll(() => {
+  for (const d of created.splice(0)) rmSync(d, { recursive: true, force: true });
+});
 
 export function idx(magic: number, dims: number[], data: Uint8Array): Buffer {
   const h = Buffer.alloc(4 + 4 * dims.length);
