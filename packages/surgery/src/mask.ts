@@ -28,7 +28,7 @@ export interface KernelMask {
 }
 
 /**
- * Captures which kernel weights of the model's Dense and Conv2D layers are exactly zero (dead
+ * Captures which kernel weights of the model's Dense, Conv2D and DepthwiseConv2D layers are exactly zero (dead
  * 2-D kernels, zero rows...) and returns a mask that writes those zeros back. Take it from the
  * pruned model before fine-tuning; pass `mask.callback` to `model.fit`, or call `mask.apply()`
  * after each step of a custom loop. Decomposed layers are refused: prune (or fold) first.
@@ -40,8 +40,9 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     if (cls.startsWith('Decomposed')) {
       throw new Error(`kernelMask: layer '${layer.name}' is a ${cls}; prune() or fold() the model first`);
     }
-    if (cls !== 'Dense' && cls !== 'Conv2D') continue;
-    const variable = layer.weights.find((w) => String((w as any).originalName ?? w.name).split('/').pop() === 'kernel');
+    const kernelName = cls === 'Dense' || cls === 'Conv2D' ? 'kernel' : cls === 'DepthwiseConv2D' ? 'depthwise_kernel' : null;
+    if (!kernelName) continue;
+    const variable = layer.weights.find((w) => String((w as any).originalName ?? w.name).split('/').pop() === kernelName);
     if (!variable) continue;
     const mask = tf.tidy(() => tf.cast(tf.notEqual(variable.read(), 0), 'float32'));
     const size = mask.size;
