@@ -142,39 +142,48 @@ export function computeEffectiveKernel(
 }
 
 /**
- * Only the per-group factor `magnitude / sqrt(sum(direction^2) + epsilon^2)`,
- * shaped `[1, groups]` (leading norm axes) or `[groups, 1]` (trailing), with
- * a hand-written gradient. A Dense layer whose groups are its output units
- * multiplies its `[batch, units]` output by this instead of its
- * `[in, units]` kernel: the same function, with the kernel-sized work cut
- * to one square forward and one multiply-add backward.
+ * Dense 'output' after its matMul: `activation(z * scale + bias)` with
+ * `scale = magnitude / sqrt(sum(direction^2 over axis 0) + epsilon^2)`, one
+ * factor per unit. One taped node with a hand-written gradient: on wasm the
+ * per-op cost of the engine (tape, allocation) rivals the arithmetic at
+ * LeNet sizes, so fewer, fused steps matter more than bytes. `relu` is
+ * applied inside (`activation` says whether); other activations are applied
+ * by the caller. Returns the `[batch, units]` output.
  */
-export function computeGroupScale(
-  direction: tf.Tensor,
+export function scaleBiasActivate(
+  z: tf.Tensor2D,
+  direction: tf.Tensor2D,
   magnitude: tf.Tensor,
-  normAxes: number[],
+  bias: tf.Tensor | undefined,
+  relu: boolean,
   epsilon: number,
 ): tf.Tensor2D {
-  const view = groupView(direction.shape, normAxes);
-  const f = tf.customGrad(((v: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
-    const v2 = tf.reshape(v, view.matrixShape) as tf.Tensor2D;
-    const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
-    const g2 = tf.reshape(g, view.groupShape);
-    save([v2, inv, g2]);
+  const withBias = bias != null;
+  const f = tf.customGrad(((...args: unknown[]) => {
+    const [zz, v, g] = args as tf.Tensor[];
+    const b = withBias ? (args[3] as tf.Tensor) : null;
+    const save = args[args.length - 1] as tf.GradSaveFunc;
+    const inv = tf.rsqrt(tf.add(tf.sum(tf.square(v), 0, true), epsilon * epsilon)); // [1, units]
+    const scale = tf.mul(g, inv);
+    let y = tf.mul(zz, scale);
+    if (b != null) y = tf.add(y, b);
+    if (relu) y = tf.relu(y);
+    save([zz, v, inv, scale, y]);
     return {
-      value: tf.mul(g2, inv),
+      value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sv, sinv, sg] = saved;
-        // d(g / n)/dv = -g v / n^3; d(g / n)/dg = 1 / n.
-        const c = tf.mul(tf.mul(dy, sg), tf.mul(sinv, tf.square(sinv)));
-        return [
-          tf.reshape(tf.mul(sv, tf.neg(c)), direction.shape),
-          tf.reshape(tf.mul(dy, sinv), magnitude.shape),
-        ];
+        const [sz, sv, sinv, sscale, sy] = saved;
+        const dr = relu ? tf.mul(dy, tf.step(sy)) : dy;
+        const dg = tf.mul(tf.sum(tf.mul(dr, sz), 0, true), sinv); // z . dr / n, per unit
+        // d(g / n)/dv = -g v / n^3 = -(scale / n) v.
+        const dv = tf.mul(sv, tf.neg(tf.mul(dg, tf.mul(sscale, sinv))));
+        const grads = [tf.mul(dr, sscale), dv, tf.reshape(dg, magnitude.shape)];
+        if (withBias) grads.push(tf.sum(dr, 0));
+        return grads;
       },
     };
   }) as unknown as CustomGradFn);
-  return f(direction, magnitude) as tf.Tensor2D;
+  return (withBias ? f(z, direction, magnitude, bias) : f(z, direction, magnitude)) as tf.Tensor2D;
 }
 
 /** Per-group L2 norm of `kernel` over `normAxes`, shaped like the magnitude (`magnitudeShape`). */

@@ -4,7 +4,7 @@ import {
   type ActivationFn,
   checkOneOf,
   computeEffectiveKernel,
-  computeGroupScale,
+  scaleBiasActivate,
   DEFAULT_EPSILON,
   type DenseGranularity,
   type DenseLayerArgs,
@@ -157,18 +157,23 @@ export class DecomposedDense extends tfl.layers.Layer {
         input.rank === 2
           ? (input as tf.Tensor2D)
           : (tf.reshape(input, [-1, input.shape[input.rank - 1]]) as tf.Tensor2D);
+      const direction = this.direction!.read() as tf.Tensor2D;
+      const magnitude = this.magnitude!.read();
+      const fused = fusedActivation(this.activation);
       let y: tf.Tensor;
       if (this.granularity === 'output') {
-        // One factor per output unit commutes with the matMul: scaling the
-        // [batch, units] output is cheaper than scaling the [in, units]
-        // kernel whenever batch < in, and the function is the same.
-        const direction = this.direction!.read();
-        const scale = computeGroupScale(direction, this.magnitude!.read(), this.normAxes, this.epsilon);
-        y = tf.mul(tf.matMul(x2d, direction), scale);
-        if (bias != null) y = tf.add(y, bias);
-        y = this.activation.apply(y);
+        // One factor per unit commutes with the matMul: scaling the
+        // [batch, units] output costs less than scaling the [in, units]
+        // kernel, and a plain (unfused) matMul only computes the input's
+        // gradient when something upstream needs it.
+        const relu = fused === 'relu';
+        y = scaleBiasActivate(tf.matMul(x2d, direction), direction, magnitude, bias, relu, this.epsilon);
+        if (!relu) y = this.activation.apply(y);
       } else {
-        const fused = fusedActivation(this.activation);
+        // One factor per input feature. Scaling the [batch, in] input would
+        // be cheaper forward, but makes the matMul compute the input's
+        // gradient even at the first layer (an extra matMul as large as the
+        // layer's own); the effective kernel keeps that gradient lazy.
         y = tf.fused.matMul({ a: x2d, b: this.effectiveKernel(), bias, activation: fused ?? 'linear' });
         if (fused == null) y = this.activation.apply(y);
       }

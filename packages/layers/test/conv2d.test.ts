@@ -170,6 +170,8 @@ describe('DecomposedConv2D', () => {
   it.each([
     ['kernel', 1, 'valid'],
     ['filter', 2, 'same'],
+    ['kernel', 2, 'same'],
+    ['filter', 1, 'valid'],
   ] as const)(
     'gradients agree with central finite differences (%s, stride %d, %s)',
     (granularity, strides, padding) => {

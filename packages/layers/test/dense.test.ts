@@ -165,14 +165,23 @@ describe('DecomposedDense', () => {
     tf.dispose([direction, x, y, k, x1, ...Object.values(grads)]);
   });
 
-  it.each(['output', 'input'] as const)(
-    'gradients agree with central finite differences (%s)',
-    (granularity) => {
-      const layer = decomposedDense({ units: 3, activation: 'tanh', granularity });
+  it.each([
+    ['output', 'tanh', true],
+    ['output', 'relu', true],
+    ['output', 'linear', false],
+    ['input', 'tanh', true],
+    ['input', 'relu', false],
+    ['input', 'linear', true],
+  ] as const)(
+    'gradients agree with central finite differences (%s, %s, bias %s)',
+    (granularity, activation, useBias) => {
+      const layer = decomposedDense({ units: 3, activation, granularity, useBias });
       const x = randn([4, 5], 11);
       layer.apply(x);
-      // Direction, magnitude and bias are all seeded: the check is deterministic.
-      for (const error of gradientErrors(layer, x, 12)) expect(error).toBeLessThan(1e-2);
+      // Weights are seeded: the check is deterministic (relu's kinks included).
+      const errors = gradientErrors(layer, x, 12);
+      expect(errors.length).toBe(useBias ? 4 : 3);
+      for (const error of errors) expect(error).toBeLessThan(1e-2);
       x.dispose();
     },
   );

@@ -64,16 +64,20 @@ interface Decomposable {
 }
 
 /**
- * Relative error (||numeric - analytic|| / ||analytic||, per weight) of the
- * gradients of L = sum(layer(x) * r) at seeded weights. The numeric gradient
- * is Richardson-extrapolated central differences (error O(h^4)), so the
- * float32 check stays far below its tolerance whatever the weights.
+ * Relative error (||numeric - analytic|| / ||analytic||) of the gradients of
+ * L = sum(layer(x) * r) with respect to each weight and to the input, at
+ * seeded weights. The numeric gradient is Richardson-extrapolated central
+ * differences (error O(h^4)), so the float32 check stays far below its
+ * tolerance whatever the weights.
  */
 export function gradientErrors(layer: Decomposable, x: tf.Tensor, seed: number): number[] {
-  const vars = [layer.direction!, layer.magnitude!, layer.bias!].map((w) => w.read() as tf.Variable);
+  const weights = [layer.direction, layer.magnitude, layer.bias].filter((w) => w != null);
+  const vars = weights.map((w) => w.read() as tf.Variable);
   vars.forEach((v, i) => tf.tidy(() => v.assign(randn(v.shape, seed + i))));
+  const input = tf.variable(x);
+  vars.push(input);
   const r = tf.tidy(() => randn((layer.apply(x) as tf.Tensor).shape, seed + 10));
-  const loss = () => tf.sum(tf.mul(layer.apply(x) as tf.Tensor, r)) as tf.Scalar;
+  const loss = () => tf.sum(tf.mul(layer.apply(input) as tf.Tensor, r)) as tf.Scalar;
   const { value, grads } = tf.variableGrads(loss, vars);
   const f = () => tf.tidy(() => loss().dataSync()[0]);
   const errors = vars.map((v) => {
@@ -84,6 +88,6 @@ export function gradientErrors(layer: Decomposable, x: tf.Tensor, seed: number):
     const analytic = Array.from(values(grads[v.name]));
     return Math.hypot(...numeric.map((n, i) => n - analytic[i])) / Math.hypot(...analytic);
   });
-  tf.dispose([r, value, ...Object.values(grads)]);
+  tf.dispose([r, value, input, ...Object.values(grads)]);
   return errors;
 }
