@@ -12,7 +12,8 @@ if (!existsSync(join(site, 'index.html'))) {
   console.error('docs/site/index.html is missing: run TypeDoc first (npx nx run docs:docs)');
   process.exit(1);
 }
-const page = (p) => (existsSync(join(site, p)) ? readFileSync(join(site, p), 'utf8') : (problems.push(`missing ${p}`), ''));
+const page = (p) =>
+  existsSync(join(site, p)) ? readFileSync(join(site, p), 'utf8') : (problems.push(`missing ${p}`), '');
 
 const index = page('index.html');
 const config = JSON.parse(readFileSync(join(docs, 'typedoc.json'), 'utf8'));
@@ -28,20 +29,33 @@ for (const dir of readdirSync(join(root, 'packages')).sort()) {
   const html = page(`modules/_normprune_${dir}.html`);
   const readme = join(root, 'packages', dir, 'README.md');
   const heading = existsSync(readme) ? /^#\s+(.+)$/m.exec(readFileSync(readme, 'utf8'))?.[1] : undefined;
-  if (!html.includes('@normprune/' + dir)) problems.push(`modules/_normprune_${dir}.html does not name @normprune/${dir}`);
-  if (heading && !html.includes(heading.replace(/`/g, '').replace(/&/g, '&amp;'))) problems.push(`modules/_normprune_${dir}.html lacks the README heading "${heading}"`);
-  if (!index.includes(`modules/_normprune_${dir}.html`)) problems.push(`the front page does not link @normprune/${dir}`);
+  if (!html.includes('@normprune/' + dir))
+    problems.push(`modules/_normprune_${dir}.html does not name @normprune/${dir}`);
+  if (heading && !html.includes(heading.replace(/`/g, '').replace(/&/g, '&amp;')))
+    problems.push(`modules/_normprune_${dir}.html lacks the README heading "${heading}"`);
+  if (!index.includes(`modules/_normprune_${dir}.html`))
+    problems.push(`the front page does not link @normprune/${dir}`);
 }
 // Every link between pages of the site, and every #anchor, must land: TypeDoc
 // makes its own heading ids, which need not match the GitHub slugs the
 // Markdown tests check.
 const htmlFiles = (dir) =>
   readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? (e.name === 'assets' ? [] : htmlFiles(join(dir, e.name))) : e.name.endsWith('.html') ? [join(dir, e.name)] : [],
+    e.isDirectory()
+      ? e.name === 'assets'
+        ? []
+        : htmlFiles(join(dir, e.name))
+      : e.name.endsWith('.html')
+        ? [join(dir, e.name)]
+        : [],
   );
 const ids = new Map();
 const idsOf = (file) => {
-  if (!ids.has(file)) ids.set(file, new Set([...readFileSync(file, 'utf8').matchAll(/\b(?:id|name)="([^"]+)"/g)].map((m) => m[1])));
+  if (!ids.has(file))
+    ids.set(
+      file,
+      new Set([...readFileSync(file, 'utf8').matchAll(/\b(?:id|name)="([^"]+)"/g)].map((m) => m[1])),
+    );
   return ids.get(file);
 };
 let links = 0;
@@ -55,7 +69,8 @@ if (existsSync(site)) {
       const from = relative(site, file);
       links++;
       if (!existsSync(target)) problems.push(`${from}: link to missing ${href}`);
-      else if (anchor && target.endsWith('.html') && !idsOf(target).has(decodeURIComponent(anchor))) problems.push(`${from}: no #${anchor} in ${relative(site, target)}`);
+      else if (anchor && target.endsWith('.html') && !idsOf(target).has(decodeURIComponent(anchor)))
+        problems.push(`${from}: no #${anchor} in ${relative(site, target)}`);
     }
   }
 }
@@ -64,4 +79,6 @@ if (problems.length) {
   console.error(`docs/site is incomplete:\n  ${problems.join('\n  ')}`);
   process.exit(1);
 }
-console.log(`docs/site: front page, ${config.projectDocuments.length} guides and the package pages are in place; ${links} internal links resolve`);
+console.log(
+  `docs/site: front page, ${config.projectDocuments.length} guides and the package pages are in place; ${links} internal links resolve`,
+);

@@ -3,7 +3,7 @@
 // and @tensorflow/* to the workspace's node_modules) and expect it to exit 0
 // having printed something. An API change that breaks an example fails here.
 import { spawn } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { markdownFiles, parseMarkdown, read, rel, workspaceRoot } from './markdown';
 
@@ -23,14 +23,18 @@ function collect(): Example[] {
     for (const block of parseMarkdown(read(md)).blocks) {
       if (block.info !== 'ts runnable') continue;
       const name = `${rel(md)}:${block.line}`;
-      const slug = rel(md).replace(/[^A-Za-z0-9]+/g, '-').replace(/-md$/, '');
+      const slug = rel(md)
+        .replace(/[^A-Za-z0-9]+/g, '-')
+        .replace(/-md$/, '');
       out.push({ name, file: join(examplesDir, `${slug}-L${block.line}.ts`), source: block.body });
     }
   }
   return out;
 }
 
-function run(file: string): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
+function run(
+  file: string,
+): Promise<{ code: number | null; signal: string | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--require', register, file], {
       cwd: workspaceRoot,
@@ -59,8 +63,14 @@ mkdirSync(examplesDir, { recursive: true });
 
 test('every package README carries a runnable example', () => {
   const packageReadmes = markdownFiles().filter((f) => basename(dirname(dirname(f))) === 'packages');
-  const without = packageReadmes.filter((f) => !parseMarkdown(read(f)).blocks.some((b) => b.info === 'ts runnable'));
+  const without = packageReadmes.filter(
+    (f) => !parseMarkdown(read(f)).blocks.some((b) => b.info === 'ts runnable'),
+  );
   expect(without.map(rel)).toEqual([]);
+});
+
+afterAll(() => {
+  if (readdirSync(examplesDir).length === 0) rmSync(examplesDir, { recursive: true });
 });
 
 describe('runnable examples', () => {
@@ -70,8 +80,10 @@ describe('runnable examples', () => {
       writeFileSync(example.file, example.source);
       const r = await run(example.file);
       const detail = `${example.name} (${rel(example.file)}) exited with ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+      // A failing example stays in docs/.examples to be run by hand; a passing one goes.
       if (r.code !== 0) throw new Error(detail);
       expect(r.stdout.trim().length).toBeGreaterThan(0);
+      rmSync(example.file);
     },
     timeoutMs + 10_000,
   );

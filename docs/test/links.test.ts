@@ -22,7 +22,8 @@ function problems(file: string): string[] {
       out.push(`${where}: anchor on a file that is not Markdown`);
       continue;
     }
-    if (!anchors(read(dest)).has(decodeURIComponent(anchor))) out.push(`${where}: no heading with anchor #${anchor} in ${rel(dest)}`);
+    if (!anchors(read(dest)).has(decodeURIComponent(anchor)))
+      out.push(`${where}: no heading with anchor #${anchor} in ${rel(dest)}`);
   }
   return out;
 }

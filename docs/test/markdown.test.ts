@@ -3,7 +3,20 @@
 import { anchors, links, parseMarkdown } from './markdown';
 
 test('finds fenced blocks with their info string and opening line', () => {
-  const md = ['# T', '', '```ts runnable', 'console.log(1);', '```', '', '~~~sh', 'npm test', '~~~', '````md', '```ts runnable', '````'].join('\n');
+  const md = [
+    '# T',
+    '',
+    '```ts runnable',
+    'console.log(1);',
+    '```',
+    '',
+    '~~~sh',
+    'npm test',
+    '~~~',
+    '````md',
+    '```ts runnable',
+    '````',
+  ].join('\n');
   const { blocks } = parseMarkdown(md);
   expect(blocks.map((b) => [b.info, b.line])).toEqual([
     ['ts runnable', 3],
@@ -15,11 +28,33 @@ test('finds fenced blocks with their info string and opening line', () => {
 });
 
 test('reads links outside code only', () => {
-  const md = ['See [a](./a.md#x) and ![i](img.png "t").', '`[no](./code.md)`', '```', '[no](./fenced.md)', '```', '[ref]: ../b.md', '<a href="c.md">c</a>'].join('\n');
+  const md = [
+    'See [a](./a.md#x) and ![i](img.png "t").',
+    '`[no](./code.md)`',
+    '```',
+    '[no](./fenced.md)',
+    '```',
+    '[ref]: ../b.md',
+    '<a href="c.md">c</a>',
+  ].join('\n');
   expect(links(md).map((l) => l.target)).toEqual(['./a.md#x', 'img.png', '../b.md', 'c.md']);
 });
 
 test('makes GitHub-style heading anchors', () => {
-  const md = ['# Getting started', '## The `prox` step: why 0?', '## Repeat', '## Repeat', '### Dense / Conv2D (NHWC)', '## [Linked](x.md) **bold**'].join('\n');
-  expect([...anchors(md)]).toEqual(['getting-started', 'the-prox-step-why-0', 'repeat', 'repeat-1', 'dense--conv2d-nhwc', 'linked-bold']);
+  const md = [
+    '# Getting started',
+    '## The `prox` step: why 0?',
+    '## Repeat',
+    '## Repeat',
+    '### Dense / Conv2D (NHWC)',
+    '## [Linked](x.md) **bold**',
+  ].join('\n');
+  expect([...anchors(md)]).toEqual([
+    'getting-started',
+    'the-prox-step-why-0',
+    'repeat',
+    'repeat-1',
+    'dense--conv2d-nhwc',
+    'linked-bold',
+  ]);
 });

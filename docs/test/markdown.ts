@@ -31,7 +31,10 @@ export interface CodeBlock {
 }
 
 /** Splits a Markdown text into fenced code blocks and the prose lines outside them. */
-export function parseMarkdown(text: string): { blocks: CodeBlock[]; prose: { text: string; line: number }[] } {
+export function parseMarkdown(text: string): {
+  blocks: CodeBlock[];
+  prose: { text: string; line: number }[];
+} {
   const lines = text.split(/\r?\n/);
   const blocks: CodeBlock[] = [];
   const prose: { text: string; line: number }[] = [];
@@ -67,7 +70,8 @@ export function links(text: string): Link[] {
   const out: Link[] = [];
   for (const { text: raw, line } of parseMarkdown(text).prose) {
     const t = raw.replace(/`+[^`]*`+/g, '');
-    for (const m of t.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)) out.push({ target: m[1], line });
+    for (const m of t.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g))
+      out.push({ target: m[1], line });
     const def = /^ {0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$/.exec(t);
     if (def) out.push({ target: def[1], line });
     for (const m of t.matchAll(/\b(?:href|src)="([^"]+)"/g)) out.push({ target: m[1], line });

@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { workspaceRoot } from './markdown';
 
 const script = join(workspaceRoot, 'docs', 'scripts', 'results-table.mjs');
-const generate = (...args: string[]) => spawnSync(process.execPath, [script, ...args], { cwd: workspaceRoot, encoding: 'utf8' });
+const generate = (...args: string[]) =>
+  spawnSync(process.execPath, [script, ...args], { cwd: workspaceRoot, encoding: 'utf8' });
 
 let tmp: string;
 beforeEach(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-docs-'))));
@@ -48,7 +49,10 @@ test('renders one row per result file in the format the experiments report uses'
       trainingSec: 600,
     }),
   );
-  writeFileSync(join(tmp, 'vgg-16.json'), JSON.stringify({ experiment: 'vgg-16', budget: 'small', reduced: true, baseline: {}, compressed: {} }));
+  writeFileSync(
+    join(tmp, 'vgg-16.json'),
+    JSON.stringify({ experiment: 'vgg-16', budget: 'small', reduced: true, baseline: {}, compressed: {} }),
+  );
   const r = generate('--results', tmp);
   expect(r.status).toBe(0);
   const lines = r.stdout.split('\n');
@@ -56,8 +60,12 @@ test('renders one row per result file in the format the experiments report uses'
     '| `lenet-500-300` | full | 266,610 → 26,661 | 90.00% | 85.40% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | 89.50% | met (≥ 85.4%, ≤ +0.09 pp) |',
   );
   // Figures a file does not hold are shown as missing, never made up.
-  expect(lines.find((l) => l.startsWith('| `vgg-16`'))).toBe('| `vgg-16` | small (reduced) | n/a → n/a | n/a |  | n/a → n/a | n/a |  | n/a |  |');
-  expect(lines).toContain('- `lenet-500-300`: `normprune reproduce lenet-500-300 --seed 1` (seed 1, wasm backend)');
+  expect(lines.find((l) => l.startsWith('| `vgg-16`'))).toBe(
+    '| `vgg-16` | small (reduced) | n/a → n/a | n/a |  | n/a → n/a | n/a |  | n/a |  |',
+  );
+  expect(lines).toContain(
+    '- `lenet-500-300`: `normprune reproduce lenet-500-300 --seed 1` (seed 1, wasm backend)',
+  );
 });
 
 test('--check fails, and --write repairs, a guide whose table was edited by hand', () => {
