@@ -9,7 +9,10 @@ import { initBackend } from '@normprune/runtime';
 import { decompose } from '@normprune/layers';
 
 const BATCH = 128;
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 15);
+// At least MIN_ROUNDS pairs, and more until SECONDS per configuration: the
+// median of many pairs is what stays stable on a loaded machine.
+const MIN_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ONLY = process.env.BENCH_ONLY;
 const WARMUP = 3;
 
@@ -69,7 +72,8 @@ async function main(): Promise<void> {
     `backend: ${info.backend} (${info.reason}); simd=${info.simd} threads=${info.threads} trainingKernels=${info.trainingKernels}`,
   );
   console.log(
-    `batch ${BATCH}, ${ROUNDS} alternating plain/decomposed pairs after ${WARMUP} warm-up steps; ms are medians per step;\n` +
+    `batch ${BATCH}; per configuration >= ${MIN_ROUNDS} alternating plain/decomposed pairs and >= ${SECONDS} s, after ${WARMUP} warm-up steps;\n` +
+      `ms are medians per step; pairs = number of pairs measured;\n` +
       `overhead = median over pairs of decomposed/plain - 1\n`,
   );
   const rows: string[][] = [
@@ -102,7 +106,8 @@ async function main(): Promise<void> {
     const tp: number[] = [];
     const td: number[] = [];
     const ratios: number[] = [];
-    for (let i = 0; i < ROUNDS; i++) {
+    const until = performance.now() + SECONDS * 1000;
+    for (let i = 0; i < MIN_ROUNDS || performance.now() < until; i++) {
       // Alternate the order, so neither side always runs on a warm cache;
       // the ratio of each adjacent pair cancels the drift of the machine's load.
       let p: number;
@@ -128,6 +133,7 @@ async function main(): Promise<void> {
     rows.push([
       plain.name,
       granularity,
+      String(ratios.length),
       p.toFixed(1),
       d.toFixed(1),
       ratio.toFixed(3),

@@ -103,6 +103,15 @@ function groupView(shape: number[], normAxes: number[]): GroupView {
   };
 }
 
+/**
+ * Whether the backward pass may read `t` instead of a saved copy: variables
+ * outlive the gradient computation (tidy never disposes them), and saving a
+ * tensor clones it, which on wasm copies the whole kernel.
+ */
+function outlivesBackward(t: tf.Tensor): boolean {
+  return t instanceof tf.Variable;
+}
+
 // tf.customGrad's declared type cannot express (a, b, save) => ...; the runtime contract is exactly that.
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 
@@ -124,13 +133,14 @@ export function computeEffectiveKernel(
     const v2 = tf.reshape(v, view.matrixShape) as tf.Tensor2D;
     const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
     const scale = tf.mul(tf.reshape(g, view.groupShape), inv);
-    save([v2, inv, scale]);
+    save(outlivesBackward(direction) ? [inv, scale] : [inv, scale, v2]);
     return {
       value: tf.reshape(tf.mul(v2, scale), direction.shape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sv, sinv, sscale] = saved;
+        const [sinv, sscale] = saved;
+        const sv = (saved[2] ?? tf.reshape(direction, view.matrixShape)) as tf.Tensor2D;
         const dy2 = tf.reshape(dy, view.matrixShape) as tf.Tensor2D;
-        const t = view.groupSum(tf.mul(dy2, sv as tf.Tensor2D)); // direction . dy, per group
+        const t = view.groupSum(tf.mul(dy2, sv)); // direction . dy, per group
         // dW/dV = scale * (I - v v^T / n^2): dV = scale * dy - v * (scale * t / n^2).
         const c = tf.mul(sscale, tf.mul(t, tf.square(sinv)));
         const dv = tf.sub(tf.mul(dy2, sscale), tf.mul(sv, c));
@@ -168,12 +178,15 @@ export function scaleBiasActivate(
     let y = tf.mul(zz, scale);
     if (b != null) y = tf.add(y, b);
     if (relu) y = tf.relu(y);
-    save([zz, v, inv, scale, y]);
+    const keepDirection = outlivesBackward(direction);
+    save([zz, inv, scale, ...(relu ? [y] : []), ...(keepDirection ? [] : [v])]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [sz, sv, sinv, sscale, sy] = saved;
-        const dr = relu ? tf.mul(dy, tf.step(sy)) : dy;
+        const [sz, sinv, sscale] = saved;
+        let next = 3;
+        const dr = relu ? tf.mul(dy, tf.step(saved[next++])) : dy;
+        const sv = keepDirection ? direction : saved[next];
         const dg = tf.mul(tf.sum(tf.mul(dr, sz), 0, true), sinv); // z . dr / n, per unit
         // d(g / n)/dv = -g v / n^3 = -(scale / n) v.
         const dv = tf.mul(sv, tf.neg(tf.mul(dg, tf.mul(sscale, sinv))));

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { DecomposedDense, decomposedDense, type DenseGranularity } from '../src/index.js';
+import { computeEffectiveKernel, scaleBiasActivate } from '../src/common.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { allFinite, gradientErrors, randn, scaledError, useCpu, values } from './helpers.js';
 
@@ -254,5 +255,64 @@ describe('DecomposedDense', () => {
       y.dispose();
     });
     x.dispose();
+  });
+});
+
+describe('hand-written gradients', () => {
+  // The layers pass variables, which the backward pass reads directly; a
+  // plain tensor must be saved instead. Both must give the autodiff gradient.
+  it.each([
+    [[6, 4], [0], [4]],
+    [[6, 4], [1], [6]],
+    [
+      [3, 2, 5, 4],
+      [0, 1],
+      [5, 4],
+    ],
+    [[3, 2, 5, 4], [0, 1, 2], [4]],
+  ])(
+    'computeEffectiveKernel matches autodiff of the formula (direction %j, norm axes %j)',
+    (shape, normAxes, magShape) => {
+      const r = randn(shape, 71);
+      const reference = (v: tf.Tensor, g: tf.Tensor) => {
+        const sumSq = tf.sum(tf.square(v), normAxes, true);
+        return tf.sum(
+          tf.mul(r, tf.mul(v, tf.mul(tf.reshape(g, sumSq.shape), tf.rsqrt(tf.add(sumSq, 1e-12))))),
+        );
+      };
+      const ours = (v: tf.Tensor, g: tf.Tensor) =>
+        tf.sum(tf.mul(r, computeEffectiveKernel(v, g, normAxes, 1e-6)));
+      const v = randn(shape, 72);
+      const g = randn(magShape, 73);
+      const expected = tf.grads(reference)([v, g]);
+      const fromTensor = tf.grads(ours)([v, g]);
+      const vv = tf.variable(v);
+      const gv = tf.variable(g);
+      const fromVariable = tf.variableGrads(() => ours(vv, gv) as tf.Scalar, [vv, gv]).grads;
+      for (let i = 0; i < 2; i++) {
+        expect(scaledError(fromTensor[i], expected[i])).toBeLessThan(1e-5);
+        expect(scaledError(fromVariable[[vv, gv][i].name], expected[i])).toBeLessThan(1e-5);
+      }
+      tf.dispose([r, v, g, vv, gv, ...expected, ...fromTensor, ...Object.values(fromVariable)]);
+    },
+  );
+
+  it.each([true, false])('scaleBiasActivate matches autodiff of the formula (relu %s)', (relu) => {
+    const z = randn([5, 4], 81);
+    const v = randn([3, 4], 82);
+    const g = randn([4], 83);
+    const b = randn([4], 84);
+    const r = randn([5, 4], 85);
+    const reference = (zz: tf.Tensor, vv: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
+      const scale = tf.mul(gg, tf.rsqrt(tf.add(tf.sum(tf.square(vv), 0, true), 1e-12)));
+      const y = tf.add(tf.mul(zz, scale), bb);
+      return tf.sum(tf.mul(r, relu ? tf.relu(y) : y));
+    };
+    const ours = (zz: tf.Tensor, vv: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
+      tf.sum(tf.mul(r, scaleBiasActivate(zz as tf.Tensor2D, vv as tf.Tensor2D, gg, bb, relu, 1e-6)));
+    const expected = tf.grads(reference)([z, v, g, b]);
+    const actual = tf.grads(ours)([z, v, g, b]);
+    expected.forEach((e, i) => expect(scaledError(actual[i], e)).toBeLessThan(1e-5));
+    tf.dispose([z, v, g, b, r, ...expected, ...actual]);
   });
 });
