@@ -1,7 +1,14 @@
 // @normprune/layers: Dense and Conv2D written as magnitude x unit direction.
 // Importing this module registers DecomposedDense and DecomposedConv2D with
 // tf.serialization, so tfl.loadLayersModel can read models that use them.
-export type { Conv2DGranularity, DenseGranularity, Granularity, InitializerSpec } from './common.js';
+export type {
+  Conv2DGranularity,
+  ConvLayerArgs,
+  DenseGranularity,
+  DenseLayerArgs,
+  Granularity,
+  InitializerSpec,
+} from './common.js';
 export { DEFAULT_EPSILON } from './common.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';

@@ -13,7 +13,12 @@ import { DecomposedDense } from './decomposed-dense.js';
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
   /** Granularity of the new layers. Default: `{ dense: 'output', conv2d: 'kernel' }`. */
-  granularity?: { dense?: DenseGranularity; conv2d?: Conv2DGranularity };
+  granularity?: {
+    /** Granularity of the new DecomposedDense layers. Default `'output'`. */
+    dense?: DenseGranularity;
+    /** Granularity of the new DecomposedConv2D layers. Default `'kernel'`. */
+    conv2d?: Conv2DGranularity;
+  };
   /** Which Dense / Conv2D layers to decompose: their names, or a predicate. Default: all of them. */
   include?: string[] | ((layer: tfl.layers.Layer) => boolean);
   /** `epsilon` of the new layers. Default 1e-6. */
