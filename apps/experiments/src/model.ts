@@ -55,7 +55,9 @@ export function buildModel(layers: LayerSpec[], inputShape: [number, number, num
           }),
         );
         if (spec.batchNorm) {
-          model.add(tfl.layers.batchNormalization({ axis: -1, name: `${name}_bn` }));
+          // Momentum 0.9 (not Keras's 0.99): short, reduced-budget runs take a few
+          // hundred steps, too few for 0.99 moving statistics to forget their init.
+          model.add(tfl.layers.batchNormalization({ axis: -1, momentum: 0.9, name: `${name}_bn` }));
           if (spec.activation !== 'linear') model.add(tfl.layers.activation({ activation: spec.activation, name: `${name}_act` }));
         }
         break;

@@ -285,9 +285,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     state.metricsCount = metricLines.length;
     writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
   };
+  // A resumed run keeps the command line that started it.
+  let command = o.command;
+  if (o.resume && existsSync(join(out, 'config.json'))) command = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).command ?? command;
   writeJsonAtomic(join(out, 'config.json'), {
     experiment: cfg.name,
-    command: o.command,
+    command,
     seed: o.seed,
     budget: { name: o.budgetName, spec: o.budget },
     backend: backend.backend,
@@ -568,7 +571,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const results: RunResults = {
     experiment: cfg.name,
     description: cfg.description,
-    command: o.command,
+    command,
     seed: o.seed,
     budget: { name: o.budgetName, spec: o.budget, reduced: isReduced(o.budget), note: o.budget.note },
     backend: { name: backend.backend, tfBackend: backend.tfBackendName, reason: backend.reason },
