@@ -8,6 +8,8 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { KernelFn } from './util.js';
 
+export { setWasmBackendWithThreads } from './threads.js';
+
 const MARK = Symbol.for('normprune.wasmTrainingKernel');
 const UPSTREAM = Symbol.for('normprune.wasmTrainingKernel.upstream');
 

@@ -1,0 +1,104 @@
+// The threaded SIMD wasm build does not start under Node as shipped, for three
+// reasons, each worked around here for the duration of backend initialisation:
+//  1. tfjs reports WASM_HAS_MULTITHREAD_SUPPORT = false whenever IS_NODE
+//     (tensorflow/tfjs#3830), so the threaded binary is never chosen;
+//  2. Emscripten's pthread workers are created from a `blob:` URL, which
+//     Node's Worker refuses (ERR_WORKER_PATH), and each worker then loads the
+//     main script from another blob (or from the whole tfjs bundle, which does
+//     not evaluate inside a worker);
+//  3. the C++ side caps XNNPACK's thread pool at os.cpus().length / 2 (it
+//     assumes hyper-threading), i.e. 1 thread on a 2-core machine.
+// The fix writes the Emscripten worker and the threaded module factory, both
+// taken verbatim from the installed tfjs-backend-wasm bundle, to files under
+// os.tmpdir(), points the workers at them, and reports twice the cores while
+// the module starts.
+import * as tf from '@tensorflow/tfjs-core';
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { loadModule, packageRequire } from '../modules.js';
+
+interface WasmPackage {
+  setThreadsCount(n: number): void;
+  getThreadsCount(): number;
+}
+
+const FACTORY_START = 'var WasmBackendModuleThreadedSimd = (function () {';
+const FACTORY_END = 'module.exports = WasmBackendModuleThreadedSimd;';
+const WORKER = /var wasmWorkerContents = ("(?:[^"\\]|\\.)*");/;
+// Module-level names the factory borrows from the rollup bundle around it.
+const PRELUDE =
+  "var require$$0 = require('fs'), require$$1 = require('path'), require$$3 = require('perf_hooks'), " +
+  "require$$4 = require('os'); var commonjsGlobal = globalThis;\n";
+
+/** Writes (once per bundle version) the worker and factory files the pthreads load. */
+function writeThreadFiles(bundleFile: string): { worker: string; factory: string } {
+  const bundle = fs.readFileSync(bundleFile, 'utf8');
+  const start = bundle.indexOf(FACTORY_START);
+  const end = start < 0 ? -1 : bundle.indexOf(FACTORY_END, start);
+  const worker = WORKER.exec(bundle);
+  if (start < 0 || end < 0 || !worker) {
+    throw new Error(`normprune: cannot find the threaded wasm factory in ${bundleFile} (unsupported tfjs-backend-wasm version)`);
+  }
+  const hash = crypto.createHash('sha256').update(bundle).digest('hex').slice(0, 16);
+  const dir = path.join(os.tmpdir(), `normprune-wasm-threads-${hash}`);
+  const factory = path.join(dir, 'threaded-simd.js');
+  const workerFile = path.join(dir, 'threaded-simd.worker.js');
+  // tfjs escapes newlines the same way before making its blob.
+  const workerSource = (JSON.parse(worker[1]) as string)
+    .replace(/\n/g, '\\n')
+    .replace('importScripts:function(f){', `importScripts:function(f){f=${JSON.stringify(factory)};`);
+  fs.mkdirSync(dir, { recursive: true });
+  for (const [file, text] of [
+    [factory, PRELUDE + bundle.slice(start, end)],
+    [workerFile, workerSource],
+  ] as const) {
+    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === text) continue;
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, text);
+    fs.renameSync(tmp, file);
+  }
+  return { worker: workerFile, factory };
+}
+
+/**
+ * Initialises the `wasm` backend with its threaded SIMD build under Node and
+ * makes it current; returns the thread count XNNPACK actually uses. Must run
+ * before the wasm backend is first initialised in the process (the binary is
+ * chosen once). Throws, leaving the backend uninitialised, when the bundle is
+ * not one this knows how to start.
+ * @internal
+ */
+export async function setWasmBackendWithThreads(threads: number): Promise<number> {
+  if ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm != null) {
+    throw new Error('normprune: the wasm backend is already initialised; threads must be set up before its first use');
+  }
+  const wasm = (await loadModule('@tensorflow/tfjs-backend-wasm')) as WasmPackage;
+  const dist = path.join(path.dirname(packageRequire().resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  const files = writeThreadFiles(path.join(dist, 'tf-backend-wasm.node.js'));
+
+  // The CommonJS module object the bundle reads (an ES namespace is read-only).
+  const nodeOs = packageRequire()('os') as { cpus: typeof os.cpus };
+  const createObjectURL = URL.createObjectURL;
+  const cpus = nodeOs.cpus;
+  URL.createObjectURL = (obj: Blob | MediaSource) =>
+    (obj as Blob)?.type === 'application/javascript' ? files.worker : createObjectURL(obj as Blob);
+  nodeOs.cpus = () => {
+    const real = cpus();
+    return Array.from({ length: 2 * threads }, (_, i) => real[i % real.length]);
+  };
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+  wasm.setThreadsCount(threads);
+  try {
+    if (!(await tf.setBackend('wasm'))) throw new Error('normprune: the threaded wasm backend failed to initialise');
+  } finally {
+    URL.createObjectURL = createObjectURL;
+    nodeOs.cpus = cpus;
+  }
+  // XNNPACK's pool threads run for the life of the module; referenced workers
+  // would keep Node from exiting when the program is done.
+  const module = (tf.backend() as unknown as { wasm?: { PThread?: { runningWorkers: { unref(): void }[] } } }).wasm;
+  for (const worker of module?.PThread?.runningWorkers ?? []) worker.unref();
+  return wasm.getThreadsCount();
+}

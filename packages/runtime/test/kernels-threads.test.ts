@@ -1,0 +1,40 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import { registerWasmTrainingKernels, setWasmBackendWithThreads } from '../src/kernels/index.js';
+import { relError, rng, runOn, values } from './kernels-helpers.js';
+
+// Jest gives each test file its own tfjs-core engine, so the wasm backend here
+// starts fresh with the threaded binary.
+describe('threaded wasm under Node', () => {
+  let threads = 0;
+  beforeAll(async () => {
+    threads = await setWasmBackendWithThreads(2);
+    registerWasmTrainingKernels();
+  });
+  afterAll(async () => {
+    await tf.setBackend('cpu');
+  });
+
+  it('starts with two XNNPACK threads', () => {
+    expect(tf.getBackend()).toBe('wasm');
+    expect(threads).toBe(2);
+  });
+
+  it('refuses to run once wasm is initialised', async () => {
+    await expect(setWasmBackendWithThreads(2)).rejects.toThrow(/already initialised/);
+  });
+
+  it('computes the same convolution gradients as cpu', async () => {
+    const r = rng(4);
+    const vx = values(r, 4 * 12 * 10 * 6);
+    const vw = values(r, 3 * 3 * 6 * 8);
+    const f = () =>
+      tf.grads((x: tf.Tensor, w: tf.Tensor) =>
+        tf.sum(tf.square(tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 2, 'same'))),
+      )([tf.tensor4d(vx, [4, 12, 10, 6]), tf.tensor4d(vw, [3, 3, 6, 8])]);
+    const ref = await runOn('cpu', f);
+    const got = await runOn('wasm', f);
+    ref.forEach((v, i) => expect(relError(got[i], v)).toBeLessThan(1e-4));
+  });
+});
