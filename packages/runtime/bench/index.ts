@@ -2,13 +2,23 @@
 // LeNet-5 on every backend present, measured in one run and printed as a
 // table with ratios. Not a test: figures depend on the machine and its load.
 //
-//   cd packages/runtime && npm run bench [-- --repeat 3] [-- --skip-cpu]
+//   cd packages/runtime && npm run bench [-- --repeat 3 --seconds 3 --threads 2 --skip-cpu]
+//
+// The threaded wasm binary is chosen when the backend first starts, so the
+// threaded configuration runs in a child process (one per repeat, interleaved
+// with the in-process measurements so that load from other processes hits all
+// configurations alike).
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { execFileSync } from 'child_process';
 import * as path from 'path';
 import * as os from 'os';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../src/kernels/index.js';
+import {
+  registerWasmTrainingKernels,
+  setWasmBackendWithThreads,
+  unregisterWasmTrainingKernels,
+} from '../src/kernels/index.js';
 import { readMnistTrain, MnistTrain } from './idx.js';
 import { buildModel, ModelName } from './models.js';
 
@@ -21,8 +31,11 @@ const option = (name: string, dflt: number) => {
 };
 const REPEAT = option('--repeat', 3);
 const MIN_SECONDS = option('--seconds', 3);
+const THREADS = option('--threads', 2);
+const CHILD = flag('--child');
 
-type Config = 'cpu' | 'wasm (upstream)' | 'wasm + normprune' | 'tfjs-node';
+type Config = 'cpu' | 'wasm (upstream)' | 'wasm + normprune' | 'wasm + normprune, threads' | 'tfjs-node';
+const WASM_OPTS = () => ({ warmup: 3, minSteps: 5, maxSteps: 400, seconds: MIN_SECONDS });
 
 interface Result {
   model: ModelName;
@@ -91,6 +104,27 @@ function fmt(n: number): string {
   return n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1);
 }
 
+/** Child process: the threaded configuration, one measurement per model, as JSON. */
+async function child(): Promise<void> {
+  const data = readMnistTrain();
+  const threads = await setWasmBackendWithThreads(THREADS);
+  registerWasmTrainingKernels();
+  const out: Record<string, { samplesPerSec: number; leak: number }> = {};
+  for (const model of ['LeNet-500-300', 'LeNet-5'] as ModelName[]) out[model] = await measure(model, data, WASM_OPTS());
+  console.log(JSON.stringify({ threads, out }));
+}
+
+function runChild(): { threads: number; out: Record<string, { samplesPerSec: number; leak: number }> } {
+  const register = path.join(__dirname, '..', '..', '..', 'scripts', 'ts-register.cjs');
+  const stdout = execFileSync(
+    process.execPath,
+    ['--require', register, __filename, '--child', '--threads', String(THREADS), '--seconds', String(MIN_SECONDS)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const last = stdout.trim().split('\n').pop()!;
+  return JSON.parse(last);
+}
+
 async function main(): Promise<void> {
   const data = readMnistTrain();
   const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
@@ -98,7 +132,6 @@ async function main(): Promise<void> {
   await tf.setBackend('wasm');
   const wasmInfo = {
     simd: await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT'),
-    threads: (tf.backend() as unknown as { getThreadsCount?: () => number }).getThreadsCount?.() ?? 1,
   };
 
   let nodeStatus = 'not installed';
@@ -116,7 +149,7 @@ async function main(): Promise<void> {
   }
 
   const models: ModelName[] = ['LeNet-500-300', 'LeNet-5'];
-  const configs: Config[] = ['cpu', 'wasm (upstream)', 'wasm + normprune', 'tfjs-node'];
+  const configs: Config[] = ['cpu', 'wasm (upstream)', 'wasm + normprune', 'wasm + normprune, threads', 'tfjs-node'];
   const results: Result[] = [];
   for (const model of models) {
     for (const config of configs) results.push({ model, config, samplesPerSec: [] });
@@ -124,19 +157,22 @@ async function main(): Promise<void> {
   const get = (m: ModelName, c: Config) => results.find((r) => r.model === m && r.config === c)!;
 
   for (const model of models) {
-    // cpu is ~100x slower: a few steps only, measured once.
+    // cpu is ~100x slower: a few steps only (LeNet-5: one step, no warm-up), measured once.
     const cpu = get(model, 'cpu');
     if (flag('--skip-cpu')) cpu.note = 'skipped';
     else {
       await useConfig('cpu');
-      const r = await measure(model, data, { warmup: 1, minSteps: model === 'LeNet-5' ? 1 : 3, maxSteps: 3, seconds: 0 });
+      const lenet5 = model === 'LeNet-5';
+      const r = await measure(model, data, { warmup: lenet5 ? 0 : 1, minSteps: lenet5 ? 1 : 3, maxSteps: 3, seconds: 0 });
       cpu.samplesPerSec.push(r.samplesPerSec);
       cpu.leak = r.leak;
     }
     const node = get(model, 'tfjs-node');
     if (nodeStatus !== 'ok') node.note = nodeStatus;
-    // The two wasm variants alternate so that load from other processes hits both alike.
-    for (let rep = 0; rep < REPEAT; rep++) {
+  }
+  let threadsUsed = 0;
+  for (let rep = 0; rep < REPEAT; rep++) {
+    for (const model of models) {
       for (const config of ['wasm (upstream)', 'wasm + normprune', ...(nodeStatus === 'ok' ? ['tfjs-node'] : [])] as Config[]) {
         const res = get(model, config);
         if (res.note) continue;
@@ -145,21 +181,33 @@ async function main(): Promise<void> {
           res.note = 'n/a (no Conv2DBackpropFilter)';
           continue;
         }
-        const r = await measure(model, data, { warmup: 3, minSteps: 5, maxSteps: 400, seconds: MIN_SECONDS });
+        const r = await measure(model, data, WASM_OPTS());
         res.samplesPerSec.push(r.samplesPerSec);
         res.leak = Math.max(res.leak ?? 0, r.leak);
       }
     }
+    try {
+      const c = runChild();
+      threadsUsed = c.threads;
+      for (const model of models) {
+        const res = get(model, 'wasm + normprune, threads');
+        res.samplesPerSec.push(c.out[model].samplesPerSec);
+        res.leak = Math.max(res.leak ?? 0, c.out[model].leak);
+      }
+    } catch (e) {
+      for (const model of models) get(model, 'wasm + normprune, threads').note = `failed: ${String((e as Error).message).split('\n')[0]}`;
+    }
   }
+  for (const r of results) if (r.config === 'wasm + normprune, threads') r.config = `wasm + normprune, ${threadsUsed} threads` as Config;
 
   const best = (r: Result) => (r.samplesPerSec.length ? Math.max(...r.samplesPerSec) : NaN);
   const lines: string[] = [];
   lines.push(
     `MNIST training, batch ${BATCH}, SGD; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}); ` +
-      `wasm SIMD ${wasmInfo.simd ? 'on' : 'off'}, threads ${wasmInfo.threads}; best of ${REPEAT} (wasm), min-max in brackets`,
+      `wasm SIMD ${wasmInfo.simd ? 'on' : 'off'}; best of ${REPEAT} runs of >= ${MIN_SECONDS} s (wasm); cpu: a few steps once`,
   );
   lines.push('');
-  lines.push('| model | backend | samples/s (best) | spread | vs cpu | vs upstream wasm | tensors leaked/step run |');
+  lines.push('| model | backend | samples/s (best) | spread (min-max) | vs cpu | vs upstream wasm | tensor leak |');
   lines.push('|---|---|---:|---|---:|---:|---:|');
   for (const r of results) {
     const b = best(r);
@@ -175,7 +223,7 @@ async function main(): Promise<void> {
   console.log(lines.join('\n'));
 }
 
-main().catch((e) => {
+(CHILD ? child() : main()).catch((e) => {
   console.error(e);
   process.exit(1);
 });
