@@ -80,6 +80,7 @@ async function main(): Promise<void> {
     [
       'model',
       'granularity',
+      'pairs',
       'plain ms',
       'decomposed ms',
       'ratio (median of pairs)',

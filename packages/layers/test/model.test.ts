@@ -190,6 +190,25 @@ describe('decompose and fold', () => {
     expect(() => decompose(cf)).toThrow(/'cf_conv'.*channelsFirst/);
   });
 
+  it('handles an explicit InputLayer and a layer shared by two call sites', () => {
+    const seq = tfl.sequential();
+    seq.add(tfl.layers.inputLayer({ inputShape: [5] }));
+    seq.add(tfl.layers.dense({ units: 3, name: 'a' }));
+    const dseq = decompose(seq);
+    expect(dseq.layers.map((l) => l.getClassName())).toEqual(['InputLayer', 'DecomposedDense']);
+    const x = randn([2, 5], 5);
+    expectSameOutputs(seq, dseq, x);
+    const inp = tfl.input({ shape: [4] });
+    const shared = tfl.layers.dense({ units: 4, name: 'shared', activation: 'tanh' });
+    const m = tfl.model({ inputs: inp, outputs: shared.apply(shared.apply(inp)) as tfl.SymbolicTensor });
+    const dm = decompose(m);
+    const x2 = randn([3, 4], 6);
+    expectSameOutputs(m, dm, x2);
+    expectSameOutputs(m, fold(dm), x2);
+    expect(magnitudes(dm).map((i) => i.layerName)).toEqual(['shared']);
+    tf.dispose([x, x2]);
+  });
+
   it('the original model is untouched and the new one owns its weights', () => {
     const model = lenet5();
     const before = model.getLayer('fc1').getWeights()[0].dataSync().slice();
