@@ -158,6 +158,9 @@ describe('decompose and fold', () => {
       'DecomposedDense',
       'DecomposedDense',
     ]);
+    expect(
+      (decompose(model, { include: ['fc1'], epsilon: 1e-4 }).getLayer('fc1') as DecomposedDense).epsilon,
+    ).toBe(1e-4);
     expect(() => decompose(model, { include: ['nope'] })).toThrow(/'nope'/);
     expect(() => decompose(model, { include: [model.layers[1].name] })).toThrow(
       /MaxPooling2D.*only Dense and Conv2D/,
