@@ -103,6 +103,13 @@ function groupView(shape: number[], normAxes: number[]): GroupView {
   };
 }
 
+/** `t` reshaped, without an engine op when the shape already matches (ops cost ~10 us each). */
+function asShape(t: tf.Tensor, shape: number[]): tf.Tensor {
+  return t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i])
+    ? t
+    : tf.reshape(t, shape);
+}
+
 /**
  * Whether the backward pass may read `t` instead of a saved copy: variables
  * outlive the gradient computation (tidy never disposes them), and saving a
@@ -130,21 +137,21 @@ export function computeEffectiveKernel(
 ): tf.Tensor {
   const view = groupView(direction.shape, normAxes);
   const f = tf.customGrad(((v: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
-    const v2 = tf.reshape(v, view.matrixShape) as tf.Tensor2D;
+    const v2 = asShape(v, view.matrixShape) as tf.Tensor2D;
     const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
-    const scale = tf.mul(tf.reshape(g, view.groupShape), inv);
+    const scale = tf.mul(asShape(g, view.groupShape), inv);
     save(outlivesBackward(direction) ? [inv, scale] : [inv, scale, v2]);
     return {
-      value: tf.reshape(tf.mul(v2, scale), direction.shape),
+      value: asShape(tf.mul(v2, scale), direction.shape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sinv, sscale] = saved;
-        const sv = (saved[2] ?? tf.reshape(direction, view.matrixShape)) as tf.Tensor2D;
-        const dy2 = tf.reshape(dy, view.matrixShape) as tf.Tensor2D;
+        const sv = (saved[2] ?? asShape(direction, view.matrixShape)) as tf.Tensor2D;
+        const dy2 = asShape(dy, view.matrixShape) as tf.Tensor2D;
         const t = view.groupSum(tf.mul(dy2, sv)); // direction . dy, per group
         // dW/dV = scale * (I - v v^T / n^2): dV = scale * dy - v * (scale * t / n^2).
         const c = tf.mul(sscale, tf.mul(t, tf.square(sinv)));
         const dv = tf.sub(tf.mul(dy2, sscale), tf.mul(sv, c));
-        return [tf.reshape(dv, direction.shape), tf.reshape(tf.mul(t, sinv), magnitude.shape)];
+        return [asShape(dv, direction.shape), asShape(tf.mul(t, sinv), magnitude.shape)];
       },
     };
   }) as unknown as CustomGradFn);
