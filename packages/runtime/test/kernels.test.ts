@@ -238,3 +238,27 @@ describe('MaxPoolGrad', () => {
     expect(relError(got, ref)).toBeLessThan(TOL);
   });
 });
+
+describe('Tile', () => {
+  const r = rng(77);
+  const cases: { shape: number[]; reps: number[]; dtype: 'float32' | 'int32' | 'bool' }[] = [];
+  for (let i = 0; i < 18; i++) {
+    const rank = int(r, 1, 5);
+    const shape = Array.from({ length: rank }, () => int(r, 1, 4));
+    const reps = Array.from({ length: rank }, () => int(r, 1, 3));
+    cases.push({ shape, reps, dtype: (['float32', 'int32', 'bool'] as const)[i % 3] });
+  }
+  // The BatchNormalization gradient's case: [1, 1, 1, C] to the activation shape.
+  cases.push({ shape: [1, 1, 1, 16], reps: [8, 7, 5, 1], dtype: 'float32' });
+  it.each(cases)('matches cpu for $shape x $reps ($dtype)', async ({ shape, reps, dtype }) => {
+    const v = values(r, shape.reduce((a, b) => a * b, 1)).map((x) => Math.round(x * 5));
+    // Bools come from a comparison: upstream wasm's Cast to bool keeps the integer value.
+    const make = () => (dtype === 'bool' ? tf.greater(tf.tensor(v, shape), 0) : tf.cast(tf.tensor(v, shape), dtype));
+    const f = () => tf.cast(tf.tile(make(), reps), 'float32');
+    const [ref] = await runOn('cpu', f);
+    const ids = wasmDataIds();
+    const [got] = await expectNoLeak(() => runOn('wasm', f));
+    expect(wasmDataIds()).toBe(ids);
+    expect(Array.from(got)).toEqual(Array.from(ref));
+  });
+});

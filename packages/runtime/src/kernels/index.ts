@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { maxPoolGrad } from './max_pool_grad.js';
+import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
 
 export { setWasmBackendWithThreads } from './threads.js';
@@ -27,6 +28,7 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
   { kernelName: 'Conv2DBackpropInput', make: () => conv2DBackpropInput as KernelFn },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
+  { kernelName: 'Tile', make: (up) => makeTile(up) },
 ];
 
 function isOurs(config: tf.KernelConfig | undefined): boolean {
