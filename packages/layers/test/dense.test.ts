@@ -239,6 +239,14 @@ describe('DecomposedDense', () => {
     },
   );
 
+  it('accepts inputDim like tf.layers.dense and round-trips it', () => {
+    const model = tfl.sequential({ layers: [decomposedDense({ units: 2, inputDim: 3, name: 'first' })] });
+    expect(model.inputs[0].shape).toEqual([null, 3]);
+    const config = model.layers[0].getConfig();
+    expect(config.batchInputShape).toEqual([null, 3]);
+    expect(new DecomposedDense(JSON.parse(JSON.stringify(config))).getConfig()).toEqual(config);
+  });
+
   it('rejects a bad granularity or epsilon with a clear error', () => {
     expect(() => decomposedDense({ units: 2, granularity: 'kernel' as any })).toThrow(
       /granularity must be one of 'output', 'input'/,
