@@ -65,8 +65,10 @@ export class DecomposedDense extends tfl.layers.Layer {
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
     this.spec = parseDenseArgs(plain);
     if (args.batchInputShape == null && args.inputShape == null && args.inputDim != null) {
-      // Layer's constructor does not know inputDim; Dense's does the same.
+      // Layer's constructor does not know inputDim; Dense's handles it here.
       this.batchInputShape = [args.batchSize ?? null, args.inputDim];
+      // What Layer sets for inputShape, so that getConfig() round-trips.
+      this.dtype = args.dtype ?? args.inputDType ?? 'float32';
     }
     this.units = this.spec.units;
     this.granularity = checkOneOf('DecomposedDense granularity', granularity ?? 'output', [
