@@ -262,3 +262,27 @@ describe('Tile', () => {
     expect(Array.from(got)).toEqual(Array.from(ref));
   });
 });
+
+describe('Sum and Mean', () => {
+  const r = rng(91);
+  const cases: { shape: number[]; axis: number[]; keepDims: boolean }[] = [
+    { shape: [8, 7, 5, 16], axis: [0, 1, 2], keepDims: false },
+    { shape: [8, 7, 5, 16], axis: [2, 1, 0], keepDims: true },
+    { shape: [64, 30], axis: [0], keepDims: false },
+    { shape: [3, 4, 5], axis: [0, 1], keepDims: true },
+    { shape: [3, 4, 5], axis: [1, 2], keepDims: false }, // trailing axes: upstream path
+    { shape: [3, 4, 5], axis: [0, 1, 2], keepDims: false }, // everything: upstream path
+  ];
+  it.each(cases)('match cpu over $axis of $shape (keepDims $keepDims)', async ({ shape, axis, keepDims }) => {
+    const v = values(r, shape.reduce((a, b) => a * b, 1));
+    const f = () => {
+      const x = tf.tensor(v, shape);
+      return [tf.sum(x, axis, keepDims), tf.mean(x, axis, keepDims)];
+    };
+    const ref = await runOn('cpu', f);
+    const ids = wasmDataIds();
+    const got = await expectNoLeak(() => runOn('wasm', f));
+    expect(wasmDataIds()).toBe(ids);
+    ref.forEach((rv, k) => expect(relError(got[k], rv)).toBeLessThan(TOL));
+  });
+});

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { maxPoolGrad } from './max_pool_grad.js';
+import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
 
@@ -29,6 +30,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Conv2DBackpropInput', make: () => conv2DBackpropInput as KernelFn },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
+  { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
+  { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
 ];
 
 function isOurs(config: tf.KernelConfig | undefined): boolean {
