@@ -1,5 +1,5 @@
 // Per-kernel time of one training step on wasm, to see what dominates.
-//   node --require ../../scripts/ts-register.cjs bench/profile.ts [LeNet-5|LeNet-500-300|VGG-CIFAR] [--upstream]
+//   node --require ../../scripts/ts-register.cjs bench/profile.ts [LeNet-5|LeNet-500-300|VGG-CIFAR] [--upstream] [--threads N]
 // VGG-CIFAR is a small VGG-style net (conv3x3 + BatchNorm + ReLU + MaxPool) on
 // random 32x32x3 inputs: the profile depends on shapes, not on the pixels.
 import * as tf from '@tensorflow/tfjs-core';
@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import * as path from 'path';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { registerWasmTrainingKernels, setWasmBackendWithThreads } from '../src/kernels/index.js';
 import { buildModel, ModelName } from './models.js';
 
 function vggCifar(): tfl.LayersModel {
@@ -36,7 +36,9 @@ async function main(): Promise<void> {
   const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
   setWasmPaths(dist + path.sep);
   if (!process.argv.includes('--upstream')) registerWasmTrainingKernels();
-  await tf.setBackend('wasm');
+  const t = process.argv.indexOf('--threads');
+  if (t >= 0) console.log('threads', await setWasmBackendWithThreads(Number(process.argv[t + 1])));
+  else await tf.setBackend('wasm');
   const batch = 128;
   const model = which === 'VGG-CIFAR' ? vggCifar() : buildModel(which as ModelName);
   const inShape = which === 'VGG-CIFAR' ? [32, 32, 3] : [28, 28, 1];
