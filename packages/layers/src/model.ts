@@ -32,41 +32,38 @@ export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedDense 
   return layer instanceof DecomposedDense || layer instanceof DecomposedConv2D;
 }
 
-function rejectNested(model: tfl.LayersModel, what: string): void {
-  for (const layer of model.layers) {
-    if (layer instanceof tfl.LayersModel) {
-      throw new Error(
-        `${what}: layer '${layer.name}' of model '${model.name}' is itself a model; nested models are not supported ` +
-          `(apply ${what} to the inner model and rebuild the outer one)`,
-      );
-    }
-  }
-}
-
 /**
- * Rebuilds `model` from its own config with some layer entries rewritten,
- * then copies weights layer by layer (by name). Going through the config
- * keeps every connection of a functional graph (branches, merges, shared
- * layers) without walking it ourselves.
+ * `model.getConfig()` with every layer entry passed through `rewrite`,
+ * recursing into nested models (a model used as a layer).
  */
-function rebuild(
+function rewriteConfig(
   model: tfl.LayersModel,
   rewrite: (layer: tfl.layers.Layer, entry: LayerEntry) => LayerEntry | null,
-  weightsOf: (oldLayer: tfl.layers.Layer, newLayer: tfl.layers.Layer) => tf.Tensor[] | null,
-): tfl.LayersModel {
+): { layers: LayerEntry[] } & tf.serialization.ConfigDict {
   const config = JSON.parse(JSON.stringify(model.getConfig())) as {
     layers: LayerEntry[];
   } & tf.serialization.ConfigDict;
   config.layers = config.layers.map((entry) => {
     const layer = model.getLayer(entry.config.name as string);
+    if (layer instanceof tfl.LayersModel) return { ...entry, config: rewriteConfig(layer, rewrite) };
     return rewrite(layer, entry) ?? entry;
   });
-  const cls = model instanceof tfl.Sequential ? tfl.Sequential : tfl.LayersModel;
-  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
-  const rebuilt = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
-  for (const newLayer of rebuilt.layers) {
+  return config;
+}
+
+/** Copies weights layer by layer (by name, recursing into nested models), through `weightsOf` when it has an answer. */
+function copyWeights(
+  from: tfl.LayersModel,
+  to: tfl.LayersModel,
+  weightsOf: (oldLayer: tfl.layers.Layer, newLayer: tfl.layers.Layer) => tf.Tensor[] | null,
+): void {
+  for (const newLayer of to.layers) {
+    const oldLayer = from.getLayer(newLayer.name);
+    if (newLayer instanceof tfl.LayersModel) {
+      copyWeights(oldLayer as tfl.LayersModel, newLayer, weightsOf);
+      continue;
+    }
     if (newLayer.weights.length === 0) continue;
-    const oldLayer = model.getLayer(newLayer.name);
     const weights = weightsOf(oldLayer, newLayer);
     if (weights == null) {
       newLayer.setWeights(oldLayer.getWeights());
@@ -75,6 +72,24 @@ function rebuild(
       tf.dispose(weights);
     }
   }
+}
+
+/**
+ * Rebuilds `model` from its own config with some layer entries rewritten,
+ * then copies the weights. Going through the config keeps every connection
+ * of a functional graph (branches, merges, shared layers, nested models)
+ * without walking it ourselves.
+ */
+function rebuild(
+  model: tfl.LayersModel,
+  rewrite: (layer: tfl.layers.Layer, entry: LayerEntry) => LayerEntry | null,
+  weightsOf: (oldLayer: tfl.layers.Layer, newLayer: tfl.layers.Layer) => tf.Tensor[] | null,
+): tfl.LayersModel {
+  const config = rewriteConfig(model, rewrite);
+  const cls = model instanceof tfl.Sequential ? tfl.Sequential : tfl.LayersModel;
+  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
+  const rebuilt = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+  copyWeights(model, rebuilt, weightsOf);
   return rebuilt;
 }
 
@@ -84,18 +99,19 @@ function rebuild(
  * same name and config, `direction = kernel` and `magnitude` = the norm of
  * each group of the kernel, so its outputs equal the original's (up to
  * `epsilon`). Works on Sequential and functional models, branching graphs
- * included; the original model is left untouched (weights are copied).
+ * and nested models (a model used as a layer) included; the original model
+ * is left untouched (weights are copied).
  * The new model is not compiled.
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
-  rejectNested(model, 'decompose');
   const denseGranularity = options.granularity?.dense ?? 'output';
   const convGranularity = options.granularity?.conv2d ?? 'kernel';
   const epsilon = options.epsilon ?? DEFAULT_EPSILON;
   const include = options.include;
   if (Array.isArray(include)) {
+    const all = layersOf(model);
     for (const name of include) {
-      const layer = model.layers.find((l) => l.name === name);
+      const layer = all.find((l) => l.name === name);
       if (layer == null)
         throw new Error(
           `decompose: include names layer '${name}', which model '${model.name}' does not have`,
@@ -150,7 +166,6 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
  * The result contains no normprune class, so plain TensorFlow.js loads it.
  */
 export function fold(model: tfl.LayersModel): tfl.LayersModel {
-  rejectNested(model, 'fold');
   return rebuild(
     model,
     (layer, entry) => {

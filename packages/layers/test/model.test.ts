@@ -171,14 +171,59 @@ describe('decompose and fold', () => {
     x.dispose();
   });
 
-  it('rejects nested models and channelsFirst convolutions with errors naming the layer', () => {
-    const inner = tfl.sequential({
-      layers: [tfl.layers.dense({ units: 2, inputShape: [3] })],
-      name: 'inner_block',
+  it('decomposes and folds nested models (a Sequential block inside a functional model inside a Sequential)', async () => {
+    const block = tfl.sequential({
+      name: 'block',
+      layers: [
+        tfl.layers.conv2d({
+          inputShape: [6, 6, 2],
+          filters: 3,
+          kernelSize: 3,
+          activation: 'relu',
+          name: 'b_conv',
+        }),
+        tfl.layers.flatten({ name: 'b_flat' }),
+        tfl.layers.dense({ units: 4, activation: 'tanh', name: 'b_dense' }),
+      ],
     });
-    const outer = tfl.sequential({ layers: [inner, tfl.layers.dense({ units: 1 })] });
-    expect(() => decompose(outer)).toThrow(/'inner_block'.*nested models are not supported/);
-    expect(() => fold(outer)).toThrow(/'inner_block'/);
+    const input = tfl.input({ shape: [6, 6, 2] });
+    const features = block.apply(input) as tfl.SymbolicTensor;
+    const head = tfl.layers.dense({ units: 2, name: 'head' }).apply(features) as tfl.SymbolicTensor;
+    const middle = tfl.model({ inputs: input, outputs: head, name: 'middle' });
+    const outer = tfl.sequential({ layers: [middle, tfl.layers.dense({ units: 3, name: 'top' })] });
+    const x = randn([2, 6, 6, 2], 8);
+    const d = decompose(outer, { include: ['b_conv', 'head', 'top'] });
+    const classes = (m: tfl.LayersModel): unknown[] =>
+      m.layers.map((l) => (l instanceof tfl.LayersModel ? classes(l) : l.getClassName()));
+    expect(classes(d)).toEqual([
+      ['InputLayer', ['DecomposedConv2D', 'Flatten', 'Dense'], 'DecomposedDense'],
+      'DecomposedDense',
+    ]);
+    expectSameOutputs(outer, d, x);
+    expect(magnitudes(d).map((i) => i.layerName)).toEqual(['b_conv', 'head', 'top']);
+    for (const info of magnitudes(d)) {
+      tf.tidy(() => {
+        info.magnitude.assign(tf.mul(info.magnitude, 0.5));
+      });
+    }
+    const f = fold(d);
+    expect(classes(f)).toEqual(classes(outer));
+    expectSameOutputs(d, f, x);
+    // Nested decomposed layers survive a save / load.
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await d.save(
+      tf.io.withSaveHandler(async (a) => {
+        artifacts = a;
+        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+      }),
+    );
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    expect(classes(loaded)).toEqual(classes(d));
+    expectSameOutputs(d, loaded, x);
+    x.dispose();
+  });
+
+  it('rejects channelsFirst convolutions with an error naming the layer', () => {
     const cf = tfl.sequential({
       layers: [
         tfl.layers.conv2d({
