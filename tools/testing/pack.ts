@@ -91,28 +91,33 @@ function npm(args: string[], cwd: string, cache?: string): string {
   }
 }
 
-function newestMtime(dir: string): number {
-  let newest = 0;
+/** Every module under `dir` (relative paths, `.ts` → `.js`), tests and declarations excluded. */
+function modules(dir: string, prefix = ''): string[] {
+  const out: string[] = [];
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(p) : fs.statSync(p).mtimeMs);
+    const rel = path.join(prefix, entry.name);
+    if (entry.isDirectory()) out.push(...modules(path.join(dir, entry.name), rel));
+    else if (/\.ts$/.test(entry.name) && !/\.(test|d)\.ts$/.test(entry.name)) out.push(rel.replace(/\.ts$/, '.js'));
   }
-  return newest;
+  return out;
 }
 
-/** Refuses to pack a package whose build is missing or older than its sources. */
+/**
+ * Refuses to pack a package whose build is missing or does not cover every
+ * source module. Freshness of the contents is Nx's job (the test target
+ * depends on build, hashed by inputs); mtimes are not used because Nx restores
+ * cached outputs with their original timestamps.
+ */
 function assertBuilt(pkgDir: string): void {
   const dist = path.join(pkgDir, 'dist');
   const src = path.join(pkgDir, 'src');
   const build = `run \`npx nx run ${path.basename(pkgDir)}:build\` first (the test target depends on it)`;
-  if (
-    !fs.existsSync(path.join(dist, 'cjs', 'index.js')) ||
-    !fs.existsSync(path.join(dist, 'esm', 'index.js'))
-  ) {
-    throw new Error(`${pkgDir} is not built: ${build}`);
-  }
-  if (fs.existsSync(src) && newestMtime(src) > fs.statSync(path.join(dist, 'cjs', 'index.js')).mtimeMs) {
-    throw new Error(`${pkgDir}/dist is older than its sources: ${build}`);
+  for (const format of ['cjs', 'esm']) {
+    if (!fs.existsSync(path.join(dist, format, 'index.js'))) throw new Error(`${pkgDir} is not built: ${build}`);
+    const missing = fs.existsSync(src)
+      ? modules(src).filter((m) => !fs.existsSync(path.join(dist, format, m)))
+      : [];
+    if (missing.length) throw new Error(`${pkgDir}/dist/${format} lacks ${missing.join(', ')}: ${build}`);
   }
 }
 
