@@ -26,7 +26,15 @@ export interface BackendInfo {
   /** Whether normprune's wasm training kernels are registered (wasm only). */
   trainingKernels: boolean;
   /** Backends tried before the chosen one, with the reason each was not used. */
-  fallbacks: { backend: BackendName; error: string }[];
+  fallbacks: BackendFallback[];
+}
+
+/** A backend {@link initBackend} tried and did not use. */
+export interface BackendFallback {
+  /** The backend that was tried. */
+  backend: BackendName;
+  /** Why it was not used: the first line of its load or start error. */
+  error: string;
 }
 
 /** Options of {@link initBackend}. */

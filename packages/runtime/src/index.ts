@@ -1,5 +1,5 @@
 // The whole public surface of @normprune/runtime.
 export { initBackend } from './backend.js';
-export type { BackendInfo, BackendName, InitBackendOptions } from './backend.js';
+export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
 export { fileSystem } from './file-system.js';
