@@ -1,6 +1,6 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -94,12 +94,13 @@ config.json of the run directory above DIR is used.
 
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset
   --backend NAME, --data-dir PATH, --download as for reproduce`,
-  report: `Usage: normprune report RUN_DIR... [--table] [--json DIR] [--write-readme FILE]
+  report: `Usage: normprune report RUN_DIR... [--table] [--json DIR] [--export DIR] [--write-readme FILE]
 
 Rewrites report.md/report.html (and plots) of finished runs from their
 results.json and metrics.jsonl. With --table, prints the Markdown results
 table of the runs instead (arguments may also be results/*.json table rows);
 with --json DIR, also writes each run's table row to DIR/<experiment>.json;
+with --export DIR, the row plus the run's report, plots and metrics in DIR/<experiment>/;
 with --write-readme FILE, puts the table between the results markers of FILE.`,
   list: `Usage: normprune list
 
@@ -334,7 +335,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
 }
 
 async function reportCommand(args: string[], out: (s: string) => void): Promise<number> {
-  const p = parse('report', args, { table: { type: 'boolean' }, json: { type: 'string' }, 'write-readme': { type: 'string' } });
+  const p = parse('report', args, { table: { type: 'boolean' }, json: { type: 'string' }, export: { type: 'string' }, 'write-readme': { type: 'string' } });
   if (p.values.help) {
     out(HELP.report);
     return 0;
@@ -352,6 +353,15 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     const r = JSON.parse(readFileSync(f, 'utf8'));
     rows.push(tableRow(r));
     if (v.json) writeJsonAtomic(join(v.json, `${r.experiment}.json`), tableRow(r));
+    if (v.export) {
+      // The table row, plus the run's report, plots and metrics (small files, fit to commit).
+      writeJsonAtomic(join(v.export, `${r.experiment}.json`), tableRow(r));
+      const dest = join(v.export, r.experiment);
+      rmSync(dest, { recursive: true, force: true });
+      for (const f of ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots']) {
+        if (existsSync(join(arg, f))) cpSync(join(arg, f), join(dest, f), { recursive: true });
+      }
+    }
     if (!v.table) {
       const mf = join(arg, 'metrics.jsonl');
       const metrics = existsSync(mf) ? readFileSync(mf, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];

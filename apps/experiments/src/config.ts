@@ -248,7 +248,8 @@ export function parseBudget(spec: string | undefined, cfg: ExperimentConfig): { 
         if (!(part in presets)) {
           throw new UsageError(`--budget: unknown budget "${part}"; allowed: ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs`);
         }
-        raw = structuredClone({ ...raw, ...presets[part], epochs: { ...(raw.epochs ?? {}), ...(presets[part].epochs ?? {}) } });
+        const epochs = { ...(raw.epochs ?? {}), ...(presets[part].epochs ?? {}) };
+        raw = structuredClone({ ...raw, ...presets[part], ...(Object.keys(epochs).length ? { epochs } : {}) });
         name = part;
         continue;
       }
@@ -292,6 +293,6 @@ export function isReduced(budget: Budget): boolean {
     budget.trainSubset !== undefined ||
     budget.testSubset !== undefined ||
     (budget.widthMultiplier ?? 1) !== 1 ||
-    budget.epochs !== undefined
+    Object.values(budget.epochs ?? {}).some((e) => e !== undefined)
   );
 }

@@ -7,6 +7,7 @@
 export { main } from './cli.js';
 export {
   applyBudget,
+  isReduced,
   BUDGET_PRESETS,
   configsDir,
   experimentSchema,

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { RunResults } from './pipeline.js';
 import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { writeFileAtomic } from './fsutil.js';
+import { isReduced } from './config.js';
 
 /** A block of a report. */
 export type Block =
@@ -178,7 +179,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   const blocks: Block[] = [{ kind: 'h', level: 1, text: `${r.experiment}: structured pruning by magnitude x direction decomposition` }];
   blocks.push({ kind: 'p', text: r.description });
   if (r.command) blocks.push({ kind: 'p', text: `Command: \`${r.command}\` (seed ${r.seed}, backend ${r.backend.name}).` });
-  if (r.budget.reduced) {
+  if (isReduced(r.budget.spec)) {
     blocks.push({
       kind: 'p',
       text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify(r.budget.spec)}): this run is smaller than the thesis's experiment${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
@@ -306,7 +307,7 @@ export function tableRow(r: RunResults): TableRow {
   return {
     experiment: r.experiment,
     budget: r.budget.name,
-    reduced: r.budget.reduced,
+    reduced: isReduced(r.budget.spec),
     command: r.command,
     seed: r.seed,
     backend: r.backend.name,

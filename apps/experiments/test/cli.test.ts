@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyBudget, loadExperiment, parseBudget, parseConfig } from '../src/index';
+import { applyBudget, isReduced, loadExperiment, parseBudget, parseConfig } from '../src/index';
 import { cli } from './helpers';
 
 let tmp: string;
@@ -70,6 +70,9 @@ test('config validation names each bad field and its allowed values', async () =
 test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => {
   const cfg = loadExperiment('vgg-16');
   expect(parseBudget(undefined, cfg).name).toBe('reduced');
+  expect(isReduced(parseBudget(undefined, cfg).budget)).toBe(true);
+  expect(isReduced(parseBudget('full', cfg).budget)).toBe(false);
+  expect(isReduced(parseBudget(undefined, loadExperiment('lenet-500-300')).budget)).toBe(false);
   const b = parseBudget('tiny,widthMultiplier=0.5,epochs.finetune=2', cfg);
   expect(b.budget.widthMultiplier).toBe(0.5);
   expect(b.budget.epochs).toMatchObject({ baseline: 1, proximal: 1, finetune: 2 });
