@@ -43,6 +43,7 @@ interface Result {
   samplesPerSec: number[]; // one per repeat
   note?: string;
   leak?: number;
+  loss?: [number, number];
 }
 
 function makeBatches(data: MnistTrain, count: number): { xs: tf.Tensor4D; ys: tf.Tensor2D }[] {
@@ -65,13 +66,15 @@ async function measure(
   name: ModelName,
   data: MnistTrain,
   opts: { warmup: number; minSteps: number; maxSteps: number; seconds: number },
-): Promise<{ samplesPerSec: number; leak: number }> {
+): Promise<{ samplesPerSec: number; leak: number; loss: [number, number] }> {
   const model = buildModel(name);
   const batches = makeBatches(data, 8);
   let step = 0;
+  const losses: number[] = [];
   const run = async () => {
     const { xs, ys } = batches[step++ % batches.length];
-    await model.trainOnBatch(xs, ys);
+    const loss = await model.trainOnBatch(xs, ys);
+    losses.push(Array.isArray(loss) ? loss[0] : loss);
   };
   for (let i = 0; i < opts.warmup; i++) await run();
   const tensorsBefore = tf.memory().numTensors;
@@ -85,7 +88,8 @@ async function measure(
   const leak = tf.memory().numTensors - tensorsBefore;
   for (const b of batches) tf.dispose([b.xs, b.ys]);
   model.dispose();
-  return { samplesPerSec: (steps * BATCH) / seconds, leak };
+  // Training must actually train: the loss over the same 8 batches falls.
+  return { samplesPerSec: (steps * BATCH) / seconds, leak, loss: [losses[0], losses[losses.length - 1]] };
 }
 
 async function useConfig(config: Config): Promise<void> {
@@ -109,12 +113,12 @@ async function child(): Promise<void> {
   const data = readMnistTrain();
   const threads = await setWasmBackendWithThreads(THREADS);
   registerWasmTrainingKernels();
-  const out: Record<string, { samplesPerSec: number; leak: number }> = {};
+  const out: Record<string, { samplesPerSec: number; leak: number; loss: [number, number] }> = {};
   for (const model of ['LeNet-500-300', 'LeNet-5'] as ModelName[]) out[model] = await measure(model, data, WASM_OPTS());
   console.log(JSON.stringify({ threads, out }));
 }
 
-function runChild(): { threads: number; out: Record<string, { samplesPerSec: number; leak: number }> } {
+function runChild(): { threads: number; out: Record<string, { samplesPerSec: number; leak: number; loss: [number, number] }> } {
   const register = path.join(__dirname, '..', '..', '..', 'scripts', 'ts-register.cjs');
   const stdout = execFileSync(
     process.execPath,
@@ -166,6 +170,7 @@ async function main(): Promise<void> {
       const r = await measure(model, data, { warmup: lenet5 ? 0 : 1, minSteps: lenet5 ? 1 : 3, maxSteps: 3, seconds: 0 });
       cpu.samplesPerSec.push(r.samplesPerSec);
       cpu.leak = r.leak;
+      cpu.loss = r.loss;
     }
     const node = get(model, 'tfjs-node');
     if (nodeStatus !== 'ok') node.note = nodeStatus;
@@ -184,6 +189,7 @@ async function main(): Promise<void> {
         const r = await measure(model, data, WASM_OPTS());
         res.samplesPerSec.push(r.samplesPerSec);
         res.leak = Math.max(res.leak ?? 0, r.leak);
+        res.loss = r.loss;
       }
     }
     try {
@@ -193,6 +199,7 @@ async function main(): Promise<void> {
         const res = get(model, 'wasm + normprune, threads');
         res.samplesPerSec.push(c.out[model].samplesPerSec);
         res.leak = Math.max(res.leak ?? 0, c.out[model].leak);
+        res.loss = c.out[model].loss;
       }
     } catch (e) {
       for (const model of models) get(model, 'wasm + normprune, threads').note = `failed: ${String((e as Error).message).split('\n')[0]}`;
@@ -207,8 +214,8 @@ async function main(): Promise<void> {
       `wasm SIMD ${wasmInfo.simd ? 'on' : 'off'}; best of ${REPEAT} runs of >= ${MIN_SECONDS} s (wasm); cpu: a few steps once`,
   );
   lines.push('');
-  lines.push('| model | backend | samples/s (best) | spread (min-max) | vs cpu | vs upstream wasm | tensor leak |');
-  lines.push('|---|---|---:|---|---:|---:|---:|');
+  lines.push('| model | backend | samples/s (best) | spread (min-max) | vs cpu | vs upstream wasm | tensor leak | loss first → last |');
+  lines.push('|---|---|---:|---|---:|---:|---:|---|');
   for (const r of results) {
     const b = best(r);
     const cpu = best(get(r.model, 'cpu'));
@@ -217,7 +224,9 @@ async function main(): Promise<void> {
       r.samplesPerSec.length > 1 ? `${fmt(Math.min(...r.samplesPerSec))}-${fmt(Math.max(...r.samplesPerSec))}` : '';
     const ratio = (x: number) => (Number.isFinite(b) && Number.isFinite(x) ? `${(b / x).toFixed(1)}x` : '');
     lines.push(
-      `| ${r.model} | ${r.config} | ${Number.isFinite(b) ? fmt(b) : (r.note ?? 'n/a')} | ${spread} | ${ratio(cpu)} | ${ratio(up)} | ${r.leak ?? ''} |`,
+      `| ${r.model} | ${r.config} | ${Number.isFinite(b) ? fmt(b) : (r.note ?? 'n/a')} | ${spread} | ${ratio(cpu)} | ${ratio(up)} | ${r.leak ?? ''} | ${
+        r.loss ? `${r.loss[0].toFixed(3)} → ${r.loss[1].toFixed(3)}` : ''
+      } |`,
     );
   }
   console.log(lines.join('\n'));
