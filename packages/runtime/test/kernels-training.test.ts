@@ -6,8 +6,10 @@ import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { initWasm, relError, rng, values, wasmDataIds } from './kernels-helpers.js';
 
 beforeAll(async () => {
-  await initWasm();
+  // Registered before the backend starts (the other suites register after):
+  // the engine must then run the upstream setupFuncs our kernels keep.
   registerWasmTrainingKernels();
+  await initWasm();
 });
 
 afterAll(async () => {
