@@ -1,7 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
-import { registerWasmTrainingKernels, wasmTrainingKernelNames } from '../src/kernels/index.js';
+import {
+  registerWasmTrainingKernels,
+  unregisterWasmTrainingKernels,
+  wasmTrainingKernelNames,
+  wasmTrainingKernelsRegistered,
+} from '../src/kernels/index.js';
 import { im2colLimits } from '../src/kernels/col2im.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { initWasm, int, relError, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
@@ -85,6 +90,19 @@ describe('registration', () => {
       expect(ours.setupFunc!.toString()).toMatch(/cwrap/);
     }
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+  });
+
+  it('can put the upstream kernels back and register again', () => {
+    const ours = tf.getKernel('BatchMatMul', 'wasm');
+    unregisterWasmTrainingKernels();
+    expect(wasmTrainingKernelsRegistered()).toBe(false);
+    expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeUndefined();
+    const upstream = tf.getKernel('BatchMatMul', 'wasm')!;
+    expect(upstream).not.toBe(ours);
+    expect(upstream.setupFunc).toBe(ours!.setupFunc);
+    registerWasmTrainingKernels();
+    expect(wasmTrainingKernelsRegistered()).toBe(true);
+    expect(tf.getKernel('BatchMatMul', 'wasm')!.setupFunc).toBe(upstream.setupFunc);
   });
 });
 
