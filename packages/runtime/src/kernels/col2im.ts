@@ -1,7 +1,10 @@
-// col2im on the wasm heap, for the input gradient of convolutions whose
-// flipped-filter form would mostly multiply padding (e.g. 5x5 'valid' on small
-// images): dy W^T is one matrix multiply, and scattering its patch rows back
-// onto dx is plain JS over contiguous runs of kw * C floats.
+// Patch matrices on the wasm heap, built and scattered in plain JS:
+// - col2im, for the input gradient of convolutions whose flipped-filter form
+//   would mostly multiply padding (e.g. 5x5 'valid' on small images): dy W^T is
+//   one matrix multiply, scattered back onto dx over runs of kw * C floats;
+// - transposed im2col, for the filter gradient of convolutions with few input
+//   channels (the first layer of a net), where XNNPACK's dilated convolution is
+//   2.5-4x slower than one matrix multiply over patches.
 import * as tf from '@tensorflow/tfjs-core';
 
 /** The parts of BackendWasm used here. */
@@ -93,4 +96,41 @@ export function col2im(heap: Float32Array, colsOff: number, dxOff: number, g: Ge
 export function heapOf(backend: HeapBackend, info: tf.TensorInfo): { heap: Float32Array; offset: number } {
   const view = backend.typedArrayFromHeap(info) as Float32Array;
   return { heap: new Float32Array(view.buffer), offset: view.byteOffset >>> 2 };
+}
+
+/**
+ * Writes the transposed patch matrix of all images of `x`: one row per filter
+ * tap (i, j, c), one column per output pixel (n, p, q), so that
+ * dW = cols dy is an untransposed matrix multiply whose packed right-hand side
+ * is the small dy.
+ */
+export function im2colT(heap: Float32Array, xOff: number, dst: number, g: Geometry): void {
+  const { N, H, W, C, OH, OW, kh, kw, sh, sw, top, left } = g;
+  const R = N * OH * OW;
+  const rowStride = W * C;
+  const step = sw * C;
+  for (let i = 0; i < kh; i++) {
+    for (let j = 0; j < kw; j++) {
+      // Output columns q whose input column q * sw + j - left lies inside the image.
+      const qMin = Math.min(OW, Math.max(0, Math.ceil((left - j) / sw)));
+      const qMax = Math.max(qMin, Math.min(OW, Math.floor((W - 1 + left - j) / sw) + 1));
+      for (let c = 0; c < C; c++) {
+        let o = dst + ((i * kw + j) * C + c) * R;
+        for (let n = 0; n < N; n++) {
+          const xb = xOff + n * H * rowStride;
+          for (let p = 0; p < OH; p++, o += OW) {
+            const r = p * sh + i - top;
+            if (r < 0 || r >= H || qMin >= qMax) {
+              heap.fill(0, o, o + OW);
+              continue;
+            }
+            for (let q = 0; q < qMin; q++) heap[o + q] = 0;
+            let s = xb + r * rowStride + (qMin * sw + j - left) * C + c;
+            for (let q = qMin; q < qMax; q++, s += step) heap[o + q] = heap[s];
+            for (let q = qMax; q < OW; q++) heap[o + q] = 0;
+          }
+        }
+      }
+    }
+  }
 }

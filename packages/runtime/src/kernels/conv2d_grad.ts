@@ -1,14 +1,11 @@
 // Convolution gradients for the wasm backend. Upstream wasm has no
 // Conv2DBackpropFilter (conv nets cannot train at all) and a scalar-loop
-// Conv2DBackpropInput (10x slower than XNNPACK's forward convolution). Both are
-// rewritten onto fast kernels. Choices below were measured in CPU time per call
-// on the LeNet-5 and VGG (CIFAR) shapes, single-threaded SIMD wasm:
-//   filter gradient: dilated XNNPACK Conv2D 12/17/140/115 ms, im2col + matMul
-//     15/31/281/188 ms (LeNet conv1, conv2, VGG 3x3x32 at 32x32, 3x3x64 at 16x16);
-//   input gradient: flipped-filter Conv2D 19/25/56/55 ms, matMul + col2im
-//     5/16/135/92 ms, upstream 20/103/599/544 ms.
+// Conv2DBackpropInput (6-11x slower than the forms below). Both are rewritten
+// onto fast kernels; each choice below was measured in CPU time per call on
+// the LeNet-5 and VGG (CIFAR) shapes, single-threaded SIMD wasm
+// (bench/kernels.ts and the README's bench section).
 import * as tf from '@tensorflow/tfjs-core';
-import { col2im, geometry, HeapBackend, heapOf, imagesPerChunk, isPointwise } from './col2im.js';
+import { col2im, geometry, HeapBackend, heapOf, im2colLimits, im2colT, imagesPerChunk, isPointwise } from './col2im.js';
 import { release, reshape, runWasm, transpose } from './util.js';
 
 type Pads = [[number, number], [number, number], [number, number], [number, number]];
@@ -35,20 +32,49 @@ function convInfoOf(
   );
 }
 
+/** dW = patches(x)^T dy with the patch matrix built transposed, so dy is the packed operand. */
+function backpropFilterByIm2col(
+  backend: HeapBackend,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: number[],
+): tf.TensorInfo {
+  const g = geometry(info);
+  const K = g.kh * g.kw * g.C;
+  const R = g.N * g.OH * g.OW;
+  const cols = backend.makeOutput([1, K, R], 'float32');
+  const { heap, offset } = heapOf(backend, cols);
+  im2colT(heap, heapOf(backend, x).offset, offset, g);
+  const dyRows = reshape(backend, dy, [1, R, info.outChannels]);
+  const dw = runWasm('BatchMatMul', { a: cols, b: dyRows }, backend, { transposeA: false, transposeB: false });
+  release(backend, cols, dyRows);
+  const out = reshape(backend, dw, filterShape);
+  release(backend, dw);
+  return out;
+}
+
 /**
- * dW[i, j, c, o] = sum over n, p, q of x[n, p*sh + i - top, q*sw + j - left, c] * dy[n, p, q, o]:
- * a convolution of x (batch and channels swapped, [C, H, W, N]) with dy as the
- * filter ([OH, OW, N, O]) dilated by the forward stride.
+ * dW[i, j, c, o] = sum over n, p, q of x[n, p*sh + i - top, q*sw + j - left, c] * dy[n, p, q, o].
+ * With few input channels (8 or fewer, measured: 12 -> 5 ms for LeNet-5 conv1,
+ * 49 -> 12 ms for a 3-channel 32x32 VGG input layer) one matMul over a
+ * transposed patch matrix; otherwise a convolution of x (batch and channels
+ * swapped, [C, H, W, N]) with dy as the filter ([OH, OW, N, O]) dilated by the
+ * forward stride, which wins with more channels (134 vs 161 ms, 3x3x32 at 32x32).
  */
 export function conv2DBackpropFilter(args: {
   inputs: tf.NamedTensorInfoMap;
   backend: unknown;
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
-  const backend = args.backend as tf.KernelBackend;
+  const backend = args.backend as HeapBackend;
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   const info = convInfoOf(x.shape, attrs.filterShape, attrs, 'Conv2DBackpropFilter');
+  const patchFloats = info.filterHeight * info.filterWidth * info.inChannels * info.batchSize * info.outHeight * info.outWidth;
+  if (info.inChannels <= 8 && patchFloats <= im2colLimits.maxFloats) {
+    return backpropFilterByIm2col(backend, x, dy, info, attrs.filterShape);
+  }
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, inChannels: C, outChannels: O } = info;
   const top = info.padInfo.top;
