@@ -239,6 +239,12 @@ describe('MaxPoolGrad', () => {
     const shape: [number, number, number, number] = [int(r, 1, 8), int(r, size[0], 12), int(r, size[1], 9), int(r, 1, 16)];
     cases.push({ shape, size, stride: [int(r, 1, 2), int(r, 1, 2)], pad: i % 2 ? 'same' : 'valid' });
   }
+  // The unrolled 2x2 / stride 2 path, and its fallbacks (odd sizes with 'same' padding).
+  cases.push(
+    { shape: [3, 8, 6, 5], size: [2, 2], stride: [2, 2], pad: 'valid' },
+    { shape: [2, 7, 9, 4], size: [2, 2], stride: [2, 2], pad: 'valid' },
+    { shape: [2, 7, 9, 4], size: [2, 2], stride: [2, 2], pad: 'same' },
+  );
   it.each(cases)('matches cpu, with ties, for $shape pool $size stride $stride $pad', async ({ shape, size, stride, pad }) => {
     // Values on a coarse grid and clipped at 0 make ties common, as after ReLU.
     const vx = values(r, shape.reduce((a, b) => a * b, 1)).map((v) => Math.max(0, Math.round(v * 3)));

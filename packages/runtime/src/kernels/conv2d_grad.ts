@@ -1,6 +1,6 @@
 // Convolution gradients for the wasm backend. Upstream wasm has no
 // Conv2DBackpropFilter (conv nets cannot train at all) and a scalar-loop
-// Conv2DBackpropInput (6-11x slower than the forms below). Both are rewritten
+// Conv2DBackpropInput (4-11x slower than the forms below). Both are rewritten
 // onto fast kernels; each choice below was measured in CPU time per call on
 // the LeNet-5 and VGG (CIFAR) shapes, single-threaded SIMD wasm
 // (bench/kernels.ts and the README's bench section).

@@ -36,6 +36,42 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   dx.fill(0);
   const rowStride = inWidth * C;
   const imageStride = inHeight * rowStride;
+  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && top === 0 && left === 0 &&
+      2 * outHeight <= inHeight && 2 * outWidth <= inWidth) {
+    // The common 2x2, stride 2 pooling with every window inside the image:
+    // disjoint windows, comparisons unrolled in the cpu backend's scan order.
+    let gi = 0;
+    for (let b = 0; b < batchSize; b++) {
+      for (let yR = 0; yR < outHeight; yR++) {
+        for (let yC = 0; yC < outWidth; yC++) {
+          const p0 = b * imageStride + 2 * yR * rowStride + 2 * yC * C;
+          for (let d = 0; d < C; d++, gi++) {
+            const a = p0 + d;
+            let best = Number.NEGATIVE_INFINITY;
+            let at = -1;
+            let v = x[a];
+            if (v > best) {
+              best = v;
+              at = a;
+            }
+            v = x[a + C];
+            if (v > best) {
+              best = v;
+              at = a + C;
+            }
+            v = x[a + rowStride];
+            if (v > best) {
+              best = v;
+              at = a + rowStride;
+            }
+            if (x[a + rowStride + C] > best) at = a + rowStride + C;
+            if (at >= 0) dx[at] += g[gi];
+          }
+        }
+      }
+    }
+    return out;
+  }
   // Channels innermost: every window read is a contiguous run of C floats.
   const best = new Float32Array(C);
   const at = new Int32Array(C);
