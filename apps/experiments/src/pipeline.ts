@@ -122,9 +122,17 @@ interface RunState {
   elapsed: Record<Phase, number>;
 }
 
+// `{ epochs: {} }` and `{}` are the same budget.
+function normalizeBudget(budget: Budget): Budget {
+  const b = { ...budget };
+  if (b.epochs && !Object.values(b.epochs).some((e) => e !== undefined)) delete b.epochs;
+  return b;
+}
+
 /** A stable hash of what determines the trained baseline (sweep points share it). */
 export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
   const { dataset, model } = cfg;
+  budget = normalizeBudget(budget);
   return createHash('sha256')
     .update(JSON.stringify({ dataset, model, batchSize: cfg.training.batchSize, baseline: cfg.training.baseline, budget, seed }))
     .digest('hex')
