@@ -73,6 +73,10 @@ async function main(): Promise<void> {
   const up = {
     BatchMatMul: upstream('BatchMatMul'),
     Conv2DBackpropInput: upstream('Conv2DBackpropInput'),
+    MaxPoolGrad: upstream('MaxPoolGrad'),
+    Tile: upstream('Tile'),
+    Sum: upstream('Sum'),
+    Mean: upstream('Mean'),
   };
   registerWasmTrainingKernels();
   const ours = (name: string) => tf.getKernel(name, 'wasm')!.kernelFunc as unknown as Fn;
@@ -112,6 +116,37 @@ async function main(): Promise<void> {
     rows.push(`| Conv2DBackpropInput | ${name} | ${a.toFixed(1)} | ${b.toFixed(1)} |`);
     tf.dispose([x, w, dy]);
   }
+  const compare = (kernel: keyof typeof up, shape: string, args: Parameters<Fn>[0]) => {
+    const a = cpuMs(() => up[kernel](args) as tf.TensorInfo, backend);
+    const b = cpuMs(() => ours(kernel)(args) as tf.TensorInfo, backend);
+    rows.push(`| ${kernel} | ${shape} | ${a.toFixed(1)} | ${b.toFixed(1)} |`);
+  };
+  for (const [name, xs] of [
+    ['LeNet-5 pool1', [128, 24, 24, 20]],
+    ['LeNet-5 pool2', [128, 8, 8, 50]],
+  ] as const) {
+    const input = tf.relu(tf.randomNormal(xs as unknown as number[]));
+    const output = tf.maxPool(input as tf.Tensor4D, 2, 2, 'valid');
+    const dy = tf.randomNormal(output.shape);
+    const attrs = { filterSize: 2, strides: 2, pad: 'valid' } as unknown as tf.NamedAttrMap;
+    compare('MaxPoolGrad', `${name}, 2x2 stride 2`, { inputs: { dy, input, output }, backend, attrs });
+    tf.dispose([input, output, dy]);
+  }
+  const act = tf.randomNormal([128, 32, 32, 32]);
+  const scale = tf.randomNormal([1, 1, 1, 32]);
+  compare('Tile', '[1,1,1,32] to [128,32,32,32] (BatchNorm gradient)', {
+    inputs: { x: scale },
+    backend,
+    attrs: { reps: [128, 32, 32, 1] } as unknown as tf.NamedAttrMap,
+  });
+  for (const kernel of ['Sum', 'Mean'] as const) {
+    compare(kernel, '[128,32,32,32] over axes 0,1,2', {
+      inputs: { x: act },
+      backend,
+      attrs: { axis: [0, 1, 2], keepDims: false } as unknown as tf.NamedAttrMap,
+    });
+  }
+  tf.dispose([act, scale]);
   console.log('CPU ms per call, best of 3 rounds of 5 calls, single-threaded SIMD wasm');
   console.log(rows.join('\n'));
 }

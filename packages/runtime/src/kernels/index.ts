@@ -41,7 +41,7 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
 /**
  * Makes the TensorFlow.js `wasm` backend train fast, and train conv nets at
  * all: registers a transpose-first `BatchMatMul`/`_FusedMatMul` (transposed
- * products run 10-25x faster), `Conv2DBackpropFilter` (missing upstream, so
+ * products run 10-27x faster), `Conv2DBackpropFilter` (missing upstream, so
  * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, and faster
  * `MaxPoolGrad`, `Tile`, `Sum` and `Mean` (the pooling and BatchNormalization
  * gradients). Results match the `cpu` backend to 1e-4 relative error.
