@@ -339,21 +339,32 @@ export function tableRow(r: RunResults): TableRow {
   };
 }
 
+function targetCell(r: TableRow): string {
+  const t = r.target!;
+  const want = `>= ${t.minCompressionPct}% removed, error <= ${pp(t.maxErrorDeltaPp)}`;
+  if (t.met) return `met (${want})`;
+  const why: string[] = [];
+  if (r.compressionPct < t.minCompressionPct) why.push(`${pct(r.compressionPct)} removed < ${t.minCompressionPct}%`);
+  if (r.errorDeltaPp > t.maxErrorDeltaPp + 1e-9) why.push(`error ${pp(r.errorDeltaPp)} > ${pp(t.maxErrorDeltaPp)}`);
+  return `**missed**: ${why.join('; ')} (${want})`;
+}
+
 /** The Markdown results table over several runs. */
 export function resultsTable(rows: TableRow[]): string {
-  const head = ['experiment', 'budget', 'params before', 'non-zero after', 'removed', 'thesis removed', 'test error base -> compressed', 'change', 'thesis change', 'MACs removed', 'target', 'train time'];
+  const head = ['experiment', 'budget', 'params before', 'non-zero after', 'removed', 'thesis removed', 'validation error base -> compressed', 'test error base -> compressed', 'change', 'thesis change', 'MACs removed', 'target', 'train time'];
   const body = rows.map((r) => [
     r.experiment,
-    r.reduced ? `${r.budget} (reduced)` : r.budget,
+    r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : r.budget,
     int(r.baseline.params ?? NaN),
     int(r.compressed.nonzeros),
     pct(r.compressionPct),
     r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
+    `${pct(r.baseline.validationErrorPct)} -> ${pct(r.compressed.validationErrorPct)}`,
     `${pct(r.baseline.testErrorPct)} -> ${pct(r.compressed.testErrorPct)}`,
     pp(r.errorDeltaPp),
     r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
     pct(r.macsReductionPct),
-    r.target ? `${r.target.met ? 'met' : '**missed**'} (>= ${r.target.minCompressionPct}%, <= ${pp(r.target.maxErrorDeltaPp)})` : '',
+    r.target ? targetCell(r) : '',
     `${Math.round(r.trainingSec)} s`,
   ]);
   return toMarkdown([{ kind: 'table', head, rows: body }]);
