@@ -5,7 +5,9 @@ const path = require('path');
 const fs = require('fs');
 const entry = path.join(__dirname, '..', 'dist', 'cjs', 'cli-main.js');
 if (!fs.existsSync(entry)) {
-  process.stderr.write('normprune: not built yet; run `npm run build` in apps/experiments (or `npx nx run experiments:build`)\n');
+  process.stderr.write(
+    'normprune: not built yet; run `npm run build` in apps/experiments (or `npx nx run experiments:build`)\n',
+  );
   process.exit(1);
 }
 require(entry);

@@ -132,13 +132,15 @@ function parse(command: string, args: string[], extra: Record<string, { type: 's
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${name}: expected a non-negative integer, got "${v}"`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new UsageError(`--${name}: expected a non-negative integer, got "${v}"`);
   return n;
 }
 
 function backendOption(v: string | undefined): BackendName | undefined {
   if (v === undefined) return undefined;
-  if (v !== 'node' && v !== 'wasm' && v !== 'cpu') throw new UsageError(`--backend: got "${v}", allowed: node, wasm, cpu`);
+  if (v !== 'node' && v !== 'wasm' && v !== 'cpu')
+    throw new UsageError(`--backend: got "${v}", allowed: node, wasm, cpu`);
   return v;
 }
 
@@ -164,7 +166,10 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   }
   let base: ExperimentConfig;
   if (command === 'reproduce') {
-    if (p.positionals.length !== 1) throw new UsageError(`reproduce: expected one experiment name, got ${p.positionals.length}\n${HELP.reproduce}`);
+    if (p.positionals.length !== 1)
+      throw new UsageError(
+        `reproduce: expected one experiment name, got ${p.positionals.length}\n${HELP.reproduce}`,
+      );
     base = loadExperiment(p.positionals[0]);
   } else {
     if (p.positionals.length) throw new UsageError(`train: unexpected argument "${p.positionals[0]}"`);
@@ -175,7 +180,9 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   const cfg = applyBudget(base, budget);
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
-  const runDir = resolve(p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`));
+  const runDir = resolve(
+    p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`),
+  );
   const existed = existsSync(runDir);
   const cmd = ['normprune', command, ...args].map(quote).join(' ');
   try {
@@ -189,7 +196,10 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
       resume: !!p.values.resume,
-      stopAfterSteps: p.values['stop-after-steps'] !== undefined ? intOption('stop-after-steps', p.values['stop-after-steps'], 0) : undefined,
+      stopAfterSteps:
+        p.values['stop-after-steps'] !== undefined
+          ? intOption('stop-after-steps', p.values['stop-after-steps'], 0)
+          : undefined,
       command: cmd,
       keepBaseline: !!p.values['keep-baseline'],
       baselineFrom: p.values['baseline-from'],
@@ -202,7 +212,9 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     return 0;
   } catch (e) {
     if (e instanceof Interrupted) {
-      out(`${e.message}\ncontinue with: ${cmd.replace(/ --stop-after-steps[ =]\S+/, '')} --resume${p.values.out ? '' : ` --out ${quote(runDir)}`}`);
+      out(
+        `${e.message}\ncontinue with: ${cmd.replace(/ --stop-after-steps[ =]\S+/, '')} --resume${p.values.out ? '' : ` --out ${quote(runDir)}`}`,
+      );
       return 130;
     }
     cleanupEmpty(runDir, existed);
@@ -228,7 +240,13 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   if (v.config) base = loadConfigFile(v.config as string);
   else if (p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
   else throw new UsageError('sweep: give --config FILE or one experiment name');
-  const list = (s: unknown) => (typeof s === 'string' ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+  const list = (s: unknown) =>
+    typeof s === 'string'
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : undefined;
   const lambdas = list(v.lambda)?.map((x) => {
     const n = Number(x);
     if (!(n >= 0)) throw new UsageError(`--lambda: "${x}" is not a number >= 0`);
@@ -236,16 +254,21 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   });
   const granularities = list(v.granularity);
   for (const g of granularities ?? []) {
-    if (!['output', 'input', 'kernel', 'filter'].includes(g)) throw new UsageError(`--granularity: got "${g}", allowed: output, input, kernel, filter`);
+    if (!['output', 'input', 'kernel', 'filter'].includes(g))
+      throw new UsageError(`--granularity: got "${g}", allowed: output, input, kernel, filter`);
   }
   const costs = list(v['cost-weighting']);
   for (const c of costs ?? []) {
-    if (!['uniform', 'params', 'flops'].includes(c)) throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);
+    if (!['uniform', 'params', 'flops'].includes(c))
+      throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);
   }
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {
     target = Number(v['target-compression']);
-    if (!(target > 0 && target < 100)) throw new UsageError(`--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`);
+    if (!(target > 0 && target < 100))
+      throw new UsageError(
+        `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
+      );
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
   const cfg = applyBudget(base, budget);
@@ -268,7 +291,10 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     command: ['normprune', 'sweep', ...args].map(quote).join(' '),
     log: (s) => process.stderr.write(s + '\n'),
   });
-  for (const pt of points) out(`${pt.label}: removed ${pt.compressionPct.toFixed(2)}%, validation error ${pt.validationErrorPct.toFixed(2)}%`);
+  for (const pt of points)
+    out(
+      `${pt.label}: removed ${pt.compressionPct.toFixed(2)}%, validation error ${pt.validationErrorPct.toFixed(2)}%`,
+    );
   out(`report: ${join(dir, 'report.md')}`);
   return 0;
 }
@@ -280,7 +306,11 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
 }
 
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
-  const p = parse('eval', args, { model: { type: 'string' }, config: { type: 'string' }, experiment: { type: 'string' } });
+  const p = parse('eval', args, {
+    model: { type: 'string' },
+    config: { type: 'string' },
+    experiment: { type: 'string' },
+  });
   if (p.values.help) {
     out(HELP.eval);
     return 0;
@@ -288,11 +318,19 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const v = p.values as Record<string, any>;
   if (!v.model) throw new UsageError('eval: --model DIR is required');
   if (!existsSync(join(v.model, 'model.json'))) throw new Error(`eval: no model.json in ${v.model}`);
-  const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : runConfigOf(v.model);
-  if (!base) throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
+  const base = v.config
+    ? loadConfigFile(v.config)
+    : v.experiment
+      ? loadExperiment(v.experiment)
+      : runConfigOf(v.model);
+  if (!base)
+    throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
   const { budget } = parseBudget(p.values.budget ?? 'full', base);
   const info = await initBackend({ prefer: backendOption(p.values.backend), quiet: true });
-  const data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
+  const data = await loadRunData(base, budget, {
+    dataDir: p.values['data-dir'],
+    offline: !p.values.download,
+  });
   const model = await tfl.loadLayersModel(fileSystem(v.model));
   const c = countModel(model);
   const norm = { normalize: base.dataset.normalize, stats: data.stats };
@@ -305,7 +343,18 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       {
         kind: 'table',
         head: ['model', 'params', 'non-zero', 'MACs', 'test error', 'latency b1', 'latency b256', 'backend'],
-        rows: [[v.model, String(c.params), String(c.nonzeros), String(c.macs), `${(100 * testError).toFixed(2)}%`, `${l1.toFixed(2)} ms`, `${l256.toFixed(1)} ms`, info.backend]],
+        rows: [
+          [
+            v.model,
+            String(c.params),
+            String(c.nonzeros),
+            String(c.macs),
+            `${(100 * testError).toFixed(2)}%`,
+            `${l1.toFixed(2)} ms`,
+            `${l256.toFixed(1)} ms`,
+            info.backend,
+          ],
+        ],
       },
     ]),
   );
@@ -330,12 +379,19 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
   model.dispose();
   pruned.dispose();
-  out(`${before.params} parameters -> ${after.nonzeros} non-zero (${(100 * (1 - after.nonzeros / before.params)).toFixed(2)}% removed); exported ${res.bytes} bytes to ${v.out}`);
+  out(
+    `${before.params} parameters -> ${after.nonzeros} non-zero (${(100 * (1 - after.nonzeros / before.params)).toFixed(2)}% removed); exported ${res.bytes} bytes to ${v.out}`,
+  );
   return 0;
 }
 
 async function reportCommand(args: string[], out: (s: string) => void): Promise<number> {
-  const p = parse('report', args, { table: { type: 'boolean' }, json: { type: 'string' }, export: { type: 'string' }, 'write-readme': { type: 'string' } });
+  const p = parse('report', args, {
+    table: { type: 'boolean' },
+    json: { type: 'string' },
+    export: { type: 'string' },
+    'write-readme': { type: 'string' },
+  });
   if (p.values.help) {
     out(HELP.report);
     return 0;
@@ -364,7 +420,12 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
     if (!v.table) {
       const mf = join(arg, 'metrics.jsonl');
-      const metrics = existsSync(mf) ? readFileSync(mf, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+      const metrics = existsSync(mf)
+        ? readFileSync(mf, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l))
+        : [];
       const blocks = runReportBlocks(arg, r, metrics);
       writeFileAtomic(join(arg, 'report.md'), toMarkdown(blocks));
       writeFileAtomic(join(arg, 'report.html'), toHtml(`${r.experiment} report`, blocks, arg));
@@ -406,7 +467,10 @@ function listCommand(args: string[], out: (s: string) => void): number {
  * Runs the CLI with `argv` (without node and script); resolves to the exit
  * code. `out` receives the command's output (default stdout); errors go to stderr.
  */
-export async function main(argv: string[], out: (s: string) => void = (s) => process.stdout.write(s + '\n')): Promise<number> {
+export async function main(
+  argv: string[],
+  out: (s: string) => void = (s) => process.stdout.write(s + '\n'),
+): Promise<number> {
   const [command, ...args] = argv;
   try {
     switch (command) {
@@ -430,7 +494,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       case 'list':
         return listCommand(args, out);
       default:
-        throw new UsageError(`unknown command "${command}"; commands: reproduce, train, sweep, prune, eval, report, list`);
+        throw new UsageError(
+          `unknown command "${command}"; commands: reproduce, train, sweep, prune, eval, report, list`,
+        );
     }
   } catch (e) {
     const err = e as Error;
@@ -438,7 +504,9 @@ export async function main(argv: string[], out: (s: string) => void = (s) => pro
       process.stderr.write(`normprune: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(`normprune: error: ${err instanceof DataError ? err.message : (err.message ?? String(err))}\n`);
+    process.stderr.write(
+      `normprune: error: ${err instanceof DataError ? err.message : (err.message ?? String(err))}\n`,
+    );
     if (process.env.NORMPRUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return 1;
   }

@@ -166,11 +166,15 @@ export function parseConfig(json: unknown, source = 'config'): ExperimentConfig 
   const cfg = r.data;
   const names = new Set<string>();
   for (const l of cfg.model.layers) {
-    if (l.name && names.has(l.name)) throw new UsageError(`invalid ${source}:\n  model.layers: duplicate layer name "${l.name}"`);
+    if (l.name && names.has(l.name))
+      throw new UsageError(`invalid ${source}:\n  model.layers: duplicate layer name "${l.name}"`);
     if (l.name) names.add(l.name);
   }
   const last = cfg.model.layers[cfg.model.layers.length - 1];
-  if (last.type !== 'dense') throw new UsageError(`invalid ${source}:\n  model.layers: the last layer must be a dense layer (the logits)`);
+  if (last.type !== 'dense')
+    throw new UsageError(
+      `invalid ${source}:\n  model.layers: the last layer must be a dense layer (the logits)`,
+    );
   return cfg;
 }
 
@@ -213,7 +217,12 @@ export function loadExperiment(name: string): ExperimentConfig {
 
 /** Budgets every experiment has; a config may redefine them in `budgets`. */
 export const BUDGET_PRESETS: Record<string, Budget> = {
-  tiny: { trainSubset: 256, testSubset: 256, validation: 64, epochs: { baseline: 1, proximal: 1, finetune: 1 } },
+  tiny: {
+    trainSubset: 256,
+    testSubset: 256,
+    validation: 64,
+    epochs: { baseline: 1, proximal: 1, finetune: 1 },
+  },
   small: { trainSubset: 6000, testSubset: 2000, validation: 1000 },
   full: {},
 };
@@ -230,7 +239,10 @@ function setPath(obj: any, key: string, value: unknown): void {
  * defines), a JSON object, or `k=v` pairs (`trainSubset=1000,epochs=2,epochs.finetune=1`).
  * `epochs=N` sets every phase. A preset may be combined: `tiny,widthMultiplier=0.25`.
  */
-export function parseBudget(spec: string | undefined, cfg: ExperimentConfig): { name: string; budget: Budget } {
+export function parseBudget(
+  spec: string | undefined,
+  cfg: ExperimentConfig,
+): { name: string; budget: Budget } {
   const presets = { ...BUDGET_PRESETS, ...(cfg.budgets ?? {}) };
   const text = (spec ?? cfg.defaultBudget).trim();
   let raw: any = {};
@@ -246,10 +258,16 @@ export function parseBudget(spec: string | undefined, cfg: ExperimentConfig): { 
       const eq = part.indexOf('=');
       if (eq < 0) {
         if (!(part in presets)) {
-          throw new UsageError(`--budget: unknown budget "${part}"; allowed: ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs`);
+          throw new UsageError(
+            `--budget: unknown budget "${part}"; allowed: ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs`,
+          );
         }
         const epochs = { ...(raw.epochs ?? {}), ...(presets[part].epochs ?? {}) };
-        raw = structuredClone({ ...raw, ...presets[part], ...(Object.keys(epochs).length ? { epochs } : {}) });
+        raw = structuredClone({
+          ...raw,
+          ...presets[part],
+          ...(Object.keys(epochs).length ? { epochs } : {}),
+        });
         name = part;
         continue;
       }

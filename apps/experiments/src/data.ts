@@ -125,11 +125,15 @@ export async function loadRunData(
   const nVal = Math.min(cfg.dataset.validation, Math.floor(ds.train.count / 2));
   const validation = takeSplit(ds.train, perm.subarray(ds.train.count - nVal));
   let trainIdx = perm.subarray(0, ds.train.count - nVal);
-  if (budget.trainSubset !== undefined) trainIdx = trainIdx.subarray(0, Math.min(budget.trainSubset, trainIdx.length));
+  if (budget.trainSubset !== undefined)
+    trainIdx = trainIdx.subarray(0, Math.min(budget.trainSubset, trainIdx.length));
   const train = takeSplit(ds.train, trainIdx);
   let test = ds.test;
   if (budget.testSubset !== undefined && budget.testSubset < ds.test.count) {
-    test = takeSplit(ds.test, permutation(ds.test.count, cfg.dataset.seed + 1).subarray(0, budget.testSubset));
+    test = takeSplit(
+      ds.test,
+      permutation(ds.test.count, cfg.dataset.seed + 1).subarray(0, budget.testSubset),
+    );
   }
   const stats = cfg.dataset.normalize === 'standardize' ? datasets.computeStats(train) : undefined;
   return { train, validation, test, classes: ds.classes, shape: ds.train.shape, stats, source };

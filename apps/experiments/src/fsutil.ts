@@ -1,6 +1,15 @@
 // Every output file is written to a temporary name and renamed into place, so
 // an interrupted or failed run never leaves a half-written file behind.
-import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 
 let counter = 0;

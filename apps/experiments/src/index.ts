@@ -23,6 +23,14 @@ export {
   type LayerSpec,
 } from './config.js';
 export { buildModel } from './model.js';
-export { runExperiment, Interrupted, type RunOptions, type RunResults, type ModelStats, type GroupCount, type Phase } from './pipeline.js';
+export {
+  runExperiment,
+  Interrupted,
+  type RunOptions,
+  type RunResults,
+  type ModelStats,
+  type GroupCount,
+  type Phase,
+} from './pipeline.js';
 export { runSweep, type SweepOptions } from './sweep.js';
 export { resultsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

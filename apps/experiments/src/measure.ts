@@ -58,7 +58,8 @@ export function countModel(model: tfl.LayersModel): ModelCount {
     const cfg = layer.getConfig() as any;
     if (cls.endsWith('Dense')) units = cfg.units;
     if (cls.endsWith('Conv2D')) units = cfg.filters;
-    if (params > 0 || units !== undefined) layers.push({ name: layer.name, className: cls, units, params, nonzeros, macs });
+    if (params > 0 || units !== undefined)
+      layers.push({ name: layer.name, className: cls, units, params, nonzeros, macs });
   }
   return {
     layers,
@@ -76,7 +77,12 @@ export async function errorRate(
 ): Promise<number> {
   let wrong = 0;
   let seen = 0;
-  for await (const b of batches(split, { batchSize: o.batchSize ?? 500, shuffle: false, normalize: o.normalize, stats: o.stats })) {
+  for await (const b of batches(split, {
+    batchSize: o.batchSize ?? 500,
+    shuffle: false,
+    normalize: o.normalize,
+    stats: o.stats,
+  })) {
     const w = tf.tidy(() => {
       const logits = model.predict(b.xs) as tf.Tensor;
       return tf.sum(tf.cast(tf.notEqual(tf.argMax(logits, -1), tf.cast(b.ys, 'int32')), 'int32'));
@@ -89,7 +95,12 @@ export async function errorRate(
 }
 
 /** Median wall time (ms) of `model.predict` on a batch of `n` zeros, after warm-up. */
-export async function latencyMs(model: tfl.LayersModel, shape: [number, number, number], n: number, runs: number): Promise<number> {
+export async function latencyMs(
+  model: tfl.LayersModel,
+  shape: [number, number, number],
+  n: number,
+  runs: number,
+): Promise<number> {
   const x = tf.zeros([n, ...shape]);
   const once = async () => {
     const t0 = performance.now();

@@ -5,7 +5,11 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import type { LayerSpec } from './config.js';
 
 /** Builds a plain tfjs-layers model from layer specs; the last dense layer outputs logits. */
-export function buildModel(layers: LayerSpec[], inputShape: [number, number, number], seed: number): tfl.LayersModel {
+export function buildModel(
+  layers: LayerSpec[],
+  inputShape: [number, number, number],
+  seed: number,
+): tfl.LayersModel {
   const model = tfl.sequential();
   let seedCounter = 0;
   const init = () => tfl.initializers.glorotUniform({ seed: seed * 1000 + ++seedCounter });
@@ -24,7 +28,12 @@ export function buildModel(layers: LayerSpec[], inputShape: [number, number, num
         break;
       case 'maxPool2d':
         model.add(
-          tfl.layers.maxPooling2d({ ...input(), poolSize: spec.poolSize, strides: spec.strides ?? spec.poolSize, name: spec.name ?? autoName('pool') }),
+          tfl.layers.maxPooling2d({
+            ...input(),
+            poolSize: spec.poolSize,
+            strides: spec.strides ?? spec.poolSize,
+            name: spec.name ?? autoName('pool'),
+          }),
         );
         break;
       case 'dense':
@@ -58,7 +67,8 @@ export function buildModel(layers: LayerSpec[], inputShape: [number, number, num
           // Momentum 0.9 (not Keras's 0.99): short, reduced-budget runs take a few
           // hundred steps, too few for 0.99 moving statistics to forget their init.
           model.add(tfl.layers.batchNormalization({ axis: -1, momentum: 0.9, name: `${name}_bn` }));
-          if (spec.activation !== 'linear') model.add(tfl.layers.activation({ activation: spec.activation, name: `${name}_act` }));
+          if (spec.activation !== 'linear')
+            model.add(tfl.layers.activation({ activation: spec.activation, name: `${name}_act` }));
         }
         break;
       }

@@ -134,7 +134,16 @@ export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number
   const { dataset, model } = cfg;
   budget = normalizeBudget(budget);
   return createHash('sha256')
-    .update(JSON.stringify({ dataset, model, batchSize: cfg.training.batchSize, baseline: cfg.training.baseline, budget, seed }))
+    .update(
+      JSON.stringify({
+        dataset,
+        model,
+        batchSize: cfg.training.batchSize,
+        baseline: cfg.training.baseline,
+        budget,
+        seed,
+      }),
+    )
     .digest('hex')
     .slice(0, 16);
 }
@@ -150,7 +159,9 @@ function epochSeed(seed: number, phase: Phase, epoch: number): number {
 
 function makeOptimizer(spec: ExperimentConfig['training']['baseline']): tf.Optimizer {
   if (spec.optimizer === 'adam') return tf.train.adam(spec.learningRate);
-  return spec.momentum > 0 ? tf.train.momentum(spec.learningRate, spec.momentum) : tf.train.sgd(spec.learningRate);
+  return spec.momentum > 0
+    ? tf.train.momentum(spec.learningRate, spec.momentum)
+    : tf.train.sgd(spec.learningRate);
 }
 
 // tf.train.momentum's dispose() forgets the learning-rate scalar its SGD
@@ -200,7 +211,13 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
 async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   const f = join(dir, 'optimizer.json');
   if (!existsSync(f)) return;
-  const manifest = JSON.parse(readFileSync(f, 'utf8')) as { name: string; shape: number[]; dtype: string; offset: number; length: number }[];
+  const manifest = JSON.parse(readFileSync(f, 'utf8')) as {
+    name: string;
+    shape: number[];
+    dtype: string;
+    offset: number;
+    length: number;
+  }[];
   const bin = readFileSync(join(dir, 'optimizer.bin'));
   const named = manifest.map((m) => {
     const bytes = bin.subarray(m.offset, m.offset + m.length);
@@ -211,7 +228,9 @@ async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   await opt.setWeights(named);
   const extrasFile = join(dir, 'optimizer-extras.json');
   if (existsSync(extrasFile)) {
-    for (const [k, value] of Object.entries(JSON.parse(readFileSync(extrasFile, 'utf8')) as Record<string, number>)) {
+    for (const [k, value] of Object.entries(
+      JSON.parse(readFileSync(extrasFile, 'utf8')) as Record<string, number>,
+    )) {
       const v = (opt as any)[k];
       if (v instanceof tf.Variable) tf.tidy(() => v.assign(tf.scalar(value)));
     }
@@ -257,7 +276,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const backend: BackendInfo = await initBackend({ prefer: o.backend, quiet: true });
   log(`backend: ${backend.backend} (${backend.reason})`);
   const data = await loadRunData(cfg, o.budget, { dataDir: o.dataDir, offline: o.offline ?? true });
-  log(`data: ${cfg.dataset.name} train ${data.train.count}, validation ${data.validation.count}, test ${data.test.count}`);
+  log(
+    `data: ${cfg.dataset.name} train ${data.train.count}, validation ${data.validation.count}, test ${data.test.count}`,
+  );
   const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
 
   const metricsFile = join(out, 'metrics.jsonl');
@@ -295,7 +316,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   };
   // A resumed run keeps the command line that started it.
   let command = o.command;
-  if (o.resume && existsSync(join(out, 'config.json'))) command = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).command ?? command;
+  if (o.resume && existsSync(join(out, 'config.json')))
+    command = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).command ?? command;
   writeJsonAtomic(join(out, 'config.json'), {
     experiment: cfg.name,
     command,
@@ -367,7 +389,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
           (opt as unknown as { setLambda(v: number): void }).setLambda(lambda);
         }
         const loss = opt.minimize(
-          () => tf.losses.softmaxCrossEntropy(b.ys, m.apply(b.xs, { training: true }) as tf.Tensor) as tf.Scalar,
+          () =>
+            tf.losses.softmaxCrossEntropy(b.ys, m.apply(b.xs, { training: true }) as tf.Tensor) as tf.Scalar,
           true,
           vars,
         ) as tf.Scalar;
@@ -418,7 +441,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       };
       log(
         `${phase} epoch ${line.epoch}/${spec.epochs}: loss ${line.trainLoss.toFixed(4)}, validation error ${(validationError * 100).toFixed(2)}%` +
-          ('liveCompressionPct' in line ? `, compression ${(line as any).liveCompressionPct.toFixed(1)}%` : '') +
+          ('liveCompressionPct' in line
+            ? `, compression ${(line as any).liveCompressionPct.toFixed(1)}%`
+            : '') +
           `, ${line.samplesPerSec} samples/s, tensors ${line.numTensors}`,
       );
       state.step = 0;
@@ -440,7 +465,15 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       batch1: await latencyMs(m, data.shape, 1, 20),
       batch256: await latencyMs(m, data.shape, 256, 3),
     };
-    return { params: c.params, nonzeros: c.nonzeros, macs: c.macs, validationError, testError, layers: c.layers, latencyMs: latency };
+    return {
+      params: c.params,
+      nonzeros: c.nonzeros,
+      macs: c.macs,
+      validationError,
+      testError,
+      layers: c.layers,
+      latencyMs: latency,
+    };
   };
 
   try {
@@ -477,7 +510,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
             await m.save(fileSystem(join(tmp, 'model')));
             writeFileSync(
               join(tmp, 'baseline.json'),
-              JSON.stringify({ baselineHash: baselineHash(cfg, o.budget, o.seed), stats, metrics, seconds: state.elapsed.baseline }),
+              JSON.stringify({
+                baselineHash: baselineHash(cfg, o.budget, o.seed),
+                stats,
+                metrics,
+                seconds: state.elapsed.baseline,
+              }),
             );
           });
         }
@@ -490,7 +528,10 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       const include = (layer: tfl.layers.Layer) => {
         if (cfg.decompose.exclude.includes(layer.name)) return false;
         const cls = layer.getClassName();
-        return (cls === 'Dense' && cfg.decompose.dense !== null) || (cls === 'Conv2D' && cfg.decompose.conv2d !== null);
+        return (
+          (cls === 'Dense' && cfg.decompose.dense !== null) ||
+          (cls === 'Conv2D' && cfg.decompose.conv2d !== null)
+        );
       };
       model = decompose(plain, {
         granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
@@ -509,9 +550,16 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       const m = model!;
       const spec = cfg.training.proximal;
       const mags = magnitudes(m);
-      const common = { lambda: spec.lambda, magnitudes: mags, costWeighting: spec.costWeighting, learningRate: spec.learningRate };
+      const common = {
+        lambda: spec.lambda,
+        magnitudes: mags,
+        costWeighting: spec.costWeighting,
+        learningRate: spec.learningRate,
+      };
       const opt: tf.Optimizer =
-        spec.optimizer === 'adam' ? new ProximalAdam(common) : new ProximalSGD({ ...common, momentum: spec.momentum });
+        spec.optimizer === 'adam'
+          ? new ProximalAdam(common)
+          : new ProximalSGD({ ...common, momentum: spec.momentum });
       if (o.resume) await loadOptimizer(opt, ckptDir);
       const total = state.baseline!.params;
       const lambdaAt = (e: number) =>
@@ -561,7 +609,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     process.off('SIGINT', onSigint);
   }
 
-    debug('----');
+  debug('----');
   // ---- evaluation, export, report ----------------------------------------
   const m = model!;
   const compressed = await measure(m);
@@ -602,7 +650,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     errorDeltaPp,
     thesis: cfg.thesis,
     target: cfg.target
-      ? { ...cfg.target, met: compressionPct >= cfg.target.minCompressionPct && errorDeltaPp <= cfg.target.maxErrorDeltaPp + 1e-9 }
+      ? {
+          ...cfg.target,
+          met:
+            compressionPct >= cfg.target.minCompressionPct &&
+            errorDeltaPp <= cfg.target.maxErrorDeltaPp + 1e-9,
+        }
       : undefined,
     exported: { dir: 'model', bytes: exported.bytes, files: exported.files },
     timings: {
@@ -614,7 +667,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     createdAt: new Date().toISOString(),
   };
   writeJsonAtomic(join(out, 'results.json'), results);
-  writeReport(out, results, metricLines.map((l) => JSON.parse(l)));
+  writeReport(
+    out,
+    results,
+    metricLines.map((l) => JSON.parse(l)),
+  );
   rmSync(ckptDir, { recursive: true, force: true });
   if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });

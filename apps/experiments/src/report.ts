@@ -18,7 +18,8 @@ export type Block =
 const pct = (v: number, d = 2) => (Number.isFinite(v) ? `${v.toFixed(d)}%` : 'n/a');
 const pp = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)} pp` : 'n/a');
 const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
-const ms = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a');
+const ms = (v: number | undefined) =>
+  v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /** Renders blocks as Markdown. */
@@ -32,7 +33,11 @@ export function toMarkdown(blocks: Block[]): string {
           case 'p':
             return b.text;
           case 'table':
-            return [`| ${b.head.join(' | ')} |`, `|${b.head.map(() => ' --- ').join('|')}|`, ...b.rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+            return [
+              `| ${b.head.join(' | ')} |`,
+              `|${b.head.map(() => ' --- ').join('|')}|`,
+              ...b.rows.map((r) => `| ${r.join(' | ')} |`),
+            ].join('\n');
           case 'img':
             return `![${b.alt}](${b.file})`;
           case 'code':
@@ -118,12 +123,22 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
   };
   write(
     'curves.svg',
-    lineChart({ title: 'Validation error per epoch', xLabel: 'epoch (all phases)', yLabel: 'validation error (%)', series: byPhase((m) => 100 * m.validationError) }),
+    lineChart({
+      title: 'Validation error per epoch',
+      xLabel: 'epoch (all phases)',
+      yLabel: 'validation error (%)',
+      series: byPhase((m) => 100 * m.validationError),
+    }),
     'validation error per epoch, by phase',
   );
   write(
     'loss.svg',
-    lineChart({ title: 'Training loss per epoch', xLabel: 'epoch (all phases)', yLabel: 'cross-entropy', series: byPhase((m) => m.trainLoss) }),
+    lineChart({
+      title: 'Training loss per epoch',
+      xLabel: 'epoch (all phases)',
+      yLabel: 'cross-entropy',
+      series: byPhase((m) => m.trainLoss),
+    }),
     'training loss per epoch, by phase',
   );
   const prox = metrics.filter((m) => m.phase === 'proximal' && m.liveCompressionPct !== undefined);
@@ -176,9 +191,19 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
 export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
   const b = r.baseline;
   const c = r.compressed;
-  const blocks: Block[] = [{ kind: 'h', level: 1, text: `${r.experiment}: structured pruning by magnitude x direction decomposition` }];
+  const blocks: Block[] = [
+    {
+      kind: 'h',
+      level: 1,
+      text: `${r.experiment}: structured pruning by magnitude x direction decomposition`,
+    },
+  ];
   blocks.push({ kind: 'p', text: r.description });
-  if (r.command) blocks.push({ kind: 'p', text: `Command: \`${r.command}\` (seed ${r.seed}, backend ${r.backend.name}).` });
+  if (r.command)
+    blocks.push({
+      kind: 'p',
+      text: `Command: \`${r.command}\` (seed ${r.seed}, backend ${r.backend.name}).`,
+    });
   if (isReduced(r.budget.spec)) {
     blocks.push({
       kind: 'p',
@@ -196,7 +221,11 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
     kind: 'table',
     head: ['', 'thesis', 'this run'],
     rows: [
-      ['parameters removed', t?.compressionPct !== undefined ? pct(t.compressionPct) : 'n/a', pct(r.compressionPct)],
+      [
+        'parameters removed',
+        t?.compressionPct !== undefined ? pct(t.compressionPct) : 'n/a',
+        pct(r.compressionPct),
+      ],
       ['test error change', t?.errorDeltaPp !== undefined ? pp(t.errorDeltaPp) : 'n/a', pp(r.errorDeltaPp)],
     ],
   });
@@ -216,9 +245,26 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       ['parameters (stored)', int(b.params), int(c.params), pct(100 * (c.params / b.params - 1))],
       ['MACs per image', int(b.macs), int(c.macs), pct(-r.macsReductionPct)],
       ['test error', pct(100 * b.testError), pct(100 * c.testError), pp(r.errorDeltaPp)],
-      ['validation error', pct(100 * b.validationError), pct(100 * c.validationError), pp(100 * (c.validationError - b.validationError))],
-      ['latency, batch 1', ms(b.latencyMs?.batch1), ms(c.latencyMs?.batch1), b.latencyMs && c.latencyMs ? `x${(b.latencyMs.batch1 / c.latencyMs.batch1).toFixed(2)} faster` : ''],
-      ['latency, batch 256', ms(b.latencyMs?.batch256), ms(c.latencyMs?.batch256), b.latencyMs && c.latencyMs ? `x${(b.latencyMs.batch256 / c.latencyMs.batch256).toFixed(2)} faster` : ''],
+      [
+        'validation error',
+        pct(100 * b.validationError),
+        pct(100 * c.validationError),
+        pp(100 * (c.validationError - b.validationError)),
+      ],
+      [
+        'latency, batch 1',
+        ms(b.latencyMs?.batch1),
+        ms(c.latencyMs?.batch1),
+        b.latencyMs && c.latencyMs ? `x${(b.latencyMs.batch1 / c.latencyMs.batch1).toFixed(2)} faster` : '',
+      ],
+      [
+        'latency, batch 256',
+        ms(b.latencyMs?.batch256),
+        ms(c.latencyMs?.batch256),
+        b.latencyMs && c.latencyMs
+          ? `x${(b.latencyMs.batch256 / c.latencyMs.batch256).toFixed(2)} faster`
+          : '',
+      ],
     ],
   });
   blocks.push({
@@ -332,8 +378,16 @@ export function tableRow(r: RunResults): TableRow {
     compressionPct: r2(r.compressionPct),
     macsReductionPct: r2(r.macsReductionPct),
     errorDeltaPp: r2(r.errorDeltaPp),
-    thesis: r.thesis ? { compressionPct: r.thesis.compressionPct, errorDeltaPp: r.thesis.errorDeltaPp } : undefined,
-    target: r.target ? { minCompressionPct: r.target.minCompressionPct, maxErrorDeltaPp: r.target.maxErrorDeltaPp, met: r.target.met } : undefined,
+    thesis: r.thesis
+      ? { compressionPct: r.thesis.compressionPct, errorDeltaPp: r.thesis.errorDeltaPp }
+      : undefined,
+    target: r.target
+      ? {
+          minCompressionPct: r.target.minCompressionPct,
+          maxErrorDeltaPp: r.target.maxErrorDeltaPp,
+          met: r.target.met,
+        }
+      : undefined,
     trainingSec: r.timings.totalSec,
     dataNote: r.dataset.note,
   };
@@ -344,14 +398,30 @@ function targetCell(r: TableRow): string {
   const want = `>= ${t.minCompressionPct}% removed, error <= ${pp(t.maxErrorDeltaPp)}`;
   if (t.met) return `met (${want})`;
   const why: string[] = [];
-  if (r.compressionPct < t.minCompressionPct) why.push(`${pct(r.compressionPct)} removed < ${t.minCompressionPct}%`);
-  if (r.errorDeltaPp > t.maxErrorDeltaPp + 1e-9) why.push(`error ${pp(r.errorDeltaPp)} > ${pp(t.maxErrorDeltaPp)}`);
+  if (r.compressionPct < t.minCompressionPct)
+    why.push(`${pct(r.compressionPct)} removed < ${t.minCompressionPct}%`);
+  if (r.errorDeltaPp > t.maxErrorDeltaPp + 1e-9)
+    why.push(`error ${pp(r.errorDeltaPp)} > ${pp(t.maxErrorDeltaPp)}`);
   return `**missed**: ${why.join('; ')} (${want})`;
 }
 
 /** The Markdown results table over several runs. */
 export function resultsTable(rows: TableRow[]): string {
-  const head = ['experiment', 'budget', 'params before', 'non-zero after', 'removed', 'thesis removed', 'validation error base -> compressed', 'test error base -> compressed', 'change', 'thesis change', 'MACs removed', 'target', 'train time'];
+  const head = [
+    'experiment',
+    'budget',
+    'params before',
+    'non-zero after',
+    'removed',
+    'thesis removed',
+    'validation error base -> compressed',
+    'test error base -> compressed',
+    'change',
+    'thesis change',
+    'MACs removed',
+    'target',
+    'train time',
+  ];
   const body = rows.map((r) => [
     r.experiment,
     r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : r.budget,
@@ -416,7 +486,11 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
         pct(p.testErrorPct),
       ]),
     },
-    { kind: 'img', file: 'plots/pareto.svg', alt: 'validation error against parameters removed; the red points are the Pareto front' },
+    {
+      kind: 'img',
+      file: 'plots/pareto.svg',
+      alt: 'validation error against parameters removed; the red points are the Pareto front',
+    },
   ];
   writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
   writeFileAtomic(join(dir, 'report.html'), toHtml(`${name} sweep`, blocks, dir));

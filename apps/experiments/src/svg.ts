@@ -19,7 +19,8 @@ function niceTicks(min: number, max: number, n = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step) out.push(Number(v.toPrecision(12)));
+  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step)
+    out.push(Number(v.toPrecision(12)));
   return out;
 }
 
@@ -57,9 +58,13 @@ export function lineChart(o: {
   const sx = (x: number) => m.l + ((x - x0) / (x1 - x0)) * (W - m.l - m.r);
   const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
+  parts.push(
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
+  );
   for (const t of niceTicks(x0, x1)) {
     parts.push(`<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${H - m.b}" stroke="#eee"/>`);
     parts.push(`<text x="${sx(t)}" y="${H - m.b + 14}" text-anchor="middle">${fmt(t)}</text>`);
@@ -68,17 +73,26 @@ export function lineChart(o: {
     parts.push(`<line x1="${m.l}" y1="${sy(t)}" x2="${W - m.r}" y2="${sy(t)}" stroke="#eee"/>`);
     parts.push(`<text x="${m.l - 4}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
   }
-  parts.push(`<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`);
+  parts.push(
+    `<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`,
+  );
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
-  parts.push(`<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`);
+  parts.push(
+    `<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`,
+  );
   o.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
     const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if ((!o.scatter || s.line) && p.length > 1) {
       const d = p.map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
-      parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`);
+      parts.push(
+        `<path d="${d}" fill="none" stroke="${color}" stroke-width="1.6"${s.dashed ? ' stroke-dasharray="5,3"' : ''}/>`,
+      );
     }
-    for (const [x, y] of p) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="${o.scatter ? 3.5 : 2}" fill="${color}"/>`);
+    for (const [x, y] of p)
+      parts.push(
+        `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="${o.scatter ? 3.5 : 2}" fill="${color}"/>`,
+      );
     const ly = m.t + 8 + i * 14;
     parts.push(`<rect x="${W - m.r - 150}" y="${ly - 8}" width="10" height="10" fill="${color}"/>`);
     parts.push(`<text x="${W - m.r - 136}" y="${ly + 1}">${esc(s.name)}</text>`);
@@ -88,7 +102,12 @@ export function lineChart(o: {
 }
 
 /** Grouped horizontal bars: one row per label, one bar per series. */
-export function barChart(o: { title: string; labels: string[]; series: { name: string; values: number[]; color?: string }[]; xLabel: string }): string {
+export function barChart(o: {
+  title: string;
+  labels: string[];
+  series: { name: string; values: number[]; color?: string }[];
+  xLabel: string;
+}): string {
   const W = 640;
   const rowH = 10 * o.series.length + 10;
   const m = { l: 110, r: 90, t: 32, b: 40 };
@@ -96,22 +115,30 @@ export function barChart(o: { title: string; labels: string[]; series: { name: s
   const max = Math.max(1, ...o.series.flatMap((s) => s.values));
   const sx = (v: number) => m.l + (v / max) * (W - m.l - m.r);
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
-  parts.push(`<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`);
+  parts.push(
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
+  );
   o.labels.forEach((label, i) => {
     const y = m.t + i * rowH;
     parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 2}" text-anchor="end">${esc(label)}</text>`);
     o.series.forEach((s, j) => {
       const v = s.values[i] ?? 0;
       const color = s.color ?? PALETTE[j % PALETTE.length];
-      parts.push(`<rect x="${m.l}" y="${y + 4 + j * 10}" width="${Math.max(0, sx(v) - m.l).toFixed(1)}" height="8" fill="${color}"/>`);
+      parts.push(
+        `<rect x="${m.l}" y="${y + 4 + j * 10}" width="${Math.max(0, sx(v) - m.l).toFixed(1)}" height="8" fill="${color}"/>`,
+      );
       parts.push(`<text x="${sx(v) + 3}" y="${y + 11 + j * 10}">${fmt(v)}</text>`);
     });
   });
   const ly = H - m.b + 14;
   o.series.forEach((s, j) => {
-    parts.push(`<rect x="${m.l + j * 160}" y="${ly}" width="10" height="10" fill="${s.color ?? PALETTE[j % PALETTE.length]}"/>`);
+    parts.push(
+      `<rect x="${m.l + j * 160}" y="${ly}" width="10" height="10" fill="${s.color ?? PALETTE[j % PALETTE.length]}"/>`,
+    );
     parts.push(`<text x="${m.l + j * 160 + 14}" y="${ly + 9}">${esc(s.name)}</text>`);
   });
   parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 4}" text-anchor="middle">${esc(o.xLabel)}</text>`);

@@ -30,7 +30,12 @@ export interface SweepOptions {
   log?: (s: string) => void;
 }
 
-function withPoint(cfg: ExperimentConfig, lambda: number, granularity?: string, cost?: string): ExperimentConfig {
+function withPoint(
+  cfg: ExperimentConfig,
+  lambda: number,
+  granularity?: string,
+  cost?: string,
+): ExperimentConfig {
   const c: ExperimentConfig = structuredClone(cfg);
   c.training.proximal.lambda = lambda;
   if (granularity === 'output' || granularity === 'input') c.decompose.dense = granularity;

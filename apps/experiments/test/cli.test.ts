@@ -50,7 +50,12 @@ test('unknown flags and bad flag values are usage errors', async () => {
 
 test('config validation names each bad field and its allowed values', async () => {
   const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
-  const bad = { ...good, dataset: { ...good.dataset, name: 'mnist3' }, decompose: { ...good.decompose, dense: 'rows' }, extra: 1 };
+  const bad = {
+    ...good,
+    dataset: { ...good.dataset, name: 'mnist3' },
+    decompose: { ...good.decompose, dense: 'rows' },
+    extra: 1,
+  };
   const file = join(tmp, 'bad.json');
   writeFileSync(file, JSON.stringify(bad));
   const out = join(tmp, 'never');
@@ -82,14 +87,27 @@ test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => 
   expect(applied.model.layers.find((l) => l.type === 'conv2d')).toMatchObject({ filters: 16 });
   // The logits layer keeps one unit per class.
   expect(applied.model.layers[applied.model.layers.length - 1]).toMatchObject({ units: 10 });
-  expect(() => parseConfig({ ...JSON.parse(JSON.stringify(cfg)), model: { layers: [{ type: 'flatten' }] } })).toThrow(/last layer must be a dense layer/);
+  expect(() =>
+    parseConfig({ ...JSON.parse(JSON.stringify(cfg)), model: { layers: [{ type: 'flatten' }] } }),
+  ).toThrow(/last layer must be a dense layer/);
 });
 
 test('a data set missing offline fails with exit code 1 and leaves no run directory', async () => {
   const empty = join(tmp, 'empty-data');
   mkdirSync(empty, { recursive: true });
   const out = join(tmp, 'run-missing');
-  const r = await cli(['reproduce', 'fashion-lenet-500-300', '--budget', 'tiny', '--data-dir', empty, '--out', out, '--backend', 'cpu']);
+  const r = await cli([
+    'reproduce',
+    'fashion-lenet-500-300',
+    '--budget',
+    'tiny',
+    '--data-dir',
+    empty,
+    '--out',
+    out,
+    '--backend',
+    'cpu',
+  ]);
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/could not load data set fashion-mnist .*missing/);
   expect(existsSync(out)).toBe(false);
@@ -98,7 +116,16 @@ test('a data set missing offline fails with exit code 1 and leaves no run direct
 test('an unwritable output directory fails with exit code 1 before any work', async () => {
   const file = join(tmp, 'a-file');
   writeFileSync(file, 'x');
-  const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', join(file, 'run'), '--backend', 'cpu']);
+  const r = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--out',
+    join(file, 'run'),
+    '--backend',
+    'cpu',
+  ]);
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/output directory .* is not writable/);
   expect(readdirSync(tmp)).not.toContain('run');
@@ -106,7 +133,17 @@ test('an unwritable output directory fails with exit code 1 before any work', as
 
 test('--resume without a checkpoint is an error', async () => {
   const out = join(tmp, 'no-ckpt');
-  const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', out, '--resume', '--backend', 'cpu']);
+  const r = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--out',
+    out,
+    '--resume',
+    '--backend',
+    'cpu',
+  ]);
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/no checkpoint/);
 });

@@ -24,7 +24,7 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
 
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 4294967296;
 }
 
 function idx(magic: number, dims: number[], data: Uint8Array): Buffer {
@@ -75,7 +75,8 @@ export function writeCifarFixture(dir: string, perBatch: number): string {
     for (let i = 0; i < perBatch; i++) {
       const c = i % 10;
       buf[i * 3073] = c;
-      for (let k = 0; k < 3072; k++) buf[i * 3073 + 1 + k] = Math.floor(r() * 64) + (Math.floor(k / 1024) === c % 3 ? 128 : 0);
+      for (let k = 0; k < 3072; k++)
+        buf[i * 3073 + 1 + k] = Math.floor(r() * 64) + (Math.floor(k / 1024) === c % 3 ? 128 : 0);
     }
     return buf;
   };
@@ -83,7 +84,8 @@ export function writeCifarFixture(dir: string, perBatch: number): string {
   writeFileSync(join(d, 'test_batch.bin'), batch());
   writeFileSync(
     join(d, 'batches.meta.txt'),
-    ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'].join('\n') + '\n',
+    ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'].join('\n') +
+      '\n',
   );
   return dir;
 }
@@ -116,7 +118,10 @@ const fs = require('fs'); const path = require('path');
   process.stdout.write(JSON.stringify(shapes));
 })().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
 `;
-  const r = spawnSync(process.execPath, ['-e', script, JSON.stringify(dirs)], { cwd: join(__dirname, '..'), encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['-e', script, JSON.stringify(dirs)], {
+    cwd: join(__dirname, '..'),
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`plain tfjs could not load the exported models: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }

@@ -35,7 +35,12 @@ function fingerprint(dir: string) {
   return {
     compressionPct: r.compressionPct,
     baseline: [r.baseline.testError, r.baseline.validationError, r.baseline.nonzeros],
-    compressed: [r.compressed.testError, r.compressed.validationError, r.compressed.nonzeros, r.compressed.layers],
+    compressed: [
+      r.compressed.testError,
+      r.compressed.validationError,
+      r.compressed.nonzeros,
+      r.compressed.layers,
+    ],
     prunedBeforeFinetune: r.prunedBeforeFinetune,
     groups: r.groups,
     metrics,
@@ -69,7 +74,8 @@ test('Adam: resume after two interruptions equals an uninterrupted run (seeded, 
 
 test('SGD with momentum: the momentum slots survive the checkpoint', async () => {
   const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
-  for (const phase of ['baseline', 'proximal', 'finetune']) Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
+  for (const phase of ['baseline', 'proximal', 'finetune'])
+    Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
   cfg.training.proximal.lambda = 0.05;
   const file = join(tmp, 'sgd.json');
   writeFileSync(file, JSON.stringify(cfg));
@@ -85,9 +91,20 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
   const args = ['reproduce', 'lenet-500-300', '--budget', BUDGET, '--seed', '5', '--backend', 'wasm'];
   const out = join(tmp, 'sigint');
   const root = join(__dirname, '..', '..', '..');
-  const child = spawn(process.execPath, ['--require', join(root, 'scripts', 'ts-register.cjs'), join(__dirname, '..', 'src', 'cli-main.ts'), ...args, '--out', out], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--require',
+      join(root, 'scripts', 'ts-register.cjs'),
+      join(__dirname, '..', 'src', 'cli-main.ts'),
+      ...args,
+      '--out',
+      out,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

@@ -15,10 +15,28 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 test('a lambda x granularity grid writes every point, sweep.json and the Pareto plot', async () => {
   const out = join(tmp, 'grid');
-  const r = await cli(['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.001,0.05', '--granularity', 'output,input', '--out', out, '--backend', 'wasm']);
+  const r = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--lambda',
+    '0.001,0.05',
+    '--granularity',
+    'output,input',
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+  ]);
   expect(r.code).toBe(0);
   const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
-  expect(sweep.points.map((p: any) => p.label)).toEqual(['lambda-0.001-output', 'lambda-0.05-output', 'lambda-0.001-input', 'lambda-0.05-input']);
+  expect(sweep.points.map((p: any) => p.label)).toEqual([
+    'lambda-0.001-output',
+    'lambda-0.05-output',
+    'lambda-0.001-input',
+    'lambda-0.05-input',
+  ]);
   for (const p of sweep.points) expect(existsSync(join(out, p.dir, 'results.json'))).toBe(true);
   // One baseline for all points: identical baseline errors, and no leftover work folders.
   expect(new Set(sweep.points.map((p: any) => p.baselineTestErrorPct)).size).toBe(1);
@@ -29,7 +47,20 @@ test('a lambda x granularity grid writes every point, sweep.json and the Pareto 
 
 test('--target-compression bisects lambda and says whether any lambda reached it', async () => {
   const out = join(tmp, 'bisect');
-  const r = await cli(['sweep', 'lenet-500-300-input', '--budget', 'tiny', '--target-compression', '15', '--bisect-steps', '2', '--out', out, '--backend', 'wasm']);
+  const r = await cli([
+    'sweep',
+    'lenet-500-300-input',
+    '--budget',
+    'tiny',
+    '--target-compression',
+    '15',
+    '--bisect-steps',
+    '2',
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+  ]);
   expect(r.code).toBe(0);
   const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
   expect(sweep.points.length).toBeGreaterThanOrEqual(3);
