@@ -32,7 +32,7 @@ export function row(r, file) {
   const t = r.target;
   return [
     `\`${name}\``,
-    r.reduced ? `${r.budget} (reduced)` : (r.budget ?? 'n/a'),
+    r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : (r.budget ?? 'n/a'),
     `${int(r.baseline?.params)} → ${int(r.compressed?.nonzeros)}`,
     pct(r.compressionPct),
     r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
@@ -40,8 +40,21 @@ export function row(r, file) {
     pp(r.errorDeltaPp),
     r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
     pct(r.macsReductionPct),
-    t ? `${t.met ? 'met' : '**missed**'} (≥ ${t.minCompressionPct}%, ≤ ${pp(t.maxErrorDeltaPp)})` : '',
+    t ? target(r) : '',
   ];
+}
+
+/** The target cell: met or missed, and why (as the experiments report says it). */
+function target(r) {
+  const t = r.target;
+  const want = `≥ ${t.minCompressionPct}% removed, error ≤ ${pp(t.maxErrorDeltaPp)}`;
+  if (t.met) return `met (${want})`;
+  const why = [];
+  if (r.compressionPct < t.minCompressionPct)
+    why.push(`${pct(r.compressionPct)} removed < ${t.minCompressionPct}%`);
+  if (r.errorDeltaPp > t.maxErrorDeltaPp + 1e-9)
+    why.push(`error ${pp(r.errorDeltaPp)} > ${pp(t.maxErrorDeltaPp)}`);
+  return `**missed**: ${why.join('; ')} (${want})`;
 }
 
 /** The Markdown for the results found in `dir` (a sentence when there are none). */
@@ -71,16 +84,23 @@ export function table(dir) {
     `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`,
   ];
   const commands = [];
+  const notes = [];
   for (const f of files) {
     const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     lines.push(`| ${row(r, f).join(' | ')} |`);
+    if (r.dataNote) notes.push(`- \`${r.experiment}\`: ${r.dataNote}`);
     if (r.command)
       commands.push(
         `- \`${r.experiment}\`: \`${r.command}\`${r.seed !== undefined ? ` (seed ${r.seed}` : ' ('}${r.backend ? `, ${r.backend} backend` : ''})`,
       );
   }
   const from = `Generated from \`${where}/\` (${files.map((f) => `\`${f}\``).join(', ')}).`;
-  return [lines.join('\n'), commands.length ? `Measured by:\n\n${commands.join('\n')}` : '', from]
+  return [
+    lines.join('\n'),
+    commands.length ? `Measured by:\n\n${commands.join('\n')}` : '',
+    notes.length ? `Data notes:\n\n${notes.join('\n')}` : '',
+    from,
+  ]
     .filter(Boolean)
     .join('\n\n');
 }

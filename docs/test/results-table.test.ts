@@ -50,6 +50,21 @@ test('renders one row per result file in the format the experiments report uses'
     }),
   );
   writeFileSync(
+    join(tmp, 'lenet-5.json'),
+    JSON.stringify({
+      experiment: 'lenet-5',
+      budget: 'reduced',
+      reduced: true,
+      baseline: { testErrorPct: 0.9, params: 431080 },
+      compressed: { testErrorPct: 1.1, nonzeros: 64662 },
+      compressionPct: 85,
+      macsReductionPct: 70,
+      errorDeltaPp: 0.2,
+      target: { minCompressionPct: 90, maxErrorDeltaPp: 0.1, met: false },
+      dataNote: 'a test note',
+    }),
+  );
+  writeFileSync(
     join(tmp, 'vgg-16.json'),
     JSON.stringify({ experiment: 'vgg-16', budget: 'small', reduced: true, baseline: {}, compressed: {} }),
   );
@@ -57,8 +72,12 @@ test('renders one row per result file in the format the experiments report uses'
   expect(r.status).toBe(0);
   const lines = r.stdout.split('\n');
   expect(lines.find((l) => l.startsWith('| `lenet-500-300`'))).toBe(
-    '| `lenet-500-300` | full | 266,610 → 26,661 | 90.00% | 85.40% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | 89.50% | met (≥ 85.4%, ≤ +0.09 pp) |',
+    '| `lenet-500-300` | full | 266,610 → 26,661 | 90.00% | 85.40% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | 89.50% | met (≥ 85.4% removed, error ≤ +0.09 pp) |',
   );
+  expect(lines.find((l) => l.startsWith('| `lenet-5`'))).toBe(
+    '| `lenet-5` | reduced | 431,080 → 64,662 | 85.00% |  | 0.90% → 1.10% | +0.20 pp |  | 70.00% | **missed**: 85.00% removed < 90%; error +0.20 pp > +0.10 pp (≥ 90% removed, error ≤ +0.10 pp) |',
+  );
+  expect(lines).toContain('- `lenet-5`: a test note');
   // Figures a file does not hold are shown as missing, never made up.
   expect(lines.find((l) => l.startsWith('| `vgg-16`'))).toBe(
     '| `vgg-16` | small (reduced) | n/a → n/a | n/a |  | n/a → n/a | n/a |  | n/a |  |',
