@@ -233,7 +233,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   if (r.target) {
     blocks.push({
       kind: 'p',
-      text: `Target: at least ${r.target.minCompressionPct}% of parameters removed with test error at most baseline ${pp(r.target.maxErrorDeltaPp)}: **${r.target.met ? 'met' : 'missed'}**.`,
+      text: `Target: at least ${r.target.minCompressionPct}% of parameters removed with test error at most baseline ${pp(r.target.maxErrorDeltaPp)}: ${targetCell(tableRow(r))}.`,
     });
   }
   blocks.push({ kind: 'h', text: 'Baseline and compressed model' });
