@@ -25,22 +25,25 @@ const int = (v) =>
 
 /**
  * One table row from one results file: a `TableRow` as written by
- * `normprune report --json DIR RUN_DIR...` (apps/experiments/src/report.ts).
+ * `normprune report --json DIR RUN_DIR...` (apps/experiments/src/report.ts),
+ * with the columns of the experiments README's table.
  */
 export function row(r, file) {
   const name = r.experiment ?? file.replace(/\.json$/, '');
-  const t = r.target;
   return [
     `\`${name}\``,
     r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : (r.budget ?? 'n/a'),
-    `${int(r.baseline?.params)} → ${int(r.compressed?.nonzeros)}`,
+    int(r.baseline?.params),
+    int(r.compressed?.nonzeros),
     pct(r.compressionPct),
     r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
+    `${pct(r.baseline?.validationErrorPct)} → ${pct(r.compressed?.validationErrorPct)}`,
     `${pct(r.baseline?.testErrorPct)} → ${pct(r.compressed?.testErrorPct)}`,
     pp(r.errorDeltaPp),
     r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
     pct(r.macsReductionPct),
-    t ? target(r) : '',
+    r.target ? target(r) : '',
+    typeof r.trainingSec === 'number' ? `${Math.round(r.trainingSec)} s` : 'n/a',
   ];
 }
 
@@ -48,40 +51,48 @@ export function row(r, file) {
 function target(r) {
   const t = r.target;
   const want = `≥ ${t.minCompressionPct}% removed, error ≤ ${pp(t.maxErrorDeltaPp)}`;
-  if (t.met) return `met (${want})`;
+  // A target is defined for the full experiment: at a reduced budget it is only indicative.
+  const only = r.reduced ? ' at a reduced budget only, not a reproduction' : '';
+  if (t.met) return `met${only} (${want})`;
   const why = [];
   if (r.compressionPct < t.minCompressionPct)
     why.push(`${pct(r.compressionPct)} removed < ${t.minCompressionPct}%`);
   if (r.errorDeltaPp > t.maxErrorDeltaPp + 1e-9)
     why.push(`error ${pp(r.errorDeltaPp)} > ${pp(t.maxErrorDeltaPp)}`);
-  return `**missed**: ${why.join('; ')} (${want})`;
+  return `**missed**${only}: ${why.join('; ')} (${want})`;
+}
+
+/** The thesis's order: LeNet-500-300, LeNet-5, VGG-16, each base experiment before its variants. */
+function order(a, b) {
+  const family = (n) => [/^lenet-500-300/, /^lenet-5/, /^vgg/].findIndex((re) => re.test(n)) >>> 0;
+  return family(a) - family(b) || a.length - b.length || a.localeCompare(b);
 }
 
 /** The Markdown for the results found in `dir` (a sentence when there are none). */
 export function table(dir) {
-  const files = existsSync(dir)
-    ? readdirSync(dir)
-        .filter((f) => f.endsWith('.json'))
-        .sort()
-    : [];
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
+  files.sort((a, b) => order(a.replace(/\.json$/, ''), b.replace(/\.json$/, '')));
   const where = relative(root, dir) || dir;
   if (files.length === 0)
     return `No results yet: \`${where}/\` holds no results file. Run the commands above to measure them.`;
   const head = [
     'experiment',
     'budget',
-    'parameters → non-zero',
+    'params before',
+    'non-zero after',
     'removed',
     'thesis removed',
+    'validation error base → compressed',
     'test error base → compressed',
     'change',
     'thesis change',
     'MACs removed',
     'target',
+    'train time',
   ];
   const lines = [
     `| ${head.join(' | ')} |`,
-    `| ${head.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`,
+    `| ${head.map((_, i) => (i < 2 || i === 11 ? '---' : '---:')).join(' | ')} |`,
   ];
   const commands = [];
   const notes = [];
