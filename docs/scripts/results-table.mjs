@@ -23,31 +23,43 @@ const pp = (v) =>
 const int = (v) =>
   typeof v === 'number' && Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a';
 
+/** Budget cell, as in the experiments report. */
+const budget = (r) => (r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : (r.budget ?? 'n/a'));
+
 /**
- * One table row from one results file: a `TableRow` as written by
- * `normprune report --json DIR RUN_DIR...` (apps/experiments/src/report.ts),
- * with the columns of the experiments README's table.
+ * The rows of one results file (a `TableRow` as written by `normprune report
+ * --json/--export DIR RUN_DIR...`, apps/experiments/src/report.ts): the cells
+ * of the experiments README's table, split into a size row and an error row
+ * so that each table fits the width of a page.
  */
-export function row(r, file) {
+export function rows(r, file) {
   const name = r.experiment ?? file.replace(/\.json$/, '');
-  return [
-    `\`${name}\``,
-    r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : (r.budget ?? 'n/a'),
-    int(r.baseline?.params),
-    int(r.compressed?.nonzeros),
-    pct(r.compressionPct),
-    r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
-    `${pct(r.baseline?.validationErrorPct)} → ${pct(r.compressed?.validationErrorPct)}`,
-    `${pct(r.baseline?.testErrorPct)} → ${pct(r.compressed?.testErrorPct)}`,
-    pp(r.errorDeltaPp),
-    r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
-    pct(r.macsReductionPct),
-    r.target ? target(r) : '',
-    typeof r.trainingSec === 'number' ? `${Math.round(r.trainingSec)} s` : 'n/a',
-  ];
+  const t = r.target;
+  const verdict = !t ? '' : `${t.met ? 'met' : '**missed**'}${r.reduced ? ' (reduced budget)' : ''}`;
+  return {
+    size: [
+      name,
+      budget(r),
+      int(r.baseline?.params),
+      int(r.compressed?.nonzeros),
+      pct(r.compressionPct),
+      r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
+      pct(r.macsReductionPct),
+    ],
+    error: [
+      name,
+      `${pct(r.baseline?.validationErrorPct)} → ${pct(r.compressed?.validationErrorPct)}`,
+      `${pct(r.baseline?.testErrorPct)} → ${pct(r.compressed?.testErrorPct)}`,
+      pp(r.errorDeltaPp),
+      r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
+      verdict,
+      typeof r.trainingSec === 'number' ? `${Math.round(r.trainingSec)} s` : 'n/a',
+    ],
+    target: t ? `- ${name}: ${target(r)}` : undefined,
+  };
 }
 
-/** The target cell: met or missed, and why (as the experiments report says it). */
+/** The target, met or missed, and why (the experiments report's words). */
 function target(r) {
   const t = r.target;
   const want = `≥ ${t.minCompressionPct}% removed, error ≤ ${pp(t.maxErrorDeltaPp)}`;
@@ -68,6 +80,13 @@ function order(a, b) {
   return family(a) - family(b) || a.length - b.length || a.localeCompare(b);
 }
 
+const markdownTable = (head, body, left = 1) =>
+  [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map((_, i) => (i < left ? '---' : '---:')).join(' | ')} |`,
+    ...body.map((cells) => `| ${cells.join(' | ')} |`),
+  ].join('\n');
+
 /** The Markdown for the results found in `dir` (a sentence when there are none). */
 export function table(dir) {
   const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : [];
@@ -75,42 +94,47 @@ export function table(dir) {
   const where = relative(root, dir) || dir;
   if (files.length === 0)
     return `No results yet: \`${where}/\` holds no results file. Run the commands above to measure them.`;
-  const head = [
-    'experiment',
-    'budget',
-    'params before',
-    'non-zero after',
-    'removed',
-    'thesis removed',
-    'validation error base → compressed',
-    'test error base → compressed',
-    'change',
-    'thesis change',
-    'MACs removed',
-    'target',
-    'train time',
-  ];
-  const lines = [
-    `| ${head.join(' | ')} |`,
-    `| ${head.map((_, i) => (i < 2 || i === 11 ? '---' : '---:')).join(' | ')} |`,
-  ];
+  const size = [];
+  const error = [];
+  const targets = [];
   const commands = [];
   const notes = [];
   for (const f of files) {
     const r = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-    lines.push(`| ${row(r, f).join(' | ')} |`);
-    if (r.dataNote) notes.push(`- \`${r.experiment}\`: ${r.dataNote}`);
+    const row = rows(r, f);
+    size.push(row.size);
+    error.push(row.error);
+    if (row.target) targets.push(row.target);
+    if (r.dataNote) notes.push(`- ${row.size[0]}: ${r.dataNote}`);
     if (r.command)
       commands.push(
-        `- \`${r.experiment}\`: \`${r.command}\`${r.seed !== undefined ? ` (seed ${r.seed}` : ' ('}${r.backend ? `, ${r.backend} backend` : ''})`,
+        `- ${row.size[0]}: \`${r.command}\` (${[r.seed !== undefined ? `seed ${r.seed}` : '', r.backend ? `${r.backend} backend` : ''].filter(Boolean).join(', ')})`,
       );
   }
-  const from = `Generated from \`${where}/\` (${files.map((f) => `\`${f}\``).join(', ')}).`;
   return [
-    lines.join('\n'),
+    'Size:',
+    markdownTable(
+      [
+        'experiment',
+        'budget',
+        'params before',
+        'non-zero after',
+        'removed',
+        'thesis removed',
+        'MACs removed',
+      ],
+      size,
+      2,
+    ),
+    'Error (baseline → compressed):',
+    markdownTable(
+      ['experiment', 'validation error', 'test error', 'change', 'thesis change', 'target', 'train time'],
+      error,
+    ),
+    targets.length ? `Targets:\n\n${targets.join('\n')}` : '',
     commands.length ? `Measured by:\n\n${commands.join('\n')}` : '',
     notes.length ? `Data notes:\n\n${notes.join('\n')}` : '',
-    from,
+    `Generated from \`${where}/\` (${files.map((f) => `\`${f}\``).join(', ')}).`,
   ]
     .filter(Boolean)
     .join('\n\n');

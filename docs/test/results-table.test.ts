@@ -71,26 +71,31 @@ test('renders one row per result file in the format the experiments report uses'
   const r = generate('--results', tmp);
   expect(r.status).toBe(0);
   const lines = r.stdout.split('\n');
-  // The thesis's order, whatever the file names sort as.
-  expect(lines.filter((l) => l.startsWith('| `')).map((l) => l.split('`')[1])).toEqual([
-    'lenet-500-300',
-    'lenet-5',
-    'vgg-16',
+  const rowsOf = (name: string) => lines.filter((l) => l.startsWith(`| ${name} |`));
+  // The thesis's order, whatever the file names sort as; one size and one error row each.
+  expect(
+    lines.filter((l) => /^\| [a-z]/.test(l) && !l.startsWith('| experiment')).map((l) => l.split(' ')[1]),
+  ).toEqual(['lenet-500-300', 'lenet-5', 'vgg-16', 'lenet-500-300', 'lenet-5', 'vgg-16']);
+  expect(rowsOf('lenet-500-300')).toEqual([
+    '| lenet-500-300 | full | 266,610 | 26,661 | 90.00% | 85.40% | 89.50% |',
+    '| lenet-500-300 | 2.10% → 2.00% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | met | 600 s |',
   ]);
-  expect(lines.find((l) => l.startsWith('| `lenet-500-300`'))).toBe(
-    '| `lenet-500-300` | full | 266,610 | 26,661 | 90.00% | 85.40% | 2.10% → 2.00% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | 89.50% | met (≥ 85.4% removed, error ≤ +0.09 pp) | 600 s |',
-  );
-  expect(lines.find((l) => l.startsWith('| `lenet-5`'))).toBe(
-    '| `lenet-5` | reduced | 431,080 | 64,662 | 85.00% |  | n/a → n/a | 0.90% → 1.10% | +0.20 pp |  | 70.00% | **missed** at a reduced budget only, not a reproduction: 85.00% removed < 90%; error +0.20 pp > +0.10 pp (≥ 90% removed, error ≤ +0.10 pp) | n/a |',
-  );
-  expect(lines).toContain('- `lenet-5`: a test note');
-  // Figures a file does not hold are shown as missing, never made up.
-  expect(lines.find((l) => l.startsWith('| `vgg-16`'))).toBe(
-    '| `vgg-16` | small (reduced) | n/a | n/a | n/a |  | n/a → n/a | n/a → n/a | n/a |  | n/a |  | n/a |',
-  );
+  expect(rowsOf('lenet-5')).toEqual([
+    '| lenet-5 | reduced | 431,080 | 64,662 | 85.00% |  | 70.00% |',
+    '| lenet-5 | n/a → n/a | 0.90% → 1.10% | +0.20 pp |  | **missed** (reduced budget) | n/a |',
+  ]);
   expect(lines).toContain(
-    '- `lenet-500-300`: `normprune reproduce lenet-500-300 --seed 1` (seed 1, wasm backend)',
+    '- lenet-5: **missed** at a reduced budget only, not a reproduction: 85.00% removed < 90%; error +0.20 pp > +0.10 pp (≥ 90% removed, error ≤ +0.10 pp)',
   );
+  expect(lines).toContain('- lenet-5: a test note');
+  expect(lines).toContain(
+    '- lenet-500-300: `normprune reproduce lenet-500-300 --seed 1` (seed 1, wasm backend)',
+  );
+  // Figures a file does not hold are shown as missing, never made up.
+  expect(rowsOf('vgg-16')).toEqual([
+    '| vgg-16 | small (reduced) | n/a | n/a | n/a |  | n/a |',
+    '| vgg-16 | n/a → n/a | n/a → n/a | n/a |  |  | n/a |',
+  ]);
 });
 
 test('--check fails, and --write repairs, a guide whose table was edited by hand', () => {
