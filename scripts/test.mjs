@@ -10,7 +10,9 @@ const root = join(import.meta.dirname, '..');
 const reports = join(root, 'reports', 'jest');
 rmSync(reports, { recursive: true, force: true });
 
-const targets = process.argv.slice(2).length ? process.argv.slice(2) : ['lint', 'typecheck', 'build', 'test', 'docs'];
+const targets = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : ['lint', 'typecheck', 'build', 'test', 'docs'];
 const run = spawnSync('npx', ['nx', 'run-many', '-t', ...targets, '--outputStyle=stream'], {
   cwd: root,
   stdio: 'inherit',
@@ -21,7 +23,9 @@ let passed = 0;
 let failed = 0;
 let runs = 0;
 if (existsSync(reports)) {
-  for (const f of readdirSync(reports).filter((f) => f.endsWith('.json')).sort()) {
+  for (const f of readdirSync(reports)
+    .filter((f) => f.endsWith('.json'))
+    .sort()) {
     const r = JSON.parse(readFileSync(join(reports, f), 'utf8'));
     runs++;
     passed += r.numPassedTests;

@@ -97,7 +97,8 @@ function modules(dir: string, prefix = ''): string[] {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const rel = path.join(prefix, entry.name);
     if (entry.isDirectory()) out.push(...modules(path.join(dir, entry.name), rel));
-    else if (/\.ts$/.test(entry.name) && !/\.(test|d)\.ts$/.test(entry.name)) out.push(rel.replace(/\.ts$/, '.js'));
+    else if (/\.ts$/.test(entry.name) && !/\.(test|d)\.ts$/.test(entry.name))
+      out.push(rel.replace(/\.ts$/, '.js'));
   }
   return out;
 }
@@ -113,7 +114,8 @@ function assertBuilt(pkgDir: string): void {
   const src = path.join(pkgDir, 'src');
   const build = `run \`npx nx run ${path.basename(pkgDir)}:build\` first (the test target depends on it)`;
   for (const format of ['cjs', 'esm']) {
-    if (!fs.existsSync(path.join(dist, format, 'index.js'))) throw new Error(`${pkgDir} is not built: ${build}`);
+    if (!fs.existsSync(path.join(dist, format, 'index.js')))
+      throw new Error(`${pkgDir} is not built: ${build}`);
     const missing = fs.existsSync(src)
       ? modules(src).filter((m) => !fs.existsSync(path.join(dist, format, m)))
       : [];

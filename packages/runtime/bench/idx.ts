@@ -13,13 +13,15 @@ export interface MnistTrain {
 function readIdx(file: string, expectedMagic: number): { dims: number[]; data: Uint8Array } {
   const buf = fs.readFileSync(file);
   const magic = buf.readUInt32BE(0);
-  if (magic !== expectedMagic) throw new Error(`${file}: IDX magic ${magic.toString(16)}, expected ${expectedMagic.toString(16)}`);
+  if (magic !== expectedMagic)
+    throw new Error(`${file}: IDX magic ${magic.toString(16)}, expected ${expectedMagic.toString(16)}`);
   const rank = magic & 0xff;
   const dims: number[] = [];
   for (let i = 0; i < rank; i++) dims.push(buf.readUInt32BE(4 + 4 * i));
   const offset = 4 + 4 * rank;
   const size = dims.reduce((a, b) => a * b, 1);
-  if (buf.length !== offset + size) throw new Error(`${file}: ${buf.length} bytes, expected ${offset + size}`);
+  if (buf.length !== offset + size)
+    throw new Error(`${file}: ${buf.length} bytes, expected ${offset + size}`);
   return { dims, data: new Uint8Array(buf.buffer, buf.byteOffset + offset, size) };
 }
 

@@ -114,15 +114,28 @@ async function child(): Promise<void> {
   const threads = await setWasmBackendWithThreads(THREADS);
   registerWasmTrainingKernels();
   const out: Record<string, { samplesPerSec: number; leak: number; loss: [number, number] }> = {};
-  for (const model of ['LeNet-500-300', 'LeNet-5'] as ModelName[]) out[model] = await measure(model, data, WASM_OPTS());
+  for (const model of ['LeNet-500-300', 'LeNet-5'] as ModelName[])
+    out[model] = await measure(model, data, WASM_OPTS());
   console.log(JSON.stringify({ threads, out }));
 }
 
-function runChild(): { threads: number; out: Record<string, { samplesPerSec: number; leak: number; loss: [number, number] }> } {
+function runChild(): {
+  threads: number;
+  out: Record<string, { samplesPerSec: number; leak: number; loss: [number, number] }>;
+} {
   const register = path.join(__dirname, '..', '..', '..', 'scripts', 'ts-register.cjs');
   const stdout = execFileSync(
     process.execPath,
-    ['--require', register, __filename, '--child', '--threads', String(THREADS), '--seconds', String(MIN_SECONDS)],
+    [
+      '--require',
+      register,
+      __filename,
+      '--child',
+      '--threads',
+      String(THREADS),
+      '--seconds',
+      String(MIN_SECONDS),
+    ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
   );
   const last = stdout.trim().split('\n').pop()!;
@@ -131,7 +144,10 @@ function runChild(): { threads: number; out: Record<string, { samplesPerSec: num
 
 async function main(): Promise<void> {
   const data = readMnistTrain();
-  const wasmDist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  const wasmDist = path.join(
+    path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')),
+    'dist',
+  );
   setWasmPaths(wasmDist + path.sep);
   await tf.setBackend('wasm');
   const wasmInfo = {
@@ -153,7 +169,13 @@ async function main(): Promise<void> {
   }
 
   const models: ModelName[] = ['LeNet-500-300', 'LeNet-5'];
-  const configs: Config[] = ['cpu', 'wasm (upstream)', 'wasm + normprune', 'wasm + normprune, threads', 'tfjs-node'];
+  const configs: Config[] = [
+    'cpu',
+    'wasm (upstream)',
+    'wasm + normprune',
+    'wasm + normprune, threads',
+    'tfjs-node',
+  ];
   const results: Result[] = [];
   for (const model of models) {
     for (const config of configs) results.push({ model, config, samplesPerSec: [] });
@@ -167,7 +189,12 @@ async function main(): Promise<void> {
     else {
       await useConfig('cpu');
       const lenet5 = model === 'LeNet-5';
-      const r = await measure(model, data, { warmup: lenet5 ? 0 : 1, minSteps: lenet5 ? 1 : 3, maxSteps: 3, seconds: 0 });
+      const r = await measure(model, data, {
+        warmup: lenet5 ? 0 : 1,
+        minSteps: lenet5 ? 1 : 3,
+        maxSteps: 3,
+        seconds: 0,
+      });
       cpu.samplesPerSec.push(r.samplesPerSec);
       cpu.leak = r.leak;
       cpu.loss = r.loss;
@@ -178,7 +205,11 @@ async function main(): Promise<void> {
   let threadsUsed = 0;
   for (let rep = 0; rep < REPEAT; rep++) {
     for (const model of models) {
-      for (const config of ['wasm (upstream)', 'wasm + normprune', ...(nodeStatus === 'ok' ? ['tfjs-node'] : [])] as Config[]) {
+      for (const config of [
+        'wasm (upstream)',
+        'wasm + normprune',
+        ...(nodeStatus === 'ok' ? ['tfjs-node'] : []),
+      ] as Config[]) {
         const res = get(model, config);
         if (res.note) continue;
         await useConfig(config);
@@ -202,10 +233,14 @@ async function main(): Promise<void> {
         res.loss = c.out[model].loss;
       }
     } catch (e) {
-      for (const model of models) get(model, 'wasm + normprune, threads').note = `failed: ${String((e as Error).message).split('\n')[0]}`;
+      for (const model of models)
+        get(model, 'wasm + normprune, threads').note =
+          `failed: ${String((e as Error).message).split('\n')[0]}`;
     }
   }
-  for (const r of results) if (r.config === 'wasm + normprune, threads') r.config = `wasm + normprune, ${threadsUsed} threads` as Config;
+  for (const r of results)
+    if (r.config === 'wasm + normprune, threads')
+      r.config = `wasm + normprune, ${threadsUsed} threads` as Config;
 
   const best = (r: Result) => (r.samplesPerSec.length ? Math.max(...r.samplesPerSec) : NaN);
   const lines: string[] = [];
@@ -214,14 +249,18 @@ async function main(): Promise<void> {
       `wasm SIMD ${wasmInfo.simd ? 'on' : 'off'}; best of ${REPEAT} runs of >= ${MIN_SECONDS} s (wasm); cpu: a few steps once`,
   );
   lines.push('');
-  lines.push('| model | backend | samples/s (best) | spread (min-max) | vs cpu | vs upstream wasm | tensor leak | loss first → last |');
+  lines.push(
+    '| model | backend | samples/s (best) | spread (min-max) | vs cpu | vs upstream wasm | tensor leak | loss first → last |',
+  );
   lines.push('|---|---|---:|---|---:|---:|---:|---|');
   for (const r of results) {
     const b = best(r);
     const cpu = best(get(r.model, 'cpu'));
     const up = best(get(r.model, 'wasm (upstream)'));
     const spread =
-      r.samplesPerSec.length > 1 ? `${fmt(Math.min(...r.samplesPerSec))}-${fmt(Math.max(...r.samplesPerSec))}` : '';
+      r.samplesPerSec.length > 1
+        ? `${fmt(Math.min(...r.samplesPerSec))}-${fmt(Math.max(...r.samplesPerSec))}`
+        : '';
     const ratio = (x: number) => (Number.isFinite(b) && Number.isFinite(x) ? `${(b / x).toFixed(1)}x` : '');
     lines.push(
       `| ${r.model} | ${r.config} | ${Number.isFinite(b) ? fmt(b) : (r.note ?? 'n/a')} | ${spread} | ${ratio(cpu)} | ${ratio(up)} | ${r.leak ?? ''} | ${

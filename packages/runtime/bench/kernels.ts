@@ -10,7 +10,11 @@ import * as fs from 'fs';
 import '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels, setWasmBackendWithThreads } from '../src/kernels/index.js';
 
-type Fn = (args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelBackend; attrs: tf.NamedAttrMap }) => unknown;
+type Fn = (args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: tf.KernelBackend;
+  attrs: tf.NamedAttrMap;
+}) => unknown;
 
 function cpuMs(f: () => tf.TensorInfo, backend: tf.KernelBackend): number {
   let best = Infinity;
@@ -61,7 +65,9 @@ async function threads(n: number): Promise<void> {
     before && after
       ? `; CPU ticks main thread ${after.main - before.main}, other threads ${after.others - before.others}`
       : '';
-  console.log(`threaded build, ${got} thread(s): 1024x1024 matMul ${best.toFixed(1)} ms wall (best of 5 rounds of 5)${share}`);
+  console.log(
+    `threaded build, ${got} thread(s): 1024x1024 matMul ${best.toFixed(1)} ms wall (best of 5 rounds of 5)${share}`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -88,10 +94,16 @@ async function main(): Promise<void> {
     [true, false],
     [false, true],
   ] as const) {
-    const args = { inputs: { a: m, b: m }, backend, attrs: { transposeA: ta, transposeB: tb } as unknown as tf.NamedAttrMap };
+    const args = {
+      inputs: { a: m, b: m },
+      backend,
+      attrs: { transposeA: ta, transposeB: tb } as unknown as tf.NamedAttrMap,
+    };
     const a = cpuMs(() => up.BatchMatMul(args) as tf.TensorInfo, backend);
     const b = cpuMs(() => ours('BatchMatMul')(args) as tf.TensorInfo, backend);
-    rows.push(`| BatchMatMul | 512x512, transposeA ${ta}, transposeB ${tb} | ${a.toFixed(1)} | ${b.toFixed(1)} |`);
+    rows.push(
+      `| BatchMatMul | 512x512, transposeA ${ta}, transposeB ${tb} | ${a.toFixed(1)} | ${b.toFixed(1)} |`,
+    );
   }
   const convs: [string, number[], number[], 'same' | 'valid'][] = [
     ['LeNet-5 conv1', [128, 28, 28, 1], [5, 5, 1, 20], 'valid'],
@@ -102,15 +114,35 @@ async function main(): Promise<void> {
   for (const [name, xs, ws, pad] of convs) {
     const x = tf.randomNormal(xs);
     const w = tf.randomNormal(ws);
-    const info = tf.backend_util.computeConv2DInfo(xs as [number, number, number, number], ws as [number, number, number, number], 1, 1, pad);
+    const info = tf.backend_util.computeConv2DInfo(
+      xs as [number, number, number, number],
+      ws as [number, number, number, number],
+      1,
+      1,
+      pad,
+    );
     const dy = tf.randomNormal(info.outShape);
     const base = { strides: 1, pad, dataFormat: 'NHWC' };
-    const fwd = { inputs: { x, filter: w }, backend, attrs: { ...base, dilations: 1 } as unknown as tf.NamedAttrMap };
-    const bpf = { inputs: { x, dy }, backend, attrs: { ...base, filterShape: ws } as unknown as tf.NamedAttrMap };
-    const bpi = { inputs: { dy, filter: w }, backend, attrs: { ...base, inputShape: xs } as unknown as tf.NamedAttrMap };
+    const fwd = {
+      inputs: { x, filter: w },
+      backend,
+      attrs: { ...base, dilations: 1 } as unknown as tf.NamedAttrMap,
+    };
+    const bpf = {
+      inputs: { x, dy },
+      backend,
+      attrs: { ...base, filterShape: ws } as unknown as tf.NamedAttrMap,
+    };
+    const bpi = {
+      inputs: { dy, filter: w },
+      backend,
+      attrs: { ...base, inputShape: xs } as unknown as tf.NamedAttrMap,
+    };
     const conv = cpuMs(() => ours('Conv2D')(fwd) as tf.TensorInfo, backend);
     rows.push(`| Conv2D (upstream, for scale) | ${name} | ${conv.toFixed(1)} | |`);
-    rows.push(`| Conv2DBackpropFilter | ${name} | missing | ${cpuMs(() => ours('Conv2DBackpropFilter')(bpf) as tf.TensorInfo, backend).toFixed(1)} |`);
+    rows.push(
+      `| Conv2DBackpropFilter | ${name} | missing | ${cpuMs(() => ours('Conv2DBackpropFilter')(bpf) as tf.TensorInfo, backend).toFixed(1)} |`,
+    );
     const a = cpuMs(() => up.Conv2DBackpropInput(bpi) as tf.TensorInfo, backend);
     const b = cpuMs(() => ours('Conv2DBackpropInput')(bpi) as tf.TensorInfo, backend);
     rows.push(`| Conv2DBackpropInput | ${name} | ${a.toFixed(1)} | ${b.toFixed(1)} |`);

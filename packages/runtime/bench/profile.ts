@@ -19,7 +19,13 @@ function vggCifar(): tfl.LayersModel {
       continue;
     }
     model.add(
-      tfl.layers.conv2d({ filters, kernelSize: 3, padding: 'same', useBias: false, ...(first ? { inputShape: [32, 32, 3] } : {}) }),
+      tfl.layers.conv2d({
+        filters,
+        kernelSize: 3,
+        padding: 'same',
+        useBias: false,
+        ...(first ? { inputShape: [32, 32, 3] } : {}),
+      }),
     );
     first = false;
     model.add(tfl.layers.batchNormalization());
@@ -62,9 +68,13 @@ async function main(): Promise<void> {
   const wall = (performance.now() - t0) / steps;
   const rows = [...totals.entries()].sort((a, b) => b[1].ms - a[1].ms);
   const kernelMs = rows.reduce((s, [, v]) => s + v.ms, 0) / steps;
-  console.log(`${which}, batch ${batch}, wasm: ${wall.toFixed(1)} ms/step with profiling (${((batch / wall) * 1000).toFixed(0)} samples/s), kernels ${kernelMs.toFixed(1)} ms`);
+  console.log(
+    `${which}, batch ${batch}, wasm: ${wall.toFixed(1)} ms/step with profiling (${((batch / wall) * 1000).toFixed(0)} samples/s), kernels ${kernelMs.toFixed(1)} ms`,
+  );
   for (const [name, v] of rows.slice(0, 15)) {
-    console.log(`${name.padEnd(24)} ${(v.ms / steps).toFixed(2).padStart(8)} ms  ${String(v.calls / steps).padStart(4)} calls`);
+    console.log(
+      `${name.padEnd(24)} ${(v.ms / steps).toFixed(2).padStart(8)} ms  ${String(v.calls / steps).padStart(4)} calls`,
+    );
   }
   tf.dispose([xs, ys]);
 }

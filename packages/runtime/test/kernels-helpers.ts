@@ -11,7 +11,10 @@ let ready: Promise<void> | null = null;
 export function initWasm(): Promise<void> {
   if (!ready) {
     ready = (async () => {
-      const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+      const dist = path.join(
+        path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')),
+        'dist',
+      );
       setWasmPaths(dist + path.sep);
       if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to initialise');
     })();
@@ -44,7 +47,10 @@ export function values(r: () => number, n: number): Float32Array {
 }
 
 /** Runs `fn` on the named backend and returns the outputs' values. */
-export async function runOn(backend: 'cpu' | 'wasm', fn: () => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+export async function runOn(
+  backend: 'cpu' | 'wasm',
+  fn: () => tf.Tensor | tf.Tensor[],
+): Promise<Float32Array[]> {
   await tf.setBackend(backend);
   const outs = tf.tidy(fn);
   const list = Array.isArray(outs) ? outs : [outs];

@@ -44,7 +44,16 @@ function loss(p: Record<string, tf.Tensor>, x: tf.Tensor4D, labels: tf.Tensor2D)
   h = tf.maxPool(h, 2, 2, 'same');
   h = tf.conv2d(h, p.k3 as tf.Tensor4D, [1, 2], 'same');
   const { mean, variance } = tf.moments(h, [0, 1, 2]);
-  h = tf.relu(tf.batchNorm4d(h, mean as tf.Tensor1D, variance as tf.Tensor1D, p.beta as tf.Tensor1D, p.gamma as tf.Tensor1D, 1e-3));
+  h = tf.relu(
+    tf.batchNorm4d(
+      h,
+      mean as tf.Tensor1D,
+      variance as tf.Tensor1D,
+      p.beta as tf.Tensor1D,
+      p.gamma as tf.Tensor1D,
+      1e-3,
+    ),
+  );
   const flat = tf.reshape(h, [x.shape[0], -1]) as tf.Tensor2D;
   const logits = tf.add(tf.matMul(flat, p.w as tf.Tensor2D), p.b);
   return tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
@@ -60,9 +69,9 @@ async function gradients(backend: 'cpu' | 'wasm'): Promise<Record<string, Float3
   const p: Record<string, tf.Tensor> = {};
   for (const k of Object.keys(SHAPES)) p[k] = tf.tensor(init[k], SHAPES[k]);
   const names = Object.keys(p);
-  const g = tf.grads((...ts: tf.Tensor[]) => loss(Object.fromEntries(names.map((k, i) => [k, ts[i]])), x, labels))(
-    names.map((k) => p[k]),
-  );
+  const g = tf.grads((...ts: tf.Tensor[]) =>
+    loss(Object.fromEntries(names.map((k, i) => [k, ts[i]])), x, labels),
+  )(names.map((k) => p[k]));
   const out: Record<string, Float32Array> = {};
   names.forEach((k, i) => (out[k] = g[i].dataSync() as Float32Array));
   tf.dispose([...g, x, labels, ...Object.values(p)]);

@@ -116,11 +116,22 @@ describe('BatchMatMul', () => {
     const m = int(r, 1, 40);
     const k = int(r, 1, 40);
     const n = int(r, 1, 40);
-    cases.push({ a: [...batch, ...(ta ? [k, m] : [m, k])], b: [...batch, ...(tb ? [n, k] : [k, n])], ta, tb });
+    cases.push({
+      a: [...batch, ...(ta ? [k, m] : [m, k])],
+      b: [...batch, ...(tb ? [n, k] : [k, n])],
+      ta,
+      tb,
+    });
   }
   it.each(cases)('matches cpu for a=$a b=$b transposeA=$ta transposeB=$tb', async ({ a, b, ta, tb }) => {
-    const va = values(r, a.reduce((x, y) => x * y, 1));
-    const vb = values(r, b.reduce((x, y) => x * y, 1));
+    const va = values(
+      r,
+      a.reduce((x, y) => x * y, 1),
+    );
+    const vb = values(
+      r,
+      b.reduce((x, y) => x * y, 1),
+    );
     const f = () => tf.matMul(tf.tensor(va, a), tf.tensor(vb, b), ta, tb);
     const [ref] = await runOn('cpu', f);
     const ids = wasmDataIds();
@@ -148,7 +159,13 @@ describe('BatchMatMul', () => {
   });
 });
 
-function runConvGrad(kernel: 'Conv2DBackpropFilter' | 'Conv2DBackpropInput', c: ConvCase, vx: Float32Array, vw: Float32Array, vdy: Float32Array) {
+function runConvGrad(
+  kernel: 'Conv2DBackpropFilter' | 'Conv2DBackpropInput',
+  c: ConvCase,
+  vx: Float32Array,
+  vw: Float32Array,
+  vdy: Float32Array,
+) {
   const ys = outShape(c);
   return () => {
     const dy = tf.tensor(vdy, ys);
@@ -184,7 +201,10 @@ describe.each(['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const)('%s', (k
     const ys = outShape(c);
     const vx = values(r, c.n * c.h * c.w * c.cin);
     const vw = values(r, c.kh * c.kw * c.cin * c.cout);
-    const vdy = values(r, ys.reduce((a, b) => a * b, 1));
+    const vdy = values(
+      r,
+      ys.reduce((a, b) => a * b, 1),
+    );
     const f = runConvGrad(kernel, c, vx, vw, vdy);
     const [ref] = await runOn('cpu', f);
     const ids = wasmDataIds();
@@ -195,48 +215,71 @@ describe.each(['Conv2DBackpropFilter', 'Conv2DBackpropInput'] as const)('%s', (k
   });
 });
 
-describe.each([false, true])('conv2d, fused conv2d and their gradients together (col2im batch split into chunks: %s)', (chunked) => {
-  const saved = im2colLimits.maxFloats;
-  beforeAll(() => {
-    if (chunked) im2colLimits.maxFloats = 200;
-  });
-  afterAll(() => {
-    im2colLimits.maxFloats = saved;
-  });
-  const cases = convCases(chunked ? 21 : 22, 20);
-  it.each(cases.map((c, i) => [describeCase(c), c, i] as const))('matches cpu: %s', async (_name, c, i) => {
-    const r = rng(i + 100);
-    const ys = outShape(c);
-    const vx = values(r, c.n * c.h * c.w * c.cin);
-    const vw = values(r, c.kh * c.kw * c.cin * c.cout);
-    const vb = values(r, c.cout);
-    const vdy = values(r, ys.reduce((a, b) => a * b, 1));
-    const activation = (['linear', 'relu', 'elu', 'sigmoid'] as const)[i % 4];
-    const f = () => {
-      const x = tf.tensor4d(vx, [c.n, c.h, c.w, c.cin]);
-      const w = tf.tensor4d(vw, [c.kh, c.kw, c.cin, c.cout]);
-      const plain = tf.conv2d(x, w, c.stride, c.pad);
-      const fused = tf.fused.conv2d({ x, filter: w, strides: c.stride, pad: c.pad, bias: tf.tensor1d(vb), activation });
-      // The three kernels together, also in the chunked configuration.
-      const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
-        tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad), tf.tensor(vdy, ys))),
-      )([x, w]);
-      return [plain, fused, dx, dw];
-    };
-    const ref = await runOn('cpu', f);
-    const ids = wasmDataIds();
-    const got = await expectNoLeak(() => runOn('wasm', f));
-    expect(wasmDataIds()).toBe(ids);
-    ref.forEach((rv, k) => expect([k, relError(got[k], rv) < TOL]).toEqual([k, true]));
-  });
-});
+describe.each([false, true])(
+  'conv2d, fused conv2d and their gradients together (col2im batch split into chunks: %s)',
+  (chunked) => {
+    const saved = im2colLimits.maxFloats;
+    beforeAll(() => {
+      if (chunked) im2colLimits.maxFloats = 200;
+    });
+    afterAll(() => {
+      im2colLimits.maxFloats = saved;
+    });
+    const cases = convCases(chunked ? 21 : 22, 20);
+    it.each(cases.map((c, i) => [describeCase(c), c, i] as const))('matches cpu: %s', async (_name, c, i) => {
+      const r = rng(i + 100);
+      const ys = outShape(c);
+      const vx = values(r, c.n * c.h * c.w * c.cin);
+      const vw = values(r, c.kh * c.kw * c.cin * c.cout);
+      const vb = values(r, c.cout);
+      const vdy = values(
+        r,
+        ys.reduce((a, b) => a * b, 1),
+      );
+      const activation = (['linear', 'relu', 'elu', 'sigmoid'] as const)[i % 4];
+      const f = () => {
+        const x = tf.tensor4d(vx, [c.n, c.h, c.w, c.cin]);
+        const w = tf.tensor4d(vw, [c.kh, c.kw, c.cin, c.cout]);
+        const plain = tf.conv2d(x, w, c.stride, c.pad);
+        const fused = tf.fused.conv2d({
+          x,
+          filter: w,
+          strides: c.stride,
+          pad: c.pad,
+          bias: tf.tensor1d(vb),
+          activation,
+        });
+        // The three kernels together, also in the chunked configuration.
+        const [dx, dw] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.stride, c.pad), tf.tensor(vdy, ys))),
+        )([x, w]);
+        return [plain, fused, dx, dw];
+      };
+      const ref = await runOn('cpu', f);
+      const ids = wasmDataIds();
+      const got = await expectNoLeak(() => runOn('wasm', f));
+      expect(wasmDataIds()).toBe(ids);
+      ref.forEach((rv, k) => expect([k, relError(got[k], rv) < TOL]).toEqual([k, true]));
+    });
+  },
+);
 
 describe('MaxPoolGrad', () => {
   const r = rng(31);
-  const cases: { shape: [number, number, number, number]; size: [number, number]; stride: [number, number]; pad: 'same' | 'valid' }[] = [];
+  const cases: {
+    shape: [number, number, number, number];
+    size: [number, number];
+    stride: [number, number];
+    pad: 'same' | 'valid';
+  }[] = [];
   for (let i = 0; i < 24; i++) {
     const size: [number, number] = [int(r, 1, 3), int(r, 1, 3)];
-    const shape: [number, number, number, number] = [int(r, 1, 8), int(r, size[0], 12), int(r, size[1], 9), int(r, 1, 16)];
+    const shape: [number, number, number, number] = [
+      int(r, 1, 8),
+      int(r, size[0], 12),
+      int(r, size[1], 9),
+      int(r, 1, 16),
+    ];
     cases.push({ shape, size, stride: [int(r, 1, 2), int(r, 1, 2)], pad: i % 2 ? 'same' : 'valid' });
   }
   // The unrolled 2x2 / stride 2 path, and its fallbacks (odd sizes with 'same' padding).
@@ -245,22 +288,28 @@ describe('MaxPoolGrad', () => {
     { shape: [2, 7, 9, 4], size: [2, 2], stride: [2, 2], pad: 'valid' },
     { shape: [2, 7, 9, 4], size: [2, 2], stride: [2, 2], pad: 'same' },
   );
-  it.each(cases)('matches cpu, with ties, for $shape pool $size stride $stride $pad', async ({ shape, size, stride, pad }) => {
-    // Values on a coarse grid and clipped at 0 make ties common, as after ReLU.
-    const vx = values(r, shape.reduce((a, b) => a * b, 1)).map((v) => Math.max(0, Math.round(v * 3)));
-    const f = () => {
-      const x = tf.tensor4d(vx, shape);
-      return tf.grad((a: tf.Tensor) => {
-        const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
-        return tf.sum(tf.mul(y, tf.reshape(tf.range(1, y.size + 1), y.shape)));
-      })(x);
-    };
-    const [ref] = await runOn('cpu', f);
-    const ids = wasmDataIds();
-    const [got] = await expectNoLeak(() => runOn('wasm', f));
-    expect(wasmDataIds()).toBe(ids);
-    expect(relError(got, ref)).toBeLessThan(TOL);
-  });
+  it.each(cases)(
+    'matches cpu, with ties, for $shape pool $size stride $stride $pad',
+    async ({ shape, size, stride, pad }) => {
+      // Values on a coarse grid and clipped at 0 make ties common, as after ReLU.
+      const vx = values(
+        r,
+        shape.reduce((a, b) => a * b, 1),
+      ).map((v) => Math.max(0, Math.round(v * 3)));
+      const f = () => {
+        const x = tf.tensor4d(vx, shape);
+        return tf.grad((a: tf.Tensor) => {
+          const y = tf.maxPool(a as tf.Tensor4D, size, stride, pad);
+          return tf.sum(tf.mul(y, tf.reshape(tf.range(1, y.size + 1), y.shape)));
+        })(x);
+      };
+      const [ref] = await runOn('cpu', f);
+      const ids = wasmDataIds();
+      const [got] = await expectNoLeak(() => runOn('wasm', f));
+      expect(wasmDataIds()).toBe(ids);
+      expect(relError(got, ref)).toBeLessThan(TOL);
+    },
+  );
 });
 
 describe('Tile', () => {
@@ -275,9 +324,13 @@ describe('Tile', () => {
   // The BatchNormalization gradient's case: [1, 1, 1, C] to the activation shape.
   cases.push({ shape: [1, 1, 1, 16], reps: [8, 7, 5, 1], dtype: 'float32' });
   it.each(cases)('matches cpu for $shape x $reps ($dtype)', async ({ shape, reps, dtype }) => {
-    const v = values(r, shape.reduce((a, b) => a * b, 1)).map((x) => Math.round(x * 5));
+    const v = values(
+      r,
+      shape.reduce((a, b) => a * b, 1),
+    ).map((x) => Math.round(x * 5));
     // Bools come from a comparison: upstream wasm's Cast to bool keeps the integer value.
-    const make = () => (dtype === 'bool' ? tf.greater(tf.tensor(v, shape), 0) : tf.cast(tf.tensor(v, shape), dtype));
+    const make = () =>
+      dtype === 'bool' ? tf.greater(tf.tensor(v, shape), 0) : tf.cast(tf.tensor(v, shape), dtype);
     const f = () => tf.cast(tf.tile(make(), reps), 'float32');
     const [ref] = await runOn('cpu', f);
     const ids = wasmDataIds();
@@ -298,7 +351,10 @@ describe('Sum and Mean', () => {
     { shape: [3, 4, 5], axis: [0, 1, 2], keepDims: false }, // everything: upstream path
   ];
   it.each(cases)('match cpu over $axis of $shape (keepDims $keepDims)', async ({ shape, axis, keepDims }) => {
-    const v = values(r, shape.reduce((a, b) => a * b, 1));
+    const v = values(
+      r,
+      shape.reduce((a, b) => a * b, 1),
+    );
     const f = () => {
       const x = tf.tensor(v, shape);
       return [tf.sum(x, axis, keepDims), tf.mean(x, axis, keepDims)];

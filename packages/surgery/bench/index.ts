@@ -24,7 +24,13 @@ const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
 function lenet500300(): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.dense({ inputShape: [784], units: 500, activation: 'relu', name: 'fc1', kernelInitializer: init(1) }),
+      tfl.layers.dense({
+        inputShape: [784],
+        units: 500,
+        activation: 'relu',
+        name: 'fc1',
+        kernelInitializer: init(1),
+      }),
       tfl.layers.dense({ units: 300, activation: 'relu', name: 'fc2', kernelInitializer: init(2) }),
       tfl.layers.dense({ units: 10, name: 'fc3', kernelInitializer: init(3) }),
     ],
@@ -34,9 +40,23 @@ function lenet500300(): tfl.LayersModel {
 function lenet5(): tfl.LayersModel {
   return tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: 6, kernelSize: 5, padding: 'same', activation: 'relu', name: 'conv1', kernelInitializer: init(1) }),
+      tfl.layers.conv2d({
+        inputShape: [28, 28, 1],
+        filters: 6,
+        kernelSize: 5,
+        padding: 'same',
+        activation: 'relu',
+        name: 'conv1',
+        kernelInitializer: init(1),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
-      tfl.layers.conv2d({ filters: 16, kernelSize: 5, activation: 'relu', name: 'conv2', kernelInitializer: init(2) }),
+      tfl.layers.conv2d({
+        filters: 16,
+        kernelSize: 5,
+        activation: 'relu',
+        name: 'conv2',
+        kernelInitializer: init(2),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2 }),
       tfl.layers.flatten(),
       tfl.layers.dense({ units: 120, activation: 'relu', name: 'fc1', kernelInitializer: init(3) }),
@@ -48,7 +68,26 @@ function lenet5(): tfl.LayersModel {
 
 function vgg16bn(): tfl.LayersModel {
   const layers: tfl.layers.Layer[] = [];
-  const cfg = [64, 64, 'M', 128, 128, 'M', 256, 256, 256, 'M', 512, 512, 512, 'M', 512, 512, 512, 'M'] as const;
+  const cfg = [
+    64,
+    64,
+    'M',
+    128,
+    128,
+    'M',
+    256,
+    256,
+    256,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+  ] as const;
   let n = 0;
   for (const c of cfg) {
     if (c === 'M') {
@@ -104,12 +143,18 @@ function killFraction(model: tfl.LayersModel, fraction: number, seed: number): v
 }
 
 /** The smallest killed fraction (step 0.01) at which pruning removes >= TARGET_REMOVED of the parameters. */
-function atTargetSparsity(build: () => tfl.LayersModel): { original: tfl.LayersModel; pruned: tfl.LayersModel; fraction: number; removed: number } {
+function atTargetSparsity(build: () => tfl.LayersModel): {
+  original: tfl.LayersModel;
+  pruned: tfl.LayersModel;
+  fraction: number;
+  removed: number;
+} {
   for (let f = 0.6; f <= 0.99; f += 0.01) {
     const original = build();
     killFraction(original, f, 42);
     const { model, report } = prune(original);
-    if (report.compression >= TARGET_REMOVED) return { original, pruned: model, fraction: f, removed: report.compression };
+    if (report.compression >= TARGET_REMOVED)
+      return { original, pruned: model, fraction: f, removed: report.compression };
     original.dispose();
     model.dispose();
   }
@@ -145,7 +190,9 @@ async function main(): Promise<void> {
   const info = await initBackend({ prefer: 'wasm', quiet: true });
   console.log(`backend: ${info.backend} (simd ${info.simd}, threads ${info.threads}); ${info.reason}`);
   console.log(`median latency per predict() call, ms; shared CPU, figures measured under load\n`);
-  const rows: string[][] = [['model', 'killed units', 'params removed', 'batch', 'original ms', 'pruned ms', 'speedup', 'floor ms']];
+  const rows: string[][] = [
+    ['model', 'killed units', 'params removed', 'batch', 'original ms', 'pruned ms', 'speedup', 'floor ms'],
+  ];
   for (const [name, build] of [
     ['LeNet-500-300', lenet500300],
     ['LeNet-5', lenet5],
@@ -158,12 +205,22 @@ async function main(): Promise<void> {
     const floor = prune(one).model;
     for (const batch of [1, 256]) {
       const [a, b, c] = await latencyMs([original, pruned, floor], batch);
-      rows.push([name, `${(100 * fraction).toFixed(0)}%`, `${(100 * removed).toFixed(1)}%`, String(batch), a.toFixed(3), b.toFixed(3), `${(a / b).toFixed(2)}x`, c.toFixed(3)]);
+      rows.push([
+        name,
+        `${(100 * fraction).toFixed(0)}%`,
+        `${(100 * removed).toFixed(1)}%`,
+        String(batch),
+        a.toFixed(3),
+        b.toFixed(3),
+        `${(a / b).toFixed(2)}x`,
+        c.toFixed(3),
+      ]);
     }
     for (const m of [original, pruned, one, floor]) m.dispose();
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
-  for (const r of rows) console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
+  for (const r of rows)
+    console.log(r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  '));
 
   console.log('\nprune() on the CIFAR VGG-16 (BN), 50% of filters and fc1 neurons zeroed at random:');
   const vgg = vgg16bn();

@@ -84,7 +84,16 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
     if (w === kernel) continue; // counted below, in the same pass as its groups
     for (let i = 0; i < v.length; i++) if (Math.abs(v[i]) > threshold) nonzeros++;
   }
-  const out: LayerAnalysis = { name: layer.name, className, params, nonzeros, macs: 0, nonzeroMacs: 0, zeroGroupParams: 0, groups: [] };
+  const out: LayerAnalysis = {
+    name: layer.name,
+    className,
+    params,
+    nonzeros,
+    macs: 0,
+    nonzeroMacs: 0,
+    zeroGroupParams: 0,
+    groups: [],
+  };
   if (!kernel) return out;
   const s = kernel.shape;
   const cin = s[s.length - 2];
@@ -150,7 +159,9 @@ function fmt(n: number): string {
 
 /** Formats an analysis as a text table. */
 export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): string {
-  const rows: string[][] = [['layer', 'class', 'params', 'nonzeros', 'MACs', 'nonzero MACs', 'groups live/total']];
+  const rows: string[][] = [
+    ['layer', 'class', 'params', 'nonzeros', 'MACs', 'nonzero MACs', 'groups live/total'],
+  ];
   for (const l of a.layers) {
     if (!l.params) continue;
     const groups = l.groups.map((g) => `${g.kind}s ${g.total - g.dead}/${g.total}`).join(', ');
@@ -160,7 +171,12 @@ export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): s
   rows.push(['total', '', fmt(t.params), fmt(t.nonzeros), fmt(t.macs), fmt(t.nonzeroMacs), '']);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   return rows
-    .map((r) => r.map((cell, c) => pad(cell, widths[c], c < 2 || c === 6)).join('  ').trimEnd())
+    .map((r) =>
+      r
+        .map((cell, c) => pad(cell, widths[c], c < 2 || c === 6))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 

@@ -111,7 +111,9 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         const inShape = inputs[0].node.shape;
         const view = unitView(node, weights, config, inShape);
         if (view.cin !== inputs[0].ids.length) {
-          throw new Error(`surgery: layer '${node.name}' reads ${inputs[0].ids.length} channels but its kernel expects ${view.cin}`);
+          throw new Error(
+            `surgery: layer '${node.name}' reads ${inputs[0].ids.length} channels but its kernel expects ${view.cin}`,
+          );
         }
         const { K, cin, cout } = view;
         const cc = cin * cout;
@@ -145,12 +147,14 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
       }
       case 'channelwise':
         ids = Int32Array.from(inputs[0].ids);
-        if (ids.length !== channels) throw new Error(`surgery: layer '${node.name}' changes the channel count; not supported`);
+        if (ids.length !== channels)
+          throw new Error(`surgery: layer '${node.name}' changes the channel count; not supported`);
         break;
       case 'flatten': {
         const inIds = inputs[0].ids;
         const C = inIds.length;
-        if (channels % C !== 0) throw new Error(`surgery: cannot map '${node.name}' back to its input channels`);
+        if (channels % C !== 0)
+          throw new Error(`surgery: cannot map '${node.name}' back to its input channels`);
         ids = Int32Array.from({ length: channels }, (_, f) => inIds[f % C]);
         break;
       }
@@ -158,7 +162,9 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         const n = inputs[0].ids.length;
         for (const s of inputs) {
           if (s.ids.length !== n) {
-            throw new Error(`surgery: layer '${node.name}' (${node.className}) joins inputs with different channel counts (broadcasting); not supported`);
+            throw new Error(
+              `surgery: layer '${node.name}' (${node.className}) joins inputs with different channel counts (broadcasting); not supported`,
+            );
           }
         }
         for (const s of inputs.slice(1)) for (let c = 0; c < n; c++) uf.union(inputs[0].ids[c], s.ids[c]);
@@ -176,7 +182,15 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         break;
       }
     }
-    states.push({ node, handler, config, weights, unit, ids, consts: new Float64Array(ids.length).fill(NaN) });
+    states.push({
+      node,
+      handler,
+      config,
+      weights,
+      unit,
+      ids,
+      consts: new Float64Array(ids.length).fill(NaN),
+    });
   }
   for (const s of states) for (let e = 0; e < s.ids.length; e++) s.ids[e] = uf.find(s.ids[e]);
 
@@ -199,7 +213,8 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
     for (const o of graph.outputs) for (const id of states[o].ids) block(id, 'model output');
     for (const s of states) {
       if (s.handler.kind === 'opaque') {
-        for (const i of s.node.inputs) for (const id of states[i].ids) block(id, `read by ${s.node.className} layer '${s.node.name}'`);
+        for (const i of s.node.inputs)
+          for (const id of states[i].ids) block(id, `read by ${s.node.className} layer '${s.node.name}'`);
       }
       if (s.handler.kind !== 'unit') continue;
       const u = s.unit!;
@@ -227,9 +242,11 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
             `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
               `zero padding, or a 'same'-padded depthwise convolution on the way)`,
           );
-        }
-        else if (!u.exactFold && k !== 0) {
-          block(id, `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`);
+        } else if (!u.exactFold && k !== 0) {
+          block(
+            id,
+            `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`,
+          );
         }
       }
     }

@@ -97,11 +97,15 @@ export function fromFloat16(h: number): number {
 }
 
 function encodeValues(values: Float32Array, float16: boolean, name: string): Uint8Array {
-  if (!float16) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (!float16)
+    return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
     // Half precision tops out at 65504: refuse rather than store Infinity.
-    if (Math.abs(values[i]) > 65504) throw new Error(`exportModel: weight '${name}' holds ${values[i]}, outside the float16 range (|x| <= 65504); export without float16`);
+    if (Math.abs(values[i]) > 65504)
+      throw new Error(
+        `exportModel: weight '${name}' holds ${values[i]}, outside the float16 range (|x| <= 65504); export without float16`,
+      );
     out[i] = toFloat16(values[i]);
   }
   return new Uint8Array(out.buffer);
@@ -130,7 +134,10 @@ function splitWeights(a: tf.io.ModelArtifacts): { spec: tf.io.WeightsManifestEnt
   const data = tf.io.CompositeArrayBuffer.join(a.weightData!);
   let off = 0;
   return (a.weightSpecs ?? []).map((spec) => {
-    if (spec.dtype !== 'float32' || spec.quantization) throw new Error(`exportModel: weight '${spec.name}' is ${spec.dtype}; only float32 weights are supported`);
+    if (spec.dtype !== 'float32' || spec.quantization)
+      throw new Error(
+        `exportModel: weight '${spec.name}' is ${spec.dtype}; only float32 weights are supported`,
+      );
     const n = spec.shape.reduce((x, y) => x * y, 1);
     const values = new Float32Array(data.slice(off, off + 4 * n));
     off += 4 * n;
@@ -150,17 +157,24 @@ async function sizes(files: string[]): Promise<number> {
  * plain `tfl.loadLayersModel` (e.g. through `fileSystem(dir)` from @normprune/runtime);
  * `'sparse'` loads with {@link loadSparseModel}.
  */
-export async function exportModel(model: tfl.LayersModel, dir: string, options: ExportOptions = {}): Promise<ExportResult> {
+export async function exportModel(
+  model: tfl.LayersModel,
+  dir: string,
+  options: ExportOptions = {},
+): Promise<ExportResult> {
   const format = options.format ?? 'tfjs';
   const float16 = options.float16 ?? false;
-  if (format !== 'tfjs' && format !== 'sparse') throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
+  if (format !== 'tfjs' && format !== 'sparse')
+    throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
     const artifacts = await captureArtifacts(plain);
     const weights = splitWeights(artifacts);
     await fs.promises.mkdir(dir, { recursive: true });
     if (format === 'tfjs') {
-      const specs = weights.map(({ spec }) => (float16 ? { ...spec, quantization: { dtype: 'float16' as const } } : spec));
+      const specs = weights.map(({ spec }) =>
+        float16 ? { ...spec, quantization: { dtype: 'float16' as const } } : spec,
+      );
       const chunks = weights.map(({ spec, values }) => encodeValues(values, float16, spec.name));
       const data = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
       let off = 0;
@@ -170,7 +184,10 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
       }
       await fileSystem(dir).save!({ ...artifacts, weightSpecs: specs, weightData: data.buffer });
       const json = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8'));
-      const files = [path.join(dir, 'model.json'), ...json.weightsManifest.flatMap((g: any) => g.paths.map((p: string) => path.join(dir, p)))];
+      const files = [
+        path.join(dir, 'model.json'),
+        ...json.weightsManifest.flatMap((g: any) => g.paths.map((p: string) => path.join(dir, p))),
+      ];
       return { bytes: await sizes(files), files };
     }
 
@@ -215,7 +232,15 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
           count = live * K;
         }
       }
-      entries.push({ name: spec.name, shape, encoding, valueDtype: float16 ? 'float16' : 'float32', offset, maskBytes, values: count });
+      entries.push({
+        name: spec.name,
+        shape,
+        encoding,
+        valueDtype: float16 ? 'float16' : 'float32',
+        offset,
+        maskBytes,
+        values: count,
+      });
       chunks.push(record);
       offset += record.length;
     }
@@ -230,12 +255,17 @@ export async function exportModel(model: tfl.LayersModel, dir: string, options: 
       modelTopology: artifacts.modelTopology,
       format: artifacts.format,
       generatedBy: artifacts.generatedBy,
-      convertedBy: 'normprune-surgery (sparse weights in sparse.json / sparse.bin: load with loadSparseModel)',
+      convertedBy:
+        'normprune-surgery (sparse weights in sparse.json / sparse.bin: load with loadSparseModel)',
       weightsManifest: [],
     };
     // Write everything next to its place, then rename, model.json last: an interrupted export
     // never leaves a model.json that points at missing or half-written weights.
-    const contents: (string | Uint8Array)[] = [JSON.stringify(modelJson), JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }), bin];
+    const contents: (string | Uint8Array)[] = [
+      JSON.stringify(modelJson),
+      JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }),
+      bin,
+    ];
     const tmp = files.map((f) => `${f}.tmp-${process.pid}`);
     for (const k of [2, 1, 0]) await fs.promises.writeFile(tmp[k], contents[k]);
     for (const k of [2, 1, 0]) await fs.promises.rename(tmp[k], files[k]);
@@ -257,7 +287,9 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
   const modelJson = JSON.parse((await read('model.json')).toString('utf8'));
   const manifest = JSON.parse((await read('sparse.json')).toString('utf8'));
   if (manifest.format !== 'normprune-sparse' || manifest.version !== 1) {
-    throw new Error(`loadSparseModel: ${path.join(dir, 'sparse.json')} is not a normprune-sparse v1 manifest`);
+    throw new Error(
+      `loadSparseModel: ${path.join(dir, 'sparse.json')} is not a normprune-sparse v1 manifest`,
+    );
   }
   const bin = await read(manifest.data);
   const specs: tf.io.WeightsManifestEntry[] = [];
@@ -266,7 +298,10 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
     const float16 = w.valueDtype === 'float16';
     const size = w.shape.reduce((a, b) => a * b, 1);
     const end = w.offset + w.maskBytes + w.values * (float16 ? 2 : 4);
-    if (end > bin.length) throw new Error(`loadSparseModel: ${manifest.data} is truncated (weight '${w.name}' needs bytes up to ${end}, file has ${bin.length})`);
+    if (end > bin.length)
+      throw new Error(
+        `loadSparseModel: ${manifest.data} is truncated (weight '${w.name}' needs bytes up to ${end}, file has ${bin.length})`,
+      );
     const vals = decodeValues(bin.subarray(w.offset + w.maskBytes), w.values, float16);
     let out: Float32Array;
     if (w.encoding === 'dense') out = vals;
@@ -282,7 +317,8 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
         if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
         for (let k = 0; k < K; k++) out[k * groups + q] = vals[p++];
       }
-      if (p !== w.values) throw new Error(`loadSparseModel: weight '${w.name}': bitmask and value count disagree`);
+      if (p !== w.values)
+        throw new Error(`loadSparseModel: weight '${w.name}': bitmask and value count disagree`);
     }
     specs.push({ name: w.name, shape: w.shape, dtype: 'float32' });
     arrays.push(out);
@@ -293,5 +329,7 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
     data.set(a, off);
     off += a.length;
   }
-  return tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: specs, weightData: data.buffer }));
+  return tfl.loadLayersModel(
+    tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: specs, weightData: data.buffer }),
+  );
 }

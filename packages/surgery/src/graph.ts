@@ -77,7 +77,10 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
     const inbound: any[] = entry.inboundNodes?.[0] ?? [];
     for (const t of inbound) {
-      if (t[2] !== 0) throw new Error(`surgery: layer '${entry.name}' reads output ${t[2]} of '${t[0]}'; multi-output layers are not supported`);
+      if (t[2] !== 0)
+        throw new Error(
+          `surgery: layer '${entry.name}' reads output ${t[2]} of '${t[0]}'; multi-output layers are not supported`,
+        );
     }
     add({
       name: entry.name,
@@ -91,7 +94,13 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     if (t[2] !== 0) throw new Error(`surgery: model input/output '${t[0]}' index ${t[2]} not supported`);
     return byName.get(t[0])!.index;
   };
-  return { nodes, inputs: config.inputLayers.map(ref), outputs: config.outputLayers.map(ref), config, byName };
+  return {
+    nodes,
+    inputs: config.inputLayers.map(ref),
+    outputs: config.outputLayers.map(ref),
+    config,
+    byName,
+  };
 }
 
 function sharedError(layer: tfl.layers.Layer): Error {

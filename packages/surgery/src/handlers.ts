@@ -19,7 +19,11 @@ export function readWeights(layer: tfl.layers.Layer | undefined): HostWeight[] {
     const full = (w as any).originalName ?? w.name;
     // dataSync may hand back the backend's own buffer: copy before anyone slices or edits it.
     const values = (w.read().dataSync() as Float32Array).slice();
-    return { name: String(full).split('/').pop()!.replace(/_\d+$/, ''), shape: w.shape.map((d) => d as number), values };
+    return {
+      name: String(full).split('/').pop()!.replace(/_\d+$/, ''),
+      shape: w.shape.map((d) => d as number),
+      values,
+    };
   });
 }
 
@@ -49,13 +53,24 @@ export interface LayerHandler {
    * channelwise: the value of each constant channel after this layer. `channels` are the
    * channel indices of `values`. NaN means the channel is no longer constant.
    */
-  mapConstants?(node: GraphNode, weights: HostWeight[], values: Float64Array, channels: Int32Array): Float64Array;
+  mapConstants?(
+    node: GraphNode,
+    weights: HostWeight[],
+    values: Float64Array,
+    channels: Int32Array,
+  ): Float64Array;
   /**
    * channelwise layers with their own per-channel kernel (DepthwiseConv2D): all output constants
    * from all input constants (NaN = varies), since a zero kernel makes a channel constant whatever
    * its input. Used instead of `mapConstants`.
    */
-  outputConstants?(node: GraphNode, weights: HostWeight[], inputs: Float64Array, inShape: (number | null)[], config: any): Float64Array;
+  outputConstants?(
+    node: GraphNode,
+    weights: HostWeight[],
+    inputs: Float64Array,
+    inShape: (number | null)[],
+    config: any,
+  ): Float64Array;
   /** channelwise layers with per-channel weights (BatchNormalization): keep only `keep`. */
   pruneChannels?(weights: HostWeight[], keep: number[]): HostWeight[];
   /** join: combine the per-input constants of one channel. */
@@ -73,7 +88,9 @@ const identity = (_n: GraphNode, _w: HostWeight[], v: Float64Array): Float64Arra
 
 function requireChannelsLast(node: GraphNode, config: any): void {
   if (config.dataFormat && config.dataFormat !== 'channelsLast') {
-    throw new Error(`surgery: layer '${node.name}' (${node.className}) uses dataFormat '${config.dataFormat}'; only channelsLast is supported`);
+    throw new Error(
+      `surgery: layer '${node.name}' (${node.className}) uses dataFormat '${config.dataFormat}'; only channelsLast is supported`,
+    );
   }
 }
 
@@ -81,7 +98,9 @@ function requireLastAxis(node: GraphNode, axis: unknown): void {
   const rank = node.shape.length + 1;
   const a = Array.isArray(axis) ? axis : [axis];
   if (a.length !== 1 || (a[0] !== -1 && a[0] !== rank - 1)) {
-    throw new Error(`surgery: layer '${node.name}' (${node.className}) works on axis ${JSON.stringify(axis)}; only the last (channel) axis is supported`);
+    throw new Error(
+      `surgery: layer '${node.name}' (${node.className}) works on axis ${JSON.stringify(axis)}; only the last (channel) axis is supported`,
+    );
   }
 }
 
@@ -116,7 +135,12 @@ const batchNormalization: LayerHandler = {
       return ((x - mean.values[c]) * g) / Math.sqrt(variance.values[c] + eps) + b;
     });
   },
-  pruneChannels: (ws, keep) => ws.map((w) => ({ name: w.name, shape: [keep.length], values: Float32Array.from(keep, (c) => w.values[c]) })),
+  pruneChannels: (ws, keep) =>
+    ws.map((w) => ({
+      name: w.name,
+      shape: [keep.length],
+      values: Float32Array.from(keep, (c) => w.values[c]),
+    })),
 };
 
 // Zero padding only keeps a channel constant when the constant is itself 0.
@@ -142,7 +166,9 @@ const depthwiseConv2d: LayerHandler = {
   check: (node, config) => {
     requireChannelsLast(node, config);
     if ((config.depthMultiplier ?? 1) !== 1) {
-      throw new Error(`surgery: layer '${node.name}' (DepthwiseConv2D) has depthMultiplier ${config.depthMultiplier}; only 1 is supported`);
+      throw new Error(
+        `surgery: layer '${node.name}' (DepthwiseConv2D) has depthMultiplier ${config.depthMultiplier}; only 1 is supported`,
+      );
     }
   },
   outputConstants: (node, ws, inputs, inShape, config) => {
@@ -166,7 +192,10 @@ const depthwiseConv2d: LayerHandler = {
     }
     const which: number[] = [];
     for (let c = 0; c < C; c++) if (!Number.isNaN(pre[c])) which.push(c);
-    const post = applyElementwise((x) => (node.layer as any).activation.apply(x), Float64Array.from(which, (c) => pre[c]));
+    const post = applyElementwise(
+      (x) => (node.layer as any).activation.apply(x),
+      Float64Array.from(which, (c) => pre[c]),
+    );
     const out = new Float64Array(C).fill(NaN);
     which.forEach((c, k) => (out[c] = post[k]));
     return out;
@@ -224,7 +253,8 @@ export function handlerFor(node: GraphNode, config: any): LayerHandler {
         `(supported: ${Object.keys(REGISTRY).join(', ')})`,
     );
   }
-  if (node.className === 'Activation' && CROSS_CHANNEL_ACTIVATIONS.has(config.activation)) return REGISTRY.Softmax;
+  if (node.className === 'Activation' && CROSS_CHANNEL_ACTIVATIONS.has(config.activation))
+    return REGISTRY.Softmax;
   h.check?.(node, config);
   return h;
 }
@@ -275,7 +305,8 @@ function samePadsNothing(inSize: number | null, k: number, s: number, d: number)
 
 /** Whether a 'same'-padded 2-D convolution pads nothing on this input (so a constant input stays exact). */
 function padsNothing(inShape: (number | null)[], config: any): boolean {
-  const pair = (v: unknown, dflt: number): number[] => (Array.isArray(v) ? v : [v ?? dflt, v ?? dflt]) as number[];
+  const pair = (v: unknown, dflt: number): number[] =>
+    (Array.isArray(v) ? v : [v ?? dflt, v ?? dflt]) as number[];
   const ks = pair(config.kernelSize, 1);
   const st = pair(config.strides, 1);
   const dl = pair(config.dilationRate, 1);
@@ -283,7 +314,12 @@ function padsNothing(inShape: (number | null)[], config: any): boolean {
 }
 
 /** The unit view of a Dense or Conv2D node (`inShape`: its input shape without batch). */
-export function unitView(node: GraphNode, weights: HostWeight[], config: any, inShape: (number | null)[]): UnitView {
+export function unitView(
+  node: GraphNode,
+  weights: HostWeight[],
+  config: any,
+  inShape: (number | null)[],
+): UnitView {
   const kernel = weightNamed(weights, 'kernel');
   if (!kernel) throw new Error(`surgery: layer '${node.name}' has no kernel`);
   const shape = kernel.shape;

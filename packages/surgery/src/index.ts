@@ -1,8 +1,22 @@
 // @normprune/surgery: turn exactly-zero groups into a physically smaller,
 // ordinary TensorFlow.js model, count what was gained, keep the zeros while
 // fine-tuning, and store the result densely or sparsely.
-export { analyze, formatAnalysis, type AnalyzeOptions, type Counts, type GroupCount, type LayerAnalysis, type ModelAnalysis } from './analyze.js';
+export {
+  analyze,
+  formatAnalysis,
+  type AnalyzeOptions,
+  type Counts,
+  type GroupCount,
+  type LayerAnalysis,
+  type ModelAnalysis,
+} from './analyze.js';
 export { prune, type PruneOptions, type PruneReport, type PruneResult } from './prune.js';
 export type { KeptConstantUnit, LayerPruneResult } from './rebuild.js';
 export { kernelMask, type KernelMask, type MaskedLayer } from './mask.js';
-export { exportModel, loadSparseModel, type ExportOptions, type ExportResult, type SparseWeightEntry } from './export.js';
+export {
+  exportModel,
+  loadSparseModel,
+  type ExportOptions,
+  type ExportResult,
+  type SparseWeightEntry,
+} from './export.js';

@@ -34,15 +34,27 @@ export interface KernelMask {
  * after each step of a custom loop. Decomposed layers are refused: prune (or fold) first.
  */
 export function kernelMask(model: tfl.LayersModel): KernelMask {
-  const entries: { name: string; variable: tfl.LayerVariable; mask: tf.Tensor; zeros: number; size: number }[] = [];
+  const entries: {
+    name: string;
+    variable: tfl.LayerVariable;
+    mask: tf.Tensor;
+    zeros: number;
+    size: number;
+  }[] = [];
   for (const layer of model.layers) {
     const cls = layer.getClassName();
     if (cls.startsWith('Decomposed')) {
       throw new Error(`kernelMask: layer '${layer.name}' is a ${cls}; prune() or fold() the model first`);
     }
-    const kernelName = cls === 'Dense' || cls === 'Conv2D' ? 'kernel' : cls === 'DepthwiseConv2D' ? 'depthwise_kernel' : null;
+    const kernelName =
+      cls === 'Dense' || cls === 'Conv2D' ? 'kernel' : cls === 'DepthwiseConv2D' ? 'depthwise_kernel' : null;
     if (!kernelName) continue;
-    const variable = layer.weights.find((w) => String((w as any).originalName ?? w.name).split('/').pop() === kernelName);
+    const variable = layer.weights.find(
+      (w) =>
+        String((w as any).originalName ?? w.name)
+          .split('/')
+          .pop() === kernelName,
+    );
     if (!variable) continue;
     const mask = tf.tidy(() => tf.cast(tf.notEqual(variable.read(), 0), 'float32'));
     const size = mask.size;

@@ -81,7 +81,12 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
     `${r.before.macs} -> ${r.after.macs}`,
   ]);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
-  const lines = rows.map((x) => x.map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd());
+  const lines = rows.map((x) =>
+    x
+      .map((cell, c) => (c < 2 ? cell.padEnd(widths[c]) : cell.padStart(widths[c])))
+      .join('  ')
+      .trimEnd(),
+  );
   lines.push(
     `compression ${(100 * r.compression).toFixed(2)}% (params ${r.paramsBefore} -> ${r.paramsAfter} without all-zero groups), ` +
       `MACs ${r.before.macs} -> ${r.after.nonzeroMacs} non-zero (${r.macsSpeedup.toFixed(2)}x fewer)`,
@@ -106,7 +111,13 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     const p = plan(buildGraph(plain), threshold);
     const { model: pruned, layers, weights } = rebuild(plain, p);
     // Count from the host copies surgery already holds instead of reading every weight back.
-    const layersBefore = plain.layers.map((l) => analyzeLayer(l, threshold, p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights));
+    const layersBefore = plain.layers.map((l) =>
+      analyzeLayer(
+        l,
+        threshold,
+        p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
+      ),
+    );
     const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
     const before = totals(layersBefore);
     const after = totals(layersAfter);
@@ -114,7 +125,9 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     const warnings: string[] = [];
     for (const l of layers) {
       for (const k of l.keptConstant) {
-        warnings.push(`${l.className} '${l.name}' unit ${k.unit} is dead (emits the constant ${k.value}) but was kept: ${k.reason}`);
+        warnings.push(
+          `${l.className} '${l.name}' unit ${k.unit} is dead (emits the constant ${k.value}) but was kept: ${k.reason}`,
+        );
       }
     }
     const base = {

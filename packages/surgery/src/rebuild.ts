@@ -74,10 +74,12 @@ export function rebuild(
       const removedUnits: number[] = [];
       for (let o = 0; o < u.cout; o++) (removed[s.ids[o]] ? removedUnits : keepOut).push(o);
       // Groups at or below the threshold are treated as zero; write them as exact zeros.
-      const kernel: HostWeight = p.threshold > 0 ? { ...u.kernel, values: u.kernel.values.slice() } : u.kernel;
+      const kernel: HostWeight =
+        p.threshold > 0 ? { ...u.kernel, values: u.kernel.values.slice() } : u.kernel;
       if (p.threshold > 0) {
         const cc = u.cin * u.cout;
-        for (let k = 0; k < u.K; k++) for (let q = 0; q < cc; q++) if (!u.nz[q]) kernel.values[k * cc + q] = 0;
+        for (let k = 0; k < u.K; k++)
+          for (let q = 0; q < cc; q++) if (!u.nz[q]) kernel.values[k * cc + q] = 0;
       }
       // Fold the constants of removed input channels into the bias of every kept unit.
       const bias = new Float64Array(u.cout);
@@ -135,7 +137,10 @@ export function rebuild(
   for (const [name, ws] of newWeights) {
     const layer = pruned.getLayer(name);
     const ordered = layer.weights.map((w) => {
-      const short = String((w as any).originalName ?? w.name).split('/').pop()!.replace(/_\d+$/, '');
+      const short = String((w as any).originalName ?? w.name)
+        .split('/')
+        .pop()!
+        .replace(/_\d+$/, '');
       const hw = ws.find((x) => x.name === short);
       if (!hw) throw new Error(`surgery: no value for weight '${short}' of layer '${name}'`);
       return hw;

@@ -12,7 +12,13 @@ beforeAll(async () => {
 function smallConvNet(): tfl.Sequential {
   const m = tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, name: 'conv', kernelInitializer: tfl.initializers.ones() }),
+      tfl.layers.conv2d({
+        inputShape: [6, 6, 2],
+        filters: 3,
+        kernelSize: 3,
+        name: 'conv',
+        kernelInitializer: tfl.initializers.ones(),
+      }),
       tfl.layers.flatten({ name: 'flat' }),
       tfl.layers.dense({ units: 2, name: 'dense', kernelInitializer: tfl.initializers.ones() }),
     ],
@@ -25,7 +31,13 @@ describe('analyze', () => {
   it('counts an MLP by hand: 4 -> 3 -> 2', () => {
     const m = tfl.sequential({
       layers: [
-        tfl.layers.dense({ units: 3, inputShape: [4], name: 'a', kernelInitializer: tfl.initializers.ones(), biasInitializer: tfl.initializers.ones() }),
+        tfl.layers.dense({
+          units: 3,
+          inputShape: [4],
+          name: 'a',
+          kernelInitializer: tfl.initializers.ones(),
+          biasInitializer: tfl.initializers.ones(),
+        }),
         tfl.layers.dense({ units: 2, name: 'b', kernelInitializer: tfl.initializers.ones() }),
       ],
     });
@@ -36,7 +48,13 @@ describe('analyze', () => {
       [4 * 3 + 3, 4 * 3],
       [3 * 2 + 2, 3 * 2],
     ]);
-    expect(a.total).toEqual({ params: 23, nonzeros: 6 + 3 + 6, macs: 18, nonzeroMacs: 6 + 6, zeroGroupParams: 6 });
+    expect(a.total).toEqual({
+      params: 23,
+      nonzeros: 6 + 3 + 6,
+      macs: 18,
+      nonzeroMacs: 6 + 6,
+      zeroGroupParams: 6,
+    });
     expect(a.layers[0].groups).toEqual([
       { kind: 'neuron', total: 3, dead: 1 },
       { kind: 'input', total: 4, dead: 1 },
@@ -69,7 +87,13 @@ describe('analyze', () => {
     expect(b.layers[0].params).toBe(3 * 3 * 2 * 2 + 2);
     expect(b.layers[0].macs).toBe(3 * 3 * 2 * 2 * 16);
     expect(b.layers[2].params).toBe(32 * 2 + 2);
-    expect(b.total).toEqual({ params: 104, nonzeros: 104 - 9, macs: 640, nonzeroMacs: 640 - 9 * 16, zeroGroupParams: 9 });
+    expect(b.total).toEqual({
+      params: 104,
+      nonzeros: 104 - 9,
+      macs: 640,
+      nonzeroMacs: 640 - 9 * 16,
+      zeroGroupParams: 9,
+    });
     expect(report.paramsBefore).toBe(155);
     expect(report.paramsAfter).toBe(95);
     expect(report.compression).toBeCloseTo(1 - 95 / 155, 12);

@@ -6,7 +6,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decompose, fold } from '@normprune/layers';
 import { analyze, exportModel, prune } from '../src/index';
-import { editWeight, fillAll, lenet5, mlp, outputDiff, randomizeBatchNorm, rng, unitsOf, vggBn } from './helpers';
+import {
+  editWeight,
+  fillAll,
+  lenet5,
+  mlp,
+  outputDiff,
+  randomizeBatchNorm,
+  rng,
+  unitsOf,
+  vggBn,
+} from './helpers';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -19,7 +29,11 @@ function expectSame(a: tfl.LayersModel, b: tfl.LayersModel): void {
 }
 
 /** Zeroes magnitude entries: `pred(index)` over the flattened magnitude. */
-function zeroMagnitudes(m: tfl.LayersModel, layer: string, pred: (q: number, shape: number[]) => boolean): void {
+function zeroMagnitudes(
+  m: tfl.LayersModel,
+  layer: string,
+  pred: (q: number, shape: number[]) => boolean,
+): void {
   editWeight(m, layer, 'magnitude', (v, shape) => v.forEach((_, q) => pred(q, shape) && (v[q] = 0)));
 }
 
@@ -44,15 +58,25 @@ describe('prune on decomposed models', () => {
     const r = rng(4);
     fillAll(m, 'bias', () => r() - 0.5);
     // conv2 magnitude [cin=4, cout=8]: kill 2-D kernels where (i + o) % 3 == 0, and all of filter 5.
-    zeroMagnitudes(m, 'conv2', (q, [, cout]) => (Math.floor(q / cout) + (q % cout)) % 3 === 0 || q % cout === 5);
+    zeroMagnitudes(
+      m,
+      'conv2',
+      (q, [, cout]) => (Math.floor(q / cout) + (q % cout)) % 3 === 0 || q % cout === 5,
+    );
     zeroMagnitudes(m, 'fc1', (q) => q % 4 === 1);
     const { model, report } = prune(m);
     expectSame(m, model);
     expect(unitsOf(model, 'conv2')).toBe(7);
     expect(unitsOf(model, 'fc1')).toBe(18);
     const conv2 = report.layersAfter.find((l) => l.name === 'conv2')!;
-    const deadKernels = [0, 1, 2, 3].flatMap((i) => [0, 1, 2, 3, 4, 6, 7].filter((o) => (i + o) % 3 === 0)).length;
-    expect(conv2.groups.find((g) => g.kind === 'kernel')).toEqual({ kind: 'kernel', total: 28, dead: deadKernels });
+    const deadKernels = [0, 1, 2, 3].flatMap((i) =>
+      [0, 1, 2, 3, 4, 6, 7].filter((o) => (i + o) % 3 === 0),
+    ).length;
+    expect(conv2.groups.find((g) => g.kind === 'kernel')).toEqual({
+      kind: 'kernel',
+      total: 28,
+      dead: deadKernels,
+    });
     expect(conv2.zeroGroupParams).toBe(25 * deadKernels);
   });
 

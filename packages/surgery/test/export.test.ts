@@ -57,7 +57,10 @@ function predictInPlainTfjs(dir: string): number[] {
       const x = tf.tensor(JSON.parse(process.argv[2]), [3, 28, 28, 1]);
       process.stdout.write(JSON.stringify(Array.from(model.predict(x).dataSync())));
     })().catch((e) => { console.error(e); process.exit(1); });`;
-  const out = execFileSync(process.execPath, ['-e', script, dir, JSON.stringify(x)], { cwd: root, encoding: 'utf8' });
+  const out = execFileSync(process.execPath, ['-e', script, dir, JSON.stringify(x)], {
+    cwd: root,
+    encoding: 'utf8',
+  });
   return JSON.parse(out);
 }
 
@@ -131,7 +134,9 @@ describe('exportModel', () => {
     expect(bin(r16)).toBeLessThan(bin(r32) * 0.6);
     const loaded = await loadSparseModel(dir);
     const ours = predict(model);
-    expect(maxDiff(ours, predict(loaded)).abs).toBeLessThan(2e-2 * Math.max(1, ...Array.from(ours, Math.abs)));
+    expect(maxDiff(ours, predict(loaded)).abs).toBeLessThan(
+      2e-2 * Math.max(1, ...Array.from(ours, Math.abs)),
+    );
   });
 
   it('leaves no tensor behind', async () => {
@@ -143,8 +148,19 @@ describe('exportModel', () => {
   });
 
   it('refuses float16 for weights outside its range', async () => {
-    const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [2], name: 'd', biasInitializer: tfl.initializers.constant({ value: 1e5 }) })] });
-    await expect(exportModel(m, path.join(tmp, 'range'), { float16: true })).rejects.toThrow(/'d\/bias.*float16 range/);
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          units: 2,
+          inputShape: [2],
+          name: 'd',
+          biasInitializer: tfl.initializers.constant({ value: 1e5 }),
+        }),
+      ],
+    });
+    await expect(exportModel(m, path.join(tmp, 'range'), { float16: true })).rejects.toThrow(
+      /'d\/bias.*float16 range/,
+    );
   });
 
   it('reports a truncated sparse file by name', async () => {

@@ -13,10 +13,20 @@ export function rng(seed: number): () => number {
 }
 
 /** Rewrites one weight of a layer (by short name) with `edit` applied to a host copy. */
-export function editWeight(model: tfl.LayersModel, layerName: string, weight: string, edit: (v: Float32Array, shape: number[]) => void): void {
+export function editWeight(
+  model: tfl.LayersModel,
+  layerName: string,
+  weight: string,
+  edit: (v: Float32Array, shape: number[]) => void,
+): void {
   const layer = model.getLayer(layerName);
   const values = layer.getWeights().map((t) => Float32Array.from(t.dataSync() as Float32Array));
-  const idx = layer.weights.findIndex((w) => String((w as any).originalName ?? w.name).split('/').pop() === weight);
+  const idx = layer.weights.findIndex(
+    (w) =>
+      String((w as any).originalName ?? w.name)
+        .split('/')
+        .pop() === weight,
+  );
   if (idx < 0) throw new Error(`no weight ${weight} in ${layerName}`);
   const shape = layer.weights[idx].shape as number[];
   edit(values[idx], shape);
@@ -26,7 +36,12 @@ export function editWeight(model: tfl.LayersModel, layerName: string, weight: st
 }
 
 /** Zeroes kernel[..., i, o] for every (i, o) with `pred(i, o)` (the last two axes). */
-export function zeroKernelWhere(model: tfl.LayersModel, layerName: string, pred: (i: number, o: number) => boolean, weight = 'kernel'): void {
+export function zeroKernelWhere(
+  model: tfl.LayersModel,
+  layerName: string,
+  pred: (i: number, o: number) => boolean,
+  weight = 'kernel',
+): void {
   editWeight(model, layerName, weight, (v, shape) => {
     const cin = shape[shape.length - 2];
     const cout = shape[shape.length - 1];
@@ -50,7 +65,14 @@ export function zeroInputs(model: tfl.LayersModel, layerName: string, inputs: nu
 /** Fills every weight named `weight` (bias, beta, ...) of every layer that has one with values from `gen`. */
 export function fillAll(model: tfl.LayersModel, weight: string, gen: () => number): void {
   for (const l of model.layers) {
-    if (l.weights.some((w) => String((w as any).originalName ?? w.name).split('/').pop() === weight)) {
+    if (
+      l.weights.some(
+        (w) =>
+          String((w as any).originalName ?? w.name)
+            .split('/')
+            .pop() === weight,
+      )
+    ) {
       editWeight(model, l.name, weight, (v) => v.forEach((_, k) => (v[k] = gen())));
     }
   }
@@ -66,7 +88,12 @@ export function randomizeBatchNorm(model: tfl.LayersModel, seed = 7): void {
 }
 
 /** Max absolute difference of the two models' predictions on the same random batch. */
-export function outputDiff(a: tfl.LayersModel, b: tfl.LayersModel, batch = 4, seed = 1): { abs: number; scale: number } {
+export function outputDiff(
+  a: tfl.LayersModel,
+  b: tfl.LayersModel,
+  batch = 4,
+  seed = 1,
+): { abs: number; scale: number } {
   return tf.tidy(() => {
     const shape = [batch, ...(a.inputs[0].shape.slice(1) as number[])];
     const x = tf.randomNormal(shape, 0, 1, 'float32', seed);
@@ -87,9 +114,24 @@ export function unitsOf(model: tfl.LayersModel, name: string): number {
 export function mlp(): tfl.Sequential {
   return tfl.sequential({
     layers: [
-      tfl.layers.dense({ units: 16, inputShape: [20], activation: 'relu', name: 'd1', kernelInitializer: tfl.initializers.glorotNormal({ seed: 1 }) }),
-      tfl.layers.dense({ units: 12, activation: 'relu', name: 'd2', kernelInitializer: tfl.initializers.glorotNormal({ seed: 2 }) }),
-      tfl.layers.dense({ units: 5, name: 'd3', kernelInitializer: tfl.initializers.glorotNormal({ seed: 3 }) }),
+      tfl.layers.dense({
+        units: 16,
+        inputShape: [20],
+        activation: 'relu',
+        name: 'd1',
+        kernelInitializer: tfl.initializers.glorotNormal({ seed: 1 }),
+      }),
+      tfl.layers.dense({
+        units: 12,
+        activation: 'relu',
+        name: 'd2',
+        kernelInitializer: tfl.initializers.glorotNormal({ seed: 2 }),
+      }),
+      tfl.layers.dense({
+        units: 5,
+        name: 'd3',
+        kernelInitializer: tfl.initializers.glorotNormal({ seed: 3 }),
+      }),
     ],
   });
 }
@@ -100,9 +142,24 @@ export function lenet5(narrow = false): tfl.Sequential {
   const [f1, f2, u1, u2] = narrow ? [4, 8, 24, 16] : [6, 16, 120, 84];
   return tfl.sequential({
     layers: [
-      tfl.layers.conv2d({ inputShape: [28, 28, 1], filters: f1, kernelSize: 5, padding: 'same', activation: 'relu', name: 'conv1', kernelInitializer: k(1) }),
+      tfl.layers.conv2d({
+        inputShape: [28, 28, 1],
+        filters: f1,
+        kernelSize: 5,
+        padding: 'same',
+        activation: 'relu',
+        name: 'conv1',
+        kernelInitializer: k(1),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool1' }),
-      tfl.layers.conv2d({ filters: f2, kernelSize: 5, padding: 'valid', activation: 'relu', name: 'conv2', kernelInitializer: k(2) }),
+      tfl.layers.conv2d({
+        filters: f2,
+        kernelSize: 5,
+        padding: 'valid',
+        activation: 'relu',
+        name: 'conv2',
+        kernelInitializer: k(2),
+      }),
       tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool2' }),
       tfl.layers.flatten({ name: 'flatten' }),
       tfl.layers.dense({ units: u1, activation: 'relu', name: 'fc1', kernelInitializer: k(3) }),
@@ -148,11 +205,24 @@ export function vggBn(): tfl.Sequential {
 export function residual(): tfl.LayersModel {
   const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
   const input = tfl.input({ shape: [8, 8, 3], name: 'x' });
-  const a = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a', kernelInitializer: k(1) }).apply(input) as tfl.SymbolicTensor;
-  const b = tfl.layers.conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'b', kernelInitializer: k(2) }).apply(a) as tfl.SymbolicTensor;
+  const a = tfl.layers
+    .conv2d({
+      filters: 6,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      name: 'a',
+      kernelInitializer: k(1),
+    })
+    .apply(input) as tfl.SymbolicTensor;
+  const b = tfl.layers
+    .conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'b', kernelInitializer: k(2) })
+    .apply(a) as tfl.SymbolicTensor;
   const sum = tfl.layers.add({ name: 'add' }).apply([a, b]) as tfl.SymbolicTensor;
   const act = tfl.layers.reLU({ name: 'relu' }).apply(sum) as tfl.SymbolicTensor;
   const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(act) as tfl.SymbolicTensor;
-  const out = tfl.layers.dense({ units: 4, name: 'out', kernelInitializer: k(3) }).apply(gap) as tfl.SymbolicTensor;
+  const out = tfl.layers
+    .dense({ units: 4, name: 'out', kernelInitializer: k(3) })
+    .apply(gap) as tfl.SymbolicTensor;
   return tfl.model({ inputs: input, outputs: out });
 }

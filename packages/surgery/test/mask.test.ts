@@ -28,7 +28,10 @@ describe('kernelMask', () => {
 
     model.compile({ optimizer: tf.train.adam(0.01), loss: 'sparseCategoricalCrossentropy' });
     const xs = tf.randomNormal([8, 28, 28, 1], 0, 1, 'float32', 4);
-    const ys = tf.tensor1d(Array.from({ length: 8 }, (_, i) => i % 10), 'float32');
+    const ys = tf.tensor1d(
+      Array.from({ length: 8 }, (_, i) => i % 10),
+      'float32',
+    );
     // The first fit creates Adam's moment tensors; from then on training must keep numTensors flat.
     await model.fit(xs, ys, { epochs: 1, batchSize: 4, callbacks: [mask.callback], verbose: 0 });
     await expectNoLeak(async () => {

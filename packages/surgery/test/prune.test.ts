@@ -88,7 +88,11 @@ describe('prune: MLP', () => {
 
   it('refuses a whole dead layer, naming it', () => {
     const m = mlp();
-    zeroUnits(m, 'd2', Array.from({ length: 12 }, (_, i) => i));
+    zeroUnits(
+      m,
+      'd2',
+      Array.from({ length: 12 }, (_, i) => i),
+    );
     expect(() => prune(m)).toThrow(/'d2'.*disconnect/);
   });
 
@@ -104,7 +108,12 @@ describe('prune: MLP', () => {
     const { model } = prune(m);
     expectSame(m, model);
     expect(unitsOf(model, 'h')).toBe(3);
-    expect(model.getLayer('o').getWeights().map((w) => w.shape)).toEqual([[3, 3], [3]]);
+    expect(
+      model
+        .getLayer('o')
+        .getWeights()
+        .map((w) => w.shape),
+    ).toEqual([[3, 3], [3]]);
   });
 
   it('treats groups under the threshold as zero', () => {
@@ -124,7 +133,11 @@ describe('prune: LeNet-5', () => {
     fillAll(m, 'bias', () => r() * 0.4 - 0.1);
     zeroUnits(m, 'conv1', [1, 4]); // constant relu(bias) folded into conv2 ('valid')
     zeroUnits(m, 'conv2', [0, 5, 9, 15]); // constants folded through pool + flatten into fc1
-    zeroUnits(m, 'fc1', Array.from({ length: 60 }, (_, i) => 2 * i));
+    zeroUnits(
+      m,
+      'fc1',
+      Array.from({ length: 60 }, (_, i) => 2 * i),
+    );
     zeroUnits(m, 'fc2', [3, 40]);
     const { model, report } = prune(m);
     expectSame(m, model);
@@ -193,7 +206,9 @@ describe('prune: VGG-style with BatchNormalization', () => {
     expect(after.groups.find((g) => g.kind === 'kernel')!.total).toBe(10 * 12);
     expect(before.zeroGroupParams).toBe(9 * 2 * 12);
     const c2 = report.layersAfter.find((l) => l.name === 'c2')!;
-    const zeroKernels = Array.from({ length: 64 }, (_, q) => q).filter((q) => (Math.floor(q / 8) + (q % 8)) % 3 === 0).length;
+    const zeroKernels = Array.from({ length: 64 }, (_, q) => q).filter(
+      (q) => (Math.floor(q / 8) + (q % 8)) % 3 === 0,
+    ).length;
     expect(c2.groups.find((g) => g.kind === 'kernel')!.dead).toBe(zeroKernels);
     expect(c2.zeroGroupParams).toBe(9 * zeroKernels);
     expect(report.paramsAfter).toBe(report.after.params - report.after.zeroGroupParams);
@@ -208,7 +223,9 @@ describe('prune: residual Add', () => {
     const { model, report } = prune(m);
     expectSame(m, model);
     expect(report.layers.map((l) => l.unitsAfter)).toEqual([6, 6, 4]);
-    expect(report.warnings).toEqual([expect.stringMatching(/'b' unit 2 .*no longer constant where 'b' reads it/)]);
+    expect(report.warnings).toEqual([
+      expect.stringMatching(/'b' unit 2 .*no longer constant where 'b' reads it/),
+    ]);
   });
 
   it('removes a channel on both sides when both coupled filters are dead', () => {
@@ -230,7 +247,15 @@ describe('prune: ResNet-style blocks with BatchNormalization and a projection sh
   function resnet(): tfl.LayersModel {
     const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
     const conv = (name: string, filters: number, size: number, strides = 1, seed = 1) =>
-      tfl.layers.conv2d({ filters, kernelSize: size, strides, padding: 'same', useBias: false, name, kernelInitializer: k(seed) });
+      tfl.layers.conv2d({
+        filters,
+        kernelSize: size,
+        strides,
+        padding: 'same',
+        useBias: false,
+        name,
+        kernelInitializer: k(seed),
+      });
     const bn = (name: string) => tfl.layers.batchNormalization({ name });
     const input = tfl.input({ shape: [8, 8, 3] });
     let x = conv('stem', 8, 3, 1, 1).apply(input) as tfl.SymbolicTensor;
@@ -247,7 +272,9 @@ describe('prune: ResNet-style blocks with BatchNormalization and a projection sh
     const sc = bn('b2scbn').apply(conv('b2sc', 12, 1, 2, 6).apply(x)) as tfl.SymbolicTensor;
     x = tfl.layers.reLU().apply(tfl.layers.add({ name: 'b2add' }).apply([sc, z])) as tfl.SymbolicTensor;
     const gap = tfl.layers.globalAveragePooling2d({}).apply(x) as tfl.SymbolicTensor;
-    const out = tfl.layers.dense({ units: 5, name: 'out', kernelInitializer: k(7) }).apply(gap) as tfl.SymbolicTensor;
+    const out = tfl.layers
+      .dense({ units: 5, name: 'out', kernelInitializer: k(7) })
+      .apply(gap) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: input, outputs: out });
     randomizeBatchNorm(m, 21);
     return m;
@@ -278,10 +305,23 @@ describe('prune: depthwise-separable (MobileNet-style) block', () => {
     const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
     return tfl.sequential({
       layers: [
-        tfl.layers.conv2d({ inputShape: [9, 9, 3], filters: 8, kernelSize: 1, useBias: false, name: 'expand', kernelInitializer: k(1) }),
+        tfl.layers.conv2d({
+          inputShape: [9, 9, 3],
+          filters: 8,
+          kernelSize: 1,
+          useBias: false,
+          name: 'expand',
+          kernelInitializer: k(1),
+        }),
         tfl.layers.batchNormalization({ name: 'bn1' }),
         tfl.layers.reLU({ name: 'r1' }),
-        tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', useBias: false, name: 'dw', depthwiseInitializer: k(2) }),
+        tfl.layers.depthwiseConv2d({
+          kernelSize: 3,
+          padding: 'same',
+          useBias: false,
+          name: 'dw',
+          depthwiseInitializer: k(2),
+        }),
         tfl.layers.batchNormalization({ name: 'bn2' }),
         tfl.layers.reLU({ name: 'r2' }),
         tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'project', kernelInitializer: k(3) }),
@@ -314,17 +354,25 @@ describe('prune: depthwise-separable (MobileNet-style) block', () => {
     const { model, report } = prune(m);
     expectSame(m, model);
     expect(report.layers.find((l) => l.name === 'expand')!.removed).toEqual([4]);
-    expect(report.warnings).toEqual([expect.stringMatching(/'expand' unit 1 .*no longer constant where 'project' reads it/)]);
+    expect(report.warnings).toEqual([
+      expect.stringMatching(/'expand' unit 1 .*no longer constant where 'project' reads it/),
+    ]);
   });
 });
 
 describe('prune: Concatenate', () => {
   it('maps channels through concatenation offsets', () => {
     const input = tfl.input({ shape: [6, 6, 2] });
-    const a = tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a' }).apply(input) as tfl.SymbolicTensor;
-    const b = tfl.layers.conv2d({ filters: 3, kernelSize: 1, activation: 'relu', name: 'b' }).apply(input) as tfl.SymbolicTensor;
+    const a = tfl.layers
+      .conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'a' })
+      .apply(input) as tfl.SymbolicTensor;
+    const b = tfl.layers
+      .conv2d({ filters: 3, kernelSize: 1, activation: 'relu', name: 'b' })
+      .apply(input) as tfl.SymbolicTensor;
     const cat = tfl.layers.concatenate({ name: 'cat' }).apply([a, b]) as tfl.SymbolicTensor;
-    const c = tfl.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'valid', name: 'c' }).apply(cat) as tfl.SymbolicTensor;
+    const c = tfl.layers
+      .conv2d({ filters: 5, kernelSize: 3, padding: 'valid', name: 'c' })
+      .apply(cat) as tfl.SymbolicTensor;
     const flat = tfl.layers.flatten().apply(c) as tfl.SymbolicTensor;
     const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: input, outputs: out });
@@ -342,11 +390,17 @@ describe('prune: Concatenate', () => {
 describe('prune: Multiply and average pooling', () => {
   function gated(): tfl.LayersModel {
     const input = tfl.input({ shape: [7, 7, 2] });
-    const a = tfl.layers.conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'tanh', name: 'a' }).apply(input) as tfl.SymbolicTensor;
-    const g = tfl.layers.conv2d({ filters: 5, kernelSize: 1, activation: 'sigmoid', name: 'g' }).apply(input) as tfl.SymbolicTensor;
+    const a = tfl.layers
+      .conv2d({ filters: 5, kernelSize: 3, padding: 'same', activation: 'tanh', name: 'a' })
+      .apply(input) as tfl.SymbolicTensor;
+    const g = tfl.layers
+      .conv2d({ filters: 5, kernelSize: 1, activation: 'sigmoid', name: 'g' })
+      .apply(input) as tfl.SymbolicTensor;
     const prod = tfl.layers.multiply({ name: 'mul' }).apply([a, g]) as tfl.SymbolicTensor;
     // 'same' average pooling divides by the in-bounds count, so a constant stays constant at the borders.
-    const pool = tfl.layers.averagePooling2d({ poolSize: 2, padding: 'same', name: 'pool' }).apply(prod) as tfl.SymbolicTensor;
+    const pool = tfl.layers
+      .averagePooling2d({ poolSize: 2, padding: 'same', name: 'pool' })
+      .apply(prod) as tfl.SymbolicTensor;
     const flat = tfl.layers.flatten().apply(pool) as tfl.SymbolicTensor;
     const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: input, outputs: out });
@@ -377,7 +431,14 @@ describe('prune: constants ahead of a convolution', () => {
   function twoConvs(padding: 'same' | 'valid', kernelSize: number): tfl.Sequential {
     return tfl.sequential({
       layers: [
-        tfl.layers.conv2d({ inputShape: [7, 7, 2], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' }),
+        tfl.layers.conv2d({
+          inputShape: [7, 7, 2],
+          filters: 4,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          name: 'c1',
+        }),
         tfl.layers.conv2d({ filters: 3, kernelSize, padding, name: 'c2' }),
         tfl.layers.flatten({ name: 'f' }),
         tfl.layers.dense({ units: 2, name: 'out' }),
@@ -397,7 +458,10 @@ describe('prune: constants ahead of a convolution', () => {
       expectSame(m, model);
       expect(unitsOf(model, 'c1')).toBe(removed ? 3 : 4);
       expect(report.warnings.length).toBe(removed ? 0 : 1);
-      if (!removed) expect(report.layers[0].keptConstant).toEqual([{ unit: 1, value: 0.5, reason: expect.stringMatching(/'c2'/) }]);
+      if (!removed)
+        expect(report.layers[0].keptConstant).toEqual([
+          { unit: 1, value: 0.5, reason: expect.stringMatching(/'c2'/) },
+        ]);
     });
   }
 
@@ -414,7 +478,10 @@ describe('prune: constants ahead of a convolution', () => {
 describe('prune: refusals', () => {
   it('names an unknown layer type', () => {
     const m = tfl.sequential({
-      layers: [tfl.layers.dense({ units: 4, inputShape: [3], name: 'd' }), tfl.layers.reshape({ targetShape: [2, 2], name: 'r' })],
+      layers: [
+        tfl.layers.dense({ units: 4, inputShape: [3], name: 'd' }),
+        tfl.layers.reshape({ targetShape: [2, 2], name: 'r' }),
+      ],
     });
     expect(() => prune(m)).toThrow(/'r'.*Reshape/);
   });

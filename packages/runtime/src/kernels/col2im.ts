@@ -49,7 +49,16 @@ export function geometry(info: tf.backend_util.Conv2DInfo): Geometry {
 
 /** True when patches are the input itself (1x1, stride 1, no padding). */
 export function isPointwise(g: Geometry): boolean {
-  return g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.top === 0 && g.left === 0 && g.OH === g.H && g.OW === g.W;
+  return (
+    g.kh === 1 &&
+    g.kw === 1 &&
+    g.sh === 1 &&
+    g.sw === 1 &&
+    g.top === 0 &&
+    g.left === 0 &&
+    g.OH === g.H &&
+    g.OW === g.W
+  );
 }
 
 /** Largest patch matrix (floats) held at once; tests lower it to exercise batch chunking. */
@@ -66,7 +75,14 @@ export function imagesPerChunk(g: Geometry, maxFloats = im2colLimits.maxFloats):
  * (i, j, c)) onto `dx` (heap offset, already zeroed by the caller): the adjoint
  * of im2col.
  */
-export function col2im(heap: Float32Array, colsOff: number, dxOff: number, g: Geometry, n0: number, n1: number): void {
+export function col2im(
+  heap: Float32Array,
+  colsOff: number,
+  dxOff: number,
+  g: Geometry,
+  n0: number,
+  n1: number,
+): void {
   const { H, W, C, OH, OW, kh, kw, sh, sw, top, left } = g;
   const rowStride = W * C;
   const run = kw * C;

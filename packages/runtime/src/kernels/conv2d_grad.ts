@@ -5,7 +5,16 @@
 // the LeNet-5 and VGG (CIFAR) shapes, single-threaded SIMD wasm
 // (bench/kernels.ts and the README's bench section).
 import * as tf from '@tensorflow/tfjs-core';
-import { col2im, geometry, HeapBackend, heapOf, im2colLimits, im2colT, imagesPerChunk, isPointwise } from './col2im.js';
+import {
+  col2im,
+  geometry,
+  HeapBackend,
+  heapOf,
+  im2colLimits,
+  im2colT,
+  imagesPerChunk,
+  isPointwise,
+} from './col2im.js';
 import { release, reshape, runWasm, transpose } from './util.js';
 
 type Pads = [[number, number], [number, number], [number, number], [number, number]];
@@ -47,7 +56,10 @@ function backpropFilterByIm2col(
   const { heap, offset } = heapOf(backend, cols);
   im2colT(heap, heapOf(backend, x).offset, offset, g);
   const dyRows = reshape(backend, dy, [1, R, info.outChannels]);
-  const dw = runWasm('BatchMatMul', { a: cols, b: dyRows }, backend, { transposeA: false, transposeB: false });
+  const dw = runWasm('BatchMatMul', { a: cols, b: dyRows }, backend, {
+    transposeA: false,
+    transposeB: false,
+  });
   release(backend, cols, dyRows);
   const out = reshape(backend, dw, filterShape);
   release(backend, dw);
@@ -71,7 +83,8 @@ export function conv2DBackpropFilter(args: {
   const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   const info = convInfoOf(x.shape, attrs.filterShape, attrs, 'Conv2DBackpropFilter');
-  const patchFloats = info.filterHeight * info.filterWidth * info.inChannels * info.batchSize * info.outHeight * info.outWidth;
+  const patchFloats =
+    info.filterHeight * info.filterWidth * info.inChannels * info.batchSize * info.outHeight * info.outWidth;
   if (info.inChannels <= 8 && patchFloats <= im2colLimits.maxFloats) {
     return backpropFilterByIm2col(backend, x, dy, info, attrs.filterShape);
   }
@@ -212,7 +225,10 @@ function backpropInputByCol2im(
   const per = imagesPerChunk(g);
   if (isPointwise(g) && per === g.N) {
     const dyRows = pixelRows(backend, dy, 0, g.N);
-    const cols = runWasm('BatchMatMul', { a: dyRows, b: wT }, backend, { transposeA: false, transposeB: false });
+    const cols = runWasm('BatchMatMul', { a: dyRows, b: wT }, backend, {
+      transposeA: false,
+      transposeB: false,
+    });
     release(backend, dyRows, wT);
     const out = reshape(backend, cols, info.inShape);
     release(backend, cols);
@@ -226,7 +242,10 @@ function backpropInputByCol2im(
   for (let n0 = 0; n0 < g.N; n0 += per) {
     const n1 = Math.min(g.N, n0 + per);
     const dyRows = pixelRows(backend, dy, n0, n1);
-    const cols = runWasm('BatchMatMul', { a: dyRows, b: wT }, backend, { transposeA: false, transposeB: false });
+    const cols = runWasm('BatchMatMul', { a: dyRows, b: wT }, backend, {
+      transposeA: false,
+      transposeB: false,
+    });
     release(backend, dyRows);
     const { heap, offset: colsOff } = heapOf(backend, cols);
     col2im(heap, colsOff, heapOf(backend, dx).offset, g, n0, n1);

@@ -11,7 +11,11 @@ interface HeapBackend extends tf.KernelBackend {
 }
 
 /** MaxPoolGrad (NHWC, float32) on the wasm heap. */
-export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs?: tf.NamedAttrMap }): tf.TensorInfo {
+export function maxPoolGrad(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs?: tf.NamedAttrMap;
+}): tf.TensorInfo {
   const backend = args.backend as HeapBackend;
   const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
   const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.MaxPoolGradAttrs;
@@ -23,7 +27,16 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
     pad,
     dimRoundingMode,
   );
-  const { batchSize, inHeight, inWidth, inChannels: C, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const {
+    batchSize,
+    inHeight,
+    inWidth,
+    inChannels: C,
+    outHeight,
+    outWidth,
+    strideHeight,
+    strideWidth,
+  } = info;
   const fh = info.effectiveFilterHeight;
   const fw = info.effectiveFilterWidth;
   const top = info.padInfo.top;
@@ -36,8 +49,16 @@ export function maxPoolGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unkn
   dx.fill(0);
   const rowStride = inWidth * C;
   const imageStride = inHeight * rowStride;
-  if (fh === 2 && fw === 2 && strideHeight === 2 && strideWidth === 2 && top === 0 && left === 0 &&
-      2 * outHeight <= inHeight && 2 * outWidth <= inWidth) {
+  if (
+    fh === 2 &&
+    fw === 2 &&
+    strideHeight === 2 &&
+    strideWidth === 2 &&
+    top === 0 &&
+    left === 0 &&
+    2 * outHeight <= inHeight &&
+    2 * outWidth <= inWidth
+  ) {
     // The common 2x2, stride 2 pooling with every window inside the image:
     // disjoint windows, comparisons unrolled in the cpu backend's scan order.
     let gi = 0;

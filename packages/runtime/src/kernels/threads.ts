@@ -39,7 +39,9 @@ function writeThreadFiles(bundleFile: string): { worker: string; factory: string
   const end = start < 0 ? -1 : bundle.indexOf(FACTORY_END, start);
   const worker = WORKER.exec(bundle);
   if (start < 0 || end < 0 || !worker) {
-    throw new Error(`normprune: cannot find the threaded wasm factory in ${bundleFile} (unsupported tfjs-backend-wasm version)`);
+    throw new Error(
+      `normprune: cannot find the threaded wasm factory in ${bundleFile} (unsupported tfjs-backend-wasm version)`,
+    );
   }
   const hash = crypto.createHash('sha256').update(bundle).digest('hex').slice(0, 16);
   const dir = path.join(os.tmpdir(), `normprune-wasm-threads-${hash}`);
@@ -72,10 +74,15 @@ function writeThreadFiles(bundleFile: string): { worker: string; factory: string
  */
 export async function setWasmBackendWithThreads(threads: number): Promise<number> {
   if ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm != null) {
-    throw new Error('normprune: the wasm backend is already initialised; threads must be set up before its first use');
+    throw new Error(
+      'normprune: the wasm backend is already initialised; threads must be set up before its first use',
+    );
   }
   const wasm = (await loadModule('@tensorflow/tfjs-backend-wasm')) as WasmPackage;
-  const dist = path.join(path.dirname(packageRequire().resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  const dist = path.join(
+    path.dirname(packageRequire().resolve('@tensorflow/tfjs-backend-wasm/package.json')),
+    'dist',
+  );
   const files = writeThreadFiles(path.join(dist, 'tf-backend-wasm.node.js'));
 
   // The CommonJS module object the bundle reads (an ES namespace is read-only).
@@ -91,14 +98,16 @@ export async function setWasmBackendWithThreads(threads: number): Promise<number
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
   wasm.setThreadsCount(threads);
   try {
-    if (!(await tf.setBackend('wasm'))) throw new Error('normprune: the threaded wasm backend failed to initialise');
+    if (!(await tf.setBackend('wasm')))
+      throw new Error('normprune: the threaded wasm backend failed to initialise');
   } finally {
     URL.createObjectURL = createObjectURL;
     nodeOs.cpus = cpus;
   }
   // XNNPACK's pool threads run for the life of the module; referenced workers
   // would keep Node from exiting when the program is done.
-  const module = (tf.backend() as unknown as { wasm?: { PThread?: { runningWorkers: { unref(): void }[] } } }).wasm;
+  const module = (tf.backend() as unknown as { wasm?: { PThread?: { runningWorkers: { unref(): void }[] } } })
+    .wasm;
   for (const worker of module?.PThread?.runningWorkers ?? []) worker.unref();
   return wasm.getThreadsCount();
 }

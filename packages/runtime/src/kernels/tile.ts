@@ -26,7 +26,11 @@ export function makeTile(upstream: KernelFn | null): KernelFn {
     const backend = args.backend as HeapBackend;
     const x = args.inputs.x as tf.TensorInfo;
     const reps = (args.attrs as unknown as tf.TileAttrs).reps;
-    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || tf.util.sizeFromShape(x.shape) === 0 || x.shape.length === 0) {
+    if (
+      (x.dtype !== 'float32' && x.dtype !== 'int32') ||
+      tf.util.sizeFromShape(x.shape) === 0 ||
+      x.shape.length === 0
+    ) {
       if (upstream == null) throw new Error('normprune: no upstream wasm Tile');
       return upstream(args);
     }
