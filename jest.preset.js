@@ -15,7 +15,7 @@ module.exports = function preset(projectDir, overrides = {}) {
     transform: {
       '^.+\\.tsx?$': [
         'ts-jest',
-        { tsconfig: path.join(projectDir, 'tsconfig.json'), isolatedModules: true, diagnostics: false },
+        { tsconfig: path.join(projectDir, 'tsconfig.json'), diagnostics: false },
       ],
     },
     moduleNameMapper: {
