@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as datasets from '@normprune/datasets';
 import type { Split, Stats } from '@normprune/datasets';
+import { mulberry32, permutation as seededPermutation } from '@normprune/datasets';
 import type { Budget, ExperimentConfig } from './config.js';
 
 /** The splits one run trains, selects and tests on. */
@@ -23,30 +24,9 @@ export class DataError extends Error {
   override name = 'DataError';
 }
 
-/** Mulberry32: a small seedable PRNG (the permutations must not depend on Math.random). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A seeded permutation of 0..n-1 (Fisher-Yates). */
-export function permutation(n: number, seed: number): Int32Array {
-  const p = new Int32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  const rnd = mulberry32(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    const t = p[i];
-    p[i] = p[j];
-    p[j] = t;
-  }
-  return p;
+/** A seeded permutation of 0..n-1 (the same generator as the batches' shuffle). */
+export function permutation(n: number, seed: number): Uint32Array {
+  return seededPermutation(n, mulberry32(seed));
 }
 
 /** The images and labels at `idx`, as a new split. */

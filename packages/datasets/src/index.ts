@@ -22,6 +22,7 @@ export { DatasetError } from './errors.js';
 export type { DatasetErrorCode } from './errors.js';
 export { computeStats, validationSplit } from './split.js';
 export { batches, toTensors } from './tensors.js';
+export { mulberry32, permutation } from './random.js';
 
 /**
  * MNIST (60,000 + 10,000 handwritten digits, 28x28x1). Sources, first match

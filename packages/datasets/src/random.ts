@@ -1,6 +1,8 @@
 /**
  * mulberry32: a tiny 32-bit PRNG, good enough for shuffling and augmentation,
- * and identical on every platform so a seed reproduces a run exactly.
+ * and identical on every platform so a seed reproduces a run exactly. It is
+ * the generator behind {@link batches}' `seed`; use it for any other choice
+ * (subsets, splits) that must replay with the same seed.
  */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
@@ -13,7 +15,7 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Fisher-Yates permutation of 0..n-1. */
+/** Fisher-Yates permutation of 0..n-1, drawn from `rand` (e.g. {@link mulberry32}). */
 export function permutation(n: number, rand: () => number): Uint32Array {
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;

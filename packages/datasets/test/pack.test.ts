@@ -76,6 +76,8 @@ const expected = {
     'loadCifar10',
     'loadFashionMnist',
     'loadMnist',
+    'mulberry32',
+    'permutation',
     'toTensors',
     'validationSplit',
   ],

@@ -1,6 +1,14 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { batches, computeStats, toTensors, validationSplit, type Split } from '../src/index';
+import {
+  batches,
+  computeStats,
+  mulberry32,
+  permutation,
+  toTensors,
+  validationSplit,
+  type Split,
+} from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import { fakeImages, fakeLabels } from './fixtures';
 
@@ -219,5 +227,23 @@ describe('validationSplit', () => {
     expect(validation.numClasses).toBe(10);
     expect(() => validationSplit(s, 10)).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
     expect(() => validationSplit(s, 0)).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+  });
+});
+
+describe('mulberry32 and permutation (public, shared with the experiments CLI)', () => {
+  it('replays the same sequence for the same seed and differs across seeds', () => {
+    const a = mulberry32(7);
+    const b = mulberry32(7);
+    const c = mulberry32(8);
+    const sa = Array.from({ length: 5 }, () => a());
+    expect(Array.from({ length: 5 }, () => b())).toEqual(sa);
+    expect(Array.from({ length: 5 }, () => c())).not.toEqual(sa);
+    expect(sa.every((v) => v >= 0 && v < 1)).toBe(true);
+  });
+
+  it('permutes 0..n-1 exactly once each', () => {
+    const p = permutation(1000, mulberry32(3));
+    expect(Array.from(p).sort((x, y) => x - y)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(Array.from(p)).not.toEqual(Array.from({ length: 1000 }, (_, i) => i));
   });
 });
