@@ -65,6 +65,22 @@ export function specConfig(spec: tfl.layers.Layer): tf.serialization.ConfigDict 
   return config;
 }
 
+/**
+ * The layer-specific part of a decomposed layer's config: the plain layer's
+ * arguments plus granularity, epsilon and (when set) the magnitude initializer.
+ */
+export function decomposedConfig(
+  spec: tfl.layers.Layer,
+  granularity: Granularity,
+  epsilon: number,
+  magnitudeInit: { config: unknown } | null,
+): tf.serialization.ConfigDict {
+  const config: tf.serialization.ConfigDict = { ...specConfig(spec), granularity, epsilon };
+  if (magnitudeInit != null)
+    config.magnitudeInitializer = magnitudeInit.config as tf.serialization.ConfigDictValue;
+  return config;
+}
+
 /** Activations tfjs fuses into matMul / conv2d (tfjs-layers' own list). */
 export function fusedActivation(activation: ActivationFn): 'relu' | 'linear' | 'elu' | null {
   const name = activation.getClassName();

@@ -15,7 +15,7 @@ import {
   type InitializerSpec,
   parseConvArgs,
   resolveInitializer,
-  specConfig,
+  decomposedConfig,
 } from './common.js';
 
 /** Arguments of {@link decomposedConv2d}: what `tf.layers.conv2d` accepts (channelsLast only), plus the decomposition. */
@@ -202,13 +202,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    const config: tf.serialization.ConfigDict = {
-      ...specConfig(this.spec),
-      granularity: this.granularity,
-      epsilon: this.epsilon,
-    };
-    if (this.magnitudeInit != null)
-      config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
+    const config = decomposedConfig(this.spec, this.granularity, this.epsilon, this.magnitudeInit);
     return { ...config, ...super.getConfig() };
   }
 }

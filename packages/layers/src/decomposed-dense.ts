@@ -16,7 +16,7 @@ import {
   type InitializerSpec,
   parseDenseArgs,
   resolveInitializer,
-  specConfig,
+  decomposedConfig,
 } from './common.js';
 
 /** Arguments of {@link decomposedDense}: everything `tf.layers.dense` accepts, plus the decomposition. */
@@ -185,13 +185,7 @@ export class DecomposedDense extends tfl.layers.Layer {
   }
 
   override getConfig(): tf.serialization.ConfigDict {
-    const config: tf.serialization.ConfigDict = {
-      ...specConfig(this.spec),
-      granularity: this.granularity,
-      epsilon: this.epsilon,
-    };
-    if (this.magnitudeInit != null)
-      config.magnitudeInitializer = this.magnitudeInit.config as tf.serialization.ConfigDictValue;
+    const config = decomposedConfig(this.spec, this.granularity, this.epsilon, this.magnitudeInit);
     return { ...config, ...super.getConfig() };
   }
 }
