@@ -254,3 +254,64 @@ export function exactlyOneShape(shape: tfl.Shape | tfl.Shape[]): tfl.Shape {
   }
   return shape as tfl.Shape;
 }
+
+/** A layer's protected `addWeight`, handed over by the layer itself. */
+export type AddWeight = (
+  name: string,
+  shape: number[],
+  dtype: undefined,
+  initializer: any,
+  regularizer: any,
+  trainable: boolean,
+  constraint?: any,
+) => tfl.LayerVariable;
+
+/**
+ * Creates the weights every decomposed layer owns: the direction (with the
+ * plain layer's kernel initializer, regularizer and constraint), the
+ * magnitude (by default the norm of each initial direction group, so the
+ * effective kernel starts as the plain layer's would) and the bias.
+ */
+export function createDecomposedWeights(
+  addWeight: AddWeight,
+  spec: Record<string, any>,
+  shapes: { direction: number[]; magnitude: number[]; bias: number[] | null },
+  normAxes: number[],
+  magnitudeInit: { initializer: Initializer } | null,
+): { direction: tfl.LayerVariable; magnitude: tfl.LayerVariable; bias: tfl.LayerVariable | null } {
+  const direction = addWeight(
+    'direction',
+    shapes.direction,
+    undefined,
+    spec.kernelInitializer,
+    spec.kernelRegularizer,
+    true,
+    spec.kernelConstraint,
+  );
+  const magnitude = addWeight(
+    'magnitude',
+    shapes.magnitude,
+    undefined,
+    magnitudeInit?.initializer ?? tfl.initializers.ones(),
+    undefined,
+    true,
+  );
+  if (magnitudeInit == null) {
+    const norm = groupNorm(direction.read(), normAxes, shapes.magnitude);
+    magnitude.write(norm);
+    norm.dispose();
+  }
+  const bias =
+    shapes.bias == null
+      ? null
+      : addWeight(
+          'bias',
+          shapes.bias,
+          undefined,
+          spec.biasInitializer,
+          spec.biasRegularizer,
+          true,
+          spec.biasConstraint,
+        );
+  return { direction, magnitude, bias };
+}

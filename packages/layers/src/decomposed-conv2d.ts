@@ -10,7 +10,7 @@ import {
   exactlyOne,
   exactlyOneShape,
   fusedActivation,
-  groupNorm,
+  createDecomposedWeights,
   type Initializer,
   type InitializerSpec,
   parseConvArgs,
@@ -118,39 +118,20 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       throw new Error(`DecomposedConv2D '${this.name}': the channel dimension of the input must be known`);
     if (this.direction == null) {
       const magnitudeShape = this.granularity === 'kernel' ? [inputDim, this.filters] : [this.filters];
-      this.direction = this.addWeight(
-        'direction',
-        [...this.kernelSize, inputDim, this.filters],
-        undefined,
-        this.spec.kernelInitializer,
-        this.spec.kernelRegularizer,
-        true,
-        this.spec.kernelConstraint,
+      const w = createDecomposedWeights(
+        (...a) => this.addWeight(...a),
+        this.spec,
+        {
+          direction: [...this.kernelSize, inputDim, this.filters],
+          magnitude: magnitudeShape,
+          bias: this.useBias ? [this.filters] : null,
+        },
+        this.normAxes,
+        this.magnitudeInit,
       );
-      this.magnitude = this.addWeight(
-        'magnitude',
-        magnitudeShape,
-        undefined,
-        this.magnitudeInit?.initializer ?? tfl.initializers.ones(),
-        undefined,
-        true,
-      );
-      if (this.magnitudeInit == null) {
-        const norm = groupNorm(this.direction.read(), this.normAxes, magnitudeShape);
-        this.magnitude.write(norm);
-        norm.dispose();
-      }
-      if (this.useBias) {
-        this.bias = this.addWeight(
-          'bias',
-          [this.filters],
-          undefined,
-          this.spec.biasInitializer,
-          this.spec.biasRegularizer,
-          true,
-          this.spec.biasConstraint,
-        );
-      }
+      this.direction = w.direction;
+      this.magnitude = w.magnitude;
+      this.bias = w.bias;
     }
     this.inputSpec = [new tfl.InputSpec({ ndim: 4, axes: { 3: inputDim } })];
     this.built = true;

@@ -11,7 +11,7 @@ import {
   exactlyOne,
   exactlyOneShape,
   fusedActivation,
-  groupNorm,
+  createDecomposedWeights,
   type Initializer,
   type InitializerSpec,
   parseDenseArgs,
@@ -93,39 +93,20 @@ export class DecomposedDense extends tfl.layers.Layer {
       throw new Error(`DecomposedDense '${this.name}': the last input dimension must be known`);
     if (this.direction == null) {
       const magnitudeShape = this.granularity === 'output' ? [this.units] : [inputDim];
-      this.direction = this.addWeight(
-        'direction',
-        [inputDim, this.units],
-        undefined,
-        this.spec.kernelInitializer,
-        this.spec.kernelRegularizer,
-        true,
-        this.spec.kernelConstraint,
+      const w = createDecomposedWeights(
+        (...a) => this.addWeight(...a),
+        this.spec,
+        {
+          direction: [inputDim, this.units],
+          magnitude: magnitudeShape,
+          bias: this.useBias ? [this.units] : null,
+        },
+        this.normAxes,
+        this.magnitudeInit,
       );
-      this.magnitude = this.addWeight(
-        'magnitude',
-        magnitudeShape,
-        undefined,
-        this.magnitudeInit?.initializer ?? tfl.initializers.ones(),
-        undefined,
-        true,
-      );
-      if (this.magnitudeInit == null) {
-        const norm = groupNorm(this.direction.read(), this.normAxes, magnitudeShape);
-        this.magnitude.write(norm);
-        norm.dispose();
-      }
-      if (this.useBias) {
-        this.bias = this.addWeight(
-          'bias',
-          [this.units],
-          undefined,
-          this.spec.biasInitializer,
-          this.spec.biasRegularizer,
-          true,
-          this.spec.biasConstraint,
-        );
-      }
+      this.direction = w.direction;
+      this.magnitude = w.magnitude;
+      this.bias = w.bias;
     }
     this.inputSpec = [new tfl.InputSpec({ minNDim: 2, axes: { [-1]: inputDim } })];
     this.built = true;
