@@ -22,6 +22,7 @@ module.exports = function preset(projectDir, overrides = {}) {
       '^@normprune/(runtime|datasets|layers|prox|surgery)$': path.join(__dirname, 'packages/$1/src/index.ts'),
       '^(\\.{1,2}/.*)\\.js$': '$1',
     },
+    setupFiles: [path.join(__dirname, 'tools/testing/quiet-tfjs.js')],
     testTimeout: 120000,
     displayName: name,
     ...overrides,

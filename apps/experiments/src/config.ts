@@ -47,6 +47,17 @@ const optimizerSpec = z.strictObject({
   epochs: z.number().int().min(0),
 });
 
+// Knowledge distillation from the trained baseline (Hinton et al. 2015): the
+// loss becomes (1 - weight) * CE(labels) + weight * T^2 * KL(teacher_T || student_T),
+// both softened by temperature T. The pruned network is small enough that the
+// teacher's soft targets carry information the one-hot labels do not.
+const distillSpec = z.strictObject({
+  weight: z.number().min(0).max(1),
+  temperature: z.number().positive().default(4),
+});
+/** Distillation settings of a training phase (see the config's `distill` field). */
+export type DistillSpec = z.infer<typeof distillSpec>;
+
 const lambdaSchedule = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('constant') }),
   // Linear ramp from 0 to lambda over the first `epochs` epochs: lets the
@@ -102,8 +113,11 @@ export const experimentSchema = z.strictObject({
       lambda: z.number().min(0),
       schedule: lambdaSchedule.default({ type: 'constant' }),
       costWeighting: z.enum(['uniform', 'params', 'flops']).default('uniform'),
+      // Multiplies lambda for the named layers (0 leaves a layer unpenalised).
+      layerMultipliers: z.record(z.string(), z.number().min(0)).default({}),
+      distill: distillSpec.optional(),
     }),
-    finetune: optimizerSpec,
+    finetune: optimizerSpec.extend({ distill: distillSpec.optional() }),
   }),
   prune: z.strictObject({ threshold: z.number().min(0).default(0) }).default({ threshold: 0 }),
   sweep: z
@@ -169,6 +183,12 @@ export function parseConfig(json: unknown, source = 'config'): ExperimentConfig 
     if (l.name && names.has(l.name))
       throw new UsageError(`invalid ${source}:\n  model.layers: duplicate layer name "${l.name}"`);
     if (l.name) names.add(l.name);
+  }
+  for (const name of Object.keys(cfg.training.proximal.layerMultipliers)) {
+    if (!names.has(name))
+      throw new UsageError(
+        `invalid ${source}:\n  training.proximal.layerMultipliers: no layer named "${name}"; named layers: ${[...names].join(', ') || '(none)'}`,
+      );
   }
   const last = cfg.model.layers[cfg.model.layers.length - 1];
   if (last.type !== 'dense')

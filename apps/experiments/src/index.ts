@@ -18,6 +18,7 @@ export {
   parseConfig,
   UsageError,
   type Budget,
+  type DistillSpec,
   type ExperimentConfig,
   type ExperimentConfigInput,
   type LayerSpec,

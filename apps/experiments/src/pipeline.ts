@@ -14,7 +14,7 @@ import { decompose, magnitudes } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD } from '@normprune/prox';
 import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
-import { isReduced, type Budget, type ExperimentConfig } from './config.js';
+import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from './config.js';
 import { loadRunData } from './data.js';
 import { countModel, errorRate, latencyMs, type ModelCount } from './measure.js';
 import { buildModel } from './model.js';
@@ -239,6 +239,26 @@ async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   for (const { tensor } of named) tensor.dispose();
 }
 
+/**
+ * Cross-entropy on the labels, optionally mixed with the distillation term
+ * T^2 * KL(softmax(teacher / T) || softmax(student / T)). The T^2 keeps the
+ * soft term's gradient on the same scale as the hard one's for any T.
+ */
+export function trainingLoss(
+  logits: tf.Tensor,
+  labels: tf.Tensor,
+  soft?: { targets: tf.Tensor; spec: DistillSpec },
+): tf.Scalar {
+  const ce = tf.losses.softmaxCrossEntropy(labels, logits) as tf.Scalar;
+  if (!soft) return ce;
+  const { weight: w, temperature: t } = soft.spec;
+  const p = soft.targets;
+  const kl = tf.mean(
+    tf.sum(tf.mul(p, tf.sub(tf.log(tf.add(p, 1e-12)), tf.logSoftmax(tf.div(logits, t)))), -1),
+  );
+  return tf.add(tf.mul(ce, 1 - w), tf.mul(kl, w * t * t)) as tf.Scalar;
+}
+
 function countGroups(model: tfl.LayersModel, threshold: number): GroupCount[] {
   return magnitudes(model).map((m) => {
     const g = m.magnitude.dataSync();
@@ -359,6 +379,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       lambdaAt?: (epochFloat: number) => number;
       afterStep?: () => void;
       epochExtras?: () => Record<string, unknown>;
+      distill?: { teacher: tfl.LayersModel; spec: DistillSpec };
     } = {},
   ) => {
     const vars = trainableVariables(m);
@@ -388,15 +409,32 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
           lambda = hooks.lambdaAt(state.epoch + state.step / steps);
           (opt as unknown as { setLambda(v: number): void }).setLambda(lambda);
         }
+        const distill = hooks.distill;
+        const targets = distill
+          ? tf.tidy(() =>
+              tf.softmax(tf.div(distill.teacher.apply(b.xs) as tf.Tensor, distill.spec.temperature)),
+            )
+          : undefined;
         const loss = opt.minimize(
           () =>
-            tf.losses.softmaxCrossEntropy(b.ys, m.apply(b.xs, { training: true }) as tf.Tensor) as tf.Scalar,
+            trainingLoss(
+              m.apply(b.xs, { training: true }) as tf.Tensor,
+              b.ys,
+              distill && targets ? { targets, spec: distill.spec } : undefined,
+            ),
           true,
           vars,
         ) as tf.Scalar;
         const lossValue = (await loss.data())[0];
+        if (!Number.isFinite(lossValue)) {
+          tf.dispose([loss, b.xs, b.ys, targets]);
+          throw new Error(
+            `${phase} epoch ${state.epoch + 1}, step ${state.step + 1}: the training loss is ${lossValue}; ` +
+              `lower training.${phase}.learningRate (now ${lr}) or check the data for NaN`,
+          );
+        }
         const n = b.xs.shape[0];
-        tf.dispose([loss, b.xs, b.ys]);
+        tf.dispose([loss, b.xs, b.ys, targets]);
         hooks.afterStep?.();
         state.acc.lossSum += lossValue * n;
         state.acc.samples += n;
@@ -476,6 +514,21 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     };
   };
 
+  const needsTeacher =
+    cfg.training.proximal.distill !== undefined || cfg.training.finetune.distill !== undefined;
+  const teacherDir = join(work, 'teacher');
+  let teacher: tfl.LayersModel | undefined;
+  if (needsTeacher && o.resume && state.phase !== 'baseline' && state.phase !== 'done') {
+    if (!existsSync(join(teacherDir, 'model', 'model.json'))) {
+      throw new Error(
+        `--resume: the distillation teacher is missing from ${teacherDir}; start the run again`,
+      );
+    }
+    teacher = await tfl.loadLayersModel(fileSystem(join(teacherDir, 'model')));
+  }
+  const distillFor = (spec: DistillSpec | undefined) =>
+    spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
+
   try {
     // ---- baseline -------------------------------------------------------
     if (state.phase === 'baseline') {
@@ -537,7 +590,15 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
         include,
       });
-      plain.dispose();
+      if (needsTeacher) {
+        // The trained baseline is the distillation teacher; a resumed run reloads it from here.
+        await writeDirAtomic(teacherDir, async (tmp) => {
+          await plain.save(fileSystem(join(tmp, 'model')));
+        });
+        teacher = plain;
+      } else {
+        plain.dispose();
+      }
       state.phase = 'proximal';
       state.epoch = 0;
       state.step = 0;
@@ -554,6 +615,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         lambda: spec.lambda,
         magnitudes: mags,
         costWeighting: spec.costWeighting,
+        layerMultipliers: spec.layerMultipliers,
         learningRate: spec.learningRate,
       };
       const opt: tf.Optimizer =
@@ -566,6 +628,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         spec.schedule.type === 'warmup' ? spec.lambda * Math.min(1, e / spec.schedule.epochs) : spec.lambda;
       await trainPhase('proximal', m, opt, spec, {
         lambdaAt,
+        distill: distillFor(spec.distill),
         epochExtras: () => {
           const groups = countGroups(m, 0);
           return {
@@ -600,13 +663,17 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       mask.apply();
       const opt = makeOptimizer(cfg.training.finetune);
       if (o.resume) await loadOptimizer(opt, ckptDir);
-      await trainPhase('finetune', m, opt, cfg.training.finetune, { afterStep: () => mask.apply() });
+      await trainPhase('finetune', m, opt, cfg.training.finetune, {
+        afterStep: () => mask.apply(),
+        distill: distillFor(cfg.training.finetune.distill),
+      });
       disposeOptimizer(opt);
       (mask as any).dispose?.();
       state.phase = 'done';
     }
   } finally {
     process.off('SIGINT', onSigint);
+    teacher?.dispose();
   }
 
   debug('----');

@@ -22,6 +22,16 @@ const ms = (v: number | undefined) =>
   v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
+/**
+ * A Markdown table with its columns padded to a common width, the layout
+ * Prettier gives tables: generated reports and READMEs pass `prettier --check`.
+ */
+export function markdownTable(head: string[], rows: string[][]): string {
+  const width = head.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${width.map((w, i) => (cells[i] ?? '').padEnd(w)).join(' | ')} |`;
+  return [line(head), `| ${width.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n');
+}
+
 /** Renders blocks as Markdown. */
 export function toMarkdown(blocks: Block[]): string {
   return (
@@ -33,11 +43,7 @@ export function toMarkdown(blocks: Block[]): string {
           case 'p':
             return b.text;
           case 'table':
-            return [
-              `| ${b.head.join(' | ')} |`,
-              `|${b.head.map(() => ' --- ').join('|')}|`,
-              ...b.rows.map((r) => `| ${r.join(' | ')} |`),
-            ].join('\n');
+            return markdownTable(b.head, b.rows);
           case 'img':
             return `![${b.alt}](${b.file})`;
           case 'code':

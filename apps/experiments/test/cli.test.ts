@@ -72,6 +72,29 @@ test('config validation names each bad field and its allowed values', async () =
   expect((await cli(['train', '--config', join(tmp, 'missing.json')])).err).toMatch(/config file not found/);
 });
 
+test('proximal.layerMultipliers and distill are checked against the model and their ranges', () => {
+  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  const withProximal = (extra: object) => ({
+    ...good,
+    training: { ...good.training, proximal: { ...good.training.proximal, ...extra } },
+  });
+  expect(() => parseConfig(withProximal({ layerMultipliers: { dense9: 2 } }), 'x.json')).toThrow(
+    /training\.proximal\.layerMultipliers: no layer named "dense9"; named layers: dense1, dense2, logits/,
+  );
+  expect(() => parseConfig(withProximal({ layerMultipliers: { dense1: -1 } }))).toThrow(
+    /training\.proximal\.layerMultipliers\.dense1/,
+  );
+  expect(() => parseConfig(withProximal({ distill: { weight: 1.5 } }))).toThrow(
+    /training\.proximal\.distill\.weight/,
+  );
+  expect(() => parseConfig(withProximal({ distill: { weight: 0.5, temperature: 0 } }))).toThrow(
+    /training\.proximal\.distill\.temperature/,
+  );
+  const ok = parseConfig(withProximal({ layerMultipliers: { dense2: 0.5 }, distill: { weight: 0.5 } }));
+  expect(ok.training.proximal.layerMultipliers).toEqual({ dense2: 0.5 });
+  expect(ok.training.proximal.distill).toEqual({ weight: 0.5, temperature: 4 });
+});
+
 test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => {
   const cfg = loadExperiment('vgg-16');
   expect(parseBudget(undefined, cfg).name).toBe('reduced');

@@ -87,6 +87,36 @@ test('SGD with momentum: the momentum slots survive the checkpoint', async () =>
   expect(fingerprint(parts)).toEqual(fingerprint(whole));
 });
 
+test('distillation: the teacher survives the checkpoint, and layer multipliers reach the optimiser', async () => {
+  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  cfg.training.proximal.distill = { weight: 0.5, temperature: 3 };
+  cfg.training.proximal.layerMultipliers = { dense2: 0 };
+  cfg.training.proximal.lambda = 0.05;
+  cfg.training.finetune.distill = { weight: 0.8, temperature: 2 };
+  const file = join(tmp, 'distill.json');
+  writeFileSync(file, JSON.stringify(cfg));
+  const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '3', '--backend', 'wasm'];
+  const whole = join(tmp, 'whole-distill');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  // 4 steps per epoch, 2 baseline epochs: the second interruption lands in the
+  // proximal phase, so the last resume must reload the teacher.
+  const parts = join(tmp, 'parts-distill');
+  await interruptedTwiceThenResumed(args, parts);
+  expect(fingerprint(parts)).toEqual(fingerprint(whole));
+  const r = JSON.parse(readFileSync(join(whole, 'results.json'), 'utf8'));
+  const groups = Object.fromEntries(r.groups.map((g: { layer: string; live: number }) => [g.layer, g.live]));
+  // dense2 carries no penalty: none of its 300 neurons is driven to zero.
+  expect(groups.dense2).toBe(300);
+  expect(groups.dense1).toBeLessThan(500);
+  // The same config without distillation trains differently.
+  delete cfg.training.proximal.distill;
+  delete cfg.training.finetune.distill;
+  writeFileSync(file, JSON.stringify(cfg));
+  const plain = join(tmp, 'plain-distill');
+  expect((await cli([...args, '--out', plain])).code).toBe(0);
+  expect(fingerprint(plain).weights).not.toEqual(fingerprint(whole).weights);
+});
+
 test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finishes the same run', async () => {
   // Enough steps after the first epoch line that the signal always lands inside training.
   const args = [

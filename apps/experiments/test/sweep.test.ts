@@ -42,7 +42,9 @@ test('a lambda x granularity grid writes every point, sweep.json and the Pareto 
   expect(new Set(sweep.points.map((p: any) => p.baselineTestErrorPct)).size).toBe(1);
   expect(existsSync(join(out, sweep.points[0].dir, '.work'))).toBe(false);
   expect(readFileSync(join(out, 'plots', 'pareto.svg'), 'utf8')).toMatch(/Pareto front/);
-  expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| lambda-0\.05-input \| 0\.05 \| input \|/);
+  expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
+    /\| lambda-0\.05-input +\| 0\.05 +\| input +\|/,
+  );
 });
 
 test('--target-compression bisects lambda and says whether any lambda reached it', async () => {
