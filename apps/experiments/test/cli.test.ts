@@ -170,3 +170,17 @@ test('--resume without a checkpoint is an error', async () => {
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/no checkpoint/);
 });
+
+test('a diverging run (non-finite loss) stops with exit code 1 and names the learning rate to lower', async () => {
+  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 });
+  const file = join(tmp, 'diverge.json');
+  writeFileSync(file, JSON.stringify(cfg));
+  const out = join(tmp, 'run-diverge');
+  const r = await cli(['train', '--config', file, '--budget', 'tiny', '--out', out, '--backend', 'cpu']);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(
+    /baseline epoch 1, step \d+: the training loss is (NaN|Infinity); lower training\.baseline\.learningRate \(now 1e\+30\)/,
+  );
+  expect(existsSync(join(out, 'results.json'))).toBe(false);
+});
