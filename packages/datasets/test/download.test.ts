@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { gzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatasetError, loadCifar10 } from '../src/index';
 import { downloadFile } from '../src/download';
 import { loadIdxDataset, type IdxSpec } from '../src/mnist';
@@ -107,6 +107,29 @@ describe('downloadFile', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it('accepts a re-compressed gzip whose content has the published content md5, and refuses other content', async () => {
+    const official = gzipSync(BODY, { level: 9 });
+    const recompressed = gzipSync(BODY, { level: 1 });
+    expect(md5(recompressed)).not.toBe(md5(official));
+    routes.set('/f.gz', serve(recompressed));
+    const dir = tmp();
+    const dest = join(dir, 'f.gz');
+    await downloadFile({ url: `${base}/f.gz`, md5: md5(official), contentMd5: md5(BODY) }, dest, fast);
+    expect(readFileSync(dest).equals(recompressed)).toBe(true);
+    // Other content (and something that is not gzip at all) is still refused.
+    for (const body of [gzipSync(BODY.subarray(1)), BODY]) {
+      routes.set('/g.gz', serve(body));
+      const err = (await downloadFile(
+        { url: `${base}/g.gz`, md5: md5(official), contentMd5: md5(BODY) },
+        join(dir, 'g.gz'),
+        fast,
+      ).catch((e) => e)) as DatasetError;
+      expect(err.code).toBe('checksum-mismatch');
+      expect(err.message).toMatch(/gunzipped content/);
+    }
+    expect(readdirSync(dir)).toEqual(['f.gz']);
+  });
+
   it('retries after a connection dropped mid-transfer', async () => {
     routes.set('/f.bin', (req, res, n) => (n === 1 ? cutMidway(BODY) : serve(BODY))(req, res, n));
     const dest = join(tmp(), 'f.bin');
@@ -181,6 +204,21 @@ describe('loaders over a mirror', () => {
         .map((n) => `${n}.gz`)
         .sort(),
     );
+    const b = await loadIdxDataset(spec, { cacheDir, offline: true });
+    expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+    expect([...hits.values()]).toEqual([1, 1, 1, 1]);
+  });
+
+  it('takes a mirror that re-compressed the files, on their content checksums, and keeps them cached', async () => {
+    const { spec, files } = fixtureSpec();
+    spec.rawMd5 = {};
+    for (const [n, b] of Object.entries(files)) {
+      const raw = gunzipSync(b);
+      spec.rawMd5[n] = md5(raw);
+      routes.set(`/tiny-mnist/${n}.gz`, serve(gzipSync(raw, { level: 1 })));
+    }
+    const cacheDir = tmp();
+    const a = await loadIdxDataset(spec, { cacheDir, mirror: base });
     const b = await loadIdxDataset(spec, { cacheDir, offline: true });
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);

