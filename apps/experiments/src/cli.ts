@@ -20,7 +20,15 @@ import {
 import { DataError, loadRunData } from './data.js';
 import { countModel, errorRate, latencyMs } from './measure.js';
 import { Interrupted, runExperiment } from './pipeline.js';
-import { resultsTable, runReportBlocks, tableRow, toHtml, toMarkdown, type TableRow } from './report.js';
+import {
+  resultsTable,
+  runReportBlocks,
+  seedsTable,
+  tableRow,
+  toHtml,
+  toMarkdown,
+  type TableRow,
+} from './report.js';
 import { runSweep } from './sweep.js';
 import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
@@ -101,7 +109,9 @@ results.json and metrics.jsonl. With --table, prints the Markdown results
 table of the runs instead (arguments may also be results/*.json table rows);
 with --json DIR, also writes each run's table row to DIR/<experiment>.json;
 with --export DIR, the row plus the run's report, plots and metrics in DIR/<experiment>/;
-with --write-readme FILE, puts the table between the results markers of FILE.`,
+with --write-readme FILE, puts the table between the results markers of FILE.
+Runs of one experiment and budget with different seeds also get a row of
+means in an "across seeds" table (export each seed's run to its own DIR).`,
   list: `Usage: normprune list
 
 Lists the shipped experiments and their descriptions.`,
@@ -432,7 +442,11 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       out(`wrote ${join(arg, 'report.md')}`);
     }
   }
-  if (v.table) out(resultsTable(rows));
+  const seeds = seedsTable(rows);
+  const tables = seeds
+    ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation):\n\n${seeds}`
+    : resultsTable(rows);
+  if (v.table) out(tables);
   if (v['write-readme']) {
     const file = v['write-readme'] as string;
     const text = readFileSync(file, 'utf8');
@@ -440,7 +454,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     const b = text.indexOf(README_END);
     if (a < 0 || b < a) throw new Error(`${file} lacks the markers ${README_START} ... ${README_END}`);
     const commands = rows.filter((r) => r.command).map((r) => `${r.experiment}: \`${r.command}\``);
-    const generated = `${resultsTable(rows)}\nCommands (seed, backend and budget as recorded in each run's results.json):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
+    const generated = `${tables}\nCommands (seed, backend and budget as recorded in each run's results.json):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
     writeFileAtomic(file, `${text.slice(0, a + README_START.length)}\n\n${generated}\n${text.slice(b)}`);
     out(`wrote the results table into ${file}`);
   }

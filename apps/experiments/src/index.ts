@@ -34,4 +34,4 @@ export {
   type Phase,
 } from './pipeline.js';
 export { runSweep, type SweepOptions } from './sweep.js';
-export { resultsTable, tableRow, type TableRow, type SweepPoint } from './report.js';
+export { resultsTable, seedsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

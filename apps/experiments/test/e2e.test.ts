@@ -128,7 +128,7 @@ test('report --table builds the results table from the run directories', async (
   expect(w.code).toBe(0);
   const text = readFileSync(readme, 'utf8');
   expect(text).not.toMatch(/\nold\n/);
-  expect(text).toMatch(/\| lenet-500-300 +\| tiny \(reduced\) +\|/);
+  expect(text).toMatch(/\| lenet-500-300 +\| 3 +\| tiny \(reduced\) +\|/);
   expect(text).toMatch(/lenet-5: `normprune reproduce lenet-5 --budget tiny/);
   expect(text.endsWith('<!-- results:end -->\ntail\n')).toBe(true);
 });

@@ -1,0 +1,62 @@
+// The results tables: one row per run, and the means over seeds.
+import { resultsTable, seedsTable, type TableRow } from '../src/index';
+
+function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
+  const model = { testErrorPct: base, validationErrorPct: base, params: 1000, nonzeros: 1000, macs: 1000 };
+  return {
+    experiment,
+    budget: 'full',
+    reduced: false,
+    seed,
+    backend: 'wasm',
+    baseline: model,
+    compressed: { ...model, testErrorPct: comp, nonzeros: 1000 * (1 - compressionPct / 100) },
+    compressionPct,
+    macsReductionPct: compressionPct,
+    errorDeltaPp: Number((comp - base).toFixed(2)),
+    target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: false },
+    trainingSec: 100,
+  } as TableRow;
+}
+
+test('seedsTable gives the mean and sample sd over seeds, and judges the target on the means', () => {
+  const rows = [
+    row('lenet-500-300', 1, 87, 1.64, 1.85),
+    row('lenet-500-300', 2, 88, 1.63, 1.87),
+    row('lenet-500-300', 3, 89, 1.63, 1.76),
+    row('lenet-5', 1, 91, 0.95, 0.97),
+  ];
+  const t = seedsTable(rows)!;
+  const lines = t.split('\n');
+  // Header, rule, and one row: lenet-5 has a single seed.
+  expect(lines).toHaveLength(3);
+  const cells = lines[2].split('|').map((c) => c.trim());
+  expect(cells.slice(1, 9)).toEqual([
+    'lenet-500-300',
+    'full',
+    '1, 2, 3',
+    '88.00% ± 1.00',
+    '1.63% -> 1.83%',
+    '+0.21, +0.24, +0.13',
+    '+0.19 pp ± 0.06',
+    '**missed** on the means (>= 85.4% removed, error <= +0.09 pp)',
+  ]);
+  // Every line is padded to the same width (the layout Prettier keeps).
+  expect(new Set(lines.map((l) => l.length)).size).toBe(1);
+  const met = seedsTable([row('x', 1, 90, 1.6, 1.65), row('x', 2, 90, 1.6, 1.6)])!;
+  expect(met).toMatch(/\| met on the means/);
+});
+
+test('seedsTable is undefined without repeated seeds, and a seed run twice counts once', () => {
+  expect(seedsTable([row('a', 1, 90, 1, 1), row('b', 1, 90, 1, 1)])).toBeUndefined();
+  expect(seedsTable([row('a', 1, 90, 1, 1), row('a', 1, 90, 1, 1.5)])).toBeUndefined();
+});
+
+test('resultsTable has one row per run with its seed', () => {
+  const t = resultsTable([row('lenet-500-300', 1, 87, 1.64, 1.85), row('lenet-500-300', 2, 88, 1.63, 1.87)]);
+  const lines = t.trimEnd().split('\n');
+  expect(lines).toHaveLength(4);
+  expect(lines[0]).toMatch(/^\| experiment +\| seed +\| budget +\|/);
+  expect(lines[3]).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/);
+  expect(lines[3]).toMatch(/\*\*missed\*\*: error \+0\.24 pp > \+0\.09 pp/);
+});
