@@ -444,7 +444,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   }
   const seeds = seedsTable(rows);
   const tables = seeds
-    ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation):\n\n${seeds}`
+    ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation):\n\n${seeds}\n`
     : resultsTable(rows);
   if (v.table) out(tables);
   if (v['write-readme']) {

@@ -1,5 +1,9 @@
 // The results tables: one row per run, and the means over seeds.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { resultsTable, seedsTable, type TableRow } from '../src/index';
+import { cli } from './helpers';
 
 function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
   const model = { testErrorPct: base, validationErrorPct: base, params: 1000, nonzeros: 1000, macs: 1000 };
@@ -59,4 +63,24 @@ test('resultsTable has one row per run with its seed', () => {
   expect(lines[0]).toMatch(/^\| experiment +\| seed +\| budget +\|/);
   expect(lines[3]).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/);
   expect(lines[3]).toMatch(/\*\*missed\*\*: error \+0\.24 pp > \+0\.09 pp/);
+});
+
+test('report --table over rows of several seeds prints both tables', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'normprune-report-'));
+  try {
+    const files = [row('lenet-500-300', 1, 87, 1.64, 1.85), row('lenet-500-300', 2, 88, 1.63, 1.87)].map(
+      (r) => {
+        const f = join(dir, `seed-${r.seed}.json`);
+        writeFileSync(f, JSON.stringify(r));
+        return f;
+      },
+    );
+    const r = await cli(['report', '--table', ...files]);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/m);
+    expect(r.out).toMatch(/Across seeds[^\n]*\n\n\| experiment +\| budget +\| seeds/);
+    expect(r.out).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 +\| 87\.50% ± 0\.71 +\|/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
