@@ -35,6 +35,8 @@ import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
   --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too)
+  --threads N         wasm: XNNPACK threads (default 1; faster when the cores are otherwise
+                      idle, slower when shared; NORMPRUNE_THREADS too)
   --out DIR           run directory (default runs/<experiment>[-<budget>])
   --data-dir PATH     folder or archive holding the data set
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
@@ -120,6 +122,7 @@ Lists the shipped experiments and their descriptions.`,
 const commonOptions = {
   seed: { type: 'string' },
   backend: { type: 'string' },
+  threads: { type: 'string' },
   out: { type: 'string' },
   'data-dir': { type: 'string' },
   budget: { type: 'string' },
@@ -144,6 +147,14 @@ function intOption(name: string, v: string | undefined, dflt: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0)
     throw new UsageError(`--${name}: expected a non-negative integer, got "${v}"`);
+  return n;
+}
+
+function threadsOption(v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new UsageError(`--threads: expected a whole number from 1 to 64, got "${v}"`);
   return n;
 }
 
@@ -190,6 +201,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   const cfg = applyBudget(base, budget);
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
+  const threads = threadsOption(p.values.threads);
   const runDir = resolve(
     p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`),
   );
@@ -203,6 +215,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       seed,
       out: runDir,
       backend,
+      threads,
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
       resume: !!p.values.resume,
@@ -291,6 +304,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     seed,
     out: dir,
     backend: backendOption(p.values.backend),
+    threads: threadsOption(p.values.threads),
     dataDir: p.values['data-dir'],
     offline: !p.values.download,
     lambdas,
@@ -336,7 +350,11 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   if (!base)
     throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
   const { budget } = parseBudget(p.values.budget ?? 'full', base);
-  const info = await initBackend({ prefer: backendOption(p.values.backend), quiet: true });
+  const info = await initBackend({
+    prefer: backendOption(p.values.backend),
+    threads: threadsOption(p.values.threads),
+    quiet: true,
+  });
   const data = await loadRunData(base, budget, {
     dataDir: p.values['data-dir'],
     offline: !p.values.download,
@@ -381,7 +399,11 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
   if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
-  await initBackend({ prefer: backendOption(p.values.backend), quiet: true });
+  await initBackend({
+    prefer: backendOption(p.values.backend),
+    threads: threadsOption(p.values.threads),
+    quiet: true,
+  });
   const model = await tfl.loadLayersModel(fileSystem(v.model));
   const before = countModel(model);
   const { model: pruned } = prune(model, { threshold });

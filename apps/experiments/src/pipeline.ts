@@ -34,6 +34,8 @@ export interface RunOptions {
   seed: number;
   out: string;
   backend?: BackendName;
+  /** wasm threads (see `initBackend`); results are deterministic per seed, backend and thread count. */
+  threads?: number;
   dataDir?: string;
   offline?: boolean;
   resume?: boolean;
@@ -76,7 +78,7 @@ export interface RunResults {
   command?: string;
   seed: number;
   budget: { name: string; spec: Budget; reduced: boolean; note?: string };
-  backend: { name: string; tfBackend: string; reason: string };
+  backend: { name: string; tfBackend: string; threads: number; reason: string };
   dataset: { name: string; train: number; validation: number; test: number; note?: string };
   baseline: ModelStats;
   prunedBeforeFinetune: { validationError: number; testError: number };
@@ -293,7 +295,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
     throw new Error(`--resume: no checkpoint in ${ckptDir}`);
   }
-  const backend: BackendInfo = await initBackend({ prefer: o.backend, quiet: true });
+  const backend: BackendInfo = await initBackend({ prefer: o.backend, threads: o.threads, quiet: true });
   log(`backend: ${backend.backend} (${backend.reason})`);
   const data = await loadRunData(cfg, o.budget, { dataDir: o.dataDir, offline: o.offline ?? true });
   log(
@@ -697,7 +699,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     command,
     seed: o.seed,
     budget: { name: o.budgetName, spec: o.budget, reduced: isReduced(o.budget), note: o.budget.note },
-    backend: { name: backend.backend, tfBackend: backend.tfBackendName, reason: backend.reason },
+    backend: {
+      name: backend.backend,
+      tfBackend: backend.tfBackendName,
+      threads: backend.threads,
+      reason: backend.reason,
+    },
     dataset: {
       name: cfg.dataset.name,
       train: data.train.count,

@@ -18,6 +18,8 @@ export interface SweepOptions {
   seed: number;
   out: string;
   backend?: BackendName;
+  /** wasm threads (see `initBackend`). */
+  threads?: number;
   dataDir?: string;
   offline?: boolean;
   lambdas?: number[];
@@ -62,6 +64,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       seed: o.seed,
       out: dir,
       backend: o.backend,
+      threads: o.threads,
       dataDir: o.dataDir,
       offline: o.offline,
       baselineFrom: first,

@@ -1,0 +1,61 @@
+// --threads: the threaded wasm build gives the same bits as the single-threaded
+// one (XNNPACK splits the work by output tiles, each summed by one thread).
+// Each run is its own process: the wasm binary is chosen once per process.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-threads-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function run(args: string[]): Promise<{ code: number | null; out: string }> {
+  const root = join(__dirname, '..', '..', '..');
+  const child = spawn(
+    process.execPath,
+    [
+      '--require',
+      join(root, 'scripts', 'ts-register.cjs'),
+      join(__dirname, '..', 'src', 'cli-main.ts'),
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NORMPRUNE_THREADS: '' } },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, out })));
+}
+
+function weights(dir: string): string[] {
+  return readdirSync(join(dir, 'model'))
+    .filter((f) => f.endsWith('.bin'))
+    .sort()
+    .map((f) => readFileSync(join(dir, 'model', f)).toString('base64'));
+}
+
+test('a run with --threads 2 ends with the same weights as one with a single thread', async () => {
+  const base = ['reproduce', 'lenet-5', '--budget', 'trainSubset=256,testSubset=128,validation=64,epochs=1'];
+  const [one, two] = await Promise.all(
+    [1, 2].map((t) =>
+      run([...base, '--backend', 'wasm', '--threads', String(t), '--out', join(tmp, `t${t}`)]),
+    ),
+  );
+  expect(one.code).toBe(0);
+  expect(two.code).toBe(0);
+  const r1 = JSON.parse(readFileSync(join(tmp, 't1', 'results.json'), 'utf8'));
+  const r2 = JSON.parse(readFileSync(join(tmp, 't2', 'results.json'), 'utf8'));
+  expect([r1.backend.threads, r2.backend.threads]).toEqual([1, 2]);
+  expect(weights(join(tmp, 't2'))).toEqual(weights(join(tmp, 't1')));
+  expect(r2.compressed.testError).toBe(r1.compressed.testError);
+});
+
+test('--threads takes a whole number from 1 to 64', async () => {
+  for (const bad of ['0', '1.5', 'two', '65']) {
+    const r = await cli(['reproduce', 'lenet-500-300', '--threads', bad, '--out', join(tmp, 'never')]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--threads: expected a whole number from 1 to 64/);
+  }
+});
