@@ -2,7 +2,8 @@
 // loader that reads an exported model with nothing but plain tfjs.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { main } from '../src/index';
 
 /** Runs the CLI in-process; returns exit code and captured stdout + stderr. */
@@ -20,6 +21,27 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
   } finally {
     (process.stderr as any).write = write;
   }
+}
+
+/**
+ * Runs the CLI from its TypeScript sources in a child process (a real
+ * signal, or a wasm binary of its own: it is chosen once per process).
+ */
+export function spawnCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): ChildProcessByStdio<null, Readable, Readable> {
+  const root = join(__dirname, '..', '..', '..');
+  return spawn(
+    process.execPath,
+    [
+      '--require',
+      join(root, 'scripts', 'ts-register.cjs'),
+      join(__dirname, '..', 'src', 'cli-main.ts'),
+      ...args,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'], env },
+  );
 }
 
 function rng(seed: number): () => number {

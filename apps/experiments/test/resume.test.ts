@@ -1,12 +1,11 @@
 // An interrupted run (injected stop or a real Ctrl-C) continues from its
 // checkpoint with --resume and ends exactly where an uninterrupted run ends.
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
 import { loadExperiment } from '../src/index';
-import { cli } from './helpers';
+import { cli, spawnCli } from './helpers';
 
 let tmp: string;
 beforeAll(async () => {
@@ -48,6 +47,15 @@ function fingerprint(dir: string) {
   };
 }
 
+/** Writes lenet-500-300 changed by `edit` to DIR/<name>.json; returns the file. */
+function writeVariant(name: string, edit: (cfg: any) => void): string {
+  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  edit(cfg);
+  const file = join(tmp, `${name}.json`);
+  writeFileSync(file, JSON.stringify(cfg));
+  return file;
+}
+
 async function interruptedTwiceThenResumed(args: string[], out: string) {
   const a = await cli([...args, '--out', out, '--stop-after-steps', '5']);
   expect(a.code).toBe(130);
@@ -73,12 +81,11 @@ test('Adam: resume after two interruptions equals an uninterrupted run (seeded, 
 });
 
 test('SGD with momentum: the momentum slots survive the checkpoint', async () => {
-  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
-  for (const phase of ['baseline', 'proximal', 'finetune'])
-    Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
-  cfg.training.proximal.lambda = 0.05;
-  const file = join(tmp, 'sgd.json');
-  writeFileSync(file, JSON.stringify(cfg));
+  const file = writeVariant('sgd', (cfg) => {
+    for (const phase of ['baseline', 'proximal', 'finetune'])
+      Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
+    cfg.training.proximal.lambda = 0.05;
+  });
   const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '2', '--backend', 'wasm'];
   const whole = join(tmp, 'whole-sgd');
   expect((await cli([...args, '--out', whole])).code).toBe(0);
@@ -88,13 +95,13 @@ test('SGD with momentum: the momentum slots survive the checkpoint', async () =>
 });
 
 test('distillation: the teacher survives the checkpoint, and layer multipliers reach the optimiser', async () => {
-  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
-  cfg.training.proximal.distill = { weight: 0.5, temperature: 3 };
-  cfg.training.proximal.layerMultipliers = { dense2: 0 };
-  cfg.training.proximal.lambda = 0.05;
-  cfg.training.finetune.distill = { weight: 0.8, temperature: 2 };
-  const file = join(tmp, 'distill.json');
-  writeFileSync(file, JSON.stringify(cfg));
+  const distilled = (cfg: any) => {
+    cfg.training.proximal.layerMultipliers = { dense2: 0 };
+    cfg.training.proximal.lambda = 0.05;
+    cfg.training.proximal.distill = { weight: 0.5, temperature: 3 };
+    cfg.training.finetune.distill = { weight: 0.8, temperature: 2 };
+  };
+  const file = writeVariant('distill', distilled);
   const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '3', '--backend', 'wasm'];
   const whole = join(tmp, 'whole-distill');
   expect((await cli([...args, '--out', whole])).code).toBe(0);
@@ -109,11 +116,13 @@ test('distillation: the teacher survives the checkpoint, and layer multipliers r
   expect(groups.dense2).toBe(300);
   expect(groups.dense1).toBeLessThan(500);
   // The same config without distillation trains differently.
-  delete cfg.training.proximal.distill;
-  delete cfg.training.finetune.distill;
-  writeFileSync(file, JSON.stringify(cfg));
+  const undistilled = writeVariant('undistilled', (cfg) => {
+    distilled(cfg);
+    delete cfg.training.proximal.distill;
+    delete cfg.training.finetune.distill;
+  });
   const plain = join(tmp, 'plain-distill');
-  expect((await cli([...args, '--out', plain])).code).toBe(0);
+  expect((await cli([...args.map((a) => (a === file ? undistilled : a)), '--out', plain])).code).toBe(0);
   expect(fingerprint(plain).weights).not.toEqual(fingerprint(whole).weights);
 });
 
@@ -130,21 +139,7 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
     'wasm',
   ];
   const out = join(tmp, 'sigint');
-  const root = join(__dirname, '..', '..', '..');
-  const child = spawn(
-    process.execPath,
-    [
-      '--require',
-      join(root, 'scripts', 'ts-register.cjs'),
-      join(__dirname, '..', 'src', 'cli-main.ts'),
-      ...args,
-      '--out',
-      out,
-    ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawnCli([...args, '--out', out]);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));

@@ -1,28 +1,17 @@
 // --threads: the threaded wasm build gives the same bits as the single-threaded
 // one (XNNPACK splits the work by output tiles, each summed by one thread).
 // Each run is its own process: the wasm binary is chosen once per process.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers';
+import { cli, spawnCli } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-threads-'))));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function run(args: string[]): Promise<{ code: number | null; out: string }> {
-  const root = join(__dirname, '..', '..', '..');
-  const child = spawn(
-    process.execPath,
-    [
-      '--require',
-      join(root, 'scripts', 'ts-register.cjs'),
-      join(__dirname, '..', 'src', 'cli-main.ts'),
-      ...args,
-    ],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NORMPRUNE_THREADS: '' } },
-  );
+  const child = spawnCli(args, { ...process.env, NORMPRUNE_THREADS: '' });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   child.stderr.on('data', (d) => (out += d));
