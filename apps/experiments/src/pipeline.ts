@@ -155,6 +155,11 @@ export function configHash(cfg: ExperimentConfig, budget: Budget, seed: number):
   return createHash('sha256').update(JSON.stringify({ cfg, budget, seed })).digest('hex').slice(0, 16);
 }
 
+/** An error rate for the log; a run with `validation: 0` has none. */
+function errorText(rate: number): string {
+  return Number.isFinite(rate) ? `${(rate * 100).toFixed(2)}%` : 'n/a (no validation split)';
+}
+
 function epochSeed(seed: number, phase: Phase, epoch: number): number {
   return (Math.imul(seed + 1, 1000003) + PHASES.indexOf(phase) * 7919 + epoch * 104729) >>> 0;
 }
@@ -480,7 +485,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         seconds: Number(sec.toFixed(2)),
       };
       log(
-        `${phase} epoch ${line.epoch}/${spec.epochs}: loss ${line.trainLoss.toFixed(4)}, validation error ${(validationError * 100).toFixed(2)}%` +
+        `${phase} epoch ${line.epoch}/${spec.epochs}: loss ${line.trainLoss.toFixed(4)}, validation error ${errorText(validationError)}` +
           ('liveCompressionPct' in line
             ? `, compression ${(line as any).liveCompressionPct.toFixed(1)}%`
             : '') +
@@ -577,7 +582,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       }
       const bl = state.baseline!;
       log(
-        `baseline: ${bl.params} params, test error ${(bl.testError * 100).toFixed(2)}%, validation error ${(bl.validationError * 100).toFixed(2)}%`,
+        `baseline: ${bl.params} params, test error ${(bl.testError * 100).toFixed(2)}%, validation error ${errorText(bl.validationError)}`,
       );
       const plain = model!;
       const include = (layer: tfl.layers.Layer) => {
@@ -649,7 +654,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         testError: await errorRate(pruned, data.test, norm),
       };
       log(
-        `pruned: ${countModel(pruned).nonzeros} non-zero params, validation error before fine-tuning ${(state.prunedBeforeFinetune.validationError * 100).toFixed(2)}%`,
+        `pruned: ${countModel(pruned).nonzeros} non-zero params, validation error before fine-tuning ${errorText(state.prunedBeforeFinetune.validationError)}`,
       );
       state.phase = 'finetune';
       state.epoch = 0;

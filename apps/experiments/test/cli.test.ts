@@ -1,6 +1,14 @@
 // Usage errors and failures: clear messages, the documented exit codes, and
 // nothing half-written.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyBudget, isReduced, loadExperiment, parseBudget, parseConfig } from '../src/index';
@@ -183,4 +191,25 @@ test('a diverging run (non-finite loss) stops with exit code 1 and names the lea
     /baseline epoch 1, step \d+: the training loss is (NaN|Infinity); lower training\.baseline\.learningRate \(now 1e\+30\)/,
   );
   expect(existsSync(join(out, 'results.json'))).toBe(false);
+});
+
+test('a run without a validation split (validation=0) finishes and reports its validation error as n/a', async () => {
+  const out = join(tmp, 'run-no-validation');
+  const r = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny,validation=0',
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+  ]);
+  expect(r.code).toBe(0);
+  expect(r.err).toMatch(/validation error n\/a \(no validation split\)/);
+  expect(r.err).not.toMatch(/NaN/);
+  const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  expect(results.dataset.validation).toBe(0);
+  expect(results.baseline.validationError).toBeNull();
+  expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| validation error +\| n\/a +\|/);
 });
