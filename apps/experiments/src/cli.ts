@@ -311,6 +311,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     granularities,
     costWeightings: costs as any,
     targetCompression: target,
+    baselineFrom: p.values['baseline-from'],
     bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
     command: ['normprune', 'sweep', ...args].map(quote).join(' '),
     log: (s) => process.stderr.write(s + '\n'),

@@ -28,6 +28,8 @@ export interface SweepOptions {
   /** Percent of parameters to remove; switches to bisection on lambda. */
   targetCompression?: number;
   bisectSteps?: number;
+  /** A run directory with a kept baseline (`--keep-baseline`) that every point reuses. */
+  baselineFrom?: string;
   command?: string;
   log?: (s: string) => void;
 }
@@ -67,12 +69,12 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       threads: o.threads,
       dataDir: o.dataDir,
       offline: o.offline,
-      baselineFrom: first,
-      keepBaseline: first === undefined,
+      baselineFrom: o.baselineFrom ?? first,
+      keepBaseline: o.baselineFrom === undefined && first === undefined,
       command: o.command,
       log,
     });
-    first ??= dir;
+    if (o.baselineFrom === undefined) first ??= dir;
     points.push({
       label,
       dir: label,
@@ -116,7 +118,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       const grans = o.granularities ?? o.config.sweep?.granularity ?? [undefined];
       const costs = o.costWeightings ?? o.config.sweep?.costWeighting ?? [undefined];
       for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);
-      note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; the baseline is trained once and shared.`;
+      note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
   } finally {
     if (first) rmSync(join(first, '.work'), { recursive: true, force: true });

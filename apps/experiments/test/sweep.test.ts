@@ -76,3 +76,30 @@ test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--target-compression', '150'])).code).toBe(2);
   expect((await cli(['sweep'])).code).toBe(2);
 });
+
+test('--baseline-from: every point reuses a kept baseline, which the sweep leaves in place', async () => {
+  const base = join(tmp, 'kept');
+  const args = ['--budget', 'tiny', '--backend', 'wasm', '--seed', '4'];
+  expect((await cli(['reproduce', 'lenet-500-300', ...args, '--keep-baseline', '--out', base])).code).toBe(0);
+  const kept = JSON.parse(readFileSync(join(base, 'results.json'), 'utf8'));
+  const out = join(tmp, 'reuse');
+  const r = await cli([
+    'sweep',
+    'lenet-500-300',
+    ...args,
+    '--lambda',
+    '0.01,0.05',
+    '--baseline-from',
+    base,
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(0);
+  expect(r.err).toMatch(/baseline reused from/);
+  expect(r.err).not.toMatch(/baseline epoch/);
+  const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  expect(sweep.points).toHaveLength(2);
+  for (const p of sweep.points) expect(p.baselineTestErrorPct).toBeCloseTo(100 * kept.baseline.testError, 10);
+  expect(sweep.note).toMatch(/every point reuses the baseline kept in/);
+  expect(existsSync(join(base, '.work', 'baseline', 'baseline.json'))).toBe(true);
+});
