@@ -12,15 +12,18 @@ const tsc = join(import.meta.dirname, '..', 'node_modules', 'typescript', 'bin',
 const base = join(import.meta.dirname, '..', 'tsconfig.build.json');
 rmSync(join(cwd, 'dist'), { recursive: true, force: true });
 
+// The per-format tsconfig lives in dist/ (absolute paths inside), never in the
+// source tree, where lint or formatting checks running beside a build would see it.
 function build(format, compilerOptions) {
-  const cfg = join(cwd, `.tsconfig.${format}.json`);
+  mkdirSync(join(cwd, 'dist'), { recursive: true });
+  const cfg = join(cwd, 'dist', `tsconfig.${format}.json`);
   writeFileSync(
     cfg,
     JSON.stringify({
       extends: base,
-      compilerOptions: { rootDir: 'src', outDir: `dist/${format}`, ...compilerOptions },
-      include: ['src'],
-      exclude: ['src/**/*.test.ts'],
+      compilerOptions: { rootDir: join(cwd, 'src'), outDir: join(cwd, 'dist', format), ...compilerOptions },
+      include: [join(cwd, 'src')],
+      exclude: [join(cwd, 'src', '**', '*.test.ts')],
     }),
   );
   try {
