@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, type WriteStream } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -9,7 +8,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DatasetError } from './errors.js';
 import { tempPath } from './cache.js';
-import { MAX_GUNZIP_BYTES } from './idx.js';
+import { gunzipChecked } from './idx.js';
 
 /** A file to fetch and the checksum its publisher gives for it. */
 export interface RemoteFile {
@@ -125,7 +124,7 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
 export function gunzippedMd5(file: string): string {
   try {
     return createHash('md5')
-      .update(gunzipSync(readFileSync(file), { maxOutputLength: MAX_GUNZIP_BYTES }))
+      .update(gunzipChecked(readFileSync(file), file))
       .digest('hex');
   } catch {
     return '';

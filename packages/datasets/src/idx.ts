@@ -7,7 +7,7 @@ export const IDX_LABELS_MAGIC = 2049;
 export const IDX_IMAGES_MAGIC = 2051;
 
 /** Gunzipped data larger than this is refused: real IDX files are < 50 MB. */
-export const MAX_GUNZIP_BYTES = 512 * 1024 * 1024;
+const MAX_GUNZIP_BYTES = 512 * 1024 * 1024;
 
 export interface IdxArray {
   dims: number[];

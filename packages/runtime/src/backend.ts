@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { registerWasmTrainingKernels, setWasmBackendWithThreads } from './kernels/index.js';
+import { registerWasmTrainingKernels, setWasmBackendWithThreads, wasmInitialised } from './kernels/index.js';
 import { isNotInstalled, loadModule, packageRequire } from './modules.js';
 
 /** The backends normprune can choose, fastest first: native TensorFlow, WebAssembly, pure JavaScript. */
@@ -93,10 +93,6 @@ export function resolveThreads(threads: number | undefined, env: Record<string, 
     throw new Error(`${source} is not a thread count: use a whole number from 1 to 64`);
   }
   return value;
-}
-
-function wasmInitialised(): boolean {
-  return (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm != null;
 }
 
 const PACKAGES: Record<BackendName, string> = {
@@ -291,7 +287,7 @@ export function defaultLoaders(
       // Point the backend at the binaries inside the installed package: no
       // network, and correct even when this package is bundled elsewhere. Only
       // before first initialisation; tfjs refuses to change paths afterwards.
-      if (tf.findBackend('wasm') == null) {
+      if (!wasmInitialised()) {
         const dist = path.join(
           path.dirname(packageRequire().resolve(`${PACKAGES.wasm}/package.json`)),
           'dist',

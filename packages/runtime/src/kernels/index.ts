@@ -10,7 +10,7 @@ import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
 
-export { setWasmBackendWithThreads } from './threads.js';
+export { setWasmBackendWithThreads, wasmInitialised } from './threads.js';
 
 const MARK = Symbol.for('normprune.wasmTrainingKernel');
 const UPSTREAM = Symbol.for('normprune.wasmTrainingKernel.upstream');

@@ -65,6 +65,15 @@ function writeThreadFiles(bundleFile: string): { worker: string; factory: string
 }
 
 /**
+ * Whether the wasm backend has been initialised in this process (its binary,
+ * threaded or not, is then fixed). Unlike `tf.findBackend`, never starts it.
+ * @internal
+ */
+export function wasmInitialised(): boolean {
+  return (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm != null;
+}
+
+/**
  * Initialises the `wasm` backend with its threaded SIMD build under Node and
  * makes it current; returns the thread count XNNPACK actually uses. Must run
  * before the wasm backend is first initialised in the process (the binary is
@@ -73,7 +82,7 @@ function writeThreadFiles(bundleFile: string): { worker: string; factory: string
  * @internal
  */
 export async function setWasmBackendWithThreads(threads: number): Promise<number> {
-  if ((tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm != null) {
+  if (wasmInitialised()) {
     throw new Error(
       'normprune: the wasm backend is already initialised; threads must be set up before its first use',
     );
