@@ -12,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyBudget, isReduced, loadExperiment, parseBudget, parseConfig } from '../src/index';
-import { cli } from './helpers';
+import { cli, writeVariant } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-cli-'))));
@@ -180,10 +180,9 @@ test('--resume without a checkpoint is an error', async () => {
 });
 
 test('a diverging run (non-finite loss) stops with exit code 1 and names the learning rate to lower', async () => {
-  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
-  Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 });
-  const file = join(tmp, 'diverge.json');
-  writeFileSync(file, JSON.stringify(cfg));
+  const file = writeVariant(tmp, 'diverge', (cfg) =>
+    Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
+  );
   const out = join(tmp, 'run-diverge');
   const r = await cli(['train', '--config', file, '--budget', 'tiny', '--out', out, '--backend', 'cpu']);
   expect(r.code).toBe(1);

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { main } from '../src/index';
+import { loadExperiment, main } from '../src/index';
 
 /** Runs the CLI in-process; returns exit code and captured stdout + stderr. */
 export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
@@ -42,6 +42,15 @@ export function spawnCli(
     ],
     { stdio: ['ignore', 'pipe', 'pipe'], env },
   );
+}
+
+/** Writes lenet-500-300 changed by `edit` to DIR/<name>.json; returns the file. */
+export function writeVariant(dir: string, name: string, edit: (cfg: any) => void): string {
+  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  edit(cfg);
+  const file = join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(cfg));
+  return file;
 }
 
 function rng(seed: number): () => number {

@@ -1,11 +1,10 @@
 // An interrupted run (injected stop or a real Ctrl-C) continues from its
 // checkpoint with --resume and ends exactly where an uninterrupted run ends.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
-import { loadExperiment } from '../src/index';
-import { cli, spawnCli } from './helpers';
+import { cli, spawnCli, writeVariant } from './helpers';
 
 let tmp: string;
 beforeAll(async () => {
@@ -47,15 +46,6 @@ function fingerprint(dir: string) {
   };
 }
 
-/** Writes lenet-500-300 changed by `edit` to DIR/<name>.json; returns the file. */
-function writeVariant(name: string, edit: (cfg: any) => void): string {
-  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
-  edit(cfg);
-  const file = join(tmp, `${name}.json`);
-  writeFileSync(file, JSON.stringify(cfg));
-  return file;
-}
-
 async function interruptedTwiceThenResumed(args: string[], out: string) {
   const a = await cli([...args, '--out', out, '--stop-after-steps', '5']);
   expect(a.code).toBe(130);
@@ -81,7 +71,7 @@ test('Adam: resume after two interruptions equals an uninterrupted run (seeded, 
 });
 
 test('SGD with momentum: the momentum slots survive the checkpoint', async () => {
-  const file = writeVariant('sgd', (cfg) => {
+  const file = writeVariant(tmp, 'sgd', (cfg) => {
     for (const phase of ['baseline', 'proximal', 'finetune'])
       Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
     cfg.training.proximal.lambda = 0.05;
@@ -101,7 +91,7 @@ test('distillation: the teacher survives the checkpoint, and layer multipliers r
     cfg.training.proximal.distill = { weight: 0.5, temperature: 3 };
     cfg.training.finetune.distill = { weight: 0.8, temperature: 2 };
   };
-  const file = writeVariant('distill', distilled);
+  const file = writeVariant(tmp, 'distill', distilled);
   const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '3', '--backend', 'wasm'];
   const whole = join(tmp, 'whole-distill');
   expect((await cli([...args, '--out', whole])).code).toBe(0);
@@ -116,7 +106,7 @@ test('distillation: the teacher survives the checkpoint, and layer multipliers r
   expect(groups.dense2).toBe(300);
   expect(groups.dense1).toBeLessThan(500);
   // The same config without distillation trains differently.
-  const undistilled = writeVariant('undistilled', (cfg) => {
+  const undistilled = writeVariant(tmp, 'undistilled', (cfg) => {
     distilled(cfg);
     delete cfg.training.proximal.distill;
     delete cfg.training.finetune.distill;
