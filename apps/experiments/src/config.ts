@@ -34,7 +34,9 @@ const poolSpec = z.strictObject({
 const flattenSpec = z.strictObject({ type: z.literal('flatten'), name: z.string().optional() });
 
 /** One layer of an experiment's model, in the order it is applied. */
-export const layerSpecSchema = z.discriminatedUnion('type', [denseSpec, conv2dSpec, poolSpec, flattenSpec]);
+export const layerSpecSchema = z.discriminatedUnion('type', [denseSpec, conv2dSpec, poolSpec, flattenSpec], {
+  error: 'allowed: "dense", "conv2d", "maxPool2d", "flatten"',
+});
 /** A layer of an experiment's model (see {@link layerSpecSchema}). */
 export type LayerSpec = z.infer<typeof layerSpecSchema>;
 
@@ -58,12 +60,16 @@ const distillSpec = z.strictObject({
 /** Distillation settings of a training phase (see the config's `distill` field). */
 export type DistillSpec = z.infer<typeof distillSpec>;
 
-const lambdaSchedule = z.discriminatedUnion('type', [
-  z.strictObject({ type: z.literal('constant') }),
-  // Linear ramp from 0 to lambda over the first `epochs` epochs: lets the
-  // directions settle before magnitudes are driven to zero.
-  z.strictObject({ type: z.literal('warmup'), epochs: z.number().positive() }),
-]);
+const lambdaSchedule = z.discriminatedUnion(
+  'type',
+  [
+    z.strictObject({ type: z.literal('constant') }),
+    // Linear ramp from 0 to lambda over the first `epochs` epochs: lets the
+    // directions settle before magnitudes are driven to zero.
+    z.strictObject({ type: z.literal('warmup'), epochs: z.number().positive() }),
+  ],
+  { error: 'allowed: "constant", "warmup"' },
+);
 
 const budgetSpec = z.strictObject({
   trainSubset: intPos.optional(),
@@ -94,7 +100,21 @@ export const experimentSchema = z.strictObject({
     // Held out of the training set; every choice (lambda, epochs) is made on it.
     validation: z.number().int().min(0).default(5000),
     normalize: z.enum(['unit', 'standardize']).default('unit'),
-    augment: z.boolean().default(false),
+    // true = CIFAR's crop (4-pixel zero padding) + horizontal flip; an object
+    // sets both, e.g. {"padding": 2, "flip": false}: shifts of up to 2 pixels
+    // for digits, which a mirror image would turn into other symbols.
+    augment: z
+      .union(
+        [
+          z.boolean(),
+          z.strictObject({
+            padding: z.number().int().min(0).max(16).default(4),
+            flip: z.boolean().default(true),
+          }),
+        ],
+        { error: 'expected true, false or {"padding": 0..16, "flip": true|false}' },
+      )
+      .default(false),
     // Fixed permutation of the training set before the validation split, so
     // class-sorted archives (the CIFAR image folders) split fairly.
     seed: z.number().int().default(0),
@@ -156,11 +176,14 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {
     case 'invalid_value':
       return `${where}: got ${JSON.stringify((issue as any).input)}, allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'invalid_union':
-      if ((issue as any).note === 'No matching discriminator' || (issue as any).discriminator) {
-        return `${where}: ${issue.message}`;
-      }
-      return `${where}: ${issue.message}`;
+    case 'invalid_union': {
+      // A discriminated union reports the whole object; name the bad tag.
+      const tag = (issue as any).discriminator as string | undefined;
+      const input = tag ? (issue as any).input?.[tag] : (issue as any).input;
+      return input === undefined
+        ? `${where}: ${issue.message}`
+        : `${where}: got ${JSON.stringify(input)}; ${issue.message}`;
+    }
     case 'unrecognized_keys':
       return `${where}: unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
     default:

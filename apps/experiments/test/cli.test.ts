@@ -103,6 +103,38 @@ test('proximal.layerMultipliers and distill are checked against the model and th
   expect(ok.training.proximal.distill).toEqual({ weight: 0.5, temperature: 4 });
 });
 
+test('dataset.augment: a boolean or {padding, flip}, with ranges checked', () => {
+  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  const withAugment = (augment: unknown) => ({ ...good, dataset: { ...good.dataset, augment } });
+  expect(parseConfig(good).dataset.augment).toBe(false);
+  expect(parseConfig(withAugment(true)).dataset.augment).toBe(true);
+  expect(parseConfig(withAugment({ padding: 2, flip: false })).dataset.augment).toEqual({
+    padding: 2,
+    flip: false,
+  });
+  expect(parseConfig(withAugment({ padding: 1 })).dataset.augment).toEqual({ padding: 1, flip: true });
+  expect(() => parseConfig(withAugment({ padding: -1 }))).toThrow(/dataset\.augment/);
+  expect(() => parseConfig(withAugment({ padding: 1.5 }))).toThrow(/dataset\.augment/);
+  expect(() => parseConfig(withAugment({ shift: 2 }))).toThrow(/dataset\.augment/);
+  expect(() => parseConfig(withAugment('yes'))).toThrow(
+    /dataset\.augment: got "yes"; expected true, false or \{"padding": 0\.\.16, "flip": true\|false\}/,
+  );
+});
+
+test('a bad layer type or lambda schedule names the bad value and the allowed ones', () => {
+  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  expect(() =>
+    parseConfig({ ...good, model: { layers: [{ type: 'conv3d' }, { type: 'dense', units: 3 }] } }),
+  ).toThrow(/model\.layers\.0\.type: got "conv3d"; allowed: "dense", "conv2d", "maxPool2d", "flatten"/);
+  const schedule = (s: object) => ({
+    ...good,
+    training: { ...good.training, proximal: { ...good.training.proximal, schedule: s } },
+  });
+  expect(() => parseConfig(schedule({ type: 'cosine' }))).toThrow(
+    /training\.proximal\.schedule\.type: got "cosine"; allowed: "constant", "warmup"/,
+  );
+});
+
 test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => {
   const cfg = loadExperiment('vgg-16');
   expect(parseBudget(undefined, cfg).name).toBe('reduced');
