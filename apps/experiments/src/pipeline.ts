@@ -285,6 +285,32 @@ function liveCompression(model: tfl.LayersModel, total: number): number {
   return total > 0 ? dead / total : 0;
 }
 
+function keptBaselineDir(runDir: string): string {
+  return join(resolve(runDir), '.work', 'baseline');
+}
+
+/**
+ * Reads the baseline kept by `--keep-baseline` in another run directory and
+ * checks it was trained for this config, budget and seed; throws naming the fix.
+ */
+function checkKeptBaseline(runDir: string, cfg: ExperimentConfig, budget: Budget, seed: number) {
+  const file = join(keptBaselineDir(runDir), 'baseline.json');
+  if (!existsSync(file)) {
+    throw new Error(
+      `--baseline-from ${runDir}: no kept baseline (${file} is missing); ` +
+        'train that run with --keep-baseline (sweeps keep theirs), or drop --baseline-from',
+    );
+  }
+  const bs = JSON.parse(readFileSync(file, 'utf8'));
+  if (bs.baselineHash !== baselineHash(cfg, budget, seed)) {
+    throw new Error(
+      `--baseline-from ${runDir}: trained with another config or seed ` +
+        '(dataset, model, batch size, baseline settings, budget and seed must match)',
+    );
+  }
+  return bs;
+}
+
 /** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
 export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
@@ -293,6 +319,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const work = join(out, '.work');
   const ckptDir = join(work, 'checkpoint');
   const hash = configHash(cfg, o.budget, o.seed);
+  if (o.baselineFrom && !o.resume) checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed);
   ensureWritableDir(out);
   if (!o.resume && existsSync(ckptDir)) {
     throw new Error(`${out} holds an unfinished run; continue it with --resume or choose another --out`);
@@ -540,11 +567,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     // ---- baseline -------------------------------------------------------
     if (state.phase === 'baseline') {
       if (o.baselineFrom && !o.resume) {
-        const from = join(resolve(o.baselineFrom), '.work', 'baseline');
-        const bs = JSON.parse(readFileSync(join(from, 'baseline.json'), 'utf8'));
-        if (bs.baselineHash !== baselineHash(cfg, o.budget, o.seed)) {
-          throw new Error(`--baseline-from ${o.baselineFrom}: trained with another config or seed`);
-        }
+        const from = keptBaselineDir(o.baselineFrom);
+        const bs = checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed);
         model = await tfl.loadLayersModel(fileSystem(join(from, 'model')));
         state.baseline = bs.stats;
         state.elapsed.baseline = bs.seconds;

@@ -102,4 +102,26 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   for (const p of sweep.points) expect(p.baselineTestErrorPct).toBeCloseTo(100 * kept.baseline.testError, 10);
   expect(sweep.note).toMatch(/every point reuses the baseline kept in/);
   expect(existsSync(join(base, '.work', 'baseline', 'baseline.json'))).toBe(true);
+
+  // A run without a kept baseline, or one trained under another seed, is
+  // refused before the new run directory is made.
+  const never = join(tmp, 'never');
+  const point = join(out, sweep.points[0].dir);
+  const none = await cli(['reproduce', 'lenet-500-300', ...args, '--baseline-from', point, '--out', never]);
+  expect(none.code).toBe(1);
+  expect(none.err).toMatch(/--baseline-from .*: no kept baseline .*train that run with --keep-baseline/);
+  const other = await cli([
+    'reproduce',
+    'lenet-500-300',
+    ...args.slice(0, -2),
+    '--seed',
+    '5',
+    '--baseline-from',
+    base,
+    '--out',
+    never,
+  ]);
+  expect(other.code).toBe(1);
+  expect(other.err).toMatch(/--baseline-from .*: trained with another config or seed/);
+  expect(existsSync(never)).toBe(false);
 });
