@@ -134,7 +134,10 @@ function normalizeBudget(budget: Budget): Budget {
 /** A stable hash of what determines the trained baseline (sweep points share it). */
 export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
   const { dataset, model } = cfg;
-  budget = normalizeBudget(budget);
+  // The later phases' epochs and the note do not touch the baseline, so a
+  // baseline serves runs that differ only in them.
+  const { note: _note, epochs, ...rest } = normalizeBudget(budget);
+  budget = normalizeBudget({ ...rest, epochs: epochs && { baseline: epochs.baseline } });
   return createHash('sha256')
     .update(
       JSON.stringify({

@@ -124,4 +124,24 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   expect(other.code).toBe(1);
   expect(other.err).toMatch(/--baseline-from .*: trained with another config or seed/);
   expect(existsSync(never)).toBe(false);
+  // More baseline epochs make another baseline; more fine-tuning epochs do not.
+  const reuse = (budget: string, dir: string) =>
+    cli([
+      'reproduce',
+      'lenet-500-300',
+      '--budget',
+      budget,
+      ...args.slice(2),
+      '--baseline-from',
+      base,
+      '--out',
+      dir,
+    ]);
+  const longer = await reuse('tiny,epochs.finetune=2,epochs.proximal=2', join(tmp, 'longer'));
+  expect(longer.code).toBe(0);
+  expect(longer.err).toMatch(/baseline reused from/);
+  const more = await reuse('tiny,epochs.baseline=2', never);
+  expect(more.code).toBe(1);
+  expect(more.err).toMatch(/trained with another config or seed/);
+  expect(existsSync(never)).toBe(false);
 });
