@@ -106,7 +106,8 @@ test('proximal.layerMultipliers and distill are checked against the model and th
 test('dataset.augment: a boolean or {padding, flip}, with ranges checked', () => {
   const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
   const withAugment = (augment: unknown) => ({ ...good, dataset: { ...good.dataset, augment } });
-  expect(parseConfig(good).dataset.augment).toBe(false);
+  expect(parseConfig(good).dataset.augment).toEqual({ padding: 1, flip: false });
+  expect(parseConfig(withAugment(undefined)).dataset.augment).toBe(false);
   expect(parseConfig(withAugment(true)).dataset.augment).toBe(true);
   expect(parseConfig(withAugment({ padding: 2, flip: false })).dataset.augment).toEqual({
     padding: 2,
