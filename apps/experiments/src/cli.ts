@@ -45,8 +45,8 @@ const COMMON = `Common options:
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline
   --baseline-from DIR reuse the kept baseline of another run (same data, model,
-                      baseline training, budget but for the later phases' epochs,
-                      and seed; e.g. lenet-5-fc -> lenet-5)
+                      baseline training and seed; the later phases may differ,
+                      e.g. lenet-5-fc -> lenet-5)
   -h, --help          this help`;
 
 const HELP: Record<string, string> = {

@@ -124,28 +124,22 @@ interface RunState {
   elapsed: Record<Phase, number>;
 }
 
-// `{ epochs: {} }` and `{}` are the same budget.
-function normalizeBudget(budget: Budget): Budget {
-  const b = { ...budget };
-  if (b.epochs && !Object.values(b.epochs).some((e) => e !== undefined)) delete b.epochs;
-  return b;
-}
-
-/** A stable hash of what determines the trained baseline (sweep points share it). */
+/**
+ * A stable hash of what determines the trained baseline (sweep points share
+ * it). `cfg` has the budget applied (epochs, width, batch size, validation
+ * split), so of the budget only the subsets it does not carry count: a later
+ * phase's epochs or the budget's note do not change the baseline.
+ */
 export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
-  const { dataset, model } = cfg;
-  // The later phases' epochs and the note do not touch the baseline, so a
-  // baseline serves runs that differ only in them.
-  const { note: _note, epochs, ...rest } = normalizeBudget(budget);
-  budget = normalizeBudget({ ...rest, epochs: epochs && { baseline: epochs.baseline } });
   return createHash('sha256')
     .update(
       JSON.stringify({
-        dataset,
-        model,
+        dataset: cfg.dataset,
+        model: cfg.model,
         batchSize: cfg.training.batchSize,
         baseline: cfg.training.baseline,
-        budget,
+        trainSubset: budget.trainSubset,
+        testSubset: budget.testSubset,
         seed,
       }),
     )
@@ -288,6 +282,14 @@ function liveCompression(model: tfl.LayersModel, total: number): number {
   return total > 0 ? dead / total : 0;
 }
 
+/** RUN_DIR/.work/baseline/baseline.json, written by `--keep-baseline` beside the model. */
+interface KeptBaseline {
+  baselineHash: string;
+  stats: ModelStats;
+  metrics: string[];
+  seconds: number;
+}
+
 function keptBaselineDir(runDir: string): string {
   return join(resolve(runDir), '.work', 'baseline');
 }
@@ -296,22 +298,28 @@ function keptBaselineDir(runDir: string): string {
  * Reads the baseline kept by `--keep-baseline` in another run directory and
  * checks it was trained for this config, budget and seed; throws naming the fix.
  */
-function checkKeptBaseline(runDir: string, cfg: ExperimentConfig, budget: Budget, seed: number) {
-  const file = join(keptBaselineDir(runDir), 'baseline.json');
+function checkKeptBaseline(
+  runDir: string,
+  cfg: ExperimentConfig,
+  budget: Budget,
+  seed: number,
+): KeptBaseline & { dir: string } {
+  const dir = keptBaselineDir(runDir);
+  const file = join(dir, 'baseline.json');
   if (!existsSync(file)) {
     throw new Error(
       `--baseline-from ${runDir}: no kept baseline (${file} is missing); ` +
         'train that run with --keep-baseline (sweeps keep theirs), or drop --baseline-from',
     );
   }
-  const bs = JSON.parse(readFileSync(file, 'utf8'));
-  if (bs.baselineHash !== baselineHash(cfg, budget, seed)) {
+  const kept = JSON.parse(readFileSync(file, 'utf8')) as KeptBaseline;
+  if (kept.baselineHash !== baselineHash(cfg, budget, seed)) {
     throw new Error(
       `--baseline-from ${runDir}: trained with another config or seed ` +
-        '(dataset, model, batch size, baseline settings, budget and seed must match)',
+        '(dataset, model, batch size, baseline settings, training and test subsets and seed must match)',
     );
   }
-  return bs;
+  return { ...kept, dir };
 }
 
 /** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
@@ -322,7 +330,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const work = join(out, '.work');
   const ckptDir = join(work, 'checkpoint');
   const hash = configHash(cfg, o.budget, o.seed);
-  if (o.baselineFrom && !o.resume) checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed);
+  // Checked before anything is written; used in the baseline phase.
+  const kept =
+    o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed) : undefined;
   ensureWritableDir(out);
   if (!o.resume && existsSync(ckptDir)) {
     throw new Error(`${out} holds an unfinished run; continue it with --resume or choose another --out`);
@@ -569,13 +579,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   try {
     // ---- baseline -------------------------------------------------------
     if (state.phase === 'baseline') {
-      if (o.baselineFrom && !o.resume) {
-        const from = keptBaselineDir(o.baselineFrom);
-        const bs = checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed);
-        model = await tfl.loadLayersModel(fileSystem(join(from, 'model')));
-        state.baseline = bs.stats;
-        state.elapsed.baseline = bs.seconds;
-        for (const line of bs.metrics as string[]) metricLines.push(line);
+      if (kept) {
+        model = await tfl.loadLayersModel(fileSystem(join(kept.dir, 'model')));
+        state.baseline = kept.stats;
+        state.elapsed.baseline = kept.seconds;
+        for (const line of kept.metrics) metricLines.push(line);
         state.metricsCount = metricLines.length;
         writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
         log(`baseline reused from ${o.baselineFrom}`);
@@ -602,7 +610,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
                 stats,
                 metrics,
                 seconds: state.elapsed.baseline,
-              }),
+              } satisfies KeptBaseline),
             );
           });
         }

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
-import { cli } from './helpers';
+import { cli, writeVariant } from './helpers';
 
 let tmp: string;
 beforeAll(async () => {
@@ -144,4 +144,27 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   expect(more.code).toBe(1);
   expect(more.err).toMatch(/trained with another config or seed/);
   expect(existsSync(never)).toBe(false);
+  // The baseline's epochs count wherever they are set: in the budget (tiny's
+  // 1) or in the config, with a budget that leaves them alone.
+  const file = writeVariant(tmp, 'one-epoch', (cfg) => (cfg.training.baseline.epochs = 1));
+  const noBaselineEpochs = JSON.stringify({
+    trainSubset: 256,
+    testSubset: 256,
+    validation: 64,
+    epochs: { proximal: 1, finetune: 1 },
+  });
+  const fromConfig = await cli([
+    'train',
+    '--config',
+    file,
+    '--budget',
+    noBaselineEpochs,
+    ...args.slice(2),
+    '--baseline-from',
+    base,
+    '--out',
+    join(tmp, 'from-config'),
+  ]);
+  expect(fromConfig.code).toBe(0);
+  expect(fromConfig.err).toMatch(/baseline reused from/);
 });
