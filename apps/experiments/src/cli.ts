@@ -1,7 +1,7 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
 import { cpSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
@@ -22,11 +22,14 @@ import { countModel, errorRate, latencyMs } from './measure.js';
 import { Interrupted, runExperiment } from './pipeline.js';
 import {
   resultsTable,
+  rowFileName,
   runReportBlocks,
   seedsTable,
   tableRow,
   toHtml,
   toMarkdown,
+  writeSweepReport,
+  type SweepPoint,
   type TableRow,
 } from './report.js';
 import { runSweep } from './sweep.js';
@@ -114,7 +117,17 @@ with --json DIR, also writes each run's table row to DIR/<experiment>.json;
 with --export DIR, the row plus the run's report, plots and metrics in DIR/<experiment>/;
 with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
-means in an "across seeds" table (export each seed's run to its own DIR).`,
+means in an "across seeds" table (export each seed's run to its own DIR).
+
+A sweep directory (one with sweep.json) stands for its points: each is a row
+named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
+the sweep's own report is rewritten, and --export also copies it to
+DIR/sweep-<experiment>/. So sweeps run with several seeds give one
+across-seeds row per point.
+
+  --seeds-only        only the across-seeds table
+  --section NAME      with --write-readme: the markers <!-- NAME:start ... --> and
+                      <!-- NAME:end --> (default: results)`,
   list: `Usage: normprune list
 
 Lists the shipped experiments and their descriptions.`,
@@ -422,9 +435,11 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
 async function reportCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('report', args, {
     table: { type: 'boolean' },
+    'seeds-only': { type: 'boolean' },
     json: { type: 'string' },
     export: { type: 'string' },
     'write-readme': { type: 'string' },
+    section: { type: 'string' },
   });
   if (p.values.help) {
     out(HELP.report);
@@ -432,61 +447,115 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   }
   if (!p.positionals.length) throw new UsageError('report: give at least one RUN_DIR');
   const v = p.values as Record<string, any>;
+  const section = (v.section as string | undefined) ?? 'results';
+  if (!/^[a-z][a-z0-9-]*$/.test(section))
+    throw new UsageError(
+      `report: --section must be a marker name such as "results" or "sweep"; got "${section}"`,
+    );
   const rows: TableRow[] = [];
   for (const arg of p.positionals) {
     if (arg.endsWith('.json')) {
       rows.push(JSON.parse(readFileSync(arg, 'utf8')) as TableRow);
       continue;
     }
-    const f = join(arg, 'results.json');
-    if (!existsSync(f)) throw new Error(`report: no results.json in ${arg} (is the run finished?)`);
-    const r = JSON.parse(readFileSync(f, 'utf8'));
-    rows.push(tableRow(r));
-    if (v.json) writeJsonAtomic(join(v.json, `${r.experiment}.json`), tableRow(r));
-    if (v.export) {
-      // The table row, plus the run's report, plots and metrics (small files, fit to commit).
-      writeJsonAtomic(join(v.export, `${r.experiment}.json`), tableRow(r));
-      const dest = join(v.export, r.experiment);
-      rmSync(dest, { recursive: true, force: true });
-      for (const f of ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots']) {
-        if (existsSync(join(arg, f))) cpSync(join(arg, f), join(dest, f), { recursive: true });
+    // A sweep directory stands for its points; a point directory is named by its label.
+    const sweep = readSweep(arg);
+    if (sweep) {
+      if (!v.table) {
+        writeSweepReport(arg, sweep.experiment, sweep.points, sweep.note);
+        out(`wrote ${join(arg, 'report.md')}`);
+      }
+      if (v.export) {
+        const dest = join(v.export, `sweep-${sweep.experiment}`);
+        rmSync(dest, { recursive: true, force: true });
+        for (const f of ['sweep.json', 'report.md', 'report.html', 'plots']) {
+          if (existsSync(join(arg, f))) cpSync(join(arg, f), join(dest, f), { recursive: true });
+        }
       }
     }
-    if (!v.table) {
-      const mf = join(arg, 'metrics.jsonl');
-      const metrics = existsSync(mf)
-        ? readFileSync(mf, 'utf8')
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => JSON.parse(l))
-        : [];
-      const blocks = runReportBlocks(arg, r, metrics);
-      writeFileAtomic(join(arg, 'report.md'), toMarkdown(blocks));
-      writeFileAtomic(join(arg, 'report.html'), toHtml(`${r.experiment} report`, blocks, arg));
-      out(`wrote ${join(arg, 'report.md')}`);
-    }
+    const parent = readSweep(dirname(resolve(arg)));
+    const runs = sweep
+      ? sweep.points.map((pt) => ({ dir: join(arg, pt.dir), variant: pt.label }))
+      : [{ dir: arg, variant: parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label }];
+    for (const run of runs) rows.push(reportRun(run.dir, run.variant, v, out));
   }
   const seeds = seedsTable(rows);
-  const tables = seeds
-    ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation):\n\n${seeds}\n`
-    : resultsTable(rows);
+  let tables: string;
+  if (v['seeds-only']) {
+    if (!seeds)
+      throw new UsageError('report: --seeds-only needs runs of one experiment with two or more seeds');
+    tables = `Across seeds (sd is the sample standard deviation):\n\n${seeds}`;
+  } else {
+    tables = seeds
+      ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation):\n\n${seeds}\n`
+      : resultsTable(rows);
+  }
   if (v.table) out(tables);
   if (v['write-readme']) {
     const file = v['write-readme'] as string;
     const text = readFileSync(file, 'utf8');
-    const a = text.indexOf(README_START);
-    const b = text.indexOf(README_END);
-    if (a < 0 || b < a) throw new Error(`${file} lacks the markers ${README_START} ... ${README_END}`);
-    const commands = rows.filter((r) => r.command).map((r) => `${r.experiment}: \`${r.command}\``);
+    const startPrefix = `<!-- ${section}:start`;
+    const end = `<!-- ${section}:end -->`;
+    const a = text.indexOf(startPrefix);
+    const a2 = a < 0 ? -1 : text.indexOf('-->', a);
+    const b = text.indexOf(end);
+    if (a < 0 || b < a2)
+      throw new Error(
+        `${file} lacks the markers ${startPrefix} (generated by \`normprune report --write-readme\`; do not edit) --> ... ${end}; add them where the table goes`,
+      );
+    const commands = [
+      ...new Set(rows.filter((r) => r.command).map((r) => `${r.experiment}: \`${r.command}\``)),
+    ];
     const generated = `${tables}\nCommands (seed, backend and budget as recorded in each run's results.json):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
-    writeFileAtomic(file, `${text.slice(0, a + README_START.length)}\n\n${generated}\n${text.slice(b)}`);
-    out(`wrote the results table into ${file}`);
+    writeFileAtomic(file, `${text.slice(0, a2 + 3)}\n\n${generated}\n${text.slice(b)}`);
+    out(`wrote the ${section} table into ${file}`);
   }
   return 0;
 }
 
-const README_START = '<!-- results:start (generated by `normprune report --write-readme`; do not edit) -->';
-const README_END = '<!-- results:end -->';
+/** The sweep.json of a sweep directory, or undefined when `dir` holds none. */
+function readSweep(dir: string): { experiment: string; note: string; points: SweepPoint[] } | undefined {
+  const f = join(dir, 'sweep.json');
+  if (!existsSync(f)) return undefined;
+  return JSON.parse(readFileSync(f, 'utf8'));
+}
+
+/** One finished run of `report`: its table row, written and exported as asked; its report rewritten unless --table. */
+function reportRun(
+  dir: string,
+  variant: string | undefined,
+  v: Record<string, any>,
+  out: (s: string) => void,
+): TableRow {
+  const f = join(dir, 'results.json');
+  if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
+  const r = JSON.parse(readFileSync(f, 'utf8'));
+  const row = tableRow(r, variant);
+  if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
+  if (v.export) {
+    // The table row, plus the run's report, plots and metrics (small files, fit to commit).
+    writeJsonAtomic(join(v.export, `${rowFileName(row)}.json`), row);
+    const dest = join(v.export, rowFileName(row));
+    rmSync(dest, { recursive: true, force: true });
+    for (const name of ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots']) {
+      if (existsSync(join(dir, name))) cpSync(join(dir, name), join(dest, name), { recursive: true });
+    }
+  }
+  if (!v.table) {
+    const mf = join(dir, 'metrics.jsonl');
+    const metrics = existsSync(mf)
+      ? readFileSync(mf, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l))
+      : [];
+    const blocks = runReportBlocks(dir, r, metrics);
+    writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
+    writeFileAtomic(join(dir, 'report.html'), toHtml(`${r.experiment} report`, blocks, dir));
+    out(`wrote ${join(dir, 'report.md')}`);
+  }
+  return row;
+}
 
 function listCommand(args: string[], out: (s: string) => void): number {
   const p = parse('list', args);

@@ -335,6 +335,8 @@ export interface RowModel {
  */
 export interface TableRow {
   experiment: string;
+  /** A sweep point's label (`lambda-0.0015`, ...); absent for a plain run. */
+  variant?: string;
   budget: string;
   reduced: boolean;
   command?: string;
@@ -354,10 +356,11 @@ export interface TableRow {
 const r2 = (v: number) => Number(v.toFixed(2));
 const r3 = (v: number | undefined) => (v === undefined ? undefined : Number(v.toFixed(3)));
 
-/** The table row of a run's results. */
-export function tableRow(r: RunResults): TableRow {
+/** The table row of a run's results; `variant` names a sweep point. */
+export function tableRow(r: RunResults, variant?: string): TableRow {
   return {
     experiment: r.experiment,
+    ...(variant === undefined ? {} : { variant }),
     budget: r.budget.name,
     reduced: isReduced(r.budget.spec),
     command: r.command,
@@ -399,6 +402,16 @@ export function tableRow(r: RunResults): TableRow {
   };
 }
 
+/** The experiment cell of a row: the experiment, and the sweep point if any. */
+export function rowName(r: TableRow): string {
+  return r.variant ? `${r.experiment} ${r.variant}` : r.experiment;
+}
+
+/** The file name (without `.json`) of a row written by `report --json/--export`. */
+export function rowFileName(r: TableRow): string {
+  return r.variant ? `${r.experiment}-${r.variant}` : r.experiment;
+}
+
 function targetCell(r: TableRow): string {
   const t = r.target!;
   const want = `>= ${t.minCompressionPct}% removed, error <= ${pp(t.maxErrorDeltaPp)}`;
@@ -429,7 +442,7 @@ function meanSd(v: number[]): { mean: number; sd: number } {
 export function seedsTable(rows: TableRow[]): string | undefined {
   const groups = new Map<string, TableRow[]>();
   for (const r of rows) {
-    const key = `${r.experiment}\u0000${r.budget}`;
+    const key = `${r.experiment}\u0000${r.variant ?? ''}\u0000${r.budget}`;
     const g = groups.get(key) ?? [];
     if (!g.some((x) => x.seed === r.seed)) g.push(r);
     groups.set(key, g);
@@ -449,7 +462,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
       target = `${met ? 'met' : '**missed**'} on the means (>= ${t.minCompressionPct}% removed, error <= ${pp(t.maxErrorDeltaPp)})`;
     }
     body.push([
-      g[0].experiment,
+      rowName(g[0]),
       g[0].budget,
       g.map((r) => r.seed).join(', '),
       `${pct(removed.mean)} ± ${removed.sd.toFixed(2)}`,
@@ -494,7 +507,7 @@ export function resultsTable(rows: TableRow[]): string {
     'train time',
   ];
   const body = rows.map((r) => [
-    r.experiment,
+    rowName(r),
     String(r.seed),
     r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : r.budget,
     int(r.baseline.params ?? NaN),
@@ -546,8 +559,22 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
     { kind: 'h', level: 1, text: `${name}: sweep` },
     { kind: 'p', text: note },
     {
+      kind: 'p',
+      text: `Every point starts from one baseline: validation error ${pct(points[0]?.baselineValidationErrorPct ?? NaN)}, test error ${pct(points[0]?.baselineTestErrorPct ?? NaN)}. The changes are against it, in percentage points.`,
+    },
+    {
       kind: 'table',
-      head: ['run', 'lambda', 'granularity', 'cost weighting', 'removed', 'validation error', 'test error'],
+      head: [
+        'run',
+        'lambda',
+        'granularity',
+        'cost weighting',
+        'removed',
+        'validation error',
+        'validation change',
+        'test error',
+        'test change',
+      ],
       rows: points.map((p) => [
         p.label,
         String(p.lambda),
@@ -555,7 +582,9 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
         p.costWeighting ?? '',
         pct(p.compressionPct),
         pct(p.validationErrorPct),
+        pp(Number((p.validationErrorPct - p.baselineValidationErrorPct).toFixed(2))),
         pct(p.testErrorPct),
+        pp(Number((p.testErrorPct - p.baselineTestErrorPct).toFixed(2))),
       ]),
     },
     {

@@ -1,6 +1,6 @@
 // `normprune sweep`: a grid shares one trained baseline and draws the Pareto
 // front; --target-compression bisects lambda on the run's own parameter counts.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
@@ -45,6 +45,63 @@ test('a lambda x granularity grid writes every point, sweep.json and the Pareto 
   expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(
     /\| lambda-0\.05-input +\| 0\.05 +\| input +\|/,
   );
+});
+
+test('report over sweep directories: one row per point, and one across-seeds row per point', async () => {
+  const grid = join(tmp, 'grid');
+  // A second seed of the same sweep, made from the first (report reads only the files).
+  const grid2 = join(tmp, 'grid-seed-2');
+  cpSync(grid, grid2, { recursive: true });
+  for (const p of JSON.parse(readFileSync(join(grid2, 'sweep.json'), 'utf8')).points) {
+    const f = join(grid2, p.dir, 'results.json');
+    const r = JSON.parse(readFileSync(f, 'utf8'));
+    writeFileSync(f, JSON.stringify({ ...r, seed: r.seed + 1 }));
+  }
+  const rows = join(tmp, 'sweep-rows');
+  const t = await cli(['report', '--table', grid, grid2, '--export', rows]);
+  expect(t.code).toBe(0);
+  expect(t.out).toMatch(/\| lenet-500-300 lambda-0\.05-input +\| 1 +\| tiny/);
+  // Four points x two seeds in the results table, four rows across seeds.
+  const across = t.out.slice(t.out.indexOf('Across seeds'));
+  expect(across.split('\n').filter((l) => /^\| lenet-500-300 lambda-/.test(l))).toHaveLength(4);
+  expect(across).toMatch(/\| lenet-500-300 lambda-0\.001-output +\| tiny +\| 1, 2 +\|/);
+  // --export writes each point's row and files, and the sweep's own report.
+  const row = JSON.parse(readFileSync(join(rows, 'lenet-500-300-lambda-0.001-input.json'), 'utf8'));
+  expect(row).toMatchObject({ experiment: 'lenet-500-300', variant: 'lambda-0.001-input' });
+  expect(existsSync(join(rows, 'lenet-500-300-lambda-0.001-input', 'report.md'))).toBe(true);
+  expect(existsSync(join(rows, 'sweep-lenet-500-300', 'sweep.json'))).toBe(true);
+  // The rewritten sweep report gives each point's change against the shared baseline.
+  const md = readFileSync(join(grid, 'report.md'), 'utf8');
+  expect(md).toMatch(/validation change \| test error \| test change/);
+  // A point's directory alone is named by its label too.
+  const one = await cli(['report', '--table', join(grid, 'lambda-0.05-output')]);
+  expect(one.out).toMatch(/\| lenet-500-300 lambda-0\.05-output +\|/);
+  // --seeds-only --section: only the across-seeds table, between the named markers.
+  const readme = join(tmp, 'README.md');
+  writeFileSync(
+    readme,
+    '<!-- results:start (x) -->\nkept\n<!-- results:end -->\n<!-- sweep:start (x) -->\nold\n<!-- sweep:end -->\n',
+  );
+  const w = await cli([
+    'report',
+    '--seeds-only',
+    '--section',
+    'sweep',
+    '--write-readme',
+    readme,
+    grid,
+    grid2,
+  ]);
+  expect(w.code).toBe(0);
+  const text = readFileSync(readme, 'utf8');
+  expect(text).toMatch(/<!-- results:start \(x\) -->\nkept\n<!-- results:end -->/);
+  expect(text).not.toMatch(/\nold\n/);
+  expect(text).toMatch(/<!-- sweep:start \(x\) -->\n\nAcross seeds/);
+  expect(text).not.toMatch(/\| seed \|/);
+  // One command line per sweep, not one per point.
+  expect(text.match(/`normprune sweep lenet-500-300 /g)).toHaveLength(1);
+  expect((await cli(['report', '--section', 'Bad Name', '--table', grid])).code).toBe(2);
+  expect((await cli(['report', '--seeds-only', '--table', grid])).code).toBe(2);
 });
 
 test('--target-compression bisects lambda and says whether any lambda reached it', async () => {
