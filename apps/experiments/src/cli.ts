@@ -484,7 +484,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   if (v['seeds-only']) {
     if (!seeds)
       throw new UsageError('report: --seeds-only needs runs of one experiment with two or more seeds');
-    tables = `Across seeds (sd is the sample standard deviation):\n\n${seeds}`;
+    tables = `Across seeds (sd is the sample standard deviation):\n\n${seeds}\n`;
   } else {
     tables = seeds
       ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation):\n\n${seeds}\n`
@@ -532,15 +532,6 @@ function reportRun(
   const r = JSON.parse(readFileSync(f, 'utf8'));
   const row = tableRow(r, variant);
   if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
-  if (v.export) {
-    // The table row, plus the run's report, plots and metrics (small files, fit to commit).
-    writeJsonAtomic(join(v.export, `${rowFileName(row)}.json`), row);
-    const dest = join(v.export, rowFileName(row));
-    rmSync(dest, { recursive: true, force: true });
-    for (const name of ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots']) {
-      if (existsSync(join(dir, name))) cpSync(join(dir, name), join(dest, name), { recursive: true });
-    }
-  }
   if (!v.table) {
     const mf = join(dir, 'metrics.jsonl');
     const metrics = existsSync(mf)
@@ -553,6 +544,15 @@ function reportRun(
     writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
     writeFileAtomic(join(dir, 'report.html'), toHtml(`${r.experiment} report`, blocks, dir));
     out(`wrote ${join(dir, 'report.md')}`);
+  }
+  if (v.export) {
+    // The table row, plus the run's report, plots and metrics (small files, fit to commit).
+    writeJsonAtomic(join(v.export, `${rowFileName(row)}.json`), row);
+    const dest = join(v.export, rowFileName(row));
+    rmSync(dest, { recursive: true, force: true });
+    for (const name of ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots']) {
+      if (existsSync(join(dir, name))) cpSync(join(dir, name), join(dest, name), { recursive: true });
+    }
   }
   return row;
 }

@@ -98,6 +98,7 @@ test('report over sweep directories: one row per point, and one across-seeds row
   expect(text).not.toMatch(/\nold\n/);
   expect(text).toMatch(/<!-- sweep:start \(x\) -->\n\nAcross seeds/);
   expect(text).not.toMatch(/\| seed \|/);
+  expect(text).toMatch(/\|\n\nCommands \(/);
   // One command line per sweep, not one per point.
   expect(text.match(/`normprune sweep lenet-500-300 /g)).toHaveLength(1);
   expect((await cli(['report', '--section', 'Bad Name', '--table', grid])).code).toBe(2);
