@@ -33,7 +33,12 @@ const budget = (r) => (r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduc
  * so that each table fits the width of a page.
  */
 export function rows(r, file) {
-  const name = r.experiment ?? file.replace(/\.json$/, '');
+  // A sweep point's row names its point (as `normprune report` does).
+  const name = r.experiment
+    ? r.variant
+      ? `${r.experiment} ${r.variant}`
+      : r.experiment
+    : file.replace(/\.json$/, '');
   const t = r.target;
   const verdict = !t ? '' : `${t.met ? 'met' : '**missed**'}${r.reduced ? ' (reduced budget)' : ''}`;
   return {

@@ -98,6 +98,28 @@ test('renders one row per result file in the format the experiments report uses'
   ]);
 });
 
+test("a sweep point's row is named by its point, as `normprune report` names it", () => {
+  writeFileSync(
+    join(tmp, 'lenet-500-300-input-lambda-0.002.json'),
+    JSON.stringify({
+      experiment: 'lenet-500-300-input',
+      variant: 'lambda-0.002',
+      budget: 'full',
+      reduced: false,
+      baseline: { testErrorPct: 1.15, params: 545810 },
+      compressed: { testErrorPct: 1.29, nonzeros: 49400 },
+      compressionPct: 90.95,
+      macsReductionPct: 90.9,
+      errorDeltaPp: 0.14,
+    }),
+  );
+  const r = generate('--results', tmp);
+  expect(r.status).toBe(0);
+  expect(r.stdout).toMatch(
+    /^\| lenet-500-300-input lambda-0\.002 \| full \| 545,810 \| 49,400 \| 90\.95% \|/m,
+  );
+});
+
 test('--check fails, and --write repairs, a guide whose table was edited by hand', () => {
   const guide = join(tmp, 'guide.md');
   const original = readFileSync(join(workspaceRoot, 'docs', 'guides', 'reproducing.md'), 'utf8');

@@ -517,7 +517,13 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
 function readSweep(dir: string): { experiment: string; note: string; points: SweepPoint[] } | undefined {
   const f = join(dir, 'sweep.json');
   if (!existsSync(f)) return undefined;
-  return JSON.parse(readFileSync(f, 'utf8'));
+  try {
+    return JSON.parse(readFileSync(f, 'utf8'));
+  } catch (e) {
+    throw new Error(
+      `report: ${f} is not valid JSON (${(e as Error).message}); run the sweep again or remove the file`,
+    );
+  }
 }
 
 /** One finished run of `report`: its table row, written and exported as asked; its report rewritten unless --table. */
