@@ -466,18 +466,20 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
         out(`wrote ${join(arg, 'report.md')}`);
       }
       if (v.export) {
-        const dest = join(v.export, `sweep-${sweep.experiment}`);
-        rmSync(dest, { recursive: true, force: true });
-        for (const f of ['sweep.json', 'report.md', 'report.html', 'plots']) {
-          if (existsSync(join(arg, f))) cpSync(join(arg, f), join(dest, f), { recursive: true });
-        }
+        copyFresh(arg, join(v.export, `sweep-${sweep.experiment}`), [
+          'sweep.json',
+          'report.md',
+          'report.html',
+          'plots',
+        ]);
       }
+      for (const pt of sweep.points) rows.push(reportRun(join(arg, pt.dir), pt.label, v, out));
+    } else {
+      // A point of a sweep, given alone, keeps its label.
+      const parent = readSweep(dirname(resolve(arg)));
+      const label = parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label;
+      rows.push(reportRun(arg, label, v, out));
     }
-    const parent = readSweep(dirname(resolve(arg)));
-    const runs = sweep
-      ? sweep.points.map((pt) => ({ dir: join(arg, pt.dir), variant: pt.label }))
-      : [{ dir: arg, variant: parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label }];
-    for (const run of runs) rows.push(reportRun(run.dir, run.variant, v, out));
   }
   const seeds = seedsTable(rows);
   let tables: string;
@@ -511,6 +513,14 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     out(`wrote the ${section} table into ${file}`);
   }
   return 0;
+}
+
+/** Replaces `dest` with the files and folders `names` of `src` that exist. */
+function copyFresh(src: string, dest: string, names: string[]): void {
+  rmSync(dest, { recursive: true, force: true });
+  for (const name of names) {
+    if (existsSync(join(src, name))) cpSync(join(src, name), join(dest, name), { recursive: true });
+  }
 }
 
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none. */
@@ -554,11 +564,13 @@ function reportRun(
   if (v.export) {
     // The table row, plus the run's report, plots and metrics (small files, fit to commit).
     writeJsonAtomic(join(v.export, `${rowFileName(row)}.json`), row);
-    const dest = join(v.export, rowFileName(row));
-    rmSync(dest, { recursive: true, force: true });
-    for (const name of ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots']) {
-      if (existsSync(join(dir, name))) cpSync(join(dir, name), join(dest, name), { recursive: true });
-    }
+    copyFresh(dir, join(v.export, rowFileName(row)), [
+      'results.json',
+      'metrics.jsonl',
+      'report.md',
+      'report.html',
+      'plots',
+    ]);
   }
   return row;
 }
