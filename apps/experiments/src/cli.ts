@@ -378,8 +378,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const c = countModel(model);
   const norm = { normalize: base.dataset.normalize, stats: data.stats };
   const testError = await errorRate(model, data.test, norm);
-  const l1 = await latencyMs(model, data.shape, 1, 20);
-  const l256 = await latencyMs(model, data.shape, 256, 3);
+  const [l1] = await latencyMs([model], data.shape, 1, 20);
+  const [l256] = await latencyMs([model], data.shape, 256, 3);
   model.dispose();
   out(
     toMarkdown([

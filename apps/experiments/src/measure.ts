@@ -94,26 +94,29 @@ export async function errorRate(
   return seen ? wrong / seen : NaN;
 }
 
-/** Median wall time (ms) of `model.predict` on a batch of `n` zeros, after warm-up. */
+/**
+ * Median wall time (ms) of one `model.predict` call on a batch of `n` zeros, for each of
+ * `models`, after two warm-up calls each. The models run alternately (a, b, a, b, ...) so that
+ * load from other processes on a shared CPU hits them alike: compare figures from one call only.
+ * The whole batch goes through in one call (predict would otherwise split it into chunks of 32).
+ */
 export async function latencyMs(
-  model: tfl.LayersModel,
+  models: tfl.LayersModel[],
   shape: [number, number, number],
   n: number,
   runs: number,
-): Promise<number> {
+): Promise<number[]> {
   const x = tf.zeros([n, ...shape]);
-  const once = async () => {
+  const once = async (model: tfl.LayersModel) => {
     const t0 = performance.now();
-    const y = model.predict(x) as tf.Tensor;
+    const y = model.predict(x, { batchSize: n }) as tf.Tensor;
     await y.data();
     y.dispose();
     return performance.now() - t0;
   };
-  await once();
-  await once();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) times.push(await once());
+  for (let i = 0; i < 2; i++) for (const m of models) await once(m);
+  const times: number[][] = models.map(() => []);
+  for (let i = 0; i < runs; i++) for (let k = 0; k < models.length; k++) times[k].push(await once(models[k]));
   x.dispose();
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
 }

@@ -83,6 +83,12 @@ export interface RunResults {
   baseline: ModelStats;
   prunedBeforeFinetune: { validationError: number; testError: number };
   compressed: ModelStats;
+  /**
+   * How the two latencies were measured: `paired`, both models back to back at the end of the
+   * run; `separate` (and absent, in results written before normprune measured pairs), each
+   * right after its own training, under whatever load there was then.
+   */
+  latencyMethod?: 'paired' | 'separate';
   groups: GroupCount[];
   compressionPct: number;
   macsReductionPct: number;
@@ -546,10 +552,6 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     const c = countModel(m);
     const validationError = await errorRate(m, data.validation, norm);
     const testError = await errorRate(m, data.test, norm);
-    const latency = {
-      batch1: await latencyMs(m, data.shape, 1, 20),
-      batch256: await latencyMs(m, data.shape, 256, 3),
-    };
     return {
       params: c.params,
       nonzeros: c.nonzeros,
@@ -557,21 +559,22 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       validationError,
       testError,
       layers: c.layers,
-      latencyMs: latency,
     };
   };
 
   const needsTeacher =
     cfg.training.proximal.distill !== undefined || cfg.training.finetune.distill !== undefined;
-  const teacherDir = join(work, 'teacher');
+  // The trained plain baseline: the distillation teacher, and the model whose latency is set
+  // beside the compressed model's at the end. A resumed run reloads it from here.
+  const plainDir = join(work, 'baseline-model');
   let teacher: tfl.LayersModel | undefined;
   if (needsTeacher && o.resume && state.phase !== 'baseline' && state.phase !== 'done') {
-    if (!existsSync(join(teacherDir, 'model', 'model.json'))) {
+    if (!existsSync(join(plainDir, 'model', 'model.json'))) {
       throw new Error(
-        `--resume: the distillation teacher is missing from ${teacherDir}; start the run again`,
+        `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}; start the run again`,
       );
     }
-    teacher = await tfl.loadLayersModel(fileSystem(join(teacherDir, 'model')));
+    teacher = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
   }
   const distillFor = (spec: DistillSpec | undefined) =>
     spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
@@ -632,15 +635,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
         include,
       });
-      if (needsTeacher) {
-        // The trained baseline is the distillation teacher; a resumed run reloads it from here.
-        await writeDirAtomic(teacherDir, async (tmp) => {
-          await plain.save(fileSystem(join(tmp, 'model')));
-        });
-        teacher = plain;
-      } else {
-        plain.dispose();
-      }
+      await writeDirAtomic(plainDir, async (tmp) => {
+        await plain.save(fileSystem(join(tmp, 'model')));
+      });
+      if (needsTeacher) teacher = plain;
+      else plain.dispose();
       state.phase = 'proximal';
       state.epoch = 0;
       state.step = 0;
@@ -723,6 +722,26 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const m = model!;
   const compressed = await measure(m);
   const baseline = state.baseline!;
+  // Latency of both models, measured back to back (alternating calls) here at the end, so that
+  // their ratio is not skewed by load that differs between the start and the end of a long run.
+  let latencyMethod: RunResults['latencyMethod'] = 'paired';
+  if (existsSync(join(plainDir, 'model', 'model.json'))) {
+    const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
+    const [b1, c1] = await latencyMs([plain, m], data.shape, 1, 20);
+    const [b256, c256] = await latencyMs([plain, m], data.shape, 256, 5);
+    plain.dispose();
+    baseline.latencyMs = { batch1: b1, batch256: b256 };
+    compressed.latencyMs = { batch1: c1, batch256: c256 };
+  } else {
+    // A run begun by an older normprune kept no baseline model: time the compressed model alone.
+    latencyMethod = 'separate';
+    const [c1] = await latencyMs([m], data.shape, 1, 20);
+    const [c256] = await latencyMs([m], data.shape, 256, 5);
+    compressed.latencyMs = { batch1: c1, batch256: c256 };
+    log(
+      `note: ${plainDir} is missing (a run begun by an older normprune); the baseline's latency is the one measured after its training`,
+    );
+  }
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
   await writeDirAtomic(modelDir, async (tmp) => {
@@ -758,6 +777,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     baseline,
     prunedBeforeFinetune: state.prunedBeforeFinetune!,
     compressed,
+    latencyMethod,
     groups: state.groups ?? [],
     compressionPct,
     macsReductionPct,

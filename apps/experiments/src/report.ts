@@ -275,7 +275,11 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   });
   blocks.push({
     kind: 'p',
-    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend (${r.backend.tfBackend}), measured on a shared machine.`,
+    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend (${r.backend.tfBackend}), measured on a shared machine${
+      r.latencyMethod === 'paired'
+        ? ', both models back to back at the end of the run (calls alternate between them), so their ratio is fair'
+        : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
+    }.`,
   });
   blocks.push({ kind: 'h', text: 'Surviving units per layer' });
   const after = new Map(c.layers.map((l) => [l.name, l]));

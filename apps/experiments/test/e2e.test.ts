@@ -72,6 +72,13 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
     expect(results.baseline.params).toBeGreaterThan(results.compressed.nonzeros - 1);
     expect(Number.isFinite(results.compressionPct)).toBe(true);
     expect(results.compressed.testError).toBeGreaterThanOrEqual(0);
+    // Both latencies come from one paired measurement at the end of the run.
+    expect(results.latencyMethod).toBe('paired');
+    for (const s of [results.baseline, results.compressed]) {
+      expect(s.latencyMs.batch1).toBeGreaterThan(0);
+      expect(s.latencyMs.batch256).toBeGreaterThan(0);
+    }
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/both models back to back/);
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
       .trim()
       .split('\n')
