@@ -46,7 +46,8 @@ const COMMON = `Common options:
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint
   --download          allow downloading a missing data set (default: offline)
-  --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline
+  --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
+                      in its first point's directory)
   --baseline-from DIR reuse the kept baseline of another run (same data, model,
                       baseline training and seed; the later phases may differ,
                       e.g. lenet-5-fc -> lenet-5)
@@ -326,6 +327,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     costWeightings: costs as any,
     targetCompression: target,
     baselineFrom: p.values['baseline-from'],
+    keepBaseline: p.values['keep-baseline'],
     bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
     command: ['normprune', 'sweep', ...args].map(quote).join(' '),
     log: (s) => process.stderr.write(s + '\n'),

@@ -1,7 +1,7 @@
 // `normprune sweep`: the same experiment over a grid of lambda (and
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
-import { rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName } from '@normprune/runtime';
 import type { Budget, ExperimentConfig } from './config.js';
@@ -30,6 +30,8 @@ export interface SweepOptions {
   bisectSteps?: number;
   /** A run directory with a kept baseline (`--keep-baseline`) that every point reuses. */
   baselineFrom?: string;
+  /** Keep the baseline the sweep trains, in its first point's `.work/baseline`, for later `--baseline-from`. */
+  keepBaseline?: boolean;
   command?: string;
   log?: (s: string) => void;
 }
@@ -121,7 +123,20 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
   } finally {
-    if (first) rmSync(join(first, '.work'), { recursive: true, force: true });
+    if (first) {
+      // The first point kept the shared baseline (and its plain model) for the others.
+      const work = join(first, '.work');
+      if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
+      else if (existsSync(work)) {
+        for (const f of readdirSync(work)) {
+          if (f !== 'baseline') rmSync(join(work, f), { recursive: true, force: true });
+        }
+      }
+    }
+  }
+  if (first && o.keepBaseline) {
+    note += ` The baseline is kept in ${join(first, '.work', 'baseline')}: reuse it with --baseline-from ${first}.`;
+    log(`baseline kept in ${join(first, '.work', 'baseline')}`);
   }
   note += ` Budget: ${o.budgetName}. Seed ${o.seed}.`;
   writeJsonAtomic(join(out, 'sweep.json'), { experiment: o.config.name, command: o.command, note, points });

@@ -1,6 +1,6 @@
 // `normprune sweep`: a grid shares one trained baseline and draws the Pareto
 // front; --target-compression bisects lambda on the run's own parameter counts.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
@@ -225,4 +225,39 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   ]);
   expect(fromConfig.code).toBe(0);
   expect(fromConfig.err).toMatch(/baseline reused from/);
+});
+
+test('--keep-baseline: the sweep keeps the baseline it trained, and a later run reuses it', async () => {
+  const args = ['--budget', 'tiny', '--backend', 'wasm', '--seed', '5'];
+  const out = join(tmp, 'keep');
+  const r = await cli([
+    'sweep',
+    'lenet-500-300',
+    ...args,
+    '--lambda',
+    '0.01,0.05',
+    '--keep-baseline',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(0);
+  const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  const first = join(out, sweep.points[0].dir);
+  // Only the baseline stays: no checkpoint, no plain model, nothing in the other point.
+  expect(readdirSync(join(first, '.work'))).toEqual(['baseline']);
+  expect(existsSync(join(out, sweep.points[1].dir, '.work'))).toBe(false);
+  expect(sweep.note).toContain(`reuse it with --baseline-from ${first}`);
+  const again = await cli([
+    'reproduce',
+    'lenet-500-300',
+    ...args,
+    '--baseline-from',
+    first,
+    '--out',
+    join(tmp, 'again'),
+  ]);
+  expect(again.code).toBe(0);
+  expect(again.err).toMatch(/baseline reused from/);
+  const res = JSON.parse(readFileSync(join(tmp, 'again', 'results.json'), 'utf8'));
+  expect(100 * res.baseline.testError).toBeCloseTo(sweep.points[0].baselineTestErrorPct, 10);
 });
