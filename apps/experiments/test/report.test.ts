@@ -49,12 +49,25 @@ test('seedsTable gives the mean and sample sd over seeds, and judges the target 
     '+0.29 pp',
     '+0.21, +0.24, +0.13',
     '+0.19 pp ± 0.06',
-    '**missed** on the means (>= 85.4% removed, error <= +0.09 pp)',
+    '**missed** on the means: error +0.19 pp > +0.09 pp (>= 85.4% removed, error <= +0.09 pp)',
   ]);
   // Every line is padded to the same width (the layout Prettier keeps).
   expect(new Set(lines.map((l) => l.length)).size).toBe(1);
   const met = seedsTable([row('x', 1, 90, 1.6, 1.65), row('x', 2, 90, 1.6, 1.6)])!;
   expect(met).toMatch(/\| met on the means/);
+});
+
+test('a miss smaller than the printed precision is printed with the digits that show it', () => {
+  // lenet-5-fc's bound is no increase: +0.08, +0.08 and -0.15 pp average +0.0033 pp.
+  const fc = (seed: number, removed: number, base: number, comp: number) => ({
+    ...row('lenet-5-fc', seed, removed, base, comp),
+    target: { minCompressionPct: 82.2, maxErrorDeltaPp: 0, met: false },
+  });
+  const t = seedsTable([fc(1, 85.41, 0.73, 0.81), fc(2, 78.45, 0.7, 0.78), fc(3, 82.96, 0.72, 0.57)])!;
+  expect(t).toMatch(/\*\*missed\*\* on the means: error \+0\.003 pp > \+0\.00 pp \(/);
+  const short = seedsTable([fc(1, 82.199, 0.7, 0.6), fc(2, 82.199, 0.7, 0.6)])!;
+  expect(short).toMatch(/\*\*missed\*\* on the means: 82\.199% removed < 82\.2% \(/);
+  expect(resultsTable([fc(1, 82.3, 0.7, 0.7)])).toMatch(/\| met \(>= 82\.2% removed/);
 });
 
 test('seedsTable is undefined without repeated seeds, and a seed run twice counts once', () => {
