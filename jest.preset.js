@@ -13,10 +13,7 @@ module.exports = function preset(projectDir, overrides = {}) {
     ),
     testMatch: ['**/*.test.ts'],
     transform: {
-      '^.+\\.tsx?$': [
-        'ts-jest',
-        { tsconfig: path.join(projectDir, 'tsconfig.json'), diagnostics: false },
-      ],
+      '^.+\\.tsx?$': ['ts-jest', { tsconfig: path.join(projectDir, 'tsconfig.json'), diagnostics: false }],
     },
     moduleNameMapper: {
       '^@normprune/(runtime|datasets|layers|prox|surgery)$': path.join(__dirname, 'packages/$1/src/index.ts'),
