@@ -35,9 +35,7 @@ const budget = (r) => (r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduc
 export function rows(r, file) {
   // A sweep point's row names its point (as `normprune report` does).
   const name = r.experiment
-    ? r.variant
-      ? `${r.experiment} ${r.variant}`
-      : r.experiment
+    ? [r.experiment, r.variant].filter(Boolean).join(' ')
     : file.replace(/\.json$/, '');
   const t = r.target;
   const verdict = !t ? '' : `${t.met ? 'met' : '**missed**'}${r.reduced ? ' (reduced budget)' : ''}`;

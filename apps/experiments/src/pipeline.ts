@@ -806,7 +806,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     results,
     metricLines.map((l) => JSON.parse(l)),
   );
+  // Only a baseline kept for --baseline-from outlives the run (in .work/baseline).
   rmSync(ckptDir, { recursive: true, force: true });
+  rmSync(plainDir, { recursive: true, force: true });
   if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
   mkdirSync(out, { recursive: true });
   return results;

@@ -1,7 +1,7 @@
 // `normprune sweep`: the same experiment over a grid of lambda (and
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName } from '@normprune/runtime';
 import type { Budget, ExperimentConfig } from './config.js';
@@ -123,16 +123,8 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
   } finally {
-    if (first) {
-      // The first point kept the shared baseline (and its plain model) for the others.
-      const work = join(first, '.work');
-      if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
-      else if (existsSync(work)) {
-        for (const f of readdirSync(work)) {
-          if (f !== 'baseline') rmSync(join(work, f), { recursive: true, force: true });
-        }
-      }
-    }
+    // The first point kept the shared baseline for the others; it stays only if asked.
+    if (first && !o.keepBaseline) rmSync(join(first, '.work'), { recursive: true, force: true });
   }
   if (first && o.keepBaseline) {
     note += ` The baseline is kept in ${join(first, '.work', 'baseline')}: reuse it with --baseline-from ${first}.`;

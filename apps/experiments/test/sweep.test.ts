@@ -140,6 +140,8 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   const args = ['--budget', 'tiny', '--backend', 'wasm', '--seed', '4'];
   expect((await cli(['reproduce', 'lenet-500-300', ...args, '--keep-baseline', '--out', base])).code).toBe(0);
   const kept = JSON.parse(readFileSync(join(base, 'results.json'), 'utf8'));
+  // The run leaves only what --baseline-from reads: no checkpoint, no second copy of the model.
+  expect(readdirSync(join(base, '.work'))).toEqual(['baseline']);
   const out = join(tmp, 'reuse');
   const r = await cli([
     'sweep',
