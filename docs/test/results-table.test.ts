@@ -34,6 +34,7 @@ test('renders one row per result file in the format the experiments report uses'
     join(tmp, 'lenet-500-300.json'),
     JSON.stringify({
       experiment: 'lenet-500-300',
+      name: 'lenet-500-300',
       budget: 'full',
       reduced: false,
       command: 'normprune reproduce lenet-500-300 --seed 1',
@@ -46,13 +47,21 @@ test('renders one row per result file in the format the experiments report uses'
       errorDeltaPp: 0.06,
       thesis: { compressionPct: 85.4, errorDeltaPp: 0.09 },
       target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: true },
+      targetText: 'met (>= 85.4% removed, error <= +0.09 pp)',
       trainingSec: 600,
+      pairedTest: {
+        onlyBaselineWrong: 20,
+        onlyCompressedWrong: 26,
+        pValue: 0.461,
+        changeCi95Pp: [-0.141, 0.261],
+      },
     }),
   );
   writeFileSync(
     join(tmp, 'lenet-5.json'),
     JSON.stringify({
       experiment: 'lenet-5',
+      name: 'lenet-5',
       budget: 'reduced',
       reduced: true,
       baseline: { testErrorPct: 0.9, params: 431080 },
@@ -61,6 +70,7 @@ test('renders one row per result file in the format the experiments report uses'
       macsReductionPct: 70,
       errorDeltaPp: 0.2,
       target: { minCompressionPct: 90, maxErrorDeltaPp: 0.1, met: false },
+      targetText: '**missed** at a reduced budget only, not a reproduction: 85.00% removed < 90%',
       dataNote: 'a test note',
     }),
   );
@@ -78,15 +88,17 @@ test('renders one row per result file in the format the experiments report uses'
   ).toEqual(['lenet-500-300', 'lenet-5', 'vgg-16', 'lenet-500-300', 'lenet-5', 'vgg-16']);
   expect(rowsOf('lenet-500-300')).toEqual([
     '| lenet-500-300 | full | 266,610 | 26,661 | 90.00% | 85.40% | 89.50% |',
-    '| lenet-500-300 | 2.10% → 2.00% | 1.64% → 1.70% | +0.06 pp | +0.09 pp | met | 600 s |',
+    '| lenet-500-300 | 2.10% → 2.00% | 1.64% → 1.70% | +0.06 pp | [-0.14, +0.26 pp] | +0.09 pp | met | 600 s |',
   ]);
   expect(rowsOf('lenet-5')).toEqual([
     '| lenet-5 | reduced | 431,080 | 64,662 | 85.00% |  | 70.00% |',
-    '| lenet-5 | n/a → n/a | 0.90% → 1.10% | +0.20 pp |  | **missed** (reduced budget) | n/a |',
+    '| lenet-5 | n/a → n/a | 0.90% → 1.10% | +0.20 pp |  |  | **missed** (reduced budget) | n/a |',
   ]);
+  // The target text is the one `normprune report` rendered into the row.
   expect(lines).toContain(
-    '- lenet-5: **missed** at a reduced budget only, not a reproduction: 85.00% removed < 90%; error +0.20 pp > +0.10 pp (≥ 90% removed, error ≤ +0.10 pp)',
+    '- lenet-5: **missed** at a reduced budget only, not a reproduction: 85.00% removed < 90%',
   );
+  expect(lines).toContain('- lenet-500-300: met (>= 85.4% removed, error <= +0.09 pp)');
   expect(lines).toContain('- lenet-5: a test note');
   expect(lines).toContain(
     '- lenet-500-300: `normprune reproduce lenet-500-300 --seed 1` (seed 1, wasm backend)',
@@ -94,7 +106,7 @@ test('renders one row per result file in the format the experiments report uses'
   // Figures a file does not hold are shown as missing, never made up.
   expect(rowsOf('vgg-16')).toEqual([
     '| vgg-16 | small (reduced) | n/a | n/a | n/a |  | n/a |',
-    '| vgg-16 | n/a → n/a | n/a → n/a | n/a |  |  | n/a |',
+    '| vgg-16 | n/a → n/a | n/a → n/a | n/a |  |  |  | n/a |',
   ]);
 });
 
@@ -104,6 +116,7 @@ test("a sweep point's row is named by its point, as `normprune report` names it"
     JSON.stringify({
       experiment: 'lenet-500-300-input',
       variant: 'lambda-0.002',
+      name: 'lenet-500-300-input lambda-0.002',
       budget: 'full',
       reduced: false,
       baseline: { testErrorPct: 1.15, params: 545810 },

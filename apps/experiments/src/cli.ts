@@ -18,9 +18,10 @@ import {
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
-import { countModel, errorRate, latencyMs } from './measure.js';
+import { countModel, errorRate, latencyMs, pairedCounts, pairedTest } from './measure.js';
 import { Interrupted, runExperiment } from './pipeline.js';
 import {
+  ciText,
   resultsTable,
   rowFileName,
   runReportBlocks,
@@ -29,6 +30,7 @@ import {
   toHtml,
   toMarkdown,
   writeSweepReport,
+  type Block,
   type SweepPoint,
   type TableRow,
 } from './report.js';
@@ -107,6 +109,10 @@ Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
 config.json of the run directory above DIR is used.
 
+  --compare DIR       also compare the model, image by image, with the model in
+                      DIR (say, the baseline): the images only one of them gets
+                      wrong, the error change with its exact 95% interval and the
+                      exact McNemar p-value
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset
   --backend NAME, --data-dir PATH, --download as for reproduce`,
   report: `Usage: normprune report RUN_DIR... [--table] [--json DIR] [--export DIR] [--write-readme FILE]
@@ -351,6 +357,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     model: { type: 'string' },
     config: { type: 'string' },
     experiment: { type: 'string' },
+    compare: { type: 'string' },
   });
   if (p.values.help) {
     out(HELP.eval);
@@ -359,6 +366,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const v = p.values as Record<string, any>;
   if (!v.model) throw new UsageError('eval: --model DIR is required');
   if (!existsSync(join(v.model, 'model.json'))) throw new Error(`eval: no model.json in ${v.model}`);
+  if (v.compare !== undefined && !existsSync(join(v.compare, 'model.json')))
+    throw new Error(`eval: --compare: no model.json in ${v.compare}`);
   const base = v.config
     ? loadConfigFile(v.config)
     : v.experiment
@@ -382,27 +391,57 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const testError = await errorRate(model, data.test, norm);
   const [l1] = await latencyMs([model], data.shape, 1, 20);
   const [l256] = await latencyMs([model], data.shape, 256, 3);
-  model.dispose();
-  out(
-    toMarkdown([
-      {
-        kind: 'table',
-        head: ['model', 'params', 'non-zero', 'MACs', 'test error', 'latency b1', 'latency b256', 'backend'],
-        rows: [
-          [
-            v.model,
-            String(c.params),
-            String(c.nonzeros),
-            String(c.macs),
-            `${(100 * testError).toFixed(2)}%`,
-            `${l1.toFixed(2)} ms`,
-            `${l256.toFixed(1)} ms`,
-            info.backend,
-          ],
+  const blocks: Block[] = [
+    {
+      kind: 'table',
+      head: ['model', 'params', 'non-zero', 'MACs', 'test error', 'latency b1', 'latency b256', 'backend'],
+      rows: [
+        [
+          v.model,
+          String(c.params),
+          String(c.nonzeros),
+          String(c.macs),
+          `${(100 * testError).toFixed(2)}%`,
+          `${l1.toFixed(2)} ms`,
+          `${l256.toFixed(1)} ms`,
+          info.backend,
         ],
-      },
-    ]),
-  );
+      ],
+    },
+  ];
+  if (v.compare !== undefined) {
+    const other = await tfl.loadLayersModel(fileSystem(v.compare));
+    const t = pairedTest(await pairedCounts(other, model, data.test, norm));
+    other.dispose();
+    const change = (100 * (t.onlyCompressedWrong - t.onlyBaselineWrong)) / t.n;
+    blocks.push({
+      kind: 'table',
+      head: [
+        'against',
+        'test images',
+        'wrong only there',
+        'wrong only here',
+        'both wrong',
+        'error change',
+        '95% interval',
+        'McNemar p',
+      ],
+      rows: [
+        [
+          v.compare,
+          String(t.n),
+          String(t.onlyBaselineWrong),
+          String(t.onlyCompressedWrong),
+          String(t.bothWrong),
+          `${change >= 0 ? '+' : ''}${change.toFixed(2)} pp`,
+          ciText(t.changeCi95Pp),
+          t.pValue.toPrecision(2),
+        ],
+      ],
+    });
+  }
+  model.dispose();
+  out(toMarkdown(blocks));
   return 0;
 }
 

@@ -16,7 +16,15 @@ import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
 import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from './config.js';
 import { loadRunData } from './data.js';
-import { countModel, errorRate, latencyMs, type ModelCount } from './measure.js';
+import {
+  countModel,
+  errorRate,
+  latencyMs,
+  pairedCounts,
+  pairedTest,
+  type ModelCount,
+  type PairedTest,
+} from './measure.js';
 import { buildModel } from './model.js';
 import { Progress } from './progress.js';
 import { ensureWritableDir, writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
@@ -89,6 +97,11 @@ export interface RunResults {
    * right after its own training, under whatever load there was then.
    */
   latencyMethod?: 'paired' | 'separate';
+  /**
+   * The compressed model against the baseline, sample by sample on the test set (absent in
+   * results written before normprune kept the baseline model to the end of a run).
+   */
+  pairedTest?: PairedTest;
   groups: GroupCount[];
   compressionPct: number;
   macsReductionPct: number;
@@ -725,8 +738,10 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   // Latency of both models, measured back to back (alternating calls) here at the end, so that
   // their ratio is not skewed by load that differs between the start and the end of a long run.
   let latencyMethod: RunResults['latencyMethod'] = 'paired';
+  let paired: PairedTest | undefined;
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
     const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
+    paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
     const [b1, c1] = await latencyMs([plain, m], data.shape, 1, 20);
     const [b256, c256] = await latencyMs([plain, m], data.shape, 256, 5);
     plain.dispose();
@@ -778,6 +793,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     prunedBeforeFinetune: state.prunedBeforeFinetune!,
     compressed,
     latencyMethod,
+    pairedTest: paired,
     groups: state.groups ?? [],
     compressionPct,
     macsReductionPct,

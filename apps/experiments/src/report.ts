@@ -281,6 +281,13 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
     }.`,
   });
+  const pt = r.pairedTest;
+  blocks.push({
+    kind: 'p',
+    text: pt
+      ? `Paired test on the ${int(pt.n)} test images: the compressed model gets ${int(pt.onlyBaselineWrong)} right that the baseline gets wrong, and ${int(pt.onlyCompressedWrong)} wrong that the baseline gets right (${int(pt.bothWrong)} both get wrong). The test error change is ${pp(r.errorDeltaPp)}, 95% interval ${ciText(pt.changeCi95Pp)} (exact, given the ${int(pt.onlyBaselineWrong + pt.onlyCompressedWrong)} samples the models disagree on); exact McNemar p = ${pt.pValue.toPrecision(2)} for "no change". An interval that straddles a target's bound means this test set cannot tell whether the target is met.`
+      : 'No paired test: this run predates normprune keeping the baseline model to the end of a run.',
+  });
   blocks.push({ kind: 'h', text: 'Surviving units per layer' });
   const after = new Map(c.layers.map((l) => [l.name, l]));
   const groups = new Map(r.groups.map((g) => [g.layer, g]));
@@ -341,6 +348,12 @@ export interface TableRow {
   experiment: string;
   /** A sweep point's label (`lambda-0.0015`, ...); absent for a plain run. */
   variant?: string;
+  /**
+   * The row's name in tables (`rowName`) and its target cell (`met (...)` or `**missed**: ...`),
+   * as rendered when the row was written, for readers without normprune (the docs' table).
+   */
+  name?: string;
+  targetText?: string;
   budget: string;
   reduced: boolean;
   command?: string;
@@ -355,6 +368,13 @@ export interface TableRow {
   target?: { minCompressionPct: number; maxErrorDeltaPp: number; met: boolean };
   trainingSec: number;
   dataNote?: string;
+  /** The paired test on the test set (rows of runs that kept their baseline model to the end). */
+  pairedTest?: {
+    onlyBaselineWrong: number;
+    onlyCompressedWrong: number;
+    pValue: number;
+    changeCi95Pp: [number, number];
+  };
 }
 
 const r2 = (v: number) => Number(v.toFixed(2));
@@ -362,7 +382,7 @@ const r3 = (v: number | undefined) => (v === undefined ? undefined : Number(v.to
 
 /** The table row of a run's results; `variant` names a sweep point. */
 export function tableRow(r: RunResults, variant?: string): TableRow {
-  return {
+  const row: TableRow = {
     experiment: r.experiment,
     ...(variant === undefined ? {} : { variant }),
     budget: r.budget.name,
@@ -403,7 +423,23 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
       : undefined,
     trainingSec: r.timings.totalSec,
     dataNote: r.dataset.note,
+    pairedTest: r.pairedTest
+      ? {
+          onlyBaselineWrong: r.pairedTest.onlyBaselineWrong,
+          onlyCompressedWrong: r.pairedTest.onlyCompressedWrong,
+          pValue: Number(r.pairedTest.pValue.toPrecision(3)),
+          changeCi95Pp: [r3(r.pairedTest.changeCi95Pp[0])!, r3(r.pairedTest.changeCi95Pp[1])!],
+        }
+      : undefined,
   };
+  row.name = rowName(row);
+  if (row.target) row.targetText = targetCell(row);
+  return row;
+}
+
+/** `[-0.05, +0.51] pp`: the 95% interval of a test error change. */
+export function ciText(ci: [number, number]): string {
+  return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;
 }
 
 /** The experiment cell of a row: the experiment, and the sweep point if any. */
@@ -523,6 +559,7 @@ export function resultsTable(rows: TableRow[]): string {
     'validation error base -> compressed',
     'test error base -> compressed',
     'change',
+    'change 95% CI',
     'thesis change',
     'MACs removed',
     'target',
@@ -539,6 +576,7 @@ export function resultsTable(rows: TableRow[]): string {
     `${pct(r.baseline.validationErrorPct)} -> ${pct(r.compressed.validationErrorPct)}`,
     `${pct(r.baseline.testErrorPct)} -> ${pct(r.compressed.testErrorPct)}`,
     pp(r.errorDeltaPp),
+    r.pairedTest ? ciText(r.pairedTest.changeCi95Pp) : '',
     r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
     pct(r.macsReductionPct),
     r.target ? targetCell(r) : '',

@@ -79,6 +79,17 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
       expect(s.latencyMs.batch256).toBeGreaterThan(0);
     }
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/both models back to back/);
+    // The paired test counts the same test errors that the run measured for each model.
+    const pt = results.pairedTest;
+    const n = results.dataset.test;
+    expect(pt.n).toBe(n);
+    expect((pt.bothWrong + pt.onlyBaselineWrong) / n).toBeCloseTo(results.baseline.testError, 12);
+    expect((pt.bothWrong + pt.onlyCompressedWrong) / n).toBeCloseTo(results.compressed.testError, 12);
+    expect(pt.pValue).toBeGreaterThan(0);
+    expect(pt.pValue).toBeLessThanOrEqual(1);
+    expect(pt.changeCi95Pp[0]).toBeLessThanOrEqual(results.errorDeltaPp + 1e-9);
+    expect(pt.changeCi95Pp[1]).toBeGreaterThanOrEqual(results.errorDeltaPp - 1e-9);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/Paired test on the [\d,]+ test images/);
     const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
       .trim()
       .split('\n')
@@ -114,7 +125,16 @@ test('report --table builds the results table from the run directories', async (
   expect(r.code).toBe(0);
   expect(r.out.split('\n').filter((l) => l.startsWith('| ')).length).toBe(experiments.length + 2);
   const row = JSON.parse(readFileSync(join(tmp, 'rows', 'lenet-500-300.json'), 'utf8'));
-  expect(row).toMatchObject({ experiment: 'lenet-500-300', budget: 'tiny', reduced: true });
+  expect(row).toMatchObject({
+    experiment: 'lenet-500-300',
+    name: 'lenet-500-300',
+    budget: 'tiny',
+    reduced: true,
+  });
+  // The row carries its target cell as the README table renders it, for the docs' table.
+  expect(row.targetText).toMatch(/^(met|\*\*missed\*\*) at a reduced budget only/);
+  expect(r.out).toContain(row.targetText);
+  expect(row.pairedTest.changeCi95Pp).toHaveLength(2);
   expect(typeof row.baseline.testErrorPct).toBe('number');
   expect(typeof row.compressed.nonzeros).toBe('number');
   const again = await cli(['report', join(tmp, 'runs', 'lenet-500-300')]);
@@ -152,6 +172,34 @@ test('eval measures an exported model with the config of its run directory', asy
   ]);
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/\| .*model +\| \d+ +\| \d+ +\| \d+ +\| \d+\.\d\d% +\|/);
+});
+
+test('eval --compare counts the test images two models disagree on', async () => {
+  const model = join(tmp, 'runs', 'lenet-500-300', 'model');
+  const other = join(tmp, 'runs', 'lenet-500-300-input', 'model');
+  const run = (args: string[]) => cli(['eval', '--budget', 'tiny', '--backend', 'wasm', ...args]);
+  const errorOf = (out: string) => Number(/\| (\d+\.\d\d)% +\|/.exec(out)![1]);
+  const [a, b, r] = [
+    await run(['--model', model]),
+    await run(['--model', other]),
+    await run(['--model', model, '--compare', other]),
+  ];
+  expect(r.code).toBe(0);
+  const m =
+    /\| .*model +\| (\d+) +\| (\d+) +\| (\d+) +\| (\d+) +\| ([+-]\d+\.\d\d) pp +\| \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d) pp\] +\| ([\d.e-]+) +\|/.exec(
+      r.out,
+    );
+  expect(m).not.toBeNull();
+  const [n, onlyThere, onlyHere, both] = m!.slice(1, 5).map(Number);
+  // The counts add up to each model's own test error.
+  expect((100 * (both + onlyThere)) / n).toBeCloseTo(errorOf(b.out), 2);
+  expect((100 * (both + onlyHere)) / n).toBeCloseTo(errorOf(a.out), 2);
+  expect(Number(m![5])).toBeCloseTo((100 * (onlyHere - onlyThere)) / n, 2);
+  expect(Number(m![6])).toBeLessThanOrEqual(Number(m![5]));
+  expect(Number(m![7])).toBeGreaterThanOrEqual(Number(m![5]));
+  const missing = await run(['--model', model, '--compare', join(tmp, 'nowhere')]);
+  expect(missing.code).toBe(1);
+  expect(missing.err).toMatch(/--compare: no model\.json in .*nowhere/);
 });
 
 test('prune folds and prunes a saved decomposed model into a plain one', async () => {

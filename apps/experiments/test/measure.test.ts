@@ -1,8 +1,11 @@
 // latencyMs: one median per model from alternating calls, whole batches, no tensor left behind.
+// pairedCounts / pairedTest: sample-by-sample comparison of two models, exact McNemar and
+// Clopper-Pearson figures checked against scipy.stats.binomtest.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
-import { latencyMs } from '../src/measure';
+import type { Split } from '@normprune/datasets';
+import { errorRate, latencyMs, pairedCounts, pairedTest } from '../src/measure';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -36,5 +39,83 @@ test.each([1, 7, 64])(
     // 2 warm-up rounds and 3 timed rounds, each calling model 0 then model 1 on the whole batch.
     expect(calls).toEqual(Array.from({ length: 10 }, (_, i) => `${i % 2}:${n}:${n}`));
     models.forEach((m) => m.dispose());
+  },
+);
+
+// scipy.stats.binomtest(k, m): pvalue and proportion_ci(method='exact').
+test.each([
+  // b (only baseline wrong), c (only compressed wrong), n, p-value, CI of c / (b + c)
+  [5, 15, 1000, 0.04138946533203125, 0.5089541282920425, 0.9134285308985655],
+  [7, 0, 10000, 0.015625, 0.0, 0.4096163972250487],
+  [30, 40, 10000, 0.281978921793656, 0.44748710681153603, 0.6891320818963984],
+])('pairedTest(b=%i, c=%i, n=%i) matches scipy binomtest', (b, c, n, p, lo, hi) => {
+  const t = pairedTest({ n, bothWrong: 3, onlyFirstWrong: b, onlySecondWrong: c });
+  expect(t).toMatchObject({ n, bothWrong: 3, onlyBaselineWrong: b, onlyCompressedWrong: c });
+  expect(t.pValue).toBeCloseTo(p, 9);
+  const m = b + c;
+  const change = (share: number) => (100 * m * (2 * share - 1)) / n;
+  expect(t.changeCi95Pp[0]).toBeCloseTo(change(lo), 7);
+  expect(t.changeCi95Pp[1]).toBeCloseTo(change(hi), 7);
+  // The point estimate, (c - b) / n, lies inside its interval.
+  const delta = (100 * (c - b)) / n;
+  expect(t.changeCi95Pp[0]).toBeLessThanOrEqual(delta);
+  expect(t.changeCi95Pp[1]).toBeGreaterThanOrEqual(delta);
+});
+
+test('pairedTest of models that never disagree: p = 1 and a zero-width interval at 0', () => {
+  const t = pairedTest({ n: 500, bothWrong: 9, onlyFirstWrong: 0, onlySecondWrong: 0 });
+  expect(t.pValue).toBe(1);
+  expect(t.changeCi95Pp).toEqual([0, 0]);
+});
+
+test('pairedTest is symmetric: swapping the models mirrors the interval', () => {
+  const a = pairedTest({ n: 2000, bothWrong: 0, onlyFirstWrong: 12, onlySecondWrong: 21 });
+  const b = pairedTest({ n: 2000, bothWrong: 0, onlyFirstWrong: 21, onlySecondWrong: 12 });
+  expect(a.pValue).toBeCloseTo(b.pValue, 12);
+  expect(a.changeCi95Pp[0]).toBeCloseTo(-b.changeCi95Pp[1], 9);
+  expect(a.changeCi95Pp[1]).toBeCloseTo(-b.changeCi95Pp[0], 9);
+});
+
+function split(count: number, shape: [number, number, number], seed: number): Split {
+  let s = seed;
+  const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
+  const images = new Uint8Array(count * shape[0] * shape[1] * shape[2]).map(() => Math.floor(256 * rand()));
+  const labels = new Uint8Array(count).map(() => Math.floor(3 * rand()));
+  return { images, labels, count, shape, numClasses: 3 };
+}
+
+test.each([
+  [37, 8],
+  [100, 32],
+  [5, 500],
+])(
+  'pairedCounts over %i samples (batch %i) agrees with a per-sample argmax and with errorRate',
+  async (count, batchSize) => {
+    const data = split(count, [6, 5, 1], count);
+    const [a, b] = [mlp(4), mlp(9)];
+    const norm = { normalize: 'unit' as const, batchSize };
+    const before = tf.memory().numTensors;
+    const c = await pairedCounts(a, b, data, norm);
+    expect(tf.memory().numTensors).toBe(before);
+    // Reference: one plain predict over the whole split.
+    const x = tf.tensor4d(
+      Float32Array.from(data.images, (v) => v / 255),
+      [count, 6, 5, 1],
+    );
+    const wrongOf = (m: tfl.LayersModel) =>
+      Array.from((tf.argMax(m.predict(x) as tf.Tensor, -1) as tf.Tensor).dataSync()).map(
+        (k, i) => k !== data.labels[i],
+      );
+    const [wa, wb] = tf.tidy(() => [wrongOf(a), wrongOf(b)]);
+    x.dispose();
+    expect(c).toEqual({
+      n: count,
+      bothWrong: wa.filter((w, i) => w && wb[i]).length,
+      onlyFirstWrong: wa.filter((w, i) => w && !wb[i]).length,
+      onlySecondWrong: wb.filter((w, i) => w && !wa[i]).length,
+    });
+    expect((c.bothWrong + c.onlyFirstWrong) / count).toBeCloseTo(await errorRate(a, data, norm), 12);
+    expect((c.bothWrong + c.onlySecondWrong) / count).toBeCloseTo(await errorRate(b, data, norm), 12);
+    [a, b].forEach((m) => m.dispose());
   },
 );

@@ -82,6 +82,21 @@ test('resultsTable has one row per run with its seed', () => {
   expect(lines[0]).toMatch(/^\| experiment +\| seed +\| budget +\|/);
   expect(lines[3]).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/);
   expect(lines[3]).toMatch(/\*\*missed\*\*: error \+0\.24 pp > \+0\.09 pp/);
+  // A row with a paired test shows the interval of its change; one without leaves the cell empty.
+  const paired = {
+    ...row('lenet-5', 1, 91, 0.73, 0.85),
+    pairedTest: {
+      onlyBaselineWrong: 9,
+      onlyCompressedWrong: 21,
+      pValue: 0.0428,
+      changeCi95Pp: [0.006, 0.241],
+    },
+  } as TableRow;
+  const [, , a, b] = resultsTable([paired, row('lenet-5', 2, 91, 0.73, 0.85)])
+    .trimEnd()
+    .split('\n');
+  expect(a).toMatch(/\| \+0\.12 pp +\| \[\+0\.01, \+0\.24 pp\] +\|/);
+  expect(b).toMatch(/\| \+0\.12 pp +\| +\|/);
 });
 
 test('report --table over rows of several seeds prints both tables', async () => {
