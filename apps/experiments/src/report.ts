@@ -370,6 +370,8 @@ export interface TableRow {
   dataNote?: string;
   /** The paired test on the test set (rows of runs that kept their baseline model to the end). */
   pairedTest?: {
+    /** Test images. */
+    n: number;
     onlyBaselineWrong: number;
     onlyCompressedWrong: number;
     pValue: number;
@@ -425,6 +427,7 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
     dataNote: r.dataset.note,
     pairedTest: r.pairedTest
       ? {
+          n: r.pairedTest.n,
           onlyBaselineWrong: r.pairedTest.onlyBaselineWrong,
           onlyCompressedWrong: r.pairedTest.onlyCompressedWrong,
           pValue: Number(r.pairedTest.pValue.toPrecision(3)),
@@ -484,6 +487,27 @@ function targetCell(r: TableRow): string {
   return targetText(r.target!, r.compressionPct, r.errorDeltaPp, only);
 }
 
+/**
+ * A 95% interval of the mean test error change (pp) of runs that share one test set, from their
+ * paired tests; undefined unless every run has one. Normal approximation around the mean of the
+ * runs' changes, with half-width 1.96 x the mean of their standard errors: the standard error of a
+ * mean is at most the mean of the standard errors, whatever the correlation between the runs'
+ * errors on the shared images, so the interval is conservative for that.
+ */
+export function meanChangeCi95(rows: TableRow[]): [number, number] | undefined {
+  const tests = rows.map((r) => r.pairedTest);
+  if (!tests.length || tests.some((t) => t?.n === undefined)) return undefined;
+  const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
+  const change = mean(tests.map((t) => (100 * (t!.onlyCompressedWrong - t!.onlyBaselineWrong)) / t!.n));
+  const se = mean(
+    tests.map((t) => {
+      const { n, onlyBaselineWrong: b, onlyCompressedWrong: c } = t!;
+      return (100 * Math.sqrt(Math.max(0, b + c - (c - b) ** 2 / n))) / n;
+    }),
+  );
+  return [change - 1.96 * se, change + 1.96 * se];
+}
+
 function meanSd(v: number[]): { mean: number; sd: number } {
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
   const sd = v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0;
@@ -526,6 +550,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
       pp(Number(valDelta.mean.toFixed(2))),
       g.map((r) => pp(r.errorDeltaPp).replace(' pp', '')).join(', '),
       `${pp(delta.mean)} ± ${delta.sd.toFixed(2)}`,
+      ((ci) => (ci ? ciText(ci) : ''))(meanChangeCi95(g)),
       target,
     ]);
   }
@@ -540,6 +565,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
       'validation change (mean)',
       'change per seed (pp)',
       'change (mean ± sd)',
+      'change 95% CI (mean)',
       'target',
     ],
     body,

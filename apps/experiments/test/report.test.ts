@@ -40,7 +40,7 @@ test('seedsTable gives the mean and sample sd over seeds, and judges the target 
   // Header, rule, and one row: lenet-5 has a single seed.
   expect(lines).toHaveLength(3);
   const cells = lines[2].split('|').map((c) => c.trim());
-  expect(cells.slice(1, 10)).toEqual([
+  expect(cells.slice(1, 11)).toEqual([
     'lenet-500-300',
     'full',
     '1, 2, 3',
@@ -49,6 +49,8 @@ test('seedsTable gives the mean and sample sd over seeds, and judges the target 
     '+0.29 pp',
     '+0.21, +0.24, +0.13',
     '+0.19 pp ± 0.06',
+    // No interval: these rows carry no paired test.
+    '',
     '**missed** on the means: error +0.19 pp > +0.09 pp (>= 85.4% removed, error <= +0.09 pp)',
   ]);
   // Every line is padded to the same width (the layout Prettier keeps).
@@ -68,6 +70,25 @@ test('a miss smaller than the printed precision is printed with the digits that 
   const short = seedsTable([fc(1, 82.199, 0.7, 0.6), fc(2, 82.199, 0.7, 0.6)])!;
   expect(short).toMatch(/\*\*missed\*\* on the means: 82\.199% removed < 82\.2% \(/);
   expect(resultsTable([fc(1, 82.3, 0.7, 0.7)])).toMatch(/\| met \(>= 82\.2% removed/);
+});
+
+test("seedsTable gives an interval of the mean change from the seeds' paired tests", () => {
+  const withTest = (seed: number, b: number, c: number) => ({
+    ...row('lenet-5', seed, 91, 0.7, 0.7 + (c - b) / 100),
+    pairedTest: { n: 10000, onlyBaselineWrong: b, onlyCompressedWrong: c, pValue: 1, changeCi95Pp: [0, 0] },
+  });
+  const rows = [withTest(1, 20, 32), withTest(2, 25, 37), withTest(3, 30, 30)] as TableRow[];
+  // Changes +0.12, +0.12, 0 pp; standard errors sqrt(b + c - (c - b)^2 / n) / n, in pp.
+  const se = [
+    [20, 32],
+    [25, 37],
+    [30, 30],
+  ].map(([b, c]) => (100 * Math.sqrt(b + c - (c - b) ** 2 / 10000)) / 10000);
+  const half = (1.96 * (se[0] + se[1] + se[2])) / 3;
+  const want = `[${(0.08 - half).toFixed(2)}, +${(0.08 + half).toFixed(2)} pp]`;
+  expect(seedsTable(rows)).toContain(`| ${want} `);
+  // One seed without a paired test: no interval for the group.
+  expect(seedsTable([...rows.slice(0, 2), row('lenet-5', 3, 91, 0.7, 0.7)])).not.toMatch(/\[/);
 });
 
 test('seedsTable is undefined without repeated seeds, and a seed run twice counts once', () => {
