@@ -249,7 +249,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       baselineFrom: p.values['baseline-from'],
     });
     out(
-      `${r.experiment}: ${r.compressionPct.toFixed(2)}% of parameters removed, test error ${(100 * r.baseline.testError).toFixed(2)}% -> ${(100 * r.compressed.testError).toFixed(2)}% (${r.errorDeltaPp >= 0 ? '+' : ''}${r.errorDeltaPp.toFixed(2)} pp)` +
+      `${r.experiment}: ${r.compressionPct.toFixed(2)}% of parameters removed, test error ${(100 * r.baseline.testError).toFixed(2)}% -> ${(100 * r.compressed.testError).toFixed(2)}% (${r.errorDeltaPp >= 0 ? '+' : ''}${r.errorDeltaPp.toFixed(2)} pp${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
         (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : ''),
     );
     out(`report: ${join(runDir, 'report.md')}`);

@@ -440,7 +440,7 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
   return row;
 }
 
-/** `[-0.05, +0.51] pp`: the 95% interval of a test error change. */
+/** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */
 export function ciText(ci: [number, number]): string {
   return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;
 }
