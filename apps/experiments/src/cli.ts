@@ -18,7 +18,7 @@ import {
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
-import { countModel, errorRate, latencyMs, pairedCounts, pairedTest } from './measure.js';
+import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, pairedTest } from './measure.js';
 import { Interrupted, runExperiment } from './pipeline.js';
 import {
   ciText,
@@ -389,8 +389,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const c = countModel(model);
   const norm = { normalize: base.dataset.normalize, stats: data.stats };
   const testError = await errorRate(model, data.test, norm);
-  const [l1] = await latencyMs([model], data.shape, 1, 20);
-  const [l256] = await latencyMs([model], data.shape, 256, 3);
+  const [l1] = await latencyMs([model], data.shape, 1, LATENCY_RUNS.batch1);
+  const [l256] = await latencyMs([model], data.shape, 256, LATENCY_RUNS.batch256);
   const blocks: Block[] = [
     {
       kind: 'table',

@@ -217,6 +217,13 @@ export function pairedTest(counts: PairedCounts): PairedTest {
 }
 
 /**
+ * Timed calls behind each latency median (after warm-up): enough that a stall of a shared CPU in
+ * a few of them leaves the median alone (5 calls at batch 256 did not: one run read 20 ms for a
+ * 6 ms model, measured with three jobs on two cores).
+ */
+export const LATENCY_RUNS = { batch1: 50, batch256: 15 } as const;
+
+/**
  * Median wall time (ms) of one `model.predict` call on a batch of `n` zeros, for each of
  * `models`, after two warm-up calls each. The models run alternately (a, b, a, b, ...) so that
  * load from other processes on a shared CPU hits them alike: compare figures from one call only.

@@ -19,6 +19,7 @@ import { loadRunData } from './data.js';
 import {
   countModel,
   errorRate,
+  LATENCY_RUNS,
   latencyMs,
   pairedCounts,
   pairedTest,
@@ -742,16 +743,16 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
     const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
     paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
-    const [b1, c1] = await latencyMs([plain, m], data.shape, 1, 20);
-    const [b256, c256] = await latencyMs([plain, m], data.shape, 256, 5);
+    const [b1, c1] = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);
+    const [b256, c256] = await latencyMs([plain, m], data.shape, 256, LATENCY_RUNS.batch256);
     plain.dispose();
     baseline.latencyMs = { batch1: b1, batch256: b256 };
     compressed.latencyMs = { batch1: c1, batch256: c256 };
   } else {
     // A run begun by an older normprune kept no baseline model: time the compressed model alone.
     latencyMethod = 'separate';
-    const [c1] = await latencyMs([m], data.shape, 1, 20);
-    const [c256] = await latencyMs([m], data.shape, 256, 5);
+    const [c1] = await latencyMs([m], data.shape, 1, LATENCY_RUNS.batch1);
+    const [c256] = await latencyMs([m], data.shape, 256, LATENCY_RUNS.batch256);
     compressed.latencyMs = { batch1: c1, batch256: c256 };
     log(
       `note: ${plainDir} is missing (a run begun by an older normprune); the baseline's latency is the one measured after its training`,
