@@ -411,6 +411,14 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   ];
   if (v.compare !== undefined) {
     const other = await tfl.loadLayersModel(fileSystem(v.compare));
+    const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
+    const [there, here] = [shapeOf(other), shapeOf(model)];
+    if (there !== here) {
+      [other, model].forEach((m) => m.dispose());
+      throw new Error(
+        `eval: --compare: ${v.compare} maps ${there} (input, output shapes) but ${v.model} maps ${here}; compare two models of one experiment`,
+      );
+    }
     const t = pairedTest(await pairedCounts(other, model, data.test, norm));
     other.dispose();
     const change = (100 * (t.onlyCompressedWrong - t.onlyBaselineWrong)) / t.n;

@@ -200,6 +200,13 @@ test('eval --compare counts the test images two models disagree on', async () =>
   const missing = await run(['--model', model, '--compare', join(tmp, 'nowhere')]);
   expect(missing.code).toBe(1);
   expect(missing.err).toMatch(/--compare: no model\.json in .*nowhere/);
+  // A model of another data set: named shapes, not a tensor error from deep inside tfjs.
+  const vgg = join(tmp, 'runs', 'vgg-16', 'model');
+  const wrong = await run(['--model', model, '--compare', vgg]);
+  expect(wrong.code).toBe(1);
+  expect(wrong.err).toMatch(
+    /--compare: .*vgg-16.* maps \[\[null,32,32,3\],\[null,10\]\] .* but .* maps \[\[null,28,28,1\],\[null,10\]\]/,
+  );
 });
 
 test('prune folds and prunes a saved decomposed model into a plain one', async () => {
