@@ -431,7 +431,8 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
           onlyBaselineWrong: r.pairedTest.onlyBaselineWrong,
           onlyCompressedWrong: r.pairedTest.onlyCompressedWrong,
           pValue: Number(r.pairedTest.pValue.toPrecision(3)),
-          changeCi95Pp: [r3(r.pairedTest.changeCi95Pp[0])!, r3(r.pairedTest.changeCi95Pp[1])!],
+          // Unrounded: the tables round it once, to two decimals (-0.0454 is -0.05, not -0.045's -0.04).
+          changeCi95Pp: r.pairedTest.changeCi95Pp,
         }
       : undefined,
   };
