@@ -624,6 +624,8 @@ export interface SweepPoint {
   testErrorPct: number;
   baselineValidationErrorPct: number;
   baselineTestErrorPct: number;
+  /** The point's paired test against the shared baseline (absent in sweeps before it existed). */
+  changeCi95Pp?: [number, number];
 }
 
 /** Writes the sweep's report (table + Pareto front) into `dir`. */
@@ -661,6 +663,7 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
         'validation change',
         'test error',
         'test change',
+        'test change 95% CI',
       ],
       rows: points.map((p) => [
         p.label,
@@ -672,6 +675,7 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
         pp(Number((p.validationErrorPct - p.baselineValidationErrorPct).toFixed(2))),
         pct(p.testErrorPct),
         pp(Number((p.testErrorPct - p.baselineTestErrorPct).toFixed(2))),
+        p.changeCi95Pp ? ciText(p.changeCi95Pp) : '',
       ]),
     },
     {

@@ -88,6 +88,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       testErrorPct: 100 * r.compressed.testError,
       baselineValidationErrorPct: 100 * r.baseline.validationError,
       baselineTestErrorPct: 100 * r.baseline.testError,
+      changeCi95Pp: r.pairedTest?.changeCi95Pp,
     });
     return r;
   };

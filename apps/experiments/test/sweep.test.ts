@@ -72,7 +72,14 @@ test('report over sweep directories: one row per point, and one across-seeds row
   expect(existsSync(join(rows, 'sweep-lenet-500-300', 'sweep.json'))).toBe(true);
   // The rewritten sweep report gives each point's change against the shared baseline.
   const md = readFileSync(join(grid, 'report.md'), 'utf8');
-  expect(md).toMatch(/validation change \| test error \| test change/);
+  expect(md).toMatch(/validation change \| test error \| test change \| test change 95% CI/);
+  // Each point's paired test against the shared baseline: its interval holds its change.
+  const sweep = JSON.parse(readFileSync(join(grid, 'sweep.json'), 'utf8'));
+  for (const p of sweep.points) {
+    const change = p.testErrorPct - p.baselineTestErrorPct;
+    expect(p.changeCi95Pp[0]).toBeLessThanOrEqual(change + 1e-9);
+    expect(p.changeCi95Pp[1]).toBeGreaterThanOrEqual(change - 1e-9);
+  }
   // A point's directory alone is named by its label too.
   const one = await cli(['report', '--table', join(grid, 'lambda-0.05-output')]);
   expect(one.out).toMatch(/\| lenet-500-300 lambda-0\.05-output +\|/);
