@@ -69,27 +69,42 @@ export function countModel(model: tfl.LayersModel): ModelCount {
   };
 }
 
-/** Classification error (fraction) of `model` on `split`, in batches, leak-free. */
-export async function errorRate(
-  model: tfl.LayersModel,
+/** How `errorRate` and `pairedCounts` read a split. */
+export interface EvalOptions {
+  normalize: 'unit' | 'standardize';
+  stats?: Stats;
+  batchSize?: number;
+}
+
+/** Per batch of `split`, one flag per sample and model: 1 where the model misclassifies it. Leak-free. */
+async function* misclassified(
+  models: tfl.LayersModel[],
   split: Split,
-  o: { normalize: 'unit' | 'standardize'; stats?: Stats; batchSize?: number },
-): Promise<number> {
-  let wrong = 0;
-  let seen = 0;
+  o: EvalOptions,
+): AsyncGenerator<Uint8Array[]> {
   for await (const b of batches(split, {
     batchSize: o.batchSize ?? 500,
     shuffle: false,
     normalize: o.normalize,
     stats: o.stats,
   })) {
-    const w = tf.tidy(() => {
-      const logits = model.predict(b.xs) as tf.Tensor;
-      return tf.sum(tf.cast(tf.notEqual(tf.argMax(logits, -1), tf.cast(b.ys, 'int32')), 'int32'));
+    const flags = tf.tidy(() => {
+      const y = tf.cast(b.ys, 'int32');
+      return models.map((m) => tf.notEqual(tf.argMax(m.predict(b.xs) as tf.Tensor, -1), y));
     });
-    wrong += (await w.data())[0];
-    seen += b.xs.shape[0];
-    tf.dispose([w, b.xs, b.ys]);
+    const out = await Promise.all(flags.map(async (f) => Uint8Array.from(await f.data())));
+    tf.dispose([...flags, b.xs, b.ys]);
+    yield out;
+  }
+}
+
+/** Classification error (fraction) of `model` on `split`, in batches, leak-free. */
+export async function errorRate(model: tfl.LayersModel, split: Split, o: EvalOptions): Promise<number> {
+  let wrong = 0;
+  let seen = 0;
+  for await (const [w] of misclassified([model], split, o)) {
+    for (const v of w) wrong += v;
+    seen += w.length;
   }
   return seen ? wrong / seen : NaN;
 }
@@ -110,28 +125,16 @@ export async function pairedCounts(
   first: tfl.LayersModel,
   second: tfl.LayersModel,
   split: Split,
-  o: { normalize: 'unit' | 'standardize'; stats?: Stats; batchSize?: number },
+  o: EvalOptions,
 ): Promise<PairedCounts> {
   const c: PairedCounts = { n: 0, bothWrong: 0, onlyFirstWrong: 0, onlySecondWrong: 0 };
-  for await (const b of batches(split, {
-    batchSize: o.batchSize ?? 500,
-    shuffle: false,
-    normalize: o.normalize,
-    stats: o.stats,
-  })) {
-    const [w1, w2] = tf.tidy(() => {
-      const y = tf.cast(b.ys, 'int32');
-      const wrong = (m: tfl.LayersModel) => tf.notEqual(tf.argMax(m.predict(b.xs) as tf.Tensor, -1), y);
-      return [wrong(first), wrong(second)];
-    });
-    const [a, s] = [await w1.data(), await w2.data()];
+  for await (const [a, s] of misclassified([first, second], split, o)) {
     for (let i = 0; i < a.length; i++) {
       if (a[i] && s[i]) c.bothWrong++;
       else if (a[i]) c.onlyFirstWrong++;
       else if (s[i]) c.onlySecondWrong++;
     }
     c.n += a.length;
-    tf.dispose([w1, w2, b.xs, b.ys]);
   }
   return c;
 }
