@@ -18,7 +18,8 @@ import {
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
-import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, pairedTest } from './measure.js';
+import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './measure.js';
+import { changePp, pairedTest, type PairedTest } from './paired.js';
 import { Interrupted, runExperiment } from './pipeline.js';
 import {
   ciText,
@@ -388,7 +389,22 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const model = await tfl.loadLayersModel(fileSystem(v.model));
   const c = countModel(model);
   const norm = { normalize: base.dataset.normalize, stats: data.stats };
-  const testError = await errorRate(model, data.test, norm);
+  // With --compare, one pass over the test set gives both the paired test and this model's error.
+  let t: PairedTest | undefined;
+  if (v.compare !== undefined) {
+    const other = await tfl.loadLayersModel(fileSystem(v.compare));
+    const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
+    const [there, here] = [shapeOf(other), shapeOf(model)];
+    if (there !== here) {
+      [other, model].forEach((m) => m.dispose());
+      throw new Error(
+        `eval: --compare: ${v.compare} maps ${there} (input, output shapes) but ${v.model} maps ${here}; compare two models of one experiment`,
+      );
+    }
+    t = pairedTest(await pairedCounts(other, model, data.test, norm));
+    other.dispose();
+  }
+  const testError = t ? (t.bothWrong + t.onlyCompressedWrong) / t.n : await errorRate(model, data.test, norm);
   const [l1] = await latencyMs([model], data.shape, 1, LATENCY_RUNS.batch1);
   const [l256] = await latencyMs([model], data.shape, 256, LATENCY_RUNS.batch256);
   const blocks: Block[] = [
@@ -409,19 +425,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       ],
     },
   ];
-  if (v.compare !== undefined) {
-    const other = await tfl.loadLayersModel(fileSystem(v.compare));
-    const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
-    const [there, here] = [shapeOf(other), shapeOf(model)];
-    if (there !== here) {
-      [other, model].forEach((m) => m.dispose());
-      throw new Error(
-        `eval: --compare: ${v.compare} maps ${there} (input, output shapes) but ${v.model} maps ${here}; compare two models of one experiment`,
-      );
-    }
-    const t = pairedTest(await pairedCounts(other, model, data.test, norm));
-    other.dispose();
-    const change = (100 * (t.onlyCompressedWrong - t.onlyBaselineWrong)) / t.n;
+  if (t) {
+    const change = changePp(t);
     blocks.push({
       kind: 'table',
       head: [

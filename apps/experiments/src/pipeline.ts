@@ -16,16 +16,8 @@ import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
 import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from './config.js';
 import { loadRunData } from './data.js';
-import {
-  countModel,
-  errorRate,
-  LATENCY_RUNS,
-  latencyMs,
-  pairedCounts,
-  pairedTest,
-  type ModelCount,
-  type PairedTest,
-} from './measure.js';
+import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
+import { pairedTest, type PairedTest } from './paired.js';
 import { buildModel } from './model.js';
 import { Progress } from './progress.js';
 import { ensureWritableDir, writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
@@ -562,10 +554,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     }
   };
 
-  const measure = async (m: tfl.LayersModel): Promise<ModelStats> => {
+  // `testError` when the caller has it already (from the paired test's pass over the test set).
+  const measure = async (m: tfl.LayersModel, knownTestError?: number): Promise<ModelStats> => {
     const c = countModel(m);
     const validationError = await errorRate(m, data.validation, norm);
-    const testError = await errorRate(m, data.test, norm);
+    const testError = knownTestError ?? (await errorRate(m, data.test, norm));
     return {
       params: c.params,
       nonzeros: c.nonzeros,
@@ -734,15 +727,16 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   debug('----');
   // ---- evaluation, export, report ----------------------------------------
   const m = model!;
-  const compressed = await measure(m);
   const baseline = state.baseline!;
   // Latency of both models, measured back to back (alternating calls) here at the end, so that
   // their ratio is not skewed by load that differs between the start and the end of a long run.
   let latencyMethod: RunResults['latencyMethod'] = 'paired';
   let paired: PairedTest | undefined;
+  let compressed: ModelStats;
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
     const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
     paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
+    compressed = await measure(m, (paired.bothWrong + paired.onlyCompressedWrong) / paired.n);
     const [b1, c1] = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);
     const [b256, c256] = await latencyMs([plain, m], data.shape, 256, LATENCY_RUNS.batch256);
     plain.dispose();
@@ -751,6 +745,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   } else {
     // A run begun by an older normprune kept no baseline model: time the compressed model alone.
     latencyMethod = 'separate';
+    compressed = await measure(m);
     const [c1] = await latencyMs([m], data.shape, 1, LATENCY_RUNS.batch1);
     const [c256] = await latencyMs([m], data.shape, 256, LATENCY_RUNS.batch256);
     compressed.latencyMs = { batch1: c1, batch256: c256 };

@@ -6,6 +6,7 @@ import type { RunResults } from './pipeline.js';
 import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
+import { changePp, changeSePp } from './paired.js';
 
 /** A block of a report. */
 export type Block =
@@ -499,13 +500,8 @@ export function meanChangeCi95(rows: TableRow[]): [number, number] | undefined {
   const tests = rows.map((r) => r.pairedTest);
   if (!tests.length || tests.some((t) => t?.n === undefined)) return undefined;
   const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
-  const change = mean(tests.map((t) => (100 * (t!.onlyCompressedWrong - t!.onlyBaselineWrong)) / t!.n));
-  const se = mean(
-    tests.map((t) => {
-      const { n, onlyBaselineWrong: b, onlyCompressedWrong: c } = t!;
-      return (100 * Math.sqrt(Math.max(0, b + c - (c - b) ** 2 / n))) / n;
-    }),
-  );
+  const change = mean(tests.map((t) => changePp(t!)));
+  const se = mean(tests.map((t) => changeSePp(t!)));
   return [change - 1.96 * se, change + 1.96 * se];
 }
 

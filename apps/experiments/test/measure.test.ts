@@ -5,7 +5,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
 import type { Split } from '@normprune/datasets';
-import { errorRate, latencyMs, pairedCounts, pairedTest } from '../src/measure';
+import { errorRate, latencyMs, pairedCounts } from '../src/measure';
+import { changePp, changeSePp, pairedTest } from '../src/paired';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -76,6 +77,25 @@ test('pairedTest is symmetric: swapping the models mirrors the interval', () => 
   expect(a.changeCi95Pp[1]).toBeCloseTo(-b.changeCi95Pp[0], 9);
 });
 
+test.each([
+  // b, c, n: the committed lenet-500-300 row's counts, a tie, a large change on a small set
+  [35, 58, 10000],
+  [40, 40, 10000],
+  [3, 60, 500],
+])('changePp and changeSePp(b=%i, c=%i, n=%i): the change and its standard error', (b, c, n) => {
+  const t = pairedTest({ n, bothWrong: 0, onlyFirstWrong: b, onlySecondWrong: c });
+  expect(changePp(t)).toBeCloseTo((100 * (c - b)) / n, 12);
+  // Per sample the difference d of the two error flags is -1, 0 or +1; Var(mean d) = (E[d^2] - E[d]^2) / n.
+  const mean = (c - b) / n;
+  const variance = (b + c) / n - mean * mean;
+  expect(changeSePp(t)).toBeCloseTo(100 * Math.sqrt(variance / n), 12);
+  // The normal interval is close to the exact one when the discordant samples are many.
+  if (b + c >= 80) {
+    expect(changePp(t) - 1.96 * changeSePp(t)).toBeCloseTo(t.changeCi95Pp[0], 1);
+    expect(changePp(t) + 1.96 * changeSePp(t)).toBeCloseTo(t.changeCi95Pp[1], 1);
+  }
+});
+
 function split(count: number, shape: [number, number, number], seed: number): Split {
   let s = seed;
   const rand = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
@@ -114,8 +134,9 @@ test.each([
       onlyFirstWrong: wa.filter((w, i) => w && !wb[i]).length,
       onlySecondWrong: wb.filter((w, i) => w && !wa[i]).length,
     });
-    expect((c.bothWrong + c.onlyFirstWrong) / count).toBeCloseTo(await errorRate(a, data, norm), 12);
-    expect((c.bothWrong + c.onlySecondWrong) / count).toBeCloseTo(await errorRate(b, data, norm), 12);
+    // Exactly: the pipeline and `eval --compare` take the compressed model's test error from the counts.
+    expect((c.bothWrong + c.onlyFirstWrong) / count).toBe(await errorRate(a, data, norm));
+    expect((c.bothWrong + c.onlySecondWrong) / count).toBe(await errorRate(b, data, norm));
     [a, b].forEach((m) => m.dispose());
   },
 );
