@@ -34,4 +34,20 @@ export {
   type Phase,
 } from './pipeline.js';
 export { runSweep, type SweepOptions } from './sweep.js';
+export {
+  countModel,
+  errorRate,
+  latencyMs,
+  pairedCounts,
+  type EvalOptions,
+  type ModelCount,
+} from './measure.js';
+export {
+  changePp,
+  changeSePp,
+  pairedTest,
+  type PairedCounts,
+  type PairedOutcome,
+  type PairedTest,
+} from './paired.js';
 export { resultsTable, seedsTable, tableRow, type TableRow, type SweepPoint } from './report.js';
