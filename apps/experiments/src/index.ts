@@ -50,4 +50,5 @@ export {
   type PairedOutcome,
   type PairedTest,
 } from './paired.js';
+export { cpuLoad, oversubscribed, type CpuLoad } from './load.js';
 export { resultsTable, seedsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

@@ -18,6 +18,7 @@ import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from 
 import { loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { pairedTest, type PairedTest } from './paired.js';
+import { cpuLoad, oversubscribed, type CpuLoad } from './load.js';
 import { buildModel } from './model.js';
 import { Progress } from './progress.js';
 import { ensureWritableDir, writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
@@ -90,6 +91,8 @@ export interface RunResults {
    * right after its own training, under whatever load there was then.
    */
   latencyMethod?: 'paired' | 'separate';
+  /** The machine's load right after the latencies were measured (absent in older results). */
+  latencyLoad?: CpuLoad;
   /**
    * The compressed model against the baseline, sample by sample on the test set (absent in
    * results written before normprune kept the baseline model to the end of a run).
@@ -753,6 +756,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       `note: ${plainDir} is missing (a run begun by an older normprune); the baseline's latency is the one measured after its training`,
     );
   }
+  const latencyLoad = cpuLoad();
+  if (oversubscribed(latencyLoad))
+    log(
+      `note: the load average was ${latencyLoad.loadAverage.toFixed(1)} on ${latencyLoad.cores} cores while the latencies were measured; other processes competed for the CPU, so the latencies (the baseline's most) may be inflated`,
+    );
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
   await writeDirAtomic(modelDir, async (tmp) => {
@@ -789,6 +797,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     prunedBeforeFinetune: state.prunedBeforeFinetune!,
     compressed,
     latencyMethod,
+    latencyLoad,
     pairedTest: paired,
     groups: state.groups ?? [],
     compressionPct,

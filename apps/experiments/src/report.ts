@@ -7,6 +7,7 @@ import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
 import { changePp, changeSePp } from './paired.js';
+import { oversubscribed, type CpuLoad } from './load.js';
 
 /** A block of a report. */
 export type Block =
@@ -280,7 +281,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       r.latencyMethod === 'paired'
         ? ', both models back to back at the end of the run (calls alternate between them), so their ratio is fair'
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
-    }.`,
+    }.${loadText(r.latencyLoad)}`,
   });
   const pt = r.pairedTest;
   blocks.push({
@@ -440,6 +441,15 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
   row.name = rowName(row);
   if (row.target) row.targetText = targetCell(row);
   return row;
+}
+
+/** What the report says about the machine's load while the latencies were measured. */
+function loadText(load: CpuLoad | undefined): string {
+  if (!load || !(load.loadAverage > 0)) return '';
+  const at = `The 1-minute load average was ${load.loadAverage.toFixed(1)} on ${load.cores} cores when they were measured`;
+  return oversubscribed(load)
+    ? ` ${at}: other processes competed for the CPU, which inflates the medians, the longer call's most, so the speedups may read too large. Time the models on an idle machine (\`normprune eval\`, or \`npm run bench\` in packages/surgery) to compare them.`
+    : ` ${at}.`;
 }
 
 /** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */

@@ -79,7 +79,11 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
       expect(s.latencyMs.batch256).toBeGreaterThan(0);
     }
     expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/both models back to back/);
-    // The paired test counts the same test errors that the run measured for each model.
+    // The machine's load while timing is recorded with them.
+    expect(results.latencyLoad.cores).toBeGreaterThanOrEqual(1);
+    expect(results.latencyLoad.loadAverage).toBeGreaterThanOrEqual(0);
+    // The paired test counts the test errors the run reports: the baseline's was measured after
+    // its training, the compressed model's is taken from the same pass as the counts.
     const pt = results.pairedTest;
     const n = results.dataset.test;
     expect(pt.n).toBe(n);
