@@ -557,7 +557,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     }
   };
 
-  // `testError` when the caller has it already (from the paired test's pass over the test set).
+  // `knownTestError`: the test error when the caller has it already (from the paired test's pass).
   const measure = async (m: tfl.LayersModel, knownTestError?: number): Promise<ModelStats> => {
     const c = countModel(m);
     const validationError = await errorRate(m, data.validation, norm);
