@@ -19,8 +19,8 @@ import {
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './measure.js';
-import { changePp, pairedTest, type PairedTest } from './paired.js';
-import { cpuLoad, oversubscribed } from './load.js';
+import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
+import { cpuLoad, loadWarning } from './load.js';
 import { Interrupted, runExperiment } from './pipeline.js';
 import {
   ciText,
@@ -405,10 +405,10 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     t = pairedTest(await pairedCounts(other, model, data.test, norm));
     other.dispose();
   }
-  const testError = t ? (t.bothWrong + t.onlyCompressedWrong) / t.n : await errorRate(model, data.test, norm);
+  const testError = t ? compressedError(t) : await errorRate(model, data.test, norm);
   const [l1] = await latencyMs([model], data.shape, 1, LATENCY_RUNS.batch1);
   const [l256] = await latencyMs([model], data.shape, 256, LATENCY_RUNS.batch256);
-  const load = cpuLoad();
+  const warning = loadWarning(cpuLoad());
   const blocks: Block[] = [
     {
       kind: 'table',
@@ -427,11 +427,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       ],
     },
   ];
-  if (oversubscribed(load))
-    blocks.push({
-      kind: 'p',
-      text: `Note: the 1-minute load average was ${load.loadAverage.toFixed(1)} on ${load.cores} cores while the latencies were measured; other processes competed for the CPU, so they may be inflated.`,
-    });
+  if (warning) blocks.push({ kind: 'p', text: `Note: ${warning}.` });
   if (t) {
     const change = changePp(t);
     blocks.push({

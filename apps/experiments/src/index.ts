@@ -45,10 +45,11 @@ export {
 export {
   changePp,
   changeSePp,
+  compressedError,
   pairedTest,
   type PairedCounts,
   type PairedOutcome,
   type PairedTest,
 } from './paired.js';
-export { cpuLoad, oversubscribed, type CpuLoad } from './load.js';
+export { cpuLoad, loadWarning, oversubscribed, type CpuLoad } from './load.js';
 export { resultsTable, seedsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

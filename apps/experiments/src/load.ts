@@ -21,3 +21,9 @@ export function cpuLoad(): CpuLoad {
 export function oversubscribed(load: CpuLoad): boolean {
   return load.loadAverage > load.cores + 0.5;
 }
+
+/** The warning a run and `eval` print when `load` was `oversubscribed`; undefined otherwise. */
+export function loadWarning(load: CpuLoad): string | undefined {
+  if (!oversubscribed(load)) return undefined;
+  return `the 1-minute load average was ${load.loadAverage.toFixed(1)} on ${load.cores} cores while the latencies were measured; other processes competed for the CPU, so the latencies (the longer call's most) may be inflated`;
+}

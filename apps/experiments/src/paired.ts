@@ -106,3 +106,8 @@ export function changeSePp(t: PairedOutcome): number {
   const { n, onlyBaselineWrong: b, onlyCompressedWrong: c } = t;
   return (100 * Math.sqrt(Math.max(0, b + c - (c - b) ** 2 / n))) / n;
 }
+
+/** The second (compressed) model's error rate, as a fraction, from the same counts. */
+export function compressedError(t: Pick<PairedTest, 'n' | 'bothWrong' | 'onlyCompressedWrong'>): number {
+  return (t.bothWrong + t.onlyCompressedWrong) / t.n;
+}

@@ -17,8 +17,8 @@ import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@no
 import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from './config.js';
 import { loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
-import { pairedTest, type PairedTest } from './paired.js';
-import { cpuLoad, oversubscribed, type CpuLoad } from './load.js';
+import { compressedError, pairedTest, type PairedTest } from './paired.js';
+import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
 import { buildModel } from './model.js';
 import { Progress } from './progress.js';
 import { ensureWritableDir, writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
@@ -739,7 +739,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
     const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
     paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
-    compressed = await measure(m, (paired.bothWrong + paired.onlyCompressedWrong) / paired.n);
+    compressed = await measure(m, compressedError(paired));
     const [b1, c1] = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);
     const [b256, c256] = await latencyMs([plain, m], data.shape, 256, LATENCY_RUNS.batch256);
     plain.dispose();
@@ -757,10 +757,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     );
   }
   const latencyLoad = cpuLoad();
-  if (oversubscribed(latencyLoad))
-    log(
-      `note: the load average was ${latencyLoad.loadAverage.toFixed(1)} on ${latencyLoad.cores} cores while the latencies were measured; other processes competed for the CPU, so the latencies (the baseline's most) may be inflated`,
-    );
+  const warning = loadWarning(latencyLoad);
+  if (warning) log(`note: ${warning}`);
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
   await writeDirAtomic(modelDir, async (tmp) => {

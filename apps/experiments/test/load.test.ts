@@ -3,7 +3,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cpuLoad, oversubscribed, type RunResults } from '../src/index';
+import { cpuLoad, loadWarning, oversubscribed, type RunResults } from '../src/index';
 import { runReportBlocks, toMarkdown } from '../src/report';
 
 test('cpuLoad reads the load average and the cores of this machine', () => {
@@ -24,6 +24,10 @@ test.each([
   [9.0, 8, true],
 ])('a load average of %f on %i cores is oversubscribed: %s', (loadAverage, cores, want) => {
   expect(oversubscribed({ loadAverage, cores })).toBe(want);
+  // The run's and eval's note: only when oversubscribed, naming the load.
+  const w = loadWarning({ loadAverage, cores });
+  if (want) expect(w).toMatch(new RegExp(`load average was ${loadAverage.toFixed(1)} on ${cores} cores`));
+  else expect(w).toBeUndefined();
 });
 
 describe('the report states the load under which the latencies were measured', () => {

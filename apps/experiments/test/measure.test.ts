@@ -6,7 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
 import type { Split } from '@normprune/datasets';
 import { errorRate, latencyMs, pairedCounts } from '../src/measure';
-import { changePp, changeSePp, pairedTest } from '../src/paired';
+import { changePp, changeSePp, compressedError, pairedTest } from '../src/paired';
 
 beforeAll(async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
@@ -137,6 +137,7 @@ test.each([
     // Exactly: the pipeline and `eval --compare` take the compressed model's test error from the counts.
     expect((c.bothWrong + c.onlyFirstWrong) / count).toBe(await errorRate(a, data, norm));
     expect((c.bothWrong + c.onlySecondWrong) / count).toBe(await errorRate(b, data, norm));
+    expect(compressedError(pairedTest(c))).toBe(await errorRate(b, data, norm));
     [a, b].forEach((m) => m.dispose());
   },
 );
