@@ -21,9 +21,9 @@ import { DataError, loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
+import { ciText, ms, pct, pp } from './format.js';
 import { Interrupted, runExperiment } from './pipeline.js';
 import {
-  ciText,
   resultsTable,
   rowFileName,
   runReportBlocks,
@@ -251,7 +251,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       baselineFrom: p.values['baseline-from'],
     });
     out(
-      `${r.experiment}: ${r.compressionPct.toFixed(2)}% of parameters removed, test error ${(100 * r.baseline.testError).toFixed(2)}% -> ${(100 * r.compressed.testError).toFixed(2)}% (${r.errorDeltaPp >= 0 ? '+' : ''}${r.errorDeltaPp.toFixed(2)} pp${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
+      `${r.experiment}: ${pct(r.compressionPct)} of parameters removed, test error ${pct(100 * r.baseline.testError)} -> ${pct(100 * r.compressed.testError)} (${pp(r.errorDeltaPp)}${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
         (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : ''),
     );
     out(`report: ${join(runDir, 'report.md')}`);
@@ -341,9 +341,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     log: (s) => process.stderr.write(s + '\n'),
   });
   for (const pt of points)
-    out(
-      `${pt.label}: removed ${pt.compressionPct.toFixed(2)}%, validation error ${pt.validationErrorPct.toFixed(2)}%`,
-    );
+    out(`${pt.label}: removed ${pct(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
   out(`report: ${join(dir, 'report.md')}`);
   return 0;
 }
@@ -419,9 +417,9 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
           String(c.params),
           String(c.nonzeros),
           String(c.macs),
-          `${(100 * testError).toFixed(2)}%`,
-          `${l1.toFixed(2)} ms`,
-          `${l256.toFixed(1)} ms`,
+          pct(100 * testError),
+          ms(l1),
+          ms(l256),
           info.backend,
         ],
       ],
@@ -429,7 +427,6 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   ];
   if (warning) blocks.push({ kind: 'p', text: `Note: ${warning}.` });
   if (t) {
-    const change = changePp(t);
     blocks.push({
       kind: 'table',
       head: [
@@ -449,7 +446,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
           String(t.onlyBaselineWrong),
           String(t.onlyCompressedWrong),
           String(t.bothWrong),
-          `${change >= 0 ? '+' : ''}${change.toFixed(2)} pp`,
+          pp(changePp(t)),
           ciText(t.changeCi95Pp),
           t.pValue.toPrecision(2),
         ],
@@ -484,7 +481,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   model.dispose();
   pruned.dispose();
   out(
-    `${before.params} parameters -> ${after.nonzeros} non-zero (${(100 * (1 - after.nonzeros / before.params)).toFixed(2)}% removed); exported ${res.bytes} bytes to ${v.out}`,
+    `${before.params} parameters -> ${after.nonzeros} non-zero (${pct(100 * (1 - after.nonzeros / before.params))} removed); exported ${res.bytes} bytes to ${v.out}`,
   );
   return 0;
 }

@@ -52,4 +52,5 @@ export {
   type PairedTest,
 } from './paired.js';
 export { cpuLoad, loadWarning, oversubscribed, type CpuLoad } from './load.js';
+export { budgetText, ciText, int, ms, pct, pp } from './format.js';
 export { resultsTable, seedsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

@@ -8,6 +8,7 @@ import { writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
 import { changePp, changeSePp } from './paired.js';
 import { oversubscribed, type CpuLoad } from './load.js';
+import { budgetText, ciText, int, ms, pct, pp } from './format.js';
 
 /** A block of a report. */
 export type Block =
@@ -17,11 +18,6 @@ export type Block =
   | { kind: 'img'; file: string; alt: string }
   | { kind: 'code'; text: string };
 
-const pct = (v: number, d = 2) => (Number.isFinite(v) ? `${v.toFixed(d)}%` : 'n/a');
-const pp = (v: number) => (Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)} pp` : 'n/a');
-const int = (v: number) => (Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a');
-const ms = (v: number | undefined) =>
-  v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a';
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 /**
@@ -452,11 +448,6 @@ function loadText(load: CpuLoad | undefined): string {
     : ` ${at}.`;
 }
 
-/** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */
-export function ciText(ci: [number, number]): string {
-  return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;
-}
-
 /** The experiment cell of a row: the experiment, and the sweep point if any. */
 export function rowName(r: TableRow): string {
   return r.variant ? `${r.experiment} ${r.variant}` : r.experiment;
@@ -601,7 +592,7 @@ export function resultsTable(rows: TableRow[]): string {
   const body = rows.map((r) => [
     rowName(r),
     String(r.seed),
-    r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : r.budget,
+    budgetText(r),
     int(r.baseline.params ?? NaN),
     int(r.compressed.nonzeros),
     pct(r.compressionPct),

@@ -1,0 +1,29 @@
+// How figures are written in every report, table and closing line of the CLI,
+// and in the docs' results table (docs/scripts/results-table.mjs imports the
+// built module): one formatting per kind of figure. Plain functions, no tfjs.
+
+/** `85.89%`, or `n/a` for a missing figure. */
+export const pct = (v: number | undefined, digits = 2): string =>
+  v !== undefined && Number.isFinite(v) ? `${v.toFixed(digits)}%` : 'n/a';
+
+/** A change in percentage points with its sign: `+0.23 pp`, `-0.10 pp`. */
+export const pp = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)} pp` : 'n/a';
+
+/** A count with thousands separators: `266,610`. */
+export const int = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : 'n/a';
+
+/** A latency: two decimals below 10 ms, one above. */
+export const ms = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a';
+
+/** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */
+export function ciText(ci: [number, number]): string {
+  return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;
+}
+
+/** The budget cell of a results row: `reduced`, `full`, or a named budget marked `(reduced)`. */
+export function budgetText(r: { budget?: string; reduced?: boolean }): string {
+  return r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : (r.budget ?? 'n/a');
+}

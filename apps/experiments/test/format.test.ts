@@ -1,0 +1,58 @@
+// One formatting per kind of figure, shared by the reports, the CLI's lines and
+// the docs' results table (which imports the built module).
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { budgetText, ciText, int, ms, pct, pp } from '../src/index';
+
+test('percentages and percentage points carry two decimals and a sign where it is a change', () => {
+  expect(pct(85.8934)).toBe('85.89%');
+  expect(pct(1.5, 1)).toBe('1.5%');
+  expect(pp(0.2345)).toBe('+0.23 pp');
+  expect(pp(0)).toBe('+0.00 pp');
+  expect(pp(-0.1)).toBe('-0.10 pp');
+});
+
+test('a missing or non-finite figure reads n/a, never NaN or undefined', () => {
+  for (const f of [pct, pp, int, ms]) {
+    expect(f(undefined)).toBe('n/a');
+    expect(f(NaN)).toBe('n/a');
+    expect(f(Infinity)).toBe('n/a');
+  }
+});
+
+test('counts get thousands separators and latencies keep two decimals below 10 ms', () => {
+  expect(int(266610)).toBe('266,610');
+  expect(int(12.6)).toBe('13');
+  expect(ms(0.456)).toBe('0.46 ms');
+  expect(ms(14.24)).toBe('14.2 ms');
+});
+
+test('an interval shows both signs and the unit once; -0.0454 is not rounded to -0.04', () => {
+  expect(ciText([-0.0454, 0.51])).toBe('[-0.05, +0.51 pp]');
+  expect(ciText([0.03, 0.41])).toBe('[+0.03, +0.41 pp]');
+});
+
+test('the budget cell marks a named reduced budget', () => {
+  expect(budgetText({ budget: 'full', reduced: false })).toBe('full');
+  expect(budgetText({ budget: 'reduced', reduced: true })).toBe('reduced');
+  expect(budgetText({ budget: 'quick', reduced: true })).toBe('quick (reduced)');
+  expect(budgetText({})).toBe('n/a');
+});
+
+test('the built module the docs script imports exports the same functions', () => {
+  const built = join(__dirname, '..', 'dist', 'esm', 'format.js');
+  // Nx builds the project before its tests (nx.json: test dependsOn build).
+  if (!existsSync(built)) throw new Error(`${built} is missing: run npx nx run experiments:build first`);
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--input-type=module',
+      '-e',
+      `const f = await import(${JSON.stringify('file://' + built)}); console.log(f.ciText([-0.0454, 0.51]), f.budgetText({ budget: 'quick', reduced: true }))`,
+    ],
+    { encoding: 'utf8' },
+  );
+  expect(r.stderr).toBe('');
+  expect(r.stdout.trim()).toBe('[-0.05, +0.51 pp] quick (reduced)');
+});
