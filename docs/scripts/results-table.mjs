@@ -26,7 +26,7 @@ if (!existsSync(formatModule)) {
   );
   process.exit(1);
 }
-const { budgetText, ciText, int, pct, pp } = await import(pathToFileURL(formatModule).href);
+const { budgetText, ciText, int, pct, pp, seconds } = await import(pathToFileURL(formatModule).href);
 
 /**
  * The rows of one results file (a `TableRow` as written by `normprune report
@@ -59,7 +59,7 @@ export function rows(r, file) {
       ci ? ciText(ci) : '',
       r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
       verdict,
-      typeof r.trainingSec === 'number' ? `${Math.round(r.trainingSec)} s` : 'n/a',
+      seconds(r.trainingSec),
     ],
     // Rows written before rows carried their target text give only the verdict.
     target: t ? `- ${name}: ${r.targetText ?? verdict}` : undefined,

@@ -18,6 +18,10 @@ export const int = (v: number | undefined): string =>
 export const ms = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a';
 
+/** A duration in whole seconds: `443 s`. */
+export const seconds = (v: number | undefined): string =>
+  v !== undefined && Number.isFinite(v) ? `${Math.round(v)} s` : 'n/a';
+
 /** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */
 export function ciText(ci: [number, number]): string {
   return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;

@@ -51,6 +51,6 @@ export {
   type PairedOutcome,
   type PairedTest,
 } from './paired.js';
-export { cpuLoad, loadWarning, oversubscribed, type CpuLoad } from './load.js';
-export { budgetText, ciText, int, ms, pct, pp } from './format.js';
+export { cpuLoad, loadText, loadWarning, oversubscribed, type CpuLoad } from './load.js';
+export { budgetText, ciText, int, ms, pct, pp, seconds } from './format.js';
 export { resultsTable, seedsTable, tableRow, type TableRow, type SweepPoint } from './report.js';

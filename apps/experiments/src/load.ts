@@ -22,8 +22,13 @@ export function oversubscribed(load: CpuLoad): boolean {
   return load.loadAverage > load.cores + 0.5;
 }
 
+/** `1-minute load average was 1.1 on 2 cores`: how the notes and reports name a load. */
+export function loadText(load: CpuLoad): string {
+  return `1-minute load average was ${load.loadAverage.toFixed(1)} on ${load.cores} cores`;
+}
+
 /** The warning a run and `eval` print when `load` was `oversubscribed`; undefined otherwise. */
 export function loadWarning(load: CpuLoad): string | undefined {
   if (!oversubscribed(load)) return undefined;
-  return `the 1-minute load average was ${load.loadAverage.toFixed(1)} on ${load.cores} cores while the latencies were measured; other processes competed for the CPU, so the latencies (the longer call's most) may be inflated`;
+  return `the ${loadText(load)} while the latencies were measured; other processes competed for the CPU, so the latencies (the longer call's most) may be inflated`;
 }

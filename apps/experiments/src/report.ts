@@ -7,8 +7,8 @@ import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
 import { changePp, changeSePp } from './paired.js';
-import { oversubscribed, type CpuLoad } from './load.js';
-import { budgetText, ciText, int, ms, pct, pp } from './format.js';
+import { loadText, oversubscribed, type CpuLoad } from './load.js';
+import { budgetText, ciText, int, ms, pct, pp, seconds } from './format.js';
 
 /** A block of a report. */
 export type Block =
@@ -277,7 +277,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       r.latencyMethod === 'paired'
         ? ', both models back to back at the end of the run (calls alternate between them), so their ratio is fair'
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
-    }.${loadText(r.latencyLoad)}`,
+    }.${latencyLoadText(r.latencyLoad)}`,
   });
   const pt = r.pairedTest;
   blocks.push({
@@ -440,9 +440,9 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
 }
 
 /** What the report says about the machine's load while the latencies were measured. */
-function loadText(load: CpuLoad | undefined): string {
+function latencyLoadText(load: CpuLoad | undefined): string {
   if (!load || !(load.loadAverage > 0)) return '';
-  const at = `The 1-minute load average was ${load.loadAverage.toFixed(1)} on ${load.cores} cores when they were measured`;
+  const at = `The ${loadText(load)} when they were measured`;
   return oversubscribed(load)
     ? ` ${at}: other processes competed for the CPU, which inflates the medians, the longer call's most, so the speedups may read too large. Time the models on an idle machine (\`normprune eval\`, or \`npm run bench\` in packages/surgery) to compare them.`
     : ` ${at}.`;
@@ -593,7 +593,7 @@ export function resultsTable(rows: TableRow[]): string {
     rowName(r),
     String(r.seed),
     budgetText(r),
-    int(r.baseline.params ?? NaN),
+    int(r.baseline.params),
     int(r.compressed.nonzeros),
     pct(r.compressionPct),
     r.thesis?.compressionPct !== undefined ? pct(r.thesis.compressionPct) : '',
@@ -604,7 +604,7 @@ export function resultsTable(rows: TableRow[]): string {
     r.thesis?.errorDeltaPp !== undefined ? pp(r.thesis.errorDeltaPp) : '',
     pct(r.macsReductionPct),
     r.target ? targetCell(r) : '',
-    `${Math.round(r.trainingSec)} s`,
+    seconds(r.trainingSec),
   ]);
   return toMarkdown([{ kind: 'table', head, rows: body }]);
 }
@@ -646,7 +646,7 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
     { kind: 'p', text: note },
     {
       kind: 'p',
-      text: `Every point starts from one baseline: validation error ${pct(points[0]?.baselineValidationErrorPct ?? NaN)}, test error ${pct(points[0]?.baselineTestErrorPct ?? NaN)}. The changes are against it, in percentage points.`,
+      text: `Every point starts from one baseline: validation error ${pct(points[0]?.baselineValidationErrorPct)}, test error ${pct(points[0]?.baselineTestErrorPct)}. The changes are against it, in percentage points.`,
     },
     {
       kind: 'table',

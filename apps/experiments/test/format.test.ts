@@ -3,7 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { budgetText, ciText, int, ms, pct, pp } from '../src/index';
+import { budgetText, ciText, int, ms, pct, pp, seconds } from '../src/index';
 
 test('percentages and percentage points carry two decimals and a sign where it is a change', () => {
   expect(pct(85.8934)).toBe('85.89%');
@@ -14,7 +14,7 @@ test('percentages and percentage points carry two decimals and a sign where it i
 });
 
 test('a missing or non-finite figure reads n/a, never NaN or undefined', () => {
-  for (const f of [pct, pp, int, ms]) {
+  for (const f of [pct, pp, int, ms, seconds]) {
     expect(f(undefined)).toBe('n/a');
     expect(f(NaN)).toBe('n/a');
     expect(f(Infinity)).toBe('n/a');
@@ -26,6 +26,7 @@ test('counts get thousands separators and latencies keep two decimals below 10 m
   expect(int(12.6)).toBe('13');
   expect(ms(0.456)).toBe('0.46 ms');
   expect(ms(14.24)).toBe('14.2 ms');
+  expect(seconds(443.4)).toBe('443 s');
 });
 
 test('an interval shows both signs and the unit once; -0.0454 is not rounded to -0.04', () => {
