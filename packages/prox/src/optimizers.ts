@@ -7,7 +7,7 @@ import {
   type LambdaScheduleConfig,
   type ScheduleState,
 } from './schedules.js';
-import { costWeights, type CostWeighting } from './weights.js';
+import { checkLayerMultipliers, costWeights, type CostWeighting } from './weights.js';
 
 /** A variable's name and value, the array form `applyGradients` accepts. */
 export interface NamedTensor {
@@ -241,7 +241,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * `optimizer.attach(magnitudes(model))`. Optimiser state is kept.
    */
   attach(magnitudes: MagnitudeInfo[]): void {
-    const c = costWeights(magnitudes, this.costWeighting, this.layerMultipliers);
+    // With nothing attached (an optimiser rebuilt by fromConfig, or loaded
+    // with its model) there are no layer names yet to check the multipliers
+    // against; their values are checked, and the names are on the next attach.
+    const c =
+      magnitudes.length === 0
+        ? (checkLayerMultipliers(this.layerMultipliers, null), [])
+        : costWeights(magnitudes, this.costWeighting, this.layerMultipliers);
     const byMagnitude = new Map<string, Attached>();
     magnitudes.forEach((info, i) => {
       if (byMagnitude.has(info.magnitude.name))
@@ -267,6 +273,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   observe(progress: TrainingProgress): void {
     this.progress = { ...this.progress, ...progress };
     this.updateLambda();
+  }
+
+  /** Restores the step count, then re-evaluates the schedule at it (not at step 0). */
+  protected override async extractIterations(weightValues: NamedTensor[]): Promise<NamedTensor[]> {
+    const rest = await super.extractIterations(weightValues);
+    this.updateLambda();
+    return rest;
   }
 
   /** Evaluates the schedule for the coming step. */

@@ -25,17 +25,7 @@ export function costWeights(
   costWeighting: CostWeighting = 'uniform',
   layerMultipliers: Record<string, number> = {},
 ): number[] {
-  const names = new Set(infos.map((m) => m.layerName));
-  for (const [name, v] of Object.entries(layerMultipliers)) {
-    // A misspelt layer name would silently leave that layer at weight 1.
-    if (!names.has(name)) {
-      throw new Error(
-        `layerMultipliers: no decomposed layer named '${name}' (have: ${[...names].join(', ') || 'none'})`,
-      );
-    }
-    if (!(v >= 0) || !Number.isFinite(v))
-      throw new Error(`layerMultipliers['${name}'] must be a finite number >= 0, got ${v}`);
-  }
+  checkLayerMultipliers(layerMultipliers, new Set(infos.map((m) => m.layerName)));
   let base: number[];
   if (costWeighting === 'uniform') {
     base = infos.map(() => 1);
@@ -57,4 +47,24 @@ export function costWeights(
     throw new Error(`unknown costWeighting: ${String(costWeighting)}`);
   }
   return base.map((c, i) => c * (layerMultipliers[infos[i].layerName] ?? 1));
+}
+
+/**
+ * Checks that every multiplier is a finite number >= 0 and, given the
+ * decomposed layers' names, that it names one of them (a misspelt name would
+ * silently leave that layer at weight 1). `names` null checks the values only.
+ */
+export function checkLayerMultipliers(
+  layerMultipliers: Record<string, number>,
+  names: ReadonlySet<string> | null,
+): void {
+  for (const [name, v] of Object.entries(layerMultipliers)) {
+    if (names !== null && !names.has(name)) {
+      throw new Error(
+        `layerMultipliers: no decomposed layer named '${name}' (have: ${[...names].join(', ') || 'none'})`,
+      );
+    }
+    if (!(v >= 0) || !Number.isFinite(v))
+      throw new Error(`layerMultipliers['${name}'] must be a finite number >= 0, got ${v}`);
+  }
 }

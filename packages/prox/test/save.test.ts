@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedDense, magnitudes } from '@normprune/layers';
-import { ProximalAdam, ProximalSGD, targetLambda, SparsityCallback } from '../src/index.js';
+import { ProximalAdam, ProximalSGD, targetLambda, SparsityCallback, warmupLambda } from '../src/index.js';
 import { maxDiff } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
@@ -19,6 +19,7 @@ function mlp(): tfl.Sequential {
         inputShape: [6],
         units: 16,
         activation: 'relu',
+        name: 'hidden',
         kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
       }),
       decomposedDense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
@@ -47,6 +48,17 @@ describe.each([
       new ProximalAdam({
         learningRate: 0.01,
         lambda: targetLambda({ initial: 0.01, targetCompression: 0.9 }),
+        magnitudes: magnitudes(m),
+      }),
+  ],
+  [
+    // a schedule of the step count, and layer multipliers: both must survive the config round trip
+    'ProximalAdam',
+    (m: tfl.LayersModel) =>
+      new ProximalAdam({
+        learningRate: 0.01,
+        lambda: warmupLambda({ value: 0.05, warmup: 100 }),
+        layerMultipliers: { hidden: 0.5 },
         magnitudes: magnitudes(m),
       }),
   ],
@@ -87,5 +99,30 @@ describe.each([
     loaded.dispose();
     opt.dispose();
     lopt.dispose();
+  });
+});
+
+describe('layerMultipliers on an optimiser with nothing attached', () => {
+  it('rebuilds from its config; names are checked on attach, values at once', () => {
+    const model = mlp();
+    const opt = new ProximalAdam({
+      learningRate: 0.01,
+      lambda: 0.1,
+      layerMultipliers: { hidden: 0 },
+      magnitudes: magnitudes(model),
+    });
+    const again = ProximalAdam.fromConfig(ProximalAdam, opt.getConfig());
+    expect(again.getConfig()).toEqual(opt.getConfig());
+    again.attach(magnitudes(model));
+    expect(again.penaltyWeights).toEqual(opt.penaltyWeights);
+    const misspelt = new ProximalSGD({ learningRate: 0.1, lambda: 0.1, layerMultipliers: { hiden: 2 } });
+    expect(() => misspelt.attach(magnitudes(model))).toThrow(
+      /no decomposed layer named 'hiden' \(have: hidden, /,
+    );
+    expect(
+      () => new ProximalSGD({ learningRate: 0.1, lambda: 0.1, layerMultipliers: { hidden: -1 } }),
+    ).toThrow(/layerMultipliers\['hidden'\] must be a finite number >= 0, got -1/);
+    model.dispose();
+    [opt, again, misspelt].forEach((o) => o.dispose());
   });
 });
