@@ -111,16 +111,22 @@ describe('layerMultipliers on an optimiser with nothing attached', () => {
       layerMultipliers: { hidden: 0 },
       magnitudes: magnitudes(model),
     });
-    const again = ProximalAdam.fromConfig(ProximalAdam, opt.getConfig());
+    const again = ProximalAdam.fromConfig(ProximalAdam, opt.getConfig()) as ProximalAdam;
     expect(again.getConfig()).toEqual(opt.getConfig());
     again.attach(magnitudes(model));
     expect(again.penaltyWeights).toEqual(opt.penaltyWeights);
-    const misspelt = new ProximalSGD({ learningRate: 0.1, lambda: 0.1, layerMultipliers: { hiden: 2 } });
+    const misspelt = new ProximalSGD({
+      learningRate: 0.1,
+      lambda: 0.1,
+      magnitudes: [],
+      layerMultipliers: { hiden: 2 },
+    });
     expect(() => misspelt.attach(magnitudes(model))).toThrow(
       /no decomposed layer named 'hiden' \(have: hidden, /,
     );
     expect(
-      () => new ProximalSGD({ learningRate: 0.1, lambda: 0.1, layerMultipliers: { hidden: -1 } }),
+      () =>
+        new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: [], layerMultipliers: { hidden: -1 } }),
     ).toThrow(/layerMultipliers\['hidden'\] must be a finite number >= 0, got -1/);
     model.dispose();
     [opt, again, misspelt].forEach((o) => o.dispose());
