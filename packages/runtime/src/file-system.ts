@@ -9,8 +9,8 @@ const SHARD_BYTES = 4 * 1024 * 1024;
 const MODEL_JSON = 'model.json';
 /** Above this many weight bytes, load hands tfjs the shards as a list instead of copying them into one buffer. */
 const JOIN_LIMIT = 1 << 30;
-/** Shards this handler writes, and the backups an interrupted overwrite may leave referenced. */
-const OWN_SHARD = /^(\.prev-[0-9a-f-]+-)?group\d+-shard\d+of\d+\.bin$/;
+/** Shards this handler writes for any JSON name, and the backups an interrupted overwrite may leave referenced. */
+const ANY_OWN_SHARD = /^(\.prev-[0-9a-f-]+-)?(.+\.)?group\d+-shard\d+of\d+\.bin$/;
 
 /** Bytes per stored element; `string` weights have no fixed size. */
 const STORED_BYTES: Record<string, number> = {
@@ -75,9 +75,26 @@ async function syncDir(dir: string): Promise<void> {
   }
 }
 
-function shardPaths(bytes: number): string[] {
+/**
+ * What precedes `groupN-shardKofM.bin` in the shard names of `jsonName`.
+ * Next to `model.json` nothing: tfjs's standard names, which existing saved
+ * models and tfjs tools expect. Any other JSON file prefixes its stem
+ * (`a.json` -> `a.group1-shard1of1.bin`), so that several models can share a
+ * directory without overwriting each other's weights.
+ */
+function shardPrefix(jsonName: string): string {
+  return jsonName === MODEL_JSON ? '' : `${jsonName.slice(0, -'.json'.length)}.`;
+}
+
+function shardPaths(bytes: number, prefix: string): string[] {
   const n = Math.ceil(bytes / SHARD_BYTES);
-  return Array.from({ length: n }, (_, i) => `group1-shard${i + 1}of${n}.bin`);
+  return Array.from({ length: n }, (_, i) => `${prefix}group1-shard${i + 1}of${n}.bin`);
+}
+
+/** Shards (and overwrite backups) that a save of the JSON file with this shard prefix writes. */
+function ownShardPattern(prefix: string): RegExp {
+  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`^(\\.prev-[0-9a-f-]+-)?${escaped}group\\d+-shard\\d+of\\d+\\.bin$`);
 }
 
 function toModelJSON(
@@ -139,7 +156,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   const weights = new Uint8Array(
     artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData),
   );
-  const shards = shardPaths(weights.byteLength);
+  const shards = shardPaths(weights.byteLength, shardPrefix(jsonName));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: shards, weights: artifacts.weightSpecs ?? [] }];
   const jsonFile = path.join(dir, jsonName);
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -162,7 +179,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     created.push(jsonTmp);
     await writeDurably(jsonTmp, JSON.stringify(toModelJSON(artifacts, manifest)));
 
-    // Phase 2: the new shards carry the standard names, so they overwrite the
+    // Phase 2: the new shards carry this JSON file's names, so they overwrite the
     // previous model's shards. To keep the previous model loadable at every
     // instant, first repoint its model.json at hard-linked copies of the
     // shards about to be overwritten (one atomic rename).
@@ -212,15 +229,45 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     );
   }
 
-  // The new model is in place: shards only the previous model referenced, and
-  // standard-named shards left by an earlier interrupted save, are garbage.
-  const keep = new Set([...shards, jsonName]);
-  const obsolete = new Set(
-    previousPaths.concat(await readdirSafe(dir)).filter((f) => OWN_SHARD.test(f) && !keep.has(f)),
-  );
-  await Promise.all([...backups, ...[...obsolete].map((f) => path.join(dir, f))].map(unlinkQuietly));
-
+  await Promise.all(backups.map(unlinkQuietly));
+  await removeObsoleteShards(loc, shards, previousPaths);
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+}
+
+/**
+ * Once the new model is in place, deletes the shards only the previous version
+ * of this JSON file referenced, and shards with this JSON file's names that no
+ * model references (left by an interrupted save). A shard another JSON file in
+ * the directory lists is never deleted: models saved side by side, or by an
+ * older version that named every model's shards `group1-...`, stay loadable.
+ */
+async function removeObsoleteShards(loc: Location, shards: string[], previousPaths: string[]): Promise<void> {
+  const { dir, jsonName } = loc;
+  const keep = new Set([...shards, jsonName]);
+  const own = ownShardPattern(shardPrefix(jsonName));
+  const names = await readdirSafe(dir);
+  const candidates = new Set([
+    ...previousPaths.filter((f) => ANY_OWN_SHARD.test(f) && !keep.has(f)),
+    ...names.filter((f) => own.test(f) && !keep.has(f)),
+  ]);
+  if (candidates.size === 0) return;
+  const others = await pathsListedByOtherModels(dir, jsonName, names);
+  const obsolete = [...candidates].filter((f) => !others.has(f));
+  await Promise.all(obsolete.map((f) => unlinkQuietly(path.join(dir, f))));
+}
+
+/** Weight paths that the other model JSON files of the directory list. */
+async function pathsListedByOtherModels(
+  dir: string,
+  jsonName: string,
+  names: string[],
+): Promise<Set<string>> {
+  const others = names.filter((f) => f.endsWith('.json') && f !== jsonName && !f.startsWith('.'));
+  const listed = new Set<string>();
+  for (const f of others) {
+    for (const p of manifestPaths(await readPreviousModel(path.join(dir, f)))) listed.add(p);
+  }
+  return listed;
 }
 
 async function readdirSafe(dir: string): Promise<string[]> {
@@ -346,7 +393,10 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
 /**
  * A TensorFlow.js IO handler that saves and loads models on the local file
  * system in the standard tfjs format (`model.json` plus 4 MB weight shards
- * `group1-shardNofM.bin`), without tfjs-node.
+ * `group1-shardNofM.bin`), without tfjs-node. A model saved under another
+ * JSON name, e.g. `fileSystem('dir/a.json')`, gets shards prefixed with that
+ * name (`a.group1-shard1of1.bin`), so several models can share a directory;
+ * loading follows the paths the JSON file's weights manifest lists.
  *
  * ```ts
  * await model.save(fileSystem('/tmp/my-model'));

@@ -189,8 +189,127 @@ describe('fileSystem round trip', () => {
   });
 });
 
+describe('fileSystem: several models in one directory', () => {
+  async function expectLoadsExactly(target: string, model: tfl.LayersModel): Promise<void> {
+    const loaded = await tfl.loadLayersModel(fileSystem(target));
+    const [a, b] = [model.getWeights(), loaded.getWeights()];
+    expect(b.map((t) => t.shape)).toEqual(a.map((t) => t.shape));
+    a.forEach((t, i) => expect(tf.util.arraysEqual(t.dataSync(), b[i].dataSync())).toBe(true));
+    const x = tf.randomNormal([2, model.inputs[0].shape[1] as number], 0, 1, 'float32', 3);
+    expect(Array.from(await predict(loaded, x))).toEqual(Array.from(await predict(model, x)));
+    x.dispose();
+    loaded.dispose();
+  }
+
+  function manifestOf(file: string): string[] {
+    return JSON.parse(fs.readFileSync(file, 'utf8')).weightsManifest.flatMap((g: any) => g.paths);
+  }
+
+  /** 1100 * 1000 float32 = 4.4 MB: two shards. */
+  const twoShards = (seed: number) =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          inputShape: [1100],
+          units: 1000,
+          kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+        }),
+      ],
+    });
+
+  it('a.json and b.json get their own shards, model.json keeps the tfjs names; all load back exactly', async () => {
+    const dir = freshDir();
+    const [a, b, m, v2] = [sequential(3, 2, 1), sequential(7, 5, 2), sequential(4, 6, 3), functional()];
+    await expectNoLeak(async () => {
+      await a.save(fileSystem(path.join(dir, 'a.json')));
+      await b.save(fileSystem(path.join(dir, 'b.json')));
+      await m.save(fileSystem(dir));
+      await v2.save(fileSystem(pathToFileURL(path.join(dir, 'lenet.v2.json')).href));
+    });
+    expect(listDir(dir)).toEqual([
+      'a.group1-shard1of1.bin',
+      'a.json',
+      'b.group1-shard1of1.bin',
+      'b.json',
+      'group1-shard1of1.bin',
+      'lenet.v2.group1-shard1of1.bin',
+      'lenet.v2.json',
+      'model.json',
+    ]);
+    expect(manifestOf(path.join(dir, 'a.json'))).toEqual(['a.group1-shard1of1.bin']);
+    expect(manifestOf(path.join(dir, 'model.json'))).toEqual(['group1-shard1of1.bin']);
+    await expectLoadsExactly(path.join(dir, 'a.json'), a);
+    await expectLoadsExactly(path.join(dir, 'b.json'), b);
+    await expectLoadsExactly(dir, m);
+    await expectLoadsExactly(path.join(dir, 'lenet.v2.json'), v2);
+    for (const x of [a, b, m, v2]) x.dispose();
+  });
+
+  it("re-saving a.json with fewer shards removes only a's stale shards", async () => {
+    const dir = freshDir();
+    const [bigA, bigB, m] = [twoShards(1), twoShards(2), sequential(4, 6, 3)];
+    await bigA.save(fileSystem(path.join(dir, 'a.json')));
+    await bigB.save(fileSystem(path.join(dir, 'b.json')));
+    await m.save(fileSystem(dir));
+    // Left by an interrupted save of each JSON file: only a's goes with a's save.
+    fs.writeFileSync(path.join(dir, 'a.group1-shard1of3.bin'), Buffer.alloc(8));
+    fs.writeFileSync(path.join(dir, 'b.group1-shard1of3.bin'), Buffer.alloc(8));
+    const smallA = sequential(5, 3, 4);
+    await smallA.save(fileSystem(path.join(dir, 'a.json')));
+    expect(listDir(dir)).toEqual(
+      [
+        'a.group1-shard1of1.bin',
+        'a.json',
+        'b.group1-shard1of2.bin',
+        'b.group1-shard2of2.bin',
+        'b.group1-shard1of3.bin',
+        'b.json',
+        'group1-shard1of1.bin',
+        'model.json',
+      ].sort(),
+    );
+    await expectLoadsExactly(path.join(dir, 'a.json'), smallA);
+    await expectLoadsExactly(path.join(dir, 'b.json'), bigB);
+    await expectLoadsExactly(dir, m);
+    for (const x of [bigA, bigB, m, smallA]) x.dispose();
+  });
+
+  it('never deletes a shard another JSON file lists (models saved with the old shared names)', async () => {
+    const dir = freshDir();
+    const legacy = sequential(3, 4, 6);
+    // What an older version wrote for fileSystem('dir/legacy.json'): unprefixed shard names.
+    await legacy.save(fileSystem(dir));
+    fs.renameSync(path.join(dir, 'model.json'), path.join(dir, 'legacy.json'));
+    expect(manifestOf(path.join(dir, 'legacy.json'))).toEqual(['group1-shard1of1.bin']);
+    // model.json now takes two shards: its clean-up must leave legacy.json's group1-shard1of1.bin.
+    const big = twoShards(7);
+    await big.save(fileSystem(dir));
+    expect(listDir(dir)).toEqual([
+      'group1-shard1of1.bin',
+      'group1-shard1of2.bin',
+      'group1-shard2of2.bin',
+      'legacy.json',
+      'model.json',
+    ]);
+    await expectLoadsExactly(path.join(dir, 'legacy.json'), legacy);
+    // Re-saving legacy.json moves it to its own names and drops the old shard, which nothing else lists.
+    await legacy.save(fileSystem(path.join(dir, 'legacy.json')));
+    expect(listDir(dir)).toEqual([
+      'group1-shard1of2.bin',
+      'group1-shard2of2.bin',
+      'legacy.group1-shard1of1.bin',
+      'legacy.json',
+      'model.json',
+    ]);
+    await expectLoadsExactly(path.join(dir, 'legacy.json'), legacy);
+    await expectLoadsExactly(dir, big);
+    legacy.dispose();
+    big.dispose();
+  });
+});
+
 describe('fileSystem atomic saves', () => {
-  async function savedPair(): Promise<{
+  async function savedPair(jsonName = 'model.json'): Promise<{
     dir: string;
     x: tf.Tensor;
     before: number[];
@@ -198,15 +317,16 @@ describe('fileSystem atomic saves', () => {
   }> {
     const dir = freshDir();
     const model = sequential(6, 5, 11);
-    await model.save(fileSystem(dir));
+    await model.save(fileSystem(path.join(dir, jsonName)));
     const x = tf.randomNormal([4, 6], 0, 1, 'float32', 1);
     return { dir, x, before: Array.from(await predict(model, x)), model };
   }
 
-  async function expectPreviousIntact(dir: string, x: tf.Tensor, before: number[]): Promise<void> {
+  async function expectPreviousIntact(target: string, x: tf.Tensor, before: number[]): Promise<void> {
+    const dir = target.endsWith('.json') ? path.dirname(target) : target;
     const names = listDir(dir);
     expect(names.filter((f) => f.endsWith('.tmp'))).toEqual([]);
-    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    const loaded = await tfl.loadLayersModel(fileSystem(target));
     expect(Array.from(await predict(loaded, x))).toEqual(before);
     loaded.dispose();
   }
@@ -229,41 +349,60 @@ describe('fileSystem atomic saves', () => {
     other.dispose();
   });
 
-  it('an interruption at any rename leaves a complete model.json: the previous model', async () => {
+  it.each([
+    ['model.json', ['group1-shard1of1.bin', 'model.json']],
+    ['a.json', ['a.group1-shard1of1.bin', 'a.json', 'b.group1-shard1of1.bin', 'b.json']],
+  ])('an interruption at any rename leaves a complete %s: the previous model', async (jsonName, files) => {
+    // a.json shares its directory with b.json, which must come through every interruption untouched.
+    const target = (dir: string) => (jsonName === 'model.json' ? dir : path.join(dir, jsonName));
+    const neighbour = sequential(4, 3, 21);
+    const savedWithNeighbour = async () => {
+      const pair = await savedPair(jsonName);
+      if (jsonName !== 'model.json') await neighbour.save(fileSystem(path.join(pair.dir, 'b.json')));
+      return pair;
+    };
     // Count the renames of one overwrite, then fail each of them in turn.
-    const probe = await savedPair();
+    const probe = await savedWithNeighbour();
     const realRename = fs.promises.rename;
     let total = 0;
     jest.spyOn(fs.promises, 'rename').mockImplementation(async (a, b) => {
       total++;
       return realRename(a, b);
     });
-    await sequential(6, 5, 12).save(fileSystem(probe.dir));
+    await sequential(6, 5, 12).save(fileSystem(target(probe.dir)));
     jest.restoreAllMocks();
     probe.x.dispose();
     probe.model.dispose();
-    // repoint previous model.json, new shard, new model.json
+    // repoint previous JSON file, new shard, new JSON file
     expect(total).toBe(3);
 
     for (let failAt = 1; failAt <= total; failAt++) {
-      const { dir, x, before, model } = await savedPair();
+      const { dir, x, before, model } = await savedWithNeighbour();
       const other = sequential(6, 5, 100 + failAt);
       let n = 0;
       jest.spyOn(fs.promises, 'rename').mockImplementation(async (a, b) => {
         if (++n === failAt) throw new Error(`simulated crash at rename ${failAt}`);
         return realRename(a, b);
       });
-      await expect(other.save(fileSystem(dir))).rejects.toThrow(/simulated crash/);
+      await expect(other.save(fileSystem(target(dir)))).rejects.toThrow(/simulated crash/);
       jest.restoreAllMocks();
-      await expectPreviousIntact(dir, x, before);
+      await expectPreviousIntact(target(dir), x, before);
       // A later save still succeeds and cleans up what the interrupted one left.
-      await other.save(fileSystem(dir));
-      expect(listDir(dir)).toEqual(['group1-shard1of1.bin', 'model.json']);
-      const loaded = await tfl.loadLayersModel(fileSystem(dir));
+      await other.save(fileSystem(target(dir)));
+      expect(listDir(dir)).toEqual(files);
+      const loaded = await tfl.loadLayersModel(fileSystem(target(dir)));
       expect(Array.from(await predict(loaded, x))).toEqual(Array.from(await predict(other, x)));
+      if (jsonName !== 'model.json') {
+        const b = await tfl.loadLayersModel(fileSystem(path.join(dir, 'b.json')));
+        const xb = tf.ones([1, 4]);
+        expect(Array.from(await predict(b, xb))).toEqual(Array.from(await predict(neighbour, xb)));
+        xb.dispose();
+        b.dispose();
+      }
       for (const m of [model, other, loaded]) m.dispose();
       x.dispose();
     }
+    neighbour.dispose();
   });
 
   it('ignores stale temporary files left by a crashed process', async () => {

@@ -5,6 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
+import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
@@ -28,6 +29,14 @@ const SPECS: KernelSpec[] = [
   { kernelName: '_FusedMatMul', make: (up) => (up ? transposeFirst(up) : null) },
   { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
   { kernelName: 'Conv2DBackpropInput', make: () => conv2DBackpropInput as KernelFn },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropFilter',
+    make: () => depthwiseConv2dNativeBackpropFilter as KernelFn,
+  },
+  {
+    kernelName: 'DepthwiseConv2dNativeBackpropInput',
+    make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
+  },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
@@ -42,9 +51,11 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * Makes the TensorFlow.js `wasm` backend train fast, and train conv nets at
  * all: registers a transpose-first `BatchMatMul`/`_FusedMatMul` (transposed
  * products run 10-27x faster), `Conv2DBackpropFilter` (missing upstream, so
- * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, and faster
- * `MaxPoolGrad`, `Tile`, `Sum` and `Mean` (the pooling and BatchNormalization
- * gradients). Results match the `cpu` backend to 1e-4 relative error.
+ * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, the
+ * depthwise convolution gradients (missing upstream, so DepthwiseConv2D and
+ * SeparableConv2D could not train), and faster `MaxPoolGrad`, `Tile`, `Sum` and
+ * `Mean` (the pooling and BatchNormalization gradients). Results match the
+ * `cpu` backend to 1e-4 relative error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
  * registers the upstream kernels this builds on); before or after
