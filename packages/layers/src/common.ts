@@ -81,6 +81,27 @@ export function decomposedConfig(
   return config;
 }
 
+/** Which decomposed layer a branded prototype belongs to. */
+export type DecomposedKind = 'dense' | 'conv2d';
+
+// `instanceof` only recognises the class of its own copy of this package, and
+// an application can hold two (the ESM and CommonJS builds, or two installs):
+// a layer built by one copy must still be recognised by the other. A key in
+// the global symbol registry is the same in every copy.
+const DECOMPOSED_BRAND = Symbol.for('normprune.decomposed');
+
+/** Marks `cls` (and its subclasses) as a decomposed layer of kind `kind`, for {@link decomposedKind}. */
+export function brandDecomposed(cls: { prototype: object }, kind: DecomposedKind): void {
+  Object.defineProperty(cls.prototype, DECOMPOSED_BRAND, { value: kind });
+}
+
+/** The kind of a decomposed layer from any copy of this package, or null for any other layer. */
+export function decomposedKind(layer: unknown): DecomposedKind | null {
+  if (layer == null || typeof layer !== 'object') return null;
+  const kind = (layer as Record<symbol, unknown>)[DECOMPOSED_BRAND];
+  return kind === 'dense' || kind === 'conv2d' ? kind : null;
+}
+
 /** Activations tfjs fuses into matMul / conv2d (tfjs-layers' own list). */
 export function fusedActivation(activation: ActivationFn): 'relu' | 'linear' | 'elu' | null {
   const name = activation.getClassName();

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   type ActivationFn,
+  brandDecomposed,
   checkOneOf,
   computeEffectiveKernel,
   type Conv2DGranularity,
@@ -188,6 +189,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
   }
 }
 tf.serialization.registerClass(DecomposedConv2D);
+brandDecomposed(DecomposedConv2D, 'conv2d');
 
 /**
  * A {@link DecomposedConv2D} layer, the way `tf.layers.conv2d` makes a Conv2D one.

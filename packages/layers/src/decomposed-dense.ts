@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   type ActivationFn,
+  brandDecomposed,
   checkOneOf,
   computeEffectiveKernel,
   scaleBiasActivate,
@@ -171,6 +172,7 @@ export class DecomposedDense extends tfl.layers.Layer {
   }
 }
 tf.serialization.registerClass(DecomposedDense);
+brandDecomposed(DecomposedDense, 'dense');
 
 /**
  * A {@link DecomposedDense} layer, the way `tf.layers.dense` makes a Dense one.

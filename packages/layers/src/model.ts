@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   type Conv2DGranularity,
   DEFAULT_EPSILON,
+  decomposedKind,
   type DenseGranularity,
   type Granularity,
   groupNorm,
@@ -27,9 +28,17 @@ export interface DecomposeOptions {
 
 type LayerEntry = { className: string; name?: string; config: tf.serialization.ConfigDict };
 
-/** Whether `layer` is a {@link DecomposedDense} or a {@link DecomposedConv2D}. */
+/**
+ * Whether `layer` is a {@link DecomposedDense} or a {@link DecomposedConv2D}, from this or any
+ * other copy of the package (ESM and CommonJS builds, two installs): it checks a brand, not
+ * `instanceof`.
+ */
 export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedDense | DecomposedConv2D {
-  return layer instanceof DecomposedDense || layer instanceof DecomposedConv2D;
+  return decomposedKind(layer) != null;
+}
+
+function isDecomposedDense(layer: tfl.layers.Layer): layer is DecomposedDense {
+  return decomposedKind(layer) === 'dense';
 }
 
 /**
@@ -137,7 +146,8 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       const dense = layer.getClassName() === 'Dense';
       if (!dense && entry.config.dataFormat === 'channelsFirst') {
         throw new Error(
-          `decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported`,
+          `decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported. ` +
+            `Leave it out with the include option (e.g. include: (layer) => layer.name !== '${layer.name}'), or rebuild it with channelsLast`,
         );
       }
       return {
@@ -174,7 +184,7 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
       delete config.granularity;
       delete config.epsilon;
       delete config.magnitudeInitializer;
-      return { ...entry, className: layer instanceof DecomposedDense ? 'Dense' : 'Conv2D', config };
+      return { ...entry, className: isDecomposedDense(layer) ? 'Dense' : 'Conv2D', config };
     },
     (oldLayer) => {
       if (!isDecomposed(oldLayer)) return null;
@@ -258,7 +268,7 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     const [d0, d1, d2] = direction.shape;
     let paramsPerGroup: number;
     let macsPerGroup: number;
-    if (layer instanceof DecomposedDense) {
+    if (isDecomposedDense(layer)) {
       paramsPerGroup = layer.granularity === 'output' ? d0 : d1;
       const input = knownShape(layer, 'inputShapes');
       const positions = input == null ? NaN : product(input.slice(1, -1));

@@ -223,7 +223,7 @@ describe('decompose and fold', () => {
     x.dispose();
   });
 
-  it('rejects channelsFirst convolutions with an error naming the layer', () => {
+  it('rejects channelsFirst convolutions with an error naming the layer and the include way out', () => {
     const cf = tfl.sequential({
       layers: [
         tfl.layers.conv2d({
@@ -233,9 +233,18 @@ describe('decompose and fold', () => {
           dataFormat: 'channelsFirst',
           name: 'cf_conv',
         }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 3, name: 'cf_dense' }),
       ],
     });
-    expect(() => decompose(cf)).toThrow(/'cf_conv'.*channelsFirst/);
+    expect(() => decompose(cf)).toThrow(/'cf_conv'.*channelsFirst.*include.*layer\.name !== 'cf_conv'/);
+    expect(() => decompose(cf, { include: ['cf_conv'] })).toThrow(/include/);
+    // What the message suggests works: the other layers are decomposed, the outputs kept.
+    const d = decompose(cf, { include: (layer) => layer.name !== 'cf_conv' });
+    expect(d.layers.map((l) => l.getClassName())).toEqual(['Conv2D', 'Flatten', 'DecomposedDense']);
+    const x = randn([2, 2, 5, 5], 9);
+    expectSameOutputs(cf, d, x);
+    x.dispose();
   });
 
   it('handles an explicit InputLayer and a layer shared by two call sites', () => {

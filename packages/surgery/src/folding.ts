@@ -1,12 +1,17 @@
 // Decomposed layers are a training-time form: everything surgery counts or
 // cuts is the plain layer they fold into, whose kernel is exactly zero where
 // the magnitude is zero.
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { fold, isDecomposed } from '@normprune/layers';
 
-/** Whether the model contains DecomposedDense / DecomposedConv2D layers. */
+/** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
+export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
+  return model.layers.flatMap((l) => (l instanceof tfl.LayersModel ? allLayers(l) : [l]));
+}
+
+/** Whether the model contains DecomposedDense / DecomposedConv2D layers, nested models included. */
 export function hasDecomposed(model: tfl.LayersModel): boolean {
-  return model.layers.some((l) => isDecomposed(l));
+  return allLayers(model).some((l) => isDecomposed(l));
 }
 
 /** Runs `fn` on the plain form of `model` (folding it first if needed, disposing the folded copy after). */

@@ -1,7 +1,7 @@
 // The layer graph surgery works on: one node per layer call, built from the
 // model's own serialised topology so that Sequential and functional models
 // take the same path (and the rebuilt model comes from the same config).
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 /** One layer of the graph (internal). */
 export interface GraphNode {
@@ -53,6 +53,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     const inShape = model.inputs[0].shape;
     add({ name: '<input>', className: 'InputLayer', layer: undefined, inputs: [], shape: inShape.slice(1) });
     for (const layer of model.layers) {
+      refuseNested(layer);
       if (layer.inboundNodes.length > 1) throw sharedError(layer);
       add({
         name: layer.name,
@@ -74,6 +75,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     if (idx < 0) throw new Error('surgery: could not order the model topologically');
     const entry = pending.splice(idx, 1)[0];
     const layer = model.getLayer(entry.name);
+    refuseNested(layer);
     if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
     const inbound: any[] = entry.inboundNodes?.[0] ?? [];
     for (const t of inbound) {
@@ -101,6 +103,17 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     config,
     byName,
   };
+}
+
+// Checked before anything reads the layer's outputShape: a nested model applied to
+// a new input has two inbound nodes, and tfjs throws its own, unhelpful error.
+function refuseNested(layer: tfl.layers.Layer): void {
+  if (!(layer instanceof tfl.LayersModel)) return;
+  throw new Error(
+    `surgery: layer '${layer.name}' is a nested model (a ${layer.getClassName()} used as a layer); ` +
+      `prune does not support nested models. Build the model flat, applying the nested model's layers ` +
+      `directly to its input, then prune`,
+  );
 }
 
 function sharedError(layer: tfl.layers.Layer): Error {

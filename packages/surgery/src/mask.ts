@@ -4,6 +4,8 @@
 // multiply per kernel weight per batch.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { isDecomposed } from '@normprune/layers';
+import { allLayers } from './folding.js';
 
 /** One layer under a {@link KernelMask}. */
 export interface MaskedLayer {
@@ -28,10 +30,10 @@ export interface KernelMask {
 }
 
 /**
- * Captures which kernel weights of the model's Dense, Conv2D and DepthwiseConv2D layers are exactly zero (dead
- * 2-D kernels, zero rows...) and returns a mask that writes those zeros back. Take it from the
+ * Captures which kernel weights of the model's Dense, Conv2D and DepthwiseConv2D layers (nested models
+ * included) are exactly zero (dead 2-D kernels, zero rows...) and returns a mask that writes those zeros back. Take it from the
  * pruned model before fine-tuning; pass `mask.callback` to `model.fit`, or call `mask.apply()`
- * after each step of a custom loop. Decomposed layers are refused: prune (or fold) first.
+ * after each step of a custom loop. Decomposed layers (nested ones too) are refused: prune (or fold) first.
  */
 export function kernelMask(model: tfl.LayersModel): KernelMask {
   const entries: {
@@ -41,9 +43,9 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     zeros: number;
     size: number;
   }[] = [];
-  for (const layer of model.layers) {
+  for (const layer of allLayers(model)) {
     const cls = layer.getClassName();
-    if (cls.startsWith('Decomposed')) {
+    if (isDecomposed(layer)) {
       throw new Error(`kernelMask: layer '${layer.name}' is a ${cls}; prune() or fold() the model first`);
     }
     const kernelName =

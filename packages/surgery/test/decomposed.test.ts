@@ -4,6 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as layers from '@normprune/layers';
 import { decompose, fold } from '@normprune/layers';
 import { analyze, exportModel, prune } from '../src/index';
 import {
@@ -115,6 +116,43 @@ describe('prune on decomposed models', () => {
       await exportModel(m, dir);
       const json = fs.readFileSync(path.join(dir, 'model.json'), 'utf8');
       expect(json).not.toMatch(/Decomposed/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** A second copy of @normprune/layers (as the ESM and CommonJS builds are), sharing this copy's TensorFlow.js. */
+function otherLayersCopy(): typeof layers {
+  let copy: typeof layers | undefined;
+  jest.isolateModules(() => {
+    jest.doMock('@tensorflow/tfjs-core', () => tf);
+    jest.doMock('@tensorflow/tfjs-layers', () => tfl);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    copy = require('@normprune/layers') as typeof layers;
+  });
+  return copy!;
+}
+
+describe('decomposed layers from another copy of @normprune/layers', () => {
+  it.each([
+    ['output', 'kernel'],
+    ['input', 'filter'],
+  ] as const)('analyze, prune and exportModel fold them (dense %s, conv2d %s)', async (dense, conv2d) => {
+    const other = otherLayersCopy();
+    expect(other.DecomposedDense).not.toBe(layers.DecomposedDense);
+    const m = other.decompose(lenet5(true), { granularity: { dense, conv2d } });
+    expect(m.getLayer('fc1')).not.toBeInstanceOf(layers.DecomposedDense);
+    zeroMagnitudes(m, 'conv2', (q) => q % 3 === 0);
+    zeroMagnitudes(m, 'fc1', (q) => q % 2 === 0);
+    const { model } = prune(m);
+    expectSame(m, model);
+    expect(model.layers.map((l) => l.getClassName())).not.toContain('DecomposedDense');
+    expect(analyze(m).total).toEqual(analyze(other.fold(m)).total);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-surgery-copy-'));
+    try {
+      await exportModel(m, dir);
+      expect(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')).not.toMatch(/Decomposed/);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { decompose, magnitudes } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
 import { exportModel, loadSparseModel, prune } from '../src/index';
 import { toFloat16, fromFloat16 } from '../src/export';
@@ -38,9 +39,12 @@ function predict(m: tfl.LayersModel): Float32Array {
   return tf.tidy(() => (m.predict(input()) as tf.Tensor).dataSync() as Float32Array);
 }
 
-/** Loads `dir` in a fresh Node process that has only tfjs (no normprune code, no custom classes) and predicts. */
-function predictInPlainTfjs(dir: string): number[] {
-  const x = Array.from(tf.tidy(() => input().dataSync()));
+/** Loads `dir` in a fresh Node process that has only tfjs (no normprune code, no custom classes) and predicts `x`. */
+function predictInPlainTfjs(dir: string, x?: tf.Tensor): number[] {
+  const t = x ?? input();
+  const shape = t.shape;
+  const values = Array.from(t.dataSync());
+  if (x == null) t.dispose();
   const script = `
     const tf = require('@tensorflow/tfjs-core');
     require('@tensorflow/tfjs-backend-cpu');
@@ -54,15 +58,95 @@ function predictInPlainTfjs(dir: string): number[] {
       const data = Buffer.concat(json.weightsManifest.flatMap((g) => g.paths.map((p) => fs.readFileSync(path.join(dir, p)))));
       const buf = data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength);
       const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: json.modelTopology, weightSpecs: specs, weightData: buf }));
-      const x = tf.tensor(JSON.parse(process.argv[2]), [3, 28, 28, 1]);
+      const x = tf.tensor(JSON.parse(process.argv[2]), JSON.parse(process.argv[3]));
       process.stdout.write(JSON.stringify(Array.from(model.predict(x).dataSync())));
     })().catch((e) => { console.error(e); process.exit(1); });`;
-  const out = execFileSync(process.execPath, ['-e', script, dir, JSON.stringify(x)], {
-    cwd: root,
-    encoding: 'utf8',
-  });
+  const out = execFileSync(
+    process.execPath,
+    ['-e', script, dir, JSON.stringify(values), JSON.stringify(shape)],
+    {
+      cwd: root,
+      encoding: 'utf8',
+    },
+  );
   return JSON.parse(out);
 }
+
+/** A functional model whose hidden Dense sits in a nested Sequential; only that Dense decomposed. */
+function nestedDense(): { model: tfl.LayersModel; x: tf.Tensor } {
+  const inner = tfl.sequential({
+    name: 'inner',
+    layers: [tfl.layers.dense({ inputShape: [8], units: 6, activation: 'relu', name: 'ih' })],
+  });
+  const x = tfl.input({ shape: [8] });
+  const y = tfl.layers.dense({ units: 3, name: 'head' }).apply(inner.apply(x)) as tfl.SymbolicTensor;
+  const model = decompose(tfl.model({ inputs: x, outputs: y }), { include: ['ih'] });
+  return { model, x: tf.randomNormal([4, 8], 0, 1, 'float32', 11) };
+}
+
+/** A Sequential block inside a functional model inside a Sequential; the nested layers decomposed, some groups dead. */
+function nestedConv(): { model: tfl.LayersModel; x: tf.Tensor } {
+  const block = tfl.sequential({
+    name: 'block',
+    layers: [
+      tfl.layers.conv2d({
+        inputShape: [6, 5, 2],
+        filters: 3,
+        kernelSize: 3,
+        activation: 'relu',
+        name: 'b_conv',
+      }),
+      tfl.layers.flatten({ name: 'b_flat' }),
+      tfl.layers.dense({ units: 4, activation: 'tanh', name: 'b_dense' }),
+    ],
+  });
+  const input = tfl.input({ shape: [6, 5, 2] });
+  const features = block.apply(input) as tfl.SymbolicTensor;
+  const head = tfl.layers.dense({ units: 5, name: 'head' }).apply(features) as tfl.SymbolicTensor;
+  const middle = tfl.model({ inputs: input, outputs: head, name: 'middle' });
+  const outer = tfl.sequential({ layers: [middle, tfl.layers.dense({ units: 2, name: 'top' })] });
+  const model = decompose(outer, {
+    granularity: { conv2d: 'filter', dense: 'input' },
+    include: ['b_conv', 'b_dense', 'head'],
+  });
+  for (const m of magnitudes(model)) {
+    tf.tidy(() => {
+      const keep = tf.cast(tf.notEqual(tf.mod(tf.range(0, m.groups, 1, 'int32'), 3), 0), 'float32');
+      m.magnitude.assign(tf.mul(m.magnitude, tf.reshape(keep, m.magnitude.shape)));
+    });
+  }
+  return { model, x: tf.randomNormal([3, 6, 5, 2], 0, 1, 'float32', 12) };
+}
+
+describe('exportModel with nested models (a model used as a layer)', () => {
+  it.each([
+    ['a decomposed Dense in a nested Sequential', nestedDense],
+    ['decomposed Conv2D and Dense one and two levels deep, some groups dead', nestedConv],
+  ])("'tfjs' folds %s: plain tfjs loads it and predicts the same", async (_name, make) => {
+    const { model, x } = make();
+    const dir = path.join(tmp, `nested-${model.name}`);
+    await expectNoLeak(() => exportModel(model, dir));
+    const json = fs.readFileSync(path.join(dir, 'model.json'), 'utf8');
+    expect(json).not.toMatch(/Decomposed/);
+    const ours = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+    const scale = Math.max(1, ...Array.from(ours, Math.abs));
+    expect(maxDiff(ours, predictInPlainTfjs(dir, x)).abs).toBeLessThan(1e-5 * scale);
+    x.dispose();
+  });
+
+  it("'sparse' folds them too and loadSparseModel predicts the same", async () => {
+    const { model, x } = nestedConv();
+    const dir = path.join(tmp, 'nested-sparse');
+    await exportModel(model, dir, { format: 'sparse' });
+    expect(fs.readFileSync(path.join(dir, 'model.json'), 'utf8')).not.toMatch(/Decomposed/);
+    const loaded = await loadSparseModel(dir);
+    const [ours, theirs] = tf.tidy(() =>
+      [model, loaded].map((m) => (m.predict(x) as tf.Tensor).dataSync() as Float32Array),
+    );
+    expect(maxDiff(ours, theirs).abs).toBeLessThan(1e-5 * Math.max(1, ...Array.from(ours, Math.abs)));
+    x.dispose();
+  });
+});
 
 describe('float16', () => {
   it('rounds like IEEE half precision', () => {

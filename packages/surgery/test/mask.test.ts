@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { decompose } from '@normprune/layers';
 import { kernelMask, prune } from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import { lenet5, zeroKernelWhere, zeroUnits } from './helpers';
@@ -58,5 +59,44 @@ describe('kernelMask', () => {
     expect(zeroCount(m.getLayer('d').getWeights()[0])).toBe(3);
     tf.dispose(x);
     mask.dispose();
+  });
+
+  describe('nested models (a model used as a layer)', () => {
+    function nested(): { model: tfl.LayersModel; inner: tfl.Sequential } {
+      const inner = tfl.sequential({
+        name: 'inner',
+        layers: [tfl.layers.dense({ inputShape: [8], units: 6, activation: 'relu', name: 'ih' })],
+      });
+      const x = tfl.input({ shape: [8] });
+      const y = tfl.layers.dense({ units: 3, name: 'head' }).apply(inner.apply(x)) as tfl.SymbolicTensor;
+      return { model: tfl.model({ inputs: x, outputs: y }), inner };
+    }
+
+    it('refuses a decomposed layer inside a nested model', () => {
+      const d = decompose(nested().model, { include: ['ih'] });
+      expect(() => kernelMask(d)).toThrow(
+        /layer 'ih' is a DecomposedDense; prune\(\) or fold\(\) the model first/,
+      );
+    });
+
+    it('masks the zero weights of a layer inside a nested model', async () => {
+      const { model, inner } = nested();
+      zeroKernelWhere(inner, 'ih', (i, o) => i < 3 || o === 5);
+      const zeros = 3 * 6 + 5;
+      const mask = kernelMask(model);
+      expect(mask.layers).toEqual([{ name: 'ih', zeros, size: 48 }]);
+      const opt = tf.train.sgd(0.5);
+      const x = tf.randomNormal([4, 8], 0, 1, 'float32', 3);
+      const kernelZeros = () => tf.tidy(() => zeroCount(inner.getLayer('ih').getWeights()[0]));
+      await expectNoLeak(() => {
+        opt.minimize(() => tf.sum(tf.square(model.predict(x) as tf.Tensor)) as tf.Scalar);
+      }, 1); // the optimiser's step counter
+      expect(kernelZeros()).toBeLessThan(zeros);
+      await expectNoLeak(() => mask.apply());
+      expect(kernelZeros()).toBe(zeros);
+      tf.dispose(x);
+      mask.dispose();
+      opt.dispose();
+    });
   });
 });

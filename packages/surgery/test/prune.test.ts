@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { decompose } from '@normprune/layers';
 import { prune } from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import {
@@ -484,5 +485,31 @@ describe('prune: refusals', () => {
       ],
     });
     expect(() => prune(m)).toThrow(/'r'.*Reshape/);
+  });
+
+  const nestedMessage = (name: string, cls: string): RegExp =>
+    new RegExp(
+      `layer '${name}' is a nested model \\(a ${cls} used as a layer\\); prune does not support nested models. Build the model flat`,
+    );
+
+  it('names a nested Sequential inside a functional model and says to build the model flat', () => {
+    const inner = tfl.sequential({
+      name: 'inner',
+      layers: [tfl.layers.dense({ inputShape: [8], units: 6, name: 'ih' })],
+    });
+    const x = tfl.input({ shape: [8] });
+    const y = tfl.layers.dense({ units: 2 }).apply(inner.apply(x)) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: y });
+    expect(() => prune(m)).toThrow(nestedMessage('inner', 'Sequential'));
+    // Decomposed layers inside it are folded first; the refusal is the same.
+    expect(() => prune(decompose(m))).toThrow(nestedMessage('inner', 'Sequential'));
+  });
+
+  it('names a functional model used as the first layer of a Sequential', () => {
+    const x = tfl.input({ shape: [3, 3, 2] });
+    const c = tfl.layers.conv2d({ filters: 2, kernelSize: 2, name: 'c' }).apply(x) as tfl.SymbolicTensor;
+    const block = tfl.model({ inputs: x, outputs: c, name: 'block' });
+    const m = tfl.sequential({ layers: [block, tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
+    expect(() => prune(m)).toThrow(nestedMessage('block', 'Model'));
   });
 });
