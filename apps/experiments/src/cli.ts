@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
 import { exportModel, prune } from '@normprune/surgery';
-import '@normprune/layers';
+import { fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
   listExperiments,
@@ -22,7 +22,7 @@ import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
 import { ciText, ms, pct, pp } from './format.js';
-import { Interrupted, runExperiment } from './pipeline.js';
+import { checkRequestedBackend, Interrupted, runExperiment } from './pipeline.js';
 import {
   resultsTable,
   rowFileName,
@@ -37,7 +37,7 @@ import {
   type TableRow,
 } from './report.js';
 import { runSweep } from './sweep.js';
-import { writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { readJsonFile, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
@@ -48,13 +48,17 @@ const COMMON = `Common options:
   --data-dir PATH     folder or archive holding the data set
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
-  --resume            continue an interrupted run from RUN_DIR/.work/checkpoint
+  --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a
+                      sweep: reuse its finished points, resume the interrupted one)
+  --force             replace what --out holds; without it a run replaces only a run
+                      of the same config, budget and seed, and refuses anything else
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
                       in its first point's directory)
   --baseline-from DIR reuse the kept baseline of another run (same data, model,
                       baseline training and seed; the later phases may differ,
                       e.g. lenet-5-fc -> lenet-5)
+  --stop-after-steps N  behave as if Ctrl-C came after N training steps (tests)
   -h, --help          this help`;
 
 const HELP: Record<string, string> = {
@@ -134,7 +138,8 @@ the sweep's own report is rewritten, and --export also copies it to
 DIR/sweep-<experiment>/. So sweeps run with several seeds give one
 across-seeds row per point.
 
-  --seeds-only        only the across-seeds table
+  --seeds-only        only the across-seeds table (with --table or --write-readme;
+                      the runs' reports are not rewritten)
   --section NAME      with --write-readme: the markers <!-- NAME:start ... --> and
                       <!-- NAME:end --> (default: results)`,
   list: `Usage: normprune list
@@ -150,6 +155,7 @@ const commonOptions = {
   'data-dir': { type: 'string' },
   budget: { type: 'string' },
   resume: { type: 'boolean' },
+  force: { type: 'boolean' },
   download: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   'stop-after-steps': { type: 'string' },
@@ -157,9 +163,28 @@ const commonOptions = {
   'baseline-from': { type: 'string' },
 } as const;
 
-function parse(command: string, args: string[], extra: Record<string, { type: 'string' | 'boolean' }> = {}) {
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+
+/** The common options a command takes besides its own (reproduce, train and sweep take them all). */
+function pick(...names: (keyof typeof commonOptions)[]): OptionSpec {
+  return Object.fromEntries(names.map((n) => [n, commonOptions[n]]));
+}
+const COMMAND_OPTIONS: Record<string, OptionSpec> = {
+  list: pick('help'),
+  report: pick('help'),
+  prune: pick('help', 'out', 'backend', 'threads'),
+  eval: pick('help', 'backend', 'threads', 'data-dir', 'download', 'budget'),
+};
+
+function parse(command: string, args: string[], extra: OptionSpec = {}) {
+  const common = COMMAND_OPTIONS[command] ?? commonOptions;
   try {
-    return parseArgs({ args, options: { ...commonOptions, ...extra }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args,
+      options: { ...(common as typeof commonOptions), ...extra },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\nRun \`normprune ${command} --help\` for usage.`);
   }
@@ -168,7 +193,8 @@ function parse(command: string, args: string[], extra: Record<string, { type: 's
 function intOption(name: string, v: string | undefined, dflt: number): number {
   if (v === undefined) return dflt;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 0)
+  // Digits only: Number() would also take "", " 7 ", "1e3" and "0x10".
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n))
     throw new UsageError(`--${name}: expected a non-negative integer, got "${v}"`);
   return n;
 }
@@ -190,6 +216,15 @@ function backendOption(v: string | undefined): BackendName | undefined {
 
 function quote(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The command line that continues an interrupted run or sweep: `--resume` once, and the --out used. */
+function continueCommand(cmd: string, defaultOut: string | undefined): string {
+  const base = cmd
+    .replace(/ --stop-after-steps[ =]\S+/, '')
+    .replace(/ --resume\b/g, '')
+    .replace(/ --force\b/g, '');
+  return `${base} --resume${defaultOut ? ` --out ${quote(defaultOut)}` : ''}`;
 }
 
 /** Removes `dir` if this command created it and left it empty (nothing half-written). */
@@ -249,6 +284,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       command: cmd,
       keepBaseline: !!p.values['keep-baseline'],
       baselineFrom: p.values['baseline-from'],
+      force: !!p.values.force,
     });
     out(
       `${r.experiment}: ${pct(r.compressionPct)} of parameters removed, test error ${pct(100 * r.baseline.testError)} -> ${pct(100 * r.compressed.testError)} (${pp(r.errorDeltaPp)}${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
@@ -258,9 +294,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     return 0;
   } catch (e) {
     if (e instanceof Interrupted) {
-      out(
-        `${e.message}\ncontinue with: ${cmd.replace(/ --stop-after-steps[ =]\S+/, '')} --resume${p.values.out ? '' : ` --out ${quote(runDir)}`}`,
-      );
+      out(`${e.message}\ncontinue with: ${continueCommand(cmd, p.values.out ? undefined : runDir)}`);
       return 130;
     }
     cleanupEmpty(runDir, existed);
@@ -283,9 +317,9 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   }
   const v = p.values as Record<string, string | boolean | undefined>;
   let base: ExperimentConfig;
-  if (v.config) base = loadConfigFile(v.config as string);
-  else if (p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
-  else throw new UsageError('sweep: give --config FILE or one experiment name');
+  if (v.config && p.positionals.length === 0) base = loadConfigFile(v.config as string);
+  else if (!v.config && p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
+  else throw new UsageError('sweep: give either --config FILE or one experiment name');
   const list = (s: unknown) =>
     typeof s === 'string'
       ? s
@@ -295,13 +329,19 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       : undefined;
   const lambdas = list(v.lambda)?.map((x) => {
     const n = Number(x);
-    if (!(n >= 0)) throw new UsageError(`--lambda: "${x}" is not a number >= 0`);
+    if (!(n >= 0) || !Number.isFinite(n))
+      throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
     return n;
   });
   const granularities = list(v.granularity);
+  const hasConv = base.model.layers.some((l) => l.type === 'conv2d');
   for (const g of granularities ?? []) {
     if (!['output', 'input', 'kernel', 'filter'].includes(g))
       throw new UsageError(`--granularity: got "${g}", allowed: output, input, kernel, filter`);
+    if ((g === 'kernel' || g === 'filter') && !hasConv)
+      throw new UsageError(
+        `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
+      );
   }
   const costs = list(v['cost-weighting']);
   for (const c of costs ?? []) {
@@ -320,28 +360,53 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const cfg = applyBudget(base, budget);
   const seed = intOption('seed', p.values.seed, 1);
   const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));
-  const points = await runSweep({
-    config: cfg,
-    budgetName,
-    budget,
-    seed,
-    out: dir,
-    backend: backendOption(p.values.backend),
-    threads: threadsOption(p.values.threads),
-    dataDir: p.values['data-dir'],
-    offline: !p.values.download,
-    lambdas,
-    granularities,
-    costWeightings: costs as any,
-    targetCompression: target,
-    baselineFrom: p.values['baseline-from'],
-    keepBaseline: p.values['keep-baseline'],
-    bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
-    command: ['normprune', 'sweep', ...args].map(quote).join(' '),
-    log: (s) => process.stderr.write(s + '\n'),
-  });
+  const cmd = ['normprune', 'sweep', ...args].map(quote).join(' ');
+  let points: SweepPoint[];
+  try {
+    points = await runSweep({
+      config: cfg,
+      budgetName,
+      budget,
+      seed,
+      out: dir,
+      backend: backendOption(p.values.backend),
+      threads: threadsOption(p.values.threads),
+      dataDir: p.values['data-dir'],
+      offline: !p.values.download,
+      lambdas,
+      granularities,
+      costWeightings: costs as any,
+      targetCompression: target,
+      baselineFrom: p.values['baseline-from'],
+      keepBaseline: p.values['keep-baseline'],
+      bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
+      resume: !!p.values.resume,
+      force: !!p.values.force,
+      stopAfterSteps:
+        p.values['stop-after-steps'] !== undefined
+          ? intOption('stop-after-steps', p.values['stop-after-steps'], 0)
+          : undefined,
+      command: cmd,
+      log: (s) => process.stderr.write(s + '\n'),
+    });
+  } catch (e) {
+    if (e instanceof Interrupted) {
+      out(`${e.message}\ncontinue with: ${continueCommand(cmd, p.values.out ? undefined : dir)}`);
+      return 130;
+    }
+    throw e;
+  }
   for (const pt of points)
     out(`${pt.label}: removed ${pct(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
+  if (target !== undefined) {
+    const ok = points.filter((pt) => pt.compressionPct >= target).sort((a, b) => a.lambda - b.lambda)[0];
+    const top = [...points].sort((a, b) => b.lambda - a.lambda)[0];
+    out(
+      ok
+        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)})`
+        : `target ${target}% removed: NOT reached; the largest lambda tried, ${top.lambda}, removed ${pct(top.compressionPct)}`,
+    );
+  }
   out(`report: ${join(dir, 'report.md')}`);
   return 0;
 }
@@ -349,7 +414,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
 function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   const f = join(resolve(modelDir), '..', 'config.json');
   if (!existsSync(f)) return undefined;
-  return parseConfig(JSON.parse(readFileSync(f, 'utf8')).config, f);
+  return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f);
 }
 
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
@@ -381,10 +446,12 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     threads: threadsOption(p.values.threads),
     quiet: true,
   });
+  checkRequestedBackend(backendOption(p.values.backend), info);
   const data = await loadRunData(base, budget, {
     dataDir: p.values['data-dir'],
     offline: !p.values.download,
   });
+  for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
   const model = await tfl.loadLayersModel(fileSystem(v.model));
   const c = countModel(model);
   const norm = { normalize: base.dataset.normalize, stats: data.stats };
@@ -468,13 +535,23 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
   if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
-  await initBackend({
+  const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
     quiet: true,
   });
+  checkRequestedBackend(backendOption(p.values.backend), info);
   const model = await tfl.loadLayersModel(fileSystem(v.model));
-  const before = countModel(model);
+  // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
+  const decomposed = magnitudes(model).length > 0;
+  const plain = decomposed ? fold(model) : model;
+  const before = countModel(plain);
+  if (decomposed) plain.dispose();
+  else
+    out(
+      `note: ${v.model} has no decomposed layers; only units whose weights are all zero are removed ` +
+        '(prune a model saved during or after proximal training, e.g. RUN_DIR/.work/checkpoint/model)',
+    );
   const { model: pruned } = prune(model, { threshold });
   const after = countModel(pruned);
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
@@ -501,6 +578,8 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   }
   if (!p.positionals.length) throw new UsageError('report: give at least one RUN_DIR');
   const v = p.values as Record<string, any>;
+  if (v['seeds-only'] && !v.table && !v['write-readme'])
+    throw new UsageError('report: --seeds-only goes with --table or --write-readme FILE');
   const section = (v.section as string | undefined) ?? 'results';
   if (!/^[a-z][a-z0-9-]*$/.test(section))
     throw new UsageError(
@@ -509,13 +588,23 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   const rows: TableRow[] = [];
   for (const arg of p.positionals) {
     if (arg.endsWith('.json')) {
-      rows.push(JSON.parse(readFileSync(arg, 'utf8')) as TableRow);
+      const row = readJsonFile<TableRow>(
+        arg,
+        'give results table rows (written by report --json or --export) or run directories',
+      );
+      if (
+        typeof row?.experiment !== 'string' ||
+        typeof row?.baseline !== 'object' ||
+        typeof row?.compressed !== 'object'
+      )
+        throw new Error(`report: ${arg} is not a results table row (written by report --json or --export)`);
+      rows.push(row);
       continue;
     }
     // A sweep directory stands for its points; a point directory is named by its label.
     const sweep = readSweep(arg);
     if (sweep) {
-      if (!v.table) {
+      if (!v.table && !v['seeds-only']) {
         writeSweepReport(arg, sweep.experiment, sweep.points, sweep.note);
         out(`wrote ${join(arg, 'report.md')}`);
       }
@@ -599,10 +688,10 @@ function reportRun(
 ): TableRow {
   const f = join(dir, 'results.json');
   if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
-  const r = JSON.parse(readFileSync(f, 'utf8'));
+  const r = readJsonFile(f, 'the run did not finish writing it; run it again');
   const row = tableRow(r, variant);
   if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
-  if (!v.table) {
+  if (!v.table && !v['seeds-only']) {
     const mf = join(dir, 'metrics.jsonl');
     const metrics = existsSync(mf)
       ? readFileSync(mf, 'utf8')
@@ -635,6 +724,7 @@ function listCommand(args: string[], out: (s: string) => void): number {
     out(HELP.list);
     return 0;
   }
+  if (p.positionals.length) throw new UsageError(`list: unexpected argument "${p.positionals[0]}"`);
   for (const name of listExperiments()) {
     const c = loadExperiment(name);
     out(`${name.padEnd(24)} ${c.description}`);

@@ -143,7 +143,7 @@ export const experimentSchema = z.strictObject({
   sweep: z
     .strictObject({
       lambda: z.array(z.number().min(0)).optional(),
-      granularity: z.array(z.string()).optional(),
+      granularity: z.array(z.enum(['output', 'input', 'kernel', 'filter'])).optional(),
       costWeighting: z.array(z.enum(['uniform', 'params', 'flops'])).optional(),
     })
     .optional(),
@@ -184,6 +184,13 @@ function describeIssue(issue: z.core.$ZodIssue): string {
         ? `${where}: ${issue.message}`
         : `${where}: got ${JSON.stringify(input)}; ${issue.message}`;
     }
+    case 'invalid_type': {
+      // JSON numbers such as 1e999 parse to Infinity, which zod calls "received number".
+      const input = (issue as any).input;
+      if (typeof input === 'number' && !Number.isFinite(input))
+        return `${where}: expected a finite number, got ${input}`;
+      return `${where}: ${issue.message}`;
+    }
     case 'unrecognized_keys':
       return `${where}: unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
     default:
@@ -196,28 +203,80 @@ export function formatIssues(error: z.ZodError): string {
   return error.issues.map((i) => '  ' + describeIssue(i)).join('\n');
 }
 
+/**
+ * The names `buildModel` gives each layer spec: its own name, or dense1,
+ * conv1, pool1, ... counted per kind, and 'flatten'; a conv2d with batchNorm
+ * adds `<name>_bn` and, unless linear, `<name>_act`.
+ */
+export function layerNames(layers: readonly LayerSpec[]): string[][] {
+  const counters: Record<string, number> = {};
+  const autoName = (kind: string) => `${kind}${(counters[kind] = (counters[kind] ?? 0) + 1)}`;
+  return layers.map((spec) => {
+    switch (spec.type) {
+      case 'flatten':
+        return [spec.name ?? 'flatten'];
+      case 'maxPool2d':
+        return [spec.name ?? autoName('pool')];
+      case 'dense':
+        return [spec.name ?? autoName('dense')];
+      case 'conv2d': {
+        const name = spec.name ?? autoName('conv');
+        if (!spec.batchNorm) return [name];
+        return spec.activation === 'linear' ? [name, `${name}_bn`] : [name, `${name}_bn`, `${name}_act`];
+      }
+    }
+  });
+}
+
 /** Validates a parsed JSON config; throws {@link UsageError} naming every bad field. */
 export function parseConfig(json: unknown, source = 'config'): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error)}`);
   const cfg = r.data;
-  const names = new Set<string>();
-  for (const l of cfg.model.layers) {
-    if (l.name && names.has(l.name))
-      throw new UsageError(`invalid ${source}:\n  model.layers: duplicate layer name "${l.name}"`);
-    if (l.name) names.add(l.name);
+  const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
+  const last = cfg.model.layers[cfg.model.layers.length - 1];
+  if (last.type !== 'dense') throw bad('model.layers: the last layer must be a dense layer (the logits)');
+  const names = layerNames(cfg.model.layers);
+  const seen = new Set<string>();
+  for (const n of names.flat()) {
+    if (seen.has(n))
+      throw bad(
+        `model.layers: duplicate layer name "${n}" (unnamed layers are named dense1, conv1, pool1, ... in order)`,
+      );
+    seen.add(n);
   }
-  for (const name of Object.keys(cfg.training.proximal.layerMultipliers)) {
-    if (!names.has(name))
-      throw new UsageError(
-        `invalid ${source}:\n  training.proximal.layerMultipliers: no layer named "${name}"; named layers: ${[...names].join(', ') || '(none)'}`,
+  let flat = false;
+  cfg.model.layers.forEach((l, i) => {
+    if (l.type === 'flatten') flat = true;
+    else if (l.type === 'dense' && !flat)
+      throw bad(
+        `model.layers[${i}]: a dense layer needs a "flatten" layer before it (the input is an image)`,
+      );
+    else if ((l.type === 'conv2d' || l.type === 'maxPool2d') && flat)
+      throw bad(`model.layers[${i}]: a ${l.type} layer cannot follow "flatten"`);
+  });
+  // Names the decompose and layerMultipliers fields may refer to.
+  const decomposable = cfg.model.layers.flatMap((l, i) =>
+    l.type === 'dense' || l.type === 'conv2d' ? [names[i][0]] : [],
+  );
+  const known = new Set(decomposable);
+  for (const name of cfg.decompose.exclude) {
+    if (!known.has(name))
+      throw bad(
+        `decompose.exclude: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
       );
   }
-  const last = cfg.model.layers[cfg.model.layers.length - 1];
-  if (last.type !== 'dense')
-    throw new UsageError(
-      `invalid ${source}:\n  model.layers: the last layer must be a dense layer (the logits)`,
-    );
+  for (const name of Object.keys(cfg.training.proximal.layerMultipliers)) {
+    if (!known.has(name))
+      throw bad(
+        `training.proximal.layerMultipliers: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
+      );
+  }
+  try {
+    parseBudget(cfg.defaultBudget, cfg);
+  } catch (e) {
+    throw bad(`defaultBudget: ${(e as Error).message.replace(/^--budget:\s*/, '')}`);
+  }
   return cfg;
 }
 
@@ -289,8 +348,11 @@ export function parseBudget(
   const presets = { ...BUDGET_PRESETS, ...(cfg.budgets ?? {}) };
   const text = (spec ?? cfg.defaultBudget).trim();
   let raw: any = {};
-  let name = 'custom';
+  // The name says what was combined: presets in order, '+custom' when any setting was given.
+  const names: string[] = [];
+  let custom = false;
   if (text.startsWith('{')) {
+    custom = true;
     try {
       raw = JSON.parse(text);
     } catch (e) {
@@ -311,20 +373,22 @@ export function parseBudget(
           ...presets[part],
           ...(Object.keys(epochs).length ? { epochs } : {}),
         });
-        name = part;
+        names.push(part);
         continue;
       }
       const k = part.slice(0, eq).trim();
       const vText = part.slice(eq + 1).trim();
-      const v = Number(vText);
+      // Number('') is 0: an empty value must not silently mean zero.
+      const v = vText === '' ? NaN : Number(vText);
       if (k === 'epochs') raw.epochs = { baseline: v, proximal: v, finetune: v };
       else setPath(raw, k, Number.isNaN(v) ? vText : v);
-      if (name !== 'custom') name += '+';
+      custom = true;
     }
   }
   const r = budgetSpec.safeParse(raw, { reportInput: true });
   if (!r.success) throw new UsageError(`--budget:\n${formatIssues(r.error)}`);
-  return { name: name.endsWith('+') ? name + 'custom' : name, budget: r.data };
+  const name = [...names, ...(custom || names.length === 0 ? ['custom'] : [])].join('+');
+  return { name, budget: r.data };
 }
 
 /** Applies a budget to a config: the config the run actually uses. */

@@ -17,6 +17,8 @@ export interface RunData {
   shape: [number, number, number];
   stats?: Stats;
   source: string;
+  /** Sizes asked for that the data set could not give, and what was used instead. */
+  notes: string[];
 }
 
 /** A data set that could not be loaded (missing offline, corrupt): exit code 1. */
@@ -99,14 +101,39 @@ export async function loadRunData(
         break;
     }
   } catch (e) {
-    throw new DataError(`could not load data set ${cfg.dataset.name} (${source}): ${(e as Error).message}`);
+    // The package's message speaks of its API ({ file } / { dir }); the CLI's equivalent is --data-dir.
+    const hint =
+      cfg.dataset.name === 'cifar10' && !o.dataDir
+        ? '; with the CLI: --data-dir PATH, PATH being the official binary release (cifar-10-binary.tar.gz or its ' +
+          'cifar-10-batches-bin/ folder) or image folders / an archive of them such as cifar-10-images.tar.gz'
+        : '';
+    throw new DataError(
+      `could not load data set ${cfg.dataset.name} (${source}): ${(e as Error).message}${hint}`,
+    );
   }
+  // A size larger than the data is cut to it (the presets say "up to"), and the run says so:
+  // results.json records the sizes used, the budget the sizes asked for.
+  const notes: string[] = [];
+  const maxVal = Math.floor(ds.train.count / 2);
+  const nVal = Math.min(cfg.dataset.validation, maxVal);
+  if (nVal < cfg.dataset.validation)
+    notes.push(
+      `validation ${cfg.dataset.validation}: at most half of the ${ds.train.count} training images are held out; using ${nVal}`,
+    );
+  const remaining = ds.train.count - nVal;
+  if (budget.trainSubset !== undefined && budget.trainSubset > remaining)
+    notes.push(
+      `trainSubset ${budget.trainSubset}: ${remaining} training images remain after validation; using all of them`,
+    );
+  if (budget.testSubset !== undefined && budget.testSubset > ds.test.count)
+    notes.push(
+      `testSubset ${budget.testSubset}: the test set has ${ds.test.count} images; using all of them`,
+    );
   const perm = permutation(ds.train.count, cfg.dataset.seed);
-  const nVal = Math.min(cfg.dataset.validation, Math.floor(ds.train.count / 2));
-  const validation = takeSplit(ds.train, perm.subarray(ds.train.count - nVal));
-  let trainIdx = perm.subarray(0, ds.train.count - nVal);
+  const validation = takeSplit(ds.train, perm.subarray(remaining));
+  let trainIdx = perm.subarray(0, remaining);
   if (budget.trainSubset !== undefined)
-    trainIdx = trainIdx.subarray(0, Math.min(budget.trainSubset, trainIdx.length));
+    trainIdx = trainIdx.subarray(0, Math.min(budget.trainSubset, remaining));
   const train = takeSplit(ds.train, trainIdx);
   let test = ds.test;
   if (budget.testSubset !== undefined && budget.testSubset < ds.test.count) {
@@ -116,5 +143,5 @@ export async function loadRunData(
     );
   }
   const stats = cfg.dataset.normalize === 'standardize' ? datasets.computeStats(train) : undefined;
-  return { train, validation, test, classes: ds.classes, shape: ds.train.shape, stats, source };
+  return { train, validation, test, classes: ds.classes, shape: ds.train.shape, stats, source, notes };
 }

@@ -5,18 +5,36 @@ import {
   constants,
   existsSync,
   mkdirSync,
+  readFileSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 
 let counter = 0;
 
+/**
+ * `mkdirSync(dir, { recursive: true })` one level at a time: the recursive
+ * form never returns for some paths (under /proc on Node 20), where this one
+ * fails at once with the error of the first folder it cannot create.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let d = resolve(dir);
+  while (!existsSync(d)) {
+    missing.push(d);
+    const up = dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const m of missing.reverse()) mkdirSync(m);
+}
+
 /** Writes a file atomically (temp file in the same folder, then rename). */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
-  mkdirSync(dirname(file), { recursive: true });
+  makeDirs(dirname(file));
   const tmp = join(dirname(file), `.${process.pid}.${++counter}.tmp`);
   writeFileSync(tmp, data);
   renameSync(tmp, file);
@@ -35,7 +53,7 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
   const tmp = `${dir}.tmp`;
   const old = `${dir}.old`;
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
+  makeDirs(tmp);
   await fill(tmp);
   rmSync(old, { recursive: true, force: true });
   if (existsSync(dir)) renameSync(dir, old);
@@ -46,7 +64,7 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
 /** Throws a clear error unless `dir` exists (or can be created) and is writable. */
 export function ensureWritableDir(dir: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     accessSync(dir, constants.W_OK);
     const probe = join(dir, `.write-probe-${process.pid}`);
@@ -54,5 +72,25 @@ export function ensureWritableDir(dir: string): void {
     rmSync(probe);
   } catch (e) {
     throw new Error(`output directory ${dir} is not writable: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Reads a JSON file; a missing, truncated or malformed file throws an error
+ * naming the file and `fix` (what to do about it), not a bare parser message.
+ */
+export function readJsonFile<T = any>(file: string, fix: string): T {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(
+      `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`,
+    );
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON (${(e as Error).message}); ${fix}`);
   }
 }

@@ -15,6 +15,7 @@ export {
   loadConfigFile,
   loadExperiment,
   parseBudget,
+  layerNames,
   parseConfig,
   UsageError,
   type Budget,

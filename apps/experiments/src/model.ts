@@ -2,7 +2,7 @@
 // initializer gets its own seed derived from the run seed, so two runs with
 // the same --seed on the same backend start from identical weights.
 import * as tfl from '@tensorflow/tfjs-layers';
-import type { LayerSpec } from './config.js';
+import { layerNames, type LayerSpec } from './config.js';
 
 /** Builds a plain tfjs-layers model from layer specs; the last dense layer outputs logits. */
 export function buildModel(
@@ -13,18 +13,18 @@ export function buildModel(
   const model = tfl.sequential();
   let seedCounter = 0;
   const init = () => tfl.initializers.glorotUniform({ seed: seed * 1000 + ++seedCounter });
-  const counters: Record<string, number> = {};
-  const autoName = (kind: string) => `${kind}${(counters[kind] = (counters[kind] ?? 0) + 1)}`;
+  const names = layerNames(layers);
   let first = true;
   const input = () => {
     const o = first ? { inputShape } : {};
     first = false;
     return o;
   };
-  for (const spec of layers) {
+  layers.forEach((spec, i) => {
+    const [name, bnName, actName] = names[i];
     switch (spec.type) {
       case 'flatten':
-        model.add(tfl.layers.flatten({ ...input(), name: spec.name ?? 'flatten' }));
+        model.add(tfl.layers.flatten({ ...input(), name }));
         break;
       case 'maxPool2d':
         model.add(
@@ -32,7 +32,7 @@ export function buildModel(
             ...input(),
             poolSize: spec.poolSize,
             strides: spec.strides ?? spec.poolSize,
-            name: spec.name ?? autoName('pool'),
+            name,
           }),
         );
         break;
@@ -44,12 +44,11 @@ export function buildModel(
             activation: spec.activation,
             kernelInitializer: init(),
             biasInitializer: 'zeros',
-            name: spec.name ?? autoName('dense'),
+            name,
           }),
         );
         break;
       case 'conv2d': {
-        const name = spec.name ?? autoName('conv');
         model.add(
           tfl.layers.conv2d({
             ...input(),
@@ -66,14 +65,14 @@ export function buildModel(
         if (spec.batchNorm) {
           // Momentum 0.9 (not Keras's 0.99): short, reduced-budget runs take a few
           // hundred steps, too few for 0.99 moving statistics to forget their init.
-          model.add(tfl.layers.batchNormalization({ axis: -1, momentum: 0.9, name: `${name}_bn` }));
+          model.add(tfl.layers.batchNormalization({ axis: -1, momentum: 0.9, name: bnName }));
           if (spec.activation !== 'linear')
-            model.add(tfl.layers.activation({ activation: spec.activation, name: `${name}_act` }));
+            model.add(tfl.layers.activation({ activation: spec.activation, name: actName }));
         }
         break;
       }
     }
-  }
+  });
   return model;
 }
 

@@ -4,8 +4,8 @@
 // model.fit: it lets a checkpoint hold the exact position inside an epoch
 // (phase, epoch, step, loss accumulators, optimiser slots), so that --resume
 // reproduces an uninterrupted run bit for bit on the same backend.
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -21,7 +21,14 @@ import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
 import { buildModel } from './model.js';
 import { Progress } from './progress.js';
-import { ensureWritableDir, writeDirAtomic, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import {
+  ensureWritableDir,
+  makeDirs,
+  readJsonFile,
+  writeDirAtomic,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from './fsutil.js';
 import { writeReport } from './report.js';
 
 /** The training phases, in order. */
@@ -47,6 +54,11 @@ export interface RunOptions {
   baselineFrom?: string;
   /** Keep the trained baseline in RUN_DIR/.work/baseline (sweeps reuse it). */
   keepBaseline?: boolean;
+  /**
+   * Replace what RUN_DIR holds. Without it a run only replaces a run of the
+   * same config, budget and seed (which it repeats) and refuses anything else.
+   */
+  force?: boolean;
   /** Command line recorded in config.json and the report. */
   command?: string;
   log?: (line: string) => void;
@@ -137,6 +149,22 @@ interface RunState {
   groups?: GroupCount[];
   prunedBeforeFinetune?: { validationError: number; testError: number };
   elapsed: Record<Phase, number>;
+  /** The backend the run began on (absent in checkpoints of older versions). */
+  backend?: string;
+}
+
+/**
+ * Throws when `--backend` asked for a backend that did not start: `initBackend`
+ * treats the choice as a preference and falls back, a command line must not.
+ */
+export function checkRequestedBackend(requested: BackendName | undefined, info: BackendInfo): void {
+  if (requested === undefined || info.backend === requested) return;
+  throw new Error(
+    `--backend ${requested}: not available, ${info.backend} started instead (${info.reason}); ` +
+      (requested === 'node'
+        ? 'install @tensorflow/tfjs-node, or drop --backend to use the fastest that loads'
+        : 'drop --backend, or unset NORMPRUNE_BACKEND if it names another backend'),
+  );
 }
 
 /**
@@ -327,7 +355,7 @@ function checkKeptBaseline(
         'train that run with --keep-baseline (sweeps keep theirs), or drop --baseline-from',
     );
   }
-  const kept = JSON.parse(readFileSync(file, 'utf8')) as KeptBaseline;
+  const kept = readJsonFile<KeptBaseline>(file, `train the baseline again with --keep-baseline`);
   if (kept.baselineHash !== baselineHash(cfg, budget, seed)) {
     throw new Error(
       `--baseline-from ${runDir}: trained with another config or seed ` +
@@ -335,6 +363,77 @@ function checkKeptBaseline(
     );
   }
   return { ...kept, dir };
+}
+
+/** The files and folders a run writes into RUN_DIR. */
+const RUN_FILES = [
+  'config.json',
+  'metrics.jsonl',
+  'results.json',
+  'report.md',
+  'report.html',
+  'plots',
+  'model',
+  '.work',
+];
+
+/** RUN_DIR/config.json as a run writes it. */
+interface RunConfigFile {
+  experiment: string;
+  seed: number;
+  budget: { name: string; spec: Budget };
+  config: ExperimentConfig;
+}
+
+function readRunConfig(out: string): RunConfigFile | undefined {
+  try {
+    return JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as RunConfigFile;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The results of the finished run in `out` when it ran this config, budget
+ * and seed (a sweep continued with --resume reuses them), else undefined.
+ */
+export function finishedRun(
+  out: string,
+  cfg: ExperimentConfig,
+  budget: Budget,
+  seed: number,
+): RunResults | undefined {
+  const prev = readRunConfig(out);
+  if (!prev?.config || configHash(prev.config, prev.budget.spec, prev.seed) !== configHash(cfg, budget, seed))
+    return undefined;
+  try {
+    return JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResults;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Checks that a new run may write into `out`, which must be empty, hold a run
+ * of the same config, budget and seed (repeated bit for bit), or `force` be
+ * given; with `clear`, then removes the earlier run's files so that none outlives it in a
+ * mix with the new run's. Files a run does not write are never removed.
+ */
+function claimOutDir(out: string, hash: string, force: boolean, clear: boolean): void {
+  const entries = existsSync(out) ? readdirSync(out) : [];
+  if (entries.length === 0) return;
+  const prev = readRunConfig(out);
+  const same = prev?.config !== undefined && configHash(prev.config, prev.budget.spec, prev.seed) === hash;
+  const foreign = entries.filter((e) => !RUN_FILES.includes(e));
+  if (!force && !same && (prev || foreign.length)) {
+    const what = prev
+      ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed`
+      : `files that are not a normprune run (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`;
+    throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
+  }
+  // The kept baseline may be what --baseline-from reads; a finished run replaces it only if it keeps one.
+  if (clear)
+    for (const e of RUN_FILES) if (e !== '.work') rmSync(join(out, e), { recursive: true, force: true });
 }
 
 /** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
@@ -355,21 +454,35 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
     throw new Error(`--resume: no checkpoint in ${ckptDir}`);
   }
+  if (!o.resume) claimOutDir(out, hash, !!o.force, false);
   const backend: BackendInfo = await initBackend({ prefer: o.backend, threads: o.threads, quiet: true });
+  checkRequestedBackend(o.backend, backend);
   log(`backend: ${backend.backend} (${backend.reason})`);
   const data = await loadRunData(cfg, o.budget, { dataDir: o.dataDir, offline: o.offline ?? true });
   log(
     `data: ${cfg.dataset.name} train ${data.train.count}, validation ${data.validation.count}, test ${data.test.count}`,
   );
+  for (const note of data.notes) log(`note: ${note}`);
   const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
 
+  // Checked above, before the data loaded; cleared only now that the run can start.
+  if (!o.resume) claimOutDir(out, hash, !!o.force, true);
   const metricsFile = join(out, 'metrics.jsonl');
   let state: RunState;
   let model: tfl.LayersModel | undefined;
   if (o.resume) {
-    state = JSON.parse(readFileSync(join(ckptDir, 'state.json'), 'utf8'));
+    state = readJsonFile(
+      join(ckptDir, 'state.json'),
+      `the checkpoint is damaged; remove ${ckptDir} and start the run again`,
+    );
     if (state.configHash !== hash) {
       throw new Error(`--resume: the checkpoint in ${ckptDir} belongs to another config, budget or seed`);
+    }
+    if (state.backend !== undefined && state.backend !== backend.backend) {
+      throw new Error(
+        `--resume: the run began on the ${state.backend} backend and would go on on ${backend.backend}, ` +
+          `whose bits differ; resume it with --backend ${state.backend}`,
+      );
     }
     model = await tfl.loadLayersModel(fileSystem(join(ckptDir, 'model')));
     log(`resuming ${state.phase} at epoch ${state.epoch + 1}, step ${state.step}`);
@@ -385,8 +498,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       acc: { lossSum: 0, samples: 0, steps: 0 },
       metricsCount: 0,
       elapsed: { baseline: 0, proximal: 0, finetune: 0 },
+      backend: backend.backend,
     };
-    rmSync(metricsFile, { force: true });
   }
   const metricLines: string[] = existsSync(metricsFile)
     ? readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).slice(0, state.metricsCount)
@@ -511,6 +624,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
           `loss ${(state.acc.lossSum / state.acc.samples).toFixed(4)}${lambda !== undefined ? ` lambda ${lambda.toPrecision(3)}` : ''}`,
         );
         if (o.stopAfterSteps !== undefined && stepsThisProcess >= o.stopAfterSteps) stopRequested = true;
+        // A training step awaits only promises that resolve at once (wasm and cpu read their data
+        // synchronously), so without this turn of the event loop a Ctrl-C would wait for the epoch's end.
+        await new Promise<void>((r) => setImmediate(r));
         if (stopRequested) {
           progress.done();
           await checkpoint(m, opt);
@@ -762,7 +878,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
   await writeDirAtomic(modelDir, async (tmp) => {
-    exported = await exportModel(m, tmp, { format: 'tfjs' });
+    const e = await exportModel(m, tmp, { format: 'tfjs' });
+    // Named inside the run directory: the temporary folder is renamed into place.
+    exported = { bytes: e.bytes, files: e.files.map((f) => join('model', relative(tmp, f))) };
   });
   m.dispose();
   debug('end');
@@ -829,6 +947,6 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   rmSync(ckptDir, { recursive: true, force: true });
   rmSync(plainDir, { recursive: true, force: true });
   if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
-  mkdirSync(out, { recursive: true });
+  makeDirs(out);
   return results;
 }

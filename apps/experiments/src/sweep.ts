@@ -1,11 +1,11 @@
 // `normprune sweep`: the same experiment over a grid of lambda (and
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { BackendName } from '@normprune/runtime';
 import type { Budget, ExperimentConfig } from './config.js';
-import { runExperiment, type RunResults } from './pipeline.js';
+import { finishedRun, runExperiment, type RunResults } from './pipeline.js';
 import { writeJsonAtomic } from './fsutil.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { ensureWritableDir } from './fsutil.js';
@@ -32,6 +32,15 @@ export interface SweepOptions {
   baselineFrom?: string;
   /** Keep the baseline the sweep trains, in its first point's `.work/baseline`, for later `--baseline-from`. */
   keepBaseline?: boolean;
+  /**
+   * Continue an interrupted sweep: finished points of the same config, budget
+   * and seed are reused, the interrupted one resumes from its checkpoint.
+   */
+  resume?: boolean;
+  /** Replace points' directories holding other runs (see `RunOptions.force`). */
+  force?: boolean;
+  /** Each point behaves as if Ctrl-C came after this many of its steps (tests). */
+  stopAfterSteps?: number;
   command?: string;
   log?: (s: string) => void;
 }
@@ -60,22 +69,29 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
     const label = [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
     const dir = join(out, label);
-    log(`sweep point ${label}`);
-    const r = await runExperiment({
-      config: withPoint(o.config, lambda, granularity, cost),
-      budgetName: o.budgetName,
-      budget: o.budget,
-      seed: o.seed,
-      out: dir,
-      backend: o.backend,
-      threads: o.threads,
-      dataDir: o.dataDir,
-      offline: o.offline,
-      baselineFrom: o.baselineFrom ?? first,
-      keepBaseline: o.baselineFrom === undefined && first === undefined,
-      command: o.command,
-      log,
-    });
+    const config = withPoint(o.config, lambda, granularity, cost);
+    const done = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
+    log(`sweep point ${label}${done ? ': finished before, reused' : ''}`);
+    const r =
+      done ??
+      (await runExperiment({
+        config,
+        budgetName: o.budgetName,
+        budget: o.budget,
+        seed: o.seed,
+        out: dir,
+        backend: o.backend,
+        threads: o.threads,
+        dataDir: o.dataDir,
+        offline: o.offline,
+        baselineFrom: o.baselineFrom ?? first,
+        keepBaseline: o.baselineFrom === undefined && first === undefined,
+        resume: o.resume && existsSync(join(dir, '.work', 'checkpoint', 'state.json')),
+        force: o.force,
+        stopAfterSteps: o.stopAfterSteps,
+        command: o.command,
+        log,
+      }));
     if (o.baselineFrom === undefined) first ??= dir;
     points.push({
       label,
@@ -106,7 +122,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
         hi *= 4;
         r = await runPoint(hi);
       }
-      for (let i = 0; i < (o.bisectSteps ?? 4); i++) {
+      // Past the expansion nothing reached the target: bisecting below hi cannot either.
+      const steps = r.compressionPct >= target ? (o.bisectSteps ?? 4) : 0;
+      for (let i = 0; i < steps; i++) {
         const mid = lo > 0 ? Math.sqrt(lo * hi) : hi / 4;
         const rm = await runPoint(Number(mid.toPrecision(4)));
         if (rm.compressionPct >= target) hi = mid;
@@ -123,10 +141,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);
       note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
-  } finally {
-    // The first point kept the shared baseline for the others; it stays only if asked.
-    if (first && !o.keepBaseline) rmSync(join(first, '.work'), { recursive: true, force: true });
+  } catch (e) {
+    // The first point's kept baseline stays for `--resume` (and is reused by it).
+    if (first && !o.keepBaseline)
+      log(`the shared baseline stays in ${join(first, '.work', 'baseline')} until the sweep is finished`);
+    throw e;
   }
+  // The first point kept the shared baseline for the others; it stays only if asked.
+  if (first && !o.keepBaseline) rmSync(join(first, '.work'), { recursive: true, force: true });
   if (first && o.keepBaseline) {
     note += ` The baseline is kept in ${join(first, '.work', 'baseline')}: reuse it with --baseline-from ${first}.`;
     log(`baseline kept in ${join(first, '.work', 'baseline')}`);

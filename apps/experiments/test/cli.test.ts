@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyBudget, isReduced, loadExperiment, parseBudget, parseConfig } from '../src/index';
+import { applyBudget, isReduced, layerNames, loadExperiment, parseBudget, parseConfig } from '../src/index';
 import { cli, writeVariant } from './helpers';
 
 let tmp: string;
@@ -80,6 +80,53 @@ test('config validation names each bad field and its allowed values', async () =
   expect((await cli(['train', '--config', join(tmp, 'missing.json')])).err).toMatch(/config file not found/);
 });
 
+test('layer names, decompose.exclude, the layer order and defaultBudget are checked before anything runs', () => {
+  const lenet5 = JSON.parse(JSON.stringify(loadExperiment('lenet-5')));
+  const unnamed = {
+    ...lenet5,
+    model: { layers: lenet5.model.layers.map(({ name: _n, ...l }: { name?: string }) => l) },
+    decompose: { ...lenet5.decompose, exclude: ['dense2'] },
+  };
+  // Unnamed layers get the names the model will have: conv1, pool1, ..., dense1, dense2.
+  const parsed = parseConfig(unnamed);
+  expect(layerNames(parsed.model.layers).flat()).toEqual([
+    'conv1',
+    'pool1',
+    'conv2',
+    'pool2',
+    'flatten',
+    'dense1',
+    'dense2',
+  ]);
+  expect(() =>
+    parseConfig({ ...unnamed, decompose: { ...unnamed.decompose, exclude: ['logitz'] } }, 'x.json'),
+  ).toThrow(
+    /invalid x\.json:\n {2}decompose\.exclude: no dense or conv2d layer named "logitz"; layers: conv1, conv2, dense1, dense2/,
+  );
+  const layers = unnamed.model.layers;
+  const renamed = [...layers.slice(0, -1), { ...layers[layers.length - 1], name: 'dense1' }];
+  expect(() =>
+    parseConfig({ ...unnamed, model: { layers: renamed }, decompose: { ...unnamed.decompose, exclude: [] } }),
+  ).toThrow(/model\.layers: duplicate layer name "dense1"/);
+  const noFlatten = layers.filter((l: { type: string }) => l.type !== 'flatten');
+  expect(() => parseConfig({ ...unnamed, model: { layers: noFlatten } })).toThrow(
+    /model\.layers\[4\]: a dense layer needs a "flatten" layer before it/,
+  );
+  const convAfterFlatten = [...layers.slice(0, 5), layers[0], ...layers.slice(5)];
+  expect(() => parseConfig({ ...unnamed, model: { layers: convAfterFlatten } })).toThrow(
+    /model\.layers\[5\]: a conv2d layer cannot follow "flatten"/,
+  );
+  expect(() => parseConfig({ ...unnamed, defaultBudget: 'nosuch' })).toThrow(
+    /defaultBudget: unknown budget "nosuch"/,
+  );
+  expect(() =>
+    parseConfig({
+      ...unnamed,
+      training: { ...unnamed.training, proximal: { ...unnamed.training.proximal, lambda: Infinity } },
+    }),
+  ).toThrow(/training\.proximal\.lambda: expected a finite number, got Infinity/);
+});
+
 test('proximal.layerMultipliers and distill are checked against the model and their ranges', () => {
   const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
   const withProximal = (extra: object) => ({
@@ -87,7 +134,7 @@ test('proximal.layerMultipliers and distill are checked against the model and th
     training: { ...good.training, proximal: { ...good.training.proximal, ...extra } },
   });
   expect(() => parseConfig(withProximal({ layerMultipliers: { dense9: 2 } }), 'x.json')).toThrow(
-    /training\.proximal\.layerMultipliers: no layer named "dense9"; named layers: dense1, dense2, logits/,
+    /training\.proximal\.layerMultipliers: no dense or conv2d layer named "dense9"; layers: dense1, dense2, logits/,
   );
   expect(() => parseConfig(withProximal({ layerMultipliers: { dense1: -1 } }))).toThrow(
     /training\.proximal\.layerMultipliers\.dense1/,
@@ -244,4 +291,131 @@ test('a run without a validation split (validation=0) finishes and reports its v
   expect(results.dataset.validation).toBe(0);
   expect(results.baseline.validationError).toBeNull();
   expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| validation error +\| n\/a +\|/);
+});
+
+test('a run refuses an --out holding another run or other files, unless --force; a rerun of the same run replaces it', async () => {
+  const out = join(tmp, 'taken');
+  const run = (...extra: string[]) =>
+    cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
+  expect((await run()).code).toBe(0);
+  // The same config, budget and seed: the run repeats itself, so it may replace itself.
+  expect((await run()).code).toBe(0);
+  const finished = readFileSync(join(out, 'results.json'), 'utf8');
+  const other = await run('--seed', '2');
+  expect(other.code).toBe(1);
+  expect(other.err).toMatch(
+    /holds a run of lenet-500-300 \(seed 1, budget tiny\) with another config, budget or seed; choose another --out, or pass --force to replace it/,
+  );
+  // Refused before anything was written: the finished run is intact.
+  expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(finished);
+  expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).seed).toBe(1);
+  expect((await run('--seed', '2', '--force')).code).toBe(0);
+  expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).seed).toBe(2);
+
+  const mine = join(tmp, 'mine');
+  mkdirSync(join(mine, 'model'), { recursive: true });
+  writeFileSync(join(mine, 'notes.txt'), 'my notes');
+  const foreign = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    mine,
+  ]);
+  expect(foreign.code).toBe(1);
+  expect(foreign.err).toMatch(/holds files that are not a normprune run \(notes\.txt\)/);
+  expect(readdirSync(mine).sort()).toEqual(['model', 'notes.txt']);
+  // --force replaces what a run writes and leaves the rest.
+  const forced = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    mine,
+    '--force',
+  ]);
+  expect(forced.code).toBe(0);
+  expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('my notes');
+  // The exported files are named inside the run directory, not by a temporary path.
+  const exported = JSON.parse(readFileSync(join(mine, 'results.json'), 'utf8')).exported;
+  expect(exported.files).toEqual(['model/model.json', 'model/group1-shard1of1.bin']);
+  for (const f of exported.files) expect(existsSync(join(mine, f))).toBe(true);
+});
+
+test('budget names say what was combined, and the default --out follows them', () => {
+  const cfg = loadExperiment('lenet-500-300');
+  expect(parseBudget('tiny', cfg).name).toBe('tiny');
+  expect(parseBudget('tiny,trainSubset=1000,epochs=2', cfg).name).toBe('tiny+custom');
+  // A preset after settings does not hide them: this is not the full run.
+  expect(parseBudget('trainSubset=256,epochs=1,full', cfg).name).toBe('full+custom');
+  expect(parseBudget('tiny,small', cfg).name).toBe('tiny+small');
+  expect(parseBudget('{"epochs": {"baseline": 1}}', cfg).name).toBe('custom');
+  expect(() => parseBudget('epochs=', cfg)).toThrow(/--budget/);
+});
+
+test('--seed takes digits only', async () => {
+  for (const bad of ['', '1e3', '0x10', ' 7 ', '99999999999999999999', '1.5']) {
+    const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--seed', bad]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/--seed: expected a non-negative integer/);
+  }
+});
+
+test('commands refuse options they do not take', async () => {
+  expect((await cli(['list', '--seed', '3'])).code).toBe(2);
+  expect((await cli(['list', 'extra'])).err).toMatch(/list: unexpected argument "extra"/);
+  expect((await cli(['report', 'x', '--budget', 'tiny'])).code).toBe(2);
+  expect((await cli(['prune', '--model', 'x', '--out', 'y', '--resume'])).code).toBe(2);
+  expect((await cli(['report', 'x', '--seeds-only'])).err).toMatch(
+    /--seeds-only goes with --table or --write-readme/,
+  );
+});
+
+test('report names a malformed or foreign JSON file', async () => {
+  const broken = join(tmp, 'broken.json');
+  writeFileSync(broken, '{"experiment": "lenet-');
+  const r = await cli(['report', '--table', broken]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/broken\.json is not valid JSON \(.*\); give results table rows/);
+  const empty = join(tmp, 'empty.json');
+  writeFileSync(empty, '{}');
+  expect((await cli(['report', '--table', empty])).err).toMatch(/empty\.json is not a results table row/);
+});
+
+test('--backend names a backend that must start: no silent fallback', async () => {
+  let nodeInstalled = true;
+  try {
+    require.resolve('@tensorflow/tfjs-node');
+  } catch {
+    nodeInstalled = false;
+  }
+  if (nodeInstalled) return; // nothing to fall back from
+  const r = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'node',
+    '--out',
+    join(tmp, 'node'),
+  ]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(
+    /--backend node: not available, \w+ started instead .*install @tensorflow\/tfjs-node/,
+  );
+  expect(existsSync(join(tmp, 'node'))).toBe(false);
+});
+
+test('an --out the system will not let a folder be made in fails at once (no hang on /proc)', async () => {
+  if (!existsSync('/proc/self')) return;
+  const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', '/proc/normprune-run']);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/output directory \/proc\/normprune-run is not writable/);
 });

@@ -230,10 +230,18 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   const out = join(tmp, 'pruned');
   const r = await cli(['prune', '--model', src, '--out', out, '--backend', 'wasm']);
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(/exported \d+ bytes/);
+  // Before: the plain model's 6*4+4 + 4*3+3 = 43 weights (the magnitudes are not counted);
+  // after: 2 live units, whose 6*2 + 2*3 = 18 kernel weights are non-zero (the biases are zero).
+  expect(r.out).toMatch(/^43 parameters -> 18 non-zero \(58\.14% removed\); exported \d+ bytes/);
   const topology = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
   expect(JSON.stringify(topology)).not.toMatch(/Decomposed/);
   expect(loadInPlainTfjs([out])).toEqual([[1, 3]]);
+  // A plain model has nothing to prune by magnitude: the command says so.
+  const plainOut = join(tmp, 'pruned-plain');
+  const again = await cli(['prune', '--model', out, '--out', plainOut, '--backend', 'wasm']);
+  expect(again.code).toBe(0);
+  expect(again.out).toMatch(/has no decomposed layers; only units whose weights are all zero are removed/);
+  expect(again.out).toMatch(/23 parameters -> 18 non-zero/);
   dec.dispose();
   model.dispose();
   expect((await cli(['prune', '--model', src])).code).toBe(2);

@@ -51,6 +51,10 @@ async function interruptedTwiceThenResumed(args: string[], out: string) {
   expect(a.code).toBe(130);
   expect(a.out).toMatch(/checkpoint written to .*continue with: .*--resume/s);
   expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
+  // The signal is acted on at the next step, not at the epoch's end: the checkpoint is inside
+  // the baseline's second epoch (48 steps), which the signal was sent at the start of.
+  const state = JSON.parse(readFileSync(join(out, '.work', 'checkpoint', 'state.json'), 'utf8'));
+  expect([state.phase, state.epoch]).toEqual(['baseline', 1]);
   expect(existsSync(join(out, 'results.json'))).toBe(false);
   // A fresh start over an unfinished run is refused rather than mixing the two.
   expect((await cli([...args, '--out', out])).code).toBe(1);
@@ -122,7 +126,7 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
     'reproduce',
     'lenet-500-300',
     '--budget',
-    'trainSubset=2048,testSubset=256,validation=64,epochs=2',
+    'trainSubset=6144,testSubset=256,validation=64,epochs=2',
     '--seed',
     '5',
     '--backend',
@@ -145,6 +149,10 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
   expect(code).toBe(130);
   expect(stdout).toMatch(/continue with:/);
   expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
+  // The signal is acted on at the next step, not at the epoch's end: the checkpoint is inside
+  // the baseline's second epoch (48 steps), which the signal was sent at the start of.
+  const state = JSON.parse(readFileSync(join(out, '.work', 'checkpoint', 'state.json'), 'utf8'));
+  expect([state.phase, state.epoch]).toEqual(['baseline', 1]);
   const r = await cli([...args, '--out', out, '--resume']);
   expect(r.code).toBe(0);
   const whole = join(tmp, 'whole-sigint');

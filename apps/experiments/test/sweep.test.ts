@@ -270,3 +270,81 @@ test('--keep-baseline: the sweep keeps the baseline it trained, and a later run 
   const res = JSON.parse(readFileSync(join(tmp, 'again', 'results.json'), 'utf8'));
   expect(100 * res.baseline.testError).toBeCloseTo(sweep.points[0].baselineTestErrorPct, 10);
 });
+
+test('an interrupted sweep continues with --resume: finished points reused, the interrupted one resumed', async () => {
+  // tiny: two steps per epoch; the first point trains its baseline (2 steps), then 2 + 2,
+  // the second reuses the baseline. Stopping after 4 steps per point interrupts the first
+  // point at the end of its proximal phase, then the second at its last step.
+  const args = ['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.002,0.02', '--backend', 'wasm'];
+  const out = join(tmp, 'interrupted');
+  const first = await cli([...args, '--out', out, '--stop-after-steps', '4']);
+  expect(first.code).toBe(130);
+  expect(first.out).toMatch(/continue with: normprune sweep .* --resume$/m);
+  // The shared baseline stays for the resumed sweep.
+  expect(existsSync(join(out, 'lambda-0.002', '.work', 'baseline', 'baseline.json'))).toBe(true);
+  // Without --resume the interrupted point is not overwritten.
+  const plain = await cli([...args, '--out', out]);
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(/holds an unfinished run; continue it with --resume/);
+  const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
+  expect(second.code).toBe(130);
+  expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
+  const third = await cli([...args, '--out', out, '--resume']);
+  expect(third.code).toBe(0);
+  expect(third.err).toMatch(/sweep point lambda-0.002: finished before, reused/);
+  // The finished sweep removes the shared baseline, as an uninterrupted one does.
+  expect(existsSync(join(out, 'lambda-0.002', '.work'))).toBe(false);
+
+  const whole = join(tmp, 'uninterrupted');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  const points = (dir: string) =>
+    JSON.parse(readFileSync(join(dir, 'sweep.json'), 'utf8')).points.map((p: any) => ({
+      ...p,
+      dir: undefined,
+    }));
+  expect(points(out)).toEqual(points(whole));
+  for (const label of ['lambda-0.002', 'lambda-0.02']) {
+    const bins = (dir: string) =>
+      readdirSync(join(dir, label, 'model'))
+        .filter((f) => f.endsWith('.bin'))
+        .map((f) => readFileSync(join(dir, label, 'model', f)).toString('base64'));
+    expect(bins(out)).toEqual(bins(whole));
+  }
+});
+
+test('--target-compression stops after the expansion when no lambda reaches the target, and says so', async () => {
+  const out = join(tmp, 'unreachable');
+  const r = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--target-compression',
+    '99.9',
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+  ]);
+  expect(r.code).toBe(0);
+  const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  // The config's lambda and four expansions by 4; no bisection below the largest.
+  expect(sweep.points.map((p: any) => p.lambda)).toEqual([0.003, 0.012, 0.048, 0.192, 0.768]);
+  expect(sweep.note).toMatch(/no lambda tried reached it/);
+  expect(r.out).toMatch(
+    /target 99\.9% removed: NOT reached; the largest lambda tried, 0\.768, removed \d+\.\d\d%/,
+  );
+});
+
+test('a sweep is a usage error with both --config and an experiment, a kernel granularity on a dense model, or an infinite lambda', async () => {
+  const cfg = writeVariant(tmp, 'variant-for-flags', () => undefined);
+  expect((await cli(['sweep', 'lenet-500-300', '--config', cfg])).err).toMatch(
+    /either --config FILE or one experiment name/,
+  );
+  expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'kernel'])).err).toMatch(
+    /--granularity kernel: lenet-500-300 has no conv2d layer/,
+  );
+  const inf = await cli(['sweep', 'lenet-500-300', '--lambda', '1e999']);
+  expect(inf.code).toBe(2);
+  expect(inf.err).toMatch(/--lambda: "1e999" is not a finite number >= 0/);
+});
