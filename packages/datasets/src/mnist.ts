@@ -223,12 +223,39 @@ function fromArchive(spec: IdxSpec, file: string): Dataset {
 }
 
 /**
+ * Refuses another known IDX data set given for this one (the MNIST files for
+ * Fashion-MNIST, or the reverse): both have 28x28 images and ten classes, so
+ * nothing else would notice. The labels, with the standard IDX header, are
+ * compared with the other sets' published file checksums (60 kB of md5).
+ */
+function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset {
+  for (const [role, split] of [
+    ['trainLabels', ds.train],
+    ['testLabels', ds.test],
+  ] as const) {
+    const header = new Uint8Array(8);
+    new DataView(header.buffer).setUint32(0, IDX_LABELS_MAGIC);
+    new DataView(header.buffer).setUint32(4, split.count);
+    const md5 = createHash('md5').update(header).update(split.labels).digest('hex');
+    for (const other of [MNIST, FASHION_MNIST]) {
+      if (other.name !== spec.name && other.rawMd5?.[NAMES[role]] === md5) {
+        throw new DatasetError('checksum-mismatch', {
+          file: source,
+          message: `${source} holds ${other.title}, not ${spec.title}: its ${NAMES[role]} file is ${other.title}'s; point at the ${spec.title} files`,
+        });
+      }
+    }
+  }
+  return ds;
+}
+
+/**
  * Loads an IDX data set from the first source that has it: `file`, `dir`,
  * `NORMPRUNE_DATA_DIR/<name>`, the spec's local folders, the cache, and
  * finally the official URLs (unless offline).
  */
 export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promise<Dataset> {
-  if (o.file) return fromArchive(spec, resolve(o.file));
+  if (o.file) return refuseOtherDataset(spec, fromArchive(spec, resolve(o.file)), resolve(o.file));
   if (o.dir) {
     const f = filesIn(resolve(o.dir));
     if (!complete(f)) {
@@ -238,13 +265,13 @@ export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promis
         message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz)`,
       });
     }
-    return fromFiles(spec, f);
+    return refuseOtherDataset(spec, fromFiles(spec, f), resolve(o.dir));
   }
   const env = process.env.NORMPRUNE_DATA_DIR;
   const candidates = [...(env ? [join(env, spec.name)] : []), ...spec.localDirs()];
   for (const d of candidates) {
     const f = filesIn(d);
-    if (complete(f)) return fromFiles(spec, f);
+    if (complete(f)) return refuseOtherDataset(spec, fromFiles(spec, f), d);
   }
   const cache = join(cacheRoot(o.cacheDir), spec.name);
   const f = filesIn(cache);

