@@ -199,6 +199,10 @@ function intOption(name: string, v: string | undefined, dflt: number): number {
   return n;
 }
 
+function optionalInt(name: string, v: string | undefined): number | undefined {
+  return v === undefined ? undefined : intOption(name, v, 0);
+}
+
 function threadsOption(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -277,10 +281,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
       resume: !!p.values.resume,
-      stopAfterSteps:
-        p.values['stop-after-steps'] !== undefined
-          ? intOption('stop-after-steps', p.values['stop-after-steps'], 0)
-          : undefined,
+      stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
       keepBaseline: !!p.values['keep-baseline'],
       baselineFrom: p.values['baseline-from'],
@@ -382,10 +383,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
       resume: !!p.values.resume,
       force: !!p.values.force,
-      stopAfterSteps:
-        p.values['stop-after-steps'] !== undefined
-          ? intOption('stop-after-steps', p.values['stop-after-steps'], 0)
-          : undefined,
+      stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
       log: (s) => process.stderr.write(s + '\n'),
     });

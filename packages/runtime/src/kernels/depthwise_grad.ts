@@ -4,7 +4,7 @@
 // full convolution, so plain JS loops on the wasm heap suffice. Sums run in
 // float64, as the cpu backend's do, so both agree to float32 rounding.
 import * as tf from '@tensorflow/tfjs-core';
-import type { HeapBackend } from './col2im.js';
+import { geometry, type Geometry, type HeapBackend } from './col2im.js';
 
 interface DepthwiseAttrs {
   strides: number | [number, number];
@@ -14,20 +14,8 @@ interface DepthwiseAttrs {
 }
 
 /** Geometry of a depthwise convolution, NHWC, channel multiplier M (filter `[kh, kw, C, M]`). */
-interface DepthwiseGeometry {
-  N: number;
-  H: number;
-  W: number;
-  C: number;
+interface DepthwiseGeometry extends Geometry {
   M: number;
-  OH: number;
-  OW: number;
-  kh: number;
-  kw: number;
-  sh: number;
-  sw: number;
-  top: number;
-  left: number;
 }
 
 function depthwiseGeometry(
@@ -51,21 +39,7 @@ function depthwiseGeometry(
     attrs.dimRoundingMode as 'floor' | undefined,
     true,
   );
-  return {
-    N: info.batchSize,
-    H: info.inHeight,
-    W: info.inWidth,
-    C: info.inChannels,
-    M: info.outChannels / info.inChannels,
-    OH: info.outHeight,
-    OW: info.outWidth,
-    kh: info.filterHeight,
-    kw: info.filterWidth,
-    sh: info.strideHeight,
-    sw: info.strideWidth,
-    top: info.padInfo.top,
-    left: info.padInfo.left,
-  };
+  return { ...geometry(info), M: info.outChannels / info.inChannels };
 }
 
 function checkFloat32(kernel: string, ...infos: tf.TensorInfo[]): void {
