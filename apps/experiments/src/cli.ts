@@ -1,7 +1,7 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
 import { cpSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
@@ -21,7 +21,7 @@ import { DataError, loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
-import { ciText, ms, pct, pp } from './format.js';
+import { ciText, int, ms, pct, pp, pValueText } from './format.js';
 import { checkRequestedBackend, Interrupted, runExperiment } from './pipeline.js';
 import {
   resultsTable,
@@ -44,7 +44,8 @@ const COMMON = `Common options:
   --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too)
   --threads N         wasm: XNNPACK threads (default 1; faster when the cores are otherwise
                       idle, slower when shared; NORMPRUNE_THREADS too)
-  --out DIR           run directory (default runs/<experiment>[-<budget>])
+  --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
+                      runs/sweep-<experiment>)
   --data-dir PATH     folder or archive holding the data set
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
@@ -69,7 +70,7 @@ Usage: normprune <command> [options]
 Commands:
   reproduce <experiment>   run a shipped experiment (see \`normprune list\`)
   train --config FILE      run the experiment a config file describes
-  sweep --config FILE      a grid over lambda (and granularity, cost weighting), or
+  sweep <experiment>       (or --config FILE) a grid over lambda (and granularity, cost weighting), or
                            --target-compression X to find lambda by bisection
   prune --model DIR        fold and prune a saved decomposed model, export a plain one
   eval --model DIR         test error, size and latency of a saved model
@@ -222,12 +223,17 @@ function quote(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
+/** The command line a run records (config.json, the report): without the test-only --stop-after-steps. */
+function recordedCommand(command: string, args: string[]): string {
+  const kept = args.filter(
+    (a, i) => !a.startsWith('--stop-after-steps') && args[i - 1] !== '--stop-after-steps',
+  );
+  return ['normprune', command, ...kept].map(quote).join(' ');
+}
+
 /** The command line that continues an interrupted run or sweep: `--resume` once, and the --out used. */
 function continueCommand(cmd: string, defaultOut: string | undefined): string {
-  const base = cmd
-    .replace(/ --stop-after-steps[ =]\S+/, '')
-    .replace(/ --resume\b/g, '')
-    .replace(/ --force\b/g, '');
+  const base = cmd.replace(/ --resume\b/g, '').replace(/ --force\b/g, '');
   return `${base} --resume${defaultOut ? ` --out ${quote(defaultOut)}` : ''}`;
 }
 
@@ -268,7 +274,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`),
   );
   const existed = existsSync(runDir);
-  const cmd = ['normprune', command, ...args].map(quote).join(' ');
+  const cmd = recordedCommand(command, args);
   try {
     const r = await runExperiment({
       config: cfg,
@@ -289,7 +295,9 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     });
     out(
       `${r.experiment}: ${pct(r.compressionPct)} of parameters removed, test error ${pct(100 * r.baseline.testError)} -> ${pct(100 * r.compressed.testError)} (${pp(r.errorDeltaPp)}${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
-        (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : ''),
+        (r.target
+          ? `; target ${r.target.met ? 'met' : 'MISSED'}${r.budget.reduced ? ' (at a reduced budget: not a reproduction)' : ''}`
+          : ''),
     );
     out(`report: ${join(runDir, 'report.md')}`);
     return 0;
@@ -361,7 +369,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const cfg = applyBudget(base, budget);
   const seed = intOption('seed', p.values.seed, 1);
   const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));
-  const cmd = ['normprune', 'sweep', ...args].map(quote).join(' ');
+  const cmd = recordedCommand('sweep', args);
   let points: SweepPoint[];
   try {
     points = await runSweep({
@@ -415,6 +423,32 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f);
 }
 
+/**
+ * The per-channel statistics a standardising run scaled its inputs with (its
+ * results.json, next to the model's folder); without them, those of the
+ * training images loaded here, with a note, as they may differ from the run's.
+ */
+function standardisation(
+  modelDir: string,
+  cfg: ExperimentConfig,
+  loaded: { mean: number[]; std: number[] } | undefined,
+): { mean: number[]; std: number[] } | undefined {
+  if (cfg.dataset.normalize !== 'standardize') return loaded;
+  const f = join(resolve(modelDir), '..', 'results.json');
+  const recorded = existsSync(f)
+    ? readJsonFile<{ dataset?: { stats?: { mean: number[]; std: number[] } } }>(
+        f,
+        'the run did not finish writing it',
+      ).dataset?.stats
+    : undefined;
+  if (recorded) return recorded;
+  process.stderr.write(
+    `note: no standardisation statistics recorded next to ${modelDir} (runs before they were recorded); ` +
+      "using those of the training images loaded here, which differ from the run's if it trained on a subset\n",
+  );
+  return loaded;
+}
+
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -451,8 +485,16 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   });
   for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
   const model = await tfl.loadLayersModel(fileSystem(v.model));
+  const modelShape = model.inputs[0].shape.slice(1);
+  if (JSON.stringify(modelShape) !== JSON.stringify(data.shape)) {
+    model.dispose();
+    throw new Error(
+      `eval: ${v.model} takes input [${modelShape}] but ${base.name}'s ${base.dataset.name} images are [${data.shape}]; ` +
+        'give the experiment (or config) the model was trained for',
+    );
+  }
   const c = countModel(model);
-  const norm = { normalize: base.dataset.normalize, stats: data.stats };
+  const norm = { normalize: base.dataset.normalize, stats: standardisation(v.model, base, data.stats) };
   // With --compare, one pass over the test set gives both the paired test and this model's error.
   let t: PairedTest | undefined;
   if (v.compare !== undefined) {
@@ -479,9 +521,9 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       rows: [
         [
           v.model,
-          String(c.params),
-          String(c.nonzeros),
-          String(c.macs),
+          int(c.params),
+          int(c.nonzeros),
+          int(c.macs),
           pct(100 * testError),
           ms(l1),
           ms(l256),
@@ -507,13 +549,13 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       rows: [
         [
           v.compare,
-          String(t.n),
-          String(t.onlyBaselineWrong),
-          String(t.onlyCompressedWrong),
-          String(t.bothWrong),
+          int(t.n),
+          int(t.onlyBaselineWrong),
+          int(t.onlyCompressedWrong),
+          int(t.bothWrong),
           pp(changePp(t)),
           ciText(t.changeCi95Pp),
-          t.pValue.toPrecision(2),
+          pValueText(t.pValue),
         ],
       ],
     });
@@ -583,6 +625,9 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     throw new UsageError(
       `report: --section must be a marker name such as "results" or "sweep"; got "${section}"`,
     );
+  // Checked before any report is rewritten or exported: a bad README changes nothing.
+  const readme = v['write-readme'] ? readmeSection(v['write-readme'] as string, section) : undefined;
+  if (v.export) for (const arg of p.positionals) refuseExportInto(arg, v.export as string);
   const rows: TableRow[] = [];
   for (const arg of p.positionals) {
     if (arg.endsWith('.json')) {
@@ -634,26 +679,52 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       : resultsTable(rows);
   }
   if (v.table) out(tables);
-  if (v['write-readme']) {
-    const file = v['write-readme'] as string;
-    const text = readFileSync(file, 'utf8');
-    const startPrefix = `<!-- ${section}:start`;
-    const end = `<!-- ${section}:end -->`;
-    const a = text.indexOf(startPrefix);
-    const a2 = a < 0 ? -1 : text.indexOf('-->', a);
-    const b = text.indexOf(end);
-    if (a < 0 || b < a2)
-      throw new Error(
-        `${file} lacks the markers ${startPrefix} (generated by \`normprune report --write-readme\`; do not edit) --> ... ${end}; add them where the table goes`,
-      );
+  if (readme) {
     const commands = [
       ...new Set(rows.filter((r) => r.command).map((r) => `${r.experiment}: \`${r.command}\``)),
     ];
     const generated = `${tables}\nCommands (seed, backend and budget as recorded in each run's results.json):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
-    writeFileAtomic(file, `${text.slice(0, a2 + 3)}\n\n${generated}\n${text.slice(b)}`);
-    out(`wrote the ${section} table into ${file}`);
+    writeFileAtomic(readme.file, readme.fill(generated));
+    out(`wrote the ${section} table into ${readme.file}`);
   }
   return 0;
+}
+
+/**
+ * The part of `file` between its markers `<!-- NAME:start ... -->` and
+ * `<!-- NAME:end -->`, as a function that fills it; throws unless there is
+ * exactly one of each, in that order.
+ */
+function readmeSection(file: string, section: string): { file: string; fill: (generated: string) => string } {
+  if (!existsSync(file)) throw new Error(`report: --write-readme ${file}: no such file`);
+  const text = readFileSync(file, 'utf8');
+  const starts = [...text.matchAll(new RegExp(`<!-- ${section}:start(?:\\s[^]*?)?-->`, 'g'))];
+  const ends = [...text.matchAll(new RegExp(`<!-- ${section}:end -->`, 'g'))];
+  const markers = `<!-- ${section}:start (generated by \`normprune report --write-readme\`; do not edit) --> ... <!-- ${section}:end -->`;
+  if (starts.length !== 1 || ends.length !== 1)
+    throw new Error(
+      `report: ${file} has ${starts.length} start and ${ends.length} end marker(s) of section "${section}"; ` +
+        `it needs one of each, ${markers}, where the table goes`,
+    );
+  const a = starts[0].index! + starts[0][0].length;
+  const b = ends[0].index!;
+  if (b < a)
+    throw new Error(
+      `report: in ${file} the end marker of section "${section}" comes before its start marker`,
+    );
+  return { file, fill: (generated) => `${text.slice(0, a)}\n\n${generated}\n${text.slice(b)}` };
+}
+
+/** Refuses an --export that would replace the run (or sweep) directory it copies from. */
+function refuseExportInto(arg: string, exportDir: string): void {
+  if (arg.endsWith('.json')) return;
+  const src = resolve(arg);
+  const dest = resolve(exportDir);
+  if (src === dest || src.startsWith(dest + sep)) {
+    throw new Error(
+      `report: --export ${exportDir} would replace ${arg}, which lies inside it; export to another folder (e.g. results/)`,
+    );
+  }
 }
 
 /** Replaces `dest` with the files and folders `names` of `src` that exist. */

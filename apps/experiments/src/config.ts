@@ -385,6 +385,8 @@ export function parseBudget(
       custom = true;
     }
   }
+  // A preset's note describes the preset; settings changed after it would make it wrong.
+  if (custom && names.length) delete raw.note;
   const r = budgetSpec.safeParse(raw, { reportInput: true });
   if (!r.success) throw new UsageError(`--budget:\n${formatIssues(r.error)}`);
   const name = [...names, ...(custom || names.length === 0 ? ['custom'] : [])].join('+');

@@ -22,6 +22,9 @@ export const ms = (v: number | undefined): string =>
 export const seconds = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${Math.round(v)} s` : 'n/a';
 
+/** An exact p-value with two significant digits; one below the smallest double reads `< 1e-300`, not `0.0`. */
+export const pValueText = (p: number): string => (p > 0 ? p.toPrecision(2) : p === 0 ? '< 1e-300' : 'n/a');
+
 /** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */
 export function ciText(ci: [number, number]): string {
   return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;

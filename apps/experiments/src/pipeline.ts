@@ -93,7 +93,15 @@ export interface RunResults {
   seed: number;
   budget: { name: string; spec: Budget; reduced: boolean; note?: string };
   backend: { name: string; tfBackend: string; threads: number; reason: string };
-  dataset: { name: string; train: number; validation: number; test: number; note?: string };
+  dataset: {
+    name: string;
+    train: number;
+    validation: number;
+    test: number;
+    note?: string;
+    /** Per-channel statistics of the training images, when the config standardises: the model's input scaling. */
+    stats?: { mean: number[]; std: number[] };
+  };
   baseline: ModelStats;
   prunedBeforeFinetune: { validationError: number; testError: number };
   compressed: ModelStats;
@@ -658,7 +666,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       log(
         `${phase} epoch ${line.epoch}/${spec.epochs}: loss ${line.trainLoss.toFixed(4)}, validation error ${errorText(validationError)}` +
           ('liveCompressionPct' in line
-            ? `, compression ${(line as any).liveCompressionPct.toFixed(1)}%`
+            ? `, weights in dead groups ${(line as any).liveCompressionPct.toFixed(1)}%`
             : '') +
           `, ${line.samplesPerSec} samples/s, tensors ${line.numTensors}`,
       );
@@ -908,6 +916,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         cfg.dataset.name === 'cifar10' && /images\.tar/.test(data.source)
           ? 'CIFAR-10 from the JPEG copy (cifar-10-images.tar.gz): pixels are JPEG-decoded and differ slightly from the official binary release'
           : undefined,
+      ...(data.stats ? { stats: { mean: [...data.stats.mean], std: [...data.stats.std] } } : {}),
     },
     baseline,
     prunedBeforeFinetune: state.prunedBeforeFinetune!,

@@ -8,7 +8,7 @@ import { writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
 import { changePp, changeSePp } from './paired.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
-import { budgetText, ciText, int, ms, pct, pp, seconds } from './format.js';
+import { budgetText, ciText, int, ms, pct, pp, pValueText, seconds } from './format.js';
 
 /** A block of a report. */
 export type Block =
@@ -146,17 +146,19 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
     'training loss per epoch, by phase',
   );
   const prox = metrics.filter((m) => m.phase === 'proximal' && m.liveCompressionPct !== undefined);
-  write(
-    'compression.svg',
-    lineChart({
-      title: 'Compression during proximal training',
-      xLabel: 'proximal epoch',
-      yLabel: 'weights in dead groups (%)',
-      yMin: 0,
-      series: [{ name: 'dead-group weights', points: prox.map((m, i) => [i + 1, m.liveCompressionPct!]) }],
-    }),
-    'share of all weights in dead groups at each proximal epoch',
-  );
+  // A run without proximal epochs (a baseline-only control) has nothing to plot here.
+  if (prox.length)
+    write(
+      'compression.svg',
+      lineChart({
+        title: 'Compression during proximal training',
+        xLabel: 'proximal epoch',
+        yLabel: 'weights in dead groups (%)',
+        yMin: 0,
+        series: [{ name: 'dead-group weights', points: prox.map((m, i) => [i + 1, m.liveCompressionPct!]) }],
+      }),
+      'share of all weights in dead groups at each proximal epoch',
+    );
   const units = r.baseline.layers.filter((l) => l.units !== undefined);
   const after = new Map(r.compressed.layers.map((l) => [l.name, l]));
   write(
@@ -191,6 +193,29 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
   return files;
 }
 
+/** `-85.90%`: the change from `before` to `after`; one too small to print reads `0.00%`, not `-0.00%`. */
+function relativeChange(before: number, after: number): string {
+  const v = 100 * (after / before - 1);
+  return pct(Math.abs(v) < 0.005 ? 0 : v);
+}
+
+/** `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer. */
+function speedupText(baselineMs: number, compressedMs: number): string {
+  const ratio = baselineMs / compressedMs;
+  return `x${ratio.toFixed(2)} ${ratio >= 1 ? 'faster' : '(slower)'}`;
+}
+
+/** The input the exported model expects, as the run scaled its images. */
+function inputText(r: RunResults): string {
+  const st = r.dataset.stats;
+  if (st) {
+    const list = (v: number[]) => `[${v.map((x) => x.toFixed(4)).join(', ')}]`;
+    return `NHWC input standardised per channel, (pixel / 255 - mean) / std with mean ${list(st.mean)} and std ${list(st.std)} (results.json, dataset.stats)`;
+  }
+  // Results written before the statistics were recorded: CIFAR-10 is the one standardised set.
+  return r.dataset.name === 'cifar10' ? 'standardised NHWC input' : '[0, 1]-scaled NHWC input';
+}
+
 /** The report of one run as blocks (also used by `normprune report`). */
 export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
   const b = r.baseline;
@@ -211,13 +236,12 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   if (isReduced(r.budget.spec)) {
     blocks.push({
       kind: 'p',
-      text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify(r.budget.spec)}): this run is smaller than the thesis's experiment${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
+      text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify({ ...r.budget.spec, note: undefined })}): this run's data, width or epochs differ from the config as written${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
     });
   }
-  if (r.dataset.note) blocks.push({ kind: 'p', text: `**Data:** ${r.dataset.note}.` });
   blocks.push({
     kind: 'p',
-    text: `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), ${int(r.dataset.test)} test images.`,
+    text: `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), ${int(r.dataset.test)} test images.${r.dataset.note ? ` **Note:** ${r.dataset.note}.` : ''}`,
   });
   blocks.push({ kind: 'h', text: 'Against the thesis' });
   const t = r.thesis;
@@ -245,9 +269,9 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
     kind: 'table',
     head: ['', 'baseline', 'compressed', 'change'],
     rows: [
-      ['parameters (non-zero)', int(b.nonzeros), int(c.nonzeros), pct(-r.compressionPct)],
-      ['parameters (stored)', int(b.params), int(c.params), pct(100 * (c.params / b.params - 1))],
-      ['MACs per image', int(b.macs), int(c.macs), pct(-r.macsReductionPct)],
+      ['parameters (non-zero)', int(b.nonzeros), int(c.nonzeros), relativeChange(b.nonzeros, c.nonzeros)],
+      ['parameters (stored)', int(b.params), int(c.params), relativeChange(b.params, c.params)],
+      ['MACs per image', int(b.macs), int(c.macs), relativeChange(b.macs, c.macs)],
       ['test error', pct(100 * b.testError), pct(100 * c.testError), pp(r.errorDeltaPp)],
       [
         'validation error',
@@ -259,23 +283,21 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
         'latency, batch 1',
         ms(b.latencyMs?.batch1),
         ms(c.latencyMs?.batch1),
-        b.latencyMs && c.latencyMs ? `x${(b.latencyMs.batch1 / c.latencyMs.batch1).toFixed(2)} faster` : '',
+        b.latencyMs && c.latencyMs ? speedupText(b.latencyMs.batch1, c.latencyMs.batch1) : '',
       ],
       [
         'latency, batch 256',
         ms(b.latencyMs?.batch256),
         ms(c.latencyMs?.batch256),
-        b.latencyMs && c.latencyMs
-          ? `x${(b.latencyMs.batch256 / c.latencyMs.batch256).toFixed(2)} faster`
-          : '',
+        b.latencyMs && c.latencyMs ? speedupText(b.latencyMs.batch256, c.latencyMs.batch256) : '',
       ],
     ],
   });
   blocks.push({
     kind: 'p',
-    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend (${r.backend.tfBackend}), measured on a shared machine${
+    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend${r.backend.tfBackend !== r.backend.name ? ` (${r.backend.tfBackend})` : ''}, measured on a shared machine${
       r.latencyMethod === 'paired'
-        ? ', both models back to back at the end of the run (calls alternate between them), so their ratio is fair'
+        ? ', both models back to back at the end of the run (calls alternate between them), so that load which changes over the run affects both alike'
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
     }.${latencyLoadText(r.latencyLoad)}`,
   });
@@ -283,7 +305,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   blocks.push({
     kind: 'p',
     text: pt
-      ? `Paired test on the ${int(pt.n)} test images: the compressed model gets ${int(pt.onlyBaselineWrong)} right that the baseline gets wrong, and ${int(pt.onlyCompressedWrong)} wrong that the baseline gets right (${int(pt.bothWrong)} both get wrong). The test error change is ${pp(r.errorDeltaPp)}, 95% interval ${ciText(pt.changeCi95Pp)} (exact, given the ${int(pt.onlyBaselineWrong + pt.onlyCompressedWrong)} samples the models disagree on); exact McNemar p = ${pt.pValue.toPrecision(2)} for "no change". An interval that straddles a target's bound means this test set cannot tell whether the target is met.`
+      ? `Paired test on the ${int(pt.n)} test images: the compressed model gets ${int(pt.onlyBaselineWrong)} right that the baseline gets wrong, and ${int(pt.onlyCompressedWrong)} wrong that the baseline gets right (${int(pt.bothWrong)} both get wrong). The test error change is ${pp(r.errorDeltaPp)}, 95% interval ${ciText(pt.changeCi95Pp)} (exact, given the ${int(pt.onlyBaselineWrong + pt.onlyCompressedWrong)} samples the models disagree on); exact McNemar p ${pValueText(pt.pValue).startsWith('<') ? '' : '= '}${pValueText(pt.pValue)} for "no change". An interval that straddles a target's bound means this test set cannot tell whether the target is met.`
       : 'No paired test: this run predates normprune keeping the baseline model to the end of a run.',
   });
   blocks.push({ kind: 'h', text: 'Surviving units per layer' });
@@ -311,7 +333,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   blocks.push(...plots(dir, r, metrics));
   blocks.push({
     kind: 'p',
-    text: `Training time: baseline ${r.timings.baselineSec} s, proximal ${r.timings.proximalSec} s, fine-tuning ${r.timings.finetuneSec} s. Exported model: \`model/\` (${int(r.exported.bytes)} bytes), loadable with \`tf.loadLayersModel\` without normprune; it expects ${r.dataset.name === 'cifar10' ? 'standardised' : '[0, 1]-scaled'} NHWC input and outputs logits.`,
+    text: `Training time: baseline ${seconds(r.timings.baselineSec)}, proximal ${seconds(r.timings.proximalSec)}, fine-tuning ${seconds(r.timings.finetuneSec)}, in all ${seconds(r.timings.totalSec)}. Exported model: \`model/\` (${int(r.exported.bytes)} bytes), loadable with \`tf.loadLayersModel\` without normprune; it expects ${inputText(r)} and outputs logits.`,
   });
   return blocks;
 }

@@ -357,6 +357,10 @@ test('budget names say what was combined, and the default --out follows them', (
   expect(parseBudget('tiny,small', cfg).name).toBe('tiny+small');
   expect(parseBudget('{"epochs": {"baseline": 1}}', cfg).name).toBe('custom');
   expect(() => parseBudget('epochs=', cfg)).toThrow(/--budget/);
+  // A preset's note describes the preset: settings changed after it drop it.
+  const vgg = loadExperiment('vgg-16');
+  expect(parseBudget('reduced', vgg).budget.note).toMatch(/31\+12\+4 epochs/);
+  expect(parseBudget('reduced,epochs.baseline=39', vgg).budget.note).toBeUndefined();
 });
 
 test('--seed takes digits only', async () => {

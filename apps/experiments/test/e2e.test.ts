@@ -1,6 +1,6 @@
 // Every shipped config runs end to end at a tiny budget and leaves a complete,
 // parseable run directory whose model loads in plain tfjs.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -53,6 +53,9 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
     const r = await cli(args);
     expect(r.err).not.toMatch(/normprune: error/);
     expect(r.code).toBe(0);
+    // A tiny run's verdict is not a reproduction's, and its closing line says so.
+    if (cfg.target)
+      expect(r.out).toMatch(/; target (met|MISSED) \(at a reduced budget: not a reproduction\)$/m);
     // The run frees everything it made (models, optimisers, batches).
     expect(tf.memory().numTensors).toBe(before);
     for (const f of [
@@ -177,7 +180,7 @@ test('eval measures an exported model with the config of its run directory', asy
     'wasm',
   ]);
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(/\| .*model +\| \d+ +\| \d+ +\| \d+ +\| \d+\.\d\d% +\|/);
+  expect(r.out).toMatch(/\| .*model +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ +\| \d+\.\d\d% +\|/);
 });
 
 test('eval --compare counts the test images two models disagree on', async () => {
@@ -245,4 +248,60 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   dec.dispose();
   model.dispose();
   expect((await cli(['prune', '--model', src])).code).toBe(2);
+});
+
+test('a standardising run records its input statistics; the report and eval use them', async () => {
+  const run = join(tmp, 'runs', 'vgg-16');
+  const results = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
+  expect(results.dataset.stats.mean).toHaveLength(3);
+  expect(results.dataset.stats.std).toHaveLength(3);
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toMatch(
+    /NHWC input standardised per channel, \(pixel \/ 255 - mean\) \/ std with mean \[0\.\d{4}, /,
+  );
+  // MNIST runs scale to [0, 1] and record no statistics.
+  expect(
+    JSON.parse(readFileSync(join(tmp, 'runs', 'lenet-5', 'results.json'), 'utf8')).dataset.stats,
+  ).toBeUndefined();
+  // A model given with the wrong experiment: named, not a tfjs shape error.
+  const wrong = await cli([
+    'eval',
+    '--experiment',
+    'vgg-16',
+    '--model',
+    join(tmp, 'runs', 'lenet-500-300', 'model'),
+    '--data-dir',
+    cifarDir,
+    '--backend',
+    'wasm',
+  ]);
+  expect(wrong.code).toBe(1);
+  expect(wrong.err).toMatch(/takes input \[28,28,1\] but vgg-16's cifar10 images are \[32,32,3\]/);
+});
+
+test('report refuses to export a run into itself, and a README without exactly one pair of markers, before writing', async () => {
+  const runs = join(tmp, 'runs');
+  const run = join(runs, 'lenet-500-300');
+  const before = statSync(join(run, 'report.md')).mtimeMs;
+  const into = await cli(['report', '--export', runs, run]);
+  expect(into.code).toBe(1);
+  expect(into.err).toMatch(/--export .* would replace .*lenet-500-300, which lies inside it/);
+  expect(existsSync(join(run, 'model', 'model.json'))).toBe(true);
+  const readme = join(tmp, 'MARKERS.md');
+  const start = '<!-- results:start (generated) -->';
+  for (const [text, message] of [
+    [`${start}\n<!-- results:end -->\n${start}\n<!-- results:end -->\n`, /has 2 start and 2 end marker\(s\)/],
+    [
+      '<!-- results:end -->\n' + start + '\n',
+      /end marker of section "results" comes before its start marker/,
+    ],
+    ['<!-- results:start\nno end\n', /has 0 start and 0 end marker\(s\)/],
+  ] as const) {
+    writeFileSync(readme, text);
+    const r = await cli(['report', '--write-readme', readme, run]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(message);
+    expect(readFileSync(readme, 'utf8')).toBe(text);
+  }
+  // Refused before any report was rewritten.
+  expect(statSync(join(run, 'report.md')).mtimeMs).toBe(before);
 });

@@ -303,6 +303,9 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
       dir: undefined,
     }));
   expect(points(out)).toEqual(points(whole));
+  // The recorded command is the user's, without the test-only flag.
+  const recorded = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).command;
+  expect(recorded).toBe(`normprune ${args.join(' ')} --out ${out} --resume`);
   for (const label of ['lambda-0.002', 'lambda-0.02']) {
     const bins = (dir: string) =>
       readdirSync(join(dir, label, 'model'))

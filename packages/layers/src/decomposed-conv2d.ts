@@ -82,6 +82,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
   private readonly activation: ActivationFn;
   private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
 
+  /** A Conv2D layer written as magnitude x unit direction; `args` are Conv2D's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedConv2DArgs) {
     super(args);
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;

@@ -61,6 +61,7 @@ export class DecomposedDense extends tfl.layers.Layer {
   private readonly activation: ActivationFn;
   private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
 
+  /** A Dense layer written as magnitude x unit direction; `args` are Dense's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedDenseArgs) {
     super(args);
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;

@@ -48,6 +48,7 @@ export class SparsityCallback extends tfl.Callback {
   private optimizer?: ProximalOptimizer;
   private readonly verbose: boolean;
 
+  /** A callback for `model.fit` that records sparsity and reports each epoch to the optimiser's lambda schedule. */
   constructor(o: SparsityCallbackOptions = {}) {
     super();
     this.infos = o.magnitudes;

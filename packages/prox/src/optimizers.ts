@@ -179,6 +179,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     return Function.prototype[Symbol.hasInstance].call(this, instance);
   }
 
+  /** Checks and stores the shared options; the subclasses add their update rule. */
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();
     if (!(o.learningRate > 0)) throw new Error(`learningRate must be > 0, got ${o.learningRate}`);
@@ -444,6 +445,7 @@ export class ProximalSGD extends ProximalOptimizer {
   readonly nesterov: boolean;
   private accumulations = new SlotTable('momentum');
 
+  /** SGD (with optional momentum and Nesterov) followed by the proximal step on the attached magnitudes. */
   constructor(o: ProximalSGDOptions) {
     super(o);
     this.momentum = o.momentum ?? 0;
@@ -534,6 +536,7 @@ export class ProximalAdam extends ProximalOptimizer {
   private secondMoments = new SlotTable('v');
   private accBetas = { t: 0, a1: 1, a2: 1 };
 
+  /** Adam (defaults beta1 0.9, beta2 0.999, epsilon the backend's) followed by the proximal step on the attached magnitudes. */
   constructor(
     o: ProximalOptions & { learningRate: number; beta1?: number; beta2?: number; epsilon?: number },
   ) {

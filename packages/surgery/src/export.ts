@@ -35,7 +35,7 @@ export interface ExportOptions {
 export interface ExportResult {
   /** Total size of `files` on disk. */
   bytes: number;
-  /** Absolute paths of the files written (model.json first). */
+  /** Paths of the files written (model.json first): `dir` joined with each name, so relative when `dir` is. */
   files: string[];
 }
 
