@@ -289,7 +289,81 @@ function expectedBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined 
   return total;
 }
 
-function validateModelJSON(json: unknown, file: string): tf.io.ModelJSON {
+const WEIGHT_DTYPES = new Set(['float32', 'int32', 'bool', 'string', 'complex64']);
+const QUANTIZED_DTYPES = new Set(['uint8', 'uint16', 'float16']);
+
+/**
+ * Why a weightsManifest path may not be read, or undefined when it may. Paths
+ * come from the JSON file, which is untrusted input: only files inside the
+ * model's folder (subfolders included, as the tfjs converter may write
+ * `subdir/group1-shard1of1.bin`) are read. The check is lexical; a symbolic
+ * link inside the folder is followed, since whoever can create it there could
+ * as well have put the file itself there (git-annex and DVC store files so).
+ */
+function unsafeWeightPath(dir: string, p: string): string | undefined {
+  if (p.length === 0) return 'it is empty';
+  if (path.isAbsolute(p)) return 'it is absolute';
+  const rel = path.relative(dir, path.resolve(dir, p));
+  if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel)) {
+    return "it leads outside the model's folder";
+  }
+  return undefined;
+}
+
+function checkWeightPaths(paths: string[], where: string, file: string, dir: string): void {
+  for (const p of paths) {
+    const why = unsafeWeightPath(dir, p);
+    if (why !== undefined) {
+      throw new Error(
+        `${file}: ${where} lists the weight path ${JSON.stringify(p)}, which is not allowed: ${why}. ` +
+          `Weight shards must be files inside ${dir}, named relative to it (e.g. "group1-shard1of1.bin").`,
+      );
+    }
+  }
+}
+
+/** Why a weightsManifest entry is unusable, or undefined when it is well formed. */
+function badWeightEntry(entry: unknown): string | undefined {
+  if (entry === null || typeof entry !== 'object' || Array.isArray(entry)) return 'it is not an object';
+  const e = entry as Record<string, unknown>;
+  if (typeof e.name !== 'string' || e.name.length === 0) return '"name" must be a non-empty string';
+  if (!Array.isArray(e.shape) || !e.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    return '"shape" must be an array of non-negative integers';
+  }
+  if (typeof e.dtype !== 'string' || !WEIGHT_DTYPES.has(e.dtype)) {
+    return `"dtype" must be one of ${[...WEIGHT_DTYPES].join(', ')}`;
+  }
+  if (e.quantization !== undefined) {
+    const q = e.quantization as { dtype?: unknown } | null;
+    if (
+      q === null ||
+      typeof q !== 'object' ||
+      typeof q.dtype !== 'string' ||
+      !QUANTIZED_DTYPES.has(q.dtype)
+    ) {
+      return `"quantization.dtype" must be one of ${[...QUANTIZED_DTYPES].join(', ')}`;
+    }
+  }
+  return undefined;
+}
+
+function checkWeightEntries(weights: unknown[], where: string, file: string): void {
+  weights.forEach((entry, j) => {
+    const why = badWeightEntry(entry);
+    if (why !== undefined) {
+      const name = (entry as { name?: unknown } | null)?.name;
+      const label = typeof name === 'string' ? ` (${JSON.stringify(name)})` : '';
+      throw new Error(
+        `${file}: ${where}.weights[${j}]${label} is not a valid weight entry: ${why}. ` +
+          `Each entry needs {"name": string, "shape": [non-negative integers], "dtype": "float32" | ...}; ` +
+          `re-save or re-convert the model.`,
+      );
+    }
+  });
+}
+
+/** Checks the whole JSON file, paths and weight entries included, before any shard is opened. */
+function validateModelJSON(json: unknown, file: string, dir: string): tf.io.ModelJSON {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
     throw new Error(`${file} is not a tfjs model.json: expected a JSON object`);
   }
@@ -310,8 +384,75 @@ function validateModelJSON(json: unknown, file: string): tf.io.ModelJSON {
     ) {
       throw new Error(`${file}: weightsManifest[${i}] must have "paths" (strings) and "weights" (an array)`);
     }
+    checkWeightPaths(group.paths as string[], `weightsManifest[${i}]`, file, dir);
+    checkWeightEntries(group.weights, `weightsManifest[${i}]`, file);
   });
   return json as tf.io.ModelJSON;
+}
+
+/** Sizes of a group's shards, from `stat`, so that a wrong-sized shard is refused before it is read. */
+async function shardSizes(files: string[], jsonFile: string): Promise<number[]> {
+  const sizes: number[] = [];
+  for (const file of files) {
+    let stat: fs.Stats;
+    try {
+      stat = await fs.promises.stat(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new Error(`Cannot load model: weight shard ${file}, listed in ${jsonFile}, does not exist`);
+      }
+      throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
+    }
+    if (!stat.isFile()) {
+      throw new Error(
+        `Cannot load model: weight shard ${file}, listed in ${jsonFile}, is not a regular file; ` +
+          `put the shard file there or fix the path in ${jsonFile}`,
+      );
+    }
+    sizes.push(stat.size);
+  }
+  return sizes;
+}
+
+function checkGroupSize(
+  files: string[],
+  got: number,
+  want: number | undefined,
+  jsonFile: string,
+  i: number,
+): void {
+  if (want === undefined || got === want) return;
+  const which =
+    files.length === 1 ? `weight shard ${files[0]} has` : `weight shards ${files.join(', ')} have`;
+  throw new Error(
+    `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ${want} bytes ` +
+      `(${got < want ? 'truncated' : 'does not belong to this model.json'})`,
+  );
+}
+
+/** Reads exactly `size` bytes (the size `stat` gave), never more, whatever the file has become since. */
+async function readShard(file: string, size: number): Promise<ArrayBuffer> {
+  const out = new Uint8Array(size);
+  let handle: fs.promises.FileHandle | undefined;
+  let got = 0;
+  try {
+    handle = await fs.promises.open(file, 'r');
+    while (got < size) {
+      const { bytesRead } = await handle.read(out, got, size - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+  } catch (e) {
+    throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
+  } finally {
+    await handle?.close().catch(() => undefined);
+  }
+  if (got < size) {
+    throw new Error(
+      `Cannot load model: weight shard ${file} shrank from ${size} to ${got} bytes while it was read; load again`,
+    );
+  }
+  return out.buffer;
 }
 
 async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
@@ -338,43 +479,22 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
   } catch (e) {
     throw new Error(`Cannot load model: ${jsonFile} is not valid JSON (${describeError(e)})`);
   }
-  const modelJSON = validateModelJSON(parsed, jsonFile);
+  const modelJSON = validateModelJSON(parsed, jsonFile, dir);
 
   return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
     const specs: tf.io.WeightsManifestEntry[] = [];
     const buffers: ArrayBuffer[] = [];
     for (const [i, group] of manifest.entries()) {
-      let got = 0;
-      const files: string[] = [];
-      for (const p of group.paths) {
-        const file = path.resolve(dir, p);
-        files.push(file);
-        let data: Buffer;
-        try {
-          data = await fs.promises.readFile(file);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-            throw new Error(`Cannot load model: weight shard ${file}, listed in ${jsonFile}, does not exist`);
-          }
-          throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
-        }
-        got += data.byteLength;
-        const whole = data.byteOffset === 0 && data.buffer.byteLength === data.byteLength;
-        buffers.push(
-          (whole
-            ? data.buffer
-            : data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength)) as ArrayBuffer,
-        );
-      }
-      const want = expectedBytes(group.weights);
-      if (want !== undefined && got !== want) {
-        const which =
-          files.length === 1 ? `weight shard ${files[0]} has` : `weight shards ${files.join(', ')} have`;
-        throw new Error(
-          `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ${want} bytes ` +
-            `(${got < want ? 'truncated' : 'does not belong to this model.json'})`,
-        );
-      }
+      const files = group.paths.map((p) => path.resolve(dir, p));
+      const sizes = await shardSizes(files, jsonFile);
+      checkGroupSize(
+        files,
+        sizes.reduce((a, b) => a + b, 0),
+        expectedBytes(group.weights),
+        jsonFile,
+        i,
+      );
+      for (const [k, file] of files.entries()) buffers.push(await readShard(file, sizes[k]));
       specs.push(...group.weights);
     }
     // tfjs accepts a list of buffers (needed beyond 2 GB), but code reading

@@ -492,6 +492,124 @@ describe('fileSystem errors name the file', () => {
     expect(err.message).toContain('truncated');
   });
 
+  // SECRET stands for the absolute path of a 32-byte file next to the model
+  // folder: exactly what the model's manifest needs, so only the path check can stop it.
+  it.each([
+    ['a relative path that climbs out', '../secret.bin', "it leads outside the model's folder"],
+    ['a climb through a subfolder', 'sub/../../secret.bin', "it leads outside the model's folder"],
+    ['a deep climb to /etc/passwd', '../../../../../etc/passwd', "it leads outside the model's folder"],
+    ['an absolute path', 'SECRET', 'it is absolute'],
+    ['the folder itself', '.', "it leads outside the model's folder"],
+    ['an empty path', '', 'it is empty'],
+  ])('refuses a weight path outside the folder (%s) before reading anything', async (_, given, why) => {
+    const dir = await saved();
+    const file = path.join(dir, 'model.json');
+    const secret = path.join(path.dirname(dir), 'secret.bin');
+    fs.writeFileSync(secret, Buffer.alloc(32, 7));
+    const p = given === 'SECRET' ? secret : given;
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json.weightsManifest[0].paths = [p];
+    fs.writeFileSync(file, JSON.stringify(json));
+    const opened = jest.spyOn(fs.promises, 'open');
+    const read = jest.spyOn(fs.promises, 'readFile');
+    const stat = jest.spyOn(fs.promises, 'stat');
+    const err = (await tfl.loadLayersModel(fileSystem(dir)).catch((e: Error) => e)) as Error;
+    expect(err.message).toBe(
+      `${file}: weightsManifest[0] lists the weight path ${JSON.stringify(p)}, ` +
+        `which is not allowed: ${why}. Weight shards must be files inside ${dir}, named relative to it ` +
+        `(e.g. "group1-shard1of1.bin").`,
+    );
+    expect(opened).not.toHaveBeenCalled();
+    expect(read.mock.calls.map((c) => c[0])).toEqual([file]);
+    expect(stat.mock.calls.map((c) => c[0])).toEqual([dir]);
+  });
+
+  it('loads shards from a subfolder of the model folder, as the tfjs converter may write them', async () => {
+    const dir = await saved();
+    const file = path.join(dir, 'model.json');
+    fs.mkdirSync(path.join(dir, 'sub'));
+    fs.renameSync(path.join(dir, 'group1-shard1of1.bin'), path.join(dir, 'sub', 'group1-shard1of1.bin'));
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json.weightsManifest[0].paths = ['sub/group1-shard1of1.bin'];
+    fs.writeFileSync(file, JSON.stringify(json));
+    const reference = sequential(3, 2, 4);
+    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    const x = tf.tensor2d([[1, -2, 3]]);
+    expect(Array.from(await predict(loaded, x))).toEqual(Array.from(await predict(reference, x)));
+    tf.dispose(x);
+    loaded.dispose();
+    reference.dispose();
+  });
+
+  it.each([
+    [
+      'without shape',
+      { name: 'dense_x/kernel', dtype: 'float32' },
+      '"shape" must be an array of non-negative integers',
+    ],
+    [
+      'with a negative dimension',
+      { name: 'k', shape: [3, -2], dtype: 'float32' },
+      '"shape" must be an array of non-negative integers',
+    ],
+    [
+      'with a fractional dimension',
+      { name: 'k', shape: [1.5], dtype: 'float32' },
+      '"shape" must be an array of non-negative integers',
+    ],
+    ['without name', { shape: [3, 2], dtype: 'float32' }, '"name" must be a non-empty string'],
+    [
+      'with an unknown dtype',
+      { name: 'k', shape: [3, 2], dtype: 'float64' },
+      '"dtype" must be one of float32, int32, bool, string, complex64',
+    ],
+    [
+      'with an unknown quantization dtype',
+      { name: 'k', shape: [3, 2], dtype: 'float32', quantization: { dtype: 'int4' } },
+      '"quantization.dtype" must be one of uint8, uint16, float16',
+    ],
+    ['that is not an object', 7, 'it is not an object'],
+  ])('names the JSON file and a weight entry %s', async (_, entry, why) => {
+    const dir = await saved();
+    const file = path.join(dir, 'model.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json.weightsManifest[0].weights[1] = entry;
+    fs.writeFileSync(file, JSON.stringify(json));
+    const name = (entry as { name?: string }).name;
+    const err = (await tfl.loadLayersModel(fileSystem(dir)).catch((e: Error) => e)) as Error;
+    expect(err.message).toBe(
+      `${file}: weightsManifest[0].weights[1]${name ? ` ("${name}")` : ''} is not a valid weight entry: ${why}. ` +
+        'Each entry needs {"name": string, "shape": [non-negative integers], "dtype": "float32" | ...}; ' +
+        're-save or re-convert the model.',
+    );
+  });
+
+  it('refuses a shard larger than the manifest says without reading it', async () => {
+    const dir = await saved();
+    const shard = path.join(dir, 'group1-shard1of1.bin');
+    const size = fs.statSync(shard).size;
+    fs.truncateSync(shard, 64 * 1024 * 1024); // sparse: large on paper, cheap on disk
+    const opened = jest.spyOn(fs.promises, 'open');
+    const read = jest.spyOn(fs.promises, 'readFile');
+    const err = (await tfl.loadLayersModel(fileSystem(dir)).catch((e: Error) => e)) as Error;
+    expect(err.message).toBe(
+      `Cannot load model: weight shard ${shard} has ${64 * 1024 * 1024} bytes, but ${path.join(dir, 'model.json')} ` +
+        `(weightsManifest[0]) needs ${size} bytes (does not belong to this model.json)`,
+    );
+    expect(opened).not.toHaveBeenCalled();
+    expect(read.mock.calls.map((c) => c[0])).toEqual([path.join(dir, 'model.json')]);
+  });
+
+  it('refuses a shard path that names a folder', async () => {
+    const dir = await saved();
+    const shard = path.join(dir, 'group1-shard1of1.bin');
+    fs.unlinkSync(shard);
+    fs.mkdirSync(shard);
+    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(
+      `weight shard ${shard}, listed in ${path.join(dir, 'model.json')}, is not a regular file`,
+    );
+  });
+
   it('rejects an empty path', () => {
     expect(() => fileSystem('')).toThrow(/expected a directory path/);
   });
