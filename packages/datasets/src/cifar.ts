@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -7,6 +7,7 @@ import { cacheRoot, isOffline } from './cache.js';
 import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
 import { downloadFile } from './download.js';
 import { DatasetError } from './errors.js';
+import { listTreeFiles, readInputFile, readTreeFile } from './input.js';
 import { readTar } from './tar.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
@@ -134,11 +135,41 @@ function binaryDir(dir: string): string | undefined {
 function fromBinaryDir(dir: string): Dataset {
   return parseCifarBinary((n) => {
     const p = join(dir, n);
-    return existsSync(p) ? { name: p, data: readFileSync(p) } : undefined;
+    return existsSync(p) ? { name: p, data: readInputFile(p, 'CIFAR-10 batch') } : undefined;
   }, dir);
 }
 
 // ---------------------------------------------------------------- image folders
+
+function wrongSize(name: string, w: number, h: number, width: number, height: number): DatasetError {
+  return new DatasetError('bad-image', {
+    file: name,
+    message: 'wrong image size',
+    expected: `${w}x${h}`,
+    found: `${width}x${height}`,
+  });
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/**
+ * Width and height from a PNG's IHDR chunk (bytes 16-23, after the 8-byte
+ * signature, the chunk length and the type 'IHDR' at 12-15). Read before
+ * decoding because pngjs allocates the whole bitmap first: a 32 KB file
+ * claiming 16384x16384 would cost 1 GB before its size could be refused.
+ */
+function pngSize(data: Uint8Array, name: string): { width: number; height: number } {
+  const ihdr = data.length >= 24 && String.fromCharCode(...data.subarray(12, 16)) === 'IHDR';
+  if (!ihdr || PNG_SIGNATURE.some((b, i) => data[i] !== b)) {
+    throw new DatasetError('bad-image', {
+      file: name,
+      message:
+        'cannot decode image: not a PNG file (no PNG signature and IHDR chunk at its start); re-encode it as PNG or JPEG',
+    });
+  }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  return { width: view.getUint32(16), height: view.getUint32(20) };
+}
 
 /** Decodes one 32x32 JPEG or PNG to RGB bytes at `out[off..]`. */
 function decodeInto(
@@ -155,6 +186,9 @@ function decodeInto(
   let channels: number;
   try {
     if (/\.png$/i.test(name)) {
+      const claimed = pngSize(data, name);
+      if (claimed.width !== w || claimed.height !== h)
+        throw wrongSize(name, w, h, claimed.width, claimed.height);
       const png = PNG.sync.read(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       ({ width, height } = png);
       px = png.data;
@@ -171,19 +205,14 @@ function decodeInto(
       channels = 3;
     }
   } catch (e) {
+    if (e instanceof DatasetError) throw e;
     throw new DatasetError('bad-image', {
       file: name,
       message: `cannot decode image: ${(e as Error).message}`,
       cause: e,
     });
   }
-  if (width !== w || height !== h)
-    throw new DatasetError('bad-image', {
-      file: name,
-      message: 'wrong image size',
-      expected: `${w}x${h}`,
-      found: `${width}x${height}`,
-    });
+  if (width !== w || height !== h) throw wrongSize(name, w, h, width, height);
   if (px.length !== w * h * channels)
     throw new DatasetError('bad-image', {
       file: name,
@@ -281,17 +310,7 @@ function imageFilesFromNames(names: { name: string; read: () => Uint8Array }[], 
 }
 
 function listTree(dir: string): { name: string; read: () => Uint8Array }[] {
-  const out: { name: string; read: () => Uint8Array }[] = [];
-  const walk = (d: string, rel: string) => {
-    for (const n of readdirSync(d).sort()) {
-      const p = join(d, n);
-      const r = rel ? `${rel}/${n}` : n;
-      if (statSync(p).isDirectory()) walk(p, r);
-      else out.push({ name: r, read: () => readFileSync(p) });
-    }
-  };
-  walk(dir, '');
-  return out;
+  return listTreeFiles(dir).map((f) => ({ name: f.rel, read: () => readTreeFile(f.path, 'image file') }));
 }
 
 function isImageFolder(dir: string): boolean {
@@ -339,9 +358,7 @@ function cached(name: string, key: string, o: LoadOptions, decode: () => Dataset
 }
 
 function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
-  if (!existsSync(file))
-    throw new DatasetError('missing-file', { file, message: 'CIFAR-10 archive not found' });
-  const data = readFileSync(file);
+  const data = readInputFile(file, 'CIFAR-10 archive');
   const key = createHash('sha256').update(data).digest('hex');
   return cached('cifar-10', key, o, () => {
     if (md5) {
@@ -373,6 +390,18 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
   return undefined;
 }
 
+/** CIFAR-10 from a directory the user chose (`dir`, or a CIFAR-named one in NORMPRUNE_DATA_DIR), or `missing-file`. */
+function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
+  const ds = fromDir(dir, o);
+  if (!ds)
+    throw new DatasetError('missing-file', {
+      file: dir,
+      message:
+        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or cifar-10-binary.tar.gz',
+    });
+  return ds;
+}
+
 /**
  * CIFAR-10 from, first match wins: `file` (binary or image-folder archive),
  * `dir`, `$NORMPRUNE_DATA_DIR`, a previous download in the cache, the official
@@ -380,26 +409,15 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
  */
 export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> {
   if (o.file) return fromFile(resolve(o.file), o);
-  if (o.dir) {
-    const ds = fromDir(resolve(o.dir), o);
-    if (!ds)
-      throw new DatasetError('missing-file', {
-        file: resolve(o.dir),
-        message:
-          'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or cifar-10-binary.tar.gz',
-      });
-    return ds;
-  }
+  if (o.dir) return fromDirOrFail(resolve(o.dir), o);
   const env = process.env.NORMPRUNE_DATA_DIR;
   if (env) {
     // Only CIFAR-named entries: a bare train/ folder in a directory shared by
-    // several data sets could belong to any of them.
+    // several data sets could belong to any of them. One that exists is used
+    // or fails, like `dir`: a misnamed file must not silently swap in another copy.
     for (const name of ['cifar-10', 'cifar-10-batches-bin', 'cifar-10-images']) {
       const d = join(env, name);
-      if (existsSync(d) && statSync(d).isDirectory()) {
-        const ds = fromDir(d, o);
-        if (ds) return ds;
-      }
+      if (existsSync(d) && statSync(d).isDirectory()) return fromDirOrFail(d, o);
     }
     for (const a of [BINARY_ARCHIVE, 'cifar-10-images.tar.gz'])
       if (existsSync(join(env, a))) return fromFile(join(env, a), o);

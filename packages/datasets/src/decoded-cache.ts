@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { writeAtomic } from './cache.js';
+import { listTreeFiles } from './input.js';
 import type { Dataset, Split } from './types.js';
 
 const MAGIC = Buffer.from('NPDSET01', 'ascii');
@@ -20,15 +21,7 @@ interface Header {
  */
 export function treeKey(dir: string): string {
   const h = createHash('sha256');
-  const walk = (d: string) => {
-    for (const name of readdirSync(d).sort()) {
-      const p = join(d, name);
-      const st = statSync(p);
-      if (st.isDirectory()) walk(p);
-      else h.update(`${relative(dir, p)}\0${st.size}\0${st.mtimeMs}\n`);
-    }
-  };
-  walk(dir);
+  for (const f of listTreeFiles(dir)) h.update(`${f.rel}\0${f.stat.size}\0${f.stat.mtimeMs}\n`);
   return 'tree-' + h.digest('hex');
 }
 

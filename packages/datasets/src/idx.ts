@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
 import { DatasetError } from './errors.js';
+import { readInputFile } from './input.js';
 
 /** IDX magic numbers (big-endian uint32: 0x0000 0x08=ubyte, then the number of dimensions). */
 export const IDX_LABELS_MAGIC = 2049;
@@ -93,5 +93,5 @@ export function parseIdx(input: Uint8Array, file: string, expectedMagic: number)
 }
 
 export function readIdxFile(file: string, expectedMagic: number): IdxArray {
-  return parseIdx(readFileSync(file), file, expectedMagic);
+  return parseIdx(readInputFile(file, 'IDX file'), file, expectedMagic);
 }

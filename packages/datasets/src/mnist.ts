@@ -208,7 +208,7 @@ function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {
 }
 
 function fromArchive(spec: IdxSpec, file: string): Dataset {
-  const entries = readTarFile(file);
+  const entries = readTarFile(file, `${spec.title} archive`);
   const found = {} as Record<Role, { data: Uint8Array; file: string }>;
   for (const r of ROLES) {
     const base = NAMES[r];
@@ -249,6 +249,25 @@ function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset
   return ds;
 }
 
+/** The four IDX files of a directory the user chose (`dir`, or NORMPRUNE_DATA_DIR/<name>), or a `missing-file` naming those it lacks. */
+function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
+  if (existsSync(dir) && !statSync(dir).isDirectory()) {
+    throw new DatasetError('invalid-argument', {
+      file: dir,
+      message: `${spec.title}: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }`,
+    });
+  }
+  const f = filesIn(dir);
+  if (!complete(f)) {
+    const missing = ROLES.filter((r) => !f[r]).map((r) => NAMES[r]);
+    throw new DatasetError('missing-file', {
+      file: dir,
+      message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz); put the official files there under these names`,
+    });
+  }
+  return refuseOtherDataset(spec, fromFiles(spec, f), dir);
+}
+
 /**
  * Loads an IDX data set from the first source that has it: `file`, `dir`,
  * `NORMPRUNE_DATA_DIR/<name>`, the spec's local folders, the cache, and
@@ -256,20 +275,12 @@ function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset
  */
 export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promise<Dataset> {
   if (o.file) return refuseOtherDataset(spec, fromArchive(spec, resolve(o.file)), resolve(o.file));
-  if (o.dir) {
-    const f = filesIn(resolve(o.dir));
-    if (!complete(f)) {
-      const missing = ROLES.filter((r) => !f[r]).map((r) => NAMES[r]);
-      throw new DatasetError('missing-file', {
-        file: resolve(o.dir),
-        message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz)`,
-      });
-    }
-    return refuseOtherDataset(spec, fromFiles(spec, f), resolve(o.dir));
-  }
+  if (o.dir) return fromDirOrFail(spec, resolve(o.dir));
+  // NORMPRUNE_DATA_DIR/<name>/ is as explicit as `dir` once it exists: an
+  // incomplete one (a misnamed file) must not silently swap in another copy.
   const env = process.env.NORMPRUNE_DATA_DIR;
-  const candidates = [...(env ? [join(env, spec.name)] : []), ...spec.localDirs()];
-  for (const d of candidates) {
+  if (env && existsSync(join(env, spec.name))) return fromDirOrFail(spec, join(env, spec.name));
+  for (const d of spec.localDirs()) {
     const f = filesIn(d);
     if (complete(f)) return refuseOtherDataset(spec, fromFiles(spec, f), d);
   }

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import { DatasetError } from './errors.js';
 import { gunzipChecked, isGzip } from './idx.js';
+import { readInputFile } from './input.js';
 
 /** One regular file or directory of a tar archive; `data` views the archive's buffer. */
 export interface TarEntry {
@@ -36,7 +36,7 @@ function octal(h: Uint8Array, off: number, len: number, file: string): number {
   if (!/^[0-7]+$/.test(s))
     throw new DatasetError('corrupt-archive', {
       file,
-      message: 'bad octal number in tar header',
+      message: 'bad octal number in tar header (the archive is damaged or not a tar file)',
       found: JSON.stringify(s),
     });
   return parseInt(s, 8);
@@ -48,8 +48,9 @@ function parsePax(data: Uint8Array, file: string): Record<string, string> {
   while (i < data.length) {
     let sp = i;
     while (sp < data.length && data[sp] !== 0x20) sp++;
-    const len = parseInt(decoder.decode(data.subarray(i, sp)), 10);
-    if (!Number.isFinite(len) || len <= 0 || i + len > data.length) {
+    const digits = decoder.decode(data.subarray(i, sp));
+    const len = /^\d+$/.test(digits) ? Number(digits) : NaN;
+    if (!Number.isSafeInteger(len) || len <= sp - i + 1 || i + len > data.length) {
       throw new DatasetError('corrupt-archive', { file, message: 'bad pax extended header record' });
     }
     const rec = decoder.decode(data.subarray(sp + 1, i + len - 1));
@@ -58,6 +59,26 @@ function parsePax(data: Uint8Array, file: string): Record<string, string> {
     i += len;
   }
   return out;
+}
+
+/**
+ * The byte size of an entry: a pax `size` record (decimal digits only, so
+ * `-1536`, `1e3` or `0x10` cannot move the reader backwards or sideways),
+ * else the ustar octal field. Anything else is a broken header.
+ */
+function entrySize(h: Uint8Array, pax: Record<string, string>, member: string): number {
+  // An empty pax value deletes the record (POSIX): the ustar field counts.
+  if (pax.size === undefined || pax.size === '') return octal(h, 124, 12, member);
+  const size = /^\d+$/.test(pax.size) ? Number(pax.size) : NaN;
+  if (!Number.isSafeInteger(size)) {
+    throw new DatasetError('corrupt-archive', {
+      file: member,
+      message:
+        'bad size in pax extended header: it must be decimal digits; the archive is damaged or not a tar file',
+      found: JSON.stringify(pax.size),
+    });
+  }
+  return size;
 }
 
 /**
@@ -131,13 +152,14 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
         found: sum,
       });
     const type = String.fromCharCode(h[156] || 0x30);
-    const size = pax.size !== undefined ? Number(pax.size) : octal(h, 124, 12, file);
+    const member = `${file}:${pax.path ?? longName ?? field(h, 0, 100)}`;
+    const size = entrySize(h, pax, member);
     const dataStart = off + 512;
     const dataEnd = dataStart + size;
     if (dataEnd > buf.length) {
       throw new DatasetError('truncated', {
-        file,
-        message: 'tar entry runs past the end of the archive',
+        file: member,
+        message: `tar entry of ${size} bytes runs past the end of the archive`,
         expected: `${dataEnd} bytes`,
         found: `${buf.length} bytes`,
       });
@@ -234,6 +256,7 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
   return entries;
 }
 
-export function readTarFile(path: string, o: TarOptions = {}): TarEntry[] {
-  return readTar(readFileSync(path), path, o);
+/** Reads a tar archive from disk; `what` names it in the error when the file is missing or not a file. */
+export function readTarFile(path: string, what = 'tar archive', o: TarOptions = {}): TarEntry[] {
+  return readTar(readInputFile(path, what), path, o);
 }

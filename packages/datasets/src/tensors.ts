@@ -11,6 +11,73 @@ function numClassesOf(split: Split): number {
   return max + 1;
 }
 
+/** Largest padding `augment` takes: half a CIFAR image; more would crop mostly zeros. */
+const MAX_PADDING = 16;
+const NORMALIZE: Normalize[] = ['unit', 'standardize'];
+
+/**
+ * One-hot depth of a split, with every label checked against it: a label >=
+ * depth would otherwise set a 1 in the next row's first columns.
+ */
+function oneHotDepth(split: Split): number {
+  const depth = numClassesOf(split);
+  if (!Number.isInteger(depth) || depth <= 0) {
+    throw new DatasetError('invalid-argument', {
+      message: 'split.numClasses must be a positive integer (the one-hot depth)',
+      found: depth,
+    });
+  }
+  for (let i = 0; i < split.count; i++) {
+    if (split.labels[i] >= depth) {
+      throw new DatasetError('label-out-of-range', {
+        message: `label #${i} is ${split.labels[i]}, but one-hot encoding has depth ${depth} (split.numClasses); fix the label or numClasses`,
+        expected: `0..${depth - 1}`,
+        found: split.labels[i],
+      });
+    }
+  }
+  return depth;
+}
+
+function checkNormalize(normalize: unknown): Normalize {
+  if (normalize === undefined) return 'unit';
+  if (!NORMALIZE.includes(normalize as Normalize)) {
+    throw new DatasetError('invalid-argument', {
+      message: "normalize must be 'unit' or 'standardize'",
+      expected: NORMALIZE.map((n) => `'${n}'`).join(' or '),
+      found: JSON.stringify(normalize),
+    });
+  }
+  return normalize as Normalize;
+}
+
+/** `augment` as padding and flip, or undefined when off; refuses what would silently do something else. */
+function augmentOf(augment: unknown): { pad: number; flip: boolean } | undefined {
+  if (augment === undefined || augment === false) return undefined;
+  if (augment === true) return { pad: 4, flip: true };
+  if (augment === null || typeof augment !== 'object' || Array.isArray(augment)) {
+    throw new DatasetError('invalid-argument', {
+      message: 'augment must be true, false or { padding?, flip? }',
+      found: JSON.stringify(augment),
+    });
+  }
+  const { padding = 4, flip = true } = augment as AugmentOptions;
+  if (!Number.isInteger(padding) || padding < 0 || padding > MAX_PADDING) {
+    throw new DatasetError('invalid-argument', {
+      message: `augment.padding must be an integer from 0 (no crop) to ${MAX_PADDING} pixels`,
+      expected: `0..${MAX_PADDING}`,
+      found: typeof padding === 'number' ? String(padding) : JSON.stringify(padding),
+    });
+  }
+  if (typeof flip !== 'boolean') {
+    throw new DatasetError('invalid-argument', {
+      message: 'augment.flip must be true or false',
+      found: JSON.stringify(flip),
+    });
+  }
+  return { pad: padding, flip };
+}
+
 /** Per-channel affine map byte -> float as a 256-entry table per channel: one lookup per pixel. */
 function lookupTables(c: number, normalize: Normalize, stats: Stats | undefined): Float32Array[] {
   const tables: Float32Array[] = [];
@@ -123,7 +190,9 @@ export function toTensors(
   o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
 ): SplitTensors {
   checkSplit(split);
-  const normalize = o.normalize ?? 'unit';
+  const normalize = checkNormalize(o.normalize);
+  const oneHot = o.oneHot ?? false;
+  const depth = oneHot ? oneHotDepth(split) : 0;
   let stats = o.stats;
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
   if (stats) checkStats(stats, split.shape[2]);
@@ -131,7 +200,7 @@ export function toTensors(
   const xs = imagesTensor(split, all, lookupTables(split.shape[2], normalize, stats), undefined);
   let ys: tf.Tensor;
   try {
-    ys = labelsTensor(split, all, o.oneHot ?? false, numClassesOf(split));
+    ys = labelsTensor(split, all, oneHot, depth);
   } catch (e) {
     xs.dispose();
     throw e;
@@ -166,7 +235,10 @@ export function batches(
     });
   }
   checkSplit(split);
-  const normalize = o.normalize ?? 'unit';
+  const normalize = checkNormalize(o.normalize);
+  const aug = augmentOf(o.augment);
+  const oneHot = o.oneHot ?? false;
+  const depth = oneHot ? oneHotDepth(split) : 0;
   let stats = o.stats;
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
   if (stats) checkStats(stats, split.shape[2]);
@@ -175,10 +247,7 @@ export function batches(
   const order = o.shuffle
     ? permutation(split.count, rand)
     : Uint32Array.from({ length: split.count }, (_, i) => i);
-  const aug = o.augment ? (o.augment === true ? {} : o.augment) : undefined;
-  const augment = aug ? { pad: aug.padding ?? 4, flip: aug.flip ?? true, rand } : undefined;
-  const depth = numClassesOf(split);
-  const oneHot = o.oneHot ?? false;
+  const augment = aug ? { ...aug, rand } : undefined;
   const batchSize = o.batchSize;
   const end = o.dropRemainder ? split.count - (split.count % batchSize) : split.count;
 

@@ -1,4 +1,5 @@
-import { readdirSync, writeFileSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, writeFileSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
@@ -247,6 +248,29 @@ describe('CIFAR-10 image folders', () => {
     }
   });
 
+  it('refuses a CIFAR-named folder in NORMPRUNE_DATA_DIR that holds no CIFAR-10, instead of using the next source', async () => {
+    const root = tmp();
+    const batches = join(root, 'cifar-10-batches-bin');
+    writeBinary(batches);
+    rmSync(join(batches, 'data_batch_1.bin')); // as if misnamed
+    writeFile(join(root, 'cifar-10-images.tar.gz'), gzipSync(makeTar(imageItems())));
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    process.env.NORMPRUNE_DATA_DIR = root;
+    try {
+      const err = (await loadCifar10({ offline: true, cacheDir: tmp() }).catch((e) => e)) as DatasetError;
+      expect([err.code, err.file]).toEqual(['missing-file', batches]);
+      expect(err.message).toBe(
+        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or ' +
+          `cifar-10-binary.tar.gz; file: ${batches}`,
+      );
+      rmSync(batches, { recursive: true });
+      expect((await loadCifar10({ offline: true, cacheDir: tmp() })).train.count).toBe(20); // absent: next source
+    } finally {
+      if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+      else process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
+
   it('says what is missing and how to get it when offline', async () => {
     const old = process.env.NORMPRUNE_DATA_DIR;
     delete process.env.NORMPRUNE_DATA_DIR;
@@ -260,5 +284,146 @@ describe('CIFAR-10 image folders', () => {
     } finally {
       if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
     }
+  });
+});
+
+/** CRC-32 of PNG chunks (zlib's polynomial), so tests can craft PNG headers pngjs would never write. */
+function crc32(b: Uint8Array): number {
+  let c = ~0;
+  for (const x of b) {
+    c ^= x;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+function chunk(type: string, data: Uint8Array): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A 60-byte PNG whose IHDR claims `width` x `height` (1-bit grey): decoding it would allocate the full bitmap. */
+function pngClaiming(width: number, height: number): Buffer {
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([1, 0, 0, 0, 0], 8);
+  const signature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  return Buffer.concat([
+    signature,
+    chunk('IHDR', ihdr),
+    chunk('IDAT', gzipSync(Buffer.alloc(0))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+describe('CIFAR-10 image folders: hostile and broken files', () => {
+  async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
+    const e = await p.then(
+      () => undefined,
+      (x: unknown) => x,
+    );
+    expect(e).toBeInstanceOf(DatasetError);
+    return e as DatasetError;
+  }
+
+  it('refuses a PNG whose header claims 16384x16384 before decoding it', async () => {
+    const dir = tmp();
+    const bomb = pngClaiming(16384, 16384);
+    writeItems(dir, [...imageItems(), { name: 'train/cat/zbomb.png', data: bomb }]);
+    const decode = jest.spyOn(PNG.sync, 'read');
+    try {
+      const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+      const file = `${dir}:train/cat/zbomb.png`;
+      expect([e.code, e.file, e.expected, e.found]).toEqual(['bad-image', file, '32x32', '16384x16384']);
+      expect(e.message).toBe(`wrong image size; file: ${file}; expected: 32x32; found: 16384x16384`);
+      expect(decode).toHaveBeenCalled(); // the good PNGs before it
+      expect(decode.mock.calls.some(([b]) => bomb.equals(b))).toBe(false);
+    } finally {
+      decode.mockRestore();
+    }
+  });
+
+  it('refuses the same PNG inside an archive, and a .png file that is not a PNG', async () => {
+    const file = writeFile(
+      join(tmp(), 'x.tar.gz'),
+      gzipSync(makeTar([...imageItems(), { name: 'test/cat/zbomb.png', data: pngClaiming(40000, 1) }])),
+    );
+    const e = await errorOf(loadCifar10({ file, cacheDir: tmp() }));
+    expect([e.code, e.file, e.found]).toEqual(['bad-image', `${file}:test/cat/zbomb.png`, '40000x1']);
+    const dir = tmp();
+    writeItems(dir, [...imageItems(), { name: 'train/cat/jpeg.png', data: encodeImage(3, false) }]);
+    const f = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+    expect([f.code, f.file]).toEqual(['bad-image', `${dir}:train/cat/jpeg.png`]);
+    expect(f.message).toBe(
+      'cannot decode image: not a PNG file (no PNG signature and IHDR chunk at its start); re-encode it as PNG or JPEG; ' +
+        `file: ${dir}:train/cat/jpeg.png`,
+    );
+  });
+
+  it('names a dangling symbolic link in a class folder', async () => {
+    const dir = tmp();
+    writeItems(dir, imageItems());
+    const link = join(dir, 'train', 'cat', 'dangling.png');
+    symlinkSync('/nonexistent/x.png', link);
+    const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+    expect([e.code, e.file]).toEqual(['bad-image', link]);
+    expect(e.message).toBe(
+      'an entry of the image folder is a symbolic link whose target does not exist (or was removed while the folder was read); ' +
+        `remove the link or restore its target; file: ${link}`,
+    );
+  });
+
+  it('names a symbolic link loop, to itself or back to a parent folder', async () => {
+    for (const [name, target] of [
+      ['self.png', 'self.png'],
+      ['loop', '..'],
+    ]) {
+      const dir = tmp();
+      writeItems(dir, imageItems());
+      const link = join(dir, 'train', 'cat', name);
+      symlinkSync(target, link);
+      const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+      expect([e.code, e.file]).toEqual(['bad-image', link]);
+      expect(e.message).toMatch(/^an entry of the image folder is a symbolic link loop/);
+    }
+  });
+
+  it('skips hidden entries it cannot use (an editor lock link), and refuses a FIFO', async () => {
+    const dir = tmp();
+    writeItems(dir, imageItems());
+    symlinkSync('user@host.1234:1700000000', join(dir, 'train', 'cat', '.#0000.jpg'));
+    expect((await loadCifar10({ dir, cacheDir: tmp() })).train.count).toBe(20);
+    const fifo = join(dir, 'train', 'cat', 'pipe.png');
+    execFileSync('mkfifo', [fifo]);
+    const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+    expect([e.code, e.file]).toEqual(['bad-image', fifo]);
+    expect(e.message).toBe(
+      `an entry of the image folder is not a regular file (a device, FIFO or socket); remove it; file: ${fifo}`,
+    );
+  });
+
+  it('names a `file` that is a directory or missing', async () => {
+    const dir = tmp();
+    mkdirSync(join(dir, 'cifar-10-binary.tar.gz'));
+    for (const file of [dir, join(dir, 'cifar-10-binary.tar.gz')]) {
+      const e = await errorOf(loadCifar10({ file, cacheDir: tmp() }));
+      expect([e.code, e.file, e.message]).toEqual([
+        'invalid-argument',
+        file,
+        `CIFAR-10 archive is a directory, not a file; pass a directory as { dir }, or name the file inside it; file: ${file}`,
+      ]);
+    }
+    const missing = join(dir, 'nope.tar.gz');
+    const e = await errorOf(loadCifar10({ file: missing, cacheDir: tmp() }));
+    expect([e.code, e.file, e.message]).toEqual([
+      'missing-file',
+      missing,
+      `CIFAR-10 archive not found; file: ${missing}`,
+    ]);
   });
 });

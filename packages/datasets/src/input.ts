@@ -1,0 +1,133 @@
+import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { DatasetError } from './errors.js';
+
+function errnoOf(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException).code;
+}
+
+/** A failed stat or read of a file the user pointed at, as a DatasetError naming it. */
+function unreadable(e: unknown, file: string, what: string): DatasetError {
+  const errno = errnoOf(e);
+  if (errno === 'ENOENT')
+    return new DatasetError('missing-file', { file, message: `${what} not found`, cause: e });
+  if (errno === 'ELOOP') {
+    return new DatasetError('missing-file', {
+      file,
+      message: `${what} is a symbolic link loop; point at the real file`,
+      cause: e,
+    });
+  }
+  return new DatasetError('missing-file', {
+    file,
+    message: `${what} cannot be read (${(e as Error).message}); check its permissions`,
+    cause: e,
+  });
+}
+
+/**
+ * Reads a whole file the user pointed at (`file`, a batch or IDX file in
+ * `dir`). Missing, unreadable, a directory, or not a regular file (a FIFO or
+ * a device would block or never end) is a DatasetError naming it, never a raw
+ * ENOENT / EISDIR.
+ */
+export function readInputFile(file: string, what: string): Buffer {
+  let st: Stats;
+  try {
+    st = statSync(file);
+  } catch (e) {
+    throw unreadable(e, file, what);
+  }
+  if (st.isDirectory()) {
+    throw new DatasetError('invalid-argument', {
+      file,
+      message: `${what} is a directory, not a file; pass a directory as { dir }, or name the file inside it`,
+    });
+  }
+  if (!st.isFile()) {
+    throw new DatasetError('invalid-argument', {
+      file,
+      message: `${what} is not a regular file (a device, FIFO or socket); copy the data into a file`,
+    });
+  }
+  return readTreeFile(file, what);
+}
+
+/** Reads a file `listTreeFiles` found (already known to be a regular file); a failure is a DatasetError naming it. */
+export function readTreeFile(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    throw unreadable(e, file, what);
+  }
+}
+
+/** One regular file of a directory tree: absolute path, path relative to the root (with '/'), and its stat. */
+export interface TreeFile {
+  path: string;
+  rel: string;
+  stat: Stats;
+}
+
+/** Why an entry of an image folder cannot be used, when stat failed on it. */
+function badTreeEntry(e: unknown, p: string): DatasetError {
+  const errno = errnoOf(e);
+  const why =
+    errno === 'ENOENT'
+      ? 'is a symbolic link whose target does not exist (or was removed while the folder was read); remove the link or restore its target'
+      : errno === 'ELOOP'
+        ? 'is a symbolic link loop; remove the link'
+        : `cannot be read (${(e as Error).message}); check its permissions`;
+  return new DatasetError('bad-image', { file: p, message: `an entry of the image folder ${why}`, cause: e });
+}
+
+/**
+ * Every regular file under `dir`, in sorted order, following symbolic links.
+ * A dangling link, a link loop (also one through folders, e.g. `loop -> ..`),
+ * or an entry that is neither file nor folder is a `bad-image` DatasetError
+ * naming it; hidden entries (`.name`) that cannot be used are skipped, as the
+ * image-folder reader ignores them anyway (an editor's `.#lock` link, say).
+ */
+export function listTreeFiles(dir: string): TreeFile[] {
+  const out: TreeFile[] = [];
+  const walk = (d: string, rel: string, ancestors: Set<string>) => {
+    let names: string[];
+    try {
+      names = readdirSync(d).sort();
+    } catch (e) {
+      throw badTreeEntry(e, d);
+    }
+    for (const name of names) {
+      const p = join(d, name);
+      const r = rel ? `${rel}/${name}` : name;
+      let st: Stats;
+      try {
+        st = statSync(p);
+      } catch (e) {
+        if (name.startsWith('.')) continue;
+        throw badTreeEntry(e, p);
+      }
+      if (st.isDirectory()) {
+        const id = `${st.dev}:${st.ino}`;
+        if (ancestors.has(id)) {
+          throw new DatasetError('bad-image', {
+            file: p,
+            message:
+              'an entry of the image folder is a symbolic link loop: it leads back to a folder that contains it; remove the link',
+          });
+        }
+        walk(p, r, new Set([...ancestors, id]));
+      } else if (st.isFile()) {
+        out.push({ path: p, rel: r, stat: st });
+      } else if (!name.startsWith('.')) {
+        throw new DatasetError('bad-image', {
+          file: p,
+          message: 'an entry of the image folder is not a regular file (a device, FIFO or socket); remove it',
+        });
+      }
+    }
+  };
+  const root = statSync(dir);
+  walk(dir, '', new Set([`${root.dev}:${root.ino}`]));
+  return out;
+}
