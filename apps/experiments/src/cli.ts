@@ -36,7 +36,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { runSweep } from './sweep.js';
+import { bisectionOutcome, runSweep } from './sweep.js';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
 const COMMON = `Common options:
@@ -405,8 +405,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   for (const pt of points)
     out(`${pt.label}: removed ${pct(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
   if (target !== undefined) {
-    const ok = points.filter((pt) => pt.compressionPct >= target).sort((a, b) => a.lambda - b.lambda)[0];
-    const top = [...points].sort((a, b) => b.lambda - a.lambda)[0];
+    const { ok, largest: top } = bisectionOutcome(points, target);
     out(
       ok
         ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)})`

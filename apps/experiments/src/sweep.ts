@@ -59,6 +59,15 @@ function withPoint(
   return c;
 }
 
+/** Of a bisection's points, the smallest lambda reaching `target`% removed (if any) and the largest lambda tried. */
+export function bisectionOutcome(
+  points: SweepPoint[],
+  target: number,
+): { ok: SweepPoint | undefined; largest: SweepPoint } {
+  const byLambda = [...points].sort((a, b) => a.lambda - b.lambda);
+  return { ok: byLambda.find((p) => p.compressionPct >= target), largest: byLambda[byLambda.length - 1] };
+}
+
 /** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
@@ -130,7 +139,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
         if (rm.compressionPct >= target) hi = mid;
         else lo = mid;
       }
-      const ok = points.filter((p) => p.compressionPct >= target).sort((a, b) => a.lambda - b.lambda)[0];
+      const { ok } = bisectionOutcome(points, target);
       note = ok
         ? `Bisection for >= ${target}% of parameters removed: smallest lambda reaching it is ${ok.lambda} (${ok.compressionPct.toFixed(2)}% removed).`
         : `Bisection for >= ${target}% of parameters removed: no lambda tried reached it (largest ${hi}).`;
