@@ -3,6 +3,7 @@
 // pruning, and the time prune() takes on the CIFAR VGG-16 (BN).
 //   npx nx run surgery:bench     (or: cd packages/surgery && npm run bench)
 // Figures depend on the machine and its load; compare the ratios of one run.
+import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
@@ -189,7 +190,9 @@ async function latencyMs(models: tfl.LayersModel[], batch: number): Promise<numb
 async function main(): Promise<void> {
   const info = await initBackend({ prefer: 'wasm', quiet: true });
   console.log(`backend: ${info.backend} (simd ${info.simd}, threads ${info.threads}); ${info.reason}`);
-  console.log(`median latency per predict() call, ms; shared CPU, figures measured under load\n`);
+  console.log(
+    `median latency per predict() call, ms; 1-minute load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores at the start\n`,
+  );
   const rows: string[][] = [
     ['model', 'killed units', 'params removed', 'batch', 'original ms', 'pruned ms', 'speedup', 'floor ms'],
   ];
