@@ -304,9 +304,11 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   const pt = r.pairedTest;
   blocks.push({
     kind: 'p',
-    text: pt
-      ? `Paired test on the ${int(pt.n)} test images: the compressed model gets ${int(pt.onlyBaselineWrong)} right that the baseline gets wrong, and ${int(pt.onlyCompressedWrong)} wrong that the baseline gets right (${int(pt.bothWrong)} both get wrong). The test error change is ${pp(r.errorDeltaPp)}, 95% interval ${ciText(pt.changeCi95Pp)} (exact, given the ${int(pt.onlyBaselineWrong + pt.onlyCompressedWrong)} samples the models disagree on); exact McNemar p ${pValueText(pt.pValue).startsWith('<') ? '' : '= '}${pValueText(pt.pValue)} for "no change". An interval that straddles a target's bound means this test set cannot tell whether the target is met.`
-      : 'No paired test: this run predates normprune keeping the baseline model to the end of a run.',
+    text: !pt
+      ? 'No paired test: this run predates normprune keeping the baseline model to the end of a run.'
+      : pt.onlyBaselineWrong + pt.onlyCompressedWrong === 0
+        ? `Paired test on the ${int(pt.n)} test images: the two models classify every one of them alike (${int(pt.bothWrong)} both get wrong), so the test error change is exactly 0 on these images, and they give no interval for it: with no disagreement to count, this test set says nothing about how much the models could differ on other images.`
+        : `Paired test on the ${int(pt.n)} test images: the compressed model gets ${int(pt.onlyBaselineWrong)} right that the baseline gets wrong, and ${int(pt.onlyCompressedWrong)} wrong that the baseline gets right (${int(pt.bothWrong)} both get wrong). The test error change is ${pp(r.errorDeltaPp)}, 95% interval ${ciText(pt.changeCi95Pp)} (exact, given the ${int(pt.onlyBaselineWrong + pt.onlyCompressedWrong)} samples the models disagree on); exact McNemar p ${pValueText(pt.pValue).startsWith('<') ? '' : '= '}${pValueText(pt.pValue)} for "no change". An interval that straddles a target's bound means this test set cannot tell whether the target is met.`,
   });
   blocks.push({ kind: 'h', text: 'Surviving units per layer' });
   const after = new Map(c.layers.map((l) => [l.name, l]));

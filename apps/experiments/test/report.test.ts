@@ -1,8 +1,9 @@
 // The results tables: one row per run, and the means over seeds.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resultsTable, seedsTable, type TableRow } from '../src/index';
+import { resultsTable, seedsTable, type RunResults, type TableRow } from '../src/index';
+import { runReportBlocks, toMarkdown } from '../src/report';
 import { cli } from './helpers';
 
 function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
@@ -138,4 +139,35 @@ test('report --table over rows of several seeds prints both tables', async () =>
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+describe("the report's paired-test paragraph", () => {
+  const committed = JSON.parse(
+    readFileSync(join(__dirname, '..', 'results', 'lenet-500-300', 'results.json'), 'utf8'),
+  ) as RunResults;
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'np-paired-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const report = (r: RunResults) => toMarkdown(runReportBlocks(dir, r, []));
+
+  test('gives the counts, the exact interval and the p-value', () => {
+    const md = report(committed);
+    expect(md).toMatch(/gets 35 right that the baseline gets wrong, and 58 wrong .* \(80 both get wrong\)/);
+    expect(md).toMatch(/95% interval \[\+0\.03, \+0\.41 pp\] \(exact, given the 93 samples/);
+  });
+
+  test('models that never disagree get no interval, not a certain [+0.00, +0.00 pp]', () => {
+    const pairedTest = {
+      ...committed.pairedTest!,
+      onlyBaselineWrong: 0,
+      onlyCompressedWrong: 0,
+      changeCi95Pp: [0, 0] as [number, number],
+      pValue: 1,
+    };
+    const md = report({ ...committed, pairedTest, errorDeltaPp: 0 });
+    expect(md).toMatch(
+      /classify every one of them alike \(80 both get wrong\), so the test error change is exactly 0 on these images, and they give no interval/,
+    );
+    expect(md).not.toMatch(/\[\+0\.00, \+0\.00 pp\]/);
+  });
 });

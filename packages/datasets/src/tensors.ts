@@ -234,6 +234,13 @@ export function batches(
       found: o.batchSize,
     });
   }
+  // mulberry32 takes 32 bits: 1.7, NaN or 2 ** 32 would quietly act as 1, 0 and 0.
+  if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32)) {
+    throw new DatasetError('invalid-argument', {
+      message: 'seed must be an integer from 0 to 2^32 - 1',
+      found: o.seed,
+    });
+  }
   checkSplit(split);
   const normalize = checkNormalize(o.normalize);
   const aug = augmentOf(o.augment);

@@ -326,6 +326,18 @@ describe('batches() options', () => {
     expect(tensors()).toBe(before);
   });
 
+  it.each([1.7, NaN, -1, 2 ** 32, Infinity])(
+    'refuses seed %p (a 32-bit generator would quietly bend it)',
+    (seed) => {
+      expect(() => batches(s, { batchSize: 2, seed })).toThrow(
+        expect.objectContaining({
+          code: 'invalid-argument',
+          message: expect.stringMatching(/^seed must be an integer from 0 to 2\^32 - 1; found: /),
+        }),
+      );
+    },
+  );
+
   it('accepts padding 0 and 16, and augment: false or {} (the defaults)', async () => {
     await expectNoLeak(async () => {
       for (const augment of [false, {}, { padding: 0 }, { padding: 16, flip: false }]) {
