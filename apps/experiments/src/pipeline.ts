@@ -388,14 +388,17 @@ const RUN_FILES = [
 /** RUN_DIR/config.json as a run writes it. */
 interface RunConfigFile {
   experiment: string;
+  command?: string;
   seed: number;
   budget: { name: string; spec: Budget };
   config: ExperimentConfig;
 }
 
-function readRunConfig(out: string): RunConfigFile | undefined {
+/** The run `out` holds (its config.json, and the hash of its config, budget and seed), if any. */
+function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
   try {
-    return JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as RunConfigFile;
+    const r = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as RunConfigFile;
+    return r.config ? { ...r, hash: configHash(r.config, r.budget.spec, r.seed) } : undefined;
   } catch {
     return undefined;
   }
@@ -411,9 +414,7 @@ export function finishedRun(
   budget: Budget,
   seed: number,
 ): RunResults | undefined {
-  const prev = readRunConfig(out);
-  if (!prev?.config || configHash(prev.config, prev.budget.spec, prev.seed) !== configHash(cfg, budget, seed))
-    return undefined;
+  if (runIn(out)?.hash !== configHash(cfg, budget, seed)) return undefined;
   try {
     return JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResults;
   } catch {
@@ -422,26 +423,26 @@ export function finishedRun(
 }
 
 /**
- * Checks that a new run may write into `out`, which must be empty, hold a run
- * of the same config, budget and seed (repeated bit for bit), or `force` be
- * given; with `clear`, then removes the earlier run's files so that none outlives it in a
- * mix with the new run's. Files a run does not write are never removed.
+ * Checks that a new run may write into `out`: it must be empty, hold a run of
+ * the same config, budget and seed (which the new run repeats bit for bit), or
+ * `force` be given. Returns what removes the earlier run's files, to call once
+ * the run can start, so that none outlives it in a mix with the new run's;
+ * files a run does not write are never removed.
  */
-function claimOutDir(out: string, hash: string, force: boolean, clear: boolean): void {
+function claimOutDir(out: string, hash: string, force: boolean): () => void {
   const entries = existsSync(out) ? readdirSync(out) : [];
-  if (entries.length === 0) return;
-  const prev = readRunConfig(out);
-  const same = prev?.config !== undefined && configHash(prev.config, prev.budget.spec, prev.seed) === hash;
+  const prev = entries.length ? runIn(out) : undefined;
   const foreign = entries.filter((e) => !RUN_FILES.includes(e));
-  if (!force && !same && (prev || foreign.length)) {
+  if (!force && prev?.hash !== hash && (prev || foreign.length)) {
     const what = prev
       ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed`
       : `files that are not a normprune run (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`;
     throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
   }
   // The kept baseline may be what --baseline-from reads; a finished run replaces it only if it keeps one.
-  if (clear)
+  return () => {
     for (const e of RUN_FILES) if (e !== '.work') rmSync(join(out, e), { recursive: true, force: true });
+  };
 }
 
 /** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
@@ -462,7 +463,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
     throw new Error(`--resume: no checkpoint in ${ckptDir}`);
   }
-  if (!o.resume) claimOutDir(out, hash, !!o.force, false);
+  const clearOutDir = o.resume ? undefined : claimOutDir(out, hash, !!o.force);
   const backend: BackendInfo = await initBackend({ prefer: o.backend, threads: o.threads, quiet: true });
   checkRequestedBackend(o.backend, backend);
   log(`backend: ${backend.backend} (${backend.reason})`);
@@ -473,8 +474,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   for (const note of data.notes) log(`note: ${note}`);
   const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
 
-  // Checked above, before the data loaded; cleared only now that the run can start.
-  if (!o.resume) claimOutDir(out, hash, !!o.force, true);
+  // Claimed above, before the data loaded; cleared only now that the run can start.
+  clearOutDir?.();
   const metricsFile = join(out, 'metrics.jsonl');
   let state: RunState;
   let model: tfl.LayersModel | undefined;
@@ -518,9 +519,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
   };
   // A resumed run keeps the command line that started it.
-  let command = o.command;
-  if (o.resume && existsSync(join(out, 'config.json')))
-    command = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).command ?? command;
+  const command = (o.resume ? runIn(out)?.command : undefined) ?? o.command;
   writeJsonAtomic(join(out, 'config.json'), {
     experiment: cfg.name,
     command,

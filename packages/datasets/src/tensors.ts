@@ -179,6 +179,25 @@ function imagesTensor(
 }
 
 /**
+ * How `toTensors` and `batches` turn a split's bytes into tensors, options
+ * checked: the pixel lookup tables (with the statistics they standardise by,
+ * computed from the split when not given) and the one-hot depth, if any.
+ */
+function encoding(
+  split: Split,
+  o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean },
+): { normalize: Normalize; stats?: Stats; tables: Float32Array[]; oneHot: boolean; depth: number } {
+  checkSplit(split);
+  const normalize = checkNormalize(o.normalize);
+  const oneHot = o.oneHot ?? false;
+  const depth = oneHot ? oneHotDepth(split) : 0;
+  let stats = o.stats;
+  if (normalize === 'standardize' && !stats) stats = computeStats(split);
+  if (stats) checkStats(stats, split.shape[2]);
+  return { normalize, stats, tables: lookupTables(split.shape[2], normalize, stats), oneHot, depth };
+}
+
+/**
  * The whole split as two tensors: `xs` float32 `[n, h, w, c]` (pixels / 255,
  * or standardised per channel) and `ys` int32 labels `[n]` (or one-hot
  * float32 `[n, classes]`). With `'standardize'` and no `stats`, the split's
@@ -189,15 +208,9 @@ export function toTensors(
   split: Split,
   o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
 ): SplitTensors {
-  checkSplit(split);
-  const normalize = checkNormalize(o.normalize);
-  const oneHot = o.oneHot ?? false;
-  const depth = oneHot ? oneHotDepth(split) : 0;
-  let stats = o.stats;
-  if (normalize === 'standardize' && !stats) stats = computeStats(split);
-  if (stats) checkStats(stats, split.shape[2]);
+  const { normalize, stats, tables, oneHot, depth } = encoding(split, o);
   const all = Uint32Array.from({ length: split.count }, (_, i) => i);
-  const xs = imagesTensor(split, all, lookupTables(split.shape[2], normalize, stats), undefined);
+  const xs = imagesTensor(split, all, tables, undefined);
   let ys: tf.Tensor;
   try {
     ys = labelsTensor(split, all, oneHot, depth);
@@ -241,15 +254,8 @@ export function batches(
       found: o.seed,
     });
   }
-  checkSplit(split);
-  const normalize = checkNormalize(o.normalize);
+  const { tables, oneHot, depth } = encoding(split, o);
   const aug = augmentOf(o.augment);
-  const oneHot = o.oneHot ?? false;
-  const depth = oneHot ? oneHotDepth(split) : 0;
-  let stats = o.stats;
-  if (normalize === 'standardize' && !stats) stats = computeStats(split);
-  if (stats) checkStats(stats, split.shape[2]);
-  const tables = lookupTables(split.shape[2], normalize, stats);
   const rand = mulberry32(o.seed ?? Math.floor(Math.random() * 2 ** 32));
   const order = o.shuffle
     ? permutation(split.count, rand)

@@ -9,8 +9,6 @@ const SHARD_BYTES = 4 * 1024 * 1024;
 const MODEL_JSON = 'model.json';
 /** Above this many weight bytes, load hands tfjs the shards as a list instead of copying them into one buffer. */
 const JOIN_LIMIT = 1 << 30;
-/** Shards this handler writes for any JSON name, and the backups an interrupted overwrite may leave referenced. */
-const ANY_OWN_SHARD = /^(\.prev-[0-9a-f-]+-)?(.+\.)?group\d+-shard\d+of\d+\.bin$/;
 
 /** Bytes per stored element; `string` weights have no fixed size. */
 const STORED_BYTES: Record<string, number> = {
@@ -91,11 +89,21 @@ function shardPaths(bytes: number, prefix: string): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}group1-shard${i + 1}of${n}.bin`);
 }
 
-/** Shards (and overwrite backups) that a save of the JSON file with this shard prefix writes. */
-function ownShardPattern(prefix: string): RegExp {
-  const escaped = prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return new RegExp(`^(\\.prev-[0-9a-f-]+-)?${escaped}group\\d+-shard\\d+of\\d+\\.bin$`);
+/**
+ * Shards (and the backups an interrupted overwrite may leave referenced) that a
+ * save writes whose shard names start with `prefix`, a regular expression.
+ */
+function shardPattern(prefix: string): RegExp {
+  return new RegExp(`^(\\.prev-[0-9a-f-]+-)?${prefix}group\\d+-shard\\d+of\\d+\\.bin$`);
 }
+
+/** The shards a save of the JSON file with this shard prefix writes. */
+function ownShardPattern(prefix: string): RegExp {
+  return shardPattern(prefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+}
+
+/** Shards this handler writes for any JSON name. */
+const ANY_OWN_SHARD = shardPattern('(.+\\.)?');
 
 function toModelJSON(
   artifacts: tf.io.ModelArtifacts,
