@@ -1,7 +1,7 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readWeights, weightNamed, type HostWeight } from './handlers.js';
-import { withFolded } from './folding.js';
+import { layerPaths, withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -40,7 +40,7 @@ export interface Counts {
 
 /** Counts and groups of one layer. */
 export interface LayerAnalysis extends Counts {
-  /** Layer name. */
+  /** Layer name; a layer inside a nested model (a model used as a layer) is named by its path, `inner/dense`. */
   name: string;
   /** Layer class ('Dense', 'Conv2D', 'BatchNormalization', ...). */
   className: string;
@@ -200,7 +200,10 @@ export function totals(layers: Counts[]): Counts {
  */
 export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): ModelAnalysis {
   return withFolded(model, (plain) => {
-    const layers = plain.layers.map((l) => analyzeLayer(l, options.threshold ?? 0));
+    const layers = layerPaths(plain).map(({ path, layer }) => ({
+      ...analyzeLayer(layer, options.threshold ?? 0),
+      name: path,
+    }));
     const result = { layers, total: totals(layers) };
     return { ...result, table: () => formatAnalysis(result) };
   });

@@ -4,9 +4,21 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fold, isDecomposed } from '@normprune/layers';
 
+/**
+ * Every layer of `model` in order, with the layers of nested models (a model used as a layer) in
+ * place of the model, each named by its path (`inner/dense`).
+ */
+export function layerPaths(model: tfl.LayersModel, prefix = ''): { path: string; layer: tfl.layers.Layer }[] {
+  return model.layers.flatMap((layer) =>
+    layer instanceof tfl.LayersModel
+      ? layerPaths(layer, `${prefix}${layer.name}/`)
+      : [{ path: prefix + layer.name, layer }],
+  );
+}
+
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
-  return model.layers.flatMap((l) => (l instanceof tfl.LayersModel ? allLayers(l) : [l]));
+  return layerPaths(model).map((l) => l.layer);
 }
 
 /** Whether the model contains DecomposedDense / DecomposedConv2D layers, nested models included. */

@@ -111,4 +111,30 @@ describe('analyze', () => {
     expect([bn.params, bn.macs, bn.groups]).toEqual([16, 0, []]);
     expect(analyze(m).layers[0].macs).toBe(9 * 4 * 25);
   });
+
+  it('gives each layer of a nested model its own row, named by path, and counts it like a flat model', () => {
+    const block = tfl.sequential({
+      name: 'block',
+      layers: [
+        tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, name: 'conv' }),
+        tfl.layers.flatten({ name: 'flat' }),
+      ],
+    });
+    const x = tfl.input({ shape: [6, 6, 2] });
+    const y = tfl.layers.dense({ units: 2, name: 'dense' }).apply(block.apply(x)) as tfl.SymbolicTensor;
+    const nested = tfl.model({ inputs: x, outputs: y });
+    zeroKernelWhere(block, 'conv', (_i, o) => o === 1);
+    const flat = smallConvNet();
+    flat.getLayer('conv').setWeights(block.getLayer('conv').getWeights());
+    flat.getLayer('dense').setWeights(nested.getLayer('dense').getWeights());
+    const a = analyze(nested);
+    const b = analyze(flat);
+    const rows = a.layers.filter((l) => l.className !== 'InputLayer'); // a functional model lists its input
+    expect(rows.map((l) => l.name)).toEqual(['block/conv', 'block/flat', 'dense']);
+    expect(rows.map((l) => ({ ...l, name: '' }))).toEqual(b.layers.map((l) => ({ ...l, name: '' })));
+    expect(a.total).toEqual(b.total);
+    expect(a.total.params).toBe(nested.countParams());
+    expect(rows[0].groups.find((g) => g.kind === 'filter')?.dead).toBe(1);
+    expect(a.table()).toContain('block/conv');
+  });
 });
