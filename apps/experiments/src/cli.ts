@@ -22,7 +22,7 @@ import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
 import { ciText, int, ms, pct, pp, pValueText } from './format.js';
-import { checkRequestedBackend, Interrupted, runExperiment } from './pipeline.js';
+import { checkRequestedBackend, Interrupted, runExperiment, type RunResults } from './pipeline.js';
 import {
   resultsTable,
   rowFileName,
@@ -131,12 +131,14 @@ with --json DIR, also writes each run's table row to DIR/<experiment>.json;
 with --export DIR, the row plus the run's report, plots and metrics in DIR/<experiment>/;
 with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
-means in an "across seeds" table (export each seed's run to its own DIR).
+means in an "across seeds" table (export each seed's run to its own DIR: runs
+that would write the same row file are refused before anything is written).
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
 the sweep's own report is rewritten, and --export also copies it to
-DIR/sweep-<experiment>/. So sweeps run with several seeds give one
+DIR/sweep-<experiment>/ (rows of another sweep of the experiment already in DIR
+are kept and named in a note). So sweeps run with several seeds give one
 across-seeds row per point.
 
   --seeds-only        only the across-seeds table (with --table or --write-readme;
@@ -627,45 +629,43 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   // Checked before any report is rewritten or exported: a bad README changes nothing.
   const readme = v['write-readme'] ? readmeSection(v['write-readme'] as string, section) : undefined;
   if (v.export) for (const arg of p.positionals) refuseExportInto(arg, v.export as string);
+  // Every source first, without side effects, so that a clash stops the report before it writes.
+  const sources = p.positionals.map(reportSource);
+  const runs = sources.flatMap((src) =>
+    src.kind === 'sweep'
+      ? src.sweep.points.map((pt) => ({ dir: join(src.arg, pt.dir), label: pt.label as string | undefined }))
+      : src.kind === 'run'
+        ? [{ dir: src.arg, label: src.label }]
+        : [],
+  );
+  const rowsDir = (v.export ?? v.json) as string | undefined;
+  if (rowsDir) refuseRowClash(runs, rowsDir);
   const rows: TableRow[] = [];
-  for (const arg of p.positionals) {
-    if (arg.endsWith('.json')) {
-      const row = readJsonFile<TableRow>(
-        arg,
-        'give results table rows (written by report --json or --export) or run directories',
-      );
-      if (
-        typeof row?.experiment !== 'string' ||
-        typeof row?.baseline !== 'object' ||
-        typeof row?.compressed !== 'object'
-      )
-        throw new Error(`report: ${arg} is not a results table row (written by report --json or --export)`);
-      rows.push(row);
+  for (const src of sources) {
+    if (src.kind === 'row') {
+      rows.push(src.row);
       continue;
     }
-    // A sweep directory stands for its points; a point directory is named by its label.
-    const sweep = readSweep(arg);
-    if (sweep) {
-      if (!v.table && !v['seeds-only']) {
-        writeSweepReport(arg, sweep.experiment, sweep.points, sweep.note);
-        out(`wrote ${join(arg, 'report.md')}`);
-      }
-      if (v.export) {
-        copyFresh(arg, join(v.export, `sweep-${sweep.experiment}`), [
-          'sweep.json',
-          'report.md',
-          'report.html',
-          'plots',
-        ]);
-      }
-      for (const pt of sweep.points) rows.push(reportRun(join(arg, pt.dir), pt.label, v, out));
-    } else {
-      // A point of a sweep, given alone, keeps its label.
-      const parent = readSweep(dirname(resolve(arg)));
-      const label = parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label;
-      rows.push(reportRun(arg, label, v, out));
+    if (src.kind === 'run') {
+      rows.push(reportRun(src.arg, src.label, v, out));
+      continue;
     }
+    const { arg, sweep } = src;
+    if (!v.table && !v['seeds-only']) {
+      writeSweepReport(arg, sweep.experiment, sweep.points, sweep.note);
+      out(`wrote ${join(arg, 'report.md')}`);
+    }
+    if (v.export) {
+      copyFresh(arg, join(v.export, `sweep-${sweep.experiment}`), [
+        'sweep.json',
+        'report.md',
+        'report.html',
+        'plots',
+      ]);
+    }
+    for (const pt of sweep.points) rows.push(reportRun(join(arg, pt.dir), pt.label, v, out));
   }
+  if (v.export) noteOtherSweepRows(rows, sources, v.export as string);
   const seeds = seedsTable(rows);
   let tables: string;
   if (v['seeds-only']) {
@@ -744,6 +744,86 @@ function readSweep(dir: string): { experiment: string; note: string; points: Swe
     throw new Error(
       `report: ${f} is not valid JSON (${(e as Error).message}); run the sweep again or remove the file`,
     );
+  }
+}
+
+type ReportSource =
+  | { kind: 'row'; arg: string; row: TableRow }
+  | { kind: 'sweep'; arg: string; sweep: NonNullable<ReturnType<typeof readSweep>> }
+  | { kind: 'run'; arg: string; label: string | undefined };
+
+/** What one argument of `report` is: a table row file, a sweep directory, or a run (a sweep's point keeps its label). */
+function reportSource(arg: string): ReportSource {
+  if (arg.endsWith('.json')) {
+    const row = readJsonFile<TableRow>(
+      arg,
+      'give results table rows (written by report --json or --export) or run directories',
+    );
+    if (
+      typeof row?.experiment !== 'string' ||
+      typeof row?.baseline !== 'object' ||
+      typeof row?.compressed !== 'object'
+    )
+      throw new Error(`report: ${arg} is not a results table row (written by report --json or --export)`);
+    return { kind: 'row', arg, row };
+  }
+  const sweep = readSweep(arg);
+  if (sweep) return { kind: 'sweep', arg, sweep };
+  const parent = readSweep(dirname(resolve(arg)));
+  return { kind: 'run', arg, label: parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label };
+}
+
+/**
+ * Refuses a report whose runs would write the same row file into `dir` (--export or --json):
+ * the same experiment and sweep point with different seeds, say, where the last would silently
+ * replace the others.
+ */
+function refuseRowClash(runs: { dir: string; label: string | undefined }[], dir: string): void {
+  const seen = new Map<string, string>();
+  for (const run of runs) {
+    const f = join(run.dir, 'results.json');
+    if (!existsSync(f)) throw new Error(`report: no results.json in ${run.dir} (is the run finished?)`);
+    const r = readJsonFile<RunResults>(f, 'the run did not finish writing it; run it again');
+    const name = run.label ? `${r.experiment}-${run.label}` : r.experiment;
+    const other = seen.get(name);
+    if (other !== undefined)
+      throw new Error(
+        `report: ${other} and ${run.dir} would both be written to ${join(dir, name + '.json')}, the second replacing the first; ` +
+          `export or --json each seed (or each run of one experiment) to its own folder, e.g. ${join(dir, 'seed-N')}`,
+      );
+    seen.set(name, run.dir);
+  }
+}
+
+/**
+ * After a sweep is exported into `dir`, names the rows of the same experiment's other sweep
+ * points already there: they are kept, but `sweep-<experiment>/` now describes this sweep only.
+ */
+function noteOtherSweepRows(
+  rows: TableRow[],
+  sources: ReportSource[],
+  dir: string,
+): void {
+  const written = new Set(rows.map((r) => rowFileName(r)));
+  for (const src of sources) {
+    if (src.kind !== 'sweep') continue;
+    const experiment = src.sweep.experiment;
+    const others = readdirSync(dir)
+      .filter((f) => f.endsWith('.json') && !written.has(f.slice(0, -5)))
+      .flatMap((f) => {
+        try {
+          const row = JSON.parse(readFileSync(join(dir, f), 'utf8')) as TableRow;
+          return row.experiment === experiment && row.variant ? [row.variant] : [];
+        } catch {
+          return [];
+        }
+      });
+    if (others.length)
+      process.stderr.write(
+        `note: ${dir} also holds rows of ${experiment} from another sweep (${others.sort().join(', ')}); ` +
+          `they are kept, but ${join(dir, `sweep-${experiment}`)} now describes only ${src.arg}. ` +
+          'Delete them if they are stale, or export each sweep to its own folder.\n',
+      );
   }
 }
 

@@ -58,8 +58,16 @@ test('report over sweep directories: one row per point, and one across-seeds row
     writeFileSync(f, JSON.stringify({ ...r, seed: r.seed + 1 }));
   }
   const rows = join(tmp, 'sweep-rows');
-  const t = await cli(['report', '--table', grid, grid2, '--export', rows]);
+  // Both seeds' points would be written to the same row files: refused before anything is written.
+  const clash = await cli(['report', '--table', grid, grid2, '--export', rows]);
+  expect(clash.code).toBe(1);
+  expect(clash.err).toMatch(
+    /would both be written to .*lenet-500-300-lambda-0\.001-output\.json, the second replacing the first; export or --json each seed/,
+  );
+  expect(existsSync(rows)).toBe(false);
+  const t = await cli(['report', '--table', grid, grid2]);
   expect(t.code).toBe(0);
+  expect((await cli(['report', '--table', grid, '--export', rows])).code).toBe(0);
   expect(t.out).toMatch(/\| lenet-500-300 lambda-0\.05-input +\| 1 +\| tiny/);
   // Four points x two seeds in the results table, four rows across seeds.
   const across = t.out.slice(t.out.indexOf('Across seeds'));
@@ -70,6 +78,13 @@ test('report over sweep directories: one row per point, and one across-seeds row
   expect(row).toMatchObject({ experiment: 'lenet-500-300', variant: 'lambda-0.001-input' });
   expect(existsSync(join(rows, 'lenet-500-300-lambda-0.001-input', 'report.md'))).toBe(true);
   expect(existsSync(join(rows, 'sweep-lenet-500-300', 'sweep.json'))).toBe(true);
+  // A point of another sweep of the experiment, exported there before, is kept and named.
+  writeFileSync(join(rows, 'lenet-500-300-lambda-0.009.json'), JSON.stringify({ ...row, variant: 'lambda-0.009' }));
+  const again = await cli(['report', '--table', grid, '--export', rows]);
+  expect(again.err).toMatch(
+    /note: .*sweep-rows also holds rows of lenet-500-300 from another sweep \(lambda-0\.009\); they are kept/,
+  );
+  expect(existsSync(join(rows, 'lenet-500-300-lambda-0.009.json'))).toBe(true);
   // The rewritten sweep report gives each point's change against the shared baseline.
   const md = readFileSync(join(grid, 'report.md'), 'utf8');
   expect(md).toMatch(/validation change \| test error \| test change \| test change 95% CI/);
