@@ -799,11 +799,7 @@ function refuseRowClash(runs: { dir: string; label: string | undefined }[], dir:
  * After a sweep is exported into `dir`, names the rows of the same experiment's other sweep
  * points already there: they are kept, but `sweep-<experiment>/` now describes this sweep only.
  */
-function noteOtherSweepRows(
-  rows: TableRow[],
-  sources: ReportSource[],
-  dir: string,
-): void {
+function noteOtherSweepRows(rows: TableRow[], sources: ReportSource[], dir: string): void {
   const written = new Set(rows.map((r) => rowFileName(r)));
   for (const src of sources) {
     if (src.kind !== 'sweep') continue;

@@ -32,7 +32,20 @@ function fmt(v: number): string {
   return String(Number(v.toPrecision(4)));
 }
 
-/** A line (or scatter) chart with axes, ticks and a legend. */
+/** Points along a polyline in pixels, about every 4 px when `joined`, else the points themselves. */
+function samplePath(p: [number, number][], joined: boolean): [number, number][] {
+  if (!joined || p.length < 2) return p;
+  const out: [number, number][] = [p[0]];
+  for (let k = 1; k < p.length; k++) {
+    const [ax, ay] = p[k - 1];
+    const [bx, by] = p[k];
+    const n = Math.max(1, Math.ceil(Math.hypot(bx - ax, by - ay) / 4));
+    for (let j = 1; j <= n; j++) out.push([ax + ((bx - ax) * j) / n, ay + ((by - ay) * j) / n]);
+  }
+  return out;
+}
+
+/** A line (or scatter) chart with axes, ticks and a legend in the corner the data leave freest. */
 export function lineChart(o: {
   title: string;
   xLabel: string;
@@ -80,9 +93,10 @@ export function lineChart(o: {
   parts.push(
     `<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`,
   );
+  const drawn = o.series.map((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
   o.series.forEach((s, i) => {
     const color = s.color ?? PALETTE[i % PALETTE.length];
-    const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    const p = drawn[i];
     if ((!o.scatter || s.line) && p.length > 1) {
       const d = p.map(([x, y], k) => `${k ? 'L' : 'M'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
       parts.push(
@@ -93,10 +107,37 @@ export function lineChart(o: {
       parts.push(
         `<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="${o.scatter ? 3.5 : 2}" fill="${color}"/>`,
       );
-    const ly = m.t + 8 + i * 14;
-    parts.push(`<rect x="${W - m.r - 150}" y="${ly - 8}" width="10" height="10" fill="${color}"/>`);
-    parts.push(`<text x="${W - m.r - 136}" y="${ly + 1}">${esc(s.name)}</text>`);
   });
+  // The legend goes in the corner of the plot that the data cross least.
+  const lw = 24 + 6.5 * Math.max(0, ...o.series.map((s) => s.name.length));
+  const lh = 14 * o.series.length + 6;
+  const pixels = o.series.flatMap((s, i) =>
+    samplePath(
+      drawn[i].map(([x, y]) => [sx(x), sy(y)] as [number, number]),
+      !o.scatter || !!s.line,
+    ),
+  );
+  const corners: [number, number][] = [
+    [W - m.r - lw - 4, m.t + 4],
+    [m.l + 4, m.t + 4],
+    [W - m.r - lw - 4, H - m.b - lh - 4],
+    [m.l + 4, H - m.b - lh - 4],
+  ];
+  const covered = ([cx, cy]: [number, number]) =>
+    pixels.filter(([px, py]) => px >= cx - 3 && px <= cx + lw + 3 && py >= cy - 3 && py <= cy + lh + 3)
+      .length;
+  const [lx, ly0] = corners.reduce((best, c) => (covered(c) < covered(best) ? c : best));
+  parts.push(`<g class="legend">`);
+  parts.push(
+    `<rect x="${lx.toFixed(1)}" y="${ly0}" width="${lw.toFixed(1)}" height="${lh}" fill="white" fill-opacity="0.85" stroke="#ccc"/>`,
+  );
+  o.series.forEach((s, i) => {
+    const color = s.color ?? PALETTE[i % PALETTE.length];
+    const ly = ly0 + 11 + i * 14;
+    parts.push(`<rect x="${(lx + 5).toFixed(1)}" y="${ly - 8}" width="10" height="10" fill="${color}"/>`);
+    parts.push(`<text x="${(lx + 19).toFixed(1)}" y="${ly + 1}">${esc(s.name)}</text>`);
+  });
+  parts.push('</g>');
   parts.push('</svg>');
   return parts.join('\n');
 }

@@ -79,7 +79,10 @@ test('report over sweep directories: one row per point, and one across-seeds row
   expect(existsSync(join(rows, 'lenet-500-300-lambda-0.001-input', 'report.md'))).toBe(true);
   expect(existsSync(join(rows, 'sweep-lenet-500-300', 'sweep.json'))).toBe(true);
   // A point of another sweep of the experiment, exported there before, is kept and named.
-  writeFileSync(join(rows, 'lenet-500-300-lambda-0.009.json'), JSON.stringify({ ...row, variant: 'lambda-0.009' }));
+  writeFileSync(
+    join(rows, 'lenet-500-300-lambda-0.009.json'),
+    JSON.stringify({ ...row, variant: 'lambda-0.009' }),
+  );
   const again = await cli(['report', '--table', grid, '--export', rows]);
   expect(again.err).toMatch(
     /note: .*sweep-rows also holds rows of lenet-500-300 from another sweep \(lambda-0\.009\); they are kept/,
