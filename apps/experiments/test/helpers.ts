@@ -44,9 +44,14 @@ export function spawnCli(
   );
 }
 
-/** Writes lenet-500-300 changed by `edit` to DIR/<name>.json; returns the file. */
-export function writeVariant(dir: string, name: string, edit: (cfg: any) => void): string {
-  const cfg = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+/** Writes the experiment `base` (default lenet-500-300) changed by `edit` to DIR/<name>.json; returns the file. */
+export function writeVariant(
+  dir: string,
+  name: string,
+  edit: (cfg: any) => void,
+  base = 'lenet-500-300',
+): string {
+  const cfg = JSON.parse(JSON.stringify(loadExperiment(base)));
   edit(cfg);
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(cfg));

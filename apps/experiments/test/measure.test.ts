@@ -78,7 +78,7 @@ test('pairedTest is symmetric: swapping the models mirrors the interval', () => 
 });
 
 test.each([
-  // b, c, n: the committed lenet-500-300 row's counts, a tie, a large change on a small set
+  // b, c, n: the committed lenet-500-300-output row's counts, a tie, a large change on a small set
   [35, 58, 10000],
   [40, 40, 10000],
   [3, 60, 500],

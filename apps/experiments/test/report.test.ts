@@ -143,7 +143,7 @@ test('report --table over rows of several seeds prints both tables', async () =>
 
 describe("the report's paired-test paragraph", () => {
   const committed = JSON.parse(
-    readFileSync(join(__dirname, '..', 'results', 'lenet-500-300', 'results.json'), 'utf8'),
+    readFileSync(join(__dirname, '..', 'results', 'lenet-500-300-output', 'results.json'), 'utf8'),
   ) as RunResults;
   let dir: string;
   beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'np-paired-'))));

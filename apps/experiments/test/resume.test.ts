@@ -95,7 +95,8 @@ test('distillation: the teacher survives the checkpoint, and layer multipliers r
     cfg.training.proximal.distill = { weight: 0.5, temperature: 3 };
     cfg.training.finetune.distill = { weight: 0.8, temperature: 2 };
   };
-  const file = writeVariant(tmp, 'distill', distilled);
+  // Per-neuron groups ('output'), so that dense2's multiplier of 0 spares its own 300 neurons.
+  const file = writeVariant(tmp, 'distill', distilled, 'lenet-500-300-output');
   const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '3', '--backend', 'wasm'];
   const whole = join(tmp, 'whole-distill');
   expect((await cli([...args, '--out', whole])).code).toBe(0);
@@ -110,11 +111,16 @@ test('distillation: the teacher survives the checkpoint, and layer multipliers r
   expect(groups.dense2).toBe(300);
   expect(groups.dense1).toBeLessThan(500);
   // The same config without distillation trains differently.
-  const undistilled = writeVariant(tmp, 'undistilled', (cfg) => {
-    distilled(cfg);
-    delete cfg.training.proximal.distill;
-    delete cfg.training.finetune.distill;
-  });
+  const undistilled = writeVariant(
+    tmp,
+    'undistilled',
+    (cfg) => {
+      distilled(cfg);
+      delete cfg.training.proximal.distill;
+      delete cfg.training.finetune.distill;
+    },
+    'lenet-500-300-output',
+  );
   const plain = join(tmp, 'plain-distill');
   expect((await cli([...args.map((a) => (a === file ? undistilled : a)), '--out', plain])).code).toBe(0);
   expect(fingerprint(plain).weights).not.toEqual(fingerprint(whole).weights);

@@ -350,10 +350,10 @@ test('--target-compression stops after the expansion when no lambda reaches the 
   expect(r.code).toBe(0);
   const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
   // The config's lambda and four expansions by 4; no bisection below the largest.
-  expect(sweep.points.map((p: any) => p.lambda)).toEqual([0.003, 0.012, 0.048, 0.192, 0.768]);
+  expect(sweep.points.map((p: any) => p.lambda)).toEqual([0.0015, 0.006, 0.024, 0.096, 0.384]);
   expect(sweep.note).toMatch(/no lambda tried reached it/);
   expect(r.out).toMatch(
-    /target 99\.9% removed: NOT reached; the largest lambda tried, 0\.768, removed \d+\.\d\d%/,
+    /target 99\.9% removed: NOT reached; the largest lambda tried, 0\.384, removed \d+\.\d\d%/,
   );
 });
 
