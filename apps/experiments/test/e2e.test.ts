@@ -30,6 +30,7 @@ test('ships the thesis experiments and their variants', () => {
   expect(experiments).toEqual(
     expect.arrayContaining([
       'lenet-500-300',
+      'lenet-500-300-output',
       'lenet-500-300-input',
       'lenet-5-fc',
       'lenet-5',
