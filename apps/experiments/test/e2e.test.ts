@@ -33,6 +33,7 @@ test('ships the thesis experiments and their variants', () => {
       'lenet-500-300-output',
       'lenet-500-300-input',
       'lenet-5-fc',
+      'lenet-5-fc-output',
       'lenet-5',
       'lenet-5-filter',
       'vgg-16',
