@@ -631,15 +631,8 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   if (v.export) for (const arg of p.positionals) refuseExportInto(arg, v.export as string);
   // Every source first, without side effects, so that a clash stops the report before it writes.
   const sources = p.positionals.map(reportSource);
-  const runs = sources.flatMap((src) =>
-    src.kind === 'sweep'
-      ? src.sweep.points.map((pt) => ({ dir: join(src.arg, pt.dir), label: pt.label as string | undefined }))
-      : src.kind === 'run'
-        ? [{ dir: src.arg, label: src.label }]
-        : [],
-  );
   const rowsDir = (v.export ?? v.json) as string | undefined;
-  if (rowsDir) refuseRowClash(runs, rowsDir);
+  if (rowsDir) refuseRowClash(sources, rowsDir);
   const rows: TableRow[] = [];
   for (const src of sources) {
     if (src.kind === 'row') {
@@ -647,7 +640,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       continue;
     }
     if (src.kind === 'run') {
-      rows.push(reportRun(src.arg, src.label, v, out));
+      rows.push(reportRun(src.runs[0], v, out));
       continue;
     }
     const { arg, sweep } = src;
@@ -663,7 +656,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
         'plots',
       ]);
     }
-    for (const pt of sweep.points) rows.push(reportRun(join(arg, pt.dir), pt.label, v, out));
+    for (const run of src.runs) rows.push(reportRun(run, v, out));
   }
   if (v.export) noteOtherSweepRows(rows, sources, v.export as string);
   const seeds = seedsTable(rows);
@@ -747,10 +740,23 @@ function readSweep(dir: string): { experiment: string; note: string; points: Swe
   }
 }
 
+/** A finished run that `report` reads: its folder, its results.json, and its sweep point's label if any. */
+interface ReportRun {
+  dir: string;
+  results: RunResults;
+  label: string | undefined;
+}
+
 type ReportSource =
   | { kind: 'row'; arg: string; row: TableRow }
-  | { kind: 'sweep'; arg: string; sweep: NonNullable<ReturnType<typeof readSweep>> }
-  | { kind: 'run'; arg: string; label: string | undefined };
+  | { kind: 'sweep'; arg: string; sweep: NonNullable<ReturnType<typeof readSweep>>; runs: ReportRun[] }
+  | { kind: 'run'; arg: string; runs: [ReportRun] };
+
+function readRun(dir: string, label: string | undefined): ReportRun {
+  const f = join(dir, 'results.json');
+  if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
+  return { dir, label, results: readJsonFile(f, 'the run did not finish writing it; run it again') };
+}
 
 /** What one argument of `report` is: a table row file, a sweep directory, or a run (a sweep's point keeps its label). */
 function reportSource(arg: string): ReportSource {
@@ -768,9 +774,16 @@ function reportSource(arg: string): ReportSource {
     return { kind: 'row', arg, row };
   }
   const sweep = readSweep(arg);
-  if (sweep) return { kind: 'sweep', arg, sweep };
+  if (sweep)
+    return {
+      kind: 'sweep',
+      arg,
+      sweep,
+      runs: sweep.points.map((pt) => readRun(join(arg, pt.dir), pt.label)),
+    };
   const parent = readSweep(dirname(resolve(arg)));
-  return { kind: 'run', arg, label: parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label };
+  const label = parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label;
+  return { kind: 'run', arg, runs: [readRun(arg, label)] };
 }
 
 /**
@@ -778,13 +791,10 @@ function reportSource(arg: string): ReportSource {
  * the same experiment and sweep point with different seeds, say, where the last would silently
  * replace the others.
  */
-function refuseRowClash(runs: { dir: string; label: string | undefined }[], dir: string): void {
+function refuseRowClash(sources: ReportSource[], dir: string): void {
   const seen = new Map<string, string>();
-  for (const run of runs) {
-    const f = join(run.dir, 'results.json');
-    if (!existsSync(f)) throw new Error(`report: no results.json in ${run.dir} (is the run finished?)`);
-    const r = readJsonFile<RunResults>(f, 'the run did not finish writing it; run it again');
-    const name = run.label ? `${r.experiment}-${run.label}` : r.experiment;
+  for (const run of sources.flatMap((src) => (src.kind === 'row' ? [] : src.runs))) {
+    const name = rowFileName(tableRow(run.results, run.label));
     const other = seen.get(name);
     if (other !== undefined)
       throw new Error(
@@ -824,16 +834,9 @@ function noteOtherSweepRows(rows: TableRow[], sources: ReportSource[], dir: stri
 }
 
 /** One finished run of `report`: its table row, written and exported as asked; its report rewritten unless --table. */
-function reportRun(
-  dir: string,
-  variant: string | undefined,
-  v: Record<string, any>,
-  out: (s: string) => void,
-): TableRow {
-  const f = join(dir, 'results.json');
-  if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
-  const r = readJsonFile(f, 'the run did not finish writing it; run it again');
-  const row = tableRow(r, variant);
+function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => void): TableRow {
+  const { dir, results: r } = run;
+  const row = tableRow(r, run.label);
   if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
   if (!v.table && !v['seeds-only']) {
     const mf = join(dir, 'metrics.jsonl');

@@ -123,10 +123,12 @@ export function lineChart(o: {
     [W - m.r - lw - 4, H - m.b - lh - 4],
     [m.l + 4, H - m.b - lh - 4],
   ];
-  const covered = ([cx, cy]: [number, number]) =>
-    pixels.filter(([px, py]) => px >= cx - 3 && px <= cx + lw + 3 && py >= cy - 3 && py <= cy + lh + 3)
-      .length;
-  const [lx, ly0] = corners.reduce((best, c) => (covered(c) < covered(best) ? c : best));
+  const covered = corners.map(
+    ([cx, cy]) =>
+      pixels.filter(([px, py]) => px >= cx - 3 && px <= cx + lw + 3 && py >= cy - 3 && py <= cy + lh + 3)
+        .length,
+  );
+  const [lx, ly0] = corners[covered.indexOf(Math.min(...covered))];
   parts.push(`<g class="legend">`);
   parts.push(
     `<rect x="${lx.toFixed(1)}" y="${ly0}" width="${lw.toFixed(1)}" height="${lh}" fill="white" fill-opacity="0.85" stroke="#ccc"/>`,
