@@ -89,6 +89,9 @@ ${COMMON}`,
   train: `Usage: normprune train --config FILE [options]
 
 Like \`reproduce\`, for an experiment config file (the format of configs/*.json).
+A file may start from another: {"extends": "lenet-5-fc", "training": {"proximal":
+{"lambda": 0.003}}} is lenet-5-fc with one field changed ("extends" takes a
+shipped experiment's name or a .json file's path, relative to the file).
 
   --config FILE       the experiment config (JSON)
 ${COMMON}`,

@@ -2,7 +2,7 @@
 // Every file is validated with zod so that a typo names the field and the
 // values it accepts instead of failing deep inside training.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 const activation = z.enum(['relu', 'linear', 'tanh', 'sigmoid']);
@@ -228,8 +228,67 @@ export function layerNames(layers: readonly LayerSpec[]): string[][] {
   });
 }
 
-/** Validates a parsed JSON config; throws {@link UsageError} naming every bad field. */
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * `over` merged onto `base`: objects field by field, recursively; arrays,
+ * numbers, strings, booleans and null replace what the base has.
+ */
+export function mergeConfig(base: unknown, over: unknown): unknown {
+  if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeConfig(base[k], v) : v;
+  return out;
+}
+
+/**
+ * Resolves a config's `extends` field: `"lenet-5-fc"` names a shipped
+ * experiment, anything ending in `.json` (or holding a slash) a file, relative
+ * to `dir`. The base is resolved the same way, then this config is merged over
+ * it ({@link mergeConfig}). `chain` holds the files already on the way, to
+ * refuse cycles.
+ */
+function resolveExtends(json: unknown, source: string, dir: string, chain: string[]): unknown {
+  if (!isPlainObject(json) || !('extends' in json)) return json;
+  const { extends: ref, ...own } = json;
+  const bad = (what: string) => new UsageError(`invalid ${source}:\n  extends: ${what}`);
+  if (typeof ref !== 'string' || ref === '')
+    throw bad(`expected a shipped experiment's name or a .json file's path, got ${JSON.stringify(ref)}`);
+  let file: string;
+  if (ref.endsWith('.json') || ref.includes('/') || ref.includes('\\')) {
+    file = resolve(dir, ref);
+    if (!existsSync(file)) throw bad(`file not found: ${file}`);
+  } else {
+    const known = listExperiments();
+    if (!known.includes(ref))
+      throw bad(`no shipped experiment "${ref}"; known experiments: ${known.join(', ')}`);
+    file = join(configsDir(), `${ref}.json`);
+  }
+  if (chain.includes(file)) throw bad(`a cycle: ${[...chain, file].map((f) => basename(f)).join(' -> ')}`);
+  const base = resolveExtends(readConfigJson(file), basename(file), dirname(file), [...chain, file]);
+  return mergeConfig(base, own);
+}
+
+function readConfigJson(file: string): unknown {
+  if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
+  try {
+    return JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new UsageError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Validates a parsed JSON config; throws {@link UsageError} naming every bad
+ * field. An `extends` field is resolved first, a relative path against the
+ * working directory.
+ */
 export function parseConfig(json: unknown, source = 'config'): ExperimentConfig {
+  return validateConfig(resolveExtends(json, source, process.cwd(), []), source);
+}
+
+function validateConfig(json: unknown, source: string): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error)}`);
   const cfg = r.data;
@@ -280,16 +339,11 @@ export function parseConfig(json: unknown, source = 'config'): ExperimentConfig 
   return cfg;
 }
 
-/** Reads and validates a config file. */
+/** Reads and validates a config file; its `extends` path is relative to the file. */
 export function loadConfigFile(file: string): ExperimentConfig {
-  if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new UsageError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
-  }
-  return parseConfig(json, basename(file));
+  const abs = resolve(file);
+  const json = readConfigJson(abs);
+  return validateConfig(resolveExtends(json, basename(abs), dirname(abs), [abs]), basename(abs));
 }
 
 /** The folder of the shipped experiment configs (configs/ next to src/ or dist/). */

@@ -1,0 +1,139 @@
+// A config's `extends` field: a shipped experiment or another file as the
+// base, this file's fields merged over it, and clear errors for bad bases.
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { configsDir, listExperiments, loadConfigFile, loadExperiment, parseConfig } from '../src/index';
+import { mergeConfig } from '../src/config';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-extends-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function write(file: string, json: unknown): string {
+  const path = join(tmp, file);
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, typeof json === 'string' ? json : JSON.stringify(json));
+  return path;
+}
+
+const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
+
+test('mergeConfig merges objects field by field; arrays, scalars and null replace', () => {
+  const base = { a: { b: 1, c: [1, 2, 3], d: { e: 'x' } }, f: 'keep', g: 'v' };
+  const copy = clone(base);
+  const over = { a: { c: [9], d: { h: true } }, g: null, i: 2 };
+  expect(mergeConfig(base, over)).toEqual({
+    a: { b: 1, c: [9], d: { e: 'x', h: true } },
+    f: 'keep',
+    g: null,
+    i: 2,
+  });
+  expect(base).toEqual(copy); // the base is not changed
+  expect(mergeConfig([1, 2], [3])).toEqual([3]);
+  expect(mergeConfig({ a: 1 }, 'x')).toBe('x');
+});
+
+test('a file extending a shipped experiment is that experiment with its own fields changed', () => {
+  const file = write('mine.json', {
+    extends: 'lenet-5-fc',
+    name: 'my-fc',
+    training: { proximal: { lambda: 0.003 } },
+    sweep: { lambda: [0.003] },
+  });
+  const expected = clone(loadExperiment('lenet-5-fc'));
+  expected.name = 'my-fc';
+  expected.training.proximal.lambda = 0.003;
+  expected.sweep = { lambda: [0.003] };
+  expect(loadConfigFile(file)).toEqual(expected);
+  // Without a name it keeps the base's: the run is the experiment with one field changed.
+  const unnamed = write('unnamed.json', { extends: 'lenet-5', decompose: { conv2d: null } });
+  const cfg = loadConfigFile(unnamed);
+  expect(cfg.name).toBe('lenet-5');
+  expect(cfg.decompose).toEqual({ ...loadExperiment('lenet-5').decompose, conv2d: null });
+  expect(parseConfig({ extends: 'lenet-5-fc', name: 'my-fc' }).model).toEqual(
+    loadExperiment('lenet-5-fc').model,
+  );
+});
+
+test('a file path in extends is relative to the extending file, and chains resolve in order', () => {
+  write('chain/top/base.json', { extends: 'lenet-500-300', training: { batchSize: 64 } });
+  write('chain/mid.json', {
+    extends: 'top/base.json',
+    name: 'mid',
+    training: { batchSize: 32, finetune: { epochs: 3 } },
+  });
+  const leaf = write('chain/leaf/leaf.json', { extends: '../mid.json', name: 'leaf' });
+  const cfg = loadConfigFile(leaf);
+  expect(cfg.name).toBe('leaf');
+  expect(cfg.training.batchSize).toBe(32); // the nearer file wins
+  expect(cfg.training.finetune.epochs).toBe(3);
+  expect(cfg.training.finetune.learningRate).toBe(
+    loadExperiment('lenet-500-300').training.finetune.learningRate,
+  );
+});
+
+test('bad bases name the problem: unknown experiment, missing file, cycle, wrong type, invalid JSON', () => {
+  expect(() => loadConfigFile(write('u.json', { extends: 'lenet-9000' }))).toThrow(
+    /invalid u\.json:\n  extends: no shipped experiment "lenet-9000"; known experiments: .*lenet-5-fc/,
+  );
+  expect(() => loadConfigFile(write('m.json', { extends: './nope.json' }))).toThrow(
+    `extends: file not found: ${join(tmp, 'nope.json')}`,
+  );
+  write('cyc/a.json', { extends: 'b.json' });
+  write('cyc/b.json', { extends: './a.json' });
+  expect(() => loadConfigFile(join(tmp, 'cyc/a.json'))).toThrow(
+    /invalid b\.json:\n  extends: a cycle: a\.json -> b\.json -> a\.json/,
+  );
+  expect(() => loadConfigFile(write('self.json', { extends: 'self.json' }))).toThrow(
+    /a cycle: self\.json -> self\.json/,
+  );
+  expect(() => loadConfigFile(write('t.json', { extends: 3 }))).toThrow(
+    /extends: expected a shipped experiment's name or a \.json file's path, got 3/,
+  );
+  write('broken.json', '{ "name": ');
+  expect(() => loadConfigFile(write('onbroken.json', { extends: 'broken.json' }))).toThrow(
+    /config file .*broken\.json is not valid JSON/,
+  );
+});
+
+test('the merged config is validated as a whole: errors name the extending file and the field', () => {
+  expect(() =>
+    loadConfigFile(write('neg.json', { extends: 'lenet-5-fc', training: { proximal: { lambda: -1 } } })),
+  ).toThrow(/invalid neg\.json:\n  training\.proximal\.lambda: /);
+  expect(() =>
+    loadConfigFile(write('excl.json', { extends: 'lenet-5-fc', decompose: { exclude: ['dense9'] } })),
+  ).toThrow(/decompose\.exclude: no dense or conv2d layer named "dense9"/);
+  // A base need not be a whole config; only the merged result is checked.
+  write('partial.json', { training: { batchSize: 16 } });
+  const whole = clone(loadExperiment('lenet-500-300')) as Record<string, unknown>;
+  const cfg = loadConfigFile(write('whole.json', { ...whole, extends: 'partial.json' }));
+  expect(cfg.training.batchSize).toBe(loadExperiment('lenet-500-300').training.batchSize);
+  expect(() => loadConfigFile(write('lone.json', { extends: 'partial.json' }))).toThrow(
+    /invalid lone\.json:\n  name: /,
+  );
+});
+
+test('the CLI refuses a config whose extends cannot resolve, with exit code 2 and nothing written', async () => {
+  write('cli/a.json', { extends: 'b.json' });
+  write('cli/b.json', { extends: 'a.json' });
+  const out = join(tmp, 'cli-out');
+  const r = await cli(['train', '--config', join(tmp, 'cli/a.json'), '--out', out]);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/extends: a cycle: a\.json -> b\.json -> a\.json/);
+  expect(readdirSync(tmp)).not.toContain('cli-out');
+});
+
+test('shipped configs: each is named after its file, and each extends only shipped experiments', () => {
+  for (const name of listExperiments()) {
+    const raw = JSON.parse(readFileSync(join(configsDir(), `${name}.json`), 'utf8'));
+    expect(loadExperiment(name).name).toBe(name);
+    if ('extends' in raw) expect(listExperiments()).toContain(raw.extends);
+  }
+  // The variants that extend another config keep what they do not set.
+  const output = loadExperiment('lenet-5-fc-output');
+  expect(output.model).toEqual(loadExperiment('lenet-5-fc').model);
+  expect(output.training.baseline).toEqual(loadExperiment('lenet-5-fc').training.baseline);
+  expect(output.decompose).toEqual({ dense: 'output', conv2d: null, exclude: ['logits'] });
+});
