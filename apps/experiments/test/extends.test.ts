@@ -76,7 +76,7 @@ test('a file path in extends is relative to the extending file, and chains resol
 
 test('bad bases name the problem: unknown experiment, missing file, cycle, wrong type, invalid JSON', () => {
   expect(() => loadConfigFile(write('u.json', { extends: 'lenet-9000' }))).toThrow(
-    /invalid u\.json:\n  extends: no shipped experiment "lenet-9000"; known experiments: .*lenet-5-fc/,
+    /invalid u\.json:\n {2}extends: no shipped experiment "lenet-9000"; known experiments: .*lenet-5-fc/,
   );
   expect(() => loadConfigFile(write('m.json', { extends: './nope.json' }))).toThrow(
     `extends: file not found: ${join(tmp, 'nope.json')}`,
@@ -84,7 +84,7 @@ test('bad bases name the problem: unknown experiment, missing file, cycle, wrong
   write('cyc/a.json', { extends: 'b.json' });
   write('cyc/b.json', { extends: './a.json' });
   expect(() => loadConfigFile(join(tmp, 'cyc/a.json'))).toThrow(
-    /invalid b\.json:\n  extends: a cycle: a\.json -> b\.json -> a\.json/,
+    /invalid b\.json:\n {2}extends: a cycle: a\.json -> b\.json -> a\.json/,
   );
   expect(() => loadConfigFile(write('self.json', { extends: 'self.json' }))).toThrow(
     /a cycle: self\.json -> self\.json/,
@@ -101,7 +101,7 @@ test('bad bases name the problem: unknown experiment, missing file, cycle, wrong
 test('the merged config is validated as a whole: errors name the extending file and the field', () => {
   expect(() =>
     loadConfigFile(write('neg.json', { extends: 'lenet-5-fc', training: { proximal: { lambda: -1 } } })),
-  ).toThrow(/invalid neg\.json:\n  training\.proximal\.lambda: /);
+  ).toThrow(/invalid neg\.json:\n {2}training\.proximal\.lambda: /);
   expect(() =>
     loadConfigFile(write('excl.json', { extends: 'lenet-5-fc', decompose: { exclude: ['dense9'] } })),
   ).toThrow(/decompose\.exclude: no dense or conv2d layer named "dense9"/);
@@ -111,7 +111,7 @@ test('the merged config is validated as a whole: errors name the extending file 
   const cfg = loadConfigFile(write('whole.json', { ...whole, extends: 'partial.json' }));
   expect(cfg.training.batchSize).toBe(loadExperiment('lenet-500-300').training.batchSize);
   expect(() => loadConfigFile(write('lone.json', { extends: 'partial.json' }))).toThrow(
-    /invalid lone\.json:\n  name: /,
+    /invalid lone\.json:\n {2}name: /,
   );
 });
 
