@@ -15,6 +15,7 @@ import {
   parseBudget,
   parseConfig,
   UsageError,
+  type Budget,
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
@@ -59,6 +60,9 @@ const COMMON = `Common options:
   --baseline-from DIR reuse the kept baseline of another run (same data, model,
                       baseline training and seed; the later phases may differ,
                       e.g. lenet-5-fc -> lenet-5)
+  --print-config      print the config the run would use (extends resolved, defaults
+                      filled in, the budget applied; a sweep's: the one its points vary)
+                      as JSON, and exit without running
   --stop-after-steps N  behave as if Ctrl-C came after N training steps (tests)
   -h, --help          this help`;
 
@@ -167,6 +171,7 @@ const commonOptions = {
   'stop-after-steps': { type: 'string' },
   'keep-baseline': { type: 'boolean' },
   'baseline-from': { type: 'string' },
+  'print-config': { type: 'boolean' },
 } as const;
 
 type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
@@ -251,6 +256,26 @@ function cleanupEmpty(dir: string, existed: boolean): void {
   }
 }
 
+/**
+ * `--print-config`: the config a run would use, as its config.json records it
+ * and as a config file may hold it. A budget's data subsets are not config
+ * fields; a note on stderr names them.
+ */
+function printConfig(
+  cfg: ExperimentConfig,
+  budgetName: string,
+  budget: Budget,
+  out: (s: string) => void,
+): number {
+  out(JSON.stringify(cfg, null, 2));
+  const subsets = (['trainSubset', 'testSubset'] as const).filter((k) => budget[k] !== undefined);
+  if (subsets.length)
+    process.stderr.write(
+      `note: budget "${budgetName}" also limits the data, which a config cannot: ${subsets.map((k) => `${k} ${budget[k]}`).join(', ')}\n`,
+    );
+  return 0;
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -272,6 +297,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
   const cfg = applyBudget(base, budget);
+  if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
   const threads = threadsOption(p.values.threads);
@@ -372,6 +398,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
   const cfg = applyBudget(base, budget);
+  if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
   const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));
   const cmd = recordedCommand('sweep', args);

@@ -423,3 +423,35 @@ test('an --out the system will not let a folder be made in fails at once (no han
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/output directory \/proc\/normprune-run is not writable/);
 });
+
+test('--print-config prints the resolved config a run would use, writes nothing, and round-trips', async () => {
+  const out = join(tmp, 'print-out');
+  const r = await cli(['reproduce', 'lenet-5-fc-output', '--print-config', '--out', out]);
+  expect(r.code).toBe(0);
+  const printed = JSON.parse(r.out);
+  expect(printed).toEqual(loadExperiment('lenet-5-fc-output')); // extends resolved, defaults filled in
+  expect(printed.training.proximal.lambda).toBe(0.016);
+  expect(existsSync(out)).toBe(false);
+  // The budget applies to the config's fields; its data subsets are named on stderr.
+  const tiny = await cli(['reproduce', 'lenet-5-fc', '--print-config', '--budget', 'tiny']);
+  const tinyCfg = JSON.parse(tiny.out);
+  expect(tinyCfg).toEqual(applyBudget(loadExperiment('lenet-5-fc'), parseBudget('tiny', tinyCfg).budget));
+  expect(tinyCfg.training.finetune.epochs).toBe(1);
+  expect(tiny.err).toMatch(
+    /budget "tiny" also limits the data, which a config cannot: trainSubset 256, testSubset 256/,
+  );
+  // What it prints is a config file: train and sweep read it back to the same config.
+  const file = join(tmp, 'printed.json');
+  writeFileSync(file, tiny.out);
+  for (const args of [
+    ['train', '--config', file],
+    ['sweep', '--config', file],
+  ]) {
+    const again = await cli([...args, '--print-config']);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.out)).toEqual(tinyCfg);
+    expect(again.err).toBe('');
+  }
+  // list and report do not take it.
+  expect((await cli(['list', '--print-config'])).code).toBe(2);
+});
