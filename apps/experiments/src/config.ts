@@ -304,10 +304,14 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 
 /**
  * `over` merged onto `base`: objects field by field, recursively; arrays,
- * numbers, strings, booleans and null replace what the base has.
+ * numbers, strings, booleans and null replace what the base has, and so does
+ * an object whose `type` differs from the base's (a lambda schedule
+ * `{"type": "constant"}` over `{"type": "warmup", "epochs": 1}` is constant,
+ * not constant with a warm-up's epochs).
  */
 export function mergeConfig(base: unknown, over: unknown): unknown {
   if (!isPlainObject(base) || !isPlainObject(over)) return over;
+  if ('type' in over && over.type !== base.type) return over;
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) out[k] = k in base ? mergeConfig(base[k], v) : v;
   return out;
@@ -440,7 +444,7 @@ export function configJsonSchema(): Record<string, unknown> {
         type: 'string',
         minLength: 1,
         description:
-          "A shipped experiment's name (\"lenet-5-fc\") or a .json file's path, relative to this file: the base this file's fields are merged over (objects field by field; arrays, numbers, strings and null replace).",
+          "A shipped experiment's name (\"lenet-5-fc\") or a .json file's path, relative to this file: the base this file's fields are merged over (objects field by field; arrays, numbers, strings, null and objects of another type replace).",
       },
       ...(schema.properties as object),
     },

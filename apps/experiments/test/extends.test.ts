@@ -32,6 +32,15 @@ test('mergeConfig merges objects field by field; arrays, scalars and null replac
   });
   expect(base).toEqual(copy); // the base is not changed
   expect(mergeConfig([1, 2], [3])).toEqual([3]);
+  // An object of another type replaces the base's; one of the same type merges.
+  const warmup = { schedule: { type: 'warmup', epochs: 1 } };
+  expect(mergeConfig(warmup, { schedule: { type: 'constant' } })).toEqual({ schedule: { type: 'constant' } });
+  expect(mergeConfig(warmup, { schedule: { type: 'warmup', epochs: 2 } })).toEqual({
+    schedule: { type: 'warmup', epochs: 2 },
+  });
+  expect(mergeConfig(warmup, { schedule: { epochs: 3 } })).toEqual({
+    schedule: { type: 'warmup', epochs: 3 },
+  });
   expect(mergeConfig({ a: 1 }, 'x')).toBe('x');
 });
 
@@ -52,6 +61,13 @@ test('a file extending a shipped experiment is that experiment with its own fiel
   const cfg = loadConfigFile(unnamed);
   expect(cfg.name).toBe('lenet-5');
   expect(cfg.decompose).toEqual({ ...loadExperiment('lenet-5').decompose, conv2d: null });
+  // lenet-5-fc warms lambda up; a constant schedule over it is valid and constant.
+  expect(loadExperiment('lenet-5-fc').training.proximal.schedule.type).toBe('warmup');
+  const constant = parseConfig({
+    extends: 'lenet-5-fc',
+    training: { proximal: { schedule: { type: 'constant' } } },
+  });
+  expect(constant.training.proximal.schedule).toEqual({ type: 'constant' });
   expect(parseConfig({ extends: 'lenet-5-fc', name: 'my-fc' }).model).toEqual(
     loadExperiment('lenet-5-fc').model,
   );
