@@ -38,8 +38,9 @@ export interface PackedProject {
   tarballs: string[];
   /**
    * How the third-party dependencies got there: `'cache'` when npm installed
-   * them from its cache (`--offline`), `'linked'` when the cache lacked them
-   * and the workspace's own copies were symlinked in.
+   * them from its cache (`--offline`), `'linked'` when the cache lacked them:
+   * the tarballs were unpacked by hand and the workspace's copies of their
+   * dependencies symlinked in.
    */
   mode: 'cache' | 'linked';
   /** Deletes the project and the tarballs. */
@@ -137,6 +138,42 @@ function depName(spec: string): string {
 }
 
 /**
+ * The install without npm or network: each tarball unpacked (`tar`) into
+ * `dir/node_modules/<its name>`, then every registry package the tarballs
+ * depend on (their `dependencies` that are not among the tarballs) and every
+ * one of `deps` symlinked from the workspace's node_modules, where `npm ci`
+ * put the versions the lock file pins.
+ */
+function linkInstall(dir: string, tarballs: string[], deps: string[]): void {
+  const packed = new Set<string>();
+  const wanted = new Set(deps);
+  for (const tgz of tarballs) {
+    const stage = fs.mkdtempSync(path.join(dir, '.unpack-'));
+    try {
+      execFileSync('tar', ['-xzf', tgz, '-C', stage], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const unpacked = path.join(stage, 'package');
+      const manifest = JSON.parse(fs.readFileSync(path.join(unpacked, 'package.json'), 'utf8'));
+      const target = path.join(dir, 'node_modules', manifest.name);
+      fs.mkdirSync(path.dirname(target), { recursive: true });
+      fs.renameSync(unpacked, target);
+      packed.add(manifest.name);
+      for (const dep of Object.keys(manifest.dependencies ?? {})) wanted.add(dep);
+    } finally {
+      fs.rmSync(stage, { recursive: true, force: true });
+    }
+  }
+  for (const dep of wanted) {
+    if (packed.has(dep)) continue;
+    const source = path.join(WORKSPACE, 'node_modules', dep);
+    if (!fs.existsSync(source))
+      throw new Error(`packAndInstall: ${dep} is neither in the npm cache nor installed in the workspace`);
+    const target = path.join(dir, 'node_modules', dep);
+    fs.mkdirSync(path.dirname(target), { recursive: true });
+    fs.symlinkSync(source, target, 'junction');
+  }
+}
+
+/**
  * Packs each (built) package directory with `npm pack`, creates an empty
  * project in the OS temp dir, and installs the tarballs there together with
  * the registry packages in `deps` (the tfjs peers by default), never touching
@@ -144,11 +181,12 @@ function depName(spec: string): string {
  *
  * 1. `npm install --offline <tarballs> <deps>`: everything from the npm cache
  *    that `npm ci` filled. This is what a user's install does, minus network.
- * 2. If the cache cannot serve a dependency (ENOTCACHED, e.g. a cache cleaned
- *    since `npm ci`), the tarballs are installed with `--legacy-peer-deps` (so
- *    npm does not fetch their peers) and each dependency is then symlinked
- *    from the workspace's node_modules. Symlinking happens after the install
- *    because npm prunes packages it did not install itself.
+ * 2. If the cache cannot serve a dependency (ENOTCACHED: a cache cleaned since
+ *    `npm ci`, or one that never held the packument of a package's own
+ *    dependency, since `npm ci` reads versions from the lock file), the
+ *    install goes without npm ({@link linkInstall}): each tarball is unpacked
+ *    into node_modules, and each registry package it depends on, and each of
+ *    `deps`, is symlinked from the workspace's node_modules.
  *
  * Takes a few seconds; call it once per test file (`beforeAll`).
  */
@@ -192,13 +230,8 @@ export async function packAndInstall(
       // resolving peers, as an ERESOLVE on `<name>@undefined`.
       if (!/ENOTCACHED|only-if-cached|@undefined/i.test((e as Error).message)) throw e;
       mode = 'linked';
-      npm([...common, '--legacy-peer-deps', ...tarballs], dir, options.npmCache);
-      for (const dep of deps.map(depName)) {
-        const target = path.join(dir, 'node_modules', dep);
-        if (fs.existsSync(target)) continue;
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        fs.symlinkSync(path.join(WORKSPACE, 'node_modules', dep), target, 'junction');
-      }
+      fs.rmSync(path.join(dir, 'node_modules'), { recursive: true, force: true });
+      linkInstall(dir, tarballs, deps.map(depName));
     }
     return { dir, tarballs, mode, cleanup };
   } catch (e) {

