@@ -6,6 +6,17 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 const activation = z.enum(['relu', 'linear', 'tanh', 'sigmoid']);
+
+/**
+ * An optional field that `null` leaves unset too, so that a config extending
+ * another can remove it (`"target": null`). Fields where null has a meaning of
+ * its own (a granularity: layers left plain) are nullable instead.
+ */
+const unsettable = <T extends z.ZodType>(schema: T) =>
+  schema
+    .nullish()
+    .transform((v) => v ?? undefined)
+    .optional();
 const intPos = z.number().int().positive();
 
 const denseSpec = z.strictObject({
@@ -197,39 +208,36 @@ export const experimentSchema = z.strictObject({
         .describe(
           'Multiplies lambda for the named layers, e.g. {"dense2": 0.3}; 0 leaves a layer unpenalised.',
         ),
-      distill: distillSpec.optional(),
+      distill: unsettable(distillSpec),
     }),
-    finetune: optimizerSpec.extend({ distill: distillSpec.optional() }),
+    finetune: optimizerSpec.extend({ distill: unsettable(distillSpec) }),
   }),
   prune: z
     .strictObject({
       threshold: z.number().min(0).default(0).describe('Magnitudes at or below it count as dead.'),
     })
     .default({ threshold: 0 }),
-  sweep: z
-    .strictObject({
-      lambda: z.array(z.number().min(0)).optional(),
-      granularity: z.array(z.enum(['output', 'input', 'kernel', 'filter'])).optional(),
-      costWeighting: z.array(z.enum(['uniform', 'params', 'flops'])).optional(),
-    })
-    .optional()
-    .describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
+  sweep: unsettable(
+    z.strictObject({
+      lambda: unsettable(z.array(z.number().min(0))),
+      granularity: unsettable(z.array(z.enum(['output', 'input', 'kernel', 'filter']))),
+      costWeighting: unsettable(z.array(z.enum(['uniform', 'params', 'flops']))),
+    }),
+  ).describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
   // The thesis's figures, printed beside ours in the report.
-  thesis: z
-    .strictObject({
-      compressionPct: z.number().optional(),
-      errorDeltaPp: z.number().optional(),
-      note: z.string().optional(),
-    })
-    .optional()
-    .describe("The thesis's figures, printed beside the run's in the report."),
+  thesis: unsettable(
+    z.strictObject({
+      compressionPct: unsettable(z.number()),
+      errorDeltaPp: unsettable(z.number()),
+      note: unsettable(z.string()),
+    }),
+  ).describe("The thesis's figures, printed beside the run's in the report."),
   // What this reproduction must reach: removed parameters (%) and allowed
   // test-error increase (percentage points).
-  target: z
-    .strictObject({ minCompressionPct: z.number(), maxErrorDeltaPp: z.number() })
-    .optional()
-    .describe('What the run must reach: parameters removed (%) and the allowed test error change (pp).'),
-  budgets: z.record(z.string(), budgetSpec).optional().describe('Named --budget presets.'),
+  target: unsettable(z.strictObject({ minCompressionPct: z.number(), maxErrorDeltaPp: z.number() })).describe(
+    'What the run must reach: parameters removed (%) and the allowed test error change (pp).',
+  ),
+  budgets: unsettable(z.record(z.string(), budgetSpec)).describe('Named --budget presets.'),
   defaultBudget: z.string().default('full').describe('The budget a run uses without --budget.'),
 });
 /** A validated experiment configuration. */
@@ -415,13 +423,21 @@ function validateConfig(json: unknown, source: string): ExperimentConfig {
   return cfg;
 }
 
-/** Removes `required` from an object schema and the object schemas of its properties. */
+/**
+ * Removes `required` from an object schema and from every schema a config
+ * file's fields are merged into: its properties, a record's values and the
+ * alternatives of a union (a nullable field, a lambda schedule). Array items
+ * keep theirs, since an array replaces the base's whole.
+ */
 function relaxRequired(schema: Record<string, unknown>): Record<string, unknown> {
   const { required: _required, ...rest } = schema;
+  const relax = (v: unknown) => (isPlainObject(v) ? relaxRequired(v) : v);
   if (isPlainObject(rest.properties)) {
-    rest.properties = Object.fromEntries(
-      Object.entries(rest.properties).map(([k, v]) => [k, isPlainObject(v) ? relaxRequired(v) : v]),
-    );
+    rest.properties = Object.fromEntries(Object.entries(rest.properties).map(([k, v]) => [k, relax(v)]));
+  }
+  if (isPlainObject(rest.additionalProperties)) rest.additionalProperties = relax(rest.additionalProperties);
+  for (const key of ['anyOf', 'oneOf'] as const) {
+    if (Array.isArray(rest[key])) rest[key] = (rest[key] as unknown[]).map(relax);
   }
   return rest;
 }

@@ -12,7 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { applyBudget, isReduced, layerNames, loadExperiment, parseBudget, parseConfig } from '../src/index';
-import { cli, writeVariant } from './helpers';
+import { cli, clone, experimentCopy, writeVariant } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-cli-'))));
@@ -57,7 +57,7 @@ test('unknown flags and bad flag values are usage errors', async () => {
 });
 
 test('config validation names each bad field and its allowed values', async () => {
-  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  const good = experimentCopy('lenet-500-300');
   const bad = {
     ...good,
     dataset: { ...good.dataset, name: 'mnist3' },
@@ -81,7 +81,7 @@ test('config validation names each bad field and its allowed values', async () =
 });
 
 test('layer names, decompose.exclude, the layer order and defaultBudget are checked before anything runs', () => {
-  const lenet5 = JSON.parse(JSON.stringify(loadExperiment('lenet-5')));
+  const lenet5 = experimentCopy('lenet-5');
   const unnamed = {
     ...lenet5,
     model: { layers: lenet5.model.layers.map(({ name: _n, ...l }: { name?: string }) => l) },
@@ -128,7 +128,7 @@ test('layer names, decompose.exclude, the layer order and defaultBudget are chec
 });
 
 test('proximal.layerMultipliers and distill are checked against the model and their ranges', () => {
-  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  const good = experimentCopy('lenet-500-300');
   const withProximal = (extra: object) => ({
     ...good,
     training: { ...good.training, proximal: { ...good.training.proximal, ...extra } },
@@ -151,7 +151,7 @@ test('proximal.layerMultipliers and distill are checked against the model and th
 });
 
 test('dataset.augment: a boolean or {padding, flip}, with ranges checked', () => {
-  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  const good = experimentCopy('lenet-500-300');
   const withAugment = (augment: unknown) => ({ ...good, dataset: { ...good.dataset, augment } });
   expect(parseConfig(good).dataset.augment).toEqual({ padding: 1, flip: false });
   expect(parseConfig(withAugment(undefined)).dataset.augment).toBe(false);
@@ -170,7 +170,7 @@ test('dataset.augment: a boolean or {padding, flip}, with ranges checked', () =>
 });
 
 test('a bad layer type or lambda schedule names the bad value and the allowed ones', () => {
-  const good = JSON.parse(JSON.stringify(loadExperiment('lenet-500-300')));
+  const good = experimentCopy('lenet-500-300');
   expect(() =>
     parseConfig({ ...good, model: { layers: [{ type: 'conv3d' }, { type: 'dense', units: 3 }] } }),
   ).toThrow(/model\.layers\.0\.type: got "conv3d"; allowed: "dense", "conv2d", "maxPool2d", "flatten"/);
@@ -198,9 +198,9 @@ test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => 
   expect(applied.model.layers.find((l) => l.type === 'conv2d')).toMatchObject({ filters: 16 });
   // The logits layer keeps one unit per class.
   expect(applied.model.layers[applied.model.layers.length - 1]).toMatchObject({ units: 10 });
-  expect(() =>
-    parseConfig({ ...JSON.parse(JSON.stringify(cfg)), model: { layers: [{ type: 'flatten' }] } }),
-  ).toThrow(/last layer must be a dense layer/);
+  expect(() => parseConfig({ ...clone(cfg), model: { layers: [{ type: 'flatten' }] } })).toThrow(
+    /last layer must be a dense layer/,
+  );
 });
 
 test('a data set missing offline fails with exit code 1 and leaves no run directory', async () => {

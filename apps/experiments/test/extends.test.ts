@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configsDir, listExperiments, loadConfigFile, loadExperiment, parseConfig } from '../src/index';
 import { mergeConfig } from '../src/config';
-import { cli } from './helpers';
+import { cli, clone, experimentCopy } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-extends-'))));
@@ -17,8 +17,6 @@ function write(file: string, json: unknown): string {
   writeFileSync(path, typeof json === 'string' ? json : JSON.stringify(json));
   return path;
 }
-
-const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
 test('mergeConfig merges objects field by field; arrays, scalars and null replace', () => {
   const base = { a: { b: 1, c: [1, 2, 3], d: { e: 'x' } }, f: 'keep', g: 'v' };
@@ -51,7 +49,7 @@ test('a file extending a shipped experiment is that experiment with its own fiel
     training: { proximal: { lambda: 0.003 } },
     sweep: { lambda: [0.003] },
   });
-  const expected = clone(loadExperiment('lenet-5-fc'));
+  const expected = experimentCopy('lenet-5-fc');
   expected.name = 'my-fc';
   expected.training.proximal.lambda = 0.003;
   expected.sweep = { lambda: [0.003] };
@@ -123,7 +121,7 @@ test('the merged config is validated as a whole: errors name the extending file 
   ).toThrow(/decompose\.exclude: no dense or conv2d layer named "dense9"/);
   // A base need not be a whole config; only the merged result is checked.
   write('partial.json', { training: { batchSize: 16 } });
-  const whole = clone(loadExperiment('lenet-500-300')) as Record<string, unknown>;
+  const whole = experimentCopy('lenet-500-300') as Record<string, unknown>;
   const cfg = loadConfigFile(write('whole.json', { ...whole, extends: 'partial.json' }));
   expect(cfg.training.batchSize).toBe(loadExperiment('lenet-500-300').training.batchSize);
   expect(() => loadConfigFile(write('lone.json', { extends: 'partial.json' }))).toThrow(
@@ -152,4 +150,57 @@ test('shipped configs: each is named after its file, and each extends only shipp
   expect(output.model).toEqual(loadExperiment('lenet-5-fc').model);
   expect(output.training.baseline).toEqual(loadExperiment('lenet-5-fc').training.baseline);
   expect(output.decompose).toEqual({ dense: 'output', conv2d: null, exclude: ['logits'] });
+});
+
+test('null unsets an optional field of the base; where null has its own meaning it keeps it', () => {
+  const fc = loadExperiment('lenet-5-fc');
+  expect(fc.target).toBeDefined();
+  expect(fc.thesis?.compressionPct).toBe(82.2);
+  const cfg = parseConfig({
+    extends: 'lenet-5-fc',
+    target: null,
+    thesis: { compressionPct: null, errorDeltaPp: null },
+    sweep: { lambda: null, granularity: ['input', 'output'] },
+  });
+  expect(cfg.target).toBeUndefined();
+  expect(cfg.thesis).toEqual({ note: fc.thesis?.note });
+  expect(cfg.sweep).toEqual({ granularity: ['input', 'output'] });
+  // Serialised (config.json, the run's hash), an unset field is absent, as if never written.
+  expect(JSON.parse(JSON.stringify(cfg))).not.toHaveProperty('target');
+  expect(JSON.stringify(cfg.thesis)).toBe(JSON.stringify({ note: fc.thesis?.note }));
+  // Distillation set by a base can be switched off.
+  const distilled = write('distilled.json', {
+    extends: 'lenet-5-fc',
+    training: { finetune: { distill: { weight: 0.5 } } },
+  });
+  expect(loadConfigFile(distilled).training.finetune.distill).toEqual({ weight: 0.5, temperature: 4 });
+  const plain = write('plain-again.json', {
+    extends: 'distilled.json',
+    training: { finetune: { distill: null } },
+  });
+  expect(loadConfigFile(plain).training.finetune).toEqual(fc.training.finetune);
+  // A granularity's null means "layers left plain", not "the default granularity".
+  expect(parseConfig({ extends: 'lenet-5', decompose: { conv2d: null } }).decompose.conv2d).toBeNull();
+  // A required field cannot be unset.
+  expect(() => parseConfig({ extends: 'lenet-5-fc', training: { batchSize: null } })).toThrow(
+    /training\.batchSize/,
+  );
+  expect(() => parseConfig({ extends: 'lenet-5-fc', description: null })).toThrow(/description/);
+});
+
+test('lenet-5 and lenet-5-filter extend the configs they vary, unsetting what they do not claim', () => {
+  const fc = loadExperiment('lenet-5-fc');
+  const lenet5 = loadExperiment('lenet-5');
+  const filter = loadExperiment('lenet-5-filter');
+  expect(lenet5.model).toEqual(fc.model);
+  expect(lenet5.training.baseline).toEqual(fc.training.baseline); // so they can share a baseline
+  expect(lenet5.thesis).toEqual({ note: expect.stringMatching(/only the dense layers/) });
+  expect(lenet5.target).toEqual({ minCompressionPct: 90, maxErrorDeltaPp: 0.1 });
+  expect(filter).toEqual({
+    ...lenet5,
+    name: 'lenet-5-filter',
+    description: filter.description,
+    decompose: { ...lenet5.decompose, conv2d: 'filter' },
+    target: undefined,
+  });
 });

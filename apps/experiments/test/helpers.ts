@@ -44,6 +44,12 @@ export function spawnCli(
   );
 }
 
+/** A deep copy of JSON data. */
+export const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
+
+/** A shipped experiment's parsed config as a deep copy the test may change freely. */
+export const experimentCopy = (name: string): any => clone(loadExperiment(name));
+
 /** Writes the experiment `base` (default lenet-500-300) changed by `edit` to DIR/<name>.json; returns the file. */
 export function writeVariant(
   dir: string,
@@ -51,7 +57,7 @@ export function writeVariant(
   edit: (cfg: any) => void,
   base = 'lenet-500-300',
 ): string {
-  const cfg = JSON.parse(JSON.stringify(loadExperiment(base)));
+  const cfg = experimentCopy(base);
   edit(cfg);
   const file = join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(cfg));

@@ -13,6 +13,7 @@ import {
   loadExperiment,
   parseConfig,
 } from '../src/index';
+import { clone, experimentCopy } from './helpers';
 
 const schemaFile = join(__dirname, '..', 'config.schema.json');
 const committed = JSON.parse(readFileSync(schemaFile, 'utf8'));
@@ -20,7 +21,6 @@ const validate = new Ajv({ allErrors: true }).compile(committed);
 const errors = (json: unknown): string[] =>
   validate(json) ? [] : (validate.errors ?? []).map((e) => `${e.dataPath} ${e.message}`);
 const raw = (name: string) => JSON.parse(readFileSync(join(configsDir(), `${name}.json`), 'utf8'));
-const clone = <T>(x: T): T => JSON.parse(JSON.stringify(x));
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-schema-'))));
@@ -45,15 +45,31 @@ test('with extends any field may be left out; without it the required ones must 
   const missing = errors(alone).join('\n');
   for (const field of ['name', 'description', 'dataset', 'model', 'training']) expect(missing).toMatch(field);
   // Inner required fields too: a whole config missing a phase's learning rate.
-  const whole = clone(loadExperiment('lenet-500-300')) as any;
+  const whole = experimentCopy('lenet-500-300');
   delete whole.training.baseline.learningRate;
   expect(errors(whole).join('\n')).toMatch(/\.training\.baseline .*learningRate/);
   expect(errors({ ...whole, extends: 'lenet-500-300' })).toEqual([]);
   expect(errors({ extends: '' }).join('\n')).toMatch(/\.extends/);
+  // null unsets an optional field; a required one cannot be null.
+  const unset = {
+    extends: 'lenet-5-fc',
+    target: null,
+    thesis: { compressionPct: null },
+    training: { finetune: { distill: null } },
+  };
+  expect(errors(unset)).toEqual([]);
+  expect(() => parseConfig(unset)).not.toThrow();
+  expect(errors({ extends: 'lenet-5-fc', training: { batchSize: null } }).join('\n')).toMatch(/batchSize/);
+  // Inside a nullable field, what merges into the base's object may be partial too.
+  const partialDistill = { training: { finetune: { distill: { temperature: 2 } } } };
+  expect(errors({ extends: 'lenet-5-fc', ...partialDistill })).toEqual([]);
+  const full = experimentCopy('lenet-5-fc');
+  full.training.finetune.distill = { temperature: 2 };
+  expect(errors(full).join('\n')).toMatch(/weight/);
 });
 
 test('the schema rejects what the CLI rejects: unknown fields, bad values, bad layers', () => {
-  const base = clone(loadExperiment('lenet-5')) as any;
+  const base = experimentCopy('lenet-5');
   const bad: Array<[string, (c: any) => void]> = [
     ['unknown field', (c) => (c.extra = 1)],
     ['bad data set', (c) => (c.dataset.name = 'mnist3')],
