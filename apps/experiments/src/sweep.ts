@@ -3,25 +3,19 @@
 // compression. The baseline is trained once (first point) and shared.
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { BackendName } from '@normprune/runtime';
-import type { Budget, ExperimentConfig } from './config.js';
-import { finishedRun, runExperiment, type RunResults } from './pipeline.js';
-import { writeJsonAtomic } from './fsutil.js';
+import { finishedRun, runExperiment, type RunOptions, type RunResults } from './pipeline.js';
+import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
-import { ensureWritableDir } from './fsutil.js';
+import { ensureWritableDir, writeJsonAtomic } from './fsutil.js';
 
-/** Options of {@link runSweep}. */
-export interface SweepOptions {
-  config: ExperimentConfig;
-  budgetName: string;
-  budget: Budget;
-  seed: number;
-  out: string;
-  backend?: BackendName;
-  /** wasm threads (see `initBackend`). */
-  threads?: number;
-  dataDir?: string;
-  offline?: boolean;
+/**
+ * Options of {@link runSweep}: those of a run that every point shares, the
+ * grid or bisection target, and sweep-wide versions of the run flags.
+ */
+export interface SweepOptions extends Pick<
+  RunOptions,
+  'config' | 'budgetName' | 'budget' | 'seed' | 'out' | 'backend' | 'threads' | 'dataDir' | 'offline'
+> {
   lambdas?: number[];
   granularities?: string[];
   costWeightings?: ('uniform' | 'params' | 'flops')[];
