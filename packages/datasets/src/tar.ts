@@ -129,6 +129,17 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
   const files = new Map<string, TarEntry>();
   const symlinks: { name: string; target: string }[] = [];
   let total = 0;
+  // Counts an extracted file's bytes (links count their target's again) against the cap.
+  const count = (bytes: number, message?: string) => {
+    total += bytes;
+    if (total > max)
+      throw new DatasetError('too-large', {
+        file,
+        ...(message ? { message } : {}),
+        expected: `<= ${max} bytes`,
+        found: `> ${total - bytes} bytes`,
+      });
+  };
   let off = 0;
   let pax: Record<string, string> = {};
   let longName: string | undefined;
@@ -189,14 +200,7 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     longLink = undefined;
     const name = safeName(rawName, file);
     if (type === '0' || type === '7') {
-      total += size;
-      if (total > max)
-        throw new DatasetError('too-large', {
-          file,
-          message: 'archive exceeds the size cap',
-          expected: `<= ${max} bytes`,
-          found: `> ${total - size} bytes`,
-        });
+      count(size, 'archive exceeds the size cap');
       const e: TarEntry = { name, type: 'file', data };
       entries.push(e);
       files.set(name, e);
@@ -211,13 +215,7 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
           message: `hard link ${name} to a file not in the archive`,
           found: rawLink,
         });
-      total += t.data.length;
-      if (total > max)
-        throw new DatasetError('too-large', {
-          file,
-          expected: `<= ${max} bytes`,
-          found: `> ${total - t.data.length} bytes`,
-        });
+      count(t.data.length);
       const e: TarEntry = { name, type: 'file', data: t.data };
       entries.push(e);
       files.set(name, e);
@@ -242,13 +240,7 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
         message: `symbolic link ${s.name} does not point to a file in the archive`,
         found: s.target,
       });
-    total += t.data.length;
-    if (total > max)
-      throw new DatasetError('too-large', {
-        file,
-        expected: `<= ${max} bytes`,
-        found: `> ${total - t.data.length} bytes`,
-      });
+    count(t.data.length);
     const e: TarEntry = { name: s.name, type: 'file', data: t.data };
     entries.push(e);
     files.set(s.name, e);

@@ -96,6 +96,13 @@ describe('readTar', () => {
       ...Array.from({ length: 5 }, (_, i) => ({ name: `l${i}`, type: '1' as const, linkname: 'a' })),
     ]);
     expect(code(() => readTar(tar, 't', { maxTotalBytes: 5 * 4096 }))).toBe('too-large');
+    expect(readTar(tar, 't', { maxTotalBytes: 6 * 4096 }).length).toBe(6);
+    const symlinked = makeTar([
+      { name: 'a', data: big },
+      ...Array.from({ length: 5 }, (_, i) => ({ name: `s${i}`, type: '2' as const, linkname: 'a' })),
+    ]);
+    expect(code(() => readTar(symlinked, 't', { maxTotalBytes: 5 * 4096 }))).toBe('too-large');
+    expect(readTar(symlinked, 't', { maxTotalBytes: 6 * 4096 }).length).toBe(6);
     // A gzip bomb stops at the cap instead of filling memory.
     expect(
       code(() =>
