@@ -215,6 +215,9 @@ export const experimentSchema = z.strictObject({
   prune: z
     .strictObject({
       threshold: z.number().min(0).default(0).describe('Magnitudes at or below it count as dead.'),
+      keep: unsettable(z.record(z.string(), z.number().int().min(0))).describe(
+        'At most this many groups of the named decomposed layer survive, those with the largest magnitudes, e.g. {"dense1": 300}; with 0 proximal epochs, norm-based pruning of the baseline to that size.',
+      ),
     })
     .default({ threshold: 0 }),
   sweep: unsettable(
@@ -413,6 +416,19 @@ function validateConfig(json: unknown, source: string): ExperimentConfig {
     if (!known.has(name))
       throw bad(
         `training.proximal.layerMultipliers: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
+      );
+  }
+  // A layer's groups exist only if it is decomposed: not excluded, and its kind has a granularity.
+  const decomposed = cfg.model.layers.flatMap((l, i) =>
+    (l.type === 'dense' && cfg.decompose.dense !== null) ||
+    (l.type === 'conv2d' && cfg.decompose.conv2d !== null)
+      ? [names[i][0]].filter((n) => !cfg.decompose.exclude.includes(n))
+      : [],
+  );
+  for (const name of Object.keys(cfg.prune.keep ?? {})) {
+    if (!decomposed.includes(name))
+      throw bad(
+        `prune.keep: no decomposed layer named "${name}"; decomposed layers: ${decomposed.join(', ') || '(none)'}`,
       );
   }
   try {

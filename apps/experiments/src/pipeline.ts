@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batches } from '@normprune/datasets';
 import { decompose, magnitudes } from '@normprune/layers';
-import { ProximalAdam, ProximalSGD } from '@normprune/prox';
+import { keepLargestGroups, ProximalAdam, ProximalSGD } from '@normprune/prox';
 import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
 import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from './config.js';
@@ -812,6 +812,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         },
       });
       disposeOptimizer(opt);
+      if (cfg.prune.keep) keepLargestGroups(m, cfg.prune.keep);
       state.groups = countGroups(m, cfg.prune.threshold);
       const pruned = prune(m, { threshold: cfg.prune.threshold }).model;
       m.dispose();

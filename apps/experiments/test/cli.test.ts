@@ -455,3 +455,52 @@ test('--print-config prints the resolved config a run would use, writes nothing,
   // list and report do not take it.
   expect((await cli(['list', '--print-config'])).code).toBe(2);
 });
+
+test('prune.keep caps each named layer at its largest groups; with 0 proximal epochs it is norm-based pruning', async () => {
+  const file = writeVariant(
+    tmp,
+    'keep',
+    (cfg) => (cfg.prune = { keep: { dense1: 100, dense2: 40, logits: 30 } }),
+  );
+  const out = join(tmp, 'run-keep');
+  const r = await cli([
+    'train',
+    '--config',
+    file,
+    '--budget',
+    'tiny,epochs.proximal=0',
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+  ]);
+  expect(r.code).toBe(0);
+  const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  // 'input' granularity: dense1 keeps 100 pixels, dense2 40 of dense1's units, logits 30 of dense2's.
+  expect(results.groups.map((g: { layer: string; live: number }) => [g.layer, g.live])).toEqual([
+    ['dense1', 100],
+    ['dense2', 40],
+    ['logits', 30],
+  ]);
+  const units = Object.fromEntries(
+    results.compressed.layers.map((l: { name: string; units: number }) => [l.name, l.units]),
+  );
+  expect(units).toEqual({ dense1: 40, dense2: 30, logits: 10 });
+  expect(results.compressed.nonzeros).toBe(100 * 40 + 40 + 40 * 30 + 30 + 30 * 10 + 10);
+  // Only decomposed layers have groups to keep.
+  const bad = (keep: object, decompose?: object) =>
+    parseConfig({
+      ...experimentCopy('lenet-5'),
+      ...(decompose ? { decompose } : {}),
+      prune: { keep },
+    });
+  expect(() => bad({ conv1: 3 })).not.toThrow();
+  expect(() => bad({ logits: 3 })).toThrow(
+    /prune\.keep: no decomposed layer named "logits"; decomposed layers: conv1, conv2, dense1$/,
+  );
+  expect(() => bad({ pool1: 3 })).toThrow(/no decomposed layer named "pool1"/);
+  expect(() => bad({ conv1: 3 }, { dense: 'output', conv2d: null, exclude: [] })).toThrow(
+    /no decomposed layer named "conv1"; decomposed layers: dense1, logits/,
+  );
+  expect(() => bad({ conv1: -1 })).toThrow(/prune\.keep\.conv1/);
+});

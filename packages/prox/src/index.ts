@@ -1,7 +1,13 @@
 // @normprune/prox: the proximal half of the method. Importing this module
 // registers ProximalSGD and ProximalAdam with tf.serialization, so a model
 // saved with its optimiser loads again.
-export { groupSoftThreshold, hardThreshold, nonnegSoftThreshold, softThreshold } from './operators.js';
+export {
+  groupSoftThreshold,
+  hardThreshold,
+  keepLargest,
+  nonnegSoftThreshold,
+  softThreshold,
+} from './operators.js';
 export {
   constantLambda,
   lambdaSchedule,
@@ -28,5 +34,11 @@ export {
   ProximalSGD,
   type TrainingProgress,
 } from './optimizers.js';
-export { l1Penalty, type L1PenaltyOptions, measureSparsity, type SparsityReport } from './penalty.js';
+export {
+  keepLargestGroups,
+  l1Penalty,
+  type L1PenaltyOptions,
+  measureSparsity,
+  type SparsityReport,
+} from './penalty.js';
 export { SparsityCallback, type SparsityCallbackOptions, type SparsityRecord } from './callback.js';

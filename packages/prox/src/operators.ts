@@ -52,6 +52,24 @@ export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
   return tf.tidy(() => tf.where(tf.greater(tf.abs(x), t), x, tf.zerosLike(x)));
 }
 
+/**
+ * Projection onto the L0 ball `{x : at most k nonzero entries}`: keeps the `k`
+ * entries of `x` with the largest `|x|` and sets the rest to exactly 0. Of
+ * entries with equal `|x|` the earlier (flat index) is kept, so the result is
+ * deterministic; fewer than `k` nonzero entries are all kept. `k` is a
+ * non-negative integer. Reads `x` to the host (magnitude vectors are small).
+ * The caller disposes the result.
+ */
+export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
+  if (!Number.isInteger(k) || k < 0) throw new Error(`keepLargest: k must be an integer >= 0, got ${k}`);
+  const values = x.dataSync();
+  if (k >= values.length) return x.clone();
+  const order = Array.from(values.keys()).sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
+  const kept = new Float32Array(values.length);
+  for (const i of order.slice(0, k)) kept[i] = values[i];
+  return tf.tensor(kept, x.shape, x.dtype);
+}
+
 /** Smallest positive normal float32: a divisor guard that never changes a nonzero float32 norm. */
 export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
 

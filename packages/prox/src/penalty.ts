@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes as findMagnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { keepLargest } from './operators.js';
 import { costWeights, type CostWeighting } from './weights.js';
 
 /** Options of `l1Penalty`. */
@@ -87,4 +88,34 @@ export async function measureSparsity(
     totalParams,
     compression: totalParams === 0 ? 0 : 1 - liveParams / totalParams,
   };
+}
+
+/**
+ * Keeps at most `keep[name]` groups of each named decomposed layer alive: the
+ * ones with the largest magnitudes ({@link keepLargest}); the others' magnitudes
+ * become exactly 0, so surgery removes them. On a freshly decomposed model the
+ * magnitudes are the groups' weight norms, so this is norm-based structured
+ * pruning to a fixed size; after proximal training it caps what the L1
+ * penalty left alive. Layers not named are left as they are. A name that is
+ * not a decomposed layer is an error.
+ */
+export function keepLargestGroups(
+  modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
+  keep: Record<string, number>,
+): void {
+  const infos = magnitudesOf(modelOrMagnitudes);
+  const names = new Set(infos.map((m) => m.layerName));
+  for (const name of Object.keys(keep)) {
+    if (!names.has(name))
+      throw new Error(
+        `keepLargestGroups: no decomposed layer named '${name}'; decomposed layers: ${[...names].join(', ') || '(none)'}`,
+      );
+  }
+  for (const m of infos) {
+    const k = keep[m.layerName];
+    if (k === undefined) continue;
+    const kept = keepLargest(m.magnitude, k);
+    m.magnitude.assign(kept);
+    kept.dispose();
+  }
 }

@@ -1,6 +1,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { groupSoftThreshold, hardThreshold, nonnegSoftThreshold, softThreshold } from '../src/index.js';
+import {
+  groupSoftThreshold,
+  hardThreshold,
+  keepLargest,
+  nonnegSoftThreshold,
+  softThreshold,
+} from '../src/index.js';
 import { groupSumSquares } from '../src/operators.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
@@ -132,5 +138,47 @@ describe('groupSumSquares', () => {
     const r = ref.dataSync();
     a.dataSync().forEach((v, i) => expect(Math.abs(v - r[i]) / r[i]).toBeLessThan(1e-5));
     tf.dispose([x, a, b, ref]);
+  });
+});
+
+describe('keepLargest (projection onto the L0 ball)', () => {
+  it('keeps the k largest |x| exactly, zeroes the rest, breaks ties by index', () => {
+    // |x| ranks: 3 (i0), 2.5 (i9), 1.001 (i8), then the tie 1 (i1) / 1 (i7): i1 is earlier.
+    expect(run((v) => keepLargest(v, 3))).toEqual([-3, 0, 0, 0, 0, 0, 0, 0, 1.001, 2.5].map(Math.fround));
+    expect(run((v) => keepLargest(v, 4))).toEqual([-3, -1, 0, 0, 0, 0, 0, 0, 1.001, 2.5].map(Math.fround));
+    expect(run((v) => keepLargest(v, 0))).toEqual(new Array(x.length).fill(0));
+    expect(run((v) => keepLargest(v, x.length))).toEqual(x.map(Math.fround));
+    expect(run((v) => keepLargest(v, 99))).toEqual(x.map(Math.fround));
+    // Fewer nonzero entries than k: all kept, zeros stay zero.
+    expect(run((v) => keepLargest(v, 3), [0, 2, 0, 0])).toEqual([0, 2, 0, 0]);
+  });
+
+  it('works on any shape and keeps it; each result has exactly min(k, nonzeros) nonzero entries', () => {
+    for (const shape of [[7], [3, 4], [2, 3, 5], [3, 3, 2, 4]]) {
+      const input = tf.randomNormal(shape, 0, 1, 'float32', 5);
+      const values = Array.from(input.dataSync());
+      for (const k of [1, 5, values.length - 1]) {
+        const out = keepLargest(input, k);
+        expect(out.shape).toEqual(shape);
+        const got = Array.from(out.dataSync());
+        expect(got.filter((v) => v !== 0).length).toBe(k);
+        // Kept entries are unchanged, and none dropped is larger than one kept.
+        const kept = got.map((v, i) => (v !== 0 ? i : -1)).filter((i) => i >= 0);
+        for (const i of kept) expect(got[i]).toBe(values[i]);
+        const smallestKept = Math.min(...kept.map((i) => Math.abs(values[i])));
+        for (let i = 0; i < values.length; i++)
+          if (got[i] === 0) expect(Math.abs(values[i])).toBeLessThanOrEqual(smallestKept);
+        out.dispose();
+      }
+      input.dispose();
+    }
+  });
+
+  it('rejects a k that is not a non-negative integer, and leaks nothing', () => {
+    const input = tf.tensor1d(x);
+    expect(() => keepLargest(input, -1)).toThrow(/k must be an integer >= 0, got -1/);
+    expect(() => keepLargest(input, 1.5)).toThrow(/got 1.5/);
+    expectNoLeak(() => keepLargest(input, 3).dispose());
+    input.dispose();
   });
 });

@@ -9,6 +9,7 @@ import {
   type MagnitudeInfo,
 } from '@normprune/layers';
 import {
+  keepLargestGroups,
   l1Penalty,
   measureSparsity,
   ProximalAdam,
@@ -356,6 +357,63 @@ describe('penalty weights, l1Penalty, measureSparsity', () => {
     expect(r.totalGroups[infos[0].layerName]).toBe(24);
     expect(r.totalParams).toBe(12 * 24 + 24 * 10 + 10 * 2);
     expect(r.compression).toBeCloseTo((3 * 12) / r.totalParams, 10);
+    model.dispose();
+  });
+});
+
+describe('keepLargestGroups', () => {
+  it('caps the live groups of the named layers at the largest magnitudes, on dense and conv layers', async () => {
+    const model = tfl.sequential({
+      layers: [
+        decomposedConv2d({
+          inputShape: [8, 8, 2],
+          filters: 5,
+          kernelSize: 3,
+          granularity: 'kernel',
+          name: 'c1',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+        }),
+        tfl.layers.flatten(),
+        decomposedDense({
+          units: 6,
+          name: 'd1',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }),
+        }),
+        decomposedDense({
+          units: 3,
+          name: 'd2',
+          granularity: 'input',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed: 5 }),
+        }),
+      ],
+    });
+    const infos = magnitudes(model);
+    const before = infos.map((m) => Array.from(m.magnitude.dataSync()));
+    // A freshly decomposed layer's magnitudes are its groups' weight norms.
+    const kernel = effectiveKernel(infos[1].layer);
+    const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(kernel), 0)));
+    Array.from(norms.dataSync()).forEach((n, j) => expect(n).toBeCloseTo(before[1][j], 5));
+    tf.dispose([kernel, norms]);
+    const start = tf.memory().numTensors;
+    keepLargestGroups(model, { c1: 4, d1: 2 });
+    expect(tf.memory().numTensors).toBe(start);
+    const r = await measureSparsity(model);
+    expect(r.liveGroups).toEqual({ c1: 4, d1: 2, d2: 6 });
+    infos.forEach((m, i) => {
+      const after = Array.from(m.magnitude.dataSync());
+      const keptSmallest = Math.min(...after.filter((v) => v !== 0).map(Math.abs));
+      after.forEach((v, j) => {
+        if (v !== 0) expect(v).toBe(before[i][j]);
+        else expect(Math.abs(before[i][j])).toBeLessThanOrEqual(keptSmallest);
+      });
+    });
+    // A cap above what is alive changes nothing.
+    keepLargestGroups(model, { d1: 5 });
+    expect((await measureSparsity(model)).liveGroups.d1).toBe(2);
+    expect(() => keepLargestGroups(model, { nope: 1 })).toThrow(
+      /no decomposed layer named 'nope'; decomposed layers: c1, d1, d2/,
+    );
+    expect(() => keepLargestGroups(infos, { d2: -2 })).toThrow(/k must be an integer >= 0/);
     model.dispose();
   });
 });
