@@ -7,6 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
 import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
+import { keepLargestGroups } from '@normprune/prox';
 import {
   applyBudget,
   listExperiments,
@@ -113,10 +114,13 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              run alone; no test data is used)
   --bisect-steps N           bisection steps (default 4)
 ${COMMON}`,
-  prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--backend NAME]
+  prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...] [--backend NAME]
 
 Loads a saved model with decomposed layers, folds them, removes the groups
-whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.`,
+whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
+
+  --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
+                      those with the largest magnitudes (e.g. dense1=300,dense2=100)`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
@@ -596,8 +600,24 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   return 0;
 }
 
+/** `--keep dense1=300,dense2=100`: groups to keep per layer. */
+function keepOption(text: string): Record<string, number> {
+  const keep: Record<string, number> = {};
+  for (const part of text.split(',')) {
+    const m = /^([^=\s]+)=(\d+)$/.exec(part.trim());
+    if (!m)
+      throw new UsageError(`--keep: expected LAYER=N[,LAYER=N...] with N a whole number, got "${part}"`);
+    keep[m[1]] = Number(m[2]);
+  }
+  return keep;
+}
+
 async function pruneCommand(args: string[], out: (s: string) => void): Promise<number> {
-  const p = parse('prune', args, { model: { type: 'string' }, threshold: { type: 'string' } });
+  const p = parse('prune', args, {
+    model: { type: 'string' },
+    threshold: { type: 'string' },
+    keep: { type: 'string' },
+  });
   if (p.values.help) {
     out(HELP.prune);
     return 0;
@@ -606,6 +626,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
   if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
+  const keep = v.keep === undefined ? undefined : keepOption(v.keep);
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -623,6 +644,15 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
       `note: ${v.model} has no decomposed layers; only units whose weights are all zero are removed ` +
         '(prune a model saved during or after proximal training, e.g. RUN_DIR/.work/checkpoint/model)',
     );
+  if (keep) {
+    if (!decomposed)
+      throw new UsageError(`--keep: ${v.model} has no decomposed layers, so no groups to keep`);
+    try {
+      keepLargestGroups(model, keep);
+    } catch (e) {
+      throw new UsageError(`--keep: ${(e as Error).message.replace(/^keepLargestGroups: /, '')}`);
+    }
+  }
   const { model: pruned } = prune(model, { threshold });
   const after = countModel(pruned);
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });

@@ -250,6 +250,26 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   dec.dispose();
   model.dispose();
   expect((await cli(['prune', '--model', src])).code).toBe(2);
+  // --keep: at most N groups of a layer, the largest magnitudes (here 1 and 0.5 are alive; keep 1).
+  const kept = join(tmp, 'pruned-keep');
+  const one = await cli(['prune', '--model', src, '--out', kept, '--keep', 'd1=1', '--backend', 'wasm']);
+  expect(one.code).toBe(0);
+  expect(one.out).toMatch(/^43 parameters -> 9 non-zero/); // 6*1 + 1*3
+  const keptTopology = JSON.parse(readFileSync(join(kept, 'model.json'), 'utf8'));
+  expect(keptTopology.modelTopology.config.layers[0].config.units).toBe(1);
+  for (const [keep, message] of [
+    ['d1', /--keep: expected LAYER=N\[,LAYER=N...\] with N a whole number, got "d1"/],
+    ['d1=-1', /got "d1=-1"/],
+    ['d2=1', /--keep: no decomposed layer named 'd2'; decomposed layers: d1/],
+  ] as const) {
+    const bad = await cli(['prune', '--model', src, '--out', join(tmp, 'never'), '--keep', keep]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(message);
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
+  }
+  const plainKeep = await cli(['prune', '--model', out, '--out', join(tmp, 'never'), '--keep', 'd1=1']);
+  expect(plainKeep.code).toBe(2);
+  expect(plainKeep.err).toMatch(/--keep: .* has no decomposed layers, so no groups to keep/);
 });
 
 test('a standardising run records its input statistics; the report and eval use them', async () => {
