@@ -105,11 +105,14 @@ export function keepLargestGroups(
 ): void {
   const infos = magnitudesOf(modelOrMagnitudes);
   const names = new Set(infos.map((m) => m.layerName));
-  for (const name of Object.keys(keep)) {
+  // Every entry is checked before any magnitude changes.
+  for (const [name, k] of Object.entries(keep)) {
     if (!names.has(name))
       throw new Error(
         `keepLargestGroups: no decomposed layer named '${name}'; decomposed layers: ${[...names].join(', ') || '(none)'}`,
       );
+    if (!Number.isInteger(k) || k < 0)
+      throw new Error(`keepLargestGroups: ${name}: k must be an integer >= 0, got ${k}`);
   }
   for (const m of infos) {
     const k = keep[m.layerName];

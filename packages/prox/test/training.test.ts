@@ -413,7 +413,13 @@ describe('keepLargestGroups', () => {
     expect(() => keepLargestGroups(model, { nope: 1 })).toThrow(
       /no decomposed layer named 'nope'; decomposed layers: c1, d1, d2/,
     );
-    expect(() => keepLargestGroups(infos, { d2: -2 })).toThrow(/k must be an integer >= 0/);
+    // A bad entry changes nothing, not even the valid entries before it.
+    const live = await measureSparsity(model);
+    expect(() => keepLargestGroups(infos, { c1: 1, d2: -2 })).toThrow(
+      /d2: k must be an integer >= 0, got -2/,
+    );
+    expect(() => keepLargestGroups(infos, { d1: 1, nope: 1 })).toThrow(/nope/);
+    expect((await measureSparsity(model)).liveGroups).toEqual(live.liveGroups);
     model.dispose();
   });
 });
