@@ -310,6 +310,22 @@ export function layerNames(layers: readonly LayerSpec[]): string[][] {
   });
 }
 
+/**
+ * The names of the layers a run decomposes: dense and conv2d layers whose
+ * kind has a granularity (`decompose.dense`, `decompose.conv2d` not null),
+ * less `decompose.exclude`. Only they have magnitudes and groups.
+ */
+export function decomposedLayers(cfg: Pick<ExperimentConfig, 'model' | 'decompose'>): string[] {
+  const names = layerNames(cfg.model.layers);
+  return cfg.model.layers.flatMap((l, i) =>
+    ((l.type === 'dense' && cfg.decompose.dense !== null) ||
+      (l.type === 'conv2d' && cfg.decompose.conv2d !== null)) &&
+    !cfg.decompose.exclude.includes(names[i][0])
+      ? [names[i][0]]
+      : [],
+  );
+}
+
 const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -418,13 +434,7 @@ function validateConfig(json: unknown, source: string): ExperimentConfig {
         `training.proximal.layerMultipliers: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
       );
   }
-  // A layer's groups exist only if it is decomposed: not excluded, and its kind has a granularity.
-  const decomposed = cfg.model.layers.flatMap((l, i) =>
-    (l.type === 'dense' && cfg.decompose.dense !== null) ||
-    (l.type === 'conv2d' && cfg.decompose.conv2d !== null)
-      ? [names[i][0]].filter((n) => !cfg.decompose.exclude.includes(n))
-      : [],
-  );
+  const decomposed = decomposedLayers(cfg);
   for (const name of Object.keys(cfg.prune.keep ?? {})) {
     if (!decomposed.includes(name))
       throw bad(

@@ -11,6 +11,7 @@ export {
   BUDGET_PRESETS,
   configJsonSchema,
   configsDir,
+  decomposedLayers,
   experimentSchema,
   listExperiments,
   mergeConfig,

@@ -14,7 +14,13 @@ import { decompose, magnitudes } from '@normprune/layers';
 import { keepLargestGroups, ProximalAdam, ProximalSGD } from '@normprune/prox';
 import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
-import { isReduced, type Budget, type DistillSpec, type ExperimentConfig } from './config.js';
+import {
+  decomposedLayers,
+  isReduced,
+  type Budget,
+  type DistillSpec,
+  type ExperimentConfig,
+} from './config.js';
 import { loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { compressedError, pairedTest, type PairedTest } from './paired.js';
@@ -756,17 +762,10 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         `baseline: ${bl.params} params, test error ${(bl.testError * 100).toFixed(2)}%, validation error ${errorText(bl.validationError)}`,
       );
       const plain = model!;
-      const include = (layer: tfl.layers.Layer) => {
-        if (cfg.decompose.exclude.includes(layer.name)) return false;
-        const cls = layer.getClassName();
-        return (
-          (cls === 'Dense' && cfg.decompose.dense !== null) ||
-          (cls === 'Conv2D' && cfg.decompose.conv2d !== null)
-        );
-      };
+      const decomposed = new Set(decomposedLayers(cfg));
       model = decompose(plain, {
         granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
-        include,
+        include: (layer) => decomposed.has(layer.name),
       });
       await writeDirAtomic(plainDir, async (tmp) => {
         await plain.save(fileSystem(join(tmp, 'model')));

@@ -11,7 +11,15 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyBudget, isReduced, layerNames, loadExperiment, parseBudget, parseConfig } from '../src/index';
+import {
+  applyBudget,
+  decomposedLayers,
+  isReduced,
+  layerNames,
+  loadExperiment,
+  parseBudget,
+  parseConfig,
+} from '../src/index';
 import { cli, clone, experimentCopy, writeVariant } from './helpers';
 
 let tmp: string;
@@ -488,6 +496,8 @@ test('prune.keep caps each named layer at its largest groups; with 0 proximal ep
   expect(units).toEqual({ dense1: 40, dense2: 30, logits: 10 });
   expect(results.compressed.nonzeros).toBe(100 * 40 + 40 + 40 * 30 + 30 + 30 * 10 + 10);
   // Only decomposed layers have groups to keep.
+  expect(decomposedLayers(loadExperiment('lenet-5'))).toEqual(['conv1', 'conv2', 'dense1']);
+  expect(decomposedLayers(loadExperiment('lenet-5-fc'))).toEqual(['dense1', 'logits']);
   const bad = (keep: object, decompose?: object) =>
     parseConfig({
       ...experimentCopy('lenet-5'),
