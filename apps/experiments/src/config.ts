@@ -92,20 +92,20 @@ const lambdaSchedule = z.discriminatedUnion(
 );
 
 const budgetSpec = z.strictObject({
-  trainSubset: intPos.optional(),
-  testSubset: intPos.optional(),
-  validation: z.number().int().min(0).optional(),
-  epochs: z
-    .strictObject({
-      baseline: z.number().int().min(0).optional(),
-      proximal: z.number().int().min(0).optional(),
-      finetune: z.number().int().min(0).optional(),
-    })
-    .optional(),
-  widthMultiplier: z.number().positive().max(4).optional(),
-  batchSize: intPos.optional(),
+  trainSubset: unsettable(intPos),
+  testSubset: unsettable(intPos),
+  validation: unsettable(z.number().int().min(0)),
+  epochs: unsettable(
+    z.strictObject({
+      baseline: unsettable(z.number().int().min(0)),
+      proximal: unsettable(z.number().int().min(0)),
+      finetune: unsettable(z.number().int().min(0)),
+    }),
+  ),
+  widthMultiplier: unsettable(z.number().positive().max(4)),
+  batchSize: unsettable(intPos),
   // Samples used by the CIFAR JPEG decoder cache etc.: purely informational.
-  note: z.string().optional(),
+  note: unsettable(z.string()),
 });
 /** A training budget: subset sizes, epochs per phase, width multiplier. */
 export type Budget = z.infer<typeof budgetSpec>;
@@ -240,7 +240,19 @@ export const experimentSchema = z.strictObject({
   target: unsettable(z.strictObject({ minCompressionPct: z.number(), maxErrorDeltaPp: z.number() })).describe(
     'What the run must reach: parameters removed (%) and the allowed test error change (pp).',
   ),
-  budgets: unsettable(z.record(z.string(), budgetSpec)).describe('Named --budget presets.'),
+  budgets: unsettable(
+    z
+      .record(z.string(), budgetSpec.nullable())
+      // A null entry removes the base's preset of that name (a built-in one is back in force).
+      // A field unset by null is dropped rather than kept as undefined, so a preset that
+      // does not set a field leaves it alone when combined with another (`tiny,reduced`).
+      .transform(
+        (r) =>
+          Object.fromEntries(
+            Object.entries(r).flatMap(([k, b]) => (b === null ? [] : [[k, JSON.parse(JSON.stringify(b))]])),
+          ) as Record<string, Budget>,
+      ),
+  ).describe('Named --budget presets; null removes a preset the base config defines.'),
   defaultBudget: z.string().default('full').describe('The budget a run uses without --budget.'),
 });
 /** A validated experiment configuration. */

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configsDir, listExperiments, loadConfigFile, loadExperiment, parseConfig } from '../src/index';
-import { mergeConfig } from '../src/config';
+import { BUDGET_PRESETS, mergeConfig, parseBudget } from '../src/config';
 import { cli, clone, experimentCopy } from './helpers';
 
 let tmp: string;
@@ -203,4 +203,29 @@ test('lenet-5 and lenet-5-filter extend the configs they vary, unsetting what th
     decompose: { ...lenet5.decompose, conv2d: 'filter' },
     target: undefined,
   });
+});
+
+test('budgets: null removes a preset of the base or one of its fields', () => {
+  const vgg = loadExperiment('vgg-16');
+  expect(vgg.budgets?.tiny?.widthMultiplier).toBe(0.0625);
+  const cfg = parseConfig({
+    extends: 'vgg-16',
+    budgets: {
+      tiny: null,
+      reduced: { widthMultiplier: null, epochs: { finetune: null } },
+      half: { widthMultiplier: 0.5 },
+    },
+  });
+  // The base's tiny is gone, so the built-in tiny is back in force.
+  expect(cfg.budgets).not.toHaveProperty('tiny');
+  expect(parseBudget('tiny', cfg).budget).toEqual(BUDGET_PRESETS.tiny);
+  expect(cfg.budgets?.reduced).not.toHaveProperty('widthMultiplier');
+  expect(cfg.budgets?.reduced?.epochs).toEqual({ baseline: 31, proximal: 12 });
+  expect(cfg.budgets?.reduced?.trainSubset).toBe(20000);
+  // A field the preset no longer sets leaves the earlier preset's value alone.
+  const both = parseBudget('tiny,half,reduced', cfg).budget;
+  expect(both.epochs).toEqual({ baseline: 31, proximal: 12, finetune: 1 });
+  expect(both.widthMultiplier).toBe(0.5);
+  // A preset cannot be something other than an object or null.
+  expect(() => parseConfig({ extends: 'vgg-16', budgets: { tiny: 3 } })).toThrow(/budgets\.tiny/);
 });
