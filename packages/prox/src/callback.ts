@@ -1,11 +1,17 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes as findMagnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { describe } from './describe.js';
 import { ProximalOptimizer } from './optimizers.js';
 import { measureSparsity, type SparsityReport } from './penalty.js';
 
 /** One epoch of `SparsityCallback.history`. */
 export interface SparsityRecord extends SparsityReport {
-  /** Epoch index as `model.fit` counts it (from 0). */
+  /**
+   * Epochs completed before this one (from 0), counted across `model.fit`
+   * calls: five `fit({ epochs: 1 })` calls with the same callback record
+   * epochs 0 to 4, as one `fit({ epochs: 5 })` does. With `initialEpoch` the
+   * count follows fit's.
+   */
   epoch: number;
   /** The optimiser's lambda at the end of the epoch, if it is a proximal optimiser. */
   lambda?: number;
@@ -31,7 +37,9 @@ export interface SparsityCallbackOptions {
  * groups per layer and the compression reached (see `measureSparsity`),
  * reports them to the proximal optimiser's lambda schedule (so `targetLambda`
  * can raise lambda until a compression is reached), and can stop training at
- * a target compression.
+ * a target compression. Epochs count across `model.fit` calls, so a loop
+ * of `fit({ epochs: 1 })` drives epoch-based schedules as one longer `fit`
+ * does; use one callback per training run.
  *
  * ```ts
  * const sparsity = new SparsityCallback({ stopAtCompression: 0.9 });
@@ -47,12 +55,21 @@ export class SparsityCallback extends tfl.Callback {
   private infos?: MagnitudeInfo[];
   private optimizer?: ProximalOptimizer;
   private readonly verbose: boolean;
+  // Epochs completed in earlier fit calls; fit's own counter restarts at initialEpoch in each call.
+  private completed = 0;
 
   /** A callback for `model.fit` that records sparsity and reports each epoch to the optimiser's lambda schedule. */
   constructor(o: SparsityCallbackOptions = {}) {
     super();
     this.infos = o.magnitudes;
     this.optimizer = o.optimizer;
+    if (
+      o.stopAtCompression !== undefined &&
+      (typeof o.stopAtCompression !== 'number' || !(o.stopAtCompression >= 0 && o.stopAtCompression <= 1))
+    )
+      throw new Error(
+        `SparsityCallback: stopAtCompression must lie in [0, 1] (a fraction: 0.9 for 90%), got ${describe(o.stopAtCompression)}`,
+      );
     this.stopAtCompression = o.stopAtCompression;
     this.verbose = o.verbose ?? false;
   }
@@ -66,7 +83,10 @@ export class SparsityCallback extends tfl.Callback {
   }
 
   /** Records the epoch, informs the optimiser, and stops training at the target. */
-  override async onEpochEnd(epoch: number): Promise<void> {
+  override async onEpochEnd(fitEpoch: number): Promise<void> {
+    // Schedules count epochs over the whole training, not per fit call.
+    const epoch = Math.max(fitEpoch, this.completed);
+    this.completed = epoch + 1;
     const infos = this.infos ?? findMagnitudes(this.model);
     const report = await measureSparsity(infos);
     this.optimizer?.observe({ epoch: epoch + 1, compression: report.compression });

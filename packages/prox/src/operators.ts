@@ -1,4 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
+import { describe } from './describe.js';
 
 /**
  * Proximal operator of `t * |x|` (the lasso shrinkage): `sign(x) * max(|x| - t, 0)`.
@@ -57,12 +58,18 @@ export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
  * entries of `x` with the largest `|x|` and sets the rest to exactly 0. Of
  * entries with equal `|x|` the earlier (flat index) is kept, so the result is
  * deterministic; fewer than `k` nonzero entries are all kept. `k` is a
- * non-negative integer. Reads `x` to the host (magnitude vectors are small).
+ * non-negative integer; a NaN in `x` is an error. Reads `x` to the host (magnitude vectors are small).
  * The caller disposes the result.
  */
 export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
-  if (!Number.isInteger(k) || k < 0) throw new Error(`keepLargest: k must be an integer >= 0, got ${k}`);
+  if (!Number.isInteger(k) || k < 0)
+    throw new Error(`keepLargest: k must be an integer >= 0, got ${describe(k)}`);
   const values = x.dataSync();
+  const nan = values.findIndex((v) => Number.isNaN(v));
+  if (nan >= 0)
+    throw new Error(
+      `keepLargest: x has NaN at flat index ${nan}, so there is no largest |x| to keep; find where the NaN came from first`,
+    );
   if (k >= values.length) return x.clone();
   const order = Array.from(values.keys()).sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
   const kept = new Float32Array(values.length);

@@ -1,5 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import type { MagnitudeInfo } from '@normprune/layers';
+import { describe } from './describe.js';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
   lambdaSchedule,
@@ -7,6 +9,7 @@ import {
   type LambdaScheduleConfig,
   type ScheduleState,
 } from './schedules.js';
+import { magnitudesOf } from './penalty.js';
 import { checkLayerMultipliers, costWeights, type CostWeighting } from './weights.js';
 
 /** A variable's name and value, the array form `applyGradients` accepts. */
@@ -24,11 +27,12 @@ export interface ProximalOptions {
   /** Penalty strength: a number (constant) or a schedule (see `warmupLambda`, `targetLambda`, ...). */
   lambda: number | LambdaSchedule;
   /**
-   * The magnitudes to penalise, usually `magnitudes(model)` from
-   * `@normprune/layers`. Every other variable gets the plain update. May be
-   * `[]` and attached later with `attach()`.
+   * The magnitudes to penalise: a model (its decomposed layers' magnitudes,
+   * `magnitudes(model)` from `@normprune/layers`) or a list of them. Every
+   * other variable gets the plain update. May be `[]` and attached later with
+   * `attach()`. Each magnitude must be >= 0 (see `attach`).
    */
-  magnitudes: MagnitudeInfo[];
+  magnitudes: tfl.LayersModel | readonly MagnitudeInfo[];
   /** Penalty weight of each group (`c_k`). Default `'uniform'`. */
   costWeighting?: CostWeighting;
   /** Multiplies `c_k` of every group of the named layer (0 exempts it from the penalty). */
@@ -182,7 +186,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Checks and stores the shared options; the subclasses add their update rule. */
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();
-    if (!(o.learningRate > 0)) throw new Error(`learningRate must be > 0, got ${o.learningRate}`);
+    if (!(o.learningRate > 0)) throw new Error(`learningRate must be > 0, got ${describe(o.learningRate)}`);
     this.learningRate = o.learningRate;
     this.costWeighting = o.costWeighting ?? 'uniform';
     this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
@@ -222,7 +226,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
 
   /** Sets the step size. */
   setLearningRate(learningRate: number): void {
-    if (!(learningRate > 0)) throw new Error(`learningRate must be > 0, got ${learningRate}`);
+    if (!(learningRate > 0)) throw new Error(`learningRate must be > 0, got ${describe(learningRate)}`);
     this.learningRate = learningRate;
   }
 
@@ -239,12 +243,18 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /**
    * Attaches (replaces) the magnitudes to penalise, e.g. after `fromConfig`
    * or after loading a model saved with its optimiser:
-   * `optimizer.attach(magnitudes(model))`. Optimiser state is kept.
+   * `optimizer.attach(model)` or `optimizer.attach(magnitudes(model))`.
+   * Optimiser state is kept.
+   *
+   * Every magnitude must be >= 0 and not NaN: the proximal step keeps
+   * magnitudes in `g >= 0`, so a negative one would be set to 0 (its group
+   * killed) by the first step even at lambda 0. `decompose()` and the default
+   * initialiser give norms, which are >= 0; a custom `magnitudeInitializer`
+   * must too.
    */
-  attach(magnitudes: MagnitudeInfo[]): void {
-    // With nothing attached (an optimiser rebuilt by fromConfig, or loaded
-    // with its model) there are no layer names yet to check the multipliers
-    // against; their values are checked, and the names are on the next attach.
+  attach(modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[]): void {
+    const magnitudes = magnitudesOf(modelOrMagnitudes, 'attach');
+    checkNonnegative(magnitudes);
     const c =
       magnitudes.length === 0
         ? (checkLayerMultipliers(this.layerMultipliers, null), [])
@@ -419,8 +429,33 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
 const COMPENSATION_MIN_EPSILON = 1e-6;
 
 function checkLambda(v: number): number {
-  if (!(v >= 0) || !Number.isFinite(v)) throw new Error(`lambda must be a finite number >= 0, got ${v}`);
+  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
+    throw new Error(`lambda must be a finite number >= 0, got ${describe(v)}`);
   return v;
+}
+
+/** Refuses negative or NaN magnitudes, naming the layer (one small read per magnitude). */
+function checkNonnegative(infos: readonly MagnitudeInfo[]): void {
+  if (infos.length === 0) return;
+  const stats = tf.tidy(() =>
+    tf.stack(
+      infos.map((m) => tf.stack([tf.min(m.magnitude), tf.sum(tf.cast(tf.isNaN(m.magnitude), 'float32'))])),
+    ),
+  );
+  const v = stats.dataSync();
+  stats.dispose();
+  infos.forEach((m, i) => {
+    const [min, nans] = [v[2 * i], v[2 * i + 1]];
+    if (nans > 0)
+      throw new Error(
+        `attach: layer '${m.layerName}' has ${nans} NaN magnitude(s); training has diverged or the weights are corrupt: lower the learning rate or restore a checkpoint`,
+      );
+    if (min < 0)
+      throw new Error(
+        `attach: layer '${m.layerName}' has negative magnitudes (smallest ${min}); the proximal step keeps magnitudes >= 0 and would set them to 0 (kill their groups) at the first step: ` +
+          `initialise magnitudes with a non-negative initializer (the default is each group's norm), or move the sign into the direction`,
+      );
+  });
 }
 
 /**
@@ -544,6 +579,8 @@ export class ProximalAdam extends ProximalOptimizer {
     this.beta1 = o.beta1 ?? 0.9;
     this.beta2 = o.beta2 ?? 0.999;
     this.epsilon = o.epsilon ?? tf.backend().epsilon();
+    if (!(this.epsilon > 0) || !Number.isFinite(this.epsilon))
+      throw new Error(`epsilon must be a finite number > 0, got ${describe(this.epsilon)}`);
     for (const [k, b] of [
       ['beta1', this.beta1],
       ['beta2', this.beta2],

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes as findMagnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { describe } from './describe.js';
 import { keepLargest } from './operators.js';
 import { costWeights, type CostWeighting } from './weights.js';
 
@@ -14,12 +15,21 @@ export interface L1PenaltyOptions {
   layerMultipliers?: Record<string, number>;
 }
 
+/**
+ * The magnitudes of a model's decomposed layers, or the given list itself.
+ * Anything else is an error that names what was passed (`who` prefixes it).
+ */
 export function magnitudesOf(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
+  who = 'magnitudes',
 ): readonly MagnitudeInfo[] {
-  return Array.isArray(modelOrMagnitudes)
-    ? modelOrMagnitudes
-    : findMagnitudes(modelOrMagnitudes as tfl.LayersModel);
+  if (Array.isArray(modelOrMagnitudes)) return modelOrMagnitudes;
+  const model = modelOrMagnitudes as tfl.LayersModel | null | undefined;
+  if (model == null || typeof model !== 'object' || !Array.isArray((model as { layers?: unknown }).layers))
+    throw new Error(
+      `${who}: expected a LayersModel or a list of magnitudes (magnitudes(model) from @normprune/layers), got ${describe(model)}`,
+    );
+  return findMagnitudes(model);
 }
 
 /**
@@ -31,10 +41,12 @@ export function l1Penalty(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
   o: L1PenaltyOptions = {},
 ): number {
-  const infos = magnitudesOf(modelOrMagnitudes);
+  const lambda = o.lambda ?? 1;
+  if (typeof lambda !== 'number' || !(lambda >= 0) || !Number.isFinite(lambda))
+    throw new Error(`l1Penalty: lambda must be a finite number >= 0, got ${describe(lambda)}`);
+  const infos = magnitudesOf(modelOrMagnitudes, 'l1Penalty');
   if (infos.length === 0) return 0;
   const c = costWeights(infos, o.costWeighting ?? 'uniform', o.layerMultipliers ?? {});
-  const lambda = o.lambda ?? 1;
   const total = tf.tidy(() => tf.addN(infos.map((m, i) => tf.mul(tf.sum(tf.abs(m.magnitude)), c[i]))));
   const value = total.dataSync()[0];
   total.dispose();
@@ -64,7 +76,7 @@ export interface SparsityReport {
 export async function measureSparsity(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
 ): Promise<SparsityReport> {
-  const infos = magnitudesOf(modelOrMagnitudes);
+  const infos = magnitudesOf(modelOrMagnitudes, 'measureSparsity');
   const liveGroups: Record<string, number> = {};
   const totalGroups: Record<string, number> = {};
   if (infos.length === 0) return { liveGroups, totalGroups, liveParams: 0, totalParams: 0, compression: 0 };
@@ -97,14 +109,19 @@ export async function measureSparsity(
  * magnitudes are the groups' weight norms, so this is norm-based structured
  * pruning to a fixed size; after proximal training it caps what the L1
  * penalty left alive. Layers not named are left as they are. A name that is
- * not a decomposed layer is an error.
+ * not a decomposed layer, or a NaN magnitude in a named layer, is an error,
+ * and nothing changes.
  */
 export function keepLargestGroups(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
   keep: Record<string, number>,
 ): void {
-  const infos = magnitudesOf(modelOrMagnitudes);
+  const infos = magnitudesOf(modelOrMagnitudes, 'keepLargestGroups');
   const names = new Set(infos.map((m) => m.layerName));
+  if (keep == null || typeof keep !== 'object' || Array.isArray(keep))
+    throw new Error(
+      `keepLargestGroups: keep must be an object of layer name -> k ({dense1: 300}), got ${describe(keep)}`,
+    );
   // Every entry is checked before any magnitude changes.
   for (const [name, k] of Object.entries(keep)) {
     if (!names.has(name))
@@ -112,12 +129,22 @@ export function keepLargestGroups(
         `keepLargestGroups: no decomposed layer named '${name}'; decomposed layers: ${[...names].join(', ') || '(none)'}`,
       );
     if (!Number.isInteger(k) || k < 0)
-      throw new Error(`keepLargestGroups: ${name}: k must be an integer >= 0, got ${k}`);
+      throw new Error(`keepLargestGroups: ${name}: k must be an integer >= 0, got ${describe(k)}`);
   }
-  for (const m of infos) {
-    const k = keep[m.layerName];
-    if (k === undefined) continue;
-    const kept = keepLargest(m.magnitude, k);
+  const named = infos.filter((m) => keep[m.layerName] !== undefined);
+  if (named.length > 0) {
+    const nans = tf.tidy(() => tf.stack(named.map((m) => tf.sum(tf.cast(tf.isNaN(m.magnitude), 'float32')))));
+    const counts = nans.dataSync();
+    nans.dispose();
+    named.forEach((m, i) => {
+      if (counts[i] > 0)
+        throw new Error(
+          `keepLargestGroups: layer '${m.layerName}' has ${counts[i]} NaN magnitude(s), so there is no largest to keep; training has diverged or the weights are corrupt: lower the learning rate or restore a checkpoint`,
+        );
+    });
+  }
+  for (const m of named) {
+    const kept = keepLargest(m.magnitude, keep[m.layerName]);
     m.magnitude.assign(kept);
     kept.dispose();
   }

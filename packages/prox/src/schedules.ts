@@ -1,3 +1,5 @@
+import { describe } from './describe.js';
+
 /** What a lambda schedule may look at besides the step and epoch counters. */
 export interface ScheduleState {
   /**
@@ -94,8 +96,14 @@ function withConfig(
 }
 
 function checkNonneg(name: string, v: number): void {
-  if (!(v >= 0) || !Number.isFinite(v))
-    throw new Error(`lambda schedule: ${name} must be a finite number >= 0, got ${v}`);
+  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
+    throw new Error(`lambda schedule: ${name} must be a finite number >= 0, got ${describe(v)}`);
+}
+
+function checkUnit(unit: unknown): ScheduleUnit {
+  if (unit !== 'step' && unit !== 'epoch')
+    throw new Error(`lambda schedule: unit must be 'step' or 'epoch', got ${describe(unit)}`);
+  return unit;
 }
 
 /** A constant lambda. */
@@ -120,7 +128,7 @@ export function warmupLambda(o: {
 }): LambdaSchedule {
   const { value, warmup } = o;
   const start = o.start ?? 0;
-  const unit = o.unit ?? 'step';
+  const unit = checkUnit(o.unit ?? 'step');
   checkNonneg('value', value);
   checkNonneg('start', start);
   checkNonneg('warmup', warmup);
@@ -145,10 +153,11 @@ export function stepLambda(o: {
   unit?: ScheduleUnit;
 }): LambdaSchedule {
   const { initial, factor, every } = o;
-  const unit = o.unit ?? 'epoch';
+  const unit = checkUnit(o.unit ?? 'epoch');
   checkNonneg('initial', initial);
   checkNonneg('factor', factor);
-  if (!(every > 0)) throw new Error(`lambda schedule: every must be > 0, got ${every}`);
+  if (typeof every !== 'number' || !(every > 0))
+    throw new Error(`lambda schedule: every must be > 0, got ${describe(every)}`);
   return withConfig(
     (step, epoch) => initial * Math.pow(factor, Math.floor((unit === 'step' ? step : epoch) / every)),
     () => ({ kind: 'step', initial, factor, every, unit }),
@@ -170,12 +179,18 @@ export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedul
   const factor = o.factor ?? 1.5;
   const max = o.max ?? Infinity;
   checkNonneg('initial', initial);
-  if (!(factor >= 1)) throw new Error(`targetLambda: factor must be >= 1, got ${factor}`);
-  if (!(targetCompression >= 0 && targetCompression <= 1)) {
-    throw new Error(`targetLambda: targetCompression must lie in [0, 1], got ${targetCompression}`);
+  if (typeof factor !== 'number' || !(factor >= 1) || !Number.isFinite(factor))
+    throw new Error(`targetLambda: factor must be a finite number >= 1, got ${describe(factor)}`);
+  if (typeof targetCompression !== 'number' || !(targetCompression >= 0 && targetCompression <= 1)) {
+    throw new Error(`targetLambda: targetCompression must lie in [0, 1], got ${describe(targetCompression)}`);
   }
+  if (typeof max !== 'number' || !(max >= initial))
+    throw new Error(`targetLambda: max must be a number >= initial (${initial}), got ${describe(max)}`);
   let current = o.current ?? initial;
   let lastEpoch = o.lastEpoch ?? 0;
+  checkNonneg('current', current);
+  if (!Number.isInteger(lastEpoch) || lastEpoch < 0)
+    throw new Error(`targetLambda: lastEpoch must be an integer >= 0, got ${describe(lastEpoch)}`);
   return withConfig(
     (_step, epoch, state) => {
       if (epoch > lastEpoch) {

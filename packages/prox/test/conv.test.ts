@@ -124,6 +124,33 @@ describe('attach and layer multipliers', () => {
     expect(opt.magnitudes.map((m) => m.layerName)).toEqual(['conv', 'dense']);
     opt.attach([]);
     expect(opt.magnitudes).toHaveLength(0);
+    // A model stands for its magnitudes, here and in the constructor.
+    opt.attach(model);
+    expect(opt.magnitudes.map((m) => m.layerName)).toEqual(['conv', 'dense']);
+    const fromModel = new ProximalAdam({ learningRate: 0.1, lambda: 0, magnitudes: model });
+    expect(fromModel.magnitudes).toHaveLength(2);
+    fromModel.dispose();
+    expect(() => opt.attach(model.layers[0] as never)).toThrow(
+      /attach: expected a LayersModel or a list of magnitudes .*got an object/,
+    );
+    expect(() => opt.attach(undefined as never)).toThrow(/attach: expected a LayersModel .*got undefined/);
+    // A negative magnitude would die at the first step even at lambda 0; NaN means training diverged.
+    const saved = infos[1].magnitude.clone();
+    infos[1].magnitude.assign(tf.neg(saved));
+    expect(() => opt.attach(infos)).toThrow(
+      /layer 'dense' has negative magnitudes .*non-negative initializer/,
+    );
+    infos[1].magnitude.assign(tf.fill(saved.shape, NaN));
+    expect(() => opt.attach(model)).toThrow(/layer 'dense' has \d+ NaN magnitude/);
+    infos[1].magnitude.assign(saved);
+    saved.dispose();
+    expect(opt.magnitudes.map((m) => m.layerName)).toEqual(['conv', 'dense']);
+    expect(() => new ProximalAdam({ learningRate: 0.1, lambda: 0, magnitudes: [], epsilon: -1 })).toThrow(
+      /epsilon must be a finite number > 0, got -1/,
+    );
+    expect(() => new ProximalSGD({ learningRate: 0.1, lambda: '0.1' as never, magnitudes: [] })).toThrow(
+      /lambda must be a finite number >= 0, got "0.1" \(a string\)/,
+    );
     expect(() => new ProximalSGD({ learningRate: 0, lambda: 0, magnitudes: [] })).toThrow(/learningRate/);
     expect(() => new ProximalSGD({ learningRate: 0.1, momentum: 1, lambda: 0, magnitudes: [] })).toThrow(
       /momentum/,

@@ -64,5 +64,18 @@ describe('lambda schedules', () => {
     expect(() => targetLambda({ initial: 1, targetCompression: 1.5 })).toThrow(/targetCompression/);
     expect(() => targetLambda({ initial: 1, targetCompression: 0.5, factor: 0.5 })).toThrow(/factor/);
     expect(() => lambdaSchedule({ kind: 'nope' } as never)).toThrow(/nope/);
+    // A misspelt unit would silently count the other unit.
+    expect(() => warmupLambda({ value: 1, warmup: 10, unit: 'steps' as never })).toThrow(
+      /unit must be 'step' or 'epoch', got "steps" \(a string\)/,
+    );
+    expect(() => stepLambda({ initial: 1, factor: 0.5, every: 2, unit: 'epochs' as never })).toThrow(/unit/);
+    expect(() => targetLambda({ initial: 1, targetCompression: 0.5, max: -1 })).toThrow(
+      /max must be a number >= initial \(1\), got -1/,
+    );
+    expect(() => targetLambda({ initial: 1, targetCompression: 0.5, max: 0.5 })).toThrow(/max/);
+    expect(() => targetLambda({ initial: 1, targetCompression: 0.5, current: -1 })).toThrow(/current/);
+    expect(() => targetLambda({ initial: 1, targetCompression: 0.5, lastEpoch: 1.5 })).toThrow(/lastEpoch/);
+    expect(() => constantLambda('0.1' as never)).toThrow(/got "0.1" \(a string\)/);
+    expect(targetLambda({ initial: 1, targetCompression: 0.5, max: 1 })(0, 1, { compression: 0 })).toBe(1);
   });
 });

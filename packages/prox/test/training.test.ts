@@ -357,6 +357,12 @@ describe('penalty weights, l1Penalty, measureSparsity', () => {
     expect(r.totalGroups[infos[0].layerName]).toBe(24);
     expect(r.totalParams).toBe(12 * 24 + 24 * 10 + 10 * 2);
     expect(r.compression).toBeCloseTo((3 * 12) / r.totalParams, 10);
+    expect(() => l1Penalty(model, { lambda: -1 })).toThrow(
+      /l1Penalty: lambda must be a finite number >= 0, got -1/,
+    );
+    await expect(measureSparsity(model.layers[0] as never)).rejects.toThrow(
+      /measureSparsity: expected a LayersModel or a list of magnitudes/,
+    );
     model.dispose();
   });
 });
@@ -420,6 +426,14 @@ describe('keepLargestGroups', () => {
     );
     expect(() => keepLargestGroups(infos, { d1: 1, nope: 1 })).toThrow(/nope/);
     expect((await measureSparsity(model)).liveGroups).toEqual(live.liveGroups);
+    expect(() => keepLargestGroups(model, [3] as never)).toThrow(/keep must be an object of layer name -> k/);
+    // NaN has no order; the layer is named and nothing changes.
+    const saved = infos[2].magnitude.clone();
+    infos[2].magnitude.assign(tf.tensor1d([1, NaN, 3, 0.5, 2, 4]));
+    expect(() => keepLargestGroups(model, { c1: 1, d2: 2 })).toThrow(/layer 'd2' has 1 NaN magnitude/);
+    expect((await measureSparsity(model)).liveGroups.c1).toBe(live.liveGroups.c1);
+    infos[2].magnitude.assign(saved);
+    saved.dispose();
     model.dispose();
   });
 });
@@ -441,7 +455,6 @@ describe('SparsityCallback', () => {
     expect(h.length).toBeLessThan(40);
     expect(h[h.length - 1].compression).toBeGreaterThanOrEqual(0.3);
     h.slice(0, -1).forEach((r) => expect(r.compression).toBeLessThan(0.3));
-    // lambda grew by the factor after every epoch below the target
     // lambda grew by the factor after every epoch below the target, and held at the end
     for (let i = 1; i < h.length - 1; i++) expect(h[i].lambda! / h[i - 1].lambda!).toBeCloseTo(3, 6);
     expect(h[h.length - 1].lambda).toBe(h[h.length - 2].lambda);
@@ -450,6 +463,36 @@ describe('SparsityCallback', () => {
     expect(Object.keys(h[0].liveGroups)).toEqual(model.layers.map((l) => l.name));
     model.dispose();
     opt.dispose();
+  });
+
+  it('counts epochs across model.fit calls: a loop of one-epoch fits drives the schedule as one fit does', async () => {
+    const run = async (loop: boolean) => {
+      const model = mlp(43);
+      const opt = new ProximalSGD({
+        learningRate: 0.05,
+        lambda: targetLambda({ initial: 1e-3, targetCompression: 0.99, factor: 2 }),
+        magnitudes: magnitudes(model),
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      const fit = { batchSize: 32, shuffle: false, verbose: 0 as const, callbacks: [cb] };
+      if (loop) for (let e = 0; e < 4; e++) await model.fit(xs, ys, { ...fit, epochs: 1 });
+      else await model.fit(xs, ys, { ...fit, epochs: 4 });
+      const h = cb.history.map((r) => ({ epoch: r.epoch, lambda: r.lambda, compression: r.compression }));
+      model.dispose();
+      opt.dispose();
+      return h;
+    };
+    const once = await run(false);
+    expect(once.map((r) => r.epoch)).toEqual([0, 1, 2, 3]);
+    expect(once.map((r) => r.lambda)).toEqual([2e-3, 4e-3, 8e-3, 16e-3].map((v) => expect.closeTo(v, 12)));
+    expect(await run(true)).toEqual(once);
+  });
+
+  it('rejects a stopAtCompression outside [0, 1]', () => {
+    expect(() => new SparsityCallback({ stopAtCompression: 90 })).toThrow(
+      /stopAtCompression must lie in \[0, 1\] \(a fraction: 0.9 for 90%\), got 90/,
+    );
   });
 
   it('instanceof is a real prototype check', () => {
