@@ -1,7 +1,7 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readWeights, weightNamed, type HostWeight } from './handlers.js';
-import { layerPaths, withFolded } from './folding.js';
+import { checkModel, checkThreshold, layerPaths, withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -26,7 +26,9 @@ export interface Counts {
    * Multiply-accumulates per sample of the kernels: Dense `in * units` (times positions when
    * applied to a sequence or image), Conv2D `kh * kw * cin * cout * outH * outW`,
    * DepthwiseConv2D `kh * kw * channels * outH * outW`. Bias adds,
-   * BatchNormalization, activations and pooling are not counted.
+   * BatchNormalization, activations and pooling are not counted. NaN when the
+   * layer's output size is unknown (a model built for inputs of any height and
+   * width): build it with a fixed input shape to count MACs.
    */
   macs: number;
   /** The MACs a sparse kernel would do: non-zero kernel weights times output positions. */
@@ -100,7 +102,8 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
   const cout = s[s.length - 1];
   const K = count(s.slice(0, -2));
   const outShape = layer.outputShape as (number | null)[];
-  const positions = outShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
+  // An unknown spatial size (an input of [null, null, 3]) leaves the MACs unknown: NaN, not 1 position.
+  const positions = outShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? NaN), 1);
   // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?
   const nzCount = new Int32Array(cin * cout);
   const kv = kernel.values;
@@ -154,7 +157,7 @@ function pad(s: string, n: number, right = false): string {
 }
 
 function fmt(n: number): string {
-  return n.toLocaleString('en-US');
+  return Number.isNaN(n) ? 'unknown' : n.toLocaleString('en-US');
 }
 
 /** Formats an analysis as a text table. */
@@ -199,9 +202,11 @@ export function totals(layers: Counts[]): Counts {
  * the magnitude is a training-time reparametrisation, not part of the deployed model.
  */
 export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): ModelAnalysis {
+  checkModel(model, 'analyze');
+  const threshold = checkThreshold(options.threshold, 'analyze');
   return withFolded(model, (plain) => {
     const layers = layerPaths(plain).map(({ path, layer }) => ({
-      ...analyzeLayer(layer, options.threshold ?? 0),
+      ...analyzeLayer(layer, threshold),
       name: path,
     }));
     const result = { layers, total: totals(layers) };

@@ -17,11 +17,12 @@
 // Values are float32 or, with float16, IEEE half precision, little-endian.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fold } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
-import { hasDecomposed } from './folding.js';
+import { checkModel, describe, hasDecomposed } from './folding.js';
 
 /** Options of {@link exportModel}. */
 export interface ExportOptions {
@@ -152,16 +153,80 @@ async function sizes(files: string[]): Promise<number> {
 }
 
 /**
+ * The directory an export is written to or loaded from: a path or a `file://` URL. A `.json`
+ * path (what `fileSystem` takes to name a model file) or an existing file is refused, since
+ * the sparse format's file names are fixed.
+ */
+async function modelDir(dir: unknown, who: string): Promise<string> {
+  if (typeof dir !== 'string' || dir === '')
+    throw new Error(`${who}: dir must be a directory path or a file:// URL, got ${describe(dir)}`);
+  const plain = dir.startsWith('file://') ? fileURLToPath(dir) : dir;
+  if (plain.endsWith('.json'))
+    throw new Error(
+      `${who}: '${dir}' names a .json file; ${who} takes the directory that holds model.json: pass '${path.dirname(plain)}'`,
+    );
+  const stat = await fs.promises.stat(plain).catch(() => undefined);
+  if (stat && !stat.isDirectory()) throw new Error(`${who}: '${plain}' exists and is not a directory`);
+  return plain;
+}
+
+/** `dir/name` if it stays inside `dir` (a manifest is not trusted to name files elsewhere). */
+function inside(dir: string, name: unknown): string | undefined {
+  if (typeof name !== 'string') return undefined;
+  const f = path.join(dir, name);
+  return path.dirname(path.resolve(f)) === path.resolve(dir) ? f : undefined;
+}
+
+/**
+ * The files an earlier export left in `dir`, as its own manifests name them: the weight shards
+ * of a tfjs model.json, and a sparse export's sparse.json and data file. Nothing else in the
+ * directory is ever touched.
+ */
+async function previousExport(dir: string): Promise<string[]> {
+  const readJson = async (f: string) => {
+    try {
+      return JSON.parse(await fs.promises.readFile(path.join(dir, f), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  const out: (string | undefined)[] = [];
+  const model = await readJson('model.json');
+  if (Array.isArray(model?.weightsManifest))
+    for (const group of model.weightsManifest)
+      if (Array.isArray(group?.paths)) for (const p of group.paths) out.push(inside(dir, p));
+  const sparse = await readJson('sparse.json');
+  if (sparse?.format === 'normprune-sparse')
+    out.push(path.join(dir, 'sparse.json'), inside(dir, sparse.data));
+  return out.filter((f): f is string => f !== undefined);
+}
+
+/** Deletes what the previous export wrote and the new one did not (after the new one is complete). */
+async function removeStale(previous: string[], written: string[]): Promise<void> {
+  const keep = new Set(written.map((f) => path.resolve(f)));
+  for (const f of previous) {
+    if (keep.has(path.resolve(f))) continue;
+    await fs.promises.unlink(f).catch((e: NodeJS.ErrnoException) => {
+      if (e.code !== 'ENOENT') throw e;
+    });
+  }
+}
+
+/**
  * Saves a model under `dir` and returns the bytes on disk and the files written. Decomposed
  * layers are folded first, so the files contain only standard layers. `'tfjs'` loads with
  * plain `tfl.loadLayersModel` (e.g. through `fileSystem(dir)` from @normprune/runtime);
- * `'sparse'` loads with {@link loadSparseModel}.
+ * `'sparse'` loads with {@link loadSparseModel}. `dir` is a directory path or a `file://` URL.
+ * Exporting again into the same directory replaces the earlier export, in either format: its
+ * weight files are removed once the new files are in place, so a loader never mixes the two.
  */
 export async function exportModel(
   model: tfl.LayersModel,
   dir: string,
   options: ExportOptions = {},
 ): Promise<ExportResult> {
+  checkModel(model, 'exportModel');
+  dir = await modelDir(dir, 'exportModel');
   const format = options.format ?? 'tfjs';
   const float16 = options.float16 ?? false;
   if (format !== 'tfjs' && format !== 'sparse')
@@ -171,6 +236,7 @@ export async function exportModel(
     const artifacts = await captureArtifacts(plain);
     const weights = splitWeights(artifacts);
     await fs.promises.mkdir(dir, { recursive: true });
+    const previous = await previousExport(dir);
     if (format === 'tfjs') {
       const specs = weights.map(({ spec }) =>
         float16 ? { ...spec, quantization: { dtype: 'float16' as const } } : spec,
@@ -188,6 +254,7 @@ export async function exportModel(
         path.join(dir, 'model.json'),
         ...json.weightsManifest.flatMap((g: any) => g.paths.map((p: string) => path.join(dir, p))),
       ];
+      await removeStale(previous, files);
       return { bytes: await sizes(files), files };
     }
 
@@ -269,14 +336,16 @@ export async function exportModel(
     const tmp = files.map((f) => `${f}.tmp-${process.pid}`);
     for (const k of [2, 1, 0]) await fs.promises.writeFile(tmp[k], contents[k]);
     for (const k of [2, 1, 0]) await fs.promises.rename(tmp[k], files[k]);
+    await removeStale(previous, files);
     return { bytes: await sizes(files), files };
   } finally {
     if (plain !== model) plain.dispose();
   }
 }
 
-/** Loads a model written by `exportModel(model, dir, { format: 'sparse' })`. */
+/** Loads a model written by `exportModel(model, dir, { format: 'sparse' })` (`dir` a path or a `file://` URL). */
 export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
+  dir = await modelDir(dir, 'loadSparseModel');
   const read = async (f: string) => {
     try {
       return await fs.promises.readFile(path.join(dir, f));
@@ -285,6 +354,10 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
     }
   };
   const modelJson = JSON.parse((await read('model.json')).toString('utf8'));
+  if (Array.isArray(modelJson.weightsManifest) && modelJson.weightsManifest.length > 0)
+    throw new Error(
+      `loadSparseModel: ${path.join(dir, 'model.json')} is a 'tfjs' export (its weights are in its manifest): load it with tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime`,
+    );
   const manifest = JSON.parse((await read('sparse.json')).toString('utf8'));
   if (manifest.format !== 'normprune-sparse' || manifest.version !== 1) {
     throw new Error(

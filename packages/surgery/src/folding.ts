@@ -26,6 +26,32 @@ export function hasDecomposed(model: tfl.LayersModel): boolean {
   return allLayers(model).some((l) => isDecomposed(l));
 }
 
+/** A value as an error message shows it: numbers as they are, anything else with its type. */
+export function describe(v: unknown): string {
+  if (typeof v === 'number' || v === null || v === undefined) return String(v);
+  if (typeof v === 'string') return `${JSON.stringify(v)} (a string)`;
+  if (typeof v === 'object') return `an object (${(v as object).constructor?.name ?? 'Object'})`;
+  return `${String(v)} (a ${typeof v})`;
+}
+
+/** Refuses anything but a LayersModel (a lone layer, null, a path), naming the function. */
+export function checkModel(model: unknown, who: string): asserts model is tfl.LayersModel {
+  if (!(model instanceof tfl.LayersModel) && !Array.isArray((model as { layers?: unknown } | null)?.layers))
+    throw new Error(
+      `${who}: expected a tfjs LayersModel (tf.sequential() or tf.model()), got ${describe(model)}`,
+    );
+}
+
+/** The threshold below which a weight counts as zero: a finite number >= 0 (default 0). */
+export function checkThreshold(threshold: unknown, who: string): number {
+  const t = threshold ?? 0;
+  if (typeof t !== 'number' || !(t >= 0) || !Number.isFinite(t))
+    throw new Error(
+      `${who}: threshold must be a finite number >= 0 (|w| <= threshold counts as zero), got ${describe(t)}`,
+    );
+  return t;
+}
+
 /** Runs `fn` on the plain form of `model` (folding it first if needed, disposing the folded copy after). */
 export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersModel) => T): T {
   if (!hasDecomposed(model)) return fn(model);

@@ -283,8 +283,6 @@ export interface UnitView {
    * output position: true for Dense and 'valid' convolutions, and for 'same' ones that pad nothing.
    */
   exactFold: boolean;
-  /** Output positions per sample (1 for a Dense on a vector). */
-  positions: number;
 }
 
 /** Torch-Pruning's get_out_channels / get_in_channels for unit layers. */
@@ -327,7 +325,6 @@ export function unitView(
   const cout = shape[shape.length - 1];
   const K = shape.slice(0, -2).reduce((a, b) => a * b, 1);
   const exactFold = node.className !== 'Conv2D' || config.padding !== 'same' || padsNothing(inShape, config);
-  const positions = node.shape.slice(0, -1).reduce<number>((a, b) => a * (b ?? 1), 1);
   const act = (node.layer as any).activation;
   return {
     K,
@@ -338,7 +335,6 @@ export function unitView(
     activate: (v) => applyElementwise((x) => act.apply(x), v),
     crossChannel: CROSS_CHANNEL_ACTIVATIONS.has(config.activation),
     exactFold,
-    positions,
   };
 }
 

@@ -1,7 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { analyzeLayer, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
-import { withFolded } from './folding.js';
+import { checkModel, checkThreshold, withFolded } from './folding.js';
 import { buildGraph } from './graph.js';
 import { rebuild, type LayerPruneResult } from './rebuild.js';
 
@@ -46,7 +46,10 @@ export interface PruneReport {
   paramsAfter: number;
   /** `1 - paramsAfter / paramsBefore`: the fraction of parameters removed. */
   compression: number;
-  /** `before.macs / after.nonzeroMacs`: how many times fewer multiply-accumulates a sample needs. */
+  /**
+   * `before.macs / after.nonzeroMacs`: how many times fewer multiply-accumulates a sample
+   * needs (NaN when the MACs are unknown: see `Counts.macs`).
+   */
   macsSpeedup: number;
   /** Units that emit a constant but could not be removed (see {@link LayerPruneResult.keptConstant}). */
   warnings: string[];
@@ -54,6 +57,11 @@ export interface PruneReport {
   iterations: number;
   /** A printable summary: one row per Dense/Conv2D layer, then totals. */
   table(): string;
+}
+
+/** A count as the table shows it; NaN (unknown MACs) as 'unknown'. */
+function count(n: number): string {
+  return Number.isNaN(n) ? 'unknown' : String(n);
 }
 
 function formatReport(r: Omit<PruneReport, 'table'>): string {
@@ -69,7 +77,7 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
       l ? `${l.unitsBefore} -> ${l.unitsAfter}` : '',
       `${b.params} -> ${a.params}`,
       `${b.nonzeros} -> ${a.nonzeros}`,
-      `${b.macs} -> ${a.macs}`,
+      `${count(b.macs)} -> ${count(a.macs)}`,
     ]);
   }
   rows.push([
@@ -78,7 +86,7 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
     '',
     `${r.before.params} -> ${r.after.params}`,
     `${r.before.nonzeros} -> ${r.after.nonzeros}`,
-    `${r.before.macs} -> ${r.after.macs}`,
+    `${count(r.before.macs)} -> ${count(r.after.macs)}`,
   ]);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((x) => x[c].length)));
   const lines = rows.map((x) =>
@@ -89,7 +97,9 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
   );
   lines.push(
     `compression ${(100 * r.compression).toFixed(2)}% (params ${r.paramsBefore} -> ${r.paramsAfter} without all-zero groups), ` +
-      `MACs ${r.before.macs} -> ${r.after.nonzeroMacs} non-zero (${r.macsSpeedup.toFixed(2)}x fewer)`,
+      (Number.isNaN(r.macsSpeedup)
+        ? 'MACs unknown (the model does not fix its input size)'
+        : `MACs ${r.before.macs} -> ${r.after.nonzeroMacs} non-zero (${r.macsSpeedup.toFixed(2)}x fewer)`),
   );
   for (const w of r.warnings) lines.push(`note: ${w}`);
   return lines.join('\n');
@@ -106,7 +116,8 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
  * Throws, naming the layer, when a layer type is unknown or when a whole layer would disappear.
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
-  const threshold = options.threshold ?? 0;
+  checkModel(model, 'prune');
+  const threshold = checkThreshold(options.threshold, 'prune');
   return withFolded(model, (plain) => {
     const p = plan(buildGraph(plain), threshold);
     const { model: pruned, layers, weights } = rebuild(plain, p);
@@ -139,7 +150,11 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
       paramsBefore: before.params,
       paramsAfter,
       compression: before.params ? 1 - paramsAfter / before.params : 0,
-      macsSpeedup: after.nonzeroMacs ? before.macs / after.nonzeroMacs : Infinity,
+      macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
+        ? NaN
+        : after.nonzeroMacs
+          ? before.macs / after.nonzeroMacs
+          : Infinity,
       warnings,
       iterations: p.iterations,
     };

@@ -137,4 +137,37 @@ describe('analyze', () => {
     expect(rows[0].groups.find((g) => g.kind === 'filter')?.dead).toBe(1);
     expect(a.table()).toContain('block/conv');
   });
+
+  it('leaves MACs unknown (NaN), not one position, when the model does not fix its input size', () => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [null, null, 3], filters: 8, kernelSize: 3, name: 'c1' }),
+        tfl.layers.globalAveragePooling2d({}),
+        tfl.layers.dense({ units: 4, name: 'd' }),
+      ],
+    });
+    const a = analyze(m);
+    expect(a.layers[0].macs).toBeNaN();
+    expect(a.layers[0].params).toBe(3 * 3 * 3 * 8 + 8);
+    expect(a.layers[2].macs).toBe(8 * 4);
+    expect(a.total.macs).toBeNaN();
+    expect(a.table()).toContain('unknown');
+    zeroUnits(m, 'c1', [1]);
+    const r = prune(m).report;
+    expect(r.macsSpeedup).toBeNaN();
+    expect(r.table()).toContain('MACs unknown (the model does not fix its input size)');
+  });
+
+  it('refuses a threshold that is not a finite number >= 0, and what is not a model', () => {
+    const m = smallConvNet();
+    for (const t of [-1, NaN, Infinity]) {
+      expect(() => analyze(m, { threshold: t })).toThrow(/analyze: threshold must be a finite number >= 0/);
+      expect(() => prune(m, { threshold: t })).toThrow(/prune: threshold must be a finite number >= 0/);
+    }
+    expect(() => prune(m, { threshold: '0' as never })).toThrow(/got "0" \(a string\)/);
+    expect(() => analyze(m.layers[0] as never)).toThrow(
+      /analyze: expected a tfjs LayersModel .*got an object/,
+    );
+    expect(() => prune(null as never)).toThrow(/prune: expected a tfjs LayersModel .*got null/);
+  });
 });

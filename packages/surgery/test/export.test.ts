@@ -247,6 +247,59 @@ describe('exportModel', () => {
     );
   });
 
+  it('a second export into the same directory replaces the first, in either format', async () => {
+    const a = prunedLenet();
+    const b = prunedLenet();
+    const r = rng(99);
+    fillAll(b, 'bias', () => r() - 0.5);
+    expect(maxDiff(predict(a), predict(b)).abs).toBeGreaterThan(1e-3);
+    const dir = path.join(tmp, 'switch');
+    const mine = path.join(dir, 'notes.txt');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(mine, 'kept');
+    await exportModel(a, dir, { format: 'sparse' });
+    const tfjs = await exportModel(b, dir);
+    // The sparse files are gone, so nothing can load a's weights into b's topology.
+    expect(fs.readdirSync(dir).sort()).toEqual(['group1-shard1of1.bin', 'model.json', 'notes.txt']);
+    expect(maxDiff(predict(b), predictInPlainTfjs(dir)).abs).toBeLessThan(1e-6);
+    await expect(loadSparseModel(dir)).rejects.toThrow(/is a 'tfjs' export .*loadLayersModel/);
+    await exportModel(a, dir, { format: 'sparse' });
+    expect(fs.readdirSync(dir).sort()).toEqual(['model.json', 'notes.txt', 'sparse.bin', 'sparse.json']);
+    expect(fs.existsSync(tfjs.files[1])).toBe(false);
+    expect(maxDiff(predict(a), predict(await loadSparseModel(dir))).abs).toBe(0);
+    expect(fs.readFileSync(mine, 'utf8')).toBe('kept');
+  });
+
+  it('takes a file:// URL like fileSystem does, and refuses a .json path, a file, or no model', async () => {
+    const model = prunedLenet();
+    const dir = path.join(tmp, 'url');
+    const cwd = process.cwd();
+    process.chdir(tmp);
+    try {
+      const r = await exportModel(model, `file://${dir}`, { format: 'sparse' });
+      expect(r.files[0]).toBe(path.join(dir, 'model.json'));
+      expect(maxDiff(predict(model), predict(await loadSparseModel(`file://${dir}`))).abs).toBe(0);
+      await exportModel(model, `file://${dir}`);
+      expect(maxDiff(predict(model), predictInPlainTfjs(dir)).abs).toBeLessThan(1e-6);
+      // Nothing lands in the working directory under a literal "file:" folder.
+      expect(fs.existsSync(path.join(tmp, 'file:'))).toBe(false);
+    } finally {
+      process.chdir(cwd);
+    }
+    await expect(exportModel(model, path.join(tmp, 'x', 'model.json'))).rejects.toThrow(
+      /names a \.json file; exportModel takes the directory that holds model\.json: pass '.*x'/,
+    );
+    expect(fs.existsSync(path.join(tmp, 'x'))).toBe(false);
+    const file = path.join(tmp, 'a-file');
+    fs.writeFileSync(file, '');
+    await expect(exportModel(model, file)).rejects.toThrow(/a-file' exists and is not a directory/);
+    await expect(exportModel(model, 42 as never)).rejects.toThrow(/dir must be a directory path .*got 42/);
+    await expect(exportModel(null as never, dir)).rejects.toThrow(/exportModel: expected a tfjs LayersModel/);
+    await expect(loadSparseModel(path.join(dir, 'model.json'))).rejects.toThrow(
+      /loadSparseModel: .*names a \.json file/,
+    );
+  });
+
   it('reports a truncated sparse file by name', async () => {
     const model = prunedLenet();
     const dir = path.join(tmp, 'broken');
