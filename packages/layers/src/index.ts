@@ -9,7 +9,7 @@ export type {
   Granularity,
   InitializerSpec,
 } from './common.js';
-export { DEFAULT_EPSILON } from './common.js';
+export { DEFAULT_EPSILON, describeValue } from './common.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';
 export {

@@ -5,6 +5,7 @@ import {
   DEFAULT_EPSILON,
   decomposedKind,
   type DenseGranularity,
+  describeValue,
   type Granularity,
   groupNorm,
 } from './common.js';
@@ -113,10 +114,24 @@ function rebuild(
  * The new model is not compiled.
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
+  checkModel(model, 'decompose');
+  const g = options.granularity;
+  if (g !== undefined && (g === null || typeof g !== 'object' || Array.isArray(g)))
+    throw new Error(
+      `decompose: granularity must be an object such as { dense: 'input', conv2d: 'filter' }, got ${describeValue(g)}`,
+    );
   const denseGranularity = options.granularity?.dense ?? 'output';
   const convGranularity = options.granularity?.conv2d ?? 'kernel';
   const epsilon = options.epsilon ?? DEFAULT_EPSILON;
   const include = options.include;
+  if (
+    include != null &&
+    typeof include !== 'function' &&
+    !(Array.isArray(include) && include.every((n) => typeof n === 'string'))
+  )
+    throw new Error(
+      `decompose: include must be a list of layer names or a predicate (layer) => boolean, got ${describeValue(include)}`,
+    );
   if (Array.isArray(include)) {
     const all = layersOf(model);
     for (const name of include) {
@@ -176,6 +191,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
  * The result contains no normprune class, so plain TensorFlow.js loads it.
  */
 export function fold(model: tfl.LayersModel): tfl.LayersModel {
+  checkModel(model, 'fold');
   return rebuild(
     model,
     (layer, entry) => {
@@ -247,6 +263,18 @@ function product(dims: (number | null)[]): number {
   return dims.reduce<number>((p, d) => p * (d == null ? NaN : d), 1);
 }
 
+/**
+ * Refuses anything but a LayersModel (a lone layer, null, a path), naming the
+ * function; a single layer gets the way to wrap it.
+ */
+function checkModel(model: unknown, who: string): asserts model is tfl.LayersModel {
+  if (model instanceof tfl.LayersModel || Array.isArray((model as { layers?: unknown } | null)?.layers))
+    return;
+  const layerHint =
+    model instanceof tfl.layers.Layer ? ' (a single layer: wrap it, tf.sequential({ layers: [layer] }))' : '';
+  throw new Error(`${who}: expected a tfjs LayersModel, got ${describeValue(model)}${layerHint}`);
+}
+
 function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
   return model.layers.flatMap((l) => (l instanceof tfl.LayersModel ? layersOf(l) : [l]));
 }
@@ -257,6 +285,7 @@ function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
  * the proximal optimiser's cost-aware penalty and surgery read this.
  */
 export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
+  checkModel(model, 'magnitudes');
   const out: MagnitudeInfo[] = [];
   for (const layer of layersOf(model)) {
     if (!isDecomposed(layer)) continue;

@@ -171,6 +171,24 @@ describe('decompose and fold', () => {
     x.dispose();
   });
 
+  it('refuses what is not a model or not an option of the right shape, naming the way out', () => {
+    const model = lenet5();
+    const layer = tfl.layers.dense({ units: 3, inputShape: [4] });
+    expect(() => decompose(layer as never)).toThrow(
+      /decompose: expected a tfjs LayersModel, got an object .*a single layer: wrap it, tf.sequential/,
+    );
+    expect(() => decompose(null as never)).toThrow(/decompose: expected a tfjs LayersModel, got null/);
+    expect(() => fold(undefined as never)).toThrow(/fold: expected a tfjs LayersModel, got undefined/);
+    expect(() => magnitudes('model.json' as never)).toThrow(/magnitudes: .*got "model.json" \(a string\)/);
+    // A string granularity was silently ignored (defaults used).
+    expect(() => decompose(model, { granularity: 'input' as never })).toThrow(
+      /granularity must be an object such as \{ dense: 'input', conv2d: 'filter' \}, got "input" \(a string\)/,
+    );
+    expect(() => decompose(model, { include: 'fc1' as never })).toThrow(
+      /include must be a list of layer names or a predicate/,
+    );
+  });
+
   it('decomposes and folds nested models (a Sequential block inside a functional model inside a Sequential)', async () => {
     const block = tfl.sequential({
       name: 'block',

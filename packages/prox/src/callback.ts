@@ -1,6 +1,9 @@
 import * as tfl from '@tensorflow/tfjs-layers';
-import { magnitudes as findMagnitudes, type MagnitudeInfo } from '@normprune/layers';
-import { describe } from './describe.js';
+import {
+  describeValue as describe,
+  magnitudes as findMagnitudes,
+  type MagnitudeInfo,
+} from '@normprune/layers';
 import { ProximalOptimizer } from './optimizers.js';
 import { measureSparsity, type SparsityReport } from './penalty.js';
 

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describe } from './describe.js';
+import { describeValue as describe } from '@normprune/layers';
 
 /**
  * Proximal operator of `t * |x|` (the lasso shrinkage): `sign(x) * max(|x| - t, 0)`.

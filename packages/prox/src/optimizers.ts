@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { MagnitudeInfo } from '@normprune/layers';
-import { describe } from './describe.js';
+import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
   lambdaSchedule,

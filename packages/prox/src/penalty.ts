@@ -1,7 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { magnitudes as findMagnitudes, type MagnitudeInfo } from '@normprune/layers';
-import { describe } from './describe.js';
+import {
+  describeValue as describe,
+  magnitudes as findMagnitudes,
+  type MagnitudeInfo,
+} from '@normprune/layers';
 import { keepLargest } from './operators.js';
 import { costWeights, type CostWeighting } from './weights.js';
 

@@ -1,4 +1,4 @@
-import { describe } from './describe.js';
+import { describeValue as describe } from '@normprune/layers';
 
 /** What a lambda schedule may look at besides the step and epoch counters. */
 export interface ScheduleState {

@@ -20,9 +20,9 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { fold } from '@normprune/layers';
+import { describeValue as describe, fold } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
-import { checkModel, describe, hasDecomposed } from './folding.js';
+import { checkModel, hasDecomposed } from './folding.js';
 
 /** Options of {@link exportModel}. */
 export interface ExportOptions {

@@ -2,7 +2,7 @@
 // cuts is the plain layer they fold into, whose kernel is exactly zero where
 // the magnitude is zero.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { fold, isDecomposed } from '@normprune/layers';
+import { describeValue as describe, fold, isDecomposed } from '@normprune/layers';
 
 /**
  * Every layer of `model` in order, with the layers of nested models (a model used as a layer) in
@@ -24,14 +24,6 @@ export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
 /** Whether the model contains DecomposedDense / DecomposedConv2D layers, nested models included. */
 export function hasDecomposed(model: tfl.LayersModel): boolean {
   return allLayers(model).some((l) => isDecomposed(l));
-}
-
-/** A value as an error message shows it: numbers as they are, anything else with its type. */
-export function describe(v: unknown): string {
-  if (typeof v === 'number' || v === null || v === undefined) return String(v);
-  if (typeof v === 'string') return `${JSON.stringify(v)} (a string)`;
-  if (typeof v === 'object') return `an object (${(v as object).constructor?.name ?? 'Object'})`;
-  return `${String(v)} (a ${typeof v})`;
 }
 
 /** Refuses anything but a LayersModel (a lone layer, null, a path), naming the function. */
