@@ -1,13 +1,12 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { cpSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
 import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
-import { keepLargestGroups } from '@normprune/prox';
 import {
   applyBudget,
   listExperiments,
@@ -39,7 +38,8 @@ import {
   type TableRow,
 } from './report.js';
 import { bisectionOutcome, runSweep } from './sweep.js';
-import { readJsonFile, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { pruneMagnitudes } from './model.js';
+import { readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
@@ -53,8 +53,9 @@ const COMMON = `Common options:
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a
                       sweep: reuse its finished points, resume the interrupted one)
-  --force             replace what --out holds; without it a run replaces only a run
-                      of the same config, budget and seed, and refuses anything else
+  --force             replace what --out holds (a run, an unfinished run, a sweep;
+                      other files stay); without it a run replaces only a run of
+                      the same config, budget and seed, and refuses anything else
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
                       in its first point's directory)
@@ -118,6 +119,8 @@ ${COMMON}`,
 
 Loads a saved model with decomposed layers, folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
+A model without decomposed layers loses only units whose weights are all
+<= T in absolute value.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)`,
@@ -263,7 +266,9 @@ function cleanupEmpty(dir: string, existed: boolean): void {
 /**
  * `--print-config`: the config a run would use, as its config.json records it
  * and as a config file may hold it. A budget's data subsets are not config
- * fields; a note on stderr names them.
+ * fields; a note on stderr names them. A budget other than "full" is applied
+ * to the printed fields, so its `defaultBudget` is "full": reading the file
+ * back gives the same config instead of applying the budget twice.
  */
 function printConfig(
   cfg: ExperimentConfig,
@@ -271,7 +276,8 @@ function printConfig(
   budget: Budget,
   out: (s: string) => void,
 ): number {
-  out(JSON.stringify(cfg, null, 2));
+  // The budget is already applied to the fields; a config file read back must not apply it again.
+  out(JSON.stringify(budgetName === 'full' ? cfg : { ...cfg, defaultBudget: 'full' }, null, 2));
   const subsets = (['trainSubset', 'testSubset'] as const).filter((k) => budget[k] !== undefined);
   if (subsets.length)
     process.stderr.write(
@@ -364,20 +370,33 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   if (v.config && p.positionals.length === 0) base = loadConfigFile(v.config as string);
   else if (!v.config && p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
   else throw new UsageError('sweep: give either --config FILE or one experiment name');
-  const list = (s: unknown) =>
-    typeof s === 'string'
-      ? s
-          .split(',')
-          .map((x) => x.trim())
-          .filter(Boolean)
-      : undefined;
-  const lambdas = list(v.lambda)?.map((x) => {
+  const list = (s: unknown, flag: string) => {
+    if (typeof s !== 'string') return undefined;
+    const items = s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+    // A repeated value would train the same point twice into one folder.
+    const twice = items.find((x, i) => items.indexOf(x) !== i);
+    if (twice !== undefined) throw new UsageError(`--${flag}: "${twice}" is given twice`);
+    return items;
+  };
+  if (v['target-compression'] !== undefined) {
+    const grid = ['lambda', 'granularity', 'cost-weighting'].filter((f) => v[f] !== undefined);
+    if (grid.length)
+      throw new UsageError(
+        `sweep: --target-compression finds lambda by bisection at the config's granularity and cost weighting; it does not take --${grid.join(', --')} (set them in a config file for the bisection, or sweep a grid without --target-compression)`,
+      );
+  }
+  const lambdas = list(v.lambda, 'lambda')?.map((x) => {
     const n = Number(x);
     if (!(n >= 0) || !Number.isFinite(n))
       throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
     return n;
   });
-  const granularities = list(v.granularity);
+  const sameLambda = lambdas?.find((x, i) => lambdas.indexOf(x) !== i);
+  if (sameLambda !== undefined) throw new UsageError(`--lambda: ${sameLambda} is given twice`);
+  const granularities = list(v.granularity, 'granularity');
   const hasConv = base.model.layers.some((l) => l.type === 'conv2d');
   for (const g of granularities ?? []) {
     if (!['output', 'input', 'kernel', 'filter'].includes(g))
@@ -387,7 +406,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
       );
   }
-  const costs = list(v['cost-weighting']);
+  const costs = list(v['cost-weighting'], 'cost-weighting');
   for (const c of costs ?? []) {
     if (!['uniform', 'params', 'flops'].includes(c))
       throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);
@@ -519,13 +538,29 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     offline: !p.values.download,
   });
   for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
-  const model = await tfl.loadLayersModel(fileSystem(v.model));
-  const modelShape = model.inputs[0].shape.slice(1);
-  if (JSON.stringify(modelShape) !== JSON.stringify(data.shape)) {
-    model.dispose();
+  const loaded = await tfl.loadLayersModel(fileSystem(v.model));
+  const modelShape = loaded.inputs[0].shape.slice(1);
+  const outputs = loaded.outputs[0].shape.slice(1);
+  const mismatch =
+    JSON.stringify(modelShape) !== JSON.stringify(data.shape)
+      ? `takes input [${modelShape}] but ${base.name}'s ${base.dataset.name} images are [${data.shape}]`
+      : JSON.stringify(outputs) !== JSON.stringify([data.classes.length])
+        ? `outputs [${outputs}] but ${base.name}'s ${base.dataset.name} has ${data.classes.length} classes`
+        : undefined;
+  if (mismatch) {
+    loaded.dispose();
     throw new Error(
-      `eval: ${v.model} takes input [${modelShape}] but ${base.name}'s ${base.dataset.name} images are [${data.shape}]; ` +
-        'give the experiment (or config) the model was trained for',
+      `eval: ${v.model} ${mismatch}; give the experiment (or config) the model was trained for`,
+    );
+  }
+  // A decomposed model (a checkpoint) is measured as the plain model it folds into: the magnitudes
+  // are not parameters of it, and weights of dead groups are exact zeros there.
+  const decomposed = magnitudes(loaded).length > 0;
+  const model = decomposed ? fold(loaded) : loaded;
+  if (decomposed) {
+    loaded.dispose();
+    process.stderr.write(
+      `note: ${v.model} has decomposed layers; measured as the plain model they fold into (dead groups count as zeros; normprune prune removes them)\n`,
     );
   }
   const c = countModel(model);
@@ -612,6 +647,24 @@ function keepOption(text: string): Record<string, number> {
   return keep;
 }
 
+/**
+ * `prune --out` may be new, empty, or hold an exported model it replaces; not the model of a
+ * finished run (its results.json describes that model) and not a folder of other files.
+ */
+function checkPruneOut(out: string): void {
+  if (!existsSync(out)) return;
+  if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
+  const other = readdirSync(out).filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
+  if (other.length)
+    throw new Error(
+      `prune: --out ${out} holds files that are not an exported model (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', ...' : ''}); choose another --out`,
+    );
+  if (existsSync(join(out, '..', 'results.json')))
+    throw new Error(
+      `prune: --out ${out} is the model of the run in ${dirname(out)}, which its results.json describes; choose another --out`,
+    );
+}
+
 async function pruneCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('prune', args, {
     model: { type: 'string' },
@@ -624,6 +677,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   }
   const v = p.values as Record<string, any>;
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
+  checkPruneOut(resolve(v.out));
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
   if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);
@@ -644,16 +698,16 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
       `note: ${v.model} has no decomposed layers; only units whose weights are all zero are removed ` +
         '(prune a model saved during or after proximal training, e.g. RUN_DIR/.work/checkpoint/model)',
     );
-  if (keep) {
-    if (!decomposed)
-      throw new UsageError(`--keep: ${v.model} has no decomposed layers, so no groups to keep`);
-    try {
-      keepLargestGroups(model, keep);
-    } catch (e) {
-      throw new UsageError(`--keep: ${(e as Error).message.replace(/^keepLargestGroups: /, '')}`);
-    }
+  if (keep && !decomposed)
+    throw new UsageError(`--keep: ${v.model} has no decomposed layers, so no groups to keep`);
+  try {
+    pruneMagnitudes(model, { threshold, keep });
+  } catch (e) {
+    throw new UsageError(`--keep: ${(e as Error).message.replace(/^keepLargestGroups: /, '')}`);
   }
-  const { model: pruned } = prune(model, { threshold });
+  // On a decomposed model the threshold has acted on magnitudes; on a plain one, surgery
+  // counts weights with |w| <= T as zero.
+  const { model: pruned } = prune(model, { threshold: decomposed ? 0 : threshold });
   const after = countModel(pruned);
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
   model.dispose();
@@ -792,7 +846,7 @@ function readSweep(dir: string): { experiment: string; note: string; points: Swe
   const f = join(dir, 'sweep.json');
   if (!existsSync(f)) return undefined;
   try {
-    return JSON.parse(readFileSync(f, 'utf8'));
+    return JSON.parse(readFileSync(f, 'utf8'), unmeasuredAsNaN);
   } catch (e) {
     throw new Error(
       `report: ${f} is not valid JSON (${(e as Error).message}); run the sweep again or remove the file`,
@@ -815,7 +869,11 @@ type ReportSource =
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
   if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
-  return { dir, label, results: readJsonFile(f, 'the run did not finish writing it; run it again') };
+  return {
+    dir,
+    label,
+    results: readJsonFile(f, 'the run did not finish writing it; run it again', unmeasuredAsNaN),
+  };
 }
 
 /** What one argument of `report` is: a table row file, a sweep directory, or a run (a sweep's point keeps its label). */
@@ -824,6 +882,7 @@ function reportSource(arg: string): ReportSource {
     const row = readJsonFile<TableRow>(
       arg,
       'give results table rows (written by report --json or --export) or run directories',
+      unmeasuredAsNaN,
     );
     if (
       typeof row?.experiment !== 'string' ||
@@ -951,11 +1010,14 @@ export async function main(
   try {
     switch (command) {
       case undefined:
+        // No command is a usage error: the help goes where errors go.
+        process.stderr.write(HELP.main + '\n');
+        return 2;
       case '-h':
       case '--help':
       case 'help':
         out(HELP.main);
-        return command === undefined ? 2 : 0;
+        return 0;
       case 'reproduce':
       case 'train':
         return await runCommand(command, args, out);

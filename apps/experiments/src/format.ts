@@ -25,8 +25,12 @@ export const seconds = (v: number | undefined): string =>
 /** An exact p-value with two significant digits; one below the smallest double reads `< 1e-300`, not `0.0`. */
 export const pValueText = (p: number): string => (p > 0 ? p.toPrecision(2) : p === 0 ? '< 1e-300' : 'n/a');
 
-/** `[-0.05, +0.51 pp]`: the 95% interval of a test error change. */
+/**
+ * `[-0.05, +0.51 pp]`: the 95% interval of a test error change. Two models that never
+ * disagree give no interval (the paired test's bounds are then both exactly 0), and say so.
+ */
 export function ciText(ci: [number, number]): string {
+  if (ci[0] === 0 && ci[1] === 0) return 'n/a (the models never disagree)';
   return `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`;
 }
 

@@ -79,7 +79,20 @@ export function ensureWritableDir(dir: string): void {
  * Reads a JSON file; a missing, truncated or malformed file throws an error
  * naming the file and `fix` (what to do about it), not a bare parser message.
  */
-export function readJsonFile<T = any>(file: string, fix: string): T {
+/**
+ * Reads back what a run wrote: JSON has no NaN, so an error rate that could not be
+ * measured (no validation split) was written as null; it reads back as NaN ("n/a"),
+ * not as 0 once multiplied into a percentage.
+ */
+export function unmeasuredAsNaN(key: string, value: unknown): unknown {
+  return value === null && /Error(Pct)?$/.test(key) ? NaN : value;
+}
+
+export function readJsonFile<T = any>(
+  file: string,
+  fix: string,
+  reviver?: (key: string, value: unknown) => unknown,
+): T {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -89,7 +102,7 @@ export function readJsonFile<T = any>(file: string, fix: string): T {
     );
   }
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text, reviver) as T;
   } catch (e) {
     throw new Error(`${file} is not valid JSON (${(e as Error).message}); ${fix}`);
   }

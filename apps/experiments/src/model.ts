@@ -2,6 +2,8 @@
 // initializer gets its own seed derived from the run seed, so two runs with
 // the same --seed on the same backend start from identical weights.
 import * as tfl from '@tensorflow/tfjs-layers';
+import { magnitudes } from '@normprune/layers';
+import { hardThreshold, keepLargestGroups } from '@normprune/prox';
 import { layerNames, type LayerSpec } from './config.js';
 
 /** Builds a plain tfjs-layers model from layer specs; the last dense layer outputs logits. */
@@ -79,4 +81,25 @@ export function buildModel(
 /** Name of the logits layer (the last layer). */
 export function logitsLayerName(model: tfl.LayersModel): string {
   return model.layers[model.layers.length - 1].name;
+}
+
+/**
+ * The group rule of a run's prune step and of `normprune prune`: first at
+ * most `keep[layer]` groups of each named decomposed layer stay alive (those
+ * with the largest magnitudes), then every group whose magnitude is at or
+ * below `threshold` dies (its magnitude becomes exactly 0). Surgery then
+ * removes the dead groups. The threshold applies to magnitudes, group by
+ * group, never to single weights. Changes `model`'s magnitudes in place.
+ */
+export function pruneMagnitudes(
+  model: tfl.LayersModel,
+  rule: { threshold: number; keep?: Record<string, number> },
+): void {
+  if (rule.keep) keepLargestGroups(model, rule.keep);
+  if (rule.threshold > 0)
+    for (const m of magnitudes(model)) {
+      const kept = hardThreshold(m.magnitude, rule.threshold);
+      m.magnitude.assign(kept);
+      kept.dispose();
+    }
 }

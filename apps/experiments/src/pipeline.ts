@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batches } from '@normprune/datasets';
 import { decompose, magnitudes } from '@normprune/layers';
-import { keepLargestGroups, ProximalAdam, ProximalSGD } from '@normprune/prox';
+import { ProximalAdam, ProximalSGD } from '@normprune/prox';
 import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
 import {
@@ -25,7 +25,7 @@ import { loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
-import { buildModel } from './model.js';
+import { buildModel, pruneMagnitudes } from './model.js';
 import { Progress } from './progress.js';
 import {
   ensureWritableDir,
@@ -320,11 +320,11 @@ export function trainingLoss(
   return tf.add(tf.mul(ce, 1 - w), tf.mul(kl, w * t * t)) as tf.Scalar;
 }
 
-function countGroups(model: tfl.LayersModel, threshold: number): GroupCount[] {
+function countGroups(model: tfl.LayersModel): GroupCount[] {
   return magnitudes(model).map((m) => {
     const g = m.magnitude.dataSync();
     let live = 0;
-    for (let i = 0; i < g.length; i++) if (Math.abs(g[i]) > threshold) live++;
+    for (let i = 0; i < g.length; i++) if (Math.abs(g[i]) > 0) live++;
     return { layer: m.layerName, granularity: m.granularity, groups: m.groups, live };
   });
 }
@@ -446,9 +446,40 @@ function claimOutDir(out: string, hash: string, force: boolean): () => void {
     throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
   }
   // The kept baseline may be what --baseline-from reads; a finished run replaces it only if it keeps one.
+  // --force also removes a sweep that --out held (its sweep.json and point runs): nothing of it
+  // would be left to mix with the new run in `report`. Other files are never removed.
+  const sweepParts = force ? sweepIn(out) : [];
   return () => {
     for (const e of RUN_FILES) if (e !== '.work') rmSync(join(out, e), { recursive: true, force: true });
+    for (const f of sweepParts) rmSync(f, { recursive: true, force: true });
   };
+}
+
+/** Whether `out` holds a single run (what a sweep must not take over without --force). */
+export function holdsRun(out: string): boolean {
+  return existsSync(join(out, 'config.json')) || existsSync(join(out, 'results.json'));
+}
+
+/** Removes the run `out` holds: the files and folders a run writes, nothing else. */
+export function removeRun(out: string): void {
+  for (const e of RUN_FILES) rmSync(join(out, e), { recursive: true, force: true });
+}
+
+/** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
+function sweepIn(out: string): string[] {
+  const file = join(out, 'sweep.json');
+  let points: unknown;
+  try {
+    points = JSON.parse(readFileSync(file, 'utf8')).points;
+  } catch {
+    return [];
+  }
+  const dirs = (Array.isArray(points) ? points : [])
+    .map((p) => (p as { dir?: unknown })?.dir)
+    .filter((d): d is string => typeof d === 'string' && /^[^/\\.][^/\\]*$/.test(d))
+    .map((d) => join(out, d))
+    .filter(holdsRun);
+  return [file, ...dirs];
 }
 
 /** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
@@ -464,7 +495,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed) : undefined;
   ensureWritableDir(out);
   if (!o.resume && existsSync(ckptDir)) {
-    throw new Error(`${out} holds an unfinished run; continue it with --resume or choose another --out`);
+    if (!o.force)
+      throw new Error(
+        `${out} holds an unfinished run; continue it with --resume, choose another --out, or pass --force to start over`,
+      );
+    // --force starts over: the unfinished run's checkpoint goes (its files go with claimOutDir's).
+    rmSync(ckptDir, { recursive: true, force: true });
   }
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
     throw new Error(`--resume: no checkpoint in ${ckptDir}`);
@@ -803,7 +839,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         lambdaAt,
         distill: distillFor(spec.distill),
         epochExtras: () => {
-          const groups = countGroups(m, 0);
+          const groups = countGroups(m);
           return {
             liveCompressionPct: 100 * liveCompression(m, total),
             liveGroups: Object.fromEntries(groups.map((g) => [g.layer, g.live])),
@@ -811,9 +847,9 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         },
       });
       disposeOptimizer(opt);
-      if (cfg.prune.keep) keepLargestGroups(m, cfg.prune.keep);
-      state.groups = countGroups(m, cfg.prune.threshold);
-      const pruned = prune(m, { threshold: cfg.prune.threshold }).model;
+      pruneMagnitudes(m, cfg.prune);
+      state.groups = countGroups(m);
+      const pruned = prune(m).model;
       m.dispose();
       model = pruned;
       state.prunedBeforeFinetune = {
@@ -951,10 +987,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     results,
     metricLines.map((l) => JSON.parse(l)),
   );
-  // Only a baseline kept for --baseline-from outlives the run (in .work/baseline).
+  // Only a baseline kept for --baseline-from outlives the run (in .work/baseline): this run's if
+  // it keeps one, else one an earlier run in this folder kept (which this run may have read).
   rmSync(ckptDir, { recursive: true, force: true });
   rmSync(plainDir, { recursive: true, force: true });
-  if (!o.keepBaseline) rmSync(work, { recursive: true, force: true });
+  if (!o.keepBaseline && !existsSync(join(work, 'baseline'))) rmSync(work, { recursive: true, force: true });
   makeDirs(out);
   return results;
 }

@@ -3,7 +3,14 @@
 // compression. The baseline is trained once (first point) and shared.
 import { existsSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { finishedRun, runExperiment, type RunOptions, type RunResults } from './pipeline.js';
+import {
+  finishedRun,
+  holdsRun,
+  removeRun,
+  runExperiment,
+  type RunOptions,
+  type RunResults,
+} from './pipeline.js';
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { ensureWritableDir, writeJsonAtomic } from './fsutil.js';
@@ -66,6 +73,11 @@ export function bisectionOutcome(
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
   ensureWritableDir(out);
+  if (holdsRun(out)) {
+    if (!o.force)
+      throw new Error(`${out} holds a run, not a sweep; choose another --out, or pass --force to replace it`);
+    removeRun(out);
+  }
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;

@@ -33,7 +33,11 @@ test('--help on every command exits 0 and prints usage', async () => {
     expect(r.out).toMatch(/^Usage: normprune/);
   }
   expect((await cli(['--help'])).code).toBe(0);
-  expect((await cli([])).code).toBe(2);
+  const none = await cli([]);
+  expect(none.code).toBe(2);
+  // A usage error: the help goes to stderr, stdout stays empty for pipes.
+  expect(none.out).toBe('');
+  expect(none.err).toMatch(/^normprune: compress TensorFlow.js models/);
 });
 
 test('list names every shipped experiment', async () => {
@@ -299,6 +303,13 @@ test('a run without a validation split (validation=0) finishes and reports its v
   expect(results.dataset.validation).toBe(0);
   expect(results.baseline.validationError).toBeNull();
   expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| validation error +\| n\/a +\|/);
+  // Read back from results.json (where JSON stores it as null), it stays n/a, not 0.00%.
+  const again = await cli(['report', out]);
+  expect(again.code).toBe(0);
+  expect(readFileSync(join(out, 'report.md'), 'utf8')).toMatch(/\| validation error +\| n\/a +\|/);
+  const table = await cli(['report', '--table', out]);
+  expect(table.out).not.toMatch(/0\.00% -> 0\.00%/);
+  expect(table.out).toMatch(/n\/a -> n\/a/);
 });
 
 test('a run refuses an --out holding another run or other files, unless --force; a rerun of the same run replaces it', async () => {
@@ -460,6 +471,14 @@ test('--print-config prints the resolved config a run would use, writes nothing,
     expect(JSON.parse(again.out)).toEqual(tinyCfg);
     expect(again.err).toBe('');
   }
+  // A config whose default budget shrinks the model (vgg-16: 'reduced', width 1/8) prints the
+  // shrunk config with defaultBudget 'full', so reading it back does not shrink it again.
+  const vgg = JSON.parse((await cli(['reproduce', 'vgg-16', '--print-config'])).out);
+  expect(vgg.defaultBudget).toBe('full');
+  expect(vgg.model.layers[0].filters).toBe(8);
+  const vggFile = join(tmp, 'printed-vgg.json');
+  writeFileSync(vggFile, JSON.stringify(vgg));
+  expect(JSON.parse((await cli(['train', '--config', vggFile, '--print-config'])).out)).toEqual(vgg);
   // list and report do not take it.
   expect((await cli(['list', '--print-config'])).code).toBe(2);
 });

@@ -32,6 +32,8 @@ test('counts get thousands separators and latencies keep two decimals below 10 m
 test('an interval shows both signs and the unit once; -0.0454 is not rounded to -0.04', () => {
   expect(ciText([-0.0454, 0.51])).toBe('[-0.05, +0.51 pp]');
   expect(ciText([0.03, 0.41])).toBe('[+0.03, +0.41 pp]');
+  // No disagreement, no interval: not a zero-width one.
+  expect(ciText([0, 0])).toBe('n/a (the models never disagree)');
 });
 
 test('the budget cell marks a named reduced budget', () => {

@@ -157,6 +157,19 @@ test('--target-compression bisects lambda and says whether any lambda reached it
 test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
   expect((await cli(['sweep', 'lenet-500-300', '--target-compression', '150'])).code).toBe(2);
+  // The bisection varies lambda alone: a grid flag beside it would be ignored, so it is refused.
+  const grid = await cli(['sweep', 'lenet-500-300', '--target-compression', '80', '--lambda', '0.5']);
+  expect(grid.code).toBe(2);
+  expect(grid.err).toMatch(/--target-compression .* does not take --lambda/);
+  // A value given twice would train one point twice into one folder.
+  for (const [flag, list, named] of [
+    ['--lambda', '0.001,1e-3', '0.001'],
+    ['--granularity', 'output,output', '"output"'],
+  ]) {
+    const twice = await cli(['sweep', 'lenet-500-300', flag, list, '--print-config']);
+    expect(twice.code).toBe(2);
+    expect(twice.err).toContain(`${flag}: ${named} is given twice`);
+  }
   expect((await cli(['sweep'])).code).toBe(2);
 });
 

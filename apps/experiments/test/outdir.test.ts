@@ -1,0 +1,103 @@
+// What a command may do to the folder --out names: start over an unfinished run only with
+// --force, keep a baseline kept there for --baseline-from, and never take over a run (a sweep,
+// prune) or leave a replaced sweep behind to mix with the new run.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-outdir-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const reproduce = (out: string, ...extra: string[]) =>
+  cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
+
+test('an unfinished run is continued with --resume or started over with --force, never mixed', async () => {
+  const out = join(tmp, 'unfinished');
+  expect((await reproduce(out, '--stop-after-steps', '1')).code).toBe(130);
+  const plain = await reproduce(out);
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(
+    /holds an unfinished run; continue it with --resume, choose another --out, or pass --force to start over/,
+  );
+  const forced = await reproduce(out, '--force', '--seed', '2');
+  expect(forced.code).toBe(0);
+  expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).seed).toBe(2);
+  expect(existsSync(join(out, '.work'))).toBe(false);
+});
+
+test('a kept baseline outlives a repeat of its run without --keep-baseline, and a run that reads it in place', async () => {
+  const kb = join(tmp, 'kb');
+  expect((await reproduce(kb, '--keep-baseline')).code).toBe(0);
+  const baseline = join(kb, '.work', 'baseline', 'baseline.json');
+  expect(existsSync(baseline)).toBe(true);
+  expect((await reproduce(kb)).code).toBe(0);
+  expect(existsSync(baseline)).toBe(true);
+  const inPlace = await reproduce(kb, '--baseline-from', kb);
+  expect(inPlace.code).toBe(0);
+  expect(inPlace.err).toMatch(/baseline reused from/);
+  expect(existsSync(baseline)).toBe(true);
+});
+
+test('a sweep does not take over a run folder without --force; a run with --force removes the sweep it replaces', async () => {
+  const run = join(tmp, 'a-run');
+  expect((await reproduce(run)).code).toBe(0);
+  const results = readFileSync(join(run, 'results.json'), 'utf8');
+  const sweep = (out: string, ...extra: string[]) =>
+    cli([
+      'sweep',
+      'lenet-500-300',
+      '--lambda',
+      '0.002',
+      '--budget',
+      'tiny',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      ...extra,
+    ]);
+  const refused = await sweep(run);
+  expect(refused.code).toBe(1);
+  expect(refused.err).toMatch(
+    /holds a run, not a sweep; choose another --out, or pass --force to replace it/,
+  );
+  expect(readFileSync(join(run, 'results.json'), 'utf8')).toBe(results);
+  expect(existsSync(join(run, 'sweep.json'))).toBe(false);
+  expect((await sweep(run, '--force')).code).toBe(0);
+  expect(readdirSync(run).sort()).toEqual([
+    'lambda-0.002',
+    'plots',
+    'report.html',
+    'report.md',
+    'sweep.json',
+  ]);
+  // And back: a run forced into the sweep's folder leaves no sweep.json or point behind.
+  expect((await reproduce(run, '--force')).code).toBe(0);
+  expect(existsSync(join(run, 'sweep.json'))).toBe(false);
+  expect(existsSync(join(run, 'lambda-0.002'))).toBe(false);
+  const table = await cli(['report', '--table', run]);
+  expect(table.code).toBe(0);
+  expect(table.out).not.toMatch(/lambda-0\.002/);
+});
+
+test("prune does not write into a run's model folder or a folder of other files", async () => {
+  const run = join(tmp, 'a-run');
+  if (!existsSync(join(run, 'results.json'))) expect((await reproduce(run)).code).toBe(0);
+  const model = join(run, 'model');
+  const before = readFileSync(join(model, 'model.json'), 'utf8');
+  const into = await cli(['prune', '--model', model, '--out', model]);
+  expect(into.code).toBe(1);
+  expect(into.err).toMatch(
+    /--out .*model is the model of the run in .*a-run, which its results\.json describes/,
+  );
+  expect(readFileSync(join(model, 'model.json'), 'utf8')).toBe(before);
+  const others = await cli(['prune', '--model', model, '--out', run]);
+  expect(others.code).toBe(1);
+  expect(others.err).toMatch(/holds files that are not an exported model \(config\.json, metrics\.jsonl/);
+  // A folder holding an earlier prune's export is replaced.
+  const pruned = join(tmp, 'pruned');
+  expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);
+  expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);
+});
