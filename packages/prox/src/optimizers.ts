@@ -254,6 +254,9 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   attach(modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[]): void {
     const magnitudes = magnitudesOf(modelOrMagnitudes, 'attach');
     checkNonnegative(magnitudes);
+    // With nothing attached (an optimiser rebuilt by fromConfig, or loaded
+    // with its model) there are no layer names yet to check the multipliers
+    // against; their values are checked, and the names are on the next attach.
     const c =
       magnitudes.length === 0
         ? (checkLayerMultipliers(this.layerMultipliers, null), [])
