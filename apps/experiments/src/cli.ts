@@ -370,16 +370,18 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   if (v.config && p.positionals.length === 0) base = loadConfigFile(v.config as string);
   else if (!v.config && p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
   else throw new UsageError('sweep: give either --config FILE or one experiment name');
-  const list = (s: unknown, flag: string) => {
-    if (typeof s !== 'string') return undefined;
-    const items = s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean);
-    // A repeated value would train the same point twice into one folder.
-    const twice = items.find((x, i) => items.indexOf(x) !== i);
-    if (twice !== undefined) throw new UsageError(`--${flag}: "${twice}" is given twice`);
-    return items;
+  const list = (s: unknown) =>
+    typeof s === 'string'
+      ? s
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean)
+      : undefined;
+  // A repeated value (0.001 and 1e-3 alike) would train the same point twice into one folder.
+  const once = <T>(values: T[] | undefined, flag: string): T[] | undefined => {
+    const twice = values?.find((x, i) => values.indexOf(x) !== i);
+    if (twice !== undefined) throw new UsageError(`--${flag}: ${JSON.stringify(twice)} is given twice`);
+    return values;
   };
   if (v['target-compression'] !== undefined) {
     const grid = ['lambda', 'granularity', 'cost-weighting'].filter((f) => v[f] !== undefined);
@@ -388,15 +390,16 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `sweep: --target-compression finds lambda by bisection at the config's granularity and cost weighting; it does not take --${grid.join(', --')} (set them in a config file for the bisection, or sweep a grid without --target-compression)`,
       );
   }
-  const lambdas = list(v.lambda, 'lambda')?.map((x) => {
-    const n = Number(x);
-    if (!(n >= 0) || !Number.isFinite(n))
-      throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
-    return n;
-  });
-  const sameLambda = lambdas?.find((x, i) => lambdas.indexOf(x) !== i);
-  if (sameLambda !== undefined) throw new UsageError(`--lambda: ${sameLambda} is given twice`);
-  const granularities = list(v.granularity, 'granularity');
+  const lambdas = once(
+    list(v.lambda)?.map((x) => {
+      const n = Number(x);
+      if (!(n >= 0) || !Number.isFinite(n))
+        throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
+      return n;
+    }),
+    'lambda',
+  );
+  const granularities = once(list(v.granularity), 'granularity');
   const hasConv = base.model.layers.some((l) => l.type === 'conv2d');
   for (const g of granularities ?? []) {
     if (!['output', 'input', 'kernel', 'filter'].includes(g))
@@ -406,7 +409,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
       );
   }
-  const costs = list(v['cost-weighting'], 'cost-weighting');
+  const costs = once(list(v['cost-weighting']), 'cost-weighting');
   for (const c of costs ?? []) {
     if (!['uniform', 'params', 'flops'].includes(c))
       throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);

@@ -450,7 +450,7 @@ function claimOutDir(out: string, hash: string, force: boolean): () => void {
   // would be left to mix with the new run in `report`. Other files are never removed.
   const sweepParts = force ? sweepIn(out) : [];
   return () => {
-    for (const e of RUN_FILES) if (e !== '.work') rmSync(join(out, e), { recursive: true, force: true });
+    removeRun(out, ['.work']);
     for (const f of sweepParts) rmSync(f, { recursive: true, force: true });
   };
 }
@@ -460,9 +460,9 @@ export function holdsRun(out: string): boolean {
   return existsSync(join(out, 'config.json')) || existsSync(join(out, 'results.json'));
 }
 
-/** Removes the run `out` holds: the files and folders a run writes, nothing else. */
-export function removeRun(out: string): void {
-  for (const e of RUN_FILES) rmSync(join(out, e), { recursive: true, force: true });
+/** Removes the run `out` holds: the files and folders a run writes (but `except`), nothing else. */
+export function removeRun(out: string, except: readonly string[] = []): void {
+  for (const e of RUN_FILES) if (!except.includes(e)) rmSync(join(out, e), { recursive: true, force: true });
 }
 
 /** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
