@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers';
+import { finiteNonnegative } from './checks.js';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
   lambdaSchedule,
@@ -431,9 +432,7 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
 const COMPENSATION_MIN_EPSILON = 1e-6;
 
 function checkLambda(v: number): number {
-  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
-    throw new Error(`lambda must be a finite number >= 0, got ${describe(v)}`);
-  return v;
+  return finiteNonnegative('lambda', v);
 }
 
 /** Refuses negative or NaN magnitudes, naming the layer (one small read per magnitude). */

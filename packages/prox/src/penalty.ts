@@ -5,6 +5,7 @@ import {
   magnitudes as findMagnitudes,
   type MagnitudeInfo,
 } from '@normprune/layers';
+import { finiteNonnegative } from './checks.js';
 import { keepLargest } from './operators.js';
 import { costWeights, type CostWeighting } from './weights.js';
 
@@ -44,9 +45,7 @@ export function l1Penalty(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
   o: L1PenaltyOptions = {},
 ): number {
-  const lambda = o.lambda ?? 1;
-  if (typeof lambda !== 'number' || !(lambda >= 0) || !Number.isFinite(lambda))
-    throw new Error(`l1Penalty: lambda must be a finite number >= 0, got ${describe(lambda)}`);
+  const lambda = finiteNonnegative('l1Penalty: lambda', o.lambda ?? 1);
   const infos = magnitudesOf(modelOrMagnitudes, 'l1Penalty');
   if (infos.length === 0) return 0;
   const c = costWeights(infos, o.costWeighting ?? 'uniform', o.layerMultipliers ?? {});

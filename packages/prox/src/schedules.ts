@@ -1,4 +1,5 @@
 import { describeValue as describe } from '@normprune/layers';
+import { finiteNonnegative } from './checks.js';
 
 /** What a lambda schedule may look at besides the step and epoch counters. */
 export interface ScheduleState {
@@ -96,8 +97,7 @@ function withConfig(
 }
 
 function checkNonneg(name: string, v: number): void {
-  if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
-    throw new Error(`lambda schedule: ${name} must be a finite number >= 0, got ${describe(v)}`);
+  finiteNonnegative(`lambda schedule: ${name}`, v);
 }
 
 function checkUnit(unit: unknown): ScheduleUnit {

@@ -1,4 +1,5 @@
 import type { MagnitudeInfo } from '@normprune/layers';
+import { finiteNonnegative } from './checks.js';
 
 /**
  * How the L1 penalty weighs each group's magnitude (`c_k` in
@@ -64,7 +65,6 @@ export function checkLayerMultipliers(
         `layerMultipliers: no decomposed layer named '${name}' (have: ${[...names].join(', ') || 'none'})`,
       );
     }
-    if (!(v >= 0) || !Number.isFinite(v))
-      throw new Error(`layerMultipliers['${name}'] must be a finite number >= 0, got ${v}`);
+    finiteNonnegative(`layerMultipliers['${name}']`, v);
   }
 }
