@@ -4,33 +4,18 @@ import {
   accessSync,
   constants,
   existsSync,
-  mkdirSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
+import { makeDirs } from '@normprune/runtime';
+
+export { makeDirs };
 
 let counter = 0;
-
-/**
- * `mkdirSync(dir, { recursive: true })` one level at a time: the recursive
- * form never returns for some paths (under /proc on Node 20), where this one
- * fails at once with the error of the first folder it cannot create.
- */
-export function makeDirs(dir: string): void {
-  const missing: string[] = [];
-  let d = resolve(dir);
-  while (!existsSync(d)) {
-    missing.push(d);
-    const up = dirname(d);
-    if (up === d) break;
-    d = up;
-  }
-  for (const m of missing.reverse()) mkdirSync(m);
-}
 
 /** Writes a file atomically (temp file in the same folder, then rename). */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {

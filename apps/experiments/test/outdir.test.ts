@@ -96,6 +96,12 @@ test("prune does not write into a run's model folder or a folder of other files"
   const others = await cli(['prune', '--model', model, '--out', run]);
   expect(others.code).toBe(1);
   expect(others.err).toMatch(/holds files that are not an exported model \(config\.json, metrics\.jsonl/);
+  // Node's recursive mkdir never returns under /proc; prune fails at once instead.
+  if (existsSync('/proc/self')) {
+    const proc = await cli(['prune', '--model', model, '--out', '/proc/normprune-test/pruned']);
+    expect(proc.code).toBe(1);
+    expect(proc.err).toMatch(/cannot create folder \/proc\/normprune-test\/pruned: ENOENT/);
+  }
   // A folder holding an earlier prune's export is replaced.
   const pruned = join(tmp, 'pruned');
   expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);

@@ -30,6 +30,31 @@ interface Location {
   jsonName: string;
 }
 
+/**
+ * Creates `dir` and any missing parents, like `mkdir -p`. Node's
+ * `mkdir(dir, { recursive: true })` never returns for some paths (under
+ * `/proc` on Node 20); this one goes one level at a time and fails at once with
+ * the error of the first folder it cannot create.
+ */
+export function makeDirs(dir: string): void {
+  const missing: string[] = [];
+  let d = path.resolve(dir);
+  while (!fs.existsSync(d)) {
+    missing.push(d);
+    const up = path.dirname(d);
+    if (up === d) break;
+    d = up;
+  }
+  for (const m of missing.reverse()) {
+    try {
+      fs.mkdirSync(m);
+    } catch (e) {
+      // Another process may have made it between the check and here.
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+  }
+}
+
 function locate(target: string): Location {
   if (typeof target !== 'string' || target.length === 0) {
     throw new Error(`fileSystem(dir): expected a directory path, got ${JSON.stringify(target)}`);
@@ -155,9 +180,11 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     throw new Error('fileSystem: saving a binary (GraphDef) topology is not supported; save a LayersModel.');
   }
   const { dir, jsonName } = loc;
-  await fs.promises.mkdir(dir, { recursive: true }).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`fileSystem: cannot create model directory ${dir}: ${e.message}`);
-  });
+  try {
+    makeDirs(dir);
+  } catch (e) {
+    throw new Error(`fileSystem: cannot create model directory ${dir}: ${(e as Error).message}`);
+  }
   const stat = await fs.promises.stat(dir);
   if (!stat.isDirectory()) throw new Error(`fileSystem: ${dir} exists and is not a directory`);
 

@@ -2,4 +2,4 @@
 export { initBackend } from './backend.js';
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
-export { fileSystem } from './file-system.js';
+export { fileSystem, makeDirs } from './file-system.js';

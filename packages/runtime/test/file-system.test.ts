@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { fileSystem } from '../src/index.js';
+import { fileSystem, makeDirs } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
 let root: string;
@@ -427,6 +427,25 @@ describe('fileSystem errors name the file', () => {
     model.dispose();
     return dir;
   }
+
+  it("makeDirs creates missing parents, and fails at once where Node's recursive mkdir hangs", async () => {
+    const dir = path.join(freshDir(), 'a', 'b', 'c');
+    makeDirs(dir);
+    makeDirs(dir); // an existing folder is fine
+    expect(fs.statSync(dir).isDirectory()).toBe(true);
+    const file = path.join(dir, 'f');
+    fs.writeFileSync(file, '');
+    expect(() => makeDirs(path.join(file, 'x'))).toThrow(/ENOTDIR/);
+    // Under /proc, fs.mkdirSync(..., { recursive: true }) never returns on Node 20.
+    if (fs.existsSync('/proc/self')) {
+      expect(() => makeDirs('/proc/normprune-test/x')).toThrow(/ENOENT/);
+      const model = sequential(3, 2, 4);
+      await expect(model.save(fileSystem('/proc/normprune-test/x'))).rejects.toThrow(
+        /fileSystem: cannot create model directory \/proc\/normprune-test\/x: ENOENT/,
+      );
+      model.dispose();
+    }
+  });
 
   it('missing directory', async () => {
     const dir = path.join(root, 'nowhere');

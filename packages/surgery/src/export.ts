@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, fold } from '@normprune/layers';
-import { fileSystem } from '@normprune/runtime';
+import { fileSystem, makeDirs } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 
 /** Options of {@link exportModel}. */
@@ -235,7 +235,11 @@ export async function exportModel(
   try {
     const artifacts = await captureArtifacts(plain);
     const weights = splitWeights(artifacts);
-    await fs.promises.mkdir(dir, { recursive: true });
+    try {
+      makeDirs(dir);
+    } catch (e) {
+      throw new Error(`exportModel: cannot create folder ${dir}: ${(e as Error).message}`);
+    }
     const previous = await previousExport(dir);
     if (format === 'tfjs') {
       const specs = weights.map(({ spec }) =>

@@ -293,6 +293,10 @@ describe('exportModel', () => {
     const file = path.join(tmp, 'a-file');
     fs.writeFileSync(file, '');
     await expect(exportModel(model, file)).rejects.toThrow(/a-file' exists and is not a directory/);
+    if (fs.existsSync('/proc/self'))
+      await expect(exportModel(model, '/proc/normprune-test/x')).rejects.toThrow(
+        /exportModel: cannot create folder \/proc\/normprune-test\/x: ENOENT/,
+      );
     await expect(exportModel(model, 42 as never)).rejects.toThrow(/dir must be a directory path .*got 42/);
     await expect(exportModel(null as never, dir)).rejects.toThrow(/exportModel: expected a tfjs LayersModel/);
     await expect(loadSparseModel(path.join(dir, 'model.json'))).rejects.toThrow(
