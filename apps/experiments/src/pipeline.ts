@@ -243,6 +243,32 @@ function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => (w as any).read() as tf.Variable);
 }
 
+/** The name of the first weight holding NaN or an infinity, else undefined. */
+async function nonFiniteWeight(model: tfl.LayersModel): Promise<string | undefined> {
+  for (const w of model.weights) {
+    const values = await w.read().data();
+    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return w.name;
+  }
+  return undefined;
+}
+
+/** The learning rate of a phase's last epoch (`lrDecay` applies per epoch). */
+function lastLearningRate(spec: ExperimentConfig['training']['baseline']): number {
+  return spec.learningRate * spec.lrDecay ** Math.max(0, spec.epochs - 1);
+}
+
+/** Where a resumed run goes on, for the log; a checkpoint follows an epoch or a phase's end. */
+export function resumePoint(
+  state: Pick<RunState, 'phase' | 'epoch' | 'step'>,
+  cfg: ExperimentConfig,
+): string {
+  if (state.phase === 'done') return 'resuming after training: evaluation and export';
+  const epochs = cfg.training[state.phase].epochs;
+  if (state.epoch >= epochs)
+    return `resuming after the ${state.phase} phase's last epoch (${epochs}/${epochs})`;
+  return `resuming ${state.phase} at epoch ${state.epoch + 1}/${epochs}, step ${state.step}`;
+}
+
 async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   const named = await opt.getWeights();
   const manifest: { name: string; shape: number[]; dtype: string; offset: number; length: number }[] = [];
@@ -536,7 +562,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       );
     }
     model = await tfl.loadLayersModel(fileSystem(join(ckptDir, 'model')));
-    log(`resuming ${state.phase} at epoch ${state.epoch + 1}, step ${state.step}`);
+    log(resumePoint(state, cfg));
   } else {
     state = {
       version: 1,
@@ -652,9 +678,21 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         const lossValue = (await loss.data())[0];
         if (!Number.isFinite(lossValue)) {
           tf.dispose([loss, b.xs, b.ys, targets]);
+          const at = `${phase} epoch ${state.epoch + 1}, step ${state.step + 1}: the training loss is ${lossValue}`;
+          // At a later phase's first step, the model it was handed is to blame.
+          const before =
+            phase === 'baseline'
+              ? undefined
+              : phase === 'finetune' && cfg.training.proximal.epochs > 0
+                ? 'proximal'
+                : 'baseline';
+          if (before && state.epoch === 0 && state.step === 0)
+            throw new Error(
+              `${at}, before any ${phase} update: the model the ${before} phase left gives non-finite outputs, ` +
+                `so the ${before} training diverged: lower training.${before}.learningRate (its last epoch's: ${lastLearningRate(cfg.training[before])})`,
+            );
           throw new Error(
-            `${phase} epoch ${state.epoch + 1}, step ${state.step + 1}: the training loss is ${lossValue}; ` +
-              `lower training.${phase}.learningRate (now ${lr}) or check the data for NaN`,
+            `${at}; lower training.${phase}.learningRate (now ${lr}) or check the data for NaN`,
           );
         }
         const n = b.xs.shape[0];
@@ -851,6 +889,15 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
       state.groups = countGroups(m);
       const pruned = prune(m).model;
       m.dispose();
+      const overflow = await nonFiniteWeight(pruned);
+      if (overflow !== undefined) {
+        pruned.dispose();
+        throw new Error(
+          `proximal: weight ${overflow} of the pruned model holds NaN or an infinity: the proximal training ` +
+            `diverged (its weights overflow when folded into one kernel); lower training.proximal.learningRate ` +
+            `(its last epoch's: ${lastLearningRate(cfg.training.proximal)})`,
+        );
+      }
       model = pruned;
       state.prunedBeforeFinetune = {
         validationError: await errorRate(pruned, data.validation, norm),

@@ -201,6 +201,9 @@ test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => 
   expect(isReduced(parseBudget(undefined, cfg).budget)).toBe(true);
   expect(isReduced(parseBudget('full', cfg).budget)).toBe(false);
   expect(isReduced(parseBudget(undefined, loadExperiment('lenet-500-300')).budget)).toBe(false);
+  // A changed validation split or batch size is a run the config does not describe either.
+  expect(isReduced(parseBudget('validation=1000', cfg).budget)).toBe(true);
+  expect(isReduced(parseBudget('batchSize=32', cfg).budget)).toBe(true);
   const b = parseBudget('tiny,widthMultiplier=0.5,epochs.finetune=2', cfg);
   expect(b.budget.widthMultiplier).toBe(0.5);
   expect(b.budget.epochs).toMatchObject({ baseline: 1, proximal: 1, finetune: 2 });
@@ -282,6 +285,42 @@ test('a diverging run (non-finite loss) stops with exit code 1 and names the lea
     /baseline epoch 1, step \d+: the training loss is (NaN|Infinity); lower training\.baseline\.learningRate \(now 1e\+30\)/,
   );
   expect(existsSync(join(out, 'results.json'))).toBe(false);
+});
+
+test("a phase that diverges on its last step is named, not the next phase's learning rate", async () => {
+  // One step per epoch: its loss is computed before the update that diverges, so no loss shows it.
+  const oneStep = (phase: 'baseline' | 'proximal') =>
+    writeVariant(tmp, `diverge-last-step-${phase}`, (cfg) => {
+      cfg.training.batchSize = 256;
+      Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0, learningRate: 3e38 });
+    });
+  const run = (phase: 'baseline' | 'proximal') =>
+    cli([
+      'train',
+      '--config',
+      oneStep(phase),
+      '--budget',
+      'tiny',
+      '--out',
+      join(tmp, `run-${phase}-nan`),
+      '--backend',
+      'cpu',
+    ]);
+  const baseline = await run('baseline');
+  expect(baseline.code).toBe(1);
+  expect(baseline.err).toMatch(
+    /proximal epoch 1, step 1: the training loss is NaN, before any proximal update: the model the baseline phase left gives non-finite outputs, so the baseline training diverged: lower training\.baseline\.learningRate \(its last epoch's: 3e\+38\)/,
+  );
+  // The baseline's weights stay finite but overflow in the forward pass, and the proximal phase's
+  // first loss shows it. The decomposed weights stay finite but overflow when folded (the norm of
+  // the direction).
+  const proximal = await run('proximal');
+  expect(proximal.code).toBe(1);
+  expect(proximal.err).toMatch(
+    /proximal: weight \S+ of the pruned model holds NaN or an infinity: the proximal training diverged .*lower training\.proximal\.learningRate \(its last epoch's: 3e\+38\)/,
+  );
+  expect(proximal.err).not.toMatch(/finetune/);
+  expect(existsSync(join(tmp, 'run-proximal-nan', 'results.json'))).toBe(false);
 });
 
 test('a run without a validation split (validation=0) finishes and reports its validation error as n/a', async () => {

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
 import { cli, spawnCli, writeVariant } from './helpers';
+import { loadExperiment } from '../src/index';
+import { resumePoint } from '../src/pipeline';
 
 let tmp: string;
 beforeAll(async () => {
@@ -60,6 +62,7 @@ async function interruptedTwiceThenResumed(args: string[], out: string) {
   expect((await cli([...args, '--out', out])).code).toBe(1);
   const b = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '7']);
   expect(b.code).toBe(130);
+  expect(b.out + b.err).toMatch(new RegExp(`resuming baseline at epoch 2/2, step ${state.step}\\b`));
   const c = await cli([...args, '--out', out, '--resume']);
   expect(c.code).toBe(0);
   expect(existsSync(join(out, '.work'))).toBe(false);
@@ -164,4 +167,19 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
   const whole = join(tmp, 'whole-sigint');
   expect((await cli([...args, '--out', whole])).code).toBe(0);
   expect(fingerprint(out)).toEqual(fingerprint(whole));
+});
+
+test('the resume message names the point a checkpoint holds, also after a phase or training ended', () => {
+  const cfg = loadExperiment('lenet-500-300');
+  const e = cfg.training.proximal.epochs;
+  expect(resumePoint({ phase: 'proximal', epoch: 2, step: 17 }, cfg)).toBe(
+    `resuming proximal at epoch 3/${e}, step 17`,
+  );
+  // A checkpoint after a phase's last epoch: no epoch e + 1 of that phase exists.
+  expect(resumePoint({ phase: 'proximal', epoch: e, step: 0 }, cfg)).toBe(
+    `resuming after the proximal phase's last epoch (${e}/${e})`,
+  );
+  expect(resumePoint({ phase: 'done', epoch: 0, step: 0 }, cfg)).toBe(
+    'resuming after training: evaluation and export',
+  );
 });
