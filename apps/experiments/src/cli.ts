@@ -48,7 +48,9 @@ const COMMON = `Common options:
                       idle, slower when shared; NORMPRUNE_THREADS too)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
                       runs/sweep-<experiment>)
-  --data-dir PATH     folder or archive holding the data set
+  --data-dir PATH     folder or archive holding the data set (NORMPRUNE_DATA_DIR too). CIFAR-10
+                      from images or an archive is decoded once into a cache of about
+                      180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a

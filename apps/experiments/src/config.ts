@@ -381,7 +381,25 @@ function resolveExtends(json: unknown, source: string, dir: string, chain: strin
   }
   if (chain.includes(file)) throw bad(`a cycle: ${[...chain, file].map((f) => basename(f)).join(' -> ')}`);
   const base = resolveExtends(readConfigJson(file), basename(file), dirname(file), [...chain, file]);
-  return mergeConfig(base, own);
+  const merged = mergeConfig(base, own);
+  // Without its own description, the base's would describe an experiment this one changes.
+  const changed = leafPaths(own).filter((p) => p !== 'name' && p !== '$schema');
+  if (
+    !('description' in own) &&
+    changed.length &&
+    isPlainObject(merged) &&
+    typeof merged.description === 'string'
+  ) {
+    const list = changed.length > 4 ? `${changed.slice(0, 4).join(', ')}, ...` : changed.join(', ');
+    merged.description = `${merged.description} [changed by ${source}: ${list}]`;
+  }
+  return merged;
+}
+
+/** The dotted paths of an object's leaves (`training.proximal.lambda`); arrays are leaves. */
+function leafPaths(o: unknown, prefix = ''): string[] {
+  if (!isPlainObject(o) || (prefix && Object.keys(o).length === 0)) return [prefix];
+  return Object.entries(o).flatMap(([k, v]) => leafPaths(v, prefix ? `${prefix}.${k}` : k));
 }
 
 function readConfigJson(file: string): unknown {
@@ -643,11 +661,16 @@ export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentCo
   return out;
 }
 
-/** Whether a budget shrinks the experiment (reports must say so). */
+/**
+ * Whether a budget changes the experiment as its config is written (reports
+ * must say so): its data, validation split, batch size, width or epochs.
+ */
 export function isReduced(budget: Budget): boolean {
   return (
     budget.trainSubset !== undefined ||
     budget.testSubset !== undefined ||
+    budget.validation !== undefined ||
+    budget.batchSize !== undefined ||
     (budget.widthMultiplier ?? 1) !== 1 ||
     Object.values(budget.epochs ?? {}).some((e) => e !== undefined)
   );

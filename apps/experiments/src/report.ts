@@ -236,7 +236,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   if (isReduced(r.budget.spec)) {
     blocks.push({
       kind: 'p',
-      text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify({ ...r.budget.spec, note: undefined })}): this run's data, width or epochs differ from the config as written${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
+      text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify({ ...r.budget.spec, note: undefined })}): this run's data, validation split, batch size, width or epochs differ from the config as written${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
     });
   }
   blocks.push({

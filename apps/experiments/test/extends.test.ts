@@ -53,7 +53,22 @@ test('a file extending a shipped experiment is that experiment with its own fiel
   expected.name = 'my-fc';
   expected.training.proximal.lambda = 0.003;
   expected.sweep = { lambda: [0.003] };
+  // The base's description, marked with what this file changes (`normprune list` and reports show it).
+  expected.description += ' [changed by mine.json: training.proximal.lambda, sweep.lambda]';
   expect(loadConfigFile(file)).toEqual(expected);
+  // A description of its own replaces it; a file that only renames keeps the base's as it is.
+  expect(parseConfig({ extends: 'lenet-5-fc', description: 'mine', training: {} }).description).toBe('mine');
+  expect(parseConfig({ extends: 'lenet-5-fc', name: 'x' }).description).toBe(
+    expected.description.split(' [')[0],
+  );
+  const many = parseConfig({
+    extends: 'lenet-500-300',
+    dataset: { validation: 1000 },
+    training: { batchSize: 64, baseline: { epochs: 1 }, proximal: { epochs: 2 }, finetune: { epochs: 3 } },
+  });
+  expect(many.description).toMatch(
+    / \[changed by config: dataset\.validation, training\.batchSize, training\.baseline\.epochs, training\.proximal\.epochs, \.\.\.\]$/,
+  );
   // Without a name it keeps the base's: the run is the experiment with one field changed.
   const unnamed = write('unnamed.json', { extends: 'lenet-5', decompose: { conv2d: null } });
   const cfg = loadConfigFile(unnamed);
