@@ -35,6 +35,7 @@ export {
   type TrainingProgress,
 } from './optimizers.js';
 export {
+  keepLargestFilters,
   keepLargestGroups,
   l1Penalty,
   type L1PenaltyOptions,

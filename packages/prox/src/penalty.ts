@@ -105,6 +105,49 @@ export async function measureSparsity(
 }
 
 /**
+ * Checks a `keep` map (layer name -> k) against the decomposed layers before
+ * anything changes, and returns the named layers' magnitudes. `who` names
+ * the function in errors; `check` refuses a layer the function cannot apply to.
+ */
+function keepTargets(
+  infos: readonly MagnitudeInfo[],
+  keep: Record<string, number>,
+  who: string,
+  check?: (m: MagnitudeInfo) => string | undefined,
+): MagnitudeInfo[] {
+  const names = new Set(infos.map((m) => m.layerName));
+  if (keep == null || typeof keep !== 'object' || Array.isArray(keep))
+    throw new Error(
+      `${who}: keep must be an object of layer name -> k ({dense1: 300}), got ${describe(keep)}`,
+    );
+  for (const [name, k] of Object.entries(keep)) {
+    if (!names.has(name))
+      throw new Error(
+        `${who}: no decomposed layer named '${name}'; decomposed layers: ${[...names].join(', ') || '(none)'}`,
+      );
+    if (!Number.isInteger(k) || k < 0)
+      throw new Error(`${who}: ${name}: k must be an integer >= 0, got ${describe(k)}`);
+  }
+  const named = infos.filter((m) => keep[m.layerName] !== undefined);
+  for (const m of named) {
+    const why = check?.(m);
+    if (why) throw new Error(`${who}: ${m.layerName}: ${why}`);
+  }
+  if (named.length > 0) {
+    const nans = tf.tidy(() => tf.stack(named.map((m) => tf.sum(tf.cast(tf.isNaN(m.magnitude), 'float32')))));
+    const counts = nans.dataSync();
+    nans.dispose();
+    named.forEach((m, i) => {
+      if (counts[i] > 0)
+        throw new Error(
+          `${who}: layer '${m.layerName}' has ${counts[i]} NaN magnitude(s), so there is no largest to keep; training has diverged or the weights are corrupt: lower the learning rate or restore a checkpoint`,
+        );
+    });
+  }
+  return named;
+}
+
+/**
  * Keeps at most `keep[name]` groups of each named decomposed layer alive: the
  * ones with the largest magnitudes ({@link keepLargest}); the others' magnitudes
  * become exactly 0, so surgery removes them. On a freshly decomposed model the
@@ -119,34 +162,46 @@ export function keepLargestGroups(
   keep: Record<string, number>,
 ): void {
   const infos = magnitudesOf(modelOrMagnitudes, 'keepLargestGroups');
-  const names = new Set(infos.map((m) => m.layerName));
-  if (keep == null || typeof keep !== 'object' || Array.isArray(keep))
-    throw new Error(
-      `keepLargestGroups: keep must be an object of layer name -> k ({dense1: 300}), got ${describe(keep)}`,
-    );
-  // Every entry is checked before any magnitude changes.
-  for (const [name, k] of Object.entries(keep)) {
-    if (!names.has(name))
-      throw new Error(
-        `keepLargestGroups: no decomposed layer named '${name}'; decomposed layers: ${[...names].join(', ') || '(none)'}`,
-      );
-    if (!Number.isInteger(k) || k < 0)
-      throw new Error(`keepLargestGroups: ${name}: k must be an integer >= 0, got ${describe(k)}`);
-  }
-  const named = infos.filter((m) => keep[m.layerName] !== undefined);
-  if (named.length > 0) {
-    const nans = tf.tidy(() => tf.stack(named.map((m) => tf.sum(tf.cast(tf.isNaN(m.magnitude), 'float32')))));
-    const counts = nans.dataSync();
-    nans.dispose();
-    named.forEach((m, i) => {
-      if (counts[i] > 0)
-        throw new Error(
-          `keepLargestGroups: layer '${m.layerName}' has ${counts[i]} NaN magnitude(s), so there is no largest to keep; training has diverged or the weights are corrupt: lower the learning rate or restore a checkpoint`,
-        );
-    });
-  }
-  for (const m of named) {
+  for (const m of keepTargets(infos, keep, 'keepLargestGroups')) {
     const kept = keepLargest(m.magnitude, keep[m.layerName]);
+    m.magnitude.assign(kept);
+    kept.dispose();
+  }
+}
+
+/**
+ * Keeps at most `keep[name]` output filters of each named Conv2D layer of
+ * granularity `'kernel'` alive: those whose kernels' magnitudes have the
+ * largest root sum of squares (on a freshly decomposed model, the filters'
+ * weight norms). Every kernel of the other filters gets magnitude exactly 0,
+ * so surgery removes those filters, and with them the next layer's inputs
+ * they feed. Followed by {@link keepLargestGroups} on the same layer, it
+ * selects kernels inside the kept filters only: norm-based pruning that keeps
+ * as many filters as a given structure has, not the largest kernels wherever
+ * they are. Of filters with equal norms the earlier is kept. A layer that is
+ * not a `'kernel'` Conv2D (a `'filter'` layer's groups are its filters: use
+ * `keepLargestGroups`), an unknown name or a NaN magnitude is an error, and
+ * nothing changes.
+ */
+export function keepLargestFilters(
+  modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
+  keep: Record<string, number>,
+): void {
+  const infos = magnitudesOf(modelOrMagnitudes, 'keepLargestFilters');
+  const targets = keepTargets(infos, keep, 'keepLargestFilters', (m) =>
+    m.granularity !== 'kernel'
+      ? `expected a Conv2D layer of granularity 'kernel', got granularity '${m.granularity}'${
+          m.granularity === 'filter' ? ' (its groups are its filters: use keepLargestGroups)' : ''
+        }`
+      : undefined,
+  );
+  for (const m of targets) {
+    // magnitude: [inChannels, filters]; a filter's norm is the norm of its kernels' magnitudes.
+    const kept = tf.tidy(() => {
+      const filterNorms = tf.sqrt(tf.sum(tf.square(m.magnitude), 0));
+      const mask = tf.cast(tf.notEqual(keepLargest(filterNorms, keep[m.layerName]), 0), m.magnitude.dtype);
+      return tf.mul(m.magnitude, mask);
+    });
     m.magnitude.assign(kept);
     kept.dispose();
   }

@@ -9,6 +9,7 @@ import {
   type MagnitudeInfo,
 } from '@normprune/layers';
 import {
+  keepLargestFilters,
   keepLargestGroups,
   l1Penalty,
   measureSparsity,
@@ -504,5 +505,120 @@ describe('SparsityCallback', () => {
     expect(opt instanceof tf.Optimizer).toBe(true);
     plain.dispose();
     opt.dispose();
+  });
+});
+
+describe('keepLargestFilters', () => {
+  function convNet(inChannels: number, filters: number, seed: number): tfl.Sequential {
+    return tfl.sequential({
+      layers: [
+        decomposedConv2d({
+          inputShape: [6, 6, inChannels],
+          filters,
+          kernelSize: 3,
+          granularity: 'kernel',
+          name: 'c1',
+          kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+        }),
+        decomposedConv2d({ filters: 2, kernelSize: 3, granularity: 'filter', name: 'c2' }),
+        tfl.layers.flatten(),
+        decomposedDense({ units: 2, name: 'd1' }),
+      ],
+    });
+  }
+
+  it.each([
+    [3, 5, 2],
+    [1, 4, 1],
+    [4, 6, 4],
+  ])(
+    '%i input channels, %i filters: keeps the %i filters of largest norm whole, and kernels are then chosen inside them',
+    async (cin, cout, k) => {
+      const model = convNet(cin, cout, 7 + cin);
+      const info = magnitudes(model)[0];
+      const before = info.magnitude.arraySync() as number[][];
+      // The filters' weight norms, from the plain kernel: a freshly decomposed layer's magnitudes give them.
+      const kernel = effectiveKernel(info.layer);
+      const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(kernel), [0, 1, 2])));
+      const filterNorms = Array.from(norms.dataSync());
+      tf.dispose([kernel, norms]);
+      const expected = filterNorms
+        .map((n, o) => [n, o])
+        .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+        .slice(0, k)
+        .map(([, o]) => o)
+        .sort((a, b) => a - b);
+      const start = tf.memory().numTensors;
+      keepLargestFilters(model, { c1: k });
+      expect(tf.memory().numTensors).toBe(start);
+      const after = info.magnitude.arraySync() as number[][];
+      const live = [...Array(cout).keys()].filter((o) => after.some((row) => row[o] !== 0));
+      expect(live).toEqual(expected);
+      for (let i = 0; i < cin; i++)
+        for (let o = 0; o < cout; o++) expect(after[i][o]).toBe(live.includes(o) ? before[i][o] : 0);
+      // Kernels chosen afterwards come from the kept filters only.
+      const kernels = Math.max(1, k * cin - 1);
+      keepLargestGroups(model, { c1: kernels });
+      const last = info.magnitude.arraySync() as number[][];
+      const liveKernels = last.flatMap((row) => row.map((v, o) => [v, o])).filter(([v]) => v !== 0);
+      expect(liveKernels.length).toBe(kernels);
+      for (const [, o] of liveKernels) expect(live).toContain(o);
+      // Other layers are untouched.
+      expect((await measureSparsity(model)).liveGroups).toMatchObject({ c2: 2, d1: 2 });
+      model.dispose();
+    },
+  );
+
+  it('keeps a dead filter dead, and refuses what is not a kernel-granularity Conv2D, changing nothing', () => {
+    const model = convNet(2, 4, 3);
+    const [c1] = magnitudes(model);
+    c1.magnitude.assign(
+      tf.tensor2d([
+        [1, 0, 3, 0],
+        [1, 0, 0, 0],
+      ]),
+    );
+    keepLargestFilters(model, { c1: 3 }); // only two filters have kernels left
+    expect(c1.magnitude.arraySync()).toEqual([
+      [1, 0, 3, 0],
+      [1, 0, 0, 0],
+    ]);
+    // Equal norms: the earlier filter is kept.
+    c1.magnitude.assign(
+      tf.tensor2d([
+        [2, 0, 0, 2],
+        [0, 0, 0, 0],
+      ]),
+    );
+    keepLargestFilters(model, { c1: 1 });
+    expect(c1.magnitude.arraySync()).toEqual([
+      [2, 0, 0, 0],
+      [0, 0, 0, 0],
+    ]);
+    const before = c1.magnitude.arraySync();
+    expect(() => keepLargestFilters(model, { c1: 1, c2: 1 })).toThrow(
+      /keepLargestFilters: c2: expected a Conv2D layer of granularity 'kernel', got granularity 'filter' \(its groups are its filters: use keepLargestGroups\)/,
+    );
+    expect(() => keepLargestFilters(model, { d1: 1 })).toThrow(/d1: .*got granularity 'output'/);
+    expect(() => keepLargestFilters(model, { nope: 1 })).toThrow(
+      /keepLargestFilters: no decomposed layer named 'nope'; decomposed layers: c1, c2, d1/,
+    );
+    expect(() => keepLargestFilters(model, { c1: 1.5 })).toThrow(/c1: k must be an integer >= 0, got 1\.5/);
+    expect(() => keepLargestFilters(model, 'c1' as never)).toThrow(
+      /keep must be an object of layer name -> k/,
+    );
+    expect(c1.magnitude.arraySync()).toEqual(before);
+    c1.magnitude.assign(
+      tf.tensor2d([
+        [2, NaN, 0, 2],
+        [0, 0, 0, 0],
+      ]),
+    );
+    expect(() => keepLargestFilters(model, { c1: 1 })).toThrow(/layer 'c1' has 1 NaN magnitude/);
+    expect(c1.magnitude.arraySync()).toEqual([
+      [2, NaN, 0, 2],
+      [0, 0, 0, 0],
+    ]);
+    model.dispose();
   });
 });
