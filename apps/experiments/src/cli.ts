@@ -117,7 +117,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              run alone; no test data is used)
   --bisect-steps N           bisection steps (default 4)
 ${COMMON}`,
-  prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...] [--backend NAME]
+  prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
+                      [--keep-filters LAYER=N,...] [--backend NAME]
 
 Loads a saved model with decomposed layers, folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
@@ -125,7 +126,11 @@ A model without decomposed layers loses only units whose weights are all
 <= T in absolute value.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
-                      those with the largest magnitudes (e.g. dense1=300,dense2=100)`,
+                      those with the largest magnitudes (e.g. dense1=300,dense2=100)
+  --keep-filters LAYER=N,...
+                      before --keep: keep at most N filters of each named Conv2D layer
+                      of granularity 'kernel', those of largest norm (e.g. conv2=23);
+                      --keep then picks kernels inside them`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
@@ -640,13 +645,13 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   return 0;
 }
 
-/** `--keep dense1=300,dense2=100`: groups to keep per layer. */
-function keepOption(text: string): Record<string, number> {
+/** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */
+function keepOption(text: string, flag = '--keep'): Record<string, number> {
   const keep: Record<string, number> = {};
   for (const part of text.split(',')) {
     const m = /^([^=\s]+)=(\d+)$/.exec(part.trim());
     if (!m)
-      throw new UsageError(`--keep: expected LAYER=N[,LAYER=N...] with N a whole number, got "${part}"`);
+      throw new UsageError(`${flag}: expected LAYER=N[,LAYER=N...] with N a whole number, got "${part}"`);
     keep[m[1]] = Number(m[2]);
   }
   return keep;
@@ -675,6 +680,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     model: { type: 'string' },
     threshold: { type: 'string' },
     keep: { type: 'string' },
+    'keep-filters': { type: 'string' },
   });
   if (p.values.help) {
     out(HELP.prune);
@@ -686,6 +692,8 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
   if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);
+  const keepFilters =
+    v['keep-filters'] === undefined ? undefined : keepOption(v['keep-filters'], '--keep-filters');
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -703,12 +711,19 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
       `note: ${v.model} has no decomposed layers; only units whose weights are all zero are removed ` +
         '(prune a model saved during or after proximal training, e.g. RUN_DIR/.work/checkpoint/model)',
     );
-  if (keep && !decomposed)
-    throw new UsageError(`--keep: ${v.model} has no decomposed layers, so no groups to keep`);
+  for (const [flag, given] of [
+    ['--keep', keep],
+    ['--keep-filters', keepFilters],
+  ] as const)
+    if (given && !decomposed)
+      throw new UsageError(`${flag}: ${v.model} has no decomposed layers, so no groups to keep`);
   try {
-    pruneMagnitudes(model, { threshold, keep });
+    pruneMagnitudes(model, { threshold, keep, keepFilters });
   } catch (e) {
-    throw new UsageError(`--keep: ${(e as Error).message.replace(/^keepLargestGroups: /, '')}`);
+    const m = /^keepLargest(Groups|Filters): /.exec((e as Error).message);
+    if (!m) throw e;
+    const flag = m[1] === 'Groups' ? '--keep' : '--keep-filters';
+    throw new UsageError(`${flag}: ${(e as Error).message.slice(m[0].length)}`);
   }
   // On a decomposed model the threshold has acted on magnitudes; on a plain one, surgery
   // counts weights with |w| <= T as zero.

@@ -218,6 +218,9 @@ export const experimentSchema = z.strictObject({
       keep: unsettable(z.record(z.string(), z.number().int().min(0))).describe(
         'At most this many groups of the named decomposed layer survive, those with the largest magnitudes, e.g. {"dense1": 300}; with 0 proximal epochs, norm-based pruning of the baseline to that size.',
       ),
+      keepFilters: unsettable(z.record(z.string(), z.number().int().min(0))).describe(
+        'Applied before `keep`: at most this many filters of the named Conv2D layer (granularity \'kernel\') survive, those whose kernel magnitudes have the largest root sum of squares, e.g. {"conv2": 23}; `keep` then picks kernels inside them.',
+      ),
     })
     .default({ threshold: 0 }),
   sweep: unsettable(
@@ -465,10 +468,18 @@ function validateConfig(json: unknown, source: string): ExperimentConfig {
       );
   }
   const decomposed = decomposedLayers(cfg);
+  const convNames = new Set(cfg.model.layers.flatMap((l, i) => (l.type === 'conv2d' ? [names[i][0]] : [])));
   for (const name of Object.keys(cfg.prune.keep ?? {})) {
     if (!decomposed.includes(name))
       throw bad(
         `prune.keep: no decomposed layer named "${name}"; decomposed layers: ${decomposed.join(', ') || '(none)'}`,
+      );
+  }
+  const convs = cfg.decompose.conv2d === 'kernel' ? decomposed.filter((n) => convNames.has(n)) : [];
+  for (const name of Object.keys(cfg.prune.keepFilters ?? {})) {
+    if (!convs.includes(name))
+      throw bad(
+        `prune.keepFilters: no decomposed conv2d layer of granularity 'kernel' named "${name}"; such layers: ${convs.join(', ') || `(none; decompose.conv2d is ${JSON.stringify(cfg.decompose.conv2d)})`}`,
       );
   }
   try {

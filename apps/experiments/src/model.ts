@@ -3,7 +3,7 @@
 // the same --seed on the same backend start from identical weights.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes } from '@normprune/layers';
-import { hardThreshold, keepLargestGroups } from '@normprune/prox';
+import { hardThreshold, keepLargestFilters, keepLargestGroups } from '@normprune/prox';
 import { layerNames, type LayerSpec } from './config.js';
 
 /** Builds a plain tfjs-layers model from layer specs; the last dense layer outputs logits. */
@@ -85,6 +85,8 @@ export function logitsLayerName(model: tfl.LayersModel): string {
 
 /**
  * The group rule of a run's prune step and of `normprune prune`: first at
+ * most `keepFilters[layer]` filters of each named 'kernel' Conv2D layer stay
+ * alive (those of largest norm), then at
  * most `keep[layer]` groups of each named decomposed layer stay alive (those
  * with the largest magnitudes), then every group whose magnitude is at or
  * below `threshold` dies (its magnitude becomes exactly 0). Surgery then
@@ -93,8 +95,9 @@ export function logitsLayerName(model: tfl.LayersModel): string {
  */
 export function pruneMagnitudes(
   model: tfl.LayersModel,
-  rule: { threshold: number; keep?: Record<string, number> },
+  rule: { threshold: number; keep?: Record<string, number>; keepFilters?: Record<string, number> },
 ): void {
+  if (rule.keepFilters) keepLargestFilters(model, rule.keepFilters);
   if (rule.keep) keepLargestGroups(model, rule.keep);
   if (rule.threshold > 0)
     for (const m of magnitudes(model)) {

@@ -572,3 +572,37 @@ test('prune.keep caps each named layer at its largest groups; with 0 proximal ep
   );
   expect(() => bad({ conv1: -1 })).toThrow(/prune\.keep\.conv1/);
 });
+
+test('prune.keepFilters keeps the filters of largest norm; prune.keep then picks kernels inside them', async () => {
+  const file = writeVariant(
+    tmp,
+    'keep-filters',
+    (cfg) => (cfg.prune = { keepFilters: { conv2: 6 }, keep: { conv2: 40, dense1: 30 } }),
+    'lenet-5',
+  );
+  const out = join(tmp, 'run-keep-filters');
+  const r = await cli(['train', '--config', file, '--budget', 'tiny,epochs.proximal=0', '--out', out]);
+  expect(r.code).toBe(0);
+  const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  const live = Object.fromEntries(
+    results.groups.map((g: { layer: string; live: number }) => [g.layer, g.live]),
+  );
+  expect(live).toEqual({ conv1: 20, conv2: 40, dense1: 30 });
+  const layers = Object.fromEntries(
+    results.compressed.layers.map((l: { name: string; units: number; params: number }) => [l.name, l]),
+  );
+  // 40 kernels inside 6 filters (of 20 inputs each): every kept filter survives, and dense1 reads
+  // 6 channels x 4 x 4 positions.
+  expect(layers.conv2.units).toBe(6);
+  expect(layers.dense1.params).toBe(30 * 6 * 16 + 30);
+  const bad = (prune: object, decompose?: object) =>
+    parseConfig({ ...experimentCopy('lenet-5'), ...(decompose ? { decompose } : {}), prune });
+  expect(() => bad({ keepFilters: { conv1: 3 } })).not.toThrow();
+  expect(() => bad({ keepFilters: { dense1: 3 } })).toThrow(
+    /prune\.keepFilters: no decomposed conv2d layer of granularity 'kernel' named "dense1"; such layers: conv1, conv2$/,
+  );
+  expect(() =>
+    bad({ keepFilters: { conv2: 3 } }, { dense: 'output', conv2d: 'filter', exclude: [] }),
+  ).toThrow(/such layers: \(none; decompose\.conv2d is "filter"\)/);
+  expect(() => bad({ keepFilters: { conv2: 1.5 } })).toThrow(/prune\.keepFilters\.conv2/);
+});

@@ -305,6 +305,16 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   const t = await cli(['prune', '--model', src, '--out', cut, '--threshold', '0.5', '--backend', 'wasm']);
   expect(t.code).toBe(0);
   expect(t.out).toMatch(/^43 parameters -> 9 non-zero/);
+  // --keep-filters is for Conv2D layers of granularity 'kernel'; the flag is named in its errors.
+  for (const [keep, message] of [
+    ['d1=1', /--keep-filters: d1: expected a Conv2D layer of granularity 'kernel', got granularity 'output'/],
+    ['d1', /--keep-filters: expected LAYER=N\[,LAYER=N...\] with N a whole number, got "d1"/],
+  ] as const) {
+    const bad = await cli(['prune', '--model', src, '--out', join(tmp, 'never'), '--keep-filters', keep]);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(message);
+    expect(existsSync(join(tmp, 'never'))).toBe(false);
+  }
   const plainKeep = await cli(['prune', '--model', out, '--out', join(tmp, 'never'), '--keep', 'd1=1']);
   expect(plainKeep.code).toBe(2);
   expect(plainKeep.err).toMatch(/--keep: .* has no decomposed layers, so no groups to keep/);
