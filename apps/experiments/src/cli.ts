@@ -129,8 +129,9 @@ A model without decomposed layers loses only units whose weights are all
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
   --keep-filters LAYER=N,...
                       before --keep: keep at most N filters of each named Conv2D layer
-                      of granularity 'kernel', those of largest norm (e.g. conv2=23);
-                      --keep then picks kernels inside them`,
+                      of granularity 'kernel', those of largest norm (e.g. conv2=23),
+                      after its kernels reading channels the Conv2D layer before it leaves
+                      dead are dropped; --keep then picks kernels inside them`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)

@@ -219,7 +219,7 @@ export const experimentSchema = z.strictObject({
         'At most this many groups of the named decomposed layer survive, those with the largest magnitudes, e.g. {"dense1": 300}; with 0 proximal epochs, norm-based pruning of the baseline to that size.',
       ),
       keepFilters: unsettable(z.record(z.string(), z.number().int().min(0))).describe(
-        'Applied before `keep`: at most this many filters of the named Conv2D layer (granularity \'kernel\') survive, those whose kernel magnitudes have the largest root sum of squares, e.g. {"conv2": 23}; `keep` then picks kernels inside them.',
+        'Applied before `keep`: at most this many filters of the named Conv2D layer (granularity \'kernel\') survive, those whose kernel magnitudes have the largest root sum of squares, e.g. {"conv2": 23}; its kernels reading channels the Conv2D layer before it leaves dead are dropped first, and `keep` then picks kernels inside the kept filters.',
       ),
     })
     .default({ threshold: 0 }),

@@ -1,8 +1,9 @@
 // Builds the plain (undecomposed) model an experiment describes. Every
 // initializer gets its own seed derived from the run seed, so two runs with
 // the same --seed on the same backend start from identical weights.
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { magnitudes } from '@normprune/layers';
+import { magnitudes, type MagnitudeInfo } from '@normprune/layers';
 import { hardThreshold, keepLargestFilters, keepLargestGroups } from '@normprune/prox';
 import { layerNames, type LayerSpec } from './config.js';
 
@@ -84,25 +85,81 @@ export function logitsLayerName(model: tfl.LayersModel): string {
 }
 
 /**
- * The group rule of a run's prune step and of `normprune prune`: first at
- * most `keepFilters[layer]` filters of each named 'kernel' Conv2D layer stay
- * alive (those of largest norm), then at
- * most `keep[layer]` groups of each named decomposed layer stay alive (those
- * with the largest magnitudes), then every group whose magnitude is at or
- * below `threshold` dies (its magnitude becomes exactly 0). Surgery then
- * removes the dead groups. The threshold applies to magnitudes, group by
- * group, never to single weights. Changes `model`'s magnitudes in place.
+ * The group rule of a run's prune step and of `normprune prune`, layer by
+ * layer in model order: for a Conv2D layer named in `keepFilters`, its
+ * kernels on input channels the Conv2D layer before it (through pooling)
+ * leaves dead are dropped, then at most `keepFilters[layer]` filters stay
+ * alive (those of largest norm); then at most `keep[layer]` groups of each
+ * named decomposed layer stay alive (those with the largest magnitudes).
+ * Last, every group whose magnitude is at or below `threshold` dies (its
+ * magnitude becomes exactly 0). Surgery then removes the dead groups. The
+ * threshold applies to magnitudes, group by group, never to single weights.
+ * Changes `model`'s magnitudes in place.
  */
 export function pruneMagnitudes(
   model: tfl.LayersModel,
   rule: { threshold: number; keep?: Record<string, number>; keepFilters?: Record<string, number> },
 ): void {
-  if (rule.keepFilters) keepLargestFilters(model, rule.keepFilters);
-  if (rule.keep) keepLargestGroups(model, rule.keep);
+  const infos = magnitudes(model);
+  // An error (an unknown layer, a bad count) leaves every magnitude as it was.
+  const saved = infos.map((m) => m.magnitude.clone());
+  try {
+    for (const m of infos) {
+      const name = m.layerName;
+      if (rule.keepFilters?.[name] !== undefined) {
+        if (m.granularity === 'kernel') dropDeadInputs(model, m, infos);
+        keepLargestFilters([m], { [name]: rule.keepFilters[name] });
+      }
+      if (rule.keep?.[name] !== undefined) keepLargestGroups([m], { [name]: rule.keep[name] });
+    }
+    // Names of no decomposed layer: the prox functions refuse them, naming the layers there are.
+    const known = new Set(infos.map((m) => m.layerName));
+    const unknown = (keep: Record<string, number> | undefined) =>
+      Object.fromEntries(Object.entries(keep ?? {}).filter(([name]) => !known.has(name)));
+    keepLargestFilters(infos, unknown(rule.keepFilters));
+    keepLargestGroups(infos, unknown(rule.keep));
+  } catch (e) {
+    infos.forEach((m, i) => m.magnitude.assign(saved[i]));
+    throw e;
+  } finally {
+    tf.dispose(saved);
+  }
   if (rule.threshold > 0)
-    for (const m of magnitudes(model)) {
+    for (const m of infos) {
       const kept = hardThreshold(m.magnitude, rule.threshold);
       m.magnitude.assign(kept);
       kept.dispose();
     }
+}
+
+/**
+ * Zeroes the kernels of a 'kernel' Conv2D layer that read a dead channel of
+ * the decomposed Conv2D layer before it (only pooling layers between): surgery
+ * removes them anyway, so a selection by norm must not spend its budget on
+ * them.
+ */
+function dropDeadInputs(
+  model: tfl.LayersModel,
+  target: MagnitudeInfo,
+  infos: readonly MagnitudeInfo[],
+): void {
+  const at = model.layers.findIndex((l) => l.name === target.layerName);
+  for (let j = at - 1; j >= 0; j--) {
+    const layer = model.layers[j];
+    const before = infos.find((m) => m.layerName === layer.name);
+    if (before) {
+      if (before.layer.getClassName() !== 'DecomposedConv2D') return;
+      const mask = tf.tidy(() => {
+        const mag = before.magnitude;
+        // A channel is dead when all its magnitudes are 0: per filter ('filter'), per kernel column ('kernel').
+        const live = mag.rank === 2 ? tf.any(tf.notEqual(mag, 0), 0) : tf.notEqual(mag, 0);
+        return tf.expandDims(tf.cast(live, target.magnitude.dtype), 1);
+      });
+      const kept = tf.mul(target.magnitude, mask);
+      target.magnitude.assign(kept);
+      tf.dispose([mask, kept]);
+      return;
+    }
+    if (!/Pooling2D$/.test(layer.getClassName())) return;
+  }
 }

@@ -20,6 +20,10 @@ import {
   parseBudget,
   parseConfig,
 } from '../src/index';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decompose, magnitudes } from '@normprune/layers';
+import { pruneMagnitudes } from '../src/model';
 import { cli, clone, experimentCopy, writeVariant } from './helpers';
 
 let tmp: string;
@@ -577,7 +581,7 @@ test('prune.keepFilters keeps the filters of largest norm; prune.keep then picks
   const file = writeVariant(
     tmp,
     'keep-filters',
-    (cfg) => (cfg.prune = { keepFilters: { conv2: 6 }, keep: { conv2: 40, dense1: 30 } }),
+    (cfg) => (cfg.prune = { keepFilters: { conv2: 6 }, keep: { conv1: 8, conv2: 40, dense1: 30 } }),
     'lenet-5',
   );
   const out = join(tmp, 'run-keep-filters');
@@ -587,13 +591,14 @@ test('prune.keepFilters keeps the filters of largest norm; prune.keep then picks
   const live = Object.fromEntries(
     results.groups.map((g: { layer: string; live: number }) => [g.layer, g.live]),
   );
-  expect(live).toEqual({ conv1: 20, conv2: 40, dense1: 30 });
-  const layers = Object.fromEntries(
-    results.compressed.layers.map((l: { name: string; units: number; params: number }) => [l.name, l]),
-  );
-  // 40 kernels inside 6 filters (of 20 inputs each): every kept filter survives, and dense1 reads
-  // 6 channels x 4 x 4 positions.
+  expect(live).toEqual({ conv1: 8, conv2: 40, dense1: 30 });
+  const layers = Object.fromEntries(results.compressed.layers.map((l: { name: string }) => [l.name, l]));
+  // The 40 kernels lie inside 6 filters and read only the 8 live channels of conv1 (the kernels
+  // on its 12 dead ones were dropped first): every one of them survives surgery.
   expect(layers.conv2.units).toBe(6);
+  expect(layers.conv2.nonzeros).toBe(40 * 25 + 6);
+  expect(layers.conv2.params).toBe(6 * layers.conv1.units * 25 + 6);
+  // dense1 reads 6 channels x 4 x 4 positions.
   expect(layers.dense1.params).toBe(30 * 6 * 16 + 30);
   const bad = (prune: object, decompose?: object) =>
     parseConfig({ ...experimentCopy('lenet-5'), ...(decompose ? { decompose } : {}), prune });
@@ -605,4 +610,49 @@ test('prune.keepFilters keeps the filters of largest norm; prune.keep then picks
     bad({ keepFilters: { conv2: 3 } }, { dense: 'output', conv2d: 'filter', exclude: [] }),
   ).toThrow(/such layers: \(none; decompose\.conv2d is "filter"\)/);
   expect(() => bad({ keepFilters: { conv2: 1.5 } })).toThrow(/prune\.keepFilters\.conv2/);
+});
+
+test('pruneMagnitudes changes nothing when any entry is refused, and drops kernels on dead channels only for keepFilters', () => {
+  const plain = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, name: 'c1' }),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'p1' }),
+      tfl.layers.conv2d({ filters: 3, kernelSize: 2, name: 'c2' }),
+      tfl.layers.flatten(),
+      tfl.layers.dense({ units: 2, name: 'd1' }),
+    ],
+  });
+  const model = decompose(plain);
+  const [c1, c2, d1] = magnitudes(model);
+  const snapshot = () => [c1, c2, d1].map((m) => m.magnitude.arraySync());
+  const before = snapshot();
+  const start = tf.memory().numTensors;
+  // c1 is changed before d1's entry is refused: c1 is restored.
+  expect(() => pruneMagnitudes(model, { threshold: 0, keep: { c1: 1 }, keepFilters: { d1: 1 } })).toThrow(
+    /keepLargestFilters: d1: expected a Conv2D layer of granularity 'kernel'/,
+  );
+  expect(() => pruneMagnitudes(model, { threshold: 0, keep: { c1: 1, nope: 2 } })).toThrow(
+    /keepLargestGroups: no decomposed layer named 'nope'; decomposed layers: c1, c2, d1/,
+  );
+  expect(snapshot()).toEqual(before);
+  expect(tf.memory().numTensors).toBe(start);
+  // keep alone leaves c2's kernels on c1's dead channels to surgery; keepFilters drops them.
+  tf.tidy(() => c1.magnitude.assign(tf.tensor2d([[1, 0, 2, 0]])));
+  pruneMagnitudes(model, { threshold: 0, keep: { c2: 12 } });
+  expect((c2.magnitude.arraySync() as number[][]).map((row) => row.every((v) => v !== 0))).toEqual([
+    true,
+    true,
+    true,
+    true,
+  ]);
+  pruneMagnitudes(model, { threshold: 0, keepFilters: { c2: 3 } });
+  expect((c2.magnitude.arraySync() as number[][]).map((row) => row.map((v) => v !== 0))).toEqual([
+    [true, true, true],
+    [false, false, false],
+    [true, true, true],
+    [false, false, false],
+  ]);
+  expect(tf.memory().numTensors).toBe(start);
+  model.dispose();
+  plain.dispose();
 });
