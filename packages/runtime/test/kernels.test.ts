@@ -323,6 +323,20 @@ describe('Tile', () => {
   }
   // The BatchNormalization gradient's case: [1, 1, 1, C] to the activation shape.
   cases.push({ shape: [1, 1, 1, 16], reps: [8, 7, 5, 1], dtype: 'float32' });
+  // A rep of 0: an empty output (once written past its zero-byte allocation).
+  cases.push({ shape: [1, 4], reps: [0, 1], dtype: 'float32' });
+  cases.push({ shape: [2, 3], reps: [2, 0], dtype: 'int32' });
+  it('leaves the heap intact after empty outputs', async () => {
+    const f = () => {
+      const kept = tf.tensor1d([7, 7, 7, 7]);
+      const empty = tf.tile(tf.tensor2d([[1, 2, 3, 4, 5, 6, 7, 8]]), [0, 1]);
+      const after = tf.tensor1d([5, 5, 5, 5, 5, 5]);
+      expect(empty.shape).toEqual([0, 8]);
+      return tf.concat([kept, after]);
+    };
+    const [got] = await runOn('wasm', f);
+    expect(Array.from(got)).toEqual([7, 7, 7, 7, 5, 5, 5, 5, 5, 5]);
+  });
   it.each(cases)('matches cpu for $shape x $reps ($dtype)', async ({ shape, reps, dtype }) => {
     const v = values(
       r,

@@ -37,6 +37,8 @@ export function makeTile(upstream: KernelFn | null): KernelFn {
     const rank = x.shape.length;
     const outShape = x.shape.map((d, i) => d * reps[i]);
     const out = backend.makeOutput(outShape, x.dtype);
+    // A rep of 0 leaves nothing to copy (and no heap to copy into).
+    if (tf.util.sizeFromShape(outShape) === 0) return out;
     const src = backend.typedArrayFromHeap(x);
     const dst = backend.typedArrayFromHeap(out);
     // Copies move raw 4-byte words, so a float view serves int32 as well.
