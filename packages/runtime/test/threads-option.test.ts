@@ -5,6 +5,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // Registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { initBackend } from '../src/index.js';
 import { resolveThreads } from '../src/backend.js';
 
@@ -56,5 +60,40 @@ describe('initBackend({ threads: 2 })', () => {
     expect(info.backend).toBe('wasm');
     expect(info.threads).toBe(2);
     expect(info.reason).toMatch(/4 threads were asked for, but the wasm backend was already started with 2/);
+  });
+});
+
+describe("the threaded build's files", () => {
+  it('live in a private folder of the process (mode 0700), removed when it exits', () => {
+    // A process of its own, with a TMPDIR of its own: the folder it makes is the only entry.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-threads-tmp-'));
+    try {
+      const script = `
+        const fs = require('fs'), path = require('path'), os = require('os');
+        require(${JSON.stringify(path.resolve(__dirname, '..'))}).initBackend({ prefer: 'wasm', threads: 2, quiet: true }).then((info) => {
+          const [dir] = fs.readdirSync(os.tmpdir()).filter((d) => d.includes('-' + process.pid + '-'));
+          const st = fs.statSync(path.join(os.tmpdir(), dir));
+          console.log(JSON.stringify({ threads: info.threads, dir, mode: st.mode & 0o777, uid: st.uid, files: fs.readdirSync(path.join(os.tmpdir(), dir)).sort() }));
+          process.exit(0); // the pthread workers would keep the process alive
+        });`;
+      // A folder a killed process left: its pid no longer runs (pids stay below 2^22 on Linux).
+      const stale = path.join(tmp, 'normprune-wasm-threads-4999999-abcdef');
+      fs.mkdirSync(stale);
+      // Another user's or a live process's folder is left alone.
+      const live = path.join(tmp, `normprune-wasm-threads-${process.pid}-abcdef`);
+      fs.mkdirSync(live);
+      const r = spawnSync(process.execPath, ['-e', script], {
+        env: { ...process.env, TMPDIR: tmp },
+        encoding: 'utf8',
+      });
+      expect(r.status).toBe(0);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+      expect(out).toMatchObject({ threads: 2, mode: 0o700, uid: process.getuid!() });
+      expect(out.dir).toMatch(new RegExp(`^normprune-wasm-threads-${r.pid}-\\w{6}$`));
+      expect(out.files).toEqual(['threaded-simd.js', 'threaded-simd.worker.js']);
+      expect(fs.readdirSync(tmp)).toEqual([path.basename(live)]);
+    } finally {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });

@@ -9,11 +9,10 @@
 //  3. the C++ side caps XNNPACK's thread pool at os.cpus().length / 2 (it
 //     assumes hyper-threading), i.e. 1 thread on a 2-core machine.
 // The fix writes the Emscripten worker and the threaded module factory, both
-// taken verbatim from the installed tfjs-backend-wasm bundle, to files under
-// os.tmpdir(), points the workers at them, and reports twice the cores while
+// taken verbatim from the installed tfjs-backend-wasm bundle, to files in a
+// private folder under os.tmpdir(), points the workers at them, and reports twice the cores while
 // the module starts.
 import * as tf from '@tensorflow/tfjs-core';
-import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,7 +31,44 @@ const PRELUDE =
   "var require$$0 = require('fs'), require$$1 = require('path'), require$$3 = require('perf_hooks'), " +
   "require$$4 = require('os'); var commonjsGlobal = globalThis;\n";
 
-/** Writes (once per bundle version) the worker and factory files the pthreads load. */
+const FOLDER_PREFIX = 'normprune-wasm-threads-';
+
+/**
+ * Removes the folders a killed process left (its exit handler never ran):
+ * this user's own folders whose process no longer exists.
+ */
+function removeStaleFolders(): void {
+  const tmp = os.tmpdir();
+  const uid = process.getuid?.();
+  let names: string[];
+  try {
+    names = fs.readdirSync(tmp);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = new RegExp(`^${FOLDER_PREFIX}(\\d+)-\\w{6}$`).exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      const st = fs.lstatSync(path.join(tmp, name));
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      // ESRCH: no such process, so nobody uses the folder; anything else leaves it be.
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH')
+        fs.rmSync(path.join(tmp, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/**
+ * Writes the worker and factory files the pthreads load, into a folder of this
+ * process's own: `mkdtemp` makes it with mode 0700 under an unpredictable
+ * name, so no other user can place code the workers would run (a fixed,
+ * shared folder under /tmp could be created first, or written into, by
+ * anyone). The folder is removed when the process exits, or by the next
+ * process that starts threads if this one was killed.
+ */
 function writeThreadFiles(bundleFile: string): { worker: string; factory: string } {
   const bundle = fs.readFileSync(bundleFile, 'utf8');
   const start = bundle.indexOf(FACTORY_START);
@@ -43,24 +79,17 @@ function writeThreadFiles(bundleFile: string): { worker: string; factory: string
       `normprune: cannot find the threaded wasm factory in ${bundleFile} (unsupported tfjs-backend-wasm version)`,
     );
   }
-  const hash = crypto.createHash('sha256').update(bundle).digest('hex').slice(0, 16);
-  const dir = path.join(os.tmpdir(), `normprune-wasm-threads-${hash}`);
+  removeStaleFolders();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
+  process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
   const factory = path.join(dir, 'threaded-simd.js');
   const workerFile = path.join(dir, 'threaded-simd.worker.js');
   // tfjs escapes newlines the same way before making its blob.
   const workerSource = (JSON.parse(worker[1]) as string)
     .replace(/\n/g, '\\n')
     .replace('importScripts:function(f){', `importScripts:function(f){f=${JSON.stringify(factory)};`);
-  fs.mkdirSync(dir, { recursive: true });
-  for (const [file, text] of [
-    [factory, PRELUDE + bundle.slice(start, end)],
-    [workerFile, workerSource],
-  ] as const) {
-    if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === text) continue;
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, text);
-    fs.renameSync(tmp, file);
-  }
+  fs.writeFileSync(factory, PRELUDE + bundle.slice(start, end), { mode: 0o600 });
+  fs.writeFileSync(workerFile, workerSource, { mode: 0o600 });
   return { worker: workerFile, factory };
 }
 
