@@ -194,6 +194,18 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   const shards = shardPaths(weights.byteLength, shardPrefix(jsonName));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: shards, weights: artifacts.weightSpecs ?? [] }];
   const jsonFile = path.join(dir, jsonName);
+  // A shard name another model of the folder lists (a renamed model.json, or
+  // one saved by a version that named every model's shards group1-...) would be
+  // replaced under it, silently changing that model's weights.
+  const listedElsewhere = await pathsListedByOtherModels(dir, jsonName, await readdirSafe(dir));
+  const clash = shards.find((p) => listedElsewhere.has(p));
+  if (clash !== undefined) {
+    throw new Error(
+      `fileSystem: cannot save ${jsonFile}: its weight file ${clash} is listed by ${listedElsewhere.get(clash)}, another model in ` +
+        `${dir}, whose weights it would replace. Save into another directory, or under another JSON name ` +
+        `(fileSystem('${path.join(dir, 'new-name.json')}')), whose shards are named after it.`,
+    );
+  }
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const created: string[] = [];
   const backups: string[] = [];
@@ -291,16 +303,17 @@ async function removeObsoleteShards(loc: Location, shards: string[], previousPat
   await Promise.all(obsolete.map((f) => unlinkQuietly(path.join(dir, f))));
 }
 
-/** Weight paths that the other model JSON files of the directory list. */
+/** Weight paths that the other model JSON files of the directory list, each with the first that lists it. */
 async function pathsListedByOtherModels(
   dir: string,
   jsonName: string,
   names: string[],
-): Promise<Set<string>> {
+): Promise<Map<string, string>> {
   const others = names.filter((f) => f.endsWith('.json') && f !== jsonName && !f.startsWith('.'));
-  const listed = new Set<string>();
-  for (const f of others) {
-    for (const p of manifestPaths(await readPreviousModel(path.join(dir, f)))) listed.add(p);
+  const listed = new Map<string, string>();
+  for (const f of others.sort()) {
+    for (const p of manifestPaths(await readPreviousModel(path.join(dir, f))))
+      if (!listed.has(p)) listed.set(p, path.join(dir, f));
   }
   return listed;
 }

@@ -306,6 +306,26 @@ describe('fileSystem: several models in one directory', () => {
     legacy.dispose();
     big.dispose();
   });
+
+  it("refuses a save whose shard names another JSON file lists, rather than replace that model's weights", async () => {
+    const dir = freshDir();
+    const kept = sequential(3, 4, 8);
+    await kept.save(fileSystem(dir));
+    // A user keeps the first model under another name; its manifest still lists group1-shard1of1.bin.
+    fs.renameSync(path.join(dir, 'model.json'), path.join(dir, 'v1.json'));
+    const next = sequential(3, 4, 9);
+    await expect(next.save(fileSystem(dir))).rejects.toThrow(
+      `fileSystem: cannot save ${path.join(dir, 'model.json')}: its weight file group1-shard1of1.bin is listed by ${path.join(dir, 'v1.json')}, another model in ${dir}, whose weights it would replace`,
+    );
+    expect(listDir(dir)).toEqual(['group1-shard1of1.bin', 'v1.json']);
+    await expectLoadsExactly(path.join(dir, 'v1.json'), kept);
+    // Under a name of its own, the save goes ahead beside it.
+    await next.save(fileSystem(path.join(dir, 'v2.json')));
+    await expectLoadsExactly(path.join(dir, 'v1.json'), kept);
+    await expectLoadsExactly(path.join(dir, 'v2.json'), next);
+    kept.dispose();
+    next.dispose();
+  });
 });
 
 describe('fileSystem atomic saves', () => {
