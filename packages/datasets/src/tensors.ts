@@ -91,13 +91,42 @@ function lookupTables(c: number, normalize: Normalize, stats: Stats | undefined)
   return tables;
 }
 
+/**
+ * `stats` must hold one finite mean and one finite std >= 0 per channel (a
+ * std of 0, a constant channel, divides by 1); anything else would turn every
+ * pixel into NaN or flip its sign without a word.
+ */
 function checkStats(stats: Stats, c: number): void {
-  if (stats.mean.length !== c || stats.std.length !== c) {
+  const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  const s = stats as unknown as { mean?: unknown; std?: unknown } | null;
+  if (typeof s !== 'object' || s === null || !Array.isArray(s.mean) || !Array.isArray(s.std)) {
+    throw new DatasetError('invalid-argument', {
+      message:
+        'stats must be { mean: number[], std: number[] } with one entry per channel (computeStats(train) gives it)',
+      found: JSON.stringify(stats),
+    });
+  }
+  if (s.mean.length !== c || s.std.length !== c) {
     throw new DatasetError('invalid-argument', {
       message: 'stats must have one mean and one std per channel',
       expected: c,
-      found: `${stats.mean.length}/${stats.std.length}`,
+      found: `${s.mean.length}/${s.std.length}`,
     });
+  }
+  for (let k = 0; k < c; k++) {
+    const [m, d] = [s.mean[k], s.std[k]];
+    if (
+      typeof m !== 'number' ||
+      !Number.isFinite(m) ||
+      typeof d !== 'number' ||
+      !Number.isFinite(d) ||
+      d < 0
+    ) {
+      throw new DatasetError('invalid-argument', {
+        message: `stats for channel ${k} must be a finite mean and a finite std >= 0`,
+        found: `mean ${show(m)}, std ${show(d)}`,
+      });
+    }
   }
 }
 

@@ -214,6 +214,35 @@ describe('argument checks', () => {
       );
     });
   });
+
+  it('refuses stats that would make pixels NaN or flip their sign, in toTensors and batches alike', async () => {
+    const s = split(4);
+    const c = s.shape[2];
+    const per = (v: unknown) => Array.from({ length: c }, () => v);
+    const bad: [unknown, RegExp][] = [
+      [
+        { mean: per(NaN), std: per(0.2) },
+        /stats for channel 0 must be a finite mean and a finite std >= 0.*found: mean NaN, std 0\.2/,
+      ],
+      [{ mean: per('0.5'), std: per(0.2) }, /found: mean "0\.5", std 0\.2/],
+      [{ mean: per(0), std: per(-1) }, /found: mean 0, std -1/],
+      [{ mean: per(0), std: per(Infinity) }, /std Infinity/],
+      [{}, /stats must be \{ mean: number\[\], std: number\[\] \}/],
+    ];
+    await expectNoLeak(async () => {
+      for (const [stats, message] of bad) {
+        const o = { normalize: 'standardize' as const, stats: stats as never };
+        expect(() => toTensors(s, o)).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+        expect(() => toTensors(s, o)).toThrow(message);
+        expect(() => batches(s, { batchSize: 2, ...o })).toThrow(message);
+      }
+    });
+    // A std of 0 (a constant channel) divides by 1, as computeStats's own output may have it.
+    const t = toTensors(s, { normalize: 'standardize', stats: { mean: per(0), std: per(0) } });
+    const unit = toTensors(s);
+    expect(Array.from(t.xs.dataSync())).toEqual(Array.from(unit.xs.dataSync()));
+    tf.dispose([t.xs, t.ys, unit.xs, unit.ys]);
+  });
 });
 
 describe('one-hot labels out of range', () => {
