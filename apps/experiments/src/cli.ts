@@ -122,8 +122,9 @@ ${COMMON}`,
 
 Loads a saved model with decomposed layers, folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
-A model without decomposed layers loses only units whose weights are all
-<= T in absolute value.
+On a model without decomposed layers, T is surgery's threshold instead: Dense
+weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
+become zeros, and units left with no non-zero weight are removed.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
@@ -709,7 +710,10 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (decomposed) plain.dispose();
   else
     out(
-      `note: ${v.model} has no decomposed layers; only units whose weights are all zero are removed ` +
+      `note: ${v.model} has no decomposed layers; ` +
+        (threshold > 0
+          ? `Dense weights and Conv2D kernels with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
+          : 'only units whose weights are all zero are removed ') +
         '(prune a model saved during or after proximal training, e.g. RUN_DIR/.work/checkpoint/model)',
     );
   for (const [flag, given] of [

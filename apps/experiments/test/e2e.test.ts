@@ -279,6 +279,21 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   expect(again.code).toBe(0);
   expect(again.out).toMatch(/has no decomposed layers; only units whose weights are all zero are removed/);
   expect(again.out).toMatch(/23 parameters -> 18 non-zero/);
+  // On a plain model the threshold is surgery's: it zeroes single Dense weights, and says so.
+  const plainCut = await cli([
+    'prune',
+    '--model',
+    out,
+    '--out',
+    join(tmp, 'pruned-plain-cut'),
+    '--threshold',
+    '1e-6',
+  ]);
+  expect(plainCut.err).toBe('');
+  expect(plainCut.code).toBe(0);
+  expect(plainCut.out).toMatch(
+    /Dense weights and Conv2D kernels with \|w\| <= 0\.000001 become zeros, one by one/,
+  );
   dec.dispose();
   model.dispose();
   expect((await cli(['prune', '--model', src])).code).toBe(2);
