@@ -139,8 +139,10 @@ Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
 config.json of the run directory above DIR is used.
 
+  --model DIR         the folder of model.json, or a run folder (its model/)
   --compare DIR       also compare the model, image by image, with the model in
-                      DIR (say, the baseline): the images only one of them gets
+                      DIR (say, the baseline kept in RUN_DIR/.work/baseline, or
+                      its model/ folder): the images only one of them gets
                       wrong, the error change with its exact 95% interval and the
                       exact McNemar p-value
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset
@@ -515,6 +517,20 @@ function standardisation(
   return loaded;
 }
 
+/**
+ * The folder holding model.json: `dir` itself, or its `model/` (a run folder,
+ * or a kept baseline's RUN_DIR/.work/baseline).
+ */
+function modelDirArg(dir: string, who: string): string {
+  if (existsSync(join(dir, 'model.json'))) return dir;
+  if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
+  throw new Error(
+    existsSync(dir)
+      ? `${who}: no model.json in ${dir} (nor in ${join(dir, 'model')})`
+      : `${who}: ${dir} does not exist`,
+  );
+}
+
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -528,9 +544,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   }
   const v = p.values as Record<string, any>;
   if (!v.model) throw new UsageError('eval: --model DIR is required');
-  if (!existsSync(join(v.model, 'model.json'))) throw new Error(`eval: no model.json in ${v.model}`);
-  if (v.compare !== undefined && !existsSync(join(v.compare, 'model.json')))
-    throw new Error(`eval: --compare: no model.json in ${v.compare}`);
+  v.model = modelDirArg(v.model, 'eval');
+  if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
   const base = v.config
     ? loadConfigFile(v.config)
     : v.experiment

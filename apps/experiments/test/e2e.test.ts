@@ -216,7 +216,22 @@ test('eval --compare counts the test images two models disagree on', async () =>
   }
   const missing = await run(['--model', model, '--compare', join(tmp, 'nowhere')]);
   expect(missing.code).toBe(1);
-  expect(missing.err).toMatch(/--compare: no model\.json in .*nowhere/);
+  expect(missing.err).toMatch(/--compare: .*nowhere does not exist/);
+  const empty = await run(['--model', model, '--compare', join(tmp, 'runs')]);
+  expect(empty.code).toBe(1);
+  expect(empty.err).toMatch(/--compare: no model\.json in .*runs \(nor in .*runs\/model\)/);
+  // A run folder (or a kept baseline's folder) stands for the model/ inside it.
+  const viaFolders = await run([
+    '--model',
+    join(tmp, 'runs', 'lenet-500-300'),
+    '--compare',
+    join(other, '..'),
+  ]);
+  expect(viaFolders.code).toBe(0);
+  // The same comparison (latencies aside): the table from "| against" on.
+  const pairs = (out: string) => out.slice(out.indexOf('| against'));
+  expect(pairs(viaFolders.out)).toBe(pairs(r.out));
+  expect(pairs(r.out)).toMatch(/^\| against/);
   // A model of another data set: named shapes, not a tensor error from deep inside tfjs.
   const vgg = join(tmp, 'runs', 'vgg-16', 'model');
   const wrong = await run(['--model', model, '--compare', vgg]);
