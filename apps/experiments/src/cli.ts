@@ -908,6 +908,7 @@ type ReportSource =
 
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
+  if (!existsSync(dir)) throw new Error(`report: ${dir} does not exist`);
   if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
   return {
     dir,

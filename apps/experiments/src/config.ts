@@ -616,6 +616,9 @@ export function parseBudget(
     } catch (e) {
       throw new UsageError(`--budget: not valid JSON: ${(e as Error).message}`);
     }
+    // `"epochs": N` sets every phase, as `epochs=N` does.
+    if (typeof raw?.epochs === 'number')
+      raw.epochs = { baseline: raw.epochs, proximal: raw.epochs, finetune: raw.epochs };
   } else {
     for (const part of text.split(',').filter(Boolean)) {
       const eq = part.indexOf('=');

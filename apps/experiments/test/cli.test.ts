@@ -212,6 +212,9 @@ test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => 
   expect(b.budget.widthMultiplier).toBe(0.5);
   expect(b.budget.epochs).toMatchObject({ baseline: 1, proximal: 1, finetune: 2 });
   expect(parseBudget('{"trainSubset": 10}', cfg).budget.trainSubset).toBe(10);
+  // In JSON as in k=v pairs, a number of epochs sets every phase.
+  expect(parseBudget('{"epochs": 3}', cfg).budget.epochs).toEqual(parseBudget('epochs=3', cfg).budget.epochs);
+  expect(parseBudget('{"epochs": 3}', cfg).budget.epochs).toEqual({ baseline: 3, proximal: 3, finetune: 3 });
   const applied = applyBudget(cfg, parseBudget('epochs=2,widthMultiplier=0.25', cfg).budget);
   expect(applied.training.baseline.epochs).toBe(2);
   expect(applied.model.layers.find((l) => l.type === 'conv2d')).toMatchObject({ filters: 16 });
@@ -441,6 +444,17 @@ test('commands refuse options they do not take', async () => {
   expect((await cli(['report', 'x', '--seeds-only'])).err).toMatch(
     /--seeds-only goes with --table or --write-readme/,
   );
+});
+
+test('report names a folder that does not exist, and one that holds no finished run', async () => {
+  const missing = await cli(['report', join(tmp, 'no-such-run')]);
+  expect(missing.code).toBe(1);
+  expect(missing.err).toMatch(/report: .*no-such-run does not exist/);
+  const empty = join(tmp, 'empty-run');
+  mkdirSync(empty, { recursive: true });
+  const unfinished = await cli(['report', empty]);
+  expect(unfinished.code).toBe(1);
+  expect(unfinished.err).toMatch(/report: no results\.json in .*empty-run \(is the run finished\?\)/);
 });
 
 test('report names a malformed or foreign JSON file', async () => {
