@@ -171,7 +171,11 @@ export async function selectBackend(
       fallbacks.push({ backend, error: firstLine(e) });
       continue;
     }
-    const why = source ? `requested by ${source}` : 'the fastest backend that loaded';
+    const why = !source
+      ? 'the fastest backend that loaded'
+      : backend === first
+        ? `requested by ${source}`
+        : `${first} was requested by ${source} but did not load, so the fastest other one that did`;
     const failed = fallbacks.map((f) => `${f.backend} was not used (${f.error})`);
     const notes = activation.note ? [activation.note] : [];
     const reason = `${backend}: ${[why, ...notes, ...failed].join('; ')}.`;

@@ -53,6 +53,12 @@ export function makeDirs(dir: string): void {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
   }
+  // Like mkdir -p, a file in the way is an error, not a folder made.
+  if (!fs.statSync(dir).isDirectory()) {
+    const e: NodeJS.ErrnoException = new Error(`EEXIST: ${path.resolve(dir)} exists and is not a directory`);
+    e.code = 'EEXIST';
+    throw e;
+  }
 }
 
 function locate(target: string): Location {

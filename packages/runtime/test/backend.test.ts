@@ -108,6 +108,10 @@ describe('selectBackend (injected loaders)', () => {
     const { info, line } = await selectBackend('wasm', {}, loaders);
     expect(info.backend).toBe('node');
     expect(line).toBe('normprune: using the node backend');
+    // The reason does not call node "requested": wasm was, and failed.
+    expect(info.reason).toBe(
+      "node: wasm was requested by prefer: 'wasm' but did not load, so the fastest other one that did; wasm was not used (boom).",
+    );
     const only = fakes({ wasm: new Error('boom'), node: new Error('gone') });
     const r = await selectBackend('wasm', {}, only.loaders);
     expect(only.tried).toEqual(['wasm', 'node', 'cpu']);

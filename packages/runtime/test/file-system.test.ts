@@ -456,6 +456,7 @@ describe('fileSystem errors name the file', () => {
     const file = path.join(dir, 'f');
     fs.writeFileSync(file, '');
     expect(() => makeDirs(path.join(file, 'x'))).toThrow(/ENOTDIR/);
+    expect(() => makeDirs(file)).toThrow(`EEXIST: ${file} exists and is not a directory`);
     // Under /proc, fs.mkdirSync(..., { recursive: true }) never returns on Node 20.
     if (fs.existsSync('/proc/self')) {
       expect(() => makeDirs('/proc/normprune-test/x')).toThrow(/ENOENT/);

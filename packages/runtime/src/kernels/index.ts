@@ -8,6 +8,7 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { makeLeadingReduce } from './reduce.js';
+import { explicitSamePadding } from './same_pad.js';
 import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
 
@@ -38,6 +39,10 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
+  { kernelName: 'Conv2D', make: (up) => explicitSamePadding(up, false) },
+  { kernelName: 'FusedConv2D', make: (up) => explicitSamePadding(up, false) },
+  { kernelName: 'DepthwiseConv2dNative', make: (up) => explicitSamePadding(up, true) },
+  { kernelName: 'FusedDepthwiseConv2D', make: (up) => explicitSamePadding(up, true) },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
@@ -54,8 +59,10 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, the
  * depthwise convolution gradients (missing upstream, so DepthwiseConv2D and
  * SeparableConv2D could not train), and faster `MaxPoolGrad`, `Tile`, `Sum` and
- * `Mean` (the pooling and BatchNormalization gradients). Results match the
- * `cpu` backend to 1e-4 relative error.
+ * `Mean` (the pooling and BatchNormalization gradients). It also corrects
+ * upstream's forward convolutions with 'same' padding and a stride larger than
+ * the kernel, which XNNPACK computes wrongly. Results match the `cpu` backend
+ * to 1e-4 relative error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
  * registers the upstream kernels this builds on); before or after
