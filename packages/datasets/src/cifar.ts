@@ -7,7 +7,7 @@ import { cacheRoot, isOffline } from './cache.js';
 import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
 import { downloadFile } from './download.js';
 import { DatasetError } from './errors.js';
-import { listTreeFiles, readInputFile, readTreeFile } from './input.js';
+import { checkLoadOptions, listTreeFiles, readInputFile, readTreeFile } from './input.js';
 import { readTar } from './tar.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
@@ -407,7 +407,8 @@ function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
  * `dir`, `$NORMPRUNE_DATA_DIR`, a previous download in the cache, the official
  * URL (md5 verified) unless offline.
  */
-export async function loadCifar10Dataset(o: LoadOptions = {}): Promise<Dataset> {
+export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset> {
+  const o = checkLoadOptions(options);
   if (o.file) return fromFile(resolve(o.file), o);
   if (o.dir) return fromDirOrFail(resolve(o.dir), o);
   const env = process.env.NORMPRUNE_DATA_DIR;

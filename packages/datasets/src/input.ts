@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from './errors.js';
+import type { LoadOptions } from './types.js';
 
 function errnoOf(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException).code;
@@ -130,4 +131,33 @@ export function listTreeFiles(dir: string): TreeFile[] {
   const root = statSync(dir);
   walk(dir, '', new Set([`${root.dev}:${root.ino}`]));
   return out;
+}
+
+/**
+ * The load options, checked: an object (or nothing); `file`, `dir`, `cacheDir`
+ * and `mirror` non-empty strings when given (an empty `file` is a mistake, not
+ * "no file": it must not silently fall through to another source); `offline`
+ * a boolean.
+ */
+export function checkLoadOptions(o: LoadOptions | undefined): LoadOptions {
+  if (o === undefined) return {};
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new DatasetError('invalid-argument', {
+      message: 'load options must be an object such as { dir, file, offline }',
+      found: JSON.stringify(o) ?? String(o),
+    });
+  for (const key of ['file', 'dir', 'cacheDir', 'mirror'] as const) {
+    const v = o[key];
+    if (v !== undefined && (typeof v !== 'string' || v === ''))
+      throw new DatasetError('invalid-argument', {
+        message: `${key} must be a non-empty path${key === 'mirror' ? ' or URL' : ''} string`,
+        found: typeof v === 'string' ? '""' : `${typeof v} ${String(v)}`,
+      });
+  }
+  if (o.offline !== undefined && typeof o.offline !== 'boolean')
+    throw new DatasetError('invalid-argument', {
+      message: 'offline must be true or false',
+      found: `${typeof o.offline} ${String(o.offline)}`,
+    });
+  return o;
 }

@@ -7,6 +7,7 @@ import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile } from './idx.js';
 import { readTarFile } from './tar.js';
+import { checkLoadOptions } from './input.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
 type Role = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
@@ -273,7 +274,8 @@ function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
  * `NORMPRUNE_DATA_DIR/<name>`, the spec's local folders, the cache, and
  * finally the official URLs (unless offline).
  */
-export async function loadIdxDataset(spec: IdxSpec, o: LoadOptions = {}): Promise<Dataset> {
+export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Promise<Dataset> {
+  const o = checkLoadOptions(options);
   if (o.file) return refuseOtherDataset(spec, fromArchive(spec, resolve(o.file)), resolve(o.file));
   if (o.dir) return fromDirOrFail(spec, resolve(o.dir));
   // NORMPRUNE_DATA_DIR/<name>/ is as explicit as `dir` once it exists: an

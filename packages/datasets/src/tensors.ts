@@ -270,6 +270,11 @@ export function batches(
     dropRemainder?: boolean;
   },
 ): AsyncIterableIterator<Batch> {
+  if (typeof o !== 'object' || o === null)
+    throw new DatasetError('invalid-argument', {
+      message: 'batches(split, options) needs its options, at least { batchSize }',
+      found: String(o),
+    });
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new DatasetError('invalid-argument', {
       message: 'batchSize must be a positive integer',

@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DatasetError, loadFashionMnist, loadMnist } from '../src/index';
+import { DatasetError, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
 import { parseIdx } from '../src/idx';
 import { MNIST, loadIdxDataset } from '../src/mnist';
 import { idx, makeTar, tmp, writeFile, writeIdxSet } from './fixtures';
@@ -172,6 +172,23 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
       dir,
       `MNIST: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }; file: ${dir}`,
     ]);
+  });
+
+  it('options of the wrong type: an empty `file` fails instead of falling through to another copy', async () => {
+    const cases: [unknown, RegExp][] = [
+      [{ file: '' }, /file must be a non-empty path string; found: ""/],
+      [{ dir: 42 }, /dir must be a non-empty path string; found: number 42/],
+      [{ cacheDir: ['x'] }, /cacheDir must be a non-empty path string; found: object x/],
+      [{ offline: 'yes' }, /offline must be true or false; found: string yes/],
+      ['mnist', /load options must be an object such as \{ dir, file, offline \}; found: "mnist"/],
+    ];
+    for (const [o, message] of cases) {
+      for (const load of [loadMnist, loadFashionMnist, loadCifar10]) {
+        const e = await errorOf(load(o as never));
+        expect(e.code).toBe('invalid-argument');
+        expect(e.message).toMatch(message);
+      }
+    }
   });
 
   // root reads any file whatever its mode, so only another user can see this one.

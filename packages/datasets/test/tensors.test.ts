@@ -209,6 +209,7 @@ describe('argument checks', () => {
       expect(() => batches(s, { batchSize: 0 })).toThrow(
         expect.objectContaining({ code: 'invalid-argument' }),
       );
+      expect(() => batches(s, undefined as never)).toThrow(/batches\(split, options\) needs its options/);
       expect(() => toTensors(s, { normalize: 'standardize', stats: { mean: [0], std: [1] } })).toThrow(
         expect.objectContaining({ code: 'invalid-argument' }),
       );
@@ -218,7 +219,7 @@ describe('argument checks', () => {
   it('refuses stats that would make pixels NaN or flip their sign, in toTensors and batches alike', async () => {
     const s = split(4);
     const c = s.shape[2];
-    const per = (v: unknown) => Array.from({ length: c }, () => v);
+    const per = <T>(v: T): T[] => Array.from({ length: c }, () => v);
     const bad: [unknown, RegExp][] = [
       [
         { mean: per(NaN), std: per(0.2) },
