@@ -284,6 +284,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
 
   await Promise.all(backups.map(unlinkQuietly));
   await removeObsoleteShards(loc, shards, previousPaths);
+  await removeLeftovers(dir);
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
 }
 
@@ -307,6 +308,36 @@ async function removeObsoleteShards(loc: Location, shards: string[], previousPat
   const others = await pathsListedByOtherModels(dir, jsonName, names);
   const obsolete = [...candidates].filter((f) => !others.has(f));
   await Promise.all(obsolete.map((f) => unlinkQuietly(path.join(dir, f))));
+}
+
+/** Whether process `pid` is gone (a leftover of it can go too). */
+function processGone(pid: number): boolean {
+  if (pid === process.pid) return false;
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ESRCH';
+  }
+}
+
+/**
+ * Deletes what saves killed mid-way left in the directory: their temporary
+ * files (`.<name>.<pid>-<hex>.tmp`, never read) and backup links
+ * (`.prev-<pid>-<hex>-<shard>`) that no model JSON file lists, when the
+ * process that made them no longer exists.
+ */
+async function removeLeftovers(dir: string): Promise<void> {
+  const names = await readdirSafe(dir);
+  const temp = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/;
+  const backup = /^\.prev-(\d+)-[0-9a-f]{8}-/;
+  const stale = names.filter((f) => {
+    const m = temp.exec(f) ?? backup.exec(f);
+    return m != null && processGone(Number(m[1]));
+  });
+  if (stale.length === 0) return;
+  const listed = await pathsListedByOtherModels(dir, '', names);
+  await Promise.all(stale.filter((f) => !listed.has(f)).map((f) => unlinkQuietly(path.join(dir, f))));
 }
 
 /** Weight paths that the other model JSON files of the directory list, each with the first that lists it. */

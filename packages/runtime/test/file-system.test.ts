@@ -437,6 +437,34 @@ describe('fileSystem atomic saves', () => {
     for (const m of [model, loaded, again]) m.dispose();
     x.dispose();
   });
+
+  it("the next save deletes a dead process's leftovers, not a live one's or what a model lists", async () => {
+    const { dir, x, model } = await savedPair();
+    // pid 4999999 is above Linux's pid limit: that process is gone.
+    const dead = [
+      '.model.json.4999999-0123abcd.tmp',
+      '.group1-shard1of1.bin.4999999-0123abcd.tmp',
+      '.prev-4999999-0123abcd-group1-shard1of1.bin',
+    ];
+    const live = `.group1-shard1of1.bin.${process.pid}-0123abcd.tmp`;
+    // A killed save's backup that a model JSON was repointed at stays: that model reads it.
+    const listed = '.prev-4999998-0123abcd-group1-shard1of1.bin';
+    for (const f of [...dead, live]) fs.writeFileSync(path.join(dir, f), Buffer.alloc(3));
+    fs.copyFileSync(path.join(dir, 'group1-shard1of1.bin'), path.join(dir, listed));
+    const old = JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'));
+    old.weightsManifest[0].paths = [listed];
+    fs.writeFileSync(path.join(dir, 'old.json'), JSON.stringify(old));
+    await model.save(fileSystem(dir));
+    const names = listDir(dir);
+    for (const f of dead) expect(names).not.toContain(f);
+    expect(names).toContain(live);
+    expect(names).toContain(listed);
+    const kept = await tfl.loadLayersModel(fileSystem(path.join(dir, 'old.json')));
+    expect(Array.from(await predict(kept, x))).toEqual(Array.from(await predict(model, x)));
+    kept.dispose();
+    model.dispose();
+    x.dispose();
+  });
 });
 
 describe('fileSystem errors name the file', () => {
