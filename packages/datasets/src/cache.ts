@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export function cacheRoot(cacheDir?: string): string {
   if (cacheDir) return cacheDir;
@@ -17,6 +17,31 @@ export function isOffline(offline?: boolean): boolean {
 
 export function tempPath(final: string): string {
   return `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+/**
+ * Deletes the temporary siblings of `final` (`<final>.tmp-<pid>-<hex>`) that
+ * writers killed mid-way left, when their process no longer exists.
+ */
+export function removeStaleTemps(final: string): void {
+  const dir = dirname(final);
+  const prefix = `${basename(final)}.tmp-`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const m = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
+    if (!m || Number(m[1]) === process.pid) continue;
+    try {
+      process.kill(Number(m[1]), 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(dir, name), { force: true });
+    }
+  }
 }
 
 /**
@@ -44,4 +69,5 @@ export function writeAtomic(final: string, chunks: Uint8Array[]): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+  removeStaleTemps(final);
 }

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DatasetError } from './errors.js';
-import { tempPath } from './cache.js';
+import { removeStaleTemps, tempPath } from './cache.js';
 import { gunzipChecked } from './idx.js';
 
 /** A file to fetch and the checksum its publisher gives for it. */
@@ -79,7 +79,19 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
       },
     });
     out = createWriteStream(tmp);
-    await pipeline(res, hasher, out);
+    try {
+      await pipeline(res, hasher, out);
+    } catch (e) {
+      // A connection dropped mid-transfer rejects the pipeline ("aborted"): say what it cost.
+      if (declared !== undefined && received < declared)
+        throw new DatasetError('truncated', {
+          file: remote.url,
+          message: `download ended early (${(e as Error).message})`,
+          expected: `${declared} bytes`,
+          found: `${received} bytes`,
+        });
+      throw e;
+    }
     if (!res.complete || (declared !== undefined && received !== declared)) {
       throw new DatasetError('truncated', {
         file: remote.url,
@@ -113,6 +125,7 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
       });
     }
     renameSync(tmp, dest);
+    removeStaleTemps(dest);
   } finally {
     // A failed pipeline may still be opening the file: wait, or the file would appear after the removal.
     if (out && !out.closed) await once(out, 'close').catch(() => undefined);
@@ -165,7 +178,13 @@ export async function downloadFile(remote: RemoteFile, dest: string, o: Download
     }
   }
   if (last instanceof DatasetError && last.code === 'checksum-mismatch') throw last;
-  const reason = last instanceof Error ? last.message : String(last);
+  // The URL is said once, by the error below.
+  const reason =
+    last instanceof DatasetError && last.file === remote.url
+      ? last.message.replace(`; file: ${remote.url}`, '')
+      : last instanceof Error
+        ? last.message
+        : String(last);
   throw new DatasetError('download-failed', {
     file: remote.url,
     message: `download failed after ${tried} attempt(s): ${reason}`,

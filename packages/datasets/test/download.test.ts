@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatasetError, loadCifar10 } from '../src/index';
 import { downloadFile } from '../src/download';
+import { writeAtomic } from '../src/cache';
 import { loadIdxDataset, type IdxSpec } from '../src/mnist';
 import { tmp, writeIdxSet } from './fixtures';
 
@@ -130,6 +131,24 @@ describe('downloadFile', () => {
     expect(readdirSync(dir)).toEqual(['f.gz']);
   });
 
+  it("deletes what a killed download of the same file left, not a live process's", async () => {
+    routes.set('/f.bin', serve(BODY));
+    const dir = tmp();
+    const dest = join(dir, 'f.bin');
+    // pid 4999999 is above Linux's pid limit: that process is gone.
+    const dead = `${dest}.tmp-4999999-0123abcd`;
+    const live = `${dest}.tmp-${process.pid}-0123abcd`;
+    writeFileSync(dead, 'half');
+    writeFileSync(live, 'half');
+    await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, dest, fast);
+    expect(readdirSync(dir).sort()).toEqual(['f.bin', `f.bin.tmp-${process.pid}-0123abcd`]);
+    // The decoded cache's writer does the same.
+    const cached = join(dir, 'decoded.bin');
+    writeFileSync(`${cached}.tmp-4999999-0123abcd`, 'half');
+    writeAtomic(cached, [Buffer.from('whole')]);
+    expect(readdirSync(dir).filter((n) => n.startsWith('decoded'))).toEqual(['decoded.bin']);
+  });
+
   it('retries after a connection dropped mid-transfer', async () => {
     routes.set('/f.bin', (req, res, n) => (n === 1 ? cutMidway(BODY) : serve(BODY))(req, res, n));
     const dest = join(tmp(), 'f.bin');
@@ -145,6 +164,9 @@ describe('downloadFile', () => {
       (e) => e,
     )) as DatasetError;
     expect(err.code).toBe('download-failed');
+    expect(err.message).toMatch(
+      /download failed after 3 attempt\(s\): download ended early \(.*\); expected: 100000 bytes; found: \d+ bytes/,
+    );
     expect(hits.get('/f.bin')).toBe(3);
     expect(readdirSync(dir)).toEqual([]);
   });
