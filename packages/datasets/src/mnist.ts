@@ -294,6 +294,14 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
     const p = f[r];
     const raw = spec.rawMd5?.[NAMES[r]];
     if (p && p.endsWith('.gz') && md5Of(p) !== spec.md5[NAMES[r]] && !(raw && gunzippedMd5(p) === raw)) {
+      // Offline it cannot be fetched again: keep it, and say it is damaged rather than missing.
+      if (isOffline(o.offline))
+        throw new DatasetError('checksum-mismatch', {
+          file: p,
+          message: `${spec.title}: the cached ${NAMES[r]}.gz is damaged (its md5 is not the published one) and cannot be fetched again offline; delete it and load with downloads allowed, or put the official file there`,
+          expected: spec.md5[NAMES[r]],
+          found: md5Of(p),
+        });
       rmSync(p, { force: true });
       f[r] = undefined;
     }

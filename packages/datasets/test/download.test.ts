@@ -246,7 +246,7 @@ describe('loaders over a mirror', () => {
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);
   });
 
-  it('fetches again a cached file damaged after its download', async () => {
+  it('fetches again a cached file damaged after its download; offline it names it as damaged', async () => {
     const { spec, files } = fixtureSpec();
     for (const [n, b] of Object.entries(files)) routes.set(`/tiny-mnist/${n}.gz`, serve(b));
     const cacheDir = tmp();
@@ -254,8 +254,13 @@ describe('loaders over a mirror', () => {
     const damaged = join(cacheDir, 'tiny-mnist', 'train-labels-idx1-ubyte.gz');
     writeFileSync(damaged, readFileSync(damaged).subarray(0, 20));
     const err = (await loadIdxDataset(spec, { cacheDir, offline: true }).catch((e) => e)) as DatasetError;
-    expect(err.code).toBe('offline');
-    expect(err.message).toContain('train-labels-idx1-ubyte.gz');
+    // Offline, the damaged file is kept and named as damaged, not missing.
+    expect(err.code).toBe('checksum-mismatch');
+    expect(err.file).toBe(damaged);
+    expect(err.message).toMatch(
+      /the cached train-labels-idx1-ubyte\.gz is damaged .* cannot be fetched again offline/,
+    );
+    expect(existsSync(damaged)).toBe(true);
     const ds = await loadIdxDataset(spec, { cacheDir, mirror: base });
     expect(ds.train.count).toBe(30);
     expect(hits.get('/tiny-mnist/train-labels-idx1-ubyte.gz')).toBe(2);
