@@ -291,7 +291,8 @@ function imageFilesFromNames(names: { name: string; read: () => Uint8Array }[], 
     const i = parts.findIndex((p) => p === 'train' || p === 'test');
     if (i < 0 || i > 1) continue;
     const rest = parts.slice(i + 1);
-    if (rest.length === 0 || rest[rest.length - 1].startsWith('.')) continue;
+    // Hidden files and folders (.DS_Store, .ipynb_checkpoints/) are not images.
+    if (rest.length === 0 || rest.some((p) => p.startsWith('.'))) continue;
     if (rest.length !== 2)
       throw new DatasetError('unknown-class', {
         file: `${where}:${name}`,

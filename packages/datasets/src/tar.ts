@@ -120,7 +120,8 @@ function linkTarget(entry: string, target: string, hard: boolean, file: string):
  * Reads a ustar / pax / GNU tar archive (optionally gzipped) held in memory,
  * without touching the disk. Hard and symbolic links to files inside the
  * archive resolve to those files' bytes; links that leave the archive, device
- * files and unsafe paths raise `unsafe-archive`.
+ * files and unsafe paths raise `unsafe-archive`. A name the archive holds
+ * twice is read as its later entry, as extracting it would leave.
  */
 export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): TarEntry[] {
   const max = o.maxTotalBytes ?? DEFAULT_MAX;
@@ -245,7 +246,10 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     entries.push(e);
     files.set(s.name, e);
   }
-  return entries;
+  // An archive may hold a name twice (tar -r appends); as when extracting, the later one wins.
+  const last = new Map<string, number>();
+  entries.forEach((e, i) => last.set(e.name, i));
+  return entries.filter((e, i) => last.get(e.name) === i);
 }
 
 /** Reads a tar archive from disk; `what` names it in the error when the file is missing or not a file. */

@@ -407,6 +407,32 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     );
   });
 
+  it('does not read hidden files or folders as images, in a folder or an archive', async () => {
+    const hidden: TarItem[] = [
+      { name: 'train/cat/.ipynb_checkpoints/0000-checkpoint.jpg', data: encodeImage(0, false) },
+      { name: 'train/.ipynb_checkpoints/notes.txt', data: Buffer.from('x') },
+      { name: 'train/cat/.DS_Store', data: Buffer.from('x') },
+    ];
+    const dir = tmp();
+    writeItems(dir, [...imageItems(), ...hidden]);
+    expect((await loadCifar10({ dir, cacheDir: tmp() })).train.count).toBe(20);
+    const file = writeFile(join(tmp(), 'hidden.tar.gz'), gzipSync(makeTar([...imageItems(), ...hidden])));
+    expect((await loadCifar10({ file, cacheDir: tmp() })).train.count).toBe(20);
+  });
+
+  it('reads a name an archive holds twice as its later entry, as extracting it would', async () => {
+    const items = imageItems();
+    // Appended later (tar -r): train/airplane/0000.jpg again, now an image of class 3's colour.
+    const again: TarItem = { name: 'train/airplane/0000.jpg', data: encodeImage(3, false) };
+    const file = writeFile(join(tmp(), 'twice.tar.gz'), gzipSync(makeTar([...items, again])));
+    const ds = await loadCifar10({ file, cacheDir: tmp() });
+    expect(ds.train.count).toBe(20);
+    const dir = tmp();
+    writeItems(dir, [...items, again]);
+    const extracted = await loadCifar10({ dir, cacheDir: tmp() });
+    expect(Buffer.from(ds.train.images).equals(Buffer.from(extracted.train.images))).toBe(true);
+  });
+
   it('names a `file` that is a directory or missing', async () => {
     const dir = tmp();
     mkdirSync(join(dir, 'cifar-10-binary.tar.gz'));
