@@ -12,8 +12,8 @@ export interface SparsityRecord extends SparsityReport {
   /**
    * Epochs completed before this one (from 0), counted across `model.fit`
    * calls: five `fit({ epochs: 1 })` calls with the same callback record
-   * epochs 0 to 4, as one `fit({ epochs: 5 })` does. With `initialEpoch` the
-   * count follows fit's.
+   * epochs 0 to 4, as one `fit({ epochs: 5 })` does. With `initialEpoch`, or
+   * an optimiser that has counted epochs before, the count starts there.
    */
   epoch: number;
   /** The optimiser's lambda at the end of the epoch, if it is a proximal optimiser. */
@@ -77,12 +77,23 @@ export class SparsityCallback extends tfl.Callback {
     this.verbose = o.verbose ?? false;
   }
 
-  /** Finds the magnitudes and the optimiser if they were not given. */
+  /**
+   * Finds the magnitudes and the optimiser if they were not given, and
+   * brings the optimiser's epoch count to where training starts: the epochs
+   * this callback has seen, fit's `initialEpoch`, or what the optimiser
+   * already counts (restored from a saved model, or a run with another
+   * callback), whichever is furthest, so that an epoch-based lambda schedule
+   * goes on from there from the first step.
+   */
   override async onTrainBegin(): Promise<void> {
     if (this.infos == null) this.infos = findMagnitudes(this.model);
     if (this.optimizer == null && this.model.optimizer instanceof ProximalOptimizer) {
       this.optimizer = this.model.optimizer;
     }
+    const initial = (this.params as { initialEpoch?: number } | undefined)?.initialEpoch ?? 0;
+    this.completed = Math.max(this.completed, initial, this.optimizer?.epochsCompleted ?? 0);
+    if (this.optimizer && this.optimizer.epochsCompleted !== this.completed)
+      this.optimizer.observe({ epoch: this.completed });
   }
 
   /** Records the epoch, informs the optimiser, and stops training at the target. */

@@ -43,6 +43,13 @@ export interface ProximalOptions {
    * conditioned and the magnitude equal to the group's norm.
    */
   renormalize?: boolean;
+  /**
+   * The training progress to start from (completed epochs, compression
+   * reached), for an epoch-based lambda schedule resumed mid-training. A
+   * config round trip (a model saved with `includeOptimizer`) carries it;
+   * `SparsityCallback` also sets it from `fit`'s `initialEpoch`. Default: none.
+   */
+  progress?: TrainingProgress;
 }
 
 /** Constructor options of `ProximalSGD`. */
@@ -191,6 +198,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     this.costWeighting = o.costWeighting ?? 'uniform';
     this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
     this.renormalize = o.renormalize ?? true;
+    this.progress = checkProgress(o.progress);
     if (typeof o.lambda === 'function') {
       this.schedule = o.lambda;
       this.lambda_ = NaN;
@@ -285,8 +293,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * lambda schedule; `SparsityCallback` calls it at the end of every epoch.
    */
   observe(progress: TrainingProgress): void {
-    this.progress = { ...this.progress, ...progress };
+    this.progress = { ...this.progress, ...checkProgress(progress) };
     this.updateLambda();
+  }
+
+  /** Epochs completed, as last reported by `observe` (or restored from a config). */
+  get epochsCompleted(): number {
+    return this.progress.epoch ?? 0;
   }
 
   /** Restores the step count, then re-evaluates the schedule at it (not at step 0). */
@@ -401,6 +414,9 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
         multiplier,
       })),
       renormalize: this.renormalize,
+      // An epoch-based schedule resumes at the epoch it reached, not at epoch 0.
+      epoch: this.progress.epoch ?? 0,
+      compression: this.progress.compression ?? null,
     };
   }
 
@@ -425,7 +441,27 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
     costWeighting: (config['costWeighting'] as CostWeighting | undefined) ?? 'uniform',
     layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
     renormalize: (config['renormalize'] as boolean | undefined) ?? true,
+    progress: {
+      ...(typeof config['epoch'] === 'number' ? { epoch: config['epoch'] } : {}),
+      ...(typeof config['compression'] === 'number' ? { compression: config['compression'] } : {}),
+    },
   };
+}
+
+/** Refuses an epoch count that is not a whole number >= 0 or a compression outside [0, 1]. */
+function checkProgress(p: TrainingProgress | undefined): TrainingProgress {
+  if (p == null) return {};
+  if (typeof p !== 'object') throw new Error(`progress must be { epoch?, compression? }, got ${describe(p)}`);
+  if (p.epoch !== undefined && !(Number.isInteger(p.epoch) && p.epoch >= 0))
+    throw new Error(
+      `progress.epoch must be a whole number >= 0 (epochs completed), got ${describe(p.epoch)}`,
+    );
+  if (
+    p.compression !== undefined &&
+    !(typeof p.compression === 'number' && p.compression >= 0 && p.compression <= 1)
+  )
+    throw new Error(`progress.compression must lie in [0, 1], got ${describe(p.compression)}`);
+  return { ...p };
 }
 
 // Below this epsilon the renormalisation's magnitude compensation is a float32 no-op (see renormalizeGroups).

@@ -16,6 +16,7 @@ import {
   ProximalAdam,
   ProximalSGD,
   SparsityCallback,
+  stepLambda,
   targetLambda,
 } from '../src/index.js';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
@@ -488,6 +489,116 @@ describe('SparsityCallback', () => {
     expect(once.map((r) => r.epoch)).toEqual([0, 1, 2, 3]);
     expect(once.map((r) => r.lambda)).toEqual([2e-3, 4e-3, 8e-3, 16e-3].map((v) => expect.closeTo(v, 12)));
     expect(await run(true)).toEqual(once);
+  });
+
+  describe('an epoch-based schedule goes on where training stopped', () => {
+    // stepLambda doubles lambda every epoch: after 3 epochs it is 0.1 * 2^3 = 0.8.
+    const step = () => stepLambda({ initial: 0.1, factor: 2, every: 1 });
+    const fit = { batchSize: 64, shuffle: false, verbose: 0 as const };
+    /** The lambda each step of a fit used. */
+    const lambdas = (opt: () => { lambda: number }) => {
+      const seen: number[] = [];
+      const cb = new tfl.CustomCallback({ onBatchBegin: () => void seen.push(opt().lambda) });
+      return { cb, seen };
+    };
+
+    it('with a new callback for each fit call on the same optimiser', async () => {
+      const model = mlp(51);
+      const opt = new ProximalSGD({ learningRate: 0.01, lambda: step(), magnitudes: model });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      await model.fit(xs, ys, { ...fit, epochs: 3, callbacks: [new SparsityCallback()] });
+      expect(opt.lambda).toBeCloseTo(0.8, 12);
+      expect(opt.epochsCompleted).toBe(3);
+      const spy = lambdas(() => opt);
+      const next = new SparsityCallback();
+      await model.fit(xs, ys, { ...fit, epochs: 1, callbacks: [spy.cb, next] });
+      expect(spy.seen).toEqual([0.8, 0.8].map((v) => expect.closeTo(v, 12)));
+      expect(next.history.map((r) => r.epoch)).toEqual([3]);
+      expect(opt.lambda).toBeCloseTo(1.6, 12);
+      model.dispose();
+      opt.dispose();
+    });
+
+    it('after a save and load with includeOptimizer, resumed with initialEpoch', async () => {
+      const model = mlp(52);
+      const opt = new ProximalSGD({ learningRate: 0.01, lambda: step(), magnitudes: model });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      await model.fit(xs, ys, { ...fit, epochs: 3, callbacks: [new SparsityCallback()] });
+      // The config carries the epoch: fromConfig gives lambda 0.8, not the schedule's start.
+      const copy = ProximalSGD.fromConfig(ProximalSGD, opt.getConfig()) as ProximalSGD;
+      expect([copy.lambda, copy.epochsCompleted]).toEqual([expect.closeTo(0.8, 12), 3]);
+      copy.dispose();
+      let saved!: tf.io.ModelArtifacts;
+      await model.save(
+        tf.io.withSaveHandler(async (a) => {
+          saved = a;
+          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+        }),
+        { includeOptimizer: true },
+      );
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
+      const restored = loaded.optimizer as ProximalSGD;
+      expect(restored).toBeInstanceOf(ProximalSGD);
+      expect(restored.lambda).toBeCloseTo(0.8, 12);
+      restored.attach(loaded);
+      const spy = lambdas(() => restored);
+      await loaded.fit(xs, ys, {
+        ...fit,
+        epochs: 4,
+        initialEpoch: 3,
+        callbacks: [spy.cb, new SparsityCallback()],
+      });
+      expect(spy.seen).toEqual([0.8, 0.8].map((v) => expect.closeTo(v, 12)));
+      expect(restored.lambda).toBeCloseTo(1.6, 12);
+      // A fresh optimiser started with initialEpoch 3 also begins at epoch 3's lambda.
+      const fresh = mlp(53);
+      const freshOpt = new ProximalSGD({ learningRate: 0.01, lambda: step(), magnitudes: fresh });
+      fresh.compile({ optimizer: freshOpt, loss: 'meanSquaredError' });
+      const freshSpy = lambdas(() => freshOpt);
+      await fresh.fit(xs, ys, {
+        ...fit,
+        epochs: 4,
+        initialEpoch: 3,
+        callbacks: [freshSpy.cb, new SparsityCallback()],
+      });
+      expect(freshSpy.seen).toEqual([0.8, 0.8].map((v) => expect.closeTo(v, 12)));
+      for (const m of [model, loaded, fresh]) m.dispose();
+      for (const o of [opt, restored, freshOpt]) o.dispose();
+    });
+
+    it('targetLambda keeps raising lambda after a reload, from the epoch it reached', async () => {
+      const model = mlp(54);
+      const opt = new ProximalSGD({
+        learningRate: 0.01,
+        lambda: targetLambda({ initial: 1e-4, targetCompression: 0.99, factor: 2 }),
+        magnitudes: model,
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      await model.fit(xs, ys, { ...fit, epochs: 4, callbacks: [new SparsityCallback()] });
+      expect(opt.lambda).toBeCloseTo(1.6e-3, 12);
+      const copy = ProximalSGD.fromConfig(ProximalSGD, opt.getConfig()) as ProximalSGD;
+      copy.attach(model);
+      model.compile({ optimizer: copy, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      await model.fit(xs, ys, { ...fit, epochs: 2, callbacks: [cb] });
+      expect(cb.history.map((r) => r.epoch)).toEqual([4, 5]);
+      expect(cb.history.map((r) => r.lambda)).toEqual([3.2e-3, 6.4e-3].map((v) => expect.closeTo(v, 12)));
+      model.dispose();
+      opt.dispose();
+      copy.dispose();
+    });
+
+    it('refuses a progress that is not epochs completed and a compression in [0, 1]', () => {
+      const make = (progress: unknown) =>
+        new ProximalSGD({ learningRate: 0.1, lambda: step(), magnitudes: [], progress: progress as never });
+      expect(make({ epoch: 2 }).lambda).toBeCloseTo(0.4, 12);
+      expect(() => make({ epoch: 1.5 })).toThrow(
+        /progress\.epoch must be a whole number >= 0 \(epochs completed\), got 1\.5/,
+      );
+      expect(() => make({ epoch: -1 })).toThrow(/progress\.epoch/);
+      expect(() => make({ compression: 2 })).toThrow(/progress\.compression must lie in \[0, 1\], got 2/);
+      expect(() => make(3)).toThrow(/progress must be \{ epoch\?, compression\? \}/);
+    });
   });
 
   it('rejects a stopAtCompression outside [0, 1]', () => {
