@@ -2,7 +2,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { resultsTable, seedsTable, type RunResults, type TableRow } from '../src/index';
+import { resultsTable, seedsTable, tableRow, type RunResults, type TableRow } from '../src/index';
 import { runReportBlocks, toMarkdown } from '../src/report';
 import { cli } from './helpers';
 
@@ -154,6 +154,21 @@ describe("the report's paired-test paragraph", () => {
     const md = report(committed);
     expect(md).toMatch(/gets 35 right that the baseline gets wrong, and 58 wrong .* \(80 both get wrong\)/);
     expect(md).toMatch(/95% interval \[\+0\.03, \+0\.41 pp\] \(exact, given the 93 samples/);
+  });
+
+  test('a run that misses a bound by less than the rounding says so in its report and row, as results.json does', () => {
+    // 87.29...% removed against a bound 0.004 above it: the row rounds it to the bound's 2 decimals.
+    const removed = committed.compressionPct;
+    const bound = Number((removed + 0.004).toFixed(3));
+    expect(removed.toFixed(2)).toBe(bound.toFixed(2));
+    const r = { ...committed, target: { ...committed.target!, minCompressionPct: bound, met: false } };
+    const cell = tableRow(r).targetText!;
+    expect(cell).toMatch(
+      new RegExp(`^\\*\\*missed\\*\\*: ${removed.toFixed(3).replace('.', '\\.')}% removed < ${bound}%`),
+    );
+    expect(report(r)).toContain(cell);
+    // The results table shows the run's own verdict, not one recomputed from its rounded figures.
+    expect(resultsTable([tableRow(r)])).toContain(cell);
   });
 
   test('models that never disagree get no interval, not a certain [+0.00, +0.00 pp]', () => {
