@@ -394,6 +394,10 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     if (twice !== undefined) throw new UsageError(`--${flag}: ${JSON.stringify(twice)} is given twice`);
     return values;
   };
+  if (v['bisect-steps'] !== undefined && v['target-compression'] === undefined)
+    throw new UsageError(
+      'sweep: --bisect-steps goes with --target-compression (the bisection it sets the steps of); without it the sweep runs a grid',
+    );
   if (v['target-compression'] !== undefined) {
     const grid = ['lambda', 'granularity', 'cost-weighting'].filter((f) => v[f] !== undefined);
     if (grid.length)

@@ -161,6 +161,10 @@ test('sweep flags are validated', async () => {
   const grid = await cli(['sweep', 'lenet-500-300', '--target-compression', '80', '--lambda', '0.5']);
   expect(grid.code).toBe(2);
   expect(grid.err).toMatch(/--target-compression .* does not take --lambda/);
+  // And the reverse: --bisect-steps alone would run the config's whole grid at its default budget.
+  const steps = await cli(['sweep', 'lenet-500-300', '--bisect-steps', '2']);
+  expect(steps.code).toBe(2);
+  expect(steps.err).toMatch(/--bisect-steps goes with --target-compression/);
   // A value given twice would train one point twice into one folder.
   for (const [flag, list, named] of [
     ['--lambda', '0.001,1e-3', '0.001'],
