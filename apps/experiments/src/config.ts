@@ -659,9 +659,11 @@ export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentCo
   const out: ExperimentConfig = structuredClone(cfg);
   if (budget.validation !== undefined) out.dataset.validation = budget.validation;
   if (budget.batchSize !== undefined) out.training.batchSize = budget.batchSize;
+  // A budget shrinks a run: its epochs cap the config's, and never add a phase the config
+  // leaves out (0 proximal epochs, norm-based pruning, stays 0 at --budget tiny).
   for (const phase of ['baseline', 'proximal', 'finetune'] as const) {
     const e = budget.epochs?.[phase];
-    if (e !== undefined) out.training[phase].epochs = e;
+    if (e !== undefined) out.training[phase].epochs = Math.min(e, out.training[phase].epochs);
   }
   const m = budget.widthMultiplier ?? 1;
   if (m !== 1) {

@@ -217,6 +217,20 @@ test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => 
   expect(parseBudget('{"epochs": 3}', cfg).budget.epochs).toEqual({ baseline: 3, proximal: 3, finetune: 3 });
   const applied = applyBudget(cfg, parseBudget('epochs=2,widthMultiplier=0.25', cfg).budget);
   expect(applied.training.baseline.epochs).toBe(2);
+  // A budget caps epochs: it never adds any, so 0 proximal epochs (norm-based pruning) stays 0.
+  const norm = {
+    ...clone(cfg),
+    training: { ...clone(cfg.training), proximal: { ...cfg.training.proximal, epochs: 0 } },
+  };
+  const tiny = applyBudget(norm, parseBudget('tiny', norm).budget);
+  expect([
+    tiny.training.baseline.epochs,
+    tiny.training.proximal.epochs,
+    tiny.training.finetune.epochs,
+  ]).toEqual([1, 0, 1]);
+  expect(applyBudget(cfg, parseBudget('epochs=1000', cfg).budget).training.baseline.epochs).toBe(
+    cfg.training.baseline.epochs,
+  );
   expect(applied.model.layers.find((l) => l.type === 'conv2d')).toMatchObject({ filters: 16 });
   // The logits layer keeps one unit per class.
   expect(applied.model.layers[applied.model.layers.length - 1]).toMatchObject({ units: 10 });
