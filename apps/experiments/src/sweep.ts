@@ -107,7 +107,10 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
         command: o.command,
         log,
       }));
-    if (o.baselineFrom === undefined) first ??= dir;
+    // The shared baseline is the first point's kept one. A point reused from a finished sweep
+    // no longer has it (removed at that sweep's end): the next point trained keeps one instead.
+    if (o.baselineFrom === undefined && first === undefined && existsSync(join(dir, '.work', 'baseline')))
+      first = dir;
     points.push({
       label,
       dir: label,

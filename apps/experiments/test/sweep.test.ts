@@ -348,6 +348,27 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
         .map((f) => readFileSync(join(dir, label, 'model', f)).toString('base64'));
     expect(bins(out)).toEqual(bins(whole));
   }
+  // A finished sweep, extended by a lambda with --resume: its shared baseline is gone, so the new
+  // point trains the same baseline again (same seed and backend) instead of failing on it.
+  const more = await cli([
+    ...args.slice(0, 5),
+    '0.002,0.02,0.05',
+    '--backend',
+    'wasm',
+    '--out',
+    whole,
+    '--resume',
+  ]);
+  expect(more.err).toMatch(/sweep point lambda-0\.05\n/);
+  expect(more.code).toBe(0);
+  const extended = points(whole);
+  expect(extended.map((p: { label: string }) => p.label)).toEqual([
+    'lambda-0.002',
+    'lambda-0.02',
+    'lambda-0.05',
+  ]);
+  expect(new Set(extended.map((p: { baselineTestErrorPct: number }) => p.baselineTestErrorPct)).size).toBe(1);
+  expect(existsSync(join(whole, 'lambda-0.05', '.work'))).toBe(false);
 });
 
 test('--target-compression stops after the expansion when no lambda reaches the target, and says so', async () => {
