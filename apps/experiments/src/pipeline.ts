@@ -95,6 +95,8 @@ export interface GroupCount {
 export interface RunResults {
   experiment: string;
   description: string;
+  /** The config and budget, seed aside ({@link configId}); absent in runs of older versions. */
+  configId?: string;
   command?: string;
   seed: number;
   budget: { name: string; spec: Budget; reduced: boolean; note?: string };
@@ -202,6 +204,21 @@ export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number
     )
     .digest('hex')
     .slice(0, 16);
+}
+
+/**
+ * What a run's results depend on apart from its seed: the config (without its
+ * name and description, which change no result) and the budget (without its
+ * note). Runs of one configId and several seeds are seeds of one experiment;
+ * the across-seeds table groups by it.
+ */
+export function configId(cfg: ExperimentConfig, budget: Budget): string {
+  const { name: _name, description: _description, ...rest } = cfg;
+  const { note: _note, ...spec } = budget;
+  return createHash('sha256')
+    .update(JSON.stringify({ cfg: rest, budget: spec }))
+    .digest('hex')
+    .slice(0, 12);
 }
 
 /** A stable hash of everything that determines a run's results. */
@@ -980,6 +997,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const results: RunResults = {
     experiment: cfg.name,
     description: cfg.description,
+    configId: configId(cfg, o.budget),
     command,
     seed: o.seed,
     budget: { name: o.budgetName, spec: o.budget, reduced: isReduced(o.budget), note: o.budget.note },

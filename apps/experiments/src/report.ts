@@ -376,6 +376,8 @@ export interface TableRow {
    */
   name?: string;
   targetText?: string;
+  /** The run's config and budget, seed aside (results.json `configId`); the across-seeds table groups by it. */
+  configId?: string;
   budget: string;
   reduced: boolean;
   command?: string;
@@ -458,6 +460,7 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
         }
       : undefined,
   };
+  if (r.configId) row.configId = r.configId;
   row.name = rowName(row);
   if (row.target) row.targetText = targetCell(row, r.compressionPct, r.errorDeltaPp);
   return row;
@@ -553,14 +556,22 @@ function meanSd(v: number[]): { mean: number; sd: number } {
 export function seedsTable(rows: TableRow[]): string | undefined {
   const groups = new Map<string, TableRow[]>();
   for (const r of rows) {
-    const key = `${r.experiment}\u0000${r.variant ?? ''}\u0000${r.budget}`;
+    // Rows of one name but different configs (an `extends` file that keeps its base's name) are
+    // different experiments, not seeds of one; rows of older versions carry no configId.
+    const key = `${r.experiment}\u0000${r.variant ?? ''}\u0000${r.budget}\u0000${r.configId ?? ''}`;
     const g = groups.get(key) ?? [];
     if (!g.some((x) => x.seed === r.seed)) g.push(r);
     groups.set(key, g);
   }
   const body: string[][] = [];
-  for (const g of groups.values()) {
-    if (g.length < 2) continue;
+  const shown = [...groups.values()].filter((g) => g.length >= 2);
+  // Two configs under one name each get their configId, so neither reads as the other.
+  const names = shown.map((g) => `${rowName(g[0])}\u0000${g[0].budget}`);
+  const label = (g: TableRow[], i: number) =>
+    names.filter((n) => n === names[i]).length > 1 && g[0].configId
+      ? `${rowName(g[0])} (config ${g[0].configId})`
+      : rowName(g[0]);
+  for (const [i, g] of shown.entries()) {
     g.sort((a, b) => a.seed - b.seed);
     const removed = meanSd(g.map((r) => r.compressionPct));
     const delta = meanSd(g.map((r) => r.errorDeltaPp));
@@ -570,7 +581,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
     const t = g[0].target;
     const target = t ? targetText(t, removed.mean, delta.mean, ' on the means') : '';
     body.push([
-      rowName(g[0]),
+      label(g, i),
       g[0].budget,
       g.map((r) => r.seed).join(', '),
       `${pct(removed.mean)} ± ${removed.sd.toFixed(2)}`,

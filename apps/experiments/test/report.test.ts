@@ -97,6 +97,25 @@ test('seedsTable is undefined without repeated seeds, and a seed run twice count
   expect(seedsTable([row('a', 1, 90, 1, 1), row('a', 1, 90, 1, 1.5)])).toBeUndefined();
 });
 
+test('seedsTable keeps configs that share a name apart (an extends file keeps its base name)', () => {
+  const a = (seed: number, removed: number) => ({
+    ...row('lenet-500-300', seed, removed, 1, 1.1),
+    configId: 'aaaaaaaaaaaa',
+  });
+  const b = (seed: number, removed: number) => ({
+    ...row('lenet-500-300', seed, removed, 1, 1.2),
+    configId: 'bbbbbbbbbbbb',
+  });
+  const t = seedsTable([a(1, 87), b(2, 20), a(2, 88), b(3, 22)])!;
+  const lines = t.split('\n').filter((l) => l.startsWith('| lenet-500-300'));
+  expect(lines).toHaveLength(2);
+  expect(lines[0]).toMatch(/^\| lenet-500-300 \(config aaaaaaaaaaaa\) +\| full +\| 1, 2 +\| 87\.50% ± 0\.71/);
+  expect(lines[1]).toMatch(/^\| lenet-500-300 \(config bbbbbbbbbbbb\) +\| full +\| 2, 3 +\| 21\.00% ± 1\.41/);
+  // One config alone keeps its plain name; rows without a configId (older runs) group as before.
+  expect(seedsTable([a(1, 87), a(2, 88)])!).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 /);
+  expect(seedsTable([row('x', 1, 87, 1, 1), row('x', 2, 88, 1, 1)])!).toMatch(/\| x +\| full +\| 1, 2 /);
+});
+
 test('resultsTable has one row per run with its seed', () => {
   const t = resultsTable([row('lenet-500-300', 1, 87, 1.64, 1.85), row('lenet-500-300', 2, 88, 1.63, 1.87)]);
   const lines = t.trimEnd().split('\n');
