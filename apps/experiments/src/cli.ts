@@ -489,9 +489,23 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   return 0;
 }
 
+/**
+ * The run folder a model belongs to: the folder above `modelDir` that holds a
+ * config.json (RUN/model, or a kept baseline's RUN/.work/baseline/model).
+ */
+function runDirOf(modelDir: string): string | undefined {
+  let d = resolve(modelDir);
+  for (let i = 0; i < 3; i++) {
+    d = dirname(d);
+    if (existsSync(join(d, 'config.json'))) return d;
+  }
+  return undefined;
+}
+
 function runConfigOf(modelDir: string): ExperimentConfig | undefined {
-  const f = join(resolve(modelDir), '..', 'config.json');
-  if (!existsSync(f)) return undefined;
+  const run = runDirOf(modelDir);
+  if (run === undefined) return undefined;
+  const f = join(run, 'config.json');
   return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f);
 }
 
@@ -506,7 +520,8 @@ function standardisation(
   loaded: { mean: number[]; std: number[] } | undefined,
 ): { mean: number[]; std: number[] } | undefined {
   if (cfg.dataset.normalize !== 'standardize') return loaded;
-  const f = join(resolve(modelDir), '..', 'results.json');
+  const run = runDirOf(modelDir);
+  const f = join(run ?? join(resolve(modelDir), '..'), 'results.json');
   const recorded = existsSync(f)
     ? readJsonFile<{ dataset?: { stats?: { mean: number[]; std: number[] } } }>(
         f,
@@ -721,6 +736,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
+  v.model = modelDirArg(v.model, 'prune');
   const model = await tfl.loadLayersModel(fileSystem(v.model));
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;

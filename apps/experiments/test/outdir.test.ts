@@ -38,6 +38,22 @@ test('a kept baseline outlives a repeat of its run without --keep-baseline, and 
   expect(inPlace.code).toBe(0);
   expect(inPlace.err).toMatch(/baseline reused from/);
   expect(existsSync(baseline)).toBe(true);
+  // The kept baseline is a model eval and prune take as is, with the run's config found above it.
+  const evalBaseline = await cli([
+    'eval',
+    '--model',
+    join(kb, '.work', 'baseline'),
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+  ]);
+  expect(evalBaseline.err).not.toMatch(/error/);
+  expect(evalBaseline.code).toBe(0);
+  expect(evalBaseline.out).toMatch(/\| .*baseline.model +\| 545,810 +\|/);
+  const pruneRun = await cli(['prune', '--model', kb, '--out', join(tmp, 'kb-pruned'), '--backend', 'wasm']);
+  expect(pruneRun.code).toBe(0);
+  expect(pruneRun.out).toMatch(/has no decomposed layers/);
 });
 
 test('a sweep does not take over a run folder without --force; a run with --force removes the sweep it replaces', async () => {
