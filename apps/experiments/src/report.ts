@@ -554,14 +554,23 @@ function meanSd(v: number[]): { mean: number; sd: number } {
  * test images, as much as the thesis's +0.09 pp bound.
  */
 export function seedsTable(rows: TableRow[]): string | undefined {
-  const groups = new Map<string, TableRow[]>();
+  const byName = new Map<string, TableRow[]>();
   for (const r of rows) {
-    // Rows of one name but different configs (an `extends` file that keeps its base's name) are
-    // different experiments, not seeds of one; rows of older versions carry no configId.
-    const key = `${r.experiment}\u0000${r.variant ?? ''}\u0000${r.budget}\u0000${r.configId ?? ''}`;
-    const g = groups.get(key) ?? [];
-    if (!g.some((x) => x.seed === r.seed)) g.push(r);
-    groups.set(key, g);
+    const key = `${r.experiment}\u0000${r.variant ?? ''}\u0000${r.budget}`;
+    byName.set(key, [...(byName.get(key) ?? []), r]);
+  }
+  // Rows of one name but different configs (an `extends` file that keeps its base's name) are
+  // different experiments, not seeds of one: they are split by configId. Rows of older versions
+  // carry none and go with the others while their configIds agree.
+  const groups = new Map<string, TableRow[]>();
+  for (const [key, named] of byName) {
+    const ids = new Set(named.flatMap((r) => (r.configId ? [r.configId] : [])));
+    for (const r of named) {
+      const k = ids.size > 1 ? `${key}\u0000${r.configId ?? ''}` : key;
+      const g = groups.get(k) ?? [];
+      if (!g.some((x) => x.seed === r.seed)) g.push(r);
+      groups.set(k, g);
+    }
   }
   const body: string[][] = [];
   const shown = [...groups.values()].filter((g) => g.length >= 2);

@@ -114,6 +114,10 @@ test('seedsTable keeps configs that share a name apart (an extends file keeps it
   // One config alone keeps its plain name; rows without a configId (older runs) group as before.
   expect(seedsTable([a(1, 87), a(2, 88)])!).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 /);
   expect(seedsTable([row('x', 1, 87, 1, 1), row('x', 2, 88, 1, 1)])!).toMatch(/\| x +\| full +\| 1, 2 /);
+  // An older row (no configId) beside new runs of one config counts as a seed of it.
+  expect(seedsTable([row('lenet-500-300', 3, 86, 1, 1), a(1, 87), a(2, 88)])!).toMatch(
+    /\| lenet-500-300 +\| full +\| 1, 2, 3 /,
+  );
 });
 
 test('resultsTable has one row per run with its seed', () => {
