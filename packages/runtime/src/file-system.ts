@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { processGone } from './process.js';
 
 /** Shard size of the tfjs converter and of tfjs's browser `downloads://` writer. */
 const SHARD_BYTES = 4 * 1024 * 1024;
@@ -191,8 +192,6 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   } catch (e) {
     throw new Error(`fileSystem: cannot create model directory ${dir}: ${(e as Error).message}`);
   }
-  const stat = await fs.promises.stat(dir);
-  if (!stat.isDirectory()) throw new Error(`fileSystem: ${dir} exists and is not a directory`);
 
   const weights = new Uint8Array(
     artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData),
@@ -283,8 +282,8 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   }
 
   await Promise.all(backups.map(unlinkQuietly));
-  await removeObsoleteShards(loc, shards, previousPaths);
-  await removeLeftovers(dir);
+  await removeObsoleteShards(loc, shards, previousPaths, listedElsewhere);
+  await removeLeftovers(dir, listedElsewhere);
   return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
 }
 
@@ -295,7 +294,12 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
  * the directory lists is never deleted: models saved side by side, or by an
  * older version that named every model's shards `group1-...`, stay loadable.
  */
-async function removeObsoleteShards(loc: Location, shards: string[], previousPaths: string[]): Promise<void> {
+async function removeObsoleteShards(
+  loc: Location,
+  shards: string[],
+  previousPaths: string[],
+  others: ReadonlyMap<string, string>,
+): Promise<void> {
   const { dir, jsonName } = loc;
   const keep = new Set([...shards, jsonName]);
   const own = ownShardPattern(shardPrefix(jsonName));
@@ -305,29 +309,18 @@ async function removeObsoleteShards(loc: Location, shards: string[], previousPat
     ...names.filter((f) => own.test(f) && !keep.has(f)),
   ]);
   if (candidates.size === 0) return;
-  const others = await pathsListedByOtherModels(dir, jsonName, names);
   const obsolete = [...candidates].filter((f) => !others.has(f));
   await Promise.all(obsolete.map((f) => unlinkQuietly(path.join(dir, f))));
-}
-
-/** Whether process `pid` is gone (a leftover of it can go too). */
-function processGone(pid: number): boolean {
-  if (pid === process.pid) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
 }
 
 /**
  * Deletes what saves killed mid-way left in the directory: their temporary
  * files (`.<name>.<pid>-<hex>.tmp`, never read) and backup links
- * (`.prev-<pid>-<hex>-<shard>`) that no model JSON file lists, when the
- * process that made them no longer exists.
+ * (`.prev-<pid>-<hex>-<shard>`) that no other model JSON file lists (`listed`,
+ * read once per save; the JSON file just saved lists its new shards only),
+ * when the process that made them no longer exists.
  */
-async function removeLeftovers(dir: string): Promise<void> {
+async function removeLeftovers(dir: string, listed: ReadonlyMap<string, string>): Promise<void> {
   const names = await readdirSafe(dir);
   const temp = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/;
   const backup = /^\.prev-(\d+)-[0-9a-f]{8}-/;
@@ -335,8 +328,6 @@ async function removeLeftovers(dir: string): Promise<void> {
     const m = temp.exec(f) ?? backup.exec(f);
     return m != null && processGone(Number(m[1]));
   });
-  if (stale.length === 0) return;
-  const listed = await pathsListedByOtherModels(dir, '', names);
   await Promise.all(stale.filter((f) => !listed.has(f)).map((f) => unlinkQuietly(path.join(dir, f))));
 }
 

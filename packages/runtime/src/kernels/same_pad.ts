@@ -26,7 +26,9 @@ export function explicitSamePadding(upstream: KernelFn | null, depthwise: boolea
   if (upstream == null) return null;
   return (args) => {
     const attrs = args.attrs as unknown as ConvAttrs;
-    if (attrs.pad !== 'same') return upstream(args);
+    // The common cases (any 'valid' or explicit pad, stride 1) go straight to upstream.
+    const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
+    if (attrs.pad !== 'same' || (strides[0] === 1 && strides[1] === 1)) return upstream(args);
     const x = args.inputs.x as tf.TensorInfo;
     const filter = args.inputs.filter as tf.TensorInfo;
     const info = tf.backend_util.computeConv2DInfo(

@@ -17,6 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModule, packageRequire } from '../modules.js';
+import { processGone } from '../process.js';
 
 interface WasmPackage {
   setThreadsCount(n: number): void;
@@ -48,16 +49,10 @@ function removeStaleFolders(): void {
   }
   for (const name of names) {
     const m = new RegExp(`^${FOLDER_PREFIX}(\\d+)-\\w{6}$`).exec(name);
-    if (!m || Number(m[1]) === process.pid) continue;
-    try {
-      const st = fs.lstatSync(path.join(tmp, name));
-      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
-      process.kill(Number(m[1]), 0);
-    } catch (e) {
-      // ESRCH: no such process, so nobody uses the folder; anything else leaves it be.
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH')
-        fs.rmSync(path.join(tmp, name), { recursive: true, force: true });
-    }
+    if (!m || !processGone(Number(m[1]))) continue;
+    const st = fs.lstatSync(path.join(tmp, name), { throwIfNoEntry: false });
+    if (!st?.isDirectory() || (uid !== undefined && st.uid !== uid)) continue;
+    fs.rmSync(path.join(tmp, name), { recursive: true, force: true });
   }
 }
 
