@@ -1,15 +1,6 @@
 // Every output file is written to a temporary name and renamed into place, so
 // an interrupted or failed run never leaves a half-written file behind.
-import {
-  accessSync,
-  constants,
-  existsSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { makeDirs } from '@normprune/runtime';
 
@@ -50,7 +41,6 @@ export async function writeDirAtomic(dir: string, fill: (tmp: string) => Promise
 export function ensureWritableDir(dir: string): void {
   try {
     makeDirs(dir);
-    if (!statSync(dir).isDirectory()) throw new Error('not a directory');
     accessSync(dir, constants.W_OK);
     const probe = join(dir, `.write-probe-${process.pid}`);
     writeFileSync(probe, '');

@@ -101,7 +101,14 @@ export function pruneMagnitudes(
   rule: { threshold: number; keep?: Record<string, number>; keepFilters?: Record<string, number> },
 ): void {
   const infos = magnitudes(model);
-  // An error (an unknown layer, a bad count) leaves every magnitude as it was.
+  // Names of no decomposed layer: the prox functions refuse them, naming the layers there are,
+  // before anything changes.
+  const known = new Set(infos.map((m) => m.layerName));
+  const unknown = (keep: Record<string, number> | undefined) =>
+    Object.fromEntries(Object.entries(keep ?? {}).filter(([name]) => !known.has(name)));
+  keepLargestFilters(infos, unknown(rule.keepFilters));
+  keepLargestGroups(infos, unknown(rule.keep));
+  // Any other refusal (a bad count, a layer of the wrong granularity) leaves every magnitude as it was.
   const saved = infos.map((m) => m.magnitude.clone());
   try {
     for (const m of infos) {
@@ -112,12 +119,6 @@ export function pruneMagnitudes(
       }
       if (rule.keep?.[name] !== undefined) keepLargestGroups([m], { [name]: rule.keep[name] });
     }
-    // Names of no decomposed layer: the prox functions refuse them, naming the layers there are.
-    const known = new Set(infos.map((m) => m.layerName));
-    const unknown = (keep: Record<string, number> | undefined) =>
-      Object.fromEntries(Object.entries(keep ?? {}).filter(([name]) => !known.has(name)));
-    keepLargestFilters(infos, unknown(rule.keepFilters));
-    keepLargestGroups(infos, unknown(rule.keep));
   } catch (e) {
     infos.forEach((m, i) => m.magnitude.assign(saved[i]));
     throw e;

@@ -269,9 +269,14 @@ async function nonFiniteWeight(model: tfl.LayersModel): Promise<string | undefin
   return undefined;
 }
 
-/** The learning rate of a phase's last epoch (`lrDecay` applies per epoch). */
+/** A phase's learning rate in epoch `epoch` (from 0; `lrDecay` applies per epoch). */
+function learningRateAt(spec: ExperimentConfig['training']['baseline'], epoch: number): number {
+  return spec.learningRate * spec.lrDecay ** epoch;
+}
+
+/** The learning rate of a phase's last epoch. */
 function lastLearningRate(spec: ExperimentConfig['training']['baseline']): number {
-  return spec.learningRate * spec.lrDecay ** Math.max(0, spec.epochs - 1);
+  return learningRateAt(spec, Math.max(0, spec.epochs - 1));
 }
 
 /** Where a resumed run goes on, for the log; a checkpoint follows an epoch or a phase's end. */
@@ -652,7 +657,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     const vars = trainableVariables(m);
     const steps = Math.ceil(data.train.count / cfg.training.batchSize);
     for (; state.epoch < spec.epochs; state.epoch++) {
-      const lr = spec.learningRate * spec.lrDecay ** state.epoch;
+      const lr = learningRateAt(spec, state.epoch);
       setLearningRate(opt, lr);
       const t0 = performance.now();
       const startStep = state.step;
