@@ -145,7 +145,8 @@ config.json of the run directory above DIR is used.
                       its model/ folder): the images only one of them gets
                       wrong, the error change with its exact 95% interval and the
                       exact McNemar p-value
-  --budget SPEC       e.g. testSubset=1000 to evaluate on a subset
+  --budget SPEC       e.g. testSubset=1000 to evaluate on a subset (default: the
+                      run's test subset when the config is the run's, else full)
   --backend NAME, --data-dir PATH, --download as for reproduce`,
   report: `Usage: normprune report RUN_DIR... [--table] [--json DIR] [--export DIR] [--write-readme FILE]
 
@@ -157,14 +158,16 @@ with --export DIR, the row plus the run's report, plots and metrics in DIR/<expe
 with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
-that would write the same row file are refused before anything is written).
+that would write the same row file, or replace a row DIR holds for another
+seed, are refused before anything is written).
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
 the sweep's own report is rewritten, and --export also copies it to
-DIR/sweep-<experiment>/ (rows of another sweep of the experiment already in DIR
-are kept and named in a note). So sweeps run with several seeds give one
-across-seeds row per point.
+DIR/sweep-<experiment>/, whose sweep.json names the exported points, so that
+\`report DIR/sweep-<experiment>\` reads it back (rows of another sweep of the
+experiment already in DIR are kept and named in a note). So sweeps run with
+several seeds give one across-seeds row per point.
 
   --seeds-only        only the across-seeds table (with --table or --write-readme;
                       the runs' reports are not rewritten)
@@ -251,10 +254,14 @@ function quote(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
-/** The command line a run records (config.json, the report): without the test-only --stop-after-steps. */
+/**
+ * The command line a run records (config.json, the report): the one that makes
+ * it from scratch, without --resume (a resumed run ends as an uninterrupted one
+ * would) and the test-only --stop-after-steps.
+ */
 function recordedCommand(command: string, args: string[]): string {
   const kept = args.filter(
-    (a, i) => !a.startsWith('--stop-after-steps') && args[i - 1] !== '--stop-after-steps',
+    (a, i) => a !== '--resume' && !a.startsWith('--stop-after-steps') && args[i - 1] !== '--stop-after-steps',
   );
   return ['normprune', command, ...kept].map(quote).join(' ');
 }
@@ -510,6 +517,27 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
 }
 
 /**
+ * Without --budget, --config or --experiment, `eval` of a run's model uses the
+ * run's test subset (a `tiny` run was measured on 256 test images), with a
+ * note; undefined (the full test set) otherwise.
+ */
+function runTestBudget(v: Record<string, any>): string | undefined {
+  if (v.config || v.experiment) return undefined;
+  const run = runDirOf(v.model);
+  if (run === undefined) return undefined;
+  const f = join(run, 'config.json');
+  const n = readJsonFile<{ budget?: { spec?: { testSubset?: number } } }>(
+    f,
+    'give --config FILE or --experiment NAME instead',
+  ).budget?.spec?.testSubset;
+  if (!(typeof n === 'number' && Number.isInteger(n) && n > 0)) return undefined;
+  process.stderr.write(
+    `note: evaluating on the run's test subset of ${n} images (its budget); --budget full evaluates on the whole test set\n`,
+  );
+  return `testSubset=${n}`;
+}
+
+/**
  * The per-channel statistics a standardising run scaled its inputs with (its
  * results.json, next to the model's folder); without them, those of the
  * training images loaded here, with a note, as they may differ from the run's.
@@ -572,7 +600,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       : runConfigOf(v.model);
   if (!base)
     throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
-  const { budget } = parseBudget(p.values.budget ?? 'full', base);
+  const { budget } = parseBudget(p.values.budget ?? runTestBudget(v) ?? 'full', base);
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -823,12 +851,14 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       out(`wrote ${join(arg, 'report.md')}`);
     }
     if (v.export) {
-      copyFresh(arg, join(v.export, `sweep-${sweep.experiment}`), [
-        'sweep.json',
-        'report.md',
-        'report.html',
-        'plots',
-      ]);
+      const dest = join(v.export, `sweep-${sweep.experiment}`);
+      copyFresh(arg, dest, ['report.md', 'report.html', 'plots']);
+      // The points are exported beside the sweep's folder, under their rows' names: its
+      // sweep.json names them there, so that `report` reads the exported sweep back.
+      const dirs = src.runs.map((run) => `../${rowFileName(tableRow(run.results, run.label))}`);
+      const raw = JSON.parse(readFileSync(join(arg, 'sweep.json'), 'utf8'));
+      raw.points = raw.points.map((pt: SweepPoint, i: number) => ({ ...pt, dir: dirs[i] }));
+      writeJsonAtomic(join(dest, 'sweep.json'), raw);
     }
     for (const run of src.runs) rows.push(reportRun(run, v, out));
   }
@@ -961,15 +991,32 @@ function reportSource(arg: string): ReportSource {
       sweep,
       runs: sweep.points.map((pt) => readRun(join(arg, pt.dir), pt.label)),
     };
-  const parent = readSweep(dirname(resolve(arg)));
-  const label = parent?.points.find((pt) => pt.dir === basename(resolve(arg)))?.label;
-  return { kind: 'run', arg, runs: [readRun(arg, label)] };
+  return { kind: 'run', arg, runs: [readRun(arg, pointLabel(arg))] };
+}
+
+/**
+ * The label of the sweep point `dir` is, if any: in the sweep folder above it, or, for a
+ * point exported by `report --export`, in a `sweep-*` folder beside it.
+ */
+function pointLabel(dir: string): string | undefined {
+  const parent = dirname(resolve(dir));
+  const name = basename(resolve(dir));
+  const own = readSweep(parent)?.points.find((pt) => pt.dir === name);
+  if (own) return own.label;
+  for (const f of readdirSync(parent).filter((f) => f.startsWith('sweep-'))) {
+    const sweep = statSync(join(parent, f), { throwIfNoEntry: false })?.isDirectory()
+      ? readSweep(join(parent, f))
+      : undefined;
+    const pt = sweep?.points.find((p) => p.dir === `../${name}`);
+    if (pt) return pt.label;
+  }
+  return undefined;
 }
 
 /**
  * Refuses a report whose runs would write the same row file into `dir` (--export or --json):
  * the same experiment and sweep point with different seeds, say, where the last would silently
- * replace the others.
+ * replace the others; or a row file `dir` already holds for another seed.
  */
 function refuseRowClash(sources: ReportSource[], dir: string): void {
   const seen = new Map<string, string>();
@@ -982,6 +1029,19 @@ function refuseRowClash(sources: ReportSource[], dir: string): void {
           `export or --json each seed (or each run of one experiment) to its own folder, e.g. ${join(dir, 'seed-N')}`,
       );
     seen.set(name, run.dir);
+    // A row already there from another seed would be replaced as silently (two calls of one folder).
+    const file = join(dir, `${name}.json`);
+    let there: Partial<TableRow> | undefined;
+    try {
+      there = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
+    } catch {
+      there = undefined; // not a row: replacing it loses no result
+    }
+    if (typeof there?.seed === 'number' && there.seed !== run.results.seed)
+      throw new Error(
+        `report: ${file} holds the row of seed ${there.seed}; ${run.dir} (seed ${run.results.seed}) would replace it. ` +
+          `Export or --json each seed to its own folder, e.g. ${join(dir, `seed-${run.results.seed}`)}, or delete the file to replace it`,
+      );
   }
 }
 

@@ -665,6 +665,18 @@ export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentCo
     const e = budget.epochs?.[phase];
     if (e !== undefined) out.training[phase].epochs = Math.min(e, out.training[phase].epochs);
   }
+  // A proximal phase cut shorter than its lambda warmup would end with lambda still ramping
+  // (a 2-epoch warmup at tiny's 1 epoch ends at half lambda): the warmup shrinks with the
+  // phase, 2 of 10 epochs becoming 0.2 of 1. A warmup that still fits is left as written.
+  const prox = out.training.proximal;
+  const written = cfg.training.proximal.epochs;
+  if (
+    prox.schedule.type === 'warmup' &&
+    prox.epochs > 0 &&
+    prox.epochs < written &&
+    prox.schedule.epochs >= prox.epochs
+  )
+    prox.schedule = { ...prox.schedule, epochs: (prox.schedule.epochs * prox.epochs) / written };
   const m = budget.widthMultiplier ?? 1;
   if (m !== 1) {
     const last = out.model.layers.length - 1;

@@ -17,6 +17,7 @@ import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@no
 import {
   decomposedLayers,
   isReduced,
+  parseConfig,
   type Budget,
   type DistillSpec,
   type ExperimentConfig,
@@ -191,19 +192,36 @@ export function checkRequestedBackend(requested: BackendName | undefined, info: 
  */
 export function baselineHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
   return createHash('sha256')
-    .update(
-      JSON.stringify({
-        dataset: cfg.dataset,
-        model: cfg.model,
-        batchSize: cfg.training.batchSize,
-        baseline: cfg.training.baseline,
-        trainSubset: budget.trainSubset,
-        testSubset: budget.testSubset,
-        seed,
-      }),
-    )
+    .update(JSON.stringify(baselineKey(cfg, budget, seed)))
     .digest('hex')
     .slice(0, 16);
+}
+
+/** What `baselineHash` hashes: kept beside a kept baseline, so that a mismatch can name the fields. */
+function baselineKey(cfg: ExperimentConfig, budget: Budget, seed: number): Record<string, unknown> {
+  return {
+    dataset: cfg.dataset,
+    model: cfg.model,
+    batchSize: cfg.training.batchSize,
+    baseline: cfg.training.baseline,
+    trainSubset: budget.trainSubset,
+    testSubset: budget.testSubset,
+    seed,
+  };
+}
+
+/** The paths (`baseline.epochs`, `seed`) where two JSON values differ, with both values. */
+function differences(there: unknown, here: unknown, path = ''): string[] {
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (isObj(there) && isObj(here)) {
+    const keys = [...new Set([...Object.keys(there), ...Object.keys(here)])];
+    return keys.flatMap((k) => differences(there[k], here[k], path ? `${path}.${k}` : k));
+  }
+  const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
+  return JSON.stringify(there) === JSON.stringify(here)
+    ? []
+    : [`${path}: ${show(there)} there, ${show(here)} here`];
 }
 
 /**
@@ -390,6 +408,8 @@ function liveCompression(model: tfl.LayersModel, total: number): number {
 /** RUN_DIR/.work/baseline/baseline.json, written by `--keep-baseline` beside the model. */
 interface KeptBaseline {
   baselineHash: string;
+  /** What the hash covers (baselines kept before it was recorded have none). */
+  baselineKey?: Record<string, unknown>;
   stats: ModelStats;
   metrics: string[];
   seconds: number;
@@ -419,12 +439,30 @@ function checkKeptBaseline(
   }
   const kept = readJsonFile<KeptBaseline>(file, `train the baseline again with --keep-baseline`);
   if (kept.baselineHash !== baselineHash(cfg, budget, seed)) {
+    const diff = differences(keptKey(runDir, kept), baselineKey(cfg, budget, seed));
+    const shown = diff.slice(0, 6).join('; ') + (diff.length > 6 ? `; and ${diff.length - 6} more` : '');
     throw new Error(
       `--baseline-from ${runDir}: trained with another config or seed ` +
-        '(dataset, model, batch size, baseline settings, training and test subsets and seed must match)',
+        (diff.length ? `(${shown}); ` : '') +
+        'the dataset, model, batch size, baseline settings, training and test subsets and seed must match',
     );
   }
   return { ...kept, dir };
+}
+
+/**
+ * What a kept baseline was trained with: recorded beside it, or (baselines kept
+ * before that) read from its run's config.json; undefined when neither is readable.
+ */
+function keptKey(runDir: string, kept: KeptBaseline): Record<string, unknown> | undefined {
+  if (kept.baselineKey) return kept.baselineKey;
+  try {
+    const run = JSON.parse(readFileSync(join(resolve(runDir), 'config.json'), 'utf8'));
+    const cfg = parseConfig(run.config, 'config.json');
+    return baselineKey(cfg, run.budget?.spec ?? {}, run.seed);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The files and folders a run writes into RUN_DIR. */
@@ -823,6 +861,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         state.elapsed.baseline = kept.seconds;
         for (const line of kept.metrics) metricLines.push(line);
         state.metricsCount = metricLines.length;
+        // The steps count on from the kept baseline's, as they would after training it here.
+        state.globalStep = Math.max(0, ...kept.metrics.map((l) => Number(JSON.parse(l).step) || 0));
         writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
         log(`baseline reused from ${o.baselineFrom}`);
       } else {
@@ -845,6 +885,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
               join(tmp, 'baseline.json'),
               JSON.stringify({
                 baselineHash: baselineHash(cfg, o.budget, o.seed),
+                baselineKey: baselineKey(cfg, o.budget, o.seed),
                 stats,
                 metrics,
                 seconds: state.elapsed.baseline,

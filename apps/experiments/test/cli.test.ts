@@ -231,6 +231,19 @@ test('budgets: presets, JSON, k=v pairs, and their effect on the config', () => 
   expect(applyBudget(cfg, parseBudget('epochs=1000', cfg).budget).training.baseline.epochs).toBe(
     cfg.training.baseline.epochs,
   );
+  // A lambda warmup the capped proximal phase cannot hold shrinks with it; one that fits stays.
+  const lenet = loadExperiment('lenet-500-300');
+  expect(lenet.training.proximal).toMatchObject({ epochs: 10, schedule: { type: 'warmup', epochs: 2 } });
+  const warm = (spec: string) => applyBudget(lenet, parseBudget(spec, lenet).budget).training.proximal;
+  expect(warm('tiny')).toMatchObject({ epochs: 1, schedule: { type: 'warmup', epochs: 0.2 } });
+  expect(warm('epochs.proximal=2').schedule).toEqual({ type: 'warmup', epochs: 0.4 });
+  expect(warm('epochs.proximal=5').schedule).toEqual({ type: 'warmup', epochs: 2 });
+  expect(warm('full').schedule).toEqual({ type: 'warmup', epochs: 2 });
+  // vgg-16's reduced budget (12 of 40 proximal epochs) keeps its 1-epoch warmup as committed.
+  expect(applyBudget(cfg, parseBudget(undefined, cfg).budget).training.proximal.schedule).toEqual({
+    type: 'warmup',
+    epochs: 1,
+  });
   expect(applied.model.layers.find((l) => l.type === 'conv2d')).toMatchObject({ filters: 16 });
   // The logits layer keeps one unit per class.
   expect(applied.model.layers[applied.model.layers.length - 1]).toMatchObject({ units: 10 });

@@ -183,6 +183,22 @@ test('eval measures an exported model with the config of its run directory', asy
   ]);
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/\| .*model +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ +\| \d+\.\d\d% +\|/);
+  // Without --budget, a run's model is measured on the run's own test subset (tiny: 256 images).
+  const own = await cli([
+    'eval',
+    '--model',
+    join(tmp, 'runs', 'lenet-500-300'),
+    '--compare',
+    join(tmp, 'runs', 'lenet-500-300'),
+    '--backend',
+    'wasm',
+  ]);
+  expect(own.code).toBe(0);
+  expect(own.err).toMatch(/note: evaluating on the run's test subset of 256 images/);
+  expect(own.out).toMatch(/\| against .*\n.*\n\| .*lenet-500-300(?:\/model)? +\| 256 +\| 0 +\| 0 +\|/);
+  const results = JSON.parse(readFileSync(join(tmp, 'runs', 'lenet-500-300', 'results.json'), 'utf8'));
+  const errorOf = (out: string) => Number(/\| (\d+\.\d\d)% +\|/.exec(out)![1]);
+  expect(errorOf(own.out)).toBeCloseTo(100 * results.compressed.testError, 2);
 });
 
 test('eval --compare counts the test images two models disagree on', async () => {

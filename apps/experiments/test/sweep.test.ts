@@ -101,6 +101,21 @@ test('report over sweep directories: one row per point, and one across-seeds row
   // A point's directory alone is named by its label too.
   const one = await cli(['report', '--table', join(grid, 'lambda-0.05-output')]);
   expect(one.out).toMatch(/\| lenet-500-300 lambda-0\.05-output +\|/);
+  // The exported sweep reads back: its sweep.json names the exported points, and an exported
+  // point is named by its label.
+  const back = await cli(['report', '--table', join(rows, 'sweep-lenet-500-300')]);
+  expect(back.code).toBe(0);
+  expect(back.out).toBe((await cli(['report', '--table', grid])).out);
+  const exportedPoint = await cli(['report', '--table', join(rows, 'lenet-500-300-lambda-0.05-output')]);
+  expect(exportedPoint.out).toMatch(/\| lenet-500-300 lambda-0\.05-output +\|/);
+  // A row file there from another seed is not replaced by a later call: each seed to its own folder.
+  const reseed = await cli(['report', '--table', grid2, '--json', rows]);
+  expect(reseed.code).toBe(1);
+  expect(reseed.err).toMatch(
+    /lenet-500-300-lambda-0\.001-output\.json holds the row of seed 1; .*grid-seed-2.* \(seed 2\) would replace it.*sweep-rows\/seed-2/,
+  );
+  expect(JSON.parse(readFileSync(join(rows, 'lenet-500-300-lambda-0.001-input.json'), 'utf8')).seed).toBe(1);
+  expect((await cli(['report', '--table', grid, '--json', rows])).code).toBe(0);
   // --seeds-only --section: only the across-seeds table, between the named markers.
   const readme = join(tmp, 'README.md');
   writeFileSync(
@@ -224,7 +239,30 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
     never,
   ]);
   expect(other.code).toBe(1);
-  expect(other.err).toMatch(/--baseline-from .*: trained with another config or seed/);
+  expect(other.err).toMatch(
+    /--baseline-from .*: trained with another config or seed \(seed: 4 there, 5 here\)/,
+  );
+  expect(existsSync(never)).toBe(false);
+  // A baseline kept before baseline.json recorded its settings: they are read from its run's config.json.
+  const old = join(tmp, 'kept-old');
+  cpSync(base, old, { recursive: true });
+  const keptFile = join(old, '.work', 'baseline', 'baseline.json');
+  const { baselineKey, ...older } = JSON.parse(readFileSync(keptFile, 'utf8'));
+  expect(baselineKey).toMatchObject({ seed: 4 });
+  writeFileSync(keptFile, JSON.stringify(older));
+  const fromOld = await cli([
+    'reproduce',
+    'lenet-500-300',
+    ...args.slice(0, -2),
+    '--seed',
+    '5',
+    '--baseline-from',
+    old,
+    '--out',
+    never,
+  ]);
+  expect(fromOld.code).toBe(1);
+  expect(fromOld.err).toMatch(/trained with another config or seed \(seed: 4 there, 5 here\)/);
   expect(existsSync(never)).toBe(false);
   // More baseline epochs make another baseline; more fine-tuning epochs do not.
   const reuse = (budget: string, dir: string) =>
@@ -244,7 +282,7 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   expect(longer.err).toMatch(/baseline reused from/);
   const more = await reuse('tiny,epochs.baseline=2', never);
   expect(more.code).toBe(1);
-  expect(more.err).toMatch(/trained with another config or seed/);
+  expect(more.err).toMatch(/trained with another config or seed \(baseline\.epochs: 1 there, 2 here\)/);
   expect(existsSync(never)).toBe(false);
   // The baseline's epochs count wherever they are set: in the budget (tiny's
   // 1) or in the config, with a budget that leaves them alone.
@@ -304,6 +342,15 @@ test('--keep-baseline: the sweep keeps the baseline it trained, and a later run 
   expect(again.err).toMatch(/baseline reused from/);
   const res = JSON.parse(readFileSync(join(tmp, 'again', 'results.json'), 'utf8'));
   expect(100 * res.baseline.testError).toBeCloseTo(sweep.points[0].baselineTestErrorPct, 10);
+  // The step counter goes on from the reused baseline's, as in the run that trained it.
+  const steps = (dir: string) =>
+    readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => [JSON.parse(l).phase, JSON.parse(l).step]);
+  expect(steps(join(tmp, 'again')).map(([phase]) => phase)).toEqual(['baseline', 'proximal', 'finetune']);
+  expect(steps(join(tmp, 'again'))).toEqual(steps(first));
+  expect(steps(first)[2][1]).toBeGreaterThan(steps(first)[1][1]);
 });
 
 test('an interrupted sweep continues with --resume: finished points reused, the interrupted one resumed', async () => {
@@ -338,9 +385,12 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
       dir: undefined,
     }));
   expect(points(out)).toEqual(points(whole));
-  // The recorded command is the user's, without the test-only flag.
+  // The recorded command makes the sweep from scratch: the user's, without --resume and the
+  // test-only flag; so do its points'.
   const recorded = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).command;
-  expect(recorded).toBe(`normprune ${args.join(' ')} --out ${out} --resume`);
+  expect(recorded).toBe(`normprune ${args.join(' ')} --out ${out}`);
+  for (const label of ['lambda-0.002', 'lambda-0.02'])
+    expect(JSON.parse(readFileSync(join(out, label, 'results.json'), 'utf8')).command).toBe(recorded);
   for (const label of ['lambda-0.002', 'lambda-0.02']) {
     const bins = (dir: string) =>
       readdirSync(join(dir, label, 'model'))
