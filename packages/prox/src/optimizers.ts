@@ -129,8 +129,11 @@ class SlotTable {
   }
 
   restore(values: NamedTensor[]): void {
+    // The new slots first: `values` may be this table's own slots (`setWeights(await getWeights())`),
+    // which disposing first would free before they are read.
+    const restored = values.map((v) => ({ originalName: v.name, variable: tf.variable(v.tensor, false) }));
     this.dispose();
-    this.restored = values.map((v) => ({ originalName: v.name, variable: tf.variable(v.tensor, false) }));
+    this.restored = restored;
   }
 
   dispose(): void {
@@ -549,7 +552,11 @@ export class ProximalSGD extends ProximalOptimizer {
     negLr.dispose();
   }
 
-  /** Iteration count and momentum accumulators (tfjs order: `iter` first). */
+  /**
+   * Iteration count and momentum accumulators (tfjs order: `iter` first). The
+   * accumulators are the live state; `iter` is a new scalar on every call, the
+   * caller's to dispose (as with tfjs optimisers).
+   */
   override async getWeights(): Promise<NamedTensor[]> {
     return [await this.saveIterations(), ...this.accumulations.weights()];
   }
@@ -685,7 +692,11 @@ export class ProximalAdam extends ProximalOptimizer {
     return [a1, a2];
   }
 
-  /** Iteration count, then all first moments, then all second moments (tfjs order). */
+  /**
+   * Iteration count, then all first moments, then all second moments (tfjs
+   * order). The moments are the live state; `iter` is a new scalar on every
+   * call, the caller's to dispose (as with tfjs optimisers).
+   */
   override async getWeights(): Promise<NamedTensor[]> {
     return [await this.saveIterations(), ...this.firstMoments.weights(), ...this.secondMoments.weights()];
   }

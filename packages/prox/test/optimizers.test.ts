@@ -97,6 +97,26 @@ describe.each(cases)('%s on variables that are not magnitudes', (_name, ours, th
     oc.dispose();
   });
 
+  it('takes back its own state: setWeights(await getWeights()) on the same optimiser', async () => {
+    // getWeights hands out the live slots; restoring them into the same optimiser must read them
+    // before it frees the old ones (as tfjs optimisers allow).
+    const a = makeVars();
+    const b = makeVars();
+    const oa = ours();
+    const ob = ours();
+    train(oa, a, 10);
+    train(ob, b, 5);
+    const own = await ob.getWeights();
+    await ob.setWeights(own);
+    own[0].tensor.dispose(); // the iteration count is a fresh scalar on every call
+    expect(ob.iterations).toBe(5);
+    train(ob, b, 5);
+    expect(maxDiff(flat(a), flat(b)).abs).toBeLessThan(1e-6);
+    tf.dispose([...a, ...b]);
+    oa.dispose();
+    ob.dispose();
+  });
+
   it('leaves no tensors behind once its state exists, and dispose() frees the state', async () => {
     const a = makeVars();
     const before = tf.memory().numTensors;
