@@ -156,8 +156,9 @@ function pad(s: string, n: number, right = false): string {
   return right ? s.padEnd(n) : s.padStart(n);
 }
 
-function fmt(n: number): string {
-  return Number.isNaN(n) ? 'unknown' : n.toLocaleString('en-US');
+/** A count; unknown MACs are NaN, or null in a result read back from JSON. */
+function fmt(n: number | null): string {
+  return typeof n === 'number' && !Number.isNaN(n) ? n.toLocaleString('en-US') : 'unknown';
 }
 
 /** Formats an analysis as a text table. */

@@ -66,6 +66,13 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
   }
 
+  // Before ordering: a layer applied to its own output (shared in a chain) reads itself, and
+  // the order below would never place it.
+  for (const entry of config.layers) {
+    const layer = model.getLayer(entry.name);
+    refuseNested(layer);
+    if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
+  }
   const pending: any[] = [...config.layers];
   // getConfig lists layers in depth order already; the loop only guards against surprises.
   while (pending.length) {
@@ -75,8 +82,6 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     if (idx < 0) throw new Error('surgery: could not order the model topologically');
     const entry = pending.splice(idx, 1)[0];
     const layer = model.getLayer(entry.name);
-    refuseNested(layer);
-    if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
     const inbound: any[] = entry.inboundNodes?.[0] ?? [];
     for (const t of inbound) {
       if (t[2] !== 0)

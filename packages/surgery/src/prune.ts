@@ -59,9 +59,9 @@ export interface PruneReport {
   table(): string;
 }
 
-/** A count as the table shows it; NaN (unknown MACs) as 'unknown'. */
-function count(n: number): string {
-  return Number.isNaN(n) ? 'unknown' : String(n);
+/** A count as the table shows it; NaN (unknown MACs), or null, as 'unknown'. */
+function count(n: number | null): string {
+  return typeof n === 'number' && !Number.isNaN(n) ? String(n) : 'unknown';
 }
 
 function formatReport(r: Omit<PruneReport, 'table'>): string {

@@ -3,7 +3,7 @@
 // sliced weights (with folded biases) written in.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { PrunePlan } from './engine.js';
+import type { NodeState, PrunePlan } from './engine.js';
 import { layerConfigEntry } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
@@ -54,11 +54,23 @@ export function rebuild(
 
   const emptied = states.filter((s) => s.handler.kind === 'unit' && s.ids.every((id) => removed[id]));
   if (emptied.length) {
+    const left = `layers left without a live unit: ${emptied.map((s) => `'${s.node.name}'`).join(', ')}`;
     // Name the layer whose units are dead first: the emptied layers before it are only unused because of it.
-    const dead = emptied.find((s) => s.consts.every((k) => !Number.isNaN(k))) ?? emptied[0];
+    const dead = emptied.find((s) => s.consts.every((k) => !Number.isNaN(k)));
+    if (dead)
+      throw new Error(
+        `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead: ` +
+          `removing them would disconnect the model (${left})`,
+      );
+    // None is dead, only unused: a unit layer after them reads none of their units (its weights
+    // from them are zero, or its own units are all dead but stay as the model's output).
+    const reader = unitReaderAfter(states, emptied[emptied.length - 1]);
     throw new Error(
-      `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead or unused: ` +
-        `removing them would disconnect the model (layers left without a live unit: ${emptied.map((s) => `'${s.node.name}'`).join(', ')})`,
+      `surgery: no unit of layer '${emptied[emptied.length - 1].node.name}' is used` +
+        (reader
+          ? `: layer '${reader.node.name}' (${reader.node.className}) reads none of them (its weights from them are zero, or its own groups are all dead)`
+          : '') +
+        `; removing them would disconnect the model (${left})`,
     );
   }
 
@@ -150,4 +162,18 @@ export function rebuild(
     tf.dispose(tensors);
   }
   return { model: pruned, layers, weights: newWeights };
+}
+
+/** The first unit layer (Dense, Conv2D, ...) reached from `from` through its consumers. */
+function unitReaderAfter(states: NodeState[], from: NodeState): NodeState | undefined {
+  const queue = [...from.node.consumers];
+  const seen = new Set<number>();
+  while (queue.length) {
+    const i = queue.shift()!;
+    if (seen.has(i)) continue;
+    seen.add(i);
+    if (states[i].handler.kind === 'unit') return states[i];
+    queue.push(...states[i].node.consumers);
+  }
+  return undefined;
 }

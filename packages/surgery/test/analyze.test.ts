@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { analyze, prune } from '../src/index';
+import { analyze, formatAnalysis, prune } from '../src/index';
 import { fillAll, zeroKernelWhere, zeroUnits } from './helpers';
 
 beforeAll(async () => {
@@ -152,6 +152,8 @@ describe('analyze', () => {
     expect(a.layers[2].macs).toBe(8 * 4);
     expect(a.total.macs).toBeNaN();
     expect(a.table()).toContain('unknown');
+    // Read back from JSON (as the README offers), the unknown counts are null: the same table.
+    expect(formatAnalysis(JSON.parse(JSON.stringify(a)))).toBe(a.table());
     zeroUnits(m, 'c1', [1]);
     const r = prune(m).report;
     expect(r.macsSpeedup).toBeNaN();

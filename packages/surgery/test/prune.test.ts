@@ -94,7 +94,28 @@ describe('prune: MLP', () => {
       'd2',
       Array.from({ length: 12 }, (_, i) => i),
     );
-    expect(() => prune(m)).toThrow(/'d2'.*disconnect/);
+    expect(() => prune(m)).toThrow(/every unit of layer 'd2' \(Dense, 12 units\) is dead: .*disconnect/);
+  });
+
+  it('names the layer that reads none of a layer it leaves unused: the output layer, or one past a Flatten', () => {
+    // The output layer's units stay (they are the model's output), so no layer is dead: d2 and d1
+    // are only unused, because d3 reads nothing from them.
+    const m = mlp();
+    zeroUnits(m, 'd3', [0, 1, 2, 3, 4]);
+    expect(() => prune(m)).toThrow(
+      /no unit of layer 'd2' is used: layer 'd3' \(Dense\) reads none of them .*disconnect the model \(layers left without a live unit: 'd1', 'd2'\)/,
+    );
+    const conv = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [5, 5, 1], filters: 3, kernelSize: 3, name: 'c' }),
+        tfl.layers.flatten({ name: 'f' }),
+        tfl.layers.dense({ units: 2, name: 'logits' }),
+      ],
+    });
+    zeroUnits(conv, 'logits', [0, 1]);
+    expect(() => prune(conv)).toThrow(
+      /no unit of layer 'c' is used: layer 'logits' \(Dense\) reads none of them/,
+    );
   });
 
   it('gives a bias-free consumer a bias when it must absorb a constant', () => {
@@ -503,6 +524,32 @@ describe('prune: refusals', () => {
     expect(() => prune(m)).toThrow(nestedMessage('inner', 'Sequential'));
     // Decomposed layers inside it are folded first; the refusal is the same.
     expect(() => prune(decompose(m))).toThrow(nestedMessage('inner', 'Sequential'));
+  });
+
+  it('names a layer called more than once: in parallel branches, and applied to its own output', () => {
+    const shared =
+      /surgery: layer 'shared' \(Dense\) is called more than once \(shared weights\); shared layers are not supported/;
+    const x = tfl.input({ shape: [4] });
+    const d = tfl.layers.dense({ units: 4, name: 'shared' });
+    const branches = tfl.layers
+      .add()
+      .apply([
+        d.apply(x) as tfl.SymbolicTensor,
+        d.apply(tfl.layers.activation({ activation: 'relu' }).apply(x)) as tfl.SymbolicTensor,
+      ]) as tfl.SymbolicTensor;
+    const parallel = tfl.model({
+      inputs: x,
+      outputs: tfl.layers.dense({ units: 2 }).apply(branches) as tfl.SymbolicTensor,
+    });
+    expect(() => prune(parallel)).toThrow(shared);
+    // In a chain the layer reads its own output: refused as shared, not as a model with no order.
+    const y = tfl.input({ shape: [4] });
+    const e = tfl.layers.dense({ units: 4, name: 'shared' });
+    const chain = tfl.model({
+      inputs: y,
+      outputs: tfl.layers.dense({ units: 2 }).apply(e.apply(e.apply(y))) as tfl.SymbolicTensor,
+    });
+    expect(() => prune(chain)).toThrow(shared);
   });
 
   it('names a functional model used as the first layer of a Sequential', () => {
