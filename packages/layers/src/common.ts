@@ -243,9 +243,21 @@ export function scaleBiasActivate(
   return (withBias ? f(z, direction, magnitude, bias) : f(z, direction, magnitude)) as tf.Tensor2D;
 }
 
-/** Per-group L2 norm of `kernel` over `normAxes`, shaped like the magnitude (`magnitudeShape`). */
-export function groupNorm(kernel: tf.Tensor, normAxes: number[], magnitudeShape: number[]): tf.Tensor {
-  return tf.tidy(() => tf.reshape(tf.sqrt(tf.sum(tf.square(kernel), normAxes)), magnitudeShape));
+/**
+ * The magnitudes that make a decomposed layer with direction `kernel` apply
+ * exactly `kernel`: `sqrt(||group||^2 + epsilon^2)` (the effective kernel divides
+ * by that), and 0 for an all-zero group.
+ */
+export function exactMagnitude(
+  kernel: tf.Tensor,
+  normAxes: number[],
+  magnitudeShape: number[],
+  epsilon: number,
+): tf.Tensor {
+  return tf.tidy(() => {
+    const sq = tf.reshape(tf.sum(tf.square(kernel), normAxes), magnitudeShape);
+    return tf.where(tf.greater(sq, 0), tf.sqrt(tf.add(sq, epsilon * epsilon)), tf.zerosLike(sq));
+  });
 }
 
 /** Throws a tfjs-style error unless `value` is one of `allowed`. */
@@ -299,6 +311,7 @@ export function createDecomposedWeights(
   shapes: { direction: number[]; magnitude: number[]; bias: number[] | null },
   normAxes: number[],
   magnitudeInit: { initializer: Initializer } | null,
+  epsilon: number,
 ): { direction: tfl.LayerVariable; magnitude: tfl.LayerVariable; bias: tfl.LayerVariable | null } {
   const direction = addWeight(
     'direction',
@@ -318,7 +331,8 @@ export function createDecomposedWeights(
     true,
   );
   if (magnitudeInit == null) {
-    const norm = groupNorm(direction.read(), normAxes, shapes.magnitude);
+    // The layer starts out applying its initialised kernel exactly.
+    const norm = exactMagnitude(direction.read(), normAxes, shapes.magnitude, epsilon);
     magnitude.write(norm);
     norm.dispose();
   }

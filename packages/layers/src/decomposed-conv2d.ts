@@ -104,7 +104,8 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       'filter',
     ] as const);
     this.epsilon = epsilon ?? DEFAULT_EPSILON;
-    if (!(this.epsilon > 0)) throw new Error(`DecomposedConv2D epsilon must be > 0, got ${epsilon}`);
+    if (!(this.epsilon > 0 && Number.isFinite(this.epsilon)))
+      throw new Error(`DecomposedConv2D epsilon must be a finite number > 0, got ${epsilon}`);
     this.normAxes = this.granularity === 'kernel' ? [0, 1] : [0, 1, 2];
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
@@ -130,6 +131,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
         },
         this.normAxes,
         this.magnitudeInit,
+        this.epsilon,
       );
       this.direction = w.direction;
       this.magnitude = w.magnitude;

@@ -78,7 +78,8 @@ export class DecomposedDense extends tfl.layers.Layer {
       'input',
     ] as const);
     this.epsilon = epsilon ?? DEFAULT_EPSILON;
-    if (!(this.epsilon > 0)) throw new Error(`DecomposedDense epsilon must be > 0, got ${epsilon}`);
+    if (!(this.epsilon > 0 && Number.isFinite(this.epsilon)))
+      throw new Error(`DecomposedDense epsilon must be a finite number > 0, got ${epsilon}`);
     this.normAxes = this.granularity === 'output' ? [0] : [1];
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
@@ -105,6 +106,7 @@ export class DecomposedDense extends tfl.layers.Layer {
         },
         this.normAxes,
         this.magnitudeInit,
+        this.epsilon,
       );
       this.direction = w.direction;
       this.magnitude = w.magnitude;

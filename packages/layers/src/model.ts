@@ -7,7 +7,7 @@ import {
   type DenseGranularity,
   describeValue,
   type Granularity,
-  groupNorm,
+  exactMagnitude,
 } from './common.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
@@ -106,9 +106,10 @@ function rebuild(
 /**
  * A new model in which every Dense and Conv2D layer (or those `include`
  * selects) is a {@link DecomposedDense} / {@link DecomposedConv2D} with the
- * same name and config, `direction = kernel` and `magnitude` = the norm of
- * each group of the kernel, so its outputs equal the original's (up to
- * `epsilon`). Works on Sequential and functional models, branching graphs
+ * same name and config, `direction = kernel` and, for each group of the
+ * kernel, `magnitude = sqrt(||group||^2 + epsilon^2)` (0 for an all-zero
+ * group): the effective kernel is then the original kernel, and the outputs
+ * equal the original's to float rounding. Works on Sequential and functional models, branching graphs
  * and nested models (a model used as a layer) included; the original model
  * is left untouched (weights are copied).
  * The new model is not compiled.
@@ -177,7 +178,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       const magnitudeShape = newLayer.magnitude!.shape as number[];
       return [
         kernel.clone(),
-        groupNorm(kernel, newLayer.normAxes, magnitudeShape),
+        exactMagnitude(kernel, newLayer.normAxes, magnitudeShape, newLayer.epsilon),
         ...rest.map((t) => t.clone()),
       ];
     },
@@ -222,7 +223,12 @@ export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.T
 export interface MagnitudeInfo {
   /** The layer. */
   layer: DecomposedDense | DecomposedConv2D;
-  /** Its name. */
+  /**
+   * Its name. Where layers of different nested models share a name, each goes
+   * by its path instead (`blockA/fc`, `blockB/fc`, the nested models' names
+   * first), so that keep counts, layer multipliers and sparsity reports keep
+   * them apart.
+   */
   layerName: string;
   /** Which weights share one magnitude. */
   granularity: Granularity;
@@ -276,7 +282,16 @@ function checkModel(model: unknown, who: string): asserts model is tfl.LayersMod
 }
 
 function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
-  return model.layers.flatMap((l) => (l instanceof tfl.LayersModel ? layersOf(l) : [l]));
+  return layerPaths(model).map((l) => l.layer);
+}
+
+/** Every layer with its path: its name, under the names of the nested models holding it (`block/fc`). */
+function layerPaths(model: tfl.LayersModel, prefix = ''): { path: string; layer: tfl.layers.Layer }[] {
+  return model.layers.flatMap((layer) =>
+    layer instanceof tfl.LayersModel
+      ? layerPaths(layer, `${prefix}${layer.name}/`)
+      : [{ path: prefix + layer.name, layer }],
+  );
 }
 
 /**
@@ -287,10 +302,15 @@ function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
 export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
   checkModel(model, 'magnitudes');
   const out: MagnitudeInfo[] = [];
-  for (const layer of layersOf(model)) {
+  const paths = layerPaths(model);
+  // A name two nested models' layers share is ambiguous: those layers go by their paths.
+  const count = new Map<string, number>();
+  for (const { layer } of paths) count.set(layer.name, (count.get(layer.name) ?? 0) + 1);
+  for (const { path: fullPath, layer } of paths) {
     if (!isDecomposed(layer)) continue;
+    const path = count.get(layer.name)! > 1 ? fullPath : layer.name;
     if (layer.direction == null || layer.magnitude == null) {
-      throw new Error(`magnitudes: layer '${layer.name}' is not built yet`);
+      throw new Error(`magnitudes: layer '${path}' is not built yet`);
     }
     const direction = layer.direction.read() as tf.Variable;
     const magnitude = layer.magnitude.read() as tf.Variable;
@@ -310,7 +330,7 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     }
     out.push({
       layer,
-      layerName: layer.name,
+      layerName: path,
       granularity: layer.granularity,
       magnitude,
       direction,

@@ -118,6 +118,66 @@ describe('decompose and fold', () => {
     },
   );
 
+  it.each([
+    [0.1, 'output', 'kernel'],
+    [0.5, 'input', 'filter'],
+    [0.5, 'output', 'filter'],
+  ] as const)(
+    'at a large epsilon (%s) decompose still applies the original kernels exactly (dense %s, conv2d %s)',
+    (epsilon, dense, conv2d) => {
+      const model = lenet5();
+      // An all-zero group (fc1's unit 0, or its input 0) gets magnitude 0, the others sqrt(norm^2 + eps^2).
+      const fc1 = model.getLayer('fc1');
+      const [k, b] = fc1.getWeights();
+      const zeroed = tf.tidy(() => {
+        const [rows, cols] = k.shape as [number, number];
+        const mask = dense === 'output' ? tf.oneHot([0], cols) : tf.transpose(tf.oneHot([0], rows));
+        return tf.mul(k, tf.sub(1, mask));
+      });
+      fc1.setWeights([zeroed, b]);
+      const x = randn([3, 12, 12, 1], 1);
+      const d = decompose(model, { granularity: { dense, conv2d }, epsilon });
+      for (const name of ['conv1', 'conv2', 'fc1', 'fc2']) {
+        const layer = d.getLayer(name) as DecomposedDense | DecomposedConv2D;
+        const original = model.getLayer(name).getWeights()[0];
+        const applied = effectiveKernel(layer);
+        expect(scaledError(applied, original)).toBeLessThan(1e-6);
+        applied.dispose();
+      }
+      const g = Array.from((d.getLayer('fc1') as DecomposedDense).getWeights()[1].dataSync());
+      expect(g[0]).toBe(0);
+      const norms = tf.tidy(
+        () => tf.sqrt(tf.sum(tf.square(zeroed), dense === 'output' ? 0 : 1)).arraySync() as number[],
+      );
+      for (let i = 1; i < g.length; i++) expect(g[i]).toBeCloseTo(Math.sqrt(norms[i] ** 2 + epsilon ** 2), 5);
+      expectSameOutputs(model, d, x);
+      tf.dispose([x, zeroed]);
+    },
+  );
+
+  it('a fresh decomposed layer applies its initial direction exactly, at any epsilon', () => {
+    for (const epsilon of [1e-6, 0.3]) {
+      const dense = decomposedDense({ units: 3, epsilon, kernelInitializer: 'glorotUniform' });
+      const conv = decomposedConv2d({ filters: 2, kernelSize: 2, epsilon, granularity: 'filter' });
+      tf.tidy(() => {
+        dense.apply(tf.zeros([1, 4]));
+        conv.apply(tf.zeros([1, 5, 5, 3]));
+      });
+      for (const layer of [dense, conv]) {
+        const applied = effectiveKernel(layer);
+        expect(scaledError(applied, layer.getWeights()[0])).toBeLessThan(1e-6);
+        applied.dispose();
+        layer.dispose();
+      }
+    }
+    expect(() => decomposedDense({ units: 3, epsilon: Infinity })).toThrow(
+      /DecomposedDense epsilon must be a finite number > 0, got Infinity/,
+    );
+    expect(() => decomposedConv2d({ filters: 2, kernelSize: 2, epsilon: Infinity })).toThrow(
+      /DecomposedConv2D epsilon must be a finite number > 0, got Infinity/,
+    );
+  });
+
   it('functional branching model (add, concatenate, BatchNormalization, two outputs, Dense on rank 4)', () => {
     const model = branching();
     randomizeNonKernelWeights(model, 3);
@@ -219,6 +279,15 @@ describe('decompose and fold', () => {
     ]);
     expectSameOutputs(outer, d, x);
     expect(magnitudes(d).map((i) => i.layerName)).toEqual(['b_conv', 'head', 'top']);
+    // Two blocks whose layers share a name: each goes by its path, so that they stay apart.
+    const makeBlock = (name: string) =>
+      tfl.sequential({ name, layers: [tfl.layers.dense({ inputShape: [3], units: 3, name: 'fc' })] });
+    const twoBlocks = tfl.sequential({
+      layers: [makeBlock('blockA'), makeBlock('blockB'), tfl.layers.dense({ units: 2, name: 'out' })],
+    });
+    const infos = magnitudes(decompose(twoBlocks));
+    expect(infos.map((i) => i.layerName)).toEqual(['blockA/fc', 'blockB/fc', 'out']);
+    expect(infos[0].layer).not.toBe(infos[1].layer);
     for (const info of magnitudes(d)) {
       tf.tidy(() => {
         info.magnitude.assign(tf.mul(info.magnitude, 0.5));
