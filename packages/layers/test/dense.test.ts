@@ -251,7 +251,9 @@ describe('DecomposedDense', () => {
     expect(() => decomposedDense({ units: 2, granularity: 'kernel' as any })).toThrow(
       /granularity must be one of 'output', 'input'/,
     );
-    expect(() => decomposedDense({ units: 2, epsilon: 0 })).toThrow(/DecomposedDense epsilon must be a finite number > 0, got 0/);
+    expect(() => decomposedDense({ units: 2, epsilon: 0 })).toThrow(
+      /DecomposedDense epsilon must be a finite number > 0, got 0/,
+    );
   });
 
   it('call() leaves no tensor behind', async () => {
