@@ -5,6 +5,7 @@ import {
   DEFAULT_EPSILON,
   decomposedKind,
   type DenseGranularity,
+  checkOneOf,
   describeValue,
   type Granularity,
   exactMagnitude,
@@ -121,8 +122,17 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     throw new Error(
       `decompose: granularity must be an object such as { dense: 'input', conv2d: 'filter' }, got ${describeValue(g)}`,
     );
-  const denseGranularity = options.granularity?.dense ?? 'output';
-  const convGranularity = options.granularity?.conv2d ?? 'kernel';
+  // Checked even where the model has no layer of that kind: a typo should not wait for one.
+  const denseGranularity = checkOneOf(
+    'decompose: granularity.dense',
+    options.granularity?.dense ?? 'output',
+    ['output', 'input'] as const,
+  );
+  const convGranularity = checkOneOf(
+    'decompose: granularity.conv2d',
+    options.granularity?.conv2d ?? 'kernel',
+    ['kernel', 'filter'] as const,
+  );
   const epsilon = options.epsilon ?? DEFAULT_EPSILON;
   const include = options.include;
   if (
@@ -216,6 +226,11 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
  * (plain kernel shape). A new tensor: the caller disposes it.
  */
 export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.Tensor {
+  if (!isDecomposed(layer))
+    throw new Error(
+      `effectiveKernel: expected a DecomposedDense or DecomposedConv2D layer, got ${describeValue(layer)}` +
+        ' (a plain layer applies its own kernel: layer.getWeights()[0])',
+    );
   return layer.effectiveKernel();
 }
 

@@ -247,6 +247,17 @@ describe('decompose and fold', () => {
     expect(() => decompose(model, { include: 'fc1' as never })).toThrow(
       /include must be a list of layer names or a predicate/,
     );
+    // A bad granularity is refused even where the model has no layer of that kind.
+    const mlp = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [3] })] });
+    expect(() => decompose(mlp, { granularity: { conv2d: 'rows' as never } })).toThrow(
+      /decompose: granularity.conv2d must be one of 'kernel', 'filter', got "rows"/,
+    );
+    expect(() => decompose(mlp, { granularity: { dense: 'kernel' as never } })).toThrow(
+      /decompose: granularity.dense must be one of 'output', 'input', got "kernel"/,
+    );
+    expect(() => effectiveKernel(mlp.layers[0] as never)).toThrow(
+      /effectiveKernel: expected a DecomposedDense or DecomposedConv2D layer, got an object \(Dense\).*getWeights\(\)\[0\]/,
+    );
   });
 
   it('decomposes and folds nested models (a Sequential block inside a functional model inside a Sequential)', async () => {

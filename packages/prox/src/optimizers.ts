@@ -10,7 +10,13 @@ import {
   type ScheduleState,
 } from './schedules.js';
 import { magnitudesOf } from './penalty.js';
-import { checkLayerMultipliers, costWeights, type CostWeighting } from './weights.js';
+import {
+  checkLayerMultipliers,
+  COST_WEIGHTINGS,
+  costWeightingError,
+  costWeights,
+  type CostWeighting,
+} from './weights.js';
 
 /** A variable's name and value, the array form `applyGradients` accepts. */
 export interface NamedTensor {
@@ -196,9 +202,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Checks and stores the shared options; the subclasses add their update rule. */
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();
-    if (!(o.learningRate > 0)) throw new Error(`learningRate must be > 0, got ${describe(o.learningRate)}`);
+    if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
+      throw new Error(`learningRate must be a finite number > 0, got ${describe(o.learningRate)}`);
     this.learningRate = o.learningRate;
     this.costWeighting = o.costWeighting ?? 'uniform';
+    // Checked here, not only when magnitudes attach: an optimiser made before its model is.
+    if (!COST_WEIGHTINGS.includes(this.costWeighting))
+      throw new Error(costWeightingError(this.costWeighting));
     this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
     this.renormalize = o.renormalize ?? true;
     this.progress = checkProgress(o.progress);
@@ -237,7 +247,8 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
 
   /** Sets the step size. */
   setLearningRate(learningRate: number): void {
-    if (!(learningRate > 0)) throw new Error(`learningRate must be > 0, got ${describe(learningRate)}`);
+    if (!(learningRate > 0 && Number.isFinite(learningRate)))
+      throw new Error(`learningRate must be a finite number > 0, got ${describe(learningRate)}`);
     this.learningRate = learningRate;
   }
 

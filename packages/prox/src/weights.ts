@@ -45,7 +45,7 @@ export function costWeights(
     const mean = infos.reduce((s, m, i) => s + m.groups * raw[i], 0) / groups;
     base = raw.map((v) => v / mean);
   } else {
-    throw new Error(`unknown costWeighting: ${String(costWeighting)}`);
+    throw new Error(costWeightingError(costWeighting));
   }
   return base.map((c, i) => c * (layerMultipliers[infos[i].layerName] ?? 1));
 }
@@ -67,4 +67,12 @@ export function checkLayerMultipliers(
     }
     finiteNonnegative(`layerMultipliers['${name}']`, v);
   }
+}
+
+/** The cost weightings there are. */
+export const COST_WEIGHTINGS: readonly CostWeighting[] = ['uniform', 'params', 'flops'];
+
+/** The error for a cost weighting that is not one of them. */
+export function costWeightingError(costWeighting: unknown): string {
+  return `unknown costWeighting: ${JSON.stringify(costWeighting) ?? String(costWeighting)}; allowed: ${COST_WEIGHTINGS.map((c) => `'${c}'`).join(', ')}`;
 }

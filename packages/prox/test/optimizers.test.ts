@@ -199,3 +199,22 @@ describe('lambda', () => {
     tf.dispose(vars);
   });
 });
+
+describe('options refused at construction', () => {
+  it('an infinite learning rate, and a cost weighting there is none of, before any magnitude attaches', () => {
+    for (const make of [
+      (o: object) => new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [], ...o }),
+      (o: object) => new ProximalAdam({ learningRate: 0.1, lambda: 0, magnitudes: [], ...o }),
+    ]) {
+      expect(() => make({ learningRate: Infinity })).toThrow(
+        /learningRate must be a finite number > 0, got Infinity/,
+      );
+      expect(() => make({ costWeighting: 'bytes' })).toThrow(
+        /unknown costWeighting: "bytes"; allowed: 'uniform', 'params', 'flops'/,
+      );
+      const o = make({});
+      expect(() => o.setLearningRate(Infinity)).toThrow(/learningRate must be a finite number > 0/);
+      o.dispose();
+    }
+  });
+});

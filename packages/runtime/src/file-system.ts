@@ -70,7 +70,8 @@ function locate(target: string): Location {
   // lets code written for tfjs-node keep its paths.
   const plain = target.startsWith('file://') ? fileURLToPath(target) : target;
   const resolved = path.resolve(plain);
-  if (resolved.endsWith('.json')) return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
+  if (resolved.toLowerCase().endsWith('.json'))
+    return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
   return { dir: resolved, jsonName: MODEL_JSON };
 }
 

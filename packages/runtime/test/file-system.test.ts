@@ -173,8 +173,14 @@ describe('fileSystem round trip', () => {
     await model.save(fileSystem(pathToFileURL(dir).href));
     const a = await tfl.loadLayersModel(fileSystem(path.join(dir, 'model.json')));
     expect(a.countParams()).toBe(model.countParams());
+    // The extension in any case names the JSON file, not a folder to make.
+    await model.save(fileSystem(path.join(dir, 'Upper.JSON')));
+    expect(fs.statSync(path.join(dir, 'Upper.JSON')).isFile()).toBe(true);
+    const b = await tfl.loadLayersModel(fileSystem(path.join(dir, 'Upper.JSON')));
+    expect(b.countParams()).toBe(model.countParams());
     model.dispose();
     a.dispose();
+    b.dispose();
   });
 
   it('creates missing parent directories and rejects a file in the way', async () => {

@@ -48,6 +48,10 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     return node;
   };
 
+  if (!model.inputs?.length)
+    throw new Error(
+      `surgery: model '${model.name}' has no layers yet (an empty tf.sequential()); add its layers first`,
+    );
   if (!Array.isArray(config.inputLayers)) {
     // Sequential: a chain; its InputLayer is not part of `layers`.
     const inShape = model.inputs[0].shape;

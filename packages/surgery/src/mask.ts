@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { isDecomposed } from '@normprune/layers';
-import { allLayers } from './folding.js';
+import { allLayers, checkModel } from './folding.js';
 
 /** One layer under a {@link KernelMask}. */
 export interface MaskedLayer {
@@ -36,6 +36,7 @@ export interface KernelMask {
  * after each step of a custom loop. Decomposed layers (nested ones too) are refused: prune (or fold) first.
  */
 export function kernelMask(model: tfl.LayersModel): KernelMask {
+  checkModel(model, 'kernelMask');
   const entries: {
     name: string;
     variable: tfl.LayerVariable;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { analyze, formatAnalysis, prune } from '../src/index';
+import { analyze, formatAnalysis, kernelMask, prune } from '../src/index';
 import { fillAll, zeroKernelWhere, zeroUnits } from './helpers';
 
 beforeAll(async () => {
@@ -171,5 +171,12 @@ describe('analyze', () => {
       /analyze: expected a tfjs LayersModel .*got an object/,
     );
     expect(() => prune(null as never)).toThrow(/prune: expected a tfjs LayersModel .*got null/);
+    expect(() => kernelMask(m.layers[0] as never)).toThrow(
+      /kernelMask: expected a tfjs LayersModel .*got an object/,
+    );
+    expect(() => kernelMask(null as never)).toThrow(/kernelMask: expected a tfjs LayersModel .*got null/);
+    expect(() => prune(tfl.sequential({ name: 'empty' }))).toThrow(
+      /surgery: model 'empty' has no layers yet \(an empty tf.sequential\(\)\); add its layers first/,
+    );
   });
 });
