@@ -302,8 +302,9 @@ export type AddWeight = (
 /**
  * Creates the weights every decomposed layer owns: the direction (with the
  * plain layer's kernel initializer, regularizer and constraint), the
- * magnitude (by default the norm of each initial direction group, so the
- * effective kernel starts as the plain layer's would) and the bias.
+ * magnitude (by default `sqrt(norm^2 + epsilon^2)` of each initial direction
+ * group, so the effective kernel starts as the initial direction exactly, as
+ * the plain layer's kernel would) and the bias.
  */
 export function createDecomposedWeights(
   addWeight: AddWeight,

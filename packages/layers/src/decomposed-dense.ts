@@ -26,7 +26,7 @@ export interface DecomposedDenseArgs extends DenseLayerArgs {
   granularity?: DenseGranularity;
   /** Added as `epsilon^2` under the square root of each group's norm, so a zero direction yields a zero kernel, not NaN. Default 1e-6. */
   epsilon?: number;
-  /** Initial magnitudes. Default: the norm of each group of the initial direction, so a fresh layer is distributed like `tf.layers.dense`. */
+  /** Initial magnitudes. Default: `sqrt(norm^2 + epsilon^2)` of each group of the initial direction, so a fresh layer applies its initial direction exactly and is distributed like `tf.layers.dense`. */
   magnitudeInitializer?: InitializerSpec;
 }
 
