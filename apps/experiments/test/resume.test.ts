@@ -91,6 +91,47 @@ test('SGD with momentum: the momentum slots survive the checkpoint', async () =>
   expect(fingerprint(parts)).toEqual(fingerprint(whole));
 });
 
+test('SGD with momentum: an interruption inside fine-tuning resumes with the fine-tune momentum slots', async () => {
+  // Fine-tuning makes its own optimiser; a resume must reload its slots from the
+  // checkpoint, or the resumed run restarts the momentum from zero and drifts.
+  const file = writeVariant(tmp, 'sgd-finetune', (cfg) => {
+    for (const phase of ['baseline', 'proximal', 'finetune'])
+      Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
+    cfg.training.proximal.lambda = 0.05;
+  });
+  const args = ['train', '--config', file, '--budget', BUDGET, '--seed', '4', '--backend', 'wasm'];
+  const whole = join(tmp, 'whole-sgd-finetune');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  // BUDGET: 512 training images in batches of 128 = 4 steps per epoch, 2 epochs per
+  // phase: baseline ends at global step 8, proximal at 16, fine-tuning at 24.
+  const ends = (phase: string) =>
+    readFileSync(join(whole, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.phase === phase)
+      .map((l) => l.step);
+  expect(ends('proximal')).toEqual([12, 16]);
+  expect(ends('finetune')).toEqual([20, 24]);
+
+  const parts = join(tmp, 'parts-sgd-finetune');
+  const state = () => JSON.parse(readFileSync(join(parts, '.work', 'checkpoint', 'state.json'), 'utf8'));
+  // First stop after 11 steps: proximal epoch 1, 3 of its 4 steps done.
+  const a = await cli([...args, '--out', parts, '--stop-after-steps', '11']);
+  expect(a.code).toBe(130);
+  expect([state().phase, state().epoch, state().step, state().globalStep]).toEqual(['proximal', 0, 3, 11]);
+  // 8 more: global step 19, fine-tuning epoch 1, 3 of 4 steps done (momentum built up mid-epoch).
+  const b = await cli([...args, '--out', parts, '--resume', '--stop-after-steps', '8']);
+  expect(b.code).toBe(130);
+  expect(b.out + b.err).toMatch(/resuming proximal at epoch 1\/2, step 3\b/);
+  expect([state().phase, state().epoch, state().step, state().globalStep]).toEqual(['finetune', 0, 3, 19]);
+  const c = await cli([...args, '--out', parts, '--resume']);
+  expect(c.code).toBe(0);
+  expect(c.out + c.err).toMatch(/resuming finetune at epoch 1\/2, step 3\b/);
+  expect(existsSync(join(parts, '.work'))).toBe(false);
+  expect(fingerprint(parts)).toEqual(fingerprint(whole));
+});
+
 test('distillation: the teacher survives the checkpoint, and layer multipliers reach the optimiser', async () => {
   const distilled = (cfg: any) => {
     cfg.training.proximal.layerMultipliers = { dense2: 0 };

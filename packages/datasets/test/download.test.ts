@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatasetError, loadCifar10 } from '../src/index';
 import { downloadFile } from '../src/download';
@@ -107,6 +108,89 @@ describe('downloadFile', () => {
     expect(hits.get('/f.bin')).toBe(3);
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  it('rejects a sha256 mismatch (even with a matching md5) after retrying, and leaves no file', async () => {
+    routes.set('/f.bin', serve(BODY));
+    const dir = tmp();
+    const sha256 = createHash('sha256').update(BODY).digest('hex');
+    const wrong = 'ab'.repeat(32);
+    for (const remote of [
+      { url: `${base}/f.bin`, sha256: wrong },
+      { url: `${base}/f.bin`, md5: md5(BODY), sha256: wrong.toUpperCase() },
+    ]) {
+      hits.clear();
+      const err = (await downloadFile(remote, join(dir, 'f.bin'), fast).catch((e) => e)) as DatasetError;
+      expect(err).toBeInstanceOf(DatasetError);
+      expect(err.code).toBe('checksum-mismatch');
+      expect(err.message).toMatch(/^sha256 of the downloaded file differs from the published one/);
+      expect(err.expected).toBe(remote.sha256);
+      expect(err.found).toBe(sha256);
+      expect(err.file).toBe(`${base}/f.bin`);
+      expect(hits.get('/f.bin')).toBe(3);
+      expect(readdirSync(dir)).toEqual([]);
+    }
+  });
+
+  it('a transfer cut midway fails as truncated even when no checksum is given', async () => {
+    // Without a checksum, only the byte count can tell a short file from a whole one.
+    routes.set('/f.bin', cutMidway(BODY));
+    const dir = tmp();
+    const err = (await downloadFile({ url: `${base}/f.bin` }, join(dir, 'f.bin'), fast).catch(
+      (e) => e,
+    )) as DatasetError;
+    expect(err.code).toBe('download-failed');
+    expect((err.cause as DatasetError).code).toBe('truncated');
+    expect(err.message).toMatch(/download ended early .*; expected: 100000 bytes; found: \d+ bytes/);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  // On Node 20 a socket closed early always rejects the pipeline ('aborted'),
+  // so no local server reaches the check made after a transfer that ended
+  // without error: a response that ends cleanly but is incomplete (or shorter
+  // than its content-length). That check guards other runtimes and stream
+  // implementations; a stub response exercises it.
+  it.each([
+    [
+      'shorter than its content-length',
+      { 'content-length': String(BODY.length) },
+      /expected: 100000 bytes; found: 50000 bytes/,
+    ],
+    ['marked incomplete, with no content-length', {}, /found: 50000 bytes/],
+  ])(
+    'a response that ends without error but %s fails as truncated, with no checksum given',
+    async (_what, headers, detail) => {
+      // The module object download.ts reads http.get from (the test's own `import * as` is a copy).
+      const nodeHttp = jest.requireActual<typeof http>('node:http');
+      const spy = jest.spyOn(nodeHttp, 'get').mockImplementation(((
+        _url: string,
+        _options: unknown,
+        callback: (res: http.IncomingMessage) => void,
+      ) => {
+        const res = Object.assign(Readable.from([BODY.subarray(0, 50_000)], { objectMode: false }), {
+          statusCode: 200,
+          headers,
+          complete: false,
+        });
+        setImmediate(() => callback(res as unknown as http.IncomingMessage));
+        const req = { setTimeout: () => req, on: () => req };
+        return req;
+      }) as unknown as typeof http.get);
+      try {
+        const dir = tmp();
+        const err = (await downloadFile({ url: 'http://stub.invalid/f.bin' }, join(dir, 'f.bin'), fast).catch(
+          (e) => e,
+        )) as DatasetError;
+        expect(err.code).toBe('download-failed');
+        expect((err.cause as DatasetError).code).toBe('truncated');
+        expect(err.message).toMatch(/download failed after 3 attempt\(s\): download ended early; /);
+        expect(err.message).toMatch(detail);
+        expect(spy).toHaveBeenCalledTimes(3);
+        expect(readdirSync(dir)).toEqual([]);
+      } finally {
+        spy.mockRestore();
+      }
+    },
+  );
 
   it('accepts a re-compressed gzip whose content has the published content md5, and refuses other content', async () => {
     const official = gzipSync(BODY, { level: 9 });

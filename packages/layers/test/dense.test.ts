@@ -3,11 +3,24 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { DecomposedDense, decomposedDense, type DenseGranularity } from '../src/index.js';
 import { computeEffectiveKernel, scaleBiasActivate } from '../src/common.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
-import { allFinite, gradientErrors, randn, scaledError, useCpu, values } from './helpers.js';
+import {
+  allFinite,
+  gradientErrors,
+  randn,
+  referenceKernel,
+  referenceKernelOf,
+  scaledError,
+  useCpu,
+  values,
+} from './helpers.js';
 
 beforeAll(useCpu);
 
-/** A plain Dense with the decomposed layer's effective kernel and bias. */
+/**
+ * A plain Dense whose kernel is the documented formula applied to the
+ * decomposed layer's direction and magnitude (computed in the test, not by
+ * effectiveKernel(), so a wrong formula in src cannot agree with itself).
+ */
 function plainTwin(
   layer: DecomposedDense,
   activation: string | undefined,
@@ -19,10 +32,15 @@ function plainTwin(
     useBias: layer.useBias,
   });
   plain.build(inputShape);
-  const kernel = layer.effectiveKernel();
+  const kernel = referenceKernelOf(layer);
   plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
   kernel.dispose();
   return plain;
+}
+
+/** Frees a layer's weights (Layer.dispose() refuses a layer only ever applied to concrete tensors). */
+function disposeWeights(layer: tfl.layers.Layer): void {
+  for (const w of layer.weights) w.dispose();
 }
 
 /** Random magnitudes (some near zero, some large) so the test does not pass on norm-initialised ones alone. */
@@ -73,9 +91,12 @@ describe('DecomposedDense', () => {
     // The kernel really is magnitude * direction / ||direction|| per group.
     const axis = c.granularity === 'output' ? 0 : 1;
     const k = layer.effectiveKernel();
+    const reference = referenceKernelOf(layer);
+    expect(scaledError(k, reference)).toBeLessThan(1e-5);
     const norms = tf.norm(k, 'euclidean', axis);
-    expect(scaledError(norms, tf.abs(layer.magnitude!.read()))).toBeLessThan(1e-5);
-    tf.dispose([x, y, yPlain, k, norms]);
+    const magnitudes = tf.abs(layer.magnitude!.read());
+    expect(scaledError(norms, magnitudes)).toBeLessThan(1e-5);
+    tf.dispose([x, y, yPlain, k, reference, norms, magnitudes]);
   });
 
   it('weights are direction [in, units], magnitude, bias, and a fresh layer starts with magnitude = ||direction||', () => {
@@ -182,7 +203,10 @@ describe('DecomposedDense', () => {
       // Weights are seeded: the check is deterministic (relu's kinks included).
       const errors = gradientErrors(layer, x, 12);
       expect(errors.length).toBe(useBias ? 4 : 3);
-      for (const error of errors) expect(error).toBeLessThan(1e-2);
+      // Measured (seeded, cpu): at most 5e-5 for tanh / linear; relu reaches
+      // 2e-3 where a finite-difference step crosses a kink, so it gets 5e-3.
+      const bound = activation === 'relu' ? 5e-3 : 1e-4;
+      for (const error of errors) expect(error).toBeLessThan(bound);
       x.dispose();
     },
   );
@@ -266,6 +290,140 @@ describe('DecomposedDense', () => {
     });
     x.dispose();
   });
+});
+
+// With the default epsilon (1e-6) the epsilon^2 under the square root is
+// invisible next to a direction group of norm ~1, so a layer that added
+// epsilon instead of epsilon^2 (or dropped it) would pass every test above.
+// epsilon 0.5 next to direction groups of norm ~0.05 makes the term dominate
+// the norm, and the expected outputs are computed here, in float64 plain
+// arithmetic, not through effectiveKernel().
+describe('DecomposedDense forward pass against the epsilon formula', () => {
+  /** `x @ kernel + bias`, then relu or nothing, in plain arithmetic; `kernel` is `[in, units]` row-major. */
+  function denseForward(
+    x: ArrayLike<number>,
+    batch: number,
+    kernel: ArrayLike<number>,
+    inputDim: number,
+    units: number,
+    bias: ArrayLike<number> | null,
+    relu: boolean,
+  ): number[] {
+    const y: number[] = [];
+    for (let b = 0; b < batch; b++)
+      for (let j = 0; j < units; j++) {
+        let s = bias == null ? 0 : bias[j];
+        for (let i = 0; i < inputDim; i++) s += x[b * inputDim + i] * kernel[i * units + j];
+        y.push(relu ? Math.max(0, s) : s);
+      }
+    return y;
+  }
+
+  it.each(['output', 'input'] as const)(
+    'one small direction column [0.03, 0.04], magnitude 1, epsilon 0.5 (%s, worked by hand)',
+    (granularity) =>
+      expectNoLeak(() => {
+        const layer = decomposedDense({ units: 1, granularity, epsilon: 0.5, useBias: false });
+        layer.build([null, 2]);
+        const direction = tf.tensor2d([[0.03], [0.04]]);
+        const magnitude = tf.ones(granularity === 'output' ? [1] : [2]);
+        layer.setWeights([direction, magnitude]);
+        const x = tf.tensor2d([
+          [1, 2],
+          [-3, 0.5],
+        ]);
+        const y = layer.apply(x) as tf.Tensor;
+        // 'output': one group, the column: w = [0.03, 0.04] / sqrt(0.03^2 + 0.04^2 + 0.5^2)
+        //   = [0.03, 0.04] / 0.50249...  (with epsilon instead of epsilon^2: / 0.70888...)
+        // 'input': one group per row: w_i = v_i / sqrt(v_i^2 + 0.5^2).
+        const w =
+          granularity === 'output'
+            ? [0.03 / Math.sqrt(0.0025 + 0.25), 0.04 / Math.sqrt(0.0025 + 0.25)]
+            : [0.03 / Math.sqrt(0.0009 + 0.25), 0.04 / Math.sqrt(0.0016 + 0.25)];
+        const expected = [1 * w[0] + 2 * w[1], -3 * w[0] + 0.5 * w[1]];
+        expect(y.shape).toEqual([2, 1]);
+        values(y).forEach((v, i) => expect(Math.abs(v - expected[i])).toBeLessThan(1e-5));
+        const k = layer.effectiveKernel();
+        values(k).forEach((v, i) => expect(Math.abs(v - w[i])).toBeLessThan(1e-5));
+        tf.dispose([direction, magnitude, x, y, k]);
+        disposeWeights(layer);
+      }),
+  );
+
+  it.each([
+    { batch: 3, inputDim: 2, units: 1, granularity: 'output', useBias: false, activation: 'linear' },
+    { batch: 3, inputDim: 2, units: 1, granularity: 'input', useBias: false, activation: 'linear' },
+    { batch: 4, inputDim: 5, units: 3, granularity: 'output', useBias: true, activation: 'linear' },
+    { batch: 4, inputDim: 5, units: 3, granularity: 'input', useBias: true, activation: 'linear' },
+    { batch: 2, inputDim: 7, units: 6, granularity: 'output', useBias: true, activation: 'relu' },
+    { batch: 2, inputDim: 7, units: 6, granularity: 'input', useBias: true, activation: 'relu' },
+    { batch: 5, inputDim: 1, units: 4, granularity: 'output', useBias: false, activation: 'relu' },
+    { batch: 5, inputDim: 9, units: 2, granularity: 'input', useBias: false, activation: 'linear' },
+  ] as const)(
+    'layer.apply(x) = x . g v / sqrt(||v||^2 + eps^2) (+ bias) with eps 0.5 and small directions: %j',
+    (c) =>
+      expectNoLeak(() => {
+        const layer = decomposedDense({
+          units: c.units,
+          granularity: c.granularity,
+          epsilon: 0.5,
+          useBias: c.useBias,
+          activation: c.activation,
+        });
+        layer.build([null, c.inputDim]);
+        const groups = c.granularity === 'output' ? c.units : c.inputDim;
+        const direction = tf.tidy(() => tf.mul(randn([c.inputDim, c.units], 91), 0.05));
+        const magnitude = tf.tidy(() => tf.mul(randn([groups], 92), 2));
+        const bias = c.useBias ? randn([c.units], 93) : null;
+        layer.setWeights(bias == null ? [direction, magnitude] : [direction, magnitude, bias]);
+        const x = randn([c.batch, c.inputDim], 94);
+        const y = layer.apply(x) as tf.Tensor;
+        const kernel = referenceKernel(
+          values(direction),
+          [c.inputDim, c.units],
+          c.granularity === 'output' ? [0] : [1],
+          values(magnitude),
+          0.5,
+        );
+        const expected = denseForward(
+          values(x),
+          c.batch,
+          kernel,
+          c.inputDim,
+          c.units,
+          bias == null ? null : values(bias),
+          c.activation === 'relu',
+        );
+        expect(y.shape).toEqual([c.batch, c.units]);
+        const expectedT = tf.tensor2d(expected, [c.batch, c.units]);
+        expect(scaledError(y, expectedT)).toBeLessThan(1e-5);
+        // effectiveKernel() too: 'input' goes through it, 'output' through scaleBiasActivate.
+        const k = layer.effectiveKernel();
+        const kernelT = tf.tensor2d(Array.from(kernel), [c.inputDim, c.units]);
+        expect(scaledError(k, kernelT)).toBeLessThan(1e-5);
+        tf.dispose([direction, magnitude, x, y, expectedT, k, kernelT]);
+        if (bias != null) bias.dispose();
+        disposeWeights(layer);
+      }),
+  );
+
+  it('a rank-3 input applies the same formula on its last axis', () =>
+    expectNoLeak(() => {
+      const layer = decomposedDense({ units: 3, epsilon: 0.5 });
+      layer.build([null, 2, 4]);
+      const direction = tf.tidy(() => tf.mul(randn([4, 3], 95), 0.05));
+      const magnitude = randn([3], 96);
+      const bias = randn([3], 97);
+      layer.setWeights([direction, magnitude, bias]);
+      const x = randn([2, 2, 4], 98);
+      const y = layer.apply(x) as tf.Tensor;
+      const kernel = referenceKernel(values(direction), [4, 3], [0], values(magnitude), 0.5);
+      const expected = tf.tensor(denseForward(values(x), 4, kernel, 4, 3, values(bias), false), [2, 2, 3]);
+      expect(y.shape).toEqual([2, 2, 3]);
+      expect(scaledError(y, expected)).toBeLessThan(1e-5);
+      tf.dispose([direction, magnitude, bias, x, y, expected]);
+      disposeWeights(layer);
+    }));
 });
 
 describe('hand-written gradients', () => {

@@ -30,6 +30,61 @@ export function scaledError(a: tf.Tensor, b: tf.Tensor): number {
   return err / scale;
 }
 
+/**
+ * The effective kernel by the documented formula, in float64 plain arithmetic
+ * (no tfjs, none of the layers' code): `w = v * g / sqrt(sum(v^2 over the
+ * group) + epsilon^2)`. A group is the set of entries of the direction `v`
+ * that differ only along `normAxes`; groups are numbered row-major over the
+ * remaining axes, which is how the magnitude `g` is laid out (Dense 'output':
+ * `[units]`, 'input': `[in]`; Conv2D 'kernel': `[cin, cout]`, 'filter': `[cout]`).
+ */
+export function referenceKernel(
+  direction: ArrayLike<number>,
+  shape: number[],
+  normAxes: number[],
+  magnitude: ArrayLike<number>,
+  epsilon: number,
+): Float64Array {
+  const size = shape.reduce((p, d) => p * d, 1);
+  if (direction.length !== size) throw new Error(`direction has ${direction.length} entries, shape ${shape}`);
+  const kept = shape.map((_, a) => a).filter((a) => !normAxes.includes(a));
+  const groups = kept.reduce((p, a) => p * shape[a], 1);
+  if (magnitude.length !== groups)
+    throw new Error(`magnitude has ${magnitude.length} entries, ${groups} groups`);
+  const groupOf = (flat: number): number => {
+    // Coordinates of `flat` (row-major), then the row-major index over the kept axes.
+    const coords = new Array<number>(shape.length);
+    for (let a = shape.length - 1; a >= 0; a--) {
+      coords[a] = flat % shape[a];
+      flat = Math.floor(flat / shape[a]);
+    }
+    return kept.reduce((g, a) => g * shape[a] + coords[a], 0);
+  };
+  const sumSq = new Float64Array(groups);
+  for (let i = 0; i < size; i++) sumSq[groupOf(i)] += direction[i] * direction[i];
+  const out = new Float64Array(size);
+  for (let i = 0; i < size; i++) {
+    const g = groupOf(i);
+    out[i] = (direction[i] * magnitude[g]) / Math.sqrt(sumSq[g] + epsilon * epsilon);
+  }
+  return out;
+}
+
+/** The effective kernel of a built decomposed layer by {@link referenceKernel}, from its current weights. */
+export function referenceKernelOf(layer: {
+  direction: { read(): tf.Tensor } | null;
+  magnitude: { read(): tf.Tensor } | null;
+  normAxes: number[];
+  epsilon: number;
+}): tf.Tensor {
+  const v = layer.direction!.read();
+  const g = layer.magnitude!.read();
+  return tf.tensor(
+    Array.from(referenceKernel(values(v), v.shape, layer.normAxes, values(g), layer.epsilon)),
+    v.shape,
+  );
+}
+
 export function allFinite(t: tf.Tensor): boolean {
   return values(t).every((v) => Number.isFinite(v));
 }

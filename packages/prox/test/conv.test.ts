@@ -151,9 +151,11 @@ describe('attach and layer multipliers', () => {
     expect(() => new ProximalSGD({ learningRate: 0.1, lambda: '0.1' as never, magnitudes: [] })).toThrow(
       /lambda must be a finite number >= 0, got "0.1" \(a string\)/,
     );
-    expect(() => new ProximalSGD({ learningRate: 0, lambda: 0, magnitudes: [] })).toThrow(/learningRate/);
+    expect(() => new ProximalSGD({ learningRate: 0, lambda: 0, magnitudes: [] })).toThrow(
+      /learningRate must be > 0, got 0/,
+    );
     expect(() => new ProximalSGD({ learningRate: 0.1, momentum: 1, lambda: 0, magnitudes: [] })).toThrow(
-      /momentum/,
+      /momentum must lie in \[0, 1\), got 1/,
     );
     expect(
       () =>
@@ -164,7 +166,7 @@ describe('attach and layer multipliers', () => {
           costWeighting: 'flops' as const,
           layerMultipliers: { x: 1 },
         }),
-    ).toThrow(/x/);
+    ).toThrow(/layerMultipliers: no decomposed layer named 'x' \(have: conv, dense\)/);
     opt.dispose();
     model.dispose();
   });

@@ -174,16 +174,19 @@ describe('keepLargest (projection onto the L0 ball)', () => {
     }
   });
 
-  it('rejects a k that is not a non-negative integer and an x with NaN, and leaks nothing', () => {
+  it('rejects a k that is not a non-negative integer and an x with NaN, and leaks nothing', async () => {
     const input = tf.tensor1d(x);
-    expect(() => keepLargest(input, -1)).toThrow(/k must be an integer >= 0, got -1/);
-    expect(() => keepLargest(input, 1.5)).toThrow(/got 1.5/);
-    expect(() => keepLargest(input, '2' as never)).toThrow(/got "2" \(a string\)/);
-    // NaN has no order: it must not silently displace the largest entries.
     const withNaN = tf.tensor1d([1, NaN, 3, 0.5, 2]);
-    expect(() => keepLargest(withNaN, 2)).toThrow(/NaN at flat index 1/);
-    withNaN.dispose();
-    expectNoLeak(() => keepLargest(input, 3).dispose());
-    input.dispose();
+    // expectNoLeak is async (it awaits fn): without the await its rejection would go unnoticed.
+    await expectNoLeak(() => {
+      expect(() => keepLargest(input, -1)).toThrow(/k must be an integer >= 0, got -1/);
+      expect(() => keepLargest(input, 1.5)).toThrow(/got 1.5/);
+      expect(() => keepLargest(input, '2' as never)).toThrow(/got "2" \(a string\)/);
+      // NaN has no order: it must not silently displace the largest entries.
+      expect(() => keepLargest(withNaN, 2)).toThrow(/NaN at flat index 1/);
+    });
+    await expectNoLeak(() => keepLargest(input, 3).dispose());
+    await expectNoLeak(() => keepLargest(input, 10).dispose()); // k >= size: the clone path
+    tf.dispose([input, withNaN]);
   });
 });

@@ -194,7 +194,7 @@ describe('lambda', () => {
     o.lambda = 0.3;
     train(o, vars, 1);
     expect(o.lambda).toBe(0.3);
-    expect(() => o.setLambda(-1)).toThrow(/lambda/);
+    expect(() => o.setLambda(-1)).toThrow(/lambda must be a finite number >= 0, got -1/);
     o.dispose();
     tf.dispose(vars);
   });

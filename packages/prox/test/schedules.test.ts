@@ -59,8 +59,10 @@ describe('lambda schedules', () => {
   });
 
   it('rejects invalid parameters', () => {
-    expect(() => constantLambda(-1)).toThrow(/value/);
-    expect(() => stepLambda({ initial: 1, factor: 0.5, every: 0 })).toThrow(/every/);
+    expect(() => constantLambda(-1)).toThrow(/lambda schedule: value must be a finite number >= 0, got -1/);
+    expect(() => stepLambda({ initial: 1, factor: 0.5, every: 0 })).toThrow(
+      /lambda schedule: every must be > 0, got 0/,
+    );
     expect(() => targetLambda({ initial: 1, targetCompression: 1.5 })).toThrow(/targetCompression/);
     expect(() => targetLambda({ initial: 1, targetCompression: 0.5, factor: 0.5 })).toThrow(/factor/);
     expect(() => lambdaSchedule({ kind: 'nope' } as never)).toThrow(/nope/);

@@ -35,6 +35,7 @@ describe('threaded wasm under Node', () => {
       )([tf.tensor4d(vx, [4, 12, 10, 6]), tf.tensor4d(vw, [3, 3, 6, 8])]);
     const ref = await runOn('cpu', f);
     const got = await runOn('wasm', f);
-    ref.forEach((v, i) => expect(relError(got[i], v)).toBeLessThan(1e-4));
+    // Measured 4e-7 (error relative to the largest entry of each gradient).
+    ref.forEach((v, i) => expect(relError(got[i], v)).toBeLessThan(1e-5));
   });
 });

@@ -148,6 +148,101 @@ describe('prune: MLP', () => {
   });
 });
 
+/** The layer's weights read back as host arrays, in layer order (kernel first). */
+function hostWeights(model: tfl.LayersModel, layer: string): Float32Array[] {
+  return model
+    .getLayer(layer)
+    .getWeights()
+    .map((t) => t.dataSync() as Float32Array);
+}
+
+/** Non-zero weights of every layer of `model`, counted in the test from the weights themselves. */
+function countNonzeros(model: tfl.LayersModel): number {
+  let n = 0;
+  for (const l of model.layers)
+    for (const w of hostWeights(model, l.name)) for (const v of w) if (v !== 0) n++;
+  return n;
+}
+
+// A threshold makes sub-threshold groups count as zero; the README promises
+// they are then *written* as exact zeros, so that the pruned model is exactly
+// the thresholded one and a sparse export does not store them. That must hold
+// inside units that stay, not only in removed ones (which are sliced away
+// anyway). A group is one weight in a Dense layer, a whole 2-D kernel
+// [:, :, i, o] in a Conv2D layer.
+describe('prune: threshold > 0 writes sub-threshold groups of kept units as exact zeros', () => {
+  it('Dense: single sub-threshold weights become 0, every other weight is untouched', () => {
+    const m = mlp();
+    const r = rng(23);
+    fillAll(m, 'bias', () => r() - 0.5);
+    // [layer, input row, unit]: scattered over different units, none of which loses all its weights.
+    const tiny: [string, number, number][] = [
+      ['d1', 3, 1],
+      ['d1', 7, 4],
+      ['d1', 19, 15],
+      ['d2', 2, 5],
+      ['d3', 11, 0],
+    ];
+    for (const [layer, i, o] of tiny)
+      editWeight(m, layer, 'kernel', (v, [, units]) => (v[i * units + o] *= 1e-9));
+    const { model, report } = prune(m, { threshold: 1e-6 });
+    expect(report.layers.map((l) => l.unitsAfter)).toEqual([16, 12, 5]); // nothing removed: same indices
+    for (const layer of ['d1', 'd2', 'd3']) {
+      const [before, ...restBefore] = hostWeights(m, layer);
+      const [after, ...restAfter] = hostWeights(model, layer);
+      const units = m.getLayer(layer).getWeights()[0].shape[1]!;
+      const zeroed = new Set(tiny.filter(([l]) => l === layer).map(([, i, o]) => i * units + o));
+      for (const p of zeroed) expect(before[p]).not.toBe(0); // the fixture really has a tiny, non-zero weight
+      after.forEach((v, p) => {
+        if (zeroed.has(p)) expect(v).toBe(0);
+        else expect(v).toBe(before[p]);
+      });
+      expect(restAfter).toEqual(restBefore); // biases: nothing folded
+    }
+    // The report counts the pruned model's weights as they are: the tiny ones as zeros.
+    expect(report.after.nonzeros).toBe(countNonzeros(model));
+    expect(report.after.nonzeros).toBe(countNonzeros(m) - tiny.length);
+    expect(report.after.nonzeros).toBe(report.before.nonzeros); // before: counted with the threshold
+    expect(outputDiff(m, model).abs).toBeLessThan(1e-5);
+  });
+
+  it('Conv2D: a sub-threshold 2-D kernel of a kept filter becomes 0; a tiny weight inside a live 2-D kernel stays', () => {
+    const m = lenet5(true); // conv2: 5x5 kernels, 4 -> 8 channels
+    const r = rng(29);
+    fillAll(m, 'bias', () => r() - 0.5);
+    const [cin, cout] = [4, 8];
+    // conv2 [:, :, 2, 3] scaled to ~1e-10: a dead group in filter 3, which keeps its other three kernels.
+    editWeight(m, 'conv2', 'kernel', (v) => {
+      for (let k = 0; k < 25; k++) v[k * cin * cout + 2 * cout + 3] *= 1e-9;
+    });
+    // conv2 [0, 0, 1, 5] alone scaled: its 2-D kernel [:, :, 1, 5] is live, so the group stays whole.
+    const single = 1 * cout + 5;
+    editWeight(m, 'conv2', 'kernel', (v) => (v[single] *= 1e-9));
+    const { model, report } = prune(m, { threshold: 1e-6 });
+    expect(report.layers.map((l) => l.unitsAfter)).toEqual([4, 8, 24, 16, 10]);
+    const [before] = hostWeights(m, 'conv2');
+    const [after] = hostWeights(model, 'conv2');
+    expect(after.length).toBe(before.length);
+    after.forEach((v, p) => {
+      const q = p % (cin * cout);
+      if (q === 2 * cout + 3) {
+        expect(before[p]).not.toBe(0);
+        expect(v).toBe(0);
+      } else {
+        expect(v).toBe(before[p]);
+      }
+    });
+    expect(Math.abs(after[single])).toBeGreaterThan(0);
+    expect(Math.abs(after[single])).toBeLessThan(1e-6);
+    // 25 weights of the dead 2-D kernel became zeros, and the report says so.
+    expect(report.after.nonzeros).toBe(countNonzeros(model));
+    expect(report.after.nonzeros).toBe(countNonzeros(m) - 25);
+    expect(report.after.zeroGroupParams).toBe(report.before.zeroGroupParams);
+    expect(report.after.zeroGroupParams).toBeGreaterThanOrEqual(25);
+    expect(outputDiff(m, model).abs).toBeLessThan(1e-5);
+  });
+});
+
 describe('prune: LeNet-5', () => {
   it('removes filters and neurons through conv (valid) and Flatten -> Dense', () => {
     const m = lenet5();
