@@ -96,7 +96,8 @@ async function fetchOnce(remote: RemoteFile, dest: string, timeoutMs: number): P
       throw new DatasetError('truncated', {
         file: remote.url,
         message: 'download ended early',
-        expected: `${declared} bytes`,
+        // Without a content-length, the server's end of the response is all there was to go by.
+        expected: declared === undefined ? 'a complete response' : `${declared} bytes`,
         found: `${received} bytes`,
       });
     }

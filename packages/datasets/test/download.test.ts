@@ -155,7 +155,7 @@ describe('downloadFile', () => {
       { 'content-length': String(BODY.length) },
       /expected: 100000 bytes; found: 50000 bytes/,
     ],
-    ['marked incomplete, with no content-length', {}, /found: 50000 bytes/],
+    ['marked incomplete, with no content-length', {}, /expected: a complete response; found: 50000 bytes/],
   ])(
     'a response that ends without error but %s fails as truncated, with no checksum given',
     async (_what, headers, detail) => {

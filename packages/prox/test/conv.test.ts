@@ -152,7 +152,7 @@ describe('attach and layer multipliers', () => {
       /lambda must be a finite number >= 0, got "0.1" \(a string\)/,
     );
     expect(() => new ProximalSGD({ learningRate: 0, lambda: 0, magnitudes: [] })).toThrow(
-      /learningRate must be > 0, got 0/,
+      /learningRate must be a finite number > 0, got 0/,
     );
     expect(() => new ProximalSGD({ learningRate: 0.1, momentum: 1, lambda: 0, magnitudes: [] })).toThrow(
       /momentum must lie in \[0, 1\), got 1/,
