@@ -1,6 +1,6 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { cpSync, existsSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -39,7 +39,7 @@ import {
 } from './report.js';
 import { bisectionOutcome, runSweep } from './sweep.js';
 import { pruneMagnitudes } from './model.js';
-import { readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { copyDirAtomic, readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
@@ -728,7 +728,10 @@ function keepOption(text: string, flag = '--keep'): Record<string, number> {
 function checkPruneOut(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
-  const other = readdirSync(out).filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
+  // Dot-named .tmp files are the leftovers of a killed save, which the next save clears.
+  const other = readdirSync(out).filter(
+    (e) => e !== 'model.json' && !e.endsWith('.bin') && !/^\..*\.tmp$/.test(e),
+  );
   if (other.length)
     throw new Error(
       `prune: --out ${out} holds files that are not an exported model (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', ...' : ''}); choose another --out`,
@@ -852,7 +855,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
     if (v.export) {
       const dest = join(v.export, `sweep-${sweep.experiment}`);
-      copyFresh(arg, dest, ['report.md', 'report.html', 'plots']);
+      copyDirAtomic(arg, dest, ['report.md', 'report.html', 'plots']);
       // The points are exported beside the sweep's folder, under their rows' names: its
       // sweep.json names them there, so that `report` reads the exported sweep back.
       const dirs = src.runs.map((run) => `../${rowFileName(tableRow(run.results, run.label))}`);
@@ -923,14 +926,6 @@ function refuseExportInto(arg: string, exportDir: string): void {
   }
 }
 
-/** Replaces `dest` with the files and folders `names` of `src` that exist. */
-function copyFresh(src: string, dest: string, names: string[]): void {
-  rmSync(dest, { recursive: true, force: true });
-  for (const name of names) {
-    if (existsSync(join(src, name))) cpSync(join(src, name), join(dest, name), { recursive: true });
-  }
-}
-
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none. */
 function readSweep(dir: string): { experiment: string; note: string; points: SweepPoint[] } | undefined {
   const f = join(dir, 'sweep.json');
@@ -959,7 +954,13 @@ type ReportSource =
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
   if (!existsSync(dir)) throw new Error(`report: ${dir} does not exist`);
-  if (!existsSync(f)) throw new Error(`report: no results.json in ${dir} (is the run finished?)`);
+  if (!existsSync(f))
+    throw new Error(
+      `report: no results.json in ${dir} (is the run finished?)` +
+        (existsSync(join(dir, '.work', 'replaced', 'results.json'))
+          ? `; a rerun there has not finished: the run it replaces is in ${join(dir, '.work', 'replaced')}`
+          : ''),
+    );
   return {
     dir,
     label,
@@ -1094,7 +1095,7 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
   if (v.export) {
     // The table row, plus the run's report, plots and metrics (small files, fit to commit).
     writeJsonAtomic(join(v.export, `${rowFileName(row)}.json`), row);
-    copyFresh(dir, join(v.export, rowFileName(row)), [
+    copyDirAtomic(dir, join(v.export, rowFileName(row)), [
       'results.json',
       'metrics.jsonl',
       'report.md',

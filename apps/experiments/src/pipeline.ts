@@ -4,8 +4,8 @@
 // model.fit: it lets a checkpoint hold the exact position inside an epoch
 // (phase, epoch, step, loss accumulators, optimiser slots), so that --resume
 // reproduces an uninterrupted run bit for bit on the same backend.
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -30,8 +30,13 @@ import { buildModel, pruneMagnitudes } from './model.js';
 import { Progress } from './progress.js';
 import {
   ensureWritableDir,
+  LOCK_FILE,
+  lockDir,
   makeDirs,
+  ourLeftovers,
   readJsonFile,
+  recoverDir,
+  removeDir,
   writeDirAtomic,
   writeFileAtomic,
   writeJsonAtomic,
@@ -521,8 +526,11 @@ export function finishedRun(
  * the run can start, so that none outlives it in a mix with the new run's;
  * files a run does not write are never removed.
  */
-function claimOutDir(out: string, hash: string, force: boolean): () => void {
-  const entries = existsSync(out) ? readdirSync(out) : [];
+function claimOutDir(out: string, hash: string, force: boolean): () => boolean {
+  const all = existsSync(out) ? readdirSync(out) : [];
+  // This run's lock, and temp files of normprune processes killed here, are not the user's.
+  const leftovers = ourLeftovers(all);
+  const entries = all.filter((e) => e !== LOCK_FILE && !leftovers.includes(e));
   const prev = entries.length ? runIn(out) : undefined;
   const foreign = entries.filter((e) => !RUN_FILES.includes(e));
   if (!force && prev?.hash !== hash && (prev || foreign.length)) {
@@ -536,8 +544,15 @@ function claimOutDir(out: string, hash: string, force: boolean): () => void {
   // would be left to mix with the new run in `report`. Other files are never removed.
   const sweepParts = force ? sweepIn(out) : [];
   return () => {
-    removeRun(out, ['.work']);
-    for (const f of sweepParts) rmSync(f, { recursive: true, force: true });
+    const aside = setAsideRun(out);
+    for (const f of leftovers) rmSync(join(out, f), { force: true });
+    for (const f of sweepParts) {
+      // A point folder loses the run in it, not the user's files beside it.
+      if (f.endsWith('.json')) rmSync(f, { force: true });
+      else removeRun(f);
+      if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
+    }
+    return aside;
   };
 }
 
@@ -546,9 +561,67 @@ export function holdsRun(out: string): boolean {
   return existsSync(join(out, 'config.json')) || existsSync(join(out, 'results.json'));
 }
 
-/** Removes the run `out` holds: the files and folders a run writes (but `except`), nothing else. */
+/** What a run writes inside its `model/` and `plots/` folders: other files there are the user's. */
+const RUN_FOLDER_FILES: Record<string, (name: string) => boolean> = {
+  model: (n) => n === 'model.json' || /^group\d+-shard\d+of\d+\.bin$/.test(n) || /^\..*\.tmp$/.test(n),
+  plots: (n) =>
+    ['curves.svg', 'loss.svg', 'compression.svg', 'units.svg', 'groups.svg', 'pareto.svg'].includes(n),
+};
+
+/**
+ * Removes the run `out` holds: the files and folders a run writes (but
+ * `except`), nothing else; in `model/` and `plots/` only the files a run
+ * writes there (the folder goes once empty).
+ */
 export function removeRun(out: string, except: readonly string[] = []): void {
-  for (const e of RUN_FILES) if (!except.includes(e)) rmSync(join(out, e), { recursive: true, force: true });
+  for (const e of RUN_FILES) if (!except.includes(e)) moveRunEntry(out, e, undefined);
+}
+
+/**
+ * Moves what a run wrote under `out/e` to `to/e` (removes it when `to` is
+ * undefined): in `model/` and `plots/` only the run's own files.
+ */
+function moveRunEntry(out: string, e: string, to: string | undefined): void {
+  const path = join(out, e);
+  if (!existsSync(path)) return;
+  const move = (from: string, dest: string) => {
+    if (to === undefined) return rmSync(from, { recursive: true, force: true });
+    makeDirs(dirname(dest));
+    renameSync(from, dest);
+  };
+  const owned = RUN_FOLDER_FILES[e];
+  if (owned && statSync(path).isDirectory()) {
+    for (const f of readdirSync(path)) if (owned(f)) move(join(path, f), join(to ?? '', e, f));
+    if (readdirSync(path).length === 0) rmSync(path, { recursive: true, force: true });
+  } else move(path, join(to ?? '', e));
+}
+
+/** Where a rerun keeps the finished run it replaces until it finishes itself. */
+function replacedDir(out: string): string {
+  return join(out, '.work', 'replaced');
+}
+
+/**
+ * Makes way for a new run in `out` without losing the finished one there: its
+ * files move to `.work/replaced`, which the new run removes when it finishes
+ * and puts back if it fails. Returns whether it moved anything. A rerun killed
+ * before it finished left the older run there and only its own partial files
+ * in `out`: those go, the older run stays.
+ */
+function setAsideRun(out: string): boolean {
+  const aside = replacedDir(out);
+  const keep = !existsSync(aside) && existsSync(join(out, 'results.json'));
+  for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, keep ? aside : undefined);
+  return keep;
+}
+
+/** Puts back the run `setAsideRun` moved away, removing the failed run's files. */
+function restoreRun(out: string): void {
+  const aside = replacedDir(out);
+  if (!existsSync(aside)) return;
+  for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, undefined);
+  for (const e of readdirSync(aside)) moveRunEntry(aside, e, out);
+  removeDir(aside);
 }
 
 /** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
@@ -568,18 +641,51 @@ function sweepIn(out: string): string[] {
   return [file, ...dirs];
 }
 
-/** Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's content. */
+/**
+ * Runs (or resumes) one experiment and writes RUN_DIR; returns results.json's
+ * content. The folder is locked while the run writes it: a second process
+ * given the same --out is refused.
+ */
 export async function runExperiment(o: RunOptions): Promise<RunResults> {
+  const out = resolve(o.out);
+  // Checked before anything is written; used in the baseline phase.
+  const kept =
+    o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, o.config, o.budget, o.seed) : undefined;
+  ensureWritableDir(out);
+  const unlock = lockDir(out, `a run of ${o.config.name}`);
+  const run = { setAside: false };
+  try {
+    return await runLocked(o, out, kept, run);
+  } catch (e) {
+    // A failed rerun gives the finished run it replaced back; an interrupted one keeps it aside
+    // until --resume finishes (its checkpoint and partial files stay for that).
+    if (run.setAside && !(e instanceof Interrupted)) restoreRun(out);
+    else if (run.setAside)
+      (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
+        `the run this one replaces is kept in ${replacedDir(out)} until it finishes`,
+      );
+    throw e;
+  } finally {
+    unlock();
+  }
+}
+
+async function runLocked(
+  o: RunOptions,
+  out: string,
+  kept: (KeptBaseline & { dir: string }) | undefined,
+  run: { setAside: boolean },
+): Promise<RunResults> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const cfg = o.config;
-  const out = resolve(o.out);
   const work = join(out, '.work');
   const ckptDir = join(work, 'checkpoint');
   const hash = configHash(cfg, o.budget, o.seed);
-  // Checked before anything is written; used in the baseline phase.
-  const kept =
-    o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, cfg, o.budget, o.seed) : undefined;
-  ensureWritableDir(out);
+  // A process killed while it replaced or removed a checkpoint (or the kept baseline) left it
+  // under another name: complete, it is put back; half removed, it goes.
+  recoverDir(ckptDir);
+  recoverDir(join(work, 'baseline'));
+  rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   if (!o.resume && existsSync(ckptDir)) {
     if (!o.force)
       throw new Error(
@@ -589,7 +695,12 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     rmSync(ckptDir, { recursive: true, force: true });
   }
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
-    throw new Error(`--resume: no checkpoint in ${ckptDir}`);
+    throw new Error(
+      `--resume: no checkpoint in ${ckptDir}` +
+        (existsSync(join(replacedDir(out), 'results.json'))
+          ? `; a rerun was killed before its first checkpoint: the finished run it replaced is in ${replacedDir(out)} (run the command again without --resume, or move those files back)`
+          : ''),
+    );
   }
   const clearOutDir = o.resume ? undefined : claimOutDir(out, hash, !!o.force);
   const backend: BackendInfo = await initBackend({ prefer: o.backend, threads: o.threads, quiet: true });
@@ -603,7 +714,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
 
   // Claimed above, before the data loaded; cleared only now that the run can start.
-  clearOutDir?.();
+  run.setAside = clearOutDir?.() ?? false;
   const metricsFile = join(out, 'metrics.jsonl');
   let state: RunState;
   let model: tfl.LayersModel | undefined;
@@ -1030,11 +1141,15 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   if (warning) log(`note: ${warning}`);
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
-  await writeDirAtomic(modelDir, async (tmp) => {
-    const e = await exportModel(m, tmp, { format: 'tfjs' });
-    // Named inside the run directory: the temporary folder is renamed into place.
-    exported = { bytes: e.bytes, files: e.files.map((f) => join('model', relative(tmp, f))) };
-  });
+  await writeDirAtomic(
+    modelDir,
+    async (tmp) => {
+      const e = await exportModel(m, tmp, { format: 'tfjs' });
+      // Named inside the run directory: the temporary folder is renamed into place.
+      exported = { bytes: e.bytes, files: e.files.map((f) => join('model', relative(tmp, f))) };
+    },
+    (name) => !RUN_FOLDER_FILES.model(name), // files of the user's in model/ stay
+  );
   m.dispose();
   debug('end');
   const compressionPct = 100 * (1 - compressed.nonzeros / baseline.params);
@@ -1100,9 +1215,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   );
   // Only a baseline kept for --baseline-from outlives the run (in .work/baseline): this run's if
   // it keeps one, else one an earlier run in this folder kept (which this run may have read).
-  rmSync(ckptDir, { recursive: true, force: true });
-  rmSync(plainDir, { recursive: true, force: true });
-  if (!o.keepBaseline && !existsSync(join(work, 'baseline'))) rmSync(work, { recursive: true, force: true });
+  // Renamed away before removal: a kill meanwhile must not leave a checkpoint --resume half reads.
+  removeDir(replacedDir(out));
+  removeDir(ckptDir);
+  removeDir(plainDir);
+  if (!o.keepBaseline && !existsSync(join(work, 'baseline'))) removeDir(work);
   makeDirs(out);
   return results;
 }

@@ -13,7 +13,7 @@ import {
 } from './pipeline.js';
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
-import { ensureWritableDir, writeJsonAtomic } from './fsutil.js';
+import { ensureWritableDir, lockDir, writeJsonAtomic } from './fsutil.js';
 
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
@@ -73,6 +73,16 @@ export function bisectionOutcome(
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
   ensureWritableDir(out);
+  // A second sweep (or run) given the same --out is refused while this one writes there.
+  const unlock = lockDir(out, `a sweep of ${o.config.name}`);
+  try {
+    return await sweepLocked(o, out);
+  } finally {
+    unlock();
+  }
+}
+
+async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> {
   if (holdsRun(out)) {
     if (!o.force)
       throw new Error(`${out} holds a run, not a sweep; choose another --out, or pass --force to replace it`);

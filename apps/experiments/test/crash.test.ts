@@ -1,0 +1,222 @@
+// Crash safety of a run folder: one writer at a time, a rerun that fails or is killed never
+// loses the finished run it replaces, a checkpoint caught between its renames is recovered,
+// and files of the user's in the folder survive reruns, --force and report --export.
+import { spawn, spawnSync } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { copyDirAtomic, writeFileAtomic } from '../src/fsutil';
+import { cli, writeVariant } from './helpers';
+
+let tmp: string;
+let finished: string;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'normprune-crash-'));
+  finished = join(tmp, 'finished');
+  expect((await reproduce(finished)).code).toBe(0);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const reproduce = (out: string, ...extra: string[]) =>
+  cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
+
+/** A copy of the finished run, for a test to change. */
+function copyOfFinished(name: string): string {
+  const dir = join(tmp, name);
+  cpSync(finished, dir, { recursive: true });
+  return dir;
+}
+
+/** The pid of a process that has ended. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+  return Number(r.stdout.toString());
+}
+
+test('a second writer of one --out is refused while the first runs; a dead writer’s lock is taken over', async () => {
+  const out = copyOfFinished('locked');
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  try {
+    writeFileSync(join(out, '.normprune.lock'), `${sleeper.pid}\n`);
+    const second = await reproduce(out);
+    expect(second.code).toBe(1);
+    expect(second.err).toMatch(
+      new RegExp(
+        `is being written by another normprune process \\(pid ${sleeper.pid}, a run of lenet-500-300\\)`,
+      ),
+    );
+    const sweep = await cli(['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.01', '--out', out]);
+    expect(sweep.code).toBe(1);
+    expect(sweep.err).toMatch(/is being written by another normprune process/);
+  } finally {
+    sleeper.kill();
+  }
+  // The run it refused is untouched.
+  expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(
+    readFileSync(join(finished, 'results.json'), 'utf8'),
+  );
+  // A lock (and a write probe) of a process that died: taken over, and gone after the run.
+  const pid = deadPid();
+  writeFileSync(join(out, '.normprune.lock'), `${pid}\n`);
+  writeFileSync(join(out, `.write-probe-${pid}`), '');
+  const after = await reproduce(out);
+  expect(after.err).not.toMatch(/Error/);
+  expect(after.code).toBe(0);
+  expect(existsSync(join(out, '.normprune.lock'))).toBe(false);
+  expect(existsSync(join(out, `.write-probe-${pid}`))).toBe(false);
+});
+
+test('a rerun that fails gives back the finished run it replaced; files of the user’s stay', async () => {
+  const out = copyOfFinished('failed-rerun');
+  writeFileSync(join(out, 'NOTES.md'), 'mine');
+  writeFileSync(join(out, 'model', 'DEPLOY.md'), 'mine');
+  writeFileSync(join(out, 'plots', 'my-figure.svg'), '<svg/>');
+  const before = readFileSync(join(out, 'results.json'), 'utf8');
+  const configBefore = readFileSync(join(out, 'config.json'), 'utf8');
+  const diverge = writeVariant(tmp, 'diverge', (cfg) =>
+    Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
+  );
+  const r = await cli([
+    'train',
+    '--config',
+    diverge,
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--force',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/the training loss is (NaN|Infinity)/);
+  expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(before);
+  expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(configBefore);
+  expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
+  expect(existsSync(join(out, '.work', 'replaced'))).toBe(false);
+  // A rerun that finishes replaces the run, and only the run.
+  expect((await reproduce(out, '--seed', '2', '--force')).code).toBe(0);
+  expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).seed).toBe(2);
+  for (const f of ['NOTES.md', join('model', 'DEPLOY.md'), join('plots', 'my-figure.svg')])
+    expect(readFileSync(join(out, f), 'utf8')).toMatch(/mine|svg/);
+  expect(existsSync(join(out, '.work'))).toBe(false);
+});
+
+test('a rerun stopped before it finishes keeps the run it replaces aside until --resume finishes it', async () => {
+  const out = copyOfFinished('stopped-rerun');
+  const before = readFileSync(join(out, 'results.json'), 'utf8');
+  expect((await reproduce(out, '--stop-after-steps', '1')).code).toBe(130);
+  const aside = join(out, '.work', 'replaced');
+  expect(readFileSync(join(aside, 'results.json'), 'utf8')).toBe(before);
+  expect(existsSync(join(aside, 'model', 'model.json'))).toBe(true);
+  const report = await cli(['report', '--table', out]);
+  expect(report.code).toBe(1);
+  expect(report.err).toMatch(/a rerun there has not finished: the run it replaces is in .*\.work\/replaced/);
+  // A kill before the first checkpoint: --resume has nothing to continue and says where the old run is.
+  const noCheckpoint = join(tmp, 'killed-rerun');
+  cpSync(out, noCheckpoint, { recursive: true });
+  rmSync(join(noCheckpoint, '.work', 'checkpoint'), { recursive: true });
+  const resumeNothing = await reproduce(noCheckpoint, '--resume');
+  expect(resumeNothing.code).toBe(1);
+  expect(resumeNothing.err).toMatch(
+    /no checkpoint in .*; a rerun was killed before its first checkpoint: the finished run it replaced is in .*replaced/,
+  );
+  // Running it again keeps that run aside (the partial files go) until the rerun finishes.
+  expect((await reproduce(noCheckpoint, '--stop-after-steps', '1')).code).toBe(130);
+  expect(readFileSync(join(noCheckpoint, '.work', 'replaced', 'results.json'), 'utf8')).toBe(before);
+  const resumed = await reproduce(out, '--resume');
+  expect(resumed.code).toBe(0);
+  expect(existsSync(aside)).toBe(false);
+  // The same run and seed: the same figures as the run it replaced.
+  const fields = (s: string) => {
+    const r = JSON.parse(s);
+    return [r.compressionPct, r.baseline.testError, r.compressed.testError];
+  };
+  expect(fields(readFileSync(join(out, 'results.json'), 'utf8'))).toEqual(fields(before));
+});
+
+test('a checkpoint caught between the renames that replace it is put back for --resume', async () => {
+  const out = join(tmp, 'between-renames');
+  expect((await reproduce(out, '--stop-after-steps', '3')).code).toBe(130);
+  const ckpt = join(out, '.work', 'checkpoint');
+  renameSync(ckpt, `${ckpt}.old`);
+  mkdirSync(`${ckpt}.tmp`); // the next copy, not yet complete
+  const resumed = await reproduce(out, '--resume');
+  expect(resumed.err).not.toMatch(/no checkpoint/);
+  expect(resumed.code).toBe(0);
+  const fields = (dir: string) => {
+    const r = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+    return [r.compressionPct, r.baseline.testError, r.compressed.testError];
+  };
+  expect(fields(out)).toEqual(fields(finished));
+  expect(existsSync(join(out, '.work'))).toBe(false);
+});
+
+test('--force over a sweep removes its point runs, not the user’s files beside them', async () => {
+  const sweep = join(tmp, 'sweep');
+  const args = ['--budget', 'tiny', '--backend', 'wasm', '--out', sweep];
+  expect((await cli(['sweep', 'lenet-500-300', '--lambda', '0.01', ...args])).code).toBe(0);
+  writeFileSync(join(sweep, 'lambda-0.01', 'notes.txt'), 'mine');
+  expect((await cli(['reproduce', 'lenet-500-300', '--force', ...args])).code).toBe(0);
+  expect(existsSync(join(sweep, 'sweep.json'))).toBe(false);
+  expect(existsSync(join(sweep, 'lambda-0.01', 'results.json'))).toBe(false);
+  expect(readFileSync(join(sweep, 'lambda-0.01', 'notes.txt'), 'utf8')).toBe('mine');
+});
+
+test('report --export keeps files of the user’s in an exported run folder; prune takes a killed save’s leftovers', async () => {
+  const dir = join(tmp, 'exported');
+  expect((await cli(['report', '--table', finished, '--export', dir])).code).toBe(0);
+  writeFileSync(join(dir, 'lenet-500-300', 'NOTES.md'), 'mine');
+  expect((await cli(['report', '--table', finished, '--export', dir])).code).toBe(0);
+  expect(readFileSync(join(dir, 'lenet-500-300', 'NOTES.md'), 'utf8')).toBe('mine');
+  expect(existsSync(join(dir, 'lenet-500-300', 'results.json'))).toBe(true);
+  const pruned = join(tmp, 'pruned');
+  expect((await cli(['prune', '--model', finished, '--out', pruned, '--backend', 'wasm'])).code).toBe(0);
+  writeFileSync(join(pruned, `.group1-shard1of1.bin.${deadPid()}-1.tmp`), 'partial');
+  const again = await cli(['prune', '--model', finished, '--out', pruned, '--backend', 'wasm']);
+  expect(again.err).not.toMatch(/not an exported model/);
+  expect(again.code).toBe(0);
+});
+
+describe('fsutil', () => {
+  test('writeFileAtomic writes through a symlink and keeps a file’s permissions', () => {
+    const target = join(tmp, 'README-target.md');
+    const link = join(tmp, 'README-link.md');
+    writeFileSync(target, 'old');
+    chmodSync(target, 0o444);
+    symlinkSync(target, link);
+    writeFileAtomic(link, 'new');
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toBe('new');
+    expect(statSync(target).mode & 0o777).toBe(0o444);
+  });
+
+  test('copyDirAtomic replaces the named entries and keeps the others', () => {
+    const src = join(tmp, 'copy-src');
+    const dest = join(tmp, 'copy-dest');
+    mkdirSync(join(src, 'plots'), { recursive: true });
+    writeFileSync(join(src, 'a.json'), 'new');
+    writeFileSync(join(src, 'plots', 'p.svg'), 'new');
+    mkdirSync(join(dest, 'plots'), { recursive: true });
+    writeFileSync(join(dest, 'a.json'), 'old');
+    writeFileSync(join(dest, 'plots', 'stale.svg'), 'old');
+    writeFileSync(join(dest, 'NOTES.md'), 'mine');
+    copyDirAtomic(src, dest, ['a.json', 'plots', 'missing.md']);
+    expect(readFileSync(join(dest, 'a.json'), 'utf8')).toBe('new');
+    expect(existsSync(join(dest, 'plots', 'stale.svg'))).toBe(false);
+    expect(readFileSync(join(dest, 'NOTES.md'), 'utf8')).toBe('mine');
+  });
+});
