@@ -39,12 +39,30 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   }
   const tmp = join(dirname(target), `.${process.pid}.${++counter}.tmp`);
   try {
-    writeFileSync(tmp, data);
+    writeFileNamed(tmp, data);
     if (mode !== undefined) chmodSync(tmp, mode);
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;
+  }
+}
+
+/**
+ * `writeFileSync` whose errors name the file (Node's ENOSPC says only "write"),
+ * and for a full disk, what to do.
+ */
+export function writeFileNamed(file: string, data: string | Uint8Array): void {
+  try {
+    writeFileSync(file, data);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(
+      `cannot write ${file}: ${(e as Error).message}` +
+        (code === 'ENOSPC' || code === 'EDQUOT'
+          ? '; the disk is full: free some space and run again (with --resume if a checkpoint was written)'
+          : ''),
+    );
   }
 }
 

@@ -39,6 +39,7 @@ import {
   removeDir,
   writeDirAtomic,
   writeFileAtomic,
+  writeFileNamed,
   writeJsonAtomic,
 } from './fsutil.js';
 import { writeReport } from './report.js';
@@ -333,11 +334,11 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
     const v = (opt as any)[k];
     if (v instanceof tf.Tensor) extras[k] = (await v.data())[0];
   }
-  writeFileSync(join(dir, 'optimizer-extras.json'), JSON.stringify(extras));
+  writeFileNamed(join(dir, 'optimizer-extras.json'), JSON.stringify(extras));
   // getWeights returns the live slot variables plus a fresh iteration scalar: free only the latter.
   for (const { tensor } of named) if (!(tensor instanceof tf.Variable)) tensor.dispose();
-  writeFileSync(join(dir, 'optimizer.bin'), Buffer.concat(chunks));
-  writeFileSync(join(dir, 'optimizer.json'), JSON.stringify(manifest));
+  writeFileNamed(join(dir, 'optimizer.bin'), Buffer.concat(chunks));
+  writeFileNamed(join(dir, 'optimizer.json'), JSON.stringify(manifest));
 }
 
 async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
@@ -782,7 +783,7 @@ async function runLocked(
     await writeDirAtomic(ckptDir, async (tmp) => {
       await m.save(fileSystem(join(tmp, 'model')));
       if (opt) await saveOptimizer(opt, tmp);
-      writeFileSync(join(tmp, 'state.json'), JSON.stringify(state, null, 1));
+      writeFileNamed(join(tmp, 'state.json'), JSON.stringify(state, null, 1));
     });
   };
 

@@ -1,7 +1,7 @@
 // `normprune sweep`: the same experiment over a grid of lambda (and
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   finishedRun,
@@ -83,6 +83,14 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
 }
 
 async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> {
+  // An interrupted sweep is refused before any point runs (not after rerunning its finished ones).
+  const unfinished = readdirSync(out).filter((d) =>
+    existsSync(join(out, d, '.work', 'checkpoint', 'state.json')),
+  );
+  if (unfinished.length && !o.resume && !o.force)
+    throw new Error(
+      `${out} holds an interrupted sweep (unfinished: ${unfinished.join(', ')}); continue it with --resume, choose another --out, or pass --force to start over`,
+    );
   if (holdsRun(out)) {
     if (!o.force)
       throw new Error(`${out} holds a run, not a sweep; choose another --out, or pass --force to replace it`);

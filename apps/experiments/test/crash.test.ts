@@ -18,7 +18,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copyDirAtomic, writeFileAtomic } from '../src/fsutil';
+import { copyDirAtomic, writeFileAtomic, writeFileNamed } from '../src/fsutil';
 import { cli, writeVariant } from './helpers';
 
 let tmp: string;
@@ -202,6 +202,18 @@ describe('fsutil', () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(target, 'utf8')).toBe('new');
     expect(statSync(target).mode & 0o777).toBe(0o444);
+  });
+
+  test('a write error names the file, and a full disk says what to do', () => {
+    // /dev/full fails every write with ENOSPC, as a full disk does.
+    if (existsSync('/dev/full'))
+      expect(() => writeFileNamed('/dev/full', 'x')).toThrow(
+        /cannot write \/dev\/full: ENOSPC.*; the disk is full: free some space and run again \(with --resume/,
+      );
+    expect(() => writeFileAtomic(join(tmp, 'no-such-dir-file', 'x.json'), 'x')).not.toThrow();
+    expect(() => writeFileNamed(join(tmp, 'missing', 'x.json'), 'x')).toThrow(
+      /cannot write .*missing\/x\.json: ENOENT/,
+    );
   });
 
   test('copyDirAtomic replaces the named entries and keeps the others', () => {

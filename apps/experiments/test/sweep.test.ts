@@ -367,7 +367,11 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
   // Without --resume the interrupted point is not overwritten.
   const plain = await cli([...args, '--out', out]);
   expect(plain.code).toBe(1);
-  expect(plain.err).toMatch(/holds an unfinished run; continue it with --resume/);
+  expect(plain.err).toMatch(
+    /holds an interrupted sweep \(unfinished: lambda-0\.002\); continue it with --resume/,
+  );
+  // Refused before any point runs.
+  expect(plain.err).not.toMatch(/sweep point/);
   const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
   expect(second.code).toBe(130);
   expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
