@@ -46,6 +46,9 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+  // A process killed mid-write left its temp file here: the next write clears it.
+  for (const f of ourLeftovers(readdirSync(dirname(target))))
+    rmSync(join(dirname(target), f), { force: true });
 }
 
 /**

@@ -198,7 +198,11 @@ describe('fsutil', () => {
     writeFileSync(target, 'old');
     chmodSync(target, 0o444);
     symlinkSync(target, link);
+    // A dead process's temp file beside it goes with the next write.
+    const leftover = join(tmp, `.${deadPid()}.1.tmp`);
+    writeFileSync(leftover, 'partial');
     writeFileAtomic(link, 'new');
+    expect(existsSync(leftover)).toBe(false);
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(target, 'utf8')).toBe('new');
     expect(statSync(target).mode & 0o777).toBe(0o444);
