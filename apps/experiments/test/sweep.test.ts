@@ -227,17 +227,19 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   const none = await cli(['reproduce', 'lenet-500-300', ...args, '--baseline-from', point, '--out', never]);
   expect(none.code).toBe(1);
   expect(none.err).toMatch(/--baseline-from .*: no kept baseline .*train that run with --keep-baseline/);
-  const other = await cli([
-    'reproduce',
-    'lenet-500-300',
-    ...args.slice(0, -2),
-    '--seed',
-    '5',
-    '--baseline-from',
-    base,
-    '--out',
-    never,
-  ]);
+  const seed5From = (kept: string) =>
+    cli([
+      'reproduce',
+      'lenet-500-300',
+      ...args.slice(0, -2),
+      '--seed',
+      '5',
+      '--baseline-from',
+      kept,
+      '--out',
+      never,
+    ]);
+  const other = await seed5From(base);
   expect(other.code).toBe(1);
   expect(other.err).toMatch(
     /--baseline-from .*: trained with another config or seed \(seed: 4 there, 5 here\)/,
@@ -250,17 +252,7 @@ test('--baseline-from: every point reuses a kept baseline, which the sweep leave
   const { baselineKey, ...older } = JSON.parse(readFileSync(keptFile, 'utf8'));
   expect(baselineKey).toMatchObject({ seed: 4 });
   writeFileSync(keptFile, JSON.stringify(older));
-  const fromOld = await cli([
-    'reproduce',
-    'lenet-500-300',
-    ...args.slice(0, -2),
-    '--seed',
-    '5',
-    '--baseline-from',
-    old,
-    '--out',
-    never,
-  ]);
+  const fromOld = await seed5From(old);
   expect(fromOld.code).toBe(1);
   expect(fromOld.err).toMatch(/trained with another config or seed \(seed: 4 there, 5 here\)/);
   expect(existsSync(never)).toBe(false);
