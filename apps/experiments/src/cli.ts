@@ -571,9 +571,13 @@ function standardisation(
 function modelDirArg(dir: string, who: string): string {
   if (existsSync(join(dir, 'model.json'))) return dir;
   if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
+  const replaced = join(dir, '.work', 'replaced', 'model', 'model.json');
   throw new Error(
     existsSync(dir)
-      ? `${who}: no model.json in ${dir} (nor in ${join(dir, 'model')})`
+      ? `${who}: no model.json in ${dir} (nor in ${join(dir, 'model')})` +
+          (existsSync(replaced)
+            ? `; a rerun there has not finished: the model of the run it replaces is in ${dirname(replaced)}`
+            : '')
       : `${who}: ${dir} does not exist`,
   );
 }

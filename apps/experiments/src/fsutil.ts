@@ -7,6 +7,7 @@ import {
   constants,
   cpSync,
   existsSync,
+  linkSync,
   openSync,
   readdirSync,
   readFileSync,
@@ -16,7 +17,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { makeDirs } from '@normprune/runtime';
 
 export { makeDirs };
@@ -130,6 +131,15 @@ export function removeDir(dir: string): void {
 export function copyDirAtomic(src: string, dest: string, names: readonly string[]): void {
   const tmp = `${dest}.${process.pid}.tmp`;
   const old = `${dest}.${process.pid}.old`;
+  // A copy killed between its renames left `dest` in its .old folder: put back; other leftovers go.
+  const parent = dirname(dest);
+  const base = basename(dest);
+  for (const f of existsSync(parent) ? readdirSync(parent) : []) {
+    const m = f.startsWith(`${base}.`) ? /^\.(\d+)\.(old|tmp)$/.exec(f.slice(base.length)) : null;
+    if (!m || !processGone(Number(m[1]))) continue;
+    if (m[2] === 'old' && !existsSync(dest)) renameSync(join(parent, f), dest);
+    else rmSync(join(parent, f), { recursive: true, force: true });
+  }
   rmSync(tmp, { recursive: true, force: true });
   try {
     makeDirs(tmp);
@@ -161,29 +171,73 @@ export function processGone(pid: number): boolean {
 /** The lock file a run holds in its folder while it writes there. */
 export const LOCK_FILE = '.normprune.lock';
 
+/** A lock file's holder: its pid (undefined while it is being written) and what it does. */
+function readLock(file: string): { pid: number | undefined; what: string; ageMs: number } | undefined {
+  try {
+    const [pidText, what = ''] = readFileSync(file, 'utf8').split('\n');
+    const pid = Number.parseInt(pidText, 10);
+    return {
+      pid: Number.isInteger(pid) && pid > 0 ? pid : undefined,
+      what,
+      ageMs: Date.now() - statSync(file).mtimeMs,
+    };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
 /**
  * Claims `dir` for this process until the returned function is called: a
- * second process writing the same folder is refused, naming the first; a lock
- * left by a process that died is taken over.
+ * second writer (another process, or another call in this one) is refused,
+ * naming the holder; a lock left by a process that died is taken over. The
+ * release removes the lock only while it is still this process's.
  */
 export function lockDir(dir: string, what: string): () => void {
   const file = join(dir, LOCK_FILE);
-  for (let attempt = 0; ; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = openSync(file, 'wx');
-      writeFileSync(fd, `${process.pid}\n`);
-      closeSync(fd);
-      return () => rmSync(file, { force: true });
+      try {
+        writeFileSync(fd, `${process.pid}\n${what}\n`);
+      } finally {
+        closeSync(fd);
+      }
+      let held = true;
+      return () => {
+        if (held && readLock(file)?.pid === process.pid) rmSync(file, { force: true });
+        held = false;
+      };
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
-      const pid = Number.parseInt(readFileSync(file, 'utf8'), 10);
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !processGone(pid))
-        throw new Error(
-          `${dir} is being written by another normprune process (pid ${pid}, ${what}); wait for it to end, or choose another --out`,
-        );
-      rmSync(file, { force: true }); // its process is gone
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
+    const holder = readLock(file);
+    if (holder === undefined) continue; // released meanwhile
+    // A lock with no pid yet is being written: held, unless it is old (a process killed then).
+    const alive = holder.pid === undefined ? holder.ageMs < 10_000 : !processGone(holder.pid);
+    if (alive)
+      throw new Error(
+        `${dir} is being written by ${holder.pid === process.pid ? 'this process' : `process ${holder.pid ?? '(starting)'}`}` +
+          `${holder.what ? ` (${holder.what})` : ''}; wait for it to end, or choose another --out ` +
+          `(if no normprune run or sweep writes there, delete ${file})`,
+      );
+    // Stale: moved away, then checked, so that a lock another process has just taken is given back.
+    const grave = `${file}.${process.pid}.stale`;
+    try {
+      renameSync(file, grave);
+    } catch {
+      continue;
+    }
+    const moved = readLock(grave);
+    if (moved?.pid !== holder.pid) {
+      try {
+        linkSync(grave, file);
+      } catch {
+        /* taken again meanwhile: the next attempt sees it */
+      }
+    }
+    rmSync(grave, { force: true });
   }
+  throw new Error(`${dir}: other processes keep taking its lock ${file}; try again`);
 }
 
 /** Throws a clear error unless `dir` exists (or can be created) and is writable. */

@@ -4,7 +4,7 @@
 // model.fit: it lets a checkpoint hold the exact position inside an epoch
 // (phase, epoch, step, loss accumulators, optimiser slots), so that --resume
 // reproduces an uninterrupted run bit for bit on the same backend.
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
@@ -527,7 +527,7 @@ export function finishedRun(
  * the run can start, so that none outlives it in a mix with the new run's;
  * files a run does not write are never removed.
  */
-function claimOutDir(out: string, hash: string, force: boolean): () => boolean {
+function claimOutDir(out: string, hash: string, force: boolean): () => void {
   const all = existsSync(out) ? readdirSync(out) : [];
   // This run's lock, and temp files of normprune processes killed here, are not the user's.
   const leftovers = ourLeftovers(all);
@@ -545,7 +545,7 @@ function claimOutDir(out: string, hash: string, force: boolean): () => boolean {
   // would be left to mix with the new run in `report`. Other files are never removed.
   const sweepParts = force ? sweepIn(out) : [];
   return () => {
-    const aside = setAsideRun(out);
+    setAsideRun(out);
     for (const f of leftovers) rmSync(join(out, f), { force: true });
     for (const f of sweepParts) {
       // A point folder loses the run in it, not the user's files beside it.
@@ -553,7 +553,6 @@ function claimOutDir(out: string, hash: string, force: boolean): () => boolean {
       else removeRun(f);
       if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
     }
-    return aside;
   };
 }
 
@@ -584,14 +583,16 @@ export function removeRun(out: string, except: readonly string[] = []): void {
  */
 function moveRunEntry(out: string, e: string, to: string | undefined): void {
   const path = join(out, e);
-  if (!existsSync(path)) return;
+  // lstat: a symlink (a model/ linked elsewhere) is moved or removed as the link, never followed.
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  if (!stat) return;
   const move = (from: string, dest: string) => {
     if (to === undefined) return rmSync(from, { recursive: true, force: true });
     makeDirs(dirname(dest));
     renameSync(from, dest);
   };
   const owned = RUN_FOLDER_FILES[e];
-  if (owned && statSync(path).isDirectory()) {
+  if (owned && stat.isDirectory()) {
     for (const f of readdirSync(path)) if (owned(f)) move(join(path, f), join(to ?? '', e, f));
     if (readdirSync(path).length === 0) rmSync(path, { recursive: true, force: true });
   } else move(path, join(to ?? '', e));
@@ -602,24 +603,38 @@ function replacedDir(out: string): string {
   return join(out, '.work', 'replaced');
 }
 
+/** Whether `out` holds a finished run set aside by a rerun. */
+function holdsReplaced(out: string): boolean {
+  return existsSync(join(replacedDir(out), 'results.json'));
+}
+
 /**
  * Makes way for a new run in `out` without losing the finished one there: its
  * files move to `.work/replaced`, which the new run removes when it finishes
- * and puts back if it fails. Returns whether it moved anything. A rerun killed
- * before it finished left the older run there and only its own partial files
- * in `out`: those go, the older run stays.
+ * and puts back if it fails before its first checkpoint. A rerun killed before
+ * it finished left the older run there and only its own partial files in
+ * `out`: those go, the older run stays. A move that fails puts back what it
+ * moved and says so.
  */
-function setAsideRun(out: string): boolean {
+function setAsideRun(out: string): void {
   const aside = replacedDir(out);
-  const keep = !existsSync(aside) && existsSync(join(out, 'results.json'));
-  for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, keep ? aside : undefined);
-  return keep;
+  if (!holdsReplaced(out)) rmSync(aside, { recursive: true, force: true }); // emptied by hand
+  const keep = !holdsReplaced(out) && existsSync(join(out, 'results.json'));
+  try {
+    for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, keep ? aside : undefined);
+  } catch (err) {
+    if (keep) for (const e of existsSync(aside) ? readdirSync(aside) : []) moveRunEntry(aside, e, out);
+    throw new Error(
+      `cannot move the finished run in ${out} aside for the new one (${(err as Error).message})` +
+        (keep ? '; what had moved was put back' : ''),
+    );
+  }
 }
 
 /** Puts back the run `setAsideRun` moved away, removing the failed run's files. */
 function restoreRun(out: string): void {
+  if (!holdsReplaced(out)) return;
   const aside = replacedDir(out);
-  if (!existsSync(aside)) return;
   for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, undefined);
   for (const e of readdirSync(aside)) moveRunEntry(aside, e, out);
   removeDir(aside);
@@ -654,17 +669,20 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, o.config, o.budget, o.seed) : undefined;
   ensureWritableDir(out);
   const unlock = lockDir(out, `a run of ${o.config.name}`);
-  const run = { setAside: false };
   try {
-    return await runLocked(o, out, kept, run);
+    return await runLocked(o, out, kept);
   } catch (e) {
-    // A failed rerun gives the finished run it replaced back; an interrupted one keeps it aside
-    // until --resume finishes (its checkpoint and partial files stay for that).
-    if (run.setAside && !(e instanceof Interrupted)) restoreRun(out);
-    else if (run.setAside)
-      (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
-        `the run this one replaces is kept in ${replacedDir(out)} until it finishes`,
-      );
+    // A rerun that fails before its first checkpoint gives back the finished run it replaced
+    // (nothing of it is left to continue); one interrupted, or failed after a checkpoint, keeps
+    // it aside until --resume finishes the new run.
+    if (holdsReplaced(out)) {
+      if (!(e instanceof Interrupted) && !existsSync(join(out, '.work', 'checkpoint', 'state.json')))
+        restoreRun(out);
+      else
+        (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
+          `the finished run this one replaces is kept in ${replacedDir(out)} until it finishes`,
+        );
+    }
     throw e;
   } finally {
     unlock();
@@ -675,7 +693,6 @@ async function runLocked(
   o: RunOptions,
   out: string,
   kept: (KeptBaseline & { dir: string }) | undefined,
-  run: { setAside: boolean },
 ): Promise<RunResults> {
   const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
   const cfg = o.config;
@@ -698,7 +715,7 @@ async function runLocked(
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
     throw new Error(
       `--resume: no checkpoint in ${ckptDir}` +
-        (existsSync(join(replacedDir(out), 'results.json'))
+        (holdsReplaced(out)
           ? `; a rerun was killed before its first checkpoint: the finished run it replaced is in ${replacedDir(out)} (run the command again without --resume, or move those files back)`
           : ''),
     );
@@ -715,7 +732,7 @@ async function runLocked(
   const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
 
   // Claimed above, before the data loaded; cleared only now that the run can start.
-  run.setAside = clearOutDir?.() ?? false;
+  clearOutDir?.();
   const metricsFile = join(out, 'metrics.jsonl');
   let state: RunState;
   let model: tfl.LayersModel | undefined;

@@ -13,7 +13,7 @@ import {
 } from './pipeline.js';
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
-import { ensureWritableDir, lockDir, writeJsonAtomic } from './fsutil.js';
+import { ensureWritableDir, lockDir, recoverDir, writeJsonAtomic } from './fsutil.js';
 
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
@@ -84,9 +84,11 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
 
 async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> {
   // An interrupted sweep is refused before any point runs (not after rerunning its finished ones).
-  const unfinished = readdirSync(out).filter((d) =>
-    existsSync(join(out, d, '.work', 'checkpoint', 'state.json')),
-  );
+  const unfinished = readdirSync(out).filter((d) => {
+    const ckpt = join(out, d, '.work', 'checkpoint');
+    if (existsSync(join(out, d, '.work'))) recoverDir(ckpt); // caught between its renames
+    return existsSync(join(ckpt, 'state.json'));
+  });
   if (unfinished.length && !o.resume && !o.force)
     throw new Error(
       `${out} holds an interrupted sweep (unfinished: ${unfinished.join(', ')}); continue it with --resume, choose another --out, or pass --force to start over`,

@@ -14,11 +14,12 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copyDirAtomic, writeFileAtomic, writeFileNamed } from '../src/fsutil';
+import { copyDirAtomic, lockDir, writeFileAtomic, writeFileNamed } from '../src/fsutil';
 import { cli, writeVariant } from './helpers';
 
 let tmp: string;
@@ -55,12 +56,12 @@ test('a second writer of one --out is refused while the first runs; a dead write
     expect(second.code).toBe(1);
     expect(second.err).toMatch(
       new RegExp(
-        `is being written by another normprune process \\(pid ${sleeper.pid}, a run of lenet-500-300\\)`,
+        `is being written by process ${sleeper.pid}; wait for it to end, or choose another --out \\(if no normprune run or sweep writes there, delete .*\\.normprune\\.lock\\)`,
       ),
     );
     const sweep = await cli(['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.01', '--out', out]);
     expect(sweep.code).toBe(1);
-    expect(sweep.err).toMatch(/is being written by another normprune process/);
+    expect(sweep.err).toMatch(/is being written by process/);
   } finally {
     sleeper.kill();
   }
@@ -112,6 +113,34 @@ test('a rerun that fails gives back the finished run it replaced; files of the u
   expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).seed).toBe(2);
   for (const f of ['NOTES.md', join('model', 'DEPLOY.md'), join('plots', 'my-figure.svg')])
     expect(readFileSync(join(out, f), 'utf8')).toMatch(/mine|svg/);
+  expect(existsSync(join(out, '.work'))).toBe(false);
+});
+
+test('a rerun that fails after a checkpoint keeps the run it replaces aside, not mixed with its own', async () => {
+  const out = copyOfFinished('failed-after-checkpoint');
+  const before = readFileSync(join(out, 'results.json'), 'utf8');
+  const diverge = writeVariant(tmp, 'diverge-proximal', (cfg) =>
+    Object.assign(cfg.training.proximal, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
+  );
+  const r = await cli([
+    'train',
+    '--config',
+    diverge,
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--force',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/the finished run this one replaces is kept in .*\.work\/replaced until it finishes/);
+  expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
+  expect(existsSync(join(out, 'results.json'))).toBe(false);
+  expect(readFileSync(join(out, '.work', 'replaced', 'results.json'), 'utf8')).toBe(before);
+  // Started over with --force, the new run replaces it when it finishes.
+  expect((await reproduce(out, '--force')).code).toBe(0);
   expect(existsSync(join(out, '.work'))).toBe(false);
 });
 
@@ -191,7 +220,98 @@ test('report --export keeps files of the user’s in an exported run folder; pru
   expect(again.code).toBe(0);
 });
 
+test('a symlinked model/ is moved as the link: the files it points at are not touched', async () => {
+  const out = copyOfFinished('linked-model');
+  const shared = join(tmp, 'shared-model');
+  renameSync(join(out, 'model'), shared);
+  symlinkSync(shared, join(out, 'model'));
+  const before = readFileSync(join(shared, 'model.json'), 'utf8');
+  expect((await reproduce(out, '--seed', '3', '--force')).code).toBe(0);
+  expect(readFileSync(join(shared, 'model.json'), 'utf8')).toBe(before);
+  expect(lstatSync(join(out, 'model')).isSymbolicLink()).toBe(false);
+  expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
+});
+
+test('a .work/replaced emptied by hand does not make the next failed rerun lose the finished run', async () => {
+  const out = copyOfFinished('emptied-aside');
+  mkdirSync(join(out, '.work', 'replaced'), { recursive: true });
+  const before = readFileSync(join(out, 'results.json'), 'utf8');
+  const diverge = writeVariant(tmp, 'diverge-2', (cfg) =>
+    Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
+  );
+  const r = await cli([
+    'train',
+    '--config',
+    diverge,
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--force',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(1);
+  expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(before);
+});
+
+test('sweep --resume recovers a point checkpoint caught between its renames', async () => {
+  const out = join(tmp, 'sweep-between');
+  const args = [
+    'sweep',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--lambda',
+    '0.01',
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
+  expect((await cli([...args, '--stop-after-steps', '3'])).code).toBe(130);
+  const ckpt = join(out, 'lambda-0.01', '.work', 'checkpoint');
+  renameSync(ckpt, `${ckpt}.old`);
+  const resumed = await cli([...args, '--resume']);
+  expect(resumed.err).not.toMatch(/holds an unfinished run/);
+  expect(resumed.code).toBe(0);
+});
+
 describe('fsutil', () => {
+  test('lockDir refuses a second writer in this process or a lock being written, and takes over a dead one', () => {
+    const dir = join(tmp, 'lock');
+    mkdirSync(dir);
+    const release = lockDir(dir, 'a test');
+    expect(() => lockDir(dir, 'another')).toThrow(/is being written by this process \(a test\)/);
+    release();
+    expect(existsSync(join(dir, '.normprune.lock'))).toBe(false);
+    // An empty lock is one being written: held while fresh, stale once old.
+    writeFileSync(join(dir, '.normprune.lock'), '');
+    expect(() => lockDir(dir, 'x')).toThrow(/is being written by process \(starting\)/);
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(dir, '.normprune.lock'), old, old);
+    const again = lockDir(dir, 'x');
+    expect(readFileSync(join(dir, '.normprune.lock'), 'utf8')).toBe(`${process.pid}\nx\n`);
+    // A release after the lock was taken over by another holder leaves that holder's lock.
+    writeFileSync(join(dir, '.normprune.lock'), `${deadPid()}\nother\n`);
+    again();
+    expect(existsSync(join(dir, '.normprune.lock'))).toBe(true);
+  });
+
+  test('copyDirAtomic puts back a folder a killed copy left in its .old folder', () => {
+    const src = join(tmp, 'recover-src');
+    const dest = join(tmp, 'recover-dest');
+    mkdirSync(src);
+    writeFileSync(join(src, 'a.json'), 'new');
+    const left = `${dest}.${deadPid()}.old`;
+    mkdirSync(left);
+    writeFileSync(join(left, 'NOTES.md'), 'mine');
+    copyDirAtomic(src, dest, ['a.json']);
+    expect(readFileSync(join(dest, 'a.json'), 'utf8')).toBe('new');
+    expect(readFileSync(join(dest, 'NOTES.md'), 'utf8')).toBe('mine');
+    expect(existsSync(left)).toBe(false);
+  });
+
   test('writeFileAtomic writes through a symlink and keeps a file’s permissions', () => {
     const target = join(tmp, 'README-target.md');
     const link = join(tmp, 'README-link.md');
