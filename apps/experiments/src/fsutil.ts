@@ -3,12 +3,10 @@
 import {
   accessSync,
   chmodSync,
-  closeSync,
   constants,
   cpSync,
   existsSync,
   linkSync,
-  openSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -171,73 +169,82 @@ export function processGone(pid: number): boolean {
 /** The lock file a run holds in its folder while it writes there. */
 export const LOCK_FILE = '.normprune.lock';
 
-/** A lock file's holder: its pid (undefined while it is being written) and what it does. */
-function readLock(file: string): { pid: number | undefined; what: string; ageMs: number } | undefined {
+/** A lock file's holder: its pid, what it does, and the file's inode (to tell two locks apart). */
+function readLock(file: string): { pid: number | undefined; what: string; ino: number } | undefined {
   try {
+    const ino = statSync(file).ino;
     const [pidText, what = ''] = readFileSync(file, 'utf8').split('\n');
     const pid = Number.parseInt(pidText, 10);
-    return {
-      pid: Number.isInteger(pid) && pid > 0 ? pid : undefined,
-      what,
-      ageMs: Date.now() - statSync(file).mtimeMs,
-    };
+    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, what, ino };
   } catch {
     return undefined; // gone meanwhile
   }
 }
 
+/** Folders this process holds the lock of (a lock with this pid elsewhere is a dead process's). */
+const heldHere = new Set<string>();
+
 /**
  * Claims `dir` for this process until the returned function is called: a
  * second writer (another process, or another call in this one) is refused,
  * naming the holder; a lock left by a process that died is taken over. The
- * release removes the lock only while it is still this process's.
+ * lock is written whole under a temporary name and linked into place, so it is
+ * never seen half written. The release removes it only while it is still this
+ * process's.
  */
 export function lockDir(dir: string, what: string): () => void {
   const file = join(dir, LOCK_FILE);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    try {
-      const fd = openSync(file, 'wx');
+  const mine = `${file}.${process.pid}.${++counter}.tmp`;
+  writeFileNamed(mine, `${process.pid}\n${what}\n`);
+  try {
+    for (let attempt = 0; attempt < 5; attempt++) {
       try {
-        writeFileSync(fd, `${process.pid}\n${what}\n`);
-      } finally {
-        closeSync(fd);
+        linkSync(mine, file);
+        const ino = statSync(file).ino;
+        heldHere.add(file);
+        return () => {
+          const now = readLock(file);
+          if (heldHere.delete(file) && now?.ino === ino && now.pid === process.pid)
+            rmSync(file, { force: true });
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      let held = true;
-      return () => {
-        if (held && readLock(file)?.pid === process.pid) rmSync(file, { force: true });
-        held = false;
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    const holder = readLock(file);
-    if (holder === undefined) continue; // released meanwhile
-    // A lock with no pid yet is being written: held, unless it is old (a process killed then).
-    const alive = holder.pid === undefined ? holder.ageMs < 10_000 : !processGone(holder.pid);
-    if (alive)
-      throw new Error(
-        `${dir} is being written by ${holder.pid === process.pid ? 'this process' : `process ${holder.pid ?? '(starting)'}`}` +
-          `${holder.what ? ` (${holder.what})` : ''}; wait for it to end, or choose another --out ` +
-          `(if no normprune run or sweep writes there, delete ${file})`,
-      );
-    // Stale: moved away, then checked, so that a lock another process has just taken is given back.
-    const grave = `${file}.${process.pid}.stale`;
-    try {
-      renameSync(file, grave);
-    } catch {
-      continue;
-    }
-    const moved = readLock(grave);
-    if (moved?.pid !== holder.pid) {
+      const holder = readLock(file);
+      if (holder === undefined) continue; // released meanwhile
+      // A pid of this process counts only for a lock taken here (a container's node is often
+      // pid 1 in every run); a lock with no readable pid is garbage.
+      const alive =
+        holder.pid !== undefined &&
+        (holder.pid === process.pid ? heldHere.has(file) : !processGone(holder.pid));
+      if (alive)
+        throw new Error(
+          `${dir} is being written by ${holder.pid === process.pid ? 'this process' : `process ${holder.pid}`}` +
+            `${holder.what ? ` (${holder.what})` : ''}; wait for it to end, or choose another --out ` +
+            `(if no normprune run or sweep writes there, delete ${file})`,
+        );
+      // Stale: moved away and checked by inode, so that a lock another process has just taken
+      // is given back rather than deleted.
+      const grave = `${file}.${process.pid}.stale`;
       try {
-        linkSync(grave, file);
+        renameSync(file, grave);
       } catch {
-        /* taken again meanwhile: the next attempt sees it */
+        continue;
+      }
+      if (readLock(grave)?.ino === holder.ino) rmSync(grave, { force: true });
+      else {
+        try {
+          linkSync(grave, file);
+          rmSync(grave, { force: true });
+        } catch {
+          /* the path is taken again: keep the other lock in `grave`; the next attempt sees the new one */
+        }
       }
     }
-    rmSync(grave, { force: true });
+    throw new Error(`${dir}: other processes keep taking its lock ${file}; try again`);
+  } finally {
+    rmSync(mine, { force: true });
   }
-  throw new Error(`${dir}: other processes keep taking its lock ${file}; try again`);
 }
 
 /** Throws a clear error unless `dir` exists (or can be created) and is writable. */
@@ -294,7 +301,10 @@ export function readJsonFile<T = any>(
  */
 export function ourLeftovers(entries: readonly string[]): string[] {
   return entries.filter((e) => {
-    const m = /^\.write-probe-(\d+)$/.exec(e) ?? /^\.(\d+)\.\d+\.tmp$/.exec(e);
+    const m =
+      /^\.write-probe-(\d+)$/.exec(e) ??
+      /^\.(\d+)\.\d+\.tmp$/.exec(e) ??
+      /^\.normprune\.lock\.(\d+)\.(?:\d+\.tmp|stale)$/.exec(e);
     return m !== null && processGone(Number(m[1]));
   });
 }

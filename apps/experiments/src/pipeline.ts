@@ -610,34 +610,65 @@ function holdsReplaced(out: string): boolean {
 
 /**
  * Makes way for a new run in `out` without losing the finished one there: its
- * files move to `.work/replaced`, which the new run removes when it finishes
- * and puts back if it fails before its first checkpoint. A rerun killed before
- * it finished left the older run there and only its own partial files in
- * `out`: those go, the older run stays. A move that fails puts back what it
- * moved and says so.
+ * files move, through a staging folder renamed in one step, to
+ * `.work/replaced`, which the new run removes when it finishes and puts back
+ * if it fails before its first checkpoint. A rerun killed before it finished
+ * left the older run there and only its own partial files in `out`: those go,
+ * the older run stays.
  */
 function setAsideRun(out: string): void {
   const aside = replacedDir(out);
+  const staging = `${aside}.staging`;
   if (!holdsReplaced(out)) rmSync(aside, { recursive: true, force: true }); // emptied by hand
-  const keep = !holdsReplaced(out) && existsSync(join(out, 'results.json'));
+  if (holdsReplaced(out) || !existsSync(join(out, 'results.json'))) {
+    // Nothing finished to keep: the files of an unfinished run go.
+    for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, undefined);
+    return;
+  }
   try {
-    for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, keep ? aside : undefined);
+    for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, staging);
+    renameSync(staging, aside);
   } catch (err) {
-    if (keep) for (const e of existsSync(aside) ? readdirSync(aside) : []) moveRunEntry(aside, e, out);
+    recoverReplaced(out);
     throw new Error(
-      `cannot move the finished run in ${out} aside for the new one (${(err as Error).message})` +
-        (keep ? '; what had moved was put back' : ''),
+      `cannot move the finished run in ${out} aside for the new one (${(err as Error).message}); it was left in place`,
     );
   }
 }
 
-/** Puts back the run `setAsideRun` moved away, removing the failed run's files. */
+/**
+ * Puts back the run `setAsideRun` moved away, removing the failed run's files.
+ * A marker makes a restore that a kill interrupts finish at the next start.
+ */
 function restoreRun(out: string): void {
   if (!holdsReplaced(out)) return;
   const aside = replacedDir(out);
+  writeFileSync(join(aside, RESTORING), '');
   for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, undefined);
-  for (const e of readdirSync(aside)) moveRunEntry(aside, e, out);
+  finishRestore(out);
+}
+
+const RESTORING = '.restoring';
+
+function finishRestore(out: string): void {
+  const aside = replacedDir(out);
+  // results.json last: until it is back, the folder does not look like a finished run.
+  const entries = readdirSync(aside).filter((e) => e !== RESTORING && e !== 'results.json');
+  for (const e of [...entries, 'results.json']) moveRunEntry(aside, e, out);
   removeDir(aside);
+}
+
+/**
+ * At a run's start, completes what a killed process left half done: a move
+ * aside (its staging folder goes back into `out`) or a restore (finished).
+ */
+function recoverReplaced(out: string): void {
+  const staging = `${replacedDir(out)}.staging`;
+  if (existsSync(staging)) {
+    for (const e of readdirSync(staging)) moveRunEntry(staging, e, out);
+    rmSync(staging, { recursive: true, force: true });
+  }
+  if (existsSync(join(replacedDir(out), RESTORING))) finishRestore(out);
 }
 
 /** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
@@ -676,9 +707,16 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     // (nothing of it is left to continue); one interrupted, or failed after a checkpoint, keeps
     // it aside until --resume finishes the new run.
     if (holdsReplaced(out)) {
-      if (!(e instanceof Interrupted) && !existsSync(join(out, '.work', 'checkpoint', 'state.json')))
-        restoreRun(out);
-      else
+      if (!(e instanceof Interrupted) && !existsSync(join(out, '.work', 'checkpoint', 'state.json'))) {
+        try {
+          restoreRun(out);
+        } catch (err) {
+          // The run's own error is the one to report; this one says where the old run is.
+          (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
+            `could not put back the finished run from ${replacedDir(out)} (${(err as Error).message}); the next run of this command finishes that`,
+          );
+        }
+      } else
         (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
           `the finished run this one replaces is kept in ${replacedDir(out)} until it finishes`,
         );
@@ -703,6 +741,7 @@ async function runLocked(
   // under another name: complete, it is put back; half removed, it goes.
   recoverDir(ckptDir);
   recoverDir(join(work, 'baseline'));
+  recoverReplaced(out);
   rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   if (!o.resume && existsSync(ckptDir)) {
     if (!o.force)
@@ -713,10 +752,13 @@ async function runLocked(
     rmSync(ckptDir, { recursive: true, force: true });
   }
   if (o.resume && !existsSync(join(ckptDir, 'state.json'))) {
+    // A rerun killed before its first checkpoint: nothing to resume; the run it replaced comes back.
+    const restored = holdsReplaced(out);
+    if (restored) restoreRun(out);
     throw new Error(
       `--resume: no checkpoint in ${ckptDir}` +
-        (holdsReplaced(out)
-          ? `; a rerun was killed before its first checkpoint: the finished run it replaced is in ${replacedDir(out)} (run the command again without --resume, or move those files back)`
+        (restored
+          ? `; a rerun there was killed before its first checkpoint, so the finished run it replaced is put back in ${out}`
           : ''),
     );
   }

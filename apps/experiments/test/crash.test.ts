@@ -9,12 +9,12 @@ import {
   lstatSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   statSync,
   symlinkSync,
-  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -161,8 +161,10 @@ test('a rerun stopped before it finishes keeps the run it replaces aside until -
   const resumeNothing = await reproduce(noCheckpoint, '--resume');
   expect(resumeNothing.code).toBe(1);
   expect(resumeNothing.err).toMatch(
-    /no checkpoint in .*; a rerun was killed before its first checkpoint: the finished run it replaced is in .*replaced/,
+    /no checkpoint in .*; a rerun there was killed before its first checkpoint, so the finished run it replaced is put back in /,
   );
+  expect(readFileSync(join(noCheckpoint, 'results.json'), 'utf8')).toBe(before);
+  expect(existsSync(join(noCheckpoint, '.work', 'replaced'))).toBe(false);
   // Running it again keeps that run aside (the partial files go) until the rerun finishes.
   expect((await reproduce(noCheckpoint, '--stop-after-steps', '1')).code).toBe(130);
   expect(readFileSync(join(noCheckpoint, '.work', 'replaced', 'results.json'), 'utf8')).toBe(before);
@@ -175,6 +177,36 @@ test('a rerun stopped before it finishes keeps the run it replaces aside until -
     return [r.compressionPct, r.baseline.testError, r.compressed.testError];
   };
   expect(fields(readFileSync(join(out, 'results.json'), 'utf8'))).toEqual(fields(before));
+});
+
+test('a move aside or a restore that a kill cut short is completed by the next run, nothing lost', async () => {
+  // Killed while moving aside: config.json and metrics.jsonl already in the staging folder.
+  const out = copyOfFinished('half-aside');
+  const before = readFileSync(join(out, 'results.json'), 'utf8');
+  const staging = join(out, '.work', 'replaced.staging');
+  mkdirSync(staging, { recursive: true });
+  for (const f of ['config.json', 'metrics.jsonl']) renameSync(join(out, f), join(staging, f));
+  const diverge = writeVariant(tmp, 'diverge-3', (cfg) =>
+    Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
+  );
+  const fail = () =>
+    cli(['train', '--config', diverge, '--budget', 'tiny', '--backend', 'wasm', '--force', '--out', out]);
+  expect((await fail()).code).toBe(1);
+  for (const f of ['config.json', 'metrics.jsonl', 'results.json'])
+    expect(readFileSync(join(out, f), 'utf8')).toBe(readFileSync(join(finished, f), 'utf8'));
+  expect(existsSync(staging)).toBe(false);
+  // Killed while restoring: the marker is there, results.json still aside.
+  expect((await reproduce(out, '--stop-after-steps', '1')).code).toBe(130);
+  const aside = join(out, '.work', 'replaced');
+  writeFileSync(join(aside, '.restoring'), '');
+  rmSync(join(out, '.work', 'checkpoint'), { recursive: true });
+  renameSync(join(aside, 'config.json'), join(out, 'config.json'));
+  expect((await fail()).code).toBe(1);
+  expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(before);
+  expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(
+    readFileSync(join(finished, 'config.json'), 'utf8'),
+  );
+  expect(existsSync(aside)).toBe(false);
 });
 
 test('a checkpoint caught between the renames that replace it is put back for --resume', async () => {
@@ -278,24 +310,29 @@ test('sweep --resume recovers a point checkpoint caught between its renames', as
 });
 
 describe('fsutil', () => {
-  test('lockDir refuses a second writer in this process or a lock being written, and takes over a dead one', () => {
+  test('lockDir refuses a second writer in this process, and takes over a dead, garbage or inherited lock', () => {
     const dir = join(tmp, 'lock');
     mkdirSync(dir);
+    const lock = join(dir, '.normprune.lock');
     const release = lockDir(dir, 'a test');
     expect(() => lockDir(dir, 'another')).toThrow(/is being written by this process \(a test\)/);
     release();
-    expect(existsSync(join(dir, '.normprune.lock'))).toBe(false);
-    // An empty lock is one being written: held while fresh, stale once old.
-    writeFileSync(join(dir, '.normprune.lock'), '');
-    expect(() => lockDir(dir, 'x')).toThrow(/is being written by process \(starting\)/);
-    const old = new Date(Date.now() - 60_000);
-    utimesSync(join(dir, '.normprune.lock'), old, old);
-    const again = lockDir(dir, 'x');
-    expect(readFileSync(join(dir, '.normprune.lock'), 'utf8')).toBe(`${process.pid}\nx\n`);
+    expect(existsSync(lock)).toBe(false);
+    // Garbage, and this pid on a lock this process never took (a container's node is pid 1 in
+    // every run): both are a dead process's.
+    for (const content of ['', 'not a pid\n', `${process.pid}\nan earlier life\n`]) {
+      writeFileSync(lock, content);
+      const again = lockDir(dir, 'x');
+      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n`);
+      again();
+    }
     // A release after the lock was taken over by another holder leaves that holder's lock.
-    writeFileSync(join(dir, '.normprune.lock'), `${deadPid()}\nother\n`);
-    again();
-    expect(existsSync(join(dir, '.normprune.lock'))).toBe(true);
+    const mine = lockDir(dir, 'x');
+    rmSync(lock);
+    writeFileSync(lock, `${deadPid()}\nother\n`);
+    mine();
+    expect(readFileSync(lock, 'utf8')).toMatch(/other/);
+    expect(readdirSync(dir)).toEqual(['.normprune.lock']);
   });
 
   test('copyDirAtomic puts back a folder a killed copy left in its .old folder', () => {
