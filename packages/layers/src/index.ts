@@ -18,6 +18,7 @@ export {
   effectiveKernel,
   fold,
   isDecomposed,
+  layerPaths,
   type MagnitudeInfo,
   magnitudes,
 } from './model.js';

@@ -300,8 +300,12 @@ function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
   return layerPaths(model).map((l) => l.layer);
 }
 
-/** Every layer with its path: its name, under the names of the nested models holding it (`block/fc`). */
-function layerPaths(model: tfl.LayersModel, prefix = ''): { path: string; layer: tfl.layers.Layer }[] {
+/**
+ * Every layer of `model` in order, with the layers of nested models (a model
+ * used as a layer) in place of the model, each with its path: its name under
+ * the names of the nested models holding it (`block/fc`).
+ */
+export function layerPaths(model: tfl.LayersModel, prefix = ''): { path: string; layer: tfl.layers.Layer }[] {
   return model.layers.flatMap((layer) =>
     layer instanceof tfl.LayersModel
       ? layerPaths(layer, `${prefix}${layer.name}/`)

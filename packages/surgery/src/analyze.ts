@@ -1,7 +1,8 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readWeights, weightNamed, type HostWeight } from './handlers.js';
-import { checkModel, checkThreshold, layerPaths, withFolded } from './folding.js';
+import { layerPaths } from '@normprune/layers';
+import { checkModel, checkThreshold, withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {

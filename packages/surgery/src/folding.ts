@@ -2,19 +2,7 @@
 // cuts is the plain layer they fold into, whose kernel is exactly zero where
 // the magnitude is zero.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe, fold, isDecomposed } from '@normprune/layers';
-
-/**
- * Every layer of `model` in order, with the layers of nested models (a model used as a layer) in
- * place of the model, each named by its path (`inner/dense`).
- */
-export function layerPaths(model: tfl.LayersModel, prefix = ''): { path: string; layer: tfl.layers.Layer }[] {
-  return model.layers.flatMap((layer) =>
-    layer instanceof tfl.LayersModel
-      ? layerPaths(layer, `${prefix}${layer.name}/`)
-      : [{ path: prefix + layer.name, layer }],
-  );
-}
+import { describeValue as describe, fold, isDecomposed, layerPaths } from '@normprune/layers';
 
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
