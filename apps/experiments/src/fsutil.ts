@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { makeDirs } from '@normprune/runtime';
+import { makeDirs, processGone } from '@normprune/runtime';
 
 export { makeDirs };
 
@@ -84,19 +84,31 @@ export async function writeDirAtomic(
   keep: (name: string) => boolean = () => false,
 ): Promise<void> {
   const tmp = `${dir}.tmp`;
-  const old = `${dir}.old`;
   recoverDir(dir);
   rmSync(tmp, { recursive: true, force: true });
   makeDirs(tmp);
   try {
     await fill(tmp);
-    // Entries of the old copy `keep` names (a user's files) go into the new one.
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true }); // a failed write (a full disk) leaves nothing
+    throw e;
+  }
+  swapDir(tmp, dir, `${dir}.old`, keep);
+}
+
+/**
+ * Puts the complete folder `tmp` in the place of `dir`, after carrying over
+ * the entries of `dir` that `keep` accepts (a user's files); the old copy
+ * stays, as `old`, until the new one is in place.
+ */
+function swapDir(tmp: string, dir: string, old: string, keep: (name: string) => boolean): void {
+  try {
     if (existsSync(dir))
       for (const name of readdirSync(dir))
         if (keep(name) && !existsSync(join(tmp, name)))
           cpSync(join(dir, name), join(tmp, name), { recursive: true });
   } catch (e) {
-    rmSync(tmp, { recursive: true, force: true }); // a failed write (a full disk) leaves nothing
+    rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
   rmSync(old, { recursive: true, force: true });
@@ -143,27 +155,11 @@ export function copyDirAtomic(src: string, dest: string, names: readonly string[
     makeDirs(tmp);
     for (const name of names)
       if (existsSync(join(src, name))) cpSync(join(src, name), join(tmp, name), { recursive: true });
-    if (existsSync(dest))
-      for (const name of readdirSync(dest))
-        if (!names.includes(name)) cpSync(join(dest, name), join(tmp, name), { recursive: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  rmSync(old, { recursive: true, force: true });
-  if (existsSync(dest)) renameSync(dest, old);
-  renameSync(tmp, dest);
-  rmSync(old, { recursive: true, force: true });
-}
-
-/** Whether process `pid` has ended (a kill with signal 0 finds no such process). */
-export function processGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'ESRCH';
-  }
+  swapDir(tmp, dest, old, (name) => !names.includes(name));
 }
 
 /** The lock file a run holds in its folder while it writes there. */

@@ -712,14 +712,11 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
           restoreRun(out);
         } catch (err) {
           // The run's own error is the one to report; this one says where the old run is.
-          (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
+          logOf(o)(
             `could not put back the finished run from ${replacedDir(out)} (${(err as Error).message}); the next run of this command finishes that`,
           );
         }
-      } else
-        (o.log ?? ((s: string) => process.stderr.write(s + '\n')))(
-          `the finished run this one replaces is kept in ${replacedDir(out)} until it finishes`,
-        );
+      } else logOf(o)(`the finished run this one replaces is kept in ${replacedDir(out)} until it finishes`);
     }
     throw e;
   } finally {
@@ -727,12 +724,17 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   }
 }
 
+/** Where a run's progress lines go: `o.log`, else stderr. */
+function logOf(o: RunOptions): (s: string) => void {
+  return o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+}
+
 async function runLocked(
   o: RunOptions,
   out: string,
   kept: (KeptBaseline & { dir: string }) | undefined,
 ): Promise<RunResults> {
-  const log = o.log ?? ((s: string) => process.stderr.write(s + '\n'));
+  const log = logOf(o);
   const cfg = o.config;
   const work = join(out, '.work');
   const ckptDir = join(work, 'checkpoint');

@@ -3,3 +3,4 @@ export { initBackend } from './backend.js';
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
 export { fileSystem, makeDirs } from './file-system.js';
+export { processGone } from './process.js';

@@ -53,7 +53,7 @@ ${body}
 `;
 
 const expected = {
-  exports: ['fileSystem', 'initBackend', 'makeDirs', 'registerWasmTrainingKernels'],
+  exports: ['fileSystem', 'initBackend', 'makeDirs', 'processGone', 'registerWasmTrainingKernels'],
   cpu: { backend: 'cpu', tf: 'cpu' },
   files: ['group1-shard1of1.bin', 'model.json'],
   same: true,
