@@ -18,6 +18,7 @@ export {
   effectiveKernel,
   fold,
   isDecomposed,
+  type LayerPath,
   layerPaths,
   type MagnitudeInfo,
   magnitudes,

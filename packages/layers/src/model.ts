@@ -300,12 +300,20 @@ function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
   return layerPaths(model).map((l) => l.layer);
 }
 
+/** One entry of {@link layerPaths}. */
+export interface LayerPath {
+  /** The layer's name under the names of the nested models holding it (`block/fc`). */
+  path: string;
+  /** The layer. */
+  layer: tfl.layers.Layer;
+}
+
 /**
  * Every layer of `model` in order, with the layers of nested models (a model
  * used as a layer) in place of the model, each with its path: its name under
  * the names of the nested models holding it (`block/fc`).
  */
-export function layerPaths(model: tfl.LayersModel, prefix = ''): { path: string; layer: tfl.layers.Layer }[] {
+export function layerPaths(model: tfl.LayersModel, prefix = ''): LayerPath[] {
   return model.layers.flatMap((layer) =>
     layer instanceof tfl.LayersModel
       ? layerPaths(layer, `${prefix}${layer.name}/`)
