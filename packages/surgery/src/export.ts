@@ -15,13 +15,16 @@
 // K = prod(leading axes) values in row-major order of the leading axes.
 // Weights where that would not save space are stored 'dense' (row-major).
 // Values are float32 or, with float16, IEEE half precision, little-endian.
+// While an export replaces an earlier one, model.json names the manifest to read
+// in "sparseManifest" (backup copies of the earlier files; see writeSparse).
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, fold } from '@normprune/layers';
-import { fileSystem, makeDirs } from '@normprune/runtime';
+import { fileSystem, makeDirs, processGone } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 
 /** Options of {@link exportModel}. */
@@ -195,9 +198,11 @@ async function previousExport(dir: string): Promise<string[]> {
   if (Array.isArray(model?.weightsManifest))
     for (const group of model.weightsManifest)
       if (Array.isArray(group?.paths)) for (const p of group.paths) out.push(inside(dir, p));
-  const sparse = await readJson('sparse.json');
-  if (sparse?.format === 'normprune-sparse')
-    out.push(path.join(dir, 'sparse.json'), inside(dir, sparse.data));
+  const sparse = await readSparseExport(dir);
+  if (sparse) out.push(sparse.manifestFile, sparse.data);
+  // sparse.json beside a 'tfjs' model.json: left by an export of an earlier version.
+  const named = await readJson('sparse.json');
+  if (named?.format === 'normprune-sparse') out.push(path.join(dir, 'sparse.json'), inside(dir, named.data));
   return out.filter((f): f is string => f !== undefined);
 }
 
@@ -330,20 +335,130 @@ export async function exportModel(
         'normprune-surgery (sparse weights in sparse.json / sparse.bin: load with loadSparseModel)',
       weightsManifest: [],
     };
-    // Write everything next to its place, then rename, model.json last: an interrupted export
-    // never leaves a model.json that points at missing or half-written weights.
-    const contents: (string | Uint8Array)[] = [
+    await writeSparse(dir, files, [
       JSON.stringify(modelJson),
       JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }),
       bin,
-    ];
-    const tmp = files.map((f) => `${f}.tmp-${process.pid}`);
-    for (const k of [2, 1, 0]) await fs.promises.writeFile(tmp[k], contents[k]);
-    for (const k of [2, 1, 0]) await fs.promises.rename(tmp[k], files[k]);
+    ]);
     await removeStale(previous, files);
+    await removeLeftovers(dir);
     return { bytes: await sizes(files), files };
   } finally {
     if (plain !== model) plain.dispose();
+  }
+}
+
+/** Writes `data` to `file` and flushes it to disk, so that a crash after a rename never finds it empty. */
+async function writeDurably(file: string, data: string | Uint8Array): Promise<void> {
+  const h = await fs.promises.open(file, 'w');
+  try {
+    await h.writeFile(data);
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+/**
+ * Puts a sparse export's three files (`files`: model.json, sparse.json, sparse.bin) in place
+ * so that the directory's model.json loads, at every instant, either the earlier export or
+ * the new one, whole. New contents go to temporary files first. An earlier sparse export's
+ * sparse.json and sparse.bin are about to be replaced under its model.json, so its model.json
+ * is first pointed (one rename) at backup copies of them (`sparseManifest`, which
+ * {@link loadSparseModel} follows); then the new files are renamed into place, model.json last.
+ */
+async function writeSparse(dir: string, files: string[], contents: (string | Uint8Array)[]): Promise<void> {
+  const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const tmp = files.map((f) => path.join(dir, `.${path.basename(f)}.${token}.tmp`));
+  const backups: string[] = [];
+  // Whether model.json names none of the backups (which then go at the end).
+  let settled = true;
+  try {
+    for (const k of [2, 1, 0]) await writeDurably(tmp[k], contents[k]);
+    const prev = await readSparseExport(dir);
+    // An earlier export whose data file is missing does not load anyway: nothing to keep loadable.
+    if (prev && fs.existsSync(prev.data)) {
+      const data = path.join(dir, `.prev-${token}-${path.basename(prev.data)}`);
+      // A file system without hard links gets a copy.
+      await fs.promises.link(prev.data, data).catch(() => fs.promises.copyFile(prev.data, data));
+      backups.push(data);
+      const manifest = path.join(dir, `.prev-${token}-${path.basename(prev.manifestFile)}`);
+      backups.push(manifest);
+      await writeDurably(manifest, JSON.stringify({ ...prev.manifest, data: path.basename(data) }));
+      const repointed = path.join(dir, `.prev-model.json.${token}.tmp`);
+      tmp.push(repointed);
+      await writeDurably(
+        repointed,
+        JSON.stringify({ ...prev.modelJson, sparseManifest: path.basename(manifest) }),
+      );
+      await fs.promises.rename(repointed, files[0]);
+      settled = false;
+    }
+    for (const k of [2, 1, 0]) await fs.promises.rename(tmp[k], files[k]);
+    settled = true;
+  } catch (e) {
+    await Promise.all(tmp.map((f) => fs.promises.unlink(f).catch(() => undefined)));
+    throw new Error(
+      `exportModel: writing the sparse export to ${dir} failed, the earlier export there (if any) still loads: ${(e as Error).message}`,
+    );
+  } finally {
+    // After a failure, model.json may still load the earlier export from its backups: they stay,
+    // and the next export into `dir` removes them with that export.
+    if (settled) await Promise.all(backups.map((f) => fs.promises.unlink(f).catch(() => undefined)));
+  }
+}
+
+/** An earlier sparse export in `dir`: its model.json, and the manifest and data file that model.json loads. */
+interface SparseExport {
+  modelJson: Record<string, unknown>;
+  manifestFile: string;
+  manifest: Record<string, unknown>;
+  data: string;
+}
+
+/**
+ * The sparse export `dir` holds, read as {@link loadSparseModel} reads it (model.json's
+ * `sparseManifest`, else sparse.json, then the data file it names), or undefined.
+ */
+async function readSparseExport(dir: string): Promise<SparseExport | undefined> {
+  const readJson = async (f: string | undefined) => {
+    try {
+      return f === undefined ? undefined : JSON.parse(await fs.promises.readFile(f, 'utf8'));
+    } catch {
+      return undefined;
+    }
+  };
+  const modelJson = await readJson(path.join(dir, 'model.json'));
+  if (!Array.isArray(modelJson?.weightsManifest) || modelJson.weightsManifest.length > 0) return undefined;
+  const manifestFile = inside(dir, modelJson.sparseManifest ?? 'sparse.json');
+  const manifest = await readJson(manifestFile);
+  const data = inside(dir, manifest?.data);
+  if (manifest?.format !== 'normprune-sparse' || data === undefined) return undefined;
+  return { modelJson, manifestFile: manifestFile!, manifest, data };
+}
+
+/**
+ * Deletes what sparse exports killed mid-way left in `dir`: temporary files
+ * (`.<name>.<pid>-<hex>.tmp`) and backups (`.prev-<pid>-<hex>-<name>`) of
+ * processes that no longer exist, unless model.json loads them.
+ */
+async function removeLeftovers(dir: string): Promise<void> {
+  const inUse = await readSparseExport(dir);
+  const keep = new Set(inUse ? [inUse.manifestFile, inUse.data].map((f) => path.basename(f)) : []);
+  const names = await fs.promises.readdir(dir).catch(() => [] as string[]);
+  const stale = names.filter((f) => {
+    const m = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/.exec(f) ?? /^\.prev-(\d+)-[0-9a-f]{8}-/.exec(f);
+    return m != null && !keep.has(f) && processGone(Number(m[1]));
+  });
+  await Promise.all(stale.map((f) => fs.promises.unlink(path.join(dir, f)).catch(() => undefined)));
+}
+function parseJson(bytes: Buffer, file: string): any {
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (e) {
+    throw new Error(
+      `loadSparseModel: ${file} is not valid JSON (${(e as Error).message}); export the model again`,
+    );
   }
 }
 
@@ -357,17 +472,25 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
       throw new Error(`loadSparseModel: cannot read ${path.join(dir, f)}: ${(e as Error).message}`);
     }
   };
-  const modelJson = JSON.parse((await read('model.json')).toString('utf8'));
-  if (Array.isArray(modelJson.weightsManifest) && modelJson.weightsManifest.length > 0)
+  const modelJson = parseJson(await read('model.json'), path.join(dir, 'model.json'));
+  if (Array.isArray(modelJson?.weightsManifest) && modelJson.weightsManifest.length > 0)
     throw new Error(
       `loadSparseModel: ${path.join(dir, 'model.json')} is a 'tfjs' export (its weights are in its manifest): load it with tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime`,
     );
-  const manifest = JSON.parse((await read('sparse.json')).toString('utf8'));
-  if (manifest.format !== 'normprune-sparse' || manifest.version !== 1) {
+  // model.json names its manifest while an export replaces an earlier one (see writeSparse).
+  const manifestName = modelJson.sparseManifest ?? 'sparse.json';
+  if (inside(dir, manifestName) === undefined)
     throw new Error(
-      `loadSparseModel: ${path.join(dir, 'sparse.json')} is not a normprune-sparse v1 manifest`,
+      `loadSparseModel: ${path.join(dir, 'model.json')} names the manifest ${JSON.stringify(manifestName)}, not a file in ${dir}`,
     );
+  const manifest = parseJson(await read(manifestName), path.join(dir, manifestName));
+  if (manifest?.format !== 'normprune-sparse' || manifest.version !== 1) {
+    throw new Error(`loadSparseModel: ${path.join(dir, manifestName)} is not a normprune-sparse v1 manifest`);
   }
+  if (inside(dir, manifest.data) === undefined)
+    throw new Error(
+      `loadSparseModel: ${path.join(dir, manifestName)} names the data file ${JSON.stringify(manifest.data)}, not a file in ${dir}`,
+    );
   const bin = await read(manifest.data);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const arrays: Float32Array[] = [];

@@ -270,6 +270,64 @@ describe('exportModel', () => {
     expect(fs.readFileSync(mine, 'utf8')).toBe('kept');
   });
 
+  it("a 'sparse' export over another loads the one or the other whole, wherever a kill stops it", async () => {
+    // Two pruned models of different shapes: a model.json of one beside the other's
+    // sparse.json would not load (or would load wrong weights).
+    const a = prunedLenet();
+    const bigger = lenet5(true);
+    const r = rng(5);
+    fillAll(bigger, 'bias', () => r() - 0.5);
+    zeroUnits(bigger, 'fc1', [4]);
+    const b = prune(bigger).model;
+    bigger.dispose();
+    expect(b.countParams()).not.toBe(a.countParams());
+    const [pa, pb] = [predict(a), predict(b)];
+    const writes = ['rename', 'link', 'copyFile', 'unlink'] as const;
+    // Stop the export of b after each of its file-system changes in turn, as a kill would.
+    const stops: number[] = [];
+    for (let stopAt = 1; ; stopAt++) {
+      const dir = path.join(tmp, `killed-${stopAt}`);
+      await exportModel(a, dir, { format: 'sparse' });
+      let n = 0;
+      let reached!: () => void;
+      const stopped = new Promise<void>((res) => (reached = res));
+      const spies = writes.map((w) => {
+        const real = fs.promises[w] as (...args: any[]) => Promise<any>;
+        return jest.spyOn(fs.promises, w).mockImplementation(((...args: any[]) => {
+          if (++n < stopAt) return real.apply(fs.promises, args);
+          reached();
+          return new Promise(() => undefined); // the process is gone: nothing more happens
+        }) as any);
+      });
+      let finished = false;
+      try {
+        void exportModel(b, dir, { format: 'sparse' }).then(() => (finished = true));
+        await Promise.race([stopped, new Promise((res) => setTimeout(res, 2000))]);
+      } finally {
+        spies.forEach((s) => s.mockRestore());
+      }
+      if (finished || n < stopAt) break; // b's export completed before the stop
+      const loaded = await loadSparseModel(dir);
+      const got = predict(loaded);
+      loaded.dispose();
+      expect([maxDiff(pa, got).abs, maxDiff(pb, got).abs]).toContain(0);
+      // The next export (another process, after the kill) puts things right and leaves no leftovers.
+      await exportModel(b, dir, { format: 'sparse' });
+      expect(maxDiff(pb, predict(await loadSparseModel(dir))).abs).toBe(0);
+      // What is left beside the export is the stopped one's (this process's, which looks alive).
+      const others = fs
+        .readdirSync(dir)
+        .filter((f) => !f.includes(`.${process.pid}-`) && !f.includes(`-${process.pid}-`));
+      expect(others.sort()).toEqual(['model.json', 'sparse.bin', 'sparse.json']);
+      stops.push(stopAt);
+      if (stopAt > 40) throw new Error('the export never finished');
+    }
+    // The backup link, model.json repointed, the three renames into place, the two backups removed.
+    expect(stops.length).toBeGreaterThanOrEqual(7);
+    a.dispose();
+    b.dispose();
+  });
+
   it('takes a file:// URL like fileSystem does, and refuses a .json path, a file, or no model', async () => {
     const model = prunedLenet();
     const dir = path.join(tmp, 'url');
@@ -311,5 +369,16 @@ describe('exportModel', () => {
     const bin = path.join(dir, 'sparse.bin');
     fs.truncateSync(bin, 100);
     await expect(loadSparseModel(dir)).rejects.toThrow(/sparse.bin is truncated/);
+    const manifestFile = path.join(dir, 'sparse.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    // A manifest is not trusted to name a file outside the folder.
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, data: '../outside.bin' }));
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      /sparse.json names the data file "..\/outside.bin", not a file in/,
+    );
+    fs.writeFileSync(manifestFile, '{"format": "normprune-sparse", ');
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      /sparse.json is not valid JSON \(.*\); export the model again/,
+    );
   });
 });
