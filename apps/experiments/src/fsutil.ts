@@ -258,10 +258,6 @@ export function ensureWritableDir(dir: string): void {
 }
 
 /**
- * Reads a JSON file; a missing, truncated or malformed file throws an error
- * naming the file and `fix` (what to do about it), not a bare parser message.
- */
-/**
  * Reads back what a run wrote: JSON has no NaN, so an error rate that could not be
  * measured (no validation split) was written as null; it reads back as NaN ("n/a"),
  * not as 0 once multiplied into a percentage.
@@ -270,6 +266,10 @@ export function unmeasuredAsNaN(key: string, value: unknown): unknown {
   return value === null && /Error(Pct)?$/.test(key) ? NaN : value;
 }
 
+/**
+ * Reads a JSON file; a missing, truncated or malformed file throws an error
+ * naming the file and `fix` (what to do about it), not a bare parser message.
+ */
 export function readJsonFile<T = any>(
   file: string,
   fix: string,
