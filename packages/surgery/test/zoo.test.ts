@@ -1054,6 +1054,8 @@ interface Refusal {
   build(): tfl.LayersModel;
   layer: string;
   className: string;
+  /** What the message must advise, besides naming the layer. */
+  advice: RegExp;
 }
 
 const REFUSALS: Refusal[] = [
@@ -1076,6 +1078,7 @@ const REFUSALS: Refusal[] = [
       }),
     layer: 'sep',
     className: 'SeparableConv2D',
+    advice: /DepthwiseConv2D .*followed by a 1x1 Conv2D/,
   },
   {
     name: 'Reshape',
@@ -1090,6 +1093,7 @@ const REFUSALS: Refusal[] = [
       }),
     layer: 'reshape',
     className: 'Reshape',
+    advice: /give the model input that shape/,
   },
   {
     name: 'Conv1D',
@@ -1109,6 +1113,7 @@ const REFUSALS: Refusal[] = [
       }),
     layer: 'conv1d',
     className: 'Conv1D',
+    advice: /Conv2D with kernelSize \[1, k\] on inputs of shape \[1, steps, channels\]/,
   },
 ];
 
@@ -1131,7 +1136,7 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
     });
   });
 
-  describe('refusals name the layer and its class', () => {
+  describe('refusals name the layer, its class and what to do', () => {
     for (const r of REFUSALS) {
       it(r.name, () => {
         const m = r.build();
@@ -1145,10 +1150,83 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
         }
         expect(message).toContain(`'${r.layer}'`);
         expect(message).toContain(r.className);
+        // what to do, not only what is unsupported
+        expect(message).toMatch(r.advice);
+        expect(message).toMatch(/exportModel\(model, dir, \{ format: 'sparse' \}\)/);
         expect(tf.memory().numTensors).toBe(start);
         m.dispose();
         dec.dispose();
       });
     }
+  });
+  describe('the advice of the refusals holds', () => {
+    it('SeparableConv2D = DepthwiseConv2D (no bias) + 1x1 Conv2D, which prunes', async () => {
+      const sep = REFUSALS.find((r) => r.className === 'SeparableConv2D')!.build();
+      randomize(sep, 5);
+      const [dk, pk, bias] = sep.getLayer('sep').getWeights();
+      const rebuilt = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({
+            inputShape: [8, 8, 3],
+            filters: 4,
+            kernelSize: 3,
+            activation: 'relu',
+            name: 'c1',
+          }),
+          tfl.layers.depthwiseConv2d({ kernelSize: 3, useBias: false, name: 'sep_dw' }),
+          tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'sep_pw' }),
+          tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+          tfl.layers.dense({ units: 3, name: 'out' }),
+        ],
+      });
+      rebuilt.getLayer('c1').setWeights(sep.getLayer('c1').getWeights());
+      rebuilt.getLayer('sep_dw').setWeights([dk]);
+      rebuilt.getLayer('sep_pw').setWeights([pk, bias]);
+      rebuilt.getLayer('out').setWeights(sep.getLayer('out').getWeights());
+      const xs = inputsFor(sep, 3);
+      expectSameOutputs(sep, rebuilt, xs);
+      const dec = decompose(rebuilt);
+      killUnits(dec, 'c1', [1]);
+      killUnits(dec, 'sep_pw', [2]);
+      const { model: pruned } = prune(dec);
+      expectSameOutputs(dec, pruned, xs);
+      expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'sep_pw')]).toEqual([3, 5]);
+      tf.dispose(xs);
+      for (const m of [sep, rebuilt, dec, pruned]) m.dispose();
+    });
+
+    it('Conv1D = Conv2D with kernelSize [1, k] on [1, steps, channels], which prunes', () => {
+      const c1d = REFUSALS.find((r) => r.className === 'Conv1D')!.build();
+      randomize(c1d, 6);
+      const [kernel, bias] = c1d.getLayer('conv1d').getWeights();
+      const rebuilt = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({
+            inputShape: [1, 10, 3],
+            filters: 4,
+            kernelSize: [1, 3],
+            activation: 'relu',
+            name: 'conv',
+          }),
+          tfl.layers.flatten({ name: 'flat' }),
+          tfl.layers.dense({ units: 3, name: 'out' }),
+        ],
+      });
+      const k2 = tf.reshape(kernel, [1, ...kernel.shape]);
+      rebuilt.getLayer('conv').setWeights([k2, bias]);
+      rebuilt.getLayer('out').setWeights(c1d.getLayer('out').getWeights());
+      const [x] = inputsFor(c1d, 4);
+      const x2 = tf.reshape(x, [x.shape[0], 1, ...x.shape.slice(1)]);
+      const y1 = outputsOf(c1d, [x]);
+      const y2 = outputsOf(rebuilt, [x2]);
+      expect(maxDiff(y1[0], y2[0]).abs).toBeLessThanOrEqual(1e-5);
+      const dec = decompose(rebuilt);
+      killUnits(dec, 'conv', [0]);
+      const { model: pruned } = prune(dec);
+      expect(maxDiff(outputsOf(pruned, [x2])[0], outputsOf(dec, [x2])[0]).abs).toBeLessThanOrEqual(1e-5);
+      expect(unitsOf(pruned, 'conv')).toBe(3);
+      tf.dispose([k2, x, x2]);
+      for (const m of [c1d, rebuilt, dec, pruned]) m.dispose();
+    });
   });
 });
