@@ -917,6 +917,12 @@ const ZOO: ZooCase[] = [
     },
     units: { a: 6, b: 6, c: 6, e: 6, out: 3 },
     warns: ['a', 'b', 'c'],
+    extra: (_p, report) => {
+      for (const w of report.warnings)
+        expect(w).toMatch(
+          /coupled by an elementwise join with a channel of model input 'x', which is never removed/,
+        );
+    },
   },
 ];
 
