@@ -959,11 +959,14 @@ async function runWorkflow(c: ZooCase, backend: string, index: number): Promise<
   const folded = fold(dec);
   expectSameOutputs(dec, folded, xs);
 
-  // prune: leaves nothing behind but the new model's weights
+  // prune: leaves its input untouched and nothing behind but the new model's weights
+  const decWeights = dec.getWeights().map((t) => Float32Array.from(t.dataSync() as Float32Array));
   const beforePrune = tf.memory().numTensors;
   const { model: pruned, report } = prune(dec);
   const prunedWeights = pruned.weights.length;
   expect(tf.memory().numTensors - beforePrune).toBe(prunedWeights);
+
+  dec.getWeights().forEach((t, j) => expect(maxDiff(t.dataSync(), decWeights[j]).abs).toBe(0));
 
   // the same function
   expectSameOutputs(folded, pruned, xs);
@@ -1009,6 +1012,15 @@ async function runWorkflow(c: ZooCase, backend: string, index: number): Promise<
   expectSameOutputs(pruned, sparse, xs, 0);
   expectSameOutputs(folded, decSparse, xs, 0);
   expect(loaded.layers.map((l) => l.getClassName())).toEqual(pruned.layers.map((l) => l.getClassName()));
+
+  // a decomposed checkpoint saved mid-training loads back (registered classes) and prunes the same
+  await dec.save(fileSystem(path.join(dir, 'checkpoint')));
+  const reloaded = await tfl.loadLayersModel(fileSystem(path.join(dir, 'checkpoint')));
+  expect(reloaded.layers.map((l) => l.getClassName())).toEqual(dec.layers.map((l) => l.getClassName()));
+  const { model: prunedAgain } = prune(reloaded);
+  expectSameOutputs(pruned, prunedAgain, xs, 0);
+  reloaded.dispose();
+  prunedAgain.dispose();
 
   // float16 'tfjs' loads in plain tfjs too, close to the float32 model
   await exportModel(pruned, path.join(dir, 'tfjs16'), { float16: true });
