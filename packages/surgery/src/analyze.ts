@@ -8,7 +8,8 @@ import { checkModel, checkThreshold, withFolded } from './folding.js';
 export interface GroupCount {
   /**
    * 'neuron' (Dense column), 'input' (Dense row), 'filter' (Conv2D [:, :, :, o]) or 'kernel'
-   * (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D per-channel kernel).
+   * (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D per-channel kernel). Conv1D and Conv3D
+   * (which prune refuses) get the same two kinds, with 1-D and 3-D kernels.
    */
   kind: 'neuron' | 'input' | 'filter' | 'kernel';
   /** Groups of this kind in the layer. */
@@ -25,11 +26,14 @@ export interface Counts {
   nonzeros: number;
   /**
    * Multiply-accumulates per sample of the kernels: Dense `in * units` (times positions when
-   * applied to a sequence or image), Conv2D `kh * kw * cin * cout * outH * outW`,
-   * DepthwiseConv2D `kh * kw * channels * outH * outW`. Bias adds,
-   * BatchNormalization, activations and pooling are not counted. NaN when the
-   * layer's output size is unknown (a model built for inputs of any height and
-   * width): build it with a fixed input shape to count MACs.
+   * applied to a sequence or image), Conv2D `kh * kw * cin * cout * outH * outW` (Conv1D and
+   * Conv3D alike), DepthwiseConv2D `kh * kw * channels * outH * outW`, SeparableConv2D its
+   * depthwise plus its pointwise kernel times `outH * outW`, Conv2DTranspose
+   * `kh * kw * cin * cout * inH * inW`. Bias adds, BatchNormalization, activations and
+   * pooling are not counted. NaN when the layer's output size is unknown (a model built
+   * for inputs of any height and width): build it with a fixed input shape to count MACs;
+   * NaN too for any other layer with a kernel (recurrent layers, wrappers), which analyze
+   * cannot count.
    */
   macs: number;
   /** The MACs a sparse kernel would do: non-zero kernel weights times output positions. */
@@ -69,16 +73,35 @@ export interface AnalyzeOptions {
 
 const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
-/** Counts of one plain layer (Dense, Conv2D and DepthwiseConv2D get MACs and groups). */
+// Layers whose kernel [...spatial, cin, cout] is applied at every output position: one MAC per
+// kernel weight per position, groups over the last two axes.
+const POSITIONAL = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D']);
+
+/** Product of the known sizes; NaN when one is unknown (a model built for inputs of any size). */
+function positionsOf(shape: (number | null)[]): number {
+  return shape.slice(1, -1).reduce<number>((a, b) => a * (b ?? NaN), 1);
+}
+
+function countAbove(values: Float32Array, threshold: number): number {
+  let n = 0;
+  for (let i = 0; i < values.length; i++) if (Math.abs(values[i]) > threshold) n++;
+  return n;
+}
+
+/**
+ * Counts of one plain layer. Dense, Conv1D/2D/3D and DepthwiseConv2D get MACs and groups;
+ * SeparableConv2D and Conv2DTranspose get MACs. Any other layer with a kernel (recurrent
+ * layers, wrappers) gets unknown (NaN) MACs: its weights do multiply-accumulate, and 0 would
+ * be wrong.
+ */
 export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: HostWeight[]): LayerAnalysis {
   const ws = weights ?? readWeights(layer);
   const className = layer.getClassName();
-  const kernel =
-    className === 'Dense' || className === 'Conv2D'
-      ? weightNamed(ws, 'kernel')
-      : className === 'DepthwiseConv2D'
-        ? weightNamed(ws, 'depthwise_kernel')
-        : undefined;
+  const kernel = POSITIONAL.has(className)
+    ? weightNamed(ws, 'kernel')
+    : className === 'DepthwiseConv2D'
+      ? weightNamed(ws, 'depthwise_kernel')
+      : undefined;
   let params = 0;
   let nonzeros = 0;
   for (const w of ws) {
@@ -97,14 +120,35 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
     zeroGroupParams: 0,
     groups: [],
   };
-  if (!kernel) return out;
+  if (!kernel) {
+    if (className === 'SeparableConv2D') {
+      // A depthwise then a 1x1 pointwise convolution, both at every output position.
+      const positions = positionsOf(layer.outputShape as (number | null)[]);
+      const parts = ['depthwise_kernel', 'pointwise_kernel'].map((n) => weightNamed(ws, n)!);
+      out.macs = parts.reduce((a, w) => a + w.values.length, 0) * positions;
+      out.nonzeroMacs = parts.reduce((a, w) => a + countAbove(w.values, threshold), 0) * positions;
+    } else if (className === 'Conv2DTranspose') {
+      // Every kernel weight scatters each input position once.
+      const w = weightNamed(ws, 'kernel')!;
+      const inShape = layer.inboundNodes[0]?.inputShapes as
+        (number | null)[] | (number | null)[][] | undefined;
+      const positions = inShape
+        ? positionsOf((Array.isArray(inShape[0]) ? inShape[0] : inShape) as (number | null)[])
+        : NaN;
+      out.macs = w.values.length * positions;
+      out.nonzeroMacs = countAbove(w.values, threshold) * positions;
+    } else if (ws.some((w) => /kernel$/.test(w.name))) {
+      out.macs = NaN;
+      out.nonzeroMacs = NaN;
+    }
+    return out;
+  }
   const s = kernel.shape;
   const cin = s[s.length - 2];
   const cout = s[s.length - 1];
   const K = count(s.slice(0, -2));
-  const outShape = layer.outputShape as (number | null)[];
   // An unknown spatial size (an input of [null, null, 3]) leaves the MACs unknown: NaN, not 1 position.
-  const positions = outShape.slice(1, -1).reduce<number>((a, b) => a * (b ?? NaN), 1);
+  const positions = positionsOf(layer.outputShape as (number | null)[]);
   // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?
   const nzCount = new Int32Array(cin * cout);
   const kv = kernel.values;

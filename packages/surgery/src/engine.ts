@@ -61,11 +61,14 @@ export interface PrunePlan {
 class UnionFind {
   parent: number[] = [];
   fixed: boolean[] = [];
-  make(n: number, fixed: boolean): number {
+  /** For a fixed set: what fixed it, as the warnings name it ("a channel of model input 'x'"). */
+  why: (string | undefined)[] = [];
+  make(n: number, fixedBy?: string): number {
     const start = this.parent.length;
     for (let i = 0; i < n; i++) {
       this.parent.push(start + i);
-      this.fixed.push(fixed);
+      this.fixed.push(fixedBy !== undefined);
+      this.why.push(fixedBy);
     }
     return start;
   }
@@ -82,6 +85,7 @@ class UnionFind {
     if (ra === rb) return;
     this.parent[rb] = ra;
     this.fixed[ra] = this.fixed[ra] || this.fixed[rb];
+    this.why[ra] = this.why[ra] ?? this.why[rb];
   }
 }
 
@@ -104,8 +108,19 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
     let unit: NodeState['unit'];
     switch (handler.kind) {
       case 'input':
+        ids = range(
+          uf.make(
+            channels,
+            node.layer ? `a channel of model input '${node.name}'` : 'a channel of the model input',
+          ),
+          channels,
+        );
+        break;
       case 'opaque':
-        ids = range(uf.make(channels, true), channels);
+        ids = range(
+          uf.make(channels, `an output of ${node.className} layer '${node.name}', which mixes channels`),
+          channels,
+        );
         break;
       case 'unit': {
         const inShape = inputs[0].node.shape;
@@ -142,7 +157,15 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
           return row[o];
         };
         unit = { ...view, nz, sumK };
-        ids = range(uf.make(cout, view.crossChannel), cout);
+        ids = range(
+          uf.make(
+            cout,
+            view.crossChannel
+              ? `a unit of '${node.name}', whose ${config.activation} mixes its units`
+              : undefined,
+          ),
+          cout,
+        );
         break;
       }
       case 'channelwise':
@@ -209,7 +232,14 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         reasons.set(id, why);
       }
     };
-    for (let id = 0; id < nIds; id++) if (uf.fixed[id]) block(id, 'model input or cross-channel layer');
+    // Only a unit coupled with a fixed channel by a join can be dead and fixed (a cross-channel
+    // layer's own units are never constant), so that is what a kept unit's warning says.
+    for (let id = 0; id < nIds; id++)
+      if (uf.fixed[id])
+        block(
+          id,
+          `coupled by an elementwise join with ${uf.why[id] ?? 'a fixed channel'}, which is never removed`,
+        );
     for (const o of graph.outputs) for (const id of states[o].ids) block(id, 'model output');
     for (const s of states) {
       if (s.handler.kind === 'opaque') {

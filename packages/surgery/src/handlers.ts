@@ -244,13 +244,31 @@ const REGISTRY: Record<string, LayerHandler> = {
   Concatenate: { kind: 'concat', check: (node, config) => requireLastAxis(node, config.axis ?? -1) },
 };
 
-/** The handler of a node; refuses unknown layer types by name. */
+// What a user can do about a layer class surgery refuses, where a supported equivalent exists.
+const REBUILD_ADVICE: Record<string, string> = {
+  SeparableConv2D:
+    'It computes a DepthwiseConv2D (useBias: false, depthMultiplier 1) followed by a 1x1 Conv2D ' +
+    "(the layer's filters, bias and activation; its depthwise_kernel and pointwise_kernel are their kernels): " +
+    'build it as those two layers and prune that.',
+  Conv1D:
+    'A Conv2D with kernelSize [1, k] on inputs of shape [1, steps, channels] computes the same ' +
+    '(its kernel is the Conv1D kernel with a leading axis of 1; 1-D pooling layers become their 2-D forms ' +
+    'with pool size [1, p]): build the model that way and prune that.',
+  Reshape:
+    'If it reshapes the model input, give the model input that shape instead; ' +
+    'to feed a Dense layer, use Flatten, which surgery follows.',
+};
+
+/** The handler of a node; refuses unknown layer types by name, saying what to do. */
 export function handlerFor(node: GraphNode, config: any): LayerHandler {
   const h = REGISTRY[node.className];
   if (!h) {
+    const advice = REBUILD_ADVICE[node.className];
     throw new Error(
-      `surgery: layer '${node.name}' has class ${node.className}, which surgery does not know how to prune through ` +
-        `(supported: ${Object.keys(REGISTRY).join(', ')})`,
+      `surgery: layer '${node.name}' has class ${node.className}, which surgery does not know how to prune through. ` +
+        (advice ? `${advice} ` : 'Rebuild the model from the supported layer classes (below) to prune it. ') +
+        `Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero ` +
+        `groups compactly (decomposed layers are folded first). Supported: ${Object.keys(REGISTRY).join(', ')}`,
     );
   }
   if (node.className === 'Activation' && CROSS_CHANNEL_ACTIVATIONS.has(config.activation))

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { analyze, formatAnalysis, kernelMask, prune } from '../src/index';
-import { fillAll, zeroKernelWhere, zeroUnits } from './helpers';
+import { editWeight, fillAll, zeroKernelWhere, zeroUnits } from './helpers';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -110,6 +110,91 @@ describe('analyze', () => {
     const bn = analyze(m).layers[1];
     expect([bn.params, bn.macs, bn.groups]).toEqual([16, 0, []]);
     expect(analyze(m).layers[0].macs).toBe(9 * 4 * 25);
+  });
+
+  // prune refuses these classes, so analyze is the only count a user gets for such a model.
+  describe('counts the MACs of convolutions prune refuses instead of reporting 0', () => {
+    const ones = () => tfl.initializers.ones();
+    const zeroFirst = (m: tfl.LayersModel, layer: string, weight: string) =>
+      editWeight(m, layer, weight, (v) => (v[0] = 0));
+
+    it('Conv1D: k * cin * cout * output length, with filter and kernel groups', () => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.conv1d({
+            inputShape: [10, 3],
+            filters: 4,
+            kernelSize: 3,
+            name: 'c',
+            kernelInitializer: ones(),
+          }),
+        ],
+      });
+      zeroKernelWhere(m, 'c', (i, o) => i === 1 && o === 2); // one 1-D kernel: 3 weights
+      const c = analyze(m).layers[0];
+      expect([c.macs, c.nonzeroMacs, c.zeroGroupParams]).toEqual([3 * 3 * 4 * 8, (36 - 3) * 8, 3]);
+      expect(c.groups).toEqual([
+        { kind: 'filter', total: 4, dead: 0 },
+        { kind: 'kernel', total: 12, dead: 1 },
+      ]);
+    });
+
+    it('SeparableConv2D: depthwise plus pointwise MACs', () => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.separableConv2d({
+            inputShape: [6, 6, 4],
+            filters: 6,
+            kernelSize: 3,
+            depthMultiplier: 2,
+            name: 's',
+            depthwiseInitializer: ones(),
+            pointwiseInitializer: ones(),
+          }),
+        ],
+      });
+      zeroFirst(m, 's', 'pointwise_kernel');
+      const s = analyze(m).layers[0];
+      // output 4x4: depthwise 3*3*4*2 per position, pointwise (4*2)*6 per position
+      expect([s.macs, s.nonzeroMacs]).toEqual([(72 + 48) * 16, (72 + 47) * 16]);
+    });
+
+    it('Conv2DTranspose: every kernel weight once per input position', () => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.conv2dTranspose({
+            inputShape: [4, 4, 4],
+            filters: 2,
+            kernelSize: 3,
+            name: 't',
+            kernelInitializer: ones(),
+          }),
+        ],
+      });
+      zeroFirst(m, 't', 'kernel');
+      const t = analyze(m).layers[0];
+      expect([t.macs, t.nonzeroMacs]).toEqual([3 * 3 * 2 * 4 * 16, (72 - 1) * 16]);
+    });
+
+    it('a layer with a kernel analyze cannot count (a recurrent layer) makes the MACs unknown, not 0', () => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.simpleRNN({
+            inputShape: [5, 3],
+            units: 4,
+            name: 'rnn',
+            recurrentInitializer: 'glorotNormal',
+          }),
+          tfl.layers.dense({ units: 2, name: 'd' }),
+        ],
+      });
+      const a = analyze(m);
+      expect(a.layers[0].macs).toBeNaN();
+      expect(a.layers[0].nonzeroMacs).toBeNaN();
+      expect(a.layers[1].macs).toBe(8);
+      expect(a.total.macs).toBeNaN();
+      expect(a.table()).toMatch(/rnn +SimpleRNN +\d+ +\d+ +unknown +unknown/);
+    });
   });
 
   it('gives each layer of a nested model its own row, named by path, and counts it like a flat model', () => {

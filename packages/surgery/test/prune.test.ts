@@ -345,6 +345,28 @@ describe('prune: residual Add', () => {
     ]);
   });
 
+  it('says a dead filter is kept because the Add couples it with a model input channel', () => {
+    // An identity shortcut from the model input: input channels are never removed.
+    const x = tfl.input({ shape: [6, 6, 4], name: 'img' });
+    const c = tfl.layers
+      .conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'c' })
+      .apply(x) as tfl.SymbolicTensor;
+    const sum = tfl.layers.add({ name: 'add' }).apply([x, c]) as tfl.SymbolicTensor;
+    const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(sum) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: out });
+    fillAll(m, 'bias', () => 0.5);
+    zeroUnits(m, 'c', [1]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'c')).toBe(4);
+    expect(report.warnings).toEqual([
+      expect.stringMatching(
+        /'c' unit 1 is dead .* kept: coupled by an elementwise join with a channel of model input 'img', which is never removed/,
+      ),
+    ]);
+  });
+
   it('removes a channel on both sides when both coupled filters are dead', () => {
     const m = residual();
     const r = rng(2);
