@@ -40,6 +40,7 @@ import {
 import { bisectionOutcome, runSweep } from './sweep.js';
 import { pruneMagnitudes } from './model.js';
 import { copyDirAtomic, readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { closest } from './suggest.js';
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
@@ -85,7 +86,8 @@ Commands:
   report RUN_DIR...        rewrite a run's report; --table prints the results table
   list                     the shipped experiments
 
-Run \`normprune <command> --help\` for a command's options.
+Run \`normprune <command> --help\` (or \`normprune help <command>\`) for a command's options;
+\`normprune --version\` prints the version.
 Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (checkpoint written).`,
   reproduce: `Usage: normprune reproduce <experiment> [options]
 
@@ -208,17 +210,100 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   eval: pick('help', 'backend', 'threads', 'data-dir', 'download', 'budget'),
 };
 
+/** The options each command takes of its own, besides the common ones (for `unknown option` messages). */
+const OWN_OPTIONS: Record<string, string[]> = {
+  train: ['config'],
+  sweep: ['config', 'lambda', 'granularity', 'cost-weighting', 'target-compression', 'bisect-steps'],
+  prune: ['model', 'threshold', 'keep', 'keep-filters'],
+  eval: ['model', 'config', 'experiment', 'compare'],
+  report: ['table', 'seeds-only', 'json', 'export', 'write-readme', 'section'],
+};
+
+const COMMANDS = ['reproduce', 'train', 'sweep', 'prune', 'eval', 'report', 'list'];
+
+/** The commands that take option `name`. */
+function commandsTaking(name: string): string[] {
+  return COMMANDS.filter(
+    (c) => name in (COMMAND_OPTIONS[c] ?? commonOptions) || (OWN_OPTIONS[c] ?? []).includes(name),
+  );
+}
+
+/** What a flag of another training tool is called here (`--epochs` is a budget setting, ...). */
+function foreignFlagHint(name: string, command: string): string | undefined {
+  const n = name.toLowerCase().replace(/_/g, '-');
+  const config =
+    'write a config file that extends the experiment, e.g. {"extends": "lenet-5-fc", "name": "my-fc", ' +
+    '"training": {"proximal": {"lambda": 0.003}}}, and run it with `normprune train --config FILE`';
+  if (n === 'epochs' || n === 'epoch' || n === 'num-epochs')
+    return "an epoch count is a budget setting: --budget epochs=N (or epochs.proximal=N; a budget caps the config's epochs, never adds any)";
+  if (['batch-size', 'batchsize', 'bs'].includes(n))
+    return 'the batch size is a budget setting: --budget batchSize=N';
+  if (['lr', 'learning-rate', 'learningrate'].includes(n))
+    return `learning rates are config fields (training.baseline/proximal/finetune.learningRate): ${config}`;
+  if (command !== 'sweep' && (n === 'lambda' || n === 'granularity' || n === 'cost-weighting'))
+    return `to try several values, \`normprune sweep <experiment> --${n} a,b\`; for one, ${config}`;
+  if (['output', 'output-dir', 'outdir', 'out-dir', 'log-dir', 'logdir', 'save-dir'].includes(n))
+    return 'it is --out DIR';
+  if (['device', 'gpu', 'cuda'].includes(n))
+    return "normprune's backends are node, wasm and cpu: --backend NAME";
+  if (['data', 'data-path', 'dataset-dir', 'datadir', 'root'].includes(n)) return 'it is --data-dir PATH';
+  return undefined;
+}
+
+/** The message of an option `command` does not take: the flag meant, or where it belongs. */
+function unknownOption(command: string, flag: string, options: OptionSpec): string {
+  const name = flag.replace(/^-+/, '').split('=')[0];
+  const known = Object.keys(options);
+  const takers = commandsTaking(name);
+  const meant = takers.length ? undefined : closest(name, known);
+  const hint = foreignFlagHint(name, command);
+  const who =
+    takers.length > 1
+      ? `${takers.slice(0, -1).join(', ')} and ${takers[takers.length - 1]} take`
+      : `${takers[0]} takes`;
+  const why = meant
+    ? `; did you mean --${meant}?`
+    : (takers.length ? ` (${who} it)` : '') + (hint ? `; ${hint}` : '');
+  return `${command}: unknown option ${flag.split('=')[0]}${why}\nRun \`normprune ${command} --help\` for its options.`;
+}
+
+/**
+ * `--seed -1`: node's parser reads `-1` as a flag and calls the value
+ * missing. A string option followed by a negative number takes it as its
+ * value (`--seed=-1`), which the option's own check then judges.
+ */
+function attachNegativeValues(args: string[], options: OptionSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') return [...out, ...args.slice(i)];
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : undefined;
+    const next = args[i + 1];
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 function parse(command: string, args: string[], extra: OptionSpec = {}) {
   const common = COMMAND_OPTIONS[command] ?? commonOptions;
+  const options = { ...(common as typeof commonOptions), ...extra };
   try {
     return parseArgs({
-      args,
-      options: { ...(common as typeof commonOptions), ...extra },
+      args: attachNegativeValues(args, options),
+      options,
       allowPositionals: true,
       strict: true,
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\nRun \`normprune ${command} --help\` for usage.`);
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const flag = /'([^']+)'/.exec(err.message)?.[1];
+      if (flag) throw new UsageError(unknownOption(command, flag, options));
+    }
+    throw new UsageError(`${err.message}\nRun \`normprune ${command} --help\` for usage.`);
   }
 }
 
@@ -304,6 +389,24 @@ function printConfig(
   return 0;
 }
 
+/**
+ * A budget's epochs cap the config's (they shrink a run, never lengthen it): a
+ * budget typed with more epochs than the config runs says so, and how to train longer.
+ */
+function noteCappedEpochs(base: ExperimentConfig, budgetName: string, budget: Budget): void {
+  if (!budgetName.includes('custom')) return; // a preset describes itself
+  const capped = (['baseline', 'proximal', 'finetune'] as const).flatMap((phase) => {
+    const asked = budget.epochs?.[phase];
+    const has = base.training[phase].epochs;
+    return asked !== undefined && asked > has ? [`${phase} ${has} (not ${asked})`] : [];
+  });
+  if (capped.length)
+    process.stderr.write(
+      `note: --budget epochs cap the config's, never add any: ${capped.join(', ')}; ` +
+        'to train longer, write a config file that extends this experiment and sets training.<phase>.epochs\n',
+    );
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -324,6 +427,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     base = loadConfigFile((p.values as any).config);
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
+  noteCappedEpochs(base, budgetName, budget);
   const cfg = applyBudget(base, budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
@@ -445,6 +549,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       );
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
+  noteCappedEpochs(base, budgetName, budget);
   const cfg = applyBudget(base, budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
@@ -1124,6 +1229,24 @@ function listCommand(args: string[], out: (s: string) => void): number {
   return 0;
 }
 
+function unknownCommand(command: string): string {
+  const meant = closest(command, COMMANDS);
+  return `unknown command "${command}"${meant ? `; did you mean ${meant}?` : ''}; commands: ${COMMANDS.join(', ')}`;
+}
+
+/** The version in the package.json next to src/ (or dist/cjs/, dist/esm/). */
+function packageVersion(): string {
+  for (const f of [join(__dirname, '..', 'package.json'), join(__dirname, '..', '..', 'package.json')]) {
+    try {
+      const pkg = JSON.parse(readFileSync(f, 'utf8'));
+      if (pkg.name === '@normprune/experiments') return String(pkg.version);
+    } catch {
+      /* the next candidate */
+    }
+  }
+  return 'unknown';
+}
+
 /**
  * Runs the CLI with `argv` (without node and script); resolves to the exit
  * code. `out` receives the command's output (default stdout); errors go to stderr.
@@ -1141,8 +1264,17 @@ export async function main(
         return 2;
       case '-h':
       case '--help':
-      case 'help':
-        out(HELP.main);
+      case 'help': {
+        // `normprune help sweep` is `normprune sweep --help`.
+        const topic = command === 'help' ? args[0] : undefined;
+        if (topic !== undefined && !(topic in HELP && topic !== 'main'))
+          throw new UsageError(unknownCommand(topic));
+        out(HELP[topic ?? 'main']);
+        return 0;
+      }
+      case '--version':
+      case '-V':
+        out(`normprune ${packageVersion()}`);
         return 0;
       case 'reproduce':
       case 'train':
@@ -1158,9 +1290,7 @@ export async function main(
       case 'list':
         return listCommand(args, out);
       default:
-        throw new UsageError(
-          `unknown command "${command}"; commands: reproduce, train, sweep, prune, eval, report, list`,
-        );
+        throw new UsageError(unknownCommand(command));
     }
   } catch (e) {
     const err = e as Error;
