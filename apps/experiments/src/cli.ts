@@ -161,7 +161,9 @@ with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
-seed, are refused before anything is written).
+seed or budget, are refused before anything is written). With --table alone,
+runs that have not finished are skipped with a note naming the command that
+continues them.
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
@@ -677,6 +679,14 @@ function modelDirArg(dir: string, who: string): string {
   if (existsSync(join(dir, 'model.json'))) return dir;
   if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
   const replaced = join(dir, '.work', 'replaced', 'model', 'model.json');
+  const unfinished = existsSync(replaced) ? undefined : unfinishedRun(dir);
+  if (unfinished) {
+    const ckpt = join(dir, '.work', 'checkpoint', 'model');
+    throw new Error(
+      `${who}: ${unfinished.replace('\0', ': its model/ is written when it finishes; ')}` +
+        (existsSync(join(ckpt, 'model.json')) ? `; or give its checkpoint's model, ${ckpt}` : ''),
+    );
+  }
   throw new Error(
     existsSync(dir)
       ? `${who}: no model.json in ${dir} (nor in ${join(dir, 'model')})` +
@@ -870,13 +880,13 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);
   const keepFilters =
     v['keep-filters'] === undefined ? undefined : keepOption(v['keep-filters'], '--keep-filters');
+  v.model = modelDirArg(v.model, 'prune');
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  v.model = modelDirArg(v.model, 'prune');
   const model = await tfl.loadLayersModel(fileSystem(v.model));
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
@@ -943,8 +953,27 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   // Checked before any report is rewritten or exported: a bad README changes nothing.
   const readme = v['write-readme'] ? readmeSection(v['write-readme'] as string, section) : undefined;
   if (v.export) for (const arg of p.positionals) refuseExportInto(arg, v.export as string);
+  for (const flag of ['export', 'json'])
+    if (typeof v[flag] === 'string' && existsSync(v[flag]) && !statSync(v[flag]).isDirectory())
+      throw new Error(
+        `report: --${flag} ${v[flag]} is a file; give a folder (new, or one holding table rows)`,
+      );
   // Every source first, without side effects, so that a clash stops the report before it writes.
-  const sources = p.positionals.map(reportSource);
+  // Printing a table (`report --table runs/*`) skips the runs that have not finished, with a note.
+  const readOnly = !!v.table && !v.json && !v.export && !v['write-readme'];
+  const sources = p.positionals.flatMap((arg) => {
+    try {
+      return [reportSource(arg)];
+    } catch (e) {
+      if (!(readOnly && e instanceof UnfinishedRun)) throw e;
+      const what = (e as Error).message
+        .replace(/^report: /, '')
+        .replace(' is an unfinished run', ': an unfinished run');
+      process.stderr.write(`note: skipped ${what}\n`);
+      return [];
+    }
+  });
+  if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
   const rowsDir = (v.export ?? v.json) as string | undefined;
   if (rowsDir) refuseRowClash(sources, rowsDir);
   const rows: TableRow[] = [];
@@ -1060,16 +1089,48 @@ type ReportSource =
   | { kind: 'sweep'; arg: string; sweep: NonNullable<ReturnType<typeof readSweep>>; runs: ReportRun[] }
   | { kind: 'run'; arg: string; runs: [ReportRun] };
 
+/** Thrown by `report` for a run that has not finished: `report --table` skips it with a note. */
+class UnfinishedRun extends Error {}
+
+/**
+ * What an interrupted (or still running) run in `dir` is, and the command
+ * that continues it; undefined when `dir` holds no unfinished run.
+ */
+function unfinishedRun(dir: string): string | undefined {
+  const cfg = join(dir, 'config.json');
+  if (existsSync(join(dir, 'results.json')) || !existsSync(cfg)) return undefined;
+  let command: string | undefined;
+  try {
+    command = JSON.parse(readFileSync(cfg, 'utf8')).command;
+  } catch {
+    command = undefined;
+  }
+  const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
+  const cont =
+    typeof command === 'string'
+      ? continueCommand(command, / --out /.test(command) ? undefined : resolve(dir))
+      : 'the command that started it, with --resume';
+  return (
+    `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +
+    `\0continue it with: ${interrupted ? cont : cont.replace(/ --resume\b/, '')}`
+  );
+}
+
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
   if (!existsSync(dir)) throw new Error(`report: ${dir} does not exist`);
-  if (!existsSync(f))
+  if (!existsSync(f)) {
+    if (existsSync(join(dir, '.work', 'replaced', 'results.json')))
+      throw new Error(
+        `report: no results.json in ${dir}; a rerun there has not finished: the run it replaces is in ${join(dir, '.work', 'replaced')}`,
+      );
+    const unfinished = unfinishedRun(dir);
+    if (unfinished) throw new UnfinishedRun(`report: ${unfinished.replace('\0', '; ')}`);
     throw new Error(
-      `report: no results.json in ${dir} (is the run finished?)` +
-        (existsSync(join(dir, '.work', 'replaced', 'results.json'))
-          ? `; a rerun there has not finished: the run it replaces is in ${join(dir, '.work', 'replaced')}`
-          : ''),
+      `report: ${dir} is not a run folder (no results.json or config.json); give run folders (runs/<experiment>), ` +
+        'sweep folders (with sweep.json) or results table rows (*.json)',
     );
+  }
   return {
     dir,
     label,
@@ -1151,6 +1212,13 @@ function refuseRowClash(sources: ReportSource[], dir: string): void {
       throw new Error(
         `report: ${file} holds the row of seed ${there.seed}; ${run.dir} (seed ${run.results.seed}) would replace it. ` +
           `Export or --json each seed to its own folder, e.g. ${join(dir, `seed-${run.results.seed}`)}, or delete the file to replace it`,
+      );
+    // A smoke run at --budget tiny must not silently replace the measured full-budget row.
+    const budget = run.results.budget?.name;
+    if (typeof there?.budget === 'string' && budget !== undefined && there.budget !== budget)
+      throw new Error(
+        `report: ${file} holds the row of budget ${there.budget}; ${run.dir} (budget ${budget}) would replace it. ` +
+          `Export or --json each budget to its own folder, e.g. ${join(dir, budget)}, or delete the file to replace it`,
       );
   }
 }

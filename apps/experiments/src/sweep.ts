@@ -72,7 +72,7 @@ export function bisectionOutcome(
 /** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
-  ensureWritableDir(out);
+  ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
   try {
