@@ -58,7 +58,8 @@ const COMMON = `Common options:
                       sweep: reuse its finished points, resume the interrupted one)
   --force             replace what --out holds (a run, an unfinished run, a sweep;
                       other files stay); without it a run replaces only a run of
-                      the same config, budget and seed, and refuses anything else
+                      the same config, budget and seed (a sweep only the same sweep),
+                      and refuses anything else
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
                       in its first point's directory)

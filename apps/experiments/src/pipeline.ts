@@ -672,7 +672,7 @@ function recoverReplaced(out: string): void {
 }
 
 /** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
-function sweepIn(out: string): string[] {
+export function sweepIn(out: string): string[] {
   const file = join(out, 'sweep.json');
   let points: unknown;
   try {
