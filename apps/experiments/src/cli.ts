@@ -49,9 +49,11 @@ const COMMON = `Common options:
                       idle, slower when shared; NORMPRUNE_THREADS too)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
                       runs/sweep-<experiment>)
-  --data-dir PATH     folder or archive holding the data set (NORMPRUNE_DATA_DIR too). CIFAR-10
-                      from images or an archive is decoded once into a cache of about
-                      180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune (safe to delete)
+  --data-dir PATH     folder or archive holding the data set's files (without it:
+                      $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
+                      on this machine). CIFAR-10 from images or an archive is decoded once into
+                      a cache of about 180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune
+                      (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a
@@ -105,6 +107,7 @@ A file may start from another: {"extends": "lenet-5-fc", "training": {"proximal"
 shipped experiment's name or a .json file's path, relative to the file).
 
   --config FILE       the experiment config (JSON)
+
 ${COMMON}`,
   sweep: `Usage: normprune sweep (--config FILE | <experiment>) [options]
 
@@ -119,6 +122,7 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
   --bisect-steps N           bisection steps (default 4)
+
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
                       [--keep-filters LAYER=N,...] [--backend NAME]
@@ -135,7 +139,8 @@ become zeros, and units left with no non-zero weight are removed.
                       before --keep: keep at most N filters of each named Conv2D layer
                       of granularity 'kernel', those of largest norm (e.g. conv2=23),
                       after its kernels reading channels the Conv2D layer before it leaves
-                      dead are dropped; --keep then picks kernels inside them`,
+                      dead are dropped; --keep then picks kernels inside them
+  --backend NAME, --threads N as for reproduce`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
@@ -150,7 +155,7 @@ config.json of the run directory above DIR is used.
                       exact McNemar p-value
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset (default: the
                       run's test subset when the config is the run's, else full)
-  --backend NAME, --data-dir PATH, --download as for reproduce`,
+  --backend NAME, --threads N, --data-dir PATH, --download as for reproduce`,
   report: `Usage: normprune report RUN_DIR... [--table] [--json DIR] [--export DIR] [--write-readme FILE]
 
 Rewrites report.md/report.html (and plots) of finished runs from their
