@@ -703,6 +703,25 @@ function modelDirArg(dir: string, who: string): string {
   );
 }
 
+/** Loads the tfjs model in `dir`; a damaged folder's error says what to do about it. */
+async function loadModel(dir: string): Promise<tfl.LayersModel> {
+  try {
+    return await tfl.loadLayersModel(fileSystem(dir));
+  } catch (e) {
+    const m = (e as Error).message ?? '';
+    if (
+      !/^Cannot load model: .*(is not valid JSON|weight shard .* does not exist|bytes, but|is not a regular file)/.test(
+        m,
+      )
+    )
+      throw e;
+    throw new Error(
+      `${m}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ` +
+        'copy it again, or rerun the run or prune that wrote it',
+    );
+  }
+}
+
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -732,12 +751,16 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  const data = await loadRunData(base, budget, {
-    dataDir: p.values['data-dir'],
-    offline: !p.values.download,
-  });
+  // The model first: a damaged one fails before the test set is read.
+  const loaded = await loadModel(v.model);
+  let data: Awaited<ReturnType<typeof loadRunData>>;
+  try {
+    data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
+  } catch (e) {
+    loaded.dispose();
+    throw e;
+  }
   for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
-  const loaded = await tfl.loadLayersModel(fileSystem(v.model));
   const modelShape = loaded.inputs[0].shape.slice(1);
   const outputs = loaded.outputs[0].shape.slice(1);
   const mismatch =
@@ -767,7 +790,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   // With --compare, one pass over the test set gives both the paired test and this model's error.
   let t: PairedTest | undefined;
   if (v.compare !== undefined) {
-    const other = await tfl.loadLayersModel(fileSystem(v.compare));
+    const other = await loadModel(v.compare);
     const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
     const [there, here] = [shapeOf(other), shapeOf(model)];
     if (there !== here) {
@@ -893,7 +916,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  const model = await tfl.loadLayersModel(fileSystem(v.model));
+  const model = await loadModel(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
   const plain = decomposed ? fold(model) : model;

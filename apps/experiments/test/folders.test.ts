@@ -112,3 +112,21 @@ test('a run or sweep whose --out is a file says so', async () => {
   expect(s.err).toMatch(/--out .*out-file is a file, not a folder; give a folder for the sweep/);
   expect(readFileSync(file, 'utf8')).toBe('x');
 });
+
+test('eval and prune of a damaged model folder say what to do, before loading any data', async () => {
+  const damaged = join(tmp, 'damaged');
+  mkdirSync(damaged);
+  writeFileSync(join(damaged, 'model.json'), '{"modelTopology": {"class_name": "Sequ');
+  for (const cmd of [
+    ['eval', '--model', damaged, '--experiment', 'lenet-500-300', '--data-dir', join(tmp, 'no-data-here')],
+    ['prune', '--model', damaged, '--out', join(tmp, 'pruned-damaged')],
+  ]) {
+    const r = await cli(cmd);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /: Cannot load model: .*damaged\/model\.json is not valid JSON \(.*\); the model folder is damaged or incomplete \(cut short by a copy or a full disk\?\): copy it again, or rerun the run or prune that wrote it/,
+    );
+    // The model is read before the data set: a missing --data-dir is not what eval reports.
+    expect(r.err).not.toMatch(/no-data-here/);
+  }
+});
