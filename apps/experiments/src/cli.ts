@@ -734,6 +734,13 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     return 0;
   }
   const v = p.values as Record<string, any>;
+  if (p.positionals.length) {
+    const a = p.positionals[0];
+    throw new UsageError(
+      `eval: unexpected argument "${a}"` +
+        (listExperiments().includes(a) ? `; give the experiment as --experiment ${a}` : ''),
+    );
+  }
   if (!v.model) throw new UsageError('eval: --model DIR is required');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
@@ -902,6 +909,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     return 0;
   }
   const v = p.values as Record<string, any>;
+  if (p.positionals.length) throw new UsageError(`prune: unexpected argument "${p.positionals[0]}"`);
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   checkPruneOut(resolve(v.out));
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;

@@ -130,3 +130,12 @@ test('a misspelled config field is named with the field meant', async () => {
   expect(b.code).toBe(2);
   expect(b.err).toMatch(/unknown field\(s\) "epcohs" \(did you mean "epochs"\?\)/);
 });
+
+test('eval and prune refuse a stray argument instead of ignoring it', async () => {
+  const e = await cli(['eval', '--model', 'some-model', 'lenet-5']);
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(/eval: unexpected argument "lenet-5"; give the experiment as --experiment lenet-5/);
+  const p = await cli(['prune', '--model', 'some-model', '--out', 'o', 'extra']);
+  expect(p.code).toBe(2);
+  expect(p.err).toMatch(/prune: unexpected argument "extra"/);
+});
