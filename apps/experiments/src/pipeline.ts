@@ -761,7 +761,9 @@ async function runLocked(
       `--resume: no checkpoint in ${ckptDir}` +
         (restored
           ? `; a rerun there was killed before its first checkpoint, so the finished run it replaced is put back in ${out}`
-          : ''),
+          : existsSync(join(out, 'results.json'))
+            ? `; the run in ${out} has finished (see its report.md); nothing to resume: run the command without --resume to repeat it`
+            : '; nothing to resume: run the command without --resume'),
     );
   }
   const clearOutDir = o.resume ? undefined : claimOutDir(out, hash, !!o.force);

@@ -139,3 +139,19 @@ test('eval and prune refuse a stray argument instead of ignoring it', async () =
   expect(p.code).toBe(2);
   expect(p.err).toMatch(/prune: unexpected argument "extra"/);
 });
+
+test('--resume with nothing to resume says to run without it', async () => {
+  const none = await run('--out', join(tmp, 'never-ran'), '--resume');
+  expect(none.code).toBe(1);
+  expect(none.err).toMatch(
+    /--resume: no checkpoint in .*never-ran.*; nothing to resume: run the command without --resume/,
+  );
+  const finished = join(tmp, 'finished-run');
+  mkdirSync(finished);
+  writeFileSync(join(finished, 'results.json'), '{}');
+  const done = await run('--out', finished, '--resume');
+  expect(done.code).toBe(1);
+  expect(done.err).toMatch(
+    /the run in .*finished-run has finished \(see its report\.md\); nothing to resume/,
+  );
+});
