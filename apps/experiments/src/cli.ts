@@ -40,6 +40,7 @@ import {
 import { bisectionOutcome, runSweep } from './sweep.js';
 import { pruneMagnitudes } from './model.js';
 import { copyDirAtomic, readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { closest } from './suggest.js';
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
@@ -48,16 +49,19 @@ const COMMON = `Common options:
                       idle, slower when shared; NORMPRUNE_THREADS too)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
                       runs/sweep-<experiment>)
-  --data-dir PATH     folder or archive holding the data set (NORMPRUNE_DATA_DIR too). CIFAR-10
-                      from images or an archive is decoded once into a cache of about
-                      180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune (safe to delete)
+  --data-dir PATH     folder or archive holding the data set's files (without it:
+                      $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
+                      on this machine). CIFAR-10 from images or an archive is decoded once into
+                      a cache of about 180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune
+                      (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a
                       sweep: reuse its finished points, resume the interrupted one)
   --force             replace what --out holds (a run, an unfinished run, a sweep;
                       other files stay); without it a run replaces only a run of
-                      the same config, budget and seed, and refuses anything else
+                      the same config, budget and seed (a sweep only the same sweep),
+                      and refuses anything else
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
                       in its first point's directory)
@@ -85,7 +89,8 @@ Commands:
   report RUN_DIR...        rewrite a run's report; --table prints the results table
   list                     the shipped experiments
 
-Run \`normprune <command> --help\` for a command's options.
+Run \`normprune <command> --help\` (or \`normprune help <command>\`) for a command's options;
+\`normprune --version\` prints the version.
 Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (checkpoint written).`,
   reproduce: `Usage: normprune reproduce <experiment> [options]
 
@@ -102,6 +107,7 @@ A file may start from another: {"extends": "lenet-5-fc", "training": {"proximal"
 shipped experiment's name or a .json file's path, relative to the file).
 
   --config FILE       the experiment config (JSON)
+
 ${COMMON}`,
   sweep: `Usage: normprune sweep (--config FILE | <experiment>) [options]
 
@@ -116,6 +122,7 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
   --bisect-steps N           bisection steps (default 4)
+
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
                       [--keep-filters LAYER=N,...] [--backend NAME]
@@ -132,7 +139,8 @@ become zeros, and units left with no non-zero weight are removed.
                       before --keep: keep at most N filters of each named Conv2D layer
                       of granularity 'kernel', those of largest norm (e.g. conv2=23),
                       after its kernels reading channels the Conv2D layer before it leaves
-                      dead are dropped; --keep then picks kernels inside them`,
+                      dead are dropped; --keep then picks kernels inside them
+  --backend NAME, --threads N as for reproduce`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
@@ -147,7 +155,7 @@ config.json of the run directory above DIR is used.
                       exact McNemar p-value
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset (default: the
                       run's test subset when the config is the run's, else full)
-  --backend NAME, --data-dir PATH, --download as for reproduce`,
+  --backend NAME, --threads N, --data-dir PATH, --download as for reproduce`,
   report: `Usage: normprune report RUN_DIR... [--table] [--json DIR] [--export DIR] [--write-readme FILE]
 
 Rewrites report.md/report.html (and plots) of finished runs from their
@@ -159,7 +167,9 @@ with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
-seed, are refused before anything is written).
+seed or budget, are refused before anything is written). With --table alone,
+runs that have not finished are skipped with a note naming the command that
+continues them.
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
@@ -208,17 +218,100 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
   eval: pick('help', 'backend', 'threads', 'data-dir', 'download', 'budget'),
 };
 
+/** The options each command takes of its own, besides the common ones (for `unknown option` messages). */
+const OWN_OPTIONS: Record<string, string[]> = {
+  train: ['config'],
+  sweep: ['config', 'lambda', 'granularity', 'cost-weighting', 'target-compression', 'bisect-steps'],
+  prune: ['model', 'threshold', 'keep', 'keep-filters'],
+  eval: ['model', 'config', 'experiment', 'compare'],
+  report: ['table', 'seeds-only', 'json', 'export', 'write-readme', 'section'],
+};
+
+const COMMANDS = ['reproduce', 'train', 'sweep', 'prune', 'eval', 'report', 'list'];
+
+/** The commands that take option `name`. */
+function commandsTaking(name: string): string[] {
+  return COMMANDS.filter(
+    (c) => name in (COMMAND_OPTIONS[c] ?? commonOptions) || (OWN_OPTIONS[c] ?? []).includes(name),
+  );
+}
+
+/** What a flag of another training tool is called here (`--epochs` is a budget setting, ...). */
+function foreignFlagHint(name: string, command: string): string | undefined {
+  const n = name.toLowerCase().replace(/_/g, '-');
+  const config =
+    'write a config file that extends the experiment, e.g. {"extends": "lenet-5-fc", "name": "my-fc", ' +
+    '"training": {"proximal": {"lambda": 0.003}}}, and run it with `normprune train --config FILE`';
+  if (n === 'epochs' || n === 'epoch' || n === 'num-epochs')
+    return "an epoch count is a budget setting: --budget epochs=N (or epochs.proximal=N; a budget caps the config's epochs, never adds any)";
+  if (['batch-size', 'batchsize', 'bs'].includes(n))
+    return 'the batch size is a budget setting: --budget batchSize=N';
+  if (['lr', 'learning-rate', 'learningrate'].includes(n))
+    return `learning rates are config fields (training.baseline/proximal/finetune.learningRate): ${config}`;
+  if (command !== 'sweep' && (n === 'lambda' || n === 'granularity' || n === 'cost-weighting'))
+    return `to try several values, \`normprune sweep <experiment> --${n} a,b\`; for one, ${config}`;
+  if (['output', 'output-dir', 'outdir', 'out-dir', 'log-dir', 'logdir', 'save-dir'].includes(n))
+    return 'it is --out DIR';
+  if (['device', 'gpu', 'cuda'].includes(n))
+    return "normprune's backends are node, wasm and cpu: --backend NAME";
+  if (['data', 'data-path', 'dataset-dir', 'datadir', 'root'].includes(n)) return 'it is --data-dir PATH';
+  return undefined;
+}
+
+/** The message of an option `command` does not take: the flag meant, or where it belongs. */
+function unknownOption(command: string, flag: string, options: OptionSpec): string {
+  const name = flag.replace(/^-+/, '').split('=')[0];
+  const known = Object.keys(options);
+  const takers = commandsTaking(name);
+  const meant = takers.length ? undefined : closest(name, known);
+  const hint = foreignFlagHint(name, command);
+  const who =
+    takers.length > 1
+      ? `${takers.slice(0, -1).join(', ')} and ${takers[takers.length - 1]} take`
+      : `${takers[0]} takes`;
+  const why = meant
+    ? `; did you mean --${meant}?`
+    : (takers.length ? ` (${who} it)` : '') + (hint ? `; ${hint}` : '');
+  return `${command}: unknown option ${flag.split('=')[0]}${why}\nRun \`normprune ${command} --help\` for its options.`;
+}
+
+/**
+ * `--seed -1`: node's parser reads `-1` as a flag and calls the value
+ * missing. A string option followed by a negative number takes it as its
+ * value (`--seed=-1`), which the option's own check then judges.
+ */
+function attachNegativeValues(args: string[], options: OptionSpec): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') return [...out, ...args.slice(i)];
+    const name = a.startsWith('--') && !a.includes('=') ? a.slice(2) : undefined;
+    const next = args[i + 1];
+    if (name && options[name]?.type === 'string' && next !== undefined && /^-\.?\d/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 function parse(command: string, args: string[], extra: OptionSpec = {}) {
   const common = COMMAND_OPTIONS[command] ?? commonOptions;
+  const options = { ...(common as typeof commonOptions), ...extra };
   try {
     return parseArgs({
-      args,
-      options: { ...(common as typeof commonOptions), ...extra },
+      args: attachNegativeValues(args, options),
+      options,
       allowPositionals: true,
       strict: true,
     });
   } catch (e) {
-    throw new UsageError(`${(e as Error).message}\nRun \`normprune ${command} --help\` for usage.`);
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const flag = /'([^']+)'/.exec(err.message)?.[1];
+      if (flag) throw new UsageError(unknownOption(command, flag, options));
+    }
+    throw new UsageError(`${err.message}\nRun \`normprune ${command} --help\` for usage.`);
   }
 }
 
@@ -304,6 +397,24 @@ function printConfig(
   return 0;
 }
 
+/**
+ * A budget's epochs cap the config's (they shrink a run, never lengthen it): a
+ * budget typed with more epochs than the config runs says so, and how to train longer.
+ */
+function noteCappedEpochs(base: ExperimentConfig, budgetName: string, budget: Budget): void {
+  if (!budgetName.includes('custom')) return; // a preset describes itself
+  const capped = (['baseline', 'proximal', 'finetune'] as const).flatMap((phase) => {
+    const asked = budget.epochs?.[phase];
+    const has = base.training[phase].epochs;
+    return asked !== undefined && asked > has ? [`${phase} ${has} (not ${asked})`] : [];
+  });
+  if (capped.length)
+    process.stderr.write(
+      `note: --budget epochs cap the config's, never add any: ${capped.join(', ')}; ` +
+        'to train longer, write a config file that extends this experiment and sets training.<phase>.epochs\n',
+    );
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -324,6 +435,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     base = loadConfigFile((p.values as any).config);
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
+  noteCappedEpochs(base, budgetName, budget);
   const cfg = applyBudget(base, budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
@@ -445,6 +557,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       );
   }
   const { name: budgetName, budget } = parseBudget(p.values.budget, base);
+  noteCappedEpochs(base, budgetName, budget);
   const cfg = applyBudget(base, budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
@@ -572,6 +685,14 @@ function modelDirArg(dir: string, who: string): string {
   if (existsSync(join(dir, 'model.json'))) return dir;
   if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
   const replaced = join(dir, '.work', 'replaced', 'model', 'model.json');
+  const unfinished = existsSync(replaced) ? undefined : unfinishedRun(dir);
+  if (unfinished) {
+    const ckpt = join(dir, '.work', 'checkpoint', 'model');
+    throw new Error(
+      `${who}: ${unfinished.replace('\0', ': its model/ is written when it finishes; ')}` +
+        (existsSync(join(ckpt, 'model.json')) ? `; or give its checkpoint's model, ${ckpt}` : ''),
+    );
+  }
   throw new Error(
     existsSync(dir)
       ? `${who}: no model.json in ${dir} (nor in ${join(dir, 'model')})` +
@@ -580,6 +701,25 @@ function modelDirArg(dir: string, who: string): string {
             : '')
       : `${who}: ${dir} does not exist`,
   );
+}
+
+/** Loads the tfjs model in `dir`; a damaged folder's error says what to do about it. */
+async function loadModel(dir: string): Promise<tfl.LayersModel> {
+  try {
+    return await tfl.loadLayersModel(fileSystem(dir));
+  } catch (e) {
+    const m = (e as Error).message ?? '';
+    if (
+      !/^Cannot load model: .*(is not valid JSON|weight shard .* does not exist|bytes, but|is not a regular file)/.test(
+        m,
+      )
+    )
+      throw e;
+    throw new Error(
+      `${m}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ` +
+        'copy it again, or rerun the run or prune that wrote it',
+    );
+  }
 }
 
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
@@ -594,6 +734,13 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     return 0;
   }
   const v = p.values as Record<string, any>;
+  if (p.positionals.length) {
+    const a = p.positionals[0];
+    throw new UsageError(
+      `eval: unexpected argument "${a}"` +
+        (listExperiments().includes(a) ? `; give the experiment as --experiment ${a}` : ''),
+    );
+  }
   if (!v.model) throw new UsageError('eval: --model DIR is required');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
@@ -611,12 +758,16 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  const data = await loadRunData(base, budget, {
-    dataDir: p.values['data-dir'],
-    offline: !p.values.download,
-  });
+  // The model first: a damaged one fails before the test set is read.
+  const loaded = await loadModel(v.model);
+  let data: Awaited<ReturnType<typeof loadRunData>>;
+  try {
+    data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
+  } catch (e) {
+    loaded.dispose();
+    throw e;
+  }
   for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
-  const loaded = await tfl.loadLayersModel(fileSystem(v.model));
   const modelShape = loaded.inputs[0].shape.slice(1);
   const outputs = loaded.outputs[0].shape.slice(1);
   const mismatch =
@@ -646,7 +797,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   // With --compare, one pass over the test set gives both the paired test and this model's error.
   let t: PairedTest | undefined;
   if (v.compare !== undefined) {
-    const other = await tfl.loadLayersModel(fileSystem(v.compare));
+    const other = await loadModel(v.compare);
     const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
     const [there, here] = [shapeOf(other), shapeOf(model)];
     if (there !== here) {
@@ -758,6 +909,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     return 0;
   }
   const v = p.values as Record<string, any>;
+  if (p.positionals.length) throw new UsageError(`prune: unexpected argument "${p.positionals[0]}"`);
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   checkPruneOut(resolve(v.out));
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
@@ -765,14 +917,14 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);
   const keepFilters =
     v['keep-filters'] === undefined ? undefined : keepOption(v['keep-filters'], '--keep-filters');
+  v.model = modelDirArg(v.model, 'prune');
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  v.model = modelDirArg(v.model, 'prune');
-  const model = await tfl.loadLayersModel(fileSystem(v.model));
+  const model = await loadModel(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
   const plain = decomposed ? fold(model) : model;
@@ -838,8 +990,27 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   // Checked before any report is rewritten or exported: a bad README changes nothing.
   const readme = v['write-readme'] ? readmeSection(v['write-readme'] as string, section) : undefined;
   if (v.export) for (const arg of p.positionals) refuseExportInto(arg, v.export as string);
+  for (const flag of ['export', 'json'])
+    if (typeof v[flag] === 'string' && existsSync(v[flag]) && !statSync(v[flag]).isDirectory())
+      throw new Error(
+        `report: --${flag} ${v[flag]} is a file; give a folder (new, or one holding table rows)`,
+      );
   // Every source first, without side effects, so that a clash stops the report before it writes.
-  const sources = p.positionals.map(reportSource);
+  // Printing a table (`report --table runs/*`) skips the runs that have not finished, with a note.
+  const readOnly = !!v.table && !v.json && !v.export && !v['write-readme'];
+  const sources = p.positionals.flatMap((arg) => {
+    try {
+      return [reportSource(arg)];
+    } catch (e) {
+      if (!(readOnly && e instanceof UnfinishedRun)) throw e;
+      const what = (e as Error).message
+        .replace(/^report: /, '')
+        .replace(' is an unfinished run', ': an unfinished run');
+      process.stderr.write(`note: skipped ${what}\n`);
+      return [];
+    }
+  });
+  if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
   const rowsDir = (v.export ?? v.json) as string | undefined;
   if (rowsDir) refuseRowClash(sources, rowsDir);
   const rows: TableRow[] = [];
@@ -955,16 +1126,48 @@ type ReportSource =
   | { kind: 'sweep'; arg: string; sweep: NonNullable<ReturnType<typeof readSweep>>; runs: ReportRun[] }
   | { kind: 'run'; arg: string; runs: [ReportRun] };
 
+/** Thrown by `report` for a run that has not finished: `report --table` skips it with a note. */
+class UnfinishedRun extends Error {}
+
+/**
+ * What an interrupted (or still running) run in `dir` is, and the command
+ * that continues it; undefined when `dir` holds no unfinished run.
+ */
+function unfinishedRun(dir: string): string | undefined {
+  const cfg = join(dir, 'config.json');
+  if (existsSync(join(dir, 'results.json')) || !existsSync(cfg)) return undefined;
+  let command: string | undefined;
+  try {
+    command = JSON.parse(readFileSync(cfg, 'utf8')).command;
+  } catch {
+    command = undefined;
+  }
+  const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
+  const cont =
+    typeof command === 'string'
+      ? continueCommand(command, / --out /.test(command) ? undefined : resolve(dir))
+      : 'the command that started it, with --resume';
+  return (
+    `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +
+    `\0continue it with: ${interrupted ? cont : cont.replace(/ --resume\b/, '')}`
+  );
+}
+
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
   if (!existsSync(dir)) throw new Error(`report: ${dir} does not exist`);
-  if (!existsSync(f))
+  if (!existsSync(f)) {
+    if (existsSync(join(dir, '.work', 'replaced', 'results.json')))
+      throw new Error(
+        `report: no results.json in ${dir}; a rerun there has not finished: the run it replaces is in ${join(dir, '.work', 'replaced')}`,
+      );
+    const unfinished = unfinishedRun(dir);
+    if (unfinished) throw new UnfinishedRun(`report: ${unfinished.replace('\0', '; ')}`);
     throw new Error(
-      `report: no results.json in ${dir} (is the run finished?)` +
-        (existsSync(join(dir, '.work', 'replaced', 'results.json'))
-          ? `; a rerun there has not finished: the run it replaces is in ${join(dir, '.work', 'replaced')}`
-          : ''),
+      `report: ${dir} is not a run folder (no results.json or config.json); give run folders (runs/<experiment>), ` +
+        'sweep folders (with sweep.json) or results table rows (*.json)',
     );
+  }
   return {
     dir,
     label,
@@ -1047,6 +1250,13 @@ function refuseRowClash(sources: ReportSource[], dir: string): void {
         `report: ${file} holds the row of seed ${there.seed}; ${run.dir} (seed ${run.results.seed}) would replace it. ` +
           `Export or --json each seed to its own folder, e.g. ${join(dir, `seed-${run.results.seed}`)}, or delete the file to replace it`,
       );
+    // A smoke run at --budget tiny must not silently replace the measured full-budget row.
+    const budget = run.results.budget?.name;
+    if (typeof there?.budget === 'string' && budget !== undefined && there.budget !== budget)
+      throw new Error(
+        `report: ${file} holds the row of budget ${there.budget}; ${run.dir} (budget ${budget}) would replace it. ` +
+          `Export or --json each budget to its own folder, e.g. ${join(dir, budget)}, or delete the file to replace it`,
+      );
   }
 }
 
@@ -1124,6 +1334,24 @@ function listCommand(args: string[], out: (s: string) => void): number {
   return 0;
 }
 
+function unknownCommand(command: string): string {
+  const meant = closest(command, COMMANDS);
+  return `unknown command "${command}"${meant ? `; did you mean ${meant}?` : ''}; commands: ${COMMANDS.join(', ')}`;
+}
+
+/** The version in the package.json next to src/ (or dist/cjs/, dist/esm/). */
+function packageVersion(): string {
+  for (const f of [join(__dirname, '..', 'package.json'), join(__dirname, '..', '..', 'package.json')]) {
+    try {
+      const pkg = JSON.parse(readFileSync(f, 'utf8'));
+      if (pkg.name === '@normprune/experiments') return String(pkg.version);
+    } catch {
+      /* the next candidate */
+    }
+  }
+  return 'unknown';
+}
+
 /**
  * Runs the CLI with `argv` (without node and script); resolves to the exit
  * code. `out` receives the command's output (default stdout); errors go to stderr.
@@ -1141,8 +1369,17 @@ export async function main(
         return 2;
       case '-h':
       case '--help':
-      case 'help':
-        out(HELP.main);
+      case 'help': {
+        // `normprune help sweep` is `normprune sweep --help`.
+        const topic = command === 'help' ? args[0] : undefined;
+        if (topic !== undefined && !(topic in HELP && topic !== 'main'))
+          throw new UsageError(unknownCommand(topic));
+        out(HELP[topic ?? 'main']);
+        return 0;
+      }
+      case '--version':
+      case '-V':
+        out(`normprune ${packageVersion()}`);
         return 0;
       case 'reproduce':
       case 'train':
@@ -1158,9 +1395,7 @@ export async function main(
       case 'list':
         return listCommand(args, out);
       default:
-        throw new UsageError(
-          `unknown command "${command}"; commands: reproduce, train, sweep, prune, eval, report, list`,
-        );
+        throw new UsageError(unknownCommand(command));
     }
   } catch (e) {
     const err = e as Error;

@@ -1,9 +1,10 @@
 // Experiment configuration: the JSON files in configs/ and the --budget flag.
 // Every file is validated with zod so that a typo names the field and the
 // values it accepts instead of failing deep inside training.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
+import { closest } from './suggest.js';
 
 const activation = z.enum(['relu', 'linear', 'tanh', 'sigmoid']);
 
@@ -268,7 +269,33 @@ export class UsageError extends Error {
   override name = 'UsageError';
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/** Every field name a schema's objects have, at any depth (what a misspelled field may have meant). */
+function fieldNames(schema: z.ZodType): Set<string> {
+  const names = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (!node || typeof node !== 'object') return;
+    for (const [k, v] of Object.entries(node)) {
+      if (k === 'properties' && v && typeof v === 'object') Object.keys(v).forEach((n) => names.add(n));
+      walk(v);
+    }
+  };
+  walk(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }));
+  return names;
+}
+
+const fieldNameCache = new WeakMap<z.ZodType, Set<string>>();
+
+/** `"lamda" (did you mean "lambda"?)`: an unknown field, and the field of `schema` it likely misspells. */
+function unknownField(key: string, schema: z.ZodType | undefined): string {
+  if (!schema) return JSON.stringify(key);
+  let names = fieldNameCache.get(schema);
+  if (!names) fieldNameCache.set(schema, (names = fieldNames(schema)));
+  const meant = names.has(key) ? undefined : closest(key, names);
+  return meant ? `${JSON.stringify(key)} (did you mean ${JSON.stringify(meant)}?)` : JSON.stringify(key);
+}
+
+function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
   const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
   switch (issue.code) {
     case 'invalid_value':
@@ -289,15 +316,15 @@ function describeIssue(issue: z.core.$ZodIssue): string {
       return `${where}: ${issue.message}`;
     }
     case 'unrecognized_keys':
-      return `${where}: unknown field(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+      return `${where}: unknown field(s) ${issue.keys.map((k) => unknownField(k, schema)).join(', ')}`;
     default:
       return `${where}: ${issue.message}`;
   }
 }
 
 /** Formats zod issues as one line per field: `field.path: what is wrong, allowed values`. */
-export function formatIssues(error: z.ZodError): string {
-  return error.issues.map((i) => '  ' + describeIssue(i)).join('\n');
+export function formatIssues(error: z.ZodError, schema?: z.ZodType): string {
+  return error.issues.map((i) => '  ' + describeIssue(i, schema)).join('\n');
 }
 
 /**
@@ -407,11 +434,37 @@ function leafPaths(o: unknown, prefix = ''): string[] {
 
 function readConfigJson(file: string): unknown {
   if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
+  if (statSync(file).isDirectory())
+    throw new UsageError(`config file ${file} is a directory; give a .json file`);
+  const text = readFileSync(file, 'utf8');
+  if (text.trim() === '') throw new UsageError(`config file ${file} is empty; it must hold one JSON object`);
   try {
-    return JSON.parse(readFileSync(file, 'utf8'));
+    return JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`config file ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new UsageError(
+      `config file ${file} is not valid JSON${jsonErrorWhere(text, (e as Error).message)}`,
+    );
   }
+}
+
+/**
+ * Where JSON.parse failed, as ` at line L, column C: what` and the line with
+ * a caret under the place (node 20 gives a character position only).
+ */
+export function jsonErrorWhere(text: string, message: string): string {
+  const at = /\s+in JSON at position (\d+)(?: \(line \d+ column \d+\))?/.exec(message);
+  const pos = at
+    ? Number(at[1])
+    : /Unexpected end of JSON input/.test(message)
+      ? text.trimEnd().length
+      : undefined;
+  const what = at ? message.slice(0, at.index) + message.slice(at.index + at[0].length) : message;
+  if (pos === undefined) return `: ${what}`;
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const column = pos - (before.lastIndexOf('\n') + 1) + 1;
+  const source = text.split('\n')[line - 1].replace(/\r$/, '');
+  return ` at line ${line}, column ${column}: ${what}\n  ${source}\n  ${' '.repeat(column - 1)}^`;
 }
 
 /**
@@ -425,7 +478,7 @@ export function parseConfig(json: unknown, source = 'config'): ExperimentConfig 
 
 function validateConfig(json: unknown, source: string): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
-  if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error)}`);
+  if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error, experimentSchema)}`);
   // `$schema` is for editors only: a run's config, and its hash, never hold it.
   const { $schema: _schema, ...cfg } = r.data;
   const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
@@ -605,6 +658,10 @@ export function parseBudget(
 ): { name: string; budget: Budget } {
   const presets = { ...BUDGET_PRESETS, ...(cfg.budgets ?? {}) };
   const text = (spec ?? cfg.defaultBudget).trim();
+  if (text === '')
+    throw new UsageError(
+      `--budget: empty; give ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs such as epochs=2`,
+    );
   let raw: any = {};
   // The name says what was combined: presets in order, '+custom' when any setting was given.
   const names: string[] = [];
@@ -641,6 +698,10 @@ export function parseBudget(
       const vText = part.slice(eq + 1).trim();
       // Number('') is 0: an empty value must not silently mean zero.
       const v = vText === '' ? NaN : Number(vText);
+      // A known setting takes a number: name what was typed, not the NaN it became.
+      const numeric = k in budgetSpec.shape ? k !== 'note' : /^epochs\.(baseline|proximal|finetune)$/.test(k);
+      if (numeric && Number.isNaN(v))
+        throw new UsageError(`--budget: ${k}: expected a number, got "${vText}"`);
       if (k === 'epochs') raw.epochs = { baseline: v, proximal: v, finetune: v };
       else setPath(raw, k, Number.isNaN(v) ? vText : v);
       custom = true;
@@ -649,7 +710,7 @@ export function parseBudget(
   // A preset's note describes the preset; settings changed after it would make it wrong.
   if (custom && names.length) delete raw.note;
   const r = budgetSpec.safeParse(raw, { reportInput: true });
-  if (!r.success) throw new UsageError(`--budget:\n${formatIssues(r.error)}`);
+  if (!r.success) throw new UsageError(`--budget:\n${formatIssues(r.error, budgetSpec)}`);
   const name = [...names, ...(custom || names.length === 0 ? ['custom'] : [])].join('+');
   return { name, budget: r.data };
 }

@@ -244,7 +244,17 @@ export function lockDir(dir: string, what: string): () => void {
 }
 
 /** Throws a clear error unless `dir` exists (or can be created) and is writable. */
-export function ensureWritableDir(dir: string): void {
+export function ensureWritableDir(dir: string, what = 'run'): void {
+  let isFile = false;
+  try {
+    isFile = statSync(dir, { throwIfNoEntry: false })?.isDirectory() === false;
+  } catch {
+    /* a file on the way (ENOTDIR) or no access: makeDirs below says which */
+  }
+  if (isFile)
+    throw new Error(
+      `--out ${dir} is a file, not a folder; give a folder for the ${what} (a new one, or one it wrote)`,
+    );
   try {
     makeDirs(dir);
     accessSync(dir, constants.W_OK);

@@ -672,7 +672,7 @@ function recoverReplaced(out: string): void {
 }
 
 /** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
-function sweepIn(out: string): string[] {
+export function sweepIn(out: string): string[] {
   const file = join(out, 'sweep.json');
   let points: unknown;
   try {
@@ -761,7 +761,9 @@ async function runLocked(
       `--resume: no checkpoint in ${ckptDir}` +
         (restored
           ? `; a rerun there was killed before its first checkpoint, so the finished run it replaced is put back in ${out}`
-          : ''),
+          : existsSync(join(out, 'results.json'))
+            ? `; the run in ${out} has finished (see its report.md); nothing to resume: run the command without --resume to repeat it`
+            : '; nothing to resume: run the command without --resume'),
     );
   }
   const clearOutDir = o.resume ? undefined : claimOutDir(out, hash, !!o.force);

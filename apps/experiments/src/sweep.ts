@@ -1,13 +1,16 @@
 // `normprune sweep`: the same experiment over a grid of lambda (and
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
+  configHash,
   finishedRun,
   holdsRun,
   removeRun,
   runExperiment,
+  sweepIn,
   type RunOptions,
   type RunResults,
 } from './pipeline.js';
@@ -69,10 +72,71 @@ export function bisectionOutcome(
   return { ok: byLambda.find((p) => p.compressionPct >= target), largest: byLambda[byLambda.length - 1] };
 }
 
+/** A sweep point's label and folder name: `lambda-0.002`, `lambda-0.002-input-flops`. */
+function pointLabel(lambda: number, granularity?: string, cost?: string): string {
+  return [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
+}
+
+/** The grid a sweep without a target runs: the flags', else the config's `sweep`, else its lambda. */
+function gridPlan(o: SweepOptions) {
+  return {
+    lambdas: o.lambdas ?? o.config.sweep?.lambda ?? [o.config.training.proximal.lambda],
+    granularities: o.granularities ?? o.config.sweep?.granularity ?? [undefined],
+    costWeightings: o.costWeightings ?? o.config.sweep?.costWeighting ?? [undefined],
+  };
+}
+
+/** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
+function sweepKey(o: SweepOptions): string {
+  const plan =
+    o.targetCompression !== undefined
+      ? { target: o.targetCompression, steps: o.bisectSteps ?? 4 }
+      : gridPlan(o);
+  return createHash('sha256')
+    .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), plan }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * The finished sweep in `out`, described for a message, when this sweep would leave points of
+ * it out of its sweep.json: another sweep (key; sweeps written before sweep.json had a key are
+ * compared by their command), unless --resume extends it with a grid holding all its points
+ * (finished points are reused, each checked against its own config, budget and seed).
+ */
+function otherSweep(out: string, o: SweepOptions, key: string): string | undefined {
+  let prev: { experiment?: string; command?: string; key?: string; points?: { label?: string }[] };
+  try {
+    prev = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  const bare = (c: string | undefined) => c?.replace(/ --(resume|force)\b/g, '');
+  const same =
+    prev.key !== undefined
+      ? prev.key === key
+      : o.command !== undefined && bare(prev.command) === bare(o.command);
+  const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
+  const grid = o.targetCompression === undefined ? gridPlan(o) : undefined;
+  const planned = grid
+    ? grid.granularities.flatMap((g) =>
+        grid.costWeightings.flatMap((c) => grid.lambdas.map((l) => pointLabel(l, g, c))),
+      )
+    : [];
+  const extends_ = labels.every((l) => planned.includes(l));
+  if (same || (o.resume && grid && extends_)) return undefined;
+  return (
+    `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
+    (prev.command ? `, made by \`${prev.command}\`` : '') +
+    ')' +
+    (grid && extends_ ? '; to add points to it, run with --resume (its finished points are reused)' : '')
+  );
+}
+
 /** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
-  ensureWritableDir(out);
+  ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
   try {
@@ -98,11 +162,26 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       throw new Error(`${out} holds a run, not a sweep; choose another --out, or pass --force to replace it`);
     removeRun(out);
   }
+  // Another finished sweep there (other points, seed or budget) would be left with its points
+  // unlisted by the new sweep.json: refused, or with --force removed first.
+  const key = sweepKey(o);
+  const prev = otherSweep(out, o, key);
+  if (prev) {
+    if (!o.force)
+      throw new Error(
+        `${out} holds another sweep (${prev}; choose another --out, or pass --force to replace it`,
+      );
+    for (const f of sweepIn(out)) {
+      if (f.endsWith('.json')) rmSync(f, { force: true });
+      else removeRun(f);
+      if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
+    }
+  }
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;
   const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
-    const label = [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
+    const label = pointLabel(lambda, granularity, cost);
     const dir = join(out, label);
     const config = withPoint(o.config, lambda, granularity, cost);
     const done = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
@@ -173,9 +252,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
         ? `Bisection for >= ${target}% of parameters removed: smallest lambda reaching it is ${ok.lambda} (${ok.compressionPct.toFixed(2)}% removed).`
         : `Bisection for >= ${target}% of parameters removed: no lambda tried reached it (largest ${hi}).`;
     } else {
-      const lambdas = o.lambdas ?? o.config.sweep?.lambda ?? [o.config.training.proximal.lambda];
-      const grans = o.granularities ?? o.config.sweep?.granularity ?? [undefined];
-      const costs = o.costWeightings ?? o.config.sweep?.costWeighting ?? [undefined];
+      const { lambdas, granularities: grans, costWeightings: costs } = gridPlan(o);
       for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);
       note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
@@ -192,7 +269,13 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     log(`baseline kept in ${join(first, '.work', 'baseline')}`);
   }
   note += ` Budget: ${o.budgetName}. Seed ${o.seed}.`;
-  writeJsonAtomic(join(out, 'sweep.json'), { experiment: o.config.name, command: o.command, note, points });
+  writeJsonAtomic(join(out, 'sweep.json'), {
+    experiment: o.config.name,
+    command: o.command,
+    key,
+    note,
+    points,
+  });
   writeSweepReport(out, o.config.name, points, note);
   return points;
 }

@@ -481,7 +481,9 @@ test('report names a folder that does not exist, and one that holds no finished 
   mkdirSync(empty, { recursive: true });
   const unfinished = await cli(['report', empty]);
   expect(unfinished.code).toBe(1);
-  expect(unfinished.err).toMatch(/report: no results\.json in .*empty-run \(is the run finished\?\)/);
+  expect(unfinished.err).toMatch(
+    /report: .*empty-run is not a run folder \(no results\.json or config\.json\)/,
+  );
 });
 
 test('report names a malformed or foreign JSON file', async () => {

@@ -453,3 +453,47 @@ test('a sweep is a usage error with both --config and an experiment, a kernel gr
   expect(inf.code).toBe(2);
   expect(inf.err).toMatch(/--lambda: "1e999" is not a finite number >= 0/);
 });
+
+test('a sweep does not orphan the points of another sweep in its --out; --force replaces that sweep', async () => {
+  const out = join(tmp, 'two-sweeps');
+  const sweep = (lambdas: string, ...extra: string[]) =>
+    cli([
+      'sweep',
+      'lenet-500-300',
+      '--budget',
+      'tiny',
+      '--lambda',
+      lambdas,
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      ...extra,
+    ]);
+  expect((await sweep('0.002')).code).toBe(0);
+  const before = readFileSync(join(out, 'sweep.json'), 'utf8');
+  const other = await sweep('0.004');
+  expect(other.code).toBe(1);
+  expect(other.err).toMatch(
+    /two-sweeps holds another sweep \(of lenet-500-300: lambda-0\.002, made by `normprune sweep lenet-500-300 .*`\); choose another --out, or pass --force to replace it/,
+  );
+  expect(readFileSync(join(out, 'sweep.json'), 'utf8')).toBe(before);
+  expect(existsSync(join(out, 'lambda-0.004'))).toBe(false);
+  // The same sweep again repeats it; a grid holding its points extends it with --resume.
+  expect((await sweep('0.002')).code).toBe(0);
+  expect((await sweep('0.002,0.004')).err).toMatch(
+    /; to add points to it, run with --resume \(its finished points are reused\); choose another --out/,
+  );
+  // --force replaces the other sweep: its points go, the new sweep.json lists what is there.
+  expect((await sweep('0.004', '--force')).code).toBe(0);
+  expect(readdirSync(out).sort()).toEqual([
+    'lambda-0.004',
+    'plots',
+    'report.html',
+    'report.md',
+    'sweep.json',
+  ]);
+  const table = await cli(['report', '--table', out]);
+  expect(table.out).toMatch(/lambda-0\.004/);
+  expect(table.out).not.toMatch(/lambda-0\.002/);
+});

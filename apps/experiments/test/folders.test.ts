@@ -1,0 +1,132 @@
+// What report, eval and prune make of the folders they are given: a finished
+// run, an interrupted one, a folder that is no run, a file where a folder
+// goes, and a row folder that already holds a result of another budget.
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers';
+
+let tmp: string;
+/** A finished run: the committed lenet-500-300 run (results.json, metrics, report). */
+let full: string;
+/** The same run as if made at --budget tiny. */
+let tiny: string;
+/** An interrupted run: config.json and a checkpoint, no results.json. */
+let unfinished: string;
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'normprune-folders-'));
+  full = join(tmp, 'lenet-500-300');
+  cpSync(join(__dirname, '..', 'results', 'lenet-500-300'), full, { recursive: true });
+  tiny = join(tmp, 'lenet-500-300-tiny');
+  cpSync(full, tiny, { recursive: true });
+  const r = JSON.parse(readFileSync(join(tiny, 'results.json'), 'utf8'));
+  r.budget = { name: 'tiny', spec: { trainSubset: 256, testSubset: 256, validation: 64 }, reduced: true };
+  writeFileSync(join(tiny, 'results.json'), JSON.stringify(r));
+  unfinished = join(tmp, 'lenet-5-tiny');
+  mkdirSync(join(unfinished, '.work', 'checkpoint', 'model'), { recursive: true });
+  writeFileSync(
+    join(unfinished, 'config.json'),
+    JSON.stringify({ experiment: 'lenet-5', command: 'normprune reproduce lenet-5 --budget tiny', seed: 1 }),
+  );
+  writeFileSync(join(unfinished, '.work', 'checkpoint', 'state.json'), '{}');
+  writeFileSync(join(unfinished, '.work', 'checkpoint', 'model', 'model.json'), '{}');
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('report --export of a reduced-budget run does not replace the row of another budget', async () => {
+  const results = join(tmp, 'results');
+  expect((await cli(['report', '--export', results, full])).code).toBe(0);
+  const row = readFileSync(join(results, 'lenet-500-300.json'), 'utf8');
+  const report = readFileSync(join(results, 'lenet-500-300', 'report.md'), 'utf8');
+  const r = await cli(['report', '--export', results, tiny]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(
+    /lenet-500-300\.json holds the row of budget full; .*lenet-500-300-tiny \(budget tiny\) would replace it/,
+  );
+  expect(readFileSync(join(results, 'lenet-500-300.json'), 'utf8')).toBe(row);
+  expect(readFileSync(join(results, 'lenet-500-300', 'report.md'), 'utf8')).toBe(report);
+  // --json likewise; the same budget replaces its row as before.
+  expect((await cli(['report', '--json', results, tiny])).code).toBe(1);
+  expect((await cli(['report', '--export', results, full])).code).toBe(0);
+});
+
+test('report of a folder that is no run says what to give instead', async () => {
+  const empty = join(tmp, 'not-a-run');
+  mkdirSync(empty);
+  const r = await cli(['report', empty]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(
+    /report: .*not-a-run is not a run folder \(no results\.json or config\.json\); give run folders \(runs\/<experiment>\), sweep folders \(with sweep\.json\) or results table rows \(\*\.json\)/,
+  );
+});
+
+test('report of an interrupted run names it and the command that continues it', async () => {
+  const r = await cli(['report', unfinished]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(
+    /lenet-5-tiny is an unfinished run \(interrupted\); continue it with: normprune reproduce lenet-5 --budget tiny --resume --out .*lenet-5-tiny/,
+  );
+  // `report --table runs/*` prints the finished runs and skips the unfinished one with a note.
+  const t = await cli(['report', '--table', full, unfinished]);
+  expect(t.code).toBe(0);
+  expect(t.out).toMatch(/^\| lenet-500-300 /m);
+  expect(t.err).toMatch(/note: skipped .*lenet-5-tiny: an unfinished run \(interrupted\)/);
+  // Nothing finished at all is still an error.
+  expect((await cli(['report', '--table', unfinished])).code).toBe(1);
+});
+
+test('report --export or --json to a file is refused before any report is rewritten', async () => {
+  const file = join(tmp, 'a-file');
+  writeFileSync(file, 'x');
+  for (const flag of ['--export', '--json']) {
+    const r = await cli(['report', flag, file, full]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(new RegExp(`report: ${flag} .*a-file is a file; give a folder`));
+    expect(r.out).toBe('');
+  }
+});
+
+test('eval and prune of an interrupted run point at its checkpoint model', async () => {
+  for (const cmd of [
+    ['eval', '--model', unfinished],
+    ['prune', '--model', unfinished, '--out', join(tmp, 'pruned')],
+  ]) {
+    const r = await cli(cmd);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /lenet-5-tiny is an unfinished run \(interrupted\): its model\/ is written when it finishes; continue it with: normprune reproduce lenet-5 --budget tiny --resume --out .*lenet-5-tiny; or give its checkpoint's model, .*lenet-5-tiny\/\.work\/checkpoint\/model/,
+    );
+  }
+  expect(existsSync(join(tmp, 'pruned'))).toBe(false);
+});
+
+test('a run or sweep whose --out is a file says so', async () => {
+  const file = join(tmp, 'out-file');
+  writeFileSync(file, 'x');
+  const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', file]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/--out .*out-file is a file, not a folder; give a folder for the run/);
+  const s = await cli(['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.002', '--out', file]);
+  expect(s.code).toBe(1);
+  expect(s.err).toMatch(/--out .*out-file is a file, not a folder; give a folder for the sweep/);
+  expect(readFileSync(file, 'utf8')).toBe('x');
+});
+
+test('eval and prune of a damaged model folder say what to do, before loading any data', async () => {
+  const damaged = join(tmp, 'damaged');
+  mkdirSync(damaged);
+  writeFileSync(join(damaged, 'model.json'), '{"modelTopology": {"class_name": "Sequ');
+  for (const cmd of [
+    ['eval', '--model', damaged, '--experiment', 'lenet-500-300', '--data-dir', join(tmp, 'no-data-here')],
+    ['prune', '--model', damaged, '--out', join(tmp, 'pruned-damaged')],
+  ]) {
+    const r = await cli(cmd);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /: Cannot load model: .*damaged\/model\.json is not valid JSON \(.*\); the model folder is damaged or incomplete \(cut short by a copy or a full disk\?\): copy it again, or rerun the run or prune that wrote it/,
+    );
+    // The model is read before the data set: a missing --data-dir is not what eval reports.
+    expect(r.err).not.toMatch(/no-data-here/);
+  }
+});

@@ -1,0 +1,157 @@
+// What a new user types and gets wrong: misspelled flags, negative numbers,
+// flags from other tools, --version, `help <command>`, broken config files.
+// Each is a usage error (exit 2) whose message names the problem and the fix.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-usage-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const run = (...args: string[]) => cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', ...args]);
+
+test('a misspelled flag is named with the flag meant, in plain words', async () => {
+  const r = await run('--sed', '2');
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/reproduce: unknown option --sed; did you mean --seed\?/);
+  // Not node's parser text about positionals and '--'.
+  expect(r.err).not.toMatch(/positional/);
+  expect((await run('--resum')).err).toMatch(/did you mean --resume\?/);
+  expect((await run('--data_dir', 'x')).err).toMatch(/did you mean --data-dir\?/);
+  const p = await cli(['prune', '--model', 'm', '--out', 'o', '--treshold', '0.1']);
+  expect(p.code).toBe(2);
+  expect(p.err).toMatch(/prune: unknown option --treshold; did you mean --threshold\?/);
+});
+
+test('a flag another command takes says which commands take it', async () => {
+  const r = await cli(['eval', '--model', 'm', '--seed', '2']);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/eval: unknown option --seed \(reproduce, train and sweep take it\)/);
+});
+
+test('flags of other training tools point at the normprune way to say it', async () => {
+  const e = await run('--epochs', '3');
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(/--budget epochs=N/);
+  expect((await run('--batch-size', '32')).err).toMatch(/--budget batchSize=N/);
+  const l = await run('--lambda', '0.003');
+  expect(l.code).toBe(2);
+  expect(l.err).toMatch(/normprune sweep <experiment> --lambda/);
+  expect(l.err).toMatch(/"extends"/);
+  expect((await run('--lr', '0.1')).err).toMatch(/learningRate/);
+});
+
+test('a negative number is read as the value of its flag, and refused for what it is', async () => {
+  const s = await run('--seed', '-1');
+  expect(s.code).toBe(2);
+  expect(s.err).toMatch(/--seed: expected a non-negative integer, got "-1"/);
+  expect(s.err).not.toMatch(/ambiguous/);
+  const t = await cli(['prune', '--model', 'm', '--out', join(tmp, 'p'), '--threshold', '-0.5']);
+  expect(t.code).toBe(2);
+  expect(t.err).toMatch(/--threshold: expected a number >= 0, got "-0.5"/);
+  const l = await cli(['sweep', 'lenet-500-300', '--lambda', '-0.1']);
+  expect(l.code).toBe(2);
+  expect(l.err).toMatch(/--lambda: "-0.1" is not a finite number >= 0/);
+  // A flag with a missing value before another flag is still that error.
+  const m = await run('--seed', '--force');
+  expect(m.code).toBe(2);
+  expect(m.err).toMatch(/--seed/);
+});
+
+test("--version prints the version; `help COMMAND` prints that command's help", async () => {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8'));
+  const v = await cli(['--version']);
+  expect(v.code).toBe(0);
+  expect(v.out).toBe(`normprune ${pkg.version}`);
+  const h = await cli(['help', 'sweep']);
+  expect(h.code).toBe(0);
+  expect(h.out).toMatch(/^Usage: normprune sweep/);
+  const bad = await cli(['help', 'sweeep']);
+  expect(bad.code).toBe(2);
+  expect(bad.err).toMatch(/unknown command "sweeep"; did you mean sweep\?/);
+  expect((await cli(['trian', '--config', 'x.json'])).err).toMatch(/did you mean train\?/);
+});
+
+test("a budget with epochs above the config's says that they cap it", async () => {
+  const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'epochs=50', '--print-config']);
+  expect(r.code).toBe(0);
+  expect(r.err).toMatch(
+    /note: --budget epochs cap the config's.*baseline 38 \(not 50\).*proximal 10 \(not 50\)/,
+  );
+  // Epochs within the config's need no note.
+  expect(
+    (await cli(['reproduce', 'lenet-500-300', '--budget', 'epochs=2', '--print-config'])).err,
+  ).not.toMatch(/cap the config/);
+});
+
+test('a non-numeric or empty budget value names what was typed', async () => {
+  const r = await cli(['reproduce', 'lenet-500-300', '--budget', 'epochs=abc', '--print-config']);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/--budget: epochs: expected a number, got "abc"/);
+  expect(r.err).not.toMatch(/NaN/);
+  const e = await cli(['reproduce', 'lenet-500-300', '--budget', '', '--print-config']);
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(/--budget: empty/);
+});
+
+test('a JSON syntax error in a config names its line and column and shows the line', async () => {
+  const f = join(tmp, 'syntax.json');
+  writeFileSync(
+    f,
+    '{\n  "extends": "lenet-5-fc",\n  "name": "my-fc",\n  "training": {"proximal": {"lambda": 0.003,}}\n}\n',
+  );
+  const r = await cli(['train', '--config', f, '--budget', 'tiny']);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/syntax\.json is not valid JSON at line 4, column 45: /);
+  expect(r.err).toContain('  "training": {"proximal": {"lambda": 0.003,}}\n');
+  expect(r.err).not.toMatch(/position/);
+  const empty = join(tmp, 'empty.json');
+  writeFileSync(empty, '\n');
+  expect((await cli(['train', '--config', empty])).err).toMatch(/empty\.json is empty/);
+  const dir = join(tmp, 'a-folder');
+  mkdirSync(dir);
+  const d = await cli(['train', '--config', dir]);
+  expect(d.code).toBe(2);
+  expect(d.err).toMatch(/config file .*a-folder is a directory; give a \.json file/);
+});
+
+test('a misspelled config field is named with the field meant', async () => {
+  const f = join(tmp, 'typo.json');
+  writeFileSync(
+    f,
+    JSON.stringify({ extends: 'lenet-5-fc', name: 'x', training: { proximal: { lamda: 0.003 } } }),
+  );
+  const r = await cli(['train', '--config', f]);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/training\.proximal: unknown field\(s\) "lamda" \(did you mean "lambda"\?\)/);
+  const b = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny,epcohs=2', '--print-config']);
+  expect(b.code).toBe(2);
+  expect(b.err).toMatch(/unknown field\(s\) "epcohs" \(did you mean "epochs"\?\)/);
+});
+
+test('eval and prune refuse a stray argument instead of ignoring it', async () => {
+  const e = await cli(['eval', '--model', 'some-model', 'lenet-5']);
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(/eval: unexpected argument "lenet-5"; give the experiment as --experiment lenet-5/);
+  const p = await cli(['prune', '--model', 'some-model', '--out', 'o', 'extra']);
+  expect(p.code).toBe(2);
+  expect(p.err).toMatch(/prune: unexpected argument "extra"/);
+});
+
+test('--resume with nothing to resume says to run without it', async () => {
+  const none = await run('--out', join(tmp, 'never-ran'), '--resume');
+  expect(none.code).toBe(1);
+  expect(none.err).toMatch(
+    /--resume: no checkpoint in .*never-ran.*; nothing to resume: run the command without --resume/,
+  );
+  const finished = join(tmp, 'finished-run');
+  mkdirSync(finished);
+  writeFileSync(join(finished, 'results.json'), '{}');
+  const done = await run('--out', finished, '--resume');
+  expect(done.code).toBe(1);
+  expect(done.err).toMatch(
+    /the run in .*finished-run has finished \(see its report\.md\); nothing to resume/,
+  );
+});
