@@ -547,13 +547,20 @@ function claimOutDir(out: string, hash: string, force: boolean): () => void {
   return () => {
     setAsideRun(out);
     for (const f of leftovers) rmSync(join(out, f), { force: true });
-    for (const f of sweepParts) {
-      // A point folder loses the run in it, not the user's files beside it.
-      if (f.endsWith('.json')) rmSync(f, { force: true });
-      else removeRun(f);
-      if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
-    }
+    removeSweep(sweepParts);
   };
+}
+
+/**
+ * Removes a sweep, given as {@link sweepIn} lists it: its sweep.json, and in each point folder
+ * the run (not the user's files beside it; a folder left empty goes).
+ */
+export function removeSweep(parts: readonly string[]): void {
+  for (const f of parts) {
+    if (f.endsWith('.json')) rmSync(f, { force: true });
+    else removeRun(f);
+    if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
+  }
 }
 
 /** Whether `out` holds a single run (what a sweep must not take over without --force). */

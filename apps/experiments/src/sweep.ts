@@ -9,6 +9,7 @@ import {
   finishedRun,
   holdsRun,
   removeRun,
+  removeSweep,
   runExperiment,
   sweepIn,
   type RunOptions,
@@ -171,11 +172,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       throw new Error(
         `${out} holds another sweep (${prev}; choose another --out, or pass --force to replace it`,
       );
-    for (const f of sweepIn(out)) {
-      if (f.endsWith('.json')) rmSync(f, { force: true });
-      else removeRun(f);
-      if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
-    }
+    removeSweep(sweepIn(out));
   }
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
