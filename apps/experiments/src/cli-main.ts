@@ -1,11 +1,13 @@
 // Entry point of the `normprune` bin (bin/normprune.js requires the built copy).
 import { main } from './cli.js';
 
-// `normprune list | head` closes stdout early: that is not an error.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(0);
-  throw e;
-});
+// A reader that goes away (`normprune list | head`, `normprune reproduce X 2>&1 | head`) ends
+// the output, not the command: a run goes on to write its folder and release its lock.
+for (const stream of [process.stdout, process.stderr])
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE' || e.code === 'ERR_STREAM_DESTROYED') return;
+    throw e;
+  });
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),

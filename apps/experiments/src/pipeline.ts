@@ -230,6 +230,12 @@ function differences(there: unknown, here: unknown, path = ''): string[] {
     : [`${path}: ${show(there)} there, ${show(here)} here`];
 }
 
+/** {@link differences} for a message: the first six, and how many more. */
+function shownDifferences(there: unknown, here: unknown): string {
+  const diff = differences(there, here);
+  return diff.slice(0, 6).join('; ') + (diff.length > 6 ? `; and ${diff.length - 6} more` : '');
+}
+
 /**
  * What a run's results depend on apart from its seed: the config (without its
  * name and description, which change no result) and the budget (without its
@@ -445,11 +451,10 @@ function checkKeptBaseline(
   }
   const kept = readJsonFile<KeptBaseline>(file, `train the baseline again with --keep-baseline`);
   if (kept.baselineHash !== baselineHash(cfg, budget, seed)) {
-    const diff = differences(keptKey(runDir, kept), baselineKey(cfg, budget, seed));
-    const shown = diff.slice(0, 6).join('; ') + (diff.length > 6 ? `; and ${diff.length - 6} more` : '');
+    const diff = shownDifferences(keptKey(runDir, kept), baselineKey(cfg, budget, seed));
     throw new Error(
       `--baseline-from ${runDir}: trained with another config or seed ` +
-        (diff.length ? `(${shown}); ` : '') +
+        (diff ? `(${diff}); ` : '') +
         'the dataset, model, batch size, baseline settings, training and test subsets and seed must match',
     );
   }
@@ -527,7 +532,12 @@ export function finishedRun(
  * the run can start, so that none outlives it in a mix with the new run's;
  * files a run does not write are never removed.
  */
-function claimOutDir(out: string, hash: string, force: boolean): () => void {
+function claimOutDir(
+  out: string,
+  run: { config: ExperimentConfig; budget: Budget; seed: number },
+  force: boolean,
+): () => void {
+  const hash = configHash(run.config, run.budget, run.seed);
   const all = existsSync(out) ? readdirSync(out) : [];
   // This run's lock, and temp files of normprune processes killed here, are not the user's.
   const leftovers = ourLeftovers(all);
@@ -535,8 +545,15 @@ function claimOutDir(out: string, hash: string, force: boolean): () => void {
   const prev = entries.length ? runIn(out) : undefined;
   const foreign = entries.filter((e) => !RUN_FILES.includes(e));
   if (!force && prev?.hash !== hash && (prev || foreign.length)) {
+    const diff = prev
+      ? shownDifferences(
+          { config: prev.config, budget: prev.budget?.spec, seed: prev.seed },
+          { config: run.config, budget: run.budget, seed: run.seed },
+        )
+      : '';
     const what = prev
-      ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed`
+      ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed` +
+        (diff ? ` (${diff})` : '')
       : `files that are not a normprune run (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`;
     throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
   }
@@ -773,7 +790,9 @@ async function runLocked(
             : '; nothing to resume: run the command without --resume'),
     );
   }
-  const clearOutDir = o.resume ? undefined : claimOutDir(out, hash, !!o.force);
+  const clearOutDir = o.resume
+    ? undefined
+    : claimOutDir(out, { config: cfg, budget: o.budget, seed: o.seed }, !!o.force);
   const backend: BackendInfo = await initBackend({ prefer: o.backend, threads: o.threads, quiet: true });
   checkRequestedBackend(o.backend, backend);
   log(`backend: ${backend.backend} (${backend.reason})`);

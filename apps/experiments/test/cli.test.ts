@@ -396,7 +396,11 @@ test('a run refuses an --out holding another run or other files, unless --force;
   const other = await run('--seed', '2');
   expect(other.code).toBe(1);
   expect(other.err).toMatch(
-    /holds a run of lenet-500-300 \(seed 1, budget tiny\) with another config, budget or seed; choose another --out, or pass --force to replace it/,
+    /holds a run of lenet-500-300 \(seed 1, budget tiny\) with another config, budget or seed \(seed: 1 there, 2 here\); choose another --out, or pass --force to replace it/,
+  );
+  const longer = await run('--budget', 'tiny,epochs=2');
+  expect(longer.err).toMatch(
+    /\(config\.training\.baseline\.epochs: 1 there, 2 here; .*budget\.epochs\.baseline: 1 there, 2 here; .*and 1 more\)/,
   );
   // Refused before anything was written: the finished run is intact.
   expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(finished);

@@ -1,10 +1,10 @@
 // What a new user types and gets wrong: misspelled flags, negative numbers,
 // flags from other tools, --version, `help <command>`, broken config files.
 // Each is a usage error (exit 2) whose message names the problem and the fix.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers';
+import { cli, spawnCli } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-usage-'))));
@@ -154,4 +154,29 @@ test('--resume with nothing to resume says to run without it', async () => {
   expect(done.err).toMatch(
     /the run in .*finished-run has finished \(see its report\.md\); nothing to resume/,
   );
+});
+
+test('a reader that goes away (`2>&1 | head`) ends the output, not the run', async () => {
+  const out = join(tmp, 'head');
+  const child = spawnCli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ]);
+  const code = await new Promise<number | null>((resolve) => {
+    // Both pipes closed at the first line, as `head -1` does.
+    child.stderr.once('data', () => {
+      child.stderr.destroy();
+      child.stdout.destroy();
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  expect(code).toBe(0);
+  expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).experiment).toBe('lenet-500-300');
+  expect(existsSync(join(out, '.normprune.lock'))).toBe(false);
 });
