@@ -4,8 +4,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { decomposedDense, magnitudes } from '@normprune/layers';
-import { ProximalAdam, ProximalSGD, SparsityCallback, stepLambda, warmupLambda } from '../src/index.js';
+import { decompose, decomposedDense, magnitudes } from '@normprune/layers';
+import {
+  measureSparsity,
+  ProximalAdam,
+  ProximalSGD,
+  SparsityCallback,
+  stepLambda,
+  warmupLambda,
+} from '../src/index.js';
 import { maxDiff } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
@@ -35,6 +42,15 @@ function mlp(): tfl.Sequential {
         name: 'out',
         kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
       }),
+    ],
+  });
+}
+
+function plainMlp(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [12], units: 8, activation: 'relu', name: 'fc1' }),
+      tfl.layers.dense({ units: 3, activation: 'softmax', name: 'fc2' }),
     ],
   });
 }
@@ -174,5 +190,126 @@ describe('model.fit with the options a tfjs user passes', () => {
     const byFit = await run('fit');
     for (const how of ['fitDataset', 'minimize', 'variableGrads'] as const)
       expect(maxDiff(await run(how), byFit).abs).toBe(0);
+  });
+});
+
+describe('the mistakes a user makes, each with a message that names the problem and the fix', () => {
+  it('a model without decomposed layers is refused by the optimisers, attach and SparsityCallback', async () => {
+    const plain = plainMlp();
+    const hint = /model '.*' has no decomposed layers .*decompose\(model\)/;
+    expect(() => new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: plain })).toThrow(hint);
+    expect(() => new ProximalAdam({ learningRate: 0.1, lambda: 0.1, magnitudes: plain })).toThrow(hint);
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [] });
+    expect(() => opt.attach(plain)).toThrow(hint);
+    plain.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    await expect(
+      plain.fit(xs, ys, { epochs: 1, verbose: 0, callbacks: [new SparsityCallback()] }),
+    ).rejects.toThrow(/SparsityCallback: model '.*' has no decomposed layers .*decompose\(model\)/);
+    // the decomposed model is accepted
+    const decomposed = decompose(plain);
+    expect(
+      new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: decomposed }).magnitudes,
+    ).toHaveLength(2);
+    plain.dispose();
+    decomposed.dispose();
+    opt.dispose();
+  });
+
+  it('a step with lambda > 0 and no magnitudes attached (a loaded optimiser before attach) is refused before it changes anything', async () => {
+    const model = mlp();
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: [] });
+    model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    const before = flat(model);
+    await expect(model.fit(xs, ys, { epochs: 1, verbose: 0 })).rejects.toThrow(
+      /ProximalSGD: lambda is 0.1 but no magnitudes are attached.*optimizer\.attach\(model\)/,
+    );
+    expect(flat(model)).toEqual(before);
+    // lambda 0: plain SGD on purpose, allowed
+    opt.setLambda(0);
+    await model.fit(xs, ys, { epochs: 1, verbose: 0 });
+    model.dispose();
+    opt.dispose();
+  });
+
+  it('an optimiser attached to one model and used to train another warns once that no proximal step happened', async () => {
+    const plain = plainMlp();
+    const decomposed = decompose(plain);
+    // the slip: the optimiser holds the decomposed model's magnitudes, but the original is compiled and fitted
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: decomposed });
+    plain.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      await plain.fit(xs, ys, { epochs: 2, batchSize: 32, verbose: 0 });
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(String(warn.mock.calls[0][0])).toMatch(
+        /ProximalSGD: none of the 2 attached magnitudes \(fc1, fc2\) had a gradient in this step.*optimizer\.attach\(model\)/,
+      );
+      // training the decomposed model itself does not warn
+      warn.mockClear();
+      decomposed.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+      await decomposed.fit(xs, ys, { epochs: 1, batchSize: 32, verbose: 0 });
+      expect(warn).not.toHaveBeenCalled();
+    } finally {
+      warn.mockRestore();
+    }
+    plain.dispose();
+    decomposed.dispose();
+    opt.dispose();
+  });
+
+  it('NaN magnitudes (training diverged) stop measureSparsity and fit with SparsityCallback, naming the layer', async () => {
+    const model = mlp();
+    const [h1] = magnitudes(model);
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0.01, magnitudes: model });
+    model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    // a NaN gradient, as an overflowing loss gives
+    const g = tf.tidy(() => tf.where(tf.equal(tf.range(0, 24), 3), tf.scalar(NaN), tf.zeros([24])));
+    opt.applyGradients([{ name: h1.magnitude.name, tensor: g }]);
+    g.dispose();
+    // the NaN is not mistaken for a pruned (zero) group
+    expect(Number.isNaN(h1.magnitude.dataSync()[3])).toBe(true);
+    await expect(measureSparsity(model)).rejects.toThrow(
+      /measureSparsity: layer 'h1' has 1 NaN magnitude\(s\); training has diverged.*lower the learning rate/,
+    );
+    await expect(
+      model.fit(xs, ys, { epochs: 2, verbose: 0, callbacks: [new SparsityCallback()] }),
+    ).rejects.toThrow(
+      /SparsityCallback: after epoch 1, layer 'h1' has \d+ NaN magnitude\(s\); training has diverged/,
+    );
+    model.dispose();
+    opt.dispose();
+  });
+
+  it('a misconfigured lambda schedule says what is wrong and what to pass instead', async () => {
+    const make = (lambda: unknown) =>
+      new ProximalSGD({ learningRate: 0.1, lambda: lambda as never, magnitudes: [] });
+    expect(() => make(warmupLambda)).toThrow(
+      /lambda: got the schedule factory warmupLambda itself; pass the schedule it returns: warmupLambda\(\{ \.\.\. \}\)/,
+    );
+    expect(() => make(stepLambda)).toThrow(/schedule factory stepLambda itself/);
+    expect(() => make({ kind: 'warmup', value: 0.1, warmup: 10 })).toThrow(
+      /lambda: got a schedule config \(kind 'warmup'\); build the schedule with lambdaSchedule\(config\)/,
+    );
+    expect(() => make({ value: 0.1 })).toThrow(
+      /lambda must be a finite number >= 0 or a schedule such as warmupLambda\(\{ \.\.\. \}\), got an object/,
+    );
+    const opt = make(0.1);
+    expect(() => opt.setLambdaSchedule(0.2 as never)).toThrow(
+      /setLambdaSchedule: expected a schedule function/,
+    );
+    // a schedule that goes wrong mid-training names itself, the value and the step
+    const model = mlp();
+    const bad = new ProximalSGD({
+      learningRate: 0.1,
+      lambda: (step: number) => (step < 3 ? 0.1 : NaN),
+      magnitudes: model,
+    });
+    model.compile({ optimizer: bad, loss: 'categoricalCrossentropy' });
+    await expect(model.fit(xs, ys, { epochs: 2, batchSize: 24, verbose: 0 })).rejects.toThrow(
+      /lambda schedule returned NaN at step 3 \(epoch 0\); a schedule must return a finite number >= 0/,
+    );
+    model.dispose();
+    opt.dispose();
+    bad.dispose();
   });
 });
