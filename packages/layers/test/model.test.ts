@@ -374,6 +374,48 @@ describe('decompose and fold', () => {
   });
 });
 
+describe('regularizers', () => {
+  it('a kernelRegularizer penalises the kernel the layer applies, so decompose() keeps weight decay and fold() agrees', () => {
+    const plain = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({
+          inputShape: [5, 5, 2],
+          filters: 3,
+          kernelSize: 3,
+          kernelRegularizer: tfl.regularizers.l1({ l1: 0.01 }),
+          kernelInitializer: seeded(1),
+          name: 'c',
+        }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({
+          units: 4,
+          kernelRegularizer: tfl.regularizers.l2({ l2: 0.1 }),
+          kernelInitializer: seeded(2),
+          name: 'd',
+        }),
+      ],
+    });
+    // the layers' own regularisation losses (a Sequential lists none until it is compiled)
+    const penalty = (m: tfl.LayersModel) =>
+      tf.tidy(() => tf.addN(m.layers.flatMap((l) => l.calculateLosses())).dataSync()[0]);
+    const dec = decompose(plain, { granularity: { conv2d: 'filter' } });
+    expect(penalty(dec)).toBeCloseTo(penalty(plain), 5);
+    // The same effective kernels written differently: longer directions, and twice the magnitudes.
+    for (const m of magnitudes(dec)) {
+      tf.tidy(() => {
+        m.direction.assign(tf.mul(m.direction, 3));
+        m.magnitude.assign(tf.mul(m.magnitude, 2));
+      });
+    }
+    const folded = fold(dec);
+    const expected = penalty(folded);
+    // the plain layers' penalty of the kernels applied (2 W): between 2 and 4 times the original
+    expect(expected).toBeGreaterThan(2 * penalty(plain));
+    expect(Math.abs(penalty(dec) - expected) / expected).toBeLessThan(1e-5);
+    [plain, dec, folded].forEach((m) => m.dispose());
+  });
+});
+
 describe('magnitudes', () => {
   it('lists every decomposed layer with its variables, groups, params and MACs per group', () => {
     const model = tfl.sequential({
