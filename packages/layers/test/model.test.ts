@@ -560,6 +560,38 @@ describe('serialisation', () => {
     x.dispose();
   });
 
+  it('a model saved with its proximal optimiser needs @normprune/prox to load; without its training config this package is enough', async () => {
+    const model = smallModel();
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await model.save(
+      tf.io.withSaveHandler(
+        async (a) => (
+          (artifacts = a),
+          { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
+        ),
+      ),
+    );
+    // What model.save(handler, { includeOptimizer: true }) writes with a ProximalSGD (this test
+    // file does not import @normprune/prox, so the class is not registered).
+    const withOptimizer: tf.io.ModelArtifacts = {
+      ...artifacts!,
+      trainingConfig: {
+        loss: 'mean_squared_error',
+        metrics: [],
+        optimizer_config: { class_name: 'ProximalSGD', config: { learningRate: 0.1, lambda: 0.01 } },
+      },
+    };
+    // tfjs's own message, which calls the optimiser a layer; the README names the fix.
+    await expect(tfl.loadLayersModel(tf.io.fromMemory(withOptimizer))).rejects.toThrow(
+      /Unknown layer: ProximalSGD/,
+    );
+    const { trainingConfig: _dropped, ...inference } = withOptimizer;
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(inference));
+    const x = randn([2, 6, 6, 2], 12);
+    expectSameOutputs(model, loaded, x, 1e-6);
+    x.dispose();
+  });
+
   it("saves and loads through @normprune/runtime's fileSystem; a folded model loads as plain tfjs", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-layers-'));
     try {
