@@ -299,15 +299,25 @@ export type AddWeight = (
   constraint?: any,
 ) => tfl.LayerVariable;
 
+/** A layer's `addLoss`, handed over by the layer itself. */
+export type AddLoss = (loss: () => tf.Scalar) => void;
+
 /**
  * Creates the weights every decomposed layer owns: the direction (with the
- * plain layer's kernel initializer, regularizer and constraint), the
- * magnitude (by default `sqrt(norm^2 + epsilon^2)` of each initial direction
- * group, so the effective kernel starts as the initial direction exactly, as
- * the plain layer's kernel would) and the bias.
+ * plain layer's kernel initializer and constraint), the magnitude (by default
+ * `sqrt(norm^2 + epsilon^2)` of each initial direction group, so the
+ * effective kernel starts as the initial direction exactly, as the plain
+ * layer's kernel would) and the bias.
+ *
+ * The plain layer's kernel regularizer penalises the effective kernel, the
+ * kernel the layer applies, as it does on the plain layer: on the direction,
+ * which the proximal optimisers keep at unit norm, an L2 penalty would add a
+ * constant to the loss and decay nothing, so `decompose()` would silently
+ * drop a model's weight decay.
  */
 export function createDecomposedWeights(
   addWeight: AddWeight,
+  addLoss: AddLoss,
   spec: Record<string, any>,
   shapes: { direction: number[]; magnitude: number[]; bias: number[] | null },
   normAxes: number[],
@@ -319,7 +329,7 @@ export function createDecomposedWeights(
     shapes.direction,
     undefined,
     spec.kernelInitializer,
-    spec.kernelRegularizer,
+    undefined,
     true,
     spec.kernelConstraint,
   );
@@ -337,6 +347,11 @@ export function createDecomposedWeights(
     magnitude.write(norm);
     norm.dispose();
   }
+  const kernelRegularizer = spec.kernelRegularizer;
+  if (kernelRegularizer != null)
+    addLoss(() =>
+      kernelRegularizer.apply(computeEffectiveKernel(direction.read(), magnitude.read(), normAxes, epsilon)),
+    );
   const bias =
     shapes.bias == null
       ? null

@@ -123,6 +123,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       const magnitudeShape = this.granularity === 'kernel' ? [inputDim, this.filters] : [this.filters];
       const w = createDecomposedWeights(
         (...a) => this.addWeight(...a),
+        (loss) => this.addLoss(loss),
         this.spec,
         {
           direction: [...this.kernelSize, inputDim, this.filters],

@@ -98,6 +98,7 @@ export class DecomposedDense extends tfl.layers.Layer {
       const magnitudeShape = this.granularity === 'output' ? [this.units] : [inputDim];
       const w = createDecomposedWeights(
         (...a) => this.addWeight(...a),
+        (loss) => this.addLoss(loss),
         this.spec,
         {
           direction: [inputDim, this.units],

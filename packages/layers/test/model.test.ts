@@ -374,6 +374,48 @@ describe('decompose and fold', () => {
   });
 });
 
+describe('regularizers', () => {
+  it('a kernelRegularizer penalises the kernel the layer applies, so decompose() keeps weight decay and fold() agrees', () => {
+    const plain = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({
+          inputShape: [5, 5, 2],
+          filters: 3,
+          kernelSize: 3,
+          kernelRegularizer: tfl.regularizers.l1({ l1: 0.01 }),
+          kernelInitializer: seeded(1),
+          name: 'c',
+        }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({
+          units: 4,
+          kernelRegularizer: tfl.regularizers.l2({ l2: 0.1 }),
+          kernelInitializer: seeded(2),
+          name: 'd',
+        }),
+      ],
+    });
+    // the layers' own regularisation losses (a Sequential lists none until it is compiled)
+    const penalty = (m: tfl.LayersModel) =>
+      tf.tidy(() => tf.addN(m.layers.flatMap((l) => l.calculateLosses())).dataSync()[0]);
+    const dec = decompose(plain, { granularity: { conv2d: 'filter' } });
+    expect(penalty(dec)).toBeCloseTo(penalty(plain), 5);
+    // The same effective kernels written differently: longer directions, and twice the magnitudes.
+    for (const m of magnitudes(dec)) {
+      tf.tidy(() => {
+        m.direction.assign(tf.mul(m.direction, 3));
+        m.magnitude.assign(tf.mul(m.magnitude, 2));
+      });
+    }
+    const folded = fold(dec);
+    const expected = penalty(folded);
+    // the plain layers' penalty of the kernels applied (2 W): between 2 and 4 times the original
+    expect(expected).toBeGreaterThan(2 * penalty(plain));
+    expect(Math.abs(penalty(dec) - expected) / expected).toBeLessThan(1e-5);
+    [plain, dec, folded].forEach((m) => m.dispose());
+  });
+});
+
 describe('magnitudes', () => {
   it('lists every decomposed layer with its variables, groups, params and MACs per group', () => {
     const model = tfl.sequential({
@@ -514,6 +556,38 @@ describe('serialisation', () => {
     expect(loaded.layers[2]).toBeInstanceOf(DecomposedDense);
     expect((loaded.layers[2] as DecomposedDense).epsilon).toBe(1e-4);
     const x = randn([2, 6, 6, 2], 10);
+    expectSameOutputs(model, loaded, x, 1e-6);
+    x.dispose();
+  });
+
+  it('a model saved with its proximal optimiser needs @normprune/prox to load; without its training config this package is enough', async () => {
+    const model = smallModel();
+    let artifacts: tf.io.ModelArtifacts | undefined;
+    await model.save(
+      tf.io.withSaveHandler(
+        async (a) => (
+          (artifacts = a),
+          { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
+        ),
+      ),
+    );
+    // What model.save(handler, { includeOptimizer: true }) writes with a ProximalSGD (this test
+    // file does not import @normprune/prox, so the class is not registered).
+    const withOptimizer: tf.io.ModelArtifacts = {
+      ...artifacts!,
+      trainingConfig: {
+        loss: 'mean_squared_error',
+        metrics: [],
+        optimizer_config: { class_name: 'ProximalSGD', config: { learningRate: 0.1, lambda: 0.01 } },
+      },
+    };
+    // tfjs's own message, which calls the optimiser a layer; the README names the fix.
+    await expect(tfl.loadLayersModel(tf.io.fromMemory(withOptimizer))).rejects.toThrow(
+      /Unknown layer: ProximalSGD/,
+    );
+    const { trainingConfig: _dropped, ...inference } = withOptimizer;
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(inference));
+    const x = randn([2, 6, 6, 2], 12);
     expectSameOutputs(model, loaded, x, 1e-6);
     x.dispose();
   });

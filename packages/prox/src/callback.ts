@@ -5,7 +5,7 @@ import {
   type MagnitudeInfo,
 } from '@normprune/layers';
 import { ProximalOptimizer } from './optimizers.js';
-import { measureSparsity, type SparsityReport } from './penalty.js';
+import { noDecomposedLayers, sparsityReport, type SparsityReport } from './penalty.js';
 
 /** One epoch of `SparsityCallback.history`. */
 export interface SparsityRecord extends SparsityReport {
@@ -22,7 +22,10 @@ export interface SparsityRecord extends SparsityReport {
 
 /** Options of `SparsityCallback`. */
 export interface SparsityCallbackOptions {
-  /** The magnitudes to watch. Default: `magnitudes(model)` when training begins. */
+  /**
+   * The magnitudes to watch. Default: `magnitudes(model)` when training
+   * begins; a model without decomposed layers is then an error.
+   */
   magnitudes?: MagnitudeInfo[];
   /**
    * The proximal optimiser to report progress to (drives `targetLambda`).
@@ -86,7 +89,12 @@ export class SparsityCallback extends tfl.Callback {
    * goes on from there from the first step.
    */
   override async onTrainBegin(): Promise<void> {
-    if (this.infos == null) this.infos = findMagnitudes(this.model);
+    if (this.infos == null) {
+      const infos = findMagnitudes(this.model);
+      // A plain model would report 0% every epoch, and drive targetLambda up for nothing.
+      if (infos.length === 0) throw new Error(noDecomposedLayers('SparsityCallback', this.model));
+      this.infos = infos;
+    }
     if (this.optimizer == null && this.model.optimizer instanceof ProximalOptimizer) {
       this.optimizer = this.model.optimizer;
     }
@@ -102,7 +110,7 @@ export class SparsityCallback extends tfl.Callback {
     const epoch = Math.max(fitEpoch, this.completed);
     this.completed = epoch + 1;
     const infos = this.infos ?? findMagnitudes(this.model);
-    const report = await measureSparsity(infos);
+    const report = await sparsityReport(infos, `SparsityCallback: after epoch ${epoch + 1}, `);
     this.optimizer?.observe({ epoch: epoch + 1, compression: report.compression });
     const record: SparsityRecord = {
       epoch,

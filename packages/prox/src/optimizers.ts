@@ -4,10 +4,14 @@ import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers
 import { finiteNonnegative } from './checks.js';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
+  constantLambda,
   lambdaSchedule,
   type LambdaSchedule,
   type LambdaScheduleConfig,
   type ScheduleState,
+  stepLambda,
+  targetLambda,
+  warmupLambda,
 } from './schedules.js';
 import { magnitudesOf } from './penalty.js';
 import {
@@ -169,8 +173,8 @@ function lookupVariable(name: string): tf.Variable {
  *
  * A config round trip (`getConfig` / `fromConfig`, also used when a model is
  * saved with `includeOptimizer` and loaded again) cannot carry variables: the
- * restored optimiser has no magnitudes attached and behaves like plain
- * SGD/Adam until `attach(magnitudes(model))` is called.
+ * restored optimiser has no magnitudes attached: call `attach(model)` before
+ * training on (a step with lambda > 0 and nothing attached is an error).
  */
 export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Step size. */
@@ -213,12 +217,12 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     this.renormalize = o.renormalize ?? true;
     this.progress = checkProgress(o.progress);
     if (typeof o.lambda === 'function') {
-      this.schedule = o.lambda;
+      this.schedule = checkSchedule('lambda', o.lambda);
       this.lambda_ = NaN;
       this.updateLambda();
     } else {
       this.schedule = null;
-      this.lambda_ = checkLambda(o.lambda);
+      this.lambda_ = checkLambdaOption(o.lambda);
     }
     this.attach(o.magnitudes ?? []);
   }
@@ -235,13 +239,22 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
 
   /** Sets a constant lambda (dropping any schedule). */
   setLambda(value: number): void {
+    if (typeof value === 'function')
+      throw new Error(
+        'setLambda: got a function; a lambda schedule goes through setLambdaSchedule(schedule)',
+      );
+    const v = checkLambda(value);
     this.schedule = null;
-    this.setLambdaValue(checkLambda(value));
+    this.setLambdaValue(v);
   }
 
   /** Replaces the lambda schedule (evaluated at the next step). */
   setLambdaSchedule(schedule: LambdaSchedule): void {
-    this.schedule = schedule;
+    if (typeof schedule !== 'function')
+      throw new Error(
+        `setLambdaSchedule: expected a schedule function such as warmupLambda({ ... }) or (step, epoch, state) => number, got ${describe(schedule)}; a constant goes through setLambda(value)`,
+      );
+    this.schedule = checkSchedule('setLambdaSchedule', schedule);
     this.updateLambda();
   }
 
@@ -268,6 +281,9 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * `optimizer.attach(model)` or `optimizer.attach(magnitudes(model))`.
    * Optimiser state is kept.
    *
+   * A model without decomposed layers is an error (it has nothing to
+   * penalise; `decompose(model)` first); an empty list is allowed.
+   *
    * Every magnitude must be >= 0 and not NaN: the proximal step keeps
    * magnitudes in `g >= 0`, so a negative one would be set to 0 (its group
    * killed) by the first step even at lambda 0. `decompose()` and the default
@@ -275,7 +291,8 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * must too.
    */
   attach(modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[]): void {
-    const magnitudes = magnitudesOf(modelOrMagnitudes, 'attach');
+    // A model must have decomposed layers (an empty list is fine: attach later).
+    const magnitudes = magnitudesOf(modelOrMagnitudes, 'attach', true);
     checkNonnegative(magnitudes);
     // With nothing attached (an optimiser rebuilt by fromConfig, or loaded
     // with its model) there are no layer names yet to check the multipliers
@@ -326,9 +343,12 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Evaluates the schedule for the coming step. */
   protected updateLambda(): void {
     if (this.schedule == null) return;
-    const v = checkLambda(
-      this.schedule(this.iterations, this.progress.epoch ?? 0, { compression: this.progress.compression }),
-    );
+    const epoch = this.progress.epoch ?? 0;
+    const v: unknown = this.schedule(this.iterations, epoch, { compression: this.progress.compression });
+    if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
+      throw new Error(
+        `lambda schedule returned ${describe(v)} at step ${this.iterations} (epoch ${epoch}); a schedule must return a finite number >= 0`,
+      );
     this.setLambdaValue(v);
   }
 
@@ -401,6 +421,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   ): void {
     this.updateLambda();
     const { names, get } = gradientsOf(gradients);
+    if (this.lambda_ > 0 && this.infos.length === 0 && names.length > 0)
+      throw new Error(
+        `${this.getClassName()}: lambda is ${this.lambda_} but no magnitudes are attached, so the penalty has nothing to act on ` +
+          `and this step would be a plain one: call optimizer.attach(model) with the decomposed model you train (an optimiser ` +
+          `rebuilt from its config, as when a model saved with includeOptimizer is loaded, starts with none), or set lambda to 0 ` +
+          `to train without the penalty`,
+      );
     const updated = new Set<string>();
     tf.tidy(() => {
       names.forEach((name, i) => {
@@ -412,6 +439,32 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
       this.renormalizeGroups(updated);
     });
     this.incrementIterations();
+    this.warnIfNoMagnitudeUpdated(updated);
+  }
+
+  private warnedNoMagnitude = false;
+
+  /**
+   * Warns once when a step with lambda > 0 updates variables but none of the
+   * attached magnitudes: the usual cause is training another model than the
+   * one attached (the original instead of its decomposed copy), which would
+   * otherwise finish with no exact zeros and no word why. Not an error: a
+   * custom loop may update a subset of the variables, or freeze the
+   * decomposed layers, on purpose.
+   */
+  private warnIfNoMagnitudeUpdated(updated: ReadonlySet<string>): void {
+    if (this.warnedNoMagnitude || !(this.lambda_ > 0) || this.infos.length === 0 || updated.size === 0)
+      return;
+    if (this.infos.some((m) => updated.has(m.magnitude.name))) return;
+    this.warnedNoMagnitude = true;
+    const names = this.infos.map((m) => m.layerName);
+    const shown = names.length > 5 ? `${names.slice(0, 5).join(', ')}, ...` : names.join(', ');
+    console.warn(
+      `${this.getClassName()}: none of the ${names.length} attached magnitudes (${shown}) had a gradient in this step, so no ` +
+        `proximal step was applied to them: the model being trained is not the one whose magnitudes are attached (call ` +
+        `optimizer.attach(model) with the model you train, e.g. the result of decompose(), not the original), or its ` +
+        `decomposed layers are frozen (trainable = false). Shown once per optimiser.`,
+    );
   }
 
   /** The config entries shared by both optimisers. */
@@ -483,6 +536,40 @@ const COMPENSATION_MIN_EPSILON = 1e-6;
 
 function checkLambda(v: number): number {
   return finiteNonnegative('lambda', v);
+}
+
+const SCHEDULE_FACTORIES = new Map<unknown, string>([
+  [constantLambda, 'constantLambda'],
+  [warmupLambda, 'warmupLambda'],
+  [stepLambda, 'stepLambda'],
+  [targetLambda, 'targetLambda'],
+  [lambdaSchedule, 'lambdaSchedule'],
+]);
+
+/** A schedule function, or an error for a schedule factory passed uncalled (it would be called with a step count). */
+function checkSchedule(who: string, schedule: LambdaSchedule): LambdaSchedule {
+  const factory = SCHEDULE_FACTORIES.get(schedule);
+  if (factory != null)
+    throw new Error(
+      `${who}: got the schedule factory ${factory} itself; pass the schedule it returns: ${factory}({ ... })`,
+    );
+  return schedule;
+}
+
+/** The constructor's `lambda` when it is not a function: a number, with a hint for the objects passed by mistake. */
+function checkLambdaOption(v: unknown): number {
+  if (v != null && typeof v === 'object') {
+    const kind = (v as { kind?: unknown }).kind;
+    if (typeof kind === 'string')
+      throw new Error(
+        `lambda: got a schedule config (kind '${kind}'); build the schedule with lambdaSchedule(config)` +
+          (['constant', 'warmup', 'step', 'target'].includes(kind) ? `, or call ${kind}Lambda(...)` : ''),
+      );
+    throw new Error(
+      `lambda must be a finite number >= 0 or a schedule such as warmupLambda({ ... }), got ${describe(v)}`,
+    );
+  }
+  return checkLambda(v as number);
 }
 
 /** Refuses negative or NaN magnitudes, naming the layer (one small read per magnitude). */

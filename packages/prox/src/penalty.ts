@@ -22,10 +22,13 @@ export interface L1PenaltyOptions {
 /**
  * The magnitudes of a model's decomposed layers, or the given list itself.
  * Anything else is an error that names what was passed (`who` prefixes it).
+ * With `requireDecomposed`, a model without decomposed layers is an error
+ * too: what needs magnitudes would otherwise silently do nothing.
  */
 export function magnitudesOf(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
   who = 'magnitudes',
+  requireDecomposed = false,
 ): readonly MagnitudeInfo[] {
   if (Array.isArray(modelOrMagnitudes)) return modelOrMagnitudes;
   const model = modelOrMagnitudes as tfl.LayersModel | null | undefined;
@@ -33,7 +36,18 @@ export function magnitudesOf(
     throw new Error(
       `${who}: expected a LayersModel or a list of magnitudes (magnitudes(model) from @normprune/layers), got ${describe(model)}`,
     );
-  return findMagnitudes(model);
+  const infos = findMagnitudes(model);
+  if (requireDecomposed && infos.length === 0) throw new Error(noDecomposedLayers(who, model));
+  return infos;
+}
+
+/** The error for a model that has no decomposed layer where one is needed. */
+export function noDecomposedLayers(who: string, model: tfl.LayersModel): string {
+  return (
+    `${who}: model '${model.name}' has no decomposed layers (DecomposedDense / DecomposedConv2D), so it has no magnitudes ` +
+    `to penalise or measure: decompose it first, const decomposed = decompose(model) from @normprune/layers, and train ` +
+    `the decomposed model (or build the model from decomposedDense / decomposedConv2d)`
+  );
 }
 
 /**
@@ -73,20 +87,47 @@ export interface SparsityReport {
  * Counts the groups whose magnitude is exactly 0 (dead) in every decomposed
  * layer. Compression counts only the kernels of the decomposed layers
  * themselves; surgery also removes the inputs of the next layer that dead
- * neurons feed, so the final model is smaller still.
+ * neurons feed, so the final model is smaller still. A NaN magnitude (training
+ * has diverged) is an error naming the layer.
  */
 export async function measureSparsity(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
 ): Promise<SparsityReport> {
-  const infos = magnitudesOf(modelOrMagnitudes, 'measureSparsity');
+  return sparsityReport(magnitudesOf(modelOrMagnitudes, 'measureSparsity'), 'measureSparsity: ');
+}
+
+/**
+ * {@link measureSparsity} of a list of magnitudes. A NaN magnitude is an error
+ * (`prefix` starts it): it is neither live nor dead, and it means training
+ * has diverged.
+ */
+export async function sparsityReport(
+  infos: readonly MagnitudeInfo[],
+  prefix: string,
+): Promise<SparsityReport> {
   const liveGroups: Record<string, number> = {};
   const totalGroups: Record<string, number> = {};
   if (infos.length === 0) return { liveGroups, totalGroups, liveParams: 0, totalParams: 0, compression: 0 };
   const counts = tf.tidy(() =>
-    tf.stack(infos.map((m) => tf.sum(tf.cast(tf.notEqual(m.magnitude, 0), 'int32')))),
+    tf.stack(
+      infos.map((m) =>
+        tf.stack([
+          tf.sum(tf.cast(tf.notEqual(m.magnitude, 0), 'int32')),
+          tf.sum(tf.cast(tf.isNaN(m.magnitude), 'int32')),
+        ]),
+      ),
+    ),
   );
-  const live = await counts.data();
+  const values = await counts.data();
   counts.dispose();
+  const live = infos.map((_, i) => values[2 * i]);
+  infos.forEach((m, i) => {
+    const nans = values[2 * i + 1];
+    if (nans > 0)
+      throw new Error(
+        `${prefix}layer '${m.layerName}' has ${nans} NaN magnitude(s); training has diverged or the weights are corrupt: lower the learning rate or restore a checkpoint`,
+      );
+  });
   let liveParams = 0;
   let totalParams = 0;
   infos.forEach((m, i) => {

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedConv2d, decomposedDense, effectiveKernel, magnitudes } from '@normprune/layers';
-import { ProximalSGD } from '../src/index.js';
+import { ProximalAdam, ProximalSGD, SparsityCallback } from '../src/index.js';
 import { groupSumSquares } from '../src/operators.js';
 import { maxDiff } from '../../../tools/testing/leaks.js';
 
@@ -15,6 +15,8 @@ beforeAll(async () => {
   );
   expect(await tf.setBackend('wasm')).toBe(true);
 });
+
+const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
 
 describe('on the wasm backend', () => {
   it('groupSumSquares picks the pool for leading axes and agrees with tf.sum', async () => {
@@ -61,5 +63,97 @@ describe('on the wasm backend', () => {
     tf.dispose([before, after]);
     opt.dispose();
     model.dispose();
+  });
+
+  it.each([
+    ['sgd', () => new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [] }), () => tf.train.sgd(0.1)],
+    [
+      'momentum',
+      () => new ProximalSGD({ learningRate: 0.05, momentum: 0.9, lambda: 0, magnitudes: [] }),
+      () => tf.train.momentum(0.05, 0.9),
+    ],
+    [
+      'nesterov',
+      () => new ProximalSGD({ learningRate: 0.05, momentum: 0.5, nesterov: true, lambda: 0, magnitudes: [] }),
+      () => tf.train.momentum(0.05, 0.5, true),
+    ],
+    [
+      'adam',
+      () => new ProximalAdam({ learningRate: 0.01, lambda: 0, magnitudes: [] }),
+      () => tf.train.adam(0.01),
+    ],
+  ] as [string, () => tf.Optimizer, () => tf.Optimizer][])(
+    '%s at lambda 0 updates variables of several shapes exactly as the tfjs optimiser',
+    (_name, ours, theirs) => {
+      const shapes = [[7], [4, 5], [3, 3, 2, 4]];
+      const init = (seed: number) =>
+        shapes.map((s, i) => tf.variable(tf.randomNormal(s, 0, 1, 'float32', seed + i)));
+      const [a, b] = [init(1), init(1)];
+      const [oa, ob] = [ours(), theirs()];
+      for (let step = 0; step < 20; step++) {
+        const g = shapes.map((s, i) => tf.randomNormal(s, 0, 1, 'float32', 100 * step + i + 1));
+        oa.applyGradients(a.map((v, i) => ({ name: v.name, tensor: g[i] })));
+        ob.applyGradients(Object.fromEntries(b.map((v, i) => [v.name, g[i]])));
+        tf.dispose(g);
+      }
+      a.forEach((v, i) => expect(maxDiff(v.dataSync(), b[i].dataSync()).abs).toBe(0));
+      tf.dispose([...a, ...b]);
+      oa.dispose();
+      ob.dispose();
+    },
+  );
+
+  it('model.fit with validation and SparsityCallback: exact zeros, unit directions, flat tensor count', async () => {
+    // (Dense only: upstream wasm has no Conv2D gradient; @normprune/runtime registers one)
+    const model = tfl.sequential({
+      layers: [
+        decomposedDense({
+          inputShape: [10],
+          units: 12,
+          activation: 'relu',
+          name: 'h',
+          kernelInitializer: seeded(1),
+        }),
+        decomposedDense({
+          units: 8,
+          activation: 'relu',
+          name: 'h2',
+          granularity: 'input',
+          kernelInitializer: seeded(2),
+        }),
+        decomposedDense({ units: 2, name: 'out', kernelInitializer: seeded(3) }),
+      ],
+    });
+    const xs = tf.randomNormal([48, 10], 0, 1, 'float32', 3);
+    const ys = tf.randomNormal([48, 2], 0, 1, 'float32', 4);
+    const opt = new ProximalAdam({ learningRate: 0.01, lambda: 0.5, magnitudes: model });
+    model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+    const counts: number[] = [];
+    const sparsity = new SparsityCallback();
+    await model.fit(xs, ys, {
+      epochs: 4,
+      batchSize: 12,
+      validationSplit: 0.25,
+      verbose: 0,
+      callbacks: [
+        sparsity,
+        new tfl.CustomCallback({
+          onEpochEnd: async () => {
+            counts.push(tf.memory().numTensors);
+          },
+        }),
+      ],
+    });
+    expect(sparsity.history.at(-1)!.compression).toBeGreaterThan(0);
+    const all = magnitudes(model).flatMap((m) => Array.from(m.magnitude.dataSync()));
+    expect(Math.min(...all)).toBe(0);
+    for (const m of magnitudes(model)) {
+      const norms = tf.tidy(() => Array.from(tf.sqrt(tf.sum(tf.square(m.direction), m.normAxes)).dataSync()));
+      norms.forEach((n) => expect(Math.abs(n - 1)).toBeLessThan(1e-5));
+    }
+    expect(new Set(counts.slice(1)).size).toBe(1);
+    tf.dispose([xs, ys]);
+    model.dispose();
+    opt.dispose();
   });
 });
