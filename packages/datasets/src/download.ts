@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { createWriteStream, mkdirSync, readFileSync, renameSync, rmSync, type WriteStream } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  createWriteStream,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  type WriteStream,
+} from 'node:fs';
 import { once } from 'node:events';
 import * as http from 'node:http';
 import * as https from 'node:https';
@@ -147,6 +156,17 @@ export function gunzippedMd5(file: string): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** errno codes of a local write that a retry cannot fix (read-only, full, not a folder, no permission). */
+const LOCAL_WRITE_ERRORS = new Set(['EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENOTDIR', 'EEXIST']);
+
+function unwritableCache(folder: string, e: unknown): DatasetError {
+  return new DatasetError('download-failed', {
+    file: folder,
+    message: `cannot write the cache folder ${folder} (${(e as Error).message}); make it writable, or choose another cache folder with { cacheDir } or XDG_CACHE_HOME`,
+    cause: e,
+  });
+}
+
 /**
  * Downloads `remote` to `dest` atomically: the bytes go to a temporary file,
  * are verified against the published checksum, and only then renamed into
@@ -157,7 +177,14 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function downloadFile(remote: RemoteFile, dest: string, o: DownloadOptions = {}): Promise<void> {
   const attempts = o.attempts ?? 3;
   const backoff = o.backoffMs ?? 500;
-  mkdirSync(dirname(dest), { recursive: true });
+  // Checked before any transfer: a read-only cache must not cost three downloads and a raw EACCES.
+  const folder = dirname(dest);
+  try {
+    mkdirSync(folder, { recursive: true });
+    accessSync(folder, constants.W_OK);
+  } catch (e) {
+    throw unwritableCache(folder, e);
+  }
   let last: unknown;
   let tried = 0;
   for (let i = 0; i < attempts; i++) {
@@ -168,6 +195,9 @@ export async function downloadFile(remote: RemoteFile, dest: string, o: Download
       return;
     } catch (e) {
       last = e;
+      const errno = (e as NodeJS.ErrnoException).code;
+      if (!(e instanceof DatasetError) && errno !== undefined && LOCAL_WRITE_ERRORS.has(errno))
+        throw unwritableCache(folder, e);
       if (
         e instanceof HttpStatusError &&
         e.status >= 400 &&

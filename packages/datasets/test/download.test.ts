@@ -407,3 +407,39 @@ describe('loaders over a mirror', () => {
     }
   });
 });
+
+describe('a cache folder that cannot be written', () => {
+  it('fails before any transfer with a DatasetError naming the folder and how to choose another', async () => {
+    routes.set('/f.bin', serve(BODY));
+    // A regular file where the cache folder should be: mkdir fails (ENOTDIR), as it would on a
+    // read-only cache (EACCES / EROFS), even for root.
+    const blocker = join(tmp(), 'not-a-folder');
+    writeFileSync(blocker, 'x');
+    const dest = join(blocker, 'mnist', 'f.bin');
+    const err = (await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, dest, fast).catch(
+      (e) => e,
+    )) as DatasetError;
+    expect(err).toBeInstanceOf(DatasetError);
+    expect(err.code).toBe('download-failed');
+    expect(err.file).toBe(join(blocker, 'mnist'));
+    expect(err.message).toMatch(/cannot write the cache folder/);
+    expect(err.message).toMatch(/cacheDir/);
+    expect(hits.size).toBe(0);
+  });
+
+  it('the loaders say so too, instead of a raw ENOTDIR', async () => {
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    delete process.env.NORMPRUNE_DATA_DIR;
+    try {
+      const blocker = join(tmp(), 'cache-file');
+      writeFileSync(blocker, 'x');
+      const err = (await loadCifar10({ cacheDir: blocker, mirror: base }).catch((e) => e)) as DatasetError;
+      expect(err).toBeInstanceOf(DatasetError);
+      expect(err.code).toBe('download-failed');
+      expect(err.file).toBe(join(blocker, 'cifar-10'));
+      expect(hits.size).toBe(0);
+    } finally {
+      if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
+});
