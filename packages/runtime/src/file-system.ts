@@ -67,8 +67,17 @@ function locate(target: string): Location {
     throw new Error(`fileSystem(dir): expected a directory path, got ${JSON.stringify(target)}`);
   }
   // `file://` is the scheme tfjs-node routes to its own handler; accepting it
-  // lets code written for tfjs-node keep its paths.
-  const plain = target.startsWith('file://') ? fileURLToPath(target) : target;
+  // lets code written for tfjs-node keep its paths. An absolute URL
+  // (`file:///abs`, `file://localhost/abs`) is decoded as a URL; tfjs-node
+  // strips the scheme, so `file://./model` and `file://model` are relative
+  // paths there, and here too (fileURLToPath would take `.` for a host and throw).
+  const rest = target.startsWith('file://') ? target.slice('file://'.length) : undefined;
+  const plain =
+    rest === undefined
+      ? target
+      : rest.startsWith('/') || rest.toLowerCase().startsWith('localhost/')
+        ? fileURLToPath(target)
+        : rest;
   const resolved = path.resolve(plain);
   if (resolved.toLowerCase().endsWith('.json'))
     return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };

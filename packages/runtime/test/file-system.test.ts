@@ -183,6 +183,27 @@ describe('fileSystem round trip', () => {
     b.dispose();
   });
 
+  it("accepts tfjs-node's relative file:// forms (file://./m, file://m) as paths from the cwd", async () => {
+    // tfjs-node strips the scheme, so code written for it uses these; fileURLToPath throws on them.
+    const dir = freshDir();
+    makeDirs(dir);
+    const cwd = process.cwd();
+    const model = sequential(2, 2, 3);
+    try {
+      process.chdir(dir);
+      await model.save(fileSystem('file://./dot-model'));
+      await model.save(fileSystem('file://plain model'));
+      expect(fs.existsSync(path.join(dir, 'dot-model', 'model.json'))).toBe(true);
+      expect(fs.existsSync(path.join(dir, 'plain model', 'model.json'))).toBe(true);
+      const a = await tfl.loadLayersModel(fileSystem('file://./dot-model/model.json'));
+      expect(a.countParams()).toBe(model.countParams());
+      a.dispose();
+    } finally {
+      process.chdir(cwd);
+    }
+    model.dispose();
+  });
+
   it('creates missing parent directories and rejects a file in the way', async () => {
     const dir = path.join(freshDir(), 'a', 'b');
     const model = sequential(2, 2, 3);
