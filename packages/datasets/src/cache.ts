@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
@@ -7,6 +16,15 @@ export function cacheRoot(cacheDir?: string): string {
   if (cacheDir) return cacheDir;
   const xdg = process.env.XDG_CACHE_HOME;
   return join(xdg && xdg.startsWith('/') ? xdg : join(homedir(), '.cache'), 'normprune');
+}
+
+/**
+ * For the offline errors: a `NORMPRUNE_DATA_DIR` that does not exist is skipped
+ * like an unset one, so say so, or a typo in it would go unseen.
+ */
+export function missingDataDirNote(): string {
+  const env = process.env.NORMPRUNE_DATA_DIR;
+  return env && !existsSync(env) ? `. NORMPRUNE_DATA_DIR is set to ${env}, which does not exist` : '';
 }
 
 export function isOffline(offline?: boolean): boolean {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { cacheRoot, isOffline } from './cache.js';
+import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
 import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile } from './idx.js';
@@ -311,7 +311,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
     if (isOffline(o.offline)) {
       throw new DatasetError('offline', {
         file: join(cache, `${NAMES[missing[0]]}.gz`),
-        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}`,
+        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}`,
       });
     }
     const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;

@@ -285,6 +285,20 @@ describe('CIFAR-10 image folders', () => {
       if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
     }
   });
+
+  it('offline, names a NORMPRUNE_DATA_DIR that does not exist (a typo would otherwise go unseen)', async () => {
+    const old = process.env.NORMPRUNE_DATA_DIR;
+    const missing = join(tmp(), 'no-such-folder');
+    process.env.NORMPRUNE_DATA_DIR = missing;
+    try {
+      const err = (await loadCifar10({ offline: true, cacheDir: tmp() }).catch((e) => e)) as DatasetError;
+      expect(err.code).toBe('offline');
+      expect(err.message).toContain(`NORMPRUNE_DATA_DIR is set to ${missing}, which does not exist`);
+    } finally {
+      if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+      else process.env.NORMPRUNE_DATA_DIR = old;
+    }
+  });
 });
 
 /** CRC-32 of PNG chunks (zlib's polynomial), so tests can craft PNG headers pngjs would never write. */
