@@ -19,7 +19,12 @@ import {
   decomposedConfig,
 } from './common.js';
 
-/** Arguments of {@link decomposedConv2d}: what `tf.layers.conv2d` accepts (channelsLast only), plus the decomposition. */
+/**
+ * Arguments of {@link decomposedConv2d}: what `tf.layers.conv2d` accepts (channelsLast only),
+ * plus the decomposition. `kernelInitializer` and `kernelConstraint` apply to the direction;
+ * `kernelRegularizer` penalises the effective kernel (the kernel the layer applies), as on
+ * the plain layer.
+ */
 export interface DecomposedConv2DArgs extends ConvLayerArgs {
   /** `'kernel'` (default, the thesis): one magnitude per 2-D kernel, shape `[cin, cout]`. `'filter'`: one per output filter, shape `[cout]`. */
   granularity?: Conv2DGranularity;

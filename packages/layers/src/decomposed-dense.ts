@@ -20,7 +20,12 @@ import {
   decomposedConfig,
 } from './common.js';
 
-/** Arguments of {@link decomposedDense}: everything `tf.layers.dense` accepts, plus the decomposition. */
+/**
+ * Arguments of {@link decomposedDense}: everything `tf.layers.dense` accepts, plus the
+ * decomposition. `kernelInitializer` and `kernelConstraint` apply to the direction;
+ * `kernelRegularizer` penalises the effective kernel (the kernel the layer applies), as on
+ * the plain layer.
+ */
 export interface DecomposedDenseArgs extends DenseLayerArgs {
   /** `'output'` (default): one magnitude per neuron, over its incoming weights (a kernel column). `'input'`: one per input feature (a kernel row). */
   granularity?: DenseGranularity;

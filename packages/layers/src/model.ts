@@ -114,6 +114,12 @@ function rebuild(
  * and nested models (a model used as a layer) included; the original model
  * is left untouched (weights are copied).
  * The new model is not compiled.
+ *
+ * Throws, naming the function, for a `model` that is not a LayersModel, a
+ * `granularity` that is not an object or names an unknown granularity, an
+ * `include` that is neither a list of names nor a predicate, an `include`
+ * name that is not a Dense or Conv2D layer of the model, and a selected
+ * Conv2D with `dataFormat: 'channelsFirst'`.
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
   checkModel(model, 'decompose');
@@ -200,6 +206,8 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
  * layer is a plain Dense / Conv2D with the same name, config and outputs,
  * holding the effective kernel `magnitude * direction / ||direction||`.
  * The result contains no normprune class, so plain TensorFlow.js loads it.
+ * A model without decomposed layers gives a copy of itself. Throws for a
+ * `model` that is not a LayersModel.
  */
 export function fold(model: tfl.LayersModel): tfl.LayersModel {
   checkModel(model, 'fold');
@@ -324,7 +332,10 @@ export function layerPaths(model: tfl.LayersModel, prefix = ''): LayerPath[] {
 /**
  * Every decomposed layer of `model` (nested models included), with its
  * magnitude variable and the parameters and MACs each group controls:
- * the proximal optimiser's cost-aware penalty and surgery read this.
+ * the proximal optimiser's cost-aware penalty and surgery read this. A
+ * model without decomposed layers gives `[]` (the proximal optimisers'
+ * `attach(model)` refuses such a model). Throws for a `model` that is not a
+ * LayersModel, and for a decomposed layer that is not built yet.
  */
 export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
   checkModel(model, 'magnitudes');
