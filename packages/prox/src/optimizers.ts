@@ -40,7 +40,9 @@ export interface ProximalOptions {
    * The magnitudes to penalise: a model (its decomposed layers' magnitudes,
    * `magnitudes(model)` from `@normprune/layers`) or a list of them. Every
    * other variable gets the plain update. May be `[]` and attached later with
-   * `attach()`. Each magnitude must be >= 0 (see `attach`).
+   * `attach()`. Each magnitude must be >= 0 (see `attach`). A model without
+   * decomposed layers throws (`decompose(model)` first), and so does a step
+   * with lambda > 0 while nothing is attached.
    */
   magnitudes: tfl.LayersModel | readonly MagnitudeInfo[];
   /** Penalty weight of each group (`c_k`). Default `'uniform'`. */

@@ -6,7 +6,11 @@ import { finiteNonnegative } from './checks.js';
  * `lambda * sum_k c_k * |g_k|`):
  * - `'uniform'`: `c_k = 1` (the thesis);
  * - `'params'`: proportional to the kernel parameters the group controls;
- * - `'flops'`: proportional to the multiply-accumulates per sample the group controls.
+ * - `'flops'`: proportional to the multiply-accumulates (MACs) per sample the group
+ *   controls (`macsPerGroup` of `magnitudes()`). The option is named 'flops' but
+ *   counts MACs; after the normalisation below, MACs and FLOPs (2 x MACs) give the
+ *   same `c_k`. Attaching a model whose MACs are unknown (a layer without known
+ *   spatial sizes) throws.
  *
  * `'params'` and `'flops'` are normalised so the mean `c_k` over all groups
  * is 1, so one `lambda` has a comparable strength under every weighting.
