@@ -7,8 +7,11 @@ import { checkModel, checkThreshold, withFolded } from './folding.js';
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
   /**
-   * 'neuron' (Dense column), 'input' (Dense row), 'filter' (Conv2D [:, :, :, o]) or 'kernel'
-   * (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D per-channel kernel). Conv1D and Conv3D
+   * 'neuron' (Dense column: the group of granularity `'output'` in `@normprune/layers`),
+   * 'input' (Dense row, granularity `'input'`), 'filter' (Conv2D [:, :, :, o], granularity
+   * `'filter'`) or 'kernel' (Conv2D 2-D kernel [:, :, i, o], granularity `'kernel'`;
+   * DepthwiseConv2D per-channel kernel). Every Dense layer gets both Dense kinds and every
+   * Conv2D both Conv2D kinds, whatever granularity it was trained with. Conv1D and Conv3D
    * (which prune refuses) get the same two kinds, with 1-D and 3-D kernels.
    */
   kind: 'neuron' | 'input' | 'filter' | 'kernel';

@@ -8,9 +8,14 @@ import { rebuild, type LayerPruneResult } from './rebuild.js';
 /** Options of {@link prune}. */
 export interface PruneOptions {
   /**
-   * A group (Dense weight, Conv2D 2-D kernel) whose weights are all <= threshold in absolute
-   * value counts as zero and is written as exact zeros. Default 0: only exact zeros, and the
-   * pruned model computes exactly what the input model computes.
+   * Zero test, in the weights' own units (absolute value, not relative to the layer). A single
+   * Dense kernel weight, or a whole Conv2D 2-D kernel `[kh, kw]` whose weights are all <=
+   * threshold in absolute value, counts as zero and is written as exact zeros; a Dense neuron
+   * or a Conv2D filter left with no non-zero weight is then removed. (Here a Dense weight is
+   * tested on its own, not as part of the row or column that is its group in
+   * `@normprune/layers`: on Dense layers a threshold is magnitude pruning of single weights.)
+   * Default 0: only exact zeros, and the pruned model computes exactly what the input model
+   * computes. A negative, NaN or infinite threshold, or one that is not a number, throws.
    */
   threshold?: number;
 }

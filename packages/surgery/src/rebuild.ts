@@ -7,9 +7,12 @@ import type { NodeState, PrunePlan } from './engine.js';
 import { layerConfigEntry } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
-/** A dead unit that had to stay. */
+/**
+ * A dead unit that had to stay. A unit is one output channel of a layer: a Dense neuron (the
+ * group of granularity `'output'`, a kernel column) or a Conv2D filter.
+ */
 export interface KeptConstantUnit {
-  /** Unit (Dense) or filter (Conv2D) index in the original layer. */
+  /** Neuron (Dense) or filter (Conv2D) index in the original layer. */
   unit: number;
   /** The constant it emits (after its activation). */
   value: number;
@@ -23,9 +26,9 @@ export interface LayerPruneResult {
   name: string;
   /** 'Dense' or 'Conv2D'. */
   className: string;
-  /** Units (Dense) or filters (Conv2D) before pruning. */
+  /** Neurons (Dense) or filters (Conv2D) before pruning. */
   unitsBefore: number;
-  /** Units or filters left. */
+  /** Neurons or filters left. */
   unitsAfter: number;
   /** Indices (in the original layer) of the removed units. */
   removed: number[];
