@@ -32,9 +32,13 @@ export interface SparsityCallbackOptions {
    * Default: the model's optimiser, if it is a `ProximalSGD`/`ProximalAdam`.
    */
   optimizer?: ProximalOptimizer;
-  /** Stop training (`model.stopTraining = true`) once the compression reaches this value. */
+  /**
+   * Stop training (`model.stopTraining = true`) once the compression reaches this value: a
+   * fraction in [0, 1] (0.9 for 90%) of the decomposed layers' kernel parameters removed,
+   * `SparsityReport.compression`. Default: never stop. A value outside [0, 1] throws.
+   */
   stopAtCompression?: number;
-  /** Print one line per epoch. */
+  /** Print one line per epoch (default false). */
   verbose?: boolean;
 }
 

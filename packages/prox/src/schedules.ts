@@ -59,7 +59,11 @@ export interface TargetLambdaConfig {
   kind: 'target';
   /** Lambda at the start. */
   initial: number;
-  /** Compression (1 - live / total kernel parameters) to reach. */
+  /**
+   * Compression to reach, as a fraction in [0, 1] (0.9 for 90%; the CLI's
+   * `--target-compression` takes a percentage instead): 1 - live / total
+   * kernel parameters of the decomposed layers. Outside [0, 1] throws.
+   */
   targetCompression: number;
   /** Multiplier per epoch below the target (default 1.5, must be >= 1). */
   factor?: number;
