@@ -49,7 +49,12 @@ export interface PruneReport {
    * does not keep.
    */
   paramsAfter: number;
-  /** `1 - paramsAfter / paramsBefore`: the fraction of parameters removed. */
+  /**
+   * `1 - paramsAfter / paramsBefore`: the fraction of parameters removed (cut out, or lying in
+   * an all-zero group), in [0, 1]. Not the same figure as `@normprune/prox`'s
+   * `SparsityReport.compression` (the decomposed layers' kernels only, before surgery) nor the
+   * CLI's "removed" column (every weight that is exactly 0 counts).
+   */
   compression: number;
   /**
    * `before.macs / after.nonzeroMacs`: how many times fewer multiply-accumulates a sample
