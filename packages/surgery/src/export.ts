@@ -224,6 +224,10 @@ async function removeStale(previous: string[], written: string[]): Promise<void>
  * `'sparse'` loads with {@link loadSparseModel}. `dir` is a directory path or a `file://` URL.
  * Exporting again into the same directory replaces the earlier export, in either format: its
  * weight files are removed once the new files are in place, so a loader never mixes the two.
+ * While a `'sparse'` export replaces an earlier sparse one, the earlier model.json carries a
+ * `sparseManifest` entry naming backup copies of its files (see the package README).
+ * The directory is created if missing. Throws for a `dir` that is not a string, names a `.json`
+ * file or an existing non-directory, or cannot be created, and for an unknown `format`.
  */
 export async function exportModel(
   model: tfl.LayersModel,
@@ -462,7 +466,13 @@ function parseJson(bytes: Buffer, file: string): any {
   }
 }
 
-/** Loads a model written by `exportModel(model, dir, { format: 'sparse' })` (`dir` a path or a `file://` URL). */
+/**
+ * Loads a model written by `exportModel(model, dir, { format: 'sparse' })` (`dir` a path or a
+ * `file://` URL): model.json, then the manifest its `sparseManifest` names (else sparse.json),
+ * then the data file the manifest names. Throws, naming the file, when a file cannot be read,
+ * is not JSON or not a normprune-sparse v1 manifest, is truncated, or lies outside `dir`, and
+ * for a `'tfjs'` export (load that with `tfl.loadLayersModel`).
+ */
 export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
   dir = await modelDir(dir, 'loadSparseModel');
   const read = async (f: string) => {
