@@ -41,6 +41,25 @@ function copyOfFinished(name: string): string {
   return dir;
 }
 
+/** Reruns `out` with --force under a config whose `phase` diverges (a learning rate of 1e30). */
+function rerunDiverging(out: string, phase: 'baseline' | 'proximal') {
+  const diverge = writeVariant(tmp, `diverge-${phase}`, (cfg) =>
+    Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
+  );
+  return cli([
+    'train',
+    '--config',
+    diverge,
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--force',
+    '--out',
+    out,
+  ]);
+}
+
 /** The pid of a process that has ended. */
 function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
@@ -87,21 +106,7 @@ test('a rerun that fails gives back the finished run it replaced; files of the u
   writeFileSync(join(out, 'plots', 'my-figure.svg'), '<svg/>');
   const before = readFileSync(join(out, 'results.json'), 'utf8');
   const configBefore = readFileSync(join(out, 'config.json'), 'utf8');
-  const diverge = writeVariant(tmp, 'diverge', (cfg) =>
-    Object.assign(cfg.training.baseline, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
-  );
-  const r = await cli([
-    'train',
-    '--config',
-    diverge,
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--force',
-    '--out',
-    out,
-  ]);
+  const r = await rerunDiverging(out, 'baseline');
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/the training loss is (NaN|Infinity)/);
   expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(before);
@@ -119,21 +124,7 @@ test('a rerun that fails gives back the finished run it replaced; files of the u
 test('a rerun that fails after a checkpoint keeps the run it replaces aside, not mixed with its own', async () => {
   const out = copyOfFinished('failed-after-checkpoint');
   const before = readFileSync(join(out, 'results.json'), 'utf8');
-  const diverge = writeVariant(tmp, 'diverge-proximal', (cfg) =>
-    Object.assign(cfg.training.proximal, { optimizer: 'sgd', momentum: 0, learningRate: 1e30 }),
-  );
-  const r = await cli([
-    'train',
-    '--config',
-    diverge,
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--force',
-    '--out',
-    out,
-  ]);
+  const r = await rerunDiverging(out, 'proximal');
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/the finished run this one replaces is kept in .*\.work\/replaced until it finishes/);
   expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
