@@ -3,6 +3,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batches, type Split, type Stats } from '@normprune/datasets';
+import { layerPaths } from '@normprune/layers';
+import { analyze } from '@normprune/surgery';
 import type { PairedCounts } from './paired.js';
 
 /** Size figures of one layer. */
@@ -25,43 +27,36 @@ export interface ModelCount {
   macs: number;
 }
 
-function countNonzero(t: tf.Tensor): number {
-  const d = t.dataSync();
-  let n = 0;
-  for (let i = 0; i < d.length; i++) if (d[i] !== 0) n++;
-  return n;
+/** Units of a Dense layer, filters of a convolution; undefined for other layers. */
+function unitsOf(layer: tfl.layers.Layer): number | undefined {
+  const cfg = layer.getConfig() as { units?: number; filters?: number };
+  const cls = layer.getClassName();
+  if (cls.endsWith('Dense')) return cfg.units;
+  if (cls.endsWith('Conv2D')) return cfg.filters;
+  return undefined;
 }
 
 /**
- * Counts parameters (every weight, trainable or not), non-zero parameters,
- * and MACs per sample (non-zero kernel weights x output positions) of a plain
- * model. MACs of layers other than Dense and Conv2D (pooling, BN) are ignored.
+ * Counts parameters (every weight, trainable or not), non-zero parameters and MACs per sample
+ * (non-zero kernel weights x output positions) of a model, per layer and in total, as
+ * `@normprune/surgery`'s `analyze` counts them (its `nonzeroMacs`): the report's figures and
+ * `analyze` cannot disagree. A decomposed model is counted as the plain model it folds into.
+ * Layers of a nested model are listed by their paths (`block/fc`); layers without weights are
+ * left out unless they have units. A layer with a kernel `analyze` cannot count (a recurrent
+ * layer) makes its MACs and the total NaN.
  */
 export function countModel(model: tfl.LayersModel): ModelCount {
-  const layers: LayerCount[] = [];
-  for (const layer of model.layers) {
-    const cls = layer.getClassName();
-    let params = 0;
-    let nonzeros = 0;
-    let macs = 0;
-    let units: number | undefined;
-    const ws = layer.getWeights();
-    ws.forEach((w, i) => {
-      params += w.size;
-      const nz = countNonzero(w);
-      nonzeros += nz;
-      if (i === 0 && (cls === 'Dense' || cls === 'DecomposedDense')) macs += nz;
-      if (i === 0 && (cls === 'Conv2D' || cls === 'DecomposedConv2D')) {
-        const out = layer.outputShape as number[];
-        macs += nz * (out[1] ?? 1) * (out[2] ?? 1);
-      }
-    });
-    const cfg = layer.getConfig() as any;
-    if (cls.endsWith('Dense')) units = cfg.units;
-    if (cls.endsWith('Conv2D')) units = cfg.filters;
-    if (params > 0 || units !== undefined)
-      layers.push({ name: layer.name, className: cls, units, params, nonzeros, macs });
-  }
+  const units = new Map(layerPaths(model).map(({ path, layer }) => [path, unitsOf(layer)]));
+  const layers: LayerCount[] = analyze(model)
+    .layers.filter((l) => l.params > 0 || units.get(l.name) !== undefined)
+    .map((l) => ({
+      name: l.name,
+      className: l.className,
+      units: units.get(l.name),
+      params: l.params,
+      nonzeros: l.nonzeros,
+      macs: l.nonzeroMacs,
+    }));
   return {
     layers,
     params: layers.reduce((s, l) => s + l.params, 0),
