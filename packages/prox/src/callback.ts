@@ -104,8 +104,9 @@ export class SparsityCallback extends tfl.Callback {
     }
     const initial = (this.params as { initialEpoch?: number } | undefined)?.initialEpoch ?? 0;
     this.completed = Math.max(this.completed, initial, this.optimizer?.epochsCompleted ?? 0);
-    if (this.optimizer && this.optimizer.epochsCompleted !== this.completed)
-      this.optimizer.observe({ epoch: this.completed });
+    // Always reported, also when the count is unchanged: the optimiser then knows a callback
+    // drives its schedule and does not warn that epochs stand still.
+    if (this.optimizer) this.optimizer.observe({ epoch: this.completed });
   }
 
   /** Records the epoch, informs the optimiser, and stops training at the target. */

@@ -169,6 +169,25 @@ function lookupVariable(name: string): tf.Variable {
   return v;
 }
 
+/** Whether `model` is inside `fit` or `fitDataset` (a Sequential fits through its inner model). */
+function inFit(model: tfl.LayersModel | null): boolean {
+  type Flagged = { isTraining?: boolean; model?: Flagged };
+  const m = model as unknown as Flagged | null;
+  return m?.isTraining === true || m?.model?.isTraining === true;
+}
+
+/** What makes `schedule` move with completed epochs, or null when it does not (or cannot be told). */
+function epochDriven(schedule: LambdaSchedule | null): string | null {
+  if (schedule == null) return null;
+  const c = schedule.config;
+  // A plain function that declares an epoch parameter is taken to use it.
+  if (c == null) return schedule.length >= 2 ? 'a function of the epoch' : null;
+  if (c.kind === 'target') return 'targetLambda';
+  if (c.kind === 'step' && (c.unit ?? 'epoch') === 'epoch') return 'stepLambda counting epochs';
+  if (c.kind === 'warmup' && c.unit === 'epoch') return "warmupLambda with unit 'epoch'";
+  return null;
+}
+
 /**
  * The shared machinery of `ProximalSGD` and `ProximalAdam`: the penalty
  * weights, the lambda schedule, and the renormalisation of directions.
@@ -196,6 +215,9 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   // lambda * c_k as kept scalars, one per distinct c_k; rebuilt when lambda changes.
   private thresholds = new Map<number, tf.Scalar>();
   private constants = new Map<number, tf.Scalar>();
+  // The model given to attach() (not a list of magnitudes): its isTraining flag marks a step inside model.fit.
+  private attachedModel: tfl.LayersModel | null = null;
+  private observed = false;
 
   /**
    * A real prototype check: tf.Optimizer answers `instanceof` by duck typing,
@@ -319,6 +341,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     });
     this.infos = [...magnitudes];
     this.byMagnitude = byMagnitude;
+    this.attachedModel = Array.isArray(modelOrMagnitudes) ? null : (modelOrMagnitudes as tfl.LayersModel);
   }
 
   /**
@@ -327,6 +350,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    */
   observe(progress: TrainingProgress): void {
     this.progress = { ...this.progress, ...checkProgress(progress) };
+    this.observed = true;
     this.updateLambda();
   }
 
@@ -442,6 +466,30 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     });
     this.incrementIterations();
     this.warnIfNoMagnitudeUpdated(updated);
+    this.warnIfEpochsStandStill();
+  }
+
+  private warnedEpochs = false;
+
+  /**
+   * Warns once when a step inside `model.fit` or `fitDataset` runs a schedule that moves with
+   * completed epochs while nothing has ever reported one: that fit has no `SparsityCallback`, so
+   * lambda would keep its epoch-0 value to the end (a warm-up from 0 would never penalise at
+   * all). A fit is told by the attached model's `isTraining` flag, so this needs the optimiser
+   * attached to the model itself (`attach(model)` or `magnitudes: model`); a custom loop is not
+   * a fit and reports epochs with `observe` itself.
+   */
+  private warnIfEpochsStandStill(): void {
+    if (this.warnedEpochs || this.observed) return;
+    const what = epochDriven(this.schedule);
+    if (what == null || !inFit(this.attachedModel)) return;
+    this.warnedEpochs = true;
+    console.warn(
+      `${this.getClassName()}: the lambda schedule (${what}) moves with completed epochs, but nothing reports them to ` +
+        `the optimiser: this model.fit has no SparsityCallback, so lambda stays at its epoch-0 value ${this.lambda_} ` +
+        `for the whole fit. Add new SparsityCallback() to fit's callbacks (or call optimizer.observe({ epoch }) after ` +
+        `each epoch). Shown once per optimiser.`,
+    );
   }
 
   private warnedNoMagnitude = false;

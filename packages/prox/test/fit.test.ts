@@ -257,6 +257,75 @@ describe('the mistakes a user makes, each with a message that names the problem 
     opt.dispose();
   });
 
+  it.each([
+    ["warmupLambda with unit 'epoch'", () => warmupLambda({ value: 0.2, warmup: 2, unit: 'epoch' }), true],
+    ['stepLambda counting epochs', () => stepLambda({ initial: 0.1, factor: 2, every: 1 }), true],
+    ['a function of the epoch', () => (_step: number, epoch: number) => 0.1 * (epoch + 1), true],
+    ['warmupLambda counting steps', () => warmupLambda({ value: 0.2, warmup: 4 }), false],
+  ] as const)(
+    'a schedule by epochs under fit without SparsityCallback warns once that lambda stands still (%s)',
+    async (what, schedule, warns) => {
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        const model = mlp();
+        const opt = new ProximalSGD({ learningRate: 0.1, lambda: schedule(), magnitudes: model });
+        const start = opt.lambda;
+        model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+        await model.fit(xs, ys, { epochs: 3, batchSize: 32, verbose: 0 });
+        if (warns) {
+          expect(warn).toHaveBeenCalledTimes(1);
+          expect(String(warn.mock.calls[0][0])).toContain(
+            `ProximalSGD: the lambda schedule (${what}) moves with completed epochs, but nothing reports them`,
+          );
+          expect(String(warn.mock.calls[0][0])).toMatch(/Add new SparsityCallback\(\) to fit's callbacks/);
+          // what the warning is about: three epochs later lambda has not moved
+          expect(opt.lambda).toBe(start);
+        } else expect(warn).not.toHaveBeenCalled();
+        // With the callback, from its first step on, the same fit does not warn and lambda moves.
+        warn.mockClear();
+        const again = mlp();
+        const opt2 = new ProximalSGD({ learningRate: 0.1, lambda: schedule(), magnitudes: again });
+        again.compile({ optimizer: opt2, loss: 'categoricalCrossentropy' });
+        await again.fit(xs, ys, {
+          epochs: 3,
+          batchSize: 32,
+          verbose: 0,
+          callbacks: [new SparsityCallback()],
+        });
+        expect(warn).not.toHaveBeenCalled();
+        expect(opt2.lambda).not.toBe(start);
+        // A custom loop reports epochs itself: no fit, no warning.
+        const loop = mlp();
+        const opt3 = new ProximalSGD({ learningRate: 0.1, lambda: schedule(), magnitudes: loop });
+        const vars = loop.trainableWeights.map((w) => w.read() as tf.Variable);
+        for (let epoch = 0; epoch < 2; epoch++) {
+          for (let i = 0; i < 3; i++)
+            opt3
+              .minimize(
+                () =>
+                  tf.tidy(() =>
+                    tf.mean(
+                      tfl.metrics.categoricalCrossentropy(
+                        ys,
+                        loop.apply(xs, { training: true }) as tf.Tensor,
+                      ),
+                    ),
+                  ) as tf.Scalar,
+                true,
+                vars,
+              )
+              ?.dispose();
+          opt3.observe({ epoch: epoch + 1 });
+        }
+        expect(warn).not.toHaveBeenCalled();
+        [model, again, loop].forEach((m) => m.dispose());
+        [opt, opt2, opt3].forEach((o) => o.dispose());
+      } finally {
+        warn.mockRestore();
+      }
+    },
+  );
+
   it('NaN magnitudes (training diverged) stop measureSparsity and fit with SparsityCallback, naming the layer', async () => {
     const model = mlp();
     const [h1] = magnitudes(model);
