@@ -41,6 +41,26 @@ function convInfoOf(
   );
 }
 
+/**
+ * tfjs-core's conv2d gradients (plain and fused) drop dimRoundingMode, so when
+ * it rounded the forward output size up, dy is larger than the geometry these
+ * kernels are given. The cpu backend then reads only dy's leading OH x OW
+ * part, and so does this (the extra output row's and column's share of the
+ * gradient is lost on both: a tfjs-core bug). The slice, or dy itself.
+ */
+function dyOfGeometry(
+  backend: tf.KernelBackend,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo {
+  const [N, OH, OW, O] = dy.shape;
+  if (OH <= info.outHeight && OW <= info.outWidth) return dy;
+  return runWasm('Slice', { x: dy }, backend, {
+    begin: [0, 0, 0, 0],
+    size: [N, Math.min(OH, info.outHeight), Math.min(OW, info.outWidth), O],
+  });
+}
+
 /** dW = patches(x)^T dy with the patch matrix built transposed, so dy is the packed operand. */
 function backpropFilterByIm2col(
   backend: HeapBackend,
@@ -80,13 +100,27 @@ export function conv2DBackpropFilter(args: {
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
   const backend = args.backend as HeapBackend;
-  const { x, dy } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
+  const { x, dy: given } = args.inputs as { x: tf.TensorInfo; dy: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.Conv2DBackpropFilterAttrs;
   const info = convInfoOf(x.shape, attrs.filterShape, attrs, 'Conv2DBackpropFilter');
+  const dy = dyOfGeometry(backend, given, info);
+  const out = backpropFilter(backend, x, dy, info, attrs.filterShape);
+  if (dy !== given) release(backend, dy);
+  return out;
+}
+
+/** The two forms above, on a dy of the geometry's shape. */
+function backpropFilter(
+  backend: HeapBackend,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+  filterShape: [number, number, number, number],
+): tf.TensorInfo {
   const patchFloats =
     info.filterHeight * info.filterWidth * info.inChannels * info.batchSize * info.outHeight * info.outWidth;
   if (info.inChannels <= 8 && patchFloats <= im2colLimits.maxFloats) {
-    return backpropFilterByIm2col(backend, x, dy, info, attrs.filterShape);
+    return backpropFilterByIm2col(backend, x, dy, info, filterShape);
   }
   const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw } = info;
   const { inHeight: H, inWidth: W, outHeight: OH, outWidth: OW, inChannels: C, outChannels: O } = info;
@@ -266,11 +300,15 @@ export function conv2DBackpropInput(args: {
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
   const backend = args.backend as HeapBackend;
-  const { dy, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
+  const { dy: given, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const info = convInfoOf(attrs.inputShape, filter.shape, attrs, 'Conv2DBackpropInput');
+  const dy = dyOfGeometry(backend, given, info);
   const waste = (info.inHeight * info.inWidth) / Math.max(1, info.outHeight * info.outWidth);
-  return waste <= 1.5 && info.inChannels >= 8
-    ? backpropInputByConv(backend, dy, filter, info)
-    : backpropInputByCol2im(backend, dy, filter, info);
+  const out =
+    waste <= 1.5 && info.inChannels >= 8
+      ? backpropInputByConv(backend, dy, filter, info)
+      : backpropInputByCol2im(backend, dy, filter, info);
+  if (dy !== given) release(backend, dy);
+  return out;
 }

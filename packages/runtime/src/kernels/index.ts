@@ -5,10 +5,12 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
+import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
+import { fusedBiasActivation } from './fused_conv.js';
 import { maxPoolGrad } from './max_pool_grad.js';
+import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
-import { explicitSamePadding } from './same_pad.js';
 import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
 
@@ -39,10 +41,17 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
-  { kernelName: 'Conv2D', make: (up) => explicitSamePadding(up, false) },
-  { kernelName: 'FusedConv2D', make: (up) => explicitSamePadding(up, false) },
-  { kernelName: 'DepthwiseConv2dNative', make: (up) => explicitSamePadding(up, true) },
-  { kernelName: 'FusedDepthwiseConv2D', make: (up) => explicitSamePadding(up, true) },
+  { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
+  { kernelName: 'FusedConv2D', make: (up) => explicitPadding(fusedBiasActivation(up, false), false) },
+  {
+    kernelName: 'DepthwiseConv2dNative',
+    make: (up) => depthwiseStridesOrDilations(explicitPadding(up, true)),
+  },
+  {
+    kernelName: 'FusedDepthwiseConv2D',
+    make: (up) => depthwiseStridesOrDilations(explicitPadding(fusedBiasActivation(up, true), true)),
+  },
+  { kernelName: 'Prelu', make: (up) => makePrelu(up) },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
@@ -60,9 +69,15 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * depthwise convolution gradients (missing upstream, so DepthwiseConv2D and
  * SeparableConv2D could not train), and faster `MaxPoolGrad`, `Tile`, `Sum` and
  * `Mean` (the pooling and BatchNormalization gradients). It also corrects
- * upstream's forward convolutions with 'same' padding and a stride larger than
- * the kernel, which XNNPACK computes wrongly. Results match the `cpu` backend
- * to 1e-4 relative error.
+ * upstream's forward convolutions where they disagree with the cpu backend:
+ * 'same' padding with a stride larger than the kernel and a dimRoundingMode
+ * that rounds the output up (XNNPACK computes both wrongly), fused
+ * convolutions with a bias of any shape but [outChannels] (refused upstream),
+ * PReLU weights such as [OH, 1, C] (misread upstream), 'leakyrelu' without
+ * an alpha (0 upstream, tf.leakyRelu's 0.2 here as in tfjs-core's unfused
+ * path), and depthwise convolutions with both a stride and a dilation above 1
+ * (refused, as cpu does). Results match the `cpu` backend to 1e-4 relative
+ * error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
  * registers the upstream kernels this builds on); before or after

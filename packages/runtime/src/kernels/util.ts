@@ -43,3 +43,15 @@ export function swapLastTwo(backend: tf.KernelBackend, x: tf.TensorInfo): tf.Ten
   perm[rank - 1] = rank - 2;
   return transpose(backend, x, perm);
 }
+
+/**
+ * `x` repeated to `shape` along the axes where it has size 1 (leading axes
+ * are added), with the wasm Tile kernel: tf.broadcastTo's result.
+ */
+export function broadcastTo(backend: tf.KernelBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
+  const full = [...new Array<number>(shape.length - x.shape.length).fill(1), ...x.shape];
+  const v = reshape(backend, x, full);
+  const out = runWasm('Tile', { x: v }, backend, { reps: shape.map((d, i) => d / full[i]) });
+  release(backend, v);
+  return out;
+}

@@ -1,0 +1,109 @@
+// Upstream wasm convolutions hand XNNPACK the padding tfjs computes plus a
+// SAME flag, and XNNPACK works out the output size itself. Two cases come out
+// wrong (in tfjs-backend-wasm 4.22 without normprune too):
+// * 'same' padding with a stride larger than the (dilated) kernel: XNNPACK's
+//   TensorFlow SAME flag pads differently; a 5x5 input, 3x3 kernel, stride 5
+//   is off by up to 0.4 against the cpu backend;
+// * a numeric or explicit pad with dimRoundingMode 'ceil' or 'round' that
+//   rounds the output size up: XNNPACK computes the floor size and writes a
+//   smaller image into the larger output, so every row after the first is
+//   shifted (off by about 1.4 on a 6x6 input, 3x3 kernel, stride 2, pad 1,
+//   'ceil').
+// Both go to upstream as explicit padding: the padding tfjs computes for
+// 'same', and for a rounded-up size extra bottom/right padding that makes the
+// floor size tfjs's size (the extra output rows read only padding there, as
+// they do on the cpu backend). Every other call goes to upstream untouched.
+import * as tf from '@tensorflow/tfjs-core';
+import { KernelFn } from './util.js';
+
+type ConvAttrs = {
+  strides: number | [number, number];
+  pad: unknown;
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dataFormat?: 'NHWC' | 'NCHW';
+};
+
+/** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
+function padFor(out: number, stride: number, effectiveFilter: number, input: number, before: number): number {
+  return (out - 1) * stride + effectiveFilter - input - before;
+}
+
+/**
+ * Wraps an upstream Conv2D-like kernel (`Conv2D`, `FusedConv2D`,
+ * `DepthwiseConv2dNative`, `FusedDepthwiseConv2D`): 'same' padding with a
+ * stride larger than the dilated kernel in either dimension, and a
+ * dimRoundingMode that rounds the output size up, go to upstream as the
+ * explicit padding that gives tfjs's output.
+ */
+export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): KernelFn | null {
+  if (upstream == null) return null;
+  return (args) => {
+    const attrs = args.attrs as unknown as ConvAttrs;
+    // The common cases (stride 1 with 'same', 'valid' or a pad without
+    // dimRoundingMode) go straight to upstream.
+    const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
+    const same = attrs.pad === 'same';
+    if (same ? strides[0] === 1 && strides[1] === 1 : attrs.dimRoundingMode == null) return upstream(args);
+    const x = args.inputs.x as tf.TensorInfo;
+    const filter = args.inputs.filter as tf.TensorInfo;
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number],
+      filter.shape as [number, number, number, number],
+      attrs.strides,
+      attrs.dilations ?? 1,
+      attrs.pad as 'same',
+      attrs.dimRoundingMode,
+      depthwise,
+      tf.backend_util.convertConv2DDataFormat(attrs.dataFormat ?? 'NHWC'),
+    );
+    const p = info.padInfo;
+    const bottom = padFor(
+      info.outHeight,
+      info.strideHeight,
+      info.effectiveFilterHeight,
+      info.inHeight,
+      p.top,
+    );
+    const right = padFor(info.outWidth, info.strideWidth, info.effectiveFilterWidth, info.inWidth, p.left);
+    if (same) {
+      if (info.strideHeight <= info.effectiveFilterHeight && info.strideWidth <= info.effectiveFilterWidth)
+        return upstream(args);
+    } else if (bottom <= p.bottom && right <= p.right) {
+      // Rounding gave the floor size.
+      return upstream(args);
+    }
+    const pad = [
+      [0, 0],
+      [p.top, same ? p.bottom : Math.max(p.bottom, bottom)],
+      [p.left, same ? p.right : Math.max(p.right, right)],
+      [0, 0],
+    ];
+    // The explicit padding now gives the rounded size with the floor rule.
+    const rest = { ...(args.attrs as tf.NamedAttrMap), pad } as tf.NamedAttrMap;
+    delete rest.dimRoundingMode;
+    return upstream({ ...args, attrs: rest });
+  };
+}
+
+/**
+ * Wraps upstream `DepthwiseConv2dNative` / `FusedDepthwiseConv2D` to refuse a
+ * stride and a dilation both above 1, as the cpu backend's kernel does (with
+ * its message); upstream computed an answer tfjs-core defines nowhere else.
+ * tf.depthwiseConv2d does not check this itself, so the kernel's refusal is
+ * the op's.
+ */
+export function depthwiseStridesOrDilations(upstream: KernelFn | null): KernelFn | null {
+  if (upstream == null) return null;
+  return (args) => {
+    const attrs = args.attrs as unknown as ConvAttrs;
+    const dilations = attrs.dilations ?? [1, 1];
+    tf.util.assert(
+      tf.backend_util.eitherStridesOrDilationsAreOne(attrs.strides, dilations),
+      () =>
+        'Error in depthwiseConv2d: Either strides or dilations must be ' +
+        `1. Got strides ${attrs.strides} and dilations '${dilations}'`,
+    );
+    return upstream(args);
+  };
+}
