@@ -180,6 +180,42 @@ describe('the packed packages type-check in a TypeScript project', () => {
     });
   });
 
+  it('every source map names sources that ship in its package, so stack traces and go-to-definition land on real files', () => {
+    let maps = 0;
+    for (const p of PACKAGES) {
+      const pkg = fs.realpathSync(path.join(root, 'node_modules', '@normprune', p));
+      const walk = (dir: string): string[] =>
+        fs
+          .readdirSync(dir, { withFileTypes: true })
+          .flatMap((e) =>
+            e.isDirectory()
+              ? walk(path.join(dir, e.name))
+              : e.name.endsWith('.map')
+                ? [path.join(dir, e.name)]
+                : [],
+          );
+      for (const map of walk(path.join(pkg, 'dist'))) {
+        maps++;
+        const { sources, sourceRoot = '' } = JSON.parse(fs.readFileSync(map, 'utf8')) as {
+          sources: string[];
+          sourceRoot?: string;
+        };
+        expect(sources.length).toBeGreaterThan(0);
+        for (const source of sources) {
+          const file = path.resolve(path.dirname(map), sourceRoot, source);
+          expect({
+            map: path.relative(pkg, map),
+            source,
+            inPackage: file.startsWith(pkg + path.sep),
+            exists: fs.existsSync(file),
+          }).toEqual({ map: path.relative(pkg, map), source, inPackage: true, exists: true });
+        }
+      }
+    }
+    // .js.map and .d.ts.map, for both builds of every module
+    expect(maps).toBeGreaterThan(4 * PACKAGES.length);
+  });
+
   describe('README examples (node16 ES module)', () => {
     let diagnostics: string[];
     beforeAll(() => {

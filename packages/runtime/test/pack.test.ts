@@ -74,7 +74,7 @@ describe('@normprune/runtime packed and installed', () => {
 
   it('installs offline with only its tarball and the tfjs packages', () => {
     const installed = path.join(project.dir, 'node_modules', '@normprune', 'runtime');
-    expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json']);
+    expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'src']);
     expect(fs.existsSync(path.join(project.dir, 'node_modules', '@tensorflow', 'tfjs-node'))).toBe(false);
   });
 
