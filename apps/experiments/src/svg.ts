@@ -1,4 +1,5 @@
 // Hand-written SVG charts for the reports: no plotting dependency.
+import { xmlText } from './escape.js';
 
 /** One named series of (x, y) points. */
 export interface Series {
@@ -11,7 +12,6 @@ export interface Series {
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceTicks(min: number, max: number, n = 5): number[] {
   if (!(max > min)) return [min];
@@ -76,7 +76,7 @@ export function lineChart(o: {
   );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(
-    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${xmlText(o.title)}</text>`,
   );
   for (const t of niceTicks(x0, x1)) {
     parts.push(`<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${H - m.b}" stroke="#eee"/>`);
@@ -89,9 +89,11 @@ export function lineChart(o: {
   parts.push(
     `<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`,
   );
-  parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
   parts.push(
-    `<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`,
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${xmlText(o.xLabel)}</text>`,
+  );
+  parts.push(
+    `<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${xmlText(o.yLabel)}</text>`,
   );
   const drawn = o.series.map((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
   o.series.forEach((s, i) => {
@@ -137,7 +139,7 @@ export function lineChart(o: {
     const color = s.color ?? PALETTE[i % PALETTE.length];
     const ly = ly0 + 11 + i * 14;
     parts.push(`<rect x="${(lx + 5).toFixed(1)}" y="${ly - 8}" width="10" height="10" fill="${color}"/>`);
-    parts.push(`<text x="${(lx + 19).toFixed(1)}" y="${ly + 1}">${esc(s.name)}</text>`);
+    parts.push(`<text x="${(lx + 19).toFixed(1)}" y="${ly + 1}">${xmlText(s.name)}</text>`);
   });
   parts.push('</g>');
   parts.push('</svg>');
@@ -163,11 +165,11 @@ export function barChart(o: {
   );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(
-    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${xmlText(o.title)}</text>`,
   );
   o.labels.forEach((label, i) => {
     const y = m.t + i * rowH;
-    parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 2}" text-anchor="end">${esc(label)}</text>`);
+    parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 2}" text-anchor="end">${xmlText(label)}</text>`);
     o.series.forEach((s, j) => {
       const v = s.values[i] ?? 0;
       const color = s.color ?? PALETTE[j % PALETTE.length];
@@ -182,9 +184,11 @@ export function barChart(o: {
     parts.push(
       `<rect x="${m.l + j * 160}" y="${ly}" width="10" height="10" fill="${s.color ?? PALETTE[j % PALETTE.length]}"/>`,
     );
-    parts.push(`<text x="${m.l + j * 160 + 14}" y="${ly + 9}">${esc(s.name)}</text>`);
+    parts.push(`<text x="${m.l + j * 160 + 14}" y="${ly + 9}">${xmlText(s.name)}</text>`);
   });
-  parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 4}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  parts.push(
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 4}" text-anchor="middle">${xmlText(o.xLabel)}</text>`,
+  );
   parts.push('</svg>');
   return parts.join('\n');
 }

@@ -1,5 +1,6 @@
 // The report charts: the legend sits in the corner of the plot the data cross least.
-import { lineChart, type Series } from '../src/svg';
+import { barChart, lineChart, type Series } from '../src/svg';
+import { elements, parseXml, textOf } from './xml';
 
 /** The legend's box (x, y, width, height) and the chart's path points, in pixels. */
 function layout(svg: string): { box: number[]; points: [number, number][] } {
@@ -52,5 +53,39 @@ describe('lineChart legend', () => {
     const [x, y] = layout(svg).box;
     expect([x > 320, y < 180]).toEqual([true, true]);
     expect(svg).toContain('a &lt;b&gt;');
+  });
+});
+
+describe('charts of unusual data', () => {
+  it('names with markup, quotes and characters XML forbids leave well-formed XML that shows them', () => {
+    const hostile = `<script>alert("x")</script> & 'q' ]]> \u0001\uFFFF\uD800 ünï 日本 😀\nline`;
+    const shown = ['\u0001', '\uFFFF', '\uD800'].reduce((t, c) => t.replace(c, '\uFFFD'), hostile);
+    const line = lineChart({
+      title: hostile,
+      xLabel: hostile,
+      yLabel: hostile,
+      series: [
+        {
+          name: hostile,
+          points: [
+            [1, 2],
+            [2, 3],
+          ],
+        },
+      ],
+    });
+    const bars = barChart({
+      title: hostile,
+      labels: [hostile],
+      series: [{ name: hostile, values: [3] }],
+      xLabel: hostile,
+    });
+    for (const svg of [line, bars]) {
+      const texts = elements(parseXml(svg))
+        .filter((e) => e.name === 'text')
+        .map(textOf);
+      expect(texts.filter((t) => t === shown).length).toBeGreaterThanOrEqual(4);
+      expect(elements(parseXml(svg)).map((e) => e.name)).not.toContain('script');
+    }
   });
 });
