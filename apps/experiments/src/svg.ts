@@ -19,17 +19,36 @@ function niceTicks(min: number, max: number, n = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step)
-    out.push(Number(v.toPrecision(12)));
+  // Counted, not summed: a step below the values' precision would never advance `v += step`.
+  const first = Math.ceil(min / step);
+  for (let k = 0; k <= 2 * n + 1; k++) {
+    const v = (first + k) * step;
+    if (v > max + step * 1e-9) break;
+    const t = Number(v.toPrecision(12));
+    if (t !== out[out.length - 1]) out.push(t);
+  }
   return out;
 }
 
-function fmt(v: number): string {
+/** Whether [lo, hi] is too narrow for ticks: equal, or apart by a rounding of their magnitude. */
+function flat(lo: number, hi: number): boolean {
+  return !(hi - lo > 1e-9 * Math.max(Math.abs(lo), Math.abs(hi)));
+}
+
+function fmt(v: number, digits = 4): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e6) return (v / 1e6).toPrecision(3) + 'M';
-  if (a >= 1e4) return (v / 1e3).toPrecision(3) + 'k';
-  return String(Number(v.toPrecision(4)));
+  if (a >= 1e6) return (v / 1e6).toPrecision(digits - 1) + 'M';
+  if (a >= 1e4) return (v / 1e3).toPrecision(digits - 1) + 'k';
+  return String(Number(v.toPrecision(digits)));
+}
+
+/** Tick labels with `fmt`'s digits, or more where those would print two ticks alike. */
+function tickLabels(ticks: number[]): string[] {
+  for (let digits = 4; ; digits++) {
+    const labels = ticks.map((t) => fmt(t, digits));
+    if (digits >= 15 || new Set(labels).size === labels.length) return labels;
+  }
 }
 
 /** Points along a polyline in pixels, about every 4 px when `joined`, else the points themselves. */
@@ -63,8 +82,9 @@ export function lineChart(o: {
   let [x0, x1] = pts.length ? [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))] : [0, 1];
   let [y0, y1] = pts.length ? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))] : [0, 1];
   if (o.yMin !== undefined) y0 = Math.min(y0, o.yMin);
-  if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y1 === y0) [y0, y1] = [y0 - 1, y1 + 1];
+  if (flat(x0, x1)) [x0, x1] = [x0 - 1, x1 + 1];
+  // A flat quantity with a floor (a compression still at 0) is drawn above the floor, not around it.
+  if (flat(y0, y1)) [y0, y1] = o.yMin !== undefined && y0 >= o.yMin ? [y0, y0 + 1] : [y0 - 1, y1 + 1];
   const pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
@@ -78,14 +98,18 @@ export function lineChart(o: {
   parts.push(
     `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${xmlText(o.title)}</text>`,
   );
-  for (const t of niceTicks(x0, x1)) {
+  const xTicks = niceTicks(x0, x1);
+  tickLabels(xTicks).forEach((label, i) => {
+    const t = xTicks[i];
     parts.push(`<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${H - m.b}" stroke="#eee"/>`);
-    parts.push(`<text x="${sx(t)}" y="${H - m.b + 14}" text-anchor="middle">${fmt(t)}</text>`);
-  }
-  for (const t of niceTicks(y0, y1)) {
+    parts.push(`<text x="${sx(t)}" y="${H - m.b + 14}" text-anchor="middle">${label}</text>`);
+  });
+  const yTicks = niceTicks(y0, y1);
+  tickLabels(yTicks).forEach((label, i) => {
+    const t = yTicks[i];
     parts.push(`<line x1="${m.l}" y1="${sy(t)}" x2="${W - m.r}" y2="${sy(t)}" stroke="#eee"/>`);
-    parts.push(`<text x="${m.l - 4}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
-  }
+    parts.push(`<text x="${m.l - 4}" y="${sy(t) + 4}" text-anchor="end">${label}</text>`);
+  });
   parts.push(
     `<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`,
   );
@@ -157,7 +181,7 @@ export function barChart(o: {
   const rowH = 10 * o.series.length + 10;
   const m = { l: 110, r: 90, t: 32, b: 40 };
   const H = m.t + m.b + rowH * o.labels.length + 16;
-  const max = Math.max(1, ...o.series.flatMap((s) => s.values));
+  const max = Math.max(1, ...o.series.flatMap((s) => s.values.filter(Number.isFinite)));
   const sx = (v: number) => m.l + (v / max) * (W - m.l - m.r);
   const parts: string[] = [];
   parts.push(
@@ -173,6 +197,11 @@ export function barChart(o: {
     o.series.forEach((s, j) => {
       const v = s.values[i] ?? 0;
       const color = s.color ?? PALETTE[j % PALETTE.length];
+      // A figure results.json lacks (null, read back as NaN) has no bar, and says so.
+      if (!Number.isFinite(v)) {
+        parts.push(`<text x="${m.l + 3}" y="${y + 11 + j * 10}">n/a</text>`);
+        return;
+      }
       parts.push(
         `<rect x="${m.l}" y="${y + 4 + j * 10}" width="${Math.max(0, sx(v) - m.l).toFixed(1)}" height="8" fill="${color}"/>`,
       );
