@@ -224,7 +224,11 @@ export function barChart(o: {
 
 /** The Pareto front (lowest error for at least that compression) of (compression, error) points. */
 export function paretoFront(points: [number, number][]): [number, number][] {
-  const sorted = [...points].sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  // A point without a figure (a NaN error: no validation split) is on no front, and
+  // would break the sort's order for the others.
+  const sorted = points
+    .filter(([c, e]) => Number.isFinite(c) && Number.isFinite(e))
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
   const front: [number, number][] = [];
   let best = Infinity;
   for (const p of sorted) {

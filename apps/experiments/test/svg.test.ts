@@ -1,5 +1,5 @@
 // The report charts: the legend sits in the corner of the plot the data cross least.
-import { barChart, lineChart, type Series } from '../src/svg';
+import { barChart, lineChart, paretoFront, type Series } from '../src/svg';
 import { elements, parseXml, textOf } from './xml';
 
 /** The legend's box (x, y, width, height) and the chart's path points, in pixels. */
@@ -254,5 +254,46 @@ describe('charts of unusual data', () => {
       expect(texts.filter((t) => t === shown).length).toBeGreaterThanOrEqual(4);
       expect(elements(parseXml(svg)).map((e) => e.name)).not.toContain('script');
     }
+  });
+});
+
+describe('paretoFront', () => {
+  /** The front by definition: points no other point matches or beats in both, one of equal twins, finite only. */
+  const reference = (points: [number, number][]) => {
+    const finite = points.filter(([c, e]) => Number.isFinite(c) && Number.isFinite(e));
+    const dominated = (p: [number, number]) =>
+      finite.some((q) => q[0] >= p[0] && q[1] <= p[1] && (q[0] > p[0] || q[1] < p[1]));
+    const keys = new Set(finite.filter((p) => !dominated(p)).map((p) => `${p[0]},${p[1]}`));
+    return [...keys].map((k) => k.split(',').map(Number)).sort((a, b) => a[0] - b[0]);
+  };
+
+  it('agrees with a brute-force front on points with ties, duplicates and NaN', () => {
+    // A seeded generator: small integer grids make ties and duplicates common.
+    let s = 12345;
+    const rand = (n: number) => (s = (Math.imul(s, 1103515245) + 12345) >>> 0) % n;
+    for (let trial = 0; trial < 400; trial++) {
+      const points = Array.from({ length: 1 + rand(9) }, () => {
+        const c = rand(12) === 0 ? NaN : 80 + rand(5);
+        const e = rand(10) === 0 ? NaN : 1 + rand(4) / 4;
+        return [c, e] as [number, number];
+      });
+      expect([points, paretoFront(points)]).toEqual([points, reference(points)]);
+    }
+  });
+
+  it('keeps one of two equal points, and drops a point another matches in error at a higher compression', () => {
+    expect(
+      paretoFront([
+        [80, 2],
+        [80, 2],
+        [90, 2],
+        [85, 1.5],
+      ]),
+    ).toEqual([
+      [85, 1.5],
+      [90, 2],
+    ]);
+    expect(paretoFront([[50, 1]])).toEqual([[50, 1]]);
+    expect(paretoFront([])).toEqual([]);
   });
 });
