@@ -106,15 +106,17 @@ export interface MetricLine {
 
 /** Writes the run's plots into RUN_DIR/plots and returns their blocks. */
 function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
-  const byPhase = (f: (m: MetricLine) => number | undefined) => {
+  // metrics.jsonl is JSON: a figure that was NaN (no validation split) reads back as null,
+  // which arithmetic would turn into 0; such an epoch has no point.
+  const byPhase = (key: 'validationError' | 'trainLoss', scale = 1) => {
     const series: Series[] = [];
     let x = 0;
     for (const phase of ['baseline', 'proximal', 'finetune']) {
       const pts: [number, number][] = [];
       for (const m of metrics.filter((m) => m.phase === phase)) {
         x++;
-        const y = f(m);
-        if (y !== undefined) pts.push([x, y]);
+        const y = m[key];
+        if (typeof y === 'number') pts.push([x, scale * y]);
       }
       if (pts.length) series.push({ name: phase, points: pts });
     }
@@ -131,7 +133,8 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       title: 'Validation error per epoch',
       xLabel: 'epoch (all phases)',
       yLabel: 'validation error (%)',
-      series: byPhase((m) => 100 * m.validationError),
+      series: byPhase('validationError', 100),
+      empty: 'no validation error was measured (no validation split)',
     }),
     'validation error per epoch, by phase',
   );
@@ -141,7 +144,7 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       title: 'Training loss per epoch',
       xLabel: 'epoch (all phases)',
       yLabel: 'cross-entropy',
-      series: byPhase((m) => m.trainLoss),
+      series: byPhase('trainLoss'),
     }),
     'training loss per epoch, by phase',
   );
@@ -202,6 +205,8 @@ function relativeChange(before: number, after: number): string {
 /** `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer. */
 function speedupText(baselineMs: number, compressedMs: number): string {
   const ratio = baselineMs / compressedMs;
+  // A latency of 0 (below the timer's resolution) or a missing one gives no ratio.
+  if (!(Number.isFinite(ratio) && ratio > 0)) return 'n/a';
   return `x${ratio.toFixed(2)} ${ratio >= 1 ? 'faster' : '(slower)'}`;
 }
 

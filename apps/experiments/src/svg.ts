@@ -74,6 +74,8 @@ export function lineChart(o: {
   width?: number;
   height?: number;
   yMin?: number;
+  /** What the plot says when no point has finite coordinates (default: that there are none). */
+  empty?: string;
 }): string {
   const W = o.width ?? 640;
   const H = o.height ?? 360;
@@ -113,6 +115,11 @@ export function lineChart(o: {
   parts.push(
     `<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`,
   );
+  // Empty axes alone would read as a chart whose points went missing.
+  if (!pts.length)
+    parts.push(
+      `<text x="${(m.l + W - m.r) / 2}" y="${(m.t + H - m.b) / 2}" text-anchor="middle" fill="#666">${xmlText(o.empty ?? 'no finite values to plot')}</text>`,
+    );
   parts.push(
     `<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${xmlText(o.xLabel)}</text>`,
   );
