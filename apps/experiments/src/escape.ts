@@ -19,3 +19,30 @@ export function xmlText(s: string): string {
 export function xmlAttribute(s: string): string {
   return xmlText(s).replace(/"/g, '&quot;').replace(/'/g, '&#39;');
 }
+
+/**
+ * `s` as literal text in Markdown (a paragraph, a heading, a table cell): what would start
+ * markup (a backslash, `*`, a backtick, `<`, an entity, a link's `](`, a block marker at the
+ * start) is backslash-escaped and a line break becomes a space, so that neither a Markdown
+ * renderer nor `toHtml` reads markup, raw HTML or a new block into a description or a path.
+ * `markdownTable` escapes `|` in every cell.
+ */
+export function markdownText(s: string): string {
+  return s
+    .replace(/\r\n?|\n/g, ' ')
+    .replace(/[\\`*<]/g, '\\$&')
+    .replace(/&(?=#?\w+;)/g, '\\&')
+    .replace(/\](?=\()/g, '\\]')
+    .replace(/^([#>+=-])/, '\\$1')
+    .replace(/^(\d+)([.)])/, '$1\\$2');
+}
+
+/** `s` as a Markdown code span, fenced by more backticks than it holds, so that one in it (a path's) does not end it. */
+export function codeSpan(s: string): string {
+  const text = s.replace(/\r\n?|\n/g, ' ');
+  const longest = Math.max(0, ...(text.match(/`+/g) ?? []).map((run) => run.length));
+  const fence = '`'.repeat(longest + 1);
+  // A span's first and last space are dropped when both are there: they keep its backticks off the fence.
+  const pad = longest ? ' ' : '';
+  return `${fence}${pad}${text}${pad}${fence}`;
+}
