@@ -40,6 +40,7 @@ import {
 import { bisectionOutcome, runSweep } from './sweep.js';
 import { pruneMagnitudes } from './model.js';
 import { copyDirAtomic, readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { codeSpan } from './escape.js';
 import { closest } from './suggest.js';
 
 const COMMON = `Common options:
@@ -1055,7 +1056,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   if (v.table) out(tables);
   if (readme) {
     const commands = [
-      ...new Set(rows.filter((r) => r.command).map((r) => `${r.experiment}: \`${r.command}\``)),
+      ...new Set(rows.filter((r) => r.command).map((r) => `${r.experiment}: ${codeSpan(r.command!)}`)),
     ];
     const generated = `${tables}\nCommands (seed, backend and budget as recorded in each run's results.json):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
     writeFileAtomic(readme.file, readme.fill(generated));

@@ -9,6 +9,7 @@ import { isReduced } from './config.js';
 import { changePp, changeSePp } from './paired.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
 import { budgetText, ciText, int, ms, pct, pp, pValueText, seconds } from './format.js';
+import { codeSpan, markdownText, xmlAttribute, xmlText } from './escape.js';
 
 /** A block of a report. */
 export type Block =
@@ -18,13 +19,15 @@ export type Block =
   | { kind: 'img'; file: string; alt: string }
   | { kind: 'code'; text: string };
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
-
 /**
  * A Markdown table with its columns padded to a common width, the layout
  * Prettier gives tables: generated reports and READMEs pass `prettier --check`.
  */
 export function markdownTable(head: string[], rows: string[][]): string {
+  // A pipe ends a GFM cell and a line break the row, wherever they come from.
+  const cell = (c: string | undefined) => (c ?? '').replace(/\r\n?|\n/g, ' ').replace(/\|/g, '\\|');
+  head = head.map(cell);
+  rows = rows.map((r) => r.map(cell));
   const width = head.map((h, i) => Math.max(3, h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => `| ${width.map((w, i) => (cells[i] ?? '').padEnd(w)).join(' | ')} |`;
   return [line(head), `| ${width.map((w) => '-'.repeat(w)).join(' | ')} |`, ...rows.map(line)].join('\n');
@@ -52,10 +55,40 @@ export function toMarkdown(blocks: Block[]): string {
   );
 }
 
+/**
+ * The HTML of a block's inline Markdown: code spans, backslash escapes (`markdownText`'s)
+ * and `**strong**`. Code spans and escapes come first, as in CommonMark: their text is literal.
+ */
 function inline(md: string): string {
-  return esc(md)
+  const held: string[] = [];
+  // A private-use character marks where a literal piece goes back; one in the text is not kept.
+  const hold = (html: string) => `\uE000${held.push(html) - 1}\uE001`;
+  const s = md.replace(/[\uE000\uE001]/g, '\uFFFD');
+  let text = '';
+  for (let i = 0; i < s.length;) {
+    if (s[i] === '\\' && /[!-/:-@[-`{-~]/.test(s[i + 1] ?? '')) {
+      text += hold(xmlText(s[i + 1]));
+      i += 2;
+    } else if (s[i] === '`') {
+      const fence = /^`+/.exec(s.slice(i))![0];
+      const close = new RegExp(`(?<!\`)${fence}(?!\`)`, 'g');
+      close.lastIndex = i + fence.length;
+      const end = close.exec(s);
+      if (!end) {
+        // Without a closing fence of its length, the backticks are text.
+        text += hold(fence);
+        i += fence.length;
+        continue;
+      }
+      let code = s.slice(i + fence.length, end.index).replace(/\r\n?|\n/g, ' ');
+      if (/^ [^]* $/.test(code) && code.trim()) code = code.slice(1, -1);
+      text += hold(`<code>${xmlText(code)}</code>`);
+      i = end.index + fence.length;
+    } else text += s[i++];
+  }
+  return xmlText(text)
     .replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>')
-    .replace(/`(.+?)`/g, '<code>$1</code>');
+    .replace(/\uE000(\d+)\uE001/g, (_m, k: string) => held[Number(k)]);
 }
 
 /** Renders blocks as a standalone HTML page with the SVGs inlined. */
@@ -73,17 +106,17 @@ export function toHtml(title: string, blocks: Block[], dir: string): string {
             .join('')}</tbody></table>`;
         case 'img':
           try {
-            return `<figure>${readFileSync(join(dir, b.file), 'utf8')}<figcaption>${esc(b.alt)}</figcaption></figure>`;
+            return `<figure>${readFileSync(join(dir, b.file), 'utf8')}<figcaption>${xmlText(b.alt)}</figcaption></figure>`;
           } catch {
-            return `<p><img src="${esc(b.file)}" alt="${esc(b.alt)}"></p>`;
+            return `<p><img src="${xmlAttribute(b.file)}" alt="${xmlAttribute(b.alt)}"></p>`;
           }
         case 'code':
-          return `<pre>${esc(b.text)}</pre>`;
+          return `<pre>${xmlText(b.text)}</pre>`;
       }
     })
     .join('\n');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>${xmlText(title)}</title>
 <style>body{font-family:sans-serif;max-width:980px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}pre{background:#f6f6f6;padding:8px;overflow:auto}</style>
@@ -106,15 +139,17 @@ export interface MetricLine {
 
 /** Writes the run's plots into RUN_DIR/plots and returns their blocks. */
 function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
-  const byPhase = (f: (m: MetricLine) => number | undefined) => {
+  // metrics.jsonl is JSON: a figure that was NaN (no validation split) reads back as null,
+  // which arithmetic would turn into 0; such an epoch has no point.
+  const byPhase = (key: 'validationError' | 'trainLoss', scale = 1) => {
     const series: Series[] = [];
     let x = 0;
     for (const phase of ['baseline', 'proximal', 'finetune']) {
       const pts: [number, number][] = [];
       for (const m of metrics.filter((m) => m.phase === phase)) {
         x++;
-        const y = f(m);
-        if (y !== undefined) pts.push([x, y]);
+        const y = m[key];
+        if (typeof y === 'number') pts.push([x, scale * y]);
       }
       if (pts.length) series.push({ name: phase, points: pts });
     }
@@ -131,7 +166,8 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       title: 'Validation error per epoch',
       xLabel: 'epoch (all phases)',
       yLabel: 'validation error (%)',
-      series: byPhase((m) => 100 * m.validationError),
+      series: byPhase('validationError', 100),
+      empty: 'no validation error was measured (no validation split)',
     }),
     'validation error per epoch, by phase',
   );
@@ -141,7 +177,7 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       title: 'Training loss per epoch',
       xLabel: 'epoch (all phases)',
       yLabel: 'cross-entropy',
-      series: byPhase((m) => m.trainLoss),
+      series: byPhase('trainLoss'),
     }),
     'training loss per epoch, by phase',
   );
@@ -202,6 +238,8 @@ function relativeChange(before: number, after: number): string {
 /** `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer. */
 function speedupText(baselineMs: number, compressedMs: number): string {
   const ratio = baselineMs / compressedMs;
+  // A latency of 0 (below the timer's resolution) or a missing one gives no ratio.
+  if (!(Number.isFinite(ratio) && ratio > 0)) return 'n/a';
   return `x${ratio.toFixed(2)} ${ratio >= 1 ? 'faster' : '(slower)'}`;
 }
 
@@ -224,24 +262,24 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
     {
       kind: 'h',
       level: 1,
-      text: `${r.experiment}: structured pruning by magnitude x direction decomposition`,
+      text: `${markdownText(r.experiment)}: structured pruning by magnitude x direction decomposition`,
     },
   ];
-  blocks.push({ kind: 'p', text: r.description });
+  blocks.push({ kind: 'p', text: markdownText(r.description) });
   if (r.command)
     blocks.push({
       kind: 'p',
-      text: `Command: \`${r.command}\` (seed ${r.seed}, backend ${r.backend.name}).`,
+      text: `Command: ${codeSpan(r.command)} (seed ${r.seed}, backend ${r.backend.name}).`,
     });
   if (isReduced(r.budget.spec)) {
     blocks.push({
       kind: 'p',
-      text: `**Reduced budget** (\`${r.budget.name}\`: ${JSON.stringify({ ...r.budget.spec, note: undefined })}): this run's data, validation split, batch size, width or epochs differ from the config as written${r.budget.note ? ` (${r.budget.note})` : ''}; its figures are not a full reproduction.`,
+      text: `**Reduced budget** (${codeSpan(r.budget.name)}: ${markdownText(JSON.stringify({ ...r.budget.spec, note: undefined }))}): this run's data, validation split, batch size, width or epochs differ from the config as written${r.budget.note ? ` (${markdownText(r.budget.note)})` : ''}; its figures are not a full reproduction.`,
     });
   }
   blocks.push({
     kind: 'p',
-    text: `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), ${int(r.dataset.test)} test images.${r.dataset.note ? ` **Note:** ${r.dataset.note}.` : ''}`,
+    text: `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), ${int(r.dataset.test)} test images.${r.dataset.note ? ` **Note:** ${markdownText(r.dataset.note)}.` : ''}`,
   });
   blocks.push({ kind: 'h', text: 'Against the thesis' });
   const t = r.thesis;
@@ -257,7 +295,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       ['test error change', t?.errorDeltaPp !== undefined ? pp(t.errorDeltaPp) : 'n/a', pp(r.errorDeltaPp)],
     ],
   });
-  if (t?.note) blocks.push({ kind: 'p', text: `Thesis: ${t.note}.` });
+  if (t?.note) blocks.push({ kind: 'p', text: `Thesis: ${markdownText(t.note)}.` });
   if (r.target) {
     blocks.push({
       kind: 'p',
@@ -322,7 +360,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
         const a = after.get(l.name);
         const g = groups.get(l.name);
         return [
-          l.name,
+          markdownText(l.name),
           l.units !== undefined ? String(l.units) : '',
           a?.units !== undefined ? String(a.units) : a ? '' : 'removed',
           g ? `${g.live}/${g.groups} (${g.granularity})` : '',
@@ -578,8 +616,8 @@ export function seedsTable(rows: TableRow[]): string | undefined {
   const names = shown.map((g) => `${rowName(g[0])}\u0000${g[0].budget}`);
   const label = (g: TableRow[], i: number) =>
     names.filter((n) => n === names[i]).length > 1 && g[0].configId
-      ? `${rowName(g[0])} (config ${g[0].configId})`
-      : rowName(g[0]);
+      ? `${markdownText(rowName(g[0]))} (config ${g[0].configId})`
+      : markdownText(rowName(g[0]));
   for (const [i, g] of shown.entries()) {
     g.sort((a, b) => a.seed - b.seed);
     const removed = meanSd(g.map((r) => r.compressionPct));
@@ -591,7 +629,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
     const target = t ? targetText(t, removed.mean, delta.mean, ' on the means') : '';
     body.push([
       label(g, i),
-      g[0].budget,
+      markdownText(g[0].budget),
       g.map((r) => r.seed).join(', '),
       `${pct(removed.mean)} ± ${removed.sd.toFixed(2)}`,
       `${pct(base.mean)} -> ${pct(comp.mean)}`,
@@ -640,9 +678,9 @@ export function resultsTable(rows: TableRow[]): string {
     'train time',
   ];
   const body = rows.map((r) => [
-    rowName(r),
+    markdownText(rowName(r)),
     String(r.seed),
-    budgetText(r),
+    markdownText(budgetText(r)),
     int(r.baseline.params),
     int(r.compressed.nonzeros),
     pct(r.compressionPct),
@@ -692,8 +730,8 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
     }),
   );
   const blocks: Block[] = [
-    { kind: 'h', level: 1, text: `${name}: sweep` },
-    { kind: 'p', text: note },
+    { kind: 'h', level: 1, text: `${markdownText(name)}: sweep` },
+    { kind: 'p', text: markdownText(note) },
     {
       kind: 'p',
       text: `Every point starts from one baseline: validation error ${pct(points[0]?.baselineValidationErrorPct)}, test error ${pct(points[0]?.baselineTestErrorPct)}. The changes are against it, in percentage points.`,
@@ -713,10 +751,10 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
         'test change 95% CI',
       ],
       rows: points.map((p) => [
-        p.label,
+        markdownText(p.label),
         String(p.lambda),
-        p.granularity ?? '',
-        p.costWeighting ?? '',
+        markdownText(p.granularity ?? ''),
+        markdownText(p.costWeighting ?? ''),
         pct(p.compressionPct),
         pct(p.validationErrorPct),
         pp(Number((p.validationErrorPct - p.baselineValidationErrorPct).toFixed(2))),

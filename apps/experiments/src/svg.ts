@@ -1,4 +1,5 @@
 // Hand-written SVG charts for the reports: no plotting dependency.
+import { xmlText } from './escape.js';
 
 /** One named series of (x, y) points. */
 export interface Series {
@@ -11,7 +12,6 @@ export interface Series {
 }
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function niceTicks(min: number, max: number, n = 5): number[] {
   if (!(max > min)) return [min];
@@ -19,17 +19,36 @@ function niceTicks(min: number, max: number, n = 5): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const out: number[] = [];
-  for (let v = Math.ceil(min / step) * step; v <= max + step * 1e-9; v += step)
-    out.push(Number(v.toPrecision(12)));
+  // Counted, not summed: a step below the values' precision would never advance `v += step`.
+  const first = Math.ceil(min / step);
+  for (let k = 0; k <= 2 * n + 1; k++) {
+    const v = (first + k) * step;
+    if (v > max + step * 1e-9) break;
+    const t = Number(v.toPrecision(12));
+    if (t !== out[out.length - 1]) out.push(t);
+  }
   return out;
 }
 
-function fmt(v: number): string {
+/** Whether [lo, hi] is too narrow for ticks: equal, or apart by a rounding of their magnitude. */
+function flat(lo: number, hi: number): boolean {
+  return !(hi - lo > 1e-9 * Math.max(Math.abs(lo), Math.abs(hi)));
+}
+
+function fmt(v: number, digits = 4): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e6) return (v / 1e6).toPrecision(3) + 'M';
-  if (a >= 1e4) return (v / 1e3).toPrecision(3) + 'k';
-  return String(Number(v.toPrecision(4)));
+  if (a >= 1e6) return (v / 1e6).toPrecision(digits - 1) + 'M';
+  if (a >= 1e4) return (v / 1e3).toPrecision(digits - 1) + 'k';
+  return String(Number(v.toPrecision(digits)));
+}
+
+/** Tick labels with `fmt`'s digits, or more where those would print two ticks alike. */
+function tickLabels(ticks: number[]): string[] {
+  for (let digits = 4; ; digits++) {
+    const labels = ticks.map((t) => fmt(t, digits));
+    if (digits >= 15 || new Set(labels).size === labels.length) return labels;
+  }
 }
 
 /** Points along a polyline in pixels, about every 4 px when `joined`, else the points themselves. */
@@ -55,6 +74,8 @@ export function lineChart(o: {
   width?: number;
   height?: number;
   yMin?: number;
+  /** What the plot says when no point has finite coordinates (default: that there are none). */
+  empty?: string;
 }): string {
   const W = o.width ?? 640;
   const H = o.height ?? 360;
@@ -63,8 +84,9 @@ export function lineChart(o: {
   let [x0, x1] = pts.length ? [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))] : [0, 1];
   let [y0, y1] = pts.length ? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))] : [0, 1];
   if (o.yMin !== undefined) y0 = Math.min(y0, o.yMin);
-  if (x1 === x0) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y1 === y0) [y0, y1] = [y0 - 1, y1 + 1];
+  if (flat(x0, x1)) [x0, x1] = [x0 - 1, x1 + 1];
+  // A flat quantity with a floor (a compression still at 0) is drawn above the floor, not around it.
+  if (flat(y0, y1)) [y0, y1] = o.yMin !== undefined && y0 >= o.yMin ? [y0, y0 + 1] : [y0 - 1, y1 + 1];
   const pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
@@ -76,22 +98,33 @@ export function lineChart(o: {
   );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(
-    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${xmlText(o.title)}</text>`,
   );
-  for (const t of niceTicks(x0, x1)) {
+  const xTicks = niceTicks(x0, x1);
+  tickLabels(xTicks).forEach((label, i) => {
+    const t = xTicks[i];
     parts.push(`<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${H - m.b}" stroke="#eee"/>`);
-    parts.push(`<text x="${sx(t)}" y="${H - m.b + 14}" text-anchor="middle">${fmt(t)}</text>`);
-  }
-  for (const t of niceTicks(y0, y1)) {
+    parts.push(`<text x="${sx(t)}" y="${H - m.b + 14}" text-anchor="middle">${label}</text>`);
+  });
+  const yTicks = niceTicks(y0, y1);
+  tickLabels(yTicks).forEach((label, i) => {
+    const t = yTicks[i];
     parts.push(`<line x1="${m.l}" y1="${sy(t)}" x2="${W - m.r}" y2="${sy(t)}" stroke="#eee"/>`);
-    parts.push(`<text x="${m.l - 4}" y="${sy(t) + 4}" text-anchor="end">${fmt(t)}</text>`);
-  }
+    parts.push(`<text x="${m.l - 4}" y="${sy(t) + 4}" text-anchor="end">${label}</text>`);
+  });
   parts.push(
     `<rect x="${m.l}" y="${m.t}" width="${W - m.l - m.r}" height="${H - m.t - m.b}" fill="none" stroke="#333"/>`,
   );
-  parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  // Empty axes alone would read as a chart whose points went missing.
+  if (!pts.length)
+    parts.push(
+      `<text x="${(m.l + W - m.r) / 2}" y="${(m.t + H - m.b) / 2}" text-anchor="middle" fill="#666">${xmlText(o.empty ?? 'no finite values to plot')}</text>`,
+    );
   parts.push(
-    `<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(o.yLabel)}</text>`,
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 10}" text-anchor="middle">${xmlText(o.xLabel)}</text>`,
+  );
+  parts.push(
+    `<text transform="translate(14 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${xmlText(o.yLabel)}</text>`,
   );
   const drawn = o.series.map((s) => s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)));
   o.series.forEach((s, i) => {
@@ -137,7 +170,7 @@ export function lineChart(o: {
     const color = s.color ?? PALETTE[i % PALETTE.length];
     const ly = ly0 + 11 + i * 14;
     parts.push(`<rect x="${(lx + 5).toFixed(1)}" y="${ly - 8}" width="10" height="10" fill="${color}"/>`);
-    parts.push(`<text x="${(lx + 19).toFixed(1)}" y="${ly + 1}">${esc(s.name)}</text>`);
+    parts.push(`<text x="${(lx + 19).toFixed(1)}" y="${ly + 1}">${xmlText(s.name)}</text>`);
   });
   parts.push('</g>');
   parts.push('</svg>');
@@ -155,7 +188,7 @@ export function barChart(o: {
   const rowH = 10 * o.series.length + 10;
   const m = { l: 110, r: 90, t: 32, b: 40 };
   const H = m.t + m.b + rowH * o.labels.length + 16;
-  const max = Math.max(1, ...o.series.flatMap((s) => s.values));
+  const max = Math.max(1, ...o.series.flatMap((s) => s.values.filter(Number.isFinite)));
   const sx = (v: number) => m.l + (v / max) * (W - m.l - m.r);
   const parts: string[] = [];
   parts.push(
@@ -163,14 +196,19 @@ export function barChart(o: {
   );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   parts.push(
-    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${esc(o.title)}</text>`,
+    `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${xmlText(o.title)}</text>`,
   );
   o.labels.forEach((label, i) => {
     const y = m.t + i * rowH;
-    parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 2}" text-anchor="end">${esc(label)}</text>`);
+    parts.push(`<text x="${m.l - 6}" y="${y + rowH / 2 + 2}" text-anchor="end">${xmlText(label)}</text>`);
     o.series.forEach((s, j) => {
       const v = s.values[i] ?? 0;
       const color = s.color ?? PALETTE[j % PALETTE.length];
+      // A figure results.json lacks (null, read back as NaN) has no bar, and says so.
+      if (!Number.isFinite(v)) {
+        parts.push(`<text x="${m.l + 3}" y="${y + 11 + j * 10}">n/a</text>`);
+        return;
+      }
       parts.push(
         `<rect x="${m.l}" y="${y + 4 + j * 10}" width="${Math.max(0, sx(v) - m.l).toFixed(1)}" height="8" fill="${color}"/>`,
       );
@@ -182,16 +220,22 @@ export function barChart(o: {
     parts.push(
       `<rect x="${m.l + j * 160}" y="${ly}" width="10" height="10" fill="${s.color ?? PALETTE[j % PALETTE.length]}"/>`,
     );
-    parts.push(`<text x="${m.l + j * 160 + 14}" y="${ly + 9}">${esc(s.name)}</text>`);
+    parts.push(`<text x="${m.l + j * 160 + 14}" y="${ly + 9}">${xmlText(s.name)}</text>`);
   });
-  parts.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 4}" text-anchor="middle">${esc(o.xLabel)}</text>`);
+  parts.push(
+    `<text x="${(m.l + W - m.r) / 2}" y="${H - 4}" text-anchor="middle">${xmlText(o.xLabel)}</text>`,
+  );
   parts.push('</svg>');
   return parts.join('\n');
 }
 
 /** The Pareto front (lowest error for at least that compression) of (compression, error) points. */
 export function paretoFront(points: [number, number][]): [number, number][] {
-  const sorted = [...points].sort((a, b) => b[0] - a[0] || a[1] - b[1]);
+  // A point without a figure (a NaN error: no validation split) is on no front, and
+  // would break the sort's order for the others.
+  const sorted = points
+    .filter(([c, e]) => Number.isFinite(c) && Number.isFinite(e))
+    .sort((a, b) => b[0] - a[0] || a[1] - b[1]);
   const front: [number, number][] = [];
   let best = Infinity;
   for (const p of sorted) {
