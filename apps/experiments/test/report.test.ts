@@ -1,7 +1,7 @@
 // The results tables: one row per run, and the means over seeds.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { resultsTable, seedsTable, tableRow, type RunResults, type TableRow } from '../src/index';
 import { runReportBlocks, toMarkdown } from '../src/report';
 import { cli } from './helpers';
@@ -209,3 +209,30 @@ describe("the report's paired-test paragraph", () => {
     expect(md).not.toMatch(/\[\+0\.00, \+0\.00 pp\]/);
   });
 });
+
+test('the committed reports in results/ are what `normprune report` writes from their results.json today', async () => {
+  // A change to the report code must come with the committed reports rewritten (`normprune
+  // report` over each results/ folder), or readers of results/ see what the code no longer says.
+  const results = join(__dirname, '..', 'results');
+  const copy = mkdtempSync(join(tmpdir(), 'normprune-results-'));
+  try {
+    cpSync(results, copy, { recursive: true });
+    const dirs = (readdirSync(copy, { recursive: true }) as string[])
+      .filter((f) => basename(f) === 'results.json' || basename(f) === 'sweep.json')
+      .map((f) => join(copy, dirname(f)))
+      .sort();
+    expect(dirs.length).toBeGreaterThan(100);
+    const { code, out } = await cli(['report', ...dirs]);
+    expect(code).toBe(0);
+    const written = out.split('\n').filter((l) => l.startsWith('wrote '));
+    expect(written.length).toBeGreaterThanOrEqual(dirs.length);
+    const stale: string[] = [];
+    for (const f of readdirSync(copy, { recursive: true }) as string[]) {
+      if (!/(^|\/)(report\.(md|html)|[^/]+\.svg)$/.test(f)) continue;
+      if (readFileSync(join(copy, f), 'utf8') !== readFileSync(join(results, f), 'utf8')) stale.push(f);
+    }
+    expect(stale).toEqual([]);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}, 60_000);
