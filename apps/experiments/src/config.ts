@@ -19,12 +19,21 @@ const unsettable = <T extends z.ZodType>(schema: T) =>
     .transform((v) => v ?? undefined)
     .optional();
 const intPos = z.number().int().positive();
+// tfjs refuses other layer names when it builds the model ("Not a valid tensor name"), and
+// normprune writes nested layers as `block/fc`: a name is checked here, before any training.
+const layerName = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9][-A-Za-z0-9._]*$/,
+    'a letter or digit, then letters, digits, ".", "_" or "-" (a tfjs layer name)',
+  )
+  .optional();
 
 const denseSpec = z.strictObject({
   type: z.literal('dense'),
   units: intPos,
   activation: activation.default('relu'),
-  name: z.string().optional(),
+  name: layerName,
 });
 const conv2dSpec = z.strictObject({
   type: z.literal('conv2d'),
@@ -35,15 +44,15 @@ const conv2dSpec = z.strictObject({
   activation: activation.default('relu'),
   // Conv -> BatchNormalization -> activation, the CIFAR VGG-16 (BN) layout.
   batchNorm: z.boolean().default(false),
-  name: z.string().optional(),
+  name: layerName,
 });
 const poolSpec = z.strictObject({
   type: z.literal('maxPool2d'),
   poolSize: intPos.default(2),
   strides: intPos.optional(),
-  name: z.string().optional(),
+  name: layerName,
 });
-const flattenSpec = z.strictObject({ type: z.literal('flatten'), name: z.string().optional() });
+const flattenSpec = z.strictObject({ type: z.literal('flatten'), name: layerName });
 
 /** One layer of an experiment's model, in the order it is applied. */
 export const layerSpecSchema = z.discriminatedUnion('type', [denseSpec, conv2dSpec, poolSpec, flattenSpec], {

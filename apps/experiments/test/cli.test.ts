@@ -124,6 +124,14 @@ test('layer names, decompose.exclude, the layer order and defaultBudget are chec
   expect(() =>
     parseConfig({ ...unnamed, model: { layers: renamed }, decompose: { ...unnamed.decompose, exclude: [] } }),
   ).toThrow(/model\.layers: duplicate layer name "dense1"/);
+  // A name tfjs would refuse at build time is refused before any training, naming the rule.
+  for (const bad of ['dense 1', 'fc|1', '<b>', '_x', 'block/fc', ''])
+    expect(() =>
+      parseConfig({
+        ...unnamed,
+        model: { layers: [...layers.slice(0, -1), { ...layers[layers.length - 1], name: bad }] },
+      }),
+    ).toThrow(/model\.layers\.6\.name: .*a letter or digit, then letters, digits, "\.", "_" or "-"/);
   const noFlatten = layers.filter((l: { type: string }) => l.type !== 'flatten');
   expect(() => parseConfig({ ...unnamed, model: { layers: noFlatten } })).toThrow(
     /model\.layers\[4\]: a dense layer needs a "flatten" layer before it/,
