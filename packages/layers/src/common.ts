@@ -36,12 +36,30 @@ export type Initializer = ReturnType<typeof tfl.initializers.ones>;
  * the same way too.
  */
 export function parseDenseArgs(args: DenseLayerArgs): tfl.layers.Layer & Record<string, any> {
-  return tfl.layers.dense({ ...args, name: specName(args.name) }) as any;
+  return tfl.layers.dense({
+    ...args,
+    activation: activationName(args.activation),
+    name: specName(args.name),
+  }) as any;
 }
 
 /** See {@link parseDenseArgs}. */
 export function parseConvArgs(args: ConvLayerArgs): tfl.layers.Layer & Record<string, any> {
-  return tfl.layers.conv2d({ ...args, name: specName(args.name) }) as any;
+  return tfl.layers.conv2d({
+    ...args,
+    activation: activationName(args.activation),
+    name: specName(args.name),
+  }) as any;
+}
+
+/**
+ * tfjs saves the activation `'gelu_new'` as it is, and loading converts every
+ * snake_case string of the saved config to camelCase, `'geluNew'`, a name no
+ * activation is registered under: tfjs 4.22 cannot load its own models that
+ * use it (`Unknown activation: geluNew`). Read back, it means `'gelu_new'`.
+ */
+function activationName<T>(activation: T): T {
+  return ((activation as unknown) === 'geluNew' ? 'gelu_new' : activation) as T;
 }
 
 // A fixed name keeps the parser layer from consuming a uid, so automatic
@@ -303,8 +321,47 @@ export type AddWeight = (
 export type AddLoss = (loss: () => tf.Scalar) => void;
 
 /**
+ * The plain layer's kernel constraint, applied to the effective kernel `W`
+ * where tfjs applies it to a plain kernel: on every write of the weight
+ * (`setWeights`, loading a saved model; tfjs 4.22 applies no constraint
+ * while training, to plain layers either). It hangs on the magnitude, which
+ * every write sets after the direction: it replaces the direction by the
+ * constrained kernel `c(W)` and the magnitude by `sqrt(||group||^2 + eps^2)`
+ * of it, so that the layer applies `c(W)` exactly, with magnitudes >= 0.
+ *
+ * On the direction, the constraint would mean something else: a per-group
+ * norm bound (`maxNorm`, `unitNorm`, `minMaxNorm` over the group's own axes)
+ * leaves `V / ||V||` unchanged, so it bounds nothing, and any other one
+ * (`nonNeg`, or a norm over other axes) changes the kernel the layer applies
+ * without constraining it.
+ */
+class EffectiveKernelConstraint {
+  // The magnitude handed to LayerVariable.write, which keeps no reference to
+  // dispose: the variable holds its own, so it goes at the next write.
+  private last: tf.Tensor | null = null;
+
+  constructor(
+    private readonly constraint: { apply(w: tf.Tensor): tf.Tensor },
+    private readonly direction: tfl.LayerVariable,
+    private readonly normAxes: number[],
+    private readonly epsilon: number,
+  ) {}
+
+  apply(magnitude: tf.Tensor): tf.Tensor {
+    this.last?.dispose();
+    this.last = tf.tidy(() => {
+      const kernel = computeEffectiveKernel(this.direction.read(), magnitude, this.normAxes, this.epsilon);
+      const constrained = this.constraint.apply(kernel);
+      (this.direction.read() as tf.Variable).assign(constrained);
+      return exactMagnitude(constrained, this.normAxes, magnitude.shape, this.epsilon);
+    });
+    return this.last;
+  }
+}
+
+/**
  * Creates the weights every decomposed layer owns: the direction (with the
- * plain layer's kernel initializer and constraint), the magnitude (by default
+ * plain layer's kernel initializer), the magnitude (by default
  * `sqrt(norm^2 + epsilon^2)` of each initial direction group, so the
  * effective kernel starts as the initial direction exactly, as the plain
  * layer's kernel would) and the bias.
@@ -313,7 +370,8 @@ export type AddLoss = (loss: () => tf.Scalar) => void;
  * kernel the layer applies, as it does on the plain layer: on the direction,
  * which the proximal optimisers keep at unit norm, an L2 penalty would add a
  * constant to the loss and decay nothing, so `decompose()` would silently
- * drop a model's weight decay.
+ * drop a model's weight decay. The kernel constraint, likewise, constrains
+ * the effective kernel (see {@link EffectiveKernelConstraint}).
  */
 export function createDecomposedWeights(
   addWeight: AddWeight,
@@ -331,8 +389,8 @@ export function createDecomposedWeights(
     spec.kernelInitializer,
     undefined,
     true,
-    spec.kernelConstraint,
   );
+  const kernelConstraint = spec.kernelConstraint;
   const magnitude = addWeight(
     'magnitude',
     shapes.magnitude,
@@ -340,11 +398,15 @@ export function createDecomposedWeights(
     magnitudeInit?.initializer ?? tfl.initializers.ones(),
     undefined,
     true,
+    kernelConstraint == null
+      ? undefined
+      : new EffectiveKernelConstraint(kernelConstraint, direction, normAxes, epsilon),
   );
   if (magnitudeInit == null) {
-    // The layer starts out applying its initialised kernel exactly.
+    // The layer starts out applying its initialised kernel exactly (and, as
+    // a plain layer's initial kernel, unconstrained: no write).
     const norm = exactMagnitude(direction.read(), normAxes, shapes.magnitude, epsilon);
-    magnitude.write(norm);
+    (magnitude.read() as tf.Variable).assign(norm);
     norm.dispose();
   }
   const kernelRegularizer = spec.kernelRegularizer;

@@ -21,9 +21,10 @@ import {
 
 /**
  * Arguments of {@link decomposedConv2d}: what `tf.layers.conv2d` accepts (channelsLast only),
- * plus the decomposition. `kernelInitializer` and `kernelConstraint` apply to the direction;
- * `kernelRegularizer` penalises the effective kernel (the kernel the layer applies), as on
- * the plain layer.
+ * plus the decomposition. `kernelInitializer` initialises the direction (the effective kernel
+ * starts equal to it); `kernelRegularizer` penalises and `kernelConstraint` constrains the
+ * effective kernel (the kernel the layer applies), as on the plain layer: the constraint on
+ * every write of the weights (`setWeights`, loading), where tfjs applies it to a plain kernel.
  */
 export interface DecomposedConv2DArgs extends ConvLayerArgs {
   /** `'kernel'` (default, the thesis): one magnitude per 2-D kernel, shape `[cin, cout]`. `'filter'`: one per output filter, shape `[cout]`. */

@@ -22,9 +22,10 @@ import {
 
 /**
  * Arguments of {@link decomposedDense}: everything `tf.layers.dense` accepts, plus the
- * decomposition. `kernelInitializer` and `kernelConstraint` apply to the direction;
- * `kernelRegularizer` penalises the effective kernel (the kernel the layer applies), as on
- * the plain layer.
+ * decomposition. `kernelInitializer` initialises the direction (the effective kernel
+ * starts equal to it); `kernelRegularizer` penalises and `kernelConstraint` constrains the
+ * effective kernel (the kernel the layer applies), as on the plain layer: the constraint on
+ * every write of the weights (`setWeights`, loading), where tfjs applies it to a plain kernel.
  */
 export interface DecomposedDenseArgs extends DenseLayerArgs {
   /** `'output'` (default): one magnitude per neuron, over its incoming weights (a kernel column). `'input'`: one per input feature (a kernel row). */

@@ -77,12 +77,32 @@ function copyWeights(
     if (newLayer.weights.length === 0) continue;
     const weights = weightsOf(oldLayer, newLayer);
     if (weights == null) {
-      newLayer.setWeights(oldLayer.getWeights());
+      assignWeights(newLayer, oldLayer.getWeights());
     } else {
-      newLayer.setWeights(weights);
+      assignWeights(newLayer, weights);
       tf.dispose(weights);
     }
   }
+}
+
+/**
+ * Writes `values` into `layer`'s weights as they are. `setWeights` would also
+ * apply each weight's constraint (tfjs applies a `kernelConstraint` or
+ * `biasConstraint` on every write), and a trained or freshly initialised
+ * weight need not satisfy it (tfjs applies no constraint while training):
+ * a copy through `setWeights` would change the model's outputs.
+ */
+function assignWeights(layer: tfl.layers.Layer, values: tf.Tensor[]): void {
+  const vars = layer.weights;
+  if (values.length !== vars.length)
+    throw new Error(`layer '${layer.name}' has ${vars.length} weights, got ${values.length} values`);
+  vars.forEach((w, i) => {
+    if (w.shape.join(',') !== values[i].shape.join(','))
+      throw new Error(
+        `layer '${layer.name}': weight '${w.originalName}' has shape [${w.shape}], got [${values[i].shape}]`,
+      );
+  });
+  vars.forEach((w, i) => (w.read() as tf.Variable).assign(values[i]));
 }
 
 /**
@@ -112,7 +132,7 @@ function rebuild(
  * group): the effective kernel is then the original kernel, and the outputs
  * equal the original's to float rounding. Works on Sequential and functional models, branching graphs
  * and nested models (a model used as a layer) included; the original model
- * is left untouched (weights are copied).
+ * is left untouched (weights are copied as they are: no constraint is applied).
  * The new model is not compiled.
  *
  * Throws, naming the function, for a `model` that is not a LayersModel, a

@@ -160,9 +160,14 @@ export function rebuild(
       if (!hw) throw new Error(`surgery: no value for weight '${short}' of layer '${name}'`);
       return hw;
     });
-    const tensors = ordered.map((w) => tf.tensor(w.values, w.shape, 'float32'));
-    layer.setWeights(tensors);
-    tf.dispose(tensors);
+    // Assigned as they are: setWeights would apply each weight's constraint (a kernelConstraint,
+    // a biasConstraint), which the weights need not satisfy (tfjs applies none while training),
+    // and change what the model computes.
+    tf.tidy(() =>
+      layer.weights.forEach((w, i) =>
+        (w.read() as tf.Variable).assign(tf.tensor(ordered[i].values, ordered[i].shape, 'float32')),
+      ),
+    );
   }
   return { model: pruned, layers, weights: newWeights };
 }
