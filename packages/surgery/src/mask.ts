@@ -70,8 +70,10 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
   }
   const apply = (): void => {
     for (const e of entries) {
+      // assign, not LayerVariable.write: write would also apply the layer's kernel constraint
+      // after every batch, which tfjs's own training never does.
       tf.tidy(() => {
-        e.variable.write(tf.mul(e.variable.read(), e.mask));
+        (e.variable.read() as tf.Variable).assign(tf.mul(e.variable.read(), e.mask));
       });
     }
   };

@@ -61,6 +61,37 @@ describe('kernelMask', () => {
     mask.dispose();
   });
 
+  it('apply() only zeroes: a kernel constraint is not applied, as tfjs applies none while training', () => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          units: 3,
+          inputShape: [4],
+          name: 'd',
+          kernelConstraint: tfl.constraints.nonNeg(),
+        }),
+      ],
+    });
+    // Through setWeights the constraint acts once (negative weights become 0, and are masked
+    // with row 2); then training makes some of the live weights negative.
+    zeroKernelWhere(m, 'd', (i) => i === 2);
+    const start = m.getLayer('d').getWeights()[0].dataSync().slice();
+    const mask = kernelMask(m);
+    const opt = tf.train.sgd(0.5);
+    const x = tf.ones([2, 4]);
+    opt.minimize(() => tf.sum(m.predict(x) as tf.Tensor) as tf.Scalar);
+    const trained = m.getLayer('d').getWeights()[0].dataSync().slice();
+    const live = (k: number) => start[k] !== 0;
+    expect(trained.some((v, k) => live(k) && v < 0)).toBe(true);
+    mask.apply();
+    const masked = m.getLayer('d').getWeights()[0].dataSync();
+    // The masked weights are zero again; every live one is as training left it, negative ones included.
+    trained.forEach((v, k) => expect(masked[k] + 0).toBe(live(k) ? v : 0)); // -0 + 0 is 0
+    tf.dispose(x);
+    mask.dispose();
+    opt.dispose();
+  });
+
   describe('nested models (a model used as a layer)', () => {
     function nested(): { model: tfl.LayersModel; inner: tfl.Sequential } {
       const inner = tfl.sequential({
