@@ -12,6 +12,7 @@ import {
   exactlyOneShape,
   fusedActivation,
   createDecomposedWeights,
+  setInitialWeights,
   type Initializer,
   type InitializerSpec,
   parseConvArgs,
@@ -127,15 +128,16 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       throw new Error(`DecomposedConv2D '${this.name}': the channel dimension of the input must be known`);
     if (this.direction == null) {
       const magnitudeShape = this.granularity === 'kernel' ? [inputDim, this.filters] : [this.filters];
+      const shapes = {
+        direction: [...this.kernelSize, inputDim, this.filters],
+        magnitude: magnitudeShape,
+        bias: this.useBias ? [this.filters] : null,
+      };
       const w = createDecomposedWeights(
         (...a) => this.addWeight(...a),
         (loss) => this.addLoss(loss),
         this.spec,
-        {
-          direction: [...this.kernelSize, inputDim, this.filters],
-          magnitude: magnitudeShape,
-          bias: this.useBias ? [this.filters] : null,
-        },
+        shapes,
         this.normAxes,
         this.magnitudeInit,
         this.epsilon,
@@ -143,6 +145,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       this.direction = w.direction;
       this.magnitude = w.magnitude;
       this.bias = w.bias;
+      setInitialWeights(this, 'DecomposedConv2D', shapes, this.normAxes, this.epsilon);
     }
     this.inputSpec = [new tfl.InputSpec({ ndim: 4, axes: { 3: inputDim } })];
     this.built = true;

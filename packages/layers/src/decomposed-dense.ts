@@ -13,6 +13,7 @@ import {
   exactlyOneShape,
   fusedActivation,
   createDecomposedWeights,
+  setInitialWeights,
   type Initializer,
   type InitializerSpec,
   parseDenseArgs,
@@ -102,15 +103,16 @@ export class DecomposedDense extends tfl.layers.Layer {
       throw new Error(`DecomposedDense '${this.name}': the last input dimension must be known`);
     if (this.direction == null) {
       const magnitudeShape = this.granularity === 'output' ? [this.units] : [inputDim];
+      const shapes = {
+        direction: [inputDim, this.units],
+        magnitude: magnitudeShape,
+        bias: this.useBias ? [this.units] : null,
+      };
       const w = createDecomposedWeights(
         (...a) => this.addWeight(...a),
         (loss) => this.addLoss(loss),
         this.spec,
-        {
-          direction: [inputDim, this.units],
-          magnitude: magnitudeShape,
-          bias: this.useBias ? [this.units] : null,
-        },
+        shapes,
         this.normAxes,
         this.magnitudeInit,
         this.epsilon,
@@ -118,6 +120,7 @@ export class DecomposedDense extends tfl.layers.Layer {
       this.direction = w.direction;
       this.magnitude = w.magnitude;
       this.bias = w.bias;
+      setInitialWeights(this, 'DecomposedDense', shapes, this.normAxes, this.epsilon);
     }
     this.inputSpec = [new tfl.InputSpec({ minNDim: 2, axes: { [-1]: inputDim } })];
     this.built = true;

@@ -387,6 +387,76 @@ describe('kernel constraints act on the effective kernel, where tfjs applies the
   });
 });
 
+describe("the weights option: a layer's initial weights", () => {
+  const cases: [string, () => tfl.layers.Layer, (w: tf.Tensor[]) => tfl.layers.Layer, number[]][] = [
+    [
+      'Dense, output',
+      () => tfl.layers.dense({ units: 3, name: 'p', inputShape: [4] }),
+      (weights) => decomposedDense({ units: 3, name: 'd', inputShape: [4], weights }),
+      [2, 4],
+    ],
+    [
+      'Dense, input, no bias',
+      () => tfl.layers.dense({ units: 3, name: 'p', inputShape: [4], useBias: false }),
+      (weights) =>
+        decomposedDense({
+          units: 3,
+          name: 'd',
+          inputShape: [4],
+          useBias: false,
+          granularity: 'input',
+          weights,
+        }),
+      [2, 4],
+    ],
+    [
+      'Conv2D, kernel',
+      () => tfl.layers.conv2d({ filters: 2, kernelSize: [2, 3], name: 'p', inputShape: [5, 6, 3] }),
+      (weights) =>
+        decomposedConv2d({ filters: 2, kernelSize: [2, 3], name: 'd', inputShape: [5, 6, 3], weights }),
+      [2, 5, 6, 3],
+    ],
+    [
+      'Conv2D, filter',
+      () => tfl.layers.conv2d({ filters: 2, kernelSize: 3, name: 'p', inputShape: [5, 6, 3] }),
+      (weights) =>
+        decomposedConv2d({
+          filters: 2,
+          kernelSize: 3,
+          name: 'd',
+          inputShape: [5, 6, 3],
+          granularity: 'filter',
+          weights,
+        }),
+      [2, 5, 6, 3],
+    ],
+  ];
+
+  test.each(cases)(
+    "%s: the plain layer's [kernel, bias] and the layer's own weights both give the plain layer's outputs",
+    (_name, makePlain, makeDecomposed, inputShape) => {
+      const plain = tfl.sequential({ layers: [makePlain()] });
+      const x = randn(inputShape, 3);
+      // A bias far from zero, and a kernel with a zero group's worth of zeros, as weights users give.
+      const given = plain.getWeights().map((w, i) => tf.tidy(() => (i === 0 ? tf.relu(w) : tf.add(w, 0.7))));
+      plain.setWeights(given);
+      const expected = plain.predict(x) as tf.Tensor;
+      const fromPlain = tfl.sequential({ layers: [makeDecomposed(given)] });
+      expect(scaledError(fromPlain.predict(x) as tf.Tensor, expected)).toBeLessThan(1e-5);
+      const own = fromPlain.getWeights();
+      expect(own).toHaveLength(given.length + 1);
+      const fromOwn = tfl.sequential({ layers: [makeDecomposed(own)] });
+      expect(scaledError(fromOwn.predict(x) as tf.Tensor, expected)).toBeLessThan(1e-5);
+      // A wrong list names both forms, not only a count.
+      expect(() => tfl.sequential({ layers: [makeDecomposed(given.slice(0, 1).concat(given))] })).toThrow(
+        /'d': weights must be the plain layer's \[kernel.*\] \(.*\) or this layer's \[direction, magnitude.*\); got /,
+      );
+      tf.dispose([x, expected, ...given]);
+      [plain, fromPlain, fromOwn].forEach((m) => m.dispose());
+    },
+  );
+});
+
 describe('what tfjs 4.22 refuses, plain or decomposed, with its own message', () => {
   it('an activityRegularizer is kept in the config, and calling the layer is refused as for a plain layer', () => {
     const activityRegularizer = tfl.regularizers.l2({ l2: 0.1 });
