@@ -14,15 +14,7 @@
 // floor size tfjs's size (the extra output rows read only padding there, as
 // they do on the cpu backend). Every other call goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn } from './util.js';
-
-type ConvAttrs = {
-  strides: number | [number, number];
-  pad: unknown;
-  dilations?: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
-  dataFormat?: 'NHWC' | 'NCHW';
-};
+import { ConvGeometryAttrs, forwardConvInfo, KernelFn } from './util.js';
 
 /** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
 function padFor(out: number, stride: number, effectiveFilter: number, input: number, before: number): number {
@@ -39,7 +31,7 @@ function padFor(out: number, stride: number, effectiveFilter: number, input: num
 export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): KernelFn | null {
   if (upstream == null) return null;
   return (args) => {
-    const attrs = args.attrs as unknown as ConvAttrs;
+    const attrs = args.attrs as unknown as ConvGeometryAttrs;
     // The common cases (stride 1 with 'same', 'valid' or a pad without
     // dimRoundingMode) go straight to upstream.
     const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
@@ -47,16 +39,7 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
     if (same ? strides[0] === 1 && strides[1] === 1 : attrs.dimRoundingMode == null) return upstream(args);
     const x = args.inputs.x as tf.TensorInfo;
     const filter = args.inputs.filter as tf.TensorInfo;
-    const info = tf.backend_util.computeConv2DInfo(
-      x.shape as [number, number, number, number],
-      filter.shape as [number, number, number, number],
-      attrs.strides,
-      attrs.dilations ?? 1,
-      attrs.pad as 'same',
-      attrs.dimRoundingMode,
-      depthwise,
-      tf.backend_util.convertConv2DDataFormat(attrs.dataFormat ?? 'NHWC'),
-    );
+    const info = forwardConvInfo(x, filter, attrs, depthwise);
     const p = info.padInfo;
     const bottom = padFor(
       info.outHeight,
@@ -96,7 +79,7 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
 export function depthwiseStridesOrDilations(upstream: KernelFn | null): KernelFn | null {
   if (upstream == null) return null;
   return (args) => {
-    const attrs = args.attrs as unknown as ConvAttrs;
+    const attrs = args.attrs as unknown as ConvGeometryAttrs;
     const dilations = attrs.dilations ?? [1, 1];
     tf.util.assert(
       tf.backend_util.eitherStridesOrDilationsAreOne(attrs.strides, dilations),

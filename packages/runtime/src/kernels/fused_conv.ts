@@ -11,13 +11,9 @@
 //   here too, so training and inference see the same function.
 import * as tf from '@tensorflow/tfjs-core';
 import { preluWeightsFor } from './prelu.js';
-import { KernelFn, release, runWasm } from './util.js';
+import { ConvGeometryAttrs, forwardConvInfo, KernelFn, release, runWasm } from './util.js';
 
-type FusedAttrs = {
-  strides: number | [number, number];
-  pad: unknown;
-  dilations?: number | [number, number];
-  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+type FusedAttrs = ConvGeometryAttrs & {
   activation?: string;
   leakyreluAlpha?: number;
 };
@@ -92,15 +88,7 @@ export function fusedBiasActivation(upstream: KernelFn | null, depthwise: boolea
     }
     let alpha = preluActivationWeights;
     if (activation === 'prelu' && alpha != null) {
-      const outShape = tf.backend_util.computeConv2DInfo(
-        x.shape as [number, number, number, number],
-        filter.shape as [number, number, number, number],
-        attrs.strides,
-        attrs.dilations ?? 1,
-        attrs.pad as 'same',
-        attrs.dimRoundingMode,
-        depthwise,
-      ).outShape;
+      const outShape = forwardConvInfo(x, filter, attrs, depthwise).outShape;
       alpha = preluWeightsFor(backend, alpha, outShape);
     }
     if (alpha === preluActivationWeights && attrMap === args.attrs) return upstream(args);

@@ -55,3 +55,31 @@ export function broadcastTo(backend: tf.KernelBackend, x: tf.TensorInfo, shape: 
   release(backend, v);
   return out;
 }
+
+/** What a forward convolution kernel's attrs say about its geometry. */
+export interface ConvGeometryAttrs {
+  strides: number | [number, number];
+  pad: unknown;
+  dilations?: number | [number, number];
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+  dataFormat?: 'NHWC' | 'NCHW';
+}
+
+/** tfjs's geometry of a forward convolution kernel's call (`Conv2D`, `DepthwiseConv2dNative` and their fused forms). */
+export function forwardConvInfo(
+  x: tf.TensorInfo,
+  filter: tf.TensorInfo,
+  attrs: ConvGeometryAttrs,
+  depthwise: boolean,
+): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filter.shape as [number, number, number, number],
+    attrs.strides,
+    attrs.dilations ?? 1,
+    attrs.pad as 'same',
+    attrs.dimRoundingMode,
+    depthwise,
+    tf.backend_util.convertConv2DDataFormat(attrs.dataFormat ?? 'NHWC'),
+  );
+}
