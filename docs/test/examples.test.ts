@@ -5,31 +5,15 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { markdownFiles, parseMarkdown, read, rel, workspaceRoot } from './markdown';
+import { markdownFiles, parseMarkdown, read, rel, runnableExamples, workspaceRoot } from './markdown';
 
 const examplesDir = join(workspaceRoot, 'docs', '.examples');
 const register = join(workspaceRoot, 'scripts', 'ts-register.cjs');
 const timeoutMs = 90_000;
 
-interface Example {
-  name: string;
-  file: string;
-  source: string;
-}
-
-function collect(): Example[] {
-  const out: Example[] = [];
-  for (const md of markdownFiles()) {
-    for (const block of parseMarkdown(read(md)).blocks) {
-      if (block.info !== 'ts runnable') continue;
-      const name = `${rel(md)}:${block.line}`;
-      const slug = rel(md)
-        .replace(/[^A-Za-z0-9]+/g, '-')
-        .replace(/-md$/, '');
-      out.push({ name, file: join(examplesDir, `${slug}-L${block.line}.ts`), source: block.body });
-    }
-  }
-  return out;
+/** A runnable example, written to its own file under docs/.examples. */
+function collect(): { name: string; file: string; source: string }[] {
+  return runnableExamples().map((e) => ({ ...e, file: join(examplesDir, e.file) }));
 }
 
 function run(

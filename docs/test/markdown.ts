@@ -111,3 +111,28 @@ export function anchors(text: string): Set<string> {
 export function read(file: string): string {
   return readFileSync(file, 'utf8');
 }
+
+/** A ```ts runnable``` block of a README or guide: a program the docs tests run and type-check. */
+export interface RunnableExample {
+  /** `path/of/file.md:line`. */
+  name: string;
+  /** A file name for it: the Markdown path as a slug, and the line (`packages-prox-README-L12.ts`). */
+  file: string;
+  /** The program. */
+  source: string;
+}
+
+/** Every runnable example of the workspace's Markdown files. */
+export function runnableExamples(): RunnableExample[] {
+  const out: RunnableExample[] = [];
+  for (const md of markdownFiles()) {
+    for (const block of parseMarkdown(read(md)).blocks) {
+      if (block.info !== 'ts runnable') continue;
+      const slug = rel(md)
+        .replace(/[^A-Za-z0-9]+/g, '-')
+        .replace(/-md$/, '');
+      out.push({ name: `${rel(md)}:${block.line}`, file: `${slug}-L${block.line}.ts`, source: block.body });
+    }
+  }
+  return out;
+}

@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as ts from 'typescript';
 import { packAndInstall, PackedProject, TFJS_PEERS } from '../../tools/testing/pack';
 import { typeCheck } from '../../tools/testing/typecheck';
-import { markdownFiles, parseMarkdown, read, rel, workspaceRoot } from './markdown';
+import { runnableExamples, workspaceRoot } from './markdown';
 
 const PACKAGES = ['runtime', 'datasets', 'layers', 'prox', 'surgery'];
 
@@ -86,26 +86,7 @@ const expectedErrors = (ext: string) => [`broken.d.ts TS2304`, `misuse${ext} TS2
 
 const consumer = fs.readFileSync(path.join(__dirname, 'fixtures', 'consumer.ts'), 'utf8');
 
-interface Example {
-  name: string;
-  file: string;
-  source: string;
-}
-
-function examples(): Example[] {
-  const out: Example[] = [];
-  for (const md of markdownFiles()) {
-    for (const block of parseMarkdown(read(md)).blocks) {
-      if (block.info !== 'ts runnable') continue;
-      const slug = rel(md)
-        .replace(/[^A-Za-z0-9]+/g, '-')
-        .replace(/-md$/, '');
-      out.push({ name: `${rel(md)}:${block.line}`, file: `${slug}-L${block.line}.ts`, source: block.body });
-    }
-  }
-  return out;
-}
-const EXAMPLES = examples();
+const EXAMPLES = runnableExamples();
 
 /** Writes one consumer project: package.json, tsconfig.json, the sources, the deliberate errors. */
 function writeProject(
