@@ -73,6 +73,40 @@ export function bisectionOutcome(
   return { ok: byLambda.find((p) => p.compressionPct >= target), largest: byLambda[byLambda.length - 1] };
 }
 
+/**
+ * The path of a bisection for the smallest lambda removing at least `target`% of the
+ * parameters: `run(lambda)` trains one point. Geometric: compression grows with lambda.
+ * Only the run's own parameter counts decide; no validation or test error is consulted.
+ * From `start` (the config's lambda, 1e-3 if 0), lambda is multiplied by 4 up to four
+ * times until a point reaches the target (if none does, the search stops there); then
+ * `steps` times the geometric middle of the bracket (a quarter of it while no point
+ * below it was run) is run, rounded to 4 significant digits. Returns the bracket's top.
+ */
+export async function bisectLambda(
+  start: number,
+  target: number,
+  steps: number,
+  run: (lambda: number) => Promise<{ compressionPct: number }>,
+): Promise<number> {
+  let lo = 0;
+  let hi = start || 1e-3;
+  let r = await run(hi);
+  for (let i = 0; i < 4 && r.compressionPct < target; i++) {
+    lo = hi;
+    hi *= 4;
+    r = await run(hi);
+  }
+  // Past the expansion nothing reached the target: bisecting below hi cannot either.
+  const n = r.compressionPct >= target ? steps : 0;
+  for (let i = 0; i < n; i++) {
+    const mid = lo > 0 ? Math.sqrt(lo * hi) : hi / 4;
+    const rm = await run(Number(mid.toPrecision(4)));
+    if (rm.compressionPct >= target) hi = mid;
+    else lo = mid;
+  }
+  return hi;
+}
+
 /** A sweep point's label and folder name: `lambda-0.002`, `lambda-0.002-input-flops`. */
 function pointLabel(lambda: number, granularity?: string, cost?: string): string {
   return [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
@@ -225,25 +259,10 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
   let note: string;
   try {
     if (o.targetCompression !== undefined) {
-      // Geometric bisection: compression grows with lambda. Only the run's own
-      // parameter counts decide; no validation or test error is consulted.
       const target = o.targetCompression;
-      let lo = 0;
-      let hi = o.config.training.proximal.lambda || 1e-3;
-      let r = await runPoint(hi);
-      for (let i = 0; i < 4 && r.compressionPct < target; i++) {
-        lo = hi;
-        hi *= 4;
-        r = await runPoint(hi);
-      }
-      // Past the expansion nothing reached the target: bisecting below hi cannot either.
-      const steps = r.compressionPct >= target ? (o.bisectSteps ?? 4) : 0;
-      for (let i = 0; i < steps; i++) {
-        const mid = lo > 0 ? Math.sqrt(lo * hi) : hi / 4;
-        const rm = await runPoint(Number(mid.toPrecision(4)));
-        if (rm.compressionPct >= target) hi = mid;
-        else lo = mid;
-      }
+      const hi = await bisectLambda(o.config.training.proximal.lambda, target, o.bisectSteps ?? 4, (lambda) =>
+        runPoint(lambda),
+      );
       const { ok } = bisectionOutcome(points, target);
       note = ok
         ? `Bisection for >= ${target}% of parameters removed: smallest lambda reaching it is ${ok.lambda} (${ok.compressionPct.toFixed(2)}% removed).`

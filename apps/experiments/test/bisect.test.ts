@@ -1,0 +1,101 @@
+// The bisection of `normprune sweep --target-compression`, driven by fake outcomes:
+// which lambdas it runs, and what it reports, for the cases a researcher relies on.
+import { bisectLambda, bisectionOutcome } from '../src/sweep';
+import type { SweepPoint } from '../src/report';
+
+/** Runs a bisection against `compression(lambda)`; returns the lambdas run, in order, and its points. */
+async function path(start: number, target: number, steps: number, compression: (l: number) => number) {
+  const points: SweepPoint[] = [];
+  const hi = await bisectLambda(start, target, steps, async (lambda) => {
+    const p: SweepPoint = {
+      label: `lambda-${lambda}`,
+      dir: `lambda-${lambda}`,
+      lambda,
+      compressionPct: compression(lambda),
+      validationErrorPct: 2,
+      testErrorPct: 2,
+      baselineValidationErrorPct: 2,
+      baselineTestErrorPct: 2,
+    };
+    points.push(p);
+    return p;
+  });
+  return { lambdas: points.map((p) => p.lambda), points, hi, ...bisectionOutcome(points, target) };
+}
+
+/** A monotone compression: 0% at lambda 0, saturating at 100%. */
+const monotone = (l: number) => 100 * (1 - Math.exp(-l / 0.01));
+
+test('monotone: expands by 4 until the target is reached, then bisects geometrically', async () => {
+  // 50% at lambda = 0.01 ln 2 = 0.006931...
+  const r = await path(0.001, 50, 4, monotone);
+  expect(r.lambdas.slice(0, 3)).toEqual([0.001, 0.004, 0.016]);
+  expect(r.lambdas).toHaveLength(7);
+  expect(r.lambdas[3]).toBe(Number(Math.sqrt(0.004 * 0.016).toPrecision(4)));
+  expect(r.ok!.compressionPct).toBeGreaterThanOrEqual(50);
+  expect(r.ok!.lambda).toBeGreaterThan(0.01 * Math.LN2);
+  // The answer is the smallest lambda run that reached the target; every smaller one missed.
+  for (const p of r.points)
+    if (p.lambda < r.ok!.lambda) expect(p.compressionPct).toBeLessThan(50);
+    else expect(p.compressionPct).toBeGreaterThanOrEqual(50);
+  expect(new Set(r.lambdas).size).toBe(r.lambdas.length);
+});
+
+test('the target reached exactly counts as reached', async () => {
+  const r = await path(0.001, 40, 0, (l) => (l >= 0.004 ? 40 : 10));
+  expect(r.lambdas).toEqual([0.001, 0.004]);
+  expect(r.ok!.lambda).toBe(0.004);
+});
+
+test("the config's own lambda reaching the target: the search goes down for a smaller lambda", async () => {
+  const r = await path(0.004, 10, 4, monotone);
+  expect(r.lambdas[0]).toBe(0.004);
+  expect(r.lambdas[1]).toBe(0.001);
+  expect(Math.min(...r.lambdas)).toBeLessThan(0.004);
+  expect(r.ok!.lambda).toBeLessThan(0.004);
+  // 10% at lambda 0.01 ln(10/9) = 0.001054
+  expect(r.ok!.lambda).toBeGreaterThan(0.01 * Math.log(10 / 9));
+});
+
+test('a plateau: several lambdas giving the same compression', async () => {
+  const plateau = (l: number) => (l < 0.002 ? 5 : l < 0.05 ? 60 : 90);
+  const r = await path(0.001, 60, 6, plateau);
+  expect(r.ok!.compressionPct).toBe(60);
+  expect(r.ok!.lambda).toBeGreaterThanOrEqual(0.002);
+  expect(r.ok!.lambda).toBeLessThan(0.0021);
+  expect(new Set(r.lambdas).size).toBe(r.lambdas.length);
+});
+
+test('a non-monotone compression: the answer is still the smallest lambda run that reached it', async () => {
+  // Noise: at 0.008 the compression dips below the target (45%, not 55%); 0.016 reaches it.
+  const noisy = (l: number) => (l === 0.008 ? 45 : monotone(l));
+  const r = await path(0.001, 50, 4, noisy);
+  expect(r.lambdas).toContain(0.008);
+  const hits = r.points.filter((p) => p.compressionPct >= 50).map((p) => p.lambda);
+  expect(r.ok!.lambda).toBe(Math.min(...hits));
+});
+
+test('--bisect-steps 0 and 1', async () => {
+  expect((await path(0.001, 50, 0, monotone)).lambdas).toEqual([0.001, 0.004, 0.016]);
+  expect((await path(0.001, 50, 1, monotone)).lambdas).toEqual([0.001, 0.004, 0.016, 0.008]);
+});
+
+test('never reached: stops after four expansions, without bisecting', async () => {
+  const r = await path(0.001, 99, 4, () => 10);
+  expect(r.lambdas).toEqual([0.001, 0.004, 0.016, 0.064, 0.256]);
+  expect(r.ok).toBeUndefined();
+  expect(r.largest.lambda).toBe(0.256);
+});
+
+test('a lambda of 0 in the config starts the search at 1e-3', async () => {
+  expect((await path(0, 50, 0, monotone)).lambdas).toEqual([0.001, 0.004, 0.016]);
+});
+
+test('a NaN validation error (a diverged point) does not steer the search: only compression decides', async () => {
+  const points: number[] = [];
+  await bisectLambda(0.001, 50, 2, async (lambda) => {
+    points.push(lambda);
+    return { compressionPct: monotone(lambda), validationErrorPct: NaN };
+  });
+  expect(points).toEqual((await path(0.001, 50, 2, monotone)).lambdas);
+});
