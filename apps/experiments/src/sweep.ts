@@ -76,11 +76,15 @@ export function bisectionOutcome(
 /**
  * The path of a bisection for the smallest lambda removing at least `target`% of the
  * parameters: `run(lambda)` trains one point. Geometric: compression grows with lambda.
- * Only the run's own parameter counts decide; no validation or test error is consulted.
+ * Only the run's own parameter counts decide; no validation or test error is consulted, and
+ * a point whose compression is not a number (diverged) counts as missing the target.
  * From `start` (the config's lambda, 1e-3 if 0), lambda is multiplied by 4 up to four
  * times until a point reaches the target (if none does, the search stops there); then
- * `steps` times the geometric middle of the bracket (a quarter of it while no point
- * below it was run) is run, rounded to 4 significant digits. Returns the bracket's top.
+ * `steps` times the geometric middle of the bracket (a quarter of its top while no point
+ * below it was run) is run, rounded to 4 significant digits. The bracket's ends are lambdas
+ * run: the top reached the target, the bottom (if any) missed it. The search stops early
+ * when no 4-digit lambda is left inside the bracket, so no lambda is run twice.
+ * Returns the bracket's top.
  */
 export async function bisectLambda(
   start: number,
@@ -88,20 +92,21 @@ export async function bisectLambda(
   steps: number,
   run: (lambda: number) => Promise<{ compressionPct: number }>,
 ): Promise<number> {
+  const reaches = async (lambda: number) => (await run(lambda)).compressionPct >= target;
   let lo = 0;
   let hi = start || 1e-3;
-  let r = await run(hi);
-  for (let i = 0; i < 4 && r.compressionPct < target; i++) {
+  let ok = await reaches(hi);
+  for (let i = 0; i < 4 && !ok; i++) {
     lo = hi;
     hi *= 4;
-    r = await run(hi);
+    ok = await reaches(hi);
   }
   // Past the expansion nothing reached the target: bisecting below hi cannot either.
-  const n = r.compressionPct >= target ? steps : 0;
-  for (let i = 0; i < n; i++) {
-    const mid = lo > 0 ? Math.sqrt(lo * hi) : hi / 4;
-    const rm = await run(Number(mid.toPrecision(4)));
-    if (rm.compressionPct >= target) hi = mid;
+  if (!ok) return hi;
+  for (let i = 0; i < steps; i++) {
+    const mid = Number((lo > 0 ? Math.sqrt(lo * hi) : hi / 4).toPrecision(4));
+    if (!(mid > lo && mid < hi)) break;
+    if (await reaches(mid)) hi = mid;
     else lo = mid;
   }
   return hi;

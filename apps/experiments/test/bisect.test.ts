@@ -99,3 +99,47 @@ test('a NaN validation error (a diverged point) does not steer the search: only 
   });
   expect(points).toEqual((await path(0.001, 50, 2, monotone)).lambdas);
 });
+
+test('a NaN compression (a diverged point) counts as missing the target: the search goes on', async () => {
+  const diverged = (l: number) => (l === 0.004 ? NaN : monotone(l));
+  const r = await path(0.001, 50, 2, diverged);
+  expect(r.lambdas.slice(0, 3)).toEqual([0.001, 0.004, 0.016]);
+  expect(r.ok!.compressionPct).toBeGreaterThanOrEqual(50);
+  // In the bisection too: a NaN point is a miss, and the search moves above it.
+  const mid = Number(Math.sqrt(0.004 * 0.016).toPrecision(4));
+  const r2 = await path(0.001, 50, 2, (l) => (l === mid ? NaN : monotone(l)));
+  expect(r2.lambdas[3]).toBe(mid);
+  expect(r2.lambdas[4]).toBeGreaterThan(mid);
+  expect(r2.ok!.lambda).toBeGreaterThan(mid);
+});
+
+test('many steps: no lambda is run twice, and the bisection stops once no 4-digit lambda is left in the bracket', async () => {
+  const r = await path(0.001, 50, 40, monotone);
+  expect(new Set(r.lambdas).size).toBe(r.lambdas.length);
+  expect(r.lambdas.length).toBeLessThan(3 + 40);
+  // The bracket is two neighbouring 4-digit lambdas: the answer, and the largest below it, which missed.
+  const below = Math.max(...r.lambdas.filter((l) => l < r.ok!.lambda));
+  expect(monotone(below)).toBeLessThan(50);
+  expect(r.ok!.lambda - below).toBeLessThanOrEqual(1e-6 + 1e-12);
+  // And the same with the search going down from the config's lambda.
+  const down = await path(0.05, 50, 40, monotone);
+  expect(new Set(down.lambdas).size).toBe(down.lambdas.length);
+  expect(down.ok!.lambda).toBe(r.ok!.lambda);
+});
+
+test('each bisection point is the middle of a bracket of lambdas run: the smallest that reached, the largest below it that missed', async () => {
+  for (const [start, f] of [
+    [0.001, monotone],
+    [0.0015, (l: number) => 100 * (1 - Math.exp(-l / 0.0123))],
+    [0.05, monotone],
+  ] as const) {
+    const r = await path(start, 50, 8, f);
+    const first = r.lambdas.findIndex((l) => f(l) >= 50);
+    for (let i = first + 1; i < r.lambdas.length; i++) {
+      const before = r.points.slice(0, i);
+      const hi = Math.min(...before.filter((p) => p.compressionPct >= 50).map((p) => p.lambda));
+      const lo = Math.max(0, ...before.filter((p) => p.lambda < hi).map((p) => p.lambda));
+      expect(r.lambdas[i]).toBe(Number((lo > 0 ? Math.sqrt(lo * hi) : hi / 4).toPrecision(4)));
+    }
+  }
+});
