@@ -599,10 +599,13 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   for (const pt of points)
     out(`${pt.label}: removed ${pct(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
   if (target !== undefined) {
-    const { ok, largest: top } = bisectionOutcome(points, target);
+    const { ok, below, largest: top } = bisectionOutcome(points, target);
     out(
       ok
-        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)})`
+        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)}); ` +
+            (below
+              ? `the largest below it, ${below.lambda}, missed it (${pct(below.compressionPct)})`
+              : 'no smaller lambda tried: a smaller one may reach it too')
         : `target ${target}% removed: NOT reached; the largest lambda tried, ${top.lambda}, removed ${pct(top.compressionPct)}`,
     );
   }

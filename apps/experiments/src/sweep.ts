@@ -17,6 +17,7 @@ import {
 } from './pipeline.js';
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
+import { pct } from './format.js';
 import { ensureWritableDir, lockDir, recoverDir, writeJsonAtomic } from './fsutil.js';
 
 /**
@@ -64,13 +65,35 @@ function withPoint(
   return c;
 }
 
-/** Of a bisection's points, the smallest lambda reaching `target`% removed (if any) and the largest lambda tried. */
+/**
+ * Of a bisection's points, the smallest lambda reaching `target`% removed (if any), the
+ * largest lambda below it (which missed: the bracket's bottom; none when every lambda tried
+ * reached it) and the largest lambda tried.
+ */
 export function bisectionOutcome(
   points: SweepPoint[],
   target: number,
-): { ok: SweepPoint | undefined; largest: SweepPoint } {
+): { ok: SweepPoint | undefined; below: SweepPoint | undefined; largest: SweepPoint } {
   const byLambda = [...points].sort((a, b) => a.lambda - b.lambda);
-  return { ok: byLambda.find((p) => p.compressionPct >= target), largest: byLambda[byLambda.length - 1] };
+  const i = byLambda.findIndex((p) => p.compressionPct >= target);
+  return {
+    ok: i >= 0 ? byLambda[i] : undefined,
+    below: i > 0 ? byLambda[i - 1] : undefined,
+    largest: byLambda[byLambda.length - 1],
+  };
+}
+
+/** The sentence of a bisection's note that gives its answer and the bracket around it. */
+export function bisectionNote(points: SweepPoint[], target: number): string {
+  const { ok, below, largest } = bisectionOutcome(points, target);
+  const head = `Bisection for >= ${target}% of parameters removed:`;
+  if (!ok) return `${head} no lambda tried reached it (largest ${largest.lambda}).`;
+  return (
+    `${head} smallest lambda reaching it is ${ok.lambda} (${pct(ok.compressionPct)} removed); ` +
+    (below
+      ? `the largest lambda below it, ${below.lambda}, missed it (${pct(below.compressionPct)} removed).`
+      : 'no smaller lambda was tried, so a smaller one may reach it too.')
+  );
 }
 
 /**
@@ -265,13 +288,10 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
   try {
     if (o.targetCompression !== undefined) {
       const target = o.targetCompression;
-      const hi = await bisectLambda(o.config.training.proximal.lambda, target, o.bisectSteps ?? 4, (lambda) =>
+      await bisectLambda(o.config.training.proximal.lambda, target, o.bisectSteps ?? 4, (lambda) =>
         runPoint(lambda),
       );
-      const { ok } = bisectionOutcome(points, target);
-      note = ok
-        ? `Bisection for >= ${target}% of parameters removed: smallest lambda reaching it is ${ok.lambda} (${ok.compressionPct.toFixed(2)}% removed).`
-        : `Bisection for >= ${target}% of parameters removed: no lambda tried reached it (largest ${hi}).`;
+      note = bisectionNote(points, target);
     } else {
       const { lambdas, granularities: grans, costWeightings: costs } = gridPlan(o);
       for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);

@@ -1,6 +1,6 @@
 // The bisection of `normprune sweep --target-compression`, driven by fake outcomes:
 // which lambdas it runs, and what it reports, for the cases a researcher relies on.
-import { bisectLambda, bisectionOutcome } from '../src/sweep';
+import { bisectLambda, bisectionNote, bisectionOutcome } from '../src/sweep';
 import type { SweepPoint } from '../src/report';
 
 /** Runs a bisection against `compression(lambda)`; returns the lambdas run, in order, and its points. */
@@ -142,4 +142,30 @@ test('each bisection point is the middle of a bracket of lambdas run: the smalle
       expect(r.lambdas[i]).toBe(Number((lo > 0 ? Math.sqrt(lo * hi) : hi / 4).toPrecision(4)));
     }
   }
+});
+
+test('the note gives the answer and the bracket below it, or says that nothing below it was tried', async () => {
+  const up = await path(0.001, 50, 2, monotone);
+  expect(up.below!.compressionPct).toBeLessThan(50);
+  expect(bisectionNote(up.points, 50)).toBe(
+    `Bisection for >= 50% of parameters removed: smallest lambda reaching it is ${up.ok!.lambda} ` +
+      `(${up.ok!.compressionPct.toFixed(2)}% removed); the largest lambda below it, ${up.below!.lambda}, ` +
+      `missed it (${up.below!.compressionPct.toFixed(2)}% removed).`,
+  );
+  // The config's lambda reaches it, and so does every lambda tried below it: no bracket.
+  const down = await path(0.016, 10, 1, monotone);
+  expect(down.lambdas).toEqual([0.016, 0.004]);
+  expect(down.below).toBeUndefined();
+  expect(bisectionNote(down.points, 10)).toMatch(
+    /smallest lambda reaching it is 0\.004 \(32\.97% removed\); no smaller lambda was tried, so a smaller one may reach it too\.$/,
+  );
+  // A NaN point below the answer is named as the miss it counts as.
+  const nan = await path(0.001, 50, 0, (l) => (l === 0.004 ? NaN : monotone(l)));
+  expect(bisectionNote(nan.points, 50)).toMatch(
+    /the largest lambda below it, 0\.004, missed it \(n\/a removed\)\.$/,
+  );
+  const never = await path(0.001, 99, 4, () => 10);
+  expect(bisectionNote(never.points, 99)).toBe(
+    'Bisection for >= 99% of parameters removed: no lambda tried reached it (largest 0.256).',
+  );
 });

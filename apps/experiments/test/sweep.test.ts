@@ -167,6 +167,21 @@ test('--target-compression bisects lambda and says whether any lambda reached it
   expect(sweep.note).toMatch(/Bisection for >= 15% of parameters removed/);
   const lambdas = sweep.points.map((p: any) => p.lambda);
   expect(new Set(lambdas).size).toBe(lambdas.length);
+  // The answer comes with the bracket below it: the largest lambda run below it, which missed.
+  const ok = sweep.points
+    .filter((p: any) => p.compressionPct >= 15)
+    .sort((a: any, b: any) => a.lambda - b.lambda)[0];
+  const below = sweep.points.filter((p: any) => p.lambda < ok.lambda);
+  expect(r.out).toContain(`target 15% removed: smallest lambda reaching it ${ok.lambda} `);
+  expect(sweep.note).toContain(`smallest lambda reaching it is ${ok.lambda} `);
+  if (below.length) {
+    const top = below.sort((a: any, b: any) => b.lambda - a.lambda)[0];
+    expect(top.compressionPct).toBeLessThan(15);
+    expect(sweep.note).toContain(`the largest lambda below it, ${top.lambda}, missed it`);
+  } else expect(sweep.note).toContain('no smaller lambda was tried');
+  // Every point is in the report's table once.
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  for (const p of sweep.points) expect(md.split(`| ${p.label} `).length).toBe(2);
 });
 
 test('sweep flags are validated', async () => {
