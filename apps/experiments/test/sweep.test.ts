@@ -184,6 +184,51 @@ test('--target-compression bisects lambda and says whether any lambda reached it
   for (const p of sweep.points) expect(md.split(`| ${p.label} `).length).toBe(2);
 });
 
+test('an interrupted bisection continues with --resume along the same path, to the same answer', async () => {
+  // The same bisection as above, interrupted twice: after 4 steps of its first point (the
+  // baseline's 2 and 2 of the proximal phase), then, resumed, in its second point.
+  const args = [
+    'sweep',
+    'lenet-500-300-input',
+    '--budget',
+    'tiny',
+    '--target-compression',
+    '15',
+    '--bisect-steps',
+    '2',
+    '--backend',
+    'wasm',
+  ];
+  const out = join(tmp, 'bisect-interrupted');
+  const first = await cli([...args, '--out', out, '--stop-after-steps', '4']);
+  expect(first.code).toBe(130);
+  expect(first.out).toMatch(/continue with: normprune sweep .* --resume$/m);
+  const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
+  expect(second.code).toBe(130);
+  const third = await cli([...args, '--out', out, '--resume']);
+  expect(third.code).toBe(0);
+  expect(third.err).toMatch(/sweep point lambda-0\.0035: finished before, reused/);
+  // The point interrupted second is resumed from its checkpoint, not trained again.
+  expect(third.err).toMatch(/sweep point lambda-[\d.]+\n(.*\n)*resuming /);
+  const sweep = (dir: string) => JSON.parse(readFileSync(join(dir, 'sweep.json'), 'utf8'));
+  const whole = sweep(join(tmp, 'bisect'));
+  // Every point once, in the same order, with the same figures; the same note and answer.
+  expect(sweep(out).points).toEqual(whole.points);
+  expect(sweep(out).note).toBe(whole.note);
+  // The results table over the bisection: one row per point run, named by its lambda.
+  const table = (await cli(['report', '--table', out])).out;
+  for (const p of whole.points)
+    expect(table.split('\n').filter((l) => l.startsWith(`| lenet-500-300-input ${p.label} `))).toHaveLength(
+      1,
+    );
+  expect(
+    readdirSync(out)
+      .filter((d) => d.startsWith('lambda-'))
+      .sort(),
+  ).toEqual(whole.points.map((p: { dir: string }) => p.dir).sort());
+  for (const p of whole.points) expect(existsSync(join(out, p.dir, '.work'))).toBe(false);
+});
+
 test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
   expect((await cli(['sweep', 'lenet-500-300', '--target-compression', '150'])).code).toBe(2);
