@@ -250,6 +250,20 @@ test('sweep flags are validated', async () => {
     expect(twice.err).toContain(`${flag}: ${named} is given twice`);
   }
   expect((await cli(['sweep'])).code).toBe(2);
+  // So is one given twice in a config's sweep grid (0.0010 is 0.001): refused when the config is read.
+  const cfg = JSON.parse(
+    readFileSync(
+      writeVariant(tmp, 'grid-twice', () => undefined),
+      'utf8',
+    ),
+  );
+  cfg.sweep = { lambda: [0.001, 0.002], granularity: ['input', 'output', 'input'] };
+  const file = join(tmp, 'grid-twice.json');
+  writeFileSync(file, JSON.stringify(cfg).replace('[0.001,0.002]', '[0.001,0.0010]'));
+  const dup = await cli(['sweep', '--config', file, '--print-config']);
+  expect(dup.code).toBe(2);
+  expect(dup.err).toMatch(/sweep\.lambda: 0\.001 is given twice/);
+  expect(dup.err).toMatch(/sweep\.granularity: "input" is given twice/);
 });
 
 test('--baseline-from: every point reuses a kept baseline, which the sweep leaves in place', async () => {
