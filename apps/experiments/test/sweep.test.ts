@@ -227,6 +227,19 @@ test('an interrupted bisection continues with --resume along the same path, to t
       .sort(),
   ).toEqual(whole.points.map((p: { dir: string }) => p.dir).sort());
   for (const p of whole.points) expect(existsSync(join(out, p.dir, '.work'))).toBe(false);
+  // Another target, or a grid, over the finished bisection is refused before any point runs,
+  // with --resume too (its points would be left out of the new sweep.json).
+  const before = readFileSync(join(out, 'sweep.json'), 'utf8');
+  for (const other of [
+    [...args.slice(0, 5), '20', ...args.slice(6)],
+    [...args.slice(0, 4), '--lambda', '0.0035', '--backend', 'wasm', '--resume'],
+  ]) {
+    const r = await cli([...other, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/holds another sweep \(of lenet-500-300-input: lambda-0\.0035, /);
+    expect(r.err).not.toMatch(/sweep point/);
+  }
+  expect(readFileSync(join(out, 'sweep.json'), 'utf8')).toBe(before);
 });
 
 test('sweep flags are validated', async () => {
