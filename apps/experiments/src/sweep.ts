@@ -149,6 +149,36 @@ function gridPlan(o: SweepOptions) {
   };
 }
 
+/** The labels of a grid sweep's points; undefined for a bisection. */
+function gridLabels(o: SweepOptions): string[] | undefined {
+  if (o.targetCompression !== undefined) return undefined;
+  const grid = gridPlan(o);
+  return grid.granularities.flatMap((g) =>
+    grid.costWeightings.flatMap((c) => grid.lambdas.map((l) => pointLabel(l, g, c))),
+  );
+}
+
+/**
+ * The plan of the sweep writing a folder, written before its first point and removed once
+ * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
+ * (or a grid holding all its points), not by one that would leave its points unlisted.
+ */
+const PLAN_FILE = '.sweep-plan.json';
+
+/** An interrupted sweep of another plan in `out`, described for a message; undefined if none. */
+function otherPlan(out: string, o: SweepOptions, key: string): string | undefined {
+  let plan: { key?: string; command?: string; labels?: string[] };
+  try {
+    plan = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (plan.key === key) return undefined;
+  const grid = gridLabels(o);
+  if (grid && plan.labels && plan.labels.every((l) => grid.includes(l))) return undefined;
+  return plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`;
+}
+
 /** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
 function sweepKey(o: SweepOptions): string {
   const plan =
@@ -180,12 +210,8 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
       ? prev.key === key
       : o.command !== undefined && bare(prev.command) === bare(o.command);
   const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
-  const grid = o.targetCompression === undefined ? gridPlan(o) : undefined;
-  const planned = grid
-    ? grid.granularities.flatMap((g) =>
-        grid.costWeightings.flatMap((c) => grid.lambdas.map((l) => pointLabel(l, g, c))),
-      )
-    : [];
+  const grid = o.targetCompression === undefined;
+  const planned = gridLabels(o) ?? [];
   const extends_ = labels.every((l) => planned.includes(l));
   if (same || (o.resume && grid && extends_)) return undefined;
   return (
@@ -236,6 +262,13 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       );
     removeSweep(sweepIn(out));
   }
+  // An interrupted sweep continued by another (another target, or a grid without its points).
+  const interrupted = otherPlan(out, o, key);
+  if (interrupted && !o.force)
+    throw new Error(
+      `${out} holds an interrupted sweep of another plan (${interrupted}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+    );
+  writeJsonAtomic(join(out, PLAN_FILE), { key, command: o.command, labels: gridLabels(o) });
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;
@@ -318,5 +351,6 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     points,
   });
   writeSweepReport(out, o.config.name, points, note);
+  rmSync(join(out, PLAN_FILE), { force: true });
   return points;
 }

@@ -203,6 +203,18 @@ test('an interrupted bisection continues with --resume along the same path, to t
   const first = await cli([...args, '--out', out, '--stop-after-steps', '4']);
   expect(first.code).toBe(130);
   expect(first.out).toMatch(/continue with: normprune sweep .* --resume$/m);
+  // Another bisection (or a grid) continuing it would leave its points out of its sweep.json.
+  for (const other of [
+    [...args.slice(0, 5), '20', ...args.slice(6)],
+    [...args.slice(0, 4), '--lambda', '0.0035', '--backend', 'wasm'],
+  ]) {
+    const r = await cli([...other, '--out', out, '--resume']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /holds an interrupted sweep of another plan \(made by `normprune sweep lenet-500-300-input .*--target-compression 15 .*`\); continue it with that command and --resume/,
+    );
+    expect(r.err).not.toMatch(/sweep point/);
+  }
   const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
   expect(second.code).toBe(130);
   const third = await cli([...args, '--out', out, '--resume']);
@@ -451,6 +463,10 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
   );
   // Refused before any point runs.
   expect(plain.err).not.toMatch(/sweep point/);
+  const otherGrid = await cli([...args.slice(0, 5), '0.05', '--backend', 'wasm', '--out', out, '--resume']);
+  expect(otherGrid.code).toBe(1);
+  expect(otherGrid.err).toMatch(/holds an interrupted sweep of another plan/);
+  expect(otherGrid.err).not.toMatch(/sweep point/);
   const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
   expect(second.code).toBe(130);
   expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
