@@ -122,7 +122,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
-  --bisect-steps N           bisection steps (default 4)
+  --bisect-steps N           bisection steps after the expansion (default 4; fewer
+                             once no other 4-digit lambda is left in the bracket)
 
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]

@@ -256,7 +256,8 @@ test('an interrupted bisection continues with --resume along the same path, to t
 
 test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
-  expect((await cli(['sweep', 'lenet-500-300', '--target-compression', '150'])).code).toBe(2);
+  for (const t of ['150', '0', '100', 'NaN'])
+    expect((await cli(['sweep', 'lenet-500-300', '--target-compression', t])).code).toBe(2);
   // The bisection varies lambda alone: a grid flag beside it would be ignored, so it is refused.
   const grid = await cli(['sweep', 'lenet-500-300', '--target-compression', '80', '--lambda', '0.5']);
   expect(grid.code).toBe(2);
