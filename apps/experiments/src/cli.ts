@@ -122,7 +122,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
-  --bisect-steps N           bisection steps (default 4)
+  --bisect-steps N           bisection steps after the expansion (default 4; fewer
+                             once no other 4-digit lambda is left in the bracket)
 
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
@@ -599,10 +600,13 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   for (const pt of points)
     out(`${pt.label}: removed ${pct(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
   if (target !== undefined) {
-    const { ok, largest: top } = bisectionOutcome(points, target);
+    const { ok, below, largest: top } = bisectionOutcome(points, target);
     out(
       ok
-        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)})`
+        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)}); ` +
+            (below
+              ? `the largest below it, ${below.lambda}, missed it (${pct(below.compressionPct)})`
+              : 'no smaller lambda tried: a smaller one may reach it too')
         : `target ${target}% removed: NOT reached; the largest lambda tried, ${top.lambda}, removed ${pct(top.compressionPct)}`,
     );
   }

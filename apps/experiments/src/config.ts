@@ -18,6 +18,14 @@ const unsettable = <T extends z.ZodType>(schema: T) =>
     .nullish()
     .transform((v) => v ?? undefined)
     .optional();
+// A sweep grid's values, each once: a value given twice (0.001 and 0.0010 alike) would train
+// the same point twice into one folder.
+const once = <T extends z.ZodArray<z.ZodType<number | string>>>(schema: T) =>
+  schema.superRefine((values, ctx) => {
+    const twice = values.find((x, i) => values.indexOf(x) !== i);
+    if (twice !== undefined)
+      ctx.addIssue({ code: 'custom', message: `${JSON.stringify(twice)} is given twice` });
+  });
 const intPos = z.number().int().positive();
 // tfjs refuses other layer names when it builds the model ("Not a valid tensor name"), and
 // normprune writes nested layers as `block/fc`: a name is checked here, before any training.
@@ -235,9 +243,9 @@ export const experimentSchema = z.strictObject({
     .default({ threshold: 0 }),
   sweep: unsettable(
     z.strictObject({
-      lambda: unsettable(z.array(z.number().min(0))),
-      granularity: unsettable(z.array(z.enum(['output', 'input', 'kernel', 'filter']))),
-      costWeighting: unsettable(z.array(z.enum(['uniform', 'params', 'flops']))),
+      lambda: unsettable(once(z.array(z.number().min(0)))),
+      granularity: unsettable(once(z.array(z.enum(['output', 'input', 'kernel', 'filter'])))),
+      costWeighting: unsettable(once(z.array(z.enum(['uniform', 'params', 'flops'])))),
     }),
   ).describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
   // The thesis's figures, printed beside ours in the report.

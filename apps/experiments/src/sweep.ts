@@ -17,6 +17,7 @@ import {
 } from './pipeline.js';
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
+import { pct } from './format.js';
 import { ensureWritableDir, lockDir, recoverDir, writeJsonAtomic } from './fsutil.js';
 
 /**
@@ -64,13 +65,74 @@ function withPoint(
   return c;
 }
 
-/** Of a bisection's points, the smallest lambda reaching `target`% removed (if any) and the largest lambda tried. */
+/**
+ * Of a bisection's points, the smallest lambda reaching `target`% removed (if any), the
+ * largest lambda below it (which missed: the bracket's bottom; none when every lambda tried
+ * reached it) and the largest lambda tried.
+ */
 export function bisectionOutcome(
   points: SweepPoint[],
   target: number,
-): { ok: SweepPoint | undefined; largest: SweepPoint } {
+): { ok: SweepPoint | undefined; below: SweepPoint | undefined; largest: SweepPoint } {
   const byLambda = [...points].sort((a, b) => a.lambda - b.lambda);
-  return { ok: byLambda.find((p) => p.compressionPct >= target), largest: byLambda[byLambda.length - 1] };
+  const i = byLambda.findIndex((p) => p.compressionPct >= target);
+  return {
+    ok: i >= 0 ? byLambda[i] : undefined,
+    below: i > 0 ? byLambda[i - 1] : undefined,
+    largest: byLambda[byLambda.length - 1],
+  };
+}
+
+/** The sentence of a bisection's note that gives its answer and the bracket around it. */
+export function bisectionNote(points: SweepPoint[], target: number): string {
+  const { ok, below, largest } = bisectionOutcome(points, target);
+  const head = `Bisection for >= ${target}% of parameters removed:`;
+  if (!ok) return `${head} no lambda tried reached it (largest ${largest.lambda}).`;
+  return (
+    `${head} smallest lambda reaching it is ${ok.lambda} (${pct(ok.compressionPct)} removed); ` +
+    (below
+      ? `the largest lambda below it, ${below.lambda}, missed it (${pct(below.compressionPct)} removed).`
+      : 'no smaller lambda was tried, so a smaller one may reach it too.')
+  );
+}
+
+/**
+ * The path of a bisection for the smallest lambda removing at least `target`% of the
+ * parameters: `run(lambda)` trains one point. Geometric: compression grows with lambda.
+ * Only the run's own parameter counts decide; no validation or test error is consulted, and
+ * a point whose compression is not a number (diverged) counts as missing the target.
+ * From `start` (the config's lambda, 1e-3 if 0), lambda is multiplied by 4 up to four
+ * times until a point reaches the target (if none does, the search stops there); then
+ * `steps` times the geometric middle of the bracket (a quarter of its top while no point
+ * below it was run) is run, rounded to 4 significant digits. The bracket's ends are lambdas
+ * run: the top reached the target, the bottom (if any) missed it. The search stops early
+ * when no 4-digit lambda is left inside the bracket, so no lambda is run twice.
+ * Returns the bracket's top.
+ */
+export async function bisectLambda(
+  start: number,
+  target: number,
+  steps: number,
+  run: (lambda: number) => Promise<{ compressionPct: number }>,
+): Promise<number> {
+  const reaches = async (lambda: number) => (await run(lambda)).compressionPct >= target;
+  let lo = 0;
+  let hi = start || 1e-3;
+  let ok = await reaches(hi);
+  for (let i = 0; i < 4 && !ok; i++) {
+    lo = hi;
+    hi *= 4;
+    ok = await reaches(hi);
+  }
+  // Past the expansion nothing reached the target: bisecting below hi cannot either.
+  if (!ok) return hi;
+  for (let i = 0; i < steps; i++) {
+    const mid = Number((lo > 0 ? Math.sqrt(lo * hi) : hi / 4).toPrecision(4));
+    if (!(mid > lo && mid < hi)) break;
+    if (await reaches(mid)) hi = mid;
+    else lo = mid;
+  }
+  return hi;
 }
 
 /** A sweep point's label and folder name: `lambda-0.002`, `lambda-0.002-input-flops`. */
@@ -85,6 +147,36 @@ function gridPlan(o: SweepOptions) {
     granularities: o.granularities ?? o.config.sweep?.granularity ?? [undefined],
     costWeightings: o.costWeightings ?? o.config.sweep?.costWeighting ?? [undefined],
   };
+}
+
+/** The labels of a grid sweep's points; undefined for a bisection. */
+function gridLabels(o: SweepOptions): string[] | undefined {
+  if (o.targetCompression !== undefined) return undefined;
+  const grid = gridPlan(o);
+  return grid.granularities.flatMap((g) =>
+    grid.costWeightings.flatMap((c) => grid.lambdas.map((l) => pointLabel(l, g, c))),
+  );
+}
+
+/**
+ * The plan of the sweep writing a folder, written before its first point and removed once
+ * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
+ * (or a grid holding all its points), not by one that would leave its points unlisted.
+ */
+const PLAN_FILE = '.sweep-plan.json';
+
+/** An interrupted sweep of another plan in `out`, described for a message; undefined if none. */
+function otherPlan(out: string, o: SweepOptions, key: string): string | undefined {
+  let plan: { key?: string; command?: string; labels?: string[] };
+  try {
+    plan = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (plan.key === key) return undefined;
+  const grid = gridLabels(o);
+  if (grid && plan.labels && plan.labels.every((l) => grid.includes(l))) return undefined;
+  return plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`;
 }
 
 /** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
@@ -118,12 +210,8 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
       ? prev.key === key
       : o.command !== undefined && bare(prev.command) === bare(o.command);
   const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
-  const grid = o.targetCompression === undefined ? gridPlan(o) : undefined;
-  const planned = grid
-    ? grid.granularities.flatMap((g) =>
-        grid.costWeightings.flatMap((c) => grid.lambdas.map((l) => pointLabel(l, g, c))),
-      )
-    : [];
+  const grid = o.targetCompression === undefined;
+  const planned = gridLabels(o) ?? [];
   const extends_ = labels.every((l) => planned.includes(l));
   if (same || (o.resume && grid && extends_)) return undefined;
   return (
@@ -174,6 +262,13 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       );
     removeSweep(sweepIn(out));
   }
+  // An interrupted sweep continued by another (another target, or a grid without its points).
+  const interrupted = otherPlan(out, o, key);
+  if (interrupted && !o.force)
+    throw new Error(
+      `${out} holds an interrupted sweep of another plan (${interrupted}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+    );
+  writeJsonAtomic(join(out, PLAN_FILE), { key, command: o.command, labels: gridLabels(o) });
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;
@@ -225,29 +320,11 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
   let note: string;
   try {
     if (o.targetCompression !== undefined) {
-      // Geometric bisection: compression grows with lambda. Only the run's own
-      // parameter counts decide; no validation or test error is consulted.
       const target = o.targetCompression;
-      let lo = 0;
-      let hi = o.config.training.proximal.lambda || 1e-3;
-      let r = await runPoint(hi);
-      for (let i = 0; i < 4 && r.compressionPct < target; i++) {
-        lo = hi;
-        hi *= 4;
-        r = await runPoint(hi);
-      }
-      // Past the expansion nothing reached the target: bisecting below hi cannot either.
-      const steps = r.compressionPct >= target ? (o.bisectSteps ?? 4) : 0;
-      for (let i = 0; i < steps; i++) {
-        const mid = lo > 0 ? Math.sqrt(lo * hi) : hi / 4;
-        const rm = await runPoint(Number(mid.toPrecision(4)));
-        if (rm.compressionPct >= target) hi = mid;
-        else lo = mid;
-      }
-      const { ok } = bisectionOutcome(points, target);
-      note = ok
-        ? `Bisection for >= ${target}% of parameters removed: smallest lambda reaching it is ${ok.lambda} (${ok.compressionPct.toFixed(2)}% removed).`
-        : `Bisection for >= ${target}% of parameters removed: no lambda tried reached it (largest ${hi}).`;
+      await bisectLambda(o.config.training.proximal.lambda, target, o.bisectSteps ?? 4, (lambda) =>
+        runPoint(lambda),
+      );
+      note = bisectionNote(points, target);
     } else {
       const { lambdas, granularities: grans, costWeightings: costs } = gridPlan(o);
       for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);
@@ -274,5 +351,6 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     points,
   });
   writeSweepReport(out, o.config.name, points, note);
+  rmSync(join(out, PLAN_FILE), { force: true });
   return points;
 }

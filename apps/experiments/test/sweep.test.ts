@@ -167,11 +167,97 @@ test('--target-compression bisects lambda and says whether any lambda reached it
   expect(sweep.note).toMatch(/Bisection for >= 15% of parameters removed/);
   const lambdas = sweep.points.map((p: any) => p.lambda);
   expect(new Set(lambdas).size).toBe(lambdas.length);
+  // The answer comes with the bracket below it: the largest lambda run below it, which missed.
+  const ok = sweep.points
+    .filter((p: any) => p.compressionPct >= 15)
+    .sort((a: any, b: any) => a.lambda - b.lambda)[0];
+  const below = sweep.points.filter((p: any) => p.lambda < ok.lambda);
+  expect(r.out).toContain(`target 15% removed: smallest lambda reaching it ${ok.lambda} `);
+  expect(sweep.note).toContain(`smallest lambda reaching it is ${ok.lambda} `);
+  if (below.length) {
+    const top = below.sort((a: any, b: any) => b.lambda - a.lambda)[0];
+    expect(top.compressionPct).toBeLessThan(15);
+    expect(sweep.note).toContain(`the largest lambda below it, ${top.lambda}, missed it`);
+  } else expect(sweep.note).toContain('no smaller lambda was tried');
+  // Every point is in the report's table once.
+  const md = readFileSync(join(out, 'report.md'), 'utf8');
+  for (const p of sweep.points) expect(md.split(`| ${p.label} `).length).toBe(2);
+});
+
+test('an interrupted bisection continues with --resume along the same path, to the same answer', async () => {
+  // The same bisection as above, interrupted twice: after 4 steps of its first point (the
+  // baseline's 2 and 2 of the proximal phase), then, resumed, in its second point.
+  const args = [
+    'sweep',
+    'lenet-500-300-input',
+    '--budget',
+    'tiny',
+    '--target-compression',
+    '15',
+    '--bisect-steps',
+    '2',
+    '--backend',
+    'wasm',
+  ];
+  const out = join(tmp, 'bisect-interrupted');
+  const first = await cli([...args, '--out', out, '--stop-after-steps', '4']);
+  expect(first.code).toBe(130);
+  expect(first.out).toMatch(/continue with: normprune sweep .* --resume$/m);
+  // Another bisection (or a grid) continuing it would leave its points out of its sweep.json.
+  for (const other of [
+    [...args.slice(0, 5), '20', ...args.slice(6)],
+    [...args.slice(0, 4), '--lambda', '0.0035', '--backend', 'wasm'],
+  ]) {
+    const r = await cli([...other, '--out', out, '--resume']);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /holds an interrupted sweep of another plan \(made by `normprune sweep lenet-500-300-input .*--target-compression 15 .*`\); continue it with that command and --resume/,
+    );
+    expect(r.err).not.toMatch(/sweep point/);
+  }
+  const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
+  expect(second.code).toBe(130);
+  const third = await cli([...args, '--out', out, '--resume']);
+  expect(third.code).toBe(0);
+  expect(third.err).toMatch(/sweep point lambda-0\.0035: finished before, reused/);
+  // The point interrupted second is resumed from its checkpoint, not trained again.
+  expect(third.err).toMatch(/sweep point lambda-[\d.]+\n(.*\n)*resuming /);
+  const sweep = (dir: string) => JSON.parse(readFileSync(join(dir, 'sweep.json'), 'utf8'));
+  const whole = sweep(join(tmp, 'bisect'));
+  // Every point once, in the same order, with the same figures; the same note and answer.
+  expect(sweep(out).points).toEqual(whole.points);
+  expect(sweep(out).note).toBe(whole.note);
+  // The results table over the bisection: one row per point run, named by its lambda.
+  const table = (await cli(['report', '--table', out])).out;
+  for (const p of whole.points)
+    expect(table.split('\n').filter((l) => l.startsWith(`| lenet-500-300-input ${p.label} `))).toHaveLength(
+      1,
+    );
+  expect(
+    readdirSync(out)
+      .filter((d) => d.startsWith('lambda-'))
+      .sort(),
+  ).toEqual(whole.points.map((p: { dir: string }) => p.dir).sort());
+  for (const p of whole.points) expect(existsSync(join(out, p.dir, '.work'))).toBe(false);
+  // Another target, or a grid, over the finished bisection is refused before any point runs,
+  // with --resume too (its points would be left out of the new sweep.json).
+  const before = readFileSync(join(out, 'sweep.json'), 'utf8');
+  for (const other of [
+    [...args.slice(0, 5), '20', ...args.slice(6)],
+    [...args.slice(0, 4), '--lambda', '0.0035', '--backend', 'wasm', '--resume'],
+  ]) {
+    const r = await cli([...other, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/holds another sweep \(of lenet-500-300-input: lambda-0\.0035, /);
+    expect(r.err).not.toMatch(/sweep point/);
+  }
+  expect(readFileSync(join(out, 'sweep.json'), 'utf8')).toBe(before);
 });
 
 test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
-  expect((await cli(['sweep', 'lenet-500-300', '--target-compression', '150'])).code).toBe(2);
+  for (const t of ['150', '0', '100', 'NaN'])
+    expect((await cli(['sweep', 'lenet-500-300', '--target-compression', t])).code).toBe(2);
   // The bisection varies lambda alone: a grid flag beside it would be ignored, so it is refused.
   const grid = await cli(['sweep', 'lenet-500-300', '--target-compression', '80', '--lambda', '0.5']);
   expect(grid.code).toBe(2);
@@ -190,6 +276,20 @@ test('sweep flags are validated', async () => {
     expect(twice.err).toContain(`${flag}: ${named} is given twice`);
   }
   expect((await cli(['sweep'])).code).toBe(2);
+  // So is one given twice in a config's sweep grid (0.0010 is 0.001): refused when the config is read.
+  const cfg = JSON.parse(
+    readFileSync(
+      writeVariant(tmp, 'grid-twice', () => undefined),
+      'utf8',
+    ),
+  );
+  cfg.sweep = { lambda: [0.001, 0.002], granularity: ['input', 'output', 'input'] };
+  const file = join(tmp, 'grid-twice.json');
+  writeFileSync(file, JSON.stringify(cfg).replace('[0.001,0.002]', '[0.001,0.0010]'));
+  const dup = await cli(['sweep', '--config', file, '--print-config']);
+  expect(dup.code).toBe(2);
+  expect(dup.err).toMatch(/sweep\.lambda: 0\.001 is given twice/);
+  expect(dup.err).toMatch(/sweep\.granularity: "input" is given twice/);
 });
 
 test('--baseline-from: every point reuses a kept baseline, which the sweep leaves in place', async () => {
@@ -364,6 +464,10 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
   );
   // Refused before any point runs.
   expect(plain.err).not.toMatch(/sweep point/);
+  const otherGrid = await cli([...args.slice(0, 5), '0.05', '--backend', 'wasm', '--out', out, '--resume']);
+  expect(otherGrid.code).toBe(1);
+  expect(otherGrid.err).toMatch(/holds an interrupted sweep of another plan/);
+  expect(otherGrid.err).not.toMatch(/sweep point/);
   const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
   expect(second.code).toBe(130);
   expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
