@@ -393,11 +393,7 @@ function expectedBytes(specs: tf.io.WeightsManifestEntry[]): GroupBytes {
  * naming no file). The walk takes at most `data.byteLength / 4` steps, since
  * the group's size was checked against 4 bytes a string before the read.
  */
-function checkStringWeights(
-  specs: tf.io.WeightsManifestEntry[],
-  data: Uint8Array,
-  where: string,
-): void {
+function checkStringWeights(specs: tf.io.WeightsManifestEntry[], data: Uint8Array, where: string): void {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let offset = 0;
   let last = '';

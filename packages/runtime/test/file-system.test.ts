@@ -767,7 +767,11 @@ describe('fileSystem errors name the file', () => {
     });
 
     it.each([
-      ['a string length past the end', [2], Uint8Array.from([0, 0, 0xc0, 0x3f, 200, 0, 0, 0, 97, 98, 0, 0, 0, 0])],
+      [
+        'a string length past the end',
+        [2],
+        Uint8Array.from([0, 0, 0xc0, 0x3f, 200, 0, 0, 0, 97, 98, 0, 0, 0, 0]),
+      ],
       ['bytes left after the last string', [1], good],
     ])('refuses %s, naming the shard', async (_, shape, bytes) => {
       const dir = await stringModel(shape, bytes);
