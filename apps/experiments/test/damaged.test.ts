@@ -4,7 +4,8 @@
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers';
+import { initBackend } from '@normprune/runtime';
+import { cli, writeVariant } from './helpers';
 
 const finished = join(__dirname, '..', 'results', 'lenet-500-300-output');
 let tmp: string;
@@ -146,6 +147,85 @@ describe('report on a damaged sweep.json', () => {
     expect(r.err).toBe(
       `normprune: error: report: ${join(dir, 'sweep.json')} is not the sweep.json of a normprune sweep: ${why}; ` +
         'run the sweep again (with --resume it reuses its finished points) or remove the file\n',
+    );
+  });
+});
+
+describe('train --resume over a damaged checkpoint', () => {
+  let out: string;
+  let ckpt: string;
+  let saved: string;
+  let args: string[];
+  let state: Record<string, unknown>;
+
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+    const cfg = writeVariant(tmp, 'tiny', () => undefined);
+    out = join(tmp, 'interrupted');
+    args = [
+      'train',
+      '--config',
+      cfg,
+      '--budget',
+      'trainSubset=128,testSubset=64,validation=32,epochs=1',
+      '--out',
+      out,
+    ];
+    expect((await cli([...args, '--stop-after-steps', '2'])).code).toBe(130);
+    ckpt = join(out, '.work', 'checkpoint');
+    saved = join(tmp, 'checkpoint-copy');
+    cpSync(ckpt, saved, { recursive: true });
+    state = JSON.parse(readFileSync(join(ckpt, 'state.json'), 'utf8'));
+  }, 60_000);
+
+  const writeState = (edit: (s: Record<string, unknown>) => unknown) => () =>
+    writeFileSync(join(ckpt, 'state.json'), JSON.stringify(edit(state)));
+
+  it.each<[string, () => void, string]>([
+    ['a state.json that is null', writeState(() => null), 'state.json: it is null, not a JSON object'],
+    ['a state.json without configHash', writeState(() => ({})), 'state.json: "configHash" is missing'],
+    [
+      'an unknown phase',
+      writeState((s) => ({ ...s, phase: 'x' })),
+      'state.json: "phase" is "x", not one of baseline, proximal, finetune, done',
+    ],
+    [
+      'a string epoch',
+      writeState((s) => ({ ...s, epoch: 'x' })),
+      'state.json: "epoch" is "x", not a non-negative integer',
+    ],
+    [
+      'a negative step',
+      writeState((s) => ({ ...s, step: -3 })),
+      'state.json: "step" is -3, not a non-negative integer',
+    ],
+    ['acc null', writeState((s) => ({ ...s, acc: null })), 'state.json: "acc" is null, not an object'],
+    [
+      'a truncated optimizer.json',
+      () => writeFileSync(join(ckpt, 'optimizer.json'), '[{"na'),
+      'optimizer.json is not valid JSON (Unterminated string in JSON at position 5)',
+    ],
+    [
+      'an empty optimizer.bin',
+      () => writeFileSync(join(ckpt, 'optimizer.bin'), ''),
+      'optimizer.bin has 0 bytes, but optimizer.json entry 0',
+    ],
+    [
+      'a truncated optimizer-extras.json',
+      () => writeFileSync(join(ckpt, 'optimizer-extras.json'), '{'),
+      'optimizer-extras.json is not valid JSON (',
+    ],
+    ['a missing model.json', () => rmSync(join(ckpt, 'model', 'model.json')), 'Cannot load model: '],
+  ])('%s says what to do', async (_, damage, why) => {
+    rmSync(ckpt, { recursive: true, force: true });
+    cpSync(saved, ckpt, { recursive: true });
+    damage();
+    const r = await cli([...args, '--resume']);
+    expect(r.code).toBe(1);
+    const error = r.err.split('\n').find((l) => l.startsWith('normprune: error: ')) ?? r.err;
+    expect(error).toContain(`normprune: error: --resume: the checkpoint in ${ckpt} is damaged: ${why}`);
+    expect(error).toMatch(
+      /; start the run over: the same command with --force instead of --resume \(or remove .*checkpoint and run it without --resume\)$/,
     );
   });
 });
