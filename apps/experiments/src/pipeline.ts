@@ -401,7 +401,9 @@ function stateProblem(s: unknown): string | undefined {
     if (o === null || typeof o !== 'object' || Array.isArray(o))
       return `"${k}" is ${shown(o)}, not an object`;
     for (const f of fields)
-      if (typeof o[f] !== 'number') return `"${k}.${f}" is ${shown(o[f])}, not a number`;
+      // A NaN loss (a diverging epoch caught by Ctrl-C) is written as null: not damage.
+      if (typeof o[f] !== 'number' && !(k === 'acc' && f === 'lossSum' && o[f] === null))
+        return `"${k}.${f}" is ${shown(o[f])}, not a number`;
   }
   return undefined;
 }
