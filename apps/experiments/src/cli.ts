@@ -25,15 +25,19 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, int, ms, pct, pp, pValueText } from './format.js';
 import { checkRequestedBackend, Interrupted, runExperiment, type RunResults } from './pipeline.js';
 import {
+  RESULTS_SHAPE,
   resultsTable,
   rowFileName,
   runReportBlocks,
   seedsTable,
+  shapeProblem,
+  SWEEP_SHAPE,
   tableRow,
   toHtml,
   toMarkdown,
   writeSweepReport,
   type Block,
+  type MetricLine,
   type SweepPoint,
   type TableRow,
 } from './report.js';
@@ -1110,13 +1114,21 @@ function refuseExportInto(arg: string, exportDir: string): void {
 function readSweep(dir: string): { experiment: string; note: string; points: SweepPoint[] } | undefined {
   const f = join(dir, 'sweep.json');
   if (!existsSync(f)) return undefined;
+  let sweep: unknown;
   try {
-    return JSON.parse(readFileSync(f, 'utf8'), unmeasuredAsNaN);
+    sweep = JSON.parse(readFileSync(f, 'utf8'), unmeasuredAsNaN);
   } catch (e) {
     throw new Error(
       `report: ${f} is not valid JSON (${(e as Error).message}); run the sweep again or remove the file`,
     );
   }
+  const why = shapeProblem(sweep, SWEEP_SHAPE);
+  if (why)
+    throw new Error(
+      `report: ${f} is not the sweep.json of a normprune sweep: ${why}; ` +
+        'run the sweep again (with --resume it reuses its finished points) or remove the file',
+    );
+  return sweep as { experiment: string; note: string; points: SweepPoint[] };
 }
 
 /** A finished run that `report` reads: its folder, its results.json, and its sweep point's label if any. */
@@ -1173,11 +1185,52 @@ function readRun(dir: string, label: string | undefined): ReportRun {
         'sweep folders (with sweep.json) or results table rows (*.json)',
     );
   }
-  return {
-    dir,
-    label,
-    results: readJsonFile(f, 'the run did not finish writing it; run it again', unmeasuredAsNaN),
-  };
+  const results = readJsonFile(f, 'the run did not finish writing it; run it again', unmeasuredAsNaN);
+  const why = shapeProblem(results, RESULTS_SHAPE);
+  if (why)
+    throw new Error(
+      `report: ${f} is not the results.json of a finished run of this normprune: ${why}; ` +
+        'run the experiment again to rewrite it',
+    );
+  return { dir, label, results };
+}
+
+/**
+ * The epoch lines of a run's metrics.jsonl. A last line without its newline that does not
+ * parse was cut short by a stop while it was written: left out, with a note. Any other line
+ * that is not a JSON object is an error naming the file and the line.
+ */
+function readMetrics(file: string): MetricLine[] {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  const lines = text.split('\n');
+  const metrics: MetricLine[] = [];
+  const refuse = (i: number, why: string) =>
+    new Error(
+      `report: ${file} line ${i + 1} ${why}; run the experiment again to rewrite it, or remove the line`,
+    );
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === '') continue;
+    let m: unknown;
+    try {
+      m = JSON.parse(line);
+    } catch (e) {
+      if (i === lines.length - 1) {
+        process.stderr.write(
+          `note: ${file} ends in a half-written line (the run was stopped while writing it); the report leaves it out\n`,
+        );
+        break;
+      }
+      throw refuse(i, `is not valid JSON (${(e as Error).message})`);
+    }
+    if (m === null || typeof m !== 'object' || Array.isArray(m))
+      throw refuse(
+        i,
+        `is ${m === null ? 'null' : Array.isArray(m) ? 'an array' : `a ${typeof m}`}, not a JSON object`,
+      );
+    metrics.push(m as MetricLine);
+  }
+  return metrics;
 }
 
 /** What one argument of `report` is: a table row file, a sweep directory, or a run (a sweep's point keeps its label). */
@@ -1299,14 +1352,7 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
   const row = tableRow(r, run.label);
   if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
   if (!v.table && !v['seeds-only']) {
-    const mf = join(dir, 'metrics.jsonl');
-    const metrics = existsSync(mf)
-      ? readFileSync(mf, 'utf8')
-          .split('\n')
-          .filter(Boolean)
-          .map((l) => JSON.parse(l))
-      : [];
-    const blocks = runReportBlocks(dir, r, metrics);
+    const blocks = runReportBlocks(dir, r, readMetrics(join(dir, 'metrics.jsonl')));
     writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
     writeFileAtomic(join(dir, 'report.html'), toHtml(`${r.experiment} report`, blocks, dir));
     out(`wrote ${join(dir, 'report.md')}`);

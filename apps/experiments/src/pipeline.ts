@@ -347,17 +347,113 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   writeFileNamed(join(dir, 'optimizer.json'), JSON.stringify(manifest));
 }
 
+/** The error of `--resume` over a checkpoint that cannot be read back, and what to do. */
+function damagedCheckpoint(ckptDir: string, why: string): Error {
+  return new Error(
+    `--resume: the checkpoint in ${ckptDir} is damaged: ${why}; start the run over: the same command ` +
+      `with --force instead of --resume (or remove ${ckptDir} and run it without --resume)`,
+  );
+}
+
+function rethrowDamaged(ckptDir: string): (e: unknown) => never {
+  return (e) => {
+    throw damagedCheckpoint(ckptDir, (e as Error).message);
+  };
+}
+
+/** A checkpoint file's JSON; a file that cannot be read or parsed throws, naming it (relative to the checkpoint). */
+function readCheckpointJson(dir: string, name: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(join(dir, name), 'utf8');
+  } catch (e) {
+    throw new Error(`${name} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${name} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+const STATE_PHASES = ['baseline', 'proximal', 'finetune', 'done'];
+
+/** Why a checkpoint's state.json cannot be resumed from, or undefined. */
+function stateProblem(s: unknown): string | undefined {
+  const shown = (v: unknown) => (v === undefined ? 'missing' : v === null ? 'null' : JSON.stringify(v));
+  if (s === null || typeof s !== 'object' || Array.isArray(s))
+    return `it is ${s === null ? 'null' : Array.isArray(s) ? 'an array' : `a ${typeof s}`}, not a JSON object`;
+  const r = s as Record<string, unknown>;
+  if (typeof r.configHash !== 'string')
+    return r.configHash === undefined
+      ? '"configHash" is missing'
+      : `"configHash" is ${shown(r.configHash)}, not a string`;
+  if (!STATE_PHASES.includes(r.phase as string))
+    return `"phase" is ${shown(r.phase)}, not one of ${STATE_PHASES.join(', ')}`;
+  for (const k of ['seed', 'epoch', 'step', 'globalStep', 'metricsCount'])
+    if (!(Number.isSafeInteger(r[k]) && (r[k] as number) >= 0))
+      return `"${k}" is ${shown(r[k])}, not a non-negative integer`;
+  for (const [k, fields] of [
+    ['acc', ['lossSum', 'samples', 'steps']],
+    ['elapsed', ['baseline', 'proximal', 'finetune']],
+  ] as const) {
+    const o = r[k] as Record<string, unknown> | null | undefined;
+    if (o === null || typeof o !== 'object' || Array.isArray(o))
+      return `"${k}" is ${shown(o)}, not an object`;
+    for (const f of fields)
+      // A NaN loss (a diverging epoch caught by Ctrl-C) is written as null: not damage.
+      if (typeof o[f] !== 'number' && !(k === 'acc' && f === 'lossSum' && o[f] === null))
+        return `"${k}.${f}" is ${shown(o[f])}, not a number`;
+  }
+  return undefined;
+}
+
+/** The state.json of the checkpoint in `ckptDir`, checked: a damaged one says what to do. */
+function readCheckpointState(ckptDir: string): RunState {
+  let state: unknown;
+  try {
+    state = readCheckpointJson(ckptDir, 'state.json');
+  } catch (e) {
+    throw damagedCheckpoint(ckptDir, (e as Error).message);
+  }
+  const why = stateProblem(state);
+  if (why) throw damagedCheckpoint(ckptDir, `state.json: ${why}`);
+  return state as RunState;
+}
+
+interface OptimizerSlot {
+  name: string;
+  shape: number[];
+  dtype: string;
+  offset: number;
+  length: number;
+}
+
 async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   const f = join(dir, 'optimizer.json');
   if (!existsSync(f)) return;
-  const manifest = JSON.parse(readFileSync(f, 'utf8')) as {
-    name: string;
-    shape: number[];
-    dtype: string;
-    offset: number;
-    length: number;
-  }[];
+  const manifest = readCheckpointJson(dir, 'optimizer.json') as OptimizerSlot[];
+  if (!Array.isArray(manifest)) throw new Error('optimizer.json is not a JSON array');
   const bin = readFileSync(join(dir, 'optimizer.bin'));
+  // Each slot must lie inside optimizer.bin and hold exactly its shape's values: a
+  // negative offset would read from the end, a short slot would give a tfjs shape error.
+  manifest.forEach((m, i) => {
+    const ok =
+      m !== null &&
+      typeof m === 'object' &&
+      typeof m.name === 'string' &&
+      Array.isArray(m.shape) &&
+      m.shape.every((d) => Number.isSafeInteger(d) && d >= 0) &&
+      (m.dtype === 'float32' || m.dtype === 'int32') &&
+      Number.isSafeInteger(m.offset) &&
+      m.offset >= 0 &&
+      m.length === 4 * m.shape.reduce((a, b) => a * b, 1);
+    if (!ok) throw new Error(`optimizer.json entry ${i} is not a slot {name, shape, dtype, offset, length}`);
+    if (m.offset + m.length > bin.length)
+      throw new Error(
+        `optimizer.bin has ${bin.length} bytes, but optimizer.json entry ${i} (${m.name}) needs bytes up to ${m.offset + m.length}`,
+      );
+  });
   const named = manifest.map((m) => {
     const bytes = bin.subarray(m.offset, m.offset + m.length);
     const copy = new Uint8Array(bytes); // aligned copy
@@ -367,9 +463,11 @@ async function loadOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   await opt.setWeights(named);
   const extrasFile = join(dir, 'optimizer-extras.json');
   if (existsSync(extrasFile)) {
-    for (const [k, value] of Object.entries(
-      JSON.parse(readFileSync(extrasFile, 'utf8')) as Record<string, number>,
-    )) {
+    const extras = readCheckpointJson(dir, 'optimizer-extras.json');
+    if (extras === null || typeof extras !== 'object' || Array.isArray(extras))
+      throw new Error('optimizer-extras.json is not a JSON object');
+    for (const [k, value] of Object.entries(extras as Record<string, unknown>)) {
+      if (typeof value !== 'number') throw new Error(`optimizer-extras.json: "${k}" is not a number`);
       const v = (opt as any)[k];
       if (v instanceof tf.Variable) tf.tidy(() => v.assign(tf.scalar(value)));
     }
@@ -809,10 +907,7 @@ async function runLocked(
   let state: RunState;
   let model: tfl.LayersModel | undefined;
   if (o.resume) {
-    state = readJsonFile(
-      join(ckptDir, 'state.json'),
-      `the checkpoint is damaged; remove ${ckptDir} and start the run again`,
-    );
+    state = readCheckpointState(ckptDir);
     if (state.configHash !== hash) {
       throw new Error(`--resume: the checkpoint in ${ckptDir} belongs to another config, budget or seed`);
     }
@@ -822,7 +917,11 @@ async function runLocked(
           `whose bits differ; resume it with --backend ${state.backend}`,
       );
     }
-    model = await tfl.loadLayersModel(fileSystem(join(ckptDir, 'model')));
+    try {
+      model = await tfl.loadLayersModel(fileSystem(join(ckptDir, 'model')));
+    } catch (e) {
+      throw damagedCheckpoint(ckptDir, (e as Error).message);
+    }
     log(resumePoint(state, cfg));
   } else {
     state = {
@@ -1069,7 +1168,7 @@ async function runLocked(
       } else {
         model ??= buildModel(cfg.model.layers, data.shape, o.seed);
         const opt = makeOptimizer(cfg.training.baseline);
-        if (o.resume) await loadOptimizer(opt, ckptDir);
+        if (o.resume) await loadOptimizer(opt, ckptDir).catch(rethrowDamaged(ckptDir));
         await trainPhase('baseline', model, opt, cfg.training.baseline);
         disposeOptimizer(opt);
         debug('baseline trained');
@@ -1133,7 +1232,7 @@ async function runLocked(
         spec.optimizer === 'adam'
           ? new ProximalAdam(common)
           : new ProximalSGD({ ...common, momentum: spec.momentum });
-      if (o.resume) await loadOptimizer(opt, ckptDir);
+      if (o.resume) await loadOptimizer(opt, ckptDir).catch(rethrowDamaged(ckptDir));
       const total = state.baseline!.params;
       const lambdaAt = (e: number) =>
         spec.schedule.type === 'warmup' ? spec.lambda * Math.min(1, e / spec.schedule.epochs) : spec.lambda;
@@ -1183,7 +1282,7 @@ async function runLocked(
       const mask = kernelMask(m);
       mask.apply();
       const opt = makeOptimizer(cfg.training.finetune);
-      if (o.resume) await loadOptimizer(opt, ckptDir);
+      if (o.resume) await loadOptimizer(opt, ckptDir).catch(rethrowDamaged(ckptDir));
       await trainPhase('finetune', m, opt, cfg.training.finetune, {
         afterStep: () => mask.apply(),
         distill: distillFor(cfg.training.finetune.distill),

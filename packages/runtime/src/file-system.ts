@@ -364,15 +364,64 @@ function describeError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-function expectedBytes(specs: tf.io.WeightsManifestEntry[]): number | undefined {
-  let total = 0;
+/** Bytes a group's weights take, and whether that is only a minimum (string weights). */
+interface GroupBytes {
+  bytes: number;
+  atLeast: boolean;
+}
+
+function expectedBytes(specs: tf.io.WeightsManifestEntry[]): GroupBytes {
+  let bytes = 0;
+  let atLeast = false;
   for (const spec of specs) {
     const dtype = spec.quantization?.dtype ?? spec.dtype;
+    const elements = spec.shape.reduce((a, b) => a * b, 1);
     const size = STORED_BYTES[dtype];
-    if (size === undefined) return undefined; // strings: length is only known from the data
-    total += spec.shape.reduce((a, b) => a * b, 1) * size;
+    if (size === undefined) {
+      // A string is stored as its 4-byte length, then its bytes: the total is
+      // known only from the data, but is at least 4 bytes a string.
+      atLeast = true;
+      bytes += elements * 4;
+    } else bytes += elements * size;
   }
-  return total;
+  return { bytes, atLeast };
+}
+
+/**
+ * Follows the length prefixes of a group's string weights through its bytes,
+ * which tfjs does without bounds (a length past the end gives a tfjs error
+ * naming no file). The walk takes at most `data.byteLength / 4` steps, since
+ * the group's size was checked against 4 bytes a string before the read.
+ */
+function checkStringWeights(specs: tf.io.WeightsManifestEntry[], data: Uint8Array, where: string): void {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let offset = 0;
+  let last = '';
+  for (const spec of specs) {
+    const elements = spec.shape.reduce((a, b) => a * b, 1);
+    const size = STORED_BYTES[spec.quantization?.dtype ?? spec.dtype];
+    if (size !== undefined) {
+      offset += elements * size;
+      continue;
+    }
+    last = spec.name;
+    for (let k = 0; k < elements; k++) {
+      const length = offset + 4 <= data.byteLength ? view.getUint32(offset, true) : Infinity;
+      offset += 4 + length;
+      if (offset > data.byteLength) {
+        throw new Error(
+          `Cannot load model: the string weight ${JSON.stringify(spec.name)} in ${where} runs past the end ` +
+            `of its ${data.byteLength} bytes (string ${k} of ${elements}): the shards are truncated or do not belong to it`,
+        );
+      }
+    }
+  }
+  if (offset !== data.byteLength) {
+    throw new Error(
+      `Cannot load model: the string weight ${JSON.stringify(last)} in ${where} ends at byte ${offset} ` +
+        `of ${data.byteLength}: the shards do not belong to it`,
+    );
+  }
 }
 
 const WEIGHT_DTYPES = new Set(['float32', 'int32', 'bool', 'string', 'complex64']);
@@ -420,7 +469,7 @@ function badWeightEntry(entry: unknown): string | undefined {
     return `"dtype" must be one of ${[...WEIGHT_DTYPES].join(', ')}`;
   }
   if (e.quantization !== undefined) {
-    const q = e.quantization as { dtype?: unknown } | null;
+    const q = e.quantization as { dtype?: unknown; scale?: unknown; min?: unknown } | null;
     if (
       q === null ||
       typeof q !== 'object' ||
@@ -428,6 +477,18 @@ function badWeightEntry(entry: unknown): string | undefined {
       !QUANTIZED_DTYPES.has(q.dtype)
     ) {
       return `"quantization.dtype" must be one of ${[...QUANTIZED_DTYPES].join(', ')}`;
+    }
+    // tfjs decodes these as `v * scale + min`, with no check of either: a
+    // string or a missing value would give NaN or string-concatenated weights.
+    if (q.dtype === 'float16') {
+      if (e.dtype !== 'float32') return '"quantization.dtype" float16 is only for "dtype" float32';
+    } else {
+      if (e.dtype !== 'float32' && e.dtype !== 'int32') {
+        return `"quantization.dtype" ${q.dtype} is only for "dtype" float32 or int32`;
+      }
+      if (!Number.isFinite(q.scale) || !Number.isFinite(q.min)) {
+        return `"quantization" (${q.dtype}) needs finite numbers "scale" and "min"`;
+      }
     }
   }
   return undefined;
@@ -500,19 +561,17 @@ async function shardSizes(files: string[], jsonFile: string): Promise<number[]> 
   return sizes;
 }
 
-function checkGroupSize(
-  files: string[],
-  got: number,
-  want: number | undefined,
-  jsonFile: string,
-  i: number,
-): void {
-  if (want === undefined || got === want) return;
-  const which =
-    files.length === 1 ? `weight shard ${files[0]} has` : `weight shards ${files.join(', ')} have`;
+function shardNames(files: string[]): string {
+  return files.length === 1 ? `weight shard ${files[0]}` : `weight shards ${files.join(', ')}`;
+}
+
+function checkGroupSize(files: string[], got: number, want: GroupBytes, jsonFile: string, i: number): void {
+  if (want.atLeast ? got >= want.bytes : got === want.bytes) return;
+  const which = `${shardNames(files)} ${files.length === 1 ? 'has' : 'have'}`;
   throw new Error(
-    `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ${want} bytes ` +
-      `(${got < want ? 'truncated' : 'does not belong to this model.json'})`,
+    `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ` +
+      `${want.atLeast ? 'at least ' : ''}${want.bytes} bytes ` +
+      `(${got < want.bytes ? 'truncated' : 'does not belong to this model.json'})`,
   );
 }
 
@@ -573,14 +632,21 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
     for (const [i, group] of manifest.entries()) {
       const files = group.paths.map((p) => path.resolve(dir, p));
       const sizes = await shardSizes(files, jsonFile);
+      const want = expectedBytes(group.weights);
       checkGroupSize(
         files,
         sizes.reduce((a, b) => a + b, 0),
-        expectedBytes(group.weights),
+        want,
         jsonFile,
         i,
       );
-      for (const [k, file] of files.entries()) buffers.push(await readShard(file, sizes[k]));
+      const read: ArrayBuffer[] = [];
+      for (const [k, file] of files.entries()) read.push(await readShard(file, sizes[k]));
+      if (want.atLeast) {
+        const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(read));
+        checkStringWeights(group.weights, data, `${shardNames(files)} (${jsonFile}, weightsManifest[${i}])`);
+      }
+      buffers.push(...read);
       specs.push(...group.weights);
     }
     // tfjs accepts a list of buffers (needed beyond 2 GB), but code reading

@@ -664,6 +664,33 @@ describe('fileSystem errors name the file', () => {
       '"quantization.dtype" must be one of uint8, uint16, float16',
     ],
     ['that is not an object', 7, 'it is not an object'],
+    // tfjs decodes uint8/uint16 as v * scale + min: a string or missing scale gave NaN or
+    // string-concatenated weights without an error, or a tfjs error naming no file.
+    [
+      'quantized to uint8 without scale and min',
+      { name: 'k', shape: [3, 2], dtype: 'float32', quantization: { dtype: 'uint8' } },
+      '"quantization" (uint8) needs finite numbers "scale" and "min"',
+    ],
+    [
+      'quantized to uint8 with a string scale',
+      { name: 'k', shape: [3, 2], dtype: 'float32', quantization: { dtype: 'uint8', scale: 'x', min: 0 } },
+      '"quantization" (uint8) needs finite numbers "scale" and "min"',
+    ],
+    [
+      'quantized to uint16 with a string min',
+      { name: 'k', shape: [3, 2], dtype: 'float32', quantization: { dtype: 'uint16', scale: 1, min: '5' } },
+      '"quantization" (uint16) needs finite numbers "scale" and "min"',
+    ],
+    [
+      'of dtype int32 quantized to float16',
+      { name: 'k', shape: [3, 2], dtype: 'int32', quantization: { dtype: 'float16' } },
+      '"quantization.dtype" float16 is only for "dtype" float32',
+    ],
+    [
+      'of dtype bool quantized to uint8',
+      { name: 'k', shape: [3, 2], dtype: 'bool', quantization: { dtype: 'uint8', scale: 1, min: 0 } },
+      '"quantization.dtype" uint8 is only for "dtype" float32 or int32',
+    ],
   ])('names the JSON file and a weight entry %s', async (_, entry, why) => {
     const dir = await saved();
     const file = path.join(dir, 'model.json');
@@ -693,6 +720,69 @@ describe('fileSystem errors name the file', () => {
     );
     expect(opened).not.toHaveBeenCalled();
     expect(read.mock.calls.map((c) => c[0])).toEqual([path.join(dir, 'model.json')]);
+  });
+
+  // A string weight's size is known only from the 4-byte length before each
+  // string. tfjs walks them without bounds: a huge claimed shape made it loop
+  // for minutes, a length past the end gave a tfjs error naming no file.
+  describe('string weights', () => {
+    async function stringModel(shape: number[], bytes: Uint8Array): Promise<string> {
+      const dir = freshDir();
+      fs.mkdirSync(dir, { recursive: true });
+      const weights = [
+        { name: 'bias', shape: [1], dtype: 'float32' },
+        { name: 'words', shape, dtype: 'string' },
+      ];
+      fs.writeFileSync(
+        path.join(dir, 'model.json'),
+        JSON.stringify({ modelTopology: {}, weightsManifest: [{ paths: ['w.bin'], weights }] }),
+      );
+      fs.writeFileSync(path.join(dir, 'w.bin'), bytes);
+      return dir;
+    }
+    function loadArtifacts(dir: string): Promise<tf.io.ModelArtifacts> {
+      const { load } = fileSystem(dir);
+      if (load === undefined) throw new Error('fileSystem has no load');
+      return load();
+    }
+    // float32 1.5, then the strings "ab" and "" with their little-endian uint32 lengths.
+    const good = Uint8Array.from([0, 0, 0xc0, 0x3f, 2, 0, 0, 0, 97, 98, 0, 0, 0, 0]);
+
+    it('loads well-formed string weights', async () => {
+      const dir = await stringModel([2], good);
+      const artifacts = await loadArtifacts(dir);
+      const decoded = tf.io.decodeWeights(artifacts.weightData ?? [], artifacts.weightSpecs ?? []);
+      expect(Array.from(decoded.bias.dataSync())).toEqual([1.5]);
+      expect(decoded.words.dataSync()).toEqual(['ab', '']);
+      tf.dispose(Object.values(decoded));
+    });
+
+    it('refuses a huge string shape from the shard size alone, without walking it', async () => {
+      const dir = await stringModel([1e8], good);
+      const err = (await loadArtifacts(dir).catch((e: Error) => e)) as Error;
+      expect(err.message).toBe(
+        `Cannot load model: weight shard ${path.join(dir, 'w.bin')} has ${good.length} bytes, but ` +
+          `${path.join(dir, 'model.json')} (weightsManifest[0]) needs at least ${4 + 4 * 1e8} bytes (truncated)`,
+      );
+    });
+
+    it.each([
+      [
+        'a string length past the end',
+        [2],
+        Uint8Array.from([0, 0, 0xc0, 0x3f, 200, 0, 0, 0, 97, 98, 0, 0, 0, 0]),
+      ],
+      ['bytes left after the last string', [1], good],
+    ])('refuses %s, naming the shard', async (_, shape, bytes) => {
+      const dir = await stringModel(shape, bytes);
+      const err = (await loadArtifacts(dir).catch((e: Error) => e)) as Error;
+      expect(err.message).toMatch(
+        new RegExp(
+          `^Cannot load model: the string weight "words" in weight shard ${path.join(dir, 'w.bin')} ` +
+            `\\(${path.join(dir, 'model.json')}, weightsManifest\\[0\\]\\) `,
+        ),
+      );
+    });
   });
 
   it('refuses a shard path that names a folder', async () => {

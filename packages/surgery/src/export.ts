@@ -467,11 +467,51 @@ function parseJson(bytes: Buffer, file: string): any {
 }
 
 /**
+ * Most weight elements loadSparseModel holds (1 GiB of float32): a bitmask weight's size is not
+ * bounded by the file (a dead group takes one bit), so a damaged shape could otherwise ask for
+ * any allocation.
+ */
+const MAX_SPARSE_ELEMENTS = 2 ** 28;
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** Why `w`, a `weights` entry of a sparse manifest, is unusable (or undefined), before any byte is read. */
+function badSparseEntry(w: unknown): string | undefined {
+  if (w === null || typeof w !== 'object' || Array.isArray(w)) return 'it is not an object';
+  const e = w as Record<string, unknown>;
+  if (typeof e.name !== 'string' || e.name === '') return '"name" must be a non-empty string';
+  if (!Array.isArray(e.shape) || !e.shape.every(isCount))
+    return '"shape" must be an array of non-negative integers';
+  if (e.encoding !== 'dense' && e.encoding !== 'bitmask') return '"encoding" must be "dense" or "bitmask"';
+  if (e.valueDtype !== 'float32' && e.valueDtype !== 'float16')
+    return '"valueDtype" must be "float32" or "float16"';
+  if (!isCount(e.offset) || !isCount(e.maskBytes) || !isCount(e.values))
+    return '"offset", "maskBytes" and "values" must be non-negative integers';
+  const shape = e.shape as number[];
+  const size = shape.reduce((a, b) => a * b, 1);
+  const shown = `[${shape.join(',')}]`;
+  if (size > MAX_SPARSE_ELEMENTS)
+    return `its shape ${shown} has ${size} elements, more than loadSparseModel holds (${MAX_SPARSE_ELEMENTS})`;
+  if (e.encoding === 'dense') {
+    if (e.values !== size || e.maskBytes !== 0)
+      return `a 'dense' weight of shape ${shown} stores ${size} values and no bitmask, not ${e.values} values and ${e.maskBytes} bitmask bytes`;
+    return undefined;
+  }
+  if (shape.length < 2) return `a 'bitmask' weight needs at least 2 axes, shape is ${shown}`;
+  const groups = shape[shape.length - 2] * shape[shape.length - 1];
+  if (e.maskBytes !== Math.ceil(groups / 8))
+    return `a 'bitmask' weight of shape ${shown} has a bitmask of ${Math.ceil(groups / 8)} bytes (a bit per group of its last two axes), not ${e.maskBytes}`;
+  return undefined;
+}
+
+/**
  * Loads a model written by `exportModel(model, dir, { format: 'sparse' })` (`dir` a path or a
  * `file://` URL): model.json, then the manifest its `sparseManifest` names (else sparse.json),
  * then the data file the manifest names. Throws, naming the file, when a file cannot be read,
- * is not JSON or not a normprune-sparse v1 manifest, is truncated, or lies outside `dir`, and
- * for a `'tfjs'` export (load that with `tfl.loadLayersModel`).
+ * is not JSON or not a normprune-sparse v1 manifest, is truncated, or lies outside `dir`, when a
+ * manifest entry is malformed (shape, encoding, value type, bitmask size or value count that
+ * disagree, a repeated name, more than 2^28 elements) or does not fit the topology, and for a
+ * `'tfjs'` export (load that with `tfl.loadLayersModel`).
  */
 export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
   dir = await modelDir(dir, 'loadSparseModel');
@@ -482,7 +522,18 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
       throw new Error(`loadSparseModel: cannot read ${path.join(dir, f)}: ${(e as Error).message}`);
     }
   };
-  const modelJson = parseJson(await read('model.json'), path.join(dir, 'model.json'));
+  const modelFile = path.join(dir, 'model.json');
+  const modelJson = parseJson(await read('model.json'), modelFile);
+  if (
+    modelJson === null ||
+    typeof modelJson !== 'object' ||
+    Array.isArray(modelJson) ||
+    modelJson.modelTopology === null ||
+    typeof modelJson.modelTopology !== 'object'
+  )
+    throw new Error(
+      `loadSparseModel: ${modelFile} is not a model.json (a JSON object with "modelTopology"); export the model again`,
+    );
   if (Array.isArray(modelJson?.weightsManifest) && modelJson.weightsManifest.length > 0)
     throw new Error(
       `loadSparseModel: ${path.join(dir, 'model.json')} is a 'tfjs' export (its weights are in its manifest): load it with tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime`,
@@ -501,10 +552,31 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
     throw new Error(
       `loadSparseModel: ${path.join(dir, manifestName)} names the data file ${JSON.stringify(manifest.data)}, not a file in ${dir}`,
     );
+  // Every entry is checked before the data file is read: the manifest is untrusted input.
+  const manifestFile = path.join(dir, manifestName);
+  const refuse = (why: string) =>
+    new Error(`loadSparseModel: ${manifestFile}: ${why}; export the model again`);
+  if (!Array.isArray(manifest.weights)) throw refuse('"weights" must be an array');
+  const seen = new Map<string, number>();
+  let total = 0;
+  (manifest.weights as unknown[]).forEach((w, j) => {
+    const name = (w as { name?: unknown } | null)?.name;
+    const label = `weights[${j}]${typeof name === 'string' ? ` (${JSON.stringify(name)})` : ''}`;
+    const why = badSparseEntry(w);
+    if (why !== undefined) throw refuse(`${label}: ${why}`);
+    const e = w as SparseWeightEntry;
+    if (seen.has(e.name)) throw refuse(`${label}: the name is also weights[${seen.get(e.name)}]'s`);
+    seen.set(e.name, j);
+    total += e.shape.reduce((a, b) => a * b, 1);
+    if (total > MAX_SPARSE_ELEMENTS)
+      throw refuse(
+        `${label}: the weights up to here have ${total} elements, more than loadSparseModel holds (${MAX_SPARSE_ELEMENTS})`,
+      );
+  });
   const bin = await read(manifest.data);
   const specs: tf.io.WeightsManifestEntry[] = [];
   const arrays: Float32Array[] = [];
-  for (const w of manifest.weights as SparseWeightEntry[]) {
+  (manifest.weights as SparseWeightEntry[]).forEach((w, j) => {
     const float16 = w.valueDtype === 'float16';
     const size = w.shape.reduce((a, b) => a * b, 1);
     const end = w.offset + w.maskBytes + w.values * (float16 ? 2 : 4);
@@ -512,34 +584,50 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
       throw new Error(
         `loadSparseModel: ${manifest.data} is truncated (weight '${w.name}' needs bytes up to ${end}, file has ${bin.length})`,
       );
-    const vals = decodeValues(bin.subarray(w.offset + w.maskBytes), w.values, float16);
     let out: Float32Array;
-    if (w.encoding === 'dense') out = vals;
+    if (w.encoding === 'dense') out = decodeValues(bin.subarray(w.offset), w.values, float16);
     else {
       const cin = w.shape[w.shape.length - 2];
       const cout = w.shape[w.shape.length - 1];
       const groups = cin * cout;
-      const K = size / groups;
+      const K = groups === 0 ? 0 : size / groups;
       const mask = bin.subarray(w.offset, w.offset + w.maskBytes);
+      let stored = 0;
+      for (let q = 0; q < groups; q++) if (mask[q >> 3] & (1 << (q & 7))) stored++;
+      if (stored * K !== w.values)
+        throw refuse(
+          `weights[${j}] (${JSON.stringify(w.name)}): its bitmask stores ${stored} groups of ${K} values (${stored * K} values), but "values" says ${w.values}`,
+        );
+      const vals = decodeValues(bin.subarray(w.offset + w.maskBytes), w.values, float16);
       out = new Float32Array(size);
       let p = 0;
       for (let q = 0; q < groups; q++) {
         if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
         for (let k = 0; k < K; k++) out[k * groups + q] = vals[p++];
       }
-      if (p !== w.values)
-        throw new Error(`loadSparseModel: weight '${w.name}': bitmask and value count disagree`);
     }
     specs.push({ name: w.name, shape: w.shape, dtype: 'float32' });
     arrays.push(out);
-  }
+  });
   const data = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
   let off = 0;
   for (const a of arrays) {
     data.set(a, off);
     off += a.length;
   }
-  return tfl.loadLayersModel(
-    tf.io.fromMemory({ modelTopology: modelJson.modelTopology, weightSpecs: specs, weightData: data.buffer }),
-  );
+  try {
+    return await tfl.loadLayersModel(
+      tf.io.fromMemory({
+        modelTopology: modelJson.modelTopology,
+        weightSpecs: specs,
+        weightData: data.buffer,
+      }),
+    );
+  } catch (e) {
+    // The entries are well formed, so what tfjs refuses is their fit to the topology
+    // (a weight missing, unknown or of another shape), or the topology itself.
+    throw new Error(
+      `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} (${(e as Error).message}); export the model again`,
+    );
+  }
 }

@@ -382,3 +382,178 @@ describe('exportModel', () => {
     );
   });
 });
+
+describe('loadSparseModel: damaged sparse.json / sparse.bin / model.json', () => {
+  // A Dense kernel [4, 6] with every other weight dead (stored 'bitmask'), and its bias ('dense').
+  let dir: string;
+  let manifestFile: string;
+  let modelFile: string;
+  let manifest: { weights: Record<string, unknown>[] } & Record<string, unknown>;
+  let modelJson: string;
+  let model: tfl.Sequential;
+
+  beforeAll(async () => {
+    model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 6, name: 'd' })] });
+    zeroKernelWhere(model, 'd', (i, o) => (i + o) % 2 === 0);
+    dir = path.join(tmp, 'damaged');
+    await exportModel(model, dir, { format: 'sparse' });
+    manifestFile = path.join(dir, 'sparse.json');
+    modelFile = path.join(dir, 'model.json');
+    manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    modelJson = fs.readFileSync(modelFile, 'utf8');
+    expect(manifest.weights.map((w) => w.encoding)).toEqual(['bitmask', 'dense']);
+  });
+  afterAll(() => model.dispose());
+  afterEach(() => {
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+    fs.writeFileSync(modelFile, modelJson);
+  });
+
+  it('loads the undamaged export exactly', async () => {
+    const again = await loadSparseModel(dir);
+    const x = tf.ones([1, 4]);
+    expect(maxDiff(predict1(model, x), predict1(again, x)).abs).toBe(0);
+    x.dispose();
+    again.dispose();
+  });
+
+  function predict1(m: tfl.LayersModel, x: tf.Tensor): Float32Array {
+    return tf.tidy(() => (m.predict(x) as tf.Tensor).dataSync() as Float32Array);
+  }
+
+  const kernel = (edit: Record<string, unknown>) => (m: typeof manifest) => ({
+    ...m,
+    weights: [{ ...m.weights[0], ...edit }, m.weights[1]],
+  });
+  const bias = (edit: Record<string, unknown>) => (m: typeof manifest) => ({
+    ...m,
+    weights: [m.weights[0], { ...m.weights[1], ...edit }],
+  });
+
+  it.each<[string, (m: typeof manifest) => unknown, string]>([
+    ['weights that is not an array', (m) => ({ ...m, weights: {} }), '"weights" must be an array'],
+    [
+      'a weight that is null',
+      (m) => ({ ...m, weights: [null, m.weights[1]] }),
+      'weights[0]: it is not an object',
+    ],
+    ['a weight without a name', kernel({ name: 7 }), 'weights[0]: "name" must be a non-empty string'],
+    [
+      'a negative dimension',
+      bias({ shape: [-6] }),
+      'weights[1] ("d/bias"): "shape" must be an array of non-negative integers',
+    ],
+    [
+      'a value dtype other than float32/float16',
+      bias({ valueDtype: 'int32' }),
+      'weights[1] ("d/bias"): "valueDtype" must be "float32" or "float16"',
+    ],
+    [
+      'an unknown encoding',
+      bias({ encoding: 'rle' }),
+      'weights[1] ("d/bias"): "encoding" must be "dense" or "bitmask"',
+    ],
+    [
+      'a negative offset',
+      bias({ offset: -24 }),
+      'weights[1] ("d/bias"): "offset", "maskBytes" and "values" must be non-negative integers',
+    ],
+    [
+      'a fractional value count',
+      bias({ values: 5.5 }),
+      'weights[1] ("d/bias"): "offset", "maskBytes" and "values" must be non-negative integers',
+    ],
+    [
+      'a dense weight with fewer values than its shape',
+      bias({ values: 5 }),
+      'weights[1] ("d/bias"): a \'dense\' weight of shape [6] stores 6 values and no bitmask, not 5 values and 0 bitmask bytes',
+    ],
+    [
+      'a dense weight with a bitmask',
+      bias({ maskBytes: 1 }),
+      'weights[1] ("d/bias"): a \'dense\' weight of shape [6] stores 6 values and no bitmask, not 6 values and 1 bitmask bytes',
+    ],
+    [
+      'a bitmask shorter than its shape needs',
+      kernel({ maskBytes: 2 }),
+      'weights[0] ("d/kernel"): a \'bitmask\' weight of shape [4,6] has a bitmask of 3 bytes (a bit per group of its last two axes), not 2',
+    ],
+    [
+      'a bitmask longer than its shape needs',
+      kernel({ maskBytes: 4 }),
+      'weights[0] ("d/kernel"): a \'bitmask\' weight of shape [4,6] has a bitmask of 3 bytes (a bit per group of its last two axes), not 4',
+    ],
+    [
+      'a bitmask weight of rank 1',
+      kernel({ shape: [24] }),
+      'weights[0] ("d/kernel"): a \'bitmask\' weight needs at least 2 axes, shape is [24]',
+    ],
+    [
+      'more values than the set bits',
+      kernel({ values: 13 }),
+      'weights[0] ("d/kernel"): its bitmask stores 12 groups of 1 values (12 values), but "values" says 13',
+    ],
+    [
+      'fewer values than the set bits',
+      kernel({ values: 11 }),
+      'weights[0] ("d/kernel"): its bitmask stores 12 groups of 1 values (12 values), but "values" says 11',
+    ],
+    [
+      'a huge shape behind a small bitmask',
+      kernel({ shape: [1e6, 1e6, 4, 6] }),
+      'weights[0] ("d/kernel"): its shape [1000000,1000000,4,6] has 24000000000000 elements, more than loadSparseModel holds (268435456)',
+    ],
+    [
+      'a duplicated name',
+      bias({ name: 'd/kernel' }),
+      'weights[1] ("d/kernel"): the name is also weights[0]\'s',
+    ],
+  ])('refuses %s, naming sparse.json', async (_, damage, why) => {
+    fs.writeFileSync(manifestFile, JSON.stringify(damage(manifest)));
+    const err = (await loadSparseModel(dir).catch((e: Error) => e)) as Error;
+    expect(err.message).toBe(`loadSparseModel: ${manifestFile}: ${why}; export the model again`);
+  });
+
+  it('refuses a weight the topology lacks or misses, naming both files', async () => {
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, weights: [manifest.weights[0]] }));
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} ` +
+        '(1 of 2 weights are not set: d/bias); export the model again',
+    );
+    fs.writeFileSync(manifestFile, JSON.stringify(kernel({ name: 'other' })(manifest)));
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} (`,
+    );
+  });
+
+  it.each([
+    ['null', 'null'],
+    ['an array', '[]'],
+    ['without modelTopology', '{"weightsManifest": []}'],
+  ])('refuses a model.json that is %s', async (_, text) => {
+    fs.writeFileSync(modelFile, text);
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      `loadSparseModel: ${modelFile} is not a model.json (a JSON object with "modelTopology"); export the model again`,
+    );
+  });
+
+  it.each([
+    ['null', 'null'],
+    ['an array', '[]'],
+  ])('refuses a sparse.json that is %s', async (_, text) => {
+    fs.writeFileSync(manifestFile, text);
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      `loadSparseModel: ${manifestFile} is not a normprune-sparse v1 manifest`,
+    );
+  });
+
+  it.each(['../sparse.json', '/etc/passwd', 'sub/../../x.json'])(
+    'refuses a sparseManifest outside the folder (%s)',
+    async (name) => {
+      fs.writeFileSync(modelFile, JSON.stringify({ ...JSON.parse(modelJson), sparseManifest: name }));
+      await expect(loadSparseModel(dir)).rejects.toThrow(
+        `names the manifest ${JSON.stringify(name)}, not a file in ${dir}`,
+      );
+    },
+  );
+});
