@@ -30,7 +30,6 @@ import {
   rowFileName,
   runReportBlocks,
   seedsTable,
-  shapeProblem,
   SWEEP_SHAPE,
   tableRow,
   toHtml,
@@ -43,7 +42,14 @@ import {
 } from './report.js';
 import { bisectionOutcome, runSweep } from './sweep.js';
 import { pruneMagnitudes } from './model.js';
-import { copyDirAtomic, readJsonFile, unmeasuredAsNaN, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import {
+  copyDirAtomic,
+  readJsonFile,
+  shapeProblem,
+  unmeasuredAsNaN,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from './fsutil.js';
 import { codeSpan } from './escape.js';
 import { closest } from './suggest.js';
 

@@ -277,6 +277,28 @@ export function unmeasuredAsNaN(key: string, value: unknown): unknown {
 }
 
 /**
+ * Reads and parses a JSON file; a file that cannot be read or parsed throws, naming it as
+ * `shown` (default: its path), not with a bare parser message.
+ */
+export function parseJsonFile<T = any>(
+  file: string,
+  reviver?: (key: string, value: unknown) => unknown,
+  shown = file,
+): T {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${shown} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  try {
+    return JSON.parse(text, reviver) as T;
+  } catch (e) {
+    throw new Error(`${shown} is not valid JSON (${(e as Error).message})`);
+  }
+}
+
+/**
  * Reads a JSON file; a missing, truncated or malformed file throws an error
  * naming the file and `fix` (what to do about it), not a bare parser message.
  */
@@ -285,19 +307,74 @@ export function readJsonFile<T = any>(
   fix: string,
   reviver?: (key: string, value: unknown) => unknown,
 ): T {
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    return parseJsonFile<T>(file, reviver);
   } catch (e) {
-    throw new Error(
-      `cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ${fix}`,
-    );
+    throw new Error(`${(e as Error).message}; ${fix}`);
   }
-  try {
-    return JSON.parse(text, reviver) as T;
-  } catch (e) {
-    throw new Error(`${file} is not valid JSON (${(e as Error).message}); ${fix}`);
+}
+
+/** What a JSON value is, for a message: `null`, `an array`, `a string`, ... */
+function jsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
+}
+
+/**
+ * A JSON shape to check a file against: a type, an object's required fields, an array's
+ * elements, or a check of its own that returns what it wanted when the value is not that
+ * (`'a non-negative integer'`), and undefined when it is.
+ */
+export type Shape =
+  | 'string'
+  | 'number'
+  | 'boolean'
+  | { [field: string]: Shape }
+  | [Shape]
+  | ((v: unknown) => string | undefined);
+
+/**
+ * Why `v` (read from a JSON file) does not have the shape `shape`, naming the first field
+ * that does not (`"a.b[2]" is a string, not a number`; a check of its own shows the value,
+ * `"epoch" is "x", not a non-negative integer`), or undefined when it does. Fields the
+ * shape does not list are not checked.
+ */
+export function shapeProblem(v: unknown, shape: Shape, at = ''): string | undefined {
+  const name = at === '' ? 'it' : `"${at}"`;
+  if (v === undefined) return `${name} is missing`;
+  if (typeof shape === 'function') {
+    const want = shape(v);
+    return want === undefined ? undefined : `${name} is ${JSON.stringify(v)}, not ${want}`;
   }
+  const want =
+    typeof shape === 'string'
+      ? `a ${shape}`
+      : Array.isArray(shape)
+        ? 'an array'
+        : at === ''
+          ? 'a JSON object'
+          : 'an object';
+  const ok =
+    typeof shape === 'string'
+      ? typeof v === shape
+      : Array.isArray(shape)
+        ? Array.isArray(v)
+        : v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (!ok) return `${name} is ${jsonKind(v)}, not ${want}`;
+  if (typeof shape === 'string') return undefined;
+  if (Array.isArray(shape)) {
+    for (const [i, x] of (v as unknown[]).entries()) {
+      const why = shapeProblem(x, shape[0], `${at}[${i}]`);
+      if (why) return why;
+    }
+    return undefined;
+  }
+  for (const [k, sub] of Object.entries(shape)) {
+    const why = shapeProblem((v as Record<string, unknown>)[k], sub, at === '' ? k : `${at}.${k}`);
+    if (why) return why;
+  }
+  return undefined;
 }
 
 /**

@@ -34,9 +34,12 @@ import {
   lockDir,
   makeDirs,
   ourLeftovers,
+  parseJsonFile,
   readJsonFile,
   recoverDir,
   removeDir,
+  shapeProblem,
+  type Shape,
   writeDirAtomic,
   writeFileAtomic,
   writeFileNamed,
@@ -363,50 +366,30 @@ function rethrowDamaged(ckptDir: string): (e: unknown) => never {
 
 /** A checkpoint file's JSON; a file that cannot be read or parsed throws, naming it (relative to the checkpoint). */
 function readCheckpointJson(dir: string, name: string): unknown {
-  let text: string;
-  try {
-    text = readFileSync(join(dir, name), 'utf8');
-  } catch (e) {
-    throw new Error(`${name} cannot be read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${name} is not valid JSON (${(e as Error).message})`);
-  }
+  return parseJsonFile(join(dir, name), undefined, name);
 }
 
 const STATE_PHASES = ['baseline', 'proximal', 'finetune', 'done'];
+const count: Shape = (v) =>
+  Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : 'a non-negative integer';
 
-/** Why a checkpoint's state.json cannot be resumed from, or undefined. */
-function stateProblem(s: unknown): string | undefined {
-  const shown = (v: unknown) => (v === undefined ? 'missing' : v === null ? 'null' : JSON.stringify(v));
-  if (s === null || typeof s !== 'object' || Array.isArray(s))
-    return `it is ${s === null ? 'null' : Array.isArray(s) ? 'an array' : `a ${typeof s}`}, not a JSON object`;
-  const r = s as Record<string, unknown>;
-  if (typeof r.configHash !== 'string')
-    return r.configHash === undefined
-      ? '"configHash" is missing'
-      : `"configHash" is ${shown(r.configHash)}, not a string`;
-  if (!STATE_PHASES.includes(r.phase as string))
-    return `"phase" is ${shown(r.phase)}, not one of ${STATE_PHASES.join(', ')}`;
-  for (const k of ['seed', 'epoch', 'step', 'globalStep', 'metricsCount'])
-    if (!(Number.isSafeInteger(r[k]) && (r[k] as number) >= 0))
-      return `"${k}" is ${shown(r[k])}, not a non-negative integer`;
-  for (const [k, fields] of [
-    ['acc', ['lossSum', 'samples', 'steps']],
-    ['elapsed', ['baseline', 'proximal', 'finetune']],
-  ] as const) {
-    const o = r[k] as Record<string, unknown> | null | undefined;
-    if (o === null || typeof o !== 'object' || Array.isArray(o))
-      return `"${k}" is ${shown(o)}, not an object`;
-    for (const f of fields)
-      // A NaN loss (a diverging epoch caught by Ctrl-C) is written as null: not damage.
-      if (typeof o[f] !== 'number' && !(k === 'acc' && f === 'lossSum' && o[f] === null))
-        return `"${k}.${f}" is ${shown(o[f])}, not a number`;
-  }
-  return undefined;
-}
+/** What a checkpoint's state.json must hold to be resumed from. */
+const STATE_SHAPE: Shape = {
+  configHash: 'string',
+  phase: (v) => (STATE_PHASES.includes(v as string) ? undefined : `one of ${STATE_PHASES.join(', ')}`),
+  seed: count,
+  epoch: count,
+  step: count,
+  globalStep: count,
+  metricsCount: count,
+  acc: {
+    // A NaN loss (a diverging epoch caught by Ctrl-C) is written as null: not damage.
+    lossSum: (v) => (v === null || typeof v === 'number' ? undefined : 'a number'),
+    samples: 'number',
+    steps: 'number',
+  },
+  elapsed: { baseline: 'number', proximal: 'number', finetune: 'number' },
+};
 
 /** The state.json of the checkpoint in `ckptDir`, checked: a damaged one says what to do. */
 function readCheckpointState(ckptDir: string): RunState {
@@ -416,7 +399,7 @@ function readCheckpointState(ckptDir: string): RunState {
   } catch (e) {
     throw damagedCheckpoint(ckptDir, (e as Error).message);
   }
-  const why = stateProblem(state);
+  const why = shapeProblem(state, STATE_SHAPE);
   if (why) throw damagedCheckpoint(ckptDir, `state.json: ${why}`);
   return state as RunState;
 }

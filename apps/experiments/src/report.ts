@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunResults } from './pipeline.js';
 import { barChart, lineChart, paretoFront, type Series } from './svg.js';
-import { writeFileAtomic } from './fsutil.js';
+import { type Shape, writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
 import { changePp, changeSePp } from './paired.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
@@ -124,54 +124,6 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}figure{margi
 ${body}
 </body></html>
 `;
-}
-
-/** What a JSON value is, for a message: `null`, `an array`, `a string`, ... */
-function jsonKind(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'an array';
-  return typeof v === 'object' ? 'an object' : `a ${typeof v}`;
-}
-
-/** A JSON shape to check a file against: a type, an object's required fields, or an array's elements. */
-type Shape = 'string' | 'number' | 'boolean' | { [field: string]: Shape } | [Shape];
-
-/**
- * Why `v` (read from a JSON file) does not have the shape `shape`, naming the first field
- * that does not (`"a.b[2]" is a string, not a number`), or undefined when it does. Fields the
- * shape does not list are not checked.
- */
-export function shapeProblem(v: unknown, shape: Shape, at = ''): string | undefined {
-  const name = at === '' ? 'it' : `"${at}"`;
-  if (v === undefined) return `${name} is missing`;
-  const want =
-    typeof shape === 'string'
-      ? `a ${shape}`
-      : Array.isArray(shape)
-        ? 'an array'
-        : at === ''
-          ? 'a JSON object'
-          : 'an object';
-  const ok =
-    typeof shape === 'string'
-      ? typeof v === shape
-      : Array.isArray(shape)
-        ? Array.isArray(v)
-        : v !== null && typeof v === 'object' && !Array.isArray(v);
-  if (!ok) return `${name} is ${jsonKind(v)}, not ${want}`;
-  if (typeof shape === 'string') return undefined;
-  if (Array.isArray(shape)) {
-    for (const [i, x] of (v as unknown[]).entries()) {
-      const why = shapeProblem(x, shape[0], `${at}[${i}]`);
-      if (why) return why;
-    }
-    return undefined;
-  }
-  for (const [k, sub] of Object.entries(shape)) {
-    const why = shapeProblem((v as Record<string, unknown>)[k], sub, at === '' ? k : `${at}.${k}`);
-    if (why) return why;
-  }
-  return undefined;
 }
 
 const MODEL_STATS_SHAPE: Shape = {

@@ -158,6 +158,12 @@ function gridLabels(o: SweepOptions): string[] | undefined {
   );
 }
 
+/** Whether this sweep is a grid holding every one of `labels` (another sweep's points). */
+function gridHolds(o: SweepOptions, labels: readonly string[]): boolean {
+  const grid = gridLabels(o);
+  return grid !== undefined && labels.every((l) => grid.includes(l));
+}
+
 /**
  * The plan of the sweep writing a folder, written before its first point and removed once
  * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
@@ -173,9 +179,7 @@ function otherPlan(out: string, o: SweepOptions, key: string): string | undefine
   } catch {
     return undefined;
   }
-  if (plan.key === key) return undefined;
-  const grid = gridLabels(o);
-  if (grid && plan.labels && plan.labels.every((l) => grid.includes(l))) return undefined;
+  if (plan.key === key || (plan.labels !== undefined && gridHolds(o, plan.labels))) return undefined;
   return plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`;
 }
 
@@ -210,15 +214,13 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
       ? prev.key === key
       : o.command !== undefined && bare(prev.command) === bare(o.command);
   const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
-  const grid = o.targetCompression === undefined;
-  const planned = gridLabels(o) ?? [];
-  const extends_ = labels.every((l) => planned.includes(l));
-  if (same || (o.resume && grid && extends_)) return undefined;
+  const extends_ = gridHolds(o, labels);
+  if (same || (o.resume && extends_)) return undefined;
   return (
     `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
     (prev.command ? `, made by \`${prev.command}\`` : '') +
     ')' +
-    (grid && extends_ ? '; to add points to it, run with --resume (its finished points are reused)' : '')
+    (extends_ ? '; to add points to it, run with --resume (its finished points are reused)' : '')
   );
 }
 
