@@ -207,7 +207,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Whether directions are rescaled to unit norm after each step. */
   readonly renormalize: boolean;
 
-  private schedule: LambdaSchedule | null;
+  private schedule: LambdaSchedule | null = null;
   private lambda_: number;
   private progress: TrainingProgress = {};
   private infos: MagnitudeInfo[] = [];
@@ -241,11 +241,11 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     this.renormalize = o.renormalize ?? true;
     this.progress = checkProgress(o.progress);
     if (typeof o.lambda === 'function') {
-      this.schedule = checkSchedule('lambda', o.lambda);
+      this.useSchedule(checkSchedule('lambda', o.lambda));
       this.lambda_ = NaN;
       this.updateLambda();
     } else {
-      this.schedule = null;
+      this.useSchedule(null);
       this.lambda_ = checkLambdaOption(o.lambda);
     }
     this.attach(o.magnitudes ?? []);
@@ -268,7 +268,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
         'setLambda: got a function; a lambda schedule goes through setLambdaSchedule(schedule)',
       );
     const v = checkLambda(value);
-    this.schedule = null;
+    this.useSchedule(null);
     this.setLambdaValue(v);
   }
 
@@ -278,7 +278,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
       throw new Error(
         `setLambdaSchedule: expected a schedule function such as warmupLambda({ ... }) or (step, epoch, state) => number, got ${describe(schedule)}; a constant goes through setLambda(value)`,
       );
-    this.schedule = checkSchedule('setLambdaSchedule', schedule);
+    this.useSchedule(checkSchedule('setLambdaSchedule', schedule));
     this.updateLambda();
   }
 
@@ -470,6 +470,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   }
 
   private warnedEpochs = false;
+  // What makes the schedule move with epochs (see epochDriven), found once per schedule, not per step.
+  private scheduleByEpochs: string | null = null;
+
+  private useSchedule(schedule: LambdaSchedule | null): void {
+    this.schedule = schedule;
+    this.scheduleByEpochs = epochDriven(schedule);
+  }
 
   /**
    * Warns once when a step inside `model.fit` or `fitDataset` runs a schedule that moves with
@@ -480,9 +487,8 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * a fit and reports epochs with `observe` itself.
    */
   private warnIfEpochsStandStill(): void {
-    if (this.warnedEpochs || this.observed) return;
-    const what = epochDriven(this.schedule);
-    if (what == null || !inFit(this.attachedModel)) return;
+    const what = this.scheduleByEpochs;
+    if (what == null || this.warnedEpochs || this.observed || !inFit(this.attachedModel)) return;
     this.warnedEpochs = true;
     console.warn(
       `${this.getClassName()}: the lambda schedule (${what}) moves with completed epochs, but nothing reports them to ` +
