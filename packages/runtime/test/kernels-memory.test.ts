@@ -47,11 +47,12 @@ const tensor = (seed: number, shape: number[]) =>
     shape,
   );
 
-describe('a bias that outlives the weights it meets', () => {
-  // A kernel computed on every call with a long-lived bias: a decomposed or
-  // weight-normalised layer's inference. Upstream keeps one cache key per call
-  // under the bias's id (24 bytes for a matMul, 72 for a convolution, plus the
-  // list's reallocations: 48-300 KB over 2,000 calls before the fix).
+describe('a bias or weights that outlive the partners they meet', () => {
+  // A kernel computed on every call with a long-lived bias (a decomposed or
+  // weight-normalised layer's inference), or the reverse. Upstream keeps one
+  // cache key per call under the long-lived tensor's id (24 bytes for a
+  // matMul, 72 for a convolution, plus the list's reallocations: 48-700 KB
+  // over 2,000 calls before the fix).
   let t: Record<'x2' | 'x4' | 'w2' | 'w2T' | 'w4' | 'wd' | 'bias', tf.Tensor>;
   beforeAll(async () => {
     await initWasm();
@@ -109,6 +110,25 @@ describe('a bias that outlives the weights it meets', () => {
     ],
   ];
 
+  // The mirror image: long-lived weights, a bias computed on every call.
+  cases.push(
+    [
+      'fused matMul, a new bias per call',
+      () => tf.fused.matMul({ a: t.x2 as tf.Tensor2D, b: t.w2 as tf.Tensor2D, bias: tf.mul(t.bias, 1.5) }),
+    ],
+    [
+      'fused conv2d, a new bias per call',
+      () =>
+        tf.fused.conv2d({
+          x: t.x4 as tf.Tensor4D,
+          filter: t.w4 as tf.Tensor4D,
+          strides: 1,
+          pad: 'same',
+          bias: tf.mul(t.bias, 1.5),
+        }),
+    ],
+  );
+
   it.each(cases)('%s: 2,000 calls do not grow the heap', async (_name, op) => {
     const { before, after } = await measure(() => tf.tidy(() => void op().dataSync()), 50, 2000);
     expect(after.dataIds).toBe(before.dataIds);
@@ -116,7 +136,7 @@ describe('a bias that outlives the weights it meets', () => {
     expect(after.mallocTop - before.mallocTop).toBeLessThanOrEqual(4096);
   });
 
-  it('is not copied when it meets the same weights again (a plain layer keeps its cached operator)', async () => {
+  it('is not copied when the same pair meets again (a plain layer keeps its cached operator)', async () => {
     await tf.setBackend('wasm');
     const backend = tf.backend() as unknown as { dataIdNextNumber: number };
     const w = tf.mul(t.w2, 1.5) as tf.Tensor2D;

@@ -7,7 +7,7 @@ import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
-import { freshBias } from './fresh_bias.js';
+import { freshOperands } from './fresh_operands.js';
 import { fusedBiasActivation } from './fused_conv.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { makePrelu } from './prelu.js';
@@ -33,7 +33,7 @@ const SPECS: KernelSpec[] = [
   {
     kernelName: '_FusedMatMul',
     make: (up) => {
-      const fresh = freshBias(up, 'b');
+      const fresh = freshOperands(up, 'b');
       return fresh ? transposeFirst(fresh) : null;
     },
   },
@@ -51,7 +51,7 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
   {
     kernelName: 'FusedConv2D',
-    make: (up) => explicitPadding(fusedBiasActivation(freshBias(up, 'filter'), false), false),
+    make: (up) => explicitPadding(fusedBiasActivation(freshOperands(up, 'filter'), false), false),
   },
   {
     kernelName: 'DepthwiseConv2dNative',
@@ -60,7 +60,9 @@ const SPECS: KernelSpec[] = [
   {
     kernelName: 'FusedDepthwiseConv2D',
     make: (up) =>
-      depthwiseStridesOrDilations(explicitPadding(fusedBiasActivation(freshBias(up, 'filter'), true), true)),
+      depthwiseStridesOrDilations(
+        explicitPadding(fusedBiasActivation(freshOperands(up, 'filter'), true), true),
+      ),
   },
   { kernelName: 'Prelu', make: (up) => makePrelu(up) },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
@@ -88,8 +90,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * an alpha (0 upstream, tf.leakyRelu's 0.2 here as in tfjs-core's unfused
  * path), and depthwise convolutions with both a stride and a dilation above 1
  * (refused, as cpu does). A bias that outlives the weights it meets (a
- * kernel computed on every call) goes to the fused kernels as a copy, so
- * that upstream's XNNPACK cache does not keep a key per call under its id.
+ * kernel computed on every call), or weights that outlive their biases, go to
+ * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
+ * a key per call under their id.
  * Results match the `cpu` backend to 1e-4 relative error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
