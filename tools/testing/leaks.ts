@@ -29,3 +29,30 @@ export function maxDiff(a: ArrayLike<number>, b: ArrayLike<number>): { abs: numb
   }
   return { abs, rel };
 }
+
+/** The parts of the wasm backend that {@link wasmMemory} reads. */
+interface WasmBackendMemory {
+  wasm: { HEAPU8: Uint8Array; _malloc(bytes: number): number; _free(offset: number): void };
+  numDataIds(): number;
+}
+
+/** Larger than any free block inside a test's heap, so it always comes from the top. */
+const TOP_PROBE_BYTES = 32 << 20;
+
+/**
+ * What the wasm backend holds below `tf.memory().numTensors`: the heap's size
+ * (it never shrinks, so it shows only growth past its high-water mark), the
+ * buffers the backend keeps, and `mallocTop`, the address a 32 MB allocation
+ * gets, i.e. the start of the allocator's untouched top: it rises when memory
+ * the C++ side never frees (operator caches, their bookkeeping) piles up, long
+ * before the heap itself must grow. The probe is freed at once; it grows the
+ * heap by 32 MB the first time, and again only if the top has risen.
+ */
+export function wasmMemory(): { heapBytes: number; dataIds: number; mallocTop: number } {
+  const backend = tf.engine().findBackend('wasm') as unknown as WasmBackendMemory;
+  const probe = backend.wasm._malloc(TOP_PROBE_BYTES) >>> 0;
+  backend.wasm._free(probe);
+  // Read after the probe, which may itself have grown the heap.
+  const heapBytes = backend.wasm.HEAPU8.buffer.byteLength;
+  return { heapBytes, dataIds: backend.numDataIds(), mallocTop: probe };
+}

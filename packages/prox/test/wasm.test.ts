@@ -7,7 +7,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedConv2d, decomposedDense, effectiveKernel, magnitudes } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD, SparsityCallback } from '../src/index.js';
 import { groupSumSquares } from '../src/operators.js';
-import { maxDiff } from '../../../tools/testing/leaks.js';
+import { maxDiff, wasmMemory } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
   setWasmPaths(
@@ -156,4 +156,54 @@ describe('on the wasm backend', () => {
     model.dispose();
     opt.dispose();
   });
+
+  it.each([
+    ['trainOnBatch', 'sgd'],
+    ['trainOnBatch', 'adam'],
+    ['minimize', 'sgd'],
+    ['minimize', 'adam'],
+  ] as const)(
+    '%s with proximal %s: after warm-up, steps add no wasm buffers and do not grow the heap',
+    async (loop, kind) => {
+      // Below tf.memory().numTensors: the backend's buffers, and the wasm heap
+      // with upstream's XNNPACK caches (wasmMemory). The proximal step, the
+      // renormalisation and the decomposed layers' kernels run every step.
+      const model = tfl.sequential({
+        layers: [
+          decomposedDense({ inputShape: [10], units: 12, activation: 'relu', kernelInitializer: seeded(1) }),
+          decomposedDense({ units: 8, granularity: 'input', kernelInitializer: seeded(2) }),
+          decomposedDense({ units: 2, kernelInitializer: seeded(3) }),
+        ],
+      });
+      const xs = tf.randomNormal([16, 10], 0, 1, 'float32', 3);
+      const ys = tf.randomNormal([16, 2], 0, 1, 'float32', 4);
+      const opt =
+        kind === 'sgd'
+          ? new ProximalSGD({ learningRate: 0.01, momentum: 0.9, lambda: 0.5, magnitudes: model })
+          : new ProximalAdam({ learningRate: 0.01, lambda: 0.5, magnitudes: model });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const step = async () => {
+        if (loop === 'trainOnBatch') {
+          await model.trainOnBatch(xs, ys);
+          return;
+        }
+        const loss = () => tf.losses.meanSquaredError(ys, model.apply(xs) as tf.Tensor) as tf.Scalar;
+        tf.dispose(opt.minimize(loss, true) ?? []);
+      };
+      wasmMemory(); // its first probe grows the heap
+      for (let i = 0; i < 10; i++) await step();
+      const before = { ...wasmMemory(), ...tf.memory() };
+      for (let i = 0; i < 100; i++) await step();
+      const after = { ...wasmMemory(), ...tf.memory() };
+      expect(after.numTensors).toBe(before.numTensors);
+      expect(after.numBytes).toBe(before.numBytes);
+      expect(after.dataIds).toBe(before.dataIds);
+      expect(after.heapBytes).toBe(before.heapBytes);
+      // Measured 0; a few kilobytes of room for the allocator's placement.
+      expect(after.mallocTop - before.mallocTop).toBeLessThanOrEqual(4096);
+      tf.dispose([xs, ys]);
+      model.dispose();
+      opt.dispose();
+    },
+  );
 });

@@ -25,6 +25,25 @@ describe('threaded wasm under Node', () => {
     await expect(setWasmBackendWithThreads(2)).rejects.toThrow(/already initialised/);
   });
 
+  it('keeps its pool when switching to cpu and back and registering again', async () => {
+    type PThread = { runningWorkers: unknown[]; unusedWorkers: unknown[] };
+    const workers = () => {
+      const pool = (tf.engine().findBackend('wasm') as unknown as { wasm: { PThread: PThread } }).wasm
+        .PThread;
+      return pool.runningWorkers.length + pool.unusedWorkers.length;
+    };
+    await tf.setBackend('wasm');
+    const before = workers();
+    for (let i = 0; i < 10; i++) {
+      await tf.setBackend('cpu');
+      await tf.setBackend('wasm');
+      registerWasmTrainingKernels();
+      tf.tidy(() => void tf.matMul(tf.ones([8, 8]), tf.ones([8, 8])).dataSync());
+    }
+    expect(workers()).toBe(before);
+    expect(before).toBeGreaterThan(0);
+  });
+
   it('computes the same convolution gradients as cpu', async () => {
     const r = rng(4);
     const vx = values(r, 4 * 12 * 10 * 6);

@@ -7,6 +7,7 @@ import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
+import { freshOperands } from './fresh_operands.js';
 import { fusedBiasActivation } from './fused_conv.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { makePrelu } from './prelu.js';
@@ -29,7 +30,13 @@ interface KernelSpec {
 
 const SPECS: KernelSpec[] = [
   { kernelName: 'BatchMatMul', make: (up) => (up ? transposeFirst(up) : null) },
-  { kernelName: '_FusedMatMul', make: (up) => (up ? transposeFirst(up) : null) },
+  {
+    kernelName: '_FusedMatMul',
+    make: (up) => {
+      const fresh = freshOperands(up, 'b');
+      return fresh ? transposeFirst(fresh) : null;
+    },
+  },
   { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
   { kernelName: 'Conv2DBackpropInput', make: () => conv2DBackpropInput as KernelFn },
   {
@@ -42,14 +49,20 @@ const SPECS: KernelSpec[] = [
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
-  { kernelName: 'FusedConv2D', make: (up) => explicitPadding(fusedBiasActivation(up, false), false) },
+  {
+    kernelName: 'FusedConv2D',
+    make: (up) => explicitPadding(fusedBiasActivation(freshOperands(up, 'filter'), false), false),
+  },
   {
     kernelName: 'DepthwiseConv2dNative',
     make: (up) => depthwiseStridesOrDilations(explicitPadding(up, true)),
   },
   {
     kernelName: 'FusedDepthwiseConv2D',
-    make: (up) => depthwiseStridesOrDilations(explicitPadding(fusedBiasActivation(up, true), true)),
+    make: (up) =>
+      depthwiseStridesOrDilations(
+        explicitPadding(fusedBiasActivation(freshOperands(up, 'filter'), true), true),
+      ),
   },
   { kernelName: 'Prelu', make: (up) => makePrelu(up) },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
@@ -76,8 +89,11 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * PReLU weights such as [OH, 1, C] (misread upstream), 'leakyrelu' without
  * an alpha (0 upstream, tf.leakyRelu's 0.2 here as in tfjs-core's unfused
  * path), and depthwise convolutions with both a stride and a dilation above 1
- * (refused, as cpu does). Results match the `cpu` backend to 1e-4 relative
- * error.
+ * (refused, as cpu does). A bias that outlives the weights it meets (a
+ * kernel computed on every call), or weights that outlive their biases, go to
+ * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
+ * a key per call under their id.
+ * Results match the `cpu` backend to 1e-4 relative error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
  * registers the upstream kernels this builds on); before or after
