@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
+import { initBackend, type BackendName } from '@normprune/runtime';
 import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
 import {
@@ -41,7 +41,7 @@ import {
   type TableRow,
 } from './report.js';
 import { bisectionOutcome, runSweep } from './sweep.js';
-import { pruneMagnitudes } from './model.js';
+import { loadModelDir, pruneMagnitudes } from './model.js';
 import {
   copyDirAtomic,
   readJsonFile,
@@ -718,25 +718,6 @@ function modelDirArg(dir: string, who: string): string {
   );
 }
 
-/** Loads the tfjs model in `dir`; a damaged folder's error says what to do about it. */
-async function loadModel(dir: string): Promise<tfl.LayersModel> {
-  try {
-    return await tfl.loadLayersModel(fileSystem(dir));
-  } catch (e) {
-    const m = (e as Error).message ?? '';
-    if (
-      !/^Cannot load model: .*(is not valid JSON|weight shard .* does not exist|bytes, but|is not a regular file)/.test(
-        m,
-      )
-    )
-      throw e;
-    throw new Error(
-      `${m}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ` +
-        'copy it again, or rerun the run or prune that wrote it',
-    );
-  }
-}
-
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -774,7 +755,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
   // The model first: a damaged one fails before the test set is read.
-  const loaded = await loadModel(v.model);
+  const loaded = await loadModelDir(v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
   try {
     data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
@@ -812,7 +793,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   // With --compare, one pass over the test set gives both the paired test and this model's error.
   let t: PairedTest | undefined;
   if (v.compare !== undefined) {
-    const other = await loadModel(v.compare);
+    const other = await loadModelDir(v.compare);
     const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
     const [there, here] = [shapeOf(other), shapeOf(model)];
     if (there !== here) {
@@ -939,7 +920,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  const model = await loadModel(v.model);
+  const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
   const plain = decomposed ? fold(model) : model;

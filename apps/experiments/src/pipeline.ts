@@ -26,7 +26,7 @@ import { loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
-import { buildModel, pruneMagnitudes } from './model.js';
+import { buildModel, loadModelDir, pruneMagnitudes } from './model.js';
 import { Progress } from './progress.js';
 import {
   ensureWritableDir,
@@ -1130,7 +1130,7 @@ async function runLocked(
         `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}; start the run again`,
       );
     }
-    teacher = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
+    teacher = await loadModelDir(join(plainDir, 'model'), 'start the run again');
   }
   const distillFor = (spec: DistillSpec | undefined) =>
     spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
@@ -1139,7 +1139,10 @@ async function runLocked(
     // ---- baseline -------------------------------------------------------
     if (state.phase === 'baseline') {
       if (kept) {
-        model = await tfl.loadLayersModel(fileSystem(join(kept.dir, 'model')));
+        model = await loadModelDir(
+          join(kept.dir, 'model'),
+          `train that baseline again with --keep-baseline, or drop --baseline-from ${o.baselineFrom}`,
+        );
         state.baseline = kept.stats;
         state.elapsed.baseline = kept.seconds;
         for (const line of kept.metrics) metricLines.push(line);
