@@ -126,7 +126,8 @@ ${body}
 `;
 }
 
-const MODEL_STATS_SHAPE: Shape = {
+/** What a run records of a model (results.json's baseline and compressed, a kept baseline's stats). */
+export const MODEL_STATS_SHAPE: Shape = {
   params: 'number',
   nonzeros: 'number',
   macs: 'number',
