@@ -18,7 +18,7 @@ import {
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { pct } from './format.js';
-import { ensureWritableDir, lockDir, recoverDir, writeJsonAtomic } from './fsutil.js';
+import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic } from './fsutil.js';
 
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
@@ -171,16 +171,53 @@ function gridHolds(o: SweepOptions, labels: readonly string[]): boolean {
  */
 const PLAN_FILE = '.sweep-plan.json';
 
-/** An interrupted sweep of another plan in `out`, described for a message; undefined if none. */
-function otherPlan(out: string, o: SweepOptions, key: string): string | undefined {
-  let plan: { key?: string; command?: string; labels?: string[] };
+/** What a plan file records: the sweep's key and command, a grid's labels, the points begun. */
+interface SweepPlan {
+  key: string;
+  command?: string;
+  labels?: string[];
+  started?: string[];
+}
+
+const labelList = (v: unknown) =>
+  v === undefined ||
+  (Array.isArray(v) && v.every((l) => typeof l === 'string' && /^[^/\\.][^/\\]*$/.test(l)));
+
+/**
+ * The plan of an interrupted sweep in `out`; undefined if none. A damaged plan file is refused
+ * (what it would protect is unknown), unless `force` starts over: the plan is then taken to
+ * have begun every point folder there.
+ */
+function readPlan(out: string, force: boolean | undefined): SweepPlan | undefined {
+  const file = join(out, PLAN_FILE);
+  if (!existsSync(file)) return undefined;
+  let plan: unknown;
+  let why: string | undefined;
   try {
-    plan = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
-  } catch {
-    return undefined;
+    plan = parseJsonFile(file);
+    const p = plan as Partial<SweepPlan> | null;
+    why =
+      p === null || typeof p !== 'object' || typeof p.key !== 'string'
+        ? 'it holds no sweep key'
+        : labelList(p.labels) && labelList(p.started) && ['string', 'undefined'].includes(typeof p.command)
+          ? undefined
+          : 'its command, labels or points are not what a sweep writes';
+  } catch (e) {
+    why = (e as Error).message;
   }
-  if (plan.key === key || (plan.labels !== undefined && gridHolds(o, plan.labels))) return undefined;
-  return plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`;
+  if (why === undefined) return plan as SweepPlan;
+  // Starting over, its points are the folders named as points that hold a run.
+  if (force)
+    return { key: '', started: readdirSync(out).filter((d) => /^lambda-/.test(d) && holdsRun(join(out, d))) };
+  throw new Error(
+    `${file}, the plan of an interrupted sweep in ${out}, is damaged (${why}); ` +
+      'choose another --out, or pass --force to start over',
+  );
+}
+
+/** Whether `plan` (an interrupted sweep's) is another sweep's, which this one would not complete. */
+function isOtherPlan(plan: SweepPlan, o: SweepOptions, key: string): boolean {
+  return plan.key !== key && !(plan.labels !== undefined && gridHolds(o, plan.labels));
 }
 
 /** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
@@ -265,18 +302,30 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     removeSweep(sweepIn(out));
   }
   // An interrupted sweep continued by another (another target, or a grid without its points).
-  const interrupted = otherPlan(out, o, key);
-  if (interrupted && !o.force)
+  const plan = readPlan(out, o.force);
+  if (plan && isOtherPlan(plan, o, key) && !o.force)
     throw new Error(
-      `${out} holds an interrupted sweep of another plan (${interrupted}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
     );
-  writeJsonAtomic(join(out, PLAN_FILE), { key, command: o.command, labels: gridLabels(o) });
+  // --force starts over: the points the interrupted sweep planned or began go, finished or not
+  // (this sweep's own are replaced as they run).
+  if (o.force) {
+    const begun = plan && isOtherPlan(plan, o, key) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
+    removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
+  }
+  const newPlan: SweepPlan = { key, command: o.command, labels: gridLabels(o), started: [] };
+  writeJsonAtomic(join(out, PLAN_FILE), newPlan);
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;
   const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
     const label = pointLabel(lambda, granularity, cost);
     const dir = join(out, label);
+    // A bisection's points are known only as it goes: the plan lists them for --force.
+    if (!newPlan.started?.includes(label)) {
+      newPlan.started?.push(label);
+      writeJsonAtomic(join(out, PLAN_FILE), newPlan);
+    }
     const config = withPoint(o.config, lambda, granularity, cost);
     const done = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
     log(`sweep point ${label}${done ? ': finished before, reused' : ''}`);

@@ -1,6 +1,15 @@
 // `normprune sweep`: a grid shares one trained baseline and draws the Pareto
 // front; --target-compression bisects lambda on the run's own parameter counts.
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
@@ -600,4 +609,56 @@ test('a sweep does not orphan the points of another sweep in its --out; --force 
   const table = await cli(['report', '--table', out]);
   expect(table.out).toMatch(/lambda-0\.004/);
   expect(table.out).not.toMatch(/lambda-0\.002/);
+});
+
+test('--force over an interrupted sweep of another plan removes its points, finished and unfinished', async () => {
+  const out = join(tmp, 'force-interrupted');
+  const sweep = (lambdas: string, ...extra: string[]) =>
+    cli([
+      'sweep',
+      'lenet-500-300',
+      '--budget',
+      'tiny',
+      '--lambda',
+      lambdas,
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      ...extra,
+    ]);
+  // As in the --resume test above: interrupted in its first point, then resumed and
+  // interrupted in its second, the first finished.
+  expect((await sweep('0.002,0.02', '--stop-after-steps', '4')).code).toBe(130);
+  expect((await sweep('0.002,0.02', '--resume', '--stop-after-steps', '4')).code).toBe(130);
+  expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
+  expect(existsSync(join(out, 'lambda-0.02', '.work', 'checkpoint', 'state.json'))).toBe(true);
+  writeFileSync(join(out, 'notes.txt'), 'mine');
+  // A damaged plan cannot tell whose points these are: refused, but for --force.
+  const planFile = join(out, '.sweep-plan.json');
+  const plan = readFileSync(planFile, 'utf8');
+  writeFileSync(planFile, '{"key": 3}');
+  const damaged = await sweep('0.002,0.02', '--resume');
+  expect(damaged.code).toBe(1);
+  expect(damaged.err).toMatch(
+    /\.sweep-plan\.json, the plan of an interrupted sweep in .*force-interrupted, is damaged \(it holds no sweep key\); choose another --out, or pass --force to start over/,
+  );
+  writeFileSync(planFile, plan);
+  const r = await sweep('0.05', '--force');
+  expect(r.code).toBe(0);
+  expect(readdirSync(out).sort()).toEqual([
+    'lambda-0.05',
+    'notes.txt',
+    'plots',
+    'report.html',
+    'report.md',
+    'sweep.json',
+  ]);
+  // --force over a damaged plan removes the folders named as points that hold a run.
+  mkdirSync(join(out, 'lambda-0.3'));
+  writeFileSync(join(out, 'lambda-0.3', 'config.json'), '{}');
+  writeFileSync(planFile, '[');
+  expect((await sweep('0.05', '--force')).code).toBe(0);
+  expect(existsSync(join(out, 'lambda-0.3'))).toBe(false);
+  expect(existsSync(join(out, 'notes.txt'))).toBe(true);
 });
