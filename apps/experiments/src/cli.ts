@@ -40,7 +40,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep } from './sweep.js';
+import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
 import { loadModelDir, pruneMagnitudes } from './model.js';
 import {
   copyDirAtomic,
@@ -1021,7 +1021,16 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
     const { arg, sweep } = src;
     if (!v.table && !v['seeds-only']) {
-      writeSweepReport(arg, sweep.experiment, sweep.points, sweep.note);
+      writeSweepReport(
+        arg,
+        sweep.experiment,
+        sweep.points,
+        sweep.note,
+        sweepAnswer(
+          sweep.points,
+          typeof sweep.targetCompression === 'number' ? sweep.targetCompression : undefined,
+        ),
+      );
       out(`wrote ${join(arg, 'report.md')}`);
     }
     if (v.export) {
@@ -1097,8 +1106,16 @@ function refuseExportInto(arg: string, exportDir: string): void {
   }
 }
 
+/** What `report` reads of a sweep.json (`targetCompression` is a bisection's target). */
+interface SweepFile {
+  experiment: string;
+  note: string;
+  points: SweepPoint[];
+  targetCompression?: number;
+}
+
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none. */
-function readSweep(dir: string): { experiment: string; note: string; points: SweepPoint[] } | undefined {
+function readSweep(dir: string): SweepFile | undefined {
   const f = join(dir, 'sweep.json');
   if (!existsSync(f)) return undefined;
   let sweep: unknown;
@@ -1115,7 +1132,7 @@ function readSweep(dir: string): { experiment: string; note: string; points: Swe
       `report: ${f} is not the sweep.json of a normprune sweep: ${why}; ` +
         'run the sweep again (with --resume it reuses its finished points) or remove the file',
     );
-  return sweep as { experiment: string; note: string; points: SweepPoint[] };
+  return sweep as SweepFile;
 }
 
 /** A finished run that `report` reads: its folder, its results.json, and its sweep point's label if any. */

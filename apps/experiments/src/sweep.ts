@@ -83,6 +83,11 @@ export function bisectionOutcome(
   };
 }
 
+/** The label of a bisection's answer (the smallest lambda reaching `target`); undefined for a grid or no answer. */
+export function sweepAnswer(points: SweepPoint[], target: number | undefined): string | undefined {
+  return target === undefined ? undefined : bisectionOutcome(points, target).ok?.label;
+}
+
 /** The sentence of a bisection's note that gives its answer and the bracket around it. */
 export function bisectionNote(points: SweepPoint[], target: number): string {
   const { ok, below, largest } = bisectionOutcome(points, target);
@@ -398,10 +403,11 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     experiment: o.config.name,
     command: o.command,
     key,
+    targetCompression: o.targetCompression,
     note,
     points,
   });
-  writeSweepReport(out, o.config.name, points, note);
+  writeSweepReport(out, o.config.name, points, note, sweepAnswer(points, o.targetCompression));
   rmSync(join(out, PLAN_FILE), { force: true });
   return points;
 }

@@ -188,9 +188,14 @@ test('--target-compression bisects lambda and says whether any lambda reached it
     expect(top.compressionPct).toBeLessThan(15);
     expect(sweep.note).toContain(`the largest lambda below it, ${top.lambda}, missed it`);
   } else expect(sweep.note).toContain('no smaller lambda was tried');
-  // Every point is in the report's table once.
+  // Every point is in the report's table once; the answer's row is marked, also when
+  // `report` writes it again from sweep.json.
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   for (const p of sweep.points) expect(md.split(`| ${p.label} `).length).toBe(2);
+  expect(md).toContain(`| ${ok.label} (the answer) |`);
+  expect(md.split('(the answer)')).toHaveLength(2);
+  expect((await cli(['report', out])).code).toBe(0);
+  expect(readFileSync(join(out, 'report.md'), 'utf8')).toBe(md);
 });
 
 test('an interrupted bisection continues with --resume along the same path, to the same answer', async () => {
