@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   configHash,
@@ -176,6 +176,14 @@ function gridHolds(o: SweepOptions, labels: readonly string[]): boolean {
  */
 const PLAN_FILE = '.sweep-plan.json';
 
+/** The folders in `out` named as sweep points that hold a run: a damaged sweep's points, for --force. */
+function pointFolders(out: string): string[] {
+  return readdirSync(out).filter((d) => /^lambda-/.test(d) && holdsRun(join(out, d)));
+}
+
+/** What otherSweep says of a sweep.json it cannot read, which --force replaces. */
+const DAMAGED = 'damaged';
+
 /** What a plan file records: the sweep's key and command, a grid's labels, the points begun. */
 interface SweepPlan {
   key: string;
@@ -211,9 +219,7 @@ function readPlan(out: string, force: boolean | undefined): SweepPlan | undefine
     why = (e as Error).message;
   }
   if (why === undefined) return plan as SweepPlan;
-  // Starting over, its points are the folders named as points that hold a run.
-  if (force)
-    return { key: '', started: readdirSync(out).filter((d) => /^lambda-/.test(d) && holdsRun(join(out, d))) };
+  if (force) return { key: '', started: pointFolders(out) };
   throw new Error(
     `${file}, the plan of an interrupted sweep in ${out}, is damaged (${why}); ` +
       'choose another --out, or pass --force to start over',
@@ -244,11 +250,19 @@ function sweepKey(o: SweepOptions): string {
  * (finished points are reused, each checked against its own config, budget and seed).
  */
 function otherSweep(out: string, o: SweepOptions, key: string): string | undefined {
+  const file = join(out, 'sweep.json');
+  if (!existsSync(file)) return undefined;
   let prev: { experiment?: string; command?: string; key?: string; points?: { label?: string }[] };
   try {
-    prev = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
-  } catch {
-    return undefined;
+    prev = parseJsonFile(file, undefined, 'it');
+    if (prev === null || typeof prev !== 'object' || !Array.isArray(prev.points))
+      throw new Error('it holds no list of points');
+  } catch (e) {
+    // What it lists is unknown: only --force, which removes the folders named as points, goes on.
+    if (o.force) return DAMAGED;
+    throw new Error(
+      `${file} is damaged (${(e as Error).message}); choose another --out, or pass --force to replace the sweep there`,
+    );
   }
   const bare = (c: string | undefined) => c?.replace(/ --(resume|force)\b/g, '');
   const same =
@@ -304,7 +318,9 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       throw new Error(
         `${out} holds another sweep (${prev}; choose another --out, or pass --force to replace it`,
       );
-    removeSweep(sweepIn(out));
+    removeSweep(
+      prev === DAMAGED ? ['sweep.json', ...pointFolders(out)].map((f) => join(out, f)) : sweepIn(out),
+    );
   }
   // An interrupted sweep continued by another (another target, or a grid without its points).
   const plan = readPlan(out, o.force);

@@ -616,7 +616,7 @@ test('a sweep does not orphan the points of another sweep in its --out; --force 
   expect(table.out).not.toMatch(/lambda-0\.002/);
 });
 
-test('--force over an interrupted sweep of another plan removes its points, finished and unfinished', async () => {
+test('--force over an interrupted sweep of another plan, or a damaged sweep, removes its points', async () => {
   const out = join(tmp, 'force-interrupted');
   const sweep = (lambdas: string, ...extra: string[]) =>
     cli([
@@ -666,4 +666,16 @@ test('--force over an interrupted sweep of another plan removes its points, fini
   expect((await sweep('0.05', '--force')).code).toBe(0);
   expect(existsSync(join(out, 'lambda-0.3'))).toBe(false);
   expect(existsSync(join(out, 'notes.txt'))).toBe(true);
+  // A damaged sweep.json: refused, but for --force, which replaces that sweep.
+  writeFileSync(join(out, 'sweep.json'), '{"points": 3}');
+  const broken = await sweep('0.05');
+  expect(broken.code).toBe(1);
+  expect(broken.err).toMatch(
+    /force-interrupted\/sweep\.json is damaged \(it holds no list of points\); choose another --out, or pass --force to replace the sweep there/,
+  );
+  mkdirSync(join(out, 'lambda-0.4'));
+  writeFileSync(join(out, 'lambda-0.4', 'results.json'), '{}');
+  expect((await sweep('0.05', '--force')).code).toBe(0);
+  expect(existsSync(join(out, 'lambda-0.4'))).toBe(false);
+  expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).points).toHaveLength(1);
 });
