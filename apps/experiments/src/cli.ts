@@ -133,7 +133,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
   --bisect-steps N           bisection steps after the expansion (default 4; fewer
-                             once no other 4-digit lambda is left in the bracket)
+                             once no other 4-digit lambda is left in the bracket);
+                             more, with --resume, take a finished bisection further
 
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]

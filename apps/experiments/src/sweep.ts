@@ -163,12 +163,6 @@ function gridLabels(o: SweepOptions): string[] | undefined {
   );
 }
 
-/** Whether this sweep is a grid holding every one of `labels` (another sweep's points). */
-function gridHolds(o: SweepOptions, labels: readonly string[]): boolean {
-  const grid = gridLabels(o);
-  return grid !== undefined && labels.every((l) => grid.includes(l));
-}
-
 /**
  * The plan of the sweep writing a folder, written before its first point and removed once
  * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
@@ -190,6 +184,38 @@ interface SweepPlan {
   command?: string;
   labels?: string[];
   started?: string[];
+  bisection?: Bisection;
+}
+
+/**
+ * What makes two bisections one path: the same run and target (`key`); the one with more
+ * `steps` goes further along it, so it completes the other.
+ */
+interface Bisection {
+  key: string;
+  steps: number;
+}
+
+/** This sweep's bisection; undefined for a grid. */
+function bisectionOf(o: SweepOptions): Bisection | undefined {
+  if (o.targetCompression === undefined) return undefined;
+  const key = createHash('sha256')
+    .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), target: o.targetCompression }))
+    .digest('hex')
+    .slice(0, 16);
+  return { key, steps: o.bisectSteps ?? 4 };
+}
+
+/**
+ * Whether this sweep runs every point of another: a grid holding its `labels` (unknown for
+ * an interrupted bisection), or the same `bisection` with as many steps or more.
+ */
+function holdsSweep(o: SweepOptions, labels: readonly string[] | undefined, bisection: unknown): boolean {
+  const mine = bisectionOf(o);
+  const other = bisection as Partial<Bisection> | undefined;
+  if (mine) return other?.key === mine.key && typeof other.steps === 'number' && other.steps <= mine.steps;
+  const grid = gridLabels(o);
+  return grid !== undefined && labels !== undefined && labels.every((l) => grid.includes(l));
 }
 
 const labelList = (v: unknown) =>
@@ -228,7 +254,7 @@ function readPlan(out: string, force: boolean | undefined): SweepPlan | undefine
 
 /** Whether `plan` (an interrupted sweep's) is another sweep's, which this one would not complete. */
 function isOtherPlan(plan: SweepPlan, o: SweepOptions, key: string): boolean {
-  return plan.key !== key && !(plan.labels !== undefined && gridHolds(o, plan.labels));
+  return plan.key !== key && !holdsSweep(o, plan.labels, plan.bisection);
 }
 
 /** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
@@ -252,7 +278,13 @@ function sweepKey(o: SweepOptions): string {
 function otherSweep(out: string, o: SweepOptions, key: string): string | undefined {
   const file = join(out, 'sweep.json');
   if (!existsSync(file)) return undefined;
-  let prev: { experiment?: string; command?: string; key?: string; points?: { label?: string }[] };
+  let prev: {
+    experiment?: string;
+    command?: string;
+    key?: string;
+    points?: { label?: string }[];
+    bisection?: Bisection;
+  };
   try {
     prev = parseJsonFile(file, undefined, 'it');
     if (prev === null || typeof prev !== 'object' || !Array.isArray(prev.points))
@@ -270,7 +302,7 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
       ? prev.key === key
       : o.command !== undefined && bare(prev.command) === bare(o.command);
   const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
-  const extends_ = gridHolds(o, labels);
+  const extends_ = holdsSweep(o, labels, prev.bisection);
   if (same || (o.resume && extends_)) return undefined;
   return (
     `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
@@ -334,7 +366,13 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     const begun = plan && isOtherPlan(plan, o, key) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
     removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
   }
-  const newPlan: SweepPlan = { key, command: o.command, labels: gridLabels(o), started: [] };
+  const newPlan: SweepPlan = {
+    key,
+    command: o.command,
+    labels: gridLabels(o),
+    started: [],
+    bisection: bisectionOf(o),
+  };
   writeJsonAtomic(join(out, PLAN_FILE), newPlan);
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
@@ -420,6 +458,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     command: o.command,
     key,
     targetCompression: o.targetCompression,
+    bisection: bisectionOf(o),
     note,
     points,
   });

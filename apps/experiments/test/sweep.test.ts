@@ -268,6 +268,56 @@ test('an interrupted bisection continues with --resume along the same path, to t
   expect(readFileSync(join(out, 'sweep.json'), 'utf8')).toBe(before);
 });
 
+test('a finished bisection takes more --bisect-steps with --resume, reusing its points', async () => {
+  const out = join(tmp, 'bisect-more');
+  cpSync(join(tmp, 'bisect'), out, { recursive: true });
+  const before = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  const more = (...extra: string[]) =>
+    cli([
+      'sweep',
+      'lenet-500-300-input',
+      '--budget',
+      'tiny',
+      '--target-compression',
+      '15',
+      '--bisect-steps',
+      '3',
+      '--out',
+      out,
+      '--backend',
+      'wasm',
+      ...extra,
+    ]);
+  const plain = await more();
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(/; to add points to it, run with --resume \(its finished points are reused\)/);
+  const r = await more('--resume');
+  expect(r.code).toBe(0);
+  for (const p of before.points) expect(r.err).toContain(`sweep point ${p.label}: finished before, reused`);
+  const after = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  // The same path, one step further.
+  expect(after.points.slice(0, before.points.length)).toEqual(before.points);
+  expect(after.points).toHaveLength(before.points.length + 1);
+  // Fewer steps would leave points out of its sweep.json: refused, even with --resume.
+  const fewer = await cli([
+    'sweep',
+    'lenet-500-300-input',
+    '--budget',
+    'tiny',
+    '--target-compression',
+    '15',
+    '--bisect-steps',
+    '1',
+    '--out',
+    out,
+    '--backend',
+    'wasm',
+    '--resume',
+  ]);
+  expect(fewer.code).toBe(1);
+  expect(fewer.err).toMatch(/holds another sweep/);
+});
+
 test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
   for (const t of ['150', '0', '100', 'NaN'])
