@@ -22,6 +22,10 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** `normprune sweep EXPERIMENT --budget tiny ARGS --out OUT --backend wasm`. */
+const tinySweep = (experiment: string, out: string, ...args: string[]) =>
+  cli(['sweep', experiment, '--budget', 'tiny', ...args, '--out', out, '--backend', 'wasm']);
+
 test('a lambda x granularity grid writes every point, sweep.json and the Pareto plot', async () => {
   const out = join(tmp, 'grid');
   const r = await cli([
@@ -272,22 +276,9 @@ test('a finished bisection takes more --bisect-steps with --resume, reusing its 
   const out = join(tmp, 'bisect-more');
   cpSync(join(tmp, 'bisect'), out, { recursive: true });
   const before = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
-  const more = (...extra: string[]) =>
-    cli([
-      'sweep',
-      'lenet-500-300-input',
-      '--budget',
-      'tiny',
-      '--target-compression',
-      '15',
-      '--bisect-steps',
-      '3',
-      '--out',
-      out,
-      '--backend',
-      'wasm',
-      ...extra,
-    ]);
+  const bisect = (steps: string, ...extra: string[]) =>
+    tinySweep('lenet-500-300-input', out, '--target-compression', '15', '--bisect-steps', steps, ...extra);
+  const more = (...extra: string[]) => bisect('3', ...extra);
   const plain = await more();
   expect(plain.code).toBe(1);
   expect(plain.err).toMatch(/; to add points to it, run with --resume \(its finished points are reused\)/);
@@ -299,21 +290,7 @@ test('a finished bisection takes more --bisect-steps with --resume, reusing its 
   expect(after.points.slice(0, before.points.length)).toEqual(before.points);
   expect(after.points).toHaveLength(before.points.length + 1);
   // Fewer steps would leave points out of its sweep.json: refused, even with --resume.
-  const fewer = await cli([
-    'sweep',
-    'lenet-500-300-input',
-    '--budget',
-    'tiny',
-    '--target-compression',
-    '15',
-    '--bisect-steps',
-    '1',
-    '--out',
-    out,
-    '--backend',
-    'wasm',
-    '--resume',
-  ]);
+  const fewer = await bisect('1', '--resume');
   expect(fewer.code).toBe(1);
   expect(fewer.err).toMatch(/holds another sweep/);
 });
@@ -625,19 +602,7 @@ test('a sweep is a usage error with both --config and an experiment, a kernel gr
 test('a sweep does not orphan the points of another sweep in its --out; --force replaces that sweep', async () => {
   const out = join(tmp, 'two-sweeps');
   const sweep = (lambdas: string, ...extra: string[]) =>
-    cli([
-      'sweep',
-      'lenet-500-300',
-      '--budget',
-      'tiny',
-      '--lambda',
-      lambdas,
-      '--out',
-      out,
-      '--backend',
-      'wasm',
-      ...extra,
-    ]);
+    tinySweep('lenet-500-300', out, '--lambda', lambdas, ...extra);
   expect((await sweep('0.002')).code).toBe(0);
   const before = readFileSync(join(out, 'sweep.json'), 'utf8');
   const other = await sweep('0.004');
@@ -669,19 +634,7 @@ test('a sweep does not orphan the points of another sweep in its --out; --force 
 test('--force over an interrupted sweep of another plan, or a damaged sweep, removes its points', async () => {
   const out = join(tmp, 'force-interrupted');
   const sweep = (lambdas: string, ...extra: string[]) =>
-    cli([
-      'sweep',
-      'lenet-500-300',
-      '--budget',
-      'tiny',
-      '--lambda',
-      lambdas,
-      '--out',
-      out,
-      '--backend',
-      'wasm',
-      ...extra,
-    ]);
+    tinySweep('lenet-500-300', out, '--lambda', lambdas, ...extra);
   // As in the --resume test above: interrupted in its first point, then resumed and
   // interrupted in its second, the first finished.
   expect((await sweep('0.002,0.02', '--stop-after-steps', '4')).code).toBe(130);
