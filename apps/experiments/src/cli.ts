@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { fileSystem, initBackend, type BackendName } from '@normprune/runtime';
+import { initBackend, type BackendName } from '@normprune/runtime';
 import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
 import {
@@ -40,8 +40,8 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep } from './sweep.js';
-import { pruneMagnitudes } from './model.js';
+import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
+import { loadModelDir, pruneMagnitudes } from './model.js';
 import {
   copyDirAtomic,
   readJsonFile,
@@ -133,7 +133,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
   --bisect-steps N           bisection steps after the expansion (default 4; fewer
-                             once no other 4-digit lambda is left in the bracket)
+                             once no other 4-digit lambda is left in the bracket);
+                             more, with --resume, take a finished bisection further
 
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
@@ -718,25 +719,6 @@ function modelDirArg(dir: string, who: string): string {
   );
 }
 
-/** Loads the tfjs model in `dir`; a damaged folder's error says what to do about it. */
-async function loadModel(dir: string): Promise<tfl.LayersModel> {
-  try {
-    return await tfl.loadLayersModel(fileSystem(dir));
-  } catch (e) {
-    const m = (e as Error).message ?? '';
-    if (
-      !/^Cannot load model: .*(is not valid JSON|weight shard .* does not exist|bytes, but|is not a regular file)/.test(
-        m,
-      )
-    )
-      throw e;
-    throw new Error(
-      `${m}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ` +
-        'copy it again, or rerun the run or prune that wrote it',
-    );
-  }
-}
-
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -774,7 +756,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
   // The model first: a damaged one fails before the test set is read.
-  const loaded = await loadModel(v.model);
+  const loaded = await loadModelDir(v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
   try {
     data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
@@ -812,7 +794,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   // With --compare, one pass over the test set gives both the paired test and this model's error.
   let t: PairedTest | undefined;
   if (v.compare !== undefined) {
-    const other = await loadModel(v.compare);
+    const other = await loadModelDir(v.compare);
     const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
     const [there, here] = [shapeOf(other), shapeOf(model)];
     if (there !== here) {
@@ -939,7 +921,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     quiet: true,
   });
   checkRequestedBackend(backendOption(p.values.backend), info);
-  const model = await loadModel(v.model);
+  const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
   const plain = decomposed ? fold(model) : model;
@@ -1040,7 +1022,16 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
     const { arg, sweep } = src;
     if (!v.table && !v['seeds-only']) {
-      writeSweepReport(arg, sweep.experiment, sweep.points, sweep.note);
+      writeSweepReport(
+        arg,
+        sweep.experiment,
+        sweep.points,
+        sweep.note,
+        sweepAnswer(
+          sweep.points,
+          typeof sweep.targetCompression === 'number' ? sweep.targetCompression : undefined,
+        ),
+      );
       out(`wrote ${join(arg, 'report.md')}`);
     }
     if (v.export) {
@@ -1116,8 +1107,16 @@ function refuseExportInto(arg: string, exportDir: string): void {
   }
 }
 
+/** What `report` reads of a sweep.json (`targetCompression` is a bisection's target). */
+interface SweepFile {
+  experiment: string;
+  note: string;
+  points: SweepPoint[];
+  targetCompression?: number;
+}
+
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none. */
-function readSweep(dir: string): { experiment: string; note: string; points: SweepPoint[] } | undefined {
+function readSweep(dir: string): SweepFile | undefined {
   const f = join(dir, 'sweep.json');
   if (!existsSync(f)) return undefined;
   let sweep: unknown;
@@ -1134,7 +1133,7 @@ function readSweep(dir: string): { experiment: string; note: string; points: Swe
       `report: ${f} is not the sweep.json of a normprune sweep: ${why}; ` +
         'run the sweep again (with --resume it reuses its finished points) or remove the file',
     );
-  return sweep as { experiment: string; note: string; points: SweepPoint[] };
+  return sweep as SweepFile;
 }
 
 /** A finished run that `report` reads: its folder, its results.json, and its sweep point's label if any. */

@@ -4,7 +4,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { fileSystem } from '@normprune/runtime';
 import { hardThreshold, keepLargestFilters, keepLargestGroups } from '@normprune/prox';
+import { join } from 'node:path';
 import { layerNames, type LayerSpec } from './config.js';
 
 /** Builds a plain tfjs-layers model from layer specs; the last dense layer outputs logits. */
@@ -163,4 +165,44 @@ function dropDeadInputs(
     }
     if (!/Pooling2D$/.test(layer.getClassName())) return;
   }
+}
+
+/**
+ * Loads the tfjs model saved in `dir`. tfjs reports what it finds wrong after the file is read,
+ * without naming it; the error then names `dir`'s model.json and what to do: `again` says how to
+ * make the folder afresh.
+ */
+export async function loadModelDir(
+  dir: string,
+  again = 'copy it again, or rerun the run or prune that wrote it',
+): Promise<tfl.LayersModel> {
+  try {
+    return await tfl.loadLayersModel(fileSystem(dir));
+  } catch (e) {
+    throw new Error(loadProblem(join(dir, 'model.json'), (e as Error).message ?? String(e), again));
+  }
+}
+
+function loadProblem(file: string, message: string, again: string): string {
+  // The runtime's file handler names the file itself; tfjs's own messages may run to several lines.
+  if (/^Cannot load model: /.test(message))
+    return /(is not valid JSON|weight shard .* does not exist|bytes, but|is not a regular file)/.test(message)
+      ? `${message}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ${again}`
+      : message;
+  const first = message.split('\n')[0].trim();
+  const unknown = /^Unknown layer: ([^\s.]+)/.exec(first);
+  if (unknown)
+    return (
+      `Cannot load model: ${file} uses the layer class ${unknown[1]}, which is neither a tfjs layer nor a ` +
+      'normprune one; load it in your own code, which registers that class ' +
+      '(tf.serialization.registerClass), and prune it there with @normprune/surgery'
+    );
+  const mismatch = /Shape mismatch|no target variable|weights are not set|expected \d+ weights/i.test(first);
+  return (
+    `Cannot load model: ${file}: ${first}; ` +
+    (mismatch
+      ? 'its modelTopology and weightsManifest disagree (edited, or its parts from two saves?): '
+      : 'tfjs cannot build the model it describes (edited by hand, or saved by another version?): ') +
+    again
+  );
 }

@@ -26,7 +26,7 @@ import { loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
-import { buildModel, pruneMagnitudes } from './model.js';
+import { buildModel, loadModelDir, pruneMagnitudes } from './model.js';
 import { Progress } from './progress.js';
 import {
   ensureWritableDir,
@@ -45,7 +45,7 @@ import {
   writeFileNamed,
   writeJsonAtomic,
 } from './fsutil.js';
-import { writeReport } from './report.js';
+import { MODEL_STATS_SHAPE, writeReport } from './report.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -508,6 +508,30 @@ interface KeptBaseline {
   seconds: number;
 }
 
+/** A line of metrics.jsonl, as a kept baseline carries them. */
+const metricsLine: Shape = (v) => {
+  try {
+    const line = typeof v === 'string' ? JSON.parse(v) : undefined;
+    if (line !== null && typeof line === 'object' && !Array.isArray(line)) return undefined;
+  } catch {
+    // Not JSON: said below.
+  }
+  return 'a metrics.jsonl line (a JSON object)';
+};
+
+/** What a kept baseline's baseline.json must hold to be reused. */
+const KEPT_SHAPE: Shape = {
+  baselineHash: 'string',
+  stats: MODEL_STATS_SHAPE,
+  metrics: [metricsLine],
+  seconds: 'number',
+};
+
+/** What to do about a kept baseline in `runDir` that cannot be reused. */
+function keptAgain(runDir: string): string {
+  return `train that baseline again with --keep-baseline, or drop --baseline-from ${runDir}`;
+}
+
 function keptBaselineDir(runDir: string): string {
   return join(resolve(runDir), '.work', 'baseline');
 }
@@ -530,7 +554,13 @@ function checkKeptBaseline(
         'train that run with --keep-baseline (sweeps keep theirs), or drop --baseline-from',
     );
   }
-  const kept = readJsonFile<KeptBaseline>(file, `train the baseline again with --keep-baseline`);
+  const again = keptAgain(runDir);
+  const kept = readJsonFile<KeptBaseline>(file, again);
+  const why = shapeProblem(kept, KEPT_SHAPE);
+  if (why)
+    throw new Error(
+      `--baseline-from ${runDir}: the kept baseline is damaged: baseline.json: ${why}; ${again}`,
+    );
   if (kept.baselineHash !== baselineHash(cfg, budget, seed)) {
     const diff = shownDifferences(keptKey(runDir, kept), baselineKey(cfg, budget, seed));
     throw new Error(
@@ -1130,7 +1160,7 @@ async function runLocked(
         `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}; start the run again`,
       );
     }
-    teacher = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
+    teacher = await loadModelDir(join(plainDir, 'model'), 'start the run again');
   }
   const distillFor = (spec: DistillSpec | undefined) =>
     spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
@@ -1139,7 +1169,7 @@ async function runLocked(
     // ---- baseline -------------------------------------------------------
     if (state.phase === 'baseline') {
       if (kept) {
-        model = await tfl.loadLayersModel(fileSystem(join(kept.dir, 'model')));
+        model = await loadModelDir(join(kept.dir, 'model'), keptAgain(o.baselineFrom as string));
         state.baseline = kept.stats;
         state.elapsed.baseline = kept.seconds;
         for (const line of kept.metrics) metricLines.push(line);

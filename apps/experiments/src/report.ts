@@ -126,7 +126,8 @@ ${body}
 `;
 }
 
-const MODEL_STATS_SHAPE: Shape = {
+/** What a run records of a model (results.json's baseline and compressed, a kept baseline's stats). */
+export const MODEL_STATS_SHAPE: Shape = {
   params: 'number',
   nonzeros: 'number',
   macs: 'number',
@@ -759,7 +760,17 @@ export interface SweepPoint {
 }
 
 /** Writes the sweep's report (table + Pareto front) into `dir`. */
-export function writeSweepReport(dir: string, name: string, points: SweepPoint[], note: string): void {
+/**
+ * Writes a sweep's report.md, report.html and Pareto plot; `answer` is the label of a
+ * bisection's answer, whose row is marked.
+ */
+export function writeSweepReport(
+  dir: string,
+  name: string,
+  points: SweepPoint[],
+  note: string,
+  answer?: string,
+): void {
   const front = paretoFront(points.map((p) => [p.compressionPct, p.validationErrorPct]));
   writeFileAtomic(
     join(dir, 'plots', 'pareto.svg'),
@@ -796,7 +807,7 @@ export function writeSweepReport(dir: string, name: string, points: SweepPoint[]
         'test change 95% CI',
       ],
       rows: points.map((p) => [
-        markdownText(p.label),
+        markdownText(p.label) + (p.label === answer ? ' (the answer)' : ''),
         String(p.lambda),
         markdownText(p.granularity ?? ''),
         markdownText(p.costWeighting ?? ''),

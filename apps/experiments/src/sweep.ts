@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   configHash,
@@ -18,7 +18,7 @@ import {
 import type { ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { pct } from './format.js';
-import { ensureWritableDir, lockDir, recoverDir, writeJsonAtomic } from './fsutil.js';
+import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic } from './fsutil.js';
 
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
@@ -81,6 +81,11 @@ export function bisectionOutcome(
     below: i > 0 ? byLambda[i - 1] : undefined,
     largest: byLambda[byLambda.length - 1],
   };
+}
+
+/** The label of a bisection's answer (the smallest lambda reaching `target`); undefined for a grid or no answer. */
+export function sweepAnswer(points: SweepPoint[], target: number | undefined): string | undefined {
+  return target === undefined ? undefined : bisectionOutcome(points, target).ok?.label;
 }
 
 /** The sentence of a bisection's note that gives its answer and the bracket around it. */
@@ -158,12 +163,6 @@ function gridLabels(o: SweepOptions): string[] | undefined {
   );
 }
 
-/** Whether this sweep is a grid holding every one of `labels` (another sweep's points). */
-function gridHolds(o: SweepOptions, labels: readonly string[]): boolean {
-  const grid = gridLabels(o);
-  return grid !== undefined && labels.every((l) => grid.includes(l));
-}
-
 /**
  * The plan of the sweep writing a folder, written before its first point and removed once
  * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
@@ -171,16 +170,91 @@ function gridHolds(o: SweepOptions, labels: readonly string[]): boolean {
  */
 const PLAN_FILE = '.sweep-plan.json';
 
-/** An interrupted sweep of another plan in `out`, described for a message; undefined if none. */
-function otherPlan(out: string, o: SweepOptions, key: string): string | undefined {
-  let plan: { key?: string; command?: string; labels?: string[] };
+/** The folders in `out` named as sweep points that hold a run: a damaged sweep's points, for --force. */
+function pointFolders(out: string): string[] {
+  return readdirSync(out).filter((d) => /^lambda-/.test(d) && holdsRun(join(out, d)));
+}
+
+/** What otherSweep says of a sweep.json it cannot read, which --force replaces. */
+const DAMAGED = 'damaged';
+
+/** What a plan file records: the sweep's key and command, a grid's labels, the points begun. */
+interface SweepPlan {
+  key: string;
+  command?: string;
+  labels?: string[];
+  started?: string[];
+  bisection?: Bisection;
+}
+
+/**
+ * What makes two bisections one path: the same run and target (`key`); the one with more
+ * `steps` goes further along it, so it completes the other.
+ */
+interface Bisection {
+  key: string;
+  steps: number;
+}
+
+/** This sweep's bisection; undefined for a grid. */
+function bisectionOf(o: SweepOptions): Bisection | undefined {
+  if (o.targetCompression === undefined) return undefined;
+  const key = createHash('sha256')
+    .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), target: o.targetCompression }))
+    .digest('hex')
+    .slice(0, 16);
+  return { key, steps: o.bisectSteps ?? 4 };
+}
+
+/**
+ * Whether this sweep runs every point of another: a grid holding its `labels` (unknown for
+ * an interrupted bisection), or the same `bisection` with as many steps or more.
+ */
+function holdsSweep(o: SweepOptions, labels: readonly string[] | undefined, bisection: unknown): boolean {
+  const mine = bisectionOf(o);
+  const other = bisection as Partial<Bisection> | undefined;
+  if (mine) return other?.key === mine.key && typeof other.steps === 'number' && other.steps <= mine.steps;
+  const grid = gridLabels(o);
+  return grid !== undefined && labels !== undefined && labels.every((l) => grid.includes(l));
+}
+
+const labelList = (v: unknown) =>
+  v === undefined ||
+  (Array.isArray(v) && v.every((l) => typeof l === 'string' && /^[^/\\.][^/\\]*$/.test(l)));
+
+/**
+ * The plan of an interrupted sweep in `out`; undefined if none. A damaged plan file is refused
+ * (what it would protect is unknown), unless `force` starts over: the plan is then taken to
+ * have begun every point folder there.
+ */
+function readPlan(out: string, force: boolean | undefined): SweepPlan | undefined {
+  const file = join(out, PLAN_FILE);
+  if (!existsSync(file)) return undefined;
+  let plan: unknown;
+  let why: string | undefined;
   try {
-    plan = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
-  } catch {
-    return undefined;
+    plan = parseJsonFile(file);
+    const p = plan as Partial<SweepPlan> | null;
+    why =
+      p === null || typeof p !== 'object' || typeof p.key !== 'string'
+        ? 'it holds no sweep key'
+        : labelList(p.labels) && labelList(p.started) && ['string', 'undefined'].includes(typeof p.command)
+          ? undefined
+          : 'its command, labels or points are not what a sweep writes';
+  } catch (e) {
+    why = (e as Error).message;
   }
-  if (plan.key === key || (plan.labels !== undefined && gridHolds(o, plan.labels))) return undefined;
-  return plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`;
+  if (why === undefined) return plan as SweepPlan;
+  if (force) return { key: '', started: pointFolders(out) };
+  throw new Error(
+    `${file}, the plan of an interrupted sweep in ${out}, is damaged (${why}); ` +
+      'choose another --out, or pass --force to start over',
+  );
+}
+
+/** Whether `plan` (an interrupted sweep's) is another sweep's, which this one would not complete. */
+function isOtherPlan(plan: SweepPlan, o: SweepOptions, key: string): boolean {
+  return plan.key !== key && !holdsSweep(o, plan.labels, plan.bisection);
 }
 
 /** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
@@ -202,11 +276,25 @@ function sweepKey(o: SweepOptions): string {
  * (finished points are reused, each checked against its own config, budget and seed).
  */
 function otherSweep(out: string, o: SweepOptions, key: string): string | undefined {
-  let prev: { experiment?: string; command?: string; key?: string; points?: { label?: string }[] };
+  const file = join(out, 'sweep.json');
+  if (!existsSync(file)) return undefined;
+  let prev: {
+    experiment?: string;
+    command?: string;
+    key?: string;
+    points?: { label?: string }[];
+    bisection?: Bisection;
+  };
   try {
-    prev = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
-  } catch {
-    return undefined;
+    prev = parseJsonFile(file, undefined, 'it');
+    if (prev === null || typeof prev !== 'object' || !Array.isArray(prev.points))
+      throw new Error('it holds no list of points');
+  } catch (e) {
+    // What it lists is unknown: only --force, which removes the folders named as points, goes on.
+    if (o.force) return DAMAGED;
+    throw new Error(
+      `${file} is damaged (${(e as Error).message}); choose another --out, or pass --force to replace the sweep there`,
+    );
   }
   const bare = (c: string | undefined) => c?.replace(/ --(resume|force)\b/g, '');
   const same =
@@ -214,7 +302,7 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
       ? prev.key === key
       : o.command !== undefined && bare(prev.command) === bare(o.command);
   const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
-  const extends_ = gridHolds(o, labels);
+  const extends_ = holdsSweep(o, labels, prev.bisection);
   if (same || (o.resume && extends_)) return undefined;
   return (
     `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
@@ -262,21 +350,41 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       throw new Error(
         `${out} holds another sweep (${prev}; choose another --out, or pass --force to replace it`,
       );
-    removeSweep(sweepIn(out));
+    removeSweep(
+      prev === DAMAGED ? ['sweep.json', ...pointFolders(out)].map((f) => join(out, f)) : sweepIn(out),
+    );
   }
   // An interrupted sweep continued by another (another target, or a grid without its points).
-  const interrupted = otherPlan(out, o, key);
-  if (interrupted && !o.force)
+  const plan = readPlan(out, o.force);
+  if (plan && isOtherPlan(plan, o, key) && !o.force)
     throw new Error(
-      `${out} holds an interrupted sweep of another plan (${interrupted}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
     );
-  writeJsonAtomic(join(out, PLAN_FILE), { key, command: o.command, labels: gridLabels(o) });
+  // --force starts over: the points the interrupted sweep planned or began go, finished or not
+  // (this sweep's own are replaced as they run).
+  if (o.force) {
+    const begun = plan && isOtherPlan(plan, o, key) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
+    removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
+  }
+  const newPlan: SweepPlan = {
+    key,
+    command: o.command,
+    labels: gridLabels(o),
+    started: [],
+    bisection: bisectionOf(o),
+  };
+  writeJsonAtomic(join(out, PLAN_FILE), newPlan);
   const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;
   const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
     const label = pointLabel(lambda, granularity, cost);
     const dir = join(out, label);
+    // A bisection's points are known only as it goes: the plan lists them for --force.
+    if (!newPlan.started?.includes(label)) {
+      newPlan.started?.push(label);
+      writeJsonAtomic(join(out, PLAN_FILE), newPlan);
+    }
     const config = withPoint(o.config, lambda, granularity, cost);
     const done = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
     log(`sweep point ${label}${done ? ': finished before, reused' : ''}`);
@@ -349,10 +457,12 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     experiment: o.config.name,
     command: o.command,
     key,
+    targetCompression: o.targetCompression,
+    bisection: bisectionOf(o),
     note,
     points,
   });
-  writeSweepReport(out, o.config.name, points, note);
+  writeSweepReport(out, o.config.name, points, note, sweepAnswer(points, o.targetCompression));
   rmSync(join(out, PLAN_FILE), { force: true });
   return points;
 }

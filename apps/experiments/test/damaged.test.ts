@@ -239,3 +239,74 @@ describe('train --resume over a damaged checkpoint', () => {
     expect(r.code).toBe(0);
   }, 60_000);
 });
+
+describe('--baseline-from a damaged kept baseline', () => {
+  let kept: string;
+  let file: string;
+  let saved: string;
+  let args: string[];
+  let baseline: Record<string, unknown>;
+
+  beforeAll(async () => {
+    await initBackend({ prefer: 'wasm', quiet: true });
+    const cfg = writeVariant(tmp, 'kept', () => undefined);
+    args = ['train', '--config', cfg, '--budget', 'trainSubset=128,testSubset=64,validation=32,epochs=1'];
+    kept = join(tmp, 'kept');
+    expect((await cli([...args, '--keep-baseline', '--out', kept])).code).toBe(0);
+    file = join(kept, '.work', 'baseline', 'baseline.json');
+    saved = readFileSync(file, 'utf8');
+    baseline = JSON.parse(saved);
+  }, 60_000);
+
+  const writeKept = (edit: (b: Record<string, unknown>) => unknown) => () =>
+    writeFileSync(file, JSON.stringify(edit(baseline)));
+
+  it.each<[string, () => void, string]>([
+    [
+      'a baseline.json that is an array',
+      writeKept(() => []),
+      'baseline.json: it is an array, not a JSON object',
+    ],
+    ['no stats', writeKept(({ stats: _, ...b }) => b), 'baseline.json: "stats" is missing'],
+    [
+      'a string test error',
+      writeKept((b) => ({ ...b, stats: { ...(b.stats as object), testError: 'x' } })),
+      'baseline.json: "stats.testError" is a string, not a number',
+    ],
+    [
+      'metrics that are no list',
+      writeKept((b) => ({ ...b, metrics: 'x' })),
+      'baseline.json: "metrics" is a string, not an array',
+    ],
+    [
+      'a metrics line that is no JSON',
+      writeKept((b) => ({ ...b, metrics: ['{"step'] })),
+      'baseline.json: "metrics[0]" is "{\\"step", not a metrics.jsonl line (a JSON object)',
+    ],
+    [
+      'a string of seconds',
+      writeKept((b) => ({ ...b, seconds: '3' })),
+      'baseline.json: "seconds" is a string, not a number',
+    ],
+    [
+      'a truncated weight shard',
+      () => {
+        const dir = join(kept, '.work', 'baseline', 'model');
+        const shard = join(dir, 'group1-shard1of1.bin');
+        writeFileSync(shard, readFileSync(shard).subarray(0, 100));
+      },
+      'Cannot load model: ',
+    ],
+  ])('%s says what to do', async (_, damage, why) => {
+    writeFileSync(file, saved);
+    damage();
+    const out = join(tmp, `from-kept-${n++}`);
+    const r = await cli([...args, '--baseline-from', kept, '--out', out]);
+    expect(r.code).toBe(1);
+    const error = r.err.split('\n').find((l) => l.startsWith('normprune: error: ')) ?? r.err;
+    expect(error).toContain(why);
+    expect(error).toContain(kept);
+    expect(error).toMatch(/train that (run|baseline) again with --keep-baseline, or drop --baseline-from/);
+    expect(error).not.toMatch(/Cannot read properties|is not a function|Unexpected token/);
+  });
+});

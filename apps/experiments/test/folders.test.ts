@@ -4,6 +4,8 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem } from '@normprune/runtime';
 import { cli } from './helpers';
 
 let tmp: string;
@@ -111,6 +113,63 @@ test('a run or sweep whose --out is a file says so', async () => {
   expect(s.code).toBe(1);
   expect(s.err).toMatch(/--out .*out-file is a file, not a folder; give a folder for the sweep/);
   expect(readFileSync(file, 'utf8')).toBe('x');
+});
+
+/** A small saved MLP whose model.json `edit` changes. */
+async function editedModel(name: string, edit: (j: any) => void): Promise<string> {
+  const dir = join(tmp, name);
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.flatten({ inputShape: [28, 28, 1] }),
+      tfl.layers.dense({ units: 8, activation: 'relu' }),
+      tfl.layers.dense({ units: 10 }),
+    ],
+  });
+  await model.save(fileSystem(dir));
+  model.dispose();
+  const j = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  edit(j);
+  writeFileSync(join(dir, 'model.json'), JSON.stringify(j));
+  return dir;
+}
+
+test('eval and prune of a model.json whose topology and weights disagree name the file and the fix', async () => {
+  const firstDense = (j: any) =>
+    j.modelTopology.config.layers.find((l: any) => l.class_name === 'Dense').config;
+  const disagree = /; its modelTopology and weightsManifest disagree \(.*\): copy it again, or rerun/;
+  const cases: [string, (j: any) => void, RegExp, RegExp][] = [
+    ['units', (j) => (firstDense(j).units += 1), /: Shape mismatch: \[784,9\] vs\. \[784,8\]/, disagree],
+    // The shard then holds more bytes than the manifest names: the file check says so.
+    ['manifest', (j) => j.weightsManifest[0].weights.pop(), /bytes, but/, /the model folder is damaged/],
+    [
+      'class',
+      (j) => (j.modelTopology.config.layers[1].class_name = 'MyDense'),
+      /uses the layer class MyDense, which is neither a tfjs layer nor a normprune one/,
+      /load it in your own code, which registers that class/,
+    ],
+    [
+      'activation',
+      (j) => (firstDense(j).activation = 'swishy'),
+      /swishy/,
+      /tfjs cannot build the model it describes \(.*\): copy it again/,
+    ],
+  ];
+  for (const [name, edit, problem, fix] of cases) {
+    const dir = await editedModel(`mismatch-${name}`, edit);
+    for (const cmd of [
+      ['eval', '--model', dir, '--experiment', 'lenet-500-300', '--data-dir', join(tmp, 'no-data-here')],
+      ['prune', '--model', dir, '--out', join(tmp, `pruned-${name}`)],
+    ]) {
+      const r = await cli(cmd);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`${join(dir, 'model.json')}`);
+      expect(r.err).toMatch(problem);
+      expect(r.err).toMatch(fix);
+      // One line: tfjs's own advice on custom layers runs to several.
+      expect(r.err.trim().split('\n')).toHaveLength(1);
+      expect(existsSync(join(tmp, `pruned-${name}`))).toBe(false);
+    }
+  }
 });
 
 test('eval and prune of a damaged model folder say what to do, before loading any data', async () => {

@@ -1,6 +1,15 @@
 // `normprune sweep`: a grid shares one trained baseline and draws the Pareto
 // front; --target-compression bisects lambda on the run's own parameter counts.
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
@@ -12,6 +21,10 @@ beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'normprune-sweep-'));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** `normprune sweep EXPERIMENT --budget tiny ARGS --out OUT --backend wasm`. */
+const tinySweep = (experiment: string, out: string, ...args: string[]) =>
+  cli(['sweep', experiment, '--budget', 'tiny', ...args, '--out', out, '--backend', 'wasm']);
 
 test('a lambda x granularity grid writes every point, sweep.json and the Pareto plot', async () => {
   const out = join(tmp, 'grid');
@@ -179,9 +192,14 @@ test('--target-compression bisects lambda and says whether any lambda reached it
     expect(top.compressionPct).toBeLessThan(15);
     expect(sweep.note).toContain(`the largest lambda below it, ${top.lambda}, missed it`);
   } else expect(sweep.note).toContain('no smaller lambda was tried');
-  // Every point is in the report's table once.
+  // Every point is in the report's table once; the answer's row is marked, also when
+  // `report` writes it again from sweep.json.
   const md = readFileSync(join(out, 'report.md'), 'utf8');
   for (const p of sweep.points) expect(md.split(`| ${p.label} `).length).toBe(2);
+  expect(md).toContain(`| ${ok.label} (the answer) |`);
+  expect(md.split('(the answer)')).toHaveLength(2);
+  expect((await cli(['report', out])).code).toBe(0);
+  expect(readFileSync(join(out, 'report.md'), 'utf8')).toBe(md);
 });
 
 test('an interrupted bisection continues with --resume along the same path, to the same answer', async () => {
@@ -252,6 +270,29 @@ test('an interrupted bisection continues with --resume along the same path, to t
     expect(r.err).not.toMatch(/sweep point/);
   }
   expect(readFileSync(join(out, 'sweep.json'), 'utf8')).toBe(before);
+});
+
+test('a finished bisection takes more --bisect-steps with --resume, reusing its points', async () => {
+  const out = join(tmp, 'bisect-more');
+  cpSync(join(tmp, 'bisect'), out, { recursive: true });
+  const before = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  const bisect = (steps: string, ...extra: string[]) =>
+    tinySweep('lenet-500-300-input', out, '--target-compression', '15', '--bisect-steps', steps, ...extra);
+  const more = (...extra: string[]) => bisect('3', ...extra);
+  const plain = await more();
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(/; to add points to it, run with --resume \(its finished points are reused\)/);
+  const r = await more('--resume');
+  expect(r.code).toBe(0);
+  for (const p of before.points) expect(r.err).toContain(`sweep point ${p.label}: finished before, reused`);
+  const after = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  // The same path, one step further.
+  expect(after.points.slice(0, before.points.length)).toEqual(before.points);
+  expect(after.points).toHaveLength(before.points.length + 1);
+  // Fewer steps would leave points out of its sweep.json: refused, even with --resume.
+  const fewer = await bisect('1', '--resume');
+  expect(fewer.code).toBe(1);
+  expect(fewer.err).toMatch(/holds another sweep/);
 });
 
 test('sweep flags are validated', async () => {
@@ -561,19 +602,7 @@ test('a sweep is a usage error with both --config and an experiment, a kernel gr
 test('a sweep does not orphan the points of another sweep in its --out; --force replaces that sweep', async () => {
   const out = join(tmp, 'two-sweeps');
   const sweep = (lambdas: string, ...extra: string[]) =>
-    cli([
-      'sweep',
-      'lenet-500-300',
-      '--budget',
-      'tiny',
-      '--lambda',
-      lambdas,
-      '--out',
-      out,
-      '--backend',
-      'wasm',
-      ...extra,
-    ]);
+    tinySweep('lenet-500-300', out, '--lambda', lambdas, ...extra);
   expect((await sweep('0.002')).code).toBe(0);
   const before = readFileSync(join(out, 'sweep.json'), 'utf8');
   const other = await sweep('0.004');
@@ -600,4 +629,56 @@ test('a sweep does not orphan the points of another sweep in its --out; --force 
   const table = await cli(['report', '--table', out]);
   expect(table.out).toMatch(/lambda-0\.004/);
   expect(table.out).not.toMatch(/lambda-0\.002/);
+});
+
+test('--force over an interrupted sweep of another plan, or a damaged sweep, removes its points', async () => {
+  const out = join(tmp, 'force-interrupted');
+  const sweep = (lambdas: string, ...extra: string[]) =>
+    tinySweep('lenet-500-300', out, '--lambda', lambdas, ...extra);
+  // As in the --resume test above: interrupted in its first point, then resumed and
+  // interrupted in its second, the first finished.
+  expect((await sweep('0.002,0.02', '--stop-after-steps', '4')).code).toBe(130);
+  expect((await sweep('0.002,0.02', '--resume', '--stop-after-steps', '4')).code).toBe(130);
+  expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
+  expect(existsSync(join(out, 'lambda-0.02', '.work', 'checkpoint', 'state.json'))).toBe(true);
+  writeFileSync(join(out, 'notes.txt'), 'mine');
+  // A damaged plan cannot tell whose points these are: refused, but for --force.
+  const planFile = join(out, '.sweep-plan.json');
+  const plan = readFileSync(planFile, 'utf8');
+  writeFileSync(planFile, '{"key": 3}');
+  const damaged = await sweep('0.002,0.02', '--resume');
+  expect(damaged.code).toBe(1);
+  expect(damaged.err).toMatch(
+    /\.sweep-plan\.json, the plan of an interrupted sweep in .*force-interrupted, is damaged \(it holds no sweep key\); choose another --out, or pass --force to start over/,
+  );
+  writeFileSync(planFile, plan);
+  const r = await sweep('0.05', '--force');
+  expect(r.code).toBe(0);
+  expect(readdirSync(out).sort()).toEqual([
+    'lambda-0.05',
+    'notes.txt',
+    'plots',
+    'report.html',
+    'report.md',
+    'sweep.json',
+  ]);
+  // --force over a damaged plan removes the folders named as points that hold a run.
+  mkdirSync(join(out, 'lambda-0.3'));
+  writeFileSync(join(out, 'lambda-0.3', 'config.json'), '{}');
+  writeFileSync(planFile, '[');
+  expect((await sweep('0.05', '--force')).code).toBe(0);
+  expect(existsSync(join(out, 'lambda-0.3'))).toBe(false);
+  expect(existsSync(join(out, 'notes.txt'))).toBe(true);
+  // A damaged sweep.json: refused, but for --force, which replaces that sweep.
+  writeFileSync(join(out, 'sweep.json'), '{"points": 3}');
+  const broken = await sweep('0.05');
+  expect(broken.code).toBe(1);
+  expect(broken.err).toMatch(
+    /force-interrupted\/sweep\.json is damaged \(it holds no list of points\); choose another --out, or pass --force to replace the sweep there/,
+  );
+  mkdirSync(join(out, 'lambda-0.4'));
+  writeFileSync(join(out, 'lambda-0.4', 'results.json'), '{}');
+  expect((await sweep('0.05', '--force')).code).toBe(0);
+  expect(existsSync(join(out, 'lambda-0.4'))).toBe(false);
+  expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).points).toHaveLength(1);
 });

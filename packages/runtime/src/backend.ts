@@ -88,7 +88,10 @@ export function resolveThreads(threads: number | undefined, env: Record<string, 
   const [value, source] =
     fromEnv !== undefined && fromEnv !== ''
       ? [Number(fromEnv), `${THREADS_VAR}=${JSON.stringify(fromEnv)}`]
-      : [threads ?? 1, `initBackend: threads ${JSON.stringify(threads)}`];
+      : [
+          threads ?? 1,
+          `initBackend: threads ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,
+        ];
   if (!Number.isInteger(value) || value < 1 || value > 64) {
     throw new Error(`${source} is not a thread count: use a whole number from 1 to 64`);
   }

@@ -24,6 +24,10 @@ describe('resolveThreads', () => {
     for (const bad of [0, -1, 1.5, 65, NaN]) {
       expect(() => resolveThreads(bad, {})).toThrow(/initBackend: threads .* is not a thread count/);
     }
+    // JSON would show NaN and Infinity as null.
+    expect(() => resolveThreads(NaN, {})).toThrow(/^initBackend: threads NaN is not a thread count/);
+    expect(() => resolveThreads(Infinity, {})).toThrow(/^initBackend: threads Infinity is not/);
+    expect(() => resolveThreads('2' as unknown as number, {})).toThrow(/^initBackend: threads "2" is not/);
     expect(() => resolveThreads(undefined, { NORMPRUNE_THREADS: 'two' })).toThrow(
       /NORMPRUNE_THREADS="two" is not a thread count: use a whole number from 1 to 64/,
     );
