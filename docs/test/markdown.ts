@@ -124,10 +124,22 @@ export interface RunnableExample {
 
 /** Every runnable example of the workspace's Markdown files. */
 export function runnableExamples(): RunnableExample[] {
+  return examplesTagged('ts runnable');
+}
+
+/**
+ * Every ```ts browser``` block: a program for a web page, which the browser
+ * test bundles for the browser from the packed packages and runs.
+ */
+export function browserExamples(): RunnableExample[] {
+  return examplesTagged('ts browser');
+}
+
+function examplesTagged(info: string): RunnableExample[] {
   const out: RunnableExample[] = [];
   for (const md of markdownFiles()) {
     for (const block of parseMarkdown(read(md)).blocks) {
-      if (block.info !== 'ts runnable') continue;
+      if (block.info !== info) continue;
       const slug = rel(md)
         .replace(/[^A-Za-z0-9]+/g, '-')
         .replace(/-md$/, '');

@@ -3,7 +3,8 @@
 // then a program using every package's main API (fixtures/consumer.ts) and
 // every README's runnable example type-checked there with the workspace's
 // TypeScript under `strict` and `skipLibCheck: false`, in the module settings
-// users have: node16 ES module, node16 CommonJS, bundler, and legacy node10.
+// users have: node16 ES module, node16 CommonJS, bundler (also with the
+// `browser` condition, whose builds must declare the same API), and legacy node10.
 // The examples test runs the examples; this one proves that their types, and
 // the package.json `exports`/`types` that lead to them, hold outside the
 // workspace, where nothing resolves to the TypeScript sources.
@@ -34,6 +35,8 @@ interface Setting {
    * top-level `types` (node10, which ignores `exports`).
    */
   flavour: 'esm' | 'cjs';
+  /** Packages whose browser build (`dist/<flavour>/browser.d.ts`) must be the one that resolved. */
+  browser?: string[];
 }
 
 const SETTINGS: Setting[] = [
@@ -57,6 +60,14 @@ const SETTINGS: Setting[] = [
     ext: '.ts',
     flavour: 'esm',
     options: { module: 'esnext', moduleResolution: 'bundler' },
+  },
+  {
+    name: 'bundler-browser',
+    type: 'module',
+    ext: '.ts',
+    flavour: 'esm',
+    options: { module: 'esnext', moduleResolution: 'bundler', customConditions: ['browser'] },
+    browser: ['datasets', 'runtime', 'surgery'],
   },
   {
     name: 'node10',
@@ -153,6 +164,13 @@ describe('the packed packages type-check in a TypeScript project', () => {
       expect(codes(diagnostics)).toEqual(expectedErrors(s.ext));
       expect(diagnostics.find((d) => d.includes('TS2345'))).toMatch(/lambda/);
       expect(flavours(files)).toEqual(PACKAGES.map((p) => `${p}/${s.flavour}`).sort());
+      const browserBuilds = files
+        .map(
+          (f) =>
+            /[\\/]node_modules[\\/]@normprune[\\/](\w+)[\\/]dist[\\/]\w+[\\/]browser\.d\.ts$/.exec(f)?.[1],
+        )
+        .filter((p) => p !== undefined);
+      expect(browserBuilds.sort()).toEqual(s.browser ?? []);
       // Every @normprune file came from the installed tarballs, none from the workspace.
       const normprune = files.filter((f) =>
         /[\\/]@normprune[\\/]|[\\/]packages[\\/]\w+[\\/](src|dist)[\\/]/.test(f),

@@ -14,11 +14,8 @@ import { execFileSync } from 'child_process';
 import * as path from 'path';
 import * as os from 'os';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import {
-  registerWasmTrainingKernels,
-  setWasmBackendWithThreads,
-  unregisterWasmTrainingKernels,
-} from '../src/kernels/index.js';
+import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../src/kernels/index.js';
+import { setWasmBackendWithThreads } from '../src/kernels/threads.js';
 import { readMnistTrain, MnistTrain } from './idx.js';
 import { buildModel, ModelName } from './models.js';
 

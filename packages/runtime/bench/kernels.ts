@@ -8,7 +8,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'fs';
 import '@tensorflow/tfjs-backend-wasm';
-import { registerWasmTrainingKernels, setWasmBackendWithThreads } from '../src/kernels/index.js';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { setWasmBackendWithThreads } from '../src/kernels/threads.js';
 
 type Fn = (args: {
   inputs: tf.NamedTensorInfoMap;

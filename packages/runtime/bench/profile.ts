@@ -7,7 +7,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 import * as path from 'path';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import { registerWasmTrainingKernels, setWasmBackendWithThreads } from '../src/kernels/index.js';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { setWasmBackendWithThreads } from '../src/kernels/threads.js';
 import { buildModel, ModelName } from './models.js';
 
 function vggCifar(): tfl.LayersModel {

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { registerWasmTrainingKernels, setWasmBackendWithThreads, wasmInitialised } from './kernels/index.js';
+import { registerWasmTrainingKernels } from './kernels/index.js';
+import { setWasmBackendWithThreads, wasmInitialised } from './kernels/threads.js';
 import { isNotInstalled, loadModule, packageRequire } from './modules.js';
 
 /** The backends normprune can choose, fastest first: native TensorFlow, WebAssembly, pure JavaScript. */

@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
-import { registerWasmTrainingKernels, setWasmBackendWithThreads } from '../src/kernels/index.js';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { setWasmBackendWithThreads } from '../src/kernels/threads.js';
 import { relError, rng, runOn, values } from './kernels-helpers.js';
 
 // Jest gives each test file its own tfjs-core engine, so the wasm backend here

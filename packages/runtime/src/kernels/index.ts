@@ -2,6 +2,9 @@
 // through the public kernel registry, replacing (or adding) wasm kernels while
 // keeping each upstream kernel's setupFunc, so the backend initialises exactly
 // as before whether it starts before or after registration.
+// The browser build imports this file: nothing here may import Node
+// (threads.ts, which starts the threaded build under Node, is imported by
+// backend.ts directly).
 import * as tf from '@tensorflow/tfjs-core';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
@@ -14,8 +17,6 @@ import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
-
-export { setWasmBackendWithThreads, wasmInitialised } from './threads.js';
 
 const MARK = Symbol.for('normprune.wasmTrainingKernel');
 const UPSTREAM = Symbol.for('normprune.wasmTrainingKernel.upstream');
