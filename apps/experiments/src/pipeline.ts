@@ -45,7 +45,7 @@ import {
   writeFileNamed,
   writeJsonAtomic,
 } from './fsutil.js';
-import { writeReport } from './report.js';
+import { targetMet, writeReport } from './report.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -1365,9 +1365,7 @@ async function runLocked(
     target: cfg.target
       ? {
           ...cfg.target,
-          met:
-            compressionPct >= cfg.target.minCompressionPct &&
-            errorDeltaPp <= cfg.target.maxErrorDeltaPp + 1e-9,
+          met: targetMet(cfg.target, compressionPct, errorDeltaPp),
         }
       : undefined,
     exported: { dir: 'model', bytes: exported.bytes, files: exported.files },

@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { resultsTable, seedsTable, tableRow, type RunResults, type TableRow } from '../src/index';
-import { runReportBlocks, toMarkdown } from '../src/report';
+import { runReportBlocks, targetMet, toMarkdown } from '../src/report';
 import { cli } from './helpers';
 
 function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
@@ -192,6 +192,27 @@ describe("the report's paired-test paragraph", () => {
     expect(report(r)).toContain(cell);
     // The results table shows the run's own verdict, not one recomputed from its rounded figures.
     expect(resultsTable([tableRow(r)])).toContain(cell);
+  });
+
+  test('a run that removes exactly the bound meets it, though the division leaves it 1e-14 short', () => {
+    // 146 non-zero of 1,000 parameters: 100 * (1 - 146 / 1000) is 85.39999999999999 in doubles.
+    const params = 1000;
+    const nonzeros = 146;
+    const compressionPct = 100 * (1 - nonzeros / params);
+    expect(compressionPct).toBeLessThan(85.4);
+    const r = {
+      ...committed,
+      baseline: { ...committed.baseline, params },
+      compressed: { ...committed.compressed, nonzeros },
+      compressionPct,
+      errorDeltaPp: 0.09,
+      target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: true },
+    };
+    expect(tableRow(r).targetText).toBe('met (>= 85.4% removed, error <= +0.09 pp)');
+    // The run's own verdict (results.json `target.met`) is decided by the same rule.
+    expect(targetMet(r.target, compressionPct, 100 * (0.0118 - 0.0109))).toBe(true);
+    expect(targetMet(r.target, 100 * (1 - 147 / 1000), 0.09)).toBe(false);
+    expect(targetMet(r.target, compressionPct, 0.1)).toBe(false);
   });
 
   test('models that never disagree get no interval, not a certain [+0.00, +0.00 pp]', () => {
