@@ -73,6 +73,26 @@ test('a miss smaller than the printed precision is printed with the digits that 
   expect(resultsTable([fc(1, 82.3, 0.7, 0.7)])).toMatch(/\| met \(>= 82\.2% removed/);
 });
 
+test("seedsTable averages each seed's exact compression, not its figure rounded to 2 decimals", () => {
+  // The committed lenet-500-300-output rows: 85.8909%, 87.5374% and 88.4265% removed average
+  // 87.2849%, while their rounded 85.89, 87.54 and 88.43 average 87.2867.
+  const results = join(__dirname, '..', 'results');
+  const rows = ['', 'seeds/seed-2/', 'seeds/seed-3/'].map(
+    (d) => JSON.parse(readFileSync(join(results, `${d}lenet-500-300-output.json`), 'utf8')) as TableRow,
+  );
+  expect(seedsTable(rows)).toMatch(/\| 1, 2, 3 +\| 87\.28% ± 1\.29 +\|/);
+  // Two seeds that each remove 82.196% (rows 82.20%) miss 82.2% on the means, as each row does.
+  const short = (seed: number) => ({
+    ...row('lenet-5-fc', seed, 82.2, 0.7, 0.6),
+    baseline: { ...row('x', seed, 0, 0.7, 0.7).baseline, params: 100000 },
+    compressed: { ...row('x', seed, 0, 0.7, 0.6).compressed, nonzeros: 17804 },
+    target: { minCompressionPct: 82.2, maxErrorDeltaPp: 0, met: false },
+  });
+  expect(seedsTable([short(1), short(2)])).toMatch(
+    /\*\*missed\*\* on the means: 82\.196% removed < 82\.2% \(/,
+  );
+});
+
 test("seedsTable gives an interval of the mean change from the seeds' paired tests", () => {
   const withTest = (seed: number, b: number, c: number) => ({
     ...row('lenet-5', seed, 91, 0.7, 0.7 + (c - b) / 100),
