@@ -587,7 +587,8 @@ type Target = { minCompressionPct: number; maxErrorDeltaPp: number };
  * 1.18% - 1.09% is 0.09000000000000001 pp, and each meets its bound exactly.
  */
 function shortOf(t: Target, removed: number, delta: number): { removed: boolean; error: boolean } {
-  return { removed: removed < t.minCompressionPct - 1e-9, error: delta > t.maxErrorDeltaPp + 1e-9 };
+  // Written so that a figure that is not a number falls short, as the pipeline judged it before.
+  return { removed: !(removed >= t.minCompressionPct - 1e-9), error: !(delta <= t.maxErrorDeltaPp + 1e-9) };
 }
 
 /** Whether `removed` % and an error change of `delta` pp meet the target (a run's `target.met`). */

@@ -233,6 +233,9 @@ describe("the report's paired-test paragraph", () => {
     expect(targetMet(r.target, compressionPct, 100 * (0.0118 - 0.0109))).toBe(true);
     expect(targetMet(r.target, 100 * (1 - 147 / 1000), 0.09)).toBe(false);
     expect(targetMet(r.target, compressionPct, 0.1)).toBe(false);
+    // A figure that is not a number meets nothing.
+    expect(targetMet(r.target, NaN, 0)).toBe(false);
+    expect(targetMet(r.target, 90, NaN)).toBe(false);
   });
 
   test('models that never disagree get no interval, not a certain [+0.00, +0.00 pp]', () => {
