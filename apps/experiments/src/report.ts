@@ -625,6 +625,12 @@ function targetCell(r: TableRow, removed = r.compressionPct, delta = r.errorDelt
  * runs' changes, with half-width 1.96 x the mean of their standard errors: the standard error of a
  * mean is at most the mean of the standard errors, whatever the correlation between the runs'
  * errors on the shared images, so the interval is conservative for that.
+ *
+ * It is an interval for these trained models, over the images the test set samples: it leaves
+ * out how the change varies from one training seed to the next (the table's sd shows that), and
+ * it does not narrow with more seeds. An interval over seeds, such as a t-interval of the seeds'
+ * changes with k - 1 degrees of freedom, would in turn leave out the test images' sampling, which
+ * the seeds share.
  */
 export function meanChangeCi95(rows: TableRow[]): [number, number] | undefined {
   const tests = rows.map((r) => r.pairedTest);

@@ -178,6 +178,10 @@ test('report --table over rows of several seeds prints both tables', async () =>
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/m);
     expect(r.out).toMatch(/Across seeds[^\n]*\n\n\| experiment +\| budget +\| seeds/);
+    // The interval of the mean allows for the test images' sampling only: the caption says so.
+    expect(r.out).toMatch(
+      /Across seeds \([^)]*the interval of the mean change allows for the sampling of the test images, not for the spread between seeds\)/,
+    );
     expect(r.out).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 +\| 87\.50% ± 0\.71 +\|/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
