@@ -112,6 +112,20 @@ test("seedsTable gives an interval of the mean change from the seeds' paired tes
   expect(seedsTable([...rows.slice(0, 2), row('lenet-5', 3, 91, 0.7, 0.7)])).not.toMatch(/\[/);
 });
 
+test('seedsTable says a reduced budget, in the budget cell and the target cell, as the rows do', () => {
+  const small = (seed: number) => ({
+    ...row('lenet-500-300', seed, 90, 1.6, 1.6),
+    budget: 'small',
+    reduced: true,
+  });
+  const t = seedsTable([small(1), small(2)])!;
+  expect(resultsTable([small(1)])).toMatch(
+    /\| small \(reduced\) +\|.*\| met at a reduced budget only, not a reproduction \(/,
+  );
+  expect(t).toMatch(/\| small \(reduced\) +\| 1, 2 +\|/);
+  expect(t).toMatch(/\| met on the means at a reduced budget only, not a reproduction \(>= 85\.4% removed/);
+});
+
 test('seedsTable is undefined without repeated seeds, and a seed run twice counts once', () => {
   expect(seedsTable([row('a', 1, 90, 1, 1), row('b', 1, 90, 1, 1)])).toBeUndefined();
   expect(seedsTable([row('a', 1, 90, 1, 1), row('a', 1, 90, 1, 1.5)])).toBeUndefined();
