@@ -22,8 +22,12 @@ export const ms = (v: number | undefined): string =>
 export const seconds = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${Math.round(v)} s` : 'n/a';
 
-/** An exact p-value with two significant digits; one below the smallest double reads `< 1e-300`, not `0.0`. */
-export const pValueText = (p: number): string => (p > 0 ? p.toPrecision(2) : p === 0 ? '< 1e-300' : 'n/a');
+/**
+ * An exact p-value with two significant digits. One below 1e-300 reads `< 1e-300`: below
+ * 2.2e-308 a double loses digits (8.4e-323 comes out of the sum as 7.9e-323) and then becomes 0.
+ */
+export const pValueText = (p: number): string =>
+  p >= 1e-300 ? p.toPrecision(2) : p >= 0 ? '< 1e-300' : 'n/a';
 
 /**
  * `[-0.05, +0.51 pp]`: the 95% interval of a test error change. Two models that never

@@ -45,7 +45,7 @@ import {
   writeFileNamed,
   writeJsonAtomic,
 } from './fsutil.js';
-import { MODEL_STATS_SHAPE, writeReport } from './report.js';
+import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -1395,9 +1395,7 @@ async function runLocked(
     target: cfg.target
       ? {
           ...cfg.target,
-          met:
-            compressionPct >= cfg.target.minCompressionPct &&
-            errorDeltaPp <= cfg.target.maxErrorDeltaPp + 1e-9,
+          met: targetMet(cfg.target, compressionPct, errorDeltaPp),
         }
       : undefined,
     exported: { dir: 'model', bytes: exported.bytes, files: exported.files },

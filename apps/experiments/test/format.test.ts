@@ -4,6 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { budgetText, ciText, int, ms, pct, pp, seconds } from '../src/index';
+import { pValueText } from '../src/format';
+import { pairedTest } from '../src/paired';
 
 test('percentages and percentage points carry two decimals and a sign where it is a change', () => {
   expect(pct(85.8934)).toBe('85.89%');
@@ -19,6 +21,19 @@ test('a missing or non-finite figure reads n/a, never NaN or undefined', () => {
     expect(f(NaN)).toBe('n/a');
     expect(f(Infinity)).toBe('n/a');
   }
+});
+
+test('an exact p-value prints two significant digits while a double holds them, and < 1e-300 below', () => {
+  const p = (b: number, c: number) =>
+    pValueText(pairedTest({ n: 10000, bothWrong: 0, onlyFirstWrong: b, onlySecondWrong: c }).pValue);
+  // Exact values (2 (1 + m) / 2^m with m = b + c), computed in integers: 1.894e-295 and 2.986e-300.
+  expect(p(1, 989)).toBe('1.9e-295');
+  expect(p(0, 996)).toBe('3.0e-300');
+  // 8.4e-323 exactly, but a subnormal double keeps about one digit there: it read 7.9e-323.
+  expect(p(1, 1080)).toBe('< 1e-300');
+  expect(pValueText(0)).toBe('< 1e-300');
+  expect(pValueText(0.734)).toBe('0.73');
+  expect(pValueText(NaN)).toBe('n/a');
 });
 
 test('counts get thousands separators and latencies keep two decimals below 10 ms', () => {

@@ -3,7 +3,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { resultsTable, seedsTable, tableRow, type RunResults, type TableRow } from '../src/index';
-import { runReportBlocks, toMarkdown } from '../src/report';
+import { runReportBlocks, targetMet, toMarkdown } from '../src/report';
 import { cli } from './helpers';
 
 function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
@@ -73,6 +73,26 @@ test('a miss smaller than the printed precision is printed with the digits that 
   expect(resultsTable([fc(1, 82.3, 0.7, 0.7)])).toMatch(/\| met \(>= 82\.2% removed/);
 });
 
+test("seedsTable averages each seed's exact compression, not its figure rounded to 2 decimals", () => {
+  // The committed lenet-500-300-output rows: 85.8909%, 87.5374% and 88.4265% removed average
+  // 87.2849%, while their rounded 85.89, 87.54 and 88.43 average 87.2867.
+  const results = join(__dirname, '..', 'results');
+  const rows = ['', 'seeds/seed-2/', 'seeds/seed-3/'].map(
+    (d) => JSON.parse(readFileSync(join(results, `${d}lenet-500-300-output.json`), 'utf8')) as TableRow,
+  );
+  expect(seedsTable(rows)).toMatch(/\| 1, 2, 3 +\| 87\.28% ± 1\.29 +\|/);
+  // Two seeds that each remove 82.196% (rows 82.20%) miss 82.2% on the means, as each row does.
+  const short = (seed: number) => ({
+    ...row('lenet-5-fc', seed, 82.2, 0.7, 0.6),
+    baseline: { ...row('x', seed, 0, 0.7, 0.7).baseline, params: 100000 },
+    compressed: { ...row('x', seed, 0, 0.7, 0.6).compressed, nonzeros: 17804 },
+    target: { minCompressionPct: 82.2, maxErrorDeltaPp: 0, met: false },
+  });
+  expect(seedsTable([short(1), short(2)])).toMatch(
+    /\*\*missed\*\* on the means: 82\.196% removed < 82\.2% \(/,
+  );
+});
+
 test("seedsTable gives an interval of the mean change from the seeds' paired tests", () => {
   const withTest = (seed: number, b: number, c: number) => ({
     ...row('lenet-5', seed, 91, 0.7, 0.7 + (c - b) / 100),
@@ -90,6 +110,20 @@ test("seedsTable gives an interval of the mean change from the seeds' paired tes
   expect(seedsTable(rows)).toContain(`| ${want} `);
   // One seed without a paired test: no interval for the group.
   expect(seedsTable([...rows.slice(0, 2), row('lenet-5', 3, 91, 0.7, 0.7)])).not.toMatch(/\[/);
+});
+
+test('seedsTable says a reduced budget, in the budget cell and the target cell, as the rows do', () => {
+  const small = (seed: number) => ({
+    ...row('lenet-500-300', seed, 90, 1.6, 1.6),
+    budget: 'small',
+    reduced: true,
+  });
+  const t = seedsTable([small(1), small(2)])!;
+  expect(resultsTable([small(1)])).toMatch(
+    /\| small \(reduced\) +\|.*\| met at a reduced budget only, not a reproduction \(/,
+  );
+  expect(t).toMatch(/\| small \(reduced\) +\| 1, 2 +\|/);
+  expect(t).toMatch(/\| met on the means at a reduced budget only, not a reproduction \(>= 85\.4% removed/);
 });
 
 test('seedsTable is undefined without repeated seeds, and a seed run twice counts once', () => {
@@ -158,6 +192,10 @@ test('report --table over rows of several seeds prints both tables', async () =>
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/m);
     expect(r.out).toMatch(/Across seeds[^\n]*\n\n\| experiment +\| budget +\| seeds/);
+    // The interval of the mean allows for the test images' sampling only: the caption says so.
+    expect(r.out).toMatch(
+      /Across seeds \([^)]*the interval of the mean change allows for the sampling of the test images, not for the spread between seeds\)/,
+    );
     expect(r.out).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 +\| 87\.50% ± 0\.71 +\|/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -192,6 +230,30 @@ describe("the report's paired-test paragraph", () => {
     expect(report(r)).toContain(cell);
     // The results table shows the run's own verdict, not one recomputed from its rounded figures.
     expect(resultsTable([tableRow(r)])).toContain(cell);
+  });
+
+  test('a run that removes exactly the bound meets it, though the division leaves it 1e-14 short', () => {
+    // 146 non-zero of 1,000 parameters: 100 * (1 - 146 / 1000) is 85.39999999999999 in doubles.
+    const params = 1000;
+    const nonzeros = 146;
+    const compressionPct = 100 * (1 - nonzeros / params);
+    expect(compressionPct).toBeLessThan(85.4);
+    const r = {
+      ...committed,
+      baseline: { ...committed.baseline, params },
+      compressed: { ...committed.compressed, nonzeros },
+      compressionPct,
+      errorDeltaPp: 0.09,
+      target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: true },
+    };
+    expect(tableRow(r).targetText).toBe('met (>= 85.4% removed, error <= +0.09 pp)');
+    // The run's own verdict (results.json `target.met`) is decided by the same rule.
+    expect(targetMet(r.target, compressionPct, 100 * (0.0118 - 0.0109))).toBe(true);
+    expect(targetMet(r.target, 100 * (1 - 147 / 1000), 0.09)).toBe(false);
+    expect(targetMet(r.target, compressionPct, 0.1)).toBe(false);
+    // A figure that is not a number meets nothing.
+    expect(targetMet(r.target, NaN, 0)).toBe(false);
+    expect(targetMet(r.target, 90, NaN)).toBe(false);
   });
 
   test('models that never disagree get no interval, not a certain [+0.00, +0.00 pp]', () => {

@@ -85,7 +85,9 @@ test('report over sweep directories: one row per point, and one across-seeds row
   // Four points x two seeds in the results table, four rows across seeds.
   const across = t.out.slice(t.out.indexOf('Across seeds'));
   expect(across.split('\n').filter((l) => /^\| lenet-500-300 lambda-/.test(l))).toHaveLength(4);
-  expect(across).toMatch(/\| lenet-500-300 lambda-0\.001-output +\| tiny +\| 1, 2 +\|/);
+  expect(across).toMatch(/\| lenet-500-300 lambda-0\.001-output +\| tiny \(reduced\) +\| 1, 2 +\|/);
+  // A reduced budget says so in the across-seeds row too, as in each point's row.
+  expect(across).toMatch(/\| \*\*missed\*\* on the means at a reduced budget only, not a reproduction: /);
   // --export writes each point's row and files, and the sweep's own report.
   const row = JSON.parse(readFileSync(join(rows, 'lenet-500-300-lambda-0.001-input.json'), 'utf8'));
   expect(row).toMatchObject({ experiment: 'lenet-500-300', variant: 'lambda-0.001-input' });
