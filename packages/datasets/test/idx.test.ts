@@ -1,4 +1,5 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DatasetError, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
@@ -191,13 +192,25 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
     }
   });
 
-  // root reads any file whatever its mode, so only another user can see this one.
-  const itUnlessRoot = process.getuid?.() === 0 ? it.skip : it;
-  itUnlessRoot('an IDX file in `dir` that is unreadable', async () => {
-    const s = writeIdxSet(join(tmp(), 'm'));
+  it('an IDX file in `dir` that is unreadable', async () => {
+    const root = tmp();
+    const s = writeIdxSet(join(root, 'm'));
     const f = join(s.dir, 't10k-labels-idx1-ubyte');
     chmodSync(f, 0o000);
-    const e = await errorOf(loadMnist({ dir: s.dir }));
+    // root reads any file whatever its mode (CI runs as root): the load then runs as nobody,
+    // in a child process, from the built package.
+    let e: Pick<DatasetError, 'code' | 'file' | 'message'>;
+    if (process.getuid?.() !== 0) e = await errorOf(loadMnist({ dir: s.dir }));
+    else {
+      for (const d of [root, s.dir]) chmodSync(d, 0o755);
+      const script =
+        `require(${JSON.stringify(join(__dirname, '..', 'dist', 'cjs', 'index.js'))})` +
+        `.loadMnist({ dir: ${JSON.stringify(s.dir)} })` +
+        '.then(() => console.log("{}"), (e) => console.log(JSON.stringify({ code: e.code, file: e.file, message: e.message })));';
+      const child = spawnSync(process.execPath, ['-e', script], { uid: 65534, gid: 65534, encoding: 'utf8' });
+      expect(child.stderr).toBe('');
+      e = JSON.parse(child.stdout);
+    }
     expect([e.code, e.file]).toEqual(['missing-file', f]);
     expect(e.message).toMatch(/^IDX file cannot be read \(EACCES.*\); check its permissions; file: /);
   });
