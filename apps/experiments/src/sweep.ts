@@ -233,7 +233,7 @@ function readPlan(out: string, force: boolean | undefined): SweepPlan | undefine
   let plan: unknown;
   let why: string | undefined;
   try {
-    plan = parseJsonFile(file);
+    plan = parseJsonFile(file, undefined, 'it');
     const p = plan as Partial<SweepPlan> | null;
     why =
       p === null || typeof p !== 'object' || typeof p.key !== 'string'

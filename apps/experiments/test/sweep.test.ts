@@ -653,6 +653,10 @@ test('--force over an interrupted sweep of another plan, or a damaged sweep, rem
   expect(damaged.err).toMatch(
     /\.sweep-plan\.json, the plan of an interrupted sweep in .*force-interrupted, is damaged \(it holds no sweep key\); choose another --out, or pass --force to start over/,
   );
+  writeFileSync(planFile, '{"key": ');
+  expect((await sweep('0.002,0.02', '--resume')).err).toMatch(
+    /\.sweep-plan\.json, the plan of an interrupted sweep in .*, is damaged \(it is not valid JSON \(/,
+  );
   writeFileSync(planFile, plan);
   const r = await sweep('0.05', '--force');
   expect(r.code).toBe(0);
