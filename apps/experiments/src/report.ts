@@ -792,7 +792,6 @@ export interface SweepPoint {
   changeCi95Pp?: [number, number];
 }
 
-/** Writes the sweep's report (table + Pareto front) into `dir`. */
 /**
  * Writes a sweep's report.md, report.html and Pareto plot; `answer` is the label of a
  * bisection's answer, whose row is marked.
