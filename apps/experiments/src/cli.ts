@@ -40,7 +40,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
+import { bisectionOutcome, runSweep, sweepAnswer, type Bisection } from './sweep.js';
 import { loadModelDir, pruneMagnitudes } from './model.js';
 import {
   copyDirAtomic,
@@ -1029,7 +1029,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
         sweep.note,
         sweepAnswer(
           sweep.points,
-          typeof sweep.targetCompression === 'number' ? sweep.targetCompression : undefined,
+          typeof sweep.bisection?.target === 'number' ? sweep.bisection.target : undefined,
         ),
       );
       out(`wrote ${join(arg, 'report.md')}`);
@@ -1107,12 +1107,12 @@ function refuseExportInto(arg: string, exportDir: string): void {
   }
 }
 
-/** What `report` reads of a sweep.json (`targetCompression` is a bisection's target). */
+/** What `report` reads of a sweep.json (`bisection`: a bisection's run, target and steps). */
 interface SweepFile {
   experiment: string;
   note: string;
   points: SweepPoint[];
-  targetCompression?: number;
+  bisection?: Partial<Bisection>;
 }
 
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none. */

@@ -188,22 +188,23 @@ interface SweepPlan {
 }
 
 /**
- * What makes two bisections one path: the same run and target (`key`); the one with more
- * `steps` goes further along it, so it completes the other.
+ * A bisection's path: its run (config, budget and seed: configHash) and target; the one with
+ * more `steps` goes further along it, so it completes the other.
  */
-interface Bisection {
-  key: string;
+export interface Bisection {
+  run: string;
+  target: number;
   steps: number;
 }
 
 /** This sweep's bisection; undefined for a grid. */
 function bisectionOf(o: SweepOptions): Bisection | undefined {
   if (o.targetCompression === undefined) return undefined;
-  const key = createHash('sha256')
-    .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), target: o.targetCompression }))
-    .digest('hex')
-    .slice(0, 16);
-  return { key, steps: o.bisectSteps ?? 4 };
+  return {
+    run: configHash(o.config, o.budget, o.seed),
+    target: o.targetCompression,
+    steps: o.bisectSteps ?? 4,
+  };
 }
 
 /**
@@ -213,7 +214,13 @@ function bisectionOf(o: SweepOptions): Bisection | undefined {
 function holdsSweep(o: SweepOptions, labels: readonly string[] | undefined, bisection: unknown): boolean {
   const mine = bisectionOf(o);
   const other = bisection as Partial<Bisection> | undefined;
-  if (mine) return other?.key === mine.key && typeof other.steps === 'number' && other.steps <= mine.steps;
+  if (mine)
+    return (
+      other?.run === mine.run &&
+      other.target === mine.target &&
+      typeof other.steps === 'number' &&
+      other.steps <= mine.steps
+    );
   const grid = gridLabels(o);
   return grid !== undefined && labels !== undefined && labels.every((l) => grid.includes(l));
 }
@@ -457,7 +464,6 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     experiment: o.config.name,
     command: o.command,
     key,
-    targetCompression: o.targetCompression,
     bisection: bisectionOf(o),
     note,
     points,
