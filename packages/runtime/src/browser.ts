@@ -9,6 +9,8 @@ import type * as node from './index.js';
 
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
+export { ModelFileError } from './errors.js';
+export type { ModelFileErrorCode } from './errors.js';
 
 function nodeOnly(what: string, instead: string): Error {
   return new Error(

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { processGone } from './process.js';
+import { ModelFileError } from './errors.js';
 
 /** Shard size of the tfjs converter and of tfjs's browser `downloads://` writer. */
 const SHARD_BYTES = 4 * 1024 * 1024;
@@ -64,7 +65,11 @@ export function makeDirs(dir: string): void {
 
 function locate(target: string): Location {
   if (typeof target !== 'string' || target.length === 0) {
-    throw new Error(`fileSystem(dir): expected a directory path, got ${JSON.stringify(target)}`);
+    throw new ModelFileError(
+      'invalid-argument',
+      String(target),
+      `fileSystem(dir): expected a directory path, got ${JSON.stringify(target)}`,
+    );
   }
   // `file://` is the scheme tfjs-node routes to its own handler; accepting it
   // lets code written for tfjs-node keep its paths. An absolute URL
@@ -194,13 +199,22 @@ async function unlinkQuietly(file: string): Promise<void> {
 
 async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
   if (artifacts.modelTopology instanceof ArrayBuffer) {
-    throw new Error('fileSystem: saving a binary (GraphDef) topology is not supported; save a LayersModel.');
+    throw new ModelFileError(
+      'unsupported',
+      loc.dir,
+      'fileSystem: saving a binary (GraphDef) topology is not supported; save a LayersModel.',
+    );
   }
   const { dir, jsonName } = loc;
   try {
     makeDirs(dir);
   } catch (e) {
-    throw new Error(`fileSystem: cannot create model directory ${dir}: ${(e as Error).message}`);
+    throw new ModelFileError(
+      'save-failed',
+      dir,
+      `fileSystem: cannot create model directory ${dir}: ${(e as Error).message}`,
+      e,
+    );
   }
 
   const weights = new Uint8Array(
@@ -215,7 +229,9 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   const listedElsewhere = await pathsListedByOtherModels(dir, jsonName, await readdirSafe(dir));
   const clash = shards.find((p) => listedElsewhere.has(p));
   if (clash !== undefined) {
-    throw new Error(
+    throw new ModelFileError(
+      'shard-clash',
+      path.join(dir, clash),
       `fileSystem: cannot save ${jsonFile}: its weight file ${clash} is listed by ${listedElsewhere.get(clash)}, another model in ` +
         `${dir}, whose weights it would replace. Save into another directory, or under another JSON name ` +
         `(fileSystem('${path.join(dir, 'new-name.json')}')), whose shards are named after it.`,
@@ -286,8 +302,11 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     await syncDir(dir);
   } catch (e) {
     await Promise.all(created.map(unlinkQuietly));
-    throw new Error(
+    throw new ModelFileError(
+      'save-failed',
+      jsonFile,
       `fileSystem: saving the model to ${dir} failed, the previous ${jsonName} (if any) is unchanged: ${(e as Error).message}`,
+      e,
     );
   }
 
@@ -393,7 +412,12 @@ function expectedBytes(specs: tf.io.WeightsManifestEntry[]): GroupBytes {
  * naming no file). The walk takes at most `data.byteLength / 4` steps, since
  * the group's size was checked against 4 bytes a string before the read.
  */
-function checkStringWeights(specs: tf.io.WeightsManifestEntry[], data: Uint8Array, where: string): void {
+function checkStringWeights(
+  specs: tf.io.WeightsManifestEntry[],
+  data: Uint8Array,
+  where: string,
+  file: string,
+): void {
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let offset = 0;
   let last = '';
@@ -409,7 +433,9 @@ function checkStringWeights(specs: tf.io.WeightsManifestEntry[], data: Uint8Arra
       const length = offset + 4 <= data.byteLength ? view.getUint32(offset, true) : Infinity;
       offset += 4 + length;
       if (offset > data.byteLength) {
-        throw new Error(
+        throw new ModelFileError(
+          'damaged',
+          file,
           `Cannot load model: the string weight ${JSON.stringify(spec.name)} in ${where} runs past the end ` +
             `of its ${data.byteLength} bytes (string ${k} of ${elements}): the shards are truncated or do not belong to it`,
         );
@@ -417,7 +443,9 @@ function checkStringWeights(specs: tf.io.WeightsManifestEntry[], data: Uint8Arra
     }
   }
   if (offset !== data.byteLength) {
-    throw new Error(
+    throw new ModelFileError(
+      'damaged',
+      file,
       `Cannot load model: the string weight ${JSON.stringify(last)} in ${where} ends at byte ${offset} ` +
         `of ${data.byteLength}: the shards do not belong to it`,
     );
@@ -449,7 +477,9 @@ function checkWeightPaths(paths: string[], where: string, file: string, dir: str
   for (const p of paths) {
     const why = unsafeWeightPath(dir, p);
     if (why !== undefined) {
-      throw new Error(
+      throw new ModelFileError(
+        'unsafe-path',
+        file,
         `${file}: ${where} lists the weight path ${JSON.stringify(p)}, which is not allowed: ${why}. ` +
           `Weight shards must be files inside ${dir}, named relative to it (e.g. "group1-shard1of1.bin").`,
       );
@@ -500,7 +530,9 @@ function checkWeightEntries(weights: unknown[], where: string, file: string): vo
     if (why !== undefined) {
       const name = (entry as { name?: unknown } | null)?.name;
       const label = typeof name === 'string' ? ` (${JSON.stringify(name)})` : '';
-      throw new Error(
+      throw new ModelFileError(
+        'damaged',
+        file,
         `${file}: ${where}.weights[${j}]${label} is not a valid weight entry: ${why}. ` +
           `Each entry needs {"name": string, "shape": [non-negative integers], "dtype": "float32" | ...}; ` +
           `re-save or re-convert the model.`,
@@ -512,14 +544,22 @@ function checkWeightEntries(weights: unknown[], where: string, file: string): vo
 /** Checks the whole JSON file, paths and weight entries included, before any shard is opened. */
 function validateModelJSON(json: unknown, file: string, dir: string): tf.io.ModelJSON {
   if (json === null || typeof json !== 'object' || Array.isArray(json)) {
-    throw new Error(`${file} is not a tfjs model.json: expected a JSON object`);
+    throw new ModelFileError('damaged', file, `${file} is not a tfjs model.json: expected a JSON object`);
   }
   const m = json as Record<string, unknown>;
   if (m.modelTopology == null || typeof m.modelTopology !== 'object') {
-    throw new Error(`${file} is not a tfjs model.json: the key "modelTopology" is missing`);
+    throw new ModelFileError(
+      'damaged',
+      file,
+      `${file} is not a tfjs model.json: the key "modelTopology" is missing`,
+    );
   }
   if (!Array.isArray(m.weightsManifest)) {
-    throw new Error(`${file} is not a tfjs model.json: the key "weightsManifest" is missing or not an array`);
+    throw new ModelFileError(
+      'damaged',
+      file,
+      `${file} is not a tfjs model.json: the key "weightsManifest" is missing or not an array`,
+    );
   }
   m.weightsManifest.forEach((g: unknown, i: number) => {
     const group = g as { paths?: unknown; weights?: unknown };
@@ -529,7 +569,11 @@ function validateModelJSON(json: unknown, file: string, dir: string): tf.io.Mode
       !group.paths.every((p) => typeof p === 'string') ||
       !Array.isArray(group.weights)
     ) {
-      throw new Error(`${file}: weightsManifest[${i}] must have "paths" (strings) and "weights" (an array)`);
+      throw new ModelFileError(
+        'damaged',
+        file,
+        `${file}: weightsManifest[${i}] must have "paths" (strings) and "weights" (an array)`,
+      );
     }
     checkWeightPaths(group.paths as string[], `weightsManifest[${i}]`, file, dir);
     checkWeightEntries(group.weights, `weightsManifest[${i}]`, file);
@@ -546,12 +590,23 @@ async function shardSizes(files: string[], jsonFile: string): Promise<number[]> 
       stat = await fs.promises.stat(file);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new Error(`Cannot load model: weight shard ${file}, listed in ${jsonFile}, does not exist`);
+        throw new ModelFileError(
+          'damaged',
+          file,
+          `Cannot load model: weight shard ${file}, listed in ${jsonFile}, does not exist`,
+        );
       }
-      throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
+      throw new ModelFileError(
+        'read-failed',
+        file,
+        `Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`,
+        e,
+      );
     }
     if (!stat.isFile()) {
-      throw new Error(
+      throw new ModelFileError(
+        'damaged',
+        file,
         `Cannot load model: weight shard ${file}, listed in ${jsonFile}, is not a regular file; ` +
           `put the shard file there or fix the path in ${jsonFile}`,
       );
@@ -568,7 +623,9 @@ function shardNames(files: string[]): string {
 function checkGroupSize(files: string[], got: number, want: GroupBytes, jsonFile: string, i: number): void {
   if (want.atLeast ? got >= want.bytes : got === want.bytes) return;
   const which = `${shardNames(files)} ${files.length === 1 ? 'has' : 'have'}`;
-  throw new Error(
+  throw new ModelFileError(
+    'damaged',
+    files[files.length - 1],
     `Cannot load model: ${which} ${got} bytes, but ${jsonFile} (weightsManifest[${i}]) needs ` +
       `${want.atLeast ? 'at least ' : ''}${want.bytes} bytes ` +
       `(${got < want.bytes ? 'truncated' : 'does not belong to this model.json'})`,
@@ -588,12 +645,19 @@ async function readShard(file: string, size: number): Promise<ArrayBuffer> {
       got += bytesRead;
     }
   } catch (e) {
-    throw new Error(`Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`);
+    throw new ModelFileError(
+      'read-failed',
+      file,
+      `Cannot load model: reading weight shard ${file} failed: ${describeError(e)}`,
+      e,
+    );
   } finally {
     await handle?.close().catch(() => undefined);
   }
   if (got < size) {
-    throw new Error(
+    throw new ModelFileError(
+      'read-failed',
+      file,
       `Cannot load model: weight shard ${file} shrank from ${size} to ${got} bytes while it was read; load again`,
     );
   }
@@ -604,25 +668,41 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
   const { dir, jsonName } = loc;
   const jsonFile = path.join(dir, jsonName);
   const dirStat = await fs.promises.stat(dir).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOENT') throw new Error(`Cannot load model: the directory ${dir} does not exist`);
-    throw new Error(`Cannot load model from ${dir}: ${e.message}`);
+    if (e.code === 'ENOENT')
+      throw new ModelFileError('missing', dir, `Cannot load model: the directory ${dir} does not exist`);
+    throw new ModelFileError('read-failed', dir, `Cannot load model from ${dir}: ${e.message}`, e);
   });
-  if (!dirStat.isDirectory()) throw new Error(`Cannot load model: ${dir} is not a directory`);
+  if (!dirStat.isDirectory())
+    throw new ModelFileError('missing', dir, `Cannot load model: ${dir} is not a directory`);
 
   let text: string;
   try {
     text = await fs.promises.readFile(jsonFile, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new Error(`Cannot load model: ${jsonFile} does not exist (no model has been saved in ${dir})`);
+      throw new ModelFileError(
+        'missing',
+        jsonFile,
+        `Cannot load model: ${jsonFile} does not exist (no model has been saved in ${dir})`,
+      );
     }
-    throw new Error(`Cannot load model: reading ${jsonFile} failed: ${describeError(e)}`);
+    throw new ModelFileError(
+      'read-failed',
+      jsonFile,
+      `Cannot load model: reading ${jsonFile} failed: ${describeError(e)}`,
+      e,
+    );
   }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new Error(`Cannot load model: ${jsonFile} is not valid JSON (${describeError(e)})`);
+    throw new ModelFileError(
+      'damaged',
+      jsonFile,
+      `Cannot load model: ${jsonFile} is not valid JSON (${describeError(e)})`,
+      e,
+    );
   }
   const modelJSON = validateModelJSON(parsed, jsonFile, dir);
 
@@ -644,7 +724,12 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       for (const [k, file] of files.entries()) read.push(await readShard(file, sizes[k]));
       if (want.atLeast) {
         const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(read));
-        checkStringWeights(group.weights, data, `${shardNames(files)} (${jsonFile}, weightsManifest[${i}])`);
+        checkStringWeights(
+          group.weights,
+          data,
+          `${shardNames(files)} (${jsonFile}, weightsManifest[${i}])`,
+          files[files.length - 1],
+        );
       }
       buffers.push(...read);
       specs.push(...group.weights);

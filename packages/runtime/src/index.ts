@@ -3,4 +3,6 @@ export { initBackend } from './backend.js';
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
 export { fileSystem, makeDirs } from './file-system.js';
+export { ModelFileError } from './errors.js';
+export type { ModelFileErrorCode } from './errors.js';
 export { processGone } from './process.js';

@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { fileSystem, makeDirs } from '../src/index.js';
+import { fileSystem, makeDirs, ModelFileError, type ModelFileErrorCode } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
 let root: string;
@@ -491,6 +491,112 @@ describe('fileSystem atomic saves', () => {
     kept.dispose();
     model.dispose();
     x.dispose();
+  });
+});
+
+describe('fileSystem errors carry a code and the file', () => {
+  const json = (dir: string) => path.join(dir, 'model.json');
+  const shard = (dir: string) => path.join(dir, 'group1-shard1of1.bin');
+  const edit = (dir: string, change: (m: Record<string, unknown>) => void) => {
+    const m = JSON.parse(fs.readFileSync(json(dir), 'utf8'));
+    change(m);
+    fs.writeFileSync(json(dir), JSON.stringify(m));
+  };
+  // [case, how the saved folder is damaged, code, the file the error names]
+  const cases: [string, (dir: string) => void, ModelFileErrorCode, (dir: string) => string][] = [
+    ['no folder', (dir) => fs.rmSync(dir, { recursive: true }), 'missing', (dir) => dir],
+    [
+      'a file where the folder should be',
+      (dir) => {
+        fs.rmSync(dir, { recursive: true });
+        fs.writeFileSync(dir, '');
+      },
+      'missing',
+      (dir) => dir,
+    ],
+    ['no model.json', (dir) => fs.unlinkSync(json(dir)), 'missing', json],
+    ['model.json cut short', (dir) => fs.truncateSync(json(dir), 20), 'damaged', json],
+    ['model.json a JSON array', (dir) => fs.writeFileSync(json(dir), '[]'), 'damaged', json],
+    ['no modelTopology', (dir) => edit(dir, (m) => delete m.modelTopology), 'damaged', json],
+    [
+      'a manifest group without paths',
+      (dir) => edit(dir, (m) => (m.weightsManifest = [{ weights: [] }])),
+      'damaged',
+      json,
+    ],
+    [
+      'a weight entry without a shape',
+      (dir) =>
+        edit(
+          dir,
+          (m) => delete (m.weightsManifest as { weights: { shape?: number[] }[] }[])[0].weights[0].shape,
+        ),
+      'damaged',
+      json,
+    ],
+    ['no shard', (dir) => fs.unlinkSync(shard(dir)), 'damaged', shard],
+    ['a truncated shard', (dir) => fs.truncateSync(shard(dir), 8), 'damaged', shard],
+    [
+      'a folder in place of the shard',
+      (dir) => {
+        fs.unlinkSync(shard(dir));
+        fs.mkdirSync(shard(dir));
+      },
+      'damaged',
+      shard,
+    ],
+    [
+      'a shard path outside the folder',
+      (dir) => edit(dir, (m) => ((m.weightsManifest as { paths: string[] }[])[0].paths = ['../x.bin'])),
+      'unsafe-path',
+      json,
+    ],
+  ];
+
+  it.each(cases)('%s', async (_, damage, code, file) => {
+    const dir = freshDir();
+    const model = sequential(3, 2, 4);
+    await model.save(fileSystem(dir));
+    model.dispose();
+    damage(dir);
+    const err = await tfl.loadLayersModel(fileSystem(dir)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err).toMatchObject({ name: 'ModelFileError', code, file: file(dir) });
+    expect((err as Error).message).toContain(file(dir));
+  });
+
+  it('an unreadable model.json is read-failed, with the fs error as its cause', async () => {
+    const dir = freshDir();
+    const model = sequential(3, 2, 4);
+    await model.save(fileSystem(dir));
+    model.dispose();
+    const denied = Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+    jest.spyOn(fs.promises, 'readFile').mockRejectedValueOnce(denied);
+    const err = await tfl.loadLayersModel(fileSystem(dir)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'read-failed', file: json(dir), cause: denied });
+  });
+
+  it('saves: a clash with another model, a folder that cannot be made, no path', async () => {
+    const dir = freshDir();
+    const model = sequential(3, 2, 4);
+    await model.save(fileSystem(path.join(dir, 'a.json')));
+    // b.json listing model.json's shard name, as a model saved by an old version would.
+    const a = JSON.parse(fs.readFileSync(path.join(dir, 'a.json'), 'utf8'));
+    a.weightsManifest[0].paths = ['group1-shard1of1.bin'];
+    fs.copyFileSync(path.join(dir, 'a.group1-shard1of1.bin'), shard(dir));
+    fs.writeFileSync(path.join(dir, 'b.json'), JSON.stringify(a));
+    await expect(model.save(fileSystem(dir))).rejects.toMatchObject({
+      code: 'shard-clash',
+      file: shard(dir),
+    });
+    const blocker = path.join(dir, 'blocker');
+    fs.writeFileSync(blocker, '');
+    await expect(model.save(fileSystem(path.join(blocker, 'm')))).rejects.toMatchObject({
+      code: 'save-failed',
+      file: path.join(blocker, 'm'),
+    });
+    expect(() => fileSystem('')).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+    model.dispose();
   });
 });
 

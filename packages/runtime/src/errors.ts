@@ -1,0 +1,57 @@
+/**
+ * What went wrong while `fileSystem` saved or loaded a model. One code per
+ * failure a caller may want to tell apart:
+ *
+ * - `missing`: nothing to load (the folder or its JSON file does not exist);
+ * - `damaged`: the files are there but unusable (a JSON file that is no JSON or
+ *   no tfjs model.json, a bad weights manifest, a weight shard missing, of the
+ *   wrong size or not a regular file): the folder was cut short or edited, so
+ *   copy or save it again;
+ * - `unsafe-path`: the manifest names a weight file outside the model's folder;
+ * - `read-failed`: reading failed (permissions, an I/O error, a shard that
+ *   changed while it was read): the files may be fine, so look at the cause or
+ *   load again;
+ * - `save-failed`: a save could not create the folder or write its files (the
+ *   previous model, if any, is unchanged);
+ * - `unsupported`: a save of something the handler cannot store (a GraphDef);
+ * - `shard-clash`: a save whose weight file another model in the folder lists;
+ * - `invalid-argument`: `fileSystem()` was given no usable path.
+ */
+export type ModelFileErrorCode =
+  | 'missing'
+  | 'damaged'
+  | 'unsafe-path'
+  | 'read-failed'
+  | 'save-failed'
+  | 'unsupported'
+  | 'shard-clash'
+  | 'invalid-argument';
+
+/**
+ * The error `fileSystem`'s save and load throw. The message names the file and
+ * the fix; `code` tells the kinds apart without reading the message, and
+ * `file` is the file (or folder) concerned.
+ *
+ * ```ts
+ * try {
+ *   model = await tfl.loadLayersModel(fileSystem(dir));
+ * } catch (e) {
+ *   if (e instanceof ModelFileError && e.code === 'missing') model = await trainFromScratch();
+ *   else throw e;
+ * }
+ * ```
+ */
+export class ModelFileError extends Error {
+  /** Machine-readable kind of failure. */
+  readonly code: ModelFileErrorCode;
+  /** The file or folder the problem was found in. */
+  readonly file: string;
+
+  /** Builds the error; `cause` is the underlying error (an `fs` error), when there is one. */
+  constructor(code: ModelFileErrorCode, file: string, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'ModelFileError';
+    this.code = code;
+    this.file = file;
+  }
+}
