@@ -41,7 +41,7 @@ import {
   type TableRow,
 } from './report.js';
 import { bisectionOutcome, runSweep, sweepAnswer, type Bisection } from './sweep.js';
-import { loadModelDir, pruneMagnitudes } from './model.js';
+import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
   readJsonFile,
@@ -944,10 +944,8 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   try {
     pruneMagnitudes(model, { threshold, keep, keepFilters });
   } catch (e) {
-    const m = /^keepLargest(Groups|Filters): /.exec((e as Error).message);
-    if (!m) throw e;
-    const flag = m[1] === 'Groups' ? '--keep' : '--keep-filters';
-    throw new UsageError(`${flag}: ${(e as Error).message.slice(m[0].length)}`);
+    if (!(e instanceof PruneRuleError)) throw e;
+    throw new UsageError(`${e.field === 'keep' ? '--keep' : '--keep-filters'}: ${e.reason}`);
   }
   // On a decomposed model the threshold has acted on magnitudes; on a plain one, surgery
   // counts weights with |w| <= T as zero.

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes, type MagnitudeInfo } from '@normprune/layers';
-import { fileSystem } from '@normprune/runtime';
+import { fileSystem, ModelFileError } from '@normprune/runtime';
 import { hardThreshold, keepLargestFilters, keepLargestGroups } from '@normprune/prox';
 import { join } from 'node:path';
 import { layerNames, type LayerSpec } from './config.js';
@@ -87,6 +87,35 @@ export function logitsLayerName(model: tfl.LayersModel): string {
 }
 
 /**
+ * A refusal of `pruneMagnitudes`'s rule: `field` says which part was refused
+ * (`keep` or `keepFilters`, as in a config's `prune`), `reason` why (the prox
+ * function's message without its name); the message names the config field.
+ */
+export class PruneRuleError extends Error {
+  /** Why, without the field. */
+  readonly reason: string;
+
+  constructor(
+    readonly field: 'keep' | 'keepFilters',
+    cause: Error,
+  ) {
+    const reason = cause.message.replace(/^keepLargest(Groups|Filters): /, '');
+    super(`prune.${field}: ${reason}`, { cause });
+    this.name = 'PruneRuleError';
+    this.reason = reason;
+  }
+}
+
+/** Runs one prox selection of the rule's `field`, its refusal a PruneRuleError. */
+function underRule(field: 'keep' | 'keepFilters', select: () => void): void {
+  try {
+    select();
+  } catch (e) {
+    throw e instanceof Error ? new PruneRuleError(field, e) : e;
+  }
+}
+
+/**
  * The group rule of a run's prune step and of `normprune prune`, layer by
  * layer in model order: for a Conv2D layer named in `keepFilters`, its
  * kernels on input channels the Conv2D layer before it (through pooling)
@@ -96,7 +125,8 @@ export function logitsLayerName(model: tfl.LayersModel): string {
  * Last, every group whose magnitude is at or below `threshold` dies (its
  * magnitude becomes exactly 0). Surgery then removes the dead groups. The
  * threshold applies to magnitudes, group by group, never to single weights.
- * Changes `model`'s magnitudes in place.
+ * Changes `model`'s magnitudes in place; a refused rule (a PruneRuleError)
+ * changes none.
  */
 export function pruneMagnitudes(
   model: tfl.LayersModel,
@@ -108,8 +138,8 @@ export function pruneMagnitudes(
   const known = new Set(infos.map((m) => m.layerName));
   const unknown = (keep: Record<string, number> | undefined) =>
     Object.fromEntries(Object.entries(keep ?? {}).filter(([name]) => !known.has(name)));
-  keepLargestFilters(infos, unknown(rule.keepFilters));
-  keepLargestGroups(infos, unknown(rule.keep));
+  underRule('keepFilters', () => keepLargestFilters(infos, unknown(rule.keepFilters)));
+  underRule('keep', () => keepLargestGroups(infos, unknown(rule.keep)));
   // Any other refusal (a bad count, a layer of the wrong granularity) leaves every magnitude as it was.
   const saved = infos.map((m) => m.magnitude.clone());
   try {
@@ -117,9 +147,11 @@ export function pruneMagnitudes(
       const name = m.layerName;
       if (rule.keepFilters?.[name] !== undefined) {
         if (m.granularity === 'kernel') dropDeadInputs(model, m, infos);
-        keepLargestFilters([m], { [name]: rule.keepFilters[name] });
+        const k = rule.keepFilters[name];
+        underRule('keepFilters', () => keepLargestFilters([m], { [name]: k }));
       }
-      if (rule.keep?.[name] !== undefined) keepLargestGroups([m], { [name]: rule.keep[name] });
+      const k = rule.keep?.[name];
+      if (k !== undefined) underRule('keep', () => keepLargestGroups([m], { [name]: k }));
     }
   } catch (e) {
     infos.forEach((m, i) => m.magnitude.assign(saved[i]));
@@ -179,16 +211,24 @@ export async function loadModelDir(
   try {
     return await tfl.loadLayersModel(fileSystem(dir));
   } catch (e) {
-    throw new Error(loadProblem(join(dir, 'model.json'), (e as Error).message ?? String(e), again));
+    // The runtime's file handler names the file itself, and says by its code what is wrong.
+    if (e instanceof ModelFileError)
+      throw e.code === 'damaged'
+        ? new Error(
+            `${e.message}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ${again}`,
+            {
+              cause: e,
+            },
+          )
+        : e;
+    throw new Error(buildProblem(join(dir, 'model.json'), (e as Error).message ?? String(e), again), {
+      cause: e,
+    });
   }
 }
 
-function loadProblem(file: string, message: string, again: string): string {
-  // The runtime's file handler names the file itself; tfjs's own messages may run to several lines.
-  if (/^Cannot load model: /.test(message))
-    return /(is not valid JSON|weight shard .* does not exist|bytes, but|is not a regular file)/.test(message)
-      ? `${message}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ${again}`
-      : message;
+/** What a tfjs error while building a model from its files means; tfjs's messages may run to several lines. */
+function buildProblem(file: string, message: string, again: string): string {
   const first = message.split('\n')[0].trim();
   const unknown = /^Unknown layer: ([^\s.]+)/.exec(first);
   if (unknown)

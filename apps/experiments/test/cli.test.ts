@@ -683,11 +683,21 @@ test('pruneMagnitudes changes nothing when any entry is refused, and drops kerne
   const before = snapshot();
   const start = tf.memory().numTensors;
   // c1 is changed before d1's entry is refused: c1 is restored.
+  // The refusal names the rule's field (the CLI's prune maps it to its flag).
   expect(() => pruneMagnitudes(model, { threshold: 0, keep: { c1: 1 }, keepFilters: { d1: 1 } })).toThrow(
-    /keepLargestFilters: d1: expected a Conv2D layer of granularity 'kernel'/,
+    expect.objectContaining({
+      name: 'PruneRuleError',
+      field: 'keepFilters',
+      message: expect.stringMatching(
+        /^prune\.keepFilters: d1: expected a Conv2D layer of granularity 'kernel'/,
+      ),
+    }),
   );
   expect(() => pruneMagnitudes(model, { threshold: 0, keep: { c1: 1, nope: 2 } })).toThrow(
-    /keepLargestGroups: no decomposed layer named 'nope'; decomposed layers: c1, c2, d1/,
+    expect.objectContaining({
+      field: 'keep',
+      message: "prune.keep: no decomposed layer named 'nope'; decomposed layers: c1, c2, d1",
+    }),
   );
   expect(snapshot()).toEqual(before);
   expect(tf.memory().numTensors).toBe(start);
