@@ -13,7 +13,9 @@
  *   load again;
  * - `save-failed`: a save could not create the folder or write its files (the
  *   previous model, if any, is unchanged);
- * - `unsupported`: a save of something the handler cannot store (a GraphDef);
+ * - `unsupported`: files or a model of a kind this function does not handle (a
+ *   GraphDef to save; a 'tfjs' export given to @normprune/surgery's
+ *   `loadSparseModel`);
  * - `shard-clash`: a save whose weight file another model in the folder lists;
  * - `invalid-argument`: `fileSystem()` was given no usable path.
  */
@@ -28,7 +30,8 @@ export type ModelFileErrorCode =
   | 'invalid-argument';
 
 /**
- * The error `fileSystem`'s save and load throw. The message names the file and
+ * The error `fileSystem`'s save and load throw (and @normprune/surgery's
+ * `exportModel` and `loadSparseModel`, for their files). The message names the file and
  * the fix; `code` tells the kinds apart without reading the message, and
  * `file` is the file (or folder) concerned.
  *

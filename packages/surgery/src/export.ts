@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, fold } from '@normprune/layers';
-import { fileSystem, makeDirs, processGone } from '@normprune/runtime';
+import { fileSystem, makeDirs, ModelFileError, processGone } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 
 /** Options of {@link exportModel}. */
@@ -162,14 +162,21 @@ async function sizes(files: string[]): Promise<number> {
  */
 async function modelDir(dir: unknown, who: string): Promise<string> {
   if (typeof dir !== 'string' || dir === '')
-    throw new Error(`${who}: dir must be a directory path or a file:// URL, got ${describe(dir)}`);
+    throw new ModelFileError(
+      'invalid-argument',
+      String(dir),
+      `${who}: dir must be a directory path or a file:// URL, got ${describe(dir)}`,
+    );
   const plain = dir.startsWith('file://') ? fileURLToPath(dir) : dir;
   if (plain.endsWith('.json'))
-    throw new Error(
+    throw new ModelFileError(
+      'invalid-argument',
+      plain,
       `${who}: '${dir}' names a .json file; ${who} takes the directory that holds model.json: pass '${path.dirname(plain)}'`,
     );
   const stat = await fs.promises.stat(plain).catch(() => undefined);
-  if (stat && !stat.isDirectory()) throw new Error(`${who}: '${plain}' exists and is not a directory`);
+  if (stat && !stat.isDirectory())
+    throw new ModelFileError('invalid-argument', plain, `${who}: '${plain}' exists and is not a directory`);
   return plain;
 }
 
@@ -247,7 +254,12 @@ export async function exportModel(
     try {
       makeDirs(dir);
     } catch (e) {
-      throw new Error(`exportModel: cannot create folder ${dir}: ${(e as Error).message}`);
+      throw new ModelFileError(
+        'save-failed',
+        dir,
+        `exportModel: cannot create folder ${dir}: ${(e as Error).message}`,
+        e,
+      );
     }
     const previous = await previousExport(dir);
     if (format === 'tfjs') {
@@ -402,7 +414,9 @@ async function writeSparse(dir: string, files: string[], contents: (string | Uin
     settled = true;
   } catch (e) {
     await Promise.all(tmp.map((f) => fs.promises.unlink(f).catch(() => undefined)));
-    throw new Error(
+    throw new ModelFileError(
+      'save-failed',
+      dir,
       `exportModel: writing the sparse export to ${dir} failed, the earlier export there (if any) still loads: ${(e as Error).message}`,
     );
   } finally {
@@ -460,7 +474,9 @@ function parseJson(bytes: Buffer, file: string): any {
   try {
     return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
-    throw new Error(
+    throw new ModelFileError(
+      'damaged',
+      file,
       `loadSparseModel: ${file} is not valid JSON (${(e as Error).message}); export the model again`,
     );
   }
@@ -516,10 +532,23 @@ function badSparseEntry(w: unknown): string | undefined {
 export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
   dir = await modelDir(dir, 'loadSparseModel');
   const read = async (f: string) => {
+    const file = path.join(dir, f);
     try {
-      return await fs.promises.readFile(path.join(dir, f));
+      return await fs.promises.readFile(file);
     } catch (e) {
-      throw new Error(`loadSparseModel: cannot read ${path.join(dir, f)}: ${(e as Error).message}`);
+      // No model.json: nothing exported there; a file model.json names is gone: a damaged export.
+      const code =
+        (e as NodeJS.ErrnoException).code !== 'ENOENT'
+          ? 'read-failed'
+          : f === 'model.json'
+            ? 'missing'
+            : 'damaged';
+      throw new ModelFileError(
+        code,
+        file,
+        `loadSparseModel: cannot read ${file}: ${(e as Error).message}`,
+        e,
+      );
     }
   };
   const modelFile = path.join(dir, 'model.json');
@@ -531,31 +560,47 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
     modelJson.modelTopology === null ||
     typeof modelJson.modelTopology !== 'object'
   )
-    throw new Error(
+    throw new ModelFileError(
+      'damaged',
+      modelFile,
       `loadSparseModel: ${modelFile} is not a model.json (a JSON object with "modelTopology"); export the model again`,
     );
   if (Array.isArray(modelJson?.weightsManifest) && modelJson.weightsManifest.length > 0)
-    throw new Error(
-      `loadSparseModel: ${path.join(dir, 'model.json')} is a 'tfjs' export (its weights are in its manifest): load it with tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime`,
+    throw new ModelFileError(
+      'unsupported',
+      modelFile,
+      `loadSparseModel: ${modelFile} is a 'tfjs' export (its weights are in its manifest): load it with tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime`,
     );
   // model.json names its manifest while an export replaces an earlier one (see writeSparse).
   const manifestName = modelJson.sparseManifest ?? 'sparse.json';
   if (inside(dir, manifestName) === undefined)
-    throw new Error(
-      `loadSparseModel: ${path.join(dir, 'model.json')} names the manifest ${JSON.stringify(manifestName)}, not a file in ${dir}`,
+    throw new ModelFileError(
+      'unsafe-path',
+      modelFile,
+      `loadSparseModel: ${modelFile} names the manifest ${JSON.stringify(manifestName)}, not a file in ${dir}`,
     );
   const manifest = parseJson(await read(manifestName), path.join(dir, manifestName));
+  const manifestFile = path.join(dir, manifestName);
   if (manifest?.format !== 'normprune-sparse' || manifest.version !== 1) {
-    throw new Error(`loadSparseModel: ${path.join(dir, manifestName)} is not a normprune-sparse v1 manifest`);
+    throw new ModelFileError(
+      'damaged',
+      manifestFile,
+      `loadSparseModel: ${manifestFile} is not a normprune-sparse v1 manifest`,
+    );
   }
   if (inside(dir, manifest.data) === undefined)
-    throw new Error(
-      `loadSparseModel: ${path.join(dir, manifestName)} names the data file ${JSON.stringify(manifest.data)}, not a file in ${dir}`,
+    throw new ModelFileError(
+      'unsafe-path',
+      manifestFile,
+      `loadSparseModel: ${manifestFile} names the data file ${JSON.stringify(manifest.data)}, not a file in ${dir}`,
     );
   // Every entry is checked before the data file is read: the manifest is untrusted input.
-  const manifestFile = path.join(dir, manifestName);
   const refuse = (why: string) =>
-    new Error(`loadSparseModel: ${manifestFile}: ${why}; export the model again`);
+    new ModelFileError(
+      'damaged',
+      manifestFile,
+      `loadSparseModel: ${manifestFile}: ${why}; export the model again`,
+    );
   if (!Array.isArray(manifest.weights)) throw refuse('"weights" must be an array');
   const seen = new Map<string, number>();
   let total = 0;
@@ -581,7 +626,9 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
     const size = w.shape.reduce((a, b) => a * b, 1);
     const end = w.offset + w.maskBytes + w.values * (float16 ? 2 : 4);
     if (end > bin.length)
-      throw new Error(
+      throw new ModelFileError(
+        'damaged',
+        path.join(dir, manifest.data),
         `loadSparseModel: ${manifest.data} is truncated (weight '${w.name}' needs bytes up to ${end}, file has ${bin.length})`,
       );
     let out: Float32Array;
@@ -626,7 +673,9 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
   } catch (e) {
     // The entries are well formed, so what tfjs refuses is their fit to the topology
     // (a weight missing, unknown or of another shape), or the topology itself.
-    throw new Error(
+    throw new ModelFileError(
+      'damaged',
+      manifestFile,
       `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} (${(e as Error).message}); export the model again`,
     );
   }

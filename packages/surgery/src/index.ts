@@ -13,6 +13,8 @@ export {
 export { prune, type PruneOptions, type PruneReport, type PruneResult } from './prune.js';
 export type { KeptConstantUnit, LayerPruneResult } from './rebuild.js';
 export { kernelMask, type KernelMask, type MaskedLayer } from './mask.js';
+// exportModel's and loadSparseModel's file errors, the class fileSystem throws too.
+export { ModelFileError, type ModelFileErrorCode } from '@normprune/runtime';
 export {
   exportModel,
   loadSparseModel,

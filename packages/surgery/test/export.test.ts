@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decompose, magnitudes } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
-import { exportModel, loadSparseModel, prune } from '../src/index';
+import { exportModel, loadSparseModel, ModelFileError, prune } from '../src/index';
 import { toFloat16, fromFloat16 } from '../src/export';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks';
 import { fillAll, lenet5, rng, zeroKernelWhere, zeroUnits } from './helpers';
@@ -512,6 +512,31 @@ describe('loadSparseModel: damaged sparse.json / sparse.bin / model.json', () =>
     fs.writeFileSync(manifestFile, JSON.stringify(damage(manifest)));
     const err = (await loadSparseModel(dir).catch((e: Error) => e)) as Error;
     expect(err.message).toBe(`loadSparseModel: ${manifestFile}: ${why}; export the model again`);
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err).toMatchObject({ code: 'damaged', file: manifestFile });
+  });
+
+  it('tells its failures apart by code, as fileSystem does, naming the file', async () => {
+    const codeOf = async (d: string) => {
+      const e = await loadSparseModel(d).catch((err: unknown) => err);
+      expect(e).toBeInstanceOf(ModelFileError);
+      return { code: (e as ModelFileError).code, file: (e as ModelFileError).file };
+    };
+    const nowhere = path.join(tmp, 'nothing-exported');
+    expect(await codeOf(nowhere)).toEqual({ code: 'missing', file: path.join(nowhere, 'model.json') });
+    expect(await codeOf(path.join(dir, 'model.json'))).toEqual({
+      code: 'invalid-argument',
+      file: path.join(dir, 'model.json'),
+    });
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, data: '../outside.bin' }));
+    expect(await codeOf(dir)).toEqual({ code: 'unsafe-path', file: manifestFile });
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, data: 'gone.bin' }));
+    expect(await codeOf(dir)).toEqual({ code: 'damaged', file: path.join(dir, 'gone.bin') });
+    fs.writeFileSync(modelFile, '{"modelTopology": ');
+    expect(await codeOf(dir)).toEqual({ code: 'damaged', file: modelFile });
+    const tfjs = path.join(tmp, 'a-tfjs-export');
+    await exportModel(model, tfjs);
+    expect(await codeOf(tfjs)).toEqual({ code: 'unsupported', file: path.join(tfjs, 'model.json') });
   });
 
   it('refuses a weight the topology lacks or misses, naming both files', async () => {
