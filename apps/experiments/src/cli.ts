@@ -1050,10 +1050,10 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   if (v['seeds-only']) {
     if (!seeds)
       throw new UsageError('report: --seeds-only needs runs of one experiment with two or more seeds');
-    tables = `Across seeds (sd is the sample standard deviation; the interval of the mean change allows for the sampling of the test images, not for the spread between seeds):\n\n${seeds}\n`;
+    tables = `Across seeds (sd is the sample standard deviation; the first interval of the mean change allows for the sampling of the test images and not for the spread between seeds, the t-interval over seeds for that spread and not for the test images, which the seeds share):\n\n${seeds}\n`;
   } else {
     tables = seeds
-      ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation; the interval of the mean change allows for the sampling of the test images, not for the spread between seeds):\n\n${seeds}\n`
+      ? `${resultsTable(rows)}\nAcross seeds (runs of one experiment and budget with different seeds; sd is the sample standard deviation; the first interval of the mean change allows for the sampling of the test images and not for the spread between seeds, the t-interval over seeds for that spread and not for the test images, which the seeds share):\n\n${seeds}\n`
       : resultsTable(rows);
   }
   if (v.table) out(tables);

@@ -642,6 +642,57 @@ export function meanChangeCi95(rows: TableRow[]): [number, number] | undefined {
   return [change - 1.96 * se, change + 1.96 * se];
 }
 
+/**
+ * P(|T| <= t) for Student's t with `df` degrees of freedom (a positive integer), in closed form
+ * (Abramowitz and Stegun 26.7.3 and 26.7.4, with theta = atan(t / sqrt(df))).
+ */
+export function studentTCentral(t: number, df: number): number {
+  const theta = Math.atan(t / Math.sqrt(df));
+  const c2 = Math.cos(theta) ** 2;
+  if (df % 2 === 0) {
+    let term = 1;
+    let sum = 1;
+    for (let k = 2; k <= df - 2; k += 2) {
+      term *= ((k - 1) / k) * c2;
+      sum += term;
+    }
+    return Math.sin(theta) * sum;
+  }
+  let term = Math.cos(theta);
+  let sum = df === 1 ? 0 : term;
+  for (let k = 3; k <= df - 2; k += 2) {
+    term *= ((k - 1) / k) * c2;
+    sum += term;
+  }
+  return (2 / Math.PI) * (theta + Math.sin(theta) * sum);
+}
+
+/** The t with P(|T| <= t) = `level` for Student's t with `df` degrees of freedom, by bisection. */
+export function studentTQuantile(level: number, df: number): number {
+  let lo = 0;
+  let hi = 1;
+  while (studentTCentral(hi, df) < level) hi *= 2;
+  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
+    const mid = (lo + hi) / 2;
+    if (studentTCentral(mid, df) < level) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * A 95% interval of the mean test error change (pp) over training seeds: the t-interval of the
+ * seeds' changes, mean +- t(0.975, k - 1) x sd / sqrt(k); undefined for fewer than 2 seeds. It
+ * allows for the spread between seeds, which `meanChangeCi95` leaves out, and not for the
+ * sampling of the test images, which the seeds share and `meanChangeCi95` covers.
+ */
+export function seedsChangeCi95(changes: number[]): [number, number] | undefined {
+  if (changes.length < 2) return undefined;
+  const { mean, sd } = meanSd(changes);
+  const half = (studentTQuantile(0.95, changes.length - 1) * sd) / Math.sqrt(changes.length);
+  return [mean - half, mean + half];
+}
+
 // A row's percentages are rounded to 2 decimals; their means can be 0.01 off (87.29% for the
 // seeds' 87.2849%) or fall on the other side of a bound (82.196% twice averages 82.20%). The
 // seeds table averages each row's own figures, from its counts where it has them.
@@ -716,6 +767,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
       g.map((r) => pp(r.errorDeltaPp).replace(' pp', '')).join(', '),
       `${pp(delta.mean)} ± ${delta.sd.toFixed(2)}`,
       ((ci) => (ci ? ciText(ci) : ''))(meanChangeCi95(g)),
+      ((ci) => `[${pp(ci[0]).replace(' pp', '')}, ${pp(ci[1])}]`)(seedsChangeCi95(g.map(exactErrorDeltaPp))!),
       target,
     ]);
   }
@@ -731,6 +783,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
       'change per seed (pp)',
       'change (mean ± sd)',
       'change 95% CI (mean)',
+      'change 95% CI over seeds (t)',
       'target',
     ],
     body,

@@ -3,7 +3,14 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { resultsTable, seedsTable, tableRow, type RunResults, type TableRow } from '../src/index';
-import { runReportBlocks, targetMet, toMarkdown } from '../src/report';
+import {
+  runReportBlocks,
+  seedsChangeCi95,
+  studentTCentral,
+  studentTQuantile,
+  targetMet,
+  toMarkdown,
+} from '../src/report';
 import { cli } from './helpers';
 
 function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
@@ -41,7 +48,7 @@ test('seedsTable gives the mean and sample sd over seeds, and judges the target 
   // Header, rule, and one row: lenet-5 has a single seed.
   expect(lines).toHaveLength(3);
   const cells = lines[2].split('|').map((c) => c.trim());
-  expect(cells.slice(1, 11)).toEqual([
+  expect(cells.slice(1, 12)).toEqual([
     'lenet-500-300',
     'full',
     '1, 2, 3',
@@ -52,6 +59,8 @@ test('seedsTable gives the mean and sample sd over seeds, and judges the target 
     '+0.19 pp ± 0.06',
     // No interval: these rows carry no paired test.
     '',
+    // mean +- t(0.975, 2) sd / sqrt(3) of +0.21, +0.24, +0.13: [+0.052, +0.335] (scipy's t.ppf).
+    '[+0.05, +0.33 pp]',
     '**missed** on the means: error +0.19 pp > +0.09 pp (>= 85.4% removed, error <= +0.09 pp)',
   ]);
   // Every line is padded to the same width (the layout Prettier keeps).
@@ -108,8 +117,17 @@ test("seedsTable gives an interval of the mean change from the seeds' paired tes
   const half = (1.96 * (se[0] + se[1] + se[2])) / 3;
   const want = `[${(0.08 - half).toFixed(2)}, +${(0.08 + half).toFixed(2)} pp]`;
   expect(seedsTable(rows)).toContain(`| ${want} `);
-  // One seed without a paired test: no interval for the group.
-  expect(seedsTable([...rows.slice(0, 2), row('lenet-5', 3, 91, 0.7, 0.7)])).not.toMatch(/\[/);
+  // One seed without a paired test: no interval from the paired tests; the t-interval over the
+  // seeds' changes (+0.12, +0.12, 0) is there.
+  const cells = seedsTable([...rows.slice(0, 2), row('lenet-5', 3, 91, 0.7, 0.7)])!
+    .split('\n')[2]
+    .split('|')
+    .map((c) => c.trim());
+  expect(cells.slice(9, 11)).toEqual(['', '[-0.09, +0.25 pp]']);
+  // Seeds that agree exactly give a zero-width interval, not the paired test's "never disagree".
+  expect(seedsTable([row('x', 1, 90, 1, 1), row('x', 2, 90, 1, 1)])).toMatch(
+    /\| \[\+0\.00, \+0\.00 pp\] +\|/,
+  );
 });
 
 test('seedsTable says a reduced budget, in the budget cell and the target cell, as the rows do', () => {
@@ -178,6 +196,29 @@ test('resultsTable has one row per run with its seed', () => {
   expect(b).toMatch(/\| \+0\.12 pp +\| +\|/);
 });
 
+test("Student's t quantiles agree with scipy's, and the seeds' interval is the t-interval", () => {
+  // scipy.stats.t.ppf(0.975, df), scipy 1.17.1.
+  const scipy: [number, number][] = [
+    [1, 12.706204736174694],
+    [2, 4.302652729749462],
+    [3, 3.1824463052837078],
+    [4, 2.7764451051977934],
+    [5, 2.5705818356363146],
+    [8, 2.306004135204166],
+    [29, 2.045229642132703],
+    [200, 1.9718962236339088],
+  ];
+  for (const [df, t] of scipy) {
+    expect(Math.abs(studentTQuantile(0.95, df) - t)).toBeLessThan(1e-9 * t);
+    expect(studentTCentral(t, df)).toBeCloseTo(0.95, 12);
+  }
+  expect(seedsChangeCi95([0.5])).toBeUndefined();
+  const [lo, hi] = seedsChangeCi95([0.15, -0.04, 0.01])!;
+  // mean 0.04, variance 0.0097: half-width 4.3027 x sqrt(0.0097) / sqrt(3) = 0.2447.
+  expect((lo + hi) / 2).toBeCloseTo(0.04, 12);
+  expect((hi - lo) / 2).toBeCloseTo((4.302652729749462 * Math.sqrt(0.0097)) / Math.sqrt(3), 9);
+});
+
 test('report --table over rows of several seeds prints both tables', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'normprune-report-'));
   try {
@@ -192,9 +233,9 @@ test('report --table over rows of several seeds prints both tables', async () =>
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^\| lenet-500-300 +\| 2 +\| full +\|/m);
     expect(r.out).toMatch(/Across seeds[^\n]*\n\n\| experiment +\| budget +\| seeds/);
-    // The interval of the mean allows for the test images' sampling only: the caption says so.
+    // Each interval allows for one source of variation only: the caption says which.
     expect(r.out).toMatch(
-      /Across seeds \([^)]*the interval of the mean change allows for the sampling of the test images, not for the spread between seeds\)/,
+      /Across seeds \([^)]*the first interval of the mean change allows for the sampling of the test images and not for the spread between seeds, the t-interval over seeds for that spread and not for the test images, which the seeds share\)/,
     );
     expect(r.out).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 +\| 87\.50% ± 0\.71 +\|/);
   } finally {
