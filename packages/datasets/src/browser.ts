@@ -20,14 +20,16 @@ export type {
 export { DatasetError } from './errors.js';
 export type { DatasetErrorCode } from './errors.js';
 export { computeStats, validationSplit } from './split.js';
+export { idxSplit, type IdxSplitOptions } from './idx-bytes.js';
 export { batches, toTensors } from './tensors.js';
 export { mulberry32, permutation } from './random.js';
 
 function nodeOnly(loader: string): Error {
   return new Error(
     `@normprune/datasets: ${loader}() reads, caches and downloads files, in Node only (this is the package's browser build). ` +
-      'In a browser, fetch the images and labels yourself into a Split ({ images: Uint8Array, labels: Uint8Array, ' +
-      'count, shape: [h, w, c] }) and use batches(), toTensors(), computeStats() and validationSplit(), which work there.',
+      'In a browser, fetch the files yourself: idxSplit(images, labels) makes a Split of MNIST-style IDX bytes (raw or .gz); ' +
+      'for other data build the Split ({ images: Uint8Array, labels: Uint8Array, count, shape: [h, w, c] }) yourself. ' +
+      'batches(), toTensors(), computeStats() and validationSplit() work there.',
   );
 }
 

@@ -1,22 +1,10 @@
 import { gunzipSync } from 'node:zlib';
 import { DatasetError } from './errors.js';
+import { isGzip, MAX_GUNZIP_BYTES, parseIdxBytes, type IdxArray } from './idx-bytes.js';
 import { readInputFile } from './input.js';
 
-/** IDX magic numbers (big-endian uint32: 0x0000 0x08=ubyte, then the number of dimensions). */
-export const IDX_LABELS_MAGIC = 2049;
-export const IDX_IMAGES_MAGIC = 2051;
-
-/** Gunzipped data larger than this is refused: real IDX files are < 50 MB. */
-const MAX_GUNZIP_BYTES = 512 * 1024 * 1024;
-
-export interface IdxArray {
-  dims: number[];
-  data: Uint8Array;
-}
-
-export function isGzip(buf: Uint8Array): boolean {
-  return buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-}
+export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, isGzip } from './idx-bytes.js';
+export type { IdxArray } from './idx-bytes.js';
 
 /** Gunzips with a size cap; zlib's errors become typed ones naming the file. */
 export function gunzipChecked(buf: Uint8Array, file: string, maxBytes = MAX_GUNZIP_BYTES): Buffer {
@@ -44,52 +32,7 @@ export function gunzipChecked(buf: Uint8Array, file: string, maxBytes = MAX_GUNZ
  * the byte count, so a truncated download cannot pass as a smaller data set.
  */
 export function parseIdx(input: Uint8Array, file: string, expectedMagic: number): IdxArray {
-  const buf = isGzip(input) ? gunzipChecked(input, file) : input;
-  if (buf.length < 4)
-    throw new DatasetError('truncated', { file, expected: '>= 4 header bytes', found: buf.length });
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const magic = view.getUint32(0, false);
-  if (magic !== expectedMagic) {
-    throw new DatasetError('bad-magic', {
-      file,
-      message: 'not an IDX file of the expected kind',
-      expected: expectedMagic,
-      found: magic,
-    });
-  }
-  const ndims = buf[3];
-  const headerBytes = 4 + 4 * ndims;
-  if (buf.length < headerBytes)
-    throw new DatasetError('truncated', {
-      file,
-      expected: `>= ${headerBytes} header bytes`,
-      found: buf.length,
-    });
-  const dims: number[] = [];
-  let count = 1;
-  for (let i = 0; i < ndims; i++) {
-    const d = view.getUint32(4 + 4 * i, false);
-    dims.push(d);
-    count *= d;
-  }
-  const expected = headerBytes + count;
-  if (buf.length < expected) {
-    throw new DatasetError('truncated', {
-      file,
-      message: `IDX header says ${dims.join('x')}`,
-      expected: `${expected} bytes`,
-      found: `${buf.length} bytes`,
-    });
-  }
-  if (buf.length > expected) {
-    throw new DatasetError('size-mismatch', {
-      file,
-      message: `IDX header says ${dims.join('x')}`,
-      expected: `${expected} bytes`,
-      found: `${buf.length} bytes`,
-    });
-  }
-  return { dims, data: buf.subarray(headerBytes) };
+  return parseIdxBytes(isGzip(input) ? gunzipChecked(input, file) : input, file, expectedMagic);
 }
 
 export function readIdxFile(file: string, expectedMagic: number): IdxArray {

@@ -21,6 +21,7 @@ export type {
 export { DatasetError } from './errors.js';
 export type { DatasetErrorCode } from './errors.js';
 export { computeStats, validationSplit } from './split.js';
+export { idxSplit, type IdxSplitOptions } from './idx-bytes.js';
 export { batches, toTensors } from './tensors.js';
 export { mulberry32, permutation } from './random.js';
 

@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path';
 import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
 import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
-import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile } from './idx.js';
+import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile, type IdxArray } from './idx.js';
+import { idxArraysToSplit } from './idx-bytes.js';
 import { readTarFile } from './tar.js';
 import { checkLoadOptions } from './input.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
@@ -150,46 +151,12 @@ function assemble(spec: IdxSpec, buffers: Record<Role, { data: Uint8Array; file:
 
 function toSplit(
   spec: IdxSpec,
-  images: { dims: number[]; data: Uint8Array },
-  labels: { dims: number[]; data: Uint8Array },
+  images: IdxArray,
+  labels: IdxArray,
   imageFile: string,
   labelFile: string,
 ): Split {
-  if (images.dims.length !== 3)
-    throw new DatasetError('size-mismatch', {
-      file: imageFile,
-      message: 'images must be [n, h, w]',
-      expected: 3,
-      found: images.dims.length,
-    });
-  if (labels.dims.length !== 1)
-    throw new DatasetError('size-mismatch', {
-      file: labelFile,
-      message: 'labels must be [n]',
-      expected: 1,
-      found: labels.dims.length,
-    });
-  const [n, h, w] = images.dims;
-  if (labels.dims[0] !== n) {
-    throw new DatasetError('size-mismatch', {
-      file: labelFile,
-      message: `label count differs from the image count of ${imageFile}`,
-      expected: n,
-      found: labels.dims[0],
-    });
-  }
-  const k = spec.classes.length;
-  for (let i = 0; i < n; i++) {
-    if (labels.data[i] >= k) {
-      throw new DatasetError('label-out-of-range', {
-        file: labelFile,
-        message: `label #${i}`,
-        expected: `0..${k - 1}`,
-        found: labels.data[i],
-      });
-    }
-  }
-  return { images: images.data, labels: labels.data, count: n, shape: [h, w, 1], numClasses: k };
+  return idxArraysToSplit(images, labels, spec.classes.length, imageFile, labelFile);
 }
 
 function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {

@@ -2,10 +2,10 @@ import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'n
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DatasetError, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
+import { DatasetError, idxSplit, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
 import { parseIdx } from '../src/idx';
 import { MNIST, loadIdxDataset } from '../src/mnist';
-import { idx, makeTar, tmp, writeFile, writeIdxSet } from './fixtures';
+import { fakeImages, fakeLabels, idx, makeTar, tmp, writeFile, writeIdxSet } from './fixtures';
 
 async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
   try {
@@ -264,5 +264,76 @@ describe('NORMPRUNE_DATA_DIR/<name>/', () => {
       loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() }),
     );
     expect([ds.train.count, ds.test.count]).toEqual([7, 2]);
+  });
+});
+
+describe('idxSplit: a Split from IDX bytes in memory', () => {
+  const images = (n: number, h = 5, w = 4) => idx(2051, [n, h, w], fakeImages(n, h, w));
+  const labels = (n: number, k = 10) => idx(2049, [n], fakeLabels(n, k));
+
+  it('gives what loadMnist gives from the same files, raw and gzipped, at several shapes', async () => {
+    for (const [gzip, ntrain] of [
+      [false, 20],
+      [true, 33],
+    ] as const) {
+      const { dir } = writeIdxSet(join(tmp(), 'set'), { ntrain, ntest: 7, gzip });
+      const ext = gzip ? '.gz' : '';
+      const loaded = await loadMnist({ dir, offline: true });
+      for (const [split, prefix] of [
+        ['train', 'train'],
+        ['test', 't10k'],
+      ] as const) {
+        const got = await idxSplit(
+          readFileSync(join(dir, `${prefix}-images-idx3-ubyte${ext}`)),
+          readFileSync(join(dir, `${prefix}-labels-idx1-ubyte${ext}`)),
+        );
+        const want = loaded[split];
+        expect(got.count).toBe(want.count);
+        expect(got.shape).toEqual(want.shape);
+        expect(got.numClasses).toBe(10);
+        expect(Buffer.from(got.images).equals(Buffer.from(want.images))).toBe(true);
+        expect(Buffer.from(got.labels).equals(Buffer.from(want.labels))).toBe(true);
+      }
+    }
+    const odd = await idxSplit(gzipSync(images(3, 7, 2)), labels(3, 3), { numClasses: 3 });
+    expect(odd).toMatchObject({ count: 3, shape: [7, 2, 1], numClasses: 3 });
+    expect(Array.from(odd.images)).toEqual(Array.from(fakeImages(3, 7, 2)));
+  });
+
+  it('names the input in each error, with the code', async () => {
+    const gz = gzipSync(images(4));
+    const corrupt = Buffer.concat([gz.subarray(0, 12), Buffer.alloc(24, 0xff), gz.subarray(36)]);
+    const cases: [string, () => Promise<unknown>, string, string][] = [
+      ['labels passed as images', () => idxSplit(labels(4), labels(4)), 'bad-magic', 'images'],
+      ['images passed as labels', () => idxSplit(images(4), images(4)), 'bad-magic', 'labels'],
+      [
+        'a truncated gzip',
+        () => idxSplit(gz.subarray(0, gz.length - 10), labels(4), { names: { images: 'a.gz' } }),
+        'truncated',
+        'a.gz',
+      ],
+      ['a corrupt gzip', () => idxSplit(corrupt, labels(4)), 'corrupt-archive', 'images'],
+      ['a short image file', () => idxSplit(images(4).subarray(0, 30), labels(4)), 'truncated', 'images'],
+      ['more labels than images', () => idxSplit(images(4), labels(5)), 'size-mismatch', 'labels'],
+      [
+        'a label out of range',
+        () => idxSplit(images(4), labels(4), { numClasses: 3 }),
+        'label-out-of-range',
+        'labels',
+      ],
+      [
+        'not bytes',
+        () => idxSplit([1, 2] as unknown as Uint8Array, labels(4), { names: { images: 'u' } }),
+        'invalid-argument',
+        'u',
+      ],
+    ];
+    for (const [what, p, code, file] of cases) {
+      const err = await errorOf(p());
+      expect({ what, code: err.code, file: err.file }).toEqual({ what, code, file });
+    }
+    await expect(idxSplit(images(4), labels(4), { numClasses: 0 })).rejects.toMatchObject({
+      code: 'invalid-argument',
+    });
   });
 });
