@@ -74,6 +74,7 @@ const expected = {
     'DatasetError',
     'batches',
     'computeStats',
+    'idxSplit',
     'loadCifar10',
     'loadFashionMnist',
     'loadMnist',

@@ -53,7 +53,14 @@ ${body}
 `;
 
 const expected = {
-  exports: ['fileSystem', 'initBackend', 'makeDirs', 'processGone', 'registerWasmTrainingKernels'],
+  exports: [
+    'ModelFileError',
+    'fileSystem',
+    'initBackend',
+    'makeDirs',
+    'processGone',
+    'registerWasmTrainingKernels',
+  ],
   cpu: { backend: 'cpu', tf: 'cpu' },
   files: ['group1-shard1of1.bin', 'model.json'],
   same: true,
