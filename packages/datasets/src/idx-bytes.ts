@@ -165,8 +165,13 @@ async function gunzipStream(input: Uint8Array, file: string, maxBytes: number): 
 export interface IdxSplitOptions {
   /** Labels must be below this (the depth of one-hot labels). Default 10 (MNIST, Fashion-MNIST). */
   numClasses?: number;
-  /** Names for the two inputs in errors (a URL or file name). Default `'images'` and `'labels'`. */
-  names?: { images?: string; labels?: string };
+  /** Names for the two inputs in errors (a URL or a file name). */
+  names?: {
+    /** The image file's name. Default `'images'`. */
+    images?: string;
+    /** The label file's name. Default `'labels'`. */
+    labels?: string;
+  };
 }
 
 /**
