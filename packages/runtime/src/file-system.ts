@@ -638,7 +638,7 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
   }
   const modelJSON = validateModelJSON(parsed, jsonFile, dir);
 
-  const artifacts = await tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
+  return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
     const specs: tf.io.WeightsManifestEntry[] = [];
     const buffers: ArrayBuffer[] = [];
     for (const [i, group] of manifest.entries()) {
@@ -670,11 +670,6 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       buffers.length === 1 ? buffers[0] : total <= JOIN_LIMIT || !takesLists ? joinBuffers(buffers) : buffers;
     return [specs, weightData];
   });
-  // No weights, no weight data: tfjs-layers 4.10 (not 4.6, not 4.15) fails to
-  // load a model given weight data that holds no weight (it reads the name of
-  // the first one).
-  if (artifacts.weightSpecs?.length === 0) delete artifacts.weightData;
-  return artifacts;
 }
 
 /**
