@@ -57,6 +57,12 @@ export interface PackOptions {
   deps?: string[];
   /** npm cache directory (tests of this helper use an empty one to force the fallback). */
   npmCache?: string;
+  /**
+   * Let npm fetch from the registry what its cache lacks (`--prefer-offline`),
+   * for `deps` at versions the workspace does not have (another tfjs version).
+   * There is then no fallback: a failed install throws.
+   */
+  online?: boolean;
 }
 
 /**
@@ -177,7 +183,7 @@ function linkInstall(dir: string, tarballs: string[], deps: string[]): void {
  * Packs each (built) package directory with `npm pack`, creates an empty
  * project in the OS temp dir, and installs the tarballs there together with
  * the registry packages in `deps` (the tfjs peers by default), never touching
- * the network:
+ * the network (unless `online`, see {@link PackOptions}):
  *
  * 1. `npm install --offline <tarballs> <deps>`: everything from the npm cache
  *    that `npm ci` filled. This is what a user's install does, minus network.
@@ -216,7 +222,7 @@ export async function packAndInstall(
     const deps = (options.deps ?? TFJS_PEERS).map(pinned);
     const common = [
       'install',
-      '--offline',
+      options.online ? '--prefer-offline' : '--offline',
       '--no-audit',
       '--no-fund',
       '--ignore-scripts',
@@ -228,7 +234,7 @@ export async function packAndInstall(
     } catch (e) {
       // npm reports a packument missing from the cache as ENOTCACHED, or, when
       // resolving peers, as an ERESOLVE on `<name>@undefined`.
-      if (!/ENOTCACHED|only-if-cached|@undefined/i.test((e as Error).message)) throw e;
+      if (options.online || !/ENOTCACHED|only-if-cached|@undefined/i.test((e as Error).message)) throw e;
       mode = 'linked';
       fs.rmSync(path.join(dir, 'node_modules'), { recursive: true, force: true });
       linkInstall(dir, tarballs, deps.map(depName));
@@ -245,7 +251,13 @@ export async function packAndInstall(
  * (`.cjs` / `.mjs` decide the module system). Returns stdout; throws with
  * stderr when the script fails.
  */
-export function runInProject(dir: string, file: string, source: string, env: NodeJS.ProcessEnv = {}): string {
+export function runInProject(
+  dir: string,
+  file: string,
+  source: string,
+  env: NodeJS.ProcessEnv = {},
+  timeout = 60000,
+): string {
   const script = path.join(dir, file);
   fs.writeFileSync(script, source);
   // Run from another directory so that resolving from the cwd, instead of
@@ -254,7 +266,7 @@ export function runInProject(dir: string, file: string, source: string, env: Nod
     cwd: os.tmpdir(),
     env: { ...npmEnv(), NODE_PATH: '', ...env },
     encoding: 'utf8',
-    timeout: 60000,
+    timeout,
   });
   if (run.status !== 0) {
     throw new Error(

@@ -23,7 +23,10 @@ const seeded = (seed: number) => tfl.initializers.glorotNormal({ seed });
 // A bias far from zero, so that a lost bias, or a bias constraint applied on copy, shows.
 const biasInit = () => tfl.initializers.randomNormal({ mean: -0.2, stddev: 0.5, seed: 5 });
 
-const ACTIVATIONS = [
+// Every activation tfjs-layers has; gelu and gelu_new came in tfjs 4.19, so
+// the suite runs against older versions (scripts/tfjs-versions.mjs) without them.
+const GELU_SINCE = 19;
+const ALL_ACTIVATIONS = [
   'elu',
   'hardSigmoid',
   'linear',
@@ -40,6 +43,8 @@ const ACTIVATIONS = [
   'gelu',
   'gelu_new',
 ] as const;
+const tfjsMinor = Number(tfl.version_layers.split('.')[1]);
+const ACTIVATIONS = ALL_ACTIVATIONS.filter((a) => !a.startsWith('gelu') || tfjsMinor >= GELU_SINCE);
 
 // Small limits, so that the glorot kernels (and the random biases) violate every constraint.
 const CONSTRAINTS: [string, () => Options][] = [

@@ -1,3 +1,4 @@
+import * as tf from '@tensorflow/tfjs-core';
 import { describeValue } from '@normprune/layers';
 
 /**
@@ -9,4 +10,13 @@ export function finiteNonnegative(label: string, v: unknown): number {
   if (typeof v !== 'number' || !(v >= 0) || !Number.isFinite(v))
     throw new Error(`${label} must be a finite number >= 0, got ${describeValue(v)}`);
   return v;
+}
+
+/**
+ * How many entries of `x` are NaN, as a float32 scalar. `x != x` holds for NaN
+ * only; `tf.isNaN` would do, but the wasm backend of tfjs 4.0 has no
+ * `IsNan` kernel.
+ */
+export function countNaN(x: tf.Tensor): tf.Scalar {
+  return tf.sum(tf.cast(tf.notEqual(x, x), 'float32'));
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers';
-import { finiteNonnegative } from './checks.js';
+import { countNaN, finiteNonnegative } from './checks.js';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
   constantLambda,
@@ -632,9 +632,7 @@ function checkLambdaOption(v: unknown): number {
 function checkNonnegative(infos: readonly MagnitudeInfo[]): void {
   if (infos.length === 0) return;
   const stats = tf.tidy(() =>
-    tf.stack(
-      infos.map((m) => tf.stack([tf.min(m.magnitude), tf.sum(tf.cast(tf.isNaN(m.magnitude), 'float32'))])),
-    ),
+    tf.stack(infos.map((m) => tf.stack([tf.min(m.magnitude), countNaN(m.magnitude)]))),
   );
   const v = stats.dataSync();
   stats.dispose();

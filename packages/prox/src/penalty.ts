@@ -5,7 +5,7 @@ import {
   magnitudes as findMagnitudes,
   type MagnitudeInfo,
 } from '@normprune/layers';
-import { finiteNonnegative } from './checks.js';
+import { countNaN, finiteNonnegative } from './checks.js';
 import { keepLargest } from './operators.js';
 import { costWeights, type CostWeighting } from './weights.js';
 
@@ -111,10 +111,7 @@ export async function sparsityReport(
   const counts = tf.tidy(() =>
     tf.stack(
       infos.map((m) =>
-        tf.stack([
-          tf.sum(tf.cast(tf.notEqual(m.magnitude, 0), 'int32')),
-          tf.sum(tf.cast(tf.isNaN(m.magnitude), 'int32')),
-        ]),
+        tf.stack([tf.sum(tf.cast(tf.notEqual(m.magnitude, 0), 'float32')), countNaN(m.magnitude)]),
       ),
     ),
   );
@@ -175,7 +172,7 @@ function keepTargets(
     if (why) throw new Error(`${who}: ${m.layerName}: ${why}`);
   }
   if (named.length > 0) {
-    const nans = tf.tidy(() => tf.stack(named.map((m) => tf.sum(tf.cast(tf.isNaN(m.magnitude), 'float32')))));
+    const nans = tf.tidy(() => tf.stack(named.map((m) => countNaN(m.magnitude))));
     const counts = nans.dataSync();
     nans.dispose();
     named.forEach((m, i) => {

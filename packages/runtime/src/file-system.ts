@@ -197,6 +197,18 @@ async function unlinkQuietly(file: string): Promise<void> {
   await fs.promises.unlink(file).catch(() => undefined);
 }
 
+/**
+ * The weights as one buffer. tfjs 4.6 and later may hand over a list of
+ * buffers, and join them with `tf.io.CompositeArrayBuffer`, which tfjs before
+ * 4.6 lacks; this works with both.
+ */
+function joinBuffers(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
+  if (!Array.isArray(data)) return data;
+  const out = new Uint8Array(data.reduce((n, b) => n + b.byteLength, 0));
+  data.reduce((offset, b) => (out.set(new Uint8Array(b), offset), offset + b.byteLength), 0);
+  return out.buffer;
+}
+
 async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
   if (artifacts.modelTopology instanceof ArrayBuffer) {
     throw new ModelFileError(
@@ -218,7 +230,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   }
 
   const weights = new Uint8Array(
-    artifacts.weightData == null ? new ArrayBuffer(0) : tf.io.CompositeArrayBuffer.join(artifacts.weightData),
+    artifacts.weightData == null ? new ArrayBuffer(0) : joinBuffers(artifacts.weightData),
   );
   const shards = shardPaths(weights.byteLength, shardPrefix(jsonName));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: shards, weights: artifacts.weightSpecs ?? [] }];
@@ -723,7 +735,7 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       const read: ArrayBuffer[] = [];
       for (const [k, file] of files.entries()) read.push(await readShard(file, sizes[k]));
       if (want.atLeast) {
-        const data = new Uint8Array(tf.io.CompositeArrayBuffer.join(read));
+        const data = new Uint8Array(joinBuffers(read));
         checkStringWeights(
           group.weights,
           data,
@@ -735,14 +747,12 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       specs.push(...group.weights);
     }
     // tfjs accepts a list of buffers (needed beyond 2 GB), but code reading
-    // artifacts often expects one ArrayBuffer: give it one while that is cheap.
+    // artifacts often expects one ArrayBuffer: give it one while that is cheap,
+    // and always to tfjs before 4.6 (no CompositeArrayBuffer), which takes no list.
     const total = buffers.reduce((n, b) => n + b.byteLength, 0);
+    const takesLists = (tf.io as { CompositeArrayBuffer?: unknown }).CompositeArrayBuffer != null;
     const weightData: tf.io.WeightData =
-      buffers.length === 1
-        ? buffers[0]
-        : total <= JOIN_LIMIT
-          ? tf.io.CompositeArrayBuffer.join(buffers)
-          : buffers;
+      buffers.length === 1 ? buffers[0] : total <= JOIN_LIMIT || !takesLists ? joinBuffers(buffers) : buffers;
     return [specs, weightData];
   });
 }

@@ -134,8 +134,16 @@ async function captureArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArti
   return captured!;
 }
 
+/** One buffer of `data` (tf.io.CompositeArrayBuffer.join, which tfjs before 4.6 lacks). */
+function joinBuffers(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
+  if (!Array.isArray(data)) return data;
+  const out = new Uint8Array(data.reduce((n, b) => n + b.byteLength, 0));
+  data.reduce((offset, b) => (out.set(new Uint8Array(b), offset), offset + b.byteLength), 0);
+  return out.buffer;
+}
+
 function splitWeights(a: tf.io.ModelArtifacts): { spec: tf.io.WeightsManifestEntry; values: Float32Array }[] {
-  const data = tf.io.CompositeArrayBuffer.join(a.weightData!);
+  const data = joinBuffers(a.weightData!);
   let off = 0;
   return (a.weightSpecs ?? []).map((spec) => {
     if (spec.dtype !== 'float32' || spec.quantization)

@@ -71,6 +71,28 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
 ];
 
+/** The oldest tfjs these kernels were measured to work with (tools/tfjs-versions/results.json). */
+const OLDEST_TFJS = '4.6.0';
+
+/**
+ * Throws, naming the version found and the version needed, when `found` (the
+ * installed tfjs-core's) is older than {@link OLDEST_TFJS}: a project that
+ * forced an older tfjs past the peer range would otherwise meet the missing
+ * kernels one by one, mid-training. @internal
+ */
+export function checkTfjsVersion(what: string, found: string = tf.version_core): void {
+  const [v, oldest] = [found, OLDEST_TFJS].map((x) => x.split(/[.-]/, 3).map(Number));
+  const older =
+    v[0] !== oldest[0] ? v[0] < oldest[0] : v[1] !== oldest[1] ? v[1] < oldest[1] : v[2] < oldest[2];
+  if (older)
+    throw new Error(
+      `normprune: ${what} needs TensorFlow.js ${OLDEST_TFJS} or later, found @tensorflow/tfjs-core ${found}: ` +
+        'the wasm backend before 4.6 lacks gradient kernels that training uses (AvgPoolGrad; EluGrad before 4.3) ' +
+        `and its threaded build before 4.5 does not start; install @tensorflow/tfjs-core, tfjs-layers, ` +
+        `tfjs-backend-cpu and tfjs-backend-wasm ${OLDEST_TFJS} or later (all four at one version)`,
+    );
+}
+
 function isOurs(config: tf.KernelConfig | undefined): boolean {
   return config != null && (config as MarkedConfig)[MARK] === true;
 }
@@ -103,9 +125,11 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * `tf.registerKernel`, keeping their `setupFunc`.
  *
  * @throws if the wasm backend's kernels are not registered (the package was
- *   not imported).
+ *   not imported), or if tfjs is older than 4.6.0 (the error names both
+ *   versions).
  */
 export function registerWasmTrainingKernels(): void {
+  checkTfjsVersion('registerWasmTrainingKernels()');
   if (tf.getKernel('BatchMatMul', 'wasm') == null) {
     throw new Error(
       "normprune: the wasm kernels are not registered; import '@tensorflow/tfjs-backend-wasm' before calling registerWasmTrainingKernels()",

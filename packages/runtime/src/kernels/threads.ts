@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadModule, packageRequire } from '../modules.js';
 import { processGone } from '../process.js';
+import { checkTfjsVersion } from './index.js';
 
 interface WasmPackage {
   setThreadsCount(n: number): void;
@@ -106,6 +107,7 @@ export function wasmInitialised(): boolean {
  * @internal
  */
 export async function setWasmBackendWithThreads(threads: number): Promise<number> {
+  checkTfjsVersion('initBackend({ threads })');
   if (wasmInitialised()) {
     throw new Error(
       'normprune: the wasm backend is already initialised; threads must be set up before its first use',
