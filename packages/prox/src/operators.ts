@@ -81,15 +81,29 @@ export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
 export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
 
 /**
+ * Channels beyond which {@link groupSumSquares} sums instead of pooling. The
+ * wasm backend's AvgPool (tfjs-backend-wasm 4.22) writes out of bounds for a
+ * window of 8 or more and more than 16,336 channels (measured: 16,336 ran,
+ * 16,352 did not): "memory access out of bounds", or a heap corrupted for a
+ * later call to trip over. A 'kernel' Conv2D's direction has cin * cout
+ * channels (16,384 at 128 x 128; 262,144 in VGG-16's 512 x 512 layers). Half
+ * the limit; past it the pool is no faster anyway (in slices of this size,
+ * 512 x 512 x 9 took 1,950 ms against tf.sum's 53 ms with
+ * @normprune/runtime's kernels).
+ */
+export const POOL_CHANNELS = 8192;
+
+/**
  * `sum(x^2, axes, keepDims = true)`, the squared norm of every group.
  *
  * On wasm a reduction over leading axes transposes the whole tensor first,
  * which costs more than the reduction itself; when the groups
  * are the leading axes, an average pool over them (XNNPACK, vectorised along
  * the contiguous trailing axes) does the same sum without the transpose.
- * `method: 'auto'` picks the pool on wasm only; its float32 rounding differs
- * from `tf.sum` by about 1e-6 relative. `constant` supplies the scalar
- * tensors it needs (a cache avoids uploading one per call).
+ * `method: 'auto'` picks the pool on wasm only, and only up to
+ * {@link POOL_CHANNELS} groups; its float32 rounding differs from `tf.sum` by
+ * about 1e-6 relative. `'pool'` past that many groups sums too. `constant`
+ * supplies the scalar tensors it needs (a cache avoids uploading one per call).
  */
 export function groupSumSquares(
   x: tf.Tensor,
@@ -100,12 +114,13 @@ export function groupSumSquares(
   const rank = x.rank;
   const sorted = [...axes].sort((a, b) => a - b);
   const leading = sorted.length > 0 && sorted.length < rank && sorted.every((a, i) => a === i);
-  const usePool = leading && (method === 'pool' || (method === 'auto' && tf.getBackend() === 'wasm'));
+  const n = x.shape.slice(0, sorted.length).reduce((p, d) => p * d, 1);
+  const m = x.size / n;
+  const usePool =
+    leading && m <= POOL_CHANNELS && (method === 'pool' || (method === 'auto' && tf.getBackend() === 'wasm'));
   return tf.tidy(() => {
     const sq = tf.square(x);
     if (!usePool) return tf.sum(sq, axes, true);
-    const n = x.shape.slice(0, sorted.length).reduce((p, d) => p * d, 1);
-    const m = x.size / n;
     const mean = tf.avgPool(tf.reshape(sq, [1, n, 1, m]) as tf.Tensor4D, [n, 1], 1, 'valid');
     return tf.reshape(
       tf.mul(mean, constant(n)),

@@ -34,10 +34,33 @@ describe('on the wasm backend', () => {
   });
 
   it.each([
+    [[3, 3, 128, 128], [0, 1], 'Sum'],
+    [[3, 3, 90, 90], [0, 1], 'AvgPool'],
+    [[16400, 3], [0], 'AvgPool'],
+    [[2, 16400], [0], 'Sum'],
+  ])('groupSumSquares of %j over %j: %s, without the pool past 8,192 groups', async (shape, axes, kernel) => {
+    // Upstream's AvgPool with a window of 8 or more writes out of bounds past 16,336 channels.
+    const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 5);
+    const profile = await tf.profile(() => groupSumSquares(x, axes as number[]));
+    expect(profile.kernelNames).toContain(kernel);
+    const auto = profile.result as tf.Tensor;
+    const ref = tf.tidy(() => tf.sum(tf.square(x), axes as number[], true));
+    expect(auto.shape).toEqual(ref.shape);
+    const r = ref.dataSync();
+    auto.dataSync().forEach((v, i) => expect(Math.abs(v - r[i]) / r[i]).toBeLessThan(1e-5));
+    tf.dispose([x, auto, ref]);
+  });
+
+  it.each([
     ['dense output', () => decomposedDense({ inputShape: [9], units: 6 })],
     [
       'conv filter',
       () => decomposedConv2d({ inputShape: [5, 5, 3], filters: 4, kernelSize: 3, granularity: 'filter' }),
+    ],
+    // 16,384 groups of 9: upstream wasm's AvgPool wrote out of bounds past 16,336 channels.
+    [
+      'conv kernel, 128 x 128',
+      () => decomposedConv2d({ inputShape: [4, 4, 128], filters: 128, kernelSize: 3, granularity: 'kernel' }),
     ],
   ])('%s: directions rescaled to unit norm, effective kernel unchanged', (_n, make) => {
     const model = tfl.sequential({ layers: [make()] });
