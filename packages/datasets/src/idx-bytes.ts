@@ -119,6 +119,14 @@ export function idxArraysToSplit(
   return { images: images.data, labels: labels.data, count: n, shape: [h, w, 1], numClasses };
 }
 
+/** What a failed gunzip (zlib's or a DecompressionStream's) means: a stream cut short, or corrupt data. */
+export function gunzipProblem(e: unknown, file: string): DatasetError {
+  const err = e as Error & { code?: string };
+  if (err.code === 'Z_BUF_ERROR' || /unexpected end|truncat|incomplete/i.test(err.message))
+    return new DatasetError('truncated', { file, message: 'gzip stream ends early', cause: e });
+  return new DatasetError('corrupt-archive', { file, message: `gzip: ${err.message}`, cause: e });
+}
+
 /** Gunzips with the web's DecompressionStream (browsers, Node >= 18), at most `maxBytes` out. */
 async function gunzipStream(input: Uint8Array, file: string, maxBytes: number): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
@@ -146,11 +154,7 @@ async function gunzipStream(input: Uint8Array, file: string, maxBytes: number): 
       chunks.push(value);
     }
   } catch (e) {
-    if (e instanceof DatasetError) throw e;
-    const err = e as Error & { code?: string };
-    if (err.code === 'Z_BUF_ERROR' || /unexpected end|truncat|incomplete/i.test(err.message))
-      throw new DatasetError('truncated', { file, message: 'gzip stream ends early', cause: e });
-    throw new DatasetError('corrupt-archive', { file, message: `gzip: ${err.message}`, cause: e });
+    throw e instanceof DatasetError ? e : gunzipProblem(e, file);
   }
   const out = new Uint8Array(total);
   let at = 0;

@@ -1,6 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { DatasetError } from './errors.js';
-import { isGzip, MAX_GUNZIP_BYTES, parseIdxBytes, type IdxArray } from './idx-bytes.js';
+import { gunzipProblem, isGzip, MAX_GUNZIP_BYTES, parseIdxBytes, type IdxArray } from './idx-bytes.js';
 import { readInputFile } from './input.js';
 
 export { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, isGzip } from './idx-bytes.js';
@@ -20,10 +20,7 @@ export function gunzipChecked(buf: Uint8Array, file: string, maxBytes = MAX_GUNZ
         cause: e,
       });
     }
-    if (err.code === 'Z_BUF_ERROR' || /unexpected end/i.test(err.message)) {
-      throw new DatasetError('truncated', { file, message: 'gzip stream ends early', cause: e });
-    }
-    throw new DatasetError('corrupt-archive', { file, message: `gzip: ${err.message}`, cause: e });
+    throw gunzipProblem(e, file);
   }
 }
 
