@@ -53,16 +53,29 @@ function binomialCdf(k: number, m: number, p: number, lf: Float64Array): number 
   return Math.min(1, s);
 }
 
-// The p at which `f` (monotone decreasing in p) crosses `level`, by bisection.
-function solveDecreasing(f: (p: number) => number, level: number): number {
-  let lo = 0;
-  let hi = 1;
-  for (let i = 0; i < 60; i++) {
+/**
+ * Bisection on [lo, hi] for the point where `below` turns from true to false (`below` must be
+ * true up to some x and false after it): at most `steps` halvings, stopping early once the
+ * bracket is within `relTol` x hi. Returns the bracket's midpoint.
+ */
+export function bisect(
+  below: (x: number) => boolean,
+  lo: number,
+  hi: number,
+  steps: number,
+  relTol = 0,
+): number {
+  for (let i = 0; i < steps && hi - lo > relTol * hi; i++) {
     const mid = (lo + hi) / 2;
-    if (f(mid) > level) lo = mid;
+    if (below(mid)) lo = mid;
     else hi = mid;
   }
   return (lo + hi) / 2;
+}
+
+// The p in [0, 1] at which `f` (monotone decreasing in p) crosses `level`.
+function solveDecreasing(f: (p: number) => number, level: number): number {
+  return bisect((p) => f(p) > level, 0, 1, 60);
 }
 
 /**

@@ -6,7 +6,7 @@ import type { RunResults } from './pipeline.js';
 import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { type Shape, writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
-import { changePp, changeSePp } from './paired.js';
+import { bisect, changePp, changeSePp } from './paired.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
 import { budgetText, ciText, int, ms, pct, pp, pValueText, seconds } from './format.js';
 import { codeSpan, markdownText, xmlAttribute, xmlText } from './escape.js';
@@ -669,15 +669,9 @@ export function studentTCentral(t: number, df: number): number {
 
 /** The t with P(|T| <= t) = `level` for Student's t with `df` degrees of freedom, by bisection. */
 export function studentTQuantile(level: number, df: number): number {
-  let lo = 0;
   let hi = 1;
   while (studentTCentral(hi, df) < level) hi *= 2;
-  for (let i = 0; i < 200 && hi - lo > 1e-12 * hi; i++) {
-    const mid = (lo + hi) / 2;
-    if (studentTCentral(mid, df) < level) lo = mid;
-    else hi = mid;
-  }
-  return (lo + hi) / 2;
+  return bisect((t) => studentTCentral(t, df) < level, 0, hi, 200, 1e-12);
 }
 
 /**
