@@ -9,7 +9,10 @@ import { markdownFiles, parseMarkdown, read, rel, runnableExamples, workspaceRoo
 
 const examplesDir = join(workspaceRoot, 'docs', '.examples');
 const register = join(workspaceRoot, 'scripts', 'ts-register.cjs');
-const timeoutMs = 90_000;
+// A hang guard, not a speed check: an example that has not exited after ten
+// minutes is killed. Examples take seconds alone, but CI may run them beside
+// other suites on two loaded cores, where 90 s was once too little.
+const timeoutMs = 600_000;
 
 /** A runnable example, written to its own file under docs/.examples. */
 function collect(): { name: string; file: string; source: string }[] {
@@ -63,7 +66,11 @@ describe('runnable examples', () => {
     async (_name, example) => {
       writeFileSync(example.file, example.source);
       const r = await run(example.file);
-      const detail = `${example.name} (${rel(example.file)}) exited with ${r.code ?? r.signal}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
+      const how =
+        r.signal === 'SIGKILL'
+          ? `was killed after ${timeoutMs / 1000} s without exiting`
+          : `exited with ${r.code ?? r.signal}`;
+      const detail = `${example.name} (${rel(example.file)}) ${how}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;
       // A failing example stays in docs/.examples to be run by hand; a passing one goes.
       if (r.code !== 0) throw new Error(detail);
       expect(r.stdout.trim().length).toBeGreaterThan(0);
