@@ -106,12 +106,16 @@ export class PruneRuleError extends Error {
   }
 }
 
-/** Runs one prox selection of the rule's `field`, its refusal a PruneRuleError. */
+/**
+ * Runs one prox selection of the rule's `field`, its refusal a PruneRuleError. Prox refuses an
+ * argument with a RangeError or TypeError; anything else (a NaN magnitude, a failing backend) is
+ * not the rule's fault and passes through as it is.
+ */
 function underRule(field: 'keep' | 'keepFilters', select: () => void): void {
   try {
     select();
   } catch (e) {
-    throw e instanceof Error ? new PruneRuleError(field, e) : e;
+    throw e instanceof RangeError || e instanceof TypeError ? new PruneRuleError(field, e) : e;
   }
 }
 

@@ -700,6 +700,19 @@ test('pruneMagnitudes changes nothing when any entry is refused, and drops kerne
     }),
   );
   expect(snapshot()).toEqual(before);
+  // A NaN magnitude is the training's fault, not the rule's: it is not a PruneRuleError (which
+  // the CLI reports as a usage error, exit 2), and nothing changes either.
+  const saved = d1.magnitude.clone();
+  tf.tidy(() => d1.magnitude.assign(tf.tensor1d([NaN, 1])));
+  expect(() => pruneMagnitudes(model, { threshold: 0, keep: { c1: 1, d1: 1 } })).toThrow(
+    expect.objectContaining({
+      name: 'Error',
+      message: expect.stringMatching(/layer 'd1' has 1 NaN magnitude/),
+    }),
+  );
+  d1.magnitude.assign(saved);
+  saved.dispose();
+  expect(snapshot()).toEqual(before);
   expect(tf.memory().numTensors).toBe(start);
   // keep alone leaves c2's kernels on c1's dead channels to surgery; keepFilters drops them.
   tf.tidy(() => c1.magnitude.assign(tf.tensor2d([[1, 0, 2, 0]])));

@@ -58,12 +58,12 @@ export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
  * entries of `x` with the largest `|x|` and sets the rest to exactly 0. Of
  * entries with equal `|x|` the earlier (flat index) is kept, so the result is
  * deterministic; fewer than `k` nonzero entries are all kept. `k` is a
- * non-negative integer; a NaN in `x` is an error. Reads `x` to the host (magnitude vectors are small).
+ * non-negative integer (else a `RangeError`); a NaN in `x` is an `Error`. Reads `x` to the host (magnitude vectors are small).
  * The caller disposes the result.
  */
 export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
   if (!Number.isInteger(k) || k < 0)
-    throw new Error(`keepLargest: k must be an integer >= 0, got ${describe(k)}`);
+    throw new RangeError(`keepLargest: k must be an integer >= 0, got ${describe(k)}`);
   const values = x.dataSync();
   const nan = values.findIndex((v) => Number.isNaN(v));
   if (nan >= 0)

@@ -155,21 +155,21 @@ function keepTargets(
 ): MagnitudeInfo[] {
   const names = new Set(infos.map((m) => m.layerName));
   if (keep == null || typeof keep !== 'object' || Array.isArray(keep))
-    throw new Error(
+    throw new TypeError(
       `${who}: keep must be an object of layer name -> k ({dense1: 300}), got ${describe(keep)}`,
     );
   for (const [name, k] of Object.entries(keep)) {
     if (!names.has(name))
-      throw new Error(
+      throw new RangeError(
         `${who}: no decomposed layer named '${name}'; decomposed layers: ${[...names].join(', ') || '(none)'}`,
       );
     if (!Number.isInteger(k) || k < 0)
-      throw new Error(`${who}: ${name}: k must be an integer >= 0, got ${describe(k)}`);
+      throw new RangeError(`${who}: ${name}: k must be an integer >= 0, got ${describe(k)}`);
   }
   const named = infos.filter((m) => keep[m.layerName] !== undefined);
   for (const m of named) {
     const why = check?.(m);
-    if (why) throw new Error(`${who}: ${m.layerName}: ${why}`);
+    if (why) throw new TypeError(`${who}: ${m.layerName}: ${why}`);
   }
   if (named.length > 0) {
     const nans = tf.tidy(() => tf.stack(named.map((m) => countNaN(m.magnitude))));
@@ -194,6 +194,11 @@ function keepTargets(
  * penalty left alive. Layers not named are left as they are. A name that is
  * not a decomposed layer, or a NaN magnitude in a named layer, is an error,
  * and nothing changes.
+ *
+ * A refused `keep` throws a `RangeError` (an unknown layer name, a `k` that
+ * is not an integer >= 0) or a `TypeError` (`keep` not an object), so a
+ * caller can tell its own bad argument from a NaN magnitude (a plain `Error`:
+ * the training, not the argument, is at fault).
  */
 export function keepLargestGroups(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
@@ -219,7 +224,8 @@ export function keepLargestGroups(
  * they are. Of filters with equal norms the earlier is kept. A layer that is
  * not a `'kernel'` Conv2D (a `'filter'` layer's groups are its filters: use
  * `keepLargestGroups`), an unknown name or a NaN magnitude is an error, and
- * nothing changes.
+ * nothing changes. Errors are typed as {@link keepLargestGroups}'s are; a
+ * layer that is not a `'kernel'` Conv2D is a `TypeError`.
  */
 export function keepLargestFilters(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],

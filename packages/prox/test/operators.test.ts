@@ -182,6 +182,7 @@ describe('keepLargest (projection onto the L0 ball)', () => {
       expect(() => keepLargest(input, -1)).toThrow(/k must be an integer >= 0, got -1/);
       expect(() => keepLargest(input, 1.5)).toThrow(/got 1.5/);
       expect(() => keepLargest(input, '2' as never)).toThrow(/got "2" \(a string\)/);
+      expect(() => keepLargest(input, -1)).toThrow(RangeError);
       // NaN has no order: it must not silently displace the largest entries.
       expect(() => keepLargest(withNaN, 2)).toThrow(/NaN at flat index 1/);
     });

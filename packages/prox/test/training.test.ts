@@ -429,10 +429,17 @@ describe('keepLargestGroups', () => {
     expect(() => keepLargestGroups(infos, { d1: 1, nope: 1 })).toThrow(/nope/);
     expect((await measureSparsity(model)).liveGroups).toEqual(live.liveGroups);
     expect(() => keepLargestGroups(model, [3] as never)).toThrow(/keep must be an object of layer name -> k/);
+    // A refused argument is a RangeError or TypeError, a NaN magnitude a plain Error (see below).
+    expect(() => keepLargestGroups(model, { nope: 1 })).toThrow(RangeError);
+    expect(() => keepLargestGroups(infos, { d2: -2 })).toThrow(RangeError);
+    expect(() => keepLargestGroups(model, [3] as never)).toThrow(TypeError);
     // NaN has no order; the layer is named and nothing changes.
     const saved = infos[2].magnitude.clone();
     infos[2].magnitude.assign(tf.tensor1d([1, NaN, 3, 0.5, 2, 4]));
     expect(() => keepLargestGroups(model, { c1: 1, d2: 2 })).toThrow(/layer 'd2' has 1 NaN magnitude/);
+    expect(() => keepLargestGroups(model, { d2: 2 })).toThrow(
+      expect.objectContaining({ constructor: Error, message: expect.stringMatching(/NaN magnitude/) }),
+    );
     // (measureSparsity refuses the NaN too, so read the other layers)
     await expect(measureSparsity(model)).rejects.toThrow(/layer 'd2' has 1 NaN magnitude/);
     expect((await measureSparsity(infos.slice(0, 2))).liveGroups.c1).toBe(live.liveGroups.c1);
@@ -720,6 +727,10 @@ describe('keepLargestFilters', () => {
     expect(() => keepLargestFilters(model, 'c1' as never)).toThrow(
       /keep must be an object of layer name -> k/,
     );
+    expect(() => keepLargestFilters(model, { d1: 1 })).toThrow(TypeError);
+    expect(() => keepLargestFilters(model, { nope: 1 })).toThrow(RangeError);
+    expect(() => keepLargestFilters(model, { c1: 1.5 })).toThrow(RangeError);
+    expect(() => keepLargestFilters(model, 'c1' as never)).toThrow(TypeError);
     expect(c1.magnitude.arraySync()).toEqual(before);
     c1.magnitude.assign(
       tf.tensor2d([
@@ -728,6 +739,9 @@ describe('keepLargestFilters', () => {
       ]),
     );
     expect(() => keepLargestFilters(model, { c1: 1 })).toThrow(/layer 'c1' has 1 NaN magnitude/);
+    expect(() => keepLargestFilters(model, { c1: 1 })).toThrow(
+      expect.objectContaining({ constructor: Error, message: expect.stringMatching(/NaN magnitude/) }),
+    );
     expect(c1.magnitude.arraySync()).toEqual([
       [2, NaN, 0, 2],
       [0, 0, 0, 0],
