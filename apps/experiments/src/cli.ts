@@ -19,7 +19,7 @@ import {
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
-import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts } from './measure.js';
+import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
 import { ciText, int, ms, pct, pp, pValueText } from './format.js';
@@ -807,8 +807,9 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     other.dispose();
   }
   const testError = t ? compressedError(t) : await errorRate(model, data.test, norm);
-  const [l1] = await latencyMs([model], data.shape, 1, LATENCY_RUNS.batch1);
-  const [l256] = await latencyMs([model], data.shape, 256, LATENCY_RUNS.batch256);
+  const t1 = await latencyMs([model], data.shape, 1, LATENCY_RUNS.batch1);
+  const t256 = await latencyMs([model], data.shape, 256, LATENCY_RUNS.batch256);
+  const [l1, l256] = [t1.ms[0], t256.ms[0]];
   const warning = loadWarning(cpuLoad());
   const blocks: Block[] = [
     {
@@ -829,6 +830,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     },
   ];
   if (warning) blocks.push({ kind: 'p', text: `Note: ${warning}.` });
+  const short = latencyCallsNote({ batch1: t1.calls, batch256: t256.calls });
+  if (short) blocks.push({ kind: 'p', text: `Note: ${short}.` });
   if (t) {
     blocks.push({
       kind: 'table',

@@ -132,17 +132,37 @@ export async function pairedCounts(
 export const LATENCY_RUNS = { batch1: 50, batch256: 15 } as const;
 
 /**
+ * Wall time the timed calls of one batch size may take (all models together) before they stop
+ * short of `LATENCY_RUNS`, and the fewest rounds they stop at. A small model never meets it (15
+ * calls of LeNet-5 at batch 256 take well under a second); a full-width VGG-16 took a median 4.0 s
+ * a call at batch 256 on wasm at load average 4, so 15 rounds of two models take 2 minutes, and
+ * on a loaded machine ten (a smoke run spent 601 s there).
+ */
+export const LATENCY_BUDGET = { ms: 60_000, minRuns: 3 } as const;
+
+/** What {@link latencyMs} measured: one median per model, and the rounds behind each. */
+export interface LatencyTiming {
+  /** Median wall time (ms) of one call, per model, in the order given. */
+  ms: number[];
+  /** Timed rounds (one call of each model) behind the medians: `runs`, or fewer when the budget ran out. */
+  calls: number;
+}
+
+/**
  * Median wall time (ms) of one `model.predict` call on a batch of `n` zeros, for each of
  * `models`, after two warm-up calls each. The models run alternately (a, b, a, b, ...) so that
  * load from other processes on a shared CPU hits them alike: compare figures from one call only.
  * The whole batch goes through in one call (predict would otherwise split it into chunks of 32).
+ * The timed rounds stop after `runs`, or earlier once they have taken `budgetMs` of wall time and
+ * at least `LATENCY_BUDGET.minRuns` (or `runs`, if fewer) are done; `calls` says how many ran.
  */
 export async function latencyMs(
   models: tfl.LayersModel[],
   shape: [number, number, number],
   n: number,
   runs: number,
-): Promise<number[]> {
+  budgetMs: number = LATENCY_BUDGET.ms,
+): Promise<LatencyTiming> {
   const x = tf.zeros([n, ...shape]);
   const once = async (model: tfl.LayersModel) => {
     const t0 = performance.now();
@@ -153,7 +173,34 @@ export async function latencyMs(
   };
   for (let i = 0; i < 2; i++) for (const m of models) await once(m);
   const times: number[][] = models.map(() => []);
-  for (let i = 0; i < runs; i++) for (let k = 0; k < models.length; k++) times[k].push(await once(models[k]));
+  const minRuns = Math.min(runs, LATENCY_BUDGET.minRuns);
+  let spent = 0;
+  let calls = 0;
+  while (calls < runs && (calls < minRuns || spent < budgetMs)) {
+    for (let k = 0; k < models.length; k++) {
+      const t = await once(models[k]);
+      times[k].push(t);
+      spent += t;
+    }
+    calls++;
+  }
   x.dispose();
-  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
+  return { ms: times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]), calls };
+}
+
+/**
+ * The sentence a report adds when the time budget cut the latency timing short
+ * (`calls` below `LATENCY_RUNS` for a batch size), else undefined.
+ */
+export function latencyCallsNote(
+  calls: { batch1: number; batch256: number } | undefined,
+): string | undefined {
+  if (!calls || (calls.batch1 >= LATENCY_RUNS.batch1 && calls.batch256 >= LATENCY_RUNS.batch256))
+    return undefined;
+  return (
+    `The latency timing of a batch size stops after ${LATENCY_BUDGET.ms / 1000} s of calls ` +
+    `(at least ${LATENCY_BUDGET.minRuns} rounds), and this model met that: batch 1 is the median of ` +
+    `${calls.batch1} calls and batch 256 of ${calls.batch256} (normally ${LATENCY_RUNS.batch1} and ` +
+    `${LATENCY_RUNS.batch256}), so a stall of the shared CPU moves it more easily`
+  );
 }

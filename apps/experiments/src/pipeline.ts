@@ -132,6 +132,11 @@ export interface RunResults {
   /** The machine's load right after the latencies were measured (absent in older results). */
   latencyLoad?: CpuLoad;
   /**
+   * Timed rounds behind the latency medians, present only when the time budget
+   * (`LATENCY_BUDGET`, for big models) stopped a batch size short of `LATENCY_RUNS`.
+   */
+  latencyCalls?: { batch1: number; batch256: number };
+  /**
    * The compressed model against the baseline, sample by sample on the test set (absent in
    * results written before normprune kept the baseline model to the end of a run).
    */
@@ -1316,24 +1321,27 @@ async function runLocked(
   // Latency of both models, measured back to back (alternating calls) here at the end, so that
   // their ratio is not skewed by load that differs between the start and the end of a long run.
   let latencyMethod: RunResults['latencyMethod'] = 'paired';
+  let latencyCalls: { batch1: number; batch256: number };
   let paired: PairedTest | undefined;
   let compressed: ModelStats;
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
     const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
     paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
     compressed = await measure(m, compressedError(paired));
-    const [b1, c1] = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);
-    const [b256, c256] = await latencyMs([plain, m], data.shape, 256, LATENCY_RUNS.batch256);
+    const t1 = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);
+    const t256 = await latencyMs([plain, m], data.shape, 256, LATENCY_RUNS.batch256);
     plain.dispose();
-    baseline.latencyMs = { batch1: b1, batch256: b256 };
-    compressed.latencyMs = { batch1: c1, batch256: c256 };
+    baseline.latencyMs = { batch1: t1.ms[0], batch256: t256.ms[0] };
+    compressed.latencyMs = { batch1: t1.ms[1], batch256: t256.ms[1] };
+    latencyCalls = { batch1: t1.calls, batch256: t256.calls };
   } else {
     // A run begun by an older normprune kept no baseline model: time the compressed model alone.
     latencyMethod = 'separate';
     compressed = await measure(m);
-    const [c1] = await latencyMs([m], data.shape, 1, LATENCY_RUNS.batch1);
-    const [c256] = await latencyMs([m], data.shape, 256, LATENCY_RUNS.batch256);
-    compressed.latencyMs = { batch1: c1, batch256: c256 };
+    const t1 = await latencyMs([m], data.shape, 1, LATENCY_RUNS.batch1);
+    const t256 = await latencyMs([m], data.shape, 256, LATENCY_RUNS.batch256);
+    compressed.latencyMs = { batch1: t1.ms[0], batch256: t256.ms[0] };
+    latencyCalls = { batch1: t1.calls, batch256: t256.calls };
     log(
       `note: ${plainDir} is missing (a run begun by an older normprune); the baseline's latency is the one measured after its training`,
     );
@@ -1386,6 +1394,10 @@ async function runLocked(
     compressed,
     latencyMethod,
     latencyLoad,
+    latencyCalls:
+      latencyCalls.batch1 < LATENCY_RUNS.batch1 || latencyCalls.batch256 < LATENCY_RUNS.batch256
+        ? latencyCalls
+        : undefined,
     pairedTest: paired,
     groups: state.groups ?? [],
     compressionPct,

@@ -7,6 +7,7 @@ import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { type Shape, writeFileAtomic } from './fsutil.js';
 import { isReduced } from './config.js';
 import { bisect, changePp, changeSePp } from './paired.js';
+import { latencyCallsNote } from './measure.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
 import { budgetText, ciText, int, ms, pct, pp, pValueText, seconds } from './format.js';
 import { codeSpan, markdownText, xmlAttribute, xmlText } from './escape.js';
@@ -383,7 +384,7 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       r.latencyMethod === 'paired'
         ? ', both models back to back at the end of the run (calls alternate between them), so that load which changes over the run affects both alike'
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
-    }.${latencyLoadText(r.latencyLoad)}`,
+    }.${latencyLoadText(r.latencyLoad)}${latencyCallsNote(r.latencyCalls) ? ` ${latencyCallsNote(r.latencyCalls)}.` : ''}`,
   });
   const pt = r.pairedTest;
   blocks.push({

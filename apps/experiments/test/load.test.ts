@@ -59,3 +59,25 @@ describe('the report states the load under which the latencies were measured', (
     }
   });
 });
+
+describe('the report says when the time budget cut the latency timing short', () => {
+  const committed = JSON.parse(
+    readFileSync(join(__dirname, '..', 'results', 'vgg-16', 'results.json'), 'utf8'),
+  ) as RunResults;
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'np-calls-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const report = (r: RunResults) => toMarkdown(runReportBlocks(dir, r, []));
+
+  test('with latencyCalls it names the calls behind each median', () => {
+    const md = report({ ...committed, latencyCalls: { batch1: 50, batch256: 4 } });
+    expect(md).toMatch(
+      /this model met that: batch 1 is the median of 50 calls and batch 256 of 4 \(normally 50 and 15\)/,
+    );
+  });
+
+  test('without it (every committed run) it says nothing of a budget', () => {
+    expect(committed.latencyCalls).toBeUndefined();
+    expect(report(committed)).not.toMatch(/latency timing of a batch size stops/);
+  });
+});

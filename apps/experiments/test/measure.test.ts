@@ -5,7 +5,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
 import type { Split } from '@normprune/datasets';
-import { errorRate, latencyMs, pairedCounts } from '../src/measure';
+import {
+  errorRate,
+  LATENCY_BUDGET,
+  latencyCallsNote,
+  LATENCY_RUNS,
+  latencyMs,
+  pairedCounts,
+} from '../src/measure';
 import { changePp, changeSePp, compressedError, pairedTest } from '../src/paired';
 
 beforeAll(async () => {
@@ -35,13 +42,47 @@ test.each([1, 7, 64])(
     const before = tf.memory().numTensors;
     const t = await latencyMs(models, [6, 5, 1], n, 3);
     expect(tf.memory().numTensors).toBe(before);
-    expect(t).toHaveLength(2);
-    for (const ms of t) expect(ms).toBeGreaterThan(0);
+    expect(t.ms).toHaveLength(2);
+    expect(t.calls).toBe(3);
+    for (const ms of t.ms) expect(ms).toBeGreaterThan(0);
     // 2 warm-up rounds and 3 timed rounds, each calling model 0 then model 1 on the whole batch.
     expect(calls).toEqual(Array.from({ length: 10 }, (_, i) => `${i % 2}:${n}:${n}`));
     models.forEach((m) => m.dispose());
   },
 );
+
+test.each([
+  // runs, budget (ms), timed rounds: a spent budget stops at LATENCY_BUDGET.minRuns, or at runs if fewer
+  [15, 0, LATENCY_BUDGET.minRuns],
+  [2, 0, 2],
+  [1, 0, 1],
+  [15, Infinity, 15],
+  [5, 60_000, 5],
+])('latencyMs(runs %i, budget %d ms) times %i rounds', async (runs, budget, rounds) => {
+  const models = [mlp(4), mlp(8)];
+  let n = 0;
+  for (const m of models) {
+    const predict = m.predict.bind(m);
+    m.predict = (x, args) => {
+      n++;
+      return predict(x, args);
+    };
+  }
+  const before = tf.memory().numTensors;
+  const t = await latencyMs(models, [6, 5, 1], 4, runs, budget);
+  expect(t.calls).toBe(rounds);
+  expect(n).toBe(2 * (2 + rounds));
+  expect(tf.memory().numTensors).toBe(before);
+  models.forEach((m) => m.dispose());
+});
+
+test('latencyCallsNote speaks only when the budget cut a batch size short', () => {
+  expect(latencyCallsNote(undefined)).toBeUndefined();
+  expect(latencyCallsNote({ batch1: LATENCY_RUNS.batch1, batch256: LATENCY_RUNS.batch256 })).toBeUndefined();
+  expect(latencyCallsNote({ batch1: LATENCY_RUNS.batch1, batch256: 3 })).toBe(
+    'The latency timing of a batch size stops after 60 s of calls (at least 3 rounds), and this model met that: batch 1 is the median of 50 calls and batch 256 of 3 (normally 50 and 15), so a stall of the shared CPU moves it more easily',
+  );
+});
 
 // scipy.stats.binomtest(k, m): pvalue and proportion_ci(method='exact').
 test.each([
