@@ -11,6 +11,7 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
 import { freshOperands } from './fresh_operands.js';
+import { identity, makeCast } from './identity.js';
 import { fusedBiasActivation } from './fused_conv.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { makePrelu } from './prelu.js';
@@ -69,6 +70,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
+  { kernelName: 'Identity', make: () => identity },
+  { kernelName: 'Cast', make: (up) => makeCast(up) },
 ];
 
 /** The oldest tfjs these kernels were measured to work with (tools/tfjs-versions/results.json). */
@@ -104,7 +107,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, the
  * depthwise convolution gradients (missing upstream, so DepthwiseConv2D and
  * SeparableConv2D could not train), and faster `MaxPoolGrad`, `Tile`, `Sum` and
- * `Mean` (the pooling and BatchNormalization gradients). It also corrects
+ * `Mean` (the pooling and BatchNormalization gradients), and an `Identity`
+ * and same-dtype `Cast` that share their input's buffer instead of copying
+ * it (tf.clone, tensor.clone() and tf.cast(x, x.dtype) allocate nothing). It also corrects
  * upstream's forward convolutions where they disagree with the cpu backend:
  * 'same' padding with a stride larger than the kernel and a dimRoundingMode
  * that rounds the output up (XNNPACK computes both wrongly), fused
