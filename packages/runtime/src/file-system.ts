@@ -9,8 +9,11 @@ import { ModelFileError } from './errors.js';
 /** Shard size of the tfjs converter and of tfjs's browser `downloads://` writer. */
 const SHARD_BYTES = 4 * 1024 * 1024;
 const MODEL_JSON = 'model.json';
-/** Above this many weight bytes, load hands tfjs the shards as a list instead of copying them into one buffer. */
-const JOIN_LIMIT = 1 << 30;
+/**
+ * Above `joinBytes` weight bytes, load hands tfjs the shards as a list of
+ * buffers instead of reading them into one. Tests lower it. @internal
+ */
+export const fileSystemLimits = { joinBytes: 1 << 30 };
 
 /** Bytes per stored element; `string` weights have no fixed size. */
 const STORED_BYTES: Record<string, number> = {
@@ -95,10 +98,11 @@ function tempName(final: string, token: string): string {
   return `.${final}.${token}.tmp`;
 }
 
-async function writeDurably(file: string, data: Uint8Array | string): Promise<void> {
+async function writeDurably(file: string, data: Uint8Array[] | string): Promise<void> {
   const handle = await fs.promises.open(file, 'wx');
   try {
-    await handle.writeFile(data);
+    // Each writeFile continues where the previous one ended.
+    for (const part of typeof data === 'string' ? [data] : data) await handle.writeFile(part);
     // Without fsync a crash after the rename can leave a renamed but empty file.
     await handle.sync();
   } finally {
@@ -198,15 +202,20 @@ async function unlinkQuietly(file: string): Promise<void> {
 }
 
 /**
- * The weights as one buffer. tfjs 4.6 and later may hand over a list of
- * buffers, and join them with `tf.io.CompositeArrayBuffer`, which tfjs before
- * 4.6 lacks; this works with both.
+ * Views (no copies) of bytes [start, end) of the weights, which tfjs may hand
+ * over as one buffer or as a list of them.
  */
-function joinBuffers(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
-  if (!Array.isArray(data)) return data;
-  const out = new Uint8Array(data.reduce((n, b) => n + b.byteLength, 0));
-  data.reduce((offset, b) => (out.set(new Uint8Array(b), offset), offset + b.byteLength), 0);
-  return out.buffer;
+function byteRange(parts: readonly ArrayBuffer[], start: number, end: number): Uint8Array[] {
+  const views: Uint8Array[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    const from = Math.max(start, offset);
+    const to = Math.min(end, offset + part.byteLength);
+    if (from < to) views.push(new Uint8Array(part, from - offset, to - from));
+    offset += part.byteLength;
+    if (offset >= end) break;
+  }
+  return views;
 }
 
 async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
@@ -229,10 +238,12 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     );
   }
 
-  const weights = new Uint8Array(
-    artifacts.weightData == null ? new ArrayBuffer(0) : joinBuffers(artifacts.weightData),
-  );
-  const shards = shardPaths(weights.byteLength, shardPrefix(jsonName));
+  // The shards are written from views of the buffers tfjs hands over: the
+  // weights are never copied into one buffer, nor sliced into shard copies.
+  const weightData = artifacts.weightData ?? [];
+  const parts = Array.isArray(weightData) ? weightData : [weightData];
+  const weightBytes = parts.reduce((n, b) => n + b.byteLength, 0);
+  const shards = shardPaths(weightBytes, shardPrefix(jsonName));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: shards, weights: artifacts.weightSpecs ?? [] }];
   const jsonFile = path.join(dir, jsonName);
   // A shard name another model of the folder lists (a renamed model.json, or
@@ -262,7 +273,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
       created.push(tmp);
       await writeDurably(
         tmp,
-        weights.subarray(i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weights.byteLength)),
+        byteRange(parts, i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weightBytes)),
       );
     }
     const jsonTmp = path.join(dir, tempName(jsonName, token));
@@ -644,9 +655,12 @@ function checkGroupSize(files: string[], got: number, want: GroupBytes, jsonFile
   );
 }
 
-/** Reads exactly `size` bytes (the size `stat` gave), never more, whatever the file has become since. */
-async function readShard(file: string, size: number): Promise<ArrayBuffer> {
-  const out = new Uint8Array(size);
+/**
+ * Reads exactly `out.length` bytes (the size `stat` gave) into `out`, never
+ * more, whatever the file has become since.
+ */
+async function readShard(file: string, out: Uint8Array): Promise<void> {
+  const size = out.length;
   let handle: fs.promises.FileHandle | undefined;
   let got = 0;
   try {
@@ -673,7 +687,6 @@ async function readShard(file: string, size: number): Promise<ArrayBuffer> {
       `Cannot load model: weight shard ${file} shrank from ${size} to ${got} bytes while it was read; load again`,
     );
   }
-  return out.buffer;
 }
 
 async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
@@ -719,8 +732,9 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
   const modelJSON = validateModelJSON(parsed, jsonFile, dir);
 
   return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
-    const specs: tf.io.WeightsManifestEntry[] = [];
-    const buffers: ArrayBuffer[] = [];
+    // Every shard is checked (exists, is a file, has the size the manifest
+    // needs) before any is read.
+    const groups: { files: string[]; sizes: number[]; want: GroupBytes }[] = [];
     for (const [i, group] of manifest.entries()) {
       const files = group.paths.map((p) => path.resolve(dir, p));
       const sizes = await shardSizes(files, jsonFile);
@@ -732,27 +746,39 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
         jsonFile,
         i,
       );
-      const read: ArrayBuffer[] = [];
-      for (const [k, file] of files.entries()) read.push(await readShard(file, sizes[k]));
+      groups.push({ files, sizes, want });
+    }
+    // tfjs accepts a list of buffers (needed beyond 2 GB), but code reading
+    // artifacts often expects one ArrayBuffer: up to fileSystemLimits.joinBytes
+    // the shards are read into one (each into its place, never copied), above
+    // it each into its own (a group with strings into one, to walk them).
+    const total = groups.reduce((n, g) => g.sizes.reduce((a, b) => a + b, n), 0);
+    const whole = total <= fileSystemLimits.joinBytes ? new Uint8Array(total) : undefined;
+    const buffers: ArrayBuffer[] = [];
+    let at = 0;
+    for (const [i, { files, sizes, want }] of groups.entries()) {
+      const bytes = sizes.reduce((a, b) => a + b, 0);
+      const data = whole?.subarray(at, at + bytes) ?? (want.atLeast ? new Uint8Array(bytes) : undefined);
+      let offset = 0;
+      for (const [k, file] of files.entries()) {
+        const out = data?.subarray(offset, offset + sizes[k]) ?? new Uint8Array(sizes[k]);
+        await readShard(file, out);
+        if (data === undefined) buffers.push(out.buffer);
+        offset += sizes[k];
+      }
       if (want.atLeast) {
-        const data = new Uint8Array(joinBuffers(read));
         checkStringWeights(
-          group.weights,
-          data,
+          manifest[i].weights,
+          data!,
           `${shardNames(files)} (${jsonFile}, weightsManifest[${i}])`,
           files[files.length - 1],
         );
       }
-      buffers.push(...read);
-      specs.push(...group.weights);
+      if (data !== undefined && whole === undefined) buffers.push(data.buffer);
+      at += bytes;
     }
-    // tfjs accepts a list of buffers (needed beyond 2 GB), but code reading
-    // artifacts often expects one ArrayBuffer: give it one while that is cheap,
-    // and always to tfjs before 4.6 (no CompositeArrayBuffer), which takes no list.
-    const total = buffers.reduce((n, b) => n + b.byteLength, 0);
-    const takesLists = (tf.io as { CompositeArrayBuffer?: unknown }).CompositeArrayBuffer != null;
-    const weightData: tf.io.WeightData =
-      buffers.length === 1 ? buffers[0] : total <= JOIN_LIMIT || !takesLists ? joinBuffers(buffers) : buffers;
+    const specs = manifest.flatMap((group) => group.weights);
+    const weightData: tf.io.WeightData = whole?.buffer ?? (buffers.length === 1 ? buffers[0] : buffers);
     return [specs, weightData];
   });
 }

@@ -229,12 +229,16 @@ describe('training steps through every registered kernel', () => {
     const bytes = () => tf.memory().numBytes;
     step();
     const bytesBefore = bytes();
-    const { before, after } = await measure(step, 10, 100);
+    const { before, after } = await measure(step, 10, 400);
     expect(bytes()).toBe(bytesBefore);
     expect(after.dataIds).toBe(before.dataIds);
     expect(after.heapBytes).toBe(before.heapBytes);
-    // Measured 0 bytes; a few kilobytes of room for the allocator's placement.
-    expect(after.mallocTop - before.mallocTop).toBeLessThanOrEqual(4096);
+    // The allocator's placement moves the top by up to ~12 KB either way,
+    // unrelated to the step count (measured -11 to +8 KB after 100 to 800
+    // steps and 10 to 50 warm-up steps, since Identity shares buffers); a
+    // stale 24- to 72-byte cache key per call of each of the step's three
+    // fused kernels would add 29 to 86 KB over these 400 steps.
+    expect(after.mallocTop - before.mallocTop).toBeLessThanOrEqual(16384);
     tf.dispose([...Object.values(p), x, labels]);
     optimizer.dispose();
   });

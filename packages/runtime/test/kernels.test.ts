@@ -8,6 +8,7 @@ import {
   wasmTrainingKernelsRegistered,
 } from '../src/kernels/index.js';
 import { im2colLimits } from '../src/kernels/col2im.js';
+import { GUARDED, MallocModule } from '../src/kernels/malloc_guard.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { initWasm, int, relError, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
 
@@ -91,6 +92,17 @@ describe('registration', () => {
       expect(ours.setupFunc!.toString()).toMatch(/cwrap/);
     }
     expect(tf.getKernel('Conv2DBackpropFilter', 'wasm')).toBeDefined();
+  });
+
+  it('guards the _malloc of a backend started before registration', () => {
+    // This suite starts the backend first; malloc-guard.test.ts registers first.
+    const backend = tf.findBackend('wasm') as unknown as { wasm: MallocModule };
+    expect(backend.wasm[GUARDED]).toBe(true);
+    // A setupFunc that did not exist upstream runs the guard (idempotent).
+    const setup = tf.getKernel('Identity', 'wasm')!.setupFunc!;
+    const wrapped = backend.wasm._malloc;
+    setup(backend);
+    expect(backend.wasm._malloc).toBe(wrapped);
   });
 
   it('can put the upstream kernels back and register again', () => {

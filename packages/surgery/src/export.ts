@@ -100,9 +100,9 @@ export function fromFloat16(h: number): number {
   return s * (1 + m / 1024) * 2 ** (e - 15);
 }
 
+/** The bytes of `values`, as float32 (a view, not a copy) or float16. */
 function encodeValues(values: Float32Array, float16: boolean, name: string): Uint8Array {
-  if (!float16)
-    return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
+  if (!float16) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
   const out = new Uint16Array(values.length);
   for (let i = 0; i < values.length; i++) {
     // Half precision tops out at 65504: refuse rather than store Infinity.
@@ -123,38 +123,63 @@ function decodeValues(bytes: Uint8Array, count: number, float16: boolean): Float
   return Float32Array.from(h, fromFloat16);
 }
 
-async function captureArtifacts(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let captured: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      captured = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return captured!;
+/** A weight's manifest entry and its tensor (the model's own, not a copy). */
+interface NamedWeight {
+  spec: tf.io.WeightsManifestEntry;
+  tensor: tf.Tensor;
 }
 
-/** One buffer of `data` (tf.io.CompositeArrayBuffer.join, which tfjs before 4.6 lacks). */
-function joinBuffers(data: ArrayBuffer | ArrayBuffer[]): ArrayBuffer {
-  if (!Array.isArray(data)) return data;
-  const out = new Uint8Array(data.reduce((n, b) => n + b.byteLength, 0));
-  data.reduce((offset, b) => (out.set(new Uint8Array(b), offset), offset + b.byteLength), 0);
-  return out.buffer;
-}
-
-function splitWeights(a: tf.io.ModelArtifacts): { spec: tf.io.WeightsManifestEntry; values: Float32Array }[] {
-  const data = joinBuffers(a.weightData!);
-  let off = 0;
-  return (a.weightSpecs ?? []).map((spec) => {
-    if (spec.dtype !== 'float32' || spec.quantization)
+/**
+ * What `model.save()` hands an IO handler, but without the weight data: the
+ * weights' entries (in model.save's order and form) and their tensors, to be
+ * read one at a time. model.save reads every weight and joins the copies into
+ * one buffer (twice the weight bytes at its peak), before the handler sees
+ * any of it. Tests check that this agrees with model.save.
+ * @internal
+ */
+export function modelArtifacts(model: tfl.LayersModel): {
+  artifacts: tf.io.ModelArtifacts;
+  weights: NamedWeight[];
+} {
+  const tensors = model.getWeights();
+  const weights = model.weights.map((w, i) => ({
+    spec: {
+      name: w.originalName,
+      shape: tensors[i].shape,
+      dtype: tensors[i].dtype,
+    } as tf.io.WeightsManifestEntry,
+    tensor: tensors[i],
+  }));
+  const artifacts: tf.io.ModelArtifacts = {
+    modelTopology: model.toJSON(null, false) as tf.io.ModelArtifacts['modelTopology'],
+    format: 'layers-model',
+    generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
+    convertedBy: null,
+  };
+  const metadata = model.getUserDefinedMetadata();
+  if (metadata != null) artifacts.userDefinedMetadata = metadata;
+  for (const { spec } of weights) {
+    if (spec.dtype !== 'float32')
       throw new Error(
         `exportModel: weight '${spec.name}' is ${spec.dtype}; only float32 weights are supported`,
       );
-    const n = spec.shape.reduce((x, y) => x * y, 1);
-    const values = new Float32Array(data.slice(off, off + 4 * n));
-    off += 4 * n;
-    return { spec, values };
-  });
+  }
+  return { artifacts, weights };
+}
+
+/**
+ * A weight's values: on the cpu backend its own array (nothing is copied),
+ * on wasm a copy out of the heap.
+ */
+async function readValues(tensor: tf.Tensor): Promise<Float32Array> {
+  return (await tensor.data()) as Float32Array;
+}
+
+/** The whole buffer of `bytes`: its own when it spans all of it, else a copy of its range. */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? (bytes.buffer as ArrayBuffer)
+    : (bytes.slice().buffer as ArrayBuffer);
 }
 
 async function sizes(files: string[]): Promise<number> {
@@ -257,8 +282,7 @@ export async function exportModel(
     throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
-    const artifacts = await captureArtifacts(plain);
-    const weights = splitWeights(artifacts);
+    const { artifacts, weights } = modelArtifacts(plain);
     try {
       makeDirs(dir);
     } catch (e) {
@@ -274,14 +298,13 @@ export async function exportModel(
       const specs = weights.map(({ spec }) =>
         float16 ? { ...spec, quantization: { dtype: 'float16' as const } } : spec,
       );
-      const chunks = weights.map(({ spec, values }) => encodeValues(values, float16, spec.name));
-      const data = new Uint8Array(chunks.reduce((a, c) => a + c.length, 0));
-      let off = 0;
-      for (const c of chunks) {
-        data.set(c, off);
-        off += c.length;
+      // One buffer per weight, read (and encoded) one at a time: fileSystem
+      // writes the shards from them without joining them.
+      const weightData: ArrayBuffer[] = [];
+      for (const { spec, tensor } of weights) {
+        weightData.push(ownBuffer(encodeValues(await readValues(tensor), float16, spec.name)));
       }
-      await fileSystem(dir).save!({ ...artifacts, weightSpecs: specs, weightData: data.buffer });
+      await fileSystem(dir).save!({ ...artifacts, weightSpecs: specs, weightData });
       const json = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8'));
       const files = [
         path.join(dir, 'model.json'),
@@ -294,7 +317,8 @@ export async function exportModel(
     const entries: SparseWeightEntry[] = [];
     const chunks: Uint8Array[] = [];
     let offset = 0;
-    for (const { spec, values } of weights) {
+    for (const { spec, tensor } of weights) {
+      const values = await readValues(tensor);
       const shape = spec.shape;
       const valueBytes = float16 ? 2 : 4;
       let encoding: SparseWeightEntry['encoding'] = 'dense';
@@ -344,12 +368,6 @@ export async function exportModel(
       chunks.push(record);
       offset += record.length;
     }
-    const bin = new Uint8Array(offset);
-    let off = 0;
-    for (const c of chunks) {
-      bin.set(c, off);
-      off += c.length;
-    }
     const files = [path.join(dir, 'model.json'), path.join(dir, 'sparse.json'), path.join(dir, 'sparse.bin')];
     const modelJson = {
       modelTopology: artifacts.modelTopology,
@@ -362,7 +380,7 @@ export async function exportModel(
     await writeSparse(dir, files, [
       JSON.stringify(modelJson),
       JSON.stringify({ format: 'normprune-sparse', version: 1, data: 'sparse.bin', weights: entries }),
-      bin,
+      chunks,
     ]);
     await removeStale(previous, files);
     await removeLeftovers(dir);
@@ -373,10 +391,11 @@ export async function exportModel(
 }
 
 /** Writes `data` to `file` and flushes it to disk, so that a crash after a rename never finds it empty. */
-async function writeDurably(file: string, data: string | Uint8Array): Promise<void> {
+async function writeDurably(file: string, data: string | Uint8Array[]): Promise<void> {
   const h = await fs.promises.open(file, 'w');
   try {
-    await h.writeFile(data);
+    // Each writeFile continues where the previous one ended.
+    for (const part of typeof data === 'string' ? [data] : data) await h.writeFile(part);
     await h.sync();
   } finally {
     await h.close();
@@ -391,7 +410,7 @@ async function writeDurably(file: string, data: string | Uint8Array): Promise<vo
  * is first pointed (one rename) at backup copies of them (`sparseManifest`, which
  * {@link loadSparseModel} follows); then the new files are renamed into place, model.json last.
  */
-async function writeSparse(dir: string, files: string[], contents: (string | Uint8Array)[]): Promise<void> {
+async function writeSparse(dir: string, files: string[], contents: (string | Uint8Array[])[]): Promise<void> {
   const token = `${process.pid}-${randomBytes(4).toString('hex')}`;
   const tmp = files.map((f) => path.join(dir, `.${path.basename(f)}.${token}.tmp`));
   const backups: string[] = [];

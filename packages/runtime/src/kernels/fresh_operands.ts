@@ -17,7 +17,7 @@
 // A pair met again (any plain layer's inference) goes as it is, so the cached
 // operator keeps serving it.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, release, runWasm } from './util.js';
+import { copy, KernelFn, release } from './util.js';
 
 /** The part of BackendWasm used here: whether a buffer still exists. */
 interface DataIdBackend extends tf.KernelBackend {
@@ -52,8 +52,9 @@ export function freshOperands(upstream: KernelFn | null, weights: 'b' | 'filter'
     const copyBias = outlivedPartner(backend, bias, w);
     const copyWeights = outlivedPartner(backend, w, bias);
     if (!copyBias && !copyWeights) return upstream(args);
-    const biasCopy = copyBias ? runWasm('Identity', { x: bias }, backend) : null;
-    const weightsCopy = copyWeights ? runWasm('Identity', { x: w }, backend) : null;
+    // A copy with an id of its own (the Identity kernel would share the id).
+    const biasCopy = copyBias ? copy(backend, bias) : null;
+    const weightsCopy = copyWeights ? copy(backend, w) : null;
     try {
       return upstream({
         ...args,

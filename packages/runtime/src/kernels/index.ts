@@ -11,6 +11,8 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
 import { freshOperands } from './fresh_operands.js';
+import { identity, makeCast } from './identity.js';
+import { guardMalloc } from './malloc_guard.js';
 import { fusedBiasActivation } from './fused_conv.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { makePrelu } from './prelu.js';
@@ -27,6 +29,8 @@ interface KernelSpec {
   kernelName: string;
   /** Builds our kernel from the upstream one (null when upstream has none). */
   make: (upstream: KernelFn | null) => KernelFn | null;
+  /** Runs when the backend is set up, after upstream's setupFunc (if any). */
+  setup?: (backend: tf.KernelBackend) => void;
 }
 
 const SPECS: KernelSpec[] = [
@@ -69,6 +73,9 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
+  // Its setup (any registered kernel's would do) guards the backend's _malloc.
+  { kernelName: 'Identity', make: () => identity, setup: guardMalloc },
+  { kernelName: 'Cast', make: (up) => makeCast(up) },
 ];
 
 /** The oldest tfjs these kernels were measured to work with (tools/tfjs-versions/results.json). */
@@ -104,7 +111,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, the
  * depthwise convolution gradients (missing upstream, so DepthwiseConv2D and
  * SeparableConv2D could not train), and faster `MaxPoolGrad`, `Tile`, `Sum` and
- * `Mean` (the pooling and BatchNormalization gradients). It also corrects
+ * `Mean` (the pooling and BatchNormalization gradients), and an `Identity`
+ * and same-dtype `Cast` that share their input's buffer instead of copying
+ * it (tf.clone, tensor.clone() and tf.cast(x, x.dtype) allocate nothing). It also corrects
  * upstream's forward convolutions where they disagree with the cpu backend:
  * 'same' padding with a stride larger than the kernel and a dimRoundingMode
  * that rounds the output up (XNNPACK computes both wrongly), fused
@@ -115,7 +124,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * (refused, as cpu does). A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
- * a key per call under their id.
+ * a key per call under their id. And it makes the backend throw, naming the
+ * size and the fix, when a tensor does not fit in its heap (upstream then
+ * writes the tensor over the start of the heap).
  * Results match the `cpu` backend to 1e-4 relative error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
@@ -147,11 +158,23 @@ export function registerWasmTrainingKernels(): void {
       [MARK]: true,
       [UPSTREAM]: current ?? null,
     };
-    if (current?.setupFunc) config.setupFunc = current.setupFunc;
+    const upstreamSetup = current?.setupFunc;
+    const setup = spec.setup;
+    if (setup) {
+      config.setupFunc = (backend) => {
+        upstreamSetup?.(backend);
+        setup(backend as tf.KernelBackend);
+      };
+    } else if (upstreamSetup) {
+      config.setupFunc = upstreamSetup;
+    }
     if (current?.disposeFunc) config.disposeFunc = current.disposeFunc;
     if (current) tf.unregisterKernel(spec.kernelName, 'wasm');
     tf.registerKernel(config);
   }
+  // The engine runs setupFuncs when a backend is set; one already set gets the
+  // guard now.
+  guardMalloc((tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm);
 }
 
 /**

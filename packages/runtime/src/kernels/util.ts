@@ -25,6 +25,24 @@ export function release(backend: tf.KernelBackend, ...infos: (tf.TensorInfo | nu
   for (const info of infos) if (info != null) backend.disposeData(info.dataId);
 }
 
+/** The parts of BackendWasm that {@link copy} uses. */
+interface CopyBackend extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
+}
+
+/**
+ * A new buffer holding `x`'s values (float32, int32 or bool). Not the
+ * Identity kernel: ours shares the buffer instead of copying it.
+ */
+export function copy(backend: tf.KernelBackend, x: tf.TensorInfo): tf.TensorInfo {
+  const b = backend as CopyBackend;
+  const out = b.makeOutput(x.shape, x.dtype);
+  // Views are taken after the allocation: growing the heap detaches older ones.
+  b.typedArrayFromHeap(out).set(b.typedArrayFromHeap(x));
+  return out;
+}
+
 /** Transposes with the wasm Transpose kernel. */
 export function transpose(backend: tf.KernelBackend, x: tf.TensorInfo, perm: number[]): tf.TensorInfo {
   return runWasm('Transpose', { x }, backend, { perm });

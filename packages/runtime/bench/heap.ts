@@ -1,0 +1,175 @@
+// wasm heap of training the CIFAR VGG-16 (BN) on wasm with normprune's
+// kernels, with the Identity and same-dtype Cast kernels sharing buffers (as
+// registered) and with upstream's copying ones put back, at one batch size.
+// The heap never shrinks, so each configuration runs in its own child
+// process; the table gives the heap's size after the steps (its high-water
+// mark), the bytes upstream's Identity/Cast allocated, and the loss (the same
+// bits in both: sharing changes no value).
+//
+//   cd packages/runtime && node --require ../../scripts/ts-register.cjs bench/heap.ts [--batch 128] [--steps 2] [--width 1]
+//
+// Not a test: a step of the full-width model at batch 128 takes tens of seconds.
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, dflt: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const BATCH = option('--batch', 128);
+const STEPS = option('--steps', 2);
+const WIDTH = option('--width', 1);
+const CHILD = args.includes('--child') ? args[args.indexOf('--child') + 1] : undefined;
+
+type Config = 'shared' | 'copying';
+
+interface Measured {
+  heapMB: number;
+  copiedMB: number;
+  loss: number;
+  seconds: number;
+}
+
+/** The CIFAR VGG-16 with batch normalization, filters scaled by `width`. */
+function vgg16bn(width: number): tfl.LayersModel {
+  const cfg = [
+    64,
+    64,
+    'M',
+    128,
+    128,
+    'M',
+    256,
+    256,
+    256,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+  ] as const;
+  const model = tfl.sequential();
+  let n = 0;
+  for (const c of cfg) {
+    if (c === 'M') {
+      model.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
+      continue;
+    }
+    n++;
+    model.add(
+      tfl.layers.conv2d({
+        ...(n === 1 ? { inputShape: [32, 32, 3] } : {}),
+        filters: Math.max(1, Math.round(c * width)),
+        kernelSize: 3,
+        padding: 'same',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: n }),
+      }),
+    );
+    model.add(tfl.layers.batchNormalization());
+    model.add(tfl.layers.activation({ activation: 'relu' }));
+  }
+  model.add(tfl.layers.flatten());
+  const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+  model.add(
+    tfl.layers.dense({ units: Math.round(512 * width), activation: 'relu', kernelInitializer: init(20) }),
+  );
+  model.add(tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(21) }));
+  return model;
+}
+
+async function child(config: Config): Promise<Measured> {
+  const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  setWasmPaths(dist + path.sep);
+  const upstream = { Identity: tf.getKernel('Identity', 'wasm')!, Cast: tf.getKernel('Cast', 'wasm')! };
+  registerWasmTrainingKernels();
+  if (config === 'copying') {
+    for (const name of ['Identity', 'Cast'] as const) {
+      tf.unregisterKernel(name, 'wasm');
+      tf.registerKernel(upstream[name]);
+    }
+  }
+  if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
+  const wasm = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array; _malloc(n: number): number } }).wasm;
+  // Bytes the Identity and Cast kernels allocate (upstream's copies).
+  let copied = 0;
+  for (const name of ['Identity', 'Cast'] as const) {
+    const kernel = tf.getKernel(name, 'wasm')!;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({
+      ...kernel,
+      kernelFunc: (a) => {
+        const malloc = wasm._malloc;
+        wasm._malloc = (n: number) => ((copied += n), malloc(n));
+        try {
+          return kernel.kernelFunc(a);
+        } finally {
+          wasm._malloc = malloc;
+        }
+      },
+    });
+  }
+  const model = vgg16bn(WIDTH);
+  model.compile({ optimizer: tf.train.sgd(0.01), loss: 'categoricalCrossentropy' });
+  const x = tf.randomNormal([BATCH, 32, 32, 3], 0, 1, 'float32', 1);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: BATCH }, (_, i) => i % 10),
+      'int32',
+    ),
+    10,
+  );
+  const start = Date.now();
+  let loss = NaN;
+  for (let s = 0; s < STEPS; s++) loss = Number(await model.trainOnBatch(x, y));
+  return {
+    heapMB: wasm.HEAPU8.length / 2 ** 20,
+    copiedMB: copied / 2 ** 20 / STEPS,
+    loss,
+    seconds: (Date.now() - start) / 1000 / STEPS,
+  };
+}
+
+async function main(): Promise<void> {
+  if (CHILD) {
+    console.log(JSON.stringify(await child(CHILD as Config)));
+    return;
+  }
+  const rows: [Config, Measured][] = [];
+  for (const config of ['shared', 'copying'] as Config[]) {
+    const out = execFileSync(
+      process.execPath,
+      [...process.execArgv, __filename, ...args, '--child', config],
+      { encoding: 'utf8', maxBuffer: 1 << 24 },
+    );
+    rows.push([config, JSON.parse(out.trim().split('\n').pop()!)]);
+  }
+  console.log(
+    `VGG-16 (BN), CIFAR, width ${WIDTH}, batch ${BATCH}, ${STEPS} SGD steps (trainOnBatch), wasm + normprune; ` +
+      `load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`,
+  );
+  console.log('| Identity / Cast | wasm heap MB | Identity/Cast allocs MB per step | loss | s per step |');
+  console.log('| --- | ---: | ---: | ---: | ---: |');
+  for (const [config, m] of rows) {
+    const name = config === 'shared' ? 'shared buffers (normprune)' : 'copies (upstream)';
+    console.log(
+      `| ${name} | ${m.heapMB.toFixed(0)} | ${m.copiedMB.toFixed(1)} | ${m.loss} | ${m.seconds.toFixed(1)} |`,
+    );
+  }
+  const [shared, copying] = rows.map(([, m]) => m);
+  console.log(`heap ratio copies / shared: ${(copying.heapMB / shared.heapMB).toFixed(2)}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

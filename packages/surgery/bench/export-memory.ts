@@ -1,0 +1,147 @@
+// Peak memory of exportModel beyond the model itself, for the CIFAR VGG-16
+// (BN) at full width (15.0M parameters, 60 MB of float32 weights), on the cpu
+// and wasm backends, as a multiple of the weight bytes. Not a test: the
+// figures depend on when V8 collects garbage.
+//
+//   cd packages/surgery && node --expose-gc --require ../../scripts/ts-register.cjs bench/export-memory.ts
+//
+// Memory is `process.memoryUsage().arrayBuffers` (ArrayBuffers and Buffers
+// outside the V8 heap; the weights of the cpu backend, not the wasm heap),
+// sampled every millisecond and before every file write, minus its value after
+// a full GC with the model built. Each case runs `--repeat` times (default 3);
+// the table gives the largest peak.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend } from '@normprune/runtime';
+import { exportModel } from '../src/index.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, dflt: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const REPEAT = option('--repeat', 3);
+
+const gc = (globalThis as { gc?: () => void }).gc;
+if (gc == null) throw new Error('run with node --expose-gc (see the header)');
+
+/** The CIFAR VGG-16 with batch normalization, as in bench/index.ts. */
+function vgg16bn(): tfl.LayersModel {
+  const cfg = [
+    64,
+    64,
+    'M',
+    128,
+    128,
+    'M',
+    256,
+    256,
+    256,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+  ] as const;
+  const layers: tfl.layers.Layer[] = [];
+  let n = 0;
+  for (const c of cfg) {
+    if (c === 'M') {
+      layers.push(tfl.layers.maxPooling2d({ poolSize: 2 }));
+      continue;
+    }
+    n++;
+    layers.push(
+      tfl.layers.conv2d({
+        ...(n === 1 ? { inputShape: [32, 32, 3] } : {}),
+        filters: c,
+        kernelSize: 3,
+        padding: 'same',
+        name: `conv${n}`,
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: n }),
+      }),
+      tfl.layers.batchNormalization({ name: `bn${n}` }),
+      tfl.layers.activation({ activation: 'relu', name: `relu${n}` }),
+    );
+  }
+  layers.push(
+    tfl.layers.flatten(),
+    tfl.layers.dense({ units: 512, activation: 'relu', name: 'fc1' }),
+    tfl.layers.dense({ units: 10, name: 'fc2' }),
+  );
+  return tfl.sequential({ layers });
+}
+
+/** Runs `fn` and returns the peak of arrayBuffers above its value at the start (after a GC). */
+async function peakExtra(fn: () => Promise<unknown>): Promise<number> {
+  gc!();
+  const base = process.memoryUsage().arrayBuffers;
+  let peak = base;
+  const sample = () => {
+    peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+  };
+  const timer = setInterval(sample, 1);
+  // Also right before each file write, where the buffers being written are all alive.
+  const handle = await fs.promises.open(__filename, 'r');
+  const proto = Object.getPrototypeOf(handle) as { writeFile: (...a: unknown[]) => unknown };
+  await handle.close();
+  const writeFile = proto.writeFile;
+  proto.writeFile = function (this: unknown, ...a: unknown[]) {
+    sample();
+    return writeFile.apply(this, a);
+  };
+  try {
+    await fn();
+    sample();
+  } finally {
+    clearInterval(timer);
+    proto.writeFile = writeFile;
+  }
+  return peak - base;
+}
+
+async function main(): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-export-mem-'));
+  const rows: [string, string, number, number][] = [];
+  for (const backend of ['cpu', 'wasm'] as const) {
+    await initBackend({ prefer: backend, quiet: true });
+    const model = vgg16bn();
+    const bytes = 4 * model.countParams();
+    const cases: [string, { format: 'tfjs' | 'sparse'; float16?: boolean }][] = [
+      ['tfjs', { format: 'tfjs' }],
+      ['tfjs, float16', { format: 'tfjs', float16: true }],
+      ['sparse', { format: 'sparse' }],
+    ];
+    for (const [name, options] of cases) {
+      let worst = 0;
+      for (let r = 0; r < REPEAT; r++) {
+        const dir = path.join(root, `${backend}-${name}-${r}`);
+        worst = Math.max(worst, await peakExtra(() => exportModel(model, dir, options)));
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+      rows.push([backend, name, worst, bytes]);
+    }
+    model.dispose();
+  }
+  fs.rmSync(root, { recursive: true, force: true });
+
+  console.log(
+    `VGG-16 (BN), CIFAR, full width: ${(rows[0][3] / 2 ** 20).toFixed(1)} MB of weights; node ${process.version}`,
+  );
+  console.log('| backend | format | peak extra MB | x weight bytes |');
+  console.log('| --- | --- | ---: | ---: |');
+  for (const [backend, name, extra, bytes] of rows) {
+    console.log(`| ${backend} | ${name} | ${(extra / 2 ** 20).toFixed(1)} | ${(extra / bytes).toFixed(2)} |`);
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
