@@ -534,9 +534,9 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
         }
       }
     }
+    // Nothing removed: the constants just propagated are those of the final state.
     if (!changed) break;
   }
-  propagateConstants(states, removed);
   return { graph, states, removed, reasons, iterations, threshold };
 }
 
