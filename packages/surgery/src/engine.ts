@@ -13,6 +13,11 @@
 // only ever makes more ids removable (more units become constant, fewer live
 // units read a channel), so iterating from "nothing removed" reaches the least
 // fixed point, where every removal is justified.
+//
+// The rounds are the old ones (each removes every id unblocked after the
+// previous round), but a round only revisits what the previous round's
+// removals changed: a cascade of deaths along a chain of n layers takes n
+// rounds, and recomputing the whole graph in each made the analysis O(n^2).
 import type { GraphNode, LayerGraph } from './graph.js';
 import { layerConfigEntry } from './graph.js';
 import {
@@ -93,8 +98,20 @@ function range(start: number, n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => start + i);
 }
 
-/** Builds the channel-id graph and runs the fixed-point analysis. */
-export function plan(graph: LayerGraph, threshold: number): PrunePlan {
+/** The channel-id graph of a model, before any analysis (internal). */
+export interface ChannelGraph {
+  graph: LayerGraph;
+  states: NodeState[];
+  /** Ids made; only root ids appear in `states[*].ids`. */
+  nIds: number;
+  /** fixed[id]: a root id that can never be removed (a model input's or a cross-channel layer's channel, or coupled with one). */
+  fixed: boolean[];
+  /** For a fixed root id: what fixed it, as the warnings name it. */
+  why: (string | undefined)[];
+}
+
+/** Builds the channel-id graph: one state per node, with its ids (resolved to roots) and no constants yet. */
+export function buildStates(graph: LayerGraph, threshold: number): ChannelGraph {
   const uf = new UnionFind();
   const states: NodeState[] = [];
   for (const node of graph.nodes) {
@@ -216,157 +233,388 @@ export function plan(graph: LayerGraph, threshold: number): PrunePlan {
     });
   }
   for (const s of states) for (let e = 0; e < s.ids.length; e++) s.ids[e] = uf.find(s.ids[e]);
+  return { graph, states, nIds: uf.parent.length, fixed: uf.fixed, why: uf.why };
+}
 
-  const nIds = uf.parent.length;
+/** The ids a model output, a model input or a cross-channel layer pins: never removed, whatever else is removed. */
+function pinnedIds(cg: ChannelGraph): Uint8Array {
+  const pinned = new Uint8Array(cg.nIds);
+  for (let id = 0; id < cg.nIds; id++) if (cg.fixed[id]) pinned[id] = 1;
+  for (const o of cg.graph.outputs) for (const id of cg.states[o].ids) pinned[id] = 1;
+  for (const s of cg.states)
+    if (s.handler.kind === 'opaque')
+      for (const i of s.node.inputs) for (const id of cg.states[i].ids) pinned[id] = 1;
+  return pinned;
+}
+
+/**
+ * One round's verdict at the removal state `removed` (with the constants propagated for it):
+ * which ids must stay, and why, the first reason found in graph order.
+ */
+export function blockPass(
+  cg: ChannelGraph,
+  removed: Uint8Array,
+): { blocked: Uint8Array; reasons: Map<number, BlockReason> } {
+  const { graph, states, nIds } = cg;
+  const blocked = new Uint8Array(nIds);
+  const reasons = new Map<number, BlockReason>();
+  const block = (id: number, why: string): void => {
+    if (!blocked[id]) {
+      blocked[id] = 1;
+      reasons.set(id, why);
+    }
+  };
+  // Only a unit coupled with a fixed channel by a join can be dead and fixed (a cross-channel
+  // layer's own units are never constant), so that is what a kept unit's warning says.
+  for (let id = 0; id < nIds; id++)
+    if (cg.fixed[id])
+      block(
+        id,
+        `coupled by an elementwise join with ${cg.why[id] ?? 'a fixed channel'}, which is never removed`,
+      );
+  for (const o of graph.outputs) for (const id of states[o].ids) block(id, 'model output');
+  for (const s of states) {
+    if (s.handler.kind === 'opaque') {
+      for (const i of s.node.inputs)
+        for (const id of states[i].ids) block(id, `read by ${s.node.className} layer '${s.node.name}'`);
+    }
+    if (s.handler.kind !== 'unit') continue;
+    const u = s.unit!;
+    const input = states[s.node.inputs[0]];
+    const live: number[] = [];
+    for (let o = 0; o < u.cout; o++) if (!removed[s.ids[o]]) live.push(o);
+    for (let i = 0; i < u.cin; i++) {
+      const id = input.ids[i];
+      if (removed[id] || blocked[id]) continue;
+      let used = false;
+      const row = i * u.cout;
+      for (const o of live) {
+        if (u.nz[row + o]) {
+          used = true;
+          break;
+        }
+      }
+      if (!used) continue;
+      const k = input.consts[i];
+      // Only shown for units that are constant at their own output: then something between
+      // them and this reader made the channel vary.
+      if (Number.isNaN(k)) {
+        block(
+          id,
+          `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
+            `zero padding, or a 'same'-padded depthwise convolution on the way)`,
+        );
+      } else if (!u.exactFold && k !== 0) {
+        block(
+          id,
+          `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`,
+        );
+      }
+    }
+  }
+  return { blocked, reasons };
+}
+
+/**
+ * Whether unit layer `s` makes its input channel `i` stay: a live unit reads it (`used` of
+ * them) and it is not a constant that folds exactly. The per-channel form of {@link blockPass}.
+ */
+function blocks(s: NodeState, input: NodeState, used: number, i: number): boolean {
+  if (used === 0) return false;
+  const k = input.consts[i];
+  return Number.isNaN(k) || (!s.unit!.exactFold && k !== 0);
+}
+
+/** Ids grouped by a key, as compressed rows: the entries of key `id` are `data[start[id]..start[id + 1])`. */
+function groupBy(
+  nIds: number,
+  keys: number[],
+  values: number[][],
+): { start: Int32Array; data: Int32Array[] } {
+  const start = new Int32Array(nIds + 1);
+  for (const id of keys) start[id + 1]++;
+  for (let id = 0; id < nIds; id++) start[id + 1] += start[id];
+  const fill = start.slice(0, nIds);
+  const data = values.map(() => new Int32Array(keys.length));
+  keys.forEach((id, e) => {
+    const at = fill[id]++;
+    values.forEach((v, c) => (data[c][at] = v[e]));
+  });
+  return { start, data };
+}
+
+/** Node indices waiting to be recomputed, smallest (earliest in topological order) first. */
+class NodeQueue {
+  private heap: number[] = [];
+  private queued: Uint8Array;
+  constructor(n: number) {
+    this.queued = new Uint8Array(n);
+  }
+  get size(): number {
+    return this.heap.length;
+  }
+  push(x: number): void {
+    if (this.queued[x]) return;
+    this.queued[x] = 1;
+    const h = this.heap;
+    let k = h.push(x) - 1;
+    while (k > 0) {
+      const p = (k - 1) >> 1;
+      if (h[p] <= x) break;
+      h[k] = h[p];
+      k = p;
+    }
+    h[k] = x;
+  }
+  pop(): number {
+    const h = this.heap;
+    const top = h[0];
+    const last = h.pop()!;
+    if (h.length) {
+      let k = 0;
+      for (;;) {
+        const l = 2 * k + 1;
+        if (l >= h.length) break;
+        const c = l + 1 < h.length && h[l + 1] < h[l] ? l + 1 : l;
+        if (h[c] >= last) break;
+        h[k] = h[c];
+        k = c;
+      }
+      h[k] = last;
+    }
+    this.queued[top] = 0;
+    return top;
+  }
+}
+
+/**
+ * Builds the channel-id graph and runs the fixed-point analysis.
+ *
+ * Round r removes every id that round r - 1's state leaves unblocked, as {@link blockPass}
+ * would find it, so the rounds (and `iterations`) are those of running propagateConstants and
+ * blockPass over the whole graph each round. Instead, each id keeps a count of the reasons
+ * blocking it (one per unit layer whose live units read it while it varies or does not fold,
+ * plus one for a pin), and a round only recomputes the constants of the nodes downstream of
+ * what its removals changed: the work of a round is proportional to what changes in it, so a
+ * cascade along a deep chain costs linear, not quadratic, time. A last full round checks the
+ * fixed point and finds the reasons, exactly as the last round of the full recomputation did.
+ */
+export function plan(graph: LayerGraph, threshold: number): PrunePlan {
+  const cg = buildStates(graph, threshold);
+  const { states, nIds } = cg;
   const removed = new Uint8Array(nIds);
-  let reasons = new Map<number, BlockReason>();
+  propagateConstants(states, removed);
+
+  // Who reads each id (unit node, input channel) and which units each id is (unit node, unit).
+  const readerKeys: number[] = [];
+  const readerNode: number[] = [];
+  const readerChannel: number[] = [];
+  const unitKeys: number[] = [];
+  const unitNode: number[] = [];
+  const unitIndex: number[] = [];
+  for (const s of states) {
+    if (s.handler.kind !== 'unit') continue;
+    const input = states[s.node.inputs[0]];
+    for (let i = 0; i < input.ids.length; i++) {
+      readerKeys.push(input.ids[i]);
+      readerNode.push(s.node.index);
+      readerChannel.push(i);
+    }
+    for (let o = 0; o < s.ids.length; o++) {
+      unitKeys.push(s.ids[o]);
+      unitNode.push(s.node.index);
+      unitIndex.push(o);
+    }
+  }
+  const readers = groupBy(nIds, readerKeys, [readerNode, readerChannel]);
+  const units = groupBy(nIds, unitKeys, [unitNode, unitIndex]);
+
+  // used[n][i]: live units of unit node n that read its input channel i; blocking[n][i]: whether
+  // that channel then counts in blockers of its id.
+  const used: Int32Array[] = [];
+  const blocking: Uint8Array[] = [];
+  const pinned = pinnedIds(cg);
+  const blockers = new Int32Array(nIds);
+  for (const s of states) {
+    if (s.handler.kind !== 'unit') continue;
+    const u = s.unit!;
+    const input = states[s.node.inputs[0]];
+    const n = new Int32Array(u.cin);
+    const b = new Uint8Array(u.cin);
+    for (let i = 0; i < u.cin; i++) {
+      const row = i * u.cout;
+      for (let o = 0; o < u.cout; o++) n[i] += u.nz[row + o];
+      if (blocks(s, input, n[i], i)) {
+        b[i] = 1;
+        blockers[input.ids[i]]++;
+      }
+    }
+    used[s.node.index] = n;
+    blocking[s.node.index] = b;
+  }
+
+  // Ids to remove in the next round: unpinned, present, with nothing blocking them.
+  let next: number[] = [];
+  const listed = new Uint8Array(nIds);
+  const present = new Uint8Array(nIds);
+  for (const s of states) for (const id of s.ids) present[id] = 1;
+  const consider = (id: number): void => {
+    if (blockers[id] === 0 && present[id] && !pinned[id] && !removed[id] && !listed[id]) {
+      listed[id] = 1;
+      next.push(id);
+    }
+  };
+  for (let id = 0; id < nIds; id++) consider(id);
+  const recheck = (n: number, i: number): void => {
+    const s = states[n];
+    const input = states[s.node.inputs[0]];
+    const b = blocks(s, input, used[n][i], i) ? 1 : 0;
+    if (b === blocking[n][i]) return;
+    blocking[n][i] = b;
+    const id = input.ids[i];
+    blockers[id] += b ? 1 : -1;
+    consider(id);
+  };
+
   let iterations = 0;
+  const dirty = new NodeQueue(states.length);
+  while (next.length) {
+    iterations++;
+    const round = next;
+    next = [];
+    for (const id of round) removed[id] = 1;
+    for (const id of round) {
+      // Units that stopped being live: their input channels lose a reader.
+      for (let e = units.start[id]; e < units.start[id + 1]; e++) {
+        const n = units.data[0][e];
+        const o = units.data[1][e];
+        const u = states[n].unit!;
+        for (let i = 0; i < u.cin; i++) {
+          if (!u.nz[i * u.cout + o]) continue;
+          if (--used[n][i] === 0) recheck(n, i);
+        }
+      }
+      // Readers of a removed constant may become constant themselves.
+      for (let e = readers.start[id]; e < readers.start[id + 1]; e++) dirty.push(readers.data[0][e]);
+    }
+    // Recompute the constants downstream of the change, in topological order.
+    while (dirty.size) {
+      const n = dirty.pop();
+      const s = states[n];
+      const before = Float64Array.from(s.consts);
+      nodeConstants(s, states, removed);
+      const changed: number[] = [];
+      for (let c = 0; c < before.length; c++) {
+        const a = before[c];
+        const b = s.consts[c];
+        if (!(a === b || (Number.isNaN(a) && Number.isNaN(b)))) changed.push(c);
+      }
+      if (!changed.length) continue;
+      for (const m of s.node.consumers) {
+        dirty.push(m);
+        if (states[m].handler.kind === 'unit') for (const c of changed) recheck(m, c);
+      }
+    }
+  }
+
+  // The last round, over the whole graph as every round used to be: it finds nothing left to
+  // remove (else the bookkeeping above missed something, and the rounds go on the old way).
+  let reasons: Map<number, BlockReason>;
   for (;;) {
     iterations++;
     propagateConstants(states, removed);
-    const blocked = new Uint8Array(nIds);
-    reasons = new Map();
-    const block = (id: number, why: string): void => {
-      if (!blocked[id]) {
-        blocked[id] = 1;
-        reasons.set(id, why);
-      }
-    };
-    // Only a unit coupled with a fixed channel by a join can be dead and fixed (a cross-channel
-    // layer's own units are never constant), so that is what a kept unit's warning says.
-    for (let id = 0; id < nIds; id++)
-      if (uf.fixed[id])
-        block(
-          id,
-          `coupled by an elementwise join with ${uf.why[id] ?? 'a fixed channel'}, which is never removed`,
-        );
-    for (const o of graph.outputs) for (const id of states[o].ids) block(id, 'model output');
-    for (const s of states) {
-      if (s.handler.kind === 'opaque') {
-        for (const i of s.node.inputs)
-          for (const id of states[i].ids) block(id, `read by ${s.node.className} layer '${s.node.name}'`);
-      }
-      if (s.handler.kind !== 'unit') continue;
-      const u = s.unit!;
-      const input = states[s.node.inputs[0]];
-      const live: number[] = [];
-      for (let o = 0; o < u.cout; o++) if (!removed[s.ids[o]]) live.push(o);
-      for (let i = 0; i < u.cin; i++) {
-        const id = input.ids[i];
-        if (removed[id] || blocked[id]) continue;
-        let used = false;
-        const row = i * u.cout;
-        for (const o of live) {
-          if (u.nz[row + o]) {
-            used = true;
-            break;
-          }
-        }
-        if (!used) continue;
-        const k = input.consts[i];
-        // Only shown for units that are constant at their own output: then something between
-        // them and this reader made the channel vary.
-        if (Number.isNaN(k)) {
-          block(
-            id,
-            `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
-              `zero padding, or a 'same'-padded depthwise convolution on the way)`,
-          );
-        } else if (!u.exactFold && k !== 0) {
-          block(
-            id,
-            `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`,
-          );
-        }
-      }
-    }
+    const verdict = blockPass(cg, removed);
+    reasons = verdict.reasons;
     let changed = false;
     for (const s of states) {
       for (const id of s.ids) {
-        if (!removed[id] && !blocked[id]) {
+        if (!removed[id] && !verdict.blocked[id]) {
           removed[id] = 1;
           changed = true;
         }
       }
     }
+    // Nothing removed: the constants just propagated are those of the final state.
     if (!changed) break;
   }
-  propagateConstants(states, removed);
   return { graph, states, removed, reasons, iterations, threshold };
 }
 
 /** Recomputes which entries are constant, and their values, given the removed ids. */
-function propagateConstants(states: NodeState[], removed: Uint8Array): void {
-  for (const s of states) {
-    const inputs = s.node.inputs.map((i) => states[i]);
-    const out = s.consts;
-    out.fill(NaN);
-    switch (s.handler.kind) {
-      case 'input':
-      case 'opaque':
-        break;
-      case 'unit': {
-        const u = s.unit!;
-        const input = inputs[0];
-        const pre = new Float64Array(u.cout);
-        const constant = new Uint8Array(u.cout).fill(1);
-        for (let o = 0; o < u.cout; o++) pre[o] = u.bias ? u.bias.values[o] : 0;
-        for (let i = 0; i < u.cin; i++) {
-          const k = input.consts[i];
-          const gone = removed[input.ids[i]] && !Number.isNaN(k);
-          const row = i * u.cout;
-          for (let o = 0; o < u.cout; o++) {
-            if (!u.nz[row + o]) continue;
-            // A unit stays constant only while every input it really reads is a removed constant
-            // that folds exactly.
-            if (!gone || (!u.exactFold && k !== 0)) constant[o] = 0;
-            else pre[o] += k * u.sumK(i, o);
-          }
+export function propagateConstants(states: NodeState[], removed: Uint8Array): void {
+  for (const s of states) nodeConstants(s, states, removed);
+}
+
+/** Recomputes `s.consts` from its inputs' constants and the removed ids. */
+function nodeConstants(s: NodeState, states: NodeState[], removed: Uint8Array): void {
+  const inputs = s.node.inputs.map((i) => states[i]);
+  const out = s.consts;
+  out.fill(NaN);
+  switch (s.handler.kind) {
+    case 'input':
+    case 'opaque':
+      break;
+    case 'unit': {
+      const u = s.unit!;
+      const input = inputs[0];
+      const pre = new Float64Array(u.cout);
+      const constant = new Uint8Array(u.cout).fill(1);
+      for (let o = 0; o < u.cout; o++) pre[o] = u.bias ? u.bias.values[o] : 0;
+      for (let i = 0; i < u.cin; i++) {
+        const k = input.consts[i];
+        const gone = removed[input.ids[i]] && !Number.isNaN(k);
+        const row = i * u.cout;
+        for (let o = 0; o < u.cout; o++) {
+          if (!u.nz[row + o]) continue;
+          // A unit stays constant only while every input it really reads is a removed constant
+          // that folds exactly.
+          if (!gone || (!u.exactFold && k !== 0)) constant[o] = 0;
+          else pre[o] += k * u.sumK(i, o);
         }
-        if (u.crossChannel) break;
-        const which: number[] = [];
-        for (let o = 0; o < u.cout; o++) if (constant[o]) which.push(o);
-        const post = u.activate(Float64Array.from(which, (o) => pre[o]));
-        which.forEach((o, k) => (out[o] = post[k]));
+      }
+      if (u.crossChannel) break;
+      const which: number[] = [];
+      for (let o = 0; o < u.cout; o++) if (constant[o]) which.push(o);
+      const post = u.activate(Float64Array.from(which, (o) => pre[o]));
+      which.forEach((o, k) => (out[o] = post[k]));
+      break;
+    }
+    case 'channelwise': {
+      const src = inputs[0].consts;
+      if (s.handler.outputConstants) {
+        out.set(s.handler.outputConstants(s.node, s.weights, src, inputs[0].node.shape, s.config));
         break;
       }
-      case 'channelwise': {
-        const src = inputs[0].consts;
-        if (s.handler.outputConstants) {
-          out.set(s.handler.outputConstants(s.node, s.weights, src, inputs[0].node.shape, s.config));
-          break;
-        }
-        const which: number[] = [];
-        for (let c = 0; c < src.length; c++) if (!Number.isNaN(src[c])) which.push(c);
-        const mapped = s.handler.mapConstants!(
-          s.node,
-          s.weights,
-          Float64Array.from(which, (c) => src[c]),
-          Int32Array.from(which),
-        );
-        which.forEach((c, k) => (out[c] = mapped[k]));
-        break;
+      const which: number[] = [];
+      for (let c = 0; c < src.length; c++) if (!Number.isNaN(src[c])) which.push(c);
+      const mapped = s.handler.mapConstants!(
+        s.node,
+        s.weights,
+        Float64Array.from(which, (c) => src[c]),
+        Int32Array.from(which),
+      );
+      which.forEach((c, k) => (out[c] = mapped[k]));
+      break;
+    }
+    case 'flatten': {
+      const src = inputs[0].consts;
+      for (let f = 0; f < out.length; f++) out[f] = src[f % src.length];
+      break;
+    }
+    case 'join': {
+      for (let c = 0; c < out.length; c++) {
+        const xs = inputs.map((x) => x.consts[c]);
+        if (xs.every((x) => !Number.isNaN(x))) out[c] = s.handler.join!(xs);
       }
-      case 'flatten': {
-        const src = inputs[0].consts;
-        for (let f = 0; f < out.length; f++) out[f] = src[f % src.length];
-        break;
+      break;
+    }
+    case 'concat': {
+      let off = 0;
+      for (const x of inputs) {
+        out.set(x.consts, off);
+        off += x.consts.length;
       }
-      case 'join': {
-        for (let c = 0; c < out.length; c++) {
-          const xs = inputs.map((x) => x.consts[c]);
-          if (xs.every((x) => !Number.isNaN(x))) out[c] = s.handler.join!(xs);
-        }
-        break;
-      }
-      case 'concat': {
-        let off = 0;
-        for (const x of inputs) {
-          out.set(x.consts, off);
-          off += x.consts.length;
-        }
-        break;
-      }
+      break;
     }
   }
 }

@@ -70,10 +70,11 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
   }
 
+  const getLayer = layerLookup(model);
   // Before ordering: a layer applied to its own output (shared in a chain) reads itself, and
   // the order below would never place it.
   for (const entry of config.layers) {
-    const layer = model.getLayer(entry.name);
+    const layer = getLayer(entry.name);
     refuseNested(layer);
     if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
   }
@@ -85,7 +86,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     );
     if (idx < 0) throw new Error('surgery: could not order the model topologically');
     const entry = pending.splice(idx, 1)[0];
-    const layer = model.getLayer(entry.name);
+    const layer = getLayer(entry.name);
     const inbound: any[] = entry.inboundNodes?.[0] ?? [];
     for (const t of inbound) {
       if (t[2] !== 0)
@@ -131,9 +132,31 @@ function sharedError(layer: tfl.layers.Layer): Error {
   );
 }
 
+// Per config: its entries by name, so that looking up every layer is linear, not quadratic, in depth.
+const entriesByName = new WeakMap<object, Map<string, any>>();
+
 /** The config entry of a layer inside a (deep-copied) model config. */
 export function layerConfigEntry(config: any, name: string): any {
-  const entry = (config.layers as any[]).find((l) => l.config?.name === name || l.name === name);
+  let byName = entriesByName.get(config);
+  if (!byName) {
+    byName = new Map();
+    // The first entry whose config name or name matches, as a search in order would find.
+    for (const l of config.layers as any[])
+      for (const key of [l.config?.name, l.name])
+        if (typeof key === 'string' && !byName.has(key)) byName.set(key, l);
+    entriesByName.set(config, byName);
+  }
+  const entry = byName.get(name);
   if (!entry) throw new Error(`surgery: layer '${name}' missing from the model config`);
   return entry;
+}
+
+/**
+ * `model.getLayer`, through a map built once: getLayer searches the layers in order, which made
+ * looking up every layer of a deep model quadratic. Unknown names still get tfjs's own error.
+ */
+export function layerLookup(model: tfl.LayersModel): (name: string) => tfl.layers.Layer {
+  const byName = new Map<string, tfl.layers.Layer>();
+  for (const l of model.layers) if (!byName.has(l.name)) byName.set(l.name, l);
+  return (name) => byName.get(name) ?? model.getLayer(name);
 }

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { NodeState, PrunePlan } from './engine.js';
-import { layerConfigEntry } from './graph.js';
+import { layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
 /**
@@ -149,8 +149,9 @@ export function rebuild(
   const cls = model.constructor as any;
   // fastWeightInit: every weight is overwritten below, so skip the initialisers.
   const pruned: tfl.LayersModel = cls.fromConfig(cls, config, undefined, true);
+  const getLayer = layerLookup(pruned);
   for (const [name, ws] of newWeights) {
-    const layer = pruned.getLayer(name);
+    const layer = getLayer(name);
     const ordered = layer.weights.map((w) => {
       const short = String((w as any).originalName ?? w.name)
         .split('/')

@@ -17,6 +17,7 @@ import { fileSystem, initBackend } from '@normprune/runtime';
 import { analyze, exportModel, kernelMask, loadSparseModel, prune, type Counts } from '../src/index';
 import { maxDiff } from '../../../tools/testing/leaks';
 import { editWeight, rng } from './helpers';
+import { expectSameWeights, pruneTheOldWay } from './same-plan';
 
 type DenseG = 'output' | 'input';
 type ConvG = 'kernel' | 'filter';
@@ -967,6 +968,13 @@ async function runWorkflow(c: ZooCase, backend: string, index: number): Promise<
   expect(tf.memory().numTensors - beforePrune).toBe(prunedWeights);
 
   dec.getWeights().forEach((t, j) => expect(maxDiff(t.dataSync(), decWeights[j]).abs).toBe(0));
+
+  // the analysis decides what the round-by-round one it replaced decided: the same plan, and
+  // the same pruned weights and outputs, bit for bit
+  const { model: prunedTheOldWay } = pruneTheOldWay(folded);
+  expectSameWeights(pruned, prunedTheOldWay);
+  expectSameOutputs(pruned, prunedTheOldWay, xs, 0);
+  prunedTheOldWay.dispose();
 
   // the same function
   expectSameOutputs(folded, pruned, xs);
