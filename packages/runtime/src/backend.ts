@@ -345,8 +345,9 @@ export function defaultLoaders(
  * kernels, else the pure-JS `cpu` backend. Nothing is downloaded.
  *
  * A backend that fails to load is recorded in `fallbacks`, never thrown; the
- * call throws only if `NORMPRUNE_BACKEND` or `prefer` is invalid, or if no
- * backend at all can start. Unless `quiet`, prints one line saying what was
+ * call throws only if `NORMPRUNE_BACKEND`, `prefer` or `threads` is invalid,
+ * if `releaseSavedTensorsDuringBackprop` is asked for with a tfjs-core it was
+ * not verified with, or if no backend at all can start. Unless `quiet`, prints one line saying what was
  * chosen and, after a fallback, how to get the faster backend.
  *
  * ```ts

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import * as tfl from '@tensorflow/tfjs-layers';
-import { releaseSavedTensorsDuringBackprop } from '../src/index.js';
+import { initBackend, releaseSavedTensorsDuringBackprop } from '../src/index.js';
 import { checkEngineSupported } from '../src/backprop.js';
 import { registerWasmTrainingKernels } from '../src/kernels/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
@@ -400,7 +400,28 @@ describe('install and uninstall', () => {
       );
     }
     expect(() => checkEngineSupported('4.22.0', { gradients() {}, tidy() {}, state: {} })).toThrow(
-      'lacks scopedRun(), startTape(), endTape(), makeTensor(), state.gradientDepth, state.activeTape',
+      'lacks scopedRun(), startTape(), endTape(), makeTensor(), state.gradientDepth',
     );
+    // A fresh engine state has no activeTape field until a tape starts.
+    const fresh = Object.create(Object.getPrototypeOf(tf.engine()));
+    fresh.state = { gradientDepth: 0 };
+    expect(() => checkEngineSupported('4.22.0', fresh)).not.toThrow();
+  });
+});
+
+// Last: once initBackend has installed it, it stays for the process.
+describe('initBackend({ releaseSavedTensorsDuringBackprop })', () => {
+  it('is off unless asked for, and installs once however often it is asked', async () => {
+    await initBackend({ prefer: 'cpu', quiet: true });
+    expect(engine().gradients).toBe(protoGradients());
+    await initBackend({ prefer: 'cpu', quiet: true, releaseSavedTensorsDuringBackprop: false });
+    expect(engine().gradients).toBe(protoGradients());
+    await initBackend({ prefer: 'cpu', quiet: true, releaseSavedTensorsDuringBackprop: true });
+    const patched = engine().gradients;
+    expect(patched).not.toBe(protoGradients());
+    await initBackend({ prefer: 'cpu', quiet: true, releaseSavedTensorsDuringBackprop: true });
+    expect(engine().gradients).toBe(patched);
+    const g = tf.grad((v: tf.Tensor) => tf.sum(tf.square(v)))(tf.tensor1d([1, -2]));
+    expect(Array.from(g.dataSync())).toEqual([2, -4]);
   });
 });
