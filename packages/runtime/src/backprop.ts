@@ -5,8 +5,8 @@
 // for its gradient, and every gradient it accumulates, until the whole
 // backward pass has ended: the peak memory of a training step is the forward
 // pass's activations plus all the backward pass's gradients. The method below
-// is a copy of that code (tfjs-core 4.15.0 to 4.22.0, Apache-2.0; the two
-// versions' engine.js and tape.js differ by one word of a comment) that
+// is a copy of that code (tfjs-core 4.15.0 to 4.22.0, Apache-2.0; those
+// releases' engine.js and tape.js differ by one word of a comment) that
 // disposes each node's saved tensors once the walk has passed the last node
 // that reads them, and each accumulated gradient once the walk has passed the
 // last node that reads or adds to it. It runs the same kernels on the same
