@@ -347,8 +347,9 @@ export function defaultLoaders(
  * A backend that fails to load is recorded in `fallbacks`, never thrown; the
  * call throws only if `NORMPRUNE_BACKEND`, `prefer` or `threads` is invalid,
  * if `releaseSavedTensorsDuringBackprop` is asked for with a tfjs-core it was
- * not verified with, or if no backend at all can start. Unless `quiet`, prints one line saying what was
- * chosen and, after a fallback, how to get the faster backend.
+ * not verified with, or if no backend at all can start. Unless `quiet`,
+ * prints one line saying what was chosen and, after a fallback, how to get
+ * the faster backend.
  *
  * ```ts
  * const info = await initBackend();          // e.g. { backend: 'wasm', simd: true, threads: 1, ... }
