@@ -183,6 +183,12 @@ function gradientsReleasing(
   let y: tf.Tensor | undefined;
   let tape: TapeNode[] | null = null;
   let ok = false;
+  // Tensor ids only grow: a tensor with a smaller id than this marker's existed
+  // before this call (a custom gradient may return one the user holds), and is
+  // never disposed here.
+  const marker = engine.makeTensor(new Float32Array(1), [], 'float32');
+  const firstId = marker.id;
+  marker.dispose();
   try {
     y = engine.scopedRun(
       () => engine.startTape(),
@@ -204,7 +210,7 @@ function gradientsReleasing(
     const result = engine.tidy('backward', () => {
       const grads: Record<number, tf.Tensor> = {};
       grads[yy.id] = dy == null ? ones(engine, yy.shape) : dy;
-      backpropagateReleasing(engine, grads, filtered, nodes, xs, yy, dy);
+      backpropagateReleasing(engine, grads, filtered, nodes, xs, yy, dy, firstId);
       return { value: yy, grads: xs.map((x) => grads[x.id]) };
     });
     ok = true;
@@ -236,7 +242,8 @@ function ones(engine: EngineInternals, shape: number[]): tf.Tensor {
  * gradient whose tensor no node still to run reads or accumulates into is
  * disposed. Never disposed early: `dy`, the gradients of `xs`, and any tensor
  * still held as a gradient or by a node still to run (all disposed where
- * upstream disposes them, or returned).
+ * upstream disposes them, or returned). Never disposed at all: a tensor made
+ * before the call (id below `firstId`), which a custom gradient may return.
  */
 function backpropagateReleasing(
   engine: EngineInternals,
@@ -246,6 +253,7 @@ function backpropagateReleasing(
   xs: tf.Tensor[],
   y: tf.Tensor,
   dy: tf.Tensor | undefined,
+  firstId: number,
 ): void {
   const xIds = new Set(xs.map((x) => x.id));
   // How many map entries hold each tensor object (a gradient function may
@@ -264,7 +272,7 @@ function backpropagateReleasing(
     for (const t of node.saved ?? []) pending.set(t, (pending.get(t) ?? 0) + 1);
   }
   const release = (t: tf.Tensor) => {
-    if (t === dy || xIds.has(t.id) || t.id === y.id) return;
+    if (t.id < firstId || t === dy || xIds.has(t.id) || t.id === y.id) return;
     if ((refs.get(t) ?? 0) > 0 || (pending.get(t) ?? 0) > 0) return;
     t.dispose();
   };

@@ -320,6 +320,30 @@ describe.each(BACKENDS)('on %s', (backend) => {
     tf.dispose(x);
   });
 
+  it('never disposes a tensor made before the call that a custom gradient returns', async () => {
+    const outside = tf.tensor1d([5, 6, 7]);
+    const x = tf.tensor1d([1, 2, 3]);
+    // The gradient of an intermediate tensor is the user's tensor itself, which the walk is done
+    // with after the node before it. (Upstream disposes such a tensor too, but only where it
+    // accumulates two gradients, which this net does not.)
+    const constGrad = tf.customGrad(((a: tf.Tensor) => ({
+      value: tf.mul(a, 2),
+      gradFunc: () => outside,
+    })) as unknown as Parameters<typeof tf.customGrad>[0]);
+    const run = () =>
+      tf.tidy(() => {
+        const g = tf.grad((v: tf.Tensor) => tf.sum(constGrad(tf.mul(v, 1.5))))(x);
+        expect(Array.from(g.dataSync())).toEqual([7.5, 9, 10.5]);
+        return bits(g);
+      });
+    const upstream = run();
+    const ours = await released(async () => run());
+    expect(ours).toEqual(upstream);
+    expect(outside.isDisposed).toBe(false);
+    expect(Array.from(outside.dataSync())).toEqual([5, 6, 7]);
+    tf.dispose([outside, x]);
+  });
+
   it('after an error in the backward pass or in f: no tensor left, the tape cleared, the next pass right', async () => {
     const x = tf.tensor1d([1, 2, 3]);
     const failing = tf.customGrad(((a: tf.Tensor, save: tf.GradSaveFunc) => {
