@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { checkEngineSupported, releaseSavedTensorsDuringBackprop } from './backprop.js';
 import { registerWasmTrainingKernels } from './kernels/index.js';
 import { setWasmBackendWithThreads, wasmInitialised } from './kernels/threads.js';
 import { isNotInstalled, loadModule, packageRequire } from './modules.js';
@@ -57,6 +58,15 @@ export interface InitBackendOptions {
    * runs. The environment variable `NORMPRUNE_THREADS` overrides it.
    */
   threads?: number;
+  /**
+   * Opt-in, off by default: install {@link releaseSavedTensorsDuringBackprop}
+   * for the rest of the process, so that training frees each activation a
+   * layer saved for its gradient, and each intermediate gradient, as soon as
+   * the backward pass no longer needs it (same gradient bits, lower peak
+   * memory on deep models). Throws, before any backend is touched, when the
+   * loaded `@tensorflow/tfjs-core` is not a version it was verified with.
+   */
+  releaseSavedTensorsDuringBackprop?: boolean;
 }
 
 /** What a loader reports once its backend is active. @internal */
@@ -335,23 +345,34 @@ export function defaultLoaders(
  * kernels, else the pure-JS `cpu` backend. Nothing is downloaded.
  *
  * A backend that fails to load is recorded in `fallbacks`, never thrown; the
- * call throws only if `NORMPRUNE_BACKEND` or `prefer` is invalid, or if no
- * backend at all can start. Unless `quiet`, prints one line saying what was
- * chosen and, after a fallback, how to get the faster backend.
+ * call throws only if `NORMPRUNE_BACKEND`, `prefer` or `threads` is invalid,
+ * if `releaseSavedTensorsDuringBackprop` is asked for with a tfjs-core it was
+ * not verified with, or if no backend at all can start. Unless `quiet`,
+ * prints one line saying what was chosen and, after a fallback, how to get
+ * the faster backend.
  *
  * ```ts
  * const info = await initBackend();          // e.g. { backend: 'wasm', simd: true, threads: 1, ... }
  * await initBackend({ prefer: 'cpu', quiet: true });
  * await initBackend({ threads: 2 });         // wasm's threaded build, when the cores are yours
+ * await initBackend({ releaseSavedTensorsDuringBackprop: true }); // opt-in: lower peak memory in training
  * ```
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
   const threads = resolveThreads(options.threads, process.env);
+  if (options.releaseSavedTensorsDuringBackprop) checkEngineSupported(tf.version_core, tf.engine());
   const { info, line } = await selectBackend(
     options.prefer,
     process.env,
     defaultLoaders(loadModule, threads),
   );
+  if (options.releaseSavedTensorsDuringBackprop && !releasingByInitBackend) {
+    releaseSavedTensorsDuringBackprop();
+    releasingByInitBackend = true;
+  }
   if (!options.quiet) console.log(line);
   return info;
 }
+
+// initBackend installs the release once per process, however often it is called.
+let releasingByInitBackend = false;

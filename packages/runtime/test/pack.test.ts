@@ -21,12 +21,20 @@ try {
   const loaded = await tfl.loadLayersModel(runtime.fileSystem(dir));
   const a = Array.from(model.predict(xs).dataSync());
   const b = Array.from(loaded.predict(xs).dataSync());
+  // The opt-in release: the same gradient bits, and the original method back after.
+  const gf = (x) => tf.sum(tf.square(tf.relu(tf.matMul(x, tf.transpose(x)))));
+  const g0 = tf.grad(gf)(xs).dataSync();
+  const undo = runtime.releaseSavedTensorsDuringBackprop();
+  const g1 = tf.grad(gf)(xs).dataSync();
+  undo();
+  const released = g0.length === 3 * 4 && g0.every((v, i) => Object.is(v, g1[i])) && !Object.hasOwn(tf.engine(), 'gradients');
   const auto = await runtime.initBackend({ quiet: true });
   console.log(JSON.stringify({
     exports: Object.keys(runtime).sort(),
     cpu: { backend: cpu.backend, tf: cpu.tfBackendName },
     files: fs.readdirSync(dir).sort(),
     same: a.length === 4 && a.every((v, i) => v === b[i]),
+    released,
     auto: { backend: auto.backend, simd: auto.simd, trainingKernels: auto.trainingKernels, fallbacks: auto.fallbacks.map((f) => f.backend) },
     active: tf.getBackend(),
   }));
@@ -60,10 +68,12 @@ const expected = {
     'makeDirs',
     'processGone',
     'registerWasmTrainingKernels',
+    'releaseSavedTensorsDuringBackprop',
   ],
   cpu: { backend: 'cpu', tf: 'cpu' },
   files: ['group1-shard1of1.bin', 'model.json'],
   same: true,
+  released: true,
   // tfjs-node is never installed here; wasm must be found from the installed
   // package (the scripts run with another cwd), with its training kernels.
   auto: { backend: 'wasm', trainingKernels: true, fallbacks: ['node'] },

@@ -1,0 +1,185 @@
+// Peak memory of training the CIFAR VGG-16 (BN) on wasm with normprune's
+// kernels, with tfjs's own backward pass and with
+// releaseSavedTensorsDuringBackprop installed. The wasm heap never shrinks,
+// so each configuration runs in its own child process (one run of this
+// script measures both, one after the other); the table gives the heap's size
+// after the steps (its high-water mark), the peak of tf.memory().numBytes
+// (every allocation watched through the engine state's counter), the loss and
+// a hash of the trained weights' bits (the same in both: the release changes
+// no value), and the time per step.
+//
+//   cd packages/runtime && npm run bench:backprop -- [--batch 64] [--steps 2] [--width 0.5]
+//
+// Not a test: a step of the full-width model at batch 128 takes tens of seconds.
+import { execFileSync } from 'child_process';
+import * as path from 'path';
+import * as os from 'os';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { releaseSavedTensorsDuringBackprop } from '../src/backprop.js';
+
+const args = process.argv.slice(2);
+const option = (name: string, dflt: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const BATCH = option('--batch', 64);
+const STEPS = option('--steps', 2);
+const WIDTH = option('--width', 0.5);
+const CHILD = args.includes('--child') ? args[args.indexOf('--child') + 1] : undefined;
+
+type Config = 'upstream' | 'released';
+
+interface Measured {
+  heapMB: number;
+  peakMB: number;
+  loss: string;
+  weights: string;
+  seconds: number;
+}
+
+/** The CIFAR VGG-16 with batch normalization, filters scaled by `width`. */
+function vgg16bn(width: number): tfl.LayersModel {
+  const cfg = [
+    64,
+    64,
+    'M',
+    128,
+    128,
+    'M',
+    256,
+    256,
+    256,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+    512,
+    512,
+    512,
+    'M',
+  ] as const;
+  const model = tfl.sequential();
+  let n = 0;
+  for (const c of cfg) {
+    if (c === 'M') {
+      model.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
+      continue;
+    }
+    n++;
+    model.add(
+      tfl.layers.conv2d({
+        ...(n === 1 ? { inputShape: [32, 32, 3] } : {}),
+        filters: Math.max(1, Math.round(c * width)),
+        kernelSize: 3,
+        padding: 'same',
+        kernelInitializer: tfl.initializers.glorotUniform({ seed: n }),
+      }),
+    );
+    model.add(tfl.layers.batchNormalization());
+    model.add(tfl.layers.activation({ activation: 'relu' }));
+  }
+  model.add(tfl.layers.flatten());
+  const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
+  model.add(
+    tfl.layers.dense({ units: Math.round(512 * width), activation: 'relu', kernelInitializer: init(20) }),
+  );
+  model.add(tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(21) }));
+  return model;
+}
+
+/** FNV-1a over the bits of every weight, as hex. */
+function hashWeights(model: tfl.LayersModel): string {
+  let h = 0x811c9dc5;
+  for (const w of model.getWeights()) {
+    const f = w.dataSync() as Float32Array;
+    for (const u of new Uint32Array(f.buffer, f.byteOffset, f.length)) h = Math.imul(h ^ u, 0x01000193) >>> 0;
+  }
+  return h.toString(16).padStart(8, '0');
+}
+
+async function child(config: Config): Promise<Measured> {
+  const dist = path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist');
+  setWasmPaths(dist + path.sep);
+  registerWasmTrainingKernels();
+  if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
+  if (config === 'released') releaseSavedTensorsDuringBackprop();
+  const wasm = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm;
+  const model = vgg16bn(WIDTH);
+  model.compile({ optimizer: tf.train.sgd(0.01), loss: 'categoricalCrossentropy' });
+  const x = tf.randomNormal([BATCH, 32, 32, 3], 0, 1, 'float32', 1);
+  const y = tf.oneHot(
+    tf.tensor1d(
+      Array.from({ length: BATCH }, (_, i) => i % 10),
+      'int32',
+    ),
+    10,
+  );
+  // Every change of numBytes goes through this accessor.
+  const state = (tf.engine() as unknown as { state: { numBytes: number } }).state;
+  let bytes = state.numBytes;
+  let peak = bytes;
+  Object.defineProperty(state, 'numBytes', {
+    configurable: true,
+    enumerable: true,
+    get: () => bytes,
+    set: (v: number) => {
+      bytes = v;
+      if (v > peak) peak = v;
+    },
+  });
+  const start = Date.now();
+  const losses: number[] = [];
+  for (let s = 0; s < STEPS; s++) losses.push(Number(await model.trainOnBatch(x, y)));
+  return {
+    heapMB: wasm.HEAPU8.length / 2 ** 20,
+    peakMB: peak / 2 ** 20,
+    loss: losses.map((l) => l.toPrecision(9)).join(' '),
+    weights: hashWeights(model),
+    seconds: (Date.now() - start) / 1000 / STEPS,
+  };
+}
+
+async function main(): Promise<void> {
+  if (CHILD) {
+    console.log(JSON.stringify(await child(CHILD as Config)));
+    return;
+  }
+  const rows: [Config, Measured][] = [];
+  for (const config of ['upstream', 'released'] as Config[]) {
+    const out = execFileSync(
+      process.execPath,
+      [...process.execArgv, __filename, ...args, '--child', config],
+      {
+        encoding: 'utf8',
+        maxBuffer: 1 << 24,
+      },
+    );
+    rows.push([config, JSON.parse(out.trim().split('\n').pop()!)]);
+  }
+  console.log(
+    `VGG-16 (BN), CIFAR, width ${WIDTH}, batch ${BATCH}, ${STEPS} SGD steps (trainOnBatch), wasm + normprune; ` +
+      `load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`,
+  );
+  console.log('| backward pass | wasm heap MB | peak numBytes MB | losses | weights hash | s per step |');
+  console.log('| --- | ---: | ---: | --- | --- | ---: |');
+  for (const [config, m] of rows) {
+    const name = config === 'upstream' ? "tfjs's (upstream)" : 'releaseSavedTensorsDuringBackprop';
+    console.log(
+      `| ${name} | ${m.heapMB.toFixed(0)} | ${m.peakMB.toFixed(0)} | ${m.loss} | ${m.weights} | ${m.seconds.toFixed(1)} |`,
+    );
+  }
+  const [up, rel] = rows.map(([, m]) => m);
+  console.log(
+    `released / upstream: wasm heap ${(rel.heapMB / up.heapMB).toFixed(2)}, peak numBytes ${(rel.peakMB / up.peakMB).toFixed(2)}; ` +
+      `same losses and weights: ${rel.loss === up.loss && rel.weights === up.weights}`,
+  );
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
