@@ -13,9 +13,9 @@ import { execFileSync } from 'child_process';
 import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs-core';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { vgg16bn } from './models.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, dflt: number) => {
@@ -34,57 +34,6 @@ interface Measured {
   copiedMB: number;
   loss: number;
   seconds: number;
-}
-
-/** The CIFAR VGG-16 with batch normalization, filters scaled by `width`. */
-function vgg16bn(width: number): tfl.LayersModel {
-  const cfg = [
-    64,
-    64,
-    'M',
-    128,
-    128,
-    'M',
-    256,
-    256,
-    256,
-    'M',
-    512,
-    512,
-    512,
-    'M',
-    512,
-    512,
-    512,
-    'M',
-  ] as const;
-  const model = tfl.sequential();
-  let n = 0;
-  for (const c of cfg) {
-    if (c === 'M') {
-      model.add(tfl.layers.maxPooling2d({ poolSize: 2 }));
-      continue;
-    }
-    n++;
-    model.add(
-      tfl.layers.conv2d({
-        ...(n === 1 ? { inputShape: [32, 32, 3] } : {}),
-        filters: Math.max(1, Math.round(c * width)),
-        kernelSize: 3,
-        padding: 'same',
-        kernelInitializer: tfl.initializers.glorotUniform({ seed: n }),
-      }),
-    );
-    model.add(tfl.layers.batchNormalization());
-    model.add(tfl.layers.activation({ activation: 'relu' }));
-  }
-  model.add(tfl.layers.flatten());
-  const init = (seed: number) => tfl.initializers.glorotUniform({ seed });
-  model.add(
-    tfl.layers.dense({ units: Math.round(512 * width), activation: 'relu', kernelInitializer: init(20) }),
-  );
-  model.add(tfl.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(21) }));
-  return model;
 }
 
 async function child(config: Config): Promise<Measured> {
