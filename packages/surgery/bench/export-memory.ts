@@ -13,9 +13,9 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
 import { exportModel } from '../src/index.js';
+import { vgg16bn } from './models.js';
 
 const args = process.argv.slice(2);
 const option = (name: string, dflt: number) => {
@@ -26,57 +26,6 @@ const REPEAT = option('--repeat', 3);
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc == null) throw new Error('run with node --expose-gc (see the header)');
-
-/** The CIFAR VGG-16 with batch normalization, as in bench/index.ts. */
-function vgg16bn(): tfl.LayersModel {
-  const cfg = [
-    64,
-    64,
-    'M',
-    128,
-    128,
-    'M',
-    256,
-    256,
-    256,
-    'M',
-    512,
-    512,
-    512,
-    'M',
-    512,
-    512,
-    512,
-    'M',
-  ] as const;
-  const layers: tfl.layers.Layer[] = [];
-  let n = 0;
-  for (const c of cfg) {
-    if (c === 'M') {
-      layers.push(tfl.layers.maxPooling2d({ poolSize: 2 }));
-      continue;
-    }
-    n++;
-    layers.push(
-      tfl.layers.conv2d({
-        ...(n === 1 ? { inputShape: [32, 32, 3] } : {}),
-        filters: c,
-        kernelSize: 3,
-        padding: 'same',
-        name: `conv${n}`,
-        kernelInitializer: tfl.initializers.glorotUniform({ seed: n }),
-      }),
-      tfl.layers.batchNormalization({ name: `bn${n}` }),
-      tfl.layers.activation({ activation: 'relu', name: `relu${n}` }),
-    );
-  }
-  layers.push(
-    tfl.layers.flatten(),
-    tfl.layers.dense({ units: 512, activation: 'relu', name: 'fc1' }),
-    tfl.layers.dense({ units: 10, name: 'fc2' }),
-  );
-  return tfl.sequential({ layers });
-}
 
 /** Runs `fn` and returns the peak of arrayBuffers above its value at the start (after a GC). */
 async function peakExtra(fn: () => Promise<unknown>): Promise<number> {
