@@ -58,6 +58,11 @@ const COMMON = `Common options:
   --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too)
   --threads N         wasm: XNNPACK threads (default 1; faster when the cores are otherwise
                       idle, slower when shared; NORMPRUNE_THREADS too)
+  --release-saved-tensors-during-backprop
+                      lower the peak memory of training (big models, big batches): the
+                      backward pass frees what it no longer needs; the same bits
+                      (@normprune/runtime's releaseSavedTensorsDuringBackprop;
+                      tfjs-core 4.15-4.22 only)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
                       runs/sweep-<experiment>)
   --data-dir PATH     folder or archive holding the data set's files (without it:
@@ -205,6 +210,7 @@ const commonOptions = {
   seed: { type: 'string' },
   backend: { type: 'string' },
   threads: { type: 'string' },
+  'release-saved-tensors-during-backprop': { type: 'boolean' },
   out: { type: 'string' },
   'data-dir': { type: 'string' },
   budget: { type: 'string' },
@@ -468,6 +474,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       out: runDir,
       backend,
       threads,
+      releaseSavedTensorsDuringBackprop: !!p.values['release-saved-tensors-during-backprop'],
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
       resume: !!p.values.resume,
@@ -586,6 +593,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       out: dir,
       backend: backendOption(p.values.backend),
       threads: threadsOption(p.values.threads),
+      releaseSavedTensorsDuringBackprop: !!p.values['release-saved-tensors-during-backprop'],
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
       lambdas,

@@ -61,6 +61,11 @@ export interface RunOptions {
   backend?: BackendName;
   /** wasm threads (see `initBackend`); results are deterministic per seed, backend and thread count. */
   threads?: number;
+  /**
+   * Install @normprune/runtime's `releaseSavedTensorsDuringBackprop` (lower peak memory in
+   * training, the same bits) for the rest of the process. Off by default.
+   */
+  releaseSavedTensorsDuringBackprop?: boolean;
   dataDir?: string;
   offline?: boolean;
   resume?: boolean;
@@ -909,9 +914,16 @@ async function runLocked(
   const clearOutDir = o.resume
     ? undefined
     : claimOutDir(out, { config: cfg, budget: o.budget, seed: o.seed }, !!o.force);
-  const backend: BackendInfo = await initBackend({ prefer: o.backend, threads: o.threads, quiet: true });
+  const backend: BackendInfo = await initBackend({
+    prefer: o.backend,
+    threads: o.threads,
+    releaseSavedTensorsDuringBackprop: o.releaseSavedTensorsDuringBackprop,
+    quiet: true,
+  });
   checkRequestedBackend(o.backend, backend);
   log(`backend: ${backend.backend} (${backend.reason})`);
+  if (o.releaseSavedTensorsDuringBackprop)
+    log('backward pass: frees saved tensors as it goes (--release-saved-tensors-during-backprop)');
   const data = await loadRunData(cfg, o.budget, { dataDir: o.dataDir, offline: o.offline ?? true });
   log(
     `data: ${cfg.dataset.name} train ${data.train.count}, validation ${data.validation.count}, test ${data.test.count}`,

@@ -26,7 +26,16 @@ import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic 
  */
 export interface SweepOptions extends Pick<
   RunOptions,
-  'config' | 'budgetName' | 'budget' | 'seed' | 'out' | 'backend' | 'threads' | 'dataDir' | 'offline'
+  | 'config'
+  | 'budgetName'
+  | 'budget'
+  | 'seed'
+  | 'out'
+  | 'backend'
+  | 'threads'
+  | 'releaseSavedTensorsDuringBackprop'
+  | 'dataDir'
+  | 'offline'
 > {
   lambdas?: number[];
   granularities?: string[];
@@ -405,6 +414,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
         out: dir,
         backend: o.backend,
         threads: o.threads,
+        releaseSavedTensorsDuringBackprop: o.releaseSavedTensorsDuringBackprop,
         dataDir: o.dataDir,
         offline: o.offline,
         baselineFrom: o.baselineFrom ?? first,

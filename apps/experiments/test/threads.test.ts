@@ -1,6 +1,8 @@
 // --threads: the threaded wasm build gives the same bits as the single-threaded
 // one (XNNPACK splits the work by output tiles, each summed by one thread).
-// Each run is its own process: the wasm binary is chosen once per process.
+// --release-saved-tensors-during-backprop: the same bits too (it only frees
+// earlier). Each run is its own process: the wasm binary is chosen, and the
+// backward pass replaced, once per process.
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +41,34 @@ test('a run with --threads 2 ends with the same weights as one with a single thr
   expect([r1.backend.threads, r2.backend.threads]).toEqual([1, 2]);
   expect(weights(join(tmp, 't2'))).toEqual(weights(join(tmp, 't1')));
   expect(r2.compressed.testError).toBe(r1.compressed.testError);
+});
+
+test('a run with --release-saved-tensors-during-backprop ends with the same weights as one without', async () => {
+  // The single-threaded run of the test above is the run without it.
+  const base = ['reproduce', 'lenet-5', '--budget', 'trainSubset=256,testSubset=128,validation=64,epochs=1'];
+  const dir = join(tmp, 'released');
+  const r = await run([
+    ...base,
+    '--backend',
+    'wasm',
+    '--threads',
+    '1',
+    '--out',
+    dir,
+    '--release-saved-tensors-during-backprop',
+  ]);
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/backward pass: frees saved tensors as it goes/);
+  const without = JSON.parse(readFileSync(join(tmp, 't1', 'results.json'), 'utf8'));
+  const withIt = JSON.parse(readFileSync(join(dir, 'results.json'), 'utf8'));
+  expect(withIt.command).toMatch(/ --release-saved-tensors-during-backprop$/);
+  expect(weights(dir)).toEqual(weights(join(tmp, 't1')));
+  expect(withIt.compressed.testError).toBe(without.compressed.testError);
+  expect(
+    readFileSync(join(dir, 'metrics.jsonl'), 'utf8').replace(/"(seconds|samplesPerSec)":[\d.]+/g, ''),
+  ).toBe(
+    readFileSync(join(tmp, 't1', 'metrics.jsonl'), 'utf8').replace(/"(seconds|samplesPerSec)":[\d.]+/g, ''),
+  );
 });
 
 test('--threads takes a whole number from 1 to 64', async () => {
