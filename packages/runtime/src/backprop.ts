@@ -5,7 +5,7 @@
 // for its gradient, and every gradient it accumulates, until the whole
 // backward pass has ended: the peak memory of a training step is the forward
 // pass's activations plus all the backward pass's gradients. The method below
-// is a copy of that code (tfjs-core 4.15.0 to 4.22.0, Apache-2.0; those
+// is a copy of that code (tfjs-core 4.11.0 to 4.22.0, Apache-2.0; those
 // releases' engine.js and tape.js differ by one word of a comment) that
 // disposes each node's saved tensors once the walk has passed the last node
 // that reads them, and each accumulated gradient once the walk has passed the
@@ -45,7 +45,7 @@ interface EngineInternals {
 const ENGINE_METHODS = ['gradients', 'scopedRun', 'startTape', 'endTape', 'tidy', 'makeTensor'] as const;
 
 /** The tfjs-core versions the copy was checked against (engine.js and tape.js read, the tests run). */
-export const VERIFIED_TFJS_CORE = { min: [4, 15], max: [4, 22], text: '4.15.0 to 4.22.x' } as const;
+export const VERIFIED_TFJS_CORE = { min: [4, 11], max: [4, 22], text: '4.11.0 to 4.22.x' } as const;
 
 const MARK = Symbol.for('@normprune/runtime releaseSavedTensorsDuringBackprop');
 
@@ -122,7 +122,7 @@ export function checkEngineSupported(version: string, engine: unknown): void {
  * the engine's tape is cleared, where upstream leaves them allocated.
  *
  * @throws when the loaded `@tensorflow/tfjs-core` is not one it was verified
- * with (4.15.0 to 4.22.x) or its engine lacks a method or field the copy uses;
+ * with (4.11.0 to 4.22.x) or its engine lacks a method or field the copy uses;
  * the message names the version and what to do.
  *
  * ```ts
@@ -164,7 +164,7 @@ export function releaseSavedTensorsDuringBackprop(): () => void {
   };
 }
 
-/** Engine.gradients (tfjs-core 4.15-4.22), releasing as it walks. */
+/** Engine.gradients (tfjs-core 4.11-4.22), releasing as it walks. */
 function gradientsReleasing(
   engine: EngineInternals,
   original: Gradients,

@@ -413,13 +413,13 @@ describe('install and uninstall', () => {
   });
 
   it('accepts the verified tfjs-core versions, and refuses others with the version and what to do', () => {
-    expect(tf.version_core).toMatch(/^4\.(1[5-9]|2[0-2])\.\d+$/);
-    for (const v of ['4.15.0', '4.18.1', '4.22.0', '4.22.7'])
+    expect(tf.version_core).toMatch(/^4\.(1[1-9]|2[0-2])\.\d+$/);
+    for (const v of ['4.11.0', '4.15.0', '4.18.1', '4.22.0', '4.22.7'])
       expect(() => checkEngineSupported(v, tf.engine())).not.toThrow();
-    for (const v of ['4.14.0', '4.23.0', '4.22.0-rc.1', '5.0.0', '3.21.0', 'x']) {
+    for (const v of ['4.10.0', '4.23.0', '4.22.0-rc.1', '5.0.0', '3.21.0', 'x']) {
       expect(() => checkEngineSupported(v, tf.engine())).toThrow(
         new RegExp(
-          `tfjs-core ${v.replace(/\./g, '\\.')} is not a version it was verified with \\(4\\.15\\.0 to 4\\.22\\.x\\).*leave the option off`,
+          `tfjs-core ${v.replace(/\./g, '\\.')} is not a version it was verified with \\(4\\.11\\.0 to 4\\.22\\.x\\).*leave the option off`,
         ),
       );
     }
