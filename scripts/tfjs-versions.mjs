@@ -48,7 +48,7 @@ function option(name, fallback) {
 }
 const flag = (name) => process.argv.includes(`--${name}`);
 
-const versions = option('versions', '4.10.0,4.15.0,4.22.0')
+const versions = option('versions', '4.10.0,4.11.0,4.22.0')
   .split(',')
   .map((spec) => {
     const [core, wasm = core] = spec.split(':');

@@ -62,7 +62,7 @@ const COMMON = `Common options:
                       lower the peak memory of training (big models, big batches): the
                       backward pass frees what it no longer needs; the same bits
                       (@normprune/runtime's releaseSavedTensorsDuringBackprop;
-                      tfjs-core 4.15-4.22 only)
+                      tfjs-core 4.11-4.22 only)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
                       runs/sweep-<experiment>)
   --data-dir PATH     folder or archive holding the data set's files (without it:
