@@ -294,22 +294,17 @@ export function blockPass(
           break;
         }
       }
-      if (!used) continue;
+      if (!blocks(s, input, used ? 1 : 0, i)) continue;
       const k = input.consts[i];
       // Only shown for units that are constant at their own output: then something between
       // them and this reader made the channel vary.
-      if (Number.isNaN(k)) {
-        block(
-          id,
-          `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
-            `zero padding, or a 'same'-padded depthwise convolution on the way)`,
-        );
-      } else if (!u.exactFold && k !== 0) {
-        block(
-          id,
-          `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`,
-        );
-      }
+      block(
+        id,
+        Number.isNaN(k)
+          ? `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
+              `zero padding, or a 'same'-padded depthwise convolution on the way)`
+          : `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`,
+      );
     }
   }
   return { blocked, reasons };
@@ -317,7 +312,8 @@ export function blockPass(
 
 /**
  * Whether unit layer `s` makes its input channel `i` stay: a live unit reads it (`used` of
- * them) and it is not a constant that folds exactly. The per-channel form of {@link blockPass}.
+ * them) and it is not a constant that folds exactly. {@link blockPass} and the incremental
+ * rounds of {@link plan} both decide by it.
  */
 function blocks(s: NodeState, input: NodeState, used: number, i: number): boolean {
   if (used === 0) return false;
