@@ -378,13 +378,14 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       ],
     ],
   });
+  const callsNote = latencyCallsNote(r.latencyCalls);
   blocks.push({
     kind: 'p',
     text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend${r.backend.tfBackend !== r.backend.name ? ` (${r.backend.tfBackend})` : ''}, measured on a shared machine${
       r.latencyMethod === 'paired'
         ? ', both models back to back at the end of the run (calls alternate between them), so that load which changes over the run affects both alike'
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"
-    }.${latencyLoadText(r.latencyLoad)}${latencyCallsNote(r.latencyCalls) ? ` ${latencyCallsNote(r.latencyCalls)}.` : ''}`,
+    }.${latencyLoadText(r.latencyLoad)}${callsNote ? ` ${callsNote}.` : ''}`,
   });
   const pt = r.pairedTest;
   blocks.push({
