@@ -134,9 +134,9 @@ export const LATENCY_RUNS = { batch1: 50, batch256: 15 } as const;
 /**
  * Wall time the timed calls of one batch size may take (all models together) before they stop
  * short of `LATENCY_RUNS`, and the fewest rounds they stop at. A small model never meets it (15
- * calls of LeNet-5 at batch 256 take well under a second); a full-width VGG-16 took a median 4.0 s
- * a call at batch 256 on wasm at load average 4, so 15 rounds of two models take 2 minutes, and
- * on a loaded machine ten (a smoke run spent 601 s there).
+ * calls of LeNet-5 at batch 256 take well under a second); a full-width VGG-16 took medians of
+ * 3.98 and 3.94 s a call at batch 256 on wasm (the smoke run in the README), so 15 rounds of two
+ * models take 2 minutes, and on a loaded machine ten.
  */
 export const LATENCY_BUDGET = { ms: 60_000, minRuns: 3 } as const;
 
