@@ -457,3 +457,78 @@ describe('Sum and Mean', () => {
     ref.forEach((rv, k) => expect(relError(got[k], rv)).toBeLessThan(TOL));
   });
 });
+
+describe('AvgPool past 8,192 channels', () => {
+  // Upstream's XNNPACK pool puts a buffer of `channels` floats on the 64 KB
+  // wasm stack: with a window of 8 or more it ran off the stack past about
+  // 16,000 channels ("memory access out of bounds", and every later wasm call
+  // failed). Each case here crashed the upstream kernel or sits on a slice edge.
+  const cases: {
+    shape: [number, number, number, number];
+    size: [number, number];
+    stride: [number, number];
+    pad: 'same' | 'valid';
+  }[] = [
+    { shape: [1, 9, 1, 16384], size: [9, 1], stride: [1, 1], pad: 'valid' },
+    { shape: [1, 25, 1, 16400], size: [25, 1], stride: [1, 1], pad: 'valid' },
+    { shape: [2, 5, 4, 8193], size: [3, 3], stride: [1, 1], pad: 'same' },
+    { shape: [1, 6, 7, 2 * 8192 + 5], size: [3, 3], stride: [2, 2], pad: 'same' },
+    { shape: [1, 4, 4, 8192], size: [2, 2], stride: [2, 2], pad: 'valid' },
+    { shape: [1, 9, 9, 16500], size: [9, 9], stride: [1, 1], pad: 'valid' },
+  ];
+  const r = rng(53);
+  it.each(cases)(
+    'matches cpu for $shape pool $size stride $stride $pad',
+    async ({ shape, size, stride, pad }) => {
+      const v = values(
+        r,
+        shape.reduce((a, b) => a * b, 1),
+      );
+      const f = () => tf.avgPool(tf.tensor4d(v, shape), size, stride, pad);
+      const [ref] = await runOn('cpu', f);
+      const ids = wasmDataIds();
+      const [got] = await expectNoLeak(() => runOn('wasm', f));
+      expect(wasmDataIds()).toBe(ids);
+      expect(relError(got, ref)).toBeLessThan(TOL);
+      // The same bits as upstream's kernel on channel slices it can take.
+      const [sliced] = await runOn('wasm', () => {
+        const x = tf.tensor4d(v, shape);
+        const parts: tf.Tensor4D[] = [];
+        for (let c = 0; c < shape[3]; c += 4096) {
+          const w = Math.min(4096, shape[3] - c);
+          parts.push(
+            tf.avgPool(tf.slice(x, [0, 0, 0, c], [-1, -1, -1, w]), size, stride, pad) as tf.Tensor4D,
+          );
+        }
+        return tf.concat(parts, 3);
+      });
+      expect(Array.from(got)).toEqual(Array.from(sliced));
+    },
+  );
+
+  it('gradient matches cpu past the limit', async () => {
+    const shape: [number, number, number, number] = [1, 5, 3, 16400];
+    const v = values(
+      r,
+      shape.reduce((a, b) => a * b, 1),
+    );
+    const f = () =>
+      tf.grad((a: tf.Tensor) => {
+        const y = tf.avgPool(a as tf.Tensor4D, [3, 3], 1, 'same');
+        return tf.sum(tf.mul(y, y));
+      })(tf.tensor4d(v, shape));
+    const [ref] = await runOn('cpu', f);
+    const [got] = await expectNoLeak(() => runOn('wasm', f));
+    expect(relError(got, ref)).toBeLessThan(TOL);
+  });
+
+  it('leaves the backend working after a pool of 262,144 channels (a 512 x 512 kernel grouping)', async () => {
+    const [got] = await runOn('wasm', () =>
+      tf.avgPool(tf.ones([1, 9, 1, 512 * 512]) as tf.Tensor4D, [9, 1], 1, 'valid'),
+    );
+    expect(got.length).toBe(512 * 512);
+    expect(got.every((x) => Math.abs(x - 1) < 1e-6)).toBe(true);
+    const [after] = await runOn('wasm', () => tf.sum(tf.ones([4, 4])));
+    expect(after[0]).toBe(16);
+  });
+});

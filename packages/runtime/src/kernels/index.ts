@@ -6,6 +6,7 @@
 // (threads.ts, which starts the threaded build under Node, is imported by
 // backend.ts directly).
 import * as tf from '@tensorflow/tfjs-core';
+import { makeAvgPool } from './avg_pool.js';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
@@ -53,6 +54,7 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
+  { kernelName: 'AvgPool', make: (up) => makeAvgPool(up) },
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
   {
     kernelName: 'FusedConv2D',
@@ -121,7 +123,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * PReLU weights such as [OH, 1, C] (misread upstream), 'leakyrelu' without
  * an alpha (0 upstream, tf.leakyRelu's 0.2 here as in tfjs-core's unfused
  * path), and depthwise convolutions with both a stride and a dilation above 1
- * (refused, as cpu does). A bias that outlives the weights it meets (a
+ * (refused, as cpu does), and average pools over more than 8,192 channels
+ * (upstream's puts a buffer of that many floats on the 64 KB wasm stack and
+ * ran off it past about 16,000 channels, breaking every later wasm call). A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
  * a key per call under their id. And it makes the backend throw, naming the

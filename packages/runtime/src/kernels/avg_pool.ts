@@ -1,0 +1,99 @@
+// Upstream wasm AvgPool runs XNNPACK's average pooling, whose multipass path
+// (windows of 8 or more) takes a buffer of `channels` floats on the stack
+// (XNN_SIMD_ALLOCA in xnn_compute_average_pooling_multipass). The module's
+// stack is 64 KB, so past about 16,000 channels the buffer runs off its end:
+// "memory access out of bounds", after which the stack pointer is left wrong
+// and every later wasm call fails too. Measured with tfjs-backend-wasm 4.22
+// on a [1, n, 1, C] pool: 16,336 channels ran, 16,384 did not, for windows
+// of 8, 9, 25 and 49 (windows up to 7 ran at 200,000). A 'kernel' Conv2D's
+// direction pooled over its cin * cout groups (prox's group norms) is such a
+// pool: 16,384 channels at 128 x 128.
+//
+// Here a pool over more than AVG_POOL_CHANNELS channels runs upstream's
+// kernel on slices of at most that many channels. Channels never mix in
+// average pooling, so every slice computes the values the whole would, with
+// the same bits.
+import * as tf from '@tensorflow/tfjs-core';
+import { KernelFn, release } from './util.js';
+
+interface HeapBackend extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
+}
+
+/**
+ * The most channels one upstream AvgPool call is given: 32 KB of stack for
+ * XNNPACK's buffer, half the 64 KB stack. @internal
+ */
+export const AVG_POOL_CHANNELS = 8192;
+
+/** Float32 offset of a heap view, and a view of the whole heap. */
+function heapOf(backend: HeapBackend, info: tf.TensorInfo): [Float32Array, number] {
+  const view = backend.typedArrayFromHeap(info) as Float32Array;
+  return [new Float32Array(view.buffer), view.byteOffset >>> 2];
+}
+
+/**
+ * Copies `rows` rows of `width` floats from `from` (row stride `fromStride`,
+ * starting at `fromAt`) to `to` (row stride `toStride`, starting at `toAt`);
+ * both are offsets into `heap`.
+ */
+function copyRows(
+  heap: Float32Array,
+  rows: number,
+  width: number,
+  from: number,
+  fromStride: number,
+  to: number,
+  toStride: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const s = from + r * fromStride;
+    heap.copyWithin(to + r * toStride, s, s + width);
+  }
+}
+
+/** AvgPool that hands upstream at most {@link AVG_POOL_CHANNELS} channels a call. */
+export function makeAvgPool(upstream: KernelFn | null): KernelFn | null {
+  if (upstream == null) return null;
+  return (args) => {
+    const backend = args.backend as HeapBackend;
+    const x = args.inputs.x as tf.TensorInfo;
+    const channels = x.shape[3];
+    if (x.shape.length !== 4 || x.dtype !== 'float32' || channels <= AVG_POOL_CHANNELS) {
+      return upstream(args);
+    }
+    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.AvgPoolAttrs;
+    const info = tf.backend_util.computePool2DInfo(
+      x.shape as [number, number, number, number],
+      filterSize,
+      strides,
+      1,
+      pad,
+      dimRoundingMode,
+    );
+    if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(info.outShape) === 0) {
+      return upstream(args);
+    }
+    const [batch, height, width] = x.shape;
+    const inPixels = batch * height * width;
+    const outPixels = batch * info.outHeight * info.outWidth;
+    const out = backend.makeOutput(info.outShape, 'float32');
+    for (let c0 = 0; c0 < channels; c0 += AVG_POOL_CHANNELS) {
+      const w = Math.min(AVG_POOL_CHANNELS, channels - c0);
+      const part = backend.makeOutput([batch, height, width, w], 'float32');
+      let pooled: tf.TensorInfo | null = null;
+      try {
+        // Views are taken after each allocation: growing the heap detaches older ones.
+        const [heap, xAt] = heapOf(backend, x);
+        copyRows(heap, inPixels, w, xAt + c0, channels, heapOf(backend, part)[1], w);
+        pooled = upstream({ inputs: { x: part }, backend, attrs: args.attrs }) as tf.TensorInfo;
+        const [heap2, pooledAt] = heapOf(backend, pooled);
+        copyRows(heap2, outPixels, w, pooledAt, w, heapOf(backend, out)[1] + c0, channels);
+      } finally {
+        release(backend, part, pooled);
+      }
+    }
+    return out;
+  };
+}
