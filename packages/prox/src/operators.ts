@@ -81,15 +81,17 @@ export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
 export const FLOAT32_MIN_NORMAL = 1.1754943508222875e-38;
 
 /**
- * Channels beyond which {@link groupSumSquares} sums instead of pooling. The
- * wasm backend's AvgPool (tfjs-backend-wasm 4.22) writes out of bounds for a
- * window of 8 or more and more than 16,336 channels (measured: 16,336 ran,
- * 16,352 did not): "memory access out of bounds", or a heap corrupted for a
- * later call to trip over. A 'kernel' Conv2D's direction has cin * cout
- * channels (16,384 at 128 x 128; 262,144 in VGG-16's 512 x 512 layers). Half
- * the limit; past it the pool is no faster anyway (in slices of this size,
- * 512 x 512 x 9 took 1,950 ms against tf.sum's 53 ms with
- * @normprune/runtime's kernels).
+ * Groups beyond which {@link groupSumSquares}'s `'auto'` sums instead of
+ * pooling on wasm. Upstream wasm's AvgPool (tfjs-backend-wasm 4.22) puts a
+ * buffer of one float per channel on the module's 64 KB stack and, with a
+ * window of 8 or more, runs off it past about 16,000 channels ("memory access
+ * out of bounds", after which every wasm call in the process fails). A
+ * 'kernel' Conv2D's direction has cin * cout groups (16,384 at 128 x 128;
+ * 262,144 in VGG-16's 512 x 512 layers). @normprune/runtime's AvgPool, which
+ * `registerWasmTrainingKernels()` installs, takes any channel count, but prox
+ * does not require the runtime, so past half the limit it sums. The pool would
+ * be faster there too (`npm run bench:group-norms` in packages/prox), by a few
+ * milliseconds a call: little beside a training step of such a model.
  */
 export const POOL_CHANNELS = 8192;
 
@@ -102,7 +104,8 @@ export const POOL_CHANNELS = 8192;
  * the contiguous trailing axes) does the same sum without the transpose.
  * `method: 'auto'` picks the pool on wasm only, and only up to
  * {@link POOL_CHANNELS} groups; its float32 rounding differs from `tf.sum` by
- * about 1e-6 relative. `'pool'` past that many groups sums too. `constant`
+ * about 1e-6 relative. `'pool'` pools whenever the groups are the leading
+ * axes (tests and benchmarks ask for it). `constant`
  * supplies the scalar tensors it needs (a cache avoids uploading one per call).
  */
 export function groupSumSquares(
@@ -117,7 +120,7 @@ export function groupSumSquares(
   const n = x.shape.slice(0, sorted.length).reduce((p, d) => p * d, 1);
   const m = x.size / n;
   const usePool =
-    leading && m <= POOL_CHANNELS && (method === 'pool' || (method === 'auto' && tf.getBackend() === 'wasm'));
+    leading && (method === 'pool' || (method === 'auto' && m <= POOL_CHANNELS && tf.getBackend() === 'wasm'));
   return tf.tidy(() => {
     const sq = tf.square(x);
     if (!usePool) return tf.sum(sq, axes, true);

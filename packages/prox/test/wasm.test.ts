@@ -39,7 +39,7 @@ describe('on the wasm backend', () => {
     [[16400, 3], [0], 'AvgPool'],
     [[2, 16400], [0], 'Sum'],
   ])('groupSumSquares of %j over %j: %s, without the pool past 8,192 groups', async (shape, axes, kernel) => {
-    // Upstream's AvgPool with a window of 8 or more writes out of bounds past 16,336 channels.
+    // Upstream's AvgPool with a window of 8 or more runs off the 64 KB wasm stack past about 16,000 channels.
     const x = tf.randomNormal(shape as number[], 0, 1, 'float32', 5);
     const profile = await tf.profile(() => groupSumSquares(x, axes as number[]));
     expect(profile.kernelNames).toContain(kernel);
@@ -57,7 +57,7 @@ describe('on the wasm backend', () => {
       'conv filter',
       () => decomposedConv2d({ inputShape: [5, 5, 3], filters: 4, kernelSize: 3, granularity: 'filter' }),
     ],
-    // 16,384 groups of 9: upstream wasm's AvgPool wrote out of bounds past 16,336 channels.
+    // 16,384 groups of 9: upstream wasm's AvgPool ran off the wasm stack past about 16,000 channels.
     [
       'conv kernel, 128 x 128',
       () => decomposedConv2d({ inputShape: [4, 4, 128], filters: 128, kernelSize: 3, granularity: 'kernel' }),
