@@ -132,23 +132,33 @@ function sharedError(layer: tfl.layers.Layer): Error {
   );
 }
 
-// Per config: its entries by name, so that looking up every layer is linear, not quadratic, in depth.
-const entriesByName = new WeakMap<object, Map<string, any>>();
+/** The names a config entry answers to: its config's name, then its own. */
+function entryNames(entry: any): string[] {
+  return [entry?.config?.name, entry?.name].filter((key): key is string => typeof key === 'string');
+}
+
+// Per list of config entries: the index of each name's first entry, so that looking up every layer
+// is linear, not quadratic, in depth. A hit is checked against the list (the entry at that index
+// still answers to the name), so a list changed after a lookup is indexed again, never served stale.
+const indexByName = new WeakMap<any[], Map<string, number>>();
+
+function indexNames(layers: any[]): Map<string, number> {
+  const byName = new Map<string, number>();
+  // The first entry whose config name or name matches, as a search in order would find.
+  layers.forEach((l, i) => {
+    for (const key of entryNames(l)) if (!byName.has(key)) byName.set(key, i);
+  });
+  indexByName.set(layers, byName);
+  return byName;
+}
 
 /** The config entry of a layer inside a (deep-copied) model config. */
 export function layerConfigEntry(config: any, name: string): any {
-  let byName = entriesByName.get(config);
-  if (!byName) {
-    byName = new Map();
-    // The first entry whose config name or name matches, as a search in order would find.
-    for (const l of config.layers as any[])
-      for (const key of [l.config?.name, l.name])
-        if (typeof key === 'string' && !byName.has(key)) byName.set(key, l);
-    entriesByName.set(config, byName);
-  }
-  const entry = byName.get(name);
-  if (!entry) throw new Error(`surgery: layer '${name}' missing from the model config`);
-  return entry;
+  const layers = config.layers as any[];
+  let i = indexByName.get(layers)?.get(name);
+  if (i === undefined || !entryNames(layers[i]).includes(name)) i = indexNames(layers).get(name);
+  if (i === undefined) throw new Error(`surgery: layer '${name}' missing from the model config`);
+  return layers[i];
 }
 
 /**

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { prune } from '../src/index';
+import { layerConfigEntry } from '../src/graph';
 import { outputDiff, rng } from './helpers';
 import { expectSameWeights, pruneTheOldWay } from './same-plan';
 
@@ -288,4 +289,36 @@ describe('plan: random Dense graphs with joins, the same decisions as the old an
       expect(tf.memory().numTensors).toBe(start);
     });
   }
+});
+
+describe('layerConfigEntry', () => {
+  const entry = (name: string, inner = name) => ({ class_name: 'Dense', name, config: { name: inner } });
+
+  it('finds entries by config name, then by name, the first in order', () => {
+    const config = { layers: [entry('a'), entry('b', 'c'), entry('d', 'b'), entry('a')] };
+    expect(layerConfigEntry(config, 'a')).toBe(config.layers[0]);
+    expect(layerConfigEntry(config, 'c')).toBe(config.layers[1]);
+    // 'b' is entry 1's own name and entry 2's config name: the first in order wins.
+    expect(layerConfigEntry(config, 'b')).toBe(config.layers[1]);
+    expect(() => layerConfigEntry(config, 'x')).toThrow("surgery: layer 'x' missing from the model config");
+  });
+
+  it('is never served stale after the list changes', () => {
+    const config = { layers: [entry('a'), entry('b'), entry('c')] };
+    expect(layerConfigEntry(config, 'b')).toBe(config.layers[1]);
+    // Removed before 'b': the cached index now holds 'c'.
+    config.layers.splice(0, 1);
+    expect(layerConfigEntry(config, 'b')).toBe(config.layers[0]);
+    expect(layerConfigEntry(config, 'c')).toBe(config.layers[1]);
+    // Renamed in place, and added after the first lookup.
+    config.layers[1].config.name = 'renamed';
+    config.layers[1].name = 'renamed';
+    config.layers.push(entry('e'));
+    expect(layerConfigEntry(config, 'renamed')).toBe(config.layers[1]);
+    expect(() => layerConfigEntry(config, 'c')).toThrow("layer 'c' missing");
+    expect(layerConfigEntry(config, 'e')).toBe(config.layers[2]);
+    // A new list under the same config.
+    config.layers = [entry('z')];
+    expect(layerConfigEntry(config, 'z')).toBe(config.layers[0]);
+  });
 });
