@@ -23,7 +23,7 @@ const PACKAGES = ['runtime', 'datasets', 'layers', 'prox', 'surgery'];
 
 /** The exports of each browser build that need Node: they must throw, saying so. */
 const NODE_ONLY: Record<string, string[]> = {
-  runtime: ['initBackend', 'fileSystem', 'makeDirs', 'processGone'],
+  runtime: ['initBackend', 'fileSystem', 'makeDirs', 'processGone', 'writeFileDurably', 'syncDir'],
   surgery: ['exportModel', 'loadSparseModel'],
   datasets: ['loadMnist', 'loadFashionMnist', 'loadCifar10'],
 };

@@ -40,6 +40,14 @@ export const makeDirs: typeof node.makeDirs = () => {
   throw nodeOnly('makeDirs() creates folders on the file system', 'A browser has no file system.');
 };
 
+export const writeFileDurably: typeof node.writeFileDurably = async () => {
+  throw nodeOnly('writeFileDurably() writes files', 'A browser has no file system.');
+};
+
+export const syncDir: typeof node.syncDir = async () => {
+  throw nodeOnly('syncDir() flushes a folder to disk', 'A browser has no file system.');
+};
+
 export const processGone: typeof node.processGone = () => {
   throw nodeOnly(
     'processGone() asks the operating system about a process',

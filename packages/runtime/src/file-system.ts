@@ -98,11 +98,26 @@ function tempName(final: string, token: string): string {
   return `.${final}.${token}.tmp`;
 }
 
-async function writeDurably(file: string, data: Uint8Array[] | string): Promise<void> {
+/**
+ * Writes `data` (a string, or byte arrays written one after another, never
+ * joined into one copy) to the new file `file` and flushes it to disk before
+ * returning, so that once the file is renamed into place a crash never leaves
+ * it there empty or cut short. The file must not exist (it is opened with
+ * `wx`): write under a fresh temporary name, rename it into place, then
+ * {@link syncDir} the folder.
+ *
+ * @throws Node's error (`EEXIST` for a file that exists, `ENOSPC`, ...); a
+ *   file left half written by a failed write is the caller's to remove.
+ */
+export async function writeFileDurably(
+  file: string,
+  data: string | Uint8Array | readonly Uint8Array[],
+): Promise<void> {
   const handle = await fs.promises.open(file, 'wx');
   try {
     // Each writeFile continues where the previous one ended.
-    for (const part of typeof data === 'string' ? [data] : data) await handle.writeFile(part);
+    for (const part of typeof data === 'string' || data instanceof Uint8Array ? [data] : data)
+      await handle.writeFile(part);
     // Without fsync a crash after the rename can leave a renamed but empty file.
     await handle.sync();
   } finally {
@@ -110,9 +125,13 @@ async function writeDurably(file: string, data: Uint8Array[] | string): Promise<
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  // Makes the renames themselves durable. Some platforms (Windows) cannot open
-  // a directory for fsync; the renames are still atomic there.
+/**
+ * Flushes the entries of the folder `dir` to disk, which makes renames into
+ * it (see {@link writeFileDurably}) survive a crash. Best effort: where a
+ * folder cannot be opened for that (Windows), it does nothing, and the renames
+ * are still atomic. Never throws.
+ */
+export async function syncDir(dir: string): Promise<void> {
   let handle: fs.promises.FileHandle | undefined;
   try {
     handle = await fs.promises.open(dir, 'r');
@@ -271,14 +290,14 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
     for (let i = 0; i < shards.length; i++) {
       const tmp = path.join(dir, tempName(shards[i], token));
       created.push(tmp);
-      await writeDurably(
+      await writeFileDurably(
         tmp,
         byteRange(parts, i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weightBytes)),
       );
     }
     const jsonTmp = path.join(dir, tempName(jsonName, token));
     created.push(jsonTmp);
-    await writeDurably(jsonTmp, JSON.stringify(toModelJSON(artifacts, manifest)));
+    await writeFileDurably(jsonTmp, JSON.stringify(toModelJSON(artifacts, manifest)));
 
     // Phase 2: the new shards carry this JSON file's names, so they overwrite the
     // previous model's shards. To keep the previous model loadable at every
@@ -309,7 +328,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
       };
       const prevTmp = path.join(dir, tempName(`prev-${jsonName}`, token));
       created.push(prevTmp);
-      await writeDurably(prevTmp, JSON.stringify(repointed));
+      await writeFileDurably(prevTmp, JSON.stringify(repointed));
       await syncDir(dir);
       await fs.promises.rename(prevTmp, jsonFile);
       await syncDir(dir);

@@ -5,7 +5,14 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { fileSystem, makeDirs, ModelFileError, type ModelFileErrorCode } from '../src/index.js';
+import {
+  fileSystem,
+  makeDirs,
+  ModelFileError,
+  syncDir,
+  writeFileDurably,
+  type ModelFileErrorCode,
+} from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
 let root: string;
@@ -903,5 +910,46 @@ describe('fileSystem errors name the file', () => {
 
   it('rejects an empty path', () => {
     expect(() => fileSystem('')).toThrow(/expected a directory path/);
+  });
+});
+
+describe('writeFileDurably and syncDir', () => {
+  it('write a string, bytes, or parts one after another, each flushed before the close', async () => {
+    const dir = freshDir();
+    makeDirs(dir);
+    const synced: string[] = [];
+    const open = fs.promises.open;
+    jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof open>) => {
+      const handle = await open(...args);
+      const sync = handle.sync.bind(handle);
+      handle.sync = async () => {
+        synced.push(path.basename(String(args[0])));
+        return sync();
+      };
+      return handle;
+    });
+    const parts = [Uint8Array.of(1, 2, 3), new Uint8Array(0), Uint8Array.of(4, 5)];
+    await writeFileDurably(path.join(dir, 'text'), 'héllo');
+    await writeFileDurably(path.join(dir, 'bytes'), Uint8Array.of(9, 8, 7));
+    await writeFileDurably(path.join(dir, 'parts'), parts);
+    await syncDir(dir);
+    expect(fs.readFileSync(path.join(dir, 'text'), 'utf8')).toBe('héllo');
+    expect([...fs.readFileSync(path.join(dir, 'bytes'))]).toEqual([9, 8, 7]);
+    expect([...fs.readFileSync(path.join(dir, 'parts'))]).toEqual([1, 2, 3, 4, 5]);
+    expect(synced).toEqual(['text', 'bytes', 'parts', path.basename(dir)]);
+  });
+
+  it('writeFileDurably refuses a file that exists and leaves it as it was', async () => {
+    const dir = freshDir();
+    makeDirs(dir);
+    const file = path.join(dir, 'kept');
+    fs.writeFileSync(file, 'mine');
+    await expect(writeFileDurably(file, 'other')).rejects.toThrow(/EEXIST/);
+    expect(fs.readFileSync(file, 'utf8')).toBe('mine');
+    await expect(writeFileDurably(path.join(dir, 'no', 'such'), 'x')).rejects.toThrow(/ENOENT/);
+  });
+
+  it('syncDir never throws, even for a folder that does not exist', async () => {
+    await expect(syncDir(path.join(root, 'nowhere-to-sync'))).resolves.toBeUndefined();
   });
 });

@@ -69,6 +69,8 @@ const expected = {
     'processGone',
     'registerWasmTrainingKernels',
     'releaseSavedTensorsDuringBackprop',
+    'syncDir',
+    'writeFileDurably',
   ],
   cpu: { backend: 'cpu', tf: 'cpu' },
   files: ['group1-shard1of1.bin', 'model.json'],

@@ -24,7 +24,14 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, fold } from '@normprune/layers';
-import { fileSystem, makeDirs, ModelFileError, processGone } from '@normprune/runtime';
+import {
+  fileSystem,
+  makeDirs,
+  ModelFileError,
+  processGone,
+  syncDir,
+  writeFileDurably,
+} from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 
 /** Options of {@link exportModel}. */
@@ -390,18 +397,6 @@ export async function exportModel(
   }
 }
 
-/** Writes `data` to `file` and flushes it to disk, so that a crash after a rename never finds it empty. */
-async function writeDurably(file: string, data: string | Uint8Array[]): Promise<void> {
-  const h = await fs.promises.open(file, 'w');
-  try {
-    // Each writeFile continues where the previous one ended.
-    for (const part of typeof data === 'string' ? [data] : data) await h.writeFile(part);
-    await h.sync();
-  } finally {
-    await h.close();
-  }
-}
-
 /**
  * Puts a sparse export's three files (`files`: model.json, sparse.json, sparse.bin) in place
  * so that the directory's model.json loads, at every instant, either the earlier export or
@@ -417,7 +412,7 @@ async function writeSparse(dir: string, files: string[], contents: (string | Uin
   // Whether model.json names none of the backups (which then go at the end).
   let settled = true;
   try {
-    for (const k of [2, 1, 0]) await writeDurably(tmp[k], contents[k]);
+    for (const k of [2, 1, 0]) await writeFileDurably(tmp[k], contents[k]);
     const prev = await readSparseExport(dir);
     // An earlier export whose data file is missing does not load anyway: nothing to keep loadable.
     if (prev && fs.existsSync(prev.data)) {
@@ -427,17 +422,19 @@ async function writeSparse(dir: string, files: string[], contents: (string | Uin
       backups.push(data);
       const manifest = path.join(dir, `.prev-${token}-${path.basename(prev.manifestFile)}`);
       backups.push(manifest);
-      await writeDurably(manifest, JSON.stringify({ ...prev.manifest, data: path.basename(data) }));
+      await writeFileDurably(manifest, JSON.stringify({ ...prev.manifest, data: path.basename(data) }));
       const repointed = path.join(dir, `.prev-model.json.${token}.tmp`);
       tmp.push(repointed);
-      await writeDurably(
+      await writeFileDurably(
         repointed,
         JSON.stringify({ ...prev.modelJson, sparseManifest: path.basename(manifest) }),
       );
       await fs.promises.rename(repointed, files[0]);
+      await syncDir(dir);
       settled = false;
     }
     for (const k of [2, 1, 0]) await fs.promises.rename(tmp[k], files[k]);
+    await syncDir(dir);
     settled = true;
   } catch (e) {
     await Promise.all(tmp.map((f) => fs.promises.unlink(f).catch(() => undefined)));

@@ -270,6 +270,47 @@ describe('exportModel', () => {
     expect(fs.readFileSync(mine, 'utf8')).toBe('kept');
   });
 
+  it("a 'sparse' export flushes each file before its rename and the folder after the renames", async () => {
+    const a = prunedLenet();
+    const dir = path.join(tmp, 'durable');
+    await exportModel(a, dir, { format: 'sparse' });
+    const events: string[] = [];
+    const open = fs.promises.open;
+    const rename = fs.promises.rename;
+    const spies = [
+      jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof open>) => {
+        const handle = await open(...args);
+        const sync = handle.sync.bind(handle);
+        const name = path.resolve(String(args[0])) === dir ? 'the folder' : 'a file';
+        handle.sync = async () => {
+          events.push(`sync ${name}`);
+          return sync();
+        };
+        return handle;
+      }),
+      jest.spyOn(fs.promises, 'rename').mockImplementation(async (...args: Parameters<typeof rename>) => {
+        events.push(`rename to ${path.basename(String(args[1]))}`);
+        return rename(...args);
+      }),
+    ];
+    try {
+      // Over an earlier export: its model.json is first repointed at backups, then the new files go in.
+      await exportModel(a, dir, { format: 'sparse' });
+    } finally {
+      spies.forEach((s) => s.mockRestore());
+    }
+    expect(events).toEqual([
+      ...Array(5).fill('sync a file'),
+      'rename to model.json',
+      'sync the folder',
+      'rename to sparse.bin',
+      'rename to sparse.json',
+      'rename to model.json',
+      'sync the folder',
+    ]);
+    expect(maxDiff(predict(a), predict(await loadSparseModel(dir))).abs).toBe(0);
+  });
+
   it("a 'sparse' export over another loads the one or the other whole, wherever a kill stops it", async () => {
     // Two pruned models of different shapes: a model.json of one beside the other's
     // sparse.json would not load (or would load wrong weights).
