@@ -1,8 +1,7 @@
-// CPU time of one training step of an experiment's model, per phase, as the CLI trains it
-// (optimizer.minimize of the CLI's loss over seeded, augmented batches of the config's size;
-// baseline: SGD with momentum; proximal: ProximalSGD on the decomposed model; fine-tuning: SGD
-// with the kernel mask applied after each step), and of the validation pass, with the cost of the
-// config's full budget extrapolated from them.
+// CPU time of one training step of an experiment's model, per phase, as the CLI trains it (the
+// pipeline's own trainingStep, optimisers and decomposition over seeded, augmented batches of the
+// config's size; fine-tuning applies the kernel mask after each step), and of the validation
+// pass, with the cost of the config's full budget extrapolated from them.
 //
 //   cd apps/experiments && node --require ../../scripts/ts-register.cjs bench/step-time.ts [experiment] [--steps N] [--width W] [--backend NAME]
 //
@@ -17,15 +16,20 @@ import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batches } from '@normprune/datasets';
-import { decompose, magnitudes } from '@normprune/layers';
-import { ProximalSGD } from '@normprune/prox';
 import { kernelMask, prune } from '@normprune/surgery';
 import { initBackend, type BackendName } from '@normprune/runtime';
-import { applyBudget, decomposedLayers, loadExperiment, parseBudget } from '../src/config.js';
+import { applyBudget, loadExperiment, parseBudget } from '../src/config.js';
 import { loadRunData, takeSplit } from '../src/data.js';
 import { errorRate } from '../src/measure.js';
 import { buildModel } from '../src/model.js';
-import { trainingLoss } from '../src/pipeline.js';
+import {
+  decomposeFor,
+  disposeOptimizer,
+  makeOptimizer,
+  makeProximalOptimizer,
+  trainableVariables,
+  trainingStep,
+} from '../src/pipeline.js';
 
 const args = process.argv.slice(2);
 const option = (name: string): string | undefined => {
@@ -64,7 +68,7 @@ async function main(): Promise<void> {
     opt: tf.Optimizer,
     afterStep?: () => void,
   ): Promise<void> => {
-    const vars = m.trainableWeights.map((w) => (w as unknown as { read(): tf.Variable }).read());
+    const vars = trainableVariables(m);
     const cpu: number[] = [];
     const wall: number[] = [];
     const loads: number[] = [];
@@ -80,11 +84,7 @@ async function main(): Promise<void> {
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       const l0 = loadavg()[0];
-      const loss = opt.minimize(
-        () => trainingLoss(m.apply(b.xs, { training: true }) as tf.Tensor, b.ys),
-        true,
-        vars,
-      ) as tf.Scalar;
+      const loss = trainingStep(m, opt, vars, b);
       await loss.data();
       afterStep?.();
       const c = process.cpuUsage(c0);
@@ -117,35 +117,21 @@ async function main(): Promise<void> {
     load: loadavg()[0],
   };
 
-  const sgd = (spec: typeof cfg.training.baseline): tf.Optimizer =>
-    tf.train.momentum(spec.learningRate, spec.momentum);
-  let opt = sgd(cfg.training.baseline);
+  let opt = makeOptimizer(cfg.training.baseline);
   await time('baseline', plain, opt);
-  opt.dispose();
-  const decomposed = new Set(decomposedLayers(cfg));
-  const m = decompose(plain, {
-    granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
-    include: (layer) => decomposed.has(layer.name),
-  });
+  disposeOptimizer(opt);
+  const m = decomposeFor(cfg, plain);
   plain.dispose();
-  const spec = cfg.training.proximal;
-  const popt = new ProximalSGD({
-    lambda: spec.lambda,
-    magnitudes: magnitudes(m),
-    costWeighting: spec.costWeighting,
-    layerMultipliers: spec.layerMultipliers,
-    learningRate: spec.learningRate,
-    momentum: spec.momentum,
-  });
-  await time('proximal', m, popt);
-  popt.dispose();
+  opt = makeProximalOptimizer(cfg, m);
+  await time('proximal', m, opt);
+  disposeOptimizer(opt);
   const pruned = prune(m).model;
   m.dispose();
   const mask = kernelMask(pruned);
   mask.apply();
-  opt = sgd(cfg.training.finetune);
+  opt = makeOptimizer(cfg.training.finetune);
   await time('finetune', pruned, opt, () => mask.apply());
-  opt.dispose();
+  disposeOptimizer(opt);
   pruned.dispose();
 
   console.log(

@@ -278,16 +278,60 @@ function epochSeed(seed: number, phase: Phase, epoch: number): number {
   return (Math.imul(seed + 1, 1000003) + PHASES.indexOf(phase) * 7919 + epoch * 104729) >>> 0;
 }
 
-function makeOptimizer(spec: ExperimentConfig['training']['baseline']): tf.Optimizer {
+/** The optimiser of a plain phase (baseline, fine-tuning) as its config section gives it. */
+export function makeOptimizer(spec: ExperimentConfig['training']['baseline']): tf.Optimizer {
   if (spec.optimizer === 'adam') return tf.train.adam(spec.learningRate);
   return spec.momentum > 0
     ? tf.train.momentum(spec.learningRate, spec.momentum)
     : tf.train.sgd(spec.learningRate);
 }
 
+/** The proximal phase's optimiser for the decomposed model `m`, as `cfg` gives it. */
+export function makeProximalOptimizer(cfg: ExperimentConfig, m: tfl.LayersModel): tf.Optimizer {
+  const spec = cfg.training.proximal;
+  const common = {
+    lambda: spec.lambda,
+    magnitudes: magnitudes(m),
+    costWeighting: spec.costWeighting,
+    layerMultipliers: spec.layerMultipliers,
+    learningRate: spec.learningRate,
+  };
+  return spec.optimizer === 'adam'
+    ? new ProximalAdam(common)
+    : new ProximalSGD({ ...common, momentum: spec.momentum });
+}
+
+/** `plain` with the layers `cfg` decomposes written as magnitude times direction. */
+export function decomposeFor(cfg: ExperimentConfig, plain: tfl.LayersModel): tfl.LayersModel {
+  const decomposed = new Set(decomposedLayers(cfg));
+  return decompose(plain, {
+    granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
+    include: (layer) => decomposed.has(layer.name),
+  });
+}
+
+/**
+ * One training step: `opt` minimises the training loss of `m` (in training mode) on a batch,
+ * updating `vars`, with the distillation term when `distill` is given. Returns the loss, which
+ * the caller disposes.
+ */
+export function trainingStep(
+  m: tfl.LayersModel,
+  opt: tf.Optimizer,
+  vars: tf.Variable[],
+  batch: { xs: tf.Tensor; ys: tf.Tensor },
+  distill?: { targets: tf.Tensor; spec: DistillSpec },
+): tf.Scalar {
+  return opt.minimize(
+    () => trainingLoss(m.apply(batch.xs, { training: true }) as tf.Tensor, batch.ys, distill),
+    true,
+    vars,
+  ) as tf.Scalar;
+}
+
 // tf.train.momentum's dispose() forgets the learning-rate scalar its SGD
 // parent keeps (tfjs-core 4.22), leaking one tensor per optimiser.
-function disposeOptimizer(opt: tf.Optimizer): void {
+export function disposeOptimizer(opt: tf.Optimizer): void {
   opt.dispose();
   const c = (opt as any).c as tf.Tensor | undefined;
   if (c instanceof tf.Tensor && !c.isDisposed) c.dispose();
@@ -299,7 +343,8 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
   else o.learningRate = lr;
 }
 
-function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
+/** The variables behind a model's trainable weights, for `optimizer.minimize`. */
+export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => (w as any).read() as tf.Variable);
 }
 
@@ -1055,16 +1100,13 @@ async function runLocked(
               tf.softmax(tf.div(distill.teacher.apply(b.xs) as tf.Tensor, distill.spec.temperature)),
             )
           : undefined;
-        const loss = opt.minimize(
-          () =>
-            trainingLoss(
-              m.apply(b.xs, { training: true }) as tf.Tensor,
-              b.ys,
-              distill && targets ? { targets, spec: distill.spec } : undefined,
-            ),
-          true,
+        const loss = trainingStep(
+          m,
+          opt,
           vars,
-        ) as tf.Scalar;
+          b,
+          distill && targets ? { targets, spec: distill.spec } : undefined,
+        );
         const lossValue = (await loss.data())[0];
         if (!Number.isFinite(lossValue)) {
           tf.dispose([loss, b.xs, b.ys, targets]);
@@ -1229,11 +1271,7 @@ async function runLocked(
         `baseline: ${bl.params} params, test error ${(bl.testError * 100).toFixed(2)}%, validation error ${errorText(bl.validationError)}`,
       );
       const plain = model!;
-      const decomposed = new Set(decomposedLayers(cfg));
-      model = decompose(plain, {
-        granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
-        include: (layer) => decomposed.has(layer.name),
-      });
+      model = decomposeFor(cfg, plain);
       await writeDirAtomic(plainDir, async (tmp) => {
         await plain.save(fileSystem(join(tmp, 'model')));
       });
@@ -1250,18 +1288,7 @@ async function runLocked(
     if (state.phase === 'proximal') {
       const m = model!;
       const spec = cfg.training.proximal;
-      const mags = magnitudes(m);
-      const common = {
-        lambda: spec.lambda,
-        magnitudes: mags,
-        costWeighting: spec.costWeighting,
-        layerMultipliers: spec.layerMultipliers,
-        learningRate: spec.learningRate,
-      };
-      const opt: tf.Optimizer =
-        spec.optimizer === 'adam'
-          ? new ProximalAdam(common)
-          : new ProximalSGD({ ...common, momentum: spec.momentum });
+      const opt = makeProximalOptimizer(cfg, m);
       if (o.resume) await loadOptimizer(opt, ckptDir).catch(rethrowDamaged(ckptDir));
       const total = state.baseline!.params;
       const lambdaAt = (e: number) =>
