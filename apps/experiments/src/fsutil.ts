@@ -165,6 +165,16 @@ export function copyDirAtomic(src: string, dest: string, names: readonly string[
 /** The lock file a run holds in its folder while it writes there. */
 export const LOCK_FILE = '.normprune.lock';
 
+/**
+ * The lock on removing a stale {@link LOCK_FILE}: only its holder may move a
+ * lock file away, so that a lock another process has just taken is never
+ * moved away by a third that still saw the stale one.
+ */
+export const TAKEOVER_FILE = `${LOCK_FILE}.takeover`;
+
+/** How long {@link lockDir} waits for another process's takeover of a stale lock, in all. */
+const TAKEOVER_WAIT_MS = 5000;
+
 /** A lock file's holder: its pid, what it does, and the file's inode (to tell two locks apart). */
 function readLock(file: string): { pid: number | undefined; what: string; ino: number } | undefined {
   try {
@@ -181,19 +191,71 @@ function readLock(file: string): { pid: number | undefined; what: string; ino: n
 const heldHere = new Set<string>();
 
 /**
+ * Whether a lock file's holder is alive. A pid of this process counts only for
+ * a lock taken here (a container's node is often pid 1 in every run); a lock
+ * with no readable pid is garbage.
+ */
+function holderAlive(holder: { pid: number | undefined }, held: boolean): boolean {
+  if (holder.pid === undefined) return false;
+  return holder.pid === process.pid ? held : !processGone(holder.pid);
+}
+
+/**
+ * Removes the lock file at `file` if it is still the one with inode `ino`: it is
+ * moved aside, checked by inode, and given back if it is another. For
+ * {@link LOCK_FILE} only a takeover holder calls it, after checking the inode,
+ * so the give-back is never needed there. For a stale {@link TAKEOVER_FILE}
+ * (its holder died in the microseconds it holds it) the give-back is the
+ * fallback, and fails only if a third process took the takeover lock in
+ * between.
+ */
+function removeIfSame(file: string, ino: number): void {
+  const grave = `${file}.${process.pid}.stale`;
+  try {
+    renameSync(file, grave);
+  } catch {
+    return; // gone meanwhile
+  }
+  if (readLock(grave)?.ino === ino) {
+    rmSync(grave, { force: true });
+    return;
+  }
+  try {
+    linkSync(grave, file);
+    rmSync(grave, { force: true });
+  } catch {
+    /* the path is taken again: the other file stays in `grave`, a leftover of this pid */
+  }
+}
+
+function sleepMs(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+/**
  * Claims `dir` for this process until the returned function is called: a
  * second writer (another process, or another call in this one) is refused,
  * naming the holder; a lock left by a process that died is taken over. The
  * lock is written whole under a temporary name and linked into place, so it is
- * never seen half written. The release removes it only while it is still this
- * process's.
+ * never seen half written. A stale lock is removed only under
+ * {@link TAKEOVER_FILE}, one process at a time, so that two processes taking
+ * over one stale lock never both end up holding the folder. The release
+ * removes the lock only while it is still this process's. `waitMs` bounds the
+ * wait for other processes' takeovers.
  */
-export function lockDir(dir: string, what: string): () => void {
+export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): () => void {
   const file = join(dir, LOCK_FILE);
+  const takeover = join(dir, TAKEOVER_FILE);
   const mine = `${file}.${process.pid}.${++counter}.tmp`;
   writeFileNamed(mine, `${process.pid}\n${what}\n`);
+  const deadline = Date.now() + waitMs;
   try {
-    for (let attempt = 0; attempt < 5; attempt++) {
+    for (let wait = 1; ; wait = Math.min(2 * wait, 100)) {
+      if (Date.now() > deadline)
+        throw new Error(
+          `${dir}: could not take its lock ${file} in ${waitMs / 1000} s (other processes keep taking it, ` +
+            `or it cannot be removed); try again (if no normprune run or sweep writes there, delete ${file})`,
+        );
       try {
         linkSync(mine, file);
         const ino = statSync(file).ino;
@@ -208,36 +270,45 @@ export function lockDir(dir: string, what: string): () => void {
       }
       const holder = readLock(file);
       if (holder === undefined) continue; // released meanwhile
-      // A pid of this process counts only for a lock taken here (a container's node is often
-      // pid 1 in every run); a lock with no readable pid is garbage.
-      const alive =
-        holder.pid !== undefined &&
-        (holder.pid === process.pid ? heldHere.has(file) : !processGone(holder.pid));
-      if (alive)
+      if (holderAlive(holder, heldHere.has(file)))
         throw new Error(
           `${dir} is being written by ${holder.pid === process.pid ? 'this process' : `process ${holder.pid}`}` +
             `${holder.what ? ` (${holder.what})` : ''}; wait for it to end, or choose another --out ` +
             `(if no normprune run or sweep writes there, delete ${file})`,
         );
-      // Stale: moved away and checked by inode, so that a lock another process has just taken
-      // is given back rather than deleted.
-      const grave = `${file}.${process.pid}.stale`;
+      // Stale. Under the takeover lock, a path that still holds the stale lock holds it until
+      // it is moved away: its dead holder never releases it, nobody links over an existing
+      // file, and only a takeover holder removes one. So it is checked again once the
+      // takeover lock is held (another process may have replaced it with a fresh lock since).
+      let took = false;
       try {
-        renameSync(file, grave);
-      } catch {
+        linkSync(mine, takeover);
+        took = true;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      if (took) {
+        try {
+          if (readLock(file)?.ino === holder.ino) removeIfSame(file, holder.ino);
+        } finally {
+          if (readLock(takeover)?.ino === statSync(mine).ino) rmSync(takeover, { force: true });
+        }
         continue;
       }
-      if (readLock(grave)?.ino === holder.ino) rmSync(grave, { force: true });
-      else {
-        try {
-          linkSync(grave, file);
-          rmSync(grave, { force: true });
-        } catch {
-          /* the path is taken again: keep the other lock in `grave`; the next attempt sees the new one */
-        }
+      // Another process is taking over, or one died doing so (its takeover lock is then stale).
+      const other = readLock(takeover);
+      if (other === undefined) continue;
+      if (!holderAlive(other, false)) {
+        removeIfSame(takeover, other.ino);
+        continue;
       }
+      if (Date.now() + wait > deadline)
+        throw new Error(
+          `${dir}: its stale lock ${file} is being taken over by process ${other.pid} for more than ` +
+            `${waitMs / 1000} s; try again (if no normprune run or sweep writes there, delete ${takeover})`,
+        );
+      sleepMs(wait);
     }
-    throw new Error(`${dir}: other processes keep taking its lock ${file}; try again`);
   } finally {
     rmSync(mine, { force: true });
   }
@@ -387,7 +458,7 @@ export function ourLeftovers(entries: readonly string[]): string[] {
     const m =
       /^\.write-probe-(\d+)$/.exec(e) ??
       /^\.(\d+)\.\d+\.tmp$/.exec(e) ??
-      /^\.normprune\.lock\.(\d+)\.(?:\d+\.tmp|stale)$/.exec(e);
+      /^\.normprune\.lock(?:\.takeover)?\.(\d+)\.(?:\d+\.tmp|stale)$/.exec(e);
     return m !== null && processGone(Number(m[1]));
   });
 }

@@ -31,6 +31,7 @@ import { Progress } from './progress.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
+  TAKEOVER_FILE,
   lockDir,
   makeDirs,
   ourLeftovers,
@@ -707,7 +708,7 @@ function claimOutDir(
   const all = existsSync(out) ? readdirSync(out) : [];
   // This run's lock, and temp files of normprune processes killed here, are not the user's.
   const leftovers = ourLeftovers(all);
-  const entries = all.filter((e) => e !== LOCK_FILE && !leftovers.includes(e));
+  const entries = all.filter((e) => e !== LOCK_FILE && e !== TAKEOVER_FILE && !leftovers.includes(e));
   const prev = entries.length ? runIn(out) : undefined;
   const foreign = entries.filter((e) => !RUN_FILES.includes(e));
   if (!force && prev?.hash !== hash && (prev || foreign.length)) {

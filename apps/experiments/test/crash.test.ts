@@ -19,7 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copyDirAtomic, lockDir, writeFileAtomic, writeFileNamed } from '../src/fsutil';
+import { copyDirAtomic, lockDir, ourLeftovers, writeFileAtomic, writeFileNamed } from '../src/fsutil';
 import { cli, writeVariant } from './helpers';
 
 let tmp: string;
@@ -324,6 +324,100 @@ describe('fsutil', () => {
     mine();
     expect(readFileSync(lock, 'utf8')).toMatch(/other/);
     expect(readdirSync(dir)).toEqual(['.normprune.lock']);
+  });
+
+  // Node's fs module itself (fsutil calls its functions through it), for spies.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const realFs = require('node:fs') as typeof import('node:fs');
+
+  test('lockDir never moves away a lock another process took after it saw a stale one (the three-way race)', () => {
+    const dir = join(tmp, 'lock-race');
+    mkdirSync(dir);
+    const lock = join(dir, '.normprune.lock');
+    writeFileSync(lock, `${deadPid()}\ndead\n`);
+    // Between this process seeing the stale lock and acting on it, a second process removes it
+    // and a third takes the folder (live pid: the test runner's parent); a fourth would take the
+    // path again the moment it is empty.
+    const live = process.ppid;
+    const fresh = join(dir, 'fresh');
+    writeFileSync(fresh, `${live}\ntaken meanwhile\n`);
+    const freshIno = statSync(fresh).ino;
+    const fourth = join(dir, 'fourth');
+    writeFileSync(fourth, `${live}\nfourth\n`);
+    let raced = false;
+    const race = () => {
+      if (raced) return;
+      raced = true;
+      rmSync(lock);
+      realFs.linkSync(fresh, lock);
+    };
+    const link = realFs.linkSync;
+    const rename = realFs.renameSync;
+    const spies = [
+      jest.spyOn(realFs, 'linkSync').mockImplementation((from, to) => {
+        if (String(to).endsWith('.takeover')) race();
+        return link(from, to);
+      }),
+      jest.spyOn(realFs, 'renameSync').mockImplementation((from, to) => {
+        if (String(from) !== lock) return rename(from, to);
+        race();
+        rename(from, to);
+        link(fourth, lock);
+      }),
+    ];
+    try {
+      expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${live} (taken meanwhile)`);
+    } finally {
+      spies.forEach((spy) => spy.mockRestore());
+    }
+    expect(raced).toBe(true);
+    // The third process's lock is where it was, whole: it still holds the folder alone.
+    expect(statSync(lock).ino).toBe(freshIno);
+    expect(readdirSync(dir).sort()).toEqual(['.normprune.lock', 'fourth', 'fresh']);
+  });
+
+  test('lockDir removes a takeover lock its holder died with, and waits for a live one, bounded', () => {
+    const dir = join(tmp, 'lock-takeover');
+    mkdirSync(dir);
+    const lock = join(dir, '.normprune.lock');
+    const takeover = join(dir, '.normprune.lock.takeover');
+    writeFileSync(lock, `${deadPid()}\ndead\n`);
+    writeFileSync(takeover, `${deadPid()}\ndied taking over\n`);
+    const release = lockDir(dir, 'x');
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n`);
+    expect(readdirSync(dir)).toEqual(['.normprune.lock']);
+    release();
+    // A live process taking over: waited for, then a clear error naming it and the file.
+    writeFileSync(lock, `${deadPid()}\ndead\n`);
+    writeFileSync(takeover, `${process.ppid}\nrunning\n`);
+    const t0 = Date.now();
+    expect(() => lockDir(dir, 'x', 300)).toThrow(
+      `its stale lock ${lock} is being taken over by process ${process.ppid} for more than 0.3 s; try again ` +
+        `(if no normprune run or sweep writes there, delete ${takeover})`,
+    );
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    expect(readdirSync(dir).sort()).toEqual(['.normprune.lock', '.normprune.lock.takeover']);
+  });
+
+  test("ourLeftovers: temporary files of ended normprune processes, never the user's or a live one's", () => {
+    const dead = deadPid();
+    const ours = [
+      `.write-probe-${dead}`,
+      `.${dead}.3.tmp`,
+      `.normprune.lock.${dead}.2.tmp`,
+      `.normprune.lock.${dead}.stale`,
+      `.normprune.lock.takeover.${dead}.stale`,
+    ];
+    const others = [
+      `.write-probe-${process.pid}`,
+      `.normprune.lock.${process.pid}.1.tmp`,
+      '.normprune.lock',
+      '.normprune.lock.takeover',
+      `.normprune.lock.takeover.${dead}.tmp.x`,
+      'notes.txt',
+      `${dead}.tmp`,
+    ];
+    expect(ourLeftovers([...others, ...ours])).toEqual(ours);
   });
 
   test('copyDirAtomic puts back a folder a killed copy left in its .old folder', () => {
