@@ -14,7 +14,7 @@
 // average pooling, so every slice computes the values the whole would, with
 // the same bits.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, release } from './util.js';
+import { KernelFn, poolInfo, release } from './util.js';
 
 interface HeapBackend extends tf.KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -63,15 +63,7 @@ export function makeAvgPool(upstream: KernelFn | null): KernelFn | null {
     if (x.shape.length !== 4 || x.dtype !== 'float32' || channels <= AVG_POOL_CHANNELS) {
       return upstream(args);
     }
-    const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.AvgPoolAttrs;
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as [number, number, number, number],
-      filterSize,
-      strides,
-      1,
-      pad,
-      dimRoundingMode,
-    );
+    const info = poolInfo(x, args.attrs as unknown as tf.AvgPoolAttrs);
     if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(info.outShape) === 0) {
       return upstream(args);
     }

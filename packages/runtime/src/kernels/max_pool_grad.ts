@@ -4,6 +4,7 @@
 // tie-breaking, which matters after ReLU, where whole windows are 0). Done here
 // in plain JS directly on the wasm heap.
 import * as tf from '@tensorflow/tfjs-core';
+import { poolInfo } from './util.js';
 
 interface HeapBackend extends tf.KernelBackend {
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
@@ -18,15 +19,7 @@ export function maxPoolGrad(args: {
 }): tf.TensorInfo {
   const backend = args.backend as HeapBackend;
   const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
-  const { filterSize, strides, pad, dimRoundingMode } = args.attrs as unknown as tf.MaxPoolGradAttrs;
-  const info = tf.backend_util.computePool2DInfo(
-    input.shape as [number, number, number, number],
-    filterSize,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
-  );
+  const info = poolInfo(input, args.attrs as unknown as tf.MaxPoolGradAttrs);
   const {
     batchSize,
     inHeight,

@@ -101,3 +101,23 @@ export function forwardConvInfo(
     tf.backend_util.convertConv2DDataFormat(attrs.dataFormat ?? 'NHWC'),
   );
 }
+
+/** What a pooling kernel's attrs say about its geometry (`AvgPool`, `MaxPool` and their gradients). */
+export interface PoolGeometryAttrs {
+  filterSize: number | [number, number];
+  strides: number | [number, number];
+  pad: unknown;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+/** tfjs's geometry of a 2-D pooling of `x` (NHWC, dilation 1). */
+export function poolInfo(x: tf.TensorInfo, attrs: PoolGeometryAttrs): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computePool2DInfo(
+    x.shape as [number, number, number, number],
+    attrs.filterSize,
+    attrs.strides,
+    1,
+    attrs.pad as 'same',
+    attrs.dimRoundingMode,
+  );
+}
