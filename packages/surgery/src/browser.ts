@@ -15,7 +15,13 @@ export {
   type LayerAnalysis,
   type ModelAnalysis,
 } from './analyze.js';
-export { prune, type PruneOptions, type PruneReport, type PruneResult } from './prune.js';
+export {
+  prune,
+  type KeptWholeLayer,
+  type PruneOptions,
+  type PruneReport,
+  type PruneResult,
+} from './prune.js';
 export type { KeptConstantUnit, LayerPruneResult } from './rebuild.js';
 export { kernelMask, type KernelMask, type MaskedLayer } from './mask.js';
 // exportModel's and loadSparseModel's file errors, the class fileSystem throws too.

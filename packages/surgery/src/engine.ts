@@ -22,6 +22,7 @@ import type { GraphNode, LayerGraph } from './graph.js';
 import { layerConfigEntry } from './graph.js';
 import {
   handlerFor,
+  type UnknownLayers,
   readWeights,
   unitView,
   type HostWeight,
@@ -111,12 +112,16 @@ export interface ChannelGraph {
 }
 
 /** Builds the channel-id graph: one state per node, with its ids (resolved to roots) and no constants yet. */
-export function buildStates(graph: LayerGraph, threshold: number): ChannelGraph {
+export function buildStates(
+  graph: LayerGraph,
+  threshold: number,
+  unknownLayers: UnknownLayers = 'refuse',
+): ChannelGraph {
   const uf = new UnionFind();
   const states: NodeState[] = [];
   for (const node of graph.nodes) {
     const config = node.layer ? layerConfigEntry(graph.config, node.name).config : {};
-    const handler = handlerFor(node, config);
+    const handler = handlerFor(node, config, unknownLayers);
     const weights = readWeights(node.layer);
     const inputs = node.inputs.map((i) => states[i]);
     const channels = node.shape.length ? node.shape[node.shape.length - 1] : null;
@@ -135,7 +140,11 @@ export function buildStates(graph: LayerGraph, threshold: number): ChannelGraph 
         break;
       case 'opaque':
         ids = range(
-          uf.make(channels, `an output of ${node.className} layer '${node.name}', which mixes channels`),
+          uf.make(
+            channels,
+            `an output of ${node.className} layer '${node.name}', which ` +
+              (handler.unknown ? 'surgery keeps whole' : 'mixes channels'),
+          ),
           channels,
         );
         break;
@@ -395,8 +404,12 @@ class NodeQueue {
  * cascade along a deep chain costs linear, not quadratic, time. A last full round checks the
  * fixed point and finds the reasons, exactly as the last round of the full recomputation did.
  */
-export function plan(graph: LayerGraph, threshold: number): PrunePlan {
-  const cg = buildStates(graph, threshold);
+export function plan(
+  graph: LayerGraph,
+  threshold: number,
+  unknownLayers: UnknownLayers = 'refuse',
+): PrunePlan {
+  const cg = buildStates(graph, threshold, unknownLayers);
   const { states, nIds } = cg;
   const removed = new Uint8Array(nIds);
   propagateConstants(states, removed);

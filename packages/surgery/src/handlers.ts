@@ -40,7 +40,8 @@ export function weightNamed(ws: HostWeight[], name: string): HostWeight | undefi
  * - `flatten`: positions x channels -> features in NHWC order `(h * W + w) * C + c`.
  * - `join`: elementwise merge of same-sized inputs (Add, Multiply, ...): channel c of every input is coupled.
  * - `concat`: concatenation along the channel axis: channels keep their identity at an offset.
- * - `opaque`: mixes channels in a way surgery cannot follow (softmax); its inputs and outputs stay whole.
+ * - `opaque`: mixes channels in a way surgery cannot follow (softmax, and with `unknownLayers: 'keep'`
+ *   any layer class surgery does not know); its inputs and outputs stay whole.
  */
 export type LayerKind = 'input' | 'unit' | 'channelwise' | 'flatten' | 'join' | 'concat' | 'opaque';
 
@@ -75,7 +76,14 @@ export interface LayerHandler {
   pruneChannels?(weights: HostWeight[], keep: number[]): HostWeight[];
   /** join: combine the per-input constants of one channel. */
   join?(xs: number[]): number;
+  /** opaque: a class surgery does not know, kept whole at the caller's request (`unknownLayers: 'keep'`). */
+  unknown?: true;
 }
+
+/** What {@link handlerFor} does with a layer class surgery does not know (see `PruneOptions.unknownLayers`). */
+export type UnknownLayers = 'refuse' | 'keep';
+
+const KEPT_WHOLE: LayerHandler = { kind: 'opaque', unknown: true };
 
 /** Applies a tfjs activation (or an activation layer's `call`) to constants. */
 export function applyElementwise(fn: (x: tf.Tensor) => tf.Tensor, values: Float64Array): Float64Array {
@@ -259,14 +267,20 @@ const REBUILD_ADVICE: Record<string, string> = {
     'to feed a Dense layer, use Flatten, which surgery follows.',
 };
 
-/** The handler of a node; refuses unknown layer types by name, saying what to do. */
-export function handlerFor(node: GraphNode, config: any): LayerHandler {
+/**
+ * The handler of a node. A layer class surgery does not know is refused by name, saying what to
+ * do, or with `unknown: 'keep'` kept whole (an opaque layer).
+ */
+export function handlerFor(node: GraphNode, config: any, unknown: UnknownLayers = 'refuse'): LayerHandler {
   const h = REGISTRY[node.className];
   if (!h) {
+    if (unknown === 'keep') return KEPT_WHOLE;
     const advice = REBUILD_ADVICE[node.className];
     throw new Error(
       `surgery: layer '${node.name}' has class ${node.className}, which surgery does not know how to prune through. ` +
         (advice ? `${advice} ` : 'Rebuild the model from the supported layer classes (below) to prune it. ') +
+        `Or keep such layers whole and prune the rest: prune(model, { unknownLayers: 'keep' }) ` +
+        `(normprune prune --unknown-layers keep) keeps every channel they read. ` +
         `Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero ` +
         `groups compactly (decomposed layers are folded first). Supported: ${Object.keys(REGISTRY).join(', ')}`,
     );

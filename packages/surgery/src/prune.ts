@@ -5,6 +5,14 @@ import { checkModel, checkThreshold, withFolded } from './folding.js';
 import { buildGraph } from './graph.js';
 import { rebuild, type LayerPruneResult } from './rebuild.js';
 
+/** A layer {@link prune} kept whole because surgery does not know its class (`unknownLayers: 'keep'`). */
+export interface KeptWholeLayer {
+  /** The layer's name. */
+  name: string;
+  /** Its class (`LSTM`, `Reshape`, a custom layer's `className`). */
+  className: string;
+}
+
 /** Options of {@link prune}. */
 export interface PruneOptions {
   /**
@@ -18,6 +26,18 @@ export interface PruneOptions {
    * computes. A negative, NaN or infinite threshold, or one that is not a number, throws.
    */
   threshold?: number;
+  /**
+   * What to do with a layer of a class surgery does not know how to prune through (an LSTM, a
+   * Reshape, a SeparableConv2D, a custom layer). `'refuse'` (the default) throws, naming the
+   * layer and how to rebuild the model so that it prunes. `'keep'` keeps the layer whole, as
+   * surgery keeps a Softmax: every channel it reads is kept, its outputs count as live, its
+   * weights are copied unchanged; Dense and Conv2D units elsewhere are pruned as usual, so the
+   * pruned model still computes what the input model computes. Such layers are listed in
+   * {@link PruneReport.keptWhole}. A known layer in a setting surgery does not support
+   * (channels-first data, a Concatenate off the channel axis) is refused either way. Anything
+   * else throws.
+   */
+  unknownLayers?: 'refuse' | 'keep';
 }
 
 /** What {@link prune} returns. */
@@ -61,6 +81,11 @@ export interface PruneReport {
    * needs (NaN when the MACs are unknown: see `Counts.macs`).
    */
   macsSpeedup: number;
+  /**
+   * Layers of classes surgery does not know, kept whole with `unknownLayers: 'keep'` (the
+   * channels they read are kept too); empty otherwise.
+   */
+  keptWhole: KeptWholeLayer[];
   /** Units that emit a constant but could not be removed (see {@link LayerPruneResult.keptConstant}). */
   warnings: string[];
   /** Rounds of the fixed-point analysis. */
@@ -123,13 +148,19 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
  * order), and the constant it emitted is folded into the consumers' biases. Dead 2-D kernels stay
  * as exact zeros. The input model is not modified.
  *
- * Throws, naming the layer, when a layer type is unknown or when a whole layer would disappear.
+ * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
+ * a whole layer would disappear.
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
   checkModel(model, 'prune');
   const threshold = checkThreshold(options.threshold, 'prune');
+  const unknownLayers = options.unknownLayers ?? 'refuse';
+  if (unknownLayers !== 'refuse' && unknownLayers !== 'keep')
+    throw new Error(
+      `prune: unknownLayers must be 'refuse' or 'keep', got ${JSON.stringify(unknownLayers) ?? String(unknownLayers)}`,
+    );
   return withFolded(model, (plain) => {
-    const p = plan(buildGraph(plain), threshold);
+    const p = plan(buildGraph(plain), threshold, unknownLayers);
     const { model: pruned, layers, weights } = rebuild(plain, p);
     // Count from the host copies surgery already holds instead of reading every weight back.
     const layersBefore = plain.layers.map((l) =>
@@ -143,7 +174,15 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     const before = totals(layersBefore);
     const after = totals(layersAfter);
     const paramsAfter = after.params - after.zeroGroupParams;
+    const keptWhole = p.states
+      .filter((s) => s.handler.unknown)
+      .map((s) => ({ name: s.node.name, className: s.node.className }));
     const warnings: string[] = [];
+    for (const k of keptWhole)
+      warnings.push(
+        `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
+          'so every channel it reads was kept',
+      );
     for (const l of layers) {
       for (const k of l.keptConstant) {
         warnings.push(
@@ -165,6 +204,7 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
         : after.nonzeroMacs
           ? before.macs / after.nonzeroMacs
           : Infinity,
+      keptWhole,
       warnings,
       iterations: p.iterations,
     };
