@@ -143,7 +143,7 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
 
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
-                      [--keep-filters LAYER=N,...] [--backend NAME]
+                      [--keep-filters LAYER=N,...] [--unknown-layers keep] [--backend NAME]
 
 Loads a saved model with decomposed layers, folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
@@ -158,6 +158,11 @@ become zeros, and units left with no non-zero weight are removed.
                       of granularity 'kernel', those of largest norm (e.g. conv2=23),
                       after its kernels reading channels the Conv2D layer before it leaves
                       dead are dropped; --keep then picks kernels inside them
+  --unknown-layers refuse|keep
+                      a layer of a class surgery does not know how to prune through (LSTM,
+                      Reshape, SeparableConv2D, a custom layer): refuse (default: the error
+                      says how to rebuild the model so that it prunes) or keep it whole, with
+                      every channel it reads, and prune the rest
   --backend NAME, --threads N as for reproduce`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 
@@ -241,7 +246,7 @@ const COMMAND_OPTIONS: Record<string, OptionSpec> = {
 const OWN_OPTIONS: Record<string, string[]> = {
   train: ['config'],
   sweep: ['config', 'lambda', 'granularity', 'cost-weighting', 'target-compression', 'bisect-steps'],
-  prune: ['model', 'threshold', 'keep', 'keep-filters'],
+  prune: ['model', 'threshold', 'keep', 'keep-filters', 'unknown-layers'],
   eval: ['model', 'config', 'experiment', 'compare'],
   report: ['table', 'seeds-only', 'json', 'export', 'write-readme', 'section'],
 };
@@ -911,6 +916,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     threshold: { type: 'string' },
     keep: { type: 'string' },
     'keep-filters': { type: 'string' },
+    'unknown-layers': { type: 'string' },
   });
   if (p.values.help) {
     out(HELP.prune);
@@ -925,6 +931,9 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);
   const keepFilters =
     v['keep-filters'] === undefined ? undefined : keepOption(v['keep-filters'], '--keep-filters');
+  const unknownLayers = (v['unknown-layers'] ?? 'refuse') as 'refuse' | 'keep';
+  if (unknownLayers !== 'refuse' && unknownLayers !== 'keep')
+    throw new UsageError(`--unknown-layers: expected "refuse" or "keep", got "${v['unknown-layers']}"`);
   v.model = modelDirArg(v.model, 'prune');
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
@@ -960,7 +969,11 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   }
   // On a decomposed model the threshold has acted on magnitudes; on a plain one, surgery
   // counts weights with |w| <= T as zero.
-  const { model: pruned } = prune(model, { threshold: decomposed ? 0 : threshold });
+  const { model: pruned, report } = prune(model, { threshold: decomposed ? 0 : threshold, unknownLayers });
+  for (const k of report.keptWhole)
+    out(
+      `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
+    );
   const after = countModel(pruned);
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
   model.dispose();

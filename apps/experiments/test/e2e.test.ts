@@ -366,6 +366,57 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   expect(plainKeep.err).toMatch(/--keep: .* has no decomposed layers, so no groups to keep/);
 });
 
+test('prune --unknown-layers keep keeps a layer surgery does not know whole and prunes the rest', async () => {
+  // d1 feeds the Reshape (kept whole with every channel it reads); d2's magnitude-0 units go.
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.dense({ inputShape: [6], units: 8, activation: 'relu', name: 'd1' }),
+      tfl.layers.reshape({ targetShape: [2, 4], name: 'r' }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 4, activation: 'relu', name: 'd2' }),
+      tfl.layers.dense({ units: 3, name: 'out' }),
+    ],
+  });
+  const dec = decompose(model, { include: ['d1', 'd2'] });
+  for (const m of magnitudes(dec))
+    m.magnitude.assign(
+      m.layerName === 'd1' ? tf.tensor1d([1, 0, 1, 1, 0, 1, 1, 1]) : tf.tensor1d([1, 0, 0.5, 0]),
+    );
+  const src = join(tmp, 'with-reshape');
+  await dec.save(fileSystem(src));
+  dec.dispose();
+  model.dispose();
+  const refused = await cli(['prune', '--model', src, '--out', join(tmp, 'never'), '--backend', 'wasm']);
+  expect(refused.code).toBe(1);
+  expect(refused.err).toMatch(/'r' has class Reshape.*normprune prune --unknown-layers keep/);
+  expect(existsSync(join(tmp, 'never'))).toBe(false);
+  const bad = await cli(['prune', '--model', src, '--out', join(tmp, 'never'), '--unknown-layers', 'skip']);
+  expect(bad.code).toBe(2);
+  expect(bad.err).toMatch(/--unknown-layers: expected "refuse" or "keep", got "skip"/);
+  const out = join(tmp, 'with-reshape-pruned');
+  const r = await cli([
+    'prune',
+    '--model',
+    src,
+    '--out',
+    out,
+    '--unknown-layers',
+    'keep',
+    '--backend',
+    'wasm',
+  ]);
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(
+    /note: Reshape layer 'r' was kept whole \(--unknown-layers keep\), with every channel it reads/,
+  );
+  const layers = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).modelTopology.config.layers;
+  const units = Object.fromEntries(
+    layers.filter((l: any) => l.class_name === 'Dense').map((l: any) => [l.config.name, l.config.units]),
+  );
+  expect(units).toEqual({ d1: 8, d2: 2, out: 3 });
+  expect(loadInPlainTfjs([out])).toEqual([[1, 3]]);
+});
+
 test('a standardising run records its input statistics; the report and eval use them', async () => {
   const run = join(tmp, 'runs', 'vgg-16');
   const results = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
