@@ -640,7 +640,10 @@ export function listExperiments(): string[] {
 export function loadExperiment(name: string): ExperimentConfig {
   const known = listExperiments();
   if (!known.includes(name)) {
-    throw new UsageError(`unknown experiment "${name}"; known experiments: ${known.join(', ')}`);
+    const near = closest(name, known);
+    throw new UsageError(
+      `unknown experiment "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known experiments: ${known.join(', ')}`,
+    );
   }
   return loadConfigFile(join(configsDir(), `${name}.json`));
 }

@@ -55,6 +55,11 @@ test('an unknown experiment or command is a usage error listing the known ones',
   const r = await cli(['reproduce', 'lenet-9000']);
   expect(r.code).toBe(2);
   expect(r.err).toMatch(/unknown experiment "lenet-9000"; known experiments: .*lenet-500-300/);
+  const typo = await cli(['reproduce', 'lenet-5-cf']);
+  expect(typo.code).toBe(2);
+  expect(typo.err).toMatch(
+    /unknown experiment "lenet-5-cf" \(did you mean "lenet-5-fc"\?\); known experiments: /,
+  );
   const c = await cli(['frobnicate']);
   expect(c.code).toBe(2);
   expect(c.err).toMatch(/unknown command "frobnicate"/);
