@@ -45,6 +45,16 @@ describe('threaded wasm under Node', () => {
     expect(before).toBeGreaterThan(0);
   });
 
+  it("pools 40,000 channels with a 9-row window (upstream ran off the workers' stacks there too)", async () => {
+    const r = rng(6);
+    const shape: [number, number, number, number] = [2, 9, 1, 40000];
+    const vx = values(r, 2 * 9 * 40000);
+    const f = () => tf.avgPool(tf.tensor4d(vx, shape), [9, 1], 1, 'valid');
+    const [ref] = await runOn('cpu', f);
+    const [got] = await runOn('wasm', f);
+    expect(relError(got, ref)).toBeLessThan(1e-5);
+  });
+
   it('computes the same convolution gradients as cpu', async () => {
     const r = rng(4);
     const vx = values(r, 4 * 12 * 10 * 6);
