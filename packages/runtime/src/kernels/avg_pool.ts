@@ -3,7 +3,8 @@
 // (XNN_SIMD_ALLOCA in xnn_compute_average_pooling_multipass). The module's
 // stack is 64 KB, so past about 16,000 channels the buffer runs off its end:
 // "memory access out of bounds", after which the stack pointer is left wrong
-// and every later wasm call fails too. Measured with tfjs-backend-wasm 4.22
+// and every later wasm call fails too (in the threaded build a worker traps
+// and the process exits). Measured with tfjs-backend-wasm 4.22
 // on a [1, n, 1, C] pool: 16,336 channels ran, 16,384 did not, for windows
 // of 8, 9, 25 and 49 (windows up to 7 ran at 200,000). A 'kernel' Conv2D's
 // direction pooled over its cin * cout groups (prox's group norms) is such a
