@@ -522,6 +522,33 @@ describe('AvgPool past 8,192 channels', () => {
     expect(relError(got, ref)).toBeLessThan(TOL);
   });
 
+  it('an allocation that fails midway leaves no buffer behind, its output included', async () => {
+    await tf.setBackend('wasm');
+    const wasm = (tf.backend() as unknown as { wasm: MallocModule }).wasm;
+    const x = tf.ones([1, 9, 1, 3 * 8192]) as tf.Tensor4D;
+    const ids = wasmDataIds();
+    const tensors = tf.memory().numTensors;
+    const malloc = wasm._malloc;
+    // The output, the first slice and its pool are allocated; the second slice is refused.
+    for (const failAt of [2, 3, 4]) {
+      let calls = 0;
+      wasm._malloc = (n: number) => {
+        if (++calls === failAt) throw new Error('refused by the test');
+        return malloc(n);
+      };
+      try {
+        expect(() => tf.avgPool(x, [9, 1], 1, 'valid')).toThrow('refused by the test');
+      } finally {
+        wasm._malloc = malloc;
+      }
+      expect(wasmDataIds()).toBe(ids);
+      expect(tf.memory().numTensors).toBe(tensors);
+    }
+    const y = tf.avgPool(x, [9, 1], 1, 'valid');
+    expect(Array.from(y.dataSync().slice(0, 3))).toEqual([1, 1, 1]);
+    tf.dispose([x, y]);
+  });
+
   it('leaves the backend working after a pool of 262,144 channels (a 512 x 512 kernel grouping)', async () => {
     const [got] = await runOn('wasm', () =>
       tf.avgPool(tf.ones([1, 9, 1, 512 * 512]) as tf.Tensor4D, [9, 1], 1, 'valid'),
