@@ -71,26 +71,19 @@ export function makeAvgPool(upstream: KernelFn | null): KernelFn | null {
     const [batch, height, width] = x.shape;
     const inPixels = batch * height * width;
     const outPixels = batch * info.outHeight * info.outWidth;
+    // A failed allocation midway (the heap guard) frees what this allocated: the
+    // kernel runs in a buffer scope (buffer_scope.ts).
     const out = backend.makeOutput(info.outShape, 'float32');
-    let part: tf.TensorInfo | null = null;
-    let pooled: tf.TensorInfo | null = null;
-    try {
-      for (let c0 = 0; c0 < channels; c0 += AVG_POOL_CHANNELS) {
-        const w = Math.min(AVG_POOL_CHANNELS, channels - c0);
-        part = backend.makeOutput([batch, height, width, w], 'float32');
-        // Views are taken after each allocation: growing the heap detaches older ones.
-        const [heap, xAt] = heapOf(backend, x);
-        copyRows(heap, inPixels, w, xAt + c0, channels, heapOf(backend, part)[1], w);
-        pooled = upstream({ inputs: { x: part }, backend, attrs: args.attrs }) as tf.TensorInfo;
-        const [heap2, pooledAt] = heapOf(backend, pooled);
-        copyRows(heap2, outPixels, w, pooledAt, w, heapOf(backend, out)[1] + c0, channels);
-        release(backend, part, pooled);
-        part = pooled = null;
-      }
-    } catch (e) {
-      // A failed allocation (the heap guard) leaves nothing behind, the output included.
-      release(backend, part, pooled, out);
-      throw e;
+    for (let c0 = 0; c0 < channels; c0 += AVG_POOL_CHANNELS) {
+      const w = Math.min(AVG_POOL_CHANNELS, channels - c0);
+      const part = backend.makeOutput([batch, height, width, w], 'float32');
+      // Views are taken after each allocation: growing the heap detaches older ones.
+      const [heap, xAt] = heapOf(backend, x);
+      copyRows(heap, inPixels, w, xAt + c0, channels, heapOf(backend, part)[1], w);
+      const pooled = upstream({ inputs: { x: part }, backend, attrs: args.attrs }) as tf.TensorInfo;
+      const [heap2, pooledAt] = heapOf(backend, pooled);
+      copyRows(heap2, outPixels, w, pooledAt, w, heapOf(backend, out)[1] + c0, channels);
+      release(backend, part, pooled);
     }
     return out;
   };

@@ -7,6 +7,7 @@
 // backend.ts directly).
 import * as tf from '@tensorflow/tfjs-core';
 import { makeAvgPool } from './avg_pool.js';
+import { bufferScoped, trackBuffers } from './buffer_scope.js';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
@@ -75,8 +76,16 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
-  // Its setup (any registered kernel's would do) guards the backend's _malloc.
-  { kernelName: 'Identity', make: () => identity, setup: guardMalloc },
+  // Its setup (any registered kernel's would do) guards the backend's _malloc and
+  // makes our kernels free what they allocated when they throw.
+  {
+    kernelName: 'Identity',
+    make: () => identity,
+    setup: (backend) => {
+      guardMalloc(backend);
+      trackBuffers(backend);
+    },
+  },
   { kernelName: 'Cast', make: (up) => makeCast(up) },
 ];
 
@@ -130,7 +139,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
  * a key per call under their id. And it makes the backend throw, naming the
  * size and the fix, when a tensor does not fit in its heap (upstream then
- * writes the tensor over the start of the heap).
+ * writes the tensor over the start of the heap), and our kernels free the
+ * buffers they allocated when they throw, so that a caller who catches the
+ * error finds the heap as it was.
  * Results match the `cpu` backend to 1e-4 relative error.
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
@@ -153,8 +164,9 @@ export function registerWasmTrainingKernels(): void {
   for (const spec of SPECS) {
     const current = tf.getKernel(spec.kernelName, 'wasm');
     if (isOurs(current)) continue;
-    const kernelFunc = spec.make(current ? current.kernelFunc : null);
-    if (kernelFunc == null) continue;
+    const made = spec.make(current ? current.kernelFunc : null);
+    if (made == null) continue;
+    const kernelFunc = bufferScoped(made);
     const config: MarkedConfig = {
       kernelName: spec.kernelName,
       backendName: 'wasm',
@@ -177,8 +189,10 @@ export function registerWasmTrainingKernels(): void {
     tf.registerKernel(config);
   }
   // The engine runs setupFuncs when a backend is set; one already set gets the
-  // guard now.
-  guardMalloc((tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm);
+  // guard and the buffer tracking now.
+  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm;
+  guardMalloc(started);
+  trackBuffers(started);
 }
 
 /**
