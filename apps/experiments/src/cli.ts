@@ -910,6 +910,21 @@ function checkPruneOut(out: string): void {
     );
 }
 
+/**
+ * What to do in this CLI when the wasm heap is full (@normprune/runtime's error code
+ * ERR_NORMPRUNE_WASM_HEAP_FULL), for the commands that train; else undefined.
+ */
+export function heapFullHint(err: unknown, command: string | undefined): string | undefined {
+  if ((err as { code?: unknown } | null)?.code !== 'ERR_NORMPRUNE_WASM_HEAP_FULL') return undefined;
+  if (!['reproduce', 'train', 'sweep'].includes(command ?? '')) return undefined;
+  return (
+    `normprune: the wasm heap is full. Try --release-saved-tensors-during-backprop (the backward pass ` +
+    `frees each saved activation once used: about half the heap of a full-width VGG-16 step), a smaller ` +
+    `batch (--budget NAME,batchSize=N) or a narrower model (--budget NAME,widthMultiplier=W); ` +
+    `or install @tensorflow/tfjs-node, whose memory is not limited to 4 GB.`
+  );
+}
+
 async function pruneCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('prune', args, {
     model: { type: 'string' },
@@ -1484,6 +1499,8 @@ export async function main(
     process.stderr.write(
       `normprune: error: ${err instanceof DataError ? err.message : (err.message ?? String(err))}\n`,
     );
+    const hint = heapFullHint(err, command);
+    if (hint) process.stderr.write(`${hint}\n`);
     if (process.env.NORMPRUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return 1;
   }

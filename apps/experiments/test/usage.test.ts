@@ -4,6 +4,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { heapFullHint } from '../src/cli';
 import { cli, spawnCli } from './helpers';
 
 let tmp: string;
@@ -179,4 +180,20 @@ test('a reader that goes away (`2>&1 | head`) ends the output, not the run', asy
   expect(code).toBe(0);
   expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).experiment).toBe('lenet-500-300');
   expect(existsSync(join(out, '.normprune.lock'))).toBe(false);
+});
+
+test('a full wasm heap (runtime error code ERR_NORMPRUNE_WASM_HEAP_FULL) gets the CLI flags that help', () => {
+  const full = Object.assign(new Error('normprune: the wasm backend cannot allocate ...'), {
+    code: 'ERR_NORMPRUNE_WASM_HEAP_FULL',
+  });
+  for (const command of ['reproduce', 'train', 'sweep']) {
+    const hint = heapFullHint(full, command);
+    expect(hint).toMatch(/--release-saved-tensors-during-backprop/);
+    expect(hint).toMatch(/--budget NAME,batchSize=N/);
+    expect(hint).toMatch(/widthMultiplier=W/);
+  }
+  // Not for commands that do not train, nor for other errors.
+  expect(heapFullHint(full, 'eval')).toBeUndefined();
+  expect(heapFullHint(new Error('other'), 'reproduce')).toBeUndefined();
+  expect(heapFullHint(undefined, 'reproduce')).toBeUndefined();
 });

@@ -151,6 +151,14 @@ describe('the wasm backend', () => {
     const heap = backend().wasm.HEAPU8.length;
     const message = allocationError(4 * TOO_MANY, heap).message;
     expect(() => backend().makeOutput([TOO_MANY], 'float32')).toThrow(message);
+    // The error carries a code, as Node's do, so a program can tell a full heap apart.
+    let code: unknown;
+    try {
+      tf.zeros([TOO_MANY]);
+    } catch (e) {
+      code = (e as { code?: unknown }).code;
+    }
+    expect(code).toBe('ERR_NORMPRUNE_WASM_HEAP_FULL');
     // Through the ops: a kernel's output, and a tensor made from values.
     expect(() => tf.zeros([TOO_MANY])).toThrow('cannot allocate 4.00 GB (4,294,967,280 bytes) for a tensor');
     expect(() => tf.tidy(() => tf.tile(x, [TOO_MANY / 4]))).toThrow('smaller batch size');

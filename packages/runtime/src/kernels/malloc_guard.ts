@@ -31,17 +31,22 @@ function size(bytes: number): string {
   return `${short} (${bytes.toLocaleString('en-US')} bytes)`;
 }
 
+/** The `code` of the error a full wasm heap throws (as Node's errors carry one), for programs to tell it apart. */
+export const HEAP_FULL = 'ERR_NORMPRUNE_WASM_HEAP_FULL';
+
 /** The error a failed allocation of `bytes` throws, with the heap's current size. @internal */
-export function allocationError(bytes: number, heapBytes: number): Error {
+export function allocationError(bytes: number, heapBytes: number): Error & { code: string } {
   const why =
     bytes >= 2 ** 32
       ? 'more than a wasm heap can address (4 GB)'
       : `its heap holds ${size(heapBytes)} and cannot grow by that much (a wasm heap addresses at most 4 GB)`;
-  return new Error(
+  const e = new Error(
     `normprune: the wasm backend cannot allocate ${size(bytes)} for a tensor: ${why}. ` +
       'Nothing was written. Train with a smaller batch size or a narrower model, or use ' +
       '@tensorflow/tfjs-node, whose memory is not limited to 4 GB.',
-  );
+  ) as Error & { code: string };
+  e.code = HEAP_FULL;
+  return e;
 }
 
 /**
