@@ -9,6 +9,7 @@ import {
   checkedMalloc,
   GUARDED,
   guardMalloc,
+  HEADROOM,
   MallocModule,
 } from '../src/kernels/malloc_guard.js';
 import { initWasm, wasmDataIds } from './kernels-helpers.js';
@@ -94,6 +95,95 @@ describe('checkedMalloc', () => {
     expect(allocationError(1536, 2 ** 20).message).toContain('1.50 KB (1,536 bytes)');
     expect(allocationError(100, 2 ** 20).message).toContain('100 bytes (100 bytes)');
     expect(allocationError(2 ** 20, 3 * 2 ** 30).message).toContain('heap holds 3.00 GB');
+  });
+});
+
+describe('checkedMalloc with headroom', () => {
+  /** An allocator of `capacity` bytes that counts what is in use. */
+  function arena(capacity: number) {
+    let used = 0;
+    const sizes = new Map<number, number>();
+    let next = 8;
+    return {
+      used: () => used,
+      malloc: (n: number) => {
+        if (used + n > capacity) return 0;
+        used += n;
+        sizes.set(next, n);
+        return (next += n) - n;
+      },
+      free: (at: number) => {
+        used -= sizes.get(at) ?? 0;
+        sizes.delete(at);
+      },
+    };
+  }
+
+  it('keeps the headroom allocatable after each allocation, and leaves nothing allocated when it cannot', () => {
+    const a = arena(1000);
+    const malloc = checkedMalloc(a.malloc, () => 1000, { free: a.free, headroom: 300 });
+    expect(malloc(500)).toBeGreaterThan(0);
+    expect(a.used()).toBe(500); // the headroom probe was given back
+    expect(malloc(200)).toBeGreaterThan(0);
+    expect(a.used()).toBe(700);
+    // 100 more bytes fit, but would leave 200 < 300 free: refused, and not kept.
+    expect(() => malloc(100)).toThrow(
+      "with it, would keep less than 300 bytes (300 bytes) free for the wasm module's own allocations",
+    );
+    expect(a.used()).toBe(700);
+    try {
+      malloc(100);
+    } catch (e) {
+      expect((e as { code?: string }).code).toBe('ERR_NORMPRUNE_WASM_HEAP_FULL');
+    }
+    // What does not fit at all is the plain heap-full error.
+    expect(() => malloc(400)).toThrow('cannot grow by that much');
+    expect(a.used()).toBe(700);
+  });
+
+  it("on a real heap filled with tensors, an operation refuses or is right, never garbage (upstream's own allocations)", async () => {
+    await tf.setBackend('wasm');
+    const a = tf.randomNormal([64, 48], 0, 1, 'float32', 3);
+    // Computed here, not by a wasm kernel: no XNNPACK operator exists yet for the sums below.
+    const expected = Float32Array.from(a.dataSync(), (v) => v + v);
+    const slot = tf.zeros([64 * 48 + 64]); // a hole an output can take once freed
+    const held: tf.Tensor[] = [];
+    let last = '';
+    // Down to single floats: not even 4 bytes are left for a tensor.
+    for (let chunk = 64 * 2 ** 20; chunk >= 1;) {
+      try {
+        held.push(tf.zeros([chunk]));
+      } catch (e) {
+        last = (e as Error).message;
+        chunk = Math.floor(chunk / 2);
+      }
+    }
+    try {
+      slot.dispose();
+      // Upstream without the headroom: a + a ran, then 1 + 2 gave 3.6e-41 (XNNPACK could not
+      // allocate its operator, and the output kept what its buffer held).
+      for (const [f, want] of [
+        [() => tf.add(a, a), expected],
+        [() => tf.add(tf.scalar(1), tf.scalar(2)), Float32Array.of(3)],
+      ] as const) {
+        let got: Float32Array | undefined;
+        try {
+          got = tf.tidy(() => f().dataSync() as Float32Array);
+        } catch (e) {
+          expect((e as { code?: string }).code).toBe('ERR_NORMPRUNE_WASM_HEAP_FULL');
+        }
+        if (got) expect(Array.from(got)).toEqual(Array.from(want));
+      }
+      // Filled up to the headroom, which the last refusal named.
+      expect(last).toMatch(/keep less than 256\.00 MB .* free for the wasm module's own allocations/);
+      expect(HEADROOM).toBe(256 * 2 ** 20);
+    } finally {
+      tf.dispose(held);
+    }
+    // With the tensors gone, the same operations run, and right.
+    expect(Array.from(tf.tidy(() => tf.add(a, a).dataSync()))).toEqual(Array.from(expected));
+    expect(Array.from(tf.tidy(() => tf.add(tf.scalar(1), tf.scalar(2)).dataSync()))).toEqual([3]);
+    a.dispose();
   });
 });
 

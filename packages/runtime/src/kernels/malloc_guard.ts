@@ -7,6 +7,17 @@
 // more is truncated to 32 bits on its way into wasm, with the same effect.
 // The guard wraps the module's _malloc so that either case throws at once,
 // before anything is written, naming the size and the fix.
+//
+// The module also allocates for itself, from C++: XNNPACK's operators, the
+// weights they pack, their indirection buffers. Those allocations are not
+// checked upstream either: with the heap full, an operator is not created and
+// the kernel returns whatever its output buffer held (measured: 1 + 2 gave
+// 3.6e-41 on a full heap), or crashes with "memory access out of bounds"
+// (a 4x-wide VGG-16 at the tiny budget). So the guard also refuses a tensor
+// that would leave less than HEADROOM bytes free for those allocations: after
+// each allocation it asks malloc for HEADROOM bytes and gives them back.
+// The heap then stays at least HEADROOM above what the tensors use (the
+// space is reserved, and becomes resident only once written).
 
 /** Marks a module whose _malloc is wrapped. @internal */
 export const GUARDED = Symbol.for('normprune.mallocGuard');
@@ -34,12 +45,24 @@ function size(bytes: number): string {
 /** The `code` of the error a full wasm heap throws (as Node's errors carry one), for programs to tell it apart. */
 export const HEAP_FULL = 'ERR_NORMPRUNE_WASM_HEAP_FULL';
 
-/** The error a failed allocation of `bytes` throws, with the heap's current size. @internal */
-export function allocationError(bytes: number, heapBytes: number): Error & { code: string } {
+/**
+ * The error a failed allocation of `bytes` throws, with the heap's current
+ * size; `headroom` when the allocation itself fitted but would have left less
+ * than that free for the module's own allocations. @internal
+ */
+export function allocationError(
+  bytes: number,
+  heapBytes: number,
+  headroom?: number,
+): Error & { code: string } {
   const why =
     bytes >= 2 ** 32
       ? 'more than a wasm heap can address (4 GB)'
-      : `its heap holds ${size(heapBytes)} and cannot grow by that much (a wasm heap addresses at most 4 GB)`;
+      : headroom !== undefined
+        ? `its heap holds ${size(heapBytes)} and, with it, would keep less than ${size(headroom)} free for the ` +
+          "wasm module's own allocations (XNNPACK's operators and packed weights, which upstream does not check: " +
+          'without that room, operations return garbage)'
+        : `its heap holds ${size(heapBytes)} and cannot grow by that much (a wasm heap addresses at most 4 GB)`;
   const e = new Error(
     `normprune: the wasm backend cannot allocate ${size(bytes)} for a tensor: ${why}. ` +
       'Nothing was written. Train with a smaller batch size or a narrower model, or use ' +
@@ -50,17 +73,36 @@ export function allocationError(bytes: number, heapBytes: number): Error & { cod
 }
 
 /**
+ * Bytes the guard keeps free for the module's own allocations (XNNPACK's
+ * operators, packed weights and indirection buffers). The largest packed
+ * weights of a full-width VGG-16 layer take 9 MB; 256 MB leaves room for
+ * layers many times as wide, and costs 6% of the 4 GB heap. @internal
+ */
+export const HEADROOM = 256 * 2 ** 20;
+
+/**
  * `malloc` that throws {@link allocationError} instead of returning 0 (or of
- * truncating a size of 4 GB or more to 32 bits). @internal
+ * truncating a size of 4 GB or more to 32 bits). With `keep`, it also throws,
+ * allocating nothing, when after the allocation `keep.headroom` more bytes
+ * could not be allocated. @internal
  */
 export function checkedMalloc(
   malloc: (bytes: number) => number,
   heapBytes: () => number,
+  keep?: { free: (at: number) => void; headroom: number },
 ): (bytes: number) => number {
   return (bytes: number) => {
     if (bytes >= 2 ** 32) throw allocationError(bytes, heapBytes());
     const at = malloc(bytes);
     if (at === 0 && bytes > 0) throw allocationError(bytes, heapBytes());
+    if (keep && keep.headroom > 0) {
+      const room = malloc(keep.headroom);
+      if (room === 0) {
+        keep.free(at);
+        throw allocationError(bytes, heapBytes(), keep.headroom);
+      }
+      keep.free(room);
+    }
     return at;
   };
 }
@@ -80,6 +122,7 @@ export function guardMalloc(backend: unknown): void {
   wasm._malloc = checkedMalloc(
     (bytes) => malloc(bytes),
     () => wasm.HEAPU8.length,
+    { free: (at) => wasm._free(at), headroom: HEADROOM },
   );
   wasm[GUARDED] = true;
 }
