@@ -1496,9 +1496,12 @@ export async function main(
       process.stderr.write(`normprune: ${err.message}\n`);
       return 2;
     }
-    process.stderr.write(
-      `normprune: error: ${err instanceof DataError ? err.message : (err.message ?? String(err))}\n`,
+    // The packages' own messages start with "normprune: " too; one prefix is enough.
+    const message = String(err instanceof DataError ? err.message : (err.message ?? err)).replace(
+      /^normprune: /,
+      '',
     );
+    process.stderr.write(`normprune: error: ${message}\n`);
     const hint = heapFullHint(err, command);
     if (hint) process.stderr.write(`${hint}\n`);
     if (process.env.NORMPRUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
