@@ -11,6 +11,7 @@ import {
   guardMalloc,
   HEADROOM,
   MallocModule,
+  MAX_HEAP,
 } from '../src/kernels/malloc_guard.js';
 import { initWasm, wasmDataIds } from './kernels-helpers.js';
 
@@ -121,7 +122,8 @@ describe('checkedMalloc with headroom', () => {
 
   it('keeps the headroom allocatable after each allocation, and leaves nothing allocated when it cannot', () => {
     const a = arena(1000);
-    const malloc = checkedMalloc(a.malloc, () => 1000, { free: a.free, headroom: 300 });
+    // A heap at its maximum: the headroom can only come from inside it.
+    const malloc = checkedMalloc(a.malloc, () => MAX_HEAP, { free: a.free, headroom: 300 });
     expect(malloc(500)).toBeGreaterThan(0);
     expect(a.used()).toBe(500); // the headroom probe was given back
     expect(malloc(200)).toBeGreaterThan(0);
@@ -139,6 +141,17 @@ describe('checkedMalloc with headroom', () => {
     // What does not fit at all is the plain heap-full error.
     expect(() => malloc(400)).toThrow('cannot grow by that much');
     expect(a.used()).toBe(700);
+  });
+
+  it('asks for nothing more while the heap can still grow by the headroom', () => {
+    const calls: number[] = [];
+    const malloc = checkedMalloc(
+      (n) => (calls.push(n), 64),
+      () => MAX_HEAP - 300,
+      { free: () => undefined, headroom: 300 },
+    );
+    malloc(100);
+    expect(calls).toEqual([100]);
   });
 
   it("on a real heap filled with tensors, an operation refuses or is right, never garbage (upstream's own allocations)", async () => {

@@ -14,10 +14,10 @@
 // the kernel returns whatever its output buffer held (measured: 1 + 2 gave
 // 3.6e-41 on a full heap), or crashes with "memory access out of bounds"
 // (a 4x-wide VGG-16 at the tiny budget). So the guard also refuses a tensor
-// that would leave less than HEADROOM bytes free for those allocations: after
-// each allocation it asks malloc for HEADROOM bytes and gives them back.
-// The heap then stays at least HEADROOM above what the tensors use (the
-// space is reserved, and becomes resident only once written).
+// that would leave less than HEADROOM bytes free for those allocations. While
+// the heap can still grow by HEADROOM, that room exists and nothing is
+// checked; near the 4 GB maximum, after each allocation the guard asks malloc
+// for HEADROOM bytes and gives them back.
 
 /** Marks a module whose _malloc is wrapped. @internal */
 export const GUARDED = Symbol.for('normprune.mallocGuard');
@@ -80,11 +80,15 @@ export function allocationError(
  */
 export const HEADROOM = 256 * 2 ** 20;
 
+/** The most a wasm32 heap can grow to: 4 GB less one 64 KB page. @internal */
+export const MAX_HEAP = 2 ** 32 - 2 ** 16;
+
 /**
  * `malloc` that throws {@link allocationError} instead of returning 0 (or of
- * truncating a size of 4 GB or more to 32 bits). With `keep`, it also throws,
- * allocating nothing, when after the allocation `keep.headroom` more bytes
- * could not be allocated. @internal
+ * truncating a size of 4 GB or more to 32 bits). With `keep`, once the heap
+ * has grown to within `keep.headroom` of {@link MAX_HEAP} (below that the heap
+ * can always grow by as much), it also throws, allocating nothing, when after
+ * the allocation `keep.headroom` more bytes could not be allocated. @internal
  */
 export function checkedMalloc(
   malloc: (bytes: number) => number,
@@ -95,7 +99,7 @@ export function checkedMalloc(
     if (bytes >= 2 ** 32) throw allocationError(bytes, heapBytes());
     const at = malloc(bytes);
     if (at === 0 && bytes > 0) throw allocationError(bytes, heapBytes());
-    if (keep && keep.headroom > 0) {
+    if (keep && keep.headroom > 0 && heapBytes() + keep.headroom > MAX_HEAP) {
       const room = malloc(keep.headroom);
       if (room === 0) {
         keep.free(at);
