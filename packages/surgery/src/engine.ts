@@ -528,14 +528,27 @@ export function plan(
 
   // The last round, over the whole graph as every round used to be: it finds nothing left to
   // remove (else the bookkeeping above missed something, and the rounds go on the old way).
-  let reasons: Map<number, BlockReason>;
+  const full = fullRounds(cg, removed);
+  return { graph, states, removed, reasons: full.reasons, iterations: iterations + full.rounds, threshold };
+}
+
+/**
+ * Rounds over the whole graph, from the removal state `removed` (updated in place) to the fixed
+ * point: each recomputes the constants and the verdict, and removes every id not blocked. Returns
+ * the reasons of the last round and the number of rounds. After it, the constants are those of
+ * the final state. @internal
+ */
+export function fullRounds(
+  cg: ChannelGraph,
+  removed: Uint8Array,
+): { reasons: Map<number, BlockReason>; rounds: number } {
+  let rounds = 0;
   for (;;) {
-    iterations++;
-    propagateConstants(states, removed);
+    rounds++;
+    propagateConstants(cg.states, removed);
     const verdict = blockPass(cg, removed);
-    reasons = verdict.reasons;
     let changed = false;
-    for (const s of states) {
+    for (const s of cg.states) {
       for (const id of s.ids) {
         if (!removed[id] && !verdict.blocked[id]) {
           removed[id] = 1;
@@ -544,9 +557,8 @@ export function plan(
       }
     }
     // Nothing removed: the constants just propagated are those of the final state.
-    if (!changed) break;
+    if (!changed) return { reasons: verdict.reasons, rounds };
   }
-  return { graph, states, removed, reasons, iterations, threshold };
 }
 
 /** Recomputes which entries are constant, and their values, given the removed ids. */

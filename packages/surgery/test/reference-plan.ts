@@ -4,39 +4,15 @@
 // round. Kept as the oracle the new plan() must match exactly (removed ids, constants, reasons and
 // rounds), in the tests and the deep-chain bench. The channel-id graph (buildStates), one round's
 // verdict (blockPass) and the constants (propagateConstants) are the old code, moved into
-// functions of src/engine.ts unchanged; only the loop over rounds is the old one kept here.
-import {
-  blockPass,
-  buildStates,
-  propagateConstants,
-  type BlockReason,
-  type PrunePlan,
-} from '../src/engine.js';
+// functions of src/engine.ts unchanged, and so is the old loop over rounds (fullRounds), which the
+// new analysis runs only once its incremental rounds are done: here it runs from the start.
+import { buildStates, fullRounds, type PrunePlan } from '../src/engine.js';
 import type { LayerGraph } from '../src/graph.js';
 
 /** Builds the channel-id graph and runs the fixed-point analysis, every round over the whole graph. */
 export function planReference(graph: LayerGraph, threshold: number): PrunePlan {
   const cg = buildStates(graph, threshold);
-  const { states, nIds } = cg;
-  const removed = new Uint8Array(nIds);
-  let reasons = new Map<number, BlockReason>();
-  let iterations = 0;
-  for (;;) {
-    iterations++;
-    propagateConstants(states, removed);
-    const verdict = blockPass(cg, removed);
-    reasons = verdict.reasons;
-    let changed = false;
-    for (const s of states) {
-      for (const id of s.ids) {
-        if (!removed[id] && !verdict.blocked[id]) {
-          removed[id] = 1;
-          changed = true;
-        }
-      }
-    }
-    if (!changed) break;
-  }
-  propagateConstants(states, removed);
-  return { graph, states, removed, reasons, iterations, threshold };
+  const removed = new Uint8Array(cg.nIds);
+  const { reasons, rounds } = fullRounds(cg, removed);
+  return { graph, states: cg.states, removed, reasons, iterations: rounds, threshold };
 }
