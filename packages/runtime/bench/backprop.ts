@@ -11,7 +11,6 @@
 //   cd packages/runtime && npm run bench:backprop -- [--batch 64] [--steps 2] [--width 0.5]
 //
 // Not a test: a step of the full-width model at batch 128 takes tens of seconds.
-import { execFileSync } from 'child_process';
 import * as path from 'path';
 import * as os from 'os';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,17 +18,12 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { registerWasmTrainingKernels } from '../src/kernels/index.js';
 import { releaseSavedTensorsDuringBackprop } from '../src/backprop.js';
-import { vgg16bn } from './models.js';
+import { cifarBatch, childConfig, inChildren, option, vgg16bn } from '../../../tools/testing/bench.js';
 
-const args = process.argv.slice(2);
-const option = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const BATCH = option('--batch', 64);
 const STEPS = option('--steps', 2);
 const WIDTH = option('--width', 0.5);
-const CHILD = args.includes('--child') ? args[args.indexOf('--child') + 1] : undefined;
+const CHILD = childConfig();
 
 type Config = 'upstream' | 'released';
 
@@ -58,16 +52,9 @@ async function child(config: Config): Promise<Measured> {
   if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
   if (config === 'released') releaseSavedTensorsDuringBackprop();
   const wasm = (tf.backend() as unknown as { wasm: { HEAPU8: Uint8Array } }).wasm;
-  const model = vgg16bn(WIDTH);
+  const model = vgg16bn({ width: WIDTH, softmax: true });
   model.compile({ optimizer: tf.train.sgd(0.01), loss: 'categoricalCrossentropy' });
-  const x = tf.randomNormal([BATCH, 32, 32, 3], 0, 1, 'float32', 1);
-  const y = tf.oneHot(
-    tf.tensor1d(
-      Array.from({ length: BATCH }, (_, i) => i % 10),
-      'int32',
-    ),
-    10,
-  );
+  const { x, y } = cifarBatch(BATCH);
   // Every change of numBytes goes through this accessor.
   const state = (tf.engine() as unknown as { state: { numBytes: number } }).state;
   let bytes = state.numBytes;
@@ -98,18 +85,7 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(await child(CHILD as Config)));
     return;
   }
-  const rows: [Config, Measured][] = [];
-  for (const config of ['upstream', 'released'] as Config[]) {
-    const out = execFileSync(
-      process.execPath,
-      [...process.execArgv, __filename, ...args, '--child', config],
-      {
-        encoding: 'utf8',
-        maxBuffer: 1 << 24,
-      },
-    );
-    rows.push([config, JSON.parse(out.trim().split('\n').pop()!)]);
-  }
+  const rows = inChildren<Config, Measured>(__filename, ['upstream', 'released']);
   console.log(
     `VGG-16 (BN), CIFAR, width ${WIDTH}, batch ${BATCH}, ${STEPS} SGD steps (trainOnBatch), wasm + normprune; ` +
       `load ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} cores`,

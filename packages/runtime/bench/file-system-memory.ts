@@ -14,16 +14,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { fileSystem } from '../src/file-system.js';
+import { option, peakExtraArrayBuffers as peakExtra } from '../../../tools/testing/bench.js';
 
-const args = process.argv.slice(2);
-const option = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const REPEAT = option('--repeat', 3);
-
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc == null) throw new Error('run with node --expose-gc (see the header)');
 
 // Dense layers of a wide classifier: 15,010,750 float32 = 60.0 MB.
 const LAYERS: [number, number][] = [
@@ -57,36 +50,6 @@ function joined(parts: ArrayBuffer[]): ArrayBuffer {
     at += p.byteLength;
   }
   return out.buffer;
-}
-
-/** Runs `fn` and returns the peak of arrayBuffers above its value at the start (after a GC). */
-async function peakExtra(fn: () => Promise<unknown>): Promise<number> {
-  gc!();
-  const base = process.memoryUsage().arrayBuffers;
-  let peak = base;
-  const sample = () => {
-    peak = Math.max(peak, process.memoryUsage().arrayBuffers);
-  };
-  const timer = setInterval(sample, 1);
-  // Sample also right before each file write and read, where the buffers in use are all alive.
-  const handle = await fs.promises.open(__filename, 'r');
-  const proto = Object.getPrototypeOf(handle) as Record<'writeFile' | 'read', (...a: unknown[]) => unknown>;
-  await handle.close();
-  const originals = { writeFile: proto.writeFile, read: proto.read };
-  for (const k of ['writeFile', 'read'] as const) {
-    proto[k] = function (this: unknown, ...a: unknown[]) {
-      sample();
-      return originals[k].apply(this, a);
-    };
-  }
-  try {
-    await fn();
-    sample();
-  } finally {
-    clearInterval(timer);
-    Object.assign(proto, originals);
-  }
-  return peak - base;
 }
 
 async function main(): Promise<void> {

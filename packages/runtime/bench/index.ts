@@ -18,14 +18,11 @@ import { registerWasmTrainingKernels, unregisterWasmTrainingKernels } from '../s
 import { setWasmBackendWithThreads } from '../src/kernels/threads.js';
 import { readMnistTrain, MnistTrain } from './idx.js';
 import { buildModel, ModelName } from './models.js';
+import { option } from '../../../tools/testing/bench.js';
 
 const BATCH = 128;
 const args = process.argv.slice(2);
 const flag = (name: string) => args.includes(name);
-const option = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const REPEAT = option('--repeat', 3);
 const MIN_SECONDS = option('--seconds', 3);
 const THREADS = option('--threads', 2);

@@ -15,45 +15,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { initBackend } from '@normprune/runtime';
 import { exportModel } from '../src/index.js';
-import { vgg16bn } from './models.js';
+import { option, peakExtraArrayBuffers as peakExtra, vgg16bn } from '../../../tools/testing/bench.js';
 
-const args = process.argv.slice(2);
-const option = (name: string, dflt: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 const REPEAT = option('--repeat', 3);
-
-const gc = (globalThis as { gc?: () => void }).gc;
-if (gc == null) throw new Error('run with node --expose-gc (see the header)');
-
-/** Runs `fn` and returns the peak of arrayBuffers above its value at the start (after a GC). */
-async function peakExtra(fn: () => Promise<unknown>): Promise<number> {
-  gc!();
-  const base = process.memoryUsage().arrayBuffers;
-  let peak = base;
-  const sample = () => {
-    peak = Math.max(peak, process.memoryUsage().arrayBuffers);
-  };
-  const timer = setInterval(sample, 1);
-  // Also right before each file write, where the buffers being written are all alive.
-  const handle = await fs.promises.open(__filename, 'r');
-  const proto = Object.getPrototypeOf(handle) as { writeFile: (...a: unknown[]) => unknown };
-  await handle.close();
-  const writeFile = proto.writeFile;
-  proto.writeFile = function (this: unknown, ...a: unknown[]) {
-    sample();
-    return writeFile.apply(this, a);
-  };
-  try {
-    await fn();
-    sample();
-  } finally {
-    clearInterval(timer);
-    proto.writeFile = writeFile;
-  }
-  return peak - base;
-}
 
 async function main(): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-export-mem-'));

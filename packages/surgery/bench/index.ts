@@ -9,7 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '@normprune/runtime';
 import { decompose } from '@normprune/layers';
 import { prune } from '../src/index.js';
-import { vgg16bn } from './models.js';
+import { vgg16bn } from '../../../tools/testing/bench.js';
 
 const TARGET_REMOVED = 0.85;
 
