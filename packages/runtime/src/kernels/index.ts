@@ -35,6 +35,15 @@ interface KernelSpec {
   setup?: (backend: tf.KernelBackend) => void;
 }
 
+/**
+ * Guards the wasm backend's _malloc (a full heap throws) and tracks its buffers (our kernels free
+ * what they allocated when they throw). Anything but a wasm backend is left alone; idempotent.
+ */
+function prepareBackend(backend: unknown): void {
+  guardMalloc(backend);
+  trackBuffers(backend);
+}
+
 const SPECS: KernelSpec[] = [
   { kernelName: 'BatchMatMul', make: (up) => (up ? transposeFirst(up) : null) },
   {
@@ -76,16 +85,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
-  // Its setup (any registered kernel's would do) guards the backend's _malloc and
-  // makes our kernels free what they allocated when they throw.
-  {
-    kernelName: 'Identity',
-    make: () => identity,
-    setup: (backend) => {
-      guardMalloc(backend);
-      trackBuffers(backend);
-    },
-  },
+  // Its setup (any registered kernel's would do) prepares the backend.
+  { kernelName: 'Identity', make: () => identity, setup: prepareBackend },
   { kernelName: 'Cast', make: (up) => makeCast(up) },
 ];
 
@@ -188,11 +189,8 @@ export function registerWasmTrainingKernels(): void {
     if (current) tf.unregisterKernel(spec.kernelName, 'wasm');
     tf.registerKernel(config);
   }
-  // The engine runs setupFuncs when a backend is set; one already set gets the
-  // guard and the buffer tracking now.
-  const started = (tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm;
-  guardMalloc(started);
-  trackBuffers(started);
+  // The engine runs setupFuncs when a backend is set; one already set is prepared now.
+  prepareBackend((tf.engine() as unknown as { registry: Record<string, unknown> }).registry.wasm);
 }
 
 /**
