@@ -4,9 +4,9 @@
 // stack is 64 KB, so past about 16,000 channels the buffer runs off its end:
 // "memory access out of bounds", after which the stack pointer is left wrong
 // and every later wasm call fails too (in the threaded build a worker traps
-// and the process exits). Measured with tfjs-backend-wasm 4.22
-// on a [1, n, 1, C] pool: 16,336 channels ran, 16,384 did not, for windows
-// of 8, 9, 25 and 49 (windows up to 7 ran at 200,000). A 'kernel' Conv2D's
+// and the process exits). bench/upstream-limits.ts probes it (tfjs-backend-wasm
+// 4.22, a [1, 9, 1, C] pool): 16,336 channels ran, 16,352 did not; a 7-row
+// window ran at 200,000. A 'kernel' Conv2D's
 // direction pooled over its cin * cout groups (prox's group norms) is such a
 // pool: 16,384 channels at 128 x 128.
 //

@@ -11,9 +11,10 @@
 // The module also allocates for itself, from C++: XNNPACK's operators, the
 // weights they pack, their indirection buffers. Those allocations are not
 // checked upstream either: with the heap full, an operator is not created and
-// the kernel returns whatever its output buffer held (measured: 1 + 2 gave
-// 3.6e-41 on a full heap), or crashes with "memory access out of bounds"
-// (a 4x-wide VGG-16 at the tiny budget). So the guard also refuses a tensor
+// the kernel returns whatever its output buffer held (a + a wrong in every
+// entry in test/malloc-guard.test.ts's real-heap test with HEADROOM 0), or
+// crashes with "memory access out of bounds" (a 4x-wide VGG-16 at the tiny
+// budget). So the guard also refuses a tensor
 // that would leave less than HEADROOM bytes free for those allocations. While
 // the heap can still grow by HEADROOM, that room exists and nothing is
 // checked; near the 4 GB maximum, after each allocation the guard asks malloc
