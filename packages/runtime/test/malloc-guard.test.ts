@@ -173,8 +173,8 @@ describe('checkedMalloc with headroom', () => {
     }
     try {
       slot.dispose();
-      // Upstream without the headroom: a + a ran, then 1 + 2 gave 3.6e-41 (XNNPACK could not
-      // allocate its operator, and the output kept what its buffer held).
+      // With HEADROOM 0, a + a comes back wrong in every entry (XNNPACK could not allocate its
+      // operator, and the output kept what its buffer held).
       for (const [f, want] of [
         [() => tf.add(a, a), expected],
         [() => tf.add(tf.scalar(1), tf.scalar(2)), Float32Array.of(3)],
