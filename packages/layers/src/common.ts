@@ -264,7 +264,8 @@ export function scaleBiasActivate(
 /**
  * The magnitudes that make a decomposed layer with direction `kernel` apply
  * exactly `kernel`: `sqrt(||group||^2 + epsilon^2)` (the effective kernel divides
- * by that), and 0 for an all-zero group.
+ * by that), and 0 for an all-zero group. A group holding a NaN gets a NaN
+ * magnitude, never 0: a corrupt group must not pass for a pruned one.
  */
 export function exactMagnitude(
   kernel: tf.Tensor,
@@ -274,7 +275,7 @@ export function exactMagnitude(
 ): tf.Tensor {
   return tf.tidy(() => {
     const sq = tf.reshape(tf.sum(tf.square(kernel), normAxes), magnitudeShape);
-    return tf.where(tf.greater(sq, 0), tf.sqrt(tf.add(sq, epsilon * epsilon)), tf.zerosLike(sq));
+    return tf.where(tf.equal(sq, 0), tf.zerosLike(sq), tf.sqrt(tf.add(sq, epsilon * epsilon)));
   });
 }
 

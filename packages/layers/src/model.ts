@@ -138,8 +138,9 @@ function rebuild(
  * Throws, naming the function, for a `model` that is not a LayersModel, a
  * `granularity` that is not an object or names an unknown granularity, an
  * `include` that is neither a list of names nor a predicate, an `include`
- * name that is not a Dense or Conv2D layer of the model, and a selected
- * Conv2D with `dataFormat: 'channelsFirst'`.
+ * name that is not a Dense or Conv2D layer of the model, a selected
+ * Conv2D with `dataFormat: 'channelsFirst'`, and a selected layer holding a
+ * NaN or an infinity (naming the weight and the first such entry).
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
   checkModel(model, 'decompose');
@@ -191,6 +192,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     if (include == null) return true;
     return Array.isArray(include) ? include.includes(layer.name) : include(layer);
   };
+  for (const layer of layersOf(model)) if (selected(layer)) checkFinite(layer);
   return rebuild(
     model,
     (layer, entry) => {
@@ -322,6 +324,37 @@ function checkModel(model: unknown, who: string): asserts model is tfl.LayersMod
   const layerHint =
     model instanceof tfl.layers.Layer ? ' (a single layer: wrap it, tf.sequential({ layers: [layer] }))' : '';
   throw new Error(`${who}: expected a tfjs LayersModel, got ${describeValue(model)}${layerHint}`);
+}
+
+/**
+ * Throws, naming the layer, the weight, how many entries and the first one,
+ * when a layer to decompose holds a NaN or an infinity: its magnitudes would
+ * be NaN (or its direction 0 / 0), and training would only report the
+ * divergence an epoch later with the wrong advice.
+ */
+function checkFinite(layer: tfl.layers.Layer): void {
+  for (const w of layer.weights) {
+    const values = w.read().dataSync();
+    let count = 0;
+    let first = -1;
+    for (let i = 0; i < values.length; i++)
+      if (!Number.isFinite(values[i])) {
+        if (first < 0) first = i;
+        count++;
+      }
+    if (count === 0) continue;
+    const index: number[] = [];
+    for (let rest = first, d = w.shape.length - 1; d >= 0; d--) {
+      index.unshift(rest % (w.shape[d] as number));
+      rest = Math.floor(rest / (w.shape[d] as number));
+    }
+    throw new Error(
+      `decompose: layer '${layer.name}' (${layer.getClassName()}) has ${count} non-finite ` +
+        `value${count === 1 ? '' : 's'} in weight '${w.originalName}' (the first, at [${index}], is ${values[first]}): ` +
+        'no magnitude can be computed from it. The model has diverged or its weights are corrupt: ' +
+        'restore a checkpoint or retrain it with a lower learning rate, then decompose',
+    );
+  }
 }
 
 function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {

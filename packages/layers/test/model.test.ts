@@ -260,6 +260,78 @@ describe('decompose and fold', () => {
     );
   });
 
+  it('refuses a layer holding NaN or an infinity, naming the layer, the weight and the entry', () => {
+    // NaN > 0 is false: such a group used to get magnitude 0, and passed for a pruned one.
+    const cases: [string, number, number[], RegExp][] = [
+      [
+        'fc1',
+        NaN,
+        [7, 2],
+        /layer 'fc1' \(Dense\) has 1 non-finite value in weight 'fc1\/kernel' \(the first, at \[7,2\], is NaN\)/,
+      ],
+      [
+        'conv2',
+        -Infinity,
+        [1, 2, 3, 4],
+        /layer 'conv2' \(Conv2D\) has 1 non-finite value in weight 'conv2\/kernel' \(the first, at \[1,2,3,4\], is -Infinity\)/,
+      ],
+      [
+        'conv1',
+        Infinity,
+        [2],
+        /layer 'conv1' \(Conv2D\) has 1 non-finite value in weight 'conv1\/bias' \(the first, at \[2\], is Infinity\)/,
+      ],
+    ];
+    for (const [name, value, at, message] of cases) {
+      const model = lenet5();
+      const layer = model.getLayer(name);
+      const weights = layer.getWeights();
+      const w = weights[at.length === 1 ? 1 : 0];
+      const values = w.bufferSync();
+      values.set(value, ...at);
+      layer.setWeights(weights.map((t) => (t === w ? values.toTensor() : t)));
+      const before = tf.memory().numTensors;
+      expect(() => decompose(model)).toThrow(message);
+      expect(() => decompose(model)).toThrow(/diverged or its weights are corrupt: restore a checkpoint/);
+      expect(tf.memory().numTensors).toBe(before);
+      // Left out, the layer is not looked at.
+      decompose(model, { include: (l) => l.name !== name }).dispose();
+      model.dispose();
+    }
+    // Two NaN in one kernel are counted.
+    const mlp = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [3], name: 'd' })] });
+    mlp.layers[0].setWeights([
+      tf.tensor2d([
+        [1, NaN],
+        [2, 3],
+        [NaN, 4],
+      ]),
+      tf.zeros([2]),
+    ]);
+    expect(() => decompose(mlp)).toThrow(/layer 'd' \(Dense\) has 2 non-finite values .* at \[0,1\]/);
+    // A NaN given as initial weights makes a NaN magnitude, which prox's checks name, not a 0.
+    for (const granularity of ['output', 'input'] as const) {
+      const layer = decomposedDense({
+        units: 2,
+        granularity,
+        weights: [
+          tf.tensor2d([
+            [1, NaN],
+            [2, 3],
+            [0, 4],
+          ]),
+        ],
+        useBias: false,
+      });
+      layer.apply(tf.zeros([1, 3]));
+      const m = Array.from(layer.getWeights()[1].dataSync());
+      expect(m.filter(Number.isNaN).length).toBe(1);
+      expect(m.filter((v) => v > 0).length).toBe(granularity === 'output' ? 1 : 2); // columns or rows
+      layer.dispose();
+    }
+    mlp.dispose();
+  });
+
   it('decomposes and folds nested models (a Sequential block inside a functional model inside a Sequential)', async () => {
     const block = tfl.sequential({
       name: 'block',

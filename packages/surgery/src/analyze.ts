@@ -1,6 +1,6 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { readWeights, weightNamed, type HostWeight } from './handlers.js';
+import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { layerPaths } from '@normprune/layers';
 import { checkModel, checkThreshold, withFolded } from './folding.js';
 
@@ -73,8 +73,6 @@ export interface AnalyzeOptions {
   /** Weights with |w| <= threshold count as zero. Default 0. */
   threshold?: number;
 }
-
-const count = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 // Layers whose kernel [...spatial, cin, cout] is applied at every output position: one MAC per
 // kernel weight per position, groups over the last two axes.
@@ -149,7 +147,7 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
   const s = kernel.shape;
   const cin = s[s.length - 2];
   const cout = s[s.length - 1];
-  const K = count(s.slice(0, -2));
+  const K = elementCount(s.slice(0, -2));
   // An unknown spatial size (an input of [null, null, 3]) leaves the MACs unknown: NaN, not 1 position.
   const positions = positionsOf(layer.outputShape as (number | null)[]);
   // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?

@@ -12,20 +12,40 @@ export interface HostWeight {
   values: Float32Array;
 }
 
-/** Host copies of a layer's weights, in the layer's own order. */
+/**
+ * Host copies of a layer's weights, in the layer's own order. Throws, naming
+ * the layer, the weight and its first bad entry, for a NaN or an infinity:
+ * `|NaN| > threshold` is false, so such a weight would count as zero, and a
+ * diverged model would be reported compressed.
+ */
 export function readWeights(layer: tfl.layers.Layer | undefined): HostWeight[] {
   if (!layer) return [];
   return layer.weights.map((w) => {
-    const full = (w as any).originalName ?? w.name;
+    const full = String((w as any).originalName ?? w.name);
     // dataSync may hand back the backend's own buffer: copy before anyone slices or edits it.
     const values = (w.read().dataSync() as Float32Array).slice();
-    return {
-      name: String(full).split('/').pop()!.replace(/_\d+$/, ''),
-      shape: w.shape.map((d) => d as number),
-      values,
-    };
+    const shape = w.shape.map((d) => d as number);
+    let bad = 0;
+    let first = -1;
+    for (let i = 0; i < values.length; i++)
+      if (!Number.isFinite(values[i])) {
+        if (first < 0) first = i;
+        bad++;
+      }
+    if (bad > 0) {
+      const at = shape.map((_, d) => Math.floor(first / elementCount(shape.slice(d + 1))) % shape[d]);
+      throw new Error(
+        `surgery: layer '${layer.name}' (${layer.getClassName()}) has ${bad} non-finite value${bad === 1 ? '' : 's'} ` +
+          `in weight '${full}' (the first, at [${at}], is ${values[first]}): no weight can be told zero or not. ` +
+          'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
+      );
+    }
+    return { name: full.split('/').pop()!.replace(/_\d+$/, ''), shape, values };
   });
 }
+
+/** The number of entries of a tensor of shape `shape`. */
+export const elementCount = (shape: number[]): number => shape.reduce((a, b) => a * b, 1);
 
 /** The weight named `name`, or undefined. */
 export function weightNamed(ws: HostWeight[], name: string): HostWeight | undefined {
