@@ -283,10 +283,20 @@ export async function exportModel(
 ): Promise<ExportResult> {
   checkModel(model, 'exportModel');
   dir = await modelDir(dir, 'exportModel');
+  // A string where the options go (exportModel(m, dir, 'sparse')) would otherwise be read as
+  // no options at all, and a string float16 ('false' from a CLI or JSON) as true.
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new Error(
+      `exportModel: options must be an object such as { format: 'sparse', float16: true }, got ${describe(options)}`,
+    );
   const format = options.format ?? 'tfjs';
   const float16 = options.float16 ?? false;
   if (format !== 'tfjs' && format !== 'sparse')
     throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
+  if (typeof float16 !== 'boolean')
+    throw new Error(
+      `exportModel: float16 must be true (weights stored as float16, half the bytes) or false, got ${describe(float16)}`,
+    );
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
     const { artifacts, weights } = modelArtifacts(plain);
@@ -653,7 +663,8 @@ export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
       throw new ModelFileError(
         'damaged',
         path.join(dir, manifest.data),
-        `loadSparseModel: ${manifest.data} is truncated (weight '${w.name}' needs bytes up to ${end}, file has ${bin.length})`,
+        `loadSparseModel: ${path.join(dir, manifest.data)} is truncated (weight '${w.name}' needs bytes up to ${end}, ` +
+          `file has ${bin.length}): copy or export the model again`,
       );
     let out: Float32Array;
     if (w.encoding === 'dense') out = decodeValues(bin.subarray(w.offset), w.values, float16);

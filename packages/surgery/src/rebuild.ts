@@ -63,7 +63,9 @@ export function rebuild(
     if (dead)
       throw new Error(
         `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead: ` +
-          `removing them would disconnect the model (${left})`,
+          `removing them would disconnect the model (${left}). If the L1 penalty killed them, train again with a ` +
+          `smaller lambda, or give the layer a smaller multiplier in @normprune/prox (layerMultipliers: ` +
+          `{ '${dead.node.name}': 0 } leaves it unpenalised)`,
       );
     // None is dead, only unused: a unit layer after them reads none of their units (its weights
     // from them are zero, or its own units are all dead but stay as the model's output).

@@ -400,6 +400,22 @@ describe('exportModel', () => {
       );
     await expect(exportModel(model, 42 as never)).rejects.toThrow(/dir must be a directory path .*got 42/);
     await expect(exportModel(null as never, dir)).rejects.toThrow(/exportModel: expected a tfjs LayersModel/);
+    // Options are checked before anything is written.
+    const unwritten = path.join(tmp, 'never-written');
+    await expect(exportModel(model, unwritten, { format: 'dense' as never })).rejects.toThrow(
+      /exportModel: unknown format 'dense' \(use 'tfjs' or 'sparse'\)/,
+    );
+    await expect(exportModel(model, unwritten, 'sparse' as never)).rejects.toThrow(
+      /exportModel: options must be an object such as \{ format: 'sparse', float16: true \}, got "sparse" \(a string\)/,
+    );
+    await expect(exportModel(model, unwritten, null as never)).rejects.toThrow(
+      /options must be an object .*got null/,
+    );
+    for (const float16 of ['false', 'yes', 1])
+      await expect(exportModel(model, unwritten, { float16: float16 as never })).rejects.toThrow(
+        /exportModel: float16 must be true \(weights stored as float16, half the bytes\) or false, got/,
+      );
+    expect(fs.existsSync(unwritten)).toBe(false);
     await expect(loadSparseModel(path.join(dir, 'model.json'))).rejects.toThrow(
       /loadSparseModel: .*names a \.json file/,
     );
@@ -411,7 +427,9 @@ describe('exportModel', () => {
     await exportModel(model, dir, { format: 'sparse' });
     const bin = path.join(dir, 'sparse.bin');
     fs.truncateSync(bin, 100);
-    await expect(loadSparseModel(dir)).rejects.toThrow(/sparse.bin is truncated/);
+    await expect(loadSparseModel(dir)).rejects.toThrow(
+      /loadSparseModel: .*broken\/sparse.bin is truncated \(weight '.*' needs bytes up to \d+, file has 100\): copy or export the model again/,
+    );
     const manifestFile = path.join(dir, 'sparse.json');
     const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
     // A manifest is not trusted to name a file outside the folder.

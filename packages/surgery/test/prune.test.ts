@@ -95,6 +95,9 @@ describe('prune: MLP', () => {
       Array.from({ length: 12 }, (_, i) => i),
     );
     expect(() => prune(m)).toThrow(/every unit of layer 'd2' \(Dense, 12 units\) is dead: .*disconnect/);
+    expect(() => prune(m)).toThrow(
+      /train again with a smaller lambda, .*layerMultipliers: \{ 'd2': 0 \} leaves it unpenalised/,
+    );
   });
 
   it('names the layer that reads none of a layer it leaves unused: the output layer, or one past a Flatten', () => {
