@@ -5,10 +5,11 @@ import { describeValue as describe } from '@normprune/layers';
  * Proximal operator of `t * |x|` (the lasso shrinkage): `sign(x) * max(|x| - t, 0)`.
  *
  * Entries with `|x| <= t` become exactly 0 (a tie at the threshold is zeroed).
- * `t` is a number or a tensor broadcastable to `x`; it must be >= 0.
- * The caller disposes the result.
+ * `t` is a number or a tensor broadcastable to `x`; it must be >= 0
+ * (else a RangeError; a tensor is not checked). The caller disposes the result.
  */
 export function softThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
+  checkThreshold('softThreshold', t);
   return tf.tidy(() => tf.mul(tf.sign(x), tf.relu(tf.sub(tf.abs(x), t))));
 }
 
@@ -17,9 +18,11 @@ export function softThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
  *
  * This is the step ProximalSGD applies to magnitudes: they carry the sign-free
  * importance of a group, so negative inputs are projected to 0 as well.
- * `t` is a number or a tensor broadcastable to `x`. The caller disposes the result.
+ * `t` is a number or a tensor broadcastable to `x`, >= 0 (else a RangeError; a tensor is not checked).
+ * The caller disposes the result.
  */
 export function nonnegSoftThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
+  checkThreshold('nonnegSoftThreshold', t);
   return tf.tidy(() => tf.relu(tf.sub(x, t)));
 }
 
@@ -32,10 +35,11 @@ export function nonnegSoftThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Ten
  * This is the structured-sparsity baseline on plain (not decomposed) weights:
  * groups whose norm is <= t become exactly 0, the others shrink towards 0.
  * A zero group stays zero. `t` is a number or a tensor broadcastable to the
- * group-norm shape with the reduced axes kept (size 1). The caller disposes
- * the result.
+ * group-norm shape with the reduced axes kept (size 1), >= 0
+ * (else a RangeError; a tensor is not checked). The caller disposes the result.
  */
 export function groupSoftThreshold(x: tf.Tensor, t: number | tf.Tensor, axes: number[]): tf.Tensor {
+  checkThreshold('groupSoftThreshold', t);
   return tf.tidy(() => {
     const norm = tf.sqrt(tf.sum(tf.square(x), axes, true));
     // max(norm, tiny) only guards the division: a zero group gives 0 * anything = 0.
@@ -47,10 +51,29 @@ export function groupSoftThreshold(x: tf.Tensor, t: number | tf.Tensor, axes: nu
 /**
  * Hard thresholding (the proximal operator of an L0 penalty, up to the
  * tie-break): keeps `x` where `|x| > t`, sets it to exactly 0 elsewhere
- * (ties at the threshold are zeroed). The caller disposes the result.
+ * (ties at the threshold are zeroed). `t` is a number or a tensor
+ * broadcastable to `x`, >= 0 (else a RangeError; a tensor is not checked).
+ * The caller disposes the result.
  */
 export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
+  checkThreshold('hardThreshold', t);
   return tf.tidy(() => tf.where(tf.greater(tf.abs(x), t), x, tf.zerosLike(x)));
+}
+
+/**
+ * The thresholds' check: a number must be finite and >= 0 (a negative `t`
+ * is no proximal operator: soft thresholding would push entries away from 0,
+ * and the group operator scale whole groups up), else a `RangeError`; what is
+ * neither a number nor a tensor is a `TypeError`. A tensor threshold is not
+ * read back to be checked: that would stall a GPU pipeline at every call.
+ * @internal
+ */
+function checkThreshold(who: string, t: unknown): void {
+  if (t instanceof tf.Tensor) return;
+  if (typeof t !== 'number')
+    throw new TypeError(`${who}: t must be a number >= 0 or a tensor, got ${describe(t)}`);
+  if (!(t >= 0) || !Number.isFinite(t))
+    throw new RangeError(`${who}: t must be a finite number >= 0, got ${describe(t)}`);
 }
 
 /**

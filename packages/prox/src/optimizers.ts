@@ -230,6 +230,12 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Checks and stores the shared options; the subclasses add their update rule. */
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) {
+      const cls = (new.target as unknown as { className?: string }).className ?? 'ProximalOptimizer';
+      throw new Error(
+        `${cls}: options must be an object such as { learningRate: 0.01, lambda: 1e-4, magnitudes: model }, got ${describe(o)}`,
+      );
+    }
     if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
       throw new Error(`learningRate must be a finite number > 0, got ${describe(o.learningRate)}`);
     this.learningRate = o.learningRate;
@@ -238,7 +244,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     if (!COST_WEIGHTINGS.includes(this.costWeighting))
       throw new Error(costWeightingError(this.costWeighting));
     this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
-    this.renormalize = o.renormalize ?? true;
+    this.renormalize = checkBoolean('renormalize', o.renormalize ?? true);
     this.progress = checkProgress(o.progress);
     if (typeof o.lambda === 'function') {
       this.useSchedule(checkSchedule('lambda', o.lambda));
@@ -571,6 +577,12 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
   };
 }
 
+/** `value` if it is a boolean; otherwise an error naming the option ('no' would be truthy). */
+function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new Error(`${name} must be true or false, got ${describe(value)}`);
+  return value;
+}
+
 /** Refuses an epoch count that is not a whole number >= 0 or a compression outside [0, 1]. */
 function checkProgress(p: TrainingProgress | undefined): TrainingProgress {
   if (p == null) return {};
@@ -676,9 +688,10 @@ export class ProximalSGD extends ProximalOptimizer {
   constructor(o: ProximalSGDOptions) {
     super(o);
     this.momentum = o.momentum ?? 0;
-    this.nesterov = o.nesterov ?? false;
-    if (!(this.momentum >= 0 && this.momentum < 1))
-      throw new Error(`momentum must lie in [0, 1), got ${this.momentum}`);
+    this.nesterov = checkBoolean('nesterov', o.nesterov ?? false);
+    // typeof: a numeric string passes the range check and fails at the first step, inside tfjs.
+    if (typeof this.momentum !== 'number' || !(this.momentum >= 0 && this.momentum < 1))
+      throw new Error(`momentum must be a number in [0, 1), got ${describe(this.momentum)}`);
     if (this.nesterov && this.momentum === 0) throw new Error('nesterov needs momentum > 0');
   }
 
@@ -781,7 +794,8 @@ export class ProximalAdam extends ProximalOptimizer {
       ['beta1', this.beta1],
       ['beta2', this.beta2],
     ] as const) {
-      if (!(b >= 0 && b < 1)) throw new Error(`${k} must lie in [0, 1), got ${b}`);
+      if (typeof b !== 'number' || !(b >= 0 && b < 1))
+        throw new Error(`${k} must be a number in [0, 1), got ${describe(b)}`);
     }
   }
 

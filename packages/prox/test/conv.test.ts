@@ -155,7 +155,33 @@ describe('attach and layer multipliers', () => {
       /learningRate must be a finite number > 0, got 0/,
     );
     expect(() => new ProximalSGD({ learningRate: 0.1, momentum: 1, lambda: 0, magnitudes: [] })).toThrow(
-      /momentum must lie in \[0, 1\), got 1/,
+      /momentum must be a number in \[0, 1\), got 1/,
+    );
+    // A numeric string passed the range check and failed at the first step, inside tfjs's mul;
+    // a string boolean was truthy ('no' renormalised).
+    const base = { learningRate: 0.1, lambda: 0, magnitudes: [] };
+    expect(() => new ProximalSGD({ ...base, momentum: '0.9' as never })).toThrow(
+      /momentum must be a number in \[0, 1\), got "0.9" \(a string\)/,
+    );
+    for (const k of ['beta1', 'beta2'])
+      expect(() => new ProximalAdam({ ...base, [k]: '0.9' })).toThrow(
+        new RegExp(`${k} must be a number in \\[0, 1\\), got "0.9" \\(a string\\)`),
+      );
+    expect(() => new ProximalAdam({ ...base, beta2: 1 })).toThrow(
+      /beta2 must be a number in \[0, 1\), got 1/,
+    );
+    expect(() => new ProximalSGD({ ...base, momentum: 0.9, nesterov: 'yes' as never })).toThrow(
+      /nesterov must be true or false, got "yes" \(a string\)/,
+    );
+    for (const Opt of [ProximalSGD, ProximalAdam])
+      expect(() => new Opt({ ...base, renormalize: 'no' as never })).toThrow(
+        /renormalize must be true or false, got "no" \(a string\)/,
+      );
+    expect(() => new (ProximalSGD as any)()).toThrow(
+      /ProximalSGD: options must be an object such as \{ learningRate: 0.01, lambda: 1e-4, magnitudes: model \}, got undefined/,
+    );
+    expect(() => new (ProximalAdam as any)(0.01)).toThrow(
+      /ProximalAdam: options must be an object .*got 0.01/,
     );
     expect(
       () =>

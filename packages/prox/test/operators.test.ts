@@ -99,6 +99,38 @@ describe('proximal operators against their closed forms', () => {
     tf.dispose([w, out, out2]);
   });
 
+  it('refuse a negative, NaN or infinite number threshold and what is neither a number nor a tensor', () => {
+    // softThreshold(x, -1) pushed [-2, 2] out to [-3, 3]; groupSoftThreshold scaled groups up.
+    const v = tf.tensor2d([
+      [1, -2],
+      [3, -4],
+    ]);
+    const before = tf.memory().numTensors;
+    const ops: [string, (t: never) => unknown][] = [
+      ['softThreshold', (t) => softThreshold(v, t)],
+      ['nonnegSoftThreshold', (t) => nonnegSoftThreshold(v, t)],
+      ['hardThreshold', (t) => hardThreshold(v, t)],
+      ['groupSoftThreshold', (t) => groupSoftThreshold(v, t, [0])],
+    ];
+    for (const [name, op] of ops) {
+      for (const [t, shown] of [
+        [-1, '-1'],
+        [NaN, 'NaN'],
+        [Infinity, 'Infinity'],
+      ] as const) {
+        expect(() => op(t as never)).toThrow(RangeError);
+        expect(() => op(t as never)).toThrow(`${name}: t must be a finite number >= 0, got ${shown}`);
+      }
+      expect(() => op('0.1' as never)).toThrow(TypeError);
+      expect(() => op('0.1' as never)).toThrow(
+        `${name}: t must be a number >= 0 or a tensor, got "0.1" (a string)`,
+      );
+      tf.dispose(op(0 as never) as tf.Tensor);
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    v.dispose();
+  });
+
   it('leave no tensors behind', async () => {
     const v = tf.tensor2d([
       [1, -2],
