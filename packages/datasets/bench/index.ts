@@ -7,7 +7,7 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { batches, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
+import { batches, computeStats, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
 
 // The JPEG copy of CIFAR-10: NORMPRUNE_CIFAR_ARCHIVE, else ../shared/data/ beside the workspace
 // (or beside any folder above it, so a clone elsewhere finds it too).
@@ -55,6 +55,7 @@ async function runCase(name: string, cacheDir: string): Promise<Result> {
   } else if (name === 'cifar-batches') {
     await tf.setBackend('cpu');
     const ds = await loadCifar10({ file: CIFAR!, cacheDir, offline: true });
+    const stats = computeStats(ds.train);
     const [n, s] = await time(async () => {
       let n = 0;
       for await (const { xs, ys } of batches(ds.train, {
@@ -63,6 +64,7 @@ async function runCase(name: string, cacheDir: string): Promise<Result> {
         seed: 1,
         augment: true,
         normalize: 'standardize',
+        stats,
       })) {
         n += xs.shape[0];
         tf.dispose([xs, ys]);

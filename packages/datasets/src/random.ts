@@ -1,10 +1,19 @@
+import { DatasetError } from './errors.js';
+
 /**
  * mulberry32: a tiny 32-bit PRNG, good enough for shuffling and augmentation,
  * and identical on every platform so a seed reproduces a run exactly. It is
  * the generator behind {@link batches}' `seed`; use it for any other choice
- * (subsets, splits) that must replay with the same seed.
+ * (subsets, splits) that must replay with the same seed. A seed that is not
+ * an integer from 0 to 2^32 - 1 is an `invalid-argument` error.
  */
 export function mulberry32(seed: number): () => number {
+  // seed >>> 0 would quietly turn 1.7, NaN, -1 or 'x' into some other seed.
+  if (!(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32))
+    throw new DatasetError('invalid-argument', {
+      message: 'mulberry32: seed must be an integer from 0 to 2^32 - 1',
+      found: typeof seed === 'string' ? `${JSON.stringify(seed)} (a string)` : String(seed),
+    });
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -17,6 +26,11 @@ export function mulberry32(seed: number): () => number {
 
 /** Fisher-Yates permutation of 0..n-1, drawn from `rand` (e.g. {@link mulberry32}). */
 export function permutation(n: number, rand: () => number): Uint32Array {
+  if (!(Number.isInteger(n) && n >= 0) || typeof rand !== 'function')
+    throw new DatasetError('invalid-argument', {
+      message: 'permutation(n, rand) needs an integer n >= 0 and a generator such as mulberry32(seed)',
+      found: `n ${typeof n === 'string' ? JSON.stringify(n) : String(n)}, rand ${typeof rand}`,
+    });
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {

@@ -250,12 +250,19 @@ export function toTensors(
   return normalize === 'standardize' ? { xs, ys, stats } : { xs, ys };
 }
 
+/** A value as an error's `found` shows it: a string quoted, so that "42" is not read as 42. */
+function shown(v: unknown): string | number {
+  return typeof v === 'number' ? v : typeof v === 'string' ? `${JSON.stringify(v)} (a string)` : String(v);
+}
+
 /**
  * Iterates over a split in batches, making each batch's two tensors only when
  * it is requested, so nothing is held when the consumer stops early. The
  * consumer owns (and disposes) every `{ xs, ys }` it receives. With a `seed`,
  * the order and the augmentation are reproducible; pass a different seed per
- * epoch (e.g. `seed + epoch`) for a fresh order.
+ * epoch (e.g. `seed + epoch`) for a fresh order. `'standardize'` needs
+ * `stats` (those of the training split, from `computeStats`): unlike
+ * {@link toTensors}, an iterator could not hand back statistics it computed.
  */
 export function batches(
   split: Split,
@@ -278,14 +285,23 @@ export function batches(
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new DatasetError('invalid-argument', {
       message: 'batchSize must be a positive integer',
-      found: o.batchSize,
+      found: shown(o.batchSize),
     });
   }
   // mulberry32 takes 32 bits: 1.7, NaN or 2 ** 32 would quietly act as 1, 0 and 0.
   if (o.seed !== undefined && !(Number.isInteger(o.seed) && o.seed >= 0 && o.seed < 2 ** 32)) {
     throw new DatasetError('invalid-argument', {
       message: 'seed must be an integer from 0 to 2^32 - 1',
-      found: o.seed,
+      found: shown(o.seed),
+    });
+  }
+  // toTensors can hand back the stats it computed; an iterator cannot, and a validation or test
+  // split standardised by its own statistics would differ from training without a sign.
+  if (o.normalize === 'standardize' && o.stats === undefined) {
+    throw new DatasetError('invalid-argument', {
+      message:
+        "batches: normalize 'standardize' needs stats: pass computeStats(train), the training split's, " +
+        'for every split, so that all are standardised alike',
     });
   }
   const { tables, oneHot, depth } = encoding(split, o);

@@ -127,6 +127,7 @@ describe('batches', () => {
         seed: 3,
         augment: true,
         normalize: 'standardize',
+        stats: computeStats(s),
         oneHot: true,
       })) {
         tf.dispose([xs, ys]);
@@ -354,6 +355,21 @@ describe('batches() options', () => {
       expect.objectContaining({ code: 'invalid-argument', message }),
     );
     expect(tensors()).toBe(before);
+  });
+
+  it("refuses 'standardize' without stats: an iterator cannot hand back stats it computed", () => {
+    expect(() => batches(s, { batchSize: 2, normalize: 'standardize' })).toThrow(
+      expect.objectContaining({
+        code: 'invalid-argument',
+        message: expect.stringMatching(
+          /^batches: normalize 'standardize' needs stats: pass computeStats\(train\)/,
+        ),
+      }),
+    );
+    expect(() => batches(s, { batchSize: 2, seed: '42' as never })).toThrow(/found: "42" \(a string\)$/);
+    expect(() => batches(s, { batchSize: '8' as never })).toThrow(
+      /batchSize must be a positive integer; found: "8" \(a string\)$/,
+    );
   });
 
   it.each([1.7, NaN, -1, 2 ** 32, Infinity])(
