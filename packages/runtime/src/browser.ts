@@ -32,7 +32,7 @@ export const fileSystem: typeof node.fileSystem = () => {
   throw nodeOnly(
     'fileSystem() saves models to and loads them from files',
     "In a browser, use tfjs's own IO: model.save('indexeddb://name'), 'localstorage://name' or " +
-      "'downloads://name', and tf.loadLayersModel('indexeddb://name') or a URL.",
+      "'downloads://name', and loadLayersModel('indexeddb://name') (or a URL) of @tensorflow/tfjs-layers.",
   );
 };
 

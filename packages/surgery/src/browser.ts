@@ -31,7 +31,7 @@ export type { ExportOptions, ExportResult, SparseWeightEntry } from './export.js
 const SAVE_INSTEAD =
   "In a browser, save the pruned model with tfjs's own IO: await model.save('indexeddb://name') " +
   "(or 'localstorage://name', 'downloads://name'), after fold() from @normprune/layers if it still has " +
-  "decomposed layers; load it with tf.loadLayersModel('indexeddb://name'). The sparse format has no browser writer.";
+  "decomposed layers; load it with loadLayersModel('indexeddb://name') of @tensorflow/tfjs-layers. The sparse format has no browser writer.";
 
 export const exportModel: typeof node.exportModel = async () => {
   throw new Error(
