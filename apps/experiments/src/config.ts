@@ -174,8 +174,12 @@ export const experimentSchema = z.strictObject({
     seed: z
       .number()
       .int()
+      .min(0)
+      .max(2 ** 32 - 1)
       .default(0)
-      .describe('Seed of the fixed shuffle of the training set before the validation split.'),
+      .describe(
+        'Seed of the fixed shuffle of the training set before the validation split (an integer from 0 to 2^32 - 1).',
+      ),
   }),
   model: z.strictObject({
     layers: z

@@ -139,7 +139,7 @@ export async function loadRunData(
   if (budget.testSubset !== undefined && budget.testSubset < ds.test.count) {
     test = takeSplit(
       ds.test,
-      permutation(ds.test.count, cfg.dataset.seed + 1).subarray(0, budget.testSubset),
+      permutation(ds.test.count, (cfg.dataset.seed + 1) >>> 0).subarray(0, budget.testSubset),
     );
   }
   const stats = cfg.dataset.normalize === 'standardize' ? datasets.computeStats(train) : undefined;
