@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batches } from '@normprune/datasets';
-import { decompose, magnitudes } from '@normprune/layers';
+import { decompose, fold, magnitudes } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD } from '@normprune/prox';
 import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
@@ -28,6 +28,7 @@ import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
 import { buildModel, loadModelDir, pruneMagnitudes } from './model.js';
 import { Progress } from './progress.js';
+import { StopSignals } from './signals.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -83,6 +84,11 @@ export interface RunOptions {
   force?: boolean;
   /** Command line recorded in config.json and the report. */
   command?: string;
+  /**
+   * The command line that continues this run with --resume, printed when a stop signal
+   * quits it (default: "the same command with --resume").
+   */
+  continueWith?: string;
   log?: (line: string) => void;
   /** Progress stream (default process.stderr). */
   stream?: NodeJS.WriteStream;
@@ -891,8 +897,19 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, o.config, o.budget, o.seed) : undefined;
   ensureWritableDir(out);
   const unlock = lockDir(out, `a run of ${o.config.name}`);
+  const stop: StopSignals = new StopSignals(
+    logOf(o),
+    (): string =>
+      // Written last but for the report and the clean-up: the run itself is done.
+      stop.stage === 'finishing' && existsSync(join(out, 'results.json'))
+        ? `the run had finished (results.json is written); \`normprune report ${out}\` rewrites its report`
+        : existsSync(join(out, '.work', 'checkpoint', 'state.json'))
+          ? `continue from the last checkpoint with: ${o.continueWith ?? 'the same command with --resume'}`
+          : `nothing was checkpointed: run the same command again${o.resume ? ', without --resume' : ''}`,
+    unlock,
+  );
   try {
-    return await runLocked(o, out, kept);
+    return await runLocked(o, out, kept, stop);
   } catch (e) {
     // A rerun that fails before its first checkpoint gives back the finished run it replaced
     // (nothing of it is left to continue); one interrupted, or failed after a checkpoint, keeps
@@ -911,6 +928,7 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     }
     throw e;
   } finally {
+    stop.dispose();
     unlock();
   }
 }
@@ -924,6 +942,7 @@ async function runLocked(
   o: RunOptions,
   out: string,
   kept: (KeptBaseline & { dir: string }) | undefined,
+  stop: StopSignals,
 ): Promise<RunResults> {
   const log = logOf(o);
   const cfg = o.config;
@@ -936,10 +955,36 @@ async function runLocked(
   recoverDir(join(work, 'baseline'));
   recoverReplaced(out);
   rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
+  // A checkpoint of another config, budget or seed: --resume would refuse it, but only after loading
+  // the data; say so now, with what differs and the command that continues it.
+  // (A damaged checkpoint is reported where --resume reads it; --force removes it.)
+  const ckptHash = (): string | undefined => {
+    try {
+      return readCheckpointState(ckptDir).configHash;
+    } catch {
+      return undefined;
+    }
+  };
+  const found = (o.resume || !o.force) && existsSync(join(ckptDir, 'state.json')) ? ckptHash() : undefined;
+  const other = found !== undefined && found !== hash ? runIn(out) : undefined;
+  const otherText = other
+    ? ` of another config, budget or seed (${shownDifferences(
+        { config: other.config, budget: other.budget?.spec, seed: other.seed },
+        { config: cfg, budget: o.budget, seed: o.seed },
+      )})` + (other.command ? `, started by \`${other.command}\`` : '')
+    : '';
+  if (o.resume && other)
+    throw new Error(
+      `--resume: the checkpoint in ${ckptDir} belongs to a run${otherText}; continue it with that command and --resume, ` +
+        'or start this one in another --out',
+    );
   if (!o.resume && existsSync(ckptDir)) {
     if (!o.force)
       throw new Error(
-        `${out} holds an unfinished run; continue it with --resume, choose another --out, or pass --force to start over`,
+        `${out} holds an unfinished run${otherText}; ` +
+          (other
+            ? 'continue it with that command and --resume, choose another --out, or pass --force to replace it'
+            : 'continue it with --resume, choose another --out, or pass --force to start over'),
       );
     // --force starts over: the unfinished run's checkpoint goes (its files go with claimOutDir's).
     rmSync(ckptDir, { recursive: true, force: true });
@@ -1033,14 +1078,8 @@ async function runLocked(
     config: cfg,
   });
 
-  // Ctrl-C: finish the current step, checkpoint, exit. A second Ctrl-C exits at once.
-  let stopRequested = false;
-  const onSigint = () => {
-    if (stopRequested) process.exit(130);
-    stopRequested = true;
-    log('\nCtrl-C: writing a checkpoint after this step (Ctrl-C again to quit without one)');
-  };
-  process.on('SIGINT', onSigint);
+  // Ctrl-C (or SIGTERM, SIGHUP) from here on: finish the current step, checkpoint, exit.
+  stop.stage = 'training';
   let stepsThisProcess = 0;
 
   const checkpoint = async (m: tfl.LayersModel, opt: tf.Optimizer | null) => {
@@ -1143,11 +1182,11 @@ async function runLocked(
           steps,
           `loss ${(state.acc.lossSum / state.acc.samples).toFixed(4)}${lambda !== undefined ? ` lambda ${lambda.toPrecision(3)}` : ''}`,
         );
-        if (o.stopAfterSteps !== undefined && stepsThisProcess >= o.stopAfterSteps) stopRequested = true;
+        if (o.stopAfterSteps !== undefined && stepsThisProcess >= o.stopAfterSteps) stop.requested = true;
         // A training step awaits only promises that resolve at once (wasm and cpu read their data
         // synchronously), so without this turn of the event loop a Ctrl-C would wait for the epoch's end.
         await new Promise<void>((r) => setImmediate(r));
-        if (stopRequested) {
+        if (stop.requested) {
           progress.done();
           await checkpoint(m, opt);
           // Leave nothing behind for a caller that goes on in this process (tests, sweeps).
@@ -1308,17 +1347,20 @@ async function runLocked(
       disposeOptimizer(opt);
       pruneMagnitudes(m, cfg.prune);
       state.groups = countGroups(m);
-      const pruned = prune(m).model;
+      // Folded here (prune would fold it itself) to check the kernels before surgery reads them.
+      const folded = fold(m);
       m.dispose();
-      const overflow = await nonFiniteWeight(pruned);
+      const overflow = await nonFiniteWeight(folded);
       if (overflow !== undefined) {
-        pruned.dispose();
+        folded.dispose();
         throw new Error(
-          `proximal: weight ${overflow} of the pruned model holds NaN or an infinity: the proximal training ` +
+          `proximal: weight ${overflow} of the trained model holds NaN or an infinity: the proximal training ` +
             `diverged (its weights overflow when folded into one kernel); lower training.proximal.learningRate ` +
             `(its last epoch's: ${lastLearningRate(cfg.training.proximal)})`,
         );
       }
+      const pruned = prune(folded).model;
+      folded.dispose();
       model = pruned;
       state.prunedBeforeFinetune = {
         validationError: await errorRate(pruned, data.validation, norm),
@@ -1350,7 +1392,8 @@ async function runLocked(
       state.phase = 'done';
     }
   } finally {
-    process.off('SIGINT', onSigint);
+    // Evaluation, export and the report are redone by --resume: a stop signal now quits at once.
+    stop.stage = 'finishing';
     teacher?.dispose();
   }
 

@@ -210,6 +210,37 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
   expect(fingerprint(out)).toEqual(fingerprint(whole));
 });
 
+test('SIGTERM (timeout, docker stop, a cancelled CI job) checkpoints like Ctrl-C, and --resume finishes', async () => {
+  const args = [
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'trainSubset=6144,testSubset=256,validation=64,epochs=2',
+    '--backend',
+    'wasm',
+  ];
+  const out = join(tmp, 'sigterm');
+  const child = spawnCli([...args, '--out', out]);
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  const code = await new Promise<number | null>((resolve) => {
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/baseline epoch 1\//.test(stderr) && !child.killed) child.kill('SIGTERM');
+    });
+    child.on('exit', (c) => resolve(c));
+  });
+  expect(stderr).toMatch(
+    /SIGTERM: writing a checkpoint after this step \(a second SIGTERM quits without one\)/,
+  );
+  expect(code).toBe(130);
+  expect(stdout).toMatch(/continue with: normprune reproduce lenet-500-300 .*--resume/);
+  expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
+  expect(existsSync(join(out, '.normprune.lock'))).toBe(false);
+  expect((await cli([...args, '--out', out, '--resume'])).code).toBe(0);
+});
+
 test('the resume message names the point a checkpoint holds, also after a phase or training ended', () => {
   const cfg = loadExperiment('lenet-500-300');
   const e = cfg.training.proximal.epochs;

@@ -1,0 +1,60 @@
+// What a run does when it is told to stop: Ctrl-C (SIGINT), SIGTERM (timeout, docker stop,
+// systemd, a cancelled CI job) and SIGHUP (a closed terminal) alike.
+
+const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** Where a run is, for what a stop signal does there. */
+export type RunStage = 'setup' | 'training' | 'finishing';
+
+/**
+ * Installs one handler for the stop signals while a run writes its folder.
+ * In training, the first signal asks for a checkpoint after the current step
+ * ({@link requested}); a second one quits at once. Before training (loading
+ * data) and after it (evaluation, export, report: redone by `--resume`) there
+ * is nothing a checkpoint would save, so the first signal quits at once. A
+ * quit says how to go on, runs `beforeExit` (the folder's unlock) and exits
+ * with 130.
+ */
+export class StopSignals {
+  /** A checkpoint was asked for: the training loop writes it after this step and stops. */
+  requested = false;
+  /** Set by the run as it goes. */
+  stage: RunStage = 'setup';
+  private readonly handler = (signal: NodeJS.Signals) => this.receive(signal);
+
+  constructor(
+    private readonly log: (line: string) => void,
+    /** How to go on after a quit: a line such as "continue from the last checkpoint with: ...". */
+    private readonly goOn: () => string,
+    private readonly beforeExit: () => void,
+  ) {
+    for (const s of SIGNALS) process.on(s, this.handler);
+  }
+
+  /** Removes the handlers (the run has written its folder, or failed). */
+  dispose(): void {
+    for (const s of SIGNALS) process.off(s, this.handler);
+  }
+
+  private receive(signal: NodeJS.Signals): void {
+    const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    if (this.stage === 'training' && !this.requested) {
+      this.requested = true;
+      const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
+      this.log(`\n${name}: writing a checkpoint after this step (${again} quits without one)`);
+      return;
+    }
+    const when =
+      this.stage === 'setup'
+        ? 'before training starts'
+        : this.stage === 'finishing'
+          ? 'after training, before the results are written'
+          : 'without a checkpoint';
+    this.log(`\n${name}: quitting ${when}; ${this.goOn()}`);
+    try {
+      this.beforeExit();
+    } finally {
+      process.exit(130);
+    }
+  }
+}

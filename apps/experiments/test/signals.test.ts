@@ -1,0 +1,69 @@
+// What a run does on Ctrl-C, SIGTERM and SIGHUP at each stage (the class the pipeline installs;
+// resume.test.ts sends real signals to a real run).
+import { StopSignals, type RunStage } from '../src/signals';
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function harness(stage: RunStage) {
+  const lines: string[] = [];
+  const exits: number[] = [];
+  const unlocked: number[] = [];
+  const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
+    exits.push(code);
+  }) as never);
+  const stop = new StopSignals(
+    (l) => lines.push(l),
+    () => 'continue with: normprune reproduce x --resume',
+    () => unlocked.push(1),
+  );
+  stop.stage = stage;
+  return { stop, lines, exits, unlocked, restore: () => (stop.dispose(), exit.mockRestore()) };
+}
+
+afterEach(() => jest.restoreAllMocks());
+
+test('in training, the first signal asks for a checkpoint and the second quits, saying how to go on', () => {
+  for (const signal of SIGNALS) {
+    const h = harness('training');
+    process.emit(signal, signal);
+    expect(h.stop.requested).toBe(true);
+    expect(h.exits).toEqual([]);
+    const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
+    expect(h.lines).toEqual([`\n${name}: writing a checkpoint after this step (${again} quits without one)`]);
+    process.emit(signal, signal);
+    expect(h.lines[1]).toBe(
+      `\n${name}: quitting without a checkpoint; continue with: normprune reproduce x --resume`,
+    );
+    expect(h.unlocked).toEqual([1]);
+    expect(h.exits).toEqual([130]);
+    h.restore();
+  }
+});
+
+test('before and after training there is nothing to checkpoint: the first signal quits', () => {
+  for (const [stage, when] of [
+    ['setup', 'before training starts'],
+    ['finishing', 'after training, before the results are written'],
+  ] as const) {
+    const h = harness(stage);
+    process.emit('SIGTERM', 'SIGTERM');
+    expect(h.stop.requested).toBe(false);
+    expect(h.lines).toEqual([`\nSIGTERM: quitting ${when}; continue with: normprune reproduce x --resume`]);
+    expect(h.unlocked).toEqual([1]);
+    expect(h.exits).toEqual([130]);
+    h.restore();
+  }
+});
+
+test('dispose removes every handler it installed', () => {
+  const before = SIGNALS.map((s) => process.listenerCount(s));
+  const stop = new StopSignals(
+    () => undefined,
+    () => '',
+    () => undefined,
+  );
+  expect(SIGNALS.map((s) => process.listenerCount(s))).toEqual(before.map((n) => n + 1));
+  stop.dispose();
+  expect(SIGNALS.map((s) => process.listenerCount(s))).toEqual(before);
+});
