@@ -1,6 +1,6 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { existsSync, readdirSync, readFileSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -44,6 +44,7 @@ import { bisectionOutcome, runSweep, sweepAnswer, type Bisection } from './sweep
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
+  liveLockHolder,
   readJsonFile,
   shapeProblem,
   unmeasuredAsNaN,
@@ -107,7 +108,8 @@ Commands:
 
 Run \`normprune <command> --help\` (or \`normprune help <command>\`) for a command's options;
 \`normprune --version\` prints the version.
-Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (checkpoint written).`,
+Exit codes: 0 ok, 1 failure, 2 usage error, 130 interrupted (Ctrl-C, SIGTERM or SIGHUP;
+in training a checkpoint is written first, and the command that goes on is printed).`,
   reproduce: `Usage: normprune reproduce <experiment> [options]
 
 Runs a shipped experiment end to end: baseline training, decomposition,
@@ -319,17 +321,50 @@ function attachNegativeValues(args: string[], options: OptionSpec): string[] {
   return out;
 }
 
+/** The options that take a comma-separated list: given twice, the values are to be joined. */
+const LIST_OPTIONS = ['keep', 'keep-filters', 'lambda', 'granularity', 'cost-weighting'];
+
+/**
+ * A value option given twice: node's parser keeps the last value and drops the
+ * first without a word (`--keep a=3 --keep b=2` kept b only).
+ */
+function refuseRepeats(command: string, tokens: { kind: string; name?: string; value?: string }[]): void {
+  const seen = new Map<string, string | undefined>();
+  for (const t of tokens) {
+    if (t.kind !== 'option' || t.name === undefined || t.value === undefined) continue;
+    if (seen.has(t.name)) {
+      const first = seen.get(t.name);
+      throw new UsageError(
+        `${command}: --${t.name} is given twice ("${first}" and "${t.value}"); ` +
+          (LIST_OPTIONS.includes(t.name)
+            ? `give it once with the values joined: --${t.name} ${first},${t.value}`
+            : 'give it once'),
+      );
+    }
+    seen.set(t.name, t.value);
+  }
+}
+
 function parse(command: string, args: string[], extra: OptionSpec = {}) {
   const common = COMMAND_OPTIONS[command] ?? commonOptions;
   const options = { ...(common as typeof commonOptions), ...extra };
   try {
-    return parseArgs({
+    const parsed = parseArgs({
       args: attachNegativeValues(args, options),
       options,
       allowPositionals: true,
       strict: true,
+      tokens: true,
     });
+    refuseRepeats(command, parsed.tokens);
+    const given = parsed.values as Record<string, unknown>;
+    if (given.resume && given.force)
+      throw new UsageError(
+        `${command}: --resume continues the run in --out and --force starts it over; give one of them`,
+      );
+    return parsed;
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
       const flag = /'([^']+)'/.exec(err.message)?.[1];
@@ -383,10 +418,15 @@ function recordedCommand(command: string, args: string[]): string {
   return ['normprune', command, ...kept].map(quote).join(' ');
 }
 
-/** The command line that continues an interrupted run or sweep: `--resume` once, and the --out used. */
-function continueCommand(cmd: string, defaultOut: string | undefined): string {
-  const base = cmd.replace(/ --resume\b/g, '').replace(/ --force\b/g, '');
-  return `${base} --resume${defaultOut ? ` --out ${quote(defaultOut)}` : ''}`;
+/**
+ * The command line that continues an interrupted run or sweep: `--resume` once, and
+ * `--out dir` when given (replacing the recorded one: the folder may have moved, or
+ * the recorded path be relative to another working directory).
+ */
+function continueCommand(cmd: string, dir: string | undefined): string {
+  let base = cmd.replace(/ --resume\b/g, '').replace(/ --force\b/g, '');
+  if (dir !== undefined) base = base.replace(/ --out(?:=| )(?:'(?:[^']|'\\'')*'|\S+)/g, '');
+  return `${base} --resume${dir !== undefined ? ` --out ${quote(dir)}` : ''}`;
 }
 
 /** Removes `dir` if this command created it and left it empty (nothing half-written). */
@@ -454,7 +494,16 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       );
     base = loadExperiment(p.positionals[0]);
   } else {
-    if (p.positionals.length) throw new UsageError(`train: unexpected argument "${p.positionals[0]}"`);
+    if (p.positionals.length) {
+      const a = p.positionals[0];
+      throw new UsageError(
+        `train: unexpected argument "${a}"` +
+          (/\.json$/i.test(a) ? `; give the config file as --config ${quote(a)}` : '') +
+          (listExperiments().includes(a)
+            ? `; a shipped experiment runs with \`normprune reproduce ${a}\``
+            : ''),
+      );
+    }
     if (!(p.values as any).config) throw new UsageError('train: --config FILE is required');
     base = loadConfigFile((p.values as any).config);
   }
@@ -485,6 +534,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       resume: !!p.values.resume,
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
+      continueWith: continueCommand(cmd, p.values.out ? undefined : runDir),
       keepBaseline: !!p.values['keep-baseline'],
       baselineFrom: p.values['baseline-from'],
       force: !!p.values.force,
@@ -525,13 +575,16 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   if (v.config && p.positionals.length === 0) base = loadConfigFile(v.config as string);
   else if (!v.config && p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
   else throw new UsageError('sweep: give either --config FILE or one experiment name');
-  const list = (s: unknown) =>
-    typeof s === 'string'
-      ? s
-          .split(',')
-          .map((x) => x.trim())
-          .filter(Boolean)
-      : undefined;
+  const list = (s: unknown, flag: string) => {
+    if (typeof s !== 'string') return undefined;
+    const values = s
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean);
+    // An empty grid would run no point and still write a sweep (which then blocks its folder).
+    if (!values.length) throw new UsageError(`--${flag}: no value in "${s}"; give one or more, as a,b,c`);
+    return values;
+  };
   // A repeated value (0.001 and 1e-3 alike) would train the same point twice into one folder.
   const once = <T>(values: T[] | undefined, flag: string): T[] | undefined => {
     const twice = values?.find((x, i) => values.indexOf(x) !== i);
@@ -550,7 +603,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       );
   }
   const lambdas = once(
-    list(v.lambda)?.map((x) => {
+    list(v.lambda, 'lambda')?.map((x) => {
       const n = Number(x);
       if (!(n >= 0) || !Number.isFinite(n))
         throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
@@ -558,7 +611,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     }),
     'lambda',
   );
-  const granularities = once(list(v.granularity), 'granularity');
+  const granularities = once(list(v.granularity, 'granularity'), 'granularity');
   const hasConv = base.model.layers.some((l) => l.type === 'conv2d');
   for (const g of granularities ?? []) {
     if (!['output', 'input', 'kernel', 'filter'].includes(g))
@@ -568,7 +621,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
       );
   }
-  const costs = once(list(v['cost-weighting']), 'cost-weighting');
+  const costs = once(list(v['cost-weighting'], 'cost-weighting'), 'cost-weighting');
   for (const c of costs ?? []) {
     if (!['uniform', 'params', 'flops'].includes(c))
       throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);
@@ -612,6 +665,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       force: !!p.values.force,
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
+      continueWith: continueCommand(cmd, p.values.out ? undefined : dir),
       log: (s) => process.stderr.write(s + '\n'),
     });
   } catch (e) {
@@ -752,6 +806,8 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     );
   }
   if (!v.model) throw new UsageError('eval: --model DIR is required');
+  if (v.config !== undefined && v.experiment !== undefined)
+    throw new UsageError('eval: give --config FILE or --experiment NAME, not both');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
   const base = v.config
@@ -911,6 +967,23 @@ function checkPruneOut(out: string): void {
 }
 
 /**
+ * Refuses an --out that would overwrite the model being pruned (the export replaces
+ * model.json and its shards), or that lies in a run's .work folder, whose checkpoint
+ * --resume reads back as it was written.
+ */
+function checkPruneSource(model: string, out: string): void {
+  const real = (d: string) => (existsSync(d) ? realpathSync(d) : d);
+  if (real(out) === real(model))
+    throw new UsageError(
+      `prune: --out ${out} is the --model folder: the export would replace the model it prunes; choose another --out`,
+    );
+  if (out.split(sep).includes('.work'))
+    throw new UsageError(
+      `prune: --out ${out} is inside a run's .work folder, which --resume reads back as the run wrote it; choose another --out`,
+    );
+}
+
+/**
  * What to do in this CLI when the wasm heap is full (@normprune/runtime's error code
  * ERR_NORMPRUNE_WASM_HEAP_FULL), for the commands that train; else undefined.
  */
@@ -950,6 +1023,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (unknownLayers !== 'refuse' && unknownLayers !== 'keep')
     throw new UsageError(`--unknown-layers: expected "refuse" or "keep", got "${v['unknown-layers']}"`);
   v.model = modelDirArg(v.model, 'prune');
+  checkPruneSource(resolve(v.model), resolve(v.out));
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -1201,10 +1275,13 @@ function unfinishedRun(dir: string): string | undefined {
   } catch {
     command = undefined;
   }
+  const writer = liveLockHolder(dir);
+  if (writer)
+    return `${dir} is a run being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}\0wait for it to end`;
   const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
   const cont =
     typeof command === 'string'
-      ? continueCommand(command, / --out /.test(command) ? undefined : resolve(dir))
+      ? continueCommand(command, resolve(dir))
       : 'the command that started it, with --resume';
   return (
     `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +

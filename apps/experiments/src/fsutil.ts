@@ -200,6 +200,14 @@ function holderAlive(holder: { pid: number | undefined }, held: boolean): boolea
   return holder.pid === process.pid ? held : !processGone(holder.pid);
 }
 
+/** The live process holding `dir`'s lock, if any (not this process's own locks). */
+export function liveLockHolder(dir: string): { pid: number; what: string } | undefined {
+  const file = join(dir, LOCK_FILE);
+  const holder = readLock(file);
+  if (!holder || holder.pid === undefined || !holderAlive(holder, heldHere.has(file))) return undefined;
+  return { pid: holder.pid, what: holder.what };
+}
+
 /**
  * Removes the lock file at `file` if it is still the one with inode `ino`: it is
  * moved aside, checked by inode, and given back if it is another. For

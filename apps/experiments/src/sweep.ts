@@ -57,6 +57,8 @@ export interface SweepOptions extends Pick<
   /** Each point behaves as if Ctrl-C came after this many of its steps (tests). */
   stopAfterSteps?: number;
   command?: string;
+  /** The command line that continues the sweep with --resume, printed when a stop signal quits it. */
+  continueWith?: string;
   log?: (s: string) => void;
 }
 
@@ -423,6 +425,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
         force: o.force,
         stopAfterSteps: o.stopAfterSteps,
         command: o.command,
+        continueWith: o.continueWith,
         log,
       }));
     // The shared baseline is the first point's kept one. A point reused from a finished sweep
@@ -458,6 +461,15 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
       note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
   } catch (e) {
+    // Failed before any point wrote anything (a data error, a refused backend): leave the folder
+    // as this sweep found it, or a later sweep there would take it for an interrupted one.
+    const wrote = (newPlan.started ?? []).some(
+      (d) => existsSync(join(out, d)) && readdirSync(join(out, d)).length,
+    );
+    if (!wrote && !points.length && !plan) {
+      for (const d of newPlan.started ?? []) rmSync(join(out, d), { recursive: true, force: true });
+      rmSync(join(out, PLAN_FILE), { force: true });
+    }
     // The first point's kept baseline stays for `--resume` (and is reused by it).
     if (first && !o.keepBaseline)
       log(`the shared baseline stays in ${join(first, '.work', 'baseline')} until the sweep is finished`);

@@ -364,7 +364,7 @@ test("a phase that diverges on its last step is named, not the next phase's lear
   const proximal = await run('proximal');
   expect(proximal.code).toBe(1);
   expect(proximal.err).toMatch(
-    /proximal: weight \S+ of the pruned model holds NaN or an infinity: the proximal training diverged .*lower training\.proximal\.learningRate \(its last epoch's: 3e\+38\)/,
+    /proximal: weight \S+ of the trained model holds NaN or an infinity: the proximal training diverged .*lower training\.proximal\.learningRate \(its last epoch's: 3e\+38\)/,
   );
   expect(proximal.err).not.toMatch(/finetune/);
   expect(existsSync(join(tmp, 'run-proximal-nan', 'results.json'))).toBe(false);
@@ -401,7 +401,16 @@ test('a run without a validation split (validation=0) finishes and reports its v
 test('a run refuses an --out holding another run or other files, unless --force; a rerun of the same run replaces it', async () => {
   const out = join(tmp, 'taken');
   const run = (...extra: string[]) =>
-    cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
+    cli([
+      'reproduce',
+      'lenet-500-300',
+      ...(extra.includes('--budget') ? [] : ['--budget', 'tiny']),
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+      ...extra,
+    ]);
   expect((await run()).code).toBe(0);
   // The same config, budget and seed: the run repeats itself, so it may replace itself.
   expect((await run()).code).toBe(0);

@@ -78,6 +78,37 @@ test('report of an interrupted run names it and the command that continues it', 
   expect((await cli(['report', '--table', unfinished])).code).toBe(1);
 });
 
+test('the command that continues a moved run names the folder given, as an absolute path', async () => {
+  // The recorded --out (here the default, relative runs/lenet-5-tiny, elsewhere the original
+  // folder) would resume another run, or one under another working directory.
+  const moved = join(tmp, 'moved', 'copy of run');
+  cpSync(unfinished, moved, { recursive: true });
+  const r = await cli(['report', moved]);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(
+    `continue it with: normprune reproduce lenet-5 --budget tiny --resume --out '${moved}'`,
+  );
+  // A recorded --out is replaced, not repeated.
+  const cfg = JSON.parse(readFileSync(join(moved, 'config.json'), 'utf8'));
+  writeFileSync(
+    join(moved, 'config.json'),
+    JSON.stringify({ ...cfg, command: `${cfg.command} --out runs/x --seed 2` }),
+  );
+  const again = await cli(['report', moved]);
+  expect(again.err).toContain(`--budget tiny --seed 2 --resume --out '${moved}'`);
+  expect(again.err).not.toContain('runs/x');
+  // A run being written is named with its process, not given advice that only meets its lock.
+  writeFileSync(join(moved, '.normprune.lock'), `${process.ppid}\na run of lenet-5\n`);
+  const live = await cli(['report', moved]);
+  expect(live.code).toBe(1);
+  expect(live.err).toMatch(
+    new RegExp(
+      `copy of run is a run being written by process ${process.ppid} \\(a run of lenet-5\\); wait for it to end`,
+    ),
+  );
+  expect(live.err).not.toMatch(/continue it with/);
+});
+
 test('report --export or --json to a file is refused before any report is rewritten', async () => {
   const file = join(tmp, 'a-file');
   writeFileSync(file, 'x');

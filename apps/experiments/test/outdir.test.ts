@@ -1,7 +1,15 @@
 // What a command may do to the folder --out names: start over an unfinished run only with
 // --force, keep a baseline kept there for --baseline-from, and never take over a run (a sweep,
 // prune) or leave a replaced sweep behind to mix with the new run.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from './helpers';
@@ -25,6 +33,44 @@ test('an unfinished run is continued with --resume or started over with --force,
   expect(forced.code).toBe(0);
   expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).seed).toBe(2);
   expect(existsSync(join(out, '.work'))).toBe(false);
+});
+
+test('an unfinished run of another seed is named with the difference, before any data loads', async () => {
+  const out = join(tmp, 'unfinished-seed');
+  expect((await reproduce(out, '--stop-after-steps', '1', '--seed', '3')).code).toBe(130);
+  // Its own --resume advice would loop: the checkpoint is seed 3's.
+  const plain = await reproduce(out, '--seed', '4');
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(
+    /holds an unfinished run of another config, budget or seed \(seed: 3 there, 4 here\), started by `normprune reproduce lenet-500-300 .*--seed 3`; continue it with that command and --resume/,
+  );
+  const resumed = await reproduce(out, '--seed', '4', '--resume');
+  expect(resumed.code).toBe(1);
+  expect(resumed.err).toMatch(
+    /--resume: the checkpoint in .*unfinished-seed\/\.work\/checkpoint belongs to a run of another config, budget or seed \(seed: 3 there, 4 here\)/,
+  );
+  expect(resumed.err).not.toMatch(/^data: /m); // refused before the data set loaded
+  // Its own command continues it.
+  expect((await reproduce(out, '--seed', '3', '--resume')).code).toBe(0);
+});
+
+test("prune refuses an --out that is its --model, or inside a run's .work, before loading anything", async () => {
+  const model = join(tmp, 'a-model');
+  mkdirSync(model);
+  writeFileSync(join(model, 'model.json'), '{}');
+  for (const [out, message] of [
+    [model, /prune: --out .*a-model is the --model folder: the export would replace the model it prunes/],
+    [
+      join(tmp, 'run', '.work', 'checkpoint', 'model'),
+      /prune: --out .*is inside a run's \.work folder, which --resume reads back/,
+    ],
+  ] as const) {
+    const r = await cli(['prune', '--model', model, '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(message);
+  }
+  expect(readFileSync(join(model, 'model.json'), 'utf8')).toBe('{}');
+  expect(existsSync(join(tmp, 'run'))).toBe(false);
 });
 
 test('a kept baseline outlives a repeat of its run without --keep-baseline, and a run that reads it in place', async () => {

@@ -297,6 +297,18 @@ test('a finished bisection takes more --bisect-steps with --resume, reusing its 
   expect(fewer.err).toMatch(/holds another sweep/);
 });
 
+test('a sweep that fails before any point writes leaves its folder as it found it', async () => {
+  // A plan and an empty point folder were left, and made the next sweep there an interrupted one.
+  const out = join(tmp, 'no-data');
+  const empty = join(tmp, 'empty-data');
+  mkdirSync(empty);
+  mkdirSync(out);
+  writeFileSync(join(out, 'notes.txt'), 'mine');
+  const r = await tinySweep('lenet-500-300', out, '--lambda', '0.001,0.002', '--data-dir', empty);
+  expect(r.code).toBe(1);
+  expect(readdirSync(out)).toEqual(['notes.txt']);
+});
+
 test('sweep flags are validated', async () => {
   expect((await cli(['sweep', 'lenet-500-300', '--granularity', 'rows'])).code).toBe(2);
   for (const t of ['150', '0', '100', 'NaN'])

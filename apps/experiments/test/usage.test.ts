@@ -141,6 +141,61 @@ test('eval and prune refuse a stray argument instead of ignoring it', async () =
   expect(p.err).toMatch(/prune: unexpected argument "extra"/);
 });
 
+test('a flag given twice is refused, not reduced to its last value; a list flag says how to join them', async () => {
+  // node's parser kept the last value: --keep a=3 --keep b=2 kept b only.
+  const k = await cli(['prune', '--model', 'm', '--out', 'o', '--keep', 'dense1=3', '--keep', 'dense2=2']);
+  expect(k.code).toBe(2);
+  expect(k.err).toMatch(
+    /prune: --keep is given twice \("dense1=3" and "dense2=2"\); give it once with the values joined: --keep dense1=3,dense2=2/,
+  );
+  const l = await cli(['sweep', 'lenet-5', '--lambda', '0.001', '--lambda=0.004']);
+  expect(l.code).toBe(2);
+  expect(l.err).toMatch(/--lambda is given twice .*: --lambda 0.001,0.004/);
+  const s = await run('--seed', '1', '--seed', '2');
+  expect(s.code).toBe(2);
+  expect(s.err).toMatch(/reproduce: --seed is given twice \("1" and "2"\); give it once/);
+  // A boolean flag twice means the same thing.
+  expect((await run('--print-config', '--print-config')).code).toBe(0);
+});
+
+test('contradicting flags are refused: --resume with --force, eval --config with --experiment', async () => {
+  const rf = await run('--out', join(tmp, 'rf'), '--resume', '--force');
+  expect(rf.code).toBe(2);
+  expect(rf.err).toMatch(
+    /reproduce: --resume continues the run in --out and --force starts it over; give one of them/,
+  );
+  expect(existsSync(join(tmp, 'rf'))).toBe(false);
+  const e = await cli(['eval', '--model', 'm', '--config', 'c.json', '--experiment', 'lenet-5']);
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(/eval: give --config FILE or --experiment NAME, not both/);
+});
+
+test('an empty sweep grid is refused: it would run no point and still write a sweep', async () => {
+  for (const [flag, value] of [
+    ['--lambda', ''],
+    ['--lambda', ','],
+    ['--granularity', ' '],
+    ['--cost-weighting', ''],
+  ]) {
+    const out = join(tmp, 'empty-grid');
+    const r = await cli(['sweep', 'lenet-5', flag, value, '--budget', 'tiny', '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(new RegExp(`${flag}: no value in ".*"; give one or more, as a,b,c`));
+    expect(existsSync(out)).toBe(false);
+  }
+});
+
+test('train given a config file or an experiment as an argument says how to give it', async () => {
+  const j = await cli(['train', 'my config.json']);
+  expect(j.code).toBe(2);
+  expect(j.err).toMatch(
+    /train: unexpected argument "my config.json"; give the config file as --config 'my config.json'/,
+  );
+  const x = await cli(['train', 'lenet-5']);
+  expect(x.code).toBe(2);
+  expect(x.err).toMatch(/a shipped experiment runs with `normprune reproduce lenet-5`/);
+});
+
 test('--resume with nothing to resume says to run without it', async () => {
   const none = await run('--out', join(tmp, 'never-ran'), '--resume');
   expect(none.code).toBe(1);
