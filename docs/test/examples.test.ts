@@ -1,7 +1,8 @@
 // Every ```ts runnable block in a README or guide is a program: extract it,
 // run it from inside the workspace (so @normprune/* resolves to the sources
 // and @tensorflow/* to the workspace's node_modules) and expect it to exit 0
-// having printed something. An API change that breaks an example fails here.
+// having printed something, and exactly what a ```text output``` block right
+// after it shows. An API change that breaks an example fails here.
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
@@ -74,6 +75,8 @@ describe('runnable examples', () => {
       // A failing example stays in docs/.examples to be run by hand; a passing one goes.
       if (r.code !== 0) throw new Error(detail);
       expect(r.stdout.trim().length).toBeGreaterThan(0);
+      // Seeded examples print the same on every machine's cpu backend: the README shows it.
+      if (example.output !== undefined) expect(r.stdout.trim()).toBe(example.output.trim());
       rmSync(example.file);
     },
     timeoutMs + 10_000,

@@ -120,6 +120,11 @@ export interface RunnableExample {
   file: string;
   /** The program. */
   source: string;
+  /**
+   * What it prints, when the block right after it is a ```text output``` block: an
+   * example whose output the README shows is held to it.
+   */
+  output?: string;
 }
 
 /** Every runnable example of the workspace's Markdown files. */
@@ -138,13 +143,20 @@ export function browserExamples(): RunnableExample[] {
 function examplesTagged(info: string): RunnableExample[] {
   const out: RunnableExample[] = [];
   for (const md of markdownFiles()) {
-    for (const block of parseMarkdown(read(md)).blocks) {
-      if (block.info !== info) continue;
+    const blocks = parseMarkdown(read(md)).blocks;
+    blocks.forEach((block, i) => {
+      if (block.info !== info) return;
       const slug = rel(md)
         .replace(/[^A-Za-z0-9]+/g, '-')
         .replace(/-md$/, '');
-      out.push({ name: `${rel(md)}:${block.line}`, file: `${slug}-L${block.line}.ts`, source: block.body });
-    }
+      const next = blocks[i + 1];
+      out.push({
+        name: `${rel(md)}:${block.line}`,
+        file: `${slug}-L${block.line}.ts`,
+        source: block.body,
+        ...(next?.info === 'text output' ? { output: next.body } : {}),
+      });
+    });
   }
   return out;
 }
