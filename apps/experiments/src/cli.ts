@@ -834,6 +834,10 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw e;
   }
   for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
+  if (p.values.budget !== undefined)
+    process.stderr.write(
+      `note: eval trains nothing: of --budget ${p.values.budget} only the test subset applies (${data.test.count} test images)\n`,
+    );
   const modelShape = loaded.inputs[0].shape.slice(1);
   const outputs = loaded.outputs[0].shape.slice(1);
   const mismatch =
@@ -883,7 +887,17 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const blocks: Block[] = [
     {
       kind: 'table',
-      head: ['model', 'params', 'non-zero', 'MACs', 'test error', 'latency b1', 'latency b256', 'backend'],
+      head: [
+        'model',
+        'params',
+        'non-zero',
+        'MACs',
+        'test error',
+        'test images',
+        'latency b1',
+        'latency b256',
+        'backend',
+      ],
       rows: [
         [
           v.model,
@@ -891,6 +905,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
           int(c.nonzeros),
           int(c.macs),
           pct(100 * testError),
+          int(data.test.count),
           ms(l1),
           ms(l256),
           info.backend,

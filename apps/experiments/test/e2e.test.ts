@@ -8,7 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose, magnitudes } from '@normprune/layers';
 import { fileSystem, initBackend } from '@normprune/runtime';
 import { listExperiments, loadExperiment } from '../src/index';
-import { cli, loadInPlainTfjs, writeCifarFixture, writeIdxFixture } from './helpers';
+import { cli, loadInPlainTfjs, probeInput, writeCifarFixture, writeIdxFixture } from './helpers';
 
 let tmp: string;
 let fashionDir: string;
@@ -122,10 +122,48 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
   });
 });
 
-test('every exported model loads and predicts in plain tfjs (no normprune code)', () => {
+/** Plain tfjs, in its own process, predicts what `source` (the model before surgery) predicts. */
+async function expectPlainTfjsAgrees(dir: string, source: string): Promise<void> {
+  const [plain] = loadInPlainTfjs([dir]);
+  const model = await tfl.loadLayersModel(fileSystem(source));
+  const x = probeInput(model.inputs[0].shape.slice(1) as number[]);
+  const y = tf.tidy(() => model.predict(tf.tensor(x.values, x.shape)) as tf.Tensor);
+  const here = Array.from(y.dataSync());
+  expect(plain.shape).toEqual(y.shape);
+  const scale = Math.max(1, ...here.map(Math.abs));
+  for (const [k, v] of plain.values.entries())
+    expect(Math.abs(v - here[k])).toBeLessThanOrEqual(1e-5 * scale);
+  tf.dispose(y);
+  model.dispose();
+}
+
+test('every exported model loads in plain tfjs (no normprune code), predicts as our loader does, and holds what results.json counts', async () => {
   expect(exported.length).toBe(experiments.length);
-  const shapes = loadInPlainTfjs(exported);
-  for (const s of shapes) expect(s).toEqual([1, 10]);
+  const plain = loadInPlainTfjs(exported);
+  await tf.setBackend('cpu');
+  for (const [i, dir] of exported.entries()) {
+    const model = await tfl.loadLayersModel(fileSystem(dir));
+    const x = probeInput(model.inputs[0].shape.slice(1) as number[]);
+    const y = tf.tidy(() => model.predict(tf.tensor(x.values, x.shape)) as tf.Tensor);
+    expect(plain[i].shape).toEqual([2, 10]);
+    const here = Array.from(y.dataSync());
+    const scale = Math.max(1, ...here.map(Math.abs));
+    for (const [k, v] of plain[i].values.entries())
+      expect(Math.abs(v - here[k])).toBeLessThanOrEqual(1e-5 * scale);
+    // The exported weights are the compressed model results.json counts.
+    const results = JSON.parse(readFileSync(join(dir, '..', 'results.json'), 'utf8'));
+    let params = 0;
+    let nonzeros = 0;
+    for (const w of model.weights) {
+      const v = w.read().dataSync();
+      params += v.length;
+      for (const a of v) if (a !== 0) nonzeros++;
+    }
+    expect([params, nonzeros]).toEqual([results.compressed.params, results.compressed.nonzeros]);
+    tf.dispose(y);
+    model.dispose();
+  }
+  await tf.setBackend('wasm');
 });
 
 test('report --table builds the results table from the run directories', async () => {
@@ -182,7 +220,11 @@ test('eval measures an exported model with the config of its run directory', asy
     'wasm',
   ]);
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(/\| .*model +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ +\| \d+\.\d\d% +\|/);
+  expect(r.out).toMatch(/\| .*model +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ +\| \d+\.\d\d% +\| 256 +\|/);
+  // Its budget's training settings do not apply, which it says.
+  expect(r.err).toMatch(
+    /note: eval trains nothing: of --budget tiny only the test subset applies \(256 test images\)/,
+  );
   // Without --budget, a run's model is measured on the run's own test subset (tiny: 256 images).
   const own = await cli([
     'eval',
@@ -303,7 +345,7 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   expect(r.out).toMatch(/^43 parameters -> 18 non-zero \(58\.14% removed\); exported \d+ bytes/);
   const topology = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
   expect(JSON.stringify(topology)).not.toMatch(/Decomposed/);
-  expect(loadInPlainTfjs([out])).toEqual([[1, 3]]);
+  await expectPlainTfjsAgrees(out, src);
   // A plain model has nothing to prune by magnitude: the command says so.
   const plainOut = join(tmp, 'pruned-plain');
   const again = await cli(['prune', '--model', out, '--out', plainOut, '--backend', 'wasm']);
@@ -414,7 +456,7 @@ test('prune --unknown-layers keep keeps a layer surgery does not know whole and 
     layers.filter((l: any) => l.class_name === 'Dense').map((l: any) => [l.config.name, l.config.units]),
   );
   expect(units).toEqual({ d1: 8, d2: 2, out: 3 });
-  expect(loadInPlainTfjs([out])).toEqual([[1, 3]]);
+  await expectPlainTfjsAgrees(out, src);
 });
 
 test('a standardising run records its input statistics; the report and eval use them', async () => {

@@ -133,16 +133,29 @@ export function writeCifarFixture(dir: string, perBatch: number): string {
 }
 
 /**
- * Loads each exported model in a fresh Node process that imports only
- * tfjs-core, tfjs-layers and the cpu backend (no normprune code), runs one
- * prediction, and returns the output shapes.
+ * The input {@link loadInPlainTfjs} predicts on for a model taking `shape`
+ * images: two of them, with values spread over [-1, 1) by a fixed formula
+ * (the same in the child process, which gets this function's source).
  */
-export function loadInPlainTfjs(dirs: string[]): number[][] {
+export function probeInput(shape: number[]): { shape: number[]; values: Float32Array } {
+  const n = 2 * shape.reduce((a, b) => a * b, 1);
+  const values = new Float32Array(n);
+  for (let i = 0; i < n; i++) values[i] = ((i * 7919) % 2000) / 1000 - 1;
+  return { shape: [2, ...shape], values };
+}
+
+/**
+ * Loads each exported model in a fresh Node process that imports only
+ * tfjs-core, tfjs-layers and the cpu backend (no normprune code), predicts on
+ * {@link probeInput}, and returns each model's output shape and values.
+ */
+export function loadInPlainTfjs(dirs: string[]): { shape: number[]; values: number[] }[] {
   const script = `
 const tf = require('@tensorflow/tfjs-core');
 require('@tensorflow/tfjs-backend-cpu');
 const tfl = require('@tensorflow/tfjs-layers');
 const fs = require('fs'); const path = require('path');
+const probeInput = ${probeInput.toString()};
 (async () => {
   await tf.setBackend('cpu');
   const shapes = [];
@@ -153,9 +166,9 @@ const fs = require('fs'); const path = require('path');
     const all = Buffer.concat(bufs);
     const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength);
     const model = await tfl.loadLayersModel(tf.io.fromMemory({ modelTopology: mj.modelTopology, weightSpecs: specs, weightData }));
-    const shape = model.inputs[0].shape.slice(1);
-    const y = model.predict(tf.zeros([1, ...shape]));
-    shapes.push(y.shape);
+    const x = probeInput(model.inputs[0].shape.slice(1));
+    const y = model.predict(tf.tensor(x.values, x.shape));
+    shapes.push({ shape: y.shape, values: Array.from(y.dataSync()) });
   }
   process.stdout.write(JSON.stringify(shapes));
 })().catch((e) => { process.stderr.write(String(e && e.stack || e)); process.exit(1); });
