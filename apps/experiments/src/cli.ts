@@ -1,6 +1,15 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmdirSync,
+  statSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -1113,11 +1122,24 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   // Checked before any report is rewritten or exported: a bad README changes nothing.
   const readme = v['write-readme'] ? readmeSection(v['write-readme'] as string, section) : undefined;
   if (v.export) for (const arg of p.positionals) refuseExportInto(arg, v.export as string);
-  for (const flag of ['export', 'json'])
-    if (typeof v[flag] === 'string' && existsSync(v[flag]) && !statSync(v[flag]).isDirectory())
+  for (const flag of ['export', 'json']) {
+    if (typeof v[flag] !== 'string') continue;
+    if (existsSync(v[flag]) && !statSync(v[flag]).isDirectory())
       throw new Error(
         `report: --${flag} ${v[flag]} is a file; give a folder (new, or one holding table rows)`,
       );
+    // Named here, before any report is rewritten, rather than by the first temporary file written
+    // there; nothing is created yet (the folder itself, or its nearest existing parent, is checked).
+    let existing = resolve(v[flag]);
+    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+    try {
+      accessSync(existing, constants.W_OK);
+    } catch (e) {
+      throw new Error(
+        `report: --${flag} ${v[flag]} cannot be written: ${existing} is not writable (${(e as NodeJS.ErrnoException).code}); give another folder`,
+      );
+    }
+  }
   // Every source first, without side effects, so that a clash stops the report before it writes.
   // Printing a table (`report --table runs/*`) skips the runs that have not finished, with a note.
   const readOnly = !!v.table && !v.json && !v.export && !v['write-readme'];
@@ -1486,10 +1508,21 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
   const row = tableRow(r, run.label);
   if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
   if (!v.table && !v['seeds-only']) {
-    const blocks = runReportBlocks(dir, r, readMetrics(join(dir, 'metrics.jsonl')));
-    writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
-    writeFileAtomic(join(dir, 'report.html'), toHtml(`${r.experiment} report`, blocks, dir));
-    out(`wrote ${join(dir, 'report.md')}`);
+    try {
+      // (Writes the plots too.)
+      const blocks = runReportBlocks(dir, r, readMetrics(join(dir, 'metrics.jsonl')));
+      writeFileAtomic(join(dir, 'report.md'), toMarkdown(blocks));
+      writeFileAtomic(join(dir, 'report.html'), toHtml(`${r.experiment} report`, blocks, dir));
+      out(`wrote ${join(dir, 'report.md')}`);
+    } catch (e) {
+      // A read-only run (another user's, a mounted archive) can still be exported or tabulated
+      // with the report it has.
+      const code =
+        ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (e as NodeJS.ErrnoException).code;
+      if (!(v.export || v.json || v['write-readme']) || !['EACCES', 'EPERM', 'EROFS'].includes(code ?? ''))
+        throw e;
+      process.stderr.write(`note: ${dir} is read-only: its report is left as it is, not rewritten\n`);
+    }
   }
   if (v.export) {
     // The table row, plus the run's report, plots and metrics (small files, fit to commit).

@@ -64,6 +64,7 @@ export function writeFileNamed(file: string, data: string | Uint8Array): void {
         (code === 'ENOSPC' || code === 'EDQUOT'
           ? '; the disk is full: free some space and run again (with --resume if a checkpoint was written)'
           : ''),
+      { cause: e },
     );
   }
 }

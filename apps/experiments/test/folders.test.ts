@@ -109,6 +109,51 @@ test('the command that continues a moved run names the folder given, as an absol
   expect(live.err).not.toMatch(/continue it with/);
 });
 
+// Node's fs module itself (the CLI calls its functions through it), for spies.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const fs = require('node:fs') as typeof import('node:fs');
+
+test('a read-only run is exported with the report it has; an unwritable --json folder is named at once', async () => {
+  // Tests run as root, which chmod does not stop: the file system's refusal is injected.
+  const ro = join(tmp, 'read-only-run');
+  cpSync(full, ro, { recursive: true });
+  const report = readFileSync(join(ro, 'report.md'), 'utf8');
+  const denied = (file: unknown) => String(file).startsWith(ro + '/');
+  const realWrite = fs.writeFileSync;
+  const write = jest.spyOn(fs, 'writeFileSync').mockImplementation((file, ...rest) => {
+    if (denied(file))
+      throw Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' });
+    return realWrite(file, ...rest);
+  });
+  try {
+    const exportDir = join(tmp, 'exported-read-only');
+    const r = await cli(['report', '--export', exportDir, ro]);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/note: .*read-only-run is read-only: its report is left as it is, not rewritten/);
+    expect(readFileSync(join(exportDir, 'lenet-500-300', 'report.md'), 'utf8')).toBe(report);
+    // Rewriting its report alone still fails, naming the file.
+    const alone = await cli(['report', ro]);
+    expect(alone.code).toBe(1);
+    expect(alone.err).toMatch(/cannot write .*read-only-run.*EACCES/);
+  } finally {
+    write.mockRestore();
+  }
+  const access = jest.spyOn(fs, 'accessSync').mockImplementation((p) => {
+    if (String(p) === tmp) throw Object.assign(new Error('EACCES'), { code: 'EACCES' });
+  });
+  try {
+    const r = await cli(['report', '--json', join(tmp, 'rows-here', 'deeper'), full]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /report: --json .*rows-here\/deeper cannot be written: .* is not writable \(EACCES\); give another folder/,
+    );
+    expect(r.out).toBe('');
+    expect(existsSync(join(tmp, 'rows-here'))).toBe(false);
+  } finally {
+    access.mockRestore();
+  }
+});
+
 test('report --export or --json to a file is refused before any report is rewritten', async () => {
   const file = join(tmp, 'a-file');
   writeFileSync(file, 'x');
