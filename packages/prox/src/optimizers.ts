@@ -460,12 +460,16 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
           `rebuilt from its config, as when a model saved with includeOptimizer is loaded, starts with none), or set lambda to 0 ` +
           `to train without the penalty`,
       );
+    // Every name is looked up before any variable changes: an unknown one refuses the whole step,
+    // not the rest of a step half applied.
+    const variables = names.map((name, i) => (get(i) == null ? undefined : lookupVariable(name)));
     const updated = new Set<string>();
     tf.tidy(() => {
       names.forEach((name, i) => {
         const gradient = get(i);
-        if (gradient == null) return;
-        update(name, i, gradient, lookupVariable(name));
+        const variable = variables[i];
+        if (gradient == null || variable === undefined) return;
+        update(name, i, gradient, variable);
         updated.add(name);
       });
       this.renormalizeGroups(updated);
@@ -699,6 +703,19 @@ export class ProximalSGD extends ProximalOptimizer {
   applyGradients(variableGradients: tf.NamedTensorMap | NamedTensor[]): void {
     const negLr = tf.scalar(-this.learningRate);
     const m = this.momentum > 0 ? this.constant(this.momentum) : null;
+    // Freed also when the step is refused (an unknown variable, lambda with nothing attached).
+    try {
+      this.sgdStep(variableGradients, negLr, m);
+    } finally {
+      negLr.dispose();
+    }
+  }
+
+  private sgdStep(
+    variableGradients: tf.NamedTensorMap | NamedTensor[],
+    negLr: tf.Scalar,
+    m: tf.Scalar | null,
+  ): void {
     this.step(variableGradients, (name, i, gradient, value) => {
       let direction: tf.Tensor = gradient;
       if (m != null) {
@@ -714,7 +731,6 @@ export class ProximalSGD extends ProximalOptimizer {
         value.assign(tf.relu(tf.add(tf.mul(negLr, tf.add(direction, t)), value)));
       }
     });
-    negLr.dispose();
   }
 
   /**
@@ -814,23 +830,27 @@ export class ProximalAdam extends ProximalOptimizer {
     const oneMinusBeta2 = this.constant(1 - beta2);
     const epsilonT = this.constant(this.epsilon);
     const s = scalars;
-    this.step(variableGradients, (name, i, gradient, value) => {
-      const m = this.firstMoments.get(name, i, value);
-      const v = this.secondMoments.get(name, i, value);
-      const newM = tf.add(tf.mul(m, beta1T), tf.mul(gradient, oneMinusBeta1));
-      const newV = tf.add(tf.mul(v, beta2T), tf.mul(tf.square(gradient), oneMinusBeta2));
-      m.assign(newM);
-      v.assign(newV);
-      const mhat = tf.div(newM, s.oneMinusAccBeta1);
-      const denom = tf.add(tf.sqrt(tf.div(newV, s.oneMinusAccBeta2)), epsilonT);
-      const thr = this.thresholdOf(name);
-      if (thr == null) {
-        value.assign(tf.add(tf.mul(tf.div(mhat, denom), s.negLr), value));
-      } else {
-        value.assign(tf.relu(tf.add(tf.mul(tf.div(tf.add(mhat, thr), denom), s.negLr), value)));
-      }
-    });
-    tf.dispose(scalars);
+    // Freed also when the step is refused (an unknown variable, lambda with nothing attached).
+    try {
+      this.step(variableGradients, (name, i, gradient, value) => {
+        const m = this.firstMoments.get(name, i, value);
+        const v = this.secondMoments.get(name, i, value);
+        const newM = tf.add(tf.mul(m, beta1T), tf.mul(gradient, oneMinusBeta1));
+        const newV = tf.add(tf.mul(v, beta2T), tf.mul(tf.square(gradient), oneMinusBeta2));
+        m.assign(newM);
+        v.assign(newV);
+        const mhat = tf.div(newM, s.oneMinusAccBeta1);
+        const denom = tf.add(tf.sqrt(tf.div(newV, s.oneMinusAccBeta2)), epsilonT);
+        const thr = this.thresholdOf(name);
+        if (thr == null) {
+          value.assign(tf.add(tf.mul(tf.div(mhat, denom), s.negLr), value));
+        } else {
+          value.assign(tf.relu(tf.add(tf.mul(tf.div(tf.add(mhat, thr), denom), s.negLr), value)));
+        }
+      });
+    } finally {
+      tf.dispose(scalars);
+    }
   }
 
   /**
