@@ -51,7 +51,9 @@ class HttpStatusError extends Error {
 function get(url: string, timeoutMs: number, redirects = 5): Promise<http.IncomingMessage> {
   return new Promise((resolve, reject) => {
     const lib = url.startsWith('https:') ? https : http;
+    let response: http.IncomingMessage | undefined;
     const req = lib.get(url, { headers: { 'user-agent': '@normprune/datasets' } }, (res) => {
+      response = res;
       const status = res.statusCode ?? 0;
       if (status >= 300 && status < 400 && res.headers.location) {
         res.resume();
@@ -64,7 +66,13 @@ function get(url: string, timeoutMs: number, redirects = 5): Promise<http.Incomi
       }
       resolve(res);
     });
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`no data from ${url} for ${timeoutMs} ms`)));
+    req.setTimeout(timeoutMs, () => {
+      const stalled = new Error(`no data from ${url} for ${timeoutMs} ms`);
+      // Once the response has begun, the promise is settled and its reader sees only the
+      // response stream: without this, a stall mid-body read as Node's bare 'aborted'.
+      response?.destroy(stalled);
+      req.destroy(stalled);
+    });
     req.on('error', reject);
   });
 }

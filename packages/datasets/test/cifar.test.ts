@@ -1,11 +1,25 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, readdirSync, writeFileSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
 import { DatasetError, loadCifar10 } from '../src/index';
+import * as decodedCache from '../src/decoded-cache';
+import * as idx from '../src/idx';
+import * as input from '../src/input';
+import * as tar from '../src/tar';
 import { makeTar, tmp, writeFile, type TarItem } from './fixtures';
+
+afterEach(() => {
+  jest.restoreAllMocks();
+});
+
+/** What identifies one write of a file: a rewrite (even atomic, by rename) changes the inode or mtime. */
+function identity(path: string): { ino: number; mtimeMs: number; size: number } {
+  const { ino, mtimeMs, size } = statSync(path);
+  return { ino, mtimeMs, size };
+}
 
 const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'];
 
@@ -124,9 +138,34 @@ describe('CIFAR-10 binary layout', () => {
       ),
     );
     const cacheDir = tmp();
+    const untar = jest.spyOn(tar, 'readTar');
+    const gunzip = jest.spyOn(idx, 'gunzipChecked');
+    const write = jest.spyOn(decodedCache, 'writeDecoded');
+    const read = jest.spyOn(decodedCache, 'readDecoded');
+    const archive = jest.spyOn(input, 'readInputFile');
     const a = await loadCifar10({ file, cacheDir });
-    expect(readdirSync(join(cacheDir, 'decoded'))).toHaveLength(1);
+    const [entry] = readdirSync(join(cacheDir, 'decoded'));
+    expect(readdirSync(join(cacheDir, 'decoded'))).toEqual([entry]);
+    const cache = join(cacheDir, 'decoded', entry);
+    // The first load decodes the archive and writes the cache.
+    expect(untar.mock.calls.map((c) => c[1])).toEqual([file]);
+    expect(gunzip).toHaveBeenCalledTimes(1);
+    expect(write.mock.calls.map((c) => c[0])).toEqual([cache]);
+    expect(read.mock.results.map((r) => r.value)).toEqual([undefined]);
+    const before = identity(cache);
+    for (const spy of [untar, gunzip, write, read, archive]) spy.mockClear();
+
     const b = await loadCifar10({ file, cacheDir });
+    // The second is served by the cache: the archive is hashed (the cache key is
+    // its sha256) but neither gunzipped nor untarred, and the cache is not rewritten.
+    expect(archive.mock.calls.map((c) => c[0])).toEqual([file]);
+    expect(untar).not.toHaveBeenCalled();
+    expect(gunzip).not.toHaveBeenCalled();
+    expect(write).not.toHaveBeenCalled();
+    expect(read.mock.calls.map((c) => c[0])).toEqual([cache]);
+    expect(read.mock.results[0].value).toBe(b);
+    expect(identity(cache)).toEqual(before);
+    expect(readdirSync(join(cacheDir, 'decoded'))).toEqual([entry]);
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect(Array.from(b.test.labels)).toEqual(Array.from(a.test.labels));
     const direct = await loadCifar10({ dir: join(root, 'src'), cacheDir });
@@ -186,6 +225,31 @@ describe('CIFAR-10 image folders', () => {
     const b = await loadCifar10({ file, cacheDir });
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect(Array.from(b.train.labels)).toEqual(Array.from(a.train.labels));
+  });
+
+  it('decodes an image folder once, then serves the cache without reading an image', async () => {
+    const dir = tmp();
+    writeItems(dir, imageItems());
+    const cacheDir = tmp();
+    const images = jest.spyOn(input, 'readTreeFile');
+    const jpegs = jest.spyOn(jpeg, 'decode');
+    const pngs = jest.spyOn(PNG.sync, 'read');
+    const write = jest.spyOn(decodedCache, 'writeDecoded');
+    const a = await loadCifar10({ dir, cacheDir });
+    // 20 train + 10 test images: 20 JPEG and 10 PNG, each read and decoded once.
+    expect([images.mock.calls.length, jpegs.mock.calls.length, pngs.mock.calls.length]).toEqual([30, 20, 10]);
+    expect(write).toHaveBeenCalledTimes(1);
+    const [entry] = readdirSync(join(cacheDir, 'decoded'));
+    const before = identity(join(cacheDir, 'decoded', entry));
+    for (const spy of [images, jpegs, pngs, write]) spy.mockClear();
+
+    const b = await loadCifar10({ dir, cacheDir });
+    // The cache key comes from the files' names, sizes and mtimes: no image is read again.
+    expect([images.mock.calls.length, jpegs.mock.calls.length, pngs.mock.calls.length]).toEqual([0, 0, 0]);
+    expect(write).not.toHaveBeenCalled();
+    expect(identity(join(cacheDir, 'decoded', entry))).toEqual(before);
+    expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+    expect(Array.from(b.test.labels)).toEqual(Array.from(a.test.labels));
   });
 
   it('re-decodes instead of failing when the cache is corrupt or truncated', async () => {

@@ -93,6 +93,120 @@ describe('downloadFile', () => {
     expect(readFileSync(dest).equals(BODY)).toBe(true);
   });
 
+  /** Route /hop/0 .. /hop/<hops - 1> each redirecting to the next, /hop/<hops> serving BODY. */
+  function redirectChain(hops: number): void {
+    for (let k = 0; k < hops; k++) {
+      routes.set(`/hop/${k}`, (_q, res) => {
+        res.statusCode = 302;
+        res.setHeader('location', `/hop/${k + 1}`);
+        res.end();
+      });
+    }
+    routes.set(`/hop/${hops}`, serve(BODY));
+  }
+
+  it('follows 5 redirects in a row, and refuses the 6th as too many redirects', async () => {
+    redirectChain(5);
+    const dest = join(tmp(), 'f.bin');
+    await downloadFile({ url: `${base}/hop/0`, md5: md5(BODY) }, dest, fast);
+    expect(readFileSync(dest).equals(BODY)).toBe(true);
+
+    routes.clear();
+    hits.clear();
+    redirectChain(6);
+    const dir = tmp();
+    const err = (await downloadFile({ url: `${base}/hop/0`, md5: md5(BODY) }, join(dir, 'f.bin'), {
+      ...fast,
+      attempts: 1,
+    }).catch((e) => e)) as DatasetError;
+    expect(err).toBeInstanceOf(DatasetError);
+    expect(err.code).toBe('download-failed');
+    expect(err.file).toBe(`${base}/hop/0`);
+    expect((err.cause as Error).message).toBe(`too many redirects from ${base}/hop/5`);
+    expect(err.message).toBe(
+      `download failed after 1 attempt(s): too many redirects from ${base}/hop/5; file: ${base}/hop/0`,
+    );
+    // The 6th redirect is not followed: /hop/6, which would serve the file, is never asked for.
+    expect([...hits.keys()]).toEqual([0, 1, 2, 3, 4, 5].map((k) => `/hop/${k}`));
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives up on a redirect loop after every attempt, leaving no file', async () => {
+    for (const [from, to] of [
+      ['/a', '/b'],
+      ['/b', '/a'],
+    ]) {
+      routes.set(from, (_q, res) => {
+        res.statusCode = 301;
+        res.setHeader('location', `${base}${to}`);
+        res.end();
+      });
+    }
+    const dir = tmp();
+    const err = (await downloadFile({ url: `${base}/a` }, join(dir, 'f.bin'), fast).catch(
+      (e) => e,
+    )) as DatasetError;
+    expect(err).toBeInstanceOf(DatasetError);
+    expect(err.code).toBe('download-failed');
+    // /a, /b, /a, /b, /a (5 redirects followed), then /b's redirect is refused.
+    expect(err.message).toBe(
+      `download failed after 3 attempt(s): too many redirects from ${base}/b; file: ${base}/a`,
+    );
+    expect([hits.get('/a'), hits.get('/b')]).toEqual([9, 9]);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('gives up on a server that never answers: no data for timeoutMs', async () => {
+    // The handler keeps the request open and never writes a byte; closed at the end.
+    const stalled: http.ServerResponse[] = [];
+    routes.set('/stall', (_q, res) => void stalled.push(res));
+    const dir = tmp();
+    const url = `${base}/stall`;
+    try {
+      // 1 ms: the shortest idle timer (0 would turn it off), so the test is quick.
+      const err = (await downloadFile({ url }, join(dir, 'f.bin'), { ...fast, timeoutMs: 1 }).catch(
+        (e) => e,
+      )) as DatasetError;
+      expect(err).toBeInstanceOf(DatasetError);
+      expect(err.code).toBe('download-failed');
+      expect(err.file).toBe(url);
+      expect((err.cause as Error).message).toBe(`no data from ${url} for 1 ms`);
+      expect(err.message).toBe(
+        `download failed after 3 attempt(s): no data from ${url} for 1 ms; file: ${url}`,
+      );
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      for (const res of stalled) res.destroy();
+    }
+  });
+
+  it('names a stall after the response began as a stall, not as a bare "aborted"', async () => {
+    // Headers and 10 of 1000 bytes, then nothing: the timeout used to reject the already settled
+    // request promise, and the reader saw only Node's 'aborted'.
+    const stalled: http.ServerResponse[] = [];
+    routes.set('/slow', (_q, res) => {
+      res.setHeader('content-length', 1000);
+      res.flushHeaders();
+      res.write(Buffer.alloc(10));
+      stalled.push(res);
+    });
+    const dir = tmp();
+    const url = `${base}/slow`;
+    try {
+      const err = (await downloadFile({ url }, join(dir, 'f.bin'), {
+        ...fast,
+        attempts: 1,
+        timeoutMs: 30,
+      }).catch((e) => e)) as DatasetError;
+      expect(err).toBeInstanceOf(DatasetError);
+      expect(err.code).toBe('download-failed');
+      expect(err.message).toMatch(new RegExp(`no data from ${url.replace(/[.]/g, '\\.')} for 30 ms`));
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      for (const res of stalled) res.destroy();
+    }
+  });
+
   it('rejects a checksum mismatch after retrying, and leaves no file', async () => {
     routes.set('/f.bin', serve(BODY));
     const dir = tmp();

@@ -1,12 +1,20 @@
 // Integration on the real CIFAR-10 image-folder archive (facts: ../shared/data/README.md).
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import { loadCifar10 } from '../src/index';
-import { readTarFile } from '../src/tar';
+import * as decodedCache from '../src/decoded-cache';
+import * as idx from '../src/idx';
+import * as tar from '../src/tar';
 import { makeTar } from './fixtures';
+
+const { readTarFile } = tar;
+
+afterEach(() => {
+  jest.restoreAllMocks();
+});
 
 const WORKSPACE = resolve(__dirname, '../../..');
 const ARCHIVE = resolve(WORKSPACE, '../shared/data/cifar-10-images.tar.gz');
@@ -49,7 +57,20 @@ describe('real CIFAR-10 (cifar-10-images.tar.gz)', () => {
         gzipSync(makeTar(names.map((name) => ({ name: `cifar10/${name}`, data: byName.get(name)! })))),
       );
       const cacheDir = join(dir, 'cache');
+      const decode = jest.spyOn(jpeg, 'decode');
+      const untar = jest.spyOn(tar, 'readTar');
+      const gunzip = jest.spyOn(idx, 'gunzipChecked');
+      const write = jest.spyOn(decodedCache, 'writeDecoded');
       const a = await loadCifar10({ file, cacheDir });
+      // Decoded once: every JPEG of the subset, the archive untarred and the cache written once.
+      expect([decode.mock.calls.length, untar.mock.calls.length, gunzip.mock.calls.length]).toEqual([
+        500, 1, 1,
+      ]);
+      expect(write).toHaveBeenCalledTimes(1);
+      const [entry] = readdirSync(join(cacheDir, 'decoded'));
+      const cache = join(cacheDir, 'decoded', entry);
+      const { ino, mtimeMs } = statSync(cache);
+      for (const spy of [decode, untar, gunzip, write]) spy.mockRestore();
       expect(a.classes).toEqual(CLASSES);
       expect(a.train.count).toBe(400);
       expect(a.test.count).toBe(100);
@@ -68,7 +89,18 @@ describe('real CIFAR-10 (cifar-10-images.tar.gz)', () => {
         );
         expect(a.classes[split.labels[j]]).toBe(name.split('/')[1]);
       }
+      const again = jest.spyOn(jpeg, 'decode');
+      const untarAgain = jest.spyOn(tar, 'readTar');
+      const gunzipAgain = jest.spyOn(idx, 'gunzipChecked');
+      const writeAgain = jest.spyOn(decodedCache, 'writeDecoded');
       const b = await loadCifar10({ file, cacheDir });
+      // Served from the cache: no JPEG decoded, the archive neither gunzipped nor untarred,
+      // the cache file neither rewritten nor replaced.
+      expect([again, untarAgain, gunzipAgain, writeAgain].map((spy) => spy.mock.calls.length)).toEqual([
+        0, 0, 0, 0,
+      ]);
+      expect(statSync(cache)).toMatchObject({ ino, mtimeMs });
+      expect(readdirSync(join(cacheDir, 'decoded'))).toEqual([entry]);
       expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
       expect(Buffer.from(b.test.labels).equals(Buffer.from(a.test.labels))).toBe(true);
     } finally {
