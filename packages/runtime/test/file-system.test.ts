@@ -607,6 +607,124 @@ describe('fileSystem errors carry a code and the file', () => {
   });
 });
 
+describe('fileSystem: unsupported saves and failed shard reads', () => {
+  it('refuses to save a GraphDef (binary modelTopology) as unsupported, before creating anything', async () => {
+    const dir = path.join(freshDir(), 'graph');
+    const err = await fileSystem(dir).save!({
+      modelTopology: new ArrayBuffer(16),
+      weightSpecs: [],
+      weightData: new ArrayBuffer(0),
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err).toMatchObject({ name: 'ModelFileError', code: 'unsupported', file: dir });
+    expect((err as Error).message).toBe(
+      'fileSystem: saving a binary (GraphDef) topology is not supported; save a LayersModel.',
+    );
+    expect(fs.existsSync(path.dirname(dir))).toBe(false);
+  });
+
+  /**
+   * A saved model whose one shard is split into a.bin and b.bin (both listed by
+   * model.json), so that an error must name the second shard, not the first.
+   */
+  async function twoShards(): Promise<{ dir: string; a: string; b: string; sizes: number[] }> {
+    const dir = freshDir();
+    const model = sequential(3, 2, 4);
+    await model.save(fileSystem(dir));
+    model.dispose();
+    const bytes = fs.readFileSync(path.join(dir, 'group1-shard1of1.bin'));
+    fs.unlinkSync(path.join(dir, 'group1-shard1of1.bin'));
+    const [a, b] = [path.join(dir, 'a.bin'), path.join(dir, 'b.bin')];
+    fs.writeFileSync(a, bytes.subarray(0, 12));
+    fs.writeFileSync(b, bytes.subarray(12));
+    const file = path.join(dir, 'model.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    json.weightsManifest[0].paths = ['a.bin', 'b.bin'];
+    fs.writeFileSync(file, JSON.stringify(json));
+    // Both halves load as the whole did.
+    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    loaded.dispose();
+    return { dir, a, b, sizes: [12, bytes.length - 12] };
+  }
+
+  async function loadError(dir: string): Promise<ModelFileError> {
+    const err = await expectNoLeak(() => fileSystem(dir).load!().catch((e: unknown) => e));
+    expect(err).toBeInstanceOf(ModelFileError);
+    return err as ModelFileError;
+  }
+
+  const errno = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+  it('a shard whose stat fails other than with ENOENT is read-failed, not damaged', async () => {
+    const { dir, b } = await twoShards();
+    const denied = errno('EACCES', `EACCES: permission denied, stat '${b}'`);
+    const stat = fs.promises.stat;
+    const statted: string[] = [];
+    jest.spyOn(fs.promises, 'stat').mockImplementation((async (...args: Parameters<typeof stat>) => {
+      statted.push(String(args[0]));
+      if (args[0] === b) throw denied;
+      return stat(...args);
+    }) as typeof stat);
+    const opened = jest.spyOn(fs.promises, 'open');
+    const err = await loadError(dir);
+    expect(err).toMatchObject({ name: 'ModelFileError', code: 'read-failed', file: b, cause: denied });
+    expect(err.message).toBe(
+      `Cannot load model: reading weight shard ${b} failed: EACCES: permission denied, stat '${b}'`,
+    );
+    // Every shard is stat-ed before any is opened.
+    expect(statted.slice(-2)).toEqual([path.join(dir, 'a.bin'), b]);
+    expect(opened).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['opening it fails (EACCES)', 'open', 'EACCES', 'EACCES: permission denied, open'],
+    ['reading it fails (EIO)', 'read', 'EIO', 'EIO: i/o error, read'],
+  ])('a shard whose %s is read-failed, with the fs error as its cause', async (_, where, code, text) => {
+    const { dir, a, b } = await twoShards();
+    const cause = errno(code, text);
+    const open = fs.promises.open;
+    const opened: string[] = [];
+    let closed = 0;
+    jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof open>) => {
+      opened.push(String(args[0]));
+      if (args[0] === b && where === 'open') throw cause;
+      const handle = await open(...args);
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        closed++;
+        return close();
+      };
+      if (args[0] === b) handle.read = (async () => Promise.reject(cause)) as typeof handle.read;
+      return handle;
+    });
+    const err = await loadError(dir);
+    expect(err).toMatchObject({ name: 'ModelFileError', code: 'read-failed', file: b, cause });
+    expect(err.message).toBe(`Cannot load model: reading weight shard ${b} failed: ${text}`);
+    expect(opened).toEqual([a, b]);
+    // Every handle opened was closed, the failing one included.
+    expect(closed).toBe(opened.length - (where === 'open' ? 1 : 0));
+  });
+
+  it('a shard that shrinks between its stat and its read is read-failed: load again', async () => {
+    const { dir, b, sizes } = await twoShards();
+    const open = fs.promises.open;
+    jest.spyOn(fs.promises, 'open').mockImplementation(async (...args: Parameters<typeof open>) => {
+      // Another process cuts the shard short after load stat-ed it.
+      if (args[0] === b) fs.truncateSync(b, sizes[1] - 5);
+      return open(...args);
+    });
+    const err = await loadError(dir);
+    expect(err).toMatchObject({ name: 'ModelFileError', code: 'read-failed', file: b });
+    expect(err.cause).toBeUndefined();
+    expect(err.message).toBe(
+      `Cannot load model: weight shard ${b} shrank from ${sizes[1]} to ${sizes[1] - 5} bytes while it was read; load again`,
+    );
+    // Loaded again, the shard now short from the start is refused from its stat, as damaged.
+    jest.restoreAllMocks();
+    expect(await loadError(dir)).toMatchObject({ code: 'damaged', file: b });
+  });
+});
+
 describe('fileSystem errors name the file', () => {
   async function saved(): Promise<string> {
     const dir = freshDir();

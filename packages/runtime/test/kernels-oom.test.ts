@@ -162,7 +162,9 @@ describe.each(CASES)('%s', (_name, f) => {
         // Every allocation of the computation was refused once, and it completes.
         expect(refused).toBe(failAt - 1);
         expect(refused).toBeGreaterThan(1);
-        ref.forEach((v, i) => expect(relError(got![i], v)).toBeLessThan(1e-4));
+        // Relative to each output's largest entry, as in kernels.test.ts: measured at most
+        // 2.6e-7 over every case (_FusedMatMul, transposed), most outputs exactly equal.
+        ref.forEach((v, i) => expect(relError(got![i], v)).toBeLessThan(1e-5));
         break;
       }
     }

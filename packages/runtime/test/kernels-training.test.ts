@@ -83,7 +83,9 @@ describe('training on wasm', () => {
     const ref = await gradients('cpu');
     const got = await gradients('wasm');
     const errors = Object.keys(SHAPES).map((k) => ({ k, err: relError(got[k], ref[k]) }));
-    expect(errors.filter((e) => !(e.err < 1e-4))).toEqual([]);
+    // Error relative to each gradient's largest entry, as in kernels.test.ts: measured at
+    // most 5.8e-7 over the 7 gradients (k3; 4.7e-7 k1, 4.4e-7 k2, 4.0e-7 w, 2.6e-7 gamma).
+    expect(errors.filter((e) => !(e.err < 1e-5))).toEqual([]);
   });
 
   it('keeps tensors and wasm buffers flat over SGD steps', async () => {
