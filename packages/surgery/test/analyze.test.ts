@@ -100,6 +100,88 @@ describe('analyze', () => {
     expect(report.macsSpeedup).toBeCloseTo(960 / (640 - 144), 12);
   });
 
+  it('formatAnalysis: the table of a conv net counted by hand, text for text', () => {
+    // 6x6x2 -> conv 'c' 4 filters 3x3 valid (4x4x4, all ones) -> BatchNormalization -> Flatten
+    // (64) -> Dense 'd' 3 (kernel ones, bias zeros).
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({
+          inputShape: [6, 6, 2],
+          filters: 4,
+          kernelSize: 3,
+          name: 'c',
+          kernelInitializer: tfl.initializers.ones(),
+          biasInitializer: tfl.initializers.ones(),
+        }),
+        tfl.layers.batchNormalization({ name: 'bn' }),
+        tfl.layers.flatten({ name: 'flat' }),
+        tfl.layers.dense({ units: 3, name: 'd', kernelInitializer: tfl.initializers.ones() }),
+      ],
+    });
+    zeroUnits(m, 'c', [1]); // filter 1: 3*3*2 = 18 weights
+    zeroKernelWhere(m, 'c', (i, o) => i === 0 && o === 0); // the 2-D kernel [0, 0]: 9 more
+    // c: 72 + 4 params, 72 - 27 + 4 = 49 non-zeros, 72 * 16 = 1152 MACs, 45 * 16 = 720 non-zero;
+    //    filters 3 of 4 live, 2-D kernels 8 - 3 = 5 of 8 live.
+    // bn: 4 * 4 = 16 params, gamma and moving variance (ones) non-zero: 8; no MACs, no groups.
+    // flat: no params, no row. d: 64 * 3 + 3 = 195 params, 192 non-zeros, 192 MACs.
+    const a = analyze(m);
+    expect(a.total).toEqual({
+      params: 287,
+      nonzeros: 249,
+      macs: 1344,
+      nonzeroMacs: 912,
+      zeroGroupParams: 27,
+    });
+    expect(formatAnalysis(a)).toBe(
+      [
+        'layer  class               params  nonzeros   MACs  nonzero MACs  groups live/total',
+        'c      Conv2D                  76        49  1,152           720  filters 3/4, kernels 5/8',
+        'bn     BatchNormalization      16         8      0             0',
+        'd      Dense                  195       192    192           192  neurons 3/3, inputs 64/64',
+        'total                         287       249  1,344           912',
+      ].join('\n'),
+    );
+    expect(a.table()).toBe(formatAnalysis(a));
+    m.dispose();
+  });
+
+  it('formatAnalysis: unknown MACs (NaN, or null from JSON) and large counts, on an analysis written by hand', () => {
+    const counts = { params: 1234567, nonzeros: 1000, macs: NaN, nonzeroMacs: null as unknown as number };
+    const text = formatAnalysis({
+      layers: [
+        {
+          name: 'conv',
+          className: 'Conv2D',
+          ...counts,
+          zeroGroupParams: 0,
+          groups: [
+            { kind: 'filter', total: 8, dead: 8 },
+            { kind: 'kernel', total: 64, dead: 63 },
+          ],
+        },
+        // no parameters: no row
+        {
+          name: 'pool',
+          className: 'MaxPooling2D',
+          params: 0,
+          nonzeros: 0,
+          macs: 0,
+          nonzeroMacs: 0,
+          zeroGroupParams: 0,
+          groups: [],
+        },
+      ],
+      total: { ...counts, zeroGroupParams: 0 },
+    });
+    expect(text).toBe(
+      [
+        'layer  class      params  nonzeros     MACs  nonzero MACs  groups live/total',
+        'conv   Conv2D  1,234,567     1,000  unknown       unknown  filters 0/8, kernels 1/64',
+        'total          1,234,567     1,000  unknown       unknown',
+      ].join('\n'),
+    );
+  });
+
   it('counts BatchNormalization parameters (4 per channel) without MACs', () => {
     const m = tfl.sequential({
       layers: [
