@@ -154,7 +154,7 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
 
 ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
-                      [--keep-filters LAYER=N,...] [--unknown-layers keep] [--backend NAME]
+                      [--keep-filters LAYER=N,...] [--unknown-layers refuse|keep] [--backend NAME]
 
 Loads a saved model with decomposed layers, folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
@@ -341,6 +341,10 @@ function refuseRepeats(command: string, tokens: { kind: string; name?: string; v
   const seen = new Map<string, string | undefined>();
   for (const t of tokens) {
     if (t.kind !== 'option' || t.name === undefined || t.value === undefined) continue;
+    // --out '' would mean the working directory, --data-dir '' no folder at all. (Lists and
+    // budgets say what is missing in them themselves.)
+    if (t.value.trim() === '' && !LIST_OPTIONS.includes(t.name) && t.name !== 'budget')
+      throw new UsageError(`${command}: --${t.name} is empty; give a value`);
     if (seen.has(t.name)) {
       const first = seen.get(t.name);
       throw new UsageError(
@@ -379,6 +383,16 @@ function parse(command: string, args: string[], extra: OptionSpec = {}) {
       const flag = /'([^']+)'/.exec(err.message)?.[1];
       if (flag) throw new UsageError(unknownOption(command, flag, options));
     }
+    // Node's "argument missing" / "argument is ambiguous ... use '--seed=-XYZ'": the value is missing.
+    const missing = /'--([\w-]+)/.exec(err.message)?.[1];
+    if (
+      err.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' &&
+      missing &&
+      (options as OptionSpec)[missing]?.type === 'string'
+    )
+      throw new UsageError(
+        `${command}: --${missing} needs a value (--${missing} VALUE)\nRun \`normprune ${command} --help\` for usage.`,
+      );
     throw new UsageError(`${err.message}\nRun \`normprune ${command} --help\` for usage.`);
   }
 }
@@ -1553,6 +1567,11 @@ function listCommand(args: string[], out: (s: string) => void): number {
 }
 
 function unknownCommand(command: string): string {
+  // A misspelt top-level flag (--verison, --hlep) is meant as one of those.
+  if (command.startsWith('-')) {
+    const flag = closest(command.replace(/^-+/, ''), ['version', 'help']);
+    if (flag) return `unknown option ${command}; did you mean --${flag}?`;
+  }
   const meant = closest(command, COMMANDS);
   return `unknown command "${command}"${meant ? `; did you mean ${meant}?` : ''}; commands: ${COMMANDS.join(', ')}`;
 }

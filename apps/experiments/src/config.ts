@@ -316,6 +316,33 @@ function unknownField(key: string, schema: z.ZodType | undefined): string {
   return meant ? `${JSON.stringify(key)} (did you mean ${JSON.stringify(meant)}?)` : JSON.stringify(key);
 }
 
+/** The fields of the object `schema` describes at `path` (through defaults, optionals and arrays). */
+function fieldsAt(schema: z.ZodType | undefined, path: PropertyKey[]): string[] | undefined {
+  let s = schema as any;
+  const unwrap = () => {
+    for (;;) {
+      const type = s?.def?.type;
+      if (['optional', 'default', 'nullable', 'prefault', 'readonly', 'catch'].includes(type))
+        s = s.def.innerType;
+      else if (type === 'pipe') s = s.def.in;
+      else if (type === 'union') {
+        // A number or an object (budget epochs): the object's fields.
+        const object = s.def.options.find((o: any) => o.def?.type === 'object');
+        if (!object) return;
+        s = object;
+      } else return;
+    }
+  };
+  for (const key of path) {
+    unwrap();
+    if (s?.def?.type === 'object') s = s.shape[key as string];
+    else if (s?.def?.type === 'array') s = s.def.element;
+    else return undefined;
+  }
+  unwrap();
+  return s?.def?.type === 'object' ? Object.keys(s.shape) : undefined;
+}
+
 function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
   const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
   switch (issue.code) {
@@ -334,10 +361,17 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
       const input = (issue as any).input;
       if (typeof input === 'number' && !Number.isFinite(input))
         return `${where}: expected a finite number, got ${input}`;
+      // zod's "Invalid input: expected object, received undefined" for a field left out.
+      if (input === undefined) return `${where}: required (${(issue as any).expected} expected), missing`;
       return `${where}: ${issue.message}`;
     }
-    case 'unrecognized_keys':
-      return `${where}: unknown field(s) ${issue.keys.map((k) => unknownField(k, schema)).join(', ')}`;
+    case 'unrecognized_keys': {
+      const fields = fieldsAt(schema, issue.path);
+      return (
+        `${where}: unknown field(s) ${issue.keys.map((k) => unknownField(k, schema)).join(', ')}` +
+        (fields ? `; the fields here: ${fields.join(', ')}` : '')
+      );
+    }
     default:
       return `${where}: ${issue.message}`;
   }
@@ -457,7 +491,8 @@ function readConfigJson(file: string): unknown {
   if (!existsSync(file)) throw new UsageError(`config file not found: ${file}`);
   if (statSync(file).isDirectory())
     throw new UsageError(`config file ${file} is a directory; give a .json file`);
-  const text = readFileSync(file, 'utf8');
+  // A byte order mark (Windows editors write one) is no part of the JSON.
+  const text = readFileSync(file, 'utf8').replace(/^\uFEFF/, '');
   if (text.trim() === '') throw new UsageError(`config file ${file} is empty; it must hold one JSON object`);
   try {
     return JSON.parse(text);
@@ -646,7 +681,8 @@ export function loadExperiment(name: string): ExperimentConfig {
   if (!known.includes(name)) {
     const near = closest(name, known);
     throw new UsageError(
-      `unknown experiment "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known experiments: ${known.join(', ')}`,
+      `unknown experiment "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known experiments: ${known.join(', ')}` +
+        ` (\`normprune list\` describes them${/\.json$/i.test(name) ? '; a config file runs with `normprune train --config FILE`' : ''})`,
     );
   }
   return loadConfigFile(join(configsDir(), `${name}.json`));

@@ -196,6 +196,47 @@ test('train given a config file or an experiment as an argument says how to give
   expect(x.err).toMatch(/a shipped experiment runs with `normprune reproduce lenet-5`/);
 });
 
+test('what a parser or validator would word its own way is said in normprune words', async () => {
+  // A flag without its value: node's parser spoke of an "ambiguous" argument and '--seed=-XYZ'.
+  for (const args of [['--seed', '--out', 'x'], ['--seed'], ['--backend']]) {
+    const r = await cli(['reproduce', 'lenet-5', ...args]);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(new RegExp(`reproduce: ${args[0]} needs a value \\(${args[0]} VALUE\\)`));
+  }
+  for (const flag of ['--out', '--data-dir', '--seed']) {
+    const r = await cli(['reproduce', 'lenet-5', flag, '']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(new RegExp(`reproduce: ${flag} is empty; give a value`));
+  }
+  const v = await cli(['--verison']);
+  expect(v.code).toBe(2);
+  expect(v.err).toMatch(/unknown option --verison; did you mean --version\?/);
+  const e = await cli(['reproduce', 'my.json']);
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(
+    /`normprune list` describes them; a config file runs with `normprune train --config FILE`/,
+  );
+  // A budget or config field that does not exist lists the fields there.
+  const b = await cli(['reproduce', 'lenet-5', '--budget', 'epochs.foo=1', '--print-config']);
+  expect(b.code).toBe(2);
+  expect(b.err).toMatch(/epochs: unknown field\(s\) "foo"; the fields here: baseline, proximal, finetune/);
+  const file = join(tmp, 'missing-fields.json');
+  writeFileSync(file, JSON.stringify({ name: 'x', dataset: { name: 'mnist', bar: 2 } }));
+  const c = await cli(['train', '--config', file, '--print-config']);
+  expect(c.code).toBe(2);
+  expect(c.err).toMatch(
+    /dataset: unknown field\(s\) "bar"; the fields here: name, validation, normalize, augment, seed/,
+  );
+  expect(c.err).toMatch(/model: required \(object expected\), missing/);
+  expect(c.err).not.toMatch(/Invalid input/);
+  // A byte order mark, as Windows editors write, is not a JSON syntax error.
+  const bom = join(tmp, 'bom.json');
+  writeFileSync(bom, '\uFEFF' + JSON.stringify({ extends: 'lenet-5', name: 'bom' }));
+  const read = await cli(['train', '--config', bom, '--print-config']);
+  expect(read.code).toBe(0);
+  expect(JSON.parse(read.out).name).toBe('bom');
+});
+
 test('--resume with nothing to resume says to run without it', async () => {
   const none = await run('--out', join(tmp, 'never-ran'), '--resume');
   expect(none.code).toBe(1);
