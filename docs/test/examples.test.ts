@@ -6,7 +6,15 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { markdownFiles, parseMarkdown, read, rel, runnableExamples, workspaceRoot } from './markdown';
+import {
+  markdownFiles,
+  parseMarkdown,
+  read,
+  rel,
+  runnableExamples,
+  workspaceRoot,
+  type RunnableExample,
+} from './markdown';
 
 const examplesDir = join(workspaceRoot, 'docs', '.examples');
 const register = join(workspaceRoot, 'scripts', 'ts-register.cjs');
@@ -16,7 +24,7 @@ const register = join(workspaceRoot, 'scripts', 'ts-register.cjs');
 const timeoutMs = 600_000;
 
 /** A runnable example, written to its own file under docs/.examples. */
-function collect(): { name: string; file: string; source: string }[] {
+function collect(): RunnableExample[] {
   return runnableExamples().map((e) => ({ ...e, file: join(examplesDir, e.file) }));
 }
 

@@ -172,32 +172,41 @@ test('distillation: the teacher survives the checkpoint, and layer multipliers r
   expect(fingerprint(plain).weights).not.toEqual(fingerprint(whole).weights);
 });
 
-test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finishes the same run', async () => {
-  // Enough steps after the first epoch line that the signal always lands inside training.
-  const args = [
-    'reproduce',
-    'lenet-500-300',
-    '--budget',
-    'trainSubset=6144,testSubset=256,validation=64,epochs=2',
-    '--seed',
-    '5',
-    '--backend',
-    'wasm',
-  ];
-  const out = join(tmp, 'sigint');
-  const child = spawnCli([...args, '--out', out]);
+// Enough steps after the first epoch line that the signal always lands inside training.
+const signalArgs = [
+  'reproduce',
+  'lenet-500-300',
+  '--budget',
+  'trainSubset=6144,testSubset=256,validation=64,epochs=2',
+  '--seed',
+  '5',
+  '--backend',
+  'wasm',
+];
+
+/** Runs the CLI in a child process and sends it `signal` once the baseline's second epoch began. */
+async function interrupted(
+  out: string,
+  signal: NodeJS.Signals,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnCli([...signalArgs, '--out', out]);
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
   const code = await new Promise<number | null>((resolve) => {
     child.stderr.on('data', (d) => {
       stderr += d;
-      // Interrupt once training is under way.
-      if (/baseline epoch 1\//.test(stderr) && !child.killed) child.kill('SIGINT');
+      if (/baseline epoch 1\//.test(stderr) && !child.killed) child.kill(signal);
     });
     child.on('exit', (c) => resolve(c));
   });
-  expect(stderr).toMatch(/Ctrl-C/);
+  return { code, stdout, stderr };
+}
+
+test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finishes the same run', async () => {
+  const out = join(tmp, 'sigint');
+  const { code, stdout, stderr } = await interrupted(out, 'SIGINT');
+  expect(stderr).toMatch(/Ctrl-C: writing a checkpoint after this step \(Ctrl-C again quits without one\)/);
   expect(code).toBe(130);
   expect(stdout).toMatch(/continue with:/);
   expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
@@ -207,34 +216,16 @@ test('a real Ctrl-C (SIGINT) writes a checkpoint, exits 130, and --resume finish
   const state = JSON.parse(readFileSync(join(out, '.work', 'checkpoint', 'state.json'), 'utf8'));
   expect(state.step).toBeGreaterThanOrEqual(1);
   expect(['baseline', 'proximal', 'finetune']).toContain(state.phase);
-  const r = await cli([...args, '--out', out, '--resume']);
+  const r = await cli([...signalArgs, '--out', out, '--resume']);
   expect(r.code).toBe(0);
   const whole = join(tmp, 'whole-sigint');
-  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  expect((await cli([...signalArgs, '--out', whole])).code).toBe(0);
   expect(fingerprint(out)).toEqual(fingerprint(whole));
 });
 
 test('SIGTERM (timeout, docker stop, a cancelled CI job) checkpoints like Ctrl-C, and --resume finishes', async () => {
-  const args = [
-    'reproduce',
-    'lenet-500-300',
-    '--budget',
-    'trainSubset=6144,testSubset=256,validation=64,epochs=2',
-    '--backend',
-    'wasm',
-  ];
   const out = join(tmp, 'sigterm');
-  const child = spawnCli([...args, '--out', out]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  const code = await new Promise<number | null>((resolve) => {
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (/baseline epoch 1\//.test(stderr) && !child.killed) child.kill('SIGTERM');
-    });
-    child.on('exit', (c) => resolve(c));
-  });
+  const { code, stdout, stderr } = await interrupted(out, 'SIGTERM');
   expect(stderr).toMatch(
     /SIGTERM: writing a checkpoint after this step \(a second SIGTERM quits without one\)/,
   );
@@ -242,7 +233,7 @@ test('SIGTERM (timeout, docker stop, a cancelled CI job) checkpoints like Ctrl-C
   expect(stdout).toMatch(/continue with: normprune reproduce lenet-500-300 .*--resume/);
   expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
   expect(existsSync(join(out, '.normprune.lock'))).toBe(false);
-  expect((await cli([...args, '--out', out, '--resume'])).code).toBe(0);
+  expect((await cli([...signalArgs, '--out', out, '--resume'])).code).toBe(0);
 });
 
 test('the resume message names the point a checkpoint holds, also after a phase or training ended', () => {
