@@ -18,6 +18,7 @@ import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
+  effectiveBudget,
   listExperiments,
   loadConfigFile,
   loadExperiment,
@@ -530,8 +531,9 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     if (!(p.values as any).config) throw new UsageError('train: --config FILE is required');
     base = loadConfigFile((p.values as any).config);
   }
-  const { name: budgetName, budget } = parseBudget(p.values.budget, base);
-  noteCappedEpochs(base, budgetName, budget);
+  const { name: budgetName, budget: asked } = parseBudget(p.values.budget, base);
+  noteCappedEpochs(base, budgetName, asked);
+  const budget = effectiveBudget(base, asked);
   const cfg = applyBudget(base, budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
@@ -657,8 +659,9 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
       );
   }
-  const { name: budgetName, budget } = parseBudget(p.values.budget, base);
-  noteCappedEpochs(base, budgetName, budget);
+  const { name: budgetName, budget: asked } = parseBudget(p.values.budget, base);
+  noteCappedEpochs(base, budgetName, asked);
+  const budget = effectiveBudget(base, asked);
   const cfg = applyBudget(base, budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
@@ -1193,6 +1196,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
           sweep.points,
           typeof sweep.bisection?.target === 'number' ? sweep.bisection.target : undefined,
         ),
+        src.runs[0]?.results.budget,
       );
       out(`wrote ${join(arg, 'report.md')}`);
     }

@@ -776,6 +776,23 @@ export function parseBudget(
 }
 
 /** Applies a budget to a config: the config the run actually uses. */
+/**
+ * `budget` without the epoch caps that cap nothing (at or above the config's epochs): the
+ * budget a run records, so that `--budget epochs=5` on a 1-epoch config is the run without
+ * it, and neither its report nor its table row calls it reduced.
+ */
+export function effectiveBudget(cfg: ExperimentConfig, budget: Budget): Budget {
+  if (!budget.epochs) return budget;
+  const epochs = Object.fromEntries(
+    (['baseline', 'proximal', 'finetune'] as const).flatMap((phase) => {
+      const e = budget.epochs?.[phase];
+      return e !== undefined && e < cfg.training[phase].epochs ? [[phase, e]] : [];
+    }),
+  );
+  const { epochs: _asked, ...rest } = budget;
+  return Object.keys(epochs).length ? { ...rest, epochs } : rest;
+}
+
 export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentConfig {
   const out: ExperimentConfig = structuredClone(cfg);
   if (budget.validation !== undefined) out.dataset.validation = budget.validation;

@@ -234,13 +234,13 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
     write(
       'compression.svg',
       lineChart({
-        title: 'Compression during proximal training',
+        title: 'Weights in dead groups during proximal training',
         xLabel: 'proximal epoch',
         yLabel: 'weights in dead groups (%)',
         yMin: 0,
         series: [{ name: 'dead-group weights', points: prox.map((m, i) => [i + 1, m.liveCompressionPct!]) }],
       }),
-      'share of all weights in dead groups at each proximal epoch',
+      'share of all weights in dead groups at each proximal epoch: a lower bound on the parameters removed, which also count what surgery removes with the dead groups (a unit whose every outgoing weight is dead loses its incoming weights and bias too)',
     );
   const units = r.baseline.layers.filter((l) => l.units !== undefined);
   const after = new Map(r.compressed.layers.map((l) => [l.name, l]));
@@ -301,6 +301,16 @@ function inputText(r: RunResults): string {
   return r.dataset.name === 'cifar10' ? 'standardised NHWC input' : '[0, 1]-scaled NHWC input';
 }
 
+/**
+ * The **Reduced budget** statement of a run or sweep whose budget differs from its config as
+ * written, else undefined. The flag the run recorded decides (a run of an older normprune
+ * recorded it by the rules of its time, and its table row by the same flag).
+ */
+function reducedBudgetText(budget: RunResults['budget'] | undefined, whose: string): string | undefined {
+  if (!budget || !(budget.reduced ?? isReduced(budget.spec))) return undefined;
+  return `**Reduced budget** (${codeSpan(budget.name)}: ${markdownText(JSON.stringify({ ...budget.spec, note: undefined }))}): ${whose} data, validation split, batch size, width or epochs differ from the config as written${budget.note ? ` (${markdownText(budget.note)})` : ''}; its figures are not a full reproduction.`;
+}
+
 /** The report of one run as blocks (also used by `normprune report`). */
 export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
   const b = r.baseline;
@@ -318,15 +328,16 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       kind: 'p',
       text: `Command: ${codeSpan(r.command)} (seed ${r.seed}, backend ${r.backend.name}).`,
     });
-  if (isReduced(r.budget.spec)) {
-    blocks.push({
-      kind: 'p',
-      text: `**Reduced budget** (${codeSpan(r.budget.name)}: ${markdownText(JSON.stringify({ ...r.budget.spec, note: undefined }))}): this run's data, validation split, batch size, width or epochs differ from the config as written${r.budget.note ? ` (${markdownText(r.budget.note)})` : ''}; its figures are not a full reproduction.`,
-    });
-  }
+  const reduced = reducedBudgetText(r.budget, "this run's");
+  if (reduced) blocks.push({ kind: 'p', text: reduced });
   blocks.push({
     kind: 'p',
-    text: `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), ${int(r.dataset.test)} test images.${r.dataset.note ? ` **Note:** ${markdownText(r.dataset.note)}.` : ''}`,
+    text:
+      `Data: ${r.dataset.name}, ${int(r.dataset.train)} training images, ` +
+      (r.dataset.validation > 0
+        ? `${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), `
+        : 'no validation split (every training image trains; nothing was tuned on this run), ') +
+      `${int(r.dataset.test)} test images.${r.dataset.note ? ` **Note:** ${markdownText(r.dataset.note)}.` : ''}`,
   });
   blocks.push({ kind: 'h', text: 'Against the thesis' });
   const t = r.thesis;
@@ -851,6 +862,7 @@ export function writeSweepReport(
   points: SweepPoint[],
   note: string,
   answer?: string,
+  budget?: RunResults['budget'],
 ): void {
   const front = paretoFront(points.map((p) => [p.compressionPct, p.validationErrorPct]));
   writeFileAtomic(
@@ -866,9 +878,18 @@ export function writeSweepReport(
       ],
     }),
   );
+  const reduced = reducedBudgetText(budget, "the sweep's");
+  // Granularity and cost weighting are columns only when the grid varies them (a point records
+  // them only then); the config's own are its runs' (their reports give them).
+  const varied = {
+    granularity: points.some((p) => p.granularity !== undefined),
+    cost: points.some((p) => p.costWeighting !== undefined),
+  };
+  const keep = (_: unknown, i: number) => (i !== 2 || varied.granularity) && (i !== 3 || varied.cost);
   const blocks: Block[] = [
     { kind: 'h', level: 1, text: `${markdownText(name)}: sweep` },
     { kind: 'p', text: markdownText(note) },
+    ...(reduced ? [{ kind: 'p' as const, text: reduced }] : []),
     {
       kind: 'p',
       text: `Every point starts from one baseline: validation error ${pct(points[0]?.baselineValidationErrorPct)}, test error ${pct(points[0]?.baselineTestErrorPct)}. The changes are against it, in percentage points.`,
@@ -886,19 +907,21 @@ export function writeSweepReport(
         'test error',
         'test change',
         'test change 95% CI',
-      ],
-      rows: points.map((p) => [
-        markdownText(p.label) + (p.label === answer ? ' (the answer)' : ''),
-        String(p.lambda),
-        markdownText(p.granularity ?? ''),
-        markdownText(p.costWeighting ?? ''),
-        pct(p.compressionPct),
-        pct(p.validationErrorPct),
-        pp(Number((p.validationErrorPct - p.baselineValidationErrorPct).toFixed(2))),
-        pct(p.testErrorPct),
-        pp(Number((p.testErrorPct - p.baselineTestErrorPct).toFixed(2))),
-        p.changeCi95Pp ? ciText(p.changeCi95Pp) : '',
-      ]),
+      ].filter(keep),
+      rows: points.map((p) =>
+        [
+          markdownText(p.label) + (p.label === answer ? ' (the answer)' : ''),
+          String(p.lambda),
+          markdownText(p.granularity ?? ''),
+          markdownText(p.costWeighting ?? ''),
+          pct(p.compressionPct),
+          pct(p.validationErrorPct),
+          pp(Number((p.validationErrorPct - p.baselineValidationErrorPct).toFixed(2))),
+          pct(p.testErrorPct),
+          pp(Number((p.testErrorPct - p.baselineTestErrorPct).toFixed(2))),
+          p.changeCi95Pp ? ciText(p.changeCi95Pp) : '',
+        ].filter(keep),
+      ),
     },
     {
       kind: 'img',

@@ -15,7 +15,7 @@ import {
   type RunOptions,
   type RunResults,
 } from './pipeline.js';
-import type { ExperimentConfig } from './config.js';
+import { isReduced, type ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { pct } from './format.js';
 import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic } from './fsutil.js';
@@ -490,7 +490,11 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     note,
     points,
   });
-  writeSweepReport(out, o.config.name, points, note, sweepAnswer(points, o.targetCompression));
+  writeSweepReport(out, o.config.name, points, note, sweepAnswer(points, o.targetCompression), {
+    name: o.budgetName,
+    spec: o.budget,
+    reduced: isReduced(o.budget),
+  });
   rmSync(join(out, PLAN_FILE), { force: true });
   return points;
 }

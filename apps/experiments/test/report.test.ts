@@ -2,7 +2,15 @@
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { resultsTable, seedsTable, tableRow, type RunResults, type TableRow } from '../src/index';
+import { effectiveBudget } from '../src/config';
+import {
+  loadExperiment,
+  resultsTable,
+  seedsTable,
+  tableRow,
+  type RunResults,
+  type TableRow,
+} from '../src/index';
 import {
   runReportBlocks,
   seedsChangeCi95,
@@ -10,6 +18,7 @@ import {
   studentTQuantile,
   targetMet,
   toMarkdown,
+  writeSweepReport,
 } from '../src/report';
 import { cli } from './helpers';
 
@@ -311,6 +320,101 @@ describe("the report's paired-test paragraph", () => {
     );
     expect(md).not.toMatch(/\[\+0\.00, \+0\.00 pp\]/);
   });
+});
+
+describe('what a report says about its budget, data and plots', () => {
+  const committed = JSON.parse(
+    readFileSync(join(__dirname, '..', 'results', 'lenet-500-300', 'results.json'), 'utf8'),
+  ) as RunResults;
+  const metrics = readFileSync(join(__dirname, '..', 'results', 'lenet-500-300', 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'np-report-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('the recorded reduced flag decides the Reduced budget statement; no validation split is said so', () => {
+    const full = toMarkdown(runReportBlocks(dir, committed, []));
+    expect(full).not.toMatch(/Reduced budget/);
+    expect(full).toMatch(/5,000 validation images \(held out of the training set; all tuning uses them\)/);
+    // validation=0 with reduced false (as results written before validation counted): no statement,
+    // and no claim that tuning used 0 images.
+    const all = {
+      ...committed,
+      budget: { name: 'custom', spec: { validation: 0 }, reduced: false },
+      dataset: { ...committed.dataset, train: 60000, validation: 0 },
+    };
+    const md = toMarkdown(runReportBlocks(dir, all, []));
+    expect(md).not.toMatch(/Reduced budget/);
+    expect(md).toMatch(
+      /60,000 training images, no validation split \(every training image trains; nothing was tuned on this run\)/,
+    );
+    const tiny = { ...committed, budget: { name: 'tiny', spec: { trainSubset: 256 }, reduced: true } };
+    expect(toMarkdown(runReportBlocks(dir, tiny, []))).toMatch(
+      /\*\*Reduced budget\*\* \(`tiny`: \{"trainSubset":256\}\): this run's data/,
+    );
+  });
+
+  test('the dead-group plot is titled for what it shows and says why it ends below parameters removed', () => {
+    const md = toMarkdown(runReportBlocks(dir, committed, metrics));
+    const svg = readFileSync(join(dir, 'plots', 'compression.svg'), 'utf8');
+    expect(svg).toMatch(/Weights in dead groups during proximal training/);
+    expect(svg).not.toMatch(/Compression during/);
+    expect(md).toMatch(/a lower bound on the parameters removed, which also count what surgery removes/);
+  });
+
+  test('a sweep report states a reduced budget, and shows granularity and cost columns only when varied', () => {
+    const point = (lambda: number, extra: object = {}) => ({
+      label: `lambda-${lambda}`,
+      dir: `lambda-${lambda}`,
+      lambda,
+      compressionPct: 50 + 100 * lambda,
+      validationErrorPct: 2,
+      testErrorPct: 2,
+      baselineValidationErrorPct: 1.5,
+      baselineTestErrorPct: 1.5,
+      ...extra,
+    });
+    const tiny = { name: 'tiny', spec: { trainSubset: 256 }, reduced: true };
+    writeSweepReport(
+      dir,
+      'lenet-500-300',
+      [point(0.001), point(0.002)],
+      'Grid over lambda.',
+      undefined,
+      tiny,
+    );
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toMatch(/\*\*Reduced budget\*\* \(`tiny`: \{"trainSubset":256\}\): the sweep's data/);
+    const head = md.split('\n').find((l) => l.startsWith('| run'))!;
+    expect(head).not.toMatch(/granularity|cost weighting/);
+    writeSweepReport(
+      dir,
+      'lenet-500-300',
+      [point(0.001, { granularity: 'input' }), point(0.001, { granularity: 'output' })],
+      'Grid.',
+      undefined,
+      { name: 'full', spec: {}, reduced: false },
+    );
+    const varied = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(varied).not.toMatch(/Reduced budget/);
+    expect(varied.split('\n').find((l) => l.startsWith('| run'))).toMatch(/\| granularity +\| removed/);
+    expect(varied).toMatch(/\| input +\| 50\.10%/);
+  });
+});
+
+test('effectiveBudget drops epoch caps that cap nothing, so such a run is the run without them', () => {
+  const cfg = loadExperiment('lenet-500-300');
+  const e = cfg.training;
+  expect(effectiveBudget(cfg, { epochs: { baseline: e.baseline.epochs + 5 } })).toEqual({});
+  expect(
+    effectiveBudget(cfg, {
+      trainSubset: 100,
+      epochs: { baseline: e.baseline.epochs, proximal: 1, finetune: e.finetune.epochs + 1 },
+    }),
+  ).toEqual({ trainSubset: 100, epochs: { proximal: 1 } });
+  expect(effectiveBudget(cfg, { batchSize: 64 })).toEqual({ batchSize: 64 });
 });
 
 test('the committed reports in results/ are what `normprune report` writes from their results.json today', async () => {
