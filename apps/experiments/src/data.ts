@@ -105,7 +105,8 @@ export async function loadRunData(
     const hint =
       cfg.dataset.name === 'cifar10' && !o.dataDir
         ? '; with the CLI: --data-dir PATH, PATH being the official binary release (cifar-10-binary.tar.gz or its ' +
-          'cifar-10-batches-bin/ folder) or image folders / an archive of them such as cifar-10-images.tar.gz'
+          'cifar-10-batches-bin/ folder) or image folders / an archive of them such as cifar-10-images.tar.gz' +
+          (o.offline ? ', or --download to fetch the official release (170 MB) into the cache' : '')
         : '';
     throw new DataError(
       `could not load data set ${cfg.dataset.name} (${source}): ${(e as Error).message}${hint}`,
