@@ -3,8 +3,8 @@
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** Where a run is, for what a stop signal does there. */
-export type RunStage = 'setup' | 'training' | 'finishing';
+/** Where a run is, for what a stop signal does there ('between': a sweep between its points). */
+export type RunStage = 'setup' | 'training' | 'finishing' | 'between';
 
 /**
  * Installs one handler for the stop signals while a run writes its folder.
@@ -44,12 +44,12 @@ export class StopSignals {
       this.log(`\n${name}: writing a checkpoint after this step (${again} quits without one)`);
       return;
     }
-    const when =
-      this.stage === 'setup'
-        ? 'before training starts'
-        : this.stage === 'finishing'
-          ? 'after training, before the results are written'
-          : 'without a checkpoint';
+    const when = {
+      setup: 'before training starts',
+      finishing: 'after training, before the results are written',
+      between: 'between two sweep points',
+      training: 'without a checkpoint',
+    }[this.stage];
     this.log(`\n${name}: quitting ${when}; ${this.goOn()}`);
     try {
       this.beforeExit();

@@ -17,6 +17,7 @@ import {
 } from './pipeline.js';
 import { isReduced, type ExperimentConfig } from './config.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
+import { StopSignals } from './signals.js';
 import { pct } from './format.js';
 import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic } from './fsutil.js';
 
@@ -336,14 +337,38 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
+  // Between points (reading plans, writing the sweep's report) a stop signal quits at once, saying
+  // how to go on; while a point runs, the point's own handler checkpoints it.
+  const log = o.log ?? (() => undefined);
+  let outside: StopSignals | undefined;
+  const guard = {
+    on: () => {
+      outside = new StopSignals(
+        log,
+        () => `continue the sweep with: ${o.continueWith ?? 'the same command with --resume'}`,
+        unlock,
+      );
+      outside.stage = 'between';
+    },
+    off: () => {
+      outside?.dispose();
+      outside = undefined;
+    },
+  };
+  guard.on();
   try {
-    return await sweepLocked(o, out);
+    return await sweepLocked(o, out, guard);
   } finally {
+    guard.off();
     unlock();
   }
 }
 
-async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> {
+async function sweepLocked(
+  o: SweepOptions,
+  out: string,
+  guard: { on: () => void; off: () => void },
+): Promise<SweepPoint[]> {
   // An interrupted sweep is refused before any point runs (not after rerunning its finished ones).
   const unfinished = readdirSync(out).filter((d) => {
     const ckpt = join(out, d, '.work', 'checkpoint');
@@ -406,6 +431,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
     const config = withPoint(o.config, lambda, granularity, cost);
     const done = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
     log(`sweep point ${label}${done ? ': finished before, reused' : ''}`);
+    if (!done) guard.off();
     const r =
       done ??
       (await runExperiment({
@@ -428,6 +454,7 @@ async function sweepLocked(o: SweepOptions, out: string): Promise<SweepPoint[]> 
         continueWith: o.continueWith,
         log,
       }));
+    if (!done) guard.on();
     // The shared baseline is the first point's kept one. A point reused from a finished sweep
     // no longer has it (removed at that sweep's end): the next point trained keeps one instead.
     if (o.baselineFrom === undefined && first === undefined && existsSync(join(dir, '.work', 'baseline')))

@@ -41,10 +41,11 @@ test('in training, the first signal asks for a checkpoint and the second quits, 
   }
 });
 
-test('before and after training there is nothing to checkpoint: the first signal quits', () => {
+test('before and after training, and between sweep points, there is nothing to checkpoint: the first signal quits', () => {
   for (const [stage, when] of [
     ['setup', 'before training starts'],
     ['finishing', 'after training, before the results are written'],
+    ['between', 'between two sweep points'],
   ] as const) {
     const h = harness(stage);
     process.emit('SIGTERM', 'SIGTERM');

@@ -28,6 +28,8 @@ const tinySweep = (experiment: string, out: string, ...args: string[]) =>
 
 test('a lambda x granularity grid writes every point, sweep.json and the Pareto plot', async () => {
   const out = join(tmp, 'grid');
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  const listeners = signals.map((s) => process.listenerCount(s));
   const r = await cli([
     'sweep',
     'lenet-500-300',
@@ -43,6 +45,8 @@ test('a lambda x granularity grid writes every point, sweep.json and the Pareto 
     'wasm',
   ]);
   expect(r.code).toBe(0);
+  // The sweep's and its points' stop-signal handlers are all gone.
+  expect(signals.map((s) => process.listenerCount(s))).toEqual(listeners);
   const sweep = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
   expect(sweep.points.map((p: any) => p.label)).toEqual([
     'lambda-0.001-output',
