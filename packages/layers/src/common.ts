@@ -18,6 +18,22 @@ export type Granularity = DenseGranularity | Conv2DGranularity;
 /** Default epsilon: small enough to be invisible next to a unit-norm direction, large enough that `epsilon^2` is a normal float32. */
 export const DEFAULT_EPSILON = 1e-6;
 
+/**
+ * The smallest epsilon whose square is a normal float32 (2^-63, about 1.08e-19): below it the
+ * square underflows, and an all-zero group divides 0 by 0.
+ */
+const MIN_EPSILON = 2 ** -63;
+
+/** `epsilon` if it is a finite number >= {@link MIN_EPSILON}; else an error naming `who`. @internal */
+export function checkEpsilon(who: string, epsilon: unknown): number {
+  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || !(epsilon >= MIN_EPSILON))
+    throw new Error(
+      `${who} epsilon must be a finite number >= 1.1e-19 (its square must be a normal float32, or an ` +
+        `all-zero group gives 0 / 0), got ${describeValue(epsilon)}`,
+    );
+  return epsilon;
+}
+
 /** The minimal part of tfjs's Activation we use. */
 export interface ActivationFn {
   apply(x: tf.Tensor): tf.Tensor;

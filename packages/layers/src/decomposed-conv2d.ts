@@ -7,6 +7,7 @@ import {
   computeEffectiveKernel,
   type Conv2DGranularity,
   type ConvLayerArgs,
+  checkEpsilon,
   DEFAULT_EPSILON,
   exactlyOne,
   exactlyOneShape,
@@ -110,9 +111,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       'kernel',
       'filter',
     ] as const);
-    this.epsilon = epsilon ?? DEFAULT_EPSILON;
-    if (!(this.epsilon > 0 && Number.isFinite(this.epsilon)))
-      throw new Error(`DecomposedConv2D epsilon must be a finite number > 0, got ${epsilon}`);
+    this.epsilon = checkEpsilon('DecomposedConv2D', epsilon ?? DEFAULT_EPSILON);
     this.normAxes = this.granularity === 'kernel' ? [0, 1] : [0, 1, 2];
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;

@@ -6,6 +6,7 @@ import {
   checkOneOf,
   computeEffectiveKernel,
   scaleBiasActivate,
+  checkEpsilon,
   DEFAULT_EPSILON,
   type DenseGranularity,
   type DenseLayerArgs,
@@ -84,9 +85,7 @@ export class DecomposedDense extends tfl.layers.Layer {
       'output',
       'input',
     ] as const);
-    this.epsilon = epsilon ?? DEFAULT_EPSILON;
-    if (!(this.epsilon > 0 && Number.isFinite(this.epsilon)))
-      throw new Error(`DecomposedDense epsilon must be a finite number > 0, got ${epsilon}`);
+    this.epsilon = checkEpsilon('DecomposedDense', epsilon ?? DEFAULT_EPSILON);
     this.normAxes = this.granularity === 'output' ? [0] : [1];
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;

@@ -5,6 +5,7 @@ import {
   DEFAULT_EPSILON,
   decomposedKind,
   type DenseGranularity,
+  checkEpsilon,
   checkOneOf,
   describeValue,
   type Granularity,
@@ -160,7 +161,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     options.granularity?.conv2d ?? 'kernel',
     ['kernel', 'filter'] as const,
   );
-  const epsilon = options.epsilon ?? DEFAULT_EPSILON;
+  const epsilon = checkEpsilon('decompose:', options.epsilon ?? DEFAULT_EPSILON);
   const include = options.include;
   if (
     include != null &&
@@ -170,19 +171,25 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     throw new Error(
       `decompose: include must be a list of layer names or a predicate (layer) => boolean, got ${describeValue(include)}`,
     );
+  // A name in `include` is a layer's name (every layer of that name) or its path through nested
+  // models, as magnitudes() reports it ('blockA/fc': that one only).
+  const included = new Set<tfl.layers.Layer>();
   if (Array.isArray(include)) {
-    const all = layersOf(model);
+    const all = layerPaths(model);
     for (const name of include) {
-      const layer = all.find((l) => l.name === name);
-      if (layer == null)
+      const layers = all.filter((l) => l.path === name || l.layer.name === name).map((l) => l.layer);
+      if (layers.length === 0)
         throw new Error(
           `decompose: include names layer '${name}', which model '${model.name}' does not have`,
         );
-      const cls = layer.getClassName();
-      if (cls !== 'Dense' && cls !== 'Conv2D') {
-        throw new Error(
-          `decompose: include names layer '${name}', a ${cls}; only Dense and Conv2D layers can be decomposed`,
-        );
+      for (const layer of layers) {
+        const cls = layer.getClassName();
+        if (cls !== 'Dense' && cls !== 'Conv2D') {
+          throw new Error(
+            `decompose: include names layer '${name}', a ${cls}; only Dense and Conv2D layers can be decomposed`,
+          );
+        }
+        included.add(layer);
       }
     }
   }
@@ -190,10 +197,15 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     const cls = layer.getClassName();
     if (cls !== 'Dense' && cls !== 'Conv2D') return false;
     if (include == null) return true;
-    return Array.isArray(include) ? include.includes(layer.name) : include(layer);
+    return Array.isArray(include) ? included.has(layer) : include(layer);
   };
+  const chosen = new Set(
+    layerPaths(model)
+      .filter((l) => selected(l.layer))
+      .map((l) => l.path),
+  );
   for (const layer of layersOf(model)) if (selected(layer)) checkFinite(layer);
-  return rebuild(
+  const decomposed = rebuild(
     model,
     (layer, entry) => {
       if (!selected(layer)) return null;
@@ -221,6 +233,28 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       ];
     },
   );
+  for (const { path, layer } of layerPaths(decomposed)) {
+    if (!chosen.has(path) || !isDecomposed(layer)) continue;
+    const g = layer.magnitude!.read().dataSync();
+    // A group norm past sqrt(float32 max), about 1.8e19, overflows its sum of squares.
+    if (g.some((v) => !Number.isFinite(v))) {
+      decomposed.dispose();
+      throw new Error(
+        `decompose: layer '${path}' has a group of weights whose norm overflows float32 (entries near 1e19 ` +
+          'or larger): its magnitude would be infinite and its outputs NaN. The model has diverged; ' +
+          'restore a checkpoint or retrain it with a lower learning rate, then decompose',
+      );
+    }
+    // Every group zero (a zero-initialised kernel): a zero direction gets no gradient, so the layer
+    // could never leave 0. A few zero groups are pruned ones, and stay zero by design.
+    if (g.length > 0 && g.every((v) => v === 0))
+      console.warn(
+        `decompose: every group of layer '${path}' is zero (a zero-initialised kernel?): a decomposed ` +
+          'layer cannot grow a zero group back (its direction gets no gradient), so this layer will not ' +
+          'train. Initialise its kernel randomly (e.g. glorotUniform) before decompose, or leave it out with include',
+      );
+  }
+  return decomposed;
 }
 
 /**

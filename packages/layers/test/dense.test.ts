@@ -275,9 +275,26 @@ describe('DecomposedDense', () => {
     expect(() => decomposedDense({ units: 2, granularity: 'kernel' as any })).toThrow(
       /granularity must be one of 'output', 'input'/,
     );
-    expect(() => decomposedDense({ units: 2, epsilon: 0 })).toThrow(
-      /DecomposedDense epsilon must be a finite number > 0, got 0/,
-    );
+    for (const [epsilon, shown] of [
+      [0, '0'],
+      [1e-20, '1e-20'],
+      ['1e-3', '"1e-3" \\(a string\\)'],
+    ] as const)
+      expect(() => decomposedDense({ units: 2, epsilon: epsilon as number })).toThrow(
+        new RegExp(`DecomposedDense epsilon must be a finite number >= 1.1e-19 .*, got ${shown}`),
+      );
+    // At 1e-20 epsilon^2 underflows float32, and an all-zero group gave NaN outputs; 2^-63 is the
+    // smallest epsilon whose square is a normal float32, and gives a zero group exactly 0.
+    const layer = decomposedDense({
+      units: 2,
+      epsilon: 2 ** -63,
+      kernelInitializer: 'zeros',
+      useBias: false,
+    });
+    const y = layer.apply(tf.ones([1, 3])) as tf.Tensor;
+    expect(Array.from(y.dataSync())).toEqual([0, 0]);
+    tf.dispose(y);
+    layer.dispose();
   });
 
   it('call() leaves no tensor behind', async () => {

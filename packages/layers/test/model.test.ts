@@ -171,10 +171,10 @@ describe('decompose and fold', () => {
       }
     }
     expect(() => decomposedDense({ units: 3, epsilon: Infinity })).toThrow(
-      /DecomposedDense epsilon must be a finite number > 0, got Infinity/,
+      /DecomposedDense epsilon must be a finite number >= 1.1e-19 .*, got Infinity/,
     );
     expect(() => decomposedConv2d({ filters: 2, kernelSize: 2, epsilon: Infinity })).toThrow(
-      /DecomposedConv2D epsilon must be a finite number > 0, got Infinity/,
+      /DecomposedConv2D epsilon must be a finite number >= 1.1e-19 .*, got Infinity/,
     );
   });
 
@@ -330,6 +330,70 @@ describe('decompose and fold', () => {
       layer.dispose();
     }
     mlp.dispose();
+  });
+
+  it('refuses weights whose group norm overflows float32, and a bad epsilon, naming decompose', () => {
+    const mlp = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [3], name: 'd' })] });
+    mlp.layers[0].setWeights([tf.fill([3, 2], 1e19), tf.zeros([2])]);
+    const before = tf.memory().numTensors;
+    // sqrt(3) * 1e19: the sum of squares, 3e38, is still a float32; 4 such entries would not be.
+    decompose(mlp).dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    tf.tidy(() => mlp.layers[0].setWeights([tf.fill([3, 2], 3e19), tf.zeros([2])]));
+    expect(() => decompose(mlp)).toThrow(
+      /decompose: layer 'd' has a group of weights whose norm overflows float32/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    expect(() => decompose(mlp, { epsilon: 1e-30 })).toThrow(
+      /decompose: epsilon must be a finite number >= 1.1e-19 \(its square must be a normal float32.*got 1e-30/,
+    );
+    expect(() => decompose(mlp, { epsilon: '1e-3' as never })).toThrow(
+      /decompose: epsilon .*got "1e-3" \(a string\)/,
+    );
+    mlp.dispose();
+  });
+
+  it('warns for a layer whose every group is zero, which could never train, and not for pruned groups', () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const zero = tfl.sequential({
+        layers: [
+          tfl.layers.dense({ units: 4, inputShape: [3], name: 'hidden', kernelInitializer: 'zeros' }),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      });
+      decompose(zero).dispose();
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toMatch(
+        /decompose: every group of layer 'hidden' is zero \(a zero-initialised kernel\?\): .*will not train/,
+      );
+      // Some zero groups are pruned units: no warning.
+      warn.mockClear();
+      tf.tidy(() =>
+        zero.layers[0].setWeights([tf.concat([tf.ones([3, 2]), tf.zeros([3, 2])], 1), tf.zeros([4])]),
+      );
+      decompose(zero).dispose();
+      expect(warn).not.toHaveBeenCalled();
+      zero.dispose();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('include takes the paths magnitudes() reports, to pick one of two same-named nested layers', () => {
+    const block = (name: string) =>
+      tfl.sequential({ name, layers: [tfl.layers.dense({ units: 3, inputShape: [3], name: 'fc' })] });
+    const input = tfl.input({ shape: [3] });
+    const out = block('blockB').apply(block('blockA').apply(input)) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: out });
+    const one = decompose(model, { include: ['blockA/fc'] });
+    expect(magnitudes(one).map((m) => m.layerName)).toEqual(['blockA/fc']);
+    const both = decompose(model, { include: ['fc'] });
+    expect(magnitudes(both).map((m) => m.layerName)).toEqual(['blockA/fc', 'blockB/fc']);
+    expect(() => decompose(model, { include: ['blockC/fc'] })).toThrow(
+      /include names layer 'blockC\/fc', which model/,
+    );
+    for (const m of [one, both, model]) m.dispose();
   });
 
   it('decomposes and folds nested models (a Sequential block inside a functional model inside a Sequential)', async () => {
