@@ -16,8 +16,17 @@ export interface SparsityRecord extends SparsityReport {
    * an optimiser that has counted epochs before, the count starts there.
    */
   epoch: number;
-  /** The optimiser's lambda at the end of the epoch, if it is a proximal optimiser. */
+  /**
+   * The lambda the epoch trained with (its last step's), which made this
+   * compression, if the optimiser is a proximal one.
+   */
   lambda?: number;
+  /**
+   * The lambda the next epoch starts with: the schedule's value once it has
+   * seen this epoch (a `targetLambda` raises it here while the compression is
+   * short of its target).
+   */
+  nextLambda?: number;
 }
 
 /** Options of `SparsityCallback`. */
@@ -116,11 +125,12 @@ export class SparsityCallback extends tfl.Callback {
     this.completed = epoch + 1;
     const infos = this.infos ?? findMagnitudes(this.model);
     const report = await sparsityReport(infos, `SparsityCallback: after epoch ${epoch + 1}, `);
+    const used = this.optimizer?.lambda;
     this.optimizer?.observe({ epoch: epoch + 1, compression: report.compression });
     const record: SparsityRecord = {
       epoch,
       ...report,
-      ...(this.optimizer ? { lambda: this.optimizer.lambda } : {}),
+      ...(this.optimizer ? { lambda: used, nextLambda: this.optimizer.lambda } : {}),
     };
     this.history.push(record);
     if (this.verbose) {
@@ -129,7 +139,12 @@ export class SparsityCallback extends tfl.Callback {
         .join(', ');
       console.log(
         `epoch ${epoch + 1}: compression ${(100 * report.compression).toFixed(2)}%` +
-          (record.lambda !== undefined ? `, lambda ${record.lambda.toExponential(3)}` : '') +
+          (record.lambda !== undefined
+            ? `, lambda ${record.lambda.toExponential(3)}` +
+              (record.nextLambda !== record.lambda
+                ? ` (next epoch: ${record.nextLambda!.toExponential(3)})`
+                : '')
+            : '') +
           ` (live groups: ${live})`,
       );
     }

@@ -468,11 +468,13 @@ describe('SparsityCallback', () => {
     expect(h.length).toBeLessThan(40);
     expect(h[h.length - 1].compression).toBeGreaterThanOrEqual(0.3);
     h.slice(0, -1).forEach((r) => expect(r.compression).toBeLessThan(0.3));
-    // lambda grew by the factor after every epoch below the target, and held at the end
-    for (let i = 1; i < h.length - 1; i++) expect(h[i].lambda! / h[i - 1].lambda!).toBeCloseTo(3, 6);
-    expect(h[h.length - 1].lambda).toBe(h[h.length - 2].lambda);
-    expect(h[0].lambda).toBeCloseTo(3e-3, 10);
-    expect(opt.lambda).toBe(h[h.length - 1].lambda);
+    // Each epoch trained with lambda = 1e-3 * 3^epoch, which made its compression: lambda grew by
+    // the factor after every epoch below the target (nextLambda), and held once it was reached.
+    h.forEach((r, i) => expect(r.lambda).toBeCloseTo(1e-3 * 3 ** i, 10));
+    for (const r of h.slice(0, -1)) expect(r.nextLambda! / r.lambda!).toBeCloseTo(3, 6);
+    expect(h[h.length - 1].nextLambda).toBe(h[h.length - 1].lambda);
+    for (let i = 1; i < h.length; i++) expect(h[i].lambda).toBe(h[i - 1].nextLambda);
+    expect(opt.lambda).toBe(h[h.length - 1].nextLambda);
     expect(Object.keys(h[0].liveGroups)).toEqual(model.layers.map((l) => l.name));
     model.dispose();
     opt.dispose();
@@ -498,7 +500,7 @@ describe('SparsityCallback', () => {
     };
     const once = await run(false);
     expect(once.map((r) => r.epoch)).toEqual([0, 1, 2, 3]);
-    expect(once.map((r) => r.lambda)).toEqual([2e-3, 4e-3, 8e-3, 16e-3].map((v) => expect.closeTo(v, 12)));
+    expect(once.map((r) => r.lambda)).toEqual([1e-3, 2e-3, 4e-3, 8e-3].map((v) => expect.closeTo(v, 12)));
     expect(await run(true)).toEqual(once);
   });
 
@@ -593,7 +595,9 @@ describe('SparsityCallback', () => {
       const cb = new SparsityCallback();
       await model.fit(xs, ys, { ...fit, epochs: 2, callbacks: [cb] });
       expect(cb.history.map((r) => r.epoch)).toEqual([4, 5]);
-      expect(cb.history.map((r) => r.lambda)).toEqual([3.2e-3, 6.4e-3].map((v) => expect.closeTo(v, 12)));
+      // It trained on at the 1.6e-3 it had reached, then 3.2e-3.
+      expect(cb.history.map((r) => r.lambda)).toEqual([1.6e-3, 3.2e-3].map((v) => expect.closeTo(v, 12)));
+      expect(cb.history.map((r) => r.nextLambda)).toEqual([3.2e-3, 6.4e-3].map((v) => expect.closeTo(v, 12)));
       model.dispose();
       opt.dispose();
       copy.dispose();
