@@ -1311,7 +1311,20 @@ async function runLocked(
         `baseline: ${bl.params} params, test error ${(bl.testError * 100).toFixed(2)}%, validation error ${errorText(bl.validationError)}`,
       );
       const plain = model!;
-      model = decomposeFor(cfg, plain);
+      try {
+        model = decomposeFor(cfg, plain);
+      } catch (e) {
+        // decompose refuses weights that are NaN, infinite or overflow a group's norm: here that
+        // is the baseline phase's doing, and its learning rate is what to change.
+        plain.dispose();
+        if (!/^decompose: layer .*(non-finite|overflows float32)/.test((e as Error).message)) throw e;
+        throw new Error(
+          `baseline: the trained baseline cannot be decomposed (${(e as Error).message.split(': ')[1]}): ` +
+            `the baseline training diverged: lower training.baseline.learningRate ` +
+            `(its last epoch's: ${lastLearningRate(cfg.training.baseline)})`,
+          { cause: e },
+        );
+      }
       await writeDirAtomic(plainDir, async (tmp) => {
         await plain.save(fileSystem(join(tmp, 'model')));
       });
