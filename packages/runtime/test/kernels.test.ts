@@ -341,6 +341,86 @@ describe("forward convolutions with 'same' padding and a stride larger than the 
   );
 });
 
+describe('a numeric pad with a geometry that differs between height and width', () => {
+  // tfjs-core sizes both output dimensions from the filter's and stride's height when pad is a
+  // number; upstream wasm wrote past its output for these (e.g. [3, 1] filter, pad 1: tfjs allocates
+  // 5x5, XNNPACK writes 5x7), and later unrelated calls trapped.
+  const x = () => tf.randomUniform([1, 7, 6, 2], -1, 1, 'float32', 3) as tf.Tensor4D;
+  const refused: [string, () => tf.Tensor, RegExp][] = [
+    [
+      'conv2d [3, 1] filter',
+      () => tf.conv2d(x(), tf.ones([3, 1, 2, 2]) as tf.Tensor4D, 1, 1),
+      /a convolution .*pad \(1\) and a 3x1 filter, strides \[1,1\]/,
+    ],
+    [
+      'conv2d strides [3, 1], pad 0',
+      () => tf.conv2d(x(), tf.ones([3, 3, 2, 2]) as tf.Tensor4D, [3, 1], 0),
+      /a convolution .*pad \(0\) and a 3x3 filter, strides \[3,1\]/,
+    ],
+    [
+      'conv2d dilations [2, 1]',
+      () => tf.conv2d(x(), tf.ones([2, 2, 2, 2]) as tf.Tensor4D, 1, 1, 'NHWC', [2, 1]),
+      /strides \[1,1\], dilations \[2,1\]/,
+    ],
+    [
+      'depthwise [1, 3] filter',
+      () => tf.depthwiseConv2d(x(), tf.ones([1, 3, 2, 1]) as tf.Tensor4D, 1, 1),
+      /a depthwise convolution .*1x3 filter/,
+    ],
+    [
+      'fused conv [3, 1] filter',
+      () =>
+        tf.fused.conv2d({
+          x: x(),
+          filter: tf.ones([3, 1, 2, 2]) as tf.Tensor4D,
+          strides: 1,
+          pad: 1,
+          activation: 'relu',
+        }),
+      /a convolution .*3x1 filter/,
+    ],
+    [
+      'maxPool [2, 1] filter',
+      () => tf.maxPool(x(), [2, 1], [3, 1], 2),
+      /MaxPool on wasm with a numeric pad \(2\) and a 2x1 filter, strides \[3,1\]/,
+    ],
+    [
+      'avgPool strides [2, 1]',
+      () => tf.avgPool(x(), 2, [2, 1], 1),
+      /AvgPool on wasm with a numeric pad \(1\) and a 2x2 filter, strides \[2,1\]/,
+    ],
+  ];
+  it.each(refused)(
+    '%s is refused on wasm with the fix, and wasm goes on working',
+    async (_name, op, message) => {
+      await tf.setBackend('wasm');
+      const before = tf.memory().numTensors;
+      expect(() => tf.tidy(op)).toThrow(message);
+      expect(() => tf.tidy(op)).toThrow(
+        /Give pad as 'same', 'valid' or explicit \[\[0, 0\], \[top, bottom\], \[left, right\], \[0, 0\]\]/,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      // The heap is intact: an ordinary call still agrees with cpu.
+      const ok = () => tf.conv2d(x(), tf.ones([3, 3, 2, 2]) as tf.Tensor4D, 1, 'same');
+      const [cpu] = await runOn('cpu', ok);
+      const [wasm] = await runOn('wasm', ok);
+      expect(relError(wasm, cpu)).toBeLessThan(TOL);
+    },
+  );
+  it('the same geometry in both dimensions still takes a numeric pad, as on cpu', async () => {
+    for (const op of [
+      () => tf.conv2d(x(), tf.ones([3, 3, 2, 2]) as tf.Tensor4D, 2, 1),
+      () => tf.depthwiseConv2d(x(), tf.ones([2, 2, 2, 1]) as tf.Tensor4D, 1, 1),
+      () => tf.maxPool(x(), 2, 2, 1),
+      () => tf.avgPool(x(), 3, 1, 1),
+    ]) {
+      const [cpu] = await runOn('cpu', op);
+      const [wasm] = await runOn('wasm', op);
+      expect(relError(wasm, cpu)).toBeLessThan(TOL);
+    }
+  });
+});
+
 describe('MaxPoolGrad', () => {
   const r = rng(31);
   const cases: {

@@ -14,6 +14,7 @@
 // floor size tfjs's size (the extra output rows read only padding there, as
 // they do on the cpu backend). Every other call goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
+import { refuseUnevenNumericPad } from './numeric_pad.js';
 import { ConvGeometryAttrs, forwardConvInfo, KernelFn } from './util.js';
 
 /** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
@@ -32,6 +33,14 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
   if (upstream == null) return null;
   return (args) => {
     const attrs = args.attrs as unknown as ConvGeometryAttrs;
+    const shape = (args.inputs.filter as tf.TensorInfo).shape;
+    refuseUnevenNumericPad(
+      depthwise ? 'a depthwise convolution' : 'a convolution',
+      attrs.pad,
+      [shape[0], shape[1]],
+      attrs.strides,
+      attrs.dilations,
+    );
     // The common cases (stride 1 with 'same', 'valid' or a pad without
     // dimRoundingMode) go straight to upstream.
     const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;

@@ -17,6 +17,7 @@ import { identity, makeCast } from './identity.js';
 import { guardMalloc } from './malloc_guard.js';
 import { fusedBiasActivation } from './fused_conv.js';
 import { maxPoolGrad } from './max_pool_grad.js';
+import { poolNumericPad } from './numeric_pad.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
@@ -64,7 +65,8 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
-  { kernelName: 'AvgPool', make: (up) => makeAvgPool(up) },
+  { kernelName: 'AvgPool', make: (up) => poolNumericPad(makeAvgPool(up), 'AvgPool') },
+  { kernelName: 'MaxPool', make: (up) => poolNumericPad(up, 'MaxPool') },
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
   {
     kernelName: 'FusedConv2D',
