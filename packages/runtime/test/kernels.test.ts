@@ -538,6 +538,32 @@ describe('Sum and Mean', () => {
   });
 });
 
+describe('empty inputs give what cpu gives, not uninitialised memory', () => {
+  // Upstream wasm returned whatever the output buffer held for a matMul with an inner dimension
+  // of 0 (the weight gradient of an empty batch) and for a Sum or Mean over an empty axis.
+  const ops: [string, () => tf.Tensor][] = [
+    ['matMul [3, 0] x [0, 4]', () => tf.matMul(tf.zeros([3, 0]), tf.zeros([0, 4]))],
+    ['matMul transposeA [0, 3]^T x [0, 5]', () => tf.matMul(tf.zeros([0, 3]), tf.zeros([0, 5]), true, false)],
+    [
+      'batch matMul [2, 3, 0] x [1, 0, 2]^T...',
+      () => tf.matMul(tf.zeros([2, 3, 0]), tf.zeros([1, 2, 0]), false, true),
+    ],
+    ['fused matMul linear, no bias', () => tf.fused.matMul({ a: tf.zeros([3, 0]), b: tf.zeros([0, 4]) })],
+    ['sum over an empty leading axis', () => tf.sum(tf.zeros([0, 5]), 0)],
+    ['sum over an empty axis, keepDims', () => tf.sum(tf.zeros([4, 0, 3]), 1, true)],
+    ['mean over an empty axis', () => tf.mean(tf.zeros([0, 6]), 0)],
+    ['sum over an empty axis of a reused heap', () => tf.sum(tf.zeros([2, 0]), [0, 1])],
+  ];
+  it.each(ops)('%s', async (_name, op) => {
+    // Leave garbage on the heap where the output may land.
+    await tf.setBackend('wasm');
+    tf.tidy(() => tf.fill([64, 64], 7.5).dataSync());
+    const [cpu] = await runOn('cpu', op);
+    const got = await expectNoLeak(() => runOn('wasm', op));
+    expect(Array.from(got[0])).toEqual(Array.from(cpu));
+  });
+});
+
 describe('AvgPool past 8,192 channels', () => {
   // Upstream's XNNPACK pool puts a buffer of `channels` floats on the 64 KB
   // wasm stack: with a window of 8 or more it ran off the stack past about

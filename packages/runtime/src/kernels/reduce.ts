@@ -24,7 +24,17 @@ export function makeLeadingReduce(upstream: KernelFn | null, mean: boolean): Ker
     const x = args.inputs.x as tf.TensorInfo;
     const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
     const k = x.dtype === 'float32' ? leadingAxes(axis, x.shape) : 0;
-    if (k === 0 || tf.util.sizeFromShape(x.shape) === 0) {
+    if (tf.util.sizeFromShape(x.shape) === 0 && x.dtype === 'float32') {
+      // Over an empty axis upstream returned uninitialised memory (and a Mean could trap on a
+      // division by zero): the cpu backend's answer, 0, for a sum and a mean alike.
+      const axes = tf.util.parseAxisParam(axis, x.shape);
+      const [reduced] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
+      const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
+      const out = backend.makeOutput(outShape, 'float32');
+      backend.typedArrayFromHeap(out).fill(0);
+      return out;
+    }
+    if (k === 0) {
       if (upstream == null) throw new Error('normprune: no upstream wasm reduction');
       return upstream(args);
     }
