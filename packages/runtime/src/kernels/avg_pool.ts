@@ -15,12 +15,7 @@
 // average pooling, so every slice computes the values the whole would, with
 // the same bits.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, poolInfo, release } from './util.js';
-
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
-}
+import { KernelFn, poolInfo, release, type HeapBackend } from './util.js';
 
 /**
  * The most channels one upstream AvgPool call is given: 32 KB of stack for

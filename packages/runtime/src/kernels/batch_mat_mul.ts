@@ -3,7 +3,7 @@
 // backward pass of a dense layer is transposed. An explicit (memory-bound)
 // Transpose followed by the untransposed kernel is an order of magnitude faster.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, release, swapLastTwo } from './util.js';
+import { KernelFn, release, swapLastTwo, type HeapBackend } from './util.js';
 
 /** Wraps a matmul-like upstream kernel (BatchMatMul or _FusedMatMul) so it never sees a transpose flag. */
 export function transposeFirst(upstream: KernelFn): KernelFn {
@@ -28,11 +28,6 @@ export function transposeFirst(upstream: KernelFn): KernelFn {
       release(b, a1, b1);
     }
   };
-}
-
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
 }
 
 /**

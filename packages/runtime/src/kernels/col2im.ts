@@ -6,13 +6,9 @@
 //   channels (the first layer of a net), where XNNPACK's dilated convolution is
 //   2.5-4x slower than one matrix multiply over patches.
 import * as tf from '@tensorflow/tfjs-core';
+import type { HeapBackend } from './util.js';
 
 /** The parts of BackendWasm used here. */
-export interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
-}
-
 /** Geometry of a 2-D convolution, NHWC, dilation 1. */
 export interface Geometry {
   N: number;

@@ -5,17 +5,8 @@
 // the LeNet-5 and VGG (CIFAR) shapes, single-threaded SIMD wasm
 // (bench/kernels.ts and the README's bench section).
 import * as tf from '@tensorflow/tfjs-core';
-import {
-  col2im,
-  geometry,
-  HeapBackend,
-  heapOf,
-  im2colLimits,
-  im2colT,
-  imagesPerChunk,
-  isPointwise,
-} from './col2im.js';
-import { release, reshape, runWasm, transpose } from './util.js';
+import { col2im, geometry, heapOf, im2colLimits, im2colT, imagesPerChunk, isPointwise } from './col2im.js';
+import { release, reshape, runWasm, transpose, type HeapBackend } from './util.js';
 
 type Pads = [[number, number], [number, number], [number, number], [number, number]];
 

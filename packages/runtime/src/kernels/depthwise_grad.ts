@@ -4,7 +4,8 @@
 // full convolution, so plain JS loops on the wasm heap suffice. Sums run in
 // float64, as the cpu backend's do, so both agree to float32 rounding.
 import * as tf from '@tensorflow/tfjs-core';
-import { geometry, type Geometry, type HeapBackend } from './col2im.js';
+import { geometry, type Geometry } from './col2im.js';
+import type { HeapBackend } from './util.js';
 
 interface DepthwiseAttrs {
   strides: number | [number, number];

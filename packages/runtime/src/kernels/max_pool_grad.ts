@@ -4,12 +4,7 @@
 // tie-breaking, which matters after ReLU, where whole windows are 0). Done here
 // in plain JS directly on the wasm heap.
 import * as tf from '@tensorflow/tfjs-core';
-import { poolInfo } from './util.js';
-
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
-}
+import { poolInfo, type HeapBackend } from './util.js';
 
 /** MaxPoolGrad (NHWC, float32) on the wasm heap. */
 export function maxPoolGrad(args: {

@@ -3,12 +3,7 @@
 // whole tensor so the reduced axes are innermost; here one pass over the rows
 // accumulates each channel in float64.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn } from './util.js';
-
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
-}
+import { KernelFn, type HeapBackend } from './util.js';
 
 /** Number of leading axes reduced when `axes` is exactly 0..k-1 with 0 < k < rank, else 0. */
 function leadingAxes(axis: number | number[], shape: number[]): number {

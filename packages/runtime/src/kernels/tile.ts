@@ -3,12 +3,7 @@
 // full activation shape, so on a VGG-style step Tile alone took ~25% of the
 // time. Tiling is block copies: lay out one copy of each level, then double it.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn } from './util.js';
-
-interface HeapBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
-}
+import { KernelFn, type HeapBackend } from './util.js';
 
 /** Repeats heap[dst, dst + size) so that it fills `times` consecutive blocks. */
 function replicate(heap: Float32Array, dst: number, size: number, times: number): void {

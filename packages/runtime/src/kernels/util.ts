@@ -102,6 +102,12 @@ export function forwardConvInfo(
   );
 }
 
+/** The wasm backend's heap access that the kernels here use. */
+export interface HeapBackend extends tf.KernelBackend {
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
+}
+
 /** What a pooling kernel's attrs say about its geometry (`AvgPool`, `MaxPool` and their gradients). */
 export interface PoolGeometryAttrs {
   filterSize: number | [number, number];
