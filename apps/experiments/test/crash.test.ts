@@ -390,12 +390,20 @@ describe('fsutil', () => {
     // A live process taking over: waited for, then a clear error naming it and the file.
     writeFileSync(lock, `${deadPid()}\ndead\n`);
     writeFileSync(takeover, `${process.ppid}\nrunning\n`);
-    const t0 = Date.now();
-    expect(() => lockDir(dir, 'x', 300)).toThrow(
-      `its stale lock ${lock} is being taken over by process ${process.ppid} for more than 0.3 s; try again ` +
-        `(if no normprune run or sweep writes there, delete ${takeover})`,
-    );
-    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    // On a clock that moves 25 ms per reading: what is checked is that it kept polling until
+    // its next wait would pass the deadline (failing at once would read the clock 3 times,
+    // 75 ms), not how long this machine took.
+    let clock = 0;
+    const now = jest.spyOn(Date, 'now').mockImplementation(() => (clock += 25));
+    try {
+      expect(() => lockDir(dir, 'x', 300)).toThrow(
+        `its stale lock ${lock} is being taken over by process ${process.ppid} for more than 0.3 s; try again ` +
+          `(if no normprune run or sweep writes there, delete ${takeover})`,
+      );
+    } finally {
+      now.mockRestore();
+    }
+    expect(clock).toBeGreaterThanOrEqual(250);
     expect(readdirSync(dir).sort()).toEqual(['.normprune.lock', '.normprune.lock.takeover']);
   });
 
