@@ -261,7 +261,9 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
  * The inverse of {@link decompose}: a new model in which every decomposed
  * layer is a plain Dense / Conv2D with the same name, config and outputs,
  * holding the effective kernel `magnitude * direction / ||direction||`.
- * The result contains no normprune class, so plain TensorFlow.js loads it.
+ * The result contains no normprune class, so plain TensorFlow.js loads it
+ * (except a layer with activation `'gelu_new'`: tfjs 4.22 saves it, then
+ * reads it back as `'geluNew'` and refuses it, for any plain model).
  * A model without decomposed layers gives a copy of itself. Throws for a
  * `model` that is not a LayersModel.
  */
