@@ -16,6 +16,7 @@ import { freshOperands } from './fresh_operands.js';
 import { identity, makeCast } from './identity.js';
 import { guardMalloc } from './malloc_guard.js';
 import { fusedBiasActivation } from './fused_conv.js';
+import { fusedMatMulAsCpu } from './fused_mat_mul.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { poolNumericPad } from './numeric_pad.js';
 import { makePrelu } from './prelu.js';
@@ -51,7 +52,7 @@ const SPECS: KernelSpec[] = [
     kernelName: '_FusedMatMul',
     make: (up) => {
       const fresh = freshOperands(up, 'b');
-      return fresh ? transposeFirst(fresh) : null;
+      return fresh ? fusedMatMulAsCpu(transposeFirst(fresh)) : null;
     },
   },
   { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
@@ -137,7 +138,11 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * path), and depthwise convolutions with both a stride and a dilation above 1
  * (refused, as cpu does), and average pools over more than 8,192 channels
  * (upstream's puts a buffer of that many floats on the 64 KB wasm stack and
- * ran off it past about 16,000 channels, breaking every later wasm call). A bias that outlives the weights it meets (a
+ * ran off it past about 16,000 channels, breaking every later wasm call).
+ * Fused matMuls upstream computes wrongly (a bias with a batch over 1, a bias
+ * other than [N], PReLU weights such as [M, 1], an empty inner dimension) run
+ * as on cpu: matMul, add, activation.
+ * A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
  * a key per call under their id. And it makes the backend throw, naming the
