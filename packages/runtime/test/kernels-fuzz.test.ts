@@ -1,8 +1,10 @@
 // Wrong results a differential fuzz of the wasm backend against cpu found in
 // upstream wasm kernels (tfjs-backend-wasm 4.22): fused matMuls with a batch
 // and a bias, with a bias other than [N], with [M, 1] PReLU weights or an
-// empty inner dimension. Each is compared with cpu on several shapes, forward
-// and gradients, and must leave no tensor and no wasm buffer behind.
+// empty inner dimension; pools whose dimRoundingMode rounds the size up or
+// whose windows lie wholly in the padding. Each is compared with cpu on
+// several shapes, forward and gradients, and must leave no tensor and no wasm
+// buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
@@ -194,6 +196,73 @@ describe('tf.fused.matMul on wasm matches cpu', () => {
         return y;
       })(inputs, dy);
       return [value!, ...grads];
+    });
+  });
+});
+
+describe('maxPool and avgPool with a dimRoundingMode that rounds the size up', () => {
+  // Upstream wrote XNNPACK's floor-size image into tfjs's larger output.
+  const cases: [number[], number | [number, number], number, number, 'ceil' | 'round'][] = [
+    [[1, 6, 6, 2], 3, 2, 1, 'ceil'],
+    [[2, 6, 6, 3], 3, 2, 1, 'round'],
+    [[1, 7, 7, 1], 2, 2, 0, 'ceil'],
+    [[2, 10, 10, 4], 4, 3, 1, 'round'],
+    [[1, 8, 8, 2], 3, 2, 0, 'ceil'],
+    // Rounded up past the input: the last windows lie wholly in the padding.
+    [[1, 8, 8, 2], 3, 3, 1, 'ceil'],
+  ];
+  it.each(
+    cases.flatMap(([shape, f, s, p, mode]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p, mode] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j, %s: values and gradient', async (op, shape, f, s, p, mode) => {
+    await expectAsCpu(() => {
+      const pool = (x: tf.Tensor) => tf[op](x as tf.Tensor4D, f, s, p, mode);
+      const x = t(shape);
+      return [pool(x), tf.grad(pool)(x)];
+    });
+  });
+});
+
+describe('maxPool and avgPool with windows wholly in the padding', () => {
+  // cpu gives -Infinity (max) and NaN (avg) there; upstream gave 0, and with a
+  // 1x1 filter ignored the padding altogether.
+  type Pad = number | [[number, number], [number, number], [number, number], [number, number]];
+  const cases: [number[], number | [number, number], number, Pad, 'ceil' | undefined][] = [
+    [[1, 4, 4, 1], 1, 1, 1, undefined],
+    [[2, 4, 4, 3], 1, 1, 2, undefined],
+    [[1, 4, 4, 2], 2, 2, 2, undefined],
+    [[1, 5, 5, 2], 3, 1, 3, undefined],
+    [[1, 4, 4, 2], 2, 3, 1, 'ceil'],
+    [
+      [2, 5, 6, 2],
+      [2, 3],
+      1,
+      [
+        [0, 0],
+        [0, 2],
+        [3, 0],
+        [0, 0],
+      ],
+      undefined,
+    ],
+  ];
+  it.each(
+    cases.flatMap(([shape, f, s, p, mode]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p, mode] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j, %s: values and gradient', async (op, shape, f, s, p, mode) => {
+    await expectAsCpu(() => {
+      const pool = (x: tf.Tensor) =>
+        tf[op](
+          x as tf.Tensor4D,
+          f,
+          s,
+          p as unknown as 'valid',
+          mode as 'ceil' /* undefined is the default */,
+        );
+      const x = t(shape);
+      return [pool(x), tf.grad(pool)(x)];
     });
   });
 });

@@ -19,6 +19,7 @@ import { fusedBiasActivation } from './fused_conv.js';
 import { fusedMatMulAsCpu } from './fused_mat_mul.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { poolNumericPad } from './numeric_pad.js';
+import { poolForward } from './pool_forward.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
@@ -66,8 +67,8 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
-  { kernelName: 'AvgPool', make: (up) => poolNumericPad(makeAvgPool(up), 'AvgPool') },
-  { kernelName: 'MaxPool', make: (up) => poolNumericPad(up, 'MaxPool') },
+  { kernelName: 'AvgPool', make: (up) => poolNumericPad(poolForward(makeAvgPool(up), 'avg'), 'AvgPool') },
+  { kernelName: 'MaxPool', make: (up) => poolNumericPad(poolForward(up, 'max'), 'MaxPool') },
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
   {
     kernelName: 'FusedConv2D',
@@ -142,6 +143,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * Fused matMuls upstream computes wrongly (a bias with a batch over 1, a bias
  * other than [N], PReLU weights such as [M, 1], an empty inner dimension) run
  * as on cpu: matMul, add, activation.
+ * Pools whose dimRoundingMode rounds the output up get the explicit padding
+ * that gives tfjs's size, and pools with a window wholly in the padding are
+ * computed as the cpu backend computes them (-Infinity, NaN there).
  * A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
