@@ -2,9 +2,9 @@
 // upstream wasm kernels (tfjs-backend-wasm 4.22): fused matMuls with a batch
 // and a bias, with a bias other than [N], with [M, 1] PReLU weights or an
 // empty inner dimension; pools whose dimRoundingMode rounds the size up or
-// whose windows lie wholly in the padding. Each is compared with cpu on
-// several shapes, forward and gradients, and must leave no tensor and no wasm
-// buffer behind.
+// whose windows lie wholly in the padding; Cast to bool. Each is compared
+// with cpu on several shapes, forward and gradients, and must leave no tensor
+// and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
@@ -263,6 +263,41 @@ describe('maxPool and avgPool with windows wholly in the padding', () => {
         );
       const x = t(shape);
       return [pool(x), tf.grad(pool)(x)];
+    });
+  });
+});
+
+describe('tf.cast to bool', () => {
+  // Upstream kept the low byte of the truncated integer (0.5 -> 0, -2 -> 254).
+  const inputs: [string, () => tf.Tensor][] = [
+    ['float32', () => tf.tensor1d([0.5, -0.5, 2, -2, 3, 0, -0, 300, NaN, Infinity, -Infinity, 1e-30])],
+    ['int32', () => tf.tensor1d([2, -2, 3, 0, 256, -256, 2 ** 31 - 1], 'int32')],
+    ['float32 [3, 4, 5]', () => tf.mul(t([3, 4, 5]), 3)],
+    ['int32 [7, 9]', () => tf.cast(tf.mul(t([7, 9]), 600), 'int32')],
+  ];
+  it.each(inputs)('from %s is x != 0, and logicalNot and where read it so', async (_n, make) => {
+    const fn = () => {
+      seed = 1;
+      const x = make();
+      const b = tf.cast(x, 'bool');
+      return [b, tf.logicalNot(b), tf.where(b, tf.onesLike(x), tf.zerosLike(x)), tf.cast(b, 'float32')];
+    };
+    const ref = await runOn('cpu', fn);
+    const got = await runOn('wasm', fn);
+    expect(got.map((v) => Array.from(v))).toEqual(ref.map((v) => Array.from(v)));
+    await expectAsCpu(fn);
+  });
+
+  it('the other casts still convert as on cpu', async () => {
+    await expectAsCpu(() => {
+      const f = tf.tensor1d([-2.7, -1, -0.5, 0, 0.4, 1.5, 3.99, 2 ** 31 + 0.5]);
+      const b = tf.tensor1d([1, 0, 1], 'bool');
+      return [
+        tf.cast(f, 'int32'),
+        tf.cast(tf.cast(f, 'int32'), 'float32'),
+        tf.cast(b, 'int32'),
+        tf.cast(b, 'float32'),
+      ];
     });
   });
 });

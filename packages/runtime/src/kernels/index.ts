@@ -146,6 +146,7 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * Pools whose dimRoundingMode rounds the output up get the explicit padding
  * that gives tfjs's size, and pools with a window wholly in the padding are
  * computed as the cpu backend computes them (-Infinity, NaN there).
+ * A Cast to bool is x != 0, as on cpu (upstream kept a truncated byte).
  * A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
