@@ -19,10 +19,10 @@ type FusedAttrs = ConvGeometryAttrs & {
 };
 
 /** tf.leakyRelu's default alpha. */
-const LEAKY_RELU_ALPHA = 0.2;
+export const LEAKY_RELU_ALPHA = 0.2;
 
 /** The activations upstream fuses, and the wasm kernel each is on its own. */
-const ACTIVATION_KERNELS: Record<string, string | null> = {
+export const ACTIVATION_KERNELS: Record<string, string | null> = {
   linear: null,
   relu: 'Relu',
   relu6: 'Relu6',
@@ -33,7 +33,7 @@ const ACTIVATION_KERNELS: Record<string, string | null> = {
 };
 
 /** `x` through `activation` with the standalone wasm kernels (x itself for 'linear'). */
-function activate(
+export function activate(
   backend: tf.KernelBackend,
   x: tf.TensorInfo,
   activation: string,

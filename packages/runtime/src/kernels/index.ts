@@ -16,8 +16,10 @@ import { freshOperands } from './fresh_operands.js';
 import { identity, makeCast } from './identity.js';
 import { guardMalloc } from './malloc_guard.js';
 import { fusedBiasActivation } from './fused_conv.js';
+import { fusedMatMulAsCpu } from './fused_mat_mul.js';
 import { maxPoolGrad } from './max_pool_grad.js';
 import { poolNumericPad } from './numeric_pad.js';
+import { poolForward } from './pool_forward.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeTile } from './tile.js';
@@ -51,7 +53,7 @@ const SPECS: KernelSpec[] = [
     kernelName: '_FusedMatMul',
     make: (up) => {
       const fresh = freshOperands(up, 'b');
-      return fresh ? transposeFirst(fresh) : null;
+      return fresh ? fusedMatMulAsCpu(transposeFirst(fresh)) : null;
     },
   },
   { kernelName: 'Conv2DBackpropFilter', make: () => conv2DBackpropFilter as KernelFn },
@@ -65,8 +67,8 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
-  { kernelName: 'AvgPool', make: (up) => poolNumericPad(makeAvgPool(up), 'AvgPool') },
-  { kernelName: 'MaxPool', make: (up) => poolNumericPad(up, 'MaxPool') },
+  { kernelName: 'AvgPool', make: (up) => poolNumericPad(poolForward(makeAvgPool(up), 'avg'), 'AvgPool') },
+  { kernelName: 'MaxPool', make: (up) => poolNumericPad(poolForward(up, 'max'), 'MaxPool') },
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
   {
     kernelName: 'FusedConv2D',
@@ -137,7 +139,15 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * path), and depthwise convolutions with both a stride and a dilation above 1
  * (refused, as cpu does), and average pools over more than 8,192 channels
  * (upstream's puts a buffer of that many floats on the 64 KB wasm stack and
- * ran off it past about 16,000 channels, breaking every later wasm call). A bias that outlives the weights it meets (a
+ * ran off it past about 16,000 channels, breaking every later wasm call).
+ * Fused matMuls upstream computes wrongly (a bias with a batch over 1, a bias
+ * other than [N], PReLU weights such as [M, 1], an empty inner dimension) run
+ * as on cpu: matMul, add, activation.
+ * Pools whose dimRoundingMode rounds the output up get the explicit padding
+ * that gives tfjs's size, and pools with a window wholly in the padding are
+ * computed as the cpu backend computes them (-Infinity, NaN there).
+ * A Cast to bool is x != 0, as on cpu (upstream kept a truncated byte).
+ * A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep
  * a key per call under their id. And it makes the backend throw, naming the

@@ -1,0 +1,303 @@
+// Wrong results a differential fuzz of the wasm backend against cpu found in
+// upstream wasm kernels (tfjs-backend-wasm 4.22): fused matMuls with a batch
+// and a bias, with a bias other than [N], with [M, 1] PReLU weights or an
+// empty inner dimension; pools whose dimRoundingMode rounds the size up or
+// whose windows lie wholly in the padding; Cast to bool. Each is compared
+// with cpu on several shapes, forward and gradients, and must leave no tensor
+// and no wasm buffer behind.
+import * as tf from '@tensorflow/tfjs-core';
+// tfjs-layers registers the gradients (tfjs-core alone has none).
+import '@tensorflow/tfjs-layers';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { initWasm, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
+
+// Error relative to the largest reference entry.
+const TOL = 1e-5;
+
+beforeAll(async () => {
+  await initWasm();
+  registerWasmTrainingKernels();
+});
+
+afterAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+/**
+ * Fails unless `got` matches `ref`: NaN and +-Infinity in the same places,
+ * the finite entries within TOL of the largest finite reference entry.
+ */
+function expectMatch(got: Float32Array[], ref: Float32Array[]): number {
+  expect(got.length).toBe(ref.length);
+  let worst = 0;
+  got.forEach((g, k) => {
+    const r = ref[k];
+    expect(g.length).toBe(r.length);
+    let d = 0;
+    let m = 0;
+    for (let i = 0; i < r.length; i++) {
+      if (!Number.isFinite(r[i]) || !Number.isFinite(g[i])) {
+        expect([i, g[i]]).toEqual([i, r[i]]);
+        continue;
+      }
+      d = Math.max(d, Math.abs(g[i] - r[i]));
+      m = Math.max(m, Math.abs(r[i]));
+    }
+    worst = Math.max(worst, m === 0 ? d : d / m);
+  });
+  expect(worst).toBeLessThan(TOL);
+  return worst;
+}
+
+/**
+ * Runs `fn` on cpu and on wasm and compares; then runs it on wasm three
+ * more times, which must leave the tensor count and the wasm buffer count
+ * where they were.
+ */
+async function expectAsCpu(op: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  // The same inputs on every run.
+  const fn = () => ((seed = 1), op());
+  const ref = await runOn('cpu', fn);
+  const got = await runOn('wasm', fn);
+  expectMatch(got, ref);
+  const [tensors, buffers] = [tf.memory().numTensors, wasmDataIds()];
+  for (let i = 0; i < 3; i++) await runOn('wasm', fn);
+  expect([tf.memory().numTensors, wasmDataIds()]).toEqual([tensors, buffers]);
+}
+
+let seed = 1;
+/** A tensor of the shape with deterministic values in [-1, 1). */
+function t(shape: number[]): tf.Tensor {
+  const n = shape.reduce((p, q) => p * q, 1);
+  return tf.tensor(values(rng(seed++), n), shape);
+}
+
+describe('tf.fused.matMul on wasm matches cpu', () => {
+  type Act = 'linear' | 'relu' | 'relu6' | 'sigmoid' | 'elu' | 'leakyrelu' | 'prelu';
+  interface MatMulCase {
+    a: number[];
+    b: number[];
+    transposeA?: boolean;
+    transposeB?: boolean;
+    bias?: number[];
+    activation?: Act;
+    prelu?: number[];
+  }
+  const name = (c: MatMulCase) =>
+    `a ${JSON.stringify(c.a)}${c.transposeA ? 'T' : ''} b ${JSON.stringify(c.b)}${c.transposeB ? 'T' : ''}` +
+    ` bias ${c.bias ? JSON.stringify(c.bias) : 'none'} ${c.activation ?? 'linear'}` +
+    (c.prelu ? ` weights ${JSON.stringify(c.prelu)}` : '');
+  const forward = (c: MatMulCase) => () =>
+    tf.fused.matMul({
+      a: t(c.a),
+      b: t(c.b),
+      transposeA: c.transposeA,
+      transposeB: c.transposeB,
+      bias: c.bias ? t(c.bias) : undefined,
+      activation: c.activation,
+      preluActivationWeights: c.prelu ? t(c.prelu) : undefined,
+    });
+
+  // Upstream read an [N] bias as if it had the output matrix's shape when a batch was over 1.
+  const batchBias: MatMulCase[] = [
+    { a: [3, 2, 3], b: [3, 3, 4], bias: [4] },
+    { a: [3, 2, 3], b: [3, 4], bias: [4] },
+    { a: [1, 4, 3], b: [2, 3, 5], bias: [5], activation: 'relu' },
+    { a: [2, 5, 7], b: [1, 7, 6], bias: [6], activation: 'sigmoid' },
+    { a: [2, 3, 4, 5], b: [2, 3, 5, 6], bias: [6], activation: 'elu' },
+    { a: [2, 3, 6], b: [2, 5, 3], transposeA: true, transposeB: true, bias: [5], activation: 'leakyrelu' },
+    { a: [4, 9, 8], b: [8, 7], bias: [7], activation: 'relu6' },
+    { a: [3, 2, 3], b: [3, 3, 4], bias: [4], activation: 'prelu', prelu: [4] },
+  ];
+  it.each(batchBias.map((c) => [name(c), c] as const))('a batch over 1 with a bias: %s', async (_n, c) => {
+    await expectAsCpu(forward(c));
+  });
+
+  // Upstream refused a bias of rank 0, 2 or 3, and read N entries from a [1] bias.
+  const biasShapes: MatMulCase[] = [
+    { a: [3, 5], b: [5, 6], bias: [] },
+    { a: [3, 5], b: [5, 6], bias: [1] },
+    { a: [3, 5], b: [5, 6], bias: [1, 6], activation: 'relu' },
+    { a: [3, 5], b: [5, 6], bias: [3, 1] },
+    { a: [3, 5], b: [5, 6], bias: [3, 6], activation: 'elu' },
+    { a: [2, 4, 3], b: [2, 3, 5], bias: [2, 1, 5] },
+    { a: [7, 2], b: [3, 7], transposeA: true, transposeB: true, bias: [2, 3], activation: 'sigmoid' },
+    { a: [1, 4, 3], b: [1, 3, 1], bias: [4, 1], activation: 'leakyrelu' },
+  ];
+  it.each(biasShapes.map((c) => [name(c), c] as const))('a bias that is not [N]: %s', async (_n, c) => {
+    await expectAsCpu(forward(c));
+  });
+
+  // Upstream read PReLU weights as alpha[i % alpha.size].
+  const preluWeights: MatMulCase[] = [
+    { a: [5, 4], b: [4, 3], bias: [3], activation: 'prelu', prelu: [5, 1] },
+    { a: [5, 4], b: [4, 3], activation: 'prelu', prelu: [5, 1] },
+    { a: [2, 6, 4], b: [2, 4, 3], activation: 'prelu', prelu: [6, 1] },
+    { a: [1, 6, 4], b: [1, 4, 3], bias: [1, 3], activation: 'prelu', prelu: [1, 6, 1] },
+  ];
+  it.each(preluWeights.map((c) => [name(c), c] as const))('[M, 1] PReLU weights: %s', async (_n, c) => {
+    await expectAsCpu(forward(c));
+  });
+
+  // Upstream returned whatever its output buffer held.
+  const emptyInner: MatMulCase[] = [
+    { a: [3, 0], b: [0, 4], bias: [4] },
+    { a: [3, 0], b: [0, 4], activation: 'relu' },
+    { a: [2, 3, 0], b: [2, 0, 5], bias: [5], activation: 'sigmoid' },
+  ];
+  it.each(emptyInner.map((c) => [name(c), c] as const))('an empty inner dimension: %s', async (_n, c) => {
+    // Leave garbage on the heap where the output may land.
+    await tf.setBackend('wasm');
+    tf.tidy(() => tf.fill([64, 64], 7.5).dataSync());
+    await expectAsCpu(forward(c));
+  });
+
+  // What upstream already computed stays right (and on its fused kernel).
+  const unchanged: MatMulCase[] = [
+    { a: [4, 5], b: [5, 3], bias: [3], activation: 'relu' },
+    { a: [1, 4, 5], b: [1, 5, 3], bias: [3], activation: 'prelu', prelu: [4, 3] },
+    { a: [3, 4, 5], b: [3, 5, 2], activation: 'elu' },
+  ];
+  it.each(unchanged.map((c) => [name(c), c] as const))('what upstream computed: %s', async (_n, c) => {
+    await expectAsCpu(forward(c));
+  });
+
+  // Under a tape tfjs-core keeps a 'linear' fused matMul fused; the others run unfused.
+  const training: MatMulCase[] = [
+    { a: [3, 2, 3], b: [3, 3, 4], bias: [4] },
+    { a: [2, 5, 4], b: [2, 4, 3], bias: [1, 3] },
+    { a: [4, 6], b: [6, 5], bias: [1] },
+    { a: [4, 6], b: [6, 5], bias: [] },
+    { a: [4, 6], b: [6, 5], bias: [4, 1] },
+    { a: [3, 4, 6], b: [3, 5, 6], transposeB: true, bias: [5], activation: 'relu' },
+  ];
+  it.each(training.map((c) => [name(c), c] as const))('gradients: %s', async (_n, c) => {
+    await expectAsCpu(() => {
+      const inputs = [t(c.a), t(c.b), t(c.bias!)];
+      const dy = t(
+        c.a
+          .slice(0, -2)
+          .concat([
+            c.transposeA ? c.a[c.a.length - 1] : c.a[c.a.length - 2],
+            c.transposeB ? c.b[c.b.length - 2] : c.b[c.b.length - 1],
+          ]),
+      );
+      let value: tf.Tensor | null = null;
+      const grads = tf.grads((a: tf.Tensor, b: tf.Tensor, bias: tf.Tensor) => {
+        const y = tf.fused.matMul({
+          a,
+          b,
+          bias,
+          transposeA: c.transposeA,
+          transposeB: c.transposeB,
+          activation: c.activation,
+        });
+        value = tf.keep(y.clone());
+        return y;
+      })(inputs, dy);
+      return [value!, ...grads];
+    });
+  });
+});
+
+describe('maxPool and avgPool with a dimRoundingMode that rounds the size up', () => {
+  // Upstream wrote XNNPACK's floor-size image into tfjs's larger output.
+  const cases: [number[], number | [number, number], number, number, 'ceil' | 'round'][] = [
+    [[1, 6, 6, 2], 3, 2, 1, 'ceil'],
+    [[2, 6, 6, 3], 3, 2, 1, 'round'],
+    [[1, 7, 7, 1], 2, 2, 0, 'ceil'],
+    [[2, 10, 10, 4], 4, 3, 1, 'round'],
+    [[1, 8, 8, 2], 3, 2, 0, 'ceil'],
+    // Rounded up past the input: the last windows lie wholly in the padding.
+    [[1, 8, 8, 2], 3, 3, 1, 'ceil'],
+  ];
+  it.each(
+    cases.flatMap(([shape, f, s, p, mode]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p, mode] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j, %s: values and gradient', async (op, shape, f, s, p, mode) => {
+    await expectAsCpu(() => {
+      const pool = (x: tf.Tensor) => tf[op](x as tf.Tensor4D, f, s, p, mode);
+      const x = t(shape);
+      return [pool(x), tf.grad(pool)(x)];
+    });
+  });
+});
+
+describe('maxPool and avgPool with windows wholly in the padding', () => {
+  // cpu gives -Infinity (max) and NaN (avg) there; upstream gave 0, and with a
+  // 1x1 filter ignored the padding altogether.
+  type Pad = number | [[number, number], [number, number], [number, number], [number, number]];
+  const cases: [number[], number | [number, number], number, Pad, 'ceil' | undefined][] = [
+    [[1, 4, 4, 1], 1, 1, 1, undefined],
+    [[2, 4, 4, 3], 1, 1, 2, undefined],
+    [[1, 4, 4, 2], 2, 2, 2, undefined],
+    [[1, 5, 5, 2], 3, 1, 3, undefined],
+    [[1, 4, 4, 2], 2, 3, 1, 'ceil'],
+    [
+      [2, 5, 6, 2],
+      [2, 3],
+      1,
+      [
+        [0, 0],
+        [0, 2],
+        [3, 0],
+        [0, 0],
+      ],
+      undefined,
+    ],
+  ];
+  it.each(
+    cases.flatMap(([shape, f, s, p, mode]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p, mode] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j, %s: values and gradient', async (op, shape, f, s, p, mode) => {
+    await expectAsCpu(() => {
+      const pool = (x: tf.Tensor) =>
+        tf[op](
+          x as tf.Tensor4D,
+          f,
+          s,
+          p as unknown as 'valid',
+          mode as 'ceil' /* undefined is the default */,
+        );
+      const x = t(shape);
+      return [pool(x), tf.grad(pool)(x)];
+    });
+  });
+});
+
+describe('tf.cast to bool', () => {
+  // Upstream kept the low byte of the truncated integer (0.5 -> 0, -2 -> 254).
+  const inputs: [string, () => tf.Tensor][] = [
+    ['float32', () => tf.tensor1d([0.5, -0.5, 2, -2, 3, 0, -0, 300, NaN, Infinity, -Infinity, 1e-30])],
+    ['int32', () => tf.tensor1d([2, -2, 3, 0, 256, -256, 2 ** 31 - 1], 'int32')],
+    ['float32 [3, 4, 5]', () => tf.mul(t([3, 4, 5]), 3)],
+    ['int32 [7, 9]', () => tf.cast(tf.mul(t([7, 9]), 600), 'int32')],
+  ];
+  it.each(inputs)('from %s is x != 0, and logicalNot and where read it so', async (_n, make) => {
+    const fn = () => {
+      seed = 1;
+      const x = make();
+      const b = tf.cast(x, 'bool');
+      return [b, tf.logicalNot(b), tf.where(b, tf.onesLike(x), tf.zerosLike(x)), tf.cast(b, 'float32')];
+    };
+    const ref = await runOn('cpu', fn);
+    const got = await runOn('wasm', fn);
+    expect(got.map((v) => Array.from(v))).toEqual(ref.map((v) => Array.from(v)));
+    await expectAsCpu(fn);
+  });
+
+  it('the other casts still convert as on cpu', async () => {
+    await expectAsCpu(() => {
+      const f = tf.tensor1d([-2.7, -1, -0.5, 0, 0.4, 1.5, 3.99, 2 ** 31 + 0.5]);
+      const b = tf.tensor1d([1, 0, 1], 'bool');
+      return [
+        tf.cast(f, 'int32'),
+        tf.cast(tf.cast(f, 'int32'), 'float32'),
+        tf.cast(b, 'int32'),
+        tf.cast(b, 'float32'),
+      ];
+    });
+  });
+});
