@@ -748,7 +748,9 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   const run = runDirOf(modelDir);
   if (run === undefined) return undefined;
   const f = join(run, 'config.json');
-  return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f);
+  return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f, {
+    recorded: true,
+  });
 }
 
 /**

@@ -538,20 +538,27 @@ export function jsonErrorWhere(text: string, message: string): string {
 /**
  * Validates a parsed JSON config; throws {@link UsageError} naming every bad
  * field. An `extends` field is resolved first, a relative path against the
- * working directory.
+ * working directory. `recorded`: the config is a run's record (its
+ * config.json), whose deprecated names are read without the note asking to
+ * rewrite them.
  */
-export function parseConfig(json: unknown, source = 'config'): ExperimentConfig {
-  return validateConfig(resolveExtends(json, source, process.cwd(), []), source);
+export function parseConfig(
+  json: unknown,
+  source = 'config',
+  o: { recorded?: boolean } = {},
+): ExperimentConfig {
+  return validateConfig(resolveExtends(json, source, process.cwd(), []), source, !o.recorded);
 }
 
 /**
  * Validates a config (its `extends` resolved). A deprecated former name (cost weighting
- * `'flops'`, now `'macs'`) is read as the new one, with a note on stderr naming the field.
+ * `'flops'`, now `'macs'`) is read as the new one, with a note on stderr naming the field
+ * unless `notes` is false.
  */
-function validateConfig(json: unknown, source: string): ExperimentConfig {
+function validateConfig(json: unknown, source: string, notes = true): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error, experimentSchema)}`);
-  for (const field of flopsFields(json))
+  for (const field of notes ? flopsFields(json) : [])
     process.stderr.write(
       `note: ${source}: ${field} "flops" is deprecated, read as "macs" (its new name: the same weighting, ` +
         'multiply-accumulates per sample); write "macs"\n',

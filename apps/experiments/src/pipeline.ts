@@ -666,7 +666,7 @@ function keptKey(runDir: string, kept: KeptBaseline): Record<string, unknown> | 
   if (kept.baselineKey) return kept.baselineKey;
   try {
     const run = JSON.parse(readFileSync(join(resolve(runDir), 'config.json'), 'utf8'));
-    const cfg = parseConfig(run.config, 'config.json');
+    const cfg = parseConfig(run.config, 'config.json', { recorded: true });
     return baselineKey(cfg, run.budget?.spec ?? {}, run.seed);
   } catch {
     return undefined;

@@ -53,6 +53,12 @@ describe('the config schema', () => {
       /note: old\.json: training\.proximal\.costWeighting "flops" is deprecated, read as "macs" .*; write "macs"\n/,
     );
     expect(err).toMatch(/note: old\.json: sweep\.costWeighting "flops" is deprecated, read as "macs"/);
+    // A run's recorded config.json is read alike, without asking to rewrite the record.
+    const recorded = withStderr(() =>
+      parseConfig(variant('flops', ['flops']), 'config.json', { recorded: true }),
+    );
+    expect(recorded.value.training.proximal.costWeighting).toBe('macs');
+    expect(recorded.err).toBe('');
     // 'flops' and 'macs' in one grid are one weighting given twice.
     expect(() => withStderr(() => parseConfig(variant('uniform', ['flops', 'macs'])))).toThrow(
       /sweep\.costWeighting: "macs" is given twice/,
