@@ -14,6 +14,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, type BackendName } from '@normprune/runtime';
+import type { CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
 import {
@@ -35,6 +36,7 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, int, ms, pct, pp, pValueText } from './format.js';
 import { checkRequestedBackend, Interrupted, runExperiment, type RunResults } from './pipeline.js';
 import {
+  currentSweepNames,
   RESULTS_SHAPE,
   resultsTable,
   rowFileName,
@@ -145,7 +147,7 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --config FILE              the experiment config (JSON)
   --lambda a,b,c             lambda values (default: the config's sweep.lambda)
   --granularity g1,g2        output | input (dense), kernel | filter (conv2d)
-  --cost-weighting w1,w2     uniform | params | flops
+  --cost-weighting w1,w2     uniform | params | macs (multiply-accumulates)
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
                              run alone; no test data is used)
@@ -646,10 +648,21 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
       );
   }
-  const costs = once(list(v['cost-weighting'], 'cost-weighting'), 'cost-weighting');
+  // 'flops', the former name of 'macs', is read as 'macs' (with a note) before repeats are refused.
+  const costs = once(
+    list(v['cost-weighting'], 'cost-weighting')?.map((c) => {
+      if (c !== 'flops') return c;
+      process.stderr.write(
+        'note: --cost-weighting flops is deprecated, read as macs (its new name: the same weighting, ' +
+          'multiply-accumulates per sample); write macs\n',
+      );
+      return 'macs';
+    }),
+    'cost-weighting',
+  );
   for (const c of costs ?? []) {
-    if (!['uniform', 'params', 'flops'].includes(c))
-      throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, flops`);
+    if (!['uniform', 'params', 'macs'].includes(c))
+      throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, macs`);
   }
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {
@@ -682,7 +695,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       offline: !p.values.download,
       lambdas,
       granularities,
-      costWeightings: costs as any,
+      costWeightings: costs as CostWeighting[] | undefined,
       targetCompression: target,
       baselineFrom: p.values['baseline-from'],
       keepBaseline: p.values['keep-baseline'],
@@ -735,7 +748,9 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   const run = runDirOf(modelDir);
   if (run === undefined) return undefined;
   const f = join(run, 'config.json');
-  return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f);
+  return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f, {
+    recorded: true,
+  });
 }
 
 /**
@@ -1299,7 +1314,7 @@ function readSweep(dir: string): SweepFile | undefined {
       `report: ${f} is not the sweep.json of a normprune sweep: ${why}; ` +
         'run the sweep again (with --resume it reuses its finished points) or remove the file',
     );
-  return sweep as SweepFile;
+  return currentSweepNames(sweep as SweepFile);
 }
 
 /** A finished run that `report` reads: its folder, its results.json, and its sweep point's label if any. */

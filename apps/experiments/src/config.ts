@@ -27,6 +27,15 @@ const once = <T extends z.ZodArray<z.ZodType<number | string>>>(schema: T) =>
       ctx.addIssue({ code: 'custom', message: `${JSON.stringify(twice)} is given twice` });
   });
 const intPos = z.number().int().positive();
+/**
+ * A cost weighting; `'flops'`, the former name of `'macs'` (it always counted
+ * multiply-accumulates), is read as `'macs'`, with a note (see {@link validateConfig}).
+ */
+const costWeighting = z.enum(['uniform', 'params', 'macs', 'flops']);
+const flopsAsMacs = (w: z.infer<typeof costWeighting>): 'uniform' | 'params' | 'macs' =>
+  w === 'flops' ? 'macs' : w;
+/** Values a config still accepts but no longer lists as allowed: deprecated former names. */
+const DEPRECATED_VALUES: ReadonlySet<unknown> = new Set(['flops']);
 // tfjs refuses other layer names when it builds the model ("Not a valid tensor name"), and
 // normprune writes nested layers as `block/fc`: a name is checked here, before any training.
 const layerName = z
@@ -217,11 +226,11 @@ export const experimentSchema = z.strictObject({
         .describe(
           '{"type": "constant"}, or {"type": "warmup", "epochs": N}: lambda ramps up from 0 over N epochs.',
         ),
-      costWeighting: z
-        .enum(['uniform', 'params', 'flops'])
+      costWeighting: costWeighting
         .default('uniform')
+        .transform(flopsAsMacs)
         .describe(
-          "Scales each group's penalty: 'uniform', by its parameters ('params') or its multiply-accumulates ('flops').",
+          "Scales each group's penalty: 'uniform', by its parameters ('params') or its multiply-accumulates ('macs'); 'flops' is a deprecated alias of 'macs'.",
         ),
       // Multiplies lambda for the named layers (0 leaves a layer unpenalised).
       layerMultipliers: z
@@ -249,7 +258,7 @@ export const experimentSchema = z.strictObject({
     z.strictObject({
       lambda: unsettable(once(z.array(z.number().min(0)))),
       granularity: unsettable(once(z.array(z.enum(['output', 'input', 'kernel', 'filter'])))),
-      costWeighting: unsettable(once(z.array(z.enum(['uniform', 'params', 'flops'])))),
+      costWeighting: unsettable(once(z.array(costWeighting.transform(flopsAsMacs)))),
     }),
   ).describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
   // The thesis's figures, printed beside ours in the report.
@@ -347,7 +356,10 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
   const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
   switch (issue.code) {
     case 'invalid_value':
-      return `${where}: got ${JSON.stringify((issue as any).input)}, allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+      return `${where}: got ${JSON.stringify((issue as any).input)}, allowed: ${issue.values
+        .filter((v) => !DEPRECATED_VALUES.has(v))
+        .map((v) => JSON.stringify(v))
+        .join(', ')}`;
     case 'invalid_union': {
       // A discriminated union reports the whole object; name the bad tag.
       const tag = (issue as any).discriminator as string | undefined;
@@ -526,15 +538,31 @@ export function jsonErrorWhere(text: string, message: string): string {
 /**
  * Validates a parsed JSON config; throws {@link UsageError} naming every bad
  * field. An `extends` field is resolved first, a relative path against the
- * working directory.
+ * working directory. `recorded`: the config is a run's record (its
+ * config.json), whose deprecated names are read without the note asking to
+ * rewrite them.
  */
-export function parseConfig(json: unknown, source = 'config'): ExperimentConfig {
-  return validateConfig(resolveExtends(json, source, process.cwd(), []), source);
+export function parseConfig(
+  json: unknown,
+  source = 'config',
+  o: { recorded?: boolean } = {},
+): ExperimentConfig {
+  return validateConfig(resolveExtends(json, source, process.cwd(), []), source, !o.recorded);
 }
 
-function validateConfig(json: unknown, source: string): ExperimentConfig {
+/**
+ * Validates a config (its `extends` resolved). A deprecated former name (cost weighting
+ * `'flops'`, now `'macs'`) is read as the new one, with a note on stderr naming the field
+ * unless `notes` is false.
+ */
+function validateConfig(json: unknown, source: string, notes = true): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error, experimentSchema)}`);
+  for (const field of notes ? flopsFields(json) : [])
+    process.stderr.write(
+      `note: ${source}: ${field} "flops" is deprecated, read as "macs" (its new name: the same weighting, ` +
+        'multiply-accumulates per sample); write "macs"\n',
+    );
   // `$schema` is for editors only: a run's config, and its hash, never hold it.
   const { $schema: _schema, ...cfg } = r.data;
   const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
@@ -597,6 +625,20 @@ function validateConfig(json: unknown, source: string): ExperimentConfig {
     throw bad(`defaultBudget: ${(e as Error).message.replace(/^--budget:\s*/, '')}`);
   }
   return cfg;
+}
+
+/** The fields of a (valid) config JSON that give cost weighting 'flops', the former name of 'macs'. */
+function flopsFields(json: unknown): string[] {
+  const j = json as {
+    training?: { proximal?: { costWeighting?: unknown } };
+    sweep?: { costWeighting?: unknown } | null;
+  };
+  return [
+    ...(j.training?.proximal?.costWeighting === 'flops' ? ['training.proximal.costWeighting'] : []),
+    ...(Array.isArray(j.sweep?.costWeighting) && j.sweep.costWeighting.includes('flops')
+      ? ['sweep.costWeighting']
+      : []),
+  ];
 }
 
 /**

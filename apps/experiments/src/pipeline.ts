@@ -263,7 +263,7 @@ function shownDifferences(there: unknown, here: unknown): string {
  * the across-seeds table groups by it.
  */
 export function configId(cfg: ExperimentConfig, budget: Budget): string {
-  const { name: _name, description: _description, ...rest } = cfg;
+  const { name: _name, description: _description, ...rest } = hashedConfig(cfg);
   const { note: _note, ...spec } = budget;
   return createHash('sha256')
     .update(JSON.stringify({ cfg: rest, budget: spec }))
@@ -273,7 +273,31 @@ export function configId(cfg: ExperimentConfig, budget: Budget): string {
 
 /** A stable hash of everything that determines a run's results. */
 export function configHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
-  return createHash('sha256').update(JSON.stringify({ cfg, budget, seed })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(JSON.stringify({ cfg: hashedConfig(cfg), budget, seed }))
+    .digest('hex')
+    .slice(0, 16);
+}
+
+/**
+ * A cost weighting as hashes spell it: `'macs'` as `'flops'`, its name when hashes were first
+ * recorded (checkpoints, config.json, results.json's configId, sweep.json's key). A config saying
+ * `'macs'` and a run recorded with `'flops'` (the same weighting) so hash alike: the run is
+ * resumed, reused by a sweep, and counted as a seed of the same experiment.
+ */
+export function hashedCostWeighting(c: string): string {
+  return c === 'macs' ? 'flops' : c;
+}
+
+/** `cfg` as {@link configHash} and {@link configId} hash it (see {@link hashedCostWeighting}). */
+function hashedConfig(cfg: ExperimentConfig): ExperimentConfig {
+  const proximal = cfg.training?.proximal;
+  const sweep = cfg.sweep?.costWeighting;
+  if (proximal?.costWeighting !== 'macs' && !sweep?.includes('macs')) return cfg;
+  const out = structuredClone(cfg) as any;
+  out.training.proximal.costWeighting = hashedCostWeighting(proximal.costWeighting);
+  if (sweep) out.sweep.costWeighting = sweep.map(hashedCostWeighting);
+  return out;
 }
 
 /** An error rate for the log; a run with `validation: 0` has none. */
@@ -642,7 +666,7 @@ function keptKey(runDir: string, kept: KeptBaseline): Record<string, unknown> | 
   if (kept.baselineKey) return kept.baselineKey;
   try {
     const run = JSON.parse(readFileSync(join(resolve(runDir), 'config.json'), 'utf8'));
-    const cfg = parseConfig(run.config, 'config.json');
+    const cfg = parseConfig(run.config, 'config.json', { recorded: true });
     return baselineKey(cfg, run.budget?.spec ?? {}, run.seed);
   } catch {
     return undefined;

@@ -853,6 +853,19 @@ export interface SweepPoint {
 }
 
 /**
+ * A sweep.json as reports show it: a cost weighting recorded as `'flops'` (by sweeps before it
+ * was renamed `'macs'`; the same weighting) reads as `'macs'`, in its points and its note. The
+ * file itself is a record and is not rewritten; point labels are folder names and stay as they are.
+ */
+export function currentSweepNames<T extends { note: string; points: SweepPoint[] }>(sweep: T): T {
+  return {
+    ...sweep,
+    note: sweep.note.replace(/cost weighting \[[^\]]*\]/g, (list) => list.replace(/"flops"/g, '"macs"')),
+    points: sweep.points.map((p) => (p.costWeighting === 'flops' ? { ...p, costWeighting: 'macs' } : p)),
+  };
+}
+
+/**
  * Writes a sweep's report.md, report.html and Pareto plot; `answer` is the label of a
  * bisection's answer, whose row is marked.
  */

@@ -4,9 +4,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
   finishedRun,
+  hashedCostWeighting,
   holdsRun,
   removeRun,
   removeSweep,
@@ -40,7 +42,7 @@ export interface SweepOptions extends Pick<
 > {
   lambdas?: number[];
   granularities?: string[];
-  costWeightings?: ('uniform' | 'params' | 'flops')[];
+  costWeightings?: CostWeighting[];
   /** Percent of parameters to remove; switches to bisection on lambda. */
   targetCompression?: number;
   bisectSteps?: number;
@@ -73,7 +75,7 @@ function withPoint(
   c.training.proximal.lambda = lambda;
   if (granularity === 'output' || granularity === 'input') c.decompose.dense = granularity;
   if (granularity === 'kernel' || granularity === 'filter') c.decompose.conv2d = granularity;
-  if (cost) c.training.proximal.costWeighting = cost as any;
+  if (cost) c.training.proximal.costWeighting = cost as CostWeighting;
   return c;
 }
 
@@ -152,7 +154,7 @@ export async function bisectLambda(
   return hi;
 }
 
-/** A sweep point's label and folder name: `lambda-0.002`, `lambda-0.002-input-flops`. */
+/** A sweep point's label and folder name: `lambda-0.002`, `lambda-0.002-input-macs`. */
 function pointLabel(lambda: number, granularity?: string, cost?: string): string {
   return [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
 }
@@ -278,10 +280,14 @@ function isOtherPlan(plan: SweepPlan, o: SweepOptions, key: string): boolean {
 
 /** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
 function sweepKey(o: SweepOptions): string {
+  const grid = gridPlan(o);
   const plan =
     o.targetCompression !== undefined
       ? { target: o.targetCompression, steps: o.bisectSteps ?? 4 }
-      : gridPlan(o);
+      : {
+          ...grid,
+          costWeightings: grid.costWeightings.map((c) => (c === undefined ? c : hashedCostWeighting(c))),
+        };
   return createHash('sha256')
     .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), plan }))
     .digest('hex')

@@ -14,13 +14,7 @@ import {
   warmupLambda,
 } from './schedules.js';
 import { magnitudesOf } from './penalty.js';
-import {
-  checkLayerMultipliers,
-  COST_WEIGHTINGS,
-  costWeightingError,
-  costWeights,
-  type CostWeighting,
-} from './weights.js';
+import { checkLayerMultipliers, costWeights, type CostWeighting, resolveCostWeighting } from './weights.js';
 
 /** A variable's name and value, the array form `applyGradients` accepts. */
 export interface NamedTensor {
@@ -45,8 +39,11 @@ export interface ProximalOptions {
    * with lambda > 0 while nothing is attached.
    */
   magnitudes: tfl.LayersModel | readonly MagnitudeInfo[];
-  /** Penalty weight of each group (`c_k`). Default `'uniform'`. */
-  costWeighting?: CostWeighting;
+  /**
+   * Penalty weight of each group (`c_k`). Default `'uniform'`. `'flops'` is a
+   * deprecated alias of `'macs'` (same weights; warns once).
+   */
+  costWeighting?: CostWeighting | 'flops';
   /** Multiplies `c_k` of every group of the named layer (0 exempts it from the penalty). */
   layerMultipliers?: Record<string, number>;
   /**
@@ -239,10 +236,8 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
       throw new Error(`learningRate must be a finite number > 0, got ${describe(o.learningRate)}`);
     this.learningRate = o.learningRate;
-    this.costWeighting = o.costWeighting ?? 'uniform';
     // Checked here, not only when magnitudes attach: an optimiser made before its model is.
-    if (!COST_WEIGHTINGS.includes(this.costWeighting))
-      throw new Error(costWeightingError(this.costWeighting));
+    this.costWeighting = resolveCostWeighting(o.costWeighting ?? 'uniform');
     this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
     this.renormalize = checkBoolean('renormalize', o.renormalize ?? true);
     this.progress = checkProgress(o.progress);
@@ -571,7 +566,12 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
     learningRate: config['learningRate'] as number,
     lambda: sc != null ? lambdaSchedule(sc) : (config['lambda'] as number),
     magnitudes: [],
-    costWeighting: (config['costWeighting'] as CostWeighting | undefined) ?? 'uniform',
+    // A model saved before 'flops' was renamed 'macs' records 'flops': it loads as 'macs',
+    // without the warning meant for code that still writes 'flops' (saving it again writes 'macs').
+    costWeighting:
+      config['costWeighting'] === 'flops'
+        ? 'macs'
+        : ((config['costWeighting'] as CostWeighting | undefined) ?? 'uniform'),
     layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
     renormalize: (config['renormalize'] as boolean | undefined) ?? true,
     progress: {

@@ -13,8 +13,11 @@ import { costWeights, type CostWeighting } from './weights.js';
 export interface L1PenaltyOptions {
   /** Penalty strength (default 1, i.e. the unscaled weighted L1 norm). */
   lambda?: number;
-  /** Penalty weight of each group (default `'uniform'`). */
-  costWeighting?: CostWeighting;
+  /**
+   * Penalty weight of each group (default `'uniform'`). `'flops'` is a
+   * deprecated alias of `'macs'` (same weights; warns once).
+   */
+  costWeighting?: CostWeighting | 'flops';
   /** Multiplies the weight of every group of the named layer. */
   layerMultipliers?: Record<string, number>;
 }

@@ -6,16 +6,19 @@ import { finiteNonnegative } from './checks.js';
  * `lambda * sum_k c_k * |g_k|`):
  * - `'uniform'`: `c_k = 1` (the thesis);
  * - `'params'`: proportional to the kernel parameters the group controls;
- * - `'flops'`: proportional to the multiply-accumulates (MACs) per sample the group
- *   controls (`macsPerGroup` of `magnitudes()`). The option is named 'flops' but
- *   counts MACs; after the normalisation below, MACs and FLOPs (2 x MACs) give the
- *   same `c_k`. Attaching a model whose MACs are unknown (a layer without known
- *   spatial sizes) throws.
+ * - `'macs'`: proportional to the multiply-accumulates (MACs) per sample the group
+ *   controls (`macsPerGroup` of `magnitudes()`). Attaching a model whose MACs are
+ *   unknown (a layer without known spatial sizes) throws.
  *
- * `'params'` and `'flops'` are normalised so the mean `c_k` over all groups
+ * `'params'` and `'macs'` are normalised so the mean `c_k` over all groups
  * is 1, so one `lambda` has a comparable strength under every weighting.
+ *
+ * Deprecated: where a cost weighting is given (`ProximalSGD`, `ProximalAdam`,
+ * `l1Penalty`), `'flops'`, the former name of `'macs'` (it always counted
+ * multiply-accumulates), is still accepted and weighs exactly as `'macs'`; its
+ * first use in a process warns (`console.warn`). Write `'macs'`.
  */
-export type CostWeighting = 'uniform' | 'params' | 'flops';
+export type CostWeighting = 'uniform' | 'params' | 'macs';
 
 /** The fields of `MagnitudeInfo` the penalty weights depend on. */
 export type CostInfo = Pick<MagnitudeInfo, 'layerName' | 'groups' | 'paramsPerGroup' | 'macsPerGroup'>;
@@ -27,29 +30,28 @@ export type CostInfo = Pick<MagnitudeInfo, 'layerName' | 'groups' | 'paramsPerGr
  */
 export function costWeights(
   infos: readonly CostInfo[],
-  costWeighting: CostWeighting = 'uniform',
+  given: CostWeighting | 'flops' = 'uniform',
   layerMultipliers: Record<string, number> = {},
 ): number[] {
+  const costWeighting = resolveCostWeighting(given);
   checkLayerMultipliers(layerMultipliers, new Set(infos.map((m) => m.layerName)));
   let base: number[];
   if (costWeighting === 'uniform') {
     base = infos.map(() => 1);
-  } else if (costWeighting === 'params' || costWeighting === 'flops') {
+  } else {
     const key = costWeighting === 'params' ? 'paramsPerGroup' : 'macsPerGroup';
     const raw = infos.map((m) => m[key]);
     raw.forEach((v, i) => {
       if (!(v > 0) || !Number.isFinite(v)) {
         throw new Error(
           `costWeighting '${costWeighting}': layer '${infos[i].layerName}' has ${key} = ${v}` +
-            (costWeighting === 'flops' ? ' (MACs need a built model with known spatial dimensions)' : ''),
+            (costWeighting === 'macs' ? ' (MACs need a built model with known spatial dimensions)' : ''),
         );
       }
     });
     const groups = infos.reduce((s, m) => s + m.groups, 0);
     const mean = infos.reduce((s, m, i) => s + m.groups * raw[i], 0) / groups;
     base = raw.map((v) => v / mean);
-  } else {
-    throw new Error(costWeightingError(costWeighting));
   }
   return base.map((c, i) => c * (layerMultipliers[infos[i].layerName] ?? 1));
 }
@@ -74,7 +76,29 @@ export function checkLayerMultipliers(
 }
 
 /** The cost weightings there are. */
-export const COST_WEIGHTINGS: readonly CostWeighting[] = ['uniform', 'params', 'flops'];
+export const COST_WEIGHTINGS: readonly CostWeighting[] = ['uniform', 'params', 'macs'];
+
+let warnedFlops = false;
+
+/**
+ * The cost weighting `given` names: itself, `'macs'` for the deprecated alias
+ * `'flops'` (warning once per process that it is deprecated), or an error
+ * listing the weightings there are.
+ */
+export function resolveCostWeighting(given: unknown): CostWeighting {
+  if (given === 'flops') {
+    if (!warnedFlops) {
+      warnedFlops = true;
+      console.warn(
+        "costWeighting 'flops' is deprecated: it is the former name of 'macs' (it always counted " +
+          "multiply-accumulates) and weighs exactly as 'macs' does; write costWeighting: 'macs'. Shown once.",
+      );
+    }
+    return 'macs';
+  }
+  if (!COST_WEIGHTINGS.includes(given as CostWeighting)) throw new Error(costWeightingError(given));
+  return given as CostWeighting;
+}
 
 /** The error for a cost weighting that is not one of them. */
 export function costWeightingError(costWeighting: unknown): string {

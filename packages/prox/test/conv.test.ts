@@ -189,7 +189,7 @@ describe('attach and layer multipliers', () => {
           learningRate: 0.1,
           lambda: 0,
           magnitudes: infos,
-          costWeighting: 'flops' as const,
+          costWeighting: 'macs' as const,
           layerMultipliers: { x: 1 },
         }),
     ).toThrow(/layerMultipliers: no decomposed layer named 'x' \(have: conv, dense\)/);

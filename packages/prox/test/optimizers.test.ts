@@ -207,7 +207,7 @@ describe('options refused at construction', () => {
         /learningRate must be a finite number > 0, got Infinity/,
       );
       expect(() => make({ costWeighting: 'bytes' })).toThrow(
-        /unknown costWeighting: "bytes"; allowed: 'uniform', 'params', 'flops'/,
+        /unknown costWeighting: "bytes"; allowed: 'uniform', 'params', 'macs'/,
       );
       const o = make({});
       expect(() => o.setLearningRate(Infinity)).toThrow(/learningRate must be a finite number > 0/);

@@ -76,7 +76,7 @@ function decomposedModel(plain: tfl.LayersModel, epsilon: number): tfl.LayersMod
 
 /**
  * `c_k` of c1, d1, d2 written out from the architecture: 'params' counts the
- * kernel weights of one group, 'flops' its multiply-accumulates per sample,
+ * kernel weights of one group, 'macs' its multiply-accumulates per sample,
  * both divided by their mean over all groups; then the layer multipliers.
  */
 function expectedWeights(a: Arch, weighting: CostWeighting, multipliers: Record<string, number>): number[] {
@@ -130,10 +130,10 @@ const CASES: Case[] = [
     epsilon: 1e-6,
   },
   {
-    name: "ProximalAdam, 'flops', multipliers { d2: 0 }, layer epsilon 0.3",
+    name: "ProximalAdam, 'macs', multipliers { d2: 0 }, layer epsilon 0.3",
     spec: { kind: 'adam', learningRate: 0.05 },
     lambda: 0.05,
-    costWeighting: 'flops',
+    costWeighting: 'macs',
     layerMultipliers: { d2: 0 },
     epsilon: 0.3,
   },
@@ -154,10 +154,10 @@ const CASES: Case[] = [
     epsilon: 1e-6,
   },
   {
-    name: "ProximalSGD, Nesterov 0.9, 'flops', multipliers { d1: 0 }, layer epsilon 0.3",
+    name: "ProximalSGD, Nesterov 0.9, 'macs', multipliers { d1: 0 }, layer epsilon 0.3",
     spec: { kind: 'momentum', learningRate: 0.1, momentum: 0.9, nesterov: true },
     lambda: 1,
-    costWeighting: 'flops',
+    costWeighting: 'macs',
     layerMultipliers: { d1: 0 },
     epsilon: 0.3,
   },

@@ -302,7 +302,7 @@ describe('renormalisation', () => {
 });
 
 describe('penalty weights, l1Penalty, measureSparsity', () => {
-  it("'params' and 'flops' weights have mean 1 over all groups and follow the layer's cost", () => {
+  it("'params' and 'macs' weights have mean 1 over all groups and follow the layer's cost", () => {
     const model = tfl.sequential({
       layers: [
         decomposedConv2d({
@@ -317,7 +317,7 @@ describe('penalty weights, l1Penalty, measureSparsity', () => {
       ],
     });
     const infos = magnitudes(model);
-    for (const costWeighting of ['params', 'flops'] as const) {
+    for (const costWeighting of ['params', 'macs'] as const) {
       const opt = new ProximalSGD({ learningRate: 0.1, lambda: 1, magnitudes: infos, costWeighting });
       const c = opt.penaltyWeights;
       const mean =

@@ -7,14 +7,14 @@ import { checkModel, checkThreshold, withFolded } from './folding.js';
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
   /**
-   * 'neuron' (Dense column: the group of granularity `'output'` in `@normprune/layers`),
-   * 'input' (Dense row, granularity `'input'`), 'filter' (Conv2D [:, :, :, o], granularity
-   * `'filter'`) or 'kernel' (Conv2D 2-D kernel [:, :, i, o], granularity `'kernel'`;
-   * DepthwiseConv2D per-channel kernel). Every Dense layer gets both Dense kinds and every
+   * The group granularity of `@normprune/layers`: 'output' (Dense column: the weights into
+   * one output unit), 'input' (Dense row: the weights out of one input feature), 'filter'
+   * (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D
+   * per-channel kernel). Every Dense layer gets both Dense kinds and every
    * Conv2D both Conv2D kinds, whatever granularity it was trained with. Conv1D and Conv3D
    * (which prune refuses) get the same two kinds, with 1-D and 3-D kernels.
    */
-  kind: 'neuron' | 'input' | 'filter' | 'kernel';
+  kind: 'output' | 'input' | 'filter' | 'kernel';
   /** Groups of this kind in the layer. */
   total: number;
   /** Groups whose weights are all zero (|w| <= threshold). */
@@ -179,7 +179,7 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
   const deadRows = cin - rowLive.reduce((a, b) => a + b, 0);
   if (className === 'Dense') {
     out.groups = [
-      { kind: 'neuron', total: cout, dead: deadCols },
+      { kind: 'output', total: cout, dead: deadCols },
       { kind: 'input', total: cin, dead: deadRows },
     ];
     // Weights in a zero row or a zero column, counted once.

@@ -56,7 +56,7 @@ describe('analyze', () => {
       zeroGroupParams: 6,
     });
     expect(a.layers[0].groups).toEqual([
-      { kind: 'neuron', total: 3, dead: 1 },
+      { kind: 'output', total: 3, dead: 1 },
       { kind: 'input', total: 4, dead: 1 },
     ]);
     expect(a.table()).toMatch(/total\s+23\s+15\s+18\s+12/);
@@ -137,7 +137,7 @@ describe('analyze', () => {
         'layer  class               params  nonzeros   MACs  nonzero MACs  groups live/total',
         'c      Conv2D                  76        49  1,152           720  filters 3/4, kernels 5/8',
         'bn     BatchNormalization      16         8      0             0',
-        'd      Dense                  195       192    192           192  neurons 3/3, inputs 64/64',
+        'd      Dense                  195       192    192           192  outputs 3/3, inputs 64/64',
         'total                         287       249  1,344           912',
       ].join('\n'),
     );
