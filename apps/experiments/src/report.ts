@@ -155,24 +155,6 @@ export const RESULTS_SHAPE: Shape = {
   timings: { baselineSec: 'number', proximalSec: 'number', finetuneSec: 'number', totalSec: 'number' },
 };
 
-/** What `report` reads of a sweep.json. */
-export const SWEEP_SHAPE: Shape = {
-  experiment: 'string',
-  note: 'string',
-  points: [
-    {
-      label: 'string',
-      dir: 'string',
-      lambda: 'number',
-      compressionPct: 'number',
-      validationErrorPct: 'number',
-      testErrorPct: 'number',
-      baselineValidationErrorPct: 'number',
-      baselineTestErrorPct: 'number',
-    },
-  ],
-};
-
 /** One epoch line of metrics.jsonl. */
 export interface MetricLine {
   phase: string;
