@@ -42,7 +42,6 @@ import {
   rowFileName,
   runReportBlocks,
   seedsTable,
-  SWEEP_SHAPE,
   tableRow,
   toHtml,
   toMarkdown,
@@ -52,7 +51,8 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep, sweepAnswer, type Bisection } from './sweep.js';
+import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
+import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from './sweep-file.js';
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
@@ -1221,9 +1221,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       // The points are exported beside the sweep's folder, under their rows' names: its
       // sweep.json names them there, so that `report` reads the exported sweep back.
       const dirs = src.runs.map((run) => `../${rowFileName(tableRow(run.results, run.label))}`);
-      const raw = JSON.parse(readFileSync(join(arg, 'sweep.json'), 'utf8'));
-      raw.points = raw.points.map((pt: SweepPoint, i: number) => ({ ...pt, dir: dirs[i] }));
-      writeJsonAtomic(join(dest, 'sweep.json'), raw);
+      writeSweepFile(dest, { ...sweep, points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })) });
     }
     for (const run of src.runs) rows.push(reportRun(run, v, out));
   }
@@ -1288,33 +1286,17 @@ function refuseExportInto(arg: string, exportDir: string): void {
   }
 }
 
-/** What `report` reads of a sweep.json (`bisection`: a bisection's run, target and steps). */
-interface SweepFile {
-  experiment: string;
-  note: string;
-  points: SweepPoint[];
-  bisection?: Partial<Bisection>;
-}
-
-/** The sweep.json of a sweep directory, or undefined when `dir` holds none. */
+/** The sweep.json of a sweep directory, or undefined when `dir` holds none; `report`'s error for a damaged one. */
 function readSweep(dir: string): SweepFile | undefined {
-  const f = join(dir, 'sweep.json');
-  if (!existsSync(f)) return undefined;
-  let sweep: unknown;
   try {
-    sweep = JSON.parse(readFileSync(f, 'utf8'), unmeasuredAsNaN);
+    const sweep = readSweepFile(dir);
+    return sweep && currentSweepNames(sweep);
   } catch (e) {
+    if (!(e instanceof SweepFileError)) throw e;
     throw new Error(
-      `report: ${f} is not valid JSON (${(e as Error).message}); run the sweep again or remove the file`,
+      `report: ${e.message}; run the sweep again (with --resume it reuses its finished points) or remove the file`,
     );
   }
-  const why = shapeProblem(sweep, SWEEP_SHAPE);
-  if (why)
-    throw new Error(
-      `report: ${f} is not the sweep.json of a normprune sweep: ${why}; ` +
-        'run the sweep again (with --resume it reuses its finished points) or remove the file',
-    );
-  return currentSweepNames(sweep as SweepFile);
 }
 
 /** A finished run that `report` reads: its folder, its results.json, and its sweep point's label if any. */
@@ -1326,7 +1308,7 @@ interface ReportRun {
 
 type ReportSource =
   | { kind: 'row'; arg: string; row: TableRow }
-  | { kind: 'sweep'; arg: string; sweep: NonNullable<ReturnType<typeof readSweep>>; runs: ReportRun[] }
+  | { kind: 'sweep'; arg: string; sweep: SweepFile; runs: ReportRun[] }
   | { kind: 'run'; arg: string; runs: [ReportRun] };
 
 /** Thrown by `report` for a run that has not finished: `report --table` skips it with a note. */

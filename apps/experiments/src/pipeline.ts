@@ -48,6 +48,7 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
+import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -892,21 +893,25 @@ function recoverReplaced(out: string): void {
   if (existsSync(join(replacedDir(out), RESTORING))) finishRestore(out);
 }
 
-/** The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs. */
+/**
+ * The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs.
+ * None for a sweep.json that is not what a sweep writes: what it lists is not known to be a sweep's.
+ */
 export function sweepIn(out: string): string[] {
-  const file = join(out, 'sweep.json');
-  let points: unknown;
+  let sweep: SweepFile | undefined;
   try {
-    points = JSON.parse(readFileSync(file, 'utf8')).points;
-  } catch {
-    return [];
+    sweep = readSweepFile(out);
+  } catch (e) {
+    if (e instanceof SweepFileError) return [];
+    throw e;
   }
-  const dirs = (Array.isArray(points) ? points : [])
-    .map((p) => (p as { dir?: unknown })?.dir)
-    .filter((d): d is string => typeof d === 'string' && /^[^/\\.][^/\\]*$/.test(d))
+  if (sweep === undefined) return [];
+  const dirs = sweep.points
+    .map((p) => p.dir)
+    .filter((d) => /^[^/\\.][^/\\]*$/.test(d))
     .map((d) => join(out, d))
     .filter(holdsRun);
-  return [file, ...dirs];
+  return [sweepFile(out), ...dirs];
 }
 
 /**

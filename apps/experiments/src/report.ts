@@ -155,24 +155,6 @@ export const RESULTS_SHAPE: Shape = {
   timings: { baselineSec: 'number', proximalSec: 'number', finetuneSec: 'number', totalSec: 'number' },
 };
 
-/** What `report` reads of a sweep.json. */
-export const SWEEP_SHAPE: Shape = {
-  experiment: 'string',
-  note: 'string',
-  points: [
-    {
-      label: 'string',
-      dir: 'string',
-      lambda: 'number',
-      compressionPct: 'number',
-      validationErrorPct: 'number',
-      testErrorPct: 'number',
-      baselineValidationErrorPct: 'number',
-      baselineTestErrorPct: 'number',
-    },
-  ],
-};
-
 /** One epoch line of metrics.jsonl. */
 export interface MetricLine {
   phase: string;
@@ -278,7 +260,11 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
 
 /** `-85.90%`: the change from `before` to `after`; one too small to print reads `0.00%`, not `-0.00%`. */
 function relativeChange(before: number, after: number): string {
-  const v = 100 * (after / before - 1);
+  return signedPct(100 * (after / before - 1));
+}
+
+/** A change in %, with one that rounds to 0 shown as 0.00%, not -0.00%. */
+function signedPct(v: number): string {
   return pct(Math.abs(v) < 0.005 ? 0 : v);
 }
 
@@ -365,7 +351,9 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
     kind: 'table',
     head: ['', 'baseline', 'compressed', 'change'],
     rows: [
-      ['parameters (non-zero)', int(b.nonzeros), int(c.nonzeros), relativeChange(b.nonzeros, c.nonzeros)],
+      // Against the baseline's parameters, as "parameters removed" is: where the baseline has exact
+      // zeros, a change against its non-zeros would print a second, different figure.
+      ['parameters (non-zero)', int(b.nonzeros), int(c.nonzeros), signedPct(-r.compressionPct)],
       ['parameters (stored)', int(b.params), int(c.params), relativeChange(b.params, c.params)],
       ['MACs per image', int(b.macs), int(c.macs), relativeChange(b.macs, c.macs)],
       ['test error', pct(100 * b.testError), pct(100 * c.testError), pp(r.errorDeltaPp)],
@@ -392,7 +380,11 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
   const callsNote = latencyCallsNote(r.latencyCalls);
   blocks.push({
     kind: 'p',
-    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend${r.backend.tfBackend !== r.backend.name ? ` (${r.backend.tfBackend})` : ''}, measured on a shared machine${
+    text: `Right after pruning, before fine-tuning: test error ${pct(100 * r.prunedBeforeFinetune.testError)}, validation error ${pct(100 * r.prunedBeforeFinetune.validationError)}. Parameters count every weight (kernels, biases, BatchNormalization statistics); "parameters removed" is 1 - non-zero parameters after / parameters before${
+      b.nonzeros < b.params
+        ? `, and so is the change in non-zero parameters above: the baseline already had ${int(b.params - b.nonzeros)} parameter${b.params - b.nonzeros === 1 ? '' : 's'} exactly 0, which count as removed`
+        : ''
+    }. MACs count non-zero kernel weights times output positions. Latency: median of \`model.predict\` on the ${r.backend.name} backend${r.backend.tfBackend !== r.backend.name ? ` (${r.backend.tfBackend})` : ''}, measured on a shared machine${
       r.latencyMethod === 'paired'
         ? ', both models back to back at the end of the run (calls alternate between them), so that load which changes over the run affects both alike'
         : "; this run predates paired timing: each model was timed right after its own training, under the load of that moment, and batch 256 ran as predict's chunks of 32, so the ratio is noisy"

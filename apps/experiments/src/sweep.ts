@@ -22,6 +22,15 @@ import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { pct } from './format.js';
 import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic } from './fsutil.js';
+import {
+  readSweepFile,
+  SweepFileError,
+  writeSweepFile,
+  type Bisection,
+  type SweepFile,
+} from './sweep-file.js';
+
+export type { Bisection } from './sweep-file.js';
 
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
@@ -201,16 +210,6 @@ interface SweepPlan {
   bisection?: Bisection;
 }
 
-/**
- * A bisection's path: its run (config, budget and seed: configHash) and target; the one with
- * more `steps` goes further along it, so it completes the other.
- */
-export interface Bisection {
-  run: string;
-  target: number;
-  steps: number;
-}
-
 /** This sweep's bisection; undefined for a grid. */
 function bisectionOf(o: SweepOptions): Bisection | undefined {
   if (o.targetCompression === undefined) return undefined;
@@ -301,32 +300,22 @@ function sweepKey(o: SweepOptions): string {
  * (finished points are reused, each checked against its own config, budget and seed).
  */
 function otherSweep(out: string, o: SweepOptions, key: string): string | undefined {
-  const file = join(out, 'sweep.json');
-  if (!existsSync(file)) return undefined;
-  let prev: {
-    experiment?: string;
-    command?: string;
-    key?: string;
-    points?: { label?: string }[];
-    bisection?: Bisection;
-  };
+  let prev: SweepFile | undefined;
   try {
-    prev = parseJsonFile(file, undefined, 'it');
-    if (prev === null || typeof prev !== 'object' || !Array.isArray(prev.points))
-      throw new Error('it holds no list of points');
+    prev = readSweepFile(out);
   } catch (e) {
+    if (!(e instanceof SweepFileError)) throw e;
     // What it lists is unknown: only --force, which removes the folders named as points, goes on.
     if (o.force) return DAMAGED;
-    throw new Error(
-      `${file} is damaged (${(e as Error).message}); choose another --out, or pass --force to replace the sweep there`,
-    );
+    throw new Error(`${e.message}; choose another --out, or pass --force to replace the sweep there`);
   }
+  if (prev === undefined) return undefined;
   const bare = (c: string | undefined) => c?.replace(/ --(resume|force)\b/g, '');
   const same =
     prev.key !== undefined
       ? prev.key === key
       : o.command !== undefined && bare(prev.command) === bare(o.command);
-  const labels = (prev.points ?? []).map((p) => p.label).filter((l): l is string => typeof l === 'string');
+  const labels = prev.points.map((p) => p.label);
   const extends_ = holdsSweep(o, labels, prev.bisection);
   if (same || (o.resume && extends_)) return undefined;
   return (
@@ -515,7 +504,7 @@ async function sweepLocked(
     log(`baseline kept in ${join(first, '.work', 'baseline')}`);
   }
   note += ` Budget: ${o.budgetName}. Seed ${o.seed}.`;
-  writeJsonAtomic(join(out, 'sweep.json'), {
+  writeSweepFile(out, {
     experiment: o.config.name,
     command: o.command,
     key,

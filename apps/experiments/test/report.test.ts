@@ -322,6 +322,65 @@ describe("the report's paired-test paragraph", () => {
   });
 });
 
+describe('"parameters removed" is one figure on a report page', () => {
+  const committed = JSON.parse(
+    readFileSync(join(__dirname, '..', 'results', 'lenet-500-300-output', 'results.json'), 'utf8'),
+  ) as RunResults;
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'np-removed-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** The page for a baseline of `params` parameters, `zeros` of them exactly 0, compressed to `nonzeros`. */
+  function page(params: number, zeros: number, nonzeros: number): string {
+    const r: RunResults = {
+      ...committed,
+      baseline: { ...committed.baseline, params, nonzeros: params - zeros },
+      compressed: { ...committed.compressed, nonzeros },
+      // As the pipeline computes it: 1 - non-zero after / parameters before.
+      compressionPct: 100 * (1 - nonzeros / params),
+    };
+    return toMarkdown(runReportBlocks(dir, r, []));
+  }
+  const thisRun = (md: string) => md.match(/^\| parameters removed \| [^|]+ \| ([^|]+) \|$/m)![1].trim();
+  const change = (md: string) =>
+    md.match(/^\| parameters \(non-zero\) \| [^|]+ \| [^|]+ \| ([^|]+) \|$/m)![1].trim();
+
+  test.each([
+    // The audit's r1: 42 exact zeros; against the non-zeros the change would read -19.50%.
+    {
+      params: 431080,
+      zeros: 42,
+      nonzeros: 346997,
+      removed: '19.51%',
+      note: '42 parameters exactly 0',
+    },
+    // One exact zero, where the two ways round apart (18.61% against -18.60%).
+    { params: 266610, zeros: 1, nonzeros: 217007, removed: '18.61%', note: '1 parameter exactly 0' },
+    // Many zeros, nothing pruned: the zeros count as removed, in both places.
+    { params: 1000, zeros: 100, nonzeros: 900, removed: '10.00%', note: '100 parameters exactly 0' },
+  ])(
+    'a baseline with $zeros exact zeros: the change column says what "parameters removed" says, and why',
+    (c) => {
+      const md = page(c.params, c.zeros, c.nonzeros);
+      expect(thisRun(md)).toBe(c.removed);
+      expect(change(md)).toBe(`-${c.removed}`);
+      expect(md).toContain(
+        `"parameters removed" is 1 - non-zero parameters after / parameters before, and so is the change in non-zero ` +
+          `parameters above: the baseline already had ${c.note}, which count as removed.`,
+      );
+    },
+  );
+
+  test('a baseline without zeros: the same figure, and no note', () => {
+    const md = page(545810, 0, 69296);
+    expect(thisRun(md)).toBe('87.30%');
+    expect(change(md)).toBe('-87.30%');
+    expect(md).toContain('"parameters removed" is 1 - non-zero parameters after / parameters before. MACs');
+    // Nothing removed is 0.00%, not -0.00%.
+    expect(change(page(1000, 0, 1000))).toBe('0.00%');
+  });
+});
+
 describe('what a report says about its budget, data and plots', () => {
   const committed = JSON.parse(
     readFileSync(join(__dirname, '..', 'results', 'lenet-500-300', 'results.json'), 'utf8'),

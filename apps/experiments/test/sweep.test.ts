@@ -696,8 +696,17 @@ test('--force over an interrupted sweep of another plan, or a damaged sweep, rem
   const broken = await sweep('0.05');
   expect(broken.code).toBe(1);
   expect(broken.err).toMatch(
-    /force-interrupted\/sweep\.json is damaged \(it holds no list of points\); choose another --out, or pass --force to replace the sweep there/,
+    /force-interrupted\/sweep\.json is not the sweep\.json of a normprune sweep: "experiment" is missing; choose another --out, or pass --force to replace the sweep there/,
   );
+  // Cut short (a write interrupted by a full disk): the same, with the parser's word.
+  const whole = readFileSync(join(out, 'sweep.json'), 'utf8');
+  writeFileSync(join(out, 'sweep.json'), '{"experiment": "lenet-500-300", "points": [{"label": "lam');
+  const cut = await sweep('0.05');
+  expect(cut.code).toBe(1);
+  expect(cut.err).toMatch(
+    /force-interrupted\/sweep\.json is not the sweep\.json of a normprune sweep: it is not valid JSON \(.+\); choose another --out, or pass --force to replace the sweep there/,
+  );
+  writeFileSync(join(out, 'sweep.json'), whole);
   mkdirSync(join(out, 'lambda-0.4'));
   writeFileSync(join(out, 'lambda-0.4', 'results.json'), '{}');
   expect((await sweep('0.05', '--force')).code).toBe(0);

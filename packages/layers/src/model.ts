@@ -142,6 +142,13 @@ function rebuild(
  * name that is not a Dense or Conv2D layer of the model, a selected
  * Conv2D with `dataFormat: 'channelsFirst'`, and a selected layer holding a
  * NaN or an infinity (naming the weight and the first such entry).
+ *
+ * Warns (`console.warn`) about a selected layer whose every group is zero (it
+ * could not train), and about wrapper layers (`TimeDistributed`,
+ * `Bidirectional`) holding a Dense or Conv2D: those stay plain, since only the
+ * model's own layers and those of nested models are replaced, unless `include`
+ * leaves them out (a list of names always does; a predicate does when it
+ * returns false for the wrapped layer).
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
   checkModel(model, 'decompose');
@@ -178,10 +185,16 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     const all = layerPaths(model);
     for (const name of include) {
       const layers = all.filter((l) => l.path === name || l.layer.name === name).map((l) => l.layer);
-      if (layers.length === 0)
+      if (layers.length === 0) {
+        const wrapper = wrappedLayers(model).find((w) => w.inner.name === name);
         throw new Error(
-          `decompose: include names layer '${name}', which model '${model.name}' does not have`,
+          wrapper == null
+            ? `decompose: include names layer '${name}', which model '${model.name}' does not have`
+            : `decompose: include names layer '${name}', which is inside the ${wrapper.chain} layer '${wrapper.path}'; ` +
+                `decompose() does not reach into wrapper layers` +
+                (wrapper.inner.getClassName() === 'Dense' ? `. ${DENSE_HINT}` : ''),
         );
+      }
       for (const layer of layers) {
         const cls = layer.getClassName();
         if (cls !== 'Dense' && cls !== 'Conv2D') {
@@ -254,7 +267,63 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
           'train. Initialise its kernel randomly (e.g. glorotUniform) before decompose, or leave it out with include',
       );
   }
+  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv2D themselves: whatever they hold
+  // stays plain, and magnitudes() would list nothing for it. Say so, unless include left it out.
+  const plain = wrappedLayers(model).filter(
+    (w) => include == null || (typeof include === 'function' && include(w.inner)),
+  );
+  if (plain.length > 0)
+    console.warn(
+      `decompose: ${plain.length === 1 ? 'a wrapper layer holds' : `${plain.length} wrapper layers hold`} a ` +
+        `Dense or Conv2D that stays plain: ${plain
+          .map((w) => `'${w.path}' (${w.chain} of ${w.inner.getClassName()} '${w.inner.name}')`)
+          .join(
+            ', ',
+          )}. decompose() replaces only the Dense and Conv2D layers of the model and of its nested ` +
+        `models, not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not ` +
+        `prune it. ${plain.some((w) => w.inner.getClassName() === 'Dense') ? `${DENSE_HINT}. ` : ''}` +
+        `Leave it out with include to silence this warning`,
+    );
   return decomposed;
+}
+
+const DENSE_HINT =
+  'A TimeDistributed(Dense) computes what a Dense applied to the same input does (a Dense acts on the last ' +
+  'axis of any rank), so build the model with the Dense itself to decompose it';
+
+/** One entry of {@link wrappedLayers}. */
+interface WrappedLayer {
+  /** The wrapper's path (see {@link layerPaths}). */
+  path: string;
+  /** The outermost wrapper. */
+  wrapper: tfl.layers.Layer;
+  /** The wrappers' classes, outermost first (`TimeDistributed`, `TimeDistributed of TimeDistributed`). */
+  chain: string;
+  /** The Dense or Conv2D inside. */
+  inner: tfl.layers.Layer;
+}
+
+/**
+ * The wrapper layers of `model` (nested models included) that hold a plain
+ * Dense or Conv2D, however deeply wrapped: a wrapper keeps the layer it
+ * wraps in `layer` (tfjs-layers' `Wrapper`: `TimeDistributed`, `Bidirectional`).
+ */
+function wrappedLayers(model: tfl.LayersModel): WrappedLayer[] {
+  const out: WrappedLayer[] = [];
+  for (const { path, layer } of layerPaths(model)) {
+    const chain: string[] = [];
+    let inner = layer;
+    for (;;) {
+      const next = (inner as { layer?: unknown }).layer;
+      if (!(next instanceof tfl.layers.Layer)) break;
+      chain.push(inner.getClassName());
+      inner = next;
+    }
+    const cls = inner.getClassName();
+    if (chain.length > 0 && (cls === 'Dense' || cls === 'Conv2D'))
+      out.push({ path, wrapper: layer, chain: chain.join(' of '), inner });
+  }
+  return out;
 }
 
 /**

@@ -380,6 +380,151 @@ describe('decompose and fold', () => {
     }
   });
 
+  describe('wrapper layers holding a Dense or Conv2D', () => {
+    let warn: jest.SpyInstance;
+    beforeEach(() => {
+      warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    });
+    afterEach(() => warn.mockRestore());
+    const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
+
+    it('TimeDistributed(Dense) stays plain, and decompose says so, naming it', () => {
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.timeDistributed({
+            inputShape: [3, 4],
+            name: 'td',
+            layer: tfl.layers.dense({ units: 2, name: 'inner', kernelInitializer: seeded(1) }),
+          }),
+        ],
+      });
+      const before = tf.memory().numTensors;
+      const d = decompose(model);
+      expect(d.layers.map((l) => l.getClassName())).toEqual(['TimeDistributed']);
+      expect(magnitudes(d)).toEqual([]);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toBe(
+        "decompose: a wrapper layer holds a Dense or Conv2D that stays plain: 'td' (TimeDistributed of Dense " +
+          "'inner'). decompose() replaces only the Dense and Conv2D layers of the model and of its nested models, " +
+          'not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not prune ' +
+          'it. A TimeDistributed(Dense) computes what a Dense applied to the same input does (a Dense acts on the ' +
+          'last axis of any rank), so build the model with the Dense itself to decompose it. Leave it out with ' +
+          'include to silence this warning',
+      );
+      d.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      // What the hint says: the Dense on the 3-D input, with the same weights, gives the same outputs.
+      const dense = tfl.sequential({
+        layers: [tfl.layers.dense({ inputShape: [3, 4], units: 2, name: 'fc' })],
+      });
+      dense.setWeights(model.getWeights());
+      const x = randn([5, 3, 4], 2);
+      const [a, b, c] = [model, dense, decompose(dense)].map((m) => m.predict(x) as tf.Tensor);
+      expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+      expect(scaledError(c, a)).toBeLessThan(1e-6);
+      tf.dispose([x, a, b, c]);
+      expect(warn).toHaveBeenCalledTimes(1);
+      for (const m of [model, dense]) m.dispose();
+    });
+
+    it('lists every such wrapper of a functional model, nested ones by path, in one warning', () => {
+      const block = tfl.sequential({
+        name: 'block',
+        layers: [
+          tfl.layers.timeDistributed({
+            inputShape: [3, 4],
+            name: 'td',
+            layer: tfl.layers.dense({ units: 4, name: 'blockDense' }),
+          }),
+        ],
+      });
+      const images = tfl.input({ shape: [2, 6, 6, 1] });
+      const conv = tfl.layers
+        .timeDistributed({ name: 'tdc', layer: tfl.layers.conv2d({ filters: 2, kernelSize: 3, name: 'cv' }) })
+        .apply(images) as tfl.SymbolicTensor;
+      const seq = tfl.input({ shape: [3, 4] });
+      const twice = tfl.layers
+        .timeDistributed({
+          name: 'tdtd',
+          layer: tfl.layers.timeDistributed({ layer: tfl.layers.dense({ units: 2, name: 'deep' }) }),
+        })
+        .apply(tfl.layers.reshape({ targetShape: [3, 2, 2] }).apply(seq)) as tfl.SymbolicTensor;
+      const fc = tfl.layers.dense({ units: 3, name: 'fc' }).apply(block.apply(seq)) as tfl.SymbolicTensor;
+      const model = tfl.model({ inputs: [images, seq], outputs: [conv, twice, fc] });
+      const d = decompose(model);
+      expect(magnitudes(d).map((m) => m.layerName)).toEqual(['fc']);
+      expect(warn).toHaveBeenCalledTimes(1);
+      const text = warn.mock.calls[0][0] as string;
+      expect(text).toMatch(
+        new RegExp(
+          "^decompose: 3 wrapper layers hold a Dense or Conv2D that stays plain: 'block/td' \\(TimeDistributed " +
+            "of Dense 'blockDense'\\), 'tdc' \\(TimeDistributed of Conv2D 'cv'\\), 'tdtd' \\(TimeDistributed of " +
+            "TimeDistributed of Dense 'deep'\\)\\. ",
+        ),
+      );
+      expect(text).toContain('A TimeDistributed(Dense) computes');
+      for (const m of [d, model]) m.dispose();
+    });
+
+    it('a Conv2D alone gets no Dense hint; a Bidirectional LSTM holds no Dense and gets no warning', () => {
+      const conv = tfl.sequential({
+        layers: [
+          tfl.layers.timeDistributed({
+            inputShape: [2, 5, 5, 1],
+            name: 'tdc',
+            layer: tfl.layers.conv2d({ filters: 2, kernelSize: 3, name: 'cv' }),
+          }),
+        ],
+      });
+      decompose(conv).dispose();
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toMatch(
+        /'tdc' \(TimeDistributed of Conv2D 'cv'\)\. decompose\(\) replaces/,
+      );
+      expect(warn.mock.calls[0][0]).not.toContain('A TimeDistributed(Dense)');
+      warn.mockClear();
+      const rnn = tfl.sequential({
+        layers: [
+          tfl.layers.bidirectional({
+            inputShape: [3, 4],
+            layer: tfl.layers.lstm({ units: 2, recurrentInitializer: 'glorotUniform' }) as tfl.RNN,
+          }),
+          tfl.layers.dense({ units: 1, name: 'out' }),
+        ],
+      });
+      const d = decompose(rnn);
+      expect(magnitudes(d).map((m) => m.layerName)).toEqual(['out']);
+      expect(warn).not.toHaveBeenCalled();
+      for (const m of [conv, rnn, d]) m.dispose();
+    });
+
+    it('is quiet when include leaves the wrapped layer out, and include naming it is refused naming the wrapper', () => {
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.timeDistributed({
+            inputShape: [3, 4],
+            name: 'td',
+            layer: tfl.layers.dense({ units: 4, name: 'inner' }),
+          }),
+          tfl.layers.dense({ units: 2, name: 'fc' }),
+        ],
+      });
+      decompose(model, { include: ['fc'] }).dispose();
+      decompose(model, { include: (l) => l.name !== 'inner' }).dispose();
+      expect(warn).not.toHaveBeenCalled();
+      decompose(model, { include: (l) => l.name !== 'fc' }).dispose();
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toMatch(
+        /^decompose: a wrapper layer holds a Dense or Conv2D that stays plain: 'td'/,
+      );
+      expect(() => decompose(model, { include: ['inner'] })).toThrow(
+        "decompose: include names layer 'inner', which is inside the TimeDistributed layer 'td'; decompose() does not " +
+          'reach into wrapper layers. A TimeDistributed(Dense) computes what a Dense applied to the same input does',
+      );
+      model.dispose();
+    });
+  });
+
   it('include takes the paths magnitudes() reports, to pick one of two same-named nested layers', () => {
     const block = (name: string) =>
       tfl.sequential({ name, layers: [tfl.layers.dense({ units: 3, inputShape: [3], name: 'fc' })] });

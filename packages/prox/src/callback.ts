@@ -27,6 +27,15 @@ export interface SparsityRecord extends SparsityReport {
    * short of its target).
    */
   nextLambda?: number;
+  /**
+   * The compression reported to the optimiser's lambda schedule (what a
+   * `targetLambda` chases): that of the decomposed layers the optimiser can
+   * prune, i.e. those `fit` trains (not frozen) and, if the optimiser has
+   * magnitudes attached, among them. Present only when it leaves some of the
+   * measured layers out; otherwise it is `compression`. Absent too when no
+   * measured layer can be pruned: the schedule is then given no compression.
+   */
+  scheduleCompression?: number;
 }
 
 /** Options of `SparsityCallback`. */
@@ -55,7 +64,9 @@ export interface SparsityCallbackOptions {
  * A `model.fit` callback that records, at the end of every epoch, the live
  * groups per layer and the compression reached (see `measureSparsity`),
  * reports them to the proximal optimiser's lambda schedule (so `targetLambda`
- * can raise lambda until a compression is reached), and can stop training at
+ * can raise lambda until a compression is reached; the compression it
+ * reports counts only the layers the optimiser can prune, see
+ * `SparsityRecord.scheduleCompression`), and can stop training at
  * a target compression. Epochs count across `model.fit` calls, so a loop
  * of `fit({ epochs: 1 })` drives epoch-based schedules as one longer `fit`
  * does; use one callback per training run.
@@ -126,11 +137,21 @@ export class SparsityCallback extends tfl.Callback {
     const infos = this.infos ?? findMagnitudes(this.model);
     const report = await sparsityReport(infos, `SparsityCallback: after epoch ${epoch + 1}, `);
     const used = this.optimizer?.lambda;
-    this.optimizer?.observe({ epoch: epoch + 1, compression: report.compression });
+    // A frozen layer's groups count in the model's compression, but no step can prune them: a target
+    // chasing them could be out of reach, and would raise lambda until every prunable group died.
+    const prunable = this.prunable(infos);
+    const chased =
+      prunable.length === infos.length
+        ? report.compression
+        : prunable.length === 0
+          ? undefined
+          : (await sparsityReport(prunable, `SparsityCallback: after epoch ${epoch + 1}, `)).compression;
+    this.optimizer?.observe({ epoch: epoch + 1, ...(chased !== undefined ? { compression: chased } : {}) });
     const record: SparsityRecord = {
       epoch,
       ...report,
       ...(this.optimizer ? { lambda: used, nextLambda: this.optimizer.lambda } : {}),
+      ...(prunable.length !== infos.length && chased !== undefined ? { scheduleCompression: chased } : {}),
     };
     this.history.push(record);
     if (this.verbose) {
@@ -145,11 +166,32 @@ export class SparsityCallback extends tfl.Callback {
                 ? ` (next epoch: ${record.nextLambda!.toExponential(3)})`
                 : '')
             : '') +
+          (record.scheduleCompression !== undefined
+            ? `, compression of the prunable layers ${(100 * record.scheduleCompression).toFixed(2)}%`
+            : '') +
           ` (live groups: ${live})`,
       );
     }
     if (this.stopAtCompression !== undefined && report.compression >= this.stopAtCompression) {
       this.model.stopTraining = true;
     }
+  }
+
+  /**
+   * The magnitudes the optimiser can prune: those `fit` updates (the model's
+   * trainable weights as compiled; a layer frozen after `compile` still
+   * trains until the next one, as in tfjs) and, when the optimiser has
+   * magnitudes attached, among those.
+   */
+  private prunable(infos: readonly MagnitudeInfo[]): MagnitudeInfo[] {
+    // What fit differentiates: the trainable weights collected by compile() (protected in tfjs's typings).
+    const collected = (this.model as unknown as { collectedTrainableWeights?: tfl.LayerVariable[] })
+      .collectedTrainableWeights;
+    const trained = new Set((collected ?? this.model.trainableWeights).map((w) => w.name));
+    const attached = this.optimizer?.magnitudes ?? [];
+    const inOptimizer = new Set(attached.map((m) => m.magnitude.name));
+    return infos.filter(
+      (m) => trained.has(m.magnitude.name) && (attached.length === 0 || inOptimizer.has(m.magnitude.name)),
+    );
   }
 }

@@ -5,7 +5,9 @@ import { finiteNonnegative } from './checks.js';
 export interface ScheduleState {
   /**
    * Compression reached so far: 1 - live kernel parameters / total kernel
-   * parameters of the decomposed layers (reported by `SparsityCallback`).
+   * parameters. `SparsityCallback` reports it over the decomposed layers the
+   * optimiser can prune (trainable, and attached to it), leaving out frozen
+   * ones, whose groups no step can remove.
    */
   compression?: number;
 }
@@ -52,7 +54,8 @@ export interface StepLambdaConfig {
 /**
  * Config of `targetLambda`: starts at `initial`; at each new epoch, while the
  * reported compression is below `targetCompression`, multiplies lambda by
- * `factor` (capped at `max`); holds it once the target is reached.
+ * `factor` (capped at `max`); holds it once the target is reached, or once the
+ * target looks unreachable (see `stallFactor`).
  */
 export interface TargetLambdaConfig {
   /** Discriminant. */
@@ -62,17 +65,35 @@ export interface TargetLambdaConfig {
   /**
    * Compression to reach, as a fraction in [0, 1] (0.9 for 90%; the CLI's
    * `--target-compression` takes a percentage instead): 1 - live / total
-   * kernel parameters of the decomposed layers. Outside [0, 1] throws.
+   * kernel parameters of the decomposed layers the optimiser can prune (as
+   * `SparsityCallback` reports it: frozen layers left out). Outside [0, 1] throws.
    */
   targetCompression: number;
   /** Multiplier per epoch below the target (default 1.5, must be >= 1). */
   factor?: number;
-  /** Upper bound on lambda (default unbounded). */
+  /**
+   * Upper bound on lambda (default unbounded; `stallFactor` still stops the
+   * growth when it achieves nothing). Reaching it below the target warns once.
+   */
   max?: number;
+  /**
+   * How far lambda may grow (a factor, default 100, must be > 1) while the
+   * reported compression stays exactly where it is, once it has changed at
+   * least once: the target then counts as unreachable, lambda is held and a
+   * warning (once per schedule) names the target, the compression and lambda.
+   * A change of the compression later lets lambda rise again. Before the
+   * compression first changes lambda is left to grow, however long a small
+   * `initial` takes to prune a first group.
+   */
+  stallFactor?: number;
   /** Current lambda (restores a saved state). */
   current?: number;
   /** Last epoch seen (restores a saved state). */
   lastEpoch?: number;
+  /** Compression reported at the last epoch seen (restores a saved state). */
+  lastCompression?: number;
+  /** Lambda when the compression last changed (restores a saved state). */
+  stallFrom?: number;
 }
 
 /** The serialisable description of a built-in schedule (see `lambdaSchedule`). */
@@ -176,12 +197,19 @@ export function stepLambda(o: {
  * below `targetCompression`, lambda is multiplied by `factor` (default 1.5),
  * capped at `max`. If the compression is at or above the target it is held
  * (and raised again only if the compression later falls below the target).
- * The schedule is stateful: use one instance per training run.
+ *
+ * A target that cannot be reached would otherwise raise lambda for ever,
+ * killing every group that can be killed and wrecking the loss. So lambda is
+ * also held, with one warning, once it has grown `stallFactor`-fold (default
+ * 100) while the compression stayed exactly the same after having moved, and
+ * when it reaches `max` short of the target. The schedule is stateful: use
+ * one instance per training run.
  */
 export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedule {
   const { initial, targetCompression } = o;
   const factor = o.factor ?? 1.5;
   const max = o.max ?? Infinity;
+  const stallFactor = o.stallFactor ?? 100;
   checkNonneg('initial', initial);
   if (typeof factor !== 'number' || !(factor >= 1) || !Number.isFinite(factor))
     throw new Error(`targetLambda: factor must be a finite number >= 1, got ${describe(factor)}`);
@@ -190,17 +218,56 @@ export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedul
   }
   if (typeof max !== 'number' || !(max >= initial))
     throw new Error(`targetLambda: max must be a number >= initial (${initial}), got ${describe(max)}`);
+  if (typeof stallFactor !== 'number' || !(stallFactor > 1) || !Number.isFinite(stallFactor))
+    throw new Error(`targetLambda: stallFactor must be a finite number > 1, got ${describe(stallFactor)}`);
   let current = o.current ?? initial;
   let lastEpoch = o.lastEpoch ?? 0;
+  let lastCompression = o.lastCompression;
+  let stallFrom = o.stallFrom;
   checkNonneg('current', current);
   if (!Number.isInteger(lastEpoch) || lastEpoch < 0)
     throw new Error(`targetLambda: lastEpoch must be an integer >= 0, got ${describe(lastEpoch)}`);
+  if (
+    lastCompression !== undefined &&
+    !(typeof lastCompression === 'number' && lastCompression >= 0 && lastCompression <= 1)
+  )
+    throw new Error(`targetLambda: lastCompression must lie in [0, 1], got ${describe(lastCompression)}`);
+  if (stallFrom !== undefined) checkNonneg('stallFrom', stallFrom);
+  let warned = false;
+  const pct = (c: number) => `${(100 * c).toFixed(2)}%`;
+  const warn = (why: string, advice: string) => {
+    if (warned) return;
+    warned = true;
+    console.warn(
+      `targetLambda: the target compression ${pct(targetCompression)} is out of reach: ${why}, so lambda is held at ` +
+        `${current} instead of being raised further. ${advice}. Shown once per schedule.`,
+    );
+  };
   return withConfig(
     (_step, epoch, state) => {
       if (epoch > lastEpoch) {
         lastEpoch = epoch;
-        if (state.compression !== undefined && state.compression < targetCompression) {
-          current = Math.min(current * factor, max);
+        const c = state.compression;
+        if (c !== undefined) {
+          // The compression moved: lambda may grow stallFactor-fold from here before giving up.
+          if (lastCompression !== undefined && c !== lastCompression) stallFrom = current;
+          lastCompression = c;
+        }
+        if (c !== undefined && c < targetCompression) {
+          // (a lambda of 0 cannot grow, and is no stall)
+          const bound = stallFrom === undefined || stallFrom === 0 ? Infinity : stallFrom * stallFactor;
+          if (current >= bound)
+            warn(
+              `the compression has stayed at ${pct(c)} while lambda grew ${stallFactor}-fold, from ${stallFrom} to ${current}`,
+              'Groups the optimiser cannot update (frozen layers, layers not attached to it, or a compression reported ' +
+                'over them) can never be pruned; lower targetCompression, or unfreeze what it counts',
+            );
+          else if (current >= max)
+            warn(
+              `lambda has reached its max ${max} with the compression at ${pct(c)}`,
+              'Raise max or lower targetCompression',
+            );
+          else current = Math.min(current * factor, max, bound);
         }
       }
       return current;
@@ -212,8 +279,11 @@ export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedul
       factor,
       // JSON has no Infinity: an absent max means unbounded.
       ...(Number.isFinite(max) ? { max } : {}),
+      stallFactor,
       current,
       lastEpoch,
+      ...(lastCompression !== undefined ? { lastCompression } : {}),
+      ...(stallFrom !== undefined ? { stallFrom } : {}),
     }),
   );
 }
@@ -228,7 +298,13 @@ export function lambdaSchedule(config: LambdaScheduleConfig): LambdaSchedule {
     case 'step':
       return stepLambda(config);
     case 'target':
-      return targetLambda({ ...config, max: config.max ?? undefined });
+      return targetLambda({
+        ...config,
+        max: config.max ?? undefined,
+        stallFactor: config.stallFactor ?? undefined,
+        lastCompression: config.lastCompression ?? undefined,
+        stallFrom: config.stallFrom ?? undefined,
+      });
     default:
       throw new Error(`unknown lambda schedule kind: ${(config as { kind: string }).kind}`);
   }

@@ -81,3 +81,108 @@ describe('lambda schedules', () => {
     expect(targetLambda({ initial: 1, targetCompression: 0.5, max: 1 })(0, 1, { compression: 0 })).toBe(1);
   });
 });
+
+describe('targetLambda: an unreachable target', () => {
+  let warn: jest.SpyInstance;
+  beforeEach(() => {
+    warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+  });
+  afterEach(() => warn.mockRestore());
+
+  /** Lambda after each epoch 1..compressions.length, reporting those compressions. */
+  const run = (s: ReturnType<typeof targetLambda>, compressions: (number | undefined)[]) =>
+    compressions.map((c, i) => s(0, i + 1, c === undefined ? {} : { compression: c }));
+
+  it('holds lambda once it grew stallFactor-fold with the compression unchanged, and warns once', () => {
+    // The compression moves at epoch 2 (lambda 4), then stays: lambda may grow to 4 * 100 = 400.
+    const s = targetLambda({ initial: 1, targetCompression: 0.6, factor: 2 });
+    const lambdas = run(s, [0, 0.25, 0.5, ...Array(12).fill(0.5)]);
+    expect(lambdas).toEqual([2, 4, 8, 16, 32, 64, 128, 256, 400, 400, 400, 400, 400, 400, 400]);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toBe(
+      'targetLambda: the target compression 60.00% is out of reach: the compression has stayed at 50.00% while ' +
+        'lambda grew 100-fold, from 4 to 400, so lambda is held at 400 instead of being raised further. Groups the ' +
+        'optimiser cannot update (frozen layers, layers not attached to it, or a compression reported over them) can ' +
+        'never be pruned; lower targetCompression, or unfreeze what it counts. Shown once per schedule.',
+    );
+    expect(s.config).toMatchObject({ current: 400, lastCompression: 0.5, stallFrom: 4, stallFactor: 100 });
+  });
+
+  it('with a custom stallFactor and the default factor, and raises again once the compression moves', () => {
+    const s = targetLambda({ initial: 1, targetCompression: 0.9, stallFactor: 2 });
+    // 1.5, then (moved at lambda 1.5) 2.25, cap 3, held; a change at epoch 6 restarts from 3.
+    expect(run(s, [0.1, 0.2, 0.2, 0.2, 0.2, 0.3, 0.3, 0.3, 0.3])).toEqual([1.5, 2.25, 3, 3, 3, 4.5, 6, 6, 6]);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toMatch(
+      /target compression 90\.00% is out of reach: the compression has stayed at 20\.00% while lambda grew 2-fold, from 1\.5 to 3, so lambda is held at 3 /,
+    );
+  });
+
+  it('does not give up before the compression has first moved: a small initial lambda ramps as long as it needs', () => {
+    const s = targetLambda({ initial: 1e-8, targetCompression: 0.5, factor: 10 });
+    const lambdas = run(s, Array(12).fill(0));
+    expect(lambdas[11]).toBeCloseTo(1e4, 6);
+    // Nor when nothing is reported, nor when the target is reached.
+    expect(
+      run(targetLambda({ initial: 1, targetCompression: 0.5, factor: 2 }), [
+        0,
+        0.1,
+        ...Array(10).fill(undefined),
+      ]),
+    ).toEqual([2, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4]);
+    expect(
+      run(targetLambda({ initial: 1, targetCompression: 0.5, factor: 2 }), [0, 0.5, ...Array(10).fill(0.5)]),
+    ).toEqual([2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]);
+    expect(warn).not.toHaveBeenCalled();
+  });
+
+  it('warns once when lambda reaches max short of the target', () => {
+    const s = targetLambda({ initial: 1, targetCompression: 0.5, factor: 2, max: 5 });
+    expect(run(s, [0.1, 0.2, 0.3, 0.3, 0.4])).toEqual([2, 4, 5, 5, 5]);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toBe(
+      'targetLambda: the target compression 50.00% is out of reach: lambda has reached its max 5 with the compression ' +
+        'at 30.00%, so lambda is held at 5 instead of being raised further. Raise max or lower targetCompression. ' +
+        'Shown once per schedule.',
+    );
+  });
+
+  it('carries its stall state through lambdaSchedule(config) and JSON', () => {
+    const s = targetLambda({ initial: 1, targetCompression: 0.6, factor: 2, stallFactor: 8 });
+    run(s, [0, 0.25, 0.5, 0.5]);
+    const copy = lambdaSchedule(JSON.parse(JSON.stringify(s.config)));
+    expect(copy.config).toEqual(s.config);
+    expect(s.config).toMatchObject({
+      current: 16,
+      lastCompression: 0.5,
+      stallFrom: 4,
+      stallFactor: 8,
+      lastEpoch: 4,
+    });
+    // Both give up at 4 * 8 = 32.
+    for (const t of [s, copy])
+      expect([5, 6, 7].map((e) => t(0, e, { compression: 0.5 }))).toEqual([32, 32, 32]);
+    // An older saved config (no stall fields) gets the default.
+    const old = lambdaSchedule({
+      kind: 'target',
+      initial: 1,
+      targetCompression: 0.5,
+      factor: 2,
+      current: 4,
+      lastEpoch: 2,
+    });
+    expect(old.config).toMatchObject({ stallFactor: 100, current: 4, lastEpoch: 2 });
+    expect(old.config).not.toHaveProperty('stallFrom');
+  });
+
+  it('refuses a stallFactor that is not a finite number > 1, and a bad saved state', () => {
+    for (const bad of [1, 0.5, Infinity, NaN, '10'])
+      expect(() => targetLambda({ initial: 1, targetCompression: 0.5, stallFactor: bad as never })).toThrow(
+        /targetLambda: stallFactor must be a finite number > 1, got /,
+      );
+    expect(() => targetLambda({ initial: 1, targetCompression: 0.5, lastCompression: 2 })).toThrow(
+      /lastCompression must lie in \[0, 1\], got 2/,
+    );
+    expect(() => targetLambda({ initial: 1, targetCompression: 0.5, stallFrom: -1 })).toThrow(/stallFrom/);
+  });
+});

@@ -452,6 +452,133 @@ describe('keepLargestGroups', () => {
 });
 
 describe('SparsityCallback', () => {
+  describe('targetLambda chases the compression of the layers the optimiser can prune', () => {
+    let warn: jest.SpyInstance;
+    beforeEach(() => {
+      warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    });
+    afterEach(() => warn.mockRestore());
+
+    /** 12 -> 16 (a, frozen if asked) -> 8 (b) -> plain head 2. */
+    function frozenMixed(freezeA: boolean, freezeB = false): tfl.Sequential {
+      return tfl.sequential({
+        layers: [
+          decomposedDense({
+            inputShape: [12],
+            units: 16,
+            activation: 'relu',
+            name: 'a',
+            trainable: !freezeA,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 61 }),
+          }),
+          decomposedDense({
+            units: 8,
+            activation: 'relu',
+            name: 'b',
+            trainable: !freezeB,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 62 }),
+          }),
+          tfl.layers.dense({
+            units: 2,
+            name: 'head',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 63 }),
+          }),
+        ],
+      });
+    }
+    const fitOptions = { batchSize: 32, shuffle: false, verbose: 0 as const };
+
+    it('a frozen layer does not count: lambda stops rising when the trainable one reaches the target', async () => {
+      const model = frozenMixed(true);
+      const opt = new ProximalSGD({
+        learningRate: 0.05,
+        lambda: targetLambda({ initial: 0.01, targetCompression: 0.6, factor: 2 }),
+        magnitudes: model,
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      await model.fit(xs, ys, { ...fitOptions, epochs: 16, callbacks: [cb] });
+      const h = cb.history;
+      // a (16 groups of 12) can never be pruned; over the whole model, 0.6 needs more than all of b (8 of 16).
+      h.forEach((r) => expect(r.liveGroups['a']).toBe(16));
+      h.forEach((r) => expect(r.compression).toBeLessThan(0.6));
+      h.forEach((r) => expect(r.scheduleCompression).toBeCloseTo(1 - r.liveGroups['b'] / 8, 12));
+      h.forEach((r) => expect(r.nextLambda).toBe(r.scheduleCompression! < 0.6 ? r.lambda! * 2 : r.lambda));
+      const reached = h.findIndex((r) => r.scheduleCompression! >= 0.6);
+      expect(reached).toBeGreaterThan(0);
+      h.slice(reached).forEach((r) => expect(r.nextLambda).toBe(h[reached].lambda));
+      expect(opt.lambda).toBe(h[reached].lambda);
+      expect(warn).not.toHaveBeenCalled();
+      // Training on with the schedule held leaves no tensor behind.
+      await expectNoLeak(() => model.fit(xs, ys, { ...fitOptions, epochs: 2, callbacks: [cb] }));
+      model.dispose();
+      opt.dispose();
+    });
+
+    it('a layer not attached to the optimiser does not count either', async () => {
+      const model = mlp(71);
+      const infos = magnitudes(model);
+      const opt = new ProximalSGD({
+        learningRate: 0.05,
+        lambda: targetLambda({ initial: 1e-3, targetCompression: 0.5, factor: 3 }),
+        magnitudes: infos.slice(1),
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      await model.fit(xs, ys, { ...fitOptions, epochs: 6, callbacks: [cb] });
+      const [, second, third] = model.layers.map((l) => l.name);
+      for (const r of cb.history) {
+        const live = r.liveGroups[second] * 24 + r.liveGroups[third] * 10;
+        expect(r.scheduleCompression).toBeCloseTo(1 - live / (10 * 24 + 2 * 10), 12);
+        expect(r.nextLambda).toBe(r.scheduleCompression! < 0.5 ? r.lambda! * 3 : r.lambda);
+      }
+      model.dispose();
+      opt.dispose();
+    });
+
+    it('every decomposed layer frozen: no compression reaches the schedule, and lambda holds', async () => {
+      const model = frozenMixed(true, true);
+      const opt = new ProximalSGD({
+        learningRate: 0.05,
+        lambda: targetLambda({ initial: 0.01, targetCompression: 0.5, factor: 2 }),
+        magnitudes: model,
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      await model.fit(xs, ys, { ...fitOptions, epochs: 5, callbacks: [cb] });
+      expect(cb.history.map((r) => [r.lambda, r.nextLambda])).toEqual(Array(5).fill([0.01, 0.01]));
+      cb.history.forEach((r) => expect(r).not.toHaveProperty('scheduleCompression'));
+      model.dispose();
+      opt.dispose();
+    });
+
+    it('nothing frozen and everything attached: the records carry no scheduleCompression', async () => {
+      const model = mlp(73);
+      const opt = new ProximalSGD({
+        learningRate: 0.05,
+        lambda: targetLambda({ initial: 1e-3, targetCompression: 0.5, factor: 3 }),
+        magnitudes: model,
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      await model.fit(xs, ys, { ...fitOptions, epochs: 3, callbacks: [cb] });
+      cb.history.forEach((r) =>
+        expect(Object.keys(r).sort()).toEqual([
+          'compression',
+          'epoch',
+          'lambda',
+          'liveGroups',
+          'liveParams',
+          'nextLambda',
+          'totalGroups',
+          'totalParams',
+        ]),
+      );
+      model.dispose();
+      opt.dispose();
+    });
+  });
+
   it('records every epoch, raises lambda with targetLambda until the target, and stops training there', async () => {
     const model = mlp(41);
     const opt = new ProximalSGD({
