@@ -1,10 +1,10 @@
 // Wrong results a differential fuzz of the wasm backend against cpu found in
-// upstream wasm kernels (tfjs-backend-wasm 4.22): fused matMuls with a batch
-// and a bias, with a bias other than [N], with [M, 1] PReLU weights or an
-// empty inner dimension; pools whose dimRoundingMode rounds the size up or
-// whose windows lie wholly in the padding; Cast to bool. Each is compared
-// with cpu on several shapes, forward and gradients, and must leave no tensor
-// and no wasm buffer behind.
+// upstream wasm kernels (tfjs-backend-wasm 4.22) and ours: fused matMuls with
+// a batch and a bias, with a bias other than [N], with [M, 1] PReLU weights or
+// an empty inner dimension; pools whose dimRoundingMode rounds the size up or
+// whose windows lie wholly in the padding, and those pools' gradients; Cast
+// to bool. Each is compared with cpu on several shapes, forward and
+// gradients, and must leave no tensor and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
@@ -216,10 +216,86 @@ describe('maxPool and avgPool with a dimRoundingMode that rounds the size up', (
       (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p, mode] as const),
     ),
   )('%s of %j, filter %j, stride %j, pad %j, %s: values and gradient', async (op, shape, f, s, p, mode) => {
+    // dy is all ones here, which cannot show a shifted dy: see the next describe.
     await expectAsCpu(() => {
       const pool = (x: tf.Tensor) => tf[op](x as tf.Tensor4D, f, s, p, mode);
       const x = t(shape);
       return [pool(x), tf.grad(pool)(x)];
+    });
+  });
+});
+
+describe('maxPool and avgPool gradients after a dimRoundingMode that rounds the size up', () => {
+  // tfjs-core's gradients drop dimRoundingMode: the gradient kernels get the
+  // floor geometry and a dy of the rounded shape, of which cpu reads the
+  // leading part. Upstream AvgPoolGrad and our MaxPoolGrad read dy as a dense
+  // floor-sized array, every row after the first shifted; a dy of ones (the
+  // tests above) hides that, so dy here is random.
+  type Pad = number | [[number, number], [number, number], [number, number], [number, number]];
+  const explicit = (top: number, bottom: number, left: number, right: number): Pad => [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
+  const cases: [number[], number | [number, number], number | [number, number], Pad, 'ceil' | 'round'][] = [
+    [[1, 6, 6, 2], 3, 2, 1, 'ceil'],
+    [[2, 6, 6, 3], 3, 2, 1, 'round'],
+    // 2x2, stride 2: our MaxPoolGrad's unrolled path.
+    [[3, 7, 7, 3], 2, 2, 0, 'ceil'],
+    [[2, 10, 10, 4], 4, 3, 1, 'round'],
+    [[2, 6, 6, 1], 1, 3, 0, 'ceil'],
+    // The last windows wholly in the padding (the forward pool runs in JS).
+    [[2, 8, 8, 2], 3, 3, 1, 'ceil'],
+    // Non-square filters and strides take an explicit pad (a numeric one is refused).
+    [[2, 9, 7, 3], [3, 2], [2, 3], explicit(1, 0, 0, 1), 'ceil'],
+    [[3, 8, 11, 2], [2, 4], [3, 2], explicit(0, 1, 1, 1), 'ceil'],
+    [[2, 11, 9, 2], [4, 3], [2, 4], explicit(1, 1, 0, 0), 'round'],
+    [[0, 6, 6, 2], 3, 2, 1, 'ceil'],
+  ];
+  it.each(
+    cases.flatMap(([shape, f, s, p, mode]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p, mode] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j, %s: dx for a random dy', async (op, shape, f, s, p, mode) => {
+    const geometry = (m?: 'ceil' | 'round') =>
+      tf.backend_util.computePool2DInfo(
+        shape as [number, number, number, number],
+        f,
+        s,
+        1,
+        p as unknown as 'valid',
+        m,
+      );
+    const [floor, rounded] = [geometry(), geometry(mode)];
+    // Each case rounds up.
+    expect(rounded.outHeight + rounded.outWidth).toBeGreaterThan(floor.outHeight + floor.outWidth);
+    await expectAsCpu(() => {
+      const pool = (x: tf.Tensor) => tf[op](x as tf.Tensor4D, f, s, p as unknown as 'valid', mode);
+      const x = t(shape);
+      const dy = t(rounded.outShape);
+      const [dx] = tf.grads((v: tf.Tensor) => pool(v))([x], dy);
+      return [pool(x), tf.grad(pool)(x, dy), dx];
+    });
+  });
+
+  // Without rounding, dy already has the kernels' geometry.
+  const plain: [number[], number | [number, number], number, Pad | 'same' | 'valid'][] = [
+    [[2, 6, 6, 3], 3, 2, 1],
+    [[2, 8, 8, 2], 2, 2, 'valid'],
+    [[3, 7, 5, 2], [3, 2], 2, 'same'],
+    [[2, 9, 7, 3], [3, 2], 2, explicit(1, 0, 0, 1)],
+  ];
+  it.each(
+    plain.flatMap(([shape, f, s, p]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j, no rounding: dx for a random dy', async (op, shape, f, s, p) => {
+    await expectAsCpu(() => {
+      const pool = (x: tf.Tensor) => tf[op](x as tf.Tensor4D, f, s, p as unknown as 'valid');
+      const x = t(shape);
+      const y = pool(x);
+      return [y, tf.grad(pool)(x, t(y.shape))];
     });
   });
 });

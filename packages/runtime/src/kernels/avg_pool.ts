@@ -15,7 +15,7 @@
 // average pooling, so every slice computes the values the whole would, with
 // the same bits.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, poolInfo, release, type HeapBackend } from './util.js';
+import { dyOfGeometry, KernelFn, poolInfo, release, type HeapBackend } from './util.js';
 
 /**
  * The most channels one upstream AvgPool call is given: 32 KB of stack for
@@ -80,6 +80,34 @@ export function makeAvgPool(upstream: KernelFn | null): KernelFn | null {
       copyRows(heap2, outPixels, w, pooledAt, w, heapOf(backend, out)[1] + c0, channels);
       release(backend, part, pooled);
     }
+    return out;
+  };
+}
+
+/**
+ * Wraps upstream AvgPoolGrad, which reads dy as a dense array of the floor
+ * geometry (it and the cpu backend ignore dimRoundingMode). tfjs-core's avgPool
+ * gradient drops dimRoundingMode, so after a forward pool that rounded its size
+ * up, dy is larger than that geometry: upstream then read every row after the
+ * first shifted (dx off by 1.11 on 6x6x2, filter 3, stride 2, pad 1, 'ceil'),
+ * while the cpu backend reads dy's leading part. Upstream gets that part
+ * (dyOfGeometry). Only a numeric or explicit pad can round; 'same' and
+ * 'valid' go straight to upstream.
+ */
+export function makeAvgPoolGrad(upstream: KernelFn | null): KernelFn | null {
+  if (upstream == null) return null;
+  return (args) => {
+    const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+    const attrs = args.attrs as unknown as tf.AvgPoolGradAttrs;
+    if (typeof attrs.pad === 'string' || dy.shape.length !== 4 || input.shape.length !== 4) {
+      return upstream(args);
+    }
+    const backend = args.backend as tf.KernelBackend;
+    const info = poolInfo(input, { ...attrs, dimRoundingMode: undefined });
+    const part = dyOfGeometry(backend, dy, info);
+    if (part === dy) return upstream(args);
+    const out = upstream({ ...args, inputs: { ...args.inputs, dy: part } });
+    release(backend, part);
     return out;
   };
 }

@@ -6,7 +6,7 @@
 // (bench/kernels.ts and the README's bench section).
 import * as tf from '@tensorflow/tfjs-core';
 import { col2im, geometry, heapOf, im2colLimits, im2colT, imagesPerChunk, isPointwise } from './col2im.js';
-import { release, reshape, runWasm, transpose, type HeapBackend } from './util.js';
+import { dyOfGeometry, release, reshape, runWasm, transpose, type HeapBackend } from './util.js';
 
 type Pads = [[number, number], [number, number], [number, number], [number, number]];
 
@@ -30,26 +30,6 @@ function convInfoOf(
     false,
     dataFormat,
   );
-}
-
-/**
- * tfjs-core's conv2d gradients (plain and fused) drop dimRoundingMode, so when
- * it rounded the forward output size up, dy is larger than the geometry these
- * kernels are given. The cpu backend then reads only dy's leading OH x OW
- * part, and so does this (the extra output row's and column's share of the
- * gradient is lost on both: a tfjs-core bug). The slice, or dy itself.
- */
-function dyOfGeometry(
-  backend: tf.KernelBackend,
-  dy: tf.TensorInfo,
-  info: tf.backend_util.Conv2DInfo,
-): tf.TensorInfo {
-  const [N, OH, OW, O] = dy.shape;
-  if (OH <= info.outHeight && OW <= info.outWidth) return dy;
-  return runWasm('Slice', { x: dy }, backend, {
-    begin: [0, 0, 0, 0],
-    size: [N, Math.min(OH, info.outHeight), Math.min(OW, info.outWidth), O],
-  });
 }
 
 /** dW = patches(x)^T dy with the patch matrix built transposed, so dy is the packed operand. */

@@ -6,7 +6,7 @@
 // (threads.ts, which starts the threaded build under Node, is imported by
 // backend.ts directly).
 import * as tf from '@tensorflow/tfjs-core';
-import { makeAvgPool } from './avg_pool.js';
+import { makeAvgPool, makeAvgPoolGrad } from './avg_pool.js';
 import { bufferScoped, trackBuffers } from './buffer_scope.js';
 import { transposeFirst } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
@@ -67,6 +67,7 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
+  { kernelName: 'AvgPoolGrad', make: (up) => makeAvgPoolGrad(up) },
   { kernelName: 'AvgPool', make: (up) => poolNumericPad(poolForward(makeAvgPool(up), 'avg'), 'AvgPool') },
   { kernelName: 'MaxPool', make: (up) => poolNumericPad(poolForward(up, 'max'), 'MaxPool') },
   { kernelName: 'Conv2D', make: (up) => explicitPadding(up, false) },
@@ -145,7 +146,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * as on cpu: matMul, add, activation.
  * Pools whose dimRoundingMode rounds the output up get the explicit padding
  * that gives tfjs's size, and pools with a window wholly in the padding are
- * computed as the cpu backend computes them (-Infinity, NaN there).
+ * computed as the cpu backend computes them (-Infinity, NaN there); their
+ * gradients (`MaxPoolGrad`, and upstream's `AvgPoolGrad` wrapped) read the
+ * rounded-up dy tfjs-core passes as cpu does, its leading floor-sized part.
  * A Cast to bool is x != 0, as on cpu (upstream kept a truncated byte).
  * A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to

@@ -3,8 +3,14 @@
 // to the first strictly-largest input of its window (the cpu backend's
 // tie-breaking, which matters after ReLU, where whole windows are 0). Done here
 // in plain JS directly on the wasm heap.
+// tfjs-core's maxPool gradient drops dimRoundingMode: when it rounded the
+// forward size up, dy is larger than the (floor) geometry computed here, and
+// the cpu backend reads only its leading part, so this reads that part too
+// (dyOfGeometry, util.ts; reading the whole dy as a dense floor-sized array
+// shifted every row after the first: off by 1.28 on 6x6x2, filter 3,
+// stride 2, pad 1, 'ceil').
 import * as tf from '@tensorflow/tfjs-core';
-import { poolInfo, type HeapBackend } from './util.js';
+import { dyOfGeometry, poolInfo, release, type HeapBackend } from './util.js';
 
 /** MaxPoolGrad (NHWC, float32) on the wasm heap. */
 export function maxPoolGrad(args: {
@@ -13,8 +19,21 @@ export function maxPoolGrad(args: {
   attrs?: tf.NamedAttrMap;
 }): tf.TensorInfo {
   const backend = args.backend as HeapBackend;
-  const { dy, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
+  const { dy: given, input } = args.inputs as { dy: tf.TensorInfo; input: tf.TensorInfo };
   const info = poolInfo(input, args.attrs as unknown as tf.MaxPoolGradAttrs);
+  const dy = dyOfGeometry(backend, given, info);
+  const out = scatter(backend, dy, input, info);
+  if (dy !== given) release(backend, dy);
+  return out;
+}
+
+/** dx: each entry of `dy` (of the geometry's shape) added at its window's first maximum. */
+function scatter(
+  backend: HeapBackend,
+  dy: tf.TensorInfo,
+  input: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo {
   const {
     batchSize,
     inHeight,

@@ -127,3 +127,24 @@ export function poolInfo(x: tf.TensorInfo, attrs: PoolGeometryAttrs): tf.backend
     attrs.dimRoundingMode,
   );
 }
+
+/**
+ * tfjs-core's gradients of conv2d (plain and fused), maxPool and avgPool drop
+ * dimRoundingMode, so when it rounded the forward output size up, dy is larger
+ * than the geometry their kernels are given. The cpu backend reads dy through
+ * its own strides, that is only its leading OH x OW part, and so does this
+ * (the extra output row's and column's share of the gradient is lost on both:
+ * a tfjs-core bug). The slice, or dy itself (two shape reads when it fits).
+ */
+export function dyOfGeometry(
+  backend: tf.KernelBackend,
+  dy: tf.TensorInfo,
+  info: tf.backend_util.Conv2DInfo,
+): tf.TensorInfo {
+  const [N, OH, OW, C] = dy.shape;
+  if (OH <= info.outHeight && OW <= info.outWidth) return dy;
+  return runWasm('Slice', { x: dy }, backend, {
+    begin: [0, 0, 0, 0],
+    size: [N, Math.min(OH, info.outHeight), Math.min(OW, info.outWidth), C],
+  });
+}
