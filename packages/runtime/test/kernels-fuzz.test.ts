@@ -343,6 +343,190 @@ describe('maxPool and avgPool with windows wholly in the padding', () => {
   });
 });
 
+/** The outputs' shapes on a backend, or the error's message. */
+async function shapesOn(
+  backend: 'cpu' | 'wasm',
+  fn: () => tf.Tensor | tf.Tensor[],
+): Promise<number[][] | string> {
+  await tf.setBackend(backend);
+  try {
+    const outs = tf.tidy(fn);
+    const list = Array.isArray(outs) ? outs : [outs];
+    const shapes = list.map((x) => x.shape);
+    tf.dispose(list);
+    return shapes;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+/** Both backends give the shapes and (expectAsCpu) the values, leaving nothing behind. */
+async function expectShapesAndValuesAsCpu(fn: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  const op = () => ((seed = 1), fn());
+  const ref = await shapesOn('cpu', op);
+  expect(typeof ref).not.toBe('string');
+  expect(await shapesOn('wasm', op)).toEqual(ref);
+  await expectAsCpu(fn);
+}
+
+/** Both backends refuse with `message`; the refusal leaves no tensor and no wasm buffer behind. */
+async function expectRefusedAsCpu(fn: () => tf.Tensor | tf.Tensor[], message: string): Promise<void> {
+  expect(await shapesOn('cpu', fn)).toBe(message);
+  expect(await shapesOn('wasm', fn)).toBe(message);
+  const [tensors, buffers] = [tf.memory().numTensors, wasmDataIds()];
+  for (let i = 0; i < 3; i++) expect(await shapesOn('wasm', fn)).toBe(message);
+  expect([tf.memory().numTensors, wasmDataIds()]).toEqual([tensors, buffers]);
+}
+
+describe("tf.prelu on wasm gives the cpu backend's shape and values", () => {
+  // Weights repeated to an empty x ([2, 1, 8] to [2, 0, 8]): upstream divided
+  // by their size, 0 ("divide by zero" trap).
+  const empty: [number[], number[]][] = [
+    [
+      [2, 0, 8],
+      [2, 1, 8],
+    ],
+    [
+      [0, 3],
+      [2, 1, 3],
+    ],
+    [
+      [1, 3],
+      [0, 3],
+    ],
+    [
+      [0, 4, 5],
+      [4, 1],
+    ],
+    [[3, 0], [0]],
+    [[0, 3], [3]],
+  ];
+  it.each(empty)('an empty output: x %j, weights %j', async (x, alpha) => {
+    await expectShapesAndValuesAsCpu(() => tf.prelu(t(x), t(alpha)));
+  });
+
+  // Weights that broadcast x to a larger shape: upstream returned x's shape
+  // with whatever its buffer held.
+  const up: [number[], number[]][] = [
+    [
+      [2, 1],
+      [3, 1, 1],
+    ],
+    [[3], [1, 1, 3]],
+    [
+      [2, 1],
+      [2, 3],
+    ],
+    [
+      [4, 1, 5],
+      [3, 1],
+    ],
+    [
+      [2, 3, 1, 4],
+      [5, 1],
+    ],
+    [[6], [2, 3, 1]],
+    [[], [2, 2]],
+  ];
+  it.each(up)('weights that broadcast x up: x %j, weights %j', async (x, alpha) => {
+    await expectShapesAndValuesAsCpu(() => tf.prelu(t(x), t(alpha)));
+  });
+
+  it('weights that broadcast x up: NaN and infinities, and an int32 x', async () => {
+    await expectShapesAndValuesAsCpu(() => [
+      tf.prelu(tf.tensor2d([NaN, -Infinity, Infinity, -1, 0.5, -0], [6, 1]), t([2, 1, 1])),
+      tf.prelu(tf.tensor2d([3, -2, 0], [3, 1], 'int32'), t([2, 1, 4])),
+    ]);
+  });
+
+  // What upstream computed (or our repeat fixed) before stays so.
+  const ordinary: [number[], number[]][] = [
+    [[4, 5, 6], [6]],
+    [
+      [4, 5, 6],
+      [5, 6],
+    ],
+    [
+      [4, 5, 6],
+      [5, 1],
+    ],
+    [[4, 5, 6], []],
+    [
+      [2, 3, 4, 5],
+      [1, 1, 5],
+    ],
+  ];
+  it.each(ordinary)('ordinary weights: x %j, weights %j', async (x, alpha) => {
+    await expectShapesAndValuesAsCpu(() => tf.prelu(t(x), t(alpha)));
+  });
+
+  it("weights that do not broadcast with x: cpu's error", async () => {
+    await expectRefusedAsCpu(
+      () => tf.prelu(t([2, 3]), t([4])),
+      'Operands could not be broadcast together with shapes 2,3 and 4.',
+    );
+  });
+});
+
+describe("tf.fused.matMul 'prelu' on wasm gives the cpu backend's shape and values", () => {
+  // Through the fallback (BatchMatMul, Add, Prelu) or upstream's fused kernel,
+  // empty weights or weights repeated to an empty output trapped ("divide by zero").
+  it.each([
+    ['a [2, 0, 9], b [9, 8], bias [0, 8], weights [2, 1, 8]', [2, 0, 9], [0, 8], [2, 1, 8]],
+    ['a [2, 0, 9], b [9, 8], weights [2, 1, 8]', [2, 0, 9], null, [2, 1, 8]],
+    ['a [0, 9], b [9, 8], weights [0, 8]', [0, 9], null, [0, 8]],
+    ['a [0, 9], b [9, 8], bias [8], weights [0, 8]', [0, 9], [8], [0, 8]],
+  ] as const)('an empty output: %s', async (_n, a, bias, alpha) => {
+    await expectShapesAndValuesAsCpu(() =>
+      tf.fused.matMul({
+        a: t([...a]),
+        b: t([9, 8]),
+        bias: bias ? t([...bias]) : undefined,
+        activation: 'prelu',
+        preluActivationWeights: t([...alpha]),
+      }),
+    );
+  });
+
+  it('weights that broadcast the product to a shape of the same size', async () => {
+    await expectShapesAndValuesAsCpu(() =>
+      tf.fused.matMul({
+        a: t([2, 3]),
+        b: t([3, 4]),
+        activation: 'prelu',
+        preluActivationWeights: t([1, 1, 2, 1]),
+      }),
+    );
+  });
+
+  // cpu's PReLU gives the larger broadcast shape, which tfjs-core's reshape
+  // to the product's shape refuses; the fallback returned garbage.
+  it("weights that broadcast the product to a larger shape: cpu's error", async () => {
+    await expectRefusedAsCpu(
+      () =>
+        tf.fused.matMul({
+          a: t([1, 2]),
+          b: t([1, 1]),
+          transposeA: true,
+          activation: 'prelu',
+          preluActivationWeights: tf.tensor3d([0.1, 0.2, 0.3], [3, 1, 1]),
+        }),
+      'Size(6) must match the product of shape 2,1',
+    );
+    await expectRefusedAsCpu(
+      () =>
+        tf.fused.matMul({
+          a: t([3, 2, 4]),
+          b: t([4, 5]),
+          bias: t([5]),
+          activation: 'prelu',
+          preluActivationWeights: t([2, 3, 1, 1]),
+        }),
+      'Size(60) must match the product of shape 3,2,5',
+    );
+  });
+});
+
 describe('tf.cast to bool', () => {
   // Upstream kept the low byte of the truncated integer (0.5 -> 0, -2 -> 254).
   const inputs: [string, () => tf.Tensor][] = [

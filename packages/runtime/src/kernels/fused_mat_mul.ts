@@ -9,13 +9,20 @@
 // * 'prelu' weights that do not broadcast as a suffix of the output's shape,
 //   such as [M, 1]: read as alpha[i % alpha.size] (see prelu.ts);
 // * an inner dimension of 0 with a bias or an activation: the output is
-//   whatever its buffer held.
+//   whatever its buffer held;
+// * empty 'prelu' weights (a [0, N] output): a "divide by zero" trap, as it
+//   reads alpha[i % alpha.size].
 // tfjs-core keeps a 'linear' fused matMul fused under a gradient tape, so the
 // first two reach training too. Those calls run here as the cpu backend runs
 // every fused matMul: BatchMatMul, then Add of the bias (broadcast), then the
 // activation, each a wasm kernel, the intermediates freed. Every other call
 // (a dense layer's [N] bias on a batch of 1, which is what tfjs-core makes of
 // a 2-D input) stays on upstream's fused kernel.
+// The fallback's PReLU is the Prelu kernel of prelu.ts, which gives cpu's
+// output shape: with weights that broadcast the product to a larger shape,
+// tfjs-core's reshape to the product's shape then refuses the call with the
+// cpu backend's error ("Size(6) must match the product of shape 2,1"), where
+// the fallback returned garbage.
 import * as tf from '@tensorflow/tfjs-core';
 import { ACTIVATION_KERNELS, activate, LEAKY_RELU_ALPHA } from './fused_conv.js';
 import { preluBroadcastsAsSuffix } from './prelu.js';
@@ -45,6 +52,8 @@ function upstreamComputes(inputs: Inputs, attrs: tf._FusedMatMulAttrs): boolean 
   if (attrs.activation === 'prelu' && alpha != null) {
     const batch = tf.backend_util.assertAndGetBroadcastShape(batchA, batchB);
     if (!preluBroadcastsAsSuffix(alpha.shape, [...batch, m, n])) return false;
+    // Empty weights: upstream divides by their size.
+    if (alpha.shape.includes(0)) return false;
   }
   return true;
 }

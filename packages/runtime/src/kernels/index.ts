@@ -143,7 +143,10 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * ran off it past about 16,000 channels, breaking every later wasm call).
  * Fused matMuls upstream computes wrongly (a bias with a batch over 1, a bias
  * other than [N], PReLU weights such as [M, 1], an empty inner dimension) run
- * as on cpu: matMul, add, activation.
+ * as on cpu: matMul, add, activation. PReLU gives cpu's output shape (x and
+ * the weights broadcast together): an empty one is returned as it is
+ * (upstream trapped, dividing by empty weights' size), and weights that
+ * broadcast x up repeat x (upstream gave x's shape holding garbage).
  * Pools whose dimRoundingMode rounds the output up get the explicit padding
  * that gives tfjs's size, and pools with a window wholly in the padding are
  * computed as the cpu backend computes them (-Infinity, NaN there); their

@@ -5,9 +5,14 @@
 // has one element); a [OH, 1, C] or [1, OW, 1] alpha, which tfjs-core allows
 // for the fused convolutions and tf.prelu, gives wrong outputs (off by 0.6
 // against the cpu backend on a 6x7 image). Such weights are repeated to x's
-// trailing shape first.
+// trailing shape first. The standalone kernel also gives the cpu backend's
+// output shape, x and alpha broadcast together, where upstream's is x's: an
+// empty one is returned as it is (upstream, handed weights repeated to an
+// empty x, divided by their size 0: a "divide by zero" trap), and weights that
+// broadcast x to a larger shape repeat x to it (upstream returned x's shape
+// holding garbage).
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastTo, KernelFn, release } from './util.js';
+import { broadcastTo, KernelFn, release, reshape, type HeapBackend } from './util.js';
 
 /** Whether upstream's alpha[i % alpha.size] is alpha broadcast to `xShape`. */
 export function preluBroadcastsAsSuffix(alphaShape: number[], xShape: number[]): boolean {
@@ -22,7 +27,7 @@ export function preluBroadcastsAsSuffix(alphaShape: number[], xShape: number[]):
 /**
  * PReLU weights repeated to the trailing axes of `xShape` they cover, when
  * upstream would misread them; `alpha` itself otherwise, and when alpha would
- * broadcast x to a larger shape (left to upstream).
+ * broadcast x to a larger shape (which makePrelu never passes here).
  */
 export function preluWeightsFor(
   backend: tf.KernelBackend,
@@ -35,15 +40,46 @@ export function preluWeightsFor(
   return broadcastTo(backend, alpha, target);
 }
 
-/** Wraps upstream Prelu: weights that do not broadcast as a suffix of x's shape are repeated first. */
+/**
+ * Wraps upstream Prelu, which computes an output of x's shape with
+ * alpha[i % alpha.size]. Weights it reads right on a non-empty x that they do
+ * not broadcast to a larger shape (what tfjs-layers' PReLU passes) go to it
+ * unchanged. Otherwise the output has the cpu backend's shape, x and alpha
+ * broadcast together (its error when they do not broadcast):
+ * * an empty output is returned as it is (upstream divided by the weights'
+ *   size, 0 for [2, 1, 8] weights repeated to an empty [2, 0, 8] x: a
+ *   "divide by zero" trap);
+ * * x is repeated to that shape when the weights broadcast it up ([3, 1, 1]
+ *   weights and a [2, 1] x make [3, 2, 1]; upstream returned x's shape with
+ *   whatever its buffer held);
+ * * and the weights are repeated to its trailing axes (see above).
+ */
 export function makePrelu(upstream: KernelFn | null): KernelFn | null {
   if (upstream == null) return null;
   return (args) => {
     const { x, alpha } = args.inputs as { x: tf.TensorInfo; alpha: tf.TensorInfo };
-    const weights = preluWeightsFor(args.backend as tf.KernelBackend, alpha, x.shape);
-    if (weights === alpha) return upstream(args);
-    const out = upstream({ ...args, inputs: { x, alpha: weights } });
-    release(args.backend as tf.KernelBackend, weights);
+    if (
+      alpha.shape.length <= x.shape.length &&
+      preluBroadcastsAsSuffix(alpha.shape, x.shape) &&
+      !x.shape.includes(0)
+    ) {
+      return upstream(args);
+    }
+    const backend = args.backend as HeapBackend;
+    const shape = tf.backend_util.assertAndGetBroadcastShape(x.shape, alpha.shape);
+    if (tf.util.sizeFromShape(shape) === 0) return backend.makeOutput(shape, 'float32');
+    let xs = x;
+    if (!tf.util.arraysEqual(shape, x.shape)) {
+      // Leading 1s only: the same buffer.
+      xs =
+        tf.util.sizeFromShape(x.shape) === tf.util.sizeFromShape(shape)
+          ? reshape(backend, x, shape)
+          : broadcastTo(backend, x, shape);
+    }
+    const weights = preluWeightsFor(backend, alpha, shape);
+    const out = upstream({ ...args, inputs: { x: xs, alpha: weights } });
+    if (xs !== x) release(backend, xs);
+    if (weights !== alpha) release(backend, weights);
     return out;
   };
 }
