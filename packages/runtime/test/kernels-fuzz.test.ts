@@ -527,6 +527,33 @@ describe("tf.fused.matMul 'prelu' on wasm gives the cpu backend's shape and valu
   });
 });
 
+describe("tf.fused.conv2d and depthwiseConv2d 'prelu' with weights that broadcast the output up", () => {
+  // cpu returns the broadcast shape; upstream returned the output's, holding garbage.
+  it.each([
+    ['conv2d', [1, 1, 5, 2], [3, 5, 4], null],
+    ['conv2d', [2, 1, 5, 2], [3, 1, 4], [4]],
+    ['conv2d', [1, 1, 5, 2], [3, 1, 1], [1, 5, 4]],
+    ['conv2d', [1, 1, 5, 2], [2, 1, 4], null],
+    ['depthwiseConv2d', [1, 1, 5, 4], [3, 5, 4], [4]],
+    ['depthwiseConv2d', [2, 1, 6, 4], [2, 1, 1], null],
+  ] as const)('%s of %j, weights %j, bias %j', async (op, xShape, alpha, bias) => {
+    await expectShapesAndValuesAsCpu(() => {
+      const x = t([...xShape]) as tf.Tensor4D;
+      const filter = t(op === 'conv2d' ? [1, 1, 2, 4] : [1, 1, 4, 1]) as tf.Tensor4D;
+      const args = {
+        x,
+        filter,
+        strides: 1,
+        pad: 'same' as const,
+        bias: bias ? t([...bias]) : undefined,
+        activation: 'prelu' as const,
+        preluActivationWeights: t([...alpha]),
+      };
+      return tf.fused[op](args);
+    });
+  });
+});
+
 describe('tf.cast to bool', () => {
   // Upstream kept the low byte of the truncated integer (0.5 -> 0, -2 -> 254).
   const inputs: [string, () => tf.Tensor][] = [

@@ -4,7 +4,10 @@
 //   that broadcasts to the output: a scalar, [1], [OH, OW, C], ... Those run as
 //   the cpu backend runs them: the convolution, then Add, then the activation.
 // * PReLU weights that upstream would misread (see prelu.ts) are repeated to
-//   the output's trailing shape first.
+//   the output's trailing shape first; weights that broadcast the output to a
+//   larger shape ([3, OW, C] on a one-row output), for which the cpu backend
+//   returns that shape and upstream returned the output's holding garbage,
+//   run as the cpu backend runs them (the Prelu kernel of prelu.ts).
 // * 'leakyrelu' without leakyreluAlpha: upstream passes alpha 0, while
 //   tfjs-core computes the same op, whenever it does not fuse it (inside a
 //   gradient tape), with tf.leakyRelu's default 0.2. The default is made 0.2
@@ -47,6 +50,12 @@ export function activate(
   return runWasm(kernel, { x }, backend);
 }
 
+/** Whether weights of `alphaShape` broadcast an output of `outShape` to a larger shape (or not at all). */
+function broadcastsUp(alphaShape: number[], outShape: number[]): boolean {
+  const lead = outShape.length - alphaShape.length;
+  return lead < 0 || alphaShape.some((d, i) => d !== 1 && d !== outShape[lead + i]);
+}
+
 /**
  * Wraps upstream `FusedConv2D` / `FusedDepthwiseConv2D` so every bias and
  * PReLU weights tfjs-core accepts give the cpu backend's result; calls with a
@@ -73,24 +82,26 @@ export function fusedBiasActivation(upstream: KernelFn | null, depthwise: boolea
     const { x, filter, bias, preluActivationWeights } = inputs;
     const attrMap = attrs as unknown as tf.NamedAttrMap;
     const outChannels = depthwise ? filter.shape[2] * filter.shape[3] : filter.shape[3];
-    if (bias != null && !(bias.shape.length === 1 && bias.shape[0] === outChannels)) {
+    const oddBias = bias != null && !(bias.shape.length === 1 && bias.shape[0] === outChannels);
+    let alpha = preluActivationWeights;
+    const outShape =
+      !oddBias && activation === 'prelu' && alpha != null
+        ? forwardConvInfo(x, filter, attrs, depthwise).outShape
+        : null;
+    if (oddBias || (outShape != null && broadcastsUp(alpha!.shape, outShape))) {
       // As the cpu backend: the convolution, + bias (broadcast), the activation.
       const conv = upstream({
         ...args,
         inputs: { x, filter },
         attrs: { ...attrMap, activation: 'linear' },
       }) as tf.TensorInfo;
-      const sum = runWasm('Add', { a: conv, b: bias }, backend);
-      release(backend, conv);
+      const sum = bias != null ? runWasm('Add', { a: conv, b: bias }, backend) : conv;
+      if (sum !== conv) release(backend, conv);
       const out = activate(backend, sum, activation, preluActivationWeights, attrs.leakyreluAlpha ?? 0);
       if (out !== sum) release(backend, sum);
       return out;
     }
-    let alpha = preluActivationWeights;
-    if (activation === 'prelu' && alpha != null) {
-      const outShape = forwardConvInfo(x, filter, attrs, depthwise).outShape;
-      alpha = preluWeightsFor(backend, alpha, outShape);
-    }
+    if (outShape != null) alpha = preluWeightsFor(backend, alpha!, outShape);
     if (alpha === preluActivationWeights && attrMap === args.attrs) return upstream(args);
     const out = upstream({
       ...args,
