@@ -34,9 +34,11 @@ import {
 } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
+import { loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
-// Also the package's (sparse-format.ts holds the reader, without Node imports).
+// Also the package's (sparse-format.ts and sparse-url.ts are shared with the browser build).
 export { fromFloat16, toFloat16, type SparseWeightEntry } from './sparse-format.js';
+export type { LoadSparseOptions } from './sparse-url.js';
 
 /** Options of {@link exportModel}. */
 export interface ExportOptions {
@@ -445,15 +447,19 @@ async function removeLeftovers(dir: string): Promise<void> {
 }
 
 /**
- * Loads a model written by `exportModel(model, dir, { format: 'sparse' })` (`dir` a path or a
- * `file://` URL): model.json, then the manifest its `sparseManifest` names (else sparse.json),
- * then the data file the manifest names. Throws, naming the file, when a file cannot be read,
- * is not JSON or not a normprune-sparse v1 manifest, is truncated, or lies outside `dir`, when a
- * manifest entry is malformed (shape, encoding, value type, bitmask size or value count that
- * disagree, a repeated name, more than 2^28 elements) or does not fit the topology, and for a
- * `'tfjs'` export (load that with `tfl.loadLayersModel`).
+ * Loads a model written by `exportModel(model, dir, { format: 'sparse' })`. `dir` is the
+ * export's directory (a path or a `file://` URL), or an `http://` or `https://` URL of its
+ * model.json or its folder, which is fetched as the browser build's `loadSparseModel` does
+ * (with `options`; they are not used on disk). Reads model.json, then the manifest its
+ * `sparseManifest` names (else sparse.json), then the data file the manifest names. Throws,
+ * naming the file, when a file cannot be read, is not JSON or not a normprune-sparse v1
+ * manifest, is truncated, or lies outside `dir`, when a manifest entry is malformed (shape,
+ * encoding, value type, bitmask size or value count that disagree, a repeated name, more than
+ * 2^28 elements) or does not fit the topology, and for a `'tfjs'` export (load that with
+ * `tfl.loadLayersModel`).
  */
-export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
+export async function loadSparseModel(dir: string, options?: LoadSparseOptions): Promise<tfl.LayersModel> {
+  if (typeof dir === 'string' && /^https?:\/\//i.test(dir)) return loadSparseModelFromUrl(dir, options);
   dir = await modelDir(dir, 'loadSparseModel');
   const folder = dir;
   return readSparseModel({

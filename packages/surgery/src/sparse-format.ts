@@ -1,9 +1,10 @@
 // The sparse format's reader: validating model.json and the manifest,
 // decoding sparse.bin into weights, and assembling the model. Where the bytes
 // come from is a SparseFiles, given by the caller: files on disk for Node's
-// loadSparseModel (export.ts). It imports nothing from Node (no fs, path,
-// Buffer or process), so that a loader without Node, the browser build's,
-// shares it: one decoder. The format is described in export.ts.
+// loadSparseModel (export.ts), fetched URLs for the browser build's and for
+// Node's given an http(s) URL (sparse-url.ts). It imports nothing from Node
+// (no fs, path, Buffer or process), so the browser build bundles it: one
+// decoder. The format is described in export.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { ModelFileError } from '@normprune/runtime';
