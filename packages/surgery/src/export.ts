@@ -33,6 +33,12 @@ import {
   writeFileDurably,
 } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
+import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
+import { loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
+
+// Also the package's (sparse-format.ts and sparse-url.ts are shared with the browser build).
+export { fromFloat16, toFloat16, type SparseWeightEntry } from './sparse-format.js';
+export type { LoadSparseOptions } from './sparse-url.js';
 
 /** Options of {@link exportModel}. */
 export interface ExportOptions {
@@ -50,63 +56,6 @@ export interface ExportResult {
   files: string[];
 }
 
-/** One weight in `sparse.json`. */
-export interface SparseWeightEntry {
-  /** The tfjs weight name (as in a standard weights manifest). */
-  name: string;
-  /** The weight's shape. */
-  shape: number[];
-  /** 'bitmask': a bit per group over the last two axes, then the stored groups' values; 'dense': all values. */
-  encoding: 'dense' | 'bitmask';
-  /** Storage type of the values. */
-  valueDtype: 'float32' | 'float16';
-  /** Byte offset of this weight's record in sparse.bin. */
-  offset: number;
-  /** Bitmask bytes at `offset` (0 for 'dense'). */
-  maskBytes: number;
-  /** Values stored after the bitmask. */
-  values: number;
-}
-
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
-
-/** float32 -> IEEE half bits, round to nearest even (the same values tfjs' float16 decoder reads back). */
-export function toFloat16(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  const e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let half = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const mid = 1 << (shift - 1);
-    if (rem > mid || (rem === mid && half & 1)) half++;
-    return sign | half;
-  }
-  let half = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && half & 1)) half++;
-  return sign | half;
-}
-
-/** IEEE half bits -> number. */
-export function fromFloat16(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const m = h & 0x3ff;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1 + m / 1024) * 2 ** (e - 15);
-}
-
 /** The bytes of `values`, as float32 (a view, not a copy) or float16. */
 function encodeValues(values: Float32Array, float16: boolean, name: string): Uint8Array {
   if (!float16) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
@@ -120,14 +69,6 @@ function encodeValues(values: Float32Array, float16: boolean, name: string): Uin
     out[i] = toFloat16(values[i]);
   }
   return new Uint8Array(out.buffer);
-}
-
-function decodeValues(bytes: Uint8Array, count: number, float16: boolean): Float32Array {
-  // A copy: Node Buffers are views into a shared pool, at any alignment.
-  const copy = new Uint8Array(bytes.subarray(0, count * (float16 ? 2 : 4))).buffer;
-  if (!float16) return new Float32Array(copy);
-  const h = new Uint16Array(copy);
-  return Float32Array.from(h, fromFloat16);
 }
 
 /** A weight's manifest entry and its tensor (the model's own, not a copy). */
@@ -504,214 +445,46 @@ async function removeLeftovers(dir: string): Promise<void> {
   });
   await Promise.all(stale.map((f) => fs.promises.unlink(path.join(dir, f)).catch(() => undefined)));
 }
-function parseJson(bytes: Buffer, file: string): any {
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (e) {
-    throw new ModelFileError(
-      'damaged',
-      file,
-      `loadSparseModel: ${file} is not valid JSON (${(e as Error).message}); export the model again`,
-    );
-  }
-}
 
 /**
- * Most weight elements loadSparseModel holds (1 GiB of float32): a bitmask weight's size is not
- * bounded by the file (a dead group takes one bit), so a damaged shape could otherwise ask for
- * any allocation.
+ * Loads a model written by `exportModel(model, dir, { format: 'sparse' })`. `dir` is the
+ * export's directory (a path or a `file://` URL), or an `http://` or `https://` URL of its
+ * model.json or its folder, which is fetched as the browser build's `loadSparseModel` does
+ * (with `options`; they are not used on disk). Reads model.json, then the manifest its
+ * `sparseManifest` names (else sparse.json), then the data file the manifest names. Throws,
+ * naming the file, when a file cannot be read, is not JSON or not a normprune-sparse v1
+ * manifest, is truncated, or lies outside `dir`, when a manifest entry is malformed (shape,
+ * encoding, value type, bitmask size or value count that disagree, a repeated name, more than
+ * 2^28 elements) or does not fit the topology, and for a `'tfjs'` export (load that with
+ * `tfl.loadLayersModel`).
  */
-const MAX_SPARSE_ELEMENTS = 2 ** 28;
-
-const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
-
-/** Why `w`, a `weights` entry of a sparse manifest, is unusable (or undefined), before any byte is read. */
-function badSparseEntry(w: unknown): string | undefined {
-  if (w === null || typeof w !== 'object' || Array.isArray(w)) return 'it is not an object';
-  const e = w as Record<string, unknown>;
-  if (typeof e.name !== 'string' || e.name === '') return '"name" must be a non-empty string';
-  if (!Array.isArray(e.shape) || !e.shape.every(isCount))
-    return '"shape" must be an array of non-negative integers';
-  if (e.encoding !== 'dense' && e.encoding !== 'bitmask') return '"encoding" must be "dense" or "bitmask"';
-  if (e.valueDtype !== 'float32' && e.valueDtype !== 'float16')
-    return '"valueDtype" must be "float32" or "float16"';
-  if (!isCount(e.offset) || !isCount(e.maskBytes) || !isCount(e.values))
-    return '"offset", "maskBytes" and "values" must be non-negative integers';
-  const shape = e.shape as number[];
-  const size = shape.reduce((a, b) => a * b, 1);
-  const shown = `[${shape.join(',')}]`;
-  if (size > MAX_SPARSE_ELEMENTS)
-    return `its shape ${shown} has ${size} elements, more than loadSparseModel holds (${MAX_SPARSE_ELEMENTS})`;
-  if (e.encoding === 'dense') {
-    if (e.values !== size || e.maskBytes !== 0)
-      return `a 'dense' weight of shape ${shown} stores ${size} values and no bitmask, not ${e.values} values and ${e.maskBytes} bitmask bytes`;
-    return undefined;
-  }
-  if (shape.length < 2) return `a 'bitmask' weight needs at least 2 axes, shape is ${shown}`;
-  const groups = shape[shape.length - 2] * shape[shape.length - 1];
-  if (e.maskBytes !== Math.ceil(groups / 8))
-    return `a 'bitmask' weight of shape ${shown} has a bitmask of ${Math.ceil(groups / 8)} bytes (a bit per group of its last two axes), not ${e.maskBytes}`;
-  return undefined;
-}
-
-/**
- * Loads a model written by `exportModel(model, dir, { format: 'sparse' })` (`dir` a path or a
- * `file://` URL): model.json, then the manifest its `sparseManifest` names (else sparse.json),
- * then the data file the manifest names. Throws, naming the file, when a file cannot be read,
- * is not JSON or not a normprune-sparse v1 manifest, is truncated, or lies outside `dir`, when a
- * manifest entry is malformed (shape, encoding, value type, bitmask size or value count that
- * disagree, a repeated name, more than 2^28 elements) or does not fit the topology, and for a
- * `'tfjs'` export (load that with `tfl.loadLayersModel`).
- */
-export async function loadSparseModel(dir: string): Promise<tfl.LayersModel> {
+export async function loadSparseModel(dir: string, options?: LoadSparseOptions): Promise<tfl.LayersModel> {
+  if (typeof dir === 'string' && /^https?:\/\//i.test(dir)) return loadSparseModelFromUrl(dir, options);
   dir = await modelDir(dir, 'loadSparseModel');
-  const read = async (f: string) => {
-    const file = path.join(dir, f);
-    try {
-      return await fs.promises.readFile(file);
-    } catch (e) {
-      // No model.json: nothing exported there; a file model.json names is gone: a damaged export.
-      const code =
-        (e as NodeJS.ErrnoException).code !== 'ENOENT'
-          ? 'read-failed'
-          : f === 'model.json'
-            ? 'missing'
-            : 'damaged';
-      throw new ModelFileError(
-        code,
-        file,
-        `loadSparseModel: cannot read ${file}: ${(e as Error).message}`,
-        e,
-      );
-    }
-  };
-  const modelFile = path.join(dir, 'model.json');
-  const modelJson = parseJson(await read('model.json'), modelFile);
-  if (
-    modelJson === null ||
-    typeof modelJson !== 'object' ||
-    Array.isArray(modelJson) ||
-    modelJson.modelTopology === null ||
-    typeof modelJson.modelTopology !== 'object'
-  )
-    throw new ModelFileError(
-      'damaged',
-      modelFile,
-      `loadSparseModel: ${modelFile} is not a model.json (a JSON object with "modelTopology"); export the model again`,
-    );
-  if (Array.isArray(modelJson?.weightsManifest) && modelJson.weightsManifest.length > 0)
-    throw new ModelFileError(
-      'unsupported',
-      modelFile,
-      `loadSparseModel: ${modelFile} is a 'tfjs' export (its weights are in its manifest): load it with tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime`,
-    );
-  // model.json names its manifest while an export replaces an earlier one (see writeSparse).
-  const manifestName = modelJson.sparseManifest ?? 'sparse.json';
-  if (inside(dir, manifestName) === undefined)
-    throw new ModelFileError(
-      'unsafe-path',
-      modelFile,
-      `loadSparseModel: ${modelFile} names the manifest ${JSON.stringify(manifestName)}, not a file in ${dir}`,
-    );
-  const manifest = parseJson(await read(manifestName), path.join(dir, manifestName));
-  const manifestFile = path.join(dir, manifestName);
-  if (manifest?.format !== 'normprune-sparse' || manifest.version !== 1) {
-    throw new ModelFileError(
-      'damaged',
-      manifestFile,
-      `loadSparseModel: ${manifestFile} is not a normprune-sparse v1 manifest`,
-    );
-  }
-  if (inside(dir, manifest.data) === undefined)
-    throw new ModelFileError(
-      'unsafe-path',
-      manifestFile,
-      `loadSparseModel: ${manifestFile} names the data file ${JSON.stringify(manifest.data)}, not a file in ${dir}`,
-    );
-  // Every entry is checked before the data file is read: the manifest is untrusted input.
-  const refuse = (why: string) =>
-    new ModelFileError(
-      'damaged',
-      manifestFile,
-      `loadSparseModel: ${manifestFile}: ${why}; export the model again`,
-    );
-  if (!Array.isArray(manifest.weights)) throw refuse('"weights" must be an array');
-  const seen = new Map<string, number>();
-  let total = 0;
-  (manifest.weights as unknown[]).forEach((w, j) => {
-    const name = (w as { name?: unknown } | null)?.name;
-    const label = `weights[${j}]${typeof name === 'string' ? ` (${JSON.stringify(name)})` : ''}`;
-    const why = badSparseEntry(w);
-    if (why !== undefined) throw refuse(`${label}: ${why}`);
-    const e = w as SparseWeightEntry;
-    if (seen.has(e.name)) throw refuse(`${label}: the name is also weights[${seen.get(e.name)}]'s`);
-    seen.set(e.name, j);
-    total += e.shape.reduce((a, b) => a * b, 1);
-    if (total > MAX_SPARSE_ELEMENTS)
-      throw refuse(
-        `${label}: the weights up to here have ${total} elements, more than loadSparseModel holds (${MAX_SPARSE_ELEMENTS})`,
-      );
-  });
-  const bin = await read(manifest.data);
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const arrays: Float32Array[] = [];
-  (manifest.weights as SparseWeightEntry[]).forEach((w, j) => {
-    const float16 = w.valueDtype === 'float16';
-    const size = w.shape.reduce((a, b) => a * b, 1);
-    const end = w.offset + w.maskBytes + w.values * (float16 ? 2 : 4);
-    if (end > bin.length)
-      throw new ModelFileError(
-        'damaged',
-        path.join(dir, manifest.data),
-        `loadSparseModel: ${path.join(dir, manifest.data)} is truncated (weight '${w.name}' needs bytes up to ${end}, ` +
-          `file has ${bin.length}): copy or export the model again`,
-      );
-    let out: Float32Array;
-    if (w.encoding === 'dense') out = decodeValues(bin.subarray(w.offset), w.values, float16);
-    else {
-      const cin = w.shape[w.shape.length - 2];
-      const cout = w.shape[w.shape.length - 1];
-      const groups = cin * cout;
-      const K = groups === 0 ? 0 : size / groups;
-      const mask = bin.subarray(w.offset, w.offset + w.maskBytes);
-      let stored = 0;
-      for (let q = 0; q < groups; q++) if (mask[q >> 3] & (1 << (q & 7))) stored++;
-      if (stored * K !== w.values)
-        throw refuse(
-          `weights[${j}] (${JSON.stringify(w.name)}): its bitmask stores ${stored} groups of ${K} values (${stored * K} values), but "values" says ${w.values}`,
+  const folder = dir;
+  return readSparseModel({
+    folder,
+    modelFile: path.join(folder, 'model.json'),
+    locate: (name) => inside(folder, name),
+    async read(file) {
+      try {
+        return await fs.promises.readFile(file);
+      } catch (e) {
+        // No model.json: nothing exported there; a file model.json names is gone: a damaged export.
+        const code =
+          (e as NodeJS.ErrnoException).code !== 'ENOENT'
+            ? 'read-failed'
+            : file === path.join(folder, 'model.json')
+              ? 'missing'
+              : 'damaged';
+        throw new ModelFileError(
+          code,
+          file,
+          `loadSparseModel: cannot read ${file}: ${(e as Error).message}`,
+          e,
         );
-      const vals = decodeValues(bin.subarray(w.offset + w.maskBytes), w.values, float16);
-      out = new Float32Array(size);
-      let p = 0;
-      for (let q = 0; q < groups; q++) {
-        if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
-        for (let k = 0; k < K; k++) out[k * groups + q] = vals[p++];
       }
-    }
-    specs.push({ name: w.name, shape: w.shape, dtype: 'float32' });
-    arrays.push(out);
+    },
+    tfjsLoader: 'tfl.loadLayersModel(fileSystem(dir)) from @normprune/runtime',
   });
-  const data = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
-  let off = 0;
-  for (const a of arrays) {
-    data.set(a, off);
-    off += a.length;
-  }
-  try {
-    return await tfl.loadLayersModel(
-      tf.io.fromMemory({
-        modelTopology: modelJson.modelTopology,
-        weightSpecs: specs,
-        weightData: data.buffer,
-      }),
-    );
-  } catch (e) {
-    // The entries are well formed, so what tfjs refuses is their fit to the topology
-    // (a weight missing, unknown or of another shape), or the topology itself.
-    throw new ModelFileError(
-      'damaged',
-      manifestFile,
-      `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} (${(e as Error).message}); export the model again`,
-    );
-  }
 }

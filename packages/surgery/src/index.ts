@@ -26,5 +26,6 @@ export {
   loadSparseModel,
   type ExportOptions,
   type ExportResult,
+  type LoadSparseOptions,
   type SparseWeightEntry,
 } from './export.js';
