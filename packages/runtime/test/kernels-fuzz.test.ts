@@ -3,7 +3,8 @@
 // a batch and a bias, with a bias other than [N], with [M, 1] PReLU weights or
 // an empty inner dimension; pools whose dimRoundingMode rounds the size up or
 // whose windows lie wholly in the padding, and those pools' gradients; Cast
-// to bool. Each is compared with cpu on several shapes, forward and
+// to bool; pools, convolutions and tf.where with an empty output (upstream
+// broke the heap: a sanity matMul follows each case); int32 PReLU weights. Each is compared with cpu on several shapes, forward and
 // gradients, and must leave no tensor and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
@@ -586,5 +587,172 @@ describe('tf.cast to bool', () => {
         tf.cast(b, 'float32'),
       ];
     });
+  });
+});
+
+/** A small matMul on wasm still gives cpu's values: the wasm heap is intact. */
+async function expectHeapIntact(): Promise<void> {
+  const fn = () =>
+    tf.matMul(tf.tensor2d(values(rng(91), 64), [8, 8]), tf.tensor2d(values(rng(92), 64), [8, 8]));
+  expectMatch(await runOn('wasm', fn), await runOn('cpu', fn));
+}
+
+/** expectShapesAndValuesAsCpu, the outputs' dtypes as on cpu, then a sanity matMul. */
+async function expectEmptySafeAsCpu(fn: () => tf.Tensor | tf.Tensor[]): Promise<void> {
+  const dtypes = async (backend: 'cpu' | 'wasm') => {
+    await tf.setBackend(backend);
+    const outs = tf.tidy(() => ((seed = 1), fn()));
+    const list = Array.isArray(outs) ? outs : [outs];
+    const d = list.map((x) => x.dtype);
+    tf.dispose(list);
+    return d;
+  };
+  expect(await dtypes('wasm')).toEqual(await dtypes('cpu'));
+  await expectShapesAndValuesAsCpu(fn);
+  await expectHeapIntact();
+}
+
+describe('pools and convolutions with an empty output', () => {
+  // A window (or dilated filter) larger than the padded input gives a 0 height
+  // or width: cpu returns the empty tensor (and a zero dx); upstream wrote into
+  // it ("memory access out of bounds"), after which later wasm calls trapped.
+  type Pad = number | 'valid' | [[number, number], [number, number], [number, number], [number, number]];
+  const pools: [number[], number | [number, number], number | [number, number], Pad][] = [
+    [[3, 7, 1, 4], 2, [2, 3], 'valid'],
+    [[2, 1, 5, 3], [2, 2], 1, 'valid'],
+    [[1, 6, 2, 2], [2, 3], [1, 2], 'valid'],
+    [[2, 2, 2, 3], 3, 1, 0],
+    [
+      [1, 5, 2, 2],
+      [2, 4],
+      1,
+      [
+        [0, 0],
+        [1, 0],
+        [0, 1],
+        [0, 0],
+      ],
+    ],
+  ];
+  it.each(
+    pools.flatMap(([shape, f, s, p]) =>
+      (['maxPool', 'avgPool'] as const).map((op) => [op, shape, f, s, p] as const),
+    ),
+  )('%s of %j, filter %j, stride %j, pad %j: the empty output and a zero dx', async (op, shape, f, s, p) => {
+    await expectEmptySafeAsCpu(() => {
+      const pool = (x: tf.Tensor) => tf[op](x as tf.Tensor4D, f, s, p as unknown as 'valid');
+      const x = t(shape);
+      const y = pool(x);
+      expect(y.size).toBe(0);
+      return [y, tf.grad(pool)(x, tf.zerosLike(y))];
+    });
+  });
+
+  it("a numeric pad that makes a negative size: cpu's error", async () => {
+    for (const op of ['maxPool', 'avgPool'] as const) {
+      await expectRefusedAsCpu(
+        () => tf[op](t([2, 1, 1, 3]) as tf.Tensor4D, 3, 1, 0),
+        'Tensor must have a shape comprised of positive integers but got shape [2,-1,-1,3].',
+      );
+      await expectHeapIntact();
+    }
+  });
+
+  const convs: ['conv2d' | 'depthwiseConv2d', number[], number[], number | [number, number], number][] = [
+    ['conv2d', [3, 7, 1, 4], [2, 2, 4, 3], [2, 3], 1],
+    ['conv2d', [2, 3, 5, 2], [2, 2, 2, 3], 1, 3],
+    ['depthwiseConv2d', [3, 7, 1, 4], [2, 2, 4, 1], 2, 1],
+    ['depthwiseConv2d', [2, 5, 2, 3], [3, 3, 3, 2], 1, 1],
+  ];
+  it.each(convs)(
+    "%s of %j, filter %j, stride %j, dilation %j, 'valid': plain and fused, with gradients",
+    async (op, xs, fs, s, d) => {
+      await expectEmptySafeAsCpu(() => {
+        const outC = op === 'conv2d' ? fs[3] : fs[2] * fs[3];
+        const plain = (x: tf.Tensor, f: tf.Tensor) =>
+          tf[op](x as tf.Tensor4D, f as tf.Tensor4D, s, 'valid', 'NHWC', d);
+        const fused = (x: tf.Tensor, f: tf.Tensor, b: tf.Tensor) =>
+          tf.fused[op]({
+            x: x as tf.Tensor4D,
+            filter: f as tf.Tensor4D,
+            strides: s,
+            pad: 'valid',
+            dilations: d,
+            bias: b,
+            activation: 'relu',
+          });
+        const [x, f, b] = [t(xs), t(fs), t([outC])];
+        const y = plain(x, f);
+        expect(y.size).toBe(0);
+        // tfjs-core has no gradient for a dilated conv2d.
+        if (d !== 1) return [y, fused(x, f, b)];
+        return [
+          y,
+          fused(x, f, b),
+          ...tf.grads(plain)([x, f], tf.zerosLike(y)),
+          ...tf.grads(fused)([x, f, b], tf.zerosLike(y)),
+        ];
+      });
+    },
+  );
+});
+
+describe('tf.where with an empty output', () => {
+  // tf.where leaves the condition unbroadcast when t has a 0 dimension, and
+  // upstream Select wrote one value per condition element into the empty
+  // output. The prelu gradient makes that call for x [N, 1] and weights [0].
+  it.each([1, 7, 4096])('condition [%i, 1], t and e [N, 0]', async (n) => {
+    await expectEmptySafeAsCpu(() => tf.where(tf.greater(t([n, 1]), 0), tf.zeros([n, 0]), tf.ones([n, 0])));
+  });
+
+  it.each([1, 7, 4096])('the prelu gradient of x [%i, 1] and weights [0]', async (n) => {
+    await expectEmptySafeAsCpu(() => {
+      const x = t([n, 1]);
+      // The gradient wrt x fails on cpu too (tfjs-core gives it the output's shape).
+      return tf.grad((a: tf.Tensor) => tf.sum(tf.prelu(x, a)))(tf.zeros([0]));
+    });
+  });
+
+  it('int32 and bool t and e, and a non-empty output still as on cpu', async () => {
+    await expectEmptySafeAsCpu(() => {
+      const c = tf.greater(t([5, 1]), 0);
+      return [
+        tf.where(c, tf.zeros([5, 0], 'int32'), tf.ones([5, 0], 'int32')),
+        tf.where(c, tf.zeros([5, 0], 'bool'), tf.ones([5, 0], 'bool')),
+        tf.where(tf.greater(t([5, 3]), 0), t([5, 3]), t([5, 3])),
+        tf.where(tf.greater(t([4, 1]), 0), t([4, 2]), t([4, 2])),
+      ];
+    });
+  });
+});
+
+describe('tf.prelu with weights that are not float32', () => {
+  // Upstream read int32 weights' bytes as float32 (2 as 2.8e-45); cpu computes
+  // with their values and returns float32.
+  const cases: [number[], number[]][] = [
+    [[4], [4]],
+    [[2, 3], []],
+    [
+      [3, 1],
+      [2, 1, 3],
+    ],
+    [
+      [2, 5, 6],
+      [5, 1],
+    ],
+    [[0, 3], [3]],
+  ];
+  it.each(cases)('int32 weights: x %j, weights %j', async (x, alpha) => {
+    await expectEmptySafeAsCpu(() => [
+      tf.prelu(t(x), tf.cast(tf.mul(t(alpha), 5), 'int32')),
+      tf.prelu(tf.cast(tf.mul(t(x), 5), 'int32'), tf.cast(tf.mul(t(alpha), 5), 'int32')),
+    ]);
+  });
+
+  it('exact values: x [-1, 2, -3, 4], int32 weights 2', async () => {
+    await tf.setBackend('wasm');
+    const y = tf.prelu(tf.tensor1d([-1, 2, -3, 4]), tf.tensor1d([2, 2, 2, 2], 'int32'));
+    expect([y.dtype, Array.from(y.dataSync())]).toEqual(['float32', [-2, 2, -6, 4]]);
+    y.dispose();
   });
 });

@@ -12,10 +12,14 @@
 // Both go to upstream as explicit padding: the padding tfjs computes for
 // 'same', and for a rounded-up size extra bottom/right padding that makes the
 // floor size tfjs's size (the extra output rows read only padding there, as
-// they do on the cpu backend). Every other call goes to upstream untouched.
+// they do on the cpu backend). A (dilated) filter larger than the padded input
+// gives an output with a 0 height or width, which upstream wrote into ("memory
+// access out of bounds", and later wasm calls trapped): the empty output is
+// returned without calling upstream, as in pool_forward.ts. Every other call
+// goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
 import { refuseUnevenNumericPad } from './numeric_pad.js';
-import { ConvGeometryAttrs, forwardConvInfo, KernelFn } from './util.js';
+import { ConvGeometryAttrs, emptyOutput, forwardConvInfo, KernelFn } from './util.js';
 
 /** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
 function padFor(out: number, stride: number, effectiveFilter: number, input: number, before: number): number {
@@ -41,12 +45,24 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
       attrs.strides,
       attrs.dilations,
     );
+    // Only a (dilated) filter larger than x can leave no output.
+    const x = args.inputs.x as tf.TensorInfo;
+    const [h, w] = attrs.dataFormat === 'NCHW' ? [x.shape[2], x.shape[3]] : [x.shape[1], x.shape[2]];
+    const d = attrs.dilations ?? 1;
+    const [dh, dw] = typeof d === 'number' ? [d, d] : d;
+    if (h < (shape[0] - 1) * dh + 1 || w < (shape[1] - 1) * dw + 1) {
+      const filter = args.inputs.filter as tf.TensorInfo;
+      const empty = emptyOutput(
+        args.backend as tf.KernelBackend,
+        forwardConvInfo(x, filter, attrs, depthwise).outShape,
+      );
+      if (empty != null) return empty;
+    }
     // The common cases (stride 1 with 'same', 'valid' or a pad without
     // dimRoundingMode) go straight to upstream.
     const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
     const same = attrs.pad === 'same';
     if (same ? strides[0] === 1 && strides[1] === 1 : attrs.dimRoundingMode == null) return upstream(args);
-    const x = args.inputs.x as tf.TensorInfo;
     const filter = args.inputs.filter as tf.TensorInfo;
     const info = forwardConvInfo(x, filter, attrs, depthwise);
     const p = info.padInfo;

@@ -22,6 +22,7 @@ import { poolNumericPad } from './numeric_pad.js';
 import { poolForward } from './pool_forward.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
+import { makeSelect } from './select.js';
 import { makeTile } from './tile.js';
 import { KernelFn } from './util.js';
 
@@ -87,6 +88,7 @@ const SPECS: KernelSpec[] = [
       ),
   },
   { kernelName: 'Prelu', make: (up) => makePrelu(up) },
+  { kernelName: 'Select', make: (up) => makeSelect(up) },
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
@@ -153,6 +155,11 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * gradients (`MaxPoolGrad`, and upstream's `AvgPoolGrad` wrapped) read the
  * rounded-up dy tfjs-core passes as cpu does, its leading floor-sized part.
  * A Cast to bool is x != 0, as on cpu (upstream kept a truncated byte).
+ * Pools and convolutions whose output is empty (a window or filter larger
+ * than the padded input), and `Select` with an empty output, return it
+ * without calling upstream, which wrote into it and broke the heap; PReLU
+ * weights that are not float32 are cast to it (upstream read int32 bytes as
+ * float32).
  * A bias that outlives the weights it meets (a
  * kernel computed on every call), or weights that outlive their biases, go to
  * the fused kernels as a copy, so that upstream's XNNPACK cache does not keep

@@ -17,9 +17,13 @@
 //   (the unpadded image, then zeros). Such calls, which tfjs-layers never
 //   makes, are computed here in JavaScript exactly as the cpu backend's pool
 //   computes them (the same loops and float64 sums), on the wasm heap.
+// * an output with a 0 height or width (a 'valid' window larger than the
+//   input, [3, 7, 1, 4] pooled 2x2 with strides [2, 3]): upstream wrote into
+//   it, "memory access out of bounds", and later wasm calls trapped (or an
+//   avgPool hung). The empty output is returned without calling upstream.
 // Every other call goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, PoolGeometryAttrs, poolInfo, type HeapBackend } from './util.js';
+import { emptyOutput, KernelFn, PoolGeometryAttrs, poolInfo, type HeapBackend } from './util.js';
 
 /** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
 function padFor(out: number, stride: number, filter: number, input: number, before: number): number {
@@ -93,13 +97,19 @@ export function poolForward(upstream: KernelFn | null, kind: 'max' | 'avg'): Ker
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     const attrs = args.attrs as unknown as PoolGeometryAttrs;
-    // Upstream's own refusals (int32, rank), and the common case of no pad
-    // given as a number or explicitly.
-    if (x.shape.length !== 4 || x.dtype !== 'float32' || attrs.pad === 'same' || attrs.pad === 'valid')
-      return upstream(args);
+    // Upstream's own refusals (int32, rank).
+    if (x.shape.length !== 4 || x.dtype !== 'float32') return upstream(args);
+    if (attrs.pad === 'same' || attrs.pad === 'valid') {
+      // The common case; a 'valid' window larger than x leaves no output.
+      const f = attrs.filterSize;
+      const [fh, fw] = typeof f === 'number' ? [f, f] : f;
+      if (attrs.pad === 'same' || (x.shape[1] >= fh && x.shape[2] >= fw)) return upstream(args);
+      return emptyOutput(args.backend as HeapBackend, poolInfo(x, attrs).outShape) ?? upstream(args);
+    }
     const info = poolInfo(x, attrs);
-    if (tf.util.sizeFromShape(x.shape) === 0 || tf.util.sizeFromShape(info.outShape) === 0)
-      return upstream(args);
+    const empty = emptyOutput(args.backend as HeapBackend, info.outShape);
+    if (empty != null) return empty;
+    if (tf.util.sizeFromShape(x.shape) === 0) return upstream(args);
     const p = info.padInfo;
     const [fh, fw] = [info.effectiveFilterHeight, info.effectiveFilterWidth];
     if (

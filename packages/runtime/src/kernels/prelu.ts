@@ -10,9 +10,12 @@
 // empty one is returned as it is (upstream, handed weights repeated to an
 // empty x, divided by their size 0: a "divide by zero" trap), and weights that
 // broadcast x to a larger shape repeat x to it (upstream returned x's shape
-// holding garbage).
+// holding garbage). Weights of another dtype than float32 (int32, which
+// tf.prelu accepts) are cast to float32 first: upstream read their bytes as
+// float32 (an int32 2 as 2.8e-45), where the cpu backend computes with their
+// values; the output is float32 on both.
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastTo, KernelFn, release, reshape, type HeapBackend } from './util.js';
+import { broadcastTo, KernelFn, release, reshape, runWasm, type HeapBackend } from './util.js';
 
 /** Whether upstream's alpha[i % alpha.size] is alpha broadcast to `xShape`. */
 export function preluBroadcastsAsSuffix(alphaShape: number[], xShape: number[]): boolean {
@@ -42,9 +45,9 @@ export function preluWeightsFor(
 
 /**
  * Wraps upstream Prelu, which computes an output of x's shape with
- * alpha[i % alpha.size]. Weights it reads right on a non-empty x that they do
- * not broadcast to a larger shape (what tfjs-layers' PReLU passes) go to it
- * unchanged. Otherwise the output has the cpu backend's shape, x and alpha
+ * alpha[i % alpha.size]. Float32 weights it reads right on a non-empty x
+ * that they do not broadcast to a larger shape (what tfjs-layers' PReLU
+ * passes) go to it unchanged. Otherwise the output has the cpu backend's shape, x and alpha
  * broadcast together (its error when they do not broadcast):
  * * an empty output is returned as it is (upstream divided by the weights'
  *   size, 0 for [2, 1, 8] weights repeated to an empty [2, 0, 8] x: a
@@ -52,13 +55,16 @@ export function preluWeightsFor(
  * * x is repeated to that shape when the weights broadcast it up ([3, 1, 1]
  *   weights and a [2, 1] x make [3, 2, 1]; upstream returned x's shape with
  *   whatever its buffer held);
- * * and the weights are repeated to its trailing axes (see above).
+ * * the weights are repeated to its trailing axes (see above);
+ * * and weights that are not float32 are cast to it (upstream read their
+ *   bytes as float32).
  */
 export function makePrelu(upstream: KernelFn | null): KernelFn | null {
   if (upstream == null) return null;
   return (args) => {
     const { x, alpha } = args.inputs as { x: tf.TensorInfo; alpha: tf.TensorInfo };
     if (
+      alpha.dtype === 'float32' &&
       alpha.shape.length <= x.shape.length &&
       preluBroadcastsAsSuffix(alpha.shape, x.shape) &&
       !x.shape.includes(0)
@@ -76,10 +82,14 @@ export function makePrelu(upstream: KernelFn | null): KernelFn | null {
           ? reshape(backend, x, shape)
           : broadcastTo(backend, x, shape);
     }
-    const weights = preluWeightsFor(backend, alpha, shape);
+    // Upstream reads the weights' bytes as float32 whatever their dtype.
+    const a =
+      alpha.dtype === 'float32' ? alpha : runWasm('Cast', { x: alpha }, backend, { dtype: 'float32' });
+    const weights = preluWeightsFor(backend, a, shape);
     const out = upstream({ ...args, inputs: { x: xs, alpha: weights } });
     if (xs !== x) release(backend, xs);
-    if (weights !== alpha) release(backend, weights);
+    if (weights !== a) release(backend, weights);
+    if (a !== alpha) release(backend, a);
     return out;
   };
 }

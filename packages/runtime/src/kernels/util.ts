@@ -108,6 +108,20 @@ export interface HeapBackend extends tf.KernelBackend {
   typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
 }
 
+/**
+ * An output of `shape` (float32) when it has no elements, null otherwise. A
+ * window (or dilated filter) larger than the padded input gives a 0 height or
+ * width: the cpu backend returns that empty tensor, while upstream's XNNPACK
+ * operators write into it ("memory access out of bounds", after which later
+ * wasm calls trap too). A negative size, which a numeric pad smaller than
+ * the filter can give, throws the cpu backend's error (upstream trapped).
+ */
+export function emptyOutput(backend: tf.KernelBackend, shape: number[]): tf.TensorInfo | null {
+  if (!shape.some((d) => d <= 0)) return null;
+  tf.util.assertNonNegativeIntegerDimensions(shape);
+  return (backend as HeapBackend).makeOutput(shape, 'float32');
+}
+
 /** What a pooling kernel's attrs say about its geometry (`AvgPool`, `MaxPool` and their gradients). */
 export interface PoolGeometryAttrs {
   filterSize: number | [number, number];
