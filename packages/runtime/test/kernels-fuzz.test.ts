@@ -749,6 +749,28 @@ describe('tf.prelu with weights that are not float32', () => {
     ]);
   });
 
+  it.each([
+    ['conv2d', [1, 3, 5, 2], [4], [4]],
+    ['conv2d', [2, 4, 3, 2], [1, 3, 4], null],
+    ['conv2d', [1, 3, 5, 2], [], [4]],
+    ['depthwiseConv2d', [1, 3, 5, 4], [4], [4]],
+    ['depthwiseConv2d', [2, 2, 6, 4], [2, 6, 4], null],
+  ] as const)('int32 weights of tf.fused.%s of %j, weights %j, bias %j', async (op, xShape, alpha, bias) => {
+    await expectShapesAndValuesAsCpu(() => {
+      const x = t([...xShape]) as tf.Tensor4D;
+      const filter = t(op === 'conv2d' ? [1, 1, 2, 4] : [1, 1, 4, 1]) as tf.Tensor4D;
+      return tf.fused[op]({
+        x,
+        filter,
+        strides: 1,
+        pad: 'same' as const,
+        bias: bias ? t([...bias]) : undefined,
+        activation: 'prelu' as const,
+        preluActivationWeights: tf.cast(tf.mul(t([...alpha]), 5), 'int32'),
+      });
+    });
+  });
+
   it('exact values: x [-1, 2, -3, 4], int32 weights 2', async () => {
     await tf.setBackend('wasm');
     const y = tf.prelu(tf.tensor1d([-1, 2, -3, 4]), tf.tensor1d([2, 2, 2, 2], 'int32'));

@@ -7,7 +7,8 @@
 //   the output's trailing shape first; weights that broadcast the output to a
 //   larger shape ([3, OW, C] on a one-row output), for which the cpu backend
 //   returns that shape and upstream returned the output's holding garbage,
-//   run as the cpu backend runs them (the Prelu kernel of prelu.ts).
+//   and weights that are not float32 (int32), which upstream read as float32
+//   bytes, run as the cpu backend runs them (the Prelu kernel of prelu.ts).
 // * 'leakyrelu' without leakyreluAlpha: upstream passes alpha 0, while
 //   tfjs-core computes the same op, whenever it does not fuse it (inside a
 //   gradient tape), with tf.leakyRelu's default 0.2. The default is made 0.2
@@ -88,7 +89,12 @@ export function fusedBiasActivation(upstream: KernelFn | null, depthwise: boolea
       !oddBias && activation === 'prelu' && alpha != null
         ? forwardConvInfo(x, filter, attrs, depthwise).outShape
         : null;
-    if (oddBias || (outShape != null && broadcastsUp(alpha!.shape, outShape))) {
+    // Weights that broadcast the output up, or that are not float32 (upstream reads their bytes
+    // as float32: an int32 2 as 2.8e-45), go as on the cpu backend too.
+    if (
+      oddBias ||
+      (outShape != null && (broadcastsUp(alpha!.shape, outShape) || alpha!.dtype !== 'float32'))
+    ) {
       // As the cpu backend: the convolution, + bias (broadcast), the activation.
       const conv = upstream({
         ...args,
