@@ -168,6 +168,18 @@ function pointLabel(lambda: number, granularity?: string, cost?: string): string
   return [`lambda-${lambda}`, granularity, cost].filter(Boolean).join('-');
 }
 
+/**
+ * A point's label when a sweep is resumed: its folder as a sweep from before cost weighting
+ * 'flops' was renamed 'macs' named it (`lambda-0.002-flops`), when only that folder exists, so
+ * that its run is reused or continued (it hashes as the 'macs' point does); else {@link pointLabel}.
+ */
+function resumedLabel(out: string, lambda: number, granularity?: string, cost?: string): string {
+  const label = pointLabel(lambda, granularity, cost);
+  if (cost !== 'macs') return label;
+  const former = pointLabel(lambda, granularity, 'flops');
+  return !existsSync(join(out, label)) && existsSync(join(out, former)) ? former : label;
+}
+
 /** The grid a sweep without a target runs: the flags', else the config's `sweep`, else its lambda. */
 function gridPlan(o: SweepOptions) {
   return {
@@ -416,7 +428,9 @@ async function sweepLocked(
   const points: SweepPoint[] = [];
   let first: string | undefined;
   const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
-    const label = pointLabel(lambda, granularity, cost);
+    const label = o.resume
+      ? resumedLabel(out, lambda, granularity, cost)
+      : pointLabel(lambda, granularity, cost);
     const dir = join(out, label);
     // A bisection's points are known only as it goes: the plan lists them for --force.
     if (!newPlan.started?.includes(label)) {

@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   readFileSync,
   readdirSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -712,4 +713,29 @@ test('--force over an interrupted sweep of another plan, or a damaged sweep, rem
   expect((await sweep('0.05', '--force')).code).toBe(0);
   expect(existsSync(join(out, 'lambda-0.4'))).toBe(false);
   expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).points).toHaveLength(1);
+});
+
+test("--resume reuses a point that a sweep from before 'flops' was renamed 'macs' wrote in its -flops folder", async () => {
+  const out = join(tmp, 'former-flops');
+  expect((await tinySweep('lenet-500-300', out, '--lambda', '0.01', '--cost-weighting', 'macs')).code).toBe(
+    0,
+  );
+  // As a sweep before the rename left it: its point's folder and label say 'flops'.
+  renameSync(join(out, 'lambda-0.01-macs'), join(out, 'lambda-0.01-flops'));
+  const file = join(out, 'sweep.json');
+  const sweep = JSON.parse(readFileSync(file, 'utf8'));
+  sweep.points = sweep.points.map((p: object) => ({
+    ...p,
+    label: 'lambda-0.01-flops',
+    dir: 'lambda-0.01-flops',
+    costWeighting: 'flops',
+  }));
+  writeFileSync(file, JSON.stringify(sweep, null, 2));
+  const r = await tinySweep('lenet-500-300', out, '--lambda', '0.01', '--cost-weighting', 'macs', '--resume');
+  expect(r.code).toBe(0);
+  expect(`${r.out}\n${r.err}`).toMatch(/sweep point lambda-0\.01-flops: finished before, reused/);
+  expect(existsSync(join(out, 'lambda-0.01-macs'))).toBe(false);
+  expect(JSON.parse(readFileSync(file, 'utf8')).points.map((p: { dir: string }) => p.dir)).toEqual([
+    'lambda-0.01-flops',
+  ]);
 });
