@@ -7,26 +7,11 @@ import { join } from 'node:path';
 import Ajv from 'ajv';
 import { parseConfig } from '../src/index';
 import { configHash, configId, finishedRun } from '../src/pipeline';
-import { clone, cli, experimentCopy } from './helpers';
+import { clone, cli, experimentCopy, withStderr } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-macs-'))));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Runs `f` with stderr captured; returns its result and what it wrote there. */
-function withStderr<T>(f: () => T): { value: T; err: string } {
-  const errs: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  (process.stderr as any).write = (s: string | Uint8Array) => {
-    errs.push(String(s));
-    return true;
-  };
-  try {
-    return { value: f(), err: errs.join('') };
-  } finally {
-    (process.stderr as any).write = write;
-  }
-}
 
 /** lenet-500-300 with the given proximal cost weighting and sweep grid of cost weightings. */
 function variant(cost: string, grid?: string[]): any {
@@ -37,15 +22,17 @@ function variant(cost: string, grid?: string[]): any {
 }
 
 describe('the config schema', () => {
-  test("'macs' is a cost weighting, read without a note", () => {
-    const { value, err } = withStderr(() => parseConfig(variant('macs', ['uniform', 'macs'])));
+  test("'macs' is a cost weighting, read without a note", async () => {
+    const { value, err } = await withStderr(() => parseConfig(variant('macs', ['uniform', 'macs'])));
     expect(value.training.proximal.costWeighting).toBe('macs');
     expect(value.sweep?.costWeighting).toEqual(['uniform', 'macs']);
     expect(err).toBe('');
   });
 
-  test("'flops' is read as 'macs', with a note naming each field that says it", () => {
-    const { value, err } = withStderr(() => parseConfig(variant('flops', ['flops', 'params']), 'old.json'));
+  test("'flops' is read as 'macs', with a note naming each field that says it", async () => {
+    const { value, err } = await withStderr(() =>
+      parseConfig(variant('flops', ['flops', 'params']), 'old.json'),
+    );
     expect(value.training.proximal.costWeighting).toBe('macs');
     expect(value.sweep?.costWeighting).toEqual(['macs', 'params']);
     expect(value).toEqual(parseConfig(variant('macs', ['macs', 'params'])));
@@ -54,13 +41,13 @@ describe('the config schema', () => {
     );
     expect(err).toMatch(/note: old\.json: sweep\.costWeighting "flops" is deprecated, read as "macs"/);
     // A run's recorded config.json is read alike, without asking to rewrite the record.
-    const recorded = withStderr(() =>
+    const recorded = await withStderr(() =>
       parseConfig(variant('flops', ['flops']), 'config.json', { recorded: true }),
     );
     expect(recorded.value.training.proximal.costWeighting).toBe('macs');
     expect(recorded.err).toBe('');
     // 'flops' and 'macs' in one grid are one weighting given twice.
-    expect(() => withStderr(() => parseConfig(variant('uniform', ['flops', 'macs'])))).toThrow(
+    await expect(withStderr(() => parseConfig(variant('uniform', ['flops', 'macs'])))).rejects.toThrow(
       /sweep\.costWeighting: "macs" is given twice/,
     );
   });

@@ -6,9 +6,8 @@ import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { loadExperiment, main } from '../src/index';
 
-/** Runs the CLI in-process; returns exit code and captured stdout + stderr. */
-export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const lines: string[] = [];
+/** Runs `f` with process.stderr captured; returns its result and what it wrote there. */
+export async function withStderr<T>(f: () => T | Promise<T>): Promise<{ value: T; err: string }> {
   const errs: string[] = [];
   const write = process.stderr.write.bind(process.stderr);
   (process.stderr as any).write = (s: string | Uint8Array) => {
@@ -16,11 +15,17 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
     return true;
   };
   try {
-    const code = await main(args, (s) => lines.push(s));
-    return { code, out: lines.join('\n'), err: errs.join('') };
+    return { value: await f(), err: errs.join('') };
   } finally {
     (process.stderr as any).write = write;
   }
+}
+
+/** Runs the CLI in-process; returns exit code and captured stdout + stderr. */
+export async function cli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const lines: string[] = [];
+  const { value: code, err } = await withStderr(() => main(args, (s) => lines.push(s)));
+  return { code, out: lines.join('\n'), err };
 }
 
 /**
