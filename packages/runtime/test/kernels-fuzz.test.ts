@@ -771,6 +771,21 @@ describe('tf.prelu with weights that are not float32', () => {
     });
   });
 
+  it.each([
+    [[3, 4], [4, 5], [5]],
+    [[2, 3, 4], [4, 5], [5]],
+    [[3, 4], [4, 5], []],
+  ])('int32 weights of tf.fused.matMul: a %j, b %j, weights %j', async (a, b, alpha) => {
+    await expectShapesAndValuesAsCpu(() =>
+      tf.fused.matMul({
+        a: t(a),
+        b: t(b),
+        activation: 'prelu',
+        preluActivationWeights: tf.cast(tf.mul(t(alpha), 5), 'int32'),
+      }),
+    );
+  });
+
   it('exact values: x [-1, 2, -3, 4], int32 weights 2', async () => {
     await tf.setBackend('wasm');
     const y = tf.prelu(tf.tensor1d([-1, 2, -3, 4]), tf.tensor1d([2, 2, 2, 2], 'int32'));

@@ -103,7 +103,7 @@ export function makeAvgPoolGrad(upstream: KernelFn | null): KernelFn | null {
       return upstream(args);
     }
     const backend = args.backend as tf.KernelBackend;
-    const info = poolInfo(input, { ...attrs, dimRoundingMode: undefined });
+    const info = poolInfo(input, attrs);
     const part = dyOfGeometry(backend, dy, info);
     if (part === dy) return upstream(args);
     const out = upstream({ ...args, inputs: { ...args.inputs, dy: part } });

@@ -10,8 +10,6 @@ export function transposeFirst(upstream: KernelFn): KernelFn {
   return (args) => {
     const { inputs, backend, attrs } = args;
     const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
-    const zero = emptyProduct(args);
-    if (zero) return zero;
     if (!transposeA && !transposeB) return upstream(args);
     const b = backend as tf.KernelBackend;
     const a0 = inputs.a as tf.TensorInfo;
@@ -31,18 +29,22 @@ export function transposeFirst(upstream: KernelFn): KernelFn {
 }
 
 /**
- * A plain BatchMatMul whose inner dimension is 0 (the weight gradient of an empty batch): an
- * output of zeros, as on the cpu backend, where upstream wasm returned uninitialised memory.
- * Undefined for every other call (and for _FusedMatMul, whose bias and activation apply to it).
+ * Wraps upstream `BatchMatMul`: an inner dimension of 0 (the weight gradient of an empty batch)
+ * gives an output of zeros, as on the cpu backend, where upstream wasm returned uninitialised
+ * memory; every other call goes to `upstream`. (`_FusedMatMul` sends such calls here, see
+ * fused_mat_mul.ts.)
  */
+export function zeroInner(upstream: KernelFn): KernelFn {
+  return (args) => emptyProduct(args) ?? upstream(args);
+}
+
+/** The zeros of a BatchMatMul whose inner dimension is 0; undefined for every other call. */
 function emptyProduct(args: Parameters<KernelFn>[0]): tf.TensorInfo | undefined {
   const a = args.inputs.a as tf.TensorInfo;
   const b = args.inputs.b as tf.TensorInfo;
-  const activation = (args.attrs as { activation?: string }).activation;
-  if (args.inputs.bias !== undefined || (activation !== undefined && activation !== 'linear'))
-    return undefined;
   const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
-  const [ra, rb] = [a.shape.length, b.shape.length];
+  const ra = a.shape.length;
+  const rb = b.shape.length;
   const inner = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
   if (inner !== 0 || a.dtype !== 'float32') return undefined;
   const batch = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));

@@ -8,7 +8,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { HeapBackend } from './util.js';
 
-/** The parts of BackendWasm used here. */
 /** Geometry of a 2-D convolution, NHWC, dilation 1. */
 export interface Geometry {
   N: number;

@@ -19,12 +19,7 @@
 // goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
 import { refuseUnevenNumericPad } from './numeric_pad.js';
-import { ConvGeometryAttrs, emptyOutput, forwardConvInfo, KernelFn } from './util.js';
-
-/** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
-function padFor(out: number, stride: number, effectiveFilter: number, input: number, before: number): number {
-  return (out - 1) * stride + effectiveFilter - input - before;
-}
+import { ConvGeometryAttrs, emptyOutput, forwardConvInfo, KernelFn, padFor, pair } from './util.js';
 
 /**
  * Wraps an upstream Conv2D-like kernel (`Conv2D`, `FusedConv2D`,
@@ -37,21 +32,25 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
   if (upstream == null) return null;
   return (args) => {
     const attrs = args.attrs as unknown as ConvGeometryAttrs;
-    const shape = (args.inputs.filter as tf.TensorInfo).shape;
-    refuseUnevenNumericPad(
-      depthwise ? 'a depthwise convolution' : 'a convolution',
-      attrs.pad,
-      [shape[0], shape[1]],
-      attrs.strides,
-      attrs.dilations,
-    );
-    // Only a (dilated) filter larger than x can leave no output.
     const x = args.inputs.x as tf.TensorInfo;
-    const [h, w] = attrs.dataFormat === 'NCHW' ? [x.shape[2], x.shape[3]] : [x.shape[1], x.shape[2]];
-    const d = attrs.dilations ?? 1;
-    const [dh, dw] = typeof d === 'number' ? [d, d] : d;
-    if (h < (shape[0] - 1) * dh + 1 || w < (shape[1] - 1) * dw + 1) {
-      const filter = args.inputs.filter as tf.TensorInfo;
+    const filter = args.inputs.filter as tf.TensorInfo;
+    const shape = filter.shape;
+    if (typeof attrs.pad === 'number')
+      refuseUnevenNumericPad(
+        depthwise ? 'a depthwise convolution' : 'a convolution',
+        attrs.pad,
+        [shape[0], shape[1]],
+        attrs.strides,
+        attrs.dilations,
+      );
+    // Only an empty x ('same') or a (dilated) filter larger than x (otherwise) can leave no output.
+    const nchw = attrs.dataFormat === 'NCHW';
+    const h = x.shape[nchw ? 2 : 1];
+    const w = x.shape[nchw ? 3 : 2];
+    const [dh, dw] = pair(attrs.dilations);
+    if (
+      attrs.pad === 'same' ? h === 0 || w === 0 : h < (shape[0] - 1) * dh + 1 || w < (shape[1] - 1) * dw + 1
+    ) {
       const empty = emptyOutput(
         args.backend as tf.KernelBackend,
         forwardConvInfo(x, filter, attrs, depthwise).outShape,
@@ -60,10 +59,10 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
     }
     // The common cases (stride 1 with 'same', 'valid' or a pad without
     // dimRoundingMode) go straight to upstream.
-    const strides = typeof attrs.strides === 'number' ? [attrs.strides, attrs.strides] : attrs.strides;
     const same = attrs.pad === 'same';
-    if (same ? strides[0] === 1 && strides[1] === 1 : attrs.dimRoundingMode == null) return upstream(args);
-    const filter = args.inputs.filter as tf.TensorInfo;
+    const s = attrs.strides;
+    if (same ? s === 1 || (typeof s !== 'number' && s[0] === 1 && s[1] === 1) : attrs.dimRoundingMode == null)
+      return upstream(args);
     const info = forwardConvInfo(x, filter, attrs, depthwise);
     const p = info.padInfo;
     const bottom = padFor(

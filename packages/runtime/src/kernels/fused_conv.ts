@@ -14,7 +14,7 @@
 //   gradient tape), with tf.leakyRelu's default 0.2. The default is made 0.2
 //   here too, so training and inference see the same function.
 import * as tf from '@tensorflow/tfjs-core';
-import { preluWeightsFor } from './prelu.js';
+import { broadcastsUp, preluWeightsFor } from './prelu.js';
 import { ConvGeometryAttrs, forwardConvInfo, KernelFn, release, runWasm } from './util.js';
 
 type FusedAttrs = ConvGeometryAttrs & {
@@ -49,12 +49,6 @@ export function activate(
   if (kernel === 'Prelu') return runWasm('Prelu', { x, alpha: alpha! }, backend);
   if (kernel === 'LeakyRelu') return runWasm('LeakyRelu', { x }, backend, { alpha: leakyreluAlpha });
   return runWasm(kernel, { x }, backend);
-}
-
-/** Whether weights of `alphaShape` broadcast an output of `outShape` to a larger shape (or not at all). */
-function broadcastsUp(alphaShape: number[], outShape: number[]): boolean {
-  const lead = outShape.length - alphaShape.length;
-  return lead < 0 || alphaShape.some((d, i) => d !== 1 && d !== outShape[lead + i]);
 }
 
 /**

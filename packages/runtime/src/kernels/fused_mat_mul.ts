@@ -7,7 +7,8 @@
 //   rank-1 bias"), and a [1] bias goes to XNNPACK, which reads N entries from
 //   a buffer of one;
 // * 'prelu' weights that do not broadcast as a suffix of the output's shape,
-//   such as [M, 1]: read as alpha[i % alpha.size] (see prelu.ts);
+//   such as [M, 1]: read as alpha[i % alpha.size] (see prelu.ts); and int32
+//   weights, whose bytes it read as float32 (2 as 2.8e-45);
 // * an inner dimension of 0 with a bias or an activation: the output is
 //   whatever its buffer held;
 // * empty 'prelu' weights (a [0, N] output): a "divide by zero" trap, as it
@@ -35,25 +36,29 @@ type Inputs = {
   preluActivationWeights?: tf.TensorInfo;
 };
 
+/** Whether every leading (batch) dimension of `shape` is 1. */
+function batchOfOne(shape: number[]): boolean {
+  for (let i = 0; i < shape.length - 2; i++) if (shape[i] !== 1) return false;
+  return true;
+}
+
 /** Whether upstream's fused kernel computes this call as the cpu backend does. */
-function upstreamComputes(inputs: Inputs, attrs: tf._FusedMatMulAttrs): boolean {
+function upstreamComputes(inputs: Inputs, attrs: tf._FusedMatMulAttrs, activation: string): boolean {
   const { a, b, bias, preluActivationWeights: alpha } = inputs;
-  const [ra, rb] = [a.shape.length, b.shape.length];
-  const inner = attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  if (inner === 0) return false;
-  const m = attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  if ((attrs.transposeA ? a.shape[ra - 2] : a.shape[ra - 1]) === 0) return false;
   const n = attrs.transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
-  const batchA = a.shape.slice(0, -2);
-  const batchB = b.shape.slice(0, -2);
   if (bias != null) {
     if (bias.shape.length !== 1 || bias.shape[0] !== n) return false;
-    if (tf.util.sizeFromShape(batchA) !== 1 || tf.util.sizeFromShape(batchB) !== 1) return false;
+    if (!batchOfOne(a.shape) || !batchOfOne(b.shape)) return false;
   }
-  if (attrs.activation === 'prelu' && alpha != null) {
-    const batch = tf.backend_util.assertAndGetBroadcastShape(batchA, batchB);
+  if (activation === 'prelu' && alpha != null) {
+    // Weights not float32 (read as float32 bytes) or empty (upstream divides by their size).
+    if (alpha.dtype !== 'float32' || alpha.shape.includes(0)) return false;
+    const m = attrs.transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
+    const batch = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
     if (!preluBroadcastsAsSuffix(alpha.shape, [...batch, m, n])) return false;
-    // Empty weights: upstream divides by their size.
-    if (alpha.shape.includes(0)) return false;
   }
   return true;
 }
@@ -70,7 +75,7 @@ export function fusedMatMulAsCpu(upstream: KernelFn | null): KernelFn | null {
     const activation = attrs.activation ?? 'linear';
     // An activation upstream does not know: its own refusal.
     if (!(activation in ACTIVATION_KERNELS)) return upstream(args);
-    if (upstreamComputes(inputs, { ...attrs, activation })) return upstream(args);
+    if (upstreamComputes(inputs, attrs, activation)) return upstream(args);
     const backend = args.backend as tf.KernelBackend;
     const { a, b, bias, preluActivationWeights } = inputs;
     const product = runWasm('BatchMatMul', { a, b }, backend, {

@@ -8,7 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeAvgPool, makeAvgPoolGrad } from './avg_pool.js';
 import { bufferScoped, trackBuffers } from './buffer_scope.js';
-import { transposeFirst } from './batch_mat_mul.js';
+import { transposeFirst, zeroInner } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
@@ -49,7 +49,7 @@ function prepareBackend(backend: unknown): void {
 }
 
 const SPECS: KernelSpec[] = [
-  { kernelName: 'BatchMatMul', make: (up) => (up ? transposeFirst(up) : null) },
+  { kernelName: 'BatchMatMul', make: (up) => (up ? zeroInner(transposeFirst(up)) : null) },
   {
     kernelName: '_FusedMatMul',
     make: (up) => {

@@ -8,10 +8,7 @@
 // which every wasm call in the process may fail (a threaded build can hang).
 // Such calls are refused here, before upstream runs, with the fix.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn } from './util.js';
-
-const pair = (v: number | [number, number] | undefined): [number, number] =>
-  v === undefined ? [1, 1] : typeof v === 'number' ? [v, v] : v;
+import { KernelFn, pair } from './util.js';
 
 /**
  * Throws when `pad` is a number and the filter, strides or dilations differ

@@ -23,12 +23,15 @@
 //   avgPool hung). The empty output is returned without calling upstream.
 // Every other call goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
-import { emptyOutput, KernelFn, PoolGeometryAttrs, poolInfo, type HeapBackend } from './util.js';
-
-/** The bottom (or right) padding that makes XNNPACK's floor output size `out`. */
-function padFor(out: number, stride: number, filter: number, input: number, before: number): number {
-  return (out - 1) * stride + filter - input - before;
-}
+import {
+  emptyOutput,
+  KernelFn,
+  padFor,
+  pair,
+  PoolGeometryAttrs,
+  poolInfo,
+  type HeapBackend,
+} from './util.js';
 
 /** Whether some window along one dimension lies wholly in the padding. */
 function emptyWindow(
@@ -100,11 +103,11 @@ export function poolForward(upstream: KernelFn | null, kind: 'max' | 'avg'): Ker
     // Upstream's own refusals (int32, rank).
     if (x.shape.length !== 4 || x.dtype !== 'float32') return upstream(args);
     if (attrs.pad === 'same' || attrs.pad === 'valid') {
-      // The common case; a 'valid' window larger than x leaves no output.
-      const f = attrs.filterSize;
-      const [fh, fw] = typeof f === 'number' ? [f, f] : f;
-      if (attrs.pad === 'same' || (x.shape[1] >= fh && x.shape[2] >= fw)) return upstream(args);
-      return emptyOutput(args.backend as HeapBackend, poolInfo(x, attrs).outShape) ?? upstream(args);
+      // The common case; an empty x ('same') or a window larger than x ('valid') leaves no output.
+      const [fh, fw] = pair(attrs.filterSize);
+      const [h, w] = [x.shape[1], x.shape[2]];
+      if (attrs.pad === 'same' ? h > 0 && w > 0 : h >= fh && w >= fw) return upstream(args);
+      return emptyOutput(args.backend as HeapBackend, poolInfo(x, attrs).outShape)!;
     }
     const info = poolInfo(x, attrs);
     const empty = emptyOutput(args.backend as HeapBackend, info.outShape);

@@ -15,7 +15,7 @@
 // float32 (an int32 2 as 2.8e-45), where the cpu backend computes with their
 // values; the output is float32 on both.
 import * as tf from '@tensorflow/tfjs-core';
-import { broadcastTo, KernelFn, release, reshape, runWasm, type HeapBackend } from './util.js';
+import { broadcastTo, emptyOutput, KernelFn, release, reshape, runWasm, type HeapBackend } from './util.js';
 
 /** Whether upstream's alpha[i % alpha.size] is alpha broadcast to `xShape`. */
 export function preluBroadcastsAsSuffix(alphaShape: number[], xShape: number[]): boolean {
@@ -27,20 +27,24 @@ export function preluBroadcastsAsSuffix(alphaShape: number[], xShape: number[]):
   return core.every((d, i) => d === xShape[offset + i]);
 }
 
+/** Whether weights of `alphaShape` broadcast an output of `outShape` to a larger shape (or not at all). */
+export function broadcastsUp(alphaShape: number[], outShape: number[]): boolean {
+  const lead = outShape.length - alphaShape.length;
+  return lead < 0 || alphaShape.some((d, i) => d !== 1 && d !== outShape[lead + i]);
+}
+
 /**
  * PReLU weights repeated to the trailing axes of `xShape` they cover, when
  * upstream would misread them; `alpha` itself otherwise, and when alpha would
- * broadcast x to a larger shape (which makePrelu never passes here).
+ * broadcast x to a larger shape (which no caller passes here).
  */
 export function preluWeightsFor(
   backend: tf.KernelBackend,
   alpha: tf.TensorInfo,
   xShape: number[],
 ): tf.TensorInfo {
-  if (preluBroadcastsAsSuffix(alpha.shape, xShape) || alpha.shape.length > xShape.length) return alpha;
-  const target = xShape.slice(xShape.length - alpha.shape.length);
-  if (!alpha.shape.every((d, i) => d === 1 || d === target[i])) return alpha;
-  return broadcastTo(backend, alpha, target);
+  if (preluBroadcastsAsSuffix(alpha.shape, xShape) || broadcastsUp(alpha.shape, xShape)) return alpha;
+  return broadcastTo(backend, alpha, xShape.slice(xShape.length - alpha.shape.length));
 }
 
 /**
@@ -73,7 +77,8 @@ export function makePrelu(upstream: KernelFn | null): KernelFn | null {
     }
     const backend = args.backend as HeapBackend;
     const shape = tf.backend_util.assertAndGetBroadcastShape(x.shape, alpha.shape);
-    if (tf.util.sizeFromShape(shape) === 0) return backend.makeOutput(shape, 'float32');
+    const empty = emptyOutput(backend, shape);
+    if (empty != null) return empty;
     let xs = x;
     if (!tf.util.arraysEqual(shape, x.shape)) {
       // Leading 1s only: the same buffer.

@@ -7,14 +7,13 @@
 // The cpu backend writes past its typed array, which ignores it, and returns
 // the empty output. So does this, without calling upstream.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, type HeapBackend } from './util.js';
+import { emptyOutput, KernelFn } from './util.js';
 
 /** Wraps upstream `Select`: an empty output is returned as it is; every other call goes to upstream untouched. */
 export function makeSelect(upstream: KernelFn | null): KernelFn | null {
   if (upstream == null) return null;
   return (args) => {
     const t = args.inputs.t as tf.TensorInfo;
-    if (!t.shape.includes(0)) return upstream(args);
-    return (args.backend as HeapBackend).makeOutput(t.shape, t.dtype);
+    return emptyOutput(args.backend as tf.KernelBackend, t.shape, t.dtype) ?? upstream(args);
   };
 }

@@ -25,18 +25,12 @@ export function release(backend: tf.KernelBackend, ...infos: (tf.TensorInfo | nu
   for (const info of infos) if (info != null) backend.disposeData(info.dataId);
 }
 
-/** The parts of BackendWasm that {@link copy} uses. */
-interface CopyBackend extends tf.KernelBackend {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(info: tf.TensorInfo): tf.backend_util.TypedArray;
-}
-
 /**
  * A new buffer holding `x`'s values (float32, int32 or bool). Not the
  * Identity kernel: ours shares the buffer instead of copying it.
  */
 export function copy(backend: tf.KernelBackend, x: tf.TensorInfo): tf.TensorInfo {
-  const b = backend as CopyBackend;
+  const b = backend as HeapBackend;
   const out = b.makeOutput(x.shape, x.dtype);
   // Views are taken after the allocation: growing the heap detaches older ones.
   b.typedArrayFromHeap(out).set(b.typedArrayFromHeap(x));
@@ -116,10 +110,26 @@ export interface HeapBackend extends tf.KernelBackend {
  * wasm calls trap too). A negative size, which a numeric pad smaller than
  * the filter can give, throws the cpu backend's error (upstream trapped).
  */
-export function emptyOutput(backend: tf.KernelBackend, shape: number[]): tf.TensorInfo | null {
+export function emptyOutput(
+  backend: tf.KernelBackend,
+  shape: number[],
+  dtype: tf.DataType = 'float32',
+): tf.TensorInfo | null {
   if (!shape.some((d) => d <= 0)) return null;
   tf.util.assertNonNegativeIntegerDimensions(shape);
-  return (backend as HeapBackend).makeOutput(shape, 'float32');
+  return (backend as HeapBackend).makeOutput(shape, dtype);
+}
+
+/** A filter size, stride or dilation as [height, width] (1 when absent: tfjs-layers passes null). */
+export const pair = (v: number | [number, number] | null | undefined): [number, number] =>
+  v == null ? [1, 1] : typeof v === 'number' ? [v, v] : v;
+
+/**
+ * The bottom (or right) padding that makes XNNPACK's floor output size `out`,
+ * for a (dilated) filter extent `filter` over `input` with `before` padding.
+ */
+export function padFor(out: number, stride: number, filter: number, input: number, before: number): number {
+  return (out - 1) * stride + filter - input - before;
 }
 
 /** What a pooling kernel's attrs say about its geometry (`AvgPool`, `MaxPool` and their gradients). */
