@@ -36,7 +36,6 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, int, ms, pct, pp, pValueText } from './format.js';
 import { checkRequestedBackend, Interrupted, runExperiment, type RunResults } from './pipeline.js';
 import {
-  currentSweepNames,
   RESULTS_SHAPE,
   resultsTable,
   rowFileName,
@@ -1289,8 +1288,7 @@ function refuseExportInto(arg: string, exportDir: string): void {
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none; `report`'s error for a damaged one. */
 function readSweep(dir: string): SweepFile | undefined {
   try {
-    const sweep = readSweepFile(dir);
-    return sweep && currentSweepNames(sweep);
+    return readSweepFile(dir);
   } catch (e) {
     if (!(e instanceof SweepFileError)) throw e;
     throw new Error(

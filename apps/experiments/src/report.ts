@@ -849,7 +849,7 @@ export interface SweepPoint {
  * was renamed `'macs'`; the same weighting) reads as `'macs'`, in its points and its note. The
  * file itself is a record and is not rewritten; point labels are folder names and stay as they are.
  */
-export function currentSweepNames<T extends { note: string; points: SweepPoint[] }>(sweep: T): T {
+function currentSweepNames<T extends { note: string; points: SweepPoint[] }>(sweep: T): T {
   return {
     ...sweep,
     note: sweep.note.replace(/cost weighting \[[^\]]*\]/g, (list) => list.replace(/"flops"/g, '"macs"')),
@@ -869,6 +869,7 @@ export function writeSweepReport(
   answer?: string,
   budget?: RunResults['budget'],
 ): void {
+  ({ points, note } = currentSweepNames({ points, note }));
   const front = paretoFront(points.map((p) => [p.compressionPct, p.validationErrorPct]));
   writeFileAtomic(
     join(dir, 'plots', 'pareto.svg'),
