@@ -817,7 +817,6 @@ export function parseBudget(
   return { name, budget: r.data };
 }
 
-/** Applies a budget to a config: the config the run actually uses. */
 /**
  * `budget` without the epoch caps that cap nothing (at or above the config's epochs): the
  * budget a run records, so that `--budget epochs=5` on a 1-epoch config is the run without
@@ -835,6 +834,7 @@ export function effectiveBudget(cfg: ExperimentConfig, budget: Budget): Budget {
   return Object.keys(epochs).length ? { ...rest, epochs } : rest;
 }
 
+/** Applies a budget to a config: the config the run actually uses. */
 export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentConfig {
   const out: ExperimentConfig = structuredClone(cfg);
   if (budget.validation !== undefined) out.dataset.validation = budget.validation;

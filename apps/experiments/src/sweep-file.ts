@@ -33,7 +33,7 @@ export interface SweepFile {
 }
 
 /** The fields every version of normprune has written, which `report` reads. */
-export const SWEEP_SHAPE: Shape = {
+const SWEEP_SHAPE: Shape = {
   experiment: 'string',
   note: 'string',
   points: [

@@ -30,8 +30,6 @@ import {
   type SweepFile,
 } from './sweep-file.js';
 
-export type { Bisection } from './sweep-file.js';
-
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
  * grid or bisection target, and sweep-wide versions of the run flags.

@@ -295,8 +295,6 @@ const DENSE_HINT =
 interface WrappedLayer {
   /** The wrapper's path (see {@link layerPaths}). */
   path: string;
-  /** The outermost wrapper. */
-  wrapper: tfl.layers.Layer;
   /** The wrappers' classes, outermost first (`TimeDistributed`, `TimeDistributed of TimeDistributed`). */
   chain: string;
   /** The Dense or Conv2D inside. */
@@ -321,7 +319,7 @@ function wrappedLayers(model: tfl.LayersModel): WrappedLayer[] {
     }
     const cls = inner.getClassName();
     if (chain.length > 0 && (cls === 'Dense' || cls === 'Conv2D'))
-      out.push({ path, wrapper: layer, chain: chain.join(' of '), inner });
+      out.push({ path, chain: chain.join(' of '), inner });
   }
   return out;
 }

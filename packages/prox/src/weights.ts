@@ -101,6 +101,6 @@ export function resolveCostWeighting(given: unknown): CostWeighting {
 }
 
 /** The error for a cost weighting that is not one of them. */
-export function costWeightingError(costWeighting: unknown): string {
+function costWeightingError(costWeighting: unknown): string {
   return `unknown costWeighting: ${JSON.stringify(costWeighting) ?? String(costWeighting)}; allowed: ${COST_WEIGHTINGS.map((c) => `'${c}'`).join(', ')}`;
 }

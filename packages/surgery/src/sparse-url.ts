@@ -63,9 +63,8 @@ function modelUrl(url: unknown): { folder: URL; model: URL } {
  * The sparse export at `url` (its model.json or its folder), read with fetch. Files the
  * manifests name are fetched from the folder of model.json, with model.json's query string
  * (as tfjs does for weight files); a name that leaves the folder is refused.
- * @internal
  */
-export function urlFiles(url: string, options: LoadSparseOptions = {}): SparseFiles {
+function urlFiles(url: string, options: LoadSparseOptions = {}): SparseFiles {
   const { folder, model } = modelUrl(url);
   if (options === null || typeof options !== 'object' || Array.isArray(options))
     throw new ModelFileError(
