@@ -460,11 +460,11 @@ async function removeLeftovers(dir: string): Promise<void> {
  */
 export async function loadSparseModel(dir: string, options?: LoadSparseOptions): Promise<tfl.LayersModel> {
   if (typeof dir === 'string' && /^https?:\/\//i.test(dir)) return loadSparseModelFromUrl(dir, options);
-  dir = await modelDir(dir, 'loadSparseModel');
-  const folder = dir;
+  const folder = await modelDir(dir, 'loadSparseModel');
+  const modelFile = path.join(folder, 'model.json');
   return readSparseModel({
     folder,
-    modelFile: path.join(folder, 'model.json'),
+    modelFile,
     locate: (name) => inside(folder, name),
     async read(file) {
       try {
@@ -474,7 +474,7 @@ export async function loadSparseModel(dir: string, options?: LoadSparseOptions):
         const code =
           (e as NodeJS.ErrnoException).code !== 'ENOENT'
             ? 'read-failed'
-            : file === path.join(folder, 'model.json')
+            : file === modelFile
               ? 'missing'
               : 'damaged';
         throw new ModelFileError(
