@@ -14,7 +14,7 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, type BackendName } from '@normprune/runtime';
-import type { CostWeighting } from '@normprune/prox';
+import { COST_WEIGHTINGS, type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { fold, magnitudes } from '@normprune/layers';
 import {
@@ -64,6 +64,7 @@ import {
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
 import { closest } from './suggest.js';
+import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
@@ -647,21 +648,18 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
       );
   }
-  // 'flops', the former name of 'macs', is read as 'macs' (with a note) before repeats are refused.
+  // A former name ('flops', now 'macs') is read as the current one (with a note) before repeats are refused.
   const costs = once(
     list(v['cost-weighting'], 'cost-weighting')?.map((c) => {
-      if (c !== 'flops') return c;
-      process.stderr.write(
-        'note: --cost-weighting flops is deprecated, read as macs (its new name: the same weighting, ' +
-          'multiply-accumulates per sample); write macs\n',
-      );
-      return 'macs';
+      if (!isFormerCostWeighting(c)) return c;
+      process.stderr.write(formerCostWeightingNote('--cost-weighting', c, false));
+      return currentCostWeighting(c);
     }),
     'cost-weighting',
   );
   for (const c of costs ?? []) {
-    if (!['uniform', 'params', 'macs'].includes(c))
-      throw new UsageError(`--cost-weighting: got "${c}", allowed: uniform, params, macs`);
+    if (!(COST_WEIGHTINGS as readonly string[]).includes(c))
+      throw new UsageError(`--cost-weighting: got "${c}", allowed: ${COST_WEIGHTINGS.join(', ')}`);
   }
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {

@@ -5,6 +5,12 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { closest } from './suggest.js';
+import {
+  COST_WEIGHTING_NAMES,
+  currentCostWeighting,
+  formerCostWeightingNote,
+  isFormerCostWeighting,
+} from './cost-weighting.js';
 
 const activation = z.enum(['relu', 'linear', 'tanh', 'sigmoid']);
 
@@ -28,14 +34,10 @@ const once = <T extends z.ZodArray<z.ZodType<number | string>>>(schema: T) =>
   });
 const intPos = z.number().int().positive();
 /**
- * A cost weighting; `'flops'`, the former name of `'macs'` (it always counted
- * multiply-accumulates), is read as `'macs'`, with a note (see {@link validateConfig}).
+ * A cost weighting; a former name (`'flops'`, now `'macs'`) is read as the current one, with a
+ * note (see {@link validateConfig}).
  */
-const costWeighting = z.enum(['uniform', 'params', 'macs', 'flops']);
-const flopsAsMacs = (w: z.infer<typeof costWeighting>): 'uniform' | 'params' | 'macs' =>
-  w === 'flops' ? 'macs' : w;
-/** Values a config still accepts but no longer lists as allowed: deprecated former names. */
-const DEPRECATED_VALUES: ReadonlySet<unknown> = new Set(['flops']);
+const costWeighting = z.enum(COST_WEIGHTING_NAMES);
 // tfjs refuses other layer names when it builds the model ("Not a valid tensor name"), and
 // normprune writes nested layers as `block/fc`: a name is checked here, before any training.
 const layerName = z
@@ -228,7 +230,7 @@ export const experimentSchema = z.strictObject({
         ),
       costWeighting: costWeighting
         .default('uniform')
-        .transform(flopsAsMacs)
+        .transform(currentCostWeighting)
         .describe(
           "Scales each group's penalty: 'uniform', by its parameters ('params') or its multiply-accumulates ('macs'); 'flops' is a deprecated alias of 'macs'.",
         ),
@@ -258,7 +260,7 @@ export const experimentSchema = z.strictObject({
     z.strictObject({
       lambda: unsettable(once(z.array(z.number().min(0)))),
       granularity: unsettable(once(z.array(z.enum(['output', 'input', 'kernel', 'filter'])))),
-      costWeighting: unsettable(once(z.array(costWeighting.transform(flopsAsMacs)))),
+      costWeighting: unsettable(once(z.array(costWeighting.transform(currentCostWeighting)))),
     }),
   ).describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
   // The thesis's figures, printed beside ours in the report.
@@ -357,7 +359,7 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
   switch (issue.code) {
     case 'invalid_value':
       return `${where}: got ${JSON.stringify((issue as any).input)}, allowed: ${issue.values
-        .filter((v) => !DEPRECATED_VALUES.has(v))
+        .filter((v) => !isFormerCostWeighting(v))
         .map((v) => JSON.stringify(v))
         .join(', ')}`;
     case 'invalid_union': {
@@ -552,17 +554,14 @@ export function parseConfig(
 
 /**
  * Validates a config (its `extends` resolved). A deprecated former name (cost weighting
- * `'flops'`, now `'macs'`) is read as the new one, with a note on stderr naming the field
+ * `'flops'`, now `'macs'`) is read as the current one, with a note on stderr naming the field
  * unless `notes` is false.
  */
 function validateConfig(json: unknown, source: string, notes = true): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error, experimentSchema)}`);
-  for (const field of notes ? flopsFields(json) : [])
-    process.stderr.write(
-      `note: ${source}: ${field} "flops" is deprecated, read as "macs" (its new name: the same weighting, ` +
-        'multiply-accumulates per sample); write "macs"\n',
-    );
+  for (const [field, former] of notes ? formerNameFields(json) : [])
+    process.stderr.write(formerCostWeightingNote(`${source}: ${field}`, former, true));
   // `$schema` is for editors only: a run's config, and its hash, never hold it.
   const { $schema: _schema, ...cfg } = r.data;
   const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
@@ -627,17 +626,21 @@ function validateConfig(json: unknown, source: string, notes = true): Experiment
   return cfg;
 }
 
-/** The fields of a (valid) config JSON that give cost weighting 'flops', the former name of 'macs'. */
-function flopsFields(json: unknown): string[] {
+/** The fields of a (valid) config JSON that give a former cost weighting name, with the name. */
+function formerNameFields(json: unknown): [field: string, former: string][] {
   const j = json as {
     training?: { proximal?: { costWeighting?: unknown } };
     sweep?: { costWeighting?: unknown } | null;
   };
+  const proximal = j.training?.proximal?.costWeighting;
+  const sweep = Array.isArray(j.sweep?.costWeighting) ? (j.sweep.costWeighting as unknown[]) : [];
   return [
-    ...(j.training?.proximal?.costWeighting === 'flops' ? ['training.proximal.costWeighting'] : []),
-    ...(Array.isArray(j.sweep?.costWeighting) && j.sweep.costWeighting.includes('flops')
-      ? ['sweep.costWeighting']
+    ...(isFormerCostWeighting(proximal)
+      ? [['training.proximal.costWeighting', proximal] as [string, string]]
       : []),
+    ...[...new Set(sweep.filter(isFormerCostWeighting))].map(
+      (f) => ['sweep.costWeighting', f] as [string, string],
+    ),
   ];
 }
 

@@ -49,6 +49,7 @@ import {
 } from './fsutil.js';
 import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
+import { firstCostWeightingName } from './cost-weighting.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -280,24 +281,15 @@ export function configHash(cfg: ExperimentConfig, budget: Budget, seed: number):
     .slice(0, 16);
 }
 
-/**
- * A cost weighting as hashes spell it: `'macs'` as `'flops'`, its name when hashes were first
- * recorded (checkpoints, config.json, results.json's configId, sweep.json's key). A config saying
- * `'macs'` and a run recorded with `'flops'` (the same weighting) so hash alike: the run is
- * resumed, reused by a sweep, and counted as a seed of the same experiment.
- */
-export function hashedCostWeighting(c: string): string {
-  return c === 'macs' ? 'flops' : c;
-}
-
-/** `cfg` as {@link configHash} and {@link configId} hash it (see {@link hashedCostWeighting}). */
+/** `cfg` as {@link configHash} and {@link configId} hash it: see {@link firstCostWeightingName}. */
 function hashedConfig(cfg: ExperimentConfig): ExperimentConfig {
   const proximal = cfg.training?.proximal;
   const sweep = cfg.sweep?.costWeighting;
-  if (proximal?.costWeighting !== 'macs' && !sweep?.includes('macs')) return cfg;
+  const renamed = (c: string) => firstCostWeightingName(c) !== c;
+  if (!(proximal && renamed(proximal.costWeighting)) && !sweep?.some(renamed)) return cfg;
   const out = structuredClone(cfg) as any;
-  out.training.proximal.costWeighting = hashedCostWeighting(proximal.costWeighting);
-  if (sweep) out.sweep.costWeighting = sweep.map(hashedCostWeighting);
+  out.training.proximal.costWeighting = firstCostWeightingName(proximal.costWeighting);
+  if (sweep) out.sweep.costWeighting = sweep.map(firstCostWeightingName);
   return out;
 }
 

@@ -11,6 +11,7 @@ import { latencyCallsNote } from './measure.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
 import { budgetText, ciText, int, ms, pct, pp, pValueText, seconds } from './format.js';
 import { codeSpan, markdownText, xmlAttribute, xmlText } from './escape.js';
+import { currentCostWeighting, isFormerCostWeighting } from './cost-weighting.js';
 
 /** A block of a report. */
 export type Block =
@@ -852,8 +853,16 @@ export interface SweepPoint {
 function currentSweepNames<T extends { note: string; points: SweepPoint[] }>(sweep: T): T {
   return {
     ...sweep,
-    note: sweep.note.replace(/cost weighting \[[^\]]*\]/g, (list) => list.replace(/"flops"/g, '"macs"')),
-    points: sweep.points.map((p) => (p.costWeighting === 'flops' ? { ...p, costWeighting: 'macs' } : p)),
+    note: sweep.note.replace(/cost weighting \[[^\]]*\]/g, (list) =>
+      list.replace(/"([^"]*)"/g, (_, c: string) =>
+        JSON.stringify(isFormerCostWeighting(c) ? currentCostWeighting(c) : c),
+      ),
+    ),
+    points: sweep.points.map((p) =>
+      isFormerCostWeighting(p.costWeighting)
+        ? { ...p, costWeighting: currentCostWeighting(p.costWeighting) }
+        : p,
+    ),
   };
 }
 

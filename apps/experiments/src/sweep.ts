@@ -8,7 +8,6 @@ import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
   finishedRun,
-  hashedCostWeighting,
   holdsRun,
   removeRun,
   removeSweep,
@@ -18,6 +17,7 @@ import {
   type RunResults,
 } from './pipeline.js';
 import { isReduced, type ExperimentConfig } from './config.js';
+import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { pct } from './format.js';
@@ -173,8 +173,8 @@ function pointLabel(lambda: number, granularity?: string, cost?: string): string
  */
 function resumedLabel(out: string, lambda: number, granularity?: string, cost?: string): string {
   const label = pointLabel(lambda, granularity, cost);
-  if (cost !== 'macs') return label;
-  const former = pointLabel(lambda, granularity, 'flops');
+  if (cost === undefined || firstCostWeightingName(cost) === cost) return label;
+  const former = pointLabel(lambda, granularity, firstCostWeightingName(cost));
   return !existsSync(join(out, label)) && existsSync(join(out, former)) ? former : label;
 }
 
@@ -295,7 +295,7 @@ function sweepKey(o: SweepOptions): string {
       ? { target: o.targetCompression, steps: o.bisectSteps ?? 4 }
       : {
           ...grid,
-          costWeightings: grid.costWeightings.map((c) => (c === undefined ? c : hashedCostWeighting(c))),
+          costWeightings: grid.costWeightings.map((c) => (c === undefined ? c : firstCostWeightingName(c))),
         };
   return createHash('sha256')
     .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), plan }))

@@ -7,6 +7,13 @@ import { join } from 'node:path';
 import Ajv from 'ajv';
 import { parseConfig } from '../src/index';
 import { configHash, configId, finishedRun } from '../src/pipeline';
+import {
+  COST_WEIGHTING_NAMES,
+  currentCostWeighting,
+  firstCostWeightingName,
+  formerCostWeightingNote,
+  isFormerCostWeighting,
+} from '../src/cost-weighting';
 import { clone, cli, experimentCopy, withStderr } from './helpers';
 
 let tmp: string;
@@ -154,5 +161,41 @@ describe('runs and sweeps recorded with cost weighting flops', () => {
     expect(readFileSync(join(copy, 'sweep-lenet-5-fc', 'report.html'), 'utf8')).not.toMatch(/flops/);
     // The record itself is not rewritten.
     expect(readFileSync(file, 'utf8')).toBe(text);
+  });
+});
+
+describe('the names of cost weightings, in one place', () => {
+  test('current names read as themselves; the former name as the weighting it names', () => {
+    expect(COST_WEIGHTING_NAMES).toEqual(['uniform', 'params', 'macs', 'flops']);
+    expect(['uniform', 'params', 'macs', 'flops'].map(currentCostWeighting)).toEqual([
+      'uniform',
+      'params',
+      'macs',
+      'macs',
+    ]);
+    expect(['uniform', 'params', 'macs', 'flops'].map(isFormerCostWeighting)).toEqual([
+      false,
+      false,
+      false,
+      true,
+    ]);
+    // Not a former name: neither a prototype property nor a non-string.
+    for (const v of ['constructor', 'toString', undefined, 3, null])
+      expect(isFormerCostWeighting(v)).toBe(false);
+  });
+
+  test('hashes and point folders spell each weighting by its first name', () => {
+    expect(['uniform', 'params', 'macs'].map(firstCostWeightingName)).toEqual(['uniform', 'params', 'flops']);
+    // A first name is already a first name.
+    expect(firstCostWeightingName('flops')).toBe('flops');
+  });
+
+  test("the flag's note and the config field's note say the same, quoted as each is written", () => {
+    expect(formerCostWeightingNote('--cost-weighting', 'flops', false)).toBe(
+      'note: --cost-weighting flops is deprecated, read as macs (its new name: the same weighting); write macs\n',
+    );
+    expect(formerCostWeightingNote('a.json: sweep.costWeighting', 'flops', true)).toBe(
+      'note: a.json: sweep.costWeighting "flops" is deprecated, read as "macs" (its new name: the same weighting); write "macs"\n',
+    );
   });
 });

@@ -23,7 +23,7 @@ export {
   targetLambda,
   warmupLambda,
 } from './schedules.js';
-export { type CostWeighting } from './weights.js';
+export { COST_WEIGHTINGS, type CostWeighting, FORMER_COST_WEIGHTINGS } from './weights.js';
 export {
   type NamedTensor,
   ProximalAdam,

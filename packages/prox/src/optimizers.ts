@@ -14,7 +14,13 @@ import {
   warmupLambda,
 } from './schedules.js';
 import { magnitudesOf } from './penalty.js';
-import { checkLayerMultipliers, costWeights, type CostWeighting, resolveCostWeighting } from './weights.js';
+import {
+  checkLayerMultipliers,
+  costWeights,
+  type CostWeighting,
+  formerCostWeighting,
+  resolveCostWeighting,
+} from './weights.js';
 
 /** A variable's name and value, the array form `applyGradients` accepts. */
 export interface NamedTensor {
@@ -566,12 +572,13 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
     learningRate: config['learningRate'] as number,
     lambda: sc != null ? lambdaSchedule(sc) : (config['lambda'] as number),
     magnitudes: [],
-    // A model saved before 'flops' was renamed 'macs' records 'flops': it loads as 'macs',
-    // without the warning meant for code that still writes 'flops' (saving it again writes 'macs').
+    // A model saved before a weighting was renamed ('flops', now 'macs') records the former name:
+    // it loads as the current one, without the warning meant for code that still writes the
+    // former name (saving it again writes the current one).
     costWeighting:
-      config['costWeighting'] === 'flops'
-        ? 'macs'
-        : ((config['costWeighting'] as CostWeighting | undefined) ?? 'uniform'),
+      formerCostWeighting(config['costWeighting']) ??
+      (config['costWeighting'] as CostWeighting | undefined) ??
+      'uniform',
     layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
     renormalize: (config['renormalize'] as boolean | undefined) ?? true,
     progress: {

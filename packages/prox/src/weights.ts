@@ -78,7 +78,24 @@ export function checkLayerMultipliers(
 /** The cost weightings there are. */
 export const COST_WEIGHTINGS: readonly CostWeighting[] = ['uniform', 'params', 'macs'];
 
-let warnedFlops = false;
+/**
+ * Former names of cost weightings, each with the weighting it names now:
+ * `'flops'` is `'macs'` (it always counted multiply-accumulates). Where a cost
+ * weighting is given, a former name is still accepted (with a warning); a
+ * saved optimiser config holding one loads as the current name.
+ */
+export const FORMER_COST_WEIGHTINGS: Readonly<Record<string, CostWeighting>> = Object.freeze({
+  flops: 'macs',
+});
+
+const warnedFormer = new Set<string>();
+
+/** The weighting `given` names if it is a former name ({@link FORMER_COST_WEIGHTINGS}), else undefined. */
+export function formerCostWeighting(given: unknown): CostWeighting | undefined {
+  return typeof given === 'string' && Object.hasOwn(FORMER_COST_WEIGHTINGS, given)
+    ? FORMER_COST_WEIGHTINGS[given]
+    : undefined;
+}
 
 /**
  * The cost weighting `given` names: itself, `'macs'` for the deprecated alias
@@ -86,15 +103,16 @@ let warnedFlops = false;
  * listing the weightings there are.
  */
 export function resolveCostWeighting(given: unknown): CostWeighting {
-  if (given === 'flops') {
-    if (!warnedFlops) {
-      warnedFlops = true;
+  const current = formerCostWeighting(given);
+  if (current) {
+    if (!warnedFormer.has(given as string)) {
+      warnedFormer.add(given as string);
       console.warn(
-        "costWeighting 'flops' is deprecated: it is the former name of 'macs' (it always counted " +
-          "multiply-accumulates) and weighs exactly as 'macs' does; write costWeighting: 'macs'. Shown once.",
+        `costWeighting '${given}' is deprecated: it is the former name of '${current}' and weighs ` +
+          `exactly as '${current}' does; write costWeighting: '${current}'. Shown once.`,
       );
     }
-    return 'macs';
+    return current;
   }
   if (!COST_WEIGHTINGS.includes(given as CostWeighting)) throw new Error(costWeightingError(given));
   return given as CostWeighting;

@@ -5,7 +5,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedConv2d, decomposedDense, magnitudes } from '@normprune/layers';
-import { l1Penalty, ProximalAdam, ProximalSGD } from '../src/index.js';
+import {
+  COST_WEIGHTINGS,
+  FORMER_COST_WEIGHTINGS,
+  l1Penalty,
+  ProximalAdam,
+  ProximalSGD,
+} from '../src/index.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -135,5 +141,24 @@ describe("costWeighting 'macs' and its deprecated alias 'flops'", () => {
       () =>
         new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [], costWeighting: 'MACs' as 'macs' }),
     ).toThrow(/unknown costWeighting: "MACs"; allowed: 'uniform', 'params', 'macs'$/);
+  });
+
+  it('every former name maps to a current weighting that is not itself a former name', () => {
+    expect(FORMER_COST_WEIGHTINGS).toEqual({ flops: 'macs' });
+    expect(Object.isFrozen(FORMER_COST_WEIGHTINGS)).toBe(true);
+    for (const [former, current] of Object.entries(FORMER_COST_WEIGHTINGS)) {
+      expect(COST_WEIGHTINGS).toContain(current);
+      expect(COST_WEIGHTINGS).not.toContain(former);
+    }
+    // Names inherited from Object.prototype are not former names.
+    expect(
+      () =>
+        new ProximalSGD({
+          learningRate: 0.1,
+          lambda: 0,
+          magnitudes: [],
+          costWeighting: 'toString' as 'macs',
+        }),
+    ).toThrow(/unknown costWeighting: "toString"/);
   });
 });
