@@ -488,6 +488,17 @@ function printConfig(
 }
 
 /**
+ * `base` with the budget `spec` (`--budget`; the config's default when undefined) applied, the
+ * epochs it caps noted: what `train` and `sweep` run.
+ */
+function budgeted(base: ExperimentConfig, spec: string | undefined) {
+  const { name: budgetName, budget: asked } = parseBudget(spec, base);
+  noteCappedEpochs(base, budgetName, asked);
+  const budget = effectiveBudget(base, asked);
+  return { budgetName, budget, cfg: applyBudget(base, budget) };
+}
+
+/**
  * A budget's epochs cap the config's (they shrink a run, never lengthen it): a
  * budget typed with more epochs than the config runs says so, and how to train longer.
  */
@@ -533,10 +544,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     if (!(p.values as any).config) throw new UsageError('train: --config FILE is required');
     base = loadConfigFile((p.values as any).config);
   }
-  const { name: budgetName, budget: asked } = parseBudget(p.values.budget, base);
-  noteCappedEpochs(base, budgetName, asked);
-  const budget = effectiveBudget(base, asked);
-  const cfg = applyBudget(base, budget);
+  const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
@@ -669,10 +677,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
       );
   }
-  const { name: budgetName, budget: asked } = parseBudget(p.values.budget, base);
-  noteCappedEpochs(base, budgetName, asked);
-  const budget = effectiveBudget(base, asked);
-  const cfg = applyBudget(base, budget);
+  const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
   const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));

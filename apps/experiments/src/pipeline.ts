@@ -258,6 +258,17 @@ function shownDifferences(there: unknown, here: unknown): string {
   return diff.slice(0, 6).join('; ') + (diff.length > 6 ? `; and ${diff.length - 6} more` : '');
 }
 
+/** How the run recorded in a config.json differs from `run`, for a message ({@link shownDifferences}). */
+function runDifferences(
+  recorded: RunConfigFile,
+  run: { config: ExperimentConfig; budget: Budget; seed: number },
+): string {
+  return shownDifferences(
+    { config: recorded.config, budget: recorded.budget?.spec, seed: recorded.seed },
+    { config: run.config, budget: run.budget, seed: run.seed },
+  );
+}
+
 /**
  * What a run's results depend on apart from its seed: the config (without its
  * name and description, which change no result) and the budget (without its
@@ -735,12 +746,7 @@ function claimOutDir(
   const prev = entries.length ? runIn(out) : undefined;
   const foreign = entries.filter((e) => !RUN_FILES.includes(e));
   if (!force && prev?.hash !== hash && (prev || foreign.length)) {
-    const diff = prev
-      ? shownDifferences(
-          { config: prev.config, budget: prev.budget?.spec, seed: prev.seed },
-          { config: run.config, budget: run.budget, seed: run.seed },
-        )
-      : '';
+    const diff = prev ? runDifferences(prev, run) : '';
     const what = prev
       ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed` +
         (diff ? ` (${diff})` : '')
@@ -989,10 +995,8 @@ async function runLocked(
   const found = (o.resume || !o.force) && existsSync(join(ckptDir, 'state.json')) ? ckptHash() : undefined;
   const other = found !== undefined && found !== hash ? runIn(out) : undefined;
   const otherText = other
-    ? ` of another config, budget or seed (${shownDifferences(
-        { config: other.config, budget: other.budget?.spec, seed: other.seed },
-        { config: cfg, budget: o.budget, seed: o.seed },
-      )})` + (other.command ? `, started by \`${other.command}\`` : '')
+    ? ` of another config, budget or seed (${runDifferences(other, { config: cfg, budget: o.budget, seed: o.seed })})` +
+      (other.command ? `, started by \`${other.command}\`` : '')
     : '';
   if (o.resume && other)
     throw new Error(
