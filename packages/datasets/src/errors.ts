@@ -58,3 +58,8 @@ export class DatasetError extends Error {
     this.found = details.found;
   }
 }
+
+/** A value as an error's `found` shows it: a string quoted, so that "42" is not read as 42. @internal */
+export function shown(v: unknown): string | number {
+  return typeof v === 'number' ? v : typeof v === 'string' ? `${JSON.stringify(v)} (a string)` : String(v);
+}

@@ -1,4 +1,4 @@
-import { DatasetError } from './errors.js';
+import { DatasetError, shown } from './errors.js';
 
 /**
  * mulberry32: a tiny 32-bit PRNG, good enough for shuffling and augmentation,
@@ -12,7 +12,7 @@ export function mulberry32(seed: number): () => number {
   if (!(Number.isInteger(seed) && seed >= 0 && seed < 2 ** 32))
     throw new DatasetError('invalid-argument', {
       message: 'mulberry32: seed must be an integer from 0 to 2^32 - 1',
-      found: typeof seed === 'string' ? `${JSON.stringify(seed)} (a string)` : String(seed),
+      found: String(shown(seed)),
     });
   let a = seed >>> 0;
   return () => {
@@ -29,7 +29,7 @@ export function permutation(n: number, rand: () => number): Uint32Array {
   if (!(Number.isInteger(n) && n >= 0) || typeof rand !== 'function')
     throw new DatasetError('invalid-argument', {
       message: 'permutation(n, rand) needs an integer n >= 0 and a generator such as mulberry32(seed)',
-      found: `n ${typeof n === 'string' ? JSON.stringify(n) : String(n)}, rand ${typeof rand}`,
+      found: `n ${shown(n)}, rand ${typeof rand}`,
     });
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;

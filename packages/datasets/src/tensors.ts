@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { DatasetError } from './errors.js';
+import { DatasetError, shown } from './errors.js';
 import { mulberry32, permutation } from './random.js';
 import { checkSplit, computeStats } from './split.js';
 import type { AugmentOptions, Batch, Normalize, Split, SplitTensors, Stats } from './types.js';
@@ -248,11 +248,6 @@ export function toTensors(
     throw e;
   }
   return normalize === 'standardize' ? { xs, ys, stats } : { xs, ys };
-}
-
-/** A value as an error's `found` shows it: a string quoted, so that "42" is not read as 42. */
-function shown(v: unknown): string | number {
-  return typeof v === 'number' ? v : typeof v === 'string' ? `${JSON.stringify(v)} (a string)` : String(v);
 }
 
 /**
