@@ -5,7 +5,7 @@ import {
   type MagnitudeInfo,
 } from '@normprune/layers';
 import { ProximalOptimizer } from './optimizers.js';
-import { noDecomposedLayers, sparsityReport, type SparsityReport } from './penalty.js';
+import { liveCounts, noDecomposedLayers, summarizeSparsity, type SparsityReport } from './penalty.js';
 
 /** One epoch of `SparsityCallback.history`. */
 export interface SparsityRecord extends SparsityReport {
@@ -135,23 +135,28 @@ export class SparsityCallback extends tfl.Callback {
     const epoch = Math.max(fitEpoch, this.completed);
     this.completed = epoch + 1;
     const infos = this.infos ?? findMagnitudes(this.model);
-    const report = await sparsityReport(infos, `SparsityCallback: after epoch ${epoch + 1}, `);
+    const liveByInfo = await liveCounts(infos, `SparsityCallback: after epoch ${epoch + 1}, `);
+    const report = summarizeSparsity(infos, liveByInfo);
     const used = this.optimizer?.lambda;
     // A frozen layer's groups count in the model's compression, but no step can prune them: a target
     // chasing them could be out of reach, and would raise lambda until every prunable group died.
     const prunable = this.prunable(infos);
+    const count = prunable.filter(Boolean).length;
     const chased =
-      prunable.length === infos.length
+      count === infos.length
         ? report.compression
-        : prunable.length === 0
+        : count === 0
           ? undefined
-          : (await sparsityReport(prunable, `SparsityCallback: after epoch ${epoch + 1}, `)).compression;
+          : summarizeSparsity(
+              infos.filter((_, i) => prunable[i]),
+              liveByInfo.filter((_, i) => prunable[i]),
+            ).compression;
     this.optimizer?.observe({ epoch: epoch + 1, ...(chased !== undefined ? { compression: chased } : {}) });
     const record: SparsityRecord = {
       epoch,
       ...report,
       ...(this.optimizer ? { lambda: used, nextLambda: this.optimizer.lambda } : {}),
-      ...(prunable.length !== infos.length && chased !== undefined ? { scheduleCompression: chased } : {}),
+      ...(count !== infos.length && chased !== undefined ? { scheduleCompression: chased } : {}),
     };
     this.history.push(record);
     if (this.verbose) {
@@ -178,19 +183,19 @@ export class SparsityCallback extends tfl.Callback {
   }
 
   /**
-   * The magnitudes the optimiser can prune: those `fit` updates (the model's
+   * Whether the optimiser can prune each magnitude of `infos`: those `fit` updates (the model's
    * trainable weights as compiled; a layer frozen after `compile` still
    * trains until the next one, as in tfjs) and, when the optimiser has
    * magnitudes attached, among those.
    */
-  private prunable(infos: readonly MagnitudeInfo[]): MagnitudeInfo[] {
+  private prunable(infos: readonly MagnitudeInfo[]): boolean[] {
     // What fit differentiates: the trainable weights collected by compile() (protected in tfjs's typings).
     const collected = (this.model as unknown as { collectedTrainableWeights?: tfl.LayerVariable[] })
       .collectedTrainableWeights;
     const trained = new Set((collected ?? this.model.trainableWeights).map((w) => w.name));
     const attached = this.optimizer?.magnitudes ?? [];
     const inOptimizer = new Set(attached.map((m) => m.magnitude.name));
-    return infos.filter(
+    return infos.map(
       (m) => trained.has(m.magnitude.name) && (attached.length === 0 || inOptimizer.has(m.magnitude.name)),
     );
   }

@@ -108,9 +108,15 @@ export async function sparsityReport(
   infos: readonly MagnitudeInfo[],
   prefix: string,
 ): Promise<SparsityReport> {
-  const liveGroups: Record<string, number> = {};
-  const totalGroups: Record<string, number> = {};
-  if (infos.length === 0) return { liveGroups, totalGroups, liveParams: 0, totalParams: 0, compression: 0 };
+  return summarizeSparsity(infos, await liveCounts(infos, prefix));
+}
+
+/**
+ * The live groups of each entry of `infos`, read from the backend in one transfer. A NaN
+ * magnitude is an error (`prefix` starts it), as in {@link sparsityReport}.
+ */
+export async function liveCounts(infos: readonly MagnitudeInfo[], prefix: string): Promise<number[]> {
+  if (infos.length === 0) return [];
   const counts = tf.tidy(() =>
     tf.stack(
       infos.map((m) =>
@@ -128,6 +134,13 @@ export async function sparsityReport(
         `${prefix}layer '${m.layerName}' has ${nans} NaN magnitude(s); training has diverged or the weights are corrupt: lower the learning rate or restore a checkpoint`,
       );
   });
+  return live;
+}
+
+/** {@link sparsityReport} of `infos` whose live groups {@link liveCounts} gave as `live`. */
+export function summarizeSparsity(infos: readonly MagnitudeInfo[], live: readonly number[]): SparsityReport {
+  const liveGroups: Record<string, number> = {};
+  const totalGroups: Record<string, number> = {};
   let liveParams = 0;
   let totalParams = 0;
   infos.forEach((m, i) => {
