@@ -712,32 +712,24 @@ export class ProximalSGD extends ProximalOptimizer {
     const m = this.momentum > 0 ? this.constant(this.momentum) : null;
     // Freed also when the step is refused (an unknown variable, lambda with nothing attached).
     try {
-      this.sgdStep(variableGradients, negLr, m);
+      this.step(variableGradients, (name, i, gradient, value) => {
+        let direction: tf.Tensor = gradient;
+        if (m != null) {
+          const acc = this.accumulations.get(name, i, value);
+          const newAcc = tf.add(tf.mul(m, acc), gradient);
+          direction = this.nesterov ? tf.add(gradient, tf.mul(newAcc, m)) : newAcc;
+          acc.assign(newAcc);
+        }
+        const t = this.thresholdOf(name);
+        if (t == null) {
+          value.assign(tf.add(tf.mul(negLr, direction), value));
+        } else {
+          value.assign(tf.relu(tf.add(tf.mul(negLr, tf.add(direction, t)), value)));
+        }
+      });
     } finally {
       negLr.dispose();
     }
-  }
-
-  private sgdStep(
-    variableGradients: tf.NamedTensorMap | NamedTensor[],
-    negLr: tf.Scalar,
-    m: tf.Scalar | null,
-  ): void {
-    this.step(variableGradients, (name, i, gradient, value) => {
-      let direction: tf.Tensor = gradient;
-      if (m != null) {
-        const acc = this.accumulations.get(name, i, value);
-        const newAcc = tf.add(tf.mul(m, acc), gradient);
-        direction = this.nesterov ? tf.add(gradient, tf.mul(newAcc, m)) : newAcc;
-        acc.assign(newAcc);
-      }
-      const t = this.thresholdOf(name);
-      if (t == null) {
-        value.assign(tf.add(tf.mul(negLr, direction), value));
-      } else {
-        value.assign(tf.relu(tf.add(tf.mul(negLr, tf.add(direction, t)), value)));
-      }
-    });
   }
 
   /**
