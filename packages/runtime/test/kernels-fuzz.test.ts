@@ -4,12 +4,16 @@
 // an empty inner dimension; pools whose dimRoundingMode rounds the size up or
 // whose windows lie wholly in the padding, and those pools' gradients; Cast
 // to bool; pools, convolutions and tf.where with an empty output (upstream
-// broke the heap: a sanity matMul follows each case); int32 PReLU weights. Each is compared with cpu on several shapes, forward and
+// broke the heap: a sanity matMul follows each case); int32 PReLU weights;
+// float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more.
+// Each is compared with cpu on several shapes, forward and
 // gradients, and must leave no tensor and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
+import { coalesceBroadcast, makeHighRankBinary } from '../src/kernels/binary.js';
 import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { KernelFn } from '../src/kernels/util.js';
 import { initWasm, rng, runOn, values, wasmDataIds } from './kernels-helpers.js';
 
 // Error relative to the largest reference entry.
@@ -791,5 +795,124 @@ describe('tf.prelu with weights that are not float32', () => {
     const y = tf.prelu(tf.tensor1d([-1, 2, -3, 4]), tf.tensor1d([2, 2, 2, 2], 'int32'));
     expect([y.dtype, Array.from(y.dataSync())]).toEqual(['float32', [-2, 2, -6, 4]]);
     y.dispose();
+  });
+});
+
+describe('float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more', () => {
+  // Upstream's XNNPACK operators take at most 6 dimensions; past that their
+  // setup failed and the output held whatever its buffer held (mul of
+  // [3, 1, 1, 4, 1, 5, 3] and [4, 1, 5, 3]: off by 1.94, and by 2.0 with
+  // [1, 1, 1, 4, 1, 5, 3], which broadcasts nothing).
+  const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
+    ['add', tf.add],
+    ['sub', tf.sub],
+    ['mul', tf.mul],
+    ['div', tf.div],
+    ['squaredDifference', tf.squaredDifference],
+  ];
+  const shapes: [string, number[], number[]][] = [
+    ['the fuzz case', [3, 1, 1, 4, 1, 5, 3], [4, 1, 5, 3]],
+    ['rank 7 broadcasting nothing', [1, 1, 1, 4, 1, 5, 3], [4, 1, 5, 3]],
+    ['two leading axes', [2, 3, 1, 4, 1, 5, 3], [4, 1, 5, 3]],
+    ['the higher rank second', [4, 1, 5, 3], [2, 3, 1, 4, 1, 5, 3]],
+    ['the same shape', [2, 3, 2, 1, 2, 3, 2], [2, 3, 2, 1, 2, 3, 2]],
+    ['interleaved 1s', [2, 3, 1, 4, 1, 5, 3], [2, 1, 1, 4, 1, 1, 3]],
+    ['a scalar', [2, 3, 1, 2, 1, 2, 3], []],
+    ['rank 8', [2, 1, 3, 1, 1, 4, 1, 5], [3, 1, 1, 4, 3, 1]],
+    // Seven alternating runs: both repeated to the output's shape.
+    ['rank 7, alternating', [2, 1, 3, 1, 2, 1, 3], [1, 2, 1, 3, 1, 2, 1]],
+    // Eight runs, a's four: b repeated.
+    ['rank 8, alternating', [2, 1, 3, 2, 2, 2, 3, 1], [1, 2, 1, 2, 1, 2, 1, 2]],
+  ];
+  const cases = ops.flatMap(([op, f]) => shapes.map(([what, a, b]) => [op, what, a, b, f] as const));
+  it.each(cases)('%s, %s: %j and %j', async (_op, _what, a, b, f) => {
+    // Leave garbage on the heap where the output may land.
+    await tf.setBackend('wasm');
+    tf.tidy(() => tf.fill([64, 64], 7.5).dataSync());
+    await expectShapesAndValuesAsCpu(() => f(t(a), t(b)));
+  });
+
+  it('int32, NaN and infinities as on cpu', async () => {
+    const int = (shape: number[]) => tf.cast(tf.mul(t(shape), 9), 'int32');
+    await expectEmptySafeAsCpu(() => [
+      tf.mul(int([3, 1, 1, 4, 1, 5, 3]), int([4, 1, 5, 3])),
+      tf.add(int([2, 1, 3, 1, 2, 1, 3]), int([1, 2, 1, 3, 1, 2, 1])),
+      tf.sub(int([1, 1, 1, 4, 1, 5, 3, 2]), int([2])),
+      tf.mul(
+        tf.tensor([NaN, Infinity, -Infinity, 2, -0, 3], [1, 1, 1, 2, 1, 1, 3]),
+        t([2, 1, 1, 1, 1, 1, 2, 1, 1]),
+      ),
+      tf.div(t([1, 2, 1, 1, 1, 1, 3]), tf.tensor([0, 1, -0], [3])),
+    ]);
+  });
+
+  it('an empty output', async () => {
+    await expectEmptySafeAsCpu(() => tf.mul(t([2, 0, 1, 4, 1, 5, 3]), t([4, 1, 5, 3])));
+  });
+
+  it('gradients of add, sub, mul, div and squaredDifference', async () => {
+    await expectAsCpu(() => {
+      const [a, b] = [t([3, 1, 1, 4, 1, 5, 3]), t([2, 4, 1, 5, 1])];
+      const dy = t([3, 1, 2, 4, 1, 5, 3]);
+      const [c, d] = [t([3, 1, 2, 4, 1, 5, 3]), t([3, 1, 2, 4, 1, 5, 3])];
+      return ops.flatMap(([op, f]) =>
+        // tfjs-core's squaredDifference gradient does not sum over broadcast axes (cpu refuses it).
+        op === 'squaredDifference'
+          ? tf.grads((x: tf.Tensor, y: tf.Tensor) => f(x, y))([c, d], dy)
+          : tf.grads((x: tf.Tensor, y: tf.Tensor) => f(x, y))([a, b], dy),
+      );
+    });
+  });
+
+  it("the weights' gradient of tf.prelu with weights that broadcast x to rank 7 (the fuzz case)", async () => {
+    // The gradient wrt x fails on cpu too (tfjs-core gives it the output's shape).
+    await expectAsCpu(() => {
+      const x = t([4, 1, 5, 3]);
+      const dy = t([3, 1, 1, 4, 1, 5, 3]);
+      return tf.grad((q: tf.Tensor) => tf.prelu(x, q))(t([3, 1, 1, 4, 1, 5, 3]), dy);
+    });
+  });
+
+  it('merges axes that broadcast alike, dropping those of size 1', () => {
+    expect(coalesceBroadcast([3, 1, 1, 4, 1, 5, 3], [4, 1, 5, 3])).toEqual([
+      [3, 60],
+      [1, 60],
+    ]);
+    expect(coalesceBroadcast([1, 1, 1, 4, 1, 5, 3], [4, 1, 5, 3])).toEqual([[60], [60]]);
+    expect(coalesceBroadcast([2, 3, 1, 4, 1, 5, 3], [2, 1, 1, 4, 1, 1, 3])).toEqual([
+      [2, 3, 4, 5, 3],
+      [2, 1, 4, 1, 3],
+    ]);
+    expect(coalesceBroadcast([1, 1, 1, 1, 1, 1, 1], [])).toEqual([[], []]);
+    expect(coalesceBroadcast([2, 1, 3, 1, 2, 1, 3], [1, 2, 1, 3, 1, 2, 1])[0]).toHaveLength(7);
+  });
+
+  it('calls of rank 6 or less, and int32 ones, go to upstream untouched', async () => {
+    await tf.setBackend('wasm');
+    const registered = tf.getKernel('Multiply', 'wasm') as tf.KernelConfig & Record<symbol, tf.KernelConfig>;
+    const upstream = jest.fn(registered[Symbol.for('normprune.wasmTrainingKernel.upstream')].kernelFunc);
+    const mul = makeHighRankBinary(upstream as KernelFn)!;
+    const backend = tf.backend();
+    const call = (a: tf.Tensor, b: tf.Tensor) => {
+      const args = { inputs: { a, b }, backend, attrs: {} };
+      const out = mul(args) as tf.TensorInfo;
+      const passed = upstream.mock.calls[upstream.mock.calls.length - 1][0];
+      const shapes = [passed.inputs.a!.shape, passed.inputs.b!.shape];
+      tf.dispose([a, b, tf.engine().makeTensorFromTensorInfo(out)]);
+      return { untouched: passed === args, shapes };
+    };
+    expect(call(t([3, 1, 4, 1, 5, 3]), t([4, 1, 5, 3])).untouched).toBe(true);
+    expect(call(t([2, 2, 2, 2, 2, 2]), t([2, 2, 2, 2, 2, 2])).untouched).toBe(true);
+    expect(call(tf.ones([3, 1, 1, 4, 1, 5, 3], 'int32'), tf.ones([4, 1, 5, 3], 'int32')).untouched).toBe(
+      true,
+    );
+    expect(call(t([3, 1, 1, 4, 1, 5, 3]), t([4, 1, 5, 3]))).toEqual({
+      untouched: false,
+      shapes: [
+        [3, 60],
+        [1, 60],
+      ],
+    });
+    expect(upstream).toHaveBeenCalledTimes(4);
   });
 });

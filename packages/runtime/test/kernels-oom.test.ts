@@ -42,6 +42,10 @@ const a2 = make([40, 33]);
 const b2 = make([40, 21]);
 const big = make([1, 9, 1, 2 * 8192 + 3]);
 const alpha = make([9, 1, 5]);
+const r7a = make([2, 1, 3, 1, 2, 1, 3]);
+const r7b = make([1, 2, 1, 3, 1, 2, 1]);
+const r8a = make([2, 1, 3, 2, 2, 2, 3, 1]);
+const r8b = make([1, 2, 1, 2, 1, 2, 1, 2]);
 
 const conv = { strides: 2, pad: 'same', dataFormat: 'NHWC', dimRoundingMode: undefined };
 const depthwise = { strides: 1, pad: 'valid', dilations: 1, dimRoundingMode: undefined };
@@ -128,6 +132,14 @@ const CASES: [string, () => tf.Tensor | tf.Tensor[]][] = [
       tf.sum(x4(), [0, 1, 2]),
       tf.mean(x4(), [0, 1]),
       tf.prelu(tf.slice(x4(), [0, 0, 0, 0], [3, 9, 1, 5]), alpha()),
+    ],
+  ],
+  [
+    'Mul, Add and Sub at rank 7 and 8 (reshaped, operands repeated)',
+    () => [
+      tf.mul(tf.reshape(x4(), [3, 1, 9, 1, 8, 1, 5]), r7b()),
+      tf.add(r7a(), r7b()),
+      tf.sub(r8a(), r8b()),
     ],
   ],
   ['AvgPool past 8,192 channels', () => tf.avgPool(big() as tf.Tensor4D, [9, 1], 1, 'valid')],

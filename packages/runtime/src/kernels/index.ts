@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeAvgPool, makeAvgPoolGrad } from './avg_pool.js';
 import { bufferScoped, trackBuffers } from './buffer_scope.js';
+import { makeHighRankBinary } from './binary.js';
 import { transposeFirst, zeroInner } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
@@ -89,6 +90,11 @@ const SPECS: KernelSpec[] = [
   },
   { kernelName: 'Prelu', make: (up) => makePrelu(up) },
   { kernelName: 'Select', make: (up) => makeSelect(up) },
+  // Upstream's XNNPACK binary operators: float32 operands of rank 7 or more.
+  ...['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'].map((kernelName): KernelSpec => ({
+    kernelName,
+    make: (up) => makeHighRankBinary(up),
+  })),
   { kernelName: 'Tile', make: (up) => makeTile(up) },
   { kernelName: 'Sum', make: (up) => makeLeadingReduce(up, false) },
   { kernelName: 'Mean', make: (up) => makeLeadingReduce(up, true) },
@@ -155,6 +161,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * gradients (`MaxPoolGrad`, and upstream's `AvgPoolGrad` wrapped) read the
  * rounded-up dy tfjs-core passes as cpu does, its leading floor-sized part.
  * A Cast to bool is x != 0, as on cpu (upstream kept a truncated byte).
+ * Float32 Add, Sub, Multiply, RealDiv and SquaredDifference with an operand
+ * of rank 7 or more run on operands reshaped to at most 6 axes (upstream's
+ * XNNPACK operators take no more, and left the output unwritten).
  * Pools and convolutions whose output is empty (a window or filter larger
  * than the padded input), and `Select` with an empty output, return it
  * without calling upstream, which wrote into it and broke the heap; PReLU
