@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { batches } from '@normprune/datasets';
-import { decompose, fold, magnitudes } from '@normprune/layers';
+import { decompose, fold, magnitudes, NonFiniteWeightError } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD } from '@normprune/prox';
 import { exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
@@ -381,15 +381,6 @@ function setLearningRate(opt: tf.Optimizer, lr: number): void {
 /** The variables behind a model's trainable weights, for `optimizer.minimize`. */
 export function trainableVariables(model: tfl.LayersModel): tf.Variable[] {
   return model.trainableWeights.map((w) => (w as any).read() as tf.Variable);
-}
-
-/** The name of the first weight holding NaN or an infinity, else undefined. */
-async function nonFiniteWeight(model: tfl.LayersModel): Promise<string | undefined> {
-  for (const w of model.weights) {
-    const values = await w.read().data();
-    for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return w.name;
-  }
-  return undefined;
 }
 
 /** A phase's learning rate in epoch `epoch` (from 0; `lrDecay` applies per epoch). */
@@ -1342,9 +1333,9 @@ async function runLocked(
         // decompose refuses weights that are NaN, infinite or overflow a group's norm: here that
         // is the baseline phase's doing, and its learning rate is what to change.
         plain.dispose();
-        if (!/^decompose: layer .*(non-finite|overflows float32)/.test((e as Error).message)) throw e;
+        if (!(e instanceof NonFiniteWeightError)) throw e;
         throw new Error(
-          `baseline: the trained baseline cannot be decomposed (${(e as Error).message.split(': ')[1]}): ` +
+          `baseline: the trained baseline cannot be decomposed (${e.detail}): ` +
             `the baseline training diverged: lower training.baseline.learningRate ` +
             `(its last epoch's: ${lastLearningRate(cfg.training.baseline)})`,
           { cause: e },
@@ -1385,20 +1376,25 @@ async function runLocked(
       disposeOptimizer(opt);
       pruneMagnitudes(m, cfg.prune);
       state.groups = countGroups(m);
-      // Folded here (prune would fold it itself) to check the kernels before surgery reads them.
+      // Folded here (prune would fold it itself) to free the decomposed model before prune copies it.
       const folded = fold(m);
       m.dispose();
-      const overflow = await nonFiniteWeight(folded);
-      if (overflow !== undefined) {
-        folded.dispose();
+      let pruned: tfl.LayersModel;
+      try {
+        pruned = prune(folded).model;
+      } catch (e) {
+        // prune refuses a NaN or an infinity in any weight: here the proximal phase's doing (finite
+        // decomposed weights can overflow when folded into one kernel), and its learning rate is what to change.
+        if (!(e instanceof NonFiniteWeightError)) throw e;
         throw new Error(
-          `proximal: weight ${overflow} of the trained model holds NaN or an infinity: the proximal training ` +
+          `proximal: weight ${e.weight} of the trained model holds NaN or an infinity: the proximal training ` +
             `diverged (its weights overflow when folded into one kernel); lower training.proximal.learningRate ` +
             `(its last epoch's: ${lastLearningRate(cfg.training.proximal)})`,
+          { cause: e },
         );
+      } finally {
+        folded.dispose();
       }
-      const pruned = prune(folded).model;
-      folded.dispose();
       model = pruned;
       state.prunedBeforeFinetune = {
         validationError: await errorRate(pruned, data.validation, norm),

@@ -13,6 +13,7 @@ import {
 } from './common.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
+import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
 
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
@@ -250,11 +251,19 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     if (!chosen.has(path) || !isDecomposed(layer)) continue;
     const g = layer.magnitude!.read().dataSync();
     // A group norm past sqrt(float32 max), about 1.8e19, overflows its sum of squares.
-    if (g.some((v) => !Number.isFinite(v))) {
+    const bad = firstNonFinite(g, layer.magnitude!.shape as number[]);
+    if (bad) {
       decomposed.dispose();
-      throw new Error(
-        `decompose: layer '${path}' has a group of weights whose norm overflows float32 (entries near 1e19 ` +
-          'or larger): its magnitude would be infinite and its outputs NaN. The model has diverged; ' +
+      throw new NonFiniteWeightError(
+        {
+          code: 'overflow',
+          layer: path,
+          className: layer.getClassName(),
+          weight: layer.magnitude!.originalName,
+          ...bad,
+        },
+        'decompose',
+        'its magnitude would be infinite and its outputs NaN. The model has diverged; ' +
           'restore a checkpoint or retrain it with a lower learning rate, then decompose',
       );
     }
@@ -430,34 +439,20 @@ function checkModel(model: unknown, who: string): asserts model is tfl.LayersMod
 }
 
 /**
- * Throws, naming the layer, the weight, how many entries and the first one,
- * when a layer to decompose holds a NaN or an infinity: its magnitudes would
- * be NaN (or its direction 0 / 0), and training would only report the
- * divergence an epoch later with the wrong advice.
+ * Throws a {@link NonFiniteWeightError}, naming the layer, the weight, how many
+ * entries and the first one, when a layer to decompose holds a NaN or an
+ * infinity: its magnitudes would be NaN (or its direction 0 / 0), and training
+ * would only report the divergence an epoch later with the wrong advice.
  */
 function checkFinite(layer: tfl.layers.Layer): void {
-  for (const w of layer.weights) {
-    const values = w.read().dataSync();
-    let count = 0;
-    let first = -1;
-    for (let i = 0; i < values.length; i++)
-      if (!Number.isFinite(values[i])) {
-        if (first < 0) first = i;
-        count++;
-      }
-    if (count === 0) continue;
-    const index: number[] = [];
-    for (let rest = first, d = w.shape.length - 1; d >= 0; d--) {
-      index.unshift(rest % (w.shape[d] as number));
-      rest = Math.floor(rest / (w.shape[d] as number));
-    }
-    throw new Error(
-      `decompose: layer '${layer.name}' (${layer.getClassName()}) has ${count} non-finite ` +
-        `value${count === 1 ? '' : 's'} in weight '${w.originalName}' (the first, at [${index}], is ${values[first]}): ` +
-        'no magnitude can be computed from it. The model has diverged or its weights are corrupt: ' +
+  for (const w of layer.weights)
+    readFiniteWeight(
+      layer,
+      w,
+      'decompose',
+      'no magnitude can be computed from it. The model has diverged or its weights are corrupt: ' +
         'restore a checkpoint or retrain it with a lower learning rate, then decompose',
     );
-  }
 }
 
 function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {

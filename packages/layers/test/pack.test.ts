@@ -19,11 +19,20 @@ const restored = await tfl.models.modelFromJSON(JSON.parse(JSON.stringify(decomp
 restored.setWeights(decomposed.getWeights());
 const y = plain.predict(x);
 const diff = (m) => tf.max(tf.abs(tf.sub(m.predict(x), y))).dataSync()[0];
+const bad = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [2], units: 2, name: 'd' })] });
+bad.layers[0].setWeights([tf.tensor2d([[1, NaN], [2, 3]]), tf.zeros([2])]);
+let refusal;
+try {
+  layers.decompose(bad);
+} catch (e) {
+  refusal = [e instanceof layers.NonFiniteWeightError, e instanceof Error, e.name, e.code, e.weight, e.index];
+}
 console.log(JSON.stringify({
   classes: decomposed.layers.map((l) => l.getClassName()),
   folded: folded.layers.map((l) => l.getClassName()),
   groups: layers.magnitudes(decomposed).map((m) => [m.layerName, m.granularity, m.groups]),
   close: [diff(decomposed), diff(folded), diff(restored)].every((d) => d < 1e-5),
+  refusal,
 }));
 `;
 
@@ -35,6 +44,8 @@ const expected = {
     [expect.any(String), 'output', 4],
   ],
   close: true,
+  // The typed refusal is the exported class in each module format (instanceof holds).
+  refusal: [true, true, 'NonFiniteWeightError', 'non-finite', 'd/kernel', [0, 1]],
 };
 
 const cjs = `
@@ -64,7 +75,7 @@ describe('@normprune/layers packed and installed', () => {
 
   afterAll(() => project?.cleanup());
 
-  it('works through require(): decompose, serialise, fold, magnitudes', () => {
+  it('works through require(): decompose, serialise, fold, magnitudes, NonFiniteWeightError', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.cjs', cjs))).toEqual(expected);
   });
 

@@ -3,6 +3,7 @@
 // handler of each layer how channels flow through it.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { readFiniteWeight } from '@normprune/layers';
 import type { GraphNode } from './graph.js';
 
 /** A weight copied to the host: its short name ('kernel', 'bias', 'gamma', ...), shape and values. */
@@ -13,34 +14,27 @@ export interface HostWeight {
 }
 
 /**
- * Host copies of a layer's weights, in the layer's own order. Throws, naming
- * the layer, the weight and its first bad entry, for a NaN or an infinity:
- * `|NaN| > threshold` is false, so such a weight would count as zero, and a
- * diverged model would be reported compressed.
+ * Host copies of a layer's weights, in the layer's own order. Throws a
+ * `NonFiniteWeightError` (@normprune/layers), naming the layer, the weight and
+ * its first bad entry, for a NaN or an infinity: `|NaN| > threshold` is false,
+ * so such a weight would count as zero, and a diverged model would be reported
+ * compressed.
  */
 export function readWeights(layer: tfl.layers.Layer | undefined): HostWeight[] {
   if (!layer) return [];
   return layer.weights.map((w) => {
-    const full = String((w as any).originalName ?? w.name);
     // dataSync may hand back the backend's own buffer: copy before anyone slices or edits it.
-    const values = (w.read().dataSync() as Float32Array).slice();
-    const shape = w.shape.map((d) => d as number);
-    let bad = 0;
-    let first = -1;
-    for (let i = 0; i < values.length; i++)
-      if (!Number.isFinite(values[i])) {
-        if (first < 0) first = i;
-        bad++;
-      }
-    if (bad > 0) {
-      const at = shape.map((_, d) => Math.floor(first / elementCount(shape.slice(d + 1))) % shape[d]);
-      throw new Error(
-        `surgery: layer '${layer.name}' (${layer.getClassName()}) has ${bad} non-finite value${bad === 1 ? '' : 's'} ` +
-          `in weight '${full}' (the first, at [${at}], is ${values[first]}): no weight can be told zero or not. ` +
+    const values = (
+      readFiniteWeight(
+        layer,
+        w,
+        'surgery',
+        'no weight can be told zero or not. ' +
           'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
-      );
-    }
-    return { name: full.split('/').pop()!.replace(/_\d+$/, ''), shape, values };
+      ) as Float32Array
+    ).slice();
+    const shape = w.shape.map((d) => d as number);
+    return { name: w.originalName.split('/').pop()!.replace(/_\d+$/, ''), shape, values };
   });
 }
 

@@ -21,6 +21,8 @@ export type { KeptConstantUnit, LayerPruneResult } from './rebuild.js';
 export { kernelMask, type KernelMask, type MaskedLayer } from './mask.js';
 // exportModel's and loadSparseModel's file errors, the class fileSystem throws too.
 export { ModelFileError, type ModelFileErrorCode } from '@normprune/runtime';
+// analyze's and prune's refusal of a NaN or an infinity, the class decompose throws too.
+export { NonFiniteWeightError, type NonFiniteWeightCode } from '@normprune/layers';
 export {
   exportModel,
   loadSparseModel,

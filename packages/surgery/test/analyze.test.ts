@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { analyze, formatAnalysis, kernelMask, prune } from '../src/index';
+import * as layers from '@normprune/layers';
+import { analyze, formatAnalysis, kernelMask, NonFiniteWeightError, prune } from '../src/index';
 import { editWeight, fillAll, zeroKernelWhere, zeroUnits } from './helpers';
 
 beforeAll(async () => {
@@ -330,34 +331,53 @@ describe('analyze', () => {
   it('refuses a model holding NaN or an infinity, naming the layer, the weight and the entry', () => {
     // |NaN| > threshold is false: a NaN unit used to count as dead, and a diverged model was
     // reported compressed (10.67%, 1.14x fewer MACs for an 8-6-3 MLP with one NaN neuron).
-    const cases: [string, string, (v: Float32Array) => void, RegExp][] = [
+    // The fields of the NonFiniteWeightError thrown: [class, count, index, value].
+    const cases: [string, string, (v: Float32Array) => void, RegExp, [string, number, number[], number]][] = [
       [
         'dense',
         'kernel',
         (v) => v.fill(NaN, 0, 2),
         /layer 'dense' \(Dense\) has 2 non-finite values in weight 'dense\/kernel' \(the first, at \[0,0\], is NaN\)/,
+        ['Dense', 2, [0, 0], NaN],
       ],
       [
         'conv',
         'kernel',
         (v) => (v[3 * 2 * 3 + 5] = Infinity),
         /layer 'conv' \(Conv2D\) has 1 non-finite value in weight 'conv\/kernel' \(the first, at \[1,0,1,2\], is Infinity\)/,
+        ['Conv2D', 1, [1, 0, 1, 2], Infinity],
       ],
       [
         'conv',
         'bias',
         (v) => (v[1] = -Infinity),
         /layer 'conv' \(Conv2D\) has 1 non-finite value in weight 'conv\/bias' \(the first, at \[1\], is -Infinity\)/,
+        ['Conv2D', 1, [1], -Infinity],
       ],
     ];
-    for (const [layer, weight, edit, message] of cases) {
+    // The class surgery exports is the one of @normprune/layers, which decompose throws too.
+    expect(NonFiniteWeightError).toBe(layers.NonFiniteWeightError);
+    for (const [layer, weight, edit, message, [className, count, index, value]] of cases) {
       const m = smallConvNet();
       editWeight(m, layer, weight, edit);
       const before = tf.memory().numTensors;
       for (const run of [() => analyze(m), () => prune(m), () => prune(m, { threshold: 0.5 })]) {
         expect(run).toThrow(message);
         expect(run).toThrow(
-          /no weight can be told zero or not. The model has diverged or its weights are corrupt/,
+          /^surgery: .*: no weight can be told zero or not. The model has diverged or its weights are corrupt/,
+        );
+        expect(run).toThrow(NonFiniteWeightError);
+        expect(run).toThrow(
+          expect.objectContaining({
+            name: 'NonFiniteWeightError',
+            code: 'non-finite',
+            layer,
+            className,
+            weight: `${layer}/${weight}`,
+            count,
+            index,
+            value,
+          }),
         );
       }
       expect(tf.memory().numTensors).toBe(before);

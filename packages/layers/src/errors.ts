@@ -1,0 +1,146 @@
+import type * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+
+/**
+ * What a {@link NonFiniteWeightError} found:
+ *
+ * - `non-finite`: the weight holds a NaN or an infinity;
+ * - `overflow`: every entry is finite, but a group of them has a norm past
+ *   float32 (entries near 1e19 or larger), so the magnitude `decompose` would
+ *   make of it is infinite; the fields then describe that magnitude.
+ */
+export type NonFiniteWeightCode = 'non-finite' | 'overflow';
+
+/**
+ * A weight that holds a NaN or an infinity, or would once decomposed: the
+ * model has diverged or its weights are corrupt. `decompose` (layers) and
+ * `analyze` / `prune` (@normprune/surgery) throw it, each with its own
+ * message prefix and advice; the fields say the same without reading the
+ * message.
+ *
+ * The group-norm overflow `decompose` refuses is this class too, with `code`
+ * `'overflow'`, not a class of its own: it is the same problem (a diverged
+ * model whose weights are, or would become, non-finite), with the same remedy,
+ * so `instanceof NonFiniteWeightError` catches both, and `code` tells them
+ * apart for the rare caller that cares.
+ *
+ * ```ts
+ * try {
+ *   model = decompose(plain);
+ * } catch (e) {
+ *   if (!(e instanceof NonFiniteWeightError)) throw e;
+ *   console.error(`training diverged: ${e.weight} of layer ${e.layer} holds ${e.value}`);
+ * }
+ * ```
+ */
+export class NonFiniteWeightError extends Error {
+  /** Whether the weight holds the bad values (`non-finite`) or a group norm of it overflows (`overflow`). */
+  readonly code: NonFiniteWeightCode;
+  /**
+   * The layer's name; for `overflow`, its path through nested models (`block/fc`),
+   * which is its name for a layer of the model itself.
+   */
+  readonly layer: string;
+  /** The layer's class (`Dense`, `Conv2D`, ...; for `overflow`, the decomposed class, `DecomposedDense`). */
+  readonly className: string;
+  /** The weight's full name (`fc1/kernel`); for `overflow`, the magnitude decompose would make (`fc1/magnitude`). */
+  readonly weight: string;
+  /** How many entries of the weight are NaN or infinite (for `overflow`, how many groups overflow). */
+  readonly count: number;
+  /** The index of the first such entry, one number per axis of the weight (`[]` for a scalar). */
+  readonly index: number[];
+  /** Its value: NaN, Infinity or -Infinity. */
+  readonly value: number;
+  /**
+   * What is wrong, without the message's prefix and advice
+   * (`layer 'fc1' (Dense) has 1 non-finite value in weight 'fc1/kernel' (the first, at [7,2], is NaN)`),
+   * for a caller that wraps the error with advice of its own.
+   */
+  readonly detail: string;
+
+  /**
+   * Builds the error. The message is `` `${caller}: ${detail}: ${advice}` ``, the detail
+   * composed from the fields.
+   */
+  constructor(
+    found: {
+      code?: NonFiniteWeightCode;
+      layer: string;
+      className: string;
+      weight: string;
+      count: number;
+      index: number[];
+      value: number;
+    },
+    caller: string,
+    advice: string,
+  ) {
+    const code = found.code ?? 'non-finite';
+    const detail =
+      code === 'overflow'
+        ? `layer '${found.layer}' has a group of weights whose norm overflows float32 (entries near 1e19 or larger)`
+        : `layer '${found.layer}' (${found.className}) has ${found.count} non-finite ` +
+          `value${found.count === 1 ? '' : 's'} in weight '${found.weight}' ` +
+          `(the first, at [${found.index}], is ${found.value})`;
+    super(`${caller}: ${detail}: ${advice}`);
+    // With a target that compiles classes to functions, Error() would leave the prototype Error's.
+    Object.setPrototypeOf(this, new.target.prototype);
+    this.name = 'NonFiniteWeightError';
+    this.code = code;
+    this.layer = found.layer;
+    this.className = found.className;
+    this.weight = found.weight;
+    this.count = found.count;
+    this.index = [...found.index];
+    this.value = found.value;
+    this.detail = detail;
+  }
+}
+
+/**
+ * The values of `weight`, a weight of `layer`, read with `dataSync()` (on some
+ * backends the backend's own buffer: copy before changing them). Throws a
+ * {@link NonFiniteWeightError} (`code` `'non-finite'`) when one is NaN or
+ * infinite, its message `` `${caller}: layer '...' (...) has N non-finite value(s) in weight '...' (the first, at [...], is NaN): ${advice}` ``:
+ * `caller` names the function refusing (`'decompose'`), `advice` what the bad value
+ * prevents and what to do.
+ */
+export function readFiniteWeight(
+  layer: tfl.layers.Layer,
+  weight: tfl.LayerVariable,
+  caller: string,
+  advice: string,
+): tf.TypedArray {
+  const values = weight.read().dataSync();
+  const bad = firstNonFinite(values, weight.shape as number[]);
+  if (!bad) return values;
+  throw new NonFiniteWeightError(
+    { layer: layer.name, className: layer.getClassName(), weight: weight.originalName, ...bad },
+    caller,
+    advice,
+  );
+}
+
+/**
+ * How many of `values` (a tensor of shape `shape`, row-major) are NaN or
+ * infinite, and the index and value of the first; undefined for none. @internal
+ */
+export function firstNonFinite(
+  values: ArrayLike<number>,
+  shape: number[],
+): { count: number; index: number[]; value: number } | undefined {
+  let count = 0;
+  let first = -1;
+  for (let i = 0; i < values.length; i++)
+    if (!Number.isFinite(values[i])) {
+      if (first < 0) first = i;
+      count++;
+    }
+  if (count === 0) return undefined;
+  const index: number[] = [];
+  for (let rest = first, d = shape.length - 1; d >= 0; d--) {
+    index.unshift(rest % shape[d]);
+    rest = Math.floor(rest / shape[d]);
+  }
+  return { count, index, value: values[first] };
+}
