@@ -3,12 +3,12 @@
 // wrong (in tfjs-backend-wasm 4.22 without normprune too):
 // * 'same' padding with a stride larger than the (dilated) kernel: XNNPACK's
 //   TensorFlow SAME flag pads differently; a 5x5 input, 3x3 kernel, stride 5
-//   is off by up to 0.4 against the cpu backend;
+//   gives zeros where the cpu backend does not (bench/upstream-faults.ts row 1);
 // * a numeric or explicit pad with dimRoundingMode 'ceil' or 'round' that
 //   rounds the output size up: XNNPACK computes the floor size and writes a
 //   smaller image into the larger output, so every row after the first is
 //   shifted (off by about 1.4 on a 6x6 input, 3x3 kernel, stride 2, pad 1,
-//   'ceil').
+//   'ceil': row 2).
 // Both go to upstream as explicit padding: the padding tfjs computes for
 // 'same', and for a rounded-up size extra bottom/right padding that makes the
 // floor size tfjs's size (the extra output rows read only padding there, as

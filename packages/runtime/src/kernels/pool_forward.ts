@@ -4,12 +4,13 @@
 // too):
 // * a dimRoundingMode ('ceil', 'round') that rounds the output size up:
 //   XNNPACK computes the floor size and writes a smaller image into the
-//   larger output, so every row after the first is shifted (off by 1.7 for
-//   maxPool, 2.5 for avgPool on a 6x6 input, filter 3, stride 2, pad 1,
-//   'ceil'). As for the convolutions (conv_forward.ts), such a call goes to
-//   upstream with extra bottom/right padding that makes the floor size tfjs's
-//   size; padding never enters a max or (XNNPACK counts only the input's
-//   pixels) an average, so the values are the cpu backend's.
+//   larger output, so every row after the first is shifted and the rest is
+//   unwritten (off by 1.7 for maxPool, 1.2 for avgPool on a 6x6 input, filter
+//   3, stride 2, pad 1, 'ceil': bench/upstream-faults.ts rows 31-32). As
+//   for the convolutions (conv_forward.ts), such a call goes to upstream
+//   with extra bottom/right padding that makes the floor size tfjs's size;
+//   padding never enters a max or (XNNPACK counts only the input's pixels)
+//   an average, so the values are the cpu backend's.
 // * a window that lies wholly in the padding, which a padding at least the
 //   filter's size (or a size rounded up past the input) makes: the cpu
 //   backend gives the empty window's max, -Infinity, and average, 0/0 = NaN;
