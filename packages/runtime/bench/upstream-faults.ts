@@ -13,7 +13,7 @@
 //
 //   cd packages/runtime && npm run bench:upstream-faults -- [--threads 2] [--rows 31,32] [--timeout 30]
 //
-// (that is: node --require ../../scripts/ts-register.cjs bench/upstream-faults.ts; 106 processes
+// (that is: node --require ../../scripts/ts-register.cjs bench/upstream-faults.ts; 116 processes
 // of about 1.3 s of CPU each: a few minutes, so not part of `npm run bench`). --threads 2 adds two
 // columns, the same cases on the threaded build (slower: a hung process holds a core until
 // --timeout); --rows runs only those rows, numbered as in the full table; --timeout is the seconds
@@ -448,6 +448,32 @@ const CASES: Case[] = [
         activation: 'prelu',
         preluActivationWeights: tf.tensor1d([1, 2, 3], 'int32'),
       }),
+  },
+  // Float32 binary kernels with an operand of rank 7 or more (XNNPACK takes at most 6 axes).
+  {
+    name: 'mul of [3,1,1,4,1,5,3] and [4,1,5,3]',
+    claim: 'off by 2.86',
+    run: () => tf.mul(rand([3, 1, 1, 4, 1, 5, 3], 1), rand([4, 1, 5, 3], 2)),
+  },
+  {
+    name: 'mul of [1,1,1,4,1,5,3] and [4,1,5,3] (rank 7, nothing broadcast)',
+    claim: 'off by 2.36',
+    run: () => tf.mul(rand([1, 1, 1, 4, 1, 5, 3], 1), rand([4, 1, 5, 3], 2)),
+  },
+  {
+    name: 'add of two [2,2,2,2,2,2,3]',
+    claim: 'off by 1.61',
+    run: () => tf.add(rand([2, 2, 2, 2, 2, 2, 3], 1), rand([2, 2, 2, 2, 2, 2, 3], 2)),
+  },
+  {
+    name: 'sub of [2,1,2,1,2,1,2,3] and [3] (rank 8)',
+    claim: 'off by 1.65',
+    run: () => tf.sub(rand([2, 1, 2, 1, 2, 1, 2, 3], 1), rand([3], 2)),
+  },
+  {
+    name: 'div of [2,3,2,3,2,3,2] and [3,1,3,1,3,1] (broadcasts alternating over 7 axes)',
+    claim: 'off by 2.11',
+    run: () => tf.div(rand([2, 3, 2, 3, 2, 3, 2], 1), tf.add(rand([3, 1, 3, 1, 3, 1], 2), 2)),
   },
   // Not changed: a NaN in a pool's window.
   {
