@@ -3,7 +3,8 @@
 // silently giving the default; exportModel's and loadSparseModel's argument
 // errors are ModelFileErrors with code 'invalid-argument', as a bad dir is;
 // loadSparseModel takes the path of a sparse export's model.json, as tfjs and
-// fileSystem take a tfjs model's.
+// fileSystem take a tfjs model's; a refusal of an unknown layer names the API
+// option before the CLI flag.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -350,4 +351,51 @@ describe('loadSparseModel: options and the model.json path', () => {
       expect(requests).toBe(0);
     },
   );
+});
+
+describe('a refusal of an unknown layer names the API option, then the CLI flag as the CLI', () => {
+  it.each<[string, () => tfl.LayersModel]>([
+    [
+      'Reshape',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.dense({ inputShape: [4], units: 6, name: 'd' }),
+            tfl.layers.reshape({ targetShape: [2, 3], name: 'r' }),
+            tfl.layers.flatten(),
+            tfl.layers.dense({ units: 2, name: 'o' }),
+          ],
+        }),
+    ],
+    [
+      'LSTM',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.dense({ inputShape: [3, 4], units: 5, name: 'd' }),
+            tfl.layers.lstm({ units: 3, recurrentInitializer: 'glorotNormal', name: 'l' }),
+            tfl.layers.dense({ units: 2, name: 'o' }),
+          ],
+        }),
+    ],
+  ])('%s', (cls, build) => {
+    const m = build();
+    const err = (() => {
+      try {
+        prune(m);
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('expected a refusal');
+    })();
+    expect(err.message).toContain(`has class ${cls}`);
+    const api = err.message.indexOf("prune(model, { unknownLayers: 'keep' })");
+    const cli = err.message.indexOf('(in the normprune CLI: --unknown-layers keep)');
+    expect(api).toBeGreaterThan(0);
+    expect(cli).toBeGreaterThan(api);
+    // The CLI is not an npm package: no message tells an npm user to run it.
+    expect(err.message).not.toMatch(/normprune prune|\(normprune /);
+    expect(err.message.match(/--[a-z]/g)).toHaveLength(1);
+    m.dispose();
+  });
 });
