@@ -57,7 +57,11 @@ export interface PruneReport {
   before: Counts;
   /** Counts of the pruned model. */
   after: Counts;
-  /** Per-layer counts of the input and of the pruned model. */
+  /**
+   * Per-layer counts of the input model, one entry per layer of its plain form (decomposed layers
+   * counted as the plain layers they fold into), with `threshold` applied: what `analyze(model,
+   * { threshold })` gives. The pruned model's are in {@link PruneReport.layersAfter}.
+   */
   layersBefore: LayerAnalysis[];
   /** Per-layer counts of the pruned model. */
   layersAfter: LayerAnalysis[];
