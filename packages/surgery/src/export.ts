@@ -43,7 +43,13 @@ export type { LoadSparseOptions } from './sparse-url.js';
 
 /** Options of {@link exportModel}. */
 export interface ExportOptions {
-  /** 'tfjs' (default): standard TensorFlow.js files. 'sparse': zero groups stored as a bitmask. */
+  /**
+   * 'tfjs' (default): standard TensorFlow.js files. 'sparse': the same values minus the zero
+   * groups of each kernel (2-D kernels of a Conv2D, single weights of a Dense), which a bitmask
+   * marks; smaller than 'tfjs' in the same precision only when the model keeps such zeros (about
+   * in proportion to them), a few hundred bytes larger when every zero was in a whole neuron or
+   * filter that prune removed (the README's Export section has `bench/export-sizes.ts`'s table).
+   */
   format?: 'tfjs' | 'sparse';
   /** Store weights as IEEE float16 (half the bytes, ~3 significant digits). Default false. */
   float16?: boolean;
