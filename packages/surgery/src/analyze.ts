@@ -2,7 +2,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { layerPaths } from '@normprune/layers';
-import { checkModel, checkThreshold, withFolded } from './folding.js';
+import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -247,9 +247,12 @@ export function totals(layers: Counts[]): Counts {
  * Parameters, non-zeros, MACs per sample and live/dead groups, per layer and in total.
  * Decomposed layers are counted as the plain layer they fold into (`W = g * V / ||V||`):
  * the magnitude is a training-time reparametrisation, not part of the deployed model.
+ * Throws for options that are not an object, hold a key other than `threshold` (naming it),
+ * or a bad threshold.
  */
 export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): ModelAnalysis {
   checkModel(model, 'analyze');
+  checkOptions(options, ['threshold'], '{ threshold: 0.001 }', 'analyze');
   const threshold = checkThreshold(options.threshold, 'analyze');
   return withFolded(model, (plain) => {
     const layers = layerPaths(plain).map(({ path, layer }) => ({

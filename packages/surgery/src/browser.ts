@@ -39,7 +39,8 @@ export const exportModel: typeof node.exportModel = async () => {
       "In a browser, save the pruned model with tfjs's own IO: await model.save('indexeddb://name') " +
       "(or 'localstorage://name', 'downloads://name'), after fold() from @normprune/layers if it still has " +
       "decomposed layers, and load it with loadLayersModel('indexeddb://name') of @tensorflow/tfjs-layers. " +
-      "A 'sparse' export, the smallest, is written in Node and served with your site: loadSparseModel(url) loads it here.",
+      "A 'sparse' export (smaller than 'tfjs' when the model keeps zero 2-D kernels or weights) is written in Node " +
+      'and served with your site: loadSparseModel(url) loads it here.',
   );
 };
 

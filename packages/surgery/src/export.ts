@@ -34,7 +34,8 @@ import {
 } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
-import { loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
+import { optionsProblem } from './options.js';
+import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
 // Also the package's (sparse-format.ts and sparse-url.ts are shared with the browser build).
 export { fromFloat16, toFloat16, type SparseWeightEntry } from './sparse-format.js';
@@ -42,7 +43,13 @@ export type { LoadSparseOptions } from './sparse-url.js';
 
 /** Options of {@link exportModel}. */
 export interface ExportOptions {
-  /** 'tfjs' (default): standard TensorFlow.js files. 'sparse': zero groups stored as a bitmask. */
+  /**
+   * 'tfjs' (default): standard TensorFlow.js files. 'sparse': the same values minus the zero
+   * groups of each kernel (2-D kernels of a Conv2D, single weights of a Dense), which a bitmask
+   * marks; smaller than 'tfjs' in the same precision only when the model keeps such zeros (about
+   * in proportion to them), a few hundred bytes larger when every zero was in a whole neuron or
+   * filter that prune removed (the README's Export section has `bench/export-sizes.ts`'s table).
+   */
   format?: 'tfjs' | 'sparse';
   /** Store weights as IEEE float16 (half the bytes, ~3 significant digits). Default false. */
   float16?: boolean;
@@ -139,7 +146,7 @@ async function sizes(files: string[]): Promise<number> {
 /**
  * The directory an export is written to or loaded from: a path or a `file://` URL. A `.json`
  * path (what `fileSystem` takes to name a model file) or an existing file is refused, since
- * the sparse format's file names are fixed.
+ * the export's file names are fixed (loadSparseModel takes a model.json path before this).
  */
 async function modelDir(dir: unknown, who: string): Promise<string> {
   if (typeof dir !== 'string' || dir === '')
@@ -214,8 +221,11 @@ async function removeStale(previous: string[], written: string[]): Promise<void>
  * weight files are removed once the new files are in place, so a loader never mixes the two.
  * While a `'sparse'` export replaces an earlier sparse one, the earlier model.json carries a
  * `sparseManifest` entry naming backup copies of its files (see the package README).
- * The directory is created if missing. Throws for a `dir` that is not a string, names a `.json`
- * file or an existing non-directory, or cannot be created, and for an unknown `format`.
+ * The directory is created if missing. Throws a `ModelFileError`: code `invalid-argument`, before
+ * anything is written, for a `dir` that is not a string or names a `.json` file or an existing
+ * non-directory, and for options that are not an object, hold a key other than `format` and
+ * `float16` (naming it and the key it likely misspells), an unknown `format` or a `float16`
+ * that is not a boolean; `save-failed` for a `dir` that cannot be created or written.
  */
 export async function exportModel(
   model: tfl.LayersModel,
@@ -225,18 +235,18 @@ export async function exportModel(
   checkModel(model, 'exportModel');
   dir = await modelDir(dir, 'exportModel');
   // A string where the options go (exportModel(m, dir, 'sparse')) would otherwise be read as
-  // no options at all, and a string float16 ('false' from a CLI or JSON) as true.
-  if (options === null || typeof options !== 'object' || Array.isArray(options))
-    throw new Error(
-      `exportModel: options must be an object such as { format: 'sparse', float16: true }, got ${describe(options)}`,
-    );
+  // no options at all, a misspelled key ({ fp16: true }) as the default, and a string float16
+  // ('false' from a CLI or JSON) as true. Refused as a bad dir is, before a file is written.
+  const refuse = (why: string) => new ModelFileError('invalid-argument', dir, `exportModel: ${why}`);
+  const problem = optionsProblem(options, ['format', 'float16'], "{ format: 'sparse', float16: true }");
+  if (problem !== undefined) throw refuse(problem);
   const format = options.format ?? 'tfjs';
   const float16 = options.float16 ?? false;
   if (format !== 'tfjs' && format !== 'sparse')
-    throw new Error(`exportModel: unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
+    throw refuse(`unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
   if (typeof float16 !== 'boolean')
-    throw new Error(
-      `exportModel: float16 must be true (weights stored as float16, half the bytes) or false, got ${describe(float16)}`,
+    throw refuse(
+      `float16 must be true (weights stored as float16, half the bytes) or false, got ${describe(float16)}`,
     );
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
@@ -447,10 +457,27 @@ async function removeLeftovers(dir: string): Promise<void> {
 }
 
 /**
+ * The folder of the sparse export `dir` names and its model.json: `dir` is the folder, or the
+ * model.json itself (a `.json` path that is not a folder), as `fileSystem` and
+ * `loadLayersModel` take a tfjs model.
+ */
+async function sparseModelFile(dir: unknown): Promise<{ folder: string; modelFile: string }> {
+  if (typeof dir === 'string' && dir !== '') {
+    const plain = dir.startsWith('file://') ? fileURLToPath(dir) : dir;
+    const stat = await fs.promises.stat(plain).catch(() => undefined);
+    if (stat?.isDirectory()) return { folder: plain, modelFile: path.join(plain, 'model.json') };
+    if (plain.endsWith('.json')) return { folder: path.dirname(plain), modelFile: plain };
+  }
+  const folder = await modelDir(dir, 'loadSparseModel');
+  return { folder, modelFile: path.join(folder, 'model.json') };
+}
+
+/**
  * Loads a model written by `exportModel(model, dir, { format: 'sparse' })`. `dir` is the
- * export's directory (a path or a `file://` URL), or an `http://` or `https://` URL of its
- * model.json or its folder, which is fetched as the browser build's `loadSparseModel` does
- * (with `options`; they are not used on disk). Reads model.json, then the manifest its
+ * export's directory or its model.json (a path or a `file://` URL), or an `http://` or
+ * `https://` URL of its model.json or its folder, which is fetched as the browser build's
+ * `loadSparseModel` does (with `options`, which are not used on disk but are checked there
+ * too: an unknown key or a value of the wrong type is an `invalid-argument` error). Reads model.json, then the manifest its
  * `sparseManifest` names (else sparse.json), then the data file the manifest names. Throws,
  * naming the file, when a file cannot be read, is not JSON or not a normprune-sparse v1
  * manifest, is truncated, or lies outside `dir`, when a manifest entry is malformed (shape,
@@ -460,8 +487,8 @@ async function removeLeftovers(dir: string): Promise<void> {
  */
 export async function loadSparseModel(dir: string, options?: LoadSparseOptions): Promise<tfl.LayersModel> {
   if (typeof dir === 'string' && /^https?:\/\//i.test(dir)) return loadSparseModelFromUrl(dir, options);
-  const folder = await modelDir(dir, 'loadSparseModel');
-  const modelFile = path.join(folder, 'model.json');
+  const { folder, modelFile } = await sparseModelFile(dir);
+  checkLoadOptions(options, modelFile);
   return readSparseModel({
     folder,
     modelFile,

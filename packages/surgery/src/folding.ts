@@ -3,6 +3,7 @@
 // the magnitude is zero.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, fold, isDecomposed, layerPaths } from '@normprune/layers';
+import { optionsProblem } from './options.js';
 
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
@@ -20,6 +21,16 @@ export function checkModel(model: unknown, who: string): asserts model is tfl.La
     throw new Error(
       `${who}: expected a tfjs LayersModel (tf.sequential() or tf.model()), got ${describe(model)}`,
     );
+}
+
+/**
+ * Refuses options of `who` (analyze, prune) that are not an object, or that hold a key other
+ * than `keys` (`example` shows an options object; a misspelling would otherwise silently give the default), as the options'
+ * values are refused: with a plain Error naming the function.
+ */
+export function checkOptions(options: unknown, keys: readonly string[], example: string, who: string): void {
+  const problem = optionsProblem(options, keys, example);
+  if (problem !== undefined) throw new Error(`${who}: ${problem}`);
 }
 
 /** The threshold below which a weight counts as zero: a finite number >= 0 (default 0). */

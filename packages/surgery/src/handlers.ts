@@ -294,7 +294,7 @@ export function handlerFor(node: GraphNode, config: any, unknown: UnknownLayers 
       `surgery: layer '${node.name}' has class ${node.className}, which surgery does not know how to prune through. ` +
         (advice ? `${advice} ` : 'Rebuild the model from the supported layer classes (below) to prune it. ') +
         `Or keep such layers whole and prune the rest: prune(model, { unknownLayers: 'keep' }) ` +
-        `(normprune prune --unknown-layers keep) keeps every channel they read. ` +
+        `keeps every channel they read (in the normprune CLI: --unknown-layers keep). ` +
         `Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero ` +
         `groups compactly (decomposed layers are folded first). Supported: ${Object.keys(REGISTRY).join(', ')}`,
     );

@@ -1,7 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { analyzeLayer, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
-import { checkModel, checkThreshold, withFolded } from './folding.js';
+import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 import { buildGraph } from './graph.js';
 import { rebuild, type LayerPruneResult } from './rebuild.js';
 
@@ -40,6 +40,9 @@ export interface PruneOptions {
   unknownLayers?: 'refuse' | 'keep';
 }
 
+/** The keys of {@link PruneOptions}: any other key is refused. */
+const PRUNE_OPTIONS = ['threshold', 'unknownLayers'] as const;
+
 /** What {@link prune} returns. */
 export interface PruneResult {
   /** The pruned model: plain layers only, not compiled. */
@@ -54,7 +57,11 @@ export interface PruneReport {
   before: Counts;
   /** Counts of the pruned model. */
   after: Counts;
-  /** Per-layer counts of the input and of the pruned model. */
+  /**
+   * Per-layer counts of the input model, one entry per layer of its plain form (decomposed layers
+   * counted as the plain layers they fold into), with `threshold` applied: what `analyze(model,
+   * { threshold })` gives. The pruned model's are in {@link PruneReport.layersAfter}.
+   */
   layersBefore: LayerAnalysis[];
   /** Per-layer counts of the pruned model. */
   layersAfter: LayerAnalysis[];
@@ -149,10 +156,12 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
  * as exact zeros. The input model is not modified.
  *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
- * a whole layer would disappear.
+ * a whole layer would disappear; and for options that are not an object, hold a key other than
+ * `threshold` and `unknownLayers` (naming it and the key it likely misspells), or a bad value.
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
   checkModel(model, 'prune');
+  checkOptions(options, PRUNE_OPTIONS, "{ threshold: 0.001, unknownLayers: 'keep' }", 'prune');
   const threshold = checkThreshold(options.threshold, 'prune');
   const unknownLayers = options.unknownLayers ?? 'refuse';
   if (unknownLayers !== 'refuse' && unknownLayers !== 'keep')

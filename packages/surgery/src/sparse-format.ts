@@ -160,12 +160,31 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
     Array.isArray(modelJson) ||
     modelJson.modelTopology === null ||
     typeof modelJson.modelTopology !== 'object'
-  )
+  ) {
+    // A .json file the caller named (not the model.json of a folder): the wrong file, not a damaged one.
+    if (modelJson?.format === 'normprune-sparse')
+      throw new ModelFileError(
+        'invalid-argument',
+        modelFile,
+        `loadSparseModel: ${modelFile} is a sparse export's manifest, not its model.json: pass the folder that holds them (${dir}) or its model.json`,
+      );
+    if (
+      modelFile
+        .replace(/[?#].*$/, '')
+        .split(/[/\\]/)
+        .pop() !== 'model.json'
+    )
+      throw new ModelFileError(
+        'invalid-argument',
+        modelFile,
+        `loadSparseModel: ${modelFile} is not a model.json (a JSON object with "modelTopology"): pass the model.json that exportModel wrote, or its folder`,
+      );
     throw new ModelFileError(
       'damaged',
       modelFile,
       `loadSparseModel: ${modelFile} is not a model.json (a JSON object with "modelTopology"); export the model again`,
     );
+  }
   if (Array.isArray(modelJson?.weightsManifest) && modelJson.weightsManifest.length > 0)
     throw new ModelFileError(
       'unsupported',

@@ -4,6 +4,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe } from '@normprune/layers';
 import { ModelFileError } from '@normprune/runtime';
+import { optionsProblem } from './options.js';
 import { readSparseModel, type SparseFiles } from './sparse-format.js';
 
 /**
@@ -18,6 +19,29 @@ export interface LoadSparseOptions {
   requestInit?: RequestInit;
   /** The fetch to use instead of the global `fetch`: a wrapper, a polyfill, a test's. */
   fetchFunc?: (url: string, init?: RequestInit) => Promise<Response>;
+}
+
+/**
+ * Refuses `options` of loadSparseModel that are not an object, hold a key other than
+ * `requestInit` and `fetchFunc` (naming it and the key it likely misspells), or whose values
+ * are of the wrong type: a `ModelFileError` with code `invalid-argument`, for `file` (what the
+ * call names). Checked on disk too, where the options are not used, so that code shared with
+ * the browser fails the same way in both.
+ * @internal
+ */
+export function checkLoadOptions(options: unknown, file: string): void {
+  const refuse = (why: string) => new ModelFileError('invalid-argument', file, `loadSparseModel: ${why}`);
+  const problem = optionsProblem(options, ['requestInit', 'fetchFunc'], '{ requestInit: { headers } }');
+  if (problem !== undefined) throw refuse(problem);
+  const o = (options ?? {}) as Record<string, unknown>;
+  if (o.requestInit !== undefined && (o.requestInit === null || typeof o.requestInit !== 'object'))
+    throw refuse(
+      `options.requestInit must be an object of fetch options such as { headers, credentials }, got ${describe(o.requestInit)}`,
+    );
+  if (o.fetchFunc !== undefined && typeof o.fetchFunc !== 'function')
+    throw refuse(
+      `options.fetchFunc must be a function (url, init) => Promise<Response>, got ${describe(o.fetchFunc)}`,
+    );
 }
 
 /** The folder URL and model.json URL that `url` stands for, resolved against the page's address. */
@@ -66,12 +90,7 @@ function modelUrl(url: unknown): { folder: URL; model: URL } {
  */
 function urlFiles(url: string, options: LoadSparseOptions = {}): SparseFiles {
   const { folder, model } = modelUrl(url);
-  if (options === null || typeof options !== 'object' || Array.isArray(options))
-    throw new ModelFileError(
-      'invalid-argument',
-      model.href,
-      `loadSparseModel: options must be an object such as { requestInit: { headers } }, got ${describe(options)}`,
-    );
+  checkLoadOptions(options, model.href);
   const fetchFunc = options.fetchFunc ?? (globalThis as { fetch?: LoadSparseOptions['fetchFunc'] }).fetch;
   if (typeof fetchFunc !== 'function')
     throw new ModelFileError(

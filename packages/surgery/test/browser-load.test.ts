@@ -214,7 +214,9 @@ describe('loadSparseModel in the browser build: URLs', () => {
     } finally {
       delete g.location;
     }
-    const err = await loadInBrowser(`/${folder}/model.json`, serve()).catch((e: unknown) => e);
+    const err = await loadInBrowser(`/${folder}/model.json`, { fetchFunc: serve().fetchFunc }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ModelFileError);
     expect(err).toMatchObject({ code: 'invalid-argument' });
     expect((err as Error).message).toBe(
@@ -310,7 +312,9 @@ describe('loadSparseModel in the browser build: errors', () => {
   async function bothErrors(leaks = false): Promise<{ node: ModelFileError; browser: ModelFileError }> {
     const baseline = tf.memory().numTensors;
     const node = (await loadSparseModel(dir).catch((e: unknown) => e)) as ModelFileError;
-    const browser = (await loadInBrowser(url, serve()).catch((e: unknown) => e)) as ModelFileError;
+    const browser = (await loadInBrowser(url, { fetchFunc: serve().fetchFunc }).catch(
+      (e: unknown) => e,
+    )) as ModelFileError;
     expect(node).toBeInstanceOf(ModelFileError);
     expect(browser).toBeInstanceOf(ModelFileError);
     // Weights that do not fit the topology: tfjs's loadLayersModel throws after building the
@@ -435,7 +439,9 @@ describe('loadSparseModel in the browser build: errors', () => {
   });
 
   it('a 404 from the server, with its status text, for a folder that holds no export', async () => {
-    const err = await loadInBrowser(`${ORIGIN}/nothing-here/`, serve()).catch((e: unknown) => e);
+    const err = await loadInBrowser(`${ORIGIN}/nothing-here/`, { fetchFunc: serve().fetchFunc }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toMatchObject({
       name: 'ModelFileError',
       code: 'missing',

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { createHash } from 'node:crypto';
 import { decompose, fold } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
-import { exportModel, loadSparseModel } from '../src/index';
+import { exportModel, loadSparseModel, prune } from '../src/index';
 import { modelArtifacts } from '../src/export';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import { goldenModels } from './export-bytes-models';
@@ -229,4 +229,54 @@ describe('exportModel copies no weights on the cpu backend', () => {
       model.dispose();
     },
   );
+});
+
+// The README's "Which is smaller": 'sparse' leaves out zero groups at a bit each but carries a
+// larger manifest, so in the same precision it is larger when no zero group is left (every zero
+// was in a whole filter, which prune removed) and smaller when dead 2-D kernels are.
+describe("'sparse' against 'tfjs' in the same precision", () => {
+  function convNet(deadKernels: boolean): tfl.LayersModel {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 8, kernelSize: 3, name: 'c1' }),
+        tfl.layers.conv2d({ filters: 32, kernelSize: 3, name: 'c2' }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 4, name: 'out' }),
+      ],
+    });
+    const c2 = m.getLayer('c2');
+    const [kernel, bias] = c2.getWeights();
+    const v = kernel.dataSync().slice();
+    // Filters 0-3 dead whole; with deadKernels, also every 2-D kernel [:, :, i, o] with (i + o) even.
+    v.forEach((_, p) => {
+      const o = p % 32;
+      const i = Math.floor(p / 32) % 8;
+      if (o < 4 || (deadKernels && (i + o) % 2 === 0)) v[p] = 0;
+    });
+    const t = tf.tensor(v, kernel.shape);
+    c2.setWeights([t, bias]);
+    t.dispose();
+    return m;
+  }
+
+  it.each([
+    ['larger when prune removed every zero', false],
+    ['smaller when dead 2-D kernels are left', true],
+  ])('%s', async (_, deadKernels) => {
+    const before = tf.memory().numTensors;
+    const m = convNet(deadKernels);
+    const { model: pruned } = prune(m);
+    m.dispose();
+    for (const float16 of [false, true]) {
+      const tfjs = (await exportModel(pruned, fresh(), { float16 })).bytes;
+      const sparse = (await exportModel(pruned, fresh(), { format: 'sparse', float16 })).bytes;
+      if (deadKernels) expect(sparse).toBeLessThan(0.85 * tfjs);
+      else {
+        expect(sparse).toBeGreaterThan(tfjs);
+        expect(sparse - tfjs).toBeLessThan(1000); // the manifest: about 80 bytes per weight
+      }
+    }
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

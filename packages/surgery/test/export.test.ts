@@ -659,8 +659,9 @@ describe('exportModel', () => {
         /exportModel: float16 must be true \(weights stored as float16, half the bytes\) or false, got/,
       );
     expect(fs.existsSync(unwritten)).toBe(false);
+    // A model.json path is taken, as fileSystem takes it: this one is a 'tfjs' export's.
     await expect(loadSparseModel(path.join(dir, 'model.json'))).rejects.toThrow(
-      /loadSparseModel: .*names a \.json file/,
+      /loadSparseModel: .*model\.json is a 'tfjs' export .*load it with tfl\.loadLayersModel\(fileSystem\(dir\)\)/,
     );
   });
 
@@ -828,9 +829,9 @@ describe('loadSparseModel: damaged sparse.json / sparse.bin / model.json', () =>
     };
     const nowhere = path.join(tmp, 'nothing-exported');
     expect(await codeOf(nowhere)).toEqual({ code: 'missing', file: path.join(nowhere, 'model.json') });
-    expect(await codeOf(path.join(dir, 'model.json'))).toEqual({
+    expect(await codeOf(path.join(dir, 'sparse.json'))).toEqual({
       code: 'invalid-argument',
-      file: path.join(dir, 'model.json'),
+      file: path.join(dir, 'sparse.json'),
     });
     fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, data: '../outside.bin' }));
     expect(await codeOf(dir)).toEqual({ code: 'unsafe-path', file: manifestFile });

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose } from '@normprune/layers';
-import { prune } from '../src/index';
+import { analyze, prune } from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import {
   editWeight,
@@ -679,4 +679,44 @@ describe('prune: refusals', () => {
     const m = tfl.sequential({ layers: [block, tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
     expect(() => prune(m)).toThrow(nestedMessage('block', 'Model'));
   });
+});
+
+// PruneReport.layersBefore is the input model's per-layer counts (what analyze gives with the
+// same threshold), layersAfter the pruned model's (what analyze gives on it).
+describe('PruneReport.layersBefore / layersAfter', () => {
+  it.each([0, 0.2])(
+    'threshold %s: the input model, then the pruned model, as analyze counts them',
+    (threshold) => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.dense({
+            inputShape: [8],
+            units: 6,
+            name: 'd1',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+          }),
+          tfl.layers.dense({
+            units: 3,
+            name: 'o',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+          }),
+        ],
+      });
+      const k = m.getLayer('d1').getWeights()[0];
+      const v = k.dataSync().slice();
+      v.forEach((_, p) => p % 6 === 2 && (v[p] = 0)); // unit 2 of d1 dead
+      const t = tf.tensor(v, k.shape);
+      m.getLayer('d1').setWeights([t, m.getLayer('d1').getWeights()[1]]);
+      t.dispose();
+      const before = tf.memory().numTensors;
+      const { model: pruned, report } = prune(m, { threshold });
+      expect(report.layersBefore).toEqual(analyze(m, { threshold }).layers);
+      expect(report.layersAfter).toEqual(analyze(pruned).layers);
+      expect(report.layersBefore.find((l) => l.name === 'd1')!.params).toBe(8 * 6 + 6);
+      expect(report.layersAfter.find((l) => l.name === 'd1')!.params).toBeLessThan(8 * 6 + 6);
+      pruned.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      m.dispose();
+    },
+  );
 });
