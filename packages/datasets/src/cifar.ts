@@ -409,7 +409,7 @@ function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
  * URL (md5 verified) unless offline.
  */
 export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset> {
-  const o = checkLoadOptions(options);
+  const o = checkLoadOptions(options, 'CIFAR-10');
   if (o.file) return fromFile(resolve(o.file), o);
   if (o.dir) return fromDirOrFail(resolve(o.dir), o);
   const env = process.env.NORMPRUNE_DATA_DIR;

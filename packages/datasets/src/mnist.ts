@@ -242,7 +242,7 @@ function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
  * finally the official URLs (unless offline).
  */
 export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Promise<Dataset> {
-  const o = checkLoadOptions(options);
+  const o = checkLoadOptions(options, spec.title);
   if (o.file) return refuseOtherDataset(spec, fromArchive(spec, resolve(o.file)), resolve(o.file));
   if (o.dir) return fromDirOrFail(spec, resolve(o.dir));
   // NORMPRUNE_DATA_DIR/<name>/ is as explicit as `dir` once it exists: an

@@ -31,7 +31,11 @@ export interface Dataset {
   classes: string[];
 }
 
-/** Where to find a data set; see the package README for the order sources are tried in. */
+/**
+ * Where to find a data set; see the package README for the order sources are
+ * tried in. A key not listed here (`directory`, `path`, `cache_dir`) is an
+ * `invalid-argument` DatasetError naming it and the closest key, never ignored.
+ */
 export interface LoadOptions {
   /** A directory holding the data set's files (IDX files, `cifar-10-batches-bin/`, or `train/` + `test/` image folders). */
   dir?: string;
@@ -57,7 +61,7 @@ export interface Stats {
 export interface AugmentOptions {
   /** Zero padding (pixels on every side) before a random crop back to the original size; 0 disables. Default 4. */
   padding?: number;
-  /** Random horizontal flip with probability 1/2. Default true. */
+  /** Random horizontal flip with probability 1/2: true or false (no other value). Default true. */
   flip?: boolean;
 }
 
