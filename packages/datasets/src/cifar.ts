@@ -3,7 +3,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
+import { cacheRoot, isOffline, missingDataDirNote, offlineEnvNote } from './cache.js';
 import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
 import { downloadFile } from './download.js';
 import { DatasetError } from './errors.js';
@@ -438,7 +438,7 @@ export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset
   if (isOffline(o.offline)) {
     throw new DatasetError('offline', {
       file: archive,
-      message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}${missingDataDirNote()}`,
+      message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
     });
   }
   const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;

@@ -3,7 +3,7 @@ import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
+import { cacheRoot, isOffline, missingDataDirNote, offlineEnvNote } from './cache.js';
 import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile, type IdxArray } from './idx.js';
@@ -289,7 +289,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
       if (isOffline(o.offline))
         throw new DatasetError('checksum-mismatch', {
           file: p,
-          message: `${spec.title}: the cached ${NAMES[r]}.gz is damaged (its md5 is not the published one) and cannot be fetched again offline; delete it and load with downloads allowed, or put the official file there`,
+          message: `${spec.title}: the cached ${NAMES[r]}.gz is damaged (its md5 is not the published one) and cannot be fetched again offline; delete it and load with downloads allowed, or put the official file there${offlineEnvNote(o.offline)}`,
           expected: spec.md5[NAMES[r]],
           found: md5Of(p),
         });
@@ -302,7 +302,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
     if (isOffline(o.offline)) {
       throw new DatasetError('offline', {
         file: join(cache, `${NAMES[missing[0]]}.gz`),
-        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}`,
+        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
       });
     }
     const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;

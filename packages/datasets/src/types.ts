@@ -41,7 +41,12 @@ export interface LoadOptions {
   dir?: string;
   /** One archive (`.tar` / `.tar.gz`) holding the data set. */
   file?: string;
-  /** Forbid the network (also `NORMPRUNE_OFFLINE=1`); a missing file then raises a `DatasetError` with code `offline`. */
+  /**
+   * Forbid the network; a missing file then raises a `DatasetError` with code
+   * `offline`. `NORMPRUNE_OFFLINE=1` in the environment (anything but `0`,
+   * `false` or empty) forbids it too, and wins over `offline: false`: a CI job
+   * that sets it gets no download whatever the code passes.
+   */
   offline?: boolean;
   /** Where downloads and decoded caches live (default `$XDG_CACHE_HOME/normprune`, else `~/.cache/normprune`). */
   cacheDir?: string;
