@@ -175,6 +175,43 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
     ]);
   });
 
+  it('one IDX file (raw or .gz) given as `file` says so, and what to pass instead', async () => {
+    const { dir } = writeIdxSet(join(tmp(), 'set'));
+    const gz = writeIdxSet(join(tmp(), 'gz'), { gzip: true }).dir;
+    const files = [
+      join(dir, 'train-images-idx3-ubyte'),
+      join(dir, 't10k-labels-idx1-ubyte'),
+      join(gz, 'train-images-idx3-ubyte.gz'),
+    ];
+    for (const file of files) {
+      for (const load of [loadMnist, loadFashionMnist]) {
+        const e = await errorOf(load({ file }));
+        expect([e.code, e.file]).toEqual(['invalid-argument', file]);
+        expect(e.message).toBe(
+          'this is an IDX file, not a tar archive: pass its folder as { dir } (the folder holding the four IDX files), ' +
+            `or a .tar / .tar.gz of them as { file }; file: ${file}`,
+        );
+      }
+    }
+  });
+
+  it('a zip given as `file` to a tar loader says it is a zip', async () => {
+    // The local file header of a zip ("PK\x03\x04"), and an empty zip's end record ("PK\x05\x06").
+    const zip = Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4, 20, 0, 0, 0, 8, 0]), Buffer.alloc(1014, 1)]);
+    const empty = Buffer.concat([Buffer.from([0x50, 0x4b, 5, 6]), Buffer.alloc(18)]);
+    for (const data of [zip, empty]) {
+      const file = writeFile(join(tmp(), 'data.zip'), data);
+      for (const load of [loadMnist, loadFashionMnist, loadCifar10]) {
+        const e = await errorOf(load({ file, cacheDir: tmp() }));
+        expect([e.code, e.file]).toEqual(['invalid-argument', file]);
+        expect(e.message).toBe(
+          'this is a zip archive; expected a .tar or .tar.gz: unzip it and pass the folder as { dir }, ' +
+            `or repack it with \`tar -czf\`; file: ${file}`,
+        );
+      }
+    }
+  });
+
   it('options of the wrong type: an empty `file` fails instead of falling through to another copy', async () => {
     const cases: [unknown, RegExp][] = [
       [{ file: '' }, /file must be a non-empty path string; found: ""/],
