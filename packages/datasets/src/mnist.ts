@@ -160,17 +160,35 @@ function complete(f: Record<Role, string | undefined>): f is Record<Role, string
   return ROLES.every((r) => f[r] !== undefined);
 }
 
+/**
+ * Refuses train and test images of different shapes: a model trained on one
+ * could not be evaluated on the other, and nothing before that would say why.
+ */
+function sameShapes(ds: Dataset, trainImages: string, testImages: string): Dataset {
+  const [a, b] = [ds.train.shape, ds.test.shape];
+  if (a.some((d, i) => d !== b[i])) {
+    throw new DatasetError('size-mismatch', {
+      file: testImages,
+      message: `train and test images differ in shape: ${a.join('x')} in ${trainImages}, ${b.join('x')} in ${testImages}; use the train and test files of one data set`,
+      expected: a.join('x'),
+      found: b.join('x'),
+    });
+  }
+  return ds;
+}
+
 function assemble(spec: IdxSpec, buffers: Record<Role, { data: Uint8Array; file: string }>): Dataset {
   const split = (img: Role, lab: Role): Split => {
     const images = parseIdx(buffers[img].data, buffers[img].file, IDX_IMAGES_MAGIC);
     const labels = parseIdx(buffers[lab].data, buffers[lab].file, IDX_LABELS_MAGIC);
     return toSplit(spec, images, labels, buffers[img].file, buffers[lab].file);
   };
-  return {
+  const ds = {
     train: split('trainImages', 'trainLabels'),
     test: split('testImages', 'testLabels'),
     classes: [...spec.classes],
   };
+  return sameShapes(ds, buffers.trainImages.file, buffers.testImages.file);
 }
 
 function toSplit(
@@ -192,11 +210,12 @@ function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {
       f[img],
       f[lab],
     );
-  return {
+  const ds = {
     train: split('trainImages', 'trainLabels'),
     test: split('testImages', 'testLabels'),
     classes: [...spec.classes],
   };
+  return sameShapes(ds, f.trainImages, f.testImages);
 }
 
 function fromArchive(spec: IdxSpec, file: string): Dataset {
