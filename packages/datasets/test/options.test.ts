@@ -12,6 +12,7 @@ import {
   loadFashionMnist,
   loadMnist,
   toTensors,
+  validationSplit,
   type Split,
 } from '../src/index';
 import { fakeImages, fakeLabels, idx, tmp, writeIdxSet } from './fixtures';
@@ -190,5 +191,28 @@ describe('idxSplit options', () => {
     expect(c.message).toMatch(/^idxSplit: names must be an object such as \{ images, labels \}/);
     const s = await idxSplit(images, labels, { numClasses: 10, names: { images: 'i', labels: 'l' } });
     expect(s.count).toBe(2);
+  });
+});
+
+describe('validationSplit', () => {
+  it('says that n is a count, not a fraction as in tfjs', () => {
+    const s = split(200);
+    for (const n of [0.1, 0.5]) {
+      let e: unknown;
+      try {
+        validationSplit(s, n);
+      } catch (x) {
+        e = x;
+      }
+      expect(e).toBeInstanceOf(DatasetError);
+      expect((e as DatasetError).code).toBe('invalid-argument');
+      expect((e as DatasetError).message).toContain(
+        'a count of images, not a fraction as in tfjs fit({ validationSplit })',
+      );
+      expect((e as DatasetError).message).toContain(
+        `Math.round(${n} * split.count) = ${Math.round(n * 200)}`,
+      );
+    }
+    expect(validationSplit(s, 20).validation.count).toBe(20);
   });
 });
