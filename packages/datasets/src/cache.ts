@@ -27,10 +27,32 @@ export function missingDataDirNote(): string {
   return env && !existsSync(env) ? `. NORMPRUNE_DATA_DIR is set to ${env}, which does not exist` : '';
 }
 
-export function isOffline(offline?: boolean): boolean {
-  if (offline !== undefined) return offline;
+/** Whether `NORMPRUNE_OFFLINE` is set to something other than '', '0' or 'false'. */
+function envOffline(): boolean {
   const v = process.env.NORMPRUNE_OFFLINE;
   return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+/**
+ * Whether the network is forbidden: by `offline: true`, or by
+ * `NORMPRUNE_OFFLINE` in the environment, which wins over `offline: false` so
+ * that a CI job setting it can rely on no download happening.
+ */
+export function isOffline(offline?: boolean): boolean {
+  return offline === true || envOffline();
+}
+
+/**
+ * For the offline errors, when the environment forbade the network and the
+ * options did not: say so, and how to allow downloads, or the user who passed
+ * `offline: false` would not know why it had no effect.
+ */
+export function offlineEnvNote(offline?: boolean): string {
+  if (offline === true || !envOffline()) return '';
+  return (
+    `. NORMPRUNE_OFFLINE=${process.env.NORMPRUNE_OFFLINE} is set in the environment, which forbids downloads ` +
+    'even with { offline: false }; unset it (`unset NORMPRUNE_OFFLINE`, or NORMPRUNE_OFFLINE=0) to allow them'
+  );
 }
 
 export function tempPath(final: string): string {

@@ -3,7 +3,7 @@ import { existsSync, rmSync, statSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
-import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
+import { cacheRoot, isOffline, missingDataDirNote, offlineEnvNote } from './cache.js';
 import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
 import { downloadFile } from './download.js';
 import { DatasetError } from './errors.js';
@@ -283,8 +283,15 @@ function buildFromImages(files: ImageFile[], classes: string[], where: string): 
   return { train: splits.train, test: splits.test, classes: [...classes] };
 }
 
-/** Finds `<prefix>train/...` entries: the folder holding train/ and test/ may sit one level down. */
-function imageFilesFromNames(names: { name: string; read: () => Uint8Array }[], where: string): ImageFile[] {
+/**
+ * Finds `<prefix>train/...` entries: the folder holding train/ and test/ may
+ * sit one level down. `fileOf` names an entry in errors: a real path for a
+ * folder's files, `archive:member` for an archive's.
+ */
+function imageFilesFromNames(
+  names: { name: string; read: () => Uint8Array }[],
+  fileOf: (name: string) => string,
+): ImageFile[] {
   const out: ImageFile[] = [];
   for (const { name, read } of names) {
     const parts = name.split('/');
@@ -295,17 +302,17 @@ function imageFilesFromNames(names: { name: string; read: () => Uint8Array }[], 
     if (rest.length === 0 || rest.some((p) => p.startsWith('.'))) continue;
     if (rest.length !== 2)
       throw new DatasetError('unknown-class', {
-        file: `${where}:${name}`,
+        file: fileOf(name),
         message: `expected ${parts[i]}/<class>/<image>`,
         found: name,
       });
     if (!IMAGE_EXT.test(rest[1]))
       throw new DatasetError('bad-image', {
-        file: `${where}:${name}`,
+        file: fileOf(name),
         message: 'not a .jpg/.jpeg/.png file',
         found: rest[1],
       });
-    out.push({ split: parts[i] as 'train' | 'test', cls: rest[0], name: `${where}:${name}`, read });
+    out.push({ split: parts[i] as 'train' | 'test', cls: rest[0], name: fileOf(name), read });
   }
   return out;
 }
@@ -334,7 +341,7 @@ function fromArchive(file: string, data: Uint8Array): Dataset {
   }
   const images = imageFilesFromNames(
     files.map((e) => ({ name: e.name, read: () => e.data })),
-    file,
+    (name) => `${file}:${name}`,
   );
   if (images.length === 0)
     throw new DatasetError('missing-file', {
@@ -382,7 +389,11 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
   for (const d of [dir, join(dir, 'cifar-10-images')]) {
     if (isImageFolder(d)) {
       return cached('cifar-10', treeKey(d), o, () =>
-        buildFromImages(imageFilesFromNames(listTree(d), d), CIFAR10_CLASSES, d),
+        buildFromImages(
+          imageFilesFromNames(listTree(d), (name) => join(d, name)),
+          CIFAR10_CLASSES,
+          d,
+        ),
       );
     }
   }
@@ -409,7 +420,7 @@ function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
  * URL (md5 verified) unless offline.
  */
 export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset> {
-  const o = checkLoadOptions(options);
+  const o = checkLoadOptions(options, 'CIFAR-10');
   if (o.file) return fromFile(resolve(o.file), o);
   if (o.dir) return fromDirOrFail(resolve(o.dir), o);
   const env = process.env.NORMPRUNE_DATA_DIR;
@@ -438,7 +449,7 @@ export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset
   if (isOffline(o.offline)) {
     throw new DatasetError('offline', {
       file: archive,
-      message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}${missingDataDirNote()}`,
+      message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
     });
   }
   const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;

@@ -2,6 +2,7 @@
 // file and a label file, and gunzip through the web's DecompressionStream. The
 // Node loaders and the browser build share it.
 import { DatasetError } from './errors.js';
+import { checkKeys } from './options.js';
 import type { Split } from './types.js';
 
 /** IDX magic numbers (big-endian uint32: 0x0000 0x08=ubyte, then the number of dimensions). */
@@ -199,6 +200,22 @@ export async function idxSplit(
   labels: Uint8Array,
   options: IdxSplitOptions = {},
 ): Promise<Split> {
+  const isObject = (v: unknown): v is object => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(options))
+    throw new DatasetError('invalid-argument', {
+      message: 'idxSplit(images, labels, options): options must be an object such as { numClasses, names }',
+      found: JSON.stringify(options) ?? String(options),
+    });
+  checkKeys(options, ['numClasses', 'names'], 'idxSplit options', { classes: ['numClasses'] });
+  if (options.names !== undefined) {
+    if (!isObject(options.names))
+      throw new DatasetError('invalid-argument', {
+        message:
+          "idxSplit: names must be an object such as { images, labels }, the two inputs' names for errors",
+        found: JSON.stringify(options.names) ?? String(options.names),
+      });
+    checkKeys(options.names, ['images', 'labels'], 'idxSplit names');
+  }
   const numClasses = options.numClasses ?? 10;
   const imageName = options.names?.images ?? 'images';
   const labelName = options.names?.labels ?? 'labels';

@@ -1,7 +1,29 @@
 import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from './errors.js';
+import { checkKeys } from './options.js';
 import type { LoadOptions } from './types.js';
+
+const LOAD_KEYS = ['dir', 'file', 'offline', 'cacheDir', 'mirror'] as const;
+/** Names a user may reach for instead of the load options' own (squashed: lower case, no `_` or `-`). */
+const LOAD_SYNONYMS: Record<string, string[]> = {
+  directory: ['dir'],
+  folder: ['dir'],
+  datadir: ['dir'],
+  datadirectory: ['dir'],
+  root: ['dir'],
+  path: ['file', 'dir'],
+  archive: ['file'],
+  tar: ['file'],
+  tarball: ['file'],
+  filename: ['file'],
+  cache: ['cacheDir'],
+  cachedirectory: ['cacheDir'],
+  cachepath: ['cacheDir'],
+  url: ['mirror'],
+  baseurl: ['mirror'],
+  download: ['offline'],
+};
 
 function errnoOf(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException).code;
@@ -134,18 +156,21 @@ export function listTreeFiles(dir: string): TreeFile[] {
 }
 
 /**
- * The load options, checked: an object (or nothing); `file`, `dir`, `cacheDir`
- * and `mirror` non-empty strings when given (an empty `file` is a mistake, not
- * "no file": it must not silently fall through to another source); `offline`
- * a boolean.
+ * The load options, checked: an object (or nothing) with no key but `dir`,
+ * `file`, `offline`, `cacheDir` and `mirror` (a misspelled `dir` must not
+ * silently load another copy); `file`, `dir`, `cacheDir` and `mirror`
+ * non-empty strings when given (an empty `file` is a mistake, not "no file": it
+ * must not silently fall through to another source); `offline` a boolean.
+ * `title` names the data set in the message.
  */
-export function checkLoadOptions(o: LoadOptions | undefined): LoadOptions {
+export function checkLoadOptions(o: LoadOptions | undefined, title: string): LoadOptions {
   if (o === undefined) return {};
   if (typeof o !== 'object' || o === null || Array.isArray(o))
     throw new DatasetError('invalid-argument', {
       message: 'load options must be an object such as { dir, file, offline }',
       found: JSON.stringify(o) ?? String(o),
     });
+  checkKeys(o, LOAD_KEYS, `${title} load options`, LOAD_SYNONYMS);
   for (const key of ['file', 'dir', 'cacheDir', 'mirror'] as const) {
     const v = o[key];
     if (v !== undefined && (typeof v !== 'string' || v === ''))

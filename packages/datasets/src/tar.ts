@@ -117,6 +117,35 @@ function linkTarget(entry: string, target: string, hard: boolean, file: string):
 }
 
 /**
+ * Refuses, by their first bytes, the files most often given where a tar
+ * archive is expected, which the tar reader would otherwise report as a
+ * baffling header checksum or octal error: a single IDX file (raw or
+ * gunzipped: magic 0x00 0x00 0x08, then the number of dimensions) and a zip.
+ */
+function refuseNotTar(buf: Uint8Array, file: string): void {
+  if (buf.length >= 4 && buf[0] === 0 && buf[1] === 0 && buf[2] === 0x08 && buf[3] >= 1 && buf[3] <= 4) {
+    throw new DatasetError('invalid-argument', {
+      file,
+      message:
+        'this is an IDX file, not a tar archive: pass its folder as { dir } (the folder holding the four IDX files), or a .tar / .tar.gz of them as { file }',
+    });
+  }
+  if (
+    buf.length >= 4 &&
+    buf[0] === 0x50 &&
+    buf[1] === 0x4b &&
+    [3, 5, 7].includes(buf[2]) &&
+    buf[3] === buf[2] + 1
+  ) {
+    throw new DatasetError('invalid-argument', {
+      file,
+      message:
+        'this is a zip archive; expected a .tar or .tar.gz: unzip it and pass the folder as { dir }, or repack it with `tar -czf`',
+    });
+  }
+}
+
+/**
  * Reads a ustar / pax / GNU tar archive (optionally gzipped) held in memory,
  * without touching the disk. Hard and symbolic links to files inside the
  * archive resolve to those files' bytes; links that leave the archive, device
@@ -126,6 +155,7 @@ function linkTarget(entry: string, target: string, hard: boolean, file: string):
 export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): TarEntry[] {
   const max = o.maxTotalBytes ?? DEFAULT_MAX;
   const buf = isGzip(input) ? gunzipChecked(input, file, max + 64 * 1024 * 1024) : input;
+  refuseNotTar(buf, file);
   const entries: TarEntry[] = [];
   const files = new Map<string, TarEntry>();
   const symlinks: { name: string; target: string }[] = [];

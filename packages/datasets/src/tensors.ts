@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { DatasetError, shown } from './errors.js';
+import { checkBoolean, checkKeys } from './options.js';
 import { mulberry32, permutation } from './random.js';
 import { checkSplit, computeStats } from './split.js';
 import type { AugmentOptions, Batch, Normalize, Split, SplitTensors, Stats } from './types.js';
@@ -14,6 +15,29 @@ function numClassesOf(split: Split): number {
 /** Largest padding `augment` takes: half a CIFAR image; more would crop mostly zeros. */
 const MAX_PADDING = 16;
 const NORMALIZE: Normalize[] = ['unit', 'standardize'];
+const AUGMENT_KEYS = ['padding', 'flip'] as const;
+const TO_TENSORS_KEYS = ['normalize', 'stats', 'oneHot'] as const;
+const BATCHES_KEYS = [
+  'batchSize',
+  'shuffle',
+  'seed',
+  'augment',
+  'normalize',
+  'stats',
+  'oneHot',
+  'dropRemainder',
+] as const;
+/** Names from other libraries a user may reach for (squashed: lower case, no `_` or `-`). */
+const TENSOR_SYNONYMS: Record<string, string[]> = {
+  normalization: ['normalize'],
+  standardize: ['normalize'],
+  categorical: ['oneHot'],
+  onehotlabels: ['oneHot'],
+  batch: ['batchSize'],
+  droplast: ['dropRemainder'],
+  randomseed: ['seed'],
+  augmentation: ['augment'],
+};
 
 /**
  * One-hot depth of a split, with every label checked against it: a label >=
@@ -61,6 +85,7 @@ function augmentOf(augment: unknown): { pad: number; flip: boolean } | undefined
       found: JSON.stringify(augment),
     });
   }
+  checkKeys(augment, AUGMENT_KEYS, 'augment', { crop: ['padding'], hflip: ['flip'], mirror: ['flip'] });
   const { padding = 4, flip = true } = augment as AugmentOptions;
   if (!Number.isInteger(padding) || padding < 0 || padding > MAX_PADDING) {
     throw new DatasetError('invalid-argument', {
@@ -218,7 +243,7 @@ function encoding(
 ): { normalize: Normalize; stats?: Stats; tables: Float32Array[]; oneHot: boolean; depth: number } {
   checkSplit(split);
   const normalize = checkNormalize(o.normalize);
-  const oneHot = o.oneHot ?? false;
+  const oneHot = checkBoolean(o.oneHot, 'oneHot') ?? false;
   const depth = oneHot ? oneHotDepth(split) : 0;
   let stats = o.stats;
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
@@ -229,14 +254,22 @@ function encoding(
 /**
  * The whole split as two tensors: `xs` float32 `[n, h, w, c]` (pixels / 255,
  * or standardised per channel) and `ys` int32 labels `[n]` (or one-hot
- * float32 `[n, classes]`). With `'standardize'` and no `stats`, the split's
- * own stats are computed and returned, to be passed again for the test split.
+ * float32 `[n, classes]`, with `oneHot: true`; a flag that is not true or
+ * false, or an unknown option key, is an `invalid-argument` DatasetError).
+ * With `'standardize'` and no `stats`, the split's own stats are computed and
+ * returned, to be passed again for the test split.
  * The caller owns (and disposes) both tensors.
  */
 export function toTensors(
   split: Split,
   o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
 ): SplitTensors {
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
+    throw new DatasetError('invalid-argument', {
+      message: 'toTensors(split, options): options must be an object such as { normalize, stats, oneHot }',
+      found: JSON.stringify(o) ?? String(o),
+    });
+  checkKeys(o, TO_TENSORS_KEYS, 'toTensors options', TENSOR_SYNONYMS);
   const { normalize, stats, tables, oneHot, depth } = encoding(split, o);
   const all = Uint32Array.from({ length: split.count }, (_, i) => i);
   const xs = imagesTensor(split, all, tables, undefined);
@@ -258,6 +291,9 @@ export function toTensors(
  * epoch (e.g. `seed + epoch`) for a fresh order. `'standardize'` needs
  * `stats` (those of the training split, from `computeStats`): unlike
  * {@link toTensors}, an iterator could not hand back statistics it computed.
+ * `shuffle`, `oneHot` and `dropRemainder` take true or false (default false);
+ * another value, or an option key not listed here, is an `invalid-argument`
+ * DatasetError.
  */
 export function batches(
   split: Split,
@@ -272,11 +308,14 @@ export function batches(
     dropRemainder?: boolean;
   },
 ): AsyncIterableIterator<Batch> {
-  if (typeof o !== 'object' || o === null)
+  if (typeof o !== 'object' || o === null || Array.isArray(o))
     throw new DatasetError('invalid-argument', {
       message: 'batches(split, options) needs its options, at least { batchSize }',
       found: String(o),
     });
+  checkKeys(o, BATCHES_KEYS, 'batches options', TENSOR_SYNONYMS);
+  const shuffle = checkBoolean(o.shuffle, 'shuffle') ?? false;
+  const dropRemainder = checkBoolean(o.dropRemainder, 'dropRemainder') ?? false;
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new DatasetError('invalid-argument', {
       message: 'batchSize must be a positive integer',
@@ -302,12 +341,12 @@ export function batches(
   const { tables, oneHot, depth } = encoding(split, o);
   const aug = augmentOf(o.augment);
   const rand = mulberry32(o.seed ?? Math.floor(Math.random() * 2 ** 32));
-  const order = o.shuffle
+  const order = shuffle
     ? permutation(split.count, rand)
     : Uint32Array.from({ length: split.count }, (_, i) => i);
   const augment = aug ? { ...aug, rand } : undefined;
   const batchSize = o.batchSize;
-  const end = o.dropRemainder ? split.count - (split.count % batchSize) : split.count;
+  const end = dropRemainder ? split.count - (split.count % batchSize) : split.count;
 
   async function* generate(): AsyncGenerator<Batch> {
     for (let start = 0; start < end; start += batchSize) {

