@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from './errors.js';
-import { checkKeys } from './options.js';
+import { checkBoolean, checkKeys } from './options.js';
 import type { LoadOptions } from './types.js';
 
 const LOAD_KEYS = ['dir', 'file', 'offline', 'cacheDir', 'mirror'] as const;
@@ -179,10 +179,6 @@ export function checkLoadOptions(o: LoadOptions | undefined, title: string): Loa
         found: typeof v === 'string' ? '""' : `${typeof v} ${String(v)}`,
       });
   }
-  if (o.offline !== undefined && typeof o.offline !== 'boolean')
-    throw new DatasetError('invalid-argument', {
-      message: 'offline must be true or false',
-      found: `${typeof o.offline} ${String(o.offline)}`,
-    });
+  checkBoolean(o.offline, 'offline');
   return o;
 }

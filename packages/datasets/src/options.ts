@@ -1,7 +1,7 @@
 // Options objects checked the same way in every exported function: a key the
 // function does not know is an error naming it, not something silently ignored
 // (a misspelled `dir` would otherwise load another data set without a word).
-import { DatasetError } from './errors.js';
+import { DatasetError, shown } from './errors.js';
 
 /** Edit distance between two short strings: insertions, deletions, substitutions and swaps of neighbours. */
 function distance(a: string, b: string): number {
@@ -75,7 +75,6 @@ export function checkBoolean(value: unknown, name: string): boolean | undefined 
   if (value === undefined || typeof value === 'boolean') return value;
   throw new DatasetError('invalid-argument', {
     message: `${name} must be true or false`,
-    found:
-      typeof value === 'string' ? `${JSON.stringify(value)} (a string)` : `${typeof value} ${String(value)}`,
+    found: typeof value === 'string' ? String(shown(value)) : `${typeof value} ${String(value)}`,
   });
 }

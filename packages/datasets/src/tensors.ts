@@ -94,13 +94,7 @@ function augmentOf(augment: unknown): { pad: number; flip: boolean } | undefined
       found: typeof padding === 'number' ? String(padding) : JSON.stringify(padding),
     });
   }
-  if (typeof flip !== 'boolean') {
-    throw new DatasetError('invalid-argument', {
-      message: 'augment.flip must be true or false',
-      found: JSON.stringify(flip),
-    });
-  }
-  return { pad: padding, flip };
+  return { pad: padding, flip: checkBoolean(flip, 'augment.flip') ?? true };
 }
 
 /** Per-channel affine map byte -> float as a 256-entry table per channel: one lookup per pixel. */

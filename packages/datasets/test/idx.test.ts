@@ -272,7 +272,7 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
       [{ file: '' }, /file must be a non-empty path string; found: ""/],
       [{ dir: 42 }, /dir must be a non-empty path string; found: number 42/],
       [{ cacheDir: ['x'] }, /cacheDir must be a non-empty path string; found: object x/],
-      [{ offline: 'yes' }, /offline must be true or false; found: string yes/],
+      [{ offline: 'yes' }, /offline must be true or false; found: "yes" \(a string\)/],
       ['mnist', /load options must be an object such as \{ dir, file, offline \}; found: "mnist"/],
     ];
     for (const [o, message] of cases) {

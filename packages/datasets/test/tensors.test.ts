@@ -437,7 +437,7 @@ describe('batches() options', () => {
       { padding: '4' },
       'augment.padding must be an integer from 0 (no crop) to 16 pixels; expected: 0..16; found: "4"',
     ],
-    [{ flip: 'yes' }, 'augment.flip must be true or false; found: "yes"'],
+    [{ flip: 'yes' }, 'augment.flip must be true or false; found: "yes" (a string)'],
     ['yes', 'augment must be true, false or { padding?, flip? }; found: "yes"'],
     [1, 'augment must be true, false or { padding?, flip? }; found: 1'],
   ])('refuses augment %p', (augment, message) => {
