@@ -10,6 +10,7 @@ export type {
   InitializerSpec,
 } from './common.js';
 export { DEFAULT_EPSILON, describeValue } from './common.js';
+export { closestKey, optionsProblem } from './options.js';
 export { NonFiniteWeightError, type NonFiniteWeightCode, readFiniteWeight } from './errors.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';

@@ -14,6 +14,11 @@ import {
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
+import { optionsProblem } from './options.js';
+
+/** The keys of {@link DecomposeOptions} and of its `granularity`. */
+const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
+const GRANULARITY_KEYS = ['dense', 'conv2d'] as const;
 
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
@@ -153,11 +158,15 @@ function rebuild(
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
   checkModel(model, 'decompose');
+  const problem = optionsProblem(options, DECOMPOSE_OPTIONS, "{ granularity: { dense: 'input' } }");
+  if (problem) throw new Error(`decompose: ${problem}`);
   const g = options.granularity;
   if (g !== undefined && (g === null || typeof g !== 'object' || Array.isArray(g)))
     throw new Error(
       `decompose: granularity must be an object such as { dense: 'input', conv2d: 'filter' }, got ${describeValue(g)}`,
     );
+  const gProblem = optionsProblem(g, GRANULARITY_KEYS, "{ dense: 'input', conv2d: 'filter' }");
+  if (gProblem) throw new Error(`decompose: granularity: ${gProblem}`);
   // Checked even where the model has no layer of that kind: a typo should not wait for one.
   const denseGranularity = checkOneOf(
     'decompose: granularity.dense',

@@ -4,6 +4,7 @@ import {
   magnitudes as findMagnitudes,
   type MagnitudeInfo,
 } from '@normprune/layers';
+import { checkOptionKeys } from './checks.js';
 import { ProximalOptimizer } from './optimizers.js';
 import { liveCounts, noDecomposedLayers, summarizeSparsity, type SparsityReport } from './penalty.js';
 
@@ -91,6 +92,12 @@ export class SparsityCallback extends tfl.Callback {
   /** A callback for `model.fit` that records sparsity and reports each epoch to the optimiser's lambda schedule. */
   constructor(o: SparsityCallbackOptions = {}) {
     super();
+    checkOptionKeys(
+      'SparsityCallback',
+      o,
+      ['magnitudes', 'optimizer', 'stopAtCompression', 'verbose'],
+      '{ stopAtCompression: 0.9 }',
+    );
     this.infos = o.magnitudes;
     this.optimizer = o.optimizer;
     if (

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { describeValue } from '@normprune/layers';
+import { describeValue, optionsProblem } from '@normprune/layers';
 
 /**
  * `v` if it is a finite number >= 0; otherwise an error `<label> must be a
@@ -19,4 +19,22 @@ export function finiteNonnegative(label: string, v: unknown): number {
  */
 export function countNaN(x: tf.Tensor): tf.Scalar {
   return tf.sum(tf.cast(tf.notEqual(x, x), 'float32'));
+}
+
+/**
+ * Throws `<who>: unknown option ...` for a key of `o` not among `keys` (a misspelled optional
+ * key would otherwise silently give its default), or for `o` not an object (`example` shows one;
+ * undefined is no options at all, unless `required`).
+ */
+export function checkOptionKeys(
+  who: string,
+  o: unknown,
+  keys: readonly string[],
+  example: string,
+  required = false,
+): void {
+  if (required && o === undefined)
+    throw new Error(`${who}: options must be an object such as ${example}, got undefined`);
+  const problem = optionsProblem(o, keys, example);
+  if (problem) throw new Error(`${who}: ${problem}`);
 }

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers';
-import { countNaN, finiteNonnegative } from './checks.js';
+import { checkOptionKeys, countNaN, finiteNonnegative } from './checks.js';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
   constantLambda,
@@ -191,6 +191,16 @@ function epochDriven(schedule: LambdaSchedule | null): string | null {
   return null;
 }
 
+/** The keys of {@link ProximalOptions}. */
+const PROXIMAL_OPTIONS = [
+  'lambda',
+  'magnitudes',
+  'costWeighting',
+  'layerMultipliers',
+  'renormalize',
+  'progress',
+] as const;
+
 /**
  * The shared machinery of `ProximalSGD` and `ProximalAdam`: the penalty
  * weights, the lambda schedule, and the renormalisation of directions.
@@ -233,12 +243,14 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   /** Checks and stores the shared options; the subclasses add their update rule. */
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();
-    if (o === null || typeof o !== 'object' || Array.isArray(o)) {
-      const cls = (new.target as unknown as { className?: string }).className ?? 'ProximalOptimizer';
-      throw new Error(
-        `${cls}: options must be an object such as { learningRate: 0.01, lambda: 1e-4, magnitudes: model }, got ${describe(o)}`,
-      );
-    }
+    const cls = new.target as unknown as { className?: string; ownOptions?: readonly string[] };
+    checkOptionKeys(
+      cls.className ?? 'ProximalOptimizer',
+      o,
+      [...PROXIMAL_OPTIONS, 'learningRate', ...(cls.ownOptions ?? [])],
+      '{ learningRate: 0.01, lambda: 1e-4, magnitudes: model }',
+      true,
+    );
     if (!(o.learningRate > 0 && Number.isFinite(o.learningRate)))
       throw new Error(`learningRate must be a finite number > 0, got ${describe(o.learningRate)}`);
     this.learningRate = o.learningRate;
@@ -684,6 +696,8 @@ function checkNonnegative(infos: readonly MagnitudeInfo[]): void {
  * `minimize` / `applyGradients` in custom loops.
  */
 export class ProximalSGD extends ProximalOptimizer {
+  /** The options ProximalSGD takes beside {@link ProximalOptions}' and `learningRate`. @internal */
+  static readonly ownOptions: readonly string[] = ['momentum', 'nesterov'];
   /** The name this class is registered under for (de)serialisation. */
   static get className(): string {
     return 'ProximalSGD';
@@ -780,6 +794,8 @@ export class ProximalSGD extends ProximalOptimizer {
  * is rescaled to unit norm. All other variables get the plain update.
  */
 export class ProximalAdam extends ProximalOptimizer {
+  /** The options ProximalAdam takes beside {@link ProximalOptions}' and `learningRate`. @internal */
+  static readonly ownOptions: readonly string[] = ['beta1', 'beta2', 'epsilon'];
   /** The name this class is registered under for (de)serialisation. */
   static get className(): string {
     return 'ProximalAdam';

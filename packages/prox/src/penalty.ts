@@ -5,7 +5,7 @@ import {
   magnitudes as findMagnitudes,
   type MagnitudeInfo,
 } from '@normprune/layers';
-import { countNaN, finiteNonnegative } from './checks.js';
+import { checkOptionKeys, countNaN, finiteNonnegative } from './checks.js';
 import { keepLargest } from './operators.js';
 import { costWeights, type CostWeighting } from './weights.js';
 
@@ -62,6 +62,7 @@ export function l1Penalty(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
   o: L1PenaltyOptions = {},
 ): number {
+  checkOptionKeys('l1Penalty', o, ['lambda', 'costWeighting', 'layerMultipliers'], '{ lambda: 1e-4 }');
   const lambda = finiteNonnegative('l1Penalty: lambda', o.lambda ?? 1);
   const infos = magnitudesOf(modelOrMagnitudes, 'l1Penalty');
   if (infos.length === 0) return 0;

@@ -1,5 +1,5 @@
 import { describeValue as describe } from '@normprune/layers';
-import { finiteNonnegative } from './checks.js';
+import { checkOptionKeys, finiteNonnegative } from './checks.js';
 
 /** What a lambda schedule may look at besides the step and epoch counters. */
 export interface ScheduleState {
@@ -151,6 +151,12 @@ export function warmupLambda(o: {
   start?: number;
   unit?: ScheduleUnit;
 }): LambdaSchedule {
+  checkOptionKeys(
+    'warmupLambda',
+    o,
+    ['kind', 'value', 'warmup', 'start', 'unit'],
+    '{ value: 1e-4, warmup: 5 }',
+  );
   const { value, warmup } = o;
   const start = o.start ?? 0;
   const unit = checkUnit(o.unit ?? 'step');
@@ -177,6 +183,12 @@ export function stepLambda(o: {
   every: number;
   unit?: ScheduleUnit;
 }): LambdaSchedule {
+  checkOptionKeys(
+    'stepLambda',
+    o,
+    ['kind', 'initial', 'factor', 'every', 'unit'],
+    '{ initial: 1e-4, factor: 2, every: 5 }',
+  );
   const { initial, factor, every } = o;
   const unit = checkUnit(o.unit ?? 'epoch');
   checkNonneg('initial', initial);
@@ -206,6 +218,7 @@ export function stepLambda(o: {
  * one instance per training run.
  */
 export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedule {
+  checkOptionKeys('targetLambda', o, TARGET_KEYS, '{ initial: 1e-4, targetCompression: 0.9 }');
   const { initial, targetCompression } = o;
   const factor = o.factor ?? 1.5;
   const max = o.max ?? Infinity;
@@ -288,10 +301,25 @@ export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedul
   );
 }
 
+/** The keys of a {@link TargetLambdaConfig}. */
+const TARGET_KEYS = [
+  'kind',
+  'initial',
+  'targetCompression',
+  'factor',
+  'max',
+  'stallFactor',
+  'current',
+  'lastEpoch',
+  'lastCompression',
+  'stallFrom',
+];
+
 /** Builds a schedule from its config (the inverse of `schedule.config`). */
 export function lambdaSchedule(config: LambdaScheduleConfig): LambdaSchedule {
   switch (config.kind) {
     case 'constant':
+      checkOptionKeys('lambdaSchedule', config, ['kind', 'value'], "{ kind: 'constant', value: 1e-4 }");
       return constantLambda(config.value);
     case 'warmup':
       return warmupLambda(config);

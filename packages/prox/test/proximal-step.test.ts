@@ -322,10 +322,15 @@ describe.each(ARCHS)('the proximal step against plain tfjs, %s', (_arch, arch) =
         costWeighting: c.costWeighting,
         layerMultipliers: c.layerMultipliers,
       };
+      // The spec's kind picks the class; it is no option of either (an unknown key is refused).
+      const { kind, ...options } = c.spec;
       const opt =
-        c.spec.kind === 'adam'
-          ? new ProximalAdam({ ...common, ...c.spec })
-          : new ProximalSGD({ ...common, ...c.spec });
+        kind === 'adam'
+          ? new ProximalAdam({ ...common, ...options })
+          : new ProximalSGD({
+              ...common,
+              ...(options as Omit<typeof c.spec & { kind: 'momentum' }, 'kind'>),
+            });
       opt.penaltyWeights.forEach((w, i) => expect(w).toBeCloseTo(weights[i], 12));
       const ref = new Reference(theirs, c.spec, c.lambda, weights);
       const lossOf = (m: tfl.LayersModel) => () =>

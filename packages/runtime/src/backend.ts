@@ -359,6 +359,7 @@ export function defaultLoaders(
  * ```
  */
 export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
+  checkInitOptions(options);
   const threads = resolveThreads(options.threads, process.env);
   if (options.releaseSavedTensorsDuringBackprop) checkEngineSupported(tf.version_core, tf.engine());
   const { info, line } = await selectBackend(
@@ -372,6 +373,27 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
   }
   if (!options.quiet) console.log(line);
   return info;
+}
+
+/** The keys of {@link InitBackendOptions}. */
+const INIT_OPTIONS = ['prefer', 'quiet', 'threads', 'releaseSavedTensorsDuringBackprop'];
+
+/**
+ * Refuses options that are not an object, and keys initBackend does not take: a misspelled
+ * `prefer` would otherwise silently pick another backend.
+ */
+function checkInitOptions(options: unknown): void {
+  const listed = INIT_OPTIONS.map((k) => `\`${k}\``).join(', ');
+  if (options === null || typeof options !== 'object' || Array.isArray(options))
+    throw new Error(
+      `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
+    );
+  const unknown = Object.keys(options).filter((k) => !INIT_OPTIONS.includes(k));
+  if (unknown.length)
+    throw new Error(
+      `initBackend: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')}; ` +
+        `the options are ${listed}`,
+    );
 }
 
 // initBackend installs the release once per process, however often it is called.

@@ -285,6 +285,22 @@ describe('initBackend (real backends)', () => {
     expect(log).toHaveBeenCalledTimes(1);
   });
 
+  it('refuses options that are not an object, and keys it does not take, listing those it takes', async () => {
+    const backend = tf.getBackend();
+    const listed = '`prefer`, `quiet`, `threads`, `releaseSavedTensorsDuringBackprop`';
+    await expect(initBackend({ prefered: 'cpu', quiet: true } as never)).rejects.toThrow(
+      `initBackend: unknown option \`prefered\`; the options are ${listed}`,
+    );
+    await expect(initBackend({ backend: 'cpu', thread: 2 } as never)).rejects.toThrow(
+      'initBackend: unknown options `backend`, `thread`; the options are',
+    );
+    await expect(initBackend('cpu' as never)).rejects.toThrow(
+      `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
+    );
+    // Refused before anything changes.
+    expect(tf.getBackend()).toBe(backend);
+  });
+
   it('honours NORMPRUNE_BACKEND from the environment', async () => {
     const saved = process.env.NORMPRUNE_BACKEND;
     try {

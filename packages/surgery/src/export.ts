@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe, fold } from '@normprune/layers';
+import { describeValue as describe, fold, optionsProblem } from '@normprune/layers';
 import {
   fileSystem,
   makeDirs,
@@ -34,7 +34,6 @@ import {
 } from '@normprune/runtime';
 import { checkModel, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
-import { optionsProblem } from './options.js';
 import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
 // Also the package's (sparse-format.ts and sparse-url.ts are shared with the browser build).

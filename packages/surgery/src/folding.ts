@@ -2,8 +2,7 @@
 // cuts is the plain layer they fold into, whose kernel is exactly zero where
 // the magnitude is zero.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe, fold, isDecomposed, layerPaths } from '@normprune/layers';
-import { optionsProblem } from './options.js';
+import { describeValue as describe, fold, isDecomposed, layerPaths, optionsProblem } from '@normprune/layers';
 
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {

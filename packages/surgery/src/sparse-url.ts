@@ -2,9 +2,8 @@
 // loadSparseModel, and Node's for an http(s):// URL. Nothing here needs Node;
 // the files are read through the same reader as on disk (sparse-format.ts).
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe } from '@normprune/layers';
+import { describeValue as describe, optionsProblem } from '@normprune/layers';
 import { ModelFileError } from '@normprune/runtime';
-import { optionsProblem } from './options.js';
 import { readSparseModel, type SparseFiles } from './sparse-format.js';
 
 /**

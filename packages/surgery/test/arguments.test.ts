@@ -14,7 +14,6 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { analyze, exportModel, loadSparseModel, ModelFileError, prune } from '../src/index';
 import * as browser from '../src/browser';
-import { closestKey } from '../src/options';
 import { maxDiff } from '../../../tools/testing/leaks';
 import { rng, zeroKernelWhere } from './helpers';
 
@@ -55,22 +54,6 @@ const errorOf = async (f: () => unknown): Promise<Error> => {
   }
   throw new Error('expected a throw');
 };
-
-describe('closestKey', () => {
-  it.each([
-    ['treshold', ['threshold'], 'threshold'],
-    ['Threshold', ['threshold'], 'threshold'],
-    ['unknownLayer', ['threshold', 'unknownLayers'], 'unknownLayers'],
-    ['unknown_layers', ['threshold', 'unknownLayers'], 'unknownLayers'],
-    ['formats', ['format', 'float16'], 'format'],
-    ['flaot16', ['format', 'float16'], 'float16'],
-    ['requestinit', ['requestInit', 'fetchFunc'], 'requestInit'],
-    ['fp16', ['format', 'float16'], undefined],
-    ['dir', ['format', 'float16'], undefined],
-  ])('%s among %j: %s', (word, keys, meant) => {
-    expect(closestKey(word, keys)).toBe(meant);
-  });
-});
 
 describe('analyze and prune refuse options they do not take, as a bad threshold (a plain Error)', () => {
   let m: tfl.Sequential;

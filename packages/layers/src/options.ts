@@ -1,8 +1,9 @@
-// Options objects of the exported functions: a key a function does not take
-// (a misspelling such as `treshold`) is refused, naming it, the keys the
-// function takes, and the one it likely misspells; read as no option at all, it
-// would silently give the default. Shared with the browser build: no Node here.
-import { describeValue as describe } from '@normprune/layers';
+// Options objects of the exported functions (of this package, and of prox and
+// surgery, which import these): a key a function does not take (a misspelling
+// such as `treshold`, `granularty`) is refused, naming it, the keys the function
+// takes, and the one it likely misspells; read as no option at all, it would
+// silently give the default. No Node here: browser builds use it too.
+import { describeValue as describe } from './common.js';
 
 /** The edit distance of two strings (insertions, deletions, substitutions, adjacent swaps). */
 function editDistance(a: string, b: string): number {
