@@ -801,8 +801,8 @@ describe('tf.prelu with weights that are not float32', () => {
 describe('float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more', () => {
   // Upstream's XNNPACK operators take at most 6 dimensions; past that their
   // setup failed and the output held whatever its buffer held (mul of
-  // [3, 1, 1, 4, 1, 5, 3] and [4, 1, 5, 3]: off by 1.94, and by 2.0 with
-  // [1, 1, 1, 4, 1, 5, 3], which broadcasts nothing).
+  // [3, 1, 1, 4, 1, 5, 3] and [4, 1, 5, 3]: off by 2.86, and by 2.36 with
+  // [1, 1, 1, 4, 1, 5, 3], which broadcasts nothing: rows 52-53 of bench/upstream-faults.ts).
   const ops: [string, (a: tf.Tensor, b: tf.Tensor) => tf.Tensor][] = [
     ['add', tf.add],
     ['sub', tf.sub],

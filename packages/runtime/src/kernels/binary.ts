@@ -3,7 +3,8 @@
 // dimensions per operand (XNN_MAX_TENSOR_DIMS). With an operand of rank 7 or
 // more their setup fails, upstream ignores the failure, and the output holds
 // whatever its buffer held: tf.mul of a [3, 1, 1, 4, 1, 5, 3] and a
-// [4, 1, 5, 3] tensor was off by 1.94 relative to the cpu backend, and so was
+// [4, 1, 5, 3] tensor was off by 2.86 relative to the cpu backend (row 52 of
+// bench/upstream-faults.ts; the figure depends on what the heap held), and so was
 // any rank-7 call, broadcast or not (same shapes too). tfjs-core's prelu
 // gradient multiplies at the output's rank, so it was wrong there too. The
 // int32 and bool paths (and the other binary kernels) loop over any rank and
