@@ -147,6 +147,21 @@ async function sizes(files: string[]): Promise<number> {
  * path (what `fileSystem` takes to name a model file) or an existing file is refused, since
  * the export's file names are fixed (loadSparseModel takes a model.json path before this).
  */
+/** `dir`, a path or a `file://` URL, as a path; a URL that names no local file is `invalid-argument`. */
+function filePath(dir: string, who: string): string {
+  if (!dir.startsWith('file://')) return dir;
+  try {
+    return fileURLToPath(dir);
+  } catch (e) {
+    throw new ModelFileError(
+      'invalid-argument',
+      dir,
+      `${who}: '${dir}' is not a file:// URL of a local path (${(e as Error).message}); pass the path itself`,
+      e,
+    );
+  }
+}
+
 async function modelDir(dir: unknown, who: string): Promise<string> {
   if (typeof dir !== 'string' || dir === '')
     throw new ModelFileError(
@@ -154,7 +169,7 @@ async function modelDir(dir: unknown, who: string): Promise<string> {
       String(dir),
       `${who}: dir must be a directory path or a file:// URL, got ${describe(dir)}`,
     );
-  const plain = dir.startsWith('file://') ? fileURLToPath(dir) : dir;
+  const plain = filePath(dir, who);
   if (plain.endsWith('.json'))
     throw new ModelFileError(
       'invalid-argument',
@@ -239,8 +254,9 @@ export async function exportModel(
   const refuse = (why: string) => new ModelFileError('invalid-argument', dir, `exportModel: ${why}`);
   const problem = optionsProblem(options, ['format', 'float16'], "{ format: 'sparse', float16: true }");
   if (problem !== undefined) throw refuse(problem);
-  const format = options.format ?? 'tfjs';
-  const float16 = options.float16 ?? false;
+  // Only an absent option (undefined) takes the default: null, as JSON writes "no value", is refused.
+  const format = options.format === undefined ? 'tfjs' : options.format;
+  const float16 = options.float16 === undefined ? false : options.float16;
   if (format !== 'tfjs' && format !== 'sparse')
     throw refuse(`unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
   if (typeof float16 !== 'boolean')
@@ -460,15 +476,23 @@ async function removeLeftovers(dir: string): Promise<void> {
  * model.json itself (a `.json` path that is not a folder), as `fileSystem` and
  * `loadLayersModel` take a tfjs model.
  */
-async function sparseModelFile(dir: unknown): Promise<{ folder: string; modelFile: string }> {
+async function sparseModelFile(
+  dir: unknown,
+): Promise<{ folder: string; modelFile: string; namedOtherJson: boolean }> {
   if (typeof dir === 'string' && dir !== '') {
-    const plain = dir.startsWith('file://') ? fileURLToPath(dir) : dir;
+    const plain = filePath(dir, 'loadSparseModel');
     const stat = await fs.promises.stat(plain).catch(() => undefined);
-    if (stat?.isDirectory()) return { folder: plain, modelFile: path.join(plain, 'model.json') };
-    if (plain.endsWith('.json')) return { folder: path.dirname(plain), modelFile: plain };
+    if (stat?.isDirectory())
+      return { folder: plain, modelFile: path.join(plain, 'model.json'), namedOtherJson: false };
+    if (plain.endsWith('.json'))
+      return {
+        folder: path.dirname(plain),
+        modelFile: plain,
+        namedOtherJson: path.basename(plain) !== 'model.json',
+      };
   }
   const folder = await modelDir(dir, 'loadSparseModel');
-  return { folder, modelFile: path.join(folder, 'model.json') };
+  return { folder, modelFile: path.join(folder, 'model.json'), namedOtherJson: false };
 }
 
 /**
@@ -486,11 +510,12 @@ async function sparseModelFile(dir: unknown): Promise<{ folder: string; modelFil
  */
 export async function loadSparseModel(dir: string, options?: LoadSparseOptions): Promise<tfl.LayersModel> {
   if (typeof dir === 'string' && /^https?:\/\//i.test(dir)) return loadSparseModelFromUrl(dir, options);
-  const { folder, modelFile } = await sparseModelFile(dir);
+  const { folder, modelFile, namedOtherJson } = await sparseModelFile(dir);
   checkLoadOptions(options, modelFile);
   return readSparseModel({
     folder,
     modelFile,
+    namedOtherJson,
     locate: (name) => inside(folder, name),
     async read(file) {
       try {

@@ -135,6 +135,12 @@ export interface SparseFiles {
   folder: string;
   /** model.json, as messages name it (and as `read` takes it). */
   modelFile: string;
+  /**
+   * Whether the caller named a JSON file not called model.json (`sparse.json`, `config.json`),
+   * rather than a folder or a model.json: one that is no model is then the wrong file, not a
+   * damaged export.
+   */
+  namedOtherJson: boolean;
   /** The file `name` of the folder, as messages name it and `read` takes it; undefined when `name` is not a file in the folder. */
   locate(name: unknown): string | undefined;
   /**
@@ -168,12 +174,7 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
         modelFile,
         `loadSparseModel: ${modelFile} is a sparse export's manifest, not its model.json: pass the folder that holds them (${dir}) or its model.json`,
       );
-    if (
-      modelFile
-        .replace(/[?#].*$/, '')
-        .split(/[/\\]/)
-        .pop() !== 'model.json'
-    )
+    if (files.namedOtherJson)
       throw new ModelFileError(
         'invalid-argument',
         modelFile,

@@ -100,6 +100,7 @@ function urlFiles(url: string, options: LoadSparseOptions = {}): SparseFiles {
   return {
     folder: folder.href,
     modelFile: model.href,
+    namedOtherJson: !model.pathname.endsWith('/model.json'),
     locate(name) {
       // '?' and '#' would not name a file, an encoded slash would name one in another folder.
       if (typeof name !== 'string' || name === '' || /[?#]|%2f|%5c/i.test(name)) return undefined;

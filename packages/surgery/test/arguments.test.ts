@@ -82,6 +82,24 @@ describe('analyze and prune refuse options they do not take, as a bad threshold 
       'prune: unknown option `unknownLayer` (did you mean `unknownLayers`?); the options are `threshold`, `unknownLayers`',
     ],
     [
+      'a null threshold (JSON has no undefined)',
+      'analyze',
+      { threshold: null },
+      'analyze: threshold must be a finite number >= 0 (|w| <= threshold counts as zero), got null',
+    ],
+    [
+      'a null threshold (JSON has no undefined)',
+      'prune',
+      { threshold: null },
+      'prune: threshold must be a finite number >= 0 (|w| <= threshold counts as zero), got null',
+    ],
+    [
+      'a null unknownLayers',
+      'prune',
+      { unknownLayers: null },
+      "prune: unknownLayers must be 'refuse' or 'keep', got null",
+    ],
+    [
       'a key like no option, with a good one',
       'prune',
       { threshold: 0.1, granularity: 'kernel' },
@@ -154,6 +172,12 @@ describe('exportModel: every argument error is a ModelFileError invalid-argument
       'exportModel: unknown option `flaot16` (did you mean `float16`?); the options are `format`, `float16`',
     ],
     ['an unknown format', { format: 'onnx' }, "exportModel: unknown format 'onnx' (use 'tfjs' or 'sparse')"],
+    ['a null format', { format: null }, "exportModel: unknown format 'null' (use 'tfjs' or 'sparse')"],
+    [
+      'a null float16',
+      { float16: null },
+      'exportModel: float16 must be true (weights stored as float16, half the bytes) or false, got null',
+    ],
     [
       'a float16 that is a string',
       { float16: 'true' },
@@ -276,6 +300,35 @@ describe('loadSparseModel: options and the model.json path', () => {
       expect(tf.memory().numTensors).toBe(before);
     },
   );
+
+  it.each([
+    ['its folder', (d: string) => d],
+    ['its model.json', (d: string) => path.join(d, 'model.json')],
+  ])(
+    "a damaged model.json in a folder named with '#' and '?' is 'damaged' when the caller names %s",
+    async (_, named) => {
+      // '#' and '?' end a URL's path, not a file path: the folder is not read as a file 'run'.
+      const d = path.join(tmp, process.platform === 'win32' ? 'run#1' : 'run#1?x');
+      fs.mkdirSync(d, { recursive: true });
+      fs.writeFileSync(path.join(d, 'model.json'), '{}');
+      const err = await errorOf(() => loadSparseModel(named(d)));
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect(err).toMatchObject({ code: 'damaged', file: path.join(d, 'model.json') });
+      expect(err.message).toContain('export the model again');
+    },
+  );
+
+  it.each([
+    ['loadSparseModel', (u: string) => loadSparseModel(u)],
+    ['exportModel', (u: string) => exportModel(model, u)],
+  ])('%s refuses a file:// URL that names no local path as invalid-argument', async (who, call) => {
+    for (const url of ['file://host/x/model.json', 'file:///x/%2Fmodel.json']) {
+      const err = await errorOf(() => call(url));
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect(err).toMatchObject({ code: 'invalid-argument', file: url });
+      expect(err.message).toContain(`${who}: '${url}' is not a file:// URL of a local path`);
+    }
+  });
 
   it('exportModel still refuses a .json path: the export owns its file names', async () => {
     const err = await errorOf(() => exportModel(model, path.join(tmp, 'x', 'model.json')));
