@@ -13,10 +13,10 @@ export type NonFiniteWeightCode = 'non-finite' | 'overflow';
 
 /**
  * A weight that holds a NaN or an infinity, or would once decomposed: the
- * model has diverged or its weights are corrupt. `decompose` (layers) and
- * `analyze` / `prune` (@normprune/surgery) throw it, each with its own
- * message prefix and advice; the fields say the same without reading the
- * message.
+ * model has diverged or its weights are corrupt. `decompose` (layers) throws
+ * it with the message prefix `decompose:`, and `analyze` / `prune`
+ * (@normprune/surgery) with `surgery:`, each with advice of its own; the
+ * fields say the same without reading the message.
  *
  * The group-norm overflow `decompose` refuses is this class too, with `code`
  * `'overflow'`, not a class of its own: it is the same problem (a diverged

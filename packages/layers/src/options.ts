@@ -40,7 +40,8 @@ export function closestKey(word: string, keys: readonly string[]): string | unde
 /**
  * What is wrong with `options`, the options argument of a function taking the keys `keys`
  * (`example` shows an options object in the message), or undefined when nothing is: it must be
- * undefined or a plain object, and every key of it one of `keys`.
+ * undefined or an object that is not an array, and each of its own enumerable string keys one of
+ * `keys` (inherited and symbol keys are not looked at; nor are the entries of a Map).
  */
 export function optionsProblem(
   options: unknown,
