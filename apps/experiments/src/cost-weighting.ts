@@ -1,6 +1,11 @@
 // Cost weightings by name: the current names, and former names still read (`'flops'`, now
 // `'macs'`), in one place for the config schema, the CLI flag, hashes, sweep folders and reports.
-import { COST_WEIGHTINGS, type CostWeighting, FORMER_COST_WEIGHTINGS } from '@normprune/prox';
+import {
+  COST_WEIGHTINGS,
+  type CostWeighting,
+  FORMER_COST_WEIGHTINGS,
+  formerCostWeighting,
+} from '@normprune/prox';
 
 /** Every name a config, a flag or a record may give: the weightings, then their former names. */
 export const COST_WEIGHTING_NAMES = [...COST_WEIGHTINGS, ...Object.keys(FORMER_COST_WEIGHTINGS)] as [
@@ -9,12 +14,11 @@ export const COST_WEIGHTING_NAMES = [...COST_WEIGHTINGS, ...Object.keys(FORMER_C
 ];
 
 /** Whether `c` is a former name of a cost weighting (`'flops'`). */
-export const isFormerCostWeighting = (c: unknown): c is string =>
-  typeof c === 'string' && Object.hasOwn(FORMER_COST_WEIGHTINGS, c);
+export const isFormerCostWeighting = (c: unknown): c is string => formerCostWeighting(c) !== undefined;
 
 /** `c` by its current name: a former name read as the weighting it names, any other name as is. */
 export function currentCostWeighting(c: string): CostWeighting {
-  return (isFormerCostWeighting(c) ? FORMER_COST_WEIGHTINGS[c] : c) as CostWeighting;
+  return formerCostWeighting(c) ?? (c as CostWeighting);
 }
 
 /**

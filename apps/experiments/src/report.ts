@@ -854,8 +854,8 @@ function currentSweepNames<T extends { note: string; points: SweepPoint[] }>(swe
   return {
     ...sweep,
     note: sweep.note.replace(/cost weighting \[[^\]]*\]/g, (list) =>
-      list.replace(/"([^"]*)"/g, (_, c: string) =>
-        JSON.stringify(isFormerCostWeighting(c) ? currentCostWeighting(c) : c),
+      list.replace(/"([^"]*)"/g, (quoted, c: string) =>
+        isFormerCostWeighting(c) ? JSON.stringify(currentCostWeighting(c)) : quoted,
       ),
     ),
     points: sweep.points.map((p) =>

@@ -23,7 +23,12 @@ export {
   targetLambda,
   warmupLambda,
 } from './schedules.js';
-export { COST_WEIGHTINGS, type CostWeighting, FORMER_COST_WEIGHTINGS } from './weights.js';
+export {
+  COST_WEIGHTINGS,
+  type CostWeighting,
+  FORMER_COST_WEIGHTINGS,
+  formerCostWeighting,
+} from './weights.js';
 export {
   type NamedTensor,
   ProximalAdam,
