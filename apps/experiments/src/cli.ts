@@ -16,7 +16,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, type BackendName } from '@normprune/runtime';
 import { COST_WEIGHTINGS, type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
-import { fold, magnitudes } from '@normprune/layers';
+import { closestKey, fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
   effectiveBudget,
@@ -63,7 +63,6 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
-import { closest } from './suggest.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
 const COMMON = `Common options:
@@ -301,7 +300,7 @@ function unknownOption(command: string, flag: string, options: OptionSpec): stri
   const name = flag.replace(/^-+/, '').split('=')[0];
   const known = Object.keys(options);
   const takers = commandsTaking(name);
-  const meant = takers.length ? undefined : closest(name, known);
+  const meant = takers.length ? undefined : closestKey(name, [...known]);
   const hint = foreignFlagHint(name, command);
   const who =
     takers.length > 1
@@ -1571,10 +1570,10 @@ function listCommand(args: string[], out: (s: string) => void): number {
 function unknownCommand(command: string): string {
   // A misspelt top-level flag (--verison, --hlep) is meant as one of those.
   if (command.startsWith('-')) {
-    const flag = closest(command.replace(/^-+/, ''), ['version', 'help']);
+    const flag = closestKey(command.replace(/^-+/, ''), ['version', 'help']);
     if (flag) return `unknown option ${command}; did you mean --${flag}?`;
   }
-  const meant = closest(command, COMMANDS);
+  const meant = closestKey(command, COMMANDS);
   return `unknown command "${command}"${meant ? `; did you mean ${meant}?` : ''}; commands: ${COMMANDS.join(', ')}`;
 }
 

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { closest } from './suggest.js';
+import { closestKey } from '@normprune/layers';
 import {
   COST_WEIGHTING_NAMES,
   currentCostWeighting,
@@ -323,7 +323,7 @@ function unknownField(key: string, schema: z.ZodType | undefined): string {
   if (!schema) return JSON.stringify(key);
   let names = fieldNameCache.get(schema);
   if (!names) fieldNameCache.set(schema, (names = fieldNames(schema)));
-  const meant = names.has(key) ? undefined : closest(key, names);
+  const meant = names.has(key) ? undefined : closestKey(key, [...names]);
   return meant ? `${JSON.stringify(key)} (did you mean ${JSON.stringify(meant)}?)` : JSON.stringify(key);
 }
 
@@ -724,7 +724,7 @@ export function listExperiments(): string[] {
 export function loadExperiment(name: string): ExperimentConfig {
   const known = listExperiments();
   if (!known.includes(name)) {
-    const near = closest(name, known);
+    const near = closestKey(name, [...known]);
     throw new UsageError(
       `unknown experiment "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known experiments: ${known.join(', ')}` +
         ` (\`normprune list\` describes them${/\.json$/i.test(name) ? '; a config file runs with `normprune train --config FILE`' : ''})`,
