@@ -305,6 +305,24 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   return decomposed;
 }
 
+/**
+ * Throws for a decomposed layer inside a wrapper (a `TimeDistributed(decomposedDense(...))` built
+ * by hand): `magnitudes()` would not list it, so nothing would penalise or count it, and `fold()`
+ * would leave it decomposed, a model plain tfjs cannot load.
+ */
+function refuseWrappedDecomposed(model: tfl.LayersModel, who: string): void {
+  const wrapped = wrappedLayers(model, true);
+  if (wrapped.length === 0) return;
+  const w = wrapped[0];
+  throw new Error(
+    `${who}: layer '${w.path}' (${w.chain}) wraps the decomposed layer '${w.inner.name}' ` +
+      `(${w.inner.getClassName()})${wrapped.length > 1 ? ` (and ${wrapped.length - 1} more)` : ''}: a decomposed ` +
+      'layer inside a wrapper is not supported (its magnitudes would go unpenalised and uncounted, and fold() ' +
+      `could not make it plain). ${w.inner.getClassName() === 'DecomposedDense' ? `${DENSE_HINT}, and decompose it. ` : ''}` +
+      'Otherwise keep the layer inside the wrapper plain',
+  );
+}
+
 const DENSE_HINT =
   'A TimeDistributed(Dense) computes what a Dense applied to the same input does (a Dense acts on the last ' +
   'axis of any rank), so build the model with the Dense itself to decompose it';
@@ -321,10 +339,11 @@ interface WrappedLayer {
 
 /**
  * The wrapper layers of `model` (nested models included) that hold a plain
- * Dense or Conv2D, however deeply wrapped: a wrapper keeps the layer it
- * wraps in `layer` (tfjs-layers' `Wrapper`: `TimeDistributed`, `Bidirectional`).
+ * Dense or Conv2D (a decomposed layer when `decomposed`), however deeply
+ * wrapped: a wrapper keeps the layer it wraps in `layer` (tfjs-layers'
+ * `Wrapper`: `TimeDistributed`, `Bidirectional`).
  */
-function wrappedLayers(model: tfl.LayersModel): WrappedLayer[] {
+function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer[] {
   const out: WrappedLayer[] = [];
   for (const { path, layer } of layerPaths(model)) {
     const chain: string[] = [];
@@ -336,7 +355,7 @@ function wrappedLayers(model: tfl.LayersModel): WrappedLayer[] {
       inner = next;
     }
     const cls = inner.getClassName();
-    if (chain.length > 0 && (cls === 'Dense' || cls === 'Conv2D'))
+    if (chain.length > 0 && (decomposed ? isDecomposed(inner) : cls === 'Dense' || cls === 'Conv2D'))
       out.push({ path, chain: chain.join(' of '), inner });
   }
   return out;
@@ -354,6 +373,7 @@ function wrappedLayers(model: tfl.LayersModel): WrappedLayer[] {
  */
 export function fold(model: tfl.LayersModel): tfl.LayersModel {
   checkModel(model, 'fold');
+  refuseWrappedDecomposed(model, 'fold');
   return rebuild(
     model,
     (layer, entry) => {
@@ -499,6 +519,7 @@ export function layerPaths(model: tfl.LayersModel, prefix = ''): LayerPath[] {
  */
 export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
   checkModel(model, 'magnitudes');
+  refuseWrappedDecomposed(model, 'magnitudes');
   const out: MagnitudeInfo[] = [];
   const paths = layerPaths(model);
   // A name two nested models' layers share is ambiguous: those layers go by their paths.

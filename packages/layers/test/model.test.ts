@@ -388,6 +388,41 @@ describe('decompose and fold', () => {
     afterEach(() => warn.mockRestore());
     const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
 
+    it.each([
+      [
+        'DecomposedDense',
+        () => decomposedDense({ units: 2, name: 'inner' }),
+        [3, 4],
+        /A TimeDistributed\(Dense\) computes what a Dense applied to the same input does/,
+      ],
+      [
+        'DecomposedConv2D',
+        () => decomposedConv2d({ filters: 2, kernelSize: 3, name: 'inner' }),
+        [3, 5, 5, 1],
+        /Otherwise keep the layer inside the wrapper plain$/,
+      ],
+    ])(
+      'a %s inside TimeDistributed (built by hand) is refused by magnitudes and fold',
+      (cls, inner, shape, hint) => {
+        const model = tfl.sequential({
+          layers: [tfl.layers.timeDistributed({ inputShape: shape, name: 'td', layer: inner() })],
+        });
+        for (const [who, call] of [
+          ['magnitudes', () => magnitudes(model)],
+          ['fold', () => fold(model)],
+        ] as const) {
+          const before = tf.memory().numTensors;
+          expect(call).toThrow(
+            `${who}: layer 'td' (TimeDistributed) wraps the decomposed layer 'inner' (${cls}): a decomposed layer ` +
+              'inside a wrapper is not supported',
+          );
+          expect(call).toThrow(hint);
+          expect(tf.memory().numTensors).toBe(before);
+        }
+        model.dispose();
+      },
+    );
+
     it('TimeDistributed(Dense) stays plain, and decompose says so, naming it', () => {
       const model = tfl.sequential({
         layers: [
