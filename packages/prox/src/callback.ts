@@ -108,6 +108,8 @@ export class SparsityCallback extends tfl.Callback {
         `SparsityCallback: stopAtCompression must lie in [0, 1] (a fraction: 0.9 for 90%), got ${describe(o.stopAtCompression)}`,
       );
     this.stopAtCompression = o.stopAtCompression;
+    if (o.verbose !== undefined && typeof o.verbose !== 'boolean')
+      throw new Error(`SparsityCallback: verbose must be true or false, got ${describe(o.verbose)}`);
     this.verbose = o.verbose ?? false;
   }
 

@@ -151,6 +151,7 @@ export function warmupLambda(o: {
   start?: number;
   unit?: ScheduleUnit;
 }): LambdaSchedule {
+  checkKind('warmupLambda', o, 'warmup');
   checkOptionKeys(
     'warmupLambda',
     o,
@@ -183,6 +184,7 @@ export function stepLambda(o: {
   every: number;
   unit?: ScheduleUnit;
 }): LambdaSchedule {
+  checkKind('stepLambda', o, 'step');
   checkOptionKeys(
     'stepLambda',
     o,
@@ -218,6 +220,7 @@ export function stepLambda(o: {
  * one instance per training run.
  */
 export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedule {
+  checkKind('targetLambda', o, 'target');
   checkOptionKeys('targetLambda', o, TARGET_KEYS, '{ initial: 1e-4, targetCompression: 0.9 }');
   const { initial, targetCompression } = o;
   const factor = o.factor ?? 1.5;
@@ -299,6 +302,15 @@ export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedul
       ...(stallFrom !== undefined ? { stallFrom } : {}),
     }),
   );
+}
+
+/** A `kind` given to a schedule function (a config passed whole) must be that function's. */
+function checkKind(who: string, o: unknown, kind: string): void {
+  const given = (o as { kind?: unknown } | null | undefined)?.kind;
+  if (given !== undefined && given !== kind)
+    throw new Error(
+      `${who}: kind ${describe(given)} is not '${kind}': build a schedule from its config with lambdaSchedule(config)`,
+    );
 }
 
 /** The keys of a {@link TargetLambdaConfig}. */

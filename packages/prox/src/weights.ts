@@ -45,7 +45,10 @@ export function costWeights(
       if (!(v > 0) || !Number.isFinite(v)) {
         throw new Error(
           `costWeighting '${costWeighting}': layer '${infos[i].layerName}' has ${key} = ${v}` +
-            (costWeighting === 'macs' ? ' (MACs need a built model with known spatial dimensions)' : ''),
+            (costWeighting === 'macs'
+              ? ' (MACs need a built model with known spatial dimensions): give the model input a fixed ' +
+                "height and width (inputShape [28, 28, 1], not [null, null, 1]), or weigh by 'params'"
+              : ''),
         );
       }
     });

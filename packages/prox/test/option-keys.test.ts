@@ -124,6 +124,21 @@ describe('the other options objects', () => {
       /^lambdaSchedule: unknown option `vlaue` \(did you mean `value`\?\)/,
     ],
     [
+      'targetLambda',
+      () => targetLambda({ kind: 'step', initial: 1, targetCompression: 0.5 } as never),
+      /^targetLambda: kind "step" \(a string\) is not 'target': build a schedule from its config with lambdaSchedule\(config\)$/,
+    ],
+    [
+      'stepLambda',
+      () => stepLambda({ kind: 'warmup', initial: 1, factor: 2, every: 3 } as never),
+      /^stepLambda: kind "warmup" \(a string\) is not 'step'/,
+    ],
+    [
+      'SparsityCallback',
+      () => new SparsityCallback({ verbose: 'false' } as never),
+      /^SparsityCallback: verbose must be true or false, got "false" \(a string\)$/,
+    ],
+    [
       'lambdaSchedule',
       () => lambdaSchedule({ kind: 'warmup', value: 1, warmup: 2, strat: 0.5 } as never),
       /^warmupLambda: unknown option `strat` \(did you mean `start`\?\)/,

@@ -394,6 +394,13 @@ function checkInitOptions(options: unknown): void {
       `initBackend: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')}; ` +
         `the options are ${listed}`,
     );
+  for (const flag of ['quiet', 'releaseSavedTensorsDuringBackprop'] as const) {
+    const v = (options as InitBackendOptions)[flag];
+    if (v !== undefined && typeof v !== 'boolean')
+      throw new Error(
+        `initBackend: ${flag} must be true or false, got ${typeof v === 'string' ? `${JSON.stringify(v)} (a string)` : String(v)}`,
+      );
+  }
 }
 
 // initBackend installs the release once per process, however often it is called.

@@ -297,6 +297,12 @@ describe('initBackend (real backends)', () => {
     await expect(initBackend('cpu' as never)).rejects.toThrow(
       `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
     );
+    await expect(initBackend({ quiet: 'false' } as never)).rejects.toThrow(
+      'initBackend: quiet must be true or false, got "false" (a string)',
+    );
+    await expect(initBackend({ releaseSavedTensorsDuringBackprop: 1 } as never)).rejects.toThrow(
+      'initBackend: releaseSavedTensorsDuringBackprop must be true or false, got 1',
+    );
     // Refused before anything changes.
     expect(tf.getBackend()).toBe(backend);
   });
