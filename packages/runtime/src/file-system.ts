@@ -724,10 +724,22 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
     text = await fs.promises.readFile(jsonFile, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+      // A model saved under another .json name (fileSystem('dir/a.json')) is loaded by that name.
+      const others = await fs.promises
+        .readdir(dir)
+        .then((names) => names.filter((n) => n.endsWith('.json') && n !== path.basename(jsonFile)))
+        .catch(() => [] as string[]);
       throw new ModelFileError(
         'missing',
         jsonFile,
-        `Cannot load model: ${jsonFile} does not exist (no model has been saved in ${dir})`,
+        `Cannot load model: ${jsonFile} does not exist (no model has been saved in ${dir} under that name)` +
+          (others.length
+            ? `; ${dir} holds ${others
+                .slice(0, 3)
+                .map((n) => `'${n}'`)
+                .join(', ')}${others.length > 3 ? ', ...' : ''}: ` +
+              `to load a model saved as one of them, pass its path, fileSystem('${path.join(dir, others[0])}')`
+            : ''),
       );
     }
     throw new ModelFileError(

@@ -572,6 +572,23 @@ describe('fileSystem errors carry a code and the file', () => {
     expect((err as Error).message).toContain(file(dir));
   });
 
+  it('a folder without model.json but with a model saved as a.json names it and how to load it', async () => {
+    const dir = freshDir();
+    const model = sequential(3, 2, 4);
+    await model.save(fileSystem(path.join(dir, 'a.json')));
+    const err = await tfl.loadLayersModel(fileSystem(dir)).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'missing', file: json(dir) });
+    expect((err as Error).message).toBe(
+      `Cannot load model: ${json(dir)} does not exist (no model has been saved in ${dir} under that name); ` +
+        `${dir} holds 'a.json': to load a model saved as one of them, pass its path, ` +
+        `fileSystem('${path.join(dir, 'a.json')}')`,
+    );
+    const loaded = await tfl.loadLayersModel(fileSystem(path.join(dir, 'a.json')));
+    expect(tf.tidy(() => (loaded.predict(tf.ones([1, 3])) as tf.Tensor).shape)).toEqual([1, 3]);
+    loaded.dispose();
+    model.dispose();
+  });
+
   it('an unreadable model.json is read-failed, with the fs error as its cause', async () => {
     const dir = freshDir();
     const model = sequential(3, 2, 4);
