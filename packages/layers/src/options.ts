@@ -40,8 +40,9 @@ export function closestKey(word: string, keys: readonly string[]): string | unde
 /**
  * What is wrong with `options`, the options argument of a function taking the keys `keys`
  * (`example` shows an options object in the message), or undefined when nothing is: it must be
- * undefined or an object that is not an array, and each of its own enumerable string keys one of
- * `keys` (inherited and symbol keys are not looked at; nor are the entries of a Map).
+ * undefined or an object that is not an array, each of its own enumerable string keys one of
+ * `keys` (inherited and symbol keys are not looked at; nor are the entries of a Map), and no
+ * value null (a key left out, or undefined, gives the default).
  */
 export function optionsProblem(
   options: unknown,
@@ -52,7 +53,15 @@ export function optionsProblem(
   if (options === null || typeof options !== 'object' || Array.isArray(options))
     return `options must be an object such as ${example}, got ${describe(options)}`;
   const unknown = Object.keys(options).filter((k) => !keys.includes(k));
-  if (unknown.length === 0) return undefined;
+  if (unknown.length === 0) {
+    // null is what JSON writes for "no value", but no option takes it: read as the default it
+    // would hide a mistake; only a key left out (or undefined) gives the default.
+    const nulls = keys.filter((k) => (options as Record<string, unknown>)[k] === null);
+    return nulls.length === 0
+      ? undefined
+      : `option${nulls.length > 1 ? 's' : ''} ${nulls.map((k) => `\`${k}\``).join(', ')} ` +
+          `${nulls.length > 1 ? 'are' : 'is'} null: leave ${nulls.length > 1 ? 'them' : 'it'} out for the default, or give a value`;
+  }
   const named = unknown.map((k) => {
     const meant = closestKey(k, keys);
     return `\`${k}\`${meant ? ` (did you mean \`${meant}\`?)` : ''}`;

@@ -48,6 +48,16 @@ describe('optionsProblem', () => {
       'unknown options `lamda` (did you mean `lambda`?), `foo`; the options are `lambda`, `epsilon`',
     );
   });
+  it('refuses null values: only a key left out (or undefined) gives the default', () => {
+    expect(optionsProblem({ lambda: null }, keys, '{ lambda: 1 }')).toBe(
+      'option `lambda` is null: leave it out for the default, or give a value',
+    );
+    expect(optionsProblem({ lambda: null, epsilon: null }, keys, '{ lambda: 1 }')).toBe(
+      'options `lambda`, `epsilon` are null: leave them out for the default, or give a value',
+    );
+    // An unknown key is named first.
+    expect(optionsProblem({ lamda: null }, keys, '{ lambda: 1 }')).toMatch(/^unknown option `lamda`/);
+  });
   it.each([null, 'lambda', 3, [1]])('refuses %p for the options object, showing an example', (v) => {
     expect(optionsProblem(v, keys, '{ lambda: 1 }')).toMatch(
       /^options must be an object such as \{ lambda: 1 \}, got /,

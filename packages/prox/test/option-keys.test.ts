@@ -134,6 +134,16 @@ describe('the other options objects', () => {
       /^stepLambda: kind "warmup" \(a string\) is not 'step'/,
     ],
     [
+      'l1Penalty',
+      () => l1Penalty([], { lambda: null } as never),
+      /^l1Penalty: option `lambda` is null: leave it out for the default, or give a value$/,
+    ],
+    [
+      'ProximalSGD',
+      () => new ProximalSGD({ ...base, momentum: null } as never),
+      /^ProximalSGD: option `momentum` is null/,
+    ],
+    [
       'SparsityCallback',
       () => new SparsityCallback({ verbose: 'false' } as never),
       /^SparsityCallback: verbose must be true or false, got "false" \(a string\)$/,

@@ -394,6 +394,12 @@ function checkInitOptions(options: unknown): void {
       `initBackend: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')}; ` +
         `the options are ${listed}`,
     );
+  const nulls = INIT_OPTIONS.filter((k) => (options as Record<string, unknown>)[k] === null);
+  if (nulls.length)
+    throw new Error(
+      `initBackend: option ${nulls.map((k) => `\`${k}\``).join(', ')} ${nulls.length > 1 ? 'are' : 'is'} null: ` +
+        'leave it out for the default, or give a value',
+    );
   for (const flag of ['quiet', 'releaseSavedTensorsDuringBackprop'] as const) {
     const v = (options as InitBackendOptions)[flag];
     if (v !== undefined && typeof v !== 'boolean')

@@ -297,6 +297,9 @@ describe('initBackend (real backends)', () => {
     await expect(initBackend('cpu' as never)).rejects.toThrow(
       `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
     );
+    await expect(initBackend({ prefer: null } as never)).rejects.toThrow(
+      'initBackend: option `prefer` is null: leave it out for the default, or give a value',
+    );
     await expect(initBackend({ quiet: 'false' } as never)).rejects.toThrow(
       'initBackend: quiet must be true or false, got "false" (a string)',
     );

@@ -85,19 +85,19 @@ describe('analyze and prune refuse options they do not take, as a bad threshold 
       'a null threshold (JSON has no undefined)',
       'analyze',
       { threshold: null },
-      'analyze: threshold must be a finite number >= 0 (|w| <= threshold counts as zero), got null',
+      'analyze: option `threshold` is null: leave it out for the default, or give a value',
     ],
     [
       'a null threshold (JSON has no undefined)',
       'prune',
       { threshold: null },
-      'prune: threshold must be a finite number >= 0 (|w| <= threshold counts as zero), got null',
+      'prune: option `threshold` is null: leave it out for the default, or give a value',
     ],
     [
       'a null unknownLayers',
       'prune',
       { unknownLayers: null },
-      "prune: unknownLayers must be 'refuse' or 'keep', got null",
+      'prune: option `unknownLayers` is null: leave it out for the default, or give a value',
     ],
     [
       'a key like no option, with a good one',
@@ -172,11 +172,15 @@ describe('exportModel: every argument error is a ModelFileError invalid-argument
       'exportModel: unknown option `flaot16` (did you mean `float16`?); the options are `format`, `float16`',
     ],
     ['an unknown format', { format: 'onnx' }, "exportModel: unknown format 'onnx' (use 'tfjs' or 'sparse')"],
-    ['a null format', { format: null }, "exportModel: unknown format 'null' (use 'tfjs' or 'sparse')"],
+    [
+      'a null format',
+      { format: null },
+      'exportModel: option `format` is null: leave it out for the default, or give a value',
+    ],
     [
       'a null float16',
       { float16: null },
-      'exportModel: float16 must be true (weights stored as float16, half the bytes) or false, got null',
+      'exportModel: option `float16` is null: leave it out for the default, or give a value',
     ],
     [
       'a float16 that is a string',
