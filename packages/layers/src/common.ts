@@ -297,43 +297,59 @@ export function exactMagnitude(
 
 /**
  * Sets the `weights` a decomposed layer was constructed with (tfjs's initial
- * weights, set once the layer is built). Besides the layer's own
- * `[direction, magnitude, bias]`, it takes the plain layer's `[kernel, bias]`,
- * what `tf.layers.dense({ weights })` or `tf.layers.conv2d({ weights })` takes:
- * the kernel becomes the direction and its exact magnitude the magnitude, so
- * that the layer applies that kernel. Any other list is an error naming both
- * forms (tfjs would only say it expected 3 weights). Called from `build`,
- * which tfjs runs just before it would set them itself.
+ * weights, set once the layer is built), through the layer's `setWeights`,
+ * which takes both forms {@link decomposedWeightList} does. Called from
+ * `build`, which tfjs runs just before it would set them itself.
  */
-export function setInitialWeights(
+export function setInitialWeights(layer: tfl.layers.Layer): void {
+  const holder = layer as unknown as { initialWeights: tf.Tensor[] | null };
+  const given = holder.initialWeights;
+  if (given == null) return;
+  holder.initialWeights = null;
+  layer.setWeights(given);
+}
+
+/**
+ * Writes `given` to a decomposed layer with `set` (tfjs's own `setWeights`).
+ * Besides the layer's own `[direction, magnitude, bias]`, it takes the plain
+ * layer's `[kernel, bias]`, what `tf.layers.dense` / `tf.layers.conv2d`
+ * `getWeights()` gives and their `weights` option takes: the kernel becomes
+ * the direction and its exact magnitude the magnitude, so that the layer
+ * applies that kernel. Any other list is an error naming both forms (tfjs
+ * would only say it expected 3 weights).
+ */
+export function setDecomposedWeights(
   layer: tfl.layers.Layer,
   kind: string,
   shapes: { direction: number[]; magnitude: number[]; bias: number[] | null },
   normAxes: number[],
   epsilon: number,
+  given: tf.Tensor[],
+  set: (weights: tf.Tensor[]) => void,
 ): void {
-  const holder = layer as unknown as { initialWeights: tf.Tensor[] | null };
-  const given = holder.initialWeights;
-  if (given == null) return;
-  holder.initialWeights = null;
   const rest = shapes.bias ? [shapes.bias] : [];
   const same = (ts: tf.Tensor[], want: number[][]) =>
-    ts.length === want.length && ts.every((t, i) => tf.util.arraysEqual(t.shape, want[i]));
+    Array.isArray(ts) &&
+    ts.length === want.length &&
+    ts.every((t, i) => t instanceof tf.Tensor && tf.util.arraysEqual(t.shape, want[i]));
   if (same(given, [shapes.direction, ...rest])) {
     const magnitude = exactMagnitude(given[0], normAxes, shapes.magnitude, epsilon);
     try {
-      layer.setWeights([given[0], magnitude, ...given.slice(1)]);
+      set([given[0], magnitude, ...given.slice(1)]);
     } finally {
       magnitude.dispose();
     }
   } else if (same(given, [shapes.direction, shapes.magnitude, ...rest])) {
-    layer.setWeights(given);
+    set(given);
   } else {
     const show = (s: number[][]) => s.map((x) => `[${x}]`).join(', ');
+    const got = Array.isArray(given)
+      ? show(given.map((t) => (t instanceof tf.Tensor ? t.shape : [NaN])))
+      : describeValue(given);
     throw new Error(
       `${kind} '${layer.name}': weights must be the plain layer's [kernel${shapes.bias ? ', bias' : ''}] ` +
         `(${show([shapes.direction, ...rest])}) or this layer's [direction, magnitude${shapes.bias ? ', bias' : ''}] ` +
-        `(${show([shapes.direction, shapes.magnitude, ...rest])}); got ${show(given.map((t) => t.shape))}`,
+        `(${show([shapes.direction, shapes.magnitude, ...rest])}); got ${got}`,
     );
   }
 }

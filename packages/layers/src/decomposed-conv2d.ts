@@ -13,6 +13,7 @@ import {
   exactlyOneShape,
   fusedActivation,
   createDecomposedWeights,
+  setDecomposedWeights,
   setInitialWeights,
   type Initializer,
   type InitializerSpec,
@@ -144,10 +145,32 @@ export class DecomposedConv2D extends tfl.layers.Layer {
       this.direction = w.direction;
       this.magnitude = w.magnitude;
       this.bias = w.bias;
-      setInitialWeights(this, 'DecomposedConv2D', shapes, this.normAxes, this.epsilon);
+      setInitialWeights(this);
     }
     this.inputSpec = [new tfl.InputSpec({ ndim: 4, axes: { 3: inputDim } })];
     this.built = true;
+  }
+
+  /**
+   * Sets the weights: this layer's `[direction, magnitude, bias]`, or the plain layer's
+   * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
+   * direction and its exact magnitude the magnitude. Any other list is an error naming both.
+   */
+  override setWeights(weights: tf.Tensor[]): void {
+    if (this.direction == null || this.magnitude == null) return super.setWeights(weights);
+    setDecomposedWeights(
+      this,
+      'DecomposedConv2D',
+      {
+        direction: this.direction.shape as number[],
+        magnitude: this.magnitude.shape as number[],
+        bias: (this.bias?.shape as number[] | undefined) ?? null,
+      },
+      this.normAxes,
+      this.epsilon,
+      weights,
+      (w) => super.setWeights(w),
+    );
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {

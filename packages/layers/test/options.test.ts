@@ -456,8 +456,20 @@ describe("the weights option: a layer's initial weights", () => {
       expect(() => tfl.sequential({ layers: [makeDecomposed(given.slice(0, 1).concat(given))] })).toThrow(
         /'d': weights must be the plain layer's \[kernel.*\] \(.*\) or this layer's \[direction, magnitude.*\); got /,
       );
+      // setWeights takes both forms too: the plain layer's getWeights() (a trained Dense's weights
+      // into its decomposed twin), and the layer's own.
+      const later = tfl.sequential({ layers: [makeDecomposed(undefined as never)] });
+      const before = tf.memory().numTensors;
+      later.layers[0].setWeights(given);
+      expect(tf.memory().numTensors).toBe(before);
+      expect(scaledError(later.predict(x) as tf.Tensor, expected)).toBeLessThan(1e-5);
+      later.layers[0].setWeights(own);
+      expect(scaledError(later.predict(x) as tf.Tensor, expected)).toBeLessThan(1e-5);
+      expect(() => later.layers[0].setWeights(given.slice(0, 1).concat(given))).toThrow(
+        /'d': weights must be the plain layer's \[kernel.*\] \(.*\) or this layer's \[direction, magnitude.*\); got /,
+      );
       tf.dispose([x, expected, ...given]);
-      [plain, fromPlain, fromOwn].forEach((m) => m.dispose());
+      [plain, fromPlain, fromOwn, later].forEach((m) => m.dispose());
     },
   );
 });
