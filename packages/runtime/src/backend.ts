@@ -389,16 +389,23 @@ function checkInitOptions(options: unknown): void {
       `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
     );
   const unknown = Object.keys(options).filter((k) => !INIT_OPTIONS.includes(k));
-  if (unknown.length)
+  if (unknown.length) {
+    // The option a key likely misspells: the same but for case and '_', or one a prefix of the other.
+    const norm = (s: string) => s.toLowerCase().replace(/_/g, '');
+    const meant = (k: string) =>
+      norm(k).length < 3
+        ? undefined
+        : INIT_OPTIONS.find((o) => norm(o).startsWith(norm(k)) || norm(k).startsWith(norm(o)));
+    const named = unknown.map((k) => `\`${k}\`${meant(k) ? ` (did you mean \`${meant(k)}\`?)` : ''}`);
     throw new Error(
-      `initBackend: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `\`${k}\``).join(', ')}; ` +
-        `the options are ${listed}`,
+      `initBackend: unknown option${unknown.length > 1 ? 's' : ''} ${named.join(', ')}; the options are ${listed}`,
     );
+  }
   const nulls = INIT_OPTIONS.filter((k) => (options as Record<string, unknown>)[k] === null);
   if (nulls.length)
     throw new Error(
-      `initBackend: option ${nulls.map((k) => `\`${k}\``).join(', ')} ${nulls.length > 1 ? 'are' : 'is'} null: ` +
-        'leave it out for the default, or give a value',
+      `initBackend: option${nulls.length > 1 ? 's' : ''} ${nulls.map((k) => `\`${k}\``).join(', ')} ` +
+        `${nulls.length > 1 ? 'are null: leave them' : 'is null: leave it'} out for the default, or give a value`,
     );
   for (const flag of ['quiet', 'releaseSavedTensorsDuringBackprop'] as const) {
     const v = (options as InitBackendOptions)[flag];

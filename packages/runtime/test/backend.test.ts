@@ -289,10 +289,13 @@ describe('initBackend (real backends)', () => {
     const backend = tf.getBackend();
     const listed = '`prefer`, `quiet`, `threads`, `releaseSavedTensorsDuringBackprop`';
     await expect(initBackend({ prefered: 'cpu', quiet: true } as never)).rejects.toThrow(
-      `initBackend: unknown option \`prefered\`; the options are ${listed}`,
+      `initBackend: unknown option \`prefered\` (did you mean \`prefer\`?); the options are ${listed}`,
     );
-    await expect(initBackend({ backend: 'cpu', thread: 2 } as never)).rejects.toThrow(
-      'initBackend: unknown options `backend`, `thread`; the options are',
+    await expect(initBackend({ backend: 'cpu', thread: 2, Quiet: true } as never)).rejects.toThrow(
+      'initBackend: unknown options `backend`, `thread` (did you mean `threads`?), `Quiet` (did you mean `quiet`?); the options are',
+    );
+    await expect(initBackend({ prefer: null, quiet: null } as never)).rejects.toThrow(
+      'initBackend: options `prefer`, `quiet` are null: leave them out for the default, or give a value',
     );
     await expect(initBackend('cpu' as never)).rejects.toThrow(
       `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
