@@ -319,14 +319,27 @@ export function setInitialWeights(layer: tfl.layers.Layer): void {
  * would only say it expected 3 weights).
  */
 export function setDecomposedWeights(
-  layer: tfl.layers.Layer,
-  kind: string,
-  shapes: { direction: number[]; magnitude: number[]; bias: number[] | null },
-  normAxes: number[],
-  epsilon: number,
+  layer: {
+    readonly name: string;
+    getClassName(): string;
+    direction: tfl.LayerVariable | null;
+    magnitude: tfl.LayerVariable | null;
+    bias: tfl.LayerVariable | null;
+    readonly normAxes: number[];
+    readonly epsilon: number;
+  },
   given: tf.Tensor[],
   set: (weights: tf.Tensor[]) => void,
 ): void {
+  // Not built yet: tfjs's own check (it has no weights to set).
+  if (layer.direction == null || layer.magnitude == null) return set(given);
+  const kind = layer.getClassName();
+  const { normAxes, epsilon } = layer;
+  const shapes = {
+    direction: layer.direction.shape as number[],
+    magnitude: layer.magnitude.shape as number[],
+    bias: (layer.bias?.shape as number[] | undefined) ?? null,
+  };
   const rest = shapes.bias ? [shapes.bias] : [];
   const same = (ts: tf.Tensor[], want: number[][]) =>
     Array.isArray(ts) &&

@@ -157,20 +157,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
    * direction and its exact magnitude the magnitude. Any other list is an error naming both.
    */
   override setWeights(weights: tf.Tensor[]): void {
-    if (this.direction == null || this.magnitude == null) return super.setWeights(weights);
-    setDecomposedWeights(
-      this,
-      'DecomposedConv2D',
-      {
-        direction: this.direction.shape as number[],
-        magnitude: this.magnitude.shape as number[],
-        bias: (this.bias?.shape as number[] | undefined) ?? null,
-      },
-      this.normAxes,
-      this.epsilon,
-      weights,
-      (w) => super.setWeights(w),
-    );
+    setDecomposedWeights(this, weights, (w) => super.setWeights(w));
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
