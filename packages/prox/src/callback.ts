@@ -4,7 +4,7 @@ import {
   magnitudes as findMagnitudes,
   type MagnitudeInfo,
 } from '@normprune/layers';
-import { checkOptionKeys } from './checks.js';
+import { checkBoolean, checkOptionKeys } from './checks.js';
 import { ProximalOptimizer } from './optimizers.js';
 import { liveCounts, noDecomposedLayers, summarizeSparsity, type SparsityReport } from './penalty.js';
 
@@ -108,9 +108,7 @@ export class SparsityCallback extends tfl.Callback {
         `SparsityCallback: stopAtCompression must lie in [0, 1] (a fraction: 0.9 for 90%), got ${describe(o.stopAtCompression)}`,
       );
     this.stopAtCompression = o.stopAtCompression;
-    if (o.verbose !== undefined && typeof o.verbose !== 'boolean')
-      throw new Error(`SparsityCallback: verbose must be true or false, got ${describe(o.verbose)}`);
-    this.verbose = o.verbose ?? false;
+    this.verbose = checkBoolean('SparsityCallback: verbose', o.verbose ?? false);
   }
 
   /**

@@ -38,3 +38,10 @@ export function checkOptionKeys(
   const problem = optionsProblem(o, keys, example);
   if (problem) throw new Error(`${who}: ${problem}`);
 }
+
+/** `value` if it is a boolean; otherwise an error naming the option ('no' would be truthy). */
+export function checkBoolean(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean')
+    throw new Error(`${name} must be true or false, got ${describeValue(value)}`);
+  return value;
+}

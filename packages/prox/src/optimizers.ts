@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers';
-import { checkOptionKeys, countNaN, finiteNonnegative } from './checks.js';
+import { checkBoolean, checkOptionKeys, countNaN, finiteNonnegative } from './checks.js';
 import { FLOAT32_MIN_NORMAL, groupSumSquares } from './operators.js';
 import {
   constantLambda,
@@ -598,12 +598,6 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
       ...(typeof config['compression'] === 'number' ? { compression: config['compression'] } : {}),
     },
   };
-}
-
-/** `value` if it is a boolean; otherwise an error naming the option ('no' would be truthy). */
-function checkBoolean(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new Error(`${name} must be true or false, got ${describe(value)}`);
-  return value;
 }
 
 /** Refuses an epoch count that is not a whole number >= 0 or a compression outside [0, 1]. */
