@@ -254,9 +254,9 @@ export async function exportModel(
   const refuse = (why: string) => new ModelFileError('invalid-argument', dir, `exportModel: ${why}`);
   const problem = optionsProblem(options, ['format', 'float16'], "{ format: 'sparse', float16: true }");
   if (problem !== undefined) throw refuse(problem);
-  // Only an absent option (undefined) takes the default: null, as JSON writes "no value", is refused.
-  const format = options.format === undefined ? 'tfjs' : options.format;
-  const float16 = options.float16 === undefined ? false : options.float16;
+  // optionsProblem has refused null values: only an absent option takes the default.
+  const format = options.format ?? 'tfjs';
+  const float16 = options.float16 ?? false;
   if (format !== 'tfjs' && format !== 'sparse')
     throw refuse(`unknown format '${String(format)}' (use 'tfjs' or 'sparse')`);
   if (typeof float16 !== 'boolean')

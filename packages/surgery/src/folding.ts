@@ -34,7 +34,7 @@ export function checkOptions(options: unknown, keys: readonly string[], example:
 
 /** The threshold below which a weight counts as zero: a finite number >= 0 (default 0). */
 export function checkThreshold(threshold: unknown, who: string): number {
-  const t = threshold === undefined ? 0 : threshold;
+  const t = threshold ?? 0;
   if (typeof t !== 'number' || !(t >= 0) || !Number.isFinite(t))
     throw new Error(
       `${who}: threshold must be a finite number >= 0 (|w| <= threshold counts as zero), got ${describe(t)}`,

@@ -163,7 +163,7 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
   checkModel(model, 'prune');
   checkOptions(options, PRUNE_OPTIONS, "{ threshold: 0.001, unknownLayers: 'keep' }", 'prune');
   const threshold = checkThreshold(options.threshold, 'prune');
-  const unknownLayers = options.unknownLayers === undefined ? 'refuse' : options.unknownLayers;
+  const unknownLayers = options.unknownLayers ?? 'refuse';
   if (unknownLayers !== 'refuse' && unknownLayers !== 'keep')
     throw new Error(
       `prune: unknownLayers must be 'refuse' or 'keep', got ${JSON.stringify(unknownLayers) ?? String(unknownLayers)}`,
