@@ -80,16 +80,37 @@ function locate(target: string): Location {
   // strips the scheme, so `file://./model` and `file://model` are relative
   // paths there, and here too (fileURLToPath would take `.` for a host and throw).
   const rest = target.startsWith('file://') ? target.slice('file://'.length) : undefined;
+  if (rest === '') {
+    throw new ModelFileError(
+      'invalid-argument',
+      target,
+      "fileSystem(dir): the URL 'file://' names no path; write file:///abs/dir, or file://./dir for a folder of the working directory",
+    );
+  }
   const plain =
     rest === undefined
       ? target
       : rest.startsWith('/') || rest.toLowerCase().startsWith('localhost/')
-        ? fileURLToPath(target)
+        ? urlToPath(target)
         : rest;
   const resolved = path.resolve(plain);
   if (resolved.toLowerCase().endsWith('.json'))
     return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
   return { dir: resolved, jsonName: MODEL_JSON };
+}
+
+/** An absolute `file:` URL as a path; one Node cannot map to a path is `invalid-argument`. */
+function urlToPath(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch (e) {
+    throw new ModelFileError(
+      'invalid-argument',
+      url,
+      `fileSystem(dir): '${url}' is not a file:// URL of a local path (${(e as Error).message}); pass the path itself`,
+      e,
+    );
+  }
 }
 
 function tempName(final: string, token: string): string {
