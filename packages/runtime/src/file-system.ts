@@ -848,6 +848,11 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
  * const again = await tfl.loadLayersModel(fileSystem('/tmp/my-model'));
  * ```
  *
+ * Importing `@normprune/runtime` in Node also routes tfjs's `file://` strings
+ * here, as tfjs-node does: `model.save('file:///tmp/my-model')` and
+ * `tfl.loadLayersModel('file:///tmp/my-model/model.json')` work without
+ * tfjs-node (when tfjs-node is loaded, its own handler serves them).
+ *
  * Saving is atomic: everything is written to temporary files in the same
  * directory, flushed, then renamed into place with `model.json` last, so an
  * interrupted save leaves the previous model loadable. Loading checks the
