@@ -80,16 +80,37 @@ function locate(target: string): Location {
   // strips the scheme, so `file://./model` and `file://model` are relative
   // paths there, and here too (fileURLToPath would take `.` for a host and throw).
   const rest = target.startsWith('file://') ? target.slice('file://'.length) : undefined;
+  if (rest === '') {
+    throw new ModelFileError(
+      'invalid-argument',
+      target,
+      "fileSystem(dir): the URL 'file://' names no path; write file:///abs/dir, or file://./dir for a folder of the working directory",
+    );
+  }
   const plain =
     rest === undefined
       ? target
       : rest.startsWith('/') || rest.toLowerCase().startsWith('localhost/')
-        ? fileURLToPath(target)
+        ? urlToPath(target)
         : rest;
   const resolved = path.resolve(plain);
   if (resolved.toLowerCase().endsWith('.json'))
     return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
   return { dir: resolved, jsonName: MODEL_JSON };
+}
+
+/** An absolute `file:` URL as a path; one Node cannot map to a path is `invalid-argument`. */
+function urlToPath(url: string): string {
+  try {
+    return fileURLToPath(url);
+  } catch (e) {
+    throw new ModelFileError(
+      'invalid-argument',
+      url,
+      `fileSystem(dir): '${url}' is not a file:// URL of a local path (${(e as Error).message}); pass the path itself`,
+      e,
+    );
+  }
 }
 
 function tempName(final: string, token: string): string {
@@ -826,6 +847,11 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
  * await model.save(fileSystem('/tmp/my-model'));
  * const again = await tfl.loadLayersModel(fileSystem('/tmp/my-model'));
  * ```
+ *
+ * Importing `@normprune/runtime` in Node also routes tfjs's `file://` strings
+ * here, as tfjs-node does: `model.save('file:///tmp/my-model')` and
+ * `tfl.loadLayersModel('file:///tmp/my-model/model.json')` work without
+ * tfjs-node (when tfjs-node is loaded, its own handler serves them).
  *
  * Saving is atomic: everything is written to temporary files in the same
  * directory, flushed, then renamed into place with `model.json` last, so an

@@ -1,4 +1,6 @@
 // The whole public surface of @normprune/runtime.
+import { registerFileUrlRouters } from './file-url.js';
+
 export { initBackend } from './backend.js';
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
@@ -7,3 +9,8 @@ export { fileSystem, makeDirs, syncDir, writeFileDurably } from './file-system.j
 export { ModelFileError } from './errors.js';
 export type { ModelFileErrorCode } from './errors.js';
 export { processGone } from './process.js';
+
+// As with tfjs-node, importing the package makes tfjs route `file://` strings
+// (`model.save('file://dir')`, `loadLayersModel('file://dir/model.json')`) to
+// fileSystem; it steps aside for tfjs-node's own router when that is loaded.
+registerFileUrlRouters();

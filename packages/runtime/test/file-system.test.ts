@@ -1046,6 +1046,28 @@ describe('fileSystem errors name the file', () => {
   it('rejects an empty path', () => {
     expect(() => fileSystem('')).toThrow(/expected a directory path/);
   });
+
+  it("refuses a file:// URL that names no local path, and a bare 'file://', as invalid-argument", () => {
+    for (const url of ['file:///models/a%2Fb', 'file://localhost/x%2F']) {
+      const err = (() => {
+        try {
+          fileSystem(url);
+        } catch (e) {
+          return e;
+        }
+      })();
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect(err).toMatchObject({ code: 'invalid-argument', file: url });
+      expect((err as Error).message).toContain(
+        `fileSystem(dir): '${url}' is not a file:// URL of a local path`,
+      );
+      expect((err as Error).message).toContain('encoded / characters');
+    }
+    // tfjs-node would save into the working directory; here it names the two forms to use.
+    expect(() => fileSystem('file://')).toThrow(
+      expect.objectContaining({ code: 'invalid-argument', message: expect.stringContaining('file://./dir') }),
+    );
+  });
 });
 
 describe('writeFileDurably and syncDir', () => {

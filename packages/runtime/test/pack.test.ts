@@ -120,6 +120,43 @@ describe('@normprune/runtime packed and installed', () => {
     expect(out[1]).toMatch(/node_modules\/@normprune\/runtime\/dist\/esm\/index\.js$/);
   });
 
+  it('routes file:// strings once when both builds are loaded in one process', () => {
+    const out = runInProject(
+      project.dir,
+      'both.mjs',
+      `import { createRequire } from 'node:module';
+       import fs from 'node:fs'; import os from 'node:os'; import path from 'node:path';
+       import * as tf from '@tensorflow/tfjs-core';
+       import * as tfl from '@tensorflow/tfjs-layers';
+       import '@tensorflow/tfjs-backend-cpu';
+       const cjs = createRequire(import.meta.url)('@normprune/runtime');
+       const esm = await import('@normprune/runtime');
+       await tf.setBackend('cpu');
+       const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-packed-url-'));
+       try {
+         const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2 })] });
+         await model.save('file://' + dir);
+         const loaded = await tfl.loadLayersModel('file://' + path.join(dir, 'model.json'));
+         const x = tf.tensor2d([[0, 1, 2], [1, 0, 1]]);
+         const [a, b] = [model.predict(x).dataSync(), loaded.predict(x).dataSync()];
+         console.log(JSON.stringify({
+           twoCopies: cjs.fileSystem !== esm.fileSystem,
+           handlers: [tf.io.getSaveHandlers('file://' + dir).length, tf.io.getLoadHandlers('file://' + dir).length],
+           files: fs.readdirSync(dir).sort(),
+           same: a.length === 4 && a.every((v, i) => v === b[i]),
+         }));
+       } finally {
+         fs.rmSync(dir, { recursive: true, force: true });
+       }`,
+    );
+    expect(JSON.parse(out)).toEqual({
+      twoCopies: true,
+      handlers: [1, 1],
+      files: ['group1-shard1of1.bin', 'model.json'],
+      same: true,
+    });
+  });
+
   it('falls back to linking the workspace tfjs packages when the npm cache lacks them', async () => {
     const emptyCache = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-empty-cache-'));
     const linked = await packAndInstall([PKG], { npmCache: emptyCache });
