@@ -21,6 +21,7 @@ import {
   resolveInitializer,
   decomposedConfig,
 } from './common.js';
+import { checkLayerArgs } from './options.js';
 
 /**
  * Arguments of {@link decomposedConv2d}: what `tf.layers.conv2d` accepts (channelsLast only),
@@ -28,6 +29,9 @@ import {
  * starts equal to it); `kernelRegularizer` penalises and `kernelConstraint` constrains the
  * effective kernel (the kernel the layer applies), as on the plain layer: the constraint on
  * every write of the weights (`setWeights`, loading), where tfjs applies it to a plain kernel.
+ *
+ * Any other key is an error naming it and the key it likely misspells
+ * (`granularty`: did you mean `granularity`?), where `tf.layers.conv2d` would ignore it.
  */
 export interface DecomposedConv2DArgs extends ConvLayerArgs {
   /** `'kernel'` (default, the thesis): one magnitude per 2-D kernel, shape `[cin, cout]`. `'filter'`: one per output filter, shape `[cout]`. */
@@ -93,6 +97,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
 
   /** A Conv2D layer written as magnitude x unit direction; `args` are Conv2D's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedConv2DArgs) {
+    checkLayerArgs('DecomposedConv2D', args, 'conv2d');
     super(args);
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
     if (plain.dataFormat != null && plain.dataFormat !== 'channelsLast') {

@@ -22,6 +22,7 @@ import {
   resolveInitializer,
   decomposedConfig,
 } from './common.js';
+import { checkLayerArgs } from './options.js';
 
 /**
  * Arguments of {@link decomposedDense}: everything `tf.layers.dense` accepts, plus the
@@ -29,6 +30,9 @@ import {
  * starts equal to it); `kernelRegularizer` penalises and `kernelConstraint` constrains the
  * effective kernel (the kernel the layer applies), as on the plain layer: the constraint on
  * every write of the weights (`setWeights`, loading), where tfjs applies it to a plain kernel.
+ *
+ * Any other key is an error naming it and the key it likely misspells
+ * (`granularty`: did you mean `granularity`?), where `tf.layers.dense` would ignore it.
  */
 export interface DecomposedDenseArgs extends DenseLayerArgs {
   /** `'output'` (default): one magnitude per neuron, over its incoming weights (a kernel column). `'input'`: one per input feature (a kernel row). */
@@ -72,6 +76,7 @@ export class DecomposedDense extends tfl.layers.Layer {
 
   /** A Dense layer written as magnitude x unit direction; `args` are Dense's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedDenseArgs) {
+    checkLayerArgs('DecomposedDense', args, 'dense');
     super(args);
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
     this.spec = parseDenseArgs(plain);

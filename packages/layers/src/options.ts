@@ -3,7 +3,8 @@
 // such as `treshold`, `granularty`) is refused, naming it, the keys the function
 // takes, and the one it likely misspells; read as no option at all, it would
 // silently give the default. No Node here: browser builds use it too.
-import { describeValue as describe } from './common.js';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { type ConvLayerArgs, type DenseLayerArgs, describeValue as describe } from './common.js';
 
 /** The edit distance of two strings (insertions, deletions, substitutions, adjacent swaps). */
 function editDistance(a: string, b: string): number {
@@ -62,12 +63,102 @@ export function optionsProblem(
       : `option${nulls.length > 1 ? 's' : ''} ${nulls.map((k) => `\`${k}\``).join(', ')} ` +
           `${nulls.length > 1 ? 'are' : 'is'} null: leave ${nulls.length > 1 ? 'them' : 'it'} out for the default, or give a value`;
   }
+  return unknownOptionsMessage(unknown, keys);
+}
+
+/** Keys as the messages quote them: `` `a`, `b` ``. */
+export function quoteKeys(keys: readonly string[]): string {
+  return keys.map((k) => `\`${k}\``).join(', ');
+}
+
+/**
+ * `unknown option(s) `k` (did you mean `m`?), ...; the options are ...`: the message for the keys
+ * `unknown` given to a function that takes `keys` (the likely meant key is looked for among
+ * `keys`); `listed` replaces the list of keys at the end (`quoteKeys(keys)` by default).
+ */
+export function unknownOptionsMessage(
+  unknown: readonly string[],
+  keys: readonly string[],
+  listed = quoteKeys(keys),
+): string {
   const named = unknown.map((k) => {
     const meant = closestKey(k, keys);
     return `\`${k}\`${meant ? ` (did you mean \`${meant}\`?)` : ''}`;
   });
-  return (
-    `unknown option${unknown.length > 1 ? 's' : ''} ${named.join(', ')}; ` +
-    `the options are ${keys.map((k) => `\`${k}\``).join(', ')}`
+  return `unknown option${unknown.length > 1 ? 's' : ''} ${named.join(', ')}; the options are ${listed}`;
+}
+
+// The arguments tfjs-layers 4.x documents for each plain layer (LayerArgs, the base of every
+// layer's, plus DenseLayerArgs / BaseConvLayerArgs + ConvLayerArgs): a Record over `keyof` the
+// args type, so the compiler refuses a list that misses one of them or names one they lack.
+// (Keys and values only: nothing of tfjs is loaded here.)
+type LayerArgs = NonNullable<ConstructorParameters<typeof tfl.layers.Layer>[0]>;
+const BASE_LAYER_ARGS: Record<keyof LayerArgs, true> = {
+  inputShape: true,
+  batchInputShape: true,
+  batchSize: true,
+  dtype: true,
+  name: true,
+  trainable: true,
+  weights: true,
+  inputDType: true,
+};
+const DENSE_LAYER_ARGS: Record<keyof DenseLayerArgs, true> = {
+  ...BASE_LAYER_ARGS,
+  units: true,
+  activation: true,
+  useBias: true,
+  kernelInitializer: true,
+  biasInitializer: true,
+  inputDim: true,
+  kernelConstraint: true,
+  biasConstraint: true,
+  kernelRegularizer: true,
+  biasRegularizer: true,
+  activityRegularizer: true,
+};
+const CONV_LAYER_ARGS: Record<keyof ConvLayerArgs, true> = {
+  ...BASE_LAYER_ARGS,
+  filters: true,
+  kernelSize: true,
+  strides: true,
+  padding: true,
+  dataFormat: true,
+  dilationRate: true,
+  activation: true,
+  useBias: true,
+  kernelInitializer: true,
+  biasInitializer: true,
+  kernelConstraint: true,
+  biasConstraint: true,
+  kernelRegularizer: true,
+  biasRegularizer: true,
+  activityRegularizer: true,
+};
+
+/** The arguments of the plain layer each decomposed layer stands for, and the tfjs function that takes them. */
+const PLAIN_LAYER_ARGS = {
+  dense: { factory: 'tf.layers.dense', keys: Object.keys(DENSE_LAYER_ARGS) },
+  conv2d: { factory: 'tf.layers.conv2d', keys: Object.keys(CONV_LAYER_ARGS) },
+};
+
+/** The options a decomposed layer adds to the plain layer's arguments. */
+const DECOMPOSED_OPTIONS = ['granularity', 'epsilon', 'magnitudeInitializer'];
+
+/**
+ * Throws `<who>: unknown option ...` for a key of a decomposed layer's `args` that is neither one
+ * of its own options nor an argument the plain layer of that `kind` takes (what Keras calls
+ * "Keyword argument not understood"): tfjs would ignore it, and a misspelled `granularity` would
+ * silently give the default one. `customObjects` is let through: tfjs adds it to the config it
+ * deserialises a layer from. Values are not looked at (tfjs reads null as "the default").
+ */
+export function checkLayerArgs(who: string, args: unknown, kind: 'dense' | 'conv2d'): void {
+  if (args == null || typeof args !== 'object') return;
+  const { factory, keys: plain } = PLAIN_LAYER_ARGS[kind];
+  const keys = [...DECOMPOSED_OPTIONS, ...plain];
+  const unknown = Object.keys(args).filter((k) => !keys.includes(k) && k !== 'customObjects');
+  if (unknown.length === 0) return;
+  throw new Error(
+    `${who}: ${unknownOptionsMessage(unknown, keys, `${quoteKeys(DECOMPOSED_OPTIONS)} and those of ${factory}: ${quoteKeys(plain)}`)}`,
   );
 }

@@ -30,13 +30,17 @@ export {
   formerCostWeighting,
 } from './weights.js';
 export {
+  type LayerMultiplier,
   type NamedTensor,
   ProximalAdam,
+  type ProximalAdamConfig,
+  type ProximalConfig,
   ProximalOptimizer,
   type ProximalAdamOptions,
   type ProximalOptions,
   type ProximalSGDOptions,
   ProximalSGD,
+  type ProximalSGDConfig,
   type TrainingProgress,
 } from './optimizers.js';
 export {

@@ -34,8 +34,12 @@ type Gradients = tf.NamedTensorMap | NamedTensor[];
 
 /** Options shared by `ProximalSGD` and `ProximalAdam`. */
 export interface ProximalOptions {
-  /** Penalty strength: a number (constant) or a schedule (see `warmupLambda`, `targetLambda`, ...). */
-  lambda: number | LambdaSchedule;
+  /**
+   * Penalty strength: a number (constant), a schedule (see `warmupLambda`, `targetLambda`, ...),
+   * or a built-in schedule's config (`schedule.config`, as `getConfig()` saves it; built with
+   * `lambdaSchedule(config)`).
+   */
+  lambda: number | LambdaSchedule | LambdaScheduleConfig;
   /**
    * The magnitudes to penalise: a model (its decomposed layers' magnitudes,
    * `magnitudes(model)` from `@normprune/layers`) or a list of them. Every
@@ -50,8 +54,11 @@ export interface ProximalOptions {
    * deprecated alias of `'macs'` (same weights; warns once).
    */
   costWeighting?: CostWeighting | 'flops';
-  /** Multiplies `c_k` of every group of the named layer (0 exempts it from the penalty). */
-  layerMultipliers?: Record<string, number>;
+  /**
+   * Multiplies `c_k` of every group of the named layer (0 exempts it from the penalty):
+   * `{ fc1: 0.5 }`, or the list `getConfig()` saves, `[{ name: 'fc1', multiplier: 0.5 }]`.
+   */
+  layerMultipliers?: Record<string, number> | readonly LayerMultiplier[];
   /**
    * Rescale every direction group to unit norm after each step (default true).
    * The effective kernel does not change; it keeps the direction well
@@ -93,6 +100,54 @@ export interface ProximalAdamOptions extends ProximalOptions {
 export interface TrainingProgress extends ScheduleState {
   /** Number of completed epochs. */
   epoch?: number;
+}
+
+/**
+ * One layer's multiplier, as `getConfig()` lists them: the layer name goes under a `name` key
+ * because loading a model converts every other key (and string) of its saved config to camelCase.
+ */
+export interface LayerMultiplier {
+  /** The decomposed layer's name (its path through nested models, as `magnitudes()` names it). */
+  name: string;
+  /** Its multiplier of `c_k`. */
+  multiplier: number;
+}
+
+/**
+ * What `getConfig()` returns: the constructor's options (without `magnitudes`), so
+ * `new ProximalSGD({ ...saved.getConfig(), magnitudes: model })` builds the same optimiser.
+ */
+export interface ProximalConfig {
+  /** Step size. */
+  learningRate: number;
+  /** The constant lambda, or the schedule's config (with its state). A plain function schedule is saved as its current value. */
+  lambda: number | LambdaScheduleConfig;
+  /** How `c_k` is derived. */
+  costWeighting: CostWeighting;
+  /** Per-layer multipliers of `c_k`, as a list (see {@link LayerMultiplier}). */
+  layerMultipliers: LayerMultiplier[];
+  /** Whether directions are rescaled to unit norm after each step. */
+  renormalize: boolean;
+  /** The progress the schedule has seen: epochs completed, and the compression when one was reported. */
+  progress: TrainingProgress;
+}
+
+/** What `ProximalSGD.getConfig()` returns (see {@link ProximalConfig}). */
+export interface ProximalSGDConfig extends ProximalConfig {
+  /** Momentum coefficient. */
+  momentum: number;
+  /** Whether Nesterov momentum is used. */
+  nesterov: boolean;
+}
+
+/** What `ProximalAdam.getConfig()` returns (see {@link ProximalConfig}). */
+export interface ProximalAdamConfig extends ProximalConfig {
+  /** Decay of the first moment. */
+  beta1: number;
+  /** Decay of the second moment. */
+  beta2: number;
+  /** Added to `sqrt(vhat)`. */
+  epsilon: number;
 }
 
 interface Slot {
@@ -191,6 +246,16 @@ function epochDriven(schedule: LambdaSchedule | null): string | null {
   return null;
 }
 
+/**
+ * The keys configs saved by earlier versions have where the constructor has other options, with
+ * the option each stands for (`fromConfig` reads both spellings; the constructor only its own).
+ */
+const FORMER_CONFIG_KEYS = new Map([
+  ['lambdaSchedule', '`lambda` (a schedule, or its config)'],
+  ['epoch', '`progress: { epoch }`'],
+  ['compression', '`progress: { compression }`'],
+]);
+
 /** The keys of {@link ProximalOptions}. */
 const PROXIMAL_OPTIONS = [
   'lambda',
@@ -205,6 +270,8 @@ const PROXIMAL_OPTIONS = [
  * The shared machinery of `ProximalSGD` and `ProximalAdam`: the penalty
  * weights, the lambda schedule, and the renormalisation of directions.
  *
+ * The config is spelled as the constructor's options, so `new ProximalSGD(opt.getConfig())`
+ * rebuilds `opt` as `fromConfig` does (see {@link ProximalConfig}).
  * A config round trip (`getConfig` / `fromConfig`, also used when a model is
  * saved with `includeOptimizer` and loaded again) cannot carry variables: the
  * restored optimiser has no magnitudes attached: call `attach(model)` before
@@ -244,8 +311,10 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   protected constructor(o: ProximalOptions & { learningRate: number }) {
     super();
     const cls = new.target as unknown as { className?: string; ownOptions?: readonly string[] };
+    const who = cls.className ?? 'ProximalOptimizer';
+    refuseFormerConfigKeys(who, o);
     checkOptionKeys(
-      cls.className ?? 'ProximalOptimizer',
+      who,
       o,
       [...PROXIMAL_OPTIONS, 'learningRate', ...(cls.ownOptions ?? [])],
       '{ learningRate: 0.01, lambda: 1e-4, magnitudes: model }',
@@ -256,11 +325,13 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     this.learningRate = o.learningRate;
     // Checked here, not only when magnitudes attach: an optimiser made before its model is.
     this.costWeighting = resolveCostWeighting(o.costWeighting ?? 'uniform');
-    this.layerMultipliers = { ...(o.layerMultipliers ?? {}) };
+    this.layerMultipliers = multipliersRecord(o.layerMultipliers);
     this.renormalize = checkBoolean('renormalize', o.renormalize ?? true);
-    this.progress = checkProgress(o.progress);
-    if (typeof o.lambda === 'function') {
-      this.useSchedule(checkSchedule('lambda', o.lambda));
+    this.progress = checkProgress('progress', o.progress);
+    if (typeof o.lambda === 'function' || isScheduleConfig(o.lambda)) {
+      this.useSchedule(
+        typeof o.lambda === 'function' ? checkSchedule('lambda', o.lambda) : lambdaSchedule(o.lambda),
+      );
       this.lambda_ = NaN;
       this.updateLambda();
     } else {
@@ -368,7 +439,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
    * lambda schedule; `SparsityCallback` calls it at the end of every epoch.
    */
   observe(progress: TrainingProgress): void {
-    this.progress = { ...this.progress, ...checkProgress(progress) };
+    this.progress = { ...this.progress, ...checkProgress('observe', progress) };
     this.observed = true;
     this.updateLambda();
   }
@@ -546,13 +617,16 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     );
   }
 
-  /** The config entries shared by both optimisers. */
-  protected baseConfig(): tf.serialization.ConfigDict {
-    const schedule = this.schedule?.config ?? null;
+  /**
+   * The config entries shared by both optimisers, spelled as the constructor's options (see
+   * {@link ProximalConfig}).
+   */
+  protected baseConfig(): ProximalConfig {
+    const { epoch, compression } = this.progress;
     return {
       learningRate: this.learningRate,
-      lambda: this.lambda_,
-      lambdaSchedule: schedule as unknown as tf.serialization.ConfigDict | null,
+      // A built-in schedule saves its config, state included; a constant (or a plain function) its value.
+      lambda: this.schedule?.config ?? this.lambda_,
       costWeighting: this.costWeighting,
       // Names go under a 'name' key: tfjs-layers camel-cases other strings and keys on load.
       layerMultipliers: Object.entries(this.layerMultipliers).map(([name, multiplier]) => ({
@@ -561,8 +635,7 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
       })),
       renormalize: this.renormalize,
       // An epoch-based schedule resumes at the epoch it reached, not at epoch 0.
-      epoch: this.progress.epoch ?? 0,
-      compression: this.progress.compression ?? null,
+      progress: { epoch: epoch ?? 0, ...(compression !== undefined ? { compression } : {}) },
     };
   }
 
@@ -576,13 +649,36 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   }
 }
 
-/** Parses `baseConfig()` back into constructor options (without magnitudes). */
-function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { learningRate: number } {
-  const sc = config['lambdaSchedule'] as unknown as LambdaScheduleConfig | null | undefined;
-  const lm = (config['layerMultipliers'] ?? []) as unknown as { name: string; multiplier: number }[];
+/**
+ * Reads a saved config back into constructor options (without magnitudes). A config is spelled as
+ * the constructor's options; one saved by an earlier version has the schedule's config in
+ * `lambdaSchedule` (beside `lambda`, then the value at save time, which the schedule
+ * supersedes) and the progress in `epoch` and `compression`: both load. A config that gives one
+ * option in both spellings is refused, naming both keys. Other keys are left out, as tfjs's own
+ * optimisers do (its deserialisation adds `customObjects`).
+ */
+function baseOptions(
+  who: string,
+  config: tf.serialization.ConfigDict,
+): ProximalOptions & { learningRate: number } {
+  const formerSchedule = config['lambdaSchedule'];
+  const lambda = config['lambda'];
+  if (formerSchedule != null && lambda != null && typeof lambda === 'object')
+    throw new Error(
+      `${who}.fromConfig: the config gives the lambda schedule twice, as \`lambda\` (a schedule config) and as ` +
+        `\`lambdaSchedule\` (how earlier versions saved it); keep one of them`,
+    );
+  const formerProgress = ['epoch', 'compression'].filter((k) => config[k] !== undefined);
+  if (config['progress'] !== undefined && formerProgress.length > 0)
+    throw new Error(
+      `${who}.fromConfig: the config gives the training progress twice, as \`progress\` and as ` +
+        `${formerProgress.map((k) => `\`${k}\``).join(' and ')} (how earlier versions saved it); keep one of them`,
+    );
+  const epoch = config['epoch'];
+  const compression = config['compression'];
   return {
     learningRate: config['learningRate'] as number,
-    lambda: sc != null ? lambdaSchedule(sc) : (config['lambda'] as number),
+    lambda: (formerSchedule ?? lambda) as unknown as ProximalOptions['lambda'],
     magnitudes: [],
     // A model saved before a weighting was renamed ('flops', now 'macs') records the former name:
     // it loads as the current one, without the warning meant for code that still writes the
@@ -591,19 +687,63 @@ function baseOptions(config: tf.serialization.ConfigDict): ProximalOptions & { l
       formerCostWeighting(config['costWeighting']) ??
       (config['costWeighting'] as CostWeighting | undefined) ??
       'uniform',
-    layerMultipliers: Object.fromEntries(lm.map((e) => [e.name, e.multiplier])),
+    layerMultipliers: (config['layerMultipliers'] ?? []) as unknown as ProximalOptions['layerMultipliers'],
     renormalize: (config['renormalize'] as boolean | undefined) ?? true,
-    progress: {
-      ...(typeof config['epoch'] === 'number' ? { epoch: config['epoch'] } : {}),
-      ...(typeof config['compression'] === 'number' ? { compression: config['compression'] } : {}),
+    progress: (config['progress'] as TrainingProgress | null | undefined) ?? {
+      ...(typeof epoch === 'number' ? { epoch } : {}),
+      ...(typeof compression === 'number' ? { compression } : {}),
     },
   };
 }
 
-/** Refuses an epoch count that is not a whole number >= 0 or a compression outside [0, 1]. */
-function checkProgress(p: TrainingProgress | undefined): TrainingProgress {
+/**
+ * Refuses the keys of configs saved by earlier versions (see `FORMER_CONFIG_KEYS`), saying what
+ * the constructor takes instead and that `fromConfig` reads them.
+ */
+function refuseFormerConfigKeys(who: string, o: unknown): void {
+  if (o == null || typeof o !== 'object') return;
+  const given = Object.keys(o).filter((k) => FORMER_CONFIG_KEYS.has(k));
+  if (given.length === 0) return;
+  throw new Error(
+    `${who}: ${given.map((k) => `\`${k}\``).join(', ')} ${given.length > 1 ? 'are' : 'is'} how a config saved by an ` +
+      `earlier version of @normprune/prox spells ${given.map((k) => FORMER_CONFIG_KEYS.get(k)).join(', ')}: ` +
+      `${who}.fromConfig(${who}, config) reads either spelling (new ${who}(optimizer.getConfig()) works as it is)`,
+  );
+}
+
+/** The `layerMultipliers` option as a record: given as one, or as the list a config saves. */
+function multipliersRecord(v: unknown): Record<string, number> {
+  if (v === undefined) return {};
+  if (Array.isArray(v)) {
+    const entries = new Map<string, number>();
+    v.forEach((e: unknown, i) => {
+      const at = `layerMultipliers[${i}]`;
+      checkOptionKeys(at, e, ['name', 'multiplier'], "{ name: 'fc1', multiplier: 0.5 }", true);
+      const { name, multiplier } = e as LayerMultiplier;
+      if (typeof name !== 'string' || name === '')
+        throw new Error(`${at}.name must be a layer name, got ${describe(name)}`);
+      if (entries.has(name)) throw new Error(`layerMultipliers: layer '${name}' is listed twice`);
+      entries.set(name, multiplier); // the values are checked with the record's (checkLayerMultipliers)
+    });
+    return Object.fromEntries(entries);
+  }
+  if (v === null || typeof v !== 'object')
+    throw new Error(
+      `layerMultipliers must be a record such as { fc1: 0.5 } or a list such as [{ name: 'fc1', multiplier: 0.5 }], got ${describe(v)}`,
+    );
+  return { ...(v as Record<string, number>) };
+}
+
+/** Whether `v` is a schedule's config (an object with a string `kind`), for `lambdaSchedule`. */
+function isScheduleConfig(v: unknown): v is LambdaScheduleConfig {
+  return v != null && typeof v === 'object' && typeof (v as { kind?: unknown }).kind === 'string';
+}
+
+/** Refuses a key other than epoch and compression, an epoch count that is not a whole number >= 0, or a compression outside [0, 1]. */
+function checkProgress(who: string, p: TrainingProgress | undefined): TrainingProgress {
   if (p == null) return {};
   if (typeof p !== 'object') throw new Error(`progress must be { epoch?, compression? }, got ${describe(p)}`);
+  checkOptionKeys(who, p, ['epoch', 'compression'], '{ epoch: 3, compression: 0.5 }');
   if (p.epoch !== undefined && !(Number.isInteger(p.epoch) && p.epoch >= 0))
     throw new Error(
       `progress.epoch must be a whole number >= 0 (epochs completed), got ${describe(p.epoch)}`,
@@ -641,19 +781,13 @@ function checkSchedule(who: string, schedule: LambdaSchedule): LambdaSchedule {
   return schedule;
 }
 
-/** The constructor's `lambda` when it is not a function: a number, with a hint for the objects passed by mistake. */
+/** The constructor's `lambda` when it is neither a schedule nor a schedule's config: a number. */
 function checkLambdaOption(v: unknown): number {
-  if (v != null && typeof v === 'object') {
-    const kind = (v as { kind?: unknown }).kind;
-    if (typeof kind === 'string')
-      throw new Error(
-        `lambda: got a schedule config (kind '${kind}'); build the schedule with lambdaSchedule(config)` +
-          (['constant', 'warmup', 'step', 'target'].includes(kind) ? `, or call ${kind}Lambda(...)` : ''),
-      );
+  if (v != null && typeof v === 'object')
     throw new Error(
-      `lambda must be a finite number >= 0 or a schedule such as warmupLambda({ ... }), got ${describe(v)}`,
+      `lambda must be a finite number >= 0, a schedule such as warmupLambda({ ... }) or a schedule's config ` +
+        `such as { kind: 'warmup', value: 1e-4, warmup: 100 }, got ${describe(v)}`,
     );
-  }
   return checkLambda(v as number);
 }
 
@@ -755,18 +889,33 @@ export class ProximalSGD extends ProximalOptimizer {
     this.accumulations.restore(rest);
   }
 
-  /** Serialisable hyper-parameters (magnitudes are not part of it; see `attach`). */
-  getConfig(): tf.serialization.ConfigDict {
-    return { ...this.baseConfig(), momentum: this.momentum, nesterov: this.nesterov };
+  /**
+   * The hyper-parameters, lambda (or the schedule's config, with its state) and training progress,
+   * spelled as the constructor's options, so `new ProximalSGD({ ...opt.getConfig(), magnitudes })`
+   * builds the same optimiser (also after JSON; without `magnitudes`, attach them later). Magnitudes
+   * are not part of it (see `attach`); nor is the step count, which `getWeights` carries.
+   */
+  getConfig(): tf.serialization.ConfigDict & ProximalSGDConfig {
+    const config: ProximalSGDConfig = {
+      ...this.baseConfig(),
+      momentum: this.momentum,
+      nesterov: this.nesterov,
+    };
+    return config as unknown as tf.serialization.ConfigDict & ProximalSGDConfig;
   }
 
-  /** Rebuilds an optimiser from `getConfig()`, with no magnitudes attached. */
+  /**
+   * Rebuilds an optimiser from a saved config, with no magnitudes attached: what tfjs calls when
+   * it loads a model saved with `includeOptimizer`. Reads `getConfig()`'s spelling and that of
+   * configs saved by earlier versions (see {@link ProximalConfig}); a config that gives one option
+   * in both is refused, naming both keys.
+   */
   static override fromConfig<T extends tf.serialization.Serializable>(
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
     return new cls({
-      ...baseOptions(config),
+      ...baseOptions('ProximalSGD', config),
       momentum: (config['momentum'] as number | undefined) ?? 0,
       nesterov: (config['nesterov'] as boolean | undefined) ?? false,
     });
@@ -904,18 +1053,24 @@ export class ProximalAdam extends ProximalOptimizer {
     this.secondMoments.restore(rest.slice(n));
   }
 
-  /** Serialisable hyper-parameters (magnitudes are not part of it; see `attach`). */
-  getConfig(): tf.serialization.ConfigDict {
-    return { ...this.baseConfig(), beta1: this.beta1, beta2: this.beta2, epsilon: this.epsilon };
+  /** As {@link ProximalSGD.getConfig}: `new ProximalAdam({ ...opt.getConfig(), magnitudes })` builds the same optimiser. */
+  getConfig(): tf.serialization.ConfigDict & ProximalAdamConfig {
+    const config: ProximalAdamConfig = {
+      ...this.baseConfig(),
+      beta1: this.beta1,
+      beta2: this.beta2,
+      epsilon: this.epsilon,
+    };
+    return config as unknown as tf.serialization.ConfigDict & ProximalAdamConfig;
   }
 
-  /** Rebuilds an optimiser from `getConfig()`, with no magnitudes attached. */
+  /** As {@link ProximalSGD.fromConfig}. */
   static override fromConfig<T extends tf.serialization.Serializable>(
     cls: tf.serialization.SerializableConstructor<T>,
     config: tf.serialization.ConfigDict,
   ): T {
     return new cls({
-      ...baseOptions(config),
+      ...baseOptions('ProximalAdam', config),
       beta1: config['beta1'] as number,
       beta2: config['beta2'] as number,
       epsilon: config['epsilon'] as number,

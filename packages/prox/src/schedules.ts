@@ -346,6 +346,8 @@ export function lambdaSchedule(config: LambdaScheduleConfig): LambdaSchedule {
         stallFrom: config.stallFrom ?? undefined,
       });
     default:
-      throw new Error(`unknown lambda schedule kind: ${(config as { kind: string }).kind}`);
+      throw new Error(
+        `lambdaSchedule: unknown kind ${describe((config as { kind?: unknown }).kind)}; the kinds are 'constant', 'warmup', 'step', 'target'`,
+      );
   }
 }

@@ -356,11 +356,18 @@ describe('the mistakes a user makes, each with a message that names the problem 
       /lambda: got the schedule factory warmupLambda itself; pass the schedule it returns: warmupLambda\(\{ \.\.\. \}\)/,
     );
     expect(() => make(stepLambda)).toThrow(/schedule factory stepLambda itself/);
-    expect(() => make({ kind: 'warmup', value: 0.1, warmup: 10 })).toThrow(
-      /lambda: got a schedule config \(kind 'warmup'\); build the schedule with lambdaSchedule\(config\)/,
+    // A schedule's config (what getConfig saves) is built into its schedule; a wrong one says why.
+    const fromConfig = make({ kind: 'warmup', value: 0.1, warmup: 10 });
+    expect(fromConfig.getConfig().lambda).toEqual(warmupLambda({ value: 0.1, warmup: 10 }).config);
+    fromConfig.dispose();
+    expect(() => make({ kind: 'warmpu', value: 0.1, warmup: 10 })).toThrow(
+      /^lambdaSchedule: unknown kind "warmpu" \(a string\); the kinds are 'constant', 'warmup', 'step', 'target'$/,
+    );
+    expect(() => make({ kind: 'warmup', value: 0.1, warmpu: 10 })).toThrow(
+      /^warmupLambda: unknown option `warmpu` \(did you mean `warmup`\?\)/,
     );
     expect(() => make({ value: 0.1 })).toThrow(
-      /lambda must be a finite number >= 0 or a schedule such as warmupLambda\(\{ \.\.\. \}\), got an object/,
+      /lambda must be a finite number >= 0, a schedule such as warmupLambda\(\{ \.\.\. \}\) or a schedule's config such as \{ kind: 'warmup', value: 1e-4, warmup: 100 \}, got an object/,
     );
     const opt = make(0.1);
     expect(() => opt.setLambdaSchedule(0.2 as never)).toThrow(

@@ -121,11 +121,11 @@ describe('setLambda', () => {
         o.lambda = schedule as never;
       }).toThrow(message);
       expect(o.lambda).toBe(0.25);
-      expect(o.getConfig()['lambdaSchedule']).toBeNull();
+      expect(o.getConfig().lambda).toBe(0.25);
       // The way it points to works.
       o.setLambdaSchedule(schedule);
       expect(o.lambda).toBe(0);
-      expect(o.getConfig()['lambdaSchedule']).toEqual(schedule.config);
+      expect(o.getConfig().lambda).toEqual(schedule.config);
       o.dispose();
     }
   });
