@@ -14,11 +14,12 @@ import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, type BackendName } from '@normprune/runtime';
-import { COST_WEIGHTINGS, type CostWeighting } from '@normprune/prox';
+import { type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
+  checkSweepGrid,
   effectiveBudget,
   listExperiments,
   loadConfigFile,
@@ -619,12 +620,6 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     if (!values.length) throw new UsageError(`--${flag}: no value in "${s}"; give one or more, as a,b,c`);
     return values;
   };
-  // A repeated value (0.001 and 1e-3 alike) would train the same point twice into one folder.
-  const once = <T>(values: T[] | undefined, flag: string): T[] | undefined => {
-    const twice = values?.find((x, i) => values.indexOf(x) !== i);
-    if (twice !== undefined) throw new UsageError(`--${flag}: ${JSON.stringify(twice)} is given twice`);
-    return values;
-  };
   if (v['bisect-steps'] !== undefined && v['target-compression'] === undefined)
     throw new UsageError(
       'sweep: --bisect-steps goes with --target-compression (the bisection it sets the steps of); without it the sweep runs a grid',
@@ -636,37 +631,41 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `sweep: --target-compression finds lambda by bisection at the config's granularity and cost weighting; it does not take --${grid.join(', --')} (set them in a config file for the bisection, or sweep a grid without --target-compression)`,
       );
   }
-  const lambdas = once(
-    list(v.lambda, 'lambda')?.map((x) => {
-      const n = Number(x);
-      if (!(n >= 0) || !Number.isFinite(n))
-        throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
-      return n;
-    }),
-    'lambda',
-  );
-  const granularities = once(list(v.granularity, 'granularity'), 'granularity');
-  const hasConv = base.model.layers.some((l) => l.type === 'conv2d');
-  for (const g of granularities ?? []) {
-    if (!['output', 'input', 'kernel', 'filter'].includes(g))
-      throw new UsageError(`--granularity: got "${g}", allowed: output, input, kernel, filter`);
-    if ((g === 'kernel' || g === 'filter') && !hasConv)
-      throw new UsageError(
-        `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
-      );
-  }
+  const lambdas = list(v.lambda, 'lambda')?.map((x) => {
+    const n = Number(x);
+    if (!(n >= 0) || !Number.isFinite(n))
+      throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
+    return n;
+  });
+  const granularities = list(v.granularity, 'granularity');
   // A former name ('flops', now 'macs') is read as the current one (with a note) before repeats are refused.
-  const costs = once(
-    list(v['cost-weighting'], 'cost-weighting')?.map((c) => {
-      if (!isFormerCostWeighting(c)) return c;
-      process.stderr.write(formerCostWeightingNote('--cost-weighting', c, false));
-      return currentCostWeighting(c);
-    }),
-    'cost-weighting',
-  );
-  for (const c of costs ?? []) {
-    if (!(COST_WEIGHTINGS as readonly string[]).includes(c))
-      throw new UsageError(`--cost-weighting: got "${c}", allowed: ${COST_WEIGHTINGS.join(', ')}`);
+  const costs = list(v['cost-weighting'], 'cost-weighting')?.map((c) => {
+    if (!isFormerCostWeighting(c)) return c;
+    process.stderr.write(formerCostWeightingNote('--cost-weighting', c, false));
+    return currentCostWeighting(c);
+  });
+  // The grid the sweep runs (each flag, else the config's sweep field) gets the checks a config's
+  // grid gets: values allowed for this model, none twice, and every point's config valid (a
+  // prune.keepFilters layer needs granularity 'kernel'), before the baseline trains.
+  if (v['target-compression'] === undefined) {
+    const flags: Record<string, string | undefined> = {
+      lambda: lambdas && '--lambda',
+      granularity: granularities && '--granularity',
+      costWeighting: costs && '--cost-weighting',
+    };
+    checkSweepGrid(
+      base,
+      {
+        lambda: lambdas,
+        granularity: granularities ?? base.sweep?.granularity,
+        costWeighting: costs ?? base.sweep?.costWeighting,
+      },
+      (what) => {
+        const field = /^\w+/.exec(what)![0];
+        const flag = flags[field];
+        return new UsageError(flag ? `${flag}${what.slice(field.length)}` : `${base.name}'s sweep.${what}`);
+      },
+    );
   }
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {

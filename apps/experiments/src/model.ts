@@ -89,20 +89,22 @@ export function logitsLayerName(model: tfl.LayersModel): string {
 /**
  * A refusal of `pruneMagnitudes`'s rule: `field` says which part was refused
  * (`keep` or `keepFilters`, as in a config's `prune`), `reason` why (the prox
- * function's message without its name); the message names the config field.
+ * function's message without its name, in the words of `normprune prune`'s
+ * flags); the message names the config fields, not the prox functions.
  */
 export class PruneRuleError extends Error {
-  /** Why, without the field. */
+  /** Why, without the field, naming `--keep` where prox names `keepLargestGroups`. */
   readonly reason: string;
 
   constructor(
     readonly field: 'keep' | 'keepFilters',
     cause: Error,
   ) {
-    const reason = cause.message.replace(/^keepLargest(Groups|Filters): /, '');
-    super(`prune.${field}: ${reason}`, { cause });
+    const why = cause.message.replace(/^keepLargest(Groups|Filters): /, '');
+    const naming = (keep: string) => why.replace(/use keepLargestGroups/g, `give its count in ${keep}`);
+    super(`prune.${field}: ${naming('prune.keep')}`, { cause });
     this.name = 'PruneRuleError';
-    this.reason = reason;
+    this.reason = naming('--keep');
   }
 }
 

@@ -1,0 +1,117 @@
+// The CLI's checks before anything runs, and its handling of what other tools and
+// interrupted sweeps leave (audit 26): a config or grid error is a usage error (exit 2)
+// naming the config field, before the baseline trains.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../src/index';
+import { PruneRuleError } from '../src/model';
+import { cli, experimentCopy } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-checks-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Writes `cfg` (JSON) to TMP/<name>.json; returns the file. */
+function writeConfig(name: string, cfg: object): string {
+  const file = join(tmp, `${name}.json`);
+  writeFileSync(file, JSON.stringify(cfg));
+  return file;
+}
+
+test('layerMultipliers naming a layer that is not decomposed is refused before the baseline trains', async () => {
+  // lenet-5-fc leaves its conv2d layers plain: conv1 has no magnitudes to penalise.
+  const conv = writeConfig('lm-conv', {
+    extends: 'lenet-5-fc',
+    name: 'lm-conv',
+    training: { proximal: { layerMultipliers: { conv1: 0.5 } } },
+  });
+  const out = join(tmp, 'lm-conv-run');
+  const r = await cli(['train', '--config', conv, '--budget', 'tiny', '--out', out]);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(
+    /training\.proximal\.layerMultipliers: layer "conv1" is not decomposed \(decompose\.conv2d is null\)/,
+  );
+  expect(r.err).not.toMatch(/baseline/);
+  expect(existsSync(out)).toBe(false);
+  // A layer decompose.exclude lists.
+  const good = experimentCopy('lenet-500-300');
+  good.decompose.exclude = ['logits'];
+  good.training.proximal.layerMultipliers = { dense1: 0.5, logits: 2 };
+  expect(() => parseConfig(good, 'x.json')).toThrow(
+    /layerMultipliers: layer "logits" is not decomposed \(decompose\.exclude lists it\).*decomposed layers: dense1, dense2/,
+  );
+});
+
+test('a sweep over granularity is refused when a grid point makes prune.keepFilters invalid, naming the field', async () => {
+  const file = writeConfig('kf', { extends: 'lenet-5', name: 'kf', prune: { keepFilters: { conv2: 23 } } });
+  const out = join(tmp, 'kf-sweep');
+  const r = await cli([
+    'sweep',
+    '--config',
+    file,
+    '--budget',
+    'tiny',
+    '--granularity',
+    'kernel,filter',
+    '--lambda',
+    '0.001',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(/--granularity filter: at this granularity, prune\.keepFilters: .*"conv2"/);
+  expect(r.err).toMatch(/give the count in prune\.keep/);
+  expect(r.err).not.toMatch(/keepLargest/);
+  expect(existsSync(out)).toBe(false);
+  // The same grid in the config's own sweep field is refused when the config is read.
+  const inConfig = writeConfig('kf-grid', {
+    extends: 'lenet-5',
+    name: 'kf-grid',
+    prune: { keepFilters: { conv2: 23 } },
+    sweep: { granularity: ['kernel', 'filter'] },
+  });
+  const c = await cli(['sweep', '--config', inConfig, '--budget', 'tiny', '--out', out]);
+  expect(c.code).toBe(2);
+  expect(c.err).toMatch(/sweep\.granularity filter: at this granularity, prune\.keepFilters/);
+  expect(existsSync(out)).toBe(false);
+});
+
+test("a refused prune rule names the config field (or prune's flag), not the prox function", () => {
+  const e = new PruneRuleError(
+    'keepFilters',
+    new TypeError(
+      "keepLargestFilters: conv2: expected a Conv2D layer of granularity 'kernel', got granularity 'filter' (its groups are its filters: use keepLargestGroups)",
+    ),
+  );
+  expect(e.message).toMatch(/^prune\.keepFilters: conv2: .*give its count in prune\.keep\)$/);
+  expect(e.reason).toMatch(/give its count in --keep\)$/);
+  expect(`${e.message} ${e.reason}`).not.toMatch(/keepLargest/);
+});
+
+test("the config's sweep grid gets the checks of the flags: no empty list, no conv2d granularity on a dense model", async () => {
+  const empty = writeConfig('sg-empty', {
+    extends: 'lenet-500-300',
+    name: 'sg-empty',
+    sweep: { lambda: [] },
+  });
+  const out = join(tmp, 'sg');
+  const e = await cli(['sweep', '--config', empty, '--budget', 'tiny', '--out', out]);
+  expect(e.code).toBe(2);
+  expect(e.err).toMatch(/sweep\.lambda: empty; give one or more values/);
+  const kernel = writeConfig('sg-kernel', {
+    extends: 'lenet-500-300',
+    name: 'sg-kernel',
+    sweep: { granularity: ['kernel'] },
+  });
+  const k = await cli(['sweep', '--config', kernel, '--budget', 'tiny', '--out', out]);
+  expect(k.code).toBe(2);
+  expect(k.err).toMatch(
+    /sweep\.granularity kernel: sg-kernel has no conv2d layer; allowed here: output, input/,
+  );
+  expect(existsSync(out)).toBe(false);
+  // The flags say the same, in their own names.
+  const f = await cli(['sweep', 'lenet-500-300', '--granularity', 'kernel', '--out', out]);
+  expect(f.code).toBe(2);
+  expect(f.err).toMatch(/--granularity kernel: lenet-500-300 has no conv2d layer/);
+});
