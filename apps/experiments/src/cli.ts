@@ -51,7 +51,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
+import { bisectionOutcome, PLAN_FILE, runSweep, sweepAnswer } from './sweep.js';
 import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from './sweep-file.js';
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
@@ -205,8 +205,9 @@ Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
 seed or budget, are refused before anything is written). With --table alone,
-runs that have not finished are skipped with a note naming the command that
-continues them.
+runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
+and no sweep.json is an interrupted sweep) are skipped with a note naming the
+command that continues them.
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
@@ -1182,7 +1183,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       if (!(readOnly && e instanceof UnfinishedRun)) throw e;
       const what = (e as Error).message
         .replace(/^report: /, '')
-        .replace(' is an unfinished run', ': an unfinished run');
+        .replace(/ is (an unfinished run|an interrupted sweep|a sweep being written)/, ': $1');
       process.stderr.write(`note: skipped ${what}\n`);
       return [];
     }
@@ -1340,6 +1341,34 @@ function unfinishedRun(dir: string): string | undefined {
   );
 }
 
+/**
+ * What an interrupted (or still running) sweep in `dir` is, and the command that continues it:
+ * a folder with its plan (.sweep-plan.json) and no sweep.json; undefined otherwise.
+ */
+function unfinishedSweep(dir: string): string | undefined {
+  const file = join(dir, PLAN_FILE);
+  if (!existsSync(file) || existsSync(join(dir, 'sweep.json'))) return undefined;
+  let plan: { command?: unknown; started?: unknown } | undefined;
+  try {
+    plan = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    plan = undefined;
+  }
+  const writer = liveLockHolder(dir);
+  if (writer)
+    return `${dir} is a sweep being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}\0wait for it to end`;
+  const started = Array.isArray(plan?.started) ? plan.started.filter((d) => typeof d === 'string') : [];
+  const finished = started.filter((d) => existsSync(join(dir, d, 'results.json')));
+  const cont =
+    typeof plan?.command === 'string'
+      ? continueCommand(plan.command, resolve(dir))
+      : 'the command that started it, with --resume';
+  return (
+    `${dir} is an interrupted sweep (${finished.length ? `finished points: ${finished.join(', ')}` : 'no point finished'}; ` +
+    `its sweep.json and report are written when it ends)\0continue it with: ${cont}`
+  );
+}
+
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
   if (!existsSync(dir)) throw new Error(`report: ${dir} does not exist`);
@@ -1420,6 +1449,9 @@ function reportSource(arg: string): ReportSource {
     return { kind: 'row', arg, row };
   }
   const sweep = readSweep(arg);
+  // An interrupted sweep is unfinished, as an interrupted run is: `report --table` skips it.
+  const unfinished = sweep ? undefined : unfinishedSweep(arg);
+  if (unfinished) throw new UnfinishedRun(`report: ${unfinished.replace('\0', '; ')}`);
   if (sweep)
     return {
       kind: 'sweep',

@@ -190,7 +190,7 @@ function gridLabels(o: SweepOptions): string[] | undefined {
  * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
  * (or a grid holding all its points), not by one that would leave its points unlisted.
  */
-const PLAN_FILE = '.sweep-plan.json';
+export const PLAN_FILE = '.sweep-plan.json';
 
 /** The folders in `out` named as sweep points that hold a run: a damaged sweep's points, for --force. */
 function pointFolders(out: string): string[] {

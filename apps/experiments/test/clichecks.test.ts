@@ -115,3 +115,34 @@ test("the config's sweep grid gets the checks of the flags: no empty list, no co
   expect(f.code).toBe(2);
   expect(f.err).toMatch(/--granularity kernel: lenet-500-300 has no conv2d layer/);
 });
+
+test('report and report --table treat an interrupted sweep as unfinished, naming the command that continues it', async () => {
+  const sweep = join(tmp, 'stopped-sweep');
+  const s = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--lambda',
+    '0.001,0.01',
+    '--out',
+    sweep,
+    '--stop-after-steps',
+    '3',
+  ]);
+  expect(s.code).toBe(130);
+  expect(existsSync(join(sweep, '.sweep-plan.json'))).toBe(true);
+  // The table of the other sources is printed; the sweep is skipped with a note.
+  const row = join(__dirname, '..', 'results', 'lenet-500-300.json');
+  const t = await cli(['report', '--table', row, sweep]);
+  expect(t.code).toBe(0);
+  expect(t.out).toMatch(/lenet-500-300/);
+  expect(t.err).toContain(`note: skipped ${sweep}: an interrupted sweep (no point finished`);
+  expect(t.err).toMatch(
+    /continue it with: normprune sweep lenet-500-300 --budget tiny --lambda 0\.001,0\.01 --resume --out \S*stopped-sweep/,
+  );
+  expect(t.err).not.toMatch(/not a run folder/);
+  const r = await cli(['report', sweep]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(/is an interrupted sweep .*; continue it with: normprune sweep .* --resume/);
+});
