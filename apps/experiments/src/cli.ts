@@ -31,6 +31,7 @@ import {
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
+import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
@@ -182,14 +183,17 @@ become zeros, and units left with no non-zero weight are removed.
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
-config.json of the run directory above DIR is used.
+config.json of the run directory above DIR is used; with one, a note says
+when it differs from the run's own (another data set or normalisation).
 
   --model DIR         the folder of model.json, or a run folder (its model/)
   --compare DIR       also compare the model, image by image, with the model in
                       DIR (say, the baseline kept in RUN_DIR/.work/baseline, or
                       its model/ folder): the images only one of them gets
                       wrong, the error change with its exact 95% interval and the
-                      exact McNemar p-value
+                      exact McNemar p-value. Each model is fed the test images
+                      as its own run's config normalises them; a run of
+                      another data set is refused
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset (default: the
                       run's test subset when the config is the run's, else full)
   --backend NAME, --threads N, --data-dir PATH, --download as for reproduce`,
@@ -754,6 +758,16 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   });
 }
 
+/** The fields of two configs that change a model's test inputs: the data set and its normalisation. */
+function inputDifferences(a: ExperimentConfig, b: ExperimentConfig, [la, lb]: [string, string]): string[] {
+  return (['name', 'normalize'] as const)
+    .filter((k) => a.dataset[k] !== b.dataset[k])
+    .map(
+      (k) =>
+        `dataset.${k} (${JSON.stringify(a.dataset[k])} in ${la}, ${JSON.stringify(b.dataset[k])} in ${lb})`,
+    );
+}
+
 /**
  * Without --budget, --config or --experiment, `eval` of a run's model uses the
  * run's test subset (a `tiny` run was measured on 256 test images), with a
@@ -852,13 +866,30 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw new UsageError('eval: give --config FILE or --experiment NAME, not both');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
-  const base = v.config
-    ? loadConfigFile(v.config)
-    : v.experiment
-      ? loadExperiment(v.experiment)
-      : runConfigOf(v.model);
+  const own = runConfigOf(v.model);
+  const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : own;
   if (!base)
     throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
+  // An explicit config over the run's own: said, with what it changes for eval (the data, its normalisation).
+  if (own && base !== own) {
+    const diff = inputDifferences(own, base, ["the run's", base.name]);
+    if (diff.length || own.name !== base.name)
+      process.stderr.write(
+        `note: ${v.model} is the model of a run of ${own.name} (its config.json); evaluated as ` +
+          `${v.config ? `--config ${v.config}` : `--experiment ${v.experiment}`} (${base.name}) instead` +
+          (diff.length
+            ? `, which differs in ${diff.join(', ')}: the error measured is not the run's (leave out --${v.config ? 'config' : 'experiment'} to use the run's own)`
+            : ', whose data and input normalisation are the same') +
+          '\n',
+      );
+  }
+  // The compared model gets the inputs its own run trained on: its config, if it is a run's.
+  const otherCfg = v.compare === undefined ? undefined : (runConfigOf(v.compare) ?? base);
+  if (otherCfg && otherCfg.dataset.name !== base.dataset.name)
+    throw new Error(
+      `eval: --compare: ${v.compare} is the model of a run of ${otherCfg.name} on ${otherCfg.dataset.name}, ` +
+        `but ${v.model} is evaluated on ${base.dataset.name} (${base.name}); compare two models of one data set`,
+    );
   const { budget } = parseBudget(p.values.budget ?? runTestBudget(v) ?? 'full', base);
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
@@ -918,7 +949,20 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
         `eval: --compare: ${v.compare} maps ${there} (input, output shapes) but ${v.model} maps ${here}; compare two models of one experiment`,
       );
     }
-    t = pairedTest(await pairedCounts(other, model, data.test, norm));
+    const otherNorm = {
+      normalize: otherCfg!.dataset.normalize,
+      stats:
+        otherCfg!.dataset.normalize === 'standardize'
+          ? standardisation(v.compare, otherCfg!, data.stats ?? computeStats(data.train))
+          : undefined,
+    };
+    const diff = inputDifferences(otherCfg!, base, [otherCfg!.name, base.name]);
+    if (diff.length)
+      process.stderr.write(
+        `note: ${v.compare} (a run of ${otherCfg!.name}) and ${v.model} (${base.name}) differ in ${diff.join(', ')}: ` +
+          'each model is fed the test images as its own run normalised them\n',
+      );
+    t = pairedTest(await pairedCounts(other, model, data.test, [otherNorm, norm]));
     other.dispose();
   }
   const testError = t ? compressedError(t) : await errorRate(model, data.test, norm);

@@ -1,7 +1,7 @@
 // The CLI's checks before anything runs, and its handling of what other tools and
 // interrupted sweeps leave (audit 26): a config or grid error is a usage error (exit 2)
 // naming the config field, before the baseline trains.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '../src/index';
@@ -145,4 +145,57 @@ test('report and report --table treat an interrupted sweep as unfinished, naming
   const r = await cli(['report', sweep]);
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/is an interrupted sweep .*; continue it with: normprune sweep .* --resume/);
+});
+
+/** The cells of the row of the Markdown table whose first cell is `first`. */
+function tableRow(out: string, first: string): string[] {
+  const line = out.split('\n').find((l) => l.startsWith(`| ${first} `));
+  if (!line) throw new Error(`no row ${first} in:\n${out}`);
+  return line
+    .split('|')
+    .slice(1, -1)
+    .map((c) => c.trim());
+}
+
+test('eval --compare feeds each model the inputs its own run normalised; --experiment over a run says what it changes', async () => {
+  const std = writeConfig('std-mlp', {
+    extends: 'lenet-500-300',
+    name: 'std-mlp',
+    dataset: { normalize: 'standardize' },
+  });
+  const [a, b] = [join(tmp, 'unit-run'), join(tmp, 'std-run')];
+  expect((await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', a])).code).toBe(0);
+  expect((await cli(['train', '--config', std, '--budget', 'tiny', '--out', b])).code).toBe(0);
+  const alone = await cli(['eval', '--model', b]);
+  expect(alone.code).toBe(0);
+  const stdError = tableRow(alone.out, join(b, 'model'))[4];
+  // Compared from the unit run, the standardising run's model scores its own error: the images
+  // it gets wrong are those only it gets wrong plus those both do.
+  const c = await cli(['eval', '--model', a, '--compare', b]);
+  expect(c.code).toBe(0);
+  const [, n, onlyThere, , both] = tableRow(c.out, join(b, 'model')).map((x) => Number(x.replace(/,/g, '')));
+  expect(`${((100 * (onlyThere + both)) / n).toFixed(2)}%`).toBe(stdError);
+  expect(c.err).toMatch(
+    /differ in dataset\.normalize .*each model is fed the test images as its own run normalised them/,
+  );
+  // And the other way round: the standardising model's own error is unchanged by --compare.
+  const d = await cli(['eval', '--model', b, '--compare', a]);
+  expect(tableRow(d.out, join(b, 'model'))[4]).toBe(stdError);
+  // An explicit experiment over a run's own config is named, with what it changes.
+  const e = await cli(['eval', '--model', b, '--experiment', 'lenet-500-300']);
+  expect(e.code).toBe(0);
+  expect(e.err).toMatch(
+    /note: \S+ is the model of a run of std-mlp .*--experiment lenet-500-300 .*differs in dataset\.normalize \("standardize" in the run's, "unit" in lenet-500-300\)/,
+  );
+  // A run of another data set is refused, naming both.
+  const other = join(tmp, 'other-data');
+  cpSync(b, other, { recursive: true });
+  const rec = JSON.parse(readFileSync(join(other, 'config.json'), 'utf8'));
+  rec.config.dataset.name = 'fashion-mnist';
+  writeFileSync(join(other, 'config.json'), JSON.stringify(rec));
+  const f = await cli(['eval', '--model', a, '--compare', other]);
+  expect(f.code).toBe(1);
+  expect(f.err).toMatch(
+    /--compare: \S+ is the model of a run of std-mlp on fashion-mnist, but \S+ is evaluated on mnist/,
+  );
 });
