@@ -10,6 +10,7 @@ import {
   rmdirSync,
   statSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -19,6 +20,7 @@ import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
+  BUDGET_PRESETS,
   checkSweepGrid,
   effectiveBudget,
   listExperiments,
@@ -78,7 +80,8 @@ const COMMON = `Common options:
                       (@normprune/runtime's releaseSavedTensorsDuringBackprop;
                       tfjs-core 4.11-4.22 only)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
-                      runs/sweep-<experiment>)
+                      runs/sweep-<experiment>[-<budget>]; a budget of k=v or JSON
+                      settings is named by a hash of it, e.g. custom-3f9a)
   --data-dir PATH     folder or archive holding the data set's files (without it:
                       $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
                       on this machine). CIFAR-10 from images or an archive is decoded once into
@@ -521,6 +524,47 @@ function noteCappedEpochs(base: ExperimentConfig, budgetName: string, budget: Bu
     );
 }
 
+/** JSON with every object's keys sorted: the same budget, however typed, gives the same text. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/**
+ * The default --out folder's name of a run (`sweep` false) or sweep of `name` (the config's),
+ * `base` its config before the budget: `lenet-5` at the config's default budget, `lenet-5-tiny`
+ * at another preset, and for budgets with settings typed in (k=v or JSON) the budget's name
+ * and a short hash of the budget it resolves to (`lenet-5-custom-3f9a`), so that two such
+ * budgets get two folders and the same budget, however typed, one. A budget that resolves to
+ * a preset's (`tiny,epochs=1`) gets that preset's folder. A sweep's is `sweep-<name>[-<budget>]`.
+ */
+export function defaultOutName(
+  name: string,
+  base: ExperimentConfig,
+  budgetName: string,
+  budget: Budget,
+  sweep = false,
+): string {
+  const stem = sweep ? `sweep-${name}` : name;
+  let label = budgetName;
+  if (budgetName.includes('custom')) {
+    const presets = Object.keys({ ...BUDGET_PRESETS, ...(base.budgets ?? {}) });
+    const same = (p: string) =>
+      canonicalJson(effectiveBudget(base, parseBudget(p, base).budget)) === canonicalJson(budget);
+    const preset = presets.find((p) => p === base.defaultBudget && same(p)) ?? presets.find(same);
+    label =
+      preset ??
+      `${budgetName}-${createHash('sha256').update(canonicalJson(budget)).digest('hex').slice(0, 4)}`;
+  }
+  return label === base.defaultBudget ? stem : `${stem}-${label}`;
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -554,9 +598,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
   const threads = threadsOption(p.values.threads);
-  const runDir = resolve(
-    p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`),
-  );
+  const runDir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget)));
   const existed = existsSync(runDir);
   const cmd = recordedCommand(command, args);
   try {
@@ -683,7 +725,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
-  const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));
+  const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
   const cmd = recordedCommand('sweep', args);
   let points: SweepPoint[];
   try {

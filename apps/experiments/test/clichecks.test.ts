@@ -4,7 +4,9 @@
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '../src/index';
+import { loadExperiment, parseBudget, parseConfig } from '../src/index';
+import { effectiveBudget } from '../src/config';
+import { defaultOutName } from '../src/cli';
 import { PruneRuleError } from '../src/model';
 import { cli, experimentCopy } from './helpers';
 
@@ -198,4 +200,31 @@ test('eval --compare feeds each model the inputs its own run normalised; --exper
   expect(f.err).toMatch(
     /--compare: \S+ is the model of a run of std-mlp on fashion-mnist, but \S+ is evaluated on mnist/,
   );
+});
+
+test('default --out folders: each custom budget its own, stably; a sweep names its budget; full-budget names unchanged', () => {
+  const cfg = loadExperiment('lenet-500-300');
+  const name = (spec: string | undefined, sweep = false) => {
+    const { name: budgetName, budget } = parseBudget(spec, cfg);
+    return defaultOutName(cfg.name, cfg, budgetName, effectiveBudget(cfg, budget), sweep);
+  };
+  expect(name(undefined)).toBe('lenet-500-300');
+  expect(name('full')).toBe('lenet-500-300');
+  expect(name('tiny')).toBe('lenet-500-300-tiny');
+  // (The audit's JSON budget is tiny's, typed out: it goes where tiny goes.)
+  expect(name('{"trainSubset":256,"testSubset":256,"validation":64,"epochs":1}')).toBe('lenet-500-300-tiny');
+  const json = name('{"trainSubset":256,"testSubset":512,"validation":64,"epochs":1}');
+  const kv = name('trainSubset=256,epochs=1');
+  expect(json).toMatch(/^lenet-500-300-custom-[0-9a-f]{4}$/);
+  expect(kv).toMatch(/^lenet-500-300-custom-[0-9a-f]{4}$/);
+  expect(kv).not.toBe(json);
+  // The same budget, typed otherwise, is the same folder; one that resolves to a preset is the preset's.
+  expect(name('epochs=1,trainSubset=256')).toBe(kv);
+  expect(name('{"epochs":{"baseline":1,"proximal":1,"finetune":1},"trainSubset":256}')).toBe(kv);
+  expect(name('tiny,epochs=1')).toBe('lenet-500-300-tiny');
+  expect(name('tiny,widthMultiplier=0.5')).toMatch(/^lenet-500-300-tiny\+custom-[0-9a-f]{4}$/);
+  // Sweeps: the budget too, so that a smoke sweep and the real one do not share a folder.
+  expect(name(undefined, true)).toBe('sweep-lenet-500-300');
+  expect(name('tiny', true)).toBe('sweep-lenet-500-300-tiny');
+  expect(name('trainSubset=256,epochs=1', true)).toBe(`sweep-${kv}`);
 });
