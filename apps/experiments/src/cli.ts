@@ -154,7 +154,9 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --cost-weighting w1,w2     uniform | params | macs (multiply-accumulates)
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
-                             run alone; no test data is used)
+                             run alone; no test data is used); X is a
+                             percentage from 1 to 100 (50 for half), not a
+                             fraction
   --bisect-steps N           bisection steps after the expansion (default 4; fewer
                              once no other 4-digit lambda is left in the bracket);
                              more, with --resume, take a finished bisection further
@@ -720,6 +722,13 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     if (!(target > 0 && target < 100))
       throw new UsageError(
         `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
+      );
+    // TF-MOT (target_sparsity=0.5) and torch.nn.utils.prune (amount=0.5) take fractions: a value
+    // below 1 is most likely one, and would run a whole bisection towards almost no pruning.
+    if (target < 1)
+      throw new UsageError(
+        `--target-compression ${v['target-compression']} means ${v['target-compression']}% of the parameters removed, ` +
+          `not a fraction; for ${Number((100 * target).toPrecision(6))}%, give ${Number((100 * target).toPrecision(6))} (values below 1 are refused)`,
       );
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);

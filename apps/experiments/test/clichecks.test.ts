@@ -228,3 +228,24 @@ test('default --out folders: each custom budget its own, stably; a sweep names i
   expect(name('tiny', true)).toBe('sweep-lenet-500-300-tiny');
   expect(name('trainSubset=256,epochs=1', true)).toBe(`sweep-${kv}`);
 });
+
+test('--target-compression below 1 is refused as the fraction it likely is, before anything runs', async () => {
+  const out = join(tmp, 'tcx');
+  const r = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--target-compression=0.5',
+    '--out',
+    out,
+  ]);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(
+    /--target-compression 0\.5 means 0\.5% of the parameters removed, not a fraction; for 50%, give 50/,
+  );
+  expect(existsSync(out)).toBe(false);
+  // 1 and above are percentages, as before.
+  const ok = await cli(['sweep', 'lenet-500-300', '--target-compression', '1', '--print-config']);
+  expect(ok.code).toBe(0);
+});
