@@ -165,7 +165,8 @@ ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
                       [--keep-filters LAYER=N,...] [--unknown-layers refuse|keep] [--backend NAME]
 
-Loads a saved model with decomposed layers, folds them, removes the groups
+Loads a saved model with decomposed layers (--model: its folder, or its
+model.json; a tfjs Layers model, not a graph model), folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
 On a model without decomposed layers, T is surgery's threshold instead: Dense
 weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
@@ -191,7 +192,9 @@ model on the experiment's test set. Without --config/--experiment, the
 config.json of the run directory above DIR is used; with one, a note says
 when it differs from the run's own (another data set or normalisation).
 
-  --model DIR         the folder of model.json, or a run folder (its model/)
+  --model DIR         the folder of model.json (or that model.json), or a run
+                      folder (its model/); a tfjs Layers model (not a graph
+                      model), whose input is the experiment's image shape
   --compare DIR       also compare the model, image by image, with the model in
                       DIR (say, the baseline kept in RUN_DIR/.work/baseline, or
                       its model/ folder): the images only one of them gets
@@ -795,9 +798,37 @@ function runDirOf(modelDir: string): string | undefined {
   let d = resolve(modelDir);
   for (let i = 0; i < 3; i++) {
     d = dirname(d);
-    if (existsSync(join(d, 'config.json'))) return d;
+    if (existsSync(join(d, 'config.json')) && !foreignConfig(join(d, 'config.json'))) return d;
   }
   return undefined;
+}
+
+/**
+ * Whether `file` (a config.json above a model) is plainly not a normprune run's: JSON without
+ * the run's `config` object (another tool's settings, a project's file). One that does not
+ * parse is taken for a damaged run's, which its own error names.
+ */
+function foreignConfig(file: string): boolean {
+  let j: unknown;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+  const c = (j as { config?: unknown } | null)?.config;
+  return !(c !== null && typeof c === 'object' && !Array.isArray(c));
+}
+
+/** The config.json files above `modelDir` that are not a normprune run's (for the message asking for --experiment). */
+function foreignConfigsAbove(modelDir: string): string[] {
+  const found: string[] = [];
+  let d = resolve(modelDir);
+  for (let i = 0; i < 3; i++) {
+    d = dirname(d);
+    const f = join(d, 'config.json');
+    if (existsSync(f) && foreignConfig(f)) found.push(f);
+  }
+  return found;
 }
 
 function runConfigOf(modelDir: string): ExperimentConfig | undefined {
@@ -872,6 +903,9 @@ function standardisation(
  * or a kept baseline's RUN_DIR/.work/baseline).
  */
 function modelDirArg(dir: string, who: string): string {
+  // `.../model.json`, as tf.loadLayersModel takes it: its folder.
+  if (basename(dir) === 'model.json' && statSync(dir, { throwIfNoEntry: false })?.isFile())
+    return dirname(dir);
   if (existsSync(join(dir, 'model.json'))) return dir;
   if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
   const replaced = join(dir, '.work', 'replaced', 'model', 'model.json');
@@ -892,6 +926,13 @@ function modelDirArg(dir: string, who: string): string {
       : `${who}: ${dir} does not exist`,
   );
 }
+
+/** The image shape each data set's experiments feed a model. */
+const DATA_SHAPES: Record<string, number[]> = {
+  mnist: [28, 28, 1],
+  'fashion-mnist': [28, 28, 1],
+  cifar10: [32, 32, 3],
+};
 
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
@@ -919,8 +960,15 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
   const own = runConfigOf(v.model);
   const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : own;
-  if (!base)
-    throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
+  if (!base) {
+    const foreign = foreignConfigsAbove(v.model);
+    throw new UsageError(
+      `eval: give --experiment NAME or --config FILE: the experiment whose test set ${v.model} is evaluated on ` +
+        (foreign.length
+          ? `(${foreign.join(', ')} is not a normprune run's config.json, which records the run's "config")`
+          : '(no normprune run folder above the model)'),
+    );
+  }
   // An explicit config over the run's own: said, with what it changes for eval (the data, its normalisation).
   if (own && base !== own) {
     const diff = inputDifferences(own, base, ["the run's", base.name]);
@@ -972,9 +1020,17 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
         : undefined;
   if (mismatch) {
     loaded.dispose();
-    throw new Error(
-      `eval: ${v.model} ${mismatch}; give the experiment (or config) the model was trained for`,
+    // An input shape no experiment feeds (a Keras-style [28,28], a flat [784]) fits none: the model must change.
+    const fed = Object.entries(DATA_SHAPES).filter(
+      ([, shape]) => JSON.stringify(shape) === JSON.stringify(modelShape),
     );
+    const fix =
+      JSON.stringify(modelShape) === JSON.stringify(data.shape) || fed.length
+        ? `give the experiment (or config) the model was trained for${fed.length ? ` (one on ${fed.map(([d]) => d).join(' or ')})` : ''}`
+        : `no normprune experiment feeds [${modelShape}]: its ${base.dataset.name} experiments feed [${data.shape}]; ` +
+          `rebuild the model with input shape [${data.shape}] (a dense model: a Flatten layer first, ` +
+          `tf.layers.flatten({inputShape: [${data.shape.join(', ')}]}))`;
+    throw new Error(`eval: ${v.model} ${mismatch}; ${fix}`);
   }
   // A decomposed model (a checkpoint) is measured as the plain model it folds into: the magnitudes
   // are not parameters of it, and weights of dead groups are exact zeros there.

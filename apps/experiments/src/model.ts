@@ -6,6 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes, type MagnitudeInfo } from '@normprune/layers';
 import { fileSystem, ModelFileError } from '@normprune/runtime';
 import { hardThreshold, keepLargestFilters, keepLargestGroups } from '@normprune/prox';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layerNames, type LayerSpec } from './config.js';
 
@@ -214,6 +215,8 @@ export async function loadModelDir(
   dir: string,
   again = 'copy it again, or rerun the run or prune that wrote it',
 ): Promise<tfl.LayersModel> {
+  const graph = graphModelFile(join(dir, 'model.json'));
+  if (graph) throw new Error(graph);
   try {
     return await tfl.loadLayersModel(fileSystem(dir));
   } catch (e) {
@@ -231,6 +234,27 @@ export async function loadModelDir(
       cause: e,
     });
   }
+}
+
+/**
+ * The refusal of a tfjs graph model (tensorflowjs_converter's `"format": "graph-model"`, a
+ * TensorFlow graph of ops, not of layers), which tfjs-layers cannot load and normprune cannot
+ * prune; undefined for any other file (one that does not parse is left to the loader's message).
+ */
+function graphModelFile(file: string): string | undefined {
+  let j: { format?: unknown; modelTopology?: { node?: unknown } } | null;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (j?.format !== 'graph-model' && !Array.isArray(j?.modelTopology?.node)) return undefined;
+  return (
+    `Cannot load model: ${file} is a tfjs graph model ("format": "graph-model", a TensorFlow graph of ops ` +
+    'converted by tensorflowjs_converter); normprune evaluates and prunes Layers models only ' +
+    '("format": "layers-model": saved by tf.LayersModel.save(), or converted from a Keras model with ' +
+    '--output_format tfjs_layers_model)'
+  );
 }
 
 /** What a tfjs error while building a model from its files means; tfjs's messages may run to several lines. */

@@ -1,9 +1,11 @@
 // The CLI's checks before anything runs, and its handling of what other tools and
 // interrupted sweeps leave (audit 26): a config or grid error is a usage error (exit 2)
 // naming the config field, before the baseline trains.
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem, initBackend } from '@normprune/runtime';
 import { loadExperiment, parseBudget, parseConfig } from '../src/index';
 import { effectiveBudget } from '../src/config';
 import { defaultOutName } from '../src/cli';
@@ -248,4 +250,81 @@ test('--target-compression below 1 is refused as the fraction it likely is, befo
   // 1 and above are percentages, as before.
   const ok = await cli(['sweep', 'lenet-500-300', '--target-compression', '1', '--print-config']);
   expect(ok.code).toBe(0);
+});
+
+test("models from other tools: a model.json path, an input shape no experiment feeds, a graph model, a project's config.json", async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  const save = async (dir: string, inputShape: number[]) => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.flatten({ inputShape }),
+        tfl.layers.dense({ units: 16, activation: 'relu' }),
+        tfl.layers.dense({ units: 10, activation: 'softmax' }),
+      ],
+    });
+    await m.save(fileSystem(dir));
+    m.dispose();
+    return dir;
+  };
+  // The path tf.loadLayersModel takes: the model.json itself.
+  const mlp = await save(join(tmp, 'mine', 'mlp'), [28, 28, 1]);
+  const e = await cli([
+    'eval',
+    '--model',
+    join(mlp, 'model.json'),
+    '--experiment',
+    'lenet-500-300',
+    '--budget',
+    'testSubset=64',
+  ]);
+  expect(e.code).toBe(0);
+  expect(e.out).toMatch(/\| 64 +\|/);
+  const p = await cli(['prune', '--model', join(mlp, 'model.json'), '--out', join(tmp, 'mine', 'pruned')]);
+  expect(p.code).toBe(0);
+  // A Keras-style [28, 28] input fits no experiment: the model must be rebuilt, not another experiment given.
+  const keras = await save(join(tmp, 'mine', 'keras'), [28, 28]);
+  const k = await cli([
+    'eval',
+    '--model',
+    keras,
+    '--experiment',
+    'lenet-500-300',
+    '--budget',
+    'testSubset=64',
+  ]);
+  expect(k.code).toBe(1);
+  expect(k.err).toMatch(
+    /takes input \[28,28\] .*no normprune experiment feeds \[28,28\]: its mnist experiments feed \[28,28,1\]; rebuild the model with input shape \[28,28,1\]/,
+  );
+  expect(k.err).not.toMatch(/give the experiment/);
+  // A graph model is named as one, not as damaged.
+  const graph = join(tmp, 'mine', 'graph');
+  mkdirSync(graph);
+  writeFileSync(
+    join(graph, 'model.json'),
+    JSON.stringify({
+      format: 'graph-model',
+      generatedBy: '2.x',
+      convertedBy: 'TensorFlow.js Converter v4',
+      modelTopology: { node: [], library: {}, versions: {} },
+      weightsManifest: [{ paths: [], weights: [] }],
+    }),
+  );
+  for (const args of [
+    ['eval', '--model', graph, '--experiment', 'lenet-500-300'],
+    ['prune', '--model', graph, '--out', join(tmp, 'mine', 'graph-pruned')],
+  ]) {
+    const g = await cli(args);
+    expect(g.code).toBe(1);
+    expect(g.err).toMatch(/is a tfjs graph model .*Layers models only/);
+    expect(g.err).not.toMatch(/damaged|edited by hand/);
+  }
+  // A project's own config.json above the model is not a run's: eval asks for the experiment.
+  writeFileSync(join(tmp, 'mine', 'config.json'), JSON.stringify({ lr: 0.01, epochs: 5 }));
+  const c = await cli(['eval', '--model', mlp]);
+  expect(c.code).toBe(2);
+  expect(c.err).toMatch(
+    /give --experiment NAME or --config FILE: .*config\.json is not a normprune run's config\.json/,
+  );
+  expect(c.err).not.toMatch(/invalid/);
 });
