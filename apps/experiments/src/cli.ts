@@ -426,7 +426,28 @@ function optionalInt(name: string, v: string | undefined): number | undefined {
   return v === undefined ? undefined : intOption(name, v, 0);
 }
 
+/**
+ * NORMPRUNE_BACKEND and NORMPRUNE_THREADS (which override --backend and --threads) checked as
+ * the flags are: a bad value is a usage error (exit 2), as the flag's is, not a failure.
+ */
+function checkBackendEnv(): void {
+  const backend = process.env.NORMPRUNE_BACKEND;
+  if (backend !== undefined && backend !== '' && !['node', 'wasm', 'cpu'].includes(backend))
+    throw new UsageError(
+      `NORMPRUNE_BACKEND=${JSON.stringify(backend)} is not a backend normprune knows: use one of node, wasm, cpu (or unset NORMPRUNE_BACKEND)`,
+    );
+  const threads = process.env.NORMPRUNE_THREADS;
+  if (threads !== undefined && threads !== '') {
+    const n = Number(threads);
+    if (!Number.isInteger(n) || n < 1 || n > 64)
+      throw new UsageError(
+        `NORMPRUNE_THREADS=${JSON.stringify(threads)} is not a thread count: use a whole number from 1 to 64 (or unset NORMPRUNE_THREADS)`,
+      );
+  }
+}
+
 function threadsOption(v: string | undefined): number | undefined {
+  checkBackendEnv();
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 64)
@@ -435,6 +456,7 @@ function threadsOption(v: string | undefined): number | undefined {
 }
 
 function backendOption(v: string | undefined): BackendName | undefined {
+  checkBackendEnv();
   if (v === undefined) return undefined;
   if (v !== 'node' && v !== 'wasm' && v !== 'cpu')
     throw new UsageError(`--backend: got "${v}", allowed: node, wasm, cpu`);
@@ -628,9 +650,8 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     });
     out(
       `${r.experiment}: ${pct(r.compressionPct)} of parameters removed, test error ${pct(100 * r.baseline.testError)} -> ${pct(100 * r.compressed.testError)} (${pp(r.errorDeltaPp)}${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
-        (r.target
-          ? `; target ${r.target.met ? 'met' : 'MISSED'}${r.budget.reduced ? ' (at a reduced budget: not a reproduction)' : ''}`
-          : ''),
+        (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : '') +
+        (r.budget.reduced ? ' (at a reduced budget: not a reproduction)' : ''),
     );
     out(`report: ${join(runDir, 'report.md')}`);
     return 0;
@@ -945,6 +966,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     out(HELP.eval);
     return 0;
   }
+  checkBackendEnv();
   const v = p.values as Record<string, any>;
   if (p.positionals.length) {
     const a = p.positionals[0];
@@ -1218,6 +1240,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     out(HELP.prune);
     return 0;
   }
+  checkBackendEnv();
   const v = p.values as Record<string, any>;
   if (p.positionals.length) throw new UsageError(`prune: unexpected argument "${p.positionals[0]}"`);
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');

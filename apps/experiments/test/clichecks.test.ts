@@ -328,3 +328,32 @@ test("models from other tools: a model.json path, an input shape no experiment f
   );
   expect(c.err).not.toMatch(/invalid/);
 });
+
+test('a bad NORMPRUNE_BACKEND or NORMPRUNE_THREADS is a usage error (exit 2), as the flags are', async () => {
+  const saved = { ...process.env };
+  try {
+    process.env.NORMPRUNE_BACKEND = 'gpu';
+    const b = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', join(tmp, 'env-gpu')]);
+    expect(b.code).toBe(2);
+    expect(b.err).toMatch(
+      /NORMPRUNE_BACKEND="gpu" is not a backend normprune knows: use one of node, wasm, cpu/,
+    );
+    expect((await cli(['reproduce', 'lenet-500-300', '--backend', 'gpu'])).code).toBe(2);
+    delete process.env.NORMPRUNE_BACKEND;
+    process.env.NORMPRUNE_THREADS = 'many';
+    const t = await cli(['eval', '--model', join(tmp, 'nothing'), '--experiment', 'lenet-500-300']);
+    expect(t.code).toBe(2);
+    expect(t.err).toMatch(/NORMPRUNE_THREADS="many" is not a thread count/);
+  } finally {
+    process.env = saved;
+  }
+  expect(existsSync(join(tmp, 'env-gpu'))).toBe(false);
+});
+
+test('the summary of a reduced-budget run without a target says it is not a reproduction', async () => {
+  const file = writeConfig('no-target', { extends: 'lenet-500-300', name: 'no-target', target: null });
+  const r = await cli(['train', '--config', file, '--budget', 'tiny', '--out', join(tmp, 'no-target')]);
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(/^no-target: .* \(at a reduced budget: not a reproduction\)$/m);
+  expect(r.out).not.toMatch(/target (met|MISSED)/);
+});
