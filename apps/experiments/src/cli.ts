@@ -10,15 +10,18 @@ import {
   rmdirSync,
   statSync,
 } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend, type BackendName } from '@normprune/runtime';
-import { COST_WEIGHTINGS, type CostWeighting } from '@normprune/prox';
+import { type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
+  BUDGET_PRESETS,
+  checkSweepGrid,
   effectiveBudget,
   listExperiments,
   loadConfigFile,
@@ -30,6 +33,7 @@ import {
   type ExperimentConfig,
 } from './config.js';
 import { DataError, loadRunData } from './data.js';
+import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
@@ -50,7 +54,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
+import { bisectionOutcome, PLAN_FILE, runSweep, sweepAnswer } from './sweep.js';
 import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from './sweep-file.js';
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
@@ -76,7 +80,8 @@ const COMMON = `Common options:
                       (@normprune/runtime's releaseSavedTensorsDuringBackprop;
                       tfjs-core 4.11-4.22 only)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
-                      runs/sweep-<experiment>)
+                      runs/sweep-<experiment>[-<budget>]; a budget of k=v or JSON
+                      settings is named by a hash of it, e.g. custom-3f9a)
   --data-dir PATH     folder or archive holding the data set's files (without it:
                       $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
                       on this machine). CIFAR-10 from images or an archive is decoded once into
@@ -149,7 +154,9 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --cost-weighting w1,w2     uniform | params | macs (multiply-accumulates)
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
-                             run alone; no test data is used)
+                             run alone; no test data is used); X is a
+                             percentage from 1 to 100 (50 for half), not a
+                             fraction
   --bisect-steps N           bisection steps after the expansion (default 4; fewer
                              once no other 4-digit lambda is left in the bracket);
                              more, with --resume, take a finished bisection further
@@ -158,7 +165,8 @@ ${COMMON}`,
   prune: `Usage: normprune prune --model DIR --out DIR [--threshold T] [--keep LAYER=N,...]
                       [--keep-filters LAYER=N,...] [--unknown-layers refuse|keep] [--backend NAME]
 
-Loads a saved model with decomposed layers, folds them, removes the groups
+Loads a saved model with decomposed layers (--model: its folder, or its
+model.json; a tfjs Layers model, not a graph model), folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
 On a model without decomposed layers, T is surgery's threshold instead: Dense
 weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
@@ -181,14 +189,19 @@ become zeros, and units left with no non-zero weight are removed.
 
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
-config.json of the run directory above DIR is used.
+config.json of the run directory above DIR is used; with one, a note says
+when it differs from the run's own (another data set or normalisation).
 
-  --model DIR         the folder of model.json, or a run folder (its model/)
+  --model DIR         the folder of model.json (or that model.json), or a run
+                      folder (its model/); a tfjs Layers model (not a graph
+                      model), whose input is the experiment's image shape
   --compare DIR       also compare the model, image by image, with the model in
                       DIR (say, the baseline kept in RUN_DIR/.work/baseline, or
                       its model/ folder): the images only one of them gets
                       wrong, the error change with its exact 95% interval and the
-                      exact McNemar p-value
+                      exact McNemar p-value. Each model is fed the test images
+                      as its own run's config normalises them; a run of
+                      another data set is refused
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset (default: the
                       run's test subset when the config is the run's, else full)
   --backend NAME, --threads N, --data-dir PATH, --download as for reproduce`,
@@ -204,8 +217,9 @@ Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
 seed or budget, are refused before anything is written). With --table alone,
-runs that have not finished are skipped with a note naming the command that
-continues them.
+runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
+and no sweep.json is an interrupted sweep) are skipped with a note naming the
+command that continues them.
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
@@ -412,7 +426,28 @@ function optionalInt(name: string, v: string | undefined): number | undefined {
   return v === undefined ? undefined : intOption(name, v, 0);
 }
 
+/**
+ * NORMPRUNE_BACKEND and NORMPRUNE_THREADS (which override --backend and --threads) checked as
+ * the flags are: a bad value is a usage error (exit 2), as the flag's is, not a failure.
+ */
+function checkBackendEnv(): void {
+  const backend = process.env.NORMPRUNE_BACKEND;
+  if (backend !== undefined && backend !== '' && !['node', 'wasm', 'cpu'].includes(backend))
+    throw new UsageError(
+      `NORMPRUNE_BACKEND=${JSON.stringify(backend)} is not a backend normprune knows: use one of node, wasm, cpu (or unset NORMPRUNE_BACKEND)`,
+    );
+  const threads = process.env.NORMPRUNE_THREADS;
+  if (threads !== undefined && threads !== '') {
+    const n = Number(threads);
+    if (!Number.isInteger(n) || n < 1 || n > 64)
+      throw new UsageError(
+        `NORMPRUNE_THREADS=${JSON.stringify(threads)} is not a thread count: use a whole number from 1 to 64 (or unset NORMPRUNE_THREADS)`,
+      );
+  }
+}
+
 function threadsOption(v: string | undefined): number | undefined {
+  checkBackendEnv();
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 64)
@@ -421,6 +456,7 @@ function threadsOption(v: string | undefined): number | undefined {
 }
 
 function backendOption(v: string | undefined): BackendName | undefined {
+  checkBackendEnv();
   if (v === undefined) return undefined;
   if (v !== 'node' && v !== 'wasm' && v !== 'cpu')
     throw new UsageError(`--backend: got "${v}", allowed: node, wasm, cpu`);
@@ -515,6 +551,47 @@ function noteCappedEpochs(base: ExperimentConfig, budgetName: string, budget: Bu
     );
 }
 
+/** JSON with every object's keys sorted: the same budget, however typed, gives the same text. */
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .filter((k) => (v as Record<string, unknown>)[k] !== undefined)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
+  return JSON.stringify(v);
+}
+
+/**
+ * The default --out folder's name of a run (`sweep` false) or sweep of `name` (the config's),
+ * `base` its config before the budget: `lenet-5` at the config's default budget, `lenet-5-tiny`
+ * at another preset, and for budgets with settings typed in (k=v or JSON) the budget's name
+ * and a short hash of the budget it resolves to (`lenet-5-custom-3f9a`), so that two such
+ * budgets get two folders and the same budget, however typed, one. A budget that resolves to
+ * a preset's (`tiny,epochs=1`) gets that preset's folder. A sweep's is `sweep-<name>[-<budget>]`.
+ */
+export function defaultOutName(
+  name: string,
+  base: ExperimentConfig,
+  budgetName: string,
+  budget: Budget,
+  sweep = false,
+): string {
+  const stem = sweep ? `sweep-${name}` : name;
+  let label = budgetName;
+  if (budgetName.includes('custom')) {
+    const presets = Object.keys({ ...BUDGET_PRESETS, ...(base.budgets ?? {}) });
+    const same = (p: string) =>
+      canonicalJson(effectiveBudget(base, parseBudget(p, base).budget)) === canonicalJson(budget);
+    const preset = presets.find((p) => p === base.defaultBudget && same(p)) ?? presets.find(same);
+    label =
+      preset ??
+      `${budgetName}-${createHash('sha256').update(canonicalJson(budget)).digest('hex').slice(0, 4)}`;
+  }
+  return label === base.defaultBudget ? stem : `${stem}-${label}`;
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -548,9 +625,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
   const threads = threadsOption(p.values.threads);
-  const runDir = resolve(
-    p.values.out ?? join('runs', budgetName === base.defaultBudget ? cfg.name : `${cfg.name}-${budgetName}`),
-  );
+  const runDir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget)));
   const existed = existsSync(runDir);
   const cmd = recordedCommand(command, args);
   try {
@@ -575,9 +650,8 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     });
     out(
       `${r.experiment}: ${pct(r.compressionPct)} of parameters removed, test error ${pct(100 * r.baseline.testError)} -> ${pct(100 * r.compressed.testError)} (${pp(r.errorDeltaPp)}${r.pairedTest ? `, 95% interval ${ciText(r.pairedTest.changeCi95Pp)}` : ''})` +
-        (r.target
-          ? `; target ${r.target.met ? 'met' : 'MISSED'}${r.budget.reduced ? ' (at a reduced budget: not a reproduction)' : ''}`
-          : ''),
+        (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : '') +
+        (r.budget.reduced ? ' (at a reduced budget: not a reproduction)' : ''),
     );
     out(`report: ${join(runDir, 'report.md')}`);
     return 0;
@@ -619,12 +693,6 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     if (!values.length) throw new UsageError(`--${flag}: no value in "${s}"; give one or more, as a,b,c`);
     return values;
   };
-  // A repeated value (0.001 and 1e-3 alike) would train the same point twice into one folder.
-  const once = <T>(values: T[] | undefined, flag: string): T[] | undefined => {
-    const twice = values?.find((x, i) => values.indexOf(x) !== i);
-    if (twice !== undefined) throw new UsageError(`--${flag}: ${JSON.stringify(twice)} is given twice`);
-    return values;
-  };
   if (v['bisect-steps'] !== undefined && v['target-compression'] === undefined)
     throw new UsageError(
       'sweep: --bisect-steps goes with --target-compression (the bisection it sets the steps of); without it the sweep runs a grid',
@@ -636,37 +704,41 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         `sweep: --target-compression finds lambda by bisection at the config's granularity and cost weighting; it does not take --${grid.join(', --')} (set them in a config file for the bisection, or sweep a grid without --target-compression)`,
       );
   }
-  const lambdas = once(
-    list(v.lambda, 'lambda')?.map((x) => {
-      const n = Number(x);
-      if (!(n >= 0) || !Number.isFinite(n))
-        throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
-      return n;
-    }),
-    'lambda',
-  );
-  const granularities = once(list(v.granularity, 'granularity'), 'granularity');
-  const hasConv = base.model.layers.some((l) => l.type === 'conv2d');
-  for (const g of granularities ?? []) {
-    if (!['output', 'input', 'kernel', 'filter'].includes(g))
-      throw new UsageError(`--granularity: got "${g}", allowed: output, input, kernel, filter`);
-    if ((g === 'kernel' || g === 'filter') && !hasConv)
-      throw new UsageError(
-        `--granularity ${g}: ${base.name} has no conv2d layer; allowed here: output, input`,
-      );
-  }
+  const lambdas = list(v.lambda, 'lambda')?.map((x) => {
+    const n = Number(x);
+    if (!(n >= 0) || !Number.isFinite(n))
+      throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
+    return n;
+  });
+  const granularities = list(v.granularity, 'granularity');
   // A former name ('flops', now 'macs') is read as the current one (with a note) before repeats are refused.
-  const costs = once(
-    list(v['cost-weighting'], 'cost-weighting')?.map((c) => {
-      if (!isFormerCostWeighting(c)) return c;
-      process.stderr.write(formerCostWeightingNote('--cost-weighting', c, false));
-      return currentCostWeighting(c);
-    }),
-    'cost-weighting',
-  );
-  for (const c of costs ?? []) {
-    if (!(COST_WEIGHTINGS as readonly string[]).includes(c))
-      throw new UsageError(`--cost-weighting: got "${c}", allowed: ${COST_WEIGHTINGS.join(', ')}`);
+  const costs = list(v['cost-weighting'], 'cost-weighting')?.map((c) => {
+    if (!isFormerCostWeighting(c)) return c;
+    process.stderr.write(formerCostWeightingNote('--cost-weighting', c, false));
+    return currentCostWeighting(c);
+  });
+  // The grid the sweep runs (each flag, else the config's sweep field) gets the checks a config's
+  // grid gets: values allowed for this model, none twice, and every point's config valid (a
+  // prune.keepFilters layer needs granularity 'kernel'), before the baseline trains.
+  if (v['target-compression'] === undefined) {
+    const flags: Record<string, string | undefined> = {
+      lambda: lambdas && '--lambda',
+      granularity: granularities && '--granularity',
+      costWeighting: costs && '--cost-weighting',
+    };
+    checkSweepGrid(
+      base,
+      {
+        lambda: lambdas,
+        granularity: granularities ?? base.sweep?.granularity,
+        costWeighting: costs ?? base.sweep?.costWeighting,
+      },
+      (what) => {
+        const field = /^\w+/.exec(what)![0];
+        const flag = flags[field];
+        return new UsageError(flag ? `${flag}${what.slice(field.length)}` : `${base.name}'s sweep.${what}`);
+      },
+    );
   }
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {
@@ -675,11 +747,18 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       throw new UsageError(
         `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
       );
+    // TF-MOT (target_sparsity=0.5) and torch.nn.utils.prune (amount=0.5) take fractions: a value
+    // below 1 is most likely one, and would run a whole bisection towards almost no pruning.
+    if (target < 1)
+      throw new UsageError(
+        `--target-compression ${v['target-compression']} means ${v['target-compression']}% of the parameters removed, ` +
+          `not a fraction; for ${Number((100 * target).toPrecision(6))}%, give ${Number((100 * target).toPrecision(6))} (values below 1 are refused)`,
+      );
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const seed = intOption('seed', p.values.seed, 1);
-  const dir = resolve(p.values.out ?? join('runs', `sweep-${cfg.name}`));
+  const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
   const cmd = recordedCommand('sweep', args);
   let points: SweepPoint[];
   try {
@@ -740,9 +819,37 @@ function runDirOf(modelDir: string): string | undefined {
   let d = resolve(modelDir);
   for (let i = 0; i < 3; i++) {
     d = dirname(d);
-    if (existsSync(join(d, 'config.json'))) return d;
+    if (existsSync(join(d, 'config.json')) && !foreignConfig(join(d, 'config.json'))) return d;
   }
   return undefined;
+}
+
+/**
+ * Whether `file` (a config.json above a model) is plainly not a normprune run's: JSON without
+ * the run's `config` object (another tool's settings, a project's file). One that does not
+ * parse is taken for a damaged run's, which its own error names.
+ */
+function foreignConfig(file: string): boolean {
+  let j: unknown;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return false;
+  }
+  const c = (j as { config?: unknown } | null)?.config;
+  return !(c !== null && typeof c === 'object' && !Array.isArray(c));
+}
+
+/** The config.json files above `modelDir` that are not a normprune run's (for the message asking for --experiment). */
+function foreignConfigsAbove(modelDir: string): string[] {
+  const found: string[] = [];
+  let d = resolve(modelDir);
+  for (let i = 0; i < 3; i++) {
+    d = dirname(d);
+    const f = join(d, 'config.json');
+    if (existsSync(f) && foreignConfig(f)) found.push(f);
+  }
+  return found;
 }
 
 function runConfigOf(modelDir: string): ExperimentConfig | undefined {
@@ -752,6 +859,16 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   return parseConfig(readJsonFile(f, 'give --config FILE or --experiment NAME instead').config, f, {
     recorded: true,
   });
+}
+
+/** The fields of two configs that change a model's test inputs: the data set and its normalisation. */
+function inputDifferences(a: ExperimentConfig, b: ExperimentConfig, [la, lb]: [string, string]): string[] {
+  return (['name', 'normalize'] as const)
+    .filter((k) => a.dataset[k] !== b.dataset[k])
+    .map(
+      (k) =>
+        `dataset.${k} (${JSON.stringify(a.dataset[k])} in ${la}, ${JSON.stringify(b.dataset[k])} in ${lb})`,
+    );
 }
 
 /**
@@ -807,6 +924,9 @@ function standardisation(
  * or a kept baseline's RUN_DIR/.work/baseline).
  */
 function modelDirArg(dir: string, who: string): string {
+  // `.../model.json`, as tf.loadLayersModel takes it: its folder.
+  if (basename(dir) === 'model.json' && statSync(dir, { throwIfNoEntry: false })?.isFile())
+    return dirname(dir);
   if (existsSync(join(dir, 'model.json'))) return dir;
   if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
   const replaced = join(dir, '.work', 'replaced', 'model', 'model.json');
@@ -828,6 +948,13 @@ function modelDirArg(dir: string, who: string): string {
   );
 }
 
+/** The image shape each data set's experiments feed a model. */
+const DATA_SHAPES: Record<string, number[]> = {
+  mnist: [28, 28, 1],
+  'fashion-mnist': [28, 28, 1],
+  cifar10: [32, 32, 3],
+};
+
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -839,6 +966,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     out(HELP.eval);
     return 0;
   }
+  checkBackendEnv();
   const v = p.values as Record<string, any>;
   if (p.positionals.length) {
     const a = p.positionals[0];
@@ -852,13 +980,37 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw new UsageError('eval: give --config FILE or --experiment NAME, not both');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
-  const base = v.config
-    ? loadConfigFile(v.config)
-    : v.experiment
-      ? loadExperiment(v.experiment)
-      : runConfigOf(v.model);
-  if (!base)
-    throw new UsageError('eval: give --config FILE or --experiment NAME (no config.json next to the model)');
+  const own = runConfigOf(v.model);
+  const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : own;
+  if (!base) {
+    const foreign = foreignConfigsAbove(v.model);
+    throw new UsageError(
+      `eval: give --experiment NAME or --config FILE: the experiment whose test set ${v.model} is evaluated on ` +
+        (foreign.length
+          ? `(${foreign.join(', ')} is not a normprune run's config.json, which records the run's "config")`
+          : '(no normprune run folder above the model)'),
+    );
+  }
+  // An explicit config over the run's own: said, with what it changes for eval (the data, its normalisation).
+  if (own && base !== own) {
+    const diff = inputDifferences(own, base, ["the run's", base.name]);
+    if (diff.length || own.name !== base.name)
+      process.stderr.write(
+        `note: ${v.model} is the model of a run of ${own.name} (its config.json); evaluated as ` +
+          `${v.config ? `--config ${v.config}` : `--experiment ${v.experiment}`} (${base.name}) instead` +
+          (diff.length
+            ? `, which differs in ${diff.join(', ')}: the error measured is not the run's (leave out --${v.config ? 'config' : 'experiment'} to use the run's own)`
+            : ', whose data and input normalisation are the same') +
+          '\n',
+      );
+  }
+  // The compared model gets the inputs its own run trained on: its config, if it is a run's.
+  const otherCfg = v.compare === undefined ? undefined : (runConfigOf(v.compare) ?? base);
+  if (otherCfg && otherCfg.dataset.name !== base.dataset.name)
+    throw new Error(
+      `eval: --compare: ${v.compare} is the model of a run of ${otherCfg.name} on ${otherCfg.dataset.name}, ` +
+        `but ${v.model} is evaluated on ${base.dataset.name} (${base.name}); compare two models of one data set`,
+    );
   const { budget } = parseBudget(p.values.budget ?? runTestBudget(v) ?? 'full', base);
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
@@ -890,9 +1042,17 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
         : undefined;
   if (mismatch) {
     loaded.dispose();
-    throw new Error(
-      `eval: ${v.model} ${mismatch}; give the experiment (or config) the model was trained for`,
+    // An input shape no experiment feeds (a Keras-style [28,28], a flat [784]) fits none: the model must change.
+    const fed = Object.entries(DATA_SHAPES).filter(
+      ([, shape]) => JSON.stringify(shape) === JSON.stringify(modelShape),
     );
+    const fix =
+      JSON.stringify(modelShape) === JSON.stringify(data.shape) || fed.length
+        ? `give the experiment (or config) the model was trained for${fed.length ? ` (one on ${fed.map(([d]) => d).join(' or ')})` : ''}`
+        : `no normprune experiment feeds [${modelShape}]: its ${base.dataset.name} experiments feed [${data.shape}]; ` +
+          `rebuild the model with input shape [${data.shape}] (a dense model: a Flatten layer first, ` +
+          `tf.layers.flatten({inputShape: [${data.shape.join(', ')}]}))`;
+    throw new Error(`eval: ${v.model} ${mismatch}; ${fix}`);
   }
   // A decomposed model (a checkpoint) is measured as the plain model it folds into: the magnitudes
   // are not parameters of it, and weights of dead groups are exact zeros there.
@@ -918,7 +1078,20 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
         `eval: --compare: ${v.compare} maps ${there} (input, output shapes) but ${v.model} maps ${here}; compare two models of one experiment`,
       );
     }
-    t = pairedTest(await pairedCounts(other, model, data.test, norm));
+    const otherNorm = {
+      normalize: otherCfg!.dataset.normalize,
+      stats:
+        otherCfg!.dataset.normalize === 'standardize'
+          ? standardisation(v.compare, otherCfg!, data.stats ?? computeStats(data.train))
+          : undefined,
+    };
+    const diff = inputDifferences(otherCfg!, base, [otherCfg!.name, base.name]);
+    if (diff.length)
+      process.stderr.write(
+        `note: ${v.compare} (a run of ${otherCfg!.name}) and ${v.model} (${base.name}) differ in ${diff.join(', ')}: ` +
+          'each model is fed the test images as its own run normalised them\n',
+      );
+    t = pairedTest(await pairedCounts(other, model, data.test, [otherNorm, norm]));
     other.dispose();
   }
   const testError = t ? compressedError(t) : await errorRate(model, data.test, norm);
@@ -1067,6 +1240,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     out(HELP.prune);
     return 0;
   }
+  checkBackendEnv();
   const v = p.values as Record<string, any>;
   if (p.positionals.length) throw new UsageError(`prune: unexpected argument "${p.positionals[0]}"`);
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
@@ -1183,7 +1357,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       if (!(readOnly && e instanceof UnfinishedRun)) throw e;
       const what = (e as Error).message
         .replace(/^report: /, '')
-        .replace(' is an unfinished run', ': an unfinished run');
+        .replace(/ is (an unfinished run|an interrupted sweep|a sweep being written)/, ': $1');
       process.stderr.write(`note: skipped ${what}\n`);
       return [];
     }
@@ -1341,6 +1515,34 @@ function unfinishedRun(dir: string): string | undefined {
   );
 }
 
+/**
+ * What an interrupted (or still running) sweep in `dir` is, and the command that continues it:
+ * a folder with its plan (.sweep-plan.json) and no sweep.json; undefined otherwise.
+ */
+function unfinishedSweep(dir: string): string | undefined {
+  const file = join(dir, PLAN_FILE);
+  if (!existsSync(file) || existsSync(join(dir, 'sweep.json'))) return undefined;
+  let plan: { command?: unknown; started?: unknown } | undefined;
+  try {
+    plan = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    plan = undefined;
+  }
+  const writer = liveLockHolder(dir);
+  if (writer)
+    return `${dir} is a sweep being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}\0wait for it to end`;
+  const started = Array.isArray(plan?.started) ? plan.started.filter((d) => typeof d === 'string') : [];
+  const finished = started.filter((d) => existsSync(join(dir, d, 'results.json')));
+  const cont =
+    typeof plan?.command === 'string'
+      ? continueCommand(plan.command, resolve(dir))
+      : 'the command that started it, with --resume';
+  return (
+    `${dir} is an interrupted sweep (${finished.length ? `finished points: ${finished.join(', ')}` : 'no point finished'}; ` +
+    `its sweep.json and report are written when it ends)\0continue it with: ${cont}`
+  );
+}
+
 function readRun(dir: string, label: string | undefined): ReportRun {
   const f = join(dir, 'results.json');
   if (!existsSync(dir)) throw new Error(`report: ${dir} does not exist`);
@@ -1421,6 +1623,9 @@ function reportSource(arg: string): ReportSource {
     return { kind: 'row', arg, row };
   }
   const sweep = readSweep(arg);
+  // An interrupted sweep is unfinished, as an interrupted run is: `report --table` skips it.
+  const unfinished = sweep ? undefined : unfinishedSweep(arg);
+  if (unfinished) throw new UnfinishedRun(`report: ${unfinished.replace('\0', '; ')}`);
   if (sweep)
     return {
       kind: 'sweep',

@@ -258,9 +258,10 @@ export const experimentSchema = z.strictObject({
     .default({ threshold: 0 }),
   sweep: unsettable(
     z.strictObject({
-      lambda: unsettable(once(z.array(z.number().min(0)))),
-      granularity: unsettable(once(z.array(z.enum(['output', 'input', 'kernel', 'filter'])))),
-      costWeighting: unsettable(once(z.array(costWeighting.transform(currentCostWeighting)))),
+      // An empty list would make a sweep of no points (which then blocks its folder).
+      lambda: unsettable(once(z.array(z.number().min(0)).min(1))),
+      granularity: unsettable(once(z.array(z.enum(['output', 'input', 'kernel', 'filter'])).min(1))),
+      costWeighting: unsettable(once(z.array(costWeighting.transform(currentCostWeighting)).min(1))),
     }),
   ).describe('The default grid of `normprune sweep`: lambda, granularity and cost weighting values.'),
   // The thesis's figures, printed beside ours in the report.
@@ -379,6 +380,11 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
       if (input === undefined) return `${where}: required (${(issue as any).expected} expected), missing`;
       return `${where}: ${issue.message}`;
     }
+    case 'too_small':
+      // zod's "Too small: expected array to have >=1 items" for an empty list.
+      if ((issue as any).origin === 'array' && (issue as any).minimum === 1)
+        return `${where}: empty; give one or more values`;
+      return `${where}: ${issue.message}`;
     case 'unrecognized_keys': {
       const fields = fieldsAt(schema, issue.path);
       return (
@@ -586,7 +592,7 @@ function validateConfig(json: unknown, source: string, notes = true): Experiment
     else if ((l.type === 'conv2d' || l.type === 'maxPool2d') && flat)
       throw bad(`model.layers[${i}]: a ${l.type} layer cannot follow "flatten"`);
   });
-  // Names the decompose and layerMultipliers fields may refer to.
+  // Names decompose.exclude may refer to.
   const decomposable = cfg.model.layers.flatMap((l, i) =>
     l.type === 'dense' || l.type === 'conv2d' ? [names[i][0]] : [],
   );
@@ -597,13 +603,40 @@ function validateConfig(json: unknown, source: string, notes = true): Experiment
         `decompose.exclude: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
       );
   }
-  for (const name of Object.keys(cfg.training.proximal.layerMultipliers)) {
-    if (!known.has(name))
-      throw bad(
-        `training.proximal.layerMultipliers: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
-      );
+  checkLayerFields(cfg, bad);
+  checkSweepGrid(cfg, cfg.sweep ?? {}, (what) => bad(`sweep.${what}`));
+  try {
+    parseBudget(cfg.defaultBudget, cfg);
+  } catch (e) {
+    throw bad(`defaultBudget: ${(e as Error).message.replace(/^--budget:\s*/, '')}`);
   }
+  return cfg;
+}
+
+/**
+ * The checks of the fields naming decomposed layers (`training.proximal.layerMultipliers`,
+ * `prune.keep`, `prune.keepFilters`) against the layers the config decomposes, at its
+ * granularities: also run on each point of a sweep, whose granularity may differ.
+ */
+function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): void {
+  const names = layerNames(cfg.model.layers);
+  const decomposable = cfg.model.layers.flatMap((l, i) =>
+    l.type === 'dense' || l.type === 'conv2d' ? [names[i][0]] : [],
+  );
   const decomposed = decomposedLayers(cfg);
+  // Only decomposed layers have magnitudes (and so a penalty to scale): a plain one named here
+  // would fail once the baseline has trained.
+  for (const name of Object.keys(cfg.training.proximal.layerMultipliers)) {
+    if (decomposed.includes(name)) continue;
+    const i = names.findIndex((n) => n[0] === name);
+    const kind = cfg.model.layers[i]?.type;
+    const why = !decomposable.includes(name)
+      ? `no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`
+      : `layer "${name}" is not decomposed (${
+          cfg.decompose.exclude.includes(name) ? 'decompose.exclude lists it' : `decompose.${kind} is null`
+        }), so it has no penalty to scale; decomposed layers: ${decomposed.join(', ') || '(none)'}`;
+    throw bad(`training.proximal.layerMultipliers: ${why}`);
+  }
   const convNames = new Set(cfg.model.layers.flatMap((l, i) => (l.type === 'conv2d' ? [names[i][0]] : [])));
   for (const name of Object.keys(cfg.prune.keep ?? {})) {
     if (!decomposed.includes(name))
@@ -615,15 +648,80 @@ function validateConfig(json: unknown, source: string, notes = true): Experiment
   for (const name of Object.keys(cfg.prune.keepFilters ?? {})) {
     if (!convs.includes(name))
       throw bad(
-        `prune.keepFilters: no decomposed conv2d layer of granularity 'kernel' named "${name}"; such layers: ${convs.join(', ') || `(none; decompose.conv2d is ${JSON.stringify(cfg.decompose.conv2d)})`}`,
+        `prune.keepFilters: no decomposed conv2d layer of granularity 'kernel' named "${name}"; such layers: ${convs.join(', ') || `(none; decompose.conv2d is ${JSON.stringify(cfg.decompose.conv2d)})`}` +
+          (cfg.decompose.conv2d === 'filter' && convNames.has(name)
+            ? `; under 'filter' a layer's groups are its filters: give the count in prune.keep`
+            : ''),
       );
   }
-  try {
-    parseBudget(cfg.defaultBudget, cfg);
-  } catch (e) {
-    throw bad(`defaultBudget: ${(e as Error).message.replace(/^--budget:\s*/, '')}`);
+}
+
+/** The granularities a sweep may set: dense ones always (the logits are dense), conv2d ones on a model with a conv2d layer. */
+const GRANULARITIES = ['output', 'input', 'kernel', 'filter'] as const;
+
+/**
+ * The config of one point of a sweep: `cfg` at that lambda, granularity (of the dense or the
+ * conv2d layers, by its name) and cost weighting.
+ */
+export function sweepPointConfig(
+  cfg: ExperimentConfig,
+  lambda: number,
+  granularity?: string,
+  cost?: string,
+): ExperimentConfig {
+  const c: ExperimentConfig = structuredClone(cfg);
+  c.training.proximal.lambda = lambda;
+  if (granularity === 'output' || granularity === 'input') c.decompose.dense = granularity;
+  if (granularity === 'kernel' || granularity === 'filter') c.decompose.conv2d = granularity;
+  if (cost)
+    c.training.proximal.costWeighting = cost as ExperimentConfig['training']['proximal']['costWeighting'];
+  return c;
+}
+
+/**
+ * Checks a sweep grid against the config it varies, before anything runs: every value
+ * allowed (a conv2d granularity only on a model with a conv2d layer), none twice, no list
+ * empty, and each point's config passing the checks of the fields naming layers (a
+ * `prune.keepFilters` layer needs granularity 'kernel', say). `bad(what)` makes the error,
+ * `what` starting with the grid field's name (`granularity: ...`): the config's `sweep`
+ * field and the sweep flags share these checks.
+ */
+export function checkSweepGrid(
+  cfg: ExperimentConfig,
+  grid: { lambda?: readonly number[]; granularity?: readonly string[]; costWeighting?: readonly string[] },
+  bad: (what: string) => Error,
+): void {
+  for (const [field, values] of Object.entries(grid) as [string, readonly unknown[] | undefined][]) {
+    if (values === undefined) continue;
+    if (!values.length) throw bad(`${field}: no value; give one or more`);
+    const twice = values.find((x, i) => values.indexOf(x) !== i);
+    if (twice !== undefined) throw bad(`${field}: ${JSON.stringify(twice)} is given twice`);
   }
-  return cfg;
+  for (const x of grid.lambda ?? [])
+    if (!(x >= 0) || !Number.isFinite(x))
+      throw bad(`lambda: ${JSON.stringify(x)} is not a finite number >= 0`);
+  const hasConv = cfg.model.layers.some((l) => l.type === 'conv2d');
+  for (const g of grid.granularity ?? []) {
+    if (!(GRANULARITIES as readonly string[]).includes(g))
+      throw bad(`granularity: got ${JSON.stringify(g)}, allowed: ${GRANULARITIES.join(', ')}`);
+    if ((g === 'kernel' || g === 'filter') && !hasConv)
+      throw bad(`granularity ${g}: ${cfg.name} has no conv2d layer; allowed here: output, input`);
+  }
+  for (const c of grid.costWeighting ?? [])
+    if (!(COST_WEIGHTING_NAMES as readonly string[]).includes(c))
+      throw bad(
+        `costWeighting: got ${JSON.stringify(c)}, allowed: ${COST_WEIGHTING_NAMES.filter((n) => !isFormerCostWeighting(n)).join(', ')}`,
+      );
+  // Each point's config (lambda does not change what the layer fields may name).
+  for (const g of grid.granularity ?? [undefined])
+    for (const c of grid.costWeighting ?? [undefined])
+      checkLayerFields(sweepPointConfig(cfg, cfg.training.proximal.lambda, g, c), (what) =>
+        bad(
+          g !== undefined
+            ? `granularity ${g}: at this granularity, ${what}`
+            : `costWeighting ${c}: at this cost weighting, ${what}`,
+        ),
+      );
 }
 
 /** The fields of a (valid) config JSON that give a former cost weighting name, with the name. */

@@ -72,24 +72,43 @@ export interface EvalOptions {
   batchSize?: number;
 }
 
-/** Per batch of `split`, one flag per sample and model: 1 where the model misclassifies it. Leak-free. */
+/**
+ * Per batch of `split`, one flag per sample and model: 1 where the model misclassifies it.
+ * Leak-free. `o` is every model's options, or one per model: models trained on differently
+ * normalised inputs each get theirs (the same samples, in the same order).
+ */
 async function* misclassified(
   models: tfl.LayersModel[],
   split: Split,
-  o: EvalOptions,
+  o: EvalOptions | EvalOptions[],
 ): AsyncGenerator<Uint8Array[]> {
-  for await (const b of batches(split, {
-    batchSize: o.batchSize ?? 500,
-    shuffle: false,
-    normalize: o.normalize,
-    stats: o.stats,
-  })) {
+  const each = models.map((_, i) => (Array.isArray(o) ? o[i] : o));
+  // One pass over the split per distinct normalisation.
+  const same = (a: EvalOptions, b: EvalOptions) =>
+    a.normalize === b.normalize && JSON.stringify(a.stats) === JSON.stringify(b.stats);
+  const streams = each.map((e, i) => each.findIndex((f) => same(e, f)) === i);
+  const readers = each.map((e, i) =>
+    streams[i]
+      ? batches(split, {
+          batchSize: each[0].batchSize ?? 500,
+          shuffle: false,
+          normalize: e.normalize,
+          stats: e.stats,
+        })[Symbol.asyncIterator]()
+      : undefined,
+  );
+  const reader = (i: number) => each.findIndex((f) => same(each[i], f));
+  for (;;) {
+    const got = await Promise.all(readers.map((r) => r?.next()));
+    if (got.some((g) => g?.done)) break;
     const flags = tf.tidy(() => {
-      const y = tf.cast(b.ys, 'int32');
-      return models.map((m) => tf.notEqual(tf.argMax(m.predict(b.xs) as tf.Tensor, -1), y));
+      const y = tf.cast(got[reader(0)]!.value.ys, 'int32');
+      return models.map((m, i) =>
+        tf.notEqual(tf.argMax(m.predict(got[reader(i)]!.value.xs) as tf.Tensor, -1), y),
+      );
     });
     const out = await Promise.all(flags.map(async (f) => Uint8Array.from(await f.data())));
-    tf.dispose([...flags, b.xs, b.ys]);
+    tf.dispose([...flags, ...got.flatMap((g) => (g && !g.done ? [g.value.xs, g.value.ys] : []))]);
     yield out;
   }
 }
@@ -105,12 +124,16 @@ export async function errorRate(model: tfl.LayersModel, split: Split, o: EvalOpt
   return seen ? wrong / seen : NaN;
 }
 
-/** Counts, over `split`, the samples each of two models misclassifies alone and both do. Leak-free. */
+/**
+ * Counts, over `split`, the samples each of two models misclassifies alone and both do.
+ * Leak-free. `o`: both models' options, or `[first's, second's]` for models trained on
+ * differently normalised inputs.
+ */
 export async function pairedCounts(
   first: tfl.LayersModel,
   second: tfl.LayersModel,
   split: Split,
-  o: EvalOptions,
+  o: EvalOptions | [EvalOptions, EvalOptions],
 ): Promise<PairedCounts> {
   const c: PairedCounts = { n: 0, bothWrong: 0, onlyFirstWrong: 0, onlySecondWrong: 0 };
   for await (const [a, s] of misclassified([first, second], split, o)) {

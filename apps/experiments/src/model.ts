@@ -6,6 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { magnitudes, type MagnitudeInfo } from '@normprune/layers';
 import { fileSystem, ModelFileError } from '@normprune/runtime';
 import { hardThreshold, keepLargestFilters, keepLargestGroups } from '@normprune/prox';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { layerNames, type LayerSpec } from './config.js';
 
@@ -89,20 +90,22 @@ export function logitsLayerName(model: tfl.LayersModel): string {
 /**
  * A refusal of `pruneMagnitudes`'s rule: `field` says which part was refused
  * (`keep` or `keepFilters`, as in a config's `prune`), `reason` why (the prox
- * function's message without its name); the message names the config field.
+ * function's message without its name, in the words of `normprune prune`'s
+ * flags); the message names the config fields, not the prox functions.
  */
 export class PruneRuleError extends Error {
-  /** Why, without the field. */
+  /** Why, without the field, naming `--keep` where prox names `keepLargestGroups`. */
   readonly reason: string;
 
   constructor(
     readonly field: 'keep' | 'keepFilters',
     cause: Error,
   ) {
-    const reason = cause.message.replace(/^keepLargest(Groups|Filters): /, '');
-    super(`prune.${field}: ${reason}`, { cause });
+    const why = cause.message.replace(/^keepLargest(Groups|Filters): /, '');
+    const naming = (keep: string) => why.replace(/use keepLargestGroups/g, `give its count in ${keep}`);
+    super(`prune.${field}: ${naming('prune.keep')}`, { cause });
     this.name = 'PruneRuleError';
-    this.reason = reason;
+    this.reason = naming('--keep');
   }
 }
 
@@ -212,6 +215,8 @@ export async function loadModelDir(
   dir: string,
   again = 'copy it again, or rerun the run or prune that wrote it',
 ): Promise<tfl.LayersModel> {
+  const graph = graphModelFile(join(dir, 'model.json'));
+  if (graph) throw new Error(graph);
   try {
     return await tfl.loadLayersModel(fileSystem(dir));
   } catch (e) {
@@ -229,6 +234,27 @@ export async function loadModelDir(
       cause: e,
     });
   }
+}
+
+/**
+ * The refusal of a tfjs graph model (tensorflowjs_converter's `"format": "graph-model"`, a
+ * TensorFlow graph of ops, not of layers), which tfjs-layers cannot load and normprune cannot
+ * prune; undefined for any other file (one that does not parse is left to the loader's message).
+ */
+function graphModelFile(file: string): string | undefined {
+  let j: { format?: unknown; modelTopology?: { node?: unknown } } | null;
+  try {
+    j = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (j?.format !== 'graph-model' && !Array.isArray(j?.modelTopology?.node)) return undefined;
+  return (
+    `Cannot load model: ${file} is a tfjs graph model ("format": "graph-model", a TensorFlow graph of ops ` +
+    'converted by tensorflowjs_converter); normprune evaluates and prunes Layers models only ' +
+    '("format": "layers-model": saved by tf.LayersModel.save(), or converted from a Keras model with ' +
+    '--output_format tfjs_layers_model)'
+  );
 }
 
 /** What a tfjs error while building a model from its files means; tfjs's messages may run to several lines. */

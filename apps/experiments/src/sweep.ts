@@ -16,7 +16,7 @@ import {
   type RunOptions,
   type RunResults,
 } from './pipeline.js';
-import { isReduced, type ExperimentConfig } from './config.js';
+import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
@@ -72,19 +72,8 @@ export interface SweepOptions extends Pick<
   log?: (s: string) => void;
 }
 
-function withPoint(
-  cfg: ExperimentConfig,
-  lambda: number,
-  granularity?: string,
-  cost?: string,
-): ExperimentConfig {
-  const c: ExperimentConfig = structuredClone(cfg);
-  c.training.proximal.lambda = lambda;
-  if (granularity === 'output' || granularity === 'input') c.decompose.dense = granularity;
-  if (granularity === 'kernel' || granularity === 'filter') c.decompose.conv2d = granularity;
-  if (cost) c.training.proximal.costWeighting = cost as CostWeighting;
-  return c;
-}
+/** A point's config: `cfg` at that lambda, granularity and cost weighting. */
+const withPoint = sweepPointConfig;
 
 /**
  * Of a bisection's points, the smallest lambda reaching `target`% removed (if any), the
@@ -201,7 +190,7 @@ function gridLabels(o: SweepOptions): string[] | undefined {
  * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
  * (or a grid holding all its points), not by one that would leave its points unlisted.
  */
-const PLAN_FILE = '.sweep-plan.json';
+export const PLAN_FILE = '.sweep-plan.json';
 
 /** The folders in `out` named as sweep points that hold a run: a damaged sweep's points, for --force. */
 function pointFolders(out: string): string[] {

@@ -1,6 +1,15 @@
 // Every shipped config runs end to end at a tiny budget and leaves a complete,
 // parseable run directory whose model loads in plain tfjs.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -290,12 +299,20 @@ test('eval --compare counts the test images two models disagree on', async () =>
   const pairs = (out: string) => out.slice(out.indexOf('| against'));
   expect(pairs(viaFolders.out)).toBe(pairs(r.out));
   expect(pairs(r.out)).toMatch(/^\| against/);
-  // A model of another data set: named shapes, not a tensor error from deep inside tfjs.
+  // A run of another data set: its data set named (its config says it), not a tensor error from deep inside tfjs.
   const vgg = join(tmp, 'runs', 'vgg-16', 'model');
   const wrong = await run(['--model', model, '--compare', vgg]);
   expect(wrong.code).toBe(1);
   expect(wrong.err).toMatch(
-    /--compare: .*vgg-16.* maps \[\[null,32,32,3\],\[null,10\]\] .* but .* maps \[\[null,28,28,1\],\[null,10\]\]/,
+    /--compare: .*vgg-16.* is the model of a run of vgg-16 on cifar10, but .* is evaluated on mnist/,
+  );
+  // The same model outside its run (no config to say): named shapes.
+  const loose = join(tmp, 'loose-vgg');
+  cpSync(vgg, loose, { recursive: true });
+  const shapes = await run(['--model', model, '--compare', loose]);
+  expect(shapes.code).toBe(1);
+  expect(shapes.err).toMatch(
+    /--compare: .*loose-vgg maps \[\[null,32,32,3\],\[null,10\]\] .* but .* maps \[\[null,28,28,1\],\[null,10\]\]/,
   );
 });
 
