@@ -89,7 +89,9 @@ const COMMON = `Common options:
   --force             replace what --out holds (a run, an unfinished run, a sweep;
                       other files stay); without it a run replaces only a run of
                       the same config, budget and seed (a sweep only the same sweep),
-                      and refuses anything else
+                      and refuses anything else. Files of yours are never replaced:
+                      where no run is, a config.json, report.md, model/ or plots/
+                      file a run would write over is refused even with --force
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
                       in its first point's directory)

@@ -1,0 +1,129 @@
+// Files of the user's that a command's output names match are never replaced (audit 26):
+// a run or sweep in a folder of other files.
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-yours-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const tiny = ['--budget', 'tiny', '--backend', 'wasm'];
+const reproduce = (out: string, ...extra: string[]) =>
+  cli(['reproduce', 'lenet-500-300', ...tiny, '--out', out, ...extra]);
+const sweep = (out: string, ...extra: string[]) =>
+  cli(['sweep', 'lenet-500-300', '--lambda', '0.002', ...tiny, '--out', out, ...extra]);
+
+/** Every file under `dir` (relative path -> content), to compare a folder before and after. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const f of readdirSync(dir, { recursive: true }) as string[])
+    files[f] = statSync(join(dir, f)).isDirectory() ? '<dir>' : readFileSync(join(dir, f), 'latin1');
+  return files;
+}
+
+/** A folder of the user's: a config file, a tfjs model of their own, a report and a plot. */
+function project(name: string): string {
+  const dir = join(tmp, name);
+  mkdirSync(join(dir, 'model'), { recursive: true });
+  mkdirSync(join(dir, 'plots'), { recursive: true });
+  writeFileSync(join(dir, 'config.json'), '{"extends": "lenet-500-300", "name": "p3"}');
+  writeFileSync(join(dir, 'model', 'model.json'), '{"modelTopology": {}, "weightsManifest": []}');
+  writeFileSync(join(dir, 'model', 'group1-shard1of1.bin'), 'my weights');
+  writeFileSync(join(dir, 'report.md'), '# My paper draft');
+  writeFileSync(join(dir, 'plots', 'curves.svg'), '<svg/>');
+  return dir;
+}
+
+test('a run never overwrites files of yours named as a run’s, with or without --force', async () => {
+  const dir = project('proj');
+  const before = snapshot(dir);
+  const plain = await reproduce(dir);
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(
+    /proj holds files that are not a normprune run, which the run would overwrite \(config\.json, model\/group1-shard1of1\.bin, model\/model\.json, \.\.\.\); move them away or choose another --out \(--force never replaces files of yours\)/,
+  );
+  expect(snapshot(dir)).toEqual(before);
+  const forced = await reproduce(dir, '--force');
+  expect(forced.code).toBe(1);
+  expect(forced.err).toMatch(/which the run would overwrite/);
+  expect(snapshot(dir)).toEqual(before);
+
+  // A config file of yours alone, beside other files: named too (not only train.py).
+  const proj2 = join(tmp, 'proj2');
+  mkdirSync(proj2);
+  writeFileSync(join(proj2, 'config.json'), '{"extends": "lenet-500-300"}');
+  writeFileSync(join(proj2, 'train.py'), 'print(1)');
+  const two = await reproduce(proj2, '--force');
+  expect(two.code).toBe(1);
+  expect(two.err).toMatch(/which the run would overwrite \(config\.json\)/);
+  expect(readFileSync(join(proj2, 'config.json'), 'utf8')).toBe('{"extends": "lenet-500-300"}');
+});
+
+test('--force writes a run beside files of yours it does not overwrite, and keeps them', async () => {
+  const dir = join(tmp, 'beside');
+  mkdirSync(join(dir, 'model'), { recursive: true });
+  mkdirSync(join(dir, 'plots'));
+  writeFileSync(join(dir, 'train.py'), 'print(1)');
+  writeFileSync(join(dir, 'model', 'NOTES.md'), 'mine');
+  writeFileSync(join(dir, 'plots', 'mine.svg'), '<svg/>');
+  const plain = await reproduce(dir);
+  expect(plain.code).toBe(1);
+  expect(plain.err).toMatch(
+    /holds files that are not a normprune run \(model, plots, train\.py\); choose another --out, or pass --force to write the run beside them \(they are kept\)/,
+  );
+  expect((await reproduce(dir, '--force')).code).toBe(0);
+  expect(readFileSync(join(dir, 'train.py'), 'utf8')).toBe('print(1)');
+  expect(readFileSync(join(dir, 'model', 'NOTES.md'), 'utf8')).toBe('mine');
+  expect(readFileSync(join(dir, 'plots', 'mine.svg'), 'utf8')).toBe('<svg/>');
+  expect(existsSync(join(dir, 'results.json'))).toBe(true);
+  // Now a run is there: a rerun of another seed replaces it (with --force) and keeps them still.
+  expect((await reproduce(dir, '--seed', '2', '--force')).code).toBe(0);
+  expect(readFileSync(join(dir, 'model', 'NOTES.md'), 'utf8')).toBe('mine');
+  expect(readFileSync(join(dir, 'train.py'), 'utf8')).toBe('print(1)');
+});
+
+test('a sweep refuses a folder of files of yours, and never overwrites your report', async () => {
+  const notes = join(tmp, 'proj5');
+  mkdirSync(notes);
+  writeFileSync(join(notes, 'notes.txt'), 'x');
+  writeFileSync(join(notes, 'README.md'), '# readme');
+  const refused = await sweep(notes);
+  expect(refused.code).toBe(1);
+  expect(refused.err).toMatch(
+    /proj5 holds files that are not a normprune sweep \(README\.md, notes\.txt\); choose another --out, or pass --force to write the sweep beside them/,
+  );
+  expect(readdirSync(notes).sort()).toEqual(['README.md', 'notes.txt']);
+
+  const paper = join(tmp, 'paper2');
+  mkdirSync(paper);
+  writeFileSync(join(paper, 'report.md'), '# My own notes');
+  for (const extra of [[], ['--force']]) {
+    const r = await sweep(paper, ...extra);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /paper2 holds files that are not a normprune sweep, which the sweep would overwrite \(report\.md\); move them away/,
+    );
+  }
+  expect(readdirSync(paper)).toEqual(['report.md']);
+  expect(readFileSync(join(paper, 'report.md'), 'utf8')).toBe('# My own notes');
+
+  // A config file of yours is no run: a sweep --force does not remove it as one.
+  const cfg = join(tmp, 'sweep-cfg');
+  mkdirSync(cfg);
+  writeFileSync(join(cfg, 'config.json'), '{"extends": "lenet-500-300"}');
+  const forced = await sweep(cfg, '--force');
+  expect(forced.code).toBe(0);
+  expect(readFileSync(join(cfg, 'config.json'), 'utf8')).toBe('{"extends": "lenet-500-300"}');
+  expect(existsSync(join(cfg, 'sweep.json'))).toBe(true);
+});
