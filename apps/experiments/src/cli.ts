@@ -205,7 +205,8 @@ with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
-seed or budget, are refused before anything is written). With --table alone,
+seed or budget, are refused before anything is written; so is a file named as
+a row that is not one, such as your config). With --table alone,
 runs that have not finished are skipped with a note naming the command that
 continues them.
 
@@ -1191,8 +1192,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
   });
   if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
-  const rowsDir = (v.export ?? v.json) as string | undefined;
-  if (rowsDir) refuseRowClash(sources, rowsDir);
+  for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
   const rows: TableRow[] = [];
   for (const src of sources) {
     if (src.kind === 'row') {
@@ -1406,6 +1406,15 @@ function readMetrics(file: string): MetricLine[] {
   return metrics;
 }
 
+/** Whether `x` (parsed JSON) is a results table row, as report --json and --export write them. */
+function isTableRow(x: unknown): x is TableRow {
+  const object = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const row = x as Partial<TableRow> | null;
+  return (
+    object(row) && typeof row!.experiment === 'string' && object(row!.baseline) && object(row!.compressed)
+  );
+}
+
 /** What one argument of `report` is: a table row file, a sweep directory, or a run (a sweep's point keeps its label). */
 function reportSource(arg: string): ReportSource {
   if (arg.endsWith('.json')) {
@@ -1414,11 +1423,7 @@ function reportSource(arg: string): ReportSource {
       'give results table rows (written by report --json or --export) or run directories',
       unmeasuredAsNaN,
     );
-    if (
-      typeof row?.experiment !== 'string' ||
-      typeof row?.baseline !== 'object' ||
-      typeof row?.compressed !== 'object'
-    )
+    if (!isTableRow(row))
       throw new Error(`report: ${arg} is not a results table row (written by report --json or --export)`);
     return { kind: 'row', arg, row };
   }
@@ -1457,7 +1462,7 @@ function pointLabel(dir: string): string | undefined {
  * the same experiment and sweep point with different seeds, say, where the last would silently
  * replace the others; or a row file `dir` already holds for another seed.
  */
-function refuseRowClash(sources: ReportSource[], dir: string): void {
+function refuseRowClash(sources: ReportSource[], dir: string, flag: string): void {
   const seen = new Map<string, string>();
   for (const run of sources.flatMap((src) => (src.kind === 'row' ? [] : src.runs))) {
     const name = rowFileName(tableRow(run.results, run.label));
@@ -1471,10 +1476,20 @@ function refuseRowClash(sources: ReportSource[], dir: string): void {
     // A row already there from another seed would be replaced as silently (two calls of one folder).
     const file = join(dir, `${name}.json`);
     let there: Partial<TableRow> | undefined;
-    try {
-      there = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
-    } catch {
-      there = undefined; // not a row: replacing it loses no result
+    if (existsSync(file)) {
+      // Only a table row is replaced: any other file of that name (a config file, notes) is the user's.
+      let why: string | undefined;
+      try {
+        there = JSON.parse(readFileSync(file, 'utf8'));
+        if (!isTableRow(there)) why = 'is not a results table row';
+      } catch (e) {
+        why = `is not a results table row (${e instanceof SyntaxError ? 'not valid JSON' : (e as Error).message})`;
+      }
+      if (why)
+        throw new Error(
+          `report: ${file} ${why}, but ${run.dir}'s row would replace it (a file of yours?); ` +
+            `give --${flag} another folder, or move the file away`,
+        );
     }
     if (typeof there?.seed === 'number' && there.seed !== run.results.seed)
       throw new Error(

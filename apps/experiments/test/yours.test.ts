@@ -1,5 +1,5 @@
 // Files of the user's that a command's output names match are never replaced (audit 26):
-// a run or sweep in a folder of other files.
+// a run or sweep in a folder of other files, `report --json`/`--export` over a file named as a row.
 import {
   existsSync,
   mkdirSync,
@@ -44,6 +44,14 @@ function project(name: string): string {
   writeFileSync(join(dir, 'plots', 'curves.svg'), '<svg/>');
   return dir;
 }
+
+let finished: string;
+const finishedRun = async (): Promise<string> => {
+  if (finished) return finished;
+  finished = join(tmp, 'finished');
+  expect((await reproduce(finished)).code).toBe(0);
+  return finished;
+};
 
 test('a run never overwrites files of yours named as a run’s, with or without --force', async () => {
   const dir = project('proj');
@@ -126,4 +134,32 @@ test('a sweep refuses a folder of files of yours, and never overwrites your repo
   expect(forced.code).toBe(0);
   expect(readFileSync(join(cfg, 'config.json'), 'utf8')).toBe('{"extends": "lenet-500-300"}');
   expect(existsSync(join(cfg, 'sweep.json'))).toBe(true);
+});
+
+test('report --json and --export replace only a results row, never another file of that name', async () => {
+  const run = await finishedRun();
+  for (const flag of ['--json', '--export']) {
+    const dir = join(tmp, `rows${flag}`);
+    mkdirSync(dir);
+    const file = join(dir, 'lenet-500-300.json');
+    for (const [text, why] of [
+      ['{"extends": "lenet-500-300", "name": "lenet-500-300"}', 'is not a results table row,'],
+      ['not json', /is not a results table row \(not valid JSON\)/],
+    ] as const) {
+      writeFileSync(file, text);
+      const r = await cli(['report', '--table', run, flag, dir]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(`report: ${file} `);
+      expect(r.err).toMatch(why);
+      expect(r.err).toMatch(`give ${flag} another folder, or move the file away`);
+      expect(readFileSync(file, 'utf8')).toBe(text);
+      expect(readdirSync(dir)).toEqual(['lenet-500-300.json']);
+    }
+    // A row (of the same seed and budget) is replaced, as before.
+    rmSync(file);
+    expect((await cli(['report', '--table', run, flag, dir])).code).toBe(0);
+    const row = readFileSync(file, 'utf8');
+    expect((await cli(['report', '--table', run, flag, dir])).code).toBe(0);
+    expect(readFileSync(file, 'utf8')).toBe(row);
+  }
 });
