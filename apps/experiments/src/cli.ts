@@ -165,6 +165,9 @@ whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
 On a model without decomposed layers, T is surgery's threshold instead: Dense
 weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
 become zeros, and units left with no non-zero weight are removed.
+--out may be new, empty or an earlier export of prune (marked in its model.json),
+which it replaces; any other model there (another tool's, a copy of a run's) is
+refused.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
@@ -1006,23 +1009,77 @@ function keepOption(text: string, flag = '--keep'): Record<string, number> {
 }
 
 /**
- * `prune --out` may be new, empty, or hold an exported model it replaces; not the model of a
- * finished run (its results.json describes that model) and not a folder of other files.
+ * What `prune` writes into its export's model.json (`userDefinedMetadata`, which tfjs loads and
+ * keeps): the mark of a folder a later prune may replace.
+ */
+const PRUNE_MARK = { normprune: { exportedBy: 'normprune prune' } };
+
+/** Whether model.json (parsed) carries {@link PRUNE_MARK}. */
+function prunedExport(json: unknown): boolean {
+  const meta = (json as { userDefinedMetadata?: { normprune?: { exportedBy?: unknown } } } | null)
+    ?.userDefinedMetadata;
+  return meta?.normprune?.exportedBy === PRUNE_MARK.normprune.exportedBy;
+}
+
+/**
+ * `prune --out` may be new, empty, or hold an earlier export of `prune` it replaces (model.json
+ * carries its mark, and every weight file there is one model.json lists); not the model of a
+ * finished run (its results.json describes that model), a model of another tool or of an older
+ * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
+ * there is checked by {@link checkPruneReplaces}.
  */
 function checkPruneOut(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
   // Dot-named .tmp files are the leftovers of a killed save, which the next save clears.
-  const other = readdirSync(out).filter(
-    (e) => e !== 'model.json' && !e.endsWith('.bin') && !/^\..*\.tmp$/.test(e),
-  );
+  const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
+  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  const other = entries.filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
   if (other.length)
     throw new Error(
-      `prune: --out ${out} holds files that are not an exported model (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', ...' : ''}); choose another --out`,
+      `prune: --out ${out} holds files that are not an exported model (${list(other)}); choose another --out`,
     );
   if (existsSync(join(out, '..', 'results.json')))
     throw new Error(
       `prune: --out ${out} is the model of the run in ${dirname(out)}, which its results.json describes; choose another --out`,
+    );
+}
+
+/**
+ * The rest of {@link checkPruneOut}, once --out is known not to be the --model folder (which
+ * {@link checkPruneSource} names): an --out holding a model must hold an export of prune.
+ */
+function checkPruneReplaces(out: string): void {
+  if (!existsSync(out)) return;
+  const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
+  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  if (!entries.length) return;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+  } catch {
+    json = undefined; // missing or unreadable: no export of prune
+  }
+  if (!prunedExport(json))
+    throw new Error(
+      `prune: --out ${out} holds a model that is not an export of normprune prune (${
+        entries.includes('model.json')
+          ? 'its model.json has no normprune mark'
+          : 'weight files without a model.json'
+      }), perhaps your only copy of it; choose another --out. ` +
+        '(An export of prune from before this mark has none either: delete it yourself if it is to be replaced.)',
+    );
+  const manifest = (json as { weightsManifest?: unknown }).weightsManifest;
+  const listedFiles = new Set(
+    (Array.isArray(manifest) ? (manifest as { paths?: unknown }[]) : []).flatMap((g) =>
+      Array.isArray(g?.paths) ? g.paths.map(String) : [],
+    ),
+  );
+  const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e));
+  if (unlisted.length)
+    throw new Error(
+      `prune: --out ${out} holds weight files its model.json does not list (${list(unlisted)}), which are not the export's; ` +
+        'move them away or choose another --out',
     );
 }
 
@@ -1084,6 +1141,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     throw new UsageError(`--unknown-layers: expected "refuse" or "keep", got "${v['unknown-layers']}"`);
   v.model = modelDirArg(v.model, 'prune');
   checkPruneSource(resolve(v.model), resolve(v.out));
+  checkPruneReplaces(resolve(v.out));
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -1124,6 +1182,8 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
       `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
     );
   const after = countModel(pruned);
+  // Marked, so that a later prune with this --out knows the folder for its own export.
+  pruned.setUserDefinedMetadata({ ...(pruned.getUserDefinedMetadata() ?? {}), ...PRUNE_MARK });
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
   model.dispose();
   pruned.dispose();

@@ -1,6 +1,8 @@
-// Files of the user's that a command's output names match are never replaced (audit 26):
-// a run or sweep in a folder of other files, `report --json`/`--export` over a file named as a row.
+// Files of the user's that a command's output names match are never replaced (audit 26, items
+// 1-3): a run or sweep in a folder of other files, `report --json`/`--export` over a file named as
+// a row, `prune --out` over a model it did not export.
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -12,7 +14,9 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem } from '@normprune/runtime';
+import { cli, loadInPlainTfjs } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-yours-'))));
@@ -162,4 +166,43 @@ test('report --json and --export replace only a results row, never another file 
     expect((await cli(['report', '--table', run, flag, dir])).code).toBe(0);
     expect(readFileSync(file, 'utf8')).toBe(row);
   }
+});
+
+test('prune --out replaces only an earlier export of prune, marked in its model.json', async () => {
+  const run = await finishedRun();
+  const model = join(run, 'model');
+  // A model of another tool (here a copy of a run's export, which prune does not mark).
+  const mine = join(tmp, 'my-model');
+  cpSync(model, mine, { recursive: true });
+  const before = snapshot(mine);
+  const refused = await cli(['prune', '--model', model, '--out', mine]);
+  expect(refused.code).toBe(1);
+  expect(refused.err).toMatch(
+    /prune: --out .*my-model holds a model that is not an export of normprune prune \(its model\.json has no normprune mark\), perhaps your only copy of it; choose another --out/,
+  );
+  expect(snapshot(mine)).toEqual(before);
+
+  // prune's export is marked, loads in plain tfjs, and a later prune replaces it.
+  const pruned = join(tmp, 'pruned');
+  expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);
+  const json = JSON.parse(readFileSync(join(pruned, 'model.json'), 'utf8'));
+  expect(json.userDefinedMetadata).toEqual({ normprune: { exportedBy: 'normprune prune' } });
+  const loaded = await tfl.loadLayersModel(fileSystem(pruned));
+  expect(loaded.getUserDefinedMetadata()).toEqual(json.userDefinedMetadata);
+  loaded.dispose();
+  expect(loadInPlainTfjs([pruned])[0].shape).toEqual([2, 10]);
+  // A shard of a larger earlier export, which its model.json lists, goes with it.
+  json.weightsManifest[0].paths.push('group1-shard2of2.bin');
+  writeFileSync(join(pruned, 'model.json'), JSON.stringify(json));
+  writeFileSync(join(pruned, 'group1-shard2of2.bin'), 'old');
+  expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);
+  expect(readdirSync(pruned).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+  // A weight file its model.json does not list is not the export's.
+  writeFileSync(join(pruned, 'group9-shard1of1.bin'), 'mine');
+  const stray = await cli(['prune', '--model', model, '--out', pruned]);
+  expect(stray.code).toBe(1);
+  expect(stray.err).toMatch(
+    /holds weight files its model\.json does not list \(group9-shard1of1\.bin\), which are not the export's/,
+  );
+  expect(readFileSync(join(pruned, 'group9-shard1of1.bin'), 'utf8')).toBe('mine');
 });
