@@ -680,6 +680,18 @@ const RUN_FILES = [
   '.work',
 ];
 
+/** Where a run stages its model/ export: in .work, not beside the run's files. */
+const MODEL_STAGING = (out: string) => ({
+  tmp: join(out, '.work', 'model.tmp'),
+  old: join(out, '.work', 'model.old'),
+});
+
+/** Removes a staged model folder (`dir`) if it holds nothing but what an export writes. */
+function removeStagedModel(dir: string): void {
+  if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  if (readdirSync(dir).every((f) => RUN_FOLDER_FILES.model(f))) rmSync(dir, { recursive: true, force: true });
+}
+
 /** RUN_DIR/config.json as a run writes it. */
 interface RunConfigFile {
   experiment: string;
@@ -1042,6 +1054,11 @@ async function runLocked(
   // under another name: complete, it is put back; half removed, it goes.
   recoverDir(ckptDir);
   recoverDir(join(work, 'baseline'));
+  if (holdsRun(out)) {
+    // An export killed between its renames (by an older normprune: in model.old).
+    recoverDir(join(out, 'model'), MODEL_STAGING(out).old);
+    recoverDir(join(out, 'model'));
+  }
   recoverReplaced(out);
   rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   // A checkpoint of another config, budget or seed: --resume would refuse it, but only after loading
@@ -1539,6 +1556,8 @@ async function runLocked(
   if (warning) log(`note: ${warning}`);
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
+  // A model.tmp an older normprune left in the run folder, interrupted while it exported.
+  removeStagedModel(join(out, 'model.tmp'));
   await writeDirAtomic(
     modelDir,
     async (tmp) => {
@@ -1547,6 +1566,9 @@ async function runLocked(
       exported = { bytes: e.bytes, files: e.files.map((f) => join('model', relative(tmp, f))) };
     },
     (name) => !RUN_FOLDER_FILES.model(name), // files of the user's in model/ stay
+    // Staged in .work (which --resume clears), not beside the run's files, where an interrupted
+    // export would leave it.
+    MODEL_STAGING(out),
   );
   m.dispose();
   debug('end');
