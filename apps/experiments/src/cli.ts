@@ -94,7 +94,9 @@ const COMMON = `Common options:
   --force             replace what --out holds (a run, an unfinished run, a sweep;
                       other files stay); without it a run replaces only a run of
                       the same config, budget and seed (a sweep only the same sweep),
-                      and refuses anything else
+                      and refuses anything else. Files of yours are never replaced:
+                      where no run is, a config.json, report.md, model/ or plots/
+                      file a run would write over is refused even with --force
   --download          allow downloading a missing data set (default: offline)
   --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
                       in its first point's directory)
@@ -171,6 +173,9 @@ whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
 On a model without decomposed layers, T is surgery's threshold instead: Dense
 weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
 become zeros, and units left with no non-zero weight are removed.
+--out may be new, empty or an earlier export of prune (marked in its model.json),
+which it replaces; any other model there (another tool's, a copy of a run's) is
+refused.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
@@ -216,7 +221,8 @@ with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
-seed or budget, are refused before anything is written). With --table alone,
+seed or budget, are refused before anything is written; so is a file named as
+a row that is not one, such as your config). With --table alone,
 runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
 and no sweep.json is an interrupted sweep) are skipped with a note naming the
 command that continues them.
@@ -1176,23 +1182,77 @@ function keepOption(text: string, flag = '--keep'): Record<string, number> {
 }
 
 /**
- * `prune --out` may be new, empty, or hold an exported model it replaces; not the model of a
- * finished run (its results.json describes that model) and not a folder of other files.
+ * What `prune` writes into its export's model.json (`userDefinedMetadata`, which tfjs loads and
+ * keeps): the mark of a folder a later prune may replace.
+ */
+const PRUNE_MARK = { normprune: { exportedBy: 'normprune prune' } };
+
+/** Whether model.json (parsed) carries {@link PRUNE_MARK}. */
+function prunedExport(json: unknown): boolean {
+  const meta = (json as { userDefinedMetadata?: { normprune?: { exportedBy?: unknown } } } | null)
+    ?.userDefinedMetadata;
+  return meta?.normprune?.exportedBy === PRUNE_MARK.normprune.exportedBy;
+}
+
+/**
+ * `prune --out` may be new, empty, or hold an earlier export of `prune` it replaces (model.json
+ * carries its mark, and every weight file there is one model.json lists); not the model of a
+ * finished run (its results.json describes that model), a model of another tool or of an older
+ * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
+ * there is checked by {@link checkPruneReplaces}.
  */
 function checkPruneOut(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
   // Dot-named .tmp files are the leftovers of a killed save, which the next save clears.
-  const other = readdirSync(out).filter(
-    (e) => e !== 'model.json' && !e.endsWith('.bin') && !/^\..*\.tmp$/.test(e),
-  );
+  const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
+  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  const other = entries.filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
   if (other.length)
     throw new Error(
-      `prune: --out ${out} holds files that are not an exported model (${other.slice(0, 3).join(', ')}${other.length > 3 ? ', ...' : ''}); choose another --out`,
+      `prune: --out ${out} holds files that are not an exported model (${list(other)}); choose another --out`,
     );
   if (existsSync(join(out, '..', 'results.json')))
     throw new Error(
       `prune: --out ${out} is the model of the run in ${dirname(out)}, which its results.json describes; choose another --out`,
+    );
+}
+
+/**
+ * The rest of {@link checkPruneOut}, once --out is known not to be the --model folder (which
+ * {@link checkPruneSource} names): an --out holding a model must hold an export of prune.
+ */
+function checkPruneReplaces(out: string): void {
+  if (!existsSync(out)) return;
+  const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
+  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  if (!entries.length) return;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+  } catch {
+    json = undefined; // missing or unreadable: no export of prune
+  }
+  if (!prunedExport(json))
+    throw new Error(
+      `prune: --out ${out} holds a model that is not an export of normprune prune (${
+        entries.includes('model.json')
+          ? 'its model.json has no normprune mark'
+          : 'weight files without a model.json'
+      }), perhaps your only copy of it; choose another --out. ` +
+        '(An export of prune from before this mark has none either: delete it yourself if it is to be replaced.)',
+    );
+  const manifest = (json as { weightsManifest?: unknown }).weightsManifest;
+  const listedFiles = new Set(
+    (Array.isArray(manifest) ? (manifest as { paths?: unknown }[]) : []).flatMap((g) =>
+      Array.isArray(g?.paths) ? g.paths.map(String) : [],
+    ),
+  );
+  const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e));
+  if (unlisted.length)
+    throw new Error(
+      `prune: --out ${out} holds weight files its model.json does not list (${list(unlisted)}), which are not the export's; ` +
+        'move them away or choose another --out',
     );
 }
 
@@ -1255,6 +1315,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     throw new UsageError(`--unknown-layers: expected "refuse" or "keep", got "${v['unknown-layers']}"`);
   v.model = modelDirArg(v.model, 'prune');
   checkPruneSource(resolve(v.model), resolve(v.out));
+  checkPruneReplaces(resolve(v.out));
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -1295,6 +1356,8 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
       `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
     );
   const after = countModel(pruned);
+  // Marked, so that a later prune with this --out knows the folder for its own export.
+  pruned.setUserDefinedMetadata({ ...(pruned.getUserDefinedMetadata() ?? {}), ...PRUNE_MARK });
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
   model.dispose();
   pruned.dispose();
@@ -1363,8 +1426,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
   });
   if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
-  const rowsDir = (v.export ?? v.json) as string | undefined;
-  if (rowsDir) refuseRowClash(sources, rowsDir);
+  for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
   const rows: TableRow[] = [];
   for (const src of sources) {
     if (src.kind === 'row') {
@@ -1606,6 +1668,15 @@ function readMetrics(file: string): MetricLine[] {
   return metrics;
 }
 
+/** Whether `x` (parsed JSON) is a results table row, as report --json and --export write them. */
+function isTableRow(x: unknown): x is TableRow {
+  const object = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const row = x as Partial<TableRow> | null;
+  return (
+    object(row) && typeof row!.experiment === 'string' && object(row!.baseline) && object(row!.compressed)
+  );
+}
+
 /** What one argument of `report` is: a table row file, a sweep directory, or a run (a sweep's point keeps its label). */
 function reportSource(arg: string): ReportSource {
   if (arg.endsWith('.json')) {
@@ -1614,11 +1685,7 @@ function reportSource(arg: string): ReportSource {
       'give results table rows (written by report --json or --export) or run directories',
       unmeasuredAsNaN,
     );
-    if (
-      typeof row?.experiment !== 'string' ||
-      typeof row?.baseline !== 'object' ||
-      typeof row?.compressed !== 'object'
-    )
+    if (!isTableRow(row))
       throw new Error(`report: ${arg} is not a results table row (written by report --json or --export)`);
     return { kind: 'row', arg, row };
   }
@@ -1660,7 +1727,7 @@ function pointLabel(dir: string): string | undefined {
  * the same experiment and sweep point with different seeds, say, where the last would silently
  * replace the others; or a row file `dir` already holds for another seed.
  */
-function refuseRowClash(sources: ReportSource[], dir: string): void {
+function refuseRowClash(sources: ReportSource[], dir: string, flag: string): void {
   const seen = new Map<string, string>();
   for (const run of sources.flatMap((src) => (src.kind === 'row' ? [] : src.runs))) {
     const name = rowFileName(tableRow(run.results, run.label));
@@ -1674,10 +1741,20 @@ function refuseRowClash(sources: ReportSource[], dir: string): void {
     // A row already there from another seed would be replaced as silently (two calls of one folder).
     const file = join(dir, `${name}.json`);
     let there: Partial<TableRow> | undefined;
-    try {
-      there = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
-    } catch {
-      there = undefined; // not a row: replacing it loses no result
+    if (existsSync(file)) {
+      // Only a table row is replaced: any other file of that name (a config file, notes) is the user's.
+      let why: string | undefined;
+      try {
+        there = JSON.parse(readFileSync(file, 'utf8'));
+        if (!isTableRow(there)) why = 'is not a results table row';
+      } catch (e) {
+        why = `is not a results table row (${e instanceof SyntaxError ? 'not valid JSON' : (e as Error).message})`;
+      }
+      if (why)
+        throw new Error(
+          `report: ${file} ${why}, but ${run.dir}'s row would replace it (a file of yours?); ` +
+            `give --${flag} another folder, or move the file away`,
+        );
     }
     if (typeof there?.seed === 'number' && there.seed !== run.results.seed)
       throw new Error(

@@ -75,17 +75,19 @@ export function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 /**
- * Replaces folder `dir` by the folder `fill` writes into a temporary sibling:
- * the old copy stays until the new one is complete. Entries of the old copy
- * that `keep` accepts are carried over.
+ * Replaces folder `dir` by the folder `fill` writes into a temporary sibling
+ * (`dir.tmp`, or `at.tmp`: on the same file system, say in a dot-named folder):
+ * the old copy stays (in `dir.old`, or `at.old`) until the new one is complete.
+ * Entries of the old copy that `keep` accepts are carried over.
  */
 export async function writeDirAtomic(
   dir: string,
   fill: (tmp: string) => Promise<void>,
   keep: (name: string) => boolean = () => false,
+  at: { tmp: string; old: string } = { tmp: `${dir}.tmp`, old: `${dir}.old` },
 ): Promise<void> {
-  const tmp = `${dir}.tmp`;
-  recoverDir(dir);
+  const { tmp, old } = at;
+  recoverDir(dir, old);
   rmSync(tmp, { recursive: true, force: true });
   makeDirs(tmp);
   try {
@@ -94,7 +96,7 @@ export async function writeDirAtomic(
     rmSync(tmp, { recursive: true, force: true }); // a failed write (a full disk) leaves nothing
     throw e;
   }
-  swapDir(tmp, dir, `${dir}.old`, keep);
+  swapDir(tmp, dir, old, keep);
 }
 
 /**
@@ -120,10 +122,10 @@ function swapDir(tmp: string, dir: string, old: string, keep: (name: string) => 
 
 /**
  * Puts back a folder `writeDirAtomic` was replacing when the process died
- * between its two renames: `dir` gone, its complete old copy in `dir.old`.
+ * between its two renames: `dir` gone, its complete old copy in `old`.
  */
-export function recoverDir(dir: string): void {
-  if (!existsSync(dir) && existsSync(`${dir}.old`)) renameSync(`${dir}.old`, dir);
+export function recoverDir(dir: string, old = `${dir}.old`): void {
+  if (!existsSync(dir) && existsSync(old)) renameSync(old, dir);
 }
 
 /** Removes a folder so that a process killed meanwhile never leaves it half removed: renamed away first. */

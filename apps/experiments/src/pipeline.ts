@@ -680,6 +680,18 @@ const RUN_FILES = [
   '.work',
 ];
 
+/** Where a run stages its model/ export: in .work, not beside the run's files. */
+const MODEL_STAGING = (out: string) => ({
+  tmp: join(out, '.work', 'model.tmp'),
+  old: join(out, '.work', 'model.old'),
+});
+
+/** Removes a staged model folder (`dir`) if it holds nothing but what an export writes. */
+function removeStagedModel(dir: string): void {
+  if (!lstatSync(dir, { throwIfNoEntry: false })?.isDirectory()) return;
+  if (readdirSync(dir).every((f) => RUN_FOLDER_FILES.model(f))) rmSync(dir, { recursive: true, force: true });
+}
+
 /** RUN_DIR/config.json as a run writes it. */
 interface RunConfigFile {
   experiment: string;
@@ -689,14 +701,71 @@ interface RunConfigFile {
   config: ExperimentConfig;
 }
 
-/** The run `out` holds (its config.json, and the hash of its config, budget and seed), if any. */
+/**
+ * The run `out` holds (its config.json, and the hash of its config, budget and seed), if any:
+ * a config.json that does not read as a run's (a config file of the user's) is no run.
+ */
 function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
   try {
     const r = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as RunConfigFile;
-    return r.config ? { ...r, hash: configHash(r.config, r.budget.spec, r.seed) } : undefined;
+    const object = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
+    if (!object(r) || !object(r.config) || !object(r.budget) || typeof r.seed !== 'number') return undefined;
+    return { ...r, hash: configHash(r.config, r.budget.spec, r.seed) };
   } catch {
     return undefined;
   }
+}
+
+/** What a run keeps in RUN_DIR/.work (a checkpoint, baselines, a replaced run, staged folders). */
+const WORK_ENTRY = /^(checkpoint|baseline|baseline-model|replaced|model)(\.(old|tmp|staging|removing))?$/;
+
+/**
+ * Whether `out/.work` holds the state of a run (a checkpoint, a kept baseline, a finished run set
+ * aside by a rerun killed before it wrote its config.json).
+ */
+function runStateIn(out: string): boolean {
+  const work = join(out, '.work');
+  if (!lstatSync(work, { throwIfNoEntry: false })?.isDirectory()) return false;
+  return readdirSync(work).some((e) => WORK_ENTRY.test(e));
+}
+
+/**
+ * Whether `out` holds a run (or what is left of one): a config.json that reads as a run's, or
+ * a run's state in .work. Only then are the files named as a run's (config.json, model/,
+ * report.md, ...) the run's; otherwise every file there is the user's.
+ */
+export function holdsRun(out: string): boolean {
+  return runIn(out) !== undefined || runStateIn(out);
+}
+
+/**
+ * Of `entries`, files in `out` (which holds no run) that a run would overwrite: files named as
+ * the run's, and in model/ and plots/ the files a run writes there. Those of a sweep that `out`
+ * holds (its report and pareto plot) are the sweep's, which a run given --force replaces.
+ */
+function wouldOverwrite(out: string, entries: readonly string[]): string[] {
+  const sweep = existsSync(join(out, 'sweep.json'));
+  const hit: string[] = [];
+  for (const e of entries) {
+    if (!RUN_FILES.includes(e)) continue;
+    const stat = lstatSync(join(out, e), { throwIfNoEntry: false });
+    const owned = RUN_FOLDER_FILES[e];
+    if (owned && stat?.isDirectory()) {
+      for (const f of readdirSync(join(out, e)))
+        if (owned(f) && !f.startsWith('.') && !(sweep && f === 'pareto.svg')) hit.push(`${e}/${f}`);
+    } else if (!(sweep && (e === 'report.md' || e === 'report.html'))) hit.push(e);
+  }
+  return hit;
+}
+
+/** Whether `path` is a folder (not a link to one) with nothing in it. */
+function emptyDir(path: string): boolean {
+  return !!lstatSync(path, { throwIfNoEntry: false })?.isDirectory() && readdirSync(path).length === 0;
+}
+
+/** `names` as a message lists them: the first three. */
+function listed(names: readonly string[]): string {
+  return [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
 }
 
 /**
@@ -735,13 +804,32 @@ function claimOutDir(
   const leftovers = ourLeftovers(all);
   const entries = all.filter((e) => e !== LOCK_FILE && e !== TAKEOVER_FILE && !leftovers.includes(e));
   const prev = entries.length ? runIn(out) : undefined;
+  // Files named as a run's are the run's only where a run is: elsewhere all are the user's.
+  const isRun = prev !== undefined || runStateIn(out);
+  // Empty folders named as a run's (a model/ made ready for it) hold nothing to lose.
+  const yours = isRun ? [] : entries.filter((e) => !(RUN_FILES.includes(e) && emptyDir(join(out, e))));
+  if (yours.length) {
+    const clash = wouldOverwrite(out, yours);
+    if (clash.length)
+      throw new Error(
+        `${out} holds files that are not a normprune run, which the run would overwrite (${listed(clash)}); ` +
+          'move them away or choose another --out (--force never replaces files of yours)',
+      );
+    if (!force && existsSync(join(out, 'sweep.json')))
+      throw new Error(`${out} holds a sweep, not a run; choose another --out, or pass --force to replace it`);
+    if (!force)
+      throw new Error(
+        `${out} holds files that are not a normprune run (${listed(yours)}); choose another --out, ` +
+          'or pass --force to write the run beside them (they are kept)',
+      );
+  }
   const foreign = entries.filter((e) => !RUN_FILES.includes(e));
-  if (!force && prev?.hash !== hash && (prev || foreign.length)) {
+  if (!force && isRun && prev?.hash !== hash && (prev || foreign.length)) {
     const diff = prev ? runDifferences(prev, run) : '';
     const what = prev
       ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed` +
         (diff ? ` (${diff})` : '')
-      : `files that are not a normprune run (${foreign.slice(0, 3).join(', ')}${foreign.length > 3 ? ', ...' : ''})`;
+      : `files that are not a normprune run (${listed(foreign)})`;
     throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
   }
   // The kept baseline may be what --baseline-from reads; a finished run replaces it only if it keeps one.
@@ -749,7 +837,7 @@ function claimOutDir(
   // would be left to mix with the new run in `report`. Other files are never removed.
   const sweepParts = force ? sweepIn(out) : [];
   return () => {
-    setAsideRun(out);
+    if (isRun) setAsideRun(out);
     for (const f of leftovers) rmSync(join(out, f), { force: true });
     removeSweep(sweepParts);
   };
@@ -765,11 +853,6 @@ export function removeSweep(parts: readonly string[]): void {
     else removeRun(f);
     if (existsSync(f) && readdirSync(f).length === 0) rmSync(f, { recursive: true, force: true });
   }
-}
-
-/** Whether `out` holds a single run (what a sweep must not take over without --force). */
-export function holdsRun(out: string): boolean {
-  return existsSync(join(out, 'config.json')) || existsSync(join(out, 'results.json'));
 }
 
 /** What a run writes inside its `model/` and `plots/` folders: other files there are the user's. */
@@ -971,6 +1054,11 @@ async function runLocked(
   // under another name: complete, it is put back; half removed, it goes.
   recoverDir(ckptDir);
   recoverDir(join(work, 'baseline'));
+  if (holdsRun(out)) {
+    // An export killed between its renames (by an older normprune: in model.old).
+    recoverDir(join(out, 'model'), MODEL_STAGING(out).old);
+    recoverDir(join(out, 'model'));
+  }
   recoverReplaced(out);
   rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   // A checkpoint of another config, budget or seed: --resume would refuse it, but only after loading
@@ -1468,6 +1556,8 @@ async function runLocked(
   if (warning) log(`note: ${warning}`);
   const modelDir = join(out, 'model');
   let exported = { bytes: 0, files: [] as string[] };
+  // A model.tmp an older normprune left in the run folder, interrupted while it exported.
+  removeStagedModel(join(out, 'model.tmp'));
   await writeDirAtomic(
     modelDir,
     async (tmp) => {
@@ -1476,6 +1566,9 @@ async function runLocked(
       exported = { bytes: e.bytes, files: e.files.map((f) => join('model', relative(tmp, f))) };
     },
     (name) => !RUN_FOLDER_FILES.model(name), // files of the user's in model/ stay
+    // Staged in .work (which --resume clears), not beside the run's files, where an interrupted
+    // export would leave it.
+    MODEL_STAGING(out),
   );
   m.dispose();
   debug('end');

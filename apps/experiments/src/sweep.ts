@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
@@ -21,7 +21,16 @@ import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { pct } from './format.js';
-import { ensureWritableDir, lockDir, parseJsonFile, recoverDir, writeJsonAtomic } from './fsutil.js';
+import {
+  ensureWritableDir,
+  LOCK_FILE,
+  lockDir,
+  ourLeftovers,
+  parseJsonFile,
+  recoverDir,
+  TAKEOVER_FILE,
+  writeJsonAtomic,
+} from './fsutil.js';
 import {
   readSweepFile,
   SweepFileError,
@@ -358,6 +367,45 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   }
 }
 
+/**
+ * Refuses a folder that holds files of the user's and no sweep (no sweep.json, no plan of an
+ * interrupted one): every entry there is the user's. Without --force, any entry; with it, those
+ * the sweep would overwrite (its report, plots/pareto.svg, a folder named as a point).
+ */
+function refuseOthersFiles(out: string, force: boolean | undefined): void {
+  if (existsSync(join(out, 'sweep.json')) || existsSync(join(out, PLAN_FILE))) return;
+  const all = readdirSync(out);
+  const leftovers = ourLeftovers(all);
+  const foreign = all.filter(
+    (e) =>
+      e !== LOCK_FILE &&
+      e !== TAKEOVER_FILE &&
+      !leftovers.includes(e) &&
+      !(/^lambda-/.test(e) && holdsRun(join(out, e))),
+  );
+  if (!foreign.length) return;
+  const clash = foreign.flatMap((e) => {
+    const stat = lstatSync(join(out, e), { throwIfNoEntry: false });
+    if (e === 'plots' && stat?.isDirectory())
+      return existsSync(join(out, e, 'pareto.svg')) ? ['plots/pareto.svg'] : [];
+    if (e === 'report.md' || e === 'report.html' || e === 'plots') return [e];
+    // A folder named as a point holding files that are no run: the point's run would refuse it.
+    return /^lambda-/.test(e) && !(stat?.isDirectory() && readdirSync(join(out, e)).length === 0) ? [e] : [];
+  });
+  const list = (names: string[]) =>
+    [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  if (clash.length)
+    throw new Error(
+      `${out} holds files that are not a normprune sweep, which the sweep would overwrite (${list(clash)}); ` +
+        'move them away or choose another --out (--force never replaces files of yours)',
+    );
+  if (!force)
+    throw new Error(
+      `${out} holds files that are not a normprune sweep (${list(foreign)}); choose another --out, ` +
+        'or pass --force to write the sweep beside them (they are kept)',
+    );
+}
+
 async function sweepLocked(
   o: SweepOptions,
   out: string,
@@ -378,6 +426,7 @@ async function sweepLocked(
       throw new Error(`${out} holds a run, not a sweep; choose another --out, or pass --force to replace it`);
     removeRun(out);
   }
+  refuseOthersFiles(out, o.force);
   // Another finished sweep there (other points, seed or budget) would be left with its points
   // unlisted by the new sweep.json: refused, or with --force removed first.
   const key = sweepKey(o);

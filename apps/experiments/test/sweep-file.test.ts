@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readSweepFile, SweepFileError, writeSweepFile } from '../src/sweep-file';
 import { sweepIn } from '../src/pipeline';
-import { cli } from './helpers';
+import { cli, experimentCopy } from './helpers';
 
 const committed = join(
   __dirname,
@@ -155,8 +155,14 @@ describe("each caller's answer to a damaged sweep.json", () => {
 
   it("a run's --force removes the sweep its --out held only when sweep.json is what a sweep writes", () => {
     const dir = sweepDir(local);
+    // A run's config.json (one that does not read as a run's would be a file of the user's).
+    const run = { experiment: 'lenet-500-300', seed: 1, budget: { name: 'tiny', spec: {} } };
     for (const d of localDirs.slice(0, 2)) {
       mkdirSync(join(dir, d));
+      writeFileSync(
+        join(dir, d, 'config.json'),
+        JSON.stringify({ ...run, config: experimentCopy('lenet-500-300') }),
+      );
       writeFileSync(join(dir, d, 'results.json'), '{}');
     }
     // The points that hold a run: the others were never run, or were removed.

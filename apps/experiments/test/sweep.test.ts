@@ -686,8 +686,10 @@ test('--force over an interrupted sweep of another plan, or a damaged sweep, rem
     'sweep.json',
   ]);
   // --force over a damaged plan removes the folders named as points that hold a run.
+  // (A run's config.json: one that does not read as a run's would be a file of the user's.)
+  const runConfig = readFileSync(join(out, 'lambda-0.05', 'config.json'), 'utf8');
   mkdirSync(join(out, 'lambda-0.3'));
-  writeFileSync(join(out, 'lambda-0.3', 'config.json'), '{}');
+  writeFileSync(join(out, 'lambda-0.3', 'config.json'), runConfig);
   writeFileSync(planFile, '[');
   expect((await sweep('0.05', '--force')).code).toBe(0);
   expect(existsSync(join(out, 'lambda-0.3'))).toBe(false);
@@ -709,6 +711,7 @@ test('--force over an interrupted sweep of another plan, or a damaged sweep, rem
   );
   writeFileSync(join(out, 'sweep.json'), whole);
   mkdirSync(join(out, 'lambda-0.4'));
+  writeFileSync(join(out, 'lambda-0.4', 'config.json'), runConfig);
   writeFileSync(join(out, 'lambda-0.4', 'results.json'), '{}');
   expect((await sweep('0.05', '--force')).code).toBe(0);
   expect(existsSync(join(out, 'lambda-0.4'))).toBe(false);
