@@ -38,7 +38,13 @@ import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, paire
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
 import { ciText, int, ms, pct, pp, pValueText } from './format.js';
-import { checkRequestedBackend, Interrupted, runExperiment, type RunResults } from './pipeline.js';
+import {
+  checkRequestedBackend,
+  Interrupted,
+  isRunConfigFile,
+  runExperiment,
+  type RunResults,
+} from './pipeline.js';
 import {
   RESULTS_SHAPE,
   resultsTable,
@@ -831,9 +837,10 @@ function runDirOf(modelDir: string): string | undefined {
 }
 
 /**
- * Whether `file` (a config.json above a model) is plainly not a normprune run's: JSON without
- * the run's `config` object (another tool's settings, a project's file). One that does not
- * parse is taken for a damaged run's, which its own error names.
+ * Whether `file` (a config.json above a model) is plainly not a normprune run's: JSON that does
+ * not have a run's config.json shape (another tool's settings, a project's file; see
+ * `isRunConfigFile`). One that does not parse is taken for a damaged run's, which its own
+ * error names.
  */
 function foreignConfig(file: string): boolean {
   let j: unknown;
@@ -842,8 +849,7 @@ function foreignConfig(file: string): boolean {
   } catch {
     return false;
   }
-  const c = (j as { config?: unknown } | null)?.config;
-  return !(c !== null && typeof c === 'object' && !Array.isArray(c));
+  return !isRunConfigFile(j);
 }
 
 /** The config.json files above `modelDir` that are not a normprune run's (for the message asking for --experiment). */

@@ -702,14 +702,24 @@ interface RunConfigFile {
 }
 
 /**
+ * Whether parsed JSON has the shape of a run's config.json (`config` and `budget` objects, a
+ * numeric `seed`): the one test of "a run's config.json, not a file of the user's" for run
+ * folders and for the run above a model that `eval` reads.
+ */
+export function isRunConfigFile(j: unknown): j is RunConfigFile {
+  const object = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  return object(j) && object(j.config) && object(j.budget) && typeof j.seed === 'number';
+}
+
+/**
  * The run `out` holds (its config.json, and the hash of its config, budget and seed), if any:
  * a config.json that does not read as a run's (a config file of the user's) is no run.
  */
 function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
   try {
-    const r = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')) as RunConfigFile;
-    const object = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
-    if (!object(r) || !object(r.config) || !object(r.budget) || typeof r.seed !== 'number') return undefined;
+    const r: unknown = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    if (!isRunConfigFile(r)) return undefined;
     return { ...r, hash: configHash(r.config, r.budget.spec, r.seed) };
   } catch {
     return undefined;
