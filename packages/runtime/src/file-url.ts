@@ -70,8 +70,13 @@ function router(kind: 'save' | 'load') {
           "a binary GraphDef model, which fileSystem does not read; it loads a model.json with its weight shards: pass one URL, e.g. 'file:///models/m/model.json'",
       );
     }
-    // Errors for a URL naming no usable path are fileSystem's own.
-    return fileSystem(urls[0]);
+    // As tfjs-node's router does, the rest of the string is the path, taken
+    // literally: `file:///ckpt/epoch#3` is the folder `epoch#3`, `my%20dir` keeps
+    // its `%20` (fileSystem given the URL itself would decode it as a URL and
+    // drop a `#...` or `?...`, so that saves to `run#1` and `run#2` would land
+    // in one `run` folder). A bare `file://` gets fileSystem's own error.
+    const rest = urls[0].slice(SCHEME.length);
+    return fileSystem(rest === '' ? urls[0] : rest);
   };
 }
 

@@ -140,9 +140,28 @@ describe('file:// strings without tfjs-node', () => {
     expect(tf.io.getLoadHandlers('https://example.com/m/model.json')).toHaveLength(1);
   });
 
-  it("gives fileSystem's errors: a URL naming no local path, nothing saved there", async () => {
+  it('takes the rest of a routed string as the path, literally, as tfjs-node does: #, ? and % are characters of it', async () => {
+    const dir = freshDir();
     const m = model(3);
-    for (const url of ['file:///models/a%2Fb', 'file://']) {
+    const names = ['run#1', 'run#2', 'run?v=3', 'my%20dir', '100%'];
+    for (const name of names) await m.save(`file://${dir}/${name}`);
+    // Five folders of their own names; fileSystem given the URL would decode it (run#1 -> run).
+    expect(fs.readdirSync(dir).sort()).toEqual([...names].sort());
+    for (const name of names) {
+      const loaded = await tfl.loadLayersModel(`file://${dir}/${name}/model.json`);
+      await expectSameOutputs(m, loaded);
+      loaded.dispose();
+    }
+    // fileSystem itself still reads a file:// URL as a URL (pathToFileURL's encoding).
+    const encoded = freshDir();
+    await m.save(fileSystem(`file://${encoded}/a%20b`));
+    expect(fs.existsSync(path.join(encoded, 'a b', 'model.json'))).toBe(true);
+    m.dispose();
+  });
+
+  it("gives fileSystem's errors: a bare file:// names no path, nothing saved there", async () => {
+    const m = model(3);
+    for (const url of ['file://']) {
       const direct = await errorOf(() => fileSystem(url));
       const viaSave = await errorOf(() => m.save(url));
       const viaLoad = await errorOf(() => tfl.loadLayersModel(url));
