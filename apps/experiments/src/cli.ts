@@ -66,6 +66,7 @@ import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
   liveLockHolder,
+  parseJsonFile,
   readJsonFile,
   shapeProblem,
   unmeasuredAsNaN,
@@ -228,7 +229,9 @@ Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
 seed or budget, are refused before anything is written; so is a file named as
-a row that is not one, such as your config). With --table alone,
+a row that is not one, such as your config; and so is a folder DIR/<experiment>/
+or DIR/sweep-<experiment>/ holding files the export writes, such as your
+report.md, unless it is an earlier export of that run or sweep). With --table alone,
 runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
 and no sweep.json is an interrupted sweep) are skipped with a note naming the
 command that continues them.
@@ -1433,6 +1436,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   });
   if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
   for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
+  if (v.export) refuseExportClash(sources, v.export as string);
   const rows: TableRow[] = [];
   for (const src of sources) {
     if (src.kind === 'row') {
@@ -1774,6 +1778,79 @@ function refuseRowClash(sources: ReportSource[], dir: string, flag: string): voi
         `report: ${file} holds the row of budget ${there.budget}; ${run.dir} (budget ${budget}) would replace it. ` +
           `Export or --json each budget to its own folder, e.g. ${join(dir, budget)}, or delete the file to replace it`,
       );
+  }
+}
+
+/** The entries of a run that `report --export` copies into DIR/<row>/. */
+const RUN_EXPORT_FILES = ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots'];
+/** The entries `report --export` writes into DIR/sweep-<experiment>/. */
+const SWEEP_EXPORT_FILES = ['report.md', 'report.html', 'plots', 'sweep.json'];
+
+/**
+ * Refuses an --export whose folders DIR/<row>/ or DIR/sweep-<experiment>/ exist and are not an
+ * earlier export of that run (its results.json: the same experiment, seed and budget, and no
+ * config.json or model/ of a run) or of a sweep of that experiment (its sweep.json naming points
+ * beside it, as an export's does), where the export would replace files of the user's
+ * (report.md, results.json, plots/, ...). Entries the export does not write are kept anyway.
+ */
+function refuseExportClash(sources: ReportSource[], dir: string): void {
+  const check = (dest: string, names: string[], from: string, earlier: () => string | undefined) => {
+    const st = statSync(dest, { throwIfNoEntry: false });
+    if (!st) return;
+    if (!st.isDirectory())
+      throw new Error(
+        `report: --export would write ${from}'s export into ${dest}, which is a file of yours; ` +
+          'give --export another folder, or move the file away',
+      );
+    const replaced = readdirSync(dest).filter((f) => names.includes(f));
+    if (!replaced.length) return; // nothing there the export writes: kept as it is
+    const why = earlier();
+    if (why)
+      throw new Error(
+        `report: --export would replace ${replaced.join(', ')} in ${dest}, which is not an earlier export of ${from} (${why}); ` +
+          'give --export another folder, or move that folder away',
+      );
+  };
+  for (const src of sources) {
+    if (src.kind === 'row') continue;
+    if (src.kind === 'sweep') {
+      const experiment = src.sweep.experiment;
+      check(join(dir, `sweep-${experiment}`), SWEEP_EXPORT_FILES, src.arg, () => {
+        let sweep: SweepFile | undefined;
+        try {
+          sweep = readSweepFile(join(dir, `sweep-${experiment}`));
+        } catch {
+          return 'its sweep.json is not one normprune reads';
+        }
+        if (!sweep) return 'it has no sweep.json';
+        if (sweep.experiment !== experiment) return `its sweep.json is a sweep of ${sweep.experiment}`;
+        if (!sweep.points.every((pt) => pt.dir.startsWith('../')))
+          return 'it is a sweep folder, not an export of one';
+        return undefined;
+      });
+    }
+    for (const run of src.runs) {
+      const dest = join(dir, rowFileName(tableRow(run.results, run.label)));
+      check(dest, RUN_EXPORT_FILES, run.dir, () => {
+        const own = ['config.json', 'model', '.work'].filter((f) => existsSync(join(dest, f)));
+        if (own.length) return `it holds ${own.join(', ')}, as a run folder does`;
+        if (!existsSync(join(dest, 'results.json'))) return 'it has no results.json';
+        let there: Partial<RunResults> | undefined;
+        try {
+          there = parseJsonFile(join(dest, 'results.json'), unmeasuredAsNaN, 'its results.json');
+        } catch (e) {
+          return (e as Error).message;
+        }
+        if (shapeProblem(there, RESULTS_SHAPE)) return "its results.json is not a run's";
+        const r = run.results;
+        if (there!.experiment !== r.experiment) return `its results.json is of ${there!.experiment}`;
+        if (there!.seed !== r.seed)
+          return `its results.json is of seed ${there!.seed}, this run's of seed ${r.seed}`;
+        if (there!.budget?.name !== r.budget.name)
+          return `its results.json is of budget ${there!.budget?.name}, this run's of budget ${r.budget.name}`;
+        return undefined;
+      });
+    }
   }
 }
 

@@ -1,0 +1,93 @@
+// Loose ends of audit 26: report --export over folders of the user's named as its own, a data
+// folder that does not exist, NORMPRUNE_BACKEND=node without tfjs-node, unwritable folders.
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-loose-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const tiny = ['--budget', 'tiny', '--backend', 'wasm'];
+
+/** Every file under `dir` (relative path -> content), to compare a folder before and after. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const f of readdirSync(dir, { recursive: true }) as string[])
+    files[f] = statSync(join(dir, f)).isDirectory() ? '<dir>' : readFileSync(join(dir, f), 'latin1');
+  return files;
+}
+
+test('report --export replaces DIR/<experiment>/ and DIR/sweep-<experiment>/ only when they hold an earlier export', async () => {
+  const run = join(tmp, 'run');
+  expect((await cli(['reproduce', 'lenet-500-300', ...tiny, '--out', run])).code).toBe(0);
+  const sweep = join(tmp, 'sweep');
+  expect((await cli(['sweep', 'lenet-500-300', '--lambda', '0.002', ...tiny, '--out', sweep])).code).toBe(0);
+
+  // A folder of yours named as the run's export: your report and results are kept, nothing written.
+  const dir = join(tmp, 'export');
+  const mine = join(dir, 'lenet-500-300');
+  mkdirSync(mine, { recursive: true });
+  writeFileSync(join(mine, 'report.md'), '# My paper draft');
+  writeFileSync(join(mine, 'results.json'), '{"accuracy": 0.99}');
+  const before = snapshot(dir);
+  const r = await cli(['report', run, '--export', dir]);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(
+    `report: --export would replace report.md, results.json in ${mine}, which is not an earlier export of ${run}`,
+  );
+  expect(r.err).toMatch(/give --export another folder, or move that folder away/);
+  expect(snapshot(dir)).toEqual(before);
+  // A run folder there (its own config.json) is not an export either, though its results.json is the run's.
+  rmSync(mine, { recursive: true });
+  cpSync(run, mine, { recursive: true });
+  const asRun = await cli(['report', '--table', run, '--export', dir]);
+  expect(asRun.code).toBe(1);
+  expect(asRun.err).toMatch(
+    /not an earlier export of .* \(it holds config\.json, model, as a run folder does\)/,
+  );
+  expect(existsSync(join(dir, 'lenet-500-300.json'))).toBe(false);
+  rmSync(mine, { recursive: true });
+
+  // An earlier export is replaced (a note of yours in it kept), and read back.
+  expect((await cli(['report', '--table', run, '--export', dir])).code).toBe(0);
+  writeFileSync(join(mine, 'notes.txt'), 'mine');
+  expect((await cli(['report', '--table', run, '--export', dir])).code).toBe(0);
+  expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('mine');
+  expect((await cli(['report', '--table', mine])).code).toBe(0);
+  // ... but not an export of another seed's run.
+  const other = JSON.parse(readFileSync(join(mine, 'results.json'), 'utf8'));
+  writeFileSync(join(mine, 'results.json'), JSON.stringify({ ...other, seed: 7 }));
+  rmSync(join(dir, 'lenet-500-300.json'));
+  const seed = await cli(['report', '--table', run, '--export', dir]);
+  expect(seed.code).toBe(1);
+  expect(seed.err).toMatch(/its results\.json is of seed 7, this run's of seed 1/);
+
+  // A sweep's export folder: yours is refused, an earlier export replaced.
+  const sdir = join(tmp, 'sexport');
+  const smine = join(sdir, 'sweep-lenet-500-300');
+  mkdirSync(smine, { recursive: true });
+  writeFileSync(join(smine, 'report.md'), '# My sweep notes');
+  const sbefore = snapshot(sdir);
+  const s = await cli(['report', sweep, '--export', sdir]);
+  expect(s.code).toBe(1);
+  expect(s.err).toContain(
+    `report: --export would replace report.md in ${smine}, which is not an earlier export of ${sweep} (it has no sweep.json)`,
+  );
+  expect(snapshot(sdir)).toEqual(sbefore);
+  rmSync(smine, { recursive: true });
+  expect((await cli(['report', sweep, '--export', sdir])).code).toBe(0);
+  expect((await cli(['report', sweep, '--export', sdir])).code).toBe(0);
+  expect((await cli(['report', '--table', smine])).code).toBe(0);
+});
