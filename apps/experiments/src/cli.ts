@@ -91,7 +91,8 @@ const COMMON = `Common options:
                       settings is named by a hash of it, e.g. custom-3f9a)
   --data-dir PATH     folder or archive holding the data set's files (without it:
                       $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
-                      on this machine). CIFAR-10 from images or an archive is decoded once into
+                      on this machine; a PATH or NORMPRUNE_DATA_DIR that does not exist is an
+                      error, not a fall back to those copies). CIFAR-10 from images or an archive is decoded once into
                       a cache of about 180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune
                       (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,

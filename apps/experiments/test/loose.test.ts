@@ -29,9 +29,28 @@ function snapshot(dir: string): Record<string, string> {
   return files;
 }
 
+let finished: string | undefined;
+const finishedRun = async (): Promise<string> => {
+  if (finished) return finished;
+  finished = join(tmp, 'run');
+  expect((await cli(['reproduce', 'lenet-500-300', ...tiny, '--out', finished])).code).toBe(0);
+  return finished;
+};
+
+/** Runs `f` with NORMPRUNE_DATA_DIR set to `dir`. */
+async function withDataDir<T>(dir: string, f: () => Promise<T>): Promise<T> {
+  const was = process.env.NORMPRUNE_DATA_DIR;
+  process.env.NORMPRUNE_DATA_DIR = dir;
+  try {
+    return await f();
+  } finally {
+    if (was === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+    else process.env.NORMPRUNE_DATA_DIR = was;
+  }
+}
+
 test('report --export replaces DIR/<experiment>/ and DIR/sweep-<experiment>/ only when they hold an earlier export', async () => {
-  const run = join(tmp, 'run');
-  expect((await cli(['reproduce', 'lenet-500-300', ...tiny, '--out', run])).code).toBe(0);
+  const run = await finishedRun();
   const sweep = join(tmp, 'sweep');
   expect((await cli(['sweep', 'lenet-500-300', '--lambda', '0.002', ...tiny, '--out', sweep])).code).toBe(0);
 
@@ -90,4 +109,52 @@ test('report --export replaces DIR/<experiment>/ and DIR/sweep-<experiment>/ onl
   expect((await cli(['report', sweep, '--export', sdir])).code).toBe(0);
   expect((await cli(['report', sweep, '--export', sdir])).code).toBe(0);
   expect((await cli(['report', '--table', smine])).code).toBe(0);
+});
+
+test('a NORMPRUNE_DATA_DIR that does not exist is an error, not a silent fall back to the copies on this machine', async () => {
+  const missing = join(tmp, 'no-such-data');
+  const out = join(tmp, 'data-run');
+  for (const args of [
+    ['reproduce', 'lenet-500-300', ...tiny, '--out', out],
+    ['sweep', 'lenet-500-300', '--lambda', '0.002', ...tiny, '--out', out],
+  ]) {
+    const r = await withDataDir(missing, () => cli(args));
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `normprune: error: NORMPRUNE_DATA_DIR is set to ${missing}, which does not exist; ` +
+        'set it to the folder holding mnist/, fashion-mnist/ or cifar-10/, or unset it to use the copies on this machine',
+    );
+    // Nothing written (a sweep leaves its folder, empty, as it does for a missing --data-dir).
+    expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+  }
+  // As --data-dir is (exit 1 too, a data error).
+  const flag = await cli(['reproduce', 'lenet-500-300', ...tiny, '--out', out, '--data-dir', missing]);
+  expect(flag.code).toBe(1);
+  expect(flag.err).toContain(`--data-dir ${missing} does not exist`);
+
+  const run = await finishedRun();
+  const file = join(tmp, 'a-file');
+  writeFileSync(file, '');
+  const asFile = await withDataDir(file, () => cli(['eval', '--model', run]));
+  expect(asFile.code).toBe(1);
+  expect(asFile.err).toContain(`NORMPRUNE_DATA_DIR is set to ${file}, which is a file;`);
+
+  // One that exists without this data set's folder (it may hold the others): the run says where it loads from.
+  const other = join(tmp, 'data-root');
+  mkdirSync(join(other, 'fashion-mnist'), { recursive: true });
+  const noted = await withDataDir(other, () => cli(['eval', '--model', run]));
+  expect(noted.code).toBe(0);
+  expect(noted.err).toContain(
+    `note: NORMPRUNE_DATA_DIR ${other} has no mnist/; mnist is loaded from the copies on this machine`,
+  );
+  // Such a folder given as --data-dir: the error says to give its mnist/ (or to set the variable).
+  mkdirSync(join(other, 'mnist'));
+  const root = await cli(['eval', '--model', run, '--data-dir', other]);
+  expect(root.code).toBe(1);
+  expect(root.err).toContain(
+    `MNIST: missing train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte`,
+  );
+  expect(root.err).toContain(
+    `${other} holds mnist/: give --data-dir ${join(other, 'mnist/')}, or set NORMPRUNE_DATA_DIR=${other} and leave --data-dir out`,
+  );
 });
