@@ -78,7 +78,8 @@ import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } 
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
-  --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too)
+  --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too,
+                      overriding it); one asked for that does not start is an error
   --threads N         wasm: XNNPACK threads (default 1; faster when the cores are otherwise
                       idle, slower when shared; NORMPRUNE_THREADS too)
   --release-saved-tensors-during-backprop

@@ -158,3 +158,33 @@ test('a NORMPRUNE_DATA_DIR that does not exist is an error, not a silent fall ba
     `${other} holds mnist/: give --data-dir ${join(other, 'mnist/')}, or set NORMPRUNE_DATA_DIR=${other} and leave --data-dir out`,
   );
 });
+
+test('NORMPRUNE_BACKEND=node without tfjs-node is refused as --backend node is (exit 1, naming the fix)', async () => {
+  const run = await finishedRun();
+  const out = join(tmp, 'node-run');
+  const was = process.env.NORMPRUNE_BACKEND;
+  process.env.NORMPRUNE_BACKEND = 'node';
+  try {
+    for (const args of [
+      ['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', out],
+      ['eval', '--model', run],
+      ['eval', '--model', run, '--backend', 'wasm'],
+    ]) {
+      const r = await cli(args);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /NORMPRUNE_BACKEND=node( \(which overrides --backend wasm\))?: not available, wasm started instead .*; install @tensorflow\/tfjs-node, or unset NORMPRUNE_BACKEND to use the fastest that loads/,
+      );
+      if (args.includes('--backend')) expect(r.err).toContain('(which overrides --backend wasm)');
+    }
+  } finally {
+    if (was === undefined) delete process.env.NORMPRUNE_BACKEND;
+    else process.env.NORMPRUNE_BACKEND = was;
+  }
+  const flag = await cli(['eval', '--model', run, '--backend', 'node']);
+  expect(flag.code).toBe(1);
+  expect(flag.err).toContain('--backend node: not available');
+  expect(flag.err).toContain(
+    'install @tensorflow/tfjs-node, or drop --backend to use the fastest that loads',
+  );
+});
