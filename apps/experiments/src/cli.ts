@@ -1901,8 +1901,13 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
       // with the report it has.
       const code =
         ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (e as NodeJS.ErrnoException).code;
-      if (!(v.export || v.json || v['write-readme']) || !['EACCES', 'EPERM', 'EROFS'].includes(code ?? ''))
-        throw e;
+      if (!['EACCES', 'EPERM', 'EROFS'].includes(code ?? '')) throw e;
+      if (!(v.export || v.json || v['write-readme']))
+        throw new Error(
+          `report: ${(e as Error).message}: the report of ${dir} cannot be rewritten; ` +
+            '--export DIR copies the run with the report it has, --table prints its row',
+          { cause: (e as Error).cause ?? e },
+        );
       process.stderr.write(`note: ${dir} is read-only: its report is left as it is, not rewritten\n`);
     }
   }

@@ -188,3 +188,34 @@ test('NORMPRUNE_BACKEND=node without tfjs-node is refused as --backend node is (
     'install @tensorflow/tfjs-node, or drop --backend to use the fastest that loads',
   );
 });
+
+// Node's fs module itself (the CLI calls its functions through it), for spies.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const fs = require('node:fs') as typeof import('node:fs');
+
+test('report on a read-only run names the folder that is not writable, not a temp file', async () => {
+  // Tests run as root, which chmod does not stop: the file system's refusal is injected.
+  const ro = join(tmp, 'read-only-run');
+  cpSync(await finishedRun(), ro, { recursive: true });
+  const before = snapshot(ro);
+  const realWrite = fs.writeFileSync;
+  const write = jest.spyOn(fs, 'writeFileSync').mockImplementation((file, ...rest) => {
+    if (String(file).startsWith(ro + '/'))
+      throw Object.assign(new Error(`EACCES: permission denied, open '${file}'`), { code: 'EACCES' });
+    return realWrite(file, ...rest);
+  });
+  try {
+    const r = await cli(['report', ro]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      new RegExp(
+        `^normprune: error: report: cannot write ${ro}/plots/[\\w-]+\\.svg: ${ro}/plots is not writable \\(EACCES\\): ` +
+          `the report of ${ro} cannot be rewritten; --export DIR copies the run with the report it has, --table prints its row\\n$`,
+      ),
+    );
+    expect(r.err).not.toMatch(/\.tmp/);
+  } finally {
+    write.mockRestore();
+  }
+  expect(snapshot(ro)).toEqual(before);
+});
