@@ -184,7 +184,7 @@ weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
 become zeros, and units left with no non-zero weight are removed.
 --out may be new, empty or an earlier export of prune (marked in its model.json),
 which it replaces; any other model there (another tool's, a copy of a run's) is
-refused.
+refused, and so is an --out that cannot be written, before the model is loaded.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
@@ -1268,6 +1268,21 @@ function checkPruneReplaces(out: string): void {
 }
 
 /**
+ * Why folder `dir` cannot be written, if it cannot: the folder itself, or its nearest existing
+ * parent where it is to be created, is checked, and nothing is created.
+ */
+function unwritableFolder(dir: string): string | undefined {
+  let existing = resolve(dir);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    accessSync(existing, constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return `${existing} is not writable (${(e as NodeJS.ErrnoException).code})`;
+  }
+}
+
+/**
  * Refuses an --out that would overwrite the model being pruned (the export replaces
  * model.json and its shards), or that lies in a run's .work folder, whose checkpoint
  * --resume reads back as it was written.
@@ -1327,6 +1342,10 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   v.model = modelDirArg(v.model, 'prune');
   checkPruneSource(resolve(v.model), resolve(v.out));
   checkPruneReplaces(resolve(v.out));
+  // Before the model is loaded and pruned, not when its export fails.
+  const unwritable = unwritableFolder(v.out);
+  if (unwritable)
+    throw new Error(`prune: --out ${v.out} cannot be written: ${unwritable}; choose another --out`);
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -1410,16 +1429,10 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
         `report: --${flag} ${v[flag]} is a file; give a folder (new, or one holding table rows)`,
       );
     // Named here, before any report is rewritten, rather than by the first temporary file written
-    // there; nothing is created yet (the folder itself, or its nearest existing parent, is checked).
-    let existing = resolve(v[flag]);
-    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-    try {
-      accessSync(existing, constants.W_OK);
-    } catch (e) {
-      throw new Error(
-        `report: --${flag} ${v[flag]} cannot be written: ${existing} is not writable (${(e as NodeJS.ErrnoException).code}); give another folder`,
-      );
-    }
+    // there; nothing is created yet.
+    const unwritable = unwritableFolder(v[flag]);
+    if (unwritable)
+      throw new Error(`report: --${flag} ${v[flag]} cannot be written: ${unwritable}; give another folder`);
   }
   // Every source first, without side effects, so that a clash stops the report before it writes.
   // Printing a table (`report --table runs/*`) skips the runs that have not finished, with a note.

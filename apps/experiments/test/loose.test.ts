@@ -219,3 +219,28 @@ test('report on a read-only run names the folder that is not writable, not a tem
   }
   expect(snapshot(ro)).toEqual(before);
 });
+
+test('prune into a folder that cannot be written is refused before the model is loaded', async () => {
+  const model = join(await finishedRun(), 'model');
+  const parent = join(tmp, 'ro-parent');
+  mkdirSync(parent);
+  const out = join(parent, 'pruned');
+  const access = jest.spyOn(fs, 'accessSync').mockImplementation((p) => {
+    if (String(p) === parent) throw Object.assign(new Error('EACCES'), { code: 'EACCES' });
+  });
+  const load = jest.spyOn(fs.promises, 'readFile');
+  try {
+    const r = await cli(['prune', '--model', model, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `normprune: error: prune: --out ${out} cannot be written: ${parent} is not writable (EACCES); choose another --out\n`,
+    );
+    expect(r.out).toBe('');
+    // The model was never loaded.
+    expect(load.mock.calls.filter(([f]) => String(f).startsWith(model))).toEqual([]);
+    expect(existsSync(out)).toBe(false);
+  } finally {
+    access.mockRestore();
+    load.mockRestore();
+  }
+});
