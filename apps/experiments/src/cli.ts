@@ -66,6 +66,7 @@ import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
   liveLockHolder,
+  parseJsonFile,
   readJsonFile,
   shapeProblem,
   unmeasuredAsNaN,
@@ -77,7 +78,8 @@ import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } 
 
 const COMMON = `Common options:
   --seed N            random seed (initialisers, shuffles, augmentation); default 1
-  --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too)
+  --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too,
+                      overriding it); one asked for that does not start is an error
   --threads N         wasm: XNNPACK threads (default 1; faster when the cores are otherwise
                       idle, slower when shared; NORMPRUNE_THREADS too)
   --release-saved-tensors-during-backprop
@@ -90,7 +92,8 @@ const COMMON = `Common options:
                       settings is named by a hash of it, e.g. custom-3f9a)
   --data-dir PATH     folder or archive holding the data set's files (without it:
                       $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
-                      on this machine). CIFAR-10 from images or an archive is decoded once into
+                      on this machine; a PATH or NORMPRUNE_DATA_DIR that does not exist is an
+                      error, not a fall back to those copies). CIFAR-10 from images or an archive is decoded once into
                       a cache of about 180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune
                       (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
@@ -181,7 +184,7 @@ weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
 become zeros, and units left with no non-zero weight are removed.
 --out may be new, empty or an earlier export of prune (marked in its model.json),
 which it replaces; any other model there (another tool's, a copy of a run's) is
-refused.
+refused, and so is an --out that cannot be written, before the model is loaded.
 
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
@@ -228,7 +231,9 @@ Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
 seed or budget, are refused before anything is written; so is a file named as
-a row that is not one, such as your config). With --table alone,
+a row that is not one, such as your config; and so is a folder DIR/<experiment>/
+or DIR/sweep-<experiment>/ holding files the export writes, such as your
+report.md, unless it is an earlier export of that run or sweep). With --table alone,
 runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
 and no sweep.json is an interrupted sweep) are skipped with a note naming the
 command that continues them.
@@ -1263,6 +1268,21 @@ function checkPruneReplaces(out: string): void {
 }
 
 /**
+ * Why folder `dir` cannot be written, if it cannot: the folder itself, or its nearest existing
+ * parent where it is to be created, is checked, and nothing is created.
+ */
+function unwritableFolder(dir: string): string | undefined {
+  let existing = resolve(dir);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    accessSync(existing, constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return `${existing} is not writable (${(e as NodeJS.ErrnoException).code})`;
+  }
+}
+
+/**
  * Refuses an --out that would overwrite the model being pruned (the export replaces
  * model.json and its shards), or that lies in a run's .work folder, whose checkpoint
  * --resume reads back as it was written.
@@ -1322,6 +1342,10 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   v.model = modelDirArg(v.model, 'prune');
   checkPruneSource(resolve(v.model), resolve(v.out));
   checkPruneReplaces(resolve(v.out));
+  // Before the model is loaded and pruned, not when its export fails.
+  const unwritable = unwritableFolder(v.out);
+  if (unwritable)
+    throw new Error(`prune: --out ${v.out} cannot be written: ${unwritable}; choose another --out`);
   const info = await initBackend({
     prefer: backendOption(p.values.backend),
     threads: threadsOption(p.values.threads),
@@ -1405,16 +1429,10 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
         `report: --${flag} ${v[flag]} is a file; give a folder (new, or one holding table rows)`,
       );
     // Named here, before any report is rewritten, rather than by the first temporary file written
-    // there; nothing is created yet (the folder itself, or its nearest existing parent, is checked).
-    let existing = resolve(v[flag]);
-    while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-    try {
-      accessSync(existing, constants.W_OK);
-    } catch (e) {
-      throw new Error(
-        `report: --${flag} ${v[flag]} cannot be written: ${existing} is not writable (${(e as NodeJS.ErrnoException).code}); give another folder`,
-      );
-    }
+    // there; nothing is created yet.
+    const unwritable = unwritableFolder(v[flag]);
+    if (unwritable)
+      throw new Error(`report: --${flag} ${v[flag]} cannot be written: ${unwritable}; give another folder`);
   }
   // Every source first, without side effects, so that a clash stops the report before it writes.
   // Printing a table (`report --table runs/*`) skips the runs that have not finished, with a note.
@@ -1433,6 +1451,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   });
   if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
   for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
+  if (v.export) refuseExportClash(sources, v.export as string);
   const rows: TableRow[] = [];
   for (const src of sources) {
     if (src.kind === 'row') {
@@ -1777,6 +1796,79 @@ function refuseRowClash(sources: ReportSource[], dir: string, flag: string): voi
   }
 }
 
+/** The entries of a run that `report --export` copies into DIR/<row>/. */
+const RUN_EXPORT_FILES = ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots'];
+/** The entries `report --export` writes into DIR/sweep-<experiment>/. */
+const SWEEP_EXPORT_FILES = ['report.md', 'report.html', 'plots', 'sweep.json'];
+
+/**
+ * Refuses an --export whose folders DIR/<row>/ or DIR/sweep-<experiment>/ exist and are not an
+ * earlier export of that run (its results.json: the same experiment, seed and budget, and no
+ * config.json or model/ of a run) or of a sweep of that experiment (its sweep.json naming points
+ * beside it, as an export's does), where the export would replace files of the user's
+ * (report.md, results.json, plots/, ...). Entries the export does not write are kept anyway.
+ */
+function refuseExportClash(sources: ReportSource[], dir: string): void {
+  const check = (dest: string, names: string[], from: string, earlier: () => string | undefined) => {
+    const st = statSync(dest, { throwIfNoEntry: false });
+    if (!st) return;
+    if (!st.isDirectory())
+      throw new Error(
+        `report: --export would write ${from}'s export into ${dest}, which is a file of yours; ` +
+          'give --export another folder, or move the file away',
+      );
+    const replaced = readdirSync(dest).filter((f) => names.includes(f));
+    if (!replaced.length) return; // nothing there the export writes: kept as it is
+    const why = earlier();
+    if (why)
+      throw new Error(
+        `report: --export would replace ${replaced.join(', ')} in ${dest}, which is not an earlier export of ${from} (${why}); ` +
+          'give --export another folder, or move that folder away',
+      );
+  };
+  for (const src of sources) {
+    if (src.kind === 'row') continue;
+    if (src.kind === 'sweep') {
+      const experiment = src.sweep.experiment;
+      check(join(dir, `sweep-${experiment}`), SWEEP_EXPORT_FILES, src.arg, () => {
+        let sweep: SweepFile | undefined;
+        try {
+          sweep = readSweepFile(join(dir, `sweep-${experiment}`));
+        } catch {
+          return 'its sweep.json is not one normprune reads';
+        }
+        if (!sweep) return 'it has no sweep.json';
+        if (sweep.experiment !== experiment) return `its sweep.json is a sweep of ${sweep.experiment}`;
+        if (!sweep.points.every((pt) => pt.dir.startsWith('../')))
+          return 'it is a sweep folder, not an export of one';
+        return undefined;
+      });
+    }
+    for (const run of src.runs) {
+      const dest = join(dir, rowFileName(tableRow(run.results, run.label)));
+      check(dest, RUN_EXPORT_FILES, run.dir, () => {
+        const own = ['config.json', 'model', '.work'].filter((f) => existsSync(join(dest, f)));
+        if (own.length) return `it holds ${own.join(', ')}, as a run folder does`;
+        if (!existsSync(join(dest, 'results.json'))) return 'it has no results.json';
+        let there: Partial<RunResults> | undefined;
+        try {
+          there = parseJsonFile(join(dest, 'results.json'), unmeasuredAsNaN, 'its results.json');
+        } catch (e) {
+          return (e as Error).message;
+        }
+        if (shapeProblem(there, RESULTS_SHAPE)) return "its results.json is not a run's";
+        const r = run.results;
+        if (there!.experiment !== r.experiment) return `its results.json is of ${there!.experiment}`;
+        if (there!.seed !== r.seed)
+          return `its results.json is of seed ${there!.seed}, this run's of seed ${r.seed}`;
+        if (there!.budget?.name !== r.budget.name)
+          return `its results.json is of budget ${there!.budget?.name}, this run's of budget ${r.budget.name}`;
+        return undefined;
+      });
+    }
+  }
+}
+
 /**
  * After a sweep is exported into `dir`, names the rows of the same experiment's other sweep
  * points already there: they are kept, but `sweep-<experiment>/` now describes this sweep only.
@@ -1822,8 +1914,13 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
       // with the report it has.
       const code =
         ((e as Error).cause as NodeJS.ErrnoException | undefined)?.code ?? (e as NodeJS.ErrnoException).code;
-      if (!(v.export || v.json || v['write-readme']) || !['EACCES', 'EPERM', 'EROFS'].includes(code ?? ''))
-        throw e;
+      if (!['EACCES', 'EPERM', 'EROFS'].includes(code ?? '')) throw e;
+      if (!(v.export || v.json || v['write-readme']))
+        throw new Error(
+          `report: ${(e as Error).message}: the report of ${dir} cannot be rewritten; ` +
+            '--export DIR copies the run with the report it has, --table prints its row',
+          { cause: (e as Error).cause ?? e },
+        );
       process.stderr.write(`note: ${dir} is read-only: its report is left as it is, not rewritten\n`);
     }
   }

@@ -67,6 +67,20 @@ export function defaultCifarArchive(): string | undefined {
   return undefined;
 }
 
+/** The entries of a NORMPRUNE_DATA_DIR that @normprune/datasets loads each data set from. */
+const DATA_DIR_ENTRIES: Record<ExperimentConfig['dataset']['name'], string[]> = {
+  mnist: ['mnist/'],
+  'fashion-mnist': ['fashion-mnist/'],
+  cifar10: [
+    'cifar-10/',
+    'cifar-10-batches-bin/',
+    'cifar-10-images/',
+    'cifar-10-binary.tar.gz',
+    'cifar-10-images.tar.gz',
+  ],
+};
+const DATA_DIR_HINT = 'mnist/, fashion-mnist/ or cifar-10/';
+
 /** Loads and splits the data set of `cfg` under `budget`. */
 export async function loadRunData(
   cfg: ExperimentConfig,
@@ -74,12 +88,30 @@ export async function loadRunData(
   o: { dataDir?: string; offline: boolean },
 ): Promise<RunData> {
   const where: { dir?: string; file?: string; offline: boolean } = { offline: o.offline };
+  const notes: string[] = [];
+  const own = DATA_DIR_ENTRIES[cfg.dataset.name];
+  // Set, NORMPRUNE_DATA_DIR is meant as --data-dir is: a typo in it must not silently load the
+  // copies on this machine (@normprune/datasets skips one that does not exist like an unset one).
+  const env = o.dataDir ? undefined : process.env.NORMPRUNE_DATA_DIR || undefined;
+  let envHas = false;
+  if (env) {
+    const st = statSync(env, { throwIfNoEntry: false });
+    const want = `set it to the folder holding ${DATA_DIR_HINT}, or unset it to use the copies on this machine`;
+    if (!st) throw new DataError(`NORMPRUNE_DATA_DIR is set to ${env}, which does not exist; ${want}`);
+    if (!st.isDirectory())
+      throw new DataError(`NORMPRUNE_DATA_DIR is set to ${env}, which is a file; ${want}`);
+    envHas = own.some((f) => existsSync(join(env, f)));
+    if (!envHas)
+      notes.push(
+        `NORMPRUNE_DATA_DIR ${env} has no ${own.join(' or ')}; ${cfg.dataset.name} is loaded from the copies on this machine`,
+      );
+  }
   if (o.dataDir) {
     if (!existsSync(o.dataDir)) throw new DataError(`--data-dir ${o.dataDir} does not exist`);
     if (statSync(o.dataDir).isFile()) where.file = o.dataDir;
     else where.dir = o.dataDir;
   }
-  let source = o.dataDir ?? 'default sources';
+  let source = o.dataDir ?? (envHas ? `NORMPRUNE_DATA_DIR ${env}` : 'default sources');
   let ds: datasets.Dataset;
   try {
     switch (cfg.dataset.name) {
@@ -90,7 +122,7 @@ export async function loadRunData(
         ds = await datasets.loadFashionMnist(where);
         break;
       case 'cifar10':
-        if (!where.dir && !where.file && !process.env.NORMPRUNE_DATA_DIR) {
+        if (!where.dir && !where.file && !envHas) {
           const f = defaultCifarArchive();
           if (f) {
             where.file = f;
@@ -102,8 +134,12 @@ export async function loadRunData(
     }
   } catch (e) {
     // The package's message speaks of its API ({ file } / { dir }); the CLI's equivalent is --data-dir.
-    const hint =
-      cfg.dataset.name === 'cifar10' && !o.dataDir
+    // A folder laid out as NORMPRUNE_DATA_DIR is (mnist/, fashion-mnist/, ...) given as --data-dir.
+    const sub = where.dir ? own.find((f) => existsSync(join(where.dir!, f))) : undefined;
+    const hint = sub
+      ? `; ${o.dataDir} holds ${sub}: give --data-dir ${join(o.dataDir!, sub)}, or set NORMPRUNE_DATA_DIR=${o.dataDir} ` +
+        'and leave --data-dir out'
+      : cfg.dataset.name === 'cifar10' && !o.dataDir
         ? '; with the CLI: --data-dir PATH, PATH being the official binary release (cifar-10-binary.tar.gz or its ' +
           'cifar-10-batches-bin/ folder) or image folders / an archive of them such as cifar-10-images.tar.gz' +
           (o.offline ? ', or --download to fetch the official release (170 MB) into the cache' : '')
@@ -114,7 +150,6 @@ export async function loadRunData(
   }
   // A size larger than the data is cut to it (the presets say "up to"), and the run says so:
   // results.json records the sizes used, the budget the sizes asked for.
-  const notes: string[] = [];
   const maxVal = Math.floor(ds.train.count / 2);
   const nVal = Math.min(cfg.dataset.validation, maxVal);
   if (nVal < cfg.dataset.validation)

@@ -38,7 +38,14 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   }
   const tmp = join(dirname(target), `.${process.pid}.${++counter}.tmp`);
   try {
-    writeFileNamed(tmp, data);
+    try {
+      writeFileNamed(tmp, data);
+    } catch (e) {
+      // The temp file is ours, not the user's: name the file and the folder that refused it.
+      const cause = (e as Error).cause as NodeJS.ErrnoException | undefined;
+      if (!['EACCES', 'EPERM', 'EROFS'].includes(cause?.code ?? '')) throw e;
+      throw new Error(`cannot write ${file}: ${dirname(target)} is not writable (${cause!.code})`, { cause });
+    }
     if (mode !== undefined) chmodSync(tmp, mode);
     renameSync(tmp, target);
   } catch (e) {

@@ -199,16 +199,24 @@ interface RunState {
 }
 
 /**
- * Throws when `--backend` asked for a backend that did not start: `initBackend`
- * treats the choice as a preference and falls back, a command line must not.
+ * Throws when `--backend`, or `NORMPRUNE_BACKEND` (which overrides it), asked for a backend that
+ * did not start: `initBackend` treats the choice as a preference and falls back, a command line
+ * must not.
  */
 export function checkRequestedBackend(requested: BackendName | undefined, info: BackendInfo): void {
-  if (requested === undefined || info.backend === requested) return;
+  const env = process.env.NORMPRUNE_BACKEND;
+  const fromEnv = env !== undefined && env !== '' ? (env as BackendName) : undefined;
+  const wanted = fromEnv ?? requested;
+  if (wanted === undefined || info.backend === wanted) return;
+  const asked = fromEnv
+    ? `NORMPRUNE_BACKEND=${fromEnv}${requested !== undefined && requested !== fromEnv ? ` (which overrides --backend ${requested})` : ''}`
+    : `--backend ${requested}`;
+  const drop = fromEnv ? 'unset NORMPRUNE_BACKEND' : 'drop --backend';
   throw new Error(
-    `--backend ${requested}: not available, ${info.backend} started instead (${info.reason}); ` +
-      (requested === 'node'
-        ? 'install @tensorflow/tfjs-node, or drop --backend to use the fastest that loads'
-        : 'drop --backend, or unset NORMPRUNE_BACKEND if it names another backend'),
+    `${asked}: not available, ${info.backend} started instead (${info.reason}); ` +
+      (wanted === 'node'
+        ? `install @tensorflow/tfjs-node, or ${drop} to use the fastest that loads`
+        : `${drop} to use the fastest that loads`),
   );
 }
 
