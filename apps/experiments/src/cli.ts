@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend, type BackendName } from '@normprune/runtime';
+import { backendEnvironmentProblem, initBackend, type BackendName } from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
@@ -448,19 +448,8 @@ function optionalInt(name: string, v: string | undefined): number | undefined {
  * the flags are: a bad value is a usage error (exit 2), as the flag's is, not a failure.
  */
 function checkBackendEnv(): void {
-  const backend = process.env.NORMPRUNE_BACKEND;
-  if (backend !== undefined && backend !== '' && !['node', 'wasm', 'cpu'].includes(backend))
-    throw new UsageError(
-      `NORMPRUNE_BACKEND=${JSON.stringify(backend)} is not a backend normprune knows: use one of node, wasm, cpu (or unset NORMPRUNE_BACKEND)`,
-    );
-  const threads = process.env.NORMPRUNE_THREADS;
-  if (threads !== undefined && threads !== '') {
-    const n = Number(threads);
-    if (!Number.isInteger(n) || n < 1 || n > 64)
-      throw new UsageError(
-        `NORMPRUNE_THREADS=${JSON.stringify(threads)} is not a thread count: use a whole number from 1 to 64 (or unset NORMPRUNE_THREADS)`,
-      );
-  }
+  const problem = backendEnvironmentProblem(process.env);
+  if (problem !== undefined) throw new UsageError(problem);
 }
 
 function threadsOption(v: string | undefined): number | undefined {

@@ -6,6 +6,9 @@ import { checkEngineSupported, releaseSavedTensorsDuringBackprop } from './backp
 import { registerWasmTrainingKernels } from './kernels/index.js';
 import { setWasmBackendWithThreads, wasmInitialised } from './kernels/threads.js';
 import { isNotInstalled, loadModule, packageRequire } from './modules.js';
+import { BACKENDS, resolvePreference, resolveThreads } from './environment.js';
+
+export { resolvePreference, resolveThreads };
 
 /** The backends normprune can choose, fastest first: native TensorFlow, WebAssembly, pure JavaScript. */
 export type BackendName = 'node' | 'wasm' | 'cpu';
@@ -86,29 +89,6 @@ export interface Activation {
  */
 export type BackendLoaders = Record<BackendName, () => Promise<Activation>>;
 
-const BACKENDS: readonly BackendName[] = ['node', 'wasm', 'cpu'];
-const ENV_VAR = 'NORMPRUNE_BACKEND';
-const THREADS_VAR = 'NORMPRUNE_THREADS';
-
-/**
- * The wasm thread count: `NORMPRUNE_THREADS` when set, else `threads`, else 1.
- * @internal
- */
-export function resolveThreads(threads: number | undefined, env: Record<string, string | undefined>): number {
-  const fromEnv = env[THREADS_VAR];
-  const [value, source] =
-    fromEnv !== undefined && fromEnv !== ''
-      ? [Number(fromEnv), `${THREADS_VAR}=${JSON.stringify(fromEnv)}`]
-      : [
-          threads ?? 1,
-          `initBackend: threads ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,
-        ];
-  if (!Number.isInteger(value) || value < 1 || value > 64) {
-    throw new Error(`${source} is not a thread count: use a whole number from 1 to 64`);
-  }
-  return value;
-}
-
 const PACKAGES: Record<BackendName, string> = {
   node: '@tensorflow/tfjs-node',
   wasm: '@tensorflow/tfjs-backend-wasm',
@@ -124,38 +104,6 @@ const HINTS: Record<Exclude<BackendName, 'cpu'>, string> = {
     'the pure-JS cpu backend is a last resort: install @tensorflow/tfjs-backend-wasm (binaries included, no download) ' +
     'to train much faster',
 };
-
-function validName(value: unknown): value is BackendName {
-  return typeof value === 'string' && (BACKENDS as readonly string[]).includes(value);
-}
-
-/**
- * The backend to try first: `NORMPRUNE_BACKEND` when set, else `prefer`.
- * @internal
- */
-export function resolvePreference(
-  prefer: BackendName | undefined,
-  env: Record<string, string | undefined>,
-): { first?: BackendName; source?: string } {
-  const fromEnv = env[ENV_VAR];
-  if (fromEnv !== undefined && fromEnv !== '') {
-    if (!validName(fromEnv)) {
-      throw new Error(
-        `${ENV_VAR}=${JSON.stringify(fromEnv)} is not a backend normprune knows: use one of ${BACKENDS.join(', ')} (or unset ${ENV_VAR})`,
-      );
-    }
-    return { first: fromEnv, source: `${ENV_VAR}=${fromEnv}` };
-  }
-  if (prefer !== undefined) {
-    if (!validName(prefer)) {
-      throw new Error(
-        `initBackend: prefer must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(prefer)}`,
-      );
-    }
-    return { first: prefer, source: `prefer: '${prefer}'` };
-  }
-  return {};
-}
 
 function firstLine(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);

@@ -8,6 +8,7 @@
 import type * as node from './index.js';
 
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
+export { backendEnvironmentProblem } from './environment.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
 export { releaseSavedTensorsDuringBackprop } from './backprop.js';
 export { ModelFileError } from './errors.js';

@@ -2,6 +2,7 @@
 import { registerFileUrlRouters } from './file-url.js';
 
 export { initBackend } from './backend.js';
+export { backendEnvironmentProblem } from './environment.js';
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
 export { releaseSavedTensorsDuringBackprop } from './backprop.js';

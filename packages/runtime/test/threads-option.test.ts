@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { initBackend } from '../src/index.js';
+import { backendEnvironmentProblem, initBackend } from '../src/index.js';
 import { resolveThreads } from '../src/backend.js';
 
 describe('resolveThreads', () => {
@@ -31,6 +31,43 @@ describe('resolveThreads', () => {
     expect(() => resolveThreads(undefined, { NORMPRUNE_THREADS: 'two' })).toThrow(
       /NORMPRUNE_THREADS="two" is not a thread count: use a whole number from 1 to 64/,
     );
+  });
+});
+
+describe('backendEnvironmentProblem', () => {
+  it('is undefined for unset, empty and valid variables', () => {
+    expect(backendEnvironmentProblem({})).toBeUndefined();
+    expect(backendEnvironmentProblem({ NORMPRUNE_BACKEND: '', NORMPRUNE_THREADS: '' })).toBeUndefined();
+    for (const b of ['node', 'wasm', 'cpu'])
+      expect(backendEnvironmentProblem({ NORMPRUNE_BACKEND: b, NORMPRUNE_THREADS: '2' })).toBeUndefined();
+  });
+
+  it("names the variable, its value and the fix, in initBackend's words", async () => {
+    expect(backendEnvironmentProblem({ NORMPRUNE_BACKEND: 'gpu' })).toBe(
+      'NORMPRUNE_BACKEND="gpu" is not a backend normprune knows: use one of node, wasm, cpu (or unset NORMPRUNE_BACKEND)',
+    );
+    expect(backendEnvironmentProblem({ NORMPRUNE_THREADS: 'many' })).toBe(
+      'NORMPRUNE_THREADS="many" is not a thread count: use a whole number from 1 to 64 (or unset NORMPRUNE_THREADS)',
+    );
+    // initBackend (which reads process.env) refuses each with the same message, before loading anything.
+    const saved = { ...process.env };
+    try {
+      for (const env of [{ NORMPRUNE_BACKEND: 'gpu' }, { NORMPRUNE_THREADS: '65' }]) {
+        delete process.env.NORMPRUNE_BACKEND;
+        delete process.env.NORMPRUNE_THREADS;
+        Object.assign(process.env, env);
+        const thrown = await initBackend({ quiet: true }).then(
+          () => undefined,
+          (e: Error) => e.message,
+        );
+        expect(thrown).toBe(backendEnvironmentProblem(env));
+      }
+    } finally {
+      for (const k of ['NORMPRUNE_BACKEND', 'NORMPRUNE_THREADS']) {
+        if (saved[k] === undefined) delete process.env[k];
+        else process.env[k] = saved[k];
+      }
+    }
   });
 });
 
