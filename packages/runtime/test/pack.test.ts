@@ -63,6 +63,7 @@ ${body}
 const expected = {
   exports: [
     'ModelFileError',
+    'backendEnvironmentProblem',
     'fileSystem',
     'initBackend',
     'makeDirs',
