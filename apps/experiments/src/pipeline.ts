@@ -713,30 +713,107 @@ export function isRunConfigFile(j: unknown): j is RunConfigFile {
 }
 
 /**
+ * What a config.json is, read once for every caller that asks "is this a run's?": `run` (JSON of
+ * a run's config.json shape, {@link isRunConfigFile}), `foreign` (JSON of another shape: another
+ * tool's settings, a config file of the user's), `damaged` (there, but not JSON: a run's cut short
+ * by a full disk, or anybody's), or `missing`. Each caller decides what `damaged` means to it.
+ */
+export type RunConfigRead =
+  | { kind: 'run'; run: RunConfigFile }
+  | { kind: 'foreign' }
+  | { kind: 'damaged'; why: string }
+  | { kind: 'missing' };
+
+export function readRunConfigFile(file: string): RunConfigRead {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR'
+      ? { kind: 'missing' }
+      : { kind: 'damaged', why: (e as Error).message };
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    return { kind: 'damaged', why: (e as Error).message };
+  }
+  return isRunConfigFile(j) ? { kind: 'run', run: j } : { kind: 'foreign' };
+}
+
+/**
  * The run `out` holds (its config.json, and the hash of its config, budget and seed), if any:
- * a config.json that does not read as a run's (a config file of the user's) is no run.
+ * a config.json that does not read as a run's is no run, whether JSON of another shape (a config
+ * file of the user's) or not JSON at all (nothing says it is the run's, so it is kept as the user's).
  */
 function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
+  const read = readRunConfigFile(join(out, 'config.json'));
+  if (read.kind !== 'run') return undefined;
   try {
-    const r: unknown = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    if (!isRunConfigFile(r)) return undefined;
-    return { ...r, hash: configHash(r.config, r.budget.spec, r.seed) };
+    return { ...read.run, hash: configHash(read.run.config, read.run.budget.spec, read.run.seed) };
   } catch {
     return undefined;
   }
 }
 
-/** What a run keeps in RUN_DIR/.work (a checkpoint, baselines, a replaced run, staged folders). */
-const WORK_ENTRY = /^(checkpoint|baseline|baseline-model|replaced|model)(\.(old|tmp|staging|removing))?$/;
-
 /**
- * Whether `out/.work` holds the state of a run (a checkpoint, a kept baseline, a finished run set
- * aside by a rerun killed before it wrote its config.json).
+ * Whether `out/.work` holds the state of a run, by what is in it, not by names alone (a folder of
+ * the user's may have a `.work/model` of its own): a checkpoint whose state.json a resume accepts, a
+ * kept baseline's baseline.json, a finished run set aside by a rerun (its results.json, or the
+ * marker of its restore), or the staging folder of that move holding the run's config.json; each
+ * also as a replace killed between its renames left it (`.old`). A staged model export
+ * (`model.tmp`, `model.old`) or `baseline-model` is only ever there beside the run's config.json,
+ * which says so by itself.
  */
 function runStateIn(out: string): boolean {
   const work = join(out, '.work');
-  if (!lstatSync(work, { throwIfNoEntry: false })?.isDirectory()) return false;
-  return readdirSync(work).some((e) => WORK_ENTRY.test(e));
+  try {
+    if (!lstatSync(work, { throwIfNoEntry: false })?.isDirectory()) return false;
+  } catch {
+    return false; // `out` is a file (a sweep asks of every entry in its folder)
+  }
+  const checkpoint = (d: string): boolean => {
+    try {
+      readCheckpointState(join(work, d));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const baseline = (d: string): boolean => {
+    try {
+      return (
+        shapeProblem(JSON.parse(readFileSync(join(work, d, 'baseline.json'), 'utf8')), KEPT_SHAPE) ===
+        undefined
+      );
+    } catch {
+      return false;
+    }
+  };
+  const replaced = replacedDir(out);
+  return (
+    checkpoint('checkpoint') ||
+    checkpoint('checkpoint.old') ||
+    baseline('baseline') ||
+    baseline('baseline.old') ||
+    holdsReplaced(out) ||
+    existsSync(join(replaced, RESTORING)) ||
+    readRunConfigFile(join(`${replaced}.staging`, 'config.json')).kind === 'run'
+  );
+}
+
+/** Whether `file` is JSON that reads as a run's results.json (its experiment, baseline and compressed stats). */
+function isRunResultsFile(file: string): boolean {
+  const object = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  try {
+    const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return object(j) && typeof j.experiment === 'string' && object(j.baseline) && object(j.compressed);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -909,7 +986,7 @@ function replacedDir(out: string): string {
 
 /** Whether `out` holds a finished run set aside by a rerun. */
 function holdsReplaced(out: string): boolean {
-  return existsSync(join(replacedDir(out), 'results.json'));
+  return isRunResultsFile(join(replacedDir(out), 'results.json'));
 }
 
 /**
@@ -1062,15 +1139,17 @@ async function runLocked(
   const hash = configHash(cfg, o.budget, o.seed);
   // A process killed while it replaced or removed a checkpoint (or the kept baseline) left it
   // under another name: complete, it is put back; half removed, it goes.
-  recoverDir(ckptDir);
-  recoverDir(join(work, 'baseline'));
-  if (holdsRun(out)) {
+  // Only in a folder that holds a run: elsewhere .work and what is in it are the user's.
+  const isRun = holdsRun(out);
+  if (isRun) {
+    recoverDir(ckptDir);
+    recoverDir(join(work, 'baseline'));
     // An export killed between its renames (by an older normprune: in model.old).
     recoverDir(join(out, 'model'), MODEL_STAGING(out).old);
     recoverDir(join(out, 'model'));
+    recoverReplaced(out);
+    rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   }
-  recoverReplaced(out);
-  rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   // A checkpoint of another config, budget or seed: --resume would refuse it, but only after loading
   // the data; say so now, with what differs and the command that continues it.
   // (A damaged checkpoint is reported where --resume reads it; --force removes it.)
@@ -1092,7 +1171,7 @@ async function runLocked(
       `--resume: the checkpoint in ${ckptDir} belongs to a run${otherText}; continue it with that command and --resume, ` +
         'or start this one in another --out',
     );
-  if (!o.resume && existsSync(ckptDir)) {
+  if (!o.resume && isRun && existsSync(ckptDir)) {
     if (!o.force)
       throw new Error(
         `${out} holds an unfinished run${otherText}; ` +

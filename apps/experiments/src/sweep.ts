@@ -412,9 +412,11 @@ async function sweepLocked(
   guard: { on: () => void; off: () => void },
 ): Promise<SweepPoint[]> {
   // An interrupted sweep is refused before any point runs (not after rerunning its finished ones).
+  // Only folders holding a run: a folder of the user's .work is theirs, whatever it holds.
   const unfinished = readdirSync(out).filter((d) => {
     const ckpt = join(out, d, '.work', 'checkpoint');
-    if (existsSync(join(out, d, '.work'))) recoverDir(ckpt); // caught between its renames
+    if (!holdsRun(join(out, d))) return false;
+    recoverDir(ckpt); // caught between its renames
     return existsSync(join(ckpt, 'state.json'));
   });
   if (unfinished.length && !o.resume && !o.force)
