@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend, type BackendName } from '@normprune/runtime';
+import { initBackend, isSaveFile, type BackendName } from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
@@ -1202,7 +1202,8 @@ function prunedExport(json: unknown): boolean {
 
 /**
  * `prune --out` may be new, empty, or hold an earlier export of `prune` it replaces (model.json
- * carries its mark, and every weight file there is one model.json lists); not the model of a
+ * carries its mark, and every weight file there is one model.json lists or one of fileSystem's own
+ * that a killed save of it left, which the next save removes); not the model of a
  * finished run (its results.json describes that model), a model of another tool or of an older
  * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
  * there is checked by {@link checkPruneReplaces}.
@@ -1254,7 +1255,9 @@ function checkPruneReplaces(out: string): void {
       Array.isArray(g?.paths) ? g.paths.map(String) : [],
     ),
   );
-  const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e));
+  // fileSystem's own shard names and what a killed save of it left (backups, a shard count the
+  // listed model.json no longer has) are the export's: its next save removes those it does not list.
+  const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e) && !isSaveFile(e));
   if (unlisted.length)
     throw new Error(
       `prune: --out ${out} holds weight files its model.json does not list (${list(unlisted)}), which are not the export's; ` +
