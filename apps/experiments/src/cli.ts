@@ -201,7 +201,8 @@ refused.
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
 config.json of the run directory above DIR is used; with one, a note says
-when it differs from the run's own (another data set or normalisation).
+when it differs from the run's own (another data set or normalisation;
+none when the run's config.json cannot be read).
 
   --model DIR         the folder of model.json (or that model.json), or a run
                       folder (its model/); a tfjs Layers model (not a graph
@@ -992,7 +993,14 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw new UsageError('eval: give --config FILE or --experiment NAME, not both');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
-  const own = runConfigOf(v.model);
+  // With --config/--experiment given, the run's own config is read only for the note below: one
+  // that cannot be read (damaged, or refused by this version) gives no note, not an error.
+  let own: ExperimentConfig | undefined;
+  try {
+    own = runConfigOf(v.model);
+  } catch (e) {
+    if (v.config === undefined && v.experiment === undefined) throw e;
+  }
   const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : own;
   if (!base) {
     const foreign = foreignConfigsAbove(v.model);
