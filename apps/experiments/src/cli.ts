@@ -163,8 +163,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
                              run alone; no test data is used); X is a
-                             percentage from 1 to 100 (50 for half), not a
-                             fraction
+                             percentage from 1 up to, not including, 100
+                             (50 for half), not a fraction
   --bisect-steps N           bisection steps after the expansion (default 4; fewer
                              once no other 4-digit lambda is left in the bracket);
                              more, with --resume, take a finished bisection further
@@ -678,6 +678,9 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   }
 }
 
+/** What --target-compression takes, in its error as in --help and the README. */
+const TARGET_RANGE = 'a percentage from 1 up to, not including, 100 (50 for half), not a fraction';
+
 async function sweepCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('sweep', args, {
     config: { type: 'string' },
@@ -756,17 +759,18 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {
     target = Number(v['target-compression']);
-    if (!(target > 0 && target < 100))
-      throw new UsageError(
-        `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
-      );
     // TF-MOT (target_sparsity=0.5) and torch.nn.utils.prune (amount=0.5) take fractions: a value
     // below 1 is most likely one, and would run a whole bisection towards almost no pruning.
-    if (target < 1)
+    if (!(target >= 1 && target < 100)) {
+      const given = v['target-compression'];
+      const pct = Number((100 * target).toPrecision(6));
       throw new UsageError(
-        `--target-compression ${v['target-compression']} means ${v['target-compression']}% of the parameters removed, ` +
-          `not a fraction; for ${Number((100 * target).toPrecision(6))}%, give ${Number((100 * target).toPrecision(6))} (values below 1 are refused)`,
+        `--target-compression: expected ${TARGET_RANGE}, got "${given}"` +
+          (target > 0 && target < 1
+            ? ` (${given} would mean ${given}% of the parameters removed; for ${pct}%, give ${pct})`
+            : ''),
       );
+    }
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
