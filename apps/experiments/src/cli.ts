@@ -37,11 +37,11 @@ import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
-import { ciText, int, ms, pct, pp, pValueText } from './format.js';
+import { ciText, firstNames, int, ms, pct, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
   Interrupted,
-  isRunConfigFile,
+  readRunConfigFile,
   runExperiment,
   type RunResults,
 } from './pipeline.js';
@@ -844,17 +844,19 @@ function runDirOf(modelDir: string): string | undefined {
 /**
  * Whether `file` (a config.json above a model) is plainly not a normprune run's: JSON that does
  * not have a run's config.json shape (another tool's settings, a project's file; see
- * `isRunConfigFile`). One that does not parse is taken for a damaged run's, which its own
- * error names.
+ * `readRunConfigFile`). One that does not parse is taken for a damaged run's, which its own
+ * error names (a run folder, unlike this, keeps such a file as the user's: `runIn`).
  */
 function foreignConfig(file: string): boolean {
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return false;
+  const read = readRunConfigFile(file);
+  switch (read.kind) {
+    case 'foreign':
+      return true;
+    case 'run':
+    case 'damaged':
+    case 'missing':
+      return false;
   }
-  return !isRunConfigFile(j);
 }
 
 /** The config.json files above `modelDir` that are not a normprune run's (for the message asking for --experiment). */
@@ -1225,11 +1227,10 @@ function checkPruneOut(out: string): void {
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
   // Dot-named .tmp files are the leftovers of a killed save, which the next save clears.
   const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
-  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
   const other = entries.filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
   if (other.length)
     throw new Error(
-      `prune: --out ${out} holds files that are not an exported model (${list(other)}); choose another --out`,
+      `prune: --out ${out} holds files that are not an exported model (${firstNames(other)}); choose another --out`,
     );
   if (existsSync(join(out, '..', 'results.json')))
     throw new Error(
@@ -1244,7 +1245,6 @@ function checkPruneOut(out: string): void {
 function checkPruneReplaces(out: string): void {
   if (!existsSync(out)) return;
   const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
-  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
   if (!entries.length) return;
   let json: unknown;
   try {
@@ -1272,7 +1272,7 @@ function checkPruneReplaces(out: string): void {
   const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e) && !isSaveFile(e));
   if (unlisted.length)
     throw new Error(
-      `prune: --out ${out} holds weight files its model.json does not list (${list(unlisted)}), which are not the export's; ` +
+      `prune: --out ${out} holds weight files its model.json does not list (${firstNames(unlisted)}), which are not the export's; ` +
         'move them away or choose another --out',
     );
 }

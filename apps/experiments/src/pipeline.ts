@@ -46,8 +46,10 @@ import {
   writeFileAtomic,
   writeFileNamed,
   writeJsonAtomic,
+  overwrittenEntries,
 } from './fsutil.js';
 import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
+import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 
@@ -706,7 +708,7 @@ interface RunConfigFile {
  * numeric `seed`): the one test of "a run's config.json, not a file of the user's" for run
  * folders and for the run above a model that `eval` reads.
  */
-export function isRunConfigFile(j: unknown): j is RunConfigFile {
+function isRunConfigFile(j: unknown): j is RunConfigFile {
   const object = (v: unknown): v is Record<string, unknown> =>
     v !== null && typeof v === 'object' && !Array.isArray(v);
   return object(j) && object(j.config) && object(j.budget) && typeof j.seed === 'number';
@@ -832,27 +834,16 @@ export function holdsRun(out: string): boolean {
  */
 function wouldOverwrite(out: string, entries: readonly string[]): string[] {
   const sweep = existsSync(join(out, 'sweep.json'));
-  const hit: string[] = [];
-  for (const e of entries) {
-    if (!RUN_FILES.includes(e)) continue;
-    const stat = lstatSync(join(out, e), { throwIfNoEntry: false });
+  return overwrittenEntries(out, entries, (e) => {
+    if (!RUN_FILES.includes(e) || (sweep && (e === 'report.md' || e === 'report.html'))) return false;
     const owned = RUN_FOLDER_FILES[e];
-    if (owned && stat?.isDirectory()) {
-      for (const f of readdirSync(join(out, e)))
-        if (owned(f) && !f.startsWith('.') && !(sweep && f === 'pareto.svg')) hit.push(`${e}/${f}`);
-    } else if (!(sweep && (e === 'report.md' || e === 'report.html'))) hit.push(e);
-  }
-  return hit;
+    return owned ? (f) => owned(f) && !(sweep && f === 'pareto.svg') : true;
+  });
 }
 
 /** Whether `path` is a folder (not a link to one) with nothing in it. */
 function emptyDir(path: string): boolean {
   return !!lstatSync(path, { throwIfNoEntry: false })?.isDirectory() && readdirSync(path).length === 0;
-}
-
-/** `names` as a message lists them: the first three. */
-function listed(names: readonly string[]): string {
-  return [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
 }
 
 /**
@@ -899,14 +890,14 @@ function claimOutDir(
     const clash = wouldOverwrite(out, yours);
     if (clash.length)
       throw new Error(
-        `${out} holds files that are not a normprune run, which the run would overwrite (${listed(clash)}); ` +
+        `${out} holds files that are not a normprune run, which the run would overwrite (${firstNames(clash)}); ` +
           'move them away or choose another --out (--force never replaces files of yours)',
       );
     if (!force && existsSync(join(out, 'sweep.json')))
       throw new Error(`${out} holds a sweep, not a run; choose another --out, or pass --force to replace it`);
     if (!force)
       throw new Error(
-        `${out} holds files that are not a normprune run (${listed(yours)}); choose another --out, ` +
+        `${out} holds files that are not a normprune run (${firstNames(yours)}); choose another --out, ` +
           'or pass --force to write the run beside them (they are kept)',
       );
   }
@@ -916,7 +907,7 @@ function claimOutDir(
     const what = prev
       ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed` +
         (diff ? ` (${diff})` : '')
-      : `files that are not a normprune run (${listed(foreign)})`;
+      : `files that are not a normprune run (${firstNames(foreign)})`;
     throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
   }
   // The kept baseline may be what --baseline-from reads; a finished run replaces it only if it keeps one.

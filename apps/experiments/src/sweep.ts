@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
@@ -20,7 +20,7 @@ import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
-import { pct } from './format.js';
+import { firstNames, pct } from './format.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -30,6 +30,7 @@ import {
   recoverDir,
   TAKEOVER_FILE,
   writeJsonAtomic,
+  overwrittenEntries,
 } from './fsutil.js';
 import {
   readSweepFile,
@@ -384,24 +385,21 @@ function refuseOthersFiles(out: string, force: boolean | undefined): void {
       !(/^lambda-/.test(e) && holdsRun(join(out, e))),
   );
   if (!foreign.length) return;
-  const clash = foreign.flatMap((e) => {
-    const stat = lstatSync(join(out, e), { throwIfNoEntry: false });
-    if (e === 'plots' && stat?.isDirectory())
-      return existsSync(join(out, e, 'pareto.svg')) ? ['plots/pareto.svg'] : [];
-    if (e === 'report.md' || e === 'report.html' || e === 'plots') return [e];
-    // A folder named as a point holding files that are no run: the point's run would refuse it.
-    return /^lambda-/.test(e) && !(stat?.isDirectory() && readdirSync(join(out, e)).length === 0) ? [e] : [];
-  });
-  const list = (names: string[]) =>
-    [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  // Its report, its plot in plots/, and a folder named as a point holding files that are no run
+  // (the point's run would refuse it); the rule of a run's (overwrittenEntries).
+  const clash = overwrittenEntries(out, foreign, (e) =>
+    e === 'plots'
+      ? (f) => f === 'pareto.svg'
+      : e === 'report.md' || e === 'report.html' || /^lambda-/.test(e),
+  );
   if (clash.length)
     throw new Error(
-      `${out} holds files that are not a normprune sweep, which the sweep would overwrite (${list(clash)}); ` +
+      `${out} holds files that are not a normprune sweep, which the sweep would overwrite (${firstNames(clash)}); ` +
         'move them away or choose another --out (--force never replaces files of yours)',
     );
   if (!force)
     throw new Error(
-      `${out} holds files that are not a normprune sweep (${list(foreign)}); choose another --out, ` +
+      `${out} holds files that are not a normprune sweep (${firstNames(foreign)}); choose another --out, ` +
         'or pass --force to write the sweep beside them (they are kept)',
     );
 }
