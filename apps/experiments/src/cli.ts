@@ -605,6 +605,21 @@ export function defaultOutName(
   return label === base.defaultBudget ? stem : `${stem}-${label}`;
 }
 
+/**
+ * The default --out folder name before 7c87e69 (`runs/<experiment>-custom`, a sweep's
+ * `runs/sweep-<experiment>` whatever its budget): where --resume after an upgrade may find the
+ * run or sweep that the command started then.
+ */
+function formerDefaultOutName(
+  name: string,
+  base: ExperimentConfig,
+  budgetName: string,
+  sweep = false,
+): string {
+  if (sweep) return `sweep-${name}`;
+  return budgetName === base.defaultBudget ? name : `${name}-${budgetName}`;
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -657,6 +672,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : runDir),
+      formerOut: p.values.out ? undefined : join('runs', formerDefaultOutName(cfg.name, base, budgetName)),
       keepBaseline: !!p.values['keep-baseline'],
       baselineFrom: p.values['baseline-from'],
       force: !!p.values.force,
@@ -802,6 +818,9 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : dir),
+      formerOut: p.values.out
+        ? undefined
+        : join('runs', formerDefaultOutName(cfg.name, base, budgetName, true)),
       log: (s) => process.stderr.write(s + '\n'),
     });
   } catch (e) {

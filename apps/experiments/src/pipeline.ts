@@ -93,6 +93,12 @@ export interface RunOptions {
    * quits it (default: "the same command with --resume").
    */
   continueWith?: string;
+  /**
+   * Where an earlier normprune put this command's run by default (--out not given): with --resume
+   * and nothing to resume in `out`, an interrupted run of this config, budget and seed there is
+   * named in the error, with the --out that continues it.
+   */
+  formerOut?: string;
   log?: (line: string) => void;
   /** Progress stream (default process.stderr). */
   stream?: NodeJS.WriteStream;
@@ -846,6 +852,18 @@ function emptyDir(path: string): boolean {
   return !!lstatSync(path, { throwIfNoEntry: false })?.isDirectory() && readdirSync(path).length === 0;
 }
 
+/** The config hash of the interrupted run in `out` (its config.json and checkpoint agree on it), if any. */
+function interruptedRunIn(out: string): string | undefined {
+  const run = runIn(out);
+  if (run === undefined) return undefined;
+  try {
+    const state = readCheckpointState(join(out, '.work', 'checkpoint'));
+    return state.configHash === run.hash ? run.hash : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
  * The results of the finished run in `out` when it ran this config, budget
  * and seed (a sweep continued with --resume reuses them), else undefined.
@@ -1177,6 +1195,12 @@ async function runLocked(
     // A rerun killed before its first checkpoint: nothing to resume; the run it replaced comes back.
     const restored = holdsReplaced(out);
     if (restored) restoreRun(out);
+    const former = o.formerOut === undefined ? undefined : resolve(o.formerOut);
+    if (!restored && former !== undefined && former !== out && interruptedRunIn(former) === hash)
+      throw new Error(
+        `--resume: no checkpoint in ${ckptDir}; the interrupted run of this command is in ${former} ` +
+          `(where an earlier normprune put it by default): continue it with --resume --out ${former}`,
+      );
     throw new Error(
       `--resume: no checkpoint in ${ckptDir}` +
         (restored

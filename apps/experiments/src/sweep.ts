@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
@@ -79,6 +79,12 @@ export interface SweepOptions extends Pick<
   command?: string;
   /** The command line that continues the sweep with --resume, printed when a stop signal quits it. */
   continueWith?: string;
+  /**
+   * Where an earlier normprune put this command's sweep by default (--out not given): with
+   * --resume and no sweep in `out`, an interrupted or finished sweep of this plan there is named
+   * in the error, with the --out that continues it.
+   */
+  formerOut?: string;
   log?: (s: string) => void;
 }
 
@@ -338,6 +344,18 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
 /** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
+  const former = o.formerOut === undefined ? undefined : resolve(o.formerOut);
+  if (
+    o.resume &&
+    former !== undefined &&
+    former !== out &&
+    !holdsSweepOf(out) &&
+    holdsSweepOf(former, sweepKey(o))
+  )
+    throw new Error(
+      `--resume: no sweep in ${out}; the sweep of this command is in ${former} ` +
+        `(where an earlier normprune put it by default): continue it with --resume --out ${former}`,
+    );
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
@@ -365,6 +383,25 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   } finally {
     guard.off();
     unlock();
+  }
+}
+
+/**
+ * Whether `out` holds a sweep (its plan or sweep.json), of the plan `key` when given. A plan or
+ * sweep.json that cannot be read is no sweep of `key`.
+ */
+function holdsSweepOf(out: string, key?: string): boolean {
+  if (key === undefined) return existsSync(join(out, PLAN_FILE)) || existsSync(join(out, 'sweep.json'));
+  try {
+    const plan: unknown = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
+    if ((plan as { key?: unknown } | null)?.key === key) return true;
+  } catch {
+    // No plan, or not one: the sweep.json may still be this sweep's.
+  }
+  try {
+    return readSweepFile(out)?.key === key;
+  } catch {
+    return false;
   }
 }
 
