@@ -26,7 +26,15 @@ const PACKAGES = ['runtime', 'datasets', 'layers', 'prox', 'surgery'];
 
 /** The exports of each browser build that need Node: they must throw, saying so. */
 const NODE_ONLY: Record<string, string[]> = {
-  runtime: ['initBackend', 'fileSystem', 'makeDirs', 'processGone', 'writeFileDurably', 'syncDir'],
+  runtime: [
+    'initBackend',
+    'fileSystem',
+    'isSaveFile',
+    'makeDirs',
+    'processGone',
+    'writeFileDurably',
+    'syncDir',
+  ],
   surgery: ['exportModel'],
   datasets: ['loadMnist', 'loadFashionMnist', 'loadCifar10'],
 };

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { backendEnvironmentProblem, initBackend, type BackendName } from '@normprune/runtime';
+import { backendEnvironmentProblem, initBackend, isSaveFile, type BackendName } from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
@@ -37,11 +37,11 @@ import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
-import { ciText, int, ms, pct, pp, pValueText } from './format.js';
+import { ciText, firstNames, int, ms, pct, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
   Interrupted,
-  isRunConfigFile,
+  readRunConfigFile,
   runExperiment,
   type RunResults,
 } from './pipeline.js';
@@ -166,8 +166,8 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
   --target-compression X     find the smallest lambda removing >= X% of the
                              parameters by bisection (decided on the training
                              run alone; no test data is used); X is a
-                             percentage from 1 to 100 (50 for half), not a
-                             fraction
+                             percentage from 1 up to, not including, 100
+                             (50 for half), not a fraction
   --bisect-steps N           bisection steps after the expansion (default 4; fewer
                              once no other 4-digit lambda is left in the bracket);
                              more, with --resume, take a finished bisection further
@@ -204,7 +204,8 @@ refused, and so is an --out that cannot be written, before the model is loaded.
 Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
 config.json of the run directory above DIR is used; with one, a note says
-when it differs from the run's own (another data set or normalisation).
+when it differs from the run's own (another data set or normalisation;
+none when the run's config.json cannot be read).
 
   --model DIR         the folder of model.json (or that model.json), or a run
                       folder (its model/); a tfjs Layers model (not a graph
@@ -598,6 +599,21 @@ export function defaultOutName(
   return label === base.defaultBudget ? stem : `${stem}-${label}`;
 }
 
+/**
+ * The default --out folder name before 7c87e69 (`runs/<experiment>-custom`, a sweep's
+ * `runs/sweep-<experiment>` whatever its budget): where --resume after an upgrade may find the
+ * run or sweep that the command started then.
+ */
+function formerDefaultOutName(
+  name: string,
+  base: ExperimentConfig,
+  budgetName: string,
+  sweep = false,
+): string {
+  if (sweep) return `sweep-${name}`;
+  return budgetName === base.defaultBudget ? name : `${name}-${budgetName}`;
+}
+
 async function runCommand(command: string, args: string[], out: (s: string) => void): Promise<number> {
   const needsConfig = command === 'train';
   const p = parse(command, args, needsConfig ? { config: { type: 'string' } } : {});
@@ -650,6 +666,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : runDir),
+      formerOut: p.values.out ? undefined : join('runs', formerDefaultOutName(cfg.name, base, budgetName)),
       keepBaseline: !!p.values['keep-baseline'],
       baselineFrom: p.values['baseline-from'],
       force: !!p.values.force,
@@ -670,6 +687,9 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     throw e;
   }
 }
+
+/** What --target-compression takes, in its error as in --help and the README. */
+const TARGET_RANGE = 'a percentage from 1 up to, not including, 100 (50 for half), not a fraction';
 
 async function sweepCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('sweep', args, {
@@ -749,17 +769,18 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   let target: number | undefined;
   if (v['target-compression'] !== undefined) {
     target = Number(v['target-compression']);
-    if (!(target > 0 && target < 100))
-      throw new UsageError(
-        `--target-compression: expected a percentage in (0, 100), got "${v['target-compression']}"`,
-      );
     // TF-MOT (target_sparsity=0.5) and torch.nn.utils.prune (amount=0.5) take fractions: a value
     // below 1 is most likely one, and would run a whole bisection towards almost no pruning.
-    if (target < 1)
+    if (!(target >= 1 && target < 100)) {
+      const given = v['target-compression'];
+      const pct = Number((100 * target).toPrecision(6));
       throw new UsageError(
-        `--target-compression ${v['target-compression']} means ${v['target-compression']}% of the parameters removed, ` +
-          `not a fraction; for ${Number((100 * target).toPrecision(6))}%, give ${Number((100 * target).toPrecision(6))} (values below 1 are refused)`,
+        `--target-compression: expected ${TARGET_RANGE}, got "${given}"` +
+          (target > 0 && target < 1
+            ? ` (${given} would mean ${given}% of the parameters removed; for ${pct}%, give ${pct})`
+            : ''),
       );
+    }
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
@@ -791,6 +812,9 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : dir),
+      formerOut: p.values.out
+        ? undefined
+        : join('runs', formerDefaultOutName(cfg.name, base, budgetName, true)),
       log: (s) => process.stderr.write(s + '\n'),
     });
   } catch (e) {
@@ -833,17 +857,19 @@ function runDirOf(modelDir: string): string | undefined {
 /**
  * Whether `file` (a config.json above a model) is plainly not a normprune run's: JSON that does
  * not have a run's config.json shape (another tool's settings, a project's file; see
- * `isRunConfigFile`). One that does not parse is taken for a damaged run's, which its own
- * error names.
+ * `readRunConfigFile`). One that does not parse is taken for a damaged run's, which its own
+ * error names (a run folder, unlike this, keeps such a file as the user's: `runIn`).
  */
 function foreignConfig(file: string): boolean {
-  let j: unknown;
-  try {
-    j = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return false;
+  const read = readRunConfigFile(file);
+  switch (read.kind) {
+    case 'foreign':
+      return true;
+    case 'run':
+    case 'damaged':
+    case 'missing':
+      return false;
   }
-  return !isRunConfigFile(j);
 }
 
 /** The config.json files above `modelDir` that are not a normprune run's (for the message asking for --experiment). */
@@ -986,7 +1012,14 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw new UsageError('eval: give --config FILE or --experiment NAME, not both');
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
-  const own = runConfigOf(v.model);
+  // With --config/--experiment given, the run's own config is read only for the note below: one
+  // that cannot be read (damaged, or refused by this version) gives no note, not an error.
+  let own: ExperimentConfig | undefined;
+  try {
+    own = runConfigOf(v.model);
+  } catch (e) {
+    if (v.config === undefined && v.experiment === undefined) throw e;
+  }
   const base = v.config ? loadConfigFile(v.config) : v.experiment ? loadExperiment(v.experiment) : own;
   if (!base) {
     const foreign = foreignConfigsAbove(v.model);
@@ -1196,7 +1229,8 @@ function prunedExport(json: unknown): boolean {
 
 /**
  * `prune --out` may be new, empty, or hold an earlier export of `prune` it replaces (model.json
- * carries its mark, and every weight file there is one model.json lists); not the model of a
+ * carries its mark, and every weight file there is one model.json lists or one of fileSystem's own
+ * that a killed save of it left, which the next save removes); not the model of a
  * finished run (its results.json describes that model), a model of another tool or of an older
  * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
  * there is checked by {@link checkPruneReplaces}.
@@ -1206,11 +1240,10 @@ function checkPruneOut(out: string): void {
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
   // Dot-named .tmp files are the leftovers of a killed save, which the next save clears.
   const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
-  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
   const other = entries.filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
   if (other.length)
     throw new Error(
-      `prune: --out ${out} holds files that are not an exported model (${list(other)}); choose another --out`,
+      `prune: --out ${out} holds files that are not an exported model (${firstNames(other)}); choose another --out`,
     );
   if (existsSync(join(out, '..', 'results.json')))
     throw new Error(
@@ -1225,7 +1258,6 @@ function checkPruneOut(out: string): void {
 function checkPruneReplaces(out: string): void {
   if (!existsSync(out)) return;
   const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
-  const list = (names: string[]) => names.slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
   if (!entries.length) return;
   let json: unknown;
   try {
@@ -1248,10 +1280,12 @@ function checkPruneReplaces(out: string): void {
       Array.isArray(g?.paths) ? g.paths.map(String) : [],
     ),
   );
-  const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e));
+  // fileSystem's own shard names and what a killed save of it left (backups, a shard count the
+  // listed model.json no longer has) are the export's: its next save removes those it does not list.
+  const unlisted = entries.filter((e) => e.endsWith('.bin') && !listedFiles.has(e) && !isSaveFile(e));
   if (unlisted.length)
     throw new Error(
-      `prune: --out ${out} holds weight files its model.json does not list (${list(unlisted)}), which are not the export's; ` +
+      `prune: --out ${out} holds weight files its model.json does not list (${firstNames(unlisted)}), which are not the export's; ` +
         'move them away or choose another --out',
     );
 }

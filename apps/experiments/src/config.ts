@@ -548,22 +548,41 @@ export function jsonErrorWhere(text: string, message: string): string {
  * field. An `extends` field is resolved first, a relative path against the
  * working directory. `recorded`: the config is a run's record (its
  * config.json), whose deprecated names are read without the note asking to
- * rewrite them.
+ * rewrite them, and which is not held to the checks of configs people write
+ * for a run to come: its `sweep` grid (no run reads it) is dropped unchecked,
+ * and the fields naming layers are not checked against the decomposed layers
+ * (a run that already ran stays readable when a later version checks more).
  */
 export function parseConfig(
   json: unknown,
   source = 'config',
   o: { recorded?: boolean } = {},
 ): ExperimentConfig {
-  return validateConfig(resolveExtends(json, source, process.cwd(), []), source, !o.recorded);
+  if (o.recorded) {
+    const record = json !== null && typeof json === 'object' && !Array.isArray(json) ? { ...json } : json;
+    if (record !== null && typeof record === 'object') delete (record as { sweep?: unknown }).sweep;
+    return validateConfig(resolveExtends(record, source, process.cwd(), []), source, {
+      notes: false,
+      written: false,
+    });
+  }
+  return validateConfig(resolveExtends(json, source, process.cwd(), []), source, {
+    notes: true,
+    written: true,
+  });
 }
 
 /**
  * Validates a config (its `extends` resolved). A deprecated former name (cost weighting
  * `'flops'`, now `'macs'`) is read as the current one, with a note on stderr naming the field
- * unless `notes` is false.
+ * unless `notes` is false. `written`: a config for a run to come, whose layer fields and sweep
+ * grid are checked too; not a run's record.
  */
-function validateConfig(json: unknown, source: string, notes = true): ExperimentConfig {
+function validateConfig(
+  json: unknown,
+  source: string,
+  { notes, written }: { notes: boolean; written: boolean },
+): ExperimentConfig {
   const r = experimentSchema.safeParse(json, { reportInput: true });
   if (!r.success) throw new UsageError(`invalid ${source}:\n${formatIssues(r.error, experimentSchema)}`);
   for (const [field, former] of notes ? formerNameFields(json) : [])
@@ -603,8 +622,10 @@ function validateConfig(json: unknown, source: string, notes = true): Experiment
         `decompose.exclude: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
       );
   }
-  checkLayerFields(cfg, bad);
-  checkSweepGrid(cfg, cfg.sweep ?? {}, (what) => bad(`sweep.${what}`));
+  if (written) {
+    checkLayerFields(cfg, bad);
+    checkSweepGrid(cfg, cfg.sweep ?? {}, (what) => bad(`sweep.${what}`));
+  }
   try {
     parseBudget(cfg.defaultBudget, cfg);
   } catch (e) {
@@ -799,7 +820,10 @@ export function configJsonSchema(): Record<string, unknown> {
 export function loadConfigFile(file: string): ExperimentConfig {
   const abs = resolve(file);
   const json = readConfigJson(abs);
-  return validateConfig(resolveExtends(json, basename(abs), dirname(abs), [abs]), basename(abs));
+  return validateConfig(resolveExtends(json, basename(abs), dirname(abs), [abs]), basename(abs), {
+    notes: true,
+    written: true,
+  });
 }
 
 /** The folder of the shipped experiment configs (configs/ next to src/ or dist/). */

@@ -42,3 +42,7 @@ export function ciText(ci: [number, number]): string {
 export function budgetText(r: { budget?: string; reduced?: boolean }): string {
   return r.reduced && r.budget !== 'reduced' ? `${r.budget} (reduced)` : (r.budget ?? 'n/a');
 }
+
+/** Names as a message lists them: the first three in sorted order, `...` for more. */
+export const firstNames = (names: readonly string[]): string =>
+  [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');

@@ -7,6 +7,7 @@ import {
   cpSync,
   existsSync,
   linkSync,
+  lstatSync,
   readdirSync,
   readFileSync,
   realpathSync,
@@ -479,4 +480,29 @@ export function ourLeftovers(entries: readonly string[]): string[] {
       /^\.normprune\.lock(?:\.takeover)?\.(\d+)\.(?:\d+\.tmp|stale)$/.exec(e);
     return m !== null && processGone(Number(m[1]));
   });
+}
+
+/**
+ * Of `entries` of `out` (files of the user's: `out` holds no run or sweep), those a run's or a
+ * sweep's files would overwrite, by one rule for both: `owns(entry)` says whether the output writes
+ * an entry of that name (`true`), only some files inside a folder of that name (a predicate on
+ * their names; then `folder/file` is listed), or nothing there (`false`). A file, or a folder
+ * holding anything, named as the output's is overwritten; an empty folder holds nothing to lose.
+ */
+export function overwrittenEntries(
+  out: string,
+  entries: readonly string[],
+  owns: (entry: string) => boolean | ((file: string) => boolean),
+): string[] {
+  const hit: string[] = [];
+  for (const e of entries) {
+    const own = owns(e);
+    if (own === false) continue;
+    const path = join(out, e);
+    if (!lstatSync(path, { throwIfNoEntry: false })?.isDirectory()) hit.push(e);
+    else if (own === true) {
+      if (readdirSync(path).length) hit.push(e);
+    } else for (const f of readdirSync(path)) if (own(f) && !f.startsWith('.')) hit.push(`${e}/${f}`);
+  }
+  return hit;
 }

@@ -46,8 +46,10 @@ import {
   writeFileAtomic,
   writeFileNamed,
   writeJsonAtomic,
+  overwrittenEntries,
 } from './fsutil.js';
 import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
+import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 
@@ -91,6 +93,12 @@ export interface RunOptions {
    * quits it (default: "the same command with --resume").
    */
   continueWith?: string;
+  /**
+   * Where an earlier normprune put this command's run by default (--out not given): with --resume
+   * and nothing to resume in `out`, an interrupted run of this config, budget and seed there is
+   * named in the error, with the --out that continues it.
+   */
+  formerOut?: string;
   log?: (line: string) => void;
   /** Progress stream (default process.stderr). */
   stream?: NodeJS.WriteStream;
@@ -714,37 +722,114 @@ interface RunConfigFile {
  * numeric `seed`): the one test of "a run's config.json, not a file of the user's" for run
  * folders and for the run above a model that `eval` reads.
  */
-export function isRunConfigFile(j: unknown): j is RunConfigFile {
+function isRunConfigFile(j: unknown): j is RunConfigFile {
   const object = (v: unknown): v is Record<string, unknown> =>
     v !== null && typeof v === 'object' && !Array.isArray(v);
   return object(j) && object(j.config) && object(j.budget) && typeof j.seed === 'number';
 }
 
 /**
+ * What a config.json is, read once for every caller that asks "is this a run's?": `run` (JSON of
+ * a run's config.json shape, {@link isRunConfigFile}), `foreign` (JSON of another shape: another
+ * tool's settings, a config file of the user's), `damaged` (there, but not JSON: a run's cut short
+ * by a full disk, or anybody's), or `missing`. Each caller decides what `damaged` means to it.
+ */
+export type RunConfigRead =
+  | { kind: 'run'; run: RunConfigFile }
+  | { kind: 'foreign' }
+  | { kind: 'damaged'; why: string }
+  | { kind: 'missing' };
+
+export function readRunConfigFile(file: string): RunConfigRead {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' || code === 'ENOTDIR'
+      ? { kind: 'missing' }
+      : { kind: 'damaged', why: (e as Error).message };
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    return { kind: 'damaged', why: (e as Error).message };
+  }
+  return isRunConfigFile(j) ? { kind: 'run', run: j } : { kind: 'foreign' };
+}
+
+/**
  * The run `out` holds (its config.json, and the hash of its config, budget and seed), if any:
- * a config.json that does not read as a run's (a config file of the user's) is no run.
+ * a config.json that does not read as a run's is no run, whether JSON of another shape (a config
+ * file of the user's) or not JSON at all (nothing says it is the run's, so it is kept as the user's).
  */
 function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
+  const read = readRunConfigFile(join(out, 'config.json'));
+  if (read.kind !== 'run') return undefined;
   try {
-    const r: unknown = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
-    if (!isRunConfigFile(r)) return undefined;
-    return { ...r, hash: configHash(r.config, r.budget.spec, r.seed) };
+    return { ...read.run, hash: configHash(read.run.config, read.run.budget.spec, read.run.seed) };
   } catch {
     return undefined;
   }
 }
 
-/** What a run keeps in RUN_DIR/.work (a checkpoint, baselines, a replaced run, staged folders). */
-const WORK_ENTRY = /^(checkpoint|baseline|baseline-model|replaced|model)(\.(old|tmp|staging|removing))?$/;
-
 /**
- * Whether `out/.work` holds the state of a run (a checkpoint, a kept baseline, a finished run set
- * aside by a rerun killed before it wrote its config.json).
+ * Whether `out/.work` holds the state of a run, by what is in it, not by names alone (a folder of
+ * the user's may have a `.work/model` of its own): a checkpoint whose state.json a resume accepts, a
+ * kept baseline's baseline.json, a finished run set aside by a rerun (its results.json, or the
+ * marker of its restore), or the staging folder of that move holding the run's config.json; each
+ * also as a replace killed between its renames left it (`.old`). A staged model export
+ * (`model.tmp`, `model.old`) or `baseline-model` is only ever there beside the run's config.json,
+ * which says so by itself.
  */
 function runStateIn(out: string): boolean {
   const work = join(out, '.work');
-  if (!lstatSync(work, { throwIfNoEntry: false })?.isDirectory()) return false;
-  return readdirSync(work).some((e) => WORK_ENTRY.test(e));
+  try {
+    if (!lstatSync(work, { throwIfNoEntry: false })?.isDirectory()) return false;
+  } catch {
+    return false; // `out` is a file (a sweep asks of every entry in its folder)
+  }
+  const checkpoint = (d: string): boolean => {
+    try {
+      readCheckpointState(join(work, d));
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const baseline = (d: string): boolean => {
+    try {
+      return (
+        shapeProblem(JSON.parse(readFileSync(join(work, d, 'baseline.json'), 'utf8')), KEPT_SHAPE) ===
+        undefined
+      );
+    } catch {
+      return false;
+    }
+  };
+  const replaced = replacedDir(out);
+  return (
+    checkpoint('checkpoint') ||
+    checkpoint('checkpoint.old') ||
+    baseline('baseline') ||
+    baseline('baseline.old') ||
+    holdsReplaced(out) ||
+    existsSync(join(replaced, RESTORING)) ||
+    readRunConfigFile(join(`${replaced}.staging`, 'config.json')).kind === 'run'
+  );
+}
+
+/** Whether `file` is JSON that reads as a run's results.json (its experiment, baseline and compressed stats). */
+function isRunResultsFile(file: string): boolean {
+  const object = (v: unknown): v is Record<string, unknown> =>
+    v !== null && typeof v === 'object' && !Array.isArray(v);
+  try {
+    const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
+    return object(j) && typeof j.experiment === 'string' && object(j.baseline) && object(j.compressed);
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -763,17 +848,11 @@ export function holdsRun(out: string): boolean {
  */
 function wouldOverwrite(out: string, entries: readonly string[]): string[] {
   const sweep = existsSync(join(out, 'sweep.json'));
-  const hit: string[] = [];
-  for (const e of entries) {
-    if (!RUN_FILES.includes(e)) continue;
-    const stat = lstatSync(join(out, e), { throwIfNoEntry: false });
+  return overwrittenEntries(out, entries, (e) => {
+    if (!RUN_FILES.includes(e) || (sweep && (e === 'report.md' || e === 'report.html'))) return false;
     const owned = RUN_FOLDER_FILES[e];
-    if (owned && stat?.isDirectory()) {
-      for (const f of readdirSync(join(out, e)))
-        if (owned(f) && !f.startsWith('.') && !(sweep && f === 'pareto.svg')) hit.push(`${e}/${f}`);
-    } else if (!(sweep && (e === 'report.md' || e === 'report.html'))) hit.push(e);
-  }
-  return hit;
+    return owned ? (f) => owned(f) && !(sweep && f === 'pareto.svg') : true;
+  });
 }
 
 /** Whether `path` is a folder (not a link to one) with nothing in it. */
@@ -781,9 +860,16 @@ function emptyDir(path: string): boolean {
   return !!lstatSync(path, { throwIfNoEntry: false })?.isDirectory() && readdirSync(path).length === 0;
 }
 
-/** `names` as a message lists them: the first three. */
-function listed(names: readonly string[]): string {
-  return [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+/** The config hash of the interrupted run in `out` (its config.json and checkpoint agree on it), if any. */
+function interruptedRunIn(out: string): string | undefined {
+  const run = runIn(out);
+  if (run === undefined) return undefined;
+  try {
+    const state = readCheckpointState(join(out, '.work', 'checkpoint'));
+    return state.configHash === run.hash ? run.hash : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -830,14 +916,14 @@ function claimOutDir(
     const clash = wouldOverwrite(out, yours);
     if (clash.length)
       throw new Error(
-        `${out} holds files that are not a normprune run, which the run would overwrite (${listed(clash)}); ` +
+        `${out} holds files that are not a normprune run, which the run would overwrite (${firstNames(clash)}); ` +
           'move them away or choose another --out (--force never replaces files of yours)',
       );
     if (!force && existsSync(join(out, 'sweep.json')))
       throw new Error(`${out} holds a sweep, not a run; choose another --out, or pass --force to replace it`);
     if (!force)
       throw new Error(
-        `${out} holds files that are not a normprune run (${listed(yours)}); choose another --out, ` +
+        `${out} holds files that are not a normprune run (${firstNames(yours)}); choose another --out, ` +
           'or pass --force to write the run beside them (they are kept)',
       );
   }
@@ -847,7 +933,7 @@ function claimOutDir(
     const what = prev
       ? `a run of ${prev.experiment} (seed ${prev.seed}, budget ${prev.budget?.name}) with another config, budget or seed` +
         (diff ? ` (${diff})` : '')
-      : `files that are not a normprune run (${listed(foreign)})`;
+      : `files that are not a normprune run (${firstNames(foreign)})`;
     throw new Error(`${out} holds ${what}; choose another --out, or pass --force to replace it`);
   }
   // The kept baseline may be what --baseline-from reads; a finished run replaces it only if it keeps one.
@@ -917,7 +1003,7 @@ function replacedDir(out: string): string {
 
 /** Whether `out` holds a finished run set aside by a rerun. */
 function holdsReplaced(out: string): boolean {
-  return existsSync(join(replacedDir(out), 'results.json'));
+  return isRunResultsFile(join(replacedDir(out), 'results.json'));
 }
 
 /**
@@ -1070,15 +1156,17 @@ async function runLocked(
   const hash = configHash(cfg, o.budget, o.seed);
   // A process killed while it replaced or removed a checkpoint (or the kept baseline) left it
   // under another name: complete, it is put back; half removed, it goes.
-  recoverDir(ckptDir);
-  recoverDir(join(work, 'baseline'));
-  if (holdsRun(out)) {
+  // Only in a folder that holds a run: elsewhere .work and what is in it are the user's.
+  const isRun = holdsRun(out);
+  if (isRun) {
+    recoverDir(ckptDir);
+    recoverDir(join(work, 'baseline'));
     // An export killed between its renames (by an older normprune: in model.old).
     recoverDir(join(out, 'model'), MODEL_STAGING(out).old);
     recoverDir(join(out, 'model'));
+    recoverReplaced(out);
+    rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   }
-  recoverReplaced(out);
-  rmSync(`${ckptDir}.removing`, { recursive: true, force: true });
   // A checkpoint of another config, budget or seed: --resume would refuse it, but only after loading
   // the data; say so now, with what differs and the command that continues it.
   // (A damaged checkpoint is reported where --resume reads it; --force removes it.)
@@ -1100,7 +1188,7 @@ async function runLocked(
       `--resume: the checkpoint in ${ckptDir} belongs to a run${otherText}; continue it with that command and --resume, ` +
         'or start this one in another --out',
     );
-  if (!o.resume && existsSync(ckptDir)) {
+  if (!o.resume && isRun && existsSync(ckptDir)) {
     if (!o.force)
       throw new Error(
         `${out} holds an unfinished run${otherText}; ` +
@@ -1115,6 +1203,12 @@ async function runLocked(
     // A rerun killed before its first checkpoint: nothing to resume; the run it replaced comes back.
     const restored = holdsReplaced(out);
     if (restored) restoreRun(out);
+    const former = o.formerOut === undefined ? undefined : resolve(o.formerOut);
+    if (!restored && former !== undefined && former !== out && interruptedRunIn(former) === hash)
+      throw new Error(
+        `--resume: no checkpoint in ${ckptDir}; the interrupted run of this command is in ${former} ` +
+          `(where an earlier normprune put it by default): continue it with --resume --out ${former}`,
+      );
     throw new Error(
       `--resume: no checkpoint in ${ckptDir}` +
         (restored

@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
@@ -20,7 +20,7 @@ import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
-import { pct } from './format.js';
+import { firstNames, pct } from './format.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -30,6 +30,7 @@ import {
   recoverDir,
   TAKEOVER_FILE,
   writeJsonAtomic,
+  overwrittenEntries,
 } from './fsutil.js';
 import {
   readSweepFile,
@@ -78,6 +79,12 @@ export interface SweepOptions extends Pick<
   command?: string;
   /** The command line that continues the sweep with --resume, printed when a stop signal quits it. */
   continueWith?: string;
+  /**
+   * Where an earlier normprune put this command's sweep by default (--out not given): with
+   * --resume and no sweep in `out`, an interrupted or finished sweep of this plan there is named
+   * in the error, with the --out that continues it.
+   */
+  formerOut?: string;
   log?: (s: string) => void;
 }
 
@@ -337,6 +344,18 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
 /** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
+  const former = o.formerOut === undefined ? undefined : resolve(o.formerOut);
+  if (
+    o.resume &&
+    former !== undefined &&
+    former !== out &&
+    !holdsSweepOf(out) &&
+    holdsSweepOf(former, sweepKey(o))
+  )
+    throw new Error(
+      `--resume: no sweep in ${out}; the sweep of this command is in ${former} ` +
+        `(where an earlier normprune put it by default): continue it with --resume --out ${former}`,
+    );
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
@@ -368,6 +387,25 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
 }
 
 /**
+ * Whether `out` holds a sweep (its plan or sweep.json), of the plan `key` when given. A plan or
+ * sweep.json that cannot be read is no sweep of `key`.
+ */
+function holdsSweepOf(out: string, key?: string): boolean {
+  if (key === undefined) return existsSync(join(out, PLAN_FILE)) || existsSync(join(out, 'sweep.json'));
+  try {
+    const plan: unknown = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
+    if ((plan as { key?: unknown } | null)?.key === key) return true;
+  } catch {
+    // No plan, or not one: the sweep.json may still be this sweep's.
+  }
+  try {
+    return readSweepFile(out)?.key === key;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Refuses a folder that holds files of the user's and no sweep (no sweep.json, no plan of an
  * interrupted one): every entry there is the user's. Without --force, any entry; with it, those
  * the sweep would overwrite (its report, plots/pareto.svg, a folder named as a point).
@@ -384,24 +422,21 @@ function refuseOthersFiles(out: string, force: boolean | undefined): void {
       !(/^lambda-/.test(e) && holdsRun(join(out, e))),
   );
   if (!foreign.length) return;
-  const clash = foreign.flatMap((e) => {
-    const stat = lstatSync(join(out, e), { throwIfNoEntry: false });
-    if (e === 'plots' && stat?.isDirectory())
-      return existsSync(join(out, e, 'pareto.svg')) ? ['plots/pareto.svg'] : [];
-    if (e === 'report.md' || e === 'report.html' || e === 'plots') return [e];
-    // A folder named as a point holding files that are no run: the point's run would refuse it.
-    return /^lambda-/.test(e) && !(stat?.isDirectory() && readdirSync(join(out, e)).length === 0) ? [e] : [];
-  });
-  const list = (names: string[]) =>
-    [...names].sort().slice(0, 3).join(', ') + (names.length > 3 ? ', ...' : '');
+  // Its report, its plot in plots/, and a folder named as a point holding files that are no run
+  // (the point's run would refuse it); the rule of a run's (overwrittenEntries).
+  const clash = overwrittenEntries(out, foreign, (e) =>
+    e === 'plots'
+      ? (f) => f === 'pareto.svg'
+      : e === 'report.md' || e === 'report.html' || /^lambda-/.test(e),
+  );
   if (clash.length)
     throw new Error(
-      `${out} holds files that are not a normprune sweep, which the sweep would overwrite (${list(clash)}); ` +
+      `${out} holds files that are not a normprune sweep, which the sweep would overwrite (${firstNames(clash)}); ` +
         'move them away or choose another --out (--force never replaces files of yours)',
     );
   if (!force)
     throw new Error(
-      `${out} holds files that are not a normprune sweep (${list(foreign)}); choose another --out, ` +
+      `${out} holds files that are not a normprune sweep (${firstNames(foreign)}); choose another --out, ` +
         'or pass --force to write the sweep beside them (they are kept)',
     );
 }
@@ -412,9 +447,11 @@ async function sweepLocked(
   guard: { on: () => void; off: () => void },
 ): Promise<SweepPoint[]> {
   // An interrupted sweep is refused before any point runs (not after rerunning its finished ones).
+  // Only folders holding a run: a folder of the user's .work is theirs, whatever it holds.
   const unfinished = readdirSync(out).filter((d) => {
     const ckpt = join(out, d, '.work', 'checkpoint');
-    if (existsSync(join(out, d, '.work'))) recoverDir(ckpt); // caught between its renames
+    if (!holdsRun(join(out, d))) return false;
+    recoverDir(ckpt); // caught between its renames
     return existsSync(join(ckpt, 'state.json'));
   });
   if (unfinished.length && !o.resume && !o.force)

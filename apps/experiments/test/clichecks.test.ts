@@ -231,7 +231,7 @@ test('default --out folders: each custom budget its own, stably; a sweep names i
   expect(name('trainSubset=256,epochs=1', true)).toBe(`sweep-${kv}`);
 });
 
-test('--target-compression below 1 is refused as the fraction it likely is, before anything runs', async () => {
+test('--target-compression: one range (1 up to, not including, 100) in one message, the words of --help and the README; below 1 says what the fraction would mean', async () => {
   const out = join(tmp, 'tcx');
   const r = await cli([
     'sweep',
@@ -243,13 +243,28 @@ test('--target-compression below 1 is refused as the fraction it likely is, befo
     out,
   ]);
   expect(r.code).toBe(2);
-  expect(r.err).toMatch(
-    /--target-compression 0\.5 means 0\.5% of the parameters removed, not a fraction; for 50%, give 50/,
+  // One range, in the words of --help and the README, and what the fraction would mean.
+  const range = 'a percentage from 1 up to, not including, 100 (50 for half), not a fraction';
+  expect(r.err).toBe(
+    `normprune: --target-compression: expected ${range}, got "0.5" ` +
+      '(0.5 would mean 0.5% of the parameters removed; for 50%, give 50)\n',
   );
   expect(existsSync(out)).toBe(false);
-  // 1 and above are percentages, as before.
-  const ok = await cli(['sweep', 'lenet-500-300', '--target-compression', '1', '--print-config']);
-  expect(ok.code).toBe(0);
+  for (const x of ['100', '0', '-5', 'abc']) {
+    const bad = await cli(['sweep', 'lenet-500-300', '--target-compression', x, '--print-config']);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe(`normprune: --target-compression: expected ${range}, got "${x}"\n`);
+  }
+  const help = await cli(['sweep', '--help']);
+  expect(help.out.replace(/\s+/g, ' ')).toContain(range);
+  expect(readFileSync(join(__dirname, '..', 'README.md'), 'utf8').replace(/\s+/g, ' ')).toContain(
+    'a percentage from 1 up to, not including, 100 (50 for half), not a fraction',
+  );
+  // 1 up to 99.99 are percentages, as before.
+  for (const x of ['1', '99.5']) {
+    const ok = await cli(['sweep', 'lenet-500-300', '--target-compression', x, '--print-config']);
+    expect(ok.code).toBe(0);
+  }
 });
 
 test("models from other tools: a model.json path, an input shape no experiment feeds, a graph model, a project's config.json", async () => {

@@ -55,3 +55,10 @@ export const processGone: typeof node.processGone = () => {
     'A browser has no processes to ask about.',
   );
 };
+
+export const isSaveFile: typeof node.isSaveFile = () => {
+  throw nodeOnly(
+    'isSaveFile() tells the files of a model folder on disk apart',
+    'A browser has no file system.',
+  );
+};

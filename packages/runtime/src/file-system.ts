@@ -414,14 +414,33 @@ async function removeObsoleteShards(
  */
 async function removeLeftovers(dir: string, listed: ReadonlyMap<string, string>): Promise<void> {
   const names = await readdirSafe(dir);
-  const temp = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/;
-  const backup = /^\.prev-(\d+)-[0-9a-f]{8}-/;
   const stale = names.filter((f) => {
-    const m = temp.exec(f) ?? backup.exec(f);
+    const m = LEFTOVER_TEMP.exec(f) ?? LEFTOVER_BACKUP.exec(f);
     return m != null && processGone(Number(m[1]));
   });
   await Promise.all(stale.filter((f) => !listed.has(f)).map((f) => unlinkQuietly(path.join(dir, f))));
 }
+
+/**
+ * Whether `name`, a file in a model's directory, is one (besides the JSON file itself) that a
+ * `fileSystem` save of `jsonName` (default `model.json`) writes or leaves behind when it is killed:
+ * its shards (`groupN-shardMofK.bin`, with the prefix of a JSON file not named model.json), the
+ * backup links of shards it overwrites (`.prev-<pid>-<hex>-<shard>`), and its temporary files
+ * (`.<name>.<pid>-<hex>.tmp`). The next save
+ * of that JSON file removes those no model lists (`removeObsoleteShards`, `removeLeftovers`): a
+ * caller deciding which files in the directory are some other tool's or the user's asks this.
+ */
+export function isSaveFile(name: string, jsonName: string = MODEL_JSON): boolean {
+  return (
+    ownShardPattern(shardPrefix(jsonName)).test(name) ||
+    LEFTOVER_TEMP.test(name) ||
+    LEFTOVER_BACKUP.test(name)
+  );
+}
+
+/** Names of a killed save's temporary files and shard backups (the pid is the saving process's). */
+const LEFTOVER_TEMP = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/;
+const LEFTOVER_BACKUP = /^\.prev-(\d+)-[0-9a-f]{8}-/;
 
 /** Weight paths that the other model JSON files of the directory list, each with the first that lists it. */
 async function pathsListedByOtherModels(

@@ -7,6 +7,7 @@ import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
   fileSystem,
+  isSaveFile,
   makeDirs,
   ModelFileError,
   syncDir,
@@ -1108,5 +1109,22 @@ describe('writeFileDurably and syncDir', () => {
 
   it('syncDir never throws, even for a folder that does not exist', async () => {
     await expect(syncDir(path.join(root, 'nowhere-to-sync'))).resolves.toBeUndefined();
+  });
+});
+
+describe('isSaveFile', () => {
+  it("names a save's shards, its backups and temporary files, not other files", () => {
+    for (const f of [
+      'group1-shard1of1.bin',
+      'group2-shard3of4.bin',
+      '.prev-25648-b500d3d3-group1-shard1of1.bin',
+      '.model.json.25648-b500d3d3.tmp',
+      '.group1-shard1of1.bin.25648-b500d3d3.tmp',
+    ])
+      expect([f, isSaveFile(f)]).toEqual([f, true]);
+    for (const f of ['weights.bin', 'a.group1-shard1of1.bin', 'group1-shard1of1.bin.bak', 'model.json'])
+      expect([f, isSaveFile(f)]).toEqual([f, false]);
+    expect(isSaveFile('a.group1-shard1of1.bin', 'a.json')).toBe(true);
+    expect(isSaveFile('group1-shard1of1.bin', 'a.json')).toBe(false);
   });
 });

@@ -66,6 +66,7 @@ const expected = {
     'backendEnvironmentProblem',
     'fileSystem',
     'initBackend',
+    'isSaveFile',
     'makeDirs',
     'processGone',
     'registerWasmTrainingKernels',

@@ -1,0 +1,143 @@
+// What a folder holds decides whether it is a run's, not the names in it (review 25): a folder of
+// the user's with a `.work/model` of its own is not a run's state; a prune killed in its export's
+// save leaves files the next prune cleans up; a run killed between its model export's two renames
+// gets its model/ back.
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { cli } from './helpers';
+
+let tmp: string;
+beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-leftovers-'))));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const tiny = ['--budget', 'tiny', '--backend', 'wasm'];
+const reproduce = (out: string, ...extra: string[]) =>
+  cli(['reproduce', 'lenet-500-300', ...tiny, '--out', out, ...extra]);
+
+/** Every file under `dir` (relative path -> content), to compare a folder before and after. */
+function snapshot(dir: string): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (const f of readdirSync(dir, { recursive: true }) as string[])
+    files[f] = statSync(join(dir, f)).isDirectory() ? '<dir>' : readFileSync(join(dir, f), 'latin1');
+  return files;
+}
+
+test('a folder of yours whose .work has entries named as a run’s state is not a run: refused, never cleared', async () => {
+  for (const entry of ['model', 'checkpoint', 'baseline', 'replaced', 'model.old']) {
+    const dir = join(tmp, `u-${entry}`);
+    mkdirSync(join(dir, '.work', entry), { recursive: true });
+    writeFileSync(join(dir, 'report.md'), 'my notes');
+    writeFileSync(join(dir, '.work', entry, 'notes.txt'), 'scratch');
+    writeFileSync(join(dir, '.work', 'settings.json'), '{}');
+    const before = snapshot(dir);
+    for (const force of [[], ['--force']]) {
+      const r = await reproduce(dir, ...force);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /holds files that are not a normprune run, which the run would overwrite \(\.work, report\.md\); move them away or choose another --out/,
+      );
+      expect(snapshot(dir)).toEqual(before);
+    }
+  }
+});
+
+test('a run killed between its model export’s two renames gets its model/ back at the next start, and --resume finishes', async () => {
+  const out = join(tmp, 'killed-export');
+  expect((await reproduce(out, '--stop-after-steps', '1')).code).toBe(130);
+  // What swapDir leaves when killed between its renames: model/ (a file of yours in it) renamed
+  // to .work/model.old, the new export complete in .work/model.tmp, not yet renamed into place.
+  mkdirSync(join(out, '.work', 'model.old'), { recursive: true });
+  writeFileSync(join(out, '.work', 'model.old', 'notes.txt'), 'my notes');
+  mkdirSync(join(out, '.work', 'model.tmp'));
+  writeFileSync(join(out, '.work', 'model.tmp', 'model.json'), '{}');
+  writeFileSync(join(out, '.work', 'model.tmp', 'notes.txt'), 'my notes');
+
+  // Any next start of the run puts model/ back, even one refused before it trains.
+  const refused = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'cpu',
+    '--out',
+    out,
+    '--resume',
+  ]);
+  expect(refused.code).not.toBe(0);
+  expect(refused.err).toMatch(/began on the wasm backend/);
+  expect(readFileSync(join(out, 'model', 'notes.txt'), 'utf8')).toBe('my notes');
+  expect(readdirSync(join(out, '.work'))).not.toContain('model.old');
+
+  const resumed = await reproduce(out, '--resume');
+  expect(resumed.code).toBe(0);
+  expect(readdirSync(join(out, 'model')).sort()).toEqual(['group1-shard1of1.bin', 'model.json', 'notes.txt']);
+  expect(readFileSync(join(out, 'model', 'notes.txt'), 'utf8')).toBe('my notes');
+  expect(readdirSync(out)).not.toContain('.work');
+});
+
+/**
+ * Saves the model in `dir` again with fileSystem, SIGKILLed in its phase 3: the new shards renamed
+ * into place, the final model.json rename not done (the previous model.json then lists the
+ * `.prev-` backups of the shards it overwrote). As a prune killed while it exports leaves --out.
+ */
+function killedResave(dir: string): void {
+  const root = join(__dirname, '..', '..', '..');
+  const script = `
+const fs = require('fs');
+const tf = require('@tensorflow/tfjs-core');
+require('@tensorflow/tfjs-backend-cpu');
+const tfl = require('@tensorflow/tfjs-layers');
+const { fileSystem } = require('@normprune/runtime');
+(async () => {
+  await tf.setBackend('cpu');
+  const dir = process.argv[1];
+  const m = await tfl.loadLayersModel(fileSystem(dir));
+  const rename = fs.promises.rename;
+  fs.promises.rename = async (from, to) => {
+    if (to.endsWith('model.json') && !from.includes('prev-')) process.kill(process.pid, 'SIGKILL');
+    return rename(from, to);
+  };
+  await m.save(fileSystem(dir));
+})();`;
+  const r = spawnSync(
+    process.execPath,
+    ['--require', join(root, 'scripts', 'ts-register.cjs'), '-e', script, dir],
+    {
+      cwd: __dirname,
+      encoding: 'utf8',
+    },
+  );
+  expect(r.signal).toBe('SIGKILL');
+}
+
+test('prune --out after a prune killed in its export’s save: the save’s leftovers are the export’s, another .bin is not', async () => {
+  const run = join(tmp, 'prune-run');
+  expect((await reproduce(run)).code).toBe(0);
+  const out = join(tmp, 'pruned');
+  const prune = () => cli(['prune', '--model', join(run, 'model'), '--out', out, '--backend', 'wasm']);
+  expect((await prune()).code).toBe(0);
+  killedResave(out);
+  const left = readdirSync(out);
+  expect(left.some((f) => f.startsWith('.prev-') && f.endsWith('.bin'))).toBe(true);
+  expect(left).toContain('group1-shard1of1.bin');
+  // A shard count the listed model.json no longer has (a killed save of a larger model) too.
+  writeFileSync(join(out, 'group1-shard2of2.bin'), 'x');
+
+  const again = await prune();
+  expect(again.err).not.toMatch(/does not list/);
+  expect(again.code).toBe(0);
+  // The save cleaned up after the killed one (its process is gone).
+  expect(readdirSync(out).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+
+  // A weight file that is no fileSystem save's is still refused, and kept.
+  writeFileSync(join(out, 'weights.bin'), 'mine');
+  const refused = await prune();
+  expect(refused.code).not.toBe(0);
+  expect(refused.err).toMatch(
+    /holds weight files its model\.json does not list \(weights\.bin\), which are not the export's/,
+  );
+  expect(readFileSync(join(out, 'weights.bin'), 'utf8')).toBe('mine');
+});
