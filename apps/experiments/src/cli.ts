@@ -231,7 +231,8 @@ with --write-readme FILE, puts the table between the results markers of FILE.
 Runs of one experiment and budget with different seeds also get a row of
 means in an "across seeds" table (export each seed's run to its own DIR: runs
 that would write the same row file, or replace a row DIR holds for another
-seed or budget, are refused before anything is written; so is a file named as
+seed or budget (k=v budgets compared by their settings, not their shared
+name such as tiny+custom), are refused before anything is written; so is a file named as
 a row that is not one, such as your config; and so is a folder DIR/<experiment>/
 or DIR/sweep-<experiment>/ holding files the export writes, such as your
 report.md, unless it is an earlier export of that run or sweep). With --table alone,
@@ -1809,14 +1810,33 @@ function refuseRowClash(sources: ReportSource[], dir: string, flag: string): voi
         `report: ${file} holds the row of seed ${there.seed}; ${run.dir} (seed ${run.results.seed}) would replace it. ` +
           `Export or --json each seed to its own folder, e.g. ${join(dir, `seed-${run.results.seed}`)}, or delete the file to replace it`,
       );
-    // A smoke run at --budget tiny must not silently replace the measured full-budget row.
+    // A smoke run at --budget tiny must not silently replace the measured full-budget row, nor one
+    // k=v budget another of the same name (`tiny+custom`): the budgets themselves are compared.
     const budget = run.results.budget?.name;
-    if (typeof there?.budget === 'string' && budget !== undefined && there.budget !== budget)
+    const spec = run.results.budget?.spec;
+    if (
+      typeof there?.budget === 'string' &&
+      budget !== undefined &&
+      (there.budget !== budget || (there.budgetSpec !== undefined && !sameBudget(there.budgetSpec, spec)))
+    )
       throw new Error(
-        `report: ${file} holds the row of budget ${there.budget}; ${run.dir} (budget ${budget}) would replace it. ` +
+        `report: ${file} holds the row of budget ${budgetLabel(there.budget, there.budgetSpec)}; ` +
+          `${run.dir} (budget ${budgetLabel(budget, spec)}) would replace it. ` +
           `Export or --json each budget to its own folder, e.g. ${join(dir, budget)}, or delete the file to replace it`,
       );
   }
+}
+
+/** Whether two budgets' specs are the same budget, however their keys are ordered. */
+function sameBudget(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** A budget as messages name it: its name, and its settings when typed in (k=v budgets share a name). */
+function budgetLabel(name: string | undefined, spec: unknown): string {
+  if (!name?.includes('custom') || spec === undefined || spec === null) return String(name);
+  const { note: _note, ...rest } = spec as Record<string, unknown>;
+  return `${name} ${canonicalJson(rest)}`;
 }
 
 /** The entries of a run that `report --export` copies into DIR/<row>/. */
@@ -1884,8 +1904,11 @@ function refuseExportClash(sources: ReportSource[], dir: string): void {
         if (there!.experiment !== r.experiment) return `its results.json is of ${there!.experiment}`;
         if (there!.seed !== r.seed)
           return `its results.json is of seed ${there!.seed}, this run's of seed ${r.seed}`;
-        if (there!.budget?.name !== r.budget.name)
-          return `its results.json is of budget ${there!.budget?.name}, this run's of budget ${r.budget.name}`;
+        if (there!.budget?.name !== r.budget.name || !sameBudget(there!.budget?.spec, r.budget.spec))
+          return (
+            `its results.json is of budget ${budgetLabel(there!.budget?.name, there!.budget?.spec)}, ` +
+            `this run's of budget ${budgetLabel(r.budget.name, r.budget.spec)}`
+          );
         return undefined;
       });
     }

@@ -469,6 +469,11 @@ export interface TableRow {
   /** The run's config and budget, seed aside (results.json `configId`); the across-seeds table groups by it. */
   configId?: string;
   budget: string;
+  /**
+   * The budget the name stands for (results.json `budget.spec`): two budgets typed as k=v on one
+   * preset share a name (`tiny+custom`) but not this.
+   */
+  budgetSpec?: Record<string, unknown>;
   reduced: boolean;
   command?: string;
   seed: number;
@@ -502,6 +507,7 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
     experiment: r.experiment,
     ...(variant === undefined ? {} : { variant }),
     budget: r.budget.name,
+    budgetSpec: r.budget.spec as unknown as Record<string, unknown>,
     reduced: isReduced(r.budget.spec),
     command: r.command,
     seed: r.seed,
