@@ -42,6 +42,7 @@ import {
   checkRequestedBackend,
   Interrupted,
   readRunConfigFile,
+  RUN_FOLDER_FILES,
   runExperiment,
   type RunResults,
 } from './pipeline.js';
@@ -1503,7 +1504,8 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     }
     if (v.export) {
       const dest = join(v.export, `sweep-${sweep.experiment}`);
-      copyDirAtomic(arg, dest, ['report.md', 'report.html', 'plots']);
+      // Of plots/, only the sweep's own plot is replaced: a plot of yours there is kept.
+      copyDirAtomic(arg, dest, ['report.md', 'report.html', 'plots'], { plots: (f) => f === 'pareto.svg' });
       // The points are exported beside the sweep's folder, under their rows' names: its
       // sweep.json names them there, so that `report` reads the exported sweep back.
       const dirs = src.runs.map((run) => `../${rowFileName(tableRow(run.results, run.label))}`);
@@ -1849,7 +1851,7 @@ const SWEEP_EXPORT_FILES = ['report.md', 'report.html', 'plots', 'sweep.json'];
  * earlier export of that run (its results.json: the same experiment, seed and budget, and no
  * config.json or model/ of a run) or of a sweep of that experiment (its sweep.json naming points
  * beside it, as an export's does), where the export would replace files of the user's
- * (report.md, results.json, plots/, ...). Entries the export does not write are kept anyway.
+ * (report.md, results.json, plots/, ...). Entries the export does not write are kept anyway, in plots/ too.
  */
 function refuseExportClash(sources: ReportSource[], dir: string): void {
   const check = (dest: string, names: string[], from: string, earlier: () => string | undefined) => {
@@ -1973,13 +1975,13 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
   if (v.export) {
     // The table row, plus the run's report, plots and metrics (small files, fit to commit).
     writeJsonAtomic(join(v.export, `${rowFileName(row)}.json`), row);
-    copyDirAtomic(dir, join(v.export, rowFileName(row)), [
-      'results.json',
-      'metrics.jsonl',
-      'report.md',
-      'report.html',
-      'plots',
-    ]);
+    copyDirAtomic(
+      dir,
+      join(v.export, rowFileName(row)),
+      ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots'],
+      // Of plots/, only the plots a run writes are replaced: a plot of yours there is kept.
+      { plots: RUN_FOLDER_FILES.plots },
+    );
   }
   return row;
 }

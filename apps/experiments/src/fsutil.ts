@@ -147,9 +147,17 @@ export function removeDir(dir: string): void {
 /**
  * Replaces folder `dest` by a copy of the entries `names` of `src` that exist,
  * atomically (the old copy stays until the new one is complete); entries of
- * `dest` not among `names` (a user's notes) are kept.
+ * `dest` not among `names` (a user's notes) are kept. A folder among `names`
+ * with an entry in `owned` is merged, not replaced: of its old files, only those
+ * `owned[name]` accepts (the files the copy writes there) go; others (a user's
+ * plot beside the export's) are kept.
  */
-export function copyDirAtomic(src: string, dest: string, names: readonly string[]): void {
+export function copyDirAtomic(
+  src: string,
+  dest: string,
+  names: readonly string[],
+  owned: Readonly<Record<string, (file: string) => boolean>> = {},
+): void {
   const tmp = `${dest}.${process.pid}.tmp`;
   const old = `${dest}.${process.pid}.old`;
   // A copy killed between its renames left `dest` in its .old folder: put back; other leftovers go.
@@ -166,6 +174,15 @@ export function copyDirAtomic(src: string, dest: string, names: readonly string[
     makeDirs(tmp);
     for (const name of names)
       if (existsSync(join(src, name))) cpSync(join(src, name), join(tmp, name), { recursive: true });
+    for (const [name, ours] of Object.entries(owned)) {
+      const there = join(dest, name);
+      if (!names.includes(name) || !statSync(there, { throwIfNoEntry: false })?.isDirectory()) continue;
+      for (const f of readdirSync(there))
+        if (!ours(f) && !existsSync(join(tmp, name, f))) {
+          makeDirs(join(tmp, name));
+          cpSync(join(there, f), join(tmp, name, f), { recursive: true });
+        }
+    }
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

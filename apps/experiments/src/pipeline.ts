@@ -960,7 +960,7 @@ export function removeSweep(parts: readonly string[]): void {
 }
 
 /** What a run writes inside its `model/` and `plots/` folders: other files there are the user's. */
-const RUN_FOLDER_FILES: Record<string, (name: string) => boolean> = {
+export const RUN_FOLDER_FILES: Record<string, (name: string) => boolean> = {
   model: (n) => n === 'model.json' || /^group\d+-shard\d+of\d+\.bin$/.test(n) || /^\..*\.tmp$/.test(n),
   plots: (n) =>
     ['curves.svg', 'loss.svg', 'compression.svg', 'units.svg', 'groups.svg', 'pareto.svg'].includes(n),

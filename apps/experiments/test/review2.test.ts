@@ -1,6 +1,6 @@
 // Review 25b: report --export over another k=v budget's export, a user's plots in an earlier
 // export, an unreadable --compare config, --out below a file, NORMPRUNE_BACKEND and --resume.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from './helpers';
@@ -42,4 +42,29 @@ test('report --export refuses to replace the export of another k=v budget of the
   writeFileSync(join(dir, 'lenet-500-300.json'), row);
   // The same budget again is an earlier export of it, and replaced.
   expect((await cli(['report', '--table', a, '--export', dir])).code).toBe(0);
+});
+
+test('re-exporting into an earlier export keeps files of yours inside its plots/', async () => {
+  const run = await finishedRun();
+  const sweep = join(tmp, 'sweep');
+  expect(
+    (await cli(['sweep', 'lenet-500-300', '--lambda', '0.002', '--budget', 'tiny', '--out', sweep])).code,
+  ).toBe(0);
+  const dir = join(tmp, 'ex-plots');
+  expect((await cli(['report', '--table', run, sweep, '--export', dir])).code).toBe(0);
+  const plots = join(dir, 'lenet-500-300', 'plots');
+  const splots = join(dir, 'sweep-lenet-500-300', 'plots');
+  writeFileSync(join(plots, 'my-extra.svg'), '<svg/>');
+  writeFileSync(join(splots, 'my-extra.svg'), '<svg/>');
+  // An old plot of the export's own is replaced by the run's.
+  writeFileSync(join(plots, 'loss.svg'), 'stale');
+  writeFileSync(join(splots, 'pareto.svg'), 'stale');
+  expect((await cli(['report', '--table', run, sweep, '--export', dir])).code).toBe(0);
+  expect(readdirSync(plots)).toContain('my-extra.svg');
+  expect(readFileSync(join(plots, 'my-extra.svg'), 'utf8')).toBe('<svg/>');
+  expect(readFileSync(join(plots, 'loss.svg'), 'utf8')).toBe(
+    readFileSync(join(run, 'plots', 'loss.svg'), 'utf8'),
+  );
+  expect(readFileSync(join(splots, 'my-extra.svg'), 'utf8')).toBe('<svg/>');
+  expect(readFileSync(join(splots, 'pareto.svg'), 'utf8')).not.toBe('stale');
 });
