@@ -1046,7 +1046,22 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
       );
   }
   // The compared model gets the inputs its own run trained on: its config, if it is a run's.
-  const otherCfg = v.compare === undefined ? undefined : (runConfigOf(v.compare) ?? base);
+  // One whose config.json cannot be read (damaged, or refused by this version) is, with
+  // --config/--experiment given, evaluated on base's inputs, as --model's is, with a note.
+  let otherCfg: ExperimentConfig | undefined;
+  if (v.compare !== undefined) {
+    try {
+      otherCfg = runConfigOf(v.compare) ?? base;
+    } catch (e) {
+      if (v.config === undefined && v.experiment === undefined)
+        throw new Error(`eval: --compare: ${(e as Error).message}`, { cause: e });
+      otherCfg = base;
+      process.stderr.write(
+        `note: --compare: the run config of ${v.compare} cannot be read (${(e as Error).message.replace(/; give --config FILE or --experiment NAME instead$/, '')}); ` +
+          `it is evaluated on the inputs of ${base.name}, with its normalisation\n`,
+      );
+    }
+  }
   if (otherCfg && otherCfg.dataset.name !== base.dataset.name)
     throw new Error(
       `eval: --compare: ${v.compare} is the model of a run of ${otherCfg.name} on ${otherCfg.dataset.name}, ` +

@@ -66,3 +66,32 @@ test('eval --experiment on a run whose config.json does not parse evaluates, wit
   expect(r.code).toBe(0);
   expect(r.err).not.toMatch(/is the model of a run of/);
 });
+
+test('eval --compare a run whose config.json does not parse: evaluated with --experiment, named without it', async () => {
+  const run = join(tmp, 'run');
+  const damaged = join(tmp, 'damaged-compare');
+  cpSync(run, damaged, { recursive: true });
+  writeFileSync(join(damaged, 'config.json'), '{"config": ');
+  const args = [
+    'eval',
+    '--model',
+    run,
+    '--compare',
+    damaged,
+    '--budget',
+    'testSubset=64',
+    '--backend',
+    'wasm',
+  ];
+  const r = await cli([...args, '--experiment', 'lenet-500-300']);
+  expect(r.code).toBe(0);
+  expect(r.err).toMatch(
+    /note: --compare: the run config of .*damaged-compare\/model cannot be read \(.*config\.json is not valid JSON.*\); it is evaluated on the inputs of lenet-500-300/,
+  );
+  // Without one, the error names --compare, and its advice (--experiment) works, as above.
+  const bare = await cli(args);
+  expect(bare.code).not.toBe(0);
+  expect(bare.err).toMatch(
+    /eval: --compare: .*damaged-compare\/config\.json is not valid JSON.*; give --config FILE or --experiment NAME instead/,
+  );
+});
