@@ -1314,6 +1314,9 @@ function checkPruneReplaces(out: string): void {
 function unwritableFolder(dir: string): string | undefined {
   let existing = resolve(dir);
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  // A file on the way (`afile/sub`): no folder can be created below it.
+  if (existing !== resolve(dir) && !statSync(existing).isDirectory())
+    return `${existing} is a file, not a folder, so nothing can be created below it`;
   try {
     accessSync(existing, constants.W_OK);
     return undefined;

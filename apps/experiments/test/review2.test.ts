@@ -68,3 +68,25 @@ test('re-exporting into an earlier export keeps files of yours inside its plots/
   expect(readFileSync(join(splots, 'my-extra.svg'), 'utf8')).toBe('<svg/>');
   expect(readFileSync(join(splots, 'pareto.svg'), 'utf8')).not.toBe('stale');
 });
+
+test('an --out or --export below a file is refused up front, naming the file', async () => {
+  const run = await finishedRun();
+  const file = join(tmp, 'afile');
+  writeFileSync(file, 'hi');
+  const below = join(file, 'sub');
+  const p = await cli(['prune', '--model', join(run, 'model'), '--out', below]);
+  expect(p.code).toBe(1);
+  expect(p.err).toBe(
+    `normprune: error: prune: --out ${below} cannot be written: ${file} is a file, not a folder, ` +
+      'so nothing can be created below it; choose another --out\n',
+  );
+  for (const flag of ['--export', '--json']) {
+    const r = await cli(['report', '--table', run, flag, below]);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(
+      `normprune: error: report: ${flag} ${below} cannot be written: ${file} is a file, not a folder, ` +
+        'so nothing can be created below it; give another folder\n',
+    );
+  }
+  expect(readFileSync(file, 'utf8')).toBe('hi');
+});
