@@ -1251,7 +1251,11 @@ async function runLocked(
     if (state.backend !== undefined && state.backend !== backend.backend) {
       throw new Error(
         `--resume: the run began on the ${state.backend} backend and would go on on ${backend.backend}, ` +
-          `whose bits differ; resume it with --backend ${state.backend}`,
+          `whose bits differ; ` +
+          (process.env.NORMPRUNE_BACKEND
+            ? `NORMPRUNE_BACKEND=${process.env.NORMPRUNE_BACKEND} overrides --backend: resume it with ` +
+              `NORMPRUNE_BACKEND=${state.backend}, or with NORMPRUNE_BACKEND unset and --backend ${state.backend}`
+            : `resume it with --backend ${state.backend}`),
       );
     }
     try {

@@ -90,3 +90,30 @@ test('an --out or --export below a file is refused up front, naming the file', a
   }
   expect(readFileSync(file, 'utf8')).toBe('hi');
 });
+
+test('--resume on another backend set by NORMPRUNE_BACKEND: the advice is about the variable, which overrides --backend', async () => {
+  const out = join(tmp, 'stopped');
+  const args = ['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', out];
+  expect((await cli([...args, '--backend', 'wasm', '--stop-after-steps', '1'])).code).toBe(130);
+  const was = process.env.NORMPRUNE_BACKEND;
+  process.env.NORMPRUNE_BACKEND = 'cpu';
+  try {
+    for (const extra of [[], ['--backend', 'wasm']]) {
+      const r = await cli([...args, '--resume', ...extra]);
+      expect(r.code).toBe(1);
+      expect(r.err).toContain(
+        'the run began on the wasm backend and would go on on cpu, whose bits differ; ' +
+          'NORMPRUNE_BACKEND=cpu overrides --backend: resume it with NORMPRUNE_BACKEND=wasm, ' +
+          'or with NORMPRUNE_BACKEND unset and --backend wasm',
+      );
+    }
+  } finally {
+    if (was === undefined) delete process.env.NORMPRUNE_BACKEND;
+    else process.env.NORMPRUNE_BACKEND = was;
+  }
+  // Without the variable, --backend is the advice, and it works.
+  expect((await cli([...args, '--resume', '--backend', 'cpu'])).err).toMatch(
+    /whose bits differ; resume it with --backend wasm$/m,
+  );
+  expect((await cli([...args, '--resume', '--backend', 'wasm'])).code).toBe(0);
+});
