@@ -40,6 +40,7 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, firstNames, int, ms, pct, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
+  holdsRun,
   Interrupted,
   readRunConfigFile,
   RUN_FOLDER_FILES,
@@ -1902,7 +1903,14 @@ function refuseExportClash(sources: ReportSource[], dir: string): void {
         }
         if (!sweep) return 'it has no sweep.json';
         if (sweep.experiment !== experiment) return `its sweep.json is a sweep of ${sweep.experiment}`;
-        if (!sweep.points.every((pt) => pt.dir.startsWith('../')))
+        // A sweep folder holds its points' runs (or a plan, while it runs); an export names
+        // points beside it (`../<row>`, or, as exports before ab99d25 did, `lambda-0.001`
+        // with no such folder in it).
+        const dest = join(dir, `sweep-${experiment}`);
+        if (
+          existsSync(join(dest, PLAN_FILE)) ||
+          sweep.points.some((pt) => !pt.dir.startsWith('../') && holdsRun(join(dest, pt.dir)))
+        )
           return 'it is a sweep folder, not an export of one';
         return undefined;
       });

@@ -1,6 +1,6 @@
 // Review 25b: report --export over another k=v budget's export, a user's plots in an earlier
 // export, an unreadable --compare config, --out below a file, NORMPRUNE_BACKEND and --resume.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from './helpers';
@@ -17,6 +17,16 @@ async function finishedRun(budget = 'tiny'): Promise<string> {
   const r = await cli(['reproduce', 'lenet-500-300', '--budget', budget, '--backend', 'wasm', '--out', out]);
   expect(r.code).toBe(0);
   return (runs[budget] = out);
+}
+
+let sweepDir: string | undefined;
+/** A finished sweep of lenet-500-300 at one lambda. */
+async function finishedSweep(): Promise<string> {
+  if (sweepDir) return sweepDir;
+  const out = join(tmp, 'sweep');
+  const r = await cli(['sweep', 'lenet-500-300', '--lambda', '0.002', '--budget', 'tiny', '--out', out]);
+  expect(r.code).toBe(0);
+  return (sweepDir = out);
 }
 
 test('report --export refuses to replace the export of another k=v budget of the same name', async () => {
@@ -46,10 +56,7 @@ test('report --export refuses to replace the export of another k=v budget of the
 
 test('re-exporting into an earlier export keeps files of yours inside its plots/', async () => {
   const run = await finishedRun();
-  const sweep = join(tmp, 'sweep');
-  expect(
-    (await cli(['sweep', 'lenet-500-300', '--lambda', '0.002', '--budget', 'tiny', '--out', sweep])).code,
-  ).toBe(0);
+  const sweep = await finishedSweep();
   const dir = join(tmp, 'ex-plots');
   expect((await cli(['report', '--table', run, sweep, '--export', dir])).code).toBe(0);
   const plots = join(dir, 'lenet-500-300', 'plots');
@@ -116,4 +123,27 @@ test('--resume on another backend set by NORMPRUNE_BACKEND: the advice is about 
     /whose bits differ; resume it with --backend wasm$/m,
   );
   expect((await cli([...args, '--resume', '--backend', 'wasm'])).code).toBe(0);
+});
+
+test('a sweep export of an earlier version (points named lambda-<x>, not ../<row>) is re-exported; a sweep folder is not', async () => {
+  const sweep = await finishedSweep();
+  const dir = join(tmp, 'ex-old-sweep');
+  expect((await cli(['report', '--table', sweep, '--export', dir])).code).toBe(0);
+  const file = join(dir, 'sweep-lenet-500-300', 'sweep.json');
+  const exported = JSON.parse(readFileSync(file, 'utf8'));
+  // As --export wrote it from 2814303 to ab99d25: the sweep's sweep.json unchanged.
+  writeFileSync(file, readFileSync(join(sweep, 'sweep.json'), 'utf8'));
+  expect(JSON.parse(readFileSync(file, 'utf8')).points[0].dir).toBe('lambda-0.002');
+  const r = await cli(['report', '--table', sweep, '--export', dir]);
+  expect(r.err).not.toMatch(/not an export of one/);
+  expect(r.code).toBe(0);
+  expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual(exported);
+  // The sweep folder itself (its points' runs in it) is still refused.
+  const other = join(tmp, 'ex-sweep-folder');
+  cpSync(sweep, join(other, 'sweep-lenet-500-300'), { recursive: true });
+  const f = await cli(['report', '--table', sweep, '--export', other]);
+  expect(f.code).toBe(1);
+  expect(f.err).toMatch(
+    /which is not an earlier export of .* \(it is a sweep folder, not an export of one\)/,
+  );
 });
