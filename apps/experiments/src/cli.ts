@@ -14,7 +14,13 @@ import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { backendEnvironmentProblem, initBackend, isSaveFile, type BackendName } from '@normprune/runtime';
+import {
+  backendEnvironmentProblem,
+  initBackend,
+  isSaveFile,
+  processGone,
+  type BackendName,
+} from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
 import { exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
@@ -1282,6 +1288,21 @@ function checkPruneReplaces(out: string): void {
     json = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
   } catch {
     json = undefined; // missing or unreadable: no export of prune
+  }
+  // A first save of prune killed before its model.json was renamed into place leaves its shards
+  // and that model.json as a temporary file of a dead process: the export's, which the next save
+  // replaces.
+  if (json === undefined && !existsSync(join(out, 'model.json')) && entries.every((e) => isSaveFile(e))) {
+    const killed = readdirSync(out).some((e) => {
+      const m = /^\.model\.json\.(\d+)-[0-9a-f]{8}\.tmp$/.exec(e);
+      if (!m || !processGone(Number(m[1]))) return false;
+      try {
+        return prunedExport(JSON.parse(readFileSync(join(out, e), 'utf8')));
+      } catch {
+        return false;
+      }
+    });
+    if (killed) return;
   }
   if (!prunedExport(json))
     throw new Error(

@@ -1,6 +1,8 @@
 // Review 25b: report --export over another k=v budget's export, a user's plots in an earlier
-// export, an unreadable --compare config, --out below a file, NORMPRUNE_BACKEND and --resume.
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// export, an unreadable --compare config, --out below a file, NORMPRUNE_BACKEND and --resume, an old
+// sweep export re-exported, a first prune killed during its save.
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from './helpers';
@@ -146,4 +148,26 @@ test('a sweep export of an earlier version (points named lambda-<x>, not ../<row
   expect(f.err).toMatch(
     /which is not an earlier export of .* \(it is a sweep folder, not an export of one\)/,
   );
+});
+
+test('a first prune killed during its save (shards, and its model.json still a temporary file) is replaced by the next', async () => {
+  const run = await finishedRun();
+  const first = join(tmp, 'pruned-first');
+  expect((await cli(['prune', '--model', join(run, 'model'), '--out', first])).code).toBe(0);
+  // What the save leaves when killed at the rename of its model.json into place.
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const killed = join(tmp, 'pruned-killed');
+  cpSync(first, killed, { recursive: true });
+  renameSync(join(killed, 'model.json'), join(killed, `.model.json.${dead}-36a32cc3.tmp`));
+  const r = await cli(['prune', '--model', join(run, 'model'), '--out', killed]);
+  expect(r.err).not.toMatch(/perhaps your only copy/);
+  expect(r.code).toBe(0);
+  expect(readdirSync(killed).sort()).toEqual(readdirSync(first).sort());
+  // Another tool's model without its model.json is refused as before.
+  const other = join(tmp, 'pruned-other');
+  cpSync(killed, other, { recursive: true });
+  rmSync(join(other, 'model.json'));
+  const o = await cli(['prune', '--model', join(run, 'model'), '--out', other]);
+  expect(o.code).toBe(1);
+  expect(o.err).toMatch(/weight files without a model\.json\), perhaps your only copy/);
 });
