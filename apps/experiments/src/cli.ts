@@ -462,12 +462,26 @@ function checkBackendEnv(): void {
   if (problem !== undefined) throw new UsageError(problem);
 }
 
+/**
+ * A note when NORMPRUNE_BACKEND or NORMPRUNE_THREADS (`variable`) is set to another value than
+ * the flag given: the variable wins (as in @normprune/runtime), which would otherwise pass
+ * without a word.
+ */
+function noteOverriddenFlag(variable: string, flag: string, given: string | number): void {
+  const env = process.env[variable];
+  if (env !== undefined && env !== '' && env !== String(given))
+    process.stderr.write(
+      `note: ${variable}=${env} overrides ${flag} ${given} (unset ${variable} to use the flag)\n`,
+    );
+}
+
 function threadsOption(v: string | undefined): number | undefined {
   checkBackendEnv();
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isInteger(n) || n < 1 || n > 64)
     throw new UsageError(`--threads: expected a whole number from 1 to 64, got "${v}"`);
+  noteOverriddenFlag('NORMPRUNE_THREADS', '--threads', n);
   return n;
 }
 
@@ -476,6 +490,7 @@ function backendOption(v: string | undefined): BackendName | undefined {
   if (v === undefined) return undefined;
   if (v !== 'node' && v !== 'wasm' && v !== 'cpu')
     throw new UsageError(`--backend: got "${v}", allowed: node, wasm, cpu`);
+  noteOverriddenFlag('NORMPRUNE_BACKEND', '--backend', v);
   return v;
 }
 
@@ -1075,12 +1090,9 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
         `but ${v.model} is evaluated on ${base.dataset.name} (${base.name}); compare two models of one data set`,
     );
   const { budget } = parseBudget(p.values.budget ?? runTestBudget(v) ?? 'full', base);
-  const info = await initBackend({
-    prefer: backendOption(p.values.backend),
-    threads: threadsOption(p.values.threads),
-    quiet: true,
-  });
-  checkRequestedBackend(backendOption(p.values.backend), info);
+  const prefer = backendOption(p.values.backend);
+  const info = await initBackend({ prefer, threads: threadsOption(p.values.threads), quiet: true });
+  checkRequestedBackend(prefer, info);
   // The model first: a damaged one fails before the test set is read.
   const loaded = await loadModelDir(v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
@@ -1411,12 +1423,9 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const unwritable = unwritableFolder(v.out);
   if (unwritable)
     throw new Error(`prune: --out ${v.out} cannot be written: ${unwritable}; choose another --out`);
-  const info = await initBackend({
-    prefer: backendOption(p.values.backend),
-    threads: threadsOption(p.values.threads),
-    quiet: true,
-  });
-  checkRequestedBackend(backendOption(p.values.backend), info);
+  const prefer = backendOption(p.values.backend);
+  const info = await initBackend({ prefer, threads: threadsOption(p.values.threads), quiet: true });
+  checkRequestedBackend(prefer, info);
   const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;

@@ -365,6 +365,34 @@ test('a bad NORMPRUNE_BACKEND or NORMPRUNE_THREADS is a usage error (exit 2), as
   expect(existsSync(join(tmp, 'env-gpu'))).toBe(false);
 });
 
+test('NORMPRUNE_BACKEND / NORMPRUNE_THREADS overriding a flag of another value say so in a note', async () => {
+  const saved = { ...process.env };
+  try {
+    process.env.NORMPRUNE_BACKEND = 'wasm';
+    process.env.NORMPRUNE_THREADS = '1';
+    const dir = join(tmp, 'override', 'model');
+    const m = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 2 })] });
+    await m.save(fileSystem(dir));
+    m.dispose();
+    const prune = (out: string, flags: string[]) =>
+      cli(['prune', '--model', dir, '--out', join(tmp, 'override', out), ...flags]);
+    const differ = await prune('a', ['--backend', 'cpu', '--threads', '2']);
+    expect(differ.code).toBe(0);
+    expect(differ.err.match(/overrides --backend/g)).toHaveLength(1);
+    expect(differ.err).toContain(
+      'note: NORMPRUNE_BACKEND=wasm overrides --backend cpu (unset NORMPRUNE_BACKEND to use the flag)',
+    );
+    expect(differ.err).toContain(
+      'note: NORMPRUNE_THREADS=1 overrides --threads 2 (unset NORMPRUNE_THREADS to use the flag)',
+    );
+    const same = await prune('b', ['--backend', 'wasm', '--threads', '1']);
+    expect(same.code).toBe(0);
+    expect(same.err).not.toMatch(/overrides --/);
+  } finally {
+    process.env = saved;
+  }
+});
+
 test('the summary of a reduced-budget run without a target says it is not a reproduction', async () => {
   const file = writeConfig('no-target', { extends: 'lenet-500-300', name: 'no-target', target: null });
   const r = await cli(['train', '--config', file, '--budget', 'tiny', '--out', join(tmp, 'no-target')]);
