@@ -1871,23 +1871,32 @@ function refuseRowClash(sources: ReportSource[], dir: string, flag: string): voi
       (there.budget !== budget || (there.budgetSpec !== undefined && !sameBudget(there.budgetSpec, spec)))
     )
       throw new Error(
-        `report: ${file} holds the row of budget ${budgetLabel(there.budget, there.budgetSpec)}; ` +
-          `${run.dir} (budget ${budgetLabel(budget, spec)}) would replace it. ` +
+        `report: ${file} holds the row of budget ${budgetLabel(there.budget, there.budgetSpec, there.budget === budget)}; ` +
+          `${run.dir} (budget ${budgetLabel(budget, spec, there.budget === budget)}) would replace it. ` +
           `Export or --json each budget to its own folder, e.g. ${join(dir, budget)}, or delete the file to replace it`,
       );
   }
 }
 
-/** Whether two budgets' specs are the same budget, however their keys are ordered. */
-function sameBudget(a: unknown, b: unknown): boolean {
-  return canonicalJson(a) === canonicalJson(b);
+/** A budget's settings without its free-text `note` (which a preset's may reword between versions). */
+function budgetSettings(spec: unknown): unknown {
+  if (spec === null || typeof spec !== 'object') return spec;
+  const { note: _note, ...rest } = spec as Record<string, unknown>;
+  return rest;
 }
 
-/** A budget as messages name it: its name, and its settings when typed in (k=v budgets share a name). */
-function budgetLabel(name: string | undefined, spec: unknown): string {
-  if (!name?.includes('custom') || spec === undefined || spec === null) return String(name);
-  const { note: _note, ...rest } = spec as Record<string, unknown>;
-  return `${name} ${canonicalJson(rest)}`;
+/** Whether two budgets' specs are the same budget: the same settings, however ordered, notes aside. */
+function sameBudget(a: unknown, b: unknown): boolean {
+  return canonicalJson(budgetSettings(a)) === canonicalJson(budgetSettings(b));
+}
+
+/**
+ * A budget as messages name it: its name, and its settings when typed in (k=v budgets share a
+ * name) or when `withSettings` (two budgets of one name, whose settings differ).
+ */
+function budgetLabel(name: string | undefined, spec: unknown, withSettings = false): string {
+  if (!(withSettings || name?.includes('custom')) || spec === undefined || spec === null) return String(name);
+  return `${name} ${canonicalJson(budgetSettings(spec))}`;
 }
 
 /** The entries of a run that `report --export` copies into DIR/<row>/. */
@@ -1964,8 +1973,8 @@ function refuseExportClash(sources: ReportSource[], dir: string): void {
           return `its results.json is of seed ${there!.seed}, this run's of seed ${r.seed}`;
         if (there!.budget?.name !== r.budget.name || !sameBudget(there!.budget?.spec, r.budget.spec))
           return (
-            `its results.json is of budget ${budgetLabel(there!.budget?.name, there!.budget?.spec)}, ` +
-            `this run's of budget ${budgetLabel(r.budget.name, r.budget.spec)}`
+            `its results.json is of budget ${budgetLabel(there!.budget?.name, there!.budget?.spec, there!.budget?.name === r.budget.name)}, ` +
+            `this run's of budget ${budgetLabel(r.budget.name, r.budget.spec, there!.budget?.name === r.budget.name)}`
           );
         return undefined;
       });

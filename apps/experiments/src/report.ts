@@ -470,8 +470,9 @@ export interface TableRow {
   configId?: string;
   budget: string;
   /**
-   * The budget the name stands for (results.json `budget.spec`): two budgets typed as k=v on one
-   * preset share a name (`tiny+custom`) but not this.
+   * For a budget typed in (k=v or JSON, named `...custom`), the settings the name stands for
+   * (results.json `budget.spec` without its note): two such budgets on one preset share a name
+   * (`tiny+custom`) but not this. A preset's name fixes its settings: its rows have none.
    */
   budgetSpec?: Record<string, unknown>;
   reduced: boolean;
@@ -501,13 +502,20 @@ export interface TableRow {
 const r2 = (v: number) => Number(v.toFixed(2));
 const r3 = (v: number | undefined) => (v === undefined ? undefined : Number(v.toFixed(3)));
 
+/** A typed-in budget's settings as a row records them: the spec without its free-text note. */
+function customBudgetSettings(spec: RunResults['budget']['spec']): Record<string, unknown> {
+  const { note: _note, ...settings } = spec as unknown as Record<string, unknown>;
+  return settings;
+}
+
 /** The table row of a run's results; `variant` names a sweep point. */
 export function tableRow(r: RunResults, variant?: string): TableRow {
   const row: TableRow = {
     experiment: r.experiment,
     ...(variant === undefined ? {} : { variant }),
     budget: r.budget.name,
-    budgetSpec: r.budget.spec as unknown as Record<string, unknown>,
+    // Only a budget typed in has settings its name does not fix (`tiny+custom`); its note aside.
+    ...(r.budget.name.includes('custom') ? { budgetSpec: customBudgetSettings(r.budget.spec) } : {}),
     reduced: isReduced(r.budget.spec),
     command: r.command,
     seed: r.seed,

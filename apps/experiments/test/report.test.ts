@@ -502,3 +502,31 @@ test('the committed reports in results/ are what `normprune report` writes from 
     rmSync(copy, { recursive: true, force: true });
   }
 }, 60_000);
+
+describe('committed table rows', () => {
+  // results/<experiment>.json is `report --json` of results/<experiment>/: rewriting a row
+  // must give the committed one, so a field added to every row (a preset budget's settings,
+  // say) cannot slip in without the rows being regenerated.
+  const root = join(__dirname, '..', 'results');
+  const rows = readdirSync(root).filter((f) => f.endsWith('.json'));
+
+  it.each(rows)('%s is what tableRow makes of its run', (file) => {
+    const committed = JSON.parse(readFileSync(join(root, file), 'utf8')) as TableRow;
+    const results = JSON.parse(
+      readFileSync(join(root, basename(file, '.json'), 'results.json'), 'utf8'),
+    ) as RunResults;
+    expect(JSON.parse(JSON.stringify(tableRow(results)))).toEqual(committed);
+  });
+
+  it('a budget typed in records its settings, without its note; a preset none', () => {
+    const results = JSON.parse(
+      readFileSync(join(root, 'lenet-500-300', 'results.json'), 'utf8'),
+    ) as RunResults;
+    expect(tableRow(results)).not.toHaveProperty('budgetSpec');
+    const typed = {
+      ...results,
+      budget: { ...results.budget, name: 'tiny+custom', spec: { trainSubset: 300, note: 'a smoke test' } },
+    } as RunResults;
+    expect(tableRow(typed).budgetSpec).toEqual({ trainSubset: 300 });
+  });
+});

@@ -56,6 +56,28 @@ test('report --export refuses to replace the export of another k=v budget of the
   expect((await cli(['report', '--table', a, '--export', dir])).code).toBe(0);
 });
 
+test("a rerun whose preset budget's note was reworded is the same budget: its export replaces the earlier one", async () => {
+  const run = await finishedRun();
+  const dir = join(tmp, 'ex-note');
+  expect((await cli(['report', '--table', run, '--export', dir])).code).toBe(0);
+  // The same run as a later version records it: the tiny preset's note reworded, its settings the same.
+  const again = join(tmp, 'run-note');
+  cpSync(run, again, { recursive: true });
+  const file = join(again, 'results.json');
+  const results = JSON.parse(readFileSync(file, 'utf8'));
+  results.budget.spec.note = 'reworded in a later version';
+  writeFileSync(file, JSON.stringify(results));
+  const r = await cli(['report', '--table', again, '--export', dir]);
+  expect(r.err).toBe('');
+  expect(r.code).toBe(0);
+  // Settings that differ under one preset name are refused, and the message shows them.
+  results.budget.spec.trainSubset = 300;
+  writeFileSync(file, JSON.stringify(results));
+  const other = await cli(['report', '--table', again, '--export', dir]);
+  expect(other.code).toBe(1);
+  expect(other.err).toMatch(/budget tiny \{.*\}, this run's of budget tiny \{.*"trainSubset":300.*\}/);
+});
+
 test('re-exporting into an earlier export keeps files of yours inside its plots/', async () => {
   const run = await finishedRun();
   const sweep = await finishedSweep();
