@@ -253,8 +253,9 @@ named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json)
 the sweep's own report is rewritten, and --export also copies it to
 DIR/sweep-<experiment>/, whose sweep.json names the exported points, so that
 \`report DIR/sweep-<experiment>\` reads it back (rows of another sweep of the
-experiment already in DIR are kept and named in a note). So sweeps run with
-several seeds give one across-seeds row per point.
+experiment already in DIR are kept and named in a note; two sweeps of one
+experiment in one --export are refused: export each to its own DIR). So sweeps
+run with several seeds give one across-seeds row per point.
 
   --seeds-only        only the across-seeds table (with --table or --write-readme;
                       the runs' reports are not rewritten)
@@ -1929,6 +1930,19 @@ function refuseExportClash(sources: ReportSource[], dir: string): void {
           'give --export another folder, or move that folder away',
       );
   };
+  // Two sweeps of one experiment would both be written to DIR/sweep-<experiment>/, the second replacing the first.
+  const sweepFrom = new Map<string, string>();
+  for (const src of sources) {
+    if (src.kind !== 'sweep') continue;
+    const dest = join(dir, `sweep-${src.sweep.experiment}`);
+    const other = sweepFrom.get(dest);
+    if (other !== undefined)
+      throw new Error(
+        `report: --export: the sweeps ${other} and ${src.arg} would both be written to ${dest}, the second replacing the first; ` +
+          `export each to its own folder, e.g. ${join(dir, 'sweep-2')}`,
+      );
+    sweepFrom.set(dest, src.arg);
+  }
   for (const src of sources) {
     if (src.kind === 'row') continue;
     if (src.kind === 'sweep') {

@@ -2,7 +2,16 @@
 // export, an unreadable --compare config, --out below a file, NORMPRUNE_BACKEND and --resume, an old
 // sweep export re-exported, a first prune killed during its save.
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from './helpers';
@@ -192,4 +201,18 @@ test('a first prune killed during its save (shards, and its model.json still a t
   const o = await cli(['prune', '--model', join(run, 'model'), '--out', other]);
   expect(o.code).toBe(1);
   expect(o.err).toMatch(/weight files without a model\.json\), perhaps your only copy/);
+});
+
+test('two sweeps of one experiment exported in one call are refused before anything is written', async () => {
+  const first = await finishedSweep();
+  const second = join(tmp, 'sweep-other');
+  const s = await cli(['sweep', 'lenet-500-300', '--lambda', '0.004', '--budget', 'tiny', '--out', second]);
+  expect(s.code).toBe(0);
+  const dir = join(tmp, 'ex-two-sweeps');
+  const r = await cli(['report', '--table', first, second, '--export', dir]);
+  expect(r.code).toBe(1);
+  expect(r.err).toMatch(
+    /the sweeps .*sweep and .*sweep-other would both be written to .*sweep-lenet-500-300/,
+  );
+  expect(existsSync(dir)).toBe(false);
 });
