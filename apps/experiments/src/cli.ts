@@ -54,6 +54,7 @@ import {
   type RunResults,
 } from './pipeline.js';
 import {
+  budgetSettings,
   RESULTS_SHAPE,
   resultsTable,
   rowFileName,
@@ -1877,13 +1878,6 @@ function refuseRowClash(sources: ReportSource[], dir: string, flag: string): voi
           `Export or --json each budget to its own folder, e.g. ${join(dir, budget)}, or delete the file to replace it`,
       );
   }
-}
-
-/** A budget's settings without its free-text `note` (which a preset's may reword between versions). */
-function budgetSettings(spec: unknown): unknown {
-  if (spec === null || typeof spec !== 'object') return spec;
-  const { note: _note, ...rest } = spec as Record<string, unknown>;
-  return rest;
 }
 
 /** Whether two budgets' specs are the same budget: the same settings, however ordered, notes aside. */

@@ -502,9 +502,13 @@ export interface TableRow {
 const r2 = (v: number) => Number(v.toFixed(2));
 const r3 = (v: number | undefined) => (v === undefined ? undefined : Number(v.toFixed(3)));
 
-/** A typed-in budget's settings as a row records them: the spec without its free-text note. */
-function customBudgetSettings(spec: RunResults['budget']['spec']): Record<string, unknown> {
-  const { note: _note, ...settings } = spec as unknown as Record<string, unknown>;
+/**
+ * A budget's settings: its spec without the free-text note (which a preset's may reword between
+ * versions). What a typed-in budget's row records, and what budgets are compared by.
+ */
+export function budgetSettings(spec: unknown): unknown {
+  if (spec === null || typeof spec !== 'object') return spec;
+  const { note: _note, ...settings } = spec as Record<string, unknown>;
   return settings;
 }
 
@@ -515,7 +519,9 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
     ...(variant === undefined ? {} : { variant }),
     budget: r.budget.name,
     // Only a budget typed in has settings its name does not fix (`tiny+custom`); its note aside.
-    ...(r.budget.name.includes('custom') ? { budgetSpec: customBudgetSettings(r.budget.spec) } : {}),
+    ...(r.budget.name.includes('custom')
+      ? { budgetSpec: budgetSettings(r.budget.spec) as Record<string, unknown> }
+      : {}),
     reduced: isReduced(r.budget.spec),
     command: r.command,
     seed: r.seed,
