@@ -7,7 +7,7 @@ import { cacheRoot, isOffline, missingDataDirNote, offlineEnvNote } from './cach
 import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
 import { downloadFile } from './download.js';
 import { DatasetError } from './errors.js';
-import { checkLoadOptions, listTreeFiles, readInputFile, readTreeFile } from './input.js';
+import { checkLoadOptions, listTreeFiles, readInputFile, readTreeFile, sourced } from './input.js';
 import { readTar } from './tar.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
@@ -368,31 +368,37 @@ function cached(name: string, key: string, o: LoadOptions, decode: () => Dataset
 function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
   const data = readInputFile(file, 'CIFAR-10 archive');
   const key = createHash('sha256').update(data).digest('hex');
-  return cached('cifar-10', key, o, () => {
-    if (md5) {
-      const found = createHash('md5').update(data).digest('hex');
-      if (found !== md5)
-        throw new DatasetError('checksum-mismatch', {
-          file,
-          message: 'cached download differs from the published file',
-          expected: md5,
-          found,
-        });
-    }
-    return fromArchive(file, data);
-  });
+  return sourced(
+    file,
+    cached('cifar-10', key, o, () => {
+      if (md5) {
+        const found = createHash('md5').update(data).digest('hex');
+        if (found !== md5)
+          throw new DatasetError('checksum-mismatch', {
+            file,
+            message: 'cached download differs from the published file',
+            expected: md5,
+            found,
+          });
+      }
+      return fromArchive(file, data);
+    }),
+  );
 }
 
 function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
   const bin = binaryDir(dir);
-  if (bin) return fromBinaryDir(bin);
+  if (bin) return sourced(resolve(bin), fromBinaryDir(bin));
   for (const d of [dir, join(dir, 'cifar-10-images')]) {
     if (isImageFolder(d)) {
-      return cached('cifar-10', treeKey(d), o, () =>
-        buildFromImages(
-          imageFilesFromNames(listTree(d), (name) => join(d, name)),
-          CIFAR10_CLASSES,
-          d,
+      return sourced(
+        resolve(d),
+        cached('cifar-10', treeKey(d), o, () =>
+          buildFromImages(
+            imageFilesFromNames(listTree(d), (name) => join(d, name)),
+            CIFAR10_CLASSES,
+            d,
+          ),
         ),
       );
     }
@@ -442,7 +448,16 @@ export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset
       return fromFile(archive, o, CIFAR10_MD5);
     } catch (e) {
       // A download damaged since it was verified: fetch it again (or say so when offline).
-      if (!(e instanceof DatasetError) || e.code !== 'checksum-mismatch' || isOffline(o.offline)) throw e;
+      if (!(e instanceof DatasetError) || e.code !== 'checksum-mismatch') throw e;
+      // Offline it cannot be fetched again: keep it, and say it is damaged rather than missing.
+      if (isOffline(o.offline))
+        throw new DatasetError('checksum-mismatch', {
+          file: archive,
+          message: `CIFAR-10: the cached ${BINARY_ARCHIVE} is damaged (its md5 is not the published one) and cannot be fetched again offline; delete it and load with downloads allowed, or put the official file there${offlineEnvNote(o.offline)}`,
+          expected: e.expected,
+          found: e.found,
+          cause: e,
+        });
       rmSync(archive, { force: true });
     }
   }

@@ -2,7 +2,7 @@ import { readFileSync, readdirSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { DatasetError } from './errors.js';
 import { checkBoolean, checkKeys } from './options.js';
-import type { LoadOptions } from './types.js';
+import type { Dataset, LoadOptions } from './types.js';
 
 const LOAD_KEYS = ['dir', 'file', 'offline', 'cacheDir', 'mirror'] as const;
 /** Names a user may reach for instead of the load options' own (squashed: lower case, no `_` or `-`). */
@@ -24,6 +24,11 @@ const LOAD_SYNONYMS: Record<string, string[]> = {
   baseurl: ['mirror'],
   download: ['offline'],
 };
+
+/** `ds` with the path it was read from ({@link Dataset.source}). */
+export function sourced(source: string, ds: Dataset): Dataset {
+  return { ...ds, source };
+}
 
 function errnoOf(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException).code;

@@ -9,7 +9,7 @@ import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile, type IdxArray } from './idx.js';
 import { idxArraysToSplit } from './idx-bytes.js';
 import { readTarFile } from './tar.js';
-import { checkLoadOptions } from './input.js';
+import { checkLoadOptions, sourced } from './input.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
 type Role = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
@@ -276,7 +276,7 @@ function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
       message: `${spec.title}: missing ${missing.join(', ')} (raw or .gz); put the official files there under these names`,
     });
   }
-  return refuseOtherDataset(spec, fromFiles(spec, f), dir);
+  return sourced(dir, refuseOtherDataset(spec, fromFiles(spec, f), dir));
 }
 
 /**
@@ -286,7 +286,10 @@ function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
  */
 export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Promise<Dataset> {
   const o = checkLoadOptions(options, spec.title);
-  if (o.file) return refuseOtherDataset(spec, fromArchive(spec, resolve(o.file)), resolve(o.file));
+  if (o.file) {
+    const file = resolve(o.file);
+    return sourced(file, refuseOtherDataset(spec, fromArchive(spec, file), file));
+  }
   if (o.dir) return fromDirOrFail(spec, resolve(o.dir));
   // NORMPRUNE_DATA_DIR/<name>/ is as explicit as `dir` once it exists: an
   // incomplete one (a misnamed file) must not silently swap in another copy.
@@ -294,7 +297,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
   if (env && existsSync(join(env, spec.name))) return fromDirOrFail(spec, join(env, spec.name));
   for (const d of spec.localDirs()) {
     const f = filesIn(d);
-    if (complete(f)) return refuseOtherDataset(spec, fromFiles(spec, f), d);
+    if (complete(f)) return sourced(resolve(d), refuseOtherDataset(spec, fromFiles(spec, f), d));
   }
   const cache = join(cacheRoot(o.cacheDir), spec.name);
   const f = filesIn(cache);
@@ -336,5 +339,5 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
       f[r] = dest;
     }
   }
-  return fromFiles(spec, f as Record<Role, string>);
+  return sourced(cache, fromFiles(spec, f as Record<Role, string>));
 }

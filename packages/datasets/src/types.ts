@@ -29,6 +29,14 @@ export interface Dataset {
   test: Split;
   /** Class names in label order. */
   classes: string[];
+  /**
+   * Where the loader read the data set from, as an absolute path: the folder
+   * of IDX files or images, the archive (a decoded copy served from the cache
+   * still names the archive or folder it was decoded from), or the cache
+   * folder a download went to. Set by the loaders; absent in data sets built
+   * by hand.
+   */
+  source?: string;
 }
 
 /**

