@@ -43,12 +43,13 @@ export interface ProximalOptions {
   /**
    * The magnitudes to penalise: a model (its decomposed layers' magnitudes,
    * `magnitudes(model)` from `@normprune/layers`) or a list of them. Every
-   * other variable gets the plain update. May be `[]` and attached later with
-   * `attach()`. Each magnitude must be >= 0 (see `attach`). A model without
-   * decomposed layers throws (`decompose(model)` first), and so does a step
-   * with lambda > 0 while nothing is attached.
+   * other variable gets the plain update. May be left out (or `[]`) and
+   * attached later with `attach()`, so `new ProximalSGD(saved.getConfig())`
+   * builds an optimiser to attach. Each magnitude must be >= 0 (see `attach`).
+   * A model without decomposed layers throws (`decompose(model)` first), and
+   * so does a step with lambda > 0 while nothing is attached.
    */
-  magnitudes: tfl.LayersModel | readonly MagnitudeInfo[];
+  magnitudes?: tfl.LayersModel | readonly MagnitudeInfo[];
   /**
    * Penalty weight of each group (`c_k`). Default `'uniform'`. `'flops'` is a
    * deprecated alias of `'macs'` (same weights; warns once).
@@ -892,7 +893,7 @@ export class ProximalSGD extends ProximalOptimizer {
   /**
    * The hyper-parameters, lambda (or the schedule's config, with its state) and training progress,
    * spelled as the constructor's options, so `new ProximalSGD({ ...opt.getConfig(), magnitudes })`
-   * builds the same optimiser (also after JSON; without `magnitudes`, attach them later). Magnitudes
+   * builds the same optimiser (also after JSON; `new ProximalSGD(opt.getConfig())` one to `attach` later). Magnitudes
    * are not part of it (see `attach`); nor is the step count, which `getWeights` carries.
    */
   getConfig(): tf.serialization.ConfigDict & ProximalSGDConfig {

@@ -141,7 +141,7 @@ describe.each(classes)('new %s(opt.getConfig())', (_, cls, own) => {
     [opt, copy].forEach((o) => o.dispose());
   });
 
-  it('{ ...getConfig(), magnitudes: model } type-checks and attaches the same penalty weights, without leaks', () => {
+  it('getConfig() and { ...getConfig(), magnitudes: model } type-check and attach the same penalty weights, without leaks', () => {
     const model = mlp();
     const before = tf.memory().numTensors;
     const opt = make(cls, { ...own, lambda: 0.1, magnitudes: model, layerMultipliers: { fc_1: 2 } });
@@ -154,7 +154,16 @@ describe.each(classes)('new %s(opt.getConfig())', (_, cls, own) => {
     expect(copy.getConfig()).toEqual(config);
     expect(copy.magnitudes).toHaveLength(2);
     expect(copy.penaltyWeights).toEqual(opt.penaltyWeights);
-    [opt, copy].forEach((o) => o.dispose());
+    // The config alone type-checks too (Keras' cls(**config)): nothing attached until attach(model).
+    const bare =
+      cls === ProximalSGD
+        ? new ProximalSGD((opt as ProximalSGD).getConfig())
+        : new ProximalAdam((opt as ProximalAdam).getConfig());
+    expect(bare.getConfig()).toEqual(config);
+    expect(bare.magnitudes).toEqual([]);
+    bare.attach(model);
+    expect(bare.penaltyWeights).toEqual(opt.penaltyWeights);
+    [opt, copy, bare].forEach((o) => o.dispose());
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
