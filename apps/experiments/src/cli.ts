@@ -38,7 +38,7 @@ import {
   type Budget,
   type ExperimentConfig,
 } from './config.js';
-import { DataError, loadRunData } from './data.js';
+import { DataError, dataLocation, loadRunData } from './data.js';
 import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
@@ -813,6 +813,8 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const seed = intOption('seed', p.values.seed, 1);
   const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
   const cmd = recordedCommand('sweep', args);
+  // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder.
+  dataLocation(cfg, { dataDir: p.values['data-dir'], offline: !p.values.download });
   let points: SweepPoint[];
   try {
     points = await runSweep({

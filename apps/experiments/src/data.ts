@@ -16,6 +16,7 @@ export interface RunData {
   classes: string[];
   shape: [number, number, number];
   stats?: Stats;
+  /** The path the data set was read from (the loader's {@link datasets.Dataset.source}), else how it was asked for. */
   source: string;
   /** Sizes asked for that the data set could not give, and what was used instead. */
   notes: string[];
@@ -81,13 +82,20 @@ const DATA_DIR_ENTRIES: Record<ExperimentConfig['dataset']['name'], string[]> = 
 };
 const DATA_DIR_HINT = 'mnist/, fashion-mnist/ or cifar-10/';
 
-/** Loads and splits the data set of `cfg` under `budget`. */
-export async function loadRunData(
-  cfg: ExperimentConfig,
-  budget: Budget,
-  o: { dataDir?: string; offline: boolean },
-): Promise<RunData> {
-  const where: { dir?: string; file?: string; offline: boolean } = { offline: o.offline };
+/** Where {@link loadRunData} looks: what `--data-dir` and NORMPRUNE_DATA_DIR ask for, checked. */
+interface DataLocation {
+  where: { dir?: string; file?: string; offline: boolean };
+  /** NORMPRUNE_DATA_DIR, when it is set, --data-dir is not, and it holds this data set's entry. */
+  env?: string;
+  notes: string[];
+}
+
+/**
+ * Checks `--data-dir` and NORMPRUNE_DATA_DIR for `cfg`'s data set without reading any data: a
+ * path that does not exist is a DataError. A sweep calls it before it makes its folder.
+ */
+export function dataLocation(cfg: ExperimentConfig, o: { dataDir?: string; offline: boolean }): DataLocation {
+  const where: DataLocation['where'] = { offline: o.offline };
   const notes: string[] = [];
   const own = DATA_DIR_ENTRIES[cfg.dataset.name];
   // Set, NORMPRUNE_DATA_DIR is meant as --data-dir is: a typo in it must not silently load the
@@ -111,6 +119,18 @@ export async function loadRunData(
     if (statSync(o.dataDir).isFile()) where.file = o.dataDir;
     else where.dir = o.dataDir;
   }
+  return { where, env: envHas ? env : undefined, notes };
+}
+
+/** Loads and splits the data set of `cfg` under `budget`. */
+export async function loadRunData(
+  cfg: ExperimentConfig,
+  budget: Budget,
+  o: { dataDir?: string; offline: boolean },
+): Promise<RunData> {
+  const { where, env, notes } = dataLocation(cfg, o);
+  const own = DATA_DIR_ENTRIES[cfg.dataset.name];
+  const envHas = env !== undefined;
   let source = o.dataDir ?? (envHas ? `NORMPRUNE_DATA_DIR ${env}` : 'default sources');
   let ds: datasets.Dataset;
   try {
@@ -132,6 +152,8 @@ export async function loadRunData(
         ds = await datasets.loadCifar10(where);
         break;
     }
+    // The path the loader read, where it says (an older @normprune/datasets does not).
+    if (ds.source) source = ds.source;
   } catch (e) {
     // The package's message speaks of its API ({ file } / { dir }); the CLI's equivalent is --data-dir.
     // A folder laid out as NORMPRUNE_DATA_DIR is (mnist/, fashion-mnist/, ...) given as --data-dir.

@@ -138,6 +138,8 @@ export interface RunResults {
     train: number;
     validation: number;
     test: number;
+    /** The path the data set was read from (absent in runs of older versions). */
+    source?: string;
     note?: string;
     /** Per-channel statistics of the training images, when the config standardises: the model's input scaling. */
     stats?: { mean: number[]; std: number[] };
@@ -1709,8 +1711,9 @@ async function runLocked(
       train: data.train.count,
       validation: data.validation.count,
       test: data.test.count,
+      source: data.source,
       note:
-        cfg.dataset.name === 'cifar10' && /images\.tar/.test(data.source)
+        cfg.dataset.name === 'cifar10' && /images\.tar|cifar-10-images/.test(data.source)
           ? 'CIFAR-10 from the JPEG copy (cifar-10-images.tar.gz): pixels are JPEG-decoded and differ slightly from the official binary release'
           : undefined,
       ...(data.stats ? { stats: { mean: [...data.stats.mean], std: [...data.stats.std] } } : {}),

