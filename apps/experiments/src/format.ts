@@ -18,9 +18,20 @@ export const int = (v: number | undefined): string =>
 export const ms = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${v.toFixed(v < 10 ? 2 : 1)} ms` : 'n/a';
 
-/** A duration in whole seconds: `443 s`. */
+/**
+ * A duration: whole seconds from 10 s (`443 s`), tenths below (`3.2 s`), and `< 0.1 s` for a
+ * phase that took less (a tiny run's are not `0 s`, which only a phase that did not run shows).
+ */
 export const seconds = (v: number | undefined): string =>
-  v !== undefined && Number.isFinite(v) ? `${Math.round(v)} s` : 'n/a';
+  v === undefined || !Number.isFinite(v)
+    ? 'n/a'
+    : v >= 9.95
+      ? `${Math.round(v)} s`
+      : v >= 0.05
+        ? `${v.toFixed(1)} s`
+        : v > 0
+          ? '< 0.1 s'
+          : '0 s';
 
 /**
  * An exact p-value with two significant digits. One below 1e-300 reads `< 1e-300`: below

@@ -36,12 +36,22 @@ test('an exact p-value prints two significant digits while a double holds them, 
   expect(pValueText(NaN)).toBe('n/a');
 });
 
-test('counts get thousands separators and latencies keep two decimals below 10 ms', () => {
+test('counts get thousands separators, latencies two decimals below 10 ms, durations one below 10 s', () => {
   expect(int(266610)).toBe('266,610');
   expect(int(12.6)).toBe('13');
   expect(ms(0.456)).toBe('0.46 ms');
   expect(ms(14.24)).toBe('14.2 ms');
   expect(seconds(443.4)).toBe('443 s');
+  // Short phases keep a decimal, and one that ran is never shown as 0 s.
+  expect([9.96, 9.94, 3.24, 0.05, 0.049, 0, undefined].map(seconds)).toEqual([
+    '10 s',
+    '9.9 s',
+    '3.2 s',
+    '0.1 s',
+    '< 0.1 s',
+    '0 s',
+    'n/a',
+  ]);
 });
 
 test('an interval shows both signs and the unit once; -0.0454 is not rounded to -0.04', () => {
