@@ -406,12 +406,28 @@ function holdsSweepOf(out: string, key?: string): boolean {
 }
 
 /**
+ * Whether `out` holds a sweep's files: the plan of an interrupted one, a sweep.json that reads as a
+ * sweep's, or one that does not beside folders of points holding runs (a sweep's, damaged). A
+ * sweep.json alone that is not a sweep's is a file of the user's.
+ */
+function holdsSweepFiles(out: string): boolean {
+  if (existsSync(join(out, PLAN_FILE))) return true;
+  if (!existsSync(join(out, 'sweep.json'))) return false;
+  try {
+    if (readSweepFile(out) !== undefined) return true;
+  } catch (e) {
+    if (!(e instanceof SweepFileError)) throw e;
+  }
+  return pointFolders(out).length > 0;
+}
+
+/**
  * Refuses a folder that holds files of the user's and no sweep (no sweep.json, no plan of an
  * interrupted one): every entry there is the user's. Without --force, any entry; with it, those
  * the sweep would overwrite (its report, plots/pareto.svg, a folder named as a point).
  */
 function refuseOthersFiles(out: string, force: boolean | undefined): void {
-  if (existsSync(join(out, 'sweep.json')) || existsSync(join(out, PLAN_FILE))) return;
+  if (holdsSweepFiles(out)) return;
   const all = readdirSync(out);
   const leftovers = ourLeftovers(all);
   const foreign = all.filter(
@@ -427,7 +443,7 @@ function refuseOthersFiles(out: string, force: boolean | undefined): void {
   const clash = overwrittenEntries(out, foreign, (e) =>
     e === 'plots'
       ? (f) => f === 'pareto.svg'
-      : e === 'report.md' || e === 'report.html' || /^lambda-/.test(e),
+      : e === 'report.md' || e === 'report.html' || e === 'sweep.json' || /^lambda-/.test(e),
   );
   if (clash.length)
     throw new Error(

@@ -130,6 +130,24 @@ test('a sweep refuses a folder of files of yours, and never overwrites your repo
   expect(readdirSync(paper)).toEqual(['report.md']);
   expect(readFileSync(join(paper, 'report.md'), 'utf8')).toBe('# My own notes');
 
+  // A sweep.json of yours (not a sweep's, and no run of a point beside it, only a folder named as
+  // one) is yours too: --force neither removes it as a damaged sweep nor overwrites it.
+  for (const [i, text] of ['{"my": "sweep"}', 'lambda,error\n0.1,2.0\n'].entries()) {
+    const own = join(tmp, `own-sweep-json-${i}`);
+    mkdirSync(join(own, 'lambda-notes'), { recursive: true });
+    writeFileSync(join(own, 'sweep.json'), text);
+    writeFileSync(join(own, 'lambda-notes', 'a.txt'), 'x');
+    const before = snapshot(own);
+    for (const extra of [[], ['--force']]) {
+      const r = await sweep(own, ...extra);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /own-sweep-json-\d holds files that are not a normprune sweep, which the sweep would overwrite \(lambda-notes, sweep\.json\); move them away/,
+      );
+      expect(snapshot(own)).toEqual(before);
+    }
+  }
+
   // A config file of yours is no run: a sweep --force does not remove it as one.
   const cfg = join(tmp, 'sweep-cfg');
   mkdirSync(cfg);
