@@ -32,7 +32,7 @@ import {
   syncDir,
   writeFileDurably,
 } from '@normprune/runtime';
-import { checkModel, hasDecomposed } from './folding.js';
+import { checkModel, disposeFolded, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
 import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
@@ -95,6 +95,7 @@ export function modelArtifacts(model: tfl.LayersModel): {
   artifacts: tf.io.ModelArtifacts;
   weights: NamedWeight[];
 } {
+  refuseSharedWeightNames(model);
   const tensors = model.getWeights();
   const weights = model.weights.map((w, i) => ({
     spec: {
@@ -119,6 +120,44 @@ export function modelArtifacts(model: tfl.LayersModel): {
       );
   }
   return { artifacts, weights };
+}
+
+/**
+ * Refuses two weights of one name: layers of one name in different nested models (`blockA/fc`,
+ * `blockB/fc`) both name their kernel `fc/kernel`, and tfjs's loaders match saved weights to
+ * layers by that name, so they refuse such a model ("Duplicate weight name"), as
+ * `loadSparseModel` refuses such a manifest: an export that nothing loads is not written.
+ */
+function refuseSharedWeightNames(model: tfl.LayersModel): void {
+  const seen = new Map<string, tfl.LayerVariable>();
+  for (const w of model.weights) {
+    const first = seen.get(w.originalName);
+    if (first === undefined) {
+      seen.set(w.originalName, w);
+      continue;
+    }
+    const owners = weightOwners(model);
+    throw new Error(
+      `exportModel: layers '${owners.get(first)}' and '${owners.get(w)}' both name a weight '${w.originalName}' ` +
+        '(tfjs names a weight by its layer, without the nested models around it), and the loaders match weights ' +
+        "to layers by that name: tfjs's refuses such a model, and so would loadSparseModel. Give the layers " +
+        'distinct names (e.g. blockA_fc, blockB_fc) and export again',
+    );
+  }
+}
+
+/** The path of the layer holding each weight, through nested models (`blockA/fc`). */
+function weightOwners(
+  model: tfl.LayersModel,
+  prefix = '',
+  out = new Map<tfl.LayerVariable, string>(),
+): Map<tfl.LayerVariable, string> {
+  for (const layer of model.layers) {
+    const nested = (layer as Partial<tfl.LayersModel>).layers;
+    if (Array.isArray(nested)) weightOwners(layer as tfl.LayersModel, `${prefix}${layer.name}/`, out);
+    else for (const w of layer.weights) out.set(w, prefix + layer.name);
+  }
+  return out;
 }
 
 /**
@@ -369,7 +408,7 @@ export async function exportModel(
     await removeLeftovers(dir);
     return { bytes: await sizes(files), files };
   } finally {
-    if (plain !== model) plain.dispose();
+    if (plain !== model) disposeFolded(plain);
   }
 }
 

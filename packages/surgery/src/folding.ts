@@ -49,6 +49,25 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
   try {
     return fn(plain);
   } finally {
-    plain.dispose();
+    disposeFolded(plain);
+  }
+}
+
+/**
+ * Disposes a model `fold` made, every weight of it: tfjs's `dispose` leaves the weights of a
+ * layer applied more than once allocated (its count of uses stays above 0), and no one else
+ * holds the folded copy's layers.
+ */
+export function disposeFolded(plain: tfl.LayersModel): void {
+  const weights = plain.weights;
+  plain.dispose();
+  for (const w of weights) if (allocated(w)) w.dispose();
+}
+
+function allocated(w: tfl.LayerVariable): boolean {
+  try {
+    return !w.read().isDisposed;
+  } catch {
+    return false; // read() refuses a disposed weight
   }
 }

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { decompose, magnitudes } from '@normprune/layers';
+import { decompose, decomposedDense, magnitudes } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
 import { exportModel, loadSparseModel, ModelFileError, prune, type SparseWeightEntry } from '../src/index';
 import { toFloat16, fromFloat16 } from '../src/export';
@@ -152,6 +152,59 @@ describe('exportModel with nested models (a model used as a layer)', () => {
       [model, loaded].map((m) => (m.predict(x) as tf.Tensor).dataSync() as Float32Array),
     );
     expect(maxDiff(ours, theirs).abs).toBeLessThan(1e-5 * Math.max(1, ...Array.from(ours, Math.abs)));
+    x.dispose();
+  });
+
+  it('refuses, before writing, nested models whose layers share a name (no loader could read them back)', async () => {
+    const block = (name: string) => {
+      const i = tfl.input({ shape: [4] });
+      const o = tfl.layers.dense({ units: 4, name: 'fc' }).apply(i) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: i, outputs: o, name });
+    };
+    const x = tfl.input({ shape: [4] });
+    const y = tfl.layers
+      .dense({ units: 2, name: 'out' })
+      .apply(block('blockB').apply(block('blockA').apply(x))) as tfl.SymbolicTensor;
+    const plain = tfl.model({ inputs: x, outputs: y });
+    // tfjs's own save writes it, and its loader refuses it: what exportModel no longer writes.
+    const saved = path.join(tmp, 'dup-names-saved');
+    await plain.save(fileSystem(saved));
+    await expect(tfl.loadLayersModel(fileSystem(saved))).rejects.toThrow(/Duplicate weight name: fc\/kernel/);
+    for (const model of [plain, decompose(plain)])
+      for (const format of ['tfjs', 'sparse'] as const) {
+        const dir = path.join(tmp, `dup-names-${format}`);
+        await expectNoLeak(() =>
+          expect(exportModel(model, dir, { format })).rejects.toThrow(
+            "exportModel: layers 'blockA/fc' and 'blockB/fc' both name a weight 'fc/kernel' (tfjs names a weight " +
+              'by its layer, without the nested models around it)',
+          ),
+        );
+        expect(fs.existsSync(dir)).toBe(false);
+      }
+  });
+});
+
+describe('exportModel of a decomposed model with a layer applied twice', () => {
+  it('frees the folded copy whole (tfjs leaves a shared layer allocated) and loads back the same', async () => {
+    const i = tfl.input({ shape: [4] });
+    const shared = decomposedDense({ units: 4, activation: 'tanh', name: 'shared' });
+    const y = tfl.layers
+      .dense({ units: 2, name: 'out' })
+      .apply(shared.apply(shared.apply(i))) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: i, outputs: y });
+    const x = tf.randomNormal([3, 4], 0, 1, 'float32', 5);
+    const ours = tf.tidy(() => (model.predict(x) as tf.Tensor).dataSync() as Float32Array);
+    for (const format of ['tfjs', 'sparse'] as const) {
+      const dir = path.join(tmp, `shared-${format}`);
+      await expectNoLeak(async () => {
+        for (let k = 0; k < 3; k++) await exportModel(model, dir, { format });
+      });
+      const loaded =
+        format === 'tfjs' ? await tfl.loadLayersModel(fileSystem(dir)) : await loadSparseModel(dir);
+      const theirs = tf.tidy(() => (loaded.predict(x) as tf.Tensor).dataSync() as Float32Array);
+      expect(maxDiff(ours, theirs).abs).toBeLessThan(1e-5 * Math.max(1, ...Array.from(ours, Math.abs)));
+      loaded.dispose();
+    }
     x.dispose();
   });
 });

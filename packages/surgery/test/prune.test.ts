@@ -670,6 +670,18 @@ describe('prune: refusals', () => {
       outputs: tfl.layers.dense({ units: 2 }).apply(e.apply(e.apply(y))) as tfl.SymbolicTensor,
     });
     expect(() => prune(chain)).toThrow(shared);
+    // Decomposed, the same refusals, and the folded copy (whose shared layer tfjs's dispose leaves
+    // allocated) is freed whole, by prune as by analyze.
+    for (const m of [parallel, chain]) {
+      const dec = decompose(m);
+      const before = tf.memory().numTensors;
+      for (let k = 0; k < 3; k++) {
+        expect(() => prune(dec)).toThrow(shared);
+        expect(analyze(dec).layers.length).toBeGreaterThan(0);
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      dec.dispose();
+    }
   });
 
   it('names a functional model used as the first layer of a Sequential', () => {
