@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem } from '@normprune/runtime';
 import {
+  DEFAULT_EPSILON,
   DecomposedConv2D,
   DecomposedDense,
   decompose,
@@ -191,6 +192,19 @@ describe('decompose and fold', () => {
         .map((l) => l.name)
         .sort(),
     ).toEqual(['a_conv', 'b_conv', 'head1', 'head2', 'per_pixel']);
+    // The defaults: Conv2D 'kernel' (a magnitude per [input channel, filter]), Dense 'output' (one
+    // per unit), DEFAULT_EPSILON; the outputs alone could not tell (they agree at any granularity).
+    const expected = (name: string) => {
+      const k = (model.getLayer(name) as tfl.layers.Layer).getWeights()[0].shape;
+      return k.length === 4
+        ? [name, 'kernel', [k[2], k[3]], DEFAULT_EPSILON]
+        : [name, 'output', [k[1]], DEFAULT_EPSILON];
+    };
+    expect(
+      magnitudes(d)
+        .map((i) => [i.layerName, i.granularity, i.magnitude.shape, i.epsilon])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    ).toEqual(['a_conv', 'b_conv', 'head1', 'head2', 'per_pixel'].map(expected));
     expectSameOutputs(model, d, x);
     const f = fold(d);
     expectSameOutputs(model, f, x);

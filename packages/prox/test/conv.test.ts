@@ -140,6 +140,25 @@ describe('attach and layer multipliers', () => {
     expect(() => opt.attach(infos)).toThrow(
       /layer 'dense' has negative magnitudes .*non-negative initializer/,
     );
+    // One entry just below 0 among positive ones (-0.5 and -2^-20 are exact in float32), in a
+    // Dense and a Conv2D: refused, naming the smallest.
+    for (const [k, neg] of [
+      [1, -0.5],
+      [0, -(2 ** -20)],
+    ] as const) {
+      const m = infos[k].magnitude;
+      const before = m.clone();
+      const v = Float32Array.from(before.dataSync(), Math.abs);
+      v[v.length - 1] = neg;
+      const edited = tf.tensor(v, m.shape);
+      m.assign(edited);
+      edited.dispose();
+      expect(() => opt.attach(infos)).toThrow(
+        `layer '${infos[k].layerName}' has negative magnitudes (smallest ${neg})`,
+      );
+      m.assign(before);
+      before.dispose();
+    }
     infos[1].magnitude.assign(tf.fill(saved.shape, NaN));
     expect(() => opt.attach(model)).toThrow(/layer 'dense' has \d+ NaN magnitude/);
     infos[1].magnitude.assign(saved);

@@ -110,6 +110,38 @@ describe.each(cases)('%s on variables that are not magnitudes', (_name, ours, th
     oc.dispose();
   });
 
+  it('does not give a variable the restored state of another shape at its position: it starts fresh', async () => {
+    counter++;
+    const a = tf.variable(tf.ones([4, 3]), true, `shape_a${counter}`);
+    const b = tf.variable(tf.ones([2, 5]), true, `shape_b${counter}`);
+    const ref = tf.variable(tf.ones([2, 5]), true, `shape_ref${counter}`);
+    const first = ours();
+    tf.tidy(() => first.applyGradients({ [a.name]: tf.fill([4, 3], 0.7) }));
+    const saved: NamedTensor[] = (await first.getWeights()).map((w) => ({
+      name: w.name,
+      tensor: w.tensor.clone(),
+    }));
+    first.dispose();
+    // The slots saved for a [4, 3] variable come first; the first variable stepped now is [2, 5].
+    const restored = ours();
+    await restored.setWeights(saved);
+    tf.dispose(saved.map((w) => w.tensor));
+    // The reference: a new optimiser after the same first step (Adam's step count is global), then
+    // its first on a variable of its own. (tfjs's own, which finds slots by position alone, refuses
+    // this sequence with a broadcast error.)
+    const fresh = ours();
+    const other = tf.variable(tf.ones([4, 3]), true, `shape_other${counter}`);
+    tf.tidy(() => {
+      fresh.applyGradients({ [other.name]: tf.fill([4, 3], 0.7) });
+      restored.applyGradients({ [b.name]: tf.fill([2, 5], 0.5) });
+      fresh.applyGradients({ [ref.name]: tf.fill([2, 5], 0.5) });
+    });
+    expect(maxDiff(b.dataSync(), ref.dataSync()).abs).toBeLessThan(1e-7);
+    tf.dispose([a, b, ref, other]);
+    restored.dispose();
+    fresh.dispose();
+  });
+
   it('leaves no tensors behind once its state exists, and dispose() frees the state', async () => {
     const a = makeVars();
     const before = tf.memory().numTensors;

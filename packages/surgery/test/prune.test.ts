@@ -244,6 +244,21 @@ describe('prune: threshold > 0 writes sub-threshold groups of kept units as exac
     expect(report.after.zeroGroupParams).toBeGreaterThanOrEqual(25);
     expect(outputDiff(m, model).abs).toBeLessThan(1e-5);
   });
+
+  it('|w| <= threshold counts as zero, ties included: a unit whose weights all equal ±threshold goes', () => {
+    for (const t of [2 ** -12, 2 ** -20]) {
+      // Exact in float32, and far below the other (glorot) weights.
+      const m = mlp();
+      editWeight(m, 'd1', 'kernel', (v, [rows, cout]) => {
+        for (let i = 0; i < rows; i++) v[i * cout + 2] = i % 2 ? t : -t;
+      });
+      const { model, report } = prune(m, { threshold: t });
+      expect(unitsOf(model, 'd1')).toBe(15);
+      expect(report.layers[0].unitsAfter).toBe(15);
+      // analyze agrees: the unit counts as dead there too.
+      expect(analyze(m, { threshold: t }).layers[0].groups.find((g) => g.kind === 'output')?.dead).toBe(1);
+    }
+  });
 });
 
 describe('prune: LeNet-5', () => {
@@ -567,6 +582,52 @@ describe('prune: Multiply and average pooling', () => {
     expectSame(m, model);
     expect([unitsOf(model, 'a'), unitsOf(model, 'g')]).toEqual([3, 3]);
   });
+});
+
+describe('prune: Average, Maximum and Minimum joins of dead units', () => {
+  // Unit 0 of a and b (and c) is dead with a different constant each (relu of its bias), so the
+  // join's constant, folded into out's bias, is their mean, max or min: the wrong one shows.
+  function joined(kind: 'average' | 'maximum' | 'minimum', branches: number, units: number): tfl.LayersModel {
+    const x = tfl.input({ shape: [5], name: 'x' });
+    const names = ['a', 'b', 'c'].slice(0, branches);
+    const parts = names.map(
+      (name, k) =>
+        tfl.layers
+          .dense({
+            units,
+            activation: 'relu',
+            name,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: k + 1 }),
+          })
+          .apply(x) as tfl.SymbolicTensor,
+    );
+    const j = tfl.layers[kind]({ name: 'j' }).apply(parts) as tfl.SymbolicTensor;
+    const out = tfl.layers
+      .dense({ units: 3, name: 'out', kernelInitializer: tfl.initializers.glorotUniform({ seed: 9 }) })
+      .apply(j) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: out });
+    const r = rng(7);
+    fillAll(m, 'bias', () => r() + 0.1);
+    [0.9, 0.2, 0.55].slice(0, branches).forEach((c, k) => editWeight(m, names[k], 'bias', (v) => (v[0] = c)));
+    for (const name of names) zeroUnits(m, name, [0]);
+    return m;
+  }
+
+  it.each([
+    ['average', 2, 4],
+    ['maximum', 2, 4],
+    ['minimum', 2, 4],
+    ['average', 3, 6],
+    ['maximum', 3, 6],
+  ] as const)(
+    '%s of %i branches of %i units: the dead units go, the outputs stay',
+    (kind, branches, units) => {
+      const m = joined(kind, branches, units);
+      const { model } = prune(m);
+      for (const name of ['a', 'b', 'c'].slice(0, branches)) expect(unitsOf(model, name)).toBe(units - 1);
+      expectSame(m, model);
+    },
+  );
 });
 
 describe('prune: constants ahead of a convolution', () => {
