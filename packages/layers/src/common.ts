@@ -280,8 +280,11 @@ export function scaleBiasActivate(
 /**
  * The magnitudes that make a decomposed layer with direction `kernel` apply
  * exactly `kernel`: `sqrt(||group||^2 + epsilon^2)` (the effective kernel divides
- * by that), and 0 for an all-zero group. A group holding a NaN gets a NaN
- * magnitude, never 0: a corrupt group must not pass for a pruned one.
+ * by that), and 0 for an all-zero group. A group of entries so small that their
+ * squares underflow to 0 (below about 2.6e-23 in float32) is not all zero: it
+ * gets `epsilon`, as the effective kernel then divides by `epsilon` too. A group
+ * holding a NaN gets a NaN magnitude, never 0: a corrupt group must not pass
+ * for a pruned one.
  */
 export function exactMagnitude(
   kernel: tf.Tensor,
@@ -291,7 +294,9 @@ export function exactMagnitude(
 ): tf.Tensor {
   return tf.tidy(() => {
     const sq = tf.reshape(tf.sum(tf.square(kernel), normAxes), magnitudeShape);
-    return tf.where(tf.equal(sq, 0), tf.zerosLike(sq), tf.sqrt(tf.add(sq, epsilon * epsilon)));
+    const largest = tf.reshape(tf.max(tf.abs(kernel), normAxes), magnitudeShape);
+    const zero = tf.logicalAnd(tf.equal(sq, 0), tf.equal(largest, 0));
+    return tf.where(zero, tf.zerosLike(sq), tf.sqrt(tf.add(sq, epsilon * epsilon)));
   });
 }
 

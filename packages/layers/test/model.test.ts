@@ -156,6 +156,62 @@ describe('decompose and fold', () => {
     },
   );
 
+  it.each([
+    ['output', 'kernel'],
+    ['input', 'filter'],
+  ] as const)(
+    'a group of entries whose squares underflow (1e-23) is not a zero group (dense %s, conv2d %s)',
+    (dense, conv2d) => {
+      // Its sum of squares is 0 in float32; only the entries tell it from a pruned group.
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({ inputShape: [4, 4, 2], filters: 3, kernelSize: 2, name: 'c', useBias: false }),
+          tfl.layers.flatten(),
+          tfl.layers.dense({ units: 3, name: 'd', useBias: false }),
+        ],
+      });
+      const tiny = (name: string, where: (idx: number[]) => boolean) => {
+        const layer = model.getLayer(name);
+        const [k] = layer.getWeights();
+        const v = k.arraySync() as unknown;
+        const walk = (a: unknown, idx: number[]): unknown =>
+          Array.isArray(a) ? a.map((e, i) => walk(e, [...idx, i])) : where(idx) ? 1e-23 * (1 + idx[0]) : a;
+        const edited = tf.tensor(walk(v, []) as number[], k.shape);
+        layer.setWeights([edited]);
+        edited.dispose();
+      };
+      // Conv2D: kernel [:, :, 0, 1] (granularity 'kernel') or filter 1; Dense: unit 1 or input 1.
+      tiny('c', (i) => i[3] === 1 && (conv2d === 'filter' || i[2] === 0));
+      tiny('d', (i) => (dense === 'output' ? i[1] === 1 : i[0] === 1));
+      const d = decompose(model, { granularity: { dense, conv2d } });
+      for (const info of magnitudes(d)) {
+        const g = Array.from(info.magnitude.dataSync());
+        // The tiny group gets epsilon (so its kernel is applied exactly); none gets 0.
+        expect(g.filter((v) => v === 0)).toEqual([]);
+        expect(g.filter((v) => Math.abs(v - info.epsilon) <= 1e-6 * info.epsilon)).toHaveLength(1);
+      }
+      for (const name of ['c', 'd']) {
+        const applied = effectiveKernel(d.getLayer(name) as DecomposedDense | DecomposedConv2D);
+        const original = model.getLayer(name).getWeights()[0];
+        const [a, o] = [applied.dataSync(), original.dataSync()];
+        // Entry by entry, relative to each entry: the 1e-23 ones included.
+        for (let i = 0; i < o.length; i++)
+          expect(Math.abs(a[i] - o[i])).toBeLessThanOrEqual(1e-6 * Math.abs(o[i]));
+        applied.dispose();
+      }
+      const back = fold(d);
+      for (const name of ['c', 'd']) {
+        const [a, o] = [
+          back.getLayer(name).getWeights()[0].dataSync(),
+          model.getLayer(name).getWeights()[0].dataSync(),
+        ];
+        for (let i = 0; i < o.length; i++)
+          expect(Math.abs(a[i] - o[i])).toBeLessThanOrEqual(1e-6 * Math.abs(o[i]));
+      }
+      [back, d, model].forEach((m) => m.dispose());
+    },
+  );
+
   it('a fresh decomposed layer applies its initial direction exactly, at any epsilon', () => {
     for (const epsilon of [1e-6, 0.3]) {
       const dense = decomposedDense({ units: 3, epsilon, kernelInitializer: 'glorotUniform' });
