@@ -19,7 +19,15 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { copyDirAtomic, lockDir, ourLeftovers, writeFileAtomic, writeFileNamed } from '../src/fsutil';
+import {
+  copyDirAtomic,
+  lockDir,
+  ourLeftovers,
+  recoverDir,
+  writeDirAtomic,
+  writeFileAtomic,
+  writeFileNamed,
+} from '../src/fsutil';
 import { cli, writeVariant } from './helpers';
 
 let tmp: string;
@@ -456,6 +464,54 @@ describe('fsutil', () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(target, 'utf8')).toBe('new');
     expect(statSync(target).mode & 0o777).toBe(0o444);
+  });
+
+  test('writeFileAtomic replaces a file by a rename, and one that fails mid-write leaves the old one whole', () => {
+    const f = join(tmp, 'atomic-results.json');
+    writeFileSync(f, 'old');
+    const ino = statSync(f).ino;
+    // A disk that fills after 3 bytes: the partial write goes to the temporary file.
+    const fs = realFs;
+    const write = jest.spyOn(fs, 'writeFileSync').mockImplementation(((file: string, data: string) => {
+      write.mockRestore();
+      fs.writeFileSync(file, String(data).slice(0, 3));
+      throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    }) as never);
+    expect(() => writeFileAtomic(f, 'a longer new content')).toThrow(/the disk is full/);
+    write.mockRestore();
+    expect(readFileSync(f, 'utf8')).toBe('old');
+    expect(ourLeftovers(readdirSync(tmp))).toEqual([]);
+    writeFileAtomic(f, 'new');
+    expect(readFileSync(f, 'utf8')).toBe('new');
+    expect(statSync(f).ino).not.toBe(ino); // renamed into place, not written in place
+  });
+
+  test('writeDirAtomic killed between its renames leaves the old folder for recoverDir, whole', async () => {
+    const dir = join(tmp, 'swap-checkpoint');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'state.json'), 'old');
+    writeFileSync(join(dir, 'weights.bin'), 'old weights');
+    const fs = realFs;
+    const rename = fs.renameSync;
+    const spy = jest.spyOn(fs, 'renameSync').mockImplementation(((from: string, to: string) => {
+      if (String(from) === `${dir}.tmp`) throw new Error('killed');
+      return rename(from, to);
+    }) as never);
+    try {
+      await expect(
+        writeDirAtomic(dir, async (t) => writeFileSync(join(t, 'state.json'), 'new')),
+      ).rejects.toThrow('killed');
+    } finally {
+      spy.mockRestore();
+    }
+    expect(existsSync(dir)).toBe(false);
+    recoverDir(dir);
+    expect(readdirSync(dir).sort()).toEqual(['state.json', 'weights.bin']);
+    expect(readFileSync(join(dir, 'state.json'), 'utf8')).toBe('old');
+    // The next write replaces it as usual.
+    await writeDirAtomic(dir, async (t) => writeFileSync(join(t, 'state.json'), 'new'));
+    expect(readdirSync(dir)).toEqual(['state.json']);
+    expect(existsSync(`${dir}.old`)).toBe(false);
   });
 
   test('a write error names the file, and a full disk says what to do', () => {

@@ -1,6 +1,6 @@
 // An interrupted run (injected stop or a real Ctrl-C) continues from its
 // checkpoint with --resume and ends exactly where an uninterrupted run ends.
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
@@ -76,6 +76,22 @@ test('Adam: resume after two interruptions equals an uninterrupted run (seeded, 
   expect((await cli([...args, '--out', whole])).code).toBe(0);
   const parts = join(tmp, 'parts-adam');
   await interruptedTwiceThenResumed(args, parts);
+  expect(fingerprint(parts)).toEqual(fingerprint(whole));
+});
+
+test('a metrics line written after the last checkpoint (a kill between the two) is not kept twice', async () => {
+  const args = ['reproduce', 'lenet-500-300', '--budget', BUDGET, '--seed', '6', '--backend', 'wasm'];
+  const whole = join(tmp, 'whole-ahead');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  const parts = join(tmp, 'parts-ahead');
+  expect((await cli([...args, '--out', parts, '--stop-after-steps', '5'])).code).toBe(130);
+  const state = JSON.parse(readFileSync(join(parts, '.work', 'checkpoint', 'state.json'), 'utf8'));
+  const metrics = join(parts, 'metrics.jsonl');
+  const lines = readFileSync(metrics, 'utf8').trim().split('\n');
+  expect(lines).toHaveLength(state.metricsCount);
+  // The line of an epoch whose checkpoint the kill prevented: the resumed run redoes that epoch.
+  appendFileSync(metrics, lines[lines.length - 1] + '\n');
+  expect((await cli([...args, '--out', parts, '--resume'])).code).toBe(0);
   expect(fingerprint(parts)).toEqual(fingerprint(whole));
 });
 
