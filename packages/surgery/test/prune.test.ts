@@ -613,6 +613,47 @@ describe('prune: Average, Maximum and Minimum joins of dead units', () => {
     return m;
   }
 
+  it("a Subtract join (a class of the user's, as a Keras port registers one: tfjs-layers has none)", () => {
+    class Subtract extends tfl.layers.Layer {
+      static className = 'Subtract';
+      override computeOutputShape(shape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+        return (shape as tfl.Shape[])[0];
+      }
+      override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+        const [a, b] = inputs as tf.Tensor[];
+        return tf.sub(a, b);
+      }
+    }
+    tf.serialization.registerClass(Subtract);
+    const x = tfl.input({ shape: [5], name: 'x' });
+    const [a, b] = ['a', 'b'].map(
+      (name, k) =>
+        tfl.layers
+          .dense({
+            units: 4,
+            activation: 'relu',
+            name,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: k + 1 }),
+          })
+          .apply(x) as tfl.SymbolicTensor,
+    );
+    const j = new Subtract({ name: 'j' }).apply([a, b]) as tfl.SymbolicTensor;
+    const out = tfl.layers
+      .dense({ units: 3, name: 'out', kernelInitializer: tfl.initializers.glorotUniform({ seed: 9 }) })
+      .apply(j) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: out });
+    const r = rng(8);
+    fillAll(m, 'bias', () => r() + 0.1);
+    editWeight(m, 'a', 'bias', (v) => (v[0] = 0.9));
+    editWeight(m, 'b', 'bias', (v) => (v[0] = 0.2));
+    zeroUnits(m, 'a', [0]);
+    zeroUnits(m, 'b', [0]);
+    const { model } = prune(m);
+    expect([unitsOf(model, 'a'), unitsOf(model, 'b')]).toEqual([3, 3]);
+    // a - b = 0.7 on the removed channel, folded into out's bias (a + b, or b - a, would show).
+    expectSame(m, model);
+  });
+
   it.each([
     ['average', 2, 4],
     ['maximum', 2, 4],
