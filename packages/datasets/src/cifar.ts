@@ -369,7 +369,7 @@ function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
   const data = readInputFile(file, 'CIFAR-10 archive');
   const key = createHash('sha256').update(data).digest('hex');
   return sourced(
-    file,
+    resolve(file),
     cached('cifar-10', key, o, () => {
       if (md5) {
         const found = createHash('md5').update(data).digest('hex');

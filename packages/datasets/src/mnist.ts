@@ -294,12 +294,12 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
   // NORMPRUNE_DATA_DIR/<name>/ is as explicit as `dir` once it exists: an
   // incomplete one (a misnamed file) must not silently swap in another copy.
   const env = process.env.NORMPRUNE_DATA_DIR;
-  if (env && existsSync(join(env, spec.name))) return fromDirOrFail(spec, join(env, spec.name));
+  if (env && existsSync(join(env, spec.name))) return fromDirOrFail(spec, resolve(env, spec.name));
   for (const d of spec.localDirs()) {
     const f = filesIn(d);
     if (complete(f)) return sourced(resolve(d), refuseOtherDataset(spec, fromFiles(spec, f), d));
   }
-  const cache = join(cacheRoot(o.cacheDir), spec.name);
+  const cache = resolve(cacheRoot(o.cacheDir), spec.name);
   const f = filesIn(cache);
   // Downloads were verified when written; re-check (about 30 ms for MNIST) so a
   // file damaged since is fetched again instead of failing deep in the parser.

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
 import { PNG } from 'pngjs';
@@ -176,6 +176,8 @@ describe('CIFAR-10 binary layout', () => {
     expect(read.mock.results[0].value.train).toBe(b.train);
     // Served by the cache, it still names the archive it was decoded from.
     expect([a.source, b.source]).toEqual([file, file]);
+    // Given relative, named absolute.
+    expect((await loadCifar10({ file: relative(process.cwd(), file), cacheDir })).source).toBe(file);
     expect(identity(cache)).toEqual(before);
     expect(readdirSync(join(cacheDir, 'decoded'))).toEqual([entry]);
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatasetError, loadCifar10 } from '../src/index';
@@ -433,8 +433,10 @@ describe('loaders over a mirror', () => {
     const b = await loadIdxDataset(spec, { cacheDir, offline: true });
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect([...hits.values()]).toEqual([1, 1, 1, 1]);
-    // Both read from the cache folder the download went to.
+    // Both read from the cache folder the download went to, named absolute when given relative.
     expect([a.source, b.source]).toEqual([join(cacheDir, 'tiny-mnist'), join(cacheDir, 'tiny-mnist')]);
+    const c = await loadIdxDataset(spec, { cacheDir: relative(process.cwd(), cacheDir), offline: true });
+    expect(c.source).toBe(join(cacheDir, 'tiny-mnist'));
   });
 
   it('takes a mirror that re-compressed the files, on their content checksums, and keeps them cached', async () => {

@@ -1,6 +1,6 @@
 import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DatasetError, idxSplit, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
 import { parseIdx } from '../src/idx';
@@ -361,6 +361,11 @@ describe('NORMPRUNE_DATA_DIR/<name>/', () => {
     );
     expect([ds.train.count, ds.test.count]).toEqual([7, 2]);
     expect(ds.source).toBe(join(root, 'mnist'));
+    // Given relative, it is named absolute (results record it apart from the working folder).
+    const rel = await withDataDir(relative(process.cwd(), root), () =>
+      loadIdxDataset(specWithFallback(), { offline: true, cacheDir: tmp() }),
+    );
+    expect(rel.source).toBe(join(root, 'mnist'));
   });
 });
 
