@@ -95,7 +95,6 @@ export function modelArtifacts(model: tfl.LayersModel): {
   artifacts: tf.io.ModelArtifacts;
   weights: NamedWeight[];
 } {
-  refuseSharedWeightNames(model);
   const tensors = model.getWeights();
   const weights = model.weights.map((w, i) => ({
     spec: {
@@ -128,7 +127,7 @@ export function modelArtifacts(model: tfl.LayersModel): {
  * layers by that name, so they refuse such a model ("Duplicate weight name"), as
  * `loadSparseModel` refuses such a manifest: an export that nothing loads is not written.
  */
-function refuseSharedWeightNames(model: tfl.LayersModel): void {
+function sharedWeightNameProblem(model: tfl.LayersModel): string | undefined {
   const seen = new Map<string, tfl.LayerVariable>();
   for (const w of model.weights) {
     const first = seen.get(w.originalName);
@@ -137,25 +136,34 @@ function refuseSharedWeightNames(model: tfl.LayersModel): void {
       continue;
     }
     const owners = weightOwners(model);
-    throw new Error(
-      `exportModel: layers '${owners.get(first)}' and '${owners.get(w)}' both name a weight '${w.originalName}' ` +
-        '(tfjs names a weight by its layer, without the nested models around it), and the loaders match weights ' +
-        "to layers by that name: tfjs's refuses such a model, and so would loadSparseModel. Give the layers " +
-        'distinct names (e.g. blockA_fc, blockB_fc) and export again',
+    const loaders =
+      "tfjs's loaders match weights to layers by name and refuse a model that lists one twice, and so " +
+      'would loadSparseModel';
+    if (first === w)
+      return (
+        `the layer at ${(owners.get(w) ?? []).map((p) => `'${p}'`).join(' and ')} is one layer, inside a nested ` +
+        `model and applied by the model around it too, so its weight '${w.originalName}' is listed twice: ` +
+        `${loaders}. Apply the nested model, not its layer, or build the model without the nested one`
+      );
+    return (
+      `layers '${owners.get(first)?.[0]}' and '${owners.get(w)?.[0]}' both name a weight '${w.originalName}' (tfjs names ` +
+      `a weight by its layer, without the nested models around it): ${loaders}. Give the layers distinct ` +
+      'names (e.g. blockA_fc, blockB_fc) and export again'
     );
   }
+  return undefined;
 }
 
-/** The path of the layer holding each weight, through nested models (`blockA/fc`). */
+/** The paths of the layer holding each weight, through nested models (`blockA/fc`); two for a layer in two places. */
 function weightOwners(
   model: tfl.LayersModel,
   prefix = '',
-  out = new Map<tfl.LayerVariable, string>(),
-): Map<tfl.LayerVariable, string> {
+  out = new Map<tfl.LayerVariable, string[]>(),
+): Map<tfl.LayerVariable, string[]> {
   for (const layer of model.layers) {
     const nested = (layer as Partial<tfl.LayersModel>).layers;
     if (Array.isArray(nested)) weightOwners(layer as tfl.LayersModel, `${prefix}${layer.name}/`, out);
-    else for (const w of layer.weights) out.set(w, prefix + layer.name);
+    else for (const w of layer.weights) out.set(w, [...(out.get(w) ?? []), prefix + layer.name]);
   }
   return out;
 }
@@ -304,6 +312,8 @@ export async function exportModel(
     );
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
+    const shared = sharedWeightNameProblem(plain);
+    if (shared !== undefined) throw refuse(shared);
     const { artifacts, weights } = modelArtifacts(plain);
     try {
       makeDirs(dir);

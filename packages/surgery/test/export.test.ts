@@ -173,14 +173,26 @@ describe('exportModel with nested models (a model used as a layer)', () => {
     for (const model of [plain, decompose(plain)])
       for (const format of ['tfjs', 'sparse'] as const) {
         const dir = path.join(tmp, `dup-names-${format}`);
-        await expectNoLeak(() =>
-          expect(exportModel(model, dir, { format })).rejects.toThrow(
-            "exportModel: layers 'blockA/fc' and 'blockB/fc' both name a weight 'fc/kernel' (tfjs names a weight " +
-              'by its layer, without the nested models around it)',
-          ),
+        const err = await expectNoLeak(() => exportModel(model, dir, { format }).catch((e: unknown) => e));
+        expect(err).toBeInstanceOf(ModelFileError);
+        expect(err).toMatchObject({ code: 'invalid-argument', file: dir });
+        expect((err as Error).message).toContain(
+          "exportModel: layers 'blockA/fc' and 'blockB/fc' both name a weight 'fc/kernel' (tfjs names a weight " +
+            'by its layer, without the nested models around it)',
         );
         expect(fs.existsSync(dir)).toBe(false);
       }
+    // One layer inside a nested model and applied by the outer one too: named as one, in both places.
+    const i = tfl.input({ shape: [4] });
+    const inner = block('inner');
+    const again = inner.getLayer('fc');
+    const o = again.apply(inner.apply(i)) as tfl.SymbolicTensor;
+    const twice = tfl.model({ inputs: i, outputs: o });
+    const err = (await exportModel(twice, path.join(tmp, 'dup-one-layer')).catch((e: unknown) => e)) as Error;
+    expect(err.message).toMatch(
+      /exportModel: the layer at '(inner\/)?fc' and '(inner\/)?fc' is one layer, inside a nested model and applied by the model around it too, so its weight 'fc\/kernel' is listed twice/,
+    );
+    expect(fs.existsSync(path.join(tmp, 'dup-one-layer'))).toBe(false);
   });
 });
 
