@@ -813,8 +813,9 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const seed = intOption('seed', p.values.seed, 1);
   const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
   const cmd = recordedCommand('sweep', args);
-  // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder.
-  dataLocation(cfg, { dataDir: p.values['data-dir'], offline: !p.values.download });
+  // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder (a resumed
+  // sweep has its folder, and may need no data: its points may all be finished).
+  if (!p.values.resume) dataLocation(cfg, { dataDir: p.values['data-dir'], offline: !p.values.download });
   let points: SweepPoint[];
   try {
     points = await runSweep({

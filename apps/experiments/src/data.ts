@@ -82,6 +82,16 @@ const DATA_DIR_ENTRIES: Record<ExperimentConfig['dataset']['name'], string[]> = 
 };
 const DATA_DIR_HINT = 'mnist/, fashion-mnist/ or cifar-10/';
 
+/**
+ * The note of a run on CIFAR-10 read from the JPEG copy (`cifar-10-images.tar.gz`, or its folder
+ * `cifar-10-images/`), whose pixels are not the official release's; none for other sources.
+ */
+export function jpegCifarNote(dataset: string, source: string): string | undefined {
+  return dataset === 'cifar10' && /images\.tar|cifar-10-images/.test(source)
+    ? 'CIFAR-10 from the JPEG copy (cifar-10-images.tar.gz): pixels are JPEG-decoded and differ slightly from the official binary release'
+    : undefined;
+}
+
 /** Where {@link loadRunData} looks: what `--data-dir` and NORMPRUNE_DATA_DIR ask for, checked. */
 interface DataLocation {
   where: { dir?: string; file?: string; offline: boolean };

@@ -22,7 +22,7 @@ import {
   type DistillSpec,
   type ExperimentConfig,
 } from './config.js';
-import { loadRunData } from './data.js';
+import { jpegCifarNote, loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
@@ -849,7 +849,7 @@ export function holdsRun(out: string): boolean {
  * holds (its report and pareto plot) are the sweep's, which a run given --force replaces.
  */
 function wouldOverwrite(out: string, entries: readonly string[]): string[] {
-  const sweep = existsSync(join(out, 'sweep.json'));
+  const sweep = holdsSweepFiles(out);
   return overwrittenEntries(out, entries, (e) => {
     if (!RUN_FILES.includes(e) || (sweep && (e === 'report.md' || e === 'report.html'))) return false;
     const owned = RUN_FOLDER_FILES[e];
@@ -921,7 +921,7 @@ function claimOutDir(
         `${out} holds files that are not a normprune run, which the run would overwrite (${firstNames(clash)}); ` +
           'move them away or choose another --out (--force never replaces files of yours)',
       );
-    if (!force && existsSync(join(out, 'sweep.json')))
+    if (!force && holdsSweepFiles(out))
       throw new Error(`${out} holds a sweep, not a run; choose another --out, or pass --force to replace it`);
     if (!force)
       throw new Error(
@@ -1069,6 +1069,34 @@ function recoverReplaced(out: string): void {
     rmSync(staging, { recursive: true, force: true });
   }
   if (existsSync(join(replacedDir(out), RESTORING))) finishRestore(out);
+}
+
+/**
+ * The plan of the sweep writing a folder, written before its first point and removed once
+ * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
+ * (or a grid holding all its points), not by one that would leave its points unlisted.
+ */
+export const PLAN_FILE = '.sweep-plan.json';
+
+/** The folders in `out` named as sweep points that hold a run: a damaged sweep's points, for --force. */
+export function pointFolders(out: string): string[] {
+  return readdirSync(out).filter((d) => /^lambda-/.test(d) && holdsRun(join(out, d)));
+}
+
+/**
+ * Whether `out` holds a sweep's files: the plan of an interrupted one, a sweep.json that reads as a
+ * sweep's, or one that does not beside folders of points holding runs (a sweep's, damaged). A
+ * sweep.json alone that is not a sweep's is a file of the user's.
+ */
+export function holdsSweepFiles(out: string): boolean {
+  if (existsSync(join(out, PLAN_FILE))) return true;
+  if (!existsSync(join(out, 'sweep.json'))) return false;
+  try {
+    if (readSweepFile(out) !== undefined) return true;
+  } catch (e) {
+    if (!(e instanceof SweepFileError)) throw e;
+  }
+  return pointFolders(out).length > 0;
 }
 
 /**
@@ -1712,10 +1740,7 @@ async function runLocked(
       validation: data.validation.count,
       test: data.test.count,
       source: data.source,
-      note:
-        cfg.dataset.name === 'cifar10' && /images\.tar|cifar-10-images/.test(data.source)
-          ? 'CIFAR-10 from the JPEG copy (cifar-10-images.tar.gz): pixels are JPEG-decoded and differ slightly from the official binary release'
-          : undefined,
+      note: jpegCifarNote(cfg.dataset.name, data.source),
       ...(data.stats ? { stats: { mean: [...data.stats.mean], std: [...data.stats.std] } } : {}),
     },
     baseline,
@@ -1741,10 +1766,11 @@ async function runLocked(
       : undefined,
     exported: { dir: 'model', bytes: exported.bytes, files: exported.files },
     timings: {
-      baselineSec: Number(state.elapsed.baseline.toFixed(1)),
-      proximalSec: Number(state.elapsed.proximal.toFixed(1)),
-      finetuneSec: Number(state.elapsed.finetune.toFixed(1)),
-      totalSec: Number((state.elapsed.baseline + state.elapsed.proximal + state.elapsed.finetune).toFixed(1)),
+      // Milliseconds: a tiny run's phase of 0.03 s is not recorded (and shown) as 0.
+      baselineSec: Number(state.elapsed.baseline.toFixed(3)),
+      proximalSec: Number(state.elapsed.proximal.toFixed(3)),
+      finetuneSec: Number(state.elapsed.finetune.toFixed(3)),
+      totalSec: Number((state.elapsed.baseline + state.elapsed.proximal + state.elapsed.finetune).toFixed(3)),
     },
     createdAt: new Date().toISOString(),
   };

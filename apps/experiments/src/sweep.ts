@@ -9,6 +9,9 @@ import {
   configHash,
   finishedRun,
   holdsRun,
+  holdsSweepFiles,
+  PLAN_FILE,
+  pointFolders,
   removeRun,
   removeSweep,
   runExperiment,
@@ -16,6 +19,8 @@ import {
   type RunOptions,
   type RunResults,
 } from './pipeline.js';
+
+export { PLAN_FILE };
 import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
@@ -199,18 +204,6 @@ function gridLabels(o: SweepOptions): string[] | undefined {
   return grid.granularities.flatMap((g) =>
     grid.costWeightings.flatMap((c) => grid.lambdas.map((l) => pointLabel(l, g, c))),
   );
-}
-
-/**
- * The plan of the sweep writing a folder, written before its first point and removed once
- * its sweep.json is: an interrupted sweep's, so that it is continued only by the same sweep
- * (or a grid holding all its points), not by one that would leave its points unlisted.
- */
-export const PLAN_FILE = '.sweep-plan.json';
-
-/** The folders in `out` named as sweep points that hold a run: a damaged sweep's points, for --force. */
-function pointFolders(out: string): string[] {
-  return readdirSync(out).filter((d) => /^lambda-/.test(d) && holdsRun(join(out, d)));
 }
 
 /** What otherSweep says of a sweep.json it cannot read, which --force replaces. */
@@ -403,22 +396,6 @@ function holdsSweepOf(out: string, key?: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Whether `out` holds a sweep's files: the plan of an interrupted one, a sweep.json that reads as a
- * sweep's, or one that does not beside folders of points holding runs (a sweep's, damaged). A
- * sweep.json alone that is not a sweep's is a file of the user's.
- */
-function holdsSweepFiles(out: string): boolean {
-  if (existsSync(join(out, PLAN_FILE))) return true;
-  if (!existsSync(join(out, 'sweep.json'))) return false;
-  try {
-    if (readSweepFile(out) !== undefined) return true;
-  } catch (e) {
-    if (!(e instanceof SweepFileError)) throw e;
-  }
-  return pointFolders(out).length > 0;
 }
 
 /**

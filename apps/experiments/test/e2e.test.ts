@@ -102,6 +102,10 @@ describe.each(experiments)('%s at the tiny budget', (name) => {
       9,
     );
     expect(results.compressed.nonzeros).toBeLessThanOrEqual(results.compressed.params);
+    // Every phase ran (one epoch at this budget): none is recorded, or shown, as 0 s.
+    for (const phase of ['baselineSec', 'proximalSec', 'finetuneSec'])
+      expect(results.timings[phase]).toBeGreaterThan(0);
+    expect(readFileSync(join(out, 'report.md'), 'utf8')).not.toMatch(/Training time:[^\n]* 0 s/);
     // ... of the networks' parameters, counted by hand: 784-500-300-10 has 545,810 (weights and
     // biases), LeNet-5 in the Caffe layout 431,080; VGG-16's width follows the budget.
     const known = /lenet-500-300/.test(name) ? 545_810 : /lenet-5/.test(name) ? 431_080 : undefined;

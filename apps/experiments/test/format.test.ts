@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { budgetText, ciText, int, ms, pct, pp, seconds } from '../src/index';
+import { jpegCifarNote } from '../src/data';
 import { pValueText } from '../src/format';
 import { pairedTest } from '../src/paired';
 
@@ -83,4 +84,17 @@ test('the built module the docs script imports exports the same functions', () =
   );
   expect(r.stderr).toBe('');
   expect(r.stdout.trim()).toBe('[-0.05, +0.51 pp] quick (reduced)');
+});
+
+test("a CIFAR-10 run's data note names the JPEG copy, archive or folder, and nothing else", () => {
+  const note = 'CIFAR-10 from the JPEG copy (cifar-10-images.tar.gz): pixels are JPEG-decoded';
+  for (const source of [
+    '/work/shared/data/cifar-10-images.tar.gz',
+    '/data/cifar-10-images',
+    '/d/my-images.tar',
+  ])
+    expect(jpegCifarNote('cifar10', source)).toMatch(note);
+  for (const source of ['/d/cifar-10-batches-bin', '/d/cifar-10-binary.tar.gz'])
+    expect(jpegCifarNote('cifar10', source)).toBeUndefined();
+  expect(jpegCifarNote('mnist', '/d/cifar-10-images')).toBeUndefined();
 });

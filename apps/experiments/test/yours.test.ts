@@ -148,6 +148,22 @@ test('a sweep refuses a folder of files of yours, and never overwrites your repo
     }
   }
 
+  // A run given that folder: the same (it took any sweep.json for a sweep's, and with --force
+  // replaced the report.md beside it as the sweep's).
+  const both = join(tmp, 'own-sweep-json-run');
+  mkdirSync(both);
+  writeFileSync(join(both, 'sweep.json'), '{"my": "sweep"}');
+  writeFileSync(join(both, 'report.md'), '# mine');
+  const mine = snapshot(both);
+  for (const extra of [[], ['--force']]) {
+    const r = await reproduce(both, ...extra);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /own-sweep-json-run holds files that are not a normprune run, which the run would overwrite \(report\.md\)/,
+    );
+    expect(snapshot(both)).toEqual(mine);
+  }
+
   // A config file of yours is no run: a sweep --force does not remove it as one.
   const cfg = join(tmp, 'sweep-cfg');
   mkdirSync(cfg);
