@@ -34,6 +34,7 @@ import {
   loadExperiment,
   parseBudget,
   parseConfig,
+  typedBudget,
   UsageError,
   type Budget,
   type ExperimentConfig,
@@ -48,6 +49,7 @@ import {
   checkRequestedBackend,
   holdsRun,
   Interrupted,
+  PLAN_FILE,
   readRunConfigFile,
   RUN_FOLDER_FILES,
   runExperiment,
@@ -69,7 +71,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, PLAN_FILE, runSweep, sweepAnswer } from './sweep.js';
+import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
 import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from './sweep-file.js';
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
@@ -571,7 +573,7 @@ function budgeted(base: ExperimentConfig, spec: string | undefined) {
  * budget typed with more epochs than the config runs says so, and how to train longer.
  */
 function noteCappedEpochs(base: ExperimentConfig, budgetName: string, budget: Budget): void {
-  if (!budgetName.includes('custom')) return; // a preset describes itself
+  if (!typedBudget(budgetName)) return; // a preset describes itself
   const capped = (['baseline', 'proximal', 'finetune'] as const).flatMap((phase) => {
     const asked = budget.epochs?.[phase];
     const has = base.training[phase].epochs;
@@ -613,7 +615,7 @@ export function defaultOutName(
 ): string {
   const stem = sweep ? `sweep-${name}` : name;
   let label = budgetName;
-  if (budgetName.includes('custom')) {
+  if (typedBudget(budgetName)) {
     const presets = Object.keys({ ...BUDGET_PRESETS, ...(base.budgets ?? {}) });
     const same = (p: string) =>
       canonicalJson(effectiveBudget(base, parseBudget(p, base).budget)) === canonicalJson(budget);
@@ -1893,7 +1895,7 @@ function sameBudget(a: unknown, b: unknown): boolean {
  * name) or when `withSettings` (two budgets of one name, whose settings differ).
  */
 function budgetLabel(name: string | undefined, spec: unknown, withSettings = false): string {
-  if (!(withSettings || name?.includes('custom')) || spec === undefined || spec === null) return String(name);
+  if (!(withSettings || typedBudget(name)) || spec === undefined || spec === null) return String(name);
   return `${name} ${canonicalJson(budgetSettings(spec))}`;
 }
 
@@ -2054,7 +2056,7 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
     copyDirAtomic(
       dir,
       join(v.export, rowFileName(row)),
-      ['results.json', 'metrics.jsonl', 'report.md', 'report.html', 'plots'],
+      RUN_EXPORT_FILES,
       // Of plots/, only the plots a run writes are replaced: a plot of yours there is kept.
       { plots: RUN_FOLDER_FILES.plots },
     );

@@ -875,6 +875,14 @@ function setPath(obj: any, key: string, value: unknown): void {
 }
 
 /**
+ * Whether a budget of this name was typed in (k=v or JSON: `custom`, `tiny+custom`): its settings
+ * are not fixed by its name, as a preset's are, so two of one name may differ.
+ */
+export function typedBudget(name: string | undefined): boolean {
+  return name?.includes('custom') ?? false;
+}
+
+/**
  * Parses `--budget`: a preset name (`tiny`, `small`, `full` or one the config
  * defines), a JSON object, or `k=v` pairs (`trainSubset=1000,epochs=2,epochs.finetune=1`).
  * `epochs=N` sets every phase. A preset may be combined: `tiny,widthMultiplier=0.25`.

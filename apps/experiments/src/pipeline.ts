@@ -725,9 +725,7 @@ interface RunConfigFile {
  * folders and for the run above a model that `eval` reads.
  */
 function isRunConfigFile(j: unknown): j is RunConfigFile {
-  const object = (v: unknown): v is Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v);
-  return object(j) && object(j.config) && object(j.budget) && typeof j.seed === 'number';
+  return shapeProblem(j, { config: {}, budget: {}, seed: 'number' }) === undefined;
 }
 
 /**
@@ -824,11 +822,9 @@ function runStateIn(out: string): boolean {
 
 /** Whether `file` is JSON that reads as a run's results.json (its experiment, baseline and compressed stats). */
 function isRunResultsFile(file: string): boolean {
-  const object = (v: unknown): v is Record<string, unknown> =>
-    v !== null && typeof v === 'object' && !Array.isArray(v);
   try {
     const j: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    return object(j) && typeof j.experiment === 'string' && object(j.baseline) && object(j.compressed);
+    return shapeProblem(j, { experiment: 'string', baseline: {}, compressed: {} }) === undefined;
   } catch {
     return false;
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { RunResults } from './pipeline.js';
 import { barChart, lineChart, paretoFront, type Series } from './svg.js';
 import { type Shape, writeFileAtomic } from './fsutil.js';
-import { isReduced } from './config.js';
+import { isReduced, typedBudget } from './config.js';
 import { bisect, changePp, changeSePp } from './paired.js';
 import { latencyCallsNote } from './measure.js';
 import { loadText, oversubscribed, type CpuLoad } from './load.js';
@@ -521,7 +521,7 @@ export function tableRow(r: RunResults, variant?: string): TableRow {
     ...(variant === undefined ? {} : { variant }),
     budget: r.budget.name,
     // Only a budget typed in has settings its name does not fix (`tiny+custom`); its note aside.
-    ...(r.budget.name.includes('custom')
+    ...(typedBudget(r.budget.name)
       ? { budgetSpec: budgetSettings(r.budget.spec) as Record<string, unknown> }
       : {}),
     reduced: isReduced(r.budget.spec),

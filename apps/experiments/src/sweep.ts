@@ -20,7 +20,6 @@ import {
   type RunResults,
 } from './pipeline.js';
 
-export { PLAN_FILE };
 import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
@@ -384,7 +383,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
  * sweep.json that cannot be read is no sweep of `key`.
  */
 function holdsSweepOf(out: string, key?: string): boolean {
-  if (key === undefined) return existsSync(join(out, PLAN_FILE)) || existsSync(join(out, 'sweep.json'));
+  if (key === undefined) return holdsSweepFiles(out);
   try {
     const plan: unknown = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
     if ((plan as { key?: unknown } | null)?.key === key) return true;
