@@ -30,6 +30,7 @@ const NODE_ONLY: Record<string, string[]> = {
     'initBackend',
     'fileSystem',
     'isSaveFile',
+    'killedSaveTemp',
     'makeDirs',
     'processGone',
     'writeFileDurably',

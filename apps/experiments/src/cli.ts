@@ -18,7 +18,7 @@ import {
   backendEnvironmentProblem,
   initBackend,
   isSaveFile,
-  processGone,
+  killedSaveTemp,
   type BackendName,
 } from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
@@ -1313,8 +1313,7 @@ function checkPruneReplaces(out: string): void {
   // replaces.
   if (json === undefined && !existsSync(join(out, 'model.json')) && entries.every((e) => isSaveFile(e))) {
     const killed = readdirSync(out).some((e) => {
-      const m = /^\.model\.json\.(\d+)-[0-9a-f]{8}\.tmp$/.exec(e);
-      if (!m || !processGone(Number(m[1]))) return false;
+      if (!killedSaveTemp(e)) return false;
       try {
         return prunedExport(JSON.parse(readFileSync(join(out, e), 'utf8')));
       } catch {

@@ -62,3 +62,10 @@ export const isSaveFile: typeof node.isSaveFile = () => {
     'A browser has no file system.',
   );
 };
+
+export const killedSaveTemp: typeof node.killedSaveTemp = () => {
+  throw nodeOnly(
+    'killedSaveTemp() tells the files of a model folder on disk apart',
+    'A browser has no file system.',
+  );
+};

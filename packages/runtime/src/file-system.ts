@@ -416,7 +416,7 @@ async function removeLeftovers(dir: string, listed: ReadonlyMap<string, string>)
   const names = await readdirSafe(dir);
   const stale = names.filter((f) => {
     const m = LEFTOVER_TEMP.exec(f) ?? LEFTOVER_BACKUP.exec(f);
-    return m != null && processGone(Number(m[1]));
+    return m != null && processGone(Number(m[m.length - 1]));
   });
   await Promise.all(stale.filter((f) => !listed.has(f)).map((f) => unlinkQuietly(path.join(dir, f))));
 }
@@ -438,8 +438,23 @@ export function isSaveFile(name: string, jsonName: string = MODEL_JSON): boolean
   );
 }
 
-/** Names of a killed save's temporary files and shard backups (the pid is the saving process's). */
-const LEFTOVER_TEMP = /^\..+\.(\d+)-[0-9a-f]{8}\.tmp$/;
+/**
+ * Whether `name`, a file in a model's directory, is the temporary copy of the JSON file `jsonName`
+ * (default `model.json`) that a `fileSystem` save wrote and had not yet renamed into place when its
+ * process was killed (`.<jsonName>.<pid>-<hex>.tmp`, the process no longer running). Its content
+ * is the model that save was writing: a caller that finds such a file and no `jsonName` can tell
+ * whose weights the shards beside it are. The next save into the directory deletes it.
+ */
+export function killedSaveTemp(name: string, jsonName: string = MODEL_JSON): boolean {
+  const m = LEFTOVER_TEMP.exec(name);
+  return m != null && m[1] === jsonName && processGone(Number(m[2]));
+}
+
+/**
+ * Names of a killed save's temporary files (group 1: the file it stands for) and shard backups;
+ * the last group is the pid of the saving process.
+ */
+const LEFTOVER_TEMP = /^\.(.+)\.(\d+)-[0-9a-f]{8}\.tmp$/;
 const LEFTOVER_BACKUP = /^\.prev-(\d+)-[0-9a-f]{8}-/;
 
 /** Weight paths that the other model JSON files of the directory list, each with the first that lists it. */

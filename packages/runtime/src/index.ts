@@ -6,7 +6,14 @@ export { backendEnvironmentProblem } from './environment.js';
 export type { BackendFallback, BackendInfo, BackendName, InitBackendOptions } from './backend.js';
 export { registerWasmTrainingKernels } from './kernels/index.js';
 export { releaseSavedTensorsDuringBackprop } from './backprop.js';
-export { fileSystem, isSaveFile, makeDirs, syncDir, writeFileDurably } from './file-system.js';
+export {
+  fileSystem,
+  isSaveFile,
+  killedSaveTemp,
+  makeDirs,
+  syncDir,
+  writeFileDurably,
+} from './file-system.js';
 export { ModelFileError } from './errors.js';
 export type { ModelFileErrorCode } from './errors.js';
 export { processGone } from './process.js';

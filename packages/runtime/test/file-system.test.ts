@@ -8,6 +8,7 @@ import { pathToFileURL } from 'node:url';
 import {
   fileSystem,
   isSaveFile,
+  killedSaveTemp,
   makeDirs,
   ModelFileError,
   syncDir,
@@ -1126,5 +1127,48 @@ describe('isSaveFile', () => {
       expect([f, isSaveFile(f)]).toEqual([f, false]);
     expect(isSaveFile('a.group1-shard1of1.bin', 'a.json')).toBe(true);
     expect(isSaveFile('group1-shard1of1.bin', 'a.json')).toBe(false);
+  });
+});
+
+describe('killedSaveTemp', () => {
+  // A pid no process has: above Linux's pid_max limit (2^22).
+  const gone = 4_194_305;
+  it("names the JSON file's temporary copy of a killed save, not a running save's or other files", () => {
+    expect(killedSaveTemp(`.model.json.${gone}-b500d3d3.tmp`)).toBe(true);
+    expect(killedSaveTemp(`.a.json.${gone}-b500d3d3.tmp`, 'a.json')).toBe(true);
+    // This process is running: its save may yet rename the file into place.
+    expect(killedSaveTemp(`.model.json.${process.pid}-b500d3d3.tmp`)).toBe(false);
+    for (const f of [
+      `.a.json.${gone}-b500d3d3.tmp`, // another JSON file's
+      `.group1-shard1of1.bin.${gone}-b500d3d3.tmp`, // a shard's
+      `.prev-${gone}-b500d3d3-group1-shard1of1.bin`, // a backup link
+      `.model.json.${gone}-b500d3d.tmp`, // not a save's token
+      `model.json.${gone}-b500d3d3.tmp`,
+      'model.json',
+    ])
+      expect([f, killedSaveTemp(f)]).toEqual([f, false]);
+    expect(killedSaveTemp(`.model.json.${gone}-b500d3d3.tmp`, 'a.json')).toBe(false);
+  });
+
+  it('is true of the name a real save gives its model.json before the rename, once that process is gone', async () => {
+    const dir = path.join(root, 'killed-save-temp');
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2 })] });
+    // The save fails where a kill would stop it: at the rename of its model.json into place.
+    const realRename = fs.promises.rename;
+    let temp = '';
+    jest.spyOn(fs.promises, 'rename').mockImplementation(async (a, b) => {
+      if (path.basename(String(b)) === 'model.json') {
+        temp = path.basename(String(a));
+        throw new Error('simulated kill');
+      }
+      return realRename(a, b);
+    });
+    await expect(model.save(fileSystem(dir))).rejects.toThrow(/simulated kill/);
+    jest.restoreAllMocks();
+    model.dispose();
+    expect(temp).toMatch(new RegExp(`^\\.model\\.json\\.${process.pid}-`));
+    // While the saving process runs, its file is no leftover; as another, dead process's it is.
+    expect(killedSaveTemp(temp)).toBe(false);
+    expect(killedSaveTemp(temp.replace(`.${process.pid}-`, `.${gone}-`))).toBe(true);
   });
 });

@@ -67,6 +67,7 @@ const expected = {
     'fileSystem',
     'initBackend',
     'isSaveFile',
+    'killedSaveTemp',
     'makeDirs',
     'processGone',
     'registerWasmTrainingKernels',
