@@ -79,6 +79,7 @@ function copyWeights(
     const oldLayer = from.getLayer(newLayer.name);
     if (newLayer instanceof tfl.LayersModel) {
       copyWeights(oldLayer as tfl.LayersModel, newLayer, weightsOf);
+      keepFrozen(oldLayer as tfl.LayersModel, newLayer);
       continue;
     }
     if (newLayer.weights.length === 0) continue;
@@ -90,6 +91,15 @@ function copyWeights(
       tf.dispose(weights);
     }
   }
+}
+
+/**
+ * Freezes `to` when `from` is frozen. A model's `trainable` flag is not in its config (a layer's
+ * is), so a nested model frozen as a whole (`base.trainable = false`, the transfer-learning idiom)
+ * would come back trainable from `fromConfig`, and with it every weight of its layers.
+ */
+function keepFrozen(from: tfl.LayersModel, to: tfl.LayersModel): void {
+  if (!from.trainable) to.trainable = false;
 }
 
 /**
@@ -128,6 +138,7 @@ function rebuild(
   // fastWeightInit: every weight is overwritten below, so skip the initialisers.
   const rebuilt = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
   copyWeights(model, rebuilt, weightsOf);
+  keepFrozen(model, rebuilt);
   return rebuilt;
 }
 

@@ -707,6 +707,47 @@ describe('decompose and fold', () => {
     x.dispose();
   });
 
+  it('keeps a nested model frozen as a whole (base.trainable = false) frozen through decompose and fold', () => {
+    const names = (ws: tfl.LayerVariable[]) => ws.map((w) => w.originalName).sort();
+    for (const nesting of ['sequential', 'functional'] as const) {
+      const base = tfl.sequential({
+        name: 'base',
+        layers: [
+          tfl.layers.dense({ inputShape: [4], units: 3, activation: 'relu', name: 'b1' }),
+          tfl.layers.dense({ units: 3, name: 'b2' }),
+        ],
+      });
+      const head = tfl.layers.dense({ units: 2, name: 'head' });
+      let model: tfl.LayersModel;
+      if (nesting === 'sequential') model = tfl.sequential({ layers: [base, head] });
+      else {
+        const input = tfl.input({ shape: [4] });
+        const out = head.apply(base.apply(input)) as tfl.SymbolicTensor;
+        model = tfl.model({ inputs: input, outputs: out });
+      }
+      base.trainable = false;
+      const d = decompose(model);
+      const f = fold(d);
+      for (const [m, trained] of [
+        [d, ['head/bias', 'head/direction', 'head/magnitude']],
+        [f, ['head/bias', 'head/kernel']],
+      ] as const) {
+        expect([nesting, (m.getLayer('base') as tfl.LayersModel).trainable]).toEqual([nesting, false]);
+        expect([nesting, names(m.trainableWeights)]).toEqual([nesting, trained]);
+        expect(m.nonTrainableWeights.length).toBe(m.weights.length - trained.length);
+      }
+      // A model frozen whole stays frozen too; an unfrozen one stays trainable.
+      model.trainable = false;
+      const frozen = decompose(model);
+      expect([frozen.trainable, frozen.trainableWeights.length]).toEqual([false, 0]);
+      base.trainable = true;
+      model.trainable = true;
+      const open = decompose(model);
+      expect(open.trainableWeights.length).toBe(9);
+      for (const m of [model, d, f, frozen, open]) m.dispose();
+    }
+  });
+
   it('rejects channelsFirst convolutions with an error naming the layer and the include way out', () => {
     const cf = tfl.sequential({
       layers: [
