@@ -312,7 +312,8 @@ export function blockPass(
         Number.isNaN(k)
           ? `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
               `zero padding, or a 'same'-padded depthwise convolution on the way)`
-          : `constant ${k} read by '${s.node.name}' whose 'same' zero padding makes the border outputs differ`,
+          : `read by '${s.node.name}' as a constant other than 0 (after the layers between), where its 'same' ` +
+              'zero padding would make the border outputs differ',
       );
     }
   }
@@ -530,6 +531,11 @@ export function plan(
   // remove (else the bookkeeping above missed something, and the rounds go on the old way).
   const full = fullRounds(cg, removed);
   return { graph, states, removed, reasons: full.reasons, iterations: iterations + full.rounds, threshold };
+}
+
+/** The unit layers (Dense, Conv2D, ...) every unit of which `removed` removes, in graph order. */
+export function emptiedLayers(states: NodeState[], removed: Uint8Array): NodeState[] {
+  return states.filter((s) => s.handler.kind === 'unit' && s.ids.every((id) => removed[id]));
 }
 
 /**

@@ -148,6 +148,30 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
 }
 
 /**
+ * The warnings for the dead units of layer `l` that had to stay: one per reason, naming the units
+ * (the constant each emits is in {@link LayerPruneResult.keptConstant}).
+ */
+function keptWarnings(l: LayerPruneResult): string[] {
+  const byReason = new Map<string, LayerPruneResult['keptConstant']>();
+  for (const k of l.keptConstant) byReason.set(k.reason, [...(byReason.get(k.reason) ?? []), k]);
+  const placeholder =
+    l.placeholder === null
+      ? []
+      : [
+          `${l.className} '${l.name}' unit ${l.placeholder.unit} was kept as a placeholder with zero weights, ` +
+            `which nothing reads: ${l.placeholder.reason}`,
+        ];
+  return placeholder.concat(
+    [...byReason].map(([reason, ks]) =>
+      ks.length === 1
+        ? `${l.className} '${l.name}' unit ${ks[0].unit} is dead (emits the constant ${ks[0].value}) but was kept: ${reason}`
+        : `${l.className} '${l.name}' units ${ks.map((k) => k.unit).join(', ')} (${ks.length} of ${l.unitsBefore}) ` +
+          `are dead (each emits a constant) but were kept: ${reason}`,
+    ),
+  );
+}
+
+/**
  * Removes dead units exactly. Decomposed layers are folded first; then every Dense neuron and
  * Conv2D filter whose output is constant (its kernel slice is zero) or unused (no live unit
  * of any consumer reads it) is removed, together with the matching inputs of every consumer
@@ -155,8 +179,12 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
  * order), and the constant it emitted is folded into the consumers' biases. Dead 2-D kernels stay
  * as exact zeros. The input model is not modified.
  *
+ * A layer whose every unit is dead or unused keeps one as a placeholder with zero weights when the
+ * model's outputs still depend on the input (a residual branch that died whole, beside the
+ * identity input of its Add): see {@link LayerPruneResult.placeholder}.
+ *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
- * a whole layer would disappear; and for options that are not an object, hold a key other than
+ * a whole layer would disappear and a model output no longer depends on the input; and for options that are not an object, hold a key other than
  * `threshold` and `unknownLayers` (naming it and the key it likely misspells), or a bad value.
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
@@ -192,13 +220,7 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
         `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
           'so every channel it reads was kept',
       );
-    for (const l of layers) {
-      for (const k of l.keptConstant) {
-        warnings.push(
-          `${l.className} '${l.name}' unit ${k.unit} is dead (emits the constant ${k.value}) but was kept: ${k.reason}`,
-        );
-      }
-    }
+    for (const l of layers) warnings.push(...keptWarnings(l));
     const base = {
       before,
       after,

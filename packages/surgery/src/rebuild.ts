@@ -3,7 +3,7 @@
 // sliced weights (with folded biases) written in.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { NodeState, PrunePlan } from './engine.js';
+import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
 import { layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
@@ -43,6 +43,16 @@ export interface LayerPruneResult {
    * 'same'-padded convolution, whose borders would see the padding instead of the constant.
    */
   keptConstant: KeptConstantUnit[];
+  /**
+   * The unit kept as a placeholder, or null. When every unit of a layer is dead or unused but the
+   * model's outputs still depend on its input (the layer is in a branch beside another input of
+   * an Add or a Concatenate after it, e.g. a residual branch the L1 penalty killed whole), the
+   * layer keeps one unit, since a tfjs layer cannot have 0: its weights are zeros, every layer
+   * that reads its channel reads it with zero weights, and the constant it emitted is folded
+   * into their biases as for a removed unit. It is not in `removed`, and counts in `unitsAfter`.
+   * (A unit whose channel an Add couples with a placeholder's is one too.)
+   */
+  placeholder: { unit: number; reason: string } | null;
 }
 
 /** Builds the pruned model described by `p`. */
@@ -55,15 +65,29 @@ export function rebuild(
   const newWeights = new Map<string, HostWeight[]>();
   const layers: LayerPruneResult[] = [];
 
-  const emptied = states.filter((s) => s.handler.kind === 'unit' && s.ids.every((id) => removed[id]));
-  if (emptied.length) {
+  const emptied = emptiedLayers(states, removed);
+  // A model output that no longer depends on the input: the model itself is broken.
+  const constantOutput = graph.outputs.some((o) => states[o].consts.every((k) => !Number.isNaN(k)));
+  // Otherwise each emptied layer keeps one unit as a placeholder (one per id: coupled layers share it).
+  const placeholders = new Map<number, string>();
+  if (!constantOutput)
+    for (const s of emptied)
+      if (!s.ids.some((id) => placeholders.has(id)))
+        placeholders.set(
+          s.ids[0],
+          `every unit of '${s.node.name}' is dead or unused, but the model's outputs still depend on the input ` +
+            'through another input of a join after it, and a layer cannot have 0 units',
+        );
+  // Whether a channel is cut out of the layers that carry it: placeholders stay, read as zeros.
+  const gone = (id: number): boolean => removed[id] === 1 && !placeholders.has(id);
+  if (emptied.length && constantOutput) {
     const left = `layers left without a live unit: ${emptied.map((s) => `'${s.node.name}'`).join(', ')}`;
     // Name the layer whose units are dead first: the emptied layers before it are only unused because of it.
     const dead = emptied.find((s) => s.consts.every((k) => !Number.isNaN(k)));
     if (dead)
       throw new Error(
         `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead: ` +
-          `removing them would disconnect the model (${left}). If the L1 penalty killed them, train again with a ` +
+          `the model's output no longer depends on its input, and removing them would disconnect the model (${left}). If the L1 penalty killed them, train again with a ` +
           `smaller lambda, or give the layer a smaller multiplier in @normprune/prox (layerMultipliers: ` +
           `{ '${dead.node.name}': 0 } leaves it unpenalised)`,
       );
@@ -86,17 +110,26 @@ export function rebuild(
       const u = s.unit!;
       const input = states[node.inputs[0]];
       const keepIn: number[] = [];
-      for (let i = 0; i < u.cin; i++) if (!removed[input.ids[i]]) keepIn.push(i);
+      for (let i = 0; i < u.cin; i++) if (!gone(input.ids[i])) keepIn.push(i);
       const keepOut: number[] = [];
       const removedUnits: number[] = [];
-      for (let o = 0; o < u.cout; o++) (removed[s.ids[o]] ? removedUnits : keepOut).push(o);
-      // Groups at or below the threshold are treated as zero; write them as exact zeros.
+      for (let o = 0; o < u.cout; o++) (gone(s.ids[o]) ? removedUnits : keepOut).push(o);
+      const ownPlaceholder = keepOut.find((o) => placeholders.has(s.ids[o]));
+      const readsPlaceholder = keepIn.some((i) => placeholders.has(input.ids[i]));
+      // Groups at or below the threshold are treated as zero; write them as exact zeros. So are a
+      // placeholder's weights, and the weights that read one.
+      const cc = u.cin * u.cout;
       const kernel: HostWeight =
-        p.threshold > 0 ? { ...u.kernel, values: u.kernel.values.slice() } : u.kernel;
-      if (p.threshold > 0) {
-        const cc = u.cin * u.cout;
-        for (let k = 0; k < u.K; k++)
-          for (let q = 0; q < cc; q++) if (!u.nz[q]) kernel.values[k * cc + q] = 0;
+        p.threshold > 0 || ownPlaceholder !== undefined || readsPlaceholder
+          ? { ...u.kernel, values: u.kernel.values.slice() }
+          : u.kernel;
+      for (let k = 0; k < u.K; k++) {
+        if (p.threshold > 0) for (let q = 0; q < cc; q++) if (!u.nz[q]) kernel.values[k * cc + q] = 0;
+        for (let i = 0; i < u.cin; i++) {
+          const row = k * cc + i * u.cout;
+          if (placeholders.has(input.ids[i])) kernel.values.fill(0, row, row + u.cout);
+          else if (ownPlaceholder !== undefined) kernel.values[row + ownPlaceholder] = 0;
+        }
       }
       // Fold the constants of removed input channels into the bias of every kept unit.
       const bias = new Float64Array(u.cout);
@@ -112,6 +145,7 @@ export function rebuild(
         }
       }
       const ws: HostWeight[] = [pruneOutChannels(pruneInChannels(kernel, keepIn), keepOut)];
+      if (ownPlaceholder !== undefined) bias[ownPlaceholder] = 0;
       if (u.bias || folded) {
         ws.push(pruneVector({ name: 'bias', shape: [u.cout], values: Float32Array.from(bias) }, keepOut));
       }
@@ -123,7 +157,7 @@ export function rebuild(
 
       const keptConstant: LayerPruneResult['keptConstant'] = [];
       for (const o of keepOut) {
-        if (!Number.isNaN(s.consts[o])) {
+        if (o !== ownPlaceholder && !Number.isNaN(s.consts[o])) {
           keptConstant.push({ unit: o, value: s.consts[o], reason: reasons.get(s.ids[o]) ?? 'kept' });
         }
       }
@@ -138,10 +172,14 @@ export function rebuild(
         removedUnused: removedUnits.length - removedConstant,
         inputsRemoved: u.cin - keepIn.length,
         keptConstant,
+        placeholder:
+          ownPlaceholder === undefined
+            ? null
+            : { unit: ownPlaceholder, reason: placeholders.get(s.ids[ownPlaceholder])! },
       });
     } else if (s.handler.pruneChannels && s.weights.length) {
       const keep: number[] = [];
-      for (let c = 0; c < s.ids.length; c++) if (!removed[s.ids[c]]) keep.push(c);
+      for (let c = 0; c < s.ids.length; c++) if (!gone(s.ids[c])) keep.push(c);
       newWeights.set(node.name, s.handler.pruneChannels(s.weights, keep));
     } else if (s.weights.length) {
       newWeights.set(node.name, s.weights);
@@ -151,6 +189,8 @@ export function rebuild(
   const cls = model.constructor as any;
   // fastWeightInit: every weight is overwritten below, so skip the initialisers.
   const pruned: tfl.LayersModel = cls.fromConfig(cls, config, undefined, true);
+  // A layer's trainable flag is in its config; the model's is not.
+  if (!model.trainable) pruned.trainable = false;
   const getLayer = layerLookup(pruned);
   for (const [name, ws] of newWeights) {
     const layer = getLayer(name);

@@ -400,6 +400,135 @@ describe('prune: residual Add', () => {
   });
 });
 
+describe('prune: a branch whose every unit is dead, beside another input of a join', () => {
+  /** x -> a -> [b1 -> b2] -> add(a, b2) -> out, Dense; or with a Concatenate instead of the Add. */
+  function branch(join: 'add' | 'concatenate'): tfl.LayersModel {
+    const x = tfl.input({ shape: [5], name: 'x' });
+    const a = tfl.layers.dense({ units: 6, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
+    const b1 = tfl.layers.dense({ units: 4, activation: 'relu', name: 'b1' }).apply(a) as tfl.SymbolicTensor;
+    const b2 = tfl.layers.dense({ units: 6, name: 'b2' }).apply(b1) as tfl.SymbolicTensor;
+    const joined = (
+      join === 'add' ? tfl.layers.add({ name: 'join' }) : tfl.layers.concatenate({ name: 'join' })
+    ).apply([a, b2]) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(joined) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: out });
+    const r = rng(11);
+    fillAll(m, 'bias', () => r() - 0.3);
+    return m;
+  }
+
+  /** The kernel of layer `name` of `m`, as [rows][columns]. */
+  function kernelOf(m: tfl.LayersModel, name: string): number[][] {
+    return m.getLayer(name).getWeights()[0].arraySync() as number[][];
+  }
+
+  const placeholderWarning = (layer: string, unit = 0) =>
+    new RegExp(
+      `^Dense '${layer}' unit ${unit} was kept as a placeholder with zero weights, which nothing reads: every unit of '${layer}' is dead or unused, but the model's outputs still depend on the input through another input of a join after it, and a layer cannot have 0 units$`,
+    );
+
+  it('keeps a placeholder unit of a residual branch layer whose units all died, and prunes the rest of the model', () => {
+    const m = branch('add');
+    zeroUnits(m, 'b1', [0, 1, 2, 3]);
+    zeroUnits(m, 'a', [5]); // a dead unit elsewhere, which must still go
+    zeroUnits(m, 'b2', [5]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    // b1 keeps one unit; the Add couples a and b2 unit by unit, so a's dead unit 5 goes with b2's
+    // unit 5, the only one dead on both sides.
+    expect(['a', 'b1', 'b2', 'out'].map((n) => unitsOf(model, n))).toEqual([5, 1, 5, 3]);
+    const b1 = report.layers.find((l) => l.name === 'b1')!;
+    expect([b1.removed, b1.unitsAfter, b1.keptConstant]).toEqual([[1, 2, 3], 1, []]);
+    expect(b1.placeholder).toEqual({ unit: 0, reason: expect.stringMatching(/every unit of 'b1'/) });
+    // Its weights are zeros, and b2 reads it with zero weights: b1's constants are in b2's bias.
+    expect(
+      kernelOf(model, 'b1')
+        .flat()
+        .every((v) => v === 0),
+    ).toBe(true);
+    expect(model.getLayer('b1').getWeights()[1].arraySync()).toEqual([0]);
+    expect(
+      kernelOf(model, 'b2')
+        .flat()
+        .every((v) => v === 0),
+    ).toBe(true);
+    expect(report.layers.filter((l) => l.placeholder).map((l) => l.name)).toEqual(['b1']);
+    expect(report.warnings[0]).toMatch(placeholderWarning('b1'));
+    // The rest of the warnings: b2's dead units, kept because the Add couples them with a's.
+    expect(report.warnings.slice(1)).toEqual([
+      expect.stringMatching(
+        /^Dense 'b2' units 0, 1, 2, 3, 4 \(5 of 6\) are dead \(each emits a constant\) but were kept: /,
+      ),
+    ]);
+  });
+
+  it('keeps a placeholder unit of a layer left unused by a dead layer after it', () => {
+    const m = branch('add');
+    zeroUnits(m, 'b2', [0, 1, 2, 3, 4, 5]); // b2 reads nothing: b1's units are unused, not dead
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(['a', 'b1', 'b2'].map((n) => unitsOf(model, n))).toEqual([6, 1, 6]);
+    // The placeholder's live weights are zeroed too: nothing reads it.
+    expect(
+      kernelOf(model, 'b1')
+        .flat()
+        .every((v) => v === 0),
+    ).toBe(true);
+    expect(report.warnings[0]).toMatch(placeholderWarning('b1'));
+  });
+
+  it('keeps a placeholder in each emptied layer of a dead branch into a Concatenate', () => {
+    const m = branch('concatenate');
+    zeroUnits(m, 'b1', [0, 1, 2, 3]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    // b2's units read only b1's constants: constants themselves, folded into 'out'.
+    expect(['a', 'b1', 'b2', 'out'].map((n) => unitsOf(model, n))).toEqual([6, 1, 1, 3]);
+    // out reads a's 6 features and b2's placeholder, with zero weights.
+    expect(kernelOf(model, 'out')[6]).toEqual([0, 0, 0]);
+    expect(report.warnings).toHaveLength(2);
+    expect(report.warnings[0]).toMatch(placeholderWarning('b1'));
+    expect(report.warnings[1]).toMatch(placeholderWarning('b2'));
+    expect(report.paramsAfter).toBeLessThan(report.paramsBefore);
+  });
+
+  it('keeps the filters of a dead residual Conv2D branch, coupled by the Add with live ones, as constants', () => {
+    const m = residual();
+    const r = rng(4);
+    fillAll(m, 'bias', () => r() - 0.5);
+    zeroUnits(m, 'b', [0, 1, 2, 3, 4, 5]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'b')).toBe(6);
+    expect(report.layers.every((l) => l.placeholder === null)).toBe(true);
+    expect(report.warnings).toEqual([
+      expect.stringMatching(/^Conv2D 'b' units 0, 1, 2, 3, 4, 5 \(6 of 6\) are dead/),
+    ]);
+  });
+
+  it('still refuses a dead layer when the model output no longer depends on the input', () => {
+    const m = branch('add');
+    zeroUnits(m, 'a', [0, 1, 2, 3, 4, 5]);
+    zeroUnits(m, 'b1', [0, 1, 2, 3]);
+    expect(() => prune(m)).toThrow(/every unit of layer 'a' \(Dense, 6 units\) is dead: .*disconnect/);
+  });
+
+  it('names the dead units of a layer kept for one reason in one warning, with their count', () => {
+    const m = residual();
+    fillAll(m, 'bias', () => 0.5);
+    zeroUnits(m, 'a', [0, 2, 4]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    const a = report.layers.find((l) => l.name === 'a')!;
+    expect(a.keptConstant.map((k) => k.unit)).toEqual([0, 2, 4]);
+    expect(report.warnings.filter((w) => w.startsWith("Conv2D 'a' "))).toEqual([
+      expect.stringMatching(
+        /^Conv2D 'a' units 0, 2, 4 \(3 of 6\) are dead \(each emits a constant\) but were kept: /,
+      ),
+    ]);
+  });
+});
+
 describe('prune: ResNet-style blocks with BatchNormalization and a projection shortcut', () => {
   function resnet(): tfl.LayersModel {
     const k = (seed: number) => tfl.initializers.glorotNormal({ seed });
