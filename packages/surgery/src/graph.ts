@@ -115,6 +115,11 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
   };
 }
 
+/** What a model surgery refuses can still get: its zero groups stored compactly. */
+export const SPARSE_FALLBACK =
+  "Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero groups " +
+  'compactly (decomposed layers are folded first)';
+
 // Checked before anything reads the layer's outputShape: a nested model applied to
 // a new input has two inbound nodes, and tfjs throws its own, unhelpful error.
 function refuseNested(layer: tfl.layers.Layer): void {
@@ -122,13 +127,13 @@ function refuseNested(layer: tfl.layers.Layer): void {
   throw new Error(
     `surgery: layer '${layer.name}' is a nested model (a ${layer.getClassName()} used as a layer); ` +
       `prune does not support nested models. Build the model flat, applying the nested model's layers ` +
-      `directly to its input, then prune`,
+      `directly to its input, then prune. ${SPARSE_FALLBACK}`,
   );
 }
 
 function sharedError(layer: tfl.layers.Layer): Error {
   return new Error(
-    `surgery: layer '${layer.name}' (${layer.getClassName()}) is called more than once (shared weights); shared layers are not supported`,
+    `surgery: layer '${layer.name}' (${layer.getClassName()}) is called more than once (shared weights); shared layers are not supported. ${SPARSE_FALLBACK}`,
   );
 }
 

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { readFiniteWeight } from '@normprune/layers';
-import type { GraphNode } from './graph.js';
+import { SPARSE_FALLBACK, type GraphNode } from './graph.js';
 
 /** A weight copied to the host: its short name ('kernel', 'bias', 'gamma', ...), shape and values. */
 export interface HostWeight {
@@ -295,8 +295,7 @@ export function handlerFor(node: GraphNode, config: any, unknown: UnknownLayers 
         (advice ? `${advice} ` : 'Rebuild the model from the supported layer classes (below) to prune it. ') +
         `Or keep such layers whole and prune the rest: prune(model, { unknownLayers: 'keep' }) ` +
         `keeps every channel they read (in the normprune CLI: --unknown-layers keep). ` +
-        `Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero ` +
-        `groups compactly (decomposed layers are folded first). Supported: ${Object.keys(REGISTRY).join(', ')}`,
+        `${SPARSE_FALLBACK}. Supported: ${Object.keys(REGISTRY).join(', ')}`,
     );
   }
   if (node.className === 'Activation' && CROSS_CHANNEL_ACTIVATIONS.has(config.activation))

@@ -873,6 +873,9 @@ describe('prune: refusals', () => {
     const y = tfl.layers.dense({ units: 2 }).apply(inner.apply(x)) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: x, outputs: y });
     expect(() => prune(m)).toThrow(nestedMessage('inner', 'Sequential'));
+    expect(() => prune(m)).toThrow(
+      /then prune. Without pruning, exportModel\(model, dir, \{ format: 'sparse' \}\) still stores/,
+    );
     // Decomposed layers inside it are folded first; the refusal is the same.
     expect(() => prune(decompose(m))).toThrow(nestedMessage('inner', 'Sequential'));
   });
@@ -893,6 +896,9 @@ describe('prune: refusals', () => {
       outputs: tfl.layers.dense({ units: 2 }).apply(branches) as tfl.SymbolicTensor,
     });
     expect(() => prune(parallel)).toThrow(shared);
+    expect(() => prune(parallel)).toThrow(
+      /not supported. Without pruning, exportModel\(model, dir, \{ format: 'sparse' \}\)/,
+    );
     // In a chain the layer reads its own output: refused as shared, not as a model with no order.
     const y = tfl.input({ shape: [4] });
     const e = tfl.layers.dense({ units: 4, name: 'shared' });
