@@ -103,6 +103,15 @@ export function rebuild(
     );
   }
 
+  // For each channel id: the first unit layer with a unit of that id that varies. A dead unit an
+  // elementwise join couples with it stays for that reason, whatever reads the joined channel.
+  const varyingPartner = new Map<number, string>();
+  for (const s of states)
+    if (s.handler.kind === 'unit')
+      s.ids.forEach((id, o) => {
+        if (Number.isNaN(s.consts[o]) && !varyingPartner.has(id)) varyingPartner.set(id, s.node.name);
+      });
+
   for (const s of states) {
     const node = s.node;
     if (!node.layer) continue;
@@ -158,7 +167,12 @@ export function rebuild(
       const keptConstant: LayerPruneResult['keptConstant'] = [];
       for (const o of keepOut) {
         if (o !== ownPlaceholder && !Number.isNaN(s.consts[o])) {
-          keptConstant.push({ unit: o, value: s.consts[o], reason: reasons.get(s.ids[o]) ?? 'kept' });
+          const partner = varyingPartner.get(s.ids[o]);
+          const reason =
+            partner !== undefined && partner !== node.name
+              ? `coupled by an elementwise join with a varying unit of '${partner}'`
+              : (reasons.get(s.ids[o]) ?? 'kept');
+          keptConstant.push({ unit: o, value: s.consts[o], reason });
         }
       }
       const removedConstant = removedUnits.filter((o) => !Number.isNaN(s.consts[o])).length;
