@@ -872,7 +872,9 @@ function interruptedRunIn(out: string): string | undefined {
 
 /**
  * The results of the finished run in `out` when it ran this config, budget
- * and seed (a sweep continued with --resume reuses them), else undefined.
+ * and seed (a sweep continued with --resume reuses them), else undefined. A
+ * run killed after it wrote results.json but before its report and clean-up
+ * still holds its checkpoint: it has not finished (--resume finishes it).
  */
 export function finishedRun(
   out: string,
@@ -881,6 +883,8 @@ export function finishedRun(
   seed: number,
 ): RunResults | undefined {
   if (runIn(out)?.hash !== configHash(cfg, budget, seed)) return undefined;
+  recoverDir(join(out, '.work', 'checkpoint')); // caught between its renames
+  if (existsSync(join(out, '.work', 'checkpoint', 'state.json'))) return undefined;
   try {
     return JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as RunResults;
   } catch {
@@ -1336,6 +1340,14 @@ async function runLocked(
     });
   };
 
+  /** Stops at a checkpoint just written, as a stop signal asked: exits with 130. */
+  const quit = (m: tfl.LayersModel, opt: tf.Optimizer): never => {
+    // Leave nothing behind for a caller that goes on in this process (tests, sweeps).
+    disposeOptimizer(opt);
+    m.dispose();
+    throw new Interrupted(ckptDir);
+  };
+
   const progress = new Progress(o.stream ?? process.stderr);
   const debug = (what: string) => {
     if (process.env.NORMPRUNE_DEBUG) log(`[debug] ${what}: ${tf.memory().numTensors} tensors`);
@@ -1435,10 +1447,7 @@ async function runLocked(
         if (stop.requested) {
           progress.done();
           await checkpoint(m, opt);
-          // Leave nothing behind for a caller that goes on in this process (tests, sweeps).
-          disposeOptimizer(opt);
-          m.dispose();
-          throw new Interrupted(ckptDir);
+          quit(m, opt);
         }
       }
       progress.done();
@@ -1475,6 +1484,9 @@ async function runLocked(
       pushMetric(line);
       await checkpoint(m, opt);
       state.epoch = saved;
+      // A signal during the epoch's end (its validation, its checkpoint) after its last step: no
+      // step of this phase follows, nor perhaps of any phase, so it is answered here.
+      if (stop.requested) quit(m, opt);
     }
   };
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
 import { cli, spawnCli, writeVariant } from './helpers';
-import { loadExperiment } from '../src/index';
+import { loadExperiment, main } from '../src/index';
 import { resumePoint } from '../src/pipeline';
 
 let tmp: string;
@@ -250,6 +250,71 @@ test('SIGTERM (timeout, docker stop, a cancelled CI job) checkpoints like Ctrl-C
   expect(existsSync(join(out, '.work', 'checkpoint', 'state.json'))).toBe(true);
   expect(existsSync(join(out, '.normprune.lock'))).toBe(false);
   expect((await cli([...signalArgs, '--out', out, '--resume'])).code).toBe(0);
+});
+
+/**
+ * Runs the CLI in-process and emits `SIGINT` to it when a stderr line matches `when`: the line a
+ * run logs at an epoch's end, after its last step and before that epoch's checkpoint.
+ */
+async function signalledAt(
+  args: string[],
+  when: RegExp,
+): Promise<{ code: number; out: string; err: string }> {
+  const lines: string[] = [];
+  const errs: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  let sent = false;
+  (process.stderr as any).write = (s: string | Uint8Array) => {
+    errs.push(String(s));
+    if (!sent && when.test(String(s))) {
+      sent = true;
+      process.emit('SIGINT', 'SIGINT');
+    }
+    return true;
+  };
+  try {
+    const code = await main(args, (s) => lines.push(s));
+    expect(sent).toBe(true);
+    return { code, out: lines.join('\n'), err: errs.join('') };
+  } finally {
+    (process.stderr as any).write = write;
+  }
+}
+
+test('Ctrl-C after the last training step (at the last epoch end) quits at its checkpoint, not after the report', async () => {
+  const args = ['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm'];
+  const out = join(tmp, 'after-last-step');
+  const r = await signalledAt([...args, '--out', out], /finetune epoch 1\/1: /);
+  expect(r.err).toMatch(/Ctrl-C: writing a checkpoint after this step/);
+  // It was acknowledged, so it is obeyed: exit 130 with the command that goes on, no results.
+  expect(r.code).toBe(130);
+  expect(r.out).toMatch(/continue with: .*--resume/);
+  expect(existsSync(join(out, 'results.json'))).toBe(false);
+  const resumed = await cli([...args, '--out', out, '--resume']);
+  expect(resumed.code).toBe(0);
+  expect(resumed.err).toMatch(/resuming after the finetune phase's last epoch/);
+  const whole = join(tmp, 'after-last-step-whole');
+  expect((await cli([...args, '--out', whole])).code).toBe(0);
+  expect(fingerprint(out)).toEqual(fingerprint(whole));
+  // In a sweep, the rest of the points do not run either.
+  const sweepOut = join(tmp, 'after-last-step-sweep');
+  const sweep = await signalledAt(
+    [
+      'sweep',
+      'lenet-500-300',
+      '--budget',
+      'tiny',
+      '--lambda',
+      '0.002,0.02',
+      '--backend',
+      'wasm',
+      '--out',
+      sweepOut,
+    ],
+    /finetune epoch 1\/1: /,
+  );
+  expect(sweep.code).toBe(130);
+  expect(sweep.err).not.toMatch(/sweep point lambda-0\.02/);
 });
 
 test('the resume message names the point a checkpoint holds, also after a phase or training ended', () => {

@@ -531,9 +531,15 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
   const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
   expect(second.code).toBe(130);
   expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
+  // As if the second point had been killed after it wrote results.json, before its report and
+  // clean-up: its checkpoint is still there, so it has not finished, whatever results.json says.
+  cpSync(join(out, 'lambda-0.002', 'results.json'), join(out, 'lambda-0.02', 'results.json'));
   const third = await cli([...args, '--out', out, '--resume']);
   expect(third.code).toBe(0);
   expect(third.err).toMatch(/sweep point lambda-0.002: finished before, reused/);
+  expect(third.err).toMatch(/sweep point lambda-0\.02\n(.*\n)*resuming /);
+  expect(existsSync(join(out, 'lambda-0.02', 'report.md'))).toBe(true);
+  expect(existsSync(join(out, 'lambda-0.02', '.work'))).toBe(false);
   // The finished sweep removes the shared baseline, as an uninterrupted one does.
   expect(existsSync(join(out, 'lambda-0.002', '.work'))).toBe(false);
 
