@@ -475,6 +475,18 @@ async function sweepLocked(
     throw new Error(
       `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
     );
+  // This sweep, interrupted between two points: a rerun without --resume would train its finished
+  // points again (the same results, hours of compute for VGG-16).
+  if (plan && !isOtherPlan(plan, o, key) && !o.resume && !o.force) {
+    const finished = [...new Set([...(plan.labels ?? []), ...(plan.started ?? [])])].filter((d) =>
+      existsSync(join(out, d, 'results.json')),
+    );
+    if (finished.length)
+      throw new Error(
+        `${out} holds an interrupted sweep (finished: ${finished.join(', ')}); continue it with --resume ` +
+          '(its finished points are reused), choose another --out, or pass --force to start over',
+      );
+  }
   // --force starts over: the points the interrupted sweep planned or began go, finished or not
   // (this sweep's own are replaced as they run).
   if (o.force) {

@@ -531,6 +531,17 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
   const second = await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4']);
   expect(second.code).toBe(130);
   expect(existsSync(join(out, 'lambda-0.002', 'results.json'))).toBe(true);
+  // Killed between the two points (before the second's first checkpoint): a rerun without
+  // --resume would train the finished point again; it is refused, naming it.
+  const between = join(tmp, 'interrupted-between');
+  cpSync(out, between, { recursive: true });
+  rmSync(join(between, 'lambda-0.02'), { recursive: true });
+  const rerun = await cli([...args, '--out', between]);
+  expect(rerun.code).toBe(1);
+  expect(rerun.err).toMatch(
+    /holds an interrupted sweep \(finished: lambda-0\.002\); continue it with --resume \(its finished points are reused\)/,
+  );
+  expect(rerun.err).not.toMatch(/sweep point/);
   // As if the second point had been killed after it wrote results.json, before its report and
   // clean-up: its checkpoint is still there, so it has not finished, whatever results.json says.
   cpSync(join(out, 'lambda-0.002', 'results.json'), join(out, 'lambda-0.02', 'results.json'));
