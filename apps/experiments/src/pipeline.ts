@@ -449,12 +449,25 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   writeFileNamed(join(dir, 'optimizer.json'), JSON.stringify(manifest));
 }
 
+/** What starts a run over whose saved state cannot be read back. */
+const START_OVER = 'start the run over: the same command with --force instead of --resume';
+
 /** The error of `--resume` over a checkpoint that cannot be read back, and what to do. */
+export class DamagedCheckpoint extends Error {
+  override name = 'DamagedCheckpoint';
+  constructor(
+    public readonly checkpoint: string,
+    public readonly why: string,
+  ) {
+    super(
+      `--resume: the checkpoint in ${checkpoint} is damaged: ${why}; ${START_OVER} ` +
+        `(or remove ${checkpoint} and run it without --resume)`,
+    );
+  }
+}
+
 function damagedCheckpoint(ckptDir: string, why: string): Error {
-  return new Error(
-    `--resume: the checkpoint in ${ckptDir} is damaged: ${why}; start the run over: the same command ` +
-      `with --force instead of --resume (or remove ${ckptDir} and run it without --resume)`,
-  );
+  return new DamagedCheckpoint(ckptDir, why);
 }
 
 function rethrowDamaged(ckptDir: string): (e: unknown) => never {
@@ -1514,10 +1527,10 @@ async function runLocked(
   if (needsTeacher && o.resume && state.phase !== 'baseline' && state.phase !== 'done') {
     if (!existsSync(join(plainDir, 'model', 'model.json'))) {
       throw new Error(
-        `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}; start the run again`,
+        `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}; ${START_OVER}`,
       );
     }
-    teacher = await loadModelDir(join(plainDir, 'model'), 'start the run again');
+    teacher = await loadModelDir(join(plainDir, 'model'), START_OVER);
   }
   const distillFor = (spec: DistillSpec | undefined) =>
     spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
@@ -1684,7 +1697,8 @@ async function runLocked(
   let paired: PairedTest | undefined;
   let compressed: ModelStats;
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
-    const plain = await tfl.loadLayersModel(fileSystem(join(plainDir, 'model')));
+    // The trained baseline, kept since its phase (a resumed run reads it back).
+    const plain = await loadModelDir(join(plainDir, 'model'), START_OVER);
     paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
     compressed = await measure(m, compressedError(paired));
     const t1 = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);

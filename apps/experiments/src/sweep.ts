@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
+  DamagedCheckpoint,
   finishedRun,
   holdsRun,
   holdsSweepFiles,
@@ -539,6 +540,16 @@ async function sweepLocked(
         command: o.command,
         continueWith: o.continueWith,
         log,
+      }).catch((e: unknown) => {
+        // The run's advice (--force, or a rerun without --resume) would start the whole sweep over.
+        if (e instanceof DamagedCheckpoint)
+          throw new Error(
+            `--resume: the checkpoint of sweep point ${label} in ${e.checkpoint} is damaged: ${e.why}; ` +
+              `remove ${e.checkpoint} and continue the sweep with --resume: that point starts over, and the ` +
+              'finished points are reused (--force would start the whole sweep over)',
+            { cause: e },
+          );
+        throw e;
       }));
     if (!done) guard.on();
     // The shared baseline is the first point's kept one. A point reused from a finished sweep

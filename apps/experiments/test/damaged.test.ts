@@ -230,6 +230,26 @@ describe('train --resume over a damaged checkpoint', () => {
     );
   });
 
+  it('a damaged trained baseline (.work/baseline-model), which --resume reads back, says what to do', async () => {
+    rmSync(ckpt, { recursive: true, force: true });
+    cpSync(saved, ckpt, { recursive: true });
+    const shard = join(out, '.work', 'baseline-model', 'model', 'group1-shard1of1.bin');
+    const bytes = readFileSync(shard);
+    writeFileSync(shard, bytes.subarray(0, bytes.length >> 1));
+    try {
+      const r = await cli([...args, '--resume']);
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        new RegExp(
+          `normprune: error: .*${shard.replace(/[.]/g, '\\.')} has \\d+ bytes, but .*\\(truncated\\); the model folder is damaged ` +
+            'or incomplete \\(cut short by a copy or a full disk\\?\\): start the run over: the same command with --force instead of --resume',
+        ),
+      );
+    } finally {
+      writeFileSync(shard, bytes);
+    }
+  }, 60_000);
+
   it('a null acc.lossSum (a NaN loss, as JSON writes it) is not damage: the run resumes', async () => {
     rmSync(ckpt, { recursive: true, force: true });
     cpSync(saved, ckpt, { recursive: true });

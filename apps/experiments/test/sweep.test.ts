@@ -598,6 +598,27 @@ test('an interrupted sweep continues with --resume: finished points reused, the 
   expect(existsSync(join(whole, 'lambda-0.05', '.work'))).toBe(false);
 });
 
+test("a damaged checkpoint of a sweep point: the advice continues the sweep, not a run's --force", async () => {
+  const args = ['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.002,0.02', '--backend', 'wasm'];
+  const out = join(tmp, 'damaged-point');
+  expect((await cli([...args, '--out', out, '--stop-after-steps', '4'])).code).toBe(130);
+  const ckpt = join(out, 'lambda-0.002', '.work', 'checkpoint');
+  writeFileSync(join(ckpt, 'state.json'), '{"configHash":');
+  const r = await cli([...args, '--out', out, '--resume']);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(
+    `normprune: error: --resume: the checkpoint of sweep point lambda-0.002 in ${ckpt} is damaged: state.json is not valid JSON (`,
+  );
+  expect(r.err).toMatch(
+    /; remove .*checkpoint and continue the sweep with --resume: that point starts over, and the finished points are reused \(--force would start the whole sweep over\)\n/,
+  );
+  // The advice works.
+  rmSync(ckpt, { recursive: true });
+  const again = await cli([...args, '--out', out, '--resume']);
+  expect(again.code).toBe(0);
+  expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).points).toHaveLength(2);
+});
+
 test('--target-compression stops after the expansion when no lambda reaches the target, and says so', async () => {
   const out = join(tmp, 'unreachable');
   const r = await cli([
