@@ -296,10 +296,19 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
         linkSync(mine, file);
         const ino = statSync(file).ino;
         heldHere.add(file);
+        // Never throws: it runs in `finally` blocks, where it would hide the error that ended the run
+        // (a folder turned read-only, say), and a lock left behind is taken over once we exit.
         return () => {
-          const now = readLock(file);
-          if (heldHere.delete(file) && now?.ino === ino && now.pid === process.pid)
-            rmSync(file, { force: true });
+          try {
+            const now = readLock(file);
+            if (heldHere.delete(file) && now?.ino === ino && now.pid === process.pid)
+              rmSync(file, { force: true });
+          } catch (e) {
+            process.stderr.write(
+              `normprune: note: could not remove the lock ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
+                'the next run or sweep there takes it over\n',
+            );
+          }
         };
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;

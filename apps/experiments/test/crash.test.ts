@@ -28,7 +28,7 @@ import {
   writeFileAtomic,
   writeFileNamed,
 } from '../src/fsutil';
-import { cli, writeVariant } from './helpers';
+import { cli, withStderr, writeVariant } from './helpers';
 
 let tmp: string;
 let finished: string;
@@ -337,6 +337,42 @@ describe('fsutil', () => {
   // Node's fs module itself (fsutil calls its functions through it), for spies.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const realFs = require('node:fs') as typeof import('node:fs');
+
+  test('a release that cannot remove the lock (the folder turned read-only) does not throw over the run’s error', async () => {
+    const dir = join(tmp, 'lock-readonly');
+    mkdirSync(dir);
+    const release = lockDir(dir, 'a test');
+    const rm = jest.spyOn(realFs, 'rmSync').mockImplementation(() => {
+      throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+    });
+    let note = '';
+    try {
+      ({ err: note } = await withStderr(() => expect(release).not.toThrow()));
+    } finally {
+      rm.mockRestore();
+    }
+    expect(note).toBe(
+      `normprune: note: could not remove the lock ${join(dir, '.normprune.lock')} (EROFS); the next run or sweep there takes it over\n`,
+    );
+    // A run failing in that folder reports its own error, not the lock's.
+    const failing = lockDir(dir, 'another');
+    rm.mockImplementation(() => {
+      throw Object.assign(new Error('EROFS'), { code: 'EROFS' });
+    });
+    try {
+      await withStderr(() =>
+        expect(() => {
+          try {
+            throw new Error('the run’s own error');
+          } finally {
+            failing();
+          }
+        }).toThrow('the run’s own error'),
+      );
+    } finally {
+      rm.mockRestore();
+    }
+  });
 
   test('lockDir never moves away a lock another process took after it saw a stale one (the three-way race)', () => {
     const dir = join(tmp, 'lock-race');
