@@ -1325,6 +1325,24 @@ async function runLocked(
   const metricLines: string[] = existsSync(metricsFile)
     ? readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).slice(0, state.metricsCount)
     : [];
+  // The epochs before the checkpoint, which the report's curves show: checked now, not after the
+  // rest of the training (the file is written whole, so only a copy or a disk cuts it short).
+  if (o.resume) {
+    const damaged = (why: string) =>
+      new Error(
+        `--resume: ${metricsFile} ${why}, and the checkpoint in ${ckptDir} counts ${state.metricsCount} epoch lines in it; ` +
+          `put back a whole copy of the file, or ${START_OVER}`,
+      );
+    if (metricLines.length < state.metricsCount)
+      throw damaged(existsSync(metricsFile) ? `holds ${metricLines.length} lines` : 'is missing');
+    metricLines.forEach((l, i) => {
+      try {
+        JSON.parse(l);
+      } catch (e) {
+        throw damaged(`line ${i + 1} is not valid JSON (${(e as Error).message})`);
+      }
+    });
+  }
   const pushMetric = (m: Record<string, unknown>) => {
     metricLines.push(JSON.stringify(m));
     state.metricsCount = metricLines.length;

@@ -250,6 +250,34 @@ describe('train --resume over a damaged checkpoint', () => {
     }
   }, 60_000);
 
+  it('a metrics.jsonl cut short or emptied is named before training, with what to do', async () => {
+    expect(state.metricsCount).toBeGreaterThan(0);
+    rmSync(ckpt, { recursive: true, force: true });
+    cpSync(saved, ckpt, { recursive: true });
+    const file = join(out, 'metrics.jsonl');
+    const whole = readFileSync(file, 'utf8');
+    try {
+      for (const [content, why] of [
+        [whole.slice(0, whole.indexOf('\n') - 5), 'line 1 is not valid JSON \\('],
+        ['', `holds 0 lines`],
+      ]) {
+        writeFileSync(file, content);
+        const r = await cli([...args, '--resume']);
+        expect(r.code).toBe(1);
+        expect(r.err).toMatch(
+          new RegExp(
+            `normprune: error: --resume: .*metrics\\.jsonl ${why}.*, and the checkpoint in .*checkpoint counts ${state.metricsCount} ` +
+              'epoch lines in it; put back a whole copy of the file, or start the run over: the same command with --force instead of --resume\n',
+          ),
+        );
+        // Refused before any training.
+        expect(r.err).not.toMatch(/epoch \d+\/\d+: loss/);
+      }
+    } finally {
+      writeFileSync(file, whole);
+    }
+  }, 60_000);
+
   it('a null acc.lossSum (a NaN loss, as JSON writes it) is not damage: the run resumes', async () => {
     rmSync(ckpt, { recursive: true, force: true });
     cpSync(saved, ckpt, { recursive: true });
