@@ -1,15 +1,6 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import {
-  accessSync,
-  constants,
-  existsSync,
-  readdirSync,
-  readFileSync,
-  realpathSync,
-  rmdirSync,
-  statSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -81,6 +72,7 @@ import {
   readJsonFile,
   shapeProblem,
   unmeasuredAsNaN,
+  unwritableFolder,
   writeFileAtomic,
   writeJsonAtomic,
 } from './fsutil.js';
@@ -1348,24 +1340,6 @@ function checkPruneReplaces(out: string): void {
 }
 
 /**
- * Why folder `dir` cannot be written, if it cannot: the folder itself, or its nearest existing
- * parent where it is to be created, is checked, and nothing is created.
- */
-function unwritableFolder(dir: string): string | undefined {
-  let existing = resolve(dir);
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  // A file on the way (`afile/sub`): no folder can be created below it.
-  if (existing !== resolve(dir) && !statSync(existing).isDirectory())
-    return `${existing} is a file, not a folder, so nothing can be created below it`;
-  try {
-    accessSync(existing, constants.W_OK);
-    return undefined;
-  } catch (e) {
-    return `${existing} is not writable (${(e as NodeJS.ErrnoException).code})`;
-  }
-}
-
-/**
  * Refuses an --out that would overwrite the model being pruned (the export replaces
  * model.json and its shards), or that lies in a run's .work folder, whose checkpoint
  * --resume reads back as it was written.
@@ -1395,6 +1369,33 @@ export function heapFullHint(err: unknown, command: string | undefined): string 
     `batch (--budget NAME,batchSize=N) or a narrower model (--budget NAME,widthMultiplier=W); ` +
     `or install @tensorflow/tfjs-node, whose memory is not limited to 4 GB.`
   );
+}
+
+/**
+ * What to do when a write failed because the disk is full or the file system read-only, for an
+ * error that does not say so itself (a model save's, which names only its temporary folder);
+ * else undefined. Looks through the error's causes for the code.
+ */
+export function diskHint(err: unknown): string | undefined {
+  const codes = new Set<string>();
+  for (
+    let e = err as { code?: unknown; cause?: unknown; message?: unknown } | null | undefined, n = 0;
+    e && n < 8;
+    n++
+  ) {
+    if (typeof e.code === 'string') codes.add(e.code);
+    for (const c of String(e.message ?? '').match(/\b(ENOSPC|EDQUOT|EROFS)\b/g) ?? []) codes.add(c);
+    e = e.cause as typeof e;
+  }
+  const message = String((err as Error | null)?.message ?? '');
+  if ((codes.has('ENOSPC') || codes.has('EDQUOT')) && !message.includes('the disk is full'))
+    return 'normprune: the disk is full: free some space and run the command again (with --resume if the run wrote a checkpoint)';
+  if (codes.has('EROFS') && !message.includes('choose another'))
+    return (
+      'normprune: the file system is read-only: choose another --out, or make it writable and run the command ' +
+      'again (with --resume if the run wrote a checkpoint)'
+    );
+  return undefined;
 }
 
 async function pruneCommand(args: string[], out: (s: string) => void): Promise<number> {
@@ -2157,7 +2158,7 @@ export async function main(
       '',
     );
     process.stderr.write(`normprune: error: ${message}\n`);
-    const hint = heapFullHint(err, command);
+    const hint = heapFullHint(err, command) ?? diskHint(err);
     if (hint) process.stderr.write(`${hint}\n`);
     if (process.env.NORMPRUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return 1;

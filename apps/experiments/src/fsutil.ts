@@ -16,7 +16,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { makeDirs, processGone } from '@normprune/runtime';
 
 export { makeDirs };
@@ -379,7 +379,27 @@ export function ensureWritableDir(dir: string, what = 'run'): void {
     writeFileSync(probe, '');
     rmSync(probe);
   } catch (e) {
-    throw new Error(`output directory ${dir} is not writable: ${(e as Error).message}`);
+    // The folder in the way (a file on the path, a read-only parent), rather than Node's ENOTDIR.
+    const why = unwritableFolder(dir) ?? (e as Error).message;
+    throw new Error(`output directory ${dir} is not writable: ${why}; choose another --out`);
+  }
+}
+
+/**
+ * Why folder `dir` cannot be written, if it cannot: the folder itself, or its nearest existing
+ * parent where it is to be created, is checked, and nothing is created.
+ */
+export function unwritableFolder(dir: string): string | undefined {
+  let existing = resolve(dir);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  // A file on the way (`afile/sub`): no folder can be created below it.
+  if (existing !== resolve(dir) && !statSync(existing).isDirectory())
+    return `${existing} is a file, not a folder, so nothing can be created below it`;
+  try {
+    accessSync(existing, constants.W_OK);
+    return undefined;
+  } catch (e) {
+    return `${existing} is not writable (${(e as NodeJS.ErrnoException).code})`;
   }
 }
 

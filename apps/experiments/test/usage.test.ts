@@ -4,7 +4,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { heapFullHint } from '../src/cli';
+import { ModelFileError } from '@normprune/runtime';
+import { diskHint, heapFullHint } from '../src/cli';
 import { cli, spawnCli } from './helpers';
 
 let tmp: string;
@@ -292,4 +293,57 @@ test('a full wasm heap (runtime error code ERR_NORMPRUNE_WASM_HEAP_FULL) gets th
   expect(heapFullHint(full, 'eval')).toBeUndefined();
   expect(heapFullHint(new Error('other'), 'reproduce')).toBeUndefined();
   expect(heapFullHint(undefined, 'reproduce')).toBeUndefined();
+});
+
+test('a full disk or a read-only file system under a model save gets what to do (the save names only its temp folder)', async () => {
+  const errno = (code: string) => Object.assign(new Error(`${code}: no luck, write`), { code });
+  // As runtime's fileSystem throws it: a ModelFileError whose cause is Node's error.
+  const save = (code: string) =>
+    new ModelFileError(
+      'save-failed',
+      '/r/.work/checkpoint.tmp/model',
+      `fileSystem: saving the model to /r/.work/checkpoint.tmp/model failed, the previous model.json (if any) is unchanged: ${code}: write`,
+      errno(code),
+    );
+  for (const code of ['ENOSPC', 'EDQUOT'])
+    expect(diskHint(save(code))).toBe(
+      'normprune: the disk is full: free some space and run the command again (with --resume if the run wrote a checkpoint)',
+    );
+  expect(diskHint(save('EROFS'))).toMatch(/^normprune: the file system is read-only: choose another --out, /);
+  // Found in a cause's code alone, too.
+  expect(diskHint(new Error('cannot export', { cause: errno('ENOSPC') }))).toMatch(/the disk is full/);
+  // Not twice: a message that already says what to do, and none for other errors.
+  expect(
+    diskHint(new Error('cannot write x: ENOSPC; the disk is full: free some space and run again')),
+  ).toBeUndefined();
+  expect(diskHint(new Error('--out /m is not writable (EROFS); choose another --out'))).toBeUndefined();
+  expect(diskHint(errno('EACCES'))).toBeUndefined();
+  expect(diskHint(undefined)).toBeUndefined();
+  // main prints it after the error of a run whose checkpoint's model save finds the disk full.
+  const out = join(tmp, 'disk-full');
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fs = require('node:fs') as typeof import('node:fs');
+  const open = fs.promises.open;
+  const spy = jest.spyOn(fs.promises, 'open').mockImplementation(async (file, ...rest) => {
+    if (String(file).includes(join('.work', 'checkpoint.tmp'))) throw errno('ENOSPC');
+    return open(file, ...rest);
+  });
+  try {
+    const r = await cli([
+      'reproduce',
+      'lenet-500-300',
+      '--budget',
+      'tiny',
+      '--backend',
+      'wasm',
+      '--out',
+      out,
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(
+      /normprune: error: fileSystem: saving the model to .*checkpoint\.tmp.* ENOSPC.*\nnormprune: the disk is full: free some space and run the command again \(with --resume if the run wrote a checkpoint\)\n/,
+    );
+  } finally {
+    spy.mockRestore();
+  }
 });
