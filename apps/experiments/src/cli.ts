@@ -10,6 +10,7 @@ import {
   initBackend,
   isSaveFile,
   killedSaveTemp,
+  makeDirs,
   type BackendName,
 } from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
@@ -68,6 +69,9 @@ import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
   liveLockHolder,
+  LOCK_FILE,
+  lockDir,
+  TAKEOVER_FILE,
   parseJsonFile,
   readJsonFile,
   shapeProblem,
@@ -1270,11 +1274,18 @@ function prunedExport(json: unknown): boolean {
  * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
  * there is checked by {@link checkPruneReplaces}.
  */
+/**
+ * The entries of a prune --out to judge: not the leftovers of a killed save (dot-named .tmp
+ * files, which the next save clears), nor the lock of a prune writing there.
+ */
+function pruneOutEntries(out: string): string[] {
+  return readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e) && e !== LOCK_FILE && e !== TAKEOVER_FILE);
+}
+
 function checkPruneOut(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
-  // Dot-named .tmp files are the leftovers of a killed save, which the next save clears.
-  const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
+  const entries = pruneOutEntries(out);
   const other = entries.filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
   if (other.length)
     throw new Error(
@@ -1292,7 +1303,7 @@ function checkPruneOut(out: string): void {
  */
 function checkPruneReplaces(out: string): void {
   if (!existsSync(out)) return;
-  const entries = readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e));
+  const entries = pruneOutEntries(out);
   if (!entries.length) return;
   let json: unknown;
   try {
@@ -1425,13 +1436,57 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     throw new UsageError(`--unknown-layers: expected "refuse" or "keep", got "${v['unknown-layers']}"`);
   v.model = modelDirArg(v.model, 'prune');
   checkPruneSource(resolve(v.model), resolve(v.out));
-  checkPruneReplaces(resolve(v.out));
   // Before the model is loaded and pruned, not when its export fails.
   const unwritable = unwritableFolder(v.out);
   if (unwritable)
     throw new Error(`prune: --out ${v.out} cannot be written: ${unwritable}; choose another --out`);
-  const prefer = backendOption(p.values.backend);
-  const info = await initBackend({ prefer, threads: threadsOption(p.values.threads), quiet: true });
+  // One prune at a time in --out, as one run or sweep: two would both say they exported, and
+  // only one export would be there.
+  const outDir = resolve(v.out);
+  const created = !existsSync(outDir);
+  try {
+    makeDirs(outDir);
+  } catch (e) {
+    throw new Error(`prune: cannot create folder ${outDir}: ${(e as Error).message}; choose another --out`);
+  }
+  const unlock = lockDir(outDir, 'a prune export');
+  let exported = false;
+  try {
+    checkPruneReplaces(outDir);
+    await pruneInto(v, { threshold, keep, keepFilters, unknownLayers }, p.values, out);
+    exported = true;
+  } finally {
+    unlock();
+    // A prune that failed leaves no folder it made (an empty one: nothing else is removed).
+    if (created && !exported)
+      try {
+        rmdirSync(outDir);
+      } catch {
+        /* not empty: something was written there after all */
+      }
+  }
+  return 0;
+}
+
+/** The rest of `normprune prune`, once --out is locked: load, prune, export, say what it did. */
+async function pruneInto(
+  v: Record<string, any>,
+  o: {
+    threshold: number;
+    keep: ReturnType<typeof keepOption> | undefined;
+    keepFilters: ReturnType<typeof keepOption> | undefined;
+    unknownLayers: 'refuse' | 'keep';
+  },
+  flags: { backend?: unknown; threads?: unknown },
+  out: (s: string) => void,
+): Promise<void> {
+  const { threshold, keep, keepFilters, unknownLayers } = o;
+  const prefer = backendOption(flags.backend as string | undefined);
+  const info = await initBackend({
+    prefer,
+    threads: threadsOption(flags.threads as string | undefined),
+    quiet: true,
+  });
   checkRequestedBackend(prefer, info);
   const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
@@ -1475,7 +1530,6 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   out(
     `${before.params} parameters -> ${after.nonzeros} non-zero (${pct(100 * (1 - after.nonzeros / before.params))} removed); exported ${res.bytes} bytes to ${v.out}`,
   );
-  return 0;
 }
 
 async function reportCommand(args: string[], out: (s: string) => void): Promise<number> {

@@ -2,10 +2,19 @@
 // the user's with a `.work/model` of its own is not a run's state; a prune killed in its export's
 // save leaves files the next prune cleans up; a run killed between its model export's two renames
 // gets its model/ back.
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cli } from './helpers';
 
 let tmp: string;
@@ -140,4 +149,48 @@ test('prune --out after a prune killed in its export’s save: the save’s left
     /holds weight files its model\.json does not list \(weights\.bin\), which are not the export's/,
   );
   expect(readFileSync(join(out, 'weights.bin'), 'utf8')).toBe('mine');
+});
+
+test('prune takes a lock on --out, as a run does: a second prune there is refused while the first writes', async () => {
+  const run = join(tmp, 'prune-run');
+  // The previous test's run, or one of its own when run alone.
+  if (!existsSync(join(run, 'model'))) expect((await reproduce(run)).code).toBe(0);
+  const out = join(tmp, 'pruned-locked');
+  const prune = () => cli(['prune', '--model', join(run, 'model'), '--out', out, '--backend', 'wasm']);
+  expect((await prune()).code).toBe(0);
+  // The lock is gone once it has exported.
+  expect(readdirSync(out).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+  const before = snapshot(out);
+  // Another process (alive) holds the lock: its prune writes there.
+  const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  try {
+    writeFileSync(join(out, '.normprune.lock'), `${sleeper.pid}\na prune export\n`);
+    const second = await prune();
+    expect(second.code).toBe(1);
+    expect(second.err).toMatch(
+      new RegExp(
+        `is being written by process ${sleeper.pid} \\(a prune export\\); wait for it to end, or choose another --out`,
+      ),
+    );
+  } finally {
+    sleeper.kill();
+  }
+  rmSync(join(out, '.normprune.lock'));
+  expect(snapshot(out)).toEqual(before);
+  // A dead prune's lock is taken over.
+  writeFileSync(
+    join(out, '.normprune.lock'),
+    `${spawnSync(process.execPath, ['-e', '0']).pid}\na prune export\n`,
+  );
+  expect((await prune()).code).toBe(0);
+  expect(readdirSync(out).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+  // A prune that fails once --out is locked (here, on a damaged model) leaves no folder it made.
+  const damaged = join(tmp, 'damaged-model');
+  mkdirSync(damaged);
+  writeFileSync(join(damaged, 'model.json'), '{"modelTopology":');
+  const fresh = join(tmp, 'pruned-failed');
+  const failed = await cli(['prune', '--model', damaged, '--out', fresh, '--backend', 'wasm']);
+  expect(failed.code).toBe(1);
+  expect(failed.err).toMatch(/model\.json is not valid JSON/);
+  expect(readdirSync(tmp)).not.toContain('pruned-failed');
 });
