@@ -927,6 +927,13 @@ function claimOutDir(
   const isRun = prev !== undefined || runStateIn(out);
   // Empty folders named as a run's (a model/ made ready for it) hold nothing to lose.
   const yours = isRun ? [] : entries.filter((e) => !(RUN_FILES.includes(e) && emptyDir(join(out, e))));
+  // A finished run whose config.json was cut short (a copy, a full disk) reads as files of the
+  // user's: say what is wrong with it instead.
+  if (yours.length && existsSync(join(out, 'config.json')) && isRunResultsFile(join(out, 'results.json')))
+    throw new Error(
+      `${out} holds a finished run whose config.json is damaged (it does not read as a run's config.json): ` +
+        'put back a whole copy of it, move the run away, or choose another --out',
+    );
   if (yours.length) {
     const clash = wouldOverwrite(out, yours);
     if (clash.length)

@@ -151,6 +151,29 @@ describe('report on a damaged sweep.json', () => {
   });
 });
 
+test('a rerun over a finished run whose config.json is cut short names the damage, not files of yours', async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  const args = [
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    join(tmp, 'cut'),
+  ];
+  expect((await cli(args)).code).toBe(0);
+  const f = join(tmp, 'cut', 'config.json');
+  writeFileSync(f, readFileSync(f, 'utf8').slice(0, 40));
+  const r = await cli(args);
+  expect(r.code).toBe(1);
+  expect(r.err).toBe(
+    `normprune: error: ${join(tmp, 'cut')} holds a finished run whose config.json is damaged (it does not read as a ` +
+      "run's config.json): put back a whole copy of it, move the run away, or choose another --out\n",
+  );
+}, 60_000);
+
 describe('train --resume over a damaged checkpoint', () => {
   let out: string;
   let ckpt: string;
