@@ -17,7 +17,7 @@ export {
   type PruneReport,
   type PruneResult,
 } from './prune.js';
-export type { KeptConstantUnit, LayerPruneResult } from './rebuild.js';
+export type { KeptConstantUnit, LayerPruneResult, PlaceholderUnit } from './rebuild.js';
 export { kernelMask, type KernelMask, type MaskedLayer } from './mask.js';
 // exportModel's and loadSparseModel's file errors, the class fileSystem throws too.
 export { ModelFileError, type ModelFileErrorCode } from '@normprune/runtime';

@@ -154,13 +154,11 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
 function keptWarnings(l: LayerPruneResult): string[] {
   const byReason = new Map<string, LayerPruneResult['keptConstant']>();
   for (const k of l.keptConstant) byReason.set(k.reason, [...(byReason.get(k.reason) ?? []), k]);
-  const placeholder =
-    l.placeholder === null
-      ? []
-      : [
-          `${l.className} '${l.name}' unit ${l.placeholder.unit} was kept as a placeholder with zero weights, ` +
-            `which nothing reads: ${l.placeholder.reason}`,
-        ];
+  const placeholder = l.placeholders.map(
+    (k) =>
+      `${l.className} '${l.name}' unit ${k.unit} was kept as a placeholder with zero weights, which the Dense ` +
+      `and Conv2D layers after it read with zero weights: ${k.reason}`,
+  );
   return placeholder.concat(
     [...byReason].map(([reason, ks]) =>
       ks.length === 1
@@ -181,7 +179,7 @@ function keptWarnings(l: LayerPruneResult): string[] {
  *
  * A layer whose every unit is dead or unused keeps one as a placeholder with zero weights when the
  * model's outputs still depend on the input (a residual branch that died whole, beside the
- * identity input of its Add): see {@link LayerPruneResult.placeholder}.
+ * identity input of its Add): see {@link LayerPruneResult.placeholders}.
  *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
  * a whole layer would disappear and a model output no longer depends on the input; and for options that are not an object, hold a key other than

@@ -20,6 +20,14 @@ export interface KeptConstantUnit {
   reason: string;
 }
 
+/** A unit kept as a placeholder: see {@link LayerPruneResult.placeholders}. */
+export interface PlaceholderUnit {
+  /** Neuron (Dense) or filter (Conv2D) index in the original layer. */
+  unit: number;
+  /** Why the layer keeps it. */
+  reason: string;
+}
+
 /** What happened to one Dense / Conv2D layer. */
 export interface LayerPruneResult {
   /** Layer name (unchanged in the pruned model). */
@@ -44,15 +52,16 @@ export interface LayerPruneResult {
    */
   keptConstant: KeptConstantUnit[];
   /**
-   * The unit kept as a placeholder, or null. When every unit of a layer is dead or unused but the
-   * model's outputs still depend on its input (the layer is in a branch beside another input of
-   * an Add or a Concatenate after it, e.g. a residual branch the L1 penalty killed whole), the
-   * layer keeps one unit, since a tfjs layer cannot have 0: its weights are zeros, every layer
-   * that reads its channel reads it with zero weights, and the constant it emitted is folded
-   * into their biases as for a removed unit. It is not in `removed`, and counts in `unitsAfter`.
-   * (A unit whose channel an Add couples with a placeholder's is one too.)
+   * The units kept as placeholders (usually none; one). When every unit of a layer is dead or
+   * unused but a model output after it still depends on the input (the layer is in a branch
+   * beside another input of an Add or a Concatenate after it, e.g. a residual branch the L1
+   * penalty killed whole), the layer keeps one unit, since a tfjs layer cannot have 0: its
+   * weights are zeros, every Dense or Conv2D layer reading its channel (through BatchNormalization,
+   * pooling and the like, which keep it) reads it with zero weights, and the constant it emitted
+   * is folded into their biases as for a removed unit. A unit whose channel an Add couples with a
+   * placeholder's is one too. Placeholders are not in `removed`, and count in `unitsAfter`.
    */
-  placeholder: { unit: number; reason: string } | null;
+  placeholders: PlaceholderUnit[];
 }
 
 /** Builds the pruned model described by `p`. */
@@ -65,22 +74,23 @@ export function rebuild(
   const newWeights = new Map<string, HostWeight[]>();
   const layers: LayerPruneResult[] = [];
 
-  const emptied = emptiedLayers(states, removed);
-  // A model output that no longer depends on the input: the model itself is broken.
-  const constantOutput = graph.outputs.some((o) => states[o].consts.every((k) => !Number.isNaN(k)));
-  // Otherwise each emptied layer keeps one unit as a placeholder (one per id: coupled layers share it).
+  const all = emptiedLayers(states, removed);
+  // A layer emptied with every model output after it constant: those outputs no longer depend on
+  // the input, the model is broken there, and the layer is named.
+  const emptied = all.filter((s) => !reachesVaryingOutput(states, graph.outputs, s));
+  // Otherwise each emptied layer keeps one unit as a placeholder (one per channel id: the layers
+  // an Add couples with it share it), standing for the branch the model does without.
   const placeholders = new Map<number, string>();
-  if (!constantOutput)
-    for (const s of emptied)
-      if (!s.ids.some((id) => placeholders.has(id)))
-        placeholders.set(
-          s.ids[0],
-          `every unit of '${s.node.name}' is dead or unused, but the model's outputs still depend on the input ` +
-            'through another input of a join after it, and a layer cannot have 0 units',
-        );
+  if (!emptied.length)
+    for (const s of all)
+      if (!s.ids.some((id) => placeholders.has(id))) placeholders.set(s.ids[0], s.node.name);
+  const placeholderReason = (owner: string, layer: string): string =>
+    (owner === layer ? '' : `coupled by an elementwise join with the placeholder of '${owner}': `) +
+    `every unit of '${owner}' is dead or unused, but a model output after it still depends on the input ` +
+    'through another input of a join, and a layer cannot have 0 units';
   // Whether a channel is cut out of the layers that carry it: placeholders stay, read as zeros.
   const gone = (id: number): boolean => removed[id] === 1 && !placeholders.has(id);
-  if (emptied.length && constantOutput) {
+  if (emptied.length) {
     const left = `layers left without a live unit: ${emptied.map((s) => `'${s.node.name}'`).join(', ')}`;
     // Name the layer whose units are dead first: the emptied layers before it are only unused because of it.
     const dead = emptied.find((s) => s.consts.every((k) => !Number.isNaN(k)));
@@ -123,13 +133,13 @@ export function rebuild(
       const keepOut: number[] = [];
       const removedUnits: number[] = [];
       for (let o = 0; o < u.cout; o++) (gone(s.ids[o]) ? removedUnits : keepOut).push(o);
-      const ownPlaceholder = keepOut.find((o) => placeholders.has(s.ids[o]));
+      const own = new Set(keepOut.filter((o) => placeholders.has(s.ids[o])));
       const readsPlaceholder = keepIn.some((i) => placeholders.has(input.ids[i]));
       // Groups at or below the threshold are treated as zero; write them as exact zeros. So are a
       // placeholder's weights, and the weights that read one.
       const cc = u.cin * u.cout;
       const kernel: HostWeight =
-        p.threshold > 0 || ownPlaceholder !== undefined || readsPlaceholder
+        p.threshold > 0 || own.size > 0 || readsPlaceholder
           ? { ...u.kernel, values: u.kernel.values.slice() }
           : u.kernel;
       for (let k = 0; k < u.K; k++) {
@@ -137,7 +147,7 @@ export function rebuild(
         for (let i = 0; i < u.cin; i++) {
           const row = k * cc + i * u.cout;
           if (placeholders.has(input.ids[i])) kernel.values.fill(0, row, row + u.cout);
-          else if (ownPlaceholder !== undefined) kernel.values[row + ownPlaceholder] = 0;
+          else for (const o of own) kernel.values[row + o] = 0;
         }
       }
       // Fold the constants of removed input channels into the bias of every kept unit.
@@ -154,7 +164,7 @@ export function rebuild(
         }
       }
       const ws: HostWeight[] = [pruneOutChannels(pruneInChannels(kernel, keepIn), keepOut)];
-      if (ownPlaceholder !== undefined) bias[ownPlaceholder] = 0;
+      for (const o of own) bias[o] = 0;
       if (u.bias || folded) {
         ws.push(pruneVector({ name: 'bias', shape: [u.cout], values: Float32Array.from(bias) }, keepOut));
       }
@@ -166,7 +176,7 @@ export function rebuild(
 
       const keptConstant: LayerPruneResult['keptConstant'] = [];
       for (const o of keepOut) {
-        if (o !== ownPlaceholder && !Number.isNaN(s.consts[o])) {
+        if (!own.has(o) && !Number.isNaN(s.consts[o])) {
           const partner = varyingPartner.get(s.ids[o]);
           const reason =
             partner !== undefined && partner !== node.name
@@ -186,10 +196,10 @@ export function rebuild(
         removedUnused: removedUnits.length - removedConstant,
         inputsRemoved: u.cin - keepIn.length,
         keptConstant,
-        placeholder:
-          ownPlaceholder === undefined
-            ? null
-            : { unit: ownPlaceholder, reason: placeholders.get(s.ids[ownPlaceholder])! },
+        placeholders: [...own].map((o) => ({
+          unit: o,
+          reason: placeholderReason(placeholders.get(s.ids[o])!, node.name),
+        })),
       });
     } else if (s.handler.pruneChannels && s.weights.length) {
       const keep: number[] = [];
@@ -227,6 +237,21 @@ export function rebuild(
     );
   }
   return { model: pruned, layers, weights: newWeights };
+}
+
+/** Whether a model output that varies with the input (not all constant) lies after `from`. */
+function reachesVaryingOutput(states: NodeState[], outputs: number[], from: NodeState): boolean {
+  const varying = new Set(outputs.filter((o) => states[o].consts.some((k) => Number.isNaN(k))));
+  const queue = [from.node.index];
+  const seen = new Set<number>();
+  while (queue.length) {
+    const i = queue.shift()!;
+    if (seen.has(i)) continue;
+    seen.add(i);
+    if (varying.has(i)) return true;
+    queue.push(...states[i].node.consumers);
+  }
+  return false;
 }
 
 /** The first unit layer (Dense, Conv2D, ...) reached from `from` through its consumers. */

@@ -426,7 +426,7 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
 
   const placeholderWarning = (layer: string, unit = 0) =>
     new RegExp(
-      `^Dense '${layer}' unit ${unit} was kept as a placeholder with zero weights, which nothing reads: every unit of '${layer}' is dead or unused, but the model's outputs still depend on the input through another input of a join after it, and a layer cannot have 0 units$`,
+      `^Dense '${layer}' unit ${unit} was kept as a placeholder with zero weights, which the Dense and Conv2D layers after it read with zero weights: every unit of '${layer}' is dead or unused, but a model output after it still depends on the input through another input of a join, and a layer cannot have 0 units$`,
     );
 
   it('keeps a placeholder unit of a residual branch layer whose units all died, and prunes the rest of the model', () => {
@@ -441,7 +441,7 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     expect(['a', 'b1', 'b2', 'out'].map((n) => unitsOf(model, n))).toEqual([5, 1, 5, 3]);
     const b1 = report.layers.find((l) => l.name === 'b1')!;
     expect([b1.removed, b1.unitsAfter, b1.keptConstant]).toEqual([[1, 2, 3], 1, []]);
-    expect(b1.placeholder).toEqual({ unit: 0, reason: expect.stringMatching(/every unit of 'b1'/) });
+    expect(b1.placeholders).toEqual([{ unit: 0, reason: expect.stringMatching(/^every unit of 'b1'/) }]);
     // Its weights are zeros, and b2 reads it with zero weights: b1's constants are in b2's bias.
     expect(
       kernelOf(model, 'b1')
@@ -454,7 +454,7 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
         .flat()
         .every((v) => v === 0),
     ).toBe(true);
-    expect(report.layers.filter((l) => l.placeholder).map((l) => l.name)).toEqual(['b1']);
+    expect(report.layers.filter((l) => l.placeholders.length).map((l) => l.name)).toEqual(['b1']);
     expect(report.warnings[0]).toMatch(placeholderWarning('b1'));
     // The rest of the warnings: b2's dead units, kept because the Add couples them with a's.
     expect(report.warnings.slice(1)).toEqual([
@@ -502,12 +502,93 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     const { model, report } = prune(m);
     expectSame(m, model);
     expect(unitsOf(model, 'b')).toBe(6);
-    expect(report.layers.every((l) => l.placeholder === null)).toBe(true);
+    expect(report.layers.every((l) => l.placeholders.length === 0)).toBe(true);
     expect(report.warnings).toEqual([
       expect.stringMatching(
         /^Conv2D 'b' units 0, 1, 2, 3, 4, 5 \(6 of 6\) are dead .* kept: coupled by an elementwise join with a varying unit of 'a'$/,
       ),
     ]);
+  });
+
+  it('judges each emptied layer by the outputs after it: a constant output elsewhere does not refuse a placeholder', () => {
+    // out2 reads a with all-zero weights (a constant output of its own); b1 died whole beside the
+    // Add's identity input, before out1, which still varies.
+    const x = tfl.input({ shape: [5], name: 'x' });
+    const a = tfl.layers.dense({ units: 5, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
+    const b1 = tfl.layers.dense({ units: 4, activation: 'relu', name: 'b1' }).apply(a) as tfl.SymbolicTensor;
+    const b2 = tfl.layers.dense({ units: 5, name: 'b2' }).apply(b1) as tfl.SymbolicTensor;
+    const sum = tfl.layers.add({ name: 'j' }).apply([a, b2]) as tfl.SymbolicTensor;
+    const out1 = tfl.layers.dense({ units: 3, name: 'out1' }).apply(sum) as tfl.SymbolicTensor;
+    const out2 = tfl.layers.dense({ units: 2, name: 'out2' }).apply(a) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: [out1, out2] });
+    const r = rng(5);
+    fillAll(m, 'bias', () => r() - 0.3);
+    zeroUnits(m, 'b1', [0, 1, 2, 3]);
+    zeroUnits(m, 'out2', [0, 1]);
+    const { model, report } = prune(m);
+    // Both outputs the same (outputDiff takes one).
+    const xs = tf.randomNormal([8, 5], 0, 1, 'float32', 3);
+    const [before, after] = [m, model].map((k) =>
+      tf.tidy(() => (k.predict(xs) as tf.Tensor[]).map((t) => Array.from(t.dataSync()))),
+    );
+    for (const o of [0, 1])
+      after[o].forEach((v, i) => expect(Math.abs(v - before[o][i])).toBeLessThanOrEqual(1e-5));
+    xs.dispose();
+    expect(report.layers.filter((l) => l.placeholders.length).map((l) => l.name)).toEqual(['b1']);
+  });
+
+  it('says which placeholder a coupled one stands with, and zeroes every placeholder unit of a layer', () => {
+    // Add(Concatenate(A, B), C) with A, B and C dead: C's units are coupled with both A's and B's
+    // placeholders, so it holds two.
+    const x = tfl.input({ shape: [4], name: 'x' });
+    const trunk = tfl.layers
+      .dense({ units: 5, activation: 'relu', name: 't' })
+      .apply(x) as tfl.SymbolicTensor;
+    const dense = (units: number, name: string) =>
+      tfl.layers.dense({ units, activation: 'relu', name }).apply(trunk) as tfl.SymbolicTensor;
+    const cat = tfl.layers
+      .concatenate({ name: 'cat' })
+      .apply([dense(2, 'A'), dense(3, 'B')]) as tfl.SymbolicTensor;
+    const sum = tfl.layers.add({ name: 'j' }).apply([cat, dense(5, 'C')]) as tfl.SymbolicTensor;
+    const both = tfl.layers.concatenate({ name: 'both' }).apply([sum, trunk]) as tfl.SymbolicTensor;
+    const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(both) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: out });
+    const r = rng(8);
+    fillAll(m, 'bias', () => r() - 0.3);
+    for (const [name, n] of [
+      ['A', 2],
+      ['B', 3],
+      ['C', 5],
+    ] as const)
+      zeroUnits(
+        m,
+        name,
+        Array.from({ length: n }, (_, i) => i),
+      );
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    const by = (name: string) => report.layers.find((l) => l.name === name)!;
+    expect(by('A').placeholders).toEqual([{ unit: 0, reason: expect.stringMatching(/^every unit of 'A' /) }]);
+    expect(by('B').placeholders).toEqual([{ unit: 0, reason: expect.stringMatching(/^every unit of 'B' /) }]);
+    expect(by('C').placeholders).toEqual([
+      {
+        unit: 0,
+        reason: expect.stringMatching(
+          /^coupled by an elementwise join with the placeholder of 'A': every unit of 'A' /,
+        ),
+      },
+      {
+        unit: 2,
+        reason: expect.stringMatching(
+          /^coupled by an elementwise join with the placeholder of 'B': every unit of 'B' /,
+        ),
+      },
+    ]);
+    expect(by('C').keptConstant).toEqual([]);
+    // Each placeholder's weights are zeros.
+    for (const name of ['A', 'B', 'C'])
+      for (const w of model.getLayer(name).getWeights())
+        expect([name, Array.from(w.dataSync()).every((v) => v === 0)]).toEqual([name, true]);
   });
 
   it('still refuses a dead layer when the model output no longer depends on the input', () => {
