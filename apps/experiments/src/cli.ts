@@ -1387,7 +1387,7 @@ export function heapFullHint(err: unknown, command: string | undefined): string 
  * error that does not say so itself (a model save's, which names only its temporary folder);
  * else undefined. Looks through the error's causes for the code.
  */
-export function diskHint(err: unknown): string | undefined {
+export function diskHint(err: unknown, command?: string): string | undefined {
   const codes = new Set<string>();
   for (
     let e = err as { code?: unknown; cause?: unknown; message?: unknown } | null | undefined, n = 0;
@@ -1399,12 +1399,16 @@ export function diskHint(err: unknown): string | undefined {
     e = e.cause as typeof e;
   }
   const message = String((err as Error | null)?.message ?? '');
+  // Only the commands that take them are told of --resume and --out.
+  const trains = ['reproduce', 'train', 'sweep'].includes(command ?? '');
+  const resume = trains ? ' (with --resume if the run wrote a checkpoint)' : '';
   if ((codes.has('ENOSPC') || codes.has('EDQUOT')) && !message.includes('the disk is full'))
-    return 'normprune: the disk is full: free some space and run the command again (with --resume if the run wrote a checkpoint)';
+    return `normprune: the disk is full: free some space and run the command again${resume}`;
   if (codes.has('EROFS') && !message.includes('choose another'))
     return (
-      'normprune: the file system is read-only: choose another --out, or make it writable and run the command ' +
-      'again (with --resume if the run wrote a checkpoint)'
+      'normprune: the file system is read-only: ' +
+      (trains || command === 'prune' ? 'choose another --out, or ' : '') +
+      `make it writable and run the command again${resume}`
     );
   return undefined;
 }
@@ -1443,7 +1447,9 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   // One prune at a time in --out, as one run or sweep: two would both say they exported, and
   // only one export would be there.
   const outDir = resolve(v.out);
-  const created = !existsSync(outDir);
+  // The folders this prune makes, --out and any missing parent, deepest first.
+  const created: string[] = [];
+  for (let d = outDir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) created.push(d);
   try {
     makeDirs(outDir);
   } catch (e) {
@@ -1457,10 +1463,10 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     exported = true;
   } finally {
     unlock();
-    // A prune that failed leaves no folder it made (an empty one: nothing else is removed).
-    if (created && !exported)
+    // A prune that failed leaves no folder it made (empty ones: nothing else is removed).
+    if (!exported)
       try {
-        rmdirSync(outDir);
+        for (const d of created) rmdirSync(d);
       } catch {
         /* not empty: something was written there after all */
       }
@@ -1521,6 +1527,9 @@ async function pruneInto(
     out(
       `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
     );
+  // The other warnings: dead units kept (and why), placeholders of branches that died whole.
+  const keptWhole = report.keptWhole.map((k) => `${k.className} '${k.name}' was kept whole`);
+  for (const w of report.warnings) if (!keptWhole.some((k) => w.startsWith(k))) out(`note: ${w}`);
   const after = countModel(pruned);
   // Marked, so that a later prune with this --out knows the folder for its own export.
   pruned.setUserDefinedMetadata({ ...(pruned.getUserDefinedMetadata() ?? {}), ...PRUNE_MARK });
@@ -2212,7 +2221,7 @@ export async function main(
       '',
     );
     process.stderr.write(`normprune: error: ${message}\n`);
-    const hint = heapFullHint(err, command) ?? diskHint(err);
+    const hint = heapFullHint(err, command) ?? diskHint(err, command);
     if (hint) process.stderr.write(`${hint}\n`);
     if (process.env.NORMPRUNE_DEBUG) process.stderr.write(`${err.stack}\n`);
     return 1;

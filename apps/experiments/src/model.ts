@@ -209,7 +209,7 @@ function dropDeadInputs(
 /**
  * Loads the tfjs model saved in `dir`. tfjs reports what it finds wrong after the file is read,
  * without naming it; the error then names `dir`'s model.json and what to do: `again` says how to
- * make the folder afresh.
+ * make the folder afresh ('' leaves that to the caller, which adds its own).
  */
 export async function loadModelDir(
   dir: string,
@@ -224,7 +224,9 @@ export async function loadModelDir(
     if (e instanceof ModelFileError)
       throw e.code === 'damaged'
         ? new Error(
-            `${e.message}; the model folder is damaged or incomplete (cut short by a copy or a full disk?): ${again}`,
+            `${e.message}; the model folder is damaged or incomplete (cut short by a copy or a full disk?)${
+              again ? `: ${again}` : ''
+            }`,
             {
               cause: e,
             },
@@ -271,8 +273,8 @@ function buildProblem(file: string, message: string, again: string): string {
   return (
     `Cannot load model: ${file}: ${first}; ` +
     (mismatch
-      ? 'its modelTopology and weightsManifest disagree (edited, or its parts from two saves?): '
-      : 'tfjs cannot build the model it describes (edited by hand, or saved by another version?): ') +
-    again
+      ? 'its modelTopology and weightsManifest disagree (edited, or its parts from two saves?)'
+      : 'tfjs cannot build the model it describes (edited by hand, or saved by another version?)') +
+    (again ? `: ${again}` : '')
   );
 }

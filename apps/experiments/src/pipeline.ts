@@ -452,22 +452,24 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
 /** What starts a run over whose saved state cannot be read back. */
 const START_OVER = 'start the run over: the same command with --force instead of --resume';
 
-/** The error of `--resume` over a checkpoint that cannot be read back, and what to do. */
-export class DamagedCheckpoint extends Error {
-  override name = 'DamagedCheckpoint';
+/**
+ * The error of a run whose saved state (its checkpoint, its metrics.jsonl, its trained baseline)
+ * cannot be read back: what is wrong (`problem`), then what to do, by default to start the run
+ * over. A sweep gives its own advice for a point: remove the point's `checkpoint` and continue.
+ */
+export class StartOver extends Error {
+  override name = 'StartOver';
   constructor(
+    public readonly problem: string,
     public readonly checkpoint: string,
-    public readonly why: string,
+    advice = `${START_OVER} (or remove ${checkpoint} and run it without --resume)`,
   ) {
-    super(
-      `--resume: the checkpoint in ${checkpoint} is damaged: ${why}; ${START_OVER} ` +
-        `(or remove ${checkpoint} and run it without --resume)`,
-    );
+    super(`${problem}; ${advice}`);
   }
 }
 
 function damagedCheckpoint(ckptDir: string, why: string): Error {
-  return new DamagedCheckpoint(ckptDir, why);
+  return new StartOver(`--resume: the checkpoint in ${ckptDir} is damaged: ${why}`, ckptDir);
 }
 
 function rethrowDamaged(ckptDir: string): (e: unknown) => never {
@@ -887,7 +889,8 @@ function interruptedRunIn(out: string): string | undefined {
  * The results of the finished run in `out` when it ran this config, budget
  * and seed (a sweep continued with --resume reuses them), else undefined. A
  * run killed after it wrote results.json but before its report and clean-up
- * still holds its checkpoint: it has not finished (--resume finishes it).
+ * still holds its checkpoint: it has not finished (--resume finishes it). A
+ * checkpoint a kill left between its renames is put back first (`recoverDir`).
  */
 export function finishedRun(
   out: string,
@@ -1336,9 +1339,10 @@ async function runLocked(
   // rest of the training (the file is written whole, so only a copy or a disk cuts it short).
   if (o.resume) {
     const damaged = (why: string) =>
-      new Error(
-        `--resume: ${metricsFile} ${why}, and the checkpoint in ${ckptDir} counts ${state.metricsCount} epoch lines in it; ` +
-          `put back a whole copy of the file, or ${START_OVER}`,
+      new StartOver(
+        `--resume: ${metricsFile} ${why}, and the checkpoint in ${ckptDir} counts ${state.metricsCount} epoch lines in it`,
+        ckptDir,
+        `put back a whole copy of the file, or ${START_OVER}`,
       );
     if (metricLines.length < state.metricsCount)
       throw damaged(existsSync(metricsFile) ? `holds ${metricLines.length} lines` : 'is missing');
@@ -1548,14 +1552,28 @@ async function runLocked(
   // The trained plain baseline: the distillation teacher, and the model whose latency is set
   // beside the compressed model's at the end. A resumed run reloads it from here.
   const plainDir = join(work, 'baseline-model');
-  let teacher: tfl.LayersModel | undefined;
-  if (needsTeacher && o.resume && state.phase !== 'baseline' && state.phase !== 'done') {
-    if (!existsSync(join(plainDir, 'model', 'model.json'))) {
-      throw new Error(
-        `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}; ${START_OVER}`,
+  /** The trained baseline kept in plainDir; one that cannot be read means starting over. */
+  const loadTrainedBaseline = async (): Promise<tfl.LayersModel> => {
+    try {
+      return await loadModelDir(join(plainDir, 'model'), '');
+    } catch (e) {
+      throw new StartOver(
+        `${o.resume ? '--resume: ' : ''}the trained baseline in ${plainDir} cannot be read: ${(e as Error).message}`,
+        ckptDir,
       );
     }
-    teacher = await loadModelDir(join(plainDir, 'model'), START_OVER);
+  };
+  let teacher: tfl.LayersModel | undefined;
+  if (needsTeacher && o.resume && state.phase !== 'baseline' && state.phase !== 'done') {
+    if (!existsSync(join(plainDir, 'model', 'model.json')))
+      throw new StartOver(
+        `--resume: the distillation teacher (the trained baseline) is missing from ${plainDir}`,
+        ckptDir,
+      );
+    teacher = await loadTrainedBaseline();
+  } else if (o.resume && state.phase !== 'baseline' && existsSync(join(plainDir, 'model', 'model.json'))) {
+    // Read back at the end, beside the compressed model: checked now, not after the rest of the training.
+    (await loadTrainedBaseline()).dispose();
   }
   const distillFor = (spec: DistillSpec | undefined) =>
     spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
@@ -1723,7 +1741,7 @@ async function runLocked(
   let compressed: ModelStats;
   if (existsSync(join(plainDir, 'model', 'model.json'))) {
     // The trained baseline, kept since its phase (a resumed run reads it back).
-    const plain = await loadModelDir(join(plainDir, 'model'), START_OVER);
+    const plain = await loadTrainedBaseline();
     paired = pairedTest(await pairedCounts(plain, m, data.test, norm));
     compressed = await measure(m, compressedError(paired));
     const t1 = await latencyMs([plain, m], data.shape, 1, LATENCY_RUNS.batch1);

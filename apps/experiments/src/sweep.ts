@@ -7,8 +7,8 @@ import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
-  DamagedCheckpoint,
   finishedRun,
+  StartOver,
   holdsRun,
   holdsSweepFiles,
   PLAN_FILE,
@@ -542,11 +542,10 @@ async function sweepLocked(
         log,
       }).catch((e: unknown) => {
         // The run's advice (--force, or a rerun without --resume) would start the whole sweep over.
-        if (e instanceof DamagedCheckpoint)
+        if (e instanceof StartOver)
           throw new Error(
-            `--resume: the checkpoint of sweep point ${label} in ${e.checkpoint} is damaged: ${e.why}; ` +
-              `remove ${e.checkpoint} and continue the sweep with --resume: that point starts over, and the ` +
-              'finished points are reused (--force would start the whole sweep over)',
+            `sweep point ${label}: ${e.problem}; remove ${e.checkpoint} and continue the sweep with --resume: ` +
+              'that point starts over, and the finished points are reused (--force would start the whole sweep over)',
             { cause: e },
           );
         throw e;

@@ -24,6 +24,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose, magnitudes } from '@normprune/layers';
 import { pruneMagnitudes } from '../src/model';
+import { fileSystem } from '@normprune/runtime';
 import { cli, clone, experimentCopy, writeVariant } from './helpers';
 
 let tmp: string;
@@ -751,4 +752,27 @@ test('pruneMagnitudes changes nothing when any entry is refused, and drops kerne
   expect(tf.memory().numTensors).toBe(start);
   model.dispose();
   plain.dispose();
+});
+
+test('prune prints what surgery warns of: here the placeholder of a residual branch that died whole', async () => {
+  const x = tfl.input({ shape: [4] });
+  const a = tfl.layers.dense({ units: 3, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
+  const b1 = tfl.layers
+    .dense({ units: 2, activation: 'relu', name: 'b1', kernelInitializer: 'zeros' })
+    .apply(a) as tfl.SymbolicTensor;
+  const b2 = tfl.layers.dense({ units: 3, name: 'b2' }).apply(b1) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add().apply([a, b2]) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(sum) as tfl.SymbolicTensor;
+  const m = tfl.model({ inputs: x, outputs: out });
+  const dir = join(tmp, 'residual-model');
+  await m.save(fileSystem(dir));
+  m.dispose();
+  const r = await cli(['prune', '--model', dir, '--out', join(tmp, 'residual-pruned'), '--backend', 'cpu']);
+  expect(r.code).toBe(0);
+  expect(r.out).toMatch(
+    /^note: Dense 'b1' unit 0 was kept as a placeholder with zero weights, .*: every unit of 'b1' is dead or unused/m,
+  );
+  expect(r.out).toMatch(
+    /^note: Dense 'b2' units 0, 1, 2 \(3 of 3\) are dead \(each emits a constant\) but were kept: coupled by an elementwise join with a varying unit of 'a'$/m,
+  );
 });

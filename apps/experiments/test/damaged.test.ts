@@ -264,10 +264,13 @@ describe('train --resume over a damaged checkpoint', () => {
       expect(r.code).toBe(1);
       expect(r.err).toMatch(
         new RegExp(
-          `normprune: error: .*${shard.replace(/[.]/g, '\\.')} has \\d+ bytes, but .*\\(truncated\\); the model folder is damaged ` +
-            'or incomplete \\(cut short by a copy or a full disk\\?\\): start the run over: the same command with --force instead of --resume',
+          `normprune: error: --resume: the trained baseline in .*baseline-model cannot be read: .*${shard.replace(/[.]/g, '\\.')} ` +
+            'has \\d+ bytes, but .*\\(truncated\\); the model folder is damaged or incomplete \\(cut short by a copy or a full ' +
+            'disk\\?\\); start the run over: the same command with --force instead of --resume \\(or remove .*checkpoint and run it without --resume\\)\n',
         ),
       );
+      // Found before the rest of the training, not after it.
+      expect(r.err).not.toMatch(/epoch \d+\/\d+: loss/);
     } finally {
       writeFileSync(shard, bytes);
     }

@@ -188,7 +188,8 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
   const damaged = join(tmp, 'damaged-model');
   mkdirSync(damaged);
   writeFileSync(join(damaged, 'model.json'), '{"modelTopology":');
-  const fresh = join(tmp, 'pruned-failed');
+  // Its missing parents too.
+  const fresh = join(tmp, 'pruned-failed', 'a', 'b');
   const failed = await cli(['prune', '--model', damaged, '--out', fresh, '--backend', 'wasm']);
   expect(failed.code).toBe(1);
   expect(failed.err).toMatch(/model\.json is not valid JSON/);

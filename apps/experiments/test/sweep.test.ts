@@ -607,11 +607,21 @@ test("a damaged checkpoint of a sweep point: the advice continues the sweep, not
   const r = await cli([...args, '--out', out, '--resume']);
   expect(r.code).toBe(1);
   expect(r.err).toContain(
-    `normprune: error: --resume: the checkpoint of sweep point lambda-0.002 in ${ckpt} is damaged: state.json is not valid JSON (`,
+    `normprune: error: sweep point lambda-0.002: --resume: the checkpoint in ${ckpt} is damaged: state.json is not valid JSON (`,
   );
-  expect(r.err).toMatch(
-    /; remove .*checkpoint and continue the sweep with --resume: that point starts over, and the finished points are reused \(--force would start the whole sweep over\)\n/,
+  const advice =
+    /; remove .*checkpoint and continue the sweep with --resume: that point starts over, and the finished points are reused \(--force would start the whole sweep over\)\n/;
+  expect(r.err).toMatch(advice);
+  // So for the point's other saved state: its metrics.jsonl, say.
+  rmSync(ckpt, { recursive: true });
+  expect((await cli([...args, '--out', out, '--resume', '--stop-after-steps', '4'])).code).toBe(130);
+  writeFileSync(join(out, 'lambda-0.002', 'metrics.jsonl'), '');
+  const metrics = await cli([...args, '--out', out, '--resume']);
+  expect(metrics.code).toBe(1);
+  expect(metrics.err).toMatch(
+    /normprune: error: sweep point lambda-0\.002: --resume: .*metrics\.jsonl holds 0 lines/,
   );
+  expect(metrics.err).toMatch(advice);
   // The advice works.
   rmSync(ckpt, { recursive: true });
   const again = await cli([...args, '--out', out, '--resume']);

@@ -306,10 +306,23 @@ test('a full disk or a read-only file system under a model save gets what to do 
       errno(code),
     );
   for (const code of ['ENOSPC', 'EDQUOT'])
-    expect(diskHint(save(code))).toBe(
+    expect(diskHint(save(code), 'reproduce')).toBe(
       'normprune: the disk is full: free some space and run the command again (with --resume if the run wrote a checkpoint)',
     );
-  expect(diskHint(save('EROFS'))).toMatch(/^normprune: the file system is read-only: choose another --out, /);
+  expect(diskHint(save('EROFS'), 'sweep')).toBe(
+    'normprune: the file system is read-only: choose another --out, or make it writable and run the command again ' +
+      '(with --resume if the run wrote a checkpoint)',
+  );
+  // Only the commands that take --out and --resume are told of them.
+  expect(diskHint(save('ENOSPC'), 'prune')).toBe(
+    'normprune: the disk is full: free some space and run the command again',
+  );
+  expect(diskHint(save('EROFS'), 'prune')).toBe(
+    'normprune: the file system is read-only: choose another --out, or make it writable and run the command again',
+  );
+  expect(diskHint(save('EROFS'), 'report')).toBe(
+    'normprune: the file system is read-only: make it writable and run the command again',
+  );
   // Found in a cause's code alone, too.
   expect(diskHint(new Error('cannot export', { cause: errno('ENOSPC') }))).toMatch(/the disk is full/);
   // Not twice: a message that already says what to do, and none for other errors.
