@@ -37,7 +37,6 @@ import {
   makeDirs,
   ourLeftovers,
   parseJsonFile,
-  readJsonFile,
   recoverDir,
   removeDir,
   shapeProblem,
@@ -646,6 +645,21 @@ function keptAgain(runDir: string): string {
   return `train that baseline again with --keep-baseline, or drop --baseline-from ${runDir}`;
 }
 
+/**
+ * A kept baseline (`RUN_DIR/.work/baseline`) that cannot be read back: what is wrong
+ * (`problem`), then what to do. A sweep gives its own advice for the baseline its points share.
+ */
+export class KeptBaselineDamaged extends Error {
+  override name = 'KeptBaselineDamaged';
+  constructor(
+    runDir: string,
+    public readonly problem: string,
+    public readonly kept: string,
+  ) {
+    super(`--baseline-from ${runDir}: ${problem}; ${keptAgain(runDir)}`);
+  }
+}
+
 function keptBaselineDir(runDir: string): string {
   return join(resolve(runDir), '.work', 'baseline');
 }
@@ -668,13 +682,14 @@ function checkKeptBaseline(
         'train that run with --keep-baseline (sweeps keep theirs), or drop --baseline-from',
     );
   }
-  const again = keptAgain(runDir);
-  const kept = readJsonFile<KeptBaseline>(file, again);
+  let kept: KeptBaseline;
+  try {
+    kept = parseJsonFile<KeptBaseline>(file);
+  } catch (e) {
+    throw new KeptBaselineDamaged(runDir, (e as Error).message, dir);
+  }
   const why = shapeProblem(kept, KEPT_SHAPE);
-  if (why)
-    throw new Error(
-      `--baseline-from ${runDir}: the kept baseline is damaged: baseline.json: ${why}; ${again}`,
-    );
+  if (why) throw new KeptBaselineDamaged(runDir, `the kept baseline is damaged: baseline.json: ${why}`, dir);
   if (kept.baselineHash !== baselineHash(cfg, budget, seed)) {
     const diff = shownDifferences(keptKey(runDir, kept), baselineKey(cfg, budget, seed));
     throw new Error(
@@ -1582,7 +1597,9 @@ async function runLocked(
     // ---- baseline -------------------------------------------------------
     if (state.phase === 'baseline') {
       if (kept) {
-        model = await loadModelDir(join(kept.dir, 'model'), keptAgain(o.baselineFrom as string));
+        model = await loadModelDir(join(kept.dir, 'model'), '').catch((e: unknown) => {
+          throw new KeptBaselineDamaged(o.baselineFrom as string, (e as Error).message, kept.dir);
+        });
         state.baseline = kept.stats;
         state.elapsed.baseline = kept.seconds;
         for (const line of kept.metrics) metricLines.push(line);

@@ -8,6 +8,7 @@ import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
   finishedRun,
+  KeptBaselineDamaged,
   StartOver,
   holdsRun,
   holdsSweepFiles,
@@ -542,6 +543,14 @@ async function sweepLocked(
         log,
       }).catch((e: unknown) => {
         // The run's advice (--force, or a rerun without --resume) would start the whole sweep over.
+        // The baseline the points share, kept in the first point's folder (not a --baseline-from of the user's).
+        if (e instanceof KeptBaselineDamaged && o.baselineFrom === undefined)
+          throw new Error(
+            `sweep point ${label}: the shared baseline in ${e.kept} cannot be used: ${e.problem}; ` +
+              `remove ${e.kept} and continue the sweep with --resume: the next point trains the shared baseline again, ` +
+              'and the finished points are reused',
+            { cause: e },
+          );
         if (e instanceof StartOver)
           throw new Error(
             `sweep point ${label}: ${e.problem}; remove ${e.checkpoint} and continue the sweep with --resume: ` +

@@ -629,6 +629,28 @@ test("a damaged checkpoint of a sweep point: the advice continues the sweep, not
   expect(JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8')).points).toHaveLength(2);
 });
 
+test('a damaged shared baseline: the advice continues the sweep, not a --keep-baseline the user never gave', async () => {
+  const args = ['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.002,0.02', '--backend', 'wasm'];
+  const out = join(tmp, 'damaged-shared');
+  expect((await cli([...args, '--out', out, '--stop-after-steps', '4'])).code).toBe(130);
+  const shared = join(out, 'lambda-0.002', '.work', 'baseline');
+  writeFileSync(join(shared, 'baseline.json'), '{');
+  const r = await cli([...args, '--out', out, '--resume']);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(
+    `normprune: error: sweep point lambda-0.02: the shared baseline in ${shared} cannot be used: ${join(shared, 'baseline.json')} is not valid JSON (`,
+  );
+  expect(r.err).toMatch(
+    /; remove .*baseline and continue the sweep with --resume: the next point trains the shared baseline again, and the finished points are reused\n/,
+  );
+  expect(r.err).not.toMatch(/--keep-baseline/);
+  // The advice works.
+  rmSync(shared, { recursive: true });
+  const again = await cli([...args, '--out', out, '--resume']);
+  expect(again.code).toBe(0);
+  expect(again.err).toMatch(/sweep point lambda-0\.002: finished before, reused/);
+});
+
 test('--target-compression stops after the expansion when no lambda reaches the target, and says so', async () => {
   const out = join(tmp, 'unreachable');
   const r = await cli([

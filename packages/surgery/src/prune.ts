@@ -177,13 +177,13 @@ function keptWarnings(l: LayerPruneResult): string[] {
  * order), and the constant it emitted is folded into the consumers' biases. Dead 2-D kernels stay
  * as exact zeros. The input model is not modified.
  *
- * A layer whose every unit is dead or unused keeps one as a placeholder with zero weights when the
- * model's outputs still depend on the input (a residual branch that died whole, beside the
- * identity input of its Add): see {@link LayerPruneResult.placeholders}.
+ * A layer whose every unit is dead or unused keeps one as a placeholder with zero weights when a
+ * model output after it still depends on the input (a residual branch that died whole, beside
+ * the identity input of its Add): see {@link LayerPruneResult.placeholders}.
  *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
- * a whole layer would disappear and a model output no longer depends on the input; and for options that are not an object, hold a key other than
- * `threshold` and `unknownLayers` (naming it and the key it likely misspells), or a bad value.
+ * a whole layer would disappear and no model output after it depends on the input any more; and
+ * for options that are not an object, hold a key other than `threshold` and `unknownLayers` (naming it and the key it likely misspells), or a bad value.
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
   checkModel(model, 'prune');
@@ -219,6 +219,13 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
           'so every channel it reads was kept',
       );
     for (const l of layers) warnings.push(...keptWarnings(l));
+    // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
+    // not refused while another output still varies: it is said.
+    for (const o of p.graph.outputs) {
+      const s = p.states[o];
+      if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
+        warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
+    }
     const base = {
       before,
       after,

@@ -58,8 +58,8 @@ export interface LayerPruneResult {
    * penalty killed whole), the layer keeps one unit, since a tfjs layer cannot have 0: its
    * weights are zeros, every Dense or Conv2D layer reading its channel (through BatchNormalization,
    * pooling and the like, which keep it) reads it with zero weights, and the constant it emitted
-   * is folded into their biases as for a removed unit. A unit whose channel an Add couples with a
-   * placeholder's is one too. Placeholders are not in `removed`, and count in `unitsAfter`.
+   * is folded into their biases as for a removed unit. A unit whose channel an elementwise join
+   * (Add, Multiply, ...) couples with a placeholder's is one too. Placeholders are not in `removed`, and count in `unitsAfter`.
    */
   placeholders: PlaceholderUnit[];
 }
@@ -77,7 +77,8 @@ export function rebuild(
   const all = emptiedLayers(states, removed);
   // A layer emptied with every model output after it constant: those outputs no longer depend on
   // the input, the model is broken there, and the layer is named.
-  const emptied = all.filter((s) => !reachesVaryingOutput(states, graph.outputs, s));
+  const varyingOutputs = new Set(graph.outputs.filter((o) => states[o].consts.some((k) => Number.isNaN(k))));
+  const emptied = all.filter((s) => !reaches(states, s, varyingOutputs));
   // Otherwise each emptied layer keeps one unit as a placeholder (one per channel id: the layers
   // an Add couples with it share it), standing for the branch the model does without.
   const placeholders = new Map<number, string>();
@@ -91,9 +92,13 @@ export function rebuild(
   // Whether a channel is cut out of the layers that carry it: placeholders stay, read as zeros.
   const gone = (id: number): boolean => removed[id] === 1 && !placeholders.has(id);
   if (emptied.length) {
-    const left = `layers left without a live unit: ${emptied.map((s) => `'${s.node.name}'`).join(', ')}`;
-    // Name the layer whose units are dead first: the emptied layers before it are only unused because of it.
-    const dead = emptied.find((s) => s.consts.every((k) => !Number.isNaN(k)));
+    // The emptied layers upstream of those (a dead residual branch that also fed a layer before a
+    // constant output: the branch is the cause), and those themselves.
+    const refused = new Set(emptied.map((s) => s.node.index));
+    const involved = all.filter((s) => reaches(states, s, refused));
+    const left = `layers left without a live unit: ${involved.map((s) => `'${s.node.name}'`).join(', ')}`;
+    // Name the layer whose units are dead first: the emptied layers after it are only so because of it.
+    const dead = involved.find((s) => s.consts.every((k) => !Number.isNaN(k)));
     if (dead)
       throw new Error(
         `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead: ` +
@@ -239,16 +244,15 @@ export function rebuild(
   return { model: pruned, layers, weights: newWeights };
 }
 
-/** Whether a model output that varies with the input (not all constant) lies after `from`. */
-function reachesVaryingOutput(states: NodeState[], outputs: number[], from: NodeState): boolean {
-  const varying = new Set(outputs.filter((o) => states[o].consts.some((k) => Number.isNaN(k))));
+/** Whether one of the nodes `targets` (by index) is `from` or lies after it. */
+function reaches(states: NodeState[], from: NodeState, targets: ReadonlySet<number>): boolean {
   const queue = [from.node.index];
   const seen = new Set<number>();
   while (queue.length) {
     const i = queue.shift()!;
     if (seen.has(i)) continue;
     seen.add(i);
-    if (varying.has(i)) return true;
+    if (targets.has(i)) return true;
     queue.push(...states[i].node.consumers);
   }
   return false;

@@ -537,6 +537,32 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     expect(report.layers.filter((l) => l.placeholders.length).map((l) => l.name)).toEqual(['b1']);
   });
 
+  it('blames the dead branch, not a healthy layer after it that an output made constant goes through', () => {
+    // b1 died whole: its residual path still varies (out1), but it also feeds c, whose output
+    // out2 is now constant: refused, naming b1 (c is only emptied because of it).
+    const x = tfl.input({ shape: [5], name: 'x' });
+    const a = tfl.layers.dense({ units: 5, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
+    const b1 = tfl.layers.dense({ units: 4, activation: 'relu', name: 'b1' }).apply(a) as tfl.SymbolicTensor;
+    const b2 = tfl.layers.dense({ units: 5, name: 'b2' }).apply(b1) as tfl.SymbolicTensor;
+    const sum = tfl.layers.add({ name: 'j' }).apply([a, b2]) as tfl.SymbolicTensor;
+    const out1 = tfl.layers.dense({ units: 3, name: 'out1' }).apply(sum) as tfl.SymbolicTensor;
+    const c = tfl.layers.dense({ units: 3, activation: 'relu', name: 'c' }).apply(b1) as tfl.SymbolicTensor;
+    const out2 = tfl.layers.dense({ units: 2, name: 'out2' }).apply(c) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: x, outputs: [out1, out2] });
+    fillAll(m, 'bias', () => 0.2);
+    zeroUnits(m, 'b1', [0, 1, 2, 3]);
+    expect(() => prune(m)).toThrow(
+      /every unit of layer 'b1' \(Dense, 4 units\) is dead: .*\(layers left without a live unit: 'b1', 'c'\)/,
+    );
+    // Reading b1 directly, out2 is as constant: b1 keeps a placeholder (out1 still varies), and
+    // the constant output is said.
+    const direct = tfl.layers.dense({ units: 2, name: 'out2b' }).apply(b1) as tfl.SymbolicTensor;
+    const m2 = tfl.model({ inputs: x, outputs: [out1, direct] });
+    const { report } = prune(m2);
+    expect(report.layers.filter((l) => l.placeholders.length).map((l) => l.name)).toEqual(['b1']);
+    expect(report.warnings).toContain("model output 'out2b' is constant: it no longer depends on the input");
+  });
+
   it('says which placeholder a coupled one stands with, and zeroes every placeholder unit of a layer', () => {
     // Add(Concatenate(A, B), C) with A, B and C dead: C's units are coupled with both A's and B's
     // placeholders, so it holds two.
