@@ -306,7 +306,7 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
           } catch (e) {
             process.stderr.write(
               `normprune: note: could not remove the lock ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
-                'the next run or sweep there takes it over\n',
+                'the next normprune run, sweep or prune there takes it over\n',
             );
           }
         };

@@ -8,15 +8,15 @@ import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
   finishedRun,
-  KeptBaselineDamaged,
-  StartOver,
   holdsRun,
   holdsSweepFiles,
+  KeptBaselineDamaged,
   PLAN_FILE,
   pointFolders,
   removeRun,
   removeSweep,
   runExperiment,
+  StartOver,
   sweepIn,
   type RunOptions,
   type RunResults,
@@ -542,8 +542,9 @@ async function sweepLocked(
         continueWith: o.continueWith,
         log,
       }).catch((e: unknown) => {
-        // The run's advice (--force, or a rerun without --resume) would start the whole sweep over.
-        // The baseline the points share, kept in the first point's folder (not a --baseline-from of the user's).
+        // The run's advice would start the whole sweep over (--force, or a rerun without --resume),
+        // or name flags the sweep gave itself: for the baseline the points share (kept in the first
+        // point's folder, not a --baseline-from of the user's) and for a point's own saved state.
         if (e instanceof KeptBaselineDamaged && o.baselineFrom === undefined)
           throw new Error(
             `sweep point ${label}: the shared baseline in ${e.kept} cannot be used: ${e.problem}; ` +

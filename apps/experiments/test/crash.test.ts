@@ -352,7 +352,7 @@ describe('fsutil', () => {
       rm.mockRestore();
     }
     expect(note).toBe(
-      `normprune: note: could not remove the lock ${join(dir, '.normprune.lock')} (EROFS); the next run or sweep there takes it over\n`,
+      `normprune: note: could not remove the lock ${join(dir, '.normprune.lock')} (EROFS); the next normprune run, sweep or prune there takes it over\n`,
     );
     // A run failing in that folder reports its own error, not the lock's.
     const failing = lockDir(dir, 'another');
