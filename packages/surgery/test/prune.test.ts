@@ -78,6 +78,16 @@ describe('prune: MLP', () => {
     expect(pruned!.weights.length).toBe(6);
   });
 
+  it('keeps a frozen model frozen (tfjs keeps the model flag out of its config), and frozen layers too', () => {
+    const m = mlp();
+    zeroUnits(m, 'd1', [1]);
+    m.getLayer('d2').trainable = false;
+    expect(prune(m).model.getLayer('d2').trainable).toBe(false);
+    m.trainable = false;
+    const frozen = prune(m).model;
+    expect([frozen.trainable, frozen.trainableWeights.length]).toEqual([false, 0]);
+  });
+
   it('with nothing to prune returns an equal model and 0 compression', () => {
     const m = mlp();
     const { model, report } = prune(m);
