@@ -458,12 +458,21 @@ const START_OVER = 'start the run over: the same command with --force instead of
  */
 export class StartOver extends Error {
   override name = 'StartOver';
+  /**
+   * `putBack`: a cheaper fix said first (put back a whole copy of a file); `resumed: false` for a
+   * run not started with --resume, which starts over with --force alone.
+   */
   constructor(
     public readonly problem: string,
     public readonly checkpoint: string,
-    advice = `${START_OVER} (or remove ${checkpoint} and run it without --resume)`,
+    public readonly options: { putBack?: string; resumed?: boolean } = {},
   ) {
-    super(`${problem}; ${advice}`);
+    super(
+      `${problem}; ${options.putBack ? `${options.putBack}, or ` : ''}` +
+        (options.resumed === false
+          ? 'start the run over: the same command with --force'
+          : `${START_OVER} (or remove ${checkpoint} and run it without --resume)`),
+    );
   }
 }
 
@@ -1357,7 +1366,7 @@ async function runLocked(
       new StartOver(
         `--resume: ${metricsFile} ${why}, and the checkpoint in ${ckptDir} counts ${state.metricsCount} epoch lines in it`,
         ckptDir,
-        `put back a whole copy of the file, or ${START_OVER}`,
+        { putBack: 'put back a whole copy of the file' },
       );
     if (metricLines.length < state.metricsCount)
       throw damaged(existsSync(metricsFile) ? `holds ${metricLines.length} lines` : 'is missing');
@@ -1575,6 +1584,7 @@ async function runLocked(
       throw new StartOver(
         `${o.resume ? '--resume: ' : ''}the trained baseline in ${plainDir} cannot be read: ${(e as Error).message}`,
         ckptDir,
+        { resumed: !!o.resume },
       );
     }
   };

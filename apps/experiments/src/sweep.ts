@@ -554,7 +554,8 @@ async function sweepLocked(
           );
         if (e instanceof StartOver)
           throw new Error(
-            `sweep point ${label}: ${e.problem}; remove ${e.checkpoint} and continue the sweep with --resume: ` +
+            `sweep point ${label}: ${e.problem}; ${e.options.putBack ? `${e.options.putBack}, or ` : ''}` +
+              `remove ${e.checkpoint} and continue the sweep with --resume: ` +
               'that point starts over, and the finished points are reused (--force would start the whole sweep over)',
             { cause: e },
           );

@@ -293,7 +293,8 @@ describe('train --resume over a damaged checkpoint', () => {
         expect(r.err).toMatch(
           new RegExp(
             `normprune: error: --resume: .*metrics\\.jsonl ${why}.*, and the checkpoint in .*checkpoint counts ${state.metricsCount} ` +
-              'epoch lines in it; put back a whole copy of the file, or start the run over: the same command with --force instead of --resume\n',
+              'epoch lines in it; put back a whole copy of the file, or start the run over: the same command with --force instead of --resume ' +
+              '\\(or remove .*checkpoint and run it without --resume\\)\n',
           ),
         );
         // Refused before any training.

@@ -99,13 +99,20 @@ export function rebuild(
     const left = `layers left without a live unit: ${involved.map((s) => `'${s.node.name}'`).join(', ')}`;
     // Name the layer whose units are dead first: the emptied layers after it are only so because of it.
     const dead = involved.find((s) => s.consts.every((k) => !Number.isNaN(k)));
-    if (dead)
+    if (dead) {
+      // The outputs it leaves constant, named where the model has several.
+      const lost = graph.outputs.filter((o) => !varyingOutputs.has(o) && reaches(states, dead, new Set([o])));
+      const which =
+        graph.outputs.length > 1 && lost.length
+          ? `the model's output${lost.length > 1 ? 's' : ''} ${lost.map((o) => `'${states[o].node.name}'`).join(', ')} no longer depend${lost.length > 1 ? '' : 's'}`
+          : "the model's output no longer depends";
       throw new Error(
         `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead: ` +
-          `the model's output no longer depends on its input, and removing them would disconnect the model (${left}). If the L1 penalty killed them, train again with a ` +
+          `${which} on its input, and removing them would disconnect the model (${left}). If the L1 penalty killed them, train again with a ` +
           `smaller lambda, or give the layer a smaller multiplier in @normprune/prox (layerMultipliers: ` +
           `{ '${dead.node.name}': 0 } leaves it unpenalised)`,
       );
+    }
     // None is dead, only unused: a unit layer after them reads none of their units (its weights
     // from them are zero, or its own units are all dead but stay as the model's output).
     const reader = unitReaderAfter(states, emptied[emptied.length - 1]);
