@@ -5,6 +5,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
+import { StartOver } from '../src/pipeline';
 import { cli, writeVariant } from './helpers';
 
 const finished = join(__dirname, '..', 'results', 'lenet-500-300-output');
@@ -384,4 +385,16 @@ describe('--baseline-from a damaged kept baseline', () => {
     expect(error).toMatch(/train that (run|baseline) again with --keep-baseline, or drop --baseline-from/);
     expect(error).not.toMatch(/Cannot read properties|is not a function|Unexpected token/);
   });
+});
+
+test('the advice of StartOver: --force instead of --resume, --force alone for a run not resumed, a cheaper fix first', () => {
+  expect(new StartOver('p', '/c').message).toBe(
+    'p; start the run over: the same command with --force instead of --resume (or remove /c and run it without --resume)',
+  );
+  expect(new StartOver('p', '/c', { resumed: false }).message).toBe(
+    'p; start the run over: the same command with --force',
+  );
+  expect(new StartOver('p', '/c', { putBack: 'put back a whole copy of the file' }).message).toMatch(
+    /^p; put back a whole copy of the file, or start the run over: /,
+  );
 });
