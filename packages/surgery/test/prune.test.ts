@@ -520,15 +520,21 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     ]);
   });
 
-  it('judges each emptied layer by the outputs after it: a constant output elsewhere does not refuse a placeholder', () => {
-    // out2 reads a with all-zero weights (a constant output of its own); b1 died whole beside the
-    // Add's identity input, before out1, which still varies.
+  /** x -> a -> b1 -> b2 -> add(a, b2) -> out1, Dense: the tensors a second head is built from. */
+  function residualWithHead() {
     const x = tfl.input({ shape: [5], name: 'x' });
     const a = tfl.layers.dense({ units: 5, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
     const b1 = tfl.layers.dense({ units: 4, activation: 'relu', name: 'b1' }).apply(a) as tfl.SymbolicTensor;
     const b2 = tfl.layers.dense({ units: 5, name: 'b2' }).apply(b1) as tfl.SymbolicTensor;
     const sum = tfl.layers.add({ name: 'j' }).apply([a, b2]) as tfl.SymbolicTensor;
     const out1 = tfl.layers.dense({ units: 3, name: 'out1' }).apply(sum) as tfl.SymbolicTensor;
+    return { x, a, b1, out1 };
+  }
+
+  it('judges each emptied layer by the outputs after it: a constant output elsewhere does not refuse a placeholder', () => {
+    // out2 reads a with all-zero weights (a constant output of its own); b1 died whole beside the
+    // Add's identity input, before out1, which still varies.
+    const { x, a, out1 } = residualWithHead();
     const out2 = tfl.layers.dense({ units: 2, name: 'out2' }).apply(a) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: x, outputs: [out1, out2] });
     const r = rng(5);
@@ -550,12 +556,7 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
   it('blames the dead branch, not a healthy layer after it that an output made constant goes through', () => {
     // b1 died whole: its residual path still varies (out1), but it also feeds c, whose output
     // out2 is now constant: refused, naming b1 (c is only emptied because of it).
-    const x = tfl.input({ shape: [5], name: 'x' });
-    const a = tfl.layers.dense({ units: 5, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
-    const b1 = tfl.layers.dense({ units: 4, activation: 'relu', name: 'b1' }).apply(a) as tfl.SymbolicTensor;
-    const b2 = tfl.layers.dense({ units: 5, name: 'b2' }).apply(b1) as tfl.SymbolicTensor;
-    const sum = tfl.layers.add({ name: 'j' }).apply([a, b2]) as tfl.SymbolicTensor;
-    const out1 = tfl.layers.dense({ units: 3, name: 'out1' }).apply(sum) as tfl.SymbolicTensor;
+    const { x, b1, out1 } = residualWithHead();
     const c = tfl.layers.dense({ units: 3, activation: 'relu', name: 'c' }).apply(b1) as tfl.SymbolicTensor;
     const out2 = tfl.layers.dense({ units: 2, name: 'out2' }).apply(c) as tfl.SymbolicTensor;
     const m = tfl.model({ inputs: x, outputs: [out1, out2] });
