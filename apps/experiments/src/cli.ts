@@ -1267,14 +1267,6 @@ function prunedExport(json: unknown): boolean {
 }
 
 /**
- * `prune --out` may be new, empty, or hold an earlier export of `prune` it replaces (model.json
- * carries its mark, and every weight file there is one model.json lists or one of fileSystem's own
- * that a killed save of it left, which the next save removes); not the model of a
- * finished run (its results.json describes that model), a model of another tool or of an older
- * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
- * there is checked by {@link checkPruneReplaces}.
- */
-/**
  * The entries of a prune --out to judge: not the leftovers of a killed save (dot-named .tmp
  * files, which the next save clears), nor the lock of a prune writing there.
  */
@@ -1282,6 +1274,14 @@ function pruneOutEntries(out: string): string[] {
   return readdirSync(out).filter((e) => !/^\..*\.tmp$/.test(e) && e !== LOCK_FILE && e !== TAKEOVER_FILE);
 }
 
+/**
+ * `prune --out` may be new, empty, or hold an earlier export of `prune` it replaces (model.json
+ * carries its mark, and every weight file there is one model.json lists or one of fileSystem's own
+ * that a killed save of it left, which the next save removes); not the model of a
+ * finished run (its results.json describes that model), a model of another tool or of an older
+ * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
+ * there is checked by {@link checkPruneReplaces}.
+ */
 function checkPruneOut(out: string): void {
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
@@ -1444,6 +1444,8 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const unwritable = unwritableFolder(v.out);
   if (unwritable)
     throw new Error(`prune: --out ${v.out} cannot be written: ${unwritable}; choose another --out`);
+  const prefer = backendOption(p.values.backend);
+  const threads = threadsOption(p.values.threads);
   // One prune at a time in --out, as one run or sweep: two would both say they exported, and
   // only one export would be there.
   const outDir = resolve(v.out);
@@ -1459,7 +1461,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   let exported = false;
   try {
     checkPruneReplaces(outDir);
-    await pruneInto(v, { threshold, keep, keepFilters, unknownLayers }, p.values, out);
+    await pruneInto(v, { threshold, keep, keepFilters, unknownLayers, prefer, threads }, out);
     exported = true;
   } finally {
     unlock();
@@ -1482,17 +1484,13 @@ async function pruneInto(
     keep: ReturnType<typeof keepOption> | undefined;
     keepFilters: ReturnType<typeof keepOption> | undefined;
     unknownLayers: 'refuse' | 'keep';
+    prefer: BackendName | undefined;
+    threads: number | undefined;
   },
-  flags: { backend?: unknown; threads?: unknown },
   out: (s: string) => void,
 ): Promise<void> {
-  const { threshold, keep, keepFilters, unknownLayers } = o;
-  const prefer = backendOption(flags.backend as string | undefined);
-  const info = await initBackend({
-    prefer,
-    threads: threadsOption(flags.threads as string | undefined),
-    quiet: true,
-  });
+  const { threshold, keep, keepFilters, unknownLayers, prefer, threads } = o;
+  const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
   const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.

@@ -448,8 +448,9 @@ async function saveOptimizer(opt: tf.Optimizer, dir: string): Promise<void> {
   writeFileNamed(join(dir, 'optimizer.json'), JSON.stringify(manifest));
 }
 
-/** What starts a run over whose saved state cannot be read back. */
-const START_OVER = 'start the run over: the same command with --force instead of --resume';
+/** What starts a run over whose saved state cannot be read back (one not resumed: --force alone). */
+const START_OVER_FORCE = 'start the run over: the same command with --force';
+const START_OVER = `${START_OVER_FORCE} instead of --resume`;
 
 /**
  * The error of a run whose saved state (its checkpoint, its metrics.jsonl, its trained baseline)
@@ -470,7 +471,7 @@ export class StartOver extends Error {
     super(
       `${problem}; ${options.putBack ? `${options.putBack}, or ` : ''}` +
         (options.resumed === false
-          ? 'start the run over: the same command with --force'
+          ? START_OVER_FORCE
           : `${START_OVER} (or remove ${checkpoint} and run it without --resume)`),
     );
   }

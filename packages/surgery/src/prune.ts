@@ -153,7 +153,11 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
  */
 function keptWarnings(l: LayerPruneResult): string[] {
   const byReason = new Map<string, LayerPruneResult['keptConstant']>();
-  for (const k of l.keptConstant) byReason.set(k.reason, [...(byReason.get(k.reason) ?? []), k]);
+  for (const k of l.keptConstant) {
+    const same = byReason.get(k.reason);
+    if (same) same.push(k);
+    else byReason.set(k.reason, [k]);
+  }
   const placeholder = l.placeholders.map(
     (k) =>
       `${l.className} '${l.name}' unit ${k.unit} was kept as a placeholder with zero weights, which the Dense ` +
@@ -183,7 +187,8 @@ function keptWarnings(l: LayerPruneResult): string[] {
  *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
  * a whole layer would disappear and no model output after it depends on the input any more; and
- * for options that are not an object, hold a key other than `threshold` and `unknownLayers` (naming it and the key it likely misspells), or a bad value.
+ * for options that are not an object, hold a key other than `threshold` and `unknownLayers`
+ * (naming it and the key it likely misspells), or a bad value.
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
   checkModel(model, 'prune');
