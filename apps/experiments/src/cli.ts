@@ -1,6 +1,6 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -81,6 +81,7 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
+import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
 const COMMON = `Common options:
@@ -1459,19 +1460,39 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   }
   const unlock = lockDir(outDir, 'a prune export');
   let exported = false;
-  try {
-    checkPruneReplaces(outDir);
-    await pruneInto(v, { threshold, keep, keepFilters, unknownLayers, prefer, threads }, out);
-    exported = true;
-  } finally {
+  let done = false;
+  const finish = (): void => {
+    if (done) return;
+    done = true;
     unlock();
-    // A prune that failed leaves no folder it made (empty ones: nothing else is removed).
+    // A prune that failed or was stopped leaves no folder it made. What is in them is its own
+    // (--out was locked from its making): a killed save's temporary files.
     if (!exported)
       try {
-        for (const d of created) rmdirSync(d);
+        if (created.length) rmSync(outDir, { recursive: true, force: true });
+        for (const d of created.slice(1)) rmdirSync(d);
       } catch {
-        /* not empty: something was written there after all */
+        /* not empty: something else was written there after all */
       }
+  };
+  const stop = new StopSignals(
+    (line) => process.stderr.write(line + '\n'),
+    () =>
+      created.length ? 'run the prune again' : `${v.out} keeps what it held before; run the prune again`,
+    finish,
+  );
+  stop.stage = 'pruning';
+  try {
+    checkPruneReplaces(outDir);
+    await pruneInto(v, { threshold, keep, keepFilters, unknownLayers, prefer, threads }, out, stop);
+    exported = true;
+  } finally {
+    stop.dispose();
+    finish();
+  }
+  if (stop.requested) {
+    process.stderr.write(`stopped: the export was written before the stop (${v.out})\n`);
+    return 130;
   }
   return 0;
 }
@@ -1488,6 +1509,7 @@ async function pruneInto(
     threads: number | undefined;
   },
   out: (s: string) => void,
+  stop: StopSignals,
 ): Promise<void> {
   const { threshold, keep, keepFilters, unknownLayers, prefer, threads } = o;
   const info = await initBackend({ prefer, threads, quiet: true });
@@ -1531,6 +1553,7 @@ async function pruneInto(
   const after = countModel(pruned);
   // Marked, so that a later prune with this --out knows the folder for its own export.
   pruned.setUserDefinedMetadata({ ...(pruned.getUserDefinedMetadata() ?? {}), ...PRUNE_MARK });
+  stop.stage = 'exporting';
   const res = await exportModel(pruned, resolve(v.out), { format: 'tfjs' });
   model.dispose();
   pruned.dispose();

@@ -3,8 +3,11 @@
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
-/** Where a run is, for what a stop signal does there ('between': a sweep between its points). */
-export type RunStage = 'setup' | 'training' | 'finishing' | 'between';
+/**
+ * Where a run is, for what a stop signal does there ('between': a sweep between its points;
+ * 'pruning' and 'exporting': `normprune prune` before and while it writes its export).
+ */
+export type RunStage = 'setup' | 'training' | 'finishing' | 'between' | 'pruning' | 'exporting';
 
 /**
  * Installs one handler for the stop signals while a run writes its folder.
@@ -16,7 +19,10 @@ export type RunStage = 'setup' | 'training' | 'finishing' | 'between';
  * with 130.
  */
 export class StopSignals {
-  /** A checkpoint was asked for: the training loop writes it after this step and stops. */
+  /**
+   * A stop was asked for: the training loop writes a checkpoint after this step and stops; a
+   * prune stops once its export is written.
+   */
   requested = false;
   /** Set by the run as it goes. */
   stage: RunStage = 'setup';
@@ -38,10 +44,15 @@ export class StopSignals {
 
   private receive(signal: NodeJS.Signals): void {
     const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
     if (this.stage === 'training' && !this.requested) {
       this.requested = true;
-      const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
       this.log(`\n${name}: writing a checkpoint after this step (${again} quits without one)`);
+      return;
+    }
+    if (this.stage === 'exporting' && !this.requested) {
+      this.requested = true;
+      this.log(`\n${name}: stopping once the export is written (${again} quits without it)`);
       return;
     }
     const when = {
@@ -49,6 +60,8 @@ export class StopSignals {
       finishing: 'after training, before the results are written',
       between: 'between two sweep points',
       training: 'without a checkpoint',
+      pruning: 'before anything was exported',
+      exporting: 'before the export was written',
     }[this.stage];
     this.log(`\n${name}: quitting ${when}; ${this.goOn()}`);
     try {

@@ -46,11 +46,30 @@ test('before and after training, and between sweep points, there is nothing to c
     ['setup', 'before training starts'],
     ['finishing', 'after training, before the results are written'],
     ['between', 'between two sweep points'],
+    ['pruning', 'before anything was exported'],
   ] as const) {
     const h = harness(stage);
     process.emit('SIGTERM', 'SIGTERM');
     expect(h.stop.requested).toBe(false);
     expect(h.lines).toEqual([`\nSIGTERM: quitting ${when}; continue with: normprune reproduce x --resume`]);
+    expect(h.unlocked).toEqual([1]);
+    expect(h.exits).toEqual([130]);
+    h.restore();
+  }
+});
+
+test("a prune's export is let finish: the first signal asks to stop after it, the second quits", () => {
+  for (const signal of SIGNALS) {
+    const h = harness('exporting');
+    process.emit(signal, signal);
+    expect(h.stop.requested).toBe(true);
+    expect(h.exits).toEqual([]);
+    expect(h.unlocked).toEqual([]);
+    const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+    const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
+    expect(h.lines).toEqual([`\n${name}: stopping once the export is written (${again} quits without it)`]);
+    process.emit(signal, signal);
+    expect(h.lines[1]).toMatch(new RegExp(`^\n${name}: quitting before the export was written; `));
     expect(h.unlocked).toEqual([1]);
     expect(h.exits).toEqual([130]);
     h.restore();
