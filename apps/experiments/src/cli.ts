@@ -1547,9 +1547,9 @@ async function pruneInto(
     out(
       `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
     );
-  // The other warnings: dead units kept (and why), placeholders of branches that died whole.
-  const keptWhole = report.keptWhole.map((k) => `${k.className} '${k.name}' was kept whole`);
-  for (const w of report.warnings) if (!keptWhole.some((k) => w.startsWith(k))) out(`note: ${w}`);
+  // The other warnings (surgery's keep-whole ones come first, one per layer, said above with the
+  // CLI's flag): dead units kept (and why), placeholders of branches that died whole.
+  for (const w of report.warnings.slice(report.keptWhole.length)) out(`note: ${w}`);
   const after = countModel(pruned);
   // Marked, so that a later prune with this --out knows the folder for its own export.
   pruned.setUserDefinedMetadata({ ...(pruned.getUserDefinedMetadata() ?? {}), ...PRUNE_MARK });

@@ -93,7 +93,12 @@ export interface PruneReport {
    * channels they read are kept too); empty otherwise.
    */
   keptWhole: KeptWholeLayer[];
-  /** Units that emit a constant but could not be removed (see {@link LayerPruneResult.keptConstant}). */
+  /**
+   * What the pruned model keeps that a reader may not expect, one sentence each: first one per
+   * {@link PruneReport.keptWhole} layer, in that order; then, per layer, units that emit a constant
+   * but could not be removed (see {@link LayerPruneResult.keptConstant}) and placeholders (see
+   * {@link LayerPruneResult.placeholders}); last, model outputs left constant.
+   */
   warnings: string[];
   /** Rounds of the fixed-point analysis. */
   iterations: number;
