@@ -85,10 +85,18 @@ export function rebuild(
   if (!emptied.length)
     for (const s of all)
       if (!s.ids.some((id) => placeholders.has(id))) placeholders.set(s.ids[0], s.node.name);
+  // A layer coupled with the placeholder's owner died whole too, or is only coupled with it.
+  const emptiedNames = new Set(all.map((s) => s.node.name));
   const placeholderReason = (owner: string, layer: string): string =>
-    (owner === layer ? '' : `coupled by an elementwise join with the placeholder of '${owner}': `) +
-    `every unit of '${owner}' is dead or unused, but a model output after it still depends on the input ` +
-    'through another input of a join, and a layer cannot have 0 units';
+    (owner === layer
+      ? `every unit of '${owner}' is dead or unused`
+      : emptiedNames.has(layer)
+        ? `every unit of '${layer}' is dead or unused, as are those of '${owner}', with whose placeholder ` +
+          'an elementwise join couples it'
+        : `coupled by an elementwise join with the placeholder of '${owner}': every unit of '${owner}' is ` +
+          'dead or unused') +
+    ', but a model output after it still depends on the input through another input of a join, and a ' +
+    'layer cannot have 0 units';
   // Whether a channel is cut out of the layers that carry it: placeholders stay, read as zeros.
   const gone = (id: number): boolean => removed[id] === 1 && !placeholders.has(id);
   if (emptied.length) {

@@ -574,22 +574,25 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     expect(report.warnings).toContain("model output 'out2b' is constant: it no longer depends on the input");
   });
 
-  it('says which placeholder a coupled one stands with, and zeroes every placeholder unit of a layer', () => {
+  it('says which placeholder a coupled one stands with, and whether its own layer died too, and zeroes every placeholder unit of a layer', () => {
     // Add(Concatenate(A, B), C) with A, B and C dead: C's units are coupled with both A's and B's
     // placeholders, so it holds two.
-    const x = tfl.input({ shape: [4], name: 'x' });
-    const trunk = tfl.layers
-      .dense({ units: 5, activation: 'relu', name: 't' })
-      .apply(x) as tfl.SymbolicTensor;
-    const dense = (units: number, name: string) =>
-      tfl.layers.dense({ units, activation: 'relu', name }).apply(trunk) as tfl.SymbolicTensor;
-    const cat = tfl.layers
-      .concatenate({ name: 'cat' })
-      .apply([dense(2, 'A'), dense(3, 'B')]) as tfl.SymbolicTensor;
-    const sum = tfl.layers.add({ name: 'j' }).apply([cat, dense(5, 'C')]) as tfl.SymbolicTensor;
-    const both = tfl.layers.concatenate({ name: 'both' }).apply([sum, trunk]) as tfl.SymbolicTensor;
-    const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(both) as tfl.SymbolicTensor;
-    const m = tfl.model({ inputs: x, outputs: out });
+    const build = () => {
+      const x = tfl.input({ shape: [4], name: 'x' });
+      const trunk = tfl.layers
+        .dense({ units: 5, activation: 'relu', name: 't' })
+        .apply(x) as tfl.SymbolicTensor;
+      const dense = (units: number, name: string) =>
+        tfl.layers.dense({ units, activation: 'relu', name }).apply(trunk) as tfl.SymbolicTensor;
+      const cat = tfl.layers
+        .concatenate({ name: 'cat' })
+        .apply([dense(2, 'A'), dense(3, 'B')]) as tfl.SymbolicTensor;
+      const sum = tfl.layers.add({ name: 'j' }).apply([cat, dense(5, 'C')]) as tfl.SymbolicTensor;
+      const both = tfl.layers.concatenate({ name: 'both' }).apply([sum, trunk]) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(both) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: x, outputs: out });
+    };
+    const m = build();
     const r = rng(8);
     fillAll(m, 'bias', () => r() - 0.3);
     for (const [name, n] of [
@@ -607,17 +610,18 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     const by = (name: string) => report.layers.find((l) => l.name === name)!;
     expect(by('A').placeholders).toEqual([{ unit: 0, reason: expect.stringMatching(/^every unit of 'A' /) }]);
     expect(by('B').placeholders).toEqual([{ unit: 0, reason: expect.stringMatching(/^every unit of 'B' /) }]);
+    // C died whole too: its own reason comes first.
     expect(by('C').placeholders).toEqual([
       {
         unit: 0,
         reason: expect.stringMatching(
-          /^coupled by an elementwise join with the placeholder of 'A': every unit of 'A' /,
+          /^every unit of 'C' is dead or unused, as are those of 'A', with whose placeholder an elementwise join couples it, but /,
         ),
       },
       {
         unit: 2,
         reason: expect.stringMatching(
-          /^coupled by an elementwise join with the placeholder of 'B': every unit of 'B' /,
+          /^every unit of 'C' is dead or unused, as are those of 'B', with whose placeholder an elementwise join couples it, but /,
         ),
       },
     ]);
@@ -626,6 +630,31 @@ describe('prune: a branch whose every unit is dead, beside another input of a jo
     for (const name of ['A', 'B', 'C'])
       for (const w of model.getLayer(name).getWeights())
         expect([name, Array.from(w.dataSync()).every((v) => v === 0)]).toEqual([name, true]);
+    m.dispose();
+    model.dispose();
+
+    // With B alive and only C's units read with A's, C did not die: it is only coupled.
+    const m2 = build();
+    fillAll(m2, 'bias', () => r() - 0.3);
+    zeroUnits(m2, 'A', [0, 1]);
+    zeroUnits(m2, 'C', [0, 1]);
+    const p2 = prune(m2);
+    expectSame(m2, p2.model);
+    const by2 = (name: string) => p2.report.layers.find((l) => l.name === name)!;
+    expect(by2('A').placeholders).toEqual([
+      { unit: 0, reason: expect.stringMatching(/^every unit of 'A' /) },
+    ]);
+    expect(by2('C').placeholders).toEqual([
+      {
+        unit: 0,
+        reason: expect.stringMatching(
+          /^coupled by an elementwise join with the placeholder of 'A': every unit of 'A' is dead or unused, but /,
+        ),
+      },
+    ]);
+    expect(by2('C').unitsAfter).toBe(4);
+    m2.dispose();
+    p2.model.dispose();
   });
 
   it('still refuses a dead layer when the model output no longer depends on the input', () => {
