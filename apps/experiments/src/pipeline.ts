@@ -4,7 +4,16 @@
 // model.fit: it lets a checkpoint hold the exact position inside an epoch
 // (phase, epoch, step, loss accumulators, optimiser slots), so that --resume
 // reproduces an uninterrupted run bit for bit on the same backend.
-import { existsSync, lstatSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
@@ -1094,6 +1103,9 @@ function restoreRun(out: string): void {
   writeFileSync(join(aside, RESTORING), '');
   for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, undefined);
   finishRestore(out);
+  // The failed rerun's .work/ goes too once empty (a finished run has none).
+  const work = join(out, '.work');
+  if (existsSync(work) && readdirSync(work).length === 0) rmdirSync(work);
 }
 
 const RESTORING = '.restoring';

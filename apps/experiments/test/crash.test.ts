@@ -120,7 +120,8 @@ test('a rerun that fails gives back the finished run it replaced; files of the u
   expect(readFileSync(join(out, 'results.json'), 'utf8')).toBe(before);
   expect(readFileSync(join(out, 'config.json'), 'utf8')).toBe(configBefore);
   expect(existsSync(join(out, 'model', 'model.json'))).toBe(true);
-  expect(existsSync(join(out, '.work', 'replaced'))).toBe(false);
+  // Nothing of the failed rerun is left: not even an empty .work/ (audit 28).
+  expect(existsSync(join(out, '.work'))).toBe(false);
   // A rerun that finishes replaces the run, and only the run.
   expect((await reproduce(out, '--seed', '2', '--force')).code).toBe(0);
   expect(JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')).seed).toBe(2);
