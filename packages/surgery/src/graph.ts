@@ -118,7 +118,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
 /** What a model surgery refuses can still get: its zero groups stored compactly. */
 export const SPARSE_FALLBACK =
   "Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero groups " +
-  'compactly (decomposed layers are folded first)';
+  'compactly (decomposed layers are folded first; a JavaScript call, which the normprune CLI has no flag for)';
 
 // Checked before anything reads the layer's outputShape: a nested model applied to
 // a new input has two inbound nodes, and tfjs throws its own, unhelpful error.

@@ -1241,6 +1241,8 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
         // what to do, not only what is unsupported
         expect(message).toMatch(r.advice);
         expect(message).toMatch(/exportModel\(model, dir, \{ format: 'sparse' \}\)/);
+        // A CLI user, who reads it too, is told it is not a flag of theirs.
+        expect(message).toMatch(/a JavaScript call, which the normprune CLI has no flag for/);
         expect(tf.memory().numTensors).toBe(start);
         m.dispose();
         dec.dispose();
