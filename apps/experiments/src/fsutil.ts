@@ -203,15 +203,35 @@ export const TAKEOVER_FILE = `${LOCK_FILE}.takeover`;
 /** How long {@link lockDir} waits for another process's takeover of a stale lock, in all. */
 const TAKEOVER_WAIT_MS = 5000;
 
-/** A lock file's holder: its pid, what it does, and the file's inode (to tell two locks apart). */
-function readLock(file: string): { pid: number | undefined; what: string; ino: number } | undefined {
+/**
+ * A lock file's holder: its pid, what it does, when it started (see {@link processStarted}), and
+ * the file's inode (to tell two locks apart).
+ */
+function readLock(
+  file: string,
+): { pid: number | undefined; what: string; started: string; ino: number } | undefined {
   try {
     const ino = statSync(file).ino;
-    const [pidText, what = ''] = readFileSync(file, 'utf8').split('\n');
+    const [pidText, what = '', started = ''] = readFileSync(file, 'utf8').split('\n');
     const pid = Number.parseInt(pidText, 10);
-    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, what, ino };
+    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, what, started, ino };
   } catch {
     return undefined; // gone meanwhile
+  }
+}
+
+/**
+ * When process `pid` started, as the kernel counts it (clock ticks after boot, field 22 of
+ * /proc/PID/stat), to tell a lock's holder from a later process given its pid; '' where there is
+ * no /proc (macOS, Windows) or the process is gone.
+ */
+export function processStarted(pid: number): string {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The fields after the command name, which may hold spaces and parentheses: state is field 3.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3] ?? '';
+  } catch {
+    return '';
   }
 }
 
@@ -223,9 +243,14 @@ const heldHere = new Set<string>();
  * a lock taken here (a container's node is often pid 1 in every run); a lock
  * with no readable pid is garbage.
  */
-function holderAlive(holder: { pid: number | undefined }, held: boolean): boolean {
+function holderAlive(holder: { pid: number | undefined; started: string }, held: boolean): boolean {
   if (holder.pid === undefined) return false;
-  return holder.pid === process.pid ? held : !processGone(holder.pid);
+  if (holder.pid === process.pid) return held;
+  if (processGone(holder.pid)) return false;
+  // A live process with the holder's pid but another start time was given the pid after the
+  // holder died (a lock written without a start time, or where there is no /proc, is trusted).
+  const now = holder.started && processStarted(holder.pid);
+  return !now || now === holder.started;
 }
 
 /** The live process holding `dir`'s lock, if any (not this process's own locks). */
@@ -271,7 +296,9 @@ function sleepMs(ms: number): void {
 /**
  * Claims `dir` for this process until the returned function is called: a
  * second writer (another process, or another call in this one) is refused,
- * naming the holder; a lock left by a process that died is taken over. The
+ * naming the holder; a lock left by a process that died is taken over, also
+ * when a later process has been given its pid (the lock records its holder's
+ * start time, where /proc gives it). The
  * lock is written whole under a temporary name and linked into place, so it is
  * never seen half written. A stale lock is removed only under
  * {@link TAKEOVER_FILE}, one process at a time, so that two processes taking
@@ -283,7 +310,7 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
   const file = join(dir, LOCK_FILE);
   const takeover = join(dir, TAKEOVER_FILE);
   const mine = `${file}.${process.pid}.${++counter}.tmp`;
-  writeFileNamed(mine, `${process.pid}\n${what}\n`);
+  writeFileNamed(mine, `${process.pid}\n${what}\n${processStarted(process.pid)}\n`);
   const deadline = Date.now() + waitMs;
   try {
     for (let wait = 1; ; wait = Math.min(2 * wait, 100)) {

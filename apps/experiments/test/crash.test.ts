@@ -23,6 +23,7 @@ import {
   copyDirAtomic,
   lockDir,
   ourLeftovers,
+  processStarted,
   recoverDir,
   writeDirAtomic,
   writeFileAtomic,
@@ -323,8 +324,26 @@ describe('fsutil', () => {
     for (const content of ['', 'not a pid\n', `${process.pid}\nan earlier life\n`]) {
       writeFileSync(lock, content);
       const again = lockDir(dir, 'x');
-      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n`);
+      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n${processStarted(process.pid)}\n`);
       again();
+    }
+    // A live process given a dead holder's pid: told apart by its start time (Linux's /proc).
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const started = processStarted(sleeper.pid!);
+      expect(started).toMatch(/^\d+$/);
+      writeFileSync(lock, `${sleeper.pid}\nthe holder\n${started}\n`);
+      expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (the holder)`);
+      writeFileSync(lock, `${sleeper.pid}\nan earlier holder of this pid\n${Number(started) - 1}\n`);
+      const reused = lockDir(dir, 'x');
+      expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}\nx\n`));
+      reused();
+      // A lock without a start time (an older normprune's) is trusted while its pid lives.
+      writeFileSync(lock, `${sleeper.pid}\nolder\n`);
+      expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (older)`);
+      rmSync(lock);
+    } finally {
+      sleeper.kill();
     }
     // A release after the lock was taken over by another holder leaves that holder's lock.
     const mine = lockDir(dir, 'x');
@@ -429,7 +448,7 @@ describe('fsutil', () => {
     writeFileSync(lock, `${deadPid()}\ndead\n`);
     writeFileSync(takeover, `${deadPid()}\ndied taking over\n`);
     const release = lockDir(dir, 'x');
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n`);
+    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n${processStarted(process.pid)}\n`);
     expect(readdirSync(dir)).toEqual(['.normprune.lock']);
     release();
     // A live process taking over: waited for, then a clear error naming it and the file.
