@@ -1280,10 +1280,19 @@ function pruneOutEntries(out: string): string[] {
  * carries its mark, and every weight file there is one model.json lists or one of fileSystem's own
  * that a killed save of it left, which the next save removes); not the model of a
  * finished run (its results.json describes that model), a model of another tool or of an older
- * normprune (unmarked: it may be the user's only copy), or a folder of other files. The model
- * there is checked by {@link checkPruneReplaces}.
+ * normprune (unmarked: it may be the user's only copy), or a folder of other files; nor a folder
+ * in one that a live run, sweep or prune is writing. The model there is checked by
+ * {@link checkPruneReplaces}.
  */
 function checkPruneOut(out: string): void {
+  // A run's model/ (or a sweep's point) while the run writes there: the run's export and the
+  // prune's would replace each other.
+  const holder = liveLockHolder(dirname(out));
+  if (holder)
+    throw new Error(
+      `prune: --out ${out} is in ${dirname(out)}, which process ${holder.pid} (${holder.what}) is writing; ` +
+        'wait for it to end, or choose another --out',
+    );
   if (!existsSync(out)) return;
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
   const entries = pruneOutEntries(out);

@@ -181,6 +181,29 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
   }
   rmSync(join(out, '.normprune.lock'));
   expect(snapshot(out)).toEqual(before);
+  // A folder in one that a live process writes (a run's model/ while it runs) is refused too.
+  const running = join(tmp, 'running-run');
+  mkdirSync(running);
+  const runner = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  try {
+    writeFileSync(join(running, '.normprune.lock'), `${runner.pid}\na run of lenet-500-300\n`);
+    const inRun = await cli([
+      'prune',
+      '--model',
+      join(run, 'model'),
+      '--out',
+      join(running, 'model'),
+      '--backend',
+      'wasm',
+    ]);
+    expect(inRun.code).toBe(1);
+    expect(inRun.err).toContain(
+      `--out ${join(running, 'model')} is in ${running}, which process ${runner.pid} (a run of lenet-500-300) is writing; wait for it to end, or choose another --out`,
+    );
+    expect(readdirSync(running)).toEqual(['.normprune.lock']);
+  } finally {
+    runner.kill();
+  }
   // A dead prune's lock is taken over.
   writeFileSync(
     join(out, '.normprune.lock'),
