@@ -228,63 +228,50 @@ test('prune on Ctrl-C: a signal in its export lets the export finish and exits 1
   if (!existsSync(join(run, 'model'))) expect((await reproduce(run)).code).toBe(0);
   const prune = (out: string) =>
     cli(['prune', '--model', join(run, 'model'), '--out', out, '--backend', 'wasm']);
-  /** Sends `count` SIGINTs at the export's first file written (runtime's save opens its files 'wx'). */
-  const signalInExport = (count: number) => {
+  /**
+   * Prunes into `out`, sending `count` SIGINTs at the export's first file written (runtime's save
+   * opens its files 'wx'). process.exit, which a quit calls, is stood in for by a throw.
+   */
+  const signalledPrune = async (out: string, count: number) => {
     const open = nodeFs.promises.open;
     let sent = false;
-    return jest.spyOn(nodeFs.promises, 'open').mockImplementation(async (...a: Parameters<typeof open>) => {
-      if (!sent && a[1] === 'wx') {
-        sent = true;
-        for (let i = 0; i < count; i++) process.emit('SIGINT', 'SIGINT');
-      }
-      return open(...a);
-    });
+    const spy = jest
+      .spyOn(nodeFs.promises, 'open')
+      .mockImplementation(async (...a: Parameters<typeof open>) => {
+        if (!sent && a[1] === 'wx') {
+          sent = true;
+          for (let i = 0; i < count; i++) process.emit('SIGINT', 'SIGINT');
+        }
+        return open(...a);
+      });
+    const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
+      throw new Error(`exit ${code}`);
+    }) as never);
+    try {
+      return await prune(out);
+    } finally {
+      spy.mockRestore();
+      exit.mockRestore();
+    }
   };
   const once = join(tmp, 'pruned-signalled');
-  const spy = signalInExport(1);
-  let r;
-  try {
-    r = await prune(once);
-  } finally {
-    spy.mockRestore();
-  }
+  const r = await signalledPrune(once, 1);
   expect(r.err).toMatch(/Ctrl-C: stopping once the export is written \(Ctrl-C again quits without it\)/);
   expect(r.err).toMatch(/stopped: the export was written before the stop/);
   expect(r.code).toBe(130);
   // The export is whole, and the lock released.
   expect(readdirSync(once).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
 
-  // A second signal quits at once (process.exit, stood in for here by a throw): the folders this
-  // prune made are removed, with what the interrupted save had written in them.
-  const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
-    throw new Error(`exit ${code}`);
-  }) as never);
-  const twice = join(tmp, 'pruned-quit', 'a');
-  const spy2 = signalInExport(2);
-  let q;
-  try {
-    q = await prune(twice);
-  } finally {
-    spy2.mockRestore();
-    exit.mockRestore();
-  }
+  // A second signal quits at once: the folders this prune made are removed, with what the
+  // interrupted save had written in them.
+  const q = await signalledPrune(join(tmp, 'pruned-quit', 'a'), 2);
   expect(q.err).toMatch(/Ctrl-C: quitting before the export was written; run the prune again/);
   expect(q.err).toMatch(/exit 130/);
   expect(existsSync(join(tmp, 'pruned-quit'))).toBe(false);
 
   // Into a folder that was there, the quit leaves the earlier export as it was.
   const before = snapshot(once);
-  const exit2 = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
-    throw new Error(`exit ${code}`);
-  }) as never);
-  const spy3 = signalInExport(2);
-  let k;
-  try {
-    k = await prune(once);
-  } finally {
-    spy3.mockRestore();
-    exit2.mockRestore();
-  }
+  const k = await signalledPrune(once, 2);
   expect(k.err).toMatch(/keeps what it held before; run the prune again/);
   expect(readdirSync(once)).not.toContain('.normprune.lock');
   const left = snapshot(once);
