@@ -163,6 +163,13 @@ export const LATENCY_RUNS = { batch1: 50, batch256: 15 } as const;
  */
 export const LATENCY_BUDGET = { ms: 60_000, minRuns: 3 } as const;
 
+/** The median of `values` (the mean of the two middle ones for an even count); sorts a copy. */
+export function median(values: number[]): number {
+  const t = [...values].sort((a, b) => a - b);
+  const m = Math.floor(t.length / 2);
+  return t.length % 2 ? t[m] : (t[m - 1] + t[m]) / 2;
+}
+
 /** What {@link latencyMs} measured: one median per model, and the rounds behind each. */
 export interface LatencyTiming {
   /** Median wall time (ms) of one call, per model, in the order given. */
@@ -208,7 +215,7 @@ export async function latencyMs(
     calls++;
   }
   x.dispose();
-  return { ms: times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]), calls };
+  return { ms: times.map(median), calls };
 }
 
 /**

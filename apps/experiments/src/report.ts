@@ -269,12 +269,16 @@ function signedPct(v: number): string {
   return pct(Math.abs(v) < 0.005 ? 0 : v);
 }
 
-/** `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer. */
+/**
+ * `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer; the word is decided
+ * on the ratio as printed, so 0.996 reads `x1.00 faster`, not `x1.00 (slower)`.
+ */
 function speedupText(baselineMs: number, compressedMs: number): string {
   const ratio = baselineMs / compressedMs;
   // A latency of 0 (below the timer's resolution) or a missing one gives no ratio.
   if (!(Number.isFinite(ratio) && ratio > 0)) return 'n/a';
-  return `x${ratio.toFixed(2)} ${ratio >= 1 ? 'faster' : '(slower)'}`;
+  const shown = ratio.toFixed(2);
+  return `x${shown} ${Number(shown) >= 1 ? 'faster' : '(slower)'}`;
 }
 
 /** The input the exported model expects, as the run scaled its images. */
@@ -291,11 +295,15 @@ function inputText(r: RunResults): string {
 /**
  * The **Reduced budget** statement of a run or sweep whose budget differs from its config as
  * written, else undefined. The flag the run recorded decides (a run of an older normprune
- * recorded it by the rules of its time, and its table row by the same flag).
+ * recorded it by the rules of its time, and its table row by the same flag). The budget's note is
+ * said only for a preset used as it is: settings typed after a preset (`reduced,epochs.baseline=31`,
+ * named `reduced+custom`) make the preset's note wrong, and runs of an older normprune recorded it
+ * all the same; the settings themselves say what ran.
  */
 function reducedBudgetText(budget: RunResults['budget'] | undefined, whose: string): string | undefined {
   if (!budget || !(budget.reduced ?? isReduced(budget.spec))) return undefined;
-  return `**Reduced budget** (${codeSpan(budget.name)}: ${markdownText(JSON.stringify({ ...budget.spec, note: undefined }))}): ${whose} data, validation split, batch size, width or epochs differ from the config as written${budget.note ? ` (${markdownText(budget.note)})` : ''}; its figures are not a full reproduction.`;
+  const note = budget.note && !budget.name.endsWith('+custom') ? ` (${markdownText(budget.note)})` : '';
+  return `**Reduced budget** (${codeSpan(budget.name)}: ${markdownText(JSON.stringify({ ...budget.spec, note: undefined }))}): ${whose} data, validation split, batch size, width or epochs differ from the config as written${note}; its figures are not a full reproduction.`;
 }
 
 /** The report of one run as blocks (also used by `normprune report`). */

@@ -11,6 +11,7 @@ import {
   latencyCallsNote,
   LATENCY_RUNS,
   latencyMs,
+  median,
   pairedCounts,
 } from '../src/measure';
 import { changePp, changeSePp, compressedError, pairedTest } from '../src/paired';
@@ -74,6 +75,15 @@ test.each([
   expect(n).toBe(2 * (2 + rounds));
   expect(tf.memory().numTensors).toBe(before);
   models.forEach((m) => m.dispose());
+});
+
+test('median: the middle value, or the mean of the two middle ones for an even count (audit 29: the upper one)', () => {
+  expect(median([3, 1, 2])).toBe(2);
+  expect(median([4, 1, 3, 2])).toBe(2.5);
+  expect(median([5])).toBe(5);
+  const values = [9, 7, 8, 6];
+  expect(median(values)).toBe(7.5);
+  expect(values).toEqual([9, 7, 8, 6]); // not sorted in place
 });
 
 test('latencyCallsNote speaks only when the budget cut a batch size short', () => {

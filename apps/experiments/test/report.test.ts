@@ -415,6 +415,26 @@ describe('what a report says about its budget, data and plots', () => {
     );
   });
 
+  test("a preset's note is said only for the preset as it is, not once settings changed it (audit 29)", () => {
+    const note = 'reduced for a 2-core CPU: 15+12+4 epochs (about 30 minutes on an idle core)';
+    const spec = { trainSubset: 20000, epochs: { baseline: 15, proximal: 12, finetune: 4 }, note };
+    const as = (name: string, s: object) => ({
+      ...committed,
+      budget: { name, spec: s, reduced: true, note },
+    });
+    expect(toMarkdown(runReportBlocks(dir, as('reduced', spec), []))).toContain(
+      'differ from the config as written (reduced for a 2-core CPU: 15+12+4 epochs (about 30 minutes on an idle core)); its figures',
+    );
+    // As an older normprune recorded `--budget reduced,epochs.baseline=31`: the preset's note kept.
+    const custom = toMarkdown(
+      runReportBlocks(dir, as('reduced+custom', { ...spec, epochs: { ...spec.epochs, baseline: 31 } }), []),
+    );
+    expect(custom).toMatch(
+      /\*\*Reduced budget\*\* \(`reduced\+custom`: \{"trainSubset":20000,"epochs":\{"baseline":31,"proximal":12,"finetune":4\}\}\): this run's data, validation split, batch size, width or epochs differ from the config as written; its figures/,
+    );
+    expect(custom).not.toContain('15+12+4');
+  });
+
   test('the dead-group plot is titled for what it shows and says why it ends below parameters removed', () => {
     const md = toMarkdown(runReportBlocks(dir, committed, metrics));
     const svg = readFileSync(join(dir, 'plots', 'compression.svg'), 'utf8');

@@ -24,3 +24,27 @@ test('a compressed model exactly as fast as its baseline is not reported as slow
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** The report of the committed lenet-500-300-output run with `change` applied to its results. */
+function reportOf(change: (r: RunResults) => RunResults): string {
+  const committed = JSON.parse(
+    readFileSync(join(__dirname, '..', 'results', 'lenet-500-300-output', 'results.json'), 'utf8'),
+  ) as RunResults;
+  const dir = mkdtempSync(join(tmpdir(), 'np-probe-'));
+  try {
+    return toMarkdown(runReportBlocks(dir, change(committed), []));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('a ratio that prints as x1.00 is not called slower (audit 29: 40.3 ms -> 40.5 ms read "x1.00 (slower)")', () => {
+  const md = reportOf((r) => ({
+    ...r,
+    baseline: { ...r.baseline, latencyMs: { batch1: 40.345, batch256: 40 } },
+    compressed: { ...r.compressed, latencyMs: { batch1: 40.498, batch256: 40.5 } },
+  }));
+  expect(md).toMatch(/latency, batch 1 .*x1\.00 faster/);
+  // 40 / 40.5 = 0.988: x0.99, slower.
+  expect(md).toMatch(/latency, batch 256 .*x0\.99 \(slower\)/);
+});
