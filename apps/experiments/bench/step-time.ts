@@ -3,11 +3,12 @@
 // config's size; fine-tuning applies the kernel mask after each step), and of the validation
 // pass, with the cost of the config's full budget extrapolated from them.
 //
-//   cd apps/experiments && node --require ../../scripts/ts-register.cjs bench/step-time.ts [experiment] [--steps N] [--width W] [--backend NAME]
+//   cd apps/experiments && node --require ../../scripts/ts-register.cjs bench/step-time.ts [experiment] [--steps N] [--width W] [--backend NAME] [--data-dir PATH]
 //
 // experiment: default vgg-16 (its `full` budget: full width, batch 128, 60 + 40 + 10 epochs on
 // 45,000 images); --steps: timed steps per phase after an untimed first one (default 3); --width:
-// a widthMultiplier (default 1). CPU time is this process's (process.cpuUsage: user + system),
+// a widthMultiplier (default 1); --data-dir: the data set's folder or archive, as the CLI's (default:
+// the CLI's default sources). CPU time is this process's (process.cpuUsage: user + system),
 // which load changes less than wall time; the table gives both and the load average. The
 // extrapolation is arithmetic on these means (steps per epoch x epochs x CPU per step, plus the
 // validation passes), not a measurement of a full run. Not a test: a full-width VGG-16 step takes
@@ -57,7 +58,7 @@ async function main(): Promise<void> {
   const full = applyBudget(base, parseBudget('full', base).budget);
   const { budget } = parseBudget(`full,widthMultiplier=${WIDTH}`, base);
   const cfg = applyBudget(base, budget);
-  const data = await loadRunData(cfg, budget, { offline: true });
+  const data = await loadRunData(cfg, budget, { offline: true, dataDir: option('--data-dir') });
   const batchSize = cfg.training.batchSize;
   const norm = { normalize: cfg.dataset.normalize, stats: data.stats };
   const rows: Row[] = [];

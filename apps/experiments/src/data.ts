@@ -56,14 +56,16 @@ function findUp(start: string, rel: string): string | undefined {
   }
 }
 
-/** The CIFAR-10 JPEG archive shipped beside the workspace (`../shared/data`), when present. */
+/**
+ * The CIFAR-10 JPEG archive shipped beside the workspace (`../shared/data`), or beside a folder
+ * above it (a clone made inside another folder: audit 29), when present.
+ */
 export function defaultCifarArchive(): string | undefined {
   for (const start of [process.cwd(), __dirname]) {
     const ws = findUp(start, 'nx.json');
-    if (ws) {
-      const f = resolve(dirname(ws), '..', 'shared', 'data', 'cifar-10-images.tar.gz');
-      if (existsSync(f)) return f;
-    }
+    if (!ws) continue;
+    const f = findUp(dirname(dirname(ws)), join('shared', 'data', 'cifar-10-images.tar.gz'));
+    if (f) return resolve(f);
   }
   return undefined;
 }

@@ -1,12 +1,12 @@
 // loadRunData directly (the CLI runs check no sizes, overlap or statistics): validation is capped
 // at half the training images with a note, train and validation are disjoint and together the
 // whole training set, and standardisation statistics are the training split's.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { computeStats, type Split } from '@normprune/datasets';
 import { parseConfig } from '../src/index';
-import { loadRunData } from '../src/data';
+import { defaultCifarArchive, loadRunData } from '../src/data';
 import { experimentCopy, writeIdxFixture } from './helpers';
 
 let tmp: string;
@@ -59,4 +59,23 @@ test('standardisation statistics come from the training split alone', async () =
       count: 400,
     }),
   );
+});
+
+test('the CIFAR-10 archive of the workspace is found beside it, or beside a folder above it (audit 29)', () => {
+  const root = realpathSync(mkdtempSync(join(tmpdir(), 'normprune-cifar-lookup-')));
+  const cwd = process.cwd();
+  try {
+    const archive = join(root, 'shared', 'data', 'cifar-10-images.tar.gz');
+    mkdirSync(join(root, 'shared', 'data'), { recursive: true });
+    writeFileSync(archive, '');
+    for (const ws of [join(root, 'main'), join(root, 'audits', 'a', 'repo')]) {
+      mkdirSync(join(ws, 'apps'), { recursive: true });
+      writeFileSync(join(ws, 'nx.json'), '{}');
+      process.chdir(join(ws, 'apps'));
+      expect(defaultCifarArchive()).toBe(archive);
+    }
+  } finally {
+    process.chdir(cwd);
+    rmSync(root, { recursive: true, force: true });
+  }
 });
