@@ -13,6 +13,7 @@ const BATCH = 128;
 // median of many pairs is what stays stable on a loaded machine.
 const MIN_ROUNDS = Number(process.env.BENCH_ROUNDS ?? 30);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
+// BENCH_ONLY=lenet_500_300 or lenet5: one model's rows (its printed name, matched whole).
 const ONLY = process.env.BENCH_ONLY;
 const WARMUP = 3;
 
@@ -94,12 +95,16 @@ async function main(): Promise<void> {
     { build: lenet5, dense: 'output', conv2d: 'kernel' },
     { build: lenet5, dense: 'output', conv2d: 'filter' },
   ] as const;
+  const start = tf.memory().numTensors;
   for (const c of configs) {
-    if (ONLY && !c.build.name.includes(ONLY)) continue;
     const plain = c.build();
+    if (ONLY && plain.name !== ONLY) {
+      plain.dispose();
+      continue;
+    }
     const decomposed = decompose(plain, { granularity: { dense: c.dense, conv2d: c.conv2d } });
     const x = tf.randomNormal([BATCH, 28, 28, 1]);
-    const labels = tf.oneHot(tf.randomUniform([BATCH], 0, 10, 'int32'), 10);
+    const labels = tf.tidy(() => tf.oneHot(tf.randomUniform([BATCH], 0, 10, 'int32'), 10));
     for (let i = 0; i < WARMUP; i++) {
       step(plain, x, labels);
       step(decomposed, x, labels);
@@ -145,6 +150,9 @@ async function main(): Promise<void> {
     plain.dispose();
     decomposed.dispose();
   }
+  // Every tensor a configuration made is gone (audit 29: the labels' int32 draw was left).
+  if (tf.memory().numTensors !== start)
+    throw new Error(`the bench left ${tf.memory().numTensors - start} tensors behind`);
   const widths = rows[0].map((_, j) => Math.max(...rows.map((r) => r[j].length)));
   for (const r of rows) console.log(r.map((cell, j) => cell.padEnd(widths[j])).join('  '));
 }
