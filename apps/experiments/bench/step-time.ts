@@ -100,6 +100,7 @@ async function main(): Promise<void> {
     rows.push({ phase, steps: cpu.length, cpuSec: mean(cpu), wallSec: mean(wall), load: mean(loads) });
   };
 
+  const tensorsBefore = tf.memory().numTensors;
   const plain = buildModel(cfg.model.layers, data.shape as [number, number, number], 1);
   const validation = takeSplit(
     data.validation,
@@ -133,7 +134,11 @@ async function main(): Promise<void> {
   opt = makeOptimizer(cfg.training.finetune);
   await time('finetune', pruned, opt, () => mask.apply());
   disposeOptimizer(opt);
+  mask.dispose();
   pruned.dispose();
+  // The loops and models left nothing behind (what the data set holds is not a tensor).
+  if (tf.memory().numTensors !== tensorsBefore)
+    throw new Error(`the bench left ${tf.memory().numTensors - tensorsBefore} tensors behind`);
 
   console.log(
     `${experiment}, width ${WIDTH}, batch ${batchSize}, ${backend.backend} (${backend.threads} thread(s)); ` +

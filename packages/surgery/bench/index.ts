@@ -140,6 +140,7 @@ async function latencyMs(models: tfl.LayersModel[], batch: number): Promise<numb
 
 async function main(): Promise<void> {
   const info = await initBackend({ prefer: 'wasm', quiet: true });
+  const tensorsBefore = tf.memory().numTensors;
   console.log(`backend: ${info.backend} (simd ${info.simd}, threads ${info.threads}); ${info.reason}`);
   console.log(
     `median latency per predict() call, ms; 1-minute load average ${loadavg()[0].toFixed(1)} on ${cpus().length} cores at the start\n`,
@@ -202,6 +203,8 @@ async function main(): Promise<void> {
   res.model.dispose();
   dec.dispose();
   vgg.dispose();
+  if (tf.memory().numTensors !== tensorsBefore)
+    throw new Error(`the bench left ${tf.memory().numTensors - tensorsBefore} tensors behind`);
 }
 
 main().catch((e) => {
