@@ -270,15 +270,16 @@ function signedPct(v: number): string {
 }
 
 /**
- * `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer; the word is decided
- * on the ratio as printed, so 0.996 reads `x1.00 faster`, not `x1.00 (slower)`.
+ * `x1.63 faster`, or `x0.67 (slower)` when the compressed model takes longer; the words are decided
+ * on the ratio as printed, so 0.996 and 1.004 read `x1.00 (same)`.
  */
 function speedupText(baselineMs: number, compressedMs: number): string {
   const ratio = baselineMs / compressedMs;
   // A latency of 0 (below the timer's resolution) or a missing one gives no ratio.
   if (!(Number.isFinite(ratio) && ratio > 0)) return 'n/a';
   const shown = ratio.toFixed(2);
-  return `x${shown} ${Number(shown) >= 1 ? 'faster' : '(slower)'}`;
+  const r = Number(shown);
+  return `x${shown} ${r > 1 ? 'faster' : r < 1 ? '(slower)' : '(same)'}`;
 }
 
 /** The input the exported model expects, as the run scaled its images. */

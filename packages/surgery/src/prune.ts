@@ -95,9 +95,9 @@ export interface PruneReport {
   keptWhole: KeptWholeLayer[];
   /**
    * What the pruned model keeps that a reader may not expect, one sentence each: first one per
-   * {@link PruneReport.keptWhole} layer, in that order; then, per layer, units that emit a constant
-   * but could not be removed (see {@link LayerPruneResult.keptConstant}) and placeholders (see
-   * {@link LayerPruneResult.placeholders}); last, model outputs left constant.
+   * {@link PruneReport.keptWhole} layer, in that order; then, per layer, placeholders (see
+   * {@link LayerPruneResult.placeholders}) and units that emit a constant but could not be removed
+   * (see {@link LayerPruneResult.keptConstant}); last, model outputs left constant.
    */
   warnings: string[];
   /** Rounds of the fixed-point analysis. */
