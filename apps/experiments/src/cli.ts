@@ -1,6 +1,16 @@
 // The `normprune` command line. Exit codes: 0 ok, 1 failure, 2 usage
 // (bad flag, bad config, unknown experiment), 130 interrupted (checkpoint written).
-import { existsSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -68,6 +78,7 @@ import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from '.
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
   copyDirAtomic,
+  liveLockAbove,
   liveLockHolder,
   LOCK_FILE,
   lockDir,
@@ -1285,15 +1296,21 @@ function pruneOutEntries(out: string): string[] {
  * {@link checkPruneReplaces}.
  */
 function checkPruneOut(out: string): void {
-  // A run's model/ (or a sweep's point) while the run writes there: the run's export and the
-  // prune's would replace each other.
-  const holder = liveLockHolder(dirname(out));
+  // A run's model/ (or a sweep point's, or any folder in theirs) while the run writes there: the
+  // run's export and the prune's would replace each other, or the run find files in its way.
+  const holder = liveLockAbove(out);
   if (holder)
     throw new Error(
-      `prune: --out ${out} is in ${dirname(out)}, which process ${holder.pid} (${holder.what}) is writing; ` +
+      `prune: --out ${out} is in ${holder.dir}, which process ${holder.pid} (${holder.what}) is writing; ` +
         'wait for it to end, or choose another --out',
     );
-  if (!existsSync(out)) return;
+  if (!existsSync(out)) {
+    if (lstatSync(out, { throwIfNoEntry: false })?.isSymbolicLink())
+      throw new Error(
+        `prune: --out ${out} is a symbolic link to ${readlinkSync(out)}, which does not exist; make that folder or choose another --out`,
+      );
+    return;
+  }
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);
   const entries = pruneOutEntries(out);
   const other = entries.filter((e) => e !== 'model.json' && !e.endsWith('.bin'));
@@ -1462,36 +1479,65 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   // The folders this prune makes, --out and any missing parent, deepest first.
   const created: string[] = [];
   for (let d = outDir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) created.push(d);
-  try {
-    makeDirs(outDir);
-  } catch (e) {
-    throw new Error(`prune: cannot create folder ${outDir}: ${(e as Error).message}; choose another --out`);
-  }
-  const unlock = lockDir(outDir, 'a prune export');
+  // What --out's model.json held before: a stop during the export tells by it whether the save
+  // got as far as changing model.json. In a folder this prune made, a model.json is the new
+  // export, whole (the save renames it into place last, then still tidies up); in one that was
+  // there, the save first repoints the old one at backups, so a changed model.json is the
+  // earlier export or the new one, each whole.
+  const modelJson = join(outDir, 'model.json');
+  const readModelJson = (): string | undefined => {
+    try {
+      return readFileSync(modelJson, 'utf8');
+    } catch {
+      return undefined;
+    }
+  };
+  const earlier = readModelJson();
+  const written = (): boolean => {
+    const now = readModelJson();
+    return now !== undefined && now !== earlier;
+  };
+  let unlock: (() => void) | undefined;
   let exported = false;
   let done = false;
   const finish = (): void => {
     if (done) return;
     done = true;
-    unlock();
-    // A prune that failed or was stopped leaves no folder it made. What is in them is its own
-    // (--out was locked from its making): a killed save's temporary files.
-    if (!exported)
+    // A prune that failed or was stopped before its export was in place leaves no folder it
+    // made. What is in them is its own once it holds the lock (--out was locked from its
+    // making): a killed save's temporary files. Removed before the lock is released, so that no
+    // other process takes the folder in between.
+    if (!exported && !written())
       try {
-        if (created.length) rmSync(outDir, { recursive: true, force: true });
-        for (const d of created.slice(1)) rmdirSync(d);
+        if (unlock && created.length) rmSync(outDir, { recursive: true, force: true });
+        // Deepest first; one not made yet (a signal between two of makeDirs' steps) is skipped.
+        for (const d of unlock ? created.slice(1) : created) if (existsSync(d)) rmdirSync(d);
       } catch {
         /* not empty: something else was written there after all */
       }
+    unlock?.();
   };
+  // Installed before anything is made, so that a signal at any point leaves nothing behind.
   const stop = new StopSignals(
     (line) => process.stderr.write(line + '\n'),
     () =>
-      created.length ? 'run the prune again' : `${v.out} keeps what it held before; run the prune again`,
+      !written()
+        ? created.length
+          ? 'run the prune again'
+          : `${v.out} keeps what it held before; run the prune again`
+        : created.length
+          ? `the new export was in place in ${v.out} (what the save had not tidied up, the next prune there removes)`
+          : `${v.out} holds its earlier export or the new one, whole (the save is atomic); run the prune again for the new one`,
     finish,
   );
   stop.stage = 'pruning';
   try {
+    try {
+      makeDirs(outDir);
+    } catch (e) {
+      throw new Error(`prune: cannot create folder ${outDir}: ${(e as Error).message}; choose another --out`);
+    }
+    unlock = lockDir(outDir, 'a prune export');
     checkPruneReplaces(outDir);
     await pruneInto(v, { threshold, keep, keepFilters, unknownLayers, prefer, threads }, out, stop);
     exported = true;

@@ -10,6 +10,7 @@ import {
   lstatSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   realpathSync,
   renameSync,
   rmSync,
@@ -204,17 +205,18 @@ export const TAKEOVER_FILE = `${LOCK_FILE}.takeover`;
 const TAKEOVER_WAIT_MS = 5000;
 
 /**
- * A lock file's holder: its pid, what it does, when it started (see {@link processStarted}), and
- * the file's inode (to tell two locks apart).
+ * A lock file's holder: its pid, what it does, when it started (see {@link processStarted}), the
+ * pid namespace both are of (see {@link pidNamespace}), and the file's inode (to tell two locks
+ * apart).
  */
 function readLock(
   file: string,
-): { pid: number | undefined; what: string; started: string; ino: number } | undefined {
+): { pid: number | undefined; what: string; started: string; namespace: string; ino: number } | undefined {
   try {
     const ino = statSync(file).ino;
-    const [pidText, what = '', started = ''] = readFileSync(file, 'utf8').split('\n');
+    const [pidText, what = '', started = '', namespace = ''] = readFileSync(file, 'utf8').split('\n');
     const pid = Number.parseInt(pidText, 10);
-    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, what, started, ino };
+    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, what, started, namespace, ino };
   } catch {
     return undefined; // gone meanwhile
   }
@@ -235,6 +237,19 @@ export function processStarted(pid: number): string {
   }
 }
 
+/**
+ * This process's pid namespace (`pid:[4026531836]`, from /proc/self/ns/pid), '' where there is none:
+ * a pid and a start time mean something only in the namespace that wrote them (a container and
+ * its host sharing a folder see one process under two pids, and another process under the same).
+ */
+export function pidNamespace(): string {
+  try {
+    return readlinkSync('/proc/self/ns/pid');
+  } catch {
+    return '';
+  }
+}
+
 /** Folders this process holds the lock of (a lock with this pid elsewhere is a dead process's). */
 const heldHere = new Set<string>();
 
@@ -243,13 +258,18 @@ const heldHere = new Set<string>();
  * a lock taken here (a container's node is often pid 1 in every run); a lock
  * with no readable pid is garbage.
  */
-function holderAlive(holder: { pid: number | undefined; started: string }, held: boolean): boolean {
+function holderAlive(
+  holder: { pid: number | undefined; started: string; namespace: string },
+  held: boolean,
+): boolean {
   if (holder.pid === undefined) return false;
   if (holder.pid === process.pid) return held;
   if (processGone(holder.pid)) return false;
   // A live process with the holder's pid but another start time was given the pid after the
-  // holder died (a lock written without a start time, or where there is no /proc, is trusted).
-  const now = holder.started && processStarted(holder.pid);
+  // holder died. A lock written without a start time, where there is no /proc, or in another
+  // pid namespace (where this pid is another process's) is trusted while its pid lives.
+  if (!holder.started || !holder.namespace || holder.namespace !== pidNamespace()) return true;
+  const now = processStarted(holder.pid);
   return !now || now === holder.started;
 }
 
@@ -259,6 +279,38 @@ export function liveLockHolder(dir: string): { pid: number; what: string } | und
   const holder = readLock(file);
   if (!holder || holder.pid === undefined || !holderAlive(holder, heldHere.has(file))) return undefined;
   return { pid: holder.pid, what: holder.what };
+}
+
+/**
+ * The live process holding the lock of a folder `path` lies in, if any: any folder above it, by
+ * its path as written and by where symbolic links lead (a run's `plots/sub`, a sweep point's
+ * `model/`, a link into a run's folder). `path` itself is not one of them, nor need it exist.
+ */
+export function liveLockAbove(path: string): { dir: string; pid: number; what: string } | undefined {
+  const dirs = new Set<string>();
+  const above = (p: string): void => {
+    for (let d = dirname(p); !dirs.has(d); d = dirname(d)) {
+      dirs.add(d);
+      if (dirname(d) === d) break;
+    }
+  };
+  const target = resolve(path);
+  above(target);
+  // Where links lead: the nearest part of the path that exists, resolved.
+  let existing = target;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  try {
+    const real = realpathSync(existing);
+    if (existing !== target) dirs.add(real);
+    above(real);
+  } catch {
+    /* unreadable: the path as written is what there is */
+  }
+  for (const dir of dirs) {
+    const holder = liveLockHolder(dir);
+    if (holder) return { dir, ...holder };
+  }
+  return undefined;
 }
 
 /**
@@ -298,7 +350,7 @@ function sleepMs(ms: number): void {
  * second writer (another process, or another call in this one) is refused,
  * naming the holder; a lock left by a process that died is taken over, also
  * when a later process has been given its pid (the lock records its holder's
- * start time, where /proc gives it). The
+ * start time and pid namespace, where /proc gives them). The
  * lock is written whole under a temporary name and linked into place, so it is
  * never seen half written. A stale lock is removed only under
  * {@link TAKEOVER_FILE}, one process at a time, so that two processes taking
@@ -310,7 +362,7 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
   const file = join(dir, LOCK_FILE);
   const takeover = join(dir, TAKEOVER_FILE);
   const mine = `${file}.${process.pid}.${++counter}.tmp`;
-  writeFileNamed(mine, `${process.pid}\n${what}\n${processStarted(process.pid)}\n`);
+  writeFileNamed(mine, `${process.pid}\n${what}\n${processStarted(process.pid)}\n${pidNamespace()}\n`);
   const deadline = Date.now() + waitMs;
   try {
     for (let wait = 1; ; wait = Math.min(2 * wait, 100)) {

@@ -23,6 +23,7 @@ import {
   copyDirAtomic,
   lockDir,
   ourLeftovers,
+  pidNamespace,
   processStarted,
   recoverDir,
   writeDirAtomic,
@@ -324,7 +325,9 @@ describe('fsutil', () => {
     for (const content of ['', 'not a pid\n', `${process.pid}\nan earlier life\n`]) {
       writeFileSync(lock, content);
       const again = lockDir(dir, 'x');
-      expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n${processStarted(process.pid)}\n`);
+      expect(readFileSync(lock, 'utf8')).toBe(
+        `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n`,
+      );
       again();
     }
     // A live process given a dead holder's pid: told apart by its start time (Linux's /proc).
@@ -332,12 +335,18 @@ describe('fsutil', () => {
     try {
       const started = processStarted(sleeper.pid!);
       expect(started).toMatch(/^\d+$/);
-      writeFileSync(lock, `${sleeper.pid}\nthe holder\n${started}\n`);
+      const ns = pidNamespace();
+      expect(ns).toMatch(/^pid:\[\d+\]$/);
+      writeFileSync(lock, `${sleeper.pid}\nthe holder\n${started}\n${ns}\n`);
       expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (the holder)`);
-      writeFileSync(lock, `${sleeper.pid}\nan earlier holder of this pid\n${Number(started) - 1}\n`);
+      writeFileSync(lock, `${sleeper.pid}\nan earlier holder of this pid\n${Number(started) - 1}\n${ns}\n`);
       const reused = lockDir(dir, 'x');
       expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}\nx\n`));
       reused();
+      // Written in another pid namespace (a container sharing the folder), pid and start time are
+      // that namespace's: the lock holds while a process has its pid here (review 29).
+      writeFileSync(lock, `${sleeper.pid}\nin a container\n${Number(started) - 1}\npid:[1]\n`);
+      expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (in a container)`);
       // A lock without a start time (an older normprune's) is trusted while its pid lives.
       writeFileSync(lock, `${sleeper.pid}\nolder\n`);
       expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (older)`);
@@ -448,7 +457,9 @@ describe('fsutil', () => {
     writeFileSync(lock, `${deadPid()}\ndead\n`);
     writeFileSync(takeover, `${deadPid()}\ndied taking over\n`);
     const release = lockDir(dir, 'x');
-    expect(readFileSync(lock, 'utf8')).toBe(`${process.pid}\nx\n${processStarted(process.pid)}\n`);
+    expect(readFileSync(lock, 'utf8')).toBe(
+      `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n`,
+    );
     expect(readdirSync(dir)).toEqual(['.normprune.lock']);
     release();
     // A live process taking over: waited for, then a clear error naming it and the file.

@@ -10,6 +10,7 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -181,26 +182,44 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
   }
   rmSync(join(out, '.normprune.lock'));
   expect(snapshot(out)).toEqual(before);
-  // A folder in one that a live process writes (a run's model/ while it runs) is refused too.
+  // A folder in one that a live process writes is refused too: a run's model/ while it runs, a
+  // folder deeper in it (a sweep point's model/ while the sweep runs), a link into it.
   const running = join(tmp, 'running-run');
-  mkdirSync(running);
+  mkdirSync(join(running, 'plots'), { recursive: true });
+  symlinkSync(join(running, 'plots'), join(tmp, 'link-into-run'));
   const runner = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
   try {
     writeFileSync(join(running, '.normprune.lock'), `${runner.pid}\na run of lenet-500-300\n`);
-    const inRun = await cli([
+    for (const into of [
+      join(running, 'model'),
+      join(running, 'lambda-0.04', 'model'),
+      join(running, 'plots', 'sub'),
+      join(tmp, 'link-into-run'),
+      join(tmp, 'link-into-run', 'sub'),
+    ]) {
+      const inRun = await cli(['prune', '--model', join(run, 'model'), '--out', into, '--backend', 'wasm']);
+      expect([into, inRun.code]).toEqual([into, 1]);
+      expect(inRun.err).toContain(
+        `--out ${into} is in ${running}, which process ${runner.pid} (a run of lenet-500-300) is writing; wait for it to end, or choose another --out`,
+      );
+    }
+    expect(readdirSync(running).sort()).toEqual(['.normprune.lock', 'plots']);
+    // A link to nowhere is named as such.
+    symlinkSync(join(tmp, 'nowhere'), join(tmp, 'dangling'));
+    const dangling = await cli([
       'prune',
       '--model',
       join(run, 'model'),
       '--out',
-      join(running, 'model'),
+      join(tmp, 'dangling'),
       '--backend',
       'wasm',
     ]);
-    expect(inRun.code).toBe(1);
-    expect(inRun.err).toContain(
-      `--out ${join(running, 'model')} is in ${running}, which process ${runner.pid} (a run of lenet-500-300) is writing; wait for it to end, or choose another --out`,
+    expect(dangling.code).toBe(1);
+    expect(dangling.err).toContain(
+      `--out ${join(tmp, 'dangling')} is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist; make that folder or choose another --out`,
     );
-    expect(readdirSync(running)).toEqual(['.normprune.lock']);
+    expect(readdirSync(join(running, 'plots'))).toEqual([]);
   } finally {
     runner.kill();
   }
@@ -265,9 +284,55 @@ test('prune on Ctrl-C: a signal in its export lets the export finish and exits 1
   // A second signal quits at once: the folders this prune made are removed, with what the
   // interrupted save had written in them.
   const q = await signalledPrune(join(tmp, 'pruned-quit', 'a'), 2);
-  expect(q.err).toMatch(/Ctrl-C: quitting before the export was written; run the prune again/);
+  expect(q.err).toMatch(/Ctrl-C: quitting during the export; run the prune again/);
   expect(q.err).toMatch(/exit 130/);
   expect(existsSync(join(tmp, 'pruned-quit'))).toBe(false);
+
+  // A second signal once the new model.json is in place (the save still tidies up after): a
+  // folder this prune made keeps the export, and says so.
+  const rename = nodeFs.promises.rename;
+  const late = join(tmp, 'pruned-late');
+  let renamed = false;
+  const lateSpy = jest
+    .spyOn(nodeFs.promises, 'rename')
+    .mockImplementation(async (...a: Parameters<typeof rename>) => {
+      await rename(...a);
+      if (!renamed && String(a[1]) === join(late, 'model.json')) {
+        renamed = true;
+        process.emit('SIGINT', 'SIGINT');
+        process.emit('SIGINT', 'SIGINT');
+      }
+    });
+  let lateRun;
+  try {
+    lateRun = await signalledPrune(late, 0);
+  } finally {
+    lateSpy.mockRestore();
+  }
+  expect(renamed).toBe(true);
+  expect(lateRun.err).toMatch(
+    /Ctrl-C: quitting during the export; the new export was in place in .*pruned-late/,
+  );
+  expect(lateRun.err).toMatch(/exit 130/);
+  expect(readdirSync(late).filter((f) => !f.startsWith('.'))).toEqual(['group1-shard1of1.bin', 'model.json']);
+  expect(readdirSync(late)).not.toContain('.normprune.lock');
+
+  // A signal before the lock is taken (here, as --out is made) removes what was made, too.
+  const early = join(tmp, 'pruned-early', 'a');
+  const mkdir = nodeFs.mkdirSync;
+  const mkdirSpy = jest.spyOn(nodeFs, 'mkdirSync').mockImplementation(((...a: Parameters<typeof mkdir>) => {
+    const made = mkdir(...a);
+    if (String(a[0]).startsWith(join(tmp, 'pruned-early'))) process.emit('SIGTERM', 'SIGTERM');
+    return made;
+  }) as typeof mkdir);
+  let earlyRun;
+  try {
+    earlyRun = await signalledPrune(early, 0);
+  } finally {
+    mkdirSpy.mockRestore();
+  }
+  expect(earlyRun.err).toMatch(/SIGTERM: quitting before anything was exported; run the prune again/);
+  expect(existsSync(join(tmp, 'pruned-early'))).toBe(false);
 
   // Into a folder that was there, the quit leaves the earlier export as it was.
   const before = snapshot(once);

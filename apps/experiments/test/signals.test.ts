@@ -69,7 +69,7 @@ test("a prune's export is let finish: the first signal asks to stop after it, th
     const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
     expect(h.lines).toEqual([`\n${name}: stopping once the export is written (${again} quits without it)`]);
     process.emit(signal, signal);
-    expect(h.lines[1]).toMatch(new RegExp(`^\n${name}: quitting before the export was written; `));
+    expect(h.lines[1]).toMatch(new RegExp(`^\n${name}: quitting during the export; `));
     expect(h.unlocked).toEqual([1]);
     expect(h.exits).toEqual([130]);
     h.restore();
@@ -77,13 +77,53 @@ test("a prune's export is let finish: the first signal asks to stop after it, th
 });
 
 test('dispose removes every handler it installed', () => {
-  const before = SIGNALS.map((s) => process.listenerCount(s));
+  const count = () => [
+    ...SIGNALS.map((s) => process.listenerCount(s)),
+    process.stdout.listenerCount('error'),
+    process.stderr.listenerCount('error'),
+  ];
+  const before = count();
   const stop = new StopSignals(
     () => undefined,
     () => '',
     () => undefined,
   );
-  expect(SIGNALS.map((s) => process.listenerCount(s))).toEqual(before.map((n) => n + 1));
+  expect(count()).toEqual(before.map((n) => n + 1));
   stop.dispose();
-  expect(SIGNALS.map((s) => process.listenerCount(s))).toEqual(before);
+  expect(count()).toEqual(before);
+});
+
+test('a closed terminal (SIGHUP after writes fail with EIO) still gets the clean-up and the exit', () => {
+  const h = harness('pruning');
+  // A write to the closed terminal: an 'error' event, which with no listener would kill the
+  // process before the SIGHUP that follows is handled.
+  for (const code of ['EIO', 'EPIPE'])
+    expect(() =>
+      process.stdout.emit('error', Object.assign(new Error(`write ${code}`), { code })),
+    ).not.toThrow();
+  expect(() => process.stderr.emit('error', Object.assign(new Error('other'), { code: 'EBADF' }))).toThrow(
+    'other',
+  );
+  h.restore();
+  // The quit's own line failing to write does not stop the clean-up.
+  const exits: number[] = [];
+  const unlocked: number[] = [];
+  const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
+    exits.push(code);
+  }) as never);
+  const stop = new StopSignals(
+    () => {
+      throw new Error('write EIO');
+    },
+    () => 'run the prune again',
+    () => unlocked.push(1),
+  );
+  try {
+    process.emit('SIGHUP', 'SIGHUP');
+    expect(unlocked).toEqual([1]);
+    expect(exits).toEqual([130]);
+  } finally {
+    stop.dispose();
+    exit.mockRestore();
+  }
 });
