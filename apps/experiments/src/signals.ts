@@ -27,14 +27,6 @@ export class StopSignals {
   /** Set by the run as it goes. */
   stage: RunStage = 'setup';
   private readonly handler = (signal: NodeJS.Signals) => this.receive(signal);
-  /**
-   * A write to a terminal that was closed fails (EIO; EPIPE for a pipe whose reader left): with no
-   * listener the error kills the process before the SIGHUP that follows is handled, leaving the
-   * lock and the folder. Other errors are thrown on, as without it.
-   */
-  private readonly outputGone = (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EIO' && e.code !== 'EPIPE') throw e;
-  };
 
   constructor(
     private readonly log: (line: string) => void,
@@ -43,13 +35,11 @@ export class StopSignals {
     private readonly beforeExit: () => void,
   ) {
     for (const s of SIGNALS) process.on(s, this.handler);
-    for (const stream of [process.stdout, process.stderr]) stream.on('error', this.outputGone);
   }
 
   /** Removes the handlers (the run has written its folder, or failed). */
   dispose(): void {
     for (const s of SIGNALS) process.off(s, this.handler);
-    for (const stream of [process.stdout, process.stderr]) stream.off('error', this.outputGone);
   }
 
   private receive(signal: NodeJS.Signals): void {
