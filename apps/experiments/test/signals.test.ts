@@ -22,24 +22,30 @@ function harness(stage: RunStage) {
 
 afterEach(() => jest.restoreAllMocks());
 
-test('in training, the first signal asks for a checkpoint and the second quits, saying how to go on', () => {
-  for (const signal of SIGNALS) {
-    const h = harness('training');
-    process.emit(signal, signal);
-    expect(h.stop.requested).toBe(true);
-    expect(h.exits).toEqual([]);
-    const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
-    const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
-    expect(h.lines).toEqual([`\n${name}: writing a checkpoint after this step (${again} quits without one)`]);
-    process.emit(signal, signal);
-    expect(h.lines[1]).toBe(
-      `\n${name}: quitting without a checkpoint; continue with: normprune reproduce x --resume`,
-    );
-    expect(h.unlocked).toEqual([1]);
-    expect(h.exits).toEqual([130]);
-    h.restore();
-  }
-});
+test.each([
+  // In training, the first signal asks for a checkpoint; in a prune's export, to stop after it.
+  ['training', 'writing a checkpoint after this step', 'quits without one', 'without a checkpoint'],
+  ['exporting', 'stopping once the export is written', 'quits without it', 'during the export'],
+] as const)(
+  'in %s, the first signal asks to stop at a safe point and the second quits, saying how to go on',
+  (stage, first, again2, when) => {
+    for (const signal of SIGNALS) {
+      const h = harness(stage);
+      process.emit(signal, signal);
+      expect(h.stop.requested).toBe(true);
+      expect(h.exits).toEqual([]);
+      expect(h.unlocked).toEqual([]);
+      const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
+      const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
+      expect(h.lines).toEqual([`\n${name}: ${first} (${again} ${again2})`]);
+      process.emit(signal, signal);
+      expect(h.lines[1]).toBe(`\n${name}: quitting ${when}; continue with: normprune reproduce x --resume`);
+      expect(h.unlocked).toEqual([1]);
+      expect(h.exits).toEqual([130]);
+      h.restore();
+    }
+  },
+);
 
 test('before and after training, and between sweep points, there is nothing to checkpoint: the first signal quits', () => {
   for (const [stage, when] of [
@@ -52,24 +58,6 @@ test('before and after training, and between sweep points, there is nothing to c
     process.emit('SIGTERM', 'SIGTERM');
     expect(h.stop.requested).toBe(false);
     expect(h.lines).toEqual([`\nSIGTERM: quitting ${when}; continue with: normprune reproduce x --resume`]);
-    expect(h.unlocked).toEqual([1]);
-    expect(h.exits).toEqual([130]);
-    h.restore();
-  }
-});
-
-test("a prune's export is let finish: the first signal asks to stop after it, the second quits", () => {
-  for (const signal of SIGNALS) {
-    const h = harness('exporting');
-    process.emit(signal, signal);
-    expect(h.stop.requested).toBe(true);
-    expect(h.exits).toEqual([]);
-    expect(h.unlocked).toEqual([]);
-    const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
-    const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
-    expect(h.lines).toEqual([`\n${name}: stopping once the export is written (${again} quits without it)`]);
-    process.emit(signal, signal);
-    expect(h.lines[1]).toMatch(new RegExp(`^\n${name}: quitting during the export; `));
     expect(h.unlocked).toEqual([1]);
     expect(h.exits).toEqual([130]);
     h.restore();
