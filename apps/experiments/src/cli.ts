@@ -1305,9 +1305,17 @@ function checkPruneOut(out: string): void {
         'wait for it to end, or choose another --out',
     );
   if (!existsSync(out)) {
-    if (lstatSync(out, { throwIfNoEntry: false })?.isSymbolicLink())
+    // A link to nowhere is named as such (a path below a file, or one that cannot be read, is
+    // said by the writability check that follows).
+    let link: string | undefined;
+    try {
+      if (lstatSync(out).isSymbolicLink()) link = readlinkSync(out);
+    } catch {
+      /* not there at all, or not reachable */
+    }
+    if (link !== undefined)
       throw new Error(
-        `prune: --out ${out} is a symbolic link to ${readlinkSync(out)}, which does not exist; make that folder or choose another --out`,
+        `prune: --out ${out} is a symbolic link to ${link}, which does not exist or cannot be reached; make that folder or choose another --out`,
       );
     return;
   }
@@ -1493,7 +1501,10 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
     }
   };
   const earlier = readModelJson();
+  // Read once by a quit, for both its message and its clean-up.
+  let quitWritten: boolean | undefined;
   const written = (): boolean => {
+    if (quitWritten !== undefined) return quitWritten;
     const now = readModelJson();
     return now !== undefined && now !== earlier;
   };
@@ -1521,11 +1532,11 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   const stop = new StopSignals(
     (line) => process.stderr.write(line + '\n'),
     () =>
-      !written()
+      !(quitWritten = written())
         ? created.length
           ? 'run the prune again'
           : `${v.out} keeps what it held before; run the prune again`
-        : created.length
+        : earlier === undefined
           ? `the new export was in place in ${v.out} (what the save had not tidied up, the next prune there removes)`
           : `${v.out} holds its earlier export or the new one, whole (the save is atomic); run the prune again for the new one`,
     finish,

@@ -217,7 +217,7 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
     ]);
     expect(dangling.code).toBe(1);
     expect(dangling.err).toContain(
-      `--out ${join(tmp, 'dangling')} is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist; make that folder or choose another --out`,
+      `--out ${join(tmp, 'dangling')} is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist or cannot be reached; make that folder or choose another --out`,
     );
     expect(readdirSync(join(running, 'plots'))).toEqual([]);
   } finally {

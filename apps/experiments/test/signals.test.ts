@@ -1,5 +1,9 @@
 // What a run does on Ctrl-C, SIGTERM and SIGHUP at each stage (the class the pipeline installs;
 // resume.test.ts sends real signals to a real run).
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { StopSignals, type RunStage } from '../src/signals';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
@@ -97,5 +101,28 @@ test('a closed terminal (SIGHUP, writes failing) still gets the clean-up and the
   } finally {
     stop.dispose();
     exit.mockRestore();
+  }
+});
+
+test("the CLI's output to a terminal closed under it (EIO) or a reader gone (EPIPE) ends that output, not the command", () => {
+  // Nx builds the project before its tests (nx.json: test dependsOn build).
+  const bin = join(__dirname, '..', 'bin', 'normprune.js');
+  const dir = mkdtempSync(join(tmpdir(), 'normprune-eio-'));
+  try {
+    for (const code of ['EIO', 'EPIPE']) {
+      // Every write fails as a closed terminal's does: an 'error' event after the write returns.
+      const preload = join(dir, `${code}.js`);
+      writeFileSync(
+        preload,
+        `for (const s of [process.stdout, process.stderr]) s.write = () => {
+          process.nextTick(() => s.emit('error', Object.assign(new Error('write ${code}'), { code: '${code}' })));
+          return true;
+        };`,
+      );
+      const r = spawnSync(process.execPath, ['-r', preload, bin, 'list'], { encoding: 'utf8' });
+      expect([code, r.status, r.signal]).toEqual([code, 0, null]);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
