@@ -1305,18 +1305,20 @@ function checkPruneOut(out: string): void {
         'wait for it to end, or choose another --out',
     );
   if (!existsSync(out)) {
-    // A link to nowhere is named as such (a path below a file, or one that cannot be read, is
-    // said by the writability check that follows).
-    let link: string | undefined;
-    try {
-      if (lstatSync(out).isSymbolicLink()) link = readlinkSync(out);
-    } catch {
-      /* not there at all, or not reachable */
+    // A link to nowhere, --out or a folder above it, is named as such (a path below a file, or
+    // one that cannot be read, is said by the writability check that follows).
+    for (let p = out; !existsSync(p) && dirname(p) !== p; p = dirname(p)) {
+      let link: string | undefined;
+      try {
+        if (lstatSync(p).isSymbolicLink()) link = readlinkSync(p);
+      } catch {
+        /* not there at all, or not reachable */
+      }
+      if (link !== undefined)
+        throw new Error(
+          `prune: --out ${out}${p === out ? '' : ` is in ${p}, which`} is a symbolic link to ${link}, which does not exist or cannot be reached; make that folder or choose another --out`,
+        );
     }
-    if (link !== undefined)
-      throw new Error(
-        `prune: --out ${out} is a symbolic link to ${link}, which does not exist or cannot be reached; make that folder or choose another --out`,
-      );
     return;
   }
   if (!statSync(out).isDirectory()) throw new Error(`prune: --out ${out} is a file; give a directory`);

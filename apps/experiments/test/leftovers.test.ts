@@ -219,6 +219,22 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
     expect(dangling.err).toContain(
       `--out ${join(tmp, 'dangling')} is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist or cannot be reached; make that folder or choose another --out`,
     );
+    // So is one above --out.
+    const below = join(tmp, 'dangling', 'sub');
+    const danglingAbove = await cli([
+      'prune',
+      '--model',
+      join(run, 'model'),
+      '--out',
+      below,
+      '--backend',
+      'wasm',
+    ]);
+    expect(danglingAbove.code).toBe(1);
+    expect(danglingAbove.err).toContain(
+      `--out ${below} is in ${join(tmp, 'dangling')}, which is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist or cannot be reached;`,
+    );
+    expect(existsSync(join(tmp, 'nowhere'))).toBe(false);
     expect(readdirSync(join(running, 'plots'))).toEqual([]);
   } finally {
     runner.kill();
@@ -236,9 +252,22 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
   writeFileSync(join(damaged, 'model.json'), '{"modelTopology":');
   // Its missing parents too.
   const fresh = join(tmp, 'pruned-failed', 'a', 'b');
-  const failed = await cli(['prune', '--model', damaged, '--out', fresh, '--backend', 'wasm']);
+  // The folder goes while the lock still holds it, so that no other process takes it in between.
+  const rm = nodeFs.rmSync;
+  const lockedAtRemoval: boolean[] = [];
+  const rmSpy = jest.spyOn(nodeFs, 'rmSync').mockImplementation((...a: Parameters<typeof rm>) => {
+    if (String(a[0]) === fresh) lockedAtRemoval.push(existsSync(join(fresh, '.normprune.lock')));
+    return rm(...a);
+  });
+  let failed;
+  try {
+    failed = await cli(['prune', '--model', damaged, '--out', fresh, '--backend', 'wasm']);
+  } finally {
+    rmSpy.mockRestore();
+  }
   expect(failed.code).toBe(1);
   expect(failed.err).toMatch(/model\.json is not valid JSON/);
+  expect(lockedAtRemoval).toEqual([true]);
   expect(readdirSync(tmp)).not.toContain('pruned-failed');
 });
 
