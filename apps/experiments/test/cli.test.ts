@@ -25,7 +25,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose, magnitudes } from '@normprune/layers';
 import { pruneMagnitudes } from '../src/model';
 import { fileSystem } from '@normprune/runtime';
-import { cli, clone, experimentCopy, writeVariant } from './helpers';
+import { cli, clone, experimentCopy, tinyRunArgs, writeVariant } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-cli-'))));
@@ -437,16 +437,7 @@ test('a run refuses an --out holding another run or other files, unless --force;
   const mine = join(tmp, 'mine');
   mkdirSync(join(mine, 'model'), { recursive: true });
   writeFileSync(join(mine, 'notes.txt'), 'my notes');
-  const foreign = await cli([
-    'reproduce',
-    'lenet-500-300',
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    mine,
-  ]);
+  const foreign = await cli(tinyRunArgs(mine));
   expect(foreign.code).toBe(1);
   expect(foreign.err).toMatch(/holds files that are not a normprune run \(notes\.txt\)/);
   expect(readdirSync(mine).sort()).toEqual(['model', 'notes.txt']);

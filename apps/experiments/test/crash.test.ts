@@ -30,7 +30,7 @@ import {
   writeFileAtomic,
   writeFileNamed,
 } from '../src/fsutil';
-import { cli, withStderr, writeVariant } from './helpers';
+import { cli, reproduceTiny as reproduce, withStderr, writeVariant } from './helpers';
 
 let tmp: string;
 let finished: string;
@@ -40,9 +40,6 @@ beforeAll(async () => {
   expect((await reproduce(finished)).code).toBe(0);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const reproduce = (out: string, ...extra: string[]) =>
-  cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
 
 /** A copy of the finished run, for a test to change. */
 function copyOfFinished(name: string): string {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { initBackend } from '@normprune/runtime';
 import { StartOver } from '../src/pipeline';
-import { cli, writeVariant } from './helpers';
+import { cli, tinyRunArgs, writeVariant } from './helpers';
 
 const finished = join(__dirname, '..', 'results', 'lenet-500-300-output');
 let tmp: string;
@@ -154,16 +154,7 @@ describe('report on a damaged sweep.json', () => {
 
 test('a rerun over a finished run whose config.json is cut short names the damage, not files of yours', async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
-  const args = [
-    'reproduce',
-    'lenet-500-300',
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    join(tmp, 'cut'),
-  ];
+  const args = tinyRunArgs(join(tmp, 'cut'));
   expect((await cli(args)).code).toBe(0);
   const f = join(tmp, 'cut', 'config.json');
   writeFileSync(f, readFileSync(f, 'utf8').slice(0, 40));

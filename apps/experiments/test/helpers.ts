@@ -28,6 +28,22 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
   return { code, out: lines.join('\n'), err };
 }
 
+/** The arguments of a tiny lenet-500-300 run on wasm into `out` (a few seconds), then `extra`. */
+export const tinyRunArgs = (out: string, ...extra: string[]): string[] => [
+  'reproduce',
+  'lenet-500-300',
+  '--budget',
+  'tiny',
+  '--backend',
+  'wasm',
+  '--out',
+  out,
+  ...extra,
+];
+
+/** Runs {@link tinyRunArgs} in-process. */
+export const reproduceTiny = (out: string, ...extra: string[]) => cli(tinyRunArgs(out, ...extra));
+
 /**
  * Runs the CLI from its TypeScript sources in a child process (a real
  * signal, or a wasm binary of its own: it is chosen once per process).

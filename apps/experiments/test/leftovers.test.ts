@@ -16,19 +16,19 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { cli } from './helpers';
+import { cli, reproduceTiny as reproduce } from './helpers';
 
 // Node's fs module itself (runtime's save calls fs.promises through it), for spies.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const nodeFs = require('node:fs') as typeof import('node:fs');
 
+/** `normprune prune` of `model` into `out`, on wasm. */
+const pruneTo = (model: string, out: string) =>
+  cli(['prune', '--model', model, '--out', out, '--backend', 'wasm']);
+
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-leftovers-'))));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const tiny = ['--budget', 'tiny', '--backend', 'wasm'];
-const reproduce = (out: string, ...extra: string[]) =>
-  cli(['reproduce', 'lenet-500-300', ...tiny, '--out', out, ...extra]);
 
 /** Every file under `dir` (relative path -> content), to compare a folder before and after. */
 function snapshot(dir: string): Record<string, string> {
@@ -131,7 +131,7 @@ test('prune --out after a prune killed in its export’s save: the save’s left
   const run = join(tmp, 'prune-run');
   expect((await reproduce(run)).code).toBe(0);
   const out = join(tmp, 'pruned');
-  const prune = () => cli(['prune', '--model', join(run, 'model'), '--out', out, '--backend', 'wasm']);
+  const prune = () => pruneTo(join(run, 'model'), out);
   expect((await prune()).code).toBe(0);
   killedResave(out);
   const left = readdirSync(out);
@@ -161,7 +161,7 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
   // The previous test's run, or one of its own when run alone.
   if (!existsSync(join(run, 'model'))) expect((await reproduce(run)).code).toBe(0);
   const out = join(tmp, 'pruned-locked');
-  const prune = () => cli(['prune', '--model', join(run, 'model'), '--out', out, '--backend', 'wasm']);
+  const prune = () => pruneTo(join(run, 'model'), out);
   expect((await prune()).code).toBe(0);
   // The lock is gone once it has exported.
   expect(readdirSync(out).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
@@ -197,7 +197,7 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
       join(tmp, 'link-into-run'),
       join(tmp, 'link-into-run', 'sub'),
     ]) {
-      const inRun = await cli(['prune', '--model', join(run, 'model'), '--out', into, '--backend', 'wasm']);
+      const inRun = await pruneTo(join(run, 'model'), into);
       expect([into, inRun.code]).toEqual([into, 1]);
       expect(inRun.err).toContain(
         `--out ${into} is in ${running}, which process ${runner.pid} (a run of lenet-500-300) is writing; wait for it to end, or choose another --out`,
@@ -206,30 +206,14 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
     expect(readdirSync(running).sort()).toEqual(['.normprune.lock', 'plots']);
     // A link to nowhere is named as such.
     symlinkSync(join(tmp, 'nowhere'), join(tmp, 'dangling'));
-    const dangling = await cli([
-      'prune',
-      '--model',
-      join(run, 'model'),
-      '--out',
-      join(tmp, 'dangling'),
-      '--backend',
-      'wasm',
-    ]);
+    const dangling = await pruneTo(join(run, 'model'), join(tmp, 'dangling'));
     expect(dangling.code).toBe(1);
     expect(dangling.err).toContain(
       `--out ${join(tmp, 'dangling')} is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist or cannot be reached; make that folder or choose another --out`,
     );
     // So is one above --out.
     const below = join(tmp, 'dangling', 'sub');
-    const danglingAbove = await cli([
-      'prune',
-      '--model',
-      join(run, 'model'),
-      '--out',
-      below,
-      '--backend',
-      'wasm',
-    ]);
+    const danglingAbove = await pruneTo(join(run, 'model'), below);
     expect(danglingAbove.code).toBe(1);
     expect(danglingAbove.err).toContain(
       `--out ${below} is in ${join(tmp, 'dangling')}, which is a symbolic link to ${join(tmp, 'nowhere')}, which does not exist or cannot be reached;`,
@@ -261,7 +245,7 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
   });
   let failed;
   try {
-    failed = await cli(['prune', '--model', damaged, '--out', fresh, '--backend', 'wasm']);
+    failed = await pruneTo(damaged, fresh);
   } finally {
     rmSpy.mockRestore();
   }
@@ -274,8 +258,7 @@ test('prune takes a lock on --out, as a run does: a second prune there is refuse
 test('prune on Ctrl-C: a signal in its export lets the export finish and exits 130; a second quits, leaving no folder it made', async () => {
   const run = join(tmp, 'prune-run');
   if (!existsSync(join(run, 'model'))) expect((await reproduce(run)).code).toBe(0);
-  const prune = (out: string) =>
-    cli(['prune', '--model', join(run, 'model'), '--out', out, '--backend', 'wasm']);
+  const prune = (out: string) => pruneTo(join(run, 'model'), out);
   /**
    * Prunes into `out`, sending `count` SIGINTs at the export's first file written (runtime's save
    * opens its files 'wx'). process.exit, which a quit calls, is stood in for by a throw.

@@ -12,14 +12,11 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers';
+import { cli, reproduceTiny as reproduce } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-outdir-'))));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-const reproduce = (out: string, ...extra: string[]) =>
-  cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
 
 test('an unfinished run is continued with --resume or started over with --force, never mixed', async () => {
   const out = join(tmp, 'unfinished');

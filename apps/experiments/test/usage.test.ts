@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelFileError } from '@normprune/runtime';
 import { diskHint, heapFullHint } from '../src/cli';
-import { cli, spawnCli } from './helpers';
+import { cli, spawnCli, tinyRunArgs } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-usage-'))));
@@ -256,16 +256,7 @@ test('--resume with nothing to resume says to run without it', async () => {
 
 test('a reader that goes away (`2>&1 | head`) ends the output, not the run', async () => {
   const out = join(tmp, 'head');
-  const child = spawnCli([
-    'reproduce',
-    'lenet-500-300',
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    out,
-  ]);
+  const child = spawnCli(tinyRunArgs(out));
   const code = await new Promise<number | null>((resolve) => {
     // Both pipes closed at the first line, as `head -1` does.
     child.stderr.once('data', () => {
@@ -342,16 +333,7 @@ test('a full disk or a read-only file system under a model save gets what to do 
     return open(file, ...rest);
   });
   try {
-    const r = await cli([
-      'reproduce',
-      'lenet-500-300',
-      '--budget',
-      'tiny',
-      '--backend',
-      'wasm',
-      '--out',
-      out,
-    ]);
+    const r = await cli(tinyRunArgs(out));
     expect(r.code).toBe(1);
     expect(r.err).toMatch(
       /normprune: error: fileSystem: saving the model to .*checkpoint\.tmp.* ENOSPC.*\nnormprune: the disk is full: free some space and run the command again \(with --resume if the run wrote a checkpoint\)\n/,
