@@ -82,6 +82,7 @@ import {
   liveLockHolder,
   LOCK_FILE,
   lockDir,
+  missingFolders,
   TAKEOVER_FILE,
   parseJsonFile,
   readJsonFile,
@@ -1307,7 +1308,7 @@ function checkPruneOut(out: string): void {
   if (!existsSync(out)) {
     // A link to nowhere, --out or a folder above it, is named as such (a path below a file, or
     // one that cannot be read, is said by the writability check that follows).
-    for (let p = out; !existsSync(p) && dirname(p) !== p; p = dirname(p)) {
+    for (const p of missingFolders(out).missing) {
       let link: string | undefined;
       try {
         if (lstatSync(p).isSymbolicLink()) link = readlinkSync(p);
@@ -1487,8 +1488,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   // only one export would be there.
   const outDir = resolve(v.out);
   // The folders this prune makes, --out and any missing parent, deepest first.
-  const created: string[] = [];
-  for (let d = outDir; !existsSync(d) && dirname(d) !== d; d = dirname(d)) created.push(d);
+  const created = missingFolders(outDir).missing;
   // What --out's model.json held before: a stop during the export tells by it whether the save
   // got as far as changing model.json. In a folder this prune made, a model.json is the new
   // export, whole (the save renames it into place last, then still tidies up); in one that was

@@ -282,6 +282,18 @@ export function liveLockHolder(dir: string): { pid: number; what: string } | und
 }
 
 /**
+ * `path` (resolved) and its parents that do not exist, deepest first, and the nearest part of the
+ * path that does: what making folder `path` would create, and where it would start.
+ */
+export function missingFolders(path: string): { missing: string[]; existing: string } {
+  const missing: string[] = [];
+  let existing = resolve(path);
+  for (; !existsSync(existing) && dirname(existing) !== existing; existing = dirname(existing))
+    missing.push(existing);
+  return { missing, existing };
+}
+
+/**
  * The live process holding the lock of a folder `path` lies in, if any: any folder above it, by
  * its path as written and by where symbolic links lead (a run's `plots/sub`, a sweep point's
  * `model/`, a link into a run's folder). `path` itself is not one of them, nor need it exist.
@@ -297,8 +309,7 @@ export function liveLockAbove(path: string): { dir: string; pid: number; what: s
   const target = resolve(path);
   above(target);
   // Where links lead: the nearest part of the path that exists, resolved.
-  let existing = target;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const { existing } = missingFolders(target);
   try {
     const real = realpathSync(existing);
     if (existing !== target) dirs.add(real);
@@ -469,8 +480,7 @@ export function ensureWritableDir(dir: string, what = 'run'): void {
  * parent where it is to be created, is checked, and nothing is created.
  */
 export function unwritableFolder(dir: string): string | undefined {
-  let existing = resolve(dir);
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const { existing } = missingFolders(dir);
   // A file on the way (`afile/sub`): no folder can be created below it.
   if (existing !== resolve(dir) && !statSync(existing).isDirectory())
     return `${existing} is a file, not a folder, so nothing can be created below it`;
