@@ -160,3 +160,57 @@ function examplesTagged(info: string): RunnableExample[] {
   }
   return out;
 }
+
+/**
+ * A ```ts block of a doc comment in a package's sources: a fragment shown on
+ * the API page of the symbol it documents, which the types test compiles.
+ */
+export interface ApiExample {
+  /** `packages/<name>/src/file.ts:line` (the line of the opening fence). */
+  name: string;
+  /** A file name for it (`api-layers-src-errors-L27.ts`). */
+  file: string;
+  /** The package's folder name (`layers`). */
+  pkg: string;
+  /** The fragment, without the comment's leading `*`. */
+  body: string;
+}
+
+/** Every ```ts block in the doc comments of `packages/<name>/src` (nested folders included). */
+export function apiExamples(): ApiExample[] {
+  const out: ApiExample[] = [];
+  const packages = join(workspaceRoot, 'packages');
+  for (const pkg of readdirSync(packages).sort()) {
+    const walk = (dir: string): string[] =>
+      readdirSync(dir, { withFileTypes: true })
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .flatMap((e) =>
+          e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
+        );
+    const src = join(packages, pkg, 'src');
+    if (!existsSync(src)) continue;
+    for (const file of walk(src)) {
+      const lines = read(file).split(/\r?\n/);
+      for (let i = 0; i < lines.length; i++) {
+        if (!/^\s*\*\s?```ts\s*$/.test(lines[i])) continue;
+        const body: string[] = [];
+        let j = i + 1;
+        for (; j < lines.length && !/^\s*\*\s?```\s*$/.test(lines[j]); j++)
+          body.push(lines[j].replace(/^\s*\*( |$)/, ''));
+        if (j === lines.length)
+          throw new Error(`${rel(file)}:${i + 1}: unclosed code fence in a doc comment`);
+        out.push({
+          name: `${rel(file)}:${i + 1}`,
+          file: `api-${rel(file)
+            .replace(/^packages[\\/]/, '')
+            .replace(/\.ts$/, '')
+            .replace(/[^A-Za-z0-9]+/g, '-')}-L${i + 1}.ts`,
+          pkg,
+          body: body.join('\n') + '\n',
+        });
+        i = j;
+      }
+    }
+  }
+  return out;
+}

@@ -1,7 +1,8 @@
 // The published typings, as a TypeScript user compiles against them: the five
 // packages packed and installed into an empty project (tools/testing/pack.ts),
 // then a program using every package's main API (fixtures/consumer.ts) and
-// every README's runnable example type-checked there with the workspace's
+// every README's runnable example, and the code blocks of the doc comments that
+// the API pages show (fragments, with the user's own names declared), type-checked there with the workspace's
 // TypeScript under `strict` and `skipLibCheck: false`, in the module settings
 // users have: node16 ES module, node16 CommonJS, bundler (also with the
 // `browser` condition, whose builds must declare the same API), and legacy node10.
@@ -13,7 +14,7 @@ import * as path from 'node:path';
 import * as ts from 'typescript';
 import { packAndInstall, PackedProject, TFJS_PEERS } from '../../tools/testing/pack';
 import { typeCheck } from '../../tools/testing/typecheck';
-import { runnableExamples, workspaceRoot } from './markdown';
+import { apiExamples, runnableExamples, workspaceRoot } from './markdown';
 
 const PACKAGES = ['runtime', 'datasets', 'layers', 'prox', 'surgery'];
 
@@ -99,6 +100,43 @@ const consumer = fs.readFileSync(path.join(__dirname, 'fixtures', 'consumer.ts')
 
 const EXAMPLES = runnableExamples();
 
+/** The names `packages/<pkg>/src/index.ts` exports (its `export { ... }` lists and exported declarations). */
+function exportedNames(pkg: string): string[] {
+  const file = path.join(workspaceRoot, 'packages', pkg, 'src', 'index.ts');
+  const source = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest);
+  const names: string[] = [];
+  for (const s of source.statements) {
+    if (ts.isExportDeclaration(s) && s.exportClause && ts.isNamedExports(s.exportClause))
+      names.push(...s.exportClause.elements.map((e) => e.name.text));
+    const exported =
+      ts.canHaveModifiers(s) && ts.getModifiers(s)?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword);
+    if (!exported) continue;
+    if ((ts.isFunctionDeclaration(s) || ts.isClassDeclaration(s) || ts.isInterfaceDeclaration(s)) && s.name)
+      names.push(s.name.text);
+    if (ts.isVariableStatement(s))
+      for (const d of s.declarationList.declarations) if (ts.isIdentifier(d.name)) names.push(d.name.text);
+  }
+  return names;
+}
+
+// The API pages' fragments use the names of their package and a few of the user's own (a model,
+// its data, a folder); each is compiled as a module with those declared, nothing else.
+const API_PRELUDE = `import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+declare let model: tfl.LayersModel;
+declare const plain: tfl.LayersModel;
+declare const xs: tf.Tensor;
+declare const ys: tf.Tensor;
+declare const dir: string;
+declare function trainFromScratch(): Promise<tfl.LayersModel>;
+`;
+
+const API_EXAMPLES = apiExamples().map((e) => {
+  const used = exportedNames(e.pkg).filter((n) => new RegExp(`\\b${n}\\b`).test(e.body));
+  const imports = used.length ? `import { ${used.join(', ')} } from '@normprune/${e.pkg}';\n` : '';
+  return { ...e, source: `${API_PRELUDE}${imports}// ${e.name}\n${e.body}` };
+});
+
 /** Writes one consumer project: package.json, tsconfig.json, the sources, the deliberate errors. */
 function writeProject(
   dir: string,
@@ -151,6 +189,13 @@ describe('the packed packages type-check in a TypeScript project', () => {
       // The examples use node:fs, node:os and node:path.
       { module: 'node16', moduleResolution: 'node16', types: ['node'] },
       Object.fromEntries(EXAMPLES.map((e) => [e.file, e.source])),
+    );
+    writeProject(
+      path.join(root, 'api'),
+      'module',
+      '.ts',
+      { module: 'node16', moduleResolution: 'node16', types: ['node'] },
+      Object.fromEntries(API_EXAMPLES.map((e) => [e.file, e.source])),
     );
   });
 
@@ -234,6 +279,29 @@ describe('the packed packages type-check in a TypeScript project', () => {
 
     it('reports nothing else', () => {
       const files = new Set([...EXAMPLES.map((e) => e.file), 'misuse.ts', 'broken.d.ts']);
+      expect(diagnostics.filter((d) => !files.has(d.replace(/\(.*$/s, '')))).toEqual([]);
+    });
+  });
+
+  describe('the code blocks of the API pages (doc comments, node16 ES module)', () => {
+    let diagnostics: string[];
+    beforeAll(() => {
+      diagnostics = typeCheck(path.join(root, 'api', 'tsconfig.json')).diagnostics;
+    });
+
+    it('finds the deliberate errors, so the fragments were checked', () => {
+      expect(API_EXAMPLES.length).toBeGreaterThanOrEqual(PACKAGES.length);
+      expect(codes(diagnostics.filter((d) => /^(misuse\.ts|broken\.d\.ts)\(/.test(d)))).toEqual(
+        expectedErrors('.ts'),
+      );
+    });
+
+    it.each(API_EXAMPLES.map((e) => [e.name, e] as const))('%s', (_name, e) => {
+      expect(diagnostics.filter((d) => d.startsWith(`${e.file}(`))).toEqual([]);
+    });
+
+    it('reports nothing else', () => {
+      const files = new Set([...API_EXAMPLES.map((e) => e.file), 'misuse.ts', 'broken.d.ts']);
       expect(diagnostics.filter((d) => !files.has(d.replace(/\(.*$/s, '')))).toEqual([]);
     });
   });

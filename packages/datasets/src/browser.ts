@@ -9,12 +9,14 @@ import type * as node from './index.js';
 export type {
   AugmentOptions,
   Batch,
+  BatchesOptions,
   Dataset,
   LoadOptions,
   Normalize,
   Split,
   SplitTensors,
   Stats,
+  ToTensorsOptions,
   TrainValidation,
 } from './types.js';
 export { DatasetError } from './errors.js';

@@ -10,12 +10,14 @@ import type { Dataset, LoadOptions } from './types.js';
 export type {
   AugmentOptions,
   Batch,
+  BatchesOptions,
   Dataset,
   LoadOptions,
   Normalize,
   Split,
   SplitTensors,
   Stats,
+  ToTensorsOptions,
   TrainValidation,
 } from './types.js';
 export { DatasetError } from './errors.js';

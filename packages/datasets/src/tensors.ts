@@ -3,7 +3,16 @@ import { DatasetError, shown } from './errors.js';
 import { checkBoolean, checkKeys } from './options.js';
 import { mulberry32, permutation } from './random.js';
 import { checkSplit, computeStats } from './split.js';
-import type { AugmentOptions, Batch, Normalize, Split, SplitTensors, Stats } from './types.js';
+import type {
+  AugmentOptions,
+  Batch,
+  BatchesOptions,
+  Normalize,
+  Split,
+  SplitTensors,
+  Stats,
+  ToTensorsOptions,
+} from './types.js';
 
 function numClassesOf(split: Split): number {
   if (split.numClasses !== undefined) return split.numClasses;
@@ -254,10 +263,7 @@ function encoding(
  * returned, to be passed again for the test split.
  * The caller owns (and disposes) both tensors.
  */
-export function toTensors(
-  split: Split,
-  o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean } = {},
-): SplitTensors {
+export function toTensors(split: Split, o: ToTensorsOptions = {}): SplitTensors {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
     throw new DatasetError('invalid-argument', {
       message: 'toTensors(split, options): options must be an object such as { normalize, stats, oneHot }',
@@ -289,19 +295,7 @@ export function toTensors(
  * another value, or an option key not listed here, is an `invalid-argument`
  * DatasetError.
  */
-export function batches(
-  split: Split,
-  o: {
-    batchSize: number;
-    shuffle?: boolean;
-    seed?: number;
-    augment?: boolean | AugmentOptions;
-    normalize?: Normalize;
-    stats?: Stats;
-    oneHot?: boolean;
-    dropRemainder?: boolean;
-  },
-): AsyncIterableIterator<Batch> {
+export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<Batch> {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
     throw new DatasetError('invalid-argument', {
       message: 'batches(split, options) needs its options, at least { batchSize }',

@@ -81,6 +81,44 @@ export interface AugmentOptions {
 /** How pixels become floats: `'unit'` is `pixel / 255`; `'standardize'` is `(pixel / 255 - mean[c]) / std[c]`. */
 export type Normalize = 'unit' | 'standardize';
 
+/** The options of `toTensors`. */
+export interface ToTensorsOptions {
+  /** How pixels become floats (see {@link Normalize}). Default `'unit'`. */
+  normalize?: Normalize;
+  /**
+   * The per-channel statistics for `'standardize'`: those of the training split (`computeStats`)
+   * for every split. Without them, `'standardize'` computes and returns the split's own.
+   */
+  stats?: Stats;
+  /** Labels as one-hot float32 `[n, classes]` instead of int32 `[n]`: true or false. Default false. */
+  oneHot?: boolean;
+}
+
+/** The options of `batches`. */
+export interface BatchesOptions extends ToTensorsOptions {
+  /** Images per batch: a positive integer (the last batch may be smaller, see `dropRemainder`). */
+  batchSize: number;
+  /** A random order of the images (one permutation per call): true or false. Default false. */
+  shuffle?: boolean;
+  /**
+   * An integer from 0 to 2^32 - 1 that fixes the shuffled order and the augmentation; without
+   * it, both differ from call to call. Pass another seed per epoch (e.g. `seed + epoch`).
+   */
+  seed?: number;
+  /**
+   * CIFAR-style augmentation of every batch: `true` is `{ padding: 4, flip: true }`, false or
+   * absent is none. Default none.
+   */
+  augment?: boolean | AugmentOptions;
+  /**
+   * `'standardize'` needs `stats` here (an iterator cannot hand back statistics it computed).
+   * Default `'unit'`.
+   */
+  normalize?: Normalize;
+  /** Leave out the last batch when it is smaller than `batchSize`: true or false. Default false. */
+  dropRemainder?: boolean;
+}
+
 /** One batch (or a whole split) as tensors, owned and disposed by the caller. */
 export interface Batch {
   /** float32 images `[n, h, w, c]`. */

@@ -44,8 +44,9 @@ export interface DecomposedDenseArgs extends DenseLayerArgs {
 }
 
 /**
- * A Dense layer whose kernel is `magnitude * direction / ||direction||`, one
- * magnitude per group (neuron or input feature). Weights, in this order:
+ * A Dense layer whose kernel is `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
+ * (the norm over each group; see {@link DecomposedDenseArgs.epsilon}), one magnitude per group
+ * (neuron or input feature). Weights, in this order:
  * `direction` `[in, units]`, `magnitude` (`[units]` or `[in]`), `bias` `[units]`.
  * Accepts inputs of rank > 2 like `tf.layers.dense` (applied on the last axis).
  */

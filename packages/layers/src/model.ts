@@ -375,7 +375,8 @@ function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer
 /**
  * The inverse of {@link decompose}: a new model in which every decomposed
  * layer is a plain Dense / Conv2D with the same name, config and outputs,
- * holding the effective kernel `magnitude * direction / ||direction||`.
+ * holding the effective kernel `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
+ * ({@link effectiveKernel}).
  * The result contains no normprune class, so plain TensorFlow.js loads it
  * (except a layer with activation `'gelu_new'`: tfjs 4.22 saves it, then
  * reads it back as `'geluNew'` and refuses it, for any plain model).
@@ -404,8 +405,8 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
 }
 
 /**
- * The kernel a decomposed layer applies, `magnitude * direction / ||direction||`
- * (plain kernel shape). A new tensor: the caller disposes it.
+ * The kernel a decomposed layer applies, `magnitude * direction / sqrt(||direction||^2 +
+ * epsilon^2)`, the norm taken over each group (plain kernel shape). A new tensor: the caller disposes it.
  */
 export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.Tensor {
   if (!isDecomposed(layer))
@@ -512,10 +513,15 @@ export interface LayerPath {
  * used as a layer) in place of the model, each with its path: its name under
  * the names of the nested models holding it (`block/fc`).
  */
-export function layerPaths(model: tfl.LayersModel, prefix = ''): LayerPath[] {
+export function layerPaths(model: tfl.LayersModel): LayerPath[] {
+  return pathsUnder(model, '');
+}
+
+/** {@link layerPaths} of a model nested under `prefix` (its holders' names, each with a `/`). */
+function pathsUnder(model: tfl.LayersModel, prefix: string): LayerPath[] {
   return model.layers.flatMap((layer) =>
     layer instanceof tfl.LayersModel
-      ? layerPaths(layer, `${prefix}${layer.name}/`)
+      ? pathsUnder(layer, `${prefix}${layer.name}/`)
       : [{ path: prefix + layer.name, layer }],
   );
 }

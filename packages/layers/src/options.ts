@@ -23,8 +23,8 @@ function editDistance(a: string, b: string): number {
 
 /**
  * The key `word` most likely misspells: the nearest of `keys` by edit distance (case, `_` and
- * `-` ignored), if near enough to be a typo (at most 2 edits, and fewer than half the word;
- * `fp16` is too far from `float16`), else undefined.
+ * `-` ignored), if near enough to be a typo (at most 2 edits, and fewer than half the word, or
+ * one edit in a word of one or two letters; `fp16` is too far from `float16`), else undefined.
  */
 export function closestKey(word: string, keys: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');

@@ -293,8 +293,10 @@ export function defaultLoaders(
  * kernels, else the pure-JS `cpu` backend. Nothing is downloaded.
  *
  * A backend that fails to load is recorded in `fallbacks`, never thrown; the
- * call throws only if `NORMPRUNE_BACKEND`, `prefer` or `threads` is invalid,
- * if `releaseSavedTensorsDuringBackprop` is asked for with a tfjs-core it was
+ * call throws only if `options` is malformed (not an object, an unknown key,
+ * a null value, a `quiet` or `releaseSavedTensorsDuringBackprop` that is not a
+ * boolean), if `NORMPRUNE_BACKEND`, `prefer` or `threads` is invalid, if
+ * `releaseSavedTensorsDuringBackprop` is asked for with a tfjs-core it was
  * not verified with, or if no backend at all can start. Unless `quiet`,
  * prints one line saying what was chosen and, after a fallback, how to get
  * the faster backend.
@@ -338,12 +340,16 @@ function checkInitOptions(options: unknown): void {
     );
   const unknown = Object.keys(options).filter((k) => !INIT_OPTIONS.includes(k));
   if (unknown.length) {
-    // The option a key likely misspells: the same but for case and '_', or one a prefix of the other.
+    // The option a key likely misspells: the same but for case and '_', one a prefix of the other,
+    // or one edit away (a letter left out, added, changed, or two swapped).
     const norm = (s: string) => s.toLowerCase().replace(/_/g, '');
     const meant = (k: string) =>
       norm(k).length < 3
         ? undefined
-        : INIT_OPTIONS.find((o) => norm(o).startsWith(norm(k)) || norm(k).startsWith(norm(o)));
+        : INIT_OPTIONS.find(
+            (o) =>
+              norm(o).startsWith(norm(k)) || norm(k).startsWith(norm(o)) || oneEditApart(norm(k), norm(o)),
+          );
     const named = unknown.map((k) => `\`${k}\`${meant(k) ? ` (did you mean \`${meant(k)}\`?)` : ''}`);
     throw new Error(
       `initBackend: unknown option${unknown.length > 1 ? 's' : ''} ${named.join(', ')}; the options are ${listed}`,
@@ -362,6 +368,20 @@ function checkInitOptions(options: unknown): void {
         `initBackend: ${flag} must be true or false, got ${typeof v === 'string' ? `${JSON.stringify(v)} (a string)` : String(v)}`,
       );
   }
+}
+
+/** Whether `a` becomes `b` by one letter left out, added or changed, or two neighbours swapped. */
+function oneEditApart(a: string, b: string): boolean {
+  if (a.length > b.length) [a, b] = [b, a];
+  if (b.length - a.length > 1) return false;
+  let i = 0;
+  while (i < a.length && a[i] === b[i]) i++;
+  if (i === a.length) return true; // equal, or b has one letter more at the end
+  if (a.length < b.length) return a.slice(i) === b.slice(i + 1);
+  return (
+    a.slice(i + 1) === b.slice(i + 1) ||
+    (a[i] === b[i + 1] && a[i + 1] === b[i] && a.slice(i + 2) === b.slice(i + 2))
+  );
 }
 
 // initBackend installs the release once per process, however often it is called.

@@ -294,6 +294,19 @@ describe('initBackend (real backends)', () => {
     await expect(initBackend({ backend: 'cpu', thread: 2, Quiet: true } as never)).rejects.toThrow(
       'initBackend: unknown options `backend`, `thread` (did you mean `threads`?), `Quiet` (did you mean `quiet`?); the options are',
     );
+    // One edit away: a letter left out, added or changed, two neighbours swapped; not two edits.
+    for (const [typo, meant] of [
+      ['threds', 'threads'],
+      ['qiuet', 'quiet'],
+      ['preferr', 'prefer'],
+      ['quiat', 'quiet'],
+    ])
+      await expect(initBackend({ [typo]: 1 } as never)).rejects.toThrow(
+        `initBackend: unknown option \`${typo}\` (did you mean \`${meant}\`?); the options are ${listed}`,
+      );
+    await expect(initBackend({ thrads2: 1 } as never)).rejects.toThrow(
+      `initBackend: unknown option \`thrads2\`; the options are ${listed}`,
+    );
     await expect(initBackend({ prefer: null, quiet: null } as never)).rejects.toThrow(
       'initBackend: options `prefer`, `quiet` are null: leave them out for the default, or give a value',
     );

@@ -102,7 +102,11 @@ export interface PruneReport {
   warnings: string[];
   /** Rounds of the fixed-point analysis. */
   iterations: number;
-  /** A printable summary: one row per Dense/Conv2D layer, then totals. */
+  /**
+   * A printable summary: one row per layer with weights (parameters, non-zeros and MACs before ->
+   * after, and units before -> after for the layers in {@link layers}), a total row, a line with
+   * the compression and MACs, then one `note:` line per warning.
+   */
   table(): string;
 }
 
