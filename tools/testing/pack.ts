@@ -275,3 +275,51 @@ export function runInProject(
   }
   return run.stdout;
 }
+
+/** What {@link errorAcrossBuilds} finds: each field is true for a package that gets it right. */
+export interface ErrorAcrossBuilds {
+  /** The CommonJS and ES module builds were two copies of the class. */
+  twoCopies: boolean;
+  /** An error of either build is `instanceof` the other build's class. */
+  acrossBuilds: boolean;
+  /** A plain Error, even one with the class's `name`, is not. */
+  plainErrorsRefused: boolean;
+  /** A subclass's `instanceof` stays a prototype check; an instance of a subclass is one of the class in both builds. */
+  subclassesStrict: boolean;
+  /** The mark the check reads is not an enumerable property. */
+  markHidden: boolean;
+}
+
+/**
+ * Loads both builds of the installed package `pkg` in one process (`require` and `import`) and
+ * checks that its error class `className`, made with the constructor arguments `args` (a
+ * JavaScript expression), answers `instanceof` across the two copies.
+ */
+export function errorAcrossBuilds(
+  dir: string,
+  pkg: string,
+  className: string,
+  args: string,
+): ErrorAcrossBuilds {
+  const out = runInProject(
+    dir,
+    'error-across-builds.mjs',
+    `import { createRequire } from 'node:module';
+     const C = ${JSON.stringify(className)};
+     const Cjs = createRequire(import.meta.url)(${JSON.stringify(pkg)})[C];
+     const Esm = (await import(${JSON.stringify(pkg)}))[C];
+     const a = new Cjs(...${args});
+     const b = new Esm(...${args});
+     class Sub extends Esm {}
+     const s = new Sub(...${args});
+     const named = Object.assign(new Error('x'), { name: C });
+     console.log(JSON.stringify({
+       twoCopies: Cjs !== Esm,
+       acrossBuilds: a instanceof Esm && b instanceof Cjs && a instanceof Cjs && b instanceof Esm,
+       plainErrorsRefused: !(new Error('x') instanceof Esm) && !(named instanceof Cjs) && !({} instanceof Esm),
+       subclassesStrict: !(b instanceof Sub) && !(a instanceof Sub) && s instanceof Sub && s instanceof Cjs && s instanceof Esm,
+       markHidden: [a, b].every((e) => Object.getOwnPropertySymbols(e).every((k) => !Object.getOwnPropertyDescriptor(e, k).enumerable)),
+     }));`,
+  );
+  return JSON.parse(out) as ErrorAcrossBuilds;
+}

@@ -20,12 +20,27 @@ export type DatasetErrorCode =
   | 'download-failed'
   | 'invalid-argument';
 
+/** Set on every DatasetError by every copy of this package (see its `Symbol.hasInstance`). */
+const BRAND = Symbol.for('normprune.DatasetError');
+
 /**
  * The one error type this package throws for bad data: it names the file,
  * what was expected and what was found, so a user can fix the input instead of
  * reading a stack trace from deep inside tfjs.
  */
 export class DatasetError extends Error {
+  /**
+   * `instanceof` that also holds for an error made by another copy of this package in the same
+   * process (its CommonJS and ES module builds both loaded, or two installed versions of it); a
+   * subclass's `instanceof` stays a plain prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      Function.prototype[Symbol.hasInstance].call(this, value) ||
+      (this === DatasetError && typeof value === 'object' && value !== null && BRAND in value)
+    );
+  }
+
   /** Machine-readable kind of failure. */
   readonly code: DatasetErrorCode;
   /** The file (or archive entry, or URL) the problem was found in, when there is one. */
@@ -52,6 +67,7 @@ export class DatasetError extends Error {
     if (details.found !== undefined) parts.push(`found: ${details.found}`);
     super(parts.join('; '), details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'DatasetError';
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.file = details.file;
     this.expected = details.expected;

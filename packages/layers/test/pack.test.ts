@@ -1,7 +1,12 @@
 // The published package, as a user installs it: npm pack, npm install into an
 // empty project (offline) next to tfjs, then require() and import() it there.
 import * as path from 'node:path';
-import { packAndInstall, PackedProject, runInProject } from '../../../tools/testing/pack.js';
+import {
+  errorAcrossBuilds,
+  packAndInstall,
+  PackedProject,
+  runInProject,
+} from '../../../tools/testing/pack.js';
 
 const body = `
 await tf.setBackend('cpu');
@@ -81,5 +86,22 @@ describe('@normprune/layers packed and installed', () => {
 
   it('works through import()', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.mjs', esm))).toEqual(expected);
+  });
+
+  it('NonFiniteWeightError answers instanceof across its CommonJS and ES module builds loaded in one process', () => {
+    expect(
+      errorAcrossBuilds(
+        project.dir,
+        '@normprune/layers',
+        'NonFiniteWeightError',
+        `[{ layer: 'fc', className: 'Dense', weight: 'fc/kernel', count: 1, index: [0, 0], value: NaN }, 'decompose', 'retrain']`,
+      ),
+    ).toEqual({
+      twoCopies: true,
+      acrossBuilds: true,
+      plainErrorsRefused: true,
+      subclassesStrict: true,
+      markHidden: true,
+    });
   });
 });

@@ -29,6 +29,9 @@ export type ModelFileErrorCode =
   | 'shard-clash'
   | 'invalid-argument';
 
+/** Set on every ModelFileError by every copy of this package (see its `Symbol.hasInstance`). */
+const BRAND = Symbol.for('normprune.ModelFileError');
+
 /**
  * The error `fileSystem`'s save and load throw (and @normprune/surgery's
  * `exportModel` and `loadSparseModel`, for their files). The message names the file and
@@ -45,6 +48,18 @@ export type ModelFileErrorCode =
  * ```
  */
 export class ModelFileError extends Error {
+  /**
+   * `instanceof` that also holds for an error made by another copy of this package in the same
+   * process (its CommonJS and ES module builds both loaded, or two installed versions of it); a
+   * subclass's `instanceof` stays a plain prototype check.
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      Function.prototype[Symbol.hasInstance].call(this, value) ||
+      (this === ModelFileError && typeof value === 'object' && value !== null && BRAND in value)
+    );
+  }
+
   /** Machine-readable kind of failure. */
   readonly code: ModelFileErrorCode;
   /** The file or folder the problem was found in. */
@@ -54,6 +69,7 @@ export class ModelFileError extends Error {
   constructor(code: ModelFileErrorCode, file: string, message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'ModelFileError';
+    Object.defineProperty(this, BRAND, { value: true });
     this.code = code;
     this.file = file;
   }

@@ -3,7 +3,12 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { packAndInstall, PackedProject, runInProject } from '../../../tools/testing/pack.js';
+import {
+  errorAcrossBuilds,
+  packAndInstall,
+  PackedProject,
+  runInProject,
+} from '../../../tools/testing/pack.js';
 
 const PKG = path.join(__dirname, '..');
 
@@ -96,7 +101,7 @@ describe('@normprune/runtime packed and installed', () => {
 
   it('installs offline with only its tarball and the tfjs packages', () => {
     const installed = path.join(project.dir, 'node_modules', '@normprune', 'runtime');
-    expect(fs.readdirSync(installed).sort()).toEqual(['README.md', 'dist', 'package.json', 'src']);
+    expect(fs.readdirSync(installed).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json', 'src']);
     expect(fs.existsSync(path.join(project.dir, 'node_modules', '@tensorflow', 'tfjs-node'))).toBe(false);
   });
 
@@ -109,6 +114,23 @@ describe('@normprune/runtime packed and installed', () => {
   it('works through import()', () => {
     const out = JSON.parse(runInProject(project.dir, 'check.mjs', esm));
     expect(out).toMatchObject(expected);
+  });
+
+  it('ModelFileError answers instanceof across its CommonJS and ES module builds loaded in one process', () => {
+    expect(
+      errorAcrossBuilds(
+        project.dir,
+        '@normprune/runtime',
+        'ModelFileError',
+        `['missing', '/no/model.json', 'missing']`,
+      ),
+    ).toEqual({
+      twoCopies: true,
+      acrossBuilds: true,
+      plainErrorsRefused: true,
+      subclassesStrict: true,
+      markHidden: true,
+    });
   });
 
   it('serves the CommonJS build to require and the ES module build to import', () => {
