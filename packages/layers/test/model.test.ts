@@ -157,11 +157,13 @@ describe('decompose and fold', () => {
   );
 
   it.each([
-    ['output', 'kernel'],
-    ['input', 'filter'],
+    ['output', 'kernel', 1],
+    ['input', 'filter', 1],
+    ['output', 'kernel', -1],
+    ['input', 'filter', -1],
   ] as const)(
-    'a group of entries whose squares underflow (1e-23) is not a zero group (dense %s, conv2d %s)',
-    (dense, conv2d) => {
+    'a group of entries whose squares underflow (+-1e-23) is not a zero group (dense %s, conv2d %s, sign %s)',
+    (dense, conv2d, sign) => {
       // Its sum of squares is 0 in float32; only the entries tell it from a pruned group.
       const model = tfl.sequential({
         layers: [
@@ -170,12 +172,16 @@ describe('decompose and fold', () => {
           tfl.layers.dense({ units: 3, name: 'd', useBias: false }),
         ],
       });
+      // Some entries of the group 0 (so that, with sign -1, its largest entry is 0 and only its
+      // largest |entry| tells it from a zero group), the others tiny.
+      const tinyOrZero = (idx: number[]) =>
+        idx.reduce((t, i) => t + i, 0) % 3 === 0 ? 0 : sign * 1e-23 * (1 + idx[0]);
       const tiny = (name: string, where: (idx: number[]) => boolean) => {
         const layer = model.getLayer(name);
         const [k] = layer.getWeights();
         const v = k.arraySync() as unknown;
         const walk = (a: unknown, idx: number[]): unknown =>
-          Array.isArray(a) ? a.map((e, i) => walk(e, [...idx, i])) : where(idx) ? 1e-23 * (1 + idx[0]) : a;
+          Array.isArray(a) ? a.map((e, i) => walk(e, [...idx, i])) : where(idx) ? tinyOrZero(idx) : a;
         const edited = tf.tensor(walk(v, []) as number[], k.shape);
         layer.setWeights([edited]);
         edited.dispose();

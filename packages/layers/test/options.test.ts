@@ -330,6 +330,14 @@ describe('kernel constraints act on the effective kernel, where tfjs applies the
       expect(scaledError(applied, plain.layers[0].getWeights()[0])).toBeLessThan(1e-5);
       expect(tf.tidy(() => tf.min(layer.magnitude!.read()).dataSync()[0])).toBeGreaterThanOrEqual(0);
       expect(outputError(plain, dec, x)).toBeLessThan(1e-5);
+      // LayerVariable.write, which tfjs's batchSetValue calls weight by weight outside
+      // Layer.setWeights' tidy, applies the constraint too, and keeps the count as flat.
+      const g = layer.magnitude!.read().clone();
+      layer.magnitude!.write(g);
+      const written = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) layer.magnitude!.write(g);
+      expect(tf.memory().numTensors).toBe(written);
+      g.dispose();
       applied.dispose();
       [plain, dec].forEach((m) => m.dispose());
       x.dispose();

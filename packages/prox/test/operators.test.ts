@@ -73,6 +73,16 @@ describe('proximal operators against their closed forms', () => {
     thr.dispose();
   });
 
+  it('groupSoftThreshold at t = 0 returns its input, a zero group as 0 (not 0/0)', () => {
+    const w = tf.tensor2d([
+      [0, 1],
+      [0, 2],
+    ]);
+    const out = groupSoftThreshold(w, 0, [0]);
+    expect(Array.from(out.dataSync())).toEqual([0, 1, 0, 2]);
+    tf.dispose([w, out]);
+  });
+
   it('groupSoftThreshold: x_g max(1 - t/||x_g||, 0) per column, ties and zero groups give 0', () => {
     // columns: norm 5 (shrinks), norm exactly 2 (= t, tie -> 0), norm 1 (< t -> 0), zero column (stays 0)
     const w = tf.tensor2d(

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { decompose, magnitudes, type MagnitudeInfo } from '@normprune/layers';
+import { decompose, decomposedDense, magnitudes, type MagnitudeInfo } from '@normprune/layers';
 import { type CostWeighting, ProximalAdam, ProximalSGD } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
@@ -363,4 +363,52 @@ describe.each(ARCHS)('the proximal step against plain tfjs, %s', (_arch, arch) =
       expect(tf.memory().numTensors).toBe(start);
     },
   );
+});
+
+describe('the renormalisation after a step', () => {
+  it('rescales the directions of a step that updates only directions (magnitudes frozen) to unit norm', async () => {
+    const m = tfl.sequential({
+      layers: [decomposedDense({ inputShape: [3], units: 2, name: 'a' })],
+    });
+    const [a] = magnitudes(m);
+    const opt = new ProximalSGD({ learningRate: 0.5, lambda: 0, magnitudes: m });
+    const g = tf.onesLike(a.direction);
+    opt.applyGradients({ [a.direction.name]: g });
+    await expectNoLeak(() => opt.applyGradients({ [a.direction.name]: g }));
+    const norms = tf.tidy(() => tf.sqrt(tf.sum(tf.square(a.direction), 0)).dataSync());
+    expect(Array.from(norms, (n) => Math.abs(n - 1) < 1e-6)).toEqual([true, true]);
+    tf.dispose(g);
+    opt.dispose();
+    m.dispose();
+  });
+
+  it('leaves the magnitude of a group whose direction is all zero as it is (epsilon 1e-3, compensated)', () => {
+    const m = tfl.sequential({
+      layers: [decomposedDense({ inputShape: [3], units: 2, epsilon: 1e-3, name: 'a' })],
+    });
+    const [a] = magnitudes(m);
+    tf.tidy(() => {
+      a.direction.assign(
+        tf.tensor2d([
+          [0, 0.6],
+          [0, 0.8],
+          [0, 0],
+        ]),
+      );
+      a.magnitude.assign(tf.tensor1d([2, 3]));
+    });
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: m });
+    tf.tidy(() =>
+      opt.applyGradients({
+        [a.magnitude.name]: tf.zerosLike(a.magnitude),
+        [a.direction.name]: tf.zerosLike(a.direction),
+      }),
+    );
+    // group 0 stays zero with its magnitude; group 1 (unit norm) is compensated by
+    // sqrt((1 + eps^2) / (1 + eps^2)) = 1
+    expect(Array.from(a.magnitude.dataSync())).toEqual([2, 3]);
+    expect(Array.from(a.direction.dataSync())).toEqual([0, Math.fround(0.6), 0, Math.fround(0.8), 0, 0]);
+    opt.dispose();
+    m.dispose();
+  });
 });

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedDense, magnitudes } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD, targetLambda, SparsityCallback, warmupLambda } from '../src/index.js';
-import { maxDiff } from '../../../tools/testing/leaks.js';
+import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -130,5 +130,65 @@ describe('layerMultipliers on an optimiser with nothing attached', () => {
     ).toThrow(/layerMultipliers\['hidden'\] must be a finite number >= 0, got -1/);
     model.dispose();
     [opt, again, misspelt].forEach((o) => o.dispose());
+  });
+});
+
+describe('state restored with setWeights', () => {
+  /** A step of `opt` on the hidden layer's magnitude and direction, with gradients of ones. */
+  const stepHidden = (opt: ProximalSGD | ProximalAdam, model: tfl.LayersModel) =>
+    tf.tidy(() => {
+      const [h] = magnitudes(model);
+      opt.applyGradients({
+        [h.magnitude.name]: tf.onesLike(h.magnitude),
+        [h.direction.name]: tf.onesLike(h.direction),
+      });
+    });
+
+  it.each([
+    ['ProximalSGD with momentum', 2],
+    ['ProximalAdam', 4],
+  ] as const)(
+    '%s: a restored slot a step takes up is listed once, so saving again and reloading keeps every slot in place',
+    async (name, slots) => {
+      const model = mlp();
+      const make = () =>
+        name === 'ProximalAdam'
+          ? new ProximalAdam({ learningRate: 0.01, lambda: 0, magnitudes: model })
+          : new ProximalSGD({ learningRate: 0.1, lambda: 0, momentum: 0.9, magnitudes: model });
+      const first = make();
+      stepHidden(first, model);
+      const saved = await first.getWeights();
+      const second = make();
+      await second.setWeights(saved);
+      stepHidden(second, model);
+      const again = await second.getWeights();
+      const names = again.map((w) => w.name);
+      expect(names).toHaveLength(1 + slots);
+      expect(new Set(names).size).toBe(names.length);
+      // The state a third optimiser reloads is the second's, slot for slot.
+      const third = make();
+      await third.setWeights(again);
+      const reloaded = await third.getWeights();
+      expect(reloaded.map((w) => w.name)).toEqual(names);
+      reloaded.forEach((w, i) =>
+        expect(maxDiff(w.tensor.dataSync(), again[i].tensor.dataSync()).abs).toBe(0),
+      );
+      [first, second, third].forEach((o) => o.dispose());
+      model.dispose();
+    },
+  );
+
+  it('dispose() frees restored slots that no step took up', async () => {
+    const model = mlp();
+    const first = new ProximalSGD({ learningRate: 0.1, lambda: 0, momentum: 0.9, magnitudes: model });
+    stepHidden(first, model);
+    const saved = await first.getWeights();
+    await expectNoLeak(async () => {
+      const restored = new ProximalSGD({ learningRate: 0.1, lambda: 0, momentum: 0.9, magnitudes: model });
+      await restored.setWeights(saved);
+      restored.dispose();
+    });
+    first.dispose();
+    model.dispose();
   });
 });

@@ -47,6 +47,34 @@ describe('kernelMask', () => {
     mask.dispose();
   });
 
+  it('zeroes the kernels before the first batch: weights written after kernelMask() do not reach its loss', async () => {
+    const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 2, inputShape: [3], name: 'd' })] });
+    zeroKernelWhere(m, 'd', (i) => i === 1);
+    const mask = kernelMask(m);
+    // Written between kernelMask() and fit (as setWeights or loadWeights would): a 5 where the mask has 0.
+    const [k, b] = m.getLayer('d').getWeights();
+    const written = tf.tidy(() => tf.add(k, tf.mul(tf.equal(k, 0), 5)));
+    m.getLayer('d').setWeights([written, b]);
+    const xs = tf.tensor2d([
+      [1, 2, 3],
+      [-1, 0.5, 2],
+    ]);
+    const ys = tf.tensor2d([
+      [0, 1],
+      [1, 0],
+    ]);
+    m.compile({ optimizer: tf.train.sgd(0), loss: 'meanSquaredError' });
+    const h = await m.fit(xs, ys, { epochs: 1, batchSize: 2, callbacks: [mask.callback], verbose: 0 });
+    // The loss of the masked model (row 1 of the kernel zero), computed by hand.
+    const expected = tf.tidy(() => {
+      const masked = tf.mul(written, tf.notEqual(k, 0));
+      return tf.losses.meanSquaredError(ys, tf.add(tf.matMul(xs, masked), b)).dataSync()[0];
+    });
+    expect(h.history['loss'][0]).toBeCloseTo(expected, 6);
+    tf.dispose([written, xs, ys]);
+    mask.dispose();
+  });
+
   it('apply() restores zeros after a custom optimiser step', () => {
     const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [4], name: 'd' })] });
     zeroKernelWhere(m, 'd', (i) => i === 2);

@@ -56,6 +56,23 @@ describe('prune: MLP', () => {
     expect(report.table()).toContain('d1');
   });
 
+  it('a softmax unit with no live weights still varies with the others: neither folded nor reported constant', () => {
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [4], units: 5, activation: 'softmax', name: 'h' }),
+        tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }),
+      ],
+    });
+    zeroUnits(m, 'h', [2]); // softmax(z)_2 = e^b / sum e^z: not a constant
+    zeroUnits(m, 'out', [1]);
+    const { model, report } = prune(m);
+    expectSame(m, model);
+    expect(unitsOf(model, 'h')).toBe(5);
+    for (const l of report.layers)
+      expect({ name: l.name, kept: l.keptConstant }).toEqual({ name: l.name, kept: [] });
+    expect(report.warnings).toEqual([]);
+  });
+
   it('propagates deadness: a unit whose only live inputs are removed constants becomes constant too', () => {
     const m = mlp();
     const r = rng(5);
@@ -952,30 +969,33 @@ describe('prune: Average, Maximum and Minimum joins of dead units', () => {
 });
 
 describe('prune: constants ahead of a convolution', () => {
-  function twoConvs(padding: 'same' | 'valid', kernelSize: number): tfl.Sequential {
+  function twoConvs(padding: 'same' | 'valid', kernelSize: number, strides = 1, size = 7): tfl.Sequential {
     return tfl.sequential({
       layers: [
         tfl.layers.conv2d({
-          inputShape: [7, 7, 2],
+          inputShape: [size, size, 2],
           filters: 4,
           kernelSize: 3,
           padding: 'same',
           activation: 'relu',
           name: 'c1',
         }),
-        tfl.layers.conv2d({ filters: 3, kernelSize, padding, name: 'c2' }),
+        tfl.layers.conv2d({ filters: 3, kernelSize, strides, padding, name: 'c2' }),
         tfl.layers.flatten({ name: 'f' }),
         tfl.layers.dense({ units: 2, name: 'out' }),
       ],
     });
   }
-  for (const [padding, k, removed] of [
-    ['valid', 3, true],
-    ['same', 1, true],
-    ['same', 3, false],
+  // 'same' with stride 2 and kernel 2 pads (ceil(size / 2) - 1) * 2 + 2 - size: 1 on 7x7, 0 on 6x6.
+  for (const [padding, k, removed, strides, size] of [
+    ['valid', 3, true, 1, 7],
+    ['same', 1, true, 1, 7],
+    ['same', 3, false, 1, 7],
+    ['same', 2, false, 2, 7],
+    ['same', 2, true, 2, 6],
   ] as const) {
-    it(`a dead filter with constant 0.5 ahead of a ${k}x${k} '${padding}' conv is ${removed ? 'folded' : 'kept and reported'}`, () => {
-      const m = twoConvs(padding, k);
+    it(`a dead filter with constant 0.5 ahead of a ${k}x${k} stride ${strides} '${padding}' conv on ${size}x${size} is ${removed ? 'folded' : 'kept and reported'}`, () => {
+      const m = twoConvs(padding, k, strides, size);
       editWeight(m, 'c1', 'bias', (v) => (v[1] = 0.5));
       zeroUnits(m, 'c1', [1]);
       const { model, report } = prune(m);
