@@ -58,9 +58,9 @@ export function convOutputLength(
 
 /**
  * A Conv2D layer whose kernel is `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
- * (the norm over each group; see {@link DecomposedConv2DArgs.epsilon}), one magnitude per 2-D kernel (`'kernel'`) or per output filter
- * (`'filter'`). Weights, in this order: `direction` `[kh, kw, cin, cout]`,
- * `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. NHWC only.
+ * (the norm over each group; see {@link DecomposedConv2DArgs.epsilon}), one magnitude per 2-D
+ * kernel (`'kernel'`) or per output filter (`'filter'`). Weights, in this order: `direction`
+ * `[kh, kw, cin, cout]`, `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. NHWC only.
  */
 export class DecomposedConv2D extends tfl.layers.Layer {
   /** Serialisation name (`tf.serialization.registerClass`). */

@@ -406,7 +406,8 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
 
 /**
  * The kernel a decomposed layer applies, `magnitude * direction / sqrt(||direction||^2 +
- * epsilon^2)`, the norm taken over each group (plain kernel shape). A new tensor: the caller disposes it.
+ * epsilon^2)`, the norm taken over each group (plain kernel shape). A new tensor: the caller
+ * disposes it.
  */
 export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.Tensor {
   if (!isDecomposed(layer))
