@@ -46,7 +46,9 @@ async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
 function record(label: number, seed: number): Uint8Array {
   const r = new Uint8Array(3073);
   r[0] = label;
-  for (let i = 0; i < 3072; i++) r[1 + i] = (seed * 31 + i * 7) & 0xff;
+  // Plane c is offset by 85 c: i * 7 alone repeats every 1024 bytes (7 * 1024 is a multiple of
+  // 256), which made the three planes equal and a swapped channel pass.
+  for (let i = 0; i < 3072; i++) r[1 + i] = (seed * 31 + i * 7 + Math.floor(i / 1024) * 85) & 0xff;
   return r;
 }
 

@@ -310,6 +310,9 @@ describe('initBackend (real backends)', () => {
     await expect(initBackend({ prefer: null, quiet: null } as never)).rejects.toThrow(
       'initBackend: options `prefer`, `quiet` are null: leave them out for the default, or give a value',
     );
+    await expect(initBackend([] as never)).rejects.toThrow(
+      `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
+    );
     await expect(initBackend('cpu' as never)).rejects.toThrow(
       `initBackend: options must be an object such as { prefer: 'wasm' }; the options are ${listed}`,
     );

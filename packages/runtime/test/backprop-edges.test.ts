@@ -1,0 +1,95 @@
+// releaseSavedTensorsDuringBackprop's own promises, by the bytes held when a gradient runs: a
+// saved activation is freed once its gradient has run, what an unused branch saved is freed
+// before the first gradient, and a result the function tf.keep()s survives a failing backward
+// pass. (Found unpinned by mutation testing: each fails on its mutant.)
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+// The gradients of the core ops (tfjs-layers registers them, as a user's model does).
+import '@tensorflow/tfjs-layers';
+import { releaseSavedTensorsDuringBackprop } from '../src/index.js';
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+});
+
+type CustomGradient = Parameters<typeof tf.customGrad>[0];
+
+describe('releaseSavedTensorsDuringBackprop after an error', () => {
+  it('keeps a y that f tf.keep()s when the backward pass throws', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    const failing = tf.customGrad(((a: tf.Tensor) => ({
+      value: tf.square(a),
+      gradFunc: () => {
+        throw new Error('gradient failed');
+      },
+    })) as unknown as CustomGradient);
+    const uninstall = releaseSavedTensorsDuringBackprop();
+    let kept: tf.Tensor | undefined;
+    try {
+      expect(() => tf.grad((v: tf.Tensor) => (kept = tf.keep(tf.sum(failing(v)))))(x)).toThrow(
+        'gradient failed',
+      );
+    } finally {
+      uninstall();
+    }
+    expect(kept!.isDisposed).toBe(false);
+    expect(kept!.dataSync()[0]).toBe(14);
+    tf.dispose([kept!, x]);
+  });
+});
+
+describe('releaseSavedTensorsDuringBackprop: nodes off the x -> y path', () => {
+  it('frees what an unused branch of f saved before the first gradient runs', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    const bytesDuringBackward = (branch: boolean): number => {
+      let bytes = -1;
+      const probe = tf.customGrad(((a: tf.Tensor) => ({
+        value: tf.mul(a, 2),
+        gradFunc: (dy: tf.Tensor) => {
+          bytes = tf.memory().numBytes;
+          return tf.mul(dy, 2);
+        },
+      })) as unknown as CustomGradient);
+      const uninstall = releaseSavedTensorsDuringBackprop();
+      try {
+        const g = tf.grad((v: tf.Tensor) => {
+          if (branch) tf.exp(tf.tile(v, [250_000])); // 3 MB saved by exp, never read by y
+          return tf.sum(probe(tf.sin(v)));
+        })(x);
+        g.dispose();
+      } finally {
+        uninstall();
+      }
+      return bytes;
+    };
+    expect(bytesDuringBackward(true)).toBe(bytesDuringBackward(false));
+    x.dispose();
+  });
+});
+
+describe('releaseSavedTensorsDuringBackprop: saved activations', () => {
+  it('frees the activation a later node saved before the gradients of earlier nodes run', () => {
+    const x = tf.tensor1d([1, 2, 3]);
+    const bytesAtFirstNode = (op: (t: tf.Tensor) => tf.Tensor): number => {
+      let bytes = -1;
+      const probe = tf.customGrad(((a: tf.Tensor) => ({
+        value: tf.mul(a, 2),
+        gradFunc: (dy: tf.Tensor) => {
+          bytes = tf.memory().numBytes;
+          return tf.mul(dy, 2);
+        },
+      })) as unknown as CustomGradient);
+      const uninstall = releaseSavedTensorsDuringBackprop();
+      try {
+        tf.grad((v: tf.Tensor) => tf.sum(op(tf.tile(probe(v), [250_000]))))(x).dispose();
+      } finally {
+        uninstall();
+      }
+      return bytes;
+    };
+    // exp saves its 3 MB output for its gradient; neg saves nothing. Once exp's gradient
+    // has run, its saved output is freed, so the first node sees the same bytes either way.
+    expect(bytesAtFirstNode(tf.exp)).toBe(bytesAtFirstNode(tf.neg));
+    x.dispose();
+  });
+});
