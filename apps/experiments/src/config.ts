@@ -893,7 +893,12 @@ export function parseBudget(
 ): { name: string; budget: Budget } {
   const presets = { ...BUDGET_PRESETS, ...(cfg.budgets ?? {}) };
   const text = (spec ?? cfg.defaultBudget).trim();
-  if (text === '')
+  // Separators alone (`,` or `, ,`) give nothing either, as an empty value does.
+  const parts = text
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
+  if (parts.length === 0)
     throw new UsageError(
       `--budget: empty; give ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs such as epochs=2`,
     );
@@ -912,7 +917,7 @@ export function parseBudget(
     if (typeof raw?.epochs === 'number')
       raw.epochs = { baseline: raw.epochs, proximal: raw.epochs, finetune: raw.epochs };
   } else {
-    for (const part of text.split(',').filter(Boolean)) {
+    for (const part of parts) {
       const eq = part.indexOf('=');
       if (eq < 0) {
         if (!(part in presets)) {
