@@ -290,6 +290,15 @@ export interface ErrorAcrossBuilds {
   markHidden: boolean;
 }
 
+/** What {@link errorAcrossBuilds} gives for a package that gets everything right. */
+export const HOLDS_ACROSS_BUILDS: ErrorAcrossBuilds = {
+  twoCopies: true,
+  acrossBuilds: true,
+  plainErrorsRefused: true,
+  subclassesStrict: true,
+  markHidden: true,
+};
+
 /**
  * Loads both builds of the installed package `pkg` in one process (`require` and `import`) and
  * checks that its error class `className`, made with the constructor arguments `args` (a

@@ -12,30 +12,9 @@ import { meanChangeCi95, runReportBlocks, toMarkdown } from '../src/report';
 import { firstNames } from '../src/format';
 import { applyBudget, configsDir, isReduced, loadExperiment, parseBudget, parseConfig } from '../src/config';
 import { lockDir } from '../src/fsutil';
+import { resultsRow } from './helpers';
 
-/** A results row as report.test.ts builds them: 1,000 parameters, `compressionPct` removed. */
-function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
-  const model = { testErrorPct: base, validationErrorPct: base, params: 1000, nonzeros: 1000, macs: 1000 };
-  return {
-    experiment,
-    budget: 'full',
-    reduced: false,
-    seed,
-    backend: 'wasm',
-    baseline: model,
-    compressed: {
-      ...model,
-      testErrorPct: comp,
-      validationErrorPct: comp + 0.1,
-      nonzeros: 1000 * (1 - compressionPct / 100),
-    },
-    compressionPct,
-    macsReductionPct: compressionPct,
-    errorDeltaPp: Number((comp - base).toFixed(2)),
-    target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: false },
-    trainingSec: 100,
-  } as TableRow;
-}
+const row = resultsRow;
 
 const targetCellOf = (table: string) => table.trimEnd().split('\n')[2];
 

@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { loadExperiment, main } from '../src/index';
+import { loadExperiment, main, type TableRow } from '../src/index';
 
 /** Runs `f` with process.stderr captured; returns its result and what it wrote there. */
 export async function withStderr<T>(f: () => T | Promise<T>): Promise<{ value: T; err: string }> {
@@ -200,4 +200,34 @@ const probeInput = ${probeInput.toString()};
   });
   if (r.status !== 0) throw new Error(`plain tfjs could not load the exported models: ${r.stderr}`);
   return JSON.parse(r.stdout);
+}
+
+/** A results-table row: 1,000 parameters, `compressionPct` removed, test error `base` -> `comp` (%), target lenet-500-300's. */
+export function resultsRow(
+  experiment: string,
+  seed: number,
+  compressionPct: number,
+  base: number,
+  comp: number,
+): TableRow {
+  const model = { testErrorPct: base, validationErrorPct: base, params: 1000, nonzeros: 1000, macs: 1000 };
+  return {
+    experiment,
+    budget: 'full',
+    reduced: false,
+    seed,
+    backend: 'wasm',
+    baseline: model,
+    compressed: {
+      ...model,
+      testErrorPct: comp,
+      validationErrorPct: comp + 0.1,
+      nonzeros: 1000 * (1 - compressionPct / 100),
+    },
+    compressionPct,
+    macsReductionPct: compressionPct,
+    errorDeltaPp: Number((comp - base).toFixed(2)),
+    target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: false },
+    trainingSec: 100,
+  } as TableRow;
 }

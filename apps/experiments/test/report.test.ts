@@ -20,30 +20,9 @@ import {
   toMarkdown,
   writeSweepReport,
 } from '../src/report';
-import { cli } from './helpers';
+import { cli, resultsRow } from './helpers';
 
-function row(experiment: string, seed: number, compressionPct: number, base: number, comp: number): TableRow {
-  const model = { testErrorPct: base, validationErrorPct: base, params: 1000, nonzeros: 1000, macs: 1000 };
-  return {
-    experiment,
-    budget: 'full',
-    reduced: false,
-    seed,
-    backend: 'wasm',
-    baseline: model,
-    compressed: {
-      ...model,
-      testErrorPct: comp,
-      validationErrorPct: comp + 0.1,
-      nonzeros: 1000 * (1 - compressionPct / 100),
-    },
-    compressionPct,
-    macsReductionPct: compressionPct,
-    errorDeltaPp: Number((comp - base).toFixed(2)),
-    target: { minCompressionPct: 85.4, maxErrorDeltaPp: 0.09, met: false },
-    trainingSec: 100,
-  } as TableRow;
-}
+const row = resultsRow;
 
 test('seedsTable gives the mean and sample sd over seeds, and judges the target on the means', () => {
   const rows = [

@@ -9,7 +9,7 @@ import * as decodedCache from '../src/decoded-cache';
 import * as idx from '../src/idx';
 import * as input from '../src/input';
 import * as tar from '../src/tar';
-import { makeTar, tmp, writeFile, type TarItem } from './fixtures';
+import { CIFAR_BATCH_FILES, makeTar, tmp, writeFile, type TarItem } from './fixtures';
 
 afterEach(() => {
   jest.restoreAllMocks();
@@ -54,14 +54,7 @@ function record(label: number, seed: number): Uint8Array {
 
 function writeBinary(dir: string, perBatch = 4): Record<string, Uint8Array> {
   const files: Record<string, Uint8Array> = {};
-  const names = [
-    'data_batch_1.bin',
-    'data_batch_2.bin',
-    'data_batch_3.bin',
-    'data_batch_4.bin',
-    'data_batch_5.bin',
-    'test_batch.bin',
-  ];
+  const names = CIFAR_BATCH_FILES;
   names.forEach((n, b) => {
     const recs = Array.from({ length: perBatch }, (_, i) => record((b * perBatch + i) % 10, b * 100 + i));
     files[n] = Buffer.concat(recs);

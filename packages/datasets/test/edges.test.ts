@@ -10,35 +10,19 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { DatasetError, batches, mulberry32, toTensors, validationSplit, type Split } from '../src/index';
+import { batches, mulberry32, toTensors, validationSplit, type Split } from '../src/index';
 import { parseCifarBinary } from '../src/cifar';
 import { readDecoded, writeDecoded } from '../src/decoded-cache';
 import { downloadFile } from '../src/download';
 import { parseIdx } from '../src/idx';
 import { readTar } from '../src/tar';
-import { fakeImages, fakeLabels, makeTar, tmp } from './fixtures';
+import { CIFAR_BATCH_FILES, datasetErrorCode, fakeImages, fakeSplit, makeTar, tmp } from './fixtures';
 
 const bytes = (s: string) => Buffer.from(s);
 
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DatasetError);
-    return (e as DatasetError).code;
-  }
-  throw new Error('expected a DatasetError');
-}
+const code = datasetErrorCode;
 
-function split(n: number, h = 4, w = 4, c = 3): Split {
-  return {
-    images: fakeImages(n, h, w, c),
-    labels: fakeLabels(n, 10),
-    count: n,
-    shape: [h, w, c],
-    numClasses: 10,
-  };
-}
+const split = fakeSplit;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -154,14 +138,7 @@ describe('validationSplit', () => {
 
 describe('parseCifarBinary: empty batches', () => {
   it('refuses six empty batch files (a failed extraction) instead of loading 0 images', () => {
-    const names = [
-      'data_batch_1.bin',
-      'data_batch_2.bin',
-      'data_batch_3.bin',
-      'data_batch_4.bin',
-      'data_batch_5.bin',
-      'test_batch.bin',
-    ];
+    const names = CIFAR_BATCH_FILES;
     expect(
       code(() =>
         parseCifarBinary(

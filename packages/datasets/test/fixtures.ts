@@ -3,6 +3,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { DatasetError, type Split } from '../src/index';
 
 const created: string[] = [];
 
@@ -120,3 +121,35 @@ export function writeFile(path: string, data: Uint8Array): string {
   writeFileSync(path, data);
   return path;
 }
+
+/** A split of `n` fake images of `h` x `w` x `c` with labels of 10 classes. */
+export function fakeSplit(n: number, h = 4, w = 4, c = 3): Split {
+  return {
+    images: fakeImages(n, h, w, c),
+    labels: fakeLabels(n, 10),
+    count: n,
+    shape: [h, w, c],
+    numClasses: 10,
+  };
+}
+
+/** The `code` of the DatasetError `f` throws (fails the test if it throws anything else, or nothing). */
+export function datasetErrorCode(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    expect(e).toBeInstanceOf(DatasetError);
+    return (e as DatasetError).code;
+  }
+  throw new Error('expected a DatasetError');
+}
+
+/** The six files of CIFAR-10's binary layout, in the order of its batches. */
+export const CIFAR_BATCH_FILES = [
+  'data_batch_1.bin',
+  'data_batch_2.bin',
+  'data_batch_3.bin',
+  'data_batch_4.bin',
+  'data_batch_5.bin',
+  'test_batch.bin',
+];

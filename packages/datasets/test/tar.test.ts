@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { DatasetError } from '../src/index';
 import { readTar } from '../src/tar';
-import { makeTar } from './fixtures';
+import { datasetErrorCode, makeTar } from './fixtures';
 
 const bytes = (s: string) => Buffer.from(s);
 
@@ -27,15 +27,7 @@ function withSizeField(tar: Buffer, off: number, size: string): Buffer {
   return out;
 }
 
-function code(f: () => unknown): string {
-  try {
-    f();
-  } catch (e) {
-    expect(e).toBeInstanceOf(DatasetError);
-    return (e as DatasetError).code;
-  }
-  throw new Error('expected a DatasetError');
-}
+const code = datasetErrorCode;
 
 describe('readTar', () => {
   it('reads files, directories, pax long names and in-archive links, gzipped or not', () => {

@@ -10,17 +10,9 @@ import {
   type Split,
 } from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
-import { fakeImages, fakeLabels } from './fixtures';
+import { fakeImages, fakeSplit } from './fixtures';
 
-function split(n: number, h = 4, w = 4, c = 3): Split {
-  return {
-    images: fakeImages(n, h, w, c),
-    labels: fakeLabels(n, 10),
-    count: n,
-    shape: [h, w, c],
-    numClasses: 10,
-  };
-}
+const split = fakeSplit;
 
 beforeAll(async () => {
   await tf.setBackend('cpu');

@@ -38,30 +38,39 @@ describe('releaseSavedTensorsDuringBackprop after an error', () => {
   });
 });
 
+/**
+ * The bytes tfjs holds while the gradient of `probe` (2 x its input) runs, with the release
+ * installed, for the gradient of `f` at `x`.
+ */
+function bytesWhenProbed(
+  x: tf.Tensor,
+  f: (v: tf.Tensor, probe: (t: tf.Tensor) => tf.Tensor) => tf.Tensor,
+): number {
+  let bytes = -1;
+  const probe = tf.customGrad(((a: tf.Tensor) => ({
+    value: tf.mul(a, 2),
+    gradFunc: (dy: tf.Tensor) => {
+      bytes = tf.memory().numBytes;
+      return tf.mul(dy, 2);
+    },
+  })) as unknown as CustomGradient) as (t: tf.Tensor) => tf.Tensor;
+  const uninstall = releaseSavedTensorsDuringBackprop();
+  try {
+    tf.grad((v: tf.Tensor) => f(v, probe))(x).dispose();
+  } finally {
+    uninstall();
+  }
+  return bytes;
+}
+
 describe('releaseSavedTensorsDuringBackprop: nodes off the x -> y path', () => {
   it('frees what an unused branch of f saved before the first gradient runs', () => {
     const x = tf.tensor1d([1, 2, 3]);
-    const bytesDuringBackward = (branch: boolean): number => {
-      let bytes = -1;
-      const probe = tf.customGrad(((a: tf.Tensor) => ({
-        value: tf.mul(a, 2),
-        gradFunc: (dy: tf.Tensor) => {
-          bytes = tf.memory().numBytes;
-          return tf.mul(dy, 2);
-        },
-      })) as unknown as CustomGradient);
-      const uninstall = releaseSavedTensorsDuringBackprop();
-      try {
-        const g = tf.grad((v: tf.Tensor) => {
-          if (branch) tf.exp(tf.tile(v, [250_000])); // 3 MB saved by exp, never read by y
-          return tf.sum(probe(tf.sin(v)));
-        })(x);
-        g.dispose();
-      } finally {
-        uninstall();
-      }
-      return bytes;
-    };
+    const bytesDuringBackward = (branch: boolean) =>
+      bytesWhenProbed(x, (v, probe) => {
+        if (branch) tf.exp(tf.tile(v, [250_000])); // 3 MB saved by exp, never read by y
+        return tf.sum(probe(tf.sin(v)));
+      });
     expect(bytesDuringBackward(true)).toBe(bytesDuringBackward(false));
     x.dispose();
   });
@@ -70,23 +79,8 @@ describe('releaseSavedTensorsDuringBackprop: nodes off the x -> y path', () => {
 describe('releaseSavedTensorsDuringBackprop: saved activations', () => {
   it('frees the activation a later node saved before the gradients of earlier nodes run', () => {
     const x = tf.tensor1d([1, 2, 3]);
-    const bytesAtFirstNode = (op: (t: tf.Tensor) => tf.Tensor): number => {
-      let bytes = -1;
-      const probe = tf.customGrad(((a: tf.Tensor) => ({
-        value: tf.mul(a, 2),
-        gradFunc: (dy: tf.Tensor) => {
-          bytes = tf.memory().numBytes;
-          return tf.mul(dy, 2);
-        },
-      })) as unknown as CustomGradient);
-      const uninstall = releaseSavedTensorsDuringBackprop();
-      try {
-        tf.grad((v: tf.Tensor) => tf.sum(op(tf.tile(probe(v), [250_000]))))(x).dispose();
-      } finally {
-        uninstall();
-      }
-      return bytes;
-    };
+    const bytesAtFirstNode = (op: (t: tf.Tensor) => tf.Tensor) =>
+      bytesWhenProbed(x, (v, probe) => tf.sum(op(tf.tile(probe(v), [250_000]))));
     // exp saves its 3 MB output for its gradient; neg saves nothing. Once exp's gradient
     // has run, its saved output is freed, so the first node sees the same bytes either way.
     expect(bytesAtFirstNode(tf.exp)).toBe(bytesAtFirstNode(tf.neg));
