@@ -3,11 +3,13 @@
 // here, naming each fix, until the package is ready for the registry. What it
 // checks is what an npm user would otherwise find broken:
 // - the license text ships (the MIT notice must travel with the code);
-// - `repository`, `homepage` and `bugs` are set: npmjs.com resolves the README's
-//   relative links (../../docs/guides/..., ../runtime/README.md) against
-//   `repository`, and without it they lead nowhere;
+// - `repository` (with `url` and `directory`), `homepage` and `bugs` are set:
+//   npmjs.com resolves the README's relative links (../../docs/guides/...,
+//   ../runtime/README.md) against `repository`, and without it they lead nowhere;
+// - `publishConfig.access` is public (a scoped name is private by default);
 // - the README no longer says the package is not on the registry;
 // - both builds are there.
+// Under `npm publish --dry-run` the problems are printed and the dry run goes on.
 // Usage: node scripts/check-publish.mjs [package-dir]   (default: the current directory)
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -26,11 +28,11 @@ export function publishProblems(pkgDir) {
   if (!existsSync(license)) problems.push(`LICENSE is missing: copy the workspace's LICENSE into ${pkgDir}`);
   else if (readFileSync(license, 'utf8') !== readFileSync(join(root, 'LICENSE'), 'utf8'))
     problems.push(`LICENSE differs from the workspace's: copy ${join(root, 'LICENSE')} over it`);
-  const url = typeof manifest.repository === 'string' ? manifest.repository : manifest.repository?.url;
-  if (!url)
+  const repo = manifest.repository;
+  if (!(typeof repo === 'object' && repo?.url && repo?.directory))
     problems.push(
-      "package.json has no `repository` (with `url` and `directory`): npmjs.com resolves the README's " +
-        'relative links against it, so without it they lead nowhere; add it',
+      `package.json has no \`repository\` with \`url\` and \`directory\` (${JSON.stringify(repo ?? null)}): ` +
+        "npmjs.com resolves the README's relative links against them, so without them they lead nowhere; add it",
     );
   for (const field of ['homepage', 'bugs'])
     if (!manifest[field]) problems.push(`package.json has no \`${field}\`: add it`);
@@ -53,10 +55,13 @@ export function publishProblems(pkgDir) {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const problems = publishProblems(dir);
+  // `npm publish --dry-run` runs this too: there it previews, so the problems are said, not fatal.
+  const dryRun = process.env.npm_config_dry_run === 'true';
   if (problems.length) {
-    console.error(`${relative(root, dir) || dir} is not ready to publish:`);
+    console.error(
+      `${relative(root, dir) || dir} is not ready to publish${dryRun ? ' (dry run: going on)' : ''}:`,
+    );
     for (const p of problems) console.error(`- ${p}`);
-    process.exit(1);
-  }
-  console.log(`${relative(root, dir) || dir} is ready to publish`);
+    if (!dryRun) process.exit(1);
+  } else console.log(`${relative(root, dir) || dir} is ready to publish`);
 }

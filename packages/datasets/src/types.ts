@@ -115,6 +115,11 @@ export interface BatchesOptions extends ToTensorsOptions {
    * Default `'unit'`.
    */
   normalize?: Normalize;
+  /**
+   * The per-channel statistics for `'standardize'`, which `batches` refuses without them: those
+   * of the training split (`computeStats`), for every split.
+   */
+  stats?: Stats;
   /** Leave out the last batch when it is smaller than `batchSize`: true or false. Default false. */
   dropRemainder?: boolean;
 }

@@ -110,7 +110,7 @@ describe('@normprune/datasets packed and installed', () => {
 
   afterAll(() => project?.cleanup());
 
-  it('ships only dist, README and package.json, and no data set', () => {
+  it('ships only dist, src, LICENSE, README and package.json, and no data set', () => {
     const installed = path.join(project.dir, 'node_modules', '@normprune', 'datasets');
     expect(fs.readdirSync(installed).sort()).toEqual(['LICENSE', 'README.md', 'dist', 'package.json', 'src']);
     expect(fs.statSync(project.tarballs[0]).size).toBeLessThan(200_000);

@@ -173,6 +173,8 @@ describe('state restored with setWeights', () => {
       reloaded.forEach((w, i) =>
         expect(maxDiff(w.tensor.dataSync(), again[i].tensor.dataSync()).abs).toBe(0),
       );
+      // getWeights' first entry, the step count, is a new tensor; the slots are the optimisers'.
+      tf.dispose([saved[0].tensor, again[0].tensor, reloaded[0].tensor]);
       [first, second, third].forEach((o) => o.dispose());
       model.dispose();
     },
@@ -188,6 +190,7 @@ describe('state restored with setWeights', () => {
       await restored.setWeights(saved);
       restored.dispose();
     });
+    saved[0].tensor.dispose();
     first.dispose();
     model.dispose();
   });

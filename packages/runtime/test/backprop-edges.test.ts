@@ -60,6 +60,7 @@ function bytesWhenProbed(
   } finally {
     uninstall();
   }
+  if (bytes < 0) throw new Error("bytesWhenProbed: the probe's gradient never ran");
   return bytes;
 }
 

@@ -52,7 +52,9 @@ describe('kernelMask', () => {
     zeroKernelWhere(m, 'd', (i) => i === 1);
     const mask = kernelMask(m);
     // Written between kernelMask() and fit (as setWeights or loadWeights would): a 5 where the mask has 0.
+    // getWeights() gives the variables' own tensors: the mask is taken before they are written.
     const [k, b] = m.getLayer('d').getWeights();
+    const keep = tf.tidy(() => tf.notEqual(k, 0));
     const written = tf.tidy(() => tf.add(k, tf.mul(tf.equal(k, 0), 5)));
     m.getLayer('d').setWeights([written, b]);
     const xs = tf.tensor2d([
@@ -67,11 +69,11 @@ describe('kernelMask', () => {
     const h = await m.fit(xs, ys, { epochs: 1, batchSize: 2, callbacks: [mask.callback], verbose: 0 });
     // The loss of the masked model (row 1 of the kernel zero), computed by hand.
     const expected = tf.tidy(() => {
-      const masked = tf.mul(written, tf.notEqual(k, 0));
+      const masked = tf.mul(written, keep);
       return tf.losses.meanSquaredError(ys, tf.add(tf.matMul(xs, masked), b)).dataSync()[0];
     });
     expect(h.history['loss'][0]).toBeCloseTo(expected, 6);
-    tf.dispose([written, xs, ys]);
+    tf.dispose([keep, written, xs, ys]);
     mask.dispose();
   });
 
