@@ -442,17 +442,7 @@ test('a run refuses an --out holding another run or other files, unless --force;
   expect(foreign.err).toMatch(/holds files that are not a normprune run \(notes\.txt\)/);
   expect(readdirSync(mine).sort()).toEqual(['model', 'notes.txt']);
   // --force replaces what a run writes and leaves the rest.
-  const forced = await cli([
-    'reproduce',
-    'lenet-500-300',
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    mine,
-    '--force',
-  ]);
+  const forced = await cli(tinyRunArgs(mine, '--force'));
   expect(forced.code).toBe(0);
   expect(readFileSync(join(mine, 'notes.txt'), 'utf8')).toBe('my notes');
   // The exported files are named inside the run directory, not by a temporary path.

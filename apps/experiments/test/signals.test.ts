@@ -8,7 +8,11 @@ import { StopSignals, type RunStage } from '../src/signals';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
-function harness(stage: RunStage) {
+/**
+ * StopSignals at `stage` (its own default without one), with process.exit mocked; `out` replaces
+ * the writer that collects `lines`.
+ */
+function harness(stage?: RunStage, out?: (line: string) => void) {
   const lines: string[] = [];
   const exits: number[] = [];
   const unlocked: number[] = [];
@@ -16,11 +20,11 @@ function harness(stage: RunStage) {
     exits.push(code);
   }) as never);
   const stop = new StopSignals(
-    (l) => lines.push(l),
+    out ?? ((l) => lines.push(l)),
     () => 'continue with: normprune reproduce x --resume',
     () => unlocked.push(1),
   );
-  stop.stage = stage;
+  if (stage) stop.stage = stage;
   return { stop, lines, exits, unlocked, restore: () => (stop.dispose(), exit.mockRestore()) };
 }
 
@@ -82,25 +86,15 @@ test('dispose removes every handler it installed', () => {
 
 test('a closed terminal (SIGHUP, writes failing) still gets the clean-up and the exit', () => {
   // The quit's own line failing to write does not stop the clean-up.
-  const exits: number[] = [];
-  const unlocked: number[] = [];
-  const exit = jest.spyOn(process, 'exit').mockImplementation(((code: number) => {
-    exits.push(code);
-  }) as never);
-  const stop = new StopSignals(
-    () => {
-      throw new Error('write EIO');
-    },
-    () => 'run the prune again',
-    () => unlocked.push(1),
-  );
+  const h = harness(undefined, () => {
+    throw new Error('write EIO');
+  });
   try {
     process.emit('SIGHUP', 'SIGHUP');
-    expect(unlocked).toEqual([1]);
-    expect(exits).toEqual([130]);
+    expect(h.unlocked).toEqual([1]);
+    expect(h.exits).toEqual([130]);
   } finally {
-    stop.dispose();
-    exit.mockRestore();
+    h.restore();
   }
 });
 
