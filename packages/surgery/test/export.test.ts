@@ -949,7 +949,8 @@ describe('loadSparseModel: damaged sparse.json / sparse.bin / model.json', () =>
     },
   );
 
-  it('refuses a weight the topology lacks or misses, naming both files', async () => {
+  it('refuses a weight the topology lacks or misses, naming both files, and frees the model', async () => {
+    const before = tf.memory().numTensors;
     fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, weights: [manifest.weights[0]] }));
     await expect(loadSparseModel(dir)).rejects.toThrow(
       `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} ` +
@@ -958,7 +959,8 @@ describe('loadSparseModel: damaged sparse.json / sparse.bin / model.json', () =>
     fs.writeFileSync(manifestFile, JSON.stringify(kernel({ name: 'other' })(manifest)));
     await expect(loadSparseModel(dir)).rejects.toThrow(
       `loadSparseModel: the weights of ${manifestFile} do not fit the model in ${modelFile} (`,
-    );
+    ); // the model built for the weights is disposed when they are refused
+    expect(tf.memory().numTensors).toBe(before);
   });
 
   it.each([
