@@ -238,13 +238,17 @@ export function rebuild(
   const getLayer = layerLookup(pruned);
   for (const [name, ws] of newWeights) {
     const layer = getLayer(name);
+    // Matched by short name, in order: a layer may hold several weights of one short name (a
+    // Bidirectional's forward and backward 'kernel'), which come in the same order in both lists.
+    const used = new Set<HostWeight>();
     const ordered = layer.weights.map((w) => {
       const short = String((w as any).originalName ?? w.name)
         .split('/')
         .pop()!
         .replace(/_\d+$/, '');
-      const hw = ws.find((x) => x.name === short);
+      const hw = ws.find((x) => x.name === short && !used.has(x));
       if (!hw) throw new Error(`surgery: no value for weight '${short}' of layer '${name}'`);
+      used.add(hw);
       return hw;
     });
     // Assigned as they are: setWeights would apply each weight's constraint (a kernelConstraint,

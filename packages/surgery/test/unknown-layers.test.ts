@@ -1,5 +1,5 @@
 // prune(model, { unknownLayers: 'keep' }): layers of classes surgery does not know (an LSTM, a
-// Reshape, a SeparableConv2D, a custom layer) are kept whole, and the rest of the model is pruned
+// Reshape, a SeparableConv2D, a Bidirectional, custom layers) are kept whole, and the rest of the model is pruned
 // exactly: the units feeding them stay, units elsewhere go, and the outputs do not change.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -20,6 +20,25 @@ class TimesTwo extends tfl.layers.Layer {
   }
 }
 tf.serialization.registerClass(TimesTwo);
+
+/** A layer tfjs-layers does not ship, with two weights of one short name ('w_1' and 'w_2' are both 'w'): x * w_1 + w_2. */
+class ScaleShift extends tfl.layers.Layer {
+  static className = 'ScaleShift';
+  private scale?: tfl.LayerVariable;
+  private shift?: tfl.LayerVariable;
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = (Array.isArray(inputShape[0]) ? inputShape[0] : inputShape) as tfl.Shape;
+    const n = shape[shape.length - 1] as number;
+    this.scale = this.addWeight('w_1', [n], 'float32', tfl.initializers.randomNormal({ seed: 13 }));
+    this.shift = this.addWeight('w_2', [n], 'float32', tfl.initializers.randomNormal({ seed: 14 }));
+    this.built = true;
+  }
+  override call(inputs: tf.Tensor | tf.Tensor[]): tf.Tensor {
+    const x = Array.isArray(inputs) ? inputs[0] : inputs;
+    return tf.add(tf.mul(x, this.scale!.read()), this.shift!.read());
+  }
+}
+tf.serialization.registerClass(ScaleShift);
 
 let tmp: string;
 
@@ -142,6 +161,63 @@ const CASES: Case[] = [
       ['b', [1]],
     ],
     after: { a: 5, b: 3, out: 2 },
+  },
+  {
+    // Its forward and backward halves have weights of the same short names ('kernel',
+    // 'recurrent_kernel', 'bias'): each must get its own values back.
+    name: 'a Bidirectional SimpleRNN',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.dense({
+            inputShape: [5, 3],
+            units: 6,
+            activation: 'relu',
+            kernelInitializer: k(15),
+            name: 'd1',
+          }),
+          tfl.layers.bidirectional({
+            layer: tfl.layers.simpleRNN({
+              units: 4,
+              recurrentInitializer: 'glorotUniform',
+              kernelInitializer: k(16),
+            }) as tfl.RNN,
+            name: 'bi',
+          }),
+          tfl.layers.dense({ units: 5, activation: 'relu', kernelInitializer: k(17), name: 'd2' }),
+          tfl.layers.dense({ units: 3, kernelInitializer: k(18), name: 'out' }),
+        ],
+      }),
+    unknown: { name: 'bi', className: 'Bidirectional' },
+    zero: [
+      ['d1', [0, 3]], // read by the Bidirectional: kept
+      ['d2', [1]], // read by 'out': removed
+    ],
+    after: { d1: 6, d2: 4, out: 3 },
+  },
+  {
+    name: 'a custom layer with two weights of one short name',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.dense({
+            inputShape: [6],
+            units: 5,
+            activation: 'relu',
+            kernelInitializer: k(19),
+            name: 'a',
+          }),
+          new ScaleShift({ name: 'scaled' }),
+          tfl.layers.dense({ units: 4, activation: 'relu', kernelInitializer: k(20), name: 'b' }),
+          tfl.layers.dense({ units: 2, kernelInitializer: k(21), name: 'out' }),
+        ],
+      }),
+    unknown: { name: 'scaled', className: 'ScaleShift' },
+    zero: [
+      ['a', [1]],
+      ['b', [0, 2]],
+    ],
+    after: { a: 5, b: 2, out: 2 },
   },
 ];
 
