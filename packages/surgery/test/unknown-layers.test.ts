@@ -1,6 +1,7 @@
 // prune(model, { unknownLayers: 'keep' }): layers of classes surgery does not know (an LSTM, a
-// Reshape, a SeparableConv2D, a Bidirectional, custom layers) are kept whole, and the rest of the model is pruned
-// exactly: the units feeding them stay, units elsewhere go, and the outputs do not change.
+// Reshape, a SeparableConv2D, a Bidirectional, custom layers) are kept whole, and the rest of the
+// model is pruned exactly: the units feeding them stay, units elsewhere go, and the outputs do not
+// change.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
