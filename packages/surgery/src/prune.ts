@@ -97,7 +97,10 @@ export interface PruneReport {
    * What the pruned model keeps that a reader may not expect, one sentence each: first one per
    * {@link PruneReport.keptWhole} layer, in that order; then, per layer, placeholders (see
    * {@link LayerPruneResult.placeholders}) and units that emit a constant but could not be removed
-   * (see {@link LayerPruneResult.keptConstant}); last, model outputs left constant.
+   * (see {@link LayerPruneResult.keptConstant}); then the constraints (a layer's
+   * `kernelConstraint`, `biasConstraint`, ...) left out of the pruned model because its rewritten
+   * weights break them (tfjs would apply them when the export is loaded); last, model outputs left
+   * constant.
    */
   warnings: string[];
   /** Rounds of the fixed-point analysis. */
@@ -210,7 +213,7 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     );
   return withFolded(model, (plain) => {
     const p = plan(buildGraph(plain), threshold, unknownLayers);
-    const { model: pruned, layers, weights } = rebuild(plain, p);
+    const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
     // Count from the host copies surgery already holds instead of reading every weight back.
     const layersBefore = plain.layers.map((l) =>
       analyzeLayer(
@@ -233,6 +236,12 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
           'so every channel it reads was kept',
       );
     for (const l of layers) warnings.push(...keptWarnings(l));
+    for (const d of droppedConstraints)
+      warnings.push(
+        `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
+          'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
+          'compute something else',
+      );
     // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
     // not refused while another output still varies: it is said.
     for (const o of p.graph.outputs) {

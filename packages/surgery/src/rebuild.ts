@@ -64,14 +64,43 @@ export interface LayerPruneResult {
   placeholders: PlaceholderUnit[];
 }
 
-/** Builds the pruned model described by `p`. */
+/** A constraint that the pruned model leaves out of one of its layers: see {@link rebuild}. */
+export interface DroppedConstraint {
+  /** The layer's name. */
+  layer: string;
+  /** The layer's class. */
+  className: string;
+  /** The layer's option that held it (`kernelConstraint`, `biasConstraint`, `gammaConstraint`, ...). */
+  option: string;
+  /** The constraint's class (`NonNeg`, `UnitNorm`, ...). */
+  constraint: string;
+}
+
+/**
+ * Builds the pruned model described by `p`. A layer whose weights surgery rewrote (Dense and
+ * Conv2D, and the layers that lose channels with them, such as BatchNormalization) loses each
+ * constraint that its new weights break, listed in `droppedConstraints`: folding a removed unit's
+ * constant into a bias can make a `nonNeg` bias negative, and removing inputs changes the norms a
+ * `unitNorm` kernel keeps. The pruned model computes what `model` does
+ * either way (tfjs applies no constraint while training, nor here), but tfjs applies a layer's
+ * constraints when it loads its weights, so an export that kept them would compute something else
+ * once loaded.
+ */
 export function rebuild(
   model: tfl.LayersModel,
   p: PrunePlan,
-): { model: tfl.LayersModel; layers: LayerPruneResult[]; weights: Map<string, HostWeight[]> } {
+): {
+  model: tfl.LayersModel;
+  layers: LayerPruneResult[];
+  weights: Map<string, HostWeight[]>;
+  droppedConstraints: DroppedConstraint[];
+} {
   const { graph, states, removed, reasons } = p;
   const config = graph.config;
   const newWeights = new Map<string, HostWeight[]>();
+  // The layers whose weights surgery wrote anew (the others keep theirs as they were).
+  const rewritten = new Set<string>();
+  const droppedConstraints: DroppedConstraint[] = [];
   const layers: LayerPruneResult[] = [];
 
   const all = emptiedLayers(states, removed);
@@ -189,6 +218,7 @@ export function rebuild(
         ws.push(pruneVector({ name: 'bias', shape: [u.cout], values: Float32Array.from(bias) }, keepOut));
       }
       newWeights.set(node.name, ws);
+      rewritten.add(node.name);
       const cfg = layerConfigEntry(config, node.name).config;
       if (node.className === 'Dense') cfg.units = keepOut.length;
       else cfg.filters = keepOut.length;
@@ -225,6 +255,7 @@ export function rebuild(
       const keep: number[] = [];
       for (let c = 0; c < s.ids.length; c++) if (!gone(s.ids[c])) keep.push(c);
       newWeights.set(node.name, s.handler.pruneChannels(s.weights, keep));
+      rewritten.add(node.name);
     } else if (s.weights.length) {
       newWeights.set(node.name, s.weights);
     }
@@ -242,10 +273,7 @@ export function rebuild(
     // Bidirectional's forward and backward 'kernel'), which come in the same order in both lists.
     const used = new Set<HostWeight>();
     const ordered = layer.weights.map((w) => {
-      const short = String((w as any).originalName ?? w.name)
-        .split('/')
-        .pop()!
-        .replace(/_\d+$/, '');
+      const short = shortName(w);
       const hw = ws.find((x) => x.name === short && !used.has(x));
       if (!hw) throw new Error(`surgery: no value for weight '${short}' of layer '${name}'`);
       used.add(hw);
@@ -259,8 +287,61 @@ export function rebuild(
         (w.read() as tf.Variable).assign(tf.tensor(ordered[i].values, ordered[i].shape, 'float32')),
       ),
     );
+    if (rewritten.has(name)) droppedConstraints.push(...dropBrokenConstraints(layer));
   }
-  return { model: pruned, layers, weights: newWeights };
+  return { model: pruned, layers, weights: newWeights, droppedConstraints };
+}
+
+/** A weight's short name ('kernel', 'bias', 'gamma', ...), as {@link HostWeight} has it. */
+function shortName(w: tfl.LayerVariable): string {
+  return String((w as any).originalName ?? w.name)
+    .split('/')
+    .pop()!
+    .replace(/_\d+$/, '');
+}
+
+type Constraint = NonNullable<tfl.LayerVariable['constraint']>;
+
+/**
+ * Whether constraint `c` leaves `v` as it is: moves no entry by more than 1e-6 of the largest (or
+ * by 1e-6, when all are below 1). A satisfied `maxNorm` or `unitNorm` still moves entries by about
+ * 1e-7 of their column's norm (its epsilon).
+ */
+function holds(c: Constraint, v: tf.Tensor): boolean {
+  const [moved, scale] = tf.tidy(() => [
+    tf.max(tf.abs(tf.sub(c.apply(v), v))).dataSync()[0],
+    tf.max(tf.abs(v)).dataSync()[0],
+  ]);
+  return moved <= 1e-6 * Math.max(1, scale);
+}
+
+/**
+ * Removes from `layer` each constraint that its weights break. Also one that the input model's
+ * weights broke already (tfjs applies no constraint while training): keeping it would not make the
+ * pruned model load as the input model does, since the constraint would act on other weights
+ * (a `maxNorm` column that lost rows is scaled by another factor).
+ */
+function dropBrokenConstraints(layer: tfl.layers.Layer): DroppedConstraint[] {
+  const dropped: DroppedConstraint[] = [];
+  const fields = layer as unknown as Record<string, unknown>;
+  for (const w of layer.weights) {
+    const c = w.constraint;
+    if (!c || holds(c, w.read())) continue;
+    // The layer's option (its getConfig reads the field) and the weight's own copy, which
+    // LayerVariable.write applies.
+    for (const option of Object.keys(fields))
+      if (option.endsWith('Constraint') && fields[option] === c) {
+        fields[option] = null;
+        dropped.push({
+          layer: layer.name,
+          className: layer.getClassName(),
+          option,
+          constraint: c.getClassName(),
+        });
+      }
+    (w as unknown as { constraint: unknown }).constraint = null;
+  }
+  return dropped;
 }
 
 /** Whether one of the nodes `targets` (by index) is `from` or lies after it. */
