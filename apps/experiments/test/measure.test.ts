@@ -77,6 +77,58 @@ test.each([
   models.forEach((m) => m.dispose());
 });
 
+/**
+ * Models whose every predict call takes `ms` on a fake clock (performance.now), and counts them:
+ * the time budget's arithmetic without a real clock (nothing here reads wall time).
+ */
+function timedStubs(count: number, ms: number) {
+  // Each read moves the clock on by `ms`: a timed call reads it before predict and after its data, and
+  // nothing reads it in between.
+  let clock = 0;
+  const spy = jest.spyOn(performance, 'now').mockImplementation(() => (clock += ms));
+  const calls: number[] = Array.from({ length: count }, () => 0);
+  const models = calls.map(
+    (_, k) =>
+      ({
+        predict: () => {
+          calls[k]++;
+          return { data: async () => new Float32Array(1), dispose: () => undefined };
+        },
+      }) as unknown as tfl.LayersModel,
+  );
+  return { models, calls, restore: () => spy.mockRestore() };
+}
+
+test('the time budget adds up every timed call of every model: 10 ms calls of two models stop at 100 ms, after 5 rounds', async () => {
+  // Audit M213: with the budget compared to the last call alone (spent = t), the timing ran all 15 rounds.
+  const { models, calls, restore } = timedStubs(2, 10);
+  const before = tf.memory().numTensors;
+  try {
+    const t = await latencyMs(models, [6, 5, 1], 4, 15, 100);
+    // Rounds of 20 ms: 100 ms spent after the fifth, which is where the budget stops them (not a sixth).
+    expect(t).toEqual({ ms: [10, 10], calls: 5 });
+    expect(calls).toEqual([2 + 5, 2 + 5]);
+  } finally {
+    restore();
+  }
+  expect(tf.memory().numTensors).toBe(before);
+});
+
+test('without a budget argument, latencyMs spends LATENCY_BUDGET.ms (60 s): 2 s calls stop after 30 rounds', async () => {
+  // The pipeline and `eval` pass none: a full-width VGG-16 at batch 256 takes about 4 s a call.
+  expect(LATENCY_BUDGET.ms).toBe(60_000);
+  const { models, calls, restore } = timedStubs(1, 2000);
+  const before = tf.memory().numTensors;
+  try {
+    const t = await latencyMs(models, [6, 5, 1], 256, LATENCY_RUNS.batch1);
+    expect(t).toEqual({ ms: [2000], calls: 30 });
+    expect(calls).toEqual([2 + 30]);
+  } finally {
+    restore();
+  }
+  expect(tf.memory().numTensors).toBe(before);
+});
+
 test('median: the middle value, or the mean of the two middle ones for an even count (audit 29: the upper one)', () => {
   expect(median([3, 1, 2])).toBe(2);
   expect(median([4, 1, 3, 2])).toBe(2.5);
@@ -91,6 +143,10 @@ test('latencyCallsNote speaks only when the budget cut a batch size short', () =
   expect(latencyCallsNote({ batch1: LATENCY_RUNS.batch1, batch256: LATENCY_RUNS.batch256 })).toBeUndefined();
   expect(latencyCallsNote({ batch1: LATENCY_RUNS.batch1, batch256: 3 })).toBe(
     'The latency timing of a batch size stops after 60 s of calls (at least 3 rounds), and this model met that: batch 1 is the median of 50 calls and batch 256 of 3 (normally 50 and 15), so a stall of the shared CPU moves it more easily',
+  );
+  // Batch 1 alone cut short (its 50 calls are the more numerous) speaks as well.
+  expect(latencyCallsNote({ batch1: 20, batch256: LATENCY_RUNS.batch256 })).toMatch(
+    /this model met that: batch 1 is the median of 20 calls and batch 256 of 15 \(normally 50 and 15\)/,
   );
 });
 
