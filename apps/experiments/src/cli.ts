@@ -73,7 +73,7 @@ import {
   type SweepPoint,
   type TableRow,
 } from './report.js';
-import { bisectionOutcome, runSweep, sweepAnswer } from './sweep.js';
+import { bisectionOutcome, DEFAULT_BISECT_STEPS, runSweep, sweepAnswer } from './sweep.js';
 import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from './sweep-file.js';
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
@@ -180,7 +180,8 @@ Runs the experiment once per grid point (the baseline is trained once and
 shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
 
   --config FILE              the experiment config (JSON)
-  --lambda a,b,c             lambda values (default: the config's sweep.lambda)
+  --lambda a,b,c             lambda values (default: the config's sweep.lambda,
+                             else its training.proximal.lambda)
   --granularity g1,g2        output | input (dense), kernel | filter (conv2d)
   --cost-weighting w1,w2     uniform | params | macs (multiply-accumulates)
   --target-compression X     find the smallest lambda removing >= X% of the
@@ -188,7 +189,7 @@ shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
                              run alone; no test data is used); X is a
                              percentage from 1 up to, not including, 100
                              (50 for half), not a fraction
-  --bisect-steps N           bisection steps after the expansion (default 4; fewer
+  --bisect-steps N           bisection steps after the expansion (default ${DEFAULT_BISECT_STEPS}; fewer
                              once no other 4-digit lambda is left in the bracket);
                              more, with --resume, take a finished bisection further
 
@@ -846,7 +847,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       targetCompression: target,
       baselineFrom: p.values['baseline-from'],
       keepBaseline: p.values['keep-baseline'],
-      bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, 4),
+      bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, DEFAULT_BISECT_STEPS),
       resume: !!p.values.resume,
       force: !!p.values.force,
       stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),

@@ -68,6 +68,7 @@ export interface SweepOptions extends Pick<
   costWeightings?: CostWeighting[];
   /** Percent of parameters to remove; switches to bisection on lambda. */
   targetCompression?: number;
+  /** Bisection steps after the expansion (default {@link DEFAULT_BISECT_STEPS}). */
   bisectSteps?: number;
   /** A run directory with a kept baseline (`--keep-baseline`) that every point reuses. */
   baselineFrom?: string;
@@ -207,6 +208,9 @@ function gridLabels(o: SweepOptions): string[] | undefined {
   );
 }
 
+/** The bisection steps `--target-compression` takes after its expansion, unless `--bisect-steps` says. */
+export const DEFAULT_BISECT_STEPS = 4;
+
 /** What otherSweep says of a sweep.json it cannot read, which --force replaces. */
 const DAMAGED = 'damaged';
 
@@ -225,7 +229,7 @@ function bisectionOf(o: SweepOptions): Bisection | undefined {
   return {
     run: configHash(o.config, o.budget, o.seed),
     target: o.targetCompression,
-    steps: o.bisectSteps ?? 4,
+    steps: o.bisectSteps ?? DEFAULT_BISECT_STEPS,
   };
 }
 
@@ -291,7 +295,7 @@ function sweepKey(o: SweepOptions): string {
   const grid = gridPlan(o);
   const plan =
     o.targetCompression !== undefined
-      ? { target: o.targetCompression, steps: o.bisectSteps ?? 4 }
+      ? { target: o.targetCompression, steps: o.bisectSteps ?? DEFAULT_BISECT_STEPS }
       : {
           ...grid,
           costWeightings: grid.costWeightings.map((c) => (c === undefined ? c : firstCostWeightingName(c))),
@@ -585,8 +589,11 @@ async function sweepLocked(
   try {
     if (o.targetCompression !== undefined) {
       const target = o.targetCompression;
-      await bisectLambda(o.config.training.proximal.lambda, target, o.bisectSteps ?? 4, (lambda) =>
-        runPoint(lambda),
+      await bisectLambda(
+        o.config.training.proximal.lambda,
+        target,
+        o.bisectSteps ?? DEFAULT_BISECT_STEPS,
+        (lambda) => runPoint(lambda),
       );
       note = bisectionNote(points, target);
     } else {
