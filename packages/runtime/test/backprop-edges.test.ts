@@ -1,14 +1,19 @@
 // releaseSavedTensorsDuringBackprop's own promises, by the bytes held when a gradient runs: a
 // saved activation is freed once its gradient has run, what an unused branch saved is freed
-// before the first gradient, and a result the function tf.keep()s survives a failing backward
-// pass. (Found unpinned by mutation testing: each fails on its mutant.)
+// before the first gradient, both partial gradients of a tensor are freed once added, and a
+// result the function tf.keep()s survives a failing backward pass. (Found unpinned by mutation
+// testing: each fails on its mutant.)
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 // The gradients of the core ops (tfjs-layers registers them, as a user's model does).
 import '@tensorflow/tfjs-layers';
 import { releaseSavedTensorsDuringBackprop } from '../src/index.js';
+import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { initWasm } from './kernels-helpers.js';
 
 beforeAll(async () => {
+  registerWasmTrainingKernels();
+  await initWasm();
   await tf.setBackend('cpu');
 });
 
@@ -88,3 +93,43 @@ describe('releaseSavedTensorsDuringBackprop: saved activations', () => {
     x.dispose();
   });
 });
+
+describe.each(['cpu', 'wasm'] as const)(
+  'releaseSavedTensorsDuringBackprop: partial gradients (%s)',
+  (backend) => {
+    beforeAll(async () => {
+      await tf.setBackend(backend);
+    });
+
+    afterAll(async () => {
+      await tf.setBackend('cpu');
+    });
+
+    it('frees both partial gradients of a tensor once it has added them, before earlier gradients run', () => {
+      // The probe's output (3 floats) plus a constant is b (20,000 x 3 floats, S bytes), read by
+      // `readers` tf.sum nodes, each of which hands back a partial gradient of b's size; the walk
+      // adds each into b's gradient, which the add's gradient reduces to 3 floats. When the probe's
+      // gradient runs, past all that, nothing of b's size is held but the constant (made before,
+      // in `before`), however many readers added to b's gradient. An operand of an addition (the
+      // running sum or the new partial) kept after it would be S bytes more.
+      const rows = 20_000;
+      const x = tf.tensor1d([1, 2, 3]);
+      const base = tf.zeros([rows, 3]);
+      const bytesAtProbe = (readers: number) =>
+        bytesWhenProbed(x, (v, probe) => {
+          const b = tf.add(probe(v), base);
+          return tf.addN(Array.from({ length: readers }, (_, i) => tf.mul(tf.sum(b), i + 1)));
+        });
+      try {
+        const before = tf.memory().numBytes;
+        const one = bytesAtProbe(1);
+        const three = bytesAtProbe(3);
+        expect(three).toBe(one);
+        expect(three - before).toBeLessThan(rows * 3 * 4);
+        expect(tf.memory().numBytes).toBe(before);
+      } finally {
+        tf.dispose([x, base]);
+      }
+    });
+  },
+);

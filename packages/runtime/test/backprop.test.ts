@@ -313,6 +313,50 @@ describe.each(BACKENDS)('on %s', (backend) => {
     tf.dispose([x, w]);
   });
 
+  it('frees both tensors of each addition of partial gradients: the peak stays flat with more readers', async () => {
+    // The test above cannot see a partial kept after the addition: tf.memory().numBytes counts
+    // every tensor, clones too, and each branch's saved copy of p is freed as the walk passes
+    // it, making room for the partial. Here x (64K floats, S = 256 KB) has n readers that keep
+    // nothing for their gradients (a custom gradient: the value k * sum(x), the gradient k * dy
+    // everywhere), so the forward pass holds n scalars, and each reader hands back a partial of
+    // S bytes, added into x's gradient. Freed once added (the running sum and the new partial
+    // both), the backward pass holds a few S whatever n is; keeping either operand of each
+    // addition holds one more S per reader, as upstream does until the pass ends.
+    const N = 65536;
+    const S = N * 4;
+    const x = tf.tensor1d(values(rng(23), N));
+    const reader = (k: number) =>
+      tf.customGrad(((a: tf.Tensor) => ({
+        value: tf.mul(tf.sum(a), k),
+        gradFunc: (dy: tf.Tensor) => tf.mul(dy, tf.fill([N], k)),
+      })) as unknown as CustomGradient) as (t: tf.Tensor) => tf.Tensor;
+    const f = (n: number) => () =>
+      tf.addN(Array.from({ length: n }, (_, i) => reader(i + 1)(x))) as tf.Scalar;
+    const measure = (n: number) => () => {
+      let out: number[][] = [];
+      const peak = peakBytes(() => {
+        const g = tf.grads(f(n))([x]);
+        out = g.map((t) => bits(t));
+        tf.dispose(g);
+      });
+      return { peak, out };
+    };
+    const upstream2 = await expectNoLeak(measure(2));
+    const upstream8 = await expectNoLeak(measure(8));
+    const ours2 = await expectNoLeak(() => released(measure(2)));
+    const ours8 = await expectNoLeak(() => released(measure(8)));
+    expect(ours2.out).toEqual(upstream2.out);
+    expect(ours8.out).toEqual(upstream8.out);
+    // The measure sees kept partials: upstream keeps 6 more for 6 more readers.
+    expect(upstream8.peak - upstream2.peak).toBeGreaterThanOrEqual(6 * S);
+    // Ours: 6 more readers add only scalars to the peak, less than one partial; and at most three
+    // tensors of x's size are alive at a time (the running sum with a reader's tf.fill and its
+    // partial, or with the partial and their sum), besides scalars.
+    expect(ours8.peak - ours2.peak).toBeLessThan(S);
+    expect(ours8.peak).toBeLessThan(4 * S);
+    x.dispose();
+  });
+
   it('higher-order gradients: tf.grad of tf.grad is unchanged', async () => {
     const x = tf.tensor1d([-1.5, 0.5, 2, 3]);
     const run = () =>
