@@ -19,7 +19,10 @@ module.exports = function preset(projectDir, overrides = {}) {
       '^@normprune/(runtime|datasets|layers|prox|surgery)$': path.join(__dirname, 'packages/$1/src/index.ts'),
       '^(\\.{1,2}/.*)\\.js$': '$1',
     },
-    setupFiles: [path.join(__dirname, 'tools/testing/quiet-tfjs.js')],
+    setupFiles: [
+      path.join(__dirname, 'tools/testing/quiet-tfjs.js'),
+      path.join(__dirname, 'tools/testing/clean-env.js'),
+    ],
     testTimeout: 120000,
     displayName: name,
     ...overrides,
