@@ -28,9 +28,12 @@ export interface LayerGraph {
   byName: Map<string, GraphNode>;
 }
 
-function withoutBatch(shape: unknown, what: string): (number | null)[] {
+function withoutBatch(shape: unknown, layer: tfl.layers.Layer): (number | null)[] {
   if (!Array.isArray(shape) || (shape.length > 0 && Array.isArray(shape[0]))) {
-    throw new Error(`surgery: ${what} has several outputs; only single-output layers are supported`);
+    throw new Error(
+      `surgery: layer '${layer.name}' (${layer.getClassName()}) has several outputs; only single-output layers ` +
+        `are supported: build it with one (for a recurrent layer, returnState: false), then prune. ${SPARSE_FALLBACK}`,
+    );
   }
   return (shape as (number | null)[]).slice(1);
 }
@@ -64,7 +67,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
         className: layer.getClassName(),
         layer,
         inputs: [nodes.length - 1],
-        shape: withoutBatch(layer.outputShape, `layer '${layer.name}'`),
+        shape: withoutBatch(layer.outputShape, layer),
       });
     }
     return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
@@ -99,7 +102,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
       className: entry.className,
       layer,
       inputs: inbound.map((t) => byName.get(t[0])!.index),
-      shape: withoutBatch(layer.outputShape, `layer '${entry.name}'`),
+      shape: withoutBatch(layer.outputShape, layer),
     });
   }
   const ref = (t: any[]): number => {

@@ -111,7 +111,8 @@ const identity = (_n: GraphNode, _w: HostWeight[], v: Float64Array): Float64Arra
 function requireChannelsLast(node: GraphNode, config: any): void {
   if (config.dataFormat && config.dataFormat !== 'channelsLast') {
     throw new Error(
-      `surgery: layer '${node.name}' (${node.className}) uses dataFormat '${config.dataFormat}'; only channelsLast is supported`,
+      `surgery: layer '${node.name}' (${node.className}) uses dataFormat '${config.dataFormat}'; only channelsLast is supported: ` +
+        `build the model with dataFormat 'channelsLast' (the default, inputs as [batch, height, width, channels]), then prune. ${SPARSE_FALLBACK}`,
     );
   }
 }
@@ -121,7 +122,8 @@ function requireLastAxis(node: GraphNode, axis: unknown): void {
   const a = Array.isArray(axis) ? axis : [axis];
   if (a.length !== 1 || (a[0] !== -1 && a[0] !== rank - 1)) {
     throw new Error(
-      `surgery: layer '${node.name}' (${node.className}) works on axis ${JSON.stringify(axis)}; only the last (channel) axis is supported`,
+      `surgery: layer '${node.name}' (${node.className}) works on axis ${JSON.stringify(axis)}; only the last (channel) axis is supported: ` +
+        `build the model with its channels last (axis -1, the default), then prune. ${SPARSE_FALLBACK}`,
     );
   }
 }

@@ -47,7 +47,9 @@ function withConfig(model: tfl.LayersModel, edit: (config: any) => void): tfl.La
   return model;
 }
 
-const several = "surgery: layer 'lstm' has several outputs; only single-output layers are supported";
+const several =
+  "surgery: layer 'lstm' (LSTM) has several outputs; only single-output layers are supported: build it with " +
+  "one (for a recurrent layer, returnState: false), then prune. Without pruning, exportModel(model, dir, { format: 'sparse' })";
 
 describe('graph: layers with several outputs', () => {
   it.each<['refuse' | 'keep']>([['refuse'], ['keep']])(

@@ -1092,6 +1092,51 @@ describe('prune: refusals', () => {
     }
   });
 
+  it.each<[string, () => tfl.LayersModel, string]>([
+    [
+      'a channelsFirst Conv2D',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({
+              inputShape: [2, 6, 6],
+              filters: 3,
+              kernelSize: 3,
+              dataFormat: 'channelsFirst',
+              name: 'c',
+            }),
+            tfl.layers.flatten(),
+            tfl.layers.dense({ units: 2 }),
+          ],
+        }),
+      "surgery: layer 'c' (Conv2D) uses dataFormat 'channelsFirst'; only channelsLast is supported: build the model " +
+        "with dataFormat 'channelsLast' (the default, inputs as [batch, height, width, channels]), then prune.",
+    ],
+    [
+      'a BatchNormalization on axis 1',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({ inputShape: [6, 6, 2], filters: 3, kernelSize: 3, name: 'c' }),
+            tfl.layers.batchNormalization({ axis: 1, name: 'bn' }),
+            tfl.layers.flatten(),
+            tfl.layers.dense({ units: 2 }),
+          ],
+        }),
+      "surgery: layer 'bn' (BatchNormalization) works on axis 1; only the last (channel) axis is supported: build " +
+        'the model with its channels last (axis -1, the default), then prune.',
+    ],
+  ])('refuses %s, saying what to build instead and what to do without pruning', (_, build, message) => {
+    const m = build();
+    const before = tf.memory().numTensors;
+    expect(() => prune(m, { unknownLayers: 'keep' })).toThrow(message);
+    expect(() => prune(m)).toThrow(
+      `${message} Without pruning, exportModel(model, dir, { format: 'sparse' })`,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+
   it('names a functional model used as the first layer of a Sequential', () => {
     const x = tfl.input({ shape: [3, 3, 2] });
     const c = tfl.layers.conv2d({ filters: 2, kernelSize: 2, name: 'c' }).apply(x) as tfl.SymbolicTensor;
