@@ -2,7 +2,15 @@
 // cuts is the plain layer they fold into, whose kernel is exactly zero where
 // the magnitude is zero.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe, fold, isDecomposed, layerPaths, optionsProblem } from '@normprune/layers';
+import {
+  describeValue as describe,
+  fold,
+  isDecomposed,
+  layerPaths,
+  NonFiniteWeightError,
+  optionsProblem,
+  readFiniteWeight,
+} from '@normprune/layers';
 
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
@@ -48,9 +56,34 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
   const plain = fold(model);
   try {
     return fn(plain);
+  } catch (e) {
+    throw ofDecomposed(model, e);
   } finally {
     disposeFolded(plain);
   }
+}
+
+/**
+ * `e`, or for a `NonFiniteWeightError` about a layer that `fold` made, the same error about the
+ * decomposed layer of `model` it came from: the folded kernel is surgery's copy, and the bad entry
+ * is in the layer's direction, magnitude or bias, which the error then names.
+ */
+function ofDecomposed(model: tfl.LayersModel, e: unknown): unknown {
+  if (!(e instanceof NonFiniteWeightError) || e.code !== 'non-finite') return e;
+  const layer = allLayers(model).find((l) => l.name === e.layer && isDecomposed(l));
+  // The message is `${caller}: ${detail}: ${advice}`: the same caller and advice, of another weight.
+  const at = e.message.indexOf(`: ${e.detail}: `);
+  if (!layer || at < 0) return e;
+  const caller = e.message.slice(0, at);
+  const advice = e.message.slice(at + e.detail.length + 4);
+  for (const w of layer.weights) {
+    try {
+      readFiniteWeight(layer, w, caller, advice);
+    } catch (found) {
+      return found;
+    }
+  }
+  return e;
 }
 
 /**

@@ -385,6 +385,42 @@ describe('analyze', () => {
     }
   });
 
+  it("names the decomposed layer's own weight, not the folded kernel surgery made of it", () => {
+    // [layer, weight, entry set to NaN (flat index)]: the error's [weight, index].
+    const cases: [string, string, number, string, number[]][] = [
+      ['conv', 'magnitude', 4, 'conv/magnitude', [1, 1]],
+      ['dense', 'direction', 7, 'dense/direction', [3, 1]],
+      ['dense', 'bias', 1, 'dense/bias', [1]],
+    ];
+    for (const [layer, weight, at, name, index] of cases) {
+      const dec = layers.decompose(smallConvNet(), { granularity: { conv2d: 'kernel' } });
+      const w = dec.getLayer(layer).weights.find((v) => v.originalName === `${layer}/${weight}`)!;
+      const values = Float32Array.from(w.read().dataSync());
+      values[at] = NaN;
+      tf.tidy(() => (w.read() as tf.Variable).assign(tf.tensor(values, w.shape as number[])));
+      const before = tf.memory().numTensors;
+      for (const run of [() => analyze(dec), () => prune(dec)]) {
+        expect(run).toThrow(
+          expect.objectContaining({
+            code: 'non-finite',
+            layer,
+            className: layer === 'conv' ? 'DecomposedConv2D' : 'DecomposedDense',
+            weight: name,
+            count: 1,
+            index,
+          }),
+        );
+        expect(run).toThrow(
+          new RegExp(
+            `^surgery: layer '${layer}' \\(Decomposed\\w+\\) has 1 non-finite value in weight '${name}' .*: no weight can be told zero or not`,
+          ),
+        );
+      }
+      expect(tf.memory().numTensors).toBe(before);
+      dec.dispose();
+    }
+  });
+
   it('refuses a threshold that is not a finite number >= 0, and what is not a model', () => {
     const m = smallConvNet();
     for (const t of [-1, NaN, Infinity]) {
