@@ -164,13 +164,18 @@ interface Attached {
 /**
  * State slots keyed by variable name, so that a custom loop that updates a
  * different subset of variables on each call still finds its own state.
- * Slots restored by `setWeights` are claimed by position on first use, as
- * tfjs optimisers do, because a model reloaded in the same process gets
- * uniquified variable names.
+ * Slots restored by `setWeights` are claimed by name on first use, else (a
+ * model reloaded in the same process gets uniquified variable names) by their
+ * place in the gradient list, as tfjs optimisers do; `weights` lists the
+ * slots in the order of the latest gradient list, so that the places hold
+ * also when the variables were first used in another order (a head trained
+ * before the layers under it were unfrozen).
  */
 class SlotTable {
   private byName = new Map<string, Slot>();
   private ordered: Slot[] = [];
+  /** Each slot's place in the latest gradient list that held its variable. */
+  private place = new Map<Slot, number>();
   private restored: (Slot | null)[] = [];
 
   constructor(private readonly suffix: string) {}
@@ -178,25 +183,35 @@ class SlotTable {
   get(name: string, index: number, value: tf.Variable): tf.Variable {
     let slot = this.byName.get(name);
     if (slot == null) {
-      const r = this.restored[index];
-      if (r != null && tf.util.arraysEqual(r.variable.shape, value.shape)) {
-        slot = r;
-        this.restored[index] = null;
-      } else {
-        slot = {
-          originalName: `${name}/${this.suffix}`,
-          variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)),
-        };
-      }
+      slot = this.claim(name, index, value) ?? {
+        originalName: `${name}/${this.suffix}`,
+        variable: tf.tidy(() => tf.variable(tf.zerosLike(value), false)),
+      };
       this.byName.set(name, slot);
       this.ordered.push(slot);
     }
+    this.place.set(slot, index);
     return slot.variable;
   }
 
+  /** The restored slot saved under `name`, else the one at `index`, if its shape fits `value`. */
+  private claim(name: string, index: number, value: tf.Variable): Slot | undefined {
+    const own = `${name}/${this.suffix}`;
+    const named = this.restored.findIndex((r) => r?.originalName === own);
+    const at = named >= 0 ? named : index;
+    const r = this.restored[at];
+    if (r == null || !tf.util.arraysEqual(r.variable.shape, value.shape)) return undefined;
+    this.restored[at] = null;
+    return r;
+  }
+
   weights(): NamedTensor[] {
+    const live = this.ordered
+      .map((slot, first) => ({ slot, first }))
+      .sort((a, b) => this.place.get(a.slot)! - this.place.get(b.slot)! || a.first - b.first)
+      .map((e) => e.slot);
     const pending = this.restored.filter((s): s is Slot => s != null);
-    return [...this.ordered, ...pending].map((s) => ({ name: s.originalName, tensor: s.variable }));
+    return [...live, ...pending].map((s) => ({ name: s.originalName, tensor: s.variable }));
   }
 
   restore(values: NamedTensor[]): void {
@@ -211,6 +226,7 @@ class SlotTable {
     for (const s of this.ordered) s.variable.dispose();
     for (const s of this.restored) s?.variable.dispose();
     this.byName.clear();
+    this.place.clear();
     this.ordered = [];
     this.restored = [];
   }

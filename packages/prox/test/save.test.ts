@@ -180,6 +180,119 @@ describe('state restored with setWeights', () => {
     },
   );
 
+  describe.each([
+    [
+      'ProximalSGD with momentum',
+      (model: tfl.LayersModel) =>
+        new ProximalSGD({ learningRate: 0.05, lambda: 0.01, momentum: 0.9, magnitudes: model }),
+    ],
+    [
+      'ProximalAdam',
+      (model: tfl.LayersModel) => new ProximalAdam({ learningRate: 0.05, lambda: 0.01, magnitudes: model }),
+    ],
+  ] as const)('%s, first used on a head, then on the layer under it too (unfrozen)', (_, make) => {
+    // The slots were first made in the order [head, hidden], and the gradient list is [hidden,
+    // head]: restored by place in that list, hidden's state went to the head and back (same
+    // shapes: 16 units of 6 inputs, 16 of 16), and a resumed run trained on other moments.
+    const x = tf.tidy(() => tf.randomNormal([8, 6], 0, 1, 'float32', 3));
+    const y = tf.tidy(() => tf.randomNormal([8, 16], 0, 1, 'float32', 4));
+    const build = () =>
+      tfl.sequential({
+        layers: [
+          decomposedDense({
+            inputShape: [6],
+            units: 16,
+            activation: 'tanh',
+            name: 'hidden',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 1 }),
+          }),
+          decomposedDense({
+            units: 16,
+            name: 'head',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }),
+          }),
+        ],
+      });
+    const steps = (model: tfl.LayersModel, opt: ProximalSGD | ProximalAdam, layers: string[], n: number) => {
+      const vars = model.layers
+        .filter((l) => layers.includes(l.name))
+        .flatMap((l) => l.trainableWeights.map((w) => w.read() as tf.Variable));
+      for (let i = 0; i < n; i++)
+        opt.minimize(
+          () => tf.losses.meanSquaredError(y, model.apply(x) as tf.Tensor) as tf.Scalar,
+          false,
+          vars,
+        );
+    };
+    type Opt = ProximalSGD | ProximalAdam;
+    /** Three steps on the head, three on both; then `after` (three more on both), after `resume` if given. */
+    async function train(
+      resume?: (model: tfl.LayersModel, opt: Opt) => Promise<[tfl.LayersModel, Opt]>,
+      after = (model: tfl.LayersModel, opt: Opt) => steps(model, opt, ['hidden', 'head'], 3),
+    ) {
+      let model: tfl.LayersModel = build();
+      let opt = make(model);
+      steps(model, opt, ['head'], 3);
+      steps(model, opt, ['hidden', 'head'], 3);
+      if (resume) {
+        const [m, o] = await resume(model, opt);
+        if (m !== model) model.dispose();
+        opt.dispose();
+        [model, opt] = [m, o];
+      }
+      after(model, opt);
+      const out = model.getWeights().map((w) => Array.from(w.dataSync()));
+      opt.dispose();
+      model.dispose();
+      return out;
+    }
+
+    it('resumes as if never stopped, from its own state (the variables keep their names)', async () => {
+      const plain = await train();
+      const resumed = await expectNoLeak(() =>
+        train(async (model, opt) => {
+          const state = await opt.getWeights();
+          const fresh = make(model);
+          await fresh.setWeights(state);
+          state[0].tensor.dispose();
+          return [model, fresh];
+        }),
+      );
+      expect(resumed).toEqual(plain);
+    });
+
+    it('resumes as if never stopped when it trains the head alone first: each slot is claimed by its name', async () => {
+      // By place, the head's variables (0-2 of a list of the head's alone) would take hidden's slots.
+      const headFirst = (model: tfl.LayersModel, opt: Opt) => {
+        steps(model, opt, ['head'], 2);
+        steps(model, opt, ['hidden', 'head'], 2);
+      };
+      const plain = await train(undefined, headFirst);
+      const resumed = await train(async (model, opt) => {
+        const state = await opt.getWeights();
+        const fresh = make(model);
+        await fresh.setWeights(state);
+        state[0].tensor.dispose();
+        return [model, fresh];
+      }, headFirst);
+      expect(resumed).toEqual(plain);
+    });
+
+    it('resumes as if never stopped, from the model saved with its optimiser (new variable names)', async () => {
+      const plain = await train();
+      const resumed = await train(async (model, opt) => {
+        model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+        const loaded = await roundTrip(model);
+        const o = loaded.optimizer as ProximalSGD | ProximalAdam;
+        o.attach(loaded);
+        return [loaded, o];
+      });
+      resumed.forEach((w, i) => expect(maxDiff(w, plain[i]).abs).toBeLessThan(1e-6));
+    });
+
+    afterAll(() => tf.dispose([x, y]));
+  });
+
   it('dispose() frees restored slots that no step took up', async () => {
     const model = mlp();
     const first = new ProximalSGD({ learningRate: 0.1, lambda: 0, momentum: 0.9, magnitudes: model });
