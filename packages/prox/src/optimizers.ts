@@ -273,6 +273,10 @@ const FORMER_CONFIG_KEYS = new Map([
   ['compression', '`progress: { compression }`'],
 ]);
 
+// `instanceof` only recognises the classes of its own copy of this package; a key in the global
+// symbol registry is the same in every copy (see ProximalOptimizer's Symbol.hasInstance).
+const PROXIMAL_BRAND = Symbol.for('normprune.ProximalOptimizer');
+
 /** The keys of {@link ProximalOptions}. */
 const PROXIMAL_OPTIONS = [
   'lambda',
@@ -318,10 +322,19 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
 
   /**
    * A real prototype check: tf.Optimizer answers `instanceof` by duck typing,
-   * which would make every optimiser "a ProximalSGD".
+   * which would make every optimiser "a ProximalSGD". It also holds for an
+   * optimiser made by another copy of this package in the same process (its
+   * CommonJS and ES module builds both loaded, or two installed versions):
+   * every copy brands its optimisers alike, and `ProximalSGD` /
+   * `ProximalAdam` compare the class name such an optimiser gives.
    */
   static override [Symbol.hasInstance](instance: unknown): boolean {
-    return Function.prototype[Symbol.hasInstance].call(this, instance);
+    if (Function.prototype[Symbol.hasInstance].call(this, instance)) return true;
+    if (typeof instance !== 'object' || instance === null || !(PROXIMAL_BRAND in instance)) return false;
+    const cls = this as unknown as { className?: string };
+    return (
+      this === ProximalOptimizer || (instance as unknown as tf.Optimizer).getClassName() === cls.className
+    );
   }
 
   /** Checks and stores the shared options; the subclasses add their update rule. */
@@ -829,6 +842,7 @@ function checkNonnegative(infos: readonly MagnitudeInfo[]): void {
       );
   });
 }
+Object.defineProperty(ProximalOptimizer.prototype, PROXIMAL_BRAND, { value: true });
 
 /**
  * SGD (optionally with momentum or Nesterov momentum, as `tf.train.momentum`)

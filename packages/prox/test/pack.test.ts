@@ -51,6 +51,41 @@ import * as prox from '@normprune/prox';
 ${body}
 `;
 
+// Both builds in one process (a CommonJS dependency beside an ES module app): an optimiser of one
+// is a ProximalOptimizer to the other, so the other's SparsityCallback finds and drives it.
+const dual = `
+import { createRequire } from 'node:module';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import '@tensorflow/tfjs-backend-cpu';
+import * as layers from '@normprune/layers';
+const cjs = createRequire(import.meta.url)('@normprune/prox');
+const esm = await import('@normprune/prox');
+await tf.setBackend('cpu');
+const model = tfl.sequential({
+  layers: [
+    layers.decomposedDense({ inputShape: [6], units: 12, activation: 'relu' }),
+    layers.decomposedDense({ units: 1 }),
+  ],
+});
+const optimizer = new cjs.ProximalSGD({ learningRate: 0.05, lambda: 2, magnitudes: model });
+model.compile({ optimizer, loss: 'meanSquaredError' });
+const xs = tf.randomNormal([64, 6], 0, 1, 'float32', 2);
+const ys = tf.slice(xs, [0, 0], [-1, 1]);
+const warnings = [];
+console.warn = (...a) => warnings.push(a.join(' '));
+await model.fit(xs, ys, { epochs: 2, batchSize: 16, verbose: 0, callbacks: [new esm.SparsityCallback()] });
+console.log(JSON.stringify({
+  twoCopies: cjs.ProximalSGD !== esm.ProximalSGD,
+  acrossBuilds: optimizer instanceof esm.ProximalSGD && optimizer instanceof esm.ProximalOptimizer,
+  otherClassRefused: !(optimizer instanceof esm.ProximalAdam),
+  plainRefused: !(new tf.SGDOptimizer(0.1) instanceof esm.ProximalOptimizer) && !({} instanceof cjs.ProximalSGD),
+  markHidden: Object.keys(optimizer).every((k) => !k.includes('normprune')),
+  epochsCompleted: optimizer.epochsCompleted,
+  warnings,
+}));
+`;
+
 describe('@normprune/prox packed and installed', () => {
   let project: PackedProject;
 
@@ -69,5 +104,17 @@ describe('@normprune/prox packed and installed', () => {
 
   it('works through import()', () => {
     expect(JSON.parse(runInProject(project.dir, 'check.mjs', esm))).toEqual(expected);
+  });
+
+  it("drives an optimiser of its CommonJS build with its ES module build's SparsityCallback", () => {
+    expect(JSON.parse(runInProject(project.dir, 'dual.mjs', dual))).toEqual({
+      twoCopies: true,
+      acrossBuilds: true,
+      otherClassRefused: true,
+      plainRefused: true,
+      markHidden: true,
+      epochsCompleted: 2,
+      warnings: [],
+    });
   });
 });
