@@ -273,6 +273,16 @@ const FORMER_CONFIG_KEYS = new Map([
   ['compression', '`progress: { compression }`'],
 ]);
 
+/**
+ * The proximal step's last part, max(0, z), except that an infinite z (a gradient or a step that
+ * overflowed) gives NaN: relu alone makes -Infinity an exact 0, which every count takes for a
+ * pruned group, and +Infinity a magnitude counted live. A NaN is what the sparsity checks refuse
+ * as a diverged training. For finite z it is relu(z) exactly (adding 0 * z, a signed zero).
+ */
+function clampMagnitude(z: tf.Tensor): tf.Tensor {
+  return tf.add(tf.relu(z), tf.mul(z, 0));
+}
+
 // `instanceof` only recognises the classes of its own copy of this package; a key in the global
 // symbol registry is the same in every copy (see ProximalOptimizer's Symbol.hasInstance).
 const PROXIMAL_BRAND = Symbol.for('normprune.ProximalOptimizer');
@@ -577,6 +587,16 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     // Every name is looked up before any variable changes: an unknown one refuses the whole step,
     // not the rest of a step half applied.
     const variables = names.map((name, i) => (get(i) == null ? undefined : lookupVariable(name)));
+    // So is a gradient of another shape: tfjs would broadcast a [1] one, or fail past the momentum.
+    names.forEach((name, i) => {
+      const g = get(i);
+      const v = variables[i];
+      if (g != null && v !== undefined && !tf.util.arraysEqual(g.shape, v.shape))
+        throw new Error(
+          `${this.getClassName()}: the gradient of '${name}' has shape [${g.shape}] but the variable has shape ` +
+            `[${v.shape}]; no variable was updated (pass each variable's own gradient, as tf.variableGrads gives)`,
+        );
+    });
     const updated = new Set<string>();
     tf.tidy(() => {
       names.forEach((name, i) => {
@@ -897,7 +917,7 @@ export class ProximalSGD extends ProximalOptimizer {
         if (t == null) {
           value.assign(tf.add(tf.mul(negLr, direction), value));
         } else {
-          value.assign(tf.relu(tf.add(tf.mul(negLr, tf.add(direction, t)), value)));
+          value.assign(clampMagnitude(tf.add(tf.mul(negLr, tf.add(direction, t)), value)));
         }
       });
     } finally {
@@ -1034,7 +1054,7 @@ export class ProximalAdam extends ProximalOptimizer {
         if (thr == null) {
           value.assign(tf.add(tf.mul(tf.div(mhat, denom), s.negLr), value));
         } else {
-          value.assign(tf.relu(tf.add(tf.mul(tf.div(tf.add(mhat, thr), denom), s.negLr), value)));
+          value.assign(clampMagnitude(tf.add(tf.mul(tf.div(tf.add(mhat, thr), denom), s.negLr), value)));
         }
       });
     } finally {

@@ -349,6 +349,53 @@ describe('the mistakes a user makes, each with a message that names the problem 
     opt.dispose();
   });
 
+  it.each([
+    [
+      'ProximalSGD',
+      (model: tfl.LayersModel) => new ProximalSGD({ learningRate: 0.1, lambda: 0.01, magnitudes: model }),
+    ],
+    [
+      'ProximalSGD with momentum',
+      (model: tfl.LayersModel) =>
+        new ProximalSGD({ learningRate: 0.1, lambda: 0.01, momentum: 0.9, magnitudes: model }),
+    ],
+    [
+      'ProximalAdam',
+      (model: tfl.LayersModel) => new ProximalAdam({ learningRate: 0.1, lambda: 0.01, magnitudes: model }),
+    ],
+  ] as const)(
+    '%s: an infinite gradient makes the group NaN (diverged), not 0 (pruned) nor Infinity (live)',
+    async (_, make) => {
+      const model = mlp();
+      const [h1] = magnitudes(model);
+      const opt = make(model);
+      const before = Float32Array.from(h1.magnitude.dataSync());
+      // units 3 and 5 overflowed, the others have a finite gradient
+      const g = tf.tidy(() => {
+        const unit = tf.range(0, 24);
+        return tf.where(
+          tf.equal(unit, 3),
+          tf.scalar(Infinity),
+          tf.where(tf.equal(unit, 5), tf.scalar(-Infinity), tf.fill([24], 0.5)),
+        );
+      });
+      opt.applyGradients([{ name: h1.magnitude.name, tensor: g }]);
+      g.dispose();
+      const after = h1.magnitude.dataSync();
+      expect([Number.isNaN(after[3]), Number.isNaN(after[5])]).toEqual([true, true]);
+      // every other group took an ordinary step: finite, >= 0, and moved
+      for (const u of [0, 1, 2, 4, 6, 23]) {
+        expect(Number.isFinite(after[u]) && after[u] >= 0).toBe(true);
+        expect(after[u]).not.toBe(before[u]);
+      }
+      await expect(measureSparsity(model)).rejects.toThrow(
+        /measureSparsity: layer 'h1' has 2 NaN magnitude\(s\); training has diverged/,
+      );
+      model.dispose();
+      opt.dispose();
+    },
+  );
+
   it('a misconfigured lambda schedule says what is wrong and what to pass instead', async () => {
     const make = (lambda: unknown) =>
       new ProximalSGD({ learningRate: 0.1, lambda: lambda as never, magnitudes: [] });

@@ -69,6 +69,57 @@ describe.each(optimisers)('%s.applyGradients with a variable name that does not 
   );
 });
 
+describe.each(optimisers)(
+  '%s.applyGradients with a gradient of another shape than its variable',
+  (_n, make) => {
+    it.each([
+      ['[1], which tfjs would broadcast', [1]],
+      ['[2], which it would fail on after the momentum', [2]],
+    ])('throws naming the variable and both shapes for %s, and changes nothing', (_s, shape) => {
+      const build = () => tfl.sequential({ layers: [decomposedDense({ inputShape: [4], units: 3 })] });
+      const [a, b] = [build(), build()];
+      b.setWeights(a.getWeights());
+      const [oa, ob] = [make(a), make(b)];
+      const grads = (model: tfl.LayersModel, seed: number) =>
+        tf.tidy(() =>
+          model.trainableWeights.map((w, i) => ({
+            name: (w.read() as tf.Variable).name,
+            tensor: tf.randomNormal(w.shape as number[], 0, 1, 'float32', seed * 10 + i),
+          })),
+        );
+      const step = (model: tfl.LayersModel, opt: ProximalOptimizer, seed: number) => {
+        const g = grads(model, seed);
+        opt.applyGradients(g);
+        tf.dispose(g.map((x) => x.tensor));
+      };
+      step(a, oa, 1);
+      step(b, ob, 1);
+      const [info] = magnitudes(a);
+      const good = grads(a, 2);
+      const bad = good.map((g) =>
+        g.name === info.magnitude.name ? { name: g.name, tensor: tf.ones(shape) } : g,
+      );
+      const tensors = tf.memory().numTensors;
+      expect(() => oa.applyGradients(bad)).toThrow(
+        `${oa.getClassName()}: the gradient of '${info.magnitude.name}' has shape [${shape}] but the variable has ` +
+          `shape [3]; no variable was updated`,
+      );
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(oa.iterations).toBe(1);
+      tf.dispose([...good, ...bad].map((g) => g.tensor));
+      // Nothing of the refused step remains (weights, momentum, moments): the two go on alike.
+      for (const seed of [3, 4]) {
+        step(a, oa, seed);
+        step(b, ob, seed);
+      }
+      expect(a.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(
+        b.getWeights().map((w) => Array.from(w.dataSync())),
+      );
+      for (const x of [oa, ob, a, b]) x.dispose();
+    });
+  },
+);
+
 describe('after a refused step', () => {
   it.each(optimisers)(
     '%s goes on exactly as one that never saw it (step count, Adam bias correction, momentum)',

@@ -19,6 +19,31 @@ beforeAll(async () => {
 const seeded = (seed: number) => tfl.initializers.glorotUniform({ seed });
 
 describe('on the wasm backend', () => {
+  it.each([
+    ['ProximalSGD', ProximalSGD],
+    ['ProximalAdam', ProximalAdam],
+  ] as const)(
+    '%s: an infinite gradient makes the group NaN, not 0 (Adam gave 0 for both signs here)',
+    (_, Opt) => {
+      const model = tfl.sequential({
+        layers: [decomposedDense({ inputShape: [3], units: 3, kernelInitializer: seeded(7) })],
+      });
+      const opt = new Opt({ learningRate: 0.1, lambda: 1e-4, magnitudes: model });
+      const [m] = magnitudes(model);
+      const g = tf.tensor([Infinity, -Infinity, 0.5]);
+      opt.applyGradients({ [m.magnitude.name]: g });
+      g.dispose();
+      const after = Array.from(m.magnitude.dataSync());
+      expect([
+        Number.isNaN(after[0]),
+        Number.isNaN(after[1]),
+        Number.isFinite(after[2]) && after[2] > 0,
+      ]).toEqual([true, true, true]);
+      opt.dispose();
+      model.dispose();
+    },
+  );
+
   it('groupSumSquares picks the pool for leading axes and agrees with tf.sum', async () => {
     const x = tf.randomNormal([30, 7], 0, 1, 'float32', 2);
     const profile = await tf.profile(() => groupSumSquares(x, [0]));
