@@ -419,9 +419,12 @@ export type AddLoss = (loss: () => tf.Scalar) => void;
  * where tfjs applies it to a plain kernel: on every write of the weight
  * (`setWeights`, loading a saved model; tfjs 4.22 applies no constraint
  * while training, to plain layers either). It hangs on the magnitude, which
- * every write sets after the direction: it replaces the direction by the
- * constrained kernel `c(W)` and the magnitude by `sqrt(||group||^2 + eps^2)`
- * of it, so that the layer applies `c(W)` exactly, with magnitudes >= 0.
+ * every write sets after the direction: when the constraint moves `W`, it
+ * replaces the direction by the constrained kernel `c(W)` and the magnitude by
+ * `sqrt(||group||^2 + eps^2)` of it, so that the layer applies `c(W)` exactly,
+ * with magnitudes >= 0. When it holds already (moves no entry by more than
+ * 1e-6 of the largest, or 1e-6 below 1), direction and magnitude stay as
+ * written.
  *
  * On the direction, the constraint would mean something else: a per-group
  * norm bound (`maxNorm`, `unitNorm`, `minMaxNorm` over the group's own axes)
@@ -446,6 +449,13 @@ class EffectiveKernelConstraint {
     this.last = tf.tidy(() => {
       const kernel = computeEffectiveKernel(this.direction.read(), magnitude, this.normAxes, this.epsilon);
       const constrained = this.constraint.apply(kernel);
+      // A kernel the constraint holds for keeps its direction and magnitude as written: rewritten,
+      // a unit direction would become the kernel itself (a pruned group's, zero, for good), and
+      // training resumed from a checkpoint would take other steps than the one never stopped.
+      // A satisfied maxNorm or unitNorm still moves entries by about 1e-7 of the norm (its epsilon).
+      const moved = tf.max(tf.abs(tf.sub(constrained, kernel))).dataSync()[0];
+      const scale = tf.max(tf.abs(kernel)).dataSync()[0];
+      if (moved <= 1e-6 * Math.max(1, scale)) return tf.clone(magnitude);
       (this.direction.read() as tf.Variable).assign(constrained);
       return exactMagnitude(constrained, this.normAxes, magnitude.shape, this.epsilon);
     });

@@ -344,6 +344,33 @@ describe('kernel constraints act on the effective kernel, where tfjs applies the
     },
   );
 
+  it.each(['output', 'input'] as const)(
+    "a constraint the kernel satisfies leaves direction and magnitude as written (granularity %s): a pruned group's unit direction stays",
+    (granularity) => {
+      const dec = decompose(
+        plainDense({ kernelConstraint: tfl.constraints.maxNorm({ maxValue: 100 }) }, [6]),
+        {
+          granularity: { dense: granularity },
+        },
+      );
+      const layer = dec.layers[0] as Decomposed;
+      // group 1 pruned: magnitude 0, its direction still unit (as the proximal step leaves it)
+      const g = Float32Array.from(layer.magnitude!.read().dataSync());
+      g[1] = 0;
+      const pruned = tf.tensor(g, layer.magnitude!.shape as number[]);
+      layer.magnitude!.write(pruned);
+      pruned.dispose();
+      const before = layer.getWeights().map((w) => Array.from(w.dataSync()));
+      rewrite(layer);
+      expect(layer.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
+      const tensors = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) rewrite(layer);
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(layer.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(before);
+      dec.dispose();
+    },
+  );
+
   it('training applies no constraint, to the plain kernel or the effective kernel (tfjs 4.22 applies constraints only on writes)', async () => {
     const plain = plainDense({ kernelConstraint: tfl.constraints.nonNeg() }, [6]);
     const dec = decompose(plain);
