@@ -452,10 +452,7 @@ class EffectiveKernelConstraint {
       // A kernel the constraint holds for keeps its direction and magnitude as written: rewritten,
       // a unit direction would become the kernel itself (a pruned group's, zero, for good), and
       // training resumed from a checkpoint would take other steps than the one never stopped.
-      // A satisfied maxNorm or unitNorm still moves entries by about 1e-7 of the norm (its epsilon).
-      const moved = tf.max(tf.abs(tf.sub(constrained, kernel))).dataSync()[0];
-      const scale = tf.max(tf.abs(kernel)).dataSync()[0];
-      if (moved <= 1e-6 * Math.max(1, scale)) return tf.clone(magnitude);
+      if (constraintHolds(kernel, constrained)) return tf.clone(magnitude);
       (this.direction.read() as tf.Variable).assign(constrained);
       return exactMagnitude(constrained, this.normAxes, magnitude.shape, this.epsilon);
     });
@@ -531,6 +528,20 @@ export function createDecomposedWeights(
           spec.biasConstraint,
         );
   return { direction, magnitude, bias };
+}
+
+/**
+ * Whether a constraint holds for `value`, given what it makes of it (`constrained`): it moves no
+ * entry by more than 1e-6 of the largest (or by 1e-6, when all are below 1). A satisfied `maxNorm`
+ * or `unitNorm` still moves entries by about 1e-7 of their column's norm (its epsilon). Reads two
+ * numbers from the backend. Used by @normprune/surgery for the constraints of pruned layers.
+ */
+export function constraintHolds(value: tf.Tensor, constrained: tf.Tensor): boolean {
+  const [moved, scale] = tf.tidy(() => [
+    tf.max(tf.abs(tf.sub(constrained, value))).dataSync()[0],
+    tf.max(tf.abs(value)).dataSync()[0],
+  ]);
+  return moved <= 1e-6 * Math.max(1, scale);
 }
 
 /**

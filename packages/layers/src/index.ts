@@ -9,7 +9,7 @@ export type {
   Granularity,
   InitializerSpec,
 } from './common.js';
-export { DEFAULT_EPSILON, describeValue } from './common.js';
+export { constraintHolds, DEFAULT_EPSILON, describeValue } from './common.js';
 export { closestKey, optionsProblem } from './options.js';
 export { NonFiniteWeightError, type NonFiniteWeightCode, readFiniteWeight } from './errors.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';

@@ -3,6 +3,7 @@
 // sliced weights (with folded biases) written in.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { constraintHolds } from '@normprune/layers';
 import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
 import { layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
@@ -300,21 +301,6 @@ function shortName(w: tfl.LayerVariable): string {
     .replace(/_\d+$/, '');
 }
 
-type Constraint = NonNullable<tfl.LayerVariable['constraint']>;
-
-/**
- * Whether constraint `c` leaves `v` as it is: moves no entry by more than 1e-6 of the largest (or
- * by 1e-6, when all are below 1). A satisfied `maxNorm` or `unitNorm` still moves entries by about
- * 1e-7 of their column's norm (its epsilon).
- */
-function holds(c: Constraint, v: tf.Tensor): boolean {
-  const [moved, scale] = tf.tidy(() => [
-    tf.max(tf.abs(tf.sub(c.apply(v), v))).dataSync()[0],
-    tf.max(tf.abs(v)).dataSync()[0],
-  ]);
-  return moved <= 1e-6 * Math.max(1, scale);
-}
-
 /**
  * Removes from `layer` each constraint that its weights break. Also one that the input model's
  * weights broke already (tfjs applies no constraint while training): keeping it would not make the
@@ -326,7 +312,7 @@ function dropBrokenConstraints(layer: tfl.layers.Layer): DroppedConstraint[] {
   const fields = layer as unknown as Record<string, unknown>;
   for (const w of layer.weights) {
     const c = w.constraint;
-    if (!c || holds(c, w.read())) continue;
+    if (!c || tf.tidy(() => constraintHolds(w.read(), c.apply(w.read())))) continue;
     // The layer's option (its getConfig reads the field) and the weight's own copy, which
     // LayerVariable.write applies.
     for (const option of Object.keys(fields))
