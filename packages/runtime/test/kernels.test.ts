@@ -564,6 +564,48 @@ describe('empty inputs give what cpu gives, not uninitialised memory', () => {
   });
 });
 
+describe('Sum and Mean over an empty axis of int32 and bool tensors', () => {
+  // Only a float32 input had the zeros: an int32 or bool one went to upstream, which returned the
+  // output buffer's leftovers ([25840, 25840, 16, 1000] for a Sum of an empty int32 mask).
+  const sumKernel = (x: tf.Tensor, axis: number | number[], keepDims = false) =>
+    tf.engine().runKernel('Sum', { x }, { axis, keepDims }) as tf.Tensor;
+  const ops: [string, () => tf.Tensor][] = [
+    ['sum int32 [0, 4] over 0', () => tf.sum(tf.zeros([0, 4], 'int32'), 0)],
+    ['sum int32 [3, 0, 2] over 1', () => tf.sum(tf.zeros([3, 0, 2], 'int32'), 1)],
+    ['sum int32 [3, 0, 2] over 1, keepDims', () => tf.sum(tf.zeros([3, 0, 2], 'int32'), 1, true)],
+    ['sum int32 [2, 0] over everything', () => tf.sum(tf.zeros([2, 0], 'int32'))],
+    ['sum bool [0, 3] over 0 (tf.sum casts to int32)', () => tf.sum(tf.zeros([0, 3], 'bool'), 0)],
+    ['the Sum kernel of bool [0, 3] over 0', () => sumKernel(tf.zeros([0, 3], 'bool'), 0)],
+    ['the Sum kernel of bool [4, 0] over 1, keepDims', () => sumKernel(tf.zeros([4, 0], 'bool'), 1, true)],
+    ['mean int32 [0, 4] over 0', () => tf.mean(tf.zeros([0, 4], 'int32'), 0)],
+    ['mean int32 [5, 0] over 1, keepDims', () => tf.mean(tf.zeros([5, 0], 'int32'), 1, true)],
+    ['mean bool [0, 3] over 0', () => tf.mean(tf.zeros([0, 3], 'bool'), 0)],
+    ['mean float32 [0, 3] over 0', () => tf.mean(tf.zeros([0, 3]), 0)],
+  ];
+  it.each(ops)('%s: zeros of cpu dtype and shape', async (_name, op) => {
+    const shapeAndDtype = () =>
+      tf.tidy(() => {
+        const t = op();
+        return { shape: t.shape, dtype: t.dtype };
+      });
+    await tf.setBackend('cpu');
+    const want = shapeAndDtype();
+    const [cpu] = await runOn('cpu', op);
+    for (let i = 0; i < 3; i++) {
+      // Leave integers on the heap where the output may land.
+      await tf.setBackend('wasm');
+      tf.tidy(() => tf.fill([256], 123456, 'int32').dataSync());
+      const ids = wasmDataIds();
+      const [got] = await expectNoLeak(() => runOn('wasm', op));
+      expect(wasmDataIds()).toBe(ids);
+      expect(Array.from(got)).toEqual(Array.from(cpu));
+    }
+    await tf.setBackend('wasm');
+    expect(await expectNoLeak(shapeAndDtype)).toEqual(want);
+    expect(Array.from(cpu).every((v) => v === 0)).toBe(true);
+  });
+});
+
 describe('AvgPool past 8,192 channels', () => {
   // Upstream's XNNPACK pool puts a buffer of `channels` floats on the 64 KB
   // wasm stack: with a window of 8 or more it ran off the stack past about

@@ -5,6 +5,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { KernelFn, type HeapBackend } from './util.js';
 
+/** The dtypes whose empty reductions are answered here (no string or complex64 on wasm). */
+const NUMERIC: ReadonlySet<tf.DataType> = new Set<tf.DataType>(['float32', 'int32', 'bool']);
+
 /** Number of leading axes reduced when `axes` is exactly 0..k-1 with 0 < k < rank, else 0. */
 function leadingAxes(axis: number | number[], shape: number[]): number {
   const axes = [...new Set(tf.util.parseAxisParam(axis, shape))].sort((a, b) => a - b);
@@ -19,13 +22,15 @@ export function makeLeadingReduce(upstream: KernelFn | null, mean: boolean): Ker
     const x = args.inputs.x as tf.TensorInfo;
     const { axis, keepDims } = args.attrs as unknown as tf.SumAttrs;
     const k = x.dtype === 'float32' ? leadingAxes(axis, x.shape) : 0;
-    if (tf.util.sizeFromShape(x.shape) === 0 && x.dtype === 'float32') {
+    if (tf.util.sizeFromShape(x.shape) === 0 && NUMERIC.has(x.dtype)) {
       // Over an empty axis upstream returned uninitialised memory (and a Mean could trap on a
-      // division by zero): the cpu backend's answer, 0, for a sum and a mean alike.
+      // division by zero), for every dtype: the cpu backend's answer, 0, for a sum and a mean
+      // alike, in cpu's dtype (a Sum of int32 or bool is int32, a Mean is float32).
       const axes = tf.util.parseAxisParam(axis, x.shape);
       const [reduced] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
       const outShape = keepDims ? tf.backend_util.expandShapeToKeepDim(reduced, axes) : reduced;
-      const out = backend.makeOutput(outShape, 'float32');
+      const dtype = mean ? 'float32' : tf.backend_util.upcastType(x.dtype, 'int32');
+      const out = backend.makeOutput(outShape, dtype);
       backend.typedArrayFromHeap(out).fill(0);
       return out;
     }
