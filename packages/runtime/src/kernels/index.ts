@@ -25,6 +25,7 @@ import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeSelect } from './select.js';
 import { makeTile } from './tile.js';
+import { unsortedSegmentSum } from './unsorted_segment_sum.js';
 import { KernelFn } from './util.js';
 
 const MARK = Symbol.for('normprune.wasmTrainingKernel');
@@ -69,6 +70,8 @@ const SPECS: KernelSpec[] = [
     make: () => depthwiseConv2dNativeBackpropInput as KernelFn,
   },
   { kernelName: 'MaxPoolGrad', make: () => maxPoolGrad as KernelFn },
+  // tf.gather's gradient (Embedding layers); missing upstream.
+  { kernelName: 'UnsortedSegmentSum', make: () => unsortedSegmentSum as KernelFn },
   { kernelName: 'AvgPoolGrad', make: (up) => makeAvgPoolGrad(up) },
   { kernelName: 'AvgPool', make: (up) => poolNumericPad(poolForward(makeAvgPool(up), 'avg'), 'AvgPool') },
   { kernelName: 'MaxPool', make: (up) => poolNumericPad(poolForward(up, 'max'), 'MaxPool') },
@@ -135,7 +138,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * products run 10-27x faster), `Conv2DBackpropFilter` (missing upstream, so
  * conv nets could not train), a 4-11x faster `Conv2DBackpropInput`, the
  * depthwise convolution gradients (missing upstream, so DepthwiseConv2D and
- * SeparableConv2D could not train), and faster `MaxPoolGrad`, `Tile`, `Sum` and
+ * SeparableConv2D could not train), `UnsortedSegmentSum` (missing upstream, so
+ * tf.gather's gradient, and so Embedding layers, could not train), and faster
+ * `MaxPoolGrad`, `Tile`, `Sum` and
  * `Mean` (the pooling and BatchNormalization gradients), and an `Identity`
  * and same-dtype `Cast` that share their input's buffer instead of copying
  * it (tf.clone, tensor.clone() and tf.cast(x, x.dtype) allocate nothing). It also corrects
