@@ -9,14 +9,15 @@ const ENV_VAR = 'NORMPRUNE_BACKEND';
 const THREADS_VAR = 'NORMPRUNE_THREADS';
 
 /**
- * The wasm thread count: `NORMPRUNE_THREADS` when set, else `threads`, else 1.
+ * The wasm thread count: `NORMPRUNE_THREADS` when set (decimal digits, 1 to 64), else `threads`, else 1.
  * @internal
  */
 export function resolveThreads(threads: number | undefined, env: Record<string, string | undefined>): number {
   const fromEnv = env[THREADS_VAR];
   const [value, source] =
     fromEnv !== undefined && fromEnv !== ''
-      ? [Number(fromEnv), `${THREADS_VAR}=${JSON.stringify(fromEnv)}`]
+      ? // Decimal digits only: Number() would also take "0x2", "2e0", " 2" and "2.0".
+        [/^[0-9]+$/.test(fromEnv) ? Number(fromEnv) : NaN, `${THREADS_VAR}=${JSON.stringify(fromEnv)}`]
       : [
           threads ?? 1,
           `initBackend: threads ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,

@@ -34,6 +34,35 @@ describe('resolveThreads', () => {
   });
 });
 
+describe('NORMPRUNE_THREADS', () => {
+  // Number() took hex, exponents, signs, decimals and whitespace: "0x2", "2e0" and " 2" started 2 threads.
+  it('takes decimal digits only, as its error asks', () => {
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '2' })).toBe(2);
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '64' })).toBe(64);
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '02' })).toBe(2);
+    for (const bad of [
+      '0x2',
+      '2e0',
+      ' 2',
+      '2 ',
+      '\t2\n',
+      '+2',
+      '2.0',
+      '2.',
+      '0b10',
+      '0o2',
+      '1_0',
+      '２',
+      'Infinity',
+    ]) {
+      expect(() => resolveThreads(4, { NORMPRUNE_THREADS: bad })).toThrow(
+        `NORMPRUNE_THREADS=${JSON.stringify(bad)} is not a thread count: use a whole number from 1 to 64 (or unset NORMPRUNE_THREADS)`,
+      );
+      expect(backendEnvironmentProblem({ NORMPRUNE_THREADS: bad })).toMatch(/is not a thread count/);
+    }
+  });
+});
+
 describe('backendEnvironmentProblem', () => {
   it('is undefined for unset, empty and valid variables', () => {
     expect(backendEnvironmentProblem({})).toBeUndefined();
