@@ -182,7 +182,12 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * writes the tensor over the start of the heap), and our kernels free the
  * buffers they allocated when they throw, so that a caller who catches the
  * error finds the heap as it was.
- * Results match the `cpu` backend to 1e-4 relative error.
+ * Results match the `cpu` backend to 1e-4 relative error, except for NaN:
+ * upstream's XNNPACK convolutions, fused activations and pools, which these
+ * kernels call unchanged, can turn a NaN into -Infinity (`Conv2D`,
+ * `DepthwiseConv2dNative`, pools, fused depthwise 'linear'/'leakyrelu'/'prelu')
+ * or 0 (fused 'relu'/'relu6', also -1 for depthwise 'elu'), so a model with NaN
+ * weights can predict finite values on wasm; see the README ("NaN on wasm").
  *
  * Call it after `@tensorflow/tfjs-backend-wasm` has been imported (its import
  * registers the upstream kernels this builds on); before or after
