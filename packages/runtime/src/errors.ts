@@ -17,7 +17,10 @@
  *   GraphDef to save; a 'tfjs' export given to @normprune/surgery's
  *   `loadSparseModel`);
  * - `shard-clash`: a save whose weight file another model in the folder lists;
- * - `invalid-argument`: `fileSystem()` was given no usable path.
+ * - `invalid-argument`: `fileSystem()` was given no usable path, or its save
+ *   was given artifacts its load would refuse (no `modelTopology`, weight data
+ *   whose size does not match the weight specs, a bad weight spec): nothing
+ *   was written.
  */
 export type ModelFileErrorCode =
   | 'missing'

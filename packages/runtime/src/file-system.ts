@@ -245,27 +245,125 @@ async function unlinkQuietly(file: string): Promise<void> {
  * Views (no copies) of bytes [start, end) of the weights, which tfjs may hand
  * over as one buffer or as a list of them.
  */
-function byteRange(parts: readonly ArrayBuffer[], start: number, end: number): Uint8Array[] {
+function byteRange(parts: readonly Uint8Array[], start: number, end: number): Uint8Array[] {
   const views: Uint8Array[] = [];
   let offset = 0;
   for (const part of parts) {
     const from = Math.max(start, offset);
     const to = Math.min(end, offset + part.byteLength);
-    if (from < to) views.push(new Uint8Array(part, from - offset, to - from));
+    if (from < to) views.push(part.subarray(from - offset, to - offset));
     offset += part.byteLength;
     if (offset >= end) break;
   }
   return views;
 }
 
-async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
-  if (artifacts.modelTopology instanceof ArrayBuffer) {
+/**
+ * The bytes of `weightData` as views (no copies): tfjs's type is an
+ * ArrayBuffer or a list of them, and tfjs's own savers (browserDownloads,
+ * http, indexedDB, localStorage: `CompositeArrayBuffer.join`) take typed
+ * arrays too, so those are taken as well, each as the bytes it views (tfjs
+ * takes its whole underlying buffer, wrong for a view of part of one).
+ * Anything else is refused. Before, a Float32Array's elements were read as
+ * an ArrayBuffer's bytes: two floats became a 2-byte shard load refused.
+ */
+function weightBytes(weightData: unknown, refuse: (problem: string) => never): Uint8Array[] {
+  const list: unknown[] = weightData == null ? [] : Array.isArray(weightData) ? weightData : [weightData];
+  return list.map((part, i) => {
+    // By tag, not instanceof: a buffer made in another realm (a vm context, Jest's) is one too.
+    if (isArrayBuffer(part)) return new Uint8Array(part);
+    if (ArrayBuffer.isView(part)) return new Uint8Array(part.buffer, part.byteOffset, part.byteLength);
+    const what =
+      part === null
+        ? 'null'
+        : typeof part === 'object'
+          ? (part.constructor?.name ?? 'an object')
+          : typeof part;
+    return refuse(
+      `weightData${Array.isArray(weightData) ? `[${i}]` : ''} is ${what}, not an ArrayBuffer ` +
+        '(or a typed array, or a list of them)',
+    );
+  });
+}
+
+function isArrayBuffer(v: unknown): v is ArrayBuffer {
+  return Object.prototype.toString.call(v) === '[object ArrayBuffer]';
+}
+
+/**
+ * Refuses, before anything is written, artifacts that {@link load} would
+ * refuse once saved: a save replaces the previous model, so a model.json
+ * without modelTopology, weight entries load rejects, or weight bytes that
+ * are not what the weight specs need would leave a folder holding no
+ * loadable model, and load would then blame the disk ("truncated"). Returns
+ * the weight bytes.
+ */
+function checkArtifacts(loc: Location, artifacts: tf.io.ModelArtifacts): Uint8Array[] {
+  const jsonFile = path.join(loc.dir, loc.jsonName);
+  const refuse = (problem: string): never => {
+    throw new ModelFileError(
+      'invalid-argument',
+      jsonFile,
+      `fileSystem: cannot save ${jsonFile}: ${problem}; nothing was written (a model already there is unchanged)`,
+    );
+  };
+  if (artifacts == null || typeof artifacts !== 'object')
+    refuse(`expected model artifacts, got ${String(artifacts)}`);
+  if (isArrayBuffer(artifacts.modelTopology)) {
     throw new ModelFileError(
       'unsupported',
       loc.dir,
       'fileSystem: saving a binary (GraphDef) topology is not supported; save a LayersModel.',
     );
   }
+  if (artifacts.modelTopology == null || typeof artifacts.modelTopology !== 'object') {
+    refuse(
+      'the artifacts have no modelTopology (weights alone), which a model.json must have to load ' +
+        '(fileSystem load and tf.loadLayersModel refuse one without it); save the model itself, model.save(fileSystem(dir))',
+    );
+  }
+  const specs: unknown = artifacts.weightSpecs ?? [];
+  if (!Array.isArray(specs)) refuse('weightSpecs is not an array');
+  (specs as unknown[]).forEach((entry, j) => {
+    const why = badWeightEntry(entry);
+    if (why !== undefined) {
+      const name = (entry as { name?: unknown } | null)?.name;
+      refuse(
+        `weightSpecs[${j}]${typeof name === 'string' ? ` (${JSON.stringify(name)})` : ''} is not a valid weight entry: ${why}`,
+      );
+    }
+  });
+  const weightSpecs = specs as tf.io.WeightsManifestEntry[];
+  const parts = weightBytes(artifacts.weightData, refuse);
+  const got = parts.reduce((n, b) => n + b.byteLength, 0);
+  const want = expectedBytes(weightSpecs);
+  if (want.atLeast ? got < want.bytes : got !== want.bytes) {
+    refuse(
+      `weightData has ${got} bytes, but weightSpecs (${weightSpecs.length} weight${weightSpecs.length === 1 ? '' : 's'}) need ` +
+        `${want.atLeast ? 'at least ' : ''}${want.bytes}: the data does not match the specs`,
+    );
+  }
+  if (want.atLeast) {
+    // String weights: their length prefixes must lead exactly to the end of the data, as load checks.
+    const whole = new Uint8Array(got);
+    let at = 0;
+    for (const part of parts) {
+      whole.set(part, at);
+      at += part.byteLength;
+    }
+    try {
+      checkStringWeights(weightSpecs, whole, 'weightData', jsonFile);
+    } catch (e) {
+      refuse(
+        `its string weights do not match weightData (${(e as Error).message.replace(/^Cannot load model: /, '')})`,
+      );
+    }
+  }
+  return parts;
+}
+
+async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.io.SaveResult> {
+  const parts = checkArtifacts(loc, artifacts);
   const { dir, jsonName } = loc;
   try {
     makeDirs(dir);
@@ -280,10 +378,8 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
 
   // The shards are written from views of the buffers tfjs hands over: the
   // weights are never copied into one buffer, nor sliced into shard copies.
-  const weightData = artifacts.weightData ?? [];
-  const parts = Array.isArray(weightData) ? weightData : [weightData];
-  const weightBytes = parts.reduce((n, b) => n + b.byteLength, 0);
-  const shards = shardPaths(weightBytes, shardPrefix(jsonName));
+  const totalBytes = parts.reduce((n, b) => n + b.byteLength, 0);
+  const shards = shardPaths(totalBytes, shardPrefix(jsonName));
   const manifest: tf.io.WeightsManifestConfig = [{ paths: shards, weights: artifacts.weightSpecs ?? [] }];
   const jsonFile = path.join(dir, jsonName);
   // A shard name another model of the folder lists (a renamed model.json, or
@@ -313,7 +409,7 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
       created.push(tmp);
       await writeFileDurably(
         tmp,
-        byteRange(parts, i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, weightBytes)),
+        byteRange(parts, i * SHARD_BYTES, Math.min((i + 1) * SHARD_BYTES, totalBytes)),
       );
     }
     const jsonTmp = path.join(dir, tempName(jsonName, token));
@@ -376,7 +472,10 @@ async function save(loc: Location, artifacts: tf.io.ModelArtifacts): Promise<tf.
   await Promise.all(backups.map(unlinkQuietly));
   await removeObsoleteShards(loc, shards, previousPaths, listedElsewhere);
   await removeLeftovers(dir, listedElsewhere);
-  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+  // tfjs counts a typed array's whole underlying buffer; the bytes written are the view's.
+  return {
+    modelArtifactsInfo: { ...tf.io.getModelArtifactsInfoForJSON(artifacts), weightDataBytes: totalBytes },
+  };
 }
 
 /**

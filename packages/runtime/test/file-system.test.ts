@@ -626,6 +626,138 @@ describe('fileSystem errors carry a code and the file', () => {
   });
 });
 
+describe('fileSystem save refuses what its load would refuse, writing nothing', () => {
+  // Each of these saved "successfully" before, replacing a loadable model with one that load refused
+  // (no modelTopology: "damaged"; short data: "truncated", blaming the disk for a bad save call).
+  const f32 = (...v: number[]) => new Float32Array(v).buffer;
+  const spec = (name: string, shape: number[], dtype: tf.DataType = 'float32') => ({ name, shape, dtype });
+
+  /** A folder holding a saved model, its files' bytes, and a check that both are unchanged and it loads. */
+  async function existingModel(): Promise<{ dir: string; unchanged: () => Promise<void> }> {
+    const dir = freshDir();
+    const model = sequential(3, 2, 11);
+    await model.save(fileSystem(dir));
+    const weights = model.getWeights().map((w) => Array.from(w.dataSync()));
+    model.dispose();
+    const snapshot = () =>
+      Object.fromEntries(
+        fs.readdirSync(dir).map((f) => [f, fs.readFileSync(path.join(dir, f)).toString('hex')]),
+      );
+    const before = snapshot();
+    return {
+      dir,
+      unchanged: async () => {
+        expect(snapshot()).toEqual(before);
+        const loaded = await tfl.loadLayersModel(fileSystem(dir));
+        expect(loaded.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(weights);
+        loaded.dispose();
+      },
+    };
+  }
+
+  async function saveError(dir: string, artifacts: tf.io.ModelArtifacts): Promise<ModelFileError> {
+    const err = await fileSystem(dir).save!(artifacts).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err).toMatchObject({ code: 'invalid-argument', file: path.join(dir, 'model.json') });
+    expect((err as Error).message).toMatch(/; nothing was written \(a model already there is unchanged\)$/);
+    return err as ModelFileError;
+  }
+
+  it('weights without a modelTopology', async () => {
+    const { dir, unchanged } = await existingModel();
+    const err = await saveError(dir, { weightSpecs: [spec('w', [3])], weightData: f32(1, 2, 3) });
+    expect(err.message).toMatch(/: the artifacts have no modelTopology \(weights alone\)/);
+    await unchanged();
+    // Into a folder that does not exist: nothing is created.
+    const fresh = freshDir();
+    await saveError(fresh, { modelTopology: null as unknown as object, weightSpecs: [], weightData: f32() });
+    expect(fs.existsSync(fresh)).toBe(false);
+  });
+
+  it('weight data shorter or longer than the specs need', async () => {
+    const { dir, unchanged } = await existingModel();
+    const short = await saveError(dir, {
+      modelTopology: {},
+      weightSpecs: [spec('w', [5])],
+      weightData: f32(1, 2),
+    });
+    expect(short.message).toContain('weightData has 8 bytes, but weightSpecs (1 weight) need 20');
+    const long = await saveError(dir, {
+      modelTopology: {},
+      weightSpecs: [spec('w', [2]), spec('b', [1], 'int32')],
+      weightData: [f32(1, 2), f32(3, 4)],
+    });
+    expect(long.message).toContain('weightData has 16 bytes, but weightSpecs (2 weights) need 12');
+    const none = await saveError(dir, { modelTopology: {}, weightSpecs: [spec('w', [1])] });
+    expect(none.message).toContain('weightData has 0 bytes, but weightSpecs (1 weight) need 4');
+    await unchanged();
+  });
+
+  it('string weights whose length prefixes do not match the data, and a weight spec load rejects', async () => {
+    const { dir, unchanged } = await existingModel();
+    // One string of length 10 announced, 3 bytes given.
+    const data = new Uint8Array([10, 0, 0, 0, 97, 98, 99]);
+    const err = await saveError(dir, {
+      modelTopology: {},
+      weightSpecs: [spec('s', [1], 'string')],
+      weightData: data.buffer,
+    });
+    expect(err.message).toMatch(
+      /its string weights do not match weightData \(the string weight "s" in weightData runs past the end/,
+    );
+    const bad = await saveError(dir, {
+      modelTopology: {},
+      weightSpecs: [{ name: 'w', shape: [1], dtype: 'float64' as tf.DataType }],
+      weightData: f32(1, 2),
+    });
+    expect(bad.message).toMatch(
+      /weightSpecs\[0\] \("w"\) is not a valid weight entry: "dtype" must be one of/,
+    );
+    const notBytes = await saveError(dir, {
+      modelTopology: {},
+      weightSpecs: [spec('w', [2])],
+      weightData: [1, 2] as unknown as ArrayBuffer,
+    });
+    expect(notBytes.message).toContain('weightData[0] is number, not an ArrayBuffer');
+    await unchanged();
+  });
+
+  it("takes typed arrays, as tfjs's own savers do, each as the bytes it views", async () => {
+    const dir = freshDir();
+    const big = new Float32Array([9, 1.5, 2.5, 9]);
+    const artifacts: tf.io.ModelArtifacts = {
+      modelTopology: {},
+      weightSpecs: [spec('a', [2]), spec('b', [1]), spec('c', [1], 'int32')],
+      // A view of part of a buffer, a whole Float32Array, an Int32Array: 8 + 4 + 4 bytes.
+      weightData: [
+        big.subarray(1, 3),
+        new Float32Array([3.5]),
+        new Int32Array([-7]),
+      ] as unknown as ArrayBuffer[],
+    };
+    const result = await fileSystem(dir).save!(artifacts);
+    expect(result.modelArtifactsInfo.weightDataBytes).toBe(16);
+    expect(fs.statSync(path.join(dir, 'group1-shard1of1.bin')).size).toBe(16);
+    const loaded = await fileSystem(dir).load!();
+    const bytes = loaded.weightData as ArrayBuffer;
+    expect(Array.from(new Float32Array(bytes, 0, 3))).toEqual([1.5, 2.5, 3.5]);
+    expect(Array.from(new Int32Array(bytes, 12, 1))).toEqual([-7]);
+    // A single Float32Array (the repro: it was written as 2 bytes, which load called truncated).
+    const one = freshDir();
+    await fileSystem(one).save!({
+      modelTopology: {},
+      weightSpecs: [spec('w', [2])],
+      weightData: new Float32Array([1.5, 2.5]) as unknown as ArrayBuffer,
+    });
+    expect(Array.from(new Float32Array((await fileSystem(one).load!()).weightData as ArrayBuffer))).toEqual([
+      1.5, 2.5,
+    ]);
+  });
+});
+
 describe('fileSystem: unsupported saves and failed shard reads', () => {
   it('refuses to save a GraphDef (binary modelTopology) as unsupported, before creating anything', async () => {
     const dir = path.join(freshDir(), 'graph');
