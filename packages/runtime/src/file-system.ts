@@ -76,7 +76,8 @@ function locate(target: string): Location {
   }
   // `file://` is the scheme tfjs-node routes to its own handler; accepting it
   // lets code written for tfjs-node keep its paths. An absolute URL
-  // (`file:///abs`, `file://localhost/abs`) is decoded as a URL; tfjs-node
+  // (`file:///abs`, `file://localhost/abs`) is decoded as a URL (one with a
+  // `#` fragment or a `?` query is refused: urlToPath); tfjs-node
   // strips the scheme, so `file://./model` and `file://model` are relative
   // paths there, and here too (fileURLToPath would take `.` for a host and throw).
   const rest = target.startsWith('file://') ? target.slice('file://'.length) : undefined;
@@ -99,8 +100,32 @@ function locate(target: string): Location {
   return { dir: resolved, jsonName: MODEL_JSON };
 }
 
-/** An absolute `file:` URL as a path; one Node cannot map to a path is `invalid-argument`. */
+/**
+ * An absolute `file:` URL as a path; one Node cannot map to a path is
+ * `invalid-argument`, and so is one with a fragment or a query: they are not
+ * part of a URL's path, and dropping them (as `fileURLToPath` does) made
+ * `file:///ckpt/run#1` and `file:///ckpt/run#2` one folder, `run`, the second
+ * save silently replacing the first. In a URL a `#` or `?` of a folder's name
+ * is written `%23` or `%3F`, which is decoded like `%20`.
+ */
 function urlToPath(url: string): string {
+  const at = url.search(/[#?]/);
+  if (at >= 0) {
+    const encoded = url.replace(/#/g, '%23').replace(/\?/g, '%3F');
+    let asPath = '';
+    try {
+      asPath = ` ('${fileURLToPath(encoded)}')`;
+    } catch {
+      /* the URL names no local path either; the suggestion goes without it */
+    }
+    throw new ModelFileError(
+      'invalid-argument',
+      url,
+      `fileSystem(dir): '${url}' has a URL ${url[at] === '#' ? 'fragment' : 'query'} ('${url.slice(at)}'), ` +
+        "which is not part of a file:// URL's path and would be dropped (two URLs differing only there would name one folder); " +
+        `for a folder whose name holds it, write '#' as %23 and '?' as %3F ('${encoded}'), or pass the path itself${asPath}`,
+    );
+  }
   try {
     return fileURLToPath(url);
   } catch (e) {
@@ -992,7 +1017,11 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
  * files and throws errors that name the missing or damaged file.
  *
  * @param dir The model directory (created on save). A `file://` URL or a path
- *   ending in `.json` (the model file itself) is accepted too.
+ *   ending in `.json` (the model file itself) is accepted too. An absolute
+ *   `file:///...` URL is decoded as a URL (`%20` is a space, `%23` a `#`); one
+ *   with a `#` fragment or a `?` query is refused (`invalid-argument`), since
+ *   those are not part of its path. `file://./dir` and `file://dir` are paths
+ *   relative to the working directory, taken literally, as in tfjs-node.
  */
 export function fileSystem(dir: string): tf.io.IOHandler {
   const loc = locate(dir);

@@ -72,9 +72,9 @@ function router(kind: 'save' | 'load') {
     }
     // As tfjs-node's router does, the rest of the string is the path, taken
     // literally: `file:///ckpt/epoch#3` is the folder `epoch#3`, `my%20dir` keeps
-    // its `%20` (fileSystem given the URL itself would decode it as a URL and
-    // drop a `#...` or `?...`, so that saves to `run#1` and `run#2` would land
-    // in one `run` folder). A bare `file://` gets fileSystem's own error.
+    // its `%20` (fileSystem given the URL itself decodes it as a URL, and
+    // refuses a `#...` or `?...`, which a URL's path does not include). A bare
+    // `file://` gets fileSystem's own error.
     const rest = urls[0].slice(SCHEME.length);
     return fileSystem(rest === '' ? urls[0] : rest);
   };

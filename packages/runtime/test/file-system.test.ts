@@ -1204,6 +1204,68 @@ describe('fileSystem errors name the file', () => {
   });
 });
 
+describe('fileSystem: a file:// URL with a fragment or a query', () => {
+  // Both were dropped: file:///B/run#1 and file:///B/run#2 saved into one folder, run, the second
+  // replacing the first, and file:///B/ckpt?epoch=3 into ckpt.
+  const refusal = (url: string) => {
+    try {
+      fileSystem(url);
+    } catch (e) {
+      return e;
+    }
+    return undefined;
+  };
+
+  it('is refused as invalid-argument, naming the part, the %23 / %3F form and the plain path', () => {
+    const dir = path.join(root, 'hash');
+    const cases: [string, string, string][] = [
+      [`${pathToFileURL(dir).href}/run#1`, "fragment ('#1')", `${pathToFileURL(dir).href}/run%231`],
+      [`${pathToFileURL(dir).href}/run#`, "fragment ('#')", `${pathToFileURL(dir).href}/run%23`],
+      [
+        `${pathToFileURL(dir).href}/ckpt?epoch=3`,
+        "query ('?epoch=3')",
+        `${pathToFileURL(dir).href}/ckpt%3Fepoch=3`,
+      ],
+      [
+        `${pathToFileURL(dir).href}/a?b#c/model.json`,
+        "query ('?b#c/model.json')",
+        `${pathToFileURL(dir).href}/a%3Fb%23c/model.json`,
+      ],
+      ['file://localhost/tmp/x#2', "fragment ('#2')", 'file://localhost/tmp/x%232'],
+    ];
+    for (const [url, part, encoded] of cases) {
+      const err = refusal(url);
+      expect(err).toBeInstanceOf(ModelFileError);
+      expect(err).toMatchObject({ code: 'invalid-argument', file: url });
+      expect((err as Error).message).toContain(`fileSystem(dir): '${url}' has a URL ${part}`);
+      expect((err as Error).message).toContain(`('${encoded}')`);
+    }
+    expect((refusal(`${pathToFileURL(dir).href}/run#1`) as Error).message).toContain(
+      `or pass the path itself ('${path.join(dir, 'run#1')}')`,
+    );
+    expect(fs.existsSync(dir)).toBe(false);
+    // tfjs-node's relative forms are paths taken literally, # included.
+    expect(refusal('file://./rel#1')).toBeUndefined();
+  });
+
+  it('written with %23, it names the folder with the #; the file:// router keeps # literally', async () => {
+    const dir = path.join(root, 'hash-ok');
+    const model = (v: number): tf.io.ModelArtifacts => ({
+      modelTopology: { v },
+      weightSpecs: [{ name: 'w', shape: [1], dtype: 'float32' }],
+      weightData: new Float32Array([v]).buffer,
+    });
+    await fileSystem(pathToFileURL(path.join(dir, 'run#1')).href).save!(model(1));
+    await fileSystem(`${pathToFileURL(dir).href}/run%232`).save!(model(2));
+    await tf.io.getSaveHandlers(`file://${dir}/run#3`)[0].save!(model(3));
+    expect(fs.readdirSync(dir).sort()).toEqual(['run#1', 'run#2', 'run#3']);
+    for (const v of [1, 2, 3]) {
+      const loaded = await fileSystem(path.join(dir, `run#${v}`)).load!();
+      expect(loaded.modelTopology).toEqual({ v });
+    }
+  });
+});
+
 describe('writeFileDurably and syncDir', () => {
   it('write a string, bytes, or parts one after another, each flushed before the close', async () => {
     const dir = freshDir();
