@@ -82,10 +82,9 @@ export interface DroppedConstraint {
  * Conv2D, and the layers that lose channels with them, such as BatchNormalization) loses each
  * constraint that its new weights break, listed in `droppedConstraints`: folding a removed unit's
  * constant into a bias can make a `nonNeg` bias negative, and removing inputs changes the norms a
- * `unitNorm` kernel keeps. The pruned model computes what `model` does
- * either way (tfjs applies no constraint while training, nor here), but tfjs applies a layer's
- * constraints when it loads its weights, so an export that kept them would compute something else
- * once loaded.
+ * `unitNorm` kernel keeps. The pruned model computes what `model` does either way (tfjs applies
+ * no constraint while training, nor here), but tfjs applies a layer's constraints when it loads
+ * its weights, so an export that kept them would compute something else once loaded.
  */
 export function rebuild(
   model: tfl.LayersModel,
