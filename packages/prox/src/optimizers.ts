@@ -862,6 +862,8 @@ function checkNonnegative(infos: readonly MagnitudeInfo[]): void {
       );
   });
 }
+
+// Every copy of this package marks its optimisers alike: see ProximalOptimizer's Symbol.hasInstance.
 Object.defineProperty(ProximalOptimizer.prototype, PROXIMAL_BRAND, { value: true });
 
 /**
