@@ -123,12 +123,43 @@ export interface ModelStats {
   latencyMs?: { batch1: number; batch256: number };
 }
 
-/** Live groups of one decomposed layer at the end of proximal training. */
+/** The groups of one decomposed layer: all of them, and those left live. */
 export interface GroupCount {
   layer: string;
   granularity: string;
   groups: number;
+  /**
+   * Groups left live after the prune step (magnitude above `prune.threshold`, and inside
+   * `prune.keep` / `prune.keepFilters`): those surgery keeps. Without a prune rule, the groups
+   * proximal training left live.
+   */
   live: number;
+  /**
+   * Groups with a magnitude > 0 at the end of proximal training, before the config's prune rule
+   * cut any (absent in results written before normprune recorded it).
+   */
+  liveAfterProximal?: number;
+}
+
+/**
+ * A config's prune rule that cuts groups after proximal training (results.json `pruneRule`):
+ * its `prune` block when it sets a threshold above 0, `keep` or `keepFilters`.
+ */
+export interface PruneRule {
+  threshold: number;
+  keep?: Record<string, number>;
+  keepFilters?: Record<string, number>;
+}
+
+/** The config's prune rule when it cuts anything, else undefined. */
+export function pruneRuleOf(prune: ExperimentConfig['prune']): PruneRule | undefined {
+  const some = (r: Record<string, number> | undefined) => r !== undefined && Object.keys(r).length > 0;
+  if (!(prune.threshold > 0 || some(prune.keep) || some(prune.keepFilters))) return undefined;
+  return {
+    threshold: prune.threshold,
+    ...(some(prune.keep) ? { keep: prune.keep } : {}),
+    ...(some(prune.keepFilters) ? { keepFilters: prune.keepFilters } : {}),
+  };
 }
 
 /** What results.json holds. */
@@ -174,6 +205,12 @@ export interface RunResults {
    */
   pairedTest?: PairedTest;
   groups: GroupCount[];
+  /**
+   * The config's prune rule, present when it cut groups after proximal training (a threshold
+   * above 0, `keep` or `keepFilters`): `groups[].live` counts what it left, `liveAfterProximal`
+   * what proximal training left.
+   */
+  pruneRule?: PruneRule;
   compressionPct: number;
   macsReductionPct: number;
   errorDeltaPp: number;
@@ -1712,8 +1749,9 @@ async function runLocked(
         },
       });
       disposeOptimizer(opt);
+      const afterProximal = countGroups(m);
       pruneMagnitudes(m, cfg.prune);
-      state.groups = countGroups(m);
+      state.groups = countGroups(m).map((g, i) => ({ ...g, liveAfterProximal: afterProximal[i].live }));
       // Folded here (prune would fold it itself) to free the decomposed model before prune copies it.
       const folded = fold(m);
       m.dispose();
@@ -1859,6 +1897,7 @@ async function runLocked(
         : undefined,
     pairedTest: paired,
     groups: state.groups ?? [],
+    pruneRule: pruneRuleOf(cfg.prune),
     compressionPct,
     macsReductionPct,
     errorDeltaPp,

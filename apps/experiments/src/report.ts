@@ -241,7 +241,23 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
     'surviving units per layer',
   );
   const withGroups = r.groups;
-  if (withGroups.length) {
+  if (withGroups.length && ruleCut(r)) {
+    // The rule's cut is drawn apart from what proximal training left.
+    write(
+      'groups.svg',
+      barChart({
+        title: 'Groups per decomposed layer',
+        labels: withGroups.map((g) => `${g.layer} (${g.granularity})`),
+        series: [
+          { name: 'groups', values: withGroups.map((g) => g.groups) },
+          { name: 'live after proximal', values: withGroups.map((g) => g.liveAfterProximal ?? g.live) },
+          { name: 'left by prune rule', values: withGroups.map((g) => g.live) },
+        ],
+        xLabel: 'groups',
+      }),
+      `groups per decomposed layer: live (magnitude > 0) after proximal training, and left by the config's prune rule (${ruleFields(r.pruneRule!).join(', ')}), which cut groups after proximal training`,
+    );
+  } else if (withGroups.length) {
     write(
       'groups.svg',
       barChart({
@@ -257,6 +273,56 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
     );
   }
   return files;
+}
+
+/**
+ * True when the run's config had a prune rule (results.json `pruneRule`) and recorded the groups
+ * live before it (`liveAfterProximal`): its report then tells the rule's cut from what proximal
+ * training left. Results without them (every run before they were recorded) render as before.
+ */
+function ruleCut(r: RunResults): boolean {
+  return r.pruneRule !== undefined && r.groups.some((g) => g.liveAfterProximal !== undefined);
+}
+
+/** The config fields of a prune rule that cut: `prune.keep`, `prune.keepFilters`, `prune.threshold`. */
+function ruleFields(rule: NonNullable<RunResults['pruneRule']>): string[] {
+  return [
+    ...(rule.keepFilters ? ['prune.keepFilters'] : []),
+    ...(rule.keep ? ['prune.keep'] : []),
+    ...(rule.threshold > 0 ? ['prune.threshold'] : []),
+  ];
+}
+
+/** The paragraph stating a run's prune rule and, layer by layer, the groups it cut. */
+function pruneRuleText(r: RunResults): string {
+  const rule = r.pruneRule!;
+  const parts = [
+    ...(rule.keepFilters
+      ? [
+          `${codeSpan('prune.keepFilters')} ${codeSpan(JSON.stringify(rule.keepFilters))} (at most that many filters of a Conv2D layer, those of largest norm, applied first)`,
+        ]
+      : []),
+    ...(rule.keep
+      ? [
+          `${codeSpan('prune.keep')} ${codeSpan(JSON.stringify(rule.keep))} (at most that many groups of the layer, those with the largest magnitudes)`,
+        ]
+      : []),
+    ...(rule.threshold > 0
+      ? [`${codeSpan('prune.threshold')} ${rule.threshold} (magnitudes at or below it count as dead)`]
+      : []),
+  ];
+  const cut = r.groups.filter((g) => g.liveAfterProximal !== undefined && g.liveAfterProximal !== g.live);
+  const layers = cut.length
+    ? `It cut ${cut
+        .map(
+          (g) =>
+            `${markdownText(g.layer)}: ${int(g.liveAfterProximal!)} of ${int(g.groups)} groups live after proximal training, ${int(g.live)} left by the rule`,
+        )
+        .join(
+          '; ',
+        )}. The live groups below, the compressed model and the parameters removed are after this cut, not what proximal training alone left.`
+    : 'It cut no group: the live groups below are those proximal training left.';
+  return `**Prune rule:** this run's config cuts groups after proximal training, before surgery: ${parts.join('; ')}. ${layers}`;
 }
 
 /** `-85.90%`: the change from `before` to `after`; one too small to print reads `0.00%`, not `-0.00%`. */
@@ -352,6 +418,13 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
     ],
   });
   if (t?.note) blocks.push({ kind: 'p', text: `Thesis: ${markdownText(t.note)}.` });
+  if (ruleCut(r))
+    blocks.push({
+      kind: 'p',
+      text: `**Note:** the parameters removed include what the config's prune rule (${ruleFields(r.pruneRule!)
+        .map(codeSpan)
+        .join(', ')}) cut after proximal training: see Surviving units per layer.`,
+    });
   if (r.target) {
     blocks.push({
       kind: 'p',
@@ -412,11 +485,22 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
         : `Paired test on the ${int(pt.n)} test images: the compressed model gets ${int(pt.onlyBaselineWrong)} right that the baseline gets wrong, and ${int(pt.onlyCompressedWrong)} wrong that the baseline gets right (${int(pt.bothWrong)} both get wrong). The test error change is ${pp(r.errorDeltaPp)}, 95% interval ${ciText(pt.changeCi95Pp)} (exact, given the ${int(pt.onlyBaselineWrong + pt.onlyCompressedWrong)} samples the models disagree on); exact McNemar p ${pValueText(pt.pValue).startsWith('<') ? '' : '= '}${pValueText(pt.pValue)} for "no change". An interval that straddles a target's bound means this test set cannot tell whether the target is met.`,
   });
   blocks.push({ kind: 'h', text: 'Surviving units per layer' });
+  const withRule = ruleCut(r);
+  if (withRule) blocks.push({ kind: 'p', text: pruneRuleText(r) });
   const after = new Map(c.layers.map((l) => [l.name, l]));
   const groups = new Map(r.groups.map((g) => [g.layer, g]));
   blocks.push({
     kind: 'table',
-    head: ['layer', 'units before', 'units after', 'live groups', 'non-zero params before', 'after'],
+    head: [
+      'layer',
+      'units before',
+      'units after',
+      ...(withRule
+        ? ['live groups after proximal training', 'groups left by the prune rule']
+        : ['live groups']),
+      'non-zero params before',
+      'after',
+    ],
     rows: b.layers
       .filter((l) => l.params > 0)
       .map((l) => {
@@ -426,7 +510,12 @@ export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[
           markdownText(l.name),
           l.units !== undefined ? String(l.units) : '',
           a?.units !== undefined ? String(a.units) : a ? '' : 'removed',
-          g ? `${g.live}/${g.groups} (${g.granularity})` : '',
+          ...(withRule
+            ? [
+                g ? `${g.liveAfterProximal ?? g.live}/${g.groups} (${g.granularity})` : '',
+                g ? `${g.live}/${g.groups}` : '',
+              ]
+            : [g ? `${g.live}/${g.groups} (${g.granularity})` : '']),
           int(l.nonzeros),
           a ? int(a.nonzeros) : '0',
         ];
