@@ -572,6 +572,13 @@ export function parseConfig(
   });
 }
 
+/** The classes of each data set: the units the last layer (the logits) must have. */
+export const DATASET_CLASSES: Record<ExperimentConfig['dataset']['name'], number> = {
+  mnist: 10,
+  'fashion-mnist': 10,
+  cifar10: 10,
+};
+
 /**
  * Validates a config (its `extends` resolved). A deprecated former name (cost weighting
  * `'flops'`, now `'macs'`) is read as the current one, with a note on stderr naming the field
@@ -592,6 +599,11 @@ function validateConfig(
   const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
   const last = cfg.model.layers[cfg.model.layers.length - 1];
   if (last.type !== 'dense') throw bad('model.layers: the last layer must be a dense layer (the logits)');
+  const classes = DATASET_CLASSES[cfg.dataset.name];
+  if (last.units !== classes)
+    throw bad(
+      `model.layers[${cfg.model.layers.length - 1}].units: the last layer (the logits) must have ${classes} units, one per class of ${cfg.dataset.name} (dataset.name), got ${last.units}`,
+    );
   const names = layerNames(cfg.model.layers);
   const seen = new Set<string>();
   for (const n of names.flat()) {
