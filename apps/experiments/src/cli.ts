@@ -34,6 +34,7 @@ import {
   listExperiments,
   loadConfigFile,
   loadExperiment,
+  noDecomposedLayer,
   parseBudget,
   parseConfig,
   typedBudget,
@@ -819,6 +820,12 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
             : ''),
       );
     }
+    // The bisection runs lambdas > 0 only: a config that decomposes no layer would fail at its first point.
+    const none = noDecomposedLayer(base);
+    if (none)
+      throw new UsageError(
+        `--target-compression: ${base.name}: ${none}, and the method needs at least one decomposed layer for the lambdas above 0 the bisection runs; decompose a layer (decompose.dense, decompose.conv2d, decompose.exclude)`,
+      );
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);

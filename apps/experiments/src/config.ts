@@ -635,6 +635,11 @@ function validateConfig(
       );
   }
   if (written) {
+    const none = lambdaWithoutDecomposed(cfg, cfg.training.proximal.lambda, 'training.proximal.lambda');
+    if (none)
+      throw bad(
+        `decompose: ${none}. Decompose a layer (set decompose.dense or decompose.conv2d, or take the layer out of decompose.exclude), or set training.proximal.lambda to 0 (or training.proximal.epochs to 0) to train without pruning`,
+      );
     checkLayerFields(cfg, bad);
     checkSweepGrid(cfg, cfg.sweep ?? {}, (what) => bad(`sweep.${what}`));
   }
@@ -687,6 +692,35 @@ function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): 
             : ''),
       );
   }
+}
+
+/**
+ * Why `cfg` decomposes no layer (`decompose.dense is null; the model has no conv2d layer`), or
+ * undefined when it decomposes one: without one the proximal phase has no magnitude for lambda
+ * to act on.
+ */
+export function noDecomposedLayer(cfg: Pick<ExperimentConfig, 'model' | 'decompose'>): string | undefined {
+  if (decomposedLayers(cfg).length) return undefined;
+  const names = layerNames(cfg.model.layers);
+  const why = (type: 'dense' | 'conv2d') => {
+    const of = cfg.model.layers.flatMap((l, i) => (l.type === type ? [names[i][0]] : []));
+    if (!of.length) return `the model has no ${type} layer`;
+    if (cfg.decompose[type] === null) return `decompose.${type} is null`;
+    return `decompose.exclude lists every ${type} layer (${of.join(', ')})`;
+  };
+  return `no layer is decomposed (${why('dense')}; ${why('conv2d')})`;
+}
+
+/**
+ * The refusal of a config that decomposes no layer and yet runs proximal training with
+ * `lambda` > 0 (`field`'s value), else undefined: the method needs a decomposed layer for its
+ * penalty. Lambda 0, or no proximal epochs, is plain training (a control without pruning), which
+ * runs. The caller adds what to do.
+ */
+function lambdaWithoutDecomposed(cfg: ExperimentConfig, lambda: number, field: string): string | undefined {
+  const none = noDecomposedLayer(cfg);
+  if (!none || !(lambda > 0) || cfg.training.proximal.epochs === 0) return undefined;
+  return `${none}, and the method needs at least one decomposed layer: ${field} ${lambda} has no magnitudes to act on`;
 }
 
 /** The granularities a sweep may set: dense ones always (the logits are dense), conv2d ones on a model with a conv2d layer. */
@@ -747,7 +781,15 @@ export function checkSweepGrid(
       );
   // Each point's config (lambda does not change what the layer fields may name).
   for (const g of grid.granularity ?? [undefined])
-    for (const c of grid.costWeighting ?? [undefined])
+    for (const c of grid.costWeighting ?? [undefined]) {
+      // A point that decomposes no layer (granularities set decompose fields) runs no lambda > 0.
+      for (const x of grid.lambda ?? []) {
+        const none = lambdaWithoutDecomposed(sweepPointConfig(cfg, x, g, c), x, 'lambda');
+        if (none)
+          throw bad(
+            `lambda ${x}: ${none}${g !== undefined ? ` (at granularity ${g})` : ''}; decompose a layer (decompose.dense, decompose.conv2d, decompose.exclude, or a granularity that decomposes one), or leave the lambdas above 0 out of the grid`,
+          );
+      }
       checkLayerFields(sweepPointConfig(cfg, cfg.training.proximal.lambda, g, c), (what) =>
         bad(
           g !== undefined
@@ -755,6 +797,7 @@ export function checkSweepGrid(
             : `costWeighting ${c}: at this cost weighting, ${what}`,
         ),
       );
+    }
 }
 
 /** The fields of a (valid) config JSON that give a former cost weighting name, with the name. */

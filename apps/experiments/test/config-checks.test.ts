@@ -37,3 +37,90 @@ describe("the last layer's units are the data set's class count", () => {
     );
   });
 });
+
+describe('a config that decomposes no layer', () => {
+  const lenet = (edit: (cfg: any) => void) => {
+    const cfg = experimentCopy('lenet-500-300');
+    edit(cfg);
+    return cfg;
+  };
+  const advice =
+    'the method needs at least one decomposed layer: training.proximal.lambda 0.0015 has no magnitudes to act on. Decompose a layer (set decompose.dense or decompose.conv2d, or take the layer out of decompose.exclude), or set training.proximal.lambda to 0 (or training.proximal.epochs to 0) to train without pruning';
+
+  test('is refused with a lambda > 0, naming the decompose fields', () => {
+    expect(() =>
+      parseConfig(
+        lenet((c) => (c.decompose.dense = null)),
+        'x.json',
+      ),
+    ).toThrow(
+      `invalid x.json:\n  decompose: no layer is decomposed (decompose.dense is null; the model has no conv2d layer), and ${advice}`,
+    );
+    expect(() => parseConfig(lenet((c) => (c.decompose.exclude = ['dense1', 'dense2', 'logits'])))).toThrow(
+      'decompose: no layer is decomposed (decompose.exclude lists every dense layer (dense1, dense2, logits); the model has no conv2d layer)',
+    );
+    const lenet5 = experimentCopy('lenet-5');
+    lenet5.decompose = { dense: null, conv2d: null, exclude: [] };
+    expect(() => parseConfig(lenet5)).toThrow(
+      'decompose: no layer is decomposed (decompose.dense is null; decompose.conv2d is null)',
+    );
+  });
+
+  test('runs as plain training with lambda 0 or no proximal epochs', () => {
+    expect(() =>
+      parseConfig(
+        lenet((c) => {
+          c.decompose.dense = null;
+          c.training.proximal.lambda = 0;
+          c.sweep = null;
+        }),
+      ),
+    ).not.toThrow();
+    expect(() =>
+      parseConfig(
+        lenet((c) => {
+          c.decompose.dense = null;
+          c.training.proximal.epochs = 0;
+        }),
+      ),
+    ).not.toThrow();
+  });
+
+  test('train, and a sweep of lambdas > 0 or a bisection, exit 2 before anything trains', async () => {
+    const nodec = writeVariant(tmp, 'nodec', (c) => (c.decompose.dense = null));
+    const r = await cli(['train', '--config', nodec, '--print-config']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(advice);
+    const plain = writeVariant(tmp, 'plain', (c) => {
+      c.decompose.dense = null;
+      c.training.proximal.lambda = 0;
+      c.sweep = null;
+    });
+    expect((await cli(['train', '--config', plain, '--print-config'])).code).toBe(0);
+    const sweep = await cli(['sweep', '--config', plain, '--lambda', '0,0.01', '--print-config']);
+    expect(sweep.code).toBe(2);
+    expect(sweep.err).toMatch(
+      /--lambda 0\.01: no layer is decomposed \(decompose\.dense is null; the model has no conv2d layer\), and the method needs at least one decomposed layer/,
+    );
+    // At a granularity that decomposes the dense layers, the points have a layer to prune.
+    expect(
+      (
+        await cli([
+          'sweep',
+          '--config',
+          plain,
+          '--lambda',
+          '0.01',
+          '--granularity',
+          'output',
+          '--print-config',
+        ])
+      ).code,
+    ).toBe(0);
+    const bisect = await cli(['sweep', '--config', plain, '--target-compression', '50', '--print-config']);
+    expect(bisect.code).toBe(2);
+    expect(bisect.err).toMatch(
+      /--target-compression: lenet-500-300: no layer is decomposed \(decompose\.dense is null; the model has no conv2d layer\), and the method needs at least one decomposed layer/,
+    );
+  });
+});
