@@ -682,10 +682,12 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
     base = loadConfigFile((p.values as any).config);
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
-  if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
+  // --print-config is a dry run of the command: it refuses the arguments the run refuses.
   const seed = intOption('seed', p.values.seed, 1);
   const backend = backendOption(p.values.backend);
   const threads = threadsOption(p.values.threads);
+  const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
+  if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const runDir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget)));
   const existed = existsSync(runDir);
   const cmd = recordedCommand(command, args);
@@ -702,7 +704,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
       resume: !!p.values.resume,
-      stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
+      stopAfterSteps,
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : runDir),
       formerOut: p.values.out ? undefined : join('runs', formerDefaultOutName(cfg.name, base, budgetName)),
@@ -828,8 +830,17 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       );
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
-  if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
+  // --print-config is a dry run of the command: it refuses the arguments the sweep refuses.
   const seed = intOption('seed', p.values.seed, 1);
+  const backend = backendOption(p.values.backend);
+  const threads = threadsOption(p.values.threads);
+  const bisectSteps = intOption(
+    'bisect-steps',
+    v['bisect-steps'] as string | undefined,
+    DEFAULT_BISECT_STEPS,
+  );
+  const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
+  if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
   const cmd = recordedCommand('sweep', args);
   // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder (a resumed
@@ -843,8 +854,8 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       budget,
       seed,
       out: dir,
-      backend: backendOption(p.values.backend),
-      threads: threadsOption(p.values.threads),
+      backend,
+      threads,
       releaseSavedTensorsDuringBackprop: !!p.values['release-saved-tensors-during-backprop'],
       dataDir: p.values['data-dir'],
       offline: !p.values.download,
@@ -854,10 +865,10 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       targetCompression: target,
       baselineFrom: p.values['baseline-from'],
       keepBaseline: p.values['keep-baseline'],
-      bisectSteps: intOption('bisect-steps', v['bisect-steps'] as string | undefined, DEFAULT_BISECT_STEPS),
+      bisectSteps,
       resume: !!p.values.resume,
       force: !!p.values.force,
-      stopAfterSteps: optionalInt('stop-after-steps', p.values['stop-after-steps']),
+      stopAfterSteps,
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : dir),
       formerOut: p.values.out

@@ -124,3 +124,50 @@ describe('a config that decomposes no layer', () => {
     );
   });
 });
+
+describe('--print-config refuses the arguments the run refuses', () => {
+  const cases: [string[], RegExp][] = [
+    [['--seed', 'abc'], /--seed: expected a non-negative integer, got "abc"/],
+    [['--seed', '-1'], /--seed: expected a non-negative integer, got "-1"/],
+    [['--seed', '1.5'], /--seed: expected a non-negative integer, got "1\.5"/],
+    [['--backend', 'gpu'], /--backend: got "gpu", allowed: node, wasm, cpu/],
+    [['--threads', '0'], /--threads: expected a whole number from 1 to 64, got "0"/],
+  ];
+
+  test.each(cases)('reproduce %j', async (extra, message) => {
+    const run = await cli([
+      'reproduce',
+      'lenet-500-300',
+      ...extra,
+      '--budget',
+      'tiny',
+      '--out',
+      join(tmp, 'x'),
+    ]);
+    const dry = await cli(['reproduce', 'lenet-500-300', ...extra, '--print-config']);
+    expect([run.code, dry.code]).toEqual([2, 2]);
+    expect(run.err).toMatch(message);
+    expect(dry.err).toBe(run.err);
+    expect(dry.out).toBe('');
+  });
+
+  test('train and sweep too', async () => {
+    const file = writeVariant(tmp, 'print', () => {});
+    const train = await cli(['train', '--config', file, '--seed', 'abc', '--print-config']);
+    expect(train.code).toBe(2);
+    expect(train.err).toMatch(/--seed: expected a non-negative integer, got "abc"/);
+    for (const extra of [
+      ['--seed', 'abc'],
+      ['--backend', 'gpu'],
+      ['--target-compression', '50', '--bisect-steps', 'x'],
+    ]) {
+      const sweep = await cli(['sweep', 'lenet-500-300', ...extra, '--print-config']);
+      expect(sweep.code).toBe(2);
+      expect(sweep.out).toBe('');
+    }
+    // Good arguments still print the config.
+    expect(
+      (await cli(['reproduce', 'lenet-500-300', '--seed', '3', '--backend', 'cpu', '--print-config'])).code,
+    ).toBe(0);
+  });
+});
