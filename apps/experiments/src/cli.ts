@@ -1909,12 +1909,17 @@ function readRun(dir: string, label: string | undefined): ReportRun {
 }
 
 /**
- * The epoch lines of a run's metrics.jsonl. A last line without its newline that does not
+ * The epoch lines of a run's metrics.jsonl, undefined (with a note) when there is none. A last line without its newline that does not
  * parse was cut short by a stop while it was written: left out, with a note. Any other line
  * that is not a JSON object is an error naming the file and the line.
  */
-function readMetrics(file: string): MetricLine[] {
-  if (!existsSync(file)) return [];
+function readMetrics(file: string): MetricLine[] | undefined {
+  if (!existsSync(file)) {
+    process.stderr.write(
+      `note: ${file} is missing: the report leaves the training curves out (the plots of an earlier report stay in plots/, unlinked)\n`,
+    );
+    return undefined;
+  }
   const text = readFileSync(file, 'utf8');
   const lines = text.split('\n');
   const metrics: MetricLine[] = [];

@@ -167,8 +167,29 @@ export interface MetricLine {
   [k: string]: unknown;
 }
 
-/** Writes the run's plots into RUN_DIR/plots and returns their blocks. */
-function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
+/**
+ * Writes the run's plots into RUN_DIR/plots and returns their blocks. `metrics` undefined:
+ * the run's metrics.jsonl is missing, so the training curves are left out (with a note), and
+ * their files from an earlier report stay as they are.
+ */
+function plots(dir: string, r: RunResults, metrics: MetricLine[] | undefined): Block[] {
+  const files: Block[] = [];
+  const write = (name: string, svg: string, alt: string) => {
+    writeFileAtomic(join(dir, 'plots', name), svg);
+    files.push({ kind: 'img', file: `plots/${name}`, alt });
+  };
+  if (metrics) curvePlots(metrics, write);
+  else
+    files.push({
+      kind: 'p',
+      text: "**Note:** this run's `metrics.jsonl` is missing, so the training curves (validation error, training loss, weights in dead groups per epoch) are left out; the figures above come from results.json.",
+    });
+  unitPlots(r, write);
+  return files;
+}
+
+/** The plots of metrics.jsonl's epoch lines: validation error, training loss, dead-group weights. */
+function curvePlots(metrics: MetricLine[], write: (name: string, svg: string, alt: string) => void): void {
   // metrics.jsonl is JSON: a figure that was NaN (no validation split) reads back as null,
   // which arithmetic would turn into 0; such an epoch has no point.
   const byPhase = (key: 'validationError' | 'trainLoss', scale = 1) => {
@@ -184,11 +205,6 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       if (pts.length) series.push({ name: phase, points: pts });
     }
     return series;
-  };
-  const files: Block[] = [];
-  const write = (name: string, svg: string, alt: string) => {
-    writeFileAtomic(join(dir, 'plots', name), svg);
-    files.push({ kind: 'img', file: `plots/${name}`, alt });
   };
   write(
     'curves.svg',
@@ -225,6 +241,10 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       }),
       'share of all weights in dead groups at each proximal epoch: a lower bound on the parameters removed, which also count what surgery removes with the dead groups (a unit whose every outgoing weight is dead loses its incoming weights and bias too)',
     );
+}
+
+/** The plots of results.json's layers: units per layer, groups per decomposed layer. */
+function unitPlots(r: RunResults, write: (name: string, svg: string, alt: string) => void): void {
   const units = r.baseline.layers.filter((l) => l.units !== undefined);
   const after = new Map(r.compressed.layers.map((l) => [l.name, l]));
   write(
@@ -272,7 +292,6 @@ function plots(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
       'live groups (magnitude > 0) per decomposed layer after proximal training',
     );
   }
-  return files;
 }
 
 /**
@@ -373,8 +392,11 @@ function reducedBudgetText(budget: RunResults['budget'] | undefined, whose: stri
   return `**Reduced budget** (${codeSpan(budget.name)}: ${markdownText(JSON.stringify({ ...budget.spec, note: undefined }))}): ${whose} data, validation split, batch size, width or epochs differ from the config as written${note}; its figures are not a full reproduction.`;
 }
 
-/** The report of one run as blocks (also used by `normprune report`). */
-export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[]): Block[] {
+/**
+ * The report of one run as blocks (also used by `normprune report`); `metrics` undefined when
+ * the run's metrics.jsonl is missing (the report says so instead of drawing empty curves).
+ */
+export function runReportBlocks(dir: string, r: RunResults, metrics: MetricLine[] | undefined): Block[] {
   const b = r.baseline;
   const c = r.compressed;
   const blocks: Block[] = [

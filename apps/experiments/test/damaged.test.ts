@@ -72,6 +72,24 @@ describe('report on a damaged results.json', () => {
 });
 
 describe('report on a damaged metrics.jsonl', () => {
+  it('without metrics.jsonl says the curves are left out, instead of drawing empty ones', async () => {
+    const dir = damagedRun((d) => rmSync(join(d, 'metrics.jsonl')));
+    const curves = readFileSync(join(dir, 'plots', 'curves.svg'), 'utf8');
+    const r = await cli(['report', dir]);
+    expect(r.code).toBe(0);
+    expect(r.err).toBe(
+      `note: ${join(dir, 'metrics.jsonl')} is missing: the report leaves the training curves out ` +
+        '(the plots of an earlier report stay in plots/, unlinked)\n',
+    );
+    const md = readFileSync(join(dir, 'report.md'), 'utf8');
+    expect(md).toContain("**Note:** this run's `metrics.jsonl` is missing, so the training curves");
+    expect(md).not.toMatch(/plots\/(curves|loss|compression)\.svg/);
+    expect(md).toContain('(plots/units.svg)');
+    expect(readFileSync(join(dir, 'report.html'), 'utf8')).toContain('metrics.jsonl</code> is missing');
+    // The earlier report's curves, perhaps the only record of the training left, are not overwritten.
+    expect(readFileSync(join(dir, 'plots', 'curves.svg'), 'utf8')).toBe(curves);
+  });
+
   it('leaves out a half-written last line (a run killed while writing it), with a note', async () => {
     const dir = damagedRun((d) => {
       const f = join(d, 'metrics.jsonl');
