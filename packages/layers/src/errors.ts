@@ -72,6 +72,10 @@ export class NonFiniteWeightError extends Error {
    * for a caller that wraps the error with advice of its own.
    */
   readonly detail: string;
+  /** The function that refused (`'decompose'`, `'surgery'`): the message's prefix. */
+  readonly caller: string;
+  /** What the bad value prevents and what to do: the message's last part. */
+  readonly advice: string;
 
   /**
    * Builds the error. The message is `` `${caller}: ${detail}: ${advice}` ``, the detail
@@ -110,6 +114,8 @@ export class NonFiniteWeightError extends Error {
     this.index = [...found.index];
     this.value = found.value;
     this.detail = detail;
+    this.caller = caller;
+    this.advice = advice;
   }
 }
 

@@ -72,6 +72,7 @@ describe('readFiniteWeight', () => {
         `layer '${name}' (${className}) has 1 non-finite value in weight '${weight}' ` +
         `(the first, at [${at.join(',')}], is ${value})`;
       expect(e.detail).toBe(detail);
+      expect([e.caller, e.advice]).toEqual(['mytool', ADVICE]);
       expect(e.message).toBe(`mytool: ${detail}: ${ADVICE}`);
       expect(String(e)).toBe(`NonFiniteWeightError: ${e.message}`);
       expect(e.stack).toMatch(/^NonFiniteWeightError: mytool: layer/);

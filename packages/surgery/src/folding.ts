@@ -66,19 +66,17 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
 /**
  * `e`, or for a `NonFiniteWeightError` about a layer that `fold` made, the same error about the
  * decomposed layer of `model` it came from: the folded kernel is surgery's copy, and the bad entry
- * is in the layer's direction, magnitude or bias, which the error then names.
+ * is in the layer's direction, magnitude or bias, which the error then names, with the same
+ * caller and advice.
  */
 function ofDecomposed(model: tfl.LayersModel, e: unknown): unknown {
   if (!(e instanceof NonFiniteWeightError) || e.code !== 'non-finite') return e;
   const layer = allLayers(model).find((l) => l.name === e.layer && isDecomposed(l));
-  // The message is `${caller}: ${detail}: ${advice}`: the same caller and advice, of another weight.
-  const at = e.message.indexOf(`: ${e.detail}: `);
-  if (!layer || at < 0) return e;
-  const caller = e.message.slice(0, at);
-  const advice = e.message.slice(at + e.detail.length + 4);
+  // An error from an older copy of @normprune/layers has no caller or advice fields.
+  if (!layer || typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
   for (const w of layer.weights) {
     try {
-      readFiniteWeight(layer, w, caller, advice);
+      readFiniteWeight(layer, w, e.caller, e.advice);
     } catch (found) {
       return found;
     }
