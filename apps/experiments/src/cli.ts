@@ -1584,6 +1584,30 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   return 0;
 }
 
+/**
+ * What to prune instead of `dir`, a model with no decomposed layers: a run's checkpoint says by
+ * its state.json which phase saved it, and only the proximal phase saves a decomposed model.
+ */
+function plainAdvice(dir: string): string {
+  const proximal =
+    'prune a model saved during proximal training, e.g. RUN_DIR/.work/checkpoint/model of a run stopped in its proximal phase';
+  let phase: unknown;
+  if (basename(resolve(dir)) === 'model' && basename(dirname(resolve(dir))) === 'checkpoint')
+    try {
+      phase = (JSON.parse(readFileSync(join(dir, '..', 'state.json'), 'utf8')) as { phase?: unknown })?.phase;
+    } catch {
+      phase = undefined;
+    }
+  if (phase === 'baseline')
+    return `it is a checkpoint of baseline training, saved before the run decomposed the model; ${proximal}`;
+  if (phase === 'finetune' || phase === 'done')
+    return (
+      'it is a checkpoint of fine-tuning: the run removed its groups when proximal training ended, ' +
+      "and the run's model/ is its export once it finishes"
+    );
+  return proximal;
+}
+
 /** The rest of `normprune prune`, once --out is locked: load, prune, export, say what it did. */
 async function pruneInto(
   v: Record<string, any>,
@@ -1613,7 +1637,7 @@ async function pruneInto(
         (threshold > 0
           ? `Dense weights and Conv2D kernels with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
           : 'only units whose weights are all zero are removed ') +
-        '(prune a model saved during or after proximal training, e.g. RUN_DIR/.work/checkpoint/model)',
+        `(${plainAdvice(v.model)})`,
     );
   for (const [flag, given] of [
     ['--keep', keep],

@@ -413,6 +413,29 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   expect(again.code).toBe(0);
   expect(again.out).toMatch(/has no decomposed layers; only units whose weights are all zero are removed/);
   expect(again.out).toMatch(/23 parameters -> 18 non-zero/);
+  expect(again.out).toMatch(/\(prune a model saved during proximal training, e\.g\. RUN_DIR/);
+  // A run's checkpoint says by its state.json which phase saved it: the advice follows the phase.
+  for (const [phase, advice] of [
+    [
+      'baseline',
+      /\(it is a checkpoint of baseline training, saved before the run decomposed the model; prune a model saved during proximal training/,
+    ],
+    [
+      'finetune',
+      /\(it is a checkpoint of fine-tuning: the run removed its groups when proximal training ended, and the run's model\/ is its export once it finishes\)/,
+    ],
+    ['done', /\(it is a checkpoint of fine-tuning: /],
+    ['proximal', /\(prune a model saved during proximal training, e\.g\. /],
+  ] as const) {
+    const ckpt = join(tmp, `ckpt-${phase}`, '.work', 'checkpoint');
+    cpSync(out, join(ckpt, 'model'), { recursive: true });
+    writeFileSync(join(ckpt, 'state.json'), JSON.stringify({ phase }));
+    const r2 = await cli(['prune', '--model', join(ckpt, 'model'), '--out', join(tmp, `ckpt-${phase}-out`)]);
+    expect(r2.code).toBe(0);
+    expect(r2.out).toMatch(advice);
+    // Fine-tuning's checkpoint is not the model to prune again: the advice no longer points at it.
+    if (phase === 'finetune' || phase === 'done') expect(r2.out).not.toMatch(/prune a model saved/);
+  }
   // On a plain model the threshold is surgery's: it zeroes single Dense weights, and says so.
   const plainCut = await cli([
     'prune',
