@@ -488,6 +488,41 @@ const CASES: Case[] = [
     run: () => tf.maxPool(tf.tensor4d(nanWindows, [2, 2, 2, 1]), 2, 2, 'valid'),
     show: true,
   },
+  // Convolutions of an input with 0 channels (after the rows above, whose numbers the README cites).
+  {
+    name: "conv2d x [2,5,5,0], filter 3x3x0x3, 'same'",
+    claim: 'heap leftovers',
+    run: () =>
+      tf.conv2d(tf.zeros([2, 5, 5, 0]) as tf.Tensor4D, tf.zeros([3, 3, 0, 3]) as tf.Tensor4D, 1, 'same'),
+    alone: true,
+  },
+  {
+    name: "fused.conv2d x [1,4,4,0], filter 3x3x0x3, 'valid', bias [0.5,-1,2], 'relu'",
+    claim: 'heap leftovers',
+    run: () =>
+      tf.fused.conv2d({
+        x: tf.zeros([1, 4, 4, 0]) as tf.Tensor4D,
+        filter: tf.zeros([3, 3, 0, 3]) as tf.Tensor4D,
+        strides: 1,
+        pad: 'valid',
+        bias: tf.tensor1d([0.5, -1, 2]),
+        activation: 'relu',
+      }),
+    show: true,
+    alone: true,
+  },
+  {
+    name: "depthwiseConv2d x [2,5,5,0], filter 3x3x0x2, 'same'",
+    claim: 'trap: divide by zero',
+    run: () =>
+      tf.depthwiseConv2d(
+        tf.zeros([2, 5, 5, 0]) as tf.Tensor4D,
+        tf.zeros([3, 3, 0, 2]) as tf.Tensor4D,
+        1,
+        'same',
+      ),
+    alone: true,
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------

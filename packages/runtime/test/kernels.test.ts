@@ -606,6 +606,83 @@ describe('Sum and Mean over an empty axis of int32 and bool tensors', () => {
   });
 });
 
+describe('convolutions of an input with 0 channels', () => {
+  // XNNPACK read no weights and left the output unwritten (heap leftovers: 3.6e-41, NaN), or, for
+  // a depthwise one, divided by the 0 channels (the wasm trap "divide by zero"). cpu gives the empty
+  // sum: 0, then the bias and the activation; a depthwise one has no output channels.
+  const bias = [0.5, -1, 2, -0.25];
+  const cases: [string, number[], number, number | [number, number], 'same' | 'valid', number][] = [
+    // [name, x shape, filter size, strides, pad, output channels]
+    ['3x3 same', [2, 5, 5, 0], 3, 1, 'same', 3],
+    ['3x3 valid stride 2', [1, 6, 7, 0], 3, 2, 'valid', 4],
+    ['1x1 same stride 3 (stride past the kernel)', [2, 4, 4, 0], 1, 3, 'same', 2],
+    ['2x2 valid strides [1, 2]', [3, 3, 5, 0], 2, [1, 2], 'valid', 1],
+  ];
+  const convOps = (
+    xs: number[],
+    k: number,
+    s: number | [number, number],
+    pad: 'same' | 'valid',
+    cout: number,
+  ) => {
+    const x = () => tf.zeros<tf.Rank>(xs) as tf.Tensor4D;
+    const w = () => tf.zeros([k, k, 0, cout]) as tf.Tensor4D;
+    const b = () => tf.tensor1d(bias.slice(0, cout));
+    return [
+      ['conv2d', () => tf.conv2d(x(), w(), s, pad)],
+      [
+        'fused conv2d, bias and relu',
+        () => tf.fused.conv2d({ x: x(), filter: w(), strides: s, pad, bias: b(), activation: 'relu' }),
+      ],
+      [
+        'fused conv2d, bias and elu',
+        () => tf.fused.conv2d({ x: x(), filter: w(), strides: s, pad, bias: b(), activation: 'elu' }),
+      ],
+      ['depthwise', () => tf.depthwiseConv2d(x(), tf.zeros([k, k, 0, 2]) as tf.Tensor4D, s, pad)],
+      [
+        'fused depthwise, bias',
+        () =>
+          tf.fused.depthwiseConv2d({
+            x: x(),
+            filter: tf.zeros([k, k, 0, 2]) as tf.Tensor4D,
+            strides: s,
+            pad,
+            bias: tf.zeros([0]),
+          }),
+      ],
+    ] as [string, () => tf.Tensor][];
+  };
+  it.each(cases)('%s: what cpu gives, leaving nothing behind', async (_name, xs, k, s, pad, cout) => {
+    for (const [what, op] of convOps(xs, k, s, pad, cout)) {
+      await tf.setBackend('cpu');
+      const shape = tf.tidy(() => op().shape);
+      const [cpu] = await runOn('cpu', op);
+      for (let i = 0; i < 2; i++) {
+        // Leave garbage on the heap where the output may land.
+        await tf.setBackend('wasm');
+        tf.tidy(() => tf.fill([512], -Infinity).dataSync());
+        const ids = wasmDataIds();
+        const [got] = await expectNoLeak(() => runOn('wasm', op));
+        expect(wasmDataIds()).toBe(ids);
+        expect([what, Array.from(got)]).toEqual([what, Array.from(cpu)]);
+      }
+      expect(tf.tidy(() => op().shape)).toEqual(shape);
+      if (what.includes('depthwise')) expect(shape[3]).toBe(0);
+      else expect(shape[3]).toBe(cout);
+    }
+    // The backend works on after them.
+    expect(
+      Array.from(
+        tf.tidy(() =>
+          tf
+            .conv2d(tf.ones([1, 3, 3, 1]) as tf.Tensor4D, tf.ones([3, 3, 1, 1]) as tf.Tensor4D, 1, 'valid')
+            .dataSync(),
+        ),
+      ),
+    ).toEqual([9]);
+  });
+});
+
 describe('AvgPool past 8,192 channels', () => {
   // Upstream's XNNPACK pool puts a buffer of `channels` floats on the 64 KB
   // wasm stack: with a window of 8 or more it ran off the stack past about

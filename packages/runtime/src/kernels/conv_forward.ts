@@ -19,7 +19,23 @@
 // goes to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
 import { refuseUnevenNumericPad } from './numeric_pad.js';
-import { ConvGeometryAttrs, emptyOutput, forwardConvInfo, KernelFn, padFor, pair } from './util.js';
+import {
+  ConvGeometryAttrs,
+  emptyOutput,
+  forwardConvInfo,
+  HeapBackend,
+  KernelFn,
+  padFor,
+  pair,
+  release,
+} from './util.js';
+
+/** A float32 buffer of `shape` holding zeros. */
+function zeros(backend: HeapBackend, shape: number[]): tf.TensorInfo {
+  const out = backend.makeOutput(shape, 'float32');
+  backend.typedArrayFromHeap(out).fill(0);
+  return out;
+}
 
 /**
  * Wraps an upstream Conv2D-like kernel (`Conv2D`, `FusedConv2D`,
@@ -30,6 +46,34 @@ import { ConvGeometryAttrs, emptyOutput, forwardConvInfo, KernelFn, padFor, pair
  */
 export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): KernelFn | null {
   if (upstream == null) return null;
+  const padded = paddedCall(upstream, depthwise);
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    const filter = args.inputs.filter as tf.TensorInfo;
+    // No input channels: XNNPACK reads no weights and leaves the output unwritten (a
+    // depthwise one divides by the 0 channels: a wasm trap). A convolution's output is then
+    // the empty sum, 0, plus the bias, through the activation: the same call on one zero
+    // channel gives it. A depthwise one has no output channels, an empty output.
+    if (
+      x.shape[3] === 0 &&
+      (args.attrs as unknown as ConvGeometryAttrs).dataFormat !== 'NCHW' &&
+      !depthwise
+    ) {
+      const b = args.backend as HeapBackend;
+      const one = zeros(b, [...x.shape.slice(0, 3), 1]);
+      const weights = zeros(b, [filter.shape[0], filter.shape[1], 1, filter.shape[3]]);
+      try {
+        return padded({ ...args, inputs: { ...args.inputs, x: one, filter: weights } });
+      } finally {
+        release(b, one, weights);
+      }
+    }
+    return padded(args);
+  };
+}
+
+/** {@link explicitPadding}'s call, for inputs with at least one channel (a depthwise one: any). */
+function paddedCall(upstream: KernelFn, depthwise: boolean): KernelFn {
   return (args) => {
     const attrs = args.attrs as unknown as ConvGeometryAttrs;
     const x = args.inputs.x as tf.TensorInfo;
@@ -43,13 +87,15 @@ export function explicitPadding(upstream: KernelFn | null, depthwise: boolean): 
         attrs.strides,
         attrs.dilations,
       );
-    // Only an empty x ('same') or a (dilated) filter larger than x (otherwise) can leave no output.
+    // Only an empty x ('same'), a (dilated) filter larger than x (otherwise) or no channels
+    // (depthwise) can leave no output.
     const nchw = attrs.dataFormat === 'NCHW';
     const h = x.shape[nchw ? 2 : 1];
     const w = x.shape[nchw ? 3 : 2];
     const [dh, dw] = pair(attrs.dilations);
     if (
-      attrs.pad === 'same' ? h === 0 || w === 0 : h < (shape[0] - 1) * dh + 1 || w < (shape[1] - 1) * dw + 1
+      (depthwise && x.shape[nchw ? 1 : 3] === 0) ||
+      (attrs.pad === 'same' ? h === 0 || w === 0 : h < (shape[0] - 1) * dh + 1 || w < (shape[1] - 1) * dw + 1)
     ) {
       const empty = emptyOutput(
         args.backend as tf.KernelBackend,
