@@ -139,6 +139,21 @@ const budgetSpec = z.strictObject({
 /** A training budget: subset sizes, epochs per phase, width multiplier. */
 export type Budget = z.infer<typeof budgetSpec>;
 
+/** The classes of each data set: the units the last layer (the logits) must have. */
+export const DATASET_CLASSES: Record<'mnist' | 'fashion-mnist' | 'cifar10', number> = {
+  mnist: 10,
+  'fashion-mnist': 10,
+  cifar10: 10,
+};
+
+const classesText = Object.entries(DATASET_CLASSES)
+  .map(([d, n]) => `${n} for ${d}`)
+  .join(', ');
+/** What model.layers holds, as the schema says it (validateConfig checks the rules it states). */
+const LAYERS_TEXT =
+  'dense, conv2d, maxPool2d and flatten layers, in order; a dense layer comes after a flatten, and the ' +
+  `last is a dense layer (the logits) with one unit per class of dataset.name (${classesText}).`;
+
 /** The schema of an experiment configuration file (configs/*.json). */
 export const experimentSchema = z.strictObject({
   $schema: z.string().optional().describe('The JSON Schema of this file, for editors; ignored by normprune.'),
@@ -193,12 +208,7 @@ export const experimentSchema = z.strictObject({
       ),
   }),
   model: z.strictObject({
-    layers: z
-      .array(layerSpecSchema)
-      .min(1)
-      .describe(
-        'dense, conv2d, maxPool2d and flatten layers, in order; the last is a dense layer (the logits).',
-      ),
+    layers: z.array(layerSpecSchema).min(1).describe(LAYERS_TEXT),
   }),
   decompose: z.strictObject({
     dense: z
@@ -571,13 +581,6 @@ export function parseConfig(
     written: true,
   });
 }
-
-/** The classes of each data set: the units the last layer (the logits) must have. */
-export const DATASET_CLASSES: Record<ExperimentConfig['dataset']['name'], number> = {
-  mnist: 10,
-  'fashion-mnist': 10,
-  cifar10: 10,
-};
 
 /**
  * Validates a config (its `extends` resolved). A deprecated former name (cost weighting
