@@ -261,37 +261,29 @@ function unitPlots(r: RunResults, write: (name: string, svg: string, alt: string
     'surviving units per layer',
   );
   const withGroups = r.groups;
-  if (withGroups.length && ruleCut(r)) {
-    // The rule's cut is drawn apart from what proximal training left.
-    write(
-      'groups.svg',
-      barChart({
-        title: 'Groups per decomposed layer',
-        labels: withGroups.map((g) => `${g.layer} (${g.granularity})`),
-        series: [
-          { name: 'groups', values: withGroups.map((g) => g.groups) },
-          { name: 'live after proximal', values: withGroups.map((g) => g.liveAfterProximal ?? g.live) },
-          { name: 'left by prune rule', values: withGroups.map((g) => g.live) },
-        ],
-        xLabel: 'groups',
-      }),
-      `groups per decomposed layer: live (magnitude > 0) after proximal training, and left by the config's prune rule (${ruleFields(r.pruneRule!).join(', ')}), which cut groups after proximal training`,
-    );
-  } else if (withGroups.length) {
-    write(
-      'groups.svg',
-      barChart({
-        title: 'Live groups per decomposed layer',
-        labels: withGroups.map((g) => `${g.layer} (${g.granularity})`),
-        series: [
-          { name: 'groups', values: withGroups.map((g) => g.groups) },
-          { name: 'live', values: withGroups.map((g) => g.live) },
-        ],
-        xLabel: 'groups',
-      }),
-      'live groups (magnitude > 0) per decomposed layer after proximal training',
-    );
-  }
+  if (!withGroups.length) return;
+  // With a prune rule that cut, its cut is drawn apart from what proximal training left.
+  const cut = ruleCut(r);
+  write(
+    'groups.svg',
+    barChart({
+      title: cut ? 'Groups per decomposed layer' : 'Live groups per decomposed layer',
+      labels: withGroups.map((g) => `${g.layer} (${g.granularity})`),
+      series: [
+        { name: 'groups', values: withGroups.map((g) => g.groups) },
+        ...(cut
+          ? [
+              { name: 'live after proximal', values: withGroups.map((g) => g.liveAfterProximal ?? g.live) },
+              { name: 'left by prune rule', values: withGroups.map((g) => g.live) },
+            ]
+          : [{ name: 'live', values: withGroups.map((g) => g.live) }]),
+      ],
+      xLabel: 'groups',
+    }),
+    cut
+      ? `groups per decomposed layer: live (magnitude > 0) after proximal training, and left by the config's prune rule (${ruleFields(r.pruneRule!).join(', ')}), which cut groups after proximal training`
+      : 'live groups (magnitude > 0) per decomposed layer after proximal training',
+  );
 }
 
 /**
