@@ -63,6 +63,7 @@ import {
   RESULTS_SHAPE,
   resultsTable,
   rowFileName,
+  rowName,
   runReportBlocks,
   seedsTable,
   tableRow,
@@ -2035,16 +2036,26 @@ function pointLabel(dir: string): string | undefined {
  * replace the others; or a row file `dir` already holds for another seed.
  */
 function refuseRowClash(sources: ReportSource[], dir: string, flag: string): void {
-  const seen = new Map<string, string>();
+  const seen = new Map<string, { dir: string; row: TableRow }>();
   for (const run of sources.flatMap((src) => (src.kind === 'row' ? [] : src.runs))) {
-    const name = rowFileName(tableRow(run.results, run.label));
+    const row = tableRow(run.results, run.label);
+    const name = rowFileName(row);
     const other = seen.get(name);
-    if (other !== undefined)
+    if (other !== undefined) {
+      // Runs of one seed are runs of two configs under one name (an `extends` file that keeps it).
+      const sameSeed = other.row.seed === row.seed;
+      const configs =
+        other.row.configId && row.configId && other.row.configId !== row.configId
+          ? ` (configs ${other.row.configId} and ${row.configId})`
+          : '';
       throw new Error(
-        `report: ${other} and ${run.dir} would both be written to ${join(dir, name + '.json')}, the second replacing the first; ` +
-          `export or --json each seed (or each run of one experiment) to its own folder, e.g. ${join(dir, 'seed-N')}`,
+        `report: ${other.dir} and ${run.dir} would both be written to ${join(dir, name + '.json')}, the second replacing the first; ` +
+          (sameSeed
+            ? `both are ${rowName(row)} with seed ${row.seed}${configs}: export or --json each run to its own folder, e.g. ${join(dir, basename(resolve(run.dir)))}`
+            : `export or --json each seed to its own folder, e.g. ${join(dir, `seed-${row.seed}`)}`),
       );
-    seen.set(name, run.dir);
+    }
+    seen.set(name, { dir: run.dir, row });
     // A row already there from another seed would be replaced as silently (two calls of one folder).
     const file = join(dir, `${name}.json`);
     let there: Partial<TableRow> | undefined;

@@ -704,6 +704,20 @@ export function rowName(r: TableRow): string {
   return r.variant ? `${r.experiment} ${r.variant}` : r.experiment;
 }
 
+/**
+ * The rows' names, each with `(config <configId>)` where rows of one name and budget come from
+ * different configs (an `extends` file that keeps its base's name), so that neither reads as the
+ * other. Rows of older versions carry no configId and keep their plain name.
+ */
+function rowLabels(rows: TableRow[]): string[] {
+  const key = (r: TableRow) => `${rowName(r)}\u0000${r.budget}`;
+  const ids = new Map<string, Set<string>>();
+  for (const r of rows) if (r.configId) ids.set(key(r), (ids.get(key(r)) ?? new Set()).add(r.configId));
+  return rows.map((r) =>
+    r.configId && (ids.get(key(r))?.size ?? 0) > 1 ? `${rowName(r)} (config ${r.configId})` : rowName(r),
+  );
+}
+
 /** The file name (without `.json`) of a row written by `report --json/--export`. */
 export function rowFileName(r: TableRow): string {
   return r.variant ? `${r.experiment}-${r.variant}` : r.experiment;
@@ -874,12 +888,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
   }
   const body: string[][] = [];
   const shown = [...groups.values()].filter((g) => g.length >= 2);
-  // Two configs under one name each get their configId, so neither reads as the other.
-  const names = shown.map((g) => `${rowName(g[0])}\u0000${g[0].budget}`);
-  const label = (g: TableRow[], i: number) =>
-    names.filter((n) => n === names[i]).length > 1 && g[0].configId
-      ? `${markdownText(rowName(g[0]))} (config ${g[0].configId})`
-      : markdownText(rowName(g[0]));
+  const labels = rowLabels(shown.map((g) => g[0]));
   for (const [i, g] of shown.entries()) {
     g.sort((a, b) => a.seed - b.seed);
     const removed = meanSd(g.map(exactCompressionPct));
@@ -892,7 +901,7 @@ export function seedsTable(rows: TableRow[]): string | undefined {
     const only = g.some((r) => r.reduced) ? ' at a reduced budget only, not a reproduction' : '';
     const target = t ? targetText(t, removed.mean, delta.mean, ` on the means${only}`) : '';
     body.push([
-      label(g, i),
+      markdownText(labels[i]),
       markdownText(budgetText(g[0])),
       g.map((r) => r.seed).join(', '),
       `${pct(removed.mean)} ± ${removed.sd.toFixed(2)}`,
@@ -943,8 +952,9 @@ export function resultsTable(rows: TableRow[]): string {
     'target',
     'train time',
   ];
-  const body = rows.map((r) => [
-    markdownText(rowName(r)),
+  const labels = rowLabels(rows);
+  const body = rows.map((r, i) => [
+    markdownText(labels[i]),
     String(r.seed),
     markdownText(budgetText(r)),
     int(r.baseline.params),

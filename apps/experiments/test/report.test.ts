@@ -137,7 +137,7 @@ test('seedsTable is undefined without repeated seeds, and a seed run twice count
   expect(seedsTable([row('a', 1, 90, 1, 1), row('a', 1, 90, 1, 1.5)])).toBeUndefined();
 });
 
-test('seedsTable keeps configs that share a name apart (an extends file keeps its base name)', () => {
+test('seedsTable and resultsTable keep configs that share a name apart (an extends file keeps its base name)', () => {
   const a = (seed: number, removed: number) => ({
     ...row('lenet-500-300', seed, removed, 1, 1.1),
     configId: 'aaaaaaaaaaaa',
@@ -154,6 +154,14 @@ test('seedsTable keeps configs that share a name apart (an extends file keeps it
   // One config alone keeps its plain name; rows without a configId (older runs) group as before.
   expect(seedsTable([a(1, 87), a(2, 88)])!).toMatch(/\| lenet-500-300 +\| full +\| 1, 2 /);
   expect(seedsTable([row('x', 1, 87, 1, 1), row('x', 2, 88, 1, 1)])!).toMatch(/\| x +\| full +\| 1, 2 /);
+  // The per-run table labels them alike, so that two runs of one name and seed can be told apart.
+  const runs = resultsTable([a(1, 87), b(1, 20), a(2, 88)]).split('\n');
+  expect(runs.filter((l) => l.startsWith('| lenet-500-300 (config aaaaaaaaaaaa) | 1 ')).length).toBe(1);
+  expect(runs.filter((l) => l.startsWith('| lenet-500-300 (config bbbbbbbbbbbb) | 1 ')).length).toBe(1);
+  expect(runs.filter((l) => l.startsWith('| lenet-500-300 (config aaaaaaaaaaaa) | 2 ')).length).toBe(1);
+  expect(resultsTable([a(1, 87), a(2, 88), row('lenet-500-300', 3, 86, 1, 1)])).not.toMatch(/\(config /);
+  // Another budget is another row name already: only runs of one name and budget are compared.
+  expect(resultsTable([a(1, 87), { ...b(1, 20), budget: 'tiny' }])).not.toMatch(/\(config /);
   // An older row (no configId) beside new runs of one config counts as a seed of it.
   expect(seedsTable([row('lenet-500-300', 3, 86, 1, 1), a(1, 87), a(2, 88)])!).toMatch(
     /\| lenet-500-300 +\| full +\| 1, 2, 3 /,

@@ -83,6 +83,20 @@ test('report over sweep directories: one row per point, and one across-seeds row
     /would both be written to .*lenet-500-300-lambda-0\.001-output\.json, the second replacing the first; export or --json each seed/,
   );
   expect(existsSync(rows)).toBe(false);
+  // Runs of one seed would clash too: two configs under one name (an extends file that keeps it).
+  const other = join(tmp, 'grid-other-config');
+  cpSync(grid, other, { recursive: true });
+  for (const p of JSON.parse(readFileSync(join(other, 'sweep.json'), 'utf8')).points) {
+    const f = join(other, p.dir, 'results.json');
+    writeFileSync(f, JSON.stringify({ ...JSON.parse(readFileSync(f, 'utf8')), configId: 'cccccccccccc' }));
+  }
+  const sameSeed = await cli(['report', '--table', grid, other, '--export', rows]);
+  expect(sameSeed.code).toBe(1);
+  expect(sameSeed.err).toMatch(
+    /the second replacing the first; both are lenet-500-300 lambda-0\.001-output with seed 1 \(configs [0-9a-f]{12} and cccccccccccc\): export or --json each run to its own folder, e\.g\. .*sweep-rows\/lambda-0\.001-output/,
+  );
+  expect(sameSeed.err).not.toMatch(/each seed/);
+  expect(existsSync(rows)).toBe(false);
   const t = await cli(['report', '--table', grid, grid2]);
   expect(t.code).toBe(0);
   expect((await cli(['report', '--table', grid, '--export', rows])).code).toBe(0);
