@@ -1,8 +1,55 @@
-import { DatasetError } from './errors.js';
+import { DatasetError, shown } from './errors.js';
 import type { Split, Stats, TrainValidation } from './types.js';
 
-/** Catches hand-built splits whose arrays disagree with `count` and `shape` before they reach tfjs. */
+/** A typed array's kind for an error message: `Float32Array`, `Array`, `undefined`. */
+function kindOf(v: unknown): string {
+  if (v === null || v === undefined) return String(v);
+  return (v as object).constructor?.name ?? typeof v;
+}
+
+/** Byte arrays a split's pixels and labels may be held in (a canvas's ImageData is clamped). */
+const isBytes = (v: unknown): boolean => v instanceof Uint8Array || v instanceof Uint8ClampedArray;
+
+/**
+ * Catches hand-built splits that are not what the tensor helpers read before they reach tfjs:
+ * pixels and labels that are not bytes (a Float32Array of pixels already scaled to [0, 1]
+ * would make every pixel NaN through the byte lookup table; a label of -1 would set a 1 in the
+ * previous row of a one-hot tensor), a shape that is not [h, w, c], and arrays whose lengths
+ * disagree with `count` and `shape`.
+ */
 export function checkSplit(split: Split): void {
+  if (typeof split !== 'object' || split === null)
+    throw new DatasetError('invalid-argument', {
+      message: "a split must be an object { images, labels, count, shape } (a loader's ds.train or ds.test)",
+      found: String(split),
+    });
+  const shape = split.shape as unknown;
+  if (
+    !Array.isArray(shape) ||
+    shape.length !== 3 ||
+    !shape.every((d) => typeof d === 'number' && Number.isInteger(d) && d > 0)
+  )
+    throw new DatasetError('invalid-argument', {
+      message: 'split.shape must be [h, w, c] of positive integers (one grayscale image is [28, 28, 1])',
+      found: JSON.stringify(shape) ?? String(shape),
+    });
+  if (typeof split.count !== 'number' || !Number.isInteger(split.count) || split.count < 0)
+    throw new DatasetError('invalid-argument', {
+      message: 'split.count must be an integer >= 0 (the number of images)',
+      found: shown(split.count),
+    });
+  if (!isBytes(split.images))
+    throw new DatasetError('invalid-argument', {
+      message:
+        'split.images must be a Uint8Array of pixel bytes 0..255, NHWC (the tensors are scaled from bytes; pixels already scaled to [0, 1] would all be NaN): Uint8Array.from(pixels) for bytes held in another array',
+      found: kindOf(split.images),
+    });
+  if (!isBytes(split.labels))
+    throw new DatasetError('invalid-argument', {
+      message:
+        'split.labels must be a Uint8Array of class indices 0..255: Uint8Array.from(labels) for labels held in another array',
+      found: kindOf(split.labels),
+    });
   const [h, w, c] = split.shape;
   const want = split.count * h * w * c;
   if (split.images.length !== want) {

@@ -312,6 +312,42 @@ describe('argument checks', () => {
     });
   });
 
+  it('refuses hand-built splits whose arrays are not bytes or whose shape is not [h, w, c], instead of NaN pixels or a label in the wrong row', async () => {
+    const s = split(4, 2, 2, 1);
+    const bad: [Split, RegExp][] = [
+      // Pixels already scaled to [0, 1]: every one would be NaN.
+      [
+        { ...s, images: new Float32Array(s.images.length).fill(0.5) as never },
+        /split\.images must be a Uint8Array/,
+      ],
+      [{ ...s, images: Array.from(s.images) as never }, /split\.images must be a Uint8Array/],
+      // A label of -1 would set a 1 in the previous row's last column.
+      [{ ...s, labels: Int8Array.from([0, -1, 2, 1]) as never }, /split\.labels must be a Uint8Array/],
+      // A grayscale shape without its channel made the expected size NaN.
+      [{ ...s, shape: [2, 2] as never }, /split\.shape must be \[h, w, c\]/],
+      [{ ...s, shape: [2, 2, 0] }, /split\.shape must be \[h, w, c\]/],
+      [{ ...s, count: 2.5 }, /split\.count must be an integer >= 0/],
+      [null as never, /a split must be an object/],
+    ];
+    await expectNoLeak(async () => {
+      for (const [b, message] of bad) {
+        for (const f of [
+          () => toTensors(b, { oneHot: true }),
+          () => batches(b, { batchSize: 2 }),
+          () => computeStats(b),
+          () => validationSplit(b, 1),
+        ])
+          expect(f).toThrow(
+            expect.objectContaining({ code: 'invalid-argument', message: expect.stringMatching(message) }),
+          );
+      }
+    });
+    // A Uint8ClampedArray (a canvas's ImageData) holds bytes too.
+    const { xs, ys } = toTensors({ ...s, images: Uint8ClampedArray.from(s.images) as never });
+    expect(Array.from(xs.dataSync())).toEqual(Array.from(s.images, (v) => Math.fround(v / 255)));
+    tf.dispose([xs, ys]);
+  });
+
   it('refuses stats that would make pixels NaN or flip their sign, in toTensors and batches alike', async () => {
     const s = split(4);
     const c = s.shape[2];
