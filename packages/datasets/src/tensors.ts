@@ -319,7 +319,8 @@ export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<
   }
   // toTensors can hand back the stats it computed; an iterator cannot, and a validation or test
   // split standardised by its own statistics would differ from training without a sign.
-  if (o.normalize === 'standardize' && o.stats === undefined) {
+  // `stats: null` is no stats either (`trainStats ?? null`): it would standardise by the split's own.
+  if (o.normalize === 'standardize' && (o.stats === undefined || o.stats === null)) {
     throw new DatasetError('invalid-argument', {
       message:
         "batches: normalize 'standardize' needs stats: pass computeStats(train), the training split's, " +

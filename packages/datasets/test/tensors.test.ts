@@ -489,6 +489,14 @@ describe('batches() options', () => {
   });
 
   it("refuses 'standardize' without stats: an iterator cannot hand back stats it computed", () => {
+    // stats: null (say, `trainStats ?? null`) is no stats: it used to standardise by the split's own.
+    for (const stats of [undefined, null])
+      expect(() => batches(s, { batchSize: 2, normalize: 'standardize', stats: stats as never })).toThrow(
+        expect.objectContaining({
+          code: 'invalid-argument',
+          message: expect.stringMatching(/^batches: normalize 'standardize' needs stats/),
+        }),
+      );
     expect(() => batches(s, { batchSize: 2, normalize: 'standardize' })).toThrow(
       expect.objectContaining({
         code: 'invalid-argument',
