@@ -7,7 +7,14 @@ import { cacheRoot, isOffline, missingDataDirNote, offlineEnvNote } from './cach
 import { cachePath, readDecoded, treeKey, writeDecoded } from './decoded-cache.js';
 import { downloadFile } from './download.js';
 import { DatasetError } from './errors.js';
-import { checkLoadOptions, listTreeFiles, readInputFile, readTreeFile, sourced } from './input.js';
+import {
+  checkChosenDir,
+  checkLoadOptions,
+  listTreeFiles,
+  readInputFile,
+  readTreeFile,
+  sourced,
+} from './input.js';
 import { readTar } from './tar.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
@@ -410,6 +417,7 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
 
 /** CIFAR-10 from a directory the user chose (`dir`, or a CIFAR-named one in NORMPRUNE_DATA_DIR), or `missing-file`. */
 function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
+  checkChosenDir(dir, 'CIFAR-10', 'cifar-10-batches-bin/ or train/ + test/');
   const ds = fromDir(dir, o);
   if (!ds)
     throw new DatasetError('missing-file', {

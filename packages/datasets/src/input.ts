@@ -161,6 +161,30 @@ export function listTreeFiles(dir: string): TreeFile[] {
 }
 
 /**
+ * A folder the user chose (`dir`, or a NORMPRUNE_DATA_DIR folder) that does not exist, or is a
+ * file: a DatasetError saying so, rather than one listing the data set's files as missing from
+ * it. `holding` says what the folder should hold, for a file given as `dir`.
+ */
+export function checkChosenDir(dir: string, title: string, holding: string): void {
+  let st: Stats;
+  try {
+    st = statSync(dir);
+  } catch (e) {
+    if (errnoOf(e) !== 'ENOENT') return;
+    throw new DatasetError('missing-file', {
+      file: dir,
+      message: `${title}: the folder does not exist; check the path (a relative dir is taken from the working directory, ${process.cwd()})`,
+      cause: e,
+    });
+  }
+  if (!st.isDirectory())
+    throw new DatasetError('invalid-argument', {
+      file: dir,
+      message: `${title}: this is a file, not a directory; pass an archive as { file }, or the folder holding ${holding} as { dir }`,
+    });
+}
+
+/**
  * The load options, checked: an object (or nothing) with no key but `dir`,
  * `file`, `offline`, `cacheDir` and `mirror` (a misspelled `dir` must not
  * silently load another copy); `file`, `dir`, `cacheDir` and `mirror`

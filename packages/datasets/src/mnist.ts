@@ -9,7 +9,7 @@ import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile, type IdxArray } from './idx.js';
 import { idxArraysToSplit } from './idx-bytes.js';
 import { readTarFile } from './tar.js';
-import { checkLoadOptions, sourced } from './input.js';
+import { checkChosenDir, checkLoadOptions, sourced } from './input.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
 type Role = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
@@ -262,12 +262,7 @@ function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset
 
 /** The four IDX files of a directory the user chose (`dir`, or NORMPRUNE_DATA_DIR/<name>), or a `missing-file` naming those it lacks. */
 function fromDirOrFail(spec: IdxSpec, dir: string): Dataset {
-  if (existsSync(dir) && !statSync(dir).isDirectory()) {
-    throw new DatasetError('invalid-argument', {
-      file: dir,
-      message: `${spec.title}: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }`,
-    });
-  }
+  checkChosenDir(dir, spec.title, 'the four IDX files');
   const f = filesIn(dir);
   if (!complete(f)) {
     const missing = ROLES.filter((r) => !f[r]).map((r) => NAMES[r]);

@@ -548,6 +548,23 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     expect(Buffer.from(ds.train.images).equals(Buffer.from(extracted.train.images))).toBe(true);
   });
 
+  it('names a `dir` that is a file (the archive given as dir) or does not exist', async () => {
+    const archive = writeFile(join(tmp(), 'cifar-10-binary.tar.gz'), gzipSync(makeTar([])));
+    const e = await errorOf(loadCifar10({ dir: archive, cacheDir: tmp() }));
+    expect([e.code, e.file, e.message]).toEqual([
+      'invalid-argument',
+      archive,
+      `CIFAR-10: this is a file, not a directory; pass an archive as { file }, or the folder holding cifar-10-batches-bin/ or train/ + test/ as { dir }; file: ${archive}`,
+    ]);
+    const missing = join(tmp(), 'cifar10');
+    const m = await errorOf(loadCifar10({ dir: missing, cacheDir: tmp() }));
+    expect([m.code, m.file, m.message]).toEqual([
+      'missing-file',
+      missing,
+      `CIFAR-10: the folder does not exist; check the path (a relative dir is taken from the working directory, ${process.cwd()}); file: ${missing}`,
+    ]);
+  });
+
   it('names a `file` that is a directory or missing', async () => {
     const dir = tmp();
     mkdirSync(join(dir, 'cifar-10-binary.tar.gz'));

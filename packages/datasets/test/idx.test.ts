@@ -232,6 +232,16 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
     ]);
   });
 
+  it('a `dir` that does not exist says so, not that the four files are missing from it', async () => {
+    const dir = join(tmp(), 'mnsit');
+    const e = await errorOf(loadMnist({ dir }));
+    expect([e.code, e.file, e.message]).toEqual([
+      'missing-file',
+      dir,
+      `MNIST: the folder does not exist; check the path (a relative dir is taken from the working directory, ${process.cwd()}); file: ${dir}`,
+    ]);
+  });
+
   it('one IDX file (raw or .gz) given as `file` says so, and what to pass instead', async () => {
     const { dir } = writeIdxSet(join(tmp(), 'set'));
     const gz = writeIdxSet(join(tmp(), 'gz'), { gzip: true }).dir;
