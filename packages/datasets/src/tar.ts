@@ -148,7 +148,8 @@ function refuseNotTar(buf: Uint8Array, file: string): void {
 /**
  * Reads a ustar / pax / GNU tar archive (optionally gzipped) held in memory,
  * without touching the disk. Hard and symbolic links to files inside the
- * archive resolve to those files' bytes; links that leave the archive, device
+ * archive resolve to those files' bytes (links to folders add nothing: the folders' files are
+ * read under their own names); links that leave the archive, device
  * files and unsafe paths raise `unsafe-archive`. A name the archive holds
  * twice is read as its later entry, as extracting it would leave.
  */
@@ -263,8 +264,23 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
   // Without the end-of-archive block a cut at a 512-byte boundary would pass as a smaller archive.
   if (!ended)
     throw new DatasetError('truncated', { file, message: 'tar archive has no end-of-archive block' });
+  // Folders of the archive: its directory entries and every parent of an entry.
+  let folders: Set<string> | undefined;
+  const isFolder = (name: string) => {
+    if (!folders) {
+      folders = new Set(['']);
+      for (const e of entries) {
+        if (e.type === 'directory') folders.add(e.name);
+        for (let i = e.name.indexOf('/'); i >= 0; i = e.name.indexOf('/', i + 1))
+          folders.add(e.name.slice(0, i));
+      }
+    }
+    return folders.has(name);
+  };
   for (const s of symlinks) {
     const t = files.get(s.target);
+    // A link to a folder of the archive adds nothing: its files are read under their own names.
+    if (!t && isFolder(s.target.replace(/\/+$/, ''))) continue;
     if (!t)
       throw new DatasetError('unsafe-archive', {
         file,

@@ -62,6 +62,50 @@ describe('readTar', () => {
     expect(code(() => readTar(makeTar([{ name: 'C:/win', data: bytes('x') }]), 't'))).toBe('unsafe-archive');
   });
 
+  it('reads past a symbolic link to a folder of the archive: its files are read under their own names', () => {
+    const data = bytes('x');
+    for (const items of [
+      [
+        { name: 'real/', type: '5' as const },
+        { name: 'real/a', data },
+        { name: 'mnist', type: '2' as const, linkname: 'real' },
+      ],
+      // No directory entry for the target: a folder all the same, as its files show.
+      [
+        { name: 'v2/train/a', data },
+        { name: 'data/train', type: '2' as const, linkname: '../v2/train/' },
+      ],
+    ]) {
+      const entries = readTar(makeTar(items), 't');
+      expect(entries.filter((e) => e.type === 'file').map((e) => e.name)).toEqual([
+        items[items.length - 2].name,
+      ]);
+    }
+    // A link to a folder that leaves the archive, or to nothing in it, is still refused.
+    expect(
+      code(() =>
+        readTar(
+          makeTar([
+            { name: 'a/b', data },
+            { name: 'c', type: '2', linkname: '../a' },
+          ]),
+          't',
+        ),
+      ),
+    ).toBe('unsafe-archive');
+    expect(
+      code(() =>
+        readTar(
+          makeTar([
+            { name: 'ab/c', data },
+            { name: 'l', type: '2', linkname: 'a' },
+          ]),
+          't',
+        ),
+      ),
+    ).toBe('unsafe-archive');
+  });
+
   it('rejects symlinks and hardlinks that leave the archive, and device entries', () => {
     expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: '/etc/passwd' }]), 't'))).toBe(
       'unsafe-archive',
