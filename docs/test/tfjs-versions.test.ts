@@ -13,10 +13,12 @@
 //    to cpu's, trained with ProximalAdam on both, pruned, saved and loaded
 //    through runtime's file system. This needs the registry (CI has it), once:
 //    npm keeps the tarballs in its cache.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
-import { packAndInstall, PackedProject, runInProject, TFJS_PEERS } from '../../tools/testing/pack';
-import { workspaceRoot } from './markdown';
+import { npmEnv, packAndInstall, PackedProject, runInProject, TFJS_PEERS } from '../../tools/testing/pack';
+import { parseMarkdown, read, workspaceRoot } from './markdown';
 
 const PACKAGES = ['runtime', 'datasets', 'layers', 'prox', 'surgery'];
 const DIR = path.join(workspaceRoot, 'tools', 'tfjs-versions');
@@ -153,5 +155,67 @@ describe('tfjs versions', () => {
       expect(out.pruned.maxDiff).toBeLessThan(1e-5);
       expect(out.reload).toEqual({ files: ['group1-shard1of1.bin', 'model.json'], maxDiff: 0 });
     }, 240000);
+
+    // A user's project already has tfjs, not the newest, and no wasm backend;
+    // the guide's install block then runs as written, each @normprune/<name>
+    // replaced by its tarball. npm resolves an optional peer that is not
+    // installed (tfjs-backend-wasm, of runtime) to its newest version, whose
+    // exact peer on the newest tfjs-core conflicts with the project's
+    // (npm/cli#8416): installing the packages first, then wasm, stopped at ERESOLVE.
+    it(`the getting-started install block works in a project that has tfjs ${lowest} without wasm`, () => {
+      const guide = path.join(workspaceRoot, 'docs', 'guides', 'getting-started.md');
+      const block = parseMarkdown(read(guide)).blocks.find(
+        (b) => b.info === 'sh' && /npm install @normprune\//.test(b.body),
+      );
+      expect(block).toBeDefined();
+      // Until they are on the registry, a command installs the tarballs of
+      // the packages it names and of the sibling packages those depend on.
+      const siblings = (name: string): string[] => [
+        name,
+        ...Object.keys(
+          JSON.parse(fs.readFileSync(path.join(workspaceRoot, 'packages', name, 'package.json'), 'utf8'))
+            .dependencies ?? {},
+        )
+          .filter((d) => d.startsWith('@normprune/'))
+          .flatMap((d) => siblings(d.slice('@normprune/'.length))),
+      ];
+      const script = block!.body
+        .replace(/\\\n/g, ' ')
+        .split('\n')
+        .map((line) => {
+          const names = [...line.matchAll(/@normprune\/([a-z]+)/g)].map((m) => m[1]);
+          if (!names.length) return line;
+          const all = [...new Set(names.flatMap(siblings))];
+          expect(all.filter((n) => !PACKAGES.includes(n))).toEqual([]);
+          const tarballs = all.map((n) => project.tarballs[PACKAGES.indexOf(n)]).join(' ');
+          return line.replace(/\s*@normprune\/[a-z]+/g, '').replace('npm install', `npm install ${tarballs}`);
+        })
+        .join('\n');
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-guide-install-'));
+      const env = { ...npmEnv(), npm_config_prefer_offline: 'true', npm_config_audit: 'false' };
+      const sh = (source: string) =>
+        spawnSync('bash', ['-e', '-c', source], { cwd: dir, env, encoding: 'utf8' });
+      try {
+        fs.writeFileSync(path.join(dir, 'package.json'), '{ "name": "a-tfjs-project", "private": true }\n');
+        const tfjs = ['tfjs-core', 'tfjs-layers', 'tfjs-backend-cpu'].map(
+          (n) => `@tensorflow/${n}@${lowest}`,
+        );
+        expect(sh(`npm install ${tfjs.join(' ')}`).status).toBe(0);
+        const run = sh(script);
+        expect({ status: run.status, stderr: run.status === 0 ? '' : run.stderr }).toEqual({
+          status: 0,
+          stderr: '',
+        });
+        const installed = (name: string) =>
+          JSON.parse(fs.readFileSync(path.join(dir, 'node_modules', name, 'package.json'), 'utf8')).version;
+        expect(TFJS_PEERS.map(installed)).toEqual(TFJS_PEERS.map(() => lowest));
+        const ours = (p: string) =>
+          JSON.parse(fs.readFileSync(path.join(workspaceRoot, 'packages', p, 'package.json'), 'utf8'))
+            .version;
+        expect(PACKAGES.map((p) => installed(`@normprune/${p}`))).toEqual(PACKAGES.map(ours));
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    }, 120000);
   });
 });

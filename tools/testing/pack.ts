@@ -71,7 +71,7 @@ export interface PackOptions {
  * `npm_config_*` variables that would redirect the nested install into the
  * workspace; keep only the cache location.
  */
-function npmEnv(cache?: string): NodeJS.ProcessEnv {
+export function npmEnv(cache?: string): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
     if (/^npm_/i.test(k) && !/^npm_config_(cache|userconfig)$/i.test(k)) continue;
