@@ -359,13 +359,14 @@ function fromArchive(file: string, data: Uint8Array): Dataset {
 }
 
 /** Archives and image folders are decoded once, then served from the cache. */
-function cached(name: string, key: string, o: LoadOptions, decode: () => Dataset): Dataset {
+function cached(name: string, key: string, o: LoadOptions, source: string, decode: () => Dataset): Dataset {
   const path = cachePath(cacheRoot(o.cacheDir), name, key);
   const hit = readDecoded(path, key);
   if (hit) return hit;
   const ds = decode();
   try {
-    writeDecoded(path, key, ds);
+    // The decoded file of the source's earlier contents goes: one file per archive or folder.
+    writeDecoded(path, key, ds, source);
   } catch {
     // A read-only or full cache directory must not stop the load.
   }
@@ -377,7 +378,7 @@ function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
   const key = createHash('sha256').update(data).digest('hex');
   return sourced(
     resolve(file),
-    cached('cifar-10', key, o, () => {
+    cached('cifar-10', key, o, resolve(file), () => {
       if (md5) {
         const found = createHash('md5').update(data).digest('hex');
         if (found !== md5)
@@ -400,7 +401,7 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
     if (isImageFolder(d)) {
       return sourced(
         resolve(d),
-        cached('cifar-10', treeKey(d), o, () =>
+        cached('cifar-10', treeKey(d), o, resolve(d), () =>
           buildFromImages(
             imageFilesFromNames(listTree(d), (name) => join(d, name)),
             CIFAR10_CLASSES,

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { writeAtomic } from './cache.js';
 import { listTreeFiles } from './input.js';
 import type { Dataset, Split } from './types.js';
@@ -12,6 +12,8 @@ interface Header {
   classes: string[];
   splits: { name: 'train' | 'test'; count: number; shape: [number, number, number] }[];
   payloadSha256: string;
+  /** The archive or folder it was decoded from (absolute): a newer decode of it replaces this file. */
+  source?: string;
 }
 
 /**
@@ -67,8 +69,14 @@ export function readDecoded(path: string, key: string): Dataset | undefined {
   }
 }
 
-/** Writes a decoded data set atomically (temporary file + rename). */
-export function writeDecoded(path: string, key: string, ds: Dataset): void {
+/**
+ * Writes a decoded data set atomically (temporary file + rename). With `source`, the archive or
+ * folder it was decoded from (absolute), the other decoded files of that source in the same
+ * folder (its earlier contents: an archive re-made, a file of an image folder touched) are
+ * removed: each is as large as the data set, and no load would read them again unless the
+ * source went back to exactly those bytes (which then costs one decode).
+ */
+export function writeDecoded(path: string, key: string, ds: Dataset, source?: string): void {
   const parts: Uint8Array[] = [ds.train.images, ds.train.labels, ds.test.images, ds.test.labels];
   const sha = createHash('sha256');
   for (const p of parts) sha.update(p);
@@ -81,9 +89,41 @@ export function writeDecoded(path: string, key: string, ds: Dataset): void {
       shape: ds[name].shape,
     })),
     payloadSha256: sha.digest('hex'),
+    ...(source !== undefined ? { source } : {}),
   };
   const hbuf = Buffer.from(JSON.stringify(header), 'utf8');
   const len = Buffer.alloc(4);
   len.writeUInt32LE(hbuf.length, 0);
   writeAtomic(path, [MAGIC, len, hbuf, ...parts]);
+  if (source !== undefined) removeEarlier(path, source);
+}
+
+/** Removes the decoded files beside `path` (same data set name) whose header names `source`. */
+function removeEarlier(path: string, source: string): void {
+  const dir = dirname(path);
+  const prefix = basename(path).replace(/-[^-]*\.bin$/, '-');
+  for (const f of readdirSync(dir)) {
+    const other = join(dir, f);
+    if (other === path || !f.startsWith(prefix) || !f.endsWith('.bin')) continue;
+    if (headerOf(other)?.source === source) rmSync(other, { force: true });
+  }
+}
+
+/** The header of a decoded file, read without its payload; undefined for anything else. */
+function headerOf(path: string): Header | undefined {
+  let fd: number | undefined;
+  try {
+    fd = openSync(path, 'r');
+    const head = Buffer.alloc(12);
+    if (readSync(fd, head, 0, 12, 0) !== 12 || !head.subarray(0, 8).equals(MAGIC)) return undefined;
+    const hlen = head.readUInt32LE(8);
+    if (hlen > 1 << 20) return undefined;
+    const hbuf = Buffer.alloc(hlen);
+    if (readSync(fd, hbuf, 0, hlen, 12) !== hlen) return undefined;
+    return JSON.parse(hbuf.toString('utf8')) as Header;
+  } catch {
+    return undefined;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
 }

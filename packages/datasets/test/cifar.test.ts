@@ -1,5 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  writeFileSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  utimesSync,
+} from 'node:fs';
 import { join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import jpeg from 'jpeg-js';
@@ -261,6 +270,41 @@ describe('CIFAR-10 image folders', () => {
     expect(identity(join(cacheDir, 'decoded', entry))).toEqual(before);
     expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
     expect(Array.from(b.test.labels)).toEqual(Array.from(a.test.labels));
+  });
+
+  it('keeps one decoded file per archive or folder: a newer decode of it replaces the earlier', async () => {
+    const cacheDir = tmp();
+    const decoded = () => readdirSync(join(cacheDir, 'decoded')).filter((f) => f.endsWith('.bin'));
+    // An image folder whose files change (touched, copied without -p) gets a new key each time.
+    const dir = tmp();
+    writeItems(dir, imageItems());
+    const first = await loadCifar10({ dir, cacheDir });
+    const one = decoded();
+    expect(one).toHaveLength(1);
+    for (let i = 1; i <= 3; i++) {
+      utimesSync(join(dir, 'train', 'cat', '0000.jpg'), 1_000_000 + i, 1_000_000 + i);
+      const again = await loadCifar10({ dir, cacheDir });
+      expect(Buffer.from(again.train.images).equals(Buffer.from(first.train.images))).toBe(true);
+      expect(decoded()).toHaveLength(1);
+    }
+    expect(decoded()).not.toEqual(one);
+    // An archive re-made in place, likewise; another archive, and the folder, keep theirs.
+    const file = join(tmp(), 'imgs.tar.gz');
+    writeFile(file, gzipSync(makeTar(imageItems())));
+    await loadCifar10({ file, cacheDir });
+    expect(decoded()).toHaveLength(2);
+    writeFile(file, gzipSync(makeTar(imageItems('cifar10/'))));
+    await loadCifar10({ file, cacheDir });
+    expect(decoded()).toHaveLength(2);
+    const other = writeFile(join(tmp(), 'other.tar.gz'), gzipSync(makeTar(imageItems())));
+    await loadCifar10({ file: other, cacheDir });
+    expect(decoded()).toHaveLength(3);
+    // Files that are not decoded data sets of that source are left alone.
+    writeFileSync(join(cacheDir, 'decoded', 'cifar-10-notes.bin'), 'mine');
+    writeFile(file, gzipSync(makeTar(imageItems())));
+    await loadCifar10({ file, cacheDir });
+    expect(decoded()).toHaveLength(4);
+    expect(readFileSync(join(cacheDir, 'decoded', 'cifar-10-notes.bin'), 'utf8')).toBe('mine');
   });
 
   it('re-decodes instead of failing when the cache is corrupt or truncated', async () => {
