@@ -7,9 +7,10 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   writeSync,
 } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
 export function cacheRoot(cacheDir?: string): string {
@@ -56,12 +57,24 @@ export function offlineEnvNote(offline?: boolean): string {
 }
 
 export function tempPath(final: string): string {
-  return `${final}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  return `${final}.tmp-${HOST}-${process.pid}-${randomBytes(4).toString('hex')}`;
 }
 
 /**
- * Deletes the temporary siblings of `final` (`<final>.tmp-<pid>-<hex>`) that
- * writers killed mid-way left, when their process no longer exists.
+ * This machine's name as a temporary file carries it: a process id means nothing on another
+ * host, or in another container (its own PID namespace) sharing the cache folder.
+ */
+const HOST = hostname().replace(/[^A-Za-z0-9.]/g, '_') || 'host';
+
+/** A temporary file of another host (or an unreadable one) older than this is abandoned. */
+const ABANDONED_MS = 24 * 3600 * 1000;
+
+/**
+ * Deletes the temporary siblings of `final` (`<final>.tmp-<host>-<pid>-<hex>`) that writers
+ * killed mid-way left: on this host, when their process no longer exists; from another host or
+ * container, whose processes this one cannot see, only when untouched for a day (a live writer
+ * there would otherwise lose its file mid-write). Names of earlier versions (`<pid>-<hex>`, no
+ * host) are judged as another host's.
  */
 export function removeStaleTemps(final: string): void {
   const dir = dirname(final);
@@ -74,12 +87,22 @@ export function removeStaleTemps(final: string): void {
   }
   for (const name of names) {
     if (!name.startsWith(prefix)) continue;
-    const m = /^(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
-    if (!m || Number(m[1]) === process.pid) continue;
+    const m = /^(?:(.+)-)?(\d+)-[0-9a-f]{8}$/.exec(name.slice(prefix.length));
+    if (!m) continue;
+    const path = join(dir, name);
+    if (m[1] !== HOST) {
+      try {
+        if (Date.now() - statSync(path).mtimeMs > ABANDONED_MS) rmSync(path, { force: true });
+      } catch {
+        // Gone already, or not ours to judge.
+      }
+      continue;
+    }
+    if (Number(m[2]) === process.pid) continue;
     try {
-      process.kill(Number(m[1]), 0);
+      process.kill(Number(m[2]), 0);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(join(dir, name), { force: true });
+      if ((e as NodeJS.ErrnoException).code === 'ESRCH') rmSync(path, { force: true });
     }
   }
 }

@@ -1,14 +1,15 @@
 // The download path against a local HTTP server on 127.0.0.1 serving fixtures.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, relative } from 'node:path';
+import { hostname } from 'node:os';
+import { basename, join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { DatasetError, loadCifar10 } from '../src/index';
 import { downloadFile } from '../src/download';
-import { writeAtomic } from '../src/cache';
+import { tempPath, writeAtomic } from '../src/cache';
 import { loadIdxDataset, type IdxSpec } from '../src/mnist';
 import { tmp, writeIdxSet } from './fixtures';
 
@@ -339,18 +340,36 @@ describe('downloadFile', () => {
     routes.set('/f.bin', serve(BODY));
     const dir = tmp();
     const dest = join(dir, 'f.bin');
+    const host = hostname().replace(/[^A-Za-z0-9.]/g, '_');
     // pid 4999999 is above Linux's pid limit: that process is gone.
-    const dead = `${dest}.tmp-4999999-0123abcd`;
-    const live = `${dest}.tmp-${process.pid}-0123abcd`;
-    writeFileSync(dead, 'half');
-    writeFileSync(live, 'half');
+    const dead = `${dest}.tmp-${host}-4999999-0123abcd`;
+    const live = `${dest}.tmp-${host}-${process.pid}-0123abcd`;
+    // Another host's or container's (its pids are not this one's to judge), and an earlier
+    // version's name without a host: kept while fresh, deleted once untouched for over a day.
+    const elsewhere = `${dest}.tmp-other_box-4999999-0123abcd`;
+    const earlier = `${dest}.tmp-4999999-0123abcd`;
+    const old = `${dest}.tmp-other_box-4999998-0123abcd`;
+    const oldEarlier = `${dest}.tmp-4999998-0123abcd`;
+    for (const f of [dead, live, elsewhere, earlier, old, oldEarlier]) writeFileSync(f, 'half');
+    const twoDaysAgo = (Date.now() - 2 * 24 * 3600 * 1000) / 1000;
+    for (const f of [old, oldEarlier]) utimesSync(f, twoDaysAgo, twoDaysAgo);
     await downloadFile({ url: `${base}/f.bin`, md5: md5(BODY) }, dest, fast);
-    expect(readdirSync(dir).sort()).toEqual(['f.bin', `f.bin.tmp-${process.pid}-0123abcd`]);
+    expect(readdirSync(dir).sort()).toEqual(
+      ['f.bin', ...[earlier, elsewhere, live].map((f) => basename(f))].sort(),
+    );
+    // A temporary file of this writer carries this host's name.
+    expect(tempPath(dest)).toMatch(
+      new RegExp(`^${dest.replace(/[.]/g, '\\.')}\\.tmp-${host}-${process.pid}-[0-9a-f]{8}$`),
+    );
     // The decoded cache's writer does the same.
     const cached = join(dir, 'decoded.bin');
-    writeFileSync(`${cached}.tmp-4999999-0123abcd`, 'half');
+    writeFileSync(`${cached}.tmp-${host}-4999999-0123abcd`, 'half');
+    writeFileSync(`${cached}.tmp-other_box-4999999-0123abcd`, 'half');
     writeAtomic(cached, [Buffer.from('whole')]);
-    expect(readdirSync(dir).filter((n) => n.startsWith('decoded'))).toEqual(['decoded.bin']);
+    expect(readdirSync(dir).filter((n) => n.startsWith('decoded'))).toEqual([
+      'decoded.bin',
+      'decoded.bin.tmp-other_box-4999999-0123abcd',
+    ]);
   });
 
   it('retries after a connection dropped mid-transfer', async () => {
