@@ -353,7 +353,9 @@ function fromArchive(file: string, data: Uint8Array): Dataset {
   if (images.length === 0)
     throw new DatasetError('missing-file', {
       file,
-      message: 'archive holds neither cifar-10-batches-bin/ nor train/<class>/ image folders',
+      message:
+        'archive holds neither cifar-10-batches-bin/ nor train/<class>/ image folders' +
+        (files.some((e) => /(^|\/)data_batch_1$/.test(e.name)) ? PICKLE_RELEASE : ''),
     });
   return buildFromImages(images, CIFAR10_CLASSES, file);
 }
@@ -416,6 +418,12 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
   return undefined;
 }
 
+/** What a message adds when it finds the Python release (torchvision's download): its pickles are not read. */
+const PICKLE_RELEASE =
+  "; this is CIFAR-10's Python release (cifar-10-python.tar.gz, cifar-10-batches-py/: pickled batches, " +
+  "torchvision's download), which normprune does not read: use the binary release, cifar-10-binary.tar.gz " +
+  '(cifar-10-batches-bin/), from the same page';
+
 /** CIFAR-10 from a directory the user chose (`dir`, or a CIFAR-named one in NORMPRUNE_DATA_DIR), or `missing-file`. */
 function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
   checkChosenDir(dir, 'CIFAR-10', 'cifar-10-batches-bin/ or train/ + test/');
@@ -424,7 +432,12 @@ function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
     throw new DatasetError('missing-file', {
       file: dir,
       message:
-        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or cifar-10-binary.tar.gz',
+        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, ' +
+        'cifar-10-binary.tar.gz or cifar-10-images.tar.gz' +
+        ([dir, join(dir, 'cifar-10-batches-py')].some((d) => existsSync(join(d, 'data_batch_1'))) ||
+        existsSync(join(dir, 'cifar-10-python.tar.gz'))
+          ? PICKLE_RELEASE
+          : ''),
     });
   return ds;
 }

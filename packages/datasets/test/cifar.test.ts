@@ -379,8 +379,8 @@ describe('CIFAR-10 image folders', () => {
       const err = (await loadCifar10({ offline: true, cacheDir: tmp() }).catch((e) => e)) as DatasetError;
       expect([err.code, err.file]).toEqual(['missing-file', batches]);
       expect(err.message).toBe(
-        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, or ' +
-          `cifar-10-binary.tar.gz; file: ${batches}`,
+        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, ' +
+          `cifar-10-binary.tar.gz or cifar-10-images.tar.gz; file: ${batches}`,
       );
       rmSync(batches, { recursive: true });
       expect((await loadCifar10({ offline: true, cacheDir: tmp() })).train.count).toBe(20); // absent: next source
@@ -388,6 +388,33 @@ describe('CIFAR-10 image folders', () => {
       if (old === undefined) delete process.env.NORMPRUNE_DATA_DIR;
       else process.env.NORMPRUNE_DATA_DIR = old;
     }
+  });
+
+  it("says that CIFAR-10's Python release (pickles, torchvision's download) is not read, and which release is", async () => {
+    const pickles = ['data_batch_1', 'data_batch_2', 'test_batch', 'batches.meta'];
+    const release = /this is CIFAR-10's Python release .*: use the binary release, cifar-10-binary\.tar\.gz/;
+    // Extracted (cifar-10-batches-py/ or its contents), and as the archive itself.
+    const root = tmp();
+    for (const n of pickles) writeFile(join(root, 'cifar-10-batches-py', n), Buffer.from('pickle'));
+    for (const dir of [root, join(root, 'cifar-10-batches-py')]) {
+      const err = (await loadCifar10({ dir, cacheDir: tmp() }).catch((e) => e)) as DatasetError;
+      expect(err.code).toBe('missing-file');
+      expect(err.message).toMatch(release);
+    }
+    const file = writeFile(
+      join(tmp(), 'cifar-10-python.tar.gz'),
+      gzipSync(
+        makeTar(pickles.map((n) => ({ name: `cifar-10-batches-py/${n}`, data: Buffer.from('pickle') }))),
+      ),
+    );
+    const err = (await loadCifar10({ file, cacheDir: tmp() }).catch((e) => e)) as DatasetError;
+    expect([err.code, err.message]).toEqual(['missing-file', expect.stringMatching(release)]);
+    // Another folder without CIFAR-10 is not told about pickles.
+    const other = tmp();
+    writeFile(join(other, 'notes.txt'), Buffer.from('x'));
+    expect(
+      ((await loadCifar10({ dir: other, cacheDir: tmp() }).catch((e) => e)) as Error).message,
+    ).not.toMatch(/Python release/);
   });
 
   it('names a file of an extracted folder by its real path, and an archive member as archive:member', async () => {
