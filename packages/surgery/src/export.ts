@@ -13,7 +13,8 @@
 // of byte (index >> 3)) says whether the group is stored; then the stored
 // groups' values follow, group by group in that index order, each group's
 // K = prod(leading axes) values in row-major order of the leading axes.
-// Weights where that would not save space are stored 'dense' (row-major).
+// Weights where that would not save space are stored 'dense' (row-major). The records follow
+// one another from byte 0 to the end of sparse.bin (the reader refuses overlaps, gaps, extra bytes).
 // Values are float32 or, with float16, IEEE half precision, little-endian.
 // While an export replaces an earlier one, model.json names the manifest to read
 // in "sparseManifest" (backup copies of the earlier files; see writeSparse).
@@ -552,7 +553,7 @@ async function sparseModelFile(
  * too: an unknown key or a value of the wrong type is an `invalid-argument` error). Reads model.json, then the manifest its
  * `sparseManifest` names (else sparse.json), then the data file the manifest names. Throws,
  * naming the file, when a file cannot be read, is not JSON or not a normprune-sparse v1
- * manifest, is truncated, or lies outside `dir`, when a manifest entry is malformed (shape,
+ * manifest, is truncated, is longer than its records, or lies outside `dir`, when a manifest entry is malformed (shape,
  * encoding, value type, bitmask size or value count that disagree, a repeated name, more than
  * 2^28 elements) or does not fit the topology, and for a `'tfjs'` export (load that with
  * `tfl.loadLayersModel`).

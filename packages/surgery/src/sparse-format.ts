@@ -283,10 +283,20 @@ function decodeSparseWeights(
 ): { specs: tf.io.WeightsManifestEntry[]; data: Float32Array } {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const arrays: Float32Array[] = [];
+  // Where the records before this one end: each weight's record follows the previous one's.
+  let expected = 0;
   entries.forEach((w, j) => {
     const float16 = w.valueDtype === 'float16';
     const size = w.shape.reduce((a, b) => a * b, 1);
+    // Records overlapping or leaving gaps would read another weight's bytes as this one's.
+    if (w.offset !== expected)
+      throw refuse(
+        `weights[${j}] (${JSON.stringify(w.name)}): its record starts at byte ${w.offset} of the data file, ` +
+          `but ${j === 0 ? 'the first record starts at byte 0' : `the records before it end at byte ${expected}`} ` +
+          '(each weight follows the one before it)',
+      );
     const end = w.offset + w.maskBytes + w.values * (float16 ? 2 : 4);
+    expected = end;
     if (end > bin.length)
       throw new ModelFileError(
         'damaged',
@@ -319,6 +329,15 @@ function decodeSparseWeights(
     specs.push({ name: w.name, shape: w.shape, dtype: 'float32' });
     arrays.push(out);
   });
+  // Bytes past the last record: the data file of another export (a larger one), whose values
+  // would otherwise be read at this manifest's offsets as this model's weights.
+  if (bin.length !== expected)
+    throw new ModelFileError(
+      'damaged',
+      dataFile,
+      `loadSparseModel: ${dataFile} has ${bin.length} bytes, but the weights its manifest lists end at byte ${expected}: ` +
+        'it is not the data file of that manifest (one from another export?): copy or export the model again',
+    );
   const data = new Float32Array(arrays.reduce((a, x) => a + x.length, 0));
   let off = 0;
   for (const a of arrays) {

@@ -1,0 +1,125 @@
+// A sparse export's sparse.json and sparse.bin must agree byte for byte: records that overlap,
+// leave gaps, or end before the data file does read some other bytes as weights.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { exportModel, loadSparseModel, ModelFileError } from '../src/index';
+import { zeroKernelWhere } from './helpers';
+
+let tmp: string;
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-surgery-integrity-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Models whose sparse export holds 'bitmask' and 'dense' records. */
+const models: [string, () => tfl.LayersModel][] = [
+  [
+    'an MLP',
+    () => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.dense({ inputShape: [5], units: 7, name: 'h' }),
+          tfl.layers.dense({ units: 3, name: 'o' }),
+        ],
+      });
+      zeroKernelWhere(m, 'h', (i, o) => (i + o) % 2 === 0);
+      return m;
+    },
+  ],
+  [
+    'a CNN',
+    () => {
+      const m = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({ inputShape: [6, 6, 3], filters: 4, kernelSize: 3, name: 'c' }),
+          tfl.layers.flatten(),
+          tfl.layers.dense({ units: 2, name: 'o' }),
+        ],
+      });
+      zeroKernelWhere(m, 'c', (i, o) => i !== o);
+      return m;
+    },
+  ],
+];
+
+async function exported(name: string, make: () => tfl.LayersModel, float16: boolean) {
+  const model = make();
+  const dir = path.join(tmp, `${name.replace(/\W/g, '-')}-${float16}-${Math.random().toString(36).slice(2)}`);
+  await exportModel(model, dir, { format: 'sparse', float16 });
+  model.dispose();
+  const manifestFile = path.join(dir, 'sparse.json');
+  return {
+    dir,
+    manifestFile,
+    dataFile: path.join(dir, 'sparse.bin'),
+    manifest: JSON.parse(fs.readFileSync(manifestFile, 'utf8')),
+  };
+}
+
+async function refusal(dir: string): Promise<ModelFileError> {
+  const before = tf.memory().numTensors;
+  const e = await loadSparseModel(dir).catch((err: unknown) => err);
+  expect(tf.memory().numTensors).toBe(before);
+  expect(e).toBeInstanceOf(ModelFileError);
+  return e as ModelFileError;
+}
+
+describe.each(models)('loadSparseModel of %s: sparse.bin and sparse.json must agree', (name, make) => {
+  it.each([false, true])('loads the undamaged export (float16 %s)', async (float16) => {
+    const { dir } = await exported(name, make, float16);
+    const before = tf.memory().numTensors;
+    const model = await loadSparseModel(dir);
+    model.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it.each([false, true])(
+    'refuses a data file longer than its records, naming it (float16 %s)',
+    async (float16) => {
+      const { dir, dataFile, manifest } = await exported(name, make, float16);
+      const last = manifest.weights[manifest.weights.length - 1];
+      const end = last.offset + last.maskBytes + last.values * (float16 ? 2 : 4);
+      expect(fs.statSync(dataFile).size).toBe(end);
+      fs.appendFileSync(dataFile, Buffer.alloc(8, 0x3f));
+      const e = await refusal(dir);
+      expect(e).toMatchObject({ code: 'damaged', file: dataFile });
+      expect(e.message).toBe(
+        `loadSparseModel: ${dataFile} has ${end + 8} bytes, but the weights its manifest lists end at byte ${end}: ` +
+          'it is not the data file of that manifest (one from another export?): copy or export the model again',
+      );
+    },
+  );
+
+  it('refuses the data file of another, larger export of the same layers', async () => {
+    const small = await exported(name, make, true);
+    const large = await exported(name, make, false);
+    fs.copyFileSync(large.dataFile, small.dataFile);
+    const e = await refusal(small.dir);
+    expect(e.file === small.dataFile || e.file === small.manifestFile).toBe(true);
+    expect(e.code).toBe('damaged');
+  });
+
+  it.each<[string, (ws: { offset: number }[]) => void, (ws: { offset: number }[]) => string]>([
+    [
+      'overlapping records',
+      (ws) => (ws[1].offset = 0),
+      (ws) => `the records before it end at byte ${ws[1].offset}`,
+    ],
+    ['a gap between records', (ws) => (ws[1].offset += 1), () => 'the records before it end at byte'],
+    ['a first record not at byte 0', (ws) => (ws[0].offset = 4), () => 'the first record starts at byte 0'],
+  ])('refuses %s, naming sparse.json', async (_, edit, says) => {
+    const { dir, manifestFile, manifest } = await exported(name, make, false);
+    const original = manifest.weights.map((w: { offset: number }) => ({ ...w }));
+    edit(manifest.weights);
+    fs.writeFileSync(manifestFile, JSON.stringify(manifest));
+    const e = await refusal(dir);
+    expect(e).toMatchObject({ code: 'damaged', file: manifestFile });
+    expect(e.message).toContain(says(original));
+    expect(e.message).toContain('(each weight follows the one before it); export the model again');
+  });
+});
