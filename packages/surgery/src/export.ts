@@ -409,6 +409,10 @@ export async function exportModel(
       convertedBy:
         'normprune-surgery (sparse weights in sparse.json / sparse.bin: load with loadSparseModel)',
       weightsManifest: [],
+      // As tfjs's model.json keeps it (and its loaders restore it): labels, preprocessing, ...
+      ...(artifacts.userDefinedMetadata != null
+        ? { userDefinedMetadata: artifacts.userDefinedMetadata }
+        : {}),
     };
     await writeSparse(dir, files, [
       JSON.stringify(modelJson),

@@ -254,7 +254,6 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
       modelTopology: modelJson.modelTopology as tf.io.ModelJSON['modelTopology'],
     });
     model.loadWeights(named);
-    return model;
   } catch (e) {
     model?.dispose();
     // The entries are well formed, so what tfjs refuses is their fit to the topology
@@ -267,6 +266,20 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
   } finally {
     tf.dispose(named);
   }
+  // model.setUserDefinedMetadata, as tfjs's loaders restore it from a 'tfjs' model.json.
+  if (modelJson.userDefinedMetadata != null) {
+    try {
+      model.setUserDefinedMetadata(modelJson.userDefinedMetadata);
+    } catch (e) {
+      model.dispose();
+      throw new ModelFileError(
+        'damaged',
+        modelFile,
+        `loadSparseModel: the "userDefinedMetadata" of ${modelFile} is not what tfjs takes (${(e as Error).message}); export the model again`,
+      );
+    }
+  }
+  return model;
 }
 
 /**

@@ -123,3 +123,58 @@ describe.each(models)('loadSparseModel of %s: sparse.bin and sparse.json must ag
     expect(e.message).toContain('(each weight follows the one before it); export the model again');
   });
 });
+
+describe("a 'sparse' export keeps the model's userDefinedMetadata, as a 'tfjs' one does", () => {
+  const metadata: [string, Record<string, unknown>][] = [
+    ['class labels', { labels: ['cat', 'dog', 'émeu'] }],
+    ['nested preprocessing', { preprocess: { mean: [0.5, 0.25], std: 2 }, version: 3, ok: true }],
+  ];
+  it.each(models.flatMap(([name, make]) => metadata.map(([what, m]) => [name, what, make, m] as const)))(
+    '%s with %s',
+    async (_name, _what, make, meta) => {
+      const model = make();
+      model.setUserDefinedMetadata(meta);
+      const dir = path.join(tmp, `meta-${Math.random().toString(36).slice(2)}`);
+      await exportModel(model, dir, { format: 'sparse', float16: true });
+      model.dispose();
+      const before = tf.memory().numTensors;
+      const again = await loadSparseModel(dir);
+      expect(again.getUserDefinedMetadata()).toEqual(meta);
+      again.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  it('a model without metadata loads without it', async () => {
+    const model = models[0][1]();
+    const dir = path.join(tmp, `meta-none-${Math.random().toString(36).slice(2)}`);
+    await exportModel(model, dir, { format: 'sparse' });
+    model.dispose();
+    expect('userDefinedMetadata' in JSON.parse(fs.readFileSync(path.join(dir, 'model.json'), 'utf8'))).toBe(
+      false,
+    );
+    const again = await loadSparseModel(dir);
+    expect(again.getUserDefinedMetadata()).toBeUndefined();
+    again.dispose();
+  });
+
+  it.each([
+    ['a string', '"labels"'],
+    ['an array', '["cat"]'],
+  ])('refuses metadata that is %s, naming model.json, and frees the model', async (_, text) => {
+    const model = models[1][1]();
+    const dir = path.join(tmp, `meta-bad-${Math.random().toString(36).slice(2)}`);
+    await exportModel(model, dir, { format: 'sparse' });
+    model.dispose();
+    const modelFile = path.join(dir, 'model.json');
+    const json = JSON.parse(fs.readFileSync(modelFile, 'utf8'));
+    fs.writeFileSync(modelFile, JSON.stringify({ ...json, userDefinedMetadata: JSON.parse(text) }));
+    const e = await refusal(dir);
+    expect(e).toMatchObject({ code: 'damaged', file: modelFile });
+    expect(e.message).toMatch(
+      new RegExp(
+        `^loadSparseModel: the "userDefinedMetadata" of ${modelFile.replace(/[.\\/]/g, '\\$&')} is not what tfjs takes \\(.+\\); export the model again$`,
+      ),
+    );
+  });
+});
