@@ -202,6 +202,18 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
       `loadSparseModel: ${modelFile} names the manifest ${JSON.stringify(manifestName)}, not a file in ${dir}`,
     );
   const manifest = parseJson(await files.read(manifestFile), manifestFile);
+  // A later version of the format is not a damaged file: this reader is too old for it.
+  if (
+    manifest?.format === 'normprune-sparse' &&
+    Number.isSafeInteger(manifest.version) &&
+    manifest.version > 1
+  )
+    throw new ModelFileError(
+      'unsupported',
+      manifestFile,
+      `loadSparseModel: ${manifestFile} is a normprune-sparse v${manifest.version} manifest, written by a newer ` +
+        '@normprune/surgery; this version reads v1 only: upgrade @normprune/surgery to load it',
+    );
   if (manifest?.format !== 'normprune-sparse' || manifest.version !== 1) {
     throw new ModelFileError(
       'damaged',

@@ -336,7 +336,8 @@ describe('loadSparseModel in the browser build: errors', () => {
 
   it.each<[string, 'model' | 'manifest' | 'bin', () => string | Buffer, string]>([
     ['an unknown format', 'manifest', () => JSON.stringify({ ...manifest(), format: 'other' }), 'damaged'],
-    ['an unknown version', 'manifest', () => JSON.stringify({ ...manifest(), version: 2 }), 'damaged'],
+    ['an unknown version', 'manifest', () => JSON.stringify({ ...manifest(), version: 0 }), 'damaged'],
+    ['a later version', 'manifest', () => JSON.stringify({ ...manifest(), version: 2 }), 'unsupported'],
     ['a manifest that is not JSON', 'manifest', () => '{"format": "normprune-sparse", ', 'damaged'],
     ['a model.json that is not JSON', 'model', () => '{"modelTopology": ', 'damaged'],
     ['a model.json without modelTopology', 'model', () => '{"weightsManifest": []}', 'damaged'],
