@@ -139,6 +139,9 @@ function rebuild(
   const rebuilt = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
   copyWeights(model, rebuilt, weightsOf);
   keepFrozen(model, rebuilt);
+  // Not in the config: the user's metadata (labels, preprocessing), which tfjs saves with the model: a copy (tfjs takes JSON only).
+  const metadata = model.getUserDefinedMetadata();
+  if (metadata !== undefined) rebuilt.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
   return rebuilt;
 }
 

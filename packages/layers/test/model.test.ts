@@ -713,6 +713,36 @@ describe('decompose and fold', () => {
     x.dispose();
   });
 
+  it("keeps the model's userDefinedMetadata through decompose and fold, as a copy", async () => {
+    for (const make of [lenet5, branching]) {
+      const m = make();
+      const meta = { labels: ['zero', 'one'], preprocessing: { scale: 1 / 255 } };
+      m.setUserDefinedMetadata(meta);
+      const d = decompose(m);
+      const f = fold(d);
+      expect([d.getUserDefinedMetadata(), f.getUserDefinedMetadata()]).toEqual([meta, meta]);
+      // A copy: changing the original's afterwards changes neither.
+      meta.labels.push('two');
+      expect((d.getUserDefinedMetadata() as typeof meta).labels).toEqual(['zero', 'one']);
+      // Saved with the model, as tfjs saves a plain one's.
+      let artifacts: tf.io.ModelArtifacts | undefined;
+      await f.save(
+        tf.io.withSaveHandler(async (a) => {
+          artifacts = a;
+          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+        }),
+      );
+      expect(artifacts!.userDefinedMetadata).toEqual({
+        labels: ['zero', 'one'],
+        preprocessing: { scale: 1 / 255 },
+      });
+      // A model without metadata gets none.
+      const plain = make();
+      expect(decompose(plain).getUserDefinedMetadata()).toBeUndefined();
+      for (const x of [m, d, f, plain]) x.dispose();
+    }
+  });
+
   it('keeps a nested model frozen as a whole (base.trainable = false) frozen through decompose and fold', () => {
     const names = (ws: tfl.LayerVariable[]) => ws.map((w) => w.originalName).sort();
     for (const nesting of ['sequential', 'functional'] as const) {

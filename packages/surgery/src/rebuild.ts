@@ -266,6 +266,9 @@ export function rebuild(
   const pruned: tfl.LayersModel = cls.fromConfig(cls, config, undefined, true);
   // A layer's trainable flag is in its config; the model's is not.
   if (!model.trainable) pruned.trainable = false;
+  // Nor the user's metadata (labels, preprocessing), which tfjs saves with the model.
+  const metadata = model.getUserDefinedMetadata();
+  if (metadata !== undefined) pruned.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
   const getLayer = layerLookup(pruned);
   for (const [name, ws] of newWeights) {
     const layer = getLayer(name);

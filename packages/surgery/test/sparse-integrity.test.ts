@@ -6,7 +6,9 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { exportModel, loadSparseModel, ModelFileError } from '../src/index';
+import { decompose } from '@normprune/layers';
+import { fileSystem } from '@normprune/runtime';
+import { exportModel, loadSparseModel, ModelFileError, prune } from '../src/index';
 import { zeroKernelWhere } from './helpers';
 
 let tmp: string;
@@ -142,6 +144,30 @@ describe("a 'sparse' export keeps the model's userDefinedMetadata, as a 'tfjs' o
       expect(again.getUserDefinedMetadata()).toEqual(meta);
       again.dispose();
       expect(tf.memory().numTensors).toBe(before);
+    },
+  );
+
+  it.each(models)(
+    '%s: through decompose, prune and exportModel of the decomposed model, both formats',
+    async (_name, make) => {
+      const meta = { labels: ['cat', 'dog'], preprocess: { scale: 1 / 255 } };
+      const model = make();
+      model.setUserDefinedMetadata(meta);
+      const dec = decompose(model);
+      const { model: pruned } = prune(dec);
+      expect([dec.getUserDefinedMetadata(), pruned.getUserDefinedMetadata()]).toEqual([meta, meta]);
+      for (const format of ['tfjs', 'sparse'] as const) {
+        // exportModel folds the decomposed model: the folded copy keeps the metadata too.
+        const dir = path.join(tmp, `meta-dec-${format}-${Math.random().toString(36).slice(2)}`);
+        await exportModel(dec, dir, { format });
+        const before = tf.memory().numTensors;
+        const again =
+          format === 'tfjs' ? await tfl.loadLayersModel(fileSystem(dir)) : await loadSparseModel(dir);
+        expect(again.getUserDefinedMetadata()).toEqual(meta);
+        again.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+      }
+      for (const m of [model, dec, pruned]) m.dispose();
     },
   );
 
