@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe, fold, optionsProblem } from '@normprune/layers';
+import { describeValue as describe, fold, optionsProblem, readFiniteWeight } from '@normprune/layers';
 import {
   fileSystem,
   makeDirs,
@@ -33,7 +33,7 @@ import {
   syncDir,
   writeFileDurably,
 } from '@normprune/runtime';
-import { checkModel, disposeFolded, hasDecomposed } from './folding.js';
+import { allLayers, checkModel, disposeFolded, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
 import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
@@ -311,6 +311,18 @@ export async function exportModel(
     throw refuse(
       `float16 must be true (weights stored as float16, half the bytes) or false, got ${describe(float16)}`,
     );
+  // A NaN or an infinity would be exported as it is (float16 refuses an infinity only), and the
+  // export would load as a model that outputs NaN: refused as analyze and prune refuse it,
+  // naming the user's own weight (a decomposed layer's direction or magnitude, not the fold's).
+  for (const layer of allLayers(model))
+    for (const w of layer.weights)
+      readFiniteWeight(
+        layer,
+        w,
+        'exportModel',
+        'an export would load as a model whose outputs are NaN. ' +
+          'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
+      );
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
     const shared = sharedWeightNameProblem(plain);

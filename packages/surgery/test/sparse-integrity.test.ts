@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { decompose } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
-import { exportModel, loadSparseModel, ModelFileError, prune } from '../src/index';
+import { exportModel, loadSparseModel, ModelFileError, NonFiniteWeightError, prune } from '../src/index';
 import { zeroKernelWhere } from './helpers';
 
 let tmp: string;
@@ -236,5 +236,47 @@ describe('a sparse.json of a later format version', () => {
     const e = await refusal(dir);
     expect(e).toMatchObject({ code: 'damaged', file: manifestFile });
     expect(e.message).toBe(`loadSparseModel: ${manifestFile} is not a normprune-sparse v1 manifest`);
+  });
+});
+
+describe('exportModel refuses a model holding a NaN or an infinity, as analyze and prune do', () => {
+  const put = (model: tfl.LayersModel, weight: string, at: number, value: number) => {
+    const w = model.weights.find((v) => v.originalName === weight)!;
+    const values = Float32Array.from(w.read().dataSync());
+    values[at] = value;
+    tf.tidy(() => (w.read() as tf.Variable).assign(tf.tensor(values, w.shape as number[])));
+  };
+  it.each(
+    models.flatMap(([name, make]) =>
+      (['tfjs', 'sparse'] as const).flatMap((format) =>
+        [NaN, Infinity, -Infinity].map((value) => [name, format, String(value), make, value] as const),
+      ),
+    ),
+  )('%s, %s format, %s', async (_name, format, _v, make, value) => {
+    for (const [decomposed, float16] of [
+      [false, false],
+      [false, true],
+      [true, false],
+    ]) {
+      const plain = make();
+      const model = decomposed ? decompose(plain) : plain;
+      const first = model.layers.find((l) => l.weights.length > 0)!;
+      // A decomposed layer names its own weight (the magnitude), not surgery's folded kernel.
+      const weight = decomposed ? `${first.name}/magnitude` : `${first.name}/kernel`;
+      put(model, weight, 1, value);
+      const dir = path.join(tmp, `nonfinite-${Math.random().toString(36).slice(2)}`);
+      const before = tf.memory().numTensors;
+      const e = (await exportModel(model, dir, { format, float16 }).catch((x) => x)) as NonFiniteWeightError;
+      expect(e).toBeInstanceOf(NonFiniteWeightError);
+      expect([e.weight, e.count, e.caller]).toEqual([weight, 1, 'exportModel']);
+      expect(e.message).toMatch(
+        /^exportModel: layer .* an export would load as a model whose outputs are NaN/,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      // Nothing is written.
+      expect(fs.existsSync(dir)).toBe(false);
+      model.dispose();
+      if (decomposed) plain.dispose();
+    }
   });
 });
