@@ -327,6 +327,16 @@ export async function exportModel(
   try {
     const shared = sharedWeightNameProblem(plain);
     if (shared !== undefined) throw refuse(shared);
+    // Before the folder is made: a weight past half precision's range (folded, for a decomposed layer).
+    if (float16)
+      for (const w of plain.weights) {
+        const values = w.read().dataSync();
+        const at = values.findIndex((v) => Math.abs(v) > 65504);
+        if (at >= 0)
+          throw refuse(
+            `weight '${w.originalName}' holds ${values[at]}, outside the float16 range (|x| <= 65504); export without float16`,
+          );
+      }
     const { artifacts, weights } = modelArtifacts(plain);
     try {
       makeDirs(dir);

@@ -280,3 +280,30 @@ describe('exportModel refuses a model holding a NaN or an infinity, as analyze a
     }
   });
 });
+
+describe('float16 refuses a weight past half precision, before a file or folder is written', () => {
+  it.each(
+    models.flatMap(([name, make]) => (['tfjs', 'sparse'] as const).map((f) => [name, f, make] as const)),
+  )('%s, %s format', async (_name, format, make) => {
+    for (const value of [70000, -1e9]) {
+      const model = make();
+      const w = model.weights.find((v) => v.originalName.endsWith('/kernel'))!;
+      const values = Float32Array.from(w.read().dataSync());
+      values[2] = value;
+      tf.tidy(() => (w.read() as tf.Variable).assign(tf.tensor(values, w.shape as number[])));
+      const dir = path.join(tmp, `f16-range-${Math.random().toString(36).slice(2)}`);
+      const before = tf.memory().numTensors;
+      const e = (await exportModel(model, dir, { format, float16: true }).catch((x) => x)) as ModelFileError;
+      expect(e).toBeInstanceOf(ModelFileError);
+      expect([e.code, e.file]).toEqual(['invalid-argument', dir]);
+      expect(e.message).toBe(
+        `exportModel: weight '${w.originalName}' holds ${value}, outside the float16 range (|x| <= 65504); export without float16`,
+      );
+      expect(fs.existsSync(dir)).toBe(false);
+      expect(tf.memory().numTensors).toBe(before);
+      // Without float16 it exports.
+      expect((await exportModel(model, dir, { format })).bytes).toBeGreaterThan(0);
+      model.dispose();
+    }
+  });
+});
