@@ -206,16 +206,22 @@ describe("a 'sparse' export keeps the model's userDefinedMetadata, as a 'tfjs' o
 });
 
 describe('a sparse.json of a later format version', () => {
+  /** A 'sparse' export of `make()` whose sparse.json says `version`. */
+  const exportedAs = async (make: () => tfl.LayersModel, version: unknown) => {
+    const model = make();
+    const dir = path.join(tmp, `version-${Math.random().toString(36).slice(2)}`);
+    await exportModel(model, dir, { format: 'sparse' });
+    model.dispose();
+    const manifestFile = path.join(dir, 'sparse.json');
+    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
+    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, version }));
+    return { dir, manifestFile };
+  };
+
   it.each(models.flatMap(([name, make]) => [2, 7].map((v) => [name, v, make] as const)))(
     '%s, version %s: refused as unsupported, saying to upgrade, naming sparse.json',
     async (_name, version, make) => {
-      const model = make();
-      const dir = path.join(tmp, `future-${Math.random().toString(36).slice(2)}`);
-      await exportModel(model, dir, { format: 'sparse' });
-      model.dispose();
-      const manifestFile = path.join(dir, 'sparse.json');
-      const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-      fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, version }));
+      const { dir, manifestFile } = await exportedAs(make, version);
       const e = await refusal(dir);
       expect(e).toMatchObject({ code: 'unsupported', file: manifestFile });
       expect(e.message).toBe(
@@ -226,13 +232,7 @@ describe('a sparse.json of a later format version', () => {
   );
 
   it.each([0, 1.5, '2', null])('version %p is still a damaged manifest', async (version) => {
-    const model = models[0][1]();
-    const dir = path.join(tmp, `badversion-${Math.random().toString(36).slice(2)}`);
-    await exportModel(model, dir, { format: 'sparse' });
-    model.dispose();
-    const manifestFile = path.join(dir, 'sparse.json');
-    const manifest = JSON.parse(fs.readFileSync(manifestFile, 'utf8'));
-    fs.writeFileSync(manifestFile, JSON.stringify({ ...manifest, version }));
+    const { dir, manifestFile } = await exportedAs(models[0][1], version);
     const e = await refusal(dir);
     expect(e).toMatchObject({ code: 'damaged', file: manifestFile });
     expect(e.message).toBe(`loadSparseModel: ${manifestFile} is not a normprune-sparse v1 manifest`);
