@@ -53,6 +53,13 @@ const TENSOR_SYNONYMS: Record<string, string[]> = {
  * depth would otherwise set a 1 in the next row's first columns.
  */
 function oneHotDepth(split: Split): number {
+  if (split.numClasses === undefined && split.count === 0) {
+    throw new DatasetError('invalid-argument', {
+      message:
+        "an empty split without numClasses has no one-hot depth (it comes from the largest label + 1); set split.numClasses, e.g. to the training split's",
+      found: 'count 0, numClasses undefined',
+    });
+  }
   const depth = numClassesOf(split);
   if (!Number.isInteger(depth) || depth <= 0) {
     throw new DatasetError('invalid-argument', {
@@ -249,6 +256,14 @@ function encoding(
   const oneHot = checkBoolean(o.oneHot, 'oneHot') ?? false;
   const depth = oneHot ? oneHotDepth(split) : 0;
   let stats = o.stats;
+  if (normalize === 'unit' && stats != null) {
+    throw new DatasetError('invalid-argument', {
+      message:
+        "stats are given but normalize is 'unit' (the default), which divides by 255 and does not use them; " +
+        "pass normalize: 'standardize' to standardise by them, or drop stats",
+      found: `normalize ${JSON.stringify(o.normalize ?? 'unit')}, stats ${JSON.stringify(stats)}`,
+    });
+  }
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
   if (stats) checkStats(stats, split.shape[2]);
   return { normalize, stats, tables: lookupTables(split.shape[2], normalize, stats), oneHot, depth };

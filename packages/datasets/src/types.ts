@@ -16,7 +16,7 @@ export interface Split {
   shape: [number, number, number];
   /**
    * Number of classes (the depth of one-hot labels). Set by the loaders; when
-   * absent, one-hot encoding uses the largest label + 1.
+   * absent, one-hot encoding uses the largest label + 1 (an empty split needs it set).
    */
   numClasses?: number;
 }
@@ -88,6 +88,7 @@ export interface ToTensorsOptions {
   /**
    * The per-channel statistics for `'standardize'`: those of the training split (`computeStats`)
    * for every split. Without them, `'standardize'` computes and returns the split's own.
+   * Refused beside `'unit'`, which would ignore them.
    */
   stats?: Stats;
   /** Labels as one-hot float32 `[n, classes]` instead of int32 `[n]`: true or false. Default false. */

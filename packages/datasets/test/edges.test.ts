@@ -97,6 +97,21 @@ describe('toTensors / batches: boundaries', () => {
     tf.dispose([xs, ys]);
   });
 
+  it('refuses one-hot labels for an empty split without numClasses (no label gives a depth)', () => {
+    const s: Split = { ...split(0) };
+    delete s.numClasses;
+    expect(() => toTensors(s, { oneHot: true })).toThrow(
+      'an empty split without numClasses has no one-hot depth (it comes from the largest label + 1); ' +
+        "set split.numClasses, e.g. to the training split's",
+    );
+    const { xs, ys } = toTensors({ ...s, numClasses: 10 }, { oneHot: true });
+    expect([xs.shape, ys.shape]).toEqual([
+      [0, 4, 4, 3],
+      [0, 10],
+    ]);
+    tf.dispose([xs, ys]);
+  });
+
   it('refuses a split whose image bytes are not count * h * w * c', () => {
     const s = split(4);
     expect(() => toTensors({ ...s, images: s.images.subarray(0, s.images.length - 1) })).toThrow(

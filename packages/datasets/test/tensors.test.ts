@@ -370,6 +370,19 @@ describe('argument checks', () => {
         expect(() => batches(s, { batchSize: 2, ...o })).toThrow(message);
       }
     });
+    // Stats beside normalize 'unit' (given or by default) would be ignored: refused, in both.
+    const stats = computeStats(s);
+    for (const o of [{ stats }, { normalize: 'unit' as const, stats }]) {
+      const message =
+        "stats are given but normalize is 'unit' (the default), which divides by 255 and does not use them; " +
+        "pass normalize: 'standardize' to standardise by them, or drop stats";
+      expect(() => toTensors(s, o)).toThrow(expect.objectContaining({ code: 'invalid-argument' }));
+      expect(() => toTensors(s, o)).toThrow(message);
+      expect(() => batches(s, { batchSize: 2, ...o })).toThrow(message);
+    }
+    // null is no stats (as `trainStats ?? null` gives): 'unit' takes it.
+    const none = toTensors(s, { stats: null as never });
+    tf.dispose([none.xs, none.ys]);
     // A std of 0 (a constant channel) divides by 1, as computeStats's own output may have it.
     const t = toTensors(s, { normalize: 'standardize', stats: { mean: per(0), std: per(0) } });
     const unit = toTensors(s);
