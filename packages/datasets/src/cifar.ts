@@ -369,11 +369,23 @@ function cached(name: string, key: string, o: LoadOptions, source: string, decod
   try {
     // The decoded file of the source's earlier contents goes: one file per archive or folder.
     writeDecoded(path, key, ds, source);
-  } catch {
-    // A read-only or full cache directory must not stop the load.
+  } catch (e) {
+    // A read-only or full cache directory must not stop the load, but every
+    // load then decodes again: say so, once per cache file and process.
+    if (!unwritable.has(path)) {
+      unwritable.add(path);
+      console.warn(
+        `@normprune/datasets: CIFAR-10 was decoded from ${source}, but the decoded copy could not be written to ${path} ` +
+          `(${e instanceof Error ? e.message : String(e)}), so every load decodes it again; ` +
+          'pass { cacheDir } (or set XDG_CACHE_HOME) to a writable folder',
+      );
+    }
   }
   return ds;
 }
+
+/** Decoded-cache files this process could not write (warned about once each). */
+const unwritable = new Set<string>();
 
 function fromFile(file: string, o: LoadOptions, md5?: string): Dataset {
   const data = readInputFile(file, 'CIFAR-10 archive');

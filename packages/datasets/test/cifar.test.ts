@@ -191,6 +191,36 @@ describe('CIFAR-10 binary layout', () => {
     expect(Buffer.from(direct.train.images).equals(Buffer.from(a.train.images))).toBe(true);
   });
 
+  it('loads when the cache cannot be written, and says once per cache file that every load decodes again', async () => {
+    const root = tmp();
+    const files = writeBinary(join(root, 'src'));
+    const file = writeFile(
+      join(root, 'cifar-10-binary.tar.gz'),
+      gzipSync(
+        makeTar(Object.entries(files).map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data }))),
+      ),
+    );
+    // A cacheDir that is a file: nothing can be written under it, even as root.
+    const cacheDir = writeFile(join(root, 'not-a-folder'), Buffer.from('x'));
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const a = await loadCifar10({ file, cacheDir });
+      const b = await loadCifar10({ file, cacheDir });
+      expect(Buffer.from(b.train.images).equals(Buffer.from(a.train.images))).toBe(true);
+      expect(warn).toHaveBeenCalledTimes(1);
+      const [message] = warn.mock.calls[0] as [string];
+      expect(message).toMatch(
+        new RegExp(
+          `^@normprune/datasets: CIFAR-10 was decoded from ${file.replace(/[.]/g, '\\.')}, but the decoded copy ` +
+            `could not be written to ${cacheDir}/decoded/cifar-10-[0-9a-f]+\\.bin \\(.*ENOTDIR.*\\), ` +
+            'so every load decodes it again; pass \\{ cacheDir \\} \\(or set XDG_CACHE_HOME\\) to a writable folder$',
+        ),
+      );
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
   it('rejects truncated batches, unequal batches, bad labels, missing batches, wrong class names', async () => {
     const cases: [string, (dir: string) => void][] = [
       [
