@@ -145,12 +145,23 @@ function refuseNotTar(buf: Uint8Array, file: string): void {
   }
 }
 
+/** Entry types that make a special file when extracted. */
+const SPECIAL: Record<string, string> = { '3': 'character device', '4': 'block device', '6': 'FIFO' };
+
+/** Entry types that hold a file this reader cannot restore, and what to do. */
+const UNREAD: Record<string, string> = {
+  S: 'a GNU sparse file (tar --sparse), which this reader does not expand: make the archive again without --sparse',
+  M: 'the rest of a file begun in the previous volume of a multi-volume archive: join the volumes into one archive',
+};
+
 /**
  * Reads a ustar / pax / GNU tar archive (optionally gzipped) held in memory,
  * without touching the disk. Hard and symbolic links to files inside the
  * archive resolve to those files' bytes (links to folders add nothing: the folders' files are
- * read under their own names); links that leave the archive, device
- * files and unsafe paths raise `unsafe-archive`. A name the archive holds
+ * read under their own names); links that leave the archive, devices, FIFOs
+ * and unsafe paths raise `unsafe-archive`; entries it cannot restore (GNU sparse
+ * files, multi-volume continuations, unknown types) raise `corrupt-archive`.
+ * Metadata-only entries (pax and Solaris headers, GNU volume labels) are read or skipped. A name the archive holds
  * twice is read as its later entry, as extracting it would leave.
  */
 export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): TarEntry[] {
@@ -209,11 +220,14 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     }
     const data = buf.subarray(dataStart, dataEnd);
     off = dataStart + Math.ceil(size / 512) * 512;
-    if (type === 'x') {
+    // 'X' is Solaris's name for a pax extended header, before POSIX took 'x'.
+    if (type === 'x' || type === 'X') {
       pax = { ...pax, ...parsePax(data, file) };
       continue;
     }
-    if (type === 'g') continue;
+    // Metadata that names no file: pax global headers, Solaris ACLs and extended
+    // attributes of the next entry, a GNU volume label (`tar -V`).
+    if (type === 'g' || type === 'A' || type === 'E' || type === 'V') continue;
     if (type === 'L') {
       longName = field(data, 0, data.length);
       continue;
@@ -236,7 +250,8 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
       const e: TarEntry = { name, type: 'file', data };
       entries.push(e);
       files.set(name, e);
-    } else if (type === '5') {
+    } else if (type === '5' || type === 'D') {
+      // 'D' is GNU's incremental-backup folder: its data lists the folder's names, not a file.
       entries.push({ name, type: 'directory', data: data.subarray(0, 0) });
     } else if (type === '1') {
       const target = linkTarget(name, rawLink, true, file);
@@ -253,10 +268,16 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
       files.set(name, e);
     } else if (type === '2') {
       symlinks.push({ name, target: linkTarget(name, rawLink, false, file) });
-    } else {
+    } else if (SPECIAL[type]) {
       throw new DatasetError('unsafe-archive', {
         file,
-        message: `unsupported tar entry type '${type}' (device, fifo or unknown)`,
+        message: `tar entry ${name} is a ${SPECIAL[type]}; a data set archive holds only files, folders and links: make the archive again without it`,
+        found: name,
+      });
+    } else {
+      throw new DatasetError('corrupt-archive', {
+        file,
+        message: `tar entry ${name} has type '${type}', ${UNREAD[type] ?? 'which no tar format defines'}`,
         found: name,
       });
     }

@@ -60,7 +60,7 @@ export function writeIdxSet(dir: string, o: { ntrain?: number; ntest?: number; g
 export interface TarItem {
   name: string;
   data?: Uint8Array;
-  type?: '0' | '1' | '2' | '5' | '3' | 'x';
+  type?: '0' | '1' | '2' | '3' | '4' | '5' | '6' | 'x' | 'X' | 'A' | 'D' | 'E' | 'M' | 'S' | 'V' | 'Q';
   linkname?: string;
   /** pax records for an 'x' header before this entry. */
   pax?: Record<string, string>;

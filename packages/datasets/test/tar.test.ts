@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { DatasetError } from '../src/index';
 import { readTar } from '../src/tar';
-import { datasetErrorCode, makeTar } from './fixtures';
+import { datasetErrorCode, makeTar, type TarItem } from './fixtures';
 
 const bytes = (s: string) => Buffer.from(s);
 
@@ -112,7 +112,68 @@ describe('readTar', () => {
     expect(code(() => readTar(makeTar([{ name: 'a', type: '2', linkname: 'missing' }]), 't'))).toBe(
       'unsafe-archive',
     );
-    expect(code(() => readTar(makeTar([{ name: 'dev', type: '3' }]), 't'))).toBe('unsafe-archive');
+    for (const [type, kind] of [
+      ['3', 'character device'],
+      ['4', 'block device'],
+      ['6', 'FIFO'],
+    ] as const) {
+      expect(() => readTar(makeTar([{ name: 'd/dev', type }]), 't')).toThrow(
+        expect.objectContaining({
+          code: 'unsafe-archive',
+          message: `tar entry d/dev is a ${kind}; a data set archive holds only files, folders and links: make the archive again without it; file: t; found: d/dev`,
+        }),
+      );
+    }
+  });
+
+  it('skips metadata-only entries (volume label, Solaris ACL and attributes) and reads a GNU dumpdir as a folder', () => {
+    const data = bytes('pixels');
+    const entries = readTar(
+      makeTar([
+        { name: 'backup of ../../2026', type: 'V' },
+        { name: 'acl', type: 'A', data: bytes('user::rw-') },
+        { name: 'xattr', type: 'E', data: bytes('k=v') },
+        { name: 'd', type: 'D', data: bytes('Ya\0\0') },
+        { name: 'd/a', data },
+      ]),
+      't',
+    );
+    expect(entries.map((e) => [e.name, e.type, Buffer.from(e.data).toString()])).toEqual([
+      ['d', 'directory', ''],
+      ['d/a', 'file', 'pixels'],
+    ]);
+    // Solaris's 'X' is a pax header under its older letter: its path names the next entry.
+    const named = readTar(
+      makeTar([
+        { name: 'ignored', type: 'X', data: bytes('20 path=d/long-name\n') },
+        { name: 'x', data },
+      ]),
+      't',
+    );
+    expect(named.map((e) => e.name)).toEqual(['d/long-name']);
+  });
+
+  it('names entries it cannot restore (sparse, multi-volume, unknown) as corrupt-archive with the fix', () => {
+    const cases: [string, string][] = [
+      [
+        'S',
+        "has type 'S', a GNU sparse file (tar --sparse), which this reader does not expand: make the archive again without --sparse",
+      ],
+      [
+        'M',
+        "has type 'M', the rest of a file begun in the previous volume of a multi-volume archive: join the volumes into one archive",
+      ],
+      ['Q', "has type 'Q', which no tar format defines"],
+    ];
+    for (const [type, message] of cases)
+      expect(() =>
+        readTar(makeTar([{ name: 'd/a', type: type as TarItem['type'], data: bytes('x') }]), 't'),
+      ).toThrow(
+        expect.objectContaining({
+          code: 'corrupt-archive',
+          message: `tar entry d/a ${message}; file: t; found: d/a`,
+        }),
+      );
   });
 
   it('caps the total size, including what links add', () => {
