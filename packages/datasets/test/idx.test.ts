@@ -202,44 +202,41 @@ describe('loadMnist / loadFashionMnist from files', () => {
 });
 
 describe('loadMnist: files that are missing or not files are DatasetErrors naming them', () => {
-  it('a `file` that does not exist', async () => {
-    const file = join(tmp(), 'nope.tar.gz');
-    const e = await errorOf(loadMnist({ file }));
-    expect([e.code, e.file, e.message]).toEqual([
+  // [what, the path, the load given it, the code, the message before "; file: <path>"]
+  const cases: [string, () => string, (p: string) => Promise<unknown>, string, string][] = [
+    [
+      'a `file` that does not exist',
+      () => join(tmp(), 'nope.tar.gz'),
+      (file) => loadMnist({ file }),
       'missing-file',
-      file,
-      `MNIST archive not found; file: ${file}`,
-    ]);
-  });
-
-  it('a `file` that is a directory', async () => {
-    const file = tmp();
-    const e = await errorOf(loadFashionMnist({ file }));
-    expect([e.code, e.file, e.message]).toEqual([
+      'MNIST archive not found',
+    ],
+    [
+      'a `file` that is a directory',
+      () => tmp(),
+      (file) => loadFashionMnist({ file }),
       'invalid-argument',
-      file,
-      `Fashion-MNIST archive is a directory, not a file; pass a directory as { dir }, or name the file inside it; file: ${file}`,
-    ]);
-  });
-
-  it('a `dir` that is a file', async () => {
-    const dir = writeFile(join(tmp(), 'mnist.tar'), makeTar([]));
-    const e = await errorOf(loadMnist({ dir }));
-    expect([e.code, e.file, e.message]).toEqual([
+      'Fashion-MNIST archive is a directory, not a file; pass a directory as { dir }, or name the file inside it',
+    ],
+    [
+      'a `dir` that is a file',
+      () => writeFile(join(tmp(), 'mnist.tar'), makeTar([])),
+      (dir) => loadMnist({ dir }),
       'invalid-argument',
-      dir,
-      `MNIST: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }; file: ${dir}`,
-    ]);
-  });
-
-  it('a `dir` that does not exist says so, not that the four files are missing from it', async () => {
-    const dir = join(tmp(), 'mnsit');
-    const e = await errorOf(loadMnist({ dir }));
-    expect([e.code, e.file, e.message]).toEqual([
+      'MNIST: this is a file, not a directory; pass an archive as { file }, or the folder holding the four IDX files as { dir }',
+    ],
+    [
+      'a `dir` that does not exist says so, not that the four files are missing from it',
+      () => join(tmp(), 'mnsit'),
+      (dir) => loadMnist({ dir }),
       'missing-file',
-      dir,
-      `MNIST: the folder does not exist; check the path (a relative dir is taken from the working directory, ${process.cwd()}); file: ${dir}`,
-    ]);
+      `MNIST: the folder does not exist; check the path (a relative dir is taken from the working directory, ${process.cwd()})`,
+    ],
+  ];
+  it.each(cases)('%s', async (_, make, load, code, message) => {
+    const p = make();
+    const e = await errorOf(load(p));
+    expect([e.code, e.file, e.message]).toEqual([code, p, `${message}; file: ${p}`]);
   });
 
   it('one IDX file (raw or .gz) given as `file` says so, and what to pass instead', async () => {
