@@ -34,6 +34,7 @@ import {
   listExperiments,
   loadConfigFile,
   loadExperiment,
+  NEEDS_DECOMPOSED,
   noDecomposedLayer,
   parseBudget,
   parseConfig,
@@ -827,7 +828,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     const none = noDecomposedLayer(base);
     if (none)
       throw new UsageError(
-        `--target-compression: ${base.name}: ${none}, and the method needs at least one decomposed layer for the lambdas above 0 the bisection runs; decompose a layer (decompose.dense, decompose.conv2d, decompose.exclude)`,
+        `--target-compression: ${base.name}: ${none}, and ${NEEDS_DECOMPOSED} for the lambdas above 0 the bisection runs; decompose a layer (decompose.dense, decompose.conv2d, decompose.exclude)`,
       );
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);

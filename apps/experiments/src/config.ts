@@ -723,8 +723,11 @@ export function noDecomposedLayer(cfg: Pick<ExperimentConfig, 'model' | 'decompo
 function lambdaWithoutDecomposed(cfg: ExperimentConfig, lambda: number, field: string): string | undefined {
   const none = noDecomposedLayer(cfg);
   if (!none || !(lambda > 0) || cfg.training.proximal.epochs === 0) return undefined;
-  return `${none}, and the method needs at least one decomposed layer: ${field} ${lambda} has no magnitudes to act on`;
+  return `${none}, and ${NEEDS_DECOMPOSED}: ${field} ${lambda} has no magnitudes to act on`;
 }
+
+/** The rule a lambda above 0 on a config that decomposes no layer breaks, worded alike by every refusal of it. */
+export const NEEDS_DECOMPOSED = 'the method needs at least one decomposed layer';
 
 /** The granularities a sweep may set: dense ones always (the logits are dense), conv2d ones on a model with a conv2d layer. */
 const GRANULARITIES = ['output', 'input', 'kernel', 'filter'] as const;
