@@ -405,12 +405,19 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
       }
       const holder = readLock(file);
       if (holder === undefined) continue; // released meanwhile
-      if (holderAlive(holder, heldHere.has(file)))
+      if (holderAlive(holder, heldHere.has(file))) {
+        // Its pid is another namespace's: the live process of that pid here need not be the holder.
+        const elsewhere = holder.namespace && holder.namespace !== pidNamespace();
         throw new Error(
           `${dir} is being written by ${holder.pid === process.pid ? 'this process' : `process ${holder.pid}`}` +
-            `${holder.what ? ` (${holder.what})` : ''}; wait for it to end, or choose another --out ` +
+            `${holder.what ? ` (${holder.what})` : ''}` +
+            (elsewhere
+              ? ` of another pid namespace (${holder.namespace}: a container sharing the folder, or the host), which this process cannot see`
+              : '') +
+            `; wait for it to end, or choose another --out ` +
             `(if no normprune run or sweep writes there, delete ${file})`,
         );
+      }
       // Stale. Under the takeover lock, a path that still holds the stale lock holds it until
       // it is moved away: its dead holder never releases it, nobody links over an existing
       // file, and only a takeover holder removes one. So it is checked again once the

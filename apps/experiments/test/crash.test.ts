@@ -343,7 +343,10 @@ describe('fsutil', () => {
       // Written in another pid namespace (a container sharing the folder), pid and start time are
       // that namespace's: the lock holds while a process has its pid here (review 29).
       writeFileSync(lock, `${sleeper.pid}\nin a container\n${Number(started) - 1}\npid:[1]\n`);
-      expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (in a container)`);
+      expect(() => lockDir(dir, 'x')).toThrow(
+        `is being written by process ${sleeper.pid} (in a container) of another pid namespace ` +
+          '(pid:[1]: a container sharing the folder, or the host), which this process cannot see; wait for it to end',
+      );
       // A lock without a start time (an older normprune's) is trusted while its pid lives.
       writeFileSync(lock, `${sleeper.pid}\nolder\n`);
       expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (older)`);
