@@ -142,7 +142,8 @@ describe('CIFAR-10 binary layout', () => {
     }
   });
 
-  it('reads cifar-10-binary.tar.gz and caches the decoded result', async () => {
+  /** The binary release's batches in `<root>/src` and as `<root>/cifar-10-binary.tar.gz`. */
+  const binaryArchive = (): { root: string; file: string } => {
     const root = tmp();
     const files = writeBinary(join(root, 'src'));
     const file = writeFile(
@@ -151,6 +152,11 @@ describe('CIFAR-10 binary layout', () => {
         makeTar(Object.entries(files).map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data }))),
       ),
     );
+    return { root, file };
+  };
+
+  it('reads cifar-10-binary.tar.gz and caches the decoded result', async () => {
+    const { root, file } = binaryArchive();
     const cacheDir = tmp();
     const untar = jest.spyOn(tar, 'readTar');
     const gunzip = jest.spyOn(idx, 'gunzipChecked');
@@ -192,14 +198,7 @@ describe('CIFAR-10 binary layout', () => {
   });
 
   it('loads when the cache cannot be written, and says once per cache file that every load decodes again', async () => {
-    const root = tmp();
-    const files = writeBinary(join(root, 'src'));
-    const file = writeFile(
-      join(root, 'cifar-10-binary.tar.gz'),
-      gzipSync(
-        makeTar(Object.entries(files).map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data }))),
-      ),
-    );
+    const { root, file } = binaryArchive();
     // A cacheDir that is a file: nothing can be written under it, even as root.
     const cacheDir = writeFile(join(root, 'not-a-folder'), Buffer.from('x'));
     const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
