@@ -42,13 +42,14 @@ export interface SparsityRecord extends SparsityReport {
 /** Options of `SparsityCallback`. */
 export interface SparsityCallbackOptions {
   /**
-   * The magnitudes to watch. Default: `magnitudes(model)` when training
-   * begins; a model without decomposed layers is then an error.
+   * The magnitudes to watch. Default: `magnitudes(model)` of the model each
+   * `fit` trains, found when it begins; a model without decomposed layers is then an error.
    */
   magnitudes?: MagnitudeInfo[];
   /**
    * The proximal optimiser to report progress to (drives `targetLambda`).
-   * Default: the model's optimiser, if it is a `ProximalSGD`/`ProximalAdam`.
+   * Default: the model's optimiser as compiled when each `fit` begins, if it is a
+   * `ProximalSGD`/`ProximalAdam`.
    */
   optimizer?: ProximalOptimizer;
   /**
@@ -83,6 +84,10 @@ export class SparsityCallback extends tfl.Callback {
   readonly history: SparsityRecord[] = [];
   /** Stop training once the compression reaches this value (undefined: never). */
   stopAtCompression?: number;
+  // As given to the constructor; what is not given is found again at every fit, from the model
+  // being trained then (it may have been recompiled with another optimiser since the last fit).
+  private readonly givenInfos?: MagnitudeInfo[];
+  private readonly givenOptimizer?: ProximalOptimizer;
   private infos?: MagnitudeInfo[];
   private optimizer?: ProximalOptimizer;
   private readonly verbose: boolean;
@@ -98,8 +103,8 @@ export class SparsityCallback extends tfl.Callback {
       ['magnitudes', 'optimizer', 'stopAtCompression', 'verbose'],
       '{ stopAtCompression: 0.9 }',
     );
-    this.infos = o.magnitudes;
-    this.optimizer = o.optimizer;
+    this.givenInfos = o.magnitudes;
+    this.givenOptimizer = o.optimizer;
     if (
       o.stopAtCompression !== undefined &&
       (typeof o.stopAtCompression !== 'number' || !(o.stopAtCompression >= 0 && o.stopAtCompression <= 1))
@@ -112,7 +117,8 @@ export class SparsityCallback extends tfl.Callback {
   }
 
   /**
-   * Finds the magnitudes and the optimiser if they were not given, and
+   * Finds the magnitudes and the optimiser if they were not given (at every
+   * fit: the model trained now, as compiled now), and
    * brings the optimiser's epoch count to where training starts: the epochs
    * this callback has seen, fit's `initialEpoch`, or what the optimiser
    * already counts (restored from a saved model, or a run with another
@@ -120,15 +126,16 @@ export class SparsityCallback extends tfl.Callback {
    * goes on from there from the first step.
    */
   override async onTrainBegin(): Promise<void> {
+    this.infos = this.givenInfos;
     if (this.infos == null) {
       const infos = findMagnitudes(this.model);
       // A plain model would report 0% every epoch, and drive targetLambda up for nothing.
       if (infos.length === 0) throw new Error(noDecomposedLayers('SparsityCallback', this.model));
       this.infos = infos;
     }
-    if (this.optimizer == null && this.model.optimizer instanceof ProximalOptimizer) {
-      this.optimizer = this.model.optimizer;
-    }
+    this.optimizer =
+      this.givenOptimizer ??
+      (this.model.optimizer instanceof ProximalOptimizer ? this.model.optimizer : undefined);
     const initial = (this.params as { initialEpoch?: number } | undefined)?.initialEpoch ?? 0;
     this.completed = Math.max(this.completed, initial, this.optimizer?.epochsCompleted ?? 0);
     // Always reported, also when the count is unchanged: the optimiser then knows a callback

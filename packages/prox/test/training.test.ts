@@ -631,6 +631,48 @@ describe('SparsityCallback', () => {
     expect(await run(true)).toEqual(once);
   });
 
+  it('one callback over fits of a model recompiled with another optimiser, and of another model, follows what each fit trains', async () => {
+    const step = () => stepLambda({ initial: 0.1, factor: 2, every: 1 });
+    const fit = { batchSize: 64, shuffle: false, verbose: 0 as const };
+    const model = mlp(61);
+    const first = new ProximalSGD({ learningRate: 0.01, lambda: step(), magnitudes: model });
+    model.compile({ optimizer: first, loss: 'meanSquaredError' });
+    const cb = new SparsityCallback();
+    await model.fit(xs, ys, { ...fit, epochs: 2, callbacks: [cb] });
+    expect(first.lambda).toBeCloseTo(0.4, 12);
+    // A second phase with Adam: the callback reports to the optimiser the model has now.
+    const second = new ProximalAdam({ learningRate: 1e-3, lambda: step(), magnitudes: model });
+    model.compile({ optimizer: second, loss: 'meanSquaredError' });
+    await model.fit(xs, ys, { ...fit, epochs: 2, callbacks: [cb] });
+    expect(second.epochsCompleted).toBe(4);
+    expect(second.lambda).toBeCloseTo(1.6, 12);
+    expect(first.epochsCompleted).toBe(2);
+    expect(first.lambda).toBeCloseTo(0.4, 12);
+    expect(cb.history.map((r) => r.epoch)).toEqual([0, 1, 2, 3]);
+    expect(cb.history.map((r) => r.lambda)).toEqual([0.1, 0.2, 0.4, 0.8].map((v) => expect.closeTo(v, 12)));
+    // Recompiled with a plain optimiser: nothing proximal to report to, no lambda recorded.
+    const plain = tf.train.sgd(0.01);
+    model.compile({ optimizer: plain, loss: 'meanSquaredError' });
+    await model.fit(xs, ys, { ...fit, epochs: 1, callbacks: [cb] });
+    expect(second.epochsCompleted).toBe(4);
+    expect(cb.history[4].lambda).toBeUndefined();
+    // Another model (of other layer sizes) trained on with the same callback is the one measured.
+    const other = tfl.sequential({
+      layers: [
+        decomposedDense({ inputShape: [12], units: 5, name: 'wide', activation: 'relu' }),
+        decomposedDense({ units: 2, name: 'head' }),
+      ],
+    });
+    const third = new ProximalSGD({ learningRate: 0.01, lambda: step(), magnitudes: other });
+    other.compile({ optimizer: third, loss: 'meanSquaredError' });
+    await other.fit(xs, ys, { ...fit, epochs: 1, callbacks: [cb] });
+    expect(cb.history[5].totalGroups).toEqual({ wide: 5, head: 2 });
+    expect(cb.history[5].epoch).toBe(5);
+    expect(third.epochsCompleted).toBe(6);
+    for (const m of [model, other]) m.dispose();
+    for (const o of [first, second, plain, third]) o.dispose();
+  });
+
   describe('an epoch-based schedule goes on where training stopped', () => {
     // stepLambda doubles lambda every epoch: after 3 epochs it is 0.1 * 2^3 = 0.8.
     const step = () => stepLambda({ initial: 0.1, factor: 2, every: 1 });
