@@ -19,6 +19,7 @@ import {
   costWeights,
   type CostWeighting,
   formerCostWeighting,
+  multipliersRecord,
   resolveCostWeighting,
 } from './weights.js';
 
@@ -759,29 +760,6 @@ function refuseFormerConfigKeys(who: string, o: unknown): void {
       `earlier version of @normprune/prox spells ${given.map((k) => FORMER_CONFIG_KEYS.get(k)).join(', ')}: ` +
       `${who}.fromConfig(${who}, config) reads either spelling (new ${who}(optimizer.getConfig()) works as it is)`,
   );
-}
-
-/** The `layerMultipliers` option as a record: given as one, or as the list a config saves. */
-function multipliersRecord(v: unknown): Record<string, number> {
-  if (v === undefined) return {};
-  if (Array.isArray(v)) {
-    const entries = new Map<string, number>();
-    v.forEach((e: unknown, i) => {
-      const at = `layerMultipliers[${i}]`;
-      checkOptionKeys(at, e, ['name', 'multiplier'], "{ name: 'fc1', multiplier: 0.5 }", true);
-      const { name, multiplier } = e as LayerMultiplier;
-      if (typeof name !== 'string' || name === '')
-        throw new Error(`${at}.name must be a layer name, got ${describe(name)}`);
-      if (entries.has(name)) throw new Error(`layerMultipliers: layer '${name}' is listed twice`);
-      entries.set(name, multiplier); // the values are checked with the record's (checkLayerMultipliers)
-    });
-    return Object.fromEntries(entries);
-  }
-  if (v === null || typeof v !== 'object')
-    throw new Error(
-      `layerMultipliers must be a record such as { fc1: 0.5 } or a list such as [{ name: 'fc1', multiplier: 0.5 }], got ${describe(v)}`,
-    );
-  return { ...(v as Record<string, number>) };
 }
 
 /** Whether `v` is a schedule's config (an object with a string `kind`), for `lambdaSchedule`. */

@@ -7,7 +7,8 @@ import {
 } from '@normprune/layers';
 import { checkOptionKeys, countNaN, finiteNonnegative } from './checks.js';
 import { keepLargest } from './operators.js';
-import { costWeights, type CostWeighting } from './weights.js';
+import type { LayerMultiplier } from './optimizers.js';
+import { costWeights, type CostWeighting, multipliersRecord } from './weights.js';
 
 /** Options of `l1Penalty`. */
 export interface L1PenaltyOptions {
@@ -18,8 +19,11 @@ export interface L1PenaltyOptions {
    * deprecated alias of `'macs'` (same weights; warns once).
    */
   costWeighting?: CostWeighting | 'flops';
-  /** Multiplies the weight of every group of the named layer. */
-  layerMultipliers?: Record<string, number>;
+  /**
+   * Multiplies the weight of every group of the named layer: `{ fc1: 0.5 }`, or the list an
+   * optimiser's `getConfig()` saves, `[{ name: 'fc1', multiplier: 0.5 }]` (as the optimisers take).
+   */
+  layerMultipliers?: Record<string, number> | readonly LayerMultiplier[];
 }
 
 /**
@@ -66,7 +70,7 @@ export function l1Penalty(
   const lambda = finiteNonnegative('l1Penalty: lambda', o.lambda ?? 1);
   const infos = magnitudesOf(modelOrMagnitudes, 'l1Penalty');
   if (infos.length === 0) return 0;
-  const c = costWeights(infos, o.costWeighting ?? 'uniform', o.layerMultipliers ?? {});
+  const c = costWeights(infos, o.costWeighting ?? 'uniform', multipliersRecord(o.layerMultipliers));
   const total = tf.tidy(() => tf.addN(infos.map((m, i) => tf.mul(tf.sum(tf.abs(m.magnitude)), c[i]))));
   const value = total.dataSync()[0];
   total.dispose();

@@ -1,5 +1,5 @@
-import type { MagnitudeInfo } from '@normprune/layers';
-import { finiteNonnegative } from './checks.js';
+import { describeValue as describe, type MagnitudeInfo } from '@normprune/layers';
+import { checkOptionKeys, finiteNonnegative } from './checks.js';
 
 /**
  * How the L1 penalty weighs each group's magnitude (`c_k` in
@@ -124,4 +124,27 @@ export function resolveCostWeighting(given: unknown): CostWeighting {
 /** The error for a cost weighting that is not one of them. */
 function costWeightingError(costWeighting: unknown): string {
   return `unknown costWeighting: ${JSON.stringify(costWeighting) ?? String(costWeighting)}; allowed: ${COST_WEIGHTINGS.map((c) => `'${c}'`).join(', ')}`;
+}
+
+/** The `layerMultipliers` option as a record: given as one, or as the list a config saves. */
+export function multipliersRecord(v: unknown): Record<string, number> {
+  if (v === undefined) return {};
+  if (Array.isArray(v)) {
+    const entries = new Map<string, number>();
+    v.forEach((e: unknown, i) => {
+      const at = `layerMultipliers[${i}]`;
+      checkOptionKeys(at, e, ['name', 'multiplier'], "{ name: 'fc1', multiplier: 0.5 }", true);
+      const { name, multiplier } = e as { name: unknown; multiplier: number };
+      if (typeof name !== 'string' || name === '')
+        throw new Error(`${at}.name must be a layer name, got ${describe(name)}`);
+      if (entries.has(name)) throw new Error(`layerMultipliers: layer '${name}' is listed twice`);
+      entries.set(name, multiplier); // the values are checked with the record's (checkLayerMultipliers)
+    });
+    return Object.fromEntries(entries);
+  }
+  if (v === null || typeof v !== 'object')
+    throw new Error(
+      `layerMultipliers must be a record such as { fc1: 0.5 } or a list such as [{ name: 'fc1', multiplier: 0.5 }], got ${describe(v)}`,
+    );
+  return { ...(v as Record<string, number>) };
 }

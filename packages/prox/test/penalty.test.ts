@@ -6,7 +6,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedConv2d, decomposedDense, magnitudes } from '@normprune/layers';
-import { keepLargestFilters, l1Penalty, measureSparsity } from '../src/index.js';
+import {
+  keepLargestFilters,
+  l1Penalty,
+  measureSparsity,
+  ProximalSGD,
+  type ProximalSGDConfig,
+} from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
 beforeAll(async () => {
@@ -40,6 +46,50 @@ describe('l1Penalty', () => {
       expect(l1Penalty(m, { lambda: 1, layerMultipliers: { a: 0.5 } })).toBeCloseTo(4.5, 5);
       expect(l1Penalty(m, { lambda: 1, layerMultipliers: { a: 2, b: 3 } })).toBeCloseTo(2 * 3 + 3 * 3, 5);
     });
+    m.dispose();
+  });
+
+  it("takes layerMultipliers as the list an optimiser's config saves, as the optimisers do", async () => {
+    const m = mlp([1, 2], [1, 1, 1]);
+    const opt = new ProximalSGD({
+      learningRate: 0.1,
+      lambda: 0.5,
+      layerMultipliers: { a: 0.5 },
+      magnitudes: m,
+    });
+    const config = JSON.parse(JSON.stringify(opt.getConfig())) as ProximalSGDConfig;
+    expect(config.layerMultipliers).toEqual([{ name: 'a', multiplier: 0.5 }]);
+    await expectNoLeak(() => {
+      // 0.5 x (0.5 x 3 + 3)
+      expect(
+        l1Penalty(m, { lambda: config.lambda as number, layerMultipliers: config.layerMultipliers }),
+      ).toBeCloseTo(2.25, 5);
+      expect(
+        l1Penalty(m, {
+          layerMultipliers: [
+            { name: 'a', multiplier: 2 },
+            { name: 'b', multiplier: 3 },
+          ],
+        }),
+      ).toBeCloseTo(2 * 3 + 3 * 3, 5);
+      expect(l1Penalty(m, { layerMultipliers: [] })).toBeCloseTo(6, 5);
+    });
+    // The list is checked as the optimisers check it.
+    expect(() => l1Penalty(m, { layerMultipliers: [{ name: 'c', multiplier: 1 }] })).toThrow(
+      "layerMultipliers: no decomposed layer named 'c' (have: a, b)",
+    );
+    expect(() => l1Penalty(m, { layerMultipliers: [{ name: 'a', multiplier: -1 }] })).toThrow(
+      "layerMultipliers['a'] must be a finite number >= 0, got -1",
+    );
+    expect(() =>
+      l1Penalty(m, {
+        layerMultipliers: [
+          { name: 'a', multiplier: 1 },
+          { name: 'a', multiplier: 2 },
+        ],
+      }),
+    ).toThrow("layerMultipliers: layer 'a' is listed twice");
+    opt.dispose();
     m.dispose();
   });
 });
