@@ -6,7 +6,7 @@ import {
 } from '@normprune/layers';
 import { checkBoolean, checkOptionKeys } from './checks.js';
 import { ProximalOptimizer } from './optimizers.js';
-import { liveCounts, noDecomposedLayers, summarizeSparsity, type SparsityReport } from './penalty.js';
+import { liveCounts, magnitudesOf, summarizeSparsity, type SparsityReport } from './penalty.js';
 
 /** One epoch of `SparsityCallback.history`. */
 export interface SparsityRecord extends SparsityReport {
@@ -42,10 +42,11 @@ export interface SparsityRecord extends SparsityReport {
 /** Options of `SparsityCallback`. */
 export interface SparsityCallbackOptions {
   /**
-   * The magnitudes to watch. Default: `magnitudes(model)` of the model each
-   * `fit` trains, found when it begins; a model without decomposed layers is then an error.
+   * The magnitudes to watch: a list (`magnitudes(model)`) or a model (its decomposed layers').
+   * Default: `magnitudes(model)` of the model each `fit` trains, found when it begins. A model
+   * without decomposed layers is an error when training begins.
    */
-  magnitudes?: MagnitudeInfo[];
+  magnitudes?: tfl.LayersModel | readonly MagnitudeInfo[];
   /**
    * The proximal optimiser to report progress to (drives `targetLambda`).
    * Default: the model's optimiser as compiled when each `fit` begins, if it is a
@@ -86,9 +87,9 @@ export class SparsityCallback extends tfl.Callback {
   stopAtCompression?: number;
   // As given to the constructor; what is not given is found again at every fit, from the model
   // being trained then (it may have been recompiled with another optimiser since the last fit).
-  private readonly givenInfos?: MagnitudeInfo[];
+  private readonly givenInfos?: tfl.LayersModel | readonly MagnitudeInfo[];
   private readonly givenOptimizer?: ProximalOptimizer;
-  private infos?: MagnitudeInfo[];
+  private infos?: readonly MagnitudeInfo[];
   private optimizer?: ProximalOptimizer;
   private readonly verbose: boolean;
   // Epochs completed in earlier fit calls; fit's own counter restarts at initialEpoch in each call.
@@ -103,6 +104,13 @@ export class SparsityCallback extends tfl.Callback {
       ['magnitudes', 'optimizer', 'stopAtCompression', 'verbose'],
       '{ stopAtCompression: 0.9 }',
     );
+    // Checked here, not when the first epoch has trained: anything else fails there, with no word why.
+    if (o.magnitudes !== undefined) magnitudesOf(o.magnitudes, 'SparsityCallback: magnitudes');
+    if (o.optimizer !== undefined && !(o.optimizer instanceof ProximalOptimizer))
+      throw new Error(
+        `SparsityCallback: optimizer must be a ProximalSGD or ProximalAdam (it reports epochs to its lambda schedule), ` +
+          `got ${describe(o.optimizer)}; leave it out to use the model's optimiser when it is one`,
+      );
     this.givenInfos = o.magnitudes;
     this.givenOptimizer = o.optimizer;
     if (
@@ -126,13 +134,8 @@ export class SparsityCallback extends tfl.Callback {
    * goes on from there from the first step.
    */
   override async onTrainBegin(): Promise<void> {
-    this.infos = this.givenInfos;
-    if (this.infos == null) {
-      const infos = findMagnitudes(this.model);
-      // A plain model would report 0% every epoch, and drive targetLambda up for nothing.
-      if (infos.length === 0) throw new Error(noDecomposedLayers('SparsityCallback', this.model));
-      this.infos = infos;
-    }
+    // A plain model would report 0% every epoch, and drive targetLambda up for nothing.
+    this.infos = magnitudesOf(this.givenInfos ?? this.model, 'SparsityCallback', true);
     this.optimizer =
       this.givenOptimizer ??
       (this.model.optimizer instanceof ProximalOptimizer ? this.model.optimizer : undefined);

@@ -16,6 +16,7 @@ import {
   ProximalAdam,
   ProximalSGD,
   SparsityCallback,
+  type SparsityCallbackOptions,
   stepLambda,
   targetLambda,
 } from '../src/index.js';
@@ -671,6 +672,38 @@ describe('SparsityCallback', () => {
     expect(third.epochsCompleted).toBe(6);
     for (const m of [model, other]) m.dispose();
     for (const o of [first, second, plain, third]) o.dispose();
+  });
+
+  it('SparsityCallback takes magnitudes as a model too, and refuses an optimizer that is not proximal before training', async () => {
+    const fit = { epochs: 2, batchSize: 16, shuffle: false, verbose: 0 as const };
+    const history = async (options: (model: tfl.LayersModel) => SparsityCallbackOptions) => {
+      const model = mlp(71);
+      const opt = new ProximalSGD({ learningRate: 0.05, lambda: 2, magnitudes: model });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback(options(model));
+      await model.fit(xs, ys, { ...fit, callbacks: [cb] });
+      model.dispose();
+      opt.dispose();
+      // Layer names differ between the models built: compare the counts.
+      return cb.history.map((r) => ({
+        ...r,
+        liveGroups: Object.values(r.liveGroups),
+        totalGroups: Object.values(r.totalGroups),
+      }));
+    };
+    const byDefault = await history(() => ({}));
+    expect(byDefault.map((r) => r.epoch)).toEqual([0, 1]);
+    expect(byDefault[1].compression).toBeGreaterThan(0);
+    expect(await history((m) => ({ magnitudes: m }))).toEqual(byDefault);
+    expect(await history((m) => ({ magnitudes: magnitudes(m) }))).toEqual(byDefault);
+    const plain = tf.train.sgd(0.1);
+    expect(() => new SparsityCallback({ optimizer: plain as never })).toThrow(
+      /^SparsityCallback: optimizer must be a ProximalSGD or ProximalAdam \(it reports epochs to its lambda schedule\), got /,
+    );
+    expect(() => new SparsityCallback({ magnitudes: 3 as never })).toThrow(
+      /^SparsityCallback: magnitudes: expected a LayersModel or a list of magnitudes/,
+    );
+    plain.dispose();
   });
 
   describe('an epoch-based schedule goes on where training stopped', () => {
