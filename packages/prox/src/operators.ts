@@ -51,13 +51,15 @@ export function groupSoftThreshold(x: tf.Tensor, t: number | tf.Tensor, axes: nu
 /**
  * Hard thresholding (the proximal operator of an L0 penalty, up to the
  * tie-break): keeps `x` where `|x| > t`, sets it to exactly 0 elsewhere
- * (ties at the threshold are zeroed). `t` is a number or a tensor
+ * (ties at the threshold are zeroed); a NaN entry stays NaN. `t` is a number or a tensor
  * broadcastable to `x`, >= 0 (else a RangeError; a tensor is not checked).
  * The caller disposes the result.
  */
 export function hardThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Tensor {
   checkThreshold('hardThreshold', t);
-  return tf.tidy(() => tf.where(tf.greater(tf.abs(x), t), x, tf.zerosLike(x)));
+  // Zero where |x| <= t rather than keep where |x| > t: a NaN fails both tests, and stays NaN (as the
+  // other operators keep it) instead of becoming an exact 0, which every count takes for pruned.
+  return tf.tidy(() => tf.where(tf.lessEqual(tf.abs(x), t), tf.zerosLike(x), x));
 }
 
 /**

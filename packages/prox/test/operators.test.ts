@@ -64,6 +64,36 @@ describe('proximal operators against their closed forms', () => {
     expect(r[0]).toBe(-3);
   });
 
+  it.each([
+    [[6], 1],
+    [[2, 3], 0],
+    [[3, 2, 1], 1],
+  ])('keep a NaN input NaN, not an exact 0 that reads as pruned (shape %j, t = %d)', async (shape, thr) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const values = Array.from({ length: size }, (_, i) => (i % 3 === 1 ? NaN : (i - 2) * 0.75));
+    const ops: [string, (v: tf.Tensor) => tf.Tensor][] = [
+      ['softThreshold', (v) => softThreshold(v, thr)],
+      ['nonnegSoftThreshold', (v) => nonnegSoftThreshold(v, thr)],
+      ['hardThreshold', (v) => hardThreshold(v, thr)],
+      ['hardThreshold (tensor t)', (v) => tf.tidy(() => hardThreshold(v, tf.scalar(thr)))],
+    ];
+    const f32 = Array.from(new Float32Array(values));
+    await expectNoLeak(() => {
+      for (const [name, f] of ops) {
+        const input = tf.tensor(values, shape);
+        const out = f(input);
+        expect([name, out.shape]).toEqual([name, shape]);
+        const r = Array.from(out.dataSync());
+        tf.dispose([input, out]);
+        r.forEach((v, i) => expect([name, i, Number.isNaN(v)]).toEqual([name, i, Number.isNaN(values[i])]));
+        if (name.startsWith('hardThreshold'))
+          expect(r.filter((v) => !Number.isNaN(v))).toEqual(
+            f32.filter((v) => !Number.isNaN(v)).map((v) => (Math.abs(v) > thr ? v : 0)),
+          );
+      }
+    });
+  });
+
   it('accept a tensor threshold broadcast per entry', () => {
     const thr = tf.tensor1d([0, 0.5, 2]);
     const r = run((v) => softThreshold(v, thr), [-1, -1, -1]);
