@@ -45,7 +45,7 @@ export interface StepLambdaConfig {
   initial: number;
   /** Multiplier applied every `every` units. */
   factor: number;
-  /** Period, in `unit`s. */
+  /** Period, in `unit`s: a finite number > 0. */
   every: number;
   /** Counts epochs (default) or steps. */
   unit?: ScheduleUnit;
@@ -195,8 +195,12 @@ export function stepLambda(o: {
   const unit = checkUnit(o.unit ?? 'epoch');
   checkNonneg('initial', initial);
   checkNonneg('factor', factor);
-  if (typeof every !== 'number' || !(every > 0))
-    throw new Error(`lambda schedule: every must be > 0, got ${describe(every)}`);
+  // Finite: a config saved with a model goes through JSON, which writes Infinity as null.
+  if (typeof every !== 'number' || !(every > 0) || !Number.isFinite(every))
+    throw new Error(
+      `lambda schedule: every must be a finite number > 0, got ${describe(every)}` +
+        (every === Infinity ? ' (for a lambda that never changes, use constantLambda)' : ''),
+    );
   return withConfig(
     (step, epoch) => initial * Math.pow(factor, Math.floor((unit === 'step' ? step : epoch) / every)),
     () => ({ kind: 'step', initial, factor, every, unit }),

@@ -61,7 +61,14 @@ describe('lambda schedules', () => {
   it('rejects invalid parameters', () => {
     expect(() => constantLambda(-1)).toThrow(/lambda schedule: value must be a finite number >= 0, got -1/);
     expect(() => stepLambda({ initial: 1, factor: 0.5, every: 0 })).toThrow(
-      /lambda schedule: every must be > 0, got 0/,
+      /lambda schedule: every must be a finite number > 0, got 0/,
+    );
+    // JSON (a model saved with its optimiser) writes Infinity as null: such a schedule would save but not load.
+    expect(() => stepLambda({ initial: 1, factor: 0.5, every: Infinity })).toThrow(
+      /lambda schedule: every must be a finite number > 0, got Infinity.*use constantLambda/,
+    );
+    expect(() => stepLambda({ initial: 1, factor: 0.5, every: NaN })).toThrow(
+      /every must be a finite number > 0/,
     );
     expect(() => targetLambda({ initial: 1, targetCompression: 1.5 })).toThrow(/targetCompression/);
     expect(() => targetLambda({ initial: 1, targetCompression: 0.5, factor: 0.5 })).toThrow(/factor/);
