@@ -60,7 +60,7 @@ export interface StepLambdaConfig {
 export interface TargetLambdaConfig {
   /** Discriminant. */
   kind: 'target';
-  /** Lambda at the start. */
+  /** Lambda at the start: > 0, since it grows by multiplication (0 stays 0, and warns once). */
   initial: number;
   /**
    * Compression to reach, as a fraction in [0, 1] (0.9 for 90%; the CLI's
@@ -276,7 +276,12 @@ export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedul
         if (c !== undefined && c < targetCompression) {
           // (a lambda of 0 cannot grow, and is no stall)
           const bound = stallFrom === undefined || stallFrom === 0 ? Infinity : stallFrom * stallFactor;
-          if (current >= bound)
+          if (current === 0)
+            warn(
+              `lambda is 0, which no factor raises (it multiplies lambda), with the compression at ${pct(c)}`,
+              'Give targetLambda an initial (or saved current) lambda > 0, such as 1e-5',
+            );
+          else if (current >= bound)
             warn(
               `the compression has stayed at ${pct(c)} while lambda grew ${stallFactor}-fold, from ${stallFrom} to ${current}`,
               'Groups the optimiser cannot update (frozen layers, layers not attached to it, or a compression reported ' +

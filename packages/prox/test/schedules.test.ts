@@ -143,6 +143,27 @@ describe('targetLambda: an unreachable target', () => {
     expect(warn).not.toHaveBeenCalled();
   });
 
+  it('warns once that a lambda of 0 cannot be raised, instead of training on without the penalty in silence', () => {
+    const s = targetLambda({ initial: 0, targetCompression: 0.5, factor: 2 });
+    expect(run(s, [0, 0, 0.1, 0.1])).toEqual([0, 0, 0, 0]);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(warn.mock.calls[0][0]).toBe(
+      'targetLambda: the target compression 50.00% is out of reach: lambda is 0, which no factor raises (it ' +
+        'multiplies lambda), with the compression at 0.00%, so lambda is held at 0 instead of being raised further. ' +
+        'Give targetLambda an initial (or saved current) lambda > 0, such as 1e-5. Shown once per schedule.',
+    );
+    // Restored through its config, as a saved optimiser loads it: the same.
+    warn.mockClear();
+    const copy = lambdaSchedule(JSON.parse(JSON.stringify(s.config)));
+    expect(copy(0, 5, { compression: 0.1 })).toBe(0);
+    expect(warn).toHaveBeenCalledTimes(1);
+    // A target already reached needs no rise: no warning.
+    warn.mockClear();
+    expect(run(targetLambda({ initial: 0, targetCompression: 0.5 }), [0.5, 0.6])).toEqual([0, 0]);
+    expect(run(targetLambda({ initial: 0, targetCompression: 0 }), [0, 0])).toEqual([0, 0]);
+    expect(warn).not.toHaveBeenCalled();
+  });
+
   it('warns once when lambda reaches max short of the target', () => {
     const s = targetLambda({ initial: 1, targetCompression: 0.5, factor: 2, max: 5 });
     expect(run(s, [0.1, 0.2, 0.3, 0.3, 0.4])).toEqual([2, 4, 5, 5, 5]);
