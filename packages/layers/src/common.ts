@@ -358,7 +358,16 @@ export function setDecomposedWeights(
       magnitude.dispose();
     }
   } else if (same(given, [shapes.direction, shapes.magnitude, ...rest])) {
-    set(given);
+    // tfjs does not write a variable's own tensor back onto it, and so does not apply its
+    // constraint: a new direction with the magnitude getWeights() returned would change the
+    // kernel unconstrained. A copy of that magnitude is written, and constrains the kernel.
+    const rewrite = given[1].id === layer.magnitude.read().id && given[0].id !== layer.direction.read().id;
+    const magnitude = rewrite ? tf.clone(given[1]) : given[1];
+    try {
+      set([given[0], magnitude, ...given.slice(2)]);
+    } finally {
+      if (rewrite) magnitude.dispose();
+    }
   } else {
     const show = (s: number[][]) => s.map((x) => `[${x}]`).join(', ');
     const got = Array.isArray(given)

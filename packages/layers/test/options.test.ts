@@ -344,6 +344,42 @@ describe('kernel constraints act on the effective kernel, where tfjs applies the
     },
   );
 
+  test.each(['maxNorm', 'unitNorm', 'nonNeg'].flatMap((name) => layouts.map(([gr]) => [name, gr] as const)))(
+    '%s, granularity %s: setWeights of a new direction with the magnitude getWeights() gave constrains the new kernel',
+    (name, gr) => {
+      const options = CONSTRAINTS.find(([n]) => n === name)![1];
+      const [, , shape] = layouts.find(([g]) => g === gr)!;
+      const make = () => (shape.length === 2 ? plainDense(options(), [6]) : plainConv(options()));
+      const plain = make();
+      const dense = shape.length === 2;
+      const dec = decompose(plain, { granularity: dense ? { dense: gr as never } : { conv2d: gr as never } });
+      const layer = dec.layers[0] as Decomposed;
+      const x = randn([...shape], 4);
+      // The idiom "change one weight, keep the others": the magnitude is the variable's own
+      // tensor, which tfjs does not write again (nor constrain); the kernel still changed.
+      const [v, g, ...rest] = layer.getWeights();
+      const direction = tf.tidy(() => tf.sub(tf.mul(randn(v.shape, 9), 2), 0.5));
+      // The kernel those weights make (g is the variable itself: computed before the write).
+      const unconstrained = tf.tidy(() => {
+        const axes = layer.normAxes;
+        const norm = tf.sqrt(tf.add(tf.sum(tf.square(direction), axes, true), layer.epsilon ** 2));
+        const groupShape = direction.shape.map((d, i) => (axes.includes(i) ? 1 : d));
+        return tf.div(tf.mul(direction, tf.reshape(g, groupShape)), norm);
+      });
+      const before = tf.memory().numTensors;
+      layer.setWeights([direction, g, ...rest]);
+      expect(tf.memory().numTensors).toBe(before);
+      // The plain layer written with that kernel applies it constrained.
+      const ref = make();
+      ref.layers[0].setWeights([unconstrained, ...rest]);
+      const applied = effectiveKernel(layer);
+      expect(scaledError(applied, ref.layers[0].getWeights()[0])).toBeLessThan(1e-5);
+      expect(outputError(ref, dec, x)).toBeLessThan(1e-5);
+      tf.dispose([direction, unconstrained, applied, x]);
+      [plain, dec, ref].forEach((m) => m.dispose());
+    },
+  );
+
   it.each(['output', 'input'] as const)(
     "a constraint the kernel satisfies leaves direction and magnitude as written (granularity %s): a pruned group's unit direction stays",
     (granularity) => {
