@@ -190,6 +190,18 @@ function outlivesBackward(t: tf.Tensor): boolean {
   return t instanceof tf.Variable;
 }
 
+/**
+ * Whether the computation running now is itself being differentiated: a gradient of a gradient
+ * (`tf.grad` inside `tf.grad` or `tf.variableGrads`: a gradient penalty, a Hessian-vector
+ * product). The hand-written gradients below are first-order only: to an outer gradient, what a
+ * `tf.customGrad` saves is a constant, so its backward pass would give second derivatives with
+ * the norm's and the magnitude's terms missing. Then the layers compute the same formula with
+ * plain ops, which autodiff differentiates to any order.
+ */
+function differentiatedTwice(): boolean {
+  return tf.engine().state.gradientDepth > 1;
+}
+
 // tf.customGrad's declared type cannot express (a, b, save) => ...; the runtime contract is exactly that.
 type CustomGradFn = Parameters<typeof tf.customGrad>[0];
 
@@ -207,6 +219,11 @@ export function computeEffectiveKernel(
   epsilon: number,
 ): tf.Tensor {
   const view = groupView(direction.shape, normAxes);
+  if (differentiatedTwice()) {
+    const v2 = asShape(direction, view.matrixShape) as tf.Tensor2D;
+    const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
+    return asShape(tf.mul(v2, tf.mul(asShape(magnitude, view.groupShape), inv)), direction.shape);
+  }
   const f = tf.customGrad(((v: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
     const v2 = asShape(v, view.matrixShape) as tf.Tensor2D;
     const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
@@ -247,6 +264,12 @@ export function scaleBiasActivate(
   epsilon: number,
 ): tf.Tensor2D {
   const withBias = bias != null;
+  if (differentiatedTwice()) {
+    const inv = tf.rsqrt(tf.add(tf.sum(tf.square(direction), 0, true), epsilon * epsilon));
+    let y: tf.Tensor = tf.mul(z, tf.mul(magnitude, inv));
+    if (bias != null) y = tf.add(y, bias);
+    return (relu ? tf.relu(y) : y) as tf.Tensor2D;
+  }
   const f = tf.customGrad(((...args: unknown[]) => {
     const [zz, v, g] = args as tf.Tensor[];
     const b = withBias ? (args[3] as tf.Tensor) : null;
