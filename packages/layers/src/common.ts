@@ -24,12 +24,20 @@ export const DEFAULT_EPSILON = 1e-6;
  */
 const MIN_EPSILON = 2 ** -63;
 
-/** `epsilon` if it is a finite number >= {@link MIN_EPSILON}; else an error naming `who`. @internal */
+/**
+ * The largest epsilon whose square is a finite float32 with room for a group's norm (2^63, about
+ * 9.2e18): above it the square overflows, every group's norm is Infinity, and the kernel
+ * Infinity * 0 = NaN.
+ */
+const MAX_EPSILON = 2 ** 63;
+
+/** `epsilon` if it is a number from {@link MIN_EPSILON} to {@link MAX_EPSILON}; else an error naming `who`. @internal */
 export function checkEpsilon(who: string, epsilon: unknown): number {
-  if (typeof epsilon !== 'number' || !Number.isFinite(epsilon) || !(epsilon >= MIN_EPSILON))
+  if (typeof epsilon !== 'number' || !(epsilon >= MIN_EPSILON && epsilon <= MAX_EPSILON))
     throw new Error(
-      `${who} epsilon must be a finite number >= 1.1e-19 (its square must be a normal float32, or an ` +
-        `all-zero group gives 0 / 0), got ${describeValue(epsilon)}`,
+      `${who} epsilon must be a finite number >= 1.1e-19 and <= 9.2e18 (its square must be a normal ` +
+        `float32: smaller, an all-zero group gives 0 / 0; larger, every kernel entry is NaN), ` +
+        `got ${describeValue(epsilon)}`,
     );
   return epsilon;
 }

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { DecomposedDense, decomposedDense, type DenseGranularity } from '../src/index.js';
+import { DecomposedDense, decomposedConv2d, decomposedDense, type DenseGranularity } from '../src/index.js';
 import { computeEffectiveKernel, scaleBiasActivate } from '../src/common.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import {
@@ -279,10 +279,29 @@ describe('DecomposedDense', () => {
       [0, '0'],
       [1e-20, '1e-20'],
       ['1e-3', '"1e-3" \\(a string\\)'],
+      [2e19, '20000000000000000000'],
+      [1e30, '1e\\+30'],
     ] as const)
       expect(() => decomposedDense({ units: 2, epsilon: epsilon as number })).toThrow(
         new RegExp(`DecomposedDense epsilon must be a finite number >= 1.1e-19 .*, got ${shown}`),
       );
+    // Above 2^63 epsilon^2 overflows float32: every group's norm was Infinity, its fresh
+    // magnitude too, and the kernel Infinity * 0 = NaN. 2^63 is the largest accepted, and a fresh
+    // layer applies its initial kernel, as at any epsilon.
+    for (const [make, shape] of [
+      [(epsilon: number) => decomposedDense({ units: 3, epsilon }), [2, 4]],
+      [(epsilon: number) => decomposedConv2d({ filters: 2, kernelSize: 2, epsilon }), [1, 3, 3, 2]],
+    ] as const) {
+      expect(() => make(2 ** 63 * 1.01)).toThrow(/epsilon must be a finite number .* <= 9.2e18/);
+      const big = make(2 ** 63);
+      const x = randn([...shape], 5);
+      const y = big.apply(x) as tf.Tensor;
+      const applied = big.effectiveKernel();
+      expect(allFinite(y)).toBe(true);
+      expect(scaledError(applied, big.direction!.read())).toBeLessThan(1e-6);
+      tf.dispose([x, y, applied]);
+      disposeWeights(big);
+    }
     // At 1e-20 epsilon^2 underflows float32, and an all-zero group gave NaN outputs; 2^-63 is the
     // smallest epsilon whose square is a normal float32, and gives a zero group exactly 0.
     const layer = decomposedDense({

@@ -421,7 +421,10 @@ describe('decompose and fold', () => {
     );
     expect(tf.memory().numTensors).toBe(before);
     expect(() => decompose(mlp, { epsilon: 1e-30 })).toThrow(
-      /decompose: epsilon must be a finite number >= 1.1e-19 \(its square must be a normal float32.*got 1e-30/,
+      /decompose: epsilon must be a finite number >= 1.1e-19 and <= 9.2e18 \(its square must be a normal float32.*got 1e-30/,
+    );
+    expect(() => decompose(mlp, { epsilon: 1e21 })).toThrow(
+      /decompose: epsilon must be a finite number >= 1.1e-19 and <= 9.2e18 \(its square must be a normal float32.*got 1e\+21/,
     );
     expect(() => decompose(mlp, { epsilon: '1e-3' as never })).toThrow(
       /decompose: epsilon .*got "1e-3" \(a string\)/,
