@@ -157,6 +157,7 @@ export function warmupLambda(o: {
     o,
     ['kind', 'value', 'warmup', 'start', 'unit'],
     '{ value: 1e-4, warmup: 5 }',
+    true,
   );
   const { value, warmup } = o;
   const start = o.start ?? 0;
@@ -190,6 +191,7 @@ export function stepLambda(o: {
     o,
     ['kind', 'initial', 'factor', 'every', 'unit'],
     '{ initial: 1e-4, factor: 2, every: 5 }',
+    true,
   );
   const { initial, factor, every } = o;
   const unit = checkUnit(o.unit ?? 'epoch');
@@ -225,7 +227,7 @@ export function stepLambda(o: {
  */
 export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedule {
   checkKind('targetLambda', o, 'target');
-  checkOptionKeys('targetLambda', o, TARGET_KEYS, '{ initial: 1e-4, targetCompression: 0.9 }');
+  checkOptionKeys('targetLambda', o, TARGET_KEYS, '{ initial: 1e-4, targetCompression: 0.9 }', true);
   const { initial, targetCompression } = o;
   const factor = o.factor ?? 1.5;
   const max = o.max ?? Infinity;
@@ -338,6 +340,10 @@ const TARGET_KEYS = [
 
 /** Builds a schedule from its config (the inverse of `schedule.config`). */
 export function lambdaSchedule(config: LambdaScheduleConfig): LambdaSchedule {
+  if (config === null || typeof config !== 'object' || Array.isArray(config))
+    throw new Error(
+      `lambdaSchedule: config must be an object such as { kind: 'constant', value: 1e-4 } (a schedule's getConfig()), got ${describe(config)}`,
+    );
   switch (config.kind) {
     case 'constant':
       checkOptionKeys('lambdaSchedule', config, ['kind', 'value'], "{ kind: 'constant', value: 1e-4 }");

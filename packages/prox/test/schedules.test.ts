@@ -87,6 +87,24 @@ describe('lambda schedules', () => {
     expect(() => constantLambda('0.1' as never)).toThrow(/got "0.1" \(a string\)/);
     expect(targetLambda({ initial: 1, targetCompression: 0.5, max: 1 })(0, 1, { compression: 0 })).toBe(1);
   });
+
+  it('says what options a factory called from JavaScript without them needs, not a destructuring TypeError', () => {
+    const none = (f: (o: never) => unknown) => () => (f as () => unknown)();
+    expect(none(warmupLambda)).toThrow(
+      'warmupLambda: options must be an object such as { value: 1e-4, warmup: 5 }, got undefined',
+    );
+    expect(none(stepLambda)).toThrow(
+      'stepLambda: options must be an object such as { initial: 1e-4, factor: 2, every: 5 }, got undefined',
+    );
+    expect(none(targetLambda)).toThrow(
+      'targetLambda: options must be an object such as { initial: 1e-4, targetCompression: 0.9 }, got undefined',
+    );
+    for (const config of [undefined, null, 'constant', [1]])
+      expect(() => lambdaSchedule(config as never)).toThrow(
+        /^lambdaSchedule: config must be an object such as \{ kind: 'constant', value: 1e-4 \} \(a schedule's getConfig\(\)\), got /,
+      );
+    expect(() => stepLambda(null as never)).toThrow(/^stepLambda: options must be an object such as/);
+  });
 });
 
 describe('targetLambda: an unreachable target', () => {
