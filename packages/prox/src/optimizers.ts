@@ -1078,6 +1078,14 @@ export class ProximalAdam extends ProximalOptimizer {
 
   /** Restores what `getWeights` returned. */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    // Split in halves, an odd count would read a first moment as a second: refused, nothing changed.
+    const slots = (weightValues ?? []).slice(1);
+    if (!Array.isArray(weightValues) || weightValues.length === 0 || slots.length % 2 !== 0)
+      throw new Error(
+        `ProximalAdam.setWeights: expected the iteration count, then first and second moments in equal numbers ` +
+          `(what getWeights() gives), got ${Array.isArray(weightValues) ? `${weightValues.length} tensor${weightValues.length === 1 ? '' : 's'}` : describe(weightValues)}` +
+          (slots.length ? `: ${weightValues.map((w) => w.name).join(', ')}` : ''),
+      );
     const rest = await this.extractIterations(weightValues);
     const n = rest.length / 2;
     this.firstMoments.restore(rest.slice(0, n));

@@ -262,3 +262,27 @@ describe('ProximalOptimizer, the exported base class', () => {
     expect(Object.getPrototypeOf(ProximalAdam)).toBe(ProximalOptimizer);
   });
 });
+
+describe('ProximalAdam.setWeights', () => {
+  it('refuses moments that do not pair up (an odd count would read a first moment as a second), changing nothing', async () => {
+    const v = tf.variable(tf.ones([3, 2]), true, 'adam_pairs');
+    const opt = new ProximalAdam({ learningRate: 0.1, lambda: 0, magnitudes: [] });
+    tf.tidy(() => opt.applyGradients({ [v.name]: tf.fill([3, 2], 0.5) }));
+    const saved = await opt.getWeights(); // [iter, m, v]
+    expect(saved.map((w) => w.name)).toEqual(['iter', 'adam_pairs/m', 'adam_pairs/v']);
+    const before = tf.memory().numTensors;
+    await expect(opt.setWeights(saved.slice(0, 2))).rejects.toThrow(
+      'ProximalAdam.setWeights: expected the iteration count, then first and second moments in equal numbers ' +
+        '(what getWeights() gives), got 2 tensors: iter, adam_pairs/m',
+    );
+    await expect(opt.setWeights([])).rejects.toThrow(/got 0 tensors$/);
+    expect(opt.iterations).toBe(1);
+    expect(tf.memory().numTensors).toBe(before);
+    // The whole list restores, as before.
+    await opt.setWeights(saved);
+    expect(opt.iterations).toBe(1);
+    saved[0].tensor.dispose();
+    opt.dispose();
+    v.dispose();
+  });
+});
