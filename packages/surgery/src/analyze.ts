@@ -1,7 +1,6 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
-import { layerPaths } from '@normprune/layers';
 import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 
 /** Live and dead groups of one kind in one layer. */
@@ -33,7 +32,8 @@ export interface Counts {
    * Conv3D alike), DepthwiseConv2D `kh * kw * channels * outH * outW`, SeparableConv2D its
    * depthwise plus its pointwise kernel times `outH * outW`, Conv2DTranspose
    * `kh * kw * cin * cout * inH * inW`. Bias adds, BatchNormalization, activations and
-   * pooling are not counted. NaN when the layer's output size is unknown (a model built
+   * pooling are not counted. A layer the model applies more than once (shared, or in a nested
+   * model called twice) counts once per call. NaN when the layer's output size is unknown (a model built
    * for inputs of any height and width): build it with a fixed input shape to count MACs;
    * NaN too for any other layer with a kernel (recurrent layers, wrappers), which analyze
    * cannot count.
@@ -83,6 +83,71 @@ function positionsOf(shape: (number | null)[]): number {
   return shape.slice(1, -1).reduce<number>((a, b) => a * (b ?? NaN), 1);
 }
 
+/**
+ * One application of a layer in the model analysed: its output shape and its (first) input
+ * shape, read only when needed (a shared layer's `outputShape` throws when its calls differ).
+ */
+export interface LayerCall {
+  output(): (number | null)[];
+  input(): (number | null)[] | undefined;
+}
+
+/** The first shape of a node's shapes (one per tensor), or the shape itself. */
+function firstShape(s: unknown): (number | null)[] | undefined {
+  if (!Array.isArray(s)) return undefined;
+  return (Array.isArray(s[0]) ? s[0] : s) as (number | null)[];
+}
+
+/** One call of `layer` read from the layer itself (its only call, as prune's models have). */
+function singleCall(layer: tfl.layers.Layer): LayerCall {
+  return {
+    output: () => layer.outputShape as (number | null)[],
+    input: () => firstShape(layer.inboundNodes[0]?.inputShapes),
+  };
+}
+
+/** Sum of `f` over the calls of a layer: MACs are per sample, and a shared layer runs once per call. */
+function sumOver(calls: LayerCall[], f: (c: LayerCall) => number): number {
+  return calls.reduce((a, c) => a + f(c), 0);
+}
+
+/**
+ * The calls of `layer` that `model`'s own graph makes (a layer shared by two branches, or applied
+ * to two inputs, runs twice per sample; a call belonging to another model built on the same
+ * layer does not count). A model that does not list its graph (a Sequential not built yet)
+ * gives the layer's single call.
+ */
+function callsIn(model: tfl.LayersModel, layer: tfl.layers.Layer): LayerCall[] {
+  const nodes = (model as unknown as { containerNodes?: Set<string> }).containerNodes;
+  const calls: LayerCall[] = [];
+  if (nodes?.size)
+    layer.inboundNodes.forEach((node, i) => {
+      if (!nodes.has(`${layer.name}_ib-${i}`)) return;
+      calls.push({
+        output: () => firstShape(node.outputShapes) ?? (layer.outputShape as (number | null)[]),
+        input: () => firstShape(node.inputShapes),
+      });
+    });
+  return calls.length ? calls : [singleCall(layer)];
+}
+
+/**
+ * Every layer of `model` with its path (as `layerPaths` of @normprune/layers names it) and its
+ * calls per sample: a layer of a nested model runs once per call of that model.
+ */
+function layerCalls(
+  model: tfl.LayersModel,
+  prefix = '',
+  times = 1,
+): { path: string; layer: tfl.layers.Layer; calls: LayerCall[] }[] {
+  return model.layers.flatMap((layer) => {
+    const calls = callsIn(model, layer);
+    if (layer instanceof tfl.LayersModel)
+      return layerCalls(layer, `${prefix}${layer.name}/`, times * calls.length);
+    return [{ path: prefix + layer.name, layer, calls: Array.from({ length: times }, () => calls).flat() }];
+  });
+}
+
 function countAbove(values: Float32Array, threshold: number): number {
   let n = 0;
   for (let i = 0; i < values.length; i++) if (Math.abs(values[i]) > threshold) n++;
@@ -95,7 +160,12 @@ function countAbove(values: Float32Array, threshold: number): number {
  * layers, wrappers) gets unknown (NaN) MACs: its weights do multiply-accumulate, and 0 would
  * be wrong.
  */
-export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: HostWeight[]): LayerAnalysis {
+export function analyzeLayer(
+  layer: tfl.layers.Layer,
+  threshold = 0,
+  weights?: HostWeight[],
+  calls: LayerCall[] = [singleCall(layer)],
+): LayerAnalysis {
   const ws = weights ?? readWeights(layer);
   const className = layer.getClassName();
   const kernel = POSITIONAL.has(className)
@@ -124,18 +194,17 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
   if (!kernel) {
     if (className === 'SeparableConv2D') {
       // A depthwise then a 1x1 pointwise convolution, both at every output position.
-      const positions = positionsOf(layer.outputShape as (number | null)[]);
+      const positions = sumOver(calls, (c) => positionsOf(c.output()));
       const parts = ['depthwise_kernel', 'pointwise_kernel'].map((n) => weightNamed(ws, n)!);
       out.macs = parts.reduce((a, w) => a + w.values.length, 0) * positions;
       out.nonzeroMacs = parts.reduce((a, w) => a + countAbove(w.values, threshold), 0) * positions;
     } else if (className === 'Conv2DTranspose') {
       // Every kernel weight scatters each input position once.
       const w = weightNamed(ws, 'kernel')!;
-      const inShape = layer.inboundNodes[0]?.inputShapes as
-        (number | null)[] | (number | null)[][] | undefined;
-      const positions = inShape
-        ? positionsOf((Array.isArray(inShape[0]) ? inShape[0] : inShape) as (number | null)[])
-        : NaN;
+      const positions = sumOver(calls, (c) => {
+        const inShape = c.input();
+        return inShape ? positionsOf(inShape) : NaN;
+      });
       out.macs = w.values.length * positions;
       out.nonzeroMacs = countAbove(w.values, threshold) * positions;
     } else if (ws.some((w) => /kernel$/.test(w.name))) {
@@ -149,7 +218,7 @@ export function analyzeLayer(layer: tfl.layers.Layer, threshold = 0, weights?: H
   const cout = s[s.length - 1];
   const K = elementCount(s.slice(0, -2));
   // An unknown spatial size (an input of [null, null, 3]) leaves the MACs unknown: NaN, not 1 position.
-  const positions = positionsOf(layer.outputShape as (number | null)[]);
+  const positions = sumOver(calls, (c) => positionsOf(c.output()));
   // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?
   const nzCount = new Int32Array(cin * cout);
   const kv = kernel.values;
@@ -255,8 +324,8 @@ export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): M
   checkOptions(options, ['threshold'], '{ threshold: 0.001 }', 'analyze');
   const threshold = checkThreshold(options.threshold, 'analyze');
   return withFolded(model, (plain) => {
-    const layers = layerPaths(plain).map(({ path, layer }) => ({
-      ...analyzeLayer(layer, threshold),
+    const layers = layerCalls(plain).map(({ path, layer, calls }) => ({
+      ...analyzeLayer(layer, threshold, undefined, calls),
       name: path,
     }));
     const result = { layers, total: totals(layers) };

@@ -306,6 +306,81 @@ describe('analyze', () => {
     expect(a.table()).toContain('block/conv');
   });
 
+  describe('counts a layer once per call the model makes: MACs per sample, weights once', () => {
+    const ones = tfl.initializers.ones;
+
+    it('a Conv2D applied to two inputs of different sizes: the positions of both calls', () => {
+      const a = tfl.input({ shape: [8, 8, 3] });
+      const b = tfl.input({ shape: [6, 6, 3] });
+      const conv = tfl.layers.conv2d({ filters: 4, kernelSize: 3, name: 'tower', kernelInitializer: ones() });
+      const pool = (t: tfl.SymbolicTensor) =>
+        tfl.layers
+          .globalAveragePooling2d({})
+          .apply(conv.apply(t) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
+      const cat = tfl.layers.concatenate().apply([pool(a), pool(b)]) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(cat) as tfl.SymbolicTensor;
+      const m = tfl.model({ inputs: [a, b], outputs: out });
+      zeroKernelWhere(m, 'tower', (i, o) => i === 0 && o === 1);
+      const t = analyze(m).layers.find((l) => l.name === 'tower')!;
+      // 3x3x3x4 = 108 weights at 6x6 + 4x4 output positions; 9 of them zero.
+      expect([t.params, t.macs, t.nonzeroMacs]).toEqual([108 + 4, 108 * 52, 99 * 52]);
+      expect(t.groups).toEqual([
+        { kind: 'filter', total: 4, dead: 0 },
+        { kind: 'kernel', total: 12, dead: 1 },
+      ]);
+    });
+
+    it('a Dense shared by two branches of one input, and a Dense applied to three inputs', () => {
+      for (const calls of [2, 3]) {
+        const xs = Array.from({ length: calls }, () => tfl.input({ shape: [5] }));
+        const shared = tfl.layers.dense({ units: 4, name: 'shared' });
+        const ys = xs.map((x) => shared.apply(x) as tfl.SymbolicTensor);
+        const cat = tfl.layers.concatenate().apply(ys) as tfl.SymbolicTensor;
+        const out = tfl.layers.dense({ units: 2, name: 'out' }).apply(cat) as tfl.SymbolicTensor;
+        const m = tfl.model({ inputs: xs, outputs: out });
+        zeroUnits(m, 'shared', [3]);
+        const a = analyze(m);
+        const s = a.layers.find((l) => l.name === 'shared')!;
+        expect([s.params, s.macs, s.nonzeroMacs, s.zeroGroupParams]).toEqual([24, 20 * calls, 15 * calls, 5]);
+        expect(a.total.macs).toBe(20 * calls + 4 * calls * 2);
+      }
+      const x = tfl.input({ shape: [6] });
+      const h = tfl.layers.dense({ units: 6, name: 'h' });
+      const twice = h.apply(h.apply(x)) as tfl.SymbolicTensor;
+      expect(analyze(tfl.model({ inputs: x, outputs: twice })).layers[1].macs).toBe(72);
+    });
+
+    it('a nested model applied twice: each of its layers twice', () => {
+      const block = tfl.sequential({
+        name: 'block',
+        layers: [
+          tfl.layers.dense({ inputShape: [8], units: 4, name: 'b1' }),
+          tfl.layers.dense({ units: 3, name: 'b2' }),
+        ],
+      });
+      const a = tfl.input({ shape: [8] });
+      const b = tfl.input({ shape: [8] });
+      const cat = tfl.layers
+        .concatenate()
+        .apply([block.apply(a), block.apply(b)] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor;
+      const m = tfl.model({ inputs: [a, b], outputs: cat });
+      const rows = analyze(m).layers.filter((l) => l.params);
+      expect(rows.map((l) => [l.name, l.macs])).toEqual([
+        ['block/b1', 64],
+        ['block/b2', 24],
+      ]);
+    });
+
+    it('a call of the layer in another model built on it does not count', () => {
+      const x = tfl.input({ shape: [5] });
+      const d = tfl.layers.dense({ units: 3, name: 'd' });
+      const m = tfl.model({ inputs: x, outputs: d.apply(x) as tfl.SymbolicTensor });
+      const other = tfl.input({ shape: [5] });
+      tfl.model({ inputs: other, outputs: d.apply(other) as tfl.SymbolicTensor });
+      expect(analyze(m).layers[1].macs).toBe(15);
+    });
+  });
+
   it('leaves MACs unknown (NaN), not one position, when the model does not fix its input size', () => {
     const m = tfl.sequential({
       layers: [
