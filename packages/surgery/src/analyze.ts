@@ -2,6 +2,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
+import { ownCalls } from './graph.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -112,23 +113,22 @@ function sumOver(calls: LayerCall[], f: (c: LayerCall) => number): number {
 }
 
 /**
- * The calls of `layer` that `model`'s own graph makes (a layer shared by two branches, or applied
- * to two inputs, runs twice per sample; a call belonging to another model built on the same
- * layer does not count). A model that does not list its graph (a Sequential not built yet)
- * gives the layer's single call.
+ * The calls of each layer that `model`'s own graph makes (a layer shared by two branches, or
+ * applied to two inputs, runs twice per sample; a call belonging to another model built on the
+ * same layer does not count). A layer the graph does not reach gives its single call.
  */
-function callsIn(model: tfl.LayersModel, layer: tfl.layers.Layer): LayerCall[] {
-  const nodes = (model as unknown as { containerNodes?: Set<string> }).containerNodes;
-  const calls: LayerCall[] = [];
-  if (nodes?.size)
-    layer.inboundNodes.forEach((node, i) => {
-      if (!nodes.has(`${layer.name}_ib-${i}`)) return;
-      calls.push({
+export function callsOf(model: tfl.LayersModel): (layer: tfl.layers.Layer) => LayerCall[] {
+  const own = ownCalls(model);
+  return (layer) => {
+    const calls = (own.get(layer) ?? []).map((i) => {
+      const node = layer.inboundNodes[i];
+      return {
         output: () => firstShape(node.outputShapes) ?? (layer.outputShape as (number | null)[]),
         input: () => firstShape(node.inputShapes),
-      });
+      };
     });
-  return calls.length ? calls : [singleCall(layer)];
+    return calls.length ? calls : [singleCall(layer)];
+  };
 }
 
 /**
@@ -140,8 +140,9 @@ function layerCalls(
   prefix = '',
   times = 1,
 ): { path: string; layer: tfl.layers.Layer; calls: LayerCall[] }[] {
+  const callsIn = callsOf(model);
   return model.layers.flatMap((layer) => {
-    const calls = callsIn(model, layer);
+    const calls = callsIn(layer);
     if (layer instanceof tfl.LayersModel)
       return layerCalls(layer, `${prefix}${layer.name}/`, times * calls.length);
     return [{ path: prefix + layer.name, layer, calls: Array.from({ length: times }, () => calls).flat() }];

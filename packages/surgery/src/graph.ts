@@ -38,6 +38,36 @@ function withoutBatch(shape: unknown, layer: tfl.layers.Layer): (number | null)[
   return (shape as (number | null)[]).slice(1);
 }
 
+/**
+ * The calls each layer makes in `model`'s own graph, as indices into `layer.inboundNodes`: found
+ * from the model's outputs back to its inputs. tfjs's `layer.inboundNodes` and `layer.outputShape`
+ * span every model built on the layer, so a layer another model also applies (to another input,
+ * at another size) has more nodes than it makes calls here.
+ */
+export function ownCalls(model: tfl.LayersModel): Map<tfl.layers.Layer, number[]> {
+  const calls = new Map<tfl.layers.Layer, number[]>();
+  const stack = [...(model.outputs ?? [])];
+  while (stack.length) {
+    const t = stack.pop()!;
+    const layer = t.sourceLayer as tfl.layers.Layer | undefined;
+    const i = t.nodeIndex;
+    if (!layer || typeof i !== 'number') continue;
+    const seen = calls.get(layer) ?? [];
+    if (seen.includes(i)) continue;
+    seen.push(i);
+    calls.set(layer, seen);
+    stack.push(...(layer.inboundNodes[i]?.inputTensors ?? []));
+  }
+  for (const c of calls.values()) c.sort((a, b) => a - b);
+  return calls;
+}
+
+/** The output shape of call `i` of `layer` (a list of shapes for a layer with several outputs). */
+export function callOutputShape(layer: tfl.layers.Layer, i: number): unknown {
+  const shapes = layer.inboundNodes[i].outputShapes as unknown[];
+  return shapes.length === 1 ? shapes[0] : shapes;
+}
+
 /** Builds the layer graph of a built model. */
 export function buildGraph(model: tfl.LayersModel): LayerGraph {
   const config = JSON.parse(JSON.stringify(model.getConfig()));
@@ -59,21 +89,24 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     // Sequential: a chain; its InputLayer is not part of `layers`.
     const inShape = model.inputs[0].shape;
     add({ name: '<input>', className: 'InputLayer', layer: undefined, inputs: [], shape: inShape.slice(1) });
+    const calls = ownCalls(model);
     for (const layer of model.layers) {
       refuseNested(layer);
-      if (layer.inboundNodes.length > 1) throw sharedError(layer);
+      const own = calls.get(layer) ?? [];
+      if (own.length > 1 || (!own.length && layer.inboundNodes.length > 1)) throw sharedError(layer);
       add({
         name: layer.name,
         className: layer.getClassName(),
         layer,
         inputs: [nodes.length - 1],
-        shape: withoutBatch(layer.outputShape, layer),
+        shape: withoutBatch(own.length ? callOutputShape(layer, own[0]) : layer.outputShape, layer),
       });
     }
     return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
   }
 
   const getLayer = layerLookup(model);
+  const calls = ownCalls(model);
   // Before ordering: a layer applied to its own output (shared in a chain) reads itself, and
   // the order below would never place it.
   for (const entry of config.layers) {
@@ -97,12 +130,13 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
           `surgery: layer '${entry.name}' reads output ${t[2]} of '${t[0]}'; multi-output layers are not supported`,
         );
     }
+    const own = calls.get(layer) ?? [];
     add({
       name: entry.name,
       className: entry.className,
       layer,
       inputs: inbound.map((t) => byName.get(t[0])!.index),
-      shape: withoutBatch(layer.outputShape, layer),
+      shape: withoutBatch(own.length === 1 ? callOutputShape(layer, own[0]) : layer.outputShape, layer),
     });
   }
   const ref = (t: any[]): number => {

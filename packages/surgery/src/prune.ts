@@ -1,5 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { analyzeLayer, totals, type Counts, type LayerAnalysis } from './analyze.js';
+import { analyzeLayer, callsOf, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
 import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 import { buildGraph } from './graph.js';
@@ -215,11 +215,13 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     const p = plan(buildGraph(plain), threshold, unknownLayers);
     const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
     // Count from the host copies surgery already holds instead of reading every weight back.
+    const callsBefore = callsOf(plain);
     const layersBefore = plain.layers.map((l) =>
       analyzeLayer(
         l,
         threshold,
         p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
+        callsBefore(l),
       ),
     );
     const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { prune } from '../src/index';
+import { analyze, prune } from '../src/index';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -110,5 +110,81 @@ describe('graph: guards against reading an output other than 0, on configs that 
     });
     expect(() => prune(model)).toThrow(`surgery: model input/output '${name}' index 1 not supported`);
     model.dispose();
+  });
+});
+
+describe("graph: a model's own calls, when another model built on its layers calls them too", () => {
+  /** Zeroes units `dead` of Dense or Conv2D layer `name` of `model` and gives every bias 0.3. */
+  function kill(model: tfl.LayersModel, name: string, dead: number[]): void {
+    const layer = model.getLayer(name);
+    const [kernel, bias] = layer.getWeights();
+    const cout = kernel.shape[kernel.shape.length - 1];
+    const v = Float32Array.from(kernel.dataSync(), (w, p) => (dead.includes(p % cout) ? 0 : w));
+    const ws = [tf.tensor(v, kernel.shape), tf.fill(bias.shape, 0.3)];
+    layer.setWeights(ws);
+    tf.dispose(ws);
+  }
+
+  function same(a: tfl.LayersModel, b: tfl.LayersModel, shape: number[]): void {
+    tf.tidy(() => {
+      const x = tf.randomNormal(shape, 0, 1, 'float32', 3);
+      const d = tf.max(tf.abs(tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor)));
+      expect(d.dataSync()[0]).toBeLessThan(1e-5);
+    });
+  }
+
+  it('a Sequential whose layers another model applies to its own input prunes (they run once in it)', () => {
+    for (const units of [5, 8]) {
+      const seq = tfl.sequential({
+        layers: [
+          tfl.layers.dense({ inputShape: [6], units, activation: 'relu', name: 'h' }),
+          tfl.layers.dense({ units: 3, name: 'out' }),
+        ],
+      });
+      kill(seq, 'h', [0, 2]);
+      const x = tfl.input({ shape: [6] });
+      const head = tfl.layers.dense({ units: 2, name: 'head' }).apply(seq.getLayer('h').apply(x)) as Sym;
+      const other = tfl.model({ inputs: x, outputs: head });
+      const { model, report } = prune(seq);
+      expect(report.layers.map((l) => [l.name, l.unitsAfter])).toEqual([
+        ['h', units - 2],
+        ['out', 3],
+      ]);
+      same(seq, model, [4, 6]);
+      expect(prune(other).report.layers[0].unitsAfter).toBe(units - 2);
+    }
+  });
+
+  it('a model whose layers another model runs at another input size prunes, counted at its own size', () => {
+    for (const [size, otherSize] of [
+      [8, 16],
+      [7, 5],
+    ]) {
+      const conv = tfl.layers.conv2d({ filters: 5, kernelSize: 3, activation: 'relu', name: 'c' });
+      const pool = tfl.layers.globalAveragePooling2d({ name: 'gap' });
+      const out = tfl.layers.dense({ units: 2, name: 'out' });
+      const build = (s: number): tfl.LayersModel => {
+        const x = tfl.input({ shape: [s, s, 3] });
+        return tfl.model({ inputs: x, outputs: out.apply(pool.apply(conv.apply(x))) as Sym });
+      };
+      const model = build(size);
+      build(otherSize);
+      kill(model, 'c', [1, 3]);
+      for (const m of [
+        model,
+        tfl.sequential({ layers: [tfl.layers.inputLayer({ inputShape: [size, size, 3] }), conv, pool, out] }),
+      ]) {
+        const { model: pruned, report } = prune(m);
+        expect(report.layers.map((l) => [l.name, l.unitsAfter])).toEqual([
+          ['c', 3],
+          ['out', 2],
+        ]);
+        const positions = (size - 2) ** 2;
+        expect(report.layersBefore.find((l) => l.name === 'c')!.macs).toBe(27 * 5 * positions);
+        expect(report.layersAfter.find((l) => l.name === 'c')!.macs).toBe(27 * 3 * positions);
+        expect(analyze(m).layers.find((l) => l.name === 'c')!.macs).toBe(27 * 5 * positions);
+        same(m, pruned, [2, size, size, 3]);
+      }
+    }
   });
 });
