@@ -189,9 +189,14 @@ const depthwiseConv2d: LayerHandler = {
   kind: 'channelwise',
   check: (node, config) => {
     requireChannelsLast(node, config);
-    if ((config.depthMultiplier ?? 1) !== 1) {
+    const m = config.depthMultiplier ?? 1;
+    if (m !== 1) {
       throw new Error(
-        `surgery: layer '${node.name}' (DepthwiseConv2D) has depthMultiplier ${config.depthMultiplier}; only 1 is supported`,
+        `surgery: layer '${node.name}' (DepthwiseConv2D) has depthMultiplier ${m}; only 1 is supported. ` +
+          `It computes a Conv2D with ${m} filters per input channel (its kernel size, strides, padding, dilation, ` +
+          `bias and activation) whose kernel [:, :, c, c * ${m} + j] is its depthwise_kernel [:, :, c, j] and 0 elsewhere: ` +
+          `build it that way and prune that (the zero 2-D kernels stay exact zeros, which the 'sparse' export does not store). ` +
+          SPARSE_FALLBACK,
       );
     }
   },

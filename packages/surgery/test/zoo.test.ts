@@ -1203,6 +1203,35 @@ const REFUSALS: Refusal[] = [
     className: 'Conv1D',
     advice: /Conv2D with kernelSize \[1, k\] on inputs of shape \[1, steps, channels\]/,
   },
+  {
+    name: 'DepthwiseConv2D with depthMultiplier 2',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({
+            inputShape: [8, 8, 3],
+            filters: 4,
+            kernelSize: 3,
+            activation: 'relu',
+            name: 'c1',
+          }),
+          tfl.layers.depthwiseConv2d({
+            kernelSize: 3,
+            depthMultiplier: 2,
+            strides: 2,
+            padding: 'same',
+            activation: 'relu',
+            name: 'dw',
+          }),
+          tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+          tfl.layers.dense({ units: 3, name: 'out' }),
+        ],
+      }),
+    layer: 'dw',
+    className: 'DepthwiseConv2D',
+    advice:
+      /Conv2D with 2 filters per input channel .* whose kernel \[:, :, c, c \* 2 \+ j\] is its depthwise_kernel \[:, :, c, j\] and 0 elsewhere/,
+  },
 ];
 
 // ---------------------------------------------------------------- the tests
@@ -1283,6 +1312,52 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'sep_pw')]).toEqual([3, 5]);
       tf.dispose(xs);
       for (const m of [sep, rebuilt, dec, pruned]) m.dispose();
+    });
+
+    it('DepthwiseConv2D with depthMultiplier m = Conv2D with m filters per channel, zero off the diagonal, which prunes', () => {
+      const dm = REFUSALS.find((r) => r.name === 'DepthwiseConv2D with depthMultiplier 2')!.build();
+      randomize(dm, 7);
+      const [dk, bias] = dm.getLayer('dw').getWeights();
+      // [3, 3, 4, 2] -> [3, 3, 4, 8]: input channel c feeds filters c * 2 + j only
+      const dv = dk.dataSync();
+      const kv = new Float32Array(3 * 3 * 4 * 8);
+      for (let k = 0; k < 9; k++)
+        for (let c = 0; c < 4; c++)
+          for (let j = 0; j < 2; j++) kv[(k * 4 + c) * 8 + c * 2 + j] = dv[(k * 4 + c) * 2 + j];
+      const kernel = tf.tensor(kv, [3, 3, 4, 8]);
+      const rebuilt = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({
+            inputShape: [8, 8, 3],
+            filters: 4,
+            kernelSize: 3,
+            activation: 'relu',
+            name: 'c1',
+          }),
+          tfl.layers.conv2d({
+            filters: 8,
+            kernelSize: 3,
+            strides: 2,
+            padding: 'same',
+            activation: 'relu',
+            name: 'dw',
+          }),
+          tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+          tfl.layers.dense({ units: 3, name: 'out' }),
+        ],
+      });
+      rebuilt.getLayer('c1').setWeights(dm.getLayer('c1').getWeights());
+      rebuilt.getLayer('dw').setWeights([kernel, bias]);
+      rebuilt.getLayer('out').setWeights(dm.getLayer('out').getWeights());
+      const xs = inputsFor(dm, 8);
+      expectSameOutputs(dm, rebuilt, xs);
+      const dec = decompose(rebuilt);
+      killUnits(dec, 'dw', [5]);
+      const { model: pruned } = prune(dec);
+      expectSameOutputs(dec, pruned, xs);
+      expect(unitsOf(pruned, 'dw')).toBe(7);
+      tf.dispose([kernel, ...xs]);
+      for (const m of [dm, rebuilt, dec, pruned]) m.dispose();
     });
 
     it('Conv1D = Conv2D with kernelSize [1, k] on [1, steps, channels], which prunes', () => {
