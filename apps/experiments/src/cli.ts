@@ -1282,6 +1282,11 @@ function keepOption(text: string, flag = '--keep'): Record<string, number> {
     const m = /^([^=\s]+)=(\d+)$/.exec(part.trim());
     if (!m)
       throw new UsageError(`${flag}: expected LAYER=N[,LAYER=N...] with N a whole number, got "${part}"`);
+    // Named twice, the last count would win without a word (as a flag given twice would).
+    if (Object.prototype.hasOwnProperty.call(keep, m[1]))
+      throw new UsageError(
+        `${flag}: layer ${m[1]} is given twice ("${m[1]}=${keep[m[1]]}" and "${part.trim()}"); give it once`,
+      );
     keep[m[1]] = Number(m[2]);
   }
   return keep;
