@@ -679,11 +679,18 @@ function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): 
     throw bad(`training.proximal.layerMultipliers: ${why}`);
   }
   const convNames = new Set(cfg.model.layers.flatMap((l, i) => (l.type === 'conv2d' ? [names[i][0]] : [])));
+  // Keeping none of a layer's groups cuts every path through it (the models are sequential):
+  // surgery would refuse the model once proximal training had run, naming the L1 penalty.
+  const none = (field: string, name: string) =>
+    bad(
+      `${field}.${name}: 0 would remove the whole layer, leaving the model's output independent of its input; keep at least 1, or leave "${name}" out of ${field}`,
+    );
   for (const name of Object.keys(cfg.prune.keep ?? {})) {
     if (!decomposed.includes(name))
       throw bad(
         `prune.keep: no decomposed layer named "${name}"; decomposed layers: ${decomposed.join(', ') || '(none)'}`,
       );
+    if (cfg.prune.keep?.[name] === 0) throw none('prune.keep', name);
   }
   const convs = cfg.decompose.conv2d === 'kernel' ? decomposed.filter((n) => convNames.has(n)) : [];
   for (const name of Object.keys(cfg.prune.keepFilters ?? {})) {
@@ -694,6 +701,7 @@ function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): 
             ? `; under 'filter' a layer's groups are its filters: give the count in prune.keep`
             : ''),
       );
+    if (cfg.prune.keepFilters?.[name] === 0) throw none('prune.keepFilters', name);
   }
 }
 
