@@ -51,6 +51,7 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, firstNames, int, ms, pct, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
+  ignoredThreadsNote,
   holdsRun,
   Interrupted,
   PLAN_FILE,
@@ -1128,8 +1129,11 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     );
   const { budget } = parseBudget(p.values.budget ?? runTestBudget(v) ?? 'full', base);
   const prefer = backendOption(p.values.backend);
-  const info = await initBackend({ prefer, threads: threadsOption(p.values.threads), quiet: true });
+  const threads = threadsOption(p.values.threads);
+  const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
+  const threadsNote = ignoredThreadsNote(threads, info);
+  if (threadsNote) process.stderr.write(`note: ${threadsNote}\n`);
   // The model first: a damaged one fails before the test set is read.
   const loaded = await loadModelDir(v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
@@ -1632,6 +1636,8 @@ async function pruneInto(
   const { threshold, keep, keepFilters, unknownLayers, prefer, threads } = o;
   const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
+  const threadsNote = ignoredThreadsNote(threads, info);
+  if (threadsNote) process.stderr.write(`note: ${threadsNote}\n`);
   const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
