@@ -1703,6 +1703,10 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   const v = p.values as Record<string, any>;
   if (v['seeds-only'] && !v.table && !v['write-readme'])
     throw new UsageError('report: --seeds-only goes with --table or --write-readme FILE');
+  if (v.section !== undefined && !v['write-readme'])
+    throw new UsageError(
+      'report: --section goes with --write-readme FILE (it names the markers the table goes between)',
+    );
   const section = (v.section as string | undefined) ?? 'results';
   if (!/^[a-z][a-z0-9-]*$/.test(section))
     throw new UsageError(

@@ -175,7 +175,9 @@ test('report over sweep directories: one row per point, and one across-seeds row
   expect(text).toMatch(/\|\n\nCommands \(/);
   // One command line per sweep, not one per point.
   expect(text.match(/`normprune sweep lenet-500-300 /g)).toHaveLength(1);
-  expect((await cli(['report', '--section', 'Bad Name', '--table', grid])).code).toBe(2);
+  const badName = await cli(['report', '--section', 'Bad Name', '--write-readme', readme, grid]);
+  expect(badName.code).toBe(2);
+  expect(badName.err).toMatch(/--section must be a marker name/);
   expect((await cli(['report', '--seeds-only', '--table', grid])).code).toBe(2);
 });
 
