@@ -1019,8 +1019,12 @@ function standardisation(
  */
 function modelDirArg(dir: string, who: string): string {
   // `.../model.json`, as tf.loadLayersModel takes it: its folder.
-  if (basename(dir) === 'model.json' && statSync(dir, { throwIfNoEntry: false })?.isFile())
-    return dirname(dir);
+  const st = statSync(dir, { throwIfNoEntry: false });
+  if (basename(dir) === 'model.json' && st?.isFile()) return dirname(dir);
+  if (st?.isFile())
+    throw new Error(
+      `${who}: ${dir} is a file, not a model: give the folder holding model.json (a run folder stands for its model/), or that model.json`,
+    );
   if (existsSync(join(dir, 'model.json'))) return dir;
   if (existsSync(join(dir, 'model', 'model.json'))) return join(dir, 'model');
   const replaced = join(dir, '.work', 'replaced', 'model', 'model.json');

@@ -331,6 +331,14 @@ test('eval --compare counts the test images two models disagree on', async () =>
   const empty = await run(['--model', model, '--compare', join(tmp, 'runs')]);
   expect(empty.code).toBe(1);
   expect(empty.err).toMatch(/--compare: no model\.json in .*runs \(nor in .*runs\/model\)/);
+  // A file other than model.json (the run's config.json, say) is named as a file, not searched as a folder.
+  const file = join(tmp, 'runs', 'lenet-500-300', 'config.json');
+  const notModel = await run(['--model', file]);
+  expect([notModel.code, notModel.err]).toEqual([
+    1,
+    `normprune: error: eval: ${file} is a file, not a model: give the folder holding model.json ` +
+      '(a run folder stands for its model/), or that model.json\n',
+  ]);
   // A run folder (or a kept baseline's folder) stands for the model/ inside it.
   const viaFolders = await run([
     '--model',
