@@ -10,24 +10,33 @@ const THREADS_VAR = 'NORMPRUNE_THREADS';
 
 /**
  * The wasm thread count: `NORMPRUNE_THREADS` when set (decimal digits, 1 to 64), else `threads`, else 1.
+ * The option is checked even when the variable overrides it, so that an invalid one does not pass
+ * wherever the variable happens to be set.
  * @internal
  */
 export function resolveThreads(threads: number | undefined, env: Record<string, string | undefined>): number {
   const fromEnv = env[THREADS_VAR];
-  const [value, source] =
-    fromEnv !== undefined && fromEnv !== ''
-      ? // Decimal digits only: Number() would also take "0x2", "2e0", " 2" and "2.0".
-        [/^[0-9]+$/.test(fromEnv) ? Number(fromEnv) : NaN, `${THREADS_VAR}=${JSON.stringify(fromEnv)}`]
-      : [
-          threads ?? 1,
-          `initBackend: threads ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,
-        ];
-  if (!Number.isInteger(value) || value < 1 || value > 64) {
-    throw new Error(
-      `${source} is not a thread count: use a whole number from 1 to 64${fromEnv !== undefined && fromEnv !== '' ? ` (or unset ${THREADS_VAR})` : ''}`,
-    );
-  }
-  return value;
+  const set = fromEnv !== undefined && fromEnv !== '';
+  const check = (value: unknown, source: string, unset: string): number => {
+    if (!Number.isInteger(value) || (value as number) < 1 || (value as number) > 64) {
+      throw new Error(`${source} is not a thread count: use a whole number from 1 to 64${unset}`);
+    }
+    return value as number;
+  };
+  const fromVariable = set
+    ? // Decimal digits only: Number() would also take "0x2", "2e0", " 2" and "2.0".
+      check(
+        /^[0-9]+$/.test(fromEnv) ? Number(fromEnv) : NaN,
+        `${THREADS_VAR}=${JSON.stringify(fromEnv)}`,
+        ` (or unset ${THREADS_VAR})`,
+      )
+    : undefined;
+  const fromOption = check(
+    threads ?? 1,
+    `initBackend: threads ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,
+    '',
+  );
+  return fromVariable ?? fromOption;
 }
 
 function validName(value: unknown): value is BackendName {
@@ -43,22 +52,21 @@ export function resolvePreference(
   env: Record<string, string | undefined>,
 ): { first?: BackendName; source?: string } {
   const fromEnv = env[ENV_VAR];
-  if (fromEnv !== undefined && fromEnv !== '') {
-    if (!validName(fromEnv)) {
-      throw new Error(
-        `${ENV_VAR}=${JSON.stringify(fromEnv)} is not a backend normprune knows: use one of ${BACKENDS.join(', ')} (or unset ${ENV_VAR})`,
-      );
-    }
-    return { first: fromEnv, source: `${ENV_VAR}=${fromEnv}` };
+  const set = fromEnv !== undefined && fromEnv !== '';
+  if (set && !validName(fromEnv)) {
+    throw new Error(
+      `${ENV_VAR}=${JSON.stringify(fromEnv)} is not a backend normprune knows: use one of ${BACKENDS.join(', ')} (or unset ${ENV_VAR})`,
+    );
   }
-  if (prefer !== undefined) {
-    if (!validName(prefer)) {
-      throw new Error(
-        `initBackend: prefer must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(prefer)}`,
-      );
-    }
-    return { first: prefer, source: `prefer: '${prefer}'` };
+  // Checked even when the variable overrides it, so that an invalid one does not pass wherever
+  // the variable happens to be set.
+  if (prefer !== undefined && !validName(prefer)) {
+    throw new Error(
+      `initBackend: prefer must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(prefer)}`,
+    );
   }
+  if (set) return { first: fromEnv as BackendName, source: `${ENV_VAR}=${fromEnv}` };
+  if (prefer !== undefined) return { first: prefer, source: `prefer: '${prefer}'` };
   return {};
 }
 

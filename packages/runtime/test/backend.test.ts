@@ -153,6 +153,23 @@ describe('selectBackend (injected loaders)', () => {
     );
   });
 
+  // NORMPRUNE_BACKEND overrides a valid prefer; it used to hide an invalid one, which then threw
+  // only where the variable was unset.
+  it('rejects an invalid prefer when NORMPRUNE_BACKEND is set too', async () => {
+    for (const env of ['node', 'wasm', 'cpu']) {
+      const { loaders, tried } = fakes({});
+      await expect(
+        selectBackend('tensorflow' as BackendName, { NORMPRUNE_BACKEND: env }, loaders),
+      ).rejects.toThrow('initBackend: prefer must be one of node, wasm, cpu, got "tensorflow"');
+      expect(tried).toEqual([]);
+    }
+    // An invalid variable is named first, as before.
+    const { loaders } = fakes({});
+    await expect(
+      selectBackend('tensorflow' as BackendName, { NORMPRUNE_BACKEND: 'gpu' }, loaders),
+    ).rejects.toThrow(/^NORMPRUNE_BACKEND="gpu"/);
+  });
+
   it('throws, listing every failure, when no backend starts', async () => {
     const { loaders } = fakes({ node: new Error('a'), wasm: new Error('b'), cpu: new Error('c') });
     await expect(selectBackend(undefined, {}, loaders)).rejects.toThrow(

@@ -32,6 +32,21 @@ describe('resolveThreads', () => {
       /NORMPRUNE_THREADS="two" is not a thread count: use a whole number from 1 to 64/,
     );
   });
+
+  // The variable overrides a valid option; it used to hide an invalid one, which then threw
+  // only where the variable was unset.
+  it('refuses an invalid option when NORMPRUNE_THREADS is set too', () => {
+    for (const bad of [0, -1, 1.5, 65, NaN, '2' as unknown as number]) {
+      for (const env of ['1', '2']) {
+        expect(() => resolveThreads(bad, { NORMPRUNE_THREADS: env })).toThrow(
+          /^initBackend: threads .* is not a thread count: use a whole number from 1 to 64$/,
+        );
+      }
+    }
+    // An invalid variable is named first, as before.
+    expect(() => resolveThreads(0, { NORMPRUNE_THREADS: 'two' })).toThrow(/^NORMPRUNE_THREADS="two"/);
+    expect(resolveThreads(4, { NORMPRUNE_THREADS: '2' })).toBe(2);
+  });
 });
 
 describe('NORMPRUNE_THREADS', () => {
