@@ -66,6 +66,15 @@ export function makeDirs(dir: string): void {
   }
 }
 
+/**
+ * Whether a file name is a model JSON file's, as {@link locate} takes one: `.json` in any case
+ * (`fileSystem('dir/V1.JSON')` saves and loads `V1.JSON`), so the other models of a folder are
+ * found whatever the case of their extension.
+ */
+function isJsonName(name: string): boolean {
+  return name.toLowerCase().endsWith('.json');
+}
+
 function locate(target: string): Location {
   if (typeof target !== 'string' || target.length === 0) {
     throw new ModelFileError(
@@ -95,8 +104,7 @@ function locate(target: string): Location {
         ? urlToPath(target)
         : rest;
   const resolved = path.resolve(plain);
-  if (resolved.toLowerCase().endsWith('.json'))
-    return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
+  if (isJsonName(resolved)) return { dir: path.dirname(resolved), jsonName: path.basename(resolved) };
   return { dir: resolved, jsonName: MODEL_JSON };
 }
 
@@ -587,7 +595,7 @@ async function pathsListedByOtherModels(
   jsonName: string,
   names: string[],
 ): Promise<Map<string, string>> {
-  const others = names.filter((f) => f.endsWith('.json') && f !== jsonName && !f.startsWith('.'));
+  const others = names.filter((f) => isJsonName(f) && f !== jsonName && !f.startsWith('.'));
   const listed = new Map<string, string>();
   for (const f of others.sort()) {
     for (const p of manifestPaths(await readPreviousModel(path.join(dir, f))))
@@ -906,7 +914,7 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
       // A model saved under another .json name (fileSystem('dir/a.json')) is loaded by that name.
       const others = await fs.promises
         .readdir(dir)
-        .then((names) => names.filter((n) => n.endsWith('.json') && n !== path.basename(jsonFile)))
+        .then((names) => names.filter((n) => isJsonName(n) && n !== path.basename(jsonFile)))
         .catch(() => [] as string[]);
       throw new ModelFileError(
         'missing',

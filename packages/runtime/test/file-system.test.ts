@@ -362,6 +362,44 @@ describe('fileSystem: several models in one directory', () => {
     kept.dispose();
     next.dispose();
   });
+
+  // fileSystem('dir/V1.JSON') saves and loads a model JSON file whatever the case of its
+  // extension; the other models of the folder were looked for among '.json' names only, so a
+  // model.json renamed to V1.JSON had its shard replaced by the next save, silently.
+  it.each(['V1.JSON', 'v1.Json', 'Model.JSON'])(
+    'refuses the same clash with %s, a JSON file whose extension is not lower case',
+    async (name) => {
+      const dir = freshDir();
+      const kept = sequential(3, 4, 8);
+      await kept.save(fileSystem(dir));
+      fs.renameSync(path.join(dir, 'model.json'), path.join(dir, name));
+      const next = sequential(3, 4, 9);
+      await expect(next.save(fileSystem(dir))).rejects.toMatchObject({
+        code: 'shard-clash',
+        file: path.join(dir, 'group1-shard1of1.bin'),
+      });
+      expect(listDir(dir)).toEqual(['group1-shard1of1.bin', name].sort());
+      await expectLoadsExactly(path.join(dir, name), kept);
+      // A later save of model.json never deletes a shard the other file lists either.
+      const big = twoShards(7);
+      await big.save(fileSystem(dir));
+      await expectLoadsExactly(path.join(dir, name), kept);
+      await expectLoadsExactly(dir, big);
+      kept.dispose();
+      next.dispose();
+      big.dispose();
+    },
+  );
+
+  it('names a model JSON file whose extension is not lower case when model.json is missing', async () => {
+    const dir = freshDir();
+    const m = sequential(3, 4, 8);
+    await m.save(fileSystem(path.join(dir, 'Best.JSON')));
+    await expect(tfl.loadLayersModel(fileSystem(dir))).rejects.toThrow(
+      `fileSystem('${path.join(dir, 'Best.JSON')}')`,
+    );
+    m.dispose();
+  });
 });
 
 describe('fileSystem atomic saves', () => {
