@@ -730,6 +730,55 @@ describe('tf.where with an empty output', () => {
   });
 });
 
+describe('tf.where with bool t and e', () => {
+  // Upstream Select copies 4-byte floats whatever the dtype: bool t and e (1 byte an element)
+  // were read 4 elements at a time and past their end, and 4 bytes an element were written into
+  // the 1-byte-an-element output, past its end ([1, 1, 0, 1] came out as [1, 0, 0, 1]).
+  const bools = (shape: number[], every: number) =>
+    tf.greater(
+      tf.tensor(
+        values(
+          rng(seed++),
+          shape.reduce((p, q) => p * q, 1),
+        ),
+        shape,
+      ),
+      every,
+    );
+  const shapes: [number[], number[]][] = [
+    [[1], [1]],
+    [[4], [4]],
+    [[9], [9]],
+    [
+      [2, 3],
+      [2, 3],
+    ],
+    [
+      [3, 1],
+      [3, 5],
+    ],
+    [
+      [7, 1, 5],
+      [7, 4, 5],
+    ],
+    [[], [2, 3]],
+    [
+      [2, 1, 3, 1, 2, 1, 3],
+      [2, 1, 3, 1, 2, 1, 3],
+    ],
+  ];
+  it.each(shapes)('condition %j, t and e %j', async (c, shape) => {
+    await expectEmptySafeAsCpu(() => {
+      const cond = bools(c, 0);
+      return [
+        tf.where(cond, bools(shape, -0.5), bools(shape, 0.5)),
+        tf.where(cond, tf.onesLike(bools(shape, 0)), tf.zerosLike(bools(shape, 0))),
+        tf.logicalAnd(tf.where(cond, bools(shape, 0), bools(shape, 0)), bools(shape, -0.9)),
+      ];
+    });
+  });
+});
+
 describe('tf.prelu with weights that are not float32', () => {
   // Upstream read int32 weights' bytes as float32 (2 as 2.8e-45); cpu computes
   // with their values and returns float32.

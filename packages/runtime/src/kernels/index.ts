@@ -171,7 +171,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * XNNPACK operators take no more, and left the output unwritten).
  * Pools and convolutions whose output is empty (a window or filter larger
  * than the padded input), and `Select` with an empty output, return it
- * without calling upstream, which wrote into it and broke the heap; PReLU
+ * without calling upstream, which wrote into it and broke the heap; `Select`
+ * of bool t and e runs as on cpu (upstream copied 4 bytes an element into
+ * their 1-byte elements, past the output's end); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
