@@ -779,6 +779,76 @@ describe('tf.where with bool t and e', () => {
   });
 });
 
+describe('tf.stridedSlice of int32 and bool x', () => {
+  // Upstream's general path (not one contiguous run) made a float32 output whatever x's dtype:
+  // an int32 x came back float32 holding the ints' bits (3 as 4.2e-45), a bool x was read 4
+  // elements at a time, past its end.
+  const ints = (shape: number[]) =>
+    tf.cast(
+      tf.mul(
+        tf.tensor(
+          values(
+            rng(seed++),
+            shape.reduce((p, q) => p * q, 1),
+          ),
+          shape,
+        ),
+        1000,
+      ),
+      'int32',
+    );
+  const cases: [number[], number[], number[], number[]][] = [
+    [[9], [1], [8], [2]],
+    [[10], [0], [10], [3]],
+    [
+      [4, 6],
+      [0, 1],
+      [4, 6],
+      [1, 2],
+    ],
+    [
+      [5, 7],
+      [4, 6],
+      [0, 0],
+      [-1, -2],
+    ],
+    [
+      [3, 4, 5],
+      [0, 0, 0],
+      [3, 4, 5],
+      [2, 1, 2],
+    ],
+    [
+      [1, 1, 5],
+      [0, 0, 0],
+      [1, 1, 5],
+      [1, 1, 4],
+    ],
+    [
+      [4, 6],
+      [0, 5],
+      [4, 1],
+      [1, 2],
+    ],
+    [
+      [4, 6],
+      [1, 0],
+      [3, 6],
+      [1, 1],
+    ],
+  ];
+  it.each(cases)('x %j, begin %j, end %j, strides %j', async (shape, begin, end, strides) => {
+    await expectEmptySafeAsCpu(() => {
+      const x = ints(shape);
+      return [
+        tf.stridedSlice(x, begin, end, strides),
+        tf.stridedSlice(tf.greater(x, 0), begin, end, strides),
+        tf.stridedSlice(tf.cast(x, 'float32'), begin, end, strides),
+      ];
+    });
+  });
+});
+
 describe('tf.prelu with weights that are not float32', () => {
   // Upstream read int32 weights' bytes as float32 (2 as 2.8e-45); cpu computes
   // with their values and returns float32.

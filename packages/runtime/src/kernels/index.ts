@@ -24,6 +24,7 @@ import { poolForward } from './pool_forward.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
 import { makeSelect } from './select.js';
+import { makeStridedSlice } from './strided_slice.js';
 import { makeTile } from './tile.js';
 import { unsortedSegmentSum } from './unsorted_segment_sum.js';
 import { KernelFn } from './util.js';
@@ -93,6 +94,8 @@ const SPECS: KernelSpec[] = [
   },
   { kernelName: 'Prelu', make: (up) => makePrelu(up) },
   { kernelName: 'Select', make: (up) => makeSelect(up) },
+  // int32 and bool x: upstream's general path returned float32 (int32 bits, bool bytes misread).
+  { kernelName: 'StridedSlice', make: (up) => makeStridedSlice(up) },
   // Upstream's XNNPACK binary operators: float32 operands of rank 7 or more.
   ...['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'].map((kernelName): KernelSpec => ({
     kernelName,
@@ -173,7 +176,8 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * than the padded input), and `Select` with an empty output, return it
  * without calling upstream, which wrote into it and broke the heap; `Select`
  * of bool t and e runs as on cpu (upstream copied 4 bytes an element into
- * their 1-byte elements, past the output's end); PReLU
+ * their 1-byte elements, past the output's end), and so does `StridedSlice`
+ * of int32 and bool x (upstream's general path returned float32); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
