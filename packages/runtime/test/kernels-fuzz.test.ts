@@ -849,6 +849,32 @@ describe('tf.stridedSlice of int32 and bool x', () => {
   });
 });
 
+describe('tf.reverse of a bool x', () => {
+  // Upstream Reverse copies 4-byte floats whatever the dtype: a bool x (1 byte an element) was
+  // read 4 elements at a time, and 4 bytes an element written into the bool output, past its end.
+  const cases: [number[], number[]][] = [
+    [[1], [0]],
+    [[7], [0]],
+    [[3, 5], [1]],
+    [
+      [3, 5],
+      [0, 1],
+    ],
+    [
+      [2, 3, 4],
+      [0, 2],
+    ],
+    [[2, 1, 9], [-1]],
+    [[4, 4], []],
+  ];
+  it.each(cases)('x %j, axes %j', async (shape, axes) => {
+    await expectEmptySafeAsCpu(() => {
+      const x = tf.greater(t(shape), 0);
+      return [tf.reverse(x, axes), tf.reverse(tf.cast(x, 'int32'), axes), tf.reverse(t(shape), axes)];
+    });
+  });
+});
+
 describe('tf.prelu with weights that are not float32', () => {
   // Upstream read int32 weights' bytes as float32 (2 as 2.8e-45); cpu computes
   // with their values and returns float32.

@@ -23,6 +23,7 @@ import { poolNumericPad } from './numeric_pad.js';
 import { poolForward } from './pool_forward.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
+import { makeReverse } from './reverse.js';
 import { makeSelect } from './select.js';
 import { makeStridedSlice } from './strided_slice.js';
 import { makeTile } from './tile.js';
@@ -96,6 +97,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Select', make: (up) => makeSelect(up) },
   // int32 and bool x: upstream's general path returned float32 (int32 bits, bool bytes misread).
   { kernelName: 'StridedSlice', make: (up) => makeStridedSlice(up) },
+  // A bool x: upstream wrote 4 bytes an element into the 1-byte elements.
+  { kernelName: 'Reverse', make: (up) => makeReverse(up) },
   // Upstream's XNNPACK binary operators: float32 operands of rank 7 or more.
   ...['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'].map((kernelName): KernelSpec => ({
     kernelName,
@@ -177,7 +180,8 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * without calling upstream, which wrote into it and broke the heap; `Select`
  * of bool t and e runs as on cpu (upstream copied 4 bytes an element into
  * their 1-byte elements, past the output's end), and so does `StridedSlice`
- * of int32 and bool x (upstream's general path returned float32); PReLU
+ * of int32 and bool x (upstream's general path returned float32), and
+ * `Reverse` of a bool x (upstream wrote past the output's end); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
