@@ -875,6 +875,26 @@ describe('tf.reverse of a bool x', () => {
   });
 });
 
+describe('tf.clipByValue of an int32 x', () => {
+  // Upstream ClipByValue reads and writes int32 x as float32: clipping [-5, -1, 0, 1, 5] to
+  // [-2, 2] gave [-1073741824, -1073741824, 0, 1, 5]. The cpu backend clips the values and
+  // stores the result in x's dtype (a bound of 1.5 stores as 1).
+  const cases: [number[], number, number][] = [
+    [[5], -2, 2],
+    [[1], 0, 0],
+    [[3, 7], -300, 250],
+    [[2, 3, 4], -1.5, 1.5],
+    [[0, 3], -1, 1],
+    [[9], -1e9, 1e9],
+  ];
+  it.each(cases)('x %j, min %j, max %j', async (shape, lo, hi) => {
+    await expectEmptySafeAsCpu(() => {
+      const x = tf.cast(tf.mul(t(shape), 1000), 'int32');
+      return [tf.clipByValue(x, lo, hi), tf.clipByValue(tf.cast(x, 'float32'), lo, hi)];
+    });
+  });
+});
+
 describe('tf.prelu with weights that are not float32', () => {
   // Upstream read int32 weights' bytes as float32 (2 as 2.8e-45); cpu computes
   // with their values and returns float32.

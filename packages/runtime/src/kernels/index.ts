@@ -8,6 +8,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { makeAvgPool, makeAvgPoolGrad } from './avg_pool.js';
 import { bufferScoped, trackBuffers } from './buffer_scope.js';
+import { makeClipByValue } from './clip.js';
 import { makeHighRankBinary } from './binary.js';
 import { transposeFirst, zeroInner } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
@@ -99,6 +100,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'StridedSlice', make: (up) => makeStridedSlice(up) },
   // A bool x: upstream wrote 4 bytes an element into the 1-byte elements.
   { kernelName: 'Reverse', make: (up) => makeReverse(up) },
+  // An int32 x: upstream read and wrote it as float32.
+  { kernelName: 'ClipByValue', make: (up) => makeClipByValue(up) },
   // Upstream's XNNPACK binary operators: float32 operands of rank 7 or more.
   ...['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'].map((kernelName): KernelSpec => ({
     kernelName,
@@ -181,7 +184,8 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * of bool t and e runs as on cpu (upstream copied 4 bytes an element into
  * their 1-byte elements, past the output's end), and so does `StridedSlice`
  * of int32 and bool x (upstream's general path returned float32), and
- * `Reverse` of a bool x (upstream wrote past the output's end); PReLU
+ * `Reverse` of a bool x (upstream wrote past the output's end), and
+ * `ClipByValue` of an int32 x (upstream read it as float32); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
