@@ -18,9 +18,11 @@
 // previous round), but a round only revisits what the previous round's
 // removals changed: a cascade of deaths along a chain of n layers takes n
 // rounds, and recomputing the whole graph in each made the analysis O(n^2).
+import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode, LayerGraph } from './graph.js';
 import { layerConfigEntry } from './graph.js';
 import {
+  applyElementwise,
   handlerFor,
   type UnknownLayers,
   readWeights,
@@ -567,6 +569,20 @@ export function fullRounds(
   }
 }
 
+/** The softmax an opaque node applies over its channels (the last axis), if it is one. */
+function softmaxOf(s: NodeState): ((x: tf.Tensor) => tf.Tensor) | undefined {
+  const { className } = s.node;
+  const config = s.config as { activation?: string; axis?: number | number[] };
+  if (className === 'Softmax') {
+    const axis = Array.isArray(config.axis) ? config.axis : [config.axis ?? -1];
+    const rank = s.node.shape.length;
+    return axis.length === 1 && (axis[0] === -1 || axis[0] === rank) ? (x) => tf.softmax(x) : undefined;
+  }
+  if (className === 'Activation' && config.activation === 'softmax') return (x) => tf.softmax(x);
+  if (className === 'Activation' && config.activation === 'logSoftmax') return (x) => tf.logSoftmax(x);
+  return undefined;
+}
+
 /** Recomputes which entries are constant, and their values, given the removed ids. */
 export function propagateConstants(states: NodeState[], removed: Uint8Array): void {
   for (const s of states) nodeConstants(s, states, removed);
@@ -579,8 +595,15 @@ function nodeConstants(s: NodeState, states: NodeState[], removed: Uint8Array): 
   out.fill(NaN);
   switch (s.handler.kind) {
     case 'input':
-    case 'opaque':
       break;
+    case 'opaque': {
+      // A softmax of channels all constant is constant (a Softmax layer over the last axis, or an
+      // Activation of softmax / logSoftmax); other opaque layers' outputs are unknown.
+      const src = inputs[0]?.consts;
+      const fn = softmaxOf(s);
+      if (fn && src && src.length && src.every((k) => !Number.isNaN(k))) out.set(applyElementwise(fn, src));
+      break;
+    }
     case 'unit': {
       const u = s.unit!;
       const input = inputs[0];
@@ -599,7 +622,12 @@ function nodeConstants(s: NodeState, states: NodeState[], removed: Uint8Array): 
           else pre[o] += k * u.sumK(i, o);
         }
       }
-      if (u.crossChannel) break;
+      // Softmax mixes units: the output is constant only where every unit is (a layer reading only
+      // removed constants), and then it is the activation of them all.
+      if (u.crossChannel) {
+        if (constant.every((c) => c === 1)) out.set(u.activate(pre));
+        break;
+      }
       const which: number[] = [];
       for (let o = 0; o < u.cout; o++) if (constant[o]) which.push(o);
       const post = u.activate(Float64Array.from(which, (o) => pre[o]));

@@ -1185,3 +1185,89 @@ describe('PruneReport.layersBefore / layersAfter', () => {
     },
   );
 });
+
+describe('prune: a layer dead whole before a softmax', () => {
+  // A softmax of units that are all constant is constant: the model's output no longer depends on
+  // its input, so the dead layer is refused, as before any other output. It used to be kept as a
+  // placeholder, "a model output after it still depends on the input through another input of a join".
+  const dense = (head: (x: tfl.SymbolicTensor) => tfl.SymbolicTensor) => () => {
+    const input = tfl.input({ shape: [6] });
+    const a = tfl.layers
+      .dense({ units: 4, activation: 'relu', name: 'a' })
+      .apply(input) as tfl.SymbolicTensor;
+    return tfl.model({ inputs: input, outputs: head(a) });
+  };
+  const logits = (x: tfl.SymbolicTensor) =>
+    tfl.layers.dense({ units: 3, name: 'logits' }).apply(x) as tfl.SymbolicTensor;
+  const cases: [string, () => tfl.LayersModel, number][] = [
+    [
+      'Dense with activation softmax',
+      dense(
+        (x) =>
+          tfl.layers.dense({ units: 3, activation: 'softmax', name: 'out' }).apply(x) as tfl.SymbolicTensor,
+      ),
+      4,
+    ],
+    [
+      'an Activation softmax',
+      dense((x) => tfl.layers.activation({ activation: 'softmax' }).apply(logits(x)) as tfl.SymbolicTensor),
+      4,
+    ],
+    [
+      'an Activation logSoftmax',
+      dense(
+        (x) =>
+          tfl.layers.activation({ activation: 'logSoftmax' as never }).apply(logits(x)) as tfl.SymbolicTensor,
+      ),
+      4,
+    ],
+    ['a Softmax layer', dense((x) => tfl.layers.softmax().apply(logits(x)) as tfl.SymbolicTensor), 4],
+    [
+      'Conv2D with activation softmax',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({
+              inputShape: [5, 5, 2],
+              filters: 4,
+              kernelSize: 3,
+              activation: 'relu',
+              name: 'a',
+            }),
+            tfl.layers.conv2d({ filters: 3, kernelSize: 1, activation: 'softmax', name: 'out' }),
+          ],
+        }),
+      4,
+    ],
+  ];
+  it.each(cases)(
+    '%s: refused when every unit before it is dead, pruned exactly when one lives',
+    (_name, make, units) => {
+      const m = make();
+      fillAll(m, 'bias', () => 0.3);
+      zeroUnits(
+        m,
+        'a',
+        Array.from({ length: units }, (_, i) => i),
+      );
+      const before = tf.memory().numTensors;
+      expect(() => prune(m)).toThrow(
+        new RegExp(
+          `^surgery: every unit of layer 'a' \\(\\w+, ${units} units\\) is dead: the model's output no longer depends on its input`,
+        ),
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      const live = make();
+      fillAll(live, 'bias', () => 0.3);
+      zeroUnits(
+        live,
+        'a',
+        Array.from({ length: units - 1 }, (_, i) => i),
+      );
+      const { model } = prune(live);
+      expectSame(live, model);
+      expect(unitsOf(model, 'a')).toBe(1);
+      for (const x of [m, live, model]) x.dispose();
+    },
+  );
+});
