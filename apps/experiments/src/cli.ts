@@ -1284,6 +1284,22 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
 }
 
 /** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */
+/**
+ * Surgery's refusal of a layer left without a live unit, said as the flag's doing when `--keep`
+ * or `--keep-filters` gave that layer 0: its advice (train with a smaller lambda) would blame
+ * the penalty. Any other error is returned as it is.
+ */
+function keptNoneError(e: unknown, given: Record<string, Record<string, number> | undefined>): unknown {
+  const m =
+    e instanceof Error
+      ? /^surgery: every unit of layer '([^']+)' .*? is dead: (.*?)\. If the L1 penalty/s.exec(e.message)
+      : null;
+  if (!m) return e;
+  const flag = Object.keys(given).find((f) => given[f]?.[m[1]] === 0);
+  if (!flag) return e;
+  return new UsageError(`${flag} ${m[1]}=0 leaves layer ${m[1]} no unit: ${m[2]}; keep at least 1`);
+}
+
 function keepOption(text: string, flag = '--keep'): Record<string, number> {
   const keep: Record<string, number> = {};
   for (const part of text.split(',')) {
@@ -1670,7 +1686,13 @@ async function pruneInto(
   }
   // On a decomposed model the threshold has acted on magnitudes; on a plain one, surgery
   // counts weights with |w| <= T as zero.
-  const { model: pruned, report } = prune(model, { threshold: decomposed ? 0 : threshold, unknownLayers });
+  let pruned: tfl.LayersModel;
+  let report: ReturnType<typeof prune>['report'];
+  try {
+    ({ model: pruned, report } = prune(model, { threshold: decomposed ? 0 : threshold, unknownLayers }));
+  } catch (e) {
+    throw keptNoneError(e, { '--keep': keep, '--keep-filters': keepFilters });
+  }
   for (const k of report.keptWhole)
     out(
       `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,

@@ -1,9 +1,12 @@
 // A config's prune.keep / prune.keepFilters of 0 removes a whole layer of the sequential model:
 // the run trained the baseline and the proximal phase, then surgery refused the model, blaming
 // the L1 penalty. The config check refuses it before anything runs.
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decomposedDense } from '@normprune/layers';
+import { fileSystem, initBackend } from '@normprune/runtime';
 import { cli, writeVariant } from './helpers';
 
 test.each([
@@ -28,4 +31,29 @@ test.each([
     base,
   );
   expect((await cli(['train', '--config', one, '--print-config'])).code).toBe(0);
+});
+
+test('prune --keep LAYER=0 that leaves a layer no unit is said as the flag doing it (exit 2), not as the L1 penalty', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'keep-zero-'));
+  await initBackend({ prefer: 'cpu', quiet: true });
+  const model = tfl.sequential({
+    layers: [
+      decomposedDense({ inputShape: [6], units: 4, name: 'dense1', activation: 'relu' }),
+      decomposedDense({ units: 3, name: 'dense2', activation: 'softmax' }),
+    ],
+  });
+  const src = join(tmp, 'model');
+  await model.save(fileSystem(src));
+  model.dispose();
+  const out = join(tmp, 'out');
+  const r = await cli(['prune', '--model', src, '--out', out, '--backend', 'cpu', '--keep', 'dense1=0']);
+  expect(r.code).toBe(2);
+  expect(r.err).toBe(
+    "normprune: --keep dense1=0 leaves layer dense1 no unit: the model's output no longer depends on its input, " +
+      "and removing them would disconnect the model (layers left without a live unit: 'dense1'); keep at least 1\n",
+  );
+  expect(existsSync(out)).toBe(false);
+  // 1 prunes.
+  const one = await cli(['prune', '--model', src, '--out', out, '--backend', 'cpu', '--keep', 'dense1=1']);
+  expect(one.code).toBe(0);
 });
