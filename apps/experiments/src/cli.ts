@@ -1283,7 +1283,6 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   return 0;
 }
 
-/** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */
 /**
  * Surgery's refusal of a layer left without a live unit, said as the flag's doing when `--keep`
  * or `--keep-filters` gave that layer 0: its advice (train with a smaller lambda) would blame
@@ -1300,6 +1299,7 @@ function keptNoneError(e: unknown, given: Record<string, Record<string, number> 
   return new UsageError(`${flag} ${m[1]}=0 leaves layer ${m[1]} no unit: ${m[2]}; keep at least 1`);
 }
 
+/** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */
 function keepOption(text: string, flag = '--keep'): Record<string, number> {
   const keep: Record<string, number> = {};
   for (const part of text.split(',')) {
