@@ -24,7 +24,7 @@ import {
   type BackendName,
 } from '@normprune/runtime';
 import { type CostWeighting } from '@normprune/prox';
-import { exportModel, prune } from '@normprune/surgery';
+import { DisconnectedModelError, exportModel, prune } from '@normprune/surgery';
 import { closestKey, fold, magnitudes } from '@normprune/layers';
 import {
   applyBudget,
@@ -1289,14 +1289,11 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
  * the penalty. Any other error is returned as it is.
  */
 function keptNoneError(e: unknown, given: Record<string, Record<string, number> | undefined>): unknown {
-  const m =
-    e instanceof Error
-      ? /^surgery: every unit of layer '([^']+)' .*? is dead: (.*?)\. If the L1 penalty/s.exec(e.message)
-      : null;
-  if (!m) return e;
-  const flag = Object.keys(given).find((f) => given[f]?.[m[1]] === 0);
+  if (!(e instanceof DisconnectedModelError) || e.code !== 'dead') return e;
+  const { layer, detail } = e;
+  const flag = Object.keys(given).find((f) => given[f]?.[layer] === 0);
   if (!flag) return e;
-  return new UsageError(`${flag} ${m[1]}=0 leaves layer ${m[1]} no unit: ${m[2]}; keep at least 1`);
+  return new UsageError(`${flag} ${layer}=0 leaves layer ${layer} no unit: ${detail}; keep at least 1`);
 }
 
 /** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */

@@ -18,6 +18,8 @@ export {
   type PruneResult,
 } from './prune.js';
 export type { KeptConstantUnit, LayerPruneResult, PlaceholderUnit } from './rebuild.js';
+// prune's refusal of a surgery that would leave a model output independent of the input.
+export { DisconnectedModelError, type DisconnectedModelCode } from './errors.js';
 export { kernelMask, type KernelMask, type MaskedLayer } from './mask.js';
 // exportModel's and loadSparseModel's file errors, the class fileSystem throws too.
 export { ModelFileError, type ModelFileErrorCode } from '@normprune/runtime';

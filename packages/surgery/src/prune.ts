@@ -198,7 +198,8 @@ function keptWarnings(l: LayerPruneResult): string[] {
  * the identity input of its Add): see {@link LayerPruneResult.placeholders}.
  *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
- * a whole layer would disappear and no model output after it depends on the input any more; and
+ * a whole layer would disappear and no model output after it depends on the input any more (a
+ * {@link DisconnectedModelError}, whose fields name the layer); and
  * for options that are not an object, hold a key other than `threshold` and `unknownLayers`
  * (naming it and the key it likely misspells), or a bad value.
  */

@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { constraintHolds } from '@normprune/layers';
 import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
+import { DisconnectedModelError } from './errors.js';
 import { layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
@@ -133,7 +134,8 @@ export function rebuild(
     // constant output: the branch is the cause), and those themselves.
     const refused = new Set(emptied.map((s) => s.node.index));
     const involved = all.filter((s) => reaches(states, s, refused));
-    const left = `layers left without a live unit: ${involved.map((s) => `'${s.node.name}'`).join(', ')}`;
+    const names = involved.map((s) => s.node.name);
+    const left = `layers left without a live unit: ${names.map((n) => `'${n}'`).join(', ')}`;
     // Name the layer whose units are dead first: the emptied layers after it are only so because of it.
     const dead = involved.find((s) => s.consts.every((k) => !Number.isNaN(k)));
     if (dead) {
@@ -143,22 +145,26 @@ export function rebuild(
         graph.outputs.length > 1 && lost.length
           ? `the model's output${lost.length > 1 ? 's' : ''} ${lost.map((o) => `'${states[o].node.name}'`).join(', ')} no longer depend${lost.length > 1 ? '' : 's'}`
           : "the model's output no longer depends";
-      throw new Error(
+      const detail = `${which} on its input, and removing them would disconnect the model (${left})`;
+      throw new DisconnectedModelError(
+        { code: 'dead', layer: dead.node.name, emptied: names, detail },
         `surgery: every unit of layer '${dead.node.name}' (${dead.node.className}, ${dead.ids.length} units) is dead: ` +
-          `${which} on its input, and removing them would disconnect the model (${left}). If the L1 penalty killed them, train again with a ` +
+          `${detail}. If the L1 penalty killed them, train again with a ` +
           `smaller lambda, or give the layer a smaller multiplier in @normprune/prox (layerMultipliers: ` +
           `{ '${dead.node.name}': 0 } leaves it unpenalised)`,
       );
     }
     // None is dead, only unused: a unit layer after them reads none of their units (its weights
     // from them are zero, or its own units are all dead but stay as the model's output).
+    const last = emptied[emptied.length - 1].node.name;
     const reader = unitReaderAfter(states, emptied[emptied.length - 1]);
-    throw new Error(
-      `surgery: no unit of layer '${emptied[emptied.length - 1].node.name}' is used` +
-        (reader
-          ? `: layer '${reader.node.name}' (${reader.node.className}) reads none of them (its weights from them are zero, or its own groups are all dead)`
-          : '') +
-        `; removing them would disconnect the model (${left})`,
+    const detail =
+      (reader
+        ? `layer '${reader.node.name}' (${reader.node.className}) reads none of them (its weights from them are zero, or its own groups are all dead); `
+        : '') + `removing them would disconnect the model (${left})`;
+    throw new DisconnectedModelError(
+      { code: 'unused', layer: last, emptied: names, detail },
+      `surgery: no unit of layer '${last}' is used${reader ? ': ' : '; '}${detail}`,
     );
   }
 

@@ -2,7 +2,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose } from '@normprune/layers';
-import { analyze, prune } from '../src/index';
+import { analyze, DisconnectedModelError, prune } from '../src/index';
+import * as browser from '../src/browser';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import {
   editWeight,
@@ -23,6 +24,16 @@ import {
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
+
+/** What `fn` throws (failing the test when it returns). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  throw new Error('expected a throw');
+}
 
 function expectSame(a: tfl.LayersModel, b: tfl.LayersModel): void {
   const { abs, scale } = outputDiff(a, b);
@@ -125,6 +136,37 @@ describe('prune: MLP', () => {
     expect(() => prune(m)).toThrow(
       /train again with a smaller lambda, .*layerMultipliers: \{ 'd2': 0 \} leaves it unpenalised/,
     );
+    // The fields say it without the message: a caller that wraps it (a CLI flag that zeroed the
+    // layer) needs the layer and what its death does, not the advice about lambda.
+    const e = thrown(() => prune(m));
+    expect(e).toBeInstanceOf(DisconnectedModelError);
+    expect(e).toBeInstanceOf(browser.DisconnectedModelError);
+    expect(e).toMatchObject({
+      name: 'DisconnectedModelError',
+      code: 'dead',
+      layer: 'd2',
+      emptied: ['d1', 'd2'],
+      detail:
+        "the model's output no longer depends on its input, and removing them would disconnect the model " +
+        "(layers left without a live unit: 'd1', 'd2')",
+    });
+    expect((e as Error).message).toContain((e as DisconnectedModelError).detail);
+  });
+
+  it('a DisconnectedModelError made by another copy of the package is one too; a plain Error is not', () => {
+    let Other: typeof DisconnectedModelError | undefined;
+    jest.isolateModules(() => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      Other = (require('../src/errors') as { DisconnectedModelError: typeof DisconnectedModelError })
+        .DisconnectedModelError;
+    });
+    expect(Other).not.toBe(DisconnectedModelError);
+    const e = new Other!({ code: 'unused', layer: 'a', emptied: ['a'], detail: 'd' }, 'surgery: m');
+    expect(e).toBeInstanceOf(DisconnectedModelError);
+    expect(new Error('surgery: m')).not.toBeInstanceOf(DisconnectedModelError);
+    // A subclass keeps a plain prototype check.
+    class Sub extends DisconnectedModelError {}
+    expect(e).not.toBeInstanceOf(Sub);
   });
 
   it('names the layer that reads none of a layer it leaves unused: the output layer, or one past a Flatten', () => {
@@ -135,6 +177,7 @@ describe('prune: MLP', () => {
     expect(() => prune(m)).toThrow(
       /no unit of layer 'd2' is used: layer 'd3' \(Dense\) reads none of them .*disconnect the model \(layers left without a live unit: 'd1', 'd2'\)/,
     );
+    expect(thrown(() => prune(m))).toMatchObject({ code: 'unused', layer: 'd2', emptied: ['d1', 'd2'] });
     const conv = tfl.sequential({
       layers: [
         tfl.layers.conv2d({ inputShape: [5, 5, 1], filters: 3, kernelSize: 3, name: 'c' }),
