@@ -51,7 +51,6 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, firstNames, int, ms, pct, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
-  ignoredThreadsNote,
   holdsRun,
   Interrupted,
   PLAN_FILE,
@@ -1136,8 +1135,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const threads = threadsOption(p.values.threads);
   const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
-  const threadsNote = ignoredThreadsNote(threads, info);
-  if (threadsNote) process.stderr.write(`note: ${threadsNote}\n`);
+  for (const note of info.notes) process.stderr.write(`note: ${note}\n`);
   // The model first: a damaged one fails before the test set is read.
   const loaded = await loadModelDir(v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
@@ -1653,8 +1651,7 @@ async function pruneInto(
   const { threshold, keep, keepFilters, unknownLayers, prefer, threads } = o;
   const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
-  const threadsNote = ignoredThreadsNote(threads, info);
-  if (threadsNote) process.stderr.write(`note: ${threadsNote}\n`);
+  for (const note of info.notes) process.stderr.write(`note: ${note}\n`);
   const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;

@@ -276,23 +276,6 @@ export function checkRequestedBackend(requested: BackendName | undefined, info: 
 }
 
 /**
- * A note when `--threads` (or `NORMPRUNE_THREADS`, which overrides it) asks for more than one
- * thread and the backend that started is not wasm, whose XNNPACK threads they set: cpu and node
- * ignore them, which would otherwise pass without a word. Undefined otherwise.
- */
-export function ignoredThreadsNote(threads: number | undefined, info: BackendInfo): string | undefined {
-  const env = process.env.NORMPRUNE_THREADS;
-  const fromEnv = env !== undefined && env !== '';
-  const n = fromEnv ? Number(env) : threads;
-  if (n === undefined || !(n > 1) || info.backend === 'wasm') return undefined;
-  const asked = fromEnv ? `NORMPRUNE_THREADS=${env}` : `--threads ${n}`;
-  return (
-    `${asked} sets the threads of the wasm backend only; the ${info.backend} backend ignores it` +
-    (info.backend === 'cpu' ? ' and runs on one thread' : '')
-  );
-}
-
-/**
  * A stable hash of what determines the trained baseline (sweep points share
  * it). `cfg` has the budget applied (epochs, width, batch size, validation
  * split), so of the budget only the subsets it does not carry count: a later
@@ -1372,9 +1355,8 @@ async function runLocked(
     quiet: true,
   });
   checkRequestedBackend(o.backend, backend);
+  // The reason says backend.notes too (threads the backend ignores).
   log(`backend: ${backend.backend} (${backend.reason})`);
-  const threadsNote = ignoredThreadsNote(o.threads, backend);
-  if (threadsNote) log(`note: ${threadsNote}`);
   if (o.releaseSavedTensorsDuringBackprop)
     log('backward pass: frees saved tensors as it goes (--release-saved-tensors-during-backprop)');
   const data = await loadRunData(cfg, o.budget, { dataDir: o.dataDir, offline: o.offline ?? true });

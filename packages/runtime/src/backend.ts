@@ -6,7 +6,7 @@ import { checkEngineSupported, releaseSavedTensorsDuringBackprop } from './backp
 import { registerWasmTrainingKernels } from './kernels/index.js';
 import { setWasmBackendWithThreads, wasmInitialised } from './kernels/threads.js';
 import { isNotInstalled, loadModule, packageRequire } from './modules.js';
-import { BACKENDS, resolvePreference, resolveThreads } from './environment.js';
+import { BACKENDS, resolvePreference, resolveThreads, threadsSource } from './environment.js';
 
 export { resolvePreference, resolveThreads };
 
@@ -19,7 +19,7 @@ export interface BackendInfo {
   backend: BackendName;
   /** `tf.getBackend()`: `'tensorflow'`, `'wasm'` or `'cpu'`. */
   tfBackendName: string;
-  /** One sentence: why this backend, and what failed before it. */
+  /** One sentence: why this backend, what was asked for and not got (`notes`), and what failed before it. */
   reason: string;
   /** Whether the wasm backend runs its SIMD build (false for the other backends). */
   simd: boolean;
@@ -32,6 +32,12 @@ export interface BackendInfo {
   trainingKernels: boolean;
   /** Backends tried before the chosen one, with the reason each was not used. */
   fallbacks: BackendFallback[];
+  /**
+   * What was asked for and not got, one sentence each (also in `reason`): threads on a
+   * backend other than wasm, which ignores them, or more threads than a wasm backend already
+   * started with. Empty when everything asked for holds.
+   */
+  notes: string[];
 }
 
 /** A backend {@link initBackend} tried and did not use. */
@@ -121,6 +127,7 @@ export async function selectBackend(
   prefer: BackendName | undefined,
   env: Record<string, string | undefined>,
   loaders: BackendLoaders,
+  threads = 1,
 ): Promise<{ info: BackendInfo; line: string }> {
   const { first, source } = resolvePreference(prefer, env);
   const order = first ? [first, ...BACKENDS.filter((b) => b !== first)] : [...BACKENDS];
@@ -140,9 +147,14 @@ export async function selectBackend(
         : `${first} was requested by ${source} but did not load, so the fastest other one that did`;
     const failed = fallbacks.map((f) => `${f.backend} was not used (${f.error})`);
     const notes = activation.note ? [activation.note] : [];
+    if (threads > 1 && backend !== 'wasm')
+      notes.push(
+        `${threads} threads were asked for (by ${threadsSource(env)}), but threads are the wasm backend's only: ` +
+          `the ${backend} backend ignores them${backend === 'cpu' ? ' and runs on one thread' : ''}`,
+      );
     const reason = `${backend}: ${[why, ...notes, ...failed].join('; ')}.`;
     const { note: _note, ...active } = activation;
-    const info: BackendInfo = { backend, ...active, reason, fallbacks };
+    const info: BackendInfo = { backend, ...active, reason, fallbacks, notes };
     return { info, line: describe(info) };
   }
   throw new Error(
@@ -164,6 +176,7 @@ function describe(info: BackendInfo): string {
   if (hint && hint.backend !== 'cpu') {
     line += `; ${hint.backend} unavailable (${hint.error}); ${HINTS[hint.backend]}`;
   }
+  for (const note of info.notes) line += `; ${note}`;
   return line;
 }
 
@@ -316,6 +329,7 @@ export async function initBackend(options: InitBackendOptions = {}): Promise<Bac
     options.prefer,
     process.env,
     defaultLoaders(loadModule, threads),
+    threads,
   );
   if (options.releaseSavedTensorsDuringBackprop && !releasingByInitBackend) {
     releaseSavedTensorsDuringBackprop();

@@ -39,6 +39,15 @@ export function resolveThreads(threads: number | undefined, env: Record<string, 
   return fromVariable ?? fromOption;
 }
 
+/**
+ * Who set the thread count `resolveThreads` returns: `NORMPRUNE_THREADS=3` when the variable did,
+ * else `the threads option`. @internal
+ */
+export function threadsSource(env: Record<string, string | undefined>): string {
+  const fromEnv = env[THREADS_VAR];
+  return fromEnv !== undefined && fromEnv !== '' ? `${THREADS_VAR}=${fromEnv}` : 'the threads option';
+}
+
 function validName(value: unknown): value is BackendName {
   return typeof value === 'string' && (BACKENDS as readonly string[]).includes(value);
 }

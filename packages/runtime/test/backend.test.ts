@@ -78,6 +78,31 @@ describe('selectBackend (injected loaders)', () => {
     expect(line.split('\n')).toHaveLength(1);
   });
 
+  it('notes threads asked for on a backend other than wasm, naming who asked; none on wasm or for 1', async () => {
+    const cpuOnly = {
+      node: notFound('@tensorflow/tfjs-node'),
+      wasm: notFound('@tensorflow/tfjs-backend-wasm'),
+    };
+    const cpu = await selectBackend(undefined, {}, fakes(cpuOnly).loaders, 2);
+    const said =
+      "2 threads were asked for (by the threads option), but threads are the wasm backend's only: " +
+      'the cpu backend ignores them and runs on one thread';
+    expect(cpu.info.notes).toEqual([said]);
+    expect(cpu.info.reason).toContain(said);
+    const fromEnv = await selectBackend(undefined, { NORMPRUNE_THREADS: '3' }, fakes({}).loaders, 3);
+    expect(fromEnv.info.notes).toEqual([
+      "3 threads were asked for (by NORMPRUNE_THREADS=3), but threads are the wasm backend's only: " +
+        'the node backend ignores them',
+    ]);
+    expect((await selectBackend(undefined, {}, fakes(cpuOnly).loaders, 1)).info.notes).toEqual([]);
+    expect((await selectBackend('wasm', {}, fakes({}).loaders, 2)).info.notes).toEqual([]);
+    // The line initBackend prints says them too, on the same line.
+    expect(cpu.line).toMatch(
+      new RegExp(`^normprune: using the cpu backend; .*; ${said.replace(/[()]/g, '\\$&')}$`),
+    );
+    expect(cpu.line.split('\n')).toHaveLength(1);
+  });
+
   it('records a tfjs-node that throws on load and keeps going', async () => {
     const { loaders } = fakes({
       node: new Error('libtensorflow.so.2: cannot open shared object file\n    at stack'),

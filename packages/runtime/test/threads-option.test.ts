@@ -145,6 +145,9 @@ describe('initBackend({ threads: 2 })', () => {
     expect(info.backend).toBe('wasm');
     expect(info.threads).toBe(2);
     expect(info.reason).toMatch(/4 threads were asked for, but the wasm backend was already started with 2/);
+    expect(info.notes).toEqual([
+      '4 threads were asked for, but the wasm backend was already started with 2 (threads must be set before its first use in the process)',
+    ]);
   });
 });
 
