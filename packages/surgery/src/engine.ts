@@ -23,6 +23,7 @@ import type { GraphNode, LayerGraph } from './graph.js';
 import { layerConfigEntry } from './graph.js';
 import {
   applyElementwise,
+  CROSS_CHANNEL_ACTIVATIONS,
   handlerFor,
   type UnknownLayers,
   readWeights,
@@ -578,9 +579,10 @@ function softmaxOf(s: NodeState): ((x: tf.Tensor) => tf.Tensor) | undefined {
     const rank = s.node.shape.length;
     return axis.length === 1 && (axis[0] === -1 || axis[0] === rank) ? (x) => tf.softmax(x) : undefined;
   }
-  if (className === 'Activation' && config.activation === 'softmax') return (x) => tf.softmax(x);
-  if (className === 'Activation' && config.activation === 'logSoftmax') return (x) => tf.logSoftmax(x);
-  return undefined;
+  if (className !== 'Activation' || !CROSS_CHANNEL_ACTIVATIONS.has(config.activation ?? '')) return undefined;
+  // The layer's own activation, as a unit layer's constants use theirs.
+  const act = (s.node.layer as unknown as { activation: { apply(x: tf.Tensor): tf.Tensor } }).activation;
+  return (x) => act.apply(x);
 }
 
 /** Recomputes which entries are constant, and their values, given the removed ids. */
