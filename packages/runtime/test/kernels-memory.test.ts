@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // tfjs-layers registers the gradients (tfjs-core alone has none).
 import '@tensorflow/tfjs-layers';
 import { registerWasmTrainingKernels } from '../src/kernels/index.js';
+import { boolViaInt32, runWasm } from '../src/kernels/util.js';
 import { wasmMemory } from '../../../tools/testing/leaks.js';
 import { initWasm, rng, values } from './kernels-helpers.js';
 
@@ -264,5 +265,31 @@ describe('switching backends', () => {
     expect(after.heapBytes).toBe(before.heapBytes);
     expect(after.mallocTop - before.mallocTop).toBeLessThanOrEqual(4096);
     a.dispose();
+  });
+});
+
+describe('boolViaInt32 (bool Reverse and StridedSlice)', () => {
+  it('releases its int32 intermediates, when the kernel it wraps throws too', async () => {
+    await tf.setBackend('wasm');
+    const backend = tf.backend();
+    const x = tf.tensor1d([true, false, true], 'bool');
+    const before = wasmMemory().dataIds;
+    const tensors = tf.memory().numTensors;
+    const out = boolViaInt32(backend, x, (xi) => {
+      expect(xi.dtype).toBe('int32');
+      return runWasm('Reverse', { x: xi }, backend, { dims: [0] });
+    });
+    expect(out.dtype).toBe('bool');
+    expect(Array.from(backend.readSync(out.dataId) as Uint8Array)).toEqual([1, 0, 1]);
+    backend.disposeData(out.dataId);
+    expect(wasmMemory().dataIds).toBe(before);
+    expect(() =>
+      boolViaInt32(backend, x, () => {
+        throw new Error('kernel failed');
+      }),
+    ).toThrow('kernel failed');
+    expect(wasmMemory().dataIds).toBe(before);
+    expect(tf.memory().numTensors).toBe(tensors);
+    x.dispose();
   });
 });

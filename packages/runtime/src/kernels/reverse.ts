@@ -5,7 +5,7 @@
 // is reversed here as int32, then cast back to bool; every other call goes to
 // upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, release, runWasm } from './util.js';
+import { boolViaInt32, KernelFn } from './util.js';
 
 /** Wraps upstream `Reverse` so that a bool x is reversed as int32. */
 export function makeReverse(upstream: KernelFn | null): KernelFn | null {
@@ -13,12 +13,10 @@ export function makeReverse(upstream: KernelFn | null): KernelFn | null {
   return (args) => {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype !== 'bool') return upstream(args);
-    const backend = args.backend as tf.KernelBackend;
-    const xi = runWasm('Cast', { x }, backend, { dtype: 'int32' });
-    const ri = upstream({ ...args, inputs: { x: xi } }) as tf.TensorInfo;
-    release(backend, xi);
-    const out = runWasm('Cast', { x: ri }, backend, { dtype: 'bool' });
-    release(backend, ri);
-    return out;
+    return boolViaInt32(
+      args.backend as tf.KernelBackend,
+      x,
+      (xi) => upstream({ ...args, inputs: { x: xi } }) as tf.TensorInfo,
+    );
   };
 }

@@ -7,7 +7,7 @@
 // back (the bits are the ints'), and a bool x is sliced as int32, then cast
 // back to bool. float32 (and string) calls go to upstream untouched.
 import * as tf from '@tensorflow/tfjs-core';
-import { KernelFn, release, runWasm, type HeapBackend } from './util.js';
+import { boolViaInt32, KernelFn, release, type HeapBackend } from './util.js';
 
 /** Wraps upstream `StridedSlice` so that int32 and bool x keep their dtype and values. */
 export function makeStridedSlice(upstream: KernelFn | null): KernelFn | null {
@@ -29,12 +29,10 @@ export function makeStridedSlice(upstream: KernelFn | null): KernelFn | null {
     const x = args.inputs.x as tf.TensorInfo;
     if (x.dtype === 'int32') return int32Slice(args);
     if (x.dtype !== 'bool') return upstream(args);
-    const backend = args.backend as tf.KernelBackend;
-    const xi = runWasm('Cast', { x }, backend, { dtype: 'int32' });
-    const ri = int32Slice({ ...args, inputs: { x: xi } }) as tf.TensorInfo;
-    release(backend, xi);
-    const out = runWasm('Cast', { x: ri }, backend, { dtype: 'bool' });
-    release(backend, ri);
-    return out;
+    return boolViaInt32(
+      args.backend as tf.KernelBackend,
+      x,
+      (xi) => int32Slice({ ...args, inputs: { x: xi } }) as tf.TensorInfo,
+    );
   };
 }

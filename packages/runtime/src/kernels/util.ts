@@ -26,6 +26,30 @@ export function release(backend: tf.KernelBackend, ...infos: (tf.TensorInfo | nu
 }
 
 /**
+ * `kernel` run on a bool `x` cast to int32, its result cast back to bool: for upstream kernels
+ * that move 4-byte elements whatever the dtype (a bool is 1 byte), so that they move ints. The
+ * int32 intermediates are released, when `kernel` throws too.
+ */
+export function boolViaInt32(
+  backend: tf.KernelBackend,
+  x: tf.TensorInfo,
+  kernel: (xi: tf.TensorInfo) => tf.TensorInfo,
+): tf.TensorInfo {
+  const xi = runWasm('Cast', { x }, backend, { dtype: 'int32' });
+  let ri: tf.TensorInfo;
+  try {
+    ri = kernel(xi);
+  } finally {
+    release(backend, xi);
+  }
+  try {
+    return runWasm('Cast', { x: ri }, backend, { dtype: 'bool' });
+  } finally {
+    release(backend, ri);
+  }
+}
+
+/**
  * A new buffer holding `x`'s values (float32, int32 or bool). Not the
  * Identity kernel: ours shares the buffer instead of copying it.
  */
