@@ -15,6 +15,7 @@ import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
 import { optionsProblem } from './options.js';
+import { ownCalls } from './calls.js';
 
 /** The keys of {@link DecomposeOptions} and of its `granularity`. */
 const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
@@ -447,19 +448,21 @@ export interface MagnitudeInfo {
   /** Kernel weights one group controls (direction entries of one group). */
   paramsPerGroup: number;
   /**
-   * Multiply-accumulates per sample one group controls. Needs the layer to
-   * be connected in a model with known spatial sizes; NaN when they are not
-   * known (e.g. a fully convolutional model with `null` height).
+   * Multiply-accumulates per sample one group controls, over every call the
+   * model makes of the layer (a layer shared by two branches, a nested model
+   * called twice), and only those: another model's calls of the same layer
+   * do not count. Needs the layer to be connected in a model with known
+   * spatial sizes; NaN when they are not known (e.g. a fully convolutional
+   * model with `null` height).
    */
   macsPerGroup: number;
 }
 
+/** One shape of a call's `inputShapes` or `outputShapes`; null when the call has several. */
 function knownShape(
-  layer: tfl.layers.Layer,
+  node: tfl.layers.Layer['inboundNodes'][number] | undefined,
   which: 'inputShapes' | 'outputShapes',
 ): (number | null)[] | null {
-  // The first call site decides: a layer applied to several shapes has no single MAC count.
-  const node = layer.inboundNodes[0];
   if (node == null) return null;
   const shape = node[which] as (number | null)[] | (number | null)[][];
   if (shape.length > 0 && Array.isArray(shape[0]))
@@ -467,8 +470,31 @@ function knownShape(
   return shape as (number | null)[];
 }
 
+/**
+ * Each layer of `model` (nested models' layers included) with the calls it makes per sample, as
+ * indices into its `inboundNodes`, one entry per run: a layer of a nested model runs its own
+ * calls once per call of that model.
+ */
+function callsPerSample(
+  model: tfl.LayersModel,
+  times = 1,
+  out = new Map<tfl.layers.Layer, number[]>(),
+): Map<tfl.layers.Layer, number[]> {
+  const own = ownCalls(model);
+  for (const layer of model.layers) {
+    const calls = own.get(layer) ?? [];
+    if (layer instanceof tfl.LayersModel) callsPerSample(layer, times * calls.length, out);
+    else out.set(layer, [...(out.get(layer) ?? []), ...Array.from({ length: times }, () => calls).flat()]);
+  }
+  return out;
+}
+
 function product(dims: (number | null)[]): number {
   return dims.reduce<number>((p, d) => p * (d == null ? NaN : d), 1);
+}
+
+function sum(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0);
 }
 
 /**
@@ -543,6 +569,7 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
   refuseWrappedDecomposed(model, 'magnitudes');
   const out: MagnitudeInfo[] = [];
   const paths = layerPaths(model);
+  const calls = callsPerSample(model);
   // A name two nested models' layers share is ambiguous: those layers go by their paths.
   const count = new Map<string, number>();
   for (const { layer } of paths) count.set(layer.name, (count.get(layer.name) ?? 0) + 1);
@@ -552,6 +579,9 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     if (layer.direction == null || layer.magnitude == null) {
       throw new Error(`magnitudes: layer '${path}' is not built yet`);
     }
+    // A layer the model's graph does not reach (no outputs yet) counts its first call.
+    const found = calls.get(layer) ?? [];
+    const nodes = (found.length ? found : [0]).map((i) => layer.inboundNodes[i]);
     const direction = layer.direction.read() as tf.Variable;
     const magnitude = layer.magnitude.read() as tf.Variable;
     const [d0, d1, d2] = direction.shape;
@@ -559,14 +589,21 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     let macsPerGroup: number;
     if (isDecomposedDense(layer)) {
       paramsPerGroup = layer.granularity === 'output' ? d0 : d1;
-      const input = knownShape(layer, 'inputShapes');
-      const positions = input == null ? NaN : product(input.slice(1, -1));
-      macsPerGroup = paramsPerGroup * positions;
+      // Per call: one group's weights, at each position of the input (1 for a flat one).
+      const positions = nodes.map((node) => {
+        const input = knownShape(node, 'inputShapes');
+        return input == null ? NaN : product(input.slice(1, -1));
+      });
+      macsPerGroup = paramsPerGroup * sum(positions);
     } else {
       const perPosition = layer.granularity === 'kernel' ? d0 * d1 : d0 * d1 * d2;
       paramsPerGroup = perPosition;
-      const output = knownShape(layer, 'outputShapes');
-      macsPerGroup = perPosition * (output == null ? NaN : product(output.slice(1, 3)));
+      // Per call: one group's weights at each output position.
+      const positions = nodes.map((node) => {
+        const output = knownShape(node, 'outputShapes');
+        return output == null ? NaN : product(output.slice(1, 3));
+      });
+      macsPerGroup = perPosition * sum(positions);
     }
     out.push({
       layer,

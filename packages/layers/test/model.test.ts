@@ -959,6 +959,52 @@ describe('magnitudes', () => {
     expect(infos[0].layer).toBe(c1);
   });
 
+  it('MACs count every call the model makes: a shared layer, a nested model called twice, not those of another model', () => {
+    // A conv applied to two inputs of different sizes (8x8 and 6x6 outputs, padding same).
+    const conv = decomposedConv2d({
+      filters: 2,
+      kernelSize: 3,
+      padding: 'same',
+      name: 'shared',
+      granularity: 'kernel',
+    });
+    const a = tfl.input({ shape: [8, 8, 3] });
+    const b = tfl.input({ shape: [6, 6, 3] });
+    const pool = (t: tfl.SymbolicTensor) =>
+      tfl.layers.globalAveragePooling2d({}).apply(t) as tfl.SymbolicTensor;
+    const joined = tfl.layers
+      .concatenate()
+      .apply([pool(conv.apply(a) as tfl.SymbolicTensor), pool(conv.apply(b) as tfl.SymbolicTensor)]);
+    const siamese = tfl.model({ inputs: [a, b], outputs: joined as tfl.SymbolicTensor });
+    const [shared] = magnitudes(siamese);
+    expect(shared.macsPerGroup).toBe(9 * (8 * 8 + 6 * 6));
+
+    // The same layer in a second model that applies it once, to a third size: only that call.
+    const c = tfl.input({ shape: [4, 4, 3] });
+    const other = tfl.model({ inputs: c, outputs: conv.apply(c) as tfl.SymbolicTensor });
+    expect(magnitudes(other)[0].macsPerGroup).toBe(9 * 4 * 4);
+    expect(magnitudes(siamese)[0].macsPerGroup).toBe(9 * (8 * 8 + 6 * 6));
+
+    // A nested model called on two inputs runs its layers twice per sample.
+    const inner = tfl.sequential({
+      name: 'inner',
+      layers: [decomposedDense({ inputShape: [5], units: 3, name: 'fc' })],
+    });
+    const x1 = tfl.input({ shape: [5] });
+    const x2 = tfl.input({ shape: [5] });
+    const outer = tfl.model({
+      inputs: [x1, x2],
+      outputs: tfl.layers
+        .add()
+        .apply([
+          inner.apply(x1) as tfl.SymbolicTensor,
+          inner.apply(x2) as tfl.SymbolicTensor,
+        ]) as tfl.SymbolicTensor,
+    });
+    expect(magnitudes(inner)[0].macsPerGroup).toBe(5);
+    expect(magnitudes(outer)[0].macsPerGroup).toBe(2 * 5);
+  });
+
   it('MACs are NaN when the spatial size is unknown', () => {
     const model = tfl.sequential({
       layers: [decomposedConv2d({ inputShape: [null, null, 3], filters: 2, kernelSize: 3 })],

@@ -2,7 +2,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
-import { ownCalls } from './graph.js';
+import { ownCalls } from '@normprune/layers';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {

@@ -2,6 +2,7 @@
 // model's own serialised topology so that Sequential and functional models
 // take the same path (and the rebuilt model comes from the same config).
 import * as tfl from '@tensorflow/tfjs-layers';
+import { ownCalls } from '@normprune/layers';
 
 /** One layer of the graph (internal). */
 export interface GraphNode {
@@ -36,30 +37,6 @@ function withoutBatch(shape: unknown, layer: tfl.layers.Layer): (number | null)[
     );
   }
   return (shape as (number | null)[]).slice(1);
-}
-
-/**
- * The calls each layer makes in `model`'s own graph, as indices into `layer.inboundNodes`: found
- * from the model's outputs back to its inputs. tfjs's `layer.inboundNodes` and `layer.outputShape`
- * span every model built on the layer, so a layer another model also applies (to another input,
- * at another size) has more nodes than it makes calls here.
- */
-export function ownCalls(model: tfl.LayersModel): Map<tfl.layers.Layer, number[]> {
-  const calls = new Map<tfl.layers.Layer, number[]>();
-  const stack = [...(model.outputs ?? [])];
-  while (stack.length) {
-    const t = stack.pop()!;
-    const layer = t.sourceLayer as tfl.layers.Layer | undefined;
-    const i = t.nodeIndex;
-    if (!layer || typeof i !== 'number') continue;
-    const seen = calls.get(layer) ?? [];
-    if (seen.includes(i)) continue;
-    seen.push(i);
-    calls.set(layer, seen);
-    stack.push(...(layer.inboundNodes[i]?.inputTensors ?? []));
-  }
-  for (const c of calls.values()) c.sort((a, b) => a - b);
-  return calls;
 }
 
 /** The output shape of call `i` of `layer` (a list of shapes for a layer with several outputs). */
