@@ -5,7 +5,8 @@
 // whose windows lie wholly in the padding, and those pools' gradients; Cast
 // to bool; pools, convolutions and tf.where with an empty output (upstream
 // broke the heap: a sanity matMul follows each case); int32 PReLU weights;
-// float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more.
+// float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more;
+// tf.gather of an x with no elements.
 // Each is compared with cpu on several shapes, forward and
 // gradients, and must leave no tensor and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
@@ -892,6 +893,75 @@ describe('tf.clipByValue of an int32 x', () => {
       const x = tf.cast(tf.mul(t(shape), 1000), 'int32');
       return [tf.clipByValue(x, lo, hi), tf.clipByValue(tf.cast(x, 'float32'), lo, hi)];
     });
+  });
+});
+
+describe('tf.gather of an x with no elements', () => {
+  // Upstream GatherV2 returned its flattened [batch, outer, indices, slice] output ([1, 1, 0, 3]
+  // for x [0, 3], indices [], axis 0, where cpu gives [0, 3]) and kept the buffers of x and the
+  // indices after their tensors were disposed (2 wasm buffers a call).
+  const idx = (shape: number[], hi: number) =>
+    tf.tensor(
+      Array.from(
+        values(
+          rng(seed++),
+          shape.reduce((p, q) => p * q, 1),
+        ),
+        (v) => Math.floor(((v + 1) / 2) * hi),
+      ),
+      shape,
+      'int32',
+    );
+  const cases: [number[], number[], number, number][] = [
+    [[0, 3], [0], 0, 0],
+    [[0, 3], [0], 1, 0],
+    [[0, 3], [2], 1, 0],
+    [[0, 3], [2, 2], 1, 0],
+    [[0, 3], [], 1, 0],
+    [[3, 0], [2], 0, 0],
+    [[3, 0], [0, 4], 0, 0],
+    [[2, 0, 4], [3], 2, 0],
+    [[2, 0, 4], [3], -1, 0],
+    [[2, 3, 0], [2, 2], 1, 1],
+    [[2, 0, 5], [2, 3], 2, 1],
+  ];
+  it.each(cases)('x %j, indices %j, axis %j, batchDims %j', async (xs, is, axis, batchDims) => {
+    await expectEmptySafeAsCpu(() => {
+      const hi = xs[axis < 0 ? xs.length + axis : axis];
+      const i = idx(is, hi);
+      return [
+        tf.gather(t(xs), i, axis, batchDims),
+        tf.gather(tf.zeros(xs, 'int32'), i, axis, batchDims),
+        tf.gather(tf.zeros(xs, 'bool'), i, axis, batchDims),
+      ];
+    });
+  });
+
+  it('empty indices on a non-empty x, and the gradient, still as on cpu', async () => {
+    await expectEmptySafeAsCpu(() => {
+      const x = t([4, 3]);
+      const none = tf.zeros([0], 'int32');
+      return [
+        tf.gather(x, none, 0),
+        tf.gather(x, none, 1),
+        tf.gather(x, tf.zeros([2, 0], 'int32'), 1),
+        tf.gather(x, idx([5], 4), 0),
+        tf.grad((a: tf.Tensor) => tf.sum(tf.gather(a, none, 0)))(x),
+        tf.grad((a: tf.Tensor) => tf.sum(tf.gather(a, tf.zeros([2], 'int32'), 1)))(t([0, 3])),
+      ];
+    });
+  });
+
+  it("an index out of x's axis: cpu's error", async () => {
+    await expectRefusedAsCpu(
+      () => tf.gather(tf.zeros([0, 3]), tf.tensor1d([3], 'int32'), 1),
+      'GatherV2: the index value 3 is not in [0, 2]',
+    );
+    await expectRefusedAsCpu(
+      () => tf.gather(tf.zeros([0, 3]), tf.tensor1d([0], 'int32'), 0),
+      'GatherV2: the index value 0 is not in [0, -1]',
+    );
+    await expectHeapIntact();
   });
 });
 

@@ -15,6 +15,7 @@ import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
 import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
 import { freshOperands } from './fresh_operands.js';
+import { makeGather } from './gather.js';
 import { identity, makeCast } from './identity.js';
 import { guardMalloc } from './malloc_guard.js';
 import { fusedBiasActivation } from './fused_conv.js';
@@ -102,6 +103,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Reverse', make: (up) => makeReverse(up) },
   // An int32 x: upstream read and wrote it as float32.
   { kernelName: 'ClipByValue', make: (up) => makeClipByValue(up) },
+  // An x with no elements: upstream gave a flattened shape and kept x's and the indices' buffers.
+  { kernelName: 'GatherV2', make: (up) => makeGather(up) },
   // Upstream's XNNPACK binary operators: float32 operands of rank 7 or more.
   ...['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'].map((kernelName): KernelSpec => ({
     kernelName,
@@ -185,7 +188,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * their 1-byte elements, past the output's end), and so does `StridedSlice`
  * of int32 and bool x (upstream's general path returned float32), and
  * `Reverse` of a bool x (upstream wrote past the output's end), and
- * `ClipByValue` of an int32 x (upstream read it as float32); PReLU
+ * `ClipByValue` of an int32 x (upstream read it as float32), and
+ * `GatherV2` of an x with no elements (upstream gave a flattened shape and
+ * kept x's and the indices' buffers); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
