@@ -6,7 +6,8 @@
 // to bool; pools, convolutions and tf.where with an empty output (upstream
 // broke the heap: a sanity matMul follows each case); int32 PReLU weights;
 // float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more;
-// tf.gather of an x with no elements.
+// tf.gather of an x with no elements; tf.image.resizeNearestNeighbor of an
+// int32 image.
 // Each is compared with cpu on several shapes, forward and
 // gradients, and must leave no tensor and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
@@ -962,6 +963,50 @@ describe('tf.gather of an x with no elements', () => {
       'GatherV2: the index value 0 is not in [0, -1]',
     );
     await expectHeapIntact();
+  });
+});
+
+describe('tf.image.resizeNearestNeighbor of an int32 image', () => {
+  // Upstream returned float32 whatever the images' dtype; cpu gives an int32 output (of an empty
+  // image resized to a non-empty size: zeros, where upstream left the output unwritten).
+  const ints = (shape: number[]) => tf.cast(tf.mul(t(shape), 1000), 'int32');
+  const cases: [number[], [number, number], boolean, boolean][] = [
+    [[1, 2, 2, 2], [3, 3], false, false],
+    [[2, 5, 3, 3], [2, 7], false, false],
+    [[2, 5, 3, 3], [8, 4], true, false],
+    [[1, 4, 6, 1], [9, 5], false, true],
+    [[3, 3, 1], [5, 2], false, false],
+    [[0, 2, 2, 1], [3, 3], false, false],
+    [[1, 2, 2, 1], [0, 3], false, false],
+    [[2, 0, 3, 2], [2, 2], false, false],
+  ];
+  it.each(cases)('images %j to %j, alignCorners %j, halfPixelCenters %j', async (shape, size, ac, hp) => {
+    await expectEmptySafeAsCpu(() => {
+      const x = ints(shape) as tf.Tensor4D;
+      const y = tf.image.resizeNearestNeighbor(x, size, ac, hp);
+      const float = tf.image.resizeNearestNeighbor(tf.cast(x, 'float32') as tf.Tensor4D, size, ac, hp);
+      // An empty image resized to a non-empty size: cpu reads past it, NaN, which its int32 output
+      // holds as such (reading it gives 0, adding 3 to it 0 too); upstream leaves the float32
+      // output unwritten (not changed).
+      if (x.size === 0 && y.size > 0) return y;
+      return [y, tf.add(y, tf.scalar(3, 'int32')), float];
+    });
+  });
+
+  it('ints past 2^24 as cpu reads them (through float32, 2^31 wrapped)', async () => {
+    const fn = () =>
+      tf.image.resizeNearestNeighbor(
+        tf.tensor4d([16777217, -2147483648, 2147483647, 5], [1, 2, 2, 1], 'int32'),
+        [2, 3],
+      );
+    const expected = [16777216, 16777216, -2147483648, -2147483648, -2147483648, 5];
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const y = fn();
+      expect([y.dtype, Array.from(y.dataSync())]).toEqual(['int32', expected]);
+      y.dispose();
+    }
+    await expectEmptySafeAsCpu(fn);
   });
 });
 

@@ -25,6 +25,7 @@ import { poolNumericPad } from './numeric_pad.js';
 import { poolForward } from './pool_forward.js';
 import { makePrelu } from './prelu.js';
 import { makeLeadingReduce } from './reduce.js';
+import { makeResizeNearestNeighbor } from './resize_nearest_neighbor.js';
 import { makeReverse } from './reverse.js';
 import { makeSelect } from './select.js';
 import { makeStridedSlice } from './strided_slice.js';
@@ -105,6 +106,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'ClipByValue', make: (up) => makeClipByValue(up) },
   // An x with no elements: upstream gave a flattened shape and kept x's and the indices' buffers.
   { kernelName: 'GatherV2', make: (up) => makeGather(up) },
+  // An int32 image: upstream returned float32.
+  { kernelName: 'ResizeNearestNeighbor', make: (up) => makeResizeNearestNeighbor(up) },
   // Upstream's XNNPACK binary operators: float32 operands of rank 7 or more.
   ...['Add', 'Sub', 'Multiply', 'RealDiv', 'SquaredDifference'].map((kernelName): KernelSpec => ({
     kernelName,
@@ -190,7 +193,8 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * `Reverse` of a bool x (upstream wrote past the output's end), and
  * `ClipByValue` of an int32 x (upstream read it as float32), and
  * `GatherV2` of an x with no elements (upstream gave a flattened shape and
- * kept x's and the indices' buffers); PReLU
+ * kept x's and the indices' buffers), and `ResizeNearestNeighbor` of an
+ * int32 image (upstream returned float32); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
