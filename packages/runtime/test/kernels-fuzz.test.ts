@@ -7,7 +7,7 @@
 // broke the heap: a sanity matMul follows each case); int32 PReLU weights;
 // float32 Add, Sub, Mul, RealDiv and SquaredDifference at rank 7 and more;
 // tf.gather of an x with no elements; tf.image.resizeNearestNeighbor of an
-// int32 image.
+// int32 image; tf.matMul of int32 operands (refused upstream).
 // Each is compared with cpu on several shapes, forward and
 // gradients, and must leave no tensor and no wasm buffer behind.
 import * as tf from '@tensorflow/tfjs-core';
@@ -1007,6 +1007,64 @@ describe('tf.image.resizeNearestNeighbor of an int32 image', () => {
       y.dispose();
     }
     await expectEmptySafeAsCpu(fn);
+  });
+});
+
+describe('tf.matMul of int32 a and b', () => {
+  // Upstream refused int32 operands ("BatchMatMul for non non-float32 tensors not yet
+  // supported."); cpu returns their int32 product, wrapping past 2^31.
+  const ints = (shape: number[], scale: number) => tf.cast(tf.mul(t(shape), scale), 'int32');
+  const cases: [number[], number[], boolean, boolean][] = [
+    [[2, 3], [3, 2], false, false],
+    [[4, 7], [5, 7], false, true],
+    [[7, 4], [7, 5], true, false],
+    [[7, 4], [5, 7], true, true],
+    [[3, 2, 5], [3, 5, 4], false, false],
+    [[3, 2, 5], [5, 4], false, false],
+    [[1, 5, 2], [2, 4, 5], true, true],
+    [[2, 2, 3, 100], [100, 6], false, false],
+    [[0, 3], [3, 2], false, false],
+    [[2, 0], [0, 3], false, false],
+    [[2, 0, 3], [3, 4], false, false],
+  ];
+  it.each(cases)('a %j, b %j, transposeA %j, transposeB %j', async (as, bs, ta, tb) => {
+    const fn = () => {
+      const a = ints(as, 1000);
+      const b = ints(bs, 1000);
+      return [
+        tf.matMul(a, b, ta, tb),
+        tf.matMul(tf.cast(a, 'float32'), tf.cast(b, 'float32'), ta, tb),
+        tf.matMul(ints(as, 2 ** 31), ints(bs, 2 ** 31), ta, tb),
+      ];
+    };
+    await expectEmptySafeAsCpu(fn);
+    const exact = async (backend: 'cpu' | 'wasm') =>
+      (await runOn(backend, () => ((seed = 1), fn()))).map((v) => Array.from(v));
+    expect(await exact('wasm')).toEqual(await exact('cpu'));
+  });
+
+  it('exact values: past float32, wrapped past 2^31, tf.dot and tf.outerProduct', async () => {
+    const fn = () => [
+      tf.matMul(tf.tensor2d([16777217, 1], [1, 2], 'int32'), tf.tensor2d([1, 1], [2, 1], 'int32')),
+      tf.matMul(tf.tensor2d([2147483647, 2147483647], [1, 2], 'int32'), tf.tensor2d([2, 2], [2, 1], 'int32')),
+      tf.dot(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, 5, 6], 'int32')),
+      tf.outerProduct(tf.tensor1d([1, 2, 3], 'int32'), tf.tensor1d([4, -5], 'int32')),
+    ];
+    const expected = [[16777218], [-4], [32], [4, -5, 8, -10, 12, -15]];
+    for (const backend of ['cpu', 'wasm'] as const) {
+      await tf.setBackend(backend);
+      const ys = fn();
+      expect(ys.map((y) => [y.dtype, Array.from(y.dataSync())])).toEqual(expected.map((v) => ['int32', v]));
+      tf.dispose(ys);
+    }
+    await expectEmptySafeAsCpu(fn);
+  });
+
+  it("inner shapes that do not match: cpu's error", async () => {
+    await expectRefusedAsCpu(
+      () => tf.matMul(tf.ones([2, 3], 'int32'), tf.ones([2, 3], 'int32')),
+      'Error in matMul: inner shapes (3) and (2) of Tensors with shapes 2,3 and 2,3 and transposeA=false and transposeB=false must match.',
+    );
   });
 });
 

@@ -17,6 +17,7 @@ import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput
 import { freshOperands } from './fresh_operands.js';
 import { makeGather } from './gather.js';
 import { identity, makeCast } from './identity.js';
+import { makeInt32MatMul } from './int32_mat_mul.js';
 import { guardMalloc } from './malloc_guard.js';
 import { fusedBiasActivation } from './fused_conv.js';
 import { fusedMatMulAsCpu } from './fused_mat_mul.js';
@@ -56,7 +57,8 @@ function prepareBackend(backend: unknown): void {
 }
 
 const SPECS: KernelSpec[] = [
-  { kernelName: 'BatchMatMul', make: (up) => (up ? zeroInner(transposeFirst(up)) : null) },
+  // int32 a and b: refused upstream.
+  { kernelName: 'BatchMatMul', make: (up) => (up ? makeInt32MatMul(zeroInner(transposeFirst(up))) : null) },
   {
     kernelName: '_FusedMatMul',
     make: (up) => {
@@ -194,7 +196,8 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * `ClipByValue` of an int32 x (upstream read it as float32), and
  * `GatherV2` of an x with no elements (upstream gave a flattened shape and
  * kept x's and the indices' buffers), and `ResizeNearestNeighbor` of an
- * int32 image (upstream returned float32); PReLU
+ * int32 image (upstream returned float32), and `BatchMatMul` of int32
+ * operands (refused upstream; computed with the cpu backend's loop); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
