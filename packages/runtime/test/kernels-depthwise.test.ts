@@ -161,6 +161,44 @@ describe('DepthwiseConv2dNativeBackpropInput and ...BackpropFilter on wasm', () 
     tf.dispose([x, dy]);
   });
 
+  it("refuses dataFormat 'NCHW', plain and fused, saying how to get NHWC; NHWC of the same data agrees with cpu", async () => {
+    // x [1, 2, 3, 3] NCHW: 2 channels; upstream read it as NHWC and returned [1, 1, 2, 3].
+    const data = Array.from({ length: 18 }, (_, i) => i + 1);
+    const filter = [1, 1, 1, 1, 2, 2, 2, 2];
+    await tf.setBackend('wasm');
+    const before = tf.memory().numTensors;
+    const ids = wasmDataIds();
+    const x = tf.tensor4d(data, [1, 2, 3, 3]);
+    const f = tf.tensor4d(filter, [2, 2, 2, 1]);
+    const said =
+      /depthwiseConv2d: dataFormat 'NCHW' is not supported by the wasm backend .*transpose x to NHWC/;
+    expect(() => tf.depthwiseConv2d(x, f, 1, 'valid', 'NCHW')).toThrow(said);
+    // Fused: a [1, 2, 2, 2] x passes tfjs-core's channel check either way.
+    const x2 = tf.tensor4d(data.slice(0, 8), [1, 2, 2, 2]);
+    expect(() =>
+      tf.fused.depthwiseConv2d({ x: x2, filter: f, strides: 1, pad: 'valid', dataFormat: 'NCHW' }),
+    ).toThrow(said);
+    tf.dispose([x, f, x2]);
+    expect(tf.memory().numTensors).toBe(before);
+    expect(wasmDataIds()).toBe(ids);
+    // The way the message gives, on both backends.
+    const viaNhwc = () =>
+      tf.tidy(() => {
+        const nhwc = tf.transpose(tf.tensor4d(data, [1, 2, 3, 3]), [0, 2, 3, 1]);
+        const y = tf.depthwiseConv2d(
+          nhwc as tf.Tensor4D,
+          tf.tensor4d(filter, [2, 2, 2, 1]),
+          1,
+          'valid',
+          'NHWC',
+        );
+        return tf.transpose(y, [0, 3, 1, 2]).arraySync();
+      });
+    const onWasm = viaNhwc();
+    await tf.setBackend('cpu');
+    expect(onWasm).toEqual(viaNhwc());
+  });
+
   it('are removed again by unregisterWasmTrainingKernels (upstream has none)', () => {
     unregisterWasmTrainingKernels();
     expect(tf.getKernel('DepthwiseConv2dNativeBackpropInput', 'wasm')).toBeUndefined();

@@ -160,3 +160,25 @@ export function depthwiseStridesOrDilations(upstream: KernelFn | null): KernelFn
     return upstream(args);
   };
 }
+
+/**
+ * Wraps upstream `DepthwiseConv2dNative` / `FusedDepthwiseConv2D` to refuse
+ * `dataFormat` `'NCHW'`, which tf.depthwiseConv2d passes on: upstream reads
+ * the input as NHWC whatever it says (x [1, 2, 3, 3] NCHW with a [2, 2, 2, 1]
+ * filter came back [1, 1, 2, 3], values of the wrong axes), and the cpu
+ * backend ignores it too (NaN where it reads past the input). tfjs-layers
+ * transposes a channelsFirst layer's input to NHWC itself, so only a direct
+ * call is refused.
+ */
+export function depthwiseChannelsLast(upstream: KernelFn | null): KernelFn | null {
+  if (upstream == null) return null;
+  return (args) => {
+    if ((args.attrs as unknown as ConvGeometryAttrs).dataFormat === 'NCHW')
+      throw new Error(
+        "Error in depthwiseConv2d: dataFormat 'NCHW' is not supported by the wasm backend (it would read the " +
+          'input as NHWC and return wrong values): transpose x to NHWC (tf.transpose(x, [0, 2, 3, 1])), ' +
+          "convolve with dataFormat 'NHWC', and transpose the result back ([0, 3, 1, 2])",
+      );
+    return upstream(args);
+  };
+}

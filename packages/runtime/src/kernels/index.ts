@@ -12,7 +12,7 @@ import { makeClipByValue } from './clip.js';
 import { makeHighRankBinary } from './binary.js';
 import { transposeFirst, zeroInner } from './batch_mat_mul.js';
 import { conv2DBackpropFilter, conv2DBackpropInput } from './conv2d_grad.js';
-import { depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
+import { depthwiseChannelsLast, depthwiseStridesOrDilations, explicitPadding } from './conv_forward.js';
 import { depthwiseConv2dNativeBackpropFilter, depthwiseConv2dNativeBackpropInput } from './depthwise_grad.js';
 import { freshOperands } from './fresh_operands.js';
 import { makeGather } from './gather.js';
@@ -89,13 +89,15 @@ const SPECS: KernelSpec[] = [
   },
   {
     kernelName: 'DepthwiseConv2dNative',
-    make: (up) => depthwiseStridesOrDilations(explicitPadding(up, true)),
+    make: (up) => depthwiseChannelsLast(depthwiseStridesOrDilations(explicitPadding(up, true))),
   },
   {
     kernelName: 'FusedDepthwiseConv2D',
     make: (up) =>
-      depthwiseStridesOrDilations(
-        explicitPadding(fusedBiasActivation(freshOperands(up, 'filter'), true), true),
+      depthwiseChannelsLast(
+        depthwiseStridesOrDilations(
+          explicitPadding(fusedBiasActivation(freshOperands(up, 'filter'), true), true),
+        ),
       ),
   },
   { kernelName: 'Prelu', make: (up) => makePrelu(up) },
@@ -197,7 +199,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * `GatherV2` of an x with no elements (upstream gave a flattened shape and
  * kept x's and the indices' buffers), and `ResizeNearestNeighbor` of an
  * int32 image (upstream returned float32), and `BatchMatMul` of int32
- * operands (refused upstream; computed with the cpu backend's loop); PReLU
+ * operands (refused upstream; computed with the cpu backend's loop), and a
+ * depthwise convolution with dataFormat 'NCHW' is refused (upstream read
+ * the input as NHWC); PReLU
  * weights that are not float32 are cast to it (upstream read int32 bytes as
  * float32).
  * A bias that outlives the weights it meets (a
