@@ -20,7 +20,7 @@ const BRAND = Symbol.for('normprune.DisconnectedModelError');
  *
  * ```ts
  * try {
- *   ({ model } = prune(trained));
+ *   model = prune(model).model;
  * } catch (e) {
  *   if (!(e instanceof DisconnectedModelError)) throw e;
  *   console.error(`layer ${e.layer} died whole (${e.detail}); retrain with a smaller lambda`);
