@@ -32,7 +32,8 @@ export interface SparsityRecord extends SparsityReport {
    * The compression reported to the optimiser's lambda schedule (what a
    * `targetLambda` chases): that of the decomposed layers the optimiser can
    * prune, i.e. those `fit` trains (not frozen) and, if the optimiser has
-   * magnitudes attached, among them. Present only when it leaves some of the
+   * magnitudes attached, among them, penalised (a layer that `layerMultipliers`
+   * exempts with 0 gets no threshold). Present only when it leaves some of the
    * measured layers out; otherwise it is `compression`. Absent too when no
    * measured layer can be pruned: the schedule is then given no compression.
    */
@@ -203,7 +204,8 @@ export class SparsityCallback extends tfl.Callback {
    * Whether the optimiser can prune each magnitude of `infos`: those `fit` updates (the model's
    * trainable weights as compiled; a layer frozen after `compile` still
    * trains until the next one, as in tfjs) and, when the optimiser has
-   * magnitudes attached, among those.
+   * magnitudes attached, among those with a penalty weight above 0 (not
+   * exempted by `layerMultipliers`).
    */
   private prunable(infos: readonly MagnitudeInfo[]): boolean[] {
     // What fit differentiates: the trainable weights collected by compile() (protected in tfjs's typings).
@@ -211,9 +213,12 @@ export class SparsityCallback extends tfl.Callback {
       .collectedTrainableWeights;
     const trained = new Set((collected ?? this.model.trainableWeights).map((w) => w.name));
     const attached = this.optimizer?.magnitudes ?? [];
-    const inOptimizer = new Set(attached.map((m) => m.magnitude.name));
+    // A layer whose penalty weight is 0 (layerMultipliers: { name: 0 }) gets no threshold: no lambda
+    // prunes it, so chasing its groups would raise lambda until the other layers died.
+    const weights = this.optimizer?.penaltyWeights ?? [];
+    const penalised = new Set(attached.filter((_, i) => weights[i] > 0).map((m) => m.magnitude.name));
     return infos.map(
-      (m) => trained.has(m.magnitude.name) && (attached.length === 0 || inOptimizer.has(m.magnitude.name)),
+      (m) => trained.has(m.magnitude.name) && (attached.length === 0 || penalised.has(m.magnitude.name)),
     );
   }
 }

@@ -516,6 +516,28 @@ describe('SparsityCallback', () => {
       opt.dispose();
     });
 
+    it('a layer exempted from the penalty (layerMultipliers 0) does not count either', async () => {
+      const model = frozenMixed(false);
+      const opt = new ProximalSGD({
+        learningRate: 0.05,
+        lambda: targetLambda({ initial: 0.01, targetCompression: 0.6, factor: 2 }),
+        magnitudes: model,
+        layerMultipliers: { a: 0 },
+      });
+      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
+      const cb = new SparsityCallback();
+      await model.fit(xs, ys, { ...fitOptions, epochs: 16, callbacks: [cb] });
+      const h = cb.history;
+      // a has no threshold: lambda must not rise for its groups, or it would kill all of b first.
+      h.forEach((r) => expect(r.scheduleCompression).toBeCloseTo(1 - r.liveGroups['b'] / 8, 12));
+      h.forEach((r) => expect(r.nextLambda).toBe(r.scheduleCompression! < 0.6 ? r.lambda! * 2 : r.lambda));
+      const reached = h.findIndex((r) => r.scheduleCompression! >= 0.6);
+      expect(reached).toBeGreaterThan(0);
+      expect(opt.lambda).toBe(h[reached].lambda);
+      model.dispose();
+      opt.dispose();
+    });
+
     it('a layer not attached to the optimiser does not count either', async () => {
       const model = mlp(71);
       const infos = magnitudes(model);
