@@ -97,7 +97,8 @@ export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
     );
   if (k >= values.length) return x.clone();
   const order = Array.from(values.keys()).sort((a, b) => Math.abs(values[b]) - Math.abs(values[a]) || a - b);
-  const kept = new Float32Array(values.length);
+  // Of x's own array type: a Float32Array would round int32 values past 2^24 (16777217 to 16777216).
+  const kept = new (values.constructor as new (n: number) => typeof values)(values.length);
   for (const i of order.slice(0, k)) kept[i] = values[i];
   return tf.tensor(kept, x.shape, x.dtype);
 }

@@ -268,6 +268,14 @@ describe('keepLargest (projection onto the L0 ball)', () => {
     }
   });
 
+  it('keeps int32 values exactly (no float32 rounding past 2^24)', () => {
+    const input = tf.tensor1d([16777217, 3, -2147483647, 5], 'int32');
+    const out = keepLargest(input, 2);
+    expect(out.dtype).toBe('int32');
+    expect(Array.from(out.dataSync())).toEqual([16777217, 0, -2147483647, 0]);
+    tf.dispose([input, out]);
+  });
+
   it('rejects a k that is not a non-negative integer and an x with NaN, and leaks nothing', async () => {
     const input = tf.tensor1d(x);
     const withNaN = tf.tensor1d([1, NaN, 3, 0.5, 2]);
