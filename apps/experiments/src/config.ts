@@ -986,12 +986,29 @@ export function parseBudget(
     if (typeof raw?.epochs === 'number')
       raw.epochs = { baseline: raw.epochs, proximal: raw.epochs, finetune: raw.epochs };
   } else {
+    // Settings typed so far: one typed again, or a preset after them, would replace it unseen.
+    const typed: string[] = [];
     for (const part of parts) {
       const eq = part.indexOf('=');
       if (eq < 0) {
         if (!(part in presets)) {
           throw new UsageError(
             `--budget: unknown budget "${part}"; allowed: ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs`,
+          );
+        }
+        const preset = presets[part];
+        const replaced = typed.filter((t) =>
+          t === 'epochs'
+            ? preset.epochs !== undefined
+            : t.startsWith('epochs.')
+              ? preset.epochs?.[t.slice('epochs.'.length) as keyof typeof preset.epochs] !== undefined
+              : (preset as Record<string, unknown>)[t] !== undefined,
+        );
+        if (replaced.length) {
+          const first = parts.findIndex((q) => q.includes('='));
+          const reordered = [...parts.slice(0, first), part, ...parts.slice(first).filter((q) => q !== part)];
+          throw new UsageError(
+            `--budget: the preset ${part} comes after ${replaced.join(', ')}, which it sets too and would replace; give the preset first: ${reordered.join(',')}`,
           );
         }
         const epochs = { ...(raw.epochs ?? {}), ...(presets[part].epochs ?? {}) };
@@ -1011,6 +1028,14 @@ export function parseBudget(
       const numeric = k in budgetSpec.shape ? k !== 'note' : /^epochs\.(baseline|proximal|finetune)$/.test(k);
       if (numeric && Number.isNaN(v))
         throw new UsageError(`--budget: ${k}: expected a number, got "${vText}"`);
+      if (typed.includes(k)) throw new UsageError(`--budget: ${k} is given twice; give it once`);
+      // `epochs` sets every phase: after `epochs.finetune=1` it would undo it.
+      const phase = k === 'epochs' ? typed.find((t) => t.startsWith('epochs.')) : undefined;
+      if (phase)
+        throw new UsageError(
+          `--budget: epochs comes after ${phase}, which it would replace; give epochs first: ${part},${parts.find((q) => q.split('=')[0].trim() === phase)}`,
+        );
+      typed.push(k);
       if (k === 'epochs') raw.epochs = { baseline: v, proximal: v, finetune: v };
       else setPath(raw, k, Number.isNaN(v) ? vText : v);
       custom = true;

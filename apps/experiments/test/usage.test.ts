@@ -98,6 +98,29 @@ test('a non-numeric or empty budget value names what was typed', async () => {
   expect(e.err).toMatch(/--budget: empty/);
 });
 
+test('a budget setting that a later part would replace unseen is refused, naming the order that works', async () => {
+  const budget = async (spec: string) =>
+    await cli(['reproduce', 'lenet-500-300', '--budget', spec, '--print-config']);
+  // tiny's trainSubset 256 replaced the 100 typed before it, and the run was named tiny+custom.
+  const preset = await budget('trainSubset=100,tiny');
+  expect(preset.code).toBe(2);
+  expect(preset.err).toMatch(
+    /preset tiny comes after trainSubset.*give the preset first: tiny,trainSubset=100/,
+  );
+  // epochs=2 replaced the fine-tuning's 1.
+  const epochs = await budget('epochs.finetune=1,epochs=2');
+  expect(epochs.code).toBe(2);
+  expect(epochs.err).toMatch(
+    /epochs comes after epochs\.finetune.*give epochs first: epochs=2,epochs\.finetune=1/,
+  );
+  const twice = await budget('epochs=1,epochs=2');
+  expect(twice.code).toBe(2);
+  expect(twice.err).toMatch(/--budget: epochs is given twice; give it once/);
+  // What replaces nothing stays: a preset first, epochs before a phase's, a setting the preset leaves alone.
+  for (const ok of ['tiny,trainSubset=100', 'epochs=2,epochs.finetune=1', 'widthMultiplier=0.5,tiny'])
+    expect((await budget(ok)).code).toBe(0);
+});
+
 test('a JSON syntax error in a config names its line and column and shows the line', async () => {
   const f = join(tmp, 'syntax.json');
   writeFileSync(
