@@ -1146,7 +1146,9 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw e;
   }
   for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
-  if (p.values.budget !== undefined)
+  // Only where the budget says more than a test subset (`tiny`, `epochs=2`): `testSubset=N`, which
+  // eval's help suggests, and `full` ask for nothing eval leaves out.
+  if (p.values.budget !== undefined && Object.keys(budget).some((k) => k !== 'testSubset' && k !== 'note'))
     process.stderr.write(
       `note: eval trains nothing: of --budget ${p.values.budget} only the test subset applies (${data.test.count} test images)\n`,
     );

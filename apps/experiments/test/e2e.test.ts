@@ -278,6 +278,19 @@ test('eval measures an exported model with the config of its run directory', asy
   expect(r.err).toMatch(
     /note: eval trains nothing: of --budget tiny only the test subset applies \(256 test images\)/,
   );
+  // A budget that is only a test subset, as eval's help suggests, leaves nothing out to note.
+  const subset = await cli([
+    'eval',
+    '--model',
+    join(tmp, 'runs', 'lenet-500-300', 'model'),
+    '--budget',
+    'testSubset=64',
+    '--backend',
+    'wasm',
+  ]);
+  expect(subset.code).toBe(0);
+  expect(subset.out).toMatch(/\| \d+\.\d\d% +\| 64 +\|/);
+  expect(subset.err).not.toMatch(/eval trains nothing/);
   // Without --budget, a run's model is measured on the run's own test subset (tiny: 256 images).
   const own = await cli([
     'eval',
