@@ -100,7 +100,7 @@ import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
 const COMMON = `Common options:
-  --seed N            random seed (initialisers, shuffles, augmentation); default 1
+  --seed N            random seed, 0 to 2^32 - 1 (initialisers, shuffles, augmentation); default 1
   --backend NAME      node | wasm | cpu (default: the fastest that loads; NORMPRUNE_BACKEND too,
                       overriding it); one asked for that does not start is an error
   --threads N         wasm: XNNPACK threads (default 1; faster when the cores are otherwise
@@ -466,6 +466,21 @@ function intOption(name: string, v: string | undefined, dflt: number): number {
   return n;
 }
 
+/**
+ * `--seed`: a whole number from 0 to 2^32 - 1 (default 1), as a config's `dataset.seed`. The
+ * shuffles and the augmentation draw from 32-bit generators, so a seed N + 2^32 would repeat
+ * N's data order under another name.
+ */
+function seedOption(v: string | undefined): number {
+  const seed = intOption('seed', v, 1);
+  if (seed > 2 ** 32 - 1)
+    throw new UsageError(
+      `--seed: expected a whole number from 0 to 4294967295, got "${v}" (the data order is drawn from ` +
+        `32-bit generators, so a larger seed would repeat a smaller one's)`,
+    );
+  return seed;
+}
+
 function optionalInt(name: string, v: string | undefined): number | undefined {
   return v === undefined ? undefined : intOption(name, v, 0);
 }
@@ -685,7 +700,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   // --print-config is a dry run of the command: it refuses the arguments the run refuses.
-  const seed = intOption('seed', p.values.seed, 1);
+  const seed = seedOption(p.values.seed);
   const backend = backendOption(p.values.backend);
   const threads = threadsOption(p.values.threads);
   const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
@@ -833,7 +848,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   }
   const { budgetName, budget, cfg } = budgeted(base, p.values.budget);
   // --print-config is a dry run of the command: it refuses the arguments the sweep refuses.
-  const seed = intOption('seed', p.values.seed, 1);
+  const seed = seedOption(p.values.seed);
   const backend = backendOption(p.values.backend);
   const threads = threadsOption(p.values.threads);
   const bisectSteps = intOption(

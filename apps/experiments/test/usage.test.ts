@@ -50,6 +50,10 @@ test('a negative number is read as the value of its flag, and refused for what i
   expect(s.code).toBe(2);
   expect(s.err).toMatch(/--seed: expected a non-negative integer, got "-1"/);
   expect(s.err).not.toMatch(/ambiguous/);
+  // Past 32 bits a seed would repeat a smaller one's data order (the generators are 32-bit).
+  const big = await run('--seed', String(2 ** 32));
+  expect(big.code).toBe(2);
+  expect(big.err).toMatch(/--seed: expected a whole number from 0 to 4294967295, got "4294967296"/);
   const t = await cli(['prune', '--model', 'm', '--out', join(tmp, 'p'), '--threshold', '-0.5']);
   expect(t.code).toBe(2);
   expect(t.err).toMatch(/--threshold: expected a number >= 0, got "-0.5"/);
