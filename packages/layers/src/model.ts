@@ -582,6 +582,14 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     // A layer the model's graph does not reach (no outputs yet) counts its first call.
     const found = calls.get(layer) ?? [];
     const nodes = (found.length ? found : [0]).map((i) => layer.inboundNodes[i]);
+    // The product of axes [from, to) of each call's shape, summed over the calls (NaN if one is unknown).
+    const positions = (which: 'inputShapes' | 'outputShapes', from: number, to: number): number =>
+      sum(
+        nodes.map((node) => {
+          const shape = knownShape(node, which);
+          return shape == null ? NaN : product(shape.slice(from, to));
+        }),
+      );
     const direction = layer.direction.read() as tf.Variable;
     const magnitude = layer.magnitude.read() as tf.Variable;
     const [d0, d1, d2] = direction.shape;
@@ -590,20 +598,12 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     if (isDecomposedDense(layer)) {
       paramsPerGroup = layer.granularity === 'output' ? d0 : d1;
       // Per call: one group's weights, at each position of the input (1 for a flat one).
-      const positions = nodes.map((node) => {
-        const input = knownShape(node, 'inputShapes');
-        return input == null ? NaN : product(input.slice(1, -1));
-      });
-      macsPerGroup = paramsPerGroup * sum(positions);
+      macsPerGroup = paramsPerGroup * positions('inputShapes', 1, -1);
     } else {
       const perPosition = layer.granularity === 'kernel' ? d0 * d1 : d0 * d1 * d2;
       paramsPerGroup = perPosition;
       // Per call: one group's weights at each output position.
-      const positions = nodes.map((node) => {
-        const output = knownShape(node, 'outputShapes');
-        return output == null ? NaN : product(output.slice(1, 3));
-      });
-      macsPerGroup = perPosition * sum(positions);
+      macsPerGroup = perPosition * positions('outputShapes', 1, 3);
     }
     out.push({
       layer,
