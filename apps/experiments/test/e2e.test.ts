@@ -263,15 +263,17 @@ test('report --table builds the results table from the run directories', async (
 });
 
 test('eval measures an exported model with the config of its run directory', async () => {
-  const r = await cli([
-    'eval',
-    '--model',
-    join(tmp, 'runs', 'lenet-500-300', 'model'),
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-  ]);
+  const evalModel = (budget: string) =>
+    cli([
+      'eval',
+      '--model',
+      join(tmp, 'runs', 'lenet-500-300', 'model'),
+      '--budget',
+      budget,
+      '--backend',
+      'wasm',
+    ]);
+  const r = await evalModel('tiny');
   expect(r.code).toBe(0);
   expect(r.out).toMatch(/\| .*model +\| [\d,]+ +\| [\d,]+ +\| [\d,]+ +\| \d+\.\d\d% +\| 256 +\|/);
   // Its budget's training settings do not apply, which it says.
@@ -279,15 +281,7 @@ test('eval measures an exported model with the config of its run directory', asy
     /note: eval trains nothing: of --budget tiny only the test subset applies \(256 test images\)/,
   );
   // A budget that is only a test subset, as eval's help suggests, leaves nothing out to note.
-  const subset = await cli([
-    'eval',
-    '--model',
-    join(tmp, 'runs', 'lenet-500-300', 'model'),
-    '--budget',
-    'testSubset=64',
-    '--backend',
-    'wasm',
-  ]);
+  const subset = await evalModel('testSubset=64');
   expect(subset.code).toBe(0);
   expect(subset.out).toMatch(/\| \d+\.\d\d% +\| 64 +\|/);
   expect(subset.err).not.toMatch(/eval trains nothing/);

@@ -489,16 +489,26 @@ describe('SparsityCallback', () => {
     }
     const fitOptions = { batchSize: 32, shuffle: false, verbose: 0 as const };
 
-    it('a frozen layer does not count: lambda stops rising when the trainable one reaches the target', async () => {
-      const model = frozenMixed(true);
+    /** 16 epochs of `model` under a targetLambda towards 0.6 (x2 an epoch from 0.01). */
+    async function chaseTarget(
+      model: tfl.Sequential,
+      layerMultipliers?: Record<string, number>,
+    ): Promise<{ opt: ProximalSGD; cb: SparsityCallback }> {
       const opt = new ProximalSGD({
         learningRate: 0.05,
         lambda: targetLambda({ initial: 0.01, targetCompression: 0.6, factor: 2 }),
         magnitudes: model,
+        ...(layerMultipliers ? { layerMultipliers } : {}),
       });
       model.compile({ optimizer: opt, loss: 'meanSquaredError' });
       const cb = new SparsityCallback();
       await model.fit(xs, ys, { ...fitOptions, epochs: 16, callbacks: [cb] });
+      return { opt, cb };
+    }
+
+    it('a frozen layer does not count: lambda stops rising when the trainable one reaches the target', async () => {
+      const model = frozenMixed(true);
+      const { opt, cb } = await chaseTarget(model);
       const h = cb.history;
       // a (16 groups of 12) can never be pruned; over the whole model, 0.6 needs more than all of b (8 of 16).
       h.forEach((r) => expect(r.liveGroups['a']).toBe(16));
@@ -518,15 +528,7 @@ describe('SparsityCallback', () => {
 
     it('a layer exempted from the penalty (layerMultipliers 0) does not count either', async () => {
       const model = frozenMixed(false);
-      const opt = new ProximalSGD({
-        learningRate: 0.05,
-        lambda: targetLambda({ initial: 0.01, targetCompression: 0.6, factor: 2 }),
-        magnitudes: model,
-        layerMultipliers: { a: 0 },
-      });
-      model.compile({ optimizer: opt, loss: 'meanSquaredError' });
-      const cb = new SparsityCallback();
-      await model.fit(xs, ys, { ...fitOptions, epochs: 16, callbacks: [cb] });
+      const { opt, cb } = await chaseTarget(model, { a: 0 });
       const h = cb.history;
       // a has no threshold: lambda must not rise for its groups, or it would kill all of b first.
       h.forEach((r) => expect(r.scheduleCompression).toBeCloseTo(1 - r.liveGroups['b'] / 8, 12));
