@@ -6,7 +6,7 @@ import { checkEngineSupported, releaseSavedTensorsDuringBackprop } from './backp
 import { registerWasmTrainingKernels } from './kernels/index.js';
 import { setWasmBackendWithThreads, wasmInitialised } from './kernels/threads.js';
 import { isNotInstalled, loadModule, packageRequire } from './modules.js';
-import { BACKENDS, resolvePreference, resolveThreads, threadsSource } from './environment.js';
+import { BACKENDS, resolvePreference, resolveThreads, type Threads } from './environment.js';
 
 export { resolvePreference, resolveThreads };
 
@@ -88,6 +88,13 @@ export interface Activation {
   note?: string;
 }
 
+const ONE_THREAD: Threads = { count: 1, source: 'the threads option' };
+
+/** The start of each note on threads not got: `4 threads were asked for (by NORMPRUNE_THREADS=4)`. */
+function askedFor(threads: Threads): string {
+  return `${threads.count} threads were asked for (by ${threads.source})`;
+}
+
 /**
  * One function per backend that loads its package, activates it and reports
  * on it, or throws saying why it cannot. The seam that lets tests drive the
@@ -127,7 +134,7 @@ export async function selectBackend(
   prefer: BackendName | undefined,
   env: Record<string, string | undefined>,
   loaders: BackendLoaders,
-  threads = 1,
+  threads: Threads = ONE_THREAD,
 ): Promise<{ info: BackendInfo; line: string }> {
   const { first, source } = resolvePreference(prefer, env);
   const order = first ? [first, ...BACKENDS.filter((b) => b !== first)] : [...BACKENDS];
@@ -147,9 +154,9 @@ export async function selectBackend(
         : `${first} was requested by ${source} but did not load, so the fastest other one that did`;
     const failed = fallbacks.map((f) => `${f.backend} was not used (${f.error})`);
     const notes = activation.note ? [activation.note] : [];
-    if (threads > 1 && backend !== 'wasm')
+    if (threads.count > 1 && backend !== 'wasm')
       notes.push(
-        `${threads} threads were asked for (by ${threadsSource(env)}), but threads are the wasm backend's only: ` +
+        `${askedFor(threads)}, but threads are the wasm backend's only: ` +
           `the ${backend} backend ignores them${backend === 'cpu' ? ' and runs on one thread' : ''}`,
       );
     const reason = `${backend}: ${[why, ...notes, ...failed].join('; ')}.`;
@@ -227,8 +234,9 @@ interface WasmPackage {
  */
 export function defaultLoaders(
   load: (name: string) => Promise<unknown> = loadModule,
-  threads = 1,
+  asked: Threads = ONE_THREAD,
 ): BackendLoaders {
+  const threads = asked.count;
   return {
     async node() {
       await loadPackage(load, 'node');
@@ -261,7 +269,7 @@ export function defaultLoaders(
       }
       const note =
         threads > 1
-          ? `${threads} threads were asked for, but the wasm backend was already started with ${wasm.getThreadsCount()} (threads must be set before its first use in the process)`
+          ? `${askedFor(asked)}, but the wasm backend was already started with ${wasm.getThreadsCount()} (threads must be set before its first use in the process)`
           : undefined;
       // Point the backend at the binaries inside the installed package: no
       // network, and correct even when this package is bundled elsewhere. Only

@@ -8,13 +8,23 @@ export const BACKENDS: readonly BackendName[] = ['node', 'wasm', 'cpu'];
 const ENV_VAR = 'NORMPRUNE_BACKEND';
 const THREADS_VAR = 'NORMPRUNE_THREADS';
 
+/** A thread count and who set it: `NORMPRUNE_THREADS=3` or `the threads option`. @internal */
+export interface Threads {
+  count: number;
+  source: string;
+}
+
 /**
- * The wasm thread count: `NORMPRUNE_THREADS` when set (decimal digits, 1 to 64), else `threads`, else 1.
+ * The wasm thread count: `NORMPRUNE_THREADS` when set (decimal digits, 1 to 64), else `threads`, else 1,
+ * with who set it (for the note when a backend other than wasm ignores it).
  * The option is checked even when the variable overrides it, so that an invalid one does not pass
  * wherever the variable happens to be set.
  * @internal
  */
-export function resolveThreads(threads: number | undefined, env: Record<string, string | undefined>): number {
+export function resolveThreads(
+  threads: number | undefined,
+  env: Record<string, string | undefined>,
+): Threads {
   const fromEnv = env[THREADS_VAR];
   const set = fromEnv !== undefined && fromEnv !== '';
   const check = (value: unknown, source: string, unset: string): number => {
@@ -36,16 +46,9 @@ export function resolveThreads(threads: number | undefined, env: Record<string, 
     `initBackend: threads ${typeof threads === 'number' ? threads : JSON.stringify(threads)}`,
     '',
   );
-  return fromVariable ?? fromOption;
-}
-
-/**
- * Who set the thread count `resolveThreads` returns: `NORMPRUNE_THREADS=3` when the variable did,
- * else `the threads option`. @internal
- */
-export function threadsSource(env: Record<string, string | undefined>): string {
-  const fromEnv = env[THREADS_VAR];
-  return fromEnv !== undefined && fromEnv !== '' ? `${THREADS_VAR}=${fromEnv}` : 'the threads option';
+  return fromVariable !== undefined
+    ? { count: fromVariable, source: `${THREADS_VAR}=${fromEnv}` }
+    : { count: fromOption, source: 'the threads option' };
 }
 
 function validName(value: unknown): value is BackendName {

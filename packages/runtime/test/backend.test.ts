@@ -8,6 +8,7 @@ import {
   BackendLoaders,
   BackendName,
   defaultLoaders,
+  resolveThreads,
   selectBackend,
 } from '../src/backend.js';
 import { loadModule } from '../src/modules.js';
@@ -83,19 +84,28 @@ describe('selectBackend (injected loaders)', () => {
       node: notFound('@tensorflow/tfjs-node'),
       wasm: notFound('@tensorflow/tfjs-backend-wasm'),
     };
-    const cpu = await selectBackend(undefined, {}, fakes(cpuOnly).loaders, 2);
+    const cpu = await selectBackend(undefined, {}, fakes(cpuOnly).loaders, resolveThreads(2, {}));
     const said =
       "2 threads were asked for (by the threads option), but threads are the wasm backend's only: " +
       'the cpu backend ignores them and runs on one thread';
     expect(cpu.info.notes).toEqual([said]);
     expect(cpu.info.reason).toContain(said);
-    const fromEnv = await selectBackend(undefined, { NORMPRUNE_THREADS: '3' }, fakes({}).loaders, 3);
+    const fromEnv = await selectBackend(
+      undefined,
+      {},
+      fakes({}).loaders,
+      resolveThreads(undefined, { NORMPRUNE_THREADS: '3' }),
+    );
     expect(fromEnv.info.notes).toEqual([
       "3 threads were asked for (by NORMPRUNE_THREADS=3), but threads are the wasm backend's only: " +
         'the node backend ignores them',
     ]);
-    expect((await selectBackend(undefined, {}, fakes(cpuOnly).loaders, 1)).info.notes).toEqual([]);
-    expect((await selectBackend('wasm', {}, fakes({}).loaders, 2)).info.notes).toEqual([]);
+    expect(
+      (await selectBackend(undefined, {}, fakes(cpuOnly).loaders, resolveThreads(1, {}))).info.notes,
+    ).toEqual([]);
+    expect((await selectBackend('wasm', {}, fakes({}).loaders, resolveThreads(2, {}))).info.notes).toEqual(
+      [],
+    );
     // The line initBackend prints says them too, on the same line.
     expect(cpu.line).toMatch(
       new RegExp(`^normprune: using the cpu backend; .*; ${said.replace(/[()]/g, '\\$&')}$`),

@@ -14,10 +14,10 @@ import { resolveThreads } from '../src/backend.js';
 
 describe('resolveThreads', () => {
   it('defaults to 1 and takes the option, NORMPRUNE_THREADS first', () => {
-    expect(resolveThreads(undefined, {})).toBe(1);
-    expect(resolveThreads(2, {})).toBe(2);
-    expect(resolveThreads(2, { NORMPRUNE_THREADS: '1' })).toBe(1);
-    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '' })).toBe(1);
+    expect(resolveThreads(undefined, {}).count).toBe(1);
+    expect(resolveThreads(2, {}).count).toBe(2);
+    expect(resolveThreads(2, { NORMPRUNE_THREADS: '1' }).count).toBe(1);
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '' }).count).toBe(1);
   });
 
   it('refuses what is not a whole number from 1 to 64, naming where it came from', () => {
@@ -45,16 +45,16 @@ describe('resolveThreads', () => {
     }
     // An invalid variable is named first, as before.
     expect(() => resolveThreads(0, { NORMPRUNE_THREADS: 'two' })).toThrow(/^NORMPRUNE_THREADS="two"/);
-    expect(resolveThreads(4, { NORMPRUNE_THREADS: '2' })).toBe(2);
+    expect(resolveThreads(4, { NORMPRUNE_THREADS: '2' }).count).toBe(2);
   });
 });
 
 describe('NORMPRUNE_THREADS', () => {
   // Number() took hex, exponents, signs, decimals and whitespace: "0x2", "2e0" and " 2" started 2 threads.
   it('takes decimal digits only, as its error asks', () => {
-    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '2' })).toBe(2);
-    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '64' })).toBe(64);
-    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '02' })).toBe(2);
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '2' }).count).toBe(2);
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '64' }).count).toBe(64);
+    expect(resolveThreads(undefined, { NORMPRUNE_THREADS: '02' }).count).toBe(2);
     for (const bad of [
       '0x2',
       '2e0',
@@ -144,10 +144,24 @@ describe('initBackend({ threads: 2 })', () => {
     const info = await initBackend({ prefer: 'wasm', threads: 4, quiet: true });
     expect(info.backend).toBe('wasm');
     expect(info.threads).toBe(2);
-    expect(info.reason).toMatch(/4 threads were asked for, but the wasm backend was already started with 2/);
+    expect(info.reason).toMatch(
+      /4 threads were asked for \(by the threads option\), but the wasm backend was already started with 2/,
+    );
     expect(info.notes).toEqual([
-      '4 threads were asked for, but the wasm backend was already started with 2 (threads must be set before its first use in the process)',
+      '4 threads were asked for (by the threads option), but the wasm backend was already started with 2 (threads must be set before its first use in the process)',
     ]);
+    // Named by the variable when it set the count, as the note for a backend that ignores threads is.
+    const saved = process.env.NORMPRUNE_THREADS;
+    process.env.NORMPRUNE_THREADS = '3';
+    try {
+      const fromEnv = await initBackend({ prefer: 'wasm', quiet: true });
+      expect(fromEnv.notes).toEqual([
+        '3 threads were asked for (by NORMPRUNE_THREADS=3), but the wasm backend was already started with 2 (threads must be set before its first use in the process)',
+      ]);
+    } finally {
+      if (saved === undefined) delete process.env.NORMPRUNE_THREADS;
+      else process.env.NORMPRUNE_THREADS = saved;
+    }
   });
 });
 
