@@ -3,6 +3,9 @@
 
 const SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
+/** How soon after the signal that asked for a stop another one is taken for the same stop. */
+export const DUPLICATE_MS = 1000;
+
 /**
  * Where a run is, for what a stop signal does there ('between': a sweep between its points;
  * 'pruning' and 'exporting': `normprune prune` before and while it writes its export).
@@ -17,6 +20,11 @@ export type RunStage = 'setup' | 'training' | 'finishing' | 'between' | 'pruning
  * is nothing a checkpoint would save, so the first signal quits at once. A
  * quit says how to go on, runs `beforeExit` (the folder's unlock) and exits
  * with 130.
+ *
+ * A signal within {@link DUPLICATE_MS} of the one that asked for the stop is the same stop,
+ * delivered twice: Ctrl-C reaches every process of the terminal's group, and a wrapper that
+ * forwards it to its child (`nx run`, measured 13 ms after the terminal's) delivers it again.
+ * Counted as a second signal, it quit without the checkpoint the first one asked for.
  */
 export class StopSignals {
   /**
@@ -26,6 +34,8 @@ export class StopSignals {
   requested = false;
   /** Set by the run as it goes. */
   stage: RunStage = 'setup';
+  /** When the stop was asked for (Date.now()). */
+  private requestedAt = 0;
   private readonly handler = (signal: NodeJS.Signals) => this.receive(signal);
 
   constructor(
@@ -45,13 +55,16 @@ export class StopSignals {
   private receive(signal: NodeJS.Signals): void {
     const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
     const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
+    if (this.requested && Date.now() - this.requestedAt < DUPLICATE_MS) return;
     if (this.stage === 'training' && !this.requested) {
       this.requested = true;
+      this.requestedAt = Date.now();
       this.log(`\n${name}: writing a checkpoint after this step (${again} quits without one)`);
       return;
     }
     if (this.stage === 'exporting' && !this.requested) {
       this.requested = true;
+      this.requestedAt = Date.now();
       this.log(`\n${name}: stopping once the export is written (${again} quits without it)`);
       return;
     }

@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
 import { cli, reproduceTiny as reproduce } from './helpers';
+import { DUPLICATE_MS } from '../src/signals';
 
 // Node's fs module itself (runtime's save calls fs.promises through it), for spies.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -263,6 +264,18 @@ test('prune on Ctrl-C: a signal in its export lets the export finish and exits 1
    * Prunes into `out`, sending `count` SIGINTs at the export's first file written (runtime's save
    * opens its files 'wx'). process.exit, which a quit calls, is stood in for by a throw.
    */
+  /**
+   * Sends `count` SIGINTs, each DUPLICATE_MS after the last as Date.now tells: a signal sooner
+   * than that after the first is the same stop delivered twice, not a second Ctrl-C.
+   */
+  const sigints = (count: number) => {
+    const start = Date.now();
+    for (let i = 0; i < count; i++) {
+      const now = jest.spyOn(Date, 'now').mockReturnValue(start + i * DUPLICATE_MS);
+      process.emit('SIGINT', 'SIGINT');
+      now.mockRestore();
+    }
+  };
   const signalledPrune = async (out: string, count: number) => {
     const open = nodeFs.promises.open;
     let sent = false;
@@ -271,7 +284,7 @@ test('prune on Ctrl-C: a signal in its export lets the export finish and exits 1
       .mockImplementation(async (...a: Parameters<typeof open>) => {
         if (!sent && a[1] === 'wx') {
           sent = true;
-          for (let i = 0; i < count; i++) process.emit('SIGINT', 'SIGINT');
+          sigints(count);
         }
         return open(...a);
       });
@@ -311,8 +324,7 @@ test('prune on Ctrl-C: a signal in its export lets the export finish and exits 1
       await rename(...a);
       if (!renamed && String(a[1]) === join(late, 'model.json')) {
         renamed = true;
-        process.emit('SIGINT', 'SIGINT');
-        process.emit('SIGINT', 'SIGINT');
+        sigints(2);
       }
     });
   let lateRun;

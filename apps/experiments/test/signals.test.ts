@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StopSignals, type RunStage } from '../src/signals';
+import { DUPLICATE_MS, StopSignals, type RunStage } from '../src/signals';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -39,6 +39,7 @@ test.each([
   (stage, first, again2, when) => {
     for (const signal of SIGNALS) {
       const h = harness(stage);
+      const now = jest.spyOn(Date, 'now').mockReturnValue(5_000);
       process.emit(signal, signal);
       expect(h.stop.requested).toBe(true);
       expect(h.exits).toEqual([]);
@@ -46,10 +47,38 @@ test.each([
       const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
       const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
       expect(h.lines).toEqual([`\n${name}: ${first} (${again} ${again2})`]);
+      now.mockReturnValue(5_000 + DUPLICATE_MS);
       process.emit(signal, signal);
       expect(h.lines[1]).toBe(`\n${name}: quitting ${when}; continue with: normprune reproduce x --resume`);
       expect(h.unlocked).toEqual([1]);
       expect(h.exits).toEqual([130]);
+      h.restore();
+    }
+  },
+);
+
+test.each(['training', 'exporting'] as const)(
+  'in %s, a signal delivered twice (the terminal, then a wrapper such as nx forwarding it) is one stop',
+  (stage) => {
+    const h = harness(stage);
+    try {
+      const now = jest.spyOn(Date, 'now').mockReturnValue(5_000);
+      process.emit('SIGINT', 'SIGINT');
+      // nx forwarded Ctrl-C 13 ms after the terminal delivered it; as SIGTERM too, from other wrappers.
+      now.mockReturnValue(5_013);
+      process.emit('SIGINT', 'SIGINT');
+      now.mockReturnValue(5_000 + DUPLICATE_MS - 1);
+      process.emit('SIGTERM', 'SIGTERM');
+      expect(h.stop.requested).toBe(true);
+      expect(h.lines).toHaveLength(1);
+      expect(h.exits).toEqual([]);
+      expect(h.unlocked).toEqual([]);
+      // A signal sent later is the user's second: it quits.
+      now.mockReturnValue(5_000 + DUPLICATE_MS);
+      process.emit('SIGINT', 'SIGINT');
+      expect(h.lines[1]).toMatch(/^\nCtrl-C: quitting /);
+      expect(h.exits).toEqual([130]);
+    } finally {
       h.restore();
     }
   },
