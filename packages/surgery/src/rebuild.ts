@@ -267,6 +267,17 @@ export function rebuild(
     }
   }
 
+  // A layer past the first may declare the shape of its input (tfjs keeps the batchInputShape a
+  // layer was built with in its config): where that input lost channels, the declaration does
+  // too, or the config would state the input model's width and tfjs warn, at every build or load
+  // of the pruned model, that the tensor it reads does not match it.
+  for (const s of states) {
+    if (!s.node.layer || !s.node.inputs.length) continue;
+    const declared = layerConfigEntry(config, s.node.name).config.batchInputShape;
+    if (!Array.isArray(declared) || !declared.length) continue;
+    declared[declared.length - 1] = states[s.node.inputs[0]].ids.filter((id) => !gone(id)).length;
+  }
+
   const cls = model.constructor as any;
   // fastWeightInit: every weight is overwritten below, so skip the initialisers.
   const pruned: tfl.LayersModel = cls.fromConfig(cls, config, undefined, true);

@@ -1062,6 +1062,96 @@ describe('prune: constants ahead of a convolution', () => {
   });
 });
 
+describe('prune: a layer past the first built with its own inputShape', () => {
+  // tfjs keeps such a layer's batchInputShape in its config (Keras lets any layer declare one),
+  // and warns when the tensor a layer is applied to does not match it.
+  const cases: [string, () => tfl.LayersModel, [string, number[]][]][] = [
+    [
+      'Dense after Dense, in a Sequential',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.dense({ inputShape: [5], units: 6, activation: 'relu', name: 'd1' }),
+            tfl.layers.dense({ inputShape: [6], units: 4, activation: 'relu', name: 'd2' }),
+            tfl.layers.dense({ units: 3, name: 'out' }),
+          ],
+        }),
+      [
+        ['d1', [0, 2]],
+        ['d2', [1]],
+      ],
+    ],
+    [
+      'Conv2D after Conv2D, and BatchNormalization, in a Sequential',
+      () =>
+        tfl.sequential({
+          layers: [
+            tfl.layers.conv2d({
+              inputShape: [6, 6, 3],
+              filters: 6,
+              kernelSize: 3,
+              activation: 'relu',
+              name: 'c1',
+            }),
+            tfl.layers.batchNormalization({ inputShape: [4, 4, 6], name: 'bn' }),
+            tfl.layers.conv2d({ inputShape: [4, 4, 6], filters: 4, kernelSize: 3, name: 'c2' }),
+            tfl.layers.flatten({ name: 'f' }),
+            tfl.layers.dense({ units: 3, name: 'out' }),
+          ],
+        }),
+      [['c1', [0, 2, 5]]],
+    ],
+    [
+      'Dense after Flatten, in a functional model',
+      () => {
+        const x = tfl.input({ shape: [5, 5, 2] });
+        const c = tfl.layers
+          .conv2d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' })
+          .apply(x) as tfl.SymbolicTensor;
+        const f = tfl.layers.flatten({ name: 'f' }).apply(c) as tfl.SymbolicTensor;
+        const d = tfl.layers.dense({ inputShape: [36], units: 5, name: 'd' }).apply(f) as tfl.SymbolicTensor;
+        return tfl.model({ inputs: x, outputs: d });
+      },
+      [['c1', [1]]],
+    ],
+  ];
+
+  it.each(cases)(
+    '%s: its batchInputShape follows its pruned input, and tfjs does not warn',
+    async (_, build, dead) => {
+      const m = build();
+      const r = rng(11);
+      fillAll(m, 'bias', () => r() - 0.2);
+      for (const [layer, units] of dead) zeroUnits(m, layer, units);
+      const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        const { model } = prune(m);
+        expectSame(m, model);
+        const config = model.getConfig() as any;
+        const entries: any[] = Array.isArray(config) ? config : config.layers;
+        for (const e of entries) {
+          const declared = e.config.batchInputShape;
+          if (!declared || e.className === 'InputLayer') continue;
+          const layer = model.getLayer(e.config.name);
+          expect(declared).toEqual(layer.inboundNodes[0].inputShapes[0]);
+        }
+        let saved: tf.io.ModelArtifacts | undefined;
+        await model.save(
+          tf.io.withSaveHandler(async (a) => {
+            saved = a;
+            return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+          }),
+        );
+        const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+        expectSame(m, loaded);
+        expect(warn).not.toHaveBeenCalled();
+      } finally {
+        warn.mockRestore();
+      }
+    },
+  );
+});
+
 describe('prune: refusals', () => {
   it('names an unknown layer type', () => {
     const m = tfl.sequential({
