@@ -147,7 +147,9 @@ function refuseNested(layer: tfl.layers.Layer): void {
 
 function sharedError(layer: tfl.layers.Layer): Error {
   return new Error(
-    `surgery: layer '${layer.name}' (${layer.getClassName()}) is called more than once (shared weights); shared layers are not supported. ${SPARSE_FALLBACK}`,
+    `surgery: layer '${layer.name}' (${layer.getClassName()}) is called more than once (shared weights); shared layers are not supported: ` +
+      'build the model with one layer per call, each holding the weights of this one (copies compute what the ' +
+      `shared layer does, and each is pruned on its own), then prune. ${SPARSE_FALLBACK}`,
   );
 }
 

@@ -1232,6 +1232,23 @@ const REFUSALS: Refusal[] = [
     advice:
       /Conv2D with 2 filters per input channel .* whose kernel \[:, :, c, c \* 2 \+ j\] is its depthwise_kernel \[:, :, c, j\] and 0 elsewhere/,
   },
+  {
+    name: 'a Dense layer applied to two branches (shared weights)',
+    build: () => {
+      const x = tfl.input({ shape: [6], name: 'x' });
+      const a = tfl.layers.dense({ units: 8, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
+      const b = tfl.layers.dense({ units: 8, activation: 'tanh', name: 'b' }).apply(x) as tfl.SymbolicTensor;
+      const shared = tfl.layers.dense({ units: 5, activation: 'relu', name: 'shared' });
+      const sum = tfl.layers
+        .add({ name: 'sum' })
+        .apply([shared.apply(a), shared.apply(b)] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(sum) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: x, outputs: out });
+    },
+    layer: 'shared',
+    className: 'Dense',
+    advice: /build the model with one layer per call, each holding the weights of this one/,
+  },
 ];
 
 // ---------------------------------------------------------------- the tests
@@ -1358,6 +1375,34 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       expect(unitsOf(pruned, 'dw')).toBe(7);
       tf.dispose([kernel, ...xs]);
       for (const m of [dm, rebuilt, dec, pruned]) m.dispose();
+    });
+
+    it('a shared Dense = one copy of it per call, which prunes, each copy on its own', () => {
+      const sh = REFUSALS.find((r) => r.layer === 'shared')!.build();
+      randomize(sh, 8);
+      const x = tfl.input({ shape: [6], name: 'x' });
+      const a = tfl.layers.dense({ units: 8, activation: 'relu', name: 'a' }).apply(x) as tfl.SymbolicTensor;
+      const b = tfl.layers.dense({ units: 8, activation: 'tanh', name: 'b' }).apply(x) as tfl.SymbolicTensor;
+      const sa = tfl.layers.dense({ units: 5, activation: 'relu', name: 'shared_a' }).apply(a);
+      const sb = tfl.layers.dense({ units: 5, activation: 'relu', name: 'shared_b' }).apply(b);
+      const sum = tfl.layers
+        .add({ name: 'sum' })
+        .apply([sa, sb] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(sum) as tfl.SymbolicTensor;
+      const rebuilt = tfl.model({ inputs: x, outputs: out });
+      for (const name of ['a', 'b', 'out']) rebuilt.getLayer(name).setWeights(sh.getLayer(name).getWeights());
+      for (const name of ['shared_a', 'shared_b'])
+        rebuilt.getLayer(name).setWeights(sh.getLayer('shared').getWeights());
+      const xs = inputsFor(sh, 9);
+      expectSameOutputs(sh, rebuilt, xs);
+      const dec = decompose(rebuilt);
+      killUnits(dec, 'a', [2, 5]);
+      killUnits(dec, 'b', [1]);
+      const { model: pruned } = prune(dec);
+      expectSameOutputs(dec, pruned, xs);
+      expect([unitsOf(pruned, 'a'), unitsOf(pruned, 'b')]).toEqual([6, 7]);
+      tf.dispose(xs);
+      for (const m of [sh, rebuilt, dec, pruned]) m.dispose();
     });
 
     it('Conv1D = Conv2D with kernelSize [1, k] on [1, steps, channels], which prunes', () => {
