@@ -20,7 +20,7 @@
 // rounds, and recomputing the whole graph in each made the analysis O(n^2).
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode, LayerGraph } from './graph.js';
-import { layerConfigEntry } from './graph.js';
+import { layerConfigEntry, SPARSE_FALLBACK } from './graph.js';
 import {
   applyElementwise,
   CROSS_CHANNEL_ACTIVATIONS,
@@ -214,8 +214,15 @@ export function buildStates(
         const n = inputs[0].ids.length;
         for (const s of inputs) {
           if (s.ids.length !== n) {
+            // tfjs broadcasts a 1-channel input over the others' channels.
+            const [narrow, wide] = s.ids.length < n ? [s, inputs[0]] : [inputs[0], s];
+            const w = wide.ids.length;
             throw new Error(
-              `surgery: layer '${node.name}' (${node.className}) joins inputs with different channel counts (broadcasting); not supported`,
+              `surgery: layer '${node.name}' (${node.className}) broadcasts its input from '${narrow.node.name}' ` +
+                `(${narrow.ids.length} channel${narrow.ids.length === 1 ? '' : 's'}) over the ${w} channels of ` +
+                `'${wide.node.name}'; surgery follows joins of inputs with equal channel counts only. ${w} copies of ` +
+                `that channel compute the same: where a Dense or Conv2D layer makes it, build that layer with ${w} ` +
+                `units, its kernel and bias repeated in each, then prune. ${SPARSE_FALLBACK}`,
             );
           }
         }

@@ -1249,6 +1249,26 @@ const REFUSALS: Refusal[] = [
     className: 'Dense',
     advice: /build the model with one layer per call, each holding the weights of this one/,
   },
+  {
+    name: 'a Multiply broadcasting a 1-channel gate over the channels of a Conv2D',
+    build: () => {
+      const x = tfl.input({ shape: [6, 6, 3], name: 'x' });
+      const c1 = tfl.layers
+        .conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' })
+        .apply(x) as tfl.SymbolicTensor;
+      const gate = tfl.layers
+        .conv2d({ filters: 1, kernelSize: 1, activation: 'sigmoid', name: 'gate' })
+        .apply(c1) as tfl.SymbolicTensor;
+      const gated = tfl.layers.multiply({ name: 'gated' }).apply([c1, gate]) as tfl.SymbolicTensor;
+      const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(gated) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: x, outputs: out });
+    },
+    layer: 'gated',
+    className: 'Multiply',
+    advice:
+      /broadcasts its input from 'gate' \(1 channel\) over the 4 channels of 'c1'.* build that layer with 4 units, its kernel and bias repeated in each/,
+  },
 ];
 
 // ---------------------------------------------------------------- the tests
@@ -1403,6 +1423,40 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       expect([unitsOf(pruned, 'a'), unitsOf(pruned, 'b')]).toEqual([6, 7]);
       tf.dispose(xs);
       for (const m of [sh, rebuilt, dec, pruned]) m.dispose();
+    });
+
+    it('a 1-channel gate broadcast by a Multiply = the gate repeated in 4 filters, which prunes', () => {
+      const gm = REFUSALS.find((r) => r.layer === 'gated')!.build();
+      randomize(gm, 10);
+      const [gk, gb] = gm.getLayer('gate').getWeights();
+      const x = tfl.input({ shape: [6, 6, 3], name: 'x' });
+      const c1 = tfl.layers
+        .conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' })
+        .apply(x) as tfl.SymbolicTensor;
+      const gate = tfl.layers
+        .conv2d({ filters: 4, kernelSize: 1, activation: 'sigmoid', name: 'gate' })
+        .apply(c1) as tfl.SymbolicTensor;
+      const gated = tfl.layers.multiply({ name: 'gated' }).apply([c1, gate]) as tfl.SymbolicTensor;
+      const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(gated) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
+      const rebuilt = tfl.model({ inputs: x, outputs: out });
+      // [1, 1, 4, 1] -> [1, 1, 4, 4]: the same kernel column and bias in every filter
+      const kernel = tf.tile(gk, [1, 1, 1, 4]);
+      const bias = tf.tile(gb, [4]);
+      rebuilt.getLayer('gate').setWeights([kernel, bias]);
+      for (const name of ['c1', 'out']) rebuilt.getLayer(name).setWeights(gm.getLayer(name).getWeights());
+      const xs = inputsFor(gm, 11);
+      expectSameOutputs(gm, rebuilt, xs);
+      const dec = decompose(rebuilt, { granularity: { conv2d: 'kernel', dense: 'input' } });
+      // Nothing reads channel 1 any more ('out' and the gate with zero weights): c1's filter 1 and
+      // the gate's copy 1, which the Multiply joins, go together.
+      killInputs(dec, 'out', [1]);
+      killInputs(dec, 'gate', [1]);
+      const { model: pruned } = prune(dec);
+      expectSameOutputs(dec, pruned, xs);
+      expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'gate')]).toEqual([3, 3]);
+      tf.dispose([kernel, bias, ...xs]);
+      for (const m of [gm, rebuilt, dec, pruned]) m.dispose();
     });
 
     it('Conv1D = Conv2D with kernelSize [1, k] on [1, steps, channels], which prunes', () => {
