@@ -285,7 +285,9 @@ const REBUILD_ADVICE: Record<string, string> = {
     'with pool size [1, p]): build the model that way and prune that.',
   Reshape:
     'If it reshapes the model input, give the model input that shape instead; ' +
-    'to feed a Dense layer, use Flatten, which surgery follows.',
+    'to feed a Dense layer, use Flatten, which surgery follows; ' +
+    'to scale the channels of an image by a vector (a squeeze-and-excitation block), give the Multiply ' +
+    'the vector itself instead of its Reshape to [1, 1, channels]: tfjs broadcasts it over the image, and surgery follows that.',
 };
 
 /**

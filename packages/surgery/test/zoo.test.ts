@@ -1137,6 +1137,30 @@ function zerosToHold(c: ZooCase, pruned: tfl.LayersModel): Record<string, number
 
 // ---------------------------------------------------------------- refusals
 
+/** A squeeze-and-excitation block: the gate as a Reshape to [1, 1, 8] before the Multiply, or as the [8] vector itself. */
+function seBlock(reshape: boolean): tfl.LayersModel {
+  const x = tfl.input({ shape: [6, 6, 3], name: 'x' });
+  const c1 = tfl.layers
+    .conv2d({ filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' })
+    .apply(x) as tfl.SymbolicTensor;
+  const squeeze = tfl.layers.globalAveragePooling2d({ name: 'squeeze' }).apply(c1) as tfl.SymbolicTensor;
+  const fc = tfl.layers
+    .dense({ units: 4, activation: 'relu', name: 'fc' })
+    .apply(squeeze) as tfl.SymbolicTensor;
+  let gate = tfl.layers
+    .dense({ units: 8, activation: 'sigmoid', name: 'excite' })
+    .apply(fc) as tfl.SymbolicTensor;
+  if (reshape)
+    gate = tfl.layers
+      .reshape({ targetShape: [1, 1, 8], name: 'excite_reshape' })
+      .apply(gate) as tfl.SymbolicTensor;
+  const scaled = tfl.layers.multiply({ name: 'scale' }).apply([c1, gate]) as tfl.SymbolicTensor;
+  const c2 = tfl.layers.conv2d({ filters: 4, kernelSize: 1, name: 'c2' }).apply(scaled) as tfl.SymbolicTensor;
+  const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(c2) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
+  return tfl.model({ inputs: x, outputs: out });
+}
+
 interface Refusal {
   name: string;
   build(): tfl.LayersModel;
@@ -1231,6 +1255,14 @@ const REFUSALS: Refusal[] = [
     className: 'DepthwiseConv2D',
     advice:
       /Conv2D with 2 filters per input channel .* whose kernel \[:, :, c, c \* 2 \+ j\] is its depthwise_kernel \[:, :, c, j\] and 0 elsewhere/,
+  },
+  {
+    name: 'Reshape of a per-channel gate to [1, 1, C] (a squeeze-and-excitation block)',
+    build: () => seBlock(true),
+    layer: 'excite_reshape',
+    className: 'Reshape',
+    advice:
+      /to scale the channels of an image by a vector \(a squeeze-and-excitation block\), give the Multiply the vector itself/,
   },
   {
     name: 'a Dense layer applied to two branches (shared weights)',
@@ -1457,6 +1489,27 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'gate')]).toEqual([3, 3]);
       tf.dispose([kernel, bias, ...xs]);
       for (const m of [gm, rebuilt, dec, pruned]) m.dispose();
+    });
+
+    it('a gate reshaped to [1, 1, C] before a Multiply = the [C] gate given to the Multiply, which prunes', () => {
+      const withReshape = seBlock(true);
+      randomize(withReshape, 12);
+      const rebuilt = seBlock(false);
+      for (const name of ['c1', 'fc', 'excite', 'c2', 'out'])
+        rebuilt.getLayer(name).setWeights(withReshape.getLayer(name).getWeights());
+      const xs = inputsFor(withReshape, 13);
+      expectSameOutputs(withReshape, rebuilt, xs);
+      const dec = decompose(rebuilt, { granularity: { dense: 'input' } });
+      // Nothing reads channel 3 of the scaled image, nor 'fc' that of c1: c1's filter 3 and the
+      // gate's unit 3, which the Multiply joins, go together; and the gate reads no unit 1 of 'fc'.
+      killInputs(dec, 'c2', [3]);
+      killInputs(dec, 'fc', [3]);
+      killInputs(dec, 'excite', [1]);
+      const { model: pruned } = prune(dec);
+      expectSameOutputs(dec, pruned, xs);
+      expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'fc'), unitsOf(pruned, 'excite')]).toEqual([7, 3, 7]);
+      tf.dispose(xs);
+      for (const m of [withReshape, rebuilt, dec, pruned]) m.dispose();
     });
 
     it('Conv1D = Conv2D with kernelSize [1, k] on [1, steps, channels], which prunes', () => {
