@@ -126,6 +126,8 @@ export function buildStates(
     const config = node.layer ? layerConfigEntry(graph.config, node.name).config : {};
     const handler = handlerFor(node, config, unknownLayers);
     const weights = readWeights(node.layer);
+    // Unit layers' groups at or below the threshold are found through `nz` below.
+    if (threshold > 0) handler.zeroGroups?.(weights, threshold);
     const inputs = node.inputs.map((i) => states[i]);
     const channels = node.shape.length ? node.shape[node.shape.length - 1] : null;
     if (channels == null) throw new Error(`surgery: layer '${node.name}' has an unknown channel count`);

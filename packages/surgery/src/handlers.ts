@@ -86,6 +86,12 @@ export interface LayerHandler {
     inShape: (number | null)[],
     config: any,
   ): Float64Array;
+  /**
+   * Layers with groups of their own that are not units (DepthwiseConv2D's per-channel 2-D kernels):
+   * writes as exact zeros, in place, each group whose weights are all <= `threshold` in absolute
+   * value, the groups `analyze` counts dead at that threshold.
+   */
+  zeroGroups?(weights: HostWeight[], threshold: number): void;
   /** channelwise layers with per-channel weights (BatchNormalization): keep only `keep`. */
   pruneChannels?(weights: HostWeight[], keep: number[]): HostWeight[];
   /** join: combine the per-input constants of one channel. */
@@ -228,6 +234,16 @@ const depthwiseConv2d: LayerHandler = {
     const out = new Float64Array(C).fill(NaN);
     which.forEach((c, k) => (out[c] = post[k]));
     return out;
+  },
+  zeroGroups: (ws, threshold) => {
+    const kernel = weightNamed(ws, 'depthwise_kernel')!;
+    const C = kernel.shape[kernel.shape.length - 2];
+    const K = kernel.values.length / C;
+    for (let c = 0; c < C; c++) {
+      let dead = true;
+      for (let k = 0; k < K && dead; k++) if (Math.abs(kernel.values[k * C + c]) > threshold) dead = false;
+      if (dead) for (let k = 0; k < K; k++) kernel.values[k * C + c] = 0;
+    }
   },
   pruneChannels: (ws, keep) =>
     ws.map((w) => (w.name === 'depthwise_kernel' ? pruneInChannels(w, keep) : pruneVector(w, keep))),

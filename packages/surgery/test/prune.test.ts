@@ -842,6 +842,33 @@ describe('prune: depthwise-separable (MobileNet-style) block', () => {
     expect(report.layersAfter.find((l) => l.name === 'dw')!.macs).toBe(9 * 7 * 81);
   });
 
+  it('threshold > 0: a sub-threshold depthwise kernel counts as zero, as analyze counts it: written as zeros, its channel folded', () => {
+    for (const [c, scale] of [
+      [2, 1e-9],
+      [5, 1e-8],
+    ] as const) {
+      const m = mobile();
+      randomizeBatchNorm(m, 9);
+      editWeight(m, 'bn2', 'beta', (v) => (v[c] = 1.5));
+      // The same model with the kernel exactly zero: what a threshold of 1e-6 must make of m.
+      const exact = mobile();
+      exact.setWeights(m.getWeights());
+      editWeight(m, 'dw', 'depthwise_kernel', (v) => v.forEach((_, p) => p % 8 === c && (v[p] *= scale)));
+      zeroKernelWhere(exact, 'dw', (i) => i === c, 'depthwise_kernel');
+      expect(analyze(m, { threshold: 1e-6 }).layers.find((l) => l.name === 'dw')!.groups).toEqual([
+        { kind: 'kernel', total: 8, dead: 1 },
+      ]);
+      const { model, report } = prune(m, { threshold: 1e-6 });
+      const { model: reference } = prune(exact);
+      expectSame(exact, model);
+      expect(unitsOf(model, 'expand')).toBe(7);
+      expect(unitsOf(model, 'dw')).toBe(7);
+      for (const l of ['expand', 'dw', 'project'])
+        expect(hostWeights(model, l)).toEqual(hostWeights(reference, l));
+      expect(report.after.nonzeros).toBe(countNonzeros(model));
+    }
+  });
+
   it("a dead filter ahead of a 'same' depthwise conv stays unless its constant is 0", () => {
     const m = mobile();
     randomizeBatchNorm(m, 10);
