@@ -1679,7 +1679,7 @@ async function pruneInto(
     out(
       `note: ${v.model} has no decomposed layers; ` +
         (threshold > 0
-          ? `Dense weights and Conv2D kernels with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
+          ? `Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
           : 'only units whose weights are all zero are removed ') +
         `(${plainAdvice(v.model)})`,
     );

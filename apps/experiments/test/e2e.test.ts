@@ -464,7 +464,7 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   expect(plainCut.err).toBe('');
   expect(plainCut.code).toBe(0);
   expect(plainCut.out).toMatch(
-    /Dense weights and Conv2D kernels with \|w\| <= 0\.000001 become zeros, one by one/,
+    /Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with \|w\| <= 0\.000001 become zeros, one by one/,
   );
   dec.dispose();
   model.dispose();
