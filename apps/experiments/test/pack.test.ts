@@ -56,7 +56,8 @@ describe('the normprune CLI packed and installed', () => {
         ...configs,
       ]),
     );
-    expect(files.filter((f) => /^(test|src|results|runs|scripts|bench)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => /^(test|results|runs|scripts|bench)\//.test(f))).toEqual([]);
+    expect(files.filter((f) => f.startsWith('src/') && !/^src\/[\w-]+\.ts$/.test(f))).toEqual([]);
     // Only the CommonJS build, which `main`, `types` and the bin load: the ES module build
     // the shared build script also writes is reached by nothing, and it cannot run (it
     // finds its configs and version through `__dirname`).
@@ -65,6 +66,29 @@ describe('the normprune CLI packed and installed', () => {
     expect(fs.readFileSync(path.join(installed, 'LICENSE'), 'utf8')).toBe(
       fs.readFileSync(path.join(WORKSPACE, 'LICENSE'), 'utf8'),
     );
+  });
+
+  it('every source map names sources that ship, so stack traces and go-to-definition land on real files', () => {
+    const installed = fs.realpathSync(path.join(project.dir, 'node_modules', '@normprune', 'experiments'));
+    const maps = fs
+      .readdirSync(path.join(installed, 'dist', 'cjs'))
+      .filter((f) => f.endsWith('.map'))
+      .map((f) => path.join(installed, 'dist', 'cjs', f));
+    // .js.map and .d.ts.map of every module
+    expect(maps.length).toBeGreaterThan(2 * 10);
+    const missing: string[] = [];
+    for (const map of maps) {
+      const { sources, sourceRoot = '' } = JSON.parse(fs.readFileSync(map, 'utf8')) as {
+        sources: string[];
+        sourceRoot?: string;
+      };
+      for (const source of sources) {
+        const file = path.resolve(path.dirname(map), sourceRoot, source);
+        if (!file.startsWith(installed + path.sep) || !fs.existsSync(file))
+          missing.push(`${path.relative(installed, map)} -> ${source}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   it('--help, --version and list work from the installed package', () => {
