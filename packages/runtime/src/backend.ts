@@ -108,14 +108,19 @@ const PACKAGES: Record<BackendName, string> = {
   cpu: '@tensorflow/tfjs-backend-cpu',
 };
 
-/** How to get each backend when it failed and a slower one was used instead. */
-const HINTS: Record<Exclude<BackendName, 'cpu'>, string> = {
-  node:
+/**
+ * How to get each backend when it failed and a slower one was used instead. The wasm backend is
+ * named at the loaded tfjs-core's version: each tfjs 4.x backend takes its own tfjs-core version
+ * as an exact peer, so an unversioned install beside an older tfjs-core stops with ERESOLVE (or,
+ * with --legacy-peer-deps, pairs mismatched versions).
+ */
+const HINTS: Record<Exclude<BackendName, 'cpu'>, () => string> = {
+  node: () =>
     'for native speed install @tensorflow/tfjs-node, which needs libtensorflow: its download from Google ' +
     'is refused since Aug 2026 (tensorflow/tfjs#8742), so point TFJS_NODE_CDN_STORAGE at a mirror that has it',
-  wasm:
-    'the pure-JS cpu backend is a last resort: install @tensorflow/tfjs-backend-wasm (binaries included, no download) ' +
-    'to train much faster',
+  wasm: () =>
+    `the pure-JS cpu backend is a last resort: install @tensorflow/tfjs-backend-wasm@${tf.version_core} ` +
+    "(your tfjs-core's version; binaries included, no download) to train much faster",
 };
 
 function firstLine(e: unknown): string {
@@ -181,7 +186,7 @@ function describe(info: BackendInfo): string {
   const faster = info.fallbacks.filter((f) => BACKENDS.indexOf(f.backend) < BACKENDS.indexOf(info.backend));
   const hint = faster.find((f) => f.backend === 'wasm') ?? faster.find((f) => f.backend === 'node');
   if (hint && hint.backend !== 'cpu') {
-    line += `; ${hint.backend} unavailable (${hint.error}); ${HINTS[hint.backend]}`;
+    line += `; ${hint.backend} unavailable (${hint.error}); ${HINTS[hint.backend]()}`;
   }
   for (const note of info.notes) line += `; ${note}`;
   return line;

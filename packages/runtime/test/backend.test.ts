@@ -136,6 +136,11 @@ describe('selectBackend (injected loaders)', () => {
     expect(line).toMatch(
       /^normprune: using the cpu backend; wasm unavailable \(@tensorflow\/tfjs-backend-wasm is not installed\); .*install @tensorflow\/tfjs-backend-wasm/,
     );
+    // At the loaded tfjs-core's version: the backend's exact peer on its own tfjs-core makes an
+    // unversioned install fail with ERESOLVE beside an older tfjs-core.
+    expect(line).toContain(
+      `install @tensorflow/tfjs-backend-wasm@${tf.version_core} (your tfjs-core's version;`,
+    );
   });
 
   it('mentions wasm when only wasm failed before cpu', async () => {
