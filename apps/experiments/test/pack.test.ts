@@ -68,6 +68,19 @@ describe('the normprune CLI packed and installed', () => {
     );
   });
 
+  it("takes TensorFlow.js as peer dependencies with the packages' range, so a project has one tfjs-core", () => {
+    // Exact tfjs dependencies nested a second tfjs-core under the CLI in a project on another tfjs
+    // version, while the packages resolved the project's: two engines, and a run failed mid-way.
+    const installed = path.join(project.dir, 'node_modules', '@normprune', 'experiments');
+    const manifest = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8'));
+    const range = JSON.parse(
+      fs.readFileSync(path.join(WORKSPACE, 'packages', 'layers', 'package.json'), 'utf8'),
+    ).peerDependencies['@tensorflow/tfjs-core'];
+    expect(Object.keys(manifest.dependencies).filter((d) => d.startsWith('@tensorflow/'))).toEqual([]);
+    expect(manifest.peerDependencies).toEqual(Object.fromEntries(TFJS_PEERS.map((p) => [p, range])));
+    expect(fs.existsSync(path.join(installed, 'node_modules', '@tensorflow'))).toBe(false);
+  });
+
   it('every source map names sources that ship, so stack traces and go-to-definition land on real files', () => {
     const installed = fs.realpathSync(path.join(project.dir, 'node_modules', '@normprune', 'experiments'));
     const maps = fs
