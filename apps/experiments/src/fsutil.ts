@@ -17,6 +17,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
+import { hostname } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { makeDirs, processGone } from '@normprune/runtime';
 
@@ -204,22 +205,88 @@ export const TAKEOVER_FILE = `${LOCK_FILE}.takeover`;
 /** How long {@link lockDir} waits for another process's takeover of a stale lock, in all. */
 const TAKEOVER_WAIT_MS = 5000;
 
+/** A lock's holder, as {@link readLock} reads it. */
+interface LockHolder {
+  pid: number | undefined;
+  what: string;
+  started: string;
+  namespace: string;
+  boot: string;
+  host: string;
+  ino: number;
+}
+
 /**
  * A lock file's holder: its pid, what it does, when it started (see {@link processStarted}), the
- * pid namespace both are of (see {@link pidNamespace}), and the file's inode (to tell two locks
- * apart).
+ * pid namespace both are of (see {@link pidNamespace}), the machine (see {@link bootId}, and its
+ * host name), and the file's inode (to tell two locks apart).
  */
-function readLock(
-  file: string,
-): { pid: number | undefined; what: string; started: string; namespace: string; ino: number } | undefined {
+function readLock(file: string): LockHolder | undefined {
   try {
     const ino = statSync(file).ino;
-    const [pidText, what = '', started = '', namespace = ''] = readFileSync(file, 'utf8').split('\n');
+    const [pidText, what = '', started = '', namespace = '', boot = '', host = ''] = readFileSync(
+      file,
+      'utf8',
+    ).split('\n');
     const pid = Number.parseInt(pidText, 10);
-    return { pid: Number.isInteger(pid) && pid > 0 ? pid : undefined, what, started, namespace, ino };
+    return {
+      pid: Number.isInteger(pid) && pid > 0 ? pid : undefined,
+      what,
+      started,
+      namespace,
+      boot,
+      host,
+      ino,
+    };
   } catch {
     return undefined; // gone meanwhile
   }
+}
+
+/**
+ * This boot of this machine (/proc/sys/kernel/random/boot_id, which containers share with their
+ * host), '' where there is none: a pid means something only on the machine that wrote it, and
+ * the default pid namespace has one name on every Linux machine, so two machines sharing a
+ * folder (NFS) tell each other's locks apart by it.
+ */
+export function bootId(): string {
+  try {
+    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** This machine's host name, '' if it cannot be read (kept to one line). */
+function hostName(): string {
+  try {
+    return hostname().replace(/\s+/g, ' ');
+  } catch {
+    return '';
+  }
+}
+
+/** What {@link lockDir} writes into a lock file for this process. */
+export function lockContent(what: string): string {
+  return `${process.pid}\n${what}\n${processStarted(process.pid)}\n${pidNamespace()}\n${bootId()}\n${hostName()}\n`;
+}
+
+/**
+ * The lock's holder runs on another machine (another boot id and another host name; the same
+ * host name with another boot id is this machine before a reboot, whose processes are all gone;
+ * where there are no boot ids, another host name): its pid is not a process here.
+ */
+function onOtherMachine(holder: LockHolder): boolean {
+  const boot = bootId();
+  const host = hostName();
+  if (holder.boot && boot) return holder.boot !== boot && holder.host !== host;
+  return Boolean(holder.host && host && holder.host !== host && holder.boot === boot);
+}
+
+/** This machine rebooted since the lock was written: its holder is gone. */
+function beforeReboot(holder: LockHolder): boolean {
+  const boot = bootId();
+  return Boolean(holder.boot && boot && holder.boot !== boot && holder.host === hostName());
 }
 
 /**
@@ -258,11 +325,11 @@ const heldHere = new Set<string>();
  * a lock taken here (a container's node is often pid 1 in every run); a lock
  * with no readable pid is garbage.
  */
-function holderAlive(
-  holder: { pid: number | undefined; started: string; namespace: string },
-  held: boolean,
-): boolean {
+function holderAlive(holder: LockHolder, held: boolean): boolean {
   if (holder.pid === undefined) return false;
+  // Another machine's process cannot be seen from here: the lock holds until it is removed.
+  if (onOtherMachine(holder)) return true;
+  if (beforeReboot(holder)) return false;
   if (holder.pid === process.pid) return held;
   if (processGone(holder.pid)) return false;
   // A live process with the holder's pid but another start time was given the pid after the
@@ -373,7 +440,7 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
   const file = join(dir, LOCK_FILE);
   const takeover = join(dir, TAKEOVER_FILE);
   const mine = `${file}.${process.pid}.${++counter}.tmp`;
-  writeFileNamed(mine, `${process.pid}\n${what}\n${processStarted(process.pid)}\n${pidNamespace()}\n`);
+  writeFileNamed(mine, lockContent(what));
   const deadline = Date.now() + waitMs;
   try {
     for (let wait = 1; ; wait = Math.min(2 * wait, 100)) {
@@ -406,11 +473,16 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
       const holder = readLock(file);
       if (holder === undefined) continue; // released meanwhile
       if (holderAlive(holder, heldHere.has(file))) {
-        // Its pid is another namespace's: the live process of that pid here need not be the holder.
-        const elsewhere = holder.namespace && holder.namespace !== pidNamespace();
+        // Its pid is another machine's, or another namespace's: the live process of that pid here
+        // need not be the holder.
+        const machine = onOtherMachine(holder);
+        const elsewhere = !machine && holder.namespace && holder.namespace !== pidNamespace();
         throw new Error(
-          `${dir} is being written by ${holder.pid === process.pid ? 'this process' : `process ${holder.pid}`}` +
+          `${dir} is being written by ${holder.pid === process.pid && !machine ? 'this process' : `process ${holder.pid}`}` +
             `${holder.what ? ` (${holder.what})` : ''}` +
+            (machine
+              ? ` on another machine (${holder.host || `boot id ${holder.boot}`}, sharing the folder), which this process cannot see`
+              : '') +
             (elsewhere
               ? ` of another pid namespace (${holder.namespace}: a container sharing the folder, or the host), which this process cannot see`
               : '') +

@@ -17,9 +17,10 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  bootId,
   copyDirAtomic,
   lockDir,
   ourLeftovers,
@@ -323,7 +324,7 @@ describe('fsutil', () => {
       writeFileSync(lock, content);
       const again = lockDir(dir, 'x');
       expect(readFileSync(lock, 'utf8')).toBe(
-        `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n`,
+        `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n${bootId()}\n${hostname()}\n`,
       );
       again();
     }
@@ -347,6 +348,28 @@ describe('fsutil', () => {
         `is being written by process ${sleeper.pid} (in a container) of another pid namespace ` +
           '(pid:[1]: a container sharing the folder, or the host), which this process cannot see; wait for it to end',
       );
+      // Written on another machine sharing the folder (NFS): its pid is not a process here, alive
+      // or not, and the default pid namespace has the same name on every machine, so it holds
+      // until it is removed; the same host name with another boot id is this machine before a
+      // reboot, whose processes are all gone.
+      const gone = deadPid();
+      writeFileSync(lock, `${gone}\non the other host\n${started}\n${ns}\nanother-boot-id\nother-host\n`);
+      expect(() => lockDir(dir, 'x')).toThrow(
+        `is being written by process ${gone} (on the other host) on another machine (other-host, sharing the folder), ` +
+          'which this process cannot see; wait for it to end',
+      );
+      writeFileSync(
+        lock,
+        `${process.pid}\nsame pid, other host\n${started}\n${ns}\nanother-boot-id\nother-host\n`,
+      );
+      expect(() => lockDir(dir, 'x')).toThrow(
+        `is being written by process ${process.pid} (same pid, other host)`,
+      );
+      writeFileSync(
+        lock,
+        `${sleeper.pid}\nbefore a reboot\n${started}\n${ns}\nanother-boot-id\n${hostname()}\n`,
+      );
+      lockDir(dir, 'x')();
       // A lock without a start time (an older normprune's) is trusted while its pid lives.
       writeFileSync(lock, `${sleeper.pid}\nolder\n`);
       expect(() => lockDir(dir, 'x')).toThrow(`is being written by process ${sleeper.pid} (older)`);
@@ -458,7 +481,7 @@ describe('fsutil', () => {
     writeFileSync(takeover, `${deadPid()}\ndied taking over\n`);
     const release = lockDir(dir, 'x');
     expect(readFileSync(lock, 'utf8')).toBe(
-      `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n`,
+      `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n${bootId()}\n${hostname()}\n`,
     );
     expect(readdirSync(dir)).toEqual(['.normprune.lock']);
     release();
