@@ -1306,21 +1306,33 @@ async function runLocked(
   };
   const found = (o.resume || !o.force) && existsSync(join(ckptDir, 'state.json')) ? ckptHash() : undefined;
   const other = found !== undefined && found !== hash ? runIn(out) : undefined;
+  // Started by this very command line: what changed is a config file it reads (or one that file
+  // extends), so "that command" would be refused the same way.
+  const sameCommand = other?.command !== undefined && other.command === o.command;
   const otherText = other
     ? ` of another config, budget or seed (${runDifferences(other, { config: cfg, budget: o.budget, seed: o.seed })})` +
-      (other.command ? `, started by \`${other.command}\`` : '')
+      (sameCommand
+        ? `, started by this same command: its config file (or one it extends) has changed since`
+        : other.command
+          ? `, started by \`${other.command}\``
+          : '')
     : '';
+  const goOn = sameCommand
+    ? `put back what changed in the config file (the run's ${join(out, 'config.json')} records the config it ran) and continue it with --resume`
+    : 'continue it with that command and --resume';
   if (o.resume && other)
     throw new Error(
-      `--resume: the checkpoint in ${ckptDir} belongs to a run${otherText}; continue it with that command and --resume, ` +
-        'or start this one in another --out',
+      `--resume: the checkpoint in ${ckptDir} belongs to a run${otherText}; ${goOn}, ` +
+        (sameCommand
+          ? 'or start over with --force, or this one in another --out'
+          : 'or start this one in another --out'),
     );
   if (!o.resume && isRun && existsSync(ckptDir)) {
     if (!o.force)
       throw new Error(
         `${out} holds an unfinished run${otherText}; ` +
           (other
-            ? 'continue it with that command and --resume, choose another --out, or pass --force to replace it'
+            ? `${goOn}, choose another --out, or pass --force to replace it`
             : 'continue it with --resume, choose another --out, or pass --force to start over'),
       );
     // --force starts over: the unfinished run's checkpoint goes (its files go with claimOutDir's).

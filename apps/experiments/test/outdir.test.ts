@@ -51,6 +51,35 @@ test('an unfinished run of another seed is named with the difference, before any
   expect((await reproduce(out, '--seed', '3', '--resume')).code).toBe(0);
 });
 
+test('an unfinished run whose config file was edited since says so, not "continue it with that command"', async () => {
+  const out = join(tmp, 'edited-config');
+  const config = join(tmp, 'edited.json');
+  const args = ['train', '--config', config, '--budget', 'tiny', '--backend', 'wasm', '--out', out];
+  writeFileSync(
+    config,
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.004 } } }),
+  );
+  expect((await cli([...args, '--stop-after-steps', '1'])).code).toBe(130);
+  writeFileSync(
+    config,
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.005 } } }),
+  );
+  // The command that started it is this one: running it again would be refused the same way.
+  const advice =
+    /\(config\.training\.proximal\.lambda: 0\.004 there, 0\.005 here\), started by this same command: its config file \(or one it extends\) has changed since; put back what changed in the config file \(the run's .*edited-config\/config\.json records the config it ran\) and continue it with --resume/;
+  for (const extra of [[], ['--resume']]) {
+    const refused = await cli([...args, ...extra]);
+    expect(refused.code).toBe(1);
+    expect(refused.err).toMatch(advice);
+    expect(refused.err).not.toMatch(/continue it with that command/);
+  }
+  writeFileSync(
+    config,
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.004 } } }),
+  );
+  expect((await cli([...args, '--resume'])).code).toBe(0);
+});
+
 test("prune refuses an --out that is its --model, or inside a run's .work, before loading anything", async () => {
   const model = join(tmp, 'a-model');
   mkdirSync(model);
