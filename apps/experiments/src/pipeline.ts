@@ -315,9 +315,16 @@ function differences(there: unknown, here: unknown, path = ''): string[] {
     : [`${path}: ${show(there)} there, ${show(here)} here`];
 }
 
-/** {@link differences} for a message: the first six, and how many more. */
+/**
+ * {@link differences} for a message: the first six, and how many more. The config's name and
+ * description are left out beside other differences: they change no result, and a description
+ * records what a config file changed ("[changed by my.json: ...]"), hundreds of characters
+ * that repeat the differences listed and hid them.
+ */
 function shownDifferences(there: unknown, here: unknown): string {
-  const diff = differences(there, here);
+  const all = differences(there, here);
+  const text = (d: string) => /^config\.(?:name|description):/.test(d);
+  const diff = all.some((d) => !text(d)) ? all.filter((d) => !text(d)) : all;
   return diff.slice(0, 6).join('; ') + (diff.length > 6 ? `; and ${diff.length - 6} more` : '');
 }
 

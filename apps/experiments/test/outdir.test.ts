@@ -62,16 +62,22 @@ test('an unfinished run whose config file was edited since says so, not "continu
   expect((await cli([...args, '--stop-after-steps', '1'])).code).toBe(130);
   writeFileSync(
     config,
-    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.005 } } }),
+    JSON.stringify({
+      extends: 'lenet-500-300',
+      training: { baseline: { learningRate: 0.002 }, proximal: { lambda: 0.005 } },
+    }),
   );
   // The command that started it is this one: running it again would be refused the same way.
+  // The differences are named, not hidden behind the description that lists what the file
+  // changed ("[changed by edited.json: ...]").
   const advice =
-    /\(config\.training\.proximal\.lambda: 0\.004 there, 0\.005 here\), started by this same command: its config file \(or one it extends\) has changed since; put back what changed in the config file \(the run's .*edited-config\/config\.json records the config it ran\) and continue it with --resume/;
+    /\(config\.training\.baseline\.learningRate: 0\.001 there, 0\.002 here; config\.training\.proximal\.lambda: 0\.004 there, 0\.005 here\), started by this same command: its config file \(or one it extends\) has changed since; put back what changed in the config file \(the run's .*edited-config\/config\.json records the config it ran\) and continue it with --resume/;
   for (const extra of [[], ['--resume']]) {
     const refused = await cli([...args, ...extra]);
     expect(refused.code).toBe(1);
     expect(refused.err).toMatch(advice);
     expect(refused.err).not.toMatch(/continue it with that command/);
+    expect(refused.err).not.toMatch(/config\.description/);
   }
   writeFileSync(
     config,
