@@ -1923,9 +1923,12 @@ function unfinishedRun(dir: string): string | undefined {
   if (writer)
     return `${dir} is a run being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}\0wait for it to end`;
   const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
+  // A sweep's point (its folder a lambda-... in the sweep's) is continued by the sweep, in the
+  // sweep's folder: given the point's, a sweep refuses it as a run.
+  const sweepPoint = typeof command === 'string' && /^normprune sweep\b/.test(command);
   const cont =
     typeof command === 'string'
-      ? continueCommand(command, resolve(dir))
+      ? continueCommand(command, sweepPoint ? dirname(resolve(dir)) : resolve(dir))
       : 'the command that started it, with --resume';
   return (
     `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +

@@ -149,6 +149,20 @@ test('report and report --table treat an interrupted sweep as unfinished, naming
   const r = await cli(['report', sweep]);
   expect(r.code).toBe(1);
   expect(r.err).toMatch(/is an interrupted sweep .*; continue it with: normprune sweep .* --resume/);
+  // Its unfinished point is continued by the sweep, in the sweep's folder: a sweep given the
+  // point's folder as --out is refused ("holds a run, not a sweep"; --force would replace it).
+  const point = join(sweep, 'lambda-0.001');
+  for (const args of [
+    ['report', point],
+    ['eval', '--model', point],
+  ]) {
+    const p = await cli(args);
+    expect(p.code).toBe(1);
+    expect(p.err).toContain(
+      `continue it with: normprune sweep lenet-500-300 --budget tiny --lambda 0.001,0.01 --resume --out ${sweep}`,
+    );
+    expect(p.err).not.toContain(`--out ${point}`);
+  }
 });
 
 /** The cells of the row of the Markdown table whose first cell is `first`. */
