@@ -1361,7 +1361,11 @@ async function runLocked(
           ? `; a rerun there was killed before its first checkpoint, so the finished run it replaced is put back in ${out}`
           : existsSync(join(out, 'results.json'))
             ? `; the run in ${out} has finished (see its report.md); nothing to resume: run the command without --resume to repeat it`
-            : '; nothing to resume: run the command without --resume'),
+            : holdsSweepFiles(out)
+              ? // Without --resume the run refuses the folder too: it is a sweep's, which the sweep continues.
+                `; ${out} holds a sweep, not a run (an interrupted sweep is continued by \`normprune sweep\` with --resume); ` +
+                'choose another --out for this run'
+              : '; nothing to resume: run the command without --resume'),
     );
   }
   const clearOutDir = o.resume

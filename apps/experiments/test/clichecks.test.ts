@@ -163,6 +163,14 @@ test('report and report --table treat an interrupted sweep as unfinished, naming
     );
     expect(p.err).not.toContain(`--out ${point}`);
   }
+  // A run's --resume given the sweep's folder says it is a sweep's, not "run it without --resume",
+  // which refuses it as a sweep.
+  const run = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny', '--out', sweep, '--resume']);
+  expect(run.code).toBe(1);
+  expect(run.err).toContain(
+    `holds a sweep, not a run (an interrupted sweep is continued by \`normprune sweep\` with --resume); choose another --out for this run`,
+  );
+  expect(run.err).not.toMatch(/run the command without --resume/);
 });
 
 /** The cells of the row of the Markdown table whose first cell is `first`. */
