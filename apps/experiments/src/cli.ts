@@ -1531,7 +1531,8 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   checkPruneOut(resolve(v.out));
   const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
-  if (!(threshold >= 0)) throw new UsageError(`--threshold: expected a number >= 0, got "${v.threshold}"`);
+  if (!(threshold >= 0) || !Number.isFinite(threshold))
+    throw new UsageError(`--threshold: expected a finite number >= 0, got "${v.threshold}"`);
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);
   const keepFilters =
     v['keep-filters'] === undefined ? undefined : keepOption(v['keep-filters'], '--keep-filters');

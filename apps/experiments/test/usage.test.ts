@@ -56,7 +56,14 @@ test('a negative number is read as the value of its flag, and refused for what i
   expect(big.err).toMatch(/--seed: expected a whole number from 0 to 4294967295, got "4294967296"/);
   const t = await cli(['prune', '--model', 'm', '--out', join(tmp, 'p'), '--threshold', '-0.5']);
   expect(t.code).toBe(2);
-  expect(t.err).toMatch(/--threshold: expected a number >= 0, got "-0.5"/);
+  expect(t.err).toMatch(/--threshold: expected a finite number >= 0, got "-0.5"/);
+  // Refused as a usage error before the model is looked at, like -0.5: not read as Infinity (and
+  // then a failure, exit 1).
+  for (const bad of ['1e999', 'Infinity']) {
+    const b = await cli(['prune', '--model', 'm', '--out', join(tmp, 'p'), '--threshold', bad]);
+    expect(b.code).toBe(2);
+    expect(b.err).toContain(`--threshold: expected a finite number >= 0, got "${bad}"`);
+  }
   const l = await cli(['sweep', 'lenet-500-300', '--lambda', '-0.1']);
   expect(l.code).toBe(2);
   expect(l.err).toMatch(/--lambda: "-0.1" is not a finite number >= 0/);
