@@ -1067,6 +1067,21 @@ const DATA_SHAPES: Record<string, number[]> = {
   cifar10: [32, 32, 3],
 };
 
+/**
+ * `model`, if it has one input and one output (a classifier's scores, which eval measures); else it
+ * is disposed and refused, naming what it has (a model of two outputs failed deep inside the
+ * measurement, as "Invalid typed array length").
+ */
+function oneInOneOut(model: tfl.LayersModel, dir: string, flag = ''): tfl.LayersModel {
+  const [ins, outs] = [model.inputs.length, model.outputs.length];
+  if (ins === 1 && outs === 1) return model;
+  model.dispose();
+  throw new Error(
+    `eval: ${flag}${dir} has ${ins} input${ins === 1 ? '' : 's'} and ${outs} output${outs === 1 ? '' : 's'}; ` +
+      'eval measures a classifier with one input (the images) and one output (the class scores)',
+  );
+}
+
 async function evalCommand(args: string[], out: (s: string) => void): Promise<number> {
   const p = parse('eval', args, {
     model: { type: 'string' },
@@ -1152,7 +1167,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   checkRequestedBackend(prefer, info);
   for (const note of info.notes) process.stderr.write(`note: ${note}\n`);
   // The model first: a damaged one fails before the test set is read.
-  const loaded = await loadModelDir(v.model);
+  const loaded = oneInOneOut(await loadModelDir(v.model), v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
   try {
     data = await loadRunData(base, budget, { dataDir: p.values['data-dir'], offline: !p.values.download });
@@ -1204,7 +1219,13 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   // With --compare, one pass over the test set gives both the paired test and this model's error.
   let t: PairedTest | undefined;
   if (v.compare !== undefined) {
-    const other = await loadModelDir(v.compare);
+    let other: tfl.LayersModel;
+    try {
+      other = oneInOneOut(await loadModelDir(v.compare), v.compare, '--compare: ');
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
     const shapeOf = (m: tfl.LayersModel) => JSON.stringify([m.inputs[0].shape, m.outputs[0].shape]);
     const [there, here] = [shapeOf(other), shapeOf(model)];
     if (there !== here) {

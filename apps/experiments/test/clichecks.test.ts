@@ -289,6 +289,37 @@ test('--target-compression: one range (1 up to, not including, 100) in one messa
   }
 });
 
+test('eval refuses a model of two outputs (or inputs) by name, also as --compare', async () => {
+  await initBackend({ prefer: 'wasm', quiet: true });
+  const input = tfl.input({ shape: [28, 28, 1] });
+  const flat = tfl.layers.flatten().apply(input) as tfl.SymbolicTensor;
+  const scores = tfl.layers.dense({ units: 10, activation: 'softmax' }).apply(flat) as tfl.SymbolicTensor;
+  const box = tfl.layers.dense({ units: 4 }).apply(flat) as tfl.SymbolicTensor;
+  const two = tfl.model({ inputs: input, outputs: [scores, box] });
+  const dir = join(tmp, 'two-outputs');
+  await two.save(fileSystem(dir));
+  two.dispose();
+  const args = ['--experiment', 'lenet-500-300', '--budget', 'testSubset=64'];
+  const e = await cli(['eval', '--model', dir, ...args]);
+  expect(e.code).toBe(1);
+  expect(e.err).toContain(
+    `eval: ${dir} has 1 input and 2 outputs; eval measures a classifier with one input (the images) and one output (the class scores)`,
+  );
+  expect(e.err).not.toMatch(/typed array/);
+  const plain = tfl.sequential({
+    layers: [
+      tfl.layers.flatten({ inputShape: [28, 28, 1] }),
+      tfl.layers.dense({ units: 10, activation: 'softmax' }),
+    ],
+  });
+  const one = join(tmp, 'one-output');
+  await plain.save(fileSystem(one));
+  plain.dispose();
+  const c = await cli(['eval', '--model', one, '--compare', dir, ...args]);
+  expect(c.code).toBe(1);
+  expect(c.err).toContain(`eval: --compare: ${dir} has 1 input and 2 outputs`);
+});
+
 test("models from other tools: a model.json path, an input shape no experiment feeds, a graph model, a project's config.json", async () => {
   await initBackend({ prefer: 'wasm', quiet: true });
   const save = async (dir: string, inputShape: number[]) => {
