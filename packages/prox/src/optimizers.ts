@@ -473,6 +473,33 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
     this.infos = [...magnitudes];
     this.byMagnitude = byMagnitude;
     this.attachedModel = Array.isArray(modelOrMagnitudes) ? null : (modelOrMagnitudes as tfl.LayersModel);
+    this.warnIfSingleWeightGroups();
+  }
+
+  private warnedSingleWeight = false;
+
+  /**
+   * Warns once when an attached layer's groups are single weights: a 1x1 Conv2D of granularity
+   * 'kernel' (the default), a Dense of one unit with 'input', a Dense on one input feature with
+   * 'output'. A one-weight group's direction is +1 or -1 and cannot rotate (its gradient is
+   * `g * eps^2 / |v|^3`, about 0), and the proximal step keeps the magnitude >= 0: no weight of
+   * such a layer can change sign. One that should is set to 0 instead, and held there by its
+   * gradient, at any lambda, where plain SGD would carry it through 0.
+   */
+  private warnIfSingleWeightGroups(): void {
+    if (this.warnedSingleWeight) return;
+    const single = this.infos.filter((m) => m.paramsPerGroup === 1);
+    if (single.length === 0) return;
+    this.warnedSingleWeight = true;
+    const described = single.map((m) => `'${m.layerName}' (${singleWeightLayer(m)})`);
+    console.warn(
+      `${this.getClassName()}: every group of ${described.join(' and of ')} is a single weight. A one-weight ` +
+        `group's direction is +1 or -1 and cannot rotate, and the proximal step keeps magnitudes >= 0, so training ` +
+        `cannot change the sign of any of its weights: one whose gradient carries it past 0 is set to 0 and held ` +
+        `there, at any lambda (plain SGD would carry it through 0). Decompose ${single.length > 1 ? 'these layers' : 'it'} ` +
+        `with the granularity named (decompose(model, { include, granularity }) in two calls, one per granularity), ` +
+        `or leave ${single.length > 1 ? 'them' : 'it'} plain. Shown once per optimiser.`,
+    );
   }
 
   /**
@@ -782,6 +809,33 @@ function checkProgress(who: string, p: TrainingProgress | undefined): TrainingPr
   )
     throw new Error(`progress.compression must lie in [0, 1], got ${describe(p.compression)}`);
   return { ...p };
+}
+
+/**
+ * A layer whose groups are single weights, as {@link ProximalOptimizer}'s warning names it: its
+ * kind, why its groups have one weight, its granularity, and the granularity whose groups hold
+ * several (or that none does).
+ */
+function singleWeightLayer(m: MagnitudeInfo): string {
+  const conv = m.direction.rank === 4;
+  // [kh, kw, cin, cout] or [in, units]; a single-weight group makes its own axes 1.
+  const [d0 = 1, d1 = 1, d2 = 1] = m.direction.shape;
+  const other = conv
+    ? { granularity: 'filter', size: d0 * d1 * d2 }
+    : {
+        granularity: m.granularity === 'output' ? 'input' : 'output',
+        size: m.granularity === 'output' ? d1 : d0,
+      };
+  const what = conv
+    ? `Conv2D with 1x1 kernels${d2 === 1 ? ' on one input channel' : ''}`
+    : m.granularity === 'output'
+      ? 'Dense on 1 input feature'
+      : 'Dense of 1 unit';
+  const way =
+    other.size > 1 && other.granularity !== m.granularity
+      ? `use '${other.granularity}'`
+      : 'no granularity groups several of its weights; keep it plain';
+  return `${what}, granularity '${m.granularity}': ${way}`;
 }
 
 // Below this epsilon the renormalisation's magnitude compensation is a float32 no-op (see renormalizeGroups).
