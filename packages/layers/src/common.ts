@@ -451,6 +451,33 @@ export type AddWeight = (
   constraint?: any,
 ) => tfl.LayerVariable;
 
+/**
+ * Warns when a decomposed layer's direction and magnitude are all zero, as a zero
+ * `kernelInitializer` leaves a layer built from scratch (the zero-initialised head of fine-tuning
+ * recipes): a group whose direction and magnitude are both zero gets no gradient on either, so the
+ * kernel could never train, where a plain layer's would. A zero magnitude on a random direction
+ * starts at the same zero kernel and trains. The layers call it at their first call, when loading
+ * or `decompose()` has written their weights (one read of two numbers).
+ */
+export function warnIfZeroKernel(layer: {
+  readonly name: string;
+  getClassName(): string;
+  direction: tfl.LayerVariable | null;
+  magnitude: tfl.LayerVariable | null;
+}): void {
+  if (layer.direction == null || layer.magnitude == null) return;
+  const { direction, magnitude } = layer;
+  const largest = tf.tidy(() =>
+    tf.stack([tf.max(tf.abs(direction.read())), tf.max(tf.abs(magnitude.read()))]).dataSync(),
+  );
+  if (largest[0] === 0 && largest[1] === 0)
+    console.warn(
+      `${layer.getClassName()} '${layer.name}': its direction and magnitude are all zero (a zero kernelInitializer?), ` +
+        'and a group whose direction and magnitude are both zero gets no gradient: this layer will never train its ' +
+        "kernel (a plain layer would). To start at a zero kernel that trains, keep a random kernelInitializer and give magnitudeInitializer: 'zeros'",
+    );
+}
+
 /** A layer's `addLoss`, handed over by the layer itself. */
 export type AddLoss = (loss: () => tf.Scalar) => void;
 

@@ -12,6 +12,7 @@ import {
   exactlyOne,
   exactlyOneShape,
   fusedActivation,
+  warnIfZeroKernel,
   createDecomposedWeights,
   setDecomposedWeights,
   setInitialWeights,
@@ -94,6 +95,8 @@ export class DecomposedConv2D extends tfl.layers.Layer {
   private readonly spec: tfl.layers.Layer & Record<string, any>;
   private readonly activation: ActivationFn;
   private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
+  // Whether the first call has looked for an all-zero kernel (see warnIfZeroKernel).
+  private zeroChecked = false;
 
   /** A Conv2D layer written as magnitude x unit direction; `args` are Conv2D's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedConv2DArgs) {
@@ -189,6 +192,10 @@ export class DecomposedConv2D extends tfl.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
+    if (!this.zeroChecked) {
+      this.zeroChecked = true;
+      warnIfZeroKernel(this);
+    }
     return tf.tidy(() => {
       this.invokeCallHook(inputs, kwargs);
       const input = exactlyOne(inputs) as tf.Tensor4D;

@@ -13,6 +13,7 @@ import {
   exactlyOne,
   exactlyOneShape,
   fusedActivation,
+  warnIfZeroKernel,
   createDecomposedWeights,
   setDecomposedWeights,
   setInitialWeights,
@@ -74,6 +75,8 @@ export class DecomposedDense extends tfl.layers.Layer {
   private readonly spec: tfl.layers.Layer & Record<string, any>;
   private readonly activation: ActivationFn;
   private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
+  // Whether the first call has looked for an all-zero kernel (see warnIfZeroKernel).
+  private zeroChecked = false;
 
   /** A Dense layer written as magnitude x unit direction; `args` are Dense's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedDenseArgs) {
@@ -161,6 +164,10 @@ export class DecomposedDense extends tfl.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
+    if (!this.zeroChecked) {
+      this.zeroChecked = true;
+      warnIfZeroKernel(this);
+    }
     return tf.tidy(() => {
       this.invokeCallHook(inputs, kwargs);
       const input = exactlyOne(inputs);
