@@ -17,6 +17,7 @@ import {
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { randn, scaledError, useCpu } from './helpers.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(useCpu);
 
@@ -703,14 +704,8 @@ describe('decompose and fold', () => {
     expect(classes(f)).toEqual(classes(outer));
     expectSameOutputs(d, f, x);
     // Nested decomposed layers survive a save / load.
-    let artifacts: tf.io.ModelArtifacts | undefined;
-    await d.save(
-      tf.io.withSaveHandler(async (a) => {
-        artifacts = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
-    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    const artifacts = await saveInMemory(d);
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
     expect(classes(loaded)).toEqual(classes(d));
     expectSameOutputs(d, loaded, x);
     x.dispose();
@@ -728,14 +723,8 @@ describe('decompose and fold', () => {
       meta.labels.push('two');
       expect((d.getUserDefinedMetadata() as typeof meta).labels).toEqual(['zero', 'one']);
       // Saved with the model, as tfjs saves a plain one's.
-      let artifacts: tf.io.ModelArtifacts | undefined;
-      await f.save(
-        tf.io.withSaveHandler(async (a) => {
-          artifacts = a;
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }),
-      );
-      expect(artifacts!.userDefinedMetadata).toEqual({
+      const artifacts = await saveInMemory(f);
+      expect(artifacts.userDefinedMetadata).toEqual({
         labels: ['zero', 'one'],
         preprocessing: { scale: 1 / 255 },
       });
@@ -1047,16 +1036,8 @@ describe('serialisation', () => {
     const model = smallModel();
     for (const info of magnitudes(model))
       tf.tidy(() => info.magnitude.assign(randn(info.magnitude.shape, 9)));
-    let artifacts: tf.io.ModelArtifacts | undefined;
-    await model.save(
-      tf.io.withSaveHandler(
-        async (a) => (
-          (artifacts = a),
-          { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
-        ),
-      ),
-    );
-    expect(artifacts!.weightSpecs!.map((s) => s.name)).toEqual([
+    const artifacts = await saveInMemory(model);
+    expect(artifacts.weightSpecs!.map((s) => s.name)).toEqual([
       'c/direction',
       'c/magnitude',
       'c/bias',
@@ -1064,7 +1045,7 @@ describe('serialisation', () => {
       'd/magnitude',
       'd/bias',
     ]);
-    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
     expect(loaded.layers[2]).toBeInstanceOf(DecomposedDense);
     expect((loaded.layers[2] as DecomposedDense).epsilon).toBe(1e-4);
     const x = randn([2, 6, 6, 2], 10);
@@ -1074,19 +1055,11 @@ describe('serialisation', () => {
 
   it('a model saved with its proximal optimiser needs @normprune/prox to load; without its training config this package is enough', async () => {
     const model = smallModel();
-    let artifacts: tf.io.ModelArtifacts | undefined;
-    await model.save(
-      tf.io.withSaveHandler(
-        async (a) => (
-          (artifacts = a),
-          { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
-        ),
-      ),
-    );
+    const artifacts = await saveInMemory(model);
     // What model.save(handler, { includeOptimizer: true }) writes with a ProximalSGD (this test
     // file does not import @normprune/prox, so the class is not registered).
     const withOptimizer: tf.io.ModelArtifacts = {
-      ...artifacts!,
+      ...artifacts,
       trainingConfig: {
         loss: 'mean_squared_error',
         metrics: [],

@@ -14,6 +14,7 @@ import {
   optionsProblem,
 } from '../src/index.js';
 import { useCpu } from './helpers.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(useCpu);
 
@@ -323,14 +324,8 @@ describe('decomposed layers', () => {
         const output = layers().reduce<tfl.SymbolicTensor>((x, l) => l.apply(x) as tfl.SymbolicTensor, input);
         model = tfl.model({ inputs: input, outputs: output });
       }
-      let artifacts: tf.io.ModelArtifacts | undefined;
-      await model.save(
-        tf.io.withSaveHandler(async (a) => {
-          artifacts = a;
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }),
-      );
-      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+      const artifacts = await saveInMemory(model);
+      const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
       expect(loaded.getConfig()).toEqual(model.getConfig());
       tf.tidy(() => {
         const x = tf.randomNormal([2, 5, 5, 2], 0, 1, 'float32', 3);

@@ -13,6 +13,7 @@ import {
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { randn, scaledError, useCpu } from './helpers.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(useCpu);
 
@@ -149,16 +150,8 @@ function outputError(a: tfl.LayersModel, b: tfl.LayersModel, x: tf.Tensor): numb
 }
 
 async function saveLoad(m: tfl.LayersModel): Promise<tfl.LayersModel> {
-  let artifacts: tf.io.ModelArtifacts | undefined;
-  await m.save(
-    tf.io.withSaveHandler(
-      async (a) => (
-        (artifacts = a),
-        { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } }
-      ),
-    ),
-  );
-  return tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+  const artifacts = await saveInMemory(m);
+  return tfl.loadLayersModel(tf.io.fromMemory(artifacts));
 }
 
 /** Writes a layer's weights back (copies: tfjs skips the write of a variable onto itself). */

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose, decomposedConv2d, decomposedDense } from '../src/index.js';
 import { randn, useCpu } from './helpers.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(useCpu);
 
@@ -95,14 +96,8 @@ describe('no warning where the zeros are not what the layer trains from', () => 
     const inner = tfl.sequential({ layers: [given] });
     const input = tfl.input({ shape: [4] });
     const model = tfl.model({ inputs: input, outputs: inner.apply(input) as tfl.SymbolicTensor });
-    let saved: tf.io.ModelArtifacts | undefined;
-    await model.save(
-      tf.io.withSaveHandler(async (a) => {
-        saved = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
-    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+    const saved = await saveInMemory(model);
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
     const [y1, y2] = [model.predict(x) as tf.Tensor, loaded.predict(x) as tf.Tensor];
     expect(Array.from(y2.dataSync())).toEqual(Array.from(y1.dataSync()));
     expect(warn).not.toHaveBeenCalled();

@@ -18,6 +18,7 @@ import {
   targetLambda,
   warmupLambda,
 } from '../src/index.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -171,15 +172,7 @@ describe.each(classes)('new %s(opt.getConfig())', (_, cls, own) => {
 
 describe('a model saved with includeOptimizer', () => {
   async function save(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-    let saved: tf.io.ModelArtifacts | undefined;
-    await model.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        saved = artifacts;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-      { includeOptimizer: true },
-    );
-    return saved!;
+    return saveInMemory(model, { includeOptimizer: true });
   }
 
   it.each(classes)(
@@ -332,18 +325,11 @@ describe('configs saved by earlier versions', () => {
     const model = mlp();
     const opt = new ProximalAdam({ learningRate: 0.001, lambda: 0.1, magnitudes: model });
     model.compile({ optimizer: opt, loss: 'meanSquaredError' });
-    let artifacts: tf.io.ModelArtifacts | undefined;
-    await model.save(
-      tf.io.withSaveHandler(async (a) => {
-        artifacts = a;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-      { includeOptimizer: true },
-    );
+    const artifacts = await saveInMemory(model, { includeOptimizer: true });
     const [, , saved, now] = old[2];
-    const trainingConfig = artifacts!.trainingConfig as unknown as { optimizer_config: { config: unknown } };
+    const trainingConfig = artifacts.trainingConfig as unknown as { optimizer_config: { config: unknown } };
     trainingConfig.optimizer_config.config = json(saved);
-    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts!));
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
     expect(loaded.optimizer.getConfig()).toEqual(now);
     expect((loaded.optimizer as ProximalAdam).lambda).toBe(target.current);
     [opt, loaded.optimizer].forEach((o) => o.dispose());

@@ -4,6 +4,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedDense, magnitudes } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD, targetLambda, SparsityCallback, warmupLambda } from '../src/index.js';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -28,15 +29,8 @@ function mlp(): tfl.Sequential {
 }
 
 async function roundTrip(model: tfl.LayersModel): Promise<tfl.LayersModel> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-    { includeOptimizer: true },
-  );
-  return tfl.loadLayersModel(tf.io.fromMemory(saved!));
+  const saved = await saveInMemory(model, { includeOptimizer: true });
+  return tfl.loadLayersModel(tf.io.fromMemory(saved));
 }
 
 const weights = (m: tfl.LayersModel) => m.getWeights().flatMap((w) => Array.from(w.dataSync()));

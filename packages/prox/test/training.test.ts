@@ -21,6 +21,7 @@ import {
   targetLambda,
 } from '../src/index.js';
 import { expectNoLeak, maxDiff } from '../../../tools/testing/leaks.js';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -767,14 +768,7 @@ describe('SparsityCallback', () => {
       const copy = ProximalSGD.fromConfig(ProximalSGD, opt.getConfig()) as ProximalSGD;
       expect([copy.lambda, copy.epochsCompleted]).toEqual([expect.closeTo(0.8, 12), 3]);
       copy.dispose();
-      let saved!: tf.io.ModelArtifacts;
-      await model.save(
-        tf.io.withSaveHandler(async (a) => {
-          saved = a;
-          return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-        }),
-        { includeOptimizer: true },
-      );
+      const saved = await saveInMemory(model, { includeOptimizer: true });
       const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
       const restored = loaded.optimizer as ProximalSGD;
       expect(restored).toBeInstanceOf(ProximalSGD);

@@ -15,6 +15,7 @@ import { exportModel, loadSparseModel, prune } from '../src/index';
 import { modelArtifacts } from '../src/export';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import { goldenModels } from './export-bytes-models';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 let tmp: string;
 let counter = 0;
@@ -31,14 +32,7 @@ const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(fil
 
 /** What model.save hands an IO handler. */
 async function captured(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let out: tf.io.ModelArtifacts | undefined;
-  await model.save(
-    tf.io.withSaveHandler(async (a) => {
-      out = a;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-  );
-  return out!;
+  return saveInMemory(model);
 }
 
 function joined(data: tf.io.WeightData): Buffer {

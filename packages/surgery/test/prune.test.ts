@@ -20,6 +20,7 @@ import {
   zeroKernelWhere,
   zeroUnits,
 } from './helpers';
+import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -1162,14 +1163,8 @@ describe('prune: a layer past the first built with its own inputShape', () => {
           const layer = model.getLayer(e.config.name);
           expect(declared).toEqual(layer.inboundNodes[0].inputShapes[0]);
         }
-        let saved: tf.io.ModelArtifacts | undefined;
-        await model.save(
-          tf.io.withSaveHandler(async (a) => {
-            saved = a;
-            return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-          }),
-        );
-        const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
+        const saved = await saveInMemory(model);
+        const loaded = await tfl.loadLayersModel(tf.io.fromMemory(saved));
         expectSame(m, loaded);
         expect(warn).not.toHaveBeenCalled();
       } finally {
