@@ -36,6 +36,7 @@ export const CIFAR10_MD5 = 'c32a1d4ab5d03f1284b67883e8d87530';
 const BINARY_ARCHIVE = 'cifar-10-binary.tar.gz';
 const TRAIN_BATCHES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 const TEST_BATCH = 'test_batch.bin';
+const BATCH_FILES = [...TRAIN_BATCHES, TEST_BATCH];
 const RECORD = 1 + 3072;
 const IMAGE_EXT = /\.(jpe?g|png)$/i;
 
@@ -77,18 +78,23 @@ function readBatches(files: { name: string; data: Uint8Array }[], classes: strin
  * The official binary release: five training batches and one test batch of
  * 3,073-byte records. Every batch must hold whole records, and all six the
  * same number, so a file cut at a record boundary still fails loudly.
+ * `where` prefixes a batch's name in errors (`/data/cifar-10-batches-bin/`,
+ * `archive.tar.gz:cifar-10-batches-bin/`); every missing batch is named.
  */
 export function parseCifarBinary(
   get: (name: string) => { name: string; data: Uint8Array } | undefined,
   where: string,
 ): Dataset {
-  const all = [...TRAIN_BATCHES, TEST_BATCH].map((n) => {
-    const f = get(n);
-    if (!f)
-      throw new DatasetError('missing-file', {
-        file: join(where, n),
-        message: 'CIFAR-10 binary batch missing',
-      });
+  const missing = BATCH_FILES.filter((n) => !get(n));
+  if (missing.length > 0)
+    throw new DatasetError('missing-file', {
+      file: `${where}${missing[0]}`,
+      message:
+        `CIFAR-10 binary batch missing: ${missing.join(', ')} (the release has ${BATCH_FILES.join(', ')}); ` +
+        'put the missing batch files there from cifar-10-binary.tar.gz',
+    });
+  const all = BATCH_FILES.map((n) => {
+    const f = get(n)!;
     if (f.data.length === 0 || f.data.length % RECORD !== 0) {
       throw new DatasetError('truncated', {
         file: f.name,
@@ -133,17 +139,25 @@ export function parseCifarBinary(
   };
 }
 
+/**
+ * The folder holding the binary batches: `dir` or its cifar-10-batches-bin/. Any one batch file
+ * marks it (not only data_batch_1.bin), so a folder that lacks some is named with the missing
+ * files rather than passed over as holding no CIFAR-10.
+ */
 function binaryDir(dir: string): string | undefined {
   for (const d of [dir, join(dir, 'cifar-10-batches-bin')])
-    if (existsSync(join(d, TRAIN_BATCHES[0]))) return d;
+    if (BATCH_FILES.some((n) => existsSync(join(d, n)))) return d;
   return undefined;
 }
 
 function fromBinaryDir(dir: string): Dataset {
-  return parseCifarBinary((n) => {
-    const p = join(dir, n);
-    return existsSync(p) ? { name: p, data: readInputFile(p, 'CIFAR-10 batch') } : undefined;
-  }, dir);
+  return parseCifarBinary(
+    (n) => {
+      const p = join(dir, n);
+      return existsSync(p) ? { name: p, data: readInputFile(p, 'CIFAR-10 batch') } : undefined;
+    },
+    join(dir, '/'),
+  );
 }
 
 // ---------------------------------------------------------------- image folders
@@ -337,9 +351,9 @@ function isImageFolder(dir: string): boolean {
 function fromArchive(file: string, data: Uint8Array): Dataset {
   const entries = readTar(data, file);
   const files = entries.filter((e) => e.type === 'file');
-  const bin = files.find((e) => basename(e.name) === TRAIN_BATCHES[0]);
+  const bin = files.find((e) => BATCH_FILES.includes(basename(e.name)));
   if (bin) {
-    const dir = bin.name.slice(0, bin.name.length - TRAIN_BATCHES[0].length);
+    const dir = bin.name.slice(0, bin.name.length - basename(bin.name).length);
     const byName = new Map(files.map((e) => [e.name, e]));
     return parseCifarBinary((n) => {
       const e = byName.get(dir + n);

@@ -256,6 +256,36 @@ describe('CIFAR-10 binary layout', () => {
       expect(await codeOf(loadCifar10({ dir: d, cacheDir: tmp() }))).toBe(want);
     }
   });
+
+  it('names data_batch_1.bin when it is the batch missing (folder or archive), as it names any other', async () => {
+    const root = tmp();
+    const bin = join(root, 'cifar-10-batches-bin');
+    const files = writeBinary(bin);
+    rmSync(join(bin, 'data_batch_1.bin'));
+    const fix = /put the missing batch files there from cifar-10-binary\.tar\.gz/;
+    for (const dir of [root, bin]) {
+      const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+      expect([e.code, e.file]).toEqual(['missing-file', join(bin, 'data_batch_1.bin')]);
+      expect(e.message).toMatch(/CIFAR-10 binary batch missing: data_batch_1\.bin/);
+      expect(e.message).toMatch(fix);
+    }
+    rmSync(join(bin, 'test_batch.bin'));
+    const two = await errorOf(loadCifar10({ dir: bin, cacheDir: tmp() }));
+    expect(two.message).toMatch(/missing: data_batch_1\.bin, test_batch\.bin/);
+    const file = writeFile(
+      join(root, 'cifar-10-binary.tar.gz'),
+      gzipSync(
+        makeTar(
+          Object.entries(files)
+            .filter(([n]) => n !== 'data_batch_1.bin')
+            .map(([n, data]) => ({ name: `cifar-10-batches-bin/${n}`, data })),
+        ),
+      ),
+    );
+    const a = await errorOf(loadCifar10({ file, cacheDir: tmp() }));
+    expect([a.code, a.file]).toEqual(['missing-file', `${file}:cifar-10-batches-bin/data_batch_1.bin`]);
+    expect(a.message).toMatch(fix);
+  });
 });
 
 describe('CIFAR-10 image folders', () => {
@@ -406,11 +436,8 @@ describe('CIFAR-10 image folders', () => {
     process.env.NORMPRUNE_DATA_DIR = root;
     try {
       const err = (await loadCifar10({ offline: true, cacheDir: tmp() }).catch((e) => e)) as DatasetError;
-      expect([err.code, err.file]).toEqual(['missing-file', batches]);
-      expect(err.message).toBe(
-        'no CIFAR-10 here: expected cifar-10-batches-bin/, data_batch_1.bin, train/ + test/ image folders, ' +
-          `cifar-10-binary.tar.gz or cifar-10-images.tar.gz; file: ${batches}`,
-      );
+      expect([err.code, err.file]).toEqual(['missing-file', join(batches, 'data_batch_1.bin')]);
+      expect(err.message).toMatch(/^CIFAR-10 binary batch missing: data_batch_1\.bin \(/);
       rmSync(batches, { recursive: true });
       expect((await loadCifar10({ offline: true, cacheDir: tmp() })).train.count).toBe(20); // absent: next source
     } finally {
