@@ -21,19 +21,41 @@ export function isGzip(buf: Uint8Array): boolean {
   return buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
 }
 
+/** What an IDX magic number is, for an error: `an IDX image file's`, or undefined for another. */
+function magicKind(magic: number): string | undefined {
+  return magic === IDX_IMAGES_MAGIC
+    ? "an IDX image file's"
+    : magic === IDX_LABELS_MAGIC
+      ? "an IDX label file's"
+      : undefined;
+}
+
+/** The fix for a file cut short: said by every `truncated` error about a file. */
+export const CUT_SHORT_FIX =
+  'the file is cut short (an interrupted download or copy): replace it with a complete copy of the official file';
+
 /**
  * Parses the bytes of an unsigned-byte IDX file (not gzipped) and checks the header against
  * the byte count, so a truncated download cannot pass as a smaller data set.
  */
 export function parseIdxBytes(buf: Uint8Array, file: string, expectedMagic: number): IdxArray {
   if (buf.length < 4)
-    throw new DatasetError('truncated', { file, expected: '>= 4 header bytes', found: buf.length });
+    throw new DatasetError('truncated', {
+      file,
+      message: `IDX file ends early, within its 4-byte magic number; ${CUT_SHORT_FIX}`,
+      expected: '>= 4 header bytes',
+      found: buf.length,
+    });
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const magic = view.getUint32(0, false);
   if (magic !== expectedMagic) {
+    const wanted = expectedMagic === IDX_IMAGES_MAGIC ? 'image' : 'label';
+    const kind = magicKind(magic);
     throw new DatasetError('bad-magic', {
       file,
-      message: 'not an IDX file of the expected kind',
+      message: kind
+        ? `not an IDX ${wanted} file: its magic number ${magic} is ${kind}; the image and label files are swapped or misnamed (*-images-idx3-ubyte holds the images, *-labels-idx1-ubyte the labels)`
+        : `not an IDX file (an IDX ${wanted} file starts with the magic number ${expectedMagic}, big-endian); replace it with the official file`,
       expected: expectedMagic,
       found: magic,
     });
@@ -43,6 +65,7 @@ export function parseIdxBytes(buf: Uint8Array, file: string, expectedMagic: numb
   if (buf.length < headerBytes)
     throw new DatasetError('truncated', {
       file,
+      message: `IDX file ends early, within its header; ${CUT_SHORT_FIX}`,
       expected: `>= ${headerBytes} header bytes`,
       found: buf.length,
     });
@@ -57,7 +80,7 @@ export function parseIdxBytes(buf: Uint8Array, file: string, expectedMagic: numb
   if (buf.length < expected) {
     throw new DatasetError('truncated', {
       file,
-      message: `IDX header says ${dims.join('x')}`,
+      message: `IDX file ends early: its header says ${dims.join('x')}; ${CUT_SHORT_FIX}`,
       expected: `${expected} bytes`,
       found: `${buf.length} bytes`,
     });
@@ -65,7 +88,7 @@ export function parseIdxBytes(buf: Uint8Array, file: string, expectedMagic: numb
   if (buf.length > expected) {
     throw new DatasetError('size-mismatch', {
       file,
-      message: `IDX header says ${dims.join('x')}`,
+      message: `IDX file has ${buf.length - expected} bytes more than its header (${dims.join('x')}) describes: bytes appended, or another file under this name; replace it with the official file`,
       expected: `${expected} bytes`,
       found: `${buf.length} bytes`,
     });
@@ -124,8 +147,16 @@ export function idxArraysToSplit(
 export function gunzipProblem(e: unknown, file: string): DatasetError {
   const err = e as Error & { code?: string };
   if (err.code === 'Z_BUF_ERROR' || /unexpected end|truncat|incomplete/i.test(err.message))
-    return new DatasetError('truncated', { file, message: 'gzip stream ends early', cause: e });
-  return new DatasetError('corrupt-archive', { file, message: `gzip: ${err.message}`, cause: e });
+    return new DatasetError('truncated', {
+      file,
+      message: `gzip stream ends early: ${CUT_SHORT_FIX}`,
+      cause: e,
+    });
+  return new DatasetError('corrupt-archive', {
+    file,
+    message: `gzip: ${err.message}: the file is damaged; replace it with a good copy of the official file`,
+    cause: e,
+  });
 }
 
 /** Gunzips with the web's DecompressionStream (browsers, Node >= 18), at most `maxBytes` out. */

@@ -78,6 +78,69 @@ describe('IDX parsing', () => {
       expect.objectContaining({ code: 'truncated' }),
     );
   });
+
+  it('says what is wrong with a damaged or swapped IDX file in `dir`, and what to do', async () => {
+    const cases: [string, (d: string) => void, string, RegExp[]][] = [
+      [
+        'labels under the image file name',
+        (d) =>
+          writeFileSync(join(d, 'train-images-idx3-ubyte'), readFileSync(join(d, 'train-labels-idx1-ubyte'))),
+        'train-images-idx3-ubyte',
+        [/magic number 2049 is an IDX label file's/, /image and label files are swapped or misnamed/],
+      ],
+      [
+        'images under the label file name',
+        (d) =>
+          writeFileSync(join(d, 't10k-labels-idx1-ubyte'), readFileSync(join(d, 't10k-images-idx3-ubyte'))),
+        't10k-labels-idx1-ubyte',
+        [/magic number 2051 is an IDX image file's/, /swapped or misnamed/],
+      ],
+      [
+        'a file that is not IDX at all',
+        (d) => writeFileSync(join(d, 'train-images-idx3-ubyte'), Buffer.from('<html>Not Found</html>')),
+        'train-images-idx3-ubyte',
+        [/not an IDX file/, /replace it with the official file/],
+      ],
+      [
+        'a file cut short',
+        (d) => {
+          const f = join(d, 'train-images-idx3-ubyte');
+          writeFileSync(f, readFileSync(f).subarray(0, 1000));
+        },
+        'train-images-idx3-ubyte',
+        [/ends early/, /interrupted download or copy/, /replace it with a complete copy/],
+      ],
+      [
+        'bytes after the data',
+        (d) => {
+          const f = join(d, 'train-labels-idx1-ubyte');
+          writeFileSync(f, Buffer.concat([readFileSync(f), Buffer.alloc(3)]));
+        },
+        'train-labels-idx1-ubyte',
+        [/3 bytes more than its header/, /replace it with the official file/],
+      ],
+      [
+        'a header cut short',
+        (d) => writeFileSync(join(d, 't10k-labels-idx1-ubyte'), Buffer.from([0, 0, 8])),
+        't10k-labels-idx1-ubyte',
+        [/ends early/, /replace it with a complete copy/],
+      ],
+    ];
+    for (const [what, breakIt, file, want] of cases) {
+      const { dir } = writeIdxSet(tmp());
+      breakIt(dir);
+      const e = await errorOf(loadMnist({ dir, offline: true }));
+      expect({ what, file: e.file }).toEqual({ what, file: join(dir, file) });
+      for (const re of want)
+        expect({ what, message: e.message }).toEqual({ what, message: expect.stringMatching(re) });
+    }
+    const gz = writeIdxSet(tmp(), { gzip: true }).dir;
+    const f = join(gz, 'train-images-idx3-ubyte.gz');
+    writeFileSync(f, readFileSync(f).subarray(0, 200));
+    const e = await errorOf(loadMnist({ dir: gz, offline: true }));
+    expect([e.code, e.file]).toEqual(['truncated', f]);
+    expect(e.message).toMatch(/gzip stream ends early.*replace it with a complete copy/);
+  });
 });
 
 describe('loadMnist / loadFashionMnist from files', () => {
