@@ -1,5 +1,6 @@
 // Integration on the real CIFAR-10 image-folder archive (facts: ../shared/data/README.md).
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -23,6 +24,12 @@ const CLASSES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
 describe('real CIFAR-10 (cifar-10-images.tar.gz)', () => {
   it('exists where CI and a developer checkout put it', () => {
     expect(existsSync(ARCHIVE)).toBe(true);
+  });
+
+  it('has the sha256 the data README gives', () => {
+    expect(createHash('sha256').update(readFileSync(ARCHIVE)).digest('hex')).toBe(
+      '2a5bd73b1565629ebc31d613507a7f814b8a07ab2dd2b26177fa8b5353e62af4',
+    );
   });
 
   it('holds 5,000 / 1,000 images per class (counted from tar entries), which decode to 32x32 RGB', () => {

