@@ -308,7 +308,9 @@ export function toTensors(split: Split, o: ToTensorsOptions = {}): SplitTensors 
  * {@link toTensors}, an iterator could not hand back statistics it computed.
  * `shuffle`, `oneHot` and `dropRemainder` take true or false (default false);
  * another value, or an option key not listed here, is an `invalid-argument`
- * DatasetError.
+ * DatasetError. The iterator makes one pass: iterating it again once it has
+ * ended (or was stopped) is an `invalid-argument` DatasetError, not an empty
+ * epoch; call `batches` again for each epoch.
  */
 export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<Batch> {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
@@ -360,5 +362,42 @@ export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<
       yield { xs, ys };
     }
   }
-  return generate();
+  return onePass(generate());
+}
+
+/**
+ * `gen` as an iterator that refuses to be iterated again once it has ended (run to its end, or
+ * stopped by `break` / `return()`): a generator would give an empty pass instead, so a training
+ * loop that reused one `batches()` result for every epoch would silently train on nothing after
+ * the first. `next()` after the end still answers `done`, as the protocol wants.
+ */
+function onePass(gen: AsyncGenerator<Batch>): AsyncIterableIterator<Batch> {
+  let ended = false;
+  const settle = async (r: Promise<IteratorResult<Batch>>) => {
+    try {
+      const result = await r;
+      if (result.done) ended = true;
+      return result;
+    } catch (e) {
+      ended = true; // a generator that threw has ended
+      throw e;
+    }
+  };
+  return {
+    next: () => settle(gen.next()),
+    return: (value?: unknown) => {
+      ended = true;
+      return gen.return(value as undefined);
+    },
+    throw: (e?: unknown) => settle(gen.throw(e)),
+    [Symbol.asyncIterator]() {
+      if (ended)
+        throw new DatasetError('invalid-argument', {
+          message:
+            'batches() makes one pass over the split, and this one has ended; call batches() again for each epoch ' +
+            '(seed + epoch for a fresh order)',
+        });
+      return this;
+    },
+  };
 }

@@ -244,6 +244,49 @@ describe('batches', () => {
     });
   });
 
+  it('refuses a second pass over one iterator, saying to call batches() per epoch, instead of an empty epoch', async () => {
+    const s = split(10);
+    const it = batches(s, { batchSize: 4, shuffle: true, seed: 1 });
+    const epochs: number[] = [];
+    await expectNoLeak(async () => {
+      await expect(
+        (async () => {
+          for (let epoch = 0; epoch < 2; epoch++) {
+            epochs.push(0);
+            for await (const { xs, ys } of it) {
+              epochs[epoch] += xs.shape[0];
+              tf.dispose([xs, ys]);
+            }
+          }
+        })(),
+      ).rejects.toMatchObject({
+        code: 'invalid-argument',
+        message: expect.stringMatching(
+          /one pass over the split.*call batches\(\) again for each epoch \(seed \+ epoch for a fresh order\)/,
+        ),
+      });
+    });
+    expect(epochs).toEqual([10, 0]);
+    // Stopped early (break calls return()): the same.
+    const early = batches(s, { batchSize: 4 });
+    for await (const { xs, ys } of early) {
+      tf.dispose([xs, ys]);
+      break;
+    }
+    expect(() => early[Symbol.asyncIterator]()).toThrow(/one pass over the split/);
+    // Started by hand, then iterated: still one pass, and next() after the end stays done.
+    const manual = batches(s, { batchSize: 4 });
+    const first = await manual.next();
+    tf.dispose([first.value.xs, first.value.ys]);
+    let rest = 0;
+    for await (const { xs, ys } of manual) {
+      rest += xs.shape[0];
+      tf.dispose([xs, ys]);
+    }
+    expect(rest).toBe(6);
+    expect((await manual.next()).done).toBe(true);
+  });
+
   it('augments by padded random crop and flip, reproducibly, on the bytes', async () => {
     const h = 8;
     const w = 8;
