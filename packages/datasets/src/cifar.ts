@@ -254,6 +254,8 @@ interface ImageFile {
   split: 'train' | 'test';
   cls: string;
   name: string;
+  /** The folders above `train/` or `test/` in the archive or folder (`''` or `cifar10/`). */
+  prefix: string;
   read: () => Uint8Array;
 }
 
@@ -262,17 +264,20 @@ interface ImageFile {
  * that is not a known class, or a file that is not an image, is an error
  * rather than something silently skipped.
  */
-function buildFromImages(files: ImageFile[], classes: string[], where: string): Dataset {
+function buildFromImages(files: ImageFile[], classes: string[], fileOf: (name: string) => string): Dataset {
   const [h, w] = [32, 32];
   const splits = {} as Record<'train' | 'test', Split>;
   for (const split of ['train', 'test'] as const) {
+    // A class folder as errors name it: a real path, or archive:member.
+    const prefix = (files.find((f) => f.split === split) ?? files[0])?.prefix ?? '';
+    const folder = (cls: string) => fileOf(`${prefix}${split}/${cls}`);
     const byClass = classes.map(() => [] as ImageFile[]);
     for (const f of files) {
       if (f.split !== split) continue;
       const k = classes.indexOf(f.cls);
       if (k < 0)
         throw new DatasetError('unknown-class', {
-          file: join(where, split, f.cls),
+          file: fileOf(`${f.prefix}${split}/${f.cls}`),
           message: 'folder is not a class of this data set',
           expected: classes.join(', '),
           found: f.cls,
@@ -282,7 +287,7 @@ function buildFromImages(files: ImageFile[], classes: string[], where: string): 
     byClass.forEach((list, k) => {
       if (list.length === 0)
         throw new DatasetError('missing-class', {
-          file: join(where, split, classes[k]),
+          file: folder(classes[k]),
           message: `no images for class '${classes[k]}' in ${split}`,
         });
       list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
@@ -333,7 +338,13 @@ function imageFilesFromNames(
         message: 'not a .jpg/.jpeg/.png file',
         found: rest[1],
       });
-    out.push({ split: parts[i] as 'train' | 'test', cls: rest[0], name: fileOf(name), read });
+    out.push({
+      split: parts[i] as 'train' | 'test',
+      cls: rest[0],
+      name: fileOf(name),
+      prefix: parts.slice(0, i).join('/') + (i > 0 ? '/' : ''),
+      read,
+    });
   }
   return out;
 }
@@ -360,9 +371,10 @@ function fromArchive(file: string, data: Uint8Array): Dataset {
       return e ? { name: `${file}:${e.name}`, data: e.data } : undefined;
     }, `${file}:${dir}`);
   }
+  const member = (name: string) => `${file}:${name}`;
   const images = imageFilesFromNames(
     files.map((e) => ({ name: e.name, read: () => e.data })),
-    (name) => `${file}:${name}`,
+    member,
   );
   if (images.length === 0)
     throw new DatasetError('missing-file', {
@@ -371,7 +383,7 @@ function fromArchive(file: string, data: Uint8Array): Dataset {
         'archive holds neither cifar-10-batches-bin/ nor train/<class>/ image folders' +
         (files.some((e) => /(^|\/)data_batch_1$/.test(e.name)) ? PICKLE_RELEASE : ''),
     });
-  return buildFromImages(images, CIFAR10_CLASSES, file);
+  return buildFromImages(images, CIFAR10_CLASSES, member);
 }
 
 /** Archives and image folders are decoded once, then served from the cache. */
@@ -433,7 +445,7 @@ function fromDir(dir: string, o: LoadOptions): Dataset | undefined {
           buildFromImages(
             imageFilesFromNames(listTree(d), (name) => join(d, name)),
             CIFAR10_CLASSES,
-            d,
+            (name) => join(d, name),
           ),
         ),
       );

@@ -383,6 +383,32 @@ describe('CIFAR-10 image folders', () => {
     }
   });
 
+  it('names an unknown or missing class folder of an archive as archive:folder, with the folder it sits in', async () => {
+    for (const prefix of ['', 'cifar10/']) {
+      const items = imageItems(prefix);
+      const missing = writeFile(
+        join(tmp(), 'x.tar.gz'),
+        gzipSync(makeTar(items.filter((x) => !x.name.startsWith(`${prefix}test/dog/`)))),
+      );
+      const m = await errorOf(loadCifar10({ file: missing, cacheDir: tmp() }));
+      expect([m.code, m.file]).toEqual(['missing-class', `${missing}:${prefix}test/dog`]);
+      const unknown = writeFile(
+        join(tmp(), 'x.tar.gz'),
+        gzipSync(makeTar([...items, { name: `${prefix}train/plane/0000.jpg`, data: encodeImage(0, false) }])),
+      );
+      const u = await errorOf(loadCifar10({ file: unknown, cacheDir: tmp() }));
+      expect([u.code, u.file]).toEqual(['unknown-class', `${unknown}:${prefix}train/plane`]);
+    }
+    // An extracted folder's class folder is named by its real path.
+    const dir = tmp();
+    writeItems(
+      dir,
+      imageItems().filter((x) => !x.name.startsWith('train/cat/')),
+    );
+    const d = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+    expect([d.code, d.file]).toEqual(['missing-class', join(dir, 'train', 'cat')]);
+  });
+
   it('names an unknown class folder, a missing class, a broken image and a wrong size', async () => {
     const cases: [string, (items: TarItem[]) => TarItem[]][] = [
       ['unknown-class', (it) => [...it, { name: 'train/plane/0000.jpg', data: encodeImage(0, false) }]],
