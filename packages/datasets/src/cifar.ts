@@ -250,6 +250,15 @@ function decodeInto(
     }
 }
 
+/** A source with image folders for one split only: the other's folder is named as missing. */
+function halfImageFolder(missing: string, split: 'train' | 'test'): DatasetError {
+  const other = split === 'train' ? 'test' : 'train';
+  return new DatasetError('missing-file', {
+    file: missing,
+    message: `CIFAR-10 image folders: ${other}/ is here but ${split}/ is missing; put the ${split}/<class>/ images beside ${other}/ (the data set has both)`,
+  });
+}
+
 interface ImageFile {
   split: 'train' | 'test';
   cls: string;
@@ -270,6 +279,8 @@ function buildFromImages(files: ImageFile[], classes: string[], fileOf: (name: s
   for (const split of ['train', 'test'] as const) {
     // A class folder as errors name it: a real path, or archive:member.
     const prefix = (files.find((f) => f.split === split) ?? files[0])?.prefix ?? '';
+    if (files.length > 0 && !files.some((f) => f.split === split))
+      throw halfImageFolder(fileOf(prefix + split), split);
     const folder = (cls: string) => fileOf(`${prefix}${split}/${cls}`);
     const byClass = classes.map(() => [] as ImageFile[]);
     for (const f of files) {
@@ -466,7 +477,11 @@ const PICKLE_RELEASE =
 function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
   checkChosenDir(dir, 'CIFAR-10', 'cifar-10-batches-bin/ or train/ + test/');
   const ds = fromDir(dir, o);
-  if (!ds)
+  if (!ds) {
+    for (const d of [dir, join(dir, 'cifar-10-images')]) {
+      const [train, test] = [existsSync(join(d, 'train')), existsSync(join(d, 'test'))];
+      if (train !== test) throw halfImageFolder(join(d, train ? 'test' : 'train'), train ? 'test' : 'train');
+    }
     throw new DatasetError('missing-file', {
       file: dir,
       message:
@@ -477,6 +492,7 @@ function fromDirOrFail(dir: string, o: LoadOptions): Dataset {
           ? PICKLE_RELEASE
           : ''),
     });
+  }
   return ds;
 }
 

@@ -409,6 +409,24 @@ describe('CIFAR-10 image folders', () => {
     expect([d.code, d.file]).toEqual(['missing-class', join(dir, 'train', 'cat')]);
   });
 
+  it('says which of train/ and test/ is missing, in a folder or an archive that has only the other', async () => {
+    for (const [has, lacks] of [
+      ['train', 'test'],
+      ['test', 'train'],
+    ]) {
+      const items = imageItems().filter((x) => x.name.startsWith(`${has}/`));
+      const dir = tmp();
+      writeItems(dir, items);
+      const d = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+      expect([d.code, d.file]).toEqual(['missing-file', join(dir, lacks)]);
+      expect(d.message).toContain(`${has}/ is here but ${lacks}/ is missing`);
+      const file = writeFile(join(tmp(), 'x.tar.gz'), gzipSync(makeTar(items)));
+      const a = await errorOf(loadCifar10({ file, cacheDir: tmp() }));
+      expect([a.code, a.file]).toEqual(['missing-file', `${file}:${lacks}`]);
+      expect(a.message).toContain(`${has}/ is here but ${lacks}/ is missing`);
+    }
+  });
+
   it('names an unknown class folder, a missing class, a broken image and a wrong size', async () => {
     const cases: [string, (items: TarItem[]) => TarItem[]][] = [
       ['unknown-class', (it) => [...it, { name: 'train/plane/0000.jpg', data: encodeImage(0, false) }]],
