@@ -25,7 +25,7 @@ function numClassesOf(split: Split): number {
 const MAX_PADDING = 16;
 const NORMALIZE: Normalize[] = ['unit', 'standardize'];
 const AUGMENT_KEYS = ['padding', 'flip'] as const;
-const TO_TENSORS_KEYS = ['normalize', 'stats', 'oneHot'] as const;
+const TO_TENSORS_KEYS = ['normalize', 'stats', 'oneHot', 'labelDtype'] as const;
 const BATCHES_KEYS = [
   'batchSize',
   'shuffle',
@@ -34,6 +34,7 @@ const BATCHES_KEYS = [
   'normalize',
   'stats',
   'oneHot',
+  'labelDtype',
   'dropRemainder',
 ] as const;
 /** Names from other libraries a user may reach for (squashed: lower case, no `_` or `-`). */
@@ -46,6 +47,9 @@ const TENSOR_SYNONYMS: Record<string, string[]> = {
   droplast: ['dropRemainder'],
   randomseed: ['seed'],
   augmentation: ['augment'],
+  dtype: ['labelDtype'],
+  labelsdtype: ['labelDtype'],
+  ydtype: ['labelDtype'],
 };
 
 /**
@@ -165,12 +169,35 @@ function checkStats(stats: Stats, c: number): void {
   }
 }
 
-function labelsTensor(split: Split, indices: ArrayLike<number>, oneHot: boolean, depth: number): tf.Tensor {
+/** `labelDtype`, checked against `oneHot`: class indices as int32 (the default) or float32. */
+function checkLabelDtype(labelDtype: unknown, oneHot: boolean): 'int32' | 'float32' {
+  if (labelDtype === undefined) return oneHot ? 'float32' : 'int32';
+  if (labelDtype !== 'int32' && labelDtype !== 'float32')
+    throw new DatasetError('invalid-argument', {
+      message:
+        "labelDtype must be 'int32' or 'float32' ('float32' for tfjs-layers' sparseCategoricalCrossentropy)",
+      found: String(shown(labelDtype)),
+    });
+  if (oneHot && labelDtype === 'int32')
+    throw new DatasetError('invalid-argument', {
+      message: "labelDtype 'int32' with oneHot: true: one-hot labels are float32; drop labelDtype",
+      found: "labelDtype 'int32', oneHot true",
+    });
+  return labelDtype;
+}
+
+function labelsTensor(
+  split: Split,
+  indices: ArrayLike<number>,
+  oneHot: boolean,
+  depth: number,
+  dtype: 'int32' | 'float32' = 'int32',
+): tf.Tensor {
   const n = indices.length;
   if (!oneHot) {
-    const y = new Int32Array(n);
+    const y = dtype === 'float32' ? new Float32Array(n) : new Int32Array(n);
     for (let i = 0; i < n; i++) y[i] = split.labels[indices[i]];
-    return tf.tensor1d(y, 'int32');
+    return tf.tensor1d(y, dtype);
   }
   const y = new Float32Array(n * depth);
   for (let i = 0; i < n; i++) y[i * depth + split.labels[indices[i]]] = 1;
@@ -249,11 +276,19 @@ function imagesTensor(
  */
 function encoding(
   split: Split,
-  o: { normalize?: Normalize; stats?: Stats; oneHot?: boolean },
-): { normalize: Normalize; stats?: Stats; tables: Float32Array[]; oneHot: boolean; depth: number } {
+  o: ToTensorsOptions,
+): {
+  normalize: Normalize;
+  stats?: Stats;
+  tables: Float32Array[];
+  oneHot: boolean;
+  depth: number;
+  labelDtype: 'int32' | 'float32';
+} {
   checkSplit(split);
   const normalize = checkNormalize(o.normalize);
   const oneHot = checkBoolean(o.oneHot, 'oneHot') ?? false;
+  const labelDtype = checkLabelDtype(o.labelDtype, oneHot);
   const depth = oneHot ? oneHotDepth(split) : 0;
   let stats = o.stats;
   if (normalize === 'unit' && stats != null) {
@@ -266,13 +301,21 @@ function encoding(
   }
   if (normalize === 'standardize' && !stats) stats = computeStats(split);
   if (stats) checkStats(stats, split.shape[2]);
-  return { normalize, stats, tables: lookupTables(split.shape[2], normalize, stats), oneHot, depth };
+  return {
+    normalize,
+    stats,
+    tables: lookupTables(split.shape[2], normalize, stats),
+    oneHot,
+    depth,
+    labelDtype,
+  };
 }
 
 /**
  * The whole split as two tensors: `xs` float32 `[n, h, w, c]` (pixels / 255,
- * or standardised per channel) and `ys` int32 labels `[n]` (or one-hot
- * float32 `[n, classes]`, with `oneHot: true`; a flag that is not true or
+ * or standardised per channel) and `ys` int32 labels `[n]` (float32 with
+ * `labelDtype: 'float32'`, as tfjs-layers' `sparseCategoricalCrossentropy`
+ * needs; or one-hot float32 `[n, classes]`, with `oneHot: true`; a flag that is not true or
  * false, or an unknown option key, is an `invalid-argument` DatasetError).
  * With `'standardize'` and no `stats`, the split's own stats are computed and
  * returned, to be passed again for the test split.
@@ -285,12 +328,12 @@ export function toTensors(split: Split, o: ToTensorsOptions = {}): SplitTensors 
       found: JSON.stringify(o) ?? String(o),
     });
   checkKeys(o, TO_TENSORS_KEYS, 'toTensors options', TENSOR_SYNONYMS);
-  const { normalize, stats, tables, oneHot, depth } = encoding(split, o);
+  const { normalize, stats, tables, oneHot, depth, labelDtype } = encoding(split, o);
   const all = Uint32Array.from({ length: split.count }, (_, i) => i);
   const xs = imagesTensor(split, all, tables, undefined);
   let ys: tf.Tensor;
   try {
-    ys = labelsTensor(split, all, oneHot, depth);
+    ys = labelsTensor(split, all, oneHot, depth, labelDtype);
   } catch (e) {
     xs.dispose();
     throw e;
@@ -344,7 +387,7 @@ export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<
         'for every split, so that all are standardised alike',
     });
   }
-  const { tables, oneHot, depth } = encoding(split, o);
+  const { tables, oneHot, depth, labelDtype } = encoding(split, o);
   const aug = augmentOf(o.augment);
   const rand = mulberry32(o.seed ?? Math.floor(Math.random() * 2 ** 32));
   const order = shuffle
@@ -358,7 +401,7 @@ export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<
     for (let start = 0; start < end; start += batchSize) {
       const idx = order.subarray(start, Math.min(start + batchSize, end));
       const xs = imagesTensor(split, idx, tables, augment);
-      const ys = labelsTensor(split, idx, oneHot, depth);
+      const ys = labelsTensor(split, idx, oneHot, depth, labelDtype);
       yield { xs, ys };
     }
   }

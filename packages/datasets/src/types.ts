@@ -93,6 +93,13 @@ export interface ToTensorsOptions {
   stats?: Stats;
   /** Labels as one-hot float32 `[n, classes]` instead of int32 `[n]`: true or false. Default false. */
   oneHot?: boolean;
+  /**
+   * The dtype of the class-index labels `[n]`: `'int32'` (the default; what `tf.oneHot` takes) or
+   * `'float32'`, which tfjs-layers' `sparseCategoricalCrossentropy` loss needs (it refuses int32
+   * labels: "Argument 'x' passed to 'floor' must be float32 tensor"). One-hot labels are float32;
+   * `'int32'` beside `oneHot: true` is refused.
+   */
+  labelDtype?: 'int32' | 'float32';
 }
 
 /** The options of `batches`. */
@@ -129,7 +136,7 @@ export interface BatchesOptions extends ToTensorsOptions {
 export interface Batch {
   /** float32 images `[n, h, w, c]`. */
   xs: tf.Tensor4D;
-  /** int32 labels `[n]`, or one-hot float32 `[n, classes]`. */
+  /** int32 labels `[n]` (float32 with `labelDtype: 'float32'`), or one-hot float32 `[n, classes]`. */
   ys: tf.Tensor;
 }
 

@@ -118,7 +118,7 @@ describe('batches() and toTensors() options', () => {
     const before = tf.memory().numTensors;
     const e = await errorOf(() => toTensors(s, o as never));
     expect(e.message).toBe(
-      `toTensors options: unknown option \`${key}\` (did you mean \`${near}\`?); expected: one of normalize, stats, oneHot; found: ${key}`,
+      `toTensors options: unknown option \`${key}\` (did you mean \`${near}\`?); expected: one of normalize, stats, oneHot, labelDtype; found: ${key}`,
     );
     expect(tf.memory().numTensors).toBe(before);
   });

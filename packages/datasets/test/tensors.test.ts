@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
 import {
   batches,
   computeStats,
@@ -46,6 +47,44 @@ describe('toTensors', () => {
       expect(Array.from(ys.dataSync())).toEqual(Array.from(s.labels));
       tf.dispose([xs, ys]);
     });
+  });
+
+  it("gives float32 labels with labelDtype: 'float32', which tfjs-layers' sparseCategoricalCrossentropy needs", async () => {
+    const s = split(12);
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.flatten({ inputShape: [4, 4, 3] }),
+        tfl.layers.dense({ units: 10, activation: 'softmax' }),
+      ],
+    });
+    model.compile({ optimizer: 'sgd', loss: 'sparseCategoricalCrossentropy' });
+    // The default int32 labels: tfjs-layers refuses them deep inside the loss.
+    const int = toTensors(s);
+    await expect(model.fit(int.xs, int.ys, { epochs: 1, verbose: 0 })).rejects.toThrow(
+      /passed to 'floor' must be float32 tensor, but got int32/,
+    );
+    tf.dispose([int.xs, int.ys]);
+    const { xs, ys } = toTensors(s, { labelDtype: 'float32' });
+    expect([ys.dtype, ys.shape]).toEqual(['float32', [12]]);
+    expect(Array.from(ys.dataSync())).toEqual(Array.from(s.labels));
+    const history = await model.fit(xs, ys, { epochs: 1, verbose: 0 });
+    expect(Number.isFinite(history.history.loss[0] as number)).toBe(true);
+    tf.dispose([xs, ys]);
+    let seen = 0;
+    for await (const b of batches(s, { batchSize: 5, labelDtype: 'float32' })) {
+      expect(b.ys.dtype).toBe('float32');
+      seen += b.ys.shape[0];
+      tf.dispose([b.xs, b.ys]);
+    }
+    expect(seen).toBe(12);
+    // One-hot labels are float32 already; int32 one-hot is refused, not silently float32.
+    expect(() => toTensors(s, { oneHot: true, labelDtype: 'int32' })).toThrow(
+      /labelDtype 'int32' with oneHot/,
+    );
+    expect(() => toTensors(s, { labelDtype: 'int64' as never })).toThrow(
+      /labelDtype must be 'int32' or 'float32'/,
+    );
+    model.dispose();
   });
 
   it('standardises with train stats reused for test, and one-hot encodes', async () => {
