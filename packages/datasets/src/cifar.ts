@@ -192,7 +192,18 @@ function pngSize(data: Uint8Array, name: string): { width: number; height: numbe
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
-/** Decodes one 32x32 JPEG or PNG to RGB bytes at `out[off..]`. */
+/** What an image file holds, by its first bytes: a file's extension may not say (a renamed copy). */
+function imageKind(data: Uint8Array): 'png' | 'jpeg' | undefined {
+  if (PNG_SIGNATURE.every((b, i) => data[i] === b)) return 'png';
+  if (data.length >= 3 && data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff) return 'jpeg';
+  return undefined;
+}
+
+/**
+ * Decodes one 32x32 JPEG or PNG to RGB bytes at `out[off..]`. The format is read from the
+ * content, as image libraries do (a PNG named .jpg is a PNG); a file that is neither, empty,
+ * or damaged is a `bad-image` error saying which.
+ */
 function decodeInto(
   data: Uint8Array,
   name: string,
@@ -201,12 +212,23 @@ function decodeInto(
   h: number,
   w: number,
 ): void {
+  const kind = imageKind(data);
+  if (!kind) {
+    const head = Array.from(data.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+    throw new DatasetError('bad-image', {
+      file: name,
+      message:
+        data.length === 0
+          ? 'the image file is empty; replace it with a good copy'
+          : `neither a JPEG nor a PNG file (it starts with ${head}); re-encode it as PNG or JPEG, or remove it`,
+    });
+  }
   let width: number;
   let height: number;
   let px: Uint8Array;
   let channels: number;
   try {
-    if (/\.png$/i.test(name)) {
+    if (kind === 'png') {
       const claimed = pngSize(data, name);
       if (claimed.width !== w || claimed.height !== h)
         throw wrongSize(name, w, h, claimed.width, claimed.height);
@@ -229,7 +251,7 @@ function decodeInto(
     if (e instanceof DatasetError) throw e;
     throw new DatasetError('bad-image', {
       file: name,
-      message: `cannot decode image: ${(e as Error).message}`,
+      message: `cannot decode the ${kind === 'png' ? 'PNG' : 'JPEG'} image (${(e as Error).message}): it is damaged or cut short; replace it with a good copy`,
       cause: e,
     });
   }

@@ -634,7 +634,7 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     }
   });
 
-  it('refuses the same PNG inside an archive, and a .png file that is not a PNG', async () => {
+  it('refuses the same PNG inside an archive, and the same PNG named .jpg', async () => {
     const file = writeFile(
       join(tmp(), 'x.tar.gz'),
       gzipSync(makeTar([...imageItems(), { name: 'test/cat/zbomb.png', data: pngClaiming(40000, 1) }])),
@@ -642,13 +642,55 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     const e = await errorOf(loadCifar10({ file, cacheDir: tmp() }));
     expect([e.code, e.file, e.found]).toEqual(['bad-image', `${file}:test/cat/zbomb.png`, '40000x1']);
     const dir = tmp();
-    writeItems(dir, [...imageItems(), { name: 'train/cat/jpeg.png', data: encodeImage(3, false) }]);
+    writeItems(dir, [...imageItems(), { name: 'train/cat/zbomb.jpg', data: pngClaiming(40000, 1) }]);
     const f = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
-    expect([f.code, f.file]).toEqual(['bad-image', join(dir, 'train', 'cat', 'jpeg.png')]);
-    expect(f.message).toBe(
-      'cannot decode image: not a PNG file (no PNG signature and IHDR chunk at its start); re-encode it as PNG or JPEG; ' +
-        `file: ${join(dir, 'train', 'cat', 'jpeg.png')}`,
-    );
+    expect([f.code, f.file, f.found]).toEqual([
+      'bad-image',
+      join(dir, 'train', 'cat', 'zbomb.jpg'),
+      '40000x1',
+    ]);
+  });
+
+  it('decodes an image by its content, not its extension, and says what is wrong with one that is neither', async () => {
+    // A JPEG named .png and a PNG named .jpg (a renamed or mislabelled copy) load as what they are.
+    const dir = tmp();
+    writeItems(dir, [
+      ...imageItems(),
+      { name: 'train/cat/0002.png', data: encodeImage(3, false) },
+      { name: 'train/dog/0002.jpg', data: encodeImage(5, true) },
+    ]);
+    const ds = await loadCifar10({ dir, cacheDir: tmp() });
+    expect(ds.train.count).toBe(22);
+    expectColours(ds.train);
+    const cases: [string, Uint8Array, RegExp][] = [
+      ['empty.jpg', Buffer.alloc(0), /^the image file is empty; replace it with a good copy/],
+      [
+        'html.png',
+        Buffer.from('<html>404 Not Found</html>'),
+        /^neither a JPEG nor a PNG file \(it starts with 3c 68 74 6d\); re-encode it as PNG or JPEG/,
+      ],
+      [
+        'cut.jpg',
+        encodeImage(3, false).subarray(0, 300),
+        /^cannot decode the JPEG image \(.*\): it is damaged or cut short; replace it with a good copy/,
+      ],
+      [
+        'cut.png',
+        encodeImage(3, true).subarray(0, 60),
+        /^cannot decode the PNG image \(.*\): it is damaged or cut short; replace it with a good copy/,
+      ],
+    ];
+    for (const [name, data, message] of cases) {
+      const d = tmp();
+      writeItems(d, [...imageItems(), { name: `train/cat/${name}`, data }]);
+      const e = await errorOf(loadCifar10({ dir: d, cacheDir: tmp() }));
+      expect({ name, code: e.code, file: e.file }).toEqual({
+        name,
+        code: 'bad-image',
+        file: join(d, 'train', 'cat', name),
+      });
+      expect({ name, message: e.message }).toEqual({ name, message: expect.stringMatching(message) });
+    }
   });
 
   it('names a dangling symbolic link in a class folder', async () => {
