@@ -216,7 +216,20 @@ export async function downloadFile(remote: RemoteFile, dest: string, o: Download
         break;
     }
   }
-  if (last instanceof DatasetError && last.code === 'checksum-mismatch') throw last;
+  if (last instanceof DatasetError && last.code === 'checksum-mismatch') {
+    const cut = last.message.indexOf('; file: ');
+    const what = cut < 0 ? last.message : last.message.slice(0, cut);
+    throw new DatasetError('checksum-mismatch', {
+      file: last.file,
+      message:
+        `${what}, in ${tried === 1 ? '1 download' : `${tried} downloads`}: the server sends another file ` +
+        "(a wrong mirror or URL, a proxy's or captive portal's page); check the mirror, or fetch the file yourself, " +
+        'check its md5, and load it from disk ({ file } or { dir })',
+      expected: last.expected,
+      found: last.found,
+      cause: last,
+    });
+  }
   // The URL is said once, by the error below.
   const reason =
     last instanceof DatasetError && last.file === remote.url

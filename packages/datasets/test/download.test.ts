@@ -220,6 +220,9 @@ describe('downloadFile', () => {
     expect(err.expected).toBe('0'.repeat(32));
     expect(err.found).toBe(md5(BODY));
     expect(err.file).toBe(`${base}/f.bin`);
+    expect(err.message).toMatch(
+      /^md5 of the downloaded file differs from the published one, in 3 downloads: the server sends another file \(a wrong mirror or URL, a proxy's or captive portal's page\); check the mirror, or fetch the file yourself, check its md5, and load it from disk/,
+    );
     expect(hits.get('/f.bin')).toBe(3);
     expect(readdirSync(dir)).toEqual([]);
   });
