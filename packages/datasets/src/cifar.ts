@@ -11,6 +11,7 @@ import {
   checkChosenDir,
   checkLoadOptions,
   listTreeFiles,
+  mirrorOf,
   readInputFile,
   readTreeFile,
   sourced,
@@ -565,8 +566,8 @@ export async function loadCifar10Dataset(options?: LoadOptions): Promise<Dataset
       message: `CIFAR-10 is not available offline: missing ${BINARY_ARCHIVE}. Download ${CIFAR10_URL} (md5 ${CIFAR10_MD5}) to ${archive}, or pass { file } / { dir }, or set NORMPRUNE_DATA_DIR to a folder holding cifar-10-batches-bin/ or ${BINARY_ARCHIVE}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
     });
   }
-  const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;
-  const url = mirror ? `${mirror.replace(/\/+$/, '')}/cifar-10/${BINARY_ARCHIVE}` : CIFAR10_URL;
+  const mirror = mirrorOf(o);
+  const url = mirror ? `${mirror}/cifar-10/${BINARY_ARCHIVE}` : CIFAR10_URL;
   await downloadFile({ url, md5: CIFAR10_MD5 }, archive);
   return fromFile(archive, o, CIFAR10_MD5);
 }

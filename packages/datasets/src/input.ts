@@ -209,5 +209,35 @@ export function checkLoadOptions(o: LoadOptions | undefined, title: string): Loa
       });
   }
   checkBoolean(o.offline, 'offline');
+  if (o.mirror !== undefined) checkMirror(o.mirror, 'mirror');
   return o;
+}
+
+/**
+ * A mirror's base URL, checked to be http(s): a folder path (`/srv/mirror`), a host without a
+ * scheme (`localhost:8080`) or a `file:` / `ftp:` URL could never be fetched, and would cost
+ * three attempts and an 'Invalid URL' before saying so. `what` names the option or variable.
+ */
+function checkMirror(mirror: string, what: string): string {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(mirror).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:')
+    throw new DatasetError('invalid-argument', {
+      message:
+        `${what} must be an http:// or https:// URL (the files are fetched as <mirror>/<dataset>/<file>); ` +
+        'for files in a folder, pass { dir } or set NORMPRUNE_DATA_DIR',
+      found: JSON.stringify(mirror),
+    });
+  return mirror.replace(/\/+$/, '');
+}
+
+/** The mirror to download from, `mirror` else `NORMPRUNE_DATA_MIRROR` (checked), without a trailing slash. */
+export function mirrorOf(o: LoadOptions): string | undefined {
+  if (o.mirror !== undefined) return checkMirror(o.mirror, 'mirror');
+  const env = process.env.NORMPRUNE_DATA_MIRROR;
+  return env ? checkMirror(env, 'NORMPRUNE_DATA_MIRROR') : undefined;
 }

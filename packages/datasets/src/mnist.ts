@@ -9,7 +9,7 @@ import { DatasetError } from './errors.js';
 import { IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, parseIdx, readIdxFile, type IdxArray } from './idx.js';
 import { idxArraysToSplit } from './idx-bytes.js';
 import { readTarFile } from './tar.js';
-import { checkChosenDir, checkLoadOptions, sourced } from './input.js';
+import { checkChosenDir, checkLoadOptions, mirrorOf, sourced } from './input.js';
 import type { Dataset, LoadOptions, Split } from './types.js';
 
 type Role = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
@@ -322,8 +322,8 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
         message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
       });
     }
-    const mirror = o.mirror ?? process.env.NORMPRUNE_DATA_MIRROR;
-    const base = mirror ? `${mirror.replace(/\/+$/, '')}/${spec.name}/` : spec.baseUrl;
+    const mirror = mirrorOf(o);
+    const base = mirror ? `${mirror}/${spec.name}/` : spec.baseUrl;
     for (const r of missing) {
       const name = `${NAMES[r]}.gz`;
       const dest = join(cache, name);

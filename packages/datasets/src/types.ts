@@ -58,7 +58,7 @@ export interface LoadOptions {
   offline?: boolean;
   /** Where downloads and decoded caches live (default `$XDG_CACHE_HOME/normprune`, else `~/.cache/normprune`). */
   cacheDir?: string;
-  /** Base URL to download from instead of the official hosts (also `NORMPRUNE_DATA_MIRROR`); files are fetched as `<mirror>/<dataset>/<file name>`. */
+  /** Base URL to download from instead of the official hosts (also `NORMPRUNE_DATA_MIRROR`); files are fetched as `<mirror>/<dataset>/<file name>`. An http:// or https:// URL; for files in a folder, use `dir`. */
   mirror?: string;
 }
 

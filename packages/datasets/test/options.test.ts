@@ -88,6 +88,33 @@ describe('load options with unknown keys', () => {
   });
 });
 
+describe('mirror', () => {
+  it.each(['/srv/mirror', 'localhost:8080', 'ftp://files.example/datasets', 'file:///srv/mirror'])(
+    'refuses %j, not an http(s) URL, before any download, and says what to pass for a folder',
+    async (mirror) => {
+      const old = process.env.NORMPRUNE_DATA_DIR;
+      delete process.env.NORMPRUNE_DATA_DIR;
+      try {
+        const e = await errorOf(loadCifar10({ mirror, cacheDir: tmp() }));
+        expect([e.code, e.found]).toEqual(['invalid-argument', JSON.stringify(mirror)]);
+        expect(e.message).toMatch(
+          /^mirror must be an http:\/\/ or https:\/\/ URL \(the files are fetched as <mirror>\/<dataset>\/<file>\); for files in a folder, pass \{ dir \} or set NORMPRUNE_DATA_DIR/,
+        );
+        // The same from the environment, which the message names.
+        process.env.NORMPRUNE_DATA_MIRROR = mirror;
+        const env = await errorOf(loadCifar10({ cacheDir: tmp() }));
+        expect([env.code, env.message]).toEqual([
+          'invalid-argument',
+          expect.stringMatching(/^NORMPRUNE_DATA_MIRROR must be an http:\/\/ or https:\/\/ URL/),
+        ]);
+      } finally {
+        delete process.env.NORMPRUNE_DATA_MIRROR;
+        if (old !== undefined) process.env.NORMPRUNE_DATA_DIR = old;
+      }
+    },
+  );
+});
+
 describe('batches() and toTensors() options', () => {
   const s = split(5);
 
