@@ -56,7 +56,7 @@ function readBatches(files: { name: string; data: Uint8Array }[], classes: strin
       if (label >= classes.length) {
         throw new DatasetError('label-out-of-range', {
           file: f.name,
-          message: `record #${r / RECORD}`,
+          message: `record #${r / RECORD} has label ${label}, but CIFAR-10 has labels 0..${classes.length - 1}: not a CIFAR-10 batch (CIFAR-100's records have two label bytes); use the batches of cifar-10-binary.tar.gz`,
           expected: `0..${classes.length - 1}`,
           found: label,
         });

@@ -98,7 +98,7 @@ export function parseIdxBytes(buf: Uint8Array, file: string, expectedMagic: numb
 
 /**
  * A Split from a parsed image file (`[n, h, w]`) and label file (`[n]`), each label checked to
- * be below `numClasses`.
+ * be below `numClasses`; `title` names the data set in that error.
  */
 export function idxArraysToSplit(
   images: IdxArray,
@@ -106,6 +106,7 @@ export function idxArraysToSplit(
   numClasses: number,
   imageFile: string,
   labelFile: string,
+  title?: string,
 ): Split {
   if (images.dims.length !== 3)
     throw new DatasetError('size-mismatch', {
@@ -134,7 +135,9 @@ export function idxArraysToSplit(
     if (labels.data[i] >= numClasses) {
       throw new DatasetError('label-out-of-range', {
         file: labelFile,
-        message: `label #${i}`,
+        message: title
+          ? `label #${i} is ${labels.data[i]}, but ${title} has ${numClasses} classes (labels 0..${numClasses - 1}): not ${title}'s label file; replace it with the official file`
+          : `label #${i} is ${labels.data[i]}, but numClasses is ${numClasses} (labels 0..${numClasses - 1}): pass { numClasses } for a set with more classes, or fix the label file`,
         expected: `0..${numClasses - 1}`,
         found: labels.data[i],
       });

@@ -198,7 +198,7 @@ function toSplit(
   imageFile: string,
   labelFile: string,
 ): Split {
-  return idxArraysToSplit(images, labels, spec.classes.length, imageFile, labelFile);
+  return idxArraysToSplit(images, labels, spec.classes.length, imageFile, labelFile, spec.title);
 }
 
 function fromFiles(spec: IdxSpec, f: Record<Role, string>): Dataset {

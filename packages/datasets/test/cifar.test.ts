@@ -257,6 +257,19 @@ describe('CIFAR-10 binary layout', () => {
     }
   });
 
+  it('says what a label out of range in a batch means', async () => {
+    const d = tmp();
+    writeBinary(d);
+    const b = readFileSync(join(d, 'data_batch_2.bin'));
+    b[3073 * 2] = 57; // record #2
+    writeFileSync(join(d, 'data_batch_2.bin'), b);
+    const e = await errorOf(loadCifar10({ dir: d, cacheDir: tmp() }));
+    expect([e.code, e.file, e.found]).toEqual(['label-out-of-range', join(d, 'data_batch_2.bin'), 57]);
+    expect(e.message).toMatch(
+      /^record #2 has label 57, but CIFAR-10 has labels 0\.\.9: not a CIFAR-10 batch \(CIFAR-100's records have two label bytes\); use the batches of cifar-10-binary\.tar\.gz/,
+    );
+  });
+
   it('names data_batch_1.bin when it is the batch missing (folder or archive), as it names any other', async () => {
     const root = tmp();
     const bin = join(root, 'cifar-10-batches-bin');

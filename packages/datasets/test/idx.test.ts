@@ -125,6 +125,17 @@ describe('IDX parsing', () => {
         't10k-labels-idx1-ubyte',
         [/ends early/, /replace it with a complete copy/],
       ],
+      [
+        'a label out of range',
+        (d) => {
+          const f = join(d, 't10k-labels-idx1-ubyte');
+          const b = readFileSync(f);
+          b[8 + 4] = 12;
+          writeFileSync(f, b);
+        },
+        't10k-labels-idx1-ubyte',
+        [/label #4 is 12, but MNIST has 10 classes \(labels 0\.\.9\)/, /replace it with the official file/],
+      ],
     ];
     for (const [what, breakIt, file, want] of cases) {
       const { dir } = writeIdxSet(tmp());
