@@ -99,7 +99,7 @@ export function parseCifarBinary(
     if (f.data.length === 0 || f.data.length % RECORD !== 0) {
       throw new DatasetError('truncated', {
         file: f.name,
-        message: `CIFAR-10 batch must be whole ${RECORD}-byte records`,
+        message: `CIFAR-10 batch must be whole ${RECORD}-byte records: this one is cut short (an interrupted download or extraction); replace it with the one in cifar-10-binary.tar.gz`,
         expected: `a multiple of ${RECORD} bytes`,
         found: `${f.data.length} bytes`,
       });
@@ -111,7 +111,9 @@ export function parseCifarBinary(
     if (f.data.length !== size) {
       throw new DatasetError('size-mismatch', {
         file: f.name,
-        message: 'CIFAR-10 batches must all hold the same number of records',
+        message:
+          'CIFAR-10 batches must all hold the same number of records: this one is not from the same copy as the others; ' +
+          'take all six batches from one copy of cifar-10-binary.tar.gz',
         expected: `${size / RECORD} records (as ${TEST_BATCH})`,
         found: `${f.data.length / RECORD} records`,
       });
@@ -312,7 +314,7 @@ function buildFromImages(files: ImageFile[], classes: string[], fileOf: (name: s
       if (k < 0)
         throw new DatasetError('unknown-class', {
           file: fileOf(`${f.prefix}${split}/${f.cls}`),
-          message: 'folder is not a class of this data set',
+          message: 'folder is not a class of CIFAR-10: rename it to one of its classes, or remove it',
           expected: classes.join(', '),
           found: f.cls,
         });
@@ -322,7 +324,7 @@ function buildFromImages(files: ImageFile[], classes: string[], fileOf: (name: s
       if (list.length === 0)
         throw new DatasetError('missing-class', {
           file: folder(classes[k]),
-          message: `no images for class '${classes[k]}' in ${split}`,
+          message: `no images for class '${classes[k]}' in ${split}: every class needs train and test images; put its images in that folder`,
         });
       list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });

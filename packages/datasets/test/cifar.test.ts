@@ -257,6 +257,25 @@ describe('CIFAR-10 binary layout', () => {
     }
   });
 
+  it('says what to do about a batch cut short or of another size', async () => {
+    const cut = tmp();
+    writeBinary(cut);
+    const f = join(cut, 'data_batch_3.bin');
+    writeFileSync(f, readFileSync(f).subarray(0, 3073 * 3 + 100));
+    const e = await errorOf(loadCifar10({ dir: cut, cacheDir: tmp() }));
+    expect([e.code, e.file]).toEqual(['truncated', f]);
+    expect(e.message).toMatch(
+      /is cut short \(an interrupted download or extraction\); replace it with the one in cifar-10-binary\.tar\.gz/,
+    );
+    const other = tmp();
+    writeBinary(other);
+    const g = join(other, 'data_batch_3.bin');
+    writeFileSync(g, readFileSync(g).subarray(0, 3073 * 3));
+    const m = await errorOf(loadCifar10({ dir: other, cacheDir: tmp() }));
+    expect([m.code, m.file]).toEqual(['size-mismatch', g]);
+    expect(m.message).toMatch(/take all six batches from one copy of cifar-10-binary\.tar\.gz/);
+  });
+
   it('says what a label out of range in a batch means', async () => {
     const d = tmp();
     writeBinary(d);
@@ -420,6 +439,27 @@ describe('CIFAR-10 image folders', () => {
     );
     const d = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
     expect([d.code, d.file]).toEqual(['missing-class', join(dir, 'train', 'cat')]);
+  });
+
+  it('says what to do about a class folder that is unknown or empty', async () => {
+    const dir = tmp();
+    writeItems(dir, [...imageItems(), { name: 'train/plane/0000.jpg', data: encodeImage(0, false) }]);
+    const u = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+    expect([u.code, u.file]).toEqual(['unknown-class', join(dir, 'train', 'plane')]);
+    expect(u.message).toMatch(
+      /^folder is not a class of CIFAR-10: rename it to one of its classes, or remove it/,
+    );
+    const empty = tmp();
+    writeItems(
+      empty,
+      imageItems().filter((x) => !x.name.startsWith('test/dog/')),
+    );
+    mkdirSync(join(empty, 'test', 'dog'));
+    const m = await errorOf(loadCifar10({ dir: empty, cacheDir: tmp() }));
+    expect([m.code, m.file]).toEqual(['missing-class', join(empty, 'test', 'dog')]);
+    expect(m.message).toMatch(
+      /^no images for class 'dog' in test: every class needs train and test images; put its images in that folder/,
+    );
   });
 
   it('says which of train/ and test/ is missing, in a folder or an archive that has only the other', async () => {
