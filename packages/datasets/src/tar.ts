@@ -119,8 +119,9 @@ function linkTarget(entry: string, target: string, hard: boolean, file: string):
 /**
  * Refuses, by their first bytes, the files most often given where a tar
  * archive is expected, which the tar reader would otherwise report as a
- * baffling header checksum or octal error: a single IDX file (raw or
- * gunzipped: magic 0x00 0x00 0x08, then the number of dimensions) and a zip.
+ * baffling header checksum or octal error (or, for a small file, as a truncated archive): a
+ * single IDX file (raw or gunzipped: magic 0x00 0x00 0x08, then the number of dimensions), a
+ * zip, and archives compressed with xz, bzip2 or zstd, 7-Zip and RAR.
  */
 function refuseNotTar(buf: Uint8Array, file: string): void {
   if (buf.length >= 4 && buf[0] === 0 && buf[1] === 0 && buf[2] === 0x08 && buf[3] >= 1 && buf[3] <= 4) {
@@ -143,6 +144,39 @@ function refuseNotTar(buf: Uint8Array, file: string): void {
         'this is a zip archive; expected a .tar or .tar.gz: unzip it and pass the folder as { dir }, or repack it with `tar -czf`',
     });
   }
+  // bzip2's "BZh" is followed by the block size, '1' to '9'. A tar whose first name happens to
+  // start with these bytes has a valid header checksum: it is read as a tar.
+  const other =
+    !validHeader(buf) &&
+    OTHER_FORMATS.find(
+      ({ magic }) =>
+        buf.length > magic.length &&
+        magic.every((b, i) => buf[i] === b) &&
+        (magic[0] !== 0x42 || (buf[3] >= 0x31 && buf[3] <= 0x39)),
+    );
+  if (other)
+    throw new DatasetError('invalid-argument', {
+      file,
+      message: `this is ${other.what}; expected a .tar or .tar.gz: extract it and pass the folder as { dir }, or repack it with \`tar -czf\``,
+    });
+}
+
+/** Compressions and archive formats other than gzip and tar, by their first bytes, for {@link refuseNotTar}. */
+const OTHER_FORMATS: { magic: number[]; what: string }[] = [
+  { magic: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], what: 'an xz compressed file' },
+  { magic: [0x42, 0x5a, 0x68], what: 'a bzip2 compressed file' },
+  { magic: [0x28, 0xb5, 0x2f, 0xfd], what: 'a zstd compressed file' },
+  { magic: [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], what: 'a 7-Zip archive' },
+  { magic: [0x52, 0x61, 0x72, 0x21, 0x1a, 0x07], what: 'a RAR archive' },
+];
+
+/** Whether `buf` starts with a tar header whose checksum holds. */
+function validHeader(buf: Uint8Array): boolean {
+  if (buf.length < 512) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : buf[i];
+  const stored = field(buf, 148, 8).trim();
+  return /^[0-7]+$/.test(stored) && parseInt(stored, 8) === sum;
 }
 
 /** Entry types that make a special file when extracted. */

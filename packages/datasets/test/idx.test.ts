@@ -333,6 +333,32 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
     }
   });
 
+  it('a .tar.xz, .tar.bz2, .tar.zst or .7z given as `file` says which it is, not that a tar archive is truncated', async () => {
+    // The first bytes of each format (xz's stream header, bzip2's "BZh9", zstd's frame, 7-Zip's signature),
+    // then enough filler that a tar reader would look for headers.
+    const kinds: [string, number[], string][] = [
+      ['data.tar.xz', [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00], 'xz'],
+      ['data.tar.bz2', [0x42, 0x5a, 0x68, 0x39, 0x31, 0x41, 0x59, 0x26], 'bzip2'],
+      ['data.tar.zst', [0x28, 0xb5, 0x2f, 0xfd], 'zstd'],
+      ['data.7z', [0x37, 0x7a, 0xbc, 0xaf, 0x27, 0x1c], '7-Zip'],
+    ];
+    for (const [name, head, kind] of kinds) {
+      for (const size of [100, 4096]) {
+        const file = writeFile(join(tmp(), name), Buffer.concat([Buffer.from(head), Buffer.alloc(size, 7)]));
+        for (const load of [loadMnist, loadCifar10]) {
+          const e = await errorOf(load({ file, cacheDir: tmp() }));
+          expect([name, e.code, e.file]).toEqual([name, 'invalid-argument', file]);
+          expect(e.message).toMatch(
+            new RegExp(`^this is an? ${kind} (archive|compressed file); expected a \\.tar or \\.tar\\.gz: `),
+          );
+          expect(e.message).toMatch(
+            /extract it and pass the folder as \{ dir \}, or repack it with `tar -czf`/,
+          );
+        }
+      }
+    }
+  });
+
   it('a zip given as `file` to a tar loader says it is a zip', async () => {
     // The local file header of a zip ("PK\x03\x04"), and an empty zip's end record ("PK\x05\x06").
     const zip = Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4, 20, 0, 0, 0, 8, 0]), Buffer.alloc(1014, 1)]);

@@ -49,6 +49,13 @@ describe('readTar', () => {
     }
   });
 
+  it('reads a tar whose first name starts like a bzip2 or xz stream as a tar', () => {
+    for (const name of ['BZh91AY&SY', 'BZh9']) {
+      const entries = readTar(makeTar([{ name, data: Buffer.from('x') }]), 'odd.tar');
+      expect(entries.map((e) => e.name)).toEqual([name]);
+    }
+  });
+
   it('rejects absolute paths and .. components (tar-slip)', () => {
     expect(code(() => readTar(makeTar([{ name: '/etc/passwd', data: bytes('x') }]), 't'))).toBe(
       'unsafe-archive',
