@@ -16,6 +16,8 @@ export interface TarOptions {
 }
 
 const DEFAULT_MAX = 2 * 1024 * 1024 * 1024;
+const CUT_SHORT =
+  'the archive is cut short (an interrupted download or copy); replace it with a complete copy';
 const decoder = new TextDecoder('utf-8');
 
 function field(h: Uint8Array, off: number, len: number): string {
@@ -247,7 +249,7 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
     if (dataEnd > buf.length) {
       throw new DatasetError('truncated', {
         file: member,
-        message: `tar entry of ${size} bytes runs past the end of the archive`,
+        message: `tar entry of ${size} bytes runs past the end of the archive: ${CUT_SHORT}`,
         expected: `${dataEnd} bytes`,
         found: `${buf.length} bytes`,
       });
@@ -318,7 +320,10 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
   }
   // Without the end-of-archive block a cut at a 512-byte boundary would pass as a smaller archive.
   if (!ended)
-    throw new DatasetError('truncated', { file, message: 'tar archive has no end-of-archive block' });
+    throw new DatasetError('truncated', {
+      file,
+      message: `tar archive has no end-of-archive block: ${CUT_SHORT}`,
+    });
   // Folders of the archive: its directory entries and every parent of an entry.
   let folders: Set<string> | undefined;
   const isFolder = (name: string) => {

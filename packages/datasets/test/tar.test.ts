@@ -221,6 +221,14 @@ describe('readTar', () => {
     expect(code(() => readTar(gz.subarray(0, gz.length - 10), 't'))).toBe('truncated');
   });
 
+  it('says an archive cut short is cut short, and to replace it', () => {
+    const tar = makeTar([{ name: 'a', data: new Uint8Array(2000) }]);
+    for (const cut of [tar.subarray(0, 1024), tar.subarray(0, 512 * 5)])
+      expect(error(() => readTar(cut, 'x.tar')).message).toMatch(
+        /^tar (entry of 2000 bytes runs past|archive has no end-of-archive block).*: the archive is cut short \(an interrupted download or copy\); replace it with a complete copy/,
+      );
+  });
+
   it.each(['-1536', '-1', '1e3', '0x10', ' 16', '16 ', '1.5', '99999999999999999999'])(
     'refuses the pax size %j as corrupt-archive naming the archive and the entry (no hang)',
     (size) => {
@@ -252,7 +260,7 @@ describe('readTar', () => {
     expect(e.code).toBe('truncated');
     expect(e.file).toBe('t:a');
     expect(e.message).toBe(
-      `tar entry of 4096 bytes runs past the end of the archive; file: t:a; expected: ${512 + 512 + 512 + 4096} bytes; found: ${long.length} bytes`,
+      `tar entry of 4096 bytes runs past the end of the archive: the archive is cut short (an interrupted download or copy); replace it with a complete copy; file: t:a; expected: ${512 + 512 + 512 + 4096} bytes; found: ${long.length} bytes`,
     );
   });
 
