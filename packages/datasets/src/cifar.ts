@@ -195,6 +195,30 @@ function pngSize(data: Uint8Array, name: string): { width: number; height: numbe
   return { width: view.getUint32(16), height: view.getUint32(20) };
 }
 
+/**
+ * Width and height from a JPEG's frame header (SOF0..SOF15 but DHT, JPG and DAC: FF Cn, length,
+ * precision, then height and width), found by walking the markers before it; undefined when
+ * there is none to find, and decoding then says what is wrong. Read before decoding, as for a
+ * PNG, so a large image is named as the wrong size rather than as a damaged file (the decoder
+ * refuses more than 1 megapixel with its own message).
+ */
+function jpegSize(data: Uint8Array): { width: number; height: number } | undefined {
+  let at = 2;
+  while (at + 9 <= data.length && data[at] === 0xff) {
+    const marker = data[at + 1];
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    const length = (data[at + 2] << 8) | data[at + 3];
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc)
+      return { height: (data[at + 5] << 8) | data[at + 6], width: (data[at + 7] << 8) | data[at + 8] };
+    if (marker === 0xda || length < 2) return undefined; // image data begins: no frame header before it
+    at += 2 + length;
+  }
+  return undefined;
+}
+
 /** What an image file holds, by its first bytes: a file's extension may not say (a renamed copy). */
 function imageKind(data: Uint8Array): 'png' | 'jpeg' | undefined {
   if (PNG_SIGNATURE.every((b, i) => data[i] === b)) return 'png';
@@ -240,6 +264,9 @@ function decodeInto(
       px = png.data;
       channels = 4;
     } else {
+      const claimed = jpegSize(data);
+      if (claimed && (claimed.width !== w || claimed.height !== h))
+        throw wrongSize(name, w, h, claimed.width, claimed.height);
       const img = jpeg.decode(data, {
         useTArray: true,
         formatAsRGBA: false,

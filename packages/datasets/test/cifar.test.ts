@@ -704,6 +704,20 @@ describe('CIFAR-10 image folders: hostile and broken files', () => {
     ]);
   });
 
+  it('refuses a JPEG whose frame header claims 4000x3000 as a wrong size, not as a damaged file', async () => {
+    const big = Buffer.from(encodeImage(3, false));
+    // The baseline frame header (FF C0, length, precision) holds height then width, big-endian.
+    const sof = big.indexOf(Buffer.from([0xff, 0xc0]));
+    big.writeUInt16BE(3000, sof + 5);
+    big.writeUInt16BE(4000, sof + 7);
+    const dir = tmp();
+    writeItems(dir, [...imageItems(), { name: 'train/cat/big.jpg', data: big }]);
+    const e = await errorOf(loadCifar10({ dir, cacheDir: tmp() }));
+    const file = join(dir, 'train', 'cat', 'big.jpg');
+    expect([e.code, e.file, e.expected, e.found]).toEqual(['bad-image', file, '32x32', '4000x3000']);
+    expect(e.message).toBe(`wrong image size; file: ${file}; expected: 32x32; found: 4000x3000`);
+  });
+
   it('decodes an image by its content, not its extension, and says what is wrong with one that is neither', async () => {
     // A JPEG named .png and a PNG named .jpg (a renamed or mislabelled copy) load as what they are.
     const dir = tmp();
