@@ -392,13 +392,18 @@ function imageFilesFromNames(
     if (rest.length !== 2)
       throw new DatasetError('unknown-class', {
         file: fileOf(name),
-        message: `expected ${parts[i]}/<class>/<image>`,
+        message:
+          `expected ${parts[i]}/<class>/<image>: ` +
+          (rest.length === 1
+            ? `a file directly in ${parts[i]}/ belongs in a class folder; move it into ${parts[i]}/<class>/, or remove it`
+            : `images sit directly in their class folder; move it up into ${parts[i]}/${rest[0]}/, or remove it`),
         found: name,
       });
     if (!IMAGE_EXT.test(rest[1]))
       throw new DatasetError('bad-image', {
         file: fileOf(name),
-        message: 'not a .jpg/.jpeg/.png file',
+        message:
+          'not a .jpg/.jpeg/.png file: a class folder holds only images; move it out of the data set, or remove it',
         found: rest[1],
       });
     out.push({

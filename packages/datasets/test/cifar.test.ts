@@ -580,12 +580,12 @@ describe('CIFAR-10 image folders', () => {
       [
         { name: 'train/cat/notes.txt', data: Buffer.from('x') },
         'train/cat/notes.txt',
-        'not a .jpg/.jpeg/.png file',
+        'not a .jpg/.jpeg/.png file: a class folder holds only images; move it out of the data set, or remove it',
       ],
       [
         { name: 'test/dog/a/0.jpg', data: encodeImage(5, false) },
         'test/dog/a/0.jpg',
-        'expected test/<class>/<image>',
+        'expected test/<class>/<image>: images sit directly in their class folder; move it up into test/dog/, or remove it',
       ],
     ];
     for (const [item, rel, what] of cases) {
