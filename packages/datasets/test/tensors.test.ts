@@ -283,6 +283,30 @@ describe('batches', () => {
     });
   });
 
+  it('gives the same order and augmentation for a seed whatever the batch size, and when resumed', async () => {
+    const s = split(23);
+    const o = { shuffle: true, seed: 11, augment: { padding: 2, flip: true } } as const;
+    const pass = async (batchSize: number, skip = 0) => {
+      const xs: number[] = [];
+      const ys: number[] = [];
+      let k = 0;
+      for await (const b of batches(s, { ...o, batchSize })) {
+        if (k++ >= skip) {
+          xs.push(...b.xs.dataSync());
+          ys.push(...b.ys.dataSync());
+        }
+        tf.dispose([b.xs, b.ys]);
+      }
+      return { xs, ys };
+    };
+    const one = await pass(1);
+    for (const batchSize of [4, 23, 100]) expect(await pass(batchSize)).toEqual(one);
+    // Resumed after 3 batches of 4 (skipping them, as a training loop restarting mid-epoch does).
+    const resumed = await pass(4, 3);
+    expect(resumed.ys).toEqual(one.ys.slice(12));
+    expect(resumed.xs).toEqual(one.xs.slice(12 * 4 * 4 * 3));
+  });
+
   it('refuses a second pass over one iterator, saying to call batches() per epoch, instead of an empty epoch', async () => {
     const s = split(10);
     const it = batches(s, { batchSize: 4, shuffle: true, seed: 1 });
