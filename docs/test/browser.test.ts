@@ -198,6 +198,36 @@ async function runBundle(code: string, wasmDir: string, modelsDir: string) {
   return { ...page, done };
 }
 
+// NODE_ONLY against the sources and the docs, without packing: the stubs each
+// src/browser.ts makes throw, the browser guide's table and the runtime
+// README's sentence must all name the same exports.
+describe('the Node-only exports, as the sources and the docs name them', () => {
+  const read = (...p: string[]) => fs.readFileSync(path.join(workspaceRoot, ...p), 'utf8');
+  const sorted = (names: Iterable<string>) => [...names].sort();
+
+  it.each(Object.keys(NODE_ONLY))('%s: NODE_ONLY is every export its src/browser.ts makes throw', (p) => {
+    const stubs = read('packages', p, 'src', 'browser.ts').matchAll(
+      /^export const (\w+): typeof node\.\1 = (?:async )?\(\) => \{\s*throw\b/gm,
+    );
+    expect(sorted([...stubs].map((m) => m[1]))).toEqual(sorted(NODE_ONLY[p]));
+  });
+
+  it.each(Object.keys(NODE_ONLY))("%s: the browser guide's table names them all", (p) => {
+    const row = read('docs', 'guides', 'browser.md')
+      .split('\n')
+      .find((l) => l.startsWith(`| \`@normprune/${p}\``));
+    const cell = row?.split('|')[2] ?? '';
+    expect(sorted([...cell.matchAll(/`(\w+)`/g)].map((m) => m[1]))).toEqual(sorted(NODE_ONLY[p]));
+  });
+
+  it("the runtime README's browser section names them all", () => {
+    const section =
+      /^## In a browser\n([\s\S]*?)^## /m.exec(read('packages', 'runtime', 'README.md'))?.[1] ?? '';
+    const sentence = /`initBackend`[^:]*need Node/.exec(section.replace(/\n/g, ' '))?.[0] ?? '';
+    expect(sorted([...sentence.matchAll(/`(\w+)`/g)].map((m) => m[1]))).toEqual(sorted(NODE_ONLY.runtime));
+  });
+});
+
 describe('the packed packages in a browser bundle', () => {
   let project: PackedProject;
   let dir: string;
