@@ -17,9 +17,10 @@ const BRAND = Symbol.for('normprune.NonFiniteWeightError');
 /**
  * A weight that holds a NaN or an infinity, or would once decomposed: the
  * model has diverged or its weights are corrupt. `decompose` (layers) throws
- * it with the message prefix `decompose:`, and `analyze` / `prune`
- * (@normprune/surgery) with `surgery:`, each with advice of its own; the
- * fields say the same without reading the message.
+ * it with the message prefix `decompose:`, `analyze` / `prune`
+ * (@normprune/surgery) with `surgery:` and `exportModel` (surgery) with
+ * `exportModel:`, each with advice of its own; the fields say the same without
+ * reading the message.
  *
  * The group-norm overflow `decompose` refuses is this class too, with `code`
  * `'overflow'`, not a class of its own: it is the same problem (a diverged
@@ -72,7 +73,7 @@ export class NonFiniteWeightError extends Error {
    * for a caller that wraps the error with advice of its own.
    */
   readonly detail: string;
-  /** The function that refused (`'decompose'`, `'surgery'`): the message's prefix. */
+  /** The function that refused (`'decompose'`, `'surgery'`, `'exportModel'`): the message's prefix. */
   readonly caller: string;
   /** What the bad value prevents and what to do: the message's last part. */
   readonly advice: string;
