@@ -285,9 +285,13 @@ async function removeStale(previous: string[], written: string[]): Promise<void>
  * `sparseManifest` entry naming backup copies of its files (see the package README).
  * The directory is created if missing. Throws a `ModelFileError`: code `invalid-argument`, before
  * anything is written, for a `dir` that is not a string or names a `.json` file or an existing
- * non-directory, and for options that are not an object, hold a key other than `format` and
+ * non-directory, for options that are not an object, hold a key other than `format` and
  * `float16` (naming it and the key it likely misspells), an unknown `format` or a `float16`
- * that is not a boolean; `save-failed` for a `dir` that cannot be created or written.
+ * that is not a boolean, for layers of one name in different nested models (their weights would
+ * share a name, which tfjs's loaders refuse) and, with `float16`, for a weight outside the float16
+ * range (|x| > 65504); `save-failed` for a `dir` that cannot be created or written. A model holding
+ * a NaN or an infinity is refused before anything is written with a `NonFiniteWeightError`
+ * (`caller` `'exportModel'`), as `analyze` and `prune` refuse it.
  */
 export async function exportModel(
   model: tfl.LayersModel,
