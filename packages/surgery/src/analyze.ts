@@ -318,7 +318,9 @@ export function totals(layers: Counts[]): Counts {
  * Decomposed layers are counted as the plain layer they fold into (`W = g * V / ||V||`):
  * the magnitude is a training-time reparametrisation, not part of the deployed model.
  * Throws for options that are not an object, hold a key other than `threshold` (naming it),
- * or a bad threshold.
+ * or a bad threshold; and a {@link NonFiniteWeightError} (`caller` `'surgery'`), naming the layer,
+ * the weight and its first such entry, for a model holding a NaN or an infinity, of which no
+ * weight can be told zero or not.
  */
 export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): ModelAnalysis {
   checkModel(model, 'analyze');

@@ -200,7 +200,8 @@ function keptWarnings(l: LayerPruneResult): string[] {
  *
  * Throws, naming the layer, when a layer type is unknown (unless `unknownLayers: 'keep'`) or when
  * a whole layer would disappear and no model output after it depends on the input any more (a
- * {@link DisconnectedModelError}, whose fields name the layer); and
+ * {@link DisconnectedModelError}, whose fields name the layer); for a model holding a NaN or an
+ * infinity (a {@link NonFiniteWeightError}, `caller` `'surgery'`, as `analyze` throws it); and
  * for options that are not an object, hold a key other than `threshold` and `unknownLayers`
  * (naming it and the key it likely misspells), or a bad value.
  */
