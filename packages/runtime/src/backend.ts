@@ -321,7 +321,8 @@ export function defaultLoaders(
  * A backend that fails to load is recorded in `fallbacks`, never thrown; the
  * call throws only if `options` is malformed (not an object, an unknown key,
  * a null value, a `quiet` or `releaseSavedTensorsDuringBackprop` that is not a
- * boolean), if `NORMPRUNE_BACKEND`, `prefer` or `threads` is invalid, if
+ * boolean), if `NORMPRUNE_BACKEND`, `NORMPRUNE_THREADS`, `prefer` or `threads` is invalid (an
+ * option is checked even where its variable overrides it), if
  * `releaseSavedTensorsDuringBackprop` is asked for with a tfjs-core it was
  * not verified with, or if no backend at all can start. Unless `quiet`,
  * prints one line saying what was chosen and, after a fallback, how to get
