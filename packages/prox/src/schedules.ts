@@ -6,8 +6,9 @@ export interface ScheduleState {
   /**
    * Compression reached so far: 1 - live kernel parameters / total kernel
    * parameters. `SparsityCallback` reports it over the decomposed layers the
-   * optimiser can prune (trainable, and attached to it), leaving out frozen
-   * ones, whose groups no step can remove.
+   * optimiser can prune (trainable, attached to it and penalised), leaving out
+   * frozen ones and those `layerMultipliers` exempts with 0, whose groups no
+   * step can remove.
    */
   compression?: number;
 }
@@ -66,7 +67,8 @@ export interface TargetLambdaConfig {
    * Compression to reach, as a fraction in [0, 1] (0.9 for 90%; the CLI's
    * `--target-compression` takes a percentage instead): 1 - live / total
    * kernel parameters of the decomposed layers the optimiser can prune (as
-   * `SparsityCallback` reports it: frozen layers left out). Outside [0, 1] throws.
+   * `SparsityCallback` reports it: frozen layers and those `layerMultipliers`
+   * exempts with 0 left out). Outside [0, 1] throws.
    */
   targetCompression: number;
   /** Multiplier per epoch below the target (default 1.5, must be >= 1). */
