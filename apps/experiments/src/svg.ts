@@ -35,11 +35,21 @@ function flat(lo: number, hi: number): boolean {
   return !(hi - lo > 1e-9 * Math.max(Math.abs(lo), Math.abs(hi)));
 }
 
+/**
+ * A tick or bar label: `12.3k`, `4.50M`, and from a billion `1.20e10`. A value that rounds up to
+ * 1000 of its suffix takes the next one (999,999 is `1.00M`, not `1.00e+3k`).
+ */
 function fmt(v: number, digits = 4): string {
   if (v === 0) return '0';
   const a = Math.abs(v);
-  if (a >= 1e6) return (v / 1e6).toPrecision(digits - 1) + 'M';
-  if (a >= 1e4) return (v / 1e3).toPrecision(digits - 1) + 'k';
+  const scaled = (unit: number, suffix: string) => {
+    const s = (v / unit).toPrecision(digits - 1);
+    return Math.abs(Number(s)) < 1000 ? s + suffix : undefined;
+  };
+  const exponential = () => v.toExponential(digits - 2).replace('e+', 'e');
+  if (a >= 1e9) return exponential();
+  if (a >= 1e6) return scaled(1e6, 'M') ?? exponential();
+  if (a >= 1e4) return scaled(1e3, 'k') ?? scaled(1e6, 'M')!;
   return String(Number(v.toPrecision(digits)));
 }
 

@@ -204,6 +204,34 @@ describe('charts of unusual data', () => {
     for (const label of y) expect(Number(label)).toBeGreaterThanOrEqual(0);
   });
 
+  it('labels of a billion and more, and of just under a million, read as numbers, not as 1.00e+4M or 1.00e+3k', () => {
+    // A training loss that diverges before it turns NaN passes 1e9; 999,999 rounds up to the next suffix.
+    const loss = chart([
+      {
+        name: 'loss',
+        points: [
+          [1, 2.3],
+          [2, 4e9],
+          [3, 1.2e10],
+        ],
+      },
+    ]);
+    const { y } = ticks(loss);
+    expect(y.length).toBeGreaterThan(1);
+    for (const label of y) expect(label).toMatch(/^-?[\d.]+(e\d+|[kM])?$/);
+    const bars = barChart({
+      title: 't',
+      labels: ['a', 'b'],
+      series: [{ name: 'v', values: [999999, 2.5e10] }],
+      xLabel: 'v',
+    });
+    const texts = elements(parseXml(bars))
+      .filter((e) => e.name === 'text')
+      .map(textOf);
+    expect(texts).toContain('1.00M');
+    expect(texts).toContain('2.50e10');
+  });
+
   it('a bar of no finite value is not drawn and reads n/a', () => {
     const svg = barChart({
       title: 't',
