@@ -211,6 +211,7 @@ function curvePlots(metrics: MetricLine[], write: (name: string, svg: string, al
     lineChart({
       title: 'Validation error per epoch',
       xLabel: 'epoch (all phases)',
+      integerX: true,
       yLabel: 'validation error (%)',
       series: byPhase('validationError', 100),
       empty: 'no validation error was measured (no validation split)',
@@ -222,6 +223,7 @@ function curvePlots(metrics: MetricLine[], write: (name: string, svg: string, al
     lineChart({
       title: 'Training loss per epoch',
       xLabel: 'epoch (all phases)',
+      integerX: true,
       yLabel: 'cross-entropy',
       series: byPhase('trainLoss'),
     }),
@@ -235,6 +237,7 @@ function curvePlots(metrics: MetricLine[], write: (name: string, svg: string, al
       lineChart({
         title: 'Weights in dead groups during proximal training',
         xLabel: 'proximal epoch',
+        integerX: true,
         yLabel: 'weights in dead groups (%)',
         yMin: 0,
         series: [{ name: 'dead-group weights', points: prox.map((m, i) => [i + 1, m.liveCompressionPct!]) }],

@@ -13,11 +13,14 @@ export interface Series {
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#17becf'];
 
-function niceTicks(min: number, max: number, n = 5): number[] {
+/** Ticks at a round step between `min` and `max`; with `integer`, a whole step (epochs: no epoch 1.5). */
+function niceTicks(min: number, max: number, n = 5, integer = false): number[] {
   if (!(max > min)) return [min];
   const raw = (max - min) / n;
   const mag = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const nice = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  // 2.5 becomes 2 and a step below 1 becomes 1: ticks a little denser, or fewer, but whole.
+  const step = integer ? Math.max(1, Math.floor(nice)) : nice;
   const out: number[] = [];
   // Counted, not summed: a step below the values' precision would never advance `v += step`.
   const first = Math.ceil(min / step);
@@ -86,6 +89,8 @@ export function lineChart(o: {
   yMin?: number;
   /** What the plot says when no point has finite coordinates (default: that there are none). */
   empty?: string;
+  /** The x values are whole (epochs): ticks only at whole values, and one value alone gets its own tick. */
+  integerX?: boolean;
 }): string {
   const W = o.width ?? 640;
   const H = o.height ?? 360;
@@ -94,7 +99,7 @@ export function lineChart(o: {
   let [x0, x1] = pts.length ? [Math.min(...pts.map((p) => p[0])), Math.max(...pts.map((p) => p[0]))] : [0, 1];
   let [y0, y1] = pts.length ? [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))] : [0, 1];
   if (o.yMin !== undefined) y0 = Math.min(y0, o.yMin);
-  if (flat(x0, x1)) [x0, x1] = [x0 - 1, x1 + 1];
+  if (flat(x0, x1)) [x0, x1] = o.integerX ? [x0 - 0.5, x1 + 0.5] : [x0 - 1, x1 + 1];
   // A flat quantity with a floor (a compression still at 0) is drawn above the floor, not around it.
   if (flat(y0, y1)) [y0, y1] = o.yMin !== undefined && y0 >= o.yMin ? [y0, y0 + 1] : [y0 - 1, y1 + 1];
   const pad = (y1 - y0) * 0.05;
@@ -110,7 +115,7 @@ export function lineChart(o: {
   parts.push(
     `<text x="${W / 2}" y="18" text-anchor="middle" font-size="13" font-weight="bold">${xmlText(o.title)}</text>`,
   );
-  const xTicks = niceTicks(x0, x1);
+  const xTicks = niceTicks(x0, x1, 5, o.integerX);
   tickLabels(xTicks).forEach((label, i) => {
     const t = xTicks[i];
     parts.push(`<line x1="${sx(t)}" y1="${m.t}" x2="${sx(t)}" y2="${H - m.b}" stroke="#eee"/>`);

@@ -204,6 +204,33 @@ describe('charts of unusual data', () => {
     for (const label of y) expect(Number(label)).toBeGreaterThanOrEqual(0);
   });
 
+  it.each<[string, [number, number][], string[]]>([
+    ['one epoch', [[1, 19.2]], ['1']],
+    [
+      'three epochs',
+      [
+        [1, 2.3],
+        [2, 2.1],
+        [3, 1.9],
+      ],
+      ['1', '2', '3'],
+    ],
+    [
+      'twelve epochs',
+      Array.from({ length: 12 }, (_, e) => [e + 1, 90 - e] as [number, number]),
+      ['2', '4', '6', '8', '10', '12'],
+    ],
+  ])('an epoch axis (integerX) of %s has whole-epoch ticks only', (_name, points, want) => {
+    const svg = lineChart({
+      title: 't',
+      xLabel: 'epoch',
+      yLabel: 'y',
+      integerX: true,
+      series: [{ name: 's', points }],
+    });
+    expect(ticks(svg).x).toEqual(want);
+  });
+
   it('labels of a billion and more, and of just under a million, read as numbers, not as 1.00e+4M or 1.00e+3k', () => {
     // A training loss that diverges before it turns NaN passes 1e9; 999,999 rounds up to the next suffix.
     const loss = chart([
