@@ -22,19 +22,23 @@ export function xmlAttribute(s: string): string {
 
 /**
  * `s` as literal text in Markdown (a paragraph, a heading, a table cell): what would start
- * markup (a backslash, `*`, a backtick, `<`, an entity, a link's `](`, a block marker at the
+ * markup (a backslash, `*`, `_` at a word's edge, `~`, a backtick, `<`, an entity, a link's `](`, a block marker at the
  * start) is backslash-escaped and a line break becomes a space, so that neither a Markdown
  * renderer nor `toHtml` reads markup, raw HTML or a new block into a description or a path.
  * `markdownTable` escapes `|` in every cell.
  */
 export function markdownText(s: string): string {
-  return s
-    .replace(/\r\n?|\n/g, ' ')
-    .replace(/[\\`*<]/g, '\\$&')
-    .replace(/&(?=#?\w+;)/g, '\\&')
-    .replace(/\](?=\()/g, '\\]')
-    .replace(/^([#>+=-])/, '\\$1')
-    .replace(/^(\d+)([.)])/, '$1\\$2');
+  return (
+    s
+      .replace(/\r\n?|\n/g, ' ')
+      .replace(/[\\`*<~]/g, '\\$&')
+      // An underscore opens or closes emphasis only at a word's edge: dense_1 stays as it is.
+      .replace(/(?<![\p{L}\p{N}])_|_(?![\p{L}\p{N}])/gu, '\\_')
+      .replace(/&(?=#?\w+;)/g, '\\&')
+      .replace(/\](?=\()/g, '\\]')
+      .replace(/^([#>+=-])/, '\\$1')
+      .replace(/^(\d+)([.)])/, '$1\\$2')
+  );
 }
 
 /** `s` as a Markdown code span, fenced by more backticks than it holds, so that one in it (a path's) does not end it. */

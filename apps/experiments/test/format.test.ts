@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { budgetText, ciText, int, ms, pct, pp, seconds } from '../src/index';
 import { jpegCifarNote } from '../src/data';
 import { pValueText } from '../src/format';
+import { markdownText } from '../src/escape';
 import { pairedTest } from '../src/paired';
 
 test('percentages and percentage points carry two decimals and a sign where it is a change', () => {
@@ -97,4 +98,11 @@ test("a CIFAR-10 run's data note names the JPEG copy, archive or folder, and not
   for (const source of ['/d/cifar-10-batches-bin', '/d/cifar-10-binary.tar.gz'])
     expect(jpegCifarNote('cifar10', source)).toBeUndefined();
   expect(jpegCifarNote('mnist', '/d/cifar-10-images')).toBeUndefined();
+});
+
+test('free text in Markdown escapes emphasis by underscores and strikethrough by tildes, not an underscore inside a name', () => {
+  // GitHub renders _u_ as emphasis and ~~s~~ as struck through; the HTML report shows them as written.
+  expect(markdownText('_u_ and ~~s~~ or ~t~')).toBe('\\_u\\_ and \\~\\~s\\~\\~ or \\~t\\~');
+  expect(markdownText('dense_1 and block5_conv3')).toBe('dense_1 and block5_conv3');
+  expect(markdownText('__init__')).toBe('\\_\\_init\\_\\_');
 });
