@@ -123,6 +123,14 @@ export function idxArraysToSplit(
       found: labels.dims.length,
     });
   const [n, h, w] = images.dims;
+  // An image of no pixels loaded as an empty-looking set and failed later, far from this file.
+  if (h === 0 || w === 0)
+    throw new DatasetError('size-mismatch', {
+      file: imageFile,
+      message: `its header says ${images.dims.join('x')}: images of 0 pixels; replace it with the official file`,
+      expected: 'height and width >= 1',
+      found: `${h}x${w}`,
+    });
   if (labels.dims[0] !== n) {
     throw new DatasetError('size-mismatch', {
       file: labelFile,

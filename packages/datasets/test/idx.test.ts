@@ -538,6 +538,9 @@ describe('idxSplit: a Split from IDX bytes in memory', () => {
       ['a corrupt gzip', () => idxSplit(corrupt, labels(4)), 'corrupt-archive', 'images'],
       ['a short image file', () => idxSplit(images(4).subarray(0, 30), labels(4)), 'truncated', 'images'],
       ['more labels than images', () => idxSplit(images(4), labels(5)), 'size-mismatch', 'labels'],
+      // A header of 0 rows or 0 columns (and so no pixel bytes) is refused here, naming the file.
+      ['images 0 pixels high', () => idxSplit(images(4, 0, 4), labels(4)), 'size-mismatch', 'images'],
+      ['images 0 pixels wide', () => idxSplit(images(3, 5, 0), labels(3)), 'size-mismatch', 'images'],
       [
         'a label out of range',
         () => idxSplit(images(4), labels(4), { numClasses: 3 }),
