@@ -857,6 +857,24 @@ export function readRunConfigFile(file: string): RunConfigRead {
  * a config.json that does not read as a run's is no run, whether JSON of another shape (a config
  * file of the user's) or not JSON at all (nothing says it is the run's, so it is kept as the user's).
  */
+/**
+ * What to do instead of `--resume` on the finished run in `out`: repeat it without --resume, when
+ * it is this run; else (another config, budget or seed, which a rerun without --resume refuses
+ * too) say what differs and where this run can go.
+ */
+function finishedAdvice(
+  out: string,
+  hash: string,
+  run: { config: ExperimentConfig; budget: Budget; seed: number },
+): string {
+  const done = runIn(out);
+  if (done === undefined || done.hash === hash) return 'run the command without --resume to repeat it';
+  return (
+    `it is a run of another config, budget or seed (${runDifferences(done, run)}): ` +
+    'run this one without --resume in another --out, or with --force to replace it'
+  );
+}
+
 function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
   const read = readRunConfigFile(join(out, 'config.json'));
   if (read.kind !== 'run') return undefined;
@@ -1360,7 +1378,7 @@ async function runLocked(
         (restored
           ? `; a rerun there was killed before its first checkpoint, so the finished run it replaced is put back in ${out}`
           : existsSync(join(out, 'results.json'))
-            ? `; the run in ${out} has finished (see its report.md); nothing to resume: run the command without --resume to repeat it`
+            ? `; the run in ${out} has finished (see its report.md); nothing to resume: ${finishedAdvice(out, hash, { config: cfg, budget: o.budget, seed: o.seed })}`
             : holdsSweepFiles(out)
               ? // Without --resume the run refuses the folder too: it is a sweep's, which the sweep continues.
                 `; ${out} holds a sweep, not a run (an interrupted sweep is continued by \`normprune sweep\` with --resume); ` +

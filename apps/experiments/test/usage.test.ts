@@ -286,6 +286,22 @@ test('--resume with nothing to resume says to run without it', async () => {
   expect(done.err).toMatch(
     /the run in .*finished-run has finished \(see its report\.md\); nothing to resume/,
   );
+  // A real finished run: the same command is told to repeat it without --resume; another seed is
+  // told what differs, for a rerun without --resume would refuse the folder too.
+  const real = join(tmp, 'finished-real');
+  expect((await cli(tinyRunArgs(real))).code).toBe(0);
+  const same = await cli(tinyRunArgs(real, '--resume'));
+  expect(same.err).toMatch(
+    /has finished \(see its report\.md\); nothing to resume: run the command without --resume to repeat it/,
+  );
+  const seed2 = await cli(tinyRunArgs(real, '--resume', '--seed', '2'));
+  expect(seed2.code).toBe(1);
+  expect(seed2.err).toMatch(
+    /nothing to resume: it is a run of another config, budget or seed \(seed: 1 there, 2 here\): run this one without --resume in another --out, or with --force to replace it/,
+  );
+  expect(seed2.err).not.toMatch(/to repeat it/);
+  // What it says works: without --resume the folder is refused, naming --force.
+  expect((await cli(tinyRunArgs(real, '--seed', '2'))).err).toMatch(/--force/);
 });
 
 test('a reader that goes away (`2>&1 | head`) ends the output, not the run', async () => {
