@@ -5,6 +5,11 @@ import { writeAtomic } from './cache.js';
 import { listTreeFiles } from './input.js';
 import type { Dataset, Split } from './types.js';
 
+/**
+ * The decoded file's format and decode version. A file is keyed by its source's bytes (or tree)
+ * alone, so a change to what decoding yields (pixels, order, labels, classes) must change this
+ * (NPDSET02, ...): files of the old decode then read as foreign and are decoded again.
+ */
 const MAGIC = Buffer.from('NPDSET01', 'ascii');
 
 interface Header {
