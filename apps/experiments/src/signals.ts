@@ -56,16 +56,16 @@ export class StopSignals {
     const name = signal === 'SIGINT' ? 'Ctrl-C' : signal;
     const again = signal === 'SIGINT' ? 'Ctrl-C again' : `a second ${signal}`;
     if (this.requested && Date.now() - this.requestedAt < DUPLICATE_MS) return;
-    if (this.stage === 'training' && !this.requested) {
+    // Training and an export stop where they choose (after a step, once written); elsewhere a stop quits.
+    const deferred: Partial<Record<RunStage, string>> = {
+      training: `writing a checkpoint after this step (${again} quits without one)`,
+      exporting: `stopping once the export is written (${again} quits without it)`,
+    };
+    const stopping = deferred[this.stage];
+    if (stopping && !this.requested) {
       this.requested = true;
       this.requestedAt = Date.now();
-      this.log(`\n${name}: writing a checkpoint after this step (${again} quits without one)`);
-      return;
-    }
-    if (this.stage === 'exporting' && !this.requested) {
-      this.requested = true;
-      this.requestedAt = Date.now();
-      this.log(`\n${name}: stopping once the export is written (${again} quits without it)`);
+      this.log(`\n${name}: ${stopping}`);
       return;
     }
     const when = {

@@ -171,10 +171,6 @@ describe.each(classes)('new %s(opt.getConfig())', (_, cls, own) => {
 });
 
 describe('a model saved with includeOptimizer', () => {
-  async function save(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-    return saveInMemory(model, { includeOptimizer: true });
-  }
-
   it.each(classes)(
     "%s: the training_config's optimizer config builds the optimiser with new, and loads (names with '_' kept)",
     async (_, cls, own) => {
@@ -189,7 +185,7 @@ describe('a model saved with includeOptimizer', () => {
       const xs = tf.randomNormal([8, 6], 0, 1, 'float32', 1);
       const ys = tf.randomNormal([8, 2], 0, 1, 'float32', 2);
       await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0, callbacks: [new SparsityCallback()] });
-      const artifacts = await save(model);
+      const artifacts = await saveInMemory(model, { includeOptimizer: true });
       // what a user reads from model.json
       const trainingConfig = json(artifacts.trainingConfig) as unknown as {
         optimizer_config: { class_name: string; config: Record<string, unknown> };

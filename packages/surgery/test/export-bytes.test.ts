@@ -30,11 +30,6 @@ afterEach(() => jest.restoreAllMocks());
 
 const sha256 = (file: string) => createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 
-/** What model.save hands an IO handler. */
-async function captured(model: tfl.LayersModel): Promise<tf.io.ModelArtifacts> {
-  return saveInMemory(model);
-}
-
 function joined(data: tf.io.WeightData): Buffer {
   return Buffer.concat((Array.isArray(data) ? data : [data]).map((b) => new Uint8Array(b)));
 }
@@ -158,7 +153,7 @@ describe('modelArtifacts is what model.save hands a handler, without reading the
 
   it.each(cases)('%s', async (_label, make) => {
     const model = make();
-    const want = await captured(model);
+    const want = await saveInMemory(model);
     const tensors = tf.memory().numTensors;
     const { artifacts, weights } = modelArtifacts(model);
     expect(tf.memory().numTensors).toBe(tensors);
