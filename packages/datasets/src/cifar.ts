@@ -355,6 +355,12 @@ function buildFromImages(files: ImageFile[], classes: string[], fileOf: (name: s
         });
       list.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });
+    warnIfUnbalanced(
+      byClass.map((l) => l.length),
+      classes,
+      fileOf(prefix + split),
+      split,
+    );
     // Interleave the classes (one image of each in turn) so the tail of the
     // split, which validationSplit takes, is class-balanced like the official files.
     const order: { f: ImageFile; k: number }[] = [];
@@ -370,6 +376,36 @@ function buildFromImages(files: ImageFile[], classes: string[], fileOf: (name: s
     splits[split] = { images, labels, count, shape: [h, w, 3], numClasses: classes.length };
   }
   return { train: splits.train, test: splits.test, classes: [...classes] };
+}
+
+/** Image folders warned about by {@link warnIfUnbalanced} in this process. */
+const unbalancedWarned = new Set<string>();
+
+/**
+ * Warns, once per folder in a process, when the classes of an image folder's split are not all of
+ * one size: CIFAR-10 has 5000 images of each class in train and 1000 in test, and an extraction or
+ * a copy cut short loads with the images it left. The load goes on, as a subset with unequal
+ * classes may be what the user meant. (Said when the folder is decoded: a load the decoded cache
+ * serves does not say it again.)
+ */
+function warnIfUnbalanced(
+  counts: number[],
+  classes: string[],
+  folder: string,
+  split: 'train' | 'test',
+): void {
+  const [least, most] = [Math.min(...counts), Math.max(...counts)];
+  if (least === most || unbalancedWarned.has(folder)) return;
+  unbalancedWarned.add(folder);
+  const named = (n: number) => {
+    const names = classes.filter((_, k) => counts[k] === n);
+    return names.length > 3 ? `${names.slice(0, 3).join(', ')}, ...` : names.join(', ');
+  };
+  console.warn(
+    `@normprune/datasets: the CIFAR-10 images in ${folder} differ in number between classes, ` +
+      `${least} (${named(least)}) to ${most} (${named(most)}), where the data set has ${split === 'train' ? 5000 : 1000} ` +
+      'of each: if it is not meant to be a subset, extract or copy it again',
+  );
 }
 
 /**

@@ -338,6 +338,42 @@ describe('CIFAR-10 image folders', () => {
     expect(Array.from(b.train.labels)).toEqual(Array.from(a.train.labels));
   });
 
+  it('warns, once per folder, when the classes of a split hold unequal numbers of images (an extraction cut short?)', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    // Balanced: 2 images of each class in train, 1 in test.
+    const even = tmp();
+    writeItems(even, imageItems());
+    await loadCifar10({ dir: even, cacheDir: tmp() });
+    expect(warn).not.toHaveBeenCalled();
+    // train/ lacks one image of 'truck' and of 'ship': it loads, with a warning naming them.
+    const short = tmp();
+    writeItems(
+      short,
+      imageItems().filter((it) => !['train/truck/0001.png', 'train/ship/0001.png'].includes(it.name)),
+    );
+    const cacheDir = tmp();
+    const ds = await loadCifar10({ dir: short, cacheDir });
+    expect(ds.train.count).toBe(18);
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(String(warn.mock.calls[0][0])).toBe(
+      `@normprune/datasets: the CIFAR-10 images in ${join(short, 'train')} differ in number between classes, ` +
+        '1 (ship, truck) to 2 (airplane, automobile, bird, ...), where the data set has 5000 of each: ' +
+        'if it is not meant to be a subset, extract or copy it again',
+    );
+    // Loaded again, from the decoded cache or decoded again (another cacheDir): not said again.
+    await loadCifar10({ dir: short, cacheDir });
+    await loadCifar10({ dir: short, cacheDir: tmp() });
+    expect(warn).toHaveBeenCalledTimes(1);
+    // The test split too, in an archive: 'cat' has two test images, the other classes one.
+    const items = [...imageItems(), { name: 'test/cat/0001.jpg', data: encodeImage(3, false) }];
+    const file = writeFile(join(tmp(), 'imgs.tar.gz'), gzipSync(makeTar(items)));
+    await loadCifar10({ file, cacheDir: tmp() });
+    expect(warn).toHaveBeenCalledTimes(2);
+    expect(String(warn.mock.calls[1][0])).toContain(
+      `images in ${file}:test differ in number between classes, 1 (airplane, automobile, bird, ...) to 2 (cat), where the data set has 1000 of each`,
+    );
+  });
+
   it('decodes an image folder once, then serves the cache without reading an image', async () => {
     const dir = tmp();
     writeItems(dir, imageItems());
