@@ -1,3 +1,4 @@
+import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   describeValue as describe,
@@ -62,6 +63,15 @@ export interface SparsityCallbackOptions {
   stopAtCompression?: number;
   /** Print one line per epoch (default false). */
   verbose?: boolean;
+  /**
+   * Read each batch's loss and, at the first that is NaN or infinite, stop training there and
+   * make `fit` reject, naming the epoch, the batch and any layer whose magnitudes went NaN (as
+   * Keras's `TerminateOnNaN` stops, with an error rather than a printed line). Default true.
+   * Without it a diverged epoch trains to its end and is caught there, by its NaN magnitudes.
+   * The check reads one number per batch from the backend: free on cpu and wasm, a pipeline
+   * stall per batch on webgl, where `false` avoids it.
+   */
+  stopOnNaN?: boolean;
 }
 
 /**
@@ -93,6 +103,10 @@ export class SparsityCallback extends tfl.Callback {
   private infos?: readonly MagnitudeInfo[];
   private optimizer?: ProximalOptimizer;
   private readonly verbose: boolean;
+  private readonly stopOnNaN: boolean;
+  // The epoch training is in (counted as `history` counts it), and where the loss stopped being finite.
+  private epochNow = 0;
+  private diverged?: { epoch: number; batch: number; loss: number };
   // Epochs completed in earlier fit calls; fit's own counter restarts at initialEpoch in each call.
   private completed = 0;
 
@@ -102,7 +116,7 @@ export class SparsityCallback extends tfl.Callback {
     checkOptionKeys(
       'SparsityCallback',
       o,
-      ['magnitudes', 'optimizer', 'stopAtCompression', 'verbose'],
+      ['magnitudes', 'optimizer', 'stopAtCompression', 'verbose', 'stopOnNaN'],
       '{ stopAtCompression: 0.9 }',
     );
     // Checked here, not when the first epoch has trained: anything else fails there, with no word why.
@@ -123,6 +137,7 @@ export class SparsityCallback extends tfl.Callback {
       );
     this.stopAtCompression = o.stopAtCompression;
     this.verbose = checkBoolean('SparsityCallback: verbose', o.verbose ?? false);
+    this.stopOnNaN = checkBoolean('SparsityCallback: stopOnNaN', o.stopOnNaN ?? true);
   }
 
   /**
@@ -145,14 +160,63 @@ export class SparsityCallback extends tfl.Callback {
     // Always reported, also when the count is unchanged: the optimiser then knows a callback
     // drives its schedule and does not warn that epochs stand still.
     if (this.optimizer) this.optimizer.observe({ epoch: this.completed });
+    this.diverged = undefined;
   }
 
-  /** Records the epoch, informs the optimiser, and stops training at the target. */
-  override async onEpochEnd(fitEpoch: number): Promise<void> {
+  /** Notes the epoch, for a message about a batch's loss. */
+  override async onEpochBegin(fitEpoch: number): Promise<void> {
+    this.epochNow = Math.max(fitEpoch, this.completed);
+  }
+
+  /** With `stopOnNaN`, stops training at a batch whose loss is NaN or infinite. */
+  override async onBatchEnd(batch: number, logs?: tfl.Logs): Promise<void> {
+    const loss = (logs as Record<string, unknown> | undefined)?.loss;
+    if (!this.stopOnNaN || loss === undefined) return;
+    // A scalar tensor as fit hands it (told by its data(), not instanceof: a second copy of tfjs-core
+    // makes tensors of another class), or a number as a logs resolver leaves it.
+    const value =
+      typeof loss === 'number'
+        ? loss
+        : typeof (loss as tf.Tensor | undefined)?.data === 'function'
+          ? (await (loss as tf.Tensor).data())[0]
+          : undefined;
+    if (value === undefined || Number.isFinite(value)) return;
+    this.diverged = { epoch: this.epochNow, batch, loss: value };
+    this.model.stopTraining = true;
+  }
+
+  /**
+   * Records the epoch, informs the optimiser, and stops training at the target. A diverged
+   * training is an error here, which makes `fit` reject.
+   */
+  override async onEpochEnd(fitEpoch: number, logs?: tfl.Logs): Promise<void> {
+    try {
+      await this.recordEpoch(fitEpoch);
+    } catch (e) {
+      // fit's History would have taken the epoch's mean loss (a tensor tfjs's BaseLogger made) and
+      // disposed it; thrown past, it is ours to dispose.
+      for (const v of Object.values(logs ?? {}) as unknown[])
+        if (typeof (v as tf.Tensor | undefined)?.dispose === 'function') (v as tf.Tensor).dispose();
+      throw e;
+    }
+  }
+
+  private async recordEpoch(fitEpoch: number): Promise<void> {
+    const infos = this.infos ?? findMagnitudes(this.model);
+    if (this.diverged) {
+      // fit stopped after the batch (onBatchEnd): its update is in the weights. Name the layers
+      // it left NaN, if any (liveCounts refuses them), else the loss alone.
+      const { epoch, batch, loss } = this.diverged;
+      this.diverged = undefined;
+      const at = `SparsityCallback: the training loss was ${loss} at epoch ${epoch + 1}, batch ${batch + 1}, where training stopped: `;
+      await liveCounts(infos, at);
+      throw new Error(
+        `${at}training has diverged (the magnitudes are still finite): lower the learning rate or lambda, or check the data for NaN or infinite values`,
+      );
+    }
     // Schedules count epochs over the whole training, not per fit call.
     const epoch = Math.max(fitEpoch, this.completed);
     this.completed = epoch + 1;
-    const infos = this.infos ?? findMagnitudes(this.model);
     const liveByInfo = await liveCounts(infos, `SparsityCallback: after epoch ${epoch + 1}, `);
     const report = summarizeSparsity(infos, liveByInfo);
     const used = this.optimizer?.lambda;

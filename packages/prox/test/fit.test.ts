@@ -343,10 +343,109 @@ describe('the mistakes a user makes, each with a message that names the problem 
     await expect(
       model.fit(xs, ys, { epochs: 2, verbose: 0, callbacks: [new SparsityCallback()] }),
     ).rejects.toThrow(
+      /SparsityCallback: the training loss was NaN at epoch 1, batch 1, where training stopped: layer 'h1' has \d+ NaN magnitude\(s\); training has diverged/,
+    );
+    // Without stopOnNaN, the epoch trains to its end, where the magnitudes are checked.
+    await expect(
+      model.fit(xs, ys, { epochs: 2, verbose: 0, callbacks: [new SparsityCallback({ stopOnNaN: false })] }),
+    ).rejects.toThrow(
       /SparsityCallback: after epoch 1, layer 'h1' has \d+ NaN magnitude\(s\); training has diverged/,
     );
     model.dispose();
     opt.dispose();
+  });
+
+  describe('stopOnNaN', () => {
+    /** Records the batches fit ran (a plain callback object cannot sit beside a Callback instance). */
+    class BatchLog extends tfl.Callback {
+      constructor(private readonly seen: number[]) {
+        super();
+      }
+      override async onBatchEnd(batch: number): Promise<void> {
+        this.seen.push(batch);
+      }
+    }
+    // Batches of 8 in order: sample 20 is in batch 3.
+    const poisoned = tf.tidy(() =>
+      tf.where(tf.equal(tf.reshape(tf.range(0, 96 * 12), [96, 12]), 20 * 12 + 5), tf.scalar(NaN), xs),
+    );
+    afterAll(() => poisoned.dispose());
+
+    it.each([
+      [
+        'ProximalSGD',
+        (m: tfl.LayersModel) => new ProximalSGD({ learningRate: 0.1, lambda: 0.01, magnitudes: m }),
+      ],
+      [
+        'ProximalAdam',
+        (m: tfl.LayersModel) => new ProximalAdam({ learningRate: 0.01, lambda: 0.01, magnitudes: m }),
+      ],
+    ])(
+      '%s: a NaN in the data stops fit at its batch, naming the batch and the layers it made NaN',
+      async (_, make) => {
+        const model = mlp();
+        const opt = make(model);
+        model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+        // One clean epoch first, which makes the optimiser's state: what is left after is counted.
+        await model.fit(xs, ys, { epochs: 1, batchSize: 8, verbose: 0, callbacks: [new SparsityCallback()] });
+        const sparsity = new SparsityCallback();
+        const before = tf.memory().numTensors;
+        const batches: number[] = [];
+        await expect(
+          model.fit(poisoned, ys, {
+            epochs: 3,
+            batchSize: 8,
+            shuffle: false,
+            verbose: 0,
+            callbacks: [sparsity, new BatchLog(batches)],
+          }),
+        ).rejects.toThrow(
+          /^SparsityCallback: the training loss was NaN at epoch 2, batch 3, where training stopped: layer 'h1' has 24 NaN magnitude\(s\); training has diverged/,
+        );
+        // Stopped at batch 3 (index 2) of 12, in the optimiser's second epoch; none recorded; nothing left behind.
+        expect(batches).toEqual([0, 1, 2]);
+        expect(sparsity.history).toEqual([]);
+        expect(tf.memory().numTensors).toBe(before);
+        model.dispose();
+        opt.dispose();
+      },
+    );
+
+    it('an infinite loss with finite weights is named too; across fit calls the epoch counts on; false trains on', async () => {
+      const model = mlp();
+      const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0.01, magnitudes: model });
+      let infinite = false;
+      // The constant adds nothing to the gradient: the weights stay finite.
+      const loss = (yTrue: tf.Tensor, yPred: tf.Tensor) =>
+        tf.add(tf.losses.softmaxCrossEntropy(yTrue, yPred), infinite ? Infinity : 0);
+      model.compile({ optimizer: opt, loss });
+      const sparsity = new SparsityCallback();
+      await model.fit(xs, ys, { epochs: 1, batchSize: 32, verbose: 0, callbacks: [sparsity] });
+      infinite = true;
+      // compile captured the function: recompile for the flag to count.
+      model.compile({ optimizer: opt, loss });
+      const before = tf.memory().numTensors;
+      await expect(
+        model.fit(xs, ys, { epochs: 2, batchSize: 32, verbose: 0, callbacks: [sparsity] }),
+      ).rejects.toThrow(
+        'SparsityCallback: the training loss was Infinity at epoch 2, batch 1, where training stopped: training has diverged ' +
+          '(the magnitudes are still finite): lower the learning rate or lambda, or check the data for NaN or infinite values',
+      );
+      expect(sparsity.history.map((r) => r.epoch)).toEqual([0]);
+      expect(tf.memory().numTensors).toBe(before);
+      // Off, the same fit trains both epochs and records them (counting on from the optimiser's one).
+      const unchecked = new SparsityCallback({ stopOnNaN: false });
+      await model.fit(xs, ys, { epochs: 2, batchSize: 32, verbose: 0, callbacks: [unchecked] });
+      expect(unchecked.history.map((r) => r.epoch)).toEqual([1, 2]);
+      model.dispose();
+      opt.dispose();
+    });
+
+    it('is a boolean', () => {
+      expect(() => new SparsityCallback({ stopOnNaN: 'yes' as unknown as boolean })).toThrow(
+        /SparsityCallback: stopOnNaN must be/,
+      );
+    });
   });
 
   it.each([
