@@ -199,9 +199,16 @@ export function barChart(o: {
   series: { name: string; values: number[]; color?: string }[];
   xLabel: string;
 }): string {
-  const W = 640;
   const rowH = 10 * o.series.length + 10;
-  const m = { l: 110, r: 90, t: 32, b: 40 };
+  // The labels (layer names) sit left of the bars, right-aligned: the margin grows with the longest
+  // (about 6.5 px a character at this font size), and the chart with it, so that none is cut off.
+  const m = {
+    l: Math.max(110, Math.ceil(12 + 6.5 * Math.max(0, ...o.labels.map((l) => l.length)))),
+    r: 90,
+    t: 32,
+    b: 40,
+  };
+  const W = 530 + m.l;
   const H = m.t + m.b + rowH * o.labels.length + 16;
   const max = Math.max(1, ...o.series.flatMap((s) => s.values.filter(Number.isFinite)));
   const sx = (v: number) => m.l + (v / max) * (W - m.l - m.r);

@@ -259,6 +259,32 @@ describe('charts of unusual data', () => {
     expect(texts).toContain('2.50e10');
   });
 
+  it('a long layer name widens the margin and the chart rather than running off the left edge', () => {
+    const chart = (labels: string[]) => {
+      const svg = barChart({
+        title: 't',
+        labels,
+        series: [{ name: 'units', values: labels.map(() => 5) }],
+        xLabel: 'x',
+      });
+      const root = parseXml(svg);
+      const label = elements(root).find((e) => e.name === 'text' && textOf(e) === labels[0])!;
+      const svgElement = elements(root).find((e) => e.name === 'svg')!;
+      return { width: Number(svgElement.attrs.width), labelRight: Number(label.attrs.x) };
+    };
+    // Short names: the chart as before (640 wide, labels ending at 104).
+    expect(chart(['dense1', 'dense2'])).toMatchObject({ width: 640, labelRight: 104 });
+    for (const name of [
+      'block5_conv3_decomposed',
+      'model/sequential_1/very_long_dense_layer_name_0123456789',
+    ]) {
+      const { width, labelRight } = chart([name, 'x']);
+      // The label ends where the bars start, and its start (6.5 px a character, right-aligned) is inside.
+      expect(labelRight - 6.5 * name.length).toBeGreaterThanOrEqual(0);
+      expect(width).toBe(labelRight + 6 + 530);
+    }
+  });
+
   it('a bar of no finite value is not drawn and reads n/a', () => {
     const svg = barChart({
       title: 't',
