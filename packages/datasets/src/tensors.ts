@@ -36,6 +36,7 @@ const BATCHES_KEYS = [
   'oneHot',
   'labelDtype',
   'dropRemainder',
+  'start',
 ] as const;
 /** Names from other libraries a user may reach for (squashed: lower case, no `_` or `-`). */
 const TENSOR_SYNONYMS: Record<string, string[]> = {
@@ -47,6 +48,11 @@ const TENSOR_SYNONYMS: Record<string, string[]> = {
   droplast: ['dropRemainder'],
   randomseed: ['seed'],
   augmentation: ['augment'],
+  skip: ['start'],
+  skipbatches: ['start'],
+  startbatch: ['start'],
+  initialbatch: ['start'],
+  firstbatch: ['start'],
   dtype: ['labelDtype'],
   labelsdtype: ['labelDtype'],
   ydtype: ['labelDtype'],
@@ -205,6 +211,24 @@ function labelsTensor(
 }
 
 /**
+ * One image's random augmentation: its crop offsets and whether it is
+ * mirrored, in the order they are drawn from `rand` (dy, dx when `pad > 0`,
+ * then the flip when `flip`). {@link augmentImage} applies them and
+ * `batches`' `start` draws them for the images it skips, so both consume the
+ * stream alike.
+ */
+function augmentDraws(
+  pad: number,
+  flip: boolean,
+  rand: () => number,
+): { dy: number; dx: number; mirror: boolean } {
+  const dy = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
+  const dx = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
+  const mirror = flip && rand() < 0.5;
+  return { dy, dx, mirror };
+}
+
+/**
  * Copies one image into `out` through a random crop of its zero-padded
  * version and an optional horizontal flip (the usual CIFAR augmentation),
  * working on bytes so no tensor op is needed.
@@ -220,9 +244,7 @@ function augmentImage(
   flip: boolean,
   rand: () => number,
 ): void {
-  const dy = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
-  const dx = pad > 0 ? Math.floor(rand() * (2 * pad + 1)) - pad : 0;
-  const mirror = flip && rand() < 0.5;
+  const { dy, dx, mirror } = augmentDraws(pad, flip, rand);
   for (let y = 0; y < h; y++) {
     const sy = y + dy;
     for (let x = 0; x < w; x++) {
@@ -353,7 +375,12 @@ export function toTensors(split: Split, o: ToTensorsOptions = {}): SplitTensors 
  * another value, or an option key not listed here, is an `invalid-argument`
  * DatasetError. The iterator makes one pass: iterating it again once it has
  * ended (or was stopped) is an `invalid-argument` DatasetError, not an empty
- * epoch; call `batches` again for each epoch.
+ * epoch; call `batches` again for each epoch. `start: n` (an integer >= 0,
+ * default 0) begins the pass at batch `n`, to resume an epoch: the batches
+ * before it are not made, but the shuffle and the augmentation's random stream
+ * advance past them exactly as if they had been, so batch `n` and every later
+ * one are bit for bit those a full pass with the same options gives (`n` at or
+ * past the pass's last batch yields nothing).
  */
 export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<Batch> {
   if (typeof o !== 'object' || o === null || Array.isArray(o))
@@ -377,6 +404,14 @@ export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<
       found: shown(o.seed),
     });
   }
+  // A fraction or a sample count would skip a different stretch of the pass than the caller meant.
+  if (o.start !== undefined && !(Number.isInteger(o.start) && o.start >= 0)) {
+    throw new DatasetError('invalid-argument', {
+      message:
+        'start must be an integer >= 0: the index of the first batch to yield (0, the default, is the first)',
+      found: shown(o.start),
+    });
+  }
   // toTensors can hand back the stats it computed; an iterator cannot, and a validation or test
   // split standardised by its own statistics would differ from training without a sign.
   // `stats: null` is no stats either (`trainStats ?? null`): it would standardise by the split's own.
@@ -397,9 +432,14 @@ export function batches(split: Split, o: BatchesOptions): AsyncIterableIterator<
   const batchSize = o.batchSize;
   const end = dropRemainder ? split.count - (split.count % batchSize) : split.count;
 
+  // The images of the batches before `start`: none of them is made, but their augmentation is
+  // drawn all the same, so the batches from `start` on are those a full pass would give.
+  const skipped = Math.min((o.start ?? 0) * batchSize, end);
+
   async function* generate(): AsyncGenerator<Batch> {
-    for (let start = 0; start < end; start += batchSize) {
-      const idx = order.subarray(start, Math.min(start + batchSize, end));
+    if (augment) for (let i = 0; i < skipped; i++) augmentDraws(augment.pad, augment.flip, augment.rand);
+    for (let first = skipped; first < end; first += batchSize) {
+      const idx = order.subarray(first, Math.min(first + batchSize, end));
       const xs = imagesTensor(split, idx, tables, augment);
       const ys = labelsTensor(split, idx, oneHot, depth, labelDtype);
       yield { xs, ys };

@@ -130,6 +130,14 @@ export interface BatchesOptions extends ToTensorsOptions {
   stats?: Stats;
   /** Leave out the last batch when it is smaller than `batchSize`: true or false. Default false. */
   dropRemainder?: boolean;
+  /**
+   * The index of the first batch to yield (a batch index, not an image index): an integer >= 0.
+   * Default 0. The batches before it are skipped without making their tensors, while the shuffle
+   * and the augmentation advance past them exactly as if they had been made, so a pass resumed at
+   * batch `start` goes on bit for bit as the full pass would have; at or past the last batch,
+   * nothing is yielded.
+   */
+  start?: number;
 }
 
 /** One batch (or a whole split) as tensors, owned and disposed by the caller. */

@@ -124,6 +124,8 @@ describe('batches() and toTensors() options', () => {
     [{ batchSize: 2, one_hot: true }, 'batches options', 'one_hot', 'oneHot'],
     [{ batch_size: 2 }, 'batches options', 'batch_size', 'batchSize'],
     [{ batchSize: 2, dropLast: true }, 'batches options', 'dropLast', 'dropRemainder'],
+    [{ batchSize: 2, skipBatches: 3 }, 'batches options', 'skipBatches', 'start'],
+    [{ batchSize: 2, skip: 3 }, 'batches options', 'skip', 'start'],
     [{ batchSize: 2, augment: { pad: 0 } }, 'augment', 'pad', 'padding'],
     [{ batchSize: 2, augment: { padding: 2, flips: false } }, 'augment', 'flips', 'flip'],
   ])('batches(split, %j) is refused before any tensor exists', async (o, what, key, near) => {

@@ -307,6 +307,93 @@ describe('batches', () => {
     expect(resumed.xs).toEqual(one.xs.slice(12 * 4 * 4 * 3));
   });
 
+  describe('start: resuming a pass at a batch without making the batches before it', () => {
+    // 23 images: batch sizes that divide it not at all, leave a remainder of 1, or exceed it.
+    const s = split(23);
+    const pass = async (o: Parameters<typeof batches>[1]) => {
+      const out: { xs: Float32Array; ys: Float32Array | Int32Array }[] = [];
+      for await (const b of batches(s, o)) {
+        out.push({
+          xs: b.xs.dataSync() as Float32Array,
+          ys: b.ys.dataSync() as Float32Array | Int32Array,
+        });
+        tf.dispose([b.xs, b.ys]);
+      }
+      return out;
+    };
+    // Bit for bit: compares the float32 bytes, not the numbers (which toEqual would let -0 match 0).
+    const bits = (a: { xs: Float32Array; ys: Float32Array | Int32Array }[]) =>
+      a.map(({ xs, ys }) => [Buffer.from(xs.buffer).toString('hex'), Array.from(ys)]);
+    const cases: [number, boolean, false | true | { padding: number; flip: boolean }, boolean][] = [];
+    for (const batchSize of [1, 4, 5, 11, 23, 30])
+      for (const shuffle of [false, true])
+        for (const augment of [false, true, { padding: 2, flip: false }, { padding: 0, flip: true }] as const)
+          for (const dropRemainder of [false, true]) cases.push([batchSize, shuffle, augment, dropRemainder]);
+
+    it.each(cases)(
+      'batchSize %p, shuffle %p, augment %j, dropRemainder %p: batches from start on are the full pass from there',
+      async (batchSize, shuffle, augment, dropRemainder) => {
+        const o = {
+          batchSize,
+          shuffle,
+          augment,
+          dropRemainder,
+          seed: 7,
+          normalize: 'standardize',
+          stats: computeStats(s),
+        } as const;
+        const full = await pass(o);
+        expect(full.length).toBe(dropRemainder ? Math.floor(23 / batchSize) : Math.ceil(23 / batchSize));
+        for (let start = 0; start <= full.length + 2; start++) {
+          const before = tf.memory().numTensors;
+          const resumed = await pass({ ...o, start });
+          expect(tf.memory().numTensors).toBe(before);
+          expect(resumed.length).toBe(Math.max(0, full.length - start));
+          expect(bits(resumed)).toEqual(bits(full.slice(start)));
+        }
+      },
+    );
+
+    it('makes no tensor for a skipped batch, and leaks none when stopped early or given a start past the end', async () => {
+      const o = { batchSize: 4, shuffle: true, seed: 3, augment: true, oneHot: true } as const;
+      const made: number[] = [];
+      // Tensor ids are handed out in sequence: the ids between two probes count every tensor made.
+      const probe = () => {
+        const t = tf.scalar(0);
+        t.dispose();
+        return t.id;
+      };
+      await expectNoLeak(async () => {
+        const first = probe();
+        for await (const { xs, ys } of batches(s, { ...o, start: 4 })) {
+          made.push(xs.shape[0]);
+          tf.dispose([xs, ys]);
+        }
+        // 23 images in batches of 4: batches 4 and 5 (4 and 3 images), and only their two tensors each.
+        expect(probe() - first - 1).toBe(2 * 2);
+      });
+      expect(made).toEqual([4, 3]);
+      await expectNoLeak(async () => {
+        for await (const { xs, ys } of batches(s, { ...o, start: 2 })) {
+          tf.dispose([xs, ys]);
+          break;
+        }
+        for (const start of [6, 7, 1000, Number.MAX_SAFE_INTEGER]) {
+          const it = batches(s, { ...o, start });
+          expect((await it.next()).done).toBe(true);
+        }
+      });
+    });
+
+    it('is the batch index, whatever the batch size: start 3 at batch 4 resumes at image 12', async () => {
+      const o = { shuffle: true, seed: 11, augment: { padding: 2, flip: true } } as const;
+      const one = await pass({ ...o, batchSize: 1 });
+      const resumed = await pass({ ...o, batchSize: 4, start: 3 });
+      const flat = (a: typeof one) => a.flatMap((b) => [...b.xs]);
+      expect(flat(resumed)).toEqual(flat(one.slice(12)));
+    });
+  });
+
   it('refuses a second pass over one iterator, saying to call batches() per epoch, instead of an empty epoch', async () => {
     const s = split(10);
     const it = batches(s, { batchSize: 4, shuffle: true, seed: 1 });
@@ -641,6 +728,25 @@ describe('batches() options', () => {
       );
     },
   );
+
+  it.each([
+    [1.5, '1.5'],
+    [-1, '-1'],
+    [NaN, 'NaN'],
+    [Infinity, 'Infinity'],
+    ['3', '"3" (a string)'],
+    [null, 'null'],
+    [true, 'true'],
+  ])('refuses start %p before any tensor exists', (start, found) => {
+    const before = tensors();
+    expect(() => batches(s, { batchSize: 2, start: start as never })).toThrow(
+      expect.objectContaining({
+        code: 'invalid-argument',
+        message: `start must be an integer >= 0: the index of the first batch to yield (0, the default, is the first); found: ${found}`,
+      }),
+    );
+    expect(tensors()).toBe(before);
+  });
 
   it('accepts padding 0 and 16, and augment: false or {} (the defaults)', async () => {
     await expectNoLeak(async () => {
