@@ -1530,6 +1530,8 @@ async function runLocked(
       setLearningRate(opt, lr);
       const t0 = performance.now();
       const startStep = state.step;
+      // Resumed mid-epoch: `start` skips the steps already done without making their batches,
+      // while the shuffle and the augmentation go on exactly as in an uninterrupted epoch.
       const it = batches(data.train, {
         batchSize: cfg.training.batchSize,
         shuffle: true,
@@ -1538,14 +1540,10 @@ async function runLocked(
         normalize: cfg.dataset.normalize,
         stats: data.stats,
         oneHot: true,
+        start: startStep,
       });
-      let k = 0;
       let lambda: number | undefined;
       for await (const b of it) {
-        if (k++ < startStep) {
-          tf.dispose([b.xs, b.ys]);
-          continue;
-        }
         if (hooks.lambdaAt && opt instanceof Object && 'setLambda' in opt) {
           lambda = hooks.lambdaAt(state.epoch + state.step / steps);
           (opt as unknown as { setLambda(v: number): void }).setLambda(lambda);
