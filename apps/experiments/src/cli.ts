@@ -1385,7 +1385,7 @@ function checkPruneOut(out: string): void {
   const holder = liveLockAbove(out);
   if (holder)
     throw new Error(
-      `prune: --out ${out} is in ${holder.dir}, which process ${holder.pid} (${holder.what}) is writing; ` +
+      `prune: --out ${out} is in ${holder.dir}, which process ${holder.pid} (${holder.what})${holder.where} is writing; ` +
         'wait for it to end, or choose another --out',
     );
   if (!existsSync(out)) {
@@ -1943,7 +1943,7 @@ function unfinishedRun(dir: string): string | undefined {
   }
   const writer = liveLockHolder(dir);
   if (writer)
-    return `${dir} is a run being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}\0wait for it to end`;
+    return `${dir} is a run being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}${writer.where}\0wait for it to end`;
   const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
   // A sweep's point (its folder a lambda-... in the sweep's) is continued by the sweep, in the
   // sweep's folder: given the point's, a sweep refuses it as a run.
@@ -1973,7 +1973,7 @@ function unfinishedSweep(dir: string): string | undefined {
   }
   const writer = liveLockHolder(dir);
   if (writer)
-    return `${dir} is a sweep being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}\0wait for it to end`;
+    return `${dir} is a sweep being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}${writer.where}\0wait for it to end`;
   const started = Array.isArray(plan?.started) ? plan.started.filter((d) => typeof d === 'string') : [];
   const finished = started.filter((d) => existsSync(join(dir, d, 'results.json')));
   const cont =

@@ -15,6 +15,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
@@ -205,6 +206,27 @@ export const TAKEOVER_FILE = `${LOCK_FILE}.takeover`;
 /** How long {@link lockDir} waits for another process's takeover of a stale lock, in all. */
 const TAKEOVER_WAIT_MS = 5000;
 
+/**
+ * The heartbeat of a lock whose holder cannot be checked from here. A holder on another machine
+ * (NFS), or in another pid namespace (another container sharing the folder, or its host), has a
+ * pid that means nothing here: `kill(pid, 0)` and /proc answer about this namespace's process of
+ * that pid. So a holder refreshes its lock file's mtime every `heartbeatMs` while it holds it, and
+ * such a lock is alive while its mtime is less than `staleMs` old, then stale (taken over).
+ *
+ * The refresh is a timer, which fires only between synchronous chunks of work. A training step
+ * on wasm yields each step, but an evaluation batch, a latency call or a model save does not:
+ * a tiny lenet-5 run blocked the event loop for 2.1 s at most (2026-12-02, 2 cores; its
+ * MNIST load 1.5 s), and a full-width VGG-16 call at batch 256 takes about 4 s on wasm (see
+ * LATENCY_BUDGET in measure.ts), several times that on a loaded machine. 10 minutes is 30
+ * missed heartbeats and over 100 times the longest such block; the cost is that a holder which
+ * died (or a machine which went down) keeps the folder for up to 10 minutes, or until its lock
+ * is deleted by hand. A process stopped longer than that (Ctrl-Z, a suspended laptop) loses its
+ * lock. A lock that an older normprune (no heartbeat) wrote in another namespace or on another
+ * machine looks stale 10 minutes after it was taken. Clocks of machines sharing a folder are
+ * assumed to agree to well within the limit (NTP). Tests lower both. @internal
+ */
+export const lockTimings = { heartbeatMs: 20_000, staleMs: 10 * 60_000 };
+
 /** A lock's holder, as {@link readLock} reads it. */
 interface LockHolder {
   pid: number | undefined;
@@ -214,6 +236,8 @@ interface LockHolder {
   boot: string;
   host: string;
   ino: number;
+  /** The file's mtime (ms), which its holder refreshes: see {@link lockTimings}. */
+  mtimeMs: number;
 }
 
 /**
@@ -223,7 +247,7 @@ interface LockHolder {
  */
 function readLock(file: string): LockHolder | undefined {
   try {
-    const ino = statSync(file).ino;
+    const { ino, mtimeMs } = statSync(file);
     const [pidText, what = '', started = '', namespace = '', boot = '', host = ''] = readFileSync(
       file,
       'utf8',
@@ -237,10 +261,31 @@ function readLock(file: string): LockHolder | undefined {
       boot,
       host,
       ino,
+      mtimeMs,
     };
   } catch {
     return undefined; // gone meanwhile
   }
+}
+
+/** This process's boot id and host name, read once: neither changes while it runs. */
+let machine: { boot: string; host: string } | undefined;
+
+function thisMachine(): { boot: string; host: string } {
+  if (machine) return machine;
+  let boot = '';
+  let host = '';
+  try {
+    boot = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  } catch {
+    /* no /proc (macOS, Windows) */
+  }
+  try {
+    host = hostname().replace(/\s+/g, ' ');
+  } catch {
+    /* unreadable */
+  }
+  return (machine = { boot, host });
 }
 
 /**
@@ -250,20 +295,12 @@ function readLock(file: string): LockHolder | undefined {
  * folder (NFS) tell each other's locks apart by it.
  */
 export function bootId(): string {
-  try {
-    return readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
-  } catch {
-    return '';
-  }
+  return thisMachine().boot;
 }
 
 /** This machine's host name, '' if it cannot be read (kept to one line). */
 function hostName(): string {
-  try {
-    return hostname().replace(/\s+/g, ' ');
-  } catch {
-    return '';
-  }
+  return thisMachine().host;
 }
 
 /** What {@link lockDir} writes into a lock file for this process. */
@@ -277,16 +314,37 @@ export function lockContent(what: string): string {
  * where there are no boot ids, another host name): its pid is not a process here.
  */
 function onOtherMachine(holder: LockHolder): boolean {
-  const boot = bootId();
-  const host = hostName();
+  const { boot, host } = thisMachine();
   if (holder.boot && boot) return holder.boot !== boot && holder.host !== host;
   return Boolean(holder.host && host && holder.host !== host && holder.boot === boot);
 }
 
 /** This machine rebooted since the lock was written: its holder is gone. */
 function beforeReboot(holder: LockHolder): boolean {
-  const boot = bootId();
-  return Boolean(holder.boot && boot && holder.boot !== boot && holder.host === hostName());
+  const { boot, host } = thisMachine();
+  return Boolean(holder.boot && boot && holder.boot !== boot && holder.host === host);
+}
+
+/**
+ * The lock was written in another pid namespace of this machine (another container sharing the
+ * folder, or its host), both namespaces known: its pid and start time are that namespace's, and
+ * this namespace's process of that pid (this process, even: node is pid 1 in many containers)
+ * is not its holder.
+ */
+function inOtherNamespace(holder: LockHolder): boolean {
+  const ns = pidNamespace();
+  return Boolean(holder.namespace && ns && holder.namespace !== ns);
+}
+
+/** Where a lock's holder runs when its pid cannot be checked from here, else undefined. */
+function unseenHolder(holder: LockHolder): 'machine' | 'namespace' | undefined {
+  if (onOtherMachine(holder)) return 'machine';
+  return inOtherNamespace(holder) ? 'namespace' : undefined;
+}
+
+/** How long ago a lock's holder last refreshed it (its mtime), in ms; negative for a clock ahead. */
+function sinceHeartbeat(holder: LockHolder): number {
+  return Date.now() - holder.mtimeMs;
 }
 
 /**
@@ -321,31 +379,34 @@ export function pidNamespace(): string {
 const heldHere = new Set<string>();
 
 /**
- * Whether a lock file's holder is alive. A pid of this process counts only for
- * a lock taken here (a container's node is often pid 1 in every run); a lock
- * with no readable pid is garbage.
+ * Whether a lock file's holder is alive. A holder on another machine or in another pid namespace
+ * cannot be seen from here: it is alive while it refreshes its lock (see {@link lockTimings}). A
+ * pid of this process counts only for a lock taken here (a lock of this pid that this process
+ * did not take is an earlier process's, in this namespace); a lock with no readable pid is garbage.
  */
 function holderAlive(holder: LockHolder, held: boolean): boolean {
   if (holder.pid === undefined) return false;
-  // Another machine's process cannot be seen from here: the lock holds until it is removed.
-  if (onOtherMachine(holder)) return true;
   if (beforeReboot(holder)) return false;
+  if (unseenHolder(holder)) return sinceHeartbeat(holder) < lockTimings.staleMs;
   if (holder.pid === process.pid) return held;
   if (processGone(holder.pid)) return false;
   // A live process with the holder's pid but another start time was given the pid after the
-  // holder died. A lock written without a start time, where there is no /proc, or in another
-  // pid namespace (where this pid is another process's) is trusted while its pid lives.
+  // holder died. A lock written without a start time or pid namespace (an older normprune's), or
+  // where there is no /proc, is trusted while its pid lives.
   if (!holder.started || !holder.namespace || holder.namespace !== pidNamespace()) return true;
   const now = processStarted(holder.pid);
   return !now || now === holder.started;
 }
 
-/** The live process holding `dir`'s lock, if any (not this process's own locks). */
-export function liveLockHolder(dir: string): { pid: number; what: string } | undefined {
+/**
+ * The live process holding `dir`'s lock, if any (not this process's own locks): its pid, what it
+ * does, and where it runs if this process cannot see it (see {@link holderPlace}; '' if it can).
+ */
+export function liveLockHolder(dir: string): { pid: number; what: string; where: string } | undefined {
   const file = join(dir, LOCK_FILE);
   const holder = readLock(file);
   if (!holder || holder.pid === undefined || !holderAlive(holder, heldHere.has(file))) return undefined;
-  return { pid: holder.pid, what: holder.what };
+  return { pid: holder.pid, what: holder.what, where: holderPlace(holder) };
 }
 
 /**
@@ -365,7 +426,9 @@ export function missingFolders(path: string): { missing: string[]; existing: str
  * its path as written and by where symbolic links lead (a run's `plots/sub`, a sweep point's
  * `model/`, a link into a run's folder). `path` itself is not one of them, nor need it exist.
  */
-export function liveLockAbove(path: string): { dir: string; pid: number; what: string } | undefined {
+export function liveLockAbove(
+  path: string,
+): { dir: string; pid: number; what: string; where: string } | undefined {
   const dirs = new Set<string>();
   const above = (p: string): void => {
     for (let d = dirname(p); !dirs.has(d); d = dirname(d)) {
@@ -419,6 +482,69 @@ function removeIfSame(file: string, ino: number): void {
   }
 }
 
+/**
+ * Refreshes the mtime of the lock file `file` (inode `ino`) every {@link lockTimings}.heartbeatMs
+ * until it is cleared, so that a process which cannot see this one (on another machine, in
+ * another pid namespace) knows it alive. Unref'd: it never keeps the process running. Errors are
+ * ignored (the folder removed meanwhile), and a lock file of another inode (taken over) is left
+ * alone.
+ */
+function startHeartbeat(file: string, ino: number): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    try {
+      if (statSync(file).ino !== ino) return;
+      const now = new Date();
+      utimesSync(file, now, now);
+    } catch {
+      /* gone, or not writable: nothing to refresh */
+    }
+  }, lockTimings.heartbeatMs);
+  timer.unref();
+  return timer;
+}
+
+/** Whole minutes, or seconds below 2 minutes: `10 min`, `45 s`. */
+function duration(ms: number): string {
+  return ms >= 120_000 ? `${Math.round(ms / 60_000)} min` : `${Math.max(0, Math.round(ms / 1000))} s`;
+}
+
+/**
+ * Where a lock's holder runs, for a message, when this process cannot see it: ` on another
+ * machine (...)` or ` of another pid namespace (...)`; '' where its pid is checked here.
+ */
+function holderPlace(holder: LockHolder): string {
+  const where = unseenHolder(holder);
+  if (where === 'machine')
+    return ` on another machine (${holder.host || `boot id ${holder.boot}`}, sharing the folder)`;
+  if (where !== 'namespace') return '';
+  const host = holder.host && holder.host !== hostName() ? `, host ${holder.host}` : '';
+  return ` of another pid namespace (${holder.namespace}${host}: a container sharing the folder, or the host)`;
+}
+
+/**
+ * The refusal of folder `dir`, whose lock `file` a live `holder` holds: who, where if this
+ * process cannot see it (another machine, another pid namespace) and then how fresh its
+ * heartbeat is and when its lock goes stale, and what to do.
+ */
+function lockedMessage(dir: string, file: string, holder: LockHolder): string {
+  const place = holderPlace(holder);
+  const who = holder.pid === process.pid && !place ? 'this process' : `process ${holder.pid}`;
+  const what = holder.what ? ` (${holder.what})` : '';
+  if (!place)
+    return (
+      `${dir} is being written by ${who}${what}; wait for it to end, or choose another --out ` +
+      `(if no normprune run or sweep writes there, delete ${file})`
+    );
+  const since = sinceHeartbeat(holder);
+  return (
+    `${dir} is being written by ${who}${what}${place}, which this process cannot see: its lock ${file} ` +
+    `was last refreshed ${duration(since)} ago (a live holder refreshes it every ${duration(lockTimings.heartbeatMs)}); ` +
+    `wait for it to end, or choose another --out (the lock is taken over once ${duration(lockTimings.staleMs)} ` +
+    `pass without a refresh, in ${duration(lockTimings.staleMs - since)}; if that process is known to have ended, ` +
+    `delete ${file})`
+  );
+}
+
 function sleepMs(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
@@ -428,7 +554,10 @@ function sleepMs(ms: number): void {
  * second writer (another process, or another call in this one) is refused,
  * naming the holder; a lock left by a process that died is taken over, also
  * when a later process has been given its pid (the lock records its holder's
- * start time and pid namespace, where /proc gives them). The
+ * start time and pid namespace, where /proc gives them). A holder whose pid
+ * cannot be checked from here (on another machine sharing the folder, or in
+ * another pid namespace: another container) is alive while it refreshes its
+ * lock, as this process does while it holds one (see {@link lockTimings}). The
  * lock is written whole under a temporary name and linked into place, so it is
  * never seen half written. A stale lock is removed only under
  * {@link TAKEOVER_FILE}, one process at a time, so that two processes taking
@@ -453,9 +582,11 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
         linkSync(mine, file);
         const ino = statSync(file).ino;
         heldHere.add(file);
+        const heartbeat = startHeartbeat(file, ino);
         // Never throws: it runs in `finally` blocks, where it would hide the error that ended the run
         // (a folder turned read-only, say), and a lock left behind is taken over once we exit.
         return () => {
+          clearInterval(heartbeat); // a lock it could not remove goes stale, also where it is unseen
           try {
             const now = readLock(file);
             if (heldHere.delete(file) && now?.ino === ino && now.pid === process.pid)
@@ -472,28 +603,12 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
       }
       const holder = readLock(file);
       if (holder === undefined) continue; // released meanwhile
-      if (holderAlive(holder, heldHere.has(file))) {
-        // Its pid is another machine's, or another namespace's: the live process of that pid here
-        // need not be the holder.
-        const machine = onOtherMachine(holder);
-        const elsewhere = !machine && holder.namespace && holder.namespace !== pidNamespace();
-        throw new Error(
-          `${dir} is being written by ${holder.pid === process.pid && !machine ? 'this process' : `process ${holder.pid}`}` +
-            `${holder.what ? ` (${holder.what})` : ''}` +
-            (machine
-              ? ` on another machine (${holder.host || `boot id ${holder.boot}`}, sharing the folder), which this process cannot see`
-              : '') +
-            (elsewhere
-              ? ` of another pid namespace (${holder.namespace}: a container sharing the folder, or the host), which this process cannot see`
-              : '') +
-            `; wait for it to end, or choose another --out ` +
-            `(if no normprune run or sweep writes there, delete ${file})`,
-        );
-      }
+      if (holderAlive(holder, heldHere.has(file))) throw new Error(lockedMessage(dir, file, holder));
       // Stale. Under the takeover lock, a path that still holds the stale lock holds it until
       // it is moved away: its dead holder never releases it, nobody links over an existing
       // file, and only a takeover holder removes one. So it is checked again once the
-      // takeover lock is held (another process may have replaced it with a fresh lock since).
+      // takeover lock is held (another process may have replaced it with a fresh lock since, or a
+      // holder seen only by its heartbeat, blocked for a while, refreshed it).
       let took = false;
       try {
         linkSync(mine, takeover);
@@ -503,7 +618,9 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
       }
       if (took) {
         try {
-          if (readLock(file)?.ino === holder.ino) removeIfSame(file, holder.ino);
+          const now = readLock(file);
+          if (now?.ino === holder.ino && !holderAlive(now, heldHere.has(file)))
+            removeIfSame(file, holder.ino);
         } finally {
           if (readLock(takeover)?.ino === statSync(mine).ino) rmSync(takeover, { force: true });
         }

@@ -15,6 +15,7 @@ import {
   rmSync,
   statSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -22,7 +23,9 @@ import { join } from 'node:path';
 import {
   bootId,
   copyDirAtomic,
+  liveLockHolder,
   lockDir,
+  lockTimings,
   ourLeftovers,
   pidNamespace,
   processStarted,
@@ -342,21 +345,22 @@ describe('fsutil', () => {
       expect(readFileSync(lock, 'utf8')).toMatch(new RegExp(`^${process.pid}\nx\n`));
       reused();
       // Written in another pid namespace (a container sharing the folder), pid and start time are
-      // that namespace's: the lock holds while a process has its pid here (review 29).
+      // that namespace's, whatever process has that pid here: the lock holds while its holder
+      // refreshes it (see the heartbeat tests below).
       writeFileSync(lock, `${sleeper.pid}\nin a container\n${Number(started) - 1}\npid:[1]\n`);
       expect(() => lockDir(dir, 'x')).toThrow(
         `is being written by process ${sleeper.pid} (in a container) of another pid namespace ` +
-          '(pid:[1]: a container sharing the folder, or the host), which this process cannot see; wait for it to end',
+          '(pid:[1]: a container sharing the folder, or the host), which this process cannot see: its lock ',
       );
       // Written on another machine sharing the folder (NFS): its pid is not a process here, alive
       // or not, and the default pid namespace has the same name on every machine, so it holds
-      // until it is removed; the same host name with another boot id is this machine before a
+      // while it is refreshed; the same host name with another boot id is this machine before a
       // reboot, whose processes are all gone.
       const gone = deadPid();
       writeFileSync(lock, `${gone}\non the other host\n${started}\n${ns}\nanother-boot-id\nother-host\n`);
       expect(() => lockDir(dir, 'x')).toThrow(
         `is being written by process ${gone} (on the other host) on another machine (other-host, sharing the folder), ` +
-          'which this process cannot see; wait for it to end',
+          'which this process cannot see: its lock ',
       );
       writeFileSync(
         lock,
@@ -389,6 +393,177 @@ describe('fsutil', () => {
   // Node's fs module itself (fsutil calls its functions through it), for spies.
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const realFs = require('node:fs') as typeof import('node:fs');
+
+  /** Sets the mtime of `file` to `ms` ago. */
+  function touchAgo(file: string, ms: number): void {
+    const t = new Date(Date.now() - ms);
+    utimesSync(file, t, t);
+  }
+
+  test('a lock whose holder cannot be checked here (another pid namespace, another machine) holds while its mtime is fresh', () => {
+    const dir = join(tmp, 'lock-unseen');
+    mkdirSync(dir);
+    const lock = join(dir, '.normprune.lock');
+    const min = 60_000;
+    expect(lockTimings.staleMs).toBe(10 * min);
+    const ours = () =>
+      expect(readFileSync(lock, 'utf8')).toBe(
+        `${process.pid}\nx\n${processStarted(process.pid)}\n${pidNamespace()}\n${bootId()}\n${hostname()}\n`,
+      );
+    // Two containers on one host sharing a volume: node is pid 1 in both, same boot id, other
+    // host names and pid namespaces. The other container's lock with this very pid is its live
+    // holder's, not a dead process's of this namespace.
+    const container = `${process.pid}\na run in container A\n123\npid:[1]\n${bootId()}\ncontainer-a\n`;
+    writeFileSync(lock, container);
+    expect(() => lockDir(dir, 'x')).toThrow(
+      `${dir} is being written by process ${process.pid} (a run in container A) of another pid namespace ` +
+        '(pid:[1], host container-a: a container sharing the folder, or the host), which this process cannot see: ' +
+        `its lock ${lock} was last refreshed 0 s ago (a live holder refreshes it every 20 s); wait for it to end, ` +
+        'or choose another --out (the lock is taken over once 10 min pass without a refresh, in 10 min; ' +
+        `if that process is known to have ended, delete ${lock})`,
+    );
+    expect(liveLockHolder(dir)).toEqual({
+      pid: process.pid,
+      what: 'a run in container A',
+      where:
+        ' of another pid namespace (pid:[1], host container-a: a container sharing the folder, or the host)',
+    });
+    // Not refreshed for 9 minutes (a long synchronous block, say): still alive.
+    touchAgo(lock, 9 * min);
+    expect(() => lockDir(dir, 'x')).toThrow(/was last refreshed 9 min ago .* in (59|60) s; if that process/);
+    // Not refreshed for 11: its holder is gone, and the lock is taken over.
+    touchAgo(lock, 11 * min);
+    expect(liveLockHolder(dir)).toBeUndefined();
+    lockDir(dir, 'x')();
+    // A dead pid in another namespace says nothing either (it may be alive there): fresh, it holds.
+    writeFileSync(lock, `${deadPid()}\nin a container\n123\npid:[1]\n`);
+    expect(() => lockDir(dir, 'x')).toThrow('(pid:[1]: a container sharing the folder, or the host)');
+    touchAgo(lock, 11 * min);
+    lockDir(dir, 'x')();
+    // Another machine (NFS): held while fresh, taken over once stale, with no hand removal.
+    const remote = `${deadPid()}\non the other host\n123\n${pidNamespace()}\nanother-boot-id\nother-host\n`;
+    writeFileSync(lock, remote);
+    touchAgo(lock, 30_000);
+    expect(() => lockDir(dir, 'x')).toThrow(
+      `${dir} is being written by process ${remote.split('\n')[0]} (on the other host) on another machine ` +
+        '(other-host, sharing the folder), which this process cannot see: its lock ' +
+        `${lock} was last refreshed 30 s ago`,
+    );
+    touchAgo(lock, 11 * min);
+    const taken = lockDir(dir, 'x');
+    ours();
+    taken();
+    // A clock ahead of this one (a lock refreshed "in the future") is fresh.
+    writeFileSync(lock, remote);
+    touchAgo(lock, -min);
+    expect(() => lockDir(dir, 'x')).toThrow('was last refreshed 0 s ago');
+    rmSync(lock);
+  });
+
+  test('where the holder’s pid can be checked (this namespace, this machine), the mtime is not consulted', () => {
+    const dir = join(tmp, 'lock-seen');
+    mkdirSync(dir);
+    const lock = join(dir, '.normprune.lock');
+    const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    try {
+      const here = `${pidNamespace()}\n${bootId()}\n${hostname()}\n`;
+      // A live holder that has not refreshed its lock for an hour (an older normprune's): alive.
+      writeFileSync(lock, `${sleeper.pid}\nold mtime\n${processStarted(sleeper.pid!)}\n${here}`);
+      touchAgo(lock, 3_600_000);
+      expect(() => lockDir(dir, 'x')).toThrow(
+        `${dir} is being written by process ${sleeper.pid} (old mtime); wait for it to end, or choose another --out ` +
+          `(if no normprune run or sweep writes there, delete ${lock})`,
+      );
+      expect(liveLockHolder(dir)).toEqual({ pid: sleeper.pid, what: 'old mtime', where: '' });
+      // A dead holder with a fresh mtime: dead. This pid, not taken by this process: dead.
+      for (const pid of [deadPid(), process.pid]) {
+        writeFileSync(lock, `${pid}\nfresh mtime\n${processStarted(sleeper.pid!)}\n${here}`);
+        lockDir(dir, 'x')();
+        expect(existsSync(lock)).toBe(false);
+      }
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  test('a held lock’s mtime is refreshed by an unref’d timer, which stops at its release', async () => {
+    const dir = join(tmp, 'lock-heartbeat');
+    mkdirSync(dir);
+    const lock = join(dir, '.normprune.lock');
+    const mtime = () => statSync(lock).mtimeMs;
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    /** Waits for the heartbeat to bring the lock's mtime within the last 5 s (false after 3 s). */
+    const refreshed = async () => {
+      for (let i = 0; i < 60; i++, await sleep(50)) if (Date.now() - mtime() < 5000) return true;
+      return false;
+    };
+    const saved = { ...lockTimings };
+    lockTimings.heartbeatMs = 20;
+    const timers = jest.spyOn(global, 'setInterval');
+    try {
+      const release = lockDir(dir, 'x');
+      expect(timers).toHaveBeenCalledTimes(1);
+      expect(timers.mock.calls[0][1]).toBe(20);
+      expect((timers.mock.results[0].value as NodeJS.Timeout).hasRef()).toBe(false);
+      touchAgo(lock, 3_600_000);
+      expect(await refreshed()).toBe(true);
+      touchAgo(lock, 3_600_000);
+      expect(await refreshed()).toBe(true);
+      // Taken over by another process meanwhile (another inode): its lock is not ours to refresh.
+      writeFileSync(`${lock}.new`, `${process.pid}\nanother container's run\n`);
+      renameSync(`${lock}.new`, lock);
+      touchAgo(lock, 3_600_000);
+      await sleep(200);
+      expect(Date.now() - mtime()).toBeGreaterThan(3_000_000);
+      release();
+      expect(readFileSync(lock, 'utf8')).toContain("another container's run");
+      rmSync(lock);
+      // A release that cannot remove the lock stops refreshing it: it goes stale where it is unseen.
+      const second = lockDir(dir, 'x');
+      const rm = jest.spyOn(realFs, 'rmSync').mockImplementation(() => {
+        throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+      });
+      try {
+        await withStderr(() => second());
+      } finally {
+        rm.mockRestore();
+      }
+      touchAgo(lock, 3_600_000);
+      await sleep(200);
+      expect(Date.now() - mtime()).toBeGreaterThan(3_000_000);
+      rmSync(lock);
+      // The folder removed under a held lock: the heartbeat's errors are ignored.
+      const third = lockDir(dir, 'x');
+      rmSync(dir, { recursive: true });
+      await sleep(200);
+      expect(third).not.toThrow();
+    } finally {
+      timers.mockRestore();
+      Object.assign(lockTimings, saved);
+    }
+  });
+
+  test('a process that exits holding a lock is not kept alive by its heartbeat', () => {
+    const dir = join(tmp, 'lock-exit');
+    mkdirSync(dir);
+    const root = join(__dirname, '..', '..', '..');
+    const script = `require(${JSON.stringify(join(__dirname, '..', 'src', 'fsutil.ts'))}).lockDir(process.argv[1], 'a child');`;
+    const started = Date.now();
+    const r = spawnSync(
+      process.execPath,
+      ['--require', join(root, 'scripts', 'ts-register.cjs'), '-e', script, dir],
+      {
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(0);
+    // Well under the 20 s of a heartbeat: the timer did not hold the process.
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(readFileSync(join(dir, '.normprune.lock'), 'utf8')).toMatch(/^\d+\na child\n/);
+  });
 
   test('a release that cannot remove the lock (the folder turned read-only) does not throw over the run’s error', async () => {
     const dir = join(tmp, 'lock-readonly');
