@@ -96,6 +96,7 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
+import { commandIn, shellQuote } from './command-line.js';
 import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
@@ -526,31 +527,29 @@ function backendOption(v: string | undefined): BackendName | undefined {
   return v;
 }
 
-function quote(a: string): string {
-  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
-}
-
 /**
  * The command line a run records (config.json, the report): the one that makes
  * it from scratch, without --resume (a resumed run ends as an uninterrupted one
- * would) and the test-only --stop-after-steps.
+ * would) and the test-only --stop-after-steps. config.json records beside it the
+ * directory it ran in, against which its relative paths are printed elsewhere.
  */
 function recordedCommand(command: string, args: string[]): string {
   const kept = args.filter(
     (a, i) => a !== '--resume' && !a.startsWith('--stop-after-steps') && args[i - 1] !== '--stop-after-steps',
   );
-  return ['normprune', command, ...kept].map(quote).join(' ');
+  return ['normprune', command, ...kept].map(shellQuote).join(' ');
 }
 
 /**
  * The command line that continues an interrupted run or sweep: `--resume` once, and
- * `--out dir` when given (replacing the recorded one: the folder may have moved, or
- * the recorded path be relative to another working directory).
+ * `--out dir` when given (replacing the recorded one: the folder may have moved), as an
+ * absolute path. A recorded `cmd` is first made to work where it is printed
+ * (`commandIn`: its relative paths are relative to the directory it ran in).
  */
 function continueCommand(cmd: string, dir: string | undefined): string {
   let base = cmd.replace(/ --resume\b/g, '').replace(/ --force\b/g, '');
   if (dir !== undefined) base = base.replace(/ --out(?:=| )(?:'(?:[^']|'\\'')*'|\S+)/g, '');
-  return `${base} --resume${dir !== undefined ? ` --out ${quote(dir)}` : ''}`;
+  return `${base} --resume${dir !== undefined ? ` --out ${shellQuote(dir)}` : ''}`;
 }
 
 /** Removes `dir` if this command created it and left it empty (nothing half-written). */
@@ -689,7 +688,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       const a = p.positionals[0];
       throw new UsageError(
         `train: unexpected argument "${a}"` +
-          (/\.json$/i.test(a) ? `; give the config file as --config ${quote(a)}` : '') +
+          (/\.json$/i.test(a) ? `; give the config file as --config ${shellQuote(a)}` : '') +
           (listExperiments().includes(a)
             ? `; a shipped experiment runs with \`normprune reproduce ${a}\``
             : ''),
@@ -1836,7 +1835,10 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       // The points are exported beside the sweep's folder, under their rows' names: its
       // sweep.json names them there, so that `report` reads the exported sweep back.
       const dirs = src.runs.map((run) => `../${rowFileName(tableRow(run.results, run.label))}`);
-      writeSweepFile(dest, { ...sweep, points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })) });
+      // Without the directory the sweep ran in: an exported sweep is read elsewhere (and committed),
+      // and a path of the user's machine has no place there; its command is then shown as recorded.
+      const { cwd: _cwd, ...exported } = sweep;
+      writeSweepFile(dest, { ...exported, points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })) });
     }
     for (const run of src.runs) rows.push(reportRun(run, v, out));
   }
@@ -1936,8 +1938,9 @@ function unfinishedRun(dir: string): string | undefined {
   const cfg = join(dir, 'config.json');
   if (existsSync(join(dir, 'results.json')) || !existsSync(cfg)) return undefined;
   let command: string | undefined;
+  let cwd: unknown;
   try {
-    command = JSON.parse(readFileSync(cfg, 'utf8')).command;
+    ({ command, cwd } = JSON.parse(readFileSync(cfg, 'utf8')));
   } catch {
     command = undefined;
   }
@@ -1950,7 +1953,7 @@ function unfinishedRun(dir: string): string | undefined {
   const sweepPoint = typeof command === 'string' && /^normprune sweep\b/.test(command);
   const cont =
     typeof command === 'string'
-      ? continueCommand(command, sweepPoint ? dirname(resolve(dir)) : resolve(dir))
+      ? continueCommand(commandIn(command, cwd), sweepPoint ? dirname(resolve(dir)) : resolve(dir))
       : 'the command that started it, with --resume';
   return (
     `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +
@@ -1965,7 +1968,7 @@ function unfinishedRun(dir: string): string | undefined {
 function unfinishedSweep(dir: string): string | undefined {
   const file = join(dir, PLAN_FILE);
   if (!existsSync(file) || existsSync(join(dir, 'sweep.json'))) return undefined;
-  let plan: { command?: unknown; started?: unknown } | undefined;
+  let plan: { command?: unknown; cwd?: unknown; started?: unknown } | undefined;
   try {
     plan = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
@@ -1978,7 +1981,7 @@ function unfinishedSweep(dir: string): string | undefined {
   const finished = started.filter((d) => existsSync(join(dir, d, 'results.json')));
   const cont =
     typeof plan?.command === 'string'
-      ? continueCommand(plan.command, resolve(dir))
+      ? continueCommand(commandIn(plan.command, plan.cwd), resolve(dir))
       : 'the command that started it, with --resume';
   return (
     `${dir} is an interrupted sweep (${finished.length ? `finished points: ${finished.join(', ')}` : 'no point finished'}; ` +

@@ -60,6 +60,7 @@ import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
+import { commandIn } from './command-line.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -96,6 +97,12 @@ export interface RunOptions {
   force?: boolean;
   /** Command line recorded in config.json and the report. */
   command?: string;
+  /**
+   * The directory `command` ran in, which its relative paths are relative to: recorded in
+   * config.json beside it (`cwd`; default the current directory), so that the command can be
+   * printed for another directory (`report` of the unfinished run, from elsewhere).
+   */
+  cwd?: string;
   /**
    * The command line that continues this run with --resume, printed when a stop signal
    * quits it (default: "the same command with --resume").
@@ -807,6 +814,11 @@ function removeStagedModel(dir: string): void {
 interface RunConfigFile {
   experiment: string;
   command?: string;
+  /**
+   * The absolute directory `command` ran in (its relative paths' base); absent in runs of
+   * versions that did not record it, whose command is printed as recorded.
+   */
+  cwd?: string;
   seed: number;
   budget: { name: string; spec: Budget };
   config: ExperimentConfig;
@@ -1333,13 +1345,17 @@ async function runLocked(
   const other = found !== undefined && found !== hash ? runIn(out) : undefined;
   // Started by this very command line: what changed is a config file it reads (or one that file
   // extends), so "that command" would be refused the same way.
-  const sameCommand = other?.command !== undefined && other.command === o.command;
+  // The same words typed in another directory may name other files: that is not this command.
+  const sameCommand =
+    other?.command !== undefined &&
+    other.command === o.command &&
+    (typeof other.cwd !== 'string' || resolve(other.cwd) === resolve(o.cwd ?? process.cwd()));
   const otherText = other
     ? ` of another config, budget or seed (${runDifferences(other, { config: cfg, budget: o.budget, seed: o.seed })})` +
       (sameCommand
         ? `, started by this same command: its config file (or one it extends) has changed since`
         : other.command
-          ? `, started by \`${other.command}\``
+          ? `, started by \`${commandIn(other.command, other.cwd)}\``
           : '')
     : '';
   const goOn = sameCommand
@@ -1475,11 +1491,16 @@ async function runLocked(
     state.metricsCount = metricLines.length;
     writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
   };
-  // A resumed run keeps the command line that started it.
-  const command = (o.resume ? runIn(out)?.command : undefined) ?? o.command;
+  // A resumed run keeps the command line that started it, and the directory it ran in.
+  const started = o.resume ? runIn(out) : undefined;
+  const { command, cwd } =
+    started?.command !== undefined
+      ? { command: started.command, cwd: typeof started.cwd === 'string' ? started.cwd : undefined }
+      : { command: o.command, cwd: o.command !== undefined ? resolve(o.cwd ?? process.cwd()) : undefined };
   writeJsonAtomic(join(out, 'config.json'), {
     experiment: cfg.name,
     command,
+    cwd,
     seed: o.seed,
     budget: { name: o.budgetName, spec: o.budget },
     backend: backend.backend,

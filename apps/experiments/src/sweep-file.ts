@@ -22,6 +22,11 @@ export interface SweepFile {
   experiment: string;
   /** The command that ran the sweep, as recorded (absent where it was not given). */
   command?: string;
+  /**
+   * The absolute directory `command` ran in, its relative paths' base (absent in sweeps of
+   * versions that did not record it, and in a sweep exported by `report --export`).
+   */
+  cwd?: string;
   /** What makes two sweeps the same (absent in sweeps written before it existed, compared by their command). */
   key?: string;
   /** A bisection's run, target and steps; absent for a grid. Read as given: its fields are checked where used. */
@@ -93,7 +98,7 @@ export function readSweepFile(dir: string): SweepFile | undefined {
 
 /** What is wrong with the optional fields of a sweep.json, if anything. */
 function optionalProblem(sweep: Record<string, unknown>): string | undefined {
-  for (const k of ['command', 'key'] as const) {
+  for (const k of ['command', 'cwd', 'key'] as const) {
     const v = sweep[k];
     if (v !== undefined && typeof v !== 'string') return `"${k}" is ${JSON.stringify(v)}, not a string`;
   }

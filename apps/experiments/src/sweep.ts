@@ -27,6 +27,7 @@ import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { firstNames, pct } from './format.js';
+import { commandIn } from './command-line.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -84,6 +85,8 @@ export interface SweepOptions extends Pick<
   /** Each point behaves as if Ctrl-C came after this many of its steps (tests). */
   stopAfterSteps?: number;
   command?: string;
+  /** The directory `command` ran in (default the current directory): see `RunOptions.cwd`. */
+  cwd?: string;
   /** The command line that continues the sweep with --resume, printed when a stop signal quits it. */
   continueWith?: string;
   /**
@@ -218,6 +221,8 @@ const DAMAGED = 'damaged';
 interface SweepPlan {
   key: string;
   command?: string;
+  /** The directory `command` ran in (absent in plans of versions that did not record it). */
+  cwd?: string;
   labels?: string[];
   started?: string[];
   bisection?: Bisection;
@@ -333,7 +338,7 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
   if (same || (o.resume && extends_)) return undefined;
   return (
     `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
-    (prev.command ? `, made by \`${prev.command}\`` : '') +
+    (prev.command ? `, made by \`${commandIn(prev.command, prev.cwd)}\`` : '') +
     ')' +
     (extends_ ? '; to add points to it, run with --resume (its finished points are reused)' : '')
   );
@@ -479,7 +484,7 @@ async function sweepLocked(
   const plan = readPlan(out, o.force);
   if (plan && isOtherPlan(plan, o, key) && !o.force)
     throw new Error(
-      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${plan.command}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${commandIn(plan.command, plan.cwd)}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
     );
   // This sweep, interrupted between two points: a rerun without --resume would train its finished
   // points again (the same results, hours of compute for VGG-16).
@@ -499,9 +504,12 @@ async function sweepLocked(
     const begun = plan && isOtherPlan(plan, o, key) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
     removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
   }
+  // The directory the command ran in, beside it: its relative paths are relative to it.
+  const cwd = o.command !== undefined ? resolve(o.cwd ?? process.cwd()) : undefined;
   const newPlan: SweepPlan = {
     key,
     command: o.command,
+    cwd,
     labels: gridLabels(o),
     started: [],
     bisection: bisectionOf(o),
@@ -543,6 +551,7 @@ async function sweepLocked(
         force: o.force,
         stopAfterSteps: o.stopAfterSteps,
         command: o.command,
+        cwd,
         continueWith: o.continueWith,
         log,
       }).catch((e: unknown) => {
@@ -626,6 +635,7 @@ async function sweepLocked(
   writeSweepFile(out, {
     experiment: o.config.name,
     command: o.command,
+    cwd,
     key,
     bisection: bisectionOf(o),
     note,

@@ -1,0 +1,78 @@
+// The command lines normprune records (a run's config.json, a sweep's plan and sweep.json) and
+// prints back for the user to run: "continue with: ...", the notes of `report --table`, the
+// refusals naming the command that started a run. A recorded command's relative paths are
+// relative to the directory it ran in (recorded beside it as `cwd`); printed in another
+// directory, they are rewritten to name the same files from there.
+import { isAbsolute, relative, resolve, sep } from 'node:path';
+
+/** `a` as one shell word: as it is when plain, else single-quoted. */
+export function shellQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The words of `cmd`, a command line as {@link shellQuote} joins them (plain words and
+ * single-quoted parts, separated by spaces); undefined for text it could not have written
+ * (double quotes, backslashes outside quotes, an unclosed quote), which is then left as it is.
+ */
+export function shellWords(cmd: string): string[] | undefined {
+  const words: string[] = [];
+  let word: string | undefined;
+  for (let i = 0; i < cmd.length; i++) {
+    const c = cmd[i];
+    if (c === ' ') {
+      if (word !== undefined) words.push(word);
+      word = undefined;
+    } else if (c === "'") {
+      const end = cmd.indexOf("'", i + 1);
+      if (end < 0) return undefined;
+      word = (word ?? '') + cmd.slice(i + 1, end);
+      i = end;
+    } else if (c === '\\' && cmd[i + 1] === "'") {
+      word = (word ?? '') + "'";
+      i++;
+    } else if (/[\w@%+=:,./-]/.test(c)) word = (word ?? '') + c;
+    else return undefined;
+  }
+  if (word !== undefined) words.push(word);
+  return words;
+}
+
+/** The flags of `reproduce`, `train` and `sweep` whose value is a path. */
+const PATH_FLAGS = ['--config', '--data-dir', '--out', '--baseline-from'];
+
+/**
+ * How a printed command names the path `abs` (absolute) to a user in `here`: relative to `here`
+ * when it lies inside it (`runs/x`, `my.json`, `.` for `here` itself), absolute otherwise (a
+ * `../` path would be read against a folder the reader has to work out).
+ */
+export function shownPath(abs: string, here: string = process.cwd()): string {
+  const rel = relative(resolve(here), abs);
+  if (rel === '') return '.';
+  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return abs;
+  return rel;
+}
+
+/**
+ * The command `cmd`, recorded by a process that ran in `cwd`, as it works in `here` (default
+ * the current directory): each relative path of a path flag (--config, --data-dir, --out,
+ * --baseline-from; `--flag value` or `--flag=value`) is resolved against `cwd` and shown by
+ * {@link shownPath}. Unchanged when `cwd` is unknown (recorded by a normprune that did not
+ * record it: printed as recorded), when it is `here`, and when `cmd` is not what
+ * {@link shellQuote} writes.
+ */
+export function commandIn(cmd: string, cwd: unknown, here: string = process.cwd()): string {
+  if (typeof cwd !== 'string' || !isAbsolute(cwd) || resolve(cwd) === resolve(here)) return cmd;
+  const words = shellWords(cmd);
+  if (words === undefined) return cmd;
+  const base = cwd;
+  const moved = (p: string) => (p === '' || isAbsolute(p) ? p : shownPath(resolve(base, p), here));
+  const out = words.map((w, i) => {
+    if (i > 0 && PATH_FLAGS.includes(words[i - 1])) return moved(w);
+    const eq = w.indexOf('=');
+    return eq > 0 && PATH_FLAGS.includes(w.slice(0, eq))
+      ? `${w.slice(0, eq + 1)}${moved(w.slice(eq + 1))}`
+      : w;
+  });
+  return out.map(shellQuote).join(' ');
+}

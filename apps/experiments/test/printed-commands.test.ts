@@ -1,0 +1,276 @@
+// The commands normprune prints for the user to run, built from a recorded command line (a
+// run's config.json, a sweep's plan and sweep.json), work from the directory they are printed
+// in: a run started in one folder with relative --config, --data-dir and --out is continued,
+// with the command `report --table` names, from another. Runs of versions that did not record
+// the directory print the command as recorded, as before.
+import {
+  existsSync,
+  readdirSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { commandIn, shellQuote, shellWords, shownPath } from '../src/command-line';
+import { cli, writeIdxFixture } from './helpers';
+
+let tmp: string;
+let cwd: string;
+/** Where the runs are started: holds my.json and data/. */
+let a: string;
+/** A sibling folder, where their commands are printed. */
+let b: string;
+/** A finished row, so that `report --table` has something to print beside the notes. */
+const row = join(__dirname, '..', 'results', 'lenet-500-300.json');
+
+beforeAll(() => {
+  cwd = process.cwd();
+  tmp = realpathSync(mkdtempSync(join(tmpdir(), 'normprune-printed-')));
+  // A space in the folder's name: the printed paths are quoted.
+  a = join(tmp, 'folder a');
+  b = join(tmp, 'b');
+  mkdirSync(a);
+  mkdirSync(b);
+  writeFileSync(
+    join(a, 'my.json'),
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.004 } } }),
+  );
+  writeIdxFixture(join(a, 'data'), 600, 300);
+});
+afterEach(() => process.chdir(cwd));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** The `continue it with: ...` command of `text` (a note or an error), as words to run. */
+function continueLine(text: string): string {
+  const m = /continue it with: (normprune [^\n]*?)(?:; or give|\n|$)/.exec(text);
+  expect(m).not.toBeNull();
+  return m![1];
+}
+
+/** Runs a printed command line in-process (in the current directory). */
+async function runPrinted(line: string) {
+  const words = shellWords(line);
+  expect(words?.[0]).toBe('normprune');
+  return cli(words!.slice(1));
+}
+
+describe('commandIn', () => {
+  const cmd =
+    "normprune train --config my.json --data-dir ./data --out=runs/x --seed 2 --baseline-from '../k 1'";
+
+  test('is the recorded command when the directory is unknown, the same, or the command unreadable', () => {
+    expect(commandIn(cmd, undefined, '/elsewhere')).toBe(cmd);
+    expect(commandIn(cmd, 42, '/elsewhere')).toBe(cmd);
+    expect(commandIn(cmd, 'relative/dir', '/elsewhere')).toBe(cmd);
+    expect(commandIn(cmd, '/home/u/a', '/home/u/a/')).toBe(cmd);
+    const odd = 'normprune train --config "my file.json"';
+    expect(commandIn(odd, '/home/u/a', '/elsewhere')).toBe(odd);
+  });
+
+  test('names the same files from another directory: relative inside it, absolute elsewhere', () => {
+    expect(commandIn(cmd, '/home/u/a', '/home/u')).toBe(
+      "normprune train --config a/my.json --data-dir a/data --out=a/runs/x --seed 2 --baseline-from 'k 1'",
+    );
+    expect(commandIn(cmd, '/home/u/a', '/home/u/b')).toBe(
+      "normprune train --config /home/u/a/my.json --data-dir /home/u/a/data --out=/home/u/a/runs/x --seed 2 --baseline-from '/home/u/k 1'",
+    );
+    // Absolute paths and the other flags' values stay as they are; the experiment name is no path.
+    expect(commandIn('normprune sweep lenet-5 --out /r/s --lambda 0.1,0.2', '/x', '/y')).toBe(
+      'normprune sweep lenet-5 --out /r/s --lambda 0.1,0.2',
+    );
+    expect(commandIn('normprune reproduce lenet-5 --out runs', '/x/y', '/x/y/runs')).toBe(
+      'normprune reproduce lenet-5 --out .',
+    );
+  });
+
+  test('reads back what shellQuote writes', () => {
+    const words = ['normprune', 'train', '--config', "it's a file.json", '--out', '', 'plain/path-1'];
+    expect(shellWords(words.map(shellQuote).join(' '))).toEqual(words);
+    expect(shownPath('/p/q/r', '/p')).toBe('q/r');
+    expect(shownPath('/p/..q', '/p')).toBe('..q');
+    expect(shownPath('/q', '/p')).toBe('/q');
+  });
+});
+
+test('an interrupted run started with relative paths is continued, as report --table says, from another folder', async () => {
+  process.chdir(a);
+  const args = [
+    'train',
+    '--config',
+    'my.json',
+    '--data-dir',
+    'data',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+  ];
+  const stopped = await cli([...args, '--out', 'runs/x', '--stop-after-steps', '1']);
+  expect(stopped.code).toBe(130);
+  // Printed where it ran, the current command line works as it is.
+  expect(stopped.out).toContain(
+    'continue with: normprune train --config my.json --data-dir data --budget tiny --backend wasm --out runs/x --resume',
+  );
+  const run = join(a, 'runs', 'x');
+  const recorded = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  expect(recorded.command).toBe(
+    'normprune train --config my.json --data-dir data --budget tiny --backend wasm --out runs/x',
+  );
+  expect(recorded.cwd).toBe(a);
+
+  // From a sibling folder: the paths are absolute (outside it), quoted for the space.
+  process.chdir(b);
+  const far = await cli(['report', '--table', row, join('..', 'folder a', 'runs', 'x')]);
+  expect(far.code).toBe(0);
+  expect(far.err).toContain(
+    `continue it with: normprune train --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --backend wasm --resume --out '${run}'`,
+  );
+
+  // From the folder above: relative to it.
+  process.chdir(tmp);
+  const near = await cli(['report', join('folder a', 'runs', 'x')]);
+  expect(near.code).toBe(1);
+  const line = continueLine(near.err);
+  expect(line).toBe(
+    `normprune train --config 'folder a/my.json' --data-dir 'folder a/data' --budget tiny --backend wasm --resume --out '${run}'`,
+  );
+  // eval of its model names the same command.
+  expect(continueLine((await cli(['eval', '--model', join('folder a', 'runs', 'x')])).err)).toBe(line);
+
+  // And it works from there: the run finishes, keeping the command and folder that started it.
+  const resumed = await runPrinted(line);
+  expect(resumed.code).toBe(0);
+  expect(existsSync(join(run, 'results.json'))).toBe(true);
+  const after = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  expect(after.command).toBe(recorded.command);
+  expect(after.cwd).toBe(a);
+});
+
+test('a run folder of a version that did not record the directory prints its command as recorded', async () => {
+  process.chdir(a);
+  const args = ['train', '--config', 'my.json', '--budget', 'tiny', '--backend', 'wasm', '--seed', '3'];
+  expect((await cli([...args, '--out', 'runs/old', '--stop-after-steps', '1'])).code).toBe(130);
+  const run = join(a, 'runs', 'old');
+  const file = join(run, 'config.json');
+  const { cwd: recordedCwd, ...older } = JSON.parse(readFileSync(file, 'utf8'));
+  expect(recordedCwd).toBe(a);
+  writeFileSync(file, JSON.stringify(older));
+  process.chdir(b);
+  const r = await cli(['report', '--table', row, run]);
+  expect(r.code).toBe(0);
+  expect(r.err).toContain(
+    `continue it with: normprune train --config my.json --budget tiny --backend wasm --seed 3 --resume --out '${run}'`,
+  );
+  // Resumed, it keeps the command it had and records no directory it does not know.
+  process.chdir(a);
+  expect((await cli([...args, '--out', 'runs/old', '--resume'])).code).toBe(0);
+  const after = JSON.parse(readFileSync(file, 'utf8'));
+  expect(after.command).toBe(older.command);
+  expect(after.cwd).toBeUndefined();
+});
+
+test('an unfinished run in --out is named by the command that started it, as it works here', async () => {
+  const shared = join(tmp, 'shared');
+  process.chdir(a);
+  const args = ['train', '--config', 'my.json', '--budget', 'tiny', '--backend', 'wasm', '--out', shared];
+  expect((await cli([...args, '--stop-after-steps', '1'])).code).toBe(130);
+  // The same words in another folder name another config file: not "this same command".
+  process.chdir(b);
+  writeFileSync(
+    join(b, 'my.json'),
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.005 } } }),
+  );
+  const r = await cli(args);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(
+    `started by \`normprune train --config '${a}/my.json' --budget tiny --backend wasm --out ${shared}\`; continue it with that command and --resume`,
+  );
+  expect(r.err).not.toMatch(/this same command/);
+  // Printed where it started, the command is as recorded.
+  process.chdir(a);
+  writeFileSync(
+    join(a, 'edited.json'),
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.005 } } }),
+  );
+  const here = await cli(['train', '--config', 'edited.json', ...args.slice(3)]);
+  expect(here.err).toContain(`started by \`normprune train --config my.json --budget tiny`);
+});
+
+test('an interrupted sweep started with relative paths is continued from another folder', async () => {
+  process.chdir(a);
+  const args = [
+    'sweep',
+    '--config',
+    'my.json',
+    '--data-dir',
+    'data',
+    '--budget',
+    'tiny',
+    '--lambda',
+    '0.002,0.01',
+  ];
+  const stopped = await cli([...args, '--backend', 'wasm', '--out', 'sweeps/s', '--stop-after-steps', '3']);
+  expect(stopped.code).toBe(130);
+  const sweep = join(a, 'sweeps', 's');
+  const plan = JSON.parse(readFileSync(join(sweep, '.sweep-plan.json'), 'utf8'));
+  expect(plan.cwd).toBe(a);
+
+  process.chdir(tmp);
+  const expected = `normprune sweep --config 'folder a/my.json' --data-dir 'folder a/data' --budget tiny --lambda 0.002,0.01 --backend wasm --resume --out '${sweep}'`;
+  const t = await cli(['report', '--table', row, join('folder a', 'sweeps', 's')]);
+  expect(t.code).toBe(0);
+  expect(continueLine(t.err)).toBe(expected);
+  // Its unfinished point names the sweep's command, from the point's config.json.
+  expect(continueLine((await cli(['report', join('folder a', 'sweeps', 's', 'lambda-0.002')])).err)).toBe(
+    expected,
+  );
+  // Another grid given the folder names the plan's command, as it works here.
+  const other = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--lambda',
+    '0.3',
+    '--out',
+    sweep,
+    '--resume',
+  ]);
+  expect(other.code).toBe(1);
+  expect(other.err).toContain(
+    "another plan (made by `normprune sweep --config 'folder a/my.json' --data-dir 'folder a/data' --budget tiny --lambda 0.002,0.01 --backend wasm --out 'folder a/sweeps/s'`)",
+  );
+  // A plan of a version that did not record the directory: as recorded.
+  const { cwd: _dropped, ...older } = plan;
+  writeFileSync(join(sweep, '.sweep-plan.json'), JSON.stringify(older));
+  expect(continueLine((await cli(['report', join('folder a', 'sweeps', 's')])).err)).toBe(
+    `normprune sweep --config my.json --data-dir data --budget tiny --lambda 0.002,0.01 --backend wasm --resume --out '${sweep}'`,
+  );
+  writeFileSync(join(sweep, '.sweep-plan.json'), JSON.stringify(plan));
+
+  // The printed command finishes it from here; sweep.json records the directory, an export does not.
+  expect((await runPrinted(expected)).code).toBe(0);
+  expect(JSON.parse(readFileSync(join(sweep, 'sweep.json'), 'utf8')).cwd).toBe(tmp);
+  const exported = join(tmp, 'exported');
+  expect((await cli(['report', '--export', exported, sweep])).code).toBe(0);
+  const [folder] = readdirSync(exported).filter((f) => f.startsWith('sweep-'));
+  const copy = JSON.parse(readFileSync(join(exported, folder, 'sweep.json'), 'utf8'));
+  expect(copy.command).toBeDefined();
+  expect(copy.cwd).toBeUndefined();
+});
+
+test('--print-config prints the config alone, re-readable as a config file: no command, no directory', async () => {
+  process.chdir(a);
+  const r = await cli(['train', '--config', 'my.json', '--budget', 'tiny', '--print-config']);
+  expect(r.code).toBe(0);
+  const printed = JSON.parse(r.out);
+  expect(printed.cwd).toBeUndefined();
+  expect(printed.command).toBeUndefined();
+  writeFileSync(join(a, 'printed.json'), r.out);
+  const again = await cli(['train', '--config', 'printed.json', '--print-config']);
+  expect(JSON.parse(again.out)).toEqual(printed);
+});
