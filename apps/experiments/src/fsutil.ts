@@ -18,7 +18,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { hostname } from 'node:os';
+import { hostname, uptime } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import { makeDirs, processGone } from '@normprune/runtime';
 
@@ -309,20 +309,32 @@ export function lockContent(what: string): string {
 }
 
 /**
- * The lock's holder runs on another machine (another boot id and another host name; the same
- * host name with another boot id is this machine before a reboot, whose processes are all gone;
- * where there are no boot ids, another host name): its pid is not a process here.
+ * The lock's holder runs on another machine (another boot id, unless the lock is from before
+ * this machine's reboot, see {@link beforeReboot}; where there are no boot ids, another host
+ * name): its pid is not a process here.
  */
 function onOtherMachine(holder: LockHolder): boolean {
   const { boot, host } = thisMachine();
-  if (holder.boot && boot) return holder.boot !== boot && holder.host !== host;
+  if (holder.boot && boot) return holder.boot !== boot && !beforeReboot(holder);
   return Boolean(holder.host && host && holder.host !== host && holder.boot === boot);
 }
 
-/** This machine rebooted since the lock was written: its holder is gone. */
+/**
+ * This machine rebooted since the lock was last refreshed, so its holder is gone: another boot
+ * id, this host name, and an mtime before this boot. A lock of this host name and another boot id
+ * refreshed since this boot is another machine's of the same name (VMs made from one image are
+ * often all `ubuntu` or `localhost`) sharing the folder: see {@link onOtherMachine}.
+ */
 function beforeReboot(holder: LockHolder): boolean {
   const { boot, host } = thisMachine();
-  return Boolean(holder.boot && boot && holder.boot !== boot && holder.host === host);
+  return Boolean(
+    holder.boot && boot && holder.boot !== boot && holder.host === host && holder.mtimeMs < bootedAt(),
+  );
+}
+
+/** When this machine booted (ms since the epoch; its host's, in a container). */
+function bootedAt(): number {
+  return Date.now() - uptime() * 1000;
 }
 
 /**
@@ -515,7 +527,9 @@ function duration(ms: number): string {
 function holderPlace(holder: LockHolder): string {
   const where = unseenHolder(holder);
   if (where === 'machine')
-    return ` on another machine (${holder.host || `boot id ${holder.boot}`}, sharing the folder)`;
+    return holder.host && holder.host === hostName()
+      ? ` on another machine of this host name (${holder.host}, boot id ${holder.boot}, sharing the folder)`
+      : ` on another machine (${holder.host || `boot id ${holder.boot}`}, sharing the folder)`;
   if (where !== 'namespace') return '';
   const host = holder.host && holder.host !== hostName() ? `, host ${holder.host}` : '';
   return ` of another pid namespace (${holder.namespace}${host}: a container sharing the folder, or the host)`;

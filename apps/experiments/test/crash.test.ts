@@ -18,7 +18,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { hostname, tmpdir, uptime } from 'node:os';
 import { join } from 'node:path';
 import {
   bootId,
@@ -369,10 +369,21 @@ describe('fsutil', () => {
       expect(() => lockDir(dir, 'x')).toThrow(
         `is being written by process ${process.pid} (same pid, other host)`,
       );
+      // This host name and another boot id, last refreshed before this boot: this machine before
+      // its reboot, whose processes are all gone.
       writeFileSync(
         lock,
         `${sleeper.pid}\nbefore a reboot\n${started}\n${ns}\nanother-boot-id\n${hostname()}\n`,
       );
+      touchAgo(lock, uptime() * 1000 + 60_000);
+      lockDir(dir, 'x')();
+      // Refreshed since this boot: another machine of the same name (VMs made from one image).
+      writeFileSync(lock, `${sleeper.pid}\nsame name\n${started}\n${ns}\nanother-boot-id\n${hostname()}\n`);
+      expect(() => lockDir(dir, 'x')).toThrow(
+        `is being written by process ${sleeper.pid} (same name) on another machine of this host name ` +
+          `(${hostname()}, boot id another-boot-id, sharing the folder), which this process cannot see: its lock `,
+      );
+      touchAgo(lock, 11 * 60_000);
       lockDir(dir, 'x')();
       // A lock without a start time (an older normprune's) is trusted while its pid lives.
       writeFileSync(lock, `${sleeper.pid}\nolder\n`);
