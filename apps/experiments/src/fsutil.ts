@@ -497,19 +497,35 @@ function removeIfSame(file: string, ino: number): void {
 /**
  * Refreshes the mtime of the lock file `file` (inode `ino`) every {@link lockTimings}.heartbeatMs
  * until it is cleared, so that a process which cannot see this one (on another machine, in
- * another pid namespace) knows it alive. Unref'd: it never keeps the process running. Errors are
- * ignored (the folder removed meanwhile), and a lock file of another inode (taken over) is left
- * alone.
+ * another pid namespace) knows it alive. Unref'd: it never keeps the process running. A lock
+ * that is gone or of another inode is no longer this process's: taken over (by a process that
+ * did not see it refreshed for {@link lockTimings}.staleMs: this one was stopped, or its machine
+ * suspended) or deleted by hand. Then it says so once on stderr, since two processes may now
+ * write the folder, and stops; other errors (not writable) are ignored.
  */
 function startHeartbeat(file: string, ino: number): NodeJS.Timeout {
   const timer = setInterval(() => {
+    let lost: string | undefined;
     try {
-      if (statSync(file).ino !== ino) return;
-      const now = new Date();
-      utimesSync(file, now, now);
-    } catch {
-      /* gone, or not writable: nothing to refresh */
+      if (statSync(file).ino === ino) {
+        const now = new Date();
+        utimesSync(file, now, now);
+        return;
+      }
+      const holder = readLock(file);
+      lost = holder
+        ? `was taken over by process ${holder.pid ?? '?'}${holder.what ? ` (${holder.what})` : ''}${holderPlace(holder)}`
+        : 'was removed';
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return; // not writable: nothing to refresh
+      lost = 'was removed';
     }
+    clearInterval(timer);
+    process.stderr.write(
+      `normprune: warning: this process's lock ${file} ${lost} while it held it (a process that did not see it ` +
+        `refreshed for ${duration(lockTimings.staleMs)} takes it over: was this one stopped, or its machine suspended?); ` +
+        `another process may now write ${dirname(file)} beside this one: stop one of them\n`,
+    );
   }, lockTimings.heartbeatMs);
   timer.unref();
   return timer;
