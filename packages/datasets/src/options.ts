@@ -33,7 +33,9 @@ function closest(
   const k = squash(key);
   const exact = allowed.find((a) => squash(a) === k);
   if (exact) return [exact];
-  if (Object.hasOwn(synonyms, k)) return synonyms[k];
+  // Only those `allowed` here: synonyms are shared by toTensors and batches, which take fewer or more keys.
+  const meant = Object.hasOwn(synonyms, k) ? synonyms[k].filter((s) => allowed.includes(s)) : [];
+  if (meant.length) return meant;
   let best: string | undefined;
   let bestD = Infinity;
   for (const a of allowed) {

@@ -152,6 +152,17 @@ describe('batches() and toTensors() options', () => {
     expect(tf.memory().numTensors).toBe(before);
   });
 
+  // Synonyms are shared with batches: one naming a batches-only option (start, dropRemainder,
+  // seed) is no suggestion for toTensors, which would refuse it in turn.
+  it.each([{ skip: 3 }, { firstBatch: 1 }, { dropLast: true }, { randomSeed: 1 }])(
+    'toTensors(split, %j) suggests no option toTensors does not take',
+    async (o) => {
+      const e = await errorOf(() => toTensors(s, o as never));
+      expect(e.code).toBe('invalid-argument');
+      expect(e.message).not.toMatch(/did you mean `(start|dropRemainder|seed)`/);
+    },
+  );
+
   it.each([
     ['shuffle', 'false'],
     ['shuffle', 1],
