@@ -76,3 +76,17 @@ export function commandIn(cmd: string, cwd: unknown, here: string = process.cwd(
   });
   return out.map(shellQuote).join(' ');
 }
+
+/**
+ * {@link commandIn} for a command that wrote the folder `out` (a run's, or a sweep's): one
+ * recorded without `--out` wrote its default folder, relative to the directory it ran in, and
+ * typed in another directory would write another there, so `--out` is added, naming `out` (as
+ * {@link shownPath} shows it). Unchanged where `commandIn` leaves it unchanged.
+ */
+export function commandFor(cmd: string, cwd: unknown, out: string, here: string = process.cwd()): string {
+  const shown = commandIn(cmd, cwd, here);
+  if (typeof cwd !== 'string' || !isAbsolute(cwd) || resolve(cwd) === resolve(here)) return shown;
+  const words = shellWords(shown);
+  if (words === undefined || words.some((w) => w === '--out' || w.startsWith('--out='))) return shown;
+  return `${shown} --out ${shellQuote(shownPath(resolve(out), here))}`;
+}

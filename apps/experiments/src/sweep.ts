@@ -27,7 +27,7 @@ import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { firstNames, pct } from './format.js';
-import { commandIn } from './command-line.js';
+import { commandFor } from './command-line.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -338,7 +338,7 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
   if (same || (o.resume && extends_)) return undefined;
   return (
     `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
-    (prev.command ? `, made by \`${commandIn(prev.command, prev.cwd)}\`` : '') +
+    (prev.command ? `, made by \`${commandFor(prev.command, prev.cwd, out)}\`` : '') +
     ')' +
     (extends_ ? '; to add points to it, run with --resume (its finished points are reused)' : '')
   );
@@ -484,7 +484,7 @@ async function sweepLocked(
   const plan = readPlan(out, o.force);
   if (plan && isOtherPlan(plan, o, key) && !o.force)
     throw new Error(
-      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${commandIn(plan.command, plan.cwd)}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${commandFor(plan.command, plan.cwd, out)}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
     );
   // This sweep, interrupted between two points: a rerun without --resume would train its finished
   // points again (the same results, hours of compute for VGG-16).

@@ -200,6 +200,32 @@ test('an unfinished run in --out is named by the command that started it, as it 
   expect(here.err).toContain(`started by \`normprune train --config my.json --budget tiny`);
 });
 
+test('an unfinished run in its default --out is named by a command that reaches it from elsewhere', async () => {
+  const c = join(tmp, 'c');
+  mkdirSync(c);
+  writeFileSync(join(c, 'my.json'), JSON.stringify({ extends: 'lenet-500-300' }));
+  process.chdir(c);
+  // No --out: the run goes to runs/<name> in c.
+  const args = ['--data-dir', join(a, 'data'), '--budget', 'tiny', '--backend', 'wasm'];
+  expect((await cli(['train', '--config', 'my.json', ...args, '--stop-after-steps', '1'])).code).toBe(130);
+  const [name] = readdirSync(join(c, 'runs'));
+  const out = join(c, 'runs', name);
+  process.chdir(b);
+  const r = await cli(['train', '--config', join(a, 'my.json'), ...args, '--out', out]);
+  expect(r.code).toBe(1);
+  const started = /started by `([^`]*)`; continue it with that command and --resume/.exec(r.err);
+  expect(started).not.toBeNull();
+  // Typed here without --out, it would look for the run in b/runs.
+  expect(started![1]).toBe(
+    `normprune train --config ${c}/my.json --data-dir ${a.includes(' ') ? `'${a}/data'` : `${a}/data`} --budget tiny --backend wasm --out ${out}`,
+  );
+  const resumed = await runPrinted(`${started![1]} --resume`);
+  expect(resumed.err).not.toMatch(/no checkpoint/);
+  expect(resumed.code).toBe(0);
+  expect(existsSync(join(out, 'results.json'))).toBe(true);
+  expect(existsSync(join(b, 'runs'))).toBe(false);
+});
+
 test('an interrupted sweep started with relative paths is continued from another folder', async () => {
   process.chdir(a);
   const args = [
