@@ -612,7 +612,8 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
         linkSync(mine, file);
         const ino = statSync(file).ino;
         heldHere.add(file);
-        const heartbeat = startHeartbeat(file, ino);
+        // Its absolute path: a relative `dir` would name another file once the process changes directory.
+        const heartbeat = startHeartbeat(resolve(file), ino);
         // Never throws: it runs in `finally` blocks, where it would hide the error that ended the run
         // (a folder turned read-only, say), and a lock left behind is taken over once we exit.
         return () => {

@@ -569,6 +569,32 @@ describe('fsutil', () => {
     }
   });
 
+  test('a lock taken by a relative path is refreshed after the process changes directory', async () => {
+    const dir = join(tmp, 'lock-relative');
+    mkdirSync(join(dir, 'run'), { recursive: true });
+    const lock = join(dir, 'run', '.normprune.lock');
+    const cwd = process.cwd();
+    const saved = { ...lockTimings };
+    lockTimings.heartbeatMs = 20;
+    try {
+      process.chdir(dir);
+      const release = lockDir('run', 'x');
+      process.chdir(tmp);
+      const t = new Date(Date.now() - 3_600_000);
+      utimesSync(lock, t, t);
+      const { err } = await withStderr(() => new Promise((r) => setTimeout(r, 200)));
+      // Not "was removed": the timer still finds the lock, and refreshes it.
+      expect(err).toBe('');
+      expect(Date.now() - statSync(lock).mtimeMs).toBeLessThan(5000);
+      process.chdir(dir);
+      release();
+      expect(existsSync(lock)).toBe(false);
+    } finally {
+      process.chdir(cwd);
+      Object.assign(lockTimings, saved);
+    }
+  });
+
   test('a process that exits holding a lock is not kept alive by its heartbeat', () => {
     const dir = join(tmp, 'lock-exit');
     mkdirSync(dir);
