@@ -80,6 +80,7 @@ import { bisectionOutcome, DEFAULT_BISECT_STEPS, runSweep, sweepAnswer } from '.
 import { readSweepFile, SweepFileError, writeSweepFile, type SweepFile } from './sweep-file.js';
 import { loadModelDir, pruneMagnitudes, PruneRuleError } from './model.js';
 import {
+  holderText,
   copyDirAtomic,
   liveLockAbove,
   liveLockHolder,
@@ -96,7 +97,7 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
-import { commandIn, shellQuote } from './command-line.js';
+import { commandFolder, commandIn, shellQuote } from './command-line.js';
 import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
@@ -1384,7 +1385,7 @@ function checkPruneOut(out: string): void {
   const holder = liveLockAbove(out);
   if (holder)
     throw new Error(
-      `prune: --out ${out} is in ${holder.dir}, which process ${holder.pid} (${holder.what})${holder.where} is writing; ` +
+      `prune: --out ${out} is in ${holder.dir}, which ${holderText(holder)} is writing; ` +
         'wait for it to end, or choose another --out',
     );
   if (!existsSync(out)) {
@@ -1945,15 +1946,11 @@ function unfinishedRun(dir: string): string | undefined {
     command = undefined;
   }
   const writer = liveLockHolder(dir);
-  if (writer)
-    return `${dir} is a run being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}${writer.where}\0wait for it to end`;
+  if (writer) return `${dir} is a run being written by ${holderText(writer)}\0wait for it to end`;
   const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
-  // A sweep's point (its folder a lambda-... in the sweep's) is continued by the sweep, in the
-  // sweep's folder: given the point's, a sweep refuses it as a run.
-  const sweepPoint = typeof command === 'string' && /^normprune sweep\b/.test(command);
   const cont =
     typeof command === 'string'
-      ? continueCommand(commandIn(command, cwd), sweepPoint ? dirname(resolve(dir)) : resolve(dir))
+      ? continueCommand(commandIn(command, cwd), commandFolder(command, dir))
       : 'the command that started it, with --resume';
   return (
     `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +
@@ -1975,8 +1972,7 @@ function unfinishedSweep(dir: string): string | undefined {
     plan = undefined;
   }
   const writer = liveLockHolder(dir);
-  if (writer)
-    return `${dir} is a sweep being written by process ${writer.pid}${writer.what ? ` (${writer.what})` : ''}${writer.where}\0wait for it to end`;
+  if (writer) return `${dir} is a sweep being written by ${holderText(writer)}\0wait for it to end`;
   const started = Array.isArray(plan?.started) ? plan.started.filter((d) => typeof d === 'string') : [];
   const finished = started.filter((d) => existsSync(join(dir, d, 'results.json')));
   const cont =

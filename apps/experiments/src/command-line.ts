@@ -3,7 +3,7 @@
 // refusals naming the command that started a run. A recorded command's relative paths are
 // relative to the directory it ran in (recorded beside it as `cwd`); printed in another
 // directory, they are rewritten to name the same files from there.
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 /** `a` as one shell word: as it is when plain, else single-quoted. */
 export function shellQuote(a: string): string {
@@ -89,4 +89,13 @@ export function commandFor(cmd: string, cwd: unknown, out: string, here: string 
   const words = shellWords(shown);
   if (words === undefined || words.some((w) => w === '--out' || w.startsWith('--out='))) return shown;
   return `${shown} --out ${shellQuote(shownPath(resolve(out), here))}`;
+}
+
+/**
+ * The folder the command recorded in the run folder `dir` writes: `dir` itself, or for a sweep's
+ * command, recorded in each of its points' config.json, the sweep's folder above the point, which
+ * the sweep continues (given the point's, a sweep refuses it as a run).
+ */
+export function commandFolder(cmd: string, dir: string): string {
+  return /^normprune sweep\b/.test(cmd) ? dirname(resolve(dir)) : resolve(dir);
 }

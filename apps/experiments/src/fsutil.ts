@@ -514,7 +514,7 @@ function startHeartbeat(file: string, ino: number): NodeJS.Timeout {
       }
       const holder = readLock(file);
       lost = holder
-        ? `was taken over by process ${holder.pid ?? '?'}${holder.what ? ` (${holder.what})` : ''}${holderPlace(holder)}`
+        ? `was taken over by ${holderText({ ...holder, where: holderPlace(holder) })}`
         : 'was removed';
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') return; // not writable: nothing to refresh
@@ -534,6 +534,11 @@ function startHeartbeat(file: string, ino: number): NodeJS.Timeout {
 /** Whole minutes, or seconds below 2 minutes: `10 min`, `45 s`. */
 function duration(ms: number): string {
   return ms >= 120_000 ? `${Math.round(ms / 60_000)} min` : `${Math.max(0, Math.round(ms / 1000))} s`;
+}
+
+/** A lock's holder in a message: `process 12 (a run of lenet-5)`, and where it runs if unseen. */
+export function holderText(holder: { pid?: number; what: string; where: string }): string {
+  return `process ${holder.pid ?? '?'}${holder.what ? ` (${holder.what})` : ''}${holder.where}`;
 }
 
 /**
@@ -558,16 +563,19 @@ function holderPlace(holder: LockHolder): string {
  */
 function lockedMessage(dir: string, file: string, holder: LockHolder): string {
   const place = holderPlace(holder);
-  const who = holder.pid === process.pid && !place ? 'this process' : `process ${holder.pid}`;
-  const what = holder.what ? ` (${holder.what})` : '';
-  if (!place)
+  if (!place) {
+    const who =
+      holder.pid === process.pid
+        ? `this process${holder.what ? ` (${holder.what})` : ''}`
+        : holderText({ ...holder, where: '' });
     return (
-      `${dir} is being written by ${who}${what}; wait for it to end, or choose another --out ` +
+      `${dir} is being written by ${who}; wait for it to end, or choose another --out ` +
       `(if no normprune run or sweep writes there, delete ${file})`
     );
+  }
   const since = sinceHeartbeat(holder);
   return (
-    `${dir} is being written by ${who}${what}${place}, which this process cannot see: its lock ${file} ` +
+    `${dir} is being written by ${holderText({ ...holder, where: place })}, which this process cannot see: its lock ${file} ` +
     `was last refreshed ${duration(since)} ago (a live holder refreshes it every ${duration(lockTimings.heartbeatMs)}); ` +
     `wait for it to end, or choose another --out (the lock is taken over once ${duration(lockTimings.staleMs)} ` +
     `pass without a refresh, in ${duration(lockTimings.staleMs - since)}; if that process is known to have ended, ` +

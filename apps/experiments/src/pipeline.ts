@@ -60,7 +60,7 @@ import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
-import { commandFor } from './command-line.js';
+import { commandFolder, commandFor } from './command-line.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -1355,7 +1355,7 @@ async function runLocked(
       (sameCommand
         ? `, started by this same command: its config file (or one it extends) has changed since`
         : other.command
-          ? `, started by \`${commandFor(other.command, other.cwd, /^normprune sweep\b/.test(other.command) ? dirname(out) : out)}\``
+          ? `, started by \`${commandFor(other.command, other.cwd, commandFolder(other.command, out))}\``
           : '')
     : '';
   const goOn = sameCommand
