@@ -361,12 +361,39 @@ export function configId(cfg: ExperimentConfig, budget: Budget): string {
     .slice(0, 12);
 }
 
-/** A stable hash of everything that determines a run's results. */
+/**
+ * A stable hash of everything that determines a run's results: the config without its name and
+ * description (which change no result, and which a renamed config file changes: its name and the
+ * "[changed by my.json: ...]" of its description follow the file's name), the budget and the seed.
+ * Checkpoints and sweep files record it.
+ */
 export function configHash(cfg: ExperimentConfig, budget: Budget, seed: number): string {
-  return createHash('sha256')
-    .update(JSON.stringify({ cfg: hashedConfig(cfg), budget, seed }))
-    .digest('hex')
-    .slice(0, 16);
+  const { name: _name, description: _description, ...rest } = hashedConfig(cfg);
+  return hash16({ cfg: rest, budget, seed });
+}
+
+/**
+ * The hashes a checkpoint or sweep file may record for this config, budget and seed: the
+ * {@link configHash}, then the hash normprune recorded before 2026-12-02, which also hashed the
+ * config's name and description (checkpoints and sweeps written then are still continued).
+ */
+export function configHashes(cfg: ExperimentConfig, budget: Budget, seed: number): [string, string] {
+  return [configHash(cfg, budget, seed), hash16({ cfg: hashedConfig(cfg), budget, seed })];
+}
+
+/**
+ * The {@link configHash} of the run whose checkpoint is in `out`: as its state.json records it, or,
+ * where an earlier version recorded the hash that took in the config's name and description, that
+ * of the run config.json records (a config file renamed since changes neither the run nor this).
+ */
+function checkpointHash(state: RunState, out: string): string {
+  const run = runIn(out);
+  if (run && configHashes(run.config, run.budget.spec, run.seed)[1] === state.configHash) return run.hash;
+  return state.configHash;
+}
+
+function hash16(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
 }
 
 /** `cfg` as {@link configHash} and {@link configId} hash it: see {@link firstCostWeightingName}. */
@@ -987,7 +1014,7 @@ function interruptedRunIn(out: string): string | undefined {
   if (run === undefined) return undefined;
   try {
     const state = readCheckpointState(join(out, '.work', 'checkpoint'));
-    return state.configHash === run.hash ? run.hash : undefined;
+    return checkpointHash(state, out) === run.hash ? run.hash : undefined;
   } catch {
     return undefined;
   }
@@ -1336,7 +1363,7 @@ async function runLocked(
   // (A damaged checkpoint is reported where --resume reads it; --force removes it.)
   const ckptHash = (): string | undefined => {
     try {
-      return readCheckpointState(ckptDir).configHash;
+      return checkpointHash(readCheckpointState(ckptDir), out);
     } catch {
       return undefined;
     }
@@ -1430,9 +1457,11 @@ async function runLocked(
   let model: tfl.LayersModel | undefined;
   if (o.resume) {
     state = readCheckpointState(ckptDir);
-    if (state.configHash !== hash) {
+    if (checkpointHash(state, out) !== hash) {
       throw new Error(`--resume: the checkpoint in ${ckptDir} belongs to another config, budget or seed`);
     }
+    // A checkpoint of an earlier version records the earlier hash: the next checkpoint records this one.
+    state.configHash = hash;
     if (state.backend !== undefined && state.backend !== backend.backend) {
       throw new Error(
         `--resume: the run began on the ${state.backend} backend and would go on on ${backend.backend}, ` +

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
+  configHashes,
   finishedRun,
   holdsRun,
   holdsSweepFiles,
@@ -247,7 +248,8 @@ function holdsSweep(o: SweepOptions, labels: readonly string[] | undefined, bise
   const other = bisection as Partial<Bisection> | undefined;
   if (mine)
     return (
-      other?.run === mine.run &&
+      other !== undefined &&
+      (configHashes(o.config, o.budget, o.seed) as unknown[]).includes(other.run) &&
       other.target === mine.target &&
       typeof other.steps === 'number' &&
       other.steps <= mine.steps
@@ -291,12 +293,16 @@ function readPlan(out: string, force: boolean | undefined): SweepPlan | undefine
 }
 
 /** Whether `plan` (an interrupted sweep's) is another sweep's, which this one would not complete. */
-function isOtherPlan(plan: SweepPlan, o: SweepOptions, key: string): boolean {
-  return plan.key !== key && !holdsSweep(o, plan.labels, plan.bisection);
+function isOtherPlan(plan: SweepPlan, o: SweepOptions, keys: readonly string[]): boolean {
+  return !keys.includes(plan.key) && !holdsSweep(o, plan.labels, plan.bisection);
 }
 
-/** What makes two sweeps the same (config, budget, seed, and the grid or bisection target): sweep.json's `key`. */
-function sweepKey(o: SweepOptions): string {
+/**
+ * What makes two sweeps the same (config, budget, seed, and the grid or bisection target): the
+ * `key` a sweep.json and plan record. The first is this version's; the second, of the run hash
+ * normprune recorded before 2026-12-02 ({@link isConfigHashOf}), is what earlier sweeps recorded.
+ */
+function sweepKeys(o: SweepOptions): [string, string] {
   const grid = gridPlan(o);
   const plan =
     o.targetCompression !== undefined
@@ -305,10 +311,10 @@ function sweepKey(o: SweepOptions): string {
           ...grid,
           costWeightings: grid.costWeightings.map((c) => (c === undefined ? c : firstCostWeightingName(c))),
         };
-  return createHash('sha256')
-    .update(JSON.stringify({ run: configHash(o.config, o.budget, o.seed), plan }))
-    .digest('hex')
-    .slice(0, 16);
+  const key = (run: string) =>
+    createHash('sha256').update(JSON.stringify({ run, plan })).digest('hex').slice(0, 16);
+  const [run, legacy] = configHashes(o.config, o.budget, o.seed);
+  return [key(run), key(legacy)];
 }
 
 /**
@@ -317,7 +323,7 @@ function sweepKey(o: SweepOptions): string {
  * compared by their command), unless --resume extends it with a grid holding all its points
  * (finished points are reused, each checked against its own config, budget and seed).
  */
-function otherSweep(out: string, o: SweepOptions, key: string): string | undefined {
+function otherSweep(out: string, o: SweepOptions, keys: readonly string[]): string | undefined {
   let prev: SweepFile | undefined;
   try {
     prev = readSweepFile(out);
@@ -331,7 +337,7 @@ function otherSweep(out: string, o: SweepOptions, key: string): string | undefin
   const bare = (c: string | undefined) => c?.replace(/ --(resume|force)\b/g, '');
   const same =
     prev.key !== undefined
-      ? prev.key === key
+      ? keys.includes(prev.key)
       : o.command !== undefined && bare(prev.command) === bare(o.command);
   const labels = prev.points.map((p) => p.label);
   const extends_ = holdsSweep(o, labels, prev.bisection);
@@ -353,7 +359,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
     former !== undefined &&
     former !== out &&
     !holdsSweepOf(out) &&
-    holdsSweepOf(former, sweepKey(o))
+    holdsSweepOf(former, sweepKeys(o))
   )
     throw new Error(
       `--resume: no sweep in ${out}; the sweep of this command is in ${former} ` +
@@ -390,19 +396,19 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
 }
 
 /**
- * Whether `out` holds a sweep (its plan or sweep.json), of the plan `key` when given. A plan or
- * sweep.json that cannot be read is no sweep of `key`.
+ * Whether `out` holds a sweep (its plan or sweep.json), of one of `keys` when given. A plan or
+ * sweep.json that cannot be read is no sweep of them.
  */
-function holdsSweepOf(out: string, key?: string): boolean {
-  if (key === undefined) return holdsSweepFiles(out);
+function holdsSweepOf(out: string, keys?: readonly string[]): boolean {
+  if (keys === undefined) return holdsSweepFiles(out);
   try {
     const plan: unknown = JSON.parse(readFileSync(join(out, PLAN_FILE), 'utf8'));
-    if ((plan as { key?: unknown } | null)?.key === key) return true;
+    if ((keys as unknown[]).includes((plan as { key?: unknown } | null)?.key)) return true;
   } catch {
     // No plan, or not one: the sweep.json may still be this sweep's.
   }
   try {
-    return readSweepFile(out)?.key === key;
+    return (keys as unknown[]).includes(readSweepFile(out)?.key);
   } catch {
     return false;
   }
@@ -469,8 +475,8 @@ async function sweepLocked(
   refuseOthersFiles(out, o.force);
   // Another finished sweep there (other points, seed or budget) would be left with its points
   // unlisted by the new sweep.json: refused, or with --force removed first.
-  const key = sweepKey(o);
-  const prev = otherSweep(out, o, key);
+  const keys = sweepKeys(o);
+  const prev = otherSweep(out, o, keys);
   if (prev) {
     if (!o.force)
       throw new Error(
@@ -482,13 +488,13 @@ async function sweepLocked(
   }
   // An interrupted sweep continued by another (another target, or a grid without its points).
   const plan = readPlan(out, o.force);
-  if (plan && isOtherPlan(plan, o, key) && !o.force)
+  if (plan && isOtherPlan(plan, o, keys) && !o.force)
     throw new Error(
       `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${commandFor(plan.command, plan.cwd, out)}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
     );
   // This sweep, interrupted between two points: a rerun without --resume would train its finished
   // points again (the same results, hours of compute for VGG-16).
-  if (plan && !isOtherPlan(plan, o, key) && !o.resume && !o.force) {
+  if (plan && !isOtherPlan(plan, o, keys) && !o.resume && !o.force) {
     const finished = [...new Set([...(plan.labels ?? []), ...(plan.started ?? [])])].filter((d) =>
       existsSync(join(out, d, 'results.json')),
     );
@@ -501,13 +507,13 @@ async function sweepLocked(
   // --force starts over: the points the interrupted sweep planned or began go, finished or not
   // (this sweep's own are replaced as they run).
   if (o.force) {
-    const begun = plan && isOtherPlan(plan, o, key) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
+    const begun = plan && isOtherPlan(plan, o, keys) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
     removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
   }
   // The directory the command ran in, beside it: its relative paths are relative to it.
   const cwd = o.command !== undefined ? resolve(o.cwd ?? process.cwd()) : undefined;
   const newPlan: SweepPlan = {
-    key,
+    key: keys[0],
     command: o.command,
     cwd,
     labels: gridLabels(o),
@@ -636,7 +642,7 @@ async function sweepLocked(
     experiment: o.config.name,
     command: o.command,
     cwd,
-    key,
+    key: keys[0],
     bisection: bisectionOf(o),
     note,
     points,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Ajv from 'ajv';
 import { parseConfig } from '../src/index';
-import { configHash, configId, finishedRun } from '../src/pipeline';
+import { configHash, configHashes, configId, finishedRun } from '../src/pipeline';
 import {
   COST_WEIGHTING_NAMES,
   currentCostWeighting,
@@ -101,17 +101,19 @@ describe('runs and sweeps recorded with cost weighting flops', () => {
     recorded.training.proximal.costWeighting = 'flops';
     recorded.sweep.costWeighting = ['flops', 'uniform'];
     const budget = { trainSubset: 256 };
-    // What configHash gave before the rename, for the config then spelt 'flops'.
+    // What configHash gave before the rename, for the config then spelt 'flops' (a hash that
+    // still took in the name and description: the earlier of configHashes).
     const before = createHash('sha256')
       .update(JSON.stringify({ cfg: recorded, budget, seed: 3 }))
       .digest('hex')
       .slice(0, 16);
-    expect(configHash(macs, budget, 3)).toBe(before);
-    expect(configHash(recorded, budget, 3)).toBe(before);
+    expect(configHashes(macs, budget, 3)[1]).toBe(before);
+    expect(configHashes(recorded, budget, 3)[1]).toBe(before);
+    expect(configHash(macs, budget, 3)).toBe(configHash(recorded, budget, 3));
     expect(configId(macs, budget)).toBe(configId(recorded, budget));
     // Other weightings hash as they always did.
     const params = parseConfig(variant('params'));
-    expect(configHash(params, budget, 3)).toBe(
+    expect(configHashes(params, budget, 3)[1]).toBe(
       createHash('sha256')
         .update(JSON.stringify({ cfg: params, budget, seed: 3 }))
         .digest('hex')

@@ -7,11 +7,13 @@ import {
   mkdtempSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { configHashes } from '../src/pipeline';
 import { cli, reproduceTiny as reproduce } from './helpers';
 
 let tmp: string;
@@ -84,6 +86,51 @@ test('an unfinished run whose config file was edited since says so, not "continu
     JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.004 } } }),
   );
   expect((await cli([...args, '--resume'])).code).toBe(0);
+});
+
+test('a run goes on after its config file is renamed, and from the checkpoint of an earlier version', async () => {
+  const out = join(tmp, 'renamed-config');
+  const [first, second] = [join(tmp, 'first.json'), join(tmp, 'second.json')];
+  const args = (config: string) => [
+    'train',
+    '--config',
+    config,
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
+  const lambda = (l: number) =>
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: l } } });
+  writeFileSync(first, lambda(0.004));
+  expect((await cli([...args(first), '--stop-after-steps', '1'])).code).toBe(130);
+  // The description now says "[changed by second.json: ...]": no result changes with it.
+  renameSync(first, second);
+  // A checkpoint written before 2026-12-02 records a hash that took in the name and description.
+  const stateFile = join(out, '.work', 'checkpoint', 'state.json');
+  const recorded = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+  expect(recorded.config.description).toMatch(/\[changed by first\.json: training\.proximal\.lambda\]$/);
+  const [current, earlier] = configHashes(recorded.config, recorded.budget.spec, recorded.seed);
+  const state = JSON.parse(readFileSync(stateFile, 'utf8'));
+  expect(state.configHash).toBe(current);
+  writeFileSync(stateFile, JSON.stringify({ ...state, configHash: earlier }));
+  const again = await cli([...args(second), '--resume', '--stop-after-steps', '1']);
+  expect(again.code).toBe(130);
+  // Its next checkpoint records this version's hash.
+  expect(JSON.parse(readFileSync(stateFile, 'utf8')).configHash).toBe(current);
+  const done = await cli([...args(second), '--resume']);
+  expect(done.code).toBe(0);
+  expect(existsSync(join(out, 'results.json'))).toBe(true);
+  expect(existsSync(join(out, '.work'))).toBe(false);
+  // Another lambda is still another run.
+  writeFileSync(second, lambda(0.005));
+  const other = await cli([...args(second), '--resume']);
+  expect(other.code).toBe(1);
+  expect(other.err).toMatch(
+    /it is a run of another config, budget or seed \(config\.training\.proximal\.lambda: 0\.004 there, 0\.005 here\)/,
+  );
 });
 
 test("prune refuses an --out that is its --model, or inside a run's .work, before loading anything", async () => {
