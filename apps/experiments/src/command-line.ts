@@ -78,6 +78,14 @@ export function commandIn(cmd: string, cwd: unknown, here: string = process.cwd(
 }
 
 /**
+ * The absolute directory a command runs in, its relative paths' base: `cwd` as the caller gave it
+ * (RunOptions and SweepOptions take one), else this process's.
+ */
+export function ranIn(cwd: string | undefined): string {
+  return resolve(cwd ?? process.cwd());
+}
+
+/**
  * {@link commandIn} for a command that wrote the folder `out` (a run's, or a sweep's): one
  * recorded without `--out` wrote its default folder, relative to the directory it ran in, and
  * typed in another directory would write another there, so `--out` is added, naming `out` (as

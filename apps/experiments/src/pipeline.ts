@@ -60,7 +60,7 @@ import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
-import { commandFolder, commandFor } from './command-line.js';
+import { commandFolder, commandFor, ranIn } from './command-line.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -1376,7 +1376,7 @@ async function runLocked(
   const sameCommand =
     other?.command !== undefined &&
     other.command === o.command &&
-    (typeof other.cwd !== 'string' || resolve(other.cwd) === resolve(o.cwd ?? process.cwd()));
+    (typeof other.cwd !== 'string' || resolve(other.cwd) === ranIn(o.cwd));
   const otherText = other
     ? ` of another config, budget or seed (${runDifferences(other, { config: cfg, budget: o.budget, seed: o.seed })})` +
       (sameCommand
@@ -1525,7 +1525,7 @@ async function runLocked(
   const { command, cwd } =
     started?.command !== undefined
       ? { command: started.command, cwd: typeof started.cwd === 'string' ? started.cwd : undefined }
-      : { command: o.command, cwd: o.command !== undefined ? resolve(o.cwd ?? process.cwd()) : undefined };
+      : { command: o.command, cwd: o.command !== undefined ? ranIn(o.cwd) : undefined };
   writeJsonAtomic(join(out, 'config.json'), {
     experiment: cfg.name,
     command,

@@ -28,7 +28,7 @@ import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { firstNames, pct } from './format.js';
-import { commandFor } from './command-line.js';
+import { commandFor, ranIn } from './command-line.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -511,7 +511,7 @@ async function sweepLocked(
     removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
   }
   // The directory the command ran in, beside it: its relative paths are relative to it.
-  const cwd = o.command !== undefined ? resolve(o.cwd ?? process.cwd()) : undefined;
+  const cwd = o.command !== undefined ? ranIn(o.cwd) : undefined;
   const newPlan: SweepPlan = {
     key: keys[0],
     command: o.command,
