@@ -91,17 +91,8 @@ test('an unfinished run whose config file was edited since says so, not "continu
 test('a run goes on after its config file is renamed, and from the checkpoint of an earlier version', async () => {
   const out = join(tmp, 'renamed-config');
   const [first, second] = [join(tmp, 'first.json'), join(tmp, 'second.json')];
-  const args = (config: string) => [
-    'train',
-    '--config',
-    config,
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    out,
-  ];
+  const tiny = ['--budget', 'tiny', '--backend', 'wasm', '--out', out];
+  const args = (config: string) => ['train', '--config', config, ...tiny];
   const lambda = (l: number) =>
     JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: l } } });
   writeFileSync(first, lambda(0.004));
