@@ -602,6 +602,7 @@ export function createDecomposedWeights(
  * entry by more than 1e-6 of the largest (or by 1e-6, when all are below 1). A satisfied `maxNorm`
  * or `unitNorm` still moves entries by about 1e-7 of their column's norm (its epsilon). Reads two
  * numbers from the backend. Used by @normprune/surgery for the constraints of pruned layers.
+ * @internal
  */
 export function constraintHolds(value: tf.Tensor, constrained: tf.Tensor): boolean {
   const [moved, scale] = tf.tidy(() => [

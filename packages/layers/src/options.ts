@@ -25,6 +25,7 @@ function editDistance(a: string, b: string): number {
  * The key `word` most likely misspells: the nearest of `keys` by edit distance (case, `_` and
  * `-` ignored), if near enough to be a typo (at most 2 edits, and fewer than half the word, or
  * one edit in a word of one or two letters; `fp16` is too far from `float16`), else undefined.
+ * Shared by normprune's packages (their unknown-option errors) and its CLI. @internal
  */
 export function closestKey(word: string, keys: readonly string[]): string | undefined {
   const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
@@ -43,7 +44,8 @@ export function closestKey(word: string, keys: readonly string[]): string | unde
  * (`example` shows an options object in the message), or undefined when nothing is: it must be
  * undefined or an object that is not an array, each of its own enumerable string keys one of
  * `keys` (inherited and symbol keys are not looked at; nor are the entries of a Map), and no
- * value null (a key left out, or undefined, gives the default).
+ * value null (a key left out, or undefined, gives the default). Shared by normprune's packages,
+ * whose functions refuse unknown option keys with it. @internal
  */
 export function optionsProblem(
   options: unknown,
