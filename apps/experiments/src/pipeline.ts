@@ -21,7 +21,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { batches } from '@normprune/datasets';
 import { decompose, fold, magnitudes, NonFiniteWeightError } from '@normprune/layers';
 import { ProximalAdam, ProximalSGD } from '@normprune/prox';
-import { exportModel, kernelMask, prune } from '@normprune/surgery';
+import { DisconnectedModelError, exportModel, kernelMask, prune } from '@normprune/surgery';
 import { fileSystem, initBackend, type BackendInfo, type BackendName } from '@normprune/runtime';
 import {
   decomposedLayers,
@@ -696,6 +696,43 @@ function countGroups(model: tfl.LayersModel): GroupCount[] {
     for (let i = 0; i < g.length; i++) if (Math.abs(g[i]) > 0) live++;
     return { layer: m.layerName, granularity: m.granularity, groups: m.groups, live };
   });
+}
+
+/**
+ * Surgery's refusal of a model whose output no longer depends on its input, said in the config's
+ * terms: which decomposed layers lost every group, to the penalty (training.proximal.lambda) or to
+ * the prune rule (prune.threshold), and the field to change. Surgery's own advice names the
+ * package's API (`layerMultipliers` of @normprune/prox), which a run sets in its config.
+ */
+export function disconnectedError(
+  e: DisconnectedModelError,
+  cfg: ExperimentConfig,
+  groups: GroupCount[],
+): Error {
+  const layers = (gs: GroupCount[]) =>
+    `decomposed layer${gs.length > 1 ? 's' : ''} ${gs.map((g) => `'${g.layer}'`).join(', ')}`;
+  const afterProximal = (g: GroupCount) => g.liveAfterProximal ?? g.live;
+  const byPenalty = groups.filter((g) => afterProximal(g) === 0);
+  const byRule = groups.filter((g) => g.live === 0 && afterProximal(g) > 0);
+  const { lambda } = cfg.training.proximal;
+  const lowerLambda = `lower training.proximal.lambda (this run's: ${lambda}; in a sweep, --lambda)`;
+  const advice: string[] = [];
+  if (byPenalty.length)
+    advice.push(
+      `proximal training at lambda ${lambda} left no live group in ${layers(byPenalty)}: ${lowerLambda}, ` +
+        `or exempt a layer from the penalty with training.proximal.layerMultipliers (e.g. {"${byPenalty[0].layer}": 0})`,
+    );
+  if (byRule.length)
+    advice.push(
+      `prune.threshold ${cfg.prune.threshold} left no live group in ${layers(byRule)} ` +
+        `(${byRule.map(afterProximal).join(', ')} live after proximal training): lower prune.threshold`,
+    );
+  if (!advice.length)
+    advice.push(`the groups left live connect no path from the input to the output: ${lowerLambda}`);
+  const what =
+    e.code === 'dead' ? `every unit of layer '${e.layer}' is dead` : `no unit of layer '${e.layer}' is used`;
+  const message = `proximal: surgery cannot prune the trained model: ${what}: ${e.detail}; ${advice.join('; ')}`;
+  return new Error(message, { cause: e });
 }
 
 /** Kernel weights sitting in dead groups / all weights: the compression visible during proximal training. */
@@ -1849,6 +1886,7 @@ async function runLocked(
       try {
         pruned = prune(folded).model;
       } catch (e) {
+        if (e instanceof DisconnectedModelError) throw disconnectedError(e, cfg, state.groups ?? []);
         // prune refuses a NaN or an infinity in any weight: here the proximal phase's doing (finite
         // decomposed weights can overflow when folded into one kernel), and its learning rate is what to change.
         if (!(e instanceof NonFiniteWeightError)) throw e;
