@@ -1055,8 +1055,33 @@ function modelDirArg(dir: string, who: string): string {
       ? `${who}: no model.json in ${dir} (nor in ${join(dir, 'model')})` +
           (existsSync(replaced)
             ? `; a rerun there has not finished: the model of the run it replaces is in ${dirname(replaced)}`
-            : '')
+            : (sweepPointsHint(dir) ?? ''))
       : `${who}: ${dir} does not exist`,
+  );
+}
+
+/**
+ * For a sweep folder given where a model is expected: that it is a sweep, and the folders of its
+ * points that hold a model/ (the bisection's answer first); undefined for any other folder.
+ */
+function sweepPointsHint(dir: string): string | undefined {
+  let sweep: SweepFile | undefined;
+  try {
+    sweep = readSweepFile(dir);
+  } catch {
+    return undefined;
+  }
+  if (!sweep?.points?.length) return undefined;
+  const target = typeof sweep.bisection?.target === 'number' ? sweep.bisection.target : undefined;
+  const answer = sweepAnswer(sweep.points, target);
+  // Only points with a model: those of an exported sweep (report --export) have none.
+  const points = sweep.points
+    .filter((pt) => existsSync(join(dir, pt.dir, 'model', 'model.json')))
+    .sort((a, b) => Number(b.label === answer) - Number(a.label === answer));
+  if (!points.length) return undefined;
+  return (
+    `; ${dir} is a sweep of ${sweep.experiment}: give the folder of one of its points, each a run with its model/: ` +
+    points.map((pt) => join(dir, pt.dir) + (pt.label === answer ? ' (the answer)' : '')).join(', ')
   );
 }
 
