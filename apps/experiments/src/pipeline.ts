@@ -811,9 +811,10 @@ function checkKeptBaseline(
   const dir = keptBaselineDir(runDir);
   const file = join(dir, 'baseline.json');
   if (!existsSync(file)) {
+    if (holdsSweepFiles(resolve(runDir))) throw new Error(sweepBaselineAdvice(runDir));
     throw new Error(
       `--baseline-from ${runDir}: no kept baseline (${file} is missing); ` +
-        'train that run with --keep-baseline (sweeps keep theirs), or drop --baseline-from',
+        "train that run with --keep-baseline (a sweep's: in its first point's folder), or drop --baseline-from",
     );
   }
   let kept: KeptBaseline;
@@ -833,6 +834,25 @@ function checkKeptBaseline(
     );
   }
   return { ...kept, dir };
+}
+
+/**
+ * `--baseline-from` given a sweep's folder: a sweep keeps its shared baseline (with
+ * --keep-baseline) in a point's folder, which is what to give; a sweep run without it removed
+ * its baseline when it finished.
+ */
+function sweepBaselineAdvice(sweepDir: string): string {
+  const points = readdirSync(resolve(sweepDir), { withFileTypes: true })
+    .filter(
+      (d) => d.isDirectory() && existsSync(join(keptBaselineDir(join(sweepDir, d.name)), 'baseline.json')),
+    )
+    .map((d) => join(sweepDir, d.name));
+  return points.length
+    ? `--baseline-from ${sweepDir}: a sweep's folder; the baseline it kept is in its point ${points[0]}: ` +
+        `give --baseline-from ${points[0]}`
+    : `--baseline-from ${sweepDir}: a sweep's folder, and none of its points holds a kept baseline (a sweep ` +
+        "keeps its shared baseline only with --keep-baseline, in its first point's folder); run the sweep " +
+        'again with --keep-baseline, or drop --baseline-from';
 }
 
 /**
