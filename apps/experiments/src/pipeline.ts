@@ -2066,6 +2066,9 @@ async function runLocked(
     },
     createdAt: new Date().toISOString(),
   };
+  // A run of no epoch (every phase at 0) has no line to write, and still its (empty) file: without
+  // it, `report` would call the file missing.
+  if (!metricLines.length) writeFileAtomic(metricsFile, '');
   writeJsonAtomic(join(out, 'results.json'), results);
   writeReport(
     out,
