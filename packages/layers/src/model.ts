@@ -317,6 +317,28 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
         `prune it. ${plain.some((w) => w.inner.getClassName() === 'Dense') ? `${DENSE_HINT}. ` : ''}` +
         `Leave it out with include to silence this warning`,
     );
+  // A layer decomposed already is kept as it is: the granularity asked for here applies to plain
+  // Dense / Conv2D layers only. Said where it differs, unless include chose the layers (the
+  // two-call idiom, one granularity per call, leaves the other call's layers out on purpose).
+  if (include == null) {
+    const kept = layerPaths(model).filter(({ layer }) => {
+      if (!isDecomposed(layer)) return false;
+      const asked = isDecomposedDense(layer) ? options.granularity?.dense : options.granularity?.conv2d;
+      return asked !== undefined && asked !== layer.granularity;
+    });
+    if (kept.length > 0)
+      console.warn(
+        `decompose: ${kept
+          .map(
+            ({ path, layer }) =>
+              `'${path}' (${layer.getClassName()}) keeps its granularity '${(layer as DecomposedDense).granularity}', ` +
+              `not '${isDecomposedDense(layer) ? denseGranularity : convGranularity}'`,
+          )
+          .join(', ')}: ${kept.length === 1 ? 'it is' : 'they are'} decomposed already, and decompose() ` +
+          'replaces only plain Dense and Conv2D layers. To decompose a layer anew at another granularity, ' +
+          'fold() the model first (decompose(fold(model), { granularity }))',
+      );
+  }
   return decomposed;
 }
 
