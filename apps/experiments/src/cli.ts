@@ -264,7 +264,7 @@ or DIR/sweep-<experiment>/ holding files the export writes, such as your
 report.md, unless it is an earlier export of that run or sweep). With --table alone,
 runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
 and no sweep.json is an interrupted sweep) are skipped with a note naming the
-command that continues them.
+command that continues them, and so are folders that hold no run (a prune export).
 
 A sweep directory (one with sweep.json) stands for its points: each is a row
 named by its label (lenet-500-300 lambda-0.002; files <experiment>-<label>.json),
@@ -1818,6 +1818,11 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     try {
       return [reportSource(arg)];
     } catch (e) {
+      // A folder of the glob that holds no run at all (a prune export in runs/): said, and passed over.
+      if (readOnly && e instanceof NotARun && e.dir === arg) {
+        process.stderr.write(`note: skipped ${arg}: not a run folder (no results.json or config.json)\n`);
+        return [];
+      }
       if (!(readOnly && e instanceof UnfinishedRun)) throw e;
       const what = (e as Error).message
         .replace(/^report: /, '')
@@ -1957,6 +1962,19 @@ type ReportSource =
 class UnfinishedRun extends Error {}
 
 /**
+ * Thrown by `report` for a folder (or file) that holds no run, such as a `prune --out` export
+ * beside the runs in `runs/`: `report --table runs/*` skips it with a note.
+ */
+class NotARun extends Error {
+  constructor(
+    readonly dir: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
  * What an interrupted (or still running) run in `dir` is, and the command
  * that continues it; undefined when `dir` holds no unfinished run.
  */
@@ -2020,7 +2038,8 @@ function readRun(dir: string, label: string | undefined): ReportRun {
       );
     const unfinished = unfinishedRun(dir);
     if (unfinished) throw new UnfinishedRun(`report: ${unfinished.replace('\0', '; ')}`);
-    throw new Error(
+    throw new NotARun(
+      dir,
       `report: ${dir} is not a run folder (no results.json or config.json); give run folders (runs/<experiment>), ` +
         'sweep folders (with sweep.json) or results table rows (*.json)',
     );
