@@ -48,7 +48,7 @@ import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning } from './load.js';
-import { ciText, firstNames, int, ms, pct, pp, pValueText } from './format.js';
+import { ciText, firstNames, int, ms, pct, pctBeside, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
   holdsRun,
@@ -900,17 +900,19 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
     }
     throw e;
   }
+  // Beside a bisection's target, a compression is written with the decimals that tell it from the target.
+  const removed = (v: number) => (target === undefined ? pct(v) : pctBeside(v, target));
   for (const pt of points)
-    out(`${pt.label}: removed ${pct(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
+    out(`${pt.label}: removed ${removed(pt.compressionPct)}, validation error ${pct(pt.validationErrorPct)}`);
   if (target !== undefined) {
     const { ok, below, largest: top } = bisectionOutcome(points, target);
     out(
       ok
-        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${pct(ok.compressionPct)}); ` +
+        ? `target ${target}% removed: smallest lambda reaching it ${ok.lambda} (${removed(ok.compressionPct)}); ` +
             (below
-              ? `the largest below it, ${below.lambda}, missed it (${pct(below.compressionPct)})`
+              ? `the largest below it, ${below.lambda}, missed it (${removed(below.compressionPct)})`
               : 'no smaller lambda tried: a smaller one may reach it too')
-        : `target ${target}% removed: NOT reached; the largest lambda tried, ${top.lambda}, removed ${pct(top.compressionPct)}`,
+        : `target ${target}% removed: NOT reached; the largest lambda tried, ${top.lambda}, removed ${removed(top.compressionPct)}`,
     );
   }
   out(`report: ${join(dir, 'report.md')}`);

@@ -6,6 +6,18 @@
 export const pct = (v: number | undefined, digits = 2): string =>
   v !== undefined && Number.isFinite(v) ? `${v.toFixed(digits)}%` : 'n/a';
 
+/**
+ * A percentage written beside the bound it is judged against (a bisection's target): with more
+ * decimals, up to 4, while two would show it equal to the bound, so that 99.8992% against a
+ * target of 99.9% reads `99.899%`, a miss, not `99.90%`.
+ */
+export const pctBeside = (v: number | undefined, bound: number): string => {
+  if (v === undefined || !Number.isFinite(v)) return 'n/a';
+  let d = 2;
+  while (d < 4 && v !== bound && v.toFixed(d) === bound.toFixed(d)) d++;
+  return `${v.toFixed(d)}%`;
+};
+
 /** A change in percentage points with its sign: `+0.23 pp`, `-0.10 pp`. */
 export const pp = (v: number | undefined): string =>
   v !== undefined && Number.isFinite(v) ? `${v >= 0 ? '+' : ''}${v.toFixed(2)} pp` : 'n/a';

@@ -27,7 +27,7 @@ import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
 import { writeSweepReport, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
-import { firstNames, pct } from './format.js';
+import { firstNames, pctBeside } from './format.js';
 import { commandFor, ranIn } from './command-line.js';
 import {
   ensureWritableDir,
@@ -131,9 +131,9 @@ export function bisectionNote(points: SweepPoint[], target: number): string {
   const head = `Bisection for >= ${target}% of parameters removed:`;
   if (!ok) return `${head} no lambda tried reached it (largest ${largest.lambda}).`;
   return (
-    `${head} smallest lambda reaching it is ${ok.lambda} (${pct(ok.compressionPct)} removed); ` +
+    `${head} smallest lambda reaching it is ${ok.lambda} (${pctBeside(ok.compressionPct, target)} removed); ` +
     (below
-      ? `the largest lambda below it, ${below.lambda}, missed it (${pct(below.compressionPct)} removed).`
+      ? `the largest lambda below it, ${below.lambda}, missed it (${pctBeside(below.compressionPct, target)} removed).`
       : 'no smaller lambda was tried, so a smaller one may reach it too.')
   );
 }
