@@ -346,7 +346,31 @@ function otherSweep(out: string, o: SweepOptions, keys: readonly string[]): stri
     `of ${prev.experiment}: ${labels.length ? labels.join(', ') : 'no points'}` +
     (prev.command ? `, made by \`${commandFor(prev.command, prev.cwd, out)}\`` : '') +
     ')' +
-    (extends_ ? '; to add points to it, run with --resume (its finished points are reused)' : '')
+    (extends_
+      ? '; to add points to it, run with --resume (its finished points are reused)'
+      : (fewerStepsHint(o, prev.bisection) ?? ''))
+  );
+}
+
+/**
+ * This bisection (same config, budget, seed and target) run there with more steps than `o` asks
+ * for: what the refusal says, since fewer steps would leave its points out; undefined otherwise.
+ */
+function fewerStepsHint(o: SweepOptions, bisection: unknown): string | undefined {
+  const mine = bisectionOf(o);
+  const other = bisection as Partial<Bisection> | undefined;
+  if (
+    !mine ||
+    other === undefined ||
+    !(configHashes(o.config, o.budget, o.seed) as unknown[]).includes(other.run) ||
+    other.target !== mine.target ||
+    typeof other.steps !== 'number' ||
+    other.steps <= mine.steps
+  )
+    return undefined;
+  return (
+    `; it is this bisection, run with --bisect-steps ${other.steps}: ${mine.steps} steps would leave its later ` +
+    `points out; give --bisect-steps ${other.steps} or more (with --resume, its points are reused)`
   );
 }
 
