@@ -132,8 +132,9 @@ const COMMON = `Common options:
                       where no run is, a config.json, report.md, model/ or plots/
                       file a run would write over is refused even with --force
   --download          allow downloading a missing data set (default: offline)
-  --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (a sweep:
-                      in its first point's directory)
+  --keep-baseline     keep the trained baseline in RUN_DIR/.work/baseline (with
+                      --baseline-from, a copy of the one reused; a sweep: in its
+                      first point's directory)
   --baseline-from DIR reuse the kept baseline of another run (same data, model,
                       baseline training and seed; the later phases may differ,
                       e.g. lenet-5-fc -> lenet-5)

@@ -5,6 +5,7 @@
 // (phase, epoch, step, loss accumulators, optimiser slots), so that --resume
 // reproduces an uninterrupted run bit for bit on the same backend.
 import {
+  cpSync,
   existsSync,
   lstatSync,
   readdirSync,
@@ -1815,6 +1816,16 @@ async function runLocked(
         state.globalStep = Math.max(0, ...kept.metrics.map((l) => Number(JSON.parse(l).step) || 0));
         writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
         log(`baseline reused from ${o.baselineFrom}`);
+        // --keep-baseline keeps this run's baseline, the reused one, as a trained one is kept (for
+        // eval --compare RUN_DIR/.work/baseline and a later --baseline-from RUN_DIR): copied whole.
+        const baseDir = join(work, 'baseline');
+        if (o.keepBaseline && resolve(kept.dir) !== resolve(baseDir)) {
+          const from = kept.dir;
+          await writeDirAtomic(baseDir, async (tmp) => {
+            cpSync(join(from, 'model'), join(tmp, 'model'), { recursive: true });
+            cpSync(join(from, 'baseline.json'), join(tmp, 'baseline.json'));
+          });
+        }
       } else {
         model ??= buildModel(cfg.model.layers, data.shape, o.seed);
         const opt = makeOptimizer(cfg.training.baseline);
