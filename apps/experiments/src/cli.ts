@@ -51,6 +51,7 @@ import { cpuLoad, loadWarning } from './load.js';
 import { ciText, firstNames, int, ms, pct, pctBeside, pp, pValueText } from './format.js';
 import {
   checkRequestedBackend,
+  failedText,
   holdsRun,
   Interrupted,
   PLAN_FILE,
@@ -1998,6 +1999,13 @@ function unfinishedRun(dir: string): string | undefined {
     typeof command === 'string'
       ? continueCommand(commandIn(command, cwd), commandFolder(command, dir))
       : 'the command that started it, with --resume';
+  const failed = interrupted ? failedText(join(dir, '.work', 'checkpoint')) : '';
+  if (failed)
+    return (
+      `${dir} is an unfinished run${failed}` +
+      '\0the error says what to change: a changed config is another run (start it with --force, or in another --out); ' +
+      `if the cause lay outside the run (disk space, memory) and is gone, continue it with: ${cont}`
+    );
   return (
     `${dir} is an unfinished run (${interrupted ? 'interrupted' : 'stopped before its first checkpoint, or still running'})` +
     `\0continue it with: ${interrupted ? cont : cont.replace(/ --resume\b/, '')}`

@@ -1365,6 +1365,8 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   try {
     return await runLocked(o, out, kept, stop);
   } catch (e) {
+    if (!(e instanceof Interrupted) && (stop.stage === 'training' || stop.stage === 'finishing'))
+      recordFailure(join(out, '.work', 'checkpoint'), e, logOf(o));
     // A rerun that fails before its first checkpoint gives back the finished run it replaced
     // (nothing of it is left to continue); one interrupted, or failed after a checkpoint, keeps
     // it aside until --resume finishes the new run.
@@ -1384,6 +1386,47 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   } finally {
     stop.dispose();
     unlock();
+  }
+}
+
+/** The file in a checkpoint that says the run failed after it (dropped by the next checkpoint). */
+export const FAILED_FILE = 'failed.json';
+
+/** What {@link FAILED_FILE} records: the error, and when. */
+export interface RunFailure {
+  message: string;
+  at: string;
+}
+
+/**
+ * Records in the checkpoint in `ckptDir`, if there is one, that the run failed after it with `e`:
+ * `report` and `eval` then say the run failed, not that it was interrupted, and `--resume` says
+ * it retries. The next checkpoint a resumed run writes replaces the folder, and the record with it.
+ */
+function recordFailure(ckptDir: string, e: unknown, log: (s: string) => void): void {
+  if (!existsSync(join(ckptDir, 'state.json'))) return;
+  const failure: RunFailure = { message: (e as Error)?.message ?? String(e), at: new Date().toISOString() };
+  try {
+    writeJsonAtomic(join(ckptDir, FAILED_FILE), failure);
+  } catch (err) {
+    // The run's own error is the one to report.
+    log(`could not record the failure in ${ckptDir} (${(err as Error).message})`);
+  }
+}
+
+/** ` that failed (when: message)` for a message naming the run whose checkpoint is `ckptDir`. */
+export function failedText(ckptDir: string): string {
+  const failed = recordedFailure(ckptDir);
+  return failed ? ` that failed (${failed.at}: ${failed.message})` : '';
+}
+
+/** The failure recorded in the checkpoint in `ckptDir`, if any (and readable). */
+export function recordedFailure(ckptDir: string): RunFailure | undefined {
+  try {
+    const f = JSON.parse(readFileSync(join(ckptDir, FAILED_FILE), 'utf8')) as Partial<RunFailure>;
+    return typeof f.message === 'string' && typeof f.at === 'string' ? (f as RunFailure) : undefined;
+  } catch {
+    return undefined;
   }
 }
 
@@ -1456,7 +1499,7 @@ async function runLocked(
   if (!o.resume && isRun && existsSync(ckptDir)) {
     if (!o.force)
       throw new Error(
-        `${out} holds an unfinished run${otherText}; ` +
+        `${out} holds an unfinished run${otherText}${failedText(ckptDir)}; ` +
           (other
             ? `${goOn}, choose another --out, or pass --force to replace it`
             : 'continue it with --resume, choose another --out, or pass --force to start over'),
@@ -1536,6 +1579,12 @@ async function runLocked(
       throw damagedCheckpoint(ckptDir, (e as Error).message);
     }
     log(resumePoint(state, cfg));
+    const failed = recordedFailure(ckptDir);
+    if (failed)
+      log(
+        `note: this run failed after this checkpoint (${failed.at}): ${failed.message}; ` +
+          'retrying from it, which fails the same way unless the cause lay outside the run (disk space, memory)',
+      );
   } else {
     state = {
       version: 1,

@@ -8,6 +8,7 @@ import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
   configHashes,
+  failedText,
   finishedRun,
   holdsRun,
   holdsSweepFiles,
@@ -489,7 +490,7 @@ async function sweepLocked(
   });
   if (unfinished.length && !o.resume && !o.force)
     throw new Error(
-      `${out} holds an interrupted sweep (unfinished: ${unfinished.join(', ')}); continue it with --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep (unfinished: ${unfinished.map((d) => `${d}${failedText(join(out, d, '.work', 'checkpoint'))}`).join(', ')}); continue it with --resume, choose another --out, or pass --force to start over`,
     );
   if (holdsRun(out)) {
     if (!o.force)

@@ -1,7 +1,8 @@
 // A run whose penalty (or prune.threshold) leaves no path from input to output: surgery refuses
 // the model, and the run says so in its config's terms, naming the field to change, rather than
-// with surgery's advice for the package's API (layerMultipliers of @normprune/prox).
-import { mkdtempSync, rmSync } from 'node:fs';
+// with surgery's advice for the package's API (layerMultipliers of @normprune/prox). Such a run
+// fails after its last checkpoint, every time it is resumed: report, eval and reruns say it failed.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, writeVariant } from './helpers';
@@ -41,4 +42,96 @@ test('a prune.threshold that kills every group live after proximal training name
     /prune\.threshold 100 left no live group in decomposed layers 'dense1', 'dense2', 'logits' \(\d+, \d+, \d+ live after proximal training\): lower prune\.threshold/,
   );
   expect(r.err).not.toMatch(/@normprune\/prox|training\.proximal\.lambda/);
+});
+
+test('a failed run is reported as failed, not as interrupted, and --resume says it retries', async () => {
+  const config = writeVariant(tmp, 'lambda-50-again', (cfg) => {
+    cfg.training.proximal.lambda = 50;
+    cfg.training.proximal.schedule = { type: 'constant' };
+  });
+  const dir = join(tmp, 'failed');
+  expect((await train(config, 'failed')).code).toBe(1);
+  const failed = JSON.parse(readFileSync(join(dir, '.work', 'checkpoint', 'failed.json'), 'utf8'));
+  expect(failed.message).toMatch(/^proximal: surgery cannot prune the trained model/);
+  const shown =
+    /is an unfinished run that failed \(\d{4}-\d\d-\d\dT[^ ]+: proximal: surgery cannot prune the trained model/;
+  for (const args of [
+    ['report', dir],
+    ['eval', '--model', dir],
+  ]) {
+    const r = await cli(args);
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(shown);
+    expect(r.err).toMatch(/a changed config is another run \(start it with --force, or in another --out\)/);
+    expect(r.err).not.toMatch(/\(interrupted\)/);
+  }
+  const again = await train(config, 'failed');
+  expect(again.code).toBe(1);
+  expect(again.err).toMatch(/holds an unfinished run that failed \(.*surgery cannot prune/);
+  const retried = await cli([
+    'train',
+    '--config',
+    config,
+    '--budget',
+    'tiny',
+    '--out',
+    dir,
+    '--backend',
+    'wasm',
+    '--resume',
+  ]);
+  expect(retried.code).toBe(1);
+  expect(retried.err).toMatch(
+    /note: this run failed after this checkpoint \(.*\): proximal: surgery cannot prune/,
+  );
+  expect(existsSync(join(dir, '.work', 'checkpoint', 'failed.json'))).toBe(true);
+});
+
+test('a failure whose cause is gone: --resume goes on, and its next checkpoint drops the record', async () => {
+  const config = writeVariant(tmp, 'plain', () => undefined);
+  const dir = join(tmp, 'cause-gone');
+  const args = ['train', '--config', config, '--budget', 'tiny', '--out', dir, '--backend', 'wasm'];
+  expect((await cli([...args, '--stop-after-steps', '1'])).code).toBe(130);
+  // As a full disk would have left it: the checkpoint, and the failure recorded after it.
+  const record = join(dir, '.work', 'checkpoint', 'failed.json');
+  writeFileSync(
+    record,
+    JSON.stringify({ message: 'ENOSPC: no space left on device', at: '2026-12-02T18:00:00.000Z' }),
+  );
+  const report = await cli(['report', dir]);
+  expect(report.err).toMatch(
+    /is an unfinished run that failed \(2026-12-02T18:00:00\.000Z: ENOSPC: no space left on device\)/,
+  );
+  expect(report.err).toMatch(
+    /if the cause lay outside the run \(disk space, memory\) and is gone, continue it with: normprune train .* --resume/,
+  );
+  const resumed = await cli([...args, '--resume', '--stop-after-steps', '1']);
+  expect(resumed.code).toBe(130);
+  expect(resumed.err).toMatch(
+    /note: this run failed after this checkpoint \(2026-12-02T18:00:00\.000Z\): ENOSPC/,
+  );
+  expect(existsSync(record)).toBe(false);
+  expect((await cli(['report', dir])).err).toMatch(/is an unfinished run \(interrupted\)/);
+});
+
+test("a sweep's failed point is named as failed when the sweep is run again", async () => {
+  const out = join(tmp, 'sweep');
+  const args = [
+    'sweep',
+    'lenet-500-300',
+    '--lambda',
+    '0.001,50',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+  ];
+  expect((await cli(args)).code).toBe(1);
+  const again = await cli(args);
+  expect(again.code).toBe(1);
+  expect(again.err).toMatch(
+    /holds an interrupted sweep \(unfinished: lambda-50 that failed \(\d{4}-[^ ]+: proximal: surgery cannot prune the trained model/,
+  );
 });
