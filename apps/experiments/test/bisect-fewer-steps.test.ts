@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli } from './helpers';
+import { cli, tinyWasm } from './helpers';
 
 let tmp: string;
 beforeAll(() => {
@@ -20,12 +20,7 @@ const bisect = (out: string, steps: string, ...extra: string[]) =>
     '10',
     '--bisect-steps',
     steps,
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    out,
+    ...tinyWasm(out),
     ...extra,
   ]);
 
@@ -41,18 +36,7 @@ test('fewer steps than the bisection there ran: named, with the --bisect-steps t
     );
   }
   // Another target is another sweep: no such hint.
-  const other = await cli([
-    'sweep',
-    'lenet-500-300',
-    '--target-compression',
-    '20',
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    out,
-  ]);
+  const other = await cli(['sweep', 'lenet-500-300', '--target-compression', '20', ...tinyWasm(out)]);
   expect(other.code).toBe(1);
   expect(other.err).toMatch(/holds another sweep/);
   expect(other.err).not.toMatch(/it is this bisection/);

@@ -5,7 +5,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, writeVariant } from './helpers';
+import { cli, tinyWasm, writeVariant } from './helpers';
 
 let tmp: string;
 beforeAll(() => {
@@ -116,18 +116,7 @@ test('a failure whose cause is gone: --resume goes on, and its next checkpoint d
 
 test("a sweep's failed point is named as failed when the sweep is run again", async () => {
   const out = join(tmp, 'sweep');
-  const args = [
-    'sweep',
-    'lenet-500-300',
-    '--lambda',
-    '0.001,50',
-    '--budget',
-    'tiny',
-    '--backend',
-    'wasm',
-    '--out',
-    out,
-  ];
+  const args = ['sweep', 'lenet-500-300', '--lambda', '0.001,50', ...tinyWasm(out)];
   expect((await cli(args)).code).toBe(1);
   const again = await cli(args);
   expect(again.code).toBe(1);

@@ -28,16 +28,14 @@ export async function cli(args: string[]): Promise<{ code: number; out: string; 
   return { code, out: lines.join('\n'), err };
 }
 
+/** The flags of a tiny run (or sweep) on wasm into `out`: a few seconds a run. */
+export const tinyWasm = (out: string): string[] => ['--budget', 'tiny', '--backend', 'wasm', '--out', out];
+
 /** The arguments of a tiny lenet-500-300 run on wasm into `out` (a few seconds), then `extra`. */
 export const tinyRunArgs = (out: string, ...extra: string[]): string[] => [
   'reproduce',
   'lenet-500-300',
-  '--budget',
-  'tiny',
-  '--backend',
-  'wasm',
-  '--out',
-  out,
+  ...tinyWasm(out),
   ...extra,
 ];
 

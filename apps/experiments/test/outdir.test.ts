@@ -14,7 +14,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configHashes } from '../src/pipeline';
-import { cli, reproduceTiny as reproduce } from './helpers';
+import { cli, reproduceTiny as reproduce, tinyWasm } from './helpers';
 
 let tmp: string;
 beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-outdir-'))));
@@ -91,8 +91,7 @@ test('an unfinished run whose config file was edited since says so, not "continu
 test('a run goes on after its config file is renamed, and from the checkpoint of an earlier version', async () => {
   const out = join(tmp, 'renamed-config');
   const [first, second] = [join(tmp, 'first.json'), join(tmp, 'second.json')];
-  const tiny = ['--budget', 'tiny', '--backend', 'wasm', '--out', out];
-  const args = (config: string) => ['train', '--config', config, ...tiny];
+  const args = (config: string) => ['train', '--config', config, ...tinyWasm(out)];
   const lambda = (l: number) =>
     JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: l } } });
   writeFileSync(first, lambda(0.004));
