@@ -185,6 +185,8 @@ ${COMMON}`,
 
 Runs the experiment once per grid point (the baseline is trained once and
 shared) and writes OUT/{sweep.json, report.md, report.html, plots/pareto.svg}.
+A grid point that fails once trained does not stop the others; the sweep then
+exits 1 naming it: --resume runs it again; with --resume a grid without it drops it.
 
   --config FILE              the experiment config (JSON)
   --lambda a,b,c             lambda values (default: the config's sweep.lambda,

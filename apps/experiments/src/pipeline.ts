@@ -1365,8 +1365,10 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   try {
     return await runLocked(o, out, kept, stop);
   } catch (e) {
-    if (!(e instanceof Interrupted) && (stop.stage === 'training' || stop.stage === 'finishing'))
+    if (!(e instanceof Interrupted) && (stop.stage === 'training' || stop.stage === 'finishing')) {
       recordFailure(join(out, '.work', 'checkpoint'), e, logOf(o));
+      markFailedDuringTraining(e);
+    }
     // A rerun that fails before its first checkpoint gives back the finished run it replaced
     // (nothing of it is left to continue); one interrupted, or failed after a checkpoint, keeps
     // it aside until --resume finishes the new run.
@@ -1387,6 +1389,22 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     stop.dispose();
     unlock();
   }
+}
+
+const duringTraining = new WeakSet<object>();
+
+/**
+ * Whether `e`, thrown by {@link runExperiment}, is a failure of the run once it trained (its
+ * training, surgery, evaluation or export), not of its setup (data, backend, folder, a damaged
+ * checkpoint or kept baseline): a grid sweep runs its other points past such a failure.
+ */
+export function failedDuringTraining(e: unknown): boolean {
+  return typeof e === 'object' && e !== null && duringTraining.has(e);
+}
+
+/** Marks `e` as {@link failedDuringTraining}. @internal */
+export function markFailedDuringTraining(e: unknown): void {
+  if (typeof e === 'object' && e !== null) duringTraining.add(e);
 }
 
 /** The file in a checkpoint that says the run failed after it (dropped by the next checkpoint). */

@@ -8,6 +8,7 @@ import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
   configHashes,
+  failedDuringTraining,
   failedText,
   finishedRun,
   holdsRun,
@@ -228,6 +229,8 @@ interface SweepPlan {
   labels?: string[];
   started?: string[];
   bisection?: Bisection;
+  /** A grid's points that failed (label: error), each with the run's error; the others ran on. */
+  failed?: Record<string, string>;
 }
 
 /** This sweep's bisection; undefined for a grid. */
@@ -259,6 +262,13 @@ function holdsSweep(o: SweepOptions, labels: readonly string[] | undefined, bise
   return grid !== undefined && labels !== undefined && labels.every((l) => grid.includes(l));
 }
 
+const failedList = (v: unknown) =>
+  v === undefined ||
+  (typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.entries(v).every(([l, m]) => labelList([l]) && typeof m === 'string'));
+
 const labelList = (v: unknown) =>
   v === undefined ||
   (Array.isArray(v) && v.every((l) => typeof l === 'string' && /^[^/\\.][^/\\]*$/.test(l)));
@@ -279,7 +289,10 @@ function readPlan(out: string, force: boolean | undefined): SweepPlan | undefine
     why =
       p === null || typeof p !== 'object' || typeof p.key !== 'string'
         ? 'it holds no sweep key'
-        : labelList(p.labels) && labelList(p.started) && ['string', 'undefined'].includes(typeof p.command)
+        : labelList(p.labels) &&
+            labelList(p.started) &&
+            ['string', 'undefined'].includes(typeof p.command) &&
+            failedList(p.failed)
           ? undefined
           : 'its command, labels or points are not what a sweep writes';
   } catch (e) {
@@ -295,7 +308,23 @@ function readPlan(out: string, force: boolean | undefined): SweepPlan | undefine
 
 /** Whether `plan` (an interrupted sweep's) is another sweep's, which this one would not complete. */
 function isOtherPlan(plan: SweepPlan, o: SweepOptions, keys: readonly string[]): boolean {
-  return !keys.includes(plan.key) && !holdsSweep(o, plan.labels, plan.bisection);
+  return !keys.includes(plan.key) && !holdsSweep(o, plannedLabels(plan, o), plan.bisection);
+}
+
+/**
+ * The points of an interrupted sweep's `plan` that a grid continuing it must hold: all, but with
+ * --resume those that failed, which it may leave out (their folders go: {@link dropFailed}).
+ */
+function plannedLabels(plan: SweepPlan, o: SweepOptions): string[] | undefined {
+  const failed = plan.failed ?? {};
+  return o.resume ? plan.labels?.filter((l) => !Object.hasOwn(failed, l)) : plan.labels;
+}
+
+/** The failed points of `plan` this grid leaves out, which a sweep continuing it removes. */
+function droppedFailed(plan: SweepPlan | undefined, o: SweepOptions): string[] {
+  const grid = gridLabels(o);
+  if (!plan?.failed || grid === undefined || !o.resume) return [];
+  return Object.keys(plan.failed).filter((l) => !grid.includes(l));
 }
 
 /**
@@ -488,10 +517,14 @@ async function sweepLocked(
     recoverDir(ckpt); // caught between its renames
     return existsSync(join(ckpt, 'state.json'));
   });
-  if (unfinished.length && !o.resume && !o.force)
+  if (unfinished.length && !o.resume && !o.force) {
+    const failed = unfinished.map((d) => failedText(join(out, d, '.work', 'checkpoint')));
     throw new Error(
-      `${out} holds an interrupted sweep (unfinished: ${unfinished.map((d) => `${d}${failedText(join(out, d, '.work', 'checkpoint'))}`).join(', ')}); continue it with --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep (unfinished: ${unfinished.map((d, i) => `${d}${failed[i]}`).join(', ')}); ` +
+        `continue it with --resume${failed.some(Boolean) ? ' (points that failed run again; a grid without them, given --resume, drops them and their folders)' : ''}, ` +
+        'choose another --out, or pass --force to start over',
     );
+  }
   if (holdsRun(out)) {
     if (!o.force)
       throw new Error(`${out} holds a run, not a sweep; choose another --out, or pass --force to replace it`);
@@ -515,7 +548,11 @@ async function sweepLocked(
   const plan = readPlan(out, o.force);
   if (plan && isOtherPlan(plan, o, keys) && !o.force)
     throw new Error(
-      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${commandFor(plan.command, plan.cwd, out)}\`` : `key ${plan.key}`}); continue it with that command and --resume, choose another --out, or pass --force to start over`,
+      `${out} holds an interrupted sweep of another plan (${plan.command ? `made by \`${commandFor(plan.command, plan.cwd, out)}\`` : `key ${plan.key}`}); continue it with that command and --resume, ` +
+        (Object.keys(plan.failed ?? {}).length && gridLabels(o) !== undefined && !o.resume
+          ? `or with --resume a grid holding its points but those that failed (${Object.keys(plan.failed!).join(', ')}), whose folders go, `
+          : '') +
+        'choose another --out, or pass --force to start over',
     );
   // This sweep, interrupted between two points: a rerun without --resume would train its finished
   // points again (the same results, hours of compute for VGG-16).
@@ -535,6 +572,14 @@ async function sweepLocked(
     const begun = plan && isOtherPlan(plan, o, keys) ? [...(plan.labels ?? []), ...(plan.started ?? [])] : [];
     removeSweep([...new Set([...begun, ...unfinished])].map((d) => join(out, d)));
   }
+  const log = o.log ?? (() => undefined);
+  // Points of the interrupted sweep that failed, left out of this grid: their runs go with them.
+  const dropped = droppedFailed(plan, o);
+  for (const d of dropped)
+    log(
+      `sweep point ${d} failed before (${plan!.failed![d]}) and is not in this grid: its folder is removed`,
+    );
+  removeSweep(dropped.map((d) => join(out, d)));
   // The directory the command ran in, beside it: its relative paths are relative to it.
   const cwd = o.command !== undefined ? ranIn(o.cwd) : undefined;
   const newPlan: SweepPlan = {
@@ -546,13 +591,14 @@ async function sweepLocked(
     bisection: bisectionOf(o),
   };
   writeJsonAtomic(join(out, PLAN_FILE), newPlan);
-  const log = o.log ?? (() => undefined);
   const points: SweepPoint[] = [];
   let first: string | undefined;
+  let current = '';
   const runPoint = async (lambda: number, granularity?: string, cost?: string): Promise<RunResults> => {
     const label = o.resume
       ? resumedLabel(out, lambda, granularity, cost)
       : pointLabel(lambda, granularity, cost);
+    current = label;
     const dir = join(out, label);
     // A bisection's points are known only as it goes: the plan lists them for --force.
     if (!newPlan.started?.includes(label)) {
@@ -638,7 +684,34 @@ async function sweepLocked(
       note = bisectionNote(points, target);
     } else {
       const { lambdas, granularities: grans, costWeightings: costs } = gridPlan(o);
-      for (const g of grans) for (const c of costs) for (const l of lambdas) await runPoint(l, g, c);
+      // A point that fails once it trained (not in its setup, nor by a signal) does not stop the
+      // grid: the others run, and the plan records it, for --resume to retry or a grid without it
+      // to drop.
+      const failed: Record<string, string> = {};
+      for (const g of grans)
+        for (const c of costs)
+          for (const l of lambdas)
+            await runPoint(l, g, c).catch((e: unknown) => {
+              if (!failedDuringTraining(e)) throw e;
+              guard.off(); // on again: runPoint turned it off for the point's own handler
+              guard.on();
+              failed[current] = (e as Error)?.message ?? String(e);
+              // A point that failed after training the shared baseline kept it: the next reuses it.
+              const kept = join(out, current, '.work', 'baseline', 'baseline.json');
+              if (o.baselineFrom === undefined && first === undefined && existsSync(kept))
+                first = join(out, current);
+              log(`sweep point ${current} failed: ${failed[current]}`);
+            });
+      const labels = Object.keys(failed);
+      if (labels.length) {
+        newPlan.failed = failed;
+        writeJsonAtomic(join(out, PLAN_FILE), newPlan);
+        throw new Error(
+          `sweep: ${labels.length} of ${newPlan.labels?.length} points failed (${labels.map((l) => `${l}: ${failed[l]}`).join('; ')}); ` +
+            `the others finished. Once the cause is gone, continue the sweep with: ${o.continueWith ?? 'the same command with --resume'} ` +
+            '(finished points are reused, failed ones run again); or continue it with --resume and a grid without the failed points, whose folders go',
+        );
+      }
       note = `Grid over lambda ${JSON.stringify(lambdas)}${grans[0] ? `, granularity ${JSON.stringify(grans)}` : ''}${costs[0] ? `, cost weighting ${JSON.stringify(costs)}` : ''}; ${o.baselineFrom ? `every point reuses the baseline kept in ${o.baselineFrom}` : 'the baseline is trained once and shared'}.`;
     }
   } catch (e) {

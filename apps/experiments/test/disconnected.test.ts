@@ -114,13 +114,48 @@ test('a failure whose cause is gone: --resume goes on, and its next checkpoint d
   expect((await cli(['report', dir])).err).toMatch(/is an unfinished run \(interrupted\)/);
 });
 
-test("a sweep's failed point is named as failed when the sweep is run again", async () => {
+test('a grid runs on past a failed point; --resume retries it, or drops it from a grid without it', async () => {
   const out = join(tmp, 'sweep');
-  const args = ['sweep', 'lenet-500-300', '--lambda', '0.001,50', ...tinyWasm(out)];
-  expect((await cli(args)).code).toBe(1);
-  const again = await cli(args);
+  const sweep = (lambdas: string, ...extra: string[]) =>
+    cli(['sweep', 'lenet-500-300', '--lambda', lambdas, ...tinyWasm(out), ...extra]);
+  const first = await sweep('50,0.001');
+  expect(first.code).toBe(1);
+  expect(first.err).toMatch(
+    /^sweep point lambda-50 failed: proximal: surgery cannot prune the trained model/m,
+  );
+  expect(first.err).toMatch(
+    /sweep: 1 of 2 points failed \(lambda-50: proximal: surgery cannot prune the trained model.*\); the others finished\. Once the cause is gone, continue the sweep with: .*--resume/,
+  );
+  expect(existsSync(join(out, 'lambda-0.001', 'results.json'))).toBe(true);
+  expect(existsSync(join(out, 'sweep.json'))).toBe(false);
+  const plan = JSON.parse(readFileSync(join(out, '.sweep-plan.json'), 'utf8'));
+  expect(Object.keys(plan.failed)).toEqual(['lambda-50']);
+
+  // Run again without --resume: named as failed.
+  const again = await sweep('50,0.001');
   expect(again.code).toBe(1);
   expect(again.err).toMatch(
     /holds an interrupted sweep \(unfinished: lambda-50 that failed \(\d{4}-[^ ]+: proximal: surgery cannot prune the trained model/,
   );
+  // A grid without the failed point, without --resume: refused, saying what --resume would do.
+  const without = await sweep('0.001');
+  expect(without.code).toBe(1);
+  expect(without.err).toMatch(
+    /continue it with --resume \(points that failed run again; a grid without them, given --resume, drops them and their folders\)/,
+  );
+  // --resume retries it (and it fails again); the finished point is reused.
+  const retried = await sweep('50,0.001', '--resume');
+  expect(retried.code).toBe(1);
+  expect(retried.err).toMatch(/^sweep point lambda-0\.001: finished before, reused$/m);
+  expect(retried.err).toMatch(/^sweep point lambda-50 failed: /m);
+  // With --resume, a grid without it drops it and finishes.
+  const dropped = await sweep('0.001', '--resume');
+  expect(dropped.code).toBe(0);
+  expect(dropped.err).toMatch(
+    /^sweep point lambda-50 failed before \(proximal: .*\) and is not in this grid: its folder is removed$/m,
+  );
+  expect(existsSync(join(out, 'lambda-50'))).toBe(false);
+  expect(existsSync(join(out, '.sweep-plan.json'))).toBe(false);
+  const done = JSON.parse(readFileSync(join(out, 'sweep.json'), 'utf8'));
+  expect(done.points.map((p: { label: string }) => p.label)).toEqual(['lambda-0.001']);
 });
