@@ -2021,7 +2021,7 @@ function unfinishedRun(dir: string): string | undefined {
 function unfinishedSweep(dir: string): string | undefined {
   const file = join(dir, PLAN_FILE);
   if (!existsSync(file) || existsSync(join(dir, 'sweep.json'))) return undefined;
-  let plan: { command?: unknown; cwd?: unknown; started?: unknown } | undefined;
+  let plan: { command?: unknown; cwd?: unknown; started?: unknown; failed?: unknown } | undefined;
   try {
     plan = JSON.parse(readFileSync(file, 'utf8'));
   } catch {
@@ -2035,9 +2035,12 @@ function unfinishedSweep(dir: string): string | undefined {
     typeof plan?.command === 'string'
       ? continueCommand(commandIn(plan.command, plan.cwd), resolve(dir))
       : 'the command that started it, with --resume';
+  const failed = typeof plan?.failed === 'object' && plan.failed !== null ? Object.keys(plan.failed) : [];
   return (
-    `${dir} is an interrupted sweep (${finished.length ? `finished points: ${finished.join(', ')}` : 'no point finished'}; ` +
-    `its sweep.json and report are written when it ends)\0continue it with: ${cont}`
+    `${dir} is an interrupted sweep (${finished.length ? `finished points: ${finished.join(', ')}` : 'no point finished'}` +
+    `${failed.length ? `; failed: ${failed.join(', ')}` : ''}; its sweep.json and report are written when it ends)` +
+    `\0continue it with: ${cont}` +
+    (failed.length ? ' (failed points run again; with a grid without them, they are dropped)' : '')
   );
 }
 

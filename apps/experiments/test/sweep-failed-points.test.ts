@@ -58,6 +58,12 @@ test('the other points run; the plan records the failure; a grid without it drop
   expect(r.err).toMatch(/sweep: 1 of 3 points failed \(lambda-50: proximal: surgery cannot prune/);
   expect(plan(out).failed).toEqual({ 'lambda-50': 'proximal: surgery cannot prune the trained model' });
   expect(existsSync(join(out, 'sweep.json'))).toBe(false);
+  // (The stand-in points write no results.json: none counts as finished.)
+  const report = await cli(['report', out]);
+  expect(report.code).toBe(1);
+  expect(report.err).toMatch(
+    /is an interrupted sweep \(no point finished; failed: lambda-50; .*continue it with: normprune sweep .*--resume .*\(failed points run again; with a grid without them, they are dropped\)/,
+  );
 
   // The failed point has no checkpoint (it failed before one): another grid is another plan,
   // unless --resume drops the failed point.
