@@ -313,7 +313,7 @@ function isOtherPlan(plan: SweepPlan, o: SweepOptions, keys: readonly string[]):
 
 /**
  * The points of an interrupted sweep's `plan` that a grid continuing it must hold: all, but with
- * --resume those that failed, which it may leave out (their folders go: {@link dropFailed}).
+ * --resume those that failed, which it may leave out (their folders go: {@link droppedFailed}).
  */
 function plannedLabels(plan: SweepPlan, o: SweepOptions): string[] | undefined {
   const failed = plan.failed ?? {};
@@ -330,7 +330,7 @@ function droppedFailed(plan: SweepPlan | undefined, o: SweepOptions): string[] {
 /**
  * What makes two sweeps the same (config, budget, seed, and the grid or bisection target): the
  * `key` a sweep.json and plan record. The first is this version's; the second, of the run hash
- * normprune recorded before 2026-12-02 ({@link isConfigHashOf}), is what earlier sweeps recorded.
+ * normprune recorded before 2026-12-02 ({@link configHashes}), is what earlier sweeps recorded.
  */
 function sweepKeys(o: SweepOptions): [string, string] {
   const grid = gridPlan(o);
