@@ -478,6 +478,12 @@ function intOption(name: string, v: string | undefined, dflt: number): number {
  * N's data order under another name.
  */
 function seedOption(v: string | undefined): number {
+  // Several seeds are several runs (each its own --out); report --table groups them by config.
+  if (v !== undefined && /^\d+(\s*,\s*\d+)+$/.test(v))
+    throw new UsageError(
+      `--seed: one seed per command, got "${v}": run the command once per seed, each with its own --out ` +
+        '(`normprune report --table` over them adds a row of their means, "across seeds")',
+    );
   const seed = intOption('seed', v, 1);
   if (seed > 2 ** 32 - 1)
     throw new UsageError(

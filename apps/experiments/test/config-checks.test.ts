@@ -130,6 +130,10 @@ describe('--print-config refuses the arguments the run refuses', () => {
     [['--seed', 'abc'], /--seed: expected a non-negative integer, got "abc"/],
     [['--seed', '-1'], /--seed: expected a non-negative integer, got "-1"/],
     [['--seed', '1.5'], /--seed: expected a non-negative integer, got "1\.5"/],
+    [
+      ['--seed', '1,2,3'],
+      /--seed: one seed per command, got "1,2,3": run the command once per seed, each with its own --out/,
+    ],
     [['--backend', 'gpu'], /--backend: got "gpu", allowed: node, wasm, cpu/],
     [['--threads', '0'], /--threads: expected a whole number from 1 to 64, got "0"/],
   ];
