@@ -3,6 +3,7 @@
 // refusals naming the command that started a run. A recorded command's relative paths are
 // relative to the directory it ran in (recorded beside it as `cwd`); printed in another
 // directory, they are rewritten to name the same files from there.
+import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 /** `a` as one shell word: as it is when plain, else single-quoted. */
@@ -75,6 +76,28 @@ export function commandIn(cmd: string, cwd: unknown, here: string = process.cwd(
       : w;
   });
   return out.map(shellQuote).join(' ');
+}
+
+/**
+ * The config file that the recorded command `cmd` (run in `cwd`) names with `--config`, as an
+ * absolute path, when it is no longer there (renamed or moved since: the command would fail);
+ * undefined when it is there, when `cmd` names none (`reproduce`), or when a relative one cannot
+ * be placed (no recorded `cwd`).
+ */
+export function missingConfigFile(cmd: string, cwd: unknown): string | undefined {
+  const words = shellWords(cmd);
+  if (words === undefined) return undefined;
+  let file: string | undefined;
+  words.forEach((w, i) => {
+    if (i > 0 && words[i - 1] === '--config') file = w;
+    else if (w.startsWith('--config=')) file = w.slice('--config='.length);
+  });
+  if (!file) return undefined;
+  if (!isAbsolute(file)) {
+    if (typeof cwd !== 'string' || !isAbsolute(cwd)) return undefined;
+    file = resolve(cwd, file);
+  }
+  return existsSync(file) ? undefined : file;
 }
 
 /**

@@ -61,7 +61,7 @@ import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
-import { commandFolder, commandFor, ranIn } from './command-line.js';
+import { commandFolder, commandFor, missingConfigFile, ranIn } from './command-line.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -1645,10 +1645,21 @@ async function runLocked(
     state.metricsCount = metricLines.length;
     writeFileAtomic(metricsFile, metricLines.join('\n') + '\n');
   };
-  // A resumed run keeps the command line that started it, and the directory it ran in.
+  // A resumed run keeps the command line that started it, and the directory it ran in, unless the
+  // config file that command names is gone (renamed since: the hash leaves out the name it gives),
+  // where this command, which works, replaces it.
   const started = o.resume ? runIn(out) : undefined;
+  const gone =
+    started?.command !== undefined && o.command !== undefined
+      ? missingConfigFile(started.command, started.cwd)
+      : undefined;
+  if (gone)
+    log(
+      `note: the command that started this run names the config file ${gone}, which is gone: ` +
+        'the run records this command instead',
+    );
   const { command, cwd } =
-    started?.command !== undefined
+    started?.command !== undefined && gone === undefined
       ? { command: started.command, cwd: typeof started.cwd === 'string' ? started.cwd : undefined }
       : { command: o.command, cwd: o.command !== undefined ? ranIn(o.cwd) : undefined };
   writeJsonAtomic(join(out, 'config.json'), {

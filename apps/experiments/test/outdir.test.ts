@@ -108,6 +108,16 @@ test('a run goes on after its config file is renamed, and from the checkpoint of
   writeFileSync(stateFile, JSON.stringify({ ...state, configHash: earlier }));
   const again = await cli([...args(second), '--resume', '--stop-after-steps', '1']);
   expect(again.code).toBe(130);
+  // The command that started it names first.json, which is gone: the run records this one, and
+  // report names it to continue the run (before, the old file's, which fails).
+  expect(again.err).toContain(
+    `note: the command that started this run names the config file ${first}, which is gone: the run records this command instead`,
+  );
+  expect(JSON.parse(readFileSync(join(out, 'config.json'), 'utf8')).command).toContain(`--config ${second}`);
+  const report = await cli(['report', out]);
+  expect(report.code).toBe(1);
+  expect(report.err).toContain(`continue it with: normprune train --config ${second} `);
+  expect(report.err).not.toContain('first.json');
   // Its next checkpoint records this version's hash.
   expect(JSON.parse(readFileSync(stateFile, 'utf8')).configHash).toBe(current);
   const done = await cli([...args(second), '--resume']);

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commandIn, shellQuote, shellWords, shownPath } from '../src/command-line';
+import { commandIn, missingConfigFile, shellQuote, shellWords, shownPath } from '../src/command-line';
 import { cli, writeIdxFixture } from './helpers';
 
 let tmp: string;
@@ -94,6 +94,22 @@ describe('commandIn', () => {
     expect(shownPath('/p/..q', '/p')).toBe('..q');
     expect(shownPath('/q', '/p')).toBe('/q');
   });
+});
+
+test('missingConfigFile names the --config file a recorded command names when it is gone', () => {
+  // my.json is in a (written by beforeAll); gone.json is not.
+  expect(missingConfigFile("normprune train --config my.json --out 'runs/x'", a)).toBeUndefined();
+  expect(
+    missingConfigFile(`normprune train --config=${shellQuote(join(a, 'my.json'))}`, '/elsewhere'),
+  ).toBeUndefined();
+  expect(missingConfigFile('normprune train --config gone.json --seed 2', a)).toBe(join(a, 'gone.json'));
+  expect(missingConfigFile(`normprune sweep --config=${join(b, 'gone.json')}`, undefined)).toBe(
+    join(b, 'gone.json'),
+  );
+  // No --config (reproduce), a relative one without the directory it ran in, an unreadable command.
+  expect(missingConfigFile('normprune reproduce lenet-5', a)).toBeUndefined();
+  expect(missingConfigFile('normprune train --config gone.json', undefined)).toBeUndefined();
+  expect(missingConfigFile('normprune train --config "gone.json"', a)).toBeUndefined();
 });
 
 test('an interrupted run started with relative paths is continued, as report --table says, from another folder', async () => {
