@@ -17,9 +17,25 @@ export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
   return layerPaths(model).map((l) => l.layer);
 }
 
-/** Whether the model contains DecomposedDense / DecomposedConv2D layers, nested models included. */
+/**
+ * Whether the model contains DecomposedDense / DecomposedConv2D layers, nested models included,
+ * and inside wrapper layers (`TimeDistributed(decomposedDense(...))`, built by hand): `fold`
+ * refuses those, naming the wrapper, where surgery would otherwise pass them on as they are (a
+ * pruned model or an export holding a normprune class, which plain tfjs cannot load).
+ */
 export function hasDecomposed(model: tfl.LayersModel): boolean {
-  return allLayers(model).some((l) => isDecomposed(l));
+  return allLayers(model).some((l) => isDecomposed(l) || wrappedDecomposed(l) !== undefined);
+}
+
+/** The decomposed layer a wrapper layer (`TimeDistributed`, `Bidirectional`) holds, however deeply wrapped. */
+export function wrappedDecomposed(layer: tfl.layers.Layer): tfl.layers.Layer | undefined {
+  let inner = layer;
+  for (;;) {
+    const next = (inner as { layer?: unknown }).layer;
+    if (!(next instanceof tfl.layers.Layer)) return undefined;
+    if (isDecomposed(next)) return next;
+    inner = next;
+  }
 }
 
 /** Refuses anything but a LayersModel (a lone layer, null, a path), naming the function. */

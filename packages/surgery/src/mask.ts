@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { isDecomposed } from '@normprune/layers';
-import { allLayers, checkModel } from './folding.js';
+import { allLayers, checkModel, wrappedDecomposed } from './folding.js';
 
 /** One layer under a {@link KernelMask}. */
 export interface MaskedLayer {
@@ -48,6 +48,14 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     const cls = layer.getClassName();
     if (isDecomposed(layer)) {
       throw new Error(`kernelMask: layer '${layer.name}' is a ${cls}; prune() or fold() the model first`);
+    }
+    const wrapped = wrappedDecomposed(layer);
+    if (wrapped) {
+      throw new Error(
+        `kernelMask: layer '${layer.name}' (${cls}) wraps the decomposed layer '${wrapped.name}' ` +
+          `(${wrapped.getClassName()}), which the mask cannot hold and fold() cannot make plain: ` +
+          'build the model with a plain layer inside the wrapper',
+      );
     }
     const kernelName =
       cls === 'Dense' || cls === 'Conv2D' ? 'kernel' : cls === 'DepthwiseConv2D' ? 'depthwise_kernel' : null;

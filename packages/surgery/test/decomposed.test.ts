@@ -6,7 +6,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as layers from '@normprune/layers';
 import { decompose, fold } from '@normprune/layers';
-import { analyze, exportModel, prune } from '../src/index';
+import { analyze, exportModel, kernelMask, prune } from '../src/index';
 import {
   editWeight,
   fillAll,
@@ -119,6 +119,40 @@ describe('prune on decomposed models', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('refuses a decomposed layer inside a wrapper, which fold cannot make plain, naming the wrapper', async () => {
+    // Built by hand: decompose() leaves a wrapped Dense plain. prune with unknownLayers 'keep' kept
+    // the TimeDistributed whole and returned it holding a DecomposedDense, and exportModel wrote
+    // one into model.json, which plain tfjs cannot load.
+    const m = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [4, 6], units: 8, activation: 'relu', name: 'fc1' }),
+        tfl.layers.timeDistributed({
+          layer: layers.decomposedDense({ units: 5, name: 'inner' }),
+          name: 'td',
+        }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 3, name: 'out' }),
+      ],
+    });
+    const wraps = /layer 'td' \(TimeDistributed\) wraps the decomposed layer 'inner' \(DecomposedDense\)/;
+    const before = tf.memory().numTensors;
+    expect(() => prune(m, { unknownLayers: 'keep' })).toThrow(wraps);
+    expect(() => prune(m)).toThrow(wraps);
+    expect(() => analyze(m)).toThrow(wraps);
+    expect(() => kernelMask(m)).toThrow(
+      /^kernelMask: layer 'td' \(TimeDistributed\) wraps the decomposed layer 'inner'/,
+    );
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'normprune-surgery-wrapped-'));
+    try {
+      await expect(exportModel(m, path.join(dir, 'm'))).rejects.toThrow(wraps);
+      expect(fs.existsSync(path.join(dir, 'm'))).toBe(false);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
   });
 });
 
