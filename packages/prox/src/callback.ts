@@ -163,9 +163,17 @@ export class SparsityCallback extends tfl.Callback {
     this.diverged = undefined;
   }
 
-  /** Notes the epoch, for a message about a batch's loss. */
+  /**
+   * Notes the epoch, for a message about a batch's loss. `fitDataset` does not give its
+   * `initialEpoch` to `onTrainBegin` (tfjs sets `params.initialEpoch` to null there): its first
+   * epoch is the first word of it, reported to the optimiser before that epoch's first step.
+   */
   override async onEpochBegin(fitEpoch: number): Promise<void> {
-    this.epochNow = Math.max(fitEpoch, this.completed);
+    if (fitEpoch > this.completed) {
+      this.completed = fitEpoch;
+      this.optimizer?.observe({ epoch: fitEpoch });
+    }
+    this.epochNow = this.completed;
   }
 
   /** With `stopOnNaN`, stops training at a batch whose loss is NaN or infinite. */
