@@ -241,7 +241,10 @@ export class SparsityCallback extends tfl.Callback {
               infos.filter((_, i) => prunable[i]),
               liveByInfo.filter((_, i) => prunable[i]),
             ).compression;
-    this.optimizer?.observe({ epoch: epoch + 1, ...(chased !== undefined ? { compression: chased } : {}) });
+    // With no prunable layer the compression is reported as undefined, which clears the one an
+    // earlier epoch reported (its layers since frozen): observe keeps what it is not given, and a
+    // targetLambda would go on raising lambda from that stale compression.
+    this.optimizer?.observe({ epoch: epoch + 1, compression: chased });
     const record: SparsityRecord = {
       epoch,
       ...report,
