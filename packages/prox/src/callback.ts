@@ -165,8 +165,8 @@ export class SparsityCallback extends tfl.Callback {
 
   /**
    * Notes the epoch, for a message about a batch's loss. `fitDataset` does not give its
-   * `initialEpoch` to `onTrainBegin` (tfjs sets `params.initialEpoch` to null there): its first
-   * epoch is the first word of it, reported to the optimiser before that epoch's first step.
+   * `initialEpoch` to `onTrainBegin` (tfjs sets `params.initialEpoch` to null there): the first
+   * epoch it begins says where it starts, and is reported to the optimiser before its first step.
    */
   override async onEpochBegin(fitEpoch: number): Promise<void> {
     if (fitEpoch > this.completed) {
