@@ -88,6 +88,14 @@ function backpropFilter(
   info: tf.backend_util.Conv2DInfo,
   filterShape: [number, number, number, number],
 ): tf.TensorInfo {
+  // An empty dy (no image, or an output with no rows or columns) gives the empty sum, zeros, as
+  // on cpu. With more than 8 channels the convolution below took dy as a filter with no rows or
+  // columns and returned the heap's leftovers.
+  if (info.batchSize * info.outHeight * info.outWidth === 0) {
+    const out = backend.makeOutput(filterShape, 'float32');
+    backend.typedArrayFromHeap(out).fill(0);
+    return out;
+  }
   const patchFloats =
     info.filterHeight * info.filterWidth * info.inChannels * info.batchSize * info.outHeight * info.outWidth;
   if (info.inChannels <= 8 && patchFloats <= im2colLimits.maxFloats) {
@@ -274,6 +282,13 @@ export function conv2DBackpropInput(args: {
   const { dy: given, filter } = args.inputs as { dy: tf.TensorInfo; filter: tf.TensorInfo };
   const attrs = args.attrs as unknown as tf.Conv2DBackpropInputAttrs;
   const info = convInfoOf(attrs.inputShape, filter.shape, attrs, 'Conv2DBackpropInput');
+  // An empty dy gives zeros, as on cpu: the flipped-filter convolution below, given an input
+  // 1x1 image and an output with no rows or columns, returned nonzero values.
+  if (info.batchSize * info.outHeight * info.outWidth === 0) {
+    const out = backend.makeOutput(info.inShape, 'float32');
+    backend.typedArrayFromHeap(out).fill(0);
+    return out;
+  }
   const dy = dyOfGeometry(backend, given, info);
   const waste = (info.inHeight * info.inWidth) / Math.max(1, info.outHeight * info.outWidth);
   const out =
