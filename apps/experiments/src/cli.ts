@@ -2173,17 +2173,40 @@ function pointLabel(dir: string): string | undefined {
   return undefined;
 }
 
+/** Whether two folders given on the command line are one (`r1` and `./r1/`, or a link to it). */
+function sameFolder(a: string, b: string): boolean {
+  const real = (d: string) => (existsSync(d) ? realpathSync(d) : resolve(d));
+  return real(a) === real(b);
+}
+
 /**
  * Refuses a report whose runs would write the same row file into `dir` (--export or --json):
  * the same experiment and sweep point with different seeds, say, where the last would silently
  * replace the others; or a row file `dir` already holds for another seed.
  */
 function refuseRowClash(sources: ReportSource[], dir: string, flag: string): void {
+  const given: string[] = [];
+  for (const src of sources) {
+    if (src.kind === 'row') continue;
+    const twice = given.find((g) => sameFolder(g, src.arg));
+    if (twice !== undefined)
+      throw new Error(
+        `report: ${src.arg} is given twice` +
+          (twice === src.arg ? '' : ` (as ${twice} and ${src.arg})`) +
+          '; give it once',
+      );
+    given.push(src.arg);
+  }
   const seen = new Map<string, { dir: string; row: TableRow }>();
   for (const run of sources.flatMap((src) => (src.kind === 'row' ? [] : src.runs))) {
     const row = tableRow(run.results, run.label);
     const name = rowFileName(row);
     const other = seen.get(name);
+    if (other !== undefined && sameFolder(other.dir, run.dir))
+      // A sweep's point given beside its sweep: its own folder would not help.
+      throw new Error(
+        `report: ${run.dir} is given twice (on its own and in its sweep); give the sweep or the point`,
+      );
     if (other !== undefined) {
       // Runs of one seed are runs of two configs under one name (an `extends` file that keeps it).
       const sameSeed = other.row.seed === row.seed;

@@ -1,0 +1,53 @@
+// `report --json DIR` (or --export) given one run twice (`r1 r1`, `r1 ./r1/`, a glob beside a
+// name) or a sweep's point beside its sweep: refused as given twice, not as two runs of one seed
+// whose fix would be to export "each run to its own folder".
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cli, reproduceTiny, tinyWasm } from './helpers';
+
+let tmp: string;
+let run: string;
+let sweep: string;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'normprune-given-twice-'));
+  run = join(tmp, 'r1');
+  sweep = join(tmp, 's1');
+  expect((await reproduceTiny(run)).code).toBe(0);
+  expect((await cli(['sweep', 'lenet-500-300', '--lambda', '0.001', ...tinyWasm(sweep)])).code).toBe(0);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('a run given twice is named as given twice, and nothing is written', async () => {
+  const rows = join(tmp, 'rows');
+  const r = await cli(['report', run, run, '--json', rows]);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(`report: ${run} is given twice; give it once`);
+  expect(r.err).not.toContain('its own folder');
+  const r2 = await cli(['report', run, `${run}/`, '--export', rows]);
+  expect(r2.code).toBe(1);
+  expect(r2.err).toContain(`report: ${run}/ is given twice (as ${run} and ${run}/); give it once`);
+  expect(existsSync(rows)).toBe(false);
+});
+
+test('a sweep given twice, or with one of its points, is named so', async () => {
+  const rows = join(tmp, 'rows');
+  const r = await cli(['report', sweep, sweep, '--export', rows]);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(`report: ${sweep} is given twice; give it once`);
+  const point = join(sweep, 'lambda-0.001');
+  const r2 = await cli(['report', sweep, point, '--json', rows]);
+  expect(r2.code).toBe(1);
+  expect(r2.err).toContain(
+    `report: ${point} is given twice (on its own and in its sweep); give the sweep or the point`,
+  );
+  expect(existsSync(rows)).toBe(false);
+});
+
+test('two seeds of one experiment keep their own refusal', async () => {
+  const seed2 = join(tmp, 'r2');
+  expect((await reproduceTiny(seed2, '--seed', '2')).code).toBe(0);
+  const r = await cli(['report', run, seed2, '--json', join(tmp, 'rows')]);
+  expect(r.code).toBe(1);
+  expect(r.err).toContain('export or --json each seed to its own folder');
+});
