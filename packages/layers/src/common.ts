@@ -92,9 +92,25 @@ function specName(name?: string): string {
   return `${name ?? 'decomposed'}__spec`;
 }
 
-/** Resolves an initializer identifier / config / instance to an instance and its serialised form. */
-export function resolveInitializer(spec: InitializerSpec): { initializer: Initializer; config: unknown } {
-  const parser = tfl.layers.dense({ units: 1, kernelInitializer: spec, name: 'initializer__spec' }) as any;
+/**
+ * Resolves the `magnitudeInitializer` identifier / config / instance of layer class `who` to an
+ * instance and its serialised form. tfjs's refusal names no option (`Unknown initializer: nope`),
+ * and a layer also takes a kernel and a bias initializer: the error names this one.
+ */
+export function resolveInitializer(
+  who: string,
+  spec: InitializerSpec,
+): { initializer: Initializer; config: unknown } {
+  let parser: any;
+  try {
+    parser = tfl.layers.dense({ units: 1, kernelInitializer: spec, name: 'initializer__spec' });
+  } catch (e) {
+    throw new Error(
+      `${who} magnitudeInitializer must be an initializer (an identifier such as 'ones' or 'zeros', ` +
+        `its config, or an instance such as tf.initializers.constant({ value: 1 })), got ${describeValue(spec)}: ` +
+        (e as Error).message,
+    );
+  }
   return { initializer: parser.kernelInitializer, config: parser.getConfig().kernelInitializer };
 }
 
@@ -542,6 +558,7 @@ class EffectiveKernelConstraint {
  * the effective kernel (see {@link EffectiveKernelConstraint}).
  */
 export function createDecomposedWeights(
+  who: string,
   addWeight: AddWeight,
   addLoss: AddLoss,
   spec: Record<string, any>,
@@ -559,17 +576,28 @@ export function createDecomposedWeights(
     true,
   );
   const kernelConstraint = spec.kernelConstraint;
-  const magnitude = addWeight(
-    'magnitude',
-    shapes.magnitude,
-    undefined,
-    magnitudeInit?.initializer ?? tfl.initializers.ones(),
-    undefined,
-    true,
-    kernelConstraint == null
-      ? undefined
-      : new EffectiveKernelConstraint(kernelConstraint, direction, normAxes, epsilon),
-  );
+  let magnitude: tfl.LayerVariable;
+  try {
+    magnitude = addWeight(
+      'magnitude',
+      shapes.magnitude,
+      undefined,
+      magnitudeInit?.initializer ?? tfl.initializers.ones(),
+      undefined,
+      true,
+      kernelConstraint == null
+        ? undefined
+        : new EffectiveKernelConstraint(kernelConstraint, direction, normAxes, epsilon),
+    );
+  } catch (e) {
+    if (magnitudeInit == null) throw e;
+    // Initialisers for matrices ('identity', 'orthogonal') refuse the magnitude's shape in words
+    // that name neither the option nor the weight.
+    throw new Error(
+      `${who}: its magnitudeInitializer cannot initialise the magnitude, of shape [${shapes.magnitude}]: ` +
+        `${(e as Error).message} (give one that fills any shape, such as 'ones' or 'zeros')`,
+    );
+  }
   if (magnitudeInit == null) {
     // The layer starts out applying its initialised kernel exactly (and, as
     // a plain layer's initial kernel, unconstrained: no write).

@@ -125,7 +125,8 @@ export class DecomposedConv2D extends tfl.layers.Layer {
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
     this.activityRegularizer = this.spec.activityRegularizer;
-    this.magnitudeInit = magnitudeInitializer == null ? null : resolveInitializer(magnitudeInitializer);
+    this.magnitudeInit =
+      magnitudeInitializer == null ? null : resolveInitializer('DecomposedConv2D', magnitudeInitializer);
     this.inputSpec = [new tfl.InputSpec({ ndim: 4 })];
   }
 
@@ -142,6 +143,7 @@ export class DecomposedConv2D extends tfl.layers.Layer {
         bias: this.useBias ? [this.filters] : null,
       };
       const w = createDecomposedWeights(
+        `DecomposedConv2D '${this.name}'`,
         (...a) => this.addWeight(...a),
         (loss) => this.addLoss(loss),
         this.spec,

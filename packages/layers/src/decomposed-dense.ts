@@ -100,7 +100,8 @@ export class DecomposedDense extends tfl.layers.Layer {
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
     this.activityRegularizer = this.spec.activityRegularizer;
-    this.magnitudeInit = magnitudeInitializer == null ? null : resolveInitializer(magnitudeInitializer);
+    this.magnitudeInit =
+      magnitudeInitializer == null ? null : resolveInitializer('DecomposedDense', magnitudeInitializer);
     this.supportsMasking = true;
     this.inputSpec = [new tfl.InputSpec({ minNDim: 2 })];
   }
@@ -118,6 +119,7 @@ export class DecomposedDense extends tfl.layers.Layer {
         bias: this.useBias ? [this.units] : null,
       };
       const w = createDecomposedWeights(
+        `DecomposedDense '${this.name}'`,
         (...a) => this.addWeight(...a),
         (loss) => this.addLoss(loss),
         this.spec,
