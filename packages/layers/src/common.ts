@@ -428,6 +428,29 @@ export function setDecomposedWeights(
   }
 }
 
+/**
+ * A decomposed layer's weights in its documented order, `[direction, magnitude, bias]`, whichever
+ * of them is frozen. tfjs's `Layer.weights` lists the trainable ones first, so with
+ * `layer.magnitude.trainable = false` (training the directions alone) it read `[direction, bias,
+ * magnitude]`, and `getWeights()` / `setWeights()`, which follow it, swapped the magnitude and the
+ * bias (both `[units]` for Dense `'output'`: silently); a frozen direction came last, so the kernel
+ * constraint, which acts on the magnitude's write, read the old direction.
+ */
+export function decomposedWeights(layer: {
+  direction: tfl.LayerVariable | null;
+  magnitude: tfl.LayerVariable | null;
+  bias: tfl.LayerVariable | null;
+  readonly trainableWeights: tfl.LayerVariable[];
+  readonly nonTrainableWeights: tfl.LayerVariable[];
+}): tfl.LayerVariable[] {
+  // Not built (or still in tfjs's constructor, before the fields exist): tfjs's own list.
+  if (layer.direction == null || layer.magnitude == null)
+    return layer.trainableWeights.concat(layer.nonTrainableWeights);
+  return layer.bias == null
+    ? [layer.direction, layer.magnitude]
+    : [layer.direction, layer.magnitude, layer.bias];
+}
+
 /** Throws a tfjs-style error unless `value` is one of `allowed`. */
 export function checkOneOf<T extends string>(what: string, value: unknown, allowed: readonly T[]): T {
   if (!allowed.includes(value as T)) {

@@ -15,6 +15,7 @@ import {
   fusedActivation,
   warnIfZeroKernel,
   createDecomposedWeights,
+  decomposedWeights,
   setDecomposedWeights,
   setInitialWeights,
   type Initializer,
@@ -142,6 +143,14 @@ export class DecomposedDense extends tfl.layers.Layer {
    * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
    * direction and its exact magnitude the magnitude. Any other list is an error naming both.
    */
+  /**
+   * `[direction, magnitude, bias]`, the order of `getWeights()` and `setWeights()`, also when some
+   * are frozen (`layer.magnitude.trainable = false`), where tfjs would list the trainable ones first.
+   */
+  override get weights(): tfl.LayerVariable[] {
+    return decomposedWeights(this);
+  }
+
   override setWeights(weights: tf.Tensor[]): void {
     setDecomposedWeights(this, weights, (w) => super.setWeights(w));
   }
