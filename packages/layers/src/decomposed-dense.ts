@@ -139,11 +139,6 @@ export class DecomposedDense extends tfl.layers.Layer {
   }
 
   /**
-   * Sets the weights: this layer's `[direction, magnitude, bias]`, or the plain layer's
-   * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
-   * direction and its exact magnitude the magnitude. Any other list is an error naming both.
-   */
-  /**
    * `[direction, magnitude, bias]`, the order of `getWeights()` and `setWeights()`, also when some
    * are frozen (`layer.magnitude.trainable = false`), where tfjs would list the trainable ones first.
    */
@@ -151,6 +146,11 @@ export class DecomposedDense extends tfl.layers.Layer {
     return decomposedWeights(this);
   }
 
+  /**
+   * Sets the weights: this layer's `[direction, magnitude, bias]`, or the plain layer's
+   * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
+   * direction and its exact magnitude the magnitude. Any other list is an error naming both.
+   */
   override setWeights(weights: tf.Tensor[]): void {
     setDecomposedWeights(this, weights, (w) => super.setWeights(w));
   }
