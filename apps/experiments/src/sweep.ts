@@ -80,7 +80,8 @@ export interface SweepOptions extends Pick<
   keepBaseline?: boolean;
   /**
    * Continue an interrupted sweep: finished points of the same config, budget
-   * and seed are reused, the interrupted one resumes from its checkpoint.
+   * and seed are reused, the interrupted one resumes from its checkpoint. An
+   * `out` holding no sweep (nor run) is an error: there is nothing to continue.
    */
   resume?: boolean;
   /** Replace points' directories holding other runs (see `RunOptions.force`). */
@@ -418,6 +419,15 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
     throw new Error(
       `--resume: no sweep in ${out}; the sweep of this command is in ${former} ` +
         `(where an earlier normprune put it by default): continue it with --resume --out ${former}`,
+    );
+  // As a run's --resume: a folder that holds no sweep (none was begun there: its plan is written
+  // before the first point) has nothing to continue, most likely a mistyped --out, where starting
+  // the sweep afresh would train every point while the user meant to continue one. A run there is
+  // named below.
+  if (o.resume && !(existsSync(out) && (holdsSweepFiles(out) || pointFolders(out).length || holdsRun(out))))
+    throw new Error(
+      `--resume: no sweep in ${out}; nothing to resume: run the command without --resume` +
+        (existsSync(out) ? '' : ` (${out} does not exist)`),
     );
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.

@@ -61,7 +61,7 @@ test("a sweep.json keyed as before 2026-12-02 is this sweep's; another key is an
 test('a bisection recorded with the earlier run hash is extended by --resume with more steps', async () => {
   const out = join(tmp, 'bisect');
   const config = loadExperiment('lenet-500-300');
-  const sweep = (bisectSteps: number) =>
+  const sweep = (bisectSteps: number, resume = true) =>
     runSweep({
       config,
       budgetName: 'full',
@@ -70,9 +70,9 @@ test('a bisection recorded with the earlier run hash is extended by --resume wit
       out,
       targetCompression: 50,
       bisectSteps,
-      resume: true,
+      resume,
     });
-  const first = await sweep(1);
+  const first = await sweep(1, false);
   // What normprune recorded as the bisection's run before 2026-12-02: the hash with name and description.
   const [current, earlier] = configHashes(config, {}, 1);
   expect(readSweep(out).bisection.run).toBe(current);
