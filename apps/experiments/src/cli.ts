@@ -1425,6 +1425,14 @@ function checkPruneOut(out: string): void {
       `prune: --out ${out} is in ${holder.dir}, which ${holderText(holder)} is writing; ` +
         'wait for it to end, or choose another --out',
     );
+  // A run's model/, or a folder inside it: the export would replace the model its results.json
+  // describes, or be copied with it as part of it (`report --export`).
+  const model = runModelAbove(out);
+  if (model)
+    throw new Error(
+      `prune: --out ${out} ${model === out ? 'is' : 'is inside'} the model of the run in ${dirname(model)}` +
+        `${model === out ? '' : ` (${model})`}, which its results.json describes; choose another --out`,
+    );
   if (!existsSync(out)) {
     // A link to nowhere, --out or a folder above it, is named as such (a path below a file, or
     // one that cannot be read, is said by the writability check that follows).
@@ -1449,10 +1457,23 @@ function checkPruneOut(out: string): void {
     throw new Error(
       `prune: --out ${out} holds files that are not an exported model (${firstNames(other)}); choose another --out`,
     );
-  if (existsSync(join(out, '..', 'results.json')))
-    throw new Error(
-      `prune: --out ${out} is the model of the run in ${dirname(out)}, which its results.json describes; choose another --out`,
-    );
+}
+
+/**
+ * The `model/` folder of a run (a folder beside a results.json) that `dir` is or lies in, links
+ * resolved where they exist; else undefined.
+ */
+function runModelAbove(dir: string): string | undefined {
+  // Links resolved in the part of `dir` that exists (a new --out below a link into a run's model/).
+  let there = dir;
+  const rest: string[] = [];
+  for (; !existsSync(there) && dirname(there) !== there; there = dirname(there))
+    rest.unshift(basename(there));
+  const paths = new Set([dir, join(realFolder(there), ...rest)]);
+  for (const path of paths)
+    for (let p = path; dirname(p) !== p; p = dirname(p))
+      if (basename(p) === 'model' && existsSync(join(dirname(p), 'results.json'))) return p;
+  return undefined;
 }
 
 /**
@@ -1518,6 +1539,10 @@ function checkPruneSource(model: string, out: string): void {
   if (real(out) === real(model))
     throw new UsageError(
       `prune: --out ${out} is the --model folder: the export would replace the model it prunes; choose another --out`,
+    );
+  if (real(out).startsWith(real(model) + sep))
+    throw new UsageError(
+      `prune: --out ${out} is inside the --model folder ${model}: the export would be written among the files of the model it prunes; choose another --out`,
     );
   if (out.split(sep).includes('.work'))
     throw new UsageError(
@@ -1846,17 +1871,34 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
   for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
   if (v.export) refuseExportClash(sources, v.export as string);
+  // Without --export or --json (which refuse it above), a run given twice (`report --table runs/*
+  // runs/r1`, a sweep beside one of its points) is reported once, with a note, not as two rows
+  // of the table.
+  const counted = new Map<string, string>();
+  const givenTwice = (dir: string, what = 'its row is'): boolean => {
+    const key = realFolder(dir);
+    const first = counted.get(key);
+    if (first === undefined) {
+      counted.set(key, dir);
+      return false;
+    }
+    process.stderr.write(
+      `note: ${dir} is given twice${first === dir ? '' : ` (as ${first} and ${dir})`}; ${what} counted once\n`,
+    );
+    return true;
+  };
   const rows: TableRow[] = [];
   for (const src of sources) {
     if (src.kind === 'row') {
-      rows.push(src.row);
+      if (!givenTwice(src.arg)) rows.push(src.row);
       continue;
     }
     if (src.kind === 'run') {
-      rows.push(reportRun(src.runs[0], v, out));
+      if (!givenTwice(src.runs[0].dir)) rows.push(reportRun(src.runs[0], v, out));
       continue;
     }
     const { arg, sweep } = src;
+    if (givenTwice(arg, 'its rows are')) continue;
     if (!v.table && !v['seeds-only']) {
       writeSweepReport(
         arg,
@@ -1883,7 +1925,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       const { cwd: _cwd, ...exported } = sweep;
       writeSweepFile(dest, { ...exported, points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })) });
     }
-    for (const run of src.runs) rows.push(reportRun(run, v, out));
+    for (const run of src.runs) if (!givenTwice(run.dir)) rows.push(reportRun(run, v, out));
   }
   if (v.export) noteOtherSweepRows(rows, sources, v.export as string);
   const seeds = seedsTable(rows);
@@ -2175,8 +2217,12 @@ function pointLabel(dir: string): string | undefined {
 
 /** Whether two folders given on the command line are one (`r1` and `./r1/`, or a link to it). */
 function sameFolder(a: string, b: string): boolean {
-  const real = (d: string) => (existsSync(d) ? realpathSync(d) : resolve(d));
-  return real(a) === real(b);
+  return realFolder(a) === realFolder(b);
+}
+
+/** The folder (or file) `d` is, links resolved, for telling two names of one apart. */
+function realFolder(d: string): string {
+  return existsSync(d) ? realpathSync(d) : resolve(d);
 }
 
 /**

@@ -2,6 +2,7 @@
 // --force, keep a baseline kept there for --baseline-from, and never take over a run (a sweep,
 // prune) or leave a replaced sweep behind to mix with the new run.
 import {
+  cpSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -9,6 +10,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -247,4 +249,28 @@ test("prune does not write into a run's model folder or a folder of other files"
   const pruned = join(tmp, 'pruned');
   expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);
   expect((await cli(['prune', '--model', model, '--out', pruned])).code).toBe(0);
+  // So is one in the run's folder beside its model/ (it was refused as the run's model).
+  const beside = join(run, 'pruned');
+  expect((await cli(['prune', '--model', model, '--out', beside])).code).toBe(0);
+  expect((await cli(['prune', '--model', model, '--out', beside])).code).toBe(0);
+  rmSync(beside, { recursive: true });
+  // A folder inside the run's model/, named or through a link, is refused and not made.
+  symlinkSync(model, join(tmp, 'to-model'));
+  for (const out of [join(model, 'sub'), join(model, 'sub', 'deeper'), join(tmp, 'to-model', 'sub')]) {
+    const r = await cli(['prune', '--model', model, '--out', out]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `prune: --out ${out} is inside the model of the run in ${run} (${model}), which its results.json describes; choose another --out`,
+    );
+  }
+  expect(readdirSync(model).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+  // A folder inside a model folder that is no run's: refused as inside the --model folder.
+  const copy = join(tmp, 'model-copy');
+  cpSync(model, copy, { recursive: true });
+  const inside = await cli(['prune', '--model', copy, '--out', join(copy, 'pruned')]);
+  expect(inside.code).toBe(2);
+  expect(inside.err).toContain(
+    `prune: --out ${join(copy, 'pruned')} is inside the --model folder ${copy}: the export would be written among the files of the model it prunes`,
+  );
+  expect(readdirSync(copy).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
 });

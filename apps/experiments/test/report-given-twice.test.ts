@@ -51,3 +51,19 @@ test('two seeds of one experiment keep their own refusal', async () => {
   expect(r.code).toBe(1);
   expect(r.err).toContain('export or --json each seed to its own folder');
 });
+
+test('report --table counts a run given twice once, with a note', async () => {
+  const rowLines = (out: string) => out.split('\n').filter((l) => /^\| lenet-500-300 +\| 1 +\|/.test(l));
+  const r = await cli(['report', '--table', run, `${run}/`, run]);
+  expect(r.code).toBe(0);
+  expect(rowLines(r.out)).toHaveLength(1);
+  expect(r.err).toContain(`note: ${run}/ is given twice (as ${run} and ${run}/); its row is counted once\n`);
+  expect(r.err).toContain(`note: ${run} is given twice; its row is counted once\n`);
+  // A sweep and one of its points: the point's row once, the sweep's other rows as they are.
+  const point = join(sweep, 'lambda-0.001');
+  const r2 = await cli(['report', '--table', point, sweep, sweep]);
+  expect(r2.code).toBe(0);
+  expect(r2.out.split('\n').filter((l) => /^\| lenet-500-300/.test(l))).toHaveLength(1);
+  expect(r2.err).toContain(`note: ${join(sweep, 'lambda-0.001')} is given twice`);
+  expect(r2.err).toContain(`note: ${sweep} is given twice; its rows are counted once\n`);
+});
