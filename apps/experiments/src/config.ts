@@ -911,11 +911,24 @@ export function listExperiments(): string[] {
     .sort();
 }
 
+/**
+ * The shipped experiment an unknown name most likely means: the shortest whose name begins with
+ * it, hyphens and case aside (`lenet500` is lenet-500-300, not lenet-5, which is nearer by
+ * edits), else the nearest by edits.
+ */
+function nearestExperiment(name: string, known: readonly string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
+  const w = norm(name);
+  const begun = known.filter((k) => w.length >= 3 && norm(k).startsWith(w));
+  if (begun.length) return [...begun].sort((a, b) => a.length - b.length || a.localeCompare(b))[0];
+  return closestKey(name, [...known]);
+}
+
 /** Loads a shipped experiment by name; unknown names list the known ones. */
 export function loadExperiment(name: string): ExperimentConfig {
   const known = listExperiments();
   if (!known.includes(name)) {
-    const near = closestKey(name, [...known]);
+    const near = nearestExperiment(name, known);
     throw new UsageError(
       `unknown experiment "${name}"${near ? ` (did you mean "${near}"?)` : ''}; known experiments: ${known.join(', ')}` +
         ` (\`normprune list\` describes them${/\.json$/i.test(name) ? '; a config file runs with `normprune train --config FILE`' : ''})`,

@@ -61,6 +61,19 @@ test('an unknown experiment or command is a usage error listing the known ones',
   expect(typo.err).toMatch(
     /unknown experiment "lenet-5-cf" \(did you mean "lenet-5-fc"\?\); known experiments: /,
   );
+  // A name cut short or written without hyphens means the shortest experiment it begins, not the
+  // nearest by edits (lenet-5 is two edits from lenet500).
+  for (const [given, meant] of [
+    ['lenet500', 'lenet-500-300'],
+    ['LeNet5', 'lenet-5'],
+    ['vgg16', 'vgg-16'],
+    ['fashion-lenet5fc', 'fashion-lenet-5-fc'],
+    ['lenet-500-300-in', 'lenet-500-300-input'],
+  ]) {
+    const short = await cli(['reproduce', given]);
+    expect(short.code).toBe(2);
+    expect(short.err).toContain(`unknown experiment "${given}" (did you mean "${meant}"?)`);
+  }
   const c = await cli(['frobnicate']);
   expect(c.code).toBe(2);
   expect(c.err).toMatch(/unknown command "frobnicate"/);
