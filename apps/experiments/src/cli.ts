@@ -1464,16 +1464,23 @@ function checkPruneOut(out: string): void {
  * resolved where they exist; else undefined.
  */
 function runModelAbove(dir: string): string | undefined {
-  // Links resolved in the part of `dir` that exists (a new --out below a link into a run's model/).
-  let there = dir;
-  const rest: string[] = [];
-  for (; !existsSync(there) && dirname(there) !== there; there = dirname(there))
-    rest.unshift(basename(there));
-  const paths = new Set([dir, join(realFolder(there), ...rest)]);
+  const paths = new Set([dir, realPathBelow(dir)]);
   for (const path of paths)
     for (let p = path; dirname(p) !== p; p = dirname(p))
       if (basename(p) === 'model' && existsSync(join(dirname(p), 'results.json'))) return p;
   return undefined;
+}
+
+/**
+ * `dir` (absolute) with links resolved in the part of it that exists: a new --out below a link
+ * into a run's model/, or into the --model folder, is in that folder.
+ */
+function realPathBelow(dir: string): string {
+  let there = dir;
+  const rest: string[] = [];
+  for (; !existsSync(there) && dirname(there) !== there; there = dirname(there))
+    rest.unshift(basename(there));
+  return join(realFolder(there), ...rest);
 }
 
 /**
@@ -1535,7 +1542,7 @@ function checkPruneReplaces(out: string): void {
  * --resume reads back as it was written.
  */
 function checkPruneSource(model: string, out: string): void {
-  const real = (d: string) => (existsSync(d) ? realpathSync(d) : d);
+  const real = realPathBelow;
   if (real(out) === real(model))
     throw new UsageError(
       `prune: --out ${out} is the --model folder: the export would replace the model it prunes; choose another --out`,

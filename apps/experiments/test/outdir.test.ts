@@ -273,4 +273,14 @@ test("prune does not write into a run's model folder or a folder of other files"
     `prune: --out ${join(copy, 'pruned')} is inside the --model folder ${copy}: the export would be written among the files of the model it prunes`,
   );
   expect(readdirSync(copy).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
+  // So is a new folder through a link into it (the link resolved in the part of --out that exists).
+  symlinkSync(copy, join(tmp, 'to-copy'));
+  for (const out of [join(tmp, 'to-copy', 'pruned'), join(tmp, 'to-copy', 'sub', 'deeper')]) {
+    const linked = await cli(['prune', '--model', copy, '--out', out]);
+    expect(linked.code).toBe(2);
+    expect(linked.err).toContain(
+      `prune: --out ${out} is inside the --model folder ${copy}: the export would be written among the files of the model it prunes`,
+    );
+  }
+  expect(readdirSync(copy).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
 });
