@@ -1428,9 +1428,11 @@ function checkPruneOut(out: string): void {
   // A run's model/, or a folder inside it: the export would replace the model its results.json
   // describes, or be copied with it as part of it (`report --export`).
   const model = runModelAbove(out);
+  // A link to the model/ is the model, not a folder inside it.
+  const isModel = model === out || model === realPathBelow(out);
   if (model)
     throw new Error(
-      `prune: --out ${out} ${model === out ? 'is' : 'is inside'} the model of the run in ${dirname(model)}` +
+      `prune: --out ${out} ${isModel ? 'is' : 'is inside'} the model of the run in ${dirname(model)}` +
         `${model === out ? '' : ` (${model})`}, which its results.json describes; choose another --out`,
     );
   if (!existsSync(out)) {

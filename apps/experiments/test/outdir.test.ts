@@ -263,6 +263,12 @@ test("prune does not write into a run's model folder or a folder of other files"
       `prune: --out ${out} is inside the model of the run in ${run} (${model}), which its results.json describes; choose another --out`,
     );
   }
+  // The link itself is the run's model, not a folder inside it.
+  const link = await cli(['prune', '--model', model, '--out', join(tmp, 'to-model')]);
+  expect(link.code).toBe(1);
+  expect(link.err).toContain(
+    `prune: --out ${join(tmp, 'to-model')} is the model of the run in ${run} (${model}), which its results.json describes; choose another --out`,
+  );
   expect(readdirSync(model).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
   // A folder inside a model folder that is no run's: refused as inside the --model folder.
   const copy = join(tmp, 'model-copy');
