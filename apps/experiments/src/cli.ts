@@ -2174,8 +2174,15 @@ function readMetrics(file: string): MetricLine[] | undefined {
 function isTableRow(x: unknown): x is TableRow {
   const object = (v: unknown) => v !== null && typeof v === 'object' && !Array.isArray(v);
   const row = x as Partial<TableRow> | null;
+  // A run's results.json has these objects too, but its budget and backend are objects.
   return (
-    object(row) && typeof row!.experiment === 'string' && object(row!.baseline) && object(row!.compressed)
+    object(row) &&
+    typeof row!.experiment === 'string' &&
+    object(row!.baseline) &&
+    object(row!.compressed) &&
+    typeof row!.budget === 'string' &&
+    typeof row!.backend === 'string' &&
+    typeof row!.seed === 'number'
   );
 }
 
@@ -2188,7 +2195,12 @@ function reportSource(arg: string): ReportSource {
       unmeasuredAsNaN,
     );
     if (!isTableRow(row))
-      throw new Error(`report: ${arg} is not a results table row (written by report --json or --export)`);
+      throw new Error(
+        `report: ${arg} is not a results table row (written by report --json or --export)` +
+          (basename(arg) === 'results.json' && holdsRun(dirname(arg))
+            ? `: it is the results.json of the run in ${dirname(arg)}; give that folder`
+            : ''),
+      );
     return { kind: 'row', arg, row };
   }
   const sweep = readSweep(arg);

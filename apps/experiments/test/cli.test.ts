@@ -522,6 +522,20 @@ test('report names a malformed or foreign JSON file', async () => {
   expect((await cli(['report', '--table', empty])).err).toMatch(/empty\.json is not a results table row/);
 });
 
+test("report given a run's results.json names the run folder to give (it crashed in the table)", async () => {
+  const run = join(tmp, 'results-json-run');
+  expect((await cli(tinyRunArgs(run))).code).toBe(0);
+  const results = join(run, 'results.json');
+  for (const flags of [['--table'], []]) {
+    const r = await cli(['report', ...flags, results]);
+    expect(r.code).toBe(1);
+    expect(r.err).toContain(
+      `report: ${results} is not a results table row (written by report --json or --export): it is the results.json of the run in ${run}; give that folder\n`,
+    );
+  }
+  expect((await cli(['report', '--table', run])).code).toBe(0);
+});
+
 test('--backend names a backend that must start: no silent fallback', async () => {
   let nodeInstalled = true;
   try {
