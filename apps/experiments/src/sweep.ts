@@ -2,7 +2,7 @@
 // granularity, cost weighting), or a bisection on lambda for a target
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
@@ -424,7 +424,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   // before the first point) has nothing to continue, most likely a mistyped --out, where starting
   // the sweep afresh would train every point while the user meant to continue one. A run there is
   // named below.
-  if (o.resume && !(existsSync(out) && (holdsSweepFiles(out) || pointFolders(out).length || holdsRun(out))))
+  if (o.resume && !mayHoldSweep(out))
     throw new Error(
       `--resume: no sweep in ${out}; nothing to resume: run the command without --resume` +
         (existsSync(out) ? '' : ` (${out} does not exist)`),
@@ -456,6 +456,20 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   } finally {
     guard.off();
     unlock();
+  }
+}
+
+/**
+ * Whether `out` holds a sweep, a sweep's points or a run for --resume to continue (or name); a
+ * file, or a folder that cannot be read, is left to {@link ensureWritableDir} to say what it is.
+ */
+function mayHoldSweep(out: string): boolean {
+  if (!existsSync(out)) return false;
+  try {
+    if (!statSync(out).isDirectory()) return true;
+    return holdsSweepFiles(out) || pointFolders(out).length > 0 || holdsRun(out);
+  } catch {
+    return true;
   }
 }
 

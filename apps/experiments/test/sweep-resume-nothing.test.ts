@@ -1,6 +1,14 @@
 // `sweep --resume` into a folder that holds no sweep (a new folder, an empty one, a mistyped
 // --out) is refused as a run's --resume is, rather than starting the whole sweep there.
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, reproduceTiny, tinyWasm } from './helpers';
@@ -31,6 +39,17 @@ test('an empty folder: refused, left empty', async () => {
     `--resume: no sweep in ${out}; nothing to resume: run the command without --resume\n`,
   );
   expect(readdirSync(out)).toEqual([]);
+});
+
+test('a file: said to be a file, as without --resume (it failed with ENOTDIR)', async () => {
+  const out = join(tmp, 'a-file');
+  writeFileSync(out, 'mine\n');
+  const r = await sweep(out, '--resume');
+  expect(r.code).toBe(1);
+  expect(r.err).toContain(
+    `--out ${out} is a file, not a folder; give a folder for the sweep (a new one, or one it wrote)`,
+  );
+  expect(readFileSync(out, 'utf8')).toBe('mine\n');
 });
 
 test('a folder holding a run: named as a run, not a sweep', async () => {
