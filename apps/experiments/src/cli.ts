@@ -1553,7 +1553,8 @@ function checkPruneSource(model: string, out: string): void {
     throw new UsageError(
       `prune: --out ${out} is inside the --model folder ${model}: the export would be written among the files of the model it prunes; choose another --out`,
     );
-  if (out.split(sep).includes('.work'))
+  // Named, or through a link into one.
+  if ([out, real(out)].some((p) => p.split(sep).includes('.work')))
     throw new UsageError(
       `prune: --out ${out} is inside a run's .work folder, which --resume reads back as the run wrote it; choose another --out`,
     );

@@ -152,6 +152,16 @@ test("prune refuses an --out that is its --model, or inside a run's .work, befor
   }
   expect(readFileSync(join(model, 'model.json'), 'utf8')).toBe('{}');
   expect(existsSync(join(tmp, 'run'))).toBe(false);
+  // Through a link into a run's .work (its kept baseline), the folder not there yet: refused too.
+  const kept = join(tmp, 'run-kept', '.work', 'baseline', 'model');
+  mkdirSync(kept, { recursive: true });
+  symlinkSync(join(tmp, 'run-kept', '.work', 'baseline'), join(tmp, 'to-kept'));
+  const linked = await cli(['prune', '--model', model, '--out', join(tmp, 'to-kept', 'model', 'pruned')]);
+  expect(linked.code).toBe(2);
+  expect(linked.err).toMatch(/prune: --out .*to-kept\/model\/pruned is inside a run's \.work folder/);
+  expect(readdirSync(kept)).toEqual([]);
+  rmSync(join(tmp, 'to-kept'));
+  rmSync(join(tmp, 'run-kept'), { recursive: true });
 });
 
 test('a kept baseline outlives a repeat of its run without --keep-baseline, and a run that reads it in place', async () => {
