@@ -424,11 +424,23 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   // before the first point) has nothing to continue, most likely a mistyped --out, where starting
   // the sweep afresh would train every point while the user meant to continue one. A run there is
   // named below.
-  if (o.resume && !mayHoldSweep(out))
+  if (o.resume && !mayHoldSweep(out)) {
+    // The former default folder holding a sweep not known to be this one (its plan gone, points
+    // left; a grid that --resume would extend): named, not passed over as nothing to resume.
+    const maybe =
+      former !== undefined && former !== out && existsSync(former) && statSync(former).isDirectory()
+        ? mayHoldSweep(former) && !holdsRun(former)
+        : false;
     throw new Error(
-      `--resume: no sweep in ${out}; nothing to resume: run the command without --resume` +
+      `--resume: no sweep in ${out}; ` +
+        (maybe
+          ? `${former}, where an earlier normprune put sweeps of ${o.config.name} by default, holds a sweep ` +
+            "not known to be this command's (another grid, seed or budget, or one whose plan is gone): " +
+            `if it is, continue it with --resume --out ${former}; else run the command without --resume`
+          : 'nothing to resume: run the command without --resume') +
         (existsSync(out) ? '' : ` (${out} does not exist)`),
     );
+  }
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);

@@ -49,4 +49,13 @@ test('sweep --resume with a defaulted --out names the sweep of this command in t
     /--resume: no sweep in \S*runs\/sweep-lenet-500-300-tiny; the sweep of this command is in \S*runs\/sweep-lenet-500-300 \(where an earlier normprune put it by default\): continue it with --resume --out \S*runs\/sweep-lenet-500-300\n/,
   );
   expect(existsSync(join('runs', 'sweep-lenet-500-300-tiny'))).toBe(false);
+  // Its plan gone, its points left: not known to be this sweep, but named, not "nothing to resume".
+  rmSync(join(former, '.sweep-plan.json'));
+  const gone = await cli([...args, '--resume']);
+  expect(gone.code).toBe(1);
+  expect(gone.err).toMatch(
+    /--resume: no sweep in \S*runs\/sweep-lenet-500-300-tiny; \S*runs\/sweep-lenet-500-300, where an earlier normprune put sweeps of lenet-500-300 by default, holds a sweep not known to be this command's \(another grid, seed or budget, or one whose plan is gone\): if it is, continue it with --resume --out \S*runs\/sweep-lenet-500-300; else run the command without --resume/,
+  );
+  expect(existsSync(join('runs', 'sweep-lenet-500-300-tiny'))).toBe(false);
+  expect((await cli([...args, '--out', former, '--resume'])).code).toBe(0);
 });
