@@ -1867,7 +1867,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     } catch (e) {
       // A folder of the glob that holds no run at all (a prune export in runs/): said, and passed over.
       if (readOnly && e instanceof NotARun && e.dir === arg) {
-        process.stderr.write(`note: skipped ${arg}: not a run folder (no results.json or config.json)\n`);
+        process.stderr.write(`note: skipped ${arg}: ${e.what}\n`);
         return [];
       }
       if (!(readOnly && e instanceof UnfinishedRun)) throw e;
@@ -1878,7 +1878,10 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       return [];
     }
   });
-  if (!sources.length) throw new Error('report: none of the runs given has finished; nothing to report');
+  if (!sources.length)
+    throw new Error(
+      'report: nothing to report: none of the folders or files given is a finished run, sweep or table row (see the notes above)',
+    );
   for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
   if (v.export) refuseExportClash(sources, v.export as string);
   // Without --export or --json (which refuse it above), a run given twice (`report --table runs/*
@@ -1893,7 +1896,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       return false;
     }
     process.stderr.write(
-      `note: ${dir} is given twice${first === dir ? '' : ` (as ${first} and ${dir})`}; ${what} counted once\n`,
+      `note: ${dir} is given twice${first === dir ? '' : ` (as ${first} and ${dir})`}; ${v.table || v['write-readme'] ? `${what} counted once` : 'it is reported once'}\n`,
     );
     return true;
   };
@@ -2033,6 +2036,8 @@ class NotARun extends Error {
   constructor(
     readonly dir: string,
     message: string,
+    /** What `dir` is instead, for the note of `report --table`. */
+    readonly what = 'not a run folder (no results.json or config.json)',
   ) {
     super(message);
   }
@@ -2195,13 +2200,16 @@ function reportSource(arg: string): ReportSource {
       'give results table rows (written by report --json or --export) or run directories',
       unmeasuredAsNaN,
     );
-    if (!isTableRow(row))
-      throw new Error(
-        `report: ${arg} is not a results table row (written by report --json or --export)` +
-          (basename(arg) === 'results.json' && holdsRun(dirname(arg))
-            ? `: it is the results.json of the run in ${dirname(arg)}; give that folder`
-            : ''),
-      );
+    if (!isTableRow(row)) {
+      // A JSON file of another kind (a sweep's sweep.json in `report --table sweep sweep/*`, a
+      // config): `report --table` skips it with a note, as a folder that holds no run.
+      const what =
+        'not a results table row (written by report --json or --export)' +
+        (basename(arg) === 'results.json' && holdsRun(dirname(arg))
+          ? `: it is the results.json of the run in ${dirname(arg)}; give that folder`
+          : '');
+      throw new NotARun(arg, `report: ${arg} is ${what}`, what);
+    }
     return { kind: 'row', arg, row };
   }
   const sweep = readSweep(arg);

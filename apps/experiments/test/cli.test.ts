@@ -519,20 +519,26 @@ test('report names a malformed or foreign JSON file', async () => {
   expect(r.err).toMatch(/broken\.json is not valid JSON \(.*\); give results table rows/);
   const empty = join(tmp, 'empty.json');
   writeFileSync(empty, '{}');
-  expect((await cli(['report', '--table', empty])).err).toMatch(/empty\.json is not a results table row/);
+  expect((await cli(['report', empty])).err).toMatch(/empty\.json is not a results table row/);
+  // report --table skips it with a note (as a folder that holds no run), and has nothing to report.
+  const t = await cli(['report', '--table', empty]);
+  expect(t.code).toBe(1);
+  expect(t.err).toMatch(/note: skipped .*empty\.json: not a results table row/);
 });
 
 test("report given a run's results.json names the run folder to give (it crashed in the table)", async () => {
   const run = join(tmp, 'results-json-run');
   expect((await cli(tinyRunArgs(run))).code).toBe(0);
   const results = join(run, 'results.json');
-  for (const flags of [['--table'], []]) {
-    const r = await cli(['report', ...flags, results]);
-    expect(r.code).toBe(1);
-    expect(r.err).toContain(
-      `report: ${results} is not a results table row (written by report --json or --export): it is the results.json of the run in ${run}; give that folder\n`,
-    );
-  }
+  const r = await cli(['report', results]);
+  expect(r.code).toBe(1);
+  const what = `not a results table row (written by report --json or --export): it is the results.json of the run in ${run}; give that folder`;
+  expect(r.err).toContain(`report: ${results} is ${what}\n`);
+  // report --table skips it with the same words, as it skips other files that are not runs.
+  const t = await cli(['report', '--table', results]);
+  expect(t.code).toBe(1);
+  expect(t.err).toContain(`note: skipped ${results}: ${what}\n`);
+  expect(t.err).toContain('report: nothing to report: none of the folders or files given is a finished run');
   expect((await cli(['report', '--table', run])).code).toBe(0);
 });
 

@@ -1,7 +1,7 @@
 // `report --json DIR` (or --export) given one run twice (`r1 r1`, `r1 ./r1/`, a glob beside a
 // name) or a sweep's point beside its sweep: refused as given twice, not as two runs of one seed
 // whose fix would be to export "each run to its own folder".
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, reproduceTiny, tinyWasm } from './helpers';
@@ -66,4 +66,24 @@ test('report --table counts a run given twice once, with a note', async () => {
   expect(r2.out.split('\n').filter((l) => /^\| lenet-500-300/.test(l))).toHaveLength(1);
   expect(r2.err).toContain(`note: ${join(sweep, 'lambda-0.001')} is given twice`);
   expect(r2.err).toContain(`note: ${sweep} is given twice; its rows are counted once\n`);
+});
+
+test('without --table, a run given twice is reported once, and the note does not speak of rows', async () => {
+  const r = await cli(['report', run, run]);
+  expect(r.code).toBe(0);
+  expect(r.err).toContain(`note: ${run} is given twice; it is reported once\n`);
+  expect(r.out.split('\n').filter((l) => l.startsWith('wrote '))).toHaveLength(1);
+});
+
+test('report --table SWEEP SWEEP/* skips its sweep.json (no table row) with a note', async () => {
+  const r = await cli(['report', '--table', sweep, ...readdirSync(sweep).map((f) => join(sweep, f))]);
+  expect(r.code).toBe(0);
+  expect(r.err).toContain(
+    `note: skipped ${join(sweep, 'sweep.json')}: not a results table row (written by report --json or --export)\n`,
+  );
+  expect(r.out.split('\n').filter((l) => /^\| lenet-500-300/.test(l))).toHaveLength(1);
+  // A report that writes still refuses it.
+  const w = await cli(['report', '--json', join(tmp, 'rows2'), join(sweep, 'sweep.json')]);
+  expect(w.code).toBe(1);
+  expect(w.err).toContain(`report: ${join(sweep, 'sweep.json')} is not a results table row`);
 });
