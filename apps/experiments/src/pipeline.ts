@@ -115,6 +115,12 @@ export interface RunOptions {
    * named in the error, with the --out that continues it.
    */
   formerOut?: string;
+  /**
+   * Called when a stop signal quits the process during the run (before or after training, or a
+   * second signal), after the run's own clean-up: a sweep releases its folder's lock with it,
+   * which the exit would otherwise leave behind.
+   */
+  onQuit?: () => void;
   log?: (line: string) => void;
   /** Progress stream (default process.stderr). */
   stream?: NodeJS.WriteStream;
@@ -1360,7 +1366,13 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
         : existsSync(join(out, '.work', 'checkpoint', 'state.json'))
           ? `continue from the last checkpoint with: ${o.continueWith ?? 'the same command with --resume'}`
           : `nothing was checkpointed: run the same command again${o.resume ? ', without --resume' : ''}`,
-    unlock,
+    () => {
+      try {
+        unlock();
+      } finally {
+        o.onQuit?.();
+      }
+    },
   );
   try {
     return await runLocked(o, out, kept, stop);

@@ -461,6 +461,7 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
       outside?.dispose();
       outside = undefined;
     },
+    unlock,
   };
   guard.on();
   try {
@@ -543,7 +544,7 @@ function refuseOthersFiles(out: string, force: boolean | undefined): void {
 async function sweepLocked(
   o: SweepOptions,
   out: string,
-  guard: { on: () => void; off: () => void },
+  guard: { on: () => void; off: () => void; unlock: () => void },
 ): Promise<SweepPoint[]> {
   // An interrupted sweep is refused before any point runs (not after rerunning its finished ones).
   // Only folders holding a run: a folder of the user's .work is theirs, whatever it holds.
@@ -666,6 +667,9 @@ async function sweepLocked(
         command: o.command,
         cwd,
         continueWith: o.continueWith,
+        // A signal that quits the process inside the point (before or after its training) ends
+        // the sweep too: its folder's lock goes with the point's.
+        onQuit: guard.unlock,
         log,
       }).catch((e: unknown) => {
         // The run's advice would start the whole sweep over (--force, or a rerun without --resume),
