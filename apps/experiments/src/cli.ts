@@ -14,6 +14,7 @@ import {
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
   backendEnvironmentProblem,
@@ -1369,6 +1370,42 @@ function keptNoneError(e: unknown, given: Record<string, Record<string, number> 
   return new UsageError(`${flag} ${layer}=0 leaves layer ${layer} no unit: ${detail}; keep at least 1`);
 }
 
+/**
+ * The largest value `--threshold` is compared with in each layer it acts on: a decomposed layer's
+ * largest group magnitude, or, in a model without decomposed layers, a Dense, Conv2D or
+ * DepthwiseConv2D layer's largest |kernel weight|. A threshold at or above it leaves the layer
+ * nothing live.
+ */
+function largestUnderThreshold(model: tfl.LayersModel, decomposed: boolean): Map<string, number> {
+  const max = (t: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]);
+  if (decomposed) return new Map(magnitudes(model).map((m) => [m.layerName, max(m.magnitude)]));
+  const kernels = model.layers.filter((l) => /^(Dense|Conv2D|DepthwiseConv2D)$/.test(l.getClassName()));
+  return new Map(kernels.map((l) => [l.name, max(l.getWeights()[0])]));
+}
+
+/**
+ * Surgery's refusal of a model left without a path from input to output, said as `--threshold`'s
+ * doing when the threshold left a layer nothing live: its advice (train with a smaller lambda)
+ * would blame the penalty. Any other error is returned as it is.
+ */
+function thresholdEmptiedError(
+  e: unknown,
+  threshold: number,
+  largest: Map<string, number>,
+  decomposed: boolean,
+): unknown {
+  if (!(e instanceof DisconnectedModelError) || !(threshold > 0)) return e;
+  const emptied = [...largest].filter(([, m]) => m > 0 && m <= threshold);
+  if (!emptied.length) return e;
+  const what = decomposed ? 'largest group magnitude' : 'largest |kernel weight|';
+  const below = Math.min(...emptied.map(([, m]) => m));
+  return new UsageError(
+    `--threshold ${threshold} leaves no live ${decomposed ? 'group' : 'weight'} in ` +
+      emptied.map(([name, m]) => `layer ${name} (its ${what} is ${Number(m.toPrecision(6))})`).join(', ') +
+      `: ${e.detail}; give a --threshold below ${Number(below.toPrecision(6))}`,
+  );
+}
+
 /** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */
 function keepOption(text: string, flag = '--keep'): Record<string, number> {
   const keep: Record<string, number> = {};
@@ -1783,6 +1820,8 @@ async function pruneInto(
   ] as const)
     if (given && !decomposed)
       throw new UsageError(`${flag}: ${v.model} has no decomposed layers, so no groups to keep`);
+  // Before the threshold acts: the layers it empties, for the refusal of a disconnected model.
+  const largest = threshold > 0 ? largestUnderThreshold(model, decomposed) : new Map<string, number>();
   try {
     pruneMagnitudes(model, { threshold, keep, keepFilters });
   } catch (e) {
@@ -1796,7 +1835,8 @@ async function pruneInto(
   try {
     ({ model: pruned, report } = prune(model, { threshold: decomposed ? 0 : threshold, unknownLayers }));
   } catch (e) {
-    throw keptNoneError(e, { '--keep': keep, '--keep-filters': keepFilters });
+    const kept = keptNoneError(e, { '--keep': keep, '--keep-filters': keepFilters });
+    throw kept === e ? thresholdEmptiedError(e, threshold, largest, decomposed) : kept;
   }
   for (const k of report.keptWhole)
     out(
