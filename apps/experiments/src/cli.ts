@@ -31,6 +31,7 @@ import {
   applyBudget,
   BUDGET_PRESETS,
   checkSweepGrid,
+  DATASET_CLASSES,
   effectiveBudget,
   listExperiments,
   loadConfigFile,
@@ -1234,12 +1235,26 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     const fed = Object.entries(DATA_SHAPES).filter(
       ([, shape]) => JSON.stringify(shape) === JSON.stringify(modelShape),
     );
-    const fix =
-      JSON.stringify(modelShape) === JSON.stringify(data.shape) || fed.length
-        ? `give the experiment (or config) the model was trained for${fed.length ? ` (one on ${fed.map(([d]) => d).join(' or ')})` : ''}`
-        : `no normprune experiment feeds [${modelShape}]: its ${base.dataset.name} experiments feed [${data.shape}]; ` +
-          `rebuild the model with input shape [${data.shape}] (a dense model: a Flatten layer first, ` +
-          `tf.layers.flatten({inputShape: [${data.shape.join(', ')}]}))`;
+    // Of the data sets its input fits, those with as many classes as it has outputs: none, and
+    // another experiment does not help (every data set has 10 classes: a 1-unit sigmoid fits none).
+    const inputFits = JSON.stringify(modelShape) === JSON.stringify(data.shape) || fed.length > 0;
+    const classesFit = Object.entries(DATASET_CLASSES).filter(
+      ([d, n]) =>
+        JSON.stringify(outputs) === JSON.stringify([n]) &&
+        (fed.some(([f]) => f === d) || (d === base.dataset.name && inputFits)),
+    );
+    const fix = !inputFits
+      ? `no normprune experiment feeds [${modelShape}]: its ${base.dataset.name} experiments feed [${data.shape}]; ` +
+        `rebuild the model with input shape [${data.shape}] (a dense model: a Flatten layer first, ` +
+        `tf.layers.flatten({inputShape: [${data.shape.join(', ')}]}))`
+      : !classesFit.length
+        ? `its output [${outputs}] fits no normprune experiment, whatever the data set: ` +
+          `each has ${[...new Set(Object.values(DATASET_CLASSES))].join(' or ')} classes ` +
+          `(${Object.entries(DATASET_CLASSES)
+            .map(([d, n]) => `${d}: ${n}`)
+            .join(', ')}), and eval measures a classifier whose output is one score per class ` +
+          `(the logits or softmax of a last Dense layer of ${data.classes.length} units)`
+        : `give the experiment (or config) the model was trained for${fed.length ? ` (one on ${fed.map(([d]) => d).join(' or ')})` : ''}`;
     throw new Error(`eval: ${v.model} ${mismatch}; ${fix}`);
   }
   // A decomposed model (a checkpoint) is measured as the plain model it folds into: the magnitudes
