@@ -1114,10 +1114,19 @@ const DATA_SHAPES: Record<string, number[]> = {
 function oneInOneOut(model: tfl.LayersModel, dir: string, flag = ''): tfl.LayersModel {
   const [ins, outs] = [model.inputs.length, model.outputs.length];
   if (ins === 1 && outs === 1) return model;
+  // What to do: with one input, a model of the class-score output alone (its outputs listed to
+  // choose from); a model of several inputs is not fed by one tensor of images at all.
+  const listed = model.outputs.map((o, i) => `outputs[${i}] [${o.shape.slice(1)}]`).join(', ');
+  const fix =
+    ins === 1
+      ? `; its outputs are ${listed}: save the one of class scores as a model of its own, ` +
+        'tf.model({inputs: model.inputs, outputs: model.outputs[i]}), and give that'
+      : '; eval feeds a model one tensor of images, so a model of several inputs cannot be measured here';
   model.dispose();
   throw new Error(
     `eval: ${flag}${dir} has ${ins} input${ins === 1 ? '' : 's'} and ${outs} output${outs === 1 ? '' : 's'}; ` +
-      'eval measures a classifier with one input (the images) and one output (the class scores)',
+      'eval measures a classifier with one input (the images) and one output (the class scores)' +
+      fix,
   );
 }
 

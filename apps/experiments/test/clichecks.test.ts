@@ -305,7 +305,30 @@ test('eval refuses a model of two outputs (or inputs) by name, also as --compare
   expect(e.err).toContain(
     `eval: ${dir} has 1 input and 2 outputs; eval measures a classifier with one input (the images) and one output (the class scores)`,
   );
+  // And what to do: the outputs to choose from, and how to make a model of one of them.
+  expect(e.err).toContain(
+    '; its outputs are outputs[0] [10], outputs[1] [4]: save the one of class scores as a model of its own, ' +
+      'tf.model({inputs: model.inputs, outputs: model.outputs[i]}), and give that\n',
+  );
   expect(e.err).not.toMatch(/typed array/);
+  // A model of two inputs cannot be cut down to one: said so.
+  const [a, b] = [tfl.input({ shape: [28, 28, 1] }), tfl.input({ shape: [28, 28, 1] })];
+  const joined = tfl.layers
+    .concatenate()
+    .apply([a, b].map((x) => tfl.layers.flatten().apply(x) as tfl.SymbolicTensor)) as tfl.SymbolicTensor;
+  const twoIn = tfl.model({
+    inputs: [a, b],
+    outputs: tfl.layers.dense({ units: 10 }).apply(joined) as tfl.SymbolicTensor,
+  });
+  const dirIn = join(tmp, 'two-inputs');
+  await twoIn.save(fileSystem(dirIn));
+  twoIn.dispose();
+  const i2 = await cli(['eval', '--model', dirIn, ...args]);
+  expect(i2.code).toBe(1);
+  expect(i2.err).toContain(
+    `eval: ${dirIn} has 2 inputs and 1 output; eval measures a classifier with one input (the images) and one output ` +
+      '(the class scores); eval feeds a model one tensor of images, so a model of several inputs cannot be measured here\n',
+  );
   const plain = tfl.sequential({
     layers: [
       tfl.layers.flatten({ inputShape: [28, 28, 1] }),
