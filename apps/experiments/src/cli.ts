@@ -1843,7 +1843,11 @@ async function pruneInto(
     ['--keep-filters', keepFilters],
   ] as const)
     if (given && !decomposed)
-      throw new UsageError(`${flag}: ${v.model} has no decomposed layers, so no groups to keep`);
+      throw new UsageError(
+        `${flag}: ${v.model} has no decomposed layers, so no groups to keep; decompose the model first ` +
+          `(decompose() of @normprune/layers, granularity ${flag === '--keep' ? "'output' for a Dense layer's neurons" : "'kernel' for a Conv2D layer"}, then save it) ` +
+          'and prune that, or give --threshold T alone, which on a plain model zeroes weights with |w| <= T',
+      );
   // Before the threshold acts: the layers it empties, for the refusal of a disconnected model.
   const largest = threshold > 0 ? largestUnderThreshold(model, decomposed) : new Map<string, number>();
   try {

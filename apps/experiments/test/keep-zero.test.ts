@@ -57,3 +57,32 @@ test('prune --keep LAYER=0 that leaves a layer no unit is said as the flag doing
   const one = await cli(['prune', '--model', src, '--out', out, '--backend', 'cpu', '--keep', 'dense1=1']);
   expect(one.code).toBe(0);
 });
+
+test.each([
+  ['--keep', 'dense1=2', "'output' for a Dense layer's neurons"],
+  ['--keep-filters', 'dense1=2', "'kernel' for a Conv2D layer"],
+])(
+  'prune %s on a model without decomposed layers says how to get groups to keep (exit 2)',
+  async (flag, value, granularity) => {
+    const tmp = mkdtempSync(join(tmpdir(), 'keep-plain-'));
+    await initBackend({ prefer: 'cpu', quiet: true });
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [6], units: 4, name: 'dense1', activation: 'relu' }),
+        tfl.layers.dense({ units: 3, name: 'dense2' }),
+      ],
+    });
+    const src = join(tmp, 'model');
+    await model.save(fileSystem(src));
+    model.dispose();
+    const out = join(tmp, 'out');
+    const r = await cli(['prune', '--model', src, '--out', out, '--backend', 'cpu', flag, value]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(
+      `normprune: ${flag}: ${src} has no decomposed layers, so no groups to keep; decompose the model first ` +
+        `(decompose() of @normprune/layers, granularity ${granularity}, then save it) and prune that, ` +
+        'or give --threshold T alone, which on a plain model zeroes weights with |w| <= T\n',
+    );
+    expect(existsSync(out)).toBe(false);
+  },
+);
