@@ -9,10 +9,11 @@
 // An id is removed when every place that reads one of its channels agrees:
 // the reading unit layer either does not use it (all weights from it to live
 // units are zero) or sees a constant it can fold exactly into its bias. Model
-// outputs, model inputs and cross-channel layers never agree. Removing ids
-// only ever makes more ids removable (more units become constant, fewer live
-// units read a channel), so iterating from "nothing removed" reaches the least
-// fixed point, where every removal is justified.
+// outputs, model inputs and cross-channel layers never agree. Which units are
+// constant follows from the weights alone (a unit reading only constants is
+// one, whether they are removed or kept); removing ids only ever makes more
+// ids removable (fewer live units read a channel), so iterating from "nothing
+// removed" reaches the least fixed point, where every removal is justified.
 //
 // The rounds are the old ones (each removes every id unblocked after the
 // previous round), but a round only revisits what the previous round's
@@ -425,7 +426,7 @@ export function plan(
   const cg = buildStates(graph, threshold, unknownLayers);
   const { states, nIds } = cg;
   const removed = new Uint8Array(nIds);
-  propagateConstants(states, removed);
+  propagateConstants(states);
 
   // Who reads each id (unit node, input channel) and which units each id is (unit node, unit).
   const readerKeys: number[] = [];
@@ -516,7 +517,8 @@ export function plan(
           if (--used[n][i] === 0) recheck(n, i);
         }
       }
-      // Readers of a removed constant may become constant themselves.
+      // Its readers' constants are recomputed below, as before; they follow from the weights
+      // alone now, so a removal changes none of them.
       for (let e = readers.start[id]; e < readers.start[id + 1]; e++) dirty.push(readers.data[0][e]);
     }
     // Recompute the constants downstream of the change, in topological order.
@@ -524,7 +526,7 @@ export function plan(
       const n = dirty.pop();
       const s = states[n];
       const before = Float64Array.from(s.consts);
-      nodeConstants(s, states, removed);
+      nodeConstants(s, states);
       const changed: number[] = [];
       for (let c = 0; c < before.length; c++) {
         const a = before[c];
@@ -563,7 +565,7 @@ export function fullRounds(
   let rounds = 0;
   for (;;) {
     rounds++;
-    propagateConstants(cg.states, removed);
+    propagateConstants(cg.states);
     const verdict = blockPass(cg, removed);
     let changed = false;
     for (const s of cg.states) {
@@ -594,13 +596,13 @@ function softmaxOf(s: NodeState): ((x: tf.Tensor) => tf.Tensor) | undefined {
   return (x) => act.apply(x);
 }
 
-/** Recomputes which entries are constant, and their values, given the removed ids. */
-export function propagateConstants(states: NodeState[], removed: Uint8Array): void {
-  for (const s of states) nodeConstants(s, states, removed);
+/** Recomputes which entries are constant, and their values (which ids are removed changes neither). */
+export function propagateConstants(states: NodeState[]): void {
+  for (const s of states) nodeConstants(s, states);
 }
 
-/** Recomputes `s.consts` from its inputs' constants and the removed ids. */
-function nodeConstants(s: NodeState, states: NodeState[], removed: Uint8Array): void {
+/** Recomputes `s.consts` from its inputs' constants. */
+function nodeConstants(s: NodeState, states: NodeState[]): void {
   const inputs = s.node.inputs.map((i) => states[i]);
   const out = s.consts;
   out.fill(NaN);
@@ -623,12 +625,15 @@ function nodeConstants(s: NodeState, states: NodeState[], removed: Uint8Array): 
       for (let o = 0; o < u.cout; o++) pre[o] = u.bias ? u.bias.values[o] : 0;
       for (let i = 0; i < u.cin; i++) {
         const k = input.consts[i];
-        const gone = removed[input.ids[i]] && !Number.isNaN(k);
+        const gone = !Number.isNaN(k);
         const row = i * u.cout;
         for (let o = 0; o < u.cout; o++) {
           if (!u.nz[row + o]) continue;
-          // A unit stays constant only while every input it really reads is a removed constant
-          // that folds exactly.
+          // A unit is constant while every input it really reads is a constant that folds
+          // exactly, removed or not: a kept constant channel (a dead unit coupled by a join)
+          // gives its readers constant values too. Requiring the inputs removed left cycles
+          // undecided (h -> r1 -> r2 -> Add(h, r2) with h dead: h waited for r2 to be constant,
+          // r2 for h to be removed), and kept a model whose output is a constant.
           if (!gone || (!u.exactFold && k !== 0)) constant[o] = 0;
           else pre[o] += k * u.sumK(i, o);
         }
