@@ -1881,7 +1881,13 @@ async function pruneInto(
   model.dispose();
   pruned.dispose();
   out(
-    `${before.params} parameters -> ${after.nonzeros} non-zero (${pct(100 * (1 - after.nonzeros / before.params))} removed); exported ${res.bytes} bytes to ${v.out}`,
+    `${before.params} parameters -> ${after.nonzeros} non-zero (${pct(100 * (1 - after.nonzeros / before.params))} removed); exported ${res.bytes} bytes to ${v.out}` +
+      // The export's own size: "removed" counts zeros that stay in it (a Dense 'input' layer's
+      // dead pixels, which no layer before it can drop), so its bytes fall by less.
+      (after.params > after.nonzeros
+        ? `; the export holds ${after.params} parameters, ${after.params - after.nonzeros} of them zeros left in place ` +
+          '(zero biases, dead 2-D kernels, weights from model inputs: surgery removes whole units and channels only)'
+        : ''),
   );
 }
 
