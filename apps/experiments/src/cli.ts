@@ -495,6 +495,14 @@ function seedOption(v: string | undefined): number {
   return seed;
 }
 
+/**
+ * A number written in decimal (`0.002`, `.5`, `2e-3`, `-1`), else NaN: `Number()` alone also reads
+ * `0x10` as 16, `0b11` as 3 and `0o7` as 7, which no one means by a threshold or a lambda.
+ */
+function decimalNumber(text: string): number {
+  return /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
+}
+
 function optionalInt(name: string, v: string | undefined): number | undefined {
   return v === undefined ? undefined : intOption(name, v, 0);
 }
@@ -801,7 +809,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       );
   }
   const lambdas = list(v.lambda, 'lambda')?.map((x) => {
-    const n = Number(x);
+    const n = decimalNumber(x);
     if (!(n >= 0) || !Number.isFinite(n))
       throw new UsageError(`--lambda: "${x}" is not a finite number >= 0`);
     return n;
@@ -1684,7 +1692,7 @@ async function pruneCommand(args: string[], out: (s: string) => void): Promise<n
   if (p.positionals.length) throw new UsageError(`prune: unexpected argument "${p.positionals[0]}"`);
   if (!v.model || !v.out) throw new UsageError('prune: --model DIR and --out DIR are required');
   checkPruneOut(resolve(v.out));
-  const threshold = v.threshold !== undefined ? Number(v.threshold) : 0;
+  const threshold = v.threshold !== undefined ? decimalNumber(v.threshold) : 0;
   if (!(threshold >= 0) || !Number.isFinite(threshold))
     throw new UsageError(`--threshold: expected a finite number >= 0, got "${v.threshold}"`);
   const keep = v.keep === undefined ? undefined : keepOption(v.keep);

@@ -59,7 +59,8 @@ test('a negative number is read as the value of its flag, and refused for what i
   expect(t.err).toMatch(/--threshold: expected a finite number >= 0, got "-0.5"/);
   // Refused as a usage error before the model is looked at, like -0.5: not read as Infinity (and
   // then a failure, exit 1).
-  for (const bad of ['1e999', 'Infinity']) {
+  // A hexadecimal, binary or octal literal is not read as its value (0x10 was a threshold of 16).
+  for (const bad of ['1e999', 'Infinity', '0x10', '0b11', '0o7']) {
     const b = await cli(['prune', '--model', 'm', '--out', join(tmp, 'p'), '--threshold', bad]);
     expect(b.code).toBe(2);
     expect(b.err).toContain(`--threshold: expected a finite number >= 0, got "${bad}"`);
@@ -67,6 +68,14 @@ test('a negative number is read as the value of its flag, and refused for what i
   const l = await cli(['sweep', 'lenet-500-300', '--lambda', '-0.1']);
   expect(l.code).toBe(2);
   expect(l.err).toMatch(/--lambda: "-0.1" is not a finite number >= 0/);
+  const hex = await cli(['sweep', 'lenet-500-300', '--lambda', '0.001,0x10']);
+  expect(hex.code).toBe(2);
+  expect(hex.err).toMatch(/--lambda: "0x10" is not a finite number >= 0/);
+  // Decimal forms still read.
+  for (const ok of ['.5', '5.', '+1e-3', '2E-3']) {
+    const r = await cli(['sweep', 'lenet-500-300', '--lambda', ok, '--print-config']);
+    expect(r.code).toBe(0);
+  }
   // A flag with a missing value before another flag is still that error.
   const m = await run('--seed', '--force');
   expect(m.code).toBe(2);
