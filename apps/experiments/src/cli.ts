@@ -516,6 +516,11 @@ function checkBackendEnv(): void {
   if (problem !== undefined) throw new UsageError(problem);
 }
 
+/** A note on stderr, where every command's notes go (stdout keeps the command's results). */
+function note(text: string): void {
+  process.stderr.write(`note: ${text}\n`);
+}
+
 /**
  * A note when NORMPRUNE_BACKEND or NORMPRUNE_THREADS (`variable`) is set to another value than
  * the flag given: the variable wins (as in @normprune/runtime), which would otherwise pass
@@ -1838,14 +1843,14 @@ async function pruneInto(
   const plain = decomposed ? fold(model) : model;
   const before = countModel(plain);
   if (decomposed) plain.dispose();
-  else
-    out(
-      `note: ${v.model} has no decomposed layers; ` +
-        (threshold > 0
-          ? `Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
-          : 'only units whose weights are all zero are removed ') +
-        `(${plainAdvice(v.model)})`,
-    );
+  // Said once the prune has succeeded (a refusal of the flags stands alone on stderr).
+  const plainNote = decomposed
+    ? undefined
+    : `${v.model} has no decomposed layers; ` +
+      (threshold > 0
+        ? `Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
+        : 'only units whose weights are all zero are removed ') +
+      `(${plainAdvice(v.model)})`;
   for (const [flag, given] of [
     ['--keep', keep],
     ['--keep-filters', keepFilters],
@@ -1874,13 +1879,14 @@ async function pruneInto(
     const kept = keptNoneError(e, { '--keep': keep, '--keep-filters': keepFilters });
     throw kept === e ? thresholdEmptiedError(e, threshold, largest, decomposed) : kept;
   }
+  if (plainNote) note(plainNote);
   for (const k of report.keptWhole)
-    out(
-      `note: ${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
+    note(
+      `${k.className} layer '${k.name}' was kept whole (--unknown-layers keep), with every channel it reads`,
     );
   // The other warnings (surgery's keep-whole ones come first, one per layer, said above with the
   // CLI's flag): dead units kept (and why), placeholders of branches that died whole.
-  for (const w of report.warnings.slice(report.keptWhole.length)) out(`note: ${w}`);
+  for (const w of report.warnings.slice(report.keptWhole.length)) note(w);
   const after = countModel(pruned);
   // Marked, so that a later prune with this --out knows the folder for its own export.
   pruned.setUserDefinedMetadata({ ...(pruned.getUserDefinedMetadata() ?? {}), ...PRUNE_MARK });

@@ -783,10 +783,10 @@ test('prune prints what surgery warns of: here the placeholder of a residual bra
   m.dispose();
   const r = await cli(['prune', '--model', dir, '--out', join(tmp, 'residual-pruned'), '--backend', 'cpu']);
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(
+  expect(r.err).toMatch(
     /^note: Dense 'b1' unit 0 was kept as a placeholder with zero weights, .*: every unit of 'b1' is dead or unused/m,
   );
-  expect(r.out).toMatch(
+  expect(r.err).toMatch(
     /^note: Dense 'b2' units 0, 1, 2 \(3 of 3\) are dead \(each emits a constant\) but were kept: coupled by an elementwise join with a varying unit of 'a'$/m,
   );
 });

@@ -426,9 +426,9 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   const plainOut = join(tmp, 'pruned-plain');
   const again = await cli(['prune', '--model', out, '--out', plainOut, '--backend', 'wasm']);
   expect(again.code).toBe(0);
-  expect(again.out).toMatch(/has no decomposed layers; only units whose weights are all zero are removed/);
+  expect(again.err).toMatch(/has no decomposed layers; only units whose weights are all zero are removed/);
   expect(again.out).toMatch(/23 parameters -> 18 non-zero/);
-  expect(again.out).toMatch(/\(prune a model saved during proximal training, e\.g\. RUN_DIR/);
+  expect(again.err).toMatch(/\(prune a model saved during proximal training, e\.g\. RUN_DIR/);
   // A run's checkpoint says by its state.json which phase saved it: the advice follows the phase.
   for (const [phase, advice] of [
     [
@@ -447,9 +447,9 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
     writeFileSync(join(ckpt, 'state.json'), JSON.stringify({ phase }));
     const r2 = await cli(['prune', '--model', join(ckpt, 'model'), '--out', join(tmp, `ckpt-${phase}-out`)]);
     expect(r2.code).toBe(0);
-    expect(r2.out).toMatch(advice);
+    expect(r2.err).toMatch(advice);
     // Fine-tuning's checkpoint is not the model to prune again: the advice no longer points at it.
-    if (phase === 'finetune' || phase === 'done') expect(r2.out).not.toMatch(/prune a model saved/);
+    if (phase === 'finetune' || phase === 'done') expect(r2.err).not.toMatch(/prune a model saved/);
   }
   // On a plain model the threshold is surgery's: it zeroes single Dense weights, and says so.
   const plainCut = await cli([
@@ -461,9 +461,10 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
     '--threshold',
     '1e-6',
   ]);
-  expect(plainCut.err).toBe('');
   expect(plainCut.code).toBe(0);
-  expect(plainCut.out).toMatch(
+  // The note goes to stderr, with every command's notes; it is the only thing there.
+  expect(plainCut.err.split('\n').filter((l) => l && !l.startsWith('note: '))).toEqual([]);
+  expect(plainCut.err).toMatch(
     /Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with \|w\| <= 0\.000001 become zeros, one by one/,
   );
   dec.dispose();
@@ -547,11 +548,11 @@ test('prune --unknown-layers keep keeps a layer surgery does not know whole and 
     'wasm',
   ]);
   expect(r.code).toBe(0);
-  expect(r.out).toMatch(
+  expect(r.err).toMatch(
     /note: Reshape layer 'r' was kept whole \(--unknown-layers keep\), with every channel it reads/,
   );
   // Said once, in the CLI's words: not also as surgery's warning, which names its JavaScript option.
-  expect(r.out).not.toMatch(/unknownLayers: 'keep'/);
+  expect(r.out + r.err).not.toMatch(/unknownLayers: 'keep'/);
   const layers = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).modelTopology.config.layers;
   const units = Object.fromEntries(
     layers.filter((l: any) => l.class_name === 'Dense').map((l: any) => [l.config.name, l.config.units]),

@@ -190,7 +190,7 @@ test('a kept baseline outlives a repeat of its run without --keep-baseline, and 
   expect(evalBaseline.out).toMatch(/\| .*baseline.model +\| 545,810 +\|/);
   const pruneRun = await cli(['prune', '--model', kb, '--out', join(tmp, 'kb-pruned'), '--backend', 'wasm']);
   expect(pruneRun.code).toBe(0);
-  expect(pruneRun.out).toMatch(/has no decomposed layers/);
+  expect(pruneRun.err).toMatch(/has no decomposed layers/);
 });
 
 test('a sweep does not take over a run folder without --force; a run with --force removes the sweep it replaces', async () => {
