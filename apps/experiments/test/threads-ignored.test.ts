@@ -43,5 +43,6 @@ test('prune --backend cpu --threads 2 says that cpu ignores the threads', async 
     '1',
   ]);
   expect(one.code).toBe(0);
-  expect(one.err).not.toMatch(/threads/);
+  // (stderr also holds prune's note on the plain model, whose path names this test's folder.)
+  expect(one.err).not.toMatch(/threads were asked for|ignores them/);
 });
