@@ -362,50 +362,6 @@ function groupBy(
   return { start, data };
 }
 
-/** Node indices waiting to be recomputed, smallest (earliest in topological order) first. */
-class NodeQueue {
-  private heap: number[] = [];
-  private queued: Uint8Array;
-  constructor(n: number) {
-    this.queued = new Uint8Array(n);
-  }
-  get size(): number {
-    return this.heap.length;
-  }
-  push(x: number): void {
-    if (this.queued[x]) return;
-    this.queued[x] = 1;
-    const h = this.heap;
-    let k = h.push(x) - 1;
-    while (k > 0) {
-      const p = (k - 1) >> 1;
-      if (h[p] <= x) break;
-      h[k] = h[p];
-      k = p;
-    }
-    h[k] = x;
-  }
-  pop(): number {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop()!;
-    if (h.length) {
-      let k = 0;
-      for (;;) {
-        const l = 2 * k + 1;
-        if (l >= h.length) break;
-        const c = l + 1 < h.length && h[l + 1] < h[l] ? l + 1 : l;
-        if (h[c] >= last) break;
-        h[k] = h[c];
-        k = c;
-      }
-      h[k] = last;
-    }
-    this.queued[top] = 0;
-    return top;
-  }
-}
-
 /**
  * Builds the channel-id graph and runs the fixed-point analysis.
  *
@@ -428,28 +384,18 @@ export function plan(
   const removed = new Uint8Array(nIds);
   propagateConstants(states);
 
-  // Who reads each id (unit node, input channel) and which units each id is (unit node, unit).
-  const readerKeys: number[] = [];
-  const readerNode: number[] = [];
-  const readerChannel: number[] = [];
+  // Which units each id is (unit node, unit).
   const unitKeys: number[] = [];
   const unitNode: number[] = [];
   const unitIndex: number[] = [];
   for (const s of states) {
     if (s.handler.kind !== 'unit') continue;
-    const input = states[s.node.inputs[0]];
-    for (let i = 0; i < input.ids.length; i++) {
-      readerKeys.push(input.ids[i]);
-      readerNode.push(s.node.index);
-      readerChannel.push(i);
-    }
     for (let o = 0; o < s.ids.length; o++) {
       unitKeys.push(s.ids[o]);
       unitNode.push(s.node.index);
       unitIndex.push(o);
     }
   }
-  const readers = groupBy(nIds, readerKeys, [readerNode, readerChannel]);
   const units = groupBy(nIds, unitKeys, [unitNode, unitIndex]);
 
   // used[n][i]: live units of unit node n that read its input channel i; blocking[n][i]: whether
@@ -500,7 +446,6 @@ export function plan(
   };
 
   let iterations = 0;
-  const dirty = new NodeQueue(states.length);
   while (next.length) {
     iterations++;
     const round = next;
@@ -517,28 +462,9 @@ export function plan(
           if (--used[n][i] === 0) recheck(n, i);
         }
       }
-      // Its readers' constants are recomputed below, as before; they follow from the weights
-      // alone now, so a removal changes none of them.
-      for (let e = readers.start[id]; e < readers.start[id + 1]; e++) dirty.push(readers.data[0][e]);
     }
-    // Recompute the constants downstream of the change, in topological order.
-    while (dirty.size) {
-      const n = dirty.pop();
-      const s = states[n];
-      const before = Float64Array.from(s.consts);
-      nodeConstants(s, states);
-      const changed: number[] = [];
-      for (let c = 0; c < before.length; c++) {
-        const a = before[c];
-        const b = s.consts[c];
-        if (!(a === b || (Number.isNaN(a) && Number.isNaN(b)))) changed.push(c);
-      }
-      if (!changed.length) continue;
-      for (const m of s.node.consumers) {
-        dirty.push(m);
-        if (states[m].handler.kind === 'unit') for (const c of changed) recheck(m, c);
-      }
-    }
+    // Which units are constant does not depend on what is removed (propagateConstants): a
+    // removal changes only who reads a channel, which `used` and recheck follow.
   }
 
   // The last round, over the whole graph as every round used to be: it finds nothing left to
@@ -554,18 +480,18 @@ export function emptiedLayers(states: NodeState[], removed: Uint8Array): NodeSta
 
 /**
  * Rounds over the whole graph, from the removal state `removed` (updated in place) to the fixed
- * point: each recomputes the constants and the verdict, and removes every id not blocked. Returns
- * the reasons of the last round and the number of rounds. After it, the constants are those of
- * the final state. @internal
+ * point: the constants computed once (no removal changes them), each round the verdict, removing
+ * every id not blocked. Returns the reasons of the last round and the number of rounds. @internal
  */
 export function fullRounds(
   cg: ChannelGraph,
   removed: Uint8Array,
 ): { reasons: Map<number, BlockReason>; rounds: number } {
   let rounds = 0;
+  // Once: they follow from the weights alone, whatever the rounds remove.
+  propagateConstants(cg.states);
   for (;;) {
     rounds++;
-    propagateConstants(cg.states);
     const verdict = blockPass(cg, removed);
     let changed = false;
     for (const s of cg.states) {
@@ -576,7 +502,6 @@ export function fullRounds(
         }
       }
     }
-    // Nothing removed: the constants just propagated are those of the final state.
     if (!changed) return { reasons: verdict.reasons, rounds };
   }
 }
