@@ -99,6 +99,9 @@ describe('kernelMask', () => {
           inputShape: [4],
           name: 'd',
           kernelConstraint: tfl.constraints.nonNeg(),
+          // Not random: with glorot init, all nine weights of the live rows negative (1 in 512)
+          // left none live to go negative, and the test failed (seen once in a full run).
+          kernelInitializer: tfl.initializers.constant({ value: 0.5 }),
         }),
       ],
     });
