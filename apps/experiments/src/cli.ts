@@ -529,9 +529,7 @@ function note(text: string): void {
 function noteOverriddenFlag(variable: string, flag: string, given: string | number): void {
   const env = process.env[variable];
   if (env !== undefined && env !== '' && env !== String(given))
-    process.stderr.write(
-      `note: ${variable}=${env} overrides ${flag} ${given} (unset ${variable} to use the flag)\n`,
-    );
+    note(`${variable}=${env} overrides ${flag} ${given} (unset ${variable} to use the flag)`);
 }
 
 function threadsOption(v: string | undefined): number | undefined {
@@ -1226,7 +1224,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   const threads = threadsOption(p.values.threads);
   const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
-  for (const note of info.notes) process.stderr.write(`note: ${note}\n`);
+  for (const n of info.notes) note(n);
   // The model first: a damaged one fails before the test set is read.
   const loaded = oneInOneOut(await loadModelDir(v.model), v.model);
   let data: Awaited<ReturnType<typeof loadRunData>>;
@@ -1236,7 +1234,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     loaded.dispose();
     throw e;
   }
-  for (const note of data.notes) process.stderr.write(`note: ${note}\n`);
+  for (const n of data.notes) note(n);
   // Only where the budget says more than a test subset (`tiny`, `epochs=2`): `testSubset=N`, which
   // eval's help suggests, and `full` ask for nothing eval leaves out.
   if (p.values.budget !== undefined && Object.keys(budget).some((k) => k !== 'testSubset' && k !== 'note'))
@@ -1548,15 +1546,16 @@ function runModelAbove(dir: string): string | undefined {
 }
 
 /**
- * `dir` (absolute) with links resolved in the part of it that exists: a new --out below a link
- * into a run's model/, or into the --model folder, is in that folder.
+ * `dir`, absolute, with links resolved in the part of it that exists: a new --out below a link
+ * into a run's model/, or into the --model folder, is in that folder; `r1`, `./r1/` and a link
+ * to it are one folder.
  */
 function realPathBelow(dir: string): string {
-  let there = dir;
+  let there = resolve(dir);
   const rest: string[] = [];
   for (; !existsSync(there) && dirname(there) !== there; there = dirname(there))
     rest.unshift(basename(there));
-  return join(realFolder(there), ...rest);
+  return join(existsSync(there) ? realpathSync(there) : there, ...rest);
 }
 
 /**
@@ -1836,7 +1835,7 @@ async function pruneInto(
   const { threshold, keep, keepFilters, unknownLayers, prefer, threads } = o;
   const info = await initBackend({ prefer, threads, quiet: true });
   checkRequestedBackend(prefer, info);
-  for (const note of info.notes) process.stderr.write(`note: ${note}\n`);
+  for (const n of info.notes) note(n);
   const model = await loadModelDir(v.model);
   // "Before" counts the plain model the decomposed one folds into: a magnitude is not a parameter of it.
   const decomposed = magnitudes(model).length > 0;
@@ -1955,14 +1954,14 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     } catch (e) {
       // A folder of the glob that holds no run at all (a prune export in runs/): said, and passed over.
       if (readOnly && e instanceof NotARun && e.dir === arg) {
-        process.stderr.write(`note: skipped ${arg}: ${e.what}\n`);
+        note(`skipped ${arg}: ${e.what}`);
         return [];
       }
       if (!(readOnly && e instanceof UnfinishedRun)) throw e;
       const what = (e as Error).message
         .replace(/^report: /, '')
         .replace(/ is (an unfinished run|an interrupted sweep|a sweep being written)/, ': $1');
-      process.stderr.write(`note: skipped ${what}\n`);
+      note(`skipped ${what}`);
       return [];
     }
   });
@@ -1977,14 +1976,14 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
   // of the table.
   const counted = new Map<string, string>();
   const givenTwice = (dir: string, what = 'its row is'): boolean => {
-    const key = realFolder(dir);
+    const key = realPathBelow(dir);
     const first = counted.get(key);
     if (first === undefined) {
       counted.set(key, dir);
       return false;
     }
-    process.stderr.write(
-      `note: ${dir} is given twice${first === dir ? '' : ` (as ${first} and ${dir})`}; ${v.table || v['write-readme'] ? `${what} counted once` : 'it is reported once'}\n`,
+    note(
+      `${dir} is given twice${first === dir ? '' : ` (as ${first} and ${dir})`}; ${v.table || v['write-readme'] ? `${what} counted once` : 'it is reported once'}`,
     );
     return true;
   };
@@ -2335,12 +2334,7 @@ function pointLabel(dir: string): string | undefined {
 
 /** Whether two folders given on the command line are one (`r1` and `./r1/`, or a link to it). */
 function sameFolder(a: string, b: string): boolean {
-  return realFolder(a) === realFolder(b);
-}
-
-/** The folder (or file) `d` is, links resolved, for telling two names of one apart. */
-function realFolder(d: string): string {
-  return existsSync(d) ? realpathSync(d) : resolve(d);
+  return realPathBelow(a) === realPathBelow(b);
 }
 
 /**
@@ -2588,7 +2582,7 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
             '--export DIR copies the run with the report it has, --table prints its row',
           { cause: (e as Error).cause ?? e },
         );
-      process.stderr.write(`note: ${dir} is read-only: its report is left as it is, not rewritten\n`);
+      note(`${dir} is read-only: its report is left as it is, not rewritten`);
     }
   }
   if (v.export) {

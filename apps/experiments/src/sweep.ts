@@ -428,9 +428,11 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
     // The former default folder holding a sweep not known to be this one (its plan gone, points
     // left; a grid that --resume would extend): named, not passed over as nothing to resume.
     const maybe =
-      former !== undefined && former !== out && existsSync(former) && statSync(former).isDirectory()
-        ? mayHoldSweep(former) && !holdsRun(former)
-        : false;
+      former !== undefined &&
+      former !== out &&
+      statSync(former, { throwIfNoEntry: false })?.isDirectory() === true &&
+      mayHoldSweep(former) &&
+      !holdsRun(former);
     throw new Error(
       `--resume: no sweep in ${out}; ` +
         (maybe
