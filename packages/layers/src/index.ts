@@ -26,3 +26,4 @@ export {
   type MagnitudeInfo,
   magnitudes,
 } from './model.js';
+export { hasNested, unnest } from './unnest.js';

@@ -110,7 +110,7 @@ function keepFrozen(from: tfl.LayersModel, to: tfl.LayersModel): void {
  * weight need not satisfy it (tfjs applies no constraint while training):
  * a copy through `setWeights` would change the model's outputs.
  */
-function assignWeights(layer: tfl.layers.Layer, values: tf.Tensor[]): void {
+export function assignWeights(layer: tfl.layers.Layer, values: tf.Tensor[]): void {
   const vars = layer.weights;
   if (values.length !== vars.length)
     throw new Error(`layer '${layer.name}' has ${vars.length} weights, got ${values.length} values`);
@@ -523,7 +523,7 @@ function sum(values: number[]): number {
  * Refuses anything but a LayersModel (a lone layer, null, a path), naming the
  * function; a single layer gets the way to wrap it.
  */
-function checkModel(model: unknown, who: string): asserts model is tfl.LayersModel {
+export function checkModel(model: unknown, who: string): asserts model is tfl.LayersModel {
   if (model instanceof tfl.LayersModel || Array.isArray((model as { layers?: unknown } | null)?.layers))
     return;
   const layerHint =
