@@ -5,12 +5,16 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   describeValue as describe,
   fold,
+  hasNested,
   isDecomposed,
   layerPaths,
   NonFiniteWeightError,
   optionsProblem,
   readFiniteWeight,
+  unnest,
 } from '@normprune/layers';
+import { DisconnectedModelError } from './errors.js';
+import { SPARSE_FALLBACK } from './graph.js';
 
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
@@ -80,6 +84,46 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
 }
 
 /**
+ * Runs `fn` on `model` without nested models (a model used as a layer): on a copy with their
+ * layers applied directly and named by path (`block/fc`), which is disposed after; on `model`
+ * itself when it has none. unnest's refusals (a nested model applied twice) come as surgery's.
+ */
+export function withUnnested<T>(model: tfl.LayersModel, fn: (flat: tfl.LayersModel) => T): T {
+  if (!hasNested(model)) return fn(model);
+  let flat: tfl.LayersModel;
+  try {
+    flat = unnest(model);
+  } catch (e) {
+    if (!(e instanceof Error) || !e.message.startsWith('unnest: ')) throw e;
+    throw new Error(`surgery: ${e.message.slice('unnest: '.length)}, then prune. ${SPARSE_FALLBACK}`);
+  }
+  try {
+    return fn(flat);
+  } catch (e) {
+    throw withMultiplierKey(model, e);
+  } finally {
+    disposeFolded(flat);
+  }
+}
+
+/**
+ * `e`, or for a {@link DisconnectedModelError} about a layer of a nested model (named by path),
+ * the same error whose advice names the layer as `layerMultipliers` of @normprune/prox takes it:
+ * as `magnitudes()` names it, by its own name unless layers of several nested models share it.
+ */
+function withMultiplierKey(model: tfl.LayersModel, e: unknown): unknown {
+  if (!(e instanceof DisconnectedModelError) || e.code !== 'dead') return e;
+  const paths = layerPaths(model);
+  const at = paths.find((p) => p.path === e.layer);
+  if (!at || paths.filter((p) => p.layer.name === at.layer.name).length > 1) return e;
+  const { code, layer, emptied, detail } = e;
+  return new DisconnectedModelError(
+    { code, layer, emptied, detail },
+    e.message.replace(`layerMultipliers: { '${layer}': 0 }`, `layerMultipliers: { '${at.layer.name}': 0 }`),
+  );
+}
+
+/**
  * `e`, or for a `NonFiniteWeightError` about a layer that `fold` made, the same error about the
  * decomposed layer of `model` it came from: the folded kernel is surgery's copy, and the bad entry
  * is in the layer's direction, magnitude or bias, which the error then names, with the same
@@ -87,7 +131,10 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
  */
 function ofDecomposed(model: tfl.LayersModel, e: unknown): unknown {
   if (!(e instanceof NonFiniteWeightError) || e.code !== 'non-finite') return e;
-  const layer = allLayers(model).find((l) => l.name === e.layer && isDecomposed(l));
+  // Named by its path (`block/fc`) when prune met it in the model's unnested copy.
+  const layer = layerPaths(model).find(
+    (l) => (l.path === e.layer || l.layer.name === e.layer) && isDecomposed(l.layer),
+  )?.layer;
   // An error from an older copy of @normprune/layers has no caller or advice fields.
   if (!layer || typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
   for (const w of layer.weights) {

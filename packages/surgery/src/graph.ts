@@ -68,7 +68,6 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     add({ name: '<input>', className: 'InputLayer', layer: undefined, inputs: [], shape: inShape.slice(1) });
     const calls = ownCalls(model);
     for (const layer of model.layers) {
-      refuseNested(layer);
       const own = calls.get(layer) ?? [];
       if (own.length > 1 || (!own.length && layer.inboundNodes.length > 1)) throw sharedError(layer);
       add({
@@ -88,7 +87,6 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
   // the order below would never place it.
   for (const entry of config.layers) {
     const layer = getLayer(entry.name);
-    refuseNested(layer);
     if ((entry.inboundNodes ?? []).length > 1) throw sharedError(layer);
   }
   const pending: any[] = [...config.layers];
@@ -133,17 +131,6 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
 export const SPARSE_FALLBACK =
   "Without pruning, exportModel(model, dir, { format: 'sparse' }) still stores the model's all-zero groups " +
   'compactly (decomposed layers are folded first; a JavaScript call, which the normprune CLI has no flag for)';
-
-// Checked before anything reads the layer's outputShape: a nested model applied to
-// a new input has two inbound nodes, and tfjs throws its own, unhelpful error.
-function refuseNested(layer: tfl.layers.Layer): void {
-  if (!(layer instanceof tfl.LayersModel)) return;
-  throw new Error(
-    `surgery: layer '${layer.name}' is a nested model (a ${layer.getClassName()} used as a layer); ` +
-      `prune does not support nested models. Build the model flat, applying the nested model's layers ` +
-      `directly to its input, then prune. ${SPARSE_FALLBACK}`,
-  );
-}
 
 function sharedError(layer: tfl.layers.Layer): Error {
   return new Error(

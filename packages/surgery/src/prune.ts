@@ -1,7 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { analyzeLayer, callsOf, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
-import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
+import { checkModel, checkOptions, checkThreshold, withFolded, withUnnested } from './folding.js';
 import { buildGraph } from './graph.js';
 import { rebuild, type LayerPruneResult } from './rebuild.js';
 
@@ -61,7 +61,8 @@ export interface PruneReport {
   /**
    * Per-layer counts of the input model, one entry per layer of its plain form (decomposed layers
    * counted as the plain layers they fold into), with `threshold` applied: what `analyze(model,
-   * { threshold })` gives. The pruned model's are in {@link PruneReport.layersAfter}.
+   * { threshold })` gives (for a model with nested models, without their input layers, which hold
+   * nothing). The pruned model's are in {@link PruneReport.layersAfter}.
    */
   layersBefore: LayerAnalysis[];
   /** Per-layer counts of the pruned model. */
@@ -214,64 +215,66 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     throw new Error(
       `prune: unknownLayers must be 'refuse' or 'keep', got ${JSON.stringify(unknownLayers) ?? String(unknownLayers)}`,
     );
-  return withFolded(model, (plain) => {
-    const p = plan(buildGraph(plain), threshold, unknownLayers);
-    const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
-    // Count from the host copies surgery already holds instead of reading every weight back.
-    const callsBefore = callsOf(plain);
-    const layersBefore = plain.layers.map((l) =>
-      analyzeLayer(
-        l,
-        threshold,
-        p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
-        callsBefore(l),
-      ),
-    );
-    const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
-    const before = totals(layersBefore);
-    const after = totals(layersAfter);
-    const paramsAfter = after.params - after.zeroGroupParams;
-    const keptWhole = p.states
-      .filter((s) => s.handler.unknown)
-      .map((s) => ({ name: s.node.name, className: s.node.className }));
-    const warnings: string[] = [];
-    for (const k of keptWhole)
-      warnings.push(
-        `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
-          'so every channel it reads was kept',
+  return withFolded(model, (folded) =>
+    withUnnested(folded, (plain) => {
+      const p = plan(buildGraph(plain), threshold, unknownLayers);
+      const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
+      // Count from the host copies surgery already holds instead of reading every weight back.
+      const callsBefore = callsOf(plain);
+      const layersBefore = plain.layers.map((l) =>
+        analyzeLayer(
+          l,
+          threshold,
+          p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
+          callsBefore(l),
+        ),
       );
-    for (const l of layers) warnings.push(...keptWarnings(l));
-    for (const d of droppedConstraints)
-      warnings.push(
-        `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
-          'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
-          'compute something else',
-      );
-    // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
-    // not refused while another output still varies: it is said.
-    for (const o of p.graph.outputs) {
-      const s = p.states[o];
-      if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
-        warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
-    }
-    const base = {
-      before,
-      after,
-      layersBefore,
-      layersAfter,
-      layers,
-      paramsBefore: before.params,
-      paramsAfter,
-      compression: before.params ? 1 - paramsAfter / before.params : 0,
-      macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
-        ? NaN
-        : after.nonzeroMacs
-          ? before.macs / after.nonzeroMacs
-          : Infinity,
-      keptWhole,
-      warnings,
-      iterations: p.iterations,
-    };
-    return { model: pruned, report: { ...base, table: () => formatReport(base) } };
-  });
+      const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
+      const before = totals(layersBefore);
+      const after = totals(layersAfter);
+      const paramsAfter = after.params - after.zeroGroupParams;
+      const keptWhole = p.states
+        .filter((s) => s.handler.unknown)
+        .map((s) => ({ name: s.node.name, className: s.node.className }));
+      const warnings: string[] = [];
+      for (const k of keptWhole)
+        warnings.push(
+          `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
+            'so every channel it reads was kept',
+        );
+      for (const l of layers) warnings.push(...keptWarnings(l));
+      for (const d of droppedConstraints)
+        warnings.push(
+          `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
+            'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
+            'compute something else',
+        );
+      // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
+      // not refused while another output still varies: it is said.
+      for (const o of p.graph.outputs) {
+        const s = p.states[o];
+        if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
+          warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
+      }
+      const base = {
+        before,
+        after,
+        layersBefore,
+        layersAfter,
+        layers,
+        paramsBefore: before.params,
+        paramsAfter,
+        compression: before.params ? 1 - paramsAfter / before.params : 0,
+        macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
+          ? NaN
+          : after.nonzeroMacs
+            ? before.macs / after.nonzeroMacs
+            : Infinity,
+        keptWhole,
+        warnings,
+        iterations: p.iterations,
+      };
+      return { model: pruned, report: { ...base, table: () => formatReport(base) } };
+    }),
+  );
 }

@@ -1185,27 +1185,6 @@ describe('prune: refusals', () => {
     expect(() => prune(m)).toThrow(/'r'.*Reshape/);
   });
 
-  const nestedMessage = (name: string, cls: string): RegExp =>
-    new RegExp(
-      `layer '${name}' is a nested model \\(a ${cls} used as a layer\\); prune does not support nested models. Build the model flat`,
-    );
-
-  it('names a nested Sequential inside a functional model and says to build the model flat', () => {
-    const inner = tfl.sequential({
-      name: 'inner',
-      layers: [tfl.layers.dense({ inputShape: [8], units: 6, name: 'ih' })],
-    });
-    const x = tfl.input({ shape: [8] });
-    const y = tfl.layers.dense({ units: 2 }).apply(inner.apply(x)) as tfl.SymbolicTensor;
-    const m = tfl.model({ inputs: x, outputs: y });
-    expect(() => prune(m)).toThrow(nestedMessage('inner', 'Sequential'));
-    expect(() => prune(m)).toThrow(
-      /then prune. Without pruning, exportModel\(model, dir, \{ format: 'sparse' \}\) still stores/,
-    );
-    // Decomposed layers inside it are folded first; the refusal is the same.
-    expect(() => prune(decompose(m))).toThrow(nestedMessage('inner', 'Sequential'));
-  });
-
   it('names a layer called more than once: in parallel branches, and applied to its own output', () => {
     const shared =
       /surgery: layer 'shared' \(Dense\) is called more than once \(shared weights\); shared layers are not supported/;
@@ -1290,14 +1269,6 @@ describe('prune: refusals', () => {
     );
     expect(tf.memory().numTensors).toBe(before);
     m.dispose();
-  });
-
-  it('names a functional model used as the first layer of a Sequential', () => {
-    const x = tfl.input({ shape: [3, 3, 2] });
-    const c = tfl.layers.conv2d({ filters: 2, kernelSize: 2, name: 'c' }).apply(x) as tfl.SymbolicTensor;
-    const block = tfl.model({ inputs: x, outputs: c, name: 'block' });
-    const m = tfl.sequential({ layers: [block, tfl.layers.flatten(), tfl.layers.dense({ units: 2 })] });
-    expect(() => prune(m)).toThrow(nestedMessage('block', 'Model'));
   });
 });
 
