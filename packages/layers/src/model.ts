@@ -16,6 +16,7 @@ import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
 import { optionsProblem } from './options.js';
 import { ownCalls } from './calls.js';
+import { modelConfig } from './config.js';
 
 /** The keys of {@link DecomposeOptions} and of its `granularity`. */
 const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
@@ -59,7 +60,7 @@ function rewriteConfig(
   model: tfl.LayersModel,
   rewrite: (layer: tfl.layers.Layer, entry: LayerEntry) => LayerEntry | null,
 ): { layers: LayerEntry[] } & tf.serialization.ConfigDict {
-  const config = JSON.parse(JSON.stringify(model.getConfig())) as {
+  const config = modelConfig(model) as {
     layers: LayerEntry[];
   } & tf.serialization.ConfigDict;
   config.layers = config.layers.map((entry) => {

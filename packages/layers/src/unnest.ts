@@ -2,6 +2,7 @@
 // applied directly and named by their paths, so that code working on one flat
 // graph (surgery) takes models built from blocks, as Keras users build them.
 import * as tfl from '@tensorflow/tfjs-layers';
+import { modelConfig } from './config.js';
 import { assignWeights, checkModel, layerPaths } from './model.js';
 
 /** A model or layer config: JSON of any layer's shape. */
@@ -69,7 +70,7 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
           `model and applied around it too, so its weights are shared; build one layer per place, each holding ` +
           `the weights of this one`,
       );
-  const config = JSON.parse(JSON.stringify(model.getConfig())) as Dict & { layers: Entry[] };
+  const config = modelConfig(model) as Dict & { layers: Entry[] };
   const sequential = model instanceof tfl.Sequential && onlySequential(config.layers);
   const entries: Entry[] = [];
   let flat: Dict;

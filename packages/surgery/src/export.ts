@@ -24,7 +24,13 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { describeValue as describe, fold, optionsProblem, readFiniteWeight } from '@normprune/layers';
+import {
+  describeValue as describe,
+  fold,
+  optionsProblem,
+  readFiniteWeight,
+  restoreDepthMultipliers,
+} from '@normprune/layers';
 import {
   fileSystem,
   makeDirs,
@@ -105,8 +111,11 @@ export function modelArtifacts(model: tfl.LayersModel): {
     } as tf.io.WeightsManifestEntry,
     tensor: tensors[i],
   }));
+  const topology = model.toJSON(null, false) as { config?: { layers?: unknown[] } };
+  // tfjs leaves a separable convolution's depthMultiplier out: its own loader would take 1.
+  if (topology.config) restoreDepthMultipliers(topology.config, model, 'class_name', 'depth_multiplier');
   const artifacts: tf.io.ModelArtifacts = {
-    modelTopology: model.toJSON(null, false) as tf.io.ModelArtifacts['modelTopology'],
+    modelTopology: topology as tf.io.ModelArtifacts['modelTopology'],
     format: 'layers-model',
     generatedBy: `TensorFlow.js tfjs-layers v${tfl.version_layers}`,
     convertedBy: null,

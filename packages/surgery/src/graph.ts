@@ -2,7 +2,7 @@
 // model's own serialised topology so that Sequential and functional models
 // take the same path (and the rebuilt model comes from the same config).
 import * as tfl from '@tensorflow/tfjs-layers';
-import { ownCalls } from '@normprune/layers';
+import { modelConfig, ownCalls } from '@normprune/layers';
 
 /** One layer of the graph (internal). */
 export interface GraphNode {
@@ -47,7 +47,7 @@ export function callOutputShape(layer: tfl.layers.Layer, i: number): unknown {
 
 /** Builds the layer graph of a built model. */
 export function buildGraph(model: tfl.LayersModel): LayerGraph {
-  const config = JSON.parse(JSON.stringify(model.getConfig()));
+  const config = modelConfig(model);
   const nodes: GraphNode[] = [];
   const byName = new Map<string, GraphNode>();
   const add = (n: Omit<GraphNode, 'index' | 'consumers'>): GraphNode => {
