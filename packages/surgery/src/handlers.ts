@@ -292,8 +292,11 @@ const REGISTRY: Record<string, LayerHandler> = {
 // What a user can do about a layer class surgery refuses, where a supported equivalent exists.
 const REBUILD_ADVICE: Record<string, string> = {
   SeparableConv2D:
-    'It computes a DepthwiseConv2D (useBias: false, depthMultiplier 1) followed by a 1x1 Conv2D ' +
-    "(the layer's filters, bias and activation; its depthwise_kernel and pointwise_kernel are their kernels): " +
+    'prune splits a SeparableConv2D of depthMultiplier 1, channels last, applied once, into the DepthwiseConv2D ' +
+    '(no bias) and the 1x1 Conv2D it computes, and prunes those; this one is not such a layer. With a ' +
+    'depthMultiplier m above 1 it computes a Conv2D with m filters per input channel (its kernel size, strides, ' +
+    'padding and dilation; kernel [:, :, c, c * m + j] is its depthwise_kernel [:, :, c, j] and 0 elsewhere) ' +
+    "followed by a 1x1 Conv2D (the layer's filters, bias and activation; its pointwise_kernel is the kernel): " +
     'build it as those two layers and prune that.',
   Conv1D:
     'A Conv2D with kernelSize [1, k] on inputs of shape [1, steps, channels] computes the same ' +

@@ -1,7 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { analyzeLayer, callsOf, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
-import { checkModel, checkOptions, checkThreshold, withFolded, withUnnested } from './folding.js';
+import { checkModel, checkOptions, checkThreshold, withFolded, withSplit, withUnnested } from './folding.js';
 import { buildGraph } from './graph.js';
 import { rebuild, type LayerPruneResult } from './rebuild.js';
 
@@ -29,7 +29,7 @@ export interface PruneOptions {
   threshold?: number;
   /**
    * What to do with a layer of a class surgery does not know how to prune through (an LSTM, a
-   * Reshape, a SeparableConv2D, a custom layer). `'refuse'` (the default) throws, naming the
+   * Reshape, a SeparableConv2D of depthMultiplier above 1, a custom layer). `'refuse'` (the default) throws, naming the
    * layer and how to rebuild the model so that it prunes. `'keep'` keeps the layer whole, as
    * surgery keeps a Softmax: every channel it reads is kept, its outputs count as live, its
    * weights are copied unchanged; Dense and Conv2D units elsewhere are pruned as usual, so the
@@ -62,7 +62,8 @@ export interface PruneReport {
    * Per-layer counts of the input model, one entry per layer of its plain form (decomposed layers
    * counted as the plain layers they fold into), with `threshold` applied: what `analyze(model,
    * { threshold })` gives (for a model with nested models, without their input layers, which hold
-   * nothing). The pruned model's are in {@link PruneReport.layersAfter}.
+   * nothing, and with each SeparableConv2D prune splits as its two layers, `sep/depthwise` and
+   * `sep/pointwise`). The pruned model's are in {@link PruneReport.layersAfter}.
    */
   layersBefore: LayerAnalysis[];
   /** Per-layer counts of the pruned model. */
@@ -188,7 +189,9 @@ function keptWarnings(l: LayerPruneResult): string[] {
 }
 
 /**
- * Removes dead units exactly. Decomposed layers are folded first; then every Dense neuron and
+ * Removes dead units exactly. Decomposed layers are folded first, nested models unnested (their
+ * layers named by path, `block/fc`), and each SeparableConv2D of depthMultiplier 1 split into the
+ * DepthwiseConv2D (`sep/depthwise`) and 1x1 Conv2D (`sep/pointwise`) it computes; then every Dense neuron and
  * Conv2D filter whose output is constant (its kernel slice is zero) or unused (no live unit
  * of any consumer reads it) is removed, together with the matching inputs of every consumer
  * (Dense rows, Conv2D input channels, BatchNormalization entries, Flatten positions in NHWC
@@ -216,65 +219,67 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
       `prune: unknownLayers must be 'refuse' or 'keep', got ${JSON.stringify(unknownLayers) ?? String(unknownLayers)}`,
     );
   return withFolded(model, (folded) =>
-    withUnnested(folded, (plain) => {
-      const p = plan(buildGraph(plain), threshold, unknownLayers);
-      const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
-      // Count from the host copies surgery already holds instead of reading every weight back.
-      const callsBefore = callsOf(plain);
-      const layersBefore = plain.layers.map((l) =>
-        analyzeLayer(
-          l,
-          threshold,
-          p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
-          callsBefore(l),
-        ),
-      );
-      const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
-      const before = totals(layersBefore);
-      const after = totals(layersAfter);
-      const paramsAfter = after.params - after.zeroGroupParams;
-      const keptWhole = p.states
-        .filter((s) => s.handler.unknown)
-        .map((s) => ({ name: s.node.name, className: s.node.className }));
-      const warnings: string[] = [];
-      for (const k of keptWhole)
-        warnings.push(
-          `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
-            'so every channel it reads was kept',
+    withUnnested(folded, (flat) =>
+      withSplit(flat, (plain) => {
+        const p = plan(buildGraph(plain), threshold, unknownLayers);
+        const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
+        // Count from the host copies surgery already holds instead of reading every weight back.
+        const callsBefore = callsOf(plain);
+        const layersBefore = plain.layers.map((l) =>
+          analyzeLayer(
+            l,
+            threshold,
+            p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
+            callsBefore(l),
+          ),
         );
-      for (const l of layers) warnings.push(...keptWarnings(l));
-      for (const d of droppedConstraints)
-        warnings.push(
-          `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
-            'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
-            'compute something else',
-        );
-      // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
-      // not refused while another output still varies: it is said.
-      for (const o of p.graph.outputs) {
-        const s = p.states[o];
-        if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
-          warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
-      }
-      const base = {
-        before,
-        after,
-        layersBefore,
-        layersAfter,
-        layers,
-        paramsBefore: before.params,
-        paramsAfter,
-        compression: before.params ? 1 - paramsAfter / before.params : 0,
-        macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
-          ? NaN
-          : after.nonzeroMacs
-            ? before.macs / after.nonzeroMacs
-            : Infinity,
-        keptWhole,
-        warnings,
-        iterations: p.iterations,
-      };
-      return { model: pruned, report: { ...base, table: () => formatReport(base) } };
-    }),
+        const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
+        const before = totals(layersBefore);
+        const after = totals(layersAfter);
+        const paramsAfter = after.params - after.zeroGroupParams;
+        const keptWhole = p.states
+          .filter((s) => s.handler.unknown)
+          .map((s) => ({ name: s.node.name, className: s.node.className }));
+        const warnings: string[] = [];
+        for (const k of keptWhole)
+          warnings.push(
+            `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
+              'so every channel it reads was kept',
+          );
+        for (const l of layers) warnings.push(...keptWarnings(l));
+        for (const d of droppedConstraints)
+          warnings.push(
+            `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
+              'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
+              'compute something else',
+          );
+        // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
+        // not refused while another output still varies: it is said.
+        for (const o of p.graph.outputs) {
+          const s = p.states[o];
+          if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
+            warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
+        }
+        const base = {
+          before,
+          after,
+          layersBefore,
+          layersAfter,
+          layers,
+          paramsBefore: before.params,
+          paramsAfter,
+          compression: before.params ? 1 - paramsAfter / before.params : 0,
+          macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
+            ? NaN
+            : after.nonzeroMacs
+              ? before.macs / after.nonzeroMacs
+              : Infinity,
+          keptWhole,
+          warnings,
+          iterations: p.iterations,
+        };
+        return { model: pruned, report: { ...base, table: () => formatReport(base) } };
+      }),
+    ),
   );
 }

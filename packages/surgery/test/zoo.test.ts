@@ -17,7 +17,7 @@ import { fileSystem, initBackend } from '@normprune/runtime';
 import { analyze, exportModel, kernelMask, loadSparseModel, prune, type Counts } from '../src/index';
 import { maxDiff } from '../../../tools/testing/leaks';
 import { plainCopy, roundToHalf } from './float16-reference';
-import { editWeight, rng } from './helpers';
+import { editWeight, rng, zeroKernelWhere } from './helpers';
 import { expectSameWeights, pruneTheOldWay } from './same-plan';
 
 type DenseG = 'output' | 'input';
@@ -1170,27 +1170,26 @@ interface Refusal {
   advice: RegExp;
 }
 
+/** conv 3 -> 4, SeparableConv2D 4 -> 6 (the given depthMultiplier), global average pooling, dense 3. */
+function separableNet(depthMultiplier: number): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
+      tfl.layers.separableConv2d({ filters: 6, kernelSize: 3, depthMultiplier, name: 'sep' }),
+      tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+      tfl.layers.dense({ units: 3, name: 'out' }),
+    ],
+  });
+}
+
 const REFUSALS: Refusal[] = [
   {
-    name: 'SeparableConv2D',
-    build: () =>
-      tfl.sequential({
-        layers: [
-          tfl.layers.conv2d({
-            inputShape: [8, 8, 3],
-            filters: 4,
-            kernelSize: 3,
-            activation: 'relu',
-            name: 'c1',
-          }),
-          tfl.layers.separableConv2d({ filters: 6, kernelSize: 3, name: 'sep' }),
-          tfl.layers.globalAveragePooling2d({ name: 'gap' }),
-          tfl.layers.dense({ units: 3, name: 'out' }),
-        ],
-      }),
+    // One of depthMultiplier 1 prune splits into those two layers itself (separable.test.ts).
+    name: 'SeparableConv2D with depthMultiplier 2',
+    build: () => separableNet(2),
     layer: 'sep',
     className: 'SeparableConv2D',
-    advice: /DepthwiseConv2D .*followed by a 1x1 Conv2D/,
+    advice: /depthMultiplier m above 1 it computes a Conv2D with m filters per input channel .*followed by a 1x1 Conv2D/,
   },
   {
     name: 'Reshape',
@@ -1348,8 +1347,8 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
     }
   });
   describe('the advice of the refusals holds', () => {
-    it('SeparableConv2D = DepthwiseConv2D (no bias) + 1x1 Conv2D, which prunes', async () => {
-      const sep = REFUSALS.find((r) => r.className === 'SeparableConv2D')!.build();
+    it('SeparableConv2D = DepthwiseConv2D (no bias) + 1x1 Conv2D, which prunes (what prune does itself at depthMultiplier 1)', async () => {
+      const sep = separableNet(1);
       randomize(sep, 5);
       const [dk, pk, bias] = sep.getLayer('sep').getWeights();
       const rebuilt = tfl.sequential({
@@ -1379,8 +1378,15 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       const { model: pruned } = prune(dec);
       expectSameOutputs(dec, pruned, xs);
       expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'sep_pw')]).toEqual([3, 5]);
+      // prune splits the SeparableConv2D into the same two layers, and prunes them alike.
+      const sepDec = decompose(sep);
+      killUnits(sepDec, 'c1', [1]);
+      zeroKernelWhere(sepDec, 'sep', (_i, o) => o === 2, 'pointwise_kernel');
+      const auto = prune(sepDec);
+      expectSameOutputs(pruned, auto.model, xs);
+      expect([unitsOf(auto.model, 'c1'), unitsOf(auto.model, 'sep/pointwise')]).toEqual([3, 5]);
       tf.dispose(xs);
-      for (const m of [sep, rebuilt, dec, pruned]) m.dispose();
+      for (const m of [sep, rebuilt, dec, pruned, sepDec, auto.model]) m.dispose();
     });
 
     it('DepthwiseConv2D with depthMultiplier m = Conv2D with m filters per channel, zero off the diagonal, which prunes', () => {

@@ -1,0 +1,154 @@
+// A SeparableConv2D is a DepthwiseConv2D (no bias) followed by a 1x1 Conv2D: tfjs computes it
+// as exactly those two ops. prune splits it into those two layers, which it prunes through: the
+// Conv2D's filters are units, and a channel the depthwise kernel reads from a dead unit goes.
+import type * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { modelConfig } from '@normprune/layers';
+
+/** A layer entry of a model config (a Sequential's have no name or inbound nodes). */
+interface Entry {
+  name?: string;
+  className: string;
+  config: Record<string, any>;
+  inboundNodes?: any[][];
+}
+
+/** The two layers a split SeparableConv2D becomes, named under its name. */
+export function splitNames(name: string): { depthwise: string; pointwise: string } {
+  return { depthwise: `${name}/depthwise`, pointwise: `${name}/pointwise` };
+}
+
+/**
+ * Whether prune splits this SeparableConv2D: channels last, depthMultiplier 1 (surgery prunes a
+ * DepthwiseConv2D of multiplier 1 only), applied once. Any other stays a layer surgery does not
+ * know (refused with advice, or kept whole with `unknownLayers: 'keep'`).
+ */
+function splits(entry: Entry, model: tfl.LayersModel): boolean {
+  const c = entry.config;
+  return (
+    entry.className === 'SeparableConv2D' &&
+    depthMultiplier(model.getLayer(c.name)) === 1 &&
+    (c.dataFormat ?? 'channelsLast') === 'channelsLast' &&
+    (entry.inboundNodes ?? [[]]).length <= 1
+  );
+}
+
+/**
+ * The layer's depthMultiplier, from its depthwise kernel `[kh, kw, cin, multiplier]`: tfjs 4.22's
+ * SeparableConv2D leaves it out of its config (a model saved with 2 loads back with 1).
+ */
+function depthMultiplier(layer: tfl.layers.Layer): number {
+  const kernel = layer.weights[0];
+  return kernel
+    ? (kernel.shape[3] as number)
+    : ((layer as { depthMultiplier?: number }).depthMultiplier ?? 1);
+}
+
+/** The config entries of the two layers computing what a SeparableConv2D entry computes. */
+function twoEntries(entry: Entry): [Entry, Entry] {
+  const c = entry.config;
+  const names = splitNames(c.name);
+  const shared = { trainable: c.trainable ?? true, dtype: c.dtype, dataFormat: 'channelsLast' };
+  const depthwise: Entry = {
+    className: 'DepthwiseConv2D',
+    config: {
+      ...shared,
+      name: names.depthwise,
+      kernelSize: c.kernelSize,
+      strides: c.strides,
+      padding: c.padding,
+      dilationRate: c.dilationRate,
+      depthMultiplier: 1,
+      activation: 'linear',
+      useBias: false,
+      depthwiseInitializer: c.depthwiseInitializer,
+      depthwiseRegularizer: c.depthwiseRegularizer,
+      depthwiseConstraint: c.depthwiseConstraint,
+      ...(c.batchInputShape ? { batchInputShape: c.batchInputShape } : {}),
+    },
+  };
+  const pointwise: Entry = {
+    className: 'Conv2D',
+    config: {
+      ...shared,
+      name: names.pointwise,
+      filters: c.filters,
+      kernelSize: [1, 1],
+      strides: [1, 1],
+      padding: 'valid',
+      dilationRate: [1, 1],
+      activation: c.activation,
+      useBias: c.useBias ?? true,
+      kernelInitializer: c.pointwiseInitializer,
+      biasInitializer: c.biasInitializer,
+      kernelRegularizer: c.pointwiseRegularizer,
+      biasRegularizer: c.biasRegularizer,
+      activityRegularizer: c.activityRegularizer,
+      kernelConstraint: c.pointwiseConstraint,
+      biasConstraint: c.biasConstraint,
+    },
+  };
+  if (entry.inboundNodes) {
+    depthwise.name = names.depthwise;
+    depthwise.inboundNodes = entry.inboundNodes;
+    pointwise.name = names.pointwise;
+    pointwise.inboundNodes = [[[names.depthwise, 0, 0, {}]]];
+  }
+  return [depthwise, pointwise];
+}
+
+/**
+ * A copy of `model` with each SeparableConv2D that {@link splits} replaced by a DepthwiseConv2D
+ * (`sep/depthwise`, its depthwise kernel) and a 1x1 Conv2D (`sep/pointwise`, its pointwise kernel,
+ * bias and activation), holding copies of its weights (written as they are, frozen ones kept
+ * frozen); `undefined` when there is none. The caller disposes the copy.
+ */
+export function splitSeparable(model: tfl.LayersModel): tfl.LayersModel | undefined {
+  const config = modelConfig(model) as { layers: Entry[] } & Record<string, any>;
+  const split = config.layers.filter((e) => splits(e, model)).map((e) => e.config.name as string);
+  if (!split.length) return undefined;
+  const taken = new Set(model.layers.map((l) => l.name));
+  for (const name of split)
+    for (const part of Object.values(splitNames(name)))
+      if (taken.has(part))
+        throw new Error(
+          `surgery: SeparableConv2D '${name}' is pruned as a DepthwiseConv2D '${splitNames(name).depthwise}' and a ` +
+            `1x1 Conv2D '${splitNames(name).pointwise}', but the model has a layer named '${part}': rename it, then prune`,
+        );
+  const pointwiseOf = new Map(split.map((n) => [n, splitNames(n).pointwise]));
+  const rename = (ref: any[]): any[] =>
+    pointwiseOf.has(ref[0]) ? [pointwiseOf.get(ref[0]), ...ref.slice(1)] : ref;
+  config.layers = config.layers.flatMap((e) => {
+    if (e.inboundNodes) e.inboundNodes = e.inboundNodes.map((node) => node.map(rename));
+    return splits(e, model) ? twoEntries(e) : [e];
+  });
+  if (Array.isArray(config.outputLayers)) config.outputLayers = config.outputLayers.map(rename);
+  const cls = model instanceof tfl.Sequential ? tfl.Sequential : tfl.LayersModel;
+  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
+  const copy = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+  for (const layer of model.layers) {
+    const values = layer.getWeights();
+    if (!pointwiseOf.has(layer.name)) {
+      write(copy.getLayer(layer.name), values, layer.weights);
+      continue;
+    }
+    // SeparableConv2D's weights: depthwise_kernel, pointwise_kernel, then bias.
+    const names = splitNames(layer.name);
+    write(copy.getLayer(names.depthwise), values.slice(0, 1), layer.weights.slice(0, 1));
+    write(copy.getLayer(names.pointwise), values.slice(1), layer.weights.slice(1));
+  }
+  const metadata = model.getUserDefinedMetadata();
+  if (metadata !== undefined) copy.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
+  return copy;
+}
+
+/**
+ * Writes `values` into `layer`'s weights as they are (`setWeights` would apply constraints, which
+ * trained weights need not satisfy), each as trainable as the weight it copies.
+ */
+function write(layer: tfl.layers.Layer, values: tf.Tensor[], from: tfl.LayerVariable[]): void {
+  layer.weights.forEach((w, i) => {
+    (w.read() as tf.Variable).assign(values[i]);
+    w.trainable = from[i].trainable;
+  });
+}

@@ -1,0 +1,226 @@
+// prune() splits a SeparableConv2D of depthMultiplier 1 into the DepthwiseConv2D (no bias) and
+// the 1x1 Conv2D it computes (tfjs computes it as exactly those two ops) and prunes through them:
+// its pointwise filters are units, and the depthwise channels reading a removed unit go. Before,
+// it was refused as a layer surgery does not know (or kept whole with unknownLayers 'keep').
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem, initBackend } from '@normprune/runtime';
+import { analyze, exportModel, prune } from '../src/index';
+import { editWeight, rng, zeroKernelWhere, zeroUnits } from './helpers';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-separable-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Every weight of `model` drawn from a seeded generator, biases included (a dead unit then emits a constant). */
+function randomize(model: tfl.LayersModel, seed: number): void {
+  const r = rng(seed);
+  for (const layer of model.layers) {
+    const values = layer.weights.map((w) => {
+      const shape = w.shape as number[];
+      const size = shape.reduce((a, b) => a * b, 1);
+      return tf.tensor(
+        Float32Array.from({ length: size }, () => r() - 0.5),
+        shape,
+      );
+    });
+    layer.setWeights(values);
+    tf.dispose(values);
+  }
+}
+
+/** Kills filters of a SeparableConv2D: its pointwise kernel's columns. */
+function killPointwise(model: tfl.LayersModel, layer: string, filters: number[]): void {
+  zeroKernelWhere(model, layer, (_i, o) => filters.includes(o), 'pointwise_kernel');
+}
+
+/** A chain: conv 3 -> 4, SeparableConv2D 4 -> 6 ('same', strides 2, relu), another 6 -> 5, pooling, dense 3. */
+function chain(): tfl.LayersModel {
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [9, 9, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
+      tfl.layers.separableConv2d({
+        filters: 6,
+        kernelSize: 3,
+        padding: 'same',
+        strides: 2,
+        activation: 'relu',
+        name: 's1',
+      }),
+      tfl.layers.separableConv2d({ filters: 5, kernelSize: 2, activation: 'relu', name: 's2' }),
+      tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+      tfl.layers.dense({ units: 3, name: 'out' }),
+    ],
+  });
+  randomize(model, 1);
+  // c1's filter 1 dead, and emitting 0 (its bias below 0 before the relu): a constant that 'same'
+  // padding keeps exact, so it goes (one emitting another constant stays, as for a Conv2D).
+  zeroUnits(model, 'c1', [1]);
+  editWeight(model, 'c1', 'bias', (v) => (v[1] = -1));
+  killPointwise(model, 's1', [0, 4]);
+  killPointwise(model, 's2', [3]);
+  return model;
+}
+
+/** Functional: a SeparableConv2D first on the input, its output read by a residual Add and by a Conv2D. */
+function branching(): tfl.LayersModel {
+  const x = tfl.input({ shape: [6, 6, 2] });
+  const s = tfl.layers
+    .separableConv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'sep' })
+    .apply(x) as tfl.SymbolicTensor;
+  const c = tfl.layers
+    .conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv' })
+    .apply(s) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'sum' }).apply([s, c]) as tfl.SymbolicTensor;
+  const flat = tfl.layers.flatten({ name: 'flat' }).apply(sum) as tfl.SymbolicTensor;
+  const y = tfl.layers.dense({ units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: x, outputs: y });
+  randomize(model, 2);
+  // Channel 1 of the sum: sep's filter 1 and conv's filter 1 both dead, and out reads none of it.
+  killPointwise(model, 'sep', [1]);
+  zeroUnits(model, 'conv', [1]);
+  zeroKernelWhere(model, 'out', (i) => i % 4 === 1);
+  return model;
+}
+
+function maxDiff(a: tfl.LayersModel, b: tfl.LayersModel, seed: number): number {
+  return tf.tidy(() => {
+    const x = tf.randomNormal([3, ...(a.inputs[0].shape.slice(1) as number[])], 0, 1, 'float32', seed);
+    return tf.max(tf.abs(tf.sub(a.predict(x) as tf.Tensor, b.predict(x) as tf.Tensor))).dataSync()[0];
+  });
+}
+
+const backends = [
+  ['cpu', async () => void (await tf.setBackend('cpu'))],
+  ['wasm', async () => void (await initBackend({ prefer: 'wasm', quiet: true }))],
+] as const;
+
+describe.each(backends)('prune splits a SeparableConv2D, on %s', (backend, init) => {
+  beforeAll(init);
+
+  it.each<[string, () => tfl.LayersModel, Record<string, [number, number]>, Record<string, number[]>]>([
+    [
+      'in a chain, strided and padded, two in a row',
+      chain,
+      { c1: [4, 3], 's1/pointwise': [6, 4], 's2/pointwise': [5, 4], out: [3, 3] },
+      { 's1/depthwise': [3, 3, 3, 1], 's1/pointwise': [1, 1, 3, 4], 's2/depthwise': [2, 2, 4, 1] },
+    ],
+    [
+      'first on the input, read by an Add and a Conv2D',
+      branching,
+      { 'sep/pointwise': [4, 3], conv: [4, 3], out: [2, 2] },
+      { 'sep/depthwise': [3, 3, 2, 1], 'sep/pointwise': [1, 1, 2, 3], conv: [3, 3, 3, 3] },
+    ],
+  ])('%s: the same outputs, its filters pruned', async (_, build, units, kernels) => {
+    const model = build();
+    const before = tf.memory().numTensors;
+    const { model: pruned, report } = prune(model);
+    expect(Object.fromEntries(report.layers.map((l) => [l.name, [l.unitsBefore, l.unitsAfter]]))).toEqual(
+      units,
+    );
+    for (const [name, shape] of Object.entries(kernels))
+      expect(pruned.getLayer(name).weights[0].shape).toEqual(shape);
+    expect(pruned.layers.some((l) => l.getClassName() === 'SeparableConv2D')).toBe(false);
+    expect(maxDiff(model, pruned, 3)).toBeLessThan(1e-5);
+    // The input model counted as analyze counts it: the same parameters and MACs.
+    const a = analyze(model);
+    expect([report.before.params, report.before.macs]).toEqual([a.total.params, a.total.macs]);
+    // The export loads in plain tfjs and computes the same.
+    const dir = path.join(tmp, `${backend}-${model.name}`);
+    await exportModel(pruned, dir);
+    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    expect(maxDiff(model, loaded, 4)).toBeLessThan(1e-5);
+    loaded.dispose();
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
+
+describe('SeparableConv2D split: what it keeps and what it refuses', () => {
+  beforeAll(async () => void (await tf.setBackend('cpu')));
+
+  it('keeps a frozen SeparableConv2D frozen in both layers, and its constraints', () => {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.separableConv2d({
+          inputShape: [5, 5, 2],
+          filters: 3,
+          kernelSize: 3,
+          name: 'sep',
+          pointwiseConstraint: 'nonNeg',
+        }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 2, name: 'out' }),
+      ],
+    });
+    model.getLayer('sep').trainable = false;
+    // Weights that satisfy the constraint (tfjs applies none while training): it is kept.
+    editWeight(model, 'sep', 'pointwise_kernel', (v) => v.forEach((x, i) => (v[i] = Math.abs(x))));
+    const { model: pruned } = prune(model);
+    expect(pruned.getLayer('sep/depthwise').trainable).toBe(false);
+    expect(pruned.getLayer('sep/pointwise').trainable).toBe(false);
+    expect(pruned.trainableWeights.map((w) => w.originalName).sort()).toEqual(['out/bias', 'out/kernel']);
+    expect(
+      (pruned.getLayer('sep/pointwise').getConfig().kernelConstraint as { className: string }).className,
+    ).toBe('NonNeg');
+    pruned.dispose();
+    model.dispose();
+  });
+
+  it('leaves one of depthMultiplier 2 to unknownLayers: refused with advice, or kept whole and exported', async () => {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.separableConv2d({
+          inputShape: [5, 5, 2],
+          filters: 3,
+          kernelSize: 3,
+          depthMultiplier: 2,
+          name: 'sep',
+        }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 2, name: 'out' }),
+      ],
+    });
+    expect(() => prune(model)).toThrow(
+      /layer 'sep' has class SeparableConv2D.*this one is not such a layer. With a depthMultiplier m above 1 it computes a Conv2D with m filters per input channel/,
+    );
+    // Kept whole, it keeps its multiplier, which tfjs 4.22 leaves out of the layer's config: the
+    // rebuild took 1 and failed on its weights ("shape ... (3,3,2,2) and previous value (3,3,2,1)"),
+    // and tfjs's own save writes a model.json its loader reads with 1; exportModel's states it.
+    const { model: pruned, report } = prune(model, { unknownLayers: 'keep' });
+    expect(report.keptWhole).toEqual([{ name: 'sep', className: 'SeparableConv2D' }]);
+    expect(maxDiff(model, pruned, 1)).toBeLessThan(1e-5);
+    const dir = path.join(tmp, 'depth-multiplier-2');
+    await exportModel(pruned, dir);
+    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    expect(loaded.getLayer('sep').weights[0].shape).toEqual([3, 3, 2, 2]);
+    expect(maxDiff(model, loaded, 2)).toBeLessThan(1e-5);
+    loaded.dispose();
+    pruned.dispose();
+    model.dispose();
+  });
+
+  it('refuses when a layer already has the name a part would take', () => {
+    const x = tfl.input({ shape: [5, 5, 2] });
+    const s = tfl.layers
+      .separableConv2d({ filters: 3, kernelSize: 3, name: 'sep' })
+      .apply(x) as tfl.SymbolicTensor;
+    const c = tfl.layers
+      .conv2d({ filters: 2, kernelSize: 1, name: 'sep/pointwise' })
+      .apply(s) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: x, outputs: tfl.layers.flatten().apply(c) as tfl.SymbolicTensor });
+    const before = tf.memory().numTensors;
+    expect(() => prune(model)).toThrow(
+      "surgery: SeparableConv2D 'sep' is pruned as a DepthwiseConv2D 'sep/depthwise' and a 1x1 Conv2D " +
+        "'sep/pointwise', but the model has a layer named 'sep/pointwise': rename it, then prune",
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
