@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { closestKey } from '@normprune/layers';
+import { closestKey, normKey } from '@normprune/layers';
 import {
   COST_WEIGHTING_NAMES,
   currentCostWeighting,
@@ -913,13 +913,12 @@ export function listExperiments(): string[] {
 
 /**
  * The shipped experiment an unknown name most likely means: the shortest whose name begins with
- * it, hyphens and case aside (`lenet500` is lenet-500-300, not lenet-5, which is nearer by
- * edits), else the nearest by edits.
+ * it, hyphens and case aside as {@link closestKey} has them (`lenet500` is lenet-500-300, not
+ * lenet-5, which is nearer by edits), else the nearest by edits.
  */
 function nearestExperiment(name: string, known: readonly string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
-  const w = norm(name);
-  const begun = known.filter((k) => w.length >= 3 && norm(k).startsWith(w));
+  const w = normKey(name);
+  const begun = known.filter((k) => w.length >= 3 && normKey(k).startsWith(w));
   if (begun.length) return [...begun].sort((a, b) => a.length - b.length || a.localeCompare(b))[0];
   return closestKey(name, [...known]);
 }

@@ -10,7 +10,7 @@ export type {
   InitializerSpec,
 } from './common.js';
 export { constraintHolds, DEFAULT_EPSILON, describeValue } from './common.js';
-export { closestKey, optionsProblem } from './options.js';
+export { closestKey, normKey, optionsProblem } from './options.js';
 export { ownCalls } from './calls.js';
 export { modelConfig, restoreDepthMultipliers } from './config.js';
 export { NonFiniteWeightError, type NonFiniteWeightCode, readFiniteWeight } from './errors.js';

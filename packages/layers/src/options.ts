@@ -22,18 +22,25 @@ function editDistance(a: string, b: string): number {
 }
 
 /**
+ * A name as {@link closestKey} compares it: lower case, without `_` and `-` (`LeNet_5` and
+ * `lenet-5` are one). Shared with the CLI, which matches experiment names the same way. @internal
+ */
+export function normKey(name: string): string {
+  return name.toLowerCase().replace(/[_-]/g, '');
+}
+
+/**
  * The key `word` most likely misspells: the nearest of `keys` by edit distance (case, `_` and
  * `-` ignored), if near enough to be a typo (at most 2 edits, and fewer than half the word, or
  * one edit in a word of one or two letters; `fp16` is too far from `float16`), else undefined.
  * Shared by normprune's packages (their unknown-option errors) and its CLI. @internal
  */
 export function closestKey(word: string, keys: readonly string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[_-]/g, '');
-  const w = norm(word);
+  const w = normKey(word);
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of keys) {
-    const d = editDistance(w, norm(k));
+    const d = editDistance(w, normKey(k));
     if (d < bestD) [best, bestD] = [k, d];
   }
   return bestD <= 2 && bestD < Math.max(2, w.length / 2) ? best : undefined;
