@@ -115,7 +115,10 @@ export interface ChannelGraph {
   why: (string | undefined)[];
 }
 
-/** Builds the channel-id graph: one state per node, with its ids (resolved to roots) and no constants yet. */
+/**
+ * Builds the channel-id graph: one state per node, with its ids (resolved to roots) and its
+ * constants, computed here once: they follow from the weights alone, so no removal changes them.
+ */
 export function buildStates(
   graph: LayerGraph,
   threshold: number,
@@ -255,6 +258,7 @@ export function buildStates(
     });
   }
   for (const s of states) for (let e = 0; e < s.ids.length; e++) s.ids[e] = uf.find(s.ids[e]);
+  propagateConstants(states);
   return { graph, states, nIds: uf.parent.length, fixed: uf.fixed, why: uf.why };
 }
 
@@ -369,10 +373,11 @@ function groupBy(
  * would find it, so the rounds (and `iterations`) are those of running propagateConstants and
  * blockPass over the whole graph each round. Instead, each id keeps a count of the reasons
  * blocking it (one per unit layer whose live units read it while it varies or does not fold,
- * plus one for a pin), and a round only recomputes the constants of the nodes downstream of
- * what its removals changed: the work of a round is proportional to what changes in it, so a
- * cascade along a deep chain costs linear, not quadratic, time. A last full round checks the
- * fixed point and finds the reasons, exactly as the last round of the full recomputation did.
+ * plus one for a pin), and a round only rechecks the channels read by the units its removals
+ * took away (the constants, computed once by {@link buildStates}, do not change): the work of a
+ * round is proportional to what changes in it, so a cascade along a deep chain costs linear, not
+ * quadratic, time. A last full round checks the fixed point and finds the reasons, exactly as the
+ * last round of the full recomputation did.
  */
 export function plan(
   graph: LayerGraph,
@@ -382,7 +387,6 @@ export function plan(
   const cg = buildStates(graph, threshold, unknownLayers);
   const { states, nIds } = cg;
   const removed = new Uint8Array(nIds);
-  propagateConstants(states);
 
   // Which units each id is (unit node, unit).
   const unitKeys: number[] = [];
@@ -463,7 +467,7 @@ export function plan(
         }
       }
     }
-    // Which units are constant does not depend on what is removed (propagateConstants): a
+    // Which units are constant does not depend on what is removed (buildStates computed them): a
     // removal changes only who reads a channel, which `used` and recheck follow.
   }
 
@@ -480,7 +484,7 @@ export function emptiedLayers(states: NodeState[], removed: Uint8Array): NodeSta
 
 /**
  * Rounds over the whole graph, from the removal state `removed` (updated in place) to the fixed
- * point: the constants computed once (no removal changes them), each round the verdict, removing
+ * point: each round the verdict (on the constants {@link buildStates} computed), removing
  * every id not blocked. Returns the reasons of the last round and the number of rounds. @internal
  */
 export function fullRounds(
@@ -488,8 +492,6 @@ export function fullRounds(
   removed: Uint8Array,
 ): { reasons: Map<number, BlockReason>; rounds: number } {
   let rounds = 0;
-  // Once: they follow from the weights alone, whatever the rounds remove.
-  propagateConstants(cg.states);
   for (;;) {
     rounds++;
     const verdict = blockPass(cg, removed);
@@ -521,12 +523,12 @@ function softmaxOf(s: NodeState): ((x: tf.Tensor) => tf.Tensor) | undefined {
   return (x) => act.apply(x);
 }
 
-/** Recomputes which entries are constant, and their values (which ids are removed changes neither). */
-export function propagateConstants(states: NodeState[]): void {
+/** Computes which entries are constant, and their values (which ids are removed changes neither). */
+function propagateConstants(states: NodeState[]): void {
   for (const s of states) nodeConstants(s, states);
 }
 
-/** Recomputes `s.consts` from its inputs' constants. */
+/** Computes `s.consts` from its inputs' constants. */
 function nodeConstants(s: NodeState, states: NodeState[]): void {
   const inputs = s.node.inputs.map((i) => states[i]);
   const out = s.consts;
