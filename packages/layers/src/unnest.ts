@@ -34,8 +34,11 @@ export function hasNested(model: tfl.LayersModel): boolean {
  * keep their names. The copy computes what `model` computes and holds copies
  * of its weights (written as they are: no constraint is applied), with the
  * same weights frozen (a nested model frozen as a whole, the transfer-learning
- * idiom, freezes its layers in the copy). A Sequential whose nested models are
- * all Sequential stays a Sequential; any other model becomes a functional one.
+ * idiom, freezes its layers in the copy, their configs included). The layers of
+ * a nested model's output that nothing reads are left out, as tfjs leaves them
+ * out of a flat model; a layer shared inside a nested model stays shared. A
+ * Sequential whose nested models are all Sequential stays a Sequential; any
+ * other model becomes a functional one.
  * A model without nested models is copied as it is. `model` is left untouched;
  * the copy is not compiled, and the caller disposes it.
  *
@@ -87,7 +90,7 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
     const outputs = inline(form, new Map(), '', entries);
     flat = {
       name: model.name,
-      layers: entries,
+      layers: reaching(entries, outputs, form.inputLayers),
       inputLayers: form.inputLayers,
       outputLayers: outputs.map((r) => r.slice(0, 3)),
     };
@@ -95,17 +98,34 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
   const cls = sequential ? tfl.Sequential : tfl.LayersModel;
   // fastWeightInit: every weight is overwritten below, so skip the initialisers.
   const copy = (cls as any).fromConfig(cls, flat, undefined, true) as tfl.LayersModel;
+  const frozen = frozenPaths(model, '', false);
   for (const layer of copy.layers) {
     const from = byPath.get(layer.name);
     if (!from || !layer.weights.length) continue;
     assignWeights(layer, from.getWeights());
-    // A frozen nested model froze its layers' weights, not their config's `trainable`.
     layer.weights.forEach((w, i) => (w.trainable = from.weights[i].trainable));
-    if (!from.trainable) layer.trainable = false;
+    // A frozen nested model froze its layers' weights, not their config's `trainable`: frozen here
+    // as the layer itself, so that its config says so (a save, or prune's rebuild, keeps it frozen).
+    if (frozen.has(layer.name)) layer.trainable = false;
   }
   const metadata = model.getUserDefinedMetadata();
   if (metadata !== undefined) copy.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
   return copy;
+}
+
+/** The paths of the layers of `model` that are frozen, themselves or as part of a frozen nested model. */
+function frozenPaths(
+  model: tfl.LayersModel,
+  prefix: string,
+  frozen: boolean,
+  out = new Set<string>(),
+): Set<string> {
+  for (const layer of model.layers) {
+    if (layer instanceof tfl.LayersModel)
+      frozenPaths(layer, `${prefix}${layer.name}/`, frozen || !layer.trainable, out);
+    else if (frozen || !layer.trainable) out.add(prefix + layer.name);
+  }
+  return out;
 }
 
 function isModelEntry(entry: Entry): boolean {
@@ -208,28 +228,49 @@ function inline(form: Functional, bound: Map<string, Ref>, prefix: string, out: 
   for (const entry of form.layers) {
     const name = entryName(entry);
     if (bound.has(name)) continue;
-    const calls = (entry.inboundNodes ?? []).map((node) => (node as Ref[]).map(resolve));
+    const nodes = entry.inboundNodes ?? [];
     if (isModelEntry(entry)) {
-      if (calls.length !== 1)
+      // Counted before its calls are read: a second call applied to the first's output reads the model itself.
+      if (nodes.length !== 1)
         throw new Error(
-          `unnest: nested model '${prefix}${name}' (a ${entry.className} used as a layer) is applied ${calls.length} ` +
+          `unnest: nested model '${prefix}${name}' (a ${entry.className} used as a layer) is applied ${nodes.length} ` +
             `times, so its weights are shared between the calls; build the model with one copy of it per call, ` +
             `each holding its weights`,
         );
+      const calls = nodes.map((node) => (node as Ref[]).map(resolve));
       const inner = functionalForm(undefined, entry.config as Dict & { layers: Entry[] });
       const innerBound = new Map(inner.inputLayers.map((r, i): [string, Ref] => [r[0], calls[0][i]]));
       const outputs = inline(inner, innerBound, `${prefix}${name}/`, out);
       scope.set(name, (_node, tensor) => outputs[tensor]);
     } else {
       const flatName = prefix + name;
+      // In scope before its calls are read: a layer applied twice in a row (shared) reads its own first call.
+      scope.set(name, (node, tensor) => [flatName, node, tensor]);
       out.push({
         name: flatName,
         className: entry.className,
         config: { ...entry.config, name: flatName },
-        inboundNodes: calls,
+        inboundNodes: nodes.map((node) => (node as Ref[]).map(resolve)),
       });
-      scope.set(name, (node, tensor) => [flatName, node, tensor]);
     }
   }
   return form.outputLayers.map((r) => resolve(r));
+}
+
+/**
+ * The entries that the outputs are computed from, and the inputs. A nested model's output that
+ * nothing reads leaves layers that lead nowhere: tfjs would build them (weights and all) but
+ * leave them out of the model, so that disposing the model would not dispose their weights.
+ */
+function reaching(entries: Entry[], outputs: Ref[], inputs: Ref[]): Entry[] {
+  const byName = new Map(entries.map((e) => [e.name!, e]));
+  const kept = new Set(inputs.map((r) => r[0]));
+  const pending = outputs.map((r) => r[0]);
+  for (let name = pending.pop(); name !== undefined; name = pending.pop()) {
+    if (kept.has(name)) continue;
+    kept.add(name);
+    for (const node of byName.get(name)?.inboundNodes ?? [])
+      for (const r of node as Ref[]) pending.push(r[0]);
+  }
+  return entries.filter((e) => kept.has(e.name!));
 }

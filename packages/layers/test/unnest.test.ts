@@ -269,6 +269,57 @@ describe('unnest', () => {
     expectSameOutputs(model, flat, 2);
   });
 
+  it('leaves out the layers of a block output that nothing reads, and disposes all it built', async () => {
+    // Output 'q' of the block is unused: tfjs would build its layer and leave it out of the copy.
+    const a = tfl.input({ shape: [3] });
+    const p = tfl.layers.dense({ units: 4, name: 'p' }).apply(a) as tfl.SymbolicTensor;
+    const q = tfl.layers.dense({ units: 2, name: 'q' }).apply(a) as tfl.SymbolicTensor;
+    const block = tfl.model({ inputs: a, outputs: [p, q], name: 'pair' });
+    const x = tfl.input({ shape: [3] });
+    const [u] = block.apply(x) as tfl.SymbolicTensor[];
+    const model = randomize(
+      tfl.model({
+        inputs: x,
+        outputs: tfl.layers.dense({ units: 1, name: 'h' }).apply(u) as tfl.SymbolicTensor,
+      }),
+      4,
+    );
+    await expectNoLeak(() => {
+      const flat = unnest(model);
+      expect(flat.layers.map((l) => l.name).slice(1)).toEqual(['pair/p', 'h']);
+      expectSameOutputs(model, flat, 3);
+      flat.dispose();
+    });
+    model.dispose();
+  });
+
+  it('keeps a layer shared inside a block shared, the same floats out', () => {
+    const shared = tfl.layers.dense({ units: 4, activation: 'tanh', name: 'sh' });
+    const bx = tfl.input({ shape: [4] });
+    const block = tfl.model({
+      inputs: bx,
+      outputs: shared.apply(shared.apply(bx)) as tfl.SymbolicTensor,
+      name: 'blk',
+    });
+    const x = tfl.input({ shape: [4] });
+    const model = randomize(tfl.model({ inputs: x, outputs: block.apply(x) as tfl.SymbolicTensor }), 5);
+    const flat = unnest(model);
+    expect(flat.getLayer('blk/sh').inboundNodes.length).toBe(2);
+    expectSameOutputs(model, flat, 6);
+    flat.dispose();
+    model.dispose();
+  });
+
+  it('freezes the layers of a block frozen whole in their config too, so that a saved copy keeps them frozen', async () => {
+    const model = convBlockInSeq();
+    (model.layers[0] as tfl.LayersModel).trainable = false;
+    const flat = unnest(model);
+    expect(flat.getLayer('block/conv').getConfig().trainable).toBe(false);
+    const loaded = await tfl.loadLayersModel(tf.io.fromMemory(await saveInMemory(flat)));
+    expect(loaded.trainableWeights.map((w) => w.originalName).sort()).toEqual(['out/bias', 'out/kernel']);
+    tf.dispose([model, flat, loaded].flatMap((m) => m.weights.map((w) => w.read())));
+  });
+
   it('refuses a block applied twice, naming it', () => {
     const block = tfl.sequential({
       name: 'tower',
@@ -280,6 +331,19 @@ describe('unnest', () => {
     const model = tfl.model({ inputs: [a, b], outputs: sum as tfl.SymbolicTensor });
     expect(() => unnest(model)).toThrow(
       "unnest: nested model 'tower' (a Sequential used as a layer) is applied 2 times, so its weights are shared",
+    );
+    // Applied to its own output: the second call reads the block itself.
+    const square = tfl.sequential({
+      name: 'square',
+      layers: [tfl.layers.dense({ inputShape: [4], units: 4, name: 'fc' })],
+    });
+    const x = tfl.input({ shape: [4] });
+    const chained = tfl.model({
+      inputs: x,
+      outputs: tfl.layers.dense({ units: 2 }).apply(square.apply(square.apply(x))) as tfl.SymbolicTensor,
+    });
+    expect(() => unnest(chained)).toThrow(
+      "unnest: nested model 'square' (a Sequential used as a layer) is applied 2 times, so its weights are shared",
     );
   });
 
