@@ -135,7 +135,7 @@ export function callsOf(model: tfl.LayersModel): (layer: tfl.layers.Layer) => La
  * Every layer of `model` with its path (as `layerPaths` of @normprune/layers names it) and its
  * calls per sample: a layer of a nested model runs once per call of that model.
  */
-function layerCalls(
+export function layerCalls(
   model: tfl.LayersModel,
   prefix = '',
   times = 1,

@@ -1,5 +1,5 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { analyzeLayer, callsOf, totals, type Counts, type LayerAnalysis } from './analyze.js';
+import { analyzeLayer, callsOf, layerCalls, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
 import { checkModel, checkOptions, checkThreshold, withFolded, withSplit, withUnnested } from './folding.js';
 import { buildGraph } from './graph.js';
@@ -61,9 +61,10 @@ export interface PruneReport {
   /**
    * Per-layer counts of the input model, one entry per layer of its plain form (decomposed layers
    * counted as the plain layers they fold into), with `threshold` applied: what `analyze(model,
-   * { threshold })` gives (for a model with nested models, without their input layers, which hold
-   * nothing, and with each SeparableConv2D prune splits as its two layers, `sep/depthwise` and
-   * `sep/pointwise`). The pruned model's are in {@link PruneReport.layersAfter}.
+   * { threshold })` gives (for a model with nested models, layers named by path, as the pruned
+   * model names them; a SeparableConv2D prune splits is one row, and the pruned model's two layers,
+   * `sep/depthwise` and `sep/pointwise`, are two). The pruned model's are in
+   * {@link PruneReport.layersAfter}.
    */
   layersBefore: LayerAnalysis[];
   /** Per-layer counts of the pruned model. */
@@ -225,7 +226,7 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
         const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
         // Count from the host copies surgery already holds instead of reading every weight back.
         const callsBefore = callsOf(plain);
-        const layersBefore = plain.layers.map((l) =>
+        const flatBefore = plain.layers.map((l) =>
           analyzeLayer(
             l,
             threshold,
@@ -233,6 +234,17 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
             callsBefore(l),
           ),
         );
+        // Unnested, the rows are analyze's: by path in the model's order, with the nested models'
+        // input layers, and the layers that only an output of a nested model that nothing reads
+        // comes from (not in the unnested copy, as they compute nothing the model outputs).
+        const byPath = new Map(flatBefore.map((l) => [l.name, l]));
+        const layersBefore =
+          plain === folded
+            ? flatBefore
+            : layerCalls(folded).map(
+                ({ path, layer, calls }) =>
+                  byPath.get(path) ?? { ...analyzeLayer(layer, threshold, undefined, calls), name: path },
+              );
         const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
         const before = totals(layersBefore);
         const after = totals(layersAfter);

@@ -190,6 +190,46 @@ describe('prune of a model with nested models', () => {
     model.dispose();
   });
 
+  it('counts what analyze counts for a block with an output that nothing reads, whose layer the pruned model drops', () => {
+    const a = tfl.input({ shape: [4] });
+    const p = tfl.layers.dense({ units: 5, activation: 'relu', name: 'p' }).apply(a) as tfl.SymbolicTensor;
+    const q = tfl.layers.dense({ units: 3, name: 'q' }).apply(a) as tfl.SymbolicTensor;
+    const block = tfl.model({ inputs: a, outputs: [p, q], name: 'pair' });
+    const x = tfl.input({ shape: [4], name: 'x' });
+    const [u] = block.apply(x) as tfl.SymbolicTensor[];
+    const model = tfl.model({
+      inputs: x,
+      outputs: tfl.layers.dense({ units: 2, name: 'out' }).apply(u) as tfl.SymbolicTensor,
+    });
+    zeroUnits(block, 'p', [1]);
+    const before = tf.memory().numTensors;
+    const { model: pruned, report } = prune(model);
+    // q (4 * 3 + 3 = 15 parameters) is in the model and in analyze's rows, in analyze's order.
+    const rows = (layers: LayerAnalysis[]): string[] =>
+      layers.map((l) => `${l.name} ${l.params} ${l.nonzeros}`);
+    const analysis = analyze(model);
+    expect(rows(report.layersBefore)).toEqual(rows(analysis.layers));
+    expect(report.before).toEqual(analysis.total);
+    expect(report.paramsBefore).toBe(model.countParams());
+    expect(pruned.layers.map((l) => l.name)).toEqual(['x', 'pair/p', 'out']);
+    // p loses a unit (4 + 1 weights), out an input (2), q goes whole.
+    expect(report.paramsAfter).toBe(model.countParams() - 15 - 5 - 2);
+    expectSameOutputs(model, pruned, 2);
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it('keeps the layers of a block frozen whole (the transfer-learning idiom) frozen', () => {
+    const model = convBlock();
+    (model.getLayer('features') as tfl.LayersModel).trainable = false;
+    const { model: pruned } = prune(model);
+    expect(pruned.trainableWeights.map((w) => w.originalName).sort()).toEqual(['out/bias', 'out/kernel']);
+    expect(pruned.getLayer('features/conv').getConfig().trainable).toBe(false);
+    pruned.dispose();
+    model.dispose();
+  });
+
   it('refuses a block applied twice (shared weights), naming it and what to do', () => {
     const tower = tfl.sequential({
       name: 'tower',
@@ -206,5 +246,29 @@ describe('prune of a model with nested models', () => {
         "Without pruning, exportModel(model, dir, { format: 'sparse' })",
     );
     expect(tf.memory().numTensors).toBe(before);
+    // Applied to its own output, and a layer applied twice inside a block: each refused, named.
+    const square = tfl.sequential({
+      name: 'square',
+      layers: [tfl.layers.dense({ inputShape: [4], units: 4, name: 'fc' })],
+    });
+    const x = tfl.input({ shape: [4] });
+    const chained = tfl.model({ inputs: x, outputs: square.apply(square.apply(x)) as tfl.SymbolicTensor });
+    expect(() => prune(chained)).toThrow(
+      "surgery: nested model 'square' (a Sequential used as a layer) is applied 2 times",
+    );
+    const shared = tfl.layers.dense({ units: 4, name: 'sh' });
+    const bx = tfl.input({ shape: [4] });
+    const block = tfl.model({
+      inputs: bx,
+      outputs: shared.apply(shared.apply(bx)) as tfl.SymbolicTensor,
+      name: 'blk',
+    });
+    const y = tfl.input({ shape: [4] });
+    const inside = tfl.model({ inputs: y, outputs: block.apply(y) as tfl.SymbolicTensor });
+    const built = tf.memory().numTensors;
+    expect(() => prune(inside)).toThrow(
+      "surgery: layer 'blk/sh' (Dense) is called more than once (shared weights); shared layers are not supported",
+    );
+    expect(tf.memory().numTensors).toBe(built);
   });
 });
