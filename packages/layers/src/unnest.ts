@@ -82,8 +82,21 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
     // The chain's input, which tfjs reads from its first layer's config.
     for (const e of entries)
       for (const key of ['batchInputShape', 'inputShape', 'batchSize']) delete e.config[key];
-    entries[0].config.batchInputShape = model.inputs[0].shape;
-    entries[0].config.dtype = model.inputs[0].dtype;
+    const [input] = model.inputs;
+    if ((entries[0].config.dtype ?? 'float32') === input.dtype)
+      entries[0].config.batchInputShape = input.shape;
+    else {
+      // An input of another dtype than its first layer (int32 ids into an Embedding, from a Keras
+      // InputLayer): given by an input layer of its own, as the layer's dtype is its weights'.
+      const taken = new Set(entries.map((e) => e.config.name as string));
+      const own = input.sourceLayer?.name ?? `${model.name}_input`;
+      let name = own;
+      for (let k = 1; taken.has(name); k++) name = `${own}_${k}`;
+      entries.unshift({
+        className: 'InputLayer',
+        config: { batchInputShape: input.shape, dtype: input.dtype, sparse: false, name },
+      });
+    }
     flat = { name: model.name, layers: entries };
   } else {
     const form = functionalForm(model, config);

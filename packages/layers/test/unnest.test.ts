@@ -216,6 +216,51 @@ describe('unnest', () => {
     }
   });
 
+  it('keeps an int32 input (a Keras InputLayer) apart from the float32 Embedding of a nested Sequential', async () => {
+    const model = await fromKerasJSON({
+      modelTopology: {
+        class_name: 'Sequential',
+        config: {
+          name: 'top',
+          layers: [
+            {
+              class_name: 'InputLayer',
+              config: { batch_input_shape: [null, 5], dtype: 'int32', sparse: false, name: 'ids' },
+            },
+            {
+              class_name: 'Sequential',
+              config: {
+                name: 'text',
+                layers: [
+                  {
+                    class_name: 'InputLayer',
+                    config: { batch_input_shape: [null, 5], dtype: 'int32', sparse: false, name: 'text_ids' },
+                  },
+                  { class_name: 'Embedding', config: { name: 'emb', input_dim: 10, output_dim: 3 } },
+                  { class_name: 'Flatten', config: { name: 'flat' } },
+                ],
+              },
+            },
+            { class_name: 'Dense', config: { name: 'd', units: 2 } },
+          ],
+        },
+        keras_version: '2.15.0',
+      },
+    });
+    randomize(model, 3);
+    // The Embedding's dtype was set to the input's, int32: copying its float32 weights threw.
+    const flat = unnest(model);
+    expect(flat.getClassName()).toBe('Sequential');
+    expect(flat.inputs[0].dtype).toBe('int32');
+    expect(flat.getLayer('text/emb').weights[0].dtype).toBe('float32');
+    const ids = tf.tensor2d([1, 2, 3, 4, 5, 0, 9, 8, 7, 6], [2, 5], 'int32');
+    const [a, b] = [model, flat].map((m) => m.predict(ids) as tf.Tensor);
+    expect(Array.from(b.dataSync())).toEqual(Array.from(a.dataSync()));
+    tf.dispose([ids, a, b]);
+    flat.dispose();
+    model.dispose();
+  });
+
   it('saves and loads back in plain tfjs with its path names', async () => {
     const model = randomize(twoLevels(), 3);
     const flat = unnest(model);
