@@ -101,7 +101,7 @@ export function withUnnested<T>(model: tfl.LayersModel, fn: (flat: tfl.LayersMod
   try {
     return fn(flat);
   } catch (e) {
-    throw withMultiplierKey(model, e);
+    throw withMultiplierKey(model, ofNestedWeight(model, e));
   } finally {
     disposeFolded(flat);
   }
@@ -120,6 +120,26 @@ export function withSplit<T>(model: tfl.LayersModel, fn: (split: tfl.LayersModel
   } finally {
     disposeFolded(split);
   }
+}
+
+/**
+ * `e`, or for a `NonFiniteWeightError` about a layer of a nested model (named by path, `block/fc`),
+ * the same error naming the weight as the model holds it (`fc/kernel`): the unnested copy's
+ * weights are named by path (`block/fc/kernel`), which no weight of the model is.
+ */
+function ofNestedWeight(model: tfl.LayersModel, e: unknown): unknown {
+  if (!(e instanceof NonFiniteWeightError) || e.code !== 'non-finite') return e;
+  const at = layerPaths(model).find((p) => p.path === e.layer);
+  if (!at || typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
+  const holders = at.path.slice(0, at.path.length - at.layer.name.length);
+  const weight = at.layer.weights.find((w) => holders + w.originalName === e.weight);
+  if (!holders || !weight) return e;
+  const { code, layer, className, count, index, value } = e;
+  return new NonFiniteWeightError(
+    { code, layer, className, weight: weight.originalName, count, index, value },
+    e.caller,
+    e.advice,
+  );
 }
 
 /**

@@ -10,7 +10,14 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem } from '@normprune/runtime';
 import { decompose, magnitudes } from '@normprune/layers';
-import { analyze, DisconnectedModelError, exportModel, type LayerAnalysis, prune } from '../src/index';
+import {
+  analyze,
+  DisconnectedModelError,
+  exportModel,
+  type LayerAnalysis,
+  NonFiniteWeightError,
+  prune,
+} from '../src/index';
 import { randomizeBatchNorm, zeroInputs, zeroUnits } from './helpers';
 
 beforeAll(async () => {
@@ -216,6 +223,32 @@ describe('prune of a model with nested models', () => {
     expect(report.paramsAfter).toBe(model.countParams() - 15 - 5 - 2);
     expectSameOutputs(model, pruned, 2);
     pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it("refuses a NaN in a block's layer, naming the layer by path and the weight as the model holds it", () => {
+    const model = seqBlock();
+    const h2 = (model.getLayer('inner') as tfl.LayersModel).getLayer('h2');
+    const [kernel, bias] = h2.getWeights();
+    const values = Float32Array.from(kernel.dataSync());
+    values[7] = NaN; // [1, 2] of the [6, 5] kernel
+    const bad = tf.tensor(values, kernel.shape);
+    h2.setWeights([bad, bias]);
+    bad.dispose();
+    const before = tf.memory().numTensors;
+    let e: NonFiniteWeightError | undefined;
+    try {
+      prune(model);
+    } catch (err) {
+      e = err as NonFiniteWeightError;
+    }
+    expect(e).toBeInstanceOf(NonFiniteWeightError);
+    // The unnested copy's weight is 'inner/h2/kernel', which the model has none of.
+    expect([e!.layer, e!.weight, e!.index]).toEqual(['inner/h2', 'h2/kernel', [1, 2]]);
+    expect(e!.message).toMatch(
+      /^surgery: layer 'inner\/h2' \(Dense\) has 1 non-finite value in weight 'h2\/kernel' \(the first, at \[1,2\], is NaN\)/,
+    );
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
