@@ -189,9 +189,11 @@ function functionalForm(model: tfl.LayersModel | undefined, config: Dict & { lay
       inputLayers: config.inputLayers as Ref[],
       outputLayers: config.outputLayers as Ref[],
     };
-  const taken = new Set(config.layers.map(entryName));
-  let input = `${name}_input`;
-  for (let k = 1; taken.has(input); k++) input = `${name}_input_${k}`;
+  // Its own input layers are left out below: the made-up one takes the model input's name.
+  const taken = new Set(config.layers.filter((e) => e.className !== 'InputLayer').map(entryName));
+  const own = model?.inputs[0].sourceLayer?.name ?? `${name}_input`;
+  let input = own;
+  for (let k = 1; taken.has(input); k++) input = `${own}_${k}`;
   const layers: Entry[] = [];
   if (model)
     layers.push({

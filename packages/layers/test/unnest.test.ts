@@ -261,6 +261,52 @@ describe('unnest', () => {
     model.dispose();
   });
 
+  it("names the input of a Sequential holding a functional block as the model's input", async () => {
+    const model = await fromKerasJSON({
+      modelTopology: {
+        class_name: 'Sequential',
+        config: {
+          name: 'top',
+          layers: [
+            {
+              class_name: 'InputLayer',
+              config: { batch_input_shape: [null, 4], dtype: 'float32', sparse: false, name: 'image' },
+            },
+            {
+              class_name: 'Functional',
+              config: {
+                name: 'block',
+                layers: [
+                  {
+                    class_name: 'InputLayer',
+                    config: { batch_input_shape: [null, 4], dtype: 'float32', sparse: false, name: 'bx' },
+                    name: 'bx',
+                    inbound_nodes: [],
+                  },
+                  {
+                    class_name: 'Dense',
+                    config: { name: 'd1', units: 3 },
+                    name: 'd1',
+                    inbound_nodes: [[['bx', 0, 0, {}]]],
+                  },
+                ],
+                input_layers: [['bx', 0, 0]],
+                output_layers: [['d1', 0, 0]],
+              },
+            },
+          ],
+        },
+        keras_version: '2.15.0',
+      },
+    });
+    const flat = unnest(model);
+    // It was 'top_input'.
+    expect(flat.inputLayers.map((l) => l.name)).toEqual(['image']);
+    expectSameOutputs(randomize(model, 2), randomize(flat, 2), 1);
+    flat.dispose();
+    model.dispose();
+  });
+
   it('saves and loads back in plain tfjs with its path names', async () => {
     const model = randomize(twoLevels(), 3);
     const flat = unnest(model);
