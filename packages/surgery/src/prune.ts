@@ -127,15 +127,20 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
   const after = new Map(r.layersAfter.map((l) => [l.name, l]));
   for (const b of r.layersBefore) {
     if (!b.params) continue;
-    const a = after.get(b.name)!;
-    const l = r.layers.find((x) => x.name === b.name);
+    // The pruned model's layer of that name; or the two a split SeparableConv2D became (`sep/...`);
+    // or none, for a layer only an unused output of a nested model came from.
+    const parts = after.has(b.name)
+      ? [after.get(b.name)!]
+      : r.layersAfter.filter((x) => x.name.startsWith(`${b.name}/`));
+    const sum = (key: 'params' | 'nonzeros' | 'macs'): number => parts.reduce((t, x) => t + x[key], 0);
+    const l = r.layers.find((x) => x.name === b.name || x.name === `${b.name}/pointwise`);
     rows.push([
       b.name,
       b.className,
       l ? `${l.unitsBefore} -> ${l.unitsAfter}` : '',
-      `${b.params} -> ${a.params}`,
-      `${b.nonzeros} -> ${a.nonzeros}`,
-      `${count(b.macs)} -> ${count(a.macs)}`,
+      `${b.params} -> ${sum('params')}`,
+      `${b.nonzeros} -> ${sum('nonzeros')}`,
+      `${count(b.macs)} -> ${count(sum('macs'))}`,
     ]);
   }
   rows.push([

@@ -221,6 +221,8 @@ describe('prune of a model with nested models', () => {
     expect(pruned.layers.map((l) => l.name)).toEqual(['x', 'pair/p', 'out']);
     // p loses a unit (4 + 1 weights), out an input (2), q goes whole.
     expect(report.paramsAfter).toBe(model.countParams() - 15 - 5 - 2);
+    // The printed table gives q a row going to nothing (it threw, finding no row after for q).
+    expect(report.table()).toMatch(/^pair\/q\s+Dense\s+15 -> 0\s+12 -> 0\s+12 -> 0$/m);
     expectSameOutputs(model, pruned, 2);
     pruned.dispose();
     expect(tf.memory().numTensors).toBe(before);

@@ -127,6 +127,20 @@ describe.each(backends)('prune splits a SeparableConv2D, on %s', (backend, init)
     for (const [name, shape] of Object.entries(kernels))
       expect(pruned.getLayer(name).weights[0].shape).toEqual(shape);
     expect(pruned.layers.some((l) => l.getClassName() === 'SeparableConv2D')).toBe(false);
+    // The printed table: the SeparableConv2D's row, its filters, and its two layers' counts after.
+    const table = report.table();
+    for (const sep of report.layersBefore.filter((l) => l.className === 'SeparableConv2D')) {
+      const [d, pw] = ['depthwise', 'pointwise'].map((part) =>
+        pruned.getLayer(`${sep.name}/${part}`).countParams(),
+      );
+      const u = units[`${sep.name}/pointwise`];
+      expect(table).toMatch(
+        new RegExp(
+          `^${sep.name}\\s+SeparableConv2D\\s+${u[0]} -> ${u[1]}\\s+${sep.params} -> ${d + pw}\\s`,
+          'm',
+        ),
+      );
+    }
     expect(maxDiff(model, pruned, 3)).toBeLessThan(1e-5);
     // The input model counted as analyze counts it: the same parameters and MACs.
     const a = analyze(model);

@@ -1189,7 +1189,8 @@ const REFUSALS: Refusal[] = [
     build: () => separableNet(2),
     layer: 'sep',
     className: 'SeparableConv2D',
-    advice: /depthMultiplier m above 1 it computes a Conv2D with m filters per input channel .*followed by a 1x1 Conv2D/,
+    advice:
+      /depthMultiplier m above 1 it computes a Conv2D with m filters per input channel .*followed by a 1x1 Conv2D/,
   },
   {
     name: 'Reshape',
