@@ -213,7 +213,7 @@ function labelsTensor(
 /**
  * One image's random augmentation: its crop offsets and whether it is
  * mirrored, in the order they are drawn from `rand` (dy, dx when `pad > 0`,
- * then the flip when `flip`). {@link augmentImage} applies them and
+ * then the flip when `flip`). {@link augmentInto} applies them and
  * `batches`' `start` draws them for the images it skips, so both consume the
  * stream alike.
  */
@@ -229,32 +229,51 @@ function augmentDraws(
 }
 
 /**
- * Copies one image into `out` through a random crop of its zero-padded
- * version and an optional horizontal flip (the usual CIFAR augmentation),
- * working on bytes so no tensor op is needed.
+ * Writes one image into `out` at `base` through a random crop of its
+ * zero-padded version and an optional horizontal flip (the usual CIFAR
+ * augmentation), each byte mapped through its channel's table: a pixel of
+ * the padding gets the table's entry for byte 0, as the zero byte it stands
+ * for. Row by row, each row's part inside the image in one loop, with no
+ * test per pixel and no scratch copy of the bytes.
  */
-function augmentImage(
+function augmentInto(
   src: Uint8Array,
   srcOff: number,
-  out: Uint8Array,
-  h: number,
-  w: number,
-  c: number,
-  pad: number,
-  flip: boolean,
-  rand: () => number,
+  out: Float32Array,
+  base: number,
+  shape: readonly [number, number, number],
+  tables: Float32Array[],
+  draw: { dy: number; dx: number; mirror: boolean },
 ): void {
-  const { dy, dx, mirror } = augmentDraws(pad, flip, rand);
+  const [h, w, c] = shape;
+  const { dy, dx, mirror } = draw;
+  const row = w * c;
+  // The output columns whose source column lies inside the image: x + dx, or w - 1 - x + dx
+  // when mirrored, in [0, w).
+  const x0 = mirror ? Math.max(0, dx) : Math.max(0, -dx);
+  const x1 = mirror ? Math.min(w, w + dx) : Math.min(w, w - dx);
   for (let y = 0; y < h; y++) {
+    const o = base + y * row;
     const sy = y + dy;
-    for (let x = 0; x < w; x++) {
-      const o = (y * w + x) * c;
-      const sx = (mirror ? w - 1 - x : x) + dx;
-      if (sy < 0 || sy >= h || sx < 0 || sx >= w) {
-        for (let k = 0; k < c; k++) out[o + k] = 0;
+    if (sy < 0 || sy >= h || x0 >= x1) {
+      for (let k = 0; k < c; k++) {
+        const zero = tables[k][0];
+        for (let j = k; j < row; j += c) out[o + j] = zero;
+      }
+      continue;
+    }
+    const s = srcOff + sy * row;
+    for (let k = 0; k < c; k++) {
+      const t = tables[k];
+      const zero = t[0];
+      for (let x = 0; x < x0; x++) out[o + x * c + k] = zero;
+      for (let x = x1; x < w; x++) out[o + x * c + k] = zero;
+      if (mirror) {
+        // Source column w - 1 - x + dx.
+        for (let x = x0, p = s + (w - 1 - x0 + dx) * c + k; x < x1; x++, p -= c)
+          out[o + x * c + k] = t[src[p]];
       } else {
-        const s = srcOff + (sy * w + sx) * c;
-        for (let k = 0; k < c; k++) out[o + k] = src[s + k];
+        for (let x = x0, p = s + (x0 + dx) * c + k; x < x1; x++, p += c) out[o + x * c + k] = t[src[p]];
       }
     }
   }
@@ -270,17 +289,14 @@ function imagesTensor(
   const per = h * w * c;
   const n = indices.length;
   const out = new Float32Array(n * per);
-  const scratch = augment ? new Uint8Array(per) : undefined;
+  const src = split.images;
   for (let i = 0; i < n; i++) {
-    let src = split.images;
-    let off = indices[i] * per;
-    if (augment && scratch) {
-      augmentImage(split.images, off, scratch, h, w, c, augment.pad, augment.flip, augment.rand);
-      src = scratch;
-      off = 0;
-    }
+    const off = indices[i] * per;
     const base = i * per;
-    if (c === 1) {
+    if (augment) {
+      const draw = augmentDraws(augment.pad, augment.flip, augment.rand);
+      augmentInto(src, off, out, base, split.shape, tables, draw);
+    } else if (c === 1) {
       const t = tables[0];
       for (let j = 0; j < per; j++) out[base + j] = t[src[off + j]];
     } else {
