@@ -29,6 +29,7 @@ import { makeLeadingReduce } from './reduce.js';
 import { makeResizeNearestNeighbor } from './resize_nearest_neighbor.js';
 import { makeReverse } from './reverse.js';
 import { makeSelect } from './select.js';
+import { makeSlice } from './slice.js';
 import { makeStridedSlice } from './strided_slice.js';
 import { makeTile } from './tile.js';
 import { unsortedSegmentSum } from './unsorted_segment_sum.js';
@@ -104,6 +105,8 @@ const SPECS: KernelSpec[] = [
   { kernelName: 'Select', make: (up) => makeSelect(up) },
   // int32 and bool x: upstream's general path returned float32 (int32 bits, bool bytes misread).
   { kernelName: 'StridedSlice', make: (up) => makeStridedSlice(up) },
+  // Upstream copied all of x off the heap for every slice (model.predict slices each chunk).
+  { kernelName: 'Slice', make: (up) => makeSlice(up) },
   // A bool x: upstream wrote 4 bytes an element into the 1-byte elements.
   { kernelName: 'Reverse', make: (up) => makeReverse(up) },
   // An int32 x: upstream read and wrote it as float32.
@@ -162,7 +165,9 @@ function isOurs(config: tf.KernelConfig | undefined): boolean {
  * `MaxPoolGrad`, `Tile`, `Sum` and
  * `Mean` (the pooling and BatchNormalization gradients), and an `Identity`
  * and same-dtype `Cast` that share their input's buffer instead of copying
- * it (tf.clone, tensor.clone() and tf.cast(x, x.dtype) allocate nothing). It also corrects
+ * it (tf.clone, tensor.clone() and tf.cast(x, x.dtype) allocate nothing), and a `Slice`
+ * that copies the slice straight off the heap (upstream read all of x into JavaScript first, for
+ * every chunk `model.predict` slices). It also corrects
  * upstream's forward convolutions where they disagree with the cpu backend:
  * 'same' padding with a stride larger than the kernel and a dimRoundingMode
  * that rounds the output up (XNNPACK computes both wrongly), fused
