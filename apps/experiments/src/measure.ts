@@ -103,9 +103,15 @@ async function* misclassified(
     if (got.some((g) => g?.done)) break;
     const flags = tf.tidy(() => {
       const y = tf.cast(got[reader(0)]!.value.ys, 'int32');
-      return models.map((m, i) =>
-        tf.notEqual(tf.argMax(m.predict(got[reader(i)]!.value.xs) as tf.Tensor, -1), y),
-      );
+      return models.map((m, i) => {
+        const xs = got[reader(i)]!.value.xs;
+        // The whole batch in one call: predict's own chunks of 32 each met the weights anew
+        // (on wasm each chunk packed every kernel into a new XNNPACK operator, and a decomposed
+        // layer recomputed its kernel per chunk), for the same logits, bit for bit: each
+        // sample's row is its own dot products, summed in the same order at any chunk size.
+        const logits = m.predict(xs, { batchSize: Math.max(1, xs.shape[0]) }) as tf.Tensor;
+        return tf.notEqual(tf.argMax(logits, -1), y);
+      });
     });
     const out = await Promise.all(flags.map(async (f) => Uint8Array.from(await f.data())));
     tf.dispose([...flags, ...got.flatMap((g) => (g && !g.done ? [g.value.xs, g.value.ys] : []))]);

@@ -3,6 +3,7 @@
 // Clopper-Pearson figures checked against scipy.stats.binomtest.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { decompose } from '@normprune/layers';
 import { initBackend } from '@normprune/runtime';
 import type { Split } from '@normprune/datasets';
 import {
@@ -248,3 +249,42 @@ test.each([
     [a, b].forEach((m) => m.dispose());
   },
 );
+
+test('errorRate and pairedCounts predict each batch in one call, whose logits are those of chunks of 32 bit for bit', async () => {
+  const data = split(150, [6, 5, 1], 3);
+  const plain = mlp(40);
+  const models = [plain, decompose(plain, { granularity: { dense: 'input' } })];
+  const calls: string[] = [];
+  models.forEach((m, k) => {
+    const predict = m.predict.bind(m);
+    m.predict = (x, args) => {
+      calls.push(`${k}:${(x as tf.Tensor).shape[0]}:${args?.batchSize}`);
+      return predict(x, args);
+    };
+  });
+  const norm = { normalize: 'unit' as const, batchSize: 64 };
+  const before = tf.memory().numTensors;
+  await errorRate(models[1], data, norm);
+  await pairedCounts(models[0], models[1], data, norm);
+  expect(tf.memory().numTensors).toBe(before);
+  expect(calls).toEqual([
+    '1:64:64',
+    '1:64:64',
+    '1:22:22',
+    ...['64', '64', '22'].flatMap((n) => [`0:${n}:${n}`, `1:${n}:${n}`]),
+  ]);
+  // The same logits as predict's default chunks of 32 (the wasm backend: XNNPACK's matMul).
+  const x = tf.tensor4d(
+    Float32Array.from(data.images, (v) => v / 255),
+    [150, 6, 5, 1],
+  );
+  for (const m of models) {
+    const [whole, chunked] = tf.tidy(() => [
+      (m.predict(x, { batchSize: 150 }) as tf.Tensor).dataSync(),
+      (m.predict(x) as tf.Tensor).dataSync(),
+    ]);
+    expect(Buffer.from(whole.buffer)).toEqual(Buffer.from(chunked.buffer));
+  }
+  x.dispose();
+  models.forEach((m) => m.dispose());
+});
