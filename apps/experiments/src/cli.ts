@@ -227,9 +227,10 @@ refused, and so is an --out that cannot be written, before the model is loaded.
                       dead are dropped; --keep then picks kernels inside them
   --unknown-layers refuse|keep
                       a layer of a class surgery does not know how to prune through (LSTM,
-                      Reshape, SeparableConv2D, a custom layer): refuse (default: the error
-                      says how to rebuild the model so that it prunes) or keep it whole, with
-                      every channel it reads, and prune the rest
+                      Reshape, SeparableConv2D of depthMultiplier or dilation above 1, a
+                      custom layer): refuse (default: the error says how to rebuild the model
+                      so that it prunes) or keep it whole, with every channel it reads, and
+                      prune the rest
   --backend NAME, --threads N as for reproduce`,
   eval: `Usage: normprune eval --model DIR [--config FILE | --experiment NAME] [options]
 

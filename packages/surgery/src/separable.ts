@@ -20,14 +20,16 @@ export function splitNames(name: string): { depthwise: string; pointwise: string
 
 /**
  * Whether prune splits this SeparableConv2D: channels last, depthMultiplier 1 (surgery prunes a
- * DepthwiseConv2D of multiplier 1 only), applied once. Any other stays a layer surgery does not
- * know (refused with advice, or kept whole with `unknownLayers: 'keep'`).
+ * DepthwiseConv2D of multiplier 1 only), dilation rate 1 (tfjs 4.22's DepthwiseConv2D ignores its
+ * dilationRate: the split would compute an undilated convolution), applied once. Any other stays
+ * a layer surgery does not know (refused with advice, or kept whole with `unknownLayers: 'keep'`).
  */
 function splits(entry: Entry, model: tfl.LayersModel): boolean {
   const c = entry.config;
   return (
     entry.className === 'SeparableConv2D' &&
     depthMultiplier(model.getLayer(c.name)) === 1 &&
+    [c.dilationRate ?? 1].flat().every((d: unknown) => d === 1) &&
     (c.dataFormat ?? 'channelsLast') === 'channelsLast' &&
     (entry.inboundNodes ?? [[]]).length <= 1
   );

@@ -203,7 +203,7 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
       ],
     });
     expect(() => prune(model)).toThrow(
-      /layer 'sep' has class SeparableConv2D.*this one is not such a layer. With a depthMultiplier m above 1 it computes a Conv2D with m filters per input channel/,
+      /layer 'sep' has class SeparableConv2D.*this one is not such a layer.*With a dilation rate above 1 or a depthMultiplier m above 1 \(m = 1 otherwise\) it computes a Conv2D with m filters per input channel/,
     );
     // Kept whole, it keeps its multiplier, which tfjs 4.22 leaves out of the layer's config: the
     // rebuild took 1 and failed on its weights ("shape ... (3,3,2,2) and previous value (3,3,2,1)"),
@@ -219,6 +219,40 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
     loaded.dispose();
     pruned.dispose();
     model.dispose();
+  });
+
+  it('leaves a dilated one to unknownLayers: the DepthwiseConv2D of tfjs 4.22 ignores its dilationRate', () => {
+    // Split, it computed an undilated depthwise convolution: outputs off by 0.02 to 0.06 (valid
+    // padding: another output shape, read by a global pooling).
+    for (const padding of ['same', 'valid'] as const) {
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.separableConv2d({
+            inputShape: [8, 8, 2],
+            filters: 3,
+            kernelSize: 3,
+            dilationRate: 2,
+            padding,
+            name: 'sep',
+          }),
+          tfl.layers.globalAveragePooling2d({}),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      });
+      randomize(model, 5);
+      killPointwise(model, 'sep', [1]);
+      const before = tf.memory().numTensors;
+      expect(() => prune(model)).toThrow(
+        /layer 'sep' has class SeparableConv2D.*this one is not such a layer \(tfjs 4.22's DepthwiseConv2D ignores a dilationRate\). With a dilation rate above 1/,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      const { model: pruned, report } = prune(model, { unknownLayers: 'keep' });
+      expect(report.keptWhole).toEqual([{ name: 'sep', className: 'SeparableConv2D' }]);
+      expect(maxDiff(model, pruned, 6)).toBeLessThan(1e-5);
+      pruned.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    }
   });
 
   it('refuses when a layer already has the name a part would take', () => {

@@ -1190,7 +1190,7 @@ const REFUSALS: Refusal[] = [
     layer: 'sep',
     className: 'SeparableConv2D',
     advice:
-      /depthMultiplier m above 1 it computes a Conv2D with m filters per input channel .*followed by a 1x1 Conv2D/,
+      /depthMultiplier m above 1 \(m = 1 otherwise\) it computes a Conv2D with m filters per input channel .*followed by a 1x1 Conv2D/,
   },
   {
     name: 'Reshape',
