@@ -121,6 +121,8 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
     // as the layer itself, so that its config says so (a save, or prune's rebuild, keeps it frozen).
     if (frozen.has(layer.name)) layer.trainable = false;
   }
+  // Nor is the model's own flag in its config: frozen as a whole, it would come back trainable.
+  if (!model.trainable) copy.trainable = false;
   const metadata = model.getUserDefinedMetadata();
   if (metadata !== undefined) copy.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
   return copy;

@@ -348,6 +348,17 @@ describe('unnest', () => {
     flatTwo.dispose();
   });
 
+  it('keeps a model frozen as a whole frozen', () => {
+    // The model's flag is not in its config: the copy came back trainable, and so did the model
+    // surgery's prune rebuilds from it, every weight of it.
+    const model = convBlockInSeq();
+    model.trainable = false;
+    const flat = unnest(model);
+    expect(flat.trainable).toBe(false);
+    expect(flat.trainableWeights).toEqual([]);
+    flat.dispose();
+  });
+
   it('copies a model without nested models, and its metadata', () => {
     const model = randomize(
       tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [3], units: 2, name: 'd' })] }),

@@ -265,6 +265,19 @@ describe('prune of a model with nested models', () => {
     model.dispose();
   });
 
+  it('keeps a model frozen as a whole (model.trainable = false) frozen', () => {
+    // The model's flag is not in its config: unnest's copy came back trainable, and the pruned
+    // model with it, every weight of it.
+    const model = convBlock();
+    model.trainable = false;
+    const { model: pruned } = prune(model);
+    expect(pruned.trainable).toBe(false);
+    expect(pruned.trainableWeights).toEqual([]);
+    expectSameOutputs(model, pruned, 6);
+    pruned.dispose();
+    model.dispose();
+  });
+
   it('refuses a block applied twice (shared weights), naming it and what to do', () => {
     const tower = tfl.sequential({
       name: 'tower',
