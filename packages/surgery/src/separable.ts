@@ -139,6 +139,8 @@ export function splitSeparable(model: tfl.LayersModel): tfl.LayersModel | undefi
     write(copy.getLayer(names.depthwise), values.slice(0, 1), layer.weights.slice(0, 1));
     write(copy.getLayer(names.pointwise), values.slice(1), layer.weights.slice(1));
   }
+  // The model's trainable flag is not in its config: frozen as a whole, it stays frozen.
+  if (!model.trainable) copy.trainable = false;
   const metadata = model.getUserDefinedMetadata();
   if (metadata !== undefined) copy.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
   return copy;

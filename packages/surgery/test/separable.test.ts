@@ -188,6 +188,19 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
     model.dispose();
   });
 
+  it('keeps a model frozen as a whole (model.trainable = false) frozen', () => {
+    // The model's flag is not in its config: the split copy came back trainable, and the pruned
+    // model rebuilt from it, every weight of it.
+    const model = chain();
+    model.trainable = false;
+    const { model: pruned } = prune(model);
+    expect(pruned.trainable).toBe(false);
+    expect(pruned.trainableWeights).toEqual([]);
+    expect(maxDiff(model, pruned, 7)).toBeLessThan(1e-5);
+    pruned.dispose();
+    model.dispose();
+  });
+
   it('leaves one of depthMultiplier 2 to unknownLayers: refused with advice, or kept whole and exported', async () => {
     const model = tfl.sequential({
       layers: [
