@@ -15,7 +15,7 @@ import {
 } from '@normprune/layers';
 import { DisconnectedModelError } from './errors.js';
 import { SPARSE_FALLBACK } from './graph.js';
-import { splitSeparable } from './separable.js';
+import { ofSplit, splitSeparable } from './separable.js';
 
 /** Every layer of `model`, with the layers of nested models (a model used as a layer) in place of the model. */
 export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
@@ -110,13 +110,15 @@ export function withUnnested<T>(model: tfl.LayersModel, fn: (flat: tfl.LayersMod
 /**
  * Runs `fn` on `model` with each SeparableConv2D surgery prunes through split into a
  * DepthwiseConv2D and a 1x1 Conv2D (see {@link splitSeparable}), on a copy disposed after; on
- * `model` itself when it has none.
+ * `model` itself when it has none. A refusal names the SeparableConv2D, not its parts.
  */
 export function withSplit<T>(model: tfl.LayersModel, fn: (split: tfl.LayersModel) => T): T {
   const split = splitSeparable(model);
   if (split === undefined) return fn(model);
   try {
     return fn(split);
+  } catch (e) {
+    throw ofSplit(model, e);
   } finally {
     disposeFolded(split);
   }

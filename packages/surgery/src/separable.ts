@@ -4,6 +4,8 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { modelConfig } from '@normprune/layers';
+import { DisconnectedModelError } from './errors.js';
+import { readWeights } from './handlers.js';
 
 /** A layer entry of a model config (a Sequential's have no name or inbound nodes). */
 interface Entry {
@@ -117,6 +119,9 @@ export function splitSeparable(model: tfl.LayersModel): tfl.LayersModel | undefi
           `surgery: SeparableConv2D '${name}' is pruned as a DepthwiseConv2D '${splitNames(name).depthwise}' and a ` +
             `1x1 Conv2D '${splitNames(name).pointwise}', but the model has a layer named '${part}': rename it, then prune`,
         );
+  // A NaN or an infinity is refused as surgery refuses it, naming the model's layer and weight
+  // ('sep/pointwise_kernel'), not the copy's ('sep/pointwise/kernel').
+  for (const name of split) readWeights(model.getLayer(name));
   const pointwiseOf = new Map(split.map((n) => [n, splitNames(n).pointwise]));
   const rename = (ref: any[]): any[] =>
     pointwiseOf.has(ref[0]) ? [pointwiseOf.get(ref[0]), ...ref.slice(1)] : ref;
@@ -155,4 +160,35 @@ function write(layer: tfl.layers.Layer, values: tf.Tensor[], from: tfl.LayerVari
     (w.read() as tf.Variable).assign(values[i]);
     w.trainable = from[i].trainable;
   });
+}
+
+/**
+ * `e`, or for a {@link DisconnectedModelError} naming a layer a SeparableConv2D of `model` was split
+ * into, the same error naming the SeparableConv2D (`sep (SeparableConv2D, 4 units)`, not
+ * `sep/pointwise (Conv2D, 4 units)`): the layer the caller's model holds.
+ */
+export function ofSplit(model: tfl.LayersModel, e: unknown): unknown {
+  if (!(e instanceof DisconnectedModelError)) return e;
+  const parts = new Map<string, string>();
+  for (const layer of model.layers)
+    if (layer.getClassName() === 'SeparableConv2D')
+      for (const part of Object.values(splitNames(layer.name))) parts.set(part, layer.name);
+  if (![e.layer, ...e.emptied].some((n) => parts.has(n))) return e;
+  const rename = (text: string): string => {
+    for (const [part, name] of parts)
+      text = text
+        .replaceAll(`'${part}' (Conv2D`, `'${name}' (SeparableConv2D`)
+        .replaceAll(`'${part}'`, `'${name}'`);
+    return text;
+  };
+  const named = (n: string): string => parts.get(n) ?? n;
+  return new DisconnectedModelError(
+    {
+      code: e.code,
+      layer: named(e.layer),
+      emptied: [...new Set(e.emptied.map(named))],
+      detail: rename(e.detail),
+    },
+    rename(e.message),
+  );
 }

@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem, initBackend } from '@normprune/runtime';
-import { analyze, exportModel, prune } from '../src/index';
+import { analyze, DisconnectedModelError, exportModel, prune } from '../src/index';
 import { editWeight, rng, zeroKernelWhere, zeroUnits } from './helpers';
 
 let tmp: string;
@@ -266,6 +266,35 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
       expect(tf.memory().numTensors).toBe(before);
       model.dispose();
     }
+  });
+
+  it('names the SeparableConv2D in a refusal, not the layers it is split into', () => {
+    // They named 's1/pointwise (Conv2D, 6 units)', which the model does not hold, with
+    // layerMultipliers: { 's1/pointwise': 0 }, and the NaN in weight 's2/depthwise/depthwise_kernel'.
+    const dead = chain();
+    killPointwise(dead, 's1', [0, 1, 2, 3, 4, 5]);
+    const before = tf.memory().numTensors;
+    let e: unknown;
+    try {
+      prune(dead);
+    } catch (err) {
+      e = err;
+    }
+    expect(e).toBeInstanceOf(DisconnectedModelError);
+    const d = e as DisconnectedModelError;
+    expect([d.layer, d.emptied]).toEqual(['s1', ['c1', 's1', 's2']]);
+    expect(d.message).toMatch(/^surgery: every unit of layer 's1' \(SeparableConv2D, 6 units\) is dead: /);
+    expect(d.message).toContain("(layers left without a live unit: 'c1', 's1', 's2')");
+    expect(d.message).toContain("(layerMultipliers: { 's1': 0 } leaves it unpenalised)");
+    expect(d.message + d.detail).not.toMatch(/pointwise|depthwise/);
+    dead.dispose();
+    const diverged = chain();
+    editWeight(diverged, 's2', 'depthwise_kernel', (v) => (v[5] = NaN));
+    expect(() => prune(diverged)).toThrow(
+      "surgery: layer 's2' (SeparableConv2D) has 1 non-finite value in weight 's2/depthwise_kernel' (the first, at [0,0,5,0], is NaN)",
+    );
+    expect(tf.memory().numTensors).toBe(before);
+    diverged.dispose();
   });
 
   it('refuses when a layer already has the name a part would take', () => {
