@@ -12,7 +12,7 @@ export type {
 export { constraintHolds, DEFAULT_EPSILON, describeValue } from './common.js';
 export { closestKey, normKey, optionsProblem } from './options.js';
 export { ownCalls } from './calls.js';
-export { modelConfig, restoreDepthMultipliers } from './config.js';
+export { type ConfigKeys, modelConfig, restoreConfigs } from './config.js';
 export { NonFiniteWeightError, type NonFiniteWeightCode, readFiniteWeight } from './errors.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';

@@ -29,7 +29,7 @@ import {
   fold,
   optionsProblem,
   readFiniteWeight,
-  restoreDepthMultipliers,
+  restoreConfigs,
 } from '@normprune/layers';
 import {
   fileSystem,
@@ -112,8 +112,9 @@ export function modelArtifacts(model: tfl.LayersModel): {
     tensor: tensors[i],
   }));
   const topology = model.toJSON(null, false) as { config?: { layers?: unknown[] } };
-  // tfjs leaves a separable convolution's depthMultiplier out: its own loader would take 1.
-  if (topology.config) restoreDepthMultipliers(topology.config, model, 'class_name', 'depth_multiplier');
+  // tfjs leaves a separable convolution's depthMultiplier out (its own loader would take 1) and
+  // writes a DepthwiseConv2D's depthwiseRegularizer as its depthwiseConstraint.
+  if (topology.config) restoreConfigs(topology.config, model, 'snake');
   const artifacts: tf.io.ModelArtifacts = {
     modelTopology: topology as tf.io.ModelArtifacts['modelTopology'],
     format: 'layers-model',

@@ -201,6 +201,54 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
     model.dispose();
   });
 
+  it('keeps a depthwiseRegularizer and depthwiseConstraint in the DepthwiseConv2D, and its export loads', async () => {
+    // tfjs 4.22's DepthwiseConv2D.getConfig() writes its regularizer as its constraint: the pruned
+    // model took the L1L2 regularizer as the constraint of 'sep/depthwise', and tfjs, loading its
+    // export, applied it to the kernel: "shape of the new value () and previous value (3,3,4,1)".
+    for (const depthwiseConstraint of [undefined, 'maxNorm'] as const) {
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({
+            inputShape: [6, 6, 3],
+            filters: 4,
+            kernelSize: 1,
+            name: 'c',
+            activation: 'relu',
+          }),
+          tfl.layers.separableConv2d({
+            filters: 3,
+            kernelSize: 3,
+            padding: 'same',
+            name: 'sep',
+            depthwiseRegularizer: 'l1l2',
+            depthwiseConstraint,
+          }),
+          tfl.layers.flatten(),
+        ],
+      });
+      randomize(model, 8);
+      // Depthwise weights the max norm (2) holds for: it is kept.
+      editWeight(model, 'sep', 'depthwise_kernel', (v) => v.forEach((x, i) => (v[i] = x / 4)));
+      // c's filter 2 dead and emitting 0: it goes, and the depthwise channel reading it.
+      zeroUnits(model, 'c', [2]);
+      editWeight(model, 'c', 'bias', (v) => (v[2] = -1));
+      const { model: pruned, report } = prune(model);
+      expect(report.warnings).toEqual([]);
+      expect(pruned.getLayer('sep/depthwise').weights[0].shape).toEqual([3, 3, 3, 1]);
+      const dw = pruned.getLayer('sep/depthwise') as any;
+      expect(dw.depthwiseConstraint?.getClassName() ?? null).toBe(depthwiseConstraint ? 'MaxNorm' : null);
+      expect(dw.depthwiseRegularizer.getClassName()).toBe('L1L2');
+      const dir = path.join(tmp, `depthwise-regularizer-${depthwiseConstraint}`);
+      await exportModel(pruned, dir);
+      const loaded = await tfl.loadLayersModel(fileSystem(dir));
+      expect((loaded.getLayer('sep/depthwise') as any).depthwiseConstraint?.getClassName() ?? null).toBe(
+        depthwiseConstraint ? 'MaxNorm' : null,
+      );
+      expect(maxDiff(model, loaded, 9)).toBeLessThan(1e-5);
+      tf.dispose([loaded, pruned, model].flatMap((m) => m.weights.map((w) => w.read())));
+    }
+  });
+
   it('leaves one of depthMultiplier 2 to unknownLayers: refused with advice, or kept whole and exported', async () => {
     const model = tfl.sequential({
       layers: [
