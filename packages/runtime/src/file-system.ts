@@ -810,6 +810,45 @@ function validateModelJSON(json: unknown, file: string, dir: string): tf.io.Mode
   return json as tf.io.ModelJSON;
 }
 
+/**
+ * Repairs in place what tfjs 4.22's own save (`model.save()`) writes wrong into a model.json, so
+ * that its loader builds the model that was saved:
+ * - a SeparableConv2D's depth_multiplier is left out, and read back as 1: one of 2 failed on its
+ *   own weights ("Shape mismatch: [3,3,5,1] vs. [3,3,5,2]"). It is the last dimension of the
+ *   layer's depthwise_kernel in the weights manifest;
+ * - a DepthwiseConv2D's depthwise_regularizer is written as its depthwise_constraint too (its
+ *   constraint is lost), and tfjs would apply the regularizer to the kernel as it loads it ("shape
+ *   of the new value () and previous value (3,3,4,1) must match"): a regularizer is no constraint,
+ *   so that one is dropped.
+ */
+function repairTopology(json: tf.io.ModelJSON): void {
+  const shapes = new Map<string, number[]>();
+  for (const group of json.weightsManifest) for (const w of group.weights) shapes.set(w.name, w.shape);
+  const walk = (layers: unknown): void => {
+    if (!Array.isArray(layers)) return;
+    for (const entry of layers as { class_name?: unknown; config?: Record<string, any> }[]) {
+      const c = entry?.config;
+      if (c === null || typeof c !== 'object') continue;
+      // A nested model: a Sequential's config may be its list of layers (Keras 2.1 and before).
+      walk(Array.isArray(c) ? c : c.layers);
+      if (entry.class_name === 'SeparableConv2D' && c.depth_multiplier === undefined) {
+        const shape = shapes.get(`${c.name}/depthwise_kernel`);
+        if (shape?.length === 4) c.depth_multiplier = shape[3];
+      }
+      if (
+        entry.class_name === 'DepthwiseConv2D' &&
+        c.depthwise_constraint != null &&
+        JSON.stringify(c.depthwise_constraint) === JSON.stringify(c.depthwise_regularizer)
+      )
+        c.depthwise_constraint = null;
+    }
+  };
+  const topology = json.modelTopology as
+    { model_config?: { config?: unknown }; config?: unknown } | undefined;
+  const config = (topology?.model_config ?? topology)?.config as { layers?: unknown } | unknown[] | undefined;
+  walk(Array.isArray(config) ? config : config?.layers);
+}
+
 /** Sizes of a group's shards, from `stat`, so that a wrong-sized shard is refused before it is read. */
 async function shardSizes(files: string[], jsonFile: string): Promise<number[]> {
   const sizes: number[] = [];
@@ -948,6 +987,7 @@ async function load(loc: Location): Promise<tf.io.ModelArtifacts> {
     );
   }
   const modelJSON = validateModelJSON(parsed, jsonFile, dir);
+  repairTopology(modelJSON);
 
   return tf.io.getModelArtifactsForJSON(modelJSON, async (manifest) => {
     // Every shard is checked (exists, is a file, has the size the manifest
