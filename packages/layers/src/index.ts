@@ -28,3 +28,4 @@ export {
   magnitudes,
 } from './model.js';
 export { hasNested, unnest } from './unnest.js';
+export { assignWeightsOf, keepModelState, modelFromConfig } from './model.js';

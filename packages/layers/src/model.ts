@@ -125,6 +125,18 @@ export function assignWeights(layer: tfl.layers.Layer, values: tf.Tensor[]): voi
 }
 
 /**
+ * Writes the values of the weights `from` into `layer`'s as they are ({@link assignWeights}), each
+ * as trainable as the weight it copies. @internal
+ */
+export function assignWeightsOf(layer: tfl.layers.Layer, from: readonly tfl.LayerVariable[]): void {
+  assignWeights(
+    layer,
+    from.map((w) => w.read()),
+  );
+  layer.weights.forEach((w, i) => (w.trainable = from[i].trainable));
+}
+
+/**
  * Rebuilds `model` from its own config with some layer entries rewritten,
  * then copies the weights. Going through the config keeps every connection
  * of a functional graph (branches, merges, shared layers, nested models)
@@ -136,15 +148,30 @@ function rebuild(
   weightsOf: (oldLayer: tfl.layers.Layer, newLayer: tfl.layers.Layer) => tf.Tensor[] | null,
 ): tfl.LayersModel {
   const config = rewriteConfig(model, rewrite);
-  const cls = model instanceof tfl.Sequential ? tfl.Sequential : tfl.LayersModel;
-  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
-  const rebuilt = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+  const rebuilt = modelFromConfig(model instanceof tfl.Sequential, config);
   copyWeights(model, rebuilt, weightsOf);
-  keepFrozen(model, rebuilt);
-  // Not in the config: the user's metadata (labels, preprocessing), which tfjs saves with the model: a copy (tfjs takes JSON only).
-  const metadata = model.getUserDefinedMetadata();
-  if (metadata !== undefined) rebuilt.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
+  keepModelState(model, rebuilt);
   return rebuilt;
+}
+
+/**
+ * A Sequential (or functional model) built from `config` with its weights left uninitialised
+ * (tfjs's fastWeightInit), for a copy whose every weight is written next. @internal
+ */
+export function modelFromConfig(sequential: boolean, config: object): tfl.LayersModel {
+  const cls = sequential ? tfl.Sequential : tfl.LayersModel;
+  return (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+}
+
+/**
+ * What a copy built from `from`'s config does not get from it: `from` frozen as a whole (its
+ * `trainable` flag is not in its config) and the user's metadata (labels, preprocessing, which
+ * tfjs saves with the model: a copy, as tfjs takes JSON only). @internal
+ */
+export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void {
+  keepFrozen(from, to);
+  const metadata = from.getUserDefinedMetadata();
+  if (metadata !== undefined) to.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
 }
 
 /**

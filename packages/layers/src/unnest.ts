@@ -3,7 +3,7 @@
 // graph (surgery) takes models built from blocks, as Keras users build them.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { modelConfig } from './config.js';
-import { assignWeights, checkModel, layerPaths } from './model.js';
+import { assignWeightsOf, checkModel, keepModelState, layerPaths, modelFromConfig } from './model.js';
 
 /** A model or layer config: JSON of any layer's shape. */
 type Dict = Record<string, any>;
@@ -80,8 +80,7 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
   if (sequential) {
     spliceChain(config.layers, '', entries);
     // The chain's input, which tfjs reads from its first layer's config.
-    for (const e of entries)
-      for (const key of ['batchInputShape', 'inputShape', 'batchSize']) delete e.config[key];
+    for (const e of entries) e.config = withoutInputShape(e.config);
     const [input] = model.inputs;
     if ((entries[0].config.dtype ?? 'float32') === input.dtype)
       entries[0].config.batchInputShape = input.shape;
@@ -89,9 +88,7 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
       // An input of another dtype than its first layer (int32 ids into an Embedding, from a Keras
       // InputLayer): given by an input layer of its own, as the layer's dtype is its weights'.
       const taken = new Set(entries.map((e) => e.config.name as string));
-      const own = input.sourceLayer?.name ?? `${model.name}_input`;
-      let name = own;
-      for (let k = 1; taken.has(name); k++) name = `${own}_${k}`;
+      const name = uniqueName(input.sourceLayer?.name ?? `${model.name}_input`, taken);
       entries.unshift({
         className: 'InputLayer',
         config: { batchInputShape: input.shape, dtype: input.dtype, sparse: false, name },
@@ -108,24 +105,31 @@ export function unnest(model: tfl.LayersModel): tfl.LayersModel {
       outputLayers: outputs.map((r) => r.slice(0, 3)),
     };
   }
-  const cls = sequential ? tfl.Sequential : tfl.LayersModel;
-  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
-  const copy = (cls as any).fromConfig(cls, flat, undefined, true) as tfl.LayersModel;
+  const copy = modelFromConfig(sequential, flat);
   const frozen = frozenPaths(model, '', false);
   for (const layer of copy.layers) {
     const from = byPath.get(layer.name);
     if (!from || !layer.weights.length) continue;
-    assignWeights(layer, from.getWeights());
-    layer.weights.forEach((w, i) => (w.trainable = from.weights[i].trainable));
+    assignWeightsOf(layer, from.weights);
     // A frozen nested model froze its layers' weights, not their config's `trainable`: frozen here
     // as the layer itself, so that its config says so (a save, or prune's rebuild, keeps it frozen).
     if (frozen.has(layer.name)) layer.trainable = false;
   }
-  // Nor is the model's own flag in its config: frozen as a whole, it would come back trainable.
-  if (!model.trainable) copy.trainable = false;
-  const metadata = model.getUserDefinedMetadata();
-  if (metadata !== undefined) copy.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
+  keepModelState(model, copy);
   return copy;
+}
+
+/** A copy of a layer config without the keys that give a chain its input shape. */
+function withoutInputShape(config: Dict): Dict {
+  const { batchInputShape: _b, inputShape: _i, batchSize: _s, ...rest } = config;
+  return rest;
+}
+
+/** `own`, or `own_1`, `own_2`, ... : the first that `taken` does not hold. */
+function uniqueName(own: string, taken: ReadonlySet<string>): string {
+  let name = own;
+  for (let k = 1; taken.has(name); k++) name = `${own}_${k}`;
+  return name;
 }
 
 /** The paths of the layers of `model` that are frozen, themselves or as part of a frozen nested model. */
@@ -193,9 +197,7 @@ function functionalForm(model: tfl.LayersModel | undefined, config: Dict & { lay
     };
   // Its own input layers are left out below: the made-up one takes the model input's name.
   const taken = new Set(config.layers.filter((e) => e.className !== 'InputLayer').map(entryName));
-  const own = model?.inputs[0].sourceLayer?.name ?? `${name}_input`;
-  let input = own;
-  for (let k = 1; taken.has(input); k++) input = `${own}_${k}`;
+  const input = uniqueName(model?.inputs[0].sourceLayer?.name ?? `${name}_input`, taken);
   const layers: Entry[] = [];
   if (model)
     layers.push({
@@ -212,12 +214,10 @@ function functionalForm(model: tfl.LayersModel | undefined, config: Dict & { lay
   let previous = input;
   for (const e of config.layers) {
     if (e.className === 'InputLayer') continue; // a Keras Sequential's own input: the chain's is made above
-    const config = { ...e.config };
-    for (const key of ['batchInputShape', 'inputShape', 'batchSize']) delete config[key];
     layers.push({
       name: entryName(e),
       className: e.className,
-      config,
+      config: withoutInputShape(e.config),
       inboundNodes: [[[previous, 0, 0, {}]]],
     });
     previous = entryName(e);
