@@ -71,17 +71,30 @@ export function checkThreshold(threshold: unknown, who: string): number {
   return t;
 }
 
+/**
+ * Runs `fn` on `copy`, or on `model` itself when there is no copy (`undefined`): errors pass
+ * through `mapError` (which names what `model` holds, not the copy's layers), and the copy is
+ * disposed after.
+ */
+function withCopy<T>(
+  model: tfl.LayersModel,
+  copy: tfl.LayersModel | undefined,
+  fn: (m: tfl.LayersModel) => T,
+  mapError: (e: unknown) => unknown,
+): T {
+  if (copy === undefined) return fn(model);
+  try {
+    return fn(copy);
+  } catch (e) {
+    throw mapError(e);
+  } finally {
+    disposeFolded(copy);
+  }
+}
+
 /** Runs `fn` on the plain form of `model` (folding it first if needed, disposing the folded copy after). */
 export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersModel) => T): T {
-  if (!hasDecomposed(model)) return fn(model);
-  const plain = fold(model);
-  try {
-    return fn(plain);
-  } catch (e) {
-    throw ofDecomposed(model, e);
-  } finally {
-    disposeFolded(plain);
-  }
+  return withCopy(model, hasDecomposed(model) ? fold(model) : undefined, fn, (e) => ofDecomposed(model, e));
 }
 
 /**
@@ -89,21 +102,19 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
  * layers applied directly and named by path (`block/fc`), which is disposed after; on `model`
  * itself when it has none. unnest's refusals (a nested model applied twice) come as surgery's.
  */
-export function withUnnested<T>(model: tfl.LayersModel, fn: (flat: tfl.LayersModel) => T): T {
-  if (!hasNested(model)) return fn(model);
-  let flat: tfl.LayersModel;
+function withUnnested<T>(model: tfl.LayersModel, fn: (flat: tfl.LayersModel) => T): T {
+  return withCopy(model, hasNested(model) ? unnested(model) : undefined, fn, (e) =>
+    withMultiplierKey(model, ofNestedWeight(model, e)),
+  );
+}
+
+/** `unnest(model)`, its refusals as surgery's. */
+function unnested(model: tfl.LayersModel): tfl.LayersModel {
   try {
-    flat = unnest(model);
+    return unnest(model);
   } catch (e) {
     if (!(e instanceof Error) || !e.message.startsWith('unnest: ')) throw e;
     throw new Error(`surgery: ${e.message.slice('unnest: '.length)}, then prune. ${SPARSE_FALLBACK}`);
-  }
-  try {
-    return fn(flat);
-  } catch (e) {
-    throw withMultiplierKey(model, ofNestedWeight(model, e));
-  } finally {
-    disposeFolded(flat);
   }
 }
 
@@ -112,16 +123,22 @@ export function withUnnested<T>(model: tfl.LayersModel, fn: (flat: tfl.LayersMod
  * DepthwiseConv2D and a 1x1 Conv2D (see {@link splitSeparable}), on a copy disposed after; on
  * `model` itself when it has none. A refusal names the SeparableConv2D, not its parts.
  */
-export function withSplit<T>(model: tfl.LayersModel, fn: (split: tfl.LayersModel) => T): T {
-  const split = splitSeparable(model);
-  if (split === undefined) return fn(model);
-  try {
-    return fn(split);
-  } catch (e) {
-    throw ofSplit(model, e);
-  } finally {
-    disposeFolded(split);
-  }
+function withSplit<T>(model: tfl.LayersModel, fn: (split: tfl.LayersModel) => T): T {
+  return withCopy(model, splitSeparable(model), fn, (e) => ofSplit(model, e));
+}
+
+/**
+ * Runs `fn` on the form of `model` prune works on: folded ({@link withFolded}), unnested
+ * ({@link withUnnested}) and with its SeparableConv2D layers split ({@link withSplit}); `fn` also
+ * gets the folded model, whose layers (nested ones by path) are those `analyze` counts.
+ */
+export function withPrunable<T>(
+  model: tfl.LayersModel,
+  fn: (plain: tfl.LayersModel, folded: tfl.LayersModel) => T,
+): T {
+  return withFolded(model, (folded) =>
+    withUnnested(folded, (flat) => withSplit(flat, (plain) => fn(plain, folded))),
+  );
 }
 
 /**

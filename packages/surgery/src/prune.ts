@@ -1,7 +1,7 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { analyzeLayer, callsOf, layerCalls, totals, type Counts, type LayerAnalysis } from './analyze.js';
 import { plan } from './engine.js';
-import { checkModel, checkOptions, checkThreshold, withFolded, withSplit, withUnnested } from './folding.js';
+import { checkModel, checkOptions, checkThreshold, withPrunable } from './folding.js';
 import { buildGraph } from './graph.js';
 import { rebuild, type LayerPruneResult } from './rebuild.js';
 
@@ -224,79 +224,75 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
     throw new Error(
       `prune: unknownLayers must be 'refuse' or 'keep', got ${JSON.stringify(unknownLayers) ?? String(unknownLayers)}`,
     );
-  return withFolded(model, (folded) =>
-    withUnnested(folded, (flat) =>
-      withSplit(flat, (plain) => {
-        const p = plan(buildGraph(plain), threshold, unknownLayers);
-        const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
-        // Count from the host copies surgery already holds instead of reading every weight back.
-        const callsBefore = callsOf(plain);
-        const flatBefore = plain.layers.map((l) =>
-          analyzeLayer(
-            l,
-            threshold,
-            p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
-            callsBefore(l),
-          ),
-        );
-        // Unnested, the rows are analyze's: by path in the model's order, with the nested models'
-        // input layers, and the layers that only an output of a nested model that nothing reads
-        // comes from (not in the unnested copy, as they compute nothing the model outputs).
-        const byPath = new Map(flatBefore.map((l) => [l.name, l]));
-        const layersBefore =
-          plain === folded
-            ? flatBefore
-            : layerCalls(folded).map(
-                ({ path, layer, calls }) =>
-                  byPath.get(path) ?? { ...analyzeLayer(layer, threshold, undefined, calls), name: path },
-              );
-        const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
-        const before = totals(layersBefore);
-        const after = totals(layersAfter);
-        const paramsAfter = after.params - after.zeroGroupParams;
-        const keptWhole = p.states
-          .filter((s) => s.handler.unknown)
-          .map((s) => ({ name: s.node.name, className: s.node.className }));
-        const warnings: string[] = [];
-        for (const k of keptWhole)
-          warnings.push(
-            `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
-              'so every channel it reads was kept',
+  return withPrunable(model, (plain, folded) => {
+    const p = plan(buildGraph(plain), threshold, unknownLayers);
+    const { model: pruned, layers, weights, droppedConstraints } = rebuild(plain, p);
+    // Count from the host copies surgery already holds instead of reading every weight back.
+    const callsBefore = callsOf(plain);
+    const flatBefore = plain.layers.map((l) =>
+      analyzeLayer(
+        l,
+        threshold,
+        p.graph.byName.get(l.name) && p.states[p.graph.byName.get(l.name)!.index].weights,
+        callsBefore(l),
+      ),
+    );
+    // Unnested, the rows are analyze's: by path in the model's order, with the nested models'
+    // input layers, and the layers that only an output of a nested model that nothing reads
+    // comes from (not in the unnested copy, as they compute nothing the model outputs).
+    const byPath = new Map(flatBefore.map((l) => [l.name, l]));
+    const layersBefore =
+      plain === folded
+        ? flatBefore
+        : layerCalls(folded).map(
+            ({ path, layer, calls }) =>
+              byPath.get(path) ?? { ...analyzeLayer(layer, threshold, undefined, calls), name: path },
           );
-        for (const l of layers) warnings.push(...keptWarnings(l));
-        for (const d of droppedConstraints)
-          warnings.push(
-            `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
-              'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
-              'compute something else',
-          );
-        // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
-        // not refused while another output still varies: it is said.
-        for (const o of p.graph.outputs) {
-          const s = p.states[o];
-          if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
-            warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
-        }
-        const base = {
-          before,
-          after,
-          layersBefore,
-          layersAfter,
-          layers,
-          paramsBefore: before.params,
-          paramsAfter,
-          compression: before.params ? 1 - paramsAfter / before.params : 0,
-          macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
-            ? NaN
-            : after.nonzeroMacs
-              ? before.macs / after.nonzeroMacs
-              : Infinity,
-          keptWhole,
-          warnings,
-          iterations: p.iterations,
-        };
-        return { model: pruned, report: { ...base, table: () => formatReport(base) } };
-      }),
-    ),
-  );
+    const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
+    const before = totals(layersBefore);
+    const after = totals(layersAfter);
+    const paramsAfter = after.params - after.zeroGroupParams;
+    const keptWhole = p.states
+      .filter((s) => s.handler.unknown)
+      .map((s) => ({ name: s.node.name, className: s.node.className }));
+    const warnings: string[] = [];
+    for (const k of keptWhole)
+      warnings.push(
+        `${k.className} '${k.name}' was kept whole (unknownLayers: 'keep'): surgery does not know its class, ` +
+          'so every channel it reads was kept',
+      );
+    for (const l of layers) warnings.push(...keptWarnings(l));
+    for (const d of droppedConstraints)
+      warnings.push(
+        `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
+          'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
+          'compute something else',
+      );
+    // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
+    // not refused while another output still varies: it is said.
+    for (const o of p.graph.outputs) {
+      const s = p.states[o];
+      if (s.consts.length && s.consts.every((k) => !Number.isNaN(k)))
+        warnings.push(`model output '${s.node.name}' is constant: it no longer depends on the input`);
+    }
+    const base = {
+      before,
+      after,
+      layersBefore,
+      layersAfter,
+      layers,
+      paramsBefore: before.params,
+      paramsAfter,
+      compression: before.params ? 1 - paramsAfter / before.params : 0,
+      macsSpeedup: Number.isNaN(before.macs + after.nonzeroMacs)
+        ? NaN
+        : after.nonzeroMacs
+          ? before.macs / after.nonzeroMacs
+          : Infinity,
+      keptWhole,
+      warnings,
+      iterations: p.iterations,
+    };
+    return { model: pruned, report: { ...base, table: () => formatReport(base) } };
+  });
 }

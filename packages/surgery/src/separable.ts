@@ -1,9 +1,8 @@
 // A SeparableConv2D is a DepthwiseConv2D (no bias) followed by a 1x1 Conv2D: tfjs computes it
 // as exactly those two ops. prune splits it into those two layers, which it prunes through: the
 // Conv2D's filters are units, and a channel the depthwise kernel reads from a dead unit goes.
-import type * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { modelConfig } from '@normprune/layers';
+import { assignWeightsOf, keepModelState, modelConfig, modelFromConfig } from '@normprune/layers';
 import { DisconnectedModelError } from './errors.js';
 import { readWeights } from './handlers.js';
 
@@ -26,26 +25,16 @@ export function splitNames(name: string): { depthwise: string; pointwise: string
  * dilationRate: the split would compute an undilated convolution), applied once. Any other stays
  * a layer surgery does not know (refused with advice, or kept whole with `unknownLayers: 'keep'`).
  */
-function splits(entry: Entry, model: tfl.LayersModel): boolean {
+function splits(entry: Entry): boolean {
   const c = entry.config;
   return (
     entry.className === 'SeparableConv2D' &&
-    depthMultiplier(model.getLayer(c.name)) === 1 &&
+    // In the config as modelConfig gives it: tfjs 4.22's own leaves depthMultiplier out.
+    (c.depthMultiplier ?? 1) === 1 &&
     [c.dilationRate ?? 1].flat().every((d: unknown) => d === 1) &&
     (c.dataFormat ?? 'channelsLast') === 'channelsLast' &&
     (entry.inboundNodes ?? [[]]).length <= 1
   );
-}
-
-/**
- * The layer's depthMultiplier, from its depthwise kernel `[kh, kw, cin, multiplier]`: tfjs 4.22's
- * SeparableConv2D leaves it out of its config (a model saved with 2 loads back with 1).
- */
-function depthMultiplier(layer: tfl.layers.Layer): number {
-  const kernel = layer.weights[0];
-  return kernel
-    ? (kernel.shape[3] as number)
-    : ((layer as { depthMultiplier?: number }).depthMultiplier ?? 1);
 }
 
 /** The config entries of the two layers computing what a SeparableConv2D entry computes. */
@@ -109,7 +98,7 @@ function twoEntries(entry: Entry): [Entry, Entry] {
  */
 export function splitSeparable(model: tfl.LayersModel): tfl.LayersModel | undefined {
   const config = modelConfig(model) as { layers: Entry[] } & Record<string, any>;
-  const split = config.layers.filter((e) => splits(e, model)).map((e) => e.config.name as string);
+  const split = config.layers.filter(splits).map((e) => e.config.name as string);
   if (!split.length) return undefined;
   const taken = new Set(model.layers.map((l) => l.name));
   for (const name of split)
@@ -127,39 +116,22 @@ export function splitSeparable(model: tfl.LayersModel): tfl.LayersModel | undefi
     pointwiseOf.has(ref[0]) ? [pointwiseOf.get(ref[0]), ...ref.slice(1)] : ref;
   config.layers = config.layers.flatMap((e) => {
     if (e.inboundNodes) e.inboundNodes = e.inboundNodes.map((node) => node.map(rename));
-    return splits(e, model) ? twoEntries(e) : [e];
+    return splits(e) ? twoEntries(e) : [e];
   });
   if (Array.isArray(config.outputLayers)) config.outputLayers = config.outputLayers.map(rename);
-  const cls = model instanceof tfl.Sequential ? tfl.Sequential : tfl.LayersModel;
-  // fastWeightInit: every weight is overwritten below, so skip the initialisers.
-  const copy = (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+  const copy = modelFromConfig(model instanceof tfl.Sequential, config);
   for (const layer of model.layers) {
-    const values = layer.getWeights();
     if (!pointwiseOf.has(layer.name)) {
-      write(copy.getLayer(layer.name), values, layer.weights);
+      assignWeightsOf(copy.getLayer(layer.name), layer.weights);
       continue;
     }
     // SeparableConv2D's weights: depthwise_kernel, pointwise_kernel, then bias.
     const names = splitNames(layer.name);
-    write(copy.getLayer(names.depthwise), values.slice(0, 1), layer.weights.slice(0, 1));
-    write(copy.getLayer(names.pointwise), values.slice(1), layer.weights.slice(1));
+    assignWeightsOf(copy.getLayer(names.depthwise), layer.weights.slice(0, 1));
+    assignWeightsOf(copy.getLayer(names.pointwise), layer.weights.slice(1));
   }
-  // The model's trainable flag is not in its config: frozen as a whole, it stays frozen.
-  if (!model.trainable) copy.trainable = false;
-  const metadata = model.getUserDefinedMetadata();
-  if (metadata !== undefined) copy.setUserDefinedMetadata(JSON.parse(JSON.stringify(metadata)));
+  keepModelState(model, copy);
   return copy;
-}
-
-/**
- * Writes `values` into `layer`'s weights as they are (`setWeights` would apply constraints, which
- * trained weights need not satisfy), each as trainable as the weight it copies.
- */
-function write(layer: tfl.layers.Layer, values: tf.Tensor[], from: tfl.LayerVariable[]): void {
-  layer.weights.forEach((w, i) => {
-    (w.read() as tf.Variable).assign(values[i]);
-    w.trainable = from[i].trainable;
-  });
 }
 
 /**
