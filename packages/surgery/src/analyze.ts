@@ -12,7 +12,7 @@ export interface GroupCount {
    * (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D
    * per-channel kernel). Every Dense layer gets both Dense kinds and every
    * Conv2D both Conv2D kinds, whatever granularity it was trained with. Conv1D and Conv3D
-   * (which prune refuses) get the same two kinds, with 1-D and 3-D kernels.
+   * get the same two kinds, with 1-D and 3-D kernels.
    */
   kind: 'output' | 'input' | 'filter' | 'kernel';
   /** Groups of this kind in the layer. */

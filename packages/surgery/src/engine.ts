@@ -329,7 +329,7 @@ export function blockPass(
         Number.isNaN(k)
           ? `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
               `zero padding, or a 'same'-padded depthwise convolution on the way)`
-          : `read by '${s.node.name}' as a constant other than 0 (after the layers between), where its 'same' ` +
+          : `read by '${s.node.name}' as a constant other than 0 (after the layers between), where its '${s.config.padding}' ` +
               'zero padding would make the border outputs differ',
       );
     }

@@ -49,7 +49,7 @@ export function weightNamed(ws: HostWeight[], name: string): HostWeight | undefi
 /**
  * How a layer moves channels (the last axis) from its inputs to its output:
  * - `input`: a model input; its channels can never be removed.
- * - `unit`: Dense / Conv2D; creates one new channel per unit from all input channels.
+ * - `unit`: Dense, Conv1D, Conv2D, Conv3D; creates one new channel per unit from all input channels.
  * - `channelwise`: output channel c depends only on input channel c (activations, pooling, BN, dropout).
  * - `flatten`: positions x channels -> features in NHWC order `(h * W + w) * C + c`.
  * - `join`: elementwise merge of same-sized inputs (Add, Multiply, ...): channel c of every input is coupled.
@@ -184,8 +184,14 @@ const unit: LayerHandler = {
   kind: 'unit',
   check: (node, config) => {
     requireChannelsLast(node, config);
-    if (node.className === 'Conv2D' && config.padding === 'causal') {
-      throw new Error(`surgery: layer '${node.name}' uses causal padding, which Conv2D does not support`);
+    // tfjs 4.22 builds a Conv1D with causal padding but cannot run it (conv1dWithBias throws
+    // NotImplementedError), and the other classes refuse it: no output to keep.
+    if (config.padding === 'causal') {
+      throw new Error(
+        `surgery: layer '${node.name}' (${node.className}) uses causal padding, which tfjs cannot compute ` +
+          `(a Conv1D throws "not implemented" when applied): pad the sequence with (kernelSize - 1) * dilationRate ` +
+          `zeros at its start (a ZeroPadding2D on [1, steps, channels], or in your data) and use padding 'valid'`,
+      );
     }
   },
 };
@@ -211,7 +217,7 @@ const depthwiseConv2d: LayerHandler = {
     const bias = weightNamed(ws, 'bias');
     const C = inputs.length;
     const K = kernel.values.length / C;
-    const exact = config.padding !== 'same' || padsNothing(inShape, config);
+    const exact = padsNothing(inShape, config);
     const pre = new Float64Array(C).fill(NaN);
     for (let c = 0; c < C; c++) {
       let sum = 0;
@@ -254,7 +260,9 @@ const join = (fn: (xs: number[]) => number): LayerHandler => ({ kind: 'join', jo
 const REGISTRY: Record<string, LayerHandler> = {
   InputLayer: { kind: 'input' },
   Dense: unit,
+  Conv1D: unit,
   Conv2D: unit,
+  Conv3D: unit,
   DepthwiseConv2D: depthwiseConv2d,
   BatchNormalization: batchNormalization,
   Activation: activationLayer,
@@ -267,6 +275,8 @@ const REGISTRY: Record<string, LayerHandler> = {
   MaxPooling2D: pass,
   AveragePooling1D: pass,
   AveragePooling2D: pass,
+  MaxPooling3D: pass,
+  AveragePooling3D: pass,
   GlobalAveragePooling1D: pass,
   GlobalAveragePooling2D: pass,
   GlobalMaxPooling1D: pass,
@@ -299,10 +309,6 @@ const REBUILD_ADVICE: Record<string, string> = {
     'padding and dilation; kernel [:, :, c, c * m + j] is its depthwise_kernel [:, :, c, j] and 0 elsewhere) ' +
     "followed by a 1x1 Conv2D (the layer's filters, bias and activation; its pointwise_kernel is the kernel): " +
     'build it as those two layers and prune that.',
-  Conv1D:
-    'A Conv2D with kernelSize [1, k] on inputs of shape [1, steps, channels] computes the same ' +
-    '(its kernel is the Conv1D kernel with a leading axis of 1; 1-D pooling layers become their 2-D forms ' +
-    'with pool size [1, p]): build the model that way and prune that.',
   Reshape:
     'If it reshapes the model input, give the model input that shape instead; ' +
     'to feed a Dense layer, use Flatten, which surgery follows; ' +
@@ -339,7 +345,8 @@ export function isSupported(className: string): boolean {
 }
 
 /**
- * A Dense or Conv2D kernel viewed as `[K, cin, cout]` (K = kh * kw, 1 for Dense),
+ * A Dense or convolution kernel viewed as `[K, cin, cout]` (K = the kernel's positions: k, kh * kw
+ * or kd * kh * kw; 1 for Dense),
  * with the activation and the facts surgery needs about it.
  */
 export interface UnitView {
@@ -375,17 +382,24 @@ function samePadsNothing(inSize: number | null, k: number, s: number, d: number)
   return (out - 1) * s + (k - 1) * d + 1 - inSize <= 0;
 }
 
-/** Whether a 'same'-padded 2-D convolution pads nothing on this input (so a constant input stays exact). */
+/**
+ * Whether a convolution of any rank (Conv1D/2D/3D, DepthwiseConv2D; channels last) pads nothing on
+ * this input, so that a constant input channel gives the same value at every output position:
+ * 'valid' never pads; 'same' pads where the kernel overhangs the input.
+ */
 function padsNothing(inShape: (number | null)[], config: any): boolean {
-  const pair = (v: unknown, dflt: number): number[] =>
-    (Array.isArray(v) ? v : [v ?? dflt, v ?? dflt]) as number[];
-  const ks = pair(config.kernelSize, 1);
-  const st = pair(config.strides, 1);
-  const dl = pair(config.dilationRate, 1);
-  return samePadsNothing(inShape[0], ks[0], st[0], dl[0]) && samePadsNothing(inShape[1], ks[1], st[1], dl[1]);
+  if (config.padding !== 'same') return true;
+  const rank = inShape.length - 1;
+  const axes = (v: unknown): number[] =>
+    Array.isArray(v) ? (v.length === 1 ? Array(rank).fill(v[0]) : v) : Array(rank).fill(v ?? 1);
+  const ks = axes(config.kernelSize);
+  const st = axes(config.strides);
+  const dl = axes(config.dilationRate);
+  for (let a = 0; a < rank; a++) if (!samePadsNothing(inShape[a], ks[a], st[a], dl[a])) return false;
+  return true;
 }
 
-/** The unit view of a Dense or Conv2D node (`inShape`: its input shape without batch). */
+/** The unit view of a Dense or Conv1D/2D/3D node (`inShape`: its input shape without batch). */
 export function unitView(
   node: GraphNode,
   weights: HostWeight[],
@@ -398,7 +412,7 @@ export function unitView(
   const cin = shape[shape.length - 2];
   const cout = shape[shape.length - 1];
   const K = shape.slice(0, -2).reduce((a, b) => a * b, 1);
-  const exactFold = node.className !== 'Conv2D' || config.padding !== 'same' || padsNothing(inShape, config);
+  const exactFold = node.className === 'Dense' || padsNothing(inShape, config);
   const act = (node.layer as any).activation;
   return {
     K,

@@ -17,9 +17,10 @@ export interface KeptWholeLayer {
 export interface PruneOptions {
   /**
    * Zero test, in the weights' own units (absolute value, not relative to the layer). A single
-   * Dense kernel weight, or a whole Conv2D or DepthwiseConv2D 2-D kernel `[kh, kw]` whose weights
-   * are all <= threshold in absolute value, counts as zero and is written as exact zeros; a Dense
-   * neuron or a Conv2D filter left with no non-zero weight is then removed (a depthwise channel
+   * Dense kernel weight, or a whole Conv2D or DepthwiseConv2D 2-D kernel `[kh, kw]` (a Conv1D's
+   * 1-D, a Conv3D's 3-D kernel) whose weights are all <= threshold in absolute value, counts as
+   * zero and is written as exact zeros; a Dense neuron or a convolution's filter left with no
+   * non-zero weight is then removed (a depthwise channel
    * left so emits a constant, as with an exactly zero kernel). (Here a Dense weight is
    * tested on its own, not as part of the row or column that is its group in
    * `@normprune/layers`: on Dense layers a threshold is magnitude pruning of single weights.)

@@ -11,10 +11,10 @@ import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from 
 
 /**
  * A dead unit that had to stay. A unit is one output channel of a layer: a Dense neuron (the
- * group of granularity `'output'`, a kernel column) or a Conv2D filter.
+ * group of granularity `'output'`, a kernel column) or a convolution's filter.
  */
 export interface KeptConstantUnit {
-  /** Neuron (Dense) or filter (Conv2D) index in the original layer. */
+  /** Neuron (Dense) or filter (Conv1D/2D/3D) index in the original layer. */
   unit: number;
   /** The constant it emits (after its activation). */
   value: number;
@@ -24,19 +24,19 @@ export interface KeptConstantUnit {
 
 /** A unit kept as a placeholder: see {@link LayerPruneResult.placeholders}. */
 export interface PlaceholderUnit {
-  /** Neuron (Dense) or filter (Conv2D) index in the original layer. */
+  /** Neuron (Dense) or filter (Conv1D/2D/3D) index in the original layer. */
   unit: number;
   /** Why the layer keeps it. */
   reason: string;
 }
 
-/** What happened to one Dense / Conv2D layer. */
+/** What happened to one Dense or Conv1D/2D/3D layer. */
 export interface LayerPruneResult {
   /** Layer name (unchanged in the pruned model). */
   name: string;
-  /** 'Dense' or 'Conv2D'. */
+  /** 'Dense', 'Conv1D', 'Conv2D' or 'Conv3D'. */
   className: string;
-  /** Neurons (Dense) or filters (Conv2D) before pruning. */
+  /** Neurons (Dense) or filters (convolutions) before pruning. */
   unitsBefore: number;
   /** Neurons or filters left. */
   unitsAfter: number;

@@ -1208,26 +1208,6 @@ const REFUSALS: Refusal[] = [
     advice: /give the model input that shape/,
   },
   {
-    name: 'Conv1D',
-    build: () =>
-      tfl.sequential({
-        layers: [
-          tfl.layers.conv1d({
-            inputShape: [10, 3],
-            filters: 4,
-            kernelSize: 3,
-            activation: 'relu',
-            name: 'conv1d',
-          }),
-          tfl.layers.flatten({ name: 'flat' }),
-          tfl.layers.dense({ units: 3, name: 'out' }),
-        ],
-      }),
-    layer: 'conv1d',
-    className: 'Conv1D',
-    advice: /Conv2D with kernelSize \[1, k\] on inputs of shape \[1, steps, channels\]/,
-  },
-  {
     name: 'DepthwiseConv2D with depthMultiplier 2',
     build: () =>
       tfl.sequential({
@@ -1517,40 +1497,6 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'fc'), unitsOf(pruned, 'excite')]).toEqual([7, 3, 7]);
       tf.dispose(xs);
       for (const m of [withReshape, rebuilt, dec, pruned]) m.dispose();
-    });
-
-    it('Conv1D = Conv2D with kernelSize [1, k] on [1, steps, channels], which prunes', () => {
-      const c1d = REFUSALS.find((r) => r.className === 'Conv1D')!.build();
-      randomize(c1d, 6);
-      const [kernel, bias] = c1d.getLayer('conv1d').getWeights();
-      const rebuilt = tfl.sequential({
-        layers: [
-          tfl.layers.conv2d({
-            inputShape: [1, 10, 3],
-            filters: 4,
-            kernelSize: [1, 3],
-            activation: 'relu',
-            name: 'conv',
-          }),
-          tfl.layers.flatten({ name: 'flat' }),
-          tfl.layers.dense({ units: 3, name: 'out' }),
-        ],
-      });
-      const k2 = tf.reshape(kernel, [1, ...kernel.shape]);
-      rebuilt.getLayer('conv').setWeights([k2, bias]);
-      rebuilt.getLayer('out').setWeights(c1d.getLayer('out').getWeights());
-      const [x] = inputsFor(c1d, 4);
-      const x2 = tf.reshape(x, [x.shape[0], 1, ...x.shape.slice(1)]);
-      const y1 = outputsOf(c1d, [x]);
-      const y2 = outputsOf(rebuilt, [x2]);
-      expect(maxDiff(y1[0], y2[0]).abs).toBeLessThanOrEqual(1e-5);
-      const dec = decompose(rebuilt);
-      killUnits(dec, 'conv', [0]);
-      const { model: pruned } = prune(dec);
-      expect(maxDiff(outputsOf(pruned, [x2])[0], outputsOf(dec, [x2])[0]).abs).toBeLessThanOrEqual(1e-5);
-      expect(unitsOf(pruned, 'conv')).toBe(3);
-      tf.dispose([k2, x, x2]);
-      for (const m of [c1d, rebuilt, dec, pruned]) m.dispose();
     });
   });
 });
