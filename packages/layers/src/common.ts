@@ -3,17 +3,20 @@ import * as tfl from '@tensorflow/tfjs-layers';
 
 /** Plain Dense arguments, as `tf.layers.dense` accepts them. */
 export type DenseLayerArgs = Parameters<typeof tfl.layers.dense>[0];
-/** Plain Conv2D arguments, as `tf.layers.conv2d` accepts them. */
+/** Plain Conv1D / Conv2D arguments, as `tf.layers.conv1d` and `tf.layers.conv2d` accept them. */
 export type ConvLayerArgs = Parameters<typeof tfl.layers.conv2d>[0];
 /** What a `kernelInitializer` may be: an identifier such as `'glorotNormal'`, a serialised config, or an instance. */
 export type InitializerSpec = NonNullable<DenseLayerArgs['kernelInitializer']>;
 
 /** Groups of a Dense layer: one per output neuron (a kernel column) or one per input feature (a kernel row). */
 export type DenseGranularity = 'output' | 'input';
-/** Groups of a Conv2D layer: one per 2-D kernel `[kh, kw]` (thesis), or one per output filter `[kh, kw, cin]`. */
-export type Conv2DGranularity = 'kernel' | 'filter';
+/**
+ * Groups of a convolution: one per kernel (thesis; a Conv2D's 2-D kernel `[kh, kw]`, a Conv1D's
+ * 1-D kernel `[k]`), or one per output filter (`[kh, kw, cin]`, `[k, cin]`).
+ */
+export type ConvGranularity = 'kernel' | 'filter';
 /** Any granularity. */
-export type Granularity = DenseGranularity | Conv2DGranularity;
+export type Granularity = DenseGranularity | ConvGranularity;
 
 /** Default epsilon: small enough to be invisible next to a unit-norm direction, large enough that `epsilon^2` is a normal float32. */
 export const DEFAULT_EPSILON = 1e-6;
@@ -67,9 +70,9 @@ export function parseDenseArgs(args: DenseLayerArgs): tfl.layers.Layer & Record<
   }) as any;
 }
 
-/** See {@link parseDenseArgs}. */
-export function parseConvArgs(args: ConvLayerArgs): tfl.layers.Layer & Record<string, any> {
-  return tfl.layers.conv2d({
+/** See {@link parseDenseArgs}; `rank` 1 parses them as `tf.layers.conv1d` does, 2 as `tf.layers.conv2d`. */
+export function parseConvArgs(args: ConvLayerArgs, rank: 1 | 2): tfl.layers.Layer & Record<string, any> {
+  return (rank === 1 ? tfl.layers.conv1d : tfl.layers.conv2d)({
     ...args,
     activation: activationName(args.activation),
     name: specName(args.name),
@@ -140,7 +143,7 @@ export function decomposedConfig(
 }
 
 /** Which decomposed layer a branded prototype belongs to. */
-export type DecomposedKind = 'dense' | 'conv2d';
+export type DecomposedKind = 'dense' | 'conv1d' | 'conv2d';
 
 // `instanceof` only recognises the class of its own copy of this package, and
 // an application can hold two (the ESM and CommonJS builds, or two installs):
@@ -157,7 +160,7 @@ export function brandDecomposed(cls: { prototype: object }, kind: DecomposedKind
 export function decomposedKind(layer: unknown): DecomposedKind | null {
   if (layer == null || typeof layer !== 'object') return null;
   const kind = (layer as Record<symbol, unknown>)[DECOMPOSED_BRAND];
-  return kind === 'dense' || kind === 'conv2d' ? kind : null;
+  return kind === 'dense' || kind === 'conv1d' || kind === 'conv2d' ? kind : null;
 }
 
 /** Activations tfjs fuses into matMul / conv2d (tfjs-layers' own list). */

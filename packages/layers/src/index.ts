@@ -1,8 +1,8 @@
-// @normprune/layers: Dense and Conv2D written as magnitude x unit direction.
-// Importing this module registers DecomposedDense and DecomposedConv2D with
+// @normprune/layers: Dense, Conv1D and Conv2D written as magnitude x unit direction.
+// Importing this module registers DecomposedDense, DecomposedConv1D and DecomposedConv2D with
 // tf.serialization, so tfl.loadLayersModel can read models that use them.
 export type {
-  Conv2DGranularity,
+  ConvGranularity,
   ConvLayerArgs,
   DenseGranularity,
   DenseLayerArgs,
@@ -15,9 +15,12 @@ export { ownCalls } from './calls.js';
 export { type ConfigKeys, modelConfig, restoreConfigs } from './config.js';
 export { NonFiniteWeightError, type NonFiniteWeightCode, readFiniteWeight } from './errors.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';
+export { DecomposedConv, type DecomposedConvArgs, type ConvRank } from './decomposed-conv.js';
+export { DecomposedConv1D, decomposedConv1d, type DecomposedConv1DArgs } from './decomposed-conv1d.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';
 export {
   decompose,
+  type DecomposedLayer,
   type DecomposeOptions,
   effectiveKernel,
   fold,

@@ -1,9 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
-  type Conv2DGranularity,
+  type ConvGranularity,
   DEFAULT_EPSILON,
   decomposedKind,
+  type DecomposedKind,
   type DenseGranularity,
   checkEpsilon,
   checkOneOf,
@@ -11,6 +12,7 @@ import {
   type Granularity,
   exactMagnitude,
 } from './common.js';
+import { DecomposedConv1D } from './decomposed-conv1d.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
@@ -20,18 +22,20 @@ import { modelConfig } from './config.js';
 
 /** The keys of {@link DecomposeOptions} and of its `granularity`. */
 const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
-const GRANULARITY_KEYS = ['dense', 'conv2d'] as const;
+const GRANULARITY_KEYS = ['dense', 'conv1d', 'conv2d'] as const;
 
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
-  /** Granularity of the new layers. Default: `{ dense: 'output', conv2d: 'kernel' }`. */
+  /** Granularity of the new layers. Default: `{ dense: 'output', conv1d: 'kernel', conv2d: 'kernel' }`. */
   granularity?: {
     /** Granularity of the new DecomposedDense layers. Default `'output'`. */
     dense?: DenseGranularity;
+    /** Granularity of the new DecomposedConv1D layers. Default `'kernel'`. */
+    conv1d?: ConvGranularity;
     /** Granularity of the new DecomposedConv2D layers. Default `'kernel'`. */
-    conv2d?: Conv2DGranularity;
+    conv2d?: ConvGranularity;
   };
-  /** Which Dense / Conv2D layers to decompose: their names, or a predicate. Default: all of them. */
+  /** Which Dense / Conv1D / Conv2D layers to decompose: their names, or a predicate. Default: all of them. */
   include?: string[] | ((layer: tfl.layers.Layer) => boolean);
   /** `epsilon` of the new layers. Default 1e-6. */
   epsilon?: number;
@@ -39,12 +43,27 @@ export interface DecomposeOptions {
 
 type LayerEntry = { className: string; name?: string; config: tf.serialization.ConfigDict };
 
+/** A decomposed layer: a {@link DecomposedDense}, {@link DecomposedConv1D} or {@link DecomposedConv2D}. */
+export type DecomposedLayer = DecomposedDense | DecomposedConv1D | DecomposedConv2D;
+
+/** For each plain class decompose() replaces: its decomposed class and kind. */
+const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> = {
+  Dense: { className: DecomposedDense.className, kind: 'dense' },
+  Conv1D: { className: DecomposedConv1D.className, kind: 'conv1d' },
+  Conv2D: { className: DecomposedConv2D.className, kind: 'conv2d' },
+};
+
+/** The plain class of each kind of decomposed layer (what fold() makes of it). */
+const PLAIN_CLASS: Record<DecomposedKind, string> = { dense: 'Dense', conv1d: 'Conv1D', conv2d: 'Conv2D' };
+
+const isDecomposable = (layer: tfl.layers.Layer): boolean => layer.getClassName() in DECOMPOSABLE;
+
 /**
- * Whether `layer` is a {@link DecomposedDense} or a {@link DecomposedConv2D}, from this or any
- * other copy of the package (ESM and CommonJS builds, two installs): it checks a brand, not
- * `instanceof`.
+ * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D} or {@link DecomposedConv2D},
+ * from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
+ * brand, not `instanceof`.
  */
-export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedDense | DecomposedConv2D {
+export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedLayer {
   return decomposedKind(layer) != null;
 }
 
@@ -175,8 +194,8 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
 }
 
 /**
- * A new model in which every Dense and Conv2D layer (or those `include`
- * selects) is a {@link DecomposedDense} / {@link DecomposedConv2D} with the
+ * A new model in which every Dense, Conv1D and Conv2D layer (or those `include`
+ * selects) is a {@link DecomposedDense} / {@link DecomposedConv1D} / {@link DecomposedConv2D} with the
  * same name and config, `direction = kernel` and, for each group of the
  * kernel, `magnitude = sqrt(||group||^2 + epsilon^2)` (0 for an all-zero
  * group): the effective kernel is then the original kernel, and the outputs
@@ -188,13 +207,14 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
  * Throws, naming the function, for a `model` that is not a LayersModel, a
  * `granularity` that is not an object or names an unknown granularity, an
  * `include` that is neither a list of names nor a predicate, an `include`
- * name that is not a Dense or Conv2D layer of the model, a selected
- * Conv2D with `dataFormat: 'channelsFirst'`, and a selected layer holding a
+ * name that is not a Dense, Conv1D or Conv2D layer of the model, a selected
+ * Conv2D with `dataFormat: 'channelsFirst'`, a selected Conv1D with `padding: 'causal'`
+ * (tfjs 4.22 cannot apply it), and a selected layer holding a
  * NaN or an infinity (naming the weight and the first such entry).
  *
  * Warns (`console.warn`) about a selected layer whose every group is zero (it
  * could not train), and about wrapper layers (`TimeDistributed`,
- * `Bidirectional`) holding a Dense or Conv2D: those stay plain, since only the
+ * `Bidirectional`) holding a Dense, Conv1D or Conv2D: those stay plain, since only the
  * model's own layers and those of nested models are replaced, unless `include`
  * leaves them out (a list of names always does; a predicate does when it
  * returns false for the wrapped layer).
@@ -211,16 +231,20 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   const gProblem = optionsProblem(g, GRANULARITY_KEYS, "{ dense: 'input', conv2d: 'filter' }");
   if (gProblem) throw new Error(`decompose: granularity: ${gProblem}`);
   // Checked even where the model has no layer of that kind: a typo should not wait for one.
-  const denseGranularity = checkOneOf(
-    'decompose: granularity.dense',
-    options.granularity?.dense ?? 'output',
-    ['output', 'input'] as const,
-  );
-  const convGranularity = checkOneOf(
-    'decompose: granularity.conv2d',
-    options.granularity?.conv2d ?? 'kernel',
-    ['kernel', 'filter'] as const,
-  );
+  const granularityOf: Record<DecomposedKind, Granularity> = {
+    dense: checkOneOf('decompose: granularity.dense', options.granularity?.dense ?? 'output', [
+      'output',
+      'input',
+    ] as const),
+    conv1d: checkOneOf('decompose: granularity.conv1d', options.granularity?.conv1d ?? 'kernel', [
+      'kernel',
+      'filter',
+    ] as const),
+    conv2d: checkOneOf('decompose: granularity.conv2d', options.granularity?.conv2d ?? 'kernel', [
+      'kernel',
+      'filter',
+    ] as const),
+  };
   const epsilon = checkEpsilon('decompose:', options.epsilon ?? DEFAULT_EPSILON);
   const include = options.include;
   if (
@@ -249,10 +273,9 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
         );
       }
       for (const layer of layers) {
-        const cls = layer.getClassName();
-        if (cls !== 'Dense' && cls !== 'Conv2D') {
+        if (!isDecomposable(layer)) {
           throw new Error(
-            `decompose: include names layer '${name}', a ${cls}; only Dense and Conv2D layers can be decomposed`,
+            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D and Conv2D layers can be decomposed`,
           );
         }
         included.add(layer);
@@ -260,8 +283,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     }
   }
   const selected = (layer: tfl.layers.Layer): boolean => {
-    const cls = layer.getClassName();
-    if (cls !== 'Dense' && cls !== 'Conv2D') return false;
+    if (!isDecomposable(layer)) return false;
     if (include == null) return true;
     return Array.isArray(include) ? included.has(layer) : include(layer);
   };
@@ -275,18 +297,23 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     model,
     (layer, entry) => {
       if (!selected(layer)) return null;
-      const dense = layer.getClassName() === 'Dense';
-      if (!dense && entry.config.dataFormat === 'channelsFirst') {
+      const cls = layer.getClassName();
+      const leaveOut = `Leave it out with the include option (e.g. include: (layer) => layer.name !== '${layer.name}')`;
+      if (cls === 'Conv2D' && entry.config.dataFormat === 'channelsFirst') {
         throw new Error(
           `decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported. ` +
-            `Leave it out with the include option (e.g. include: (layer) => layer.name !== '${layer.name}'), or rebuild it with channelsLast`,
+            `${leaveOut}, or rebuild it with channelsLast`,
         );
       }
-      return {
-        ...entry,
-        className: dense ? DecomposedDense.className : DecomposedConv2D.className,
-        config: { ...entry.config, granularity: dense ? denseGranularity : convGranularity, epsilon },
-      };
+      if (entry.config.padding === 'causal') {
+        throw new Error(
+          `decompose: ${cls} layer '${layer.name}' uses padding 'causal', which tfjs 4.22 cannot apply ` +
+            `(a Conv1D throws "not implemented" when called). Pad the sequence with (kernelSize - 1) * dilationRate ` +
+            `zeros at its start and use padding 'valid', or ${leaveOut.charAt(0).toLowerCase()}${leaveOut.slice(1)}`,
+        );
+      }
+      const { className, kind } = DECOMPOSABLE[cls];
+      return { ...entry, className, config: { ...entry.config, granularity: granularityOf[kind], epsilon } };
     },
     (oldLayer, newLayer) => {
       if (!isDecomposed(newLayer) || isDecomposed(oldLayer)) return null;
@@ -328,7 +355,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
           'train. Initialise its kernel randomly (e.g. glorotUniform) before decompose, or leave it out with include',
       );
   }
-  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv2D themselves: whatever they hold
+  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D themselves: whatever they hold
   // stays plain, and magnitudes() would list nothing for it. Say so, unless include left it out.
   const plain = wrappedLayers(model).filter(
     (w) => include == null || (typeof include === 'function' && include(w.inner)),
@@ -336,22 +363,22 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   if (plain.length > 0)
     console.warn(
       `decompose: ${plain.length === 1 ? 'a wrapper layer holds' : `${plain.length} wrapper layers hold`} a ` +
-        `Dense or Conv2D that stays plain: ${plain
+        `Dense, Conv1D or Conv2D that stays plain: ${plain
           .map((w) => `'${w.path}' (${w.chain} of ${w.inner.getClassName()} '${w.inner.name}')`)
           .join(
             ', ',
-          )}. decompose() replaces only the Dense and Conv2D layers of the model and of its nested ` +
+          )}. decompose() replaces only the Dense, Conv1D and Conv2D layers of the model and of its nested ` +
         `models, not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not ` +
         `prune it. ${plain.some((w) => w.inner.getClassName() === 'Dense') ? `${DENSE_HINT}. ` : ''}` +
         `Leave it out with include to silence this warning`,
     );
   // A layer decomposed already is kept as it is: the granularity asked for here applies to plain
-  // Dense / Conv2D layers only. Said where it differs, unless include chose the layers (the
+  // Dense / Conv1D / Conv2D layers only. Said where it differs, unless include chose the layers (the
   // two-call idiom, one granularity per call, leaves the other call's layers out on purpose).
   if (include == null) {
     const kept = layerPaths(model).filter(({ layer }) => {
       if (!isDecomposed(layer)) return false;
-      const asked = isDecomposedDense(layer) ? options.granularity?.dense : options.granularity?.conv2d;
+      const asked = options.granularity?.[decomposedKind(layer)!];
       return asked !== undefined && asked !== layer.granularity;
     });
     if (kept.length > 0)
@@ -360,10 +387,10 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
           .map(
             ({ path, layer }) =>
               `'${path}' (${layer.getClassName()}) keeps its granularity '${(layer as DecomposedDense).granularity}', ` +
-              `not '${isDecomposedDense(layer) ? denseGranularity : convGranularity}'`,
+              `not '${granularityOf[decomposedKind(layer)!]}'`,
           )
           .join(', ')}: ${kept.length === 1 ? 'it is' : 'they are'} decomposed already, and decompose() ` +
-          'replaces only plain Dense and Conv2D layers. To decompose a layer anew at another granularity, ' +
+          'replaces only plain Dense, Conv1D and Conv2D layers. To decompose a layer anew at another granularity, ' +
           'fold() the model first (decompose(fold(model), { granularity }))',
       );
   }
@@ -398,13 +425,13 @@ interface WrappedLayer {
   path: string;
   /** The wrappers' classes, outermost first (`TimeDistributed`, `TimeDistributed of TimeDistributed`). */
   chain: string;
-  /** The Dense or Conv2D inside. */
+  /** The Dense, Conv1D or Conv2D inside. */
   inner: tfl.layers.Layer;
 }
 
 /**
  * The wrapper layers of `model` (nested models included) that hold a plain
- * Dense or Conv2D (a decomposed layer when `decomposed`), however deeply
+ * Dense, Conv1D or Conv2D (a decomposed layer when `decomposed`), however deeply
  * wrapped: a wrapper keeps the layer it wraps in `layer` (tfjs-layers'
  * `Wrapper`: `TimeDistributed`, `Bidirectional`).
  */
@@ -419,8 +446,7 @@ function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer
       chain.push(inner.getClassName());
       inner = next;
     }
-    const cls = inner.getClassName();
-    if (chain.length > 0 && (decomposed ? isDecomposed(inner) : cls === 'Dense' || cls === 'Conv2D'))
+    if (chain.length > 0 && (decomposed ? isDecomposed(inner) : isDecomposable(inner)))
       out.push({ path, chain: chain.join(' of '), inner });
   }
   return out;
@@ -428,7 +454,7 @@ function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer
 
 /**
  * The inverse of {@link decompose}: a new model in which every decomposed
- * layer is a plain Dense / Conv2D with the same name, config and outputs,
+ * layer is a plain Dense / Conv1D / Conv2D with the same name, config and outputs,
  * holding the effective kernel `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
  * ({@link effectiveKernel}).
  * The result contains no normprune class, so plain TensorFlow.js loads it
@@ -448,7 +474,7 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
       delete config.granularity;
       delete config.epsilon;
       delete config.magnitudeInitializer;
-      return { ...entry, className: isDecomposedDense(layer) ? 'Dense' : 'Conv2D', config };
+      return { ...entry, className: PLAIN_CLASS[decomposedKind(layer)!], config };
     },
     (oldLayer) => {
       if (!isDecomposed(oldLayer)) return null;
@@ -463,10 +489,10 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
  * epsilon^2)`, the norm taken over each group (plain kernel shape). A new tensor: the caller
  * disposes it.
  */
-export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.Tensor {
+export function effectiveKernel(layer: DecomposedLayer): tf.Tensor {
   if (!isDecomposed(layer))
     throw new Error(
-      `effectiveKernel: expected a DecomposedDense or DecomposedConv2D layer, got ${describeValue(layer)}` +
+      `effectiveKernel: expected a DecomposedDense, DecomposedConv1D or DecomposedConv2D layer, got ${describeValue(layer)}` +
         ' (a plain layer applies its own kernel: layer.getWeights()[0])',
     );
   return layer.effectiveKernel();
@@ -475,7 +501,7 @@ export function effectiveKernel(layer: DecomposedDense | DecomposedConv2D): tf.T
 /** One decomposed layer's magnitudes and what each group controls; see {@link magnitudes}. */
 export interface MagnitudeInfo {
   /** The layer. */
-  layer: DecomposedDense | DecomposedConv2D;
+  layer: DecomposedLayer;
   /**
    * Its name. Where layers of different nested models share a name, each goes
    * by its path instead (`blockA/fc`, `blockB/fc`, the nested models' names
@@ -642,19 +668,13 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
       );
     const direction = layer.direction.read() as tf.Variable;
     const magnitude = layer.magnitude.read() as tf.Variable;
-    const [d0, d1, d2] = direction.shape;
-    let paramsPerGroup: number;
-    let macsPerGroup: number;
-    if (isDecomposedDense(layer)) {
-      paramsPerGroup = layer.granularity === 'output' ? d0 : d1;
-      // Per call: one group's weights, at each position of the input (1 for a flat one).
-      macsPerGroup = paramsPerGroup * positions('inputShapes', 1, -1);
-    } else {
-      const perPosition = layer.granularity === 'kernel' ? d0 * d1 : d0 * d1 * d2;
-      paramsPerGroup = perPosition;
-      // Per call: one group's weights at each output position.
-      macsPerGroup = perPosition * positions('outputShapes', 1, 3);
-    }
+    // The direction entries of one group: the product of the axes its norm reduces.
+    const paramsPerGroup = layer.normAxes.reduce((p, a) => p * direction.shape[a], 1);
+    // Per call: one group's weights at each position, of the input for a Dense (1 for a flat
+    // one), of the output for a convolution (its spatial axes).
+    const macsPerGroup =
+      paramsPerGroup *
+      (isDecomposedDense(layer) ? positions('inputShapes', 1, -1) : positions('outputShapes', 1, -1));
     out.push({
       layer,
       layerName: path,

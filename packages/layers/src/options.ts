@@ -148,6 +148,7 @@ const CONV_LAYER_ARGS: Record<keyof ConvLayerArgs, true> = {
 /** The arguments of the plain layer each decomposed layer stands for, and the tfjs function that takes them. */
 const PLAIN_LAYER_ARGS = {
   dense: { factory: 'tf.layers.dense', keys: Object.keys(DENSE_LAYER_ARGS) },
+  conv1d: { factory: 'tf.layers.conv1d', keys: Object.keys(CONV_LAYER_ARGS) },
   conv2d: { factory: 'tf.layers.conv2d', keys: Object.keys(CONV_LAYER_ARGS) },
 };
 
@@ -161,7 +162,7 @@ const DECOMPOSED_OPTIONS = ['granularity', 'epsilon', 'magnitudeInitializer'];
  * silently give the default one. `customObjects` is let through: tfjs adds it to the config it
  * deserialises a layer from. Values are not looked at (tfjs reads null as "the default").
  */
-export function checkLayerArgs(who: string, args: unknown, kind: 'dense' | 'conv2d'): void {
+export function checkLayerArgs(who: string, args: unknown, kind: keyof typeof PLAIN_LAYER_ARGS): void {
   if (args == null || typeof args !== 'object') return;
   const { factory, keys: plain } = PLAIN_LAYER_ARGS[kind];
   const keys = [...DECOMPOSED_OPTIONS, ...plain];

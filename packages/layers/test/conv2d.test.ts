@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { type Conv2DGranularity, DecomposedConv2D, decomposedConv2d } from '../src/index.js';
+import { type ConvGranularity, DecomposedConv2D, decomposedConv2d } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import {
   allFinite,
@@ -24,7 +24,7 @@ interface Case {
   dilationRate?: number | [number, number];
   activation?: string;
   useBias?: boolean;
-  granularity: Conv2DGranularity;
+  granularity: ConvGranularity;
 }
 
 const cases: Case[] = [

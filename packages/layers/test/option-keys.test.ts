@@ -84,7 +84,7 @@ describe('decompose', () => {
     [{ includ: ['d'] }, /unknown option `includ` \(did you mean `include`\?\)/],
     [
       { granularity: { conv2D: 'filter' } },
-      /decompose: granularity: unknown option `conv2D` \(did you mean `conv2d`\?\); the options are `dense`, `conv2d`/,
+      /decompose: granularity: unknown option `conv2D` \(did you mean `conv2d`\?\); the options are `dense`, `conv1d`, `conv2d`/,
     ],
     [{ granularity: { Dense: 'input' } }, /granularity: unknown option `Dense` \(did you mean `dense`\?\)/],
     [null, /decompose: options must be an object/],

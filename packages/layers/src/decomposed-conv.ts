@@ -1,0 +1,246 @@
+// The machinery DecomposedConv1D and DecomposedConv2D share: a convolution whose kernel is
+// magnitude x unit direction, of spatial rank 1 or 2. Each subclass only names its class and rank.
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import {
+  type ActivationFn,
+  checkOneOf,
+  computeEffectiveKernel,
+  type ConvGranularity,
+  type ConvLayerArgs,
+  checkEpsilon,
+  DEFAULT_EPSILON,
+  exactlyOne,
+  exactlyOneShape,
+  fusedActivation,
+  warnIfZeroKernel,
+  createDecomposedWeights,
+  decomposedWeights,
+  setDecomposedWeights,
+  setInitialWeights,
+  type Initializer,
+  type InitializerSpec,
+  parseConvArgs,
+  resolveInitializer,
+  decomposedConfig,
+} from './common.js';
+import { checkLayerArgs } from './options.js';
+
+/**
+ * Arguments of a decomposed convolution: what `tf.layers.conv1d` / `tf.layers.conv2d` accept
+ * (channels last only), plus the decomposition. `kernelInitializer` initialises the direction
+ * (the effective kernel starts equal to it); `kernelRegularizer` penalises and
+ * `kernelConstraint` constrains the effective kernel (the kernel the layer applies), as on the
+ * plain layer: the constraint on every write of the weights (`setWeights`, loading), where tfjs
+ * applies it to a plain kernel.
+ *
+ * Any other key is an error naming it and the key it likely misspells
+ * (`granularty`: did you mean `granularity`?), where tfjs would ignore it.
+ */
+export interface DecomposedConvArgs extends ConvLayerArgs {
+  /** `'kernel'` (default, the thesis): one magnitude per kernel, shape `[cin, cout]`. `'filter'`: one per output filter, shape `[cout]`. */
+  granularity?: ConvGranularity;
+  /** Added as `epsilon^2` under the square root of each group's norm, so a zero direction yields a zero kernel, not NaN. Default 1e-6. */
+  epsilon?: number;
+  /** Initial magnitudes. Default: `sqrt(norm^2 + epsilon^2)` of each group of the initial direction, so a fresh layer applies its initial direction exactly and is distributed like the plain layer. */
+  magnitudeInitializer?: InitializerSpec;
+}
+
+/** Output length of one spatial axis, as Keras computes it. */
+export function convOutputLength(
+  inputLength: number | null,
+  kernelSize: number,
+  padding: 'same' | 'valid',
+  stride: number,
+  dilation: number,
+): number | null {
+  if (inputLength == null) return null;
+  const dilated = kernelSize + (kernelSize - 1) * (dilation - 1);
+  const length = padding === 'same' ? inputLength : inputLength - dilated + 1;
+  return Math.floor((length + stride - 1) / stride);
+}
+
+/** The spatial rank of a decomposed convolution: 1 (Conv1D) or 2 (Conv2D). */
+export type ConvRank = 1 | 2;
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * A convolution of spatial rank 1 or 2 whose kernel is `magnitude * direction /
+ * sqrt(||direction||^2 + epsilon^2)` (the norm over each group), one magnitude per kernel
+ * (`'kernel'`: the spatial axes) or per output filter (`'filter'`: all axes but the last).
+ * Weights, in this order: `direction` (the plain kernel's shape, `[...kernelSize, cin, cout]`),
+ * `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. Channels last only.
+ * {@link DecomposedConv1D} and {@link DecomposedConv2D} are its two classes.
+ */
+export abstract class DecomposedConv extends tfl.layers.Layer {
+  /** The spatial rank: 1 for Conv1D (`[batch, steps, channels]`), 2 for Conv2D (NHWC). */
+  readonly rank: ConvRank;
+  /** Number of output filters. */
+  readonly filters: number;
+  /** The kernel's spatial size, one entry per spatial axis. */
+  readonly kernelSize: number[];
+  /** Strides, one per spatial axis. */
+  readonly strides: number[];
+  /** Padding mode. */
+  readonly padding: 'same' | 'valid';
+  /** Dilation rates, one per spatial axis. */
+  readonly dilationRate: number[];
+  /** Which weights share one magnitude. */
+  readonly granularity: ConvGranularity;
+  /** See {@link DecomposedConvArgs.epsilon}. */
+  readonly epsilon: number;
+  /** Whether the layer adds a bias. */
+  readonly useBias: boolean;
+  /** Axes of `direction` reduced for each group's norm: the spatial ones for `'kernel'`, those and `cin` for `'filter'`. */
+  readonly normAxes: number[];
+  /** The `direction` weight (kernel shape); null until built. */
+  direction: tfl.LayerVariable | null = null;
+  /** The `magnitude` weight; null until built. */
+  magnitude: tfl.LayerVariable | null = null;
+  /** The `bias` weight; null until built or when `useBias` is false. */
+  bias: tfl.LayerVariable | null = null;
+
+  private readonly spec: tfl.layers.Layer & Record<string, any>;
+  private readonly activation: ActivationFn;
+  private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
+  // Whether the first call has looked for an all-zero kernel (see warnIfZeroKernel).
+  private zeroChecked = false;
+
+  /** `who` is the class name, for messages (this.getClassName() is not there before super()). */
+  protected constructor(args: DecomposedConvArgs, rank: ConvRank, who: string) {
+    checkLayerArgs(who, args, rank === 1 ? 'conv1d' : 'conv2d');
+    super(args);
+    const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
+    if (plain.dataFormat != null && plain.dataFormat !== 'channelsLast') {
+      throw new Error(
+        `${who} supports dataFormat 'channelsLast' only, got '${plain.dataFormat}'` +
+          (args.name ? ` for layer '${args.name}'` : ''),
+      );
+    }
+    this.rank = rank;
+    this.spec = parseConvArgs(plain, rank);
+    const c = this.spec.getConfig();
+    this.filters = c.filters as number;
+    this.kernelSize = c.kernelSize as number[];
+    this.strides = c.strides as number[];
+    // tfjs builds a Conv1D with padding 'causal' but throws NotImplementedError when it applies it.
+    this.padding = checkOneOf(`${who} padding`, c.padding, ['same', 'valid'] as const);
+    this.dilationRate = c.dilationRate as number[];
+    this.granularity = checkOneOf(`${who} granularity`, granularity ?? 'kernel', [
+      'kernel',
+      'filter',
+    ] as const);
+    this.epsilon = checkEpsilon(who, epsilon ?? DEFAULT_EPSILON);
+    this.normAxes = range(this.granularity === 'kernel' ? rank : rank + 1);
+    this.useBias = this.spec.useBias;
+    this.activation = this.spec.activation;
+    this.activityRegularizer = this.spec.activityRegularizer;
+    this.magnitudeInit = magnitudeInitializer == null ? null : resolveInitializer(who, magnitudeInitializer);
+    this.inputSpec = [new tfl.InputSpec({ ndim: rank + 2 })];
+  }
+
+  override build(inputShape: tfl.Shape | tfl.Shape[]): void {
+    const shape = exactlyOneShape(inputShape);
+    const channelAxis = this.rank + 1;
+    const inputDim = shape[channelAxis];
+    if (inputDim == null)
+      throw new Error(
+        `${this.getClassName()} '${this.name}': the channel dimension of the input must be known`,
+      );
+    if (this.direction == null) {
+      const magnitudeShape = this.granularity === 'kernel' ? [inputDim, this.filters] : [this.filters];
+      const shapes = {
+        direction: [...this.kernelSize, inputDim, this.filters],
+        magnitude: magnitudeShape,
+        bias: this.useBias ? [this.filters] : null,
+      };
+      const w = createDecomposedWeights(
+        `${this.getClassName()} '${this.name}'`,
+        (...a) => this.addWeight(...a),
+        (loss) => this.addLoss(loss),
+        this.spec,
+        shapes,
+        this.normAxes,
+        this.magnitudeInit,
+        this.epsilon,
+      );
+      this.direction = w.direction;
+      this.magnitude = w.magnitude;
+      this.bias = w.bias;
+      setInitialWeights(this);
+    }
+    this.inputSpec = [new tfl.InputSpec({ ndim: this.rank + 2, axes: { [channelAxis]: inputDim } })];
+    this.built = true;
+  }
+
+  /**
+   * `[direction, magnitude, bias]`, the order of `getWeights()` and `setWeights()`, also when some
+   * are frozen (`layer.magnitude.trainable = false`), where tfjs would list the trainable ones first.
+   */
+  override get weights(): tfl.LayerVariable[] {
+    return decomposedWeights(this);
+  }
+
+  /**
+   * Sets the weights: this layer's `[direction, magnitude, bias]`, or the plain layer's
+   * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
+   * direction and its exact magnitude the magnitude. Any other list is an error naming both.
+   */
+  override setWeights(weights: tf.Tensor[]): void {
+    setDecomposedWeights(this, weights, (w) => super.setWeights(w));
+  }
+
+  override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
+    const shape = exactlyOneShape(inputShape);
+    return [
+      shape[0],
+      ...this.kernelSize.map((k, a) =>
+        convOutputLength(shape[a + 1], k, this.padding, this.strides[a], this.dilationRate[a]),
+      ),
+      this.filters,
+    ];
+  }
+
+  /** The kernel the layer applies, `[...kernelSize, cin, cout]`. A new tensor: the caller disposes it. */
+  effectiveKernel(): tf.Tensor {
+    if (this.direction == null || this.magnitude == null) {
+      throw new Error(`${this.getClassName()} '${this.name}' is not built yet`);
+    }
+    return computeEffectiveKernel(this.direction.read(), this.magnitude.read(), this.normAxes, this.epsilon);
+  }
+
+  override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
+    if (!this.zeroChecked) {
+      this.zeroChecked = true;
+      warnIfZeroKernel(this);
+    }
+    return tf.tidy(() => {
+      this.invokeCallHook(inputs, kwargs);
+      const input = exactlyOne(inputs);
+      const kernel = this.effectiveKernel();
+      const bias = this.bias == null ? undefined : this.bias.read();
+      const fused = fusedActivation(this.activation);
+      // A 1-D convolution is the 2-D one over a height of 1, as tf.conv1d computes it.
+      const flat = this.rank === 1;
+      let y: tf.Tensor = tf.fused.conv2d({
+        x: (flat ? tf.expandDims(input, 1) : input) as tf.Tensor4D,
+        filter: (flat ? tf.expandDims(kernel, 0) : kernel) as tf.Tensor4D,
+        strides: (flat ? [1, this.strides[0]] : this.strides) as [number, number],
+        pad: this.padding,
+        dataFormat: 'NHWC',
+        dilations: (flat ? [1, this.dilationRate[0]] : this.dilationRate) as [number, number],
+        bias,
+        activation: fused ?? 'linear',
+      });
+      if (flat) y = tf.squeeze(y, [1]);
+      if (fused == null) y = this.activation.apply(y);
+      return y;
+    });
+  }
+
+  override getConfig(): tf.serialization.ConfigDict {
+    const config = decomposedConfig(this.spec, this.granularity, this.epsilon, this.magnitudeInit);
+    return { ...config, ...super.getConfig() };
+  }
+}
