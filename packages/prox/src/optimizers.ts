@@ -817,20 +817,24 @@ function checkProgress(who: string, p: TrainingProgress | undefined): TrainingPr
  * several (or that none does).
  */
 function singleWeightLayer(m: MagnitudeInfo): string {
-  const conv = m.direction.rank === 4;
-  // [kh, kw, cin, cout] or [in, units]; a single-weight group makes its own axes 1.
-  const [d0 = 1, d1 = 1, d2 = 1] = m.direction.shape;
-  const other = conv
-    ? { granularity: 'filter', size: d0 * d1 * d2 }
-    : {
-        granularity: m.granularity === 'output' ? 'input' : 'output',
-        size: m.granularity === 'output' ? d1 : d0,
-      };
-  const what = conv
-    ? `Conv2D with 1x1 kernels${d2 === 1 ? ' on one input channel' : ''}`
-    : m.granularity === 'output'
-      ? 'Dense on 1 input feature'
-      : 'Dense of 1 unit';
+  const d = m.direction.shape;
+  let other: { granularity: string; size: number };
+  let what: string;
+  if (m.granularity === 'kernel' || m.granularity === 'filter') {
+    // [...kernelSize, cin, cout]: a single-weight group makes its own axes 1.
+    const cin = d[d.length - 2];
+    other = { granularity: 'filter', size: d.slice(0, -1).reduce((a, b) => a * b, 1) };
+    what =
+      (d.length === 3 ? 'Conv1D with kernels of size 1' : 'Conv2D with 1x1 kernels') +
+      (cin === 1 ? ' on one input channel' : '');
+  } else {
+    // [in, units]
+    other = {
+      granularity: m.granularity === 'output' ? 'input' : 'output',
+      size: (m.granularity === 'output' ? d[1] : d[0]) ?? 1,
+    };
+    what = m.granularity === 'output' ? 'Dense on 1 input feature' : 'Dense of 1 unit';
+  }
   const way =
     other.size > 1 && other.granularity !== m.granularity
       ? `use '${other.granularity}'`

@@ -234,7 +234,7 @@ export function keepLargestGroups(
 }
 
 /**
- * Keeps at most `keep[name]` output filters of each named Conv2D layer of
+ * Keeps at most `keep[name]` output filters of each named Conv1D or Conv2D layer of
  * granularity `'kernel'` alive: those whose kernels' magnitudes have the
  * largest root sum of squares (on a freshly decomposed model, the filters'
  * weight norms). Every kernel of the other filters gets magnitude exactly 0,
@@ -243,10 +243,10 @@ export function keepLargestGroups(
  * selects kernels inside the kept filters only: norm-based pruning that keeps
  * as many filters as a given structure has, not the largest kernels wherever
  * they are. Of filters with equal norms the earlier is kept. A layer that is
- * not a `'kernel'` Conv2D (a `'filter'` layer's groups are its filters: use
+ * not a `'kernel'` convolution (a `'filter'` layer's groups are its filters: use
  * `keepLargestGroups`), an unknown name or a NaN magnitude is an error, and
  * nothing changes. Errors are typed as {@link keepLargestGroups}'s are; a
- * layer that is not a `'kernel'` Conv2D is a `TypeError`.
+ * layer that is not a `'kernel'` convolution is a `TypeError`.
  */
 export function keepLargestFilters(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],
@@ -255,7 +255,7 @@ export function keepLargestFilters(
   const infos = magnitudesOf(modelOrMagnitudes, 'keepLargestFilters');
   const targets = keepTargets(infos, keep, 'keepLargestFilters', (m) =>
     m.granularity !== 'kernel'
-      ? `expected a Conv2D layer of granularity 'kernel', got granularity '${m.granularity}'${
+      ? `expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity '${m.granularity}'${
           m.granularity === 'filter' ? ' (its groups are its filters: use keepLargestGroups)' : ''
         }`
       : undefined,

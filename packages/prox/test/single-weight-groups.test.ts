@@ -5,7 +5,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { decompose, decomposedConv2d, decomposedDense, magnitudes } from '@normprune/layers';
+import {
+  decompose,
+  decomposedConv1d,
+  decomposedConv2d,
+  decomposedDense,
+  magnitudes,
+} from '@normprune/layers';
 import { ProximalAdam, ProximalSGD } from '../src/index.js';
 
 beforeAll(async () => {
@@ -76,6 +82,24 @@ describe('a layer whose groups are single weights', () => {
           name: 'gain',
         }),
       "'gain' (Conv2D with 1x1 kernels on one input channel, granularity 'filter': no granularity groups " +
+        'several of its weights; keep it plain)',
+    ],
+    [
+      'a Conv1D of kernel size 1, granularity kernel',
+      () => decomposedConv1d({ inputShape: [6, 3], filters: 2, kernelSize: 1, name: 'mix1d' }),
+      "'mix1d' (Conv1D with kernels of size 1, granularity 'kernel': use 'filter')",
+    ],
+    [
+      'a Conv1D of kernel size 1 on one channel, granularity filter',
+      () =>
+        decomposedConv1d({
+          inputShape: [6, 1],
+          filters: 3,
+          kernelSize: 1,
+          granularity: 'filter',
+          name: 'gain1d',
+        }),
+      "'gain1d' (Conv1D with kernels of size 1 on one input channel, granularity 'filter': no granularity groups " +
         'several of its weights; keep it plain)',
     ],
     [

@@ -2,6 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
+  decomposedConv1d,
   decomposedConv2d,
   decomposedDense,
   effectiveKernel,
@@ -173,6 +174,50 @@ describe('a decomposed MLP trained with proximal optimisers', () => {
     opt.dispose();
     sgd.dispose();
   });
+});
+
+describe('a decomposed Conv1D model trained with ProximalAdam', () => {
+  // The target reads only channel 0 of the sequence: most 1-D kernels are not needed.
+  const seqX = tf.tidy(() => tf.randomNormal([64, 12, 3], 0, 1, 'float32', 6));
+  const seqY = tf.tidy(() => tf.mean(tf.slice(seqX, [0, 0, 0], [-1, -1, 1]), 1));
+  afterAll(() => tf.dispose([seqX, seqY]));
+
+  it.each(['kernel', 'filter'] as const)(
+    "granularity '%s': magnitudes >= 0, unit directions, exact zeros that stay 0, no leaks",
+    async (granularity) => {
+      const model = tfl.sequential({
+        layers: [
+          decomposedConv1d({
+            inputShape: [12, 3],
+            filters: 8,
+            kernelSize: 3,
+            activation: 'relu',
+            granularity,
+            kernelInitializer: tfl.initializers.glorotUniform({ seed: 3 }),
+          }),
+          tfl.layers.globalAveragePooling1d(),
+          decomposedDense({ units: 1, kernelInitializer: tfl.initializers.glorotUniform({ seed: 4 }) }),
+        ],
+      });
+      const infos = magnitudes(model);
+      const opt = new ProximalAdam({ learningRate: 0.02, lambda: 0.05, magnitudes: infos });
+      const inv = new Invariants(infos);
+      const loss = () => tf.losses.meanSquaredError(seqY, model.predict(seqX) as tf.Tensor) as tf.Scalar;
+      const step = () => opt.minimize(loss, false);
+      step();
+      await inv.check();
+      await expectNoLeak(async () => {
+        for (let i = 0; i < 40; i++) {
+          step();
+          await inv.check();
+        }
+      });
+      expect([...inv.zeroAt.keys()].some((k) => k.startsWith(`${infos[0].layerName}:`))).toBe(true);
+      expect(inv.revived).toEqual([]);
+      model.dispose();
+      opt.dispose();
+    },
+  );
 });
 
 describe('lambda = 0 and no renormalisation on a decomposed model', () => {
@@ -943,7 +988,7 @@ describe('keepLargestFilters', () => {
     ]);
     const before = c1.magnitude.arraySync();
     expect(() => keepLargestFilters(model, { c1: 1, c2: 1 })).toThrow(
-      /keepLargestFilters: c2: expected a Conv2D layer of granularity 'kernel', got granularity 'filter' \(its groups are its filters: use keepLargestGroups\)/,
+      /keepLargestFilters: c2: expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity 'filter' \(its groups are its filters: use keepLargestGroups\)/,
     );
     expect(() => keepLargestFilters(model, { d1: 1 })).toThrow(/d1: .*got granularity 'output'/);
     expect(() => keepLargestFilters(model, { nope: 1 })).toThrow(
