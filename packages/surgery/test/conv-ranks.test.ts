@@ -324,6 +324,31 @@ describe('Conv1D padding: what folds and what stays', () => {
     model.dispose();
   });
 
+  it.each(['kernel', 'filter'] as const)(
+    "a decomposed Conv1D ('%s'): the filters whose magnitudes are 0 go, and the outputs stay",
+    (granularity) => {
+      const model = net1d('same');
+      randomize(model, 12);
+      const dec = decompose(model, { granularity: { conv1d: granularity } });
+      // What the proximal step leaves: every group of c1's filters 1 and 3 at exactly 0.
+      editWeight(dec, 'c1', 'magnitude', (v, shape) => {
+        const cout = shape[shape.length - 1];
+        for (let p = 0; p < v.length; p++) if (p % cout === 1 || p % cout === 3) v[p] = 0;
+      });
+      setBias(dec, 'c1', { 1: -0.2, 3: -0.4 });
+      const { model: pruned, report } = prune(dec);
+      expect(report.layers.find((l) => l.name === 'c1')).toMatchObject({
+        removed: [1, 3],
+        removedConstant: 2,
+      });
+      expect(pruned.getLayer('c1').getClassName()).toBe('Conv1D');
+      expect(pruned.getLayer('c2').weights[0].shape).toEqual([3, 3, 4]);
+      const diff = outputDiff(dec, pruned, 4, 5);
+      expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+      for (const m of [pruned, dec, model]) m.dispose();
+    },
+  );
+
   it('a Conv1D before decomposed Dense layers: the head reads no feature of a filter, which goes', () => {
     // The usual path: decompose the model (its Dense layers), train, prune. When the head's input
     // groups from a filter's features are zero, the plain Conv1D before it loses that filter.
