@@ -7,13 +7,33 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { isDecomposed } from '@normprune/layers';
 import { allLayers, checkModel, wrappedDecomposed } from './folding.js';
 
+/**
+ * The kernels masked, by layer class: a Dense, Conv1D or Conv2D `kernel` ([in, out], [k, cin,
+ * cout], [kh, kw, cin, cout]), a DepthwiseConv2D's `depthwise_kernel`, and both kernels of a
+ * SeparableConv2D, which prune keeps whole when it does not split it (`unknownLayers: 'keep'`).
+ */
+const KERNELS = new Map<string, string[]>([
+  ['Dense', ['kernel']],
+  ['Conv1D', ['kernel']],
+  ['Conv2D', ['kernel']],
+  ['DepthwiseConv2D', ['depthwise_kernel']],
+  ['SeparableConv2D', ['depthwise_kernel', 'pointwise_kernel']],
+]);
+
+/** A weight's short name (`kernel`, `depthwise_kernel`, ...). */
+function shortName(w: tfl.LayerVariable): string {
+  return String((w as any).originalName ?? w.name)
+    .split('/')
+    .pop()!;
+}
+
 /** One layer under a {@link KernelMask}. */
 export interface MaskedLayer {
   /** Layer name. */
   name: string;
   /** Kernel weights held at zero. */
   zeros: number;
-  /** Kernel weights in total. */
+  /** Kernel weights in total (of both kernels, for a SeparableConv2D). */
   size: number;
 }
 
@@ -30,8 +50,9 @@ export interface KernelMask {
 }
 
 /**
- * Captures which kernel weights of the model's Dense, Conv2D and DepthwiseConv2D layers (nested models
- * included) are exactly zero (dead 2-D kernels, zero rows...) and returns a mask that writes those zeros back. Take it from the
+ * Captures which kernel weights of the model's Dense, Conv1D, Conv2D, DepthwiseConv2D and SeparableConv2D
+ * layers (nested models included; both kernels of a SeparableConv2D) are exactly zero (dead 2-D kernels,
+ * zero rows...) and returns a mask that writes those zeros back. Take it from the
  * pruned model before fine-tuning; pass `mask.callback` to `model.fit`, or call `mask.apply()`
  * after each step of a custom loop. Decomposed layers (nested ones too) are refused: prune (or fold) first.
  */
@@ -39,8 +60,8 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
   checkModel(model, 'kernelMask');
   const entries: {
     name: string;
-    variable: tfl.LayerVariable;
-    mask: tf.Tensor;
+    /** The layer's kernels that hold a zero, each with its mask. */
+    masked: { variable: tfl.LayerVariable; mask: tf.Tensor; zeros: number }[];
     zeros: number;
     size: number;
   }[] = [];
@@ -57,27 +78,22 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
           'build the model with a plain layer inside the wrapper',
       );
     }
-    const kernelName =
-      cls === 'Dense' || cls === 'Conv2D' ? 'kernel' : cls === 'DepthwiseConv2D' ? 'depthwise_kernel' : null;
-    if (!kernelName) continue;
-    const variable = layer.weights.find(
-      (w) =>
-        String((w as any).originalName ?? w.name)
-          .split('/')
-          .pop() === kernelName,
-    );
-    if (!variable) continue;
-    const mask = tf.tidy(() => tf.cast(tf.notEqual(variable.read(), 0), 'float32'));
-    const size = mask.size;
-    const zeros = size - (tf.tidy(() => tf.sum(mask).dataSync()[0]) as number);
-    if (zeros === 0) {
+    const kernelNames = KERNELS.get(cls);
+    if (!kernelNames) continue;
+    const kernels = layer.weights.filter((w) => kernelNames.includes(shortName(w)));
+    const masked = kernels.flatMap((variable) => {
+      const mask = tf.tidy(() => tf.cast(tf.notEqual(variable.read(), 0), 'float32'));
+      const zeros = mask.size - (tf.tidy(() => tf.sum(mask).dataSync()[0]) as number);
+      if (zeros > 0) return [{ variable, mask, zeros }];
       mask.dispose();
-      continue;
-    }
-    entries.push({ name: layer.name, variable, mask, zeros, size });
+      return [];
+    });
+    if (masked.length === 0) continue;
+    const size = kernels.reduce((n, w) => n + w.read().size, 0);
+    entries.push({ name: layer.name, masked, zeros: masked.reduce((n, e) => n + e.zeros, 0), size });
   }
   const apply = (): void => {
-    for (const e of entries) {
+    for (const e of entries.flatMap((l) => l.masked)) {
       // assign, not LayerVariable.write: write would also apply the layer's kernel constraint
       // after every batch, which tfjs's own training never does.
       tf.tidy(() => {
@@ -92,6 +108,6 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
       onBatchEnd: async () => apply(),
     }),
     apply,
-    dispose: () => entries.forEach((e) => e.mask.dispose()),
+    dispose: () => entries.forEach((l) => l.masked.forEach((e) => e.mask.dispose())),
   };
 }

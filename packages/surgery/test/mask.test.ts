@@ -125,6 +125,143 @@ describe('kernelMask', () => {
     opt.dispose();
   });
 
+  describe('kernels other than a Dense or Conv2D kernel', () => {
+    /** Zeroes the entries of a layer's weight (by short name) where `pred(flat index, shape)` holds; returns how many. */
+    function zeroWhere(
+      layer: tfl.layers.Layer,
+      weight: string,
+      pred: (k: number, shape: number[]) => boolean,
+    ): number {
+      const w = layer.weights.find((v) => v.originalName.split('/').pop() === weight)!;
+      const shape = w.shape as number[];
+      const values = Float32Array.from(w.read().dataSync());
+      values.forEach((_, k) => {
+        if (pred(k, shape)) values[k] = 0;
+      });
+      tf.tidy(() => (w.read() as tf.Variable).assign(tf.tensor(values, shape)));
+      return values.filter((v) => v === 0).length;
+    }
+    /** The (i, o) pair of a flat index into a weight of shape [..., i, o]. */
+    const io = (k: number, shape: number[]): [number, number] => {
+      const [cin, cout] = shape.slice(-2);
+      return [Math.floor((k % (cin * cout)) / cout), k % cout];
+    };
+
+    const cases: {
+      name: string;
+      build(): tfl.Sequential;
+      /** The layer, and per kernel: its short name and which (i, o) groups (2-D/1-D kernels, or weights) to zero. */
+      layer: string;
+      zero: [string, (i: number, o: number) => boolean][];
+      input: number[];
+      /** Prune it first, keeping the layer whole. */
+      pruneKeep?: true;
+    }[] = [
+      {
+        // depthMultiplier 2: prune does not split it, and keeps it whole.
+        name: 'a SeparableConv2D prune kept whole: per-channel 2-D kernels and pointwise weights',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              tfl.layers.separableConv2d({
+                inputShape: [7, 7, 3],
+                filters: 4,
+                kernelSize: 3,
+                depthMultiplier: 2,
+                activation: 'relu',
+                name: 'sep',
+              }),
+              tfl.layers.flatten({ name: 'flat' }),
+              tfl.layers.dense({ units: 2, name: 'out' }),
+            ],
+          }),
+        layer: 'sep',
+        // depthwise [3, 3, 3, 2]: channel 1's second kernel and channel 2's first; pointwise [1, 1, 6, 4].
+        zero: [
+          ['depthwise_kernel', (i, o) => (i === 1 && o === 1) || (i === 2 && o === 0)],
+          ['pointwise_kernel', (i, o) => (i + o) % 3 === 0],
+        ],
+        input: [4, 7, 7, 3],
+        pruneKeep: true,
+      },
+      {
+        name: 'a SeparableConv2D of an unpruned model, depthMultiplier 1, depthwise kernels only',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              tfl.layers.separableConv2d({
+                inputShape: [6, 5, 4],
+                filters: 3,
+                kernelSize: [3, 2],
+                name: 'sep',
+              }),
+              tfl.layers.globalAveragePooling2d({ name: 'pool' }),
+            ],
+          }),
+        layer: 'sep',
+        zero: [['depthwise_kernel', (i) => i === 0 || i === 3]],
+        input: [3, 6, 5, 4],
+      },
+      {
+        name: 'a Conv1D: 1-D kernels [k, cin, cout]',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              tfl.layers.conv1d({ inputShape: [9, 3], filters: 5, kernelSize: 3, name: 'c1' }),
+              tfl.layers.conv1d({ filters: 2, kernelSize: 2, padding: 'same', name: 'c2' }),
+            ],
+          }),
+        layer: 'c1',
+        zero: [['kernel', (i, o) => o === 2 || (i === 1 && o < 2)]],
+        input: [4, 9, 3],
+      },
+    ];
+
+    it.each(cases)('$name: keeps its zeros at zero through model.fit with Adam', async (c) => {
+      const built = c.build();
+      const zeros = c.zero.map(([weight, pred]) =>
+        zeroWhere(built.getLayer(c.layer), weight, (k, shape) => pred(...io(k, shape))),
+      );
+      const model = c.pruneKeep ? prune(built, { unknownLayers: 'keep' }).model : built;
+      if (c.pruneKeep) expect(model.getLayer(c.layer).getClassName()).toBe('SeparableConv2D');
+      const layer = model.getLayer(c.layer);
+      const kernels = c.zero.map(([weight]) =>
+        layer.weights.find((w) => w.originalName.endsWith(`/${weight}`))!,
+      );
+      const mask = kernelMask(model);
+      // Of every kernel of the layer (both of a SeparableConv2D, one of which may hold no zero).
+      const size = layer.weights
+        .filter((w) => w.originalName.endsWith('kernel'))
+        .reduce((n, w) => n + w.read().size, 0);
+      expect(mask.layers.find((l) => l.name === c.layer)).toEqual({
+        name: c.layer,
+        zeros: zeros.reduce((a, b) => a + b),
+        size,
+      });
+      const before = kernels.map((w) => w.read().dataSync().slice());
+
+      model.compile({ optimizer: tf.train.adam(0.05), loss: 'meanSquaredError' });
+      const xs = tf.randomNormal(c.input, 0, 1, 'float32', 5);
+      const ys = tf.tidy(() => tf.randomNormal((model.predict(xs) as tf.Tensor).shape, 0, 1, 'float32', 6));
+      await model.fit(xs, ys, { epochs: 1, batchSize: 2, callbacks: [mask.callback], verbose: 0 });
+      // Adam's moments exist after the first fit: the second keeps numTensors flat.
+      await expectNoLeak(async () => {
+        await model.fit(xs, ys, { epochs: 1, batchSize: 2, callbacks: [mask.callback], verbose: 0 });
+      }, 0);
+      kernels.forEach((w, j) => {
+        const after = w.read().dataSync();
+        expect([w.originalName, zeroCount(w.read())]).toEqual([w.originalName, zeros[j]]);
+        before[j].forEach((v, k) => v === 0 && expect(after[k] + 0).toBe(0));
+        // The live weights did train.
+        expect(after.some((v, k) => v !== before[j][k])).toBe(true);
+      });
+      tf.dispose([xs, ys]);
+      mask.dispose();
+      if (model !== built) model.dispose();
+      built.dispose();
+    });
+  });
+
   describe('nested models (a model used as a layer)', () => {
     function nested(): { model: tfl.LayersModel; inner: tfl.Sequential } {
       const inner = tfl.sequential({
