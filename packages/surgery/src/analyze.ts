@@ -1,7 +1,7 @@
 // Counting: parameters, non-zeros, multiply-accumulates and live/dead groups.
 import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
-import { checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
+import { atPath, checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 import { ownCalls } from '@normprune/layers';
 
 /** Live and dead groups of one kind in one layer. */
@@ -318,8 +318,8 @@ export function totals(layers: Counts[]): Counts {
  * Decomposed layers are counted as the plain layer they fold into (`W = g * V / ||V||`):
  * the magnitude is a training-time reparametrisation, not part of the deployed model.
  * Throws for options that are not an object, hold a key other than `threshold` (naming it),
- * or a bad threshold; and a {@link NonFiniteWeightError} (`caller` `'surgery'`), naming the layer,
- * the weight and its first such entry, for a model holding a NaN or an infinity, of which no
+ * or a bad threshold; and a {@link NonFiniteWeightError} (`caller` `'surgery'`), naming the layer
+ * (by path in a nested model, `block/fc`, as its row is named), the weight and its first such entry, for a model holding a NaN or an infinity, of which no
  * weight can be told zero or not.
  */
 export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): ModelAnalysis {
@@ -327,10 +327,14 @@ export function analyze(model: tfl.LayersModel, options: AnalyzeOptions = {}): M
   checkOptions(options, ['threshold'], '{ threshold: 0.001 }', 'analyze');
   const threshold = checkThreshold(options.threshold, 'analyze');
   return withFolded(model, (plain) => {
-    const layers = layerCalls(plain).map(({ path, layer, calls }) => ({
-      ...analyzeLayer(layer, threshold, undefined, calls),
-      name: path,
-    }));
+    const layers = layerCalls(plain).map(({ path, layer, calls }) => {
+      try {
+        return { ...analyzeLayer(layer, threshold, undefined, calls), name: path };
+      } catch (e) {
+        // A NaN in a nested model's layer: named by path, as its row is.
+        throw atPath(e, path);
+      }
+    });
     const result = { layers, total: totals(layers) };
     return { ...result, table: () => formatAnalysis(result) };
   });

@@ -27,6 +27,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   describeValue as describe,
   fold,
+  layerPaths,
   optionsProblem,
   readFiniteWeight,
   restoreConfigs,
@@ -39,7 +40,7 @@ import {
   syncDir,
   writeFileDurably,
 } from '@normprune/runtime';
-import { allLayers, checkModel, disposeFolded, hasDecomposed } from './folding.js';
+import { atPath, checkModel, disposeFolded, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
 import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
@@ -301,7 +302,8 @@ async function removeStale(previous: string[], written: string[]): Promise<void>
  * share a name, which tfjs's loaders refuse) and, with `float16`, for a weight outside the float16
  * range (|x| > 65504); `save-failed` for a `dir` that cannot be created or written. A model holding
  * a NaN or an infinity is refused before anything is written with a `NonFiniteWeightError`
- * (`caller` `'exportModel'`), as `analyze` and `prune` refuse it.
+ * (`caller` `'exportModel'`), as `analyze` and `prune` refuse it (naming a layer of a nested
+ * model by path, `block/fc`).
  */
 export async function exportModel(
   model: tfl.LayersModel,
@@ -328,15 +330,21 @@ export async function exportModel(
   // A NaN or an infinity would be exported as it is (float16 refuses an infinity only), and the
   // export would load as a model that outputs NaN: refused as analyze and prune refuse it,
   // naming the user's own weight (a decomposed layer's direction or magnitude, not the fold's).
-  for (const layer of allLayers(model))
-    for (const w of layer.weights)
-      readFiniteWeight(
-        layer,
-        w,
-        'exportModel',
-        'an export would load as a model whose outputs are NaN. ' +
-          'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
-      );
+  // A layer of a nested model is named by path (`block/fc`), as analyze and prune name it.
+  for (const { path: at, layer } of layerPaths(model))
+    for (const w of layer.weights) {
+      try {
+        readFiniteWeight(
+          layer,
+          w,
+          'exportModel',
+          'an export would load as a model whose outputs are NaN. ' +
+            'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
+        );
+      } catch (e) {
+        throw atPath(e, at);
+      }
+    }
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
     const shared = sharedWeightNameProblem(plain);

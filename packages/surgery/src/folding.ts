@@ -182,24 +182,40 @@ function withMultiplierKey(model: tfl.LayersModel, e: unknown): unknown {
  * `e`, or for a `NonFiniteWeightError` about a layer that `fold` made, the same error about the
  * decomposed layer of `model` it came from: the folded kernel is surgery's copy, and the bad entry
  * is in the layer's direction, magnitude or bias, which the error then names, with the same
- * caller and advice.
+ * caller and advice, and the layer by its path (`block/fc`).
  */
 function ofDecomposed(model: tfl.LayersModel, e: unknown): unknown {
   if (!(e instanceof NonFiniteWeightError) || e.code !== 'non-finite') return e;
-  // Named by its path (`block/fc`) when prune met it in the model's unnested copy.
-  const layer = layerPaths(model).find(
-    (l) => (l.path === e.layer || l.layer.name === e.layer) && isDecomposed(l.layer),
-  )?.layer;
+  // Named by its path (`block/fc`), as analyze and prune name a layer of a nested model.
+  const paths = layerPaths(model).filter((l) => isDecomposed(l.layer));
+  const at = paths.find((l) => l.path === e.layer) ?? paths.find((l) => l.layer.name === e.layer);
   // An error from an older copy of @normprune/layers has no caller or advice fields.
-  if (!layer || typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
-  for (const w of layer.weights) {
+  if (!at || typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
+  for (const w of at.layer.weights) {
     try {
-      readFiniteWeight(layer, w, e.caller, e.advice);
+      readFiniteWeight(at.layer, w, e.caller, e.advice);
     } catch (found) {
-      return found;
+      return atPath(found, at.path);
     }
   }
   return e;
+}
+
+/**
+ * `e`, or for a `NonFiniteWeightError` that names the layer at `path` (see `layerPaths`) by its
+ * own name (`fc`), the same error naming it by that path (`block/fc`), as analyze's rows and
+ * prune's unnested copy name it: a layer of a nested model is told from another of its name in
+ * another nested model. The weight keeps the name the model holds it by (`fc/kernel`).
+ */
+export function atPath(e: unknown, path: string): unknown {
+  if (!(e instanceof NonFiniteWeightError) || e.code !== 'non-finite' || e.layer === path) return e;
+  if (typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
+  const { code, className, weight, count, index, value } = e;
+  return new NonFiniteWeightError(
+    { code, layer: path, className, weight, count, index, value },
+    e.caller,
+    e.advice,
+  );
 }
 
 /**

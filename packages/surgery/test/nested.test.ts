@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { fileSystem } from '@normprune/runtime';
-import { decompose, magnitudes } from '@normprune/layers';
+import { decompose, layerPaths, magnitudes } from '@normprune/layers';
 import {
   analyze,
   DisconnectedModelError,
@@ -254,6 +254,57 @@ describe('prune of a model with nested models', () => {
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
+
+  // analyze named the layer by its own name ('fc', which res/branch/fc shares with the outer fc),
+  // and so did exportModel, and prune for a decomposed layer; prune of a plain one, by path.
+  it.each<[string, () => tfl.LayersModel, string, string]>([
+    ['a Sequential block', seqBlock, 'inner/h2', 'Dense'],
+    ['a functional conv block', convBlock, 'features/conv', 'Conv2D'],
+    ['a Sequential in a residual block, beside a layer of its name', residualBlock, 'res/branch/fc', 'Dense'],
+  ])(
+    '%s: analyze, prune and exportModel name a NaN in the block by path, the model plain or decomposed',
+    async (_, build, at, className) => {
+      for (const decomposed of [false, true]) {
+        const plain = build();
+        const model = decomposed ? decompose(plain) : plain;
+        const layer = layerPaths(model).find((l) => l.path === at)!.layer;
+        const short = decomposed ? 'magnitude' : 'kernel';
+        const w = layer.weights.find((v) => v.originalName.endsWith(`/${short}`))!;
+        const values = Float32Array.from(w.read().dataSync());
+        values[1] = NaN;
+        tf.tidy(() => (w.read() as tf.Variable).assign(tf.tensor(values, w.shape as number[])));
+        const weight = `${layer.name}/${short}`;
+        const cls = decomposed ? `Decomposed${className}` : className;
+        const before = tf.memory().numTensors;
+        const dir = path.join(tmp, `nan-${decomposed}-${at.replace(/\//g, '-')}`);
+        const errors: [string, unknown][] = [];
+        for (const [caller, run] of [
+          ['surgery', () => analyze(model)],
+          ['surgery', () => prune(model)],
+          ['exportModel', () => exportModel(model, dir)],
+        ] as const) {
+          try {
+            await run();
+          } catch (e) {
+            errors.push([caller, e]);
+          }
+        }
+        expect(errors.length).toBe(3);
+        for (const [caller, e] of errors) {
+          expect(e).toBeInstanceOf(NonFiniteWeightError);
+          const { layer: named, className: c, weight: ww, count } = e as NonFiniteWeightError;
+          expect([caller, named, c, ww, count]).toEqual([caller, at, cls, weight, 1]);
+          expect((e as Error).message).toMatch(
+            new RegExp(`^${caller}: layer '${at}' \\(${cls}\\) has 1 non-finite value in weight '${weight}'`),
+          );
+        }
+        expect(fs.existsSync(dir)).toBe(false);
+        expect(tf.memory().numTensors).toBe(before);
+        model.dispose();
+        if (decomposed) plain.dispose();
+      }
+    },
+  );
 
   it('keeps the layers of a block frozen whole (the transfer-learning idiom) frozen', () => {
     const model = convBlock();
