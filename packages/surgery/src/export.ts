@@ -40,6 +40,7 @@ import {
   syncDir,
   writeFileDurably,
 } from '@normprune/runtime';
+import { brokenConstraints, droppedConstraintWarning, withoutConstraints } from './constraints.js';
 import { atPath, checkModel, disposeFolded, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
 import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
@@ -68,6 +69,15 @@ export interface ExportResult {
   bytes: number;
   /** Paths of the files written (model.json first): `dir` joined with each name, so relative when `dir` is. */
   files: string[];
+  /**
+   * One sentence per constraint (a layer's `kernelConstraint`, `biasConstraint`, ...) left out of
+   * the export because the model's weights break it, naming the layer (by path in a nested model,
+   * `block/fc`), the option and the constraint's class: tfjs applies a layer's constraints when it
+   * loads its weights, and would load such an export into another function than the model's.
+   * (tfjs applies none while training, so a trained model's weights may break them.) Empty
+   * otherwise; `prune` leaves such constraints out of the layers it rewrites, and says so alike.
+   */
+  warnings: string[];
 }
 
 /** The bytes of `values`, as float32 (a view, not a copy) or float16. */
@@ -286,8 +296,10 @@ async function removeStale(previous: string[], written: string[]): Promise<void>
 }
 
 /**
- * Saves a model under `dir` and returns the bytes on disk and the files written. Decomposed
- * layers are folded first, so the files contain only standard layers. `'tfjs'` loads with
+ * Saves a model under `dir` and returns the bytes on disk, the files written and the warnings.
+ * Decomposed layers are folded first, so the files contain only standard layers. A constraint that
+ * the model's weights break is left out of the files, and said in {@link ExportResult.warnings}:
+ * what loads computes what the model computes. `'tfjs'` loads with
  * plain `tfl.loadLayersModel` (e.g. through `fileSystem(dir)` from @normprune/runtime);
  * `'sparse'` loads with {@link loadSparseModel}. `dir` is a directory path or a `file://` URL.
  * Exporting again into the same directory replaces the earlier export, in either format: its
@@ -359,7 +371,12 @@ export async function exportModel(
             `weight '${w.originalName}' holds ${values[at]}, outside the float16 range (|x| <= 65504); export without float16`,
           );
       }
-    const { artifacts, weights } = modelArtifacts(plain);
+    // Left out of the export (the model keeps them): see ExportResult.warnings.
+    const broken = layerPaths(plain).flatMap(({ path: at, layer }) =>
+      brokenConstraints(layer).map((b) => ({ ...b, layer: at, className: layer.getClassName() })),
+    );
+    const warnings = broken.map((b) => droppedConstraintWarning(b, 'exported'));
+    const { artifacts, weights } = withoutConstraints(broken, () => modelArtifacts(plain));
     try {
       makeDirs(dir);
     } catch (e) {
@@ -388,7 +405,7 @@ export async function exportModel(
         ...json.weightsManifest.flatMap((g: any) => g.paths.map((p: string) => path.join(dir, p))),
       ];
       await removeStale(previous, files);
-      return { bytes: await sizes(files), files };
+      return { bytes: await sizes(files), files, warnings };
     }
 
     const entries: SparseWeightEntry[] = [];
@@ -465,7 +482,7 @@ export async function exportModel(
     ]);
     await removeStale(previous, files);
     await removeLeftovers(dir);
-    return { bytes: await sizes(files), files };
+    return { bytes: await sizes(files), files, warnings };
   } finally {
     if (plain !== model) disposeFolded(plain);
   }

@@ -1,5 +1,6 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { analyzeLayer, callsOf, layerCalls, totals, type Counts, type LayerAnalysis } from './analyze.js';
+import { droppedConstraintWarning } from './constraints.js';
 import { plan } from './engine.js';
 import { checkModel, checkOptions, checkThreshold, withPrunable } from './folding.js';
 import { buildGraph } from './graph.js';
@@ -263,12 +264,7 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
           'so every channel it reads was kept',
       );
     for (const l of layers) warnings.push(...keptWarnings(l));
-    for (const d of droppedConstraints)
-      warnings.push(
-        `${d.className} '${d.layer}': its ${d.option} (${d.constraint}) does not hold for its pruned weights, so the ` +
-          'pruned model has none: tfjs applies a constraint when it loads weights, and the exported model would ' +
-          'compute something else',
-      );
+    for (const d of droppedConstraints) warnings.push(droppedConstraintWarning(d, 'pruned'));
     // An output left constant (a dead branch that also fed it, or all-zero weights of its own) is
     // not refused while another output still varies: it is said.
     for (const o of p.graph.outputs) {
