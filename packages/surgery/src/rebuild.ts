@@ -3,8 +3,8 @@
 // sliced weights (with folded biases) written in.
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { constraintHolds } from '@normprune/layers';
 import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
+import { brokenConstraints } from './constraints.js';
 import { DisconnectedModelError } from './errors.js';
 import { layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
@@ -327,26 +327,19 @@ function shortName(w: tfl.LayerVariable): string {
  * (a `maxNorm` column that lost rows is scaled by another factor).
  */
 function dropBrokenConstraints(layer: tfl.layers.Layer): DroppedConstraint[] {
-  const dropped: DroppedConstraint[] = [];
-  const fields = layer as unknown as Record<string, unknown>;
-  for (const w of layer.weights) {
-    const c = w.constraint;
-    if (!c || tf.tidy(() => constraintHolds(w.read(), c.apply(w.read())))) continue;
-    // The layer's option (its getConfig reads the field) and the weight's own copy, which
-    // LayerVariable.write applies.
-    for (const option of Object.keys(fields))
-      if (option.endsWith('Constraint') && fields[option] === c) {
-        fields[option] = null;
-        dropped.push({
-          layer: layer.name,
-          className: layer.getClassName(),
-          option,
-          constraint: c.getClassName(),
-        });
-      }
-    (w as unknown as { constraint: unknown }).constraint = null;
-  }
-  return dropped;
+  const broken = brokenConstraints(layer);
+  // The layer's option (its getConfig reads the field) and the weight's own copy, which
+  // LayerVariable.write applies.
+  const gone = new Set(broken.map((b) => b.holder[b.option]));
+  for (const b of broken) b.holder[b.option] = null;
+  for (const w of layer.weights)
+    if (gone.has(w.constraint)) (w as unknown as { constraint: unknown }).constraint = null;
+  return broken.map((b) => ({
+    layer: layer.name,
+    className: layer.getClassName(),
+    option: b.option,
+    constraint: b.constraint,
+  }));
 }
 
 /** Whether one of the nodes `targets` (by index) is `from` or lies after it. */
