@@ -8,14 +8,17 @@ import { isDecomposed } from '@normprune/layers';
 import { allLayers, checkModel, wrappedDecomposed } from './folding.js';
 
 /**
- * The kernels masked, by layer class: a Dense, Conv1D or Conv2D `kernel` ([in, out], [k, cin,
- * cout], [kh, kw, cin, cout]), a DepthwiseConv2D's `depthwise_kernel`, and both kernels of a
- * SeparableConv2D, which prune keeps whole when it does not split it (`unknownLayers: 'keep'`).
+ * The kernels masked, by layer class: a Dense, Conv1D, Conv2D or Conv3D `kernel` ([in, out], [k,
+ * cin, cout], [kh, kw, cin, cout], [kd, kh, kw, cin, cout]), a Conv2DTranspose's `kernel` (which
+ * prune keeps whole with `unknownLayers: 'keep'`), a DepthwiseConv2D's `depthwise_kernel`, and both
+ * kernels of a SeparableConv2D, which prune keeps whole when it does not split it.
  */
 const KERNELS = new Map<string, string[]>([
   ['Dense', ['kernel']],
   ['Conv1D', ['kernel']],
   ['Conv2D', ['kernel']],
+  ['Conv3D', ['kernel']],
+  ['Conv2DTranspose', ['kernel']],
   ['DepthwiseConv2D', ['depthwise_kernel']],
   ['SeparableConv2D', ['depthwise_kernel', 'pointwise_kernel']],
 ]);
@@ -50,8 +53,8 @@ export interface KernelMask {
 }
 
 /**
- * Captures which kernel weights of the model's Dense, Conv1D, Conv2D, DepthwiseConv2D and SeparableConv2D
- * layers (nested models included; both kernels of a SeparableConv2D) are exactly zero (dead 2-D kernels,
+ * Captures which kernel weights of the model's Dense, Conv1D, Conv2D, Conv3D, Conv2DTranspose,
+ * DepthwiseConv2D and SeparableConv2D layers (nested models included; both kernels of a SeparableConv2D) are exactly zero (dead 2-D kernels,
  * zero rows...) and returns a mask that writes those zeros back. Take it from the
  * pruned model before fine-tuning; pass `mask.callback` to `model.fit`, or call `mask.apply()`
  * after each step of a custom loop. Decomposed layers (nested ones too) are refused: prune (or fold) first.

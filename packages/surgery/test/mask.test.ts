@@ -215,6 +215,38 @@ describe('kernelMask', () => {
         zero: [['kernel', (i, o) => o === 2 || (i === 1 && o < 2)]],
         input: [4, 9, 3],
       },
+      {
+        name: 'a Conv3D: 3-D kernels [kd, kh, kw, cin, cout]',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              tfl.layers.conv3d({ inputShape: [4, 5, 5, 2], filters: 3, kernelSize: 2, name: 'c1' }),
+              tfl.layers.conv3d({ filters: 2, kernelSize: 1, name: 'c2' }),
+            ],
+          }),
+        layer: 'c1',
+        zero: [['kernel', (i, o) => o === 0 || (i === 1 && o === 2)]],
+        input: [2, 4, 5, 5, 2],
+      },
+      {
+        name: 'a Conv2DTranspose: kernel [kh, kw, cout, cin]',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              tfl.layers.conv2dTranspose({
+                inputShape: [4, 4, 3],
+                filters: 2,
+                kernelSize: 3,
+                strides: 2,
+                name: 't1',
+              }),
+              tfl.layers.conv2d({ filters: 2, kernelSize: 1, name: 'c2' }),
+            ],
+          }),
+        layer: 't1',
+        zero: [['kernel', (i, o) => i === 0 || o === 1]],
+        input: [2, 4, 4, 3],
+      },
     ];
 
     it.each(cases)('$name: keeps its zeros at zero through model.fit with Adam', async (c) => {
