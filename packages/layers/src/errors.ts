@@ -126,19 +126,21 @@ export class NonFiniteWeightError extends Error {
  * {@link NonFiniteWeightError} (`code` `'non-finite'`) when one is NaN or
  * infinite, its message `` `${caller}: layer '...' (...) has N non-finite value(s) in weight '...' (the first, at [...], is NaN): ${advice}` ``:
  * `caller` names the function refusing (`'decompose'`), `advice` what the bad value
- * prevents and what to do.
+ * prevents and what to do. `path` names the layer (default its name): give a nested model's layer
+ * its path (`block/fc`, see `layerPaths`), which another nested model's `fc` does not share.
  */
 export function readFiniteWeight(
   layer: tfl.layers.Layer,
   weight: tfl.LayerVariable,
   caller: string,
   advice: string,
+  path: string = layer.name,
 ): tf.TypedArray {
   const values = weight.read().dataSync();
   const bad = firstNonFinite(values, weight.shape as number[]);
   if (!bad) return values;
   throw new NonFiniteWeightError(
-    { layer: layer.name, className: layer.getClassName(), weight: weight.originalName, ...bad },
+    { layer: path, className: layer.getClassName(), weight: weight.originalName, ...bad },
     caller,
     advice,
   );

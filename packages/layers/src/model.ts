@@ -292,7 +292,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       .filter((l) => selected(l.layer))
       .map((l) => l.path),
   );
-  for (const layer of layersOf(model)) if (selected(layer)) checkFinite(layer);
+  for (const { path, layer } of layerPaths(model)) if (selected(layer)) checkFinite(layer, path);
   const decomposed = rebuild(
     model,
     (layer, entry) => {
@@ -591,7 +591,7 @@ export function checkModel(model: unknown, who: string): asserts model is tfl.La
  * infinity: its magnitudes would be NaN (or its direction 0 / 0), and training
  * would only report the divergence an epoch later with the wrong advice.
  */
-function checkFinite(layer: tfl.layers.Layer): void {
+function checkFinite(layer: tfl.layers.Layer, path: string): void {
   for (const w of layer.weights)
     readFiniteWeight(
       layer,
@@ -599,11 +599,8 @@ function checkFinite(layer: tfl.layers.Layer): void {
       'decompose',
       'no magnitude can be computed from it. The model has diverged or its weights are corrupt: ' +
         'restore a checkpoint or retrain it with a lower learning rate, then decompose',
+      path,
     );
-}
-
-function layersOf(model: tfl.LayersModel): tfl.layers.Layer[] {
-  return layerPaths(model).map((l) => l.layer);
 }
 
 /** One entry of {@link layerPaths}. */

@@ -117,6 +117,37 @@ describe('decompose throws NonFiniteWeightError', () => {
     model.dispose();
   });
 
+  it('naming a layer of a nested model by its path, which a layer of another block shares the name of', () => {
+    // Two blocks, each with a Dense 'fc': the NaN is in the second one's.
+    const block = (name: string, seed: number) =>
+      tfl.sequential({
+        name,
+        layers: [
+          tfl.layers.dense({
+            inputShape: [4],
+            units: 3,
+            name: 'fc',
+            kernelInitializer: tfl.initializers.glorotUniform({ seed }),
+          }),
+        ],
+      });
+    const model = tfl.sequential({ layers: [block('blockA', 1), block('blockB', 2)] });
+    const fc = (model.getLayer('blockB') as tfl.Sequential).getLayer('fc');
+    const [kernel, bias] = fc.getWeights();
+    const bad = tf.tidy(() =>
+      tf.where(tf.equal(tf.reshape(tf.range(0, 12), [4, 3]), 7), tf.scalar(NaN), kernel),
+    );
+    fc.setWeights([bad, bias]);
+    tf.dispose(bad);
+    const before = tf.memory().numTensors;
+    expect(() => decompose(model)).toThrow(
+      expect.objectContaining({ code: 'non-finite', layer: 'blockB/fc', index: [2, 1] }),
+    );
+    expect(() => decompose(model)).toThrow(/^decompose: layer 'blockB\/fc' \(Dense\) has 1 non-finite value/);
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
   it("with code 'overflow' for a group norm past float32, naming the magnitude and the group", () => {
     const model = convNet();
     const fc = model.getLayer('fc');
