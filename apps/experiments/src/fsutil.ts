@@ -328,14 +328,16 @@ function onOtherMachine(holder: LockHolder): boolean {
 function beforeReboot(holder: LockHolder): boolean {
   const { boot, host } = thisMachine();
   return Boolean(
-    holder.boot && boot && holder.boot !== boot && holder.host === host && holder.mtimeMs < bootedAt(),
+    holder.boot && boot && holder.boot !== boot && holder.host === host && holder.mtimeMs < machineBoot.at(),
   );
 }
 
-/** When this machine booted (ms since the epoch; its host's, in a container). */
-function bootedAt(): number {
-  return Date.now() - uptime() * 1000;
-}
+/**
+ * When this machine booted (ms since the epoch; its host's, in a container): now less its uptime.
+ * An object, so that tests give a boot time of their own instead of depending on how long the
+ * machine they run on has been up. @internal
+ */
+export const machineBoot = { at: (): number => Date.now() - uptime() * 1000 };
 
 /**
  * The lock was written in another pid namespace of this machine (another container sharing the

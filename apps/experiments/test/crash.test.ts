@@ -18,7 +18,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { hostname, tmpdir, uptime } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   bootId,
@@ -26,6 +26,7 @@ import {
   liveLockHolder,
   lockDir,
   lockTimings,
+  machineBoot,
   ourLeftovers,
   pidNamespace,
   processStarted,
@@ -369,14 +370,19 @@ describe('fsutil', () => {
       expect(() => lockDir(dir, 'x')).toThrow(
         `is being written by process ${process.pid} (same pid, other host)`,
       );
-      // This host name and another boot id, last refreshed before this boot: this machine before
-      // its reboot, whose processes are all gone.
+      // This host name and another boot id, last refreshed before this boot (given, an hour ago,
+      // not this machine's uptime): this machine before its reboot, whose processes are all gone.
       writeFileSync(
         lock,
         `${sleeper.pid}\nbefore a reboot\n${started}\n${ns}\nanother-boot-id\n${hostname()}\n`,
       );
-      touchAgo(lock, uptime() * 1000 + 60_000);
-      lockDir(dir, 'x')();
+      const boot = jest.spyOn(machineBoot, 'at').mockReturnValue(Date.now() - 3_600_000);
+      try {
+        touchAgo(lock, 3_600_000 + 60_000);
+        lockDir(dir, 'x')();
+      } finally {
+        boot.mockRestore();
+      }
       // Refreshed since this boot: another machine of the same name (VMs made from one image).
       writeFileSync(lock, `${sleeper.pid}\nsame name\n${started}\n${ns}\nanother-boot-id\n${hostname()}\n`);
       expect(() => lockDir(dir, 'x')).toThrow(

@@ -7,7 +7,15 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootId, lockDir, lockTimings, pidNamespace, processStarted } from '../src/fsutil';
+import {
+  bootId,
+  liveLockHolder,
+  lockDir,
+  lockTimings,
+  machineBoot,
+  pidNamespace,
+  processStarted,
+} from '../src/fsutil';
 
 // Node's fs module itself (fsutil calls its functions through it), for spies.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -147,5 +155,73 @@ describe('a lock taken over', () => {
     } finally {
       child.kill();
     }
+  });
+});
+
+describe('a lock from before this machine’s reboot', () => {
+  // The boot time is given, 5 minutes ago: what is checked does not depend on how long the
+  // machine running the tests has been up (a CI container may be seconds old, a desktop months).
+  const min = 60_000;
+  let sleeper: ReturnType<typeof spawn>;
+  beforeAll(() => {
+    sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+  });
+  afterAll(() => sleeper.kill());
+  let boot: jest.SpyInstance;
+  beforeEach(() => {
+    const bootedAt = Date.now() - 5 * min;
+    boot = jest.spyOn(machineBoot, 'at').mockReturnValue(bootedAt);
+  });
+  afterEach(() => boot.mockRestore());
+
+  test('of this host name and another boot id is taken over, though its pid and start time name a live process', () => {
+    const dir = mkdtempSync(join(tmp, 'reboot-'));
+    const lock = join(dir, '.normprune.lock');
+    // After a reboot pids and start times count again from the boot: a live process here may have
+    // the very pid and start time that the holder had before it.
+    const before = `${sleeper.pid}\nbefore the reboot\n${processStarted(sleeper.pid!)}\n${pidNamespace()}\nanother-boot-id\n${hostname()}\n`;
+    writeFileSync(lock, before);
+    // Last refreshed 6 minutes ago, a minute before the boot: fresh by its heartbeat (10 minutes),
+    // but its holder went down with the machine.
+    touchAgo(lock, 6 * min);
+    expect(liveLockHolder(dir)).toBeUndefined();
+    const release = lockDir(dir, 'x');
+    expect(readFileSync(lock, 'utf8')).toBe(ours('x'));
+    release();
+    // Refreshed 4 minutes ago, after the boot: another machine of this host name (VMs made from one
+    // image) sharing the folder, whose lock holds while it is refreshed.
+    writeFileSync(lock, before);
+    touchAgo(lock, 4 * min);
+    expect(() => lockDir(dir, 'x')).toThrow(
+      `${dir} is being written by process ${sleeper.pid} (before the reboot) on another machine of this host ` +
+        `name (${hostname()}, boot id another-boot-id, sharing the folder), which this process cannot see: its ` +
+        `lock ${lock} was last refreshed 4 min ago`,
+    );
+    // Its heartbeat stopped 11 minutes ago (in this boot, as the boot time is given): stale.
+    boot.mockReturnValue(Date.now() - 60 * min);
+    touchAgo(lock, 11 * min);
+    lockDir(dir, 'x')();
+    rmSync(dir, { recursive: true });
+  });
+
+  test('is told by its boot id, not by its mtime, where it names one: this boot’s holder is checked by its pid', () => {
+    const dir = mkdtempSync(join(tmp, 'reboot-same-boot-'));
+    const lock = join(dir, '.normprune.lock');
+    // Of this boot but last refreshed before it: a clock set back since, not a reboot.
+    writeFileSync(
+      lock,
+      `${sleeper.pid}\nthis boot\n${processStarted(sleeper.pid!)}\n${pidNamespace()}\n${bootId()}\n${hostname()}\n`,
+    );
+    touchAgo(lock, 60 * min);
+    expect(() => lockDir(dir, 'x')).toThrow(
+      `${dir} is being written by process ${sleeper.pid} (this boot); wait for it to end`,
+    );
+    // Another machine (another host name) is never this one before a reboot: it holds while fresh.
+    writeFileSync(lock, `${sleeper.pid}\nremote\n123\n${pidNamespace()}\nanother-boot-id\nother-host\n`);
+    touchAgo(lock, 6 * min);
+    expect(() => lockDir(dir, 'x')).toThrow(
+      `${dir} is being written by process ${sleeper.pid} (remote) on another machine (other-host, sharing the folder)`,
+    );
+    rmSync(dir, { recursive: true });
   });
 });
