@@ -323,13 +323,18 @@ function onOtherMachine(holder: LockHolder): boolean {
  * This machine rebooted since the lock was last refreshed, so its holder is gone: another boot
  * id, this host name, and an mtime before this boot. A lock of this host name and another boot id
  * refreshed since this boot is another machine's of the same name (VMs made from one image are
- * often all `ubuntu` or `localhost`) sharing the folder: see {@link onOtherMachine}.
+ * often all `ubuntu` or `localhost`) sharing the folder: see {@link onOtherMachine}. A lock that
+ * names no boot id (an older normprune's, which named no machine either, or one written where
+ * there is no /proc) is this machine's when it names this host name or none, as its pid is taken
+ * for one here (see {@link holderAlive}): before this boot, its holder is gone too, whatever
+ * process has its pid since (an older normprune's lock names no start time to tell them apart,
+ * so it held while any process had the pid).
  */
 function beforeReboot(holder: LockHolder): boolean {
   const { boot, host } = thisMachine();
-  return Boolean(
-    holder.boot && boot && holder.boot !== boot && holder.host === host && holder.mtimeMs < machineBoot.at(),
-  );
+  if (holder.mtimeMs >= machineBoot.at()) return false;
+  if (holder.boot && boot) return holder.boot !== boot && holder.host === host;
+  return !holder.host || holder.host === host;
 }
 
 /**
@@ -406,10 +411,23 @@ function holderAlive(holder: LockHolder, held: boolean): boolean {
   if (processGone(holder.pid)) return false;
   // A live process with the holder's pid but another start time was given the pid after the
   // holder died. A lock written without a start time or pid namespace (an older normprune's), or
-  // where there is no /proc, is trusted while its pid lives.
-  if (!holder.started || !holder.namespace || holder.namespace !== pidNamespace()) return true;
-  const now = processStarted(holder.pid);
-  return !now || now === holder.started;
+  // where there is no /proc, is trusted while its pid lives: its refusal says so (see pidOnly).
+  if (pidOnly(holder)) return true;
+  return processStarted(holder.pid) === holder.started;
+}
+
+/**
+ * Why a live process of a lock's pid is taken for its holder unchecked, if it is: nothing tells
+ * the two apart, as the lock records no start time or pid namespace (`lock`: an older
+ * normprune's, or one written where there is no /proc), or this system has no /proc (`system`),
+ * or hides the process's start time (`hidden`: /proc mounted with `hidepid`). That process may be
+ * another program given the pid after the holder ended, so a refusal by such a lock says how to
+ * check (see {@link lockedMessage}). For a holder this process can see (see {@link unseenHolder}).
+ */
+function pidOnly(holder: LockHolder): 'lock' | 'system' | 'hidden' | undefined {
+  if (!pidNamespace()) return 'system';
+  if (!holder.started || !holder.namespace) return 'lock';
+  return holder.pid !== undefined && !processStarted(holder.pid) ? 'hidden' : undefined;
 }
 
 /**
@@ -570,9 +588,23 @@ function lockedMessage(dir: string, file: string, holder: LockHolder): string {
       holder.pid === process.pid
         ? `this process${holder.what ? ` (${holder.what})` : ''}`
         : holderText({ ...holder, where: '' });
+    const unchecked = holder.pid === process.pid ? undefined : pidOnly(holder);
+    if (!unchecked)
+      return (
+        `${dir} is being written by ${who}; wait for it to end, or choose another --out ` +
+        `(if no normprune run or sweep writes there, delete ${file})`
+      );
+    // An older normprune's lock, say: the process of its pid may not be its holder. What to check.
+    const pid = holder.pid!;
+    const why = {
+      lock: `its lock ${file}, written by an older normprune or without /proc, records no ${holder.started ? 'pid namespace' : 'start time'}`,
+      system: `this system has no /proc to read the start time of process ${pid} from`,
+      hidden: `the start time of process ${pid} cannot be read here, /proc hides it`,
+    }[unchecked];
     return (
-      `${dir} is being written by ${who}; wait for it to end, or choose another --out ` +
-      `(if no normprune run or sweep writes there, delete ${file})`
+      `${dir} is being written by ${who}; wait for it to end, or choose another --out (${why}, so process ` +
+      `${pid} may be another program, given that pid after the lock's holder ended: if \`ps -p ${pid}\` ` +
+      `shows no normprune run, sweep or prune, delete ${file})`
     );
   }
   const since = sinceHeartbeat(holder);
@@ -594,7 +626,10 @@ function sleepMs(ms: number): void {
  * second writer (another process, or another call in this one) is refused,
  * naming the holder; a lock left by a process that died is taken over, also
  * when a later process has been given its pid (the lock records its holder's
- * start time and pid namespace, where /proc gives them). A holder whose pid
+ * start time and pid namespace, where /proc gives them; a lock without them,
+ * an older normprune's, holds while a process of its pid runs, and its refusal
+ * says how to check that process), and one last refreshed before this machine
+ * booted (see {@link beforeReboot}). A holder whose pid
  * cannot be checked from here (on another machine sharing the folder, or in
  * another pid namespace: another container) is alive while it refreshes its
  * lock, as this process does while it holds one (see {@link lockTimings}). The

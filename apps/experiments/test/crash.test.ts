@@ -82,12 +82,17 @@ test('a second writer of one --out is refused while the first runs; a dead write
   const out = copyOfFinished('locked');
   const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
   try {
+    // The pid alone, as the first normprune wrote its lock: nothing tells its holder from a later
+    // process given its pid, so the refusal says how to check.
     writeFileSync(join(out, '.normprune.lock'), `${sleeper.pid}\n`);
     const second = await reproduce(out);
     expect(second.code).toBe(1);
     expect(second.err).toMatch(
       new RegExp(
-        `is being written by process ${sleeper.pid}; wait for it to end, or choose another --out \\(if no normprune run or sweep writes there, delete .*\\.normprune\\.lock\\)`,
+        `is being written by process ${sleeper.pid}; wait for it to end, or choose another --out \\(its lock ` +
+          '.*\\.normprune\\.lock, written by an older normprune or without /proc, records no start time, so process ' +
+          `${sleeper.pid} may be another program, given that pid after the lock's holder ended: if \`ps -p ` +
+          `${sleeper.pid}\` shows no normprune run, sweep or prune, delete .*\\.normprune\\.lock\\)`,
       ),
     );
     const sweep = await cli(['sweep', 'lenet-500-300', '--budget', 'tiny', '--lambda', '0.01', '--out', out]);

@@ -225,3 +225,150 @@ describe('a lock from before this machine’s reboot', () => {
     rmSync(dir, { recursive: true });
   });
 });
+
+describe('a lock written by an older normprune, or whose holder’s start time cannot be read', () => {
+  // What each version wrote (git log -p -- src/fsutil.ts): the pid alone (0e8071f), then what
+  // holds it (4eb0aba), its start time (996556c), its pid namespace (c89add4); the boot id and
+  // host name since 9a083af, which this version writes too.
+  const min = 60_000;
+  const formats = (pid: number, started: string) => ({
+    'the pid alone': `${pid}\n`,
+    'pid and what': `${pid}\na run of lenet-5\n`,
+    'and start time': `${pid}\na run of lenet-5\n${started}\n`,
+    'and pid namespace': `${pid}\na run of lenet-5\n${started}\n${pidNamespace()}\n`,
+  });
+  let sleeper: ReturnType<typeof spawn>;
+  let started: string;
+  beforeAll(() => {
+    sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)']);
+    started = processStarted(sleeper.pid!);
+    expect(started).toMatch(/^\d+$/);
+  });
+  afterAll(() => sleeper.kill());
+  let boot: jest.SpyInstance;
+  beforeEach(() => {
+    const bootedAt = Date.now() - 5 * min;
+    boot = jest.spyOn(machineBoot, 'at').mockReturnValue(bootedAt);
+  });
+  afterEach(() => boot.mockRestore());
+
+  test('whose process ended is taken over, also one whose pid a later process was given (where it names a start time)', () => {
+    const dir = mkdtempSync(join(tmp, 'older-dead-'));
+    const lock = join(dir, '.normprune.lock');
+    for (const [format, content] of Object.entries(formats(deadPid(), started))) {
+      writeFileSync(lock, content);
+      const release = lockDir(dir, format);
+      expect(readFileSync(lock, 'utf8')).toBe(ours(format));
+      release();
+    }
+    // The live sleeper's pid, with a start time it does not have: an earlier process of that pid.
+    writeFileSync(lock, formats(sleeper.pid!, String(Number(started) - 1))['and pid namespace']);
+    lockDir(dir, 'x')();
+    rmSync(dir, { recursive: true });
+  });
+
+  test('whose pid a live process has, with no start time to tell them apart, is refused, saying how to check that process', () => {
+    const dir = mkdtempSync(join(tmp, 'older-live-'));
+    const lock = join(dir, '.normprune.lock');
+    const pid = sleeper.pid!;
+    const refusal = (who: string, missing: string) =>
+      `${dir} is being written by process ${pid}${who}; wait for it to end, or choose another --out (its lock ${lock}, ` +
+      `written by an older normprune or without /proc, records no ${missing}, so process ${pid} may be another ` +
+      `program, given that pid after the lock's holder ended: if \`ps -p ${pid}\` shows no normprune run, sweep or ` +
+      `prune, delete ${lock})`;
+    const older = formats(pid, started);
+    const expected = {
+      'the pid alone': refusal('', 'start time'),
+      'pid and what': refusal(' (a run of lenet-5)', 'start time'),
+      'and start time': refusal(' (a run of lenet-5)', 'pid namespace'),
+      // A start time of this pid namespace: checked, and this is the holder's.
+      'and pid namespace':
+        `${dir} is being written by process ${pid} (a run of lenet-5); wait for it to end, or choose another ` +
+        `--out (if no normprune run or sweep writes there, delete ${lock})`,
+    };
+    for (const format of Object.keys(older) as (keyof typeof older)[]) {
+      writeFileSync(lock, older[format]);
+      expect(() => lockDir(dir, 'x')).toThrow(expected[format]);
+      expect(liveLockHolder(dir)).toEqual({
+        pid,
+        what: format === 'the pid alone' ? '' : 'a run of lenet-5',
+        where: '',
+      });
+      // Untouched by the refusal.
+      expect(readFileSync(lock, 'utf8')).toBe(older[format]);
+    }
+    rmSync(dir, { recursive: true });
+  });
+
+  test('a current lock whose holder’s start time cannot be read here is refused with the same advice', () => {
+    const dir = mkdtempSync(join(tmp, 'unreadable-start-'));
+    const lock = join(dir, '.normprune.lock');
+    const pid = sleeper.pid!;
+    const advice = (why: string) =>
+      `${dir} is being written by process ${pid} (a run); wait for it to end, or choose another --out (${why}, so ` +
+      `process ${pid} may be another program, given that pid after the lock's holder ended: if \`ps -p ${pid}\` ` +
+      `shows no normprune run, sweep or prune, delete ${lock})`;
+    writeFileSync(lock, `${pid}\na run\n${started}\n${pidNamespace()}\n${bootId()}\n${hostname()}\n`);
+    // /proc mounted with hidepid: other users' processes are not listed there.
+    const read = realFs.readFileSync;
+    const hidden = jest.spyOn(realFs, 'readFileSync').mockImplementation(((path: string, ...rest: []) => {
+      if (path === `/proc/${pid}/stat`) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+      return read(path, ...rest);
+    }) as never);
+    try {
+      expect(() => lockDir(dir, 'x')).toThrow(
+        advice(`the start time of process ${pid} cannot be read here, /proc hides it`),
+      );
+    } finally {
+      hidden.mockRestore();
+    }
+    // No /proc at all (macOS): no pid namespace of this process to read either.
+    const readlink = jest.spyOn(realFs, 'readlinkSync').mockImplementation(() => {
+      throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+    });
+    try {
+      expect(() => lockDir(dir, 'x')).toThrow(
+        advice(`this system has no /proc to read the start time of process ${pid} from`),
+      );
+    } finally {
+      readlink.mockRestore();
+    }
+    // Readable again: checked, and it is the holder's.
+    expect(() => lockDir(dir, 'x')).toThrow(`(if no normprune run or sweep writes there, delete ${lock})`);
+    rmSync(dir, { recursive: true });
+  });
+
+  test('last written before this machine booted is taken over, whatever process has its pid since', () => {
+    const dir = mkdtempSync(join(tmp, 'older-reboot-'));
+    const lock = join(dir, '.normprune.lock');
+    // The sleeper has the pid, even the start time, that the holder had before the reboot.
+    for (const [format, content] of Object.entries(formats(sleeper.pid!, started))) {
+      writeFileSync(lock, content);
+      touchAgo(lock, 6 * min);
+      expect(liveLockHolder(dir)).toBeUndefined();
+      const release = lockDir(dir, format);
+      expect(readFileSync(lock, 'utf8')).toBe(ours(format));
+      release();
+      // Written since the boot: refused as above.
+      writeFileSync(lock, content);
+      touchAgo(lock, 4 * min);
+      expect(() => lockDir(dir, 'x')).toThrow(`${dir} is being written by process ${sleeper.pid}`);
+    }
+    // One of another pid namespace (a container), whose holder never refreshed it (an older
+    // normprune has no heartbeat): before the boot, gone; since, held until 10 minutes pass.
+    const container = `${sleeper.pid}\nin a container\n${started}\npid:[1]\n`;
+    writeFileSync(lock, container);
+    touchAgo(lock, 4 * min);
+    expect(() => lockDir(dir, 'x')).toThrow(
+      `${dir} is being written by process ${sleeper.pid} (in a container) of another pid namespace`,
+    );
+    touchAgo(lock, 6 * min);
+    lockDir(dir, 'x')();
+    // A lock naming no boot id but another host name (written where there is no /proc) is another
+    // machine's, not this one's before the boot.
+    writeFileSync(lock, `${sleeper.pid}\nremote\n\n\n\nother-host\n`);
+    touchAgo(lock, 6 * min);
+    expect(() => lockDir(dir, 'x')).toThrow(`${dir} is being written by process ${sleeper.pid} (remote)`);
+    rmSync(dir, { recursive: true });
+  });
+});
