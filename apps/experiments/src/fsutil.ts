@@ -515,19 +515,32 @@ function removeIfSame(file: string, ino: number): void {
 }
 
 /**
- * Refreshes the mtime of the lock file `file` (inode `ino`) every {@link lockTimings}.heartbeatMs
- * until it is cleared, so that a process which cannot see this one (on another machine, in
- * another pid namespace) knows it alive. Unref'd: it never keeps the process running. A lock
- * that is gone or of another inode is no longer this process's: taken over (by a process that
- * did not see it refreshed for {@link lockTimings}.staleMs: this one was stopped, or its machine
- * suspended) or deleted by hand. Then it says so once on stderr, since two processes may now
- * write the folder, and stops; other errors (not writable) are ignored.
+ * Whether the lock file `file` is still the one this process linked into place: inode `ino`,
+ * holding `content`; throws what reading it throws (ENOENT once it is gone). The inode alone does
+ * not tell: a file system gives a freed inode number to a later file, so a lock taken over,
+ * released and taken again may have this one's number. Its heartbeat would then keep a third
+ * process's lock fresh after that process died, and say nothing of the loss; its release would
+ * remove it where the third's pid is this one's (node is pid 1 in many containers).
  */
-function startHeartbeat(file: string, ino: number): NodeJS.Timeout {
+function stillOurs(file: string, ino: number, content: string): boolean {
+  return statSync(file).ino === ino && readFileSync(file, 'utf8') === content;
+}
+
+/**
+ * Refreshes the mtime of the lock file `file` (inode `ino`, holding `content`) every
+ * {@link lockTimings}.heartbeatMs until it is cleared, so that a process which cannot see this one
+ * (on another machine, in another pid namespace) knows it alive. Unref'd: it never keeps the
+ * process running. A lock that is gone, of another inode or with other content is no longer this
+ * process's: taken over (by a process that did not see it refreshed for
+ * {@link lockTimings}.staleMs: this one was stopped, or its machine suspended) or deleted by hand.
+ * Then it says so once on stderr, since two processes may now write the folder, and stops; other
+ * errors (not writable) are ignored.
+ */
+function startHeartbeat(file: string, ino: number, content: string): NodeJS.Timeout {
   const timer = setInterval(() => {
     let lost: string | undefined;
     try {
-      if (statSync(file).ino === ino) {
+      if (stillOurs(file, ino, content)) {
         const now = new Date();
         utimesSync(file, now, now);
         return;
@@ -644,7 +657,8 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
   const file = join(dir, LOCK_FILE);
   const takeover = join(dir, TAKEOVER_FILE);
   const mine = `${file}.${process.pid}.${++counter}.tmp`;
-  writeFileNamed(mine, lockContent(what));
+  const content = lockContent(what);
+  writeFileNamed(mine, content);
   const deadline = Date.now() + waitMs;
   try {
     for (let wait = 1; ; wait = Math.min(2 * wait, 100)) {
@@ -658,16 +672,15 @@ export function lockDir(dir: string, what: string, waitMs = TAKEOVER_WAIT_MS): (
         const ino = statSync(file).ino;
         heldHere.add(file);
         // Its absolute path: a relative `dir` would name another file once the process changes directory.
-        const heartbeat = startHeartbeat(resolve(file), ino);
+        const heartbeat = startHeartbeat(resolve(file), ino, content);
         // Never throws: it runs in `finally` blocks, where it would hide the error that ended the run
         // (a folder turned read-only, say), and a lock left behind is taken over once we exit.
         return () => {
           clearInterval(heartbeat); // a lock it could not remove goes stale, also where it is unseen
           try {
-            const now = readLock(file);
-            if (heldHere.delete(file) && now?.ino === ino && now.pid === process.pid)
-              rmSync(file, { force: true });
+            if (heldHere.delete(file) && stillOurs(file, ino, content)) rmSync(file, { force: true });
           } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOENT') return; // removed meanwhile: nothing to release
             process.stderr.write(
               `normprune: note: could not remove the lock ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); ` +
                 'the next normprune run, sweep or prune there takes it over\n',

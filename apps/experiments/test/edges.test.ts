@@ -149,7 +149,7 @@ test("a config's sweep grid may hold lambda 0, and not a negative lambda", () =>
   expect(() => parseConfig({ ...json, sweep: { lambda: [-0.001] } })).toThrow(/sweep\.lambda/);
 });
 
-// Kills fsutil.ts:394 dropping `now?.ino === ino`: releasing a lock must not remove a lock another
+// Kills a release that skips fsutil.ts's stillOurs: releasing a lock must not remove a lock another
 // process with the same pid (another container's node, often pid 1) has taken over since.
 test('releasing a lock leaves a lock of the same pid that replaced it', () => {
   const dir = mkdtempSync(join(tmpdir(), 'np-gap-lock-'));

@@ -158,6 +158,52 @@ describe('a lock taken over', () => {
   });
 });
 
+describe('a held lock', () => {
+  test('replaced by one given its inode number is neither refreshed nor removed as this process’s', async () => {
+    lockTimings.heartbeatMs = 20;
+    const dir = mkdtempSync(join(tmp, 'same-inode-'));
+    const lock = join(dir, '.normprune.lock');
+    const release = lockDir(dir, 'x');
+    const ino = statSync(lock).ino;
+    // Taken over while this process was stopped (a suspended laptop), released, and taken by a third
+    // process, whose lock file the file system gave the inode number this one's had (freed ones are
+    // reused): the number alone does not tell the third's lock from this one's. The third runs in
+    // another container, where node has this process's pid.
+    const third = `${process.pid}\nthe third\n123\npid:[1]\n${bootId()}\ncontainer-b\n`;
+    writeFileSync(`${lock}.new`, third);
+    realFs.renameSync(`${lock}.new`, lock);
+    touchAgo(lock, 3_600_000);
+    const stat = realFs.statSync;
+    const sameIno = jest.spyOn(realFs, 'statSync').mockImplementation(((path: string, ...rest: []) => {
+      const st = stat(path, ...rest);
+      return path === lock && st ? Object.assign(st, { ino }) : st;
+    }) as never);
+    const errs: string[] = [];
+    const stderr = jest.spyOn(process.stderr, 'write').mockImplementation((s) => {
+      errs.push(String(s));
+      return true;
+    });
+    try {
+      await sleep(200);
+      release();
+    } finally {
+      stderr.mockRestore();
+      sameIno.mockRestore();
+    }
+    // Not refreshed (the third's lock goes stale once its holder stops refreshing it, not kept
+    // fresh by this one), the loss said once, and the release leaves the third's lock.
+    expect(Date.now() - statSync(lock).mtimeMs).toBeGreaterThan(3_000_000);
+    expect(errs.join('')).toBe(
+      `normprune: warning: this process's lock ${lock} was taken over by process ${process.pid} (the third) of ` +
+        'another pid namespace (pid:[1], host container-b: a container sharing the folder, or the host) while it ' +
+        'held it (a process that did not see it refreshed for 10 min takes it over: was this one stopped, or its ' +
+        `machine suspended?); another process may now write ${dir} beside this one: stop one of them\n`,
+    );
+    expect(readFileSync(lock, 'utf8')).toBe(third);
+    rmSync(dir, { recursive: true });
+  });
+});
+
 describe('a lock from before this machine’s reboot', () => {
   // The boot time is given, 5 minutes ago: what is checked does not depend on how long the
   // machine running the tests has been up (a CI container may be seconds old, a desktop months).
