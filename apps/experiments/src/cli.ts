@@ -33,6 +33,7 @@ import {
   checkSweepGrid,
   DATASET_CLASSES,
   effectiveBudget,
+  listEntries,
   listExperiments,
   loadConfigFile,
   loadExperiment,
@@ -791,16 +792,11 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   if (v.config && p.positionals.length === 0) base = loadConfigFile(v.config as string);
   else if (!v.config && p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
   else throw new UsageError('sweep: give either --config FILE or one experiment name');
-  const list = (s: unknown, flag: string) => {
-    if (typeof s !== 'string') return undefined;
-    const values = s
-      .split(',')
-      .map((x) => x.trim())
-      .filter(Boolean);
-    // An empty grid would run no point and still write a sweep (which then blocks its folder).
-    if (!values.length) throw new UsageError(`--${flag}: no value in "${s}"; give one or more, as a,b,c`);
-    return values;
-  };
+  // An empty grid would run no point and still write a sweep (which then blocks its folder).
+  const list = (s: unknown, flag: string) =>
+    typeof s === 'string'
+      ? listEntries(`--${flag}`, s, `--${flag}: no value in "${s}"; give one or more, as a,b,c`)
+      : undefined;
   if (v['bisect-steps'] !== undefined && v['target-compression'] === undefined)
     throw new UsageError(
       'sweep: --bisect-steps goes with --target-compression (the bisection it sets the steps of); without it the sweep runs a grid',
@@ -1445,8 +1441,9 @@ function thresholdEmptiedError(
 /** `--keep dense1=300,dense2=100` (or `--keep-filters conv2=23`): how many to keep per layer. */
 function keepOption(text: string, flag = '--keep'): Record<string, number> {
   const keep: Record<string, number> = {};
-  for (const part of text.split(',')) {
-    const m = /^([^=\s]+)=(\d+)$/.exec(part.trim());
+  const none = `${flag}: no value in "${text}"; give LAYER=N[,LAYER=N...]`;
+  for (const part of listEntries(flag, text, none)) {
+    const m = /^([^=\s]+)=(\d+)$/.exec(part);
     if (!m)
       throw new UsageError(`${flag}: expected LAYER=N[,LAYER=N...] with N a whole number, got "${part}"`);
     // Named twice, the last count would win without a word (as a flag given twice would).

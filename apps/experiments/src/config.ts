@@ -11,6 +11,7 @@ import {
   formerCostWeightingNote,
   isFormerCostWeighting,
 } from './cost-weighting.js';
+import { shellQuote } from './command-line.js';
 
 const activation = z.enum(['relu', 'linear', 'tanh', 'sigmoid']);
 
@@ -964,6 +965,26 @@ export function typedBudget(name: string | undefined): boolean {
 }
 
 /**
+ * The entries of a comma-separated option value (`--lambda 0.001,0.01`, `--keep d1=300,d2=100`,
+ * `--budget tiny,epochs=1`), trimmed. An empty entry (`,0.1`, `a,,b`, `0.1,`) is refused, not
+ * dropped: it is most likely a value lost on the way (a shell variable that expanded to nothing),
+ * and the run would go ahead without it. `none` is the error when no entry has a value at all.
+ */
+export function listEntries(flag: string, text: string, none: string): string[] {
+  const entries = text.split(',').map((e) => e.trim());
+  if (entries.every((e) => e === '')) throw new UsageError(none);
+  const empty = entries.findIndex((e) => e === '');
+  if (empty >= 0) {
+    const given = entries.filter(Boolean).join(',');
+    throw new UsageError(
+      `${flag}: entry ${empty + 1} of "${text}" is empty; give a value between every two commas, ` +
+        `or leave the extra comma out (${flag} ${shellQuote(given)})`,
+    );
+  }
+  return entries;
+}
+
+/**
  * Parses `--budget`: a preset name (`tiny`, `small`, `full` or one the config
  * defines), a JSON object, or `k=v` pairs (`trainSubset=1000,epochs=2,epochs.finetune=1`).
  * `epochs=N` sets every phase. A preset may be combined: `tiny,widthMultiplier=0.25`.
@@ -974,15 +995,10 @@ export function parseBudget(
 ): { name: string; budget: Budget } {
   const presets = { ...BUDGET_PRESETS, ...(cfg.budgets ?? {}) };
   const text = (spec ?? cfg.defaultBudget).trim();
-  // Separators alone (`,` or `, ,`) give nothing either, as an empty value does.
-  const parts = text
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean);
-  if (parts.length === 0)
-    throw new UsageError(
-      `--budget: empty; give ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs such as epochs=2`,
-    );
+  // Separators alone (`,` or `, ,`) give nothing either, as an empty value does. A JSON object's
+  // commas are its own.
+  const empty = `--budget: empty; give ${Object.keys(presets).join(', ')}, a JSON object, or k=v pairs such as epochs=2`;
+  const parts = text.startsWith('{') ? [text] : listEntries('--budget', text, empty);
   let raw: any = {};
   // The name says what was combined: presets in order, '+custom' when any setting was given.
   const names: string[] = [];

@@ -229,6 +229,43 @@ test('an empty sweep grid is refused: it would run no point and still write a sw
   }
 });
 
+test('a list option with an empty entry is refused, naming the entry, not run without it', async () => {
+  const out = join(tmp, 'empty-entry');
+  for (const [flag, value, entry, fixed] of [
+    ['--lambda', ',0.1', 1, '0.1'],
+    ['--lambda', '0.001, ,0.1', 2, '0.001,0.1'],
+    ['--granularity', 'output,', 2, 'output'],
+    ['--cost-weighting', 'none,,macs', 2, 'none,macs'],
+  ] as const) {
+    const r = await cli(['sweep', 'lenet-500-300', flag, value, '--budget', 'tiny', '--out', out]);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(
+      `${flag}: entry ${entry} of "${value}" is empty; give a value between every two commas, ` +
+        `or leave the extra comma out (${flag} ${fixed})`,
+    );
+    expect(existsSync(out)).toBe(false);
+  }
+  // prune's per-layer counts, and --budget's parts, go through the same parser.
+  const keep = await cli(['prune', '--model', 'm', '--out', out, '--keep', 'dense1=30,']);
+  expect(keep.code).toBe(2);
+  expect(keep.err).toContain('--keep: entry 2 of "dense1=30," is empty');
+  const budget = await cli(['reproduce', 'lenet-500-300', '--budget', 'tiny,,epochs=1', '--print-config']);
+  expect(budget.code).toBe(2);
+  expect(budget.err).toContain(
+    '--budget: entry 2 of "tiny,,epochs=1" is empty; give a value between every two commas, ' +
+      'or leave the extra comma out (--budget tiny,epochs=1)',
+  );
+  // A JSON budget's commas are its own.
+  const json = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    '{"epochs":1,"trainSubset":100}',
+    '--print-config',
+  ]);
+  expect(json.code).toBe(0);
+});
+
 test('train given a config file or an experiment as an argument says how to give it', async () => {
   const j = await cli(['train', 'my config.json']);
   expect(j.code).toBe(2);
