@@ -46,7 +46,7 @@ import {
   type Budget,
   type ExperimentConfig,
 } from './config.js';
-import { DataError, dataLocation, loadRunData } from './data.js';
+import { DataError, dataDirVariable, dataLocation, loadRunData } from './data.js';
 import { computeStats } from '@normprune/datasets';
 import { countModel, errorRate, LATENCY_RUNS, latencyCallsNote, latencyMs, pairedCounts } from './measure.js';
 import { changePp, compressedError, pairedTest, type PairedTest } from './paired.js';
@@ -101,7 +101,7 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
-import { commandFolder, commandIn, shellQuote } from './command-line.js';
+import { commandFolder, commandIn, shellJoin, shellQuote } from './command-line.js';
 import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
@@ -557,13 +557,16 @@ function backendOption(v: string | undefined): BackendName | undefined {
  * The command line a run records (config.json, the report): the one that makes
  * it from scratch, without --resume (a resumed run ends as an uninterrupted one
  * would) and the test-only --stop-after-steps. config.json records beside it the
- * directory it ran in, against which its relative paths are printed elsewhere.
+ * directory it ran in, against which its relative paths are printed elsewhere. A run
+ * that reads its data from NORMPRUNE_DATA_DIR (`dataDirVariable`, absolute) records it
+ * set before `normprune`: the words alone would read other data.
  */
-function recordedCommand(command: string, args: string[]): string {
+function recordedCommand(command: string, args: string[], dataDirVariable?: string): string {
   const kept = args.filter(
     (a, i) => a !== '--resume' && !a.startsWith('--stop-after-steps') && args[i - 1] !== '--stop-after-steps',
   );
-  return ['normprune', command, ...kept].map(shellQuote).join(' ');
+  const env = dataDirVariable === undefined ? [] : [`NORMPRUNE_DATA_DIR=${dataDirVariable}`];
+  return shellJoin([...env, 'normprune', command, ...kept]);
 }
 
 /**
@@ -732,7 +735,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const runDir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget)));
   const existed = existsSync(runDir);
-  const cmd = recordedCommand(command, args);
+  const cmd = recordedCommand(command, args, dataDirVariable(cfg, p.values['data-dir']));
   try {
     const r = await runExperiment({
       config: cfg,
@@ -879,7 +882,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
-  const cmd = recordedCommand('sweep', args);
+  const cmd = recordedCommand('sweep', args, dataDirVariable(cfg, p.values['data-dir']));
   // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder (a resumed
   // sweep has its folder, and may need no data: its points may all be finished).
   if (!p.values.resume) dataLocation(cfg, { dataDir: p.values['data-dir'], offline: !p.values.download });

@@ -39,6 +39,28 @@ export function shellWords(cmd: string): string[] | undefined {
   return words;
 }
 
+/**
+ * A variable set for the command, a word before `normprune` (`NORMPRUNE_DATA_DIR=/data normprune
+ * reproduce ...`: a run that read its data from there records it).
+ */
+const ASSIGNMENT = /^[A-Za-z_]\w*=/;
+
+/**
+ * `words` as one command line, each a shell word ({@link shellQuote}); a leading variable
+ * assignment quotes its value only: quoted whole, the shell would run it as the command.
+ */
+export function shellJoin(words: string[]): string {
+  let leading = true;
+  return words
+    .map((w) => {
+      leading &&= ASSIGNMENT.test(w);
+      if (!leading) return shellQuote(w);
+      const eq = w.indexOf('=');
+      return `${w.slice(0, eq + 1)}${shellQuote(w.slice(eq + 1))}`;
+    })
+    .join(' ');
+}
+
 /** The flags of `reproduce`, `train` and `sweep` whose value is a path. */
 const PATH_FLAGS = ['--config', '--data-dir', '--out', '--baseline-from'];
 
@@ -75,7 +97,7 @@ export function commandIn(cmd: string, cwd: unknown, here: string = process.cwd(
       ? `${w.slice(0, eq + 1)}${moved(w.slice(eq + 1))}`
       : w;
   });
-  return out.map(shellQuote).join(' ');
+  return shellJoin(out);
 }
 
 /**
@@ -128,5 +150,7 @@ export function commandFor(cmd: string, cwd: unknown, out: string, here: string 
  * the sweep continues (given the point's, a sweep refuses it as a run).
  */
 export function commandFolder(cmd: string, dir: string): string {
-  return /^normprune sweep\b/.test(cmd) ? dirname(resolve(dir)) : resolve(dir);
+  const words = shellWords(cmd) ?? cmd.split(' ');
+  const at = words.findIndex((w) => !ASSIGNMENT.test(w));
+  return words[at] === 'normprune' && words[at + 1] === 'sweep' ? dirname(resolve(dir)) : resolve(dir);
 }

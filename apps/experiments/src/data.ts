@@ -102,6 +102,22 @@ interface DataLocation {
   notes: string[];
 }
 
+/** Whether the folder `dir` (NORMPRUNE_DATA_DIR) holds an entry `cfg`'s data set is loaded from. */
+function holdsDataSet(dir: string, cfg: ExperimentConfig): boolean {
+  return DATA_DIR_ENTRIES[cfg.dataset.name].some((f) => existsSync(join(dir, f)));
+}
+
+/**
+ * NORMPRUNE_DATA_DIR as an absolute path when `cfg`'s data set is read from it (it is set, holds
+ * the data set's entry, and `dataDir`, --data-dir, is not given), else undefined. The command a
+ * run records carries it: its words alone would read other data (the copies on this machine),
+ * and a relative one names another folder from another directory.
+ */
+export function dataDirVariable(cfg: ExperimentConfig, dataDir: string | undefined): string | undefined {
+  const env = dataDir ? undefined : process.env.NORMPRUNE_DATA_DIR || undefined;
+  return env !== undefined && holdsDataSet(env, cfg) ? resolve(env) : undefined;
+}
+
 /**
  * Checks `--data-dir` and NORMPRUNE_DATA_DIR for `cfg`'s data set without reading any data: a
  * path that does not exist is a DataError. A sweep calls it before it makes its folder.
@@ -120,7 +136,7 @@ export function dataLocation(cfg: ExperimentConfig, o: { dataDir?: string; offli
     if (!st) throw new DataError(`NORMPRUNE_DATA_DIR is set to ${env}, which does not exist; ${want}`);
     if (!st.isDirectory())
       throw new DataError(`NORMPRUNE_DATA_DIR is set to ${env}, which is a file; ${want}`);
-    envHas = own.some((f) => existsSync(join(env, f)));
+    envHas = holdsDataSet(env, cfg);
     if (!envHas)
       notes.push(
         `NORMPRUNE_DATA_DIR ${env} has no ${own.join(' or ')}; ${cfg.dataset.name} is loaded from the copies on this machine`,

@@ -46,16 +46,38 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** The `continue it with: ...` command of `text` (a note or an error), as words to run. */
 function continueLine(text: string): string {
-  const m = /continue it with: (normprune [^\n]*?)(?:; or give|\n|$)/.exec(text);
+  const m =
+    /continue it with: ((?:NORMPRUNE_DATA_DIR=(?:'[^']*'|\S+) )?normprune [^\n]*?)(?:; or give|\n|$)/.exec(
+      text,
+    );
   expect(m).not.toBeNull();
   return m![1];
 }
 
-/** Runs a printed command line in-process (in the current directory). */
+/**
+ * Runs a printed command line in-process (in the current directory), with the NORMPRUNE_DATA_DIR
+ * it sets before `normprune`, if any, and unset otherwise.
+ */
 async function runPrinted(line: string) {
-  const words = shellWords(line);
-  expect(words?.[0]).toBe('normprune');
-  return cli(words!.slice(1));
+  const words = shellWords(line)!;
+  const set = words[0]?.startsWith('NORMPRUNE_DATA_DIR=')
+    ? words.shift()!.slice('NORMPRUNE_DATA_DIR='.length)
+    : undefined;
+  expect(words[0]).toBe('normprune');
+  return withDataDir(set, () => cli(words.slice(1)));
+}
+
+/** Runs `f` with NORMPRUNE_DATA_DIR set to `dir`, or unset. */
+async function withDataDir<T>(dir: string | undefined, f: () => Promise<T>): Promise<T> {
+  const was = process.env.NORMPRUNE_DATA_DIR;
+  if (dir === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+  else process.env.NORMPRUNE_DATA_DIR = dir;
+  try {
+    return await f();
+  } finally {
+    if (was === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+    else process.env.NORMPRUNE_DATA_DIR = was;
+  }
 }
 
 describe('commandIn', () => {
@@ -85,6 +107,16 @@ describe('commandIn', () => {
     expect(commandIn('normprune reproduce lenet-5 --out runs', '/x/y', '/x/y/runs')).toBe(
       'normprune reproduce lenet-5 --out .',
     );
+  });
+
+  test('keeps a variable set before normprune a variable assignment, its value quoted', () => {
+    expect(commandIn("NORMPRUNE_DATA_DIR='/d 1' normprune train --config my.json", '/x', '/y')).toBe(
+      "NORMPRUNE_DATA_DIR='/d 1' normprune train --config /x/my.json",
+    );
+    expect(shellWords("NORMPRUNE_DATA_DIR='/d 1' normprune")).toEqual([
+      'NORMPRUNE_DATA_DIR=/d 1',
+      'normprune',
+    ]);
   });
 
   test('reads back what shellQuote writes', () => {
@@ -303,6 +335,64 @@ test('an interrupted sweep started with relative paths is continued from another
   const copy = JSON.parse(readFileSync(join(exported, folder, 'sweep.json'), 'utf8'));
   expect(copy.command).toBeDefined();
   expect(copy.cwd).toBeUndefined();
+});
+
+test('a run and a sweep that read their data from a relative NORMPRUNE_DATA_DIR record it, absolute, in the command that reproduces them', async () => {
+  writeIdxFixture(join(a, 'root', 'mnist'), 600, 300);
+  process.chdir(a);
+  const env = `NORMPRUNE_DATA_DIR='${a}/root'`;
+  const tiny = ['--budget', 'tiny', '--backend', 'wasm'];
+  const stopped = await withDataDir('root', () =>
+    cli(['reproduce', 'lenet-500-300', ...tiny, '--out', 'runs/env', '--stop-after-steps', '1']),
+  );
+  expect(stopped.code).toBe(130);
+  expect(stopped.out).toContain(
+    `continue with: ${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --out runs/env --resume`,
+  );
+  const run = join(a, 'runs', 'env');
+  const recorded = `${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --out runs/env`;
+  expect(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).command).toBe(recorded);
+
+  // From another folder, the variable unset there: the printed command continues it on the same data.
+  process.chdir(b);
+  const line = continueLine((await withDataDir(undefined, () => cli(['report', run]))).err);
+  expect(line).toBe(
+    `${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --resume --out '${run}'`,
+  );
+  expect((await runPrinted(line)).code).toBe(0);
+  const results = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
+  expect(results.command).toBe(recorded);
+  expect(results.dataset.source).toBe(join(a, 'root', 'mnist'));
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`Command: \`${recorded}\``);
+
+  // A sweep's point names the sweep's command, which writes the folder above it.
+  process.chdir(a);
+  const sweep = join(a, 'sweeps', 'env');
+  const args = ['sweep', 'lenet-500-300', ...tiny, '--lambda', '0.002', '--out', 'sweeps/env'];
+  expect((await withDataDir('root', () => cli([...args, '--stop-after-steps', '3']))).code).toBe(130);
+  process.chdir(b);
+  const point = await withDataDir(undefined, () => cli(['report', join(sweep, 'lambda-0.002')]));
+  expect(continueLine(point.err)).toBe(
+    `${env} normprune sweep lenet-500-300 --budget tiny --backend wasm --lambda 0.002 --resume --out '${sweep}'`,
+  );
+  // A --data-dir given is the data, and the variable is left out.
+  process.chdir(a);
+  const given = await withDataDir('root', () =>
+    cli([
+      'reproduce',
+      'lenet-500-300',
+      ...tiny,
+      '--data-dir',
+      'data',
+      '--out',
+      'runs/given',
+      '--stop-after-steps',
+      '1',
+    ]),
+  );
+  expect(given.out).toContain(
+    'continue with: normprune reproduce lenet-500-300 --budget tiny --backend wasm --data-dir data',
+  );
 });
 
 test('--print-config prints the config alone, re-readable as a config file: no command, no directory', async () => {
