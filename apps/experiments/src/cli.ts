@@ -1535,15 +1535,37 @@ function checkPruneOut(out: string): void {
 }
 
 /**
- * The `model/` folder of a run (a folder beside a results.json) that `dir` is or lies in, links
+ * The `model/` folder of a finished run ({@link isRunModel}) that `dir` is or lies in, links
  * resolved where they exist; else undefined.
  */
 function runModelAbove(dir: string): string | undefined {
   const paths = new Set([dir, realPathBelow(dir)]);
-  for (const path of paths)
-    for (let p = path; dirname(p) !== p; p = dirname(p))
-      if (basename(p) === 'model' && existsSync(join(dirname(p), 'results.json'))) return p;
+  for (const path of paths) for (let p = path; dirname(p) !== p; p = dirname(p)) if (isRunModel(p)) return p;
   return undefined;
+}
+
+/**
+ * Whether `dir` is the model/ a finished run exported: beside it a results.json that reads as a
+ * run's and names it as its export (`exported.dir`, in every version), or any results.json beside
+ * a config.json that reads as a run's (one whose results.json was cut short). A folder named model
+ * beside a results.json of another tool's, or of the user's, is no run's: prune may write there.
+ */
+function isRunModel(dir: string): boolean {
+  const run = dirname(dir);
+  if (basename(dir) !== 'model' || !existsSync(join(run, 'results.json'))) return false;
+  try {
+    const r: unknown = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
+    const shape = {
+      experiment: 'string',
+      baseline: {},
+      compressed: {},
+      exported: { dir: 'string' },
+    } as const;
+    if (shapeProblem(r, shape) === undefined && (r as RunResults).exported.dir === basename(dir)) return true;
+  } catch {
+    /* not JSON: the run's config.json decides */
+  }
+  return readRunConfigFile(join(run, 'config.json')).kind === 'run';
 }
 
 /**

@@ -235,6 +235,30 @@ test('a sweep does not take over a run folder without --force; a run with --forc
   expect(table.out).not.toMatch(/lambda-0\.002/);
 });
 
+test("a folder named model beside a results.json that is no run's is prune's to write; a run's, even cut short, is not", async () => {
+  const run = join(tmp, 'a-run');
+  if (!existsSync(join(run, 'results.json'))) expect((await reproduce(run)).code).toBe(0);
+  const model = join(run, 'model');
+  // Another tool's results.json beside the folder: the export is written there, and replaced.
+  const project = join(tmp, 'project');
+  mkdirSync(project);
+  writeFileSync(join(project, 'results.json'), JSON.stringify({ accuracy: 0.98 }));
+  for (let i = 0; i < 2; i++) {
+    const r = await cli(['prune', '--model', model, '--out', join(project, 'model')]);
+    expect(r.err).not.toMatch(/is the model of the run/);
+    expect(r.code).toBe(0);
+  }
+  expect(existsSync(join(project, 'model', 'model.json'))).toBe(true);
+  // A run's results.json cut short (not JSON): its config.json says whose model/ that is.
+  const cut = join(tmp, 'cut-run');
+  cpSync(run, cut, { recursive: true });
+  writeFileSync(join(cut, 'results.json'), '{"experiment": "lenet-');
+  const refused = await cli(['prune', '--model', model, '--out', join(cut, 'model', 'sub')]);
+  expect(refused.code).toBe(1);
+  expect(refused.err).toContain(`is inside the model of the run in ${cut}`);
+  expect(existsSync(join(cut, 'model', 'sub'))).toBe(false);
+});
+
 test("prune does not write into a run's model folder or a folder of other files", async () => {
   const run = join(tmp, 'a-run');
   if (!existsSync(join(run, 'results.json'))) expect((await reproduce(run)).code).toBe(0);
