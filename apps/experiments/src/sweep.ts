@@ -3,7 +3,7 @@
 // compression. The baseline is trained once (first point) and shared.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
   configHash,
@@ -16,6 +16,7 @@ import {
   KeptBaselineDamaged,
   PLAN_FILE,
   pointFolders,
+  readRunConfigFile,
   removeRun,
   removeSweep,
   runExperiment,
@@ -27,10 +28,10 @@ import {
 
 import { isReduced, sweepPointConfig } from './config.js';
 import { firstCostWeightingName } from './cost-weighting.js';
-import { writeSweepReport, type SweepPoint } from './report.js';
+import { writeReport, writeSweepReport, type MetricLine, type SweepPoint } from './report.js';
 import { StopSignals } from './signals.js';
 import { firstNames, pctBeside } from './format.js';
-import { commandFor, ranIn } from './command-line.js';
+import { commandFor, missingConfigFile, ranIn } from './command-line.js';
 import {
   ensureWritableDir,
   LOCK_FILE,
@@ -49,6 +50,46 @@ import {
   type Bisection,
   type SweepFile,
 } from './sweep-file.js';
+
+/**
+ * A finished point that a resumed sweep reuses keeps the command that made it, as a resumed run
+ * does, unless the config file that command names is gone (renamed since: the hash leaves out the
+ * name it gives), where the sweep's command, which works, replaces it in the point's config.json,
+ * results.json and report. Returns the results as the point records them now.
+ */
+function rerecordIfConfigGone(
+  dir: string,
+  r: RunResults,
+  command: string | undefined,
+  cwd: string | undefined,
+  log: (s: string) => void,
+): RunResults {
+  const read = readRunConfigFile(join(dir, 'config.json'));
+  if (command === undefined || read.kind !== 'run' || read.run.command === undefined) return r;
+  const gone = missingConfigFile(read.run.command, read.run.cwd);
+  if (gone === undefined) return r;
+  const what = `note: sweep point ${basename(dir)} was made by a command naming the config file ${gone}, which is gone`;
+  // A finished run's metrics.jsonl is whole (written before its results.json); one damaged since
+  // leaves the point as it is rather than with a report that disagrees with its results.json.
+  let metrics: MetricLine[];
+  try {
+    metrics = readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => JSON.parse(l) as MetricLine);
+  } catch (e) {
+    log(
+      `${what}; it keeps that command: its report cannot be rewritten (metrics.jsonl: ${(e as Error).message})`,
+    );
+    return r;
+  }
+  log(`${what}: it records this sweep's command instead`);
+  const results = { ...r, command };
+  writeJsonAtomic(join(dir, 'config.json'), { ...read.run, command, cwd });
+  writeJsonAtomic(join(dir, 'results.json'), results);
+  writeReport(dir, results, metrics);
+  return results;
+}
 
 /**
  * Options of {@link runSweep}: those of a run that every point shares, the
@@ -645,8 +686,9 @@ async function sweepLocked(
       writeJsonAtomic(join(out, PLAN_FILE), newPlan);
     }
     const config = withPoint(o.config, lambda, granularity, cost);
-    const done = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
-    log(`sweep point ${label}${done ? ': finished before, reused' : ''}`);
+    const finished = o.resume ? finishedRun(dir, config, o.budget, o.seed) : undefined;
+    log(`sweep point ${label}${finished ? ': finished before, reused' : ''}`);
+    const done = finished && rerecordIfConfigGone(dir, finished, o.command, cwd, log);
     if (!done) guard.off();
     const r =
       done ??

@@ -10,6 +10,7 @@ import {
   mkdtempSync,
   readFileSync,
   realpathSync,
+  renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -393,6 +394,38 @@ test('a run and a sweep that read their data from a relative NORMPRUNE_DATA_DIR 
   expect(given.out).toContain(
     'continue with: normprune reproduce lenet-500-300 --budget tiny --backend wasm --data-dir data',
   );
+});
+
+test("a sweep's finished points reused after its config file was renamed record the command that works", async () => {
+  const d = join(tmp, 'renamed');
+  mkdirSync(d);
+  writeFileSync(join(d, 'old.json'), JSON.stringify({ extends: 'lenet-500-300' }));
+  process.chdir(d);
+  const tiny = ['--data-dir', join(a, 'data'), '--budget', 'tiny', '--backend', 'wasm', '--out', 's'];
+  expect((await cli(['sweep', '--config', 'old.json', '--lambda', '0.002', ...tiny])).code).toBe(0);
+  renameSync(join(d, 'old.json'), join(d, 'new.json'));
+  const words = ['sweep', '--config', 'new.json', '--lambda', '0.002,0.01', ...tiny];
+  const resumed = await cli([...words, '--resume']);
+  expect(resumed.code).toBe(0);
+  expect(resumed.err).toContain(
+    `note: sweep point lambda-0.002 was made by a command naming the config file ${join(d, 'old.json')}, which is gone: it records this sweep's command instead`,
+  );
+  const command = `normprune ${words.map(shellQuote).join(' ')}`;
+  const point = join(d, 's', 'lambda-0.002');
+  const recorded = () => ({
+    config: JSON.parse(readFileSync(join(point, 'config.json'), 'utf8')),
+    results: JSON.parse(readFileSync(join(point, 'results.json'), 'utf8')),
+    report: readFileSync(join(point, 'report.md'), 'utf8'),
+  });
+  const now = recorded();
+  expect(now.config.command).toBe(command);
+  expect(now.config.cwd).toBe(d);
+  expect(now.results.command).toBe(command);
+  expect(now.report).toContain(`Command: \`${command}\``);
+  expect(now.report).not.toContain('old.json');
+  // A command that still works is kept, as a resumed run keeps it.
+  expect((await cli(['sweep', '--config', './new.json', ...words.slice(3), '--resume'])).code).toBe(0);
+  expect(recorded()).toEqual(now);
 });
 
 test('--print-config prints the config alone, re-readable as a config file: no command, no directory', async () => {
