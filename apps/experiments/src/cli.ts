@@ -57,6 +57,7 @@ import {
   failedText,
   holdsRun,
   Interrupted,
+  movedSweepPoint,
   PLAN_FILE,
   readRunConfigFile,
   RUN_FOLDER_FILES,
@@ -2169,6 +2170,12 @@ function unfinishedRun(dir: string): string | undefined {
   }
   const writer = liveLockHolder(dir);
   if (writer) return `${dir} is a run being written by ${holderText(writer)}\0wait for it to end`;
+  // The sweep's command would name the folder above, which holds no sweep to continue.
+  if (typeof command === 'string' && movedSweepPoint(command, dir))
+    return (
+      `${dir} is an unfinished point of a sweep, moved out of the sweep's folder (${dirname(resolve(dir))} holds no sweep)` +
+      `\0only its sweep continues it: move it back into the sweep's folder and continue the sweep with --resume (the sweep was started by \`${commandIn(command, cwd)}\`)`
+    );
   const interrupted = existsSync(join(dir, '.work', 'checkpoint', 'state.json'));
   const cont =
     typeof command === 'string'

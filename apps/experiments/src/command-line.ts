@@ -150,7 +150,12 @@ export function commandFor(cmd: string, cwd: unknown, out: string, here: string 
  * the sweep continues (given the point's, a sweep refuses it as a run).
  */
 export function commandFolder(cmd: string, dir: string): string {
+  return isSweepCommand(cmd) ? dirname(resolve(dir)) : resolve(dir);
+}
+
+/** Whether the recorded command `cmd` is a sweep's (recorded in each of its points' config.json). */
+export function isSweepCommand(cmd: string): boolean {
   const words = shellWords(cmd) ?? cmd.split(' ');
   const at = words.findIndex((w) => !ASSIGNMENT.test(w));
-  return words[at] === 'normprune' && words[at + 1] === 'sweep' ? dirname(resolve(dir)) : resolve(dir);
+  return words[at] === 'normprune' && words[at + 1] === 'sweep';
 }

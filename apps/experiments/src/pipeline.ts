@@ -15,7 +15,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { createHash } from 'node:crypto';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -61,7 +61,14 @@ import { MODEL_STATS_SHAPE, targetMet, writeReport } from './report.js';
 import { firstNames } from './format.js';
 import { readSweepFile, sweepFile, SweepFileError, type SweepFile } from './sweep-file.js';
 import { firstCostWeightingName } from './cost-weighting.js';
-import { commandFolder, commandFor, missingConfigFile, ranIn } from './command-line.js';
+import {
+  commandFolder,
+  commandFor,
+  commandIn,
+  isSweepCommand,
+  missingConfigFile,
+  ranIn,
+} from './command-line.js';
 
 /** The training phases, in order. */
 export type Phase = 'baseline' | 'proximal' | 'finetune';
@@ -1325,6 +1332,18 @@ export function holdsSweepFiles(out: string): boolean {
 }
 
 /**
+ * Whether the run folder `dir`, whose config.json records the command `cmd`, is a sweep's point
+ * moved out of its sweep: a sweep's command, and the folder above holds neither a sweep's files
+ * nor `dir` as a point folder (a sweep whose plan is gone is still continued through those). The
+ * sweep's command continues the folder above the point ({@link commandFolder}), where --resume
+ * would then find no sweep; only the sweep, with the point back in its folder, continues it.
+ */
+export function movedSweepPoint(cmd: string, dir: string): boolean {
+  const above = dirname(resolve(dir));
+  return isSweepCommand(cmd) && !holdsSweepFiles(above) && !pointFolders(above).includes(basename(dir));
+}
+
+/**
  * The sweep `out` holds, as paths: its sweep.json and the point folders it lists that hold runs.
  * None for a sweep.json that is not what a sweep writes: what it lists is not known to be a sweep's.
  */
@@ -1508,17 +1527,22 @@ async function runLocked(
     other?.command !== undefined &&
     other.command === o.command &&
     (typeof other.cwd !== 'string' || resolve(other.cwd) === ranIn(o.cwd));
+  const moved = other?.command !== undefined && !sameCommand && movedSweepPoint(other.command, out);
   const otherText = other
     ? ` of another config, budget or seed (${runDifferences(other, { config: cfg, budget: o.budget, seed: o.seed })})` +
       (sameCommand
         ? `, started by this same command: its config file (or one it extends) has changed since`
-        : other.command
-          ? `, started by \`${commandFor(other.command, other.cwd, commandFolder(other.command, out))}\``
-          : '')
+        : other.command && moved
+          ? `, a point of the sweep started by \`${commandIn(other.command, other.cwd)}\`, moved out of that sweep's folder`
+          : other.command
+            ? `, started by \`${commandFor(other.command, other.cwd, commandFolder(other.command, out))}\``
+            : '')
     : '';
   const goOn = sameCommand
     ? `put back what changed in the config file (the run's ${join(out, 'config.json')} records the config it ran) and continue it with --resume`
-    : 'continue it with that command and --resume';
+    : moved
+      ? "move it back into its sweep's folder and continue that sweep with --resume"
+      : 'continue it with that command and --resume';
   if (o.resume && other)
     throw new Error(
       `--resume: the checkpoint in ${ckptDir} belongs to a run${otherText}; ${goOn}, ` +

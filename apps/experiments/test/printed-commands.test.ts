@@ -428,6 +428,61 @@ test("a sweep's finished points reused after its config file was renamed record 
   expect(recorded()).toEqual(now);
 });
 
+test('an unfinished sweep point moved out of its sweep is named as one, with what continues it', async () => {
+  const d = join(tmp, 'moved');
+  mkdirSync(d);
+  process.chdir(d);
+  const args = [
+    'sweep',
+    'lenet-500-300',
+    '--data-dir',
+    join(a, 'data'),
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+  ];
+  const grid = ['--lambda', '0.002,0.01', '--out', 's'];
+  expect((await cli([...args, ...grid, '--stop-after-steps', '3'])).code).toBe(130);
+  mkdirSync(join(d, 'runs'));
+  const point = join(d, 'runs', 'p');
+  renameSync(join(d, 's', 'lambda-0.002'), point);
+  const sweep = `normprune ${[...args, ...grid].map(shellQuote).join(' ')}`;
+  const moved = `${point} is an unfinished point of a sweep, moved out of the sweep's folder (${join(d, 'runs')} holds no sweep)`;
+  const back = `only its sweep continues it: move it back into the sweep's folder and continue the sweep with --resume (the sweep was started by \`${sweep}\`)`;
+  // Not the sweep's command with --out runs, which finds no sweep there.
+  const report = await cli(['report', point]);
+  expect(report.code).toBe(1);
+  expect(report.err).toContain(`report: ${moved}; ${back}`);
+  const evaluated = await cli(['eval', '--model', point]);
+  expect(evaluated.code).toBe(1);
+  expect(evaluated.err).toContain(`eval: ${moved}: its model/ is written when it finishes; ${back}`);
+  const run = await cli([
+    'reproduce',
+    'lenet-500-300',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--out',
+    point,
+  ]);
+  expect(run.code).toBe(1);
+  expect(run.err).toContain(
+    `, a point of the sweep started by \`${sweep}\`, moved out of that sweep's folder; move it back into its sweep's folder and continue that sweep with --resume`,
+  );
+  // Moved back, the sweep continues it; so it does when the sweep's plan is gone (its points are found).
+  renameSync(point, join(d, 's', 'lambda-0.002'));
+  const plan = join(d, 's', '.sweep-plan.json');
+  const kept = readFileSync(plan);
+  rmSync(plan);
+  expect(continueLine((await cli(['report', join(d, 's', 'lambda-0.002')])).err)).toBe(
+    `${sweep.replace(' --out s', '')} --resume --out ${join(d, 's')}`,
+  );
+  writeFileSync(plan, kept);
+  expect((await cli([...args, ...grid, '--resume'])).code).toBe(0);
+});
+
 test('--print-config prints the config alone, re-readable as a config file: no command, no directory', async () => {
   process.chdir(a);
   const r = await cli(['train', '--config', 'my.json', '--budget', 'tiny', '--print-config']);
