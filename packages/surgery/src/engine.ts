@@ -128,7 +128,7 @@ export function buildStates(
   const states: NodeState[] = [];
   for (const node of graph.nodes) {
     const config = node.layer ? layerConfigEntry(graph.config, node.name).config : {};
-    const handler = handlerFor(node, config, unknownLayers);
+    const handler = handlerFor(node, config, unknownLayers, states[node.inputs[0]]?.node.shape);
     const weights = readWeights(node.layer);
     // Unit layers' groups at or below the threshold are found through `nz` below.
     if (threshold > 0) handler.zeroGroups?.(weights, threshold);

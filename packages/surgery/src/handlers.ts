@@ -310,17 +310,42 @@ const REBUILD_ADVICE: Record<string, string> = {
     "followed by a 1x1 Conv2D (the layer's filters, bias and activation; its pointwise_kernel is the kernel): " +
     'build it as those two layers and prune that.',
   Reshape:
+    'surgery follows a Reshape that keeps the channels on the last axis, its last axis a multiple of ' +
+    "its input's ([h * w, c] -> [h, w, c], [h, w, c] -> [h * w * c], a gate [c] -> [1, 1, c]); this one " +
+    "puts entries of one channel on several (its last axis is not a multiple of its input's, or is -1, " +
+    'which tfjs 4.22 leaves unknown in the model). ' +
     'If it reshapes the model input, give the model input that shape instead; ' +
-    'to feed a Dense layer, use Flatten, which surgery follows; ' +
-    'to scale the channels of an image by a vector (a squeeze-and-excitation block), give the Multiply ' +
-    'the vector itself instead of its Reshape to [1, 1, channels]: tfjs broadcasts it over the image, and surgery follows that.',
+    'to feed a Dense layer, use Flatten, which surgery follows.',
 };
 
 /**
- * The handler of a node. A layer class surgery does not know is refused by name, saying what to
- * do, or with `unknown: 'keep'` kept whole (an opaque layer).
+ * A Reshape whose last axis is a multiple of its input's moves each channel's entries to the
+ * positions of output features `f` with `f % channels` = that channel, as Flatten does (row-major
+ * order keeps an entry's index modulo the channel count): `[h * w, c] -> [h, w, c]` keeps every
+ * channel where it was, `[h, w, c] -> [h * w * c]` flattens, `[c] -> [1, 1, c]` makes a gate
+ * broadcast over an image. Pruning it sets the last entry of its targetShape (see rebuild).
  */
-export function handlerFor(node: GraphNode, config: any, unknown: UnknownLayers = 'refuse'): LayerHandler {
+const reshape: LayerHandler = { kind: 'flatten' };
+
+/** Whether a Reshape from `inShape` to `node.shape` keeps the channels on the last axis (see {@link reshape}). */
+function keepsChannelsLast(node: GraphNode, inShape: (number | null)[] | undefined): boolean {
+  const inC = inShape?.[inShape.length - 1];
+  const outC = node.shape[node.shape.length - 1];
+  return typeof inC === 'number' && typeof outC === 'number' && inC > 0 && outC % inC === 0;
+}
+
+/**
+ * The handler of a node (`inShape`: its input's shape, without the batch). A layer class surgery
+ * does not know is refused by name, saying what to do, or with `unknown: 'keep'` kept whole (an
+ * opaque layer); so is a Reshape that moves entries across channels.
+ */
+export function handlerFor(
+  node: GraphNode,
+  config: any,
+  unknown: UnknownLayers = 'refuse',
+  inShape?: (number | null)[],
+): LayerHandler {
+  if (node.className === 'Reshape' && keepsChannelsLast(node, inShape)) return reshape;
   const h = REGISTRY[node.className];
   if (!h) {
     if (unknown === 'keep') return KEPT_WHOLE;

@@ -31,7 +31,8 @@ export interface PruneOptions {
   threshold?: number;
   /**
    * What to do with a layer of a class surgery does not know how to prune through (an LSTM, a
-   * Reshape, a SeparableConv2D of depthMultiplier or dilation rate above 1, a custom layer). `'refuse'` (the default) throws, naming the
+   * Reshape that moves entries across channels, a SeparableConv2D of depthMultiplier or dilation
+   * rate above 1, a custom layer). `'refuse'` (the default) throws, naming the
    * layer and how to rebuild the model so that it prunes. `'keep'` keeps the layer whole, as
    * surgery keeps a Softmax: every channel it reads is kept, its outputs count as live, its
    * weights are copied unchanged; Dense and Conv2D units elsewhere are pruned as usual, so the

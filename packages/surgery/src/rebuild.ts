@@ -277,6 +277,13 @@ export function rebuild(
     if (!Array.isArray(declared) || !declared.length) continue;
     declared[declared.length - 1] = states[s.node.inputs[0]].ids.filter((id) => !gone(id)).length;
   }
+  // A Reshape surgery follows keeps the channels on its last axis: its targetShape's last entry
+  // counts the features left there.
+  for (const s of states) {
+    if (s.node.className !== 'Reshape' || s.handler.kind !== 'flatten') continue;
+    const target = layerConfigEntry(config, s.node.name).config.targetShape as number[];
+    target[target.length - 1] = s.ids.filter((id) => !gone(id)).length;
+  }
 
   const cls = model.constructor as any;
   // fastWeightInit: every weight is overwritten below, so skip the initialisers.

@@ -1237,14 +1237,6 @@ const REFUSALS: Refusal[] = [
       /Conv2D with 2 filters per input channel .* whose kernel \[:, :, c, c \* 2 \+ j\] is its depthwise_kernel \[:, :, c, j\] and 0 elsewhere/,
   },
   {
-    name: 'Reshape of a per-channel gate to [1, 1, C] (a squeeze-and-excitation block)',
-    build: () => seBlock(true),
-    layer: 'excite_reshape',
-    className: 'Reshape',
-    advice:
-      /to scale the channels of an image by a vector \(a squeeze-and-excitation block\), give the Multiply the vector itself/,
-  },
-  {
     name: 'a Dense layer applied to two branches (shared weights)',
     build: () => {
       const x = tfl.input({ shape: [6], name: 'x' });
@@ -1478,7 +1470,7 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
       for (const m of [gm, rebuilt, dec, pruned]) m.dispose();
     });
 
-    it('a gate reshaped to [1, 1, C] before a Multiply = the [C] gate given to the Multiply, which prunes', () => {
+    it('a gate reshaped to [1, 1, C] before a Multiply (a squeeze-and-excitation block) prunes as the [C] gate given to the Multiply does', () => {
       const withReshape = seBlock(true);
       randomize(withReshape, 12);
       const rebuilt = seBlock(false);
@@ -1486,17 +1478,23 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
         rebuilt.getLayer(name).setWeights(withReshape.getLayer(name).getWeights());
       const xs = inputsFor(withReshape, 13);
       expectSameOutputs(withReshape, rebuilt, xs);
-      const dec = decompose(rebuilt, { granularity: { dense: 'input' } });
       // Nothing reads channel 3 of the scaled image, nor 'fc' that of c1: c1's filter 3 and the
       // gate's unit 3, which the Multiply joins, go together; and the gate reads no unit 1 of 'fc'.
-      killInputs(dec, 'c2', [3]);
-      killInputs(dec, 'fc', [3]);
-      killInputs(dec, 'excite', [1]);
+      const [dec, decRebuilt] = [withReshape, rebuilt].map((m) => {
+        const d = decompose(m, { granularity: { dense: 'input' } });
+        killInputs(d, 'c2', [3]);
+        killInputs(d, 'fc', [3]);
+        killInputs(d, 'excite', [1]);
+        return d;
+      });
       const { model: pruned } = prune(dec);
+      const { model: prunedRebuilt } = prune(decRebuilt);
       expectSameOutputs(dec, pruned, xs);
+      expectSameOutputs(prunedRebuilt, pruned, xs);
       expect([unitsOf(pruned, 'c1'), unitsOf(pruned, 'fc'), unitsOf(pruned, 'excite')]).toEqual([7, 3, 7]);
+      expect(pruned.getLayer('excite_reshape').getConfig().targetShape).toEqual([1, 1, 7]);
       tf.dispose(xs);
-      for (const m of [withReshape, rebuilt, dec, pruned]) m.dispose();
+      for (const m of [withReshape, rebuilt, dec, decRebuilt, pruned, prunedRebuilt]) m.dispose();
     });
   });
 });

@@ -1,0 +1,195 @@
+// prune() follows a Reshape whose last axis is a multiple of its input's: row-major order keeps
+// an entry's index modulo the channel count, so channel c of the input lands on the output
+// features f with f % channels = c, as through Flatten. Its targetShape's last entry then counts
+// the features left. Any other Reshape moves entries across channels: refused with advice, or kept
+// whole with unknownLayers 'keep'. Before, every Reshape was refused.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem, initBackend } from '@normprune/runtime';
+import { exportModel, prune } from '../src/index';
+import { editWeight, outputDiff, rng, zeroInputs, zeroUnits } from './helpers';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-reshape-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** Every weight drawn from a seeded generator, biases included (a dead unit emits a constant). */
+function randomize(model: tfl.LayersModel, seed: number): void {
+  const r = rng(seed);
+  for (const layer of model.layers) {
+    const values = layer.weights.map((w) => {
+      const shape = w.shape as number[];
+      return tf.tensor(
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() - 0.5),
+        shape,
+      );
+    });
+    layer.setWeights(values);
+    tf.dispose(values);
+  }
+}
+
+/** conv 3 -> 6 filters on [4, 4, 3], then `reshaped` on its [4, 4, 6] output, then the rest. */
+function afterConv(target: number[], rest: tfl.layers.Layer[]): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [4, 4, 3], filters: 6, kernelSize: 1, activation: 'relu', name: 'c1' }),
+      tfl.layers.reshape({ targetShape: target, name: 'reshape' }),
+      ...rest,
+    ],
+  });
+}
+
+interface Case {
+  name: string;
+  build(): tfl.LayersModel;
+  /** c1's filters killed (their constants folded where they are read). */
+  dead: number[];
+  /** The pruned Reshape's targetShape. */
+  target: number[];
+  /** The kernel shape of the first layer reading the Reshape, after. */
+  reader: [string, number[]];
+}
+
+const CASES: Case[] = [
+  {
+    name: '[h, w, c] -> [h * w, c] (channels kept), a Conv1D over the positions',
+    build: () =>
+      afterConv(
+        [16, 6],
+        [
+          tfl.layers.conv1d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'conv1d' }),
+          tfl.layers.globalAveragePooling1d({ name: 'gap' }),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      ),
+    dead: [2],
+    target: [16, 5],
+    reader: ['conv1d', [3, 5, 4]],
+  },
+  {
+    name: '[h, w, c] -> [h * w * c] (a flatten), a Dense',
+    build: () => afterConv([96], [tfl.layers.dense({ units: 3, name: 'out' })]),
+    dead: [0, 5],
+    target: [64],
+    reader: ['out', [64, 3]],
+  },
+  {
+    name: '[h, w, c] -> [h, w * c] (positions of a row merged), a Conv1D over the rows',
+    build: () =>
+      afterConv(
+        [4, 24],
+        [
+          tfl.layers.conv1d({ filters: 3, kernelSize: 2, name: 'conv1d' }),
+          tfl.layers.flatten({ name: 'flat' }),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      ),
+    dead: [1, 3, 4],
+    target: [4, 12],
+    reader: ['conv1d', [2, 12, 3]],
+  },
+];
+
+const backends = [
+  ['cpu', async () => void (await tf.setBackend('cpu'))],
+  ['wasm', async () => void (await initBackend({ prefer: 'wasm', quiet: true }))],
+] as const;
+
+describe.each(backends)('prune follows a Reshape that keeps the channels last, on %s', (backend, init) => {
+  beforeAll(init);
+
+  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
+    const model = c.build();
+    randomize(model, 21);
+    zeroUnits(model, 'c1', c.dead);
+    const before = tf.memory().numTensors;
+    const { model: pruned, report } = prune(model);
+    expect(report.layers.find((l) => l.name === 'c1')).toMatchObject({ removed: c.dead, keptConstant: [] });
+    expect(pruned.getLayer('reshape').getConfig().targetShape).toEqual(c.target);
+    expect(pruned.getLayer(c.reader[0]).weights[0].shape).toEqual(c.reader[1]);
+    const diff = outputDiff(model, pruned, 3, 4);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    const dir = path.join(tmp, `${backend}-${c.name.replace(/\W+/g, '-')}`);
+    await exportModel(pruned, dir);
+    const loaded = await tfl.loadLayersModel(fileSystem(dir));
+    expect(outputDiff(model, loaded, 3, 5).abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    loaded.dispose();
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+});
+
+describe('a Reshape that moves entries across channels', () => {
+  beforeAll(async () => void (await tf.setBackend('cpu')));
+
+  // [4, 4, 6] -> [24, 4]: 4 is no multiple of 6, so an output channel holds entries of several.
+  const mixing = () =>
+    afterConv([24, 4], [tfl.layers.flatten({ name: 'flat' }), tfl.layers.dense({ units: 2, name: 'out' })]);
+
+  it('is refused, naming it and what surgery follows', () => {
+    const model = mixing();
+    expect(() => prune(model)).toThrow(
+      /layer 'reshape' has class Reshape, .*keeps the channels on the last axis, its last axis a multiple of its input's/,
+    );
+    model.dispose();
+  });
+
+  it("is kept whole with unknownLayers 'keep': the channels it reads stay, the layers after it prune", () => {
+    const model = mixing();
+    randomize(model, 22);
+    zeroUnits(model, 'c1', [1]);
+    // c1's dead filter 1 emits a constant, but the Reshape mixes it into channels that vary:
+    // nothing before the Reshape goes.
+    const { model: pruned, report } = prune(model, { unknownLayers: 'keep' });
+    expect(report.keptWhole.map((k) => k.name)).toEqual(['reshape']);
+    expect(report.layers.find((l) => l.name === 'c1')).toMatchObject({ removed: [] });
+    expect(pruned.getLayer('reshape').getConfig().targetShape).toEqual([24, 4]);
+    const diff = outputDiff(model, pruned, 3, 6);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    pruned.dispose();
+    model.dispose();
+  });
+
+  it('a Reshape of a gate after a Dense whose units die: the gate [c] -> [1, 1, c] loses them too', () => {
+    // The squeeze-and-excitation block, reduced: the gate Dense's unit 2 is dead (a constant,
+    // sigmoid of its bias), the Multiply joins it with c1's channel 2, and nothing reads that.
+    const x = tfl.input({ shape: [5, 5, 3], name: 'x' });
+    const c1 = tfl.layers
+      .conv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' })
+      .apply(x);
+    const sq = tfl.layers.globalAveragePooling2d({ name: 'sq' }).apply(c1);
+    const gate = tfl.layers.dense({ units: 4, activation: 'sigmoid', name: 'gate' }).apply(sq);
+    const g3 = tfl.layers.reshape({ targetShape: [1, 1, 4], name: 'reshape' }).apply(gate);
+    const scaled = tfl.layers.multiply({ name: 'scale' }).apply([c1, g3] as tfl.SymbolicTensor[]);
+    const c2 = tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'c2' }).apply(scaled);
+    const out = tfl.layers
+      .dense({ units: 2, name: 'out' })
+      .apply(tfl.layers.flatten().apply(c2)) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: x, outputs: out });
+    randomize(model, 23);
+    // Nothing reads channel 2 of the scaled image, nor the gate that of the squeezed one.
+    zeroInputs(model, 'c2', [2]);
+    zeroInputs(model, 'gate', [2]);
+    editWeight(model, 'gate', 'kernel', (v, shape) => {
+      for (let p = 0; p < v.length; p++) if (p % shape[1] === 2) v[p] = 0;
+    });
+    const { model: pruned, report } = prune(model);
+    expect(Object.fromEntries(report.layers.map((l) => [l.name, l.removed]))).toMatchObject({
+      c1: [2],
+      gate: [2],
+    });
+    expect(pruned.getLayer('reshape').getConfig().targetShape).toEqual([1, 1, 3]);
+    const diff = outputDiff(model, pruned, 3, 7);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    pruned.dispose();
+    model.dispose();
+  });
+});
