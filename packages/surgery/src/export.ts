@@ -41,7 +41,7 @@ import {
   writeFileDurably,
 } from '@normprune/runtime';
 import { brokenConstraints, droppedConstraintWarning, withoutConstraints } from './constraints.js';
-import { atPath, checkModel, disposeFolded, hasDecomposed } from './folding.js';
+import { checkModel, disposeFolded, hasDecomposed } from './folding.js';
 import { readSparseModel, toFloat16, type SparseWeightEntry } from './sparse-format.js';
 import { checkLoadOptions, loadSparseModelFromUrl, type LoadSparseOptions } from './sparse-url.js';
 
@@ -344,19 +344,15 @@ export async function exportModel(
   // naming the user's own weight (a decomposed layer's direction or magnitude, not the fold's).
   // A layer of a nested model is named by path (`block/fc`), as analyze and prune name it.
   for (const { path: at, layer } of layerPaths(model))
-    for (const w of layer.weights) {
-      try {
-        readFiniteWeight(
-          layer,
-          w,
-          'exportModel',
-          'an export would load as a model whose outputs are NaN. ' +
-            'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
-        );
-      } catch (e) {
-        throw atPath(e, at);
-      }
-    }
+    for (const w of layer.weights)
+      readFiniteWeight(
+        layer,
+        w,
+        'exportModel',
+        'an export would load as a model whose outputs are NaN. ' +
+          'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
+        at,
+      );
   const plain = hasDecomposed(model) ? fold(model) : model;
   try {
     const shared = sharedWeightNameProblem(plain);

@@ -193,9 +193,9 @@ function ofDecomposed(model: tfl.LayersModel, e: unknown): unknown {
   if (!at || typeof e.caller !== 'string' || typeof e.advice !== 'string') return e;
   for (const w of at.layer.weights) {
     try {
-      readFiniteWeight(at.layer, w, e.caller, e.advice);
+      readFiniteWeight(at.layer, w, e.caller, e.advice, at.path);
     } catch (found) {
-      return atPath(found, at.path);
+      return found;
     }
   }
   return e;
