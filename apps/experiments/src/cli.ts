@@ -1497,7 +1497,7 @@ function checkPruneOut(out: string): void {
   if (holder)
     throw new Error(
       `prune: --out ${out} is in ${holder.dir}, which ${holderText(holder)} is writing; ` +
-        'wait for it to end, or choose another --out',
+        `wait for it to end, or choose another --out${holder.check ? ` (${holder.check})` : ''}`,
     );
   // A run's model/, or a folder inside it: the export would replace the model its results.json
   // describes, or be copied with it as part of it (`report --export`).
@@ -1533,6 +1533,11 @@ function checkPruneOut(out: string): void {
     throw new Error(
       `prune: --out ${out} holds files that are not an exported model (${firstNames(other)}); choose another --out`,
     );
+}
+
+/** What to do about a folder a live process writes: wait, and how to check a holder taken unchecked. */
+function waitFor(writer: { check?: string }): string {
+  return `wait for it to end${writer.check ? ` (${writer.check})` : ''}`;
 }
 
 /**
@@ -2169,7 +2174,7 @@ function unfinishedRun(dir: string): string | undefined {
     command = undefined;
   }
   const writer = liveLockHolder(dir);
-  if (writer) return `${dir} is a run being written by ${holderText(writer)}\0wait for it to end`;
+  if (writer) return `${dir} is a run being written by ${holderText(writer)}\0${waitFor(writer)}`;
   // The sweep's command would name the folder above, which holds no sweep to continue.
   if (typeof command === 'string' && movedSweepPoint(command, dir))
     return (
@@ -2208,7 +2213,7 @@ function unfinishedSweep(dir: string): string | undefined {
     plan = undefined;
   }
   const writer = liveLockHolder(dir);
-  if (writer) return `${dir} is a sweep being written by ${holderText(writer)}\0wait for it to end`;
+  if (writer) return `${dir} is a sweep being written by ${holderText(writer)}\0${waitFor(writer)}`;
   const started = Array.isArray(plan?.started) ? plan.started.filter((d) => typeof d === 'string') : [];
   const finished = started.filter((d) => existsSync(join(dir, d, 'results.json')));
   const cont =

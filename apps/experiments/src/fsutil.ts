@@ -434,11 +434,35 @@ function pidOnly(holder: LockHolder): 'lock' | 'system' | 'hidden' | undefined {
  * The live process holding `dir`'s lock, if any (not this process's own locks): its pid, what it
  * does, and where it runs if this process cannot see it (see {@link holderPlace}; '' if it can).
  */
-export function liveLockHolder(dir: string): { pid: number; what: string; where: string } | undefined {
+export function liveLockHolder(
+  dir: string,
+): { pid: number; what: string; where: string; check?: string } | undefined {
   const file = join(dir, LOCK_FILE);
   const holder = readLock(file);
   if (!holder || holder.pid === undefined || !holderAlive(holder, heldHere.has(file))) return undefined;
-  return { pid: holder.pid, what: holder.what, where: holderPlace(holder) };
+  const where = holderPlace(holder);
+  const check = where ? undefined : uncheckedHolder(holder, file);
+  return { pid: holder.pid, what: holder.what, where, ...(check ? { check } : {}) };
+}
+
+/**
+ * For a lock whose live process of its pid is taken for its holder unchecked (see
+ * {@link pidOnly}), why, and how to tell (`ps -p PID`) and what to do, for a refusal; else
+ * undefined. For a holder this process can see.
+ */
+function uncheckedHolder(holder: LockHolder, file: string): string | undefined {
+  const unchecked = holder.pid === process.pid ? undefined : pidOnly(holder);
+  if (!unchecked) return undefined;
+  const pid = holder.pid!;
+  const why = {
+    lock: `its lock ${file}, written by an older normprune or without /proc, records no ${holder.started ? 'pid namespace' : 'start time'}`,
+    system: `this system has no /proc to read the start time of process ${pid} from`,
+    hidden: `the start time of process ${pid} cannot be read here, /proc hides it`,
+  }[unchecked];
+  return (
+    `${why}, so process ${pid} may be another program, given that pid after the lock's holder ended: ` +
+    `if \`ps -p ${pid}\` shows no normprune run, sweep or prune, delete ${file}`
+  );
 }
 
 /**
@@ -460,7 +484,7 @@ export function missingFolders(path: string): { missing: string[]; existing: str
  */
 export function liveLockAbove(
   path: string,
-): { dir: string; pid: number; what: string; where: string } | undefined {
+): { dir: string; pid: number; what: string; where: string; check?: string } | undefined {
   const dirs = new Set<string>();
   const above = (p: string): void => {
     for (let d = dirname(p); !dirs.has(d); d = dirname(d)) {
@@ -601,24 +625,14 @@ function lockedMessage(dir: string, file: string, holder: LockHolder): string {
       holder.pid === process.pid
         ? `this process${holder.what ? ` (${holder.what})` : ''}`
         : holderText({ ...holder, where: '' });
-    const unchecked = holder.pid === process.pid ? undefined : pidOnly(holder);
-    if (!unchecked)
+    const check = uncheckedHolder(holder, file);
+    if (!check)
       return (
         `${dir} is being written by ${who}; wait for it to end, or choose another --out ` +
         `(if no normprune run or sweep writes there, delete ${file})`
       );
     // An older normprune's lock, say: the process of its pid may not be its holder. What to check.
-    const pid = holder.pid!;
-    const why = {
-      lock: `its lock ${file}, written by an older normprune or without /proc, records no ${holder.started ? 'pid namespace' : 'start time'}`,
-      system: `this system has no /proc to read the start time of process ${pid} from`,
-      hidden: `the start time of process ${pid} cannot be read here, /proc hides it`,
-    }[unchecked];
-    return (
-      `${dir} is being written by ${who}; wait for it to end, or choose another --out (${why}, so process ` +
-      `${pid} may be another program, given that pid after the lock's holder ended: if \`ps -p ${pid}\` ` +
-      `shows no normprune run, sweep or prune, delete ${file})`
-    );
+    return `${dir} is being written by ${who}; wait for it to end, or choose another --out (${check})`;
   }
   const since = sinceHeartbeat(holder);
   return (

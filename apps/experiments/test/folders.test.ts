@@ -107,6 +107,13 @@ test('the command that continues a moved run names the folder given, as an absol
     ),
   );
   expect(live.err).not.toMatch(/continue it with/);
+  // The lock, an older normprune's, records no start time: the process of its pid may be another
+  // program, and the message says how to check.
+  expect(live.err).toMatch(
+    new RegExp(
+      `wait for it to end \\(its lock .*records no start time, .*\`ps -p ${process.ppid}\` shows no normprune`,
+    ),
+  );
 });
 
 // Node's fs module itself (the CLI calls its functions through it), for spies.

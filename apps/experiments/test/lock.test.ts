@@ -335,11 +335,15 @@ describe('a lock written by an older normprune, or whose holder’s start time c
     for (const format of Object.keys(older) as (keyof typeof older)[]) {
       writeFileSync(lock, older[format]);
       expect(() => lockDir(dir, 'x')).toThrow(expected[format]);
+      // What report, eval and prune --out say of it: the same way to check that process.
+      const check = expected[format].match(/--out \((its lock .*)\)$/)?.[1];
       expect(liveLockHolder(dir)).toEqual({
         pid,
         what: format === 'the pid alone' ? '' : 'a run of lenet-5',
         where: '',
+        ...(format === 'and pid namespace' ? {} : { check }),
       });
+      if (format !== 'and pid namespace') expect(check).toMatch(/ps -p/);
       // Untouched by the refusal.
       expect(readFileSync(lock, 'utf8')).toBe(older[format]);
     }
