@@ -495,7 +495,10 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   expect(t.out).toMatch(/^43 parameters -> 9 non-zero/);
   // --keep-filters is for Conv2D layers of granularity 'kernel'; the flag is named in its errors.
   for (const [keep, message] of [
-    ['d1=1', /--keep-filters: d1: expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity 'output'/],
+    [
+      'd1=1',
+      /--keep-filters: d1: expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity 'output'/,
+    ],
     ['d1', /--keep-filters: expected LAYER=N\[,LAYER=N...\] with N a whole number, got "d1"/],
   ] as const) {
     const bad = await cli(['prune', '--model', src, '--out', join(tmp, 'never'), '--keep-filters', keep]);
