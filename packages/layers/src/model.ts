@@ -56,7 +56,8 @@ const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> 
 /** The plain class of each kind of decomposed layer (what fold() makes of it). */
 const PLAIN_CLASS: Record<DecomposedKind, string> = { dense: 'Dense', conv1d: 'Conv1D', conv2d: 'Conv2D' };
 
-const isDecomposable = (layer: tfl.layers.Layer): boolean => layer.getClassName() in DECOMPOSABLE;
+const isDecomposable = (layer: tfl.layers.Layer): boolean =>
+  Object.hasOwn(DECOMPOSABLE, layer.getClassName());
 
 /**
  * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D} or {@link DecomposedConv2D},
