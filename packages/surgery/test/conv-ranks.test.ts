@@ -10,38 +10,24 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose } from '@normprune/layers';
-import { fileSystem, initBackend } from '@normprune/runtime';
+import { fileSystem } from '@normprune/runtime';
 import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
-import { editWeight, outputDiff, rng, unitsOf, zeroKernelWhere, zeroUnits } from './helpers';
+import {
+  BACKENDS,
+  editWeight,
+  outputDiff,
+  randomWeights,
+  setBias,
+  unitsOf,
+  zeroKernelWhere,
+  zeroUnits,
+} from './helpers';
 
 let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-conv-ranks-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-/** Every weight of `model` drawn from a seeded generator, biases included (a dead unit then emits a constant). */
-function randomize(model: tfl.LayersModel, seed: number): void {
-  const r = rng(seed);
-  for (const layer of model.layers) {
-    const values = layer.weights.map((w) => {
-      const shape = w.shape as number[];
-      return tf.tensor(
-        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() - 0.5),
-        shape,
-      );
-    });
-    layer.setWeights(values);
-    tf.dispose(values);
-  }
-}
-
-/** Sets a layer's bias entries `values` (unit -> value). */
-function setBias(model: tfl.LayersModel, layer: string, values: Record<number, number>): void {
-  editWeight(model, layer, 'bias', (v) => {
-    for (const [u, b] of Object.entries(values)) v[Number(u)] = b;
-  });
-}
 
 interface Case {
   name: string;
@@ -172,17 +158,12 @@ const CASES: Case[] = [
   },
 ];
 
-const backends = [
-  ['cpu', async () => void (await tf.setBackend('cpu'))],
-  ['wasm', async () => void (await initBackend({ prefer: 'wasm', quiet: true }))],
-] as const;
-
-describe.each(backends)('prune prunes Conv1D and Conv3D filters, on %s', (backend, init) => {
+describe.each(BACKENDS)('prune prunes Conv1D and Conv3D filters, on %s', (backend, init) => {
   beforeAll(init);
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
     const model = c.build();
-    randomize(model, 3);
+    randomWeights(model, 3);
     c.kill(model);
     const before = tf.memory().numTensors;
     const { model: pruned, report } = prune(model);
@@ -248,7 +229,7 @@ describe('Conv1D padding: what folds and what stays', () => {
     "a dead filter emitting 0 folds into a 'same' Conv1D of kernel size %d; one emitting another constant stays, saying why",
     (k) => {
       const model = net1d('same', k);
-      randomize(model, 8);
+      randomWeights(model, 8);
       zeroUnits(model, 'c1', [0, 2]);
       // relu(-1) = 0: folds whatever the padding; relu(0.7) = 0.7 would meet c2's zero padding.
       setBias(model, 'c1', { 0: -1, 2: 0.7 });
@@ -272,7 +253,7 @@ describe('Conv1D padding: what folds and what stays', () => {
     "a dead filter emitting any constant folds into a '%s' Conv1D of kernel size %d (it pads nothing)",
     (padding, k) => {
       const model = net1d(padding, k);
-      randomize(model, 9);
+      randomWeights(model, 9);
       zeroUnits(model, 'c1', [0, 2]);
       setBias(model, 'c1', { 0: -1, 2: 0.7 });
       const { model: pruned, report } = prune(model);
@@ -287,7 +268,7 @@ describe('Conv1D padding: what folds and what stays', () => {
 
   it('a threshold zeroes whole 1-D kernels: a filter left with none goes, the small kernels of the others are exact zeros', () => {
     const model = net1d('valid');
-    randomize(model, 10);
+    randomWeights(model, 10);
     // c1 filter 3 entirely below the threshold; c2 reads c1's channel 1 only through tiny kernels.
     editWeight(model, 'c1', 'kernel', (v, shape) => {
       for (let p = 0; p < v.length; p++) if (p % shape[2] === 3) v[p] = 1e-4 * (p % 2 ? 1 : -1);
@@ -328,7 +309,7 @@ describe('Conv1D padding: what folds and what stays', () => {
     "a decomposed Conv1D ('%s'): the filters whose magnitudes are 0 go, and the outputs stay",
     (granularity) => {
       const model = net1d('same');
-      randomize(model, 12);
+      randomWeights(model, 12);
       const dec = decompose(model, { granularity: { conv1d: granularity } });
       // What the proximal step leaves: every group of c1's filters 1 and 3 at exactly 0.
       editWeight(dec, 'c1', 'magnitude', (v, shape) => {
@@ -353,7 +334,7 @@ describe('Conv1D padding: what folds and what stays', () => {
     // The usual path: decompose the model (its Dense layers), train, prune. When the head's input
     // groups from a filter's features are zero, the plain Conv1D before it loses that filter.
     const model = CASES[1].build();
-    randomize(model, 4);
+    randomWeights(model, 4);
     zeroKernelWhere(model, 'fc', (i) => i % 6 === 1);
     const dec = decompose(model, { granularity: { dense: 'input' } });
     const { model: pruned, report } = prune(dec);

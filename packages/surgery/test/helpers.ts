@@ -1,6 +1,7 @@
 // Test fixtures: small models, ways to kill groups by writing zeros, and output comparison.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend } from '@normprune/runtime';
 import { maxDiff } from '../../../tools/testing/leaks';
 
 /** A deterministic generator so fixtures are the same on every run. */
@@ -10,6 +11,35 @@ export function rng(seed: number): () => number {
     s = (s * 1664525 + 1013904223) >>> 0;
     return s / 2 ** 32;
   };
+}
+
+/** The backends a test runs on with `describe.each`: cpu, and wasm (the one training uses). */
+export const BACKENDS = [
+  ['cpu', async () => void (await tf.setBackend('cpu'))],
+  ['wasm', async () => void (await initBackend({ prefer: 'wasm', quiet: true }))],
+] as const;
+
+/** Every weight of `model` drawn from a seeded generator, biases included (a dead unit then emits a constant). */
+export function randomWeights(model: tfl.LayersModel, seed: number): void {
+  const r = rng(seed);
+  for (const layer of model.layers) {
+    const values = layer.weights.map((w) => {
+      const shape = w.shape as number[];
+      return tf.tensor(
+        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() - 0.5),
+        shape,
+      );
+    });
+    layer.setWeights(values);
+    tf.dispose(values);
+  }
+}
+
+/** Sets entries of a layer's bias (unit -> value). */
+export function setBias(model: tfl.LayersModel, layer: string, values: Record<number, number>): void {
+  editWeight(model, layer, 'bias', (v) => {
+    for (const [u, b] of Object.entries(values)) v[Number(u)] = b;
+  });
 }
 
 /** Rewrites one weight of a layer (by short name) with `edit` applied to a host copy. */

@@ -9,31 +9,15 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { fileSystem, initBackend } from '@normprune/runtime';
+import { fileSystem } from '@normprune/runtime';
 import { exportModel, prune } from '../src/index';
-import { editWeight, outputDiff, rng, zeroInputs, zeroUnits } from './helpers';
+import { BACKENDS, editWeight, outputDiff, randomWeights, zeroInputs, zeroUnits } from './helpers';
 
 let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-reshape-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-/** Every weight drawn from a seeded generator, biases included (a dead unit emits a constant). */
-function randomize(model: tfl.LayersModel, seed: number): void {
-  const r = rng(seed);
-  for (const layer of model.layers) {
-    const values = layer.weights.map((w) => {
-      const shape = w.shape as number[];
-      return tf.tensor(
-        Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => r() - 0.5),
-        shape,
-      );
-    });
-    layer.setWeights(values);
-    tf.dispose(values);
-  }
-}
 
 /** conv 3 -> 6 filters on [4, 4, 3], then `reshaped` on its [4, 4, 6] output, then the rest. */
 function afterConv(target: number[], rest: tfl.layers.Layer[]): tfl.Sequential {
@@ -97,17 +81,12 @@ const CASES: Case[] = [
   },
 ];
 
-const backends = [
-  ['cpu', async () => void (await tf.setBackend('cpu'))],
-  ['wasm', async () => void (await initBackend({ prefer: 'wasm', quiet: true }))],
-] as const;
-
-describe.each(backends)('prune follows a Reshape that keeps the channels last, on %s', (backend, init) => {
+describe.each(BACKENDS)('prune follows a Reshape that keeps the channels last, on %s', (backend, init) => {
   beforeAll(init);
 
   it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
     const model = c.build();
-    randomize(model, 21);
+    randomWeights(model, 21);
     zeroUnits(model, 'c1', c.dead);
     const before = tf.memory().numTensors;
     const { model: pruned, report } = prune(model);
@@ -144,7 +123,7 @@ describe('a Reshape that moves entries across channels', () => {
 
   it("is kept whole with unknownLayers 'keep': the channels it reads stay, the layers after it prune", () => {
     const model = mixing();
-    randomize(model, 22);
+    randomWeights(model, 22);
     zeroUnits(model, 'c1', [1]);
     // c1's dead filter 1 emits a constant, but the Reshape mixes it into channels that vary:
     // nothing before the Reshape goes.
@@ -174,7 +153,7 @@ describe('a Reshape that moves entries across channels', () => {
       .dense({ units: 2, name: 'out' })
       .apply(tfl.layers.flatten().apply(c2)) as tfl.SymbolicTensor;
     const model = tfl.model({ inputs: x, outputs: out });
-    randomize(model, 23);
+    randomWeights(model, 23);
     // Nothing reads channel 2 of the scaled image, nor the gate that of the squeezed one.
     zeroInputs(model, 'c2', [2]);
     zeroInputs(model, 'gate', [2]);

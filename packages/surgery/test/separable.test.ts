@@ -8,32 +8,15 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { fileSystem, initBackend } from '@normprune/runtime';
+import { fileSystem } from '@normprune/runtime';
 import { analyze, DisconnectedModelError, exportModel, prune } from '../src/index';
-import { editWeight, rng, zeroKernelWhere, zeroUnits } from './helpers';
+import { BACKENDS, editWeight, randomWeights, zeroKernelWhere, zeroUnits } from './helpers';
 
 let tmp: string;
 beforeAll(() => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-separable-'));
 });
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-/** Every weight of `model` drawn from a seeded generator, biases included (a dead unit then emits a constant). */
-function randomize(model: tfl.LayersModel, seed: number): void {
-  const r = rng(seed);
-  for (const layer of model.layers) {
-    const values = layer.weights.map((w) => {
-      const shape = w.shape as number[];
-      const size = shape.reduce((a, b) => a * b, 1);
-      return tf.tensor(
-        Float32Array.from({ length: size }, () => r() - 0.5),
-        shape,
-      );
-    });
-    layer.setWeights(values);
-    tf.dispose(values);
-  }
-}
 
 /** Kills filters of a SeparableConv2D: its pointwise kernel's columns. */
 function killPointwise(model: tfl.LayersModel, layer: string, filters: number[]): void {
@@ -58,7 +41,7 @@ function chain(): tfl.LayersModel {
       tfl.layers.dense({ units: 3, name: 'out' }),
     ],
   });
-  randomize(model, 1);
+  randomWeights(model, 1);
   // c1's filter 1 dead, and emitting 0 (its bias below 0 before the relu): a constant that 'same'
   // padding keeps exact, so it goes (one emitting another constant stays, as for a Conv2D).
   zeroUnits(model, 'c1', [1]);
@@ -81,7 +64,7 @@ function branching(): tfl.LayersModel {
   const flat = tfl.layers.flatten({ name: 'flat' }).apply(sum) as tfl.SymbolicTensor;
   const y = tfl.layers.dense({ units: 2, name: 'out' }).apply(flat) as tfl.SymbolicTensor;
   const model = tfl.model({ inputs: x, outputs: y });
-  randomize(model, 2);
+  randomWeights(model, 2);
   // Channel 1 of the sum: sep's filter 1 and conv's filter 1 both dead, and out reads none of it.
   killPointwise(model, 'sep', [1]);
   zeroUnits(model, 'conv', [1]);
@@ -96,12 +79,7 @@ function maxDiff(a: tfl.LayersModel, b: tfl.LayersModel, seed: number): number {
   });
 }
 
-const backends = [
-  ['cpu', async () => void (await tf.setBackend('cpu'))],
-  ['wasm', async () => void (await initBackend({ prefer: 'wasm', quiet: true }))],
-] as const;
-
-describe.each(backends)('prune splits a SeparableConv2D, on %s', (backend, init) => {
+describe.each(BACKENDS)('prune splits a SeparableConv2D, on %s', (backend, init) => {
   beforeAll(init);
 
   it.each<[string, () => tfl.LayersModel, Record<string, [number, number]>, Record<string, number[]>]>([
@@ -226,7 +204,7 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
           tfl.layers.flatten(),
         ],
       });
-      randomize(model, 8);
+      randomWeights(model, 8);
       // Depthwise weights the max norm (2) holds for: it is kept.
       editWeight(model, 'sep', 'depthwise_kernel', (v) => v.forEach((x, i) => (v[i] = x / 4)));
       // c's filter 2 dead and emitting 0: it goes, and the depthwise channel reading it.
@@ -300,7 +278,7 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
           tfl.layers.dense({ units: 2, name: 'out' }),
         ],
       });
-      randomize(model, 5);
+      randomWeights(model, 5);
       killPointwise(model, 'sep', [1]);
       const before = tf.memory().numTensors;
       expect(() => prune(model)).toThrow(

@@ -17,7 +17,7 @@ import { fileSystem, initBackend } from '@normprune/runtime';
 import { analyze, exportModel, kernelMask, loadSparseModel, prune, type Counts } from '../src/index';
 import { maxDiff } from '../../../tools/testing/leaks';
 import { plainCopy, roundToHalf } from './float16-reference';
-import { editWeight, rng, zeroKernelWhere } from './helpers';
+import { editWeight, rng, setBias, zeroKernelWhere } from './helpers';
 import { expectSameWeights, pruneTheOldWay } from './same-plan';
 
 type DenseG = 'output' | 'input';
@@ -80,12 +80,6 @@ function killInputs(model: tfl.LayersModel, layer: string, inputs: number[]): vo
   const g = (model.getLayer(layer) as any).granularity as string;
   if (g !== 'input' && g !== 'kernel') throw new Error(`granularity ${g} cannot kill an input`);
   zeroMagnitude(model, layer, (q, shape) => inputs.includes(g === 'kernel' ? Math.floor(q / shape[1]) : q));
-}
-
-function setBias(model: tfl.LayersModel, layer: string, values: Record<number, number>): void {
-  editWeight(model, layer, 'bias', (v) => {
-    for (const [i, x] of Object.entries(values)) v[Number(i)] = x;
-  });
 }
 
 /** Non-trivial biases and BatchNormalization statistics, so that dead units emit non-zero constants. */
