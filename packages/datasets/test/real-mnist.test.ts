@@ -142,18 +142,30 @@ describe('a folder mixing the two IDX data sets', () => {
     link(testImages, 't10k-images-idx3-ubyte');
     return dir;
   };
-  it("each set's image fingerprints are the md5 of its files' first 100 images", () => {
-    for (const [spec, dir] of [
-      [MNIST, mnistDir],
-      [FASHION_MNIST, fashionDir],
-    ] as const)
-      for (const base of ['train-images-idx3-ubyte', 't10k-images-idx3-ubyte']) {
-        const file = readdirSync(dir).find((f) => f === base || f === `${base}.gz`)!;
-        const bytes = readFileSync(join(dir, file));
-        const raw = file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
-        expect(md5(raw.subarray(16, 16 + 100 * 784))).toBe(spec.imagesHeadMd5![base]);
-      }
-  });
+  /** The IDX bytes of `dir`'s file `base`, raw or gunzipped. */
+  const rawFile = (dir: string, base: string): Buffer => {
+    const file = readdirSync(dir).find((f) => f === base || f === `${base}.gz`)!;
+    const bytes = readFileSync(join(dir, file));
+    return file.endsWith('.gz') ? gunzipSync(bytes) : bytes;
+  };
+  it.each([
+    ['images', 'imagesHeadMd5', 16, 784],
+    ['labels', 'labelsHeadMd5', 8, 1],
+  ] as const)(
+    "each set's %s fingerprints are the md5 of its files' first 100 records",
+    (kind, key, header, size) => {
+      for (const [spec, dir] of [
+        [MNIST, mnistDir],
+        [FASHION_MNIST, fashionDir],
+      ] as const)
+        for (const base of [
+          `train-${kind}-idx${size === 1 ? 1 : 3}-ubyte`,
+          `t10k-${kind}-idx${size === 1 ? 1 : 3}-ubyte`,
+        ]) {
+          expect(md5(rawFile(dir, base).subarray(header, header + 100 * size))).toBe(spec[key]![base]);
+        }
+    },
+  );
   it("Fashion-MNIST labels with MNIST's images, given as Fashion-MNIST, are refused naming both images files", async () => {
     const dir = mixed('fashion-labels', fashionDir, mnistDir);
     await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
@@ -171,25 +183,43 @@ describe('a folder mixing the two IDX data sets', () => {
         'put the Fashion-MNIST train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files there',
     );
   });
-  it('the first 1000 of each MNIST file, given as Fashion-MNIST, hold MNIST, not a mix', async () => {
-    // Labels cut short match no published checksum: the images alone tell the set.
-    const dir = join(tmp, 'mnist-1000');
+  /** A folder of each file's first 1000 records: the labels of `labels`, the images of `images`. */
+  const cut = (name: string, labels: string, images: string): string => {
+    const dir = join(tmp, name);
     mkdirSync(dir);
-    for (const [base, header, size] of [
-      ['train-images-idx3-ubyte', 16, 784],
-      ['train-labels-idx1-ubyte', 8, 1],
-      ['t10k-images-idx3-ubyte', 16, 784],
-      ['t10k-labels-idx1-ubyte', 8, 1],
+    for (const [base, from, header, size] of [
+      ['train-images-idx3-ubyte', images, 16, 784],
+      ['train-labels-idx1-ubyte', labels, 8, 1],
+      ['t10k-images-idx3-ubyte', images, 16, 784],
+      ['t10k-labels-idx1-ubyte', labels, 8, 1],
     ] as const) {
-      const whole = readFileSync(join(mnistDir, base));
-      const cut = Buffer.from(whole.subarray(0, header + 1000 * size));
-      cut.writeUInt32BE(1000, 4);
-      writeFileSync(join(dir, base), cut);
+      const part = Buffer.from(rawFile(from, base).subarray(0, header + 1000 * size));
+      part.writeUInt32BE(1000, 4);
+      writeFileSync(join(dir, base), part);
     }
+    return dir;
+  };
+  it('the first 1000 of each MNIST file, given as Fashion-MNIST, hold MNIST, not a mix', async () => {
+    // Labels cut short match no published checksum: their first 100 labels tell the set.
+    const dir = cut('mnist-1000', mnistDir, mnistDir);
     await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
-      `${dir} holds MNIST, not Fashion-MNIST: its train-images-idx3-ubyte file is MNIST's; point at the Fashion-MNIST files`,
+      `${dir} holds MNIST, not Fashion-MNIST: its train-labels-idx1-ubyte file is MNIST's; point at the Fashion-MNIST files`,
     );
     expect((await loadMnist({ dir, offline: true })).train.count).toBe(1000);
+  });
+  it("the first 1000 Fashion-MNIST labels with MNIST's images, given as MNIST, are a mix naming both labels files", async () => {
+    const dir = cut('fashion-labels-1000', fashionDir, mnistDir);
+    await expect(loadMnist({ dir, offline: true })).rejects.toThrow(
+      `${dir} mixes files of the two sets: its train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files are Fashion-MNIST's, not MNIST's ` +
+        "(its train-images-idx3-ubyte and t10k-images-idx3-ubyte files are MNIST's); " +
+        'put the MNIST train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files there',
+    );
+  });
+  it("the first 1000 MNIST labels with Fashion-MNIST's images, given as Fashion-MNIST, are a mix naming both labels files", async () => {
+    const dir = cut('mnist-labels-1000', mnistDir, fashionDir);
+    await expect(loadFashionMnist({ dir, offline: true })).rejects.toThrow(
+      /its train-labels-idx1-ubyte and t10k-labels-idx1-ubyte files are MNIST's, not Fashion-MNIST's/,
+    );
   });
   it("MNIST with Fashion-MNIST's test images, given as MNIST, are refused naming the test file", async () => {
     const dir = mixed('mnist-test', mnistDir, mnistDir, fashionDir);
