@@ -72,7 +72,9 @@ export interface ExportResult {
   /**
    * One sentence per constraint (a layer's `kernelConstraint`, `biasConstraint`, ...) left out of
    * the export because the model's weights break it, naming the layer (by path in a nested model,
-   * `block/fc`), the option and the constraint's class: tfjs applies a layer's constraints when it
+   * `block/fc`), the option (and, for stacked RNN cells, the cell) and the constraint's class;
+   * the options of a layer a wrapper (`TimeDistributed`, `Bidirectional`) holds and of a recurrent
+   * layer's cell count as the layer's. tfjs applies a layer's constraints when it
    * loads its weights, and would load such an export into another function than the model's.
    * (tfjs applies none while training, so a trained model's weights may break them.) Empty
    * otherwise; `prune` leaves such constraints out of the layers it rewrites, and says so alike.

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
-import { brokenConstraints } from './constraints.js';
+import { brokenConstraints, clearConstraints } from './constraints.js';
 import { DisconnectedModelError } from './errors.js';
 import { layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
@@ -76,6 +76,8 @@ export interface DroppedConstraint {
   option: string;
   /** The constraint's class (`NonNeg`, `UnitNorm`, ...). */
   constraint: string;
+  /** For the cells of stacked cells (`rnn({ cell: [...] })`), which cell held it (from 0). */
+  cell?: number;
 }
 
 /**
@@ -335,10 +337,9 @@ function shortName(w: tfl.LayerVariable): string {
  */
 function dropBrokenConstraints(layer: tfl.layers.Layer): DroppedConstraint[] {
   const broken = brokenConstraints(layer);
-  // The layer's option (its getConfig reads the field) and the weight's own copy, which
-  // LayerVariable.write applies.
-  const gone = new Set(broken.map((b) => b.holder[b.option]));
-  for (const b of broken) b.holder[b.option] = null;
+  // The layer's option (its getConfig reads the field), the copies a Bidirectional's forward and
+  // backward layers hold, and the weight's own reference, which LayerVariable.write applies.
+  const gone = clearConstraints(broken);
   for (const w of layer.weights)
     if (gone.has(w.constraint)) (w as unknown as { constraint: unknown }).constraint = null;
   return broken.map((b) => ({
@@ -346,6 +347,7 @@ function dropBrokenConstraints(layer: tfl.layers.Layer): DroppedConstraint[] {
     className: layer.getClassName(),
     option: b.option,
     constraint: b.constraint,
+    ...(b.cell === undefined ? {} : { cell: b.cell }),
   }));
 }
 

@@ -249,10 +249,13 @@ interface ExportCase {
   name: string;
   /** The model, its weights written (tfjs applies no constraint while training, nor assign). */
   build(): tfl.LayersModel;
-  /** [layer path, class, option, constraint class] left out of the export, in model order. */
-  dropped: [string, string, string, string][];
-  /** [layer path, option] kept in the export. */
-  kept: [string, string][];
+  /**
+   * [layer path, class, option, constraint class, cell of stacked cells] left out of the export,
+   * in model order.
+   */
+  dropped: [string, string, string, string, number?][];
+  /** [layer path, option, cell of stacked cells] kept in the export. */
+  kept: [string, string, number?][];
 }
 
 const EXPORT_CASES: ExportCase[] = [
@@ -345,31 +348,144 @@ const EXPORT_CASES: ExportCase[] = [
     dropped: [['td', 'TimeDistributed', 'kernelConstraint', 'MaxNorm']],
     kept: [],
   },
+  {
+    // The wrapper's config carries the LSTM's (its cell's options), but computes with a forward
+    // and a backward LSTM built from it, whose weights hold copies of its constraints. The bias
+    // (zeros, and ones for the forget gate) holds nonNeg.
+    name: 'a maxNorm kernel of an LSTM inside Bidirectional',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.bidirectional({
+            inputShape: [4, 5],
+            layer: tfl.layers.lstm({
+              units: 3,
+              kernelInitializer: k(10),
+              recurrentInitializer: k(11),
+              kernelConstraint: tfl.constraints.maxNorm({ maxValue: 0.1 }),
+              biasConstraint: 'nonNeg',
+              name: 'inner',
+            }) as tfl.RNN,
+            name: 'bi',
+          }),
+          tfl.layers.dense({ units: 2, kernelInitializer: k(12), name: 'out' }),
+        ],
+      }),
+    dropped: [['bi', 'Bidirectional', 'kernelConstraint', 'MaxNorm']],
+    kept: [['bi', 'biasConstraint']],
+  },
+  {
+    // Sequences out, summed; the forward layer's bias holds nonNeg, the backward one's does not.
+    name: 'a SimpleRNN inside Bidirectional whose backward layer alone breaks a nonNeg bias',
+    build() {
+      const model = tfl.sequential({
+        layers: [
+          tfl.layers.bidirectional({
+            inputShape: [6, 3],
+            layer: tfl.layers.simpleRNN({
+              units: 4,
+              returnSequences: true,
+              kernelInitializer: k(13),
+              recurrentInitializer: k(14),
+              recurrentConstraint: tfl.constraints.maxNorm({ maxValue: 0.1 }),
+              biasConstraint: 'nonNeg',
+              name: 'inner',
+            }) as tfl.RNN,
+            mergeMode: 'sum',
+            name: 'bi',
+          }),
+        ],
+      });
+      const [forward, backward] = model.getLayer('bi').weights.filter((w) => w.originalName.endsWith('bias'));
+      forward.write(tf.tensor([0.1, 0.2, 0.3, 0.4]));
+      tf.tidy(() => (backward.read() as tf.Variable).assign(tf.tensor([0.5, -0.5, 0.25, -0.25])));
+      return model;
+    },
+    dropped: [
+      ['bi', 'Bidirectional', 'recurrentConstraint', 'MaxNorm'],
+      ['bi', 'Bidirectional', 'biasConstraint', 'NonNeg'],
+    ],
+    kept: [],
+  },
+  {
+    // A recurrent layer's constraints are its cell's.
+    name: 'a maxNorm kernel of a GRU',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.gru({
+            inputShape: [5, 2],
+            units: 3,
+            kernelInitializer: k(15),
+            recurrentInitializer: k(16),
+            kernelConstraint: tfl.constraints.maxNorm({ maxValue: 0.1 }),
+            name: 'gru',
+          }),
+        ],
+      }),
+    dropped: [['gru', 'GRU', 'kernelConstraint', 'MaxNorm']],
+    kept: [],
+  },
+  {
+    // Each cell's options, named by cell; cell 1's nonNeg bias (zeros) holds.
+    name: 'maxNorm kernels of stacked SimpleRNN cells',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.rnn({
+            inputShape: [4, 3],
+            cell: [0, 1].map((c) =>
+              tfl.layers.simpleRNNCell({
+                units: 3 + c,
+                kernelInitializer: k(17 + c),
+                recurrentInitializer: k(19 + c),
+                kernelConstraint: tfl.constraints.maxNorm({ maxValue: 0.1 }),
+                ...(c === 1 ? { biasConstraint: 'nonNeg' as const } : {}),
+              }),
+            ),
+            name: 'stack',
+          }),
+        ],
+      }),
+    dropped: [
+      ['stack', 'RNN', 'kernelConstraint', 'MaxNorm', 0],
+      ['stack', 'RNN', 'kernelConstraint', 'MaxNorm', 1],
+    ],
+    kept: [['stack', 'biasConstraint', 1]],
+  },
 ];
 
 /** exportModel's warnings for the constraints case `c` leaves out. */
 const exportWarnings = (c: ExportCase): string[] =>
   c.dropped.map(
-    ([layer, className, option, constraint]) =>
-      `${className} '${layer}': its ${option} (${constraint}) does not hold for its weights, so the export ` +
+    ([layer, className, option, constraint, cell]) =>
+      `${className} '${layer}': its ${option}${cell === undefined ? '' : ` of cell ${cell}`} (${constraint}) does not hold for its weights, so the export ` +
       'has none: tfjs applies a constraint when it loads weights, and the model loaded from it would compute ' +
       'something else',
   );
 
 /**
- * A layer's option as the layer holds it (for a TimeDistributed, as the Dense inside does); not
- * getConfig, which writes a DepthwiseConv2D's depthwiseRegularizer as its depthwiseConstraint.
+ * A layer's option as the layer holds it: for a wrapper (`TimeDistributed`, `Bidirectional`), as
+ * the layer it wraps does; for a recurrent layer, as its cell (or cell `cell` of stacked cells)
+ * does. Not getConfig, which writes a DepthwiseConv2D's depthwiseRegularizer as its
+ * depthwiseConstraint.
  */
-function optionOf(model: tfl.LayersModel, p: string, option: string): unknown {
-  const layer = at(model, p) as unknown as Record<string, unknown> & { layer?: Record<string, unknown> };
-  return (layer.getClassName as () => string)() === 'TimeDistributed' ? layer.layer![option] : layer[option];
+function optionOf(model: tfl.LayersModel, p: string, option: string, cell?: number): unknown {
+  type Fields = Record<string, unknown>;
+  let o = at(model, p) as unknown as Fields;
+  if (o.layer) o = o.layer as Fields;
+  if (o.cell) o = o.cell as Fields;
+  if (cell !== undefined) o = (o.cells as Fields[])[cell];
+  return o[option];
 }
 
 describe.each(EXPORT_CASES)('exportModel: $name', (c) => {
   it('leaves the broken constraints out of the export, says so, and loads into the model, in either format', async () => {
     const model = c.build();
-    const before = c.dropped.map(([p, , option]) => optionOf(model, p, option));
+    const before = c.dropped.map(([p, , option, , cell]) => optionOf(model, p, option, cell));
     expect(before.every((b) => b != null)).toBe(true);
+    // What LayerVariable.write applies (for a Bidirectional, copies of the options).
+    const applied = model.weights.map((w) => w.constraint);
     for (const format of ['tfjs', 'sparse'] as const) {
       const dir = path.join(tmp, 'export', c.name.replace(/\W+/g, '-'), format);
       const { warnings } = await expectNoLeak(() => exportModel(model, dir, { format }));
@@ -378,14 +494,15 @@ describe.each(EXPORT_CASES)('exportModel: $name', (c) => {
         format === 'tfjs' ? await tfl.loadLayersModel(fileSystem(dir)) : await loadSparseModel(dir);
       const diff = outputDiff(model, loaded);
       expect([format, diff.abs <= 1e-5 * Math.max(1, diff.scale)]).toEqual([format, true]);
-      for (const [p, , option] of c.dropped)
-        expect([p, option, optionOf(loaded, p, option) ?? null]).toEqual([p, option, null]);
-      for (const [p, option] of c.kept)
-        expect([p, option, optionOf(loaded, p, option) != null]).toEqual([p, option, true]);
+      for (const [p, , option, , cell] of c.dropped)
+        expect([p, option, optionOf(loaded, p, option, cell) ?? null]).toEqual([p, option, null]);
+      for (const [p, option, cell] of c.kept)
+        expect([p, option, optionOf(loaded, p, option, cell) != null]).toEqual([p, option, true]);
       loaded.dispose();
     }
     // The model keeps its constraints (the same objects).
-    c.dropped.forEach(([p, , option], j) => expect(optionOf(model, p, option)).toBe(before[j]));
+    c.dropped.forEach(([p, , option, , cell], j) => expect(optionOf(model, p, option, cell)).toBe(before[j]));
+    model.weights.forEach((w, j) => expect(w.constraint).toBe(applied[j]));
     model.dispose();
   });
 });
@@ -404,3 +521,50 @@ it.each(EXPORT_CASES.filter((c) => !c.name.includes('TimeDistributed')))(
     [loaded, decomposed, model].forEach((m) => m.dispose());
   },
 );
+
+it('prune keeps a Bidirectional whole with its constraints, and its export leaves out those its weights break', async () => {
+  // x [4, 5] -> Bidirectional(LSTM, maxNorm kernel broken) -> Dense 'h' (6, relu) -> Dense 'out'.
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.bidirectional({
+        inputShape: [4, 5],
+        layer: tfl.layers.lstm({
+          units: 3,
+          kernelInitializer: k(21),
+          recurrentInitializer: k(22),
+          kernelConstraint: tfl.constraints.maxNorm({ maxValue: 0.1 }),
+          name: 'inner',
+        }) as tfl.RNN,
+        name: 'bi',
+      }),
+      tfl.layers.dense({ units: 6, activation: 'relu', kernelInitializer: k(23), name: 'h' }),
+      tfl.layers.dense({ units: 2, kernelInitializer: k(24), name: 'out' }),
+    ],
+  });
+  zeroUnits(model, 'h', [2, 4]);
+  const { model: pruned, report } = await expectNoLeak(
+    () => prune(model, { unknownLayers: 'keep' }),
+    model.weights.length,
+  );
+  expect(report.keptWhole.map((l) => l.name)).toEqual(['bi']);
+  expect(unitsOf(pruned, 'h')).toBe(4);
+  expect(report.warnings.filter((w) => w.includes('Constraint'))).toEqual([]);
+  expect(optionOf(pruned, 'bi', 'kernelConstraint')).toEqual(expect.objectContaining({ maxValue: 0.1 }));
+  const diff = outputDiff(model, pruned);
+  expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+  for (const format of ['tfjs', 'sparse'] as const) {
+    const dir = path.join(tmp, 'kept-bidirectional', format);
+    const { warnings } = await exportModel(pruned, dir, { format });
+    expect(warnings).toEqual([
+      "Bidirectional 'bi': its kernelConstraint (MaxNorm) does not hold for its weights, so the export has none: " +
+        'tfjs applies a constraint when it loads weights, and the model loaded from it would compute something else',
+    ]);
+    const loaded =
+      format === 'tfjs' ? await tfl.loadLayersModel(fileSystem(dir)) : await loadSparseModel(dir);
+    const again = outputDiff(model, loaded);
+    expect([format, again.abs <= 1e-5 * Math.max(1, again.scale)]).toEqual([format, true]);
+    expect(unitsOf(loaded, 'h')).toBe(4);
+    loaded.dispose();
+  }
+  [pruned, model].forEach((m) => m.dispose());
+});
