@@ -4,8 +4,8 @@
 // multiply per kernel weight per batch.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { isDecomposed } from '@normprune/layers';
-import { allLayers, checkModel, wrappedDecomposed } from './folding.js';
+import { isDecomposed, layerPaths } from '@normprune/layers';
+import { checkModel, wrappedDecomposed } from './folding.js';
 
 /**
  * The kernels masked, by layer class: a Dense, Conv1D, Conv2D or Conv3D `kernel` ([in, out], [k,
@@ -57,7 +57,8 @@ export interface KernelMask {
  * DepthwiseConv2D and SeparableConv2D layers (nested models included; both kernels of a SeparableConv2D) are exactly zero (dead 2-D kernels,
  * zero rows...) and returns a mask that writes those zeros back. Take it from the
  * pruned model before fine-tuning; pass `mask.callback` to `model.fit`, or call `mask.apply()`
- * after each step of a custom loop. Decomposed layers (nested ones too) are refused: prune (or fold) first.
+ * after each step of a custom loop. Decomposed layers (nested ones too, named by path: `block/fc`)
+ * are refused: prune (or fold) first.
  */
 export function kernelMask(model: tfl.LayersModel): KernelMask {
   checkModel(model, 'kernelMask');
@@ -68,15 +69,17 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     zeros: number;
     size: number;
   }[] = [];
-  for (const layer of allLayers(model)) {
+  // A layer of a nested model is named by its path (`block/fc`) in errors, as analyze, prune and
+  // exportModel name it.
+  for (const { path: at, layer } of layerPaths(model)) {
     const cls = layer.getClassName();
     if (isDecomposed(layer)) {
-      throw new Error(`kernelMask: layer '${layer.name}' is a ${cls}; prune() or fold() the model first`);
+      throw new Error(`kernelMask: layer '${at}' is a ${cls}; prune() or fold() the model first`);
     }
     const wrapped = wrappedDecomposed(layer);
     if (wrapped) {
       throw new Error(
-        `kernelMask: layer '${layer.name}' (${cls}) wraps the decomposed layer '${wrapped.name}' ` +
+        `kernelMask: layer '${at}' (${cls}) wraps the decomposed layer '${wrapped.name}' ` +
           `(${wrapped.getClassName()}), which the mask cannot hold and fold() cannot make plain: ` +
           'build the model with a plain layer inside the wrapper',
       );

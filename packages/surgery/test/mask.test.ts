@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import * as layers from '@normprune/layers';
 import { decompose } from '@normprune/layers';
 import { kernelMask, prune } from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
@@ -305,11 +306,47 @@ describe('kernelMask', () => {
       return { model: tfl.model({ inputs: x, outputs: y }), inner };
     }
 
-    it('refuses a decomposed layer inside a nested model', () => {
+    it('refuses a decomposed layer inside a nested model, naming it by path', () => {
       const d = decompose(nested().model, { include: ['ih'] });
       expect(() => kernelMask(d)).toThrow(
-        /layer 'ih' is a DecomposedDense; prune\(\) or fold\(\) the model first/,
+        /^kernelMask: layer 'inner\/ih' is a DecomposedDense; prune\(\) or fold\(\) the model first$/,
       );
+    });
+
+    it('names a decomposed layer two models deep, or a wrapper holding one, by path', () => {
+      // x [4, 6] -> blockA (blockB (Dense 'fc', decomposed), TimeDistributed 'td' (Dense 'inner')) -> Dense 'out'
+      const build = (wrapDecomposed: boolean) => {
+        const blockB = tfl.sequential({
+          name: 'blockB',
+          layers: [tfl.layers.dense({ inputShape: [4, 6], units: 5, name: 'fc' })],
+        });
+        const inner = wrapDecomposed
+          ? layers.decomposedDense({ units: 3, name: 'inner' })
+          : tfl.layers.dense({ units: 3, name: 'inner' });
+        const blockA = tfl.sequential({
+          name: 'blockA',
+          layers: [blockB, tfl.layers.timeDistributed({ layer: inner, name: 'td' })],
+        });
+        const x = tfl.input({ shape: [4, 6] });
+        const y = tfl.layers.dense({ units: 2, name: 'out' }).apply(blockA.apply(x)) as tfl.SymbolicTensor;
+        return tfl.model({ inputs: x, outputs: y });
+      };
+      const plain = build(false);
+      const d = decompose(plain, { include: ['fc'] });
+      const wrapped = build(true);
+      const before = tf.memory().numTensors;
+      expect(() => kernelMask(d)).toThrow(
+        /^kernelMask: layer 'blockA\/blockB\/fc' is a DecomposedDense; prune\(\) or fold\(\) the model first$/,
+      );
+      expect(() => kernelMask(wrapped)).toThrow(
+        /^kernelMask: layer 'blockA\/td' \(TimeDistributed\) wraps the decomposed layer 'inner' \(DecomposedDense\)/,
+      );
+      expect(tf.memory().numTensors).toBe(before);
+      // The plain model is masked (no kernel holds a zero).
+      const mask = kernelMask(plain);
+      expect(mask.layers).toEqual([]);
+      mask.dispose();
+      [d, wrapped, plain].forEach((m) => m.dispose());
     });
 
     it('masks the zero weights of a layer inside a nested model', async () => {
