@@ -78,6 +78,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
         shape: withoutBatch(own.length ? callOutputShape(layer, own[0]) : layer.outputShape, layer),
       });
     }
+    resolveReshapes(nodes);
     return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
   }
 
@@ -114,6 +115,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
       shape: withoutBatch(own.length === 1 ? callOutputShape(layer, own[0]) : layer.outputShape, layer),
     });
   }
+  resolveReshapes(nodes);
   const ref = (t: any[]): number => {
     if (t[2] !== 0) throw new Error(`surgery: model input/output '${t[0]}' index ${t[2]} not supported`);
     return byName.get(t[0])!.index;
@@ -125,6 +127,55 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     config,
     byName,
   };
+}
+
+/**
+ * A Reshape's `targetShape` with its -1 resolved from `inShape` (fully known, without the batch):
+ * the -1 stands for the input's entries over those of the other axes. Undefined where it does not
+ * resolve (no -1, or the other axes do not divide the input's size).
+ */
+function resolveTarget(target: unknown, inShape: number[]): number[] | undefined {
+  // The layer holds its -1 as null (its config writes -1 back).
+  const unknown = (d: unknown) => d == null || d === -1;
+  if (!Array.isArray(target) || target.filter(unknown).length !== 1) return undefined;
+  const size = inShape.reduce((a, b) => a * b, 1);
+  const rest = target.reduce((a: number, d: unknown) => (unknown(d) ? a : a * Number(d)), 1);
+  if (!(rest > 0) || size % rest !== 0) return undefined;
+  return target.map((d: unknown) => (unknown(d) ? size / rest : Number(d)));
+}
+
+const known = (shape: (number | null)[]): shape is number[] =>
+  shape.every((d) => typeof d === 'number' && d >= 0);
+
+/**
+ * tfjs 4.22 leaves the -1 of a Reshape's targetShape unknown (null) in the output shape it infers,
+ * even where the input's shape is fully known, and so the shapes of the layers after it (an
+ * activation, a dropout, another Reshape's input). Where the Reshape's input shape is known, the
+ * -1 follows from it, and the shapes of the layers after it from their own computeOutputShape:
+ * the nodes' shapes are resolved so (in place, in topological order). A shape tfjs knows is kept.
+ */
+function resolveReshapes(nodes: GraphNode[]): void {
+  const resolved = new Set<number>();
+  for (const node of nodes) {
+    if (!node.layer || !node.inputs.length || known(node.shape)) continue;
+    const inShapes = node.inputs.map((i) => nodes[i].shape);
+    if (!inShapes.every(known)) continue;
+    let shape: (number | null)[] | undefined;
+    if (node.className === 'Reshape')
+      shape = resolveTarget((node.layer as unknown as { targetShape?: unknown }).targetShape, inShapes[0]);
+    else if (node.inputs.some((i) => resolved.has(i)))
+      try {
+        const batched = inShapes.map((s) => [null, ...s]);
+        const out = node.layer.computeOutputShape(batched.length === 1 ? batched[0] : batched);
+        if (Array.isArray(out) && !Array.isArray(out[0])) shape = (out as (number | null)[]).slice(1);
+      } catch {
+        shape = undefined; // tfjs's shape stays
+      }
+    if (shape && known(shape) && shape.length === node.shape.length) {
+      node.shape = shape;
+      resolved.add(node.index);
+    }
+  }
 }
 
 /** What a model surgery refuses can still get: its zero groups stored compactly. */

@@ -312,8 +312,9 @@ const REBUILD_ADVICE: Record<string, string> = {
   Reshape:
     'surgery follows a Reshape that keeps the channels on the last axis, its last axis a multiple of ' +
     "its input's ([h * w, c] -> [h, w, c], [h, w, c] -> [h * w * c], a gate [c] -> [1, 1, c]); this one " +
-    "puts entries of one channel on several (its last axis is not a multiple of its input's, or is -1, " +
-    'which tfjs 4.22 leaves unknown in the model). ' +
+    "puts entries of one channel on several (its last axis is not a multiple of its input's), or its " +
+    "last axis is -1 and its input's shape not fully known (surgery resolves a -1 from a fully known " +
+    'input shape; tfjs 4.22 leaves it unknown in the model). ' +
     'If it reshapes the model input, give the model input that shape instead; ' +
     'to feed a Dense layer, use Flatten, which surgery follows.',
 };
@@ -323,7 +324,9 @@ const REBUILD_ADVICE: Record<string, string> = {
  * positions of output features `f` with `f % channels` = that channel, as Flatten does (row-major
  * order keeps an entry's index modulo the channel count): `[h * w, c] -> [h, w, c]` keeps every
  * channel where it was, `[h, w, c] -> [h * w * c]` flattens, `[c] -> [1, 1, c]` makes a gate
- * broadcast over an image. Pruning it sets the last entry of its targetShape (see rebuild).
+ * broadcast over an image. Pruning it sets the last entry of its targetShape (see rebuild). A -1
+ * in its targetShape is resolved from a fully known input shape (see graph.ts), so a -1 on the
+ * last axis counts as that axis's size, and pruning writes the count in its place.
  */
 const reshape: LayerHandler = { kind: 'flatten' };
 

@@ -172,3 +172,156 @@ describe('a Reshape that moves entries across channels', () => {
     model.dispose();
   });
 });
+
+// tfjs 4.22 leaves a Reshape's -1 unknown (null) in the model's shapes, and those of the layers
+// after it, even where the input's shape is fully known: prune refused it. It resolves the -1 from
+// that shape, follows the Reshape where the rule above holds, and writes the count in its place.
+interface MinusOneCase {
+  name: string;
+  build(): tfl.LayersModel;
+  /** A layer and its filters killed. */
+  dead: [string, number[]];
+  /** Each Reshape's targetShape after pruning. */
+  targets: [string, number[]][];
+  /** The kernel shape of a layer reading what the dead filters fed, after. */
+  reader: [string, number[]];
+}
+
+const MINUS_ONE: MinusOneCase[] = [
+  {
+    name: '[h, w, c] -> [h * w, -1], then [h * w * c], a Dense',
+    build: () =>
+      afterConv(
+        [16, -1],
+        [
+          tfl.layers.reshape({ targetShape: [96], name: 'flat' }),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      ),
+    dead: ['c1', [2]],
+    targets: [
+      ['reshape', [16, 5]],
+      ['flat', [80]],
+    ],
+    reader: ['out', [80, 2]],
+  },
+  {
+    name: '[h, w, c] -> [h, -1] (-1 = w * c), an activation, then [h * w * c], a Dense',
+    build: () =>
+      afterConv(
+        [4, -1],
+        [
+          tfl.layers.activation({ activation: 'tanh', name: 'act' }),
+          tfl.layers.reshape({ targetShape: [96], name: 'flat' }),
+          tfl.layers.dense({ units: 3, name: 'out' }),
+        ],
+      ),
+    dead: ['c1', [0, 4, 5]],
+    targets: [
+      ['reshape', [4, 12]],
+      ['flat', [48]],
+    ],
+    reader: ['out', [48, 3]],
+  },
+  {
+    // The model output: c2's filters stay, c1's dead ones fold into c2 ('valid').
+    name: '[h, w, c] -> [-1] before a softmax, the model output',
+    build: () =>
+      tfl.sequential({
+        layers: [
+          tfl.layers.conv2d({
+            inputShape: [5, 5, 2],
+            filters: 4,
+            kernelSize: 1,
+            activation: 'relu',
+            name: 'c1',
+          }),
+          tfl.layers.conv2d({ filters: 6, kernelSize: 3, name: 'c2' }),
+          tfl.layers.reshape({ targetShape: [-1], name: 'reshape' }),
+          tfl.layers.activation({ activation: 'softmax', name: 'sm' }),
+        ],
+      }),
+    dead: ['c1', [1, 3]],
+    targets: [['reshape', [54]]],
+    reader: ['c2', [3, 3, 2, 6]],
+  },
+  {
+    // A -1 before the last axis, which tfjs knows: followed before, resolved now, the same.
+    name: '[h, w, c] -> [-1, c], a Conv1D over the positions',
+    build: () =>
+      afterConv(
+        [-1, 6],
+        [
+          tfl.layers.conv1d({ filters: 4, kernelSize: 3, activation: 'relu', name: 'conv1d' }),
+          tfl.layers.globalAveragePooling1d({ name: 'gap' }),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      ),
+    dead: ['c1', [3]],
+    // tfjs's Reshape holds a -1 as null, and writes it so in its config (and loads it back).
+    targets: [['reshape', [null as unknown as number, 5]]],
+    reader: ['conv1d', [3, 5, 4]],
+  },
+];
+
+describe.each(BACKENDS)(
+  'prune follows a Reshape whose -1 its known input shape resolves, on %s',
+  (backend, init) => {
+    beforeAll(init);
+
+    it.each(MINUS_ONE.map((c) => [c.name, c] as const))('%s', async (_, c) => {
+      const model = c.build();
+      randomWeights(model, 31);
+      zeroUnits(model, c.dead[0], c.dead[1]);
+      const before = tf.memory().numTensors;
+      const { model: pruned, report } = prune(model);
+      expect(report.layers.find((l) => l.name === c.dead[0])).toMatchObject({
+        removed: c.dead[1],
+        keptConstant: [],
+      });
+      for (const [name, target] of c.targets)
+        expect([name, pruned.getLayer(name).getConfig().targetShape]).toEqual([name, target]);
+      expect(pruned.getLayer(c.reader[0]).weights[0].shape).toEqual(c.reader[1]);
+      for (const seed of [4, 5]) {
+        const diff = outputDiff(model, pruned, 3, seed);
+        expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+      }
+      const dir = path.join(tmp, `${backend}-minus-one-${c.name.replace(/\W+/g, '-')}`);
+      await exportModel(pruned, dir);
+      const loaded = await tfl.loadLayersModel(fileSystem(dir));
+      const again = outputDiff(model, loaded, 3, 6);
+      expect(again.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, again.scale));
+      loaded.dispose();
+      pruned.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    });
+  },
+);
+
+describe('a Reshape with a -1 that surgery does not follow', () => {
+  beforeAll(async () => void (await tf.setBackend('cpu')));
+
+  it('is refused where the resolved last axis is no multiple of its input channels', () => {
+    // [4, 4, 6] -> [24, -1] = [24, 4].
+    const model = afterConv([24, -1], [tfl.layers.activation({ activation: 'relu', name: 'act' })]);
+    expect(() => prune(model)).toThrow(
+      /layer 'reshape' has class Reshape, .*keeps the channels on the last axis, its last axis a multiple of its input's/,
+    );
+    model.dispose();
+  });
+
+  it("is refused where its input's shape is not fully known", () => {
+    // An image of any size: the -1 of [-1] cannot be resolved.
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [null, null, 3], filters: 4, kernelSize: 1, name: 'c1' }),
+        tfl.layers.reshape({ targetShape: [-1], name: 'reshape' }),
+      ],
+    });
+    expect(() => prune(model)).toThrow(
+      /layer 'reshape' has class Reshape, .*its last axis is -1 and its input's shape not fully known/,
+    );
+    model.dispose();
+  });
+});
