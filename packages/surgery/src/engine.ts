@@ -203,11 +203,18 @@ export function buildStates(
         );
         break;
       }
-      case 'channelwise':
-        ids = Int32Array.from(inputs[0].ids);
+      case 'channelwise': {
+        // Output channel c * m + j of a DepthwiseConv2D of depthMultiplier m reads input channel c.
+        const m = handler.repeats?.(config) ?? 1;
+        const inIds = inputs[0].ids;
+        ids =
+          m === 1
+            ? Int32Array.from(inIds)
+            : Int32Array.from({ length: inIds.length * m }, (_, g) => inIds[Math.floor(g / m)]);
         if (ids.length !== channels)
           throw new Error(`surgery: layer '${node.name}' changes the channel count; not supported`);
         break;
+      }
       case 'flatten': {
         const inIds = inputs[0].ids;
         const C = inIds.length;

@@ -50,7 +50,9 @@ export function weightNamed(ws: HostWeight[], name: string): HostWeight | undefi
  * How a layer moves channels (the last axis) from its inputs to its output:
  * - `input`: a model input; its channels can never be removed.
  * - `unit`: Dense, Conv1D, Conv2D, Conv3D; creates one new channel per unit from all input channels.
- * - `channelwise`: output channel c depends only on input channel c (activations, pooling, BN, dropout).
+ * - `channelwise`: output channel c depends only on input channel c (activations, pooling, BN, dropout);
+ *   with `repeats` m, output channels c * m to c * m + m - 1 depend only on input channel c
+ *   (DepthwiseConv2D of depthMultiplier m), and carry its id.
  * - `flatten`: positions x channels -> features in NHWC order `(h * W + w) * C + c`.
  * - `join`: elementwise merge of same-sized inputs (Add, Multiply, ...): channel c of every input is coupled.
  * - `concat`: concatenation along the channel axis: channels keep their identity at an offset.
@@ -64,6 +66,12 @@ export interface LayerHandler {
   kind: LayerKind;
   /** Throws when this instance's config is outside what the handler understands. */
   check?(node: GraphNode, config: any): void;
+  /**
+   * channelwise: how many output channels each input channel feeds, one after another (a
+   * DepthwiseConv2D's depthMultiplier); 1 when absent. Those channels carry the input channel's
+   * id, so they are removed together, with it, and only together.
+   */
+  repeats?(config: any): number;
   /**
    * channelwise: the value of each constant channel after this layer. `channels` are the
    * channel indices of `values`. NaN means the channel is no longer constant.
@@ -196,63 +204,63 @@ const unit: LayerHandler = {
   },
 };
 
-// One 2-D kernel per channel (depthMultiplier 1): channel c of the output reads only channel c.
+// One 2-D kernel per (channel, multiplier): output channel c * m + j (m the depthMultiplier) reads
+// only input channel c, through depthwise_kernel [:, :, c, j]. The m outputs of a channel carry its
+// id (see `repeats`): they go with it, and only together, so the multiplier stays m.
 const depthwiseConv2d: LayerHandler = {
   kind: 'channelwise',
-  check: (node, config) => {
-    requireChannelsLast(node, config);
-    const m = config.depthMultiplier ?? 1;
-    if (m !== 1) {
-      throw new Error(
-        `surgery: layer '${node.name}' (DepthwiseConv2D) has depthMultiplier ${m}; only 1 is supported. ` +
-          `It computes a Conv2D with ${m} filters per input channel (its kernel size, strides, padding, dilation, ` +
-          `bias and activation) whose kernel [:, :, c, c * ${m} + j] is its depthwise_kernel [:, :, c, j] and 0 elsewhere: ` +
-          `build it that way and prune that (the zero 2-D kernels stay exact zeros, which the 'sparse' export does not store). ` +
-          SPARSE_FALLBACK,
-      );
-    }
-  },
+  check: (node, config) => requireChannelsLast(node, config),
+  repeats: (config) => config.depthMultiplier ?? 1,
   outputConstants: (node, ws, inputs, inShape, config) => {
     const kernel = weightNamed(ws, 'depthwise_kernel')!;
     const bias = weightNamed(ws, 'bias');
     const C = inputs.length;
-    const K = kernel.values.length / C;
+    const m = kernel.shape[kernel.shape.length - 1];
+    const G = C * m; // output channels, one 2-D kernel each
+    const K = kernel.values.length / G;
     const exact = padsNothing(inShape, config);
-    const pre = new Float64Array(C).fill(NaN);
-    for (let c = 0; c < C; c++) {
+    const pre = new Float64Array(G).fill(NaN);
+    for (let g = 0; g < G; g++) {
+      const k0 = inputs[Math.floor(g / m)];
       let sum = 0;
       let zero = true;
       for (let k = 0; k < K; k++) {
-        const v = kernel.values[k * C + c];
+        const v = kernel.values[k * G + g];
         sum += v;
         if (v !== 0) zero = false;
       }
-      const b = bias ? bias.values[c] : 0;
-      if (zero) pre[c] = b;
-      else if (!Number.isNaN(inputs[c]) && (exact || inputs[c] === 0)) pre[c] = inputs[c] * sum + b;
+      const b = bias ? bias.values[g] : 0;
+      if (zero) pre[g] = b;
+      else if (!Number.isNaN(k0) && (exact || k0 === 0)) pre[g] = k0 * sum + b;
     }
     const which: number[] = [];
-    for (let c = 0; c < C; c++) if (!Number.isNaN(pre[c])) which.push(c);
+    for (let g = 0; g < G; g++) if (!Number.isNaN(pre[g])) which.push(g);
     const post = applyElementwise(
       (x) => (node.layer as any).activation.apply(x),
-      Float64Array.from(which, (c) => pre[c]),
+      Float64Array.from(which, (g) => pre[g]),
     );
-    const out = new Float64Array(C).fill(NaN);
-    which.forEach((c, k) => (out[c] = post[k]));
+    const out = new Float64Array(G).fill(NaN);
+    which.forEach((g, k) => (out[g] = post[k]));
     return out;
   },
   zeroGroups: (ws, threshold) => {
     const kernel = weightNamed(ws, 'depthwise_kernel')!;
-    const C = kernel.shape[kernel.shape.length - 2];
-    const K = kernel.values.length / C;
-    for (let c = 0; c < C; c++) {
+    const G = kernel.shape[kernel.shape.length - 2] * kernel.shape[kernel.shape.length - 1];
+    const K = kernel.values.length / G;
+    for (let g = 0; g < G; g++) {
       let dead = true;
-      for (let k = 0; k < K && dead; k++) if (Math.abs(kernel.values[k * C + c]) > threshold) dead = false;
-      if (dead) for (let k = 0; k < K; k++) kernel.values[k * C + c] = 0;
+      for (let k = 0; k < K && dead; k++) if (Math.abs(kernel.values[k * G + g]) > threshold) dead = false;
+      if (dead) for (let k = 0; k < K; k++) kernel.values[k * G + g] = 0;
     }
   },
-  pruneChannels: (ws, keep) =>
-    ws.map((w) => (w.name === 'depthwise_kernel' ? pruneInChannels(w, keep) : pruneVector(w, keep))),
+  // `keep` lists output channels, whole groups of m (they share an id): the kernel keeps their
+  // input channels, the bias the output channels themselves.
+  pruneChannels: (ws, keep) => {
+    const kernel = weightNamed(ws, 'depthwise_kernel')!;
+    const m = kernel.shape[kernel.shape.length - 1];
+    const inputs = keep.filter((g) => g % m === 0).map((g) => g / m);
+    return ws.map((w) => (w.name === 'depthwise_kernel' ? pruneInChannels(w, inputs) : pruneVector(w, keep)));
+  },
 };
 
 const join = (fn: (xs: number[]) => number): LayerHandler => ({ kind: 'join', join: fn });

@@ -20,8 +20,8 @@ export function splitNames(name: string): { depthwise: string; pointwise: string
 }
 
 /**
- * Whether prune splits this SeparableConv2D: channels last, depthMultiplier 1 (surgery prunes a
- * DepthwiseConv2D of multiplier 1 only), dilation rate 1 (tfjs 4.22's DepthwiseConv2D ignores its
+ * Whether prune splits this SeparableConv2D: channels last, depthMultiplier 1 (surgery follows a
+ * DepthwiseConv2D of any multiplier, but the split of one above 1 is not written yet), dilation rate 1 (tfjs 4.22's DepthwiseConv2D ignores its
  * dilationRate: the split would compute an undilated convolution), applied once. Any other stays
  * a layer surgery does not know (refused with advice, or kept whole with `unknownLayers: 'keep'`).
  */

@@ -1,0 +1,215 @@
+// prune() follows a DepthwiseConv2D of depthMultiplier m above 1: output channel c * m + j reads
+// input channel c alone (depthwise_kernel [:, :, c, j]), so the m outputs of a channel carry its id.
+// The channel, its producer's unit and its m outputs go together when every output is unused or a
+// constant its readers fold (a dead unit, or all m 2-D kernels zero), and only then, so the
+// multiplier stays m. Before, such a layer was refused.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { fileSystem } from '@normprune/runtime';
+import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
+import {
+  BACKENDS,
+  editWeight,
+  outputDiff,
+  randomWeights,
+  setBias,
+  zeroInputs,
+  zeroKernelWhere,
+  zeroUnits,
+} from './helpers';
+
+let tmp: string;
+beforeAll(() => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-depthwise-'));
+});
+afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+/** x [7, 7, 3] -> conv 'c1' (4 filters, 3x3 'valid', relu) -> DepthwiseConv2D 'dw' -> `rest`. */
+function chain(
+  dw: { depthMultiplier: number; padding: 'same' | 'valid'; activation?: 'relu' | 'linear' },
+  rest: tfl.layers.Layer[],
+): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [7, 7, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
+      tfl.layers.depthwiseConv2d({ kernelSize: 3, name: 'dw', ...dw }),
+      ...rest,
+    ],
+  });
+}
+
+const gapDense = () => [
+  tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+  tfl.layers.dense({ units: 3, name: 'out' }),
+];
+const pointwise = () => [
+  tfl.layers.conv2d({ filters: 5, kernelSize: 1, activation: 'relu', name: 'pw' }),
+  tfl.layers.flatten({ name: 'flat' }),
+  tfl.layers.dense({ units: 2, name: 'out' }),
+];
+
+interface Case {
+  name: string;
+  build(): tfl.LayersModel;
+  /** Kills groups (the weights are seeded first). */
+  prepare(model: tfl.LayersModel): void;
+  /** Units removed, by unit layer (the others remove none). */
+  removed: Record<string, number[]>;
+  /** The first weight's shape after pruning, by layer. */
+  shapes: Record<string, number[]>;
+}
+
+const CASES: Case[] = [
+  {
+    name: "every output of a channel unread (m = 2, 'same', relu): it goes, with its filter",
+    build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, gapDense()),
+    prepare: (m) => zeroInputs(m, 'out', [2, 3]),
+    removed: { c1: [1] },
+    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], out: [6, 3] },
+  },
+  {
+    name: "one of a channel's outputs still read: nothing goes (the multiplier stays 2)",
+    build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, gapDense()),
+    prepare: (m) => zeroInputs(m, 'out', [2, 5, 7]),
+    removed: {},
+    shapes: { c1: [3, 3, 3, 4], dw: [3, 3, 4, 2], out: [8, 3] },
+  },
+  {
+    // relu(-0.5) = 0 survives the zero padding: the 3 outputs are the constants act(bias).
+    name: "a dead filter emitting 0, through a 'same' multiplier 3, folded into a 1x1 conv",
+    build: () => chain({ depthMultiplier: 3, padding: 'same', activation: 'relu' }, pointwise()),
+    prepare: (m) => {
+      setBias(m, 'c1', { 2: -0.5 });
+      zeroUnits(m, 'c1', [2]);
+    },
+    removed: { c1: [2] },
+    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 3], pw: [1, 1, 9, 5] },
+  },
+  {
+    name: "a dead filter emitting 0.4, through a 'valid' multiplier 2, folded into a 1x1 conv",
+    build: () => chain({ depthMultiplier: 2, padding: 'valid' }, pointwise()),
+    prepare: (m) => {
+      setBias(m, 'c1', { 0: 0.4 });
+      zeroUnits(m, 'c1', [0]);
+    },
+    removed: { c1: [0] },
+    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], pw: [1, 1, 6, 5] },
+  },
+  {
+    name: 'all m 2-D kernels of a channel zero: its outputs are constants whatever it reads, and it goes',
+    build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, pointwise()),
+    prepare: (m) => zeroKernelWhere(m, 'dw', (c) => c === 3, 'depthwise_kernel'),
+    removed: { c1: [3] },
+    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], pw: [1, 1, 6, 5] },
+  },
+  {
+    name: "one of a channel's 2-D kernels zero, the other live: nothing goes",
+    build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, pointwise()),
+    prepare: (m) => zeroKernelWhere(m, 'dw', (c, j) => c === 3 && j === 0, 'depthwise_kernel'),
+    removed: {},
+    shapes: { c1: [3, 3, 3, 4], dw: [3, 3, 4, 2], pw: [1, 1, 8, 5] },
+  },
+  {
+    // An Add couples outputs 2 and 3 (c1's channel 1) with filters 2 and 3 of 'b': all four go.
+    name: "an Add coupling a channel's outputs with a conv's filters",
+    build: () => {
+      const x = tfl.input({ shape: [6, 6, 2], name: 'x' });
+      const c1 = tfl.layers
+        .conv2d({ filters: 3, kernelSize: 3, padding: 'same', activation: 'relu', name: 'c1' })
+        .apply(x) as tfl.SymbolicTensor;
+      const dw = tfl.layers
+        .depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', name: 'dw' })
+        .apply(c1) as tfl.SymbolicTensor;
+      const b = tfl.layers
+        .conv2d({ filters: 6, kernelSize: 3, padding: 'same', name: 'b' })
+        .apply(x) as tfl.SymbolicTensor;
+      const sum = tfl.layers.add({ name: 'add' }).apply([dw, b]) as tfl.SymbolicTensor;
+      const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(sum) as tfl.SymbolicTensor;
+      const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: x, outputs: out });
+    },
+    prepare: (m) => zeroInputs(m, 'out', [2, 3]),
+    removed: { c1: [1], b: [2, 3] },
+    shapes: { c1: [3, 3, 2, 2], dw: [3, 3, 2, 2], b: [3, 3, 2, 4], out: [4, 3] },
+  },
+];
+
+describe.each(BACKENDS)(
+  'prune follows a DepthwiseConv2D of depthMultiplier above 1, on %s',
+  (backend, init) => {
+    beforeAll(init);
+
+    it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
+      const model = c.build();
+      randomWeights(model, 41);
+      c.prepare(model);
+      const before = tf.memory().numTensors;
+      const { model: pruned, report } = prune(model);
+      const removed = Object.fromEntries(
+        report.layers.filter((l) => l.removed.length).map((l) => [l.name, l.removed]),
+      );
+      expect(removed).toEqual(c.removed);
+      expect(report.warnings).toEqual([]);
+      for (const [name, shape] of Object.entries(c.shapes))
+        expect([name, pruned.getLayer(name).weights[0].shape]).toEqual([name, shape]);
+      // The multiplier is the model's.
+      expect(pruned.getLayer('dw').getConfig().depthMultiplier).toBe(
+        model.getLayer('dw').getConfig().depthMultiplier,
+      );
+      for (const seed of [4, 5]) {
+        const diff = outputDiff(model, pruned, 3, seed);
+        expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+      }
+      for (const format of ['tfjs', 'sparse'] as const) {
+        const dir = path.join(tmp, `${backend}-${format}-${c.name.replace(/\W+/g, '-')}`);
+        await exportModel(pruned, dir, { format });
+        const loaded =
+          format === 'tfjs' ? await tfl.loadLayersModel(fileSystem(dir)) : await loadSparseModel(dir);
+        const again = outputDiff(model, loaded, 3, 6);
+        expect([format, again.abs <= 1e-5 * Math.max(1, again.scale)]).toEqual([format, true]);
+        loaded.dispose();
+      }
+      pruned.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    });
+  },
+);
+
+it("with a threshold, each of a channel's m 2-D kernels at or below it counts as zero, as analyze counts it", async () => {
+  await tf.setBackend('cpu');
+  const model = chain({ depthMultiplier: 2, padding: 'valid', activation: 'relu' }, pointwise());
+  randomWeights(model, 42);
+  // No other weight at or below the threshold (prune would drop those too).
+  for (const [layer, weight] of [
+    ['c1', 'kernel'],
+    ['dw', 'depthwise_kernel'],
+    ['pw', 'kernel'],
+    ['out', 'kernel'],
+  ])
+    editWeight(model, layer, weight, (v) => v.forEach((x, q) => (v[q] = x + Math.sign(x || 1) * 0.01)));
+  // Channel 2's two kernels below 1e-3, channel 0's first only.
+  editWeight(model, 'dw', 'depthwise_kernel', (v, s) =>
+    v.forEach((_, q) => {
+      const g = q % (s[2] * s[3]);
+      if (g === 4 || g === 5 || g === 0) v[q] *= 1e-5;
+    }),
+  );
+  const threshold = 1e-3;
+  expect(analyze(model, { threshold }).layers.find((l) => l.name === 'dw')!.groups).toEqual([
+    { kind: 'kernel', total: 8, dead: 3 },
+  ]);
+  const { model: pruned, report } = prune(model, { threshold });
+  expect(report.layers.find((l) => l.name === 'c1')!.removed).toEqual([2]);
+  expect(pruned.getLayer('dw').weights[0].shape).toEqual([3, 3, 3, 2]);
+  // The model with those kernels zero computes what the pruned model does.
+  zeroKernelWhere(model, 'dw', (c, j) => c === 2 || (c === 0 && j === 0), 'depthwise_kernel');
+  const diff = outputDiff(model, pruned, 3, 7);
+  expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+  pruned.dispose();
+  model.dispose();
+});
