@@ -213,3 +213,32 @@ it("with a threshold, each of a channel's m 2-D kernels at or below it counts as
   pruned.dispose();
   model.dispose();
 });
+
+it('a branch whose filters all die before a multiplier 2 keeps a placeholder, read with zero weights', async () => {
+  await tf.setBackend('cpu');
+  // x -> c1 (3 filters, relu) -> dw (m = 2, 'valid') -> pw (1x1, 4 filters); x -> skip (3x3 'valid', 4 filters); add.
+  const x = tfl.input({ shape: [6, 6, 2], name: 'x' });
+  const c1 = tfl.layers.conv2d({ filters: 3, kernelSize: 1, activation: 'relu', name: 'c1' }).apply(x);
+  const dw = tfl.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, name: 'dw' }).apply(c1);
+  const pw = tfl.layers.conv2d({ filters: 4, kernelSize: 1, name: 'pw' }).apply(dw) as tfl.SymbolicTensor;
+  const skip = tfl.layers.conv2d({ filters: 4, kernelSize: 3, name: 'skip' }).apply(x) as tfl.SymbolicTensor;
+  const sum = tfl.layers.add({ name: 'add' }).apply([pw, skip]) as tfl.SymbolicTensor;
+  const gap = tfl.layers.globalAveragePooling2d({ name: 'gap' }).apply(sum) as tfl.SymbolicTensor;
+  const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
+  const model = tfl.model({ inputs: x, outputs: out });
+  randomWeights(model, 43);
+  zeroUnits(model, 'c1', [0, 1, 2]);
+  const before = tf.memory().numTensors;
+  const { model: pruned, report } = prune(model);
+  const c1Report = report.layers.find((l) => l.name === 'c1')!;
+  expect([c1Report.unitsAfter, c1Report.placeholders.map((p) => p.unit)]).toEqual([1, [0]]);
+  expect(pruned.getLayer('dw').weights[0].shape).toEqual([3, 3, 1, 2]);
+  expect(pruned.getLayer('pw').weights[0].shape).toEqual([1, 1, 2, 4]);
+  for (const seed of [4, 5]) {
+    const diff = outputDiff(model, pruned, 3, seed);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+  }
+  pruned.dispose();
+  expect(tf.memory().numTensors).toBe(before);
+  model.dispose();
+});
