@@ -310,10 +310,10 @@ const REGISTRY: Record<string, LayerHandler> = {
 // What a user can do about a layer class surgery refuses, where a supported equivalent exists.
 const REBUILD_ADVICE: Record<string, string> = {
   SeparableConv2D:
-    'prune splits a SeparableConv2D of depthMultiplier 1, dilation rate 1, channels last, applied once, into the ' +
-    'DepthwiseConv2D (no bias) and the 1x1 Conv2D it computes, and prunes those; this one is not such a layer ' +
-    "(tfjs 4.22's DepthwiseConv2D ignores a dilationRate). With a dilation rate above 1 or a depthMultiplier m " +
-    'above 1 (m = 1 otherwise) it computes a Conv2D with m filters per input channel (its kernel size, strides, ' +
+    'prune splits a SeparableConv2D of dilation rate 1, channels last, applied once, into the ' +
+    'DepthwiseConv2D (no bias, its depthMultiplier) and the 1x1 Conv2D it computes, and prunes those; this one is ' +
+    "not such a layer (tfjs 4.22's DepthwiseConv2D ignores a dilationRate). With a dilation rate above 1 it " +
+    'computes a Conv2D with m filters per input channel (m its depthMultiplier; its kernel size, strides, ' +
     'padding and dilation; kernel [:, :, c, c * m + j] is its depthwise_kernel [:, :, c, j] and 0 elsewhere) ' +
     "followed by a 1x1 Conv2D (the layer's filters, bias and activation; its pointwise_kernel is the kernel): " +
     'build it as those two layers and prune that.',

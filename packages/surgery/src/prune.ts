@@ -31,8 +31,8 @@ export interface PruneOptions {
   threshold?: number;
   /**
    * What to do with a layer of a class surgery does not know how to prune through (an LSTM, a
-   * Reshape that moves entries across channels, a SeparableConv2D of depthMultiplier or dilation
-   * rate above 1, a custom layer). `'refuse'` (the default) throws, naming the
+   * Reshape that moves entries across channels, a SeparableConv2D of dilation rate above 1, a
+   * custom layer). `'refuse'` (the default) throws, naming the
    * layer and how to rebuild the model so that it prunes. `'keep'` keeps the layer whole, as
    * surgery keeps a Softmax: every channel it reads is kept, its outputs count as live, its
    * weights are copied unchanged; Dense and Conv2D units elsewhere are pruned as usual, so the
@@ -199,8 +199,8 @@ function keptWarnings(l: LayerPruneResult): string[] {
 
 /**
  * Removes dead units exactly. Decomposed layers are folded first, nested models unnested (their
- * layers named by path, `block/fc`), and each SeparableConv2D of depthMultiplier and dilation rate 1 split into the
- * DepthwiseConv2D (`sep/depthwise`) and 1x1 Conv2D (`sep/pointwise`) it computes; then every Dense neuron and
+ * layers named by path, `block/fc`), and each SeparableConv2D of dilation rate 1 split into the
+ * DepthwiseConv2D (`sep/depthwise`, its depthMultiplier) and 1x1 Conv2D (`sep/pointwise`) it computes; then every Dense neuron and
  * Conv2D filter whose output is constant (its kernel slice is zero) or unused (no live unit
  * of any consumer reads it) is removed, together with the matching inputs of every consumer
  * (Dense rows, Conv2D input channels, BatchNormalization entries, Flatten positions in NHWC

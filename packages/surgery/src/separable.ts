@@ -20,8 +20,8 @@ export function splitNames(name: string): { depthwise: string; pointwise: string
 }
 
 /**
- * Whether prune splits this SeparableConv2D: channels last, depthMultiplier 1 (surgery follows a
- * DepthwiseConv2D of any multiplier, but the split of one above 1 is not written yet), dilation rate 1 (tfjs 4.22's DepthwiseConv2D ignores its
+ * Whether prune splits this SeparableConv2D: channels last, any depthMultiplier (the DepthwiseConv2D
+ * keeps it, and surgery follows it), dilation rate 1 (tfjs 4.22's DepthwiseConv2D ignores its
  * dilationRate: the split would compute an undilated convolution), applied once. Any other stays
  * a layer surgery does not know (refused with advice, or kept whole with `unknownLayers: 'keep'`).
  */
@@ -29,8 +29,6 @@ function splits(entry: Entry): boolean {
   const c = entry.config;
   return (
     entry.className === 'SeparableConv2D' &&
-    // In the config as modelConfig gives it: tfjs 4.22's own leaves depthMultiplier out.
-    (c.depthMultiplier ?? 1) === 1 &&
     [c.dilationRate ?? 1].flat().every((d: unknown) => d === 1) &&
     (c.dataFormat ?? 'channelsLast') === 'channelsLast' &&
     (entry.inboundNodes ?? [[]]).length <= 1
@@ -51,7 +49,8 @@ function twoEntries(entry: Entry): [Entry, Entry] {
       strides: c.strides,
       padding: c.padding,
       dilationRate: c.dilationRate,
-      depthMultiplier: 1,
+      // As modelConfig gives it: tfjs 4.22's own config leaves depthMultiplier out.
+      depthMultiplier: c.depthMultiplier ?? 1,
       activation: 'linear',
       useBias: false,
       depthwiseInitializer: c.depthwiseInitializer,

@@ -1,7 +1,9 @@
-// prune() splits a SeparableConv2D of depthMultiplier 1 into the DepthwiseConv2D (no bias) and
-// the 1x1 Conv2D it computes (tfjs computes it as exactly those two ops) and prunes through them:
-// its pointwise filters are units, and the depthwise channels reading a removed unit go. Before,
-// it was refused as a layer surgery does not know (or kept whole with unknownLayers 'keep').
+// prune() splits a SeparableConv2D (dilation rate 1) into the DepthwiseConv2D (no bias, its
+// depthMultiplier) and the 1x1 Conv2D it computes (tfjs computes it as exactly those two ops) and
+// prunes through them: its pointwise filters are units, and the depthwise channels reading a
+// removed unit go (with their m outputs, for a depthMultiplier m). Before, it was refused as a
+// layer surgery does not know (or kept whole with unknownLayers 'keep'); one of depthMultiplier
+// above 1 was, until surgery followed a DepthwiseConv2D of any multiplier.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,8 +25,11 @@ function killPointwise(model: tfl.LayersModel, layer: string, filters: number[])
   zeroKernelWhere(model, layer, (_i, o) => filters.includes(o), 'pointwise_kernel');
 }
 
-/** A chain: conv 3 -> 4, SeparableConv2D 4 -> 6 ('same', strides 2, relu), another 6 -> 5, pooling, dense 3. */
-function chain(): tfl.LayersModel {
+/**
+ * A chain: conv 3 -> 4, SeparableConv2D 4 -> 6 ('same', strides 2, relu), another 6 -> 5, pooling,
+ * dense 3; both separable layers of depthMultiplier `m`.
+ */
+function chain(m = 1): tfl.LayersModel {
   const model = tfl.sequential({
     layers: [
       tfl.layers.conv2d({ inputShape: [9, 9, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
@@ -34,9 +39,16 @@ function chain(): tfl.LayersModel {
         padding: 'same',
         strides: 2,
         activation: 'relu',
+        depthMultiplier: m,
         name: 's1',
       }),
-      tfl.layers.separableConv2d({ filters: 5, kernelSize: 2, activation: 'relu', name: 's2' }),
+      tfl.layers.separableConv2d({
+        filters: 5,
+        kernelSize: 2,
+        activation: 'relu',
+        depthMultiplier: m,
+        name: 's2',
+      }),
       tfl.layers.globalAveragePooling2d({ name: 'gap' }),
       tfl.layers.dense({ units: 3, name: 'out' }),
     ],
@@ -51,11 +63,21 @@ function chain(): tfl.LayersModel {
   return model;
 }
 
-/** Functional: a SeparableConv2D first on the input, its output read by a residual Add and by a Conv2D. */
-function branching(): tfl.LayersModel {
+/**
+ * Functional: a SeparableConv2D (of depthMultiplier `m`) first on the input, its output read by a
+ * residual Add and by a Conv2D.
+ */
+function branching(m = 1): tfl.LayersModel {
   const x = tfl.input({ shape: [6, 6, 2] });
   const s = tfl.layers
-    .separableConv2d({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', name: 'sep' })
+    .separableConv2d({
+      filters: 4,
+      kernelSize: 3,
+      padding: 'same',
+      activation: 'relu',
+      depthMultiplier: m,
+      name: 'sep',
+    })
     .apply(x) as tfl.SymbolicTensor;
   const c = tfl.layers
     .conv2d({ filters: 4, kernelSize: 3, padding: 'same', name: 'conv' })
@@ -66,7 +88,9 @@ function branching(): tfl.LayersModel {
   const model = tfl.model({ inputs: x, outputs: y });
   randomWeights(model, 2);
   // Channel 1 of the sum: sep's filter 1 and conv's filter 1 both dead, and out reads none of it.
+  // sep's emits relu(-0.5) = 0, which conv's 'same' zero padding keeps exact.
   killPointwise(model, 'sep', [1]);
+  editWeight(model, 'sep', 'bias', (v) => (v[1] = -0.5));
   zeroUnits(model, 'conv', [1]);
   zeroKernelWhere(model, 'out', (i) => i % 4 === 1);
   return model;
@@ -94,6 +118,23 @@ describe.each(BACKENDS)('prune splits a SeparableConv2D, on %s', (backend, init)
       branching,
       { 'sep/pointwise': [4, 3], conv: [4, 3], out: [2, 2] },
       { 'sep/depthwise': [3, 3, 2, 1], 'sep/pointwise': [1, 1, 2, 3], conv: [3, 3, 3, 3] },
+    ],
+    [
+      'of depthMultiplier 2, in a chain: a removed channel takes its 2 depthwise outputs',
+      () => chain(2),
+      { c1: [4, 3], 's1/pointwise': [6, 4], 's2/pointwise': [5, 4], out: [3, 3] },
+      {
+        's1/depthwise': [3, 3, 3, 2],
+        's1/pointwise': [1, 1, 6, 4],
+        's2/depthwise': [2, 2, 4, 2],
+        's2/pointwise': [1, 1, 8, 4],
+      },
+    ],
+    [
+      'of depthMultiplier 3, first on the input, read by an Add and a Conv2D',
+      () => branching(3),
+      { 'sep/pointwise': [4, 3], conv: [4, 3], out: [2, 2] },
+      { 'sep/depthwise': [3, 3, 2, 3], 'sep/pointwise': [1, 1, 6, 3], conv: [3, 3, 3, 3] },
     ],
   ])('%s: the same outputs, its filters pruned', async (_, build, units, kernels) => {
     const model = build();
@@ -227,14 +268,15 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
     }
   });
 
-  it('leaves one of depthMultiplier 2 to unknownLayers: refused with advice, or kept whole and exported', async () => {
+  it('leaves a dilated one of depthMultiplier 2 to unknownLayers: refused with advice, or kept whole and exported', async () => {
     const model = tfl.sequential({
       layers: [
         tfl.layers.separableConv2d({
-          inputShape: [5, 5, 2],
+          inputShape: [7, 7, 2],
           filters: 3,
           kernelSize: 3,
           depthMultiplier: 2,
+          dilationRate: 2,
           name: 'sep',
         }),
         tfl.layers.flatten(),
@@ -242,7 +284,7 @@ describe('SeparableConv2D split: what it keeps and what it refuses', () => {
       ],
     });
     expect(() => prune(model)).toThrow(
-      /layer 'sep' has class SeparableConv2D.*this one is not such a layer.*With a dilation rate above 1 or a depthMultiplier m above 1 \(m = 1 otherwise\) it computes a Conv2D with m filters per input channel/,
+      /layer 'sep' has class SeparableConv2D.*this one is not such a layer.*With a dilation rate above 1 it computes a Conv2D with m filters per input channel \(m its depthMultiplier/,
     );
     // Kept whole, it keeps its multiplier, which tfjs 4.22 leaves out of the layer's config: the
     // rebuild took 1 and failed on its weights ("shape ... (3,3,2,2) and previous value (3,3,2,1)"),

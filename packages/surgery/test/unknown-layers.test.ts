@@ -115,7 +115,7 @@ const CASES: Case[] = [
     after: { c1: 3, out: 3 },
   },
   {
-    name: 'SeparableConv2D (depthMultiplier 2) after a Conv2D',
+    name: 'SeparableConv2D (dilation rate 2, depthMultiplier 2) after a Conv2D',
     build: () =>
       tfl.sequential({
         layers: [
@@ -127,8 +127,14 @@ const CASES: Case[] = [
             kernelInitializer: k(7),
             name: 'c1',
           }),
-          // depthMultiplier 2: one of 1 prune splits into a DepthwiseConv2D and a 1x1 Conv2D itself.
-          tfl.layers.separableConv2d({ filters: 6, kernelSize: 3, depthMultiplier: 2, name: 'sep' }),
+          // Dilation rate 2: one of 1 prune splits into a DepthwiseConv2D and a 1x1 Conv2D itself.
+          tfl.layers.separableConv2d({
+            filters: 6,
+            kernelSize: 3,
+            depthMultiplier: 2,
+            dilationRate: 2,
+            name: 'sep',
+          }),
           tfl.layers.globalAveragePooling2d({ name: 'gap' }),
           tfl.layers.dense({ units: 5, activation: 'relu', kernelInitializer: k(8), name: 'd' }),
           tfl.layers.dense({ units: 3, kernelInitializer: k(9), name: 'out' }),

@@ -1179,12 +1179,12 @@ interface Refusal {
   advice: RegExp;
 }
 
-/** conv 3 -> 4, SeparableConv2D 4 -> 6 (the given depthMultiplier), global average pooling, dense 3. */
-function separableNet(depthMultiplier: number): tfl.Sequential {
+/** conv 3 -> 4, SeparableConv2D 4 -> 6 (the given options), global average pooling, dense 3. */
+function separableNet(options: { dilationRate?: number } = {}): tfl.Sequential {
   return tfl.sequential({
     layers: [
       tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
-      tfl.layers.separableConv2d({ filters: 6, kernelSize: 3, depthMultiplier, name: 'sep' }),
+      tfl.layers.separableConv2d({ filters: 6, kernelSize: 3, ...options, name: 'sep' }),
       tfl.layers.globalAveragePooling2d({ name: 'gap' }),
       tfl.layers.dense({ units: 3, name: 'out' }),
     ],
@@ -1218,13 +1218,13 @@ function depthwiseNet(): tfl.Sequential {
 
 const REFUSALS: Refusal[] = [
   {
-    // One of depthMultiplier 1 prune splits into those two layers itself (separable.test.ts).
-    name: 'SeparableConv2D with depthMultiplier 2',
-    build: () => separableNet(2),
+    // One of dilation rate 1 prune splits into those two layers itself (separable.test.ts).
+    name: 'SeparableConv2D with dilation rate 2',
+    build: () => separableNet({ dilationRate: 2 }),
     layer: 'sep',
     className: 'SeparableConv2D',
     advice:
-      /depthMultiplier m above 1 \(m = 1 otherwise\) it computes a Conv2D with m filters per input channel .*followed by a 1x1 Conv2D/,
+      /With a dilation rate above 1 it computes a Conv2D with m filters per input channel \(m its depthMultiplier.*followed by a 1x1 Conv2D/,
   },
   {
     name: 'Reshape',
@@ -1326,7 +1326,7 @@ describe.each(backends)('model zoo on the %s backend', (backend, init) => {
   });
   describe('the advice of the refusals holds', () => {
     it('SeparableConv2D = DepthwiseConv2D (no bias) + 1x1 Conv2D, which prunes (what prune does itself at depthMultiplier 1)', async () => {
-      const sep = separableNet(1);
+      const sep = separableNet();
       randomize(sep, 5);
       const [dk, pk, bias] = sep.getLayer('sep').getWeights();
       const rebuilt = tfl.sequential({
