@@ -24,7 +24,12 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Fisher-Yates permutation of 0..n-1, drawn from `rand` (e.g. {@link mulberry32}). */
+/**
+ * Fisher-Yates permutation of 0..n-1, drawn from `rand` (e.g. {@link mulberry32}).
+ * `rand` must return numbers in [0, 1), as `Math.random` does: a draw outside
+ * it (1, a negative, NaN, a string) would index past the array and repeat an
+ * index, so it is an `invalid-argument` error naming the value.
+ */
 export function permutation(n: number, rand: () => number): Uint32Array {
   if (!(Number.isInteger(n) && n >= 0) || typeof rand !== 'function')
     throw new DatasetError('invalid-argument', {
@@ -34,7 +39,13 @@ export function permutation(n: number, rand: () => number): Uint32Array {
   const p = new Uint32Array(n);
   for (let i = 0; i < n; i++) p[i] = i;
   for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
+    const r: unknown = rand();
+    if (!(typeof r === 'number' && r >= 0 && r < 1))
+      throw new DatasetError('invalid-argument', {
+        message: 'permutation: rand() must return a number in [0, 1), as Math.random and mulberry32(seed) do',
+        found: String(shown(r)),
+      });
+    const j = Math.floor(r * (i + 1));
     const t = p[i];
     p[i] = p[j];
     p[j] = t;

@@ -815,6 +815,19 @@ describe('mulberry32 and permutation (public, shared with the experiments CLI)',
     expect(Array.from(permutation(10, mulberry32(42)))).toEqual([0, 7, 3, 5, 2, 1, 8, 9, 4, 6]);
   });
 
+  it('refuses a generator that draws outside [0, 1), which would repeat an index', () => {
+    for (const bad of [1, -0.25, NaN, '0.5']) {
+      expect(() => permutation(3, () => bad as number)).toThrow(
+        expect.objectContaining({
+          code: 'invalid-argument',
+          message: expect.stringContaining('rand() must return a number in [0, 1)'),
+        }),
+      );
+    }
+    // Only the draws it makes are checked: a permutation of 0 or 1 draws nothing.
+    expect(Array.from(permutation(1, () => 1))).toEqual([0]);
+  });
+
   it('permutes 0..n-1 exactly once each', () => {
     const p = permutation(1000, mulberry32(3));
     expect(Array.from(p).sort((x, y) => x - y)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
