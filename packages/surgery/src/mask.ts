@@ -46,9 +46,12 @@ export interface KernelMask {
   layers: MaskedLayer[];
   /** A tfjs-layers callback for `model.fit` / `fitDataset`: re-applies the mask after every batch. */
   callback: tfl.CustomCallback;
-  /** Re-applies the mask now (for custom training loops: call it after each optimiser step). */
+  /**
+   * Re-applies the mask now (for custom training loops: call it after each optimiser step).
+   * After {@link KernelMask.dispose} it throws (as does the callback), saying to take a new mask.
+   */
   apply(): void;
-  /** Frees the mask tensors. */
+  /** Frees the mask tensors; a second call does nothing. */
   dispose(): void;
 }
 
@@ -98,7 +101,14 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     const size = kernels.reduce((n, w) => n + w.read().size, 0);
     entries.push({ name: layer.name, masked, zeros: masked.reduce((n, e) => n + e.zeros, 0), size });
   }
+  let disposed = false;
   const apply = (): void => {
+    // The freed masks would fail deep in tfjs ("Cannot read properties of undefined").
+    if (disposed)
+      throw new Error(
+        'kernelMask: the mask was disposed (mask.dispose()), so it cannot be applied: ' +
+          'take a new mask with kernelMask(model), or dispose it only once training is over',
+      );
     for (const e of entries.flatMap((l) => l.masked)) {
       // assign, not LayerVariable.write: write would also apply the layer's kernel constraint
       // after every batch, which tfjs's own training never does.
@@ -114,6 +124,9 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
       onBatchEnd: async () => apply(),
     }),
     apply,
-    dispose: () => entries.forEach((l) => l.masked.forEach((e) => e.mask.dispose())),
+    dispose: () => {
+      disposed = true;
+      entries.forEach((l) => l.masked.forEach((e) => e.mask.dispose()));
+    },
   };
 }

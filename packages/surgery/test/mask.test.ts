@@ -92,6 +92,27 @@ describe('kernelMask', () => {
     mask.dispose();
   });
 
+  it('apply() and the callback after dispose() say the mask was disposed; a second dispose() does nothing', async () => {
+    const m = tfl.sequential({ layers: [tfl.layers.dense({ units: 3, inputShape: [4], name: 'd' })] });
+    zeroKernelWhere(m, 'd', (i) => i === 2);
+    m.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+    const xs = tf.ones([2, 4]);
+    const ys = tf.ones([2, 3]);
+    const mask = kernelMask(m);
+    mask.dispose();
+    await expectNoLeak(async () => {
+      // Before, tfjs failed on the freed mask with "Cannot read properties of undefined (reading 'backend')".
+      expect(() => mask.apply()).toThrow(
+        /kernelMask: the mask was disposed .*take a new mask with kernelMask\(model\)/,
+      );
+      await expect(m.fit(xs, ys, { epochs: 1, verbose: 0, callbacks: [mask.callback] })).rejects.toThrow(
+        /the mask was disposed/,
+      );
+      expect(() => mask.dispose()).not.toThrow();
+    }, 0);
+    tf.dispose([xs, ys]);
+  });
+
   it('apply() only zeroes: a kernel constraint is not applied, as tfjs applies none while training', () => {
     const m = tfl.sequential({
       layers: [
