@@ -36,11 +36,15 @@ export function nonnegSoftThreshold(x: tf.Tensor, t: number | tf.Tensor): tf.Ten
  * groups whose norm is <= t become exactly 0, the others shrink towards 0.
  * A zero group stays zero. `t` is a number or a tensor broadcastable to the
  * group-norm shape with the reduced axes kept (size 1), >= 0
- * (else a RangeError; a tensor is not checked). The caller disposes the result.
+ * (else a RangeError; a tensor is not checked). An int32 `x` gives a float32
+ * result, as the other thresholds give. The caller disposes the result.
  */
 export function groupSoftThreshold(x: tf.Tensor, t: number | tf.Tensor, axes: number[]): tf.Tensor {
   checkThreshold('groupSoftThreshold', t);
   return tf.tidy(() => {
+    // An int32 x is computed in float32, as the other thresholds compute it (tf.sqrt takes
+    // float32 only, and refused it with "Argument 'x' passed to 'sqrt' must be float32 tensor").
+    if (x instanceof tf.Tensor && x.dtype === 'int32') x = tf.cast(x, 'float32');
     const norm = tf.sqrt(tf.sum(tf.square(x), axes, true));
     // max(norm, tiny) only guards the division: a zero group gives 0 * anything = 0.
     const scale = tf.relu(tf.sub(1, tf.div(t, tf.maximum(norm, FLOAT32_MIN_NORMAL))));
@@ -83,10 +87,16 @@ function checkThreshold(who: string, t: unknown): void {
  * entries of `x` with the largest `|x|` and sets the rest to exactly 0. Of
  * entries with equal `|x|` the earlier (flat index) is kept, so the result is
  * deterministic; fewer than `k` nonzero entries are all kept. `k` is a
- * non-negative integer (else a `RangeError`); a NaN in `x` is an `Error`. Reads `x` to the host (magnitude vectors are small).
+ * non-negative integer (else a `RangeError`); `x` must be a tensor (else a
+ * `TypeError`); a NaN in `x` is an `Error`. Reads `x` to the host (magnitude vectors are small).
  * The caller disposes the result.
  */
 export function keepLargest(x: tf.Tensor, k: number): tf.Tensor {
+  // It reads x back, so an array would fail with "x.dataSync is not a function".
+  if (!(x instanceof tf.Tensor))
+    throw new TypeError(
+      `keepLargest: x must be a tf.Tensor (tf.tensor(values) for an array), got ${describe(x)}`,
+    );
   if (!Number.isInteger(k) || k < 0)
     throw new RangeError(`keepLargest: k must be an integer >= 0, got ${describe(k)}`);
   const values = x.dataSync();

@@ -171,6 +171,19 @@ describe('proximal operators against their closed forms', () => {
     v.dispose();
   });
 
+  it('groupSoftThreshold takes an int32 x, in float32 as softThreshold does', async () => {
+    const w = tf.tensor2d([[3], [4]], [2, 1], 'int32');
+    await expectNoLeak(() => {
+      const out = groupSoftThreshold(w, 2, [0]);
+      const soft = softThreshold(w, 2);
+      expect(out.dtype).toBe('float32');
+      expect(soft.dtype).toBe('float32');
+      close(Array.from(out.dataSync()), [3 * 0.6, 4 * 0.6]);
+      tf.dispose([out, soft]);
+    });
+    w.dispose();
+  });
+
   it('leave no tensors behind', async () => {
     const v = tf.tensor2d([
       [1, -2],
@@ -287,6 +300,11 @@ describe('keepLargest (projection onto the L0 ball)', () => {
       expect(() => keepLargest(input, -1)).toThrow(RangeError);
       // NaN has no order: it must not silently displace the largest entries.
       expect(() => keepLargest(withNaN, 2)).toThrow(/NaN at flat index 1/);
+      // Not a tensor: before, "x.dataSync is not a function".
+      expect(() => keepLargest([3, 1, 2] as never, 1)).toThrow(TypeError);
+      expect(() => keepLargest([3, 1, 2] as never, 1)).toThrow(
+        'keepLargest: x must be a tf.Tensor (tf.tensor(values) for an array), got an array of length 3',
+      );
     });
     await expectNoLeak(() => keepLargest(input, 3).dispose());
     await expectNoLeak(() => keepLargest(input, 10).dispose()); // k >= size: the clone path
