@@ -2,7 +2,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { atPath, checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
-import { ownCalls } from '@normprune/layers';
+import { describeValue, ownCalls } from '@normprune/layers';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -277,8 +277,13 @@ function fmt(n: number | null): string {
   return typeof n === 'number' && !Number.isNaN(n) ? n.toLocaleString('en-US') : 'unknown';
 }
 
-/** Formats an analysis as a text table. */
+/**
+ * Formats an analysis as a text table. Anything but `{ layers: [...], total: {...} }` (the
+ * JSON string of one, a prune report, whose counts are `layersBefore` / `before` and
+ * `layersAfter` / `after`) is a `TypeError` saying what to pass.
+ */
 export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): string {
+  checkAnalysis(a);
   const rows: string[][] = [
     ['layer', 'class', 'params', 'nonzeros', 'MACs', 'nonzero MACs', 'groups live/total'],
   ];
@@ -298,6 +303,30 @@ export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): s
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** formatAnalysis's argument check: without it, tfjs-free code failed with "a.layers is not iterable". */
+function checkAnalysis(a: unknown): void {
+  const o = a as { layers?: unknown; total?: unknown; layersAfter?: unknown } | null;
+  if (
+    typeof o === 'object' &&
+    o !== null &&
+    Array.isArray(o.layers) &&
+    typeof o.total === 'object' &&
+    o.total
+  )
+    return;
+  const hint =
+    typeof a === 'string'
+      ? ': JSON.parse it first'
+      : typeof o === 'object' && o !== null && Array.isArray(o.layersAfter)
+        ? ': for a prune report, formatAnalysis({ layers: report.layersAfter, total: report.after }) ' +
+          '(or layersBefore and before)'
+        : '';
+  throw new TypeError(
+    `formatAnalysis: expected an analysis { layers, total } as analyze(model) returns it (or read back from JSON), ` +
+      `got ${describeValue(a)}${hint}`,
+  );
 }
 
 /** Sums per-layer counts. */

@@ -183,6 +183,33 @@ describe('analyze', () => {
     );
   });
 
+  it('formatAnalysis refuses what is not an analysis, saying what to pass (a prune report, a JSON string)', () => {
+    const m = tfl.sequential({
+      layers: [tfl.layers.dense({ inputShape: [3], units: 2, name: 'd1' }), tfl.layers.dense({ units: 2 })],
+    });
+    const a = analyze(m);
+    const { model, report } = prune(m);
+    const saved = JSON.parse(JSON.stringify(report));
+    // Before: "Cannot read properties of undefined (reading 'params')" and "a.layers is not iterable".
+    expect(() => formatAnalysis(saved)).toThrow(TypeError);
+    expect(() => formatAnalysis(saved)).toThrow(
+      'for a prune report, formatAnalysis({ layers: report.layersAfter, total: report.after })',
+    );
+    expect(() => formatAnalysis(JSON.stringify(a) as never)).toThrow(
+      /got .*\(a string\): JSON.parse it first/,
+    );
+    expect(() => formatAnalysis(undefined as never)).toThrow(
+      'formatAnalysis: expected an analysis { layers, total } as analyze(model) returns it (or read back from JSON), got undefined',
+    );
+    expect(() => formatAnalysis({ layers: a.layers } as never)).toThrow(
+      /expected an analysis \{ layers, total \}/,
+    );
+    // The hint is right: the report's own counts make the table.
+    expect(formatAnalysis({ layers: saved.layersAfter, total: saved.after })).toBe(analyze(model).table());
+    m.dispose();
+    model.dispose();
+  });
+
   it('counts BatchNormalization parameters (4 per channel) without MACs', () => {
     const m = tfl.sequential({
       layers: [
