@@ -154,7 +154,8 @@ function tempName(final: string, token: string): string {
 
 /**
  * Writes `data` (a string, or byte arrays written one after another, never
- * joined into one copy) to the new file `file` and flushes it to disk before
+ * joined into one copy; a typed array of another type stands for the bytes it
+ * views, and anything else is a `TypeError` before the file is created) to the new file `file` and flushes it to disk before
  * returning, so that once the file is renamed into place a crash never leaves
  * it there empty or cut short. The file must not exist (it is opened with
  * `wx`): write under a fresh temporary name, rename it into place, then
@@ -165,13 +166,26 @@ function tempName(final: string, token: string): string {
  */
 export async function writeFileDurably(
   file: string,
-  data: string | Uint8Array | readonly Uint8Array[],
+  data: string | ArrayBufferView | readonly ArrayBufferView[],
 ): Promise<void> {
+  // A typed array stands for the bytes it views, as in fileSystem's weightData. Checked before the
+  // file is created: a Float32Array taken for a list of parts failed in the first write ("The
+  // "data" argument must be of type string or ...: Received type number"), leaving an empty file.
+  const parts: readonly unknown[] =
+    typeof data === 'string' || ArrayBuffer.isView(data) ? [data] : Array.isArray(data) ? data : [data];
+  const bad = parts.findIndex((p) => !(typeof p === 'string' || ArrayBuffer.isView(p)));
+  if (bad >= 0)
+    throw new TypeError(
+      `writeFileDurably(${JSON.stringify(file)}, data): data must be a string, a typed array (its bytes) ` +
+        `or a list of them, got ${Array.isArray(data) ? `a list whose part ${bad} is ${shownValue(parts[bad])}` : shownValue(data)}; nothing was written`,
+    );
   const handle = await fs.promises.open(file, 'wx');
   try {
     // Each writeFile continues where the previous one ended.
-    for (const part of typeof data === 'string' || data instanceof Uint8Array ? [data] : data)
-      await handle.writeFile(part);
+    for (const part of parts as readonly (string | ArrayBufferView)[])
+      await handle.writeFile(
+        typeof part === 'string' ? part : new Uint8Array(part.buffer, part.byteOffset, part.byteLength),
+      );
     // Without fsync a crash after the rename can leave a renamed but empty file.
     await handle.sync();
   } finally {
@@ -606,6 +620,14 @@ async function pathsListedByOtherModels(
 
 async function readdirSafe(dir: string): Promise<string[]> {
   return fs.promises.readdir(dir).catch(() => []);
+}
+
+/** A value as writeFileDurably's refusal shows it: `5`, `"x"`, `an object (Object)`, `undefined`. */
+function shownValue(v: unknown): string {
+  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  return typeof v === 'object' ? `an object (${(v as object).constructor?.name ?? 'Object'})` : typeof v;
 }
 
 function describeError(e: unknown): string {

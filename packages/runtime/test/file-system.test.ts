@@ -1330,6 +1330,34 @@ describe('writeFileDurably and syncDir', () => {
     expect(synced).toEqual(['text', 'bytes', 'parts', path.basename(dir)]);
   });
 
+  it('writeFileDurably writes a typed array of any type as its bytes, and refuses other data before creating the file', async () => {
+    const dir = freshDir();
+    makeDirs(dir);
+    const floats = Float32Array.of(1, -2);
+    // Before: a lone Float32Array was iterated as a list of numbers, the first write failed and the
+    // file stayed behind empty, so a retry under the same name failed with EEXIST.
+    await writeFileDurably(path.join(dir, 'floats'), floats);
+    expect([...fs.readFileSync(path.join(dir, 'floats'))]).toEqual([...new Uint8Array(floats.buffer)]);
+    await writeFileDurably(path.join(dir, 'mixed'), [Int16Array.of(258), Uint8Array.of(7)]);
+    expect([...fs.readFileSync(path.join(dir, 'mixed'))]).toEqual([
+      ...new Uint8Array(Int16Array.of(258).buffer),
+      7,
+    ]);
+    for (const [data, shown] of [
+      [5, 'got 5'],
+      [{ a: 1 }, 'got an object (Object)'],
+      [[Uint8Array.of(1), 7], 'got a list whose part 1 is 7'],
+      [undefined, 'got undefined'],
+    ] as const) {
+      const file = path.join(dir, 'refused');
+      await expect(writeFileDurably(file, data as never)).rejects.toThrow(TypeError);
+      await expect(writeFileDurably(file, data as never)).rejects.toThrow(
+        `data must be a string, a typed array (its bytes) or a list of them, ${shown}; nothing was written`,
+      );
+      expect(fs.existsSync(file)).toBe(false);
+    }
+  });
+
   it('writeFileDurably refuses a file that exists and leaves it as it was', async () => {
     const dir = freshDir();
     makeDirs(dir);
