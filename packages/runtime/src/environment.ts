@@ -94,6 +94,12 @@ export function resolvePreference(
  * ```
  */
 export function backendEnvironmentProblem(env: Record<string, string | undefined>): string | undefined {
+  // A missing env is the caller's mistake, not a problem of the variables: returned, its TypeError
+  // ("Cannot read properties of undefined (reading 'NORMPRUNE_BACKEND')") read as a bad variable.
+  if (typeof env !== 'object' || env === null)
+    throw new TypeError(
+      `backendEnvironmentProblem(env): env must be an object of variables, such as process.env; got ${env === null ? 'null' : typeof env === 'string' ? JSON.stringify(env) : String(env)}`,
+    );
   try {
     resolvePreference(undefined, env);
     resolveThreads(undefined, env);

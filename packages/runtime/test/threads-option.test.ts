@@ -86,6 +86,16 @@ describe('backendEnvironmentProblem', () => {
       expect(backendEnvironmentProblem({ NORMPRUNE_BACKEND: b, NORMPRUNE_THREADS: '2' })).toBeUndefined();
   });
 
+  it('throws, rather than returns as a problem of the variables, for an env that is not an object', () => {
+    // Before: it returned "Cannot read properties of undefined (reading 'NORMPRUNE_BACKEND')".
+    expect(() => backendEnvironmentProblem(undefined as never)).toThrow(TypeError);
+    expect(() => backendEnvironmentProblem(undefined as never)).toThrow(
+      'backendEnvironmentProblem(env): env must be an object of variables, such as process.env; got undefined',
+    );
+    expect(() => backendEnvironmentProblem(null as never)).toThrow(/got null$/);
+    expect(() => backendEnvironmentProblem('wasm' as never)).toThrow(/got "wasm"$/);
+  });
+
   it("names the variable, its value and the fix, in initBackend's words", async () => {
     expect(backendEnvironmentProblem({ NORMPRUNE_BACKEND: 'gpu' })).toBe(
       'NORMPRUNE_BACKEND="gpu" is not a backend normprune knows: use one of node, wasm, cpu (or unset NORMPRUNE_BACKEND)',
