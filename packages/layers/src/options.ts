@@ -163,8 +163,13 @@ const DECOMPOSED_OPTIONS = ['granularity', 'epsilon', 'magnitudeInitializer'];
  * deserialises a layer from. Values are not looked at (tfjs reads null as "the default").
  */
 export function checkLayerArgs(who: string, args: unknown, kind: keyof typeof PLAIN_LAYER_ARGS): void {
-  if (args == null || typeof args !== 'object') return;
   const { factory, keys: plain } = PLAIN_LAYER_ARGS[kind];
+  // Without options the constructor failed on its own destructuring ("Cannot destructure property
+  // 'granularity' of 'args' as it is undefined").
+  if (args == null || typeof args !== 'object' || Array.isArray(args))
+    throw new TypeError(
+      `${who}: expected an options object, as ${factory} takes (${kind === 'dense' ? '{ units: 10 }' : '{ filters: 8, kernelSize: 3 }'}), got ${describe(args)}`,
+    );
   const keys = [...DECOMPOSED_OPTIONS, ...plain];
   const unknown = Object.keys(args).filter((k) => !keys.includes(k) && k !== 'customObjects');
   if (unknown.length === 0) return;

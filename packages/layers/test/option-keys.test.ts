@@ -6,6 +6,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   closestKey,
   decompose,
+  DecomposedConv1D,
   DecomposedConv2D,
   DecomposedDense,
   decomposedConv2d,
@@ -204,6 +205,21 @@ describe('decomposed layers', () => {
     ],
   ])('%s refuses a key that is neither its own option nor a tfjs argument', (_, make, message) => {
     expect(make).toThrow(message);
+  });
+
+  it('refuses options that are not an object, saying what to pass', () => {
+    // Before: "Cannot destructure property 'granularity' of 'args' as it is undefined".
+    expect(() => (decomposedDense as () => unknown)()).toThrow(TypeError);
+    expect(() => (decomposedDense as () => unknown)()).toThrow(
+      'DecomposedDense: expected an options object, as tf.layers.dense takes ({ units: 10 }), got undefined',
+    );
+    expect(() => decomposedConv2d(null as never)).toThrow(
+      'DecomposedConv2D: expected an options object, as tf.layers.conv2d takes ({ filters: 8, kernelSize: 3 }), got null',
+    );
+    expect(() => new DecomposedConv1D(8 as never)).toThrow(
+      /^DecomposedConv1D: expected an options object, .* got 8$/,
+    );
+    expect(() => decomposedDense([{ units: 2 }] as never)).toThrow(/got an array of length 1$/);
   });
 
   it('takes every argument tfjs declares for the plain layer, and its own options', () => {
