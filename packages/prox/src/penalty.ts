@@ -37,7 +37,29 @@ export function magnitudesOf(
   who = 'magnitudes',
   requireDecomposed = false,
 ): readonly MagnitudeInfo[] {
-  if (Array.isArray(modelOrMagnitudes)) return modelOrMagnitudes;
+  if (Array.isArray(modelOrMagnitudes)) {
+    // Without this, a list of something else failed deep in tfjs ("Argument 'x' passed to 'abs'
+    // must be a Tensor or TensorLike, but got 'null'"). The magnitude variables themselves are
+    // the likely mistake: the entries must also say which layer and groups they belong to.
+    const list = modelOrMagnitudes as readonly unknown[];
+    const bad = list.findIndex((m) => !isMagnitudeInfo(m));
+    if (bad >= 0) {
+      const item = list[bad];
+      const hint =
+        item instanceof tf.Tensor
+          ? ' (a tensor: pass the MagnitudeInfo entries magnitudes(model) returns, which carry the layer and its groups, not their .magnitude)'
+          : typeof item === 'object' &&
+              item !== null &&
+              typeof (item as tfl.layers.Layer).getClassName === 'function'
+            ? ' (a layer: pass the model, or magnitudes(model))'
+            : '';
+      throw new Error(
+        `${who}: expected a LayersModel or a list of magnitudes (magnitudes(model) from @normprune/layers), ` +
+          `got a list whose entry ${bad} is ${describe(item)}${hint}`,
+      );
+    }
+    return modelOrMagnitudes;
+  }
   const model = modelOrMagnitudes as tfl.LayersModel | null | undefined;
   if (model == null || typeof model !== 'object' || !Array.isArray((model as { layers?: unknown }).layers))
     throw new Error(
@@ -46,6 +68,19 @@ export function magnitudesOf(
   const infos = findMagnitudes(model);
   if (requireDecomposed && infos.length === 0) throw new Error(noDecomposedLayers(who, model));
   return infos;
+}
+
+/** Whether `m` looks like an entry of magnitudes(model): a magnitude tensor and its layer's name and groups. */
+function isMagnitudeInfo(m: unknown): m is MagnitudeInfo {
+  const i = m as Partial<MagnitudeInfo> | null;
+  return (
+    typeof i === 'object' &&
+    i !== null &&
+    i.magnitude instanceof tf.Tensor &&
+    i.direction instanceof tf.Tensor &&
+    typeof i.layerName === 'string' &&
+    Array.isArray(i.normAxes)
+  );
 }
 
 /** The error for a model that has no decomposed layer where one is needed. */

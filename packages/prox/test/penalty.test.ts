@@ -8,6 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedConv2d, decomposedDense, magnitudes } from '@normprune/layers';
 import {
   keepLargestFilters,
+  keepLargestGroups,
   l1Penalty,
   measureSparsity,
   ProximalSGD,
@@ -34,6 +35,31 @@ function mlp(a: number[], b: number[]): tfl.LayersModel {
   });
   return m;
 }
+
+describe('a list that is not magnitudes(model)', () => {
+  it('is refused naming the entry, with a hint for the magnitude tensors and the layers themselves', async () => {
+    const m = mlp([1, -2], [1, 1, 1]);
+    const infos = magnitudes(m);
+    const tensors = infos.map((i) => i.magnitude);
+    await expectNoLeak(async () => {
+      // Before: tfjs's "Argument 'x' passed to 'abs' must be a Tensor or TensorLike, but got 'null'".
+      expect(() => l1Penalty(tensors as never)).toThrow(
+        /^l1Penalty: expected a LayersModel or a list of magnitudes .*, got a list whose entry 0 is .* \(a tensor: pass the MagnitudeInfo entries magnitudes\(model\) returns/,
+      );
+      await expect(measureSparsity(m.layers as never)).rejects.toThrow(
+        /^measureSparsity: .*got a list whose entry 0 is an object \(DecomposedDense\) \(a layer: pass the model, or magnitudes\(model\)\)$/,
+      );
+      expect(
+        () => new ProximalSGD({ learningRate: 0.1, lambda: 0.1, magnitudes: [infos[0], {}] as never }),
+      ).toThrow(/^attach: .*got a list whose entry 1 is an object \(Object\)$/);
+      expect(() => keepLargestGroups([1] as never, { a: 1 })).toThrow(/got a list whose entry 0 is 1$/);
+      // The real list still works, and so does an empty one.
+      expect(l1Penalty(infos)).toBeCloseTo(6, 5);
+      expect(l1Penalty([])).toBe(0);
+    });
+    m.dispose();
+  });
+});
 
 describe('l1Penalty', () => {
   it('is lambda times the sum of |magnitude|, each layer weighed by its multiplier', async () => {
