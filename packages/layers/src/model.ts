@@ -618,6 +618,7 @@ export interface LayerPath {
  * the names of the nested models holding it (`block/fc`).
  */
 export function layerPaths(model: tfl.LayersModel): LayerPath[] {
+  checkModel(model, 'layerPaths');
   return pathsUnder(model, '');
 }
 

@@ -21,6 +21,7 @@ const MODEL_CLASSES = new Set(['Sequential', 'Model', 'Functional']);
 
 /** Whether `model` holds a nested model (a model used as a layer). */
 export function hasNested(model: tfl.LayersModel): boolean {
+  checkModel(model, 'hasNested');
   return model.layers.some((l) => l instanceof tfl.LayersModel);
 }
 

@@ -476,4 +476,19 @@ describe('unnest', () => {
     );
     expect(() => unnest(tfl.sequential())).toThrow('has no layers yet');
   });
+
+  it('hasNested and layerPaths refuse what is not a model, as unnest does', () => {
+    // Before: "Cannot read properties of undefined (reading 'layers')", and "(reading 'some')" for {}.
+    expect(() => hasNested(undefined as never)).toThrow(
+      'hasNested: expected a tfjs LayersModel, got undefined',
+    );
+    expect(() => layerPaths({} as never)).toThrow(
+      'layerPaths: expected a tfjs LayersModel, got an object (Object)',
+    );
+    expect(() => layerPaths(tfl.layers.dense({ units: 2 }) as never)).toThrow(
+      /layerPaths: expected a tfjs LayersModel, got an object \(Dense\) \(a single layer: wrap it/,
+    );
+    expect(hasNested(tfl.sequential())).toBe(false);
+    expect(layerPaths(tfl.sequential())).toEqual([]);
+  });
 });
