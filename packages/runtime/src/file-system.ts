@@ -77,10 +77,15 @@ function isJsonName(name: string): boolean {
 
 function locate(target: string): Location {
   if (typeof target !== 'string' || target.length === 0) {
+    // JSON.stringify showed a URL object as the string it stands for ('got "file:///m"'), which reads
+    // as if that string were refused.
+    const given: unknown = target;
+    const shown =
+      given instanceof URL ? `a URL object ('${given.href}'): pass its string, url.href` : shownValue(given);
     throw new ModelFileError(
       'invalid-argument',
       String(target),
-      `fileSystem(dir): expected a directory path, got ${JSON.stringify(target)}`,
+      `fileSystem(dir): expected a directory path or a file:// URL string, got ${shown}`,
     );
   }
   // `file://` is the scheme tfjs-node routes to its own handler; accepting it

@@ -1219,6 +1219,25 @@ describe('fileSystem errors name the file', () => {
     expect(() => fileSystem('')).toThrow(/expected a directory path/);
   });
 
+  it('names a URL object as one, with the string to pass, instead of showing it as the string it stands for', () => {
+    // Before: 'expected a directory path, got "file:///models/m"', as if that string were refused.
+    const err = (() => {
+      try {
+        fileSystem(new URL('file:///models/m') as never);
+      } catch (e) {
+        return e as ModelFileError;
+      }
+    })();
+    expect(err).toBeInstanceOf(ModelFileError);
+    expect(err!.code).toBe('invalid-argument');
+    expect(err!.message).toBe(
+      "fileSystem(dir): expected a directory path or a file:// URL string, got a URL object ('file:///models/m'): pass its string, url.href",
+    );
+    expect(() => fileSystem(5 as never)).toThrow(
+      'fileSystem(dir): expected a directory path or a file:// URL string, got 5',
+    );
+  });
+
   it("refuses a file:// URL that names no local path, and a bare 'file://', as invalid-argument", () => {
     for (const url of ['file:///models/a%2Fb', 'file://localhost/x%2F']) {
       const err = (() => {
