@@ -1,5 +1,6 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { describeValue } from './common.js';
 
 /**
  * What a {@link NonFiniteWeightError} found:
@@ -136,6 +137,11 @@ export function readFiniteWeight(
   advice: string,
   path: string = layer.name,
 ): tf.TypedArray {
+  // A weight's name (what the message shows) failed with "weight.read is not a function".
+  if (typeof (weight as { read?: unknown } | null)?.read !== 'function')
+    throw new TypeError(
+      `readFiniteWeight: weight must be one of the layer's weights (layer.weights[i], a LayerVariable), got ${describeValue(weight)}`,
+    );
   const values = weight.read().dataSync();
   const bad = firstNonFinite(values, weight.shape as number[]);
   if (!bad) return values;

@@ -85,6 +85,20 @@ describe('readFiniteWeight', () => {
     },
   );
 
+  it('refuses a weight that is not a LayerVariable (its name, say), saying what to pass', () => {
+    const model = convNet();
+    const layer = model.getLayer('conv');
+    // Before: "weight.read is not a function".
+    expect(() => readFiniteWeight(layer, 'conv/kernel' as never, 'x', 'y')).toThrow(TypeError);
+    expect(() => readFiniteWeight(layer, 'conv/kernel' as never, 'x', 'y')).toThrow(
+      `readFiniteWeight: weight must be one of the layer's weights (layer.weights[i], a LayerVariable), got "conv/kernel" (a string)`,
+    );
+    expect(() => readFiniteWeight(layer, undefined as never, 'x', 'y')).toThrow(
+      /a LayerVariable\), got undefined$/,
+    );
+    model.dispose();
+  });
+
   it('counts every bad entry and gives the first in row-major order', () => {
     const model = convNet();
     poke(model, 'conv', 0, [2, 1, 1, 0], Infinity);
