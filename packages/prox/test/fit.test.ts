@@ -201,6 +201,10 @@ describe('the mistakes a user makes, each with a message that names the problem 
     expect(() => new ProximalAdam({ learningRate: 0.1, lambda: 0.1, magnitudes: plain })).toThrow(hint);
     const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [] });
     expect(() => opt.attach(plain)).toThrow(hint);
+    // Every decomposed class is named, Conv1D's included (it was left out).
+    expect(() => opt.attach(plain)).toThrow(
+      /\(DecomposedDense \/ DecomposedConv1D \/ DecomposedConv2D\).*decomposedDense \/ decomposedConv1d \/ decomposedConv2d\)$/,
+    );
     plain.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
     await expect(
       plain.fit(xs, ys, { epochs: 1, verbose: 0, callbacks: [new SparsityCallback()] }),
