@@ -77,16 +77,25 @@ function oneHotDepth(split: Split): number {
       found: depth,
     });
   }
+  labelsBelow(split, depth, `one-hot encoding has depth ${depth} (split.numClasses)`);
+  return depth;
+}
+
+/**
+ * Refuses a label >= `depth` (`what` says where the depth comes from). Integer labels are
+ * checked too when the split gives numClasses: a class index past it trains a model's
+ * sparse cross-entropy on a class the model has no output for, silently.
+ */
+function labelsBelow(split: Split, depth: number, what: string): void {
   for (let i = 0; i < split.count; i++) {
     if (split.labels[i] >= depth) {
       throw new DatasetError('label-out-of-range', {
-        message: `label #${i} is ${split.labels[i]}, but one-hot encoding has depth ${depth} (split.numClasses); fix the label or numClasses`,
+        message: `label #${i} is ${split.labels[i]}, but ${what}; fix the label or numClasses`,
         expected: `0..${depth - 1}`,
         found: split.labels[i],
       });
     }
   }
-  return depth;
 }
 
 function checkNormalize(normalize: unknown): Normalize {
@@ -328,6 +337,8 @@ function encoding(
   const oneHot = checkBoolean(o.oneHot, 'oneHot') ?? false;
   const labelDtype = checkLabelDtype(o.labelDtype, oneHot);
   const depth = oneHot ? oneHotDepth(split) : 0;
+  if (!oneHot && split.numClasses !== undefined)
+    labelsBelow(split, split.numClasses, `the split has numClasses ${split.numClasses}`);
   let stats = o.stats;
   if (normalize === 'unit' && stats != null) {
     throw new DatasetError('invalid-argument', {

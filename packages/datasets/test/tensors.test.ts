@@ -603,8 +603,28 @@ describe('one-hot labels out of range', () => {
       ]) {
         expect(f).toThrow(expect.objectContaining({ code: 'label-out-of-range', found: 3, message }));
       }
-      // int32 labels carry no depth: they are passed through as they are.
-      const { xs, ys } = toTensors(s);
+    });
+  });
+  it('refuses an integer label >= numClasses too: a class the model has no output for', async () => {
+    const s: Split = {
+      images: new Uint8Array(3 * 4),
+      labels: Uint8Array.from([0, 3, 1]),
+      count: 3,
+      shape: [2, 2, 1],
+      numClasses: 2,
+    };
+    const message =
+      'label #1 is 3, but the split has numClasses 2; fix the label or numClasses; expected: 0..1; found: 3';
+    await expectNoLeak(() => {
+      for (const labelDtype of ['int32', 'float32'] as const)
+        for (const f of [
+          () => toTensors(s, { labelDtype }),
+          () => batches(s, { batchSize: 2, labelDtype }),
+        ]) {
+          expect(f).toThrow(expect.objectContaining({ code: 'label-out-of-range', found: 3, message }));
+        }
+      // Without numClasses the classes are 0 to the largest label: nothing is out of range.
+      const { xs, ys } = toTensors({ ...s, numClasses: undefined });
       expect(Array.from(ys.dataSync())).toEqual([0, 3, 1]);
       tf.dispose([xs, ys]);
     });
