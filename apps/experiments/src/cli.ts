@@ -102,7 +102,7 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
-import { commandFolder, commandIn, shellJoin, shellQuote } from './command-line.js';
+import { commandFolder, commandFor, commandIn, shellJoin, shellQuote } from './command-line.js';
 import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
@@ -555,19 +555,19 @@ function backendOption(v: string | undefined): BackendName | undefined {
 }
 
 /**
- * The command line a run records (config.json, the report): the one that makes
- * it from scratch, without --resume (a resumed run ends as an uninterrupted one
- * would) and the test-only --stop-after-steps. config.json records beside it the
- * directory it ran in, against which its relative paths are printed elsewhere. A run
- * that reads its data from NORMPRUNE_DATA_DIR (`dataDirVariable`, absolute) records it
- * set before `normprune`: the words alone would read other data.
+ * The command line a run or sweep records (config.json, results.json, the report, a sweep's plan
+ * and sweep.json) and prints back: the one that makes it from scratch, without --resume (a
+ * resumed run ends as an uninterrupted one would) and the test-only --stop-after-steps; its
+ * paths absolute and its folder `out` named by --out ({@link commandFor}), so that it works
+ * typed in any directory. A run that reads its data from NORMPRUNE_DATA_DIR (`dataDirVariable`,
+ * absolute) records it set before `normprune`: the words alone would read other data.
  */
-function recordedCommand(command: string, args: string[], dataDirVariable?: string): string {
+function recordedCommand(command: string, args: string[], out: string, dataDirVariable?: string): string {
   const kept = args.filter(
     (a, i) => a !== '--resume' && !a.startsWith('--stop-after-steps') && args[i - 1] !== '--stop-after-steps',
   );
   const env = dataDirVariable === undefined ? [] : [`NORMPRUNE_DATA_DIR=${dataDirVariable}`];
-  return shellJoin([...env, 'normprune', command, ...kept]);
+  return commandFor(shellJoin([...env, 'normprune', command, ...kept]), process.cwd(), out);
 }
 
 /**
@@ -736,7 +736,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const runDir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget)));
   const existed = existsSync(runDir);
-  const cmd = recordedCommand(command, args, dataDirVariable(cfg, p.values['data-dir']));
+  const cmd = recordedCommand(command, args, runDir, dataDirVariable(cfg, p.values['data-dir']));
   try {
     const r = await runExperiment({
       config: cfg,
@@ -883,7 +883,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
-  const cmd = recordedCommand('sweep', args, dataDirVariable(cfg, p.values['data-dir']));
+  const cmd = recordedCommand('sweep', args, dir, dataDirVariable(cfg, p.values['data-dir']));
   // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder (a resumed
   // sweep has its folder, and may need no data: its points may all be finished).
   if (!p.values.resume) dataLocation(cfg, { dataDir: p.values['data-dir'], offline: !p.values.download });
@@ -2252,7 +2252,24 @@ function readRun(dir: string, label: string | undefined): ReportRun {
       `report: ${f} is not the results.json of a finished run of this normprune: ${why}; ` +
         'run the experiment again to rewrite it',
     );
-  return { dir, label, results };
+  return { dir, label, results: { ...results, command: absoluteRunCommand(dir, results.command) } };
+}
+
+/**
+ * The command `command` that the results.json of the run in `dir` records, with absolute paths
+ * and its --out ({@link commandFor}): an earlier normprune recorded the paths as typed, relative
+ * to the directory it ran in, which the run's config.json records (`cwd`); without it (a run of
+ * a version that did not record it, an exported row) as recorded.
+ */
+function absoluteRunCommand(dir: string, command: string | undefined): string | undefined {
+  if (typeof command !== 'string') return command;
+  let cwd: unknown;
+  try {
+    ({ cwd } = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { cwd?: unknown });
+  } catch {
+    return command;
+  }
+  return commandFor(command, cwd, commandFolder(command, dir));
 }
 
 /**

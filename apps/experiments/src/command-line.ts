@@ -1,10 +1,11 @@
 // The command lines normprune records (a run's config.json, a sweep's plan and sweep.json) and
 // prints back for the user to run: "continue with: ...", the notes of `report --table`, the
-// refusals naming the command that started a run. A recorded command's relative paths are
-// relative to the directory it ran in (recorded beside it as `cwd`); printed in another
-// directory, they are rewritten to name the same files from there.
+// refusals naming the command that started a run. A recorded command names every path absolute
+// (and its --out), so that it works copied into any directory; one recorded by an earlier
+// normprune, with paths relative to the directory it ran in (recorded beside it as `cwd`), is
+// printed with them made absolute.
 import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 
 /** `a` as one shell word: as it is when plain, else single-quoted. */
 export function shellQuote(a: string): string {
@@ -65,39 +66,34 @@ export function shellJoin(words: string[]): string {
 const PATH_FLAGS = ['--config', '--data-dir', '--out', '--baseline-from'];
 
 /**
- * How a printed command names the path `abs` (absolute) to a user in `here`: relative to `here`
- * when it lies inside it (`runs/x`, `my.json`, `.` for `here` itself), absolute otherwise (a
- * `../` path would be read against a folder the reader has to work out).
+ * `words` with the value of each path flag (--config, --data-dir, --out, --baseline-from;
+ * `--flag value` or `--flag=value`) that is relative resolved against `base` (absolute): the
+ * same files, named from any directory.
  */
-export function shownPath(abs: string, here: string = process.cwd()): string {
-  const rel = relative(resolve(here), abs);
-  if (rel === '') return '.';
-  if (rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return abs;
-  return rel;
+function withAbsolutePaths(words: string[], base: string): string[] {
+  const absolute = (p: string) => (p === '' || isAbsolute(p) ? p : resolve(base, p));
+  return words.map((w, i) => {
+    if (i > 0 && PATH_FLAGS.includes(words[i - 1])) return absolute(w);
+    const eq = w.indexOf('=');
+    return eq > 0 && PATH_FLAGS.includes(w.slice(0, eq))
+      ? `${w.slice(0, eq + 1)}${absolute(w.slice(eq + 1))}`
+      : w;
+  });
 }
 
 /**
- * The command `cmd`, recorded by a process that ran in `cwd`, as it works in `here` (default
- * the current directory): each relative path of a path flag (--config, --data-dir, --out,
- * --baseline-from; `--flag value` or `--flag=value`) is resolved against `cwd` and shown by
- * {@link shownPath}. Unchanged when `cwd` is unknown (recorded by a normprune that did not
- * record it: printed as recorded), when it is `here`, and when `cmd` is not what
+ * The command `cmd`, recorded by a process that ran in `cwd`, with absolute paths: each relative
+ * path of a path flag is resolved against `cwd`, so that the command names the same files
+ * wherever it is typed. A command this normprune records has absolute paths already
+ * ({@link commandFor} makes them); one recorded by an earlier normprune (relative paths, and
+ * the directory it ran in beside it) is printed so. Unchanged when `cwd` is unknown (recorded
+ * by a normprune that did not record it: printed as recorded) and when `cmd` is not what
  * {@link shellQuote} writes.
  */
-export function commandIn(cmd: string, cwd: unknown, here: string = process.cwd()): string {
-  if (typeof cwd !== 'string' || !isAbsolute(cwd) || resolve(cwd) === resolve(here)) return cmd;
+export function commandIn(cmd: string, cwd: unknown): string {
+  if (typeof cwd !== 'string' || !isAbsolute(cwd)) return cmd;
   const words = shellWords(cmd);
-  if (words === undefined) return cmd;
-  const base = cwd;
-  const moved = (p: string) => (p === '' || isAbsolute(p) ? p : shownPath(resolve(base, p), here));
-  const out = words.map((w, i) => {
-    if (i > 0 && PATH_FLAGS.includes(words[i - 1])) return moved(w);
-    const eq = w.indexOf('=');
-    return eq > 0 && PATH_FLAGS.includes(w.slice(0, eq))
-      ? `${w.slice(0, eq + 1)}${moved(w.slice(eq + 1))}`
-      : w;
-  });
-  return shellJoin(out);
+  return words === undefined ? cmd : shellJoin(withAbsolutePaths(words, resolve(cwd)));
 }
 
 /**
@@ -131,17 +127,21 @@ export function ranIn(cwd: string | undefined): string {
 }
 
 /**
- * {@link commandIn} for a command that wrote the folder `out` (a run's, or a sweep's): one
- * recorded without `--out` wrote its default folder, relative to the directory it ran in, and
- * typed in another directory would write another there, so `--out` is added, naming `out` (as
- * {@link shownPath} shows it). Unchanged where `commandIn` leaves it unchanged.
+ * The one way normprune records and prints a command that wrote the folder `out` (a run's, or
+ * a sweep's): {@link commandIn}, its relative paths made absolute against `cwd`, the directory
+ * it ran in, and `--out` added, naming `out` (absolute), when the command has none: one without
+ * `--out` wrote its default folder, relative to the directory it ran in, and typed in another
+ * directory would write another there. What a run records (config.json, results.json, the
+ * report, a sweep's plan and sweep.json) is this, as is what it prints; a command recorded by
+ * an earlier normprune, with relative paths, is printed through it. Unchanged where `commandIn`
+ * leaves it unchanged.
  */
-export function commandFor(cmd: string, cwd: unknown, out: string, here: string = process.cwd()): string {
-  const shown = commandIn(cmd, cwd, here);
-  if (typeof cwd !== 'string' || !isAbsolute(cwd) || resolve(cwd) === resolve(here)) return shown;
+export function commandFor(cmd: string, cwd: unknown, out: string): string {
+  const shown = commandIn(cmd, cwd);
+  if (typeof cwd !== 'string' || !isAbsolute(cwd)) return shown;
   const words = shellWords(shown);
   if (words === undefined || words.some((w) => w === '--out' || w.startsWith('--out='))) return shown;
-  return `${shown} --out ${shellQuote(shownPath(resolve(out), here))}`;
+  return `${shown} --out ${shellQuote(resolve(out))}`;
 }
 
 /**

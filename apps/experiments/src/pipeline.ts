@@ -1371,6 +1371,9 @@ export function sweepIn(out: string): string[] {
  */
 export async function runExperiment(o: RunOptions): Promise<RunResults> {
   const out = resolve(o.out);
+  // Recorded with absolute paths and its --out, as the CLI records it: it works typed anywhere.
+  if (o.command !== undefined)
+    o = { ...o, command: commandFor(o.command, ranIn(o.cwd), commandFolder(o.command, out)) };
   // Checked before anything is written; used in the baseline phase.
   const kept =
     o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, o.config, o.budget, o.seed) : undefined;
@@ -1521,12 +1524,12 @@ async function runLocked(
   const found = (o.resume || !o.force) && existsSync(join(ckptDir, 'state.json')) ? ckptHash() : undefined;
   const other = found !== undefined && found !== hash ? runIn(out) : undefined;
   // Started by this very command line: what changed is a config file it reads (or one that file
-  // extends), so "that command" would be refused the same way.
-  // The same words typed in another directory may name other files: that is not this command.
+  // extends), so "that command" would be refused the same way. Both name their files by absolute
+  // paths (one an earlier normprune recorded relative is compared so made absolute); one recorded
+  // without the directory it ran in is compared as written.
   const sameCommand =
     other?.command !== undefined &&
-    other.command === o.command &&
-    (typeof other.cwd !== 'string' || resolve(other.cwd) === ranIn(o.cwd));
+    commandFor(other.command, other.cwd, commandFolder(other.command, out)) === o.command;
   const moved = other?.command !== undefined && !sameCommand && movedSweepPoint(other.command, out);
   const otherText = other
     ? ` of another config, budget or seed (${runDifferences(other, { config: cfg, budget: o.budget, seed: o.seed })})` +
@@ -1694,9 +1697,13 @@ async function runLocked(
       `note: the command that started this run names the config file ${gone}, which is gone: ` +
         'the run records this command instead',
     );
+  // One an earlier normprune recorded, with relative paths, is recorded with them made absolute.
   const { command, cwd } =
     started?.command !== undefined && gone === undefined
-      ? { command: started.command, cwd: typeof started.cwd === 'string' ? started.cwd : undefined }
+      ? {
+          command: commandFor(started.command, started.cwd, commandFolder(started.command, out)),
+          cwd: typeof started.cwd === 'string' ? started.cwd : undefined,
+        }
       : { command: o.command, cwd: o.command !== undefined ? ranIn(o.cwd) : undefined };
   writeJsonAtomic(join(out, 'config.json'), {
     experiment: cfg.name,

@@ -410,7 +410,9 @@ function otherSweep(out: string, o: SweepOptions, keys: readonly string[]): stri
   const same =
     prev.key !== undefined
       ? keys.includes(prev.key)
-      : o.command !== undefined && bare(prev.command) === bare(o.command);
+      : o.command !== undefined &&
+        prev.command !== undefined &&
+        bare(commandFor(prev.command, prev.cwd, out)) === bare(o.command);
   const labels = prev.points.map((p) => p.label);
   const extends_ = holdsSweep(o, labels, prev.bisection);
   if (same || (o.resume && extends_)) return undefined;
@@ -449,6 +451,8 @@ function fewerStepsHint(o: SweepOptions, bisection: unknown): string | undefined
 /** Runs a sweep into `out`; returns its points (also in out/sweep.json). */
 export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
   const out = resolve(o.out);
+  // Recorded with absolute paths and its --out, as the CLI records it: it works typed anywhere.
+  if (o.command !== undefined) o = { ...o, command: commandFor(o.command, ranIn(o.cwd), out) };
   const former = o.formerOut === undefined ? undefined : resolve(o.formerOut);
   if (
     o.resume &&

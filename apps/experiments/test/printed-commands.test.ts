@@ -16,7 +16,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commandIn, missingConfigFile, shellQuote, shellWords, shownPath } from '../src/command-line';
+import { commandFor, commandIn, missingConfigFile, shellQuote, shellWords } from '../src/command-line';
 import { cli, writeIdxFixture } from './helpers';
 
 let tmp: string;
@@ -85,33 +85,42 @@ describe('commandIn', () => {
   const cmd =
     "normprune train --config my.json --data-dir ./data --out=runs/x --seed 2 --baseline-from '../k 1'";
 
-  test('is the recorded command when the directory is unknown, the same, or the command unreadable', () => {
-    expect(commandIn(cmd, undefined, '/elsewhere')).toBe(cmd);
-    expect(commandIn(cmd, 42, '/elsewhere')).toBe(cmd);
-    expect(commandIn(cmd, 'relative/dir', '/elsewhere')).toBe(cmd);
-    expect(commandIn(cmd, '/home/u/a', '/home/u/a/')).toBe(cmd);
+  test('is the recorded command when the directory is unknown or the command unreadable', () => {
+    expect(commandIn(cmd, undefined)).toBe(cmd);
+    expect(commandIn(cmd, 42)).toBe(cmd);
+    expect(commandIn(cmd, 'relative/dir')).toBe(cmd);
     const odd = 'normprune train --config "my file.json"';
-    expect(commandIn(odd, '/home/u/a', '/elsewhere')).toBe(odd);
+    expect(commandIn(odd, '/home/u/a')).toBe(odd);
   });
 
-  test('names the same files from another directory: relative inside it, absolute elsewhere', () => {
-    expect(commandIn(cmd, '/home/u/a', '/home/u')).toBe(
-      "normprune train --config a/my.json --data-dir a/data --out=a/runs/x --seed 2 --baseline-from 'k 1'",
-    );
-    expect(commandIn(cmd, '/home/u/a', '/home/u/b')).toBe(
+  test('names the same files wherever it is typed: every path absolute', () => {
+    expect(commandIn(cmd, '/home/u/a')).toBe(
       "normprune train --config /home/u/a/my.json --data-dir /home/u/a/data --out=/home/u/a/runs/x --seed 2 --baseline-from '/home/u/k 1'",
     );
     // Absolute paths and the other flags' values stay as they are; the experiment name is no path.
-    expect(commandIn('normprune sweep lenet-5 --out /r/s --lambda 0.1,0.2', '/x', '/y')).toBe(
+    expect(commandIn('normprune sweep lenet-5 --out /r/s --lambda 0.1,0.2', '/x')).toBe(
       'normprune sweep lenet-5 --out /r/s --lambda 0.1,0.2',
     );
-    expect(commandIn('normprune reproduce lenet-5 --out runs', '/x/y', '/x/y/runs')).toBe(
-      'normprune reproduce lenet-5 --out .',
+    expect(commandIn('normprune reproduce lenet-5 --out runs', '/x/y')).toBe(
+      'normprune reproduce lenet-5 --out /x/y/runs',
+    );
+  });
+
+  test('commandFor names the folder with --out when the command has none', () => {
+    expect(commandFor('normprune reproduce lenet-5 --seed 2', '/x/y', '/x/y/runs/lenet-5')).toBe(
+      'normprune reproduce lenet-5 --seed 2 --out /x/y/runs/lenet-5',
+    );
+    expect(commandFor('normprune reproduce lenet-5 --out=r', '/x/y', '/elsewhere')).toBe(
+      'normprune reproduce lenet-5 --out=/x/y/r',
+    );
+    // Without the directory it ran in, as recorded.
+    expect(commandFor('normprune reproduce lenet-5', undefined, '/x/y/runs/lenet-5')).toBe(
+      'normprune reproduce lenet-5',
     );
   });
 
   test('keeps a variable set before normprune a variable assignment, its value quoted', () => {
-    expect(commandIn("NORMPRUNE_DATA_DIR='/d 1' normprune train --config my.json", '/x', '/y')).toBe(
+    expect(commandIn("NORMPRUNE_DATA_DIR='/d 1' normprune train --config my.json", '/x')).toBe(
       "NORMPRUNE_DATA_DIR='/d 1' normprune train --config /x/my.json",
     );
     expect(shellWords("NORMPRUNE_DATA_DIR='/d 1' normprune")).toEqual([
@@ -123,9 +132,6 @@ describe('commandIn', () => {
   test('reads back what shellQuote writes', () => {
     const words = ['normprune', 'train', '--config', "it's a file.json", '--out', '', 'plain/path-1'];
     expect(shellWords(words.map(shellQuote).join(' '))).toEqual(words);
-    expect(shownPath('/p/q/r', '/p')).toBe('q/r');
-    expect(shownPath('/p/..q', '/p')).toBe('..q');
-    expect(shownPath('/q', '/p')).toBe('/q');
   });
 });
 
@@ -160,18 +166,18 @@ test('an interrupted run started with relative paths is continued, as report --t
   ];
   const stopped = await cli([...args, '--out', 'runs/x', '--stop-after-steps', '1']);
   expect(stopped.code).toBe(130);
-  // Printed where it ran, the current command line works as it is.
-  expect(stopped.out).toContain(
-    'continue with: normprune train --config my.json --data-dir data --budget tiny --backend wasm --out runs/x --resume',
-  );
   const run = join(a, 'runs', 'x');
+  // Printed where it ran, the command names every path absolute, quoted for the space.
+  expect(stopped.out).toContain(
+    `continue with: normprune train --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --backend wasm --out '${run}' --resume`,
+  );
   const recorded = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
   expect(recorded.command).toBe(
-    'normprune train --config my.json --data-dir data --budget tiny --backend wasm --out runs/x',
+    `normprune train --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --backend wasm --out '${run}'`,
   );
   expect(recorded.cwd).toBe(a);
 
-  // From a sibling folder: the paths are absolute (outside it), quoted for the space.
+  // From a sibling folder: the same absolute paths.
   process.chdir(b);
   const far = await cli(['report', '--table', row, join('..', 'folder a', 'runs', 'x')]);
   expect(far.code).toBe(0);
@@ -179,13 +185,13 @@ test('an interrupted run started with relative paths is continued, as report --t
     `continue it with: normprune train --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --backend wasm --resume --out '${run}'`,
   );
 
-  // From the folder above: relative to it.
+  // From the folder above: the same, absolute (no path relative to it).
   process.chdir(tmp);
   const near = await cli(['report', join('folder a', 'runs', 'x')]);
   expect(near.code).toBe(1);
   const line = continueLine(near.err);
   expect(line).toBe(
-    `normprune train --config 'folder a/my.json' --data-dir 'folder a/data' --budget tiny --backend wasm --resume --out '${run}'`,
+    `normprune train --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --backend wasm --resume --out '${run}'`,
   );
   // eval of its model names the same command.
   expect(continueLine((await cli(['eval', '--model', join('folder a', 'runs', 'x')])).err)).toBe(line);
@@ -199,6 +205,60 @@ test('an interrupted run started with relative paths is continued, as report --t
   expect(after.cwd).toBe(a);
 });
 
+test('a run started with relative paths records, in results.json and its report, a command that works from any folder', async () => {
+  process.chdir(a);
+  const typed = [
+    'train',
+    '--config',
+    'my.json',
+    '--data-dir',
+    './data',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+  ];
+  expect((await cli([...typed, '--seed', '4', '--out', 'runs/done'])).code).toBe(0);
+  const run = join(a, 'runs', 'done');
+  const command = `normprune train --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --backend wasm --seed 4 --out '${run}'`;
+  const recorded = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
+  expect(recorded.command).toBe(command);
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`Command: \`${command}\``);
+  expect(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).command).toBe(command);
+
+  // Typed in another folder, which holds a my.json of its own, it repeats this run: the same
+  // config file, data and folder (nothing written where it is typed).
+  const elsewhere = join(tmp, 'elsewhere');
+  mkdirSync(elsewhere);
+  writeFileSync(
+    join(elsewhere, 'my.json'),
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.009 } } }),
+  );
+  process.chdir(elsewhere);
+  const again = await runPrinted(command);
+  expect(again.code).toBe(0);
+  expect(readdirSync(elsewhere)).toEqual(['my.json']);
+  const repeated = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
+  expect(repeated.command).toBe(command);
+  expect(repeated.dataset.source).toBe(join(a, 'data'));
+  expect(repeated.configId).toBe(recorded.configId);
+
+  // A results.json an earlier normprune wrote, with the paths as typed (config.json records
+  // where): read as before, its report rewritten from another folder names them absolute.
+  const old =
+    'normprune train --config my.json --data-dir ./data --budget tiny --backend wasm --seed 4 --out runs/done';
+  writeFileSync(join(run, 'results.json'), JSON.stringify({ ...repeated, command: old }));
+  const cfg = JSON.parse(readFileSync(join(run, 'config.json'), 'utf8'));
+  writeFileSync(join(run, 'config.json'), JSON.stringify({ ...cfg, command: old, cwd: a }));
+  const report = await cli(['report', run]);
+  expect(report.code).toBe(0);
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`Command: \`${command}\``);
+  const rows = join(tmp, 'rows');
+  expect((await cli(['report', '--json', rows, run])).code).toBe(0);
+  const [rowFile] = readdirSync(rows);
+  expect(JSON.parse(readFileSync(join(rows, rowFile), 'utf8')).command).toBe(command);
+});
+
 test('a run folder of a version that did not record the directory prints its command as recorded', async () => {
   process.chdir(a);
   const args = ['train', '--config', 'my.json', '--budget', 'tiny', '--backend', 'wasm', '--seed', '3'];
@@ -207,6 +267,8 @@ test('a run folder of a version that did not record the directory prints its com
   const file = join(run, 'config.json');
   const { cwd: recordedCwd, ...older } = JSON.parse(readFileSync(file, 'utf8'));
   expect(recordedCwd).toBe(a);
+  // As such a version recorded it: the paths as typed, no directory.
+  older.command = 'normprune train --config my.json --budget tiny --backend wasm --seed 3 --out runs/old';
   writeFileSync(file, JSON.stringify(older));
   process.chdir(b);
   const r = await cli(['report', '--table', row, run]);
@@ -239,14 +301,14 @@ test('an unfinished run in --out is named by the command that started it, as it 
     `started by \`normprune train --config '${a}/my.json' --budget tiny --backend wasm --out ${shared}\`; continue it with that command and --resume`,
   );
   expect(r.err).not.toMatch(/this same command/);
-  // Printed where it started, the command is as recorded.
+  // Printed where it started, the command is as recorded: its paths absolute.
   process.chdir(a);
   writeFileSync(
     join(a, 'edited.json'),
     JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.005 } } }),
   );
   const here = await cli(['train', '--config', 'edited.json', ...args.slice(3)]);
-  expect(here.err).toContain(`started by \`normprune train --config my.json --budget tiny`);
+  expect(here.err).toContain(`started by \`normprune train --config '${a}/my.json' --budget tiny`);
 });
 
 test('an unfinished run in its default --out is named by a command that reaches it from elsewhere', async () => {
@@ -295,7 +357,7 @@ test('an interrupted sweep started with relative paths is continued from another
   expect(plan.cwd).toBe(a);
 
   process.chdir(tmp);
-  const expected = `normprune sweep --config 'folder a/my.json' --data-dir 'folder a/data' --budget tiny --lambda 0.002,0.01 --backend wasm --resume --out '${sweep}'`;
+  const expected = `normprune sweep --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --lambda 0.002,0.01 --backend wasm --resume --out '${sweep}'`;
   const t = await cli(['report', '--table', row, join('folder a', 'sweeps', 's')]);
   expect(t.code).toBe(0);
   expect(continueLine(t.err)).toBe(expected);
@@ -317,10 +379,14 @@ test('an interrupted sweep started with relative paths is continued from another
   ]);
   expect(other.code).toBe(1);
   expect(other.err).toContain(
-    "another plan (made by `normprune sweep --config 'folder a/my.json' --data-dir 'folder a/data' --budget tiny --lambda 0.002,0.01 --backend wasm --out 'folder a/sweeps/s'`)",
+    `another plan (made by \`normprune sweep --config '${a}/my.json' --data-dir '${a}/data' --budget tiny --lambda 0.002,0.01 --backend wasm --out '${sweep}'\`)`,
   );
-  // A plan of a version that did not record the directory: as recorded.
-  const { cwd: _dropped, ...older } = plan;
+  // A plan of a version that did not record the directory (nor made its paths absolute): as recorded.
+  const { cwd: _dropped, ...older } = {
+    ...plan,
+    command:
+      'normprune sweep --config my.json --data-dir data --budget tiny --lambda 0.002,0.01 --backend wasm --out sweeps/s',
+  };
   writeFileSync(join(sweep, '.sweep-plan.json'), JSON.stringify(older));
   expect(continueLine((await cli(['report', join('folder a', 'sweeps', 's')])).err)).toBe(
     `normprune sweep --config my.json --data-dir data --budget tiny --lambda 0.002,0.01 --backend wasm --resume --out '${sweep}'`,
@@ -348,10 +414,10 @@ test('a run and a sweep that read their data from a relative NORMPRUNE_DATA_DIR 
   );
   expect(stopped.code).toBe(130);
   expect(stopped.out).toContain(
-    `continue with: ${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --out runs/env --resume`,
+    `continue with: ${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --out '${a}/runs/env' --resume`,
   );
   const run = join(a, 'runs', 'env');
-  const recorded = `${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --out runs/env`;
+  const recorded = `${env} normprune reproduce lenet-500-300 --budget tiny --backend wasm --out '${run}'`;
   expect(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).command).toBe(recorded);
 
   // From another folder, the variable unset there: the printed command continues it on the same data.
@@ -392,7 +458,7 @@ test('a run and a sweep that read their data from a relative NORMPRUNE_DATA_DIR 
     ]),
   );
   expect(given.out).toContain(
-    'continue with: normprune reproduce lenet-500-300 --budget tiny --backend wasm --data-dir data',
+    `continue with: normprune reproduce lenet-500-300 --budget tiny --backend wasm --data-dir '${a}/data'`,
   );
 });
 
@@ -410,7 +476,10 @@ test("a sweep's finished points reused after its config file was renamed record 
   expect(resumed.err).toContain(
     `note: sweep point lambda-0.002 was made by a command naming the config file ${join(d, 'old.json')}, which is gone: it records this sweep's command instead`,
   );
-  const command = `normprune ${words.map(shellQuote).join(' ')}`;
+  // Its paths absolute, as the sweep records them.
+  const command = `normprune ${words.map(shellQuote).join(' ')}`
+    .replace('new.json', join(d, 'new.json'))
+    .replace('--out s', `--out ${join(d, 's')}`);
   const point = join(d, 's', 'lambda-0.002');
   const recorded = () => ({
     config: JSON.parse(readFileSync(join(point, 'config.json'), 'utf8')),
@@ -447,7 +516,10 @@ test('an unfinished sweep point moved out of its sweep is named as one, with wha
   mkdirSync(join(d, 'runs'));
   const point = join(d, 'runs', 'p');
   renameSync(join(d, 's', 'lambda-0.002'), point);
-  const sweep = `normprune ${[...args, ...grid].map(shellQuote).join(' ')}`;
+  const sweep = `normprune ${[...args, ...grid].map(shellQuote).join(' ')}`.replace(
+    '--out s',
+    `--out ${join(d, 's')}`,
+  );
   const moved = `${point} is an unfinished point of a sweep, moved out of the sweep's folder (${join(d, 'runs')} holds no sweep)`;
   const back = `only its sweep continues it: move it back into the sweep's folder and continue the sweep with --resume (the sweep was started by \`${sweep}\`)`;
   // Not the sweep's command with --out runs, which finds no sweep there.
@@ -477,7 +549,7 @@ test('an unfinished sweep point moved out of its sweep is named as one, with wha
   const kept = readFileSync(plan);
   rmSync(plan);
   expect(continueLine((await cli(['report', join(d, 's', 'lambda-0.002')])).err)).toBe(
-    `${sweep.replace(' --out s', '')} --resume --out ${join(d, 's')}`,
+    `${sweep.replace(` --out ${join(d, 's')}`, '')} --resume --out ${join(d, 's')}`,
   );
   writeFileSync(plan, kept);
   expect((await cli([...args, ...grid, '--resume'])).code).toBe(0);
