@@ -582,13 +582,20 @@ function continueCommand(cmd: string, dir: string | undefined): string {
   return `${base} --resume${dir !== undefined ? ` --out ${shellQuote(dir)}` : ''}`;
 }
 
-/** Removes `dir` if this command created it and left it empty (nothing half-written). */
-function cleanupEmpty(dir: string, existed: boolean): void {
-  try {
-    if (!existed && existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
-  } catch {
-    /* best effort */
-  }
+/**
+ * Removes the folders `created` (deepest first: a run's or sweep's --out and the parents it made,
+ * as {@link missingFolders} lists them before) that this command left empty: a run or sweep that
+ * fails before writing anything leaves no folder behind, neither its own nor the `runs/` (or
+ * other parents) it made for it. One that holds anything stays, and so do the folders above it.
+ */
+function cleanupEmpty(created: string[]): void {
+  for (const dir of created)
+    try {
+      if (existsSync(dir) && readdirSync(dir).length === 0) rmdirSync(dir);
+      else if (existsSync(dir)) return;
+    } catch {
+      return; // best effort
+    }
 }
 
 /**
@@ -735,7 +742,8 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
   const runDir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget)));
-  const existed = existsSync(runDir);
+  // The folders the run makes, --out and any missing parent (runs/), deepest first.
+  const created = missingFolders(runDir).missing;
   const cmd = recordedCommand(command, args, runDir, dataDirVariable(cfg, p.values['data-dir']));
   try {
     const r = await runExperiment({
@@ -770,7 +778,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
       out(`${e.message}\ncontinue with: ${continueCommand(cmd, p.values.out ? undefined : runDir)}`);
       return 130;
     }
-    cleanupEmpty(runDir, existed);
+    cleanupEmpty(created);
     throw e;
   }
 }
@@ -887,6 +895,8 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder (a resumed
   // sweep has its folder, and may need no data: its points may all be finished).
   if (!p.values.resume) dataLocation(cfg, { dataDir: p.values['data-dir'], offline: !p.values.download });
+  // The folders the sweep makes, --out and any missing parent (runs/), deepest first.
+  const created = missingFolders(dir).missing;
   let points: SweepPoint[];
   try {
     points = await runSweep({
@@ -922,6 +932,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       out(`${e.message}\ncontinue with: ${continueCommand(cmd, p.values.out ? undefined : dir)}`);
       return 130;
     }
+    cleanupEmpty(created);
     throw e;
   }
   // Beside a bisection's target, a compression is written with the decimals that tell it from the target.

@@ -324,3 +324,35 @@ test("prune does not write into a run's model folder or a folder of other files"
   }
   expect(readdirSync(copy).sort()).toEqual(['group1-shard1of1.bin', 'model.json']);
 });
+
+test('a run or sweep that fails before writing anything leaves no folder behind, nor the parents it made', async () => {
+  const base = join(tmp, 'nothing');
+  mkdirSync(base);
+  const cwd = process.cwd();
+  process.chdir(base);
+  try {
+    // A file given as --data-dir is no data set: the run fails at loading, the sweep at its baseline.
+    writeFileSync(join(base, 'not-data'), 'hi\n');
+    const data = ['--data-dir', 'not-data', '--budget', 'tiny', '--backend', 'wasm'];
+    // Its default folder, runs/lenet-500-300-tiny, and runs/ made for it.
+    const run = await cli(['reproduce', 'lenet-500-300', ...data]);
+    expect(run.code).toBe(1);
+    expect(run.err).toMatch(/could not load data set mnist/);
+    // A new --out two folders deep.
+    expect((await cli(['reproduce', 'lenet-500-300', ...data, '--out', 'a/b/c'])).code).toBe(1);
+    // A sweep, whose default folder is runs/sweep-lenet-500-300-tiny.
+    const sweep = await cli(['sweep', 'lenet-500-300', '--lambda', '0.001', ...data]);
+    expect(sweep.code).toBe(1);
+    expect(sweep.err).toMatch(/could not load data set mnist/);
+    expect(readdirSync(base)).toEqual(['not-data']);
+    // A folder that was there stays, as does anything in it.
+    mkdirSync(join(base, 'runs', 'mine'), { recursive: true });
+    writeFileSync(join(base, 'runs', 'mine', 'notes.txt'), 'mine\n');
+    expect((await cli(['reproduce', 'lenet-500-300', ...data, '--out', 'runs/mine/x'])).code).toBe(1);
+    expect(readdirSync(join(base, 'runs', 'mine'))).toEqual(['notes.txt']);
+    expect((await cli(['reproduce', 'lenet-500-300', ...data, '--out', 'runs/empty/x'])).code).toBe(1);
+    expect(readdirSync(join(base, 'runs')).sort()).toEqual(['mine']);
+  } finally {
+    process.chdir(cwd);
+  }
+});
