@@ -150,6 +150,17 @@ export function dataLocation(cfg: ExperimentConfig, o: { dataDir?: string; offli
   return { where, env: envHas ? env : undefined, notes };
 }
 
+/**
+ * A message of @normprune/datasets as the CLI says it: the package names its options, `{ dir }`
+ * and `{ file }` ("pass its folder as { dir }"), which mean nothing to a user of the CLI, whose
+ * one way to give either is --data-dir.
+ */
+export function cliWording(message: string): string {
+  return message
+    .replace(/\{ (?:dir|file) \}(?: (?:\/|or) \{ (?:dir|file) \})?/g, '--data-dir')
+    .replace(/\(--data-dir\)/g, 'with --data-dir');
+}
+
 /** Loads and splits the data set of `cfg` under `budget`. */
 export async function loadRunData(
   cfg: ExperimentConfig,
@@ -195,7 +206,7 @@ export async function loadRunData(
           (o.offline ? ', or --download to fetch the official release (170 MB) into the cache' : '')
         : '';
     throw new DataError(
-      `could not load data set ${cfg.dataset.name} (${source}): ${(e as Error).message}${hint}`,
+      `could not load data set ${cfg.dataset.name} (${source}): ${cliWording((e as Error).message)}${hint}`,
     );
   }
   // A size larger than the data is cut to it (the presets say "up to"), and the run says so:

@@ -79,3 +79,23 @@ test('the CIFAR-10 archive of the workspace is found beside it, or beside a fold
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("the data set package's advice names --data-dir, the CLI's way to give a folder or archive, not its { dir } / { file } options", async () => {
+  const idx = join(tmp, 'train-images-idx3-ubyte');
+  writeFileSync(idx, Buffer.from([0, 0, 8, 3, 0, 0, 0, 1]));
+  const zip = join(tmp, 'mnist.zip');
+  writeFileSync(zip, Buffer.concat([Buffer.from([0x50, 0x4b, 3, 4]), Buffer.alloc(60)]));
+  const cfg = parseConfig(experimentCopy('lenet-5'));
+  for (const [file, advice] of [
+    [
+      idx,
+      'this is an IDX file, not a tar archive: pass its folder as --data-dir (the folder holding the four IDX files)',
+    ],
+    [zip, 'unzip it and pass the folder as --data-dir, or repack it'],
+  ]) {
+    const e = await loadRunData(cfg, {}, { dataDir: file, offline: true }).catch((err: Error) => err);
+    expect(e).toBeInstanceOf(Error);
+    expect((e as Error).message).toContain(advice);
+    expect((e as Error).message).not.toMatch(/\{ (dir|file) \}/);
+  }
+});
