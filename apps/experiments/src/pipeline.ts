@@ -985,6 +985,20 @@ function finishedAdvice(
   );
 }
 
+/**
+ * How the run in `dir` (by its config.json) differs from `run`, when it is a run of another
+ * config, budget or seed: what a run into `dir` refuses (and what a sweep's --resume would not
+ * reuse); undefined when `dir` holds no run, or one of this config, budget and seed.
+ */
+export function otherRunIn(
+  dir: string,
+  run: { config: ExperimentConfig; budget: Budget; seed: number },
+): string | undefined {
+  const there = runIn(dir);
+  if (there === undefined || there.hash === configHash(run.config, run.budget, run.seed)) return undefined;
+  return runDifferences(there, run);
+}
+
 function runIn(out: string): (RunConfigFile & { hash: string }) | undefined {
   const read = readRunConfigFile(join(out, 'config.json'));
   if (read.kind !== 'run') return undefined;

@@ -14,6 +14,7 @@ import {
   holdsRun,
   holdsSweepFiles,
   KeptBaselineDamaged,
+  otherRunIn,
   PLAN_FILE,
   pointFolders,
   readRunConfigFile,
@@ -628,6 +629,27 @@ async function sweepLocked(
       prev === DAMAGED ? ['sweep.json', ...pointFolders(out)].map((f) => join(out, f)) : sweepIn(out),
     );
   }
+  // --resume reuses the points there of this config, budget and seed (a grid over a sweep's points
+  // extends it). A point folder holding a run of another (a sweep of another experiment or config
+  // with the same labels) is refused now, as the sweep it belongs to: the point's own run would
+  // refuse it only after this sweep's plan had been written over that sweep.
+  const grid = o.resume && !o.force ? gridPlan(o) : undefined;
+  if (grid && o.targetCompression === undefined)
+    for (const g of grid.granularities)
+      for (const c of grid.costWeightings)
+        for (const l of grid.lambdas) {
+          const label = resumedLabel(out, l, g, c);
+          const why = otherRunIn(join(out, label), {
+            config: withPoint(o.config, l, g, c),
+            budget: o.budget,
+            seed: o.seed,
+          });
+          if (why)
+            throw new Error(
+              `${out} holds a sweep whose point ${label} is a run of another config, budget or seed (${why}); ` +
+                '--resume reuses only points of this one: choose another --out, or pass --force to replace its points',
+            );
+        }
   // An interrupted sweep continued by another (another target, or a grid without its points).
   const plan = readPlan(out, o.force);
   if (plan && isOtherPlan(plan, o, keys) && !o.force)
