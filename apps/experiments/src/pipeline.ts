@@ -322,7 +322,21 @@ function baselineKey(cfg: ExperimentConfig, budget: Budget, seed: number): Recor
   };
 }
 
-/** The paths (`baseline.epochs`, `seed`) where two JSON values differ, with both values. */
+/**
+ * A value of {@link differences} as a message shows it: its JSON, and an array too long to read
+ * there (a model's layers, hundreds of characters that hid the rest of the message) by its length.
+ */
+function shownValue(v: unknown): string {
+  if (v === undefined) return 'unset';
+  const json = JSON.stringify(v);
+  if (json.length <= 80) return json;
+  return Array.isArray(v) ? `${v.length} entries` : `${json.slice(0, 77)}...`;
+}
+
+/**
+ * The paths (`baseline.epochs`, `seed`, `model.layers[1].units`) where two JSON values differ,
+ * with both values; arrays of one length are compared entry by entry.
+ */
 function differences(there: unknown, here: unknown, path = ''): string[] {
   const isObj = (v: unknown): v is Record<string, unknown> =>
     typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -330,7 +344,9 @@ function differences(there: unknown, here: unknown, path = ''): string[] {
     const keys = [...new Set([...Object.keys(there), ...Object.keys(here)])];
     return keys.flatMap((k) => differences(there[k], here[k], path ? `${path}.${k}` : k));
   }
-  const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
+  if (Array.isArray(there) && Array.isArray(here) && there.length === here.length)
+    return there.flatMap((v, i) => differences(v, here[i], `${path}[${i}]`));
+  const show = shownValue;
   return JSON.stringify(there) === JSON.stringify(here)
     ? []
     : [`${path}: ${show(there)} there, ${show(here)} here`];

@@ -33,6 +33,26 @@ test("a finished sweep's folder is refused to a --resume of another experiment o
     expect(readdirSync(out).sort()).toEqual(before);
     expect(readFileSync(join(out, 'sweep.json'), 'utf8')).toBe(sweepJson);
   }
+  // What differs is readable: a model's layers by their count, not hundreds of characters of JSON,
+  // and arrays of one length entry by entry.
+  const layers = await cli(['sweep', 'lenet-5', '--lambda', '0.001', ...tinyWasm(out), '--resume']);
+  expect(layers.err).toContain('config.model.layers: 4 entries there, 7 entries here');
+  expect(layers.err).not.toContain('"type":"conv2d"');
+  const wide = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--lambda',
+    '0.001',
+    '--budget',
+    'tiny,widthMultiplier=0.5',
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+    '--resume',
+  ]);
+  expect(wide.code).toBe(1);
+  expect(wide.err).toContain('config.model.layers[1].units: 500 there, 250 here');
   // Its own command still knows it: the finished point is reused.
   const again = await cli([...own, '--resume']);
   expect(again.code).toBe(0);
