@@ -143,7 +143,11 @@ export function dataLocation(cfg: ExperimentConfig, o: { dataDir?: string; offli
       );
   }
   if (o.dataDir) {
-    if (!existsSync(o.dataDir)) throw new DataError(`--data-dir ${o.dataDir} does not exist`);
+    if (!existsSync(o.dataDir))
+      throw new DataError(
+        `--data-dir ${o.dataDir} does not exist; give the folder holding ${cfg.dataset.name}'s files, or an archive of them, ` +
+          'or leave --data-dir out to read NORMPRUNE_DATA_DIR, else the copies on this machine',
+      );
     if (statSync(o.dataDir).isFile()) where.file = o.dataDir;
     else where.dir = o.dataDir;
   }

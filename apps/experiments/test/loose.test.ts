@@ -135,7 +135,10 @@ test('a NORMPRUNE_DATA_DIR that does not exist is an error, not a silent fall ba
   ]) {
     const flag = await cli([...args, '--data-dir', missing]);
     expect(flag.code).toBe(1);
-    expect(flag.err).toContain(`--data-dir ${missing} does not exist`);
+    expect(flag.err).toContain(
+      `--data-dir ${missing} does not exist; give the folder holding mnist's files, or an archive of them, ` +
+        'or leave --data-dir out to read NORMPRUNE_DATA_DIR, else the copies on this machine',
+    );
     expect(existsSync(out)).toBe(false);
   }
 
