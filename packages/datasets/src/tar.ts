@@ -318,6 +318,15 @@ export function readTar(input: Uint8Array, file: string, o: TarOptions = {}): Ta
       });
     }
   }
+  // Shorter than one header, it never was a tar archive, or was cut within its first block: say
+  // both (a text file given as the archive read as "cut short" alone).
+  if (buf.length < 512)
+    throw new DatasetError('truncated', {
+      file,
+      message:
+        `this file ${buf === input ? 'is' : 'unzips to'} ${buf.length} bytes, shorter than one tar header (512 bytes): it is not a .tar or .tar.gz ` +
+        `archive, or one cut short in its first block (an interrupted download or copy: replace it with a complete copy)`,
+    });
   // Without the end-of-archive block a cut at a 512-byte boundary would pass as a smaller archive.
   if (!ended)
     throw new DatasetError('truncated', {

@@ -229,6 +229,24 @@ describe('readTar', () => {
       );
   });
 
+  it('says a file shorter than one tar header is no archive, or one cut in its first block', () => {
+    const tar = makeTar([{ name: 'a', data: new Uint8Array(2000) }]);
+    for (const [short, bytes] of [
+      [new TextEncoder().encode('hi\n'), 'is 3'],
+      [tar.subarray(0, 300), 'is 300'],
+      [gzipSync(new TextEncoder().encode('not a tar')), 'unzips to 9'],
+    ] as const) {
+      const e = error(() => readTar(short, 'x.tar'));
+      expect(e.code).toBe('truncated');
+      expect(e.message).toMatch(
+        new RegExp(
+          `^this file ${bytes} bytes, shorter than one tar header \\(512 bytes\\): it is not a \\.tar or \\.tar\\.gz archive, ` +
+            'or one cut short in its first block',
+        ),
+      );
+    }
+  });
+
   it.each(['-1536', '-1', '1e3', '0x10', ' 16', '16 ', '1.5', '99999999999999999999'])(
     'refuses the pax size %j as corrupt-archive naming the archive and the entry (no hang)',
     (size) => {
