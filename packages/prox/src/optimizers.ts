@@ -503,6 +503,30 @@ export abstract class ProximalOptimizer extends tf.Optimizer {
   }
 
   /**
+   * tfjs's `minimize`, leaving no tensor behind when it throws. tfjs's own frees the loss and the
+   * gradients only after `applyGradients` returns, so a refused step (lambda with no magnitudes
+   * attached, a schedule returning NaN) left all of them behind; and `variableGrads` refuses a
+   * loss that is not a scalar, or one no variable reaches, after computing them, which the tidy
+   * around it frees.
+   */
+  override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
+    const { value, grads } = tf.tidy(() => this.computeGradients(f, varList));
+    try {
+      this.applyGradients(
+        varList != null ? varList.map((v) => ({ name: v.name, tensor: grads[v.name] })) : grads,
+      );
+    } catch (e) {
+      value.dispose();
+      throw e;
+    } finally {
+      tf.dispose(grads);
+    }
+    if (returnCost) return value;
+    value.dispose();
+    return null;
+  }
+
+  /**
    * Reports training progress (completed epochs, compression reached) to the
    * lambda schedule; `SparsityCallback` calls it at the end of every epoch.
    */

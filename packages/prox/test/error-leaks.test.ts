@@ -1,0 +1,94 @@
+// A refused call leaves tf.memory().numTensors where it was: a long-running process that catches
+// the error and goes on must not grow. On cpu and on wasm.
+import * as path from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { decomposedDense } from '@normprune/layers';
+import { ProximalAdam, type ProximalOptions, ProximalSGD } from '../src/index.js';
+
+beforeAll(() => {
+  setWasmPaths(
+    path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json')), 'dist') + path.sep,
+  );
+});
+
+/** numTensors after `fn` throws, minus before; fails if it does not throw. */
+function leakedByRefusal(fn: () => unknown, message: RegExp): number {
+  const before = tf.memory().numTensors;
+  expect(fn).toThrow(message);
+  return tf.memory().numTensors - before;
+}
+
+describe.each(['cpu', 'wasm'])('on %s', (backend) => {
+  beforeAll(async () => {
+    expect(await tf.setBackend(backend)).toBe(true);
+  });
+
+  const setup = () => {
+    const model = tfl.sequential({
+      layers: [decomposedDense({ inputShape: [4], units: 3 }), decomposedDense({ units: 2 })],
+    });
+    const x = tf.ones([2, 4]);
+    const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const loss = () => tf.mean(model.predict(x) as tf.Tensor) as tf.Scalar;
+    return { model, x, vars, loss };
+  };
+
+  it.each([
+    [
+      'ProximalSGD',
+      (o: Omit<ProximalOptions, 'learningRate'>) => new ProximalSGD({ learningRate: 0.1, ...o }),
+    ],
+    [
+      'ProximalSGD with momentum',
+      (o: Omit<ProximalOptions, 'learningRate'>) =>
+        new ProximalSGD({ learningRate: 0.1, momentum: 0.9, ...o }),
+    ],
+    [
+      'ProximalAdam',
+      (o: Omit<ProximalOptions, 'learningRate'>) => new ProximalAdam({ learningRate: 0.1, ...o }),
+    ],
+  ])('%s: minimize refusing the step frees the loss and the gradients it computed', (_, make) => {
+    const { model, x, vars, loss } = setup();
+    // lambda > 0 with no magnitudes attached: applyGradients refuses after tfjs computed the gradients.
+    const bare = make({ lambda: 1e-3 });
+    // A first refusal caches the optimiser's constant scalars (its state, freed by dispose()).
+    leakedByRefusal(() => bare.minimize(loss, false, vars), /no magnitudes are attached/);
+    expect(leakedByRefusal(() => bare.minimize(loss, false, vars), /no magnitudes are attached/)).toBe(0);
+    expect(leakedByRefusal(() => bare.minimize(loss, true), /no magnitudes are attached/)).toBe(0);
+    // A schedule that goes bad after the first step.
+    let calls = 0;
+    const scheduled = make({ lambda: () => (calls++ < 2 ? 1e-3 : NaN), magnitudes: model });
+    scheduled.minimize(loss, false, vars);
+    expect(leakedByRefusal(() => scheduled.minimize(loss, false, vars), /lambda schedule returned NaN/)).toBe(
+      0,
+    );
+    // The steps that go through stay flat too.
+    const ok = make({ lambda: 1e-3, magnitudes: model });
+    ok.minimize(loss, false, vars);
+    const before = tf.memory().numTensors;
+    ok.minimize(loss, false, vars);
+    ok.minimize(loss, true, vars)!.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    for (const o of [bare, scheduled, ok]) o.dispose();
+    model.dispose();
+    x.dispose();
+  });
+
+  it('minimize refused by tfjs (a loss that is not a scalar) leaves nothing behind, where tf.train leaks', () => {
+    const { model, x, vars } = setup();
+    const opt = new ProximalSGD({ learningRate: 0.1, lambda: 1e-3, magnitudes: model });
+    const notScalar = () => model.predict(x) as tf.Scalar;
+    expect(leakedByRefusal(() => opt.minimize(notScalar, false, vars), /must return a scalar/)).toBe(0);
+    // Not ours: plain tf.train leaves the loss and every gradient behind on the same refusal.
+    const sgd = tf.train.sgd(0.1);
+    expect(leakedByRefusal(() => sgd.minimize(notScalar, false, vars), /must return a scalar/)).toBe(
+      vars.length + 1,
+    );
+    opt.dispose();
+    model.dispose();
+    x.dispose();
+  });
+});
