@@ -73,8 +73,10 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     size: number;
   }[] = [];
   // A layer of a nested model is named by its path (`block/fc`) in errors, as analyze, prune and
-  // exportModel name it.
-  for (const { path: at, layer } of layerPaths(model)) {
+  // exportModel name it. Every layer is checked before any mask is made: a refusal after the masks
+  // of the layers before it left them behind.
+  const paths = layerPaths(model);
+  for (const { path: at, layer } of paths) {
     const cls = layer.getClassName();
     if (isDecomposed(layer)) {
       throw new Error(`kernelMask: layer '${at}' is a ${cls}; prune() or fold() the model first`);
@@ -87,7 +89,9 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
           'build the model with a plain layer inside the wrapper',
       );
     }
-    const kernelNames = KERNELS.get(cls);
+  }
+  for (const { layer } of paths) {
+    const kernelNames = KERNELS.get(layer.getClassName());
     if (!kernelNames) continue;
     const kernels = layer.weights.filter((w) => kernelNames.includes(shortName(w)));
     const masked = kernels.flatMap((variable) => {
