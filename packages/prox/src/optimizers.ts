@@ -215,12 +215,29 @@ class SlotTable {
     return [...live, ...pending].map((s) => ({ name: s.originalName, tensor: s.variable }));
   }
 
-  restore(values: NamedTensor[]): void {
-    // The new slots first: `values` may be this table's own slots (`setWeights(await getWeights())`),
-    // which disposing first would free before they are read.
-    const restored = values.map((v) => ({ originalName: v.name, variable: tf.variable(v.tensor, false) }));
+  /**
+   * Restores the slots `values` hold, as {@link SlotTable.slotsOf} made them (which must come
+   * first: `values` may be this table's own slots, `setWeights(await getWeights())`, which
+   * disposing first would free before they are read).
+   */
+  restore(restored: Slot[]): void {
     this.dispose();
     this.restored = restored;
+  }
+
+  /**
+   * New slot variables holding `values`, for {@link SlotTable.restore}. A value tf.variable
+   * refuses (not a tensor) frees the variables made before it, which were left behind.
+   */
+  static slotsOf(values: NamedTensor[]): Slot[] {
+    const slots: Slot[] = [];
+    try {
+      for (const v of values) slots.push({ originalName: v.name, variable: tf.variable(v.tensor, false) });
+    } catch (e) {
+      for (const s of slots) s.variable.dispose();
+      throw e;
+    }
+    return slots;
   }
 
   dispose(): void {
@@ -237,6 +254,19 @@ function gradientsOf(g: Gradients): { names: string[]; get: (i: number) => tf.Te
   if (Array.isArray(g)) return { names: g.map((v) => v.name), get: (i) => g[i].tensor ?? undefined };
   const names = Object.keys(g);
   return { names, get: (i) => g[names[i]] ?? undefined };
+}
+
+/**
+ * Refuses a disposed tensor among `setWeights`' values before anything changes: tf.variable of
+ * one recursed until the stack overflowed on cpu ("Maximum call stack size exceeded"), leaving
+ * the slots made before it and a half-made variable behind.
+ */
+function checkLive(who: string, values: NamedTensor[]): void {
+  const dead = values.find((v) => (v?.tensor as tf.Tensor | undefined)?.isDisposed === true);
+  if (dead !== undefined)
+    throw new Error(
+      `${who}.setWeights: the tensor of '${dead.name}' is disposed; pass what getWeights() gives, before it is disposed`,
+    );
 }
 
 function lookupVariable(name: string): tf.Variable {
@@ -998,8 +1028,9 @@ export class ProximalSGD extends ProximalOptimizer {
 
   /** Restores what `getWeights` returned. */
   override async setWeights(weightValues: NamedTensor[]): Promise<void> {
+    if (Array.isArray(weightValues)) checkLive('ProximalSGD', weightValues);
     const rest = await this.extractIterations(weightValues);
-    this.accumulations.restore(rest);
+    this.accumulations.restore(SlotTable.slotsOf(rest));
   }
 
   /**
@@ -1168,10 +1199,21 @@ export class ProximalAdam extends ProximalOptimizer {
           `(what getWeights() gives), got ${Array.isArray(weightValues) ? `${weightValues.length} tensor${weightValues.length === 1 ? '' : 's'}` : describe(weightValues)}` +
           (slots.length ? `: ${weightValues.map((w) => w.name).join(', ')}` : ''),
       );
+    checkLive('ProximalAdam', weightValues);
     const rest = await this.extractIterations(weightValues);
     const n = rest.length / 2;
-    this.firstMoments.restore(rest.slice(0, n));
-    this.secondMoments.restore(rest.slice(n));
+    // Both halves are made before either is installed: a refused second half left the first
+    // moments replaced (and the ones passed in, the live slots of getWeights(), disposed).
+    const first = SlotTable.slotsOf(rest.slice(0, n));
+    let second: Slot[];
+    try {
+      second = SlotTable.slotsOf(rest.slice(n));
+    } catch (e) {
+      for (const s of first) s.variable.dispose();
+      throw e;
+    }
+    this.firstMoments.restore(first);
+    this.secondMoments.restore(second);
   }
 
   /** As {@link ProximalSGD.getConfig}: `new ProximalAdam({ ...opt.getConfig(), magnitudes })` builds the same optimiser. */

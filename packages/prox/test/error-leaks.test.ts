@@ -77,6 +77,42 @@ describe.each(['cpu', 'wasm'])('on %s', (backend) => {
     x.dispose();
   });
 
+  it.each([
+    ['ProximalSGD with momentum', () => new ProximalSGD({ learningRate: 0.1, momentum: 0.9, lambda: 1e-3 })],
+    ['ProximalAdam', () => new ProximalAdam({ learningRate: 0.1, lambda: 1e-3 })],
+  ])('%s: setWeights refusing a value frees the slots it made of the values before it', async (_, make) => {
+    const { model, x, vars, loss } = setup();
+    const opt = make();
+    opt.attach(model);
+    opt.minimize(loss, false, vars);
+    const saved = await opt.getWeights();
+    const [iter, ...slots] = saved;
+    const dead = tf.zeros(slots[slots.length - 1].tensor.shape);
+    dead.dispose();
+    // The last slot disposed: tf.variable of it overflowed the stack on cpu, after the others were made.
+    const withDead = [iter, ...slots.slice(0, -1), { name: 'dead', tensor: dead }];
+    const before = tf.memory().numTensors;
+    await expect(opt.setWeights(withDead)).rejects.toThrow(/the tensor of 'dead' is disposed/);
+    expect(tf.memory().numTensors).toBe(before);
+    // The last slot not a tensor at all: tfjs's refusal, after the others were made.
+    const notTensor = [
+      iter,
+      ...slots.slice(0, -1),
+      { name: 'array', tensor: [1, 2] as unknown as tf.Tensor },
+    ];
+    await expect(opt.setWeights(notTensor)).rejects.toThrow();
+    expect(tf.memory().numTensors).toBe(before);
+    // Nothing was restored: the live slots getWeights() gave are still the optimiser's.
+    expect(slots.map((s) => s.tensor.isDisposed)).toEqual(slots.map(() => false));
+    // A round trip stays flat (iter is a new scalar, the caller's to dispose).
+    await opt.setWeights(saved);
+    iter.tensor.dispose();
+    expect(tf.memory().numTensors).toBe(before - 1);
+    opt.dispose();
+    model.dispose();
+    x.dispose();
+  });
+
   it('minimize refused by tfjs (a loss that is not a scalar) leaves nothing behind, where tf.train leaks', () => {
     const { model, x, vars } = setup();
     const opt = new ProximalSGD({ learningRate: 0.1, lambda: 1e-3, magnitudes: model });
