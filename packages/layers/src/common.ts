@@ -616,6 +616,8 @@ export function createDecomposedWeights(
         : new EffectiveKernelConstraint(kernelConstraint, direction, normAxes, epsilon),
     );
   } catch (e) {
+    // The direction made already is unreachable once build throws: it was left behind.
+    direction.dispose();
     if (magnitudeInit == null) throw e;
     // Initialisers for matrices ('identity', 'orthogonal') refuse the magnitude's shape in words
     // that name neither the option nor the weight.
