@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { atPath, checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 import { describeValue, ownCalls } from '@normprune/layers';
+import { shapeResolver, type ShapeResolver } from './shapes.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -35,7 +36,8 @@ export interface Counts {
    * `kh * kw * cin * cout * inH * inW`. Bias adds, BatchNormalization, activations and
    * pooling are not counted. A layer the model applies more than once (shared, or in a nested
    * model called twice) counts once per call. NaN when the layer's output size is unknown (a model built
-   * for inputs of any height and width): build it with a fixed input shape to count MACs;
+   * for inputs of any height and width): build it with a fixed input shape to count MACs (a size
+   * tfjs leaves unknown that the input shape fixes, after a Reshape's -1, is worked out and counted);
    * NaN too for any other layer with a kernel (recurrent layers, wrappers), which analyze
    * cannot count.
    */
@@ -99,12 +101,26 @@ function firstShape(s: unknown): (number | null)[] | undefined {
   return (Array.isArray(s[0]) ? s[0] : s) as (number | null)[];
 }
 
-/** One call of `layer` read from the layer itself (its only call, as prune's models have). */
-function singleCall(layer: tfl.layers.Layer): LayerCall {
+/** A call's output and (first) input shapes, sizes tfjs leaves unknown resolved where the model fixes them. */
+function callOf(layer: tfl.layers.Layer, i: number, resolve: ShapeResolver): LayerCall {
+  const node = layer.inboundNodes[i];
   return {
-    output: () => layer.outputShape as (number | null)[],
-    input: () => firstShape(layer.inboundNodes[0]?.inputShapes),
+    output: () => {
+      const t = node?.outputTensors?.[0];
+      return t ? resolve(t) : (firstShape(node?.outputShapes) ?? (layer.outputShape as (number | null)[]));
+    },
+    input: () => {
+      const t = node?.inputTensors?.[0];
+      return t ? resolve(t) : firstShape(node?.inputShapes);
+    },
   };
+}
+
+/** One call of `layer` read from the layer itself (its only call, as prune's models have). */
+function singleCall(layer: tfl.layers.Layer, resolve: ShapeResolver = shapeResolver()): LayerCall {
+  if (!layer.inboundNodes.length)
+    return { output: () => layer.outputShape as (number | null)[], input: () => undefined };
+  return callOf(layer, 0, resolve);
 }
 
 /** Sum of `f` over the calls of a layer: MACs are per sample, and a shared layer runs once per call. */
@@ -117,17 +133,14 @@ function sumOver(calls: LayerCall[], f: (c: LayerCall) => number): number {
  * applied to two inputs, runs twice per sample; a call belonging to another model built on the
  * same layer does not count). A layer the graph does not reach gives its single call.
  */
-export function callsOf(model: tfl.LayersModel): (layer: tfl.layers.Layer) => LayerCall[] {
+export function callsOf(
+  model: tfl.LayersModel,
+  resolve: ShapeResolver = shapeResolver(),
+): (layer: tfl.layers.Layer) => LayerCall[] {
   const own = ownCalls(model);
   return (layer) => {
-    const calls = (own.get(layer) ?? []).map((i) => {
-      const node = layer.inboundNodes[i];
-      return {
-        output: () => firstShape(node.outputShapes) ?? (layer.outputShape as (number | null)[]),
-        input: () => firstShape(node.inputShapes),
-      };
-    });
-    return calls.length ? calls : [singleCall(layer)];
+    const calls = (own.get(layer) ?? []).map((i) => callOf(layer, i, resolve));
+    return calls.length ? calls : [singleCall(layer, resolve)];
   };
 }
 
@@ -139,12 +152,13 @@ export function layerCalls(
   model: tfl.LayersModel,
   prefix = '',
   times = 1,
+  resolve: ShapeResolver = shapeResolver(),
 ): { path: string; layer: tfl.layers.Layer; calls: LayerCall[] }[] {
-  const callsIn = callsOf(model);
+  const callsIn = callsOf(model, resolve);
   return model.layers.flatMap((layer) => {
     const calls = callsIn(layer);
     if (layer instanceof tfl.LayersModel)
-      return layerCalls(layer, `${prefix}${layer.name}/`, times * calls.length);
+      return layerCalls(layer, `${prefix}${layer.name}/`, times * calls.length, resolve);
     return [{ path: prefix + layer.name, layer, calls: Array.from({ length: times }, () => calls).flat() }];
   });
 }
@@ -277,10 +291,40 @@ function fmt(n: number | null): string {
   return typeof n === 'number' && !Number.isNaN(n) ? n.toLocaleString('en-US') : 'unknown';
 }
 
+// Classes whose MACs analyze counts: unknown for one of them only when its output size is.
+const COUNTED = new Set([...POSITIONAL, 'DepthwiseConv2D', 'SeparableConv2D', 'Conv2DTranspose']);
+
 /**
- * Formats an analysis as a text table. Anything but `{ layers: [...], total: {...} }` (the
- * JSON string of one, a prune report, whose counts are `layersBefore` / `before` and
- * `layersAfter` / `after`) is a `TypeError` saying what to pass.
+ * Why some of `layers`' MACs are unknown (NaN, or null read back from JSON), in words naming
+ * them; undefined when every layer's are known.
+ */
+export function unknownMacs(layers: LayerAnalysis[]): string | undefined {
+  const seen = new Set<string>();
+  // Each layer once (a pruned model's layer has its name before).
+  const unknown = layers.filter((l) => {
+    if ((typeof l.macs === 'number' && !Number.isNaN(l.macs)) || seen.has(l.name)) return false;
+    seen.add(l.name);
+    return true;
+  });
+  if (!unknown.length) return undefined;
+  const names = (ls: LayerAnalysis[]) => ls.map((l) => `'${l.name}' (${l.className})`).join(', ');
+  const size = unknown.filter((l) => COUNTED.has(l.className));
+  const other = unknown.filter((l) => !COUNTED.has(l.className));
+  return [
+    size.length
+      ? `the output size of ${names(size)} is not fixed by the model's input shape (build the model for a fixed input size to count them)`
+      : '',
+    other.length ? `analyze does not count the MACs of ${names(other)}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+}
+
+/**
+ * Formats an analysis as a text table, then a note naming the layers whose MACs are unknown.
+ * Anything but `{ layers: [...], total: {...} }` (the JSON string of one, a prune report, whose
+ * counts are `layersBefore` / `before` and `layersAfter` / `after`) is a `TypeError` saying what
+ * to pass.
  */
 export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): string {
   checkAnalysis(a);
@@ -295,6 +339,7 @@ export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): s
   const t = a.total;
   rows.push(['total', '', fmt(t.params), fmt(t.nonzeros), fmt(t.macs), fmt(t.nonzeroMacs), '']);
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const why = unknownMacs(a.layers.filter((l) => l.params));
   return rows
     .map((r) =>
       r
@@ -302,7 +347,8 @@ export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): s
         .join('  ')
         .trimEnd(),
     )
-    .join('\n');
+    .join('\n')
+    .concat(why ? `\nMACs unknown: ${why}` : '');
 }
 
 /** formatAnalysis's argument check: without it, tfjs-free code failed with "a.layers is not iterable". */

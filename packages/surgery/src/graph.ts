@@ -134,7 +134,7 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
  * the -1 stands for the input's entries over those of the other axes. Undefined where it does not
  * resolve (no -1, or the other axes do not divide the input's size).
  */
-function resolveTarget(target: unknown, inShape: number[]): number[] | undefined {
+export function resolveTarget(target: unknown, inShape: number[]): number[] | undefined {
   // The layer holds its -1 as null (its config writes -1 back).
   const unknown = (d: unknown) => d == null || d === -1;
   if (!Array.isArray(target) || target.filter(unknown).length !== 1) return undefined;
@@ -144,7 +144,7 @@ function resolveTarget(target: unknown, inShape: number[]): number[] | undefined
   return target.map((d: unknown) => (unknown(d) ? size / rest : Number(d)));
 }
 
-const known = (shape: (number | null)[]): shape is number[] =>
+export const known = (shape: (number | null)[]): shape is number[] =>
   shape.every((d) => typeof d === 'number' && d >= 0);
 
 /**

@@ -1,5 +1,13 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { analyzeLayer, callsOf, layerCalls, totals, type Counts, type LayerAnalysis } from './analyze.js';
+import {
+  analyzeLayer,
+  callsOf,
+  layerCalls,
+  totals,
+  unknownMacs,
+  type Counts,
+  type LayerAnalysis,
+} from './analyze.js';
 import { droppedConstraintWarning } from './constraints.js';
 import { plan } from './engine.js';
 import { checkModel, checkOptions, checkThreshold, withPrunable } from './folding.js';
@@ -164,7 +172,7 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
   lines.push(
     `compression ${(100 * r.compression).toFixed(2)}% (params ${r.paramsBefore} -> ${r.paramsAfter} without all-zero groups), ` +
       (Number.isNaN(r.macsSpeedup)
-        ? 'MACs unknown (the model does not fix its input size)'
+        ? `MACs unknown: ${unknownMacs([...r.layersBefore, ...r.layersAfter].filter((l) => l.params)) ?? 'see the layers'}`
         : `MACs ${r.before.macs} -> ${r.after.nonzeroMacs} non-zero (${r.macsSpeedup.toFixed(2)}x fewer)`),
   );
   for (const w of r.warnings) lines.push(`note: ${w}`);
@@ -251,7 +259,10 @@ export function prune(model: tfl.LayersModel, options: PruneOptions = {}): Prune
             ({ path, layer, calls }) =>
               byPath.get(path) ?? { ...analyzeLayer(layer, threshold, undefined, calls), name: path },
           );
-    const layersAfter = pruned.layers.map((l) => analyzeLayer(l, 0, weights.get(l.name) ?? []));
+    const callsAfter = callsOf(pruned);
+    const layersAfter = pruned.layers.map((l) =>
+      analyzeLayer(l, 0, weights.get(l.name) ?? [], callsAfter(l)),
+    );
     const before = totals(layersBefore);
     const after = totals(layersAfter);
     const paramsAfter = after.params - after.zeroGroupParams;

@@ -179,6 +179,7 @@ describe('analyze', () => {
         'layer  class      params  nonzeros     MACs  nonzero MACs  groups live/total',
         'conv   Conv2D  1,234,567     1,000  unknown       unknown  filters 0/8, kernels 1/64',
         'total          1,234,567     1,000  unknown       unknown',
+        "MACs unknown: the output size of 'conv' (Conv2D) is not fixed by the model's input shape (build the model for a fixed input size to count them)",
       ].join('\n'),
     );
   });
@@ -304,6 +305,7 @@ describe('analyze', () => {
       expect(a.layers[1].macs).toBe(8);
       expect(a.total.macs).toBeNaN();
       expect(a.table()).toMatch(/rnn +SimpleRNN +\d+ +\d+ +unknown +unknown/);
+      expect(a.table()).toMatch(/\nMACs unknown: analyze does not count the MACs of 'rnn' \(SimpleRNN\)$/);
     });
   });
 
@@ -408,6 +410,125 @@ describe('analyze', () => {
     });
   });
 
+  describe("counts the MACs of layers after a Reshape's -1, which tfjs leaves unknown (null)", () => {
+    // tfjs 4.22 infers [null, null, 4] for a Conv1D after reshape([-1, 6]) of a known [4, 4, 6]:
+    // analyze read that shape, and reported the MACs unknown (NaN) where the model fixes them.
+    const conv = (filters: number): tfl.layers.Layer =>
+      tfl.layers.conv2d({ inputShape: [4, 4, 3], filters, kernelSize: 1, name: 'c1' });
+    const cases: {
+      name: string;
+      build(): tfl.LayersModel;
+      /** Layer path -> MACs before, and after pruning c1's filters `dead`. */
+      macs: [string, number, number][];
+      dead: number[];
+      keep?: boolean;
+    }[] = [
+      {
+        name: '[4, 4, 6] -> [-1, 6] = [16, 6], a Conv1D of kernel 3 (14 positions)',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              conv(6),
+              tfl.layers.reshape({ targetShape: [-1, 6], name: 'r' }),
+              tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
+              tfl.layers.globalAveragePooling1d({ name: 'gap' }),
+              tfl.layers.dense({ units: 2, name: 'out' }),
+            ],
+          }),
+        macs: [
+          ['c1', 3 * 6 * 16, 3 * 5 * 16],
+          ['conv1d', 3 * 6 * 4 * 14, 3 * 5 * 4 * 14],
+          ['out', 8, 8],
+        ],
+        dead: [2],
+      },
+      {
+        name: '[4, 4, 6] -> [-1, 12] = [8, 12], a Conv1D of kernel 2 (7 positions)',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              conv(6),
+              tfl.layers.reshape({ targetShape: [-1, 12], name: 'r' }),
+              tfl.layers.conv1d({ filters: 3, kernelSize: 2, name: 'conv1d' }),
+              tfl.layers.globalMaxPooling1d({ name: 'gmp' }),
+            ],
+          }),
+        // c1's filter 0 dead: 2 of the 12 features per position gone.
+        macs: [
+          ['c1', 3 * 6 * 16, 3 * 5 * 16],
+          ['conv1d', 2 * 12 * 3 * 7, 2 * 10 * 3 * 7],
+        ],
+        dead: [0],
+      },
+      {
+        // Moves entries across channels: kept whole with unknownLayers 'keep', c1 with it.
+        name: '[4, 4, 6] -> [-1, 8] = [12, 8], a Dense at each of the 12 positions',
+        build: () =>
+          tfl.sequential({
+            layers: [
+              conv(6),
+              tfl.layers.reshape({ targetShape: [-1, 8], name: 'r' }),
+              tfl.layers.dense({ units: 5, name: 'd' }),
+            ],
+          }),
+        macs: [
+          ['c1', 3 * 6 * 16, 3 * 6 * 16],
+          ['d', 8 * 5 * 12, 8 * 5 * 12],
+        ],
+        dead: [1],
+        keep: true,
+      },
+      {
+        // The -1 inside a nested model, and a Conv1D after that model's call in the outer one.
+        name: 'a nested [4, 4, 6] -> [-1, 6] and Conv1D, then an outer Conv1D of kernel 3 (12 positions)',
+        build: () => {
+          const block = tfl.sequential({
+            name: 'block',
+            layers: [
+              tfl.layers.reshape({ inputShape: [4, 4, 6], targetShape: [-1, 6], name: 'r' }),
+              tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
+            ],
+          });
+          const input = tfl.input({ shape: [4, 4, 3] });
+          const c1 = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'c1' }).apply(input);
+          const c3 = tfl.layers
+            .conv1d({ filters: 2, kernelSize: 3, name: 'c3' })
+            .apply(block.apply(c1) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
+          return tfl.model({ inputs: input, outputs: c3 });
+        },
+        macs: [
+          ['c1', 3 * 6 * 16, 3 * 5 * 16],
+          ['block/conv1d', 3 * 6 * 4 * 14, 3 * 5 * 4 * 14],
+          ['c3', 3 * 4 * 2 * 12, 3 * 4 * 2 * 12],
+        ],
+        dead: [5],
+      },
+    ];
+
+    it.each(cases.map((c) => [c.name, c] as const))('%s', (_, c) => {
+      const m = c.build();
+      zeroUnits(m, 'c1', c.dead);
+      const before = tf.memory().numTensors;
+      const a = analyze(m);
+      const macsOf = (ls: { name: string; macs: number }[], name: string) =>
+        ls.find((l) => l.name === name)!.macs;
+      expect(c.macs.map(([n]) => [n, macsOf(a.layers, n)])).toEqual(c.macs.map(([n, b]) => [n, b]));
+      expect(a.total.macs).toBe(c.macs.reduce((t, [, b]) => t + b, 0));
+      expect(a.table()).not.toMatch(/\bunknown\b|NaN/);
+      const { model: pruned, report } = prune(m, c.keep ? { unknownLayers: 'keep' } : {});
+      expect(report.before.macs).toBe(a.total.macs);
+      expect(c.macs.map(([n]) => [n, macsOf(report.layersAfter, n)])).toEqual(
+        c.macs.map(([n, , x]) => [n, x]),
+      );
+      expect(report.after.macs).toBe(c.macs.reduce((t, [, , x]) => t + x, 0));
+      expect(Number.isFinite(report.macsSpeedup)).toBe(true);
+      expect(report.table()).not.toMatch(/\bunknown\b|NaN/);
+      pruned.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      m.dispose();
+    });
+  });
+
   it('leaves MACs unknown (NaN), not one position, when the model does not fix its input size', () => {
     const m = tfl.sequential({
       layers: [
@@ -427,7 +548,12 @@ describe('analyze', () => {
     zeroUnits(m, 'c1', [1]);
     const r = prune(m).report;
     expect(r.macsSpeedup).toBeNaN();
-    expect(r.table()).toContain('MACs unknown (the model does not fix its input size)');
+    expect(r.table()).toContain(
+      "MACs unknown: the output size of 'c1' (Conv2D) is not fixed by the model's input shape (build the model for a fixed input size to count them)",
+    );
+    expect(a.table().split('\n').pop()).toBe(
+      "MACs unknown: the output size of 'c1' (Conv2D) is not fixed by the model's input shape (build the model for a fixed input size to count them)",
+    );
   });
 
   it('refuses a model holding NaN or an infinity, naming the layer, the weight and the entry', () => {
