@@ -6,7 +6,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
 import { brokenConstraints, clearConstraints } from './constraints.js';
 import { DisconnectedModelError } from './errors.js';
-import { layerConfigEntry, layerLookup } from './graph.js';
+import { known, layerConfigEntry, layerLookup } from './graph.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
 /**
@@ -280,11 +280,17 @@ export function rebuild(
     declared[declared.length - 1] = states[s.node.inputs[0]].ids.filter((id) => !gone(id)).length;
   }
   // A Reshape surgery follows keeps the channels on its last axis: its targetShape's last entry
-  // counts the features left there.
+  // counts the features left there. A -1 elsewhere, which tfjs would write as null (and leave the
+  // shapes after it unknown in the pruned model), is written as the count its input's fully known
+  // shape resolves it to (see graph.ts), in a Reshape kept whole too.
   for (const s of states) {
-    if (s.node.className !== 'Reshape' || s.handler.kind !== 'flatten') continue;
-    const target = layerConfigEntry(config, s.node.name).config.targetShape as number[];
-    target[target.length - 1] = s.ids.filter((id) => !gone(id)).length;
+    if (s.node.className !== 'Reshape') continue;
+    const follows = s.handler.kind === 'flatten';
+    if (!follows && !known(s.node.shape)) continue;
+    const entry = layerConfigEntry(config, s.node.name).config;
+    const target: (number | null)[] = known(s.node.shape) ? [...s.node.shape] : entry.targetShape;
+    if (follows) target[target.length - 1] = s.ids.filter((id) => !gone(id)).length;
+    entry.targetShape = target;
   }
 
   const cls = model.constructor as any;

@@ -137,6 +137,25 @@ describe('a Reshape that moves entries across channels', () => {
     model.dispose();
   });
 
+  it("kept whole with unknownLayers 'keep', its -1 before the last axis is written as the count it stands for", () => {
+    // [4, 4, 6] -> [-1, 8] = [12, 8]: tfjs wrote [null, 8], the Dense's positions unknown after.
+    const model = afterConv([-1, 8], [tfl.layers.dense({ units: 2, name: 'out' })]);
+    randomWeights(model, 24);
+    zeroUnits(model, 'c1', [4]);
+    const before = tf.memory().numTensors;
+    const { model: pruned, report } = prune(model, { unknownLayers: 'keep' });
+    expect(report.keptWhole.map((k) => k.name)).toEqual(['reshape']);
+    expect(pruned.getLayer('reshape').getConfig().targetShape).toEqual([12, 8]);
+    expect(pruned.getLayer('out').outputShape).toEqual([null, 12, 2]);
+    for (const seed of [6, 7]) {
+      const diff = outputDiff(model, pruned, 3, seed);
+      expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    }
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
   it('a Reshape of a gate after a Dense whose units die: the gate [c] -> [1, 1, c] loses them too', () => {
     // The squeeze-and-excitation block, reduced: the gate Dense's unit 2 is dead (a constant,
     // sigmoid of its bias), the Multiply joins it with c1's channel 2, and nothing reads that.
@@ -185,6 +204,8 @@ interface MinusOneCase {
   targets: [string, number[]][];
   /** The kernel shape of a layer reading what the dead filters fed, after. */
   reader: [string, number[]];
+  /** Output shapes (without the batch) of layers after a -1, known in the pruned and loaded model. */
+  known?: [string, number[]][];
 }
 
 const MINUS_ONE: MinusOneCase[] = [
@@ -258,9 +279,47 @@ const MINUS_ONE: MinusOneCase[] = [
         ],
       ),
     dead: ['c1', [3]],
-    // tfjs's Reshape holds a -1 as null, and writes it so in its config (and loads it back).
-    targets: [['reshape', [null as unknown as number, 5]]],
+    // tfjs's Reshape holds a -1 as null, and wrote it so in the pruned config (the Conv1D's
+    // length unknown again in the pruned model and the export): the count it resolves to.
+    targets: [['reshape', [16, 5]]],
     reader: ['conv1d', [3, 5, 4]],
+    known: [['conv1d', [14, 4]]],
+  },
+  {
+    name: '[h, w, c] -> [2, -1, c] (-1 = h * w / 2), a Conv2D of kernel 2',
+    build: () =>
+      afterConv(
+        [2, -1, 6],
+        [
+          tfl.layers.conv2d({ filters: 3, kernelSize: 2, activation: 'relu', name: 'c2' }),
+          tfl.layers.globalMaxPooling2d({ name: 'gmp' }),
+          tfl.layers.dense({ units: 2, name: 'out' }),
+        ],
+      ),
+    dead: ['c1', [0, 5]],
+    targets: [['reshape', [2, 8, 4]]],
+    reader: ['c2', [2, 2, 4, 3]],
+    known: [['c2', [1, 7, 3]]],
+  },
+  {
+    // Two -1s in a row: the second Reshape's input known only once the first's -1 is resolved.
+    name: '[h, w, c] -> [-1, c], then [-1, 2, c] (-1 = h * w / 2), a Conv2D of kernel 1',
+    build: () =>
+      afterConv(
+        [-1, 6],
+        [
+          tfl.layers.reshape({ targetShape: [-1, 2, 6], name: 'again' }),
+          tfl.layers.conv2d({ filters: 2, kernelSize: 1, name: 'c2' }),
+          tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+        ],
+      ),
+    dead: ['c1', [1]],
+    targets: [
+      ['reshape', [16, 5]],
+      ['again', [8, 2, 5]],
+    ],
+    reader: ['c2', [1, 1, 5, 2]],
+    known: [['c2', [8, 2, 2]]],
   },
 ];
 
@@ -289,6 +348,9 @@ describe.each(BACKENDS)(
       const dir = path.join(tmp, `${backend}-minus-one-${c.name.replace(/\W+/g, '-')}`);
       await exportModel(pruned, dir);
       const loaded = await tfl.loadLayersModel(fileSystem(dir));
+      for (const [name, shape] of c.known ?? [])
+        for (const m of [pruned, loaded])
+          expect([name, m.getLayer(name).outputShape]).toEqual([name, [null, ...shape]]);
       const again = outputDiff(model, loaded, 3, 6);
       expect(again.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, again.scale));
       loaded.dispose();
