@@ -32,7 +32,10 @@ function shortName(w: tfl.LayerVariable): string {
 
 /** One layer under a {@link KernelMask}. */
 export interface MaskedLayer {
-  /** Layer name. */
+  /**
+   * Layer name; a layer inside a nested model (a model used as a layer) is named by its path,
+   * `block/fc`, as analyze, prune, exportModel and kernelMask's errors name it.
+   */
   name: string;
   /** Kernel weights held at zero. */
   zeros: number;
@@ -72,9 +75,10 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     zeros: number;
     size: number;
   }[] = [];
-  // A layer of a nested model is named by its path (`block/fc`) in errors, as analyze, prune and
-  // exportModel name it. Every layer is checked before any mask is made: a refusal after the masks
-  // of the layers before it left them behind.
+  // A layer of a nested model is named by its path (`block/fc`), in mask.layers and in errors, as
+  // analyze, prune and exportModel name it: two nested models may each hold a layer 'fc'. Every
+  // layer is checked before any mask is made: a refusal after the masks of the layers before it
+  // left them behind.
   const paths = layerPaths(model);
   for (const { path: at, layer } of paths) {
     const cls = layer.getClassName();
@@ -90,7 +94,7 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
       );
     }
   }
-  for (const { layer } of paths) {
+  for (const { path: at, layer } of paths) {
     const kernelNames = KERNELS.get(layer.getClassName());
     if (!kernelNames) continue;
     const kernels = layer.weights.filter((w) => kernelNames.includes(shortName(w)));
@@ -103,7 +107,7 @@ export function kernelMask(model: tfl.LayersModel): KernelMask {
     });
     if (masked.length === 0) continue;
     const size = kernels.reduce((n, w) => n + w.read().size, 0);
-    entries.push({ name: layer.name, masked, zeros: masked.reduce((n, e) => n + e.zeros, 0), size });
+    entries.push({ name: at, masked, zeros: masked.reduce((n, e) => n + e.zeros, 0), size });
   }
   let disposed = false;
   const apply = (): void => {

@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as layers from '@normprune/layers';
 import { decompose } from '@normprune/layers';
-import { kernelMask, prune } from '../src/index';
+import { analyze, kernelMask, prune } from '../src/index';
 import { expectNoLeak } from '../../../tools/testing/leaks';
 import { lenet5, zeroKernelWhere, zeroUnits } from './helpers';
 
@@ -369,7 +369,7 @@ describe('kernelMask', () => {
       zeroKernelWhere(inner, 'ih', (i, o) => i < 3 || o === 5);
       const zeros = 3 * 6 + 5;
       const mask = kernelMask(model);
-      expect(mask.layers).toEqual([{ name: 'ih', zeros, size: 48 }]);
+      expect(mask.layers).toEqual([{ name: 'inner/ih', zeros, size: 48 }]);
       const opt = tf.train.sgd(0.5);
       const x = tf.randomNormal([4, 8], 0, 1, 'float32', 3);
       const kernelZeros = () => tf.tidy(() => zeroCount(inner.getLayer('ih').getWeights()[0]));
@@ -382,6 +382,39 @@ describe('kernelMask', () => {
       tf.dispose(x);
       mask.dispose();
       opt.dispose();
+    });
+
+    it('names two layers of the same name in two nested models by their paths', () => {
+      // x [6] -> towerA (Dense 'fc' 6 -> 4) and towerB (Dense 'fc' 6 -> 3) -> concat -> Dense 'fc' 7 -> 2:
+      // three layers named 'fc'; the mask names each as analyze does.
+      const tower = (name: string, units: number) =>
+        tfl.sequential({ name, layers: [tfl.layers.dense({ inputShape: [6], units, name: 'fc' })] });
+      const a = tower('towerA', 4);
+      const b = tower('towerB', 3);
+      const x = tfl.input({ shape: [6] });
+      const joined = tfl.layers
+        .concatenate({ name: 'cat' })
+        .apply([a.apply(x), b.apply(x)] as tfl.SymbolicTensor[]) as tfl.SymbolicTensor;
+      const y = tfl.layers.dense({ units: 2, name: 'fc' }).apply(joined) as tfl.SymbolicTensor;
+      const model = tfl.model({ inputs: x, outputs: y });
+      zeroKernelWhere(a, 'fc', (i) => i < 2); // 2 rows of 4
+      zeroKernelWhere(b, 'fc', (_, o) => o === 0); // 1 column of 6
+      zeroKernelWhere(model, 'fc', (i, o) => i === 6 && o === 1); // 1 weight
+      const before = tf.memory().numTensors;
+      const mask = kernelMask(model);
+      expect(mask.layers).toEqual([
+        { name: 'towerA/fc', zeros: 8, size: 24 },
+        { name: 'towerB/fc', zeros: 6, size: 18 },
+        { name: 'fc', zeros: 1, size: 14 },
+      ]);
+      expect(mask.layers.map((l) => l.name)).toEqual(
+        analyze(model)
+          .layers.filter((l) => l.className === 'Dense')
+          .map((l) => l.name),
+      );
+      mask.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
     });
   });
 });
