@@ -172,7 +172,7 @@ function formatReport(r: Omit<PruneReport, 'table'>): string {
   lines.push(
     `compression ${(100 * r.compression).toFixed(2)}% (params ${r.paramsBefore} -> ${r.paramsAfter} without all-zero groups), ` +
       (Number.isNaN(r.macsSpeedup)
-        ? `MACs unknown: ${unknownMacs([...r.layersBefore, ...r.layersAfter].filter((l) => l.params)) ?? 'see the layers'}`
+        ? `MACs unknown: ${unknownMacs(r.layersBefore.filter((l) => l.params)) ?? unknownMacs(r.layersAfter.filter((l) => l.params)) ?? 'see the layers'}`
         : `MACs ${r.before.macs} -> ${r.after.nonzeroMacs} non-zero (${r.macsSpeedup.toFixed(2)}x fewer)`),
   );
   for (const w of r.warnings) lines.push(`note: ${w}`);

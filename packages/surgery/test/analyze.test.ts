@@ -306,6 +306,14 @@ describe('analyze', () => {
       expect(a.total.macs).toBeNaN();
       expect(a.table()).toMatch(/rnn +SimpleRNN +\d+ +\d+ +unknown +unknown/);
       expect(a.table()).toMatch(/\nMACs unknown: analyze does not count the MACs of 'rnn' \(SimpleRNN\)$/);
+      // prune's report said 'the model does not fix its input size' of a model that does.
+      const { model: pruned, report } = prune(m, { unknownLayers: 'keep' });
+      expect(report.macsSpeedup).toBeNaN();
+      expect(report.table()).toContain(
+        "MACs unknown: analyze does not count the MACs of 'rnn' (SimpleRNN)\n",
+      );
+      pruned.dispose();
+      m.dispose();
     });
   });
 
