@@ -12,7 +12,7 @@ import {
   statSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, dirname, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -102,7 +102,14 @@ import {
   writeJsonAtomic,
 } from './fsutil.js';
 import { codeSpan } from './escape.js';
-import { commandFolder, commandFor, commandIn, shellJoin, shellQuote } from './command-line.js';
+import {
+  commandFolder,
+  commandFor,
+  commandIn,
+  publishedCommand,
+  shellJoin,
+  shellQuote,
+} from './command-line.js';
 import { StopSignals } from './signals.js';
 import { currentCostWeighting, formerCostWeightingNote, isFormerCostWeighting } from './cost-weighting.js';
 
@@ -2061,9 +2068,14 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
       // sweep.json names them there, so that `report` reads the exported sweep back.
       const dirs = src.runs.map((run) => `../${rowFileName(tableRow(run.results, run.label))}`);
       // Without the directory the sweep ran in: an exported sweep is read elsewhere (and committed),
-      // and a path of the user's machine has no place there; its command is then shown as recorded.
-      const { cwd: _cwd, ...exported } = sweep;
-      writeSweepFile(dest, { ...exported, points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })) });
+      // and a path of the user's machine has no place there; its command names its paths relative
+      // to that directory, as the rows' do ({@link publishedCommand}), and is shown as recorded.
+      const { cwd, ...exported } = sweep;
+      writeSweepFile(dest, {
+        ...exported,
+        ...(exported.command === undefined ? {} : { command: publishedCommand(exported.command, cwd) }),
+        points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })),
+      });
     }
     for (const run of src.runs) if (!givenTwice(run.dir)) rows.push(reportRun(run, v, out));
   }
@@ -2145,6 +2157,8 @@ interface ReportRun {
   dir: string;
   results: RunResults;
   label: string | undefined;
+  /** The absolute directory the run ran in, as its config.json records it (`cwd`), if it does. */
+  cwd?: string;
 }
 
 type ReportSource =
@@ -2263,7 +2277,18 @@ function readRun(dir: string, label: string | undefined): ReportRun {
       `report: ${f} is not the results.json of a finished run of this normprune: ${why}; ` +
         'run the experiment again to rewrite it',
     );
-  return { dir, label, results: { ...results, command: absoluteRunCommand(dir, results.command) } };
+  const cwd = recordedCwd(dir);
+  return { dir, label, cwd, results: { ...results, command: absoluteRunCommand(dir, results.command, cwd) } };
+}
+
+/** The absolute directory the run in `dir` ran in, as its config.json records it (`cwd`), if it does. */
+function recordedCwd(dir: string): string | undefined {
+  try {
+    const { cwd } = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { cwd?: unknown };
+    return typeof cwd === 'string' && isAbsolute(cwd) ? cwd : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -2272,14 +2297,12 @@ function readRun(dir: string, label: string | undefined): ReportRun {
  * to the directory it ran in, which the run's config.json records (`cwd`); without it (a run of
  * a version that did not record it, an exported row) as recorded.
  */
-function absoluteRunCommand(dir: string, command: string | undefined): string | undefined {
-  if (typeof command !== 'string') return command;
-  let cwd: unknown;
-  try {
-    ({ cwd } = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { cwd?: unknown });
-  } catch {
-    return command;
-  }
+function absoluteRunCommand(
+  dir: string,
+  command: string | undefined,
+  cwd: string | undefined,
+): string | undefined {
+  if (typeof command !== 'string' || cwd === undefined) return command;
   return commandFor(command, cwd, commandFolder(command, dir));
 }
 
@@ -2624,7 +2647,12 @@ function noteOtherSweepRows(rows: TableRow[], sources: ReportSource[], dir: stri
 /** One finished run of `report`: its table row, written and exported as asked; its report rewritten unless --table. */
 function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => void): TableRow {
   const { dir, results: r } = run;
-  const row = tableRow(r, run.label);
+  // What is published (--json and --export rows, the Commands list of --write-readme) names the
+  // paths of the command relative to the directory the run ran in, not by the machine's paths.
+  const row = tableRow(
+    { ...r, command: r.command === undefined ? r.command : publishedCommand(r.command, run.cwd) },
+    run.label,
+  );
   if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
   if (!v.table && !v['seeds-only']) {
     try {

@@ -3,9 +3,11 @@
 // refusals naming the command that started a run. A recorded command names every path absolute
 // (and its --out), so that it works copied into any directory; one recorded by an earlier
 // normprune, with paths relative to the directory it ran in (recorded beside it as `cwd`), is
-// printed with them made absolute.
+// printed with them made absolute. What normprune publishes (rows of `report --json` and
+// `--export`, the Commands list of `--write-readme`) names them relative to that directory
+// instead, where they lie in it (publishedCommand).
 import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 /** `a` as one shell word: as it is when plain, else single-quoted. */
 export function shellQuote(a: string): string {
@@ -142,6 +144,39 @@ export function commandFor(cmd: string, cwd: unknown, out: string): string {
   const words = shellWords(shown);
   if (words === undefined || words.some((w) => w === '--out' || w.startsWith('--out='))) return shown;
   return `${shown} --out ${shellQuote(resolve(out))}`;
+}
+
+/**
+ * The recorded command `cmd`, recorded by a process that ran in `cwd`, as normprune publishes it
+ * (`report --json` and `--export` rows, the Commands list of `report --write-readme`): the value
+ * of each path flag (--config, --data-dir, --out, --baseline-from) that lies in `cwd` or below it
+ * named relative to `cwd` (`--out runs/lenet-5`), to be typed in that directory, so that no
+ * path of the machine it ran on is published; one outside `cwd` stays as recorded (absolute: no
+ * `../` paths), as do relative ones (a command of an earlier normprune, relative to `cwd`
+ * already). Unchanged when `cwd` is unknown (an exported row, a run of a version that did not
+ * record it) and when `cmd` is not what {@link shellQuote} writes. The run's own records keep
+ * the absolute form {@link commandFor} makes.
+ */
+export function publishedCommand(cmd: string, cwd: unknown): string {
+  if (typeof cwd !== 'string' || !isAbsolute(cwd)) return cmd;
+  const words = shellWords(cmd);
+  if (words === undefined) return cmd;
+  const base = resolve(cwd);
+  const inside = (p: string) => {
+    if (p === '' || !isAbsolute(p)) return p;
+    const abs = resolve(p);
+    if (abs === base) return '.';
+    return abs.startsWith(base.endsWith(sep) ? base : base + sep) ? relative(base, abs) : p;
+  };
+  return shellJoin(
+    words.map((w, i) => {
+      if (i > 0 && PATH_FLAGS.includes(words[i - 1])) return inside(w);
+      const eq = w.indexOf('=');
+      return eq > 0 && PATH_FLAGS.includes(w.slice(0, eq))
+        ? `${w.slice(0, eq + 1)}${inside(w.slice(eq + 1))}`
+        : w;
+    }),
+  );
 }
 
 /**

@@ -1,0 +1,159 @@
+// What normprune publishes (the rows of `report --json` and `--export`, an exported sweep.json,
+// the Commands list of `report --write-readme`) names the paths of a run's command relative to
+// the directory the run ran in (config.json's `cwd`), as the committed results/*.json and
+// README.md do (`--out runs/lenet-5-r10`), not by the machine's absolute paths, which the run's
+// own files keep.
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { publishedCommand } from '../src/command-line';
+import { cli, writeIdxFixture } from './helpers';
+
+let tmp: string;
+let cwd: string;
+/** Where the run is started: holds my.json and data/. */
+let a: string;
+/** The committed row of lenet-5, written by an earlier normprune: relative paths, no `cwd`. */
+const committed = join(__dirname, '..', 'results', 'lenet-5.json');
+
+beforeAll(() => {
+  cwd = process.cwd();
+  tmp = realpathSync(mkdtempSync(join(tmpdir(), 'normprune-published-')));
+  a = join(tmp, 'proj');
+  mkdirSync(a);
+  writeIdxFixture(join(a, 'data'), 600, 300);
+  writeFileSync(
+    join(a, 'my.json'),
+    JSON.stringify({ extends: 'lenet-500-300', training: { proximal: { lambda: 0.004 } } }),
+  );
+});
+afterEach(() => process.chdir(cwd));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('publishedCommand', () => {
+  const at = '/home/alice/proj';
+
+  test('names the paths inside the directory it ran in relative to it', () => {
+    expect(
+      publishedCommand(
+        'normprune reproduce lenet-5 --baseline-from /home/alice/proj/runs/b38 --out /home/alice/proj/runs/r14',
+        at,
+      ),
+    ).toBe('normprune reproduce lenet-5 --baseline-from runs/b38 --out runs/r14');
+    expect(
+      publishedCommand(
+        'normprune train --config=/home/alice/proj/my.json --data-dir /home/alice/proj --out /x',
+        at,
+      ),
+    ).toBe('normprune train --config=my.json --data-dir . --out /x');
+  });
+
+  test('keeps a path outside it absolute, as recorded (no ../ paths)', () => {
+    const cmd =
+      'normprune reproduce lenet-5 --data-dir /data/mnist --baseline-from /home/alice/other/b --out /home/alice/projects/r';
+    expect(publishedCommand(cmd, at)).toBe(cmd);
+  });
+
+  test('quotes what needs it, and leaves the rest of the command as it is', () => {
+    expect(
+      publishedCommand(
+        "NORMPRUNE_DATA_DIR=/data normprune train --config '/home/alice/proj/my configs/a.json' --seed 2 --out '/home/alice/proj/runs/a b'",
+        at,
+      ),
+    ).toBe("NORMPRUNE_DATA_DIR=/data normprune train --config 'my configs/a.json' --seed 2 --out 'runs/a b'");
+  });
+
+  test('leaves unchanged a command of an earlier normprune (relative), or one without a recorded directory', () => {
+    const old = 'normprune reproduce lenet-5 --baseline-from runs/lenet-5-b14 --out runs/lenet-5-r10';
+    expect(publishedCommand(old, at)).toBe(old);
+    const abs = 'normprune reproduce lenet-5 --out /home/alice/proj/runs/r';
+    expect(publishedCommand(abs, undefined)).toBe(abs);
+    expect(publishedCommand(abs, 'proj')).toBe(abs);
+  });
+});
+
+test('a run made in another directory is exported, tabulated and written into a README with --out runs/x, its own files absolute', async () => {
+  process.chdir(a);
+  const typed = [
+    'train',
+    '--config',
+    'my.json',
+    '--data-dir',
+    'data',
+    '--budget',
+    'tiny',
+    '--backend',
+    'wasm',
+    '--seed',
+    '5',
+  ];
+  expect((await cli([...typed, '--out', 'runs/x'])).code).toBe(0);
+  const run = join(a, 'runs', 'x');
+  const absolute = `normprune train --config ${a}/my.json --data-dir ${a}/data --budget tiny --backend wasm --seed 5 --out ${run}`;
+  const published =
+    'normprune train --config my.json --data-dir data --budget tiny --backend wasm --seed 5 --out runs/x';
+  expect(JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')).command).toBe(absolute);
+
+  // Reported from elsewhere (as the committed table is regenerated: `report --export results
+  // runs/...` in apps/experiments, --write-readme README.md).
+  process.chdir(tmp);
+  const rows = join(tmp, 'rows');
+  const exported = join(tmp, 'results');
+  const readme = join(tmp, 'README.md');
+  writeFileSync(readme, '# results\n\n<!-- results:start -->\n<!-- results:end -->\n');
+  const report = await cli([
+    'report',
+    '--json',
+    rows,
+    '--export',
+    exported,
+    '--write-readme',
+    readme,
+    run,
+    // A row of an earlier normprune (relative paths, no cwd): as it is.
+    committed,
+  ]);
+  expect(report.code).toBe(0);
+  const [rowFile] = readdirSync(rows);
+  expect(JSON.parse(readFileSync(join(rows, rowFile), 'utf8')).command).toBe(published);
+  expect(JSON.parse(readFileSync(join(exported, rowFile), 'utf8')).command).toBe(published);
+  const text = readFileSync(readme, 'utf8');
+  expect(text).toContain(`: \`${published}\``);
+  expect(text).toContain(`- lenet-5: \`${JSON.parse(readFileSync(committed, 'utf8')).command}\``);
+  expect(text).not.toContain(tmp);
+  // The run's own files keep the absolute command.
+  expect(JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')).command).toBe(absolute);
+  expect(JSON.parse(readFileSync(join(run, 'config.json'), 'utf8')).command).toBe(absolute);
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`Command: \`${absolute}\``);
+});
+
+test("an exported sweep's sweep.json and its points' rows name the sweep's paths relative to where it ran", async () => {
+  process.chdir(a);
+  const typed = ['sweep', 'lenet-500-300', '--data-dir', 'data', '--budget', 'tiny', '--backend', 'wasm'];
+  expect((await cli([...typed, '--lambda', '0.001', '--out', 'runs/s'])).code).toBe(0);
+  const sweep = join(a, 'runs', 's');
+  const absolute = `normprune sweep lenet-500-300 --data-dir ${a}/data --budget tiny --backend wasm --lambda 0.001 --out ${sweep}`;
+  const published =
+    'normprune sweep lenet-500-300 --data-dir data --budget tiny --backend wasm --lambda 0.001 --out runs/s';
+  expect(JSON.parse(readFileSync(join(sweep, 'sweep.json'), 'utf8')).command).toBe(absolute);
+
+  process.chdir(tmp);
+  const exported = join(tmp, 'sweep-results');
+  expect((await cli(['report', '--export', exported, sweep])).code).toBe(0);
+  const file = JSON.parse(readFileSync(join(exported, 'sweep-lenet-500-300', 'sweep.json'), 'utf8'));
+  expect(file.command).toBe(published);
+  expect(file.cwd).toBeUndefined();
+  const rows = readdirSync(exported).filter((f) => f.endsWith('.json'));
+  expect(rows).toHaveLength(1);
+  expect(JSON.parse(readFileSync(join(exported, rows[0]), 'utf8')).command).toBe(published);
+  // The sweep's own sweep.json keeps the absolute command.
+  expect(JSON.parse(readFileSync(join(sweep, 'sweep.json'), 'utf8')).command).toBe(absolute);
+});
