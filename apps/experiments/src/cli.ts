@@ -2096,7 +2096,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     const commands = [
       ...new Set(rows.filter((r) => r.command).map((r) => `${r.experiment}: ${codeSpan(r.command!)}`)),
     ];
-    const generated = `${tables}\nCommands (seed, backend and budget as recorded in each run's results.json):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
+    const generated = `${tables}\nCommands (seed, backend and budget as recorded in each run's results.json; paths relative to the directory each run ran in):\n\n${commands.map((c) => `- ${c}`).join('\n')}\n`;
     writeFileAtomic(readme.file, readme.fill(generated));
     out(`wrote the ${section} table into ${readme.file}`);
   }
