@@ -10,6 +10,7 @@ import {
   rmdirSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
@@ -70,6 +71,7 @@ import {
   resultsTable,
   rowFileName,
   rowName,
+  reportWithCommand,
   runReportBlocks,
   seedsTable,
   tableRow,
@@ -2685,9 +2687,45 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
       RUN_EXPORT_FILES,
       // Of plots/, only the plots a run writes are replaced: a plot of yours there is kept.
       { plots: RUN_FOLDER_FILES.plots },
+      (copy) => publishCopy(copy, r.command, run.cwd),
     );
   }
   return row;
+}
+
+/**
+ * The copy `report --export` made of a run (its results.json, report.md and report.html) with
+ * the run's command as published ({@link publishedCommand}: its paths relative to `cwd`, the
+ * directory the run ran in), as its row names it: `shown` in the report (absolute, as `report`
+ * writes it), the command results.json records (absolute, or relative from an earlier version).
+ * What names another command (a report of an earlier version) is left as it is.
+ */
+function publishCopy(copy: string, shown: string | undefined, cwd: string | undefined): void {
+  if (shown === undefined || cwd === undefined) return;
+  const results = join(copy, 'results.json');
+  if (existsSync(results)) {
+    const text = readFileSync(results, 'utf8');
+    const { command } = JSON.parse(text) as { command?: unknown };
+    if (typeof command === 'string') {
+      const from = `"command": ${JSON.stringify(command)}`;
+      const to = `"command": ${JSON.stringify(publishedCommand(command, cwd))}`;
+      writeFileSync(
+        results,
+        text.replace(from, () => to),
+      );
+    }
+  }
+  for (const [name, html] of [
+    ['report.md', false],
+    ['report.html', true],
+  ] as const) {
+    const file = join(copy, name);
+    if (existsSync(file))
+      writeFileSync(
+        file,
+        reportWithCommand(readFileSync(file, 'utf8'), html, shown, publishedCommand(shown, cwd)),
+      );
+  }
 }
 
 function listCommand(args: string[], out: (s: string) => void): number {

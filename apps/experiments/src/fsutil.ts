@@ -153,13 +153,15 @@ export function removeDir(dir: string): void {
  * `dest` not among `names` (a user's notes) are kept. A folder among `names`
  * with an entry in `owned` is merged, not replaced: of its old files, only those
  * `owned[name]` accepts (the files the copy writes there) go; others (a user's
- * plot beside the export's) are kept.
+ * plot beside the export's) are kept. `fill` may change the copy, given the
+ * temporary folder that holds it, before it is put in place.
  */
 export function copyDirAtomic(
   src: string,
   dest: string,
   names: readonly string[],
   owned: Readonly<Record<string, (file: string) => boolean>> = {},
+  fill: (tmp: string) => void = () => {},
 ): void {
   const tmp = `${dest}.${process.pid}.tmp`;
   const old = `${dest}.${process.pid}.old`;
@@ -186,6 +188,7 @@ export function copyDirAtomic(
           cpSync(join(there, f), join(tmp, name, f), { recursive: true });
         }
     }
+    fill(tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;

@@ -93,6 +93,16 @@ function inline(md: string): string {
     .replace(/\uE000(\d+)\uE001/g, (_m, k: string) => held[Number(k)]);
 }
 
+/**
+ * The report `text` of a run (its report.md, or with `html` its report.html) with its command
+ * `from` named as `to` instead: the copy `report --export` writes names the command as it is
+ * published. Unchanged when it names another (a report of an earlier version, left as it was).
+ */
+export function reportWithCommand(text: string, html: boolean, from: string, to: string): string {
+  const shown = (cmd: string) => `Command: ${html ? inline(codeSpan(cmd)) : codeSpan(cmd)}`;
+  return text.replace(shown(from), () => shown(to));
+}
+
 /** Renders blocks as a standalone HTML page with the SVGs inlined. */
 export function toHtml(title: string, blocks: Block[], dir: string): string {
   const body = blocks

@@ -125,6 +125,12 @@ test('a run made in another directory is exported, tabulated and written into a 
   const [rowFile] = readdirSync(rows);
   expect(JSON.parse(readFileSync(join(rows, rowFile), 'utf8')).command).toBe(published);
   expect(JSON.parse(readFileSync(join(exported, rowFile), 'utf8')).command).toBe(published);
+  // The export's copy of the run's files names it so too.
+  const copy = join(exported, rowFile.replace(/\.json$/, ''));
+  expect(JSON.parse(readFileSync(join(copy, 'results.json'), 'utf8')).command).toBe(published);
+  expect(readFileSync(join(copy, 'report.md'), 'utf8')).toContain(`Command: \`${published}\``);
+  expect(readFileSync(join(copy, 'report.html'), 'utf8')).toContain(`Command: <code>${published}</code>`);
+  expect(readFileSync(join(copy, 'report.html'), 'utf8')).not.toContain(run);
   const text = readFileSync(readme, 'utf8');
   expect(text).toContain(`: \`${published}\``);
   expect(text).toContain(`- lenet-5: \`${JSON.parse(readFileSync(committed, 'utf8')).command}\``);
