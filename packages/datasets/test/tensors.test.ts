@@ -584,15 +584,16 @@ describe('argument checks', () => {
   });
 });
 
-describe('one-hot labels out of range', () => {
+describe('labels out of range', () => {
+  /** Three labels, the second (3) past numClasses 2. */
+  const s: Split = {
+    images: new Uint8Array(3 * 4),
+    labels: Uint8Array.from([0, 3, 1]),
+    count: 3,
+    shape: [2, 2, 1],
+    numClasses: 2,
+  };
   it('refuses a label >= numClasses instead of writing into the next row', async () => {
-    const s: Split = {
-      images: new Uint8Array(3 * 4),
-      labels: Uint8Array.from([0, 3, 1]),
-      count: 3,
-      shape: [2, 2, 1],
-      numClasses: 2,
-    };
     const message =
       'label #1 is 3, but one-hot encoding has depth 2 (split.numClasses); fix the label or numClasses; ' +
       'expected: 0..1; found: 3';
@@ -606,13 +607,6 @@ describe('one-hot labels out of range', () => {
     });
   });
   it('refuses an integer label >= numClasses too: a class the model has no output for', async () => {
-    const s: Split = {
-      images: new Uint8Array(3 * 4),
-      labels: Uint8Array.from([0, 3, 1]),
-      count: 3,
-      shape: [2, 2, 1],
-      numClasses: 2,
-    };
     const message =
       'label #1 is 3, but the split has numClasses 2; fix the label or numClasses; expected: 0..1; found: 3';
     await expectNoLeak(() => {
