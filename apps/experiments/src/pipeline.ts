@@ -867,6 +867,15 @@ function checkKeptBaseline(
 }
 
 /**
+ * Refuses a `--baseline-from` folder whose kept baseline a run of `cfg`, `budget` and `seed`
+ * could not reuse, with the message such a run gives: a sweep checks it before it makes its
+ * folder or plan, as a run does (the baseline a sweep reuses depends on none of its grid's settings).
+ */
+export function checkBaselineFrom(runDir: string, cfg: ExperimentConfig, budget: Budget, seed: number): void {
+  checkKeptBaseline(runDir, cfg, budget, seed);
+}
+
+/**
  * `--baseline-from` given a sweep's folder: a sweep keeps its shared baseline (with
  * --keep-baseline) in a point's folder, which is what to give; a sweep run without it removed
  * its baseline when it finished.

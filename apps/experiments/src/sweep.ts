@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs
 import { basename, join, resolve } from 'node:path';
 import type { CostWeighting } from '@normprune/prox';
 import {
+  checkBaselineFrom,
   configHash,
   configHashes,
   failedDuringTraining,
@@ -489,6 +490,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
         (existsSync(out) ? '' : ` (${out} does not exist)`),
     );
   }
+  // As a run's: a --baseline-from every point would refuse is refused before the folder or plan is made.
+  if (o.baselineFrom !== undefined && !o.resume)
+    checkBaselineFrom(o.baselineFrom, o.config, o.budget, o.seed);
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
