@@ -279,7 +279,8 @@ seed or budget (k=v budgets compared by their settings, not their shared
 name such as tiny+custom), are refused before anything is written; so is a file named as
 a row that is not one, such as your config; and so is a folder DIR/<experiment>/
 or DIR/sweep-<experiment>/ holding files the export writes, such as your
-report.md, unless it is an earlier export of that run or sweep). With --table alone,
+report.md, unless it is an earlier export of that run or sweep; a DIR that is, or
+lies inside, a run or sweep folder being reported is refused, exit 2). With --table alone,
 runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
 and no sweep.json is an interrupted sweep) are skipped with a note naming the
 command that continues them, and so are folders that hold no run (a prune export).
@@ -2018,6 +2019,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
     throw new Error(
       'report: nothing to report: none of the folders or files given is a finished run, sweep or table row (see the notes above)',
     );
+  for (const flag of ['export', 'json']) if (v[flag]) refuseRowsInto(sources, v[flag] as string, flag);
   for (const flag of ['export', 'json']) if (v[flag]) refuseRowClash(sources, v[flag] as string, flag);
   if (v.export) refuseExportClash(sources, v.export as string);
   // Without --export or --json (which refuse it above), a run given twice (`report --table runs/*
@@ -2130,12 +2132,15 @@ function readmeSection(file: string, section: string): { file: string; fill: (ge
   return { file, fill: (generated) => `${text.slice(0, a)}\n\n${generated}\n${text.slice(b)}` };
 }
 
-/** Refuses an --export that would replace the run (or sweep) directory it copies from. */
+/**
+ * Refuses an --export that would replace the run (or sweep) directory it copies from, which lies
+ * inside it; an --export that is that directory, or lies inside it, {@link refuseRowsInto} names.
+ */
 function refuseExportInto(arg: string, exportDir: string): void {
   if (arg.endsWith('.json')) return;
   const src = resolve(arg);
   const dest = resolve(exportDir);
-  if (src === dest || src.startsWith(dest + sep)) {
+  if (src.startsWith(dest + sep)) {
     throw new Error(
       `report: --export ${exportDir} would replace ${arg}, which lies inside it; export to another folder (e.g. results/)`,
     );
@@ -2423,6 +2428,27 @@ function pointLabel(dir: string): string | undefined {
 /** Whether two folders given on the command line are one (`r1` and `./r1/`, or a link to it). */
 function sameFolder(a: string, b: string): boolean {
   return realPathBelow(a) === realPathBelow(b);
+}
+
+/**
+ * Refuses an --export or --json folder `dest` that is, or lies inside, one of the run or sweep
+ * folders reported (or a sweep's point): its rows (and an export's copies) would be written into
+ * the folder they are read from, among its own files.
+ */
+function refuseRowsInto(sources: ReportSource[], dest: string, flag: string): void {
+  const to = realPathBelow(dest);
+  for (const src of sources) {
+    if (src.kind === 'row') continue;
+    for (const dir of [src.arg, ...src.runs.map((run) => run.dir)]) {
+      const from = realPathBelow(dir);
+      if (to !== from && !to.startsWith(from + sep)) continue;
+      throw new UsageError(
+        `report: --${flag} ${dest} ${to === from ? 'is' : 'lies inside'} ${dir}, ` +
+          `${src.kind === 'sweep' && dir !== src.arg ? 'a point of the sweep' : 'one of the folders'} being reported: ` +
+          'its rows would be written among its own files; pick another folder (e.g. results/)',
+      );
+    }
+  }
 }
 
 /**
