@@ -260,7 +260,8 @@ none when the run's config.json cannot be read).
                       wrong, the error change with its exact 95% interval and the
                       exact McNemar p-value. Each model is fed the test images
                       as its own run's config normalises them; a run of
-                      another data set is refused
+                      another data set is refused; --model's own model (by
+                      any path) gets a note: it is compared with itself
   --budget SPEC       e.g. testSubset=1000 to evaluate on a subset (default: the
                       run's test subset when the config is the run's, else full)
   --backend NAME, --threads N, --data-dir PATH, --download as for reproduce`,
@@ -1186,8 +1187,15 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   if (!v.model) throw new UsageError('eval: --model DIR is required');
   if (v.config !== undefined && v.experiment !== undefined)
     throw new UsageError('eval: give --config FILE or --experiment NAME, not both');
+  const given = { model: v.model as string, compare: v.compare as string | undefined };
   v.model = modelDirArg(v.model, 'eval');
   if (v.compare !== undefined) v.compare = modelDirArg(v.compare, 'eval: --compare');
+  // Not an error (a check of the paired test, say), but most likely not the comparison meant.
+  if (v.compare !== undefined && sameFolder(v.model, v.compare))
+    note(
+      `--model ${given.model} and --compare ${given.compare} are the same model (${realPathBelow(v.model)}): ` +
+        'the paired test compares it with itself',
+    );
   // With --config/--experiment given, the run's own config is read only for the note below: one
   // that cannot be read (damaged, or refused by this version) gives no note, not an error.
   let own: ExperimentConfig | undefined;
