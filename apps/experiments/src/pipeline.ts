@@ -32,7 +32,7 @@ import {
   type DistillSpec,
   type ExperimentConfig,
 } from './config.js';
-import { jpegCifarNote, loadRunData } from './data.js';
+import { dataLocation, jpegCifarNote, loadRunData } from './data.js';
 import { countModel, errorRate, LATENCY_RUNS, latencyMs, pairedCounts, type ModelCount } from './measure.js';
 import { compressedError, pairedTest, type PairedTest } from './paired.js';
 import { cpuLoad, loadWarning, type CpuLoad } from './load.js';
@@ -1629,6 +1629,9 @@ async function runLocked(
   const clearOutDir = o.resume
     ? undefined
     : claimOutDir(out, { config: cfg, budget: o.budget, seed: o.seed }, !!o.force);
+  // A --data-dir or NORMPRUNE_DATA_DIR that does not exist fails before the backend is chosen
+  // and named, as a sweep's does (the data set itself is read below, after it).
+  dataLocation(cfg, { dataDir: o.dataDir, offline: o.offline ?? true });
   const backend: BackendInfo = await initBackend({
     prefer: o.backend,
     threads: o.threads,

@@ -127,6 +127,8 @@ test('a NORMPRUNE_DATA_DIR that does not exist is an error, not a silent fall ba
     // Nothing written: no folder made, and the sweep fails before its first point.
     expect(existsSync(out)).toBe(false);
     expect(r.err).not.toContain('sweep point');
+    // Found before the backend is chosen and named (a run's "backend: ..." line came first).
+    expect(r.err).not.toContain('backend:');
   }
   // As --data-dir is (exit 1 too, a data error).
   for (const args of [
@@ -140,6 +142,7 @@ test('a NORMPRUNE_DATA_DIR that does not exist is an error, not a silent fall ba
         'or leave --data-dir out to read NORMPRUNE_DATA_DIR, else the copies on this machine',
     );
     expect(existsSync(out)).toBe(false);
+    expect(flag.err).not.toContain('backend:');
   }
 
   const run = await finishedRun();
