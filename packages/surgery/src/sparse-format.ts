@@ -262,10 +262,12 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
   const named = tf.io.decodeWeights(data.buffer as ArrayBuffer, specs);
   let model: tfl.LayersModel | undefined;
   try {
-    model = await tfl.models.modelFromJSON({
-      modelTopology: modelJson.modelTopology as tf.io.ModelJSON['modelTopology'],
-    });
-    model.loadWeights(named);
+    model = await buildModel(modelJson.modelTopology as tf.io.ModelJSON['modelTopology']);
+    const built = model;
+    // tfjs's LayerVariable.write assigns a constrained weight the constraint's output and keeps
+    // no reference to free it: one tensor per weight with a kernelConstraint or biasConstraint
+    // (tfl.loadLayersModel leaves them allocated). The variables hold their values either way.
+    tf.tidy(() => built.loadWeights(named));
   } catch (e) {
     model?.dispose();
     // The entries are well formed, so what tfjs refuses is their fit to the topology
@@ -292,6 +294,30 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
     }
   }
   return model;
+}
+
+/**
+ * The model `topology` describes, built with tfjs's `modelFromJSON`. When tfjs refuses the
+ * topology part way (a layer of a class it does not know, such as a custom layer whose module was
+ * not imported, or a config it refuses), the layers it built before are unreachable and their
+ * weights stayed allocated (4 tensors for a Sequential of two Dense layers and an unknown third):
+ * those variables are disposed before the refusal passes on. tfjs builds the layers synchronously
+ * inside `modelFromJSON` (it awaits nothing before without a weights manifest), so the variables
+ * registered between the call and its return are the model's alone.
+ */
+async function buildModel(topology: tf.io.ModelJSON['modelTopology']): Promise<tfl.LayersModel> {
+  const registered = () => tf.engine().registeredVariables;
+  const before = new Set(Object.keys(registered()));
+  const building = tfl.models.modelFromJSON({ modelTopology: topology });
+  const made = Object.entries(registered())
+    .filter(([name]) => !before.has(name))
+    .map(([, v]) => v);
+  try {
+    return await building;
+  } catch (e) {
+    tf.dispose(made.filter((v) => !v.isDisposed));
+    throw e;
+  }
 }
 
 /**

@@ -95,4 +95,64 @@ describe.each(BACKENDS)('on %s', (_, init) => {
     kept.dispose();
     model.dispose();
   });
+
+  it('loadSparseModel of a model with constrained weights holds exactly its weights, and dispose() frees them', async () => {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          inputShape: [4],
+          units: 3,
+          kernelConstraint: 'maxNorm',
+          biasConstraint: 'nonNeg',
+          name: 'a',
+        }),
+        tfl.layers.dense({ units: 2, kernelConstraint: 'nonNeg', name: 'b' }),
+      ],
+    });
+    const dir = path.join(tmp, `constrained-${tf.getBackend()}`);
+    await exportModel(model, dir, { format: 'sparse' });
+    const before = tf.memory().numTensors;
+    const loaded = await loadSparseModel(dir);
+    // tfjs's write of a constrained weight left the constraint's output behind: 6, 2 of them leaked.
+    expect(tf.memory().numTensors - before).toBe(loaded.weights.length);
+    loaded.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    model.dispose();
+  });
+
+  it('loadSparseModel refusing a layer class tfjs does not know frees the layers built before it', async () => {
+    const dir = path.join(tmp, `unknown-class-${tf.getBackend()}`);
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.dense({ inputShape: [4], units: 3, name: 'a' }),
+        tfl.layers.dense({ units: 3, name: 'b' }),
+        tfl.layers.dense({ units: 2, name: 'c' }),
+      ],
+    });
+    await exportModel(model, dir, { format: 'sparse' });
+    model.dispose();
+    const file = path.join(dir, 'model.json');
+    const json = JSON.parse(fs.readFileSync(file, 'utf8'));
+    const config = json.modelTopology.config;
+    // The last layer's class, as a model using a custom layer whose module was not imported.
+    (config.layers ?? config)[2].class_name = 'MysteryLayer';
+    fs.writeFileSync(file, JSON.stringify(json));
+    // 'a' and 'b' were built, 4 weights left behind.
+    expect(await leakedByRefusal(() => loadSparseModel(dir), /Unknown layer: MysteryLayer/)).toBe(0);
+    // Within a functional model too (the nested layers' order of building differs).
+    const x = tfl.input({ shape: [4] });
+    const y = tfl.layers
+      .dense({ units: 2, name: 'c' })
+      .apply(tfl.layers.dense({ units: 3, name: 'a' }).apply(x));
+    const functional = tfl.model({ inputs: x, outputs: y as tfl.SymbolicTensor });
+    const fdir = path.join(tmp, `unknown-class-functional-${tf.getBackend()}`);
+    await exportModel(functional, fdir, { format: 'sparse' });
+    functional.dispose();
+    const ffile = path.join(fdir, 'model.json');
+    const fjson = JSON.parse(fs.readFileSync(ffile, 'utf8'));
+    const layers = fjson.modelTopology.config.layers as { class_name: string; name: string }[];
+    layers.find((l) => l.name === 'c')!.class_name = 'MysteryLayer';
+    fs.writeFileSync(ffile, JSON.stringify(fjson));
+    expect(await leakedByRefusal(() => loadSparseModel(fdir), /Unknown layer: MysteryLayer/)).toBe(0);
+  });
 });
