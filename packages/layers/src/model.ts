@@ -180,7 +180,50 @@ function rebuild(
  */
 export function modelFromConfig(sequential: boolean, config: object): tfl.LayersModel {
   const cls = sequential ? tfl.Sequential : tfl.LayersModel;
-  return (cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel;
+  return disposesEveryCall((cls as any).fromConfig(cls, config, undefined, true) as tfl.LayersModel);
+}
+
+/**
+ * Makes `model.dispose()` free the weights of the layers and nested models that `model` applies
+ * more than once, and returns `model`. tfjs 4.22 counts a reference to a layer per call (a nested
+ * model's count starts at 1), but a model's `dispose()` disposes each of its layers once (a
+ * nested model twice), so a layer or nested model applied k times kept a count of k - 1 and its
+ * weights stayed allocated for good (2 tensors for a block of one Dense applied twice). `model`
+ * is a copy just built, so every call of its layers is its own: once tfjs's `dispose()` has freed
+ * the model, each such layer is disposed k - 1 more times by its own `dispose()`. A layer the
+ * caller has applied in another model since keeps its weights while that model holds it: tfjs
+ * disposes a nested model twice for each model applying it, so such a nested model is disposed
+ * once less per call of the other models.
+ */
+function disposesEveryCall(model: tfl.LayersModel): tfl.LayersModel {
+  const extra: { layer: tfl.layers.Layer; calls: number; nodes: number }[] = [];
+  const visit = (m: tfl.LayersModel) => {
+    for (const layer of m.layers) {
+      const nested = layer instanceof tfl.LayersModel;
+      // A nested model holds one node of its own, and tfjs disposes it twice.
+      const calls = layer.inboundNodes.length - (nested ? 2 : 1);
+      if (calls > 0) extra.push({ layer, calls, nodes: layer.inboundNodes.length });
+      if (nested) visit(layer);
+    }
+  };
+  visit(model);
+  if (extra.length === 0) return model;
+  const dispose = model.dispose.bind(model);
+  model.dispose = () => {
+    const result = dispose();
+    if (result.refCountAfterDispose !== 0) return result;
+    // In order: a nested model frees its own layers before their extra calls are disposed.
+    for (const { layer, calls, nodes } of extra) {
+      const elsewhere = layer instanceof tfl.LayersModel ? layer.inboundNodes.length - nodes : 0;
+      for (let i = 0; i < calls - elsewhere; i++) {
+        const after = layer.dispose();
+        result.numDisposedVariables += after.numDisposedVariables;
+        if (after.refCountAfterDispose === 0) break;
+      }
+    }
+    return result;
+  };
+  return model;
 }
 
 /**
