@@ -524,6 +524,32 @@ export function warnIfZeroKernel(layer: {
 export type AddLoss = (loss: () => tf.Scalar) => void;
 
 /**
+ * A constraint on a decomposed layer's weight that frees its own outputs. tfjs's
+ * `LayerVariable.write` assigns the weight the constraint's output and keeps no reference to
+ * free it: a tensor per write of a constrained weight stayed allocated for good (tfjs 4.22), on
+ * every load of a saved model. The output kept here (the variable holds its values either way)
+ * is freed at the next write, and by {@link releaseConstraintOutputs} when the layer disposes its
+ * weights.
+ */
+abstract class KeptOutputConstraint {
+  private last: tf.Tensor | null = null;
+
+  protected abstract compute(value: tf.Tensor): tf.Tensor;
+
+  apply(value: tf.Tensor): tf.Tensor {
+    this.release();
+    this.last = this.compute(value);
+    return this.last;
+  }
+
+  /** Frees the output of the latest write. */
+  release(): void {
+    this.last?.dispose();
+    this.last = null;
+  }
+}
+
+/**
  * The plain layer's kernel constraint, applied to the effective kernel `W`
  * where tfjs applies it to a plain kernel: on every write of the weight
  * (`setWeights`, loading a saved model; tfjs 4.22 applies no constraint
@@ -541,21 +567,18 @@ export type AddLoss = (loss: () => tf.Scalar) => void;
  * (`nonNeg`, or a norm over other axes) changes the kernel the layer applies
  * without constraining it.
  */
-class EffectiveKernelConstraint {
-  // The magnitude handed to LayerVariable.write, which keeps no reference to
-  // dispose: the variable holds its own, so it goes at the next write.
-  private last: tf.Tensor | null = null;
-
+class EffectiveKernelConstraint extends KeptOutputConstraint {
   constructor(
     private readonly constraint: { apply(w: tf.Tensor): tf.Tensor },
     private readonly direction: tfl.LayerVariable,
     private readonly normAxes: number[],
     private readonly epsilon: number,
-  ) {}
+  ) {
+    super();
+  }
 
-  apply(magnitude: tf.Tensor): tf.Tensor {
-    this.last?.dispose();
-    this.last = tf.tidy(() => {
+  protected compute(magnitude: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
       const kernel = computeEffectiveKernel(this.direction.read(), magnitude, this.normAxes, this.epsilon);
       const constrained = this.constraint.apply(kernel);
       // A kernel the constraint holds for keeps its direction and magnitude as written: rewritten,
@@ -565,8 +588,30 @@ class EffectiveKernelConstraint {
       (this.direction.read() as tf.Variable).assign(constrained);
       return exactMagnitude(constrained, this.normAxes, magnitude.shape, this.epsilon);
     });
-    return this.last;
   }
+}
+
+/** A decomposed layer's `biasConstraint`, whose outputs it frees (see {@link KeptOutputConstraint}). */
+class BiasConstraint extends KeptOutputConstraint {
+  constructor(private readonly constraint: { apply(w: tf.Tensor): tf.Tensor; getClassName(): string }) {
+    super();
+  }
+
+  protected compute(bias: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.constraint.apply(bias));
+  }
+
+  getClassName(): string {
+    return this.constraint.getClassName();
+  }
+}
+
+/**
+ * Frees what the constraints of a decomposed layer's weights still hold (see
+ * {@link KeptOutputConstraint}); the layers call it when they dispose their weights.
+ */
+export function releaseConstraintOutputs(weights: readonly tfl.LayerVariable[]): void {
+  for (const w of weights) if (w.constraint instanceof KeptOutputConstraint) w.constraint.release();
 }
 
 /**
@@ -648,7 +693,7 @@ export function createDecomposedWeights(
           spec.biasInitializer,
           spec.biasRegularizer,
           true,
-          spec.biasConstraint,
+          spec.biasConstraint == null ? undefined : new BiasConstraint(spec.biasConstraint),
         );
   return { direction, magnitude, bias };
 }

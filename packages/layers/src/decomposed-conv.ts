@@ -17,6 +17,7 @@ import {
   createDecomposedWeights,
   decomposedWeights,
   setDecomposedWeights,
+  releaseConstraintOutputs,
   setInitialWeights,
   type Initializer,
   type InitializerSpec,
@@ -189,6 +190,12 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
    */
   override setWeights(weights: tf.Tensor[]): void {
     setDecomposedWeights(this, weights, (w) => super.setWeights(w));
+  }
+
+  /** Also frees the outputs the weights' constraints still hold (tfjs's write keeps none). */
+  protected override disposeWeights(): number {
+    releaseConstraintOutputs(this.weights);
+    return super.disposeWeights();
   }
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
