@@ -1451,3 +1451,46 @@ describe('killedSaveTemp', () => {
     expect(killedSaveTemp(temp.replace(`.${process.pid}-`, `.${gone}-`))).toBe(true);
   });
 });
+
+describe('loading a model with constrained weights', () => {
+  it("tfjs's loader leaves the constraints' outputs behind, and the README's scope frees them", async () => {
+    const model = tfl.sequential({
+      layers: [
+        tfl.layers.dense({
+          inputShape: [4],
+          units: 3,
+          kernelConstraint: 'maxNorm',
+          biasConstraint: 'nonNeg',
+        }),
+        tfl.layers.dense({ units: 2, kernelConstraint: 'nonNeg' }),
+      ],
+    });
+    const dir = path.join(root, 'constrained');
+    await model.save(fileSystem(dir));
+    const x = tf.ones([1, 4]);
+    // tfjs 4.22's LayerVariable.write keeps no reference to a constraint's output: 3 are left,
+    // one per constrained weight. If this fails, tfjs frees them now: update the README.
+    let before = tf.memory().numTensors;
+    const plain = await tfl.loadLayersModel(fileSystem(dir));
+    // Loaded, the weights hold their constraints (maxNorm moves the saved kernel).
+    const expected = tf.tidy(() => Array.from((plain.predict(x) as tf.Tensor).dataSync()));
+    plain.dispose();
+    expect(tf.memory().numTensors - before).toBe(3);
+    // The README's workaround: the load between startScope and endScope.
+    before = tf.memory().numTensors;
+    tf.engine().startScope();
+    let loaded: tfl.LayersModel;
+    try {
+      loaded = await tfl.loadLayersModel(fileSystem(dir));
+    } finally {
+      tf.engine().endScope();
+    }
+    expect(tf.memory().numTensors - before).toBe(loaded.weights.length);
+    const out = tf.tidy(() => Array.from((loaded.predict(x) as tf.Tensor).dataSync()));
+    expect(out).toEqual(expected);
+    loaded.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    x.dispose();
+    model.dispose();
+  });
+});
