@@ -6,7 +6,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedDense } from '@normprune/layers';
-import { ProximalAdam, type ProximalOptions, ProximalSGD } from '../src/index.js';
+import { ProximalAdam, type ProximalOptions, ProximalSGD, SparsityCallback } from '../src/index.js';
 
 beforeAll(() => {
   setWasmPaths(
@@ -126,5 +126,33 @@ describe.each(['cpu', 'wasm'])('on %s', (backend) => {
     opt.dispose();
     model.dispose();
     x.dispose();
+  });
+
+  it("fit refused at a step leaves tfjs's epoch indices behind; with a SparsityCallback, nothing", async () => {
+    // A model without magnitudes, trained at lambda > 0: every step is refused.
+    const model = tfl.sequential({ layers: [tfl.layers.dense({ inputShape: [4], units: 3 })] });
+    model.compile({
+      optimizer: new ProximalSGD({ learningRate: 0.1, lambda: 1e-3 }),
+      loss: 'meanSquaredError',
+    });
+    const x = tf.ones([8, 4]);
+    const y = tf.ones([8, 3]);
+    const leakedByFit = async (args: tfl.ModelFitArgs, message: RegExp) => {
+      const before = tf.memory().numTensors;
+      await expect(model.fit(x, y, args)).rejects.toThrow(message);
+      return tf.memory().numTensors - before;
+    };
+    // Not ours (the prox README says so): tfjs's fit loop frees the epoch's index tensor only
+    // when the epoch ends, and minimize's refusal ends it first. If this fails, tfjs frees it now.
+    const refused = /no magnitudes are attached/;
+    await leakedByFit({ epochs: 1, batchSize: 4, verbose: 0 }, refused);
+    expect(await leakedByFit({ epochs: 1, batchSize: 4, verbose: 0 }, refused)).toBe(1);
+    // The README's way out: SparsityCallback refuses the model when training begins.
+    const withCallback = { epochs: 1, batchSize: 4, verbose: 0, callbacks: [new SparsityCallback()] };
+    expect(await leakedByFit(withCallback, /has no decomposed layers/)).toBe(0);
+    model.optimizer.dispose();
+    model.dispose();
+    x.dispose();
+    y.dispose();
   });
 });
