@@ -31,4 +31,4 @@ export {
   magnitudes,
 } from './model.js';
 export { hasNested, unnest } from './unnest.js';
-export { assignWeightsOf, keepModelState, modelFromConfig } from './model.js';
+export { assignWeightsOf, disposesEveryCall, keepModelState, modelFromConfig } from './model.js';

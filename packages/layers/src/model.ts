@@ -193,9 +193,10 @@ export function modelFromConfig(sequential: boolean, config: object): tfl.Layers
  * the model, each such layer is disposed k - 1 more times by its own `dispose()`. A layer the
  * caller has applied in another model since keeps its weights while that model holds it: tfjs
  * disposes a nested model twice for each model applying it, so such a nested model is disposed
- * once less per call of the other models.
+ * once less per call of the other models. For a model built from a config or a file by the
+ * caller alone (decompose, fold, unnest, surgery's loadSparseModel). @internal
  */
-function disposesEveryCall(model: tfl.LayersModel): tfl.LayersModel {
+export function disposesEveryCall(model: tfl.LayersModel): tfl.LayersModel {
   const extra: { layer: tfl.layers.Layer; calls: number; nodes: number }[] = [];
   const visit = (m: tfl.LayersModel) => {
     for (const layer of m.layers) {

@@ -7,6 +7,7 @@
 // decoder. The format is described in export.ts.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { disposesEveryCall } from '@normprune/layers';
 import { ModelFileError } from '@normprune/runtime';
 
 /** One weight in `sparse.json`. */
@@ -303,7 +304,9 @@ export async function readSparseModel(files: SparseFiles): Promise<tfl.LayersMod
  * weights stayed allocated (4 tensors for a Sequential of two Dense layers and an unknown third):
  * those variables are disposed before the refusal passes on. tfjs builds the layers synchronously
  * inside `modelFromJSON` (it awaits nothing before without a weights manifest), so the variables
- * registered between the call and its return are the model's alone.
+ * registered between the call and its return are the model's alone. The model's `dispose()` frees
+ * every weight, also of a layer or nested model it applies more than once (see
+ * `disposesEveryCall` of @normprune/layers; tfjs's loaders leave those allocated).
  */
 async function buildModel(topology: tf.io.ModelJSON['modelTopology']): Promise<tfl.LayersModel> {
   const registered = () => tf.engine().registeredVariables;
@@ -313,7 +316,8 @@ async function buildModel(topology: tf.io.ModelJSON['modelTopology']): Promise<t
     .filter(([name]) => !before.has(name))
     .map(([, v]) => v);
   try {
-    return await building;
+    // A layer or nested model the file's model applies more than once: freed by dispose() too.
+    return disposesEveryCall(await building);
   } catch (e) {
     tf.dispose(made.filter((v) => !v.isDisposed));
     throw e;

@@ -155,4 +155,29 @@ describe.each(BACKENDS)('on %s', (_, init) => {
     fs.writeFileSync(ffile, JSON.stringify(fjson));
     expect(await leakedByRefusal(() => loadSparseModel(fdir), /Unknown layer: MysteryLayer/)).toBe(0);
   });
+
+  it('loadSparseModel of a model applying a block and a Dense twice: dispose() frees every weight', async () => {
+    const block = tfl.sequential({
+      name: 'block',
+      layers: [tfl.layers.dense({ inputShape: [4], units: 4, name: 'fc' })],
+    });
+    const shared = tfl.layers.dense({ units: 4, name: 'shared' });
+    const x = tfl.input({ shape: [4] });
+    const twice = (l: tfl.layers.Layer) => l.apply(l.apply(x)) as tfl.SymbolicTensor;
+    const y = tfl.layers
+      .dense({ units: 2, name: 'out' })
+      .apply(tfl.layers.add().apply([twice(block), twice(shared)]));
+    const model = tfl.model({ inputs: x, outputs: y as tfl.SymbolicTensor });
+    const dir = path.join(tmp, `applied-twice-${tf.getBackend()}`);
+    await exportModel(model, dir, { format: 'sparse' });
+    const before = tf.memory().numTensors;
+    const loaded = await loadSparseModel(dir);
+    expect(tf.memory().numTensors - before).toBe(6);
+    // tfjs's dispose() left block/fc's and shared's weights allocated: 4 tensors.
+    expect(loaded.dispose().numDisposedVariables).toBe(6);
+    expect(tf.memory().numTensors).toBe(before);
+    model.getLayer('block').dispose();
+    shared.dispose();
+    model.dispose();
+  });
 });
