@@ -71,7 +71,11 @@ export function checkSplit(split: Split): void {
 /**
  * Per-channel mean and std over a whole split, in [0, 1] units. Counting a
  * histogram of byte values per channel makes this exact and fast (no float
- * accumulation over 150 M values).
+ * accumulation over 150 M values). Pass it to `batches` or `toTensors` as `stats` for
+ * `normalize: 'standardize'`.
+ *
+ * Throws a {@link DatasetError} (`invalid-argument`, `size-mismatch`) for a split whose fields do
+ * not agree (`images` not `count * h * w * c` bytes, `labels` not `count` long).
  */
 export function computeStats(split: Split): Stats {
   checkSplit(split);
@@ -120,6 +124,15 @@ function slice(split: Split, from: number, to: number): Split {
  * a count of images, not a fraction as in tfjs `fit({ validationSplit })`: for
  * a tenth, pass `Math.round(0.1 * split.count)`. The loaders order CIFAR image
  * folders class-interleaved, so the tail is balanced.
+ *
+ * Throws a {@link DatasetError} `invalid-argument` for an `n` that is not an integer in
+ * `1..count - 1` (saying so when it looks like a fraction), and as {@link computeStats} does for a
+ * split whose fields do not agree.
+ *
+ * ```ts
+ * const { train } = await loadMnist();
+ * const { train: fit, validation } = validationSplit(train, 5000); // the last 5,000 images
+ * ```
  */
 export function validationSplit(split: Split, n: number): TrainValidation {
   checkSplit(split);
