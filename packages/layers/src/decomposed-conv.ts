@@ -72,7 +72,8 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
  * (`'kernel'`: the spatial axes) or per output filter (`'filter'`: all axes but the last).
  * Weights, in this order: `direction` (the plain kernel's shape, `[...kernelSize, cin, cout]`),
  * `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. Channels last only.
- * {@link DecomposedConv1D} and {@link DecomposedConv2D} are its two classes.
+ * {@link DecomposedConv1D} and {@link DecomposedConv2D} are its two classes; their constructors
+ * throw for the options each lists, building for an input whose channel dimension is unknown.
  */
 export abstract class DecomposedConv extends tfl.layers.Layer {
   /** The spatial rank: 1 for Conv1D (`[batch, steps, channels]`), 2 for Conv2D (NHWC). */

@@ -14,6 +14,13 @@ export type DecomposedConv1DArgs = DecomposedConvArgs;
  * kernel (`'kernel'`) or per output filter (`'filter'`). Weights, in this order: `direction`
  * `[k, cin, cout]`, `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. Inputs
  * `[batch, steps, channels]`.
+ *
+ * The constructor throws for an options object that is missing or holds an unknown key (naming
+ * the key it likely misspells), a `granularity` other than `'kernel'` or `'filter'`, an `epsilon`
+ * outside [1.1e-19, 9.2e18], a `magnitudeInitializer` that is no initializer, `padding` other
+ * than `'same'` or `'valid'`, or `dataFormat: 'channelsFirst'`; building throws for an input
+ * whose channel dimension is unknown, or a `magnitudeInitializer` that cannot fill the
+ * magnitude's shape (`'identity'` on a `[cout]` magnitude).
  */
 export class DecomposedConv1D extends DecomposedConv {
   /** Serialisation name (`tf.serialization.registerClass`). */
@@ -39,7 +46,8 @@ tf.serialization.registerClass(DecomposedConv1D);
 brandDecomposed(DecomposedConv1D, 'conv1d');
 
 /**
- * A {@link DecomposedConv1D} layer, the way `tf.layers.conv1d` makes a Conv1D one.
+ * A {@link DecomposedConv1D} layer, the way `tf.layers.conv1d` makes a Conv1D one. Throws as
+ * its constructor does (see {@link DecomposedConv1D}).
  *
  * ```ts
  * const layer = decomposedConv1d({ filters: 16, kernelSize: 5, activation: 'relu', granularity: 'kernel' });

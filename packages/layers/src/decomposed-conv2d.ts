@@ -10,6 +10,13 @@ export type DecomposedConv2DArgs = DecomposedConvArgs;
  * (the norm over each group; see {@link DecomposedConvArgs.epsilon}), one magnitude per 2-D
  * kernel (`'kernel'`) or per output filter (`'filter'`). Weights, in this order: `direction`
  * `[kh, kw, cin, cout]`, `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. NHWC only.
+ *
+ * The constructor throws for an options object that is missing or holds an unknown key (naming
+ * the key it likely misspells), a `granularity` other than `'kernel'` or `'filter'`, an `epsilon`
+ * outside [1.1e-19, 9.2e18], a `magnitudeInitializer` that is no initializer, `padding` other
+ * than `'same'` or `'valid'`, or `dataFormat: 'channelsFirst'`; building throws for an input
+ * whose channel dimension is unknown, or a `magnitudeInitializer` that cannot fill the
+ * magnitude's shape (`'identity'` on a `[cout]` magnitude).
  */
 export class DecomposedConv2D extends DecomposedConv {
   /** Serialisation name (`tf.serialization.registerClass`). */
@@ -35,7 +42,8 @@ tf.serialization.registerClass(DecomposedConv2D);
 brandDecomposed(DecomposedConv2D, 'conv2d');
 
 /**
- * A {@link DecomposedConv2D} layer, the way `tf.layers.conv2d` makes a Conv2D one.
+ * A {@link DecomposedConv2D} layer, the way `tf.layers.conv2d` makes a Conv2D one. Throws as
+ * its constructor does (see {@link DecomposedConv2D}).
  *
  * ```ts
  * const layer = decomposedConv2d({ filters: 20, kernelSize: 5, activation: 'relu', granularity: 'kernel' });

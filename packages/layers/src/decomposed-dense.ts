@@ -52,6 +52,12 @@ export interface DecomposedDenseArgs extends DenseLayerArgs {
  * (neuron or input feature). Weights, in this order:
  * `direction` `[in, units]`, `magnitude` (`[units]` or `[in]`), `bias` `[units]`.
  * Accepts inputs of rank > 2 like `tf.layers.dense` (applied on the last axis).
+ *
+ * The constructor throws for an options object that is missing or holds an unknown key (naming
+ * the key it likely misspells), a `granularity` other than `'output'` or `'input'`, an `epsilon`
+ * outside [1.1e-19, 9.2e18], or a `magnitudeInitializer` that is no initializer; building throws
+ * for an input whose last dimension is unknown, or a `magnitudeInitializer` that cannot fill the
+ * magnitude's shape (`'identity'` on a rank-1 magnitude).
  */
 export class DecomposedDense extends tfl.layers.Layer {
   /** Serialisation name (`tf.serialization.registerClass`). */
@@ -228,7 +234,8 @@ tf.serialization.registerClass(DecomposedDense);
 brandDecomposed(DecomposedDense, 'dense');
 
 /**
- * A {@link DecomposedDense} layer, the way `tf.layers.dense` makes a Dense one.
+ * A {@link DecomposedDense} layer, the way `tf.layers.dense` makes a Dense one. Throws as its
+ * constructor does (see {@link DecomposedDense}).
  *
  * ```ts
  * const layer = decomposedDense({ units: 300, activation: 'relu', granularity: 'output' });

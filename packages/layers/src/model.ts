@@ -263,6 +263,13 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
  * model's own layers and those of nested models are replaced, unless `include`
  * leaves them out (a list of names always does; a predicate does when it
  * returns false for the wrapped layer).
+ *
+ * ```ts
+ * const decomposed = decompose(model, { granularity: { dense: 'output', conv2d: 'filter' } });
+ * // Train `decomposed` with a proximal optimiser of @normprune/prox, then:
+ * const trained = fold(decomposed); // plain layers again, loadable by tfjs alone
+ * decomposed.dispose();
+ * ```
  */
 export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}): tfl.LayersModel {
   checkModel(model, 'decompose');
@@ -532,7 +539,16 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
 /**
  * The kernel a decomposed layer applies, `magnitude * direction / sqrt(||direction||^2 +
  * epsilon^2)`, the norm taken over each group (plain kernel shape). A new tensor: the caller
- * disposes it.
+ * disposes it. Throws for a layer that is not decomposed (a plain layer's kernel is its
+ * `getWeights()[0]`) or not built yet.
+ *
+ * ```ts
+ * for (const { layer } of magnitudes(model)) {
+ *   const kernel = effectiveKernel(layer); // [in, units], or [...kernelSize, cin, cout]
+ *   console.log(layer.name, kernel.shape);
+ *   kernel.dispose();
+ * }
+ * ```
  */
 export function effectiveKernel(layer: DecomposedLayer): tf.Tensor {
   if (!isDecomposed(layer))
@@ -659,7 +675,8 @@ export interface LayerPath {
 /**
  * Every layer of `model` in order, with the layers of nested models (a model
  * used as a layer) in place of the model, each with its path: its name under
- * the names of the nested models holding it (`block/fc`).
+ * the names of the nested models holding it (`block/fc`). Throws for a `model` that is not a
+ * LayersModel.
  */
 export function layerPaths(model: tfl.LayersModel): LayerPath[] {
   checkModel(model, 'layerPaths');
@@ -682,6 +699,13 @@ function pathsUnder(model: tfl.LayersModel, prefix: string): LayerPath[] {
  * model without decomposed layers gives `[]` (the proximal optimisers'
  * `attach(model)` refuses such a model). Throws for a `model` that is not a
  * LayersModel, and for a decomposed layer that is not built yet.
+ *
+ * ```ts
+ * for (const m of magnitudes(model)) {
+ *   const zero = (await m.magnitude.data()).filter((v) => v === 0).length;
+ *   console.log(`${m.layerName}: ${zero} of ${m.groups} groups zero, ${m.paramsPerGroup} weights each`);
+ * }
+ * ```
  */
 export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
   checkModel(model, 'magnitudes');

@@ -19,7 +19,10 @@ type Ref = [string, number, number, ...unknown[]];
 
 const MODEL_CLASSES = new Set(['Sequential', 'Model', 'Functional']);
 
-/** Whether `model` holds a nested model (a model used as a layer). */
+/**
+ * Whether `model` holds a nested model (a model used as a layer), which {@link unnest} would
+ * replace by its layers. Throws for a `model` that is not a LayersModel.
+ */
 export function hasNested(model: tfl.LayersModel): boolean {
   checkModel(model, 'hasNested');
   return model.layers.some((l) => l instanceof tfl.LayersModel);
