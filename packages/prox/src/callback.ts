@@ -85,6 +85,14 @@ export interface SparsityCallbackOptions {
  * of `fit({ epochs: 1 })` drives epoch-based schedules as one longer `fit`
  * does; use one callback per training run.
  *
+ * The constructor throws for an unknown option key, `magnitudes` that are neither a model nor
+ * `magnitudes()` entries, an `optimizer` that is not a ProximalSGD or ProximalAdam, a
+ * `stopAtCompression` outside [0, 1] (a fraction: 0.9 for 90%), or a `verbose` or `stopOnNaN`
+ * that is not a boolean. `fit` rejects when training begins for a model without decomposed
+ * layers (and no `magnitudes` given), before any step (tfjs's fit would leave a tensor behind
+ * per step the optimiser refuses); with `stopOnNaN` (default), after the first batch whose loss
+ * is NaN or infinite, naming the epoch, the batch and the layers it left NaN.
+ *
  * ```ts
  * const sparsity = new SparsityCallback({ stopAtCompression: 0.9 });
  * await model.fit(xs, ys, { epochs: 50, callbacks: [sparsity] });

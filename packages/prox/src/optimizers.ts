@@ -965,6 +965,21 @@ Object.defineProperty(ProximalOptimizer.prototype, PROXIMAL_BRAND, { value: true
  *
  * Works in `model.compile({ optimizer })` + `model.fit()` and with
  * `minimize` / `applyGradients` in custom loops.
+ *
+ * The constructor throws for an unknown option key (naming the key it likely misspells; a former
+ * option name names its successor), a `learningRate` that is not a finite number > 0, a `lambda`
+ * that is neither a finite number >= 0, a schedule nor a schedule's config, an unknown
+ * `costWeighting`, bad `layerMultipliers`, a `momentum` outside [0, 1), `nesterov` without momentum,
+ * and `magnitudes` that are neither a model nor `magnitudes()` entries. A step (`minimize`, `applyGradients`, a `fit` batch) throws, and
+ * changes nothing, when lambda > 0 and no magnitudes are attached, or the schedule returns
+ * something other than a finite number >= 0.
+ *
+ * ```ts
+ * // `model` holds decomposed layers (decompose() of @normprune/layers).
+ * const optimizer = new ProximalSGD({ learningRate: 0.05, momentum: 0.9, lambda: 1e-4, magnitudes: model });
+ * model.compile({ optimizer, loss: 'categoricalCrossentropy' });
+ * await model.fit(xs, ys, { epochs: 10, callbacks: [new SparsityCallback()] });
+ * ```
  */
 export class ProximalSGD extends ProximalOptimizer {
   /** The options ProximalSGD takes beside {@link ProximalOptions}' and `learningRate`. @internal */
@@ -1079,6 +1094,19 @@ export class ProximalSGD extends ProximalOptimizer {
  * i.e. the ordinary Adam update followed by soft-thresholding at
  * `lr / (sqrt(vhat) + eps) * lambda * c_k`. Then every touched direction group
  * is rescaled to unit norm. All other variables get the plain update.
+ *
+ * The constructor throws for an unknown option key (naming the key it likely misspells; a former
+ * option name names its successor), a `learningRate` that is not a finite number > 0, a `lambda`
+ * that is neither a finite number >= 0, a schedule nor a schedule's config, an unknown
+ * `costWeighting`, bad `layerMultipliers`, a `beta1` or `beta2` outside [0, 1), an `epsilon` not > 0,
+ * and `magnitudes` that are neither a model nor `magnitudes()` entries. A step (`minimize`, `applyGradients`, a `fit` batch) throws, and
+ * changes nothing, when lambda > 0 and no magnitudes are attached, or the schedule returns
+ * something other than a finite number >= 0.
+ *
+ * ```ts
+ * const optimizer = new ProximalAdam({ learningRate: 1e-3, lambda: 1e-5, magnitudes: model });
+ * model.compile({ optimizer, loss: 'meanSquaredError' });
+ * ```
  */
 export class ProximalAdam extends ProximalOptimizer {
   /** The options ProximalAdam takes beside {@link ProximalOptions}' and `learningRate`. @internal */

@@ -96,6 +96,17 @@ export function noDecomposedLayers(who: string, model: tfl.LayersModel): string 
  * The value of the regulariser `lambda * sum_k c_k * |g_k|` over every
  * decomposed layer of a model (or the given magnitudes), for logging: the
  * proximal optimisers apply the penalty themselves, it is never added to the loss.
+ * `lambda` defaults to 1 (the sum itself); pass the optimiser's `lambda`, `costWeighting` and
+ * `layerMultipliers` for the penalty it applies. A model without decomposed layers gives 0.
+ *
+ * Throws for an unknown option key, a `lambda` that is not a finite number >= 0, an unknown
+ * `costWeighting`, bad `layerMultipliers`, or a first argument that is neither a model nor
+ * `magnitudes()` entries.
+ *
+ * ```ts
+ * const optimizer = new ProximalSGD({ learningRate: 0.05, lambda: 1e-4, magnitudes: model });
+ * console.log('penalty', l1Penalty(model, { lambda: optimizer.lambda }));
+ * ```
  */
 export function l1Penalty(
   modelOrMagnitudes: tfl.LayersModel | readonly MagnitudeInfo[],

@@ -133,7 +133,16 @@ function checkUnit(unit: unknown): ScheduleUnit {
   return unit;
 }
 
-/** A constant lambda. */
+/**
+ * A constant lambda: the same penalty strength at every step. The number `lambda: 1e-4` given to
+ * a proximal optimiser means the same; the schedule form carries a `config` too.
+ *
+ * Throws for a `value` that is not a finite number >= 0.
+ *
+ * ```ts
+ * const opt = new ProximalSGD({ learningRate: 0.05, lambda: constantLambda(1e-4), magnitudes: model });
+ * ```
+ */
 export function constantLambda(value: number): LambdaSchedule {
   checkNonneg('value', value);
   return withConfig(
@@ -146,6 +155,15 @@ export function constantLambda(value: number): LambdaSchedule {
  * Linear warm-up from `start` (default 0) to `value` over `warmup` steps (or
  * epochs with `unit: 'epoch'`), then constant. Lets the network fit before
  * the penalty starts killing groups.
+ *
+ * Throws for a `value`, `start` or `warmup` that is not a finite number >= 0, a `unit` other
+ * than `'step'` or `'epoch'`, an unknown option key (naming the key it likely misspells), or a
+ * `kind` other than `'warmup'` (a config passed whole: use {@link lambdaSchedule}).
+ *
+ * ```ts
+ * // 0 for the first step, 1e-4 from the fifth epoch on.
+ * const lambda = warmupLambda({ value: 1e-4, warmup: 5, unit: 'epoch' });
+ * ```
  */
 export function warmupLambda(o: {
   value: number;
@@ -180,6 +198,15 @@ export function warmupLambda(o: {
 /**
  * Step decay or growth: `initial * factor ^ floor(t / every)`, `t` counted in
  * epochs (default) or steps.
+ *
+ * Throws for an `initial` or `factor` that is not a finite number >= 0, an `every` that is not a
+ * finite number > 0, a `unit` other than `'step'` or `'epoch'`, an unknown option key, or a
+ * `kind` other than `'step'`.
+ *
+ * ```ts
+ * // 1e-4, doubled every 5 epochs: 2e-4 from epoch 5, 4e-4 from epoch 10.
+ * const lambda = stepLambda({ initial: 1e-4, factor: 2, every: 5 });
+ * ```
  */
 export function stepLambda(o: {
   initial: number;
@@ -226,6 +253,22 @@ export function stepLambda(o: {
  * 100) while the compression stayed exactly the same after having moved, and
  * when it reaches `max` short of the target. The schedule is stateful: use
  * one instance per training run.
+ *
+ * It needs the compression reported each epoch: pass a `SparsityCallback` to `fit`. Throws for
+ * an `initial` that is not a finite number >= 0, a `factor` below 1, a `targetCompression`
+ * outside [0, 1] (a fraction: 0.9 for 90%), a `max` below `initial`, a `stallFactor` not > 1, a
+ * malformed saved state (`current`, `lastEpoch`, `lastCompression`, `stallFrom`), an unknown
+ * option key, or a `kind` other than `'target'`.
+ *
+ * ```ts
+ * const opt = new ProximalSGD({
+ *   learningRate: 0.05,
+ *   lambda: targetLambda({ initial: 1e-5, targetCompression: 0.9 }),
+ *   magnitudes: model,
+ * });
+ * model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+ * await model.fit(xs, ys, { epochs: 30, callbacks: [new SparsityCallback()] });
+ * ```
  */
 export function targetLambda(o: Omit<TargetLambdaConfig, 'kind'>): LambdaSchedule {
   checkKind('targetLambda', o, 'target');
@@ -340,7 +383,19 @@ const TARGET_KEYS = [
   'stallFrom',
 ];
 
-/** Builds a schedule from its config (the inverse of `schedule.config`). */
+/**
+ * Builds a schedule from its config (the inverse of `schedule.config`), state included: a
+ * `targetLambda` resumes at the lambda and epoch it had reached.
+ *
+ * Throws for a config that is not an object, an unknown `kind` (naming the four), and whatever
+ * the schedule's own function refuses in it.
+ *
+ * ```ts
+ * const schedule = targetLambda({ initial: 1e-5, targetCompression: 0.9 });
+ * const saved = JSON.stringify(schedule.config);
+ * const resumed = lambdaSchedule(JSON.parse(saved));
+ * ```
+ */
 export function lambdaSchedule(config: LambdaScheduleConfig): LambdaSchedule {
   if (config === null || typeof config !== 'object' || Array.isArray(config))
     throw new Error(
