@@ -318,6 +318,12 @@ async function removeStale(previous: string[], written: string[]): Promise<void>
  * a NaN or an infinity is refused before anything is written with a `NonFiniteWeightError`
  * (`caller` `'exportModel'`), as `analyze` and `prune` refuse it (naming a layer of a nested
  * model by path, `block/fc`).
+ *
+ * ```ts
+ * const { bytes, warnings } = await exportModel(model, dir, { format: 'sparse', float16: true });
+ * console.log(`${bytes} bytes`, ...warnings);
+ * const loaded = await loadSparseModel(dir);
+ * ```
  */
 export async function exportModel(
   model: tfl.LayersModel,
@@ -619,7 +625,13 @@ async function sparseModelFile(
  * manifest, is truncated, is longer than its records, or lies outside `dir`, when a manifest entry is malformed (shape,
  * encoding, value type, bitmask size or value count that disagree, a repeated name, more than
  * 2^28 elements) or does not fit the topology, and for a `'tfjs'` export (load that with
- * `tfl.loadLayersModel`).
+ * `tfl.loadLayersModel`); each a {@link ModelFileError} whose `code` says which. A refusal leaves
+ * no tensor behind, and the loaded model's `dispose()` frees all its weights.
+ *
+ * ```ts
+ * const loaded = await loadSparseModel(dir); // or loadSparseModel(`${dir}/model.json`)
+ * const y = loaded.predict(xs) as tf.Tensor;
+ * ```
  */
 export async function loadSparseModel(dir: string, options?: LoadSparseOptions): Promise<tfl.LayersModel> {
   if (typeof dir === 'string' && /^https?:\/\//i.test(dir)) return loadSparseModelFromUrl(dir, options);

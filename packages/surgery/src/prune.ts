@@ -225,6 +225,12 @@ function keptWarnings(l: LayerPruneResult): string[] {
  * infinity (a {@link NonFiniteWeightError}, `caller` `'surgery'`, as `analyze` throws it); and
  * for options that are not an object, hold a key other than `threshold` and `unknownLayers`
  * (naming it and the key it likely misspells), or a bad value.
+ *
+ * ```ts
+ * const { model: pruned, report } = prune(model);
+ * console.log(`${report.before.params} -> ${report.after.params} parameters`);
+ * console.log(formatAnalysis({ layers: report.layersAfter, total: report.after }));
+ * ```
  */
 export function prune(model: tfl.LayersModel, options: PruneOptions = {}): PruneResult {
   checkModel(model, 'prune');
