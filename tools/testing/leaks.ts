@@ -1,5 +1,6 @@
 // Test helpers shared by every package's Jest suites (not published).
 import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
 
 /**
  * Runs `fn` (sync or async) and fails if it leaves tensors behind: every
@@ -55,4 +56,24 @@ export function wasmMemory(): { heapBytes: number; dataIds: number; mallocTop: n
   // Read after the probe, which may itself have grown the heap.
   const heapBytes = backend.wasm.HEAPU8.buffer.byteLength;
   return { heapBytes, dataIds: backend.numDataIds(), mallocTop: probe };
+}
+
+/**
+ * A Sequential of two Dense layers holding three constrained weights (`a`: a maxNorm kernel and a
+ * nonNeg bias; `b`: a nonNeg kernel). tfjs 4.22's LayerVariable.write leaves the constraint's
+ * output behind at each write of a constrained weight, as every loader makes one.
+ */
+export function constrainedModel(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      tfl.layers.dense({
+        inputShape: [4],
+        units: 3,
+        kernelConstraint: 'maxNorm',
+        biasConstraint: 'nonNeg',
+        name: 'a',
+      }),
+      tfl.layers.dense({ units: 2, kernelConstraint: 'nonNeg', name: 'b' }),
+    ],
+  });
 }

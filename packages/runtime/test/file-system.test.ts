@@ -15,7 +15,7 @@ import {
   writeFileDurably,
   type ModelFileErrorCode,
 } from '../src/index.js';
-import { expectNoLeak } from '../../../tools/testing/leaks.js';
+import { constrainedModel, expectNoLeak } from '../../../tools/testing/leaks.js';
 
 let root: string;
 
@@ -1454,17 +1454,7 @@ describe('killedSaveTemp', () => {
 
 describe('loading a model with constrained weights', () => {
   it("tfjs's loader leaves the constraints' outputs behind, and the README's scope frees them", async () => {
-    const model = tfl.sequential({
-      layers: [
-        tfl.layers.dense({
-          inputShape: [4],
-          units: 3,
-          kernelConstraint: 'maxNorm',
-          biasConstraint: 'nonNeg',
-        }),
-        tfl.layers.dense({ units: 2, kernelConstraint: 'nonNeg' }),
-      ],
-    });
+    const model = constrainedModel();
     const dir = path.join(root, 'constrained');
     await model.save(fileSystem(dir));
     const x = tf.ones([1, 4]);

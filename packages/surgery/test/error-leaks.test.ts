@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decomposedDense, magnitudes } from '@normprune/layers';
 import { analyze, exportModel, kernelMask, loadSparseModel, prune } from '../src/index';
+import { constrainedModel } from '../../../tools/testing/leaks';
 import { BACKENDS } from './helpers';
 
 let tmp: string;
@@ -97,18 +98,7 @@ describe.each(BACKENDS)('on %s', (_, init) => {
   });
 
   it('loadSparseModel of a model with constrained weights holds exactly its weights, and dispose() frees them', async () => {
-    const model = tfl.sequential({
-      layers: [
-        tfl.layers.dense({
-          inputShape: [4],
-          units: 3,
-          kernelConstraint: 'maxNorm',
-          biasConstraint: 'nonNeg',
-          name: 'a',
-        }),
-        tfl.layers.dense({ units: 2, kernelConstraint: 'nonNeg', name: 'b' }),
-      ],
-    });
+    const model = constrainedModel();
     const dir = path.join(tmp, `constrained-${tf.getBackend()}`);
     await exportModel(model, dir, { format: 'sparse' });
     const before = tf.memory().numTensors;
