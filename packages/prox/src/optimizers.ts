@@ -78,7 +78,7 @@ export interface ProximalOptions {
 
 /** Constructor options of `ProximalSGD`. */
 export interface ProximalSGDOptions extends ProximalOptions {
-  /** Step size. */
+  /** Step size: a finite number > 0 (the proximal step on the magnitudes shrinks each by `learningRate * lambda * c_k`). */
   learningRate: number;
   /** Momentum coefficient in [0, 1) (default 0: plain SGD, no state). */
   momentum?: number;
@@ -88,13 +88,13 @@ export interface ProximalSGDOptions extends ProximalOptions {
 
 /** Constructor options of `ProximalAdam` (defaults as `tf.train.adam`). */
 export interface ProximalAdamOptions extends ProximalOptions {
-  /** Step size. */
+  /** Step size: a finite number > 0, as `tf.train.adam`'s. */
   learningRate: number;
-  /** Decay of the first moment (default 0.9). */
+  /** Decay of the first moment, in [0, 1) (default 0.9). */
   beta1?: number;
-  /** Decay of the second moment (default 0.999). */
+  /** Decay of the second moment, in [0, 1) (default 0.999). */
   beta2?: number;
-  /** Added to `sqrt(vhat)` (default: the backend's epsilon, as tf.train.adam). */
+  /** Added to `sqrt(vhat)`: a finite number > 0 (default: the backend's epsilon, as tf.train.adam). */
   epsilon?: number;
 }
 
