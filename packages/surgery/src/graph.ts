@@ -3,6 +3,7 @@
 // take the same path (and the rebuilt model comes from the same config).
 import * as tfl from '@tensorflow/tfjs-layers';
 import { modelConfig, ownCalls } from '@normprune/layers';
+import { shapeResolver, type ShapeResolver } from './shapes.js';
 
 /** One layer of the graph (internal). */
 export interface GraphNode {
@@ -29,25 +30,29 @@ export interface LayerGraph {
   byName: Map<string, GraphNode>;
 }
 
-function withoutBatch(shape: unknown, layer: tfl.layers.Layer): (number | null)[] {
+/**
+ * The output shape, without the batch, of a layer's call in the model (`own`: its calls there, as
+ * `ownCalls` gives them), sizes tfjs leaves unknown worked out by `resolve` (see shapes.ts).
+ */
+function outputShape(layer: tfl.layers.Layer, own: number[], resolve: ShapeResolver): (number | null)[] {
+  const node = own.length === 1 ? layer.inboundNodes[own[0]] : undefined;
+  const shapes = node ? (node.outputShapes as unknown[]) : [layer.outputShape];
+  const shape = shapes.length === 1 ? shapes[0] : shapes;
   if (!Array.isArray(shape) || (shape.length > 0 && Array.isArray(shape[0]))) {
     throw new Error(
       `surgery: layer '${layer.name}' (${layer.getClassName()}) has several outputs; only single-output layers ` +
         `are supported: build it with one (for a recurrent layer, returnState: false), then prune. ${SPARSE_FALLBACK}`,
     );
   }
-  return (shape as (number | null)[]).slice(1);
-}
-
-/** The output shape of call `i` of `layer` (a list of shapes for a layer with several outputs). */
-export function callOutputShape(layer: tfl.layers.Layer, i: number): unknown {
-  const shapes = layer.inboundNodes[i].outputShapes as unknown[];
-  return shapes.length === 1 ? shapes[0] : shapes;
+  const tensor = node?.outputTensors?.[0];
+  return (tensor ? resolve(tensor) : (shape as (number | null)[])).slice(1);
 }
 
 /** Builds the layer graph of a built model. */
 export function buildGraph(model: tfl.LayersModel): LayerGraph {
   const config = modelConfig(model);
+  const resolve = shapeResolver();
+  const calls = ownCalls(model);
   const nodes: GraphNode[] = [];
   const byName = new Map<string, GraphNode>();
   const add = (n: Omit<GraphNode, 'index' | 'consumers'>): GraphNode => {
@@ -66,7 +71,6 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     // Sequential: a chain; its InputLayer is not part of `layers`.
     const inShape = model.inputs[0].shape;
     add({ name: '<input>', className: 'InputLayer', layer: undefined, inputs: [], shape: inShape.slice(1) });
-    const calls = ownCalls(model);
     for (const layer of model.layers) {
       const own = calls.get(layer) ?? [];
       if (own.length > 1 || (!own.length && layer.inboundNodes.length > 1)) throw sharedError(layer);
@@ -75,15 +79,13 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
         className: layer.getClassName(),
         layer,
         inputs: [nodes.length - 1],
-        shape: withoutBatch(own.length ? callOutputShape(layer, own[0]) : layer.outputShape, layer),
+        shape: outputShape(layer, own, resolve),
       });
     }
-    resolveReshapes(nodes);
     return { nodes, inputs: [0], outputs: [nodes.length - 1], config, byName };
   }
 
   const getLayer = layerLookup(model);
-  const calls = ownCalls(model);
   // Before ordering: a layer applied to its own output (shared in a chain) reads itself, and
   // the order below would never place it.
   for (const entry of config.layers) {
@@ -112,10 +114,9 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
       className: entry.className,
       layer,
       inputs: inbound.map((t) => byName.get(t[0])!.index),
-      shape: withoutBatch(own.length === 1 ? callOutputShape(layer, own[0]) : layer.outputShape, layer),
+      shape: outputShape(layer, own, resolve),
     });
   }
-  resolveReshapes(nodes);
   const ref = (t: any[]): number => {
     if (t[2] !== 0) throw new Error(`surgery: model input/output '${t[0]}' index ${t[2]} not supported`);
     return byName.get(t[0])!.index;
@@ -127,55 +128,6 @@ export function buildGraph(model: tfl.LayersModel): LayerGraph {
     config,
     byName,
   };
-}
-
-/**
- * A Reshape's `targetShape` with its -1 resolved from `inShape` (fully known, without the batch):
- * the -1 stands for the input's entries over those of the other axes. Undefined where it does not
- * resolve (no -1, or the other axes do not divide the input's size).
- */
-export function resolveTarget(target: unknown, inShape: number[]): number[] | undefined {
-  // The layer holds its -1 as null (its config writes -1 back).
-  const unknown = (d: unknown) => d == null || d === -1;
-  if (!Array.isArray(target) || target.filter(unknown).length !== 1) return undefined;
-  const size = inShape.reduce((a, b) => a * b, 1);
-  const rest = target.reduce((a: number, d: unknown) => (unknown(d) ? a : a * Number(d)), 1);
-  if (!(rest > 0) || size % rest !== 0) return undefined;
-  return target.map((d: unknown) => (unknown(d) ? size / rest : Number(d)));
-}
-
-export const known = (shape: (number | null)[]): shape is number[] =>
-  shape.every((d) => typeof d === 'number' && d >= 0);
-
-/**
- * tfjs 4.22 leaves the -1 of a Reshape's targetShape unknown (null) in the output shape it infers,
- * even where the input's shape is fully known, and so the shapes of the layers after it (an
- * activation, a dropout, another Reshape's input). Where the Reshape's input shape is known, the
- * -1 follows from it, and the shapes of the layers after it from their own computeOutputShape:
- * the nodes' shapes are resolved so (in place, in topological order). A shape tfjs knows is kept.
- */
-function resolveReshapes(nodes: GraphNode[]): void {
-  const resolved = new Set<number>();
-  for (const node of nodes) {
-    if (!node.layer || !node.inputs.length || known(node.shape)) continue;
-    const inShapes = node.inputs.map((i) => nodes[i].shape);
-    if (!inShapes.every(known)) continue;
-    let shape: (number | null)[] | undefined;
-    if (node.className === 'Reshape')
-      shape = resolveTarget((node.layer as unknown as { targetShape?: unknown }).targetShape, inShapes[0]);
-    else if (node.inputs.some((i) => resolved.has(i)))
-      try {
-        const batched = inShapes.map((s) => [null, ...s]);
-        const out = node.layer.computeOutputShape(batched.length === 1 ? batched[0] : batched);
-        if (Array.isArray(out) && !Array.isArray(out[0])) shape = (out as (number | null)[]).slice(1);
-      } catch {
-        shape = undefined; // tfjs's shape stays
-      }
-    if (shape && known(shape) && shape.length === node.shape.length) {
-      node.shape = shape;
-      resolved.add(node.index);
-    }
-  }
 }
 
 /** What a model surgery refuses can still get: its zero groups stored compactly. */

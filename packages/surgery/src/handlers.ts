@@ -333,7 +333,7 @@ const REBUILD_ADVICE: Record<string, string> = {
  * order keeps an entry's index modulo the channel count): `[h * w, c] -> [h, w, c]` keeps every
  * channel where it was, `[h, w, c] -> [h * w * c]` flattens, `[c] -> [1, 1, c]` makes a gate
  * broadcast over an image. Pruning it sets the last entry of its targetShape (see rebuild). A -1
- * in its targetShape is resolved from a fully known input shape (see graph.ts), so a -1 on the
+ * in its targetShape is resolved from a fully known input shape (see shapes.ts), so a -1 on the
  * last axis counts as that axis's size, and pruning writes the count in its place (and a -1 on
  * another axis the count it stands for).
  */

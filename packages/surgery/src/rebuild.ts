@@ -6,7 +6,8 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { emptiedLayers, type NodeState, type PrunePlan } from './engine.js';
 import { brokenConstraints, clearConstraints } from './constraints.js';
 import { DisconnectedModelError } from './errors.js';
-import { known, layerConfigEntry, layerLookup } from './graph.js';
+import { layerConfigEntry, layerLookup } from './graph.js';
+import { known } from './shapes.js';
 import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from './handlers.js';
 
 /**
@@ -282,7 +283,7 @@ export function rebuild(
   // A Reshape surgery follows keeps the channels on its last axis: its targetShape's last entry
   // counts the features left there. A -1 elsewhere, which tfjs would write as null (and leave the
   // shapes after it unknown in the pruned model), is written as the count its input's fully known
-  // shape resolves it to (see graph.ts), in a Reshape kept whole too.
+  // shape resolves it to (see shapes.ts), in a Reshape kept whole too.
   for (const s of states) {
     if (s.node.className !== 'Reshape') continue;
     const follows = s.handler.kind === 'flatten';

@@ -1,9 +1,26 @@
 // The shapes of a model's tensors as the model computes them, where tfjs's own leave a size
 // unknown that the model's input shapes fix.
 import * as tfl from '@tensorflow/tfjs-layers';
-import { known, resolveTarget } from './graph.js';
 
 type Shape = (number | null)[];
+
+/**
+ * A Reshape's `targetShape` with its -1 resolved from `inShape` (fully known, without the batch):
+ * the -1 stands for the input's entries over those of the other axes. Undefined where it does not
+ * resolve (no -1, or the other axes do not divide the input's size).
+ */
+export function resolveTarget(target: unknown, inShape: number[]): number[] | undefined {
+  // The layer holds its -1 as null (its config writes -1 back).
+  const unknown = (d: unknown) => d == null || d === -1;
+  if (!Array.isArray(target) || target.filter(unknown).length !== 1) return undefined;
+  const size = inShape.reduce((a, b) => a * b, 1);
+  const rest = target.reduce((a: number, d: unknown) => (unknown(d) ? a : a * Number(d)), 1);
+  if (!(rest > 0) || size % rest !== 0) return undefined;
+  return target.map((d: unknown) => (unknown(d) ? size / rest : Number(d)));
+}
+
+export const known = (shape: (number | null)[]): shape is number[] =>
+  shape.every((d) => typeof d === 'number' && d >= 0);
 
 /** The layer, call and output index a symbolic tensor comes from. */
 export interface Source {
@@ -23,7 +40,8 @@ export type ShapeResolver = (t: Source) => Shape;
  * with such sizes worked out: a Reshape's -1 from its fully known input shape, a layer after it
  * from its own `computeOutputShape` of the shapes it reads, a nested model's outputs from its
  * own layers when it is called on the shapes it was built for. A size no input shape fixes (a
- * model built for images of any size) stays null. Shapes include the batch axis (null).
+ * model built for images of any size) stays null. Shapes include the batch axis (null). analyze
+ * counts from these shapes, and prune's layer graph (buildGraph) reads its nodes' shapes from them.
  */
 export function shapeResolver(): ShapeResolver {
   const memo = new Map<tfl.layers.Layer, Map<string, Shape>>();
