@@ -3,7 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { elementCount, readWeights, weightNamed, type HostWeight } from './handlers.js';
 import { atPath, checkModel, checkOptions, checkThreshold, withFolded } from './folding.js';
 import { describeValue, ownCalls } from '@normprune/layers';
-import { shapeResolver, type ShapeResolver } from './shapes.js';
+import { nestedResolver, shapeResolver, type ShapeResolver, type Source } from './shapes.js';
 
 /** Live and dead groups of one kind in one layer. */
 export interface GroupCount {
@@ -37,7 +37,8 @@ export interface Counts {
    * pooling are not counted. A layer the model applies more than once (shared, or in a nested
    * model called twice) counts once per call. NaN when the layer's output size is unknown (a model built
    * for inputs of any height and width): build it with a fixed input shape to count MACs (a size
-   * tfjs leaves unknown that the input shape fixes, after a Reshape's -1, is worked out and counted);
+   * tfjs leaves unknown that the input shape fixes, after a Reshape's -1, is worked out and counted,
+   * and a nested model's layers at the sizes its call reads, a model built for any size included);
    * NaN too for any other layer with a kernel (recurrent layers, wrappers), which analyze
    * cannot count.
    */
@@ -146,20 +147,33 @@ export function callsOf(
 
 /**
  * Every layer of `model` with its path (as `layerPaths` of @normprune/layers names it) and its
- * calls per sample: a layer of a nested model runs once per call of that model.
+ * calls per sample: a layer of a nested model runs once per call of that model, at the shapes that
+ * call reads (`resolvers`: one per call of `model` itself).
  */
 export function layerCalls(
   model: tfl.LayersModel,
   prefix = '',
-  times = 1,
-  resolve: ShapeResolver = shapeResolver(),
+  resolvers: ShapeResolver[] = [shapeResolver()],
 ): { path: string; layer: tfl.layers.Layer; calls: LayerCall[] }[] {
-  const callsIn = callsOf(model, resolve);
+  const own = ownCalls(model);
+  const callsIn = resolvers.map((resolve) => callsOf(model, resolve));
   return model.layers.flatMap((layer) => {
-    const calls = callsIn(layer);
-    if (layer instanceof tfl.LayersModel)
-      return layerCalls(layer, `${prefix}${layer.name}/`, times * calls.length, resolve);
-    return [{ path: prefix + layer.name, layer, calls: Array.from({ length: times }, () => calls).flat() }];
+    if (!(layer instanceof tfl.LayersModel))
+      return [{ path: prefix + layer.name, layer, calls: callsIn.flatMap((calls) => calls(layer)) }];
+    // A call of it the graph does not make (a model nothing reads) counts once, at its declared shapes.
+    const nodes = own.get(layer) ?? [];
+    const inner = resolvers.flatMap((resolve) =>
+      nodes.length
+        ? nodes.map((i) =>
+            nestedResolver(
+              layer,
+              (layer.inboundNodes[i].inputTensors as unknown as Source[]).map(resolve),
+              resolve,
+            ),
+          )
+        : [resolve],
+    );
+    return layerCalls(layer, `${prefix}${layer.name}/`, inner);
   });
 }
 

@@ -39,56 +39,84 @@ export type ShapeResolver = (t: Source) => Shape;
  * after `reshape([-1, 6])`: its output length, hence its MACs). This gives each tensor's shape
  * with such sizes worked out: a Reshape's -1 from its fully known input shape, a layer after it
  * from its own `computeOutputShape` of the shapes it reads, a nested model's outputs from its
- * own layers when it is called on the shapes it was built for. A size no input shape fixes (a
- * model built for images of any size) stays null. Shapes include the batch axis (null). analyze
- * counts from these shapes, and prune's layer graph (buildGraph) reads its nodes' shapes from them.
+ * own layers at the shapes its call reads (see {@link nestedResolver}). A size no input shape
+ * fixes (a model built for images of any size) stays null. Shapes include the batch axis (null).
+ * analyze counts from these shapes, and prune's layer graph (buildGraph) reads its nodes' shapes
+ * from them.
+ *
+ * `call`: the resolver of the tensors inside a nested model called on shapes other than its inputs
+ * declare; tfjs's shapes there are those of the declared ones, so each is worked out from the
+ * call's, a known one too.
  */
-export function shapeResolver(): ShapeResolver {
+export function shapeResolver(call?: { model: tfl.LayersModel; shapes: Shape[] }): ShapeResolver {
   const memo = new Map<tfl.layers.Layer, Map<string, Shape>>();
+  const fresh = call !== undefined;
+  const remember = (layer: tfl.layers.Layer, key: string, shape: Shape) => {
+    if (!memo.has(layer)) memo.set(layer, new Map());
+    memo.get(layer)!.set(key, shape);
+  };
+  const keyOf = (t: Source) => `${t.nodeIndex}:${t.tensorIndex ?? 0}`;
+  (call?.model.inputs as unknown as Source[] | undefined)?.forEach((t, i) => {
+    if (t.sourceLayer) remember(t.sourceLayer, keyOf(t), call!.shapes[i]);
+  });
   const resolve = (t: Source): Shape => {
     const layer = t.sourceLayer;
-    if (known(t.shape.slice(1)) || !layer || typeof t.nodeIndex !== 'number') return t.shape;
-    const key = `${t.nodeIndex}:${t.tensorIndex ?? 0}`;
+    if ((!fresh && known(t.shape.slice(1))) || !layer || typeof t.nodeIndex !== 'number') return t.shape;
+    const key = keyOf(t);
     const seen = memo.get(layer)?.get(key);
     if (seen) return seen;
-    if (!memo.has(layer)) memo.set(layer, new Map());
     // tfjs's shape while this one is worked out: an InputLayer's call reads its own output.
-    memo.get(layer)!.set(key, t.shape);
+    remember(layer, key, t.shape);
     const shape = computed(layer, t.nodeIndex, t.tensorIndex ?? 0, t.shape) ?? t.shape;
-    memo.get(layer)!.set(key, shape);
+    remember(layer, key, shape);
     return shape;
   };
   const computed = (layer: tfl.layers.Layer, nodeIndex: number, tensorIndex: number, tfjs: Shape) => {
     const node = layer.inboundNodes[nodeIndex];
     const inputs = ((node?.inputTensors ?? []) as unknown as Source[]).map(resolve);
-    if (!inputs.length || !inputs.every((s) => known(s.slice(1)))) return undefined;
+    if (!inputs.length || (!fresh && !inputs.every((s) => known(s.slice(1))))) return undefined;
+    const target =
+      layer.getClassName() === 'Reshape' && known(inputs[0].slice(1))
+        ? resolveTarget(
+            (layer as unknown as { targetShape?: unknown }).targetShape,
+            inputs[0].slice(1) as number[],
+          )
+        : undefined;
     let out: unknown;
-    if (layer.getClassName() === 'Reshape') {
-      const target = resolveTarget(
-        (layer as unknown as { targetShape?: unknown }).targetShape,
-        inputs[0].slice(1) as number[],
-      );
-      out = target && [null, ...target];
-    } else if (layer instanceof tfl.LayersModel) {
-      // Called on the shapes its own inputs declare: its outputs are those of its own layers.
-      const own = (layer.inputs as unknown as Source[]).map((i) => i.shape);
-      const same =
-        own.length === inputs.length &&
-        own.every(
-          (s, i) =>
-            s.every((d, j) => (d === null ? j === 0 : d === inputs[i][j])) && s.length === inputs[i].length,
-        );
-      out = same ? resolve(layer.outputs[tensorIndex] as unknown as Source) : undefined;
-    } else {
+    if (target) out = [null, ...target];
+    else if (layer instanceof tfl.LayersModel)
+      out = nestedResolver(layer, inputs, resolve)(layer.outputs[tensorIndex] as unknown as Source);
+    else
       try {
         const shapes = layer.computeOutputShape(inputs.length === 1 ? inputs[0] : inputs);
         out = Array.isArray(shapes) && Array.isArray(shapes[0]) ? shapes[tensorIndex] : shapes;
       } catch {
         out = undefined; // tfjs's shape stays
       }
-    }
     const shape = out as Shape | undefined;
-    return Array.isArray(shape) && shape.length === tfjs.length && known(shape.slice(1)) ? shape : undefined;
+    return Array.isArray(shape) && shape.length === tfjs.length && (fresh || known(shape.slice(1)))
+      ? shape
+      : undefined;
   };
   return resolve;
+}
+
+/**
+ * The resolver of the tensors inside `model`, a nested model, for one call of it on `shapes` (as
+ * `resolve`, its caller's resolver, gives them): `resolve` itself where those are the shapes its
+ * inputs declare (but for the batch), else one that works them out from the call's (a model
+ * built for inputs of any size, called on fixed ones).
+ */
+export function nestedResolver(
+  model: tfl.LayersModel,
+  shapes: Shape[],
+  resolve: ShapeResolver,
+): ShapeResolver {
+  const declared = (model.inputs as unknown as Source[]).map((t) => t.shape);
+  const same =
+    declared.length === shapes.length &&
+    declared.every(
+      (s, i) => s.length === shapes[i].length && s.every((d, j) => j === 0 || d === shapes[i][j]),
+    );
+  return same ? resolve : shapeResolver({ model, shapes });
 }

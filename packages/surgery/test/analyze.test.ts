@@ -3,7 +3,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import * as layers from '@normprune/layers';
 import { analyze, formatAnalysis, kernelMask, NonFiniteWeightError, prune } from '../src/index';
-import { editWeight, fillAll, zeroKernelWhere, zeroUnits } from './helpers';
+import { editWeight, fillAll, outputDiff, zeroKernelWhere, zeroUnits } from './helpers';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -511,6 +511,38 @@ describe('analyze', () => {
         ],
         dead: [5],
       },
+      // A nested model's layers at the shapes its call reads, not those its inputs declare: analyze
+      // counted them at the declared ones (NaN for a model built for inputs of any size, too few
+      // for smaller ones) where prune, which unnests, counted them at the call's.
+      ...(
+        [
+          ['built for inputs of any size', [null, null, 6]],
+          ['built for [2, 2, 6] inputs', [2, 2, 6]],
+        ] as const
+      ).map(([declared, inputShape]) => ({
+        name: `a nested model ${declared}, called on [4, 4, 6]: its -1 is 16 (14 positions), not what its inputs declare`,
+        build: () => {
+          const block = tfl.sequential({
+            name: 'block',
+            layers: [
+              tfl.layers.reshape({ inputShape: [...inputShape], targetShape: [-1, 6], name: 'r' }),
+              tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
+            ],
+          });
+          const input = tfl.input({ shape: [4, 4, 3] });
+          const c1 = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'c1' }).apply(input);
+          const c3 = tfl.layers
+            .conv1d({ filters: 2, kernelSize: 3, name: 'c3' })
+            .apply(block.apply(c1) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
+          return tfl.model({ inputs: input, outputs: c3 });
+        },
+        macs: [
+          ['c1', 3 * 6 * 16, 3 * 4 * 16],
+          ['block/conv1d', 3 * 6 * 4 * 14, 3 * 4 * 4 * 14],
+          ['c3', 3 * 4 * 2 * 12, 3 * 4 * 2 * 12],
+        ] as [string, number, number][],
+        dead: [0, 3],
+      })),
     ];
 
     it.each(cases.map((c) => [c.name, c] as const))('%s', (_, c) => {
@@ -531,10 +563,62 @@ describe('analyze', () => {
       expect(report.after.macs).toBe(c.macs.reduce((t, [, , x]) => t + x, 0));
       expect(Number.isFinite(report.macsSpeedup)).toBe(true);
       expect(report.table()).not.toMatch(/\bunknown\b|NaN/);
+      const diff = outputDiff(m, pruned);
+      expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
       pruned.dispose();
       expect(tf.memory().numTensors).toBe(before);
       m.dispose();
     });
+  });
+
+  it('counts a nested model of two inputs built for any length at its call, and a Reshape after it, as prune does', () => {
+    // block: [n, 6] and [n, 6] -> concatenate [n, 12] -> reshape [-1, 24] -> Conv1D of kernel 2.
+    // Called on [8, 6] twice: [4, 24], 3 positions; the outer reshape [-1, 9] of its [3, 3] is [1, 9].
+    const a = tfl.input({ shape: [null, 6] });
+    const b = tfl.input({ shape: [null, 6] });
+    const cat = tfl.layers.concatenate({ name: 'cat' }).apply([a, b]) as tfl.SymbolicTensor;
+    const r = tfl.layers.reshape({ targetShape: [-1, 24], name: 'r' }).apply(cat) as tfl.SymbolicTensor;
+    const c = tfl.layers.conv1d({ filters: 3, kernelSize: 2, name: 'c' }).apply(r) as tfl.SymbolicTensor;
+    const block = tfl.model({ inputs: [a, b], outputs: c, name: 'block' });
+    const x = tfl.input({ shape: [8, 6] });
+    const y = tfl.input({ shape: [8, 6] });
+    const d1 = tfl.layers.dense({ units: 6, name: 'd1' }).apply(x) as tfl.SymbolicTensor;
+    const d2 = tfl.layers.dense({ units: 6, name: 'd2' }).apply(y) as tfl.SymbolicTensor;
+    const o = block.apply([d1, d2]) as tfl.SymbolicTensor;
+    const r2 = tfl.layers.reshape({ targetShape: [-1, 9], name: 'r2' }).apply(o) as tfl.SymbolicTensor;
+    const out = tfl.layers.conv1d({ filters: 2, kernelSize: 1, name: 'out' }).apply(r2) as tfl.SymbolicTensor;
+    const m = tfl.model({ inputs: [x, y], outputs: out });
+    zeroUnits(m, 'd1', [1]);
+    const before = tf.memory().numTensors;
+    const macs = (ls: { name: string; macs: number }[]) =>
+      ls.filter((l) => l.macs).map((l) => [l.name, l.macs]);
+    const counted = analyze(m);
+    expect(macs(counted.layers)).toEqual([
+      ['d1', 6 * 6 * 8],
+      ['d2', 6 * 6 * 8],
+      ['block/c', 2 * 24 * 3 * 3],
+      ['out', 9 * 2],
+    ]);
+    const { model: pruned, report } = prune(m);
+    expect(report.before.macs).toBe(counted.total.macs);
+    // d1's unit 1 gone: 11 of the 12 channels concatenated, [4, 22] after the reshape.
+    expect(macs(report.layersAfter)).toEqual([
+      ['d1', 6 * 5 * 8],
+      ['d2', 6 * 6 * 8],
+      ['block/c', 2 * 22 * 3 * 3],
+      ['out', 9 * 2],
+    ]);
+    const [want, got] = tf.tidy(() => {
+      const inputs = [0, 1].map((i) => tf.randomNormal([3, 8, 6], 0, 1, 'float32', i));
+      return [m, pruned].map((model) => (model.predict(inputs) as tf.Tensor).dataSync());
+    });
+    expect(got.length).toBe(3 * 2);
+    const scale = Math.max(1, ...Array.from(want, Math.abs));
+    for (let i = 0; i < want.length; i++)
+      expect(Math.abs(got[i] - want[i])).toBeLessThanOrEqual(1e-5 * scale);
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
   });
 
   it('leaves MACs unknown (NaN), not one position, when the model does not fix its input size', () => {
