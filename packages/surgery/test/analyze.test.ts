@@ -423,6 +423,22 @@ describe('analyze', () => {
     // analyze read that shape, and reported the MACs unknown (NaN) where the model fixes them.
     const conv = (filters: number): tfl.layers.Layer =>
       tfl.layers.conv2d({ inputShape: [4, 4, 3], filters, kernelSize: 1, name: 'c1' });
+    /** c1 on [4, 4, 3], a nested model declared for `inputShape`: reshape [-1, 6] and Conv1D, then an outer Conv1D. */
+    const nestedReshape = (inputShape: (number | null)[]): tfl.LayersModel => {
+      const block = tfl.sequential({
+        name: 'block',
+        layers: [
+          tfl.layers.reshape({ inputShape, targetShape: [-1, 6], name: 'r' }),
+          tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
+        ],
+      });
+      const input = tfl.input({ shape: [4, 4, 3] });
+      const c1 = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'c1' }).apply(input);
+      const c3 = tfl.layers
+        .conv1d({ filters: 2, kernelSize: 3, name: 'c3' })
+        .apply(block.apply(c1) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
+      return tfl.model({ inputs: input, outputs: c3 });
+    };
     const cases: {
       name: string;
       build(): tfl.LayersModel;
@@ -489,21 +505,7 @@ describe('analyze', () => {
       {
         // The -1 inside a nested model, and a Conv1D after that model's call in the outer one.
         name: 'a nested [4, 4, 6] -> [-1, 6] and Conv1D, then an outer Conv1D of kernel 3 (12 positions)',
-        build: () => {
-          const block = tfl.sequential({
-            name: 'block',
-            layers: [
-              tfl.layers.reshape({ inputShape: [4, 4, 6], targetShape: [-1, 6], name: 'r' }),
-              tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
-            ],
-          });
-          const input = tfl.input({ shape: [4, 4, 3] });
-          const c1 = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'c1' }).apply(input);
-          const c3 = tfl.layers
-            .conv1d({ filters: 2, kernelSize: 3, name: 'c3' })
-            .apply(block.apply(c1) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
-          return tfl.model({ inputs: input, outputs: c3 });
-        },
+        build: () => nestedReshape([4, 4, 6]),
         macs: [
           ['c1', 3 * 6 * 16, 3 * 5 * 16],
           ['block/conv1d', 3 * 6 * 4 * 14, 3 * 5 * 4 * 14],
@@ -521,21 +523,7 @@ describe('analyze', () => {
         ] as const
       ).map(([declared, inputShape]) => ({
         name: `a nested model ${declared}, called on [4, 4, 6]: its -1 is 16 (14 positions), not what its inputs declare`,
-        build: () => {
-          const block = tfl.sequential({
-            name: 'block',
-            layers: [
-              tfl.layers.reshape({ inputShape: [...inputShape], targetShape: [-1, 6], name: 'r' }),
-              tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
-            ],
-          });
-          const input = tfl.input({ shape: [4, 4, 3] });
-          const c1 = tfl.layers.conv2d({ filters: 6, kernelSize: 1, name: 'c1' }).apply(input);
-          const c3 = tfl.layers
-            .conv1d({ filters: 2, kernelSize: 3, name: 'c3' })
-            .apply(block.apply(c1) as tfl.SymbolicTensor) as tfl.SymbolicTensor;
-          return tfl.model({ inputs: input, outputs: c3 });
-        },
+        build: () => nestedReshape([...inputShape]),
         macs: [
           ['c1', 3 * 6 * 16, 3 * 4 * 16],
           ['block/conv1d', 3 * 6 * 4 * 14, 3 * 4 * 4 * 14],
