@@ -59,21 +59,38 @@ export function shapeResolver(call?: { model: tfl.LayersModel; shapes: Shape[] }
   (call?.model.inputs as unknown as Source[] | undefined)?.forEach((t, i) => {
     if (t.sourceLayer) remember(t.sourceLayer, keyOf(t), call!.shapes[i]);
   });
-  const resolve = (t: Source): Shape => {
+  /** The shape of `t` where it needs no working out, or is worked out already. */
+  const settled = (t: Source): Shape | undefined => {
     const layer = t.sourceLayer;
     if ((!fresh && known(t.shape.slice(1))) || !layer || typeof t.nodeIndex !== 'number') return t.shape;
-    const key = keyOf(t);
-    const seen = memo.get(layer)?.get(key);
-    if (seen) return seen;
-    // tfjs's shape while this one is worked out: an InputLayer's call reads its own output.
-    remember(layer, key, t.shape);
-    const shape = computed(layer, t.nodeIndex, t.tensorIndex ?? 0, t.shape) ?? t.shape;
-    remember(layer, key, shape);
-    return shape;
+    return memo.get(layer)?.get(keyOf(t));
   };
-  const computed = (layer: tfl.layers.Layer, nodeIndex: number, tensorIndex: number, tfjs: Shape) => {
-    const node = layer.inboundNodes[nodeIndex];
-    const inputs = ((node?.inputTensors ?? []) as unknown as Source[]).map(resolve);
+  const inputsOf = (t: Source) =>
+    (t.sourceLayer!.inboundNodes[t.nodeIndex!]?.inputTensors ?? []) as unknown as Source[];
+  // Each tensor after those it reads, on a stack of its own: a recursion overflowed the call
+  // stack on a chain of a few thousand layers after a Reshape.
+  const resolve = (t: Source): Shape => {
+    const stack = [t];
+    const opened = new Set<Source>();
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (settled(top)) stack.pop();
+      else if (!opened.has(top)) {
+        opened.add(top);
+        stack.push(...inputsOf(top).filter((i) => !settled(i)));
+      } else {
+        stack.pop();
+        // tfjs's shape while this one is worked out: an InputLayer's call reads its own output.
+        remember(top.sourceLayer!, keyOf(top), top.shape);
+        remember(top.sourceLayer!, keyOf(top), computed(top) ?? top.shape);
+      }
+    }
+    return settled(t)!;
+  };
+  const computed = (t: Source) => {
+    const layer = t.sourceLayer!;
+    const tensorIndex = t.tensorIndex ?? 0;
+    const inputs = inputsOf(t).map((i) => settled(i) ?? i.shape);
     if (!inputs.length || (!fresh && !inputs.every((s) => known(s.slice(1))))) return undefined;
     const target =
       layer.getClassName() === 'Reshape' && known(inputs[0].slice(1))
@@ -94,7 +111,7 @@ export function shapeResolver(call?: { model: tfl.LayersModel; shapes: Shape[] }
         out = undefined; // tfjs's shape stays
       }
     const shape = out as Shape | undefined;
-    return Array.isArray(shape) && shape.length === tfjs.length && (fresh || known(shape.slice(1)))
+    return Array.isArray(shape) && shape.length === t.shape.length && (fresh || known(shape.slice(1)))
       ? shape
       : undefined;
   };

@@ -609,6 +609,48 @@ describe('analyze', () => {
     m.dispose();
   });
 
+  it.each([
+    ['a model', false],
+    ['a nested model built for inputs of any size', true],
+  ])('counts a Conv1D after a Reshape and 3000 layers in %s without overflowing the stack', (_, nested) => {
+    // The shapes after the Reshape were worked out recursively, a call per layer: analyze, and
+    // prune's report, threw 'Maximum call stack size exceeded' on a chain of a few thousand.
+    const chain = [
+      tfl.layers.reshape({ targetShape: [-1, 6], ...(nested ? { inputShape: [null, null, 6] } : {}) }),
+      ...Array.from({ length: 3000 }, () => tfl.layers.activation({ activation: 'relu' })),
+      tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'conv1d' }),
+    ];
+    const input = tfl.input({ shape: [4, 4, 3] });
+    const c1 = tfl.layers
+      .conv2d({ filters: 6, kernelSize: 1, name: 'c1' })
+      .apply(input) as tfl.SymbolicTensor;
+    const output = nested
+      ? (tfl.sequential({ name: 'block', layers: chain }).apply(c1) as tfl.SymbolicTensor)
+      : chain.reduce((x, l) => l.apply(x) as tfl.SymbolicTensor, c1);
+    const m = tfl.model({ inputs: input, outputs: output });
+    zeroUnits(m, 'c1', [2]);
+    const before = tf.memory().numTensors;
+    const conv1d = nested ? 'block/conv1d' : 'conv1d';
+    const macs = (ls: { name: string; macs: number }[]) =>
+      ls.filter((l) => l.macs).map((l) => [l.name, l.macs]);
+    const counted = analyze(m);
+    expect(macs(counted.layers)).toEqual([
+      ['c1', 3 * 6 * 16],
+      [conv1d, 3 * 6 * 4 * 14],
+    ]);
+    const { model: pruned, report } = prune(m);
+    expect(report.before.macs).toBe(counted.total.macs);
+    expect(macs(report.layersAfter)).toEqual([
+      ['c1', 3 * 5 * 16],
+      [conv1d, 3 * 5 * 4 * 14],
+    ]);
+    const diff = outputDiff(m, pruned);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    pruned.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    m.dispose();
+  });
+
   it('leaves MACs unknown (NaN), not one position, when the model does not fix its input size', () => {
     const m = tfl.sequential({
       layers: [
