@@ -1413,9 +1413,10 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
   // Recorded with absolute paths and its --out, as the CLI records it: it works typed anywhere.
   if (o.command !== undefined)
     o = { ...o, command: commandFor(o.command, ranIn(o.cwd), commandFolder(o.command, out)) };
-  // Checked before anything is written; used in the baseline phase.
-  const kept =
-    o.baselineFrom && !o.resume ? checkKeptBaseline(o.baselineFrom, o.config, o.budget, o.seed) : undefined;
+  // Checked before anything is written, --resume's too (a mistyped folder is refused, not passed
+  // over); used in a fresh run's baseline phase (a resumed one has its baseline in its checkpoint).
+  const checked = o.baselineFrom ? checkKeptBaseline(o.baselineFrom, o.config, o.budget, o.seed) : undefined;
+  const kept = o.resume ? undefined : checked;
   ensureWritableDir(out);
   const unlock = lockDir(out, `a run of ${o.config.name}`);
   const stop: StopSignals = new StopSignals(

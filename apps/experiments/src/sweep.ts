@@ -490,9 +490,9 @@ export async function runSweep(o: SweepOptions): Promise<SweepPoint[]> {
         (existsSync(out) ? '' : ` (${out} does not exist)`),
     );
   }
-  // As a run's: a --baseline-from every point would refuse is refused before the folder or plan is made.
-  if (o.baselineFrom !== undefined && !o.resume)
-    checkBaselineFrom(o.baselineFrom, o.config, o.budget, o.seed);
+  // As a run's: a --baseline-from every point would refuse is refused before the folder or plan is
+  // made, or (--resume) before a point is continued.
+  if (o.baselineFrom !== undefined) checkBaselineFrom(o.baselineFrom, o.config, o.budget, o.seed);
   ensureWritableDir(out, 'sweep');
   // A second sweep (or run) given the same --out is refused while this one writes there.
   const unlock = lockDir(out, `a sweep of ${o.config.name}`);
