@@ -280,8 +280,8 @@ seed or budget (k=v budgets compared by their settings, not their shared
 name such as tiny+custom), are refused before anything is written; so is a file named as
 a row that is not one, such as your config; and so is a folder DIR/<experiment>/
 or DIR/sweep-<experiment>/ holding files the export writes, such as your
-report.md, unless it is an earlier export of that run or sweep; a DIR that is, or
-lies inside, a run or sweep folder being reported is refused, exit 2). With --table alone,
+report.md, unless it is an earlier export of that run or sweep; a DIR that is, holds
+or lies inside a run or sweep folder being reported is refused, exit 2). With --table alone,
 runs and sweeps that have not finished (a sweep folder with .sweep-plan.json
 and no sweep.json is an interrupted sweep) are skipped with a note naming the
 command that continues them, and so are folders that hold no run (a prune export).
@@ -2141,18 +2141,17 @@ function readmeSection(file: string, section: string): { file: string; fill: (ge
 }
 
 /**
- * Refuses an --export that would replace the run (or sweep) directory it copies from, which lies
- * inside it; an --export that is that directory, or lies inside it, {@link refuseRowsInto} names.
+ * Refuses an --export that holds the run (or sweep) directory it copies from, which its export
+ * could replace (links followed), as the usage error {@link refuseRowsInto} gives for an --export
+ * that is that directory, or lies inside it.
  */
 function refuseExportInto(arg: string, exportDir: string): void {
   if (arg.endsWith('.json')) return;
-  const src = resolve(arg);
-  const dest = resolve(exportDir);
-  if (src.startsWith(dest + sep)) {
-    throw new Error(
-      `report: --export ${exportDir} would replace ${arg}, which lies inside it; export to another folder (e.g. results/)`,
-    );
-  }
+  if (!realPathBelow(arg).startsWith(realPathBelow(exportDir) + sep)) return;
+  throw new UsageError(
+    `report: --export ${exportDir} holds ${arg}, one of the folders being reported: ` +
+      'its export could replace that folder; pick another folder (e.g. results/)',
+  );
 }
 
 /** The sweep.json of a sweep directory, or undefined when `dir` holds none; `report`'s error for a damaged one. */

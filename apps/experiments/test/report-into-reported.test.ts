@@ -1,7 +1,8 @@
 // `report --json DIR` or `--export DIR` where DIR is (or lies inside) one of the run or sweep
 // folders being reported: refused (exit 2), naming that folder and saying to pick another, before
-// anything is written, rather than writing rows among the run's or sweep's own files.
-import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+// anything is written, rather than writing rows among the run's or sweep's own files. An --export
+// folder that holds one of them (whose export could replace it) is the same usage error, exit 2.
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, reproduceTiny, tinyWasm } from './helpers';
@@ -60,4 +61,29 @@ test('another folder is written as before', async () => {
   const r = await cli(['report', run, '--json', rows]);
   expect(r.code).toBe(0);
   expect(readdirSync(rows)).toEqual(['lenet-500-300.json']);
+});
+
+test.each([
+  ['the run', () => run],
+  ['the sweep', () => sweep],
+])('--export into a folder holding %s is refused alike, exit 2, naming it', async (_what, from) => {
+  const before = listing(tmp);
+  const r = await cli(['report', from(), '--export', tmp]);
+  expect(r.code).toBe(2);
+  expect(r.err).toContain(
+    `report: --export ${tmp} holds ${from()}, one of the folders being reported: ` +
+      'its export could replace that folder; pick another folder (e.g. results/)',
+  );
+  expect(listing(tmp)).toEqual(before);
+});
+
+test('a link to a folder holding the run is refused alike', async () => {
+  const above = join(tmp, 'above');
+  mkdirSync(above);
+  const link = join(above, 'up');
+  symlinkSync(tmp, link);
+  const r = await cli(['report', run, '--export', link]);
+  expect(r.code).toBe(2);
+  expect(r.err).toContain(`report: --export ${link} holds ${run}, one of the folders being reported`);
+  rmSync(above, { recursive: true });
 });
