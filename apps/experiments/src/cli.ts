@@ -72,6 +72,7 @@ import {
   rowFileName,
   rowName,
   reportWithCommand,
+  reportWithSource,
   runReportBlocks,
   seedsTable,
   tableRow,
@@ -109,6 +110,7 @@ import {
   commandFor,
   commandIn,
   publishedCommand,
+  publishedPath,
   shellJoin,
   shellQuote,
 } from './command-line.js';
@@ -2730,34 +2732,39 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
  * The copy `report --export` made of a run (its results.json, report.md and report.html) with
  * the run's command as published ({@link publishedCommand}: its paths relative to `cwd`, the
  * directory the run ran in), as its row names it: `shown` in the report (absolute, as `report`
- * writes it), the command results.json records (absolute, or relative from an earlier version).
- * What names another command (a report of an earlier version) is left as it is.
+ * writes it), the command results.json records (absolute, or relative from an earlier version);
+ * and the path its data was read from (results.json's `dataset.source`, the report's "read from")
+ * so too ({@link publishedPath}). What names another command (a report of an earlier version) is
+ * left as it is.
  */
 function publishCopy(copy: string, shown: string | undefined, cwd: string | undefined): void {
-  if (shown === undefined || cwd === undefined) return;
+  if (cwd === undefined) return;
   const results = join(copy, 'results.json');
+  let source: string | undefined;
   if (existsSync(results)) {
-    const text = readFileSync(results, 'utf8');
-    const { command } = JSON.parse(text) as { command?: unknown };
-    if (typeof command === 'string') {
-      const from = `"command": ${JSON.stringify(command)}`;
-      const to = `"command": ${JSON.stringify(publishedCommand(command, cwd))}`;
-      writeFileSync(
-        results,
-        text.replace(from, () => to),
-      );
-    }
+    let text = readFileSync(results, 'utf8');
+    const recorded = JSON.parse(text) as { command?: unknown; dataset?: { source?: unknown } };
+    const published = (key: string, value: unknown, to: (v: string) => string): void => {
+      if (typeof value !== 'string') return;
+      const from = `"${key}": ${JSON.stringify(value)}`;
+      const by = `"${key}": ${JSON.stringify(to(value))}`;
+      text = text.replace(from, () => by);
+    };
+    published('command', shown === undefined ? undefined : recorded.command, (c) => publishedCommand(c, cwd));
+    if (typeof recorded.dataset?.source === 'string') source = recorded.dataset.source;
+    published('source', source, (p) => publishedPath(p, cwd));
+    writeFileSync(results, text);
   }
   for (const [name, html] of [
     ['report.md', false],
     ['report.html', true],
   ] as const) {
     const file = join(copy, name);
-    if (existsSync(file))
-      writeFileSync(
-        file,
-        reportWithCommand(readFileSync(file, 'utf8'), html, shown, publishedCommand(shown, cwd)),
-      );
+    if (!existsSync(file)) continue;
+    let text = readFileSync(file, 'utf8');
+    if (shown !== undefined) text = reportWithCommand(text, html, shown, publishedCommand(shown, cwd));
+    if (source !== undefined) text = reportWithSource(text, html, source, publishedPath(source, cwd));
+    writeFileSync(file, text);
   }
 }
 

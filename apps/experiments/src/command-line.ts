@@ -4,8 +4,8 @@
 // (and its --out), so that it works copied into any directory; one recorded by an earlier
 // normprune, with paths relative to the directory it ran in (recorded beside it as `cwd`), is
 // printed with them made absolute. What normprune publishes (rows of `report --json` and
-// `--export`, the Commands list of `--write-readme`) names them relative to that directory
-// instead, where they lie in it (publishedCommand).
+// `--export`, the Commands list of `--write-readme`) names them, and NORMPRUNE_DATA_DIR set
+// before it, relative to that directory instead, where they lie in it (publishedCommand).
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
@@ -147,34 +147,44 @@ export function commandFor(cmd: string, cwd: unknown, out: string): string {
 }
 
 /**
+ * The path `p`, recorded (absolute) by a run that ran in `cwd`, as normprune publishes it: relative
+ * to `cwd` when it lies there or below (`.` for `cwd` itself), so that no path of the machine the
+ * run ran on is published; one outside `cwd` stays as recorded (absolute: no `../` paths), as does
+ * a relative one (an earlier normprune's, relative to `cwd` already). Unchanged when `cwd` is unknown.
+ */
+export function publishedPath(p: string, cwd: unknown): string {
+  if (typeof cwd !== 'string' || !isAbsolute(cwd) || p === '' || !isAbsolute(p)) return p;
+  const base = resolve(cwd);
+  const abs = resolve(p);
+  if (abs === base) return '.';
+  return abs.startsWith(base.endsWith(sep) ? base : base + sep) ? relative(base, abs) : p;
+}
+
+/** The variable set before `normprune` whose value is a path (the data folder a run read). */
+const PATH_VARIABLES = ['NORMPRUNE_DATA_DIR'];
+
+/**
  * The recorded command `cmd`, recorded by a process that ran in `cwd`, as normprune publishes it
  * (`report --json` and `--export` rows, the Commands list of `report --write-readme`): the value
- * of each path flag (--config, --data-dir, --out, --baseline-from) that lies in `cwd` or below it
- * named relative to `cwd` (`--out runs/lenet-5`), to be typed in that directory, so that no
- * path of the machine it ran on is published; one outside `cwd` stays as recorded (absolute: no
- * `../` paths), as do relative ones (a command of an earlier normprune, relative to `cwd`
- * already). Unchanged when `cwd` is unknown (an exported row, a run of a version that did not
- * record it) and when `cmd` is not what {@link shellQuote} writes. The run's own records keep
- * the absolute form {@link commandFor} makes.
+ * of each path flag (--config, --data-dir, --out, --baseline-from) and of `NORMPRUNE_DATA_DIR=`
+ * set before `normprune` as {@link publishedPath} names it: relative to `cwd` where it lies in it
+ * (`--out runs/lenet-5`), to be typed in that directory, else as recorded. Unchanged when `cwd`
+ * is unknown (an exported row, a run of a version that did not record it) and when `cmd` is not
+ * what {@link shellQuote} writes. The run's own records keep the absolute form {@link commandFor}
+ * makes.
  */
 export function publishedCommand(cmd: string, cwd: unknown): string {
   if (typeof cwd !== 'string' || !isAbsolute(cwd)) return cmd;
   const words = shellWords(cmd);
   if (words === undefined) return cmd;
-  const base = resolve(cwd);
-  const inside = (p: string) => {
-    if (p === '' || !isAbsolute(p)) return p;
-    const abs = resolve(p);
-    if (abs === base) return '.';
-    return abs.startsWith(base.endsWith(sep) ? base : base + sep) ? relative(base, abs) : p;
-  };
+  const inside = (p: string) => publishedPath(p, cwd);
+  const leading = words.findIndex((w) => !ASSIGNMENT.test(w));
   return shellJoin(
     words.map((w, i) => {
       if (i > 0 && PATH_FLAGS.includes(words[i - 1])) return inside(w);
       const eq = w.indexOf('=');
-      return eq > 0 && PATH_FLAGS.includes(w.slice(0, eq))
-        ? `${w.slice(0, eq + 1)}${inside(w.slice(eq + 1))}`
-        : w;
+      const named = eq > 0 && (i < leading ? PATH_VARIABLES : PATH_FLAGS).includes(w.slice(0, eq));
+      return named ? `${w.slice(0, eq + 1)}${inside(w.slice(eq + 1))}` : w;
     }),
   );
 }

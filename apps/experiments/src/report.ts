@@ -99,7 +99,21 @@ function inline(md: string): string {
  * published. Unchanged when it names another (a report of an earlier version, left as it was).
  */
 export function reportWithCommand(text: string, html: boolean, from: string, to: string): string {
-  const shown = (cmd: string) => `Command: ${html ? inline(codeSpan(cmd)) : codeSpan(cmd)}`;
+  return withCodeSpan(text, html, 'Command: ', from, to);
+}
+
+/**
+ * The report `text` of a run (report.md, or with `html` report.html) with the path its data was
+ * read from, `from`, named as `to` instead ("read from `data`"), as {@link reportWithCommand} does
+ * the command.
+ */
+export function reportWithSource(text: string, html: boolean, from: string, to: string): string {
+  return withCodeSpan(text, html, ', read from ', from, to);
+}
+
+/** `text` with the code span of `from` after `label` made one of `to` (markdown, or with `html` HTML). */
+function withCodeSpan(text: string, html: boolean, label: string, from: string, to: string): string {
+  const shown = (s: string) => `${label}${html ? inline(codeSpan(s)) : codeSpan(s)}`;
   return text.replace(shown(from), () => shown(to));
 }
 

@@ -2,7 +2,8 @@
 // the Commands list of `report --write-readme`) names the paths of a run's command relative to
 // the directory the run ran in (config.json's `cwd`), as the committed results/*.json and
 // README.md do (`--out runs/lenet-5-r10`), not by the machine's absolute paths, which the run's
-// own files keep.
+// own files keep; so too NORMPRUNE_DATA_DIR set before the command, and the path the data was read
+// from (results.json's dataset.source, the report's "read from") in the export's copies.
 import {
   mkdirSync,
   mkdtempSync,
@@ -14,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publishedCommand } from '../src/command-line';
+import { publishedCommand, publishedPath } from '../src/command-line';
 import { cli, writeIdxFixture } from './helpers';
 
 let tmp: string;
@@ -69,6 +70,27 @@ describe('publishedCommand', () => {
         at,
       ),
     ).toBe("NORMPRUNE_DATA_DIR=/data normprune train --config 'my configs/a.json' --seed 2 --out 'runs/a b'");
+  });
+
+  test('names NORMPRUNE_DATA_DIR set before it relative too, where it lies in the directory', () => {
+    expect(
+      publishedCommand(
+        "NORMPRUNE_DATA_DIR='/home/alice/proj/my data' normprune reproduce lenet-5 --out /home/alice/proj/runs/r",
+        at,
+      ),
+    ).toBe("NORMPRUNE_DATA_DIR='my data' normprune reproduce lenet-5 --out runs/r");
+    // Only a variable before the command, and only that one.
+    expect(
+      publishedCommand('OTHER=/home/alice/proj/x normprune reproduce lenet-5 --out /home/alice/proj/r', at),
+    ).toBe('OTHER=/home/alice/proj/x normprune reproduce lenet-5 --out r');
+  });
+
+  test('publishedPath: relative inside the directory, as recorded outside it or without one', () => {
+    expect(publishedPath('/home/alice/proj/data/mnist', at)).toBe('data/mnist');
+    expect(publishedPath('/home/alice/proj', at)).toBe('.');
+    expect(publishedPath('/home/alice/projects/data', at)).toBe('/home/alice/projects/data');
+    expect(publishedPath('data', at)).toBe('data');
+    expect(publishedPath('/home/alice/proj/data', undefined)).toBe('/home/alice/proj/data');
   });
 
   test('leaves unchanged a command of an earlier normprune (relative), or one without a recorded directory', () => {
@@ -131,6 +153,18 @@ test('a run made in another directory is exported, tabulated and written into a 
   expect(readFileSync(join(copy, 'report.md'), 'utf8')).toContain(`Command: \`${published}\``);
   expect(readFileSync(join(copy, 'report.html'), 'utf8')).toContain(`Command: <code>${published}</code>`);
   expect(readFileSync(join(copy, 'report.html'), 'utf8')).not.toContain(run);
+  // And the data it read, recorded absolute in the run, relative in the copy: no path of the machine.
+  const source = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')).dataset.source as string;
+  expect(source.startsWith(join(a, 'data'))).toBe(true);
+  const relativeSource = source.slice(a.length + 1);
+  expect(JSON.parse(readFileSync(join(copy, 'results.json'), 'utf8')).dataset.source).toBe(relativeSource);
+  expect(readFileSync(join(copy, 'report.md'), 'utf8')).toContain(`, read from \`${relativeSource}\`.`);
+  expect(readFileSync(join(copy, 'report.html'), 'utf8')).toContain(
+    `, read from <code>${relativeSource}</code>.`,
+  );
+  for (const f of ['results.json', 'report.md', 'report.html'])
+    expect(readFileSync(join(copy, f), 'utf8')).not.toContain(a);
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`, read from \`${source}\`.`);
   const text = readFileSync(readme, 'utf8');
   expect(text).toContain(`: \`${published}\``);
   expect(text).toContain(`- lenet-5: \`${JSON.parse(readFileSync(committed, 'utf8')).command}\``);
@@ -162,4 +196,46 @@ test("an exported sweep's sweep.json and its points' rows name the sweep's paths
   expect(JSON.parse(readFileSync(join(exported, rows[0]), 'utf8')).command).toBe(published);
   // The sweep's own sweep.json keeps the absolute command.
   expect(JSON.parse(readFileSync(join(sweep, 'sweep.json'), 'utf8')).command).toBe(absolute);
+});
+
+test('a run that read NORMPRUNE_DATA_DIR in its directory publishes the variable relative to it', async () => {
+  process.chdir(a);
+  const before = process.env.NORMPRUNE_DATA_DIR;
+  process.env.NORMPRUNE_DATA_DIR = 'store';
+  mkdirSync(join(a, 'store'));
+  writeIdxFixture(join(a, 'store', 'mnist'), 600, 300);
+  try {
+    const typed = [
+      'reproduce',
+      'lenet-500-300',
+      '--budget',
+      'tiny',
+      '--backend',
+      'wasm',
+      '--out',
+      'runs/env',
+    ];
+    expect((await cli(typed)).code).toBe(0);
+  } finally {
+    if (before === undefined) delete process.env.NORMPRUNE_DATA_DIR;
+    else process.env.NORMPRUNE_DATA_DIR = before;
+  }
+  const run = join(a, 'runs', 'env');
+  const recorded = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8'));
+  expect(recorded.command).toBe(
+    `NORMPRUNE_DATA_DIR=${a}/store normprune reproduce lenet-500-300 --budget tiny --backend wasm --out ${run}`,
+  );
+  process.chdir(tmp);
+  const exported = join(tmp, 'env-results');
+  expect((await cli(['report', '--export', exported, run])).code).toBe(0);
+  const [rowFile] = readdirSync(exported).filter((f) => f.endsWith('.json'));
+  const published =
+    'NORMPRUNE_DATA_DIR=store normprune reproduce lenet-500-300 --budget tiny --backend wasm --out runs/env';
+  expect(JSON.parse(readFileSync(join(exported, rowFile), 'utf8')).command).toBe(published);
+  const copy = join(exported, rowFile.replace(/\.json$/, ''));
+  expect(JSON.parse(readFileSync(join(copy, 'results.json'), 'utf8')).dataset.source).toMatch(
+    /^store\/mnist/,
+  );
+  for (const f of ['results.json', 'report.md', 'report.html'])
+    expect(readFileSync(join(copy, f), 'utf8')).not.toContain(a);
 });
