@@ -1312,9 +1312,18 @@ function restoreRun(out: string): void {
   if (!holdsReplaced(out)) return;
   const aside = replacedDir(out);
   writeFileSync(join(aside, RESTORING), '');
+  removeFailedRun(out, () => finishRestore(out));
+}
+
+/**
+ * Removes the files of a run that failed before its first checkpoint (nothing of it is left to
+ * continue): what a run writes, but for .work/, which goes once empty (a baseline an earlier run
+ * kept there stays); `then` (putting back the run it replaced) runs before .work/ is looked at.
+ */
+function removeFailedRun(out: string, then?: () => void): void {
   for (const e of RUN_FILES) if (e !== '.work') moveRunEntry(out, e, undefined);
-  finishRestore(out);
-  // The failed rerun's .work/ goes too once empty (a finished run has none).
+  then?.();
+  // The failed run's .work/ goes too once empty (a finished run has none).
   const work = join(out, '.work');
   if (existsSync(work) && readdirSync(work).length === 0) rmdirSync(work);
 }
@@ -1445,7 +1454,23 @@ export async function runExperiment(o: RunOptions): Promise<RunResults> {
     }
     // A rerun that fails before its first checkpoint gives back the finished run it replaced
     // (nothing of it is left to continue); one interrupted, or failed after a checkpoint, keeps
-    // it aside until --resume finishes the new run.
+    // it aside until --resume finishes the new run. A new run that fails so leaves nothing of it
+    // (its config.json would read as a run there, and refuse the command with the config fixed as
+    // the error says, such as a lower learning rate, as "another config").
+    // (Its stage is 'finishing' too when the training failed; results.json is written in it.)
+    const unstarted =
+      !(e instanceof Interrupted) &&
+      !o.resume &&
+      (stop.stage === 'training' || stop.stage === 'finishing') &&
+      !existsSync(join(out, '.work', 'checkpoint', 'state.json')) &&
+      !existsSync(join(out, 'results.json'));
+    if (unstarted && !holdsReplaced(out)) {
+      try {
+        removeFailedRun(out);
+      } catch (err) {
+        logOf(o)(`could not remove the failed run's files from ${out} (${(err as Error).message})`);
+      }
+    }
     if (holdsReplaced(out)) {
       if (!(e instanceof Interrupted) && !existsSync(join(out, '.work', 'checkpoint', 'state.json'))) {
         try {
