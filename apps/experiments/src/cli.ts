@@ -475,10 +475,23 @@ function parse(command: string, args: string[], extra: OptionSpec = {}) {
       (options as OptionSpec)[missing]?.type === 'string'
     )
       throw new UsageError(
-        `${command}: --${missing} needs a value (--${missing} VALUE)\nRun \`normprune ${command} --help\` for usage.`,
+        `${command}: --${missing} needs a value (--${missing} ${helpValue(command, missing)})\n` +
+          `Run \`normprune ${command} --help\` for usage.`,
       );
     throw new UsageError(`${err.message}\nRun \`normprune ${command} --help\` for usage.`);
   }
+}
+
+/**
+ * What `command`'s --help, in its list of options, names the value of `--flag` (`DIR`, `N`,
+ * `LAYER=N,...`), else VALUE.
+ */
+function helpValue(command: string, flag: string): string {
+  const help = HELP[command] ?? '';
+  // A line of the options (`--backend NAME, --threads N as for reproduce`: the comma is not the
+  // value's), else the usage line or the text (`[--json DIR]`), where a value is in capitals.
+  const listed = new RegExp(`^ +--${flag} ([^\\s-]\\S*)`, 'm').exec(help)?.[1].replace(/,$/, '');
+  return listed ?? new RegExp(`--${flag} ([A-Z][A-Z_]*)\\b`).exec(help)?.[1] ?? 'VALUE';
 }
 
 function intOption(name: string, v: string | undefined, dflt: number): number {
