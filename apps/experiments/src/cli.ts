@@ -139,6 +139,8 @@ const COMMON = `Common options:
                       (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
                       e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
+                      (default: the config's defaultBudget, full unless it names another,
+                      as vgg-16's reduced)
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a
                       sweep: reuse its finished points, resume the interrupted one)
   --force             replace what --out holds (a run, an unfinished run, a sweep;
