@@ -134,13 +134,14 @@ const COMMON = `Common options:
   --data-dir PATH     folder or archive holding the data set's files (without it:
                       $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
                       on this machine; a PATH or NORMPRUNE_DATA_DIR that does not exist is an
-                      error, not a fall back to those copies). CIFAR-10 from images or an archive is decoded once into
-                      a cache of about 180 MB, $XDG_CACHE_HOME/normprune or ~/.cache/normprune
-                      (safe to delete)
+                      error, not a fall back to those copies). CIFAR-10 from images or an
+                      archive is decoded once into a cache of about 180 MB,
+                      $XDG_CACHE_HOME/normprune or ~/.cache/normprune (safe to delete)
   --budget SPEC       tiny | small | full | a preset of the config | JSON | k=v pairs,
-                      e.g. "tiny,widthMultiplier=0.25" or "trainSubset=5000,epochs=2,epochs.finetune=1"
-                      (default: the config's defaultBudget, full unless it names another,
-                      as vgg-16's reduced)
+                      e.g. "tiny,widthMultiplier=0.25" or
+                      "trainSubset=5000,epochs=2,epochs.finetune=1" (default: the
+                      config's defaultBudget, full unless it names another, as
+                      vgg-16's reduced)
   --resume            continue an interrupted run from RUN_DIR/.work/checkpoint (a
                       sweep: reuse its finished points, resume the interrupted one)
   --force             replace what --out holds (a run, an unfinished run, a sweep;
@@ -170,8 +171,8 @@ Usage: normprune <command> [options]
 Commands:
   reproduce <experiment>   run a shipped experiment (see \`normprune list\`)
   train --config FILE      run the experiment a config file describes
-  sweep <experiment>       (or --config FILE) a grid over lambda (and granularity, cost weighting), or
-                           --target-compression X to find lambda by bisection
+  sweep <experiment>       (or --config FILE) a grid over lambda (and granularity, cost
+                           weighting), or --target-compression X to find lambda by bisection
   prune --model DIR        fold and prune a saved decomposed model, export a plain one
   eval --model DIR         test error, size and latency of a saved model
   report RUN_DIR...        rewrite a run's report; --table prints the results table

@@ -29,3 +29,11 @@ test("--budget's default is said alike in --help and the README", async () => {
     "`--budget` (default: the config's `defaultBudget`, `full` unless it names another, as vgg-16's `reduced`)",
   );
 });
+
+test.each(['main', 'reproduce', 'train', 'sweep', 'prune', 'eval', 'report', 'list'])(
+  '`%s --help` fits 100 columns',
+  async (command) => {
+    const help = await cli(command === 'main' ? ['--help'] : [command, '--help']);
+    expect(help.out.split('\n').filter((l) => l.length > 100)).toEqual([]);
+  },
+);
