@@ -744,6 +744,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   }
   let base: ExperimentConfig;
   if (command === 'reproduce') {
+    if (p.positionals.length > 1) throw extraArgument('reproduce', p.positionals);
     if (p.positionals.length !== 1)
       throw new UsageError(
         `reproduce: expected one experiment name, got ${p.positionals.length}\n${HELP.reproduce}`,
@@ -812,6 +813,22 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
   }
 }
 
+/**
+ * The usage error of `reproduce` or `sweep` given more than the experiment's name: the first
+ * argument after it, with what it was likely meant as (a budget, another experiment, a file).
+ */
+function extraArgument(command: 'reproduce' | 'sweep', positionals: string[]): UsageError {
+  const [name, a] = positionals;
+  const hint = ['tiny', 'small', 'full'].includes(a)
+    ? `; a budget is given as --budget ${a}`
+    : listExperiments().includes(a)
+      ? `; one experiment a command: run ${a} with a command of its own`
+      : /\.json$/i.test(a)
+        ? `; a config file runs with \`normprune ${command === 'sweep' ? 'sweep' : 'train'} --config ${shellQuote(a)}\``
+        : '';
+  return new UsageError(`${command}: unexpected argument "${a}" after the experiment ${name}${hint}`);
+}
+
 /** What --target-compression takes, in its error as in --help and the README. */
 const TARGET_RANGE = 'a percentage from 1 up to, not including, 100 (50 for half), not a fraction';
 
@@ -832,6 +849,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   let base: ExperimentConfig;
   if (v.config && p.positionals.length === 0) base = loadConfigFile(v.config as string);
   else if (!v.config && p.positionals.length === 1) base = loadExperiment(p.positionals[0]);
+  else if (!v.config && p.positionals.length > 1) throw extraArgument('sweep', p.positionals);
   else throw new UsageError('sweep: give either --config FILE or one experiment name');
   // An empty grid would run no point and still write a sweep (which then blocks its folder).
   const list = (s: unknown, flag: string) =>

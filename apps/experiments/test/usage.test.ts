@@ -449,3 +449,29 @@ test('a full disk or a read-only file system under a model save gets what to do 
     spy.mockRestore();
   }
 });
+
+test('an argument after the experiment is named, with what it was likely meant as, in one line', async () => {
+  for (const [args, message] of [
+    [
+      ['reproduce', 'lenet-5', 'tiny'],
+      'reproduce: unexpected argument "tiny" after the experiment lenet-5; a budget is given as --budget tiny',
+    ],
+    [
+      ['sweep', 'lenet-5', 'small'],
+      'sweep: unexpected argument "small" after the experiment lenet-5; a budget is given as --budget small',
+    ],
+    [
+      ['reproduce', 'lenet-5', 'lenet-5-fc'],
+      'reproduce: unexpected argument "lenet-5-fc" after the experiment lenet-5; one experiment a command: run lenet-5-fc with a command of its own',
+    ],
+    [
+      ['reproduce', 'lenet-5', 'my.json'],
+      'reproduce: unexpected argument "my.json" after the experiment lenet-5; a config file runs with `normprune train --config my.json`',
+    ],
+    [['sweep', 'lenet-5', 'x'], 'sweep: unexpected argument "x" after the experiment lenet-5'],
+  ] as const) {
+    const r = await cli([...args]);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe(`normprune: ${message}\n`);
+  }
+});
