@@ -1919,7 +1919,14 @@ async function runLocked(
         validationError,
         ...(hooks.epochExtras?.() ?? {}),
         numTensors: tf.memory().numTensors,
-        samplesPerSec: Math.round(((state.step - startStep) * cfg.training.batchSize) / Math.max(sec, 1e-9)),
+        // None when this process ran none of the epoch's steps (resumed at its very end): not 0.
+        ...(state.step > startStep
+          ? {
+              samplesPerSec: Math.round(
+                ((state.step - startStep) * cfg.training.batchSize) / Math.max(sec, 1e-9),
+              ),
+            }
+          : {}),
         seconds: Number(sec.toFixed(2)),
       };
       log(
@@ -1927,7 +1934,10 @@ async function runLocked(
           ('liveCompressionPct' in line
             ? `, weights in dead groups ${(line as any).liveCompressionPct.toFixed(1)}%`
             : '') +
-          `, ${line.samplesPerSec} samples/s, tensors ${line.numTensors}`,
+          (line.samplesPerSec === undefined
+            ? ", no step run by this process (resumed at the epoch's end)"
+            : `, ${line.samplesPerSec} samples/s`) +
+          `, tensors ${line.numTensors}`,
       );
       state.step = 0;
       state.acc = { lossSum: 0, samples: 0, steps: 0 };
