@@ -254,7 +254,9 @@ Test error, parameters, MACs and latency of a saved (plain or decomposed)
 model on the experiment's test set. Without --config/--experiment, the
 config.json of the run directory above DIR is used; with one, a note says
 when it differs from the run's own (another data set or normalisation;
-none when the run's config.json cannot be read).
+none when the run's config.json cannot be read). A note says too when the
+test images are read from elsewhere than the run read them (a run trained
+with --data-dir, evaluated without it).
 
   --model DIR         the folder of model.json (or that model.json), or a run
                       folder (its model/); a tfjs Layers model (not a graph
@@ -1053,6 +1055,25 @@ function runConfigOf(modelDir: string): ExperimentConfig | undefined {
   });
 }
 
+/**
+ * Where the run whose model is `modelDir` read its data (results.json's `dataset.source`), when it
+ * read the data set `cfg` evaluates on; undefined for a model outside a finished run.
+ */
+function runDataSource(modelDir: string, cfg: ExperimentConfig): string | undefined {
+  const run = runDirOf(modelDir);
+  if (run === undefined) return undefined;
+  try {
+    const { dataset } = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')) as {
+      dataset?: { name?: unknown; source?: unknown };
+    };
+    return dataset?.name === cfg.dataset.name && typeof dataset.source === 'string'
+      ? dataset.source
+      : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The fields of two configs that change a model's test inputs: the data set and its normalisation. */
 function inputDifferences(a: ExperimentConfig, b: ExperimentConfig, [la, lb]: [string, string]): string[] {
   return (['name', 'normalize'] as const)
@@ -1301,6 +1322,12 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
     throw e;
   }
   for (const n of data.notes) note(n);
+  const readThere = runDataSource(v.model, base);
+  if (readThere !== undefined && resolve(readThere) !== resolve(data.source))
+    note(
+      `the run read its data from ${readThere}; this eval read it from ${data.source}: ` +
+        "its test error may differ from the run's; give --data-dir to read the run's",
+    );
   // Only where the budget says more than a test subset (`tiny`, `epochs=2`): `testSubset=N`, which
   // eval's help suggests, and `full` ask for nothing eval leaves out.
   if (p.values.budget !== undefined && Object.keys(budget).some((k) => k !== 'testSubset' && k !== 'note'))
