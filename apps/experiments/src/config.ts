@@ -121,17 +121,16 @@ const lambdaSchedule = z.discriminatedUnion(
   { error: 'allowed: "constant", "warmup"' },
 );
 
+const epochsSpec = z.strictObject({
+  baseline: unsettable(z.number().int().min(0)),
+  proximal: unsettable(z.number().int().min(0)),
+  finetune: unsettable(z.number().int().min(0)),
+});
 const budgetSpec = z.strictObject({
   trainSubset: unsettable(intPos),
   testSubset: unsettable(intPos),
   validation: unsettable(z.number().int().min(0)),
-  epochs: unsettable(
-    z.strictObject({
-      baseline: unsettable(z.number().int().min(0)),
-      proximal: unsettable(z.number().int().min(0)),
-      finetune: unsettable(z.number().int().min(0)),
-    }),
-  ),
+  epochs: unsettable(epochsSpec),
   widthMultiplier: unsettable(z.number().positive().max(4)),
   batchSize: unsettable(intPos),
   // Samples used by the CIFAR JPEG decoder cache etc.: purely informational.
@@ -139,6 +138,19 @@ const budgetSpec = z.strictObject({
 });
 /** A training budget: subset sizes, epochs per phase, width multiplier. */
 export type Budget = z.infer<typeof budgetSpec>;
+/** A config's `budgets` preset: a budget whose `epochs` may be one number, every phase's, as in --budget's JSON. */
+const presetSpec = budgetSpec.extend({
+  epochs: unsettable(
+    z.union([
+      z
+        .number()
+        .int()
+        .min(0)
+        .transform((n) => ({ baseline: n, proximal: n, finetune: n })),
+      epochsSpec,
+    ]),
+  ),
+});
 
 /** The classes of each data set: the units the last layer (the logits) must have. */
 export const DATASET_CLASSES: Record<'mnist' | 'fashion-mnist' | 'cifar10', number> = {
@@ -290,7 +302,7 @@ export const experimentSchema = z.strictObject({
   ),
   budgets: unsettable(
     z
-      .record(z.string(), budgetSpec.nullable())
+      .record(z.string(), presetSpec.nullable())
       // A null entry removes the base's preset of that name (a built-in one is back in force).
       // A field unset by null is dropped rather than kept as undefined, so a preset that
       // does not set a field leaves it alone when combined with another (`tiny,reduced`).

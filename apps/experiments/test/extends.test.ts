@@ -244,3 +244,34 @@ test('budgets: null removes a preset of the base or one of its fields', () => {
   // A preset cannot be something other than an object or null.
   expect(() => parseConfig({ extends: 'vgg-16', budgets: { tiny: 3 } })).toThrow(/budgets\.tiny/);
 });
+
+test("budgets: a preset's epochs may be one number for every phase, as in --budget's JSON", async () => {
+  const cfg = parseConfig({
+    extends: 'lenet-500-300',
+    budgets: { mine: { trainSubset: 128, epochs: 1 } },
+    defaultBudget: 'mine',
+  });
+  expect(cfg.budgets?.mine?.epochs).toEqual({ baseline: 1, proximal: 1, finetune: 1 });
+  expect(parseBudget(undefined, cfg).budget).toEqual(
+    parseBudget('{"trainSubset": 128, "epochs": 1}', cfg).budget,
+  );
+  // Over a base preset's object, the number replaces it, as numbers replace objects.
+  const over = parseConfig({ extends: 'vgg-16', budgets: { reduced: { epochs: 2 } } });
+  expect(over.budgets?.reduced?.epochs).toEqual({ baseline: 2, proximal: 2, finetune: 2 });
+  // Still a whole number of epochs, at least 0.
+  expect(() => parseConfig({ extends: 'lenet-5', budgets: { mine: { epochs: 1.5 } } })).toThrow(
+    /budgets\.mine\.epochs/,
+  );
+  // And the CLI takes it.
+  const tmp = mkdtempSync(join(tmpdir(), 'np-preset-epochs-'));
+  try {
+    writeFileSync(
+      join(tmp, 'c.json'),
+      JSON.stringify({ extends: 'lenet-500-300', budgets: { mine: { epochs: 1 } } }),
+    );
+    const r = await cli(['train', '--config', join(tmp, 'c.json'), '--budget', 'mine', '--print-config']);
+    expect(r.code).toBe(0);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+});
