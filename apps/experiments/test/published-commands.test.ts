@@ -16,7 +16,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { publishedCommand, publishedPath } from '../src/command-line';
-import { cli, writeIdxFixture } from './helpers';
+import { cli, reproduceTiny, writeIdxFixture } from './helpers';
 
 let tmp: string;
 let cwd: string;
@@ -205,17 +205,7 @@ test('a run that read NORMPRUNE_DATA_DIR in its directory publishes the variable
   mkdirSync(join(a, 'store'));
   writeIdxFixture(join(a, 'store', 'mnist'), 600, 300);
   try {
-    const typed = [
-      'reproduce',
-      'lenet-500-300',
-      '--budget',
-      'tiny',
-      '--backend',
-      'wasm',
-      '--out',
-      'runs/env',
-    ];
-    expect((await cli(typed)).code).toBe(0);
+    expect((await reproduceTiny('runs/env')).code).toBe(0);
   } finally {
     if (before === undefined) delete process.env.NORMPRUNE_DATA_DIR;
     else process.env.NORMPRUNE_DATA_DIR = before;
