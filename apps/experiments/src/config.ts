@@ -378,6 +378,34 @@ function fieldsAt(schema: z.ZodType | undefined, path: PropertyKey[]): string[] 
   return s?.def?.type === 'object' ? Object.keys(s.shape) : undefined;
 }
 
+/** What a field of each type takes, as an error names it. */
+const EXPECTED_TYPES: Record<string, string> = {
+  number: 'a number',
+  int: 'a whole number',
+  string: 'a string',
+  boolean: 'true or false',
+  object: 'an object',
+  array: 'a list',
+};
+
+/** A value given in a config or budget, as an error names it (a list or object by its kind). */
+function valueText(v: unknown): string {
+  if (Array.isArray(v)) return 'a list';
+  if (v !== null && typeof v === 'object') return 'an object';
+  return JSON.stringify(v) ?? String(v);
+}
+
+/**
+ * A number out of its bounds (zod's "Too small: expected number to be >=0") as
+ * `field: must be >= 0, got -1`; undefined for other bounds (a string's length, a list's size).
+ */
+function boundText(where: string, issue: z.core.$ZodIssue, side: '>' | '<'): string | undefined {
+  const i = issue as any;
+  if (i.origin !== 'number' || typeof i.input !== 'number') return undefined;
+  const bound = side === '>' ? i.minimum : i.maximum;
+  return `${where}: must be ${side}${i.inclusive ? '=' : ''} ${bound}, got ${i.input}`;
+}
+
 function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
   const where = issue.path.length ? issue.path.map(String).join('.') : '(root)';
   switch (issue.code) {
@@ -390,6 +418,15 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
       // A discriminated union reports the whole object; name the bad tag.
       const tag = (issue as any).discriminator as string | undefined;
       const input = tag ? (issue as any).input?.[tag] : (issue as any).input;
+      // A value none of the types takes (a preset's epochs: a number or an object): both named.
+      const branches = ((issue as any).errors ?? []) as z.core.$ZodIssue[][];
+      const types = branches.map((b) =>
+        b.length === 1 && b[0].code === 'invalid_type' && b[0].path.length === 0
+          ? EXPECTED_TYPES[(b[0] as any).expected as string]
+          : undefined,
+      );
+      if (!tag && types.length && types.every(Boolean))
+        return `${where}: expected ${types.join(' or ')}, got ${valueText(input)}`;
       return input === undefined
         ? `${where}: ${issue.message}`
         : `${where}: got ${JSON.stringify(input)}; ${issue.message}`;
@@ -401,13 +438,19 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
         return `${where}: expected a finite number, got ${input}`;
       // zod's "Invalid input: expected object, received undefined" for a field left out.
       if (input === undefined) return `${where}: required (${(issue as any).expected} expected), missing`;
-      return `${where}: ${issue.message}`;
+      // Not zod's "Invalid input: expected number, received string".
+      const expected = EXPECTED_TYPES[(issue as any).expected as string];
+      return expected
+        ? `${where}: expected ${expected}, got ${valueText(input)}`
+        : `${where}: ${issue.message}`;
     }
     case 'too_small':
       // zod's "Too small: expected array to have >=1 items" for an empty list.
       if ((issue as any).origin === 'array' && (issue as any).minimum === 1)
         return `${where}: empty; give one or more values`;
-      return `${where}: ${issue.message}`;
+      return boundText(where, issue, '>') ?? `${where}: ${issue.message}`;
+    case 'too_big':
+      return boundText(where, issue, '<') ?? `${where}: ${issue.message}`;
     case 'unrecognized_keys': {
       const fields = fieldsAt(schema, issue.path);
       return (

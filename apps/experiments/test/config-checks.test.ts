@@ -175,3 +175,29 @@ describe('--print-config refuses the arguments the run refuses', () => {
     ).toBe(0);
   });
 });
+
+test("a value of the wrong type or out of bounds is named in normprune words, not the validator's", async () => {
+  for (const [edit, message] of [
+    [{ training: { batchSize: 'big' } }, 'training.batchSize: expected a number, got "big"'],
+    [{ training: { batchSize: 1.5 } }, 'training.batchSize: expected a whole number, got 1.5'],
+    [{ training: { batchSize: 0 } }, 'training.batchSize: must be > 0, got 0'],
+    [{ training: { proximal: { lambda: -1 } } }, 'training.proximal.lambda: must be >= 0, got -1'],
+    [{ budgets: { x: { widthMultiplier: 9 } } }, 'budgets.x.widthMultiplier: must be <= 4, got 9'],
+    [{ budgets: { x: { epochs: 'x' } } }, 'budgets.x.epochs: expected a number or an object, got "x"'],
+    [{ model: [] }, 'model: expected an object, got a list'],
+  ] as const) {
+    const run = () => parseConfig({ extends: 'lenet-5', ...edit }, 'x.json');
+    expect(run).toThrow(message);
+    expect(run).not.toThrow(/Invalid input|Too small|Too big|received/);
+  }
+  // --budget's own settings alike.
+  for (const [budget, message] of [
+    ['widthMultiplier=9', 'widthMultiplier: must be <= 4, got 9'],
+    ['{"epochs": "x"}', 'epochs: expected an object, got "x"'],
+  ]) {
+    const r = await cli(['reproduce', 'lenet-5', '--budget', budget, '--print-config']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(message);
+    expect(r.err).not.toMatch(/Invalid input|Too small|Too big|received/);
+  }
+});
