@@ -425,7 +425,8 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
           ? EXPECTED_TYPES[(b[0] as any).expected as string]
           : undefined,
       );
-      if (!tag && types.length && types.every(Boolean))
+      // (A union with a message of its own, dataset.augment's, keeps it.)
+      if (!tag && issue.message === 'Invalid input' && types.length && types.every(Boolean))
         return `${where}: expected ${types.join(' or ')}, got ${valueText(input)}`;
       return input === undefined
         ? `${where}: ${issue.message}`
