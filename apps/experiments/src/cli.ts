@@ -130,7 +130,8 @@ const COMMON = `Common options:
                       (@normprune/runtime's releaseSavedTensorsDuringBackprop;
                       tfjs-core 4.11-4.22 only)
   --out DIR           run directory (default runs/<experiment>[-<budget>]; a sweep's:
-                      runs/sweep-<experiment>[-<budget>]; a budget of k=v or JSON
+                      runs/sweep-<experiment>[-<budget>], a bisection's
+                      runs/sweep-<experiment>-target-<X>[-<budget>]; a budget of k=v or JSON
                       settings is named by a hash of it, e.g. custom-3f9a)
   --data-dir PATH     folder or archive holding the data set's files (without it:
                       $NORMPRUNE_DATA_DIR/mnist/, fashion-mnist/ or cifar-10/, then the copies
@@ -700,7 +701,10 @@ function canonicalJson(v: unknown): string {
  * at another preset, and for budgets with settings typed in (k=v or JSON) the budget's name
  * and a short hash of the budget it resolves to (`lenet-5-custom-3f9a`), so that two such
  * budgets get two folders and the same budget, however typed, one. A budget that resolves to
- * a preset's (`tiny,epochs=1`) gets that preset's folder. A sweep's is `sweep-<name>[-<budget>]`.
+ * a preset's (`tiny,epochs=1`) gets that preset's folder. A sweep's is `sweep-<name>[-<budget>]`,
+ * and a bisection's (`target`, --target-compression's percentage) `sweep-<name>-target-<X>[-<budget>]`:
+ * its own, apart from a grid's of the same experiment (before, both went to the grid's folder, and
+ * the second was refused there as another sweep).
  */
 export function defaultOutName(
   name: string,
@@ -708,8 +712,9 @@ export function defaultOutName(
   budgetName: string,
   budget: Budget,
   sweep = false,
+  target?: number,
 ): string {
-  const stem = sweep ? `sweep-${name}` : name;
+  const stem = sweep ? `sweep-${name}${target === undefined ? '' : `-target-${target}`}` : name;
   let label = budgetName;
   if (typedBudget(budgetName)) {
     const presets = Object.keys({ ...BUDGET_PRESETS, ...(base.budgets ?? {}) });
@@ -940,7 +945,9 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
   );
   const stopAfterSteps = optionalInt('stop-after-steps', p.values['stop-after-steps']);
   if (p.values['print-config']) return printConfig(cfg, budgetName, budget, out);
-  const dir = resolve(p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true)));
+  const dir = resolve(
+    p.values.out ?? join('runs', defaultOutName(cfg.name, base, budgetName, budget, true, target)),
+  );
   const cmd = recordedCommand('sweep', args, dir, dataDirVariable(cfg, p.values['data-dir']));
   // A missing --data-dir or NORMPRUNE_DATA_DIR fails before the sweep makes its folder (a resumed
   // sweep has its folder, and may need no data: its points may all be finished).
@@ -972,9 +979,15 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
       stopAfterSteps,
       command: cmd,
       continueWith: continueCommand(cmd, p.values.out ? undefined : dir),
+      // A bisection's former default folder is the grid's, where versions before its own put it.
       formerOut: p.values.out
         ? undefined
-        : join('runs', formerDefaultOutName(cfg.name, base, budgetName, true)),
+        : join(
+            'runs',
+            target === undefined
+              ? formerDefaultOutName(cfg.name, base, budgetName, true)
+              : defaultOutName(cfg.name, base, budgetName, budget, true),
+          ),
       log: (s) => process.stderr.write(s + '\n'),
     });
   } catch (e) {

@@ -251,6 +251,13 @@ test('default --out folders: each custom budget its own, stably; a sweep names i
   expect(name(undefined, true)).toBe('sweep-lenet-500-300');
   expect(name('tiny', true)).toBe('sweep-lenet-500-300-tiny');
   expect(name('trainSubset=256,epochs=1', true)).toBe(`sweep-${kv}`);
+  // A bisection its own, apart from the grid's of the same experiment and budget.
+  const bisection = (spec: string | undefined, target: number) => {
+    const { name: budgetName, budget } = parseBudget(spec, cfg);
+    return defaultOutName(cfg.name, cfg, budgetName, effectiveBudget(cfg, budget), true, target);
+  };
+  expect(bisection(undefined, 95)).toBe('sweep-lenet-500-300-target-95');
+  expect(bisection('tiny', 99.5)).toBe('sweep-lenet-500-300-target-99.5-tiny');
 });
 
 test('--target-compression: one range (1 up to, not including, 100) in one message, the words of --help and the README; below 1 says what the fraction would mean', async () => {

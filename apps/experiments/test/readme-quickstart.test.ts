@@ -1,7 +1,7 @@
 // The commands of the README's first example, typed in order in one folder as a new user would:
 // each runs (the sweeps at the tiny budget), none refused by what an earlier one left there (the
-// bisection names its own --out: the grid's sweep holds the default folder of both).
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+// bisection, without --out, has a default folder of its own: it was refused in the grid's).
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli } from './helpers';
@@ -45,4 +45,6 @@ test('its sweeps, a grid and then a bisection, both run at the tiny budget', asy
     });
     expect(r.code).toBe(0);
   }
+  expect(existsSync(join(tmp, 'runs', 'sweep-lenet-500-300-tiny', 'sweep.json'))).toBe(true);
+  expect(existsSync(join(tmp, 'runs', 'sweep-lenet-500-300-target-95-tiny', 'sweep.json'))).toBe(true);
 });
