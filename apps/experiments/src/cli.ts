@@ -13,7 +13,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
@@ -2165,6 +2165,7 @@ async function reportCommand(args: string[], out: (s: string) => void): Promise<
         ...(exported.command === undefined ? {} : { command: publishedCommand(exported.command, cwd) }),
         points: sweep.points.map((pt, i) => ({ ...pt, dir: dirs[i] })),
       });
+      out(`wrote ${fromCwd(dest)}/ (the sweep's ${SWEEP_EXPORT_FILES.join(', ')})`);
     }
     for (const run of src.runs) if (!givenTwice(run.dir)) rows.push(reportRun(run, v, out));
   }
@@ -2765,7 +2766,10 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
     { ...r, command: r.command === undefined ? r.command : publishedCommand(r.command, run.cwd) },
     run.label,
   );
-  if (v.json) writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
+  if (v.json) {
+    writeJsonAtomic(join(v.json, `${rowFileName(row)}.json`), row);
+    out(`wrote ${fromCwd(join(v.json, `${rowFileName(row)}.json`))}`);
+  }
   if (!v.table && !v['seeds-only']) {
     try {
       // (Writes the plots too.)
@@ -2799,8 +2803,20 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
       { plots: RUN_FOLDER_FILES.plots },
       (copy) => publishCopy(copy, r.command, run.cwd),
     );
+    out(`wrote ${fromCwd(join(v.export, `${rowFileName(row)}.json`))}`);
+    out(`wrote ${fromCwd(join(v.export, rowFileName(row)))}/ (the run's ${RUN_EXPORT_FILES.join(', ')})`);
   }
   return row;
+}
+
+/**
+ * The path `p` as `report` names what it wrote: relative to the cwd where it lies there or below,
+ * else absolute (no `../` paths).
+ */
+function fromCwd(p: string): string {
+  const abs = resolve(p);
+  const rel = relative(process.cwd(), abs);
+  return rel === '' ? '.' : rel.startsWith('..') || isAbsolute(rel) ? abs : rel;
 }
 
 /**
