@@ -174,7 +174,12 @@ export const experimentSchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and dashes')
     .describe('The experiment name: lower-case letters, digits and dashes; names the default run directory.'),
-  description: z.string().describe('One line on what the experiment is; `normprune list` prints it.'),
+  description: z
+    .string()
+    .optional()
+    .describe(
+      'One line on what the experiment is; `normprune list` and the reports show it. Optional: without it, the name.',
+    ),
   dataset: z.strictObject({
     name: z
       .enum(['mnist', 'fashion-mnist', 'cifar10'])
@@ -315,8 +320,10 @@ export const experimentSchema = z.strictObject({
   ).describe('Named --budget presets; null removes a preset the base config defines.'),
   defaultBudget: z.string().default('full').describe('The budget a run uses without --budget.'),
 });
-/** A validated experiment configuration. */
-export type ExperimentConfig = z.infer<typeof experimentSchema>;
+/** A validated experiment configuration: its description given, or its name. */
+export type ExperimentConfig = Omit<z.infer<typeof experimentSchema>, 'description'> & {
+  description: string;
+};
 /** An experiment configuration before defaults are applied (the JSON file). */
 export type ExperimentConfigInput = z.input<typeof experimentSchema>;
 
@@ -655,7 +662,10 @@ function validateConfig(
   for (const [field, former] of notes ? formerNameFields(json) : [])
     process.stderr.write(formerCostWeightingNote(`${source}: ${field}`, former, true));
   // `$schema` is for editors only: a run's config, and its hash, never hold it.
-  const { $schema: _schema, ...cfg } = r.data;
+  // A config written by hand need not describe itself (a Keras or PyTorch script does not): what
+  // shows its description (`list`, reports, results.json) shows its name then.
+  const { $schema: _schema, name, description, ...rest } = r.data;
+  const cfg: ExperimentConfig = { name, description: description ?? name, ...rest };
   const bad = (what: string) => new UsageError(`invalid ${source}:\n  ${what}`);
   const last = cfg.model.layers[cfg.model.layers.length - 1];
   if (last.type !== 'dense') throw bad('model.layers: the last layer must be a dense layer (the logits)');

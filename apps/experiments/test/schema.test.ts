@@ -54,7 +54,10 @@ test('with extends any field may be left out; without it the required ones must 
   expect(errors(partial)).toEqual([]);
   const { extends: _e, ...alone } = partial;
   const missing = errors(alone).join('\n');
-  for (const field of ['name', 'description', 'dataset', 'model', 'training']) expect(missing).toMatch(field);
+  for (const field of ['name', 'dataset', 'model', 'training']) expect(missing).toMatch(field);
+  // A description is optional: a config written by hand need not describe itself.
+  const { description: _d, ...undescribed } = experimentCopy('lenet-500-300');
+  expect(errors(undescribed)).toEqual([]);
   // Inner required fields too: a whole config missing a phase's learning rate.
   const whole = experimentCopy('lenet-500-300');
   delete whole.training.baseline.learningRate;
