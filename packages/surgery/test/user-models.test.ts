@@ -289,6 +289,100 @@ function recurrentHead(cell: 'lstm' | 'gru'): tfl.Sequential {
   });
 }
 
+/** A MobileNetV2 stride-2 block as Keras builds it: asymmetric ZeroPadding2D, then a 'valid' depthwise. */
+function mobileNetV2Stride2(): tfl.LayersModel {
+  const x = tfl.input({ shape: [8, 8, 3], name: 'x' });
+  let h = on(L.conv2d({ filters: 8, kernelSize: 1, name: 'expand', kernelInitializer: k(1) }), x);
+  h = on(L.reLU({ maxValue: 6, name: 'expand_relu6' }), on(L.batchNormalization({ name: 'expand_bn' }), h));
+  h = on(
+    L.zeroPadding2d({
+      padding: [
+        [0, 1],
+        [0, 1],
+      ],
+      name: 'pad',
+    }),
+    h,
+  );
+  h = on(
+    L.depthwiseConv2d({
+      kernelSize: 3,
+      strides: 2,
+      padding: 'valid',
+      name: 'dw',
+      depthwiseInitializer: k(2),
+    }),
+    h,
+  );
+  h = on(L.reLU({ maxValue: 6, name: 'dw_relu6' }), on(L.batchNormalization({ name: 'dw_bn' }), h));
+  h = on(L.conv2d({ filters: 6, kernelSize: 1, name: 'project', kernelInitializer: k(3) }), h);
+  const side = on(
+    L.conv2d({ filters: 6, kernelSize: 1, strides: 2, name: 'side', kernelInitializer: k(4) }),
+    x,
+  );
+  const sum = on(L.add({ name: 'add' }), [h, side]);
+  const logits = on(
+    L.dense({ units: 3, name: 'logits', kernelInitializer: k(5) }),
+    on(L.globalAveragePooling2d({ name: 'gap' }), sum),
+  );
+  // an output that is also the input of a second head
+  const head = on(L.dense({ units: 2, name: 'head', kernelInitializer: k(6) }), logits);
+  return tfl.model({ inputs: x, outputs: [logits, head] });
+}
+
+function stridedConv1dNet(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      L.conv1d({
+        inputShape: [20, 3],
+        filters: 8,
+        kernelSize: 3,
+        activation: 'relu',
+        name: 'c1',
+        kernelInitializer: k(1),
+      }),
+      L.averagePooling1d({ poolSize: 2, name: 'pool' }),
+      L.conv1d({
+        filters: 6,
+        kernelSize: 3,
+        strides: 2,
+        activation: 'selu',
+        name: 'c2',
+        kernelInitializer: k(2),
+      }),
+      L.batchNormalization({ axis: 2, name: 'bn' }),
+      L.spatialDropout1d({ rate: 0.2, name: 'sdrop' }),
+      L.flatten({ name: 'flat' }),
+      L.dense({ units: 3, name: 'out', kernelInitializer: k(3) }),
+    ],
+  });
+}
+
+function activationsMlp(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      L.dense({ inputShape: [10], units: 12, name: 'd1', kernelInitializer: k(1) }),
+      L.batchNormalization({ name: 'bn' }),
+      L.activation({ activation: 'hardSigmoid', name: 'hsig' }),
+      L.dense({ units: 10, activation: 'softplus', name: 'd2', kernelInitializer: k(2) }),
+      L.gaussianNoise({ stddev: 0.1, name: 'noise' }),
+      L.dense({ units: 8, activation: 'mish', name: 'd3', kernelInitializer: k(3) }),
+      L.alphaDropout({ rate: 0.1, name: 'adrop' }),
+      L.dense({ units: 3, activation: 'softmax', name: 'out', kernelInitializer: k(4) }),
+    ],
+  });
+}
+
+function preluMlp(): tfl.Sequential {
+  return tfl.sequential({
+    layers: [
+      L.dense({ inputShape: [10], units: 12, name: 'd1', kernelInitializer: k(1) }),
+      L.prelu({ name: 'prelu' }),
+      L.dense({ units: 3, name: 'out', kernelInitializer: k(2) }),
+    ],
+  });
+}
+
 // ---------------------------------------------------------------- independent counts
 
 /** Parameters and MACs per sample from the layers' weight and output shapes alone. */
@@ -460,6 +554,42 @@ const CASES: UserCase[] = [
     params: 371,
     macs: NaN,
     refused: { layer: 'rnn', className: 'GRU' },
+  },
+  // expand 3*8+8, BN 32, dw 9*8+8, BN 32, project 8*6+6, side 3*6+6, logits 6*3+3, head 3*2+2;
+  // MACs: expand 24 at 8x8, dw 72 and project 48 and side 18 at 4x4, 18 + 6
+  {
+    name: 'MobileNetV2 stride-2 block (asymmetric ZeroPadding2D, valid depthwise), an output feeding a second output',
+    build: mobileNetV2Stride2,
+    lambda: 4,
+    shrinks: true,
+    params: 32 + 32 + 80 + 32 + 54 + 24 + 21 + 8,
+    macs: 24 * 64 + (72 + 48 + 18) * 16 + 18 + 6,
+  },
+  // c1 9*8+8 at 18, c2 24*6+6 at 4 (stride 2), BN 24, out 24*3+3
+  {
+    name: 'strided Conv1D, AveragePooling1D, selu, BatchNormalization (axis 2), SpatialDropout1D, Flatten',
+    build: stridedConv1dNet,
+    lambda: 4,
+    shrinks: true,
+    params: 80 + 150 + 24 + 75,
+    macs: 72 * 18 + 144 * 4 + 72,
+  },
+  {
+    name: 'Dense with BatchNormalization, hardSigmoid, softplus, GaussianNoise, mish, AlphaDropout, softmax',
+    build: activationsMlp,
+    lambda: 4,
+    shrinks: true,
+    params: 132 + 48 + 130 + 88 + 27,
+    macs: 120 + 120 + 80 + 24,
+  },
+  {
+    name: 'PReLU between Dense layers',
+    build: preluMlp,
+    lambda: 2,
+    shrinks: false,
+    params: 132 + 12 + 39,
+    macs: 120 + 36,
+    refused: { layer: 'prelu', className: 'PReLU' },
   },
 ];
 
