@@ -181,6 +181,57 @@ const batchNormalization: LayerHandler = {
     })),
 };
 
+/**
+ * PReLU: `x < 0 ? alpha * x : x`, alpha one entry per input entry (sharedAxes unset: [units], or
+ * [h, w, c] after a Conv2D) or shared (size 1) over the axes sharedAxes names. Channel c reads only
+ * alpha[..., c] (or alpha[..., 0] when the channel axis is shared): pruning keeps those entries, as
+ * BatchNormalization keeps its own; a constant channel stays constant where its alpha entries agree
+ * (or where the constant is not negative: PReLU(0) = 0, PReLU(b) = b for a dead unit's bias b >= 0).
+ */
+function preluAlphaChannels(node: GraphNode): number | undefined {
+  const alpha = (node.layer as any)?.alpha;
+  const shape: (number | null)[] | undefined = alpha?.shape;
+  return shape?.[shape.length - 1] ?? undefined;
+}
+
+const prelu: LayerHandler = {
+  kind: 'channelwise',
+  check: (node, config) => {
+    const rank = node.shape.length + 1;
+    const shared: unknown[] =
+      config.sharedAxes == null
+        ? []
+        : Array.isArray(config.sharedAxes)
+          ? config.sharedAxes
+          : [config.sharedAxes];
+    const bad = shared.some((a) => !Number.isInteger(a) || (a as number) < 1 || (a as number) > rank - 1);
+    const C = node.shape[node.shape.length - 1];
+    const alphaC = preluAlphaChannels(node);
+    if (bad || (alphaC !== undefined && alphaC !== 1 && alphaC !== C)) {
+      throw new Error(
+        `surgery: layer '${node.name}' (PReLU) has sharedAxes ${JSON.stringify(config.sharedAxes)}, which surgery ` +
+          `cannot follow: tfjs 4.22 shares alpha only over the axes 1 to ${rank - 1} of its input (1 the first after ` +
+          `the batch, ${rank - 1} the channels) and ignores a 0 or negative axis. Leave sharedAxes unset (one alpha per ` +
+          `entry), or name positive axes (sharedAxes [1, 2] for one alpha per channel of an image), then prune. ${SPARSE_FALLBACK}`,
+      );
+    }
+  },
+  mapConstants: (_node, ws, v, channels) => {
+    const alpha = weightNamed(ws, 'alpha')!;
+    const A = alpha.shape[alpha.shape.length - 1];
+    const rows = alpha.values.length / A;
+    return v.map((x, k) => {
+      if (x >= 0) return x;
+      const c = A === 1 ? 0 : channels[k];
+      const a = alpha.values[c];
+      for (let r = 1; r < rows; r++) if (alpha.values[r * A + c] !== a) return NaN;
+      return a * x;
+    });
+  },
+  pruneChannels: (ws, keep) =>
+    ws.map((w) => (w.shape[w.shape.length - 1] === 1 ? w : pruneOutChannels(w, keep))),
+};
+
 // Zero padding only keeps a channel constant when the constant is itself 0.
 const zeroPadding: LayerHandler = {
   kind: 'channelwise',
@@ -278,6 +329,7 @@ const REGISTRY: Record<string, LayerHandler> = {
   LeakyReLU: advancedActivation,
   ELU: advancedActivation,
   ThresholdedReLU: advancedActivation,
+  PReLU: prelu,
   Softmax: { kind: 'opaque' },
   MaxPooling1D: pass,
   MaxPooling2D: pass,

@@ -347,11 +347,38 @@ function activationsMlp(): tfl.Sequential {
   );
 }
 
+// PReLU with alpha away from 0 and biases away from 0: a dead unit emits PReLU(bias), alpha * bias
+// where the bias is negative, which the next layer folds into its own bias.
+const alphaInit = (seed: number) => tfl.initializers.randomNormal({ mean: 0.2, stddev: 0.3, seed });
+const biasInit = (seed: number) => tfl.initializers.randomNormal({ mean: 0, stddev: 0.5, seed });
+
 function preluMlp(): tfl.Sequential {
   return seq(
-    L.dense({ inputShape: [10], units: 12, name: 'd1', kernelInitializer: k(1) }),
-    L.prelu({ name: 'prelu' }),
+    L.dense({
+      inputShape: [10],
+      units: 12,
+      name: 'd1',
+      kernelInitializer: k(1),
+      biasInitializer: biasInit(11),
+    }),
+    L.prelu({ name: 'prelu', alphaInitializer: alphaInit(12) }),
     L.dense({ units: 3, name: 'out', kernelInitializer: k(2) }),
+  );
+}
+
+function preluConv(sharedAxes?: number[]): tfl.Sequential {
+  return seq(
+    L.conv2d({
+      inputShape: [6, 6, 3],
+      filters: 8,
+      kernelSize: 3,
+      padding: 'same',
+      name: 'c1',
+      kernelInitializer: k(1),
+      biasInitializer: biasInit(11),
+    }),
+    L.prelu({ name: 'prelu', alphaInitializer: alphaInit(12), sharedAxes }),
+    L.conv2d({ filters: 4, kernelSize: 3, padding: 'valid', name: 'c2', kernelInitializer: k(2) }),
   );
 }
 
@@ -550,7 +577,34 @@ const CASES: UserCase[] = [
     params: 132 + 48 + 130 + 88 + 27,
     macs: 120 + 120 + 80 + 24,
   },
-  keptWhole('PReLU between Dense layers', preluMlp, 132 + 12 + 39, 120 + 36, 'prelu', 'PReLU'),
+  // d1 10*12+12, alpha 12, out 12*3+3
+  {
+    name: 'PReLU between Dense layers (biases and alpha away from 0)',
+    build: preluMlp,
+    lambda: 4,
+    shrinks: true,
+    params: 132 + 12 + 39,
+    macs: 120 + 36,
+  },
+  // c1 27*8+8, alpha 6*6*8 (sharedAxes unset), c2 72*4+4 ('valid': a dead c1 filter's constant folds
+  // into its bias); MACs 216 at 6x6 and 288 at 4x4
+  {
+    name: 'PReLU between Conv2D layers, one alpha per entry',
+    build: () => preluConv(),
+    lambda: 4,
+    shrinks: true,
+    params: 224 + 288 + 292,
+    macs: 216 * 36 + 288 * 16,
+  },
+  // alpha 1*1*8 (sharedAxes [1, 2])
+  {
+    name: 'PReLU between Conv2D layers, one alpha per channel (sharedAxes [1, 2])',
+    build: () => preluConv([1, 2]),
+    lambda: 3,
+    shrinks: true,
+    params: 224 + 8 + 292,
+    macs: 216 * 36 + 288 * 16,
+  },
 ];
 
 const GRANULARITY = { dense: 'output', conv1d: 'filter', conv2d: 'filter' } as const;
@@ -644,5 +698,13 @@ describe.each(BACKENDS)('%s', (backend, init) => {
     // tfjs-layers 4.22's own Embedding leaves one tensor per call, in plain tfjs too: the text
     // classifier's count is checked step by step above, not over the whole path
     if (!c.text) expect(tf.memory().numTensors).toBe(start);
+  });
+
+  it('refuses, by name, a PReLU sharing alpha over an axis tfjs ignores (sharedAxes [0])', () => {
+    const model = preluConv([0]);
+    expect(() => prune(model)).toThrow(
+      /layer 'prelu' \(PReLU\) has sharedAxes \[0\], which surgery cannot follow[^]*Leave sharedAxes unset/,
+    );
+    model.dispose();
   });
 });
