@@ -407,6 +407,30 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
           'train. Initialise its kernel randomly (e.g. glorotUniform) before decompose, or leave it out with include',
       );
   }
+  // tfjs 4.22 computes a dilated convolution but has no gradient for it (conv2d's gradient throws
+  // "dilation rates greater than 1 are not yet supported in gradients"): such a decomposed layer
+  // gives the same outputs, and fold() gives it back, but the first training step throws inside tfjs.
+  const dilated = layerPaths(decomposed).filter(
+    ({ path, layer }) =>
+      chosen.has(path) &&
+      (layer instanceof DecomposedConv1D || layer instanceof DecomposedConv2D) &&
+      layer.dilationRate.some((d) => d > 1),
+  );
+  if (dilated.length > 0)
+    console.warn(
+      `decompose: ${dilated
+        .map(
+          ({ path, layer }) =>
+            `'${path}' (${layer.getClassName()}, dilationRate ${JSON.stringify((layer as DecomposedConv2D).dilationRate)})`,
+        )
+        .join(
+          ', ',
+        )} cannot be trained: tfjs 4.22 has no gradient for a convolution of dilation rate above 1 ` +
+        '(training throws "dilation rates greater than 1 are not yet supported in gradients"). Rebuild ' +
+        `${dilated.length === 1 ? 'it' : 'them'} with dilationRate 1 (a kernelSize of (kernelSize - 1) * dilationRate + 1 ` +
+        'covers the same span), or leave it out with include and freeze it (trainable = false; tfjs cannot train a ' +
+        'plain dilated layer either, nor any layer before it)',
+    );
   // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D themselves: whatever they hold
   // stays plain, and magnitudes() would list nothing for it. Say so, unless include left it out.
   const plain = wrappedLayers(model).filter(

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { type ConvGranularity, DecomposedConv2D, decomposedConv2d } from '../src/index.js';
+import { type ConvGranularity, DecomposedConv2D, decompose, decomposedConv2d } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import {
   allFinite,
@@ -364,4 +364,52 @@ describe('DecomposedConv2D forward pass against the epsilon formula', () => {
         disposeWeights(layer);
       }),
   );
+});
+
+describe('decompose warns about a dilated convolution, which tfjs 4.22 cannot train', () => {
+  const net = (dilationRate: number) =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.conv1d({ inputShape: [12, 2], filters: 3, kernelSize: 3, dilationRate, name: 'c1' }),
+        tfl.layers.reshape({ targetShape: [12 - 2 * dilationRate, 1, 3] }),
+        tfl.layers.conv2d({ filters: 2, kernelSize: [3, 1], dilationRate: [dilationRate, 1], name: 'c2' }),
+        tfl.layers.conv2d({ filters: 2, kernelSize: 1, name: 'plain' }),
+      ],
+    });
+
+  it('names each dilated layer and the fix; training it does throw inside tfjs', async () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const model = net(2);
+      const d = decompose(model);
+      expect(warn).toHaveBeenCalledTimes(1);
+      const message = String(warn.mock.calls[0][0]);
+      expect(message).toMatch(
+        /^decompose: 'c1' \(DecomposedConv1D, dilationRate \[2\]\), 'c2' \(DecomposedConv2D, dilationRate \[2,1\]\) cannot be trained: tfjs 4.22 has no gradient[^]*Rebuild them with dilationRate 1[^]*leave it out with include/,
+      );
+      expect(message).not.toMatch(/'plain'/);
+      d.compile({ optimizer: 'sgd', loss: 'meanSquaredError' });
+      const x = tf.ones([1, 12, 2]);
+      const y = tf.ones(d.outputs[0].shape.map((s) => s ?? 1));
+      await expect(d.trainOnBatch(x, y)).rejects.toThrow(/dilation rates greater than 1/);
+      tf.dispose([x, y]);
+      model.dispose();
+      d.dispose();
+    } finally {
+      warn.mockRestore();
+    }
+  });
+
+  it('says nothing for dilation rate 1', () => {
+    const warn = jest.spyOn(console, 'warn').mockImplementation(() => undefined);
+    try {
+      const model = net(1);
+      const d = decompose(model);
+      expect(warn).not.toHaveBeenCalled();
+      model.dispose();
+      d.dispose();
+    } finally {
+      warn.mockRestore();
+    }
+  });
 });
