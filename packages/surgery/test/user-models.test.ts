@@ -596,6 +596,15 @@ const CASES: UserCase[] = [
     params: 224 + 288 + 292,
     macs: 216 * 36 + 288 * 16,
   },
+  // alpha 1*1*1 (sharedAxes [1, 2, 3]: one alpha for every channel, kept as it is)
+  {
+    name: 'PReLU between Conv2D layers, one alpha for all (sharedAxes [1, 2, 3])',
+    build: () => preluConv([1, 2, 3]),
+    lambda: 3,
+    shrinks: true,
+    params: 224 + 1 + 292,
+    macs: 216 * 36 + 288 * 16,
+  },
   // alpha 1*1*8 (sharedAxes [1, 2])
   {
     name: 'PReLU between Conv2D layers, one alpha per channel (sharedAxes [1, 2])',
