@@ -13,7 +13,8 @@ export interface GroupCount {
    * (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D
    * per-channel kernel). Every Dense layer gets both Dense kinds and every
    * Conv2D both Conv2D kinds, whatever granularity it was trained with. Conv1D and Conv3D
-   * get the same two kinds, with 1-D and 3-D kernels.
+   * get the same two kinds, with 1-D and 3-D kernels, and Conv2DTranspose them too (its filter
+   * `[:, :, o, :]`, its 2-D kernel `[:, :, o, i]`).
    */
   kind: 'output' | 'input' | 'filter' | 'kernel';
   /** Groups of this kind in the layer. */
@@ -43,10 +44,13 @@ export interface Counts {
    * cannot count.
    */
   macs: number;
-  /** The MACs a sparse kernel would do: non-zero kernel weights times output positions. */
+  /**
+   * The MACs a sparse kernel would do: non-zero kernel weights times output positions (input
+   * positions for a Conv2DTranspose).
+   */
   nonzeroMacs: number;
   /**
-   * Kernel weights lying in an all-zero group: a Conv2D 2-D kernel, or a Dense row or column
+   * Kernel weights lying in an all-zero group: a Conv2D (or Conv2DTranspose) 2-D kernel, or a Dense row or column
    * (each weight counted once). These are what pruning keeps as exact zeros.
    */
   zeroGroupParams: number;
@@ -81,6 +85,10 @@ export interface AnalyzeOptions {
 // Layers whose kernel [...spatial, cin, cout] is applied at every output position: one MAC per
 // kernel weight per position, groups over the last two axes.
 const POSITIONAL = new Set(['Dense', 'Conv1D', 'Conv2D', 'Conv3D']);
+
+// A Conv2DTranspose's kernel is [kh, kw, cout, cin] (its last two axes swapped), and every
+// kernel weight scatters each input position once: MACs per input position, groups as a Conv2D's.
+const TRANSPOSED = 'Conv2DTranspose';
 
 /** Product of the known sizes; NaN when one is unknown (a model built for inputs of any size). */
 function positionsOf(shape: (number | null)[]): number {
@@ -184,8 +192,8 @@ function countAbove(values: Float32Array, threshold: number): number {
 }
 
 /**
- * Counts of one plain layer. Dense, Conv1D/2D/3D and DepthwiseConv2D get MACs and groups;
- * SeparableConv2D and Conv2DTranspose get MACs. Any other layer with a kernel (recurrent
+ * Counts of one plain layer. Dense, Conv1D/2D/3D, Conv2DTranspose and DepthwiseConv2D get MACs
+ * and groups; SeparableConv2D gets MACs. Any other layer with a kernel (recurrent
  * layers, wrappers) gets unknown (NaN) MACs: its weights do multiply-accumulate, and 0 would
  * be wrong.
  */
@@ -197,11 +205,13 @@ export function analyzeLayer(
 ): LayerAnalysis {
   const ws = weights ?? readWeights(layer);
   const className = layer.getClassName();
-  const kernel = POSITIONAL.has(className)
-    ? weightNamed(ws, 'kernel')
-    : className === 'DepthwiseConv2D'
-      ? weightNamed(ws, 'depthwise_kernel')
-      : undefined;
+  const transposed = className === TRANSPOSED;
+  const kernel =
+    POSITIONAL.has(className) || transposed
+      ? weightNamed(ws, 'kernel')
+      : className === 'DepthwiseConv2D'
+        ? weightNamed(ws, 'depthwise_kernel')
+        : undefined;
   let params = 0;
   let nonzeros = 0;
   for (const w of ws) {
@@ -227,15 +237,6 @@ export function analyzeLayer(
       const parts = ['depthwise_kernel', 'pointwise_kernel'].map((n) => weightNamed(ws, n)!);
       out.macs = parts.reduce((a, w) => a + w.values.length, 0) * positions;
       out.nonzeroMacs = parts.reduce((a, w) => a + countAbove(w.values, threshold), 0) * positions;
-    } else if (className === 'Conv2DTranspose') {
-      // Every kernel weight scatters each input position once.
-      const w = weightNamed(ws, 'kernel')!;
-      const positions = sumOver(calls, (c) => {
-        const inShape = c.input();
-        return inShape ? positionsOf(inShape) : NaN;
-      });
-      out.macs = w.values.length * positions;
-      out.nonzeroMacs = countAbove(w.values, threshold) * positions;
     } else if (ws.some((w) => /kernel$/.test(w.name))) {
       out.macs = NaN;
       out.nonzeroMacs = NaN;
@@ -243,38 +244,46 @@ export function analyzeLayer(
     return out;
   }
   const s = kernel.shape;
-  const cin = s[s.length - 2];
-  const cout = s[s.length - 1];
+  // The kernel's last two axes, in its own order: [cin, cout], or [cout, cin] when transposed.
+  const rows = s[s.length - 2];
+  const cols = s[s.length - 1];
+  const [cin, cout] = transposed ? [cols, rows] : [rows, cols];
   const K = elementCount(s.slice(0, -2));
   // An unknown spatial size (an input of [null, null, 3]) leaves the MACs unknown: NaN, not 1 position.
-  const positions = sumOver(calls, (c) => positionsOf(c.output()));
-  // Per (i, o) 2-D kernel: does it hold a non-zero, and how many?
-  const nzCount = new Int32Array(cin * cout);
+  const positions = sumOver(calls, (c) => {
+    if (!transposed) return positionsOf(c.output());
+    const inShape = c.input();
+    return inShape ? positionsOf(inShape) : NaN;
+  });
+  // Per 2-D kernel (row, col of the last two axes): does it hold a non-zero, and how many?
+  const cc = rows * cols;
+  const nzCount = new Int32Array(cc);
   const kv = kernel.values;
-  const cc = cin * cout;
   for (let k = 0; k < K; k++) {
     const base = k * cc;
     for (let q = 0; q < cc; q++) if (Math.abs(kv[base + q]) > threshold) nzCount[q]++;
   }
   let kernelNonzeros = 0;
-  const rowLive = new Uint8Array(cin);
-  const colLive = new Uint8Array(cout);
+  const rowLive = new Uint8Array(rows);
+  const colLive = new Uint8Array(cols);
   let deadKernels = 0;
-  for (let i = 0; i < cin; i++) {
-    for (let o = 0; o < cout; o++) {
-      const n = nzCount[i * cout + o];
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const n = nzCount[r * cols + c];
       kernelNonzeros += n;
       if (n) {
-        rowLive[i] = 1;
-        colLive[o] = 1;
+        rowLive[r] = 1;
+        colLive[c] = 1;
       } else deadKernels++;
     }
   }
   out.nonzeros += kernelNonzeros;
   out.macs = K * cin * cout * positions;
   out.nonzeroMacs = kernelNonzeros * positions;
-  const deadCols = cout - colLive.reduce((a, b) => a + b, 0);
-  const deadRows = cin - rowLive.reduce((a, b) => a + b, 0);
+  const deadRowsOwn = rows - rowLive.reduce((a, b) => a + b, 0);
+  const deadColsOwn = cols - colLive.reduce((a, b) => a + b, 0);
+  // Dead units (outputs) and dead inputs, whichever axis holds them.
+  const [deadRows, deadCols] = transposed ? [deadColsOwn, deadRowsOwn] : [deadRowsOwn, deadColsOwn];
   if (className === 'Dense') {
     out.groups = [
       { kind: 'output', total: cout, dead: deadCols },

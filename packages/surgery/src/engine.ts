@@ -159,7 +159,7 @@ export function buildStates(
         break;
       case 'unit': {
         const inShape = inputs[0].node.shape;
-        const view = unitView(node, weights, config, inShape);
+        const view = unitView(node, weights, config, inShape, handler.kernelLayout);
         if (view.cin !== inputs[0].ids.length) {
           throw new Error(
             `surgery: layer '${node.name}' reads ${inputs[0].ids.length} channels but its kernel expects ${view.cin}`,
@@ -336,8 +336,7 @@ export function blockPass(
         Number.isNaN(k)
           ? `its channel is no longer constant where '${s.node.name}' reads it (joined with a varying channel, ` +
               `zero padding, or a 'same'-padded depthwise convolution on the way)`
-          : `read by '${s.node.name}' as a constant other than 0 (after the layers between), where its '${s.config.padding}' ` +
-              'zero padding would make the border outputs differ',
+          : `read by '${s.node.name}' as a constant other than 0 (after the layers between), where ${u.foldLimit}`,
       );
     }
   }

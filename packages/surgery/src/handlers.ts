@@ -49,7 +49,7 @@ export function weightNamed(ws: HostWeight[], name: string): HostWeight | undefi
 /**
  * How a layer moves channels (the last axis) from its inputs to its output:
  * - `input`: a model input; its channels can never be removed.
- * - `unit`: Dense, Conv1D, Conv2D, Conv3D; creates one new channel per unit from all input channels.
+ * - `unit`: Dense, Conv1D, Conv2D, Conv3D, Conv2DTranspose; creates one new channel per unit from all input channels.
  * - `channelwise`: output channel c depends only on input channel c (activations, pooling, BN, dropout);
  *   with `repeats` m, output channels c * m to c * m + m - 1 depend only on input channel c
  *   (DepthwiseConv2D of depthMultiplier m), and carry its id.
@@ -64,6 +64,13 @@ export type LayerKind = 'input' | 'unit' | 'channelwise' | 'flatten' | 'join' | 
 /** Per-class behaviour (internal). */
 export interface LayerHandler {
   kind: LayerKind;
+  /**
+   * unit: the order of the kernel's last two axes. `'in-out'` (the default: Dense, Conv1D/2D/3D)
+   * is `[..., cin, cout]`; `'out-in'` is `[..., cout, cin]`, a Conv2DTranspose's `[kh, kw,
+   * filters, inChannels]`. Surgery reads every unit kernel as `[..., cin, cout]` (see
+   * {@link UnitView}) and writes the layer's own order back.
+   */
+  kernelLayout?: 'in-out' | 'out-in';
   /** Throws when this instance's config is outside what the handler understands. */
   check?(node: GraphNode, config: any): void;
   /**
@@ -255,6 +262,10 @@ const unit: LayerHandler = {
   },
 };
 
+// A Conv2DTranspose is a unit layer like Conv2D (one filter per output channel, reading every input
+// channel), its kernel's last two axes swapped: [kh, kw, filters, inChannels].
+const transposedUnit: LayerHandler = { ...unit, kernelLayout: 'out-in' };
+
 // One 2-D kernel per (channel, multiplier): output channel c * m + j (m the depthMultiplier) reads
 // only input channel c, through depthwise_kernel [:, :, c, j]. The m outputs of a channel carry its
 // id (see `repeats`): they go with it, and only together, so the multiplier stays m.
@@ -322,6 +333,7 @@ const REGISTRY: Record<string, LayerHandler> = {
   Conv1D: unit,
   Conv2D: unit,
   Conv3D: unit,
+  Conv2DTranspose: transposedUnit,
   DepthwiseConv2D: depthwiseConv2d,
   BatchNormalization: batchNormalization,
   Activation: activationLayer,
@@ -435,14 +447,17 @@ export function isSupported(className: string): boolean {
 
 /**
  * A Dense or convolution kernel viewed as `[K, cin, cout]` (K = the kernel's positions: k, kh * kw
- * or kd * kh * kw; 1 for Dense),
- * with the activation and the facts surgery needs about it.
+ * or kd * kh * kw; 1 for Dense; a Conv2DTranspose's `[kh, kw, cout, cin]` with its last two axes
+ * swapped), with the activation and the facts surgery needs about it.
  */
 export interface UnitView {
   K: number;
   cin: number;
   cout: number;
+  /** The kernel as `[..., cin, cout]`, whatever the layer's own order. */
   kernel: HostWeight;
+  /** A kernel of this view's order (`[..., cin, cout]`, pruned or not) in the layer's own order. */
+  toLayer(kernel: HostWeight): HostWeight;
   bias: HostWeight | undefined;
   /** `act` applied to pre-activations. */
   activate(values: Float64Array): Float64Array;
@@ -450,9 +465,14 @@ export interface UnitView {
   crossChannel: boolean;
   /**
    * Whether a constant input channel contributes exactly `const * sum(kernel slice)` at every
-   * output position: true for Dense and 'valid' convolutions, and for 'same' ones that pad nothing.
+   * output position: true for Dense and 'valid' convolutions, and for 'same' ones that pad nothing;
+   * for a Conv2DTranspose only with a 1x1 kernel and strides 1 (otherwise an output position
+   * receives as many kernel taps as input positions overlap it: fewer at the borders, and with
+   * strides above 1 a number that varies with the position).
    */
   exactFold: boolean;
+  /** Why a constant other than 0 does not fold when `exactFold` is false, as a block reason says it. */
+  foldLimit: string;
 }
 
 /** Torch-Pruning's get_out_channels / get_in_channels for unit layers. */
@@ -488,31 +508,73 @@ function padsNothing(inShape: (number | null)[], config: any): boolean {
   return true;
 }
 
-/** The unit view of a Dense or Conv1D/2D/3D node (`inShape`: its input shape without batch). */
+/** A kernel size or strides as `3x3` (a config holds an array, or one number for every axis). */
+const sizes = (v: unknown): string => (Array.isArray(v) ? v.join('x') : String(v ?? 1));
+
+/**
+ * Whether a Conv2DTranspose adds each input position into exactly one output position, through
+ * one kernel tap: a 1x1 kernel with strides 1, whatever the padding.
+ */
+function transposeFoldsExactly(config: any): boolean {
+  const ones = (v: unknown): boolean => (Array.isArray(v) ? v : [v ?? 1]).every((x) => x === 1);
+  return ones(config.kernelSize) && ones(config.strides);
+}
+
+/**
+ * The unit view of a Dense, Conv1D/2D/3D or Conv2DTranspose node (`inShape`: its input shape
+ * without batch; `layout`: its handler's `kernelLayout`).
+ */
 export function unitView(
   node: GraphNode,
   weights: HostWeight[],
   config: any,
   inShape: (number | null)[],
+  layout: LayerHandler['kernelLayout'] = 'in-out',
 ): UnitView {
-  const kernel = weightNamed(weights, 'kernel');
-  if (!kernel) throw new Error(`surgery: layer '${node.name}' has no kernel`);
+  const own = weightNamed(weights, 'kernel');
+  if (!own) throw new Error(`surgery: layer '${node.name}' has no kernel`);
+  const transposed = layout === 'out-in';
+  const kernel = transposed ? swapLastAxes(own) : own;
   const shape = kernel.shape;
   const cin = shape[shape.length - 2];
   const cout = shape[shape.length - 1];
   const K = shape.slice(0, -2).reduce((a, b) => a * b, 1);
-  const exactFold = node.className === 'Dense' || padsNothing(inShape, config);
+  const exactFold = transposed
+    ? transposeFoldsExactly(config)
+    : node.className === 'Dense' || padsNothing(inShape, config);
+  const foldLimit = transposed
+    ? `its transposed convolution (kernel ${sizes(config.kernelSize)}, strides ${sizes(config.strides)}) ` +
+      'adds a different number of kernel taps at different output positions'
+    : `its '${config.padding}' zero padding would make the border outputs differ`;
   const act = (node.layer as any).activation;
   return {
     K,
     cin,
     cout,
     kernel,
+    toLayer: transposed ? swapLastAxes : (w) => w,
     bias: weightNamed(weights, 'bias'),
     activate: (v) => applyElementwise((x) => act.apply(x), v),
     crossChannel: CROSS_CHANNEL_ACTIVATIONS.has(config.activation),
     exactFold,
+    foldLimit,
   };
+}
+
+/**
+ * A weight with its last two axes swapped (`[..., a, b]` -> `[..., b, a]`): a Conv2DTranspose's
+ * `[kh, kw, cout, cin]` kernel as `[kh, kw, cin, cout]`, and back (it is its own inverse).
+ */
+export function swapLastAxes(w: HostWeight): HostWeight {
+  const s = w.shape;
+  const a = s[s.length - 2];
+  const b = s[s.length - 1];
+  const ab = a * b;
+  const out = new Float32Array(w.values.length);
+  for (let base = 0; base < out.length; base += ab)
+    for (let i = 0; i < a; i++)
+      for (let j = 0; j < b; j++) out[base + j * a + i] = w.values[base + i * b + j];
+  return { name: w.name, shape: [...s.slice(0, -2), b, a], values: out };
 }
 
 /** Torch-Pruning's prune_out_channels: keep only output units `keep` (kernel last axis, bias). */

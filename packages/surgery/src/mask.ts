@@ -9,8 +9,8 @@ import { checkModel, wrappedDecomposed } from './folding.js';
 
 /**
  * The kernels masked, by layer class: a Dense, Conv1D, Conv2D or Conv3D `kernel` ([in, out], [k,
- * cin, cout], [kh, kw, cin, cout], [kd, kh, kw, cin, cout]), a Conv2DTranspose's `kernel` (which
- * prune keeps whole with `unknownLayers: 'keep'`), a DepthwiseConv2D's `depthwise_kernel`, and both
+ * cin, cout], [kh, kw, cin, cout], [kd, kh, kw, cin, cout]), a Conv2DTranspose's `kernel` ([kh,
+ * kw, cout, cin]), a DepthwiseConv2D's `depthwise_kernel`, and both
  * kernels of a SeparableConv2D, which prune keeps whole when it does not split it.
  */
 const KERNELS = new Map<string, string[]>([

@@ -26,7 +26,7 @@ export interface KeptWholeLayer {
 export interface PruneOptions {
   /**
    * Zero test, in the weights' own units (absolute value, not relative to the layer). A single
-   * Dense kernel weight, or a whole Conv2D or DepthwiseConv2D 2-D kernel `[kh, kw]` (a Conv1D's
+   * Dense kernel weight, or a whole Conv2D, Conv2DTranspose or DepthwiseConv2D 2-D kernel `[kh, kw]` (a Conv1D's
    * 1-D, a Conv3D's 3-D kernel) whose weights are all <= threshold in absolute value, counts as
    * zero and is written as exact zeros; a Dense neuron or a convolution's filter left with no
    * non-zero weight is then removed (a depthwise channel
@@ -209,7 +209,7 @@ function keptWarnings(l: LayerPruneResult): string[] {
  * Removes dead units exactly. Decomposed layers are folded first, nested models unnested (their
  * layers named by path, `block/fc`), and each SeparableConv2D of dilation rate 1 split into the
  * DepthwiseConv2D (`sep/depthwise`, its depthMultiplier) and 1x1 Conv2D (`sep/pointwise`) it computes; then every Dense neuron and
- * Conv2D filter whose output is constant (its kernel slice is zero) or unused (no live unit
+ * Conv2D (Conv1D, Conv3D, Conv2DTranspose) filter whose output is constant (its kernel slice is zero) or unused (no live unit
  * of any consumer reads it) is removed, together with the matching inputs of every consumer
  * (Dense rows, Conv2D input channels, BatchNormalization entries, Flatten positions in NHWC
  * order), and the constant it emitted is folded into the consumers' biases. Dead 2-D kernels stay

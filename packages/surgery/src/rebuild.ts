@@ -15,7 +15,7 @@ import { pruneInChannels, pruneOutChannels, pruneVector, type HostWeight } from 
  * group of granularity `'output'`, a kernel column) or a convolution's filter.
  */
 export interface KeptConstantUnit {
-  /** Neuron (Dense) or filter (Conv1D/2D/3D) index in the original layer. */
+  /** Neuron (Dense) or filter (Conv1D/2D/3D, Conv2DTranspose) index in the original layer. */
   unit: number;
   /** The constant it emits (after its activation). */
   value: number;
@@ -25,17 +25,17 @@ export interface KeptConstantUnit {
 
 /** A unit kept as a placeholder: see {@link LayerPruneResult.placeholders}. */
 export interface PlaceholderUnit {
-  /** Neuron (Dense) or filter (Conv1D/2D/3D) index in the original layer. */
+  /** Neuron (Dense) or filter (Conv1D/2D/3D, Conv2DTranspose) index in the original layer. */
   unit: number;
   /** Why the layer keeps it. */
   reason: string;
 }
 
-/** What happened to one Dense or Conv1D/2D/3D layer. */
+/** What happened to one Dense, Conv1D/2D/3D or Conv2DTranspose layer. */
 export interface LayerPruneResult {
   /** Layer name (unchanged in the pruned model). */
   name: string;
-  /** 'Dense', 'Conv1D', 'Conv2D' or 'Conv3D'. */
+  /** 'Dense', 'Conv1D', 'Conv2D', 'Conv3D' or 'Conv2DTranspose'. */
   className: string;
   /** Neurons (Dense) or filters (convolutions) before pruning. */
   unitsBefore: number;
@@ -221,7 +221,7 @@ export function rebuild(
           folded = true;
         }
       }
-      const ws: HostWeight[] = [pruneOutChannels(pruneInChannels(kernel, keepIn), keepOut)];
+      const ws: HostWeight[] = [u.toLayer(pruneOutChannels(pruneInChannels(kernel, keepIn), keepOut))];
       for (const o of own) bias[o] = 0;
       if (u.bias || folded) {
         ws.push(pruneVector({ name: 'bias', shape: [u.cout], values: Float32Array.from(bias) }, keepOut));
