@@ -294,6 +294,35 @@ describe('Conv2DTranspose: what folds and what stays', () => {
     },
   );
 
+  it.each(['same', 'valid'] as const)(
+    "a constant folds into a 1x1 Conv2DTranspose of strides 1 ('%s') without a bias, which then gets one",
+    (padding) => {
+      const model = seq(
+        L.conv2d({ inputShape: [3, 5, 2], filters: 4, kernelSize: 3, activation: 'relu', name: 'c1' }),
+        L.conv2dTranspose({ filters: 3, kernelSize: 1, padding, useBias: false, name: 't' }),
+        L.flatten({ name: 'flat' }),
+        L.dense({ units: 2, name: 'out' }),
+      );
+      randomWeights(model, 11);
+      zeroUnits(model, 'c1', [1]);
+      setBias(model, 'c1', { 1: 0.8 });
+      const before = tf.memory().numTensors;
+      const { model: pruned, report } = prune(model);
+      expect(report.layers.find((l) => l.name === 'c1')).toMatchObject({ removed: [1], removedConstant: 1 });
+      const t = pruned.getLayer('t');
+      expect(t.weights.map((w) => w.shape)).toEqual([[1, 1, 3, 3], [3]]);
+      // The bias is 0.8 times the kernel entries that read the removed channel.
+      const kernel = model.getLayer('t').getWeights()[0].dataSync();
+      const bias = Array.from(t.getWeights()[1].dataSync());
+      bias.forEach((v, o) => expect(v).toBeCloseTo(0.8 * kernel[o * 4 + 1], 6));
+      const diff = outputDiff(model, pruned, 4, 9);
+      expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+      pruned.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+      model.dispose();
+    },
+  );
+
   it('a threshold zeroes whole 2-D kernels of a Conv2DTranspose: a filter left with none goes, an input channel read through none goes', () => {
     const model = net(3, 2, 'same');
     randomWeights(model, 10);
