@@ -1514,14 +1514,16 @@ function keptNoneError(e: unknown, given: Record<string, Record<string, number> 
 
 /**
  * The largest value `--threshold` is compared with in each layer it acts on: a decomposed layer's
- * largest group magnitude, or, in a model without decomposed layers, a Dense, Conv2D or
- * DepthwiseConv2D layer's largest |kernel weight|. A threshold at or above it leaves the layer
+ * largest group magnitude, or, in a model without decomposed layers, a Dense, Conv1D/2D/3D,
+ * Conv2DTranspose or DepthwiseConv2D layer's largest |kernel weight|. A threshold at or above it leaves the layer
  * nothing live.
  */
 function largestUnderThreshold(model: tfl.LayersModel, decomposed: boolean): Map<string, number> {
   const max = (t: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]);
   if (decomposed) return new Map(magnitudes(model).map((m) => [m.layerName, max(m.magnitude)]));
-  const kernels = model.layers.filter((l) => /^(Dense|Conv2D|DepthwiseConv2D)$/.test(l.getClassName()));
+  const kernels = model.layers.filter((l) =>
+    /^(Dense|Conv[123]D|Conv2DTranspose|DepthwiseConv2D)$/.test(l.getClassName()),
+  );
   return new Map(kernels.map((l) => [l.name, max(l.getWeights()[0])]));
 }
 

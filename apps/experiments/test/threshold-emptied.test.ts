@@ -70,6 +70,32 @@ test('prune --threshold that zeroes every kernel weight of a plain layer names t
   expect(existsSync(out)).toBe(false);
 });
 
+test('prune --threshold that zeroes every kernel weight of a plain Conv2DTranspose names the flag and the largest |w| (exit 2)', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'threshold-emptied-'));
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.conv2d({ inputShape: [3, 3, 1], filters: 2, kernelSize: 1, name: 'c', activation: 'relu' }),
+      tfl.layers.conv2dTranspose({ filters: 2, kernelSize: 2, strides: 2, name: 'up' }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 2, name: 'out' }),
+    ],
+  });
+  model.getLayer('c').setWeights([tf.tensor4d([1, -1], [1, 1, 1, 2]), tf.zeros([2])]);
+  // up's kernel [2, 2, 2, 2]: every |w| at or below 0.25.
+  const small = Array.from({ length: 16 }, (_, i) => ((i % 5) - 2) / 8);
+  model.getLayer('up').setWeights([tf.tensor4d(small, [2, 2, 2, 2]), tf.zeros([2])]);
+  const src = join(tmp, 'model');
+  await model.save(fileSystem(src));
+  model.dispose();
+  const out = join(tmp, 'out');
+  const r = await cli(['prune', '--model', src, '--out', out, '--backend', 'cpu', '--threshold', '0.3']);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(
+    /^normprune: --threshold 0\.3 leaves no live weight in layer up \(its largest \|kernel weight\| is 0\.25\): .*; give a --threshold below 0\.25\n$/,
+  );
+  expect(existsSync(out)).toBe(false);
+});
+
 test("a model already disconnected before the threshold keeps surgery's own error", async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'threshold-emptied-'));
   const model = tfl.sequential({
