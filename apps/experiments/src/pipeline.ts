@@ -1997,6 +1997,29 @@ async function runLocked(
     // Read back at the end, beside the compressed model: checked now, not after the rest of the training.
     (await loadTrainedBaseline()).dispose();
   }
+  // --keep-baseline: this run's baseline, trained here or reused, kept in RUN_DIR/.work/baseline
+  // (for eval --compare and a later --baseline-from RUN_DIR).
+  const keptDir = join(work, 'baseline');
+  const keepTrainedBaseline = (save: (modelDir: string) => Promise<unknown>) => {
+    const kept: KeptBaseline = {
+      baselineHash: baselineHash(cfg, o.budget, o.seed),
+      baselineKey: baselineKey(cfg, o.budget, o.seed),
+      stats: state.baseline!,
+      metrics: metricLines.filter((l) => JSON.parse(l).phase === 'baseline'),
+      seconds: state.elapsed.baseline,
+    };
+    return writeDirAtomic(keptDir, async (tmp) => {
+      await save(join(tmp, 'model'));
+      writeFileSync(join(tmp, 'baseline.json'), JSON.stringify(kept));
+    });
+  };
+  const keepReusedBaseline = async (from: string) => {
+    if (resolve(from) === resolve(keptDir)) return;
+    await writeDirAtomic(keptDir, async (tmp) => {
+      cpSync(join(from, 'model'), join(tmp, 'model'), { recursive: true });
+      cpSync(join(from, 'baseline.json'), join(tmp, 'baseline.json'));
+    });
+  };
   const distillFor = (spec: DistillSpec | undefined) =>
     spec && teacher && spec.weight > 0 ? { teacher, spec } : undefined;
 
@@ -2017,14 +2040,7 @@ async function runLocked(
         log(`baseline reused from ${o.baselineFrom}`);
         // --keep-baseline keeps this run's baseline, the reused one, as a trained one is kept (for
         // eval --compare RUN_DIR/.work/baseline and a later --baseline-from RUN_DIR): copied whole.
-        const baseDir = join(work, 'baseline');
-        if (o.keepBaseline && resolve(kept.dir) !== resolve(baseDir)) {
-          const from = kept.dir;
-          await writeDirAtomic(baseDir, async (tmp) => {
-            cpSync(join(from, 'model'), join(tmp, 'model'), { recursive: true });
-            cpSync(join(from, 'baseline.json'), join(tmp, 'baseline.json'));
-          });
-        }
+        if (o.keepBaseline) await keepReusedBaseline(kept.dir);
       } else {
         model ??= buildModel(cfg.model.layers, data.shape, o.seed);
         const opt = makeOptimizer(cfg.training.baseline);
@@ -2035,23 +2051,8 @@ async function runLocked(
         state.baseline = await measure(model);
         debug('baseline measured');
         if (o.keepBaseline) {
-          const baseDir = join(work, 'baseline');
-          const stats = state.baseline;
-          const metrics = [...metricLines];
           const m = model;
-          await writeDirAtomic(baseDir, async (tmp) => {
-            await m.save(fileSystem(join(tmp, 'model')));
-            writeFileSync(
-              join(tmp, 'baseline.json'),
-              JSON.stringify({
-                baselineHash: baselineHash(cfg, o.budget, o.seed),
-                baselineKey: baselineKey(cfg, o.budget, o.seed),
-                stats,
-                metrics,
-                seconds: state.elapsed.baseline,
-              } satisfies KeptBaseline),
-            );
-          });
+          await keepTrainedBaseline((dir) => m.save(fileSystem(dir)));
         }
       }
       const bl = state.baseline!;
@@ -2082,6 +2083,19 @@ async function runLocked(
       state.epoch = 0;
       state.step = 0;
       await checkpoint(model, null);
+    } else if (o.keepBaseline && !existsSync(join(keptDir, 'baseline.json'))) {
+      // Resumed past its baseline with --keep-baseline, and nothing kept (the run began without
+      // the flag, or its .work/baseline was removed since): kept now, from the baseline reused or
+      // from the copy of the trained one in plainDir, which is what the baseline phase kept.
+      if (kept) await keepReusedBaseline(kept.dir);
+      else if (existsSync(join(plainDir, 'model', 'model.json')))
+        await keepTrainedBaseline(async (dir) => cpSync(join(plainDir, 'model'), dir, { recursive: true }));
+      else
+        throw new Error(
+          `--keep-baseline: the copy of the trained baseline this run holds in ${plainDir} is missing, ` +
+            `so none can be kept in ${keptDir}; drop --keep-baseline to continue the run, ` +
+            'or run again without --resume to train a baseline and keep it',
+        );
     }
 
     debug('----');
