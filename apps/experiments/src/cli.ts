@@ -809,7 +809,7 @@ async function runCommand(command: string, args: string[], out: (s: string) => v
         (r.target ? `; target ${r.target.met ? 'met' : 'MISSED'}` : '') +
         (r.budget.reduced ? ' (at a reduced budget: not a reproduction)' : ''),
     );
-    out(`report: ${join(runDir, 'report.md')}`);
+    out(`report: ${fromCwd(join(runDir, 'report.md'))}`);
     return 0;
   } catch (e) {
     if (e instanceof Interrupted) {
@@ -1013,7 +1013,7 @@ async function sweepCommand(args: string[], out: (s: string) => void): Promise<n
         : `target ${target}% removed: NOT reached; the largest lambda tried, ${top.lambda}, removed ${removed(top.compressionPct)}`,
     );
   }
-  out(`report: ${join(dir, 'report.md')}`);
+  out(`report: ${fromCwd(join(dir, 'report.md'))}`);
   return 0;
 }
 
@@ -2812,8 +2812,8 @@ function reportRun(run: ReportRun, v: Record<string, any>, out: (s: string) => v
 }
 
 /**
- * The path `p` as `report` names what it wrote: relative to the cwd where it lies there or below,
- * else absolute (no `../` paths).
+ * The path `p` as a command names what it wrote (`report`'s rows and copies, the report of a run
+ * or sweep): relative to the cwd where it lies there or below, else absolute (no `../` paths).
  */
 function fromCwd(p: string): string {
   const abs = resolve(p);

@@ -58,3 +58,26 @@ test("an exported sweep names its folder and its points' rows and copies", async
     rmSync(away, { recursive: true, force: true });
   }
 });
+
+test('a run and a sweep name their report relative to the cwd, and absolute outside it', async () => {
+  const inside = await reproduceTiny(join(tmp, 'runs', 'abs'));
+  expect(inside.code).toBe(0);
+  expect(inside.out.split('\n').pop()).toBe('report: runs/abs/report.md');
+  const sweep = await cli([
+    'sweep',
+    'lenet-500-300',
+    '--lambda',
+    '0.001',
+    ...tinyWasm(join(tmp, 'runs', 's2')),
+  ]);
+  expect(sweep.code).toBe(0);
+  expect(sweep.out.split('\n').pop()).toBe('report: runs/s2/report.md');
+  const away = realpathSync(mkdtempSync(join(tmpdir(), 'normprune-wrote-away-')));
+  try {
+    const outside = await reproduceTiny(join(away, 'r'));
+    expect(outside.code).toBe(0);
+    expect(outside.out.split('\n').pop()).toBe(`report: ${join(away, 'r', 'report.md')}`);
+  } finally {
+    rmSync(away, { recursive: true, force: true });
+  }
+});
