@@ -6,7 +6,6 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
-  realpathSync,
   rmdirSync,
   rmSync,
   statSync,
@@ -98,6 +97,7 @@ import {
   TAKEOVER_FILE,
   parseJsonFile,
   readJsonFile,
+  realPathBelow,
   shapeProblem,
   unmeasuredAsNaN,
   unwritableFolder,
@@ -1680,19 +1680,6 @@ function isRunModel(dir: string): boolean {
     /* not JSON: the run's config.json decides */
   }
   return readRunConfigFile(join(run, 'config.json')).kind === 'run';
-}
-
-/**
- * `dir`, absolute, with links resolved in the part of it that exists: a new --out below a link
- * into a run's model/, or into the --model folder, is in that folder; `r1`, `./r1/` and a link
- * to it are one folder.
- */
-function realPathBelow(dir: string): string {
-  let there = resolve(dir);
-  const rest: string[] = [];
-  for (; !existsSync(there) && dirname(there) !== there; there = dirname(there))
-    rest.unshift(basename(there));
-  return join(existsSync(there) ? realpathSync(there) : there, ...rest);
 }
 
 /**

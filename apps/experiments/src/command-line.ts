@@ -8,6 +8,7 @@
 // before it, relative to that directory instead, where they lie in it (publishedCommand).
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { realPathBelow } from './fsutil.js';
 
 /** `a` as one shell word: as it is when plain, else single-quoted. */
 export function shellQuote(a: string): string {
@@ -170,10 +171,12 @@ export function packageSource(p: string): string | undefined {
 /**
  * Whether the data a run recorded reading from `recorded` (results.json's `dataset.source`: the
  * absolute path a run's own file keeps, or as an exported copy publishes it, {@link publishedPath})
- * is what was read from the absolute path `read`.
+ * is what was read from the absolute path `read`, links resolved (`/data/mnist` and a link to it
+ * are one source).
  */
 export function sameSource(recorded: string, read: string): boolean {
-  return recorded === packageSource(read) || resolve(recorded) === resolve(read);
+  // Links resolved: the data read through a link to the folder the run read is the same data.
+  return recorded === packageSource(read) || realPathBelow(recorded) === realPathBelow(read);
 }
 
 /**

@@ -943,3 +943,16 @@ export function overwrittenEntries(
   }
   return hit;
 }
+
+/**
+ * `dir`, absolute, with links resolved in the part of it that exists: a new --out below a link
+ * into a run's model/, or into the --model folder, is in that folder; `r1`, `./r1/` and a link
+ * to it are one folder.
+ */
+export function realPathBelow(dir: string): string {
+  let there = resolve(dir);
+  const rest: string[] = [];
+  for (; !existsSync(there) && dirname(there) !== there; there = dirname(there))
+    rest.unshift(basename(there));
+  return join(existsSync(there) ? realpathSync(there) : there, ...rest);
+}

@@ -1,7 +1,7 @@
 // eval of a run's model reads the test images from its own --data-dir (else the copies on the
 // machine): where that is not where the run read them (a run trained with --data-dir, evaluated
 // without it), a note names both, as the test error may then differ from the run's.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cli, writeIdxFixture } from './helpers';
@@ -34,6 +34,27 @@ test("without the run's --data-dir: a note names where the run read its data, an
 
 test("with the run's --data-dir: no note", async () => {
   const r = await cli(['eval', '--model', run, '--backend', 'wasm', '--data-dir', data]);
+  expect(r.code).toBe(0);
+  expect(noteOf(r.err)).toBeUndefined();
+});
+
+test("with a link to the run's --data-dir, or the same folder spelled another way: no note", async () => {
+  const link = join(tmp, 'data-link');
+  symlinkSync(data, link);
+  for (const dir of [link, `${data}/`, join(tmp, 'run', '..', 'data')]) {
+    const r = await cli(['eval', '--model', run, '--backend', 'wasm', '--data-dir', dir]);
+    expect(r.code).toBe(0);
+    expect(noteOf(r.err)).toBeUndefined();
+  }
+});
+
+test('a run that read its data through a link, evaluated with the folder itself: no note', async () => {
+  const link = join(tmp, 'link-read');
+  symlinkSync(data, link);
+  const linked = join(tmp, 'run-linked');
+  const args = ['reproduce', 'lenet-500-300', '--budget', 'tiny', '--backend', 'wasm'];
+  expect((await cli([...args, '--data-dir', link, '--out', linked])).code).toBe(0);
+  const r = await cli(['eval', '--model', linked, '--backend', 'wasm', '--data-dir', data]);
   expect(r.code).toBe(0);
   expect(noteOf(r.err)).toBeUndefined();
 });
