@@ -230,8 +230,9 @@ Loads a saved model with decomposed layers (--model: its folder, or its
 model.json; a tfjs Layers model, not a graph model), folds them, removes the groups
 whose magnitude is <= T (default 0) and exports a plain tfjs model to --out.
 On a model without decomposed layers, T is surgery's threshold instead: Dense
-weights (one by one) and Conv2D 2-D kernels whose absolute values are all <= T
-become zeros, and units left with no non-zero weight are removed.
+weights (one by one) and convolution kernels (Conv1D, Conv2D, Conv3D,
+Conv2DTranspose, DepthwiseConv2D: one input channel to one filter) whose absolute
+values are all <= T become zeros, and units left with no non-zero weight are removed.
 --out may be new, empty or an earlier export of prune (marked in its model.json),
 which it replaces; any other model there (another tool's, a copy of a run's) is
 refused, and so is an --out that cannot be written, before the model is loaded.
@@ -1971,7 +1972,7 @@ async function pruneInto(
     ? undefined
     : `${v.model} has no decomposed layers; ` +
       (threshold > 0
-        ? `Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with |w| <= ${threshold} become zeros, one by one, and units left all zero are removed `
+        ? `Dense weights one by one, and convolution kernels (Conv1D, Conv2D, Conv3D, Conv2DTranspose and DepthwiseConv2D: those from one input channel to one filter) whose weights all have |w| <= ${threshold}, become zeros, and units left all zero are removed `
         : 'only units whose weights are all zero are removed ') +
       `(${plainAdvice(v.model)})`;
   for (const [flag, given] of [

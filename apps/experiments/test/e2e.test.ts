@@ -465,7 +465,7 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   // The note goes to stderr, with every command's notes; it is the only thing there.
   expect(plainCut.err.split('\n').filter((l) => l && !l.startsWith('note: '))).toEqual([]);
   expect(plainCut.err).toMatch(
-    /Dense weights, and Conv2D and DepthwiseConv2D 2-D kernels, with \|w\| <= 0\.000001 become zeros, one by one/,
+    /Dense weights one by one, and convolution kernels \(Conv1D, Conv2D, Conv3D, Conv2DTranspose and DepthwiseConv2D: those from one input channel to one filter\) whose weights all have \|w\| <= 0\.000001, become zeros/,
   );
   dec.dispose();
   model.dispose();
