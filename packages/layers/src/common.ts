@@ -70,9 +70,12 @@ export function parseDenseArgs(args: DenseLayerArgs): tfl.layers.Layer & Record<
   }) as any;
 }
 
-/** See {@link parseDenseArgs}; `rank` 1 parses them as `tf.layers.conv1d` does, 2 as `tf.layers.conv2d`. */
-export function parseConvArgs(args: ConvLayerArgs, rank: 1 | 2): tfl.layers.Layer & Record<string, any> {
-  return (rank === 1 ? tfl.layers.conv1d : tfl.layers.conv2d)({
+/** The plain convolutions a decomposed convolution stands for, as `tf.layers` names their factories. */
+export type ConvKind = 'conv1d' | 'conv2d' | 'conv2dTranspose';
+
+/** See {@link parseDenseArgs}; `kind` says which of `tf.layers.conv1d`, `conv2d` and `conv2dTranspose` parses them. */
+export function parseConvArgs(args: ConvLayerArgs, kind: ConvKind): tfl.layers.Layer & Record<string, any> {
+  return tfl.layers[kind]({
     ...args,
     activation: activationName(args.activation),
     name: specName(args.name),
@@ -143,7 +146,7 @@ export function decomposedConfig(
 }
 
 /** Which decomposed layer a branded prototype belongs to. */
-export type DecomposedKind = 'dense' | 'conv1d' | 'conv2d';
+export type DecomposedKind = 'dense' | 'conv1d' | 'conv2d' | 'conv2dTranspose';
 
 // `instanceof` only recognises the class of its own copy of this package, and
 // an application can hold two (the ESM and CommonJS builds, or two installs):
@@ -160,7 +163,9 @@ export function brandDecomposed(cls: { prototype: object }, kind: DecomposedKind
 export function decomposedKind(layer: unknown): DecomposedKind | null {
   if (layer == null || typeof layer !== 'object') return null;
   const kind = (layer as Record<symbol, unknown>)[DECOMPOSED_BRAND];
-  return kind === 'dense' || kind === 'conv1d' || kind === 'conv2d' ? kind : null;
+  return kind === 'dense' || kind === 'conv1d' || kind === 'conv2d' || kind === 'conv2dTranspose'
+    ? kind
+    : null;
 }
 
 /** Activations tfjs fuses into matMul / conv2d (tfjs-layers' own list). */
@@ -170,34 +175,55 @@ export function fusedActivation(activation: ActivationFn): 'relu' | 'linear' | '
 }
 
 /**
- * Every granularity reduces either the leading axes of the direction (Dense
- * 'output', both Conv2D ones) or the trailing ones (Dense 'input'), so the
- * direction can be viewed as a `[rows, groups]` or `[groups, cols]` matrix
- * whose group norms are a column or row sum. (A `ones[1, rows] @ x` matMul
- * looks cheaper than wasm's transposing Sum, but XNNPACK repacks the
- * right-hand matrix on every call: 10x slower on fresh data.)
+ * Every granularity reduces the leading axes of the direction (Dense 'output', both Conv2D ones,
+ * Conv2DTranspose 'kernel'), the trailing ones (Dense 'input'), or both ends around the group axes
+ * (Conv2DTranspose 'filter': `[kh, kw, cout, cin]` over axes 0, 1 and 3), so the direction can be
+ * viewed as a `[rows, groups]`, `[groups, cols]` or `[rows, groups, cols]` array whose group norms
+ * are a sum over its other axes. (A `ones[1, rows] @ x` matMul looks cheaper than wasm's
+ * transposing Sum, but XNNPACK repacks the right-hand matrix on every call: 10x slower on fresh data.)
  */
 interface GroupView {
-  matrixShape: [number, number];
-  /** Shape of one value per group in the matrix view: `[1, groups]` or `[groups, 1]`. */
-  groupShape: [number, number];
-  groupSum(x: tf.Tensor2D): tf.Tensor2D;
+  viewShape: number[];
+  /** Shape of one value per group in the view: `[1, groups]`, `[groups, 1]` or `[1, groups, 1]`. */
+  groupShape: number[];
+  groupSum(x: tf.Tensor): tf.Tensor;
 }
 
 function groupView(shape: number[], normAxes: number[]): GroupView {
   const rank = shape.length;
-  const leading = normAxes.every((a, i) => a === i);
-  const trailing = normAxes.every((a, i) => a === rank - normAxes.length + i);
-  if (!leading && !trailing) {
-    throw new Error(`norm axes [${normAxes}] of a rank-${rank} direction are neither leading nor trailing`);
+  const size = (axes: number[]) => axes.reduce((p, a) => p * shape[a], 1);
+  // Norm axes 0..lead-1 and trail..rank-1, the group axes lead..trail-1 between them.
+  let lead = 0;
+  while (lead < normAxes.length && normAxes[lead] === lead) lead++;
+  const tail = normAxes.slice(lead);
+  const trail = rank - tail.length;
+  if (!tail.every((a, i) => a === trail + i) || lead > trail) {
+    throw new Error(
+      `norm axes [${normAxes}] of a rank-${rank} direction are not leading and trailing axes around the group axes`,
+    );
   }
-  const split = leading ? normAxes.length : rank - normAxes.length;
-  const outer = shape.slice(0, split).reduce((p, d) => p * d, 1);
-  const inner = shape.slice(split).reduce((p, d) => p * d, 1);
+  const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
+  const outer = size(range(0, lead));
+  const groups = size(range(lead, trail));
+  const inner = size(range(trail, rank));
+  if (tail.length === 0)
+    return {
+      viewShape: [outer, groups],
+      groupShape: [1, groups],
+      groupSum: (x) => tf.sum(x, 0, true),
+    };
+  if (lead === 0)
+    return {
+      viewShape: [groups, inner],
+      groupShape: [groups, 1],
+      groupSum: (x) => tf.sum(x, 1, true),
+    };
   return {
-    matrixShape: [outer, inner],
-    groupShape: leading ? [1, inner] : [outer, 1],
-    groupSum: (x) => tf.sum(x, leading ? 0 : 1, true) as tf.Tensor2D,
+    viewShape: [outer, groups, inner],
+    groupShape: [1, groups, 1],
+    // The trailing sum first: it reduces the contiguous axis, and leaves the leading one a
+    // tensor `inner` times smaller to transpose.
+    groupSum: (x) => tf.sum(tf.sum(x, 2, true), 0, true),
   };
 }
 
@@ -247,12 +273,12 @@ export function computeEffectiveKernel(
 ): tf.Tensor {
   const view = groupView(direction.shape, normAxes);
   if (differentiatedTwice()) {
-    const v2 = asShape(direction, view.matrixShape) as tf.Tensor2D;
+    const v2 = asShape(direction, view.viewShape);
     const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
     return asShape(tf.mul(v2, tf.mul(asShape(magnitude, view.groupShape), inv)), direction.shape);
   }
   const f = tf.customGrad(((v: tf.Tensor, g: tf.Tensor, save: tf.GradSaveFunc) => {
-    const v2 = asShape(v, view.matrixShape) as tf.Tensor2D;
+    const v2 = asShape(v, view.viewShape);
     const inv = tf.rsqrt(tf.add(view.groupSum(tf.square(v2)), epsilon * epsilon));
     const scale = tf.mul(asShape(g, view.groupShape), inv);
     save(outlivesBackward(direction) ? [inv, scale] : [inv, scale, v2]);
@@ -260,8 +286,8 @@ export function computeEffectiveKernel(
       value: asShape(tf.mul(v2, scale), direction.shape),
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [sinv, sscale] = saved;
-        const sv = (saved[2] ?? asShape(direction, view.matrixShape)) as tf.Tensor2D;
-        const dy2 = asShape(dy, view.matrixShape) as tf.Tensor2D;
+        const sv = saved[2] ?? asShape(direction, view.viewShape);
+        const dy2 = asShape(dy, view.viewShape);
         const t = view.groupSum(tf.mul(dy2, sv)); // direction . dy, per group
         // dW/dV = scale * (I - v v^T / n^2): dV = scale * dy - v * (scale * t / n^2).
         const c = tf.mul(sscale, tf.mul(t, tf.square(sinv)));

@@ -1,5 +1,6 @@
-// The machinery DecomposedConv1D and DecomposedConv2D share: a convolution whose kernel is
-// magnitude x unit direction, of spatial rank 1 or 2. Each subclass only names its class and rank.
+// The machinery DecomposedConv1D, DecomposedConv2D and DecomposedConv2DTranspose share: a
+// convolution whose kernel is magnitude x unit direction, of spatial rank 1 or 2, or a transposed
+// 2-D one. Each subclass only names its class and kind.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
@@ -7,6 +8,7 @@ import {
   checkOneOf,
   computeEffectiveKernel,
   type ConvGranularity,
+  type ConvKind,
   type ConvLayerArgs,
   checkEpsilon,
   DEFAULT_EPSILON,
@@ -28,8 +30,8 @@ import {
 import { checkLayerArgs } from './options.js';
 
 /**
- * Arguments of a decomposed convolution: what `tf.layers.conv1d` / `tf.layers.conv2d` accept
- * (channels last only), plus the decomposition. `kernelInitializer` initialises the direction
+ * Arguments of a decomposed convolution: what `tf.layers.conv1d` / `tf.layers.conv2d` /
+ * `tf.layers.conv2dTranspose` accept (channels last only), plus the decomposition. `kernelInitializer` initialises the direction
  * (the effective kernel starts equal to it); `kernelRegularizer` penalises and
  * `kernelConstraint` constrains the effective kernel (the kernel the layer applies), as on the
  * plain layer: the constraint on every write of the weights (`setWeights`, loading), where tfjs
@@ -39,7 +41,10 @@ import { checkLayerArgs } from './options.js';
  * (`granularty`: did you mean `granularity`?), where tfjs would ignore it.
  */
 export interface DecomposedConvArgs extends ConvLayerArgs {
-  /** `'kernel'` (default, the thesis): one magnitude per kernel, shape `[cin, cout]`. `'filter'`: one per output filter, shape `[cout]`. */
+  /**
+   * `'kernel'` (default, the thesis): one magnitude per kernel, shape `[cin, cout]` (a transposed
+   * convolution's `[cout, cin]`, its kernel's order). `'filter'`: one per output filter, shape `[cout]`.
+   */
   granularity?: ConvGranularity;
   /** Added as `epsilon^2` under the square root of each group's norm, so a zero direction yields a zero kernel, not NaN. Default 1e-6. */
   epsilon?: number;
@@ -61,23 +66,46 @@ export function convOutputLength(
   return Math.floor((length + stride - 1) / stride);
 }
 
-/** The spatial rank of a decomposed convolution: 1 (Conv1D) or 2 (Conv2D). */
+/**
+ * A transposed convolution's output length along one spatial axis, as tfjs-layers' Conv2DTranspose
+ * computes it (its `deconvLength`): the input length times the stride, plus for `'valid'` what
+ * the kernel reaches past the last stride.
+ */
+export function deconvOutputLength(
+  inputLength: number | null,
+  kernelSize: number,
+  padding: 'same' | 'valid',
+  stride: number,
+): number | null {
+  if (inputLength == null) return null;
+  return inputLength * stride + (padding === 'valid' ? Math.max(kernelSize - stride, 0) : 0);
+}
+
+/** The spatial rank of a decomposed convolution: 1 (Conv1D) or 2 (Conv2D, Conv2DTranspose). */
 export type ConvRank = 1 | 2;
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
- * A convolution of spatial rank 1 or 2 whose kernel is `magnitude * direction /
- * sqrt(||direction||^2 + epsilon^2)` (the norm over each group), one magnitude per kernel
- * (`'kernel'`: the spatial axes) or per output filter (`'filter'`: all axes but the last).
- * Weights, in this order: `direction` (the plain kernel's shape, `[...kernelSize, cin, cout]`),
- * `magnitude` (`[cin, cout]` or `[cout]`), `bias` `[cout]`. Channels last only.
- * {@link DecomposedConv1D} and {@link DecomposedConv2D} are its two classes; their constructors
- * throw for the options each lists, building for an input whose channel dimension is unknown.
+ * A convolution of spatial rank 1 or 2, or a transposed 2-D one, whose kernel is `magnitude *
+ * direction / sqrt(||direction||^2 + epsilon^2)` (the norm over each group), one magnitude per
+ * kernel (`'kernel'`: the spatial axes) or per output filter (`'filter'`: all axes but the
+ * output filters'). Weights, in this order: `direction` (the plain kernel's shape,
+ * `[...kernelSize, cin, cout]`, a transposed convolution's `[kh, kw, cout, cin]`), `magnitude`
+ * (the kernel's shape without the norm axes: `[cin, cout]`, `[cout, cin]` or `[cout]`), `bias`
+ * `[cout]`. Channels last only. {@link DecomposedConv1D}, {@link DecomposedConv2D} and
+ * {@link DecomposedConv2DTranspose} are its classes; their constructors throw for the options
+ * each lists, building for an input whose channel dimension is unknown.
  */
 export abstract class DecomposedConv extends tfl.layers.Layer {
-  /** The spatial rank: 1 for Conv1D (`[batch, steps, channels]`), 2 for Conv2D (NHWC). */
+  /** The spatial rank: 1 for Conv1D (`[batch, steps, channels]`), 2 for Conv2D and Conv2DTranspose (NHWC). */
   readonly rank: ConvRank;
+  /**
+   * Whether it is a transposed convolution (Conv2DTranspose): its kernel is `[kh, kw, cout, cin]`,
+   * the output filters before the input channels, and it maps each input position to a
+   * `stride`-times larger output.
+   */
+  readonly transposed: boolean;
   /** Number of output filters. */
   readonly filters: number;
   /** The kernel's spatial size, one entry per spatial axis. */
@@ -94,7 +122,10 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
   readonly epsilon: number;
   /** Whether the layer adds a bias. */
   readonly useBias: boolean;
-  /** Axes of `direction` reduced for each group's norm: the spatial ones for `'kernel'`, those and `cin` for `'filter'`. */
+  /**
+   * Axes of `direction` reduced for each group's norm: the spatial ones for `'kernel'`, those and
+   * `cin` for `'filter'` (`[0, 1, 3]` for a transposed convolution, whose `cin` is last).
+   */
   readonly normAxes: number[];
   /** The `direction` weight (kernel shape); null until built. */
   direction: tfl.LayerVariable | null = null;
@@ -110,8 +141,8 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
   private zeroChecked = false;
 
   /** `who` is the class name, for messages (this.getClassName() is not there before super()). */
-  protected constructor(args: DecomposedConvArgs, rank: ConvRank, who: string) {
-    checkLayerArgs(who, args, rank === 1 ? 'conv1d' : 'conv2d');
+  protected constructor(args: DecomposedConvArgs, kind: ConvKind, who: string) {
+    checkLayerArgs(who, args, kind);
     super(args);
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
     if (plain.dataFormat != null && plain.dataFormat !== 'channelsLast') {
@@ -120,21 +151,33 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
           (args.name ? ` for layer '${args.name}'` : ''),
       );
     }
+    const rank: ConvRank = kind === 'conv1d' ? 1 : 2;
     this.rank = rank;
-    this.spec = parseConvArgs(plain, rank);
+    this.transposed = kind === 'conv2dTranspose';
+    this.spec = parseConvArgs(plain, kind);
     const c = this.spec.getConfig();
     this.filters = c.filters as number;
     this.kernelSize = c.kernelSize as number[];
     this.strides = c.strides as number[];
+    // tfjs's Conv2DTranspose takes a dilationRate, then ignores it when it applies the layer
+    // (tf.conv2dTranspose has no dilations) and leaves it out of its config.
+    if (this.transposed && (this.spec.dilationRate as number[]).some((d) => d !== 1))
+      throw new Error(
+        `${who} supports dilationRate 1 only (tfjs's Conv2DTranspose ignores any other), got ` +
+          `${JSON.stringify(plain.dilationRate)}` +
+          (args.name ? ` for layer '${args.name}'` : ''),
+      );
     // tfjs builds a Conv1D with padding 'causal' but throws NotImplementedError when it applies it.
     this.padding = checkOneOf(`${who} padding`, c.padding, ['same', 'valid'] as const);
-    this.dilationRate = c.dilationRate as number[];
+    this.dilationRate = this.spec.dilationRate as number[];
     this.granularity = checkOneOf(`${who} granularity`, granularity ?? 'kernel', [
       'kernel',
       'filter',
     ] as const);
     this.epsilon = checkEpsilon(who, epsilon ?? DEFAULT_EPSILON);
-    this.normAxes = range(this.granularity === 'kernel' ? rank : rank + 1);
+    // A transposed kernel is [kh, kw, cout, cin]: its filter is every axis but the third.
+    this.normAxes =
+      this.granularity === 'kernel' ? range(rank) : this.transposed ? [0, 1, 3] : range(rank + 1);
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
     this.activityRegularizer = this.spec.activityRegularizer;
@@ -151,9 +194,10 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
         `${this.getClassName()} '${this.name}': the channel dimension of the input must be known`,
       );
     if (this.direction == null) {
-      const magnitudeShape = this.granularity === 'kernel' ? [inputDim, this.filters] : [this.filters];
+      const channels = this.transposed ? [this.filters, inputDim] : [inputDim, this.filters];
+      const magnitudeShape = this.granularity === 'kernel' ? channels : [this.filters];
       const shapes = {
-        direction: [...this.kernelSize, inputDim, this.filters],
+        direction: [...this.kernelSize, ...channels],
         magnitude: magnitudeShape,
         bias: this.useBias ? [this.filters] : null,
       };
@@ -204,13 +248,15 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
     return [
       shape[0],
       ...this.kernelSize.map((k, a) =>
-        convOutputLength(shape[a + 1], k, this.padding, this.strides[a], this.dilationRate[a]),
+        this.transposed
+          ? deconvOutputLength(shape[a + 1], k, this.padding, this.strides[a])
+          : convOutputLength(shape[a + 1], k, this.padding, this.strides[a], this.dilationRate[a]),
       ),
       this.filters,
     ];
   }
 
-  /** The kernel the layer applies, `[...kernelSize, cin, cout]`. A new tensor: the caller disposes it. */
+  /** The kernel the layer applies, `[...kernelSize, cin, cout]` (transposed: `[kh, kw, cout, cin]`). A new tensor: the caller disposes it. */
   effectiveKernel(): tf.Tensor {
     if (this.direction == null || this.magnitude == null) {
       throw new Error(`${this.getClassName()} '${this.name}' is not built yet`);
@@ -228,6 +274,7 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
       const input = exactlyOne(inputs);
       const kernel = this.effectiveKernel();
       const bias = this.bias == null ? undefined : this.bias.read();
+      if (this.transposed) return this.applyTransposed(input, kernel, bias);
       const fused = fusedActivation(this.activation);
       // A 1-D convolution is the 2-D one over a height of 1, as tf.conv1d computes it.
       const flat = this.rank === 1;
@@ -245,6 +292,30 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
       if (fused == null) y = this.activation.apply(y);
       return y;
     });
+  }
+
+  /** Conv2DTranspose.call of tfjs-layers (channels last): tfjs-core has no fused transposed convolution. */
+  private applyTransposed(input: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor {
+    if (input.rank !== 4)
+      throw new Error(
+        `${this.getClassName()} '${this.name}' expects a rank-4 input [batch, height, width, channels], got shape [${input.shape}]`,
+      );
+    const [batch, height, width] = input.shape;
+    const outputShape: [number, number, number, number] = [
+      batch,
+      deconvOutputLength(height, this.kernelSize[0], this.padding, this.strides[0])!,
+      deconvOutputLength(width, this.kernelSize[1], this.padding, this.strides[1])!,
+      this.filters,
+    ];
+    let y: tf.Tensor = tf.conv2dTranspose(
+      input as tf.Tensor4D,
+      kernel as tf.Tensor4D,
+      outputShape,
+      this.strides as [number, number],
+      this.padding,
+    );
+    if (bias != null) y = tf.add(y, bias);
+    return this.activation.apply(y);
   }
 
   override getConfig(): tf.serialization.ConfigDict {

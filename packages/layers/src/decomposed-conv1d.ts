@@ -34,7 +34,7 @@ export class DecomposedConv1D extends DecomposedConv {
 
   /** A Conv1D layer written as magnitude x unit direction; `args` are Conv1D's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedConv1DArgs) {
-    super(args, 1, 'DecomposedConv1D');
+    super(args, 'conv1d', 'DecomposedConv1D');
   }
 
   /** The kernel the layer applies, `[k, cin, cout]`. A new tensor: the caller disposes it. */

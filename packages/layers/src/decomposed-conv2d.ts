@@ -30,7 +30,7 @@ export class DecomposedConv2D extends DecomposedConv {
 
   /** A Conv2D layer written as magnitude x unit direction; `args` are Conv2D's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedConv2DArgs) {
-    super(args, 2, 'DecomposedConv2D');
+    super(args, 'conv2d', 'DecomposedConv2D');
   }
 
   /** The kernel the layer applies, `[kh, kw, cin, cout]`. A new tensor: the caller disposes it. */

@@ -1,8 +1,9 @@
-// @normprune/layers: Dense, Conv1D and Conv2D written as magnitude x unit direction.
-// Importing this module registers DecomposedDense, DecomposedConv1D and DecomposedConv2D with
-// tf.serialization, so tfl.loadLayersModel can read models that use them.
+// @normprune/layers: Dense, Conv1D, Conv2D and Conv2DTranspose written as magnitude x unit direction.
+// Importing this module registers DecomposedDense, DecomposedConv1D, DecomposedConv2D and
+// DecomposedConv2DTranspose with tf.serialization, so tfl.loadLayersModel can read models that use them.
 export type {
   ConvGranularity,
+  ConvKind,
   ConvLayerArgs,
   DenseGranularity,
   DenseLayerArgs,
@@ -18,6 +19,11 @@ export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './de
 export { DecomposedConv, type DecomposedConvArgs, type ConvRank } from './decomposed-conv.js';
 export { DecomposedConv1D, decomposedConv1d, type DecomposedConv1DArgs } from './decomposed-conv1d.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';
+export {
+  DecomposedConv2DTranspose,
+  decomposedConv2dTranspose,
+  type DecomposedConv2DTransposeArgs,
+} from './decomposed-conv2d-transpose.js';
 export {
   decompose,
   type DecomposedLayer,

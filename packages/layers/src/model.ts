@@ -14,6 +14,7 @@ import {
 } from './common.js';
 import { DecomposedConv1D } from './decomposed-conv1d.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
+import { DecomposedConv2DTranspose } from './decomposed-conv2d-transpose.js';
 import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
 import { optionsProblem } from './options.js';
@@ -22,11 +23,11 @@ import { modelConfig } from './config.js';
 
 /** The keys of {@link DecomposeOptions} and of its `granularity`. */
 const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
-const GRANULARITY_KEYS = ['dense', 'conv1d', 'conv2d'] as const;
+const GRANULARITY_KEYS = ['dense', 'conv1d', 'conv2d', 'conv2dTranspose'] as const;
 
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
-  /** Granularity of the new layers. Default: `{ dense: 'output', conv1d: 'kernel', conv2d: 'kernel' }`. */
+  /** Granularity of the new layers. Default: `{ dense: 'output', conv1d: 'kernel', conv2d: 'kernel', conv2dTranspose: 'kernel' }`. */
   granularity?: {
     /** Granularity of the new DecomposedDense layers. Default `'output'`. */
     dense?: DenseGranularity;
@@ -34,8 +35,10 @@ export interface DecomposeOptions {
     conv1d?: ConvGranularity;
     /** Granularity of the new DecomposedConv2D layers. Default `'kernel'`. */
     conv2d?: ConvGranularity;
+    /** Granularity of the new DecomposedConv2DTranspose layers. Default `'kernel'`. */
+    conv2dTranspose?: ConvGranularity;
   };
-  /** Which Dense / Conv1D / Conv2D layers to decompose: their names, or a predicate. Default: all of them. */
+  /** Which Dense / Conv1D / Conv2D / Conv2DTranspose layers to decompose: their names, or a predicate. Default: all of them. */
   include?: string[] | ((layer: tfl.layers.Layer) => boolean);
   /** `epsilon` of the new layers. Default 1e-6. */
   epsilon?: number;
@@ -43,25 +46,35 @@ export interface DecomposeOptions {
 
 type LayerEntry = { className: string; name?: string; config: tf.serialization.ConfigDict };
 
-/** A decomposed layer: a {@link DecomposedDense}, {@link DecomposedConv1D} or {@link DecomposedConv2D}. */
-export type DecomposedLayer = DecomposedDense | DecomposedConv1D | DecomposedConv2D;
+/**
+ * A decomposed layer: a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D} or
+ * {@link DecomposedConv2DTranspose}.
+ */
+export type DecomposedLayer =
+  DecomposedDense | DecomposedConv1D | DecomposedConv2D | DecomposedConv2DTranspose;
 
 /** For each plain class decompose() replaces: its decomposed class and kind. */
 const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> = {
   Dense: { className: DecomposedDense.className, kind: 'dense' },
   Conv1D: { className: DecomposedConv1D.className, kind: 'conv1d' },
   Conv2D: { className: DecomposedConv2D.className, kind: 'conv2d' },
+  Conv2DTranspose: { className: DecomposedConv2DTranspose.className, kind: 'conv2dTranspose' },
 };
 
 /** The plain class of each kind of decomposed layer (what fold() makes of it). */
-const PLAIN_CLASS: Record<DecomposedKind, string> = { dense: 'Dense', conv1d: 'Conv1D', conv2d: 'Conv2D' };
+const PLAIN_CLASS: Record<DecomposedKind, string> = {
+  dense: 'Dense',
+  conv1d: 'Conv1D',
+  conv2d: 'Conv2D',
+  conv2dTranspose: 'Conv2DTranspose',
+};
 
 const isDecomposable = (layer: tfl.layers.Layer): boolean =>
   Object.hasOwn(DECOMPOSABLE, layer.getClassName());
 
 /**
- * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D} or {@link DecomposedConv2D},
- * from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
+ * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D} or
+ * {@link DecomposedConv2DTranspose}, from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
  * brand, not `instanceof`.
  */
 export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedLayer {
@@ -239,8 +252,9 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
 }
 
 /**
- * A new model in which every Dense, Conv1D and Conv2D layer (or those `include`
- * selects) is a {@link DecomposedDense} / {@link DecomposedConv1D} / {@link DecomposedConv2D} with the
+ * A new model in which every Dense, Conv1D, Conv2D and Conv2DTranspose layer (or those `include`
+ * selects) is a {@link DecomposedDense} / {@link DecomposedConv1D} / {@link DecomposedConv2D} /
+ * {@link DecomposedConv2DTranspose} with the
  * same name and config, `direction = kernel` and, for each group of the
  * kernel, `magnitude = sqrt(||group||^2 + epsilon^2)` (0 for an all-zero
  * group): the effective kernel is then the original kernel, and the outputs
@@ -252,14 +266,14 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
  * Throws, naming the function, for a `model` that is not a LayersModel, a
  * `granularity` that is not an object or names an unknown granularity, an
  * `include` that is neither a list of names nor a predicate, an `include`
- * name that is not a Dense, Conv1D or Conv2D layer of the model, a selected
- * Conv2D with `dataFormat: 'channelsFirst'`, a selected Conv1D with `padding: 'causal'`
+ * name that is not a Dense, Conv1D, Conv2D or Conv2DTranspose layer of the model, a selected
+ * convolution with `dataFormat: 'channelsFirst'`, a selected Conv1D with `padding: 'causal'`
  * (tfjs 4.22 cannot apply it), and a selected layer holding a
  * NaN or an infinity (naming the weight and the first such entry).
  *
  * Warns (`console.warn`) about a selected layer whose every group is zero (it
  * could not train), and about wrapper layers (`TimeDistributed`,
- * `Bidirectional`) holding a Dense, Conv1D or Conv2D: those stay plain, since only the
+ * `Bidirectional`) holding a Dense, Conv1D, Conv2D or Conv2DTranspose: those stay plain, since only the
  * model's own layers and those of nested models are replaced, unless `include`
  * leaves them out (a list of names always does; a predicate does when it
  * returns false for the wrapped layer).
@@ -296,6 +310,11 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       'kernel',
       'filter',
     ] as const),
+    conv2dTranspose: checkOneOf(
+      'decompose: granularity.conv2dTranspose',
+      options.granularity?.conv2dTranspose ?? 'kernel',
+      ['kernel', 'filter'] as const,
+    ),
   };
   const epsilon = checkEpsilon('decompose:', options.epsilon ?? DEFAULT_EPSILON);
   const include = options.include;
@@ -327,7 +346,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       for (const layer of layers) {
         if (!isDecomposable(layer)) {
           throw new Error(
-            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D and Conv2D layers can be decomposed`,
+            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D, Conv2D and Conv2DTranspose layers can be decomposed`,
           );
         }
         included.add(layer);
@@ -351,9 +370,9 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       if (!selected(layer)) return null;
       const cls = layer.getClassName();
       const leaveOut = `Leave it out with the include option (e.g. include: (layer) => layer.name !== '${layer.name}')`;
-      if (cls === 'Conv2D' && entry.config.dataFormat === 'channelsFirst') {
+      if (entry.config.dataFormat === 'channelsFirst') {
         throw new Error(
-          `decompose: Conv2D layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported. ` +
+          `decompose: ${cls} layer '${layer.name}' uses dataFormat 'channelsFirst'; only 'channelsLast' is supported. ` +
             `${leaveOut}, or rebuild it with channelsLast`,
         );
       }
@@ -431,7 +450,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
         'covers the same span), or leave it out with include and freeze it (trainable = false; tfjs cannot train a ' +
         'plain dilated layer either, nor any layer before it)',
     );
-  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D themselves: whatever they hold
+  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D / Conv2DTranspose themselves: whatever they hold
   // stays plain, and magnitudes() would list nothing for it. Say so, unless include left it out.
   const plain = wrappedLayers(model).filter(
     (w) => include == null || (typeof include === 'function' && include(w.inner)),
@@ -439,17 +458,17 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   if (plain.length > 0)
     console.warn(
       `decompose: ${plain.length === 1 ? 'a wrapper layer holds' : `${plain.length} wrapper layers hold`} a ` +
-        `Dense, Conv1D or Conv2D that stays plain: ${plain
+        `Dense, Conv1D, Conv2D or Conv2DTranspose that stays plain: ${plain
           .map((w) => `'${w.path}' (${w.chain} of ${w.inner.getClassName()} '${w.inner.name}')`)
           .join(
             ', ',
-          )}. decompose() replaces only the Dense, Conv1D and Conv2D layers of the model and of its nested ` +
+          )}. decompose() replaces only the Dense, Conv1D, Conv2D and Conv2DTranspose layers of the model and of its nested ` +
         `models, not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not ` +
         `prune it. ${plain.some((w) => w.inner.getClassName() === 'Dense') ? `${DENSE_HINT}. ` : ''}` +
         `Leave it out with include to silence this warning`,
     );
   // A layer decomposed already is kept as it is: the granularity asked for here applies to plain
-  // Dense / Conv1D / Conv2D layers only. Said where it differs, unless include chose the layers (the
+  // Dense / Conv1D / Conv2D / Conv2DTranspose layers only. Said where it differs, unless include chose the layers (the
   // two-call idiom, one granularity per call, leaves the other call's layers out on purpose).
   if (include == null) {
     const kept = layerPaths(model).filter(({ layer }) => {
@@ -466,7 +485,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
               `not '${granularityOf[decomposedKind(layer)!]}'`,
           )
           .join(', ')}: ${kept.length === 1 ? 'it is' : 'they are'} decomposed already, and decompose() ` +
-          'replaces only plain Dense, Conv1D and Conv2D layers. To decompose a layer anew at another granularity, ' +
+          'replaces only plain Dense, Conv1D, Conv2D and Conv2DTranspose layers. To decompose a layer anew at another granularity, ' +
           'fold() the model first (decompose(fold(model), { granularity }))',
       );
   }
@@ -501,13 +520,13 @@ interface WrappedLayer {
   path: string;
   /** The wrappers' classes, outermost first (`TimeDistributed`, `TimeDistributed of TimeDistributed`). */
   chain: string;
-  /** The Dense, Conv1D or Conv2D inside. */
+  /** The Dense, Conv1D, Conv2D or Conv2DTranspose inside. */
   inner: tfl.layers.Layer;
 }
 
 /**
  * The wrapper layers of `model` (nested models included) that hold a plain
- * Dense, Conv1D or Conv2D (a decomposed layer when `decomposed`), however deeply
+ * Dense, Conv1D, Conv2D or Conv2DTranspose (a decomposed layer when `decomposed`), however deeply
  * wrapped: a wrapper keeps the layer it wraps in `layer` (tfjs-layers'
  * `Wrapper`: `TimeDistributed`, `Bidirectional`).
  */
@@ -530,7 +549,7 @@ function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer
 
 /**
  * The inverse of {@link decompose}: a new model in which every decomposed
- * layer is a plain Dense / Conv1D / Conv2D with the same name, config and outputs,
+ * layer is a plain Dense / Conv1D / Conv2D / Conv2DTranspose with the same name, config and outputs,
  * holding the effective kernel `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
  * ({@link effectiveKernel}).
  * The result contains no normprune class, so plain TensorFlow.js loads it
@@ -577,7 +596,7 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
 export function effectiveKernel(layer: DecomposedLayer): tf.Tensor {
   if (!isDecomposed(layer))
     throw new Error(
-      `effectiveKernel: expected a DecomposedDense, DecomposedConv1D or DecomposedConv2D layer, got ${describeValue(layer)}` +
+      `effectiveKernel: expected a DecomposedDense, DecomposedConv1D, DecomposedConv2D or DecomposedConv2DTranspose layer, got ${describeValue(layer)}` +
         ' (a plain layer applies its own kernel: layer.getWeights()[0])',
     );
   return layer.effectiveKernel();
@@ -762,10 +781,11 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
     // The direction entries of one group: the product of the axes its norm reduces.
     const paramsPerGroup = layer.normAxes.reduce((p, a) => p * direction.shape[a], 1);
     // Per call: one group's weights at each position, of the input for a Dense (1 for a flat
-    // one), of the output for a convolution (its spatial axes).
+    // one) and a transposed convolution (each input position scatters the whole kernel, as
+    // surgery's analyze counts it), of the output for a convolution (its spatial axes).
+    const byInput = isDecomposedDense(layer) || layer.transposed;
     const macsPerGroup =
-      paramsPerGroup *
-      (isDecomposedDense(layer) ? positions('inputShapes', 1, -1) : positions('outputShapes', 1, -1));
+      paramsPerGroup * (byInput ? positions('inputShapes', 1, -1) : positions('outputShapes', 1, -1));
     out.push({
       layer,
       layerName: path,

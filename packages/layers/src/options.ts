@@ -150,6 +150,8 @@ const PLAIN_LAYER_ARGS = {
   dense: { factory: 'tf.layers.dense', keys: Object.keys(DENSE_LAYER_ARGS) },
   conv1d: { factory: 'tf.layers.conv1d', keys: Object.keys(CONV_LAYER_ARGS) },
   conv2d: { factory: 'tf.layers.conv2d', keys: Object.keys(CONV_LAYER_ARGS) },
+  // tfjs's Conv2DTranspose takes Conv2D's arguments (and leaves dilationRate out of its config).
+  conv2dTranspose: { factory: 'tf.layers.conv2dTranspose', keys: Object.keys(CONV_LAYER_ARGS) },
 };
 
 /** The options a decomposed layer adds to the plain layer's arguments. */
