@@ -875,12 +875,18 @@ function singleWeightLayer(m: MagnitudeInfo): string {
   let other: { granularity: string; size: number };
   let what: string;
   if (m.granularity === 'kernel' || m.granularity === 'filter') {
-    // [...kernelSize, cin, cout]: a single-weight group makes its own axes 1.
-    const cin = d[d.length - 2];
-    other = { granularity: 'filter', size: d.slice(0, -1).reduce((a, b) => a * b, 1) };
+    // [...kernelSize, cin, cout] (a Conv2DTranspose's [kh, kw, cout, cin]): a single-weight group
+    // makes its own axes 1.
+    const transposed = 'transposed' in m.layer && m.layer.transposed;
+    const filterAxis = transposed ? d.length - 2 : d.length - 1;
+    const cin = transposed ? d[d.length - 1] : d[d.length - 2];
+    other = { granularity: 'filter', size: d.reduce((a, b, axis) => (axis === filterAxis ? a : a * b), 1) };
     what =
-      (d.length === 3 ? 'Conv1D with kernels of size 1' : 'Conv2D with 1x1 kernels') +
-      (cin === 1 ? ' on one input channel' : '');
+      (transposed
+        ? 'Conv2DTranspose with 1x1 kernels'
+        : d.length === 3
+          ? 'Conv1D with kernels of size 1'
+          : 'Conv2D with 1x1 kernels') + (cin === 1 ? ' on one input channel' : '');
   } else {
     // [in, units]
     other = {
