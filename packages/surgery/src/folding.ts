@@ -23,7 +23,8 @@ export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
 }
 
 /**
- * Whether the model contains DecomposedDense / DecomposedConv2D layers, nested models included,
+ * Whether the model contains decomposed layers (DecomposedDense, DecomposedConv1D, DecomposedConv2D,
+ * DecomposedConv2DTranspose), nested models included,
  * and inside wrapper layers (`TimeDistributed(decomposedDense(...))`, built by hand): `fold`
  * refuses those, naming the wrapper, where surgery would otherwise pass them on as they are (a
  * pruned model or an export holding a normprune class, which plain tfjs cannot load).

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { decompose } from '@normprune/layers';
+import { decompose, fold } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
 import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
 import { BACKENDS, editWeight, outputDiff, randomWeights, setBias, zeroUnits } from './helpers';
@@ -367,16 +367,94 @@ describe('Conv2DTranspose: what folds and what stays', () => {
     model.dispose();
   });
 
-  it('decompose leaves a Conv2DTranspose plain; prune then removes the filters of a decomposed Conv2D it no longer reads', () => {
+  it('a Conv2DTranspose left plain by decompose (include); prune then removes the filters of a decomposed Conv2D it no longer reads', () => {
     const model = net(3, 2, 'valid');
     randomWeights(model, 12);
     zeroTransposed(model, 't', (i) => i === 2 || i === 4);
-    const dec = decompose(model, { granularity: { conv2d: 'filter' } });
+    const dec = decompose(model, {
+      granularity: { conv2d: 'filter' },
+      include: (layer) => layer.getClassName() !== 'Conv2DTranspose',
+    });
     expect(dec.getLayer('t').getClassName()).toBe('Conv2DTranspose');
     const { model: pruned, report } = prune(dec);
     expect(report.layers.find((l) => l.name === 'c1')).toMatchObject({ removed: [2, 4], removedUnused: 2 });
     expect(pruned.getLayer('t').weights[0].shape).toEqual([3, 3, 4, 3]);
     const diff = outputDiff(dec, pruned, 4, 5);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+    for (const m of [pruned, dec, model]) m.dispose();
+  });
+});
+
+describe('a DecomposedConv2DTranspose, folded and pruned', () => {
+  function net(): tfl.LayersModel {
+    return seq(
+      L.conv2d({
+        inputShape: [4, 4, 3],
+        filters: 5,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        name: 'c1',
+      }),
+      L.conv2dTranspose({
+        filters: 4,
+        kernelSize: 3,
+        strides: 2,
+        padding: 'same',
+        activation: 'relu',
+        name: 't',
+      }),
+      L.conv2dTranspose({ filters: 2, kernelSize: 2, name: 't2' }),
+    );
+  }
+
+  it("'kernel': zero magnitudes [filters, inChannels] remove a filter whose kernels are all dead and the input channel no kernel reads; a lone dead kernel stays zeros", () => {
+    const model = net();
+    randomWeights(model, 21);
+    // A dead filter emits relu(bias): 0 folds into the 2x2 Conv2DTranspose after it, another constant would not.
+    setBias(model, 't', { 1: -1 });
+    const dec = decompose(model, { granularity: { conv2d: 'filter', conv2dTranspose: 'kernel' } });
+    expect(dec.getLayer('t').getClassName()).toBe('DecomposedConv2DTranspose');
+    // Filter 1's kernels, input channel 3's kernels, and the kernel from channel 0 to filter 0.
+    editWeight(dec, 't', 'magnitude', (v, shape) => {
+      expect(shape).toEqual([4, 5]);
+      for (let q = 0; q < v.length; q++) {
+        const [o, i] = [Math.floor(q / 5), q % 5];
+        if (o === 1 || i === 3 || (o === 0 && i === 0)) v[q] = 0;
+      }
+    });
+    for (const input of [dec, fold(dec)]) {
+      const { model: pruned, report } = prune(input);
+      expect(report.layers.find((l) => l.name === 'c1')).toMatchObject({ removed: [3] });
+      expect(report.layers.find((l) => l.name === 't')).toMatchObject({ removed: [1] });
+      const kernel = pruned.getLayer('t').getWeights()[0];
+      expect(kernel.shape).toEqual([3, 3, 3, 4]); // [kh, kw, filters, inChannels]
+      const k = kernel.arraySync() as number[][][][];
+      for (const row of k) for (const col of row) expect(Math.abs(col[0][0])).toBe(0);
+      expect(pruned.getLayer('t2').getWeights()[0].shape).toEqual([2, 2, 2, 3]);
+      const diff = outputDiff(dec, pruned, 4, 5);
+      expect(diff.scale).toBeGreaterThan(0);
+      expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+      pruned.dispose();
+      if (input !== dec) input.dispose();
+    }
+    expect(analyze(dec).total).toEqual(analyze(fold(dec)).total);
+    for (const m of [dec, model]) m.dispose();
+  });
+
+  it("'filter': a zero magnitude removes that filter, and the next Conv2DTranspose's input channel", () => {
+    const model = net();
+    randomWeights(model, 22);
+    setBias(model, 't', { 2: -1 });
+    const dec = decompose(model, { granularity: { conv2dTranspose: 'filter' } });
+    editWeight(dec, 't', 'magnitude', (v) => {
+      v[2] = 0;
+    });
+    const { model: pruned, report } = prune(dec);
+    expect(report.layers.find((l) => l.name === 't')).toMatchObject({ removed: [2] });
+    expect(pruned.getLayer('t').getWeights()[0].shape).toEqual([3, 3, 3, 5]);
+    expect(pruned.getLayer('t2').getWeights()[0].shape).toEqual([2, 2, 2, 3]);
+    const diff = outputDiff(dec, pruned, 4, 6);
     expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
     for (const m of [pruned, dec, model]) m.dispose();
   });
