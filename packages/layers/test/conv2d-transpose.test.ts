@@ -187,6 +187,32 @@ describe('DecomposedConv2DTranspose', () => {
     }
   });
 
+  it.each(['kernel', 'filter'] as const)(
+    'the kernel constraint and regularizer act on the effective kernel, as on the plain layer (%s)',
+    (granularity) => {
+      const layer = decomposedConv2dTranspose({
+        filters: 3,
+        kernelSize: 2,
+        strides: 2,
+        granularity,
+        kernelConstraint: 'nonNeg',
+        kernelRegularizer: tfl.regularizers.l2({ l2: 0.5 }),
+      });
+      layer.build([null, 3, 3, 2]);
+      const kernel = randn([2, 2, 3, 2], 31);
+      layer.setWeights([kernel, tf.zeros([3])]);
+      const k = layer.effectiveKernel();
+      const expected = tf.relu(kernel);
+      expect(scaledError(k, expected)).toBeLessThan(1e-6);
+      // tfjs keeps a layer's regularizer losses as functions (RegularizerFn).
+      const loss = (layer.losses[0] as unknown as () => tf.Scalar)();
+      const l2 = tf.tidy(() => tf.mul(0.5, tf.sum(tf.square(expected))));
+      expect(scaledError(loss, l2)).toBeLessThan(1e-6);
+      tf.dispose([kernel, k, expected, loss, l2]);
+      disposeWeights(layer);
+    },
+  );
+
   it('getConfig round-trips, without a dilationRate (as Conv2DTranspose leaves it out)', () => {
     const layer = decomposedConv2dTranspose({
       filters: 3,

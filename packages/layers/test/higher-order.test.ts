@@ -4,8 +4,10 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   type DecomposedConv2D,
+  type DecomposedConv2DTranspose,
   type DecomposedDense,
   decomposedConv2d,
+  decomposedConv2dTranspose,
   decomposedDense,
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
@@ -13,7 +15,7 @@ import { randn, scaledError, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
 
-type Decomposed = DecomposedDense | DecomposedConv2D;
+type Decomposed = DecomposedDense | DecomposedConv2D | DecomposedConv2DTranspose;
 
 /** The documented formula with tf ops, so autodiff differentiates it to any order. */
 function formulaKernel(layer: Decomposed): tf.Tensor {
@@ -155,6 +157,36 @@ describe('gradients of gradients match autodiff of the formula', () => {
         );
         tf.dispose([x, w]);
       }
+      disposeWeights(layer);
+    },
+  );
+
+  // The 'filter' groups of a transposed kernel [kh, kw, cout, cin] reduce axes 0, 1 and 3, on
+  // both sides of the group axis: the plain-ops path views the direction as [kh * kw, cout, cin].
+  test.each(convCases.filter(([, , , , batch]) => batch === 2))(
+    'DecomposedConv2DTranspose %s, activation %s, padding %s, strides %i, batch %i',
+    (granularity, activation, padding, strides, batch) => {
+      const layer = decomposedConv2dTranspose({
+        filters: 3,
+        kernelSize: [3, 2],
+        granularity,
+        activation: activation as never,
+        padding,
+        strides,
+      });
+      const input = [batch, 3, 4, 2];
+      const out = layer.computeOutputShape(input) as [number, number, number, number];
+      const reference = (x: tf.Tensor) =>
+        ACTIVATIONS[activation](
+          tf.add(
+            tf.conv2dTranspose(x as tf.Tensor4D, formulaKernel(layer) as tf.Tensor4D, out, strides, padding),
+            layer.bias!.read(),
+          ),
+        );
+      // As for DecomposedConv2D: tfjs-core has no gradient for Conv2DBackpropFilter, which a relu
+      // layer's Hessian-vector product needs (refused for tf.conv2dTranspose itself too).
+      const kinds = activation === 'relu' ? (['input'] as const) : (['input', 'weights'] as const);
+      expectSameSecondOrder(layer, reference, input, 23, kinds);
       disposeWeights(layer);
     },
   );
