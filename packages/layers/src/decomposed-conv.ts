@@ -31,11 +31,11 @@ import { checkLayerArgs } from './options.js';
 
 /**
  * Arguments of a decomposed convolution: what `tf.layers.conv1d` / `tf.layers.conv2d` /
- * `tf.layers.conv2dTranspose` accept (channels last only), plus the decomposition. `kernelInitializer` initialises the direction
- * (the effective kernel starts equal to it); `kernelRegularizer` penalises and
- * `kernelConstraint` constrains the effective kernel (the kernel the layer applies), as on the
- * plain layer: the constraint on every write of the weights (`setWeights`, loading), where tfjs
- * applies it to a plain kernel.
+ * `tf.layers.conv2dTranspose` accept (channels last only), plus the decomposition.
+ * `kernelInitializer` initialises the direction (the effective kernel starts equal to it);
+ * `kernelRegularizer` penalises and `kernelConstraint` constrains the effective kernel (the
+ * kernel the layer applies), as on the plain layer: the constraint on every write of the weights
+ * (`setWeights`, loading), where tfjs applies it to a plain kernel.
  *
  * Any other key is an error naming it and the key it likely misspells
  * (`granularty`: did you mean `granularity`?), where tfjs would ignore it.
