@@ -192,12 +192,80 @@ function weightOwners(
   return out;
 }
 
+/** What an export writes of one weight: its bytes, and for `'sparse'` its record's manifest fields. */
+interface Encoded {
+  bytes: Uint8Array;
+  encoding: SparseWeightEntry['encoding'];
+  maskBytes: number;
+  count: number;
+}
+
 /**
- * A weight's values: on the cpu backend its own array (nothing is copied),
- * on wasm a copy out of the heap.
+ * What `format` writes of a weight of shape `shape` holding `values`: for `'tfjs'` its bytes
+ * (float32: a view of `values`, not a copy); for `'sparse'` its record, the weight's bytes
+ * or, when smaller, a bitmask of its live groups (2-D kernels, single Dense weights) and their values.
  */
-async function readValues(tensor: tf.Tensor): Promise<Float32Array> {
-  return (await tensor.data()) as Float32Array;
+function encodeWeight(
+  values: Float32Array,
+  shape: number[],
+  format: 'tfjs' | 'sparse',
+  float16: boolean,
+  name: string,
+): Encoded {
+  const dense = (): Encoded => ({
+    bytes: encodeValues(values, float16, name),
+    encoding: 'dense',
+    maskBytes: 0,
+    count: values.length,
+  });
+  if (format === 'tfjs' || shape.length < 2) return dense();
+  const valueBytes = float16 ? 2 : 4;
+  const cin = shape[shape.length - 2];
+  const cout = shape[shape.length - 1];
+  const groups = cin * cout;
+  const K = values.length / groups;
+  const mask = new Uint8Array(Math.ceil(groups / 8));
+  let live = 0;
+  for (let q = 0; q < groups; q++) {
+    let nz = false;
+    for (let k = 0; k < K && !nz; k++) nz = values[k * groups + q] !== 0;
+    if (nz) {
+      mask[q >> 3] |= 1 << (q & 7);
+      live++;
+    }
+  }
+  if (mask.length + live * K * valueBytes >= values.length * valueBytes) return dense();
+  const packed = new Float32Array(live * K);
+  let p = 0;
+  for (let q = 0; q < groups; q++) {
+    if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
+    for (let k = 0; k < K; k++) packed[p++] = values[k * groups + q];
+  }
+  const vals = encodeValues(packed, float16, name);
+  const bytes = new Uint8Array(mask.length + vals.length);
+  bytes.set(mask, 0);
+  bytes.set(vals, mask.length);
+  return { bytes, encoding: 'bitmask', maskBytes: mask.length, count: live * K };
+}
+
+/**
+ * What the export writes of `tensor`: taken from `encoded` (and let go of there) when the
+ * export's checks encoded it as they read it, else read now (on the cpu backend the weight's own
+ * array, on wasm a copy out of the heap) and encoded.
+ */
+async function encodedWeight(
+  tensor: tf.Tensor,
+  encoded: Map<tf.Tensor, Encoded>,
+  format: 'tfjs' | 'sparse',
+  float16: boolean,
+  name: string,
+): Promise<Encoded> {
+  const done = encoded.get(tensor);
+  if (done !== undefined) {
+    encoded.delete(tensor);
+    return done;
+  }
+  return encodeWeight((await tensor.data()) as Float32Array, tensor.shape, format, float16, name);
 }
 
 /** The whole buffer of `bytes`: its own when it spans all of it, else a copy of its range. */
@@ -351,9 +419,31 @@ export async function exportModel(
   // export would load as a model that outputs NaN: refused as analyze and prune refuse it,
   // naming the user's own weight (a decomposed layer's direction or magnitude, not the fold's).
   // A layer of a nested model is named by path (`block/fc`), as analyze and prune name it.
+  //
+  // Each weight written is read out of the backend once (on wasm, a copy out of its heap):
+  // where the checks read it (the model's own weight, or with float16 a fold's), it is encoded
+  // there, into `encoded`, for the export to write. Read again, a weight was held twice, the
+  // checks' dead copies waiting for the garbage collector beside the export's (1.33x the weight
+  // bytes on wasm); and with float16, encoding later would hold every float32 copy until then.
+  const decomposed = hasDecomposed(model);
+  const encoded = new Map<tf.Tensor, Encoded>();
+  const outOfRange = new Map<tf.Tensor, string>();
+  const check = (w: tfl.LayerVariable, values: tf.TypedArray) => {
+    if (float16) {
+      const at = values.findIndex((v) => Math.abs(v) > 65504);
+      if (at >= 0)
+        outOfRange.set(
+          w.read(),
+          `weight '${w.originalName}' holds ${values[at]}, outside the float16 range (|x| <= 65504); export without float16`,
+        );
+    }
+    // Not float32: modelArtifacts refuses it. Nothing more is kept once the export is refused.
+    if (values instanceof Float32Array && outOfRange.size === 0)
+      encoded.set(w.read(), encodeWeight(values, w.read().shape, format, float16, w.originalName));
+  };
   for (const { path: at, layer } of layerPaths(model))
-    for (const w of layer.weights)
-      readFiniteWeight(
+    for (const w of layer.weights) {
+      const values = readFiniteWeight(
         layer,
         w,
         'exportModel',
@@ -361,20 +451,22 @@ export async function exportModel(
           'The model has diverged or its weights are corrupt: restore a checkpoint, or retrain with a lower learning rate',
         at,
       );
-  const plain = hasDecomposed(model) ? fold(model) : model;
+      // A decomposed layer's weights are not written: the fold's are.
+      if (!decomposed) check(w, values);
+    }
+  const plain = decomposed ? fold(model) : model;
   try {
     const shared = sharedWeightNameProblem(plain);
     if (shared !== undefined) throw refuse(shared);
-    // Before the folder is made: a weight past half precision's range (folded, for a decomposed layer).
-    if (float16)
+    // Before the folder is made: a weight past half precision's range (folded, for a decomposed
+    // layer), the first in the model's order of weights.
+    if (float16) {
+      if (decomposed) for (const w of plain.weights) check(w, w.read().dataSync());
       for (const w of plain.weights) {
-        const values = w.read().dataSync();
-        const at = values.findIndex((v) => Math.abs(v) > 65504);
-        if (at >= 0)
-          throw refuse(
-            `weight '${w.originalName}' holds ${values[at]}, outside the float16 range (|x| <= 65504); export without float16`,
-          );
+        const problem = outOfRange.get(w.read());
+        if (problem !== undefined) throw refuse(problem);
       }
+    }
     // Left out of the export (the model keeps them): see ExportResult.warnings.
     const broken = layerPaths(plain).flatMap(({ path: at, layer }) =>
       brokenConstraints(layer).map((b) => ({ ...b, layer: at, className: layer.getClassName() })),
@@ -400,7 +492,7 @@ export async function exportModel(
       // writes the shards from them without joining them.
       const weightData: ArrayBuffer[] = [];
       for (const { spec, tensor } of weights) {
-        weightData.push(ownBuffer(encodeValues(await readValues(tensor), float16, spec.name)));
+        weightData.push(ownBuffer((await encodedWeight(tensor, encoded, format, float16, spec.name)).bytes));
       }
       await fileSystem(dir).save!({ ...artifacts, weightSpecs: specs, weightData });
       const json = JSON.parse(await fs.promises.readFile(path.join(dir, 'model.json'), 'utf8'));
@@ -416,55 +508,24 @@ export async function exportModel(
     const chunks: Uint8Array[] = [];
     let offset = 0;
     for (const { spec, tensor } of weights) {
-      const values = await readValues(tensor);
-      const shape = spec.shape;
-      const valueBytes = float16 ? 2 : 4;
-      let encoding: SparseWeightEntry['encoding'] = 'dense';
-      let record = encodeValues(values, float16, spec.name);
-      let maskBytes = 0;
-      let count = values.length;
-      if (shape.length >= 2) {
-        const cin = shape[shape.length - 2];
-        const cout = shape[shape.length - 1];
-        const groups = cin * cout;
-        const K = values.length / groups;
-        const mask = new Uint8Array(Math.ceil(groups / 8));
-        let live = 0;
-        for (let q = 0; q < groups; q++) {
-          let nz = false;
-          for (let k = 0; k < K && !nz; k++) nz = values[k * groups + q] !== 0;
-          if (nz) {
-            mask[q >> 3] |= 1 << (q & 7);
-            live++;
-          }
-        }
-        if (mask.length + live * K * valueBytes < values.length * valueBytes) {
-          const packed = new Float32Array(live * K);
-          let p = 0;
-          for (let q = 0; q < groups; q++) {
-            if (!(mask[q >> 3] & (1 << (q & 7)))) continue;
-            for (let k = 0; k < K; k++) packed[p++] = values[k * groups + q];
-          }
-          const vals = encodeValues(packed, float16, spec.name);
-          record = new Uint8Array(mask.length + vals.length);
-          record.set(mask, 0);
-          record.set(vals, mask.length);
-          encoding = 'bitmask';
-          maskBytes = mask.length;
-          count = live * K;
-        }
-      }
+      const { bytes, encoding, maskBytes, count } = await encodedWeight(
+        tensor,
+        encoded,
+        format,
+        float16,
+        spec.name,
+      );
       entries.push({
         name: spec.name,
-        shape,
+        shape: spec.shape,
         encoding,
         valueDtype: float16 ? 'float16' : 'float32',
         offset,
         maskBytes,
         values: count,
       });
-      chunks.push(record);
-      offset += record.length;
+      chunks.push(bytes);
+      offset += bytes.length;
     }
     const files = [path.join(dir, 'model.json'), path.join(dir, 'sparse.json'), path.join(dir, 'sparse.bin')];
     const modelJson = {

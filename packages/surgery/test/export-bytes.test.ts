@@ -220,6 +220,63 @@ describe('exportModel copies no weights on the cpu backend', () => {
   );
 });
 
+// On wasm every read of a weight is a copy out of the heap, and a weight read twice (once by
+// the checks, again to write it) was held twice, the first copy dead until V8 collected it.
+describe('exportModel reads each weight out of the backend once', () => {
+  function countReads(): Map<unknown, number> {
+    const reads = new Map<unknown, number>();
+    const engine = tf.engine();
+    const count = (dataId: unknown) => reads.set(dataId, (reads.get(dataId) ?? 0) + 1);
+    const readSync = engine.readSync.bind(engine);
+    const read = engine.read.bind(engine);
+    jest.spyOn(engine, 'readSync').mockImplementation((dataId) => (count(dataId), readSync(dataId)));
+    jest.spyOn(engine, 'read').mockImplementation((dataId) => (count(dataId), read(dataId)));
+    return reads;
+  }
+
+  it.each([
+    ['tfjs', false],
+    ['tfjs', true],
+    ['sparse', false],
+    ['sparse', true],
+  ] as const)('%s, float16 %s: every weight written once, from that one read', async (format, float16) => {
+    const model = goldenModels()[1][1];
+    const ids = model.weights.map((w) => w.read().dataId);
+    const reads = countReads();
+    await exportModel(model, fresh(), { format, float16 });
+    expect(ids.map((id) => reads.get(id))).toEqual(ids.map(() => 1));
+    expect([...reads.values()].every((n) => n === 1)).toBe(true);
+    model.dispose();
+  });
+
+  it.each([false, true])(
+    'a decomposed model, float16 %s: its own weights checked once, the fold read once (its biases, shared, twice)',
+    async (float16) => {
+      const plain = tfl.sequential({
+        layers: [
+          tfl.layers.dense({ inputShape: [6], units: 5, name: 'd1' }),
+          tfl.layers.dense({ units: 3, name: 'd2' }),
+        ],
+      });
+      const model = decompose(plain);
+      plain.dispose();
+      const own = model.weights.map((w) => [w.originalName, w.read().dataId] as const);
+      const reads = countReads();
+      await exportModel(model, fresh(), { float16 });
+      // The fold's kernels are tensors of their own, read once each; its biases are clones of
+      // the model's (one dataId), read by the check and again to be written.
+      expect(own.map(([name, id]) => [name, reads.get(id)])).toEqual(
+        own.map(([name]) => [name, /\/bias$/.test(name) ? 2 : 1]),
+      );
+      const ownIds = new Set<unknown>(own.map(([, id]) => id));
+      const fold = [...reads].filter(([id]) => !ownIds.has(id));
+      expect(fold.length).toBe(own.filter(([name]) => !/\/bias$/.test(name)).length / 2);
+      expect(fold.every(([, n]) => n === 1)).toBe(true);
+      model.dispose();
+    },
+  );
+});
+
 // The README's "Which is smaller": 'sparse' leaves out zero groups at a bit each but carries a
 // larger manifest, so in the same precision it is larger when no zero group is left (every zero
 // was in a whole filter, which prune removed) and smaller when dead 2-D kernels are.
