@@ -5,6 +5,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 export type DenseLayerArgs = Parameters<typeof tfl.layers.dense>[0];
 /** Plain Conv1D / Conv2D arguments, as `tf.layers.conv1d` and `tf.layers.conv2d` accept them. */
 export type ConvLayerArgs = Parameters<typeof tfl.layers.conv2d>[0];
+/** Plain DepthwiseConv2D arguments, as `tf.layers.depthwiseConv2d` accepts them. */
+export type DepthwiseConvLayerArgs = Parameters<typeof tfl.layers.depthwiseConv2d>[0];
 /** What a `kernelInitializer` may be: an identifier such as `'glorotNormal'`, a serialised config, or an instance. */
 export type InitializerSpec = NonNullable<DenseLayerArgs['kernelInitializer']>;
 
@@ -12,7 +14,8 @@ export type InitializerSpec = NonNullable<DenseLayerArgs['kernelInitializer']>;
 export type DenseGranularity = 'output' | 'input';
 /**
  * Groups of a convolution: one per kernel (thesis; a Conv2D's 2-D kernel `[kh, kw]`, a Conv1D's
- * 1-D kernel `[k]`), or one per output filter (`[kh, kw, cin]`, `[k, cin]`).
+ * 1-D kernel `[k]`), or one per output filter (`[kh, kw, cin]`, `[k, cin]`; a DepthwiseConv2D's
+ * filter is the `depthMultiplier` kernels of one input channel, `[kh, kw, depthMultiplier]`).
  */
 export type ConvGranularity = 'kernel' | 'filter';
 /** Any granularity. */
@@ -71,11 +74,18 @@ export function parseDenseArgs(args: DenseLayerArgs): tfl.layers.Layer & Record<
 }
 
 /** The plain convolutions a decomposed convolution stands for, as `tf.layers` names their factories. */
-export type ConvKind = 'conv1d' | 'conv2d' | 'conv2dTranspose';
+export type ConvKind = 'conv1d' | 'conv2d' | 'conv2dTranspose' | 'depthwiseConv2d';
 
-/** See {@link parseDenseArgs}; `kind` says which of `tf.layers.conv1d`, `conv2d` and `conv2dTranspose` parses them. */
-export function parseConvArgs(args: ConvLayerArgs, kind: ConvKind): tfl.layers.Layer & Record<string, any> {
-  return tfl.layers[kind]({
+/**
+ * See {@link parseDenseArgs}; `kind` says which of `tf.layers.conv1d`, `conv2d`, `conv2dTranspose`
+ * and `depthwiseConv2d` parses them.
+ */
+export function parseConvArgs(
+  args: ConvLayerArgs | DepthwiseConvLayerArgs,
+  kind: ConvKind,
+): tfl.layers.Layer & Record<string, any> {
+  const factory = tfl.layers[kind] as (a: typeof args) => tfl.layers.Layer;
+  return factory({
     ...args,
     activation: activationName(args.activation),
     name: specName(args.name),
@@ -146,7 +156,15 @@ export function decomposedConfig(
 }
 
 /** Which decomposed layer a branded prototype belongs to. */
-export type DecomposedKind = 'dense' | 'conv1d' | 'conv2d' | 'conv2dTranspose';
+export type DecomposedKind = 'dense' | 'conv1d' | 'conv2d' | 'conv2dTranspose' | 'depthwiseConv2d';
+
+const DECOMPOSED_KINDS: readonly DecomposedKind[] = [
+  'dense',
+  'conv1d',
+  'conv2d',
+  'conv2dTranspose',
+  'depthwiseConv2d',
+];
 
 // `instanceof` only recognises the class of its own copy of this package, and
 // an application can hold two (the ESM and CommonJS builds, or two installs):
@@ -163,9 +181,7 @@ export function brandDecomposed(cls: { prototype: object }, kind: DecomposedKind
 export function decomposedKind(layer: unknown): DecomposedKind | null {
   if (layer == null || typeof layer !== 'object') return null;
   const kind = (layer as Record<symbol, unknown>)[DECOMPOSED_BRAND];
-  return kind === 'dense' || kind === 'conv1d' || kind === 'conv2d' || kind === 'conv2dTranspose'
-    ? kind
-    : null;
+  return DECOMPOSED_KINDS.includes(kind as DecomposedKind) ? (kind as DecomposedKind) : null;
 }
 
 /** Activations tfjs fuses into matMul / conv2d (tfjs-layers' own list). */
@@ -176,8 +192,9 @@ export function fusedActivation(activation: ActivationFn): 'relu' | 'linear' | '
 
 /**
  * Every granularity reduces the leading axes of the direction (Dense 'output', both Conv2D ones,
- * Conv2DTranspose 'kernel'), the trailing ones (Dense 'input'), or both ends around the group axes
- * (Conv2DTranspose 'filter': `[kh, kw, cout, cin]` over axes 0, 1 and 3), so the direction can be
+ * Conv2DTranspose and DepthwiseConv2D 'kernel'), the trailing ones (Dense 'input'), or both ends
+ * around the group axes (Conv2DTranspose 'filter': `[kh, kw, cout, cin]` over axes 0, 1 and 3;
+ * DepthwiseConv2D 'filter': `[kh, kw, cin, depthMultiplier]` over the same axes), so the direction can be
  * viewed as a `[rows, groups]`, `[groups, cols]` or `[rows, groups, cols]` array whose group norms
  * are a sum over its other axes. (A `ones[1, rows] @ x` matMul looks cheaper than wasm's
  * transposing Sum, but XNNPACK repacks the right-hand matrix on every call: 10x slower on fresh data.)

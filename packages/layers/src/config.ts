@@ -41,8 +41,8 @@ function keyed(value: unknown, keys: ConfigKeys): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [snake(k), keyed(v, keys)]));
 }
 
-/** A constraint serialised as tfjs serialises it (`{ className, config }`), or null. */
-function serializedConstraint(constraint: unknown, keys: ConfigKeys): unknown {
+/** A constraint serialised as tfjs serialises it (`{ className, config }`), or null. @internal */
+export function serializedConstraint(constraint: unknown, keys: ConfigKeys): unknown {
   const c = constraint as { getClassName?: () => string; getConfig?: () => object } | null | undefined;
   if (typeof c?.getClassName !== 'function' || typeof c.getConfig !== 'function') return null;
   return keyed({ className: c.getClassName(), config: c.getConfig() }, keys);

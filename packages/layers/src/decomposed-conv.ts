@@ -1,6 +1,7 @@
-// The machinery DecomposedConv1D, DecomposedConv2D and DecomposedConv2DTranspose share: a
-// convolution whose kernel is magnitude x unit direction, of spatial rank 1 or 2, or a transposed
-// 2-D one. Each subclass only names its class and kind.
+// The machinery DecomposedConv1D, DecomposedConv2D, DecomposedConv2DTranspose and
+// DecomposedDepthwiseConv2D share: a convolution whose kernel is magnitude x unit direction, of
+// spatial rank 1 or 2, or a transposed or depthwise 2-D one. Each subclass only names its class
+// and kind.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import {
@@ -10,6 +11,7 @@ import {
   type ConvGranularity,
   type ConvKind,
   type ConvLayerArgs,
+  type DepthwiseConvLayerArgs,
   checkEpsilon,
   DEFAULT_EPSILON,
   exactlyOne,
@@ -27,6 +29,7 @@ import {
   resolveInitializer,
   decomposedConfig,
 } from './common.js';
+import { serializedConstraint } from './config.js';
 import { checkLayerArgs } from './options.js';
 
 /**
@@ -50,6 +53,26 @@ export interface DecomposedConvArgs extends ConvLayerArgs {
   epsilon?: number;
   /** Initial magnitudes. Default: `sqrt(norm^2 + epsilon^2)` of each group of the initial direction, so a fresh layer applies its initial direction exactly and is distributed like the plain layer. */
   magnitudeInitializer?: InitializerSpec;
+}
+
+/**
+ * Arguments of a decomposed DepthwiseConv2D: what `tf.layers.depthwiseConv2d` accepts (channels
+ * last, dilationRate 1), plus the decomposition (`granularity`, `epsilon`, `magnitudeInitializer`,
+ * as {@link DecomposedConvArgs} has them). `depthwiseInitializer` initialises the direction;
+ * `depthwiseRegularizer` penalises and `depthwiseConstraint` constrains the effective kernel, as
+ * `kernel*` do for the other convolutions. `kernelInitializer`, `kernelConstraint` and
+ * `kernelRegularizer`, which tfjs's DepthwiseConv2D takes and ignores, are refused.
+ */
+export interface DecomposedDepthwiseConvArgs
+  extends
+    Omit<DepthwiseConvLayerArgs, 'kernelInitializer' | 'kernelConstraint' | 'kernelRegularizer'>,
+    Pick<DecomposedConvArgs, 'epsilon' | 'magnitudeInitializer'> {
+  /**
+   * `'kernel'` (default, the thesis): one magnitude per 2-D kernel, shape `[inChannels,
+   * depthMultiplier]`. `'filter'`: one per input channel (its `depthMultiplier` kernels, the
+   * channels surgery removes together), shape `[inChannels]`.
+   */
+  granularity?: ConvGranularity;
 }
 
 /** Output length of one spatial axis, as Keras computes it. */
@@ -81,20 +104,22 @@ export function deconvOutputLength(
   return inputLength * stride + (padding === 'valid' ? Math.max(kernelSize - stride, 0) : 0);
 }
 
-/** The spatial rank of a decomposed convolution: 1 (Conv1D) or 2 (Conv2D, Conv2DTranspose). */
+/** The spatial rank of a decomposed convolution: 1 (Conv1D) or 2 (Conv2D, Conv2DTranspose, DepthwiseConv2D). */
 export type ConvRank = 1 | 2;
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
- * A convolution of spatial rank 1 or 2, or a transposed 2-D one, whose kernel is `magnitude *
- * direction / sqrt(||direction||^2 + epsilon^2)` (the norm over each group), one magnitude per
- * kernel (`'kernel'`: the spatial axes) or per output filter (`'filter'`: all axes but the
- * output filters'). Weights, in this order: `direction` (the plain kernel's shape,
- * `[...kernelSize, cin, cout]`, a transposed convolution's `[kh, kw, cout, cin]`), `magnitude`
- * (the kernel's shape without the norm axes: `[cin, cout]`, `[cout, cin]` or `[cout]`), `bias`
- * `[cout]`. Channels last only. {@link DecomposedConv1D}, {@link DecomposedConv2D} and
- * {@link DecomposedConv2DTranspose} are its classes; their constructors throw for the options
+ * A convolution of spatial rank 1 or 2, or a transposed or depthwise 2-D one, whose kernel is
+ * `magnitude * direction / sqrt(||direction||^2 + epsilon^2)` (the norm over each group), one
+ * magnitude per kernel (`'kernel'`: the spatial axes) or per output filter (`'filter'`: all axes
+ * but the output filters'; a depthwise convolution's input channels'). Weights, in this order:
+ * `direction` (the plain kernel's shape, `[...kernelSize, cin, cout]`, a transposed convolution's
+ * `[kh, kw, cout, cin]`, a depthwise one's `[kh, kw, cin, depthMultiplier]`), `magnitude` (the
+ * kernel's shape without the norm axes: `[cin, cout]`, `[cout, cin]`, `[cin, depthMultiplier]`,
+ * `[cout]` or `[cin]`), `bias` `[cout]` (depthwise: `[cin * depthMultiplier]`). Channels last
+ * only. {@link DecomposedConv1D}, {@link DecomposedConv2D}, {@link DecomposedConv2DTranspose}
+ * and {@link DecomposedDepthwiseConv2D} are its classes; their constructors throw for the options
  * each lists, building for an input whose channel dimension is unknown.
  */
 export abstract class DecomposedConv extends tfl.layers.Layer {
@@ -106,7 +131,18 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
    * `stride`-times larger output.
    */
   readonly transposed: boolean;
-  /** Number of output filters. */
+  /**
+   * Whether it is a depthwise convolution (DepthwiseConv2D): its kernel is `[kh, kw, cin,
+   * depthMultiplier]`, and output channel `c * depthMultiplier + j` reads input channel `c` alone,
+   * through the 2-D kernel `[:, :, c, j]`.
+   */
+  readonly depthwise: boolean;
+  /** A depthwise convolution's output channels per input channel; null for the other convolutions. */
+  readonly depthMultiplier: number | null;
+  /**
+   * Number of output filters (channels). A depthwise convolution's is `cin * depthMultiplier`,
+   * NaN until it is built.
+   */
   readonly filters: number;
   /** The kernel's spatial size, one entry per spatial axis. */
   readonly kernelSize: number[];
@@ -124,7 +160,8 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
   readonly useBias: boolean;
   /**
    * Axes of `direction` reduced for each group's norm: the spatial ones for `'kernel'`, those and
-   * `cin` for `'filter'` (`[0, 1, 3]` for a transposed convolution, whose `cin` is last).
+   * `cin` for `'filter'` (`[0, 1, 3]` for a transposed convolution, whose `cin` is last, and for a
+   * depthwise one, whose filter is an input channel's kernels, `depthMultiplier` last).
    */
   readonly normAxes: number[];
   /** The `direction` weight (kernel shape); null until built. */
@@ -141,7 +178,7 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
   private zeroChecked = false;
 
   /** `who` is the class name, for messages (this.getClassName() is not there before super()). */
-  protected constructor(args: DecomposedConvArgs, kind: ConvKind, who: string) {
+  protected constructor(args: DecomposedConvArgs | DecomposedDepthwiseConvArgs, kind: ConvKind, who: string) {
     checkLayerArgs(who, args, kind);
     super(args);
     const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
@@ -154,17 +191,20 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
     const rank: ConvRank = kind === 'conv1d' ? 1 : 2;
     this.rank = rank;
     this.transposed = kind === 'conv2dTranspose';
+    this.depthwise = kind === 'depthwiseConv2d';
     this.spec = parseConvArgs(plain, kind);
     const c = this.spec.getConfig();
-    this.filters = c.filters as number;
+    this.depthMultiplier = this.depthwise ? (c.depthMultiplier as number) : null;
+    this.filters = this.depthwise ? NaN : (c.filters as number);
     this.kernelSize = c.kernelSize as number[];
     this.strides = c.strides as number[];
     // tfjs's Conv2DTranspose takes a dilationRate, then ignores it when it applies the layer
-    // (tf.conv2dTranspose has no dilations) and leaves it out of its config.
-    if (this.transposed && (this.spec.dilationRate as number[]).some((d) => d !== 1))
+    // (tf.conv2dTranspose has no dilations) and leaves it out of its config; its DepthwiseConv2D
+    // keeps it in its config and ignores it too (it passes no dilations to tf.depthwiseConv2d).
+    if ((this.transposed || this.depthwise) && (this.spec.dilationRate as number[]).some((d) => d !== 1))
       throw new Error(
-        `${who} supports dilationRate 1 only (tfjs's Conv2DTranspose ignores any other), got ` +
-          `${JSON.stringify(plain.dilationRate)}` +
+        `${who} supports dilationRate 1 only (tfjs's ${this.depthwise ? 'DepthwiseConv2D' : 'Conv2DTranspose'} ` +
+          `ignores any other), got ${JSON.stringify(plain.dilationRate)}` +
           (args.name ? ` for layer '${args.name}'` : ''),
       );
     // tfjs builds a Conv1D with padding 'causal' but throws NotImplementedError when it applies it.
@@ -175,9 +215,14 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
       'filter',
     ] as const);
     this.epsilon = checkEpsilon(who, epsilon ?? DEFAULT_EPSILON);
-    // A transposed kernel is [kh, kw, cout, cin]: its filter is every axis but the third.
+    // A transposed kernel is [kh, kw, cout, cin], a depthwise one [kh, kw, cin, depthMultiplier]:
+    // the filter of either is every axis but the third.
     this.normAxes =
-      this.granularity === 'kernel' ? range(rank) : this.transposed ? [0, 1, 3] : range(rank + 1);
+      this.granularity === 'kernel'
+        ? range(rank)
+        : this.transposed || this.depthwise
+          ? [0, 1, 3]
+          : range(rank + 1);
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
     this.activityRegularizer = this.spec.activityRegularizer;
@@ -193,19 +238,38 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
       throw new Error(
         `${this.getClassName()} '${this.name}': the channel dimension of the input must be known`,
       );
+    if (this.depthwise) (this as { filters: number }).filters = inputDim * this.depthMultiplier!;
     if (this.direction == null) {
-      const channels = this.transposed ? [this.filters, inputDim] : [inputDim, this.filters];
-      const magnitudeShape = this.granularity === 'kernel' ? channels : [this.filters];
+      const channels = this.depthwise
+        ? [inputDim, this.depthMultiplier!]
+        : this.transposed
+          ? [this.filters, inputDim]
+          : [inputDim, this.filters];
+      // A depthwise convolution's filter is one input channel's kernels.
+      const magnitudeShape =
+        this.granularity === 'kernel' ? channels : [this.depthwise ? inputDim : this.filters];
       const shapes = {
         direction: [...this.kernelSize, ...channels],
         magnitude: magnitudeShape,
         bias: this.useBias ? [this.filters] : null,
       };
+      const s = this.spec;
       const w = createDecomposedWeights(
         `${this.getClassName()} '${this.name}'`,
         (...a) => this.addWeight(...a),
         (loss) => this.addLoss(loss),
-        this.spec,
+        // A DepthwiseConv2D's kernel options are its depthwise* ones.
+        this.depthwise
+          ? {
+              ...s,
+              kernelInitializer: s.depthwiseInitializer,
+              kernelConstraint: s.depthwiseConstraint,
+              kernelRegularizer: s.depthwiseRegularizer,
+              biasInitializer: s.biasInitializer,
+              biasRegularizer: s.biasRegularizer,
+              biasConstraint: s.biasConstraint,
+            }
+          : s,
         shapes,
         this.normAxes,
         this.magnitudeInit,
@@ -245,6 +309,7 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
 
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
     const shape = exactlyOneShape(inputShape);
+    const channels = shape[this.rank + 1];
     return [
       shape[0],
       ...this.kernelSize.map((k, a) =>
@@ -252,11 +317,14 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
           ? deconvOutputLength(shape[a + 1], k, this.padding, this.strides[a])
           : convOutputLength(shape[a + 1], k, this.padding, this.strides[a], this.dilationRate[a]),
       ),
-      this.filters,
+      this.depthwise ? (channels == null ? null : channels * this.depthMultiplier!) : this.filters,
     ];
   }
 
-  /** The kernel the layer applies, `[...kernelSize, cin, cout]` (transposed: `[kh, kw, cout, cin]`). A new tensor: the caller disposes it. */
+  /**
+   * The kernel the layer applies, `[...kernelSize, cin, cout]` (transposed: `[kh, kw, cout, cin]`;
+   * depthwise: `[kh, kw, cin, depthMultiplier]`). A new tensor: the caller disposes it.
+   */
   effectiveKernel(): tf.Tensor {
     if (this.direction == null || this.magnitude == null) {
       throw new Error(`${this.getClassName()} '${this.name}' is not built yet`);
@@ -276,6 +344,23 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
       const bias = this.bias == null ? undefined : this.bias.read();
       if (this.transposed) return this.applyTransposed(input, kernel, bias);
       const fused = fusedActivation(this.activation);
+      if (this.depthwise) {
+        // DepthwiseConv2D.call of tfjs-layers (channels last), with bias and activation fused.
+        if (input.rank !== 4)
+          throw new Error(
+            `${this.getClassName()} '${this.name}' expects a rank-4 input [batch, height, width, channels], got shape [${input.shape}]`,
+          );
+        const y = tf.fused.depthwiseConv2d({
+          x: input as tf.Tensor4D,
+          filter: kernel as tf.Tensor4D,
+          strides: this.strides as [number, number],
+          pad: this.padding,
+          dataFormat: 'NHWC',
+          bias,
+          activation: fused ?? 'linear',
+        });
+        return fused == null ? this.activation.apply(y) : y;
+      }
       // A 1-D convolution is the 2-D one over a height of 1, as tf.conv1d computes it.
       const flat = this.rank === 1;
       let y: tf.Tensor = tf.fused.conv2d({
@@ -320,6 +405,12 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
 
   override getConfig(): tf.serialization.ConfigDict {
     const config = decomposedConfig(this.spec, this.granularity, this.epsilon, this.magnitudeInit);
+    // tfjs 4.22's DepthwiseConv2D writes its depthwiseRegularizer there (see config.ts).
+    if (this.depthwise)
+      config.depthwiseConstraint = serializedConstraint(
+        this.spec.depthwiseConstraint,
+        'camel',
+      ) as tf.serialization.ConfigDictValue;
     return { ...config, ...super.getConfig() };
   }
 }

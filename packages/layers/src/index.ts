@@ -1,12 +1,14 @@
-// @normprune/layers: Dense, Conv1D, Conv2D and Conv2DTranspose written as magnitude x unit direction.
-// Importing this module registers DecomposedDense, DecomposedConv1D, DecomposedConv2D and
-// DecomposedConv2DTranspose with tf.serialization, so tfl.loadLayersModel can read models that use them.
+// @normprune/layers: Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D written as
+// magnitude x unit direction. Importing this module registers DecomposedDense, DecomposedConv1D,
+// DecomposedConv2D, DecomposedConv2DTranspose and DecomposedDepthwiseConv2D with tf.serialization,
+// so tfl.loadLayersModel can read models that use them.
 export type {
   ConvGranularity,
   ConvKind,
   ConvLayerArgs,
   DenseGranularity,
   DenseLayerArgs,
+  DepthwiseConvLayerArgs,
   Granularity,
   InitializerSpec,
 } from './common.js';
@@ -16,7 +18,12 @@ export { ownCalls } from './calls.js';
 export { type ConfigKeys, modelConfig, restoreConfigs } from './config.js';
 export { NonFiniteWeightError, type NonFiniteWeightCode, readFiniteWeight } from './errors.js';
 export { DecomposedDense, decomposedDense, type DecomposedDenseArgs } from './decomposed-dense.js';
-export { DecomposedConv, type DecomposedConvArgs, type ConvRank } from './decomposed-conv.js';
+export {
+  DecomposedConv,
+  type DecomposedConvArgs,
+  type DecomposedDepthwiseConvArgs,
+  type ConvRank,
+} from './decomposed-conv.js';
 export { DecomposedConv1D, decomposedConv1d, type DecomposedConv1DArgs } from './decomposed-conv1d.js';
 export { DecomposedConv2D, decomposedConv2d, type DecomposedConv2DArgs } from './decomposed-conv2d.js';
 export {
@@ -24,6 +31,11 @@ export {
   decomposedConv2dTranspose,
   type DecomposedConv2DTransposeArgs,
 } from './decomposed-conv2d-transpose.js';
+export {
+  DecomposedDepthwiseConv2D,
+  decomposedDepthwiseConv2d,
+  type DecomposedDepthwiseConv2DArgs,
+} from './decomposed-depthwise-conv2d.js';
 export {
   decompose,
   type DecomposedLayer,

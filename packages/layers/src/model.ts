@@ -15,6 +15,7 @@ import {
 import { DecomposedConv1D } from './decomposed-conv1d.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedConv2DTranspose } from './decomposed-conv2d-transpose.js';
+import { DecomposedDepthwiseConv2D } from './decomposed-depthwise-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
 import { optionsProblem } from './options.js';
@@ -23,11 +24,14 @@ import { modelConfig } from './config.js';
 
 /** The keys of {@link DecomposeOptions} and of its `granularity`. */
 const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
-const GRANULARITY_KEYS = ['dense', 'conv1d', 'conv2d', 'conv2dTranspose'] as const;
+const GRANULARITY_KEYS = ['dense', 'conv1d', 'conv2d', 'conv2dTranspose', 'depthwiseConv2d'] as const;
 
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
-  /** Granularity of the new layers. Default: `{ dense: 'output', conv1d: 'kernel', conv2d: 'kernel', conv2dTranspose: 'kernel' }`. */
+  /**
+   * Granularity of the new layers. Default: `{ dense: 'output', conv1d: 'kernel', conv2d: 'kernel',
+   * conv2dTranspose: 'kernel', depthwiseConv2d: 'kernel' }`.
+   */
   granularity?: {
     /** Granularity of the new DecomposedDense layers. Default `'output'`. */
     dense?: DenseGranularity;
@@ -37,8 +41,13 @@ export interface DecomposeOptions {
     conv2d?: ConvGranularity;
     /** Granularity of the new DecomposedConv2DTranspose layers. Default `'kernel'`. */
     conv2dTranspose?: ConvGranularity;
+    /** Granularity of the new DecomposedDepthwiseConv2D layers. Default `'kernel'` (`'filter'`: one per input channel). */
+    depthwiseConv2d?: ConvGranularity;
   };
-  /** Which Dense / Conv1D / Conv2D / Conv2DTranspose layers to decompose: their names, or a predicate. Default: all of them. */
+  /**
+   * Which Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D layers to decompose: their
+   * names, or a predicate. Default: all of them.
+   */
   include?: string[] | ((layer: tfl.layers.Layer) => boolean);
   /** `epsilon` of the new layers. Default 1e-6. */
   epsilon?: number;
@@ -47,11 +56,15 @@ export interface DecomposeOptions {
 type LayerEntry = { className: string; name?: string; config: tf.serialization.ConfigDict };
 
 /**
- * A decomposed layer: a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D} or
- * {@link DecomposedConv2DTranspose}.
+ * A decomposed layer: a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D},
+ * {@link DecomposedConv2DTranspose} or {@link DecomposedDepthwiseConv2D}.
  */
 export type DecomposedLayer =
-  DecomposedDense | DecomposedConv1D | DecomposedConv2D | DecomposedConv2DTranspose;
+  | DecomposedDense
+  | DecomposedConv1D
+  | DecomposedConv2D
+  | DecomposedConv2DTranspose
+  | DecomposedDepthwiseConv2D;
 
 /** For each plain class decompose() replaces: its decomposed class and kind. */
 const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> = {
@@ -59,6 +72,7 @@ const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> 
   Conv1D: { className: DecomposedConv1D.className, kind: 'conv1d' },
   Conv2D: { className: DecomposedConv2D.className, kind: 'conv2d' },
   Conv2DTranspose: { className: DecomposedConv2DTranspose.className, kind: 'conv2dTranspose' },
+  DepthwiseConv2D: { className: DecomposedDepthwiseConv2D.className, kind: 'depthwiseConv2d' },
 };
 
 /** The plain class of each kind of decomposed layer (what fold() makes of it). */
@@ -67,14 +81,15 @@ const PLAIN_CLASS: Record<DecomposedKind, string> = {
   conv1d: 'Conv1D',
   conv2d: 'Conv2D',
   conv2dTranspose: 'Conv2DTranspose',
+  depthwiseConv2d: 'DepthwiseConv2D',
 };
 
 const isDecomposable = (layer: tfl.layers.Layer): boolean =>
   Object.hasOwn(DECOMPOSABLE, layer.getClassName());
 
 /**
- * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D} or
- * {@link DecomposedConv2DTranspose}, from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
+ * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D},
+ * {@link DecomposedConv2DTranspose} or {@link DecomposedDepthwiseConv2D}, from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
  * brand, not `instanceof`.
  */
 export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedLayer {
@@ -252,9 +267,9 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
 }
 
 /**
- * A new model in which every Dense, Conv1D, Conv2D and Conv2DTranspose layer (or those `include`
+ * A new model in which every Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layer (or those `include`
  * selects) is a {@link DecomposedDense} / {@link DecomposedConv1D} / {@link DecomposedConv2D} /
- * {@link DecomposedConv2DTranspose} with the
+ * {@link DecomposedConv2DTranspose} / {@link DecomposedDepthwiseConv2D} with the
  * same name and config, `direction = kernel` and, for each group of the
  * kernel, `magnitude = sqrt(||group||^2 + epsilon^2)` (0 for an all-zero
  * group): the effective kernel is then the original kernel, and the outputs
@@ -266,14 +281,15 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
  * Throws, naming the function, for a `model` that is not a LayersModel, a
  * `granularity` that is not an object or names an unknown granularity, an
  * `include` that is neither a list of names nor a predicate, an `include`
- * name that is not a Dense, Conv1D, Conv2D or Conv2DTranspose layer of the model, a selected
+ * name that is not a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of the model, a selected
  * convolution with `dataFormat: 'channelsFirst'`, a selected Conv1D with `padding: 'causal'`
- * (tfjs 4.22 cannot apply it), and a selected layer holding a
+ * (tfjs 4.22 cannot apply it), a selected DepthwiseConv2D with a dilationRate other than 1 (tfjs
+ * 4.22 ignores it), and a selected layer holding a
  * NaN or an infinity (naming the weight and the first such entry).
  *
  * Warns (`console.warn`) about a selected layer whose every group is zero (it
  * could not train), and about wrapper layers (`TimeDistributed`,
- * `Bidirectional`) holding a Dense, Conv1D, Conv2D or Conv2DTranspose: those stay plain, since only the
+ * `Bidirectional`) holding a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D: those stay plain, since only the
  * model's own layers and those of nested models are replaced, unless `include`
  * leaves them out (a list of names always does; a predicate does when it
  * returns false for the wrapped layer).
@@ -315,6 +331,11 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       options.granularity?.conv2dTranspose ?? 'kernel',
       ['kernel', 'filter'] as const,
     ),
+    depthwiseConv2d: checkOneOf(
+      'decompose: granularity.depthwiseConv2d',
+      options.granularity?.depthwiseConv2d ?? 'kernel',
+      ['kernel', 'filter'] as const,
+    ),
   };
   const epsilon = checkEpsilon('decompose:', options.epsilon ?? DEFAULT_EPSILON);
   const include = options.include;
@@ -346,7 +367,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       for (const layer of layers) {
         if (!isDecomposable(layer)) {
           throw new Error(
-            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D, Conv2D and Conv2DTranspose layers can be decomposed`,
+            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers can be decomposed`,
           );
         }
         included.add(layer);
@@ -381,6 +402,18 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
           `decompose: ${cls} layer '${layer.name}' uses padding 'causal', which tfjs 4.22 cannot apply ` +
             `(a Conv1D throws "not implemented" when called). Pad the sequence with (kernelSize - 1) * dilationRate ` +
             `zeros at its start and use padding 'valid', or ${leaveOut.charAt(0).toLowerCase()}${leaveOut.slice(1)}`,
+        );
+      }
+      const dilation = entry.config.dilationRate;
+      if (
+        cls === 'DepthwiseConv2D' &&
+        dilation != null &&
+        (Array.isArray(dilation) ? dilation : [dilation]).some((d) => d !== 1)
+      ) {
+        throw new Error(
+          `decompose: DepthwiseConv2D layer '${layer.name}' has dilationRate ${JSON.stringify(dilation)}, which ` +
+            `tfjs 4.22's DepthwiseConv2D ignores (it computes dilation 1); a DecomposedDepthwiseConv2D supports ` +
+            `dilationRate 1 only. Rebuild it with dilationRate 1 (what tfjs computes), or ${leaveOut.charAt(0).toLowerCase()}${leaveOut.slice(1)}`,
         );
       }
       const { className, kind } = DECOMPOSABLE[cls];
@@ -450,7 +483,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
         'covers the same span), or leave it out with include and freeze it (trainable = false; tfjs cannot train a ' +
         'plain dilated layer either, nor any layer before it)',
     );
-  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D / Conv2DTranspose themselves: whatever they hold
+  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D themselves: whatever they hold
   // stays plain, and magnitudes() would list nothing for it. Say so, unless include left it out.
   const plain = wrappedLayers(model).filter(
     (w) => include == null || (typeof include === 'function' && include(w.inner)),
@@ -458,17 +491,17 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   if (plain.length > 0)
     console.warn(
       `decompose: ${plain.length === 1 ? 'a wrapper layer holds' : `${plain.length} wrapper layers hold`} a ` +
-        `Dense, Conv1D, Conv2D or Conv2DTranspose that stays plain: ${plain
+        `Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D that stays plain: ${plain
           .map((w) => `'${w.path}' (${w.chain} of ${w.inner.getClassName()} '${w.inner.name}')`)
           .join(
             ', ',
-          )}. decompose() replaces only the Dense, Conv1D, Conv2D and Conv2DTranspose layers of the model and of its nested ` +
+          )}. decompose() replaces only the Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers of the model and of its nested ` +
         `models, not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not ` +
         `prune it. ${plain.some((w) => w.inner.getClassName() === 'Dense') ? `${DENSE_HINT}. ` : ''}` +
         `Leave it out with include to silence this warning`,
     );
   // A layer decomposed already is kept as it is: the granularity asked for here applies to plain
-  // Dense / Conv1D / Conv2D / Conv2DTranspose layers only. Said where it differs, unless include chose the layers (the
+  // Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D layers only. Said where it differs, unless include chose the layers (the
   // two-call idiom, one granularity per call, leaves the other call's layers out on purpose).
   if (include == null) {
     const kept = layerPaths(model).filter(({ layer }) => {
@@ -485,7 +518,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
               `not '${granularityOf[decomposedKind(layer)!]}'`,
           )
           .join(', ')}: ${kept.length === 1 ? 'it is' : 'they are'} decomposed already, and decompose() ` +
-          'replaces only plain Dense, Conv1D, Conv2D and Conv2DTranspose layers. To decompose a layer anew at another granularity, ' +
+          'replaces only plain Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers. To decompose a layer anew at another granularity, ' +
           'fold() the model first (decompose(fold(model), { granularity }))',
       );
   }
@@ -520,13 +553,13 @@ interface WrappedLayer {
   path: string;
   /** The wrappers' classes, outermost first (`TimeDistributed`, `TimeDistributed of TimeDistributed`). */
   chain: string;
-  /** The Dense, Conv1D, Conv2D or Conv2DTranspose inside. */
+  /** The Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D inside. */
   inner: tfl.layers.Layer;
 }
 
 /**
  * The wrapper layers of `model` (nested models included) that hold a plain
- * Dense, Conv1D, Conv2D or Conv2DTranspose (a decomposed layer when `decomposed`), however deeply
+ * Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D (a decomposed layer when `decomposed`), however deeply
  * wrapped: a wrapper keeps the layer it wraps in `layer` (tfjs-layers'
  * `Wrapper`: `TimeDistributed`, `Bidirectional`).
  */
@@ -549,7 +582,7 @@ function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer
 
 /**
  * The inverse of {@link decompose}: a new model in which every decomposed
- * layer is a plain Dense / Conv1D / Conv2D / Conv2DTranspose with the same name, config and outputs,
+ * layer is a plain Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D with the same name, config and outputs,
  * holding the effective kernel `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
  * ({@link effectiveKernel}).
  * The result contains no normprune class, so plain TensorFlow.js loads it
@@ -596,7 +629,7 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
 export function effectiveKernel(layer: DecomposedLayer): tf.Tensor {
   if (!isDecomposed(layer))
     throw new Error(
-      `effectiveKernel: expected a DecomposedDense, DecomposedConv1D, DecomposedConv2D or DecomposedConv2DTranspose layer, got ${describeValue(layer)}` +
+      `effectiveKernel: expected a DecomposedDense, DecomposedConv1D, DecomposedConv2D, DecomposedConv2DTranspose or DecomposedDepthwiseConv2D layer, got ${describeValue(layer)}` +
         ' (a plain layer applies its own kernel: layer.getWeights()[0])',
     );
   return layer.effectiveKernel();

@@ -4,7 +4,12 @@
 // takes, and the one it likely misspells; read as no option at all, it would
 // silently give the default. No Node here: browser builds use it too.
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { type ConvLayerArgs, type DenseLayerArgs, describeValue as describe } from './common.js';
+import {
+  type ConvLayerArgs,
+  type DenseLayerArgs,
+  type DepthwiseConvLayerArgs,
+  describeValue as describe,
+} from './common.js';
 
 /** The edit distance of two strings (insertions, deletions, substitutions, adjacent swaps). */
 function editDistance(a: string, b: string): number {
@@ -145,6 +150,31 @@ const CONV_LAYER_ARGS: Record<keyof ConvLayerArgs, true> = {
   activityRegularizer: true,
 };
 
+// tfjs's DepthwiseConv2D takes BaseConv's arguments, kernel* included, but ignores those three
+// (its kernel is its depthwise kernel) and leaves them out of its config: a decomposed one refuses
+// them, where they would silently do nothing.
+const DEPTHWISE_LAYER_ARGS: Record<
+  Exclude<keyof DepthwiseConvLayerArgs, 'kernelInitializer' | 'kernelConstraint' | 'kernelRegularizer'>,
+  true
+> = {
+  ...BASE_LAYER_ARGS,
+  kernelSize: true,
+  strides: true,
+  padding: true,
+  dataFormat: true,
+  dilationRate: true,
+  activation: true,
+  useBias: true,
+  biasInitializer: true,
+  biasConstraint: true,
+  biasRegularizer: true,
+  activityRegularizer: true,
+  depthMultiplier: true,
+  depthwiseInitializer: true,
+  depthwiseConstraint: true,
+  depthwiseRegularizer: true,
+};
+
 /** The arguments of the plain layer each decomposed layer stands for, and the tfjs function that takes them. */
 const PLAIN_LAYER_ARGS = {
   dense: { factory: 'tf.layers.dense', keys: Object.keys(DENSE_LAYER_ARGS) },
@@ -152,6 +182,16 @@ const PLAIN_LAYER_ARGS = {
   conv2d: { factory: 'tf.layers.conv2d', keys: Object.keys(CONV_LAYER_ARGS) },
   // tfjs's Conv2DTranspose takes Conv2D's arguments (and leaves dilationRate out of its config).
   conv2dTranspose: { factory: 'tf.layers.conv2dTranspose', keys: Object.keys(CONV_LAYER_ARGS) },
+  depthwiseConv2d: { factory: 'tf.layers.depthwiseConv2d', keys: Object.keys(DEPTHWISE_LAYER_ARGS) },
+};
+
+/** An options object each kind of layer takes, for the message refusing a missing one. */
+const EXAMPLE_ARGS: Record<keyof typeof PLAIN_LAYER_ARGS, string> = {
+  dense: '{ units: 10 }',
+  conv1d: '{ filters: 8, kernelSize: 3 }',
+  conv2d: '{ filters: 8, kernelSize: 3 }',
+  conv2dTranspose: '{ filters: 8, kernelSize: 3 }',
+  depthwiseConv2d: '{ kernelSize: 3, depthMultiplier: 1 }',
 };
 
 /** The options a decomposed layer adds to the plain layer's arguments. */
@@ -170,12 +210,17 @@ export function checkLayerArgs(who: string, args: unknown, kind: keyof typeof PL
   // 'granularity' of 'args' as it is undefined").
   if (args == null || typeof args !== 'object' || Array.isArray(args))
     throw new TypeError(
-      `${who}: expected an options object, as ${factory} takes (${kind === 'dense' ? '{ units: 10 }' : '{ filters: 8, kernelSize: 3 }'}), got ${describe(args)}`,
+      `${who}: expected an options object, as ${factory} takes (${EXAMPLE_ARGS[kind]}), got ${describe(args)}`,
     );
   const keys = [...DECOMPOSED_OPTIONS, ...plain];
   const unknown = Object.keys(args).filter((k) => !keys.includes(k) && k !== 'customObjects');
   if (unknown.length === 0) return;
+  const kernelOption = kind === 'depthwiseConv2d' && unknown.some((k) => /^kernel[A-Z]/.test(k));
   throw new Error(
-    `${who}: ${unknownOptionsMessage(unknown, keys, `${quoteKeys(DECOMPOSED_OPTIONS)} and those of ${factory}: ${quoteKeys(plain)}`)}`,
+    `${who}: ${unknownOptionsMessage(unknown, keys, `${quoteKeys(DECOMPOSED_OPTIONS)} and those of ${factory}: ${quoteKeys(plain)}`)}` +
+      (kernelOption
+        ? ' (a DepthwiseConv2D ignores kernelInitializer, kernelConstraint and kernelRegularizer: its kernel takes ' +
+          'depthwiseInitializer, depthwiseConstraint and depthwiseRegularizer)'
+        : ''),
   );
 }

@@ -14,7 +14,7 @@ import {
   magnitudes,
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
-import { gradientErrors, randn, referenceKernelOf, scaledError, useCpu } from './helpers.js';
+import { gradientErrors, randn, referenceKernelOf, scaledError, scaledErrorOf, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
 
@@ -581,13 +581,3 @@ describe('DecomposedConv2DTranspose on the wasm backend', () => {
     },
   );
 });
-
-function scaledErrorOf(a: Float32Array, b: Float32Array): number {
-  const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-30);
-  let err = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (d !== 0) err = Math.max(err, d);
-  }
-  return err / scale;
-}

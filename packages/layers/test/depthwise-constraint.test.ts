@@ -40,13 +40,24 @@ it.each<[string, { depthwiseRegularizer?: any; depthwiseConstraint?: any }, stri
   const model = net(args);
   const entry = (modelConfig(model).layers[0].config.layers as any[]).find((l) => l.config.name === 'dw');
   expect(entry.config.depthwiseConstraint?.className ?? null).toBe(constraint);
+  // decompose() replaces a DepthwiseConv2D: its config states the constraint, and fold() gives it
+  // back; left plain (include), the copy keeps it as well.
   const decomposed = decompose(model);
-  const folded = fold(decomposed);
-  const flat = unnest(model);
-  for (const copy of [decomposed, folded, flat]) {
-    const dw = copy.layers
+  const dwOf = (copy: tfl.LayersModel) =>
+    copy.layers
       .flatMap((l) => (l instanceof tfl.LayersModel ? l.layers : [l]))
       .find((l) => l.name.endsWith('dw'))!;
+  const own = dwOf(decomposed);
+  expect(own.getClassName()).toBe('DecomposedDepthwiseConv2D');
+  expect((own.getConfig().depthwiseConstraint as any)?.className ?? null).toBe(constraint);
+  expect((own.getConfig().depthwiseRegularizer as any)?.className ?? null).toBe(
+    args.depthwiseRegularizer ? 'L1L2' : null,
+  );
+  const kept = decompose(model, { include: (l) => l.getClassName() !== 'DepthwiseConv2D' });
+  const folded = fold(decomposed);
+  const flat = unnest(model);
+  for (const copy of [kept, folded, flat]) {
+    const dw = dwOf(copy);
     expect(className((dw as any).depthwiseConstraint)).toBe(constraint);
     expect(className(dw.weights[0].constraint)).toBe(constraint);
     expect(className((dw as any).depthwiseRegularizer)).toBe(args.depthwiseRegularizer ? 'L1L2' : null);
@@ -57,5 +68,10 @@ it.each<[string, { depthwiseRegularizer?: any; depthwiseConstraint?: any }, stri
     tf.dispose([x, ya, yb]);
     copy.dispose();
   }
+  const x = randn([2, 6, 6, 4], 1);
+  const [ya, yb] = [model.predict(x), decomposed.predict(x)] as tf.Tensor[];
+  expect(tf.max(tf.abs(tf.sub(ya, yb))).dataSync()[0]).toBeLessThan(1e-5);
+  tf.dispose([x, ya, yb]);
+  decomposed.dispose();
   model.dispose();
 });

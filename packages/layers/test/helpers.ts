@@ -38,6 +38,17 @@ export function scaledError(a: tf.Tensor, b: tf.Tensor): number {
  * remaining axes, which is how the magnitude `g` is laid out (Dense 'output':
  * `[units]`, 'input': `[in]`; Conv2D 'kernel': `[cin, cout]`, 'filter': `[cout]`).
  */
+/** The largest difference of two arrays over the largest magnitude of `b` (arrays read back from two backends). */
+export function scaledErrorOf(a: Float32Array, b: Float32Array): number {
+  const scale = b.reduce((m, v) => Math.max(m, Math.abs(v)), 1e-30);
+  let err = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (d !== 0) err = Math.max(err, d);
+  }
+  return err / scale;
+}
+
 export function referenceKernel(
   direction: ArrayLike<number>,
   shape: number[],

@@ -6,16 +6,18 @@ import {
   type DecomposedConv2D,
   type DecomposedConv2DTranspose,
   type DecomposedDense,
+  type DecomposedDepthwiseConv2D,
   decomposedConv2d,
   decomposedConv2dTranspose,
   decomposedDense,
+  decomposedDepthwiseConv2d,
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
 import { randn, scaledError, useCpu } from './helpers.js';
 
 beforeAll(useCpu);
 
-type Decomposed = DecomposedDense | DecomposedConv2D | DecomposedConv2DTranspose;
+type Decomposed = DecomposedDense | DecomposedConv2D | DecomposedConv2DTranspose | DecomposedDepthwiseConv2D;
 
 /** The documented formula with tf ops, so autodiff differentiates it to any order. */
 function formulaKernel(layer: Decomposed): tf.Tensor {
@@ -187,6 +189,52 @@ describe('gradients of gradients match autodiff of the formula', () => {
       // layer's Hessian-vector product needs (refused for tf.conv2dTranspose itself too).
       const kinds = activation === 'relu' ? (['input'] as const) : (['input', 'weights'] as const);
       expectSameSecondOrder(layer, reference, input, 23, kinds);
+      disposeWeights(layer);
+    },
+  );
+
+  // tfjs-core has no gradient for DepthwiseConv2dNativeBackpropInput nor BackpropFilter: it refuses
+  // a gradient penalty on the input through tf.depthwiseConv2d itself, and a DecomposedDepthwiseConv2D refuses it the same way (the plain-ops path of its 'filter' view, axes 0, 1 and 3 of
+  // [kh, kw, cin, depthMultiplier], is the transposed kernel's, compared above).
+  test.each(convCases.filter(([, , padding, , batch]) => batch === 2 && padding === 'valid'))(
+    'DecomposedDepthwiseConv2D %s, activation %s, padding %s, strides %i, batch %i: as tf.depthwiseConv2d, or refused as it is',
+    (granularity, activation, padding, strides, batch) => {
+      const layer = decomposedDepthwiseConv2d({
+        kernelSize: [3, 2],
+        depthMultiplier: 2,
+        granularity,
+        activation: activation as never,
+        padding,
+        strides,
+      });
+      const reference = (x: tf.Tensor) =>
+        ACTIVATIONS[activation](
+          tf.add(
+            tf.depthwiseConv2d(x as tf.Tensor4D, formulaKernel(layer) as tf.Tensor4D, strides, padding),
+            layer.bias!.read(),
+          ),
+        );
+      const x = randn([batch, 6, 5, 2], 24);
+      const w = tf.tidy(() => tf.onesLike(layer.apply(x) as tf.Tensor));
+      const vars = layer.trainableWeights.map((v) => v.read() as tf.Variable);
+      const refusal = /gradient function not found for DepthwiseConv2dNativeBackprop(Input|Filter)/;
+      expect(() => penaltyGrads(reference, x, w, vars, 'input')).toThrow(refusal);
+      expect(() => penaltyGrads((xx) => layer.apply(xx) as tf.Tensor, x, w, vars, 'input')).toThrow(refusal);
+      // The weights' penalty (a Hessian-vector product) goes through where tfjs differentiates
+      // tf.depthwiseConv2d's weight gradient, and is then compared.
+      let weights = true;
+      try {
+        const { value, grads } = penaltyGrads(reference, x, w, vars, 'weights');
+        tf.dispose([value, ...grads]);
+      } catch (e) {
+        expect((e as Error).message).toMatch(refusal);
+        expect(() => penaltyGrads((xx) => layer.apply(xx) as tf.Tensor, x, w, vars, 'weights')).toThrow(
+          refusal,
+        );
+        weights = false;
+      }
+      tf.dispose([x, w]);
+      if (weights) expectSameSecondOrder(layer, reference, [batch, 6, 5, 2], 25, ['weights']);
       disposeWeights(layer);
     },
   );
