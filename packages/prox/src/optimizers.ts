@@ -875,18 +875,21 @@ function singleWeightLayer(m: MagnitudeInfo): string {
   let other: { granularity: string; size: number };
   let what: string;
   if (m.granularity === 'kernel' || m.granularity === 'filter') {
-    // [...kernelSize, cin, cout] (a Conv2DTranspose's [kh, kw, cout, cin]): a single-weight group
+    // [...kernelSize, cin, cout] (a Conv2DTranspose's [kh, kw, cout, cin], a DepthwiseConv2D's
+    // [kh, kw, cin, depthMultiplier], whose filters are its input channels): a single-weight group
     // makes its own axes 1.
     const transposed = 'transposed' in m.layer && m.layer.transposed;
-    const filterAxis = transposed ? d.length - 2 : d.length - 1;
+    const depthwise = 'depthwise' in m.layer && m.layer.depthwise;
+    const filterAxis = transposed || depthwise ? d.length - 2 : d.length - 1;
     const cin = transposed ? d[d.length - 1] : d[d.length - 2];
     other = { granularity: 'filter', size: d.reduce((a, b, axis) => (axis === filterAxis ? a : a * b), 1) };
-    what =
-      (transposed
-        ? 'Conv2DTranspose with 1x1 kernels'
-        : d.length === 3
-          ? 'Conv1D with kernels of size 1'
-          : 'Conv2D with 1x1 kernels') + (cin === 1 ? ' on one input channel' : '');
+    what = depthwise
+      ? 'DepthwiseConv2D with 1x1 kernels' + (d[d.length - 1] === 1 ? ' and depthMultiplier 1' : '')
+      : (transposed
+          ? 'Conv2DTranspose with 1x1 kernels'
+          : d.length === 3
+            ? 'Conv1D with kernels of size 1'
+            : 'Conv2D with 1x1 kernels') + (cin === 1 ? ' on one input channel' : '');
   } else {
     // [in, units]
     other = {

@@ -86,7 +86,7 @@ function isMagnitudeInfo(m: unknown): m is MagnitudeInfo {
 /** The error for a model that has no decomposed layer where one is needed. */
 export function noDecomposedLayers(who: string, model: tfl.LayersModel): string {
   return (
-    `${who}: model '${model.name}' has no decomposed layers (DecomposedDense / DecomposedConv1D / DecomposedConv2D / DecomposedConv2DTranspose), so it has no magnitudes ` +
+    `${who}: model '${model.name}' has no decomposed layers (DecomposedDense / DecomposedConv1D / DecomposedConv2D / DecomposedConv2DTranspose / DecomposedDepthwiseConv2D), so it has no magnitudes ` +
     `to penalise or measure: decompose it first, const decomposed = decompose(model) from @normprune/layers, and train ` +
     `the decomposed model (or build the model from decomposedDense / decomposedConv1d / decomposedConv2d / decomposedConv2dTranspose)`
   );
@@ -281,7 +281,8 @@ export function keepLargestGroups(
 
 /**
  * Keeps at most `keep[name]` output filters of each named Conv1D, Conv2D or Conv2DTranspose layer of
- * granularity `'kernel'` alive: those whose kernels' magnitudes have the
+ * granularity `'kernel'` alive (of a DepthwiseConv2D, input channels: the `depthMultiplier` kernels
+ * of one input channel, its `'filter'` group, which surgery removes together): those whose kernels' magnitudes have the
  * largest root sum of squares (on a freshly decomposed model, the filters'
  * weight norms). Every kernel of the other filters gets magnitude exactly 0,
  * so surgery removes those filters, and with them the next layer's inputs
@@ -301,19 +302,21 @@ export function keepLargestFilters(
   const infos = magnitudesOf(modelOrMagnitudes, 'keepLargestFilters');
   const targets = keepTargets(infos, keep, 'keepLargestFilters', (m) =>
     m.granularity !== 'kernel'
-      ? `expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity '${m.granularity}'${
+      ? `expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', got granularity '${m.granularity}'${
           m.granularity === 'filter' ? ' (its groups are its filters: use keepLargestGroups)' : ''
         }`
       : undefined,
   );
   for (const m of targets) {
     // magnitude: [inChannels, filters] (a Conv2DTranspose's [filters, inChannels], its kernel's
-    // order); a filter's norm is the norm of its kernels' magnitudes.
-    const transposed = 'transposed' in m.layer && m.layer.transposed;
+    // order; a DepthwiseConv2D's [inChannels, depthMultiplier], whose filters are its input
+    // channels); a filter's norm is the norm of its kernels' magnitudes.
+    const filtersFirst =
+      ('transposed' in m.layer && m.layer.transposed) || ('depthwise' in m.layer && m.layer.depthwise);
     const kept = tf.tidy(() => {
-      const filterNorms = tf.sqrt(tf.sum(tf.square(m.magnitude), transposed ? 1 : 0));
+      const filterNorms = tf.sqrt(tf.sum(tf.square(m.magnitude), filtersFirst ? 1 : 0));
       const mask = tf.cast(tf.notEqual(keepLargest(filterNorms, keep[m.layerName]), 0), m.magnitude.dtype);
-      return tf.mul(m.magnitude, transposed ? tf.expandDims(mask, 1) : mask);
+      return tf.mul(m.magnitude, filtersFirst ? tf.expandDims(mask, 1) : mask);
     });
     m.magnitude.assign(kept);
     kept.dispose();

@@ -988,7 +988,7 @@ describe('keepLargestFilters', () => {
     ]);
     const before = c1.magnitude.arraySync();
     expect(() => keepLargestFilters(model, { c1: 1, c2: 1 })).toThrow(
-      /keepLargestFilters: c2: expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity 'filter' \(its groups are its filters: use keepLargestGroups\)/,
+      /keepLargestFilters: c2: expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', got granularity 'filter' \(its groups are its filters: use keepLargestGroups\)/,
     );
     expect(() => keepLargestFilters(model, { d1: 1 })).toThrow(/d1: .*got granularity 'output'/);
     expect(() => keepLargestFilters(model, { nope: 1 })).toThrow(
