@@ -24,7 +24,7 @@ export function allLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
 
 /**
  * Whether the model contains decomposed layers (DecomposedDense, DecomposedConv1D, DecomposedConv2D,
- * DecomposedConv2DTranspose), nested models included,
+ * DecomposedConv2DTranspose, DecomposedDepthwiseConv2D), nested models included,
  * and inside wrapper layers (`TimeDistributed(decomposedDense(...))`, built by hand): `fold`
  * refuses those, naming the wrapper, where surgery would otherwise pass them on as they are (a
  * pruned model or an export holding a normprune class, which plain tfjs cannot load).

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { decompose, fold } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
 import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
 import {
@@ -241,4 +242,88 @@ it('a branch whose filters all die before a multiplier 2 keeps a placeholder, re
   pruned.dispose();
   expect(tf.memory().numTensors).toBe(before);
   model.dispose();
+});
+
+describe('a DecomposedDepthwiseConv2D, folded and pruned', () => {
+  const model = () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, pointwise());
+
+  /** Units removed, by layer, and the first weight's shape of each layer, of a pruned model. */
+  function outcome(report: { layers: { name: string; removed: number[] }[] }, pruned: tfl.LayersModel) {
+    return {
+      removed: Object.fromEntries(
+        report.layers.filter((l) => l.removed.length).map((l) => [l.name, l.removed]),
+      ),
+      shapes: Object.fromEntries(
+        pruned.layers.filter((l) => l.weights.length).map((l) => [l.name, l.weights[0].shape]),
+      ),
+    };
+  }
+
+  /**
+   * Prunes `dec` (directly and after fold) and the plain model whose depthwise kernels are zero where
+   * `dead(c, j)`, and checks that they remove the same, keep the same zeros and compute the same.
+   */
+  function expectSameAsPlain(
+    dec: tfl.LayersModel,
+    plain: tfl.LayersModel,
+    dead: (c: number, j: number) => boolean,
+    expected: { removed: Record<string, number[]>; dw: number[] },
+  ): void {
+    zeroKernelWhere(plain, 'dw', dead, 'depthwise_kernel');
+    const reference = prune(plain);
+    const want = outcome(reference.report, reference.model);
+    expect(want.removed).toEqual(expected.removed);
+    expect(want.shapes.dw).toEqual(expected.dw);
+    const before = outputDiff(dec, plain, 3, 7);
+    expect(before.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, before.scale));
+    const folded = fold(dec);
+    expect(folded.getLayer('dw').getClassName()).toBe('DepthwiseConv2D');
+    for (const input of [dec, folded]) {
+      const { model: pruned, report } = prune(input);
+      expect(outcome(report, pruned)).toEqual(want);
+      expect(report.warnings).toEqual([]);
+      const kernels = [pruned, reference.model].map((m) => m.getLayer('dw').getWeights()[0].dataSync());
+      // The same zeros: a lone dead kernel stays, as zeros.
+      expect(Array.from(kernels[0], (v) => v === 0)).toEqual(Array.from(kernels[1], (v) => v === 0));
+      for (const seed of [4, 5]) {
+        const diff = outputDiff(dec, pruned, 3, seed);
+        expect(diff.scale).toBeGreaterThan(0);
+        expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
+        const same = outputDiff(reference.model, pruned, 3, seed);
+        expect(same.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, same.scale));
+      }
+      pruned.dispose();
+    }
+    expect(analyze(dec).total).toEqual(analyze(plain).total);
+    expect(analyze(folded).total).toEqual(analyze(plain).total);
+    for (const m of [folded, reference.model]) m.dispose();
+  }
+
+  beforeAll(() => tf.setBackend('cpu'));
+
+  it("'kernel': zero magnitudes [inChannels, depthMultiplier] remove a channel whose kernels all died, with its producer's filter; a lone dead kernel stays zeros", () => {
+    const plain = model();
+    randomWeights(plain, 43);
+    const dec = decompose(plain, { granularity: { conv2d: 'filter' } });
+    expect(dec.getLayer('dw').getClassName()).toBe('DecomposedDepthwiseConv2D');
+    const dead = (c: number, j: number) => c === 3 || (c === 0 && j === 0);
+    editWeight(dec, 'dw', 'magnitude', (v, shape) => {
+      expect(shape).toEqual([4, 2]);
+      for (let q = 0; q < v.length; q++) if (dead(Math.floor(q / 2), q % 2)) v[q] = 0;
+    });
+    expectSameAsPlain(dec, plain, dead, { removed: { c1: [3] }, dw: [3, 3, 3, 2] });
+    for (const m of [dec, plain]) m.dispose();
+  });
+
+  it("'filter': a zero magnitude [inChannels] removes that channel, its outputs and its producer's filter", () => {
+    const plain = model();
+    randomWeights(plain, 44);
+    const dec = decompose(plain, { granularity: { depthwiseConv2d: 'filter' } });
+    editWeight(dec, 'dw', 'magnitude', (v, shape) => {
+      expect(shape).toEqual([4]);
+      v[1] = 0;
+    });
+    expectSameAsPlain(dec, plain, (c) => c === 1, { removed: { c1: [1] }, dw: [3, 3, 3, 2] });
+    for (const m of [dec, plain]) m.dispose();
+  });
 });

@@ -464,7 +464,7 @@ const CASES: UserCase[] = [
   {
     name: 'MobileNetV1 block: DepthwiseConv2D + BatchNormalization + ReLU6 + pointwise Conv2D',
     build: mobileNetV1,
-    lambda: 4,
+    lambda: 2,
     shrinks: true,
     params: 548,
     macs: 3456 + 1152 + 1536 + 48,
@@ -472,7 +472,7 @@ const CASES: UserCase[] = [
   {
     name: 'MobileNetV2 inverted residual: expand, depthwise, project, Add',
     build: mobileNetV2,
-    lambda: 4,
+    lambda: 2,
     shrinks: true,
     params: 1108,
     macs: 52256,
@@ -617,7 +617,12 @@ const CASES: UserCase[] = [
   },
 ];
 
-const GRANULARITY = { dense: 'output', conv1d: 'filter', conv2d: 'filter' } as const;
+const GRANULARITY = {
+  dense: 'output',
+  conv1d: 'filter',
+  conv2d: 'filter',
+  depthwiseConv2d: 'filter',
+} as const;
 
 let tmpRoot: string;
 beforeAll(() => {

@@ -795,7 +795,8 @@ const ZOO: ZooCase[] = [
       killUnits(m, 'c0', [3]); // constant 0 through the 'same' depthwise: removed with its channel
       killUnits(m, 'pw1', [0, 11]); // constant through the 'valid' depthwise, folded into pw2
       // A zero depthwise kernel makes its channel constant whatever pw1 filter 5 does: it goes too.
-      editWeight(m, 'dw2', 'depthwise_kernel', (v, s) => v.forEach((_, q) => q % s[2] === 5 && (v[q] = 0)));
+      // decompose() replaces the DepthwiseConv2D: its magnitude [channels, 1] zeroes that kernel.
+      editWeight(m, 'dw2', 'magnitude', (v) => (v[5] = 0));
       killUnits(m, 'pw2', [1]);
     },
     units: { c0: 7, pw1: 9, pw2: 7, out: 4 },
