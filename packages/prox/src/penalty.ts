@@ -88,7 +88,7 @@ export function noDecomposedLayers(who: string, model: tfl.LayersModel): string 
   return (
     `${who}: model '${model.name}' has no decomposed layers (DecomposedDense / DecomposedConv1D / DecomposedConv2D / DecomposedConv2DTranspose / DecomposedDepthwiseConv2D), so it has no magnitudes ` +
     `to penalise or measure: decompose it first, const decomposed = decompose(model) from @normprune/layers, and train ` +
-    `the decomposed model (or build the model from decomposedDense / decomposedConv1d / decomposedConv2d / decomposedConv2dTranspose)`
+    `the decomposed model (or build the model from decomposedDense / decomposedConv1d / decomposedConv2d / decomposedConv2dTranspose / decomposedDepthwiseConv2d)`
   );
 }
 

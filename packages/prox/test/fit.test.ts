@@ -201,9 +201,9 @@ describe('the mistakes a user makes, each with a message that names the problem 
     expect(() => new ProximalAdam({ learningRate: 0.1, lambda: 0.1, magnitudes: plain })).toThrow(hint);
     const opt = new ProximalSGD({ learningRate: 0.1, lambda: 0, magnitudes: [] });
     expect(() => opt.attach(plain)).toThrow(hint);
-    // Every decomposed class is named, Conv1D's and Conv2DTranspose's included.
+    // Every decomposed class and its factory is named.
     expect(() => opt.attach(plain)).toThrow(
-      /\(DecomposedDense \/ DecomposedConv1D \/ DecomposedConv2D \/ DecomposedConv2DTranspose\).*decomposedDense \/ decomposedConv1d \/ decomposedConv2d \/ decomposedConv2dTranspose\)$/,
+      /\(DecomposedDense \/ DecomposedConv1D \/ DecomposedConv2D \/ DecomposedConv2DTranspose \/ DecomposedDepthwiseConv2D\).*decomposedDense \/ decomposedConv1d \/ decomposedConv2d \/ decomposedConv2dTranspose \/ decomposedDepthwiseConv2d\)$/,
     );
     plain.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
     await expect(
