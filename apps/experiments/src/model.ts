@@ -124,9 +124,9 @@ function underRule(field: 'keep' | 'keepFilters', select: () => void): void {
 
 /**
  * The group rule of a run's prune step and of `normprune prune`, layer by
- * layer in model order: for a Conv2D layer named in `keepFilters`, its
- * kernels on input channels the Conv2D layer before it (through pooling)
- * leaves dead are dropped, then at most `keepFilters[layer]` filters stay
+ * layer in model order: for a Conv2D or Conv2DTranspose layer named in
+ * `keepFilters`, its kernels on input channels the Conv2D or Conv2DTranspose
+ * layer before it (through pooling) leaves dead are dropped, then at most `keepFilters[layer]` filters stay
  * alive (those of largest norm); then at most `keep[layer]` groups of each
  * named decomposed layer stay alive (those with the largest magnitudes).
  * Last, every group whose magnitude is at or below `threshold` dies (its
@@ -175,10 +175,11 @@ export function pruneMagnitudes(
 }
 
 /**
- * Zeroes the kernels of a 'kernel' Conv2D layer that read a dead channel of
- * the decomposed Conv2D layer before it (only pooling layers between): surgery
- * removes them anyway, so a selection by norm must not spend its budget on
- * them.
+ * Zeroes the kernels of a 'kernel' Conv2D or Conv2DTranspose layer that read a dead channel of
+ * the decomposed Conv2D or Conv2DTranspose layer before it (only pooling layers between): surgery
+ * removes them anyway, so a selection by norm must not spend its budget on them. A Conv2D's
+ * magnitude is [inChannels, filters], a Conv2DTranspose's [filters, inChannels] (its kernel's
+ * order): each side reads the channel and filter axes from its own layout.
  */
 function dropDeadInputs(
   model: tfl.LayersModel,
@@ -190,12 +191,16 @@ function dropDeadInputs(
     const layer = model.layers[j];
     const before = infos.find((m) => m.layerName === layer.name);
     if (before) {
-      if (before.layer.getClassName() !== 'DecomposedConv2D') return;
+      const cls = before.layer.getClassName();
+      if (cls !== 'DecomposedConv2D' && cls !== 'DecomposedConv2DTranspose') return;
       const mask = tf.tidy(() => {
         const mag = before.magnitude;
-        // A channel is dead when all its magnitudes are 0: per filter ('filter'), per kernel column ('kernel').
-        const live = mag.rank === 2 ? tf.any(tf.notEqual(mag, 0), 0) : tf.notEqual(mag, 0);
-        return tf.expandDims(tf.cast(live, target.magnitude.dtype), 1);
+        // A channel is dead when all its magnitudes are 0: per filter ('filter'), per kernel
+        // column ('kernel' Conv2D) or row ('kernel' Conv2DTranspose).
+        const filterAxis = cls === 'DecomposedConv2DTranspose' ? 1 : 0;
+        const live = mag.rank === 2 ? tf.any(tf.notEqual(mag, 0), filterAxis) : tf.notEqual(mag, 0);
+        const transposed = target.layer.getClassName() === 'DecomposedConv2DTranspose';
+        return tf.expandDims(tf.cast(live, target.magnitude.dtype), transposed ? 0 : 1);
       });
       const kept = tf.mul(target.magnitude, mask);
       target.magnitude.assign(kept);
