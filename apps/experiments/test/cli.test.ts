@@ -725,7 +725,7 @@ test('pruneMagnitudes changes nothing when any entry is refused, and drops kerne
       name: 'PruneRuleError',
       field: 'keepFilters',
       message: expect.stringMatching(
-        /^prune\.keepFilters: d1: expected a Conv1D or Conv2D layer of granularity 'kernel'/,
+        /^prune\.keepFilters: d1: expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel'/,
       ),
     }),
   );

@@ -85,7 +85,7 @@ test("a refused prune rule names the config field (or prune's flag), not the pro
   const e = new PruneRuleError(
     'keepFilters',
     new TypeError(
-      "keepLargestFilters: conv2: expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity 'filter' (its groups are its filters: use keepLargestGroups)",
+      "keepLargestFilters: conv2: expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', got granularity 'filter' (its groups are its filters: use keepLargestGroups)",
     ),
   );
   expect(e.message).toMatch(/^prune\.keepFilters: conv2: .*give its count in prune\.keep\)$/);

@@ -497,7 +497,7 @@ test('prune folds and prunes a saved decomposed model into a plain one', async (
   for (const [keep, message] of [
     [
       'd1=1',
-      /--keep-filters: d1: expected a Conv1D or Conv2D layer of granularity 'kernel', got granularity 'output'/,
+      /--keep-filters: d1: expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', got granularity 'output'/,
     ],
     ['d1', /--keep-filters: expected LAYER=N\[,LAYER=N...\] with N a whole number, got "d1"/],
   ] as const) {

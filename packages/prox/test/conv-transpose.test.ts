@@ -100,6 +100,18 @@ it('keepLargestFilters keeps the filters of a kernel-granularity DecomposedConv2
   model.dispose();
 });
 
+it("keepLargestFilters refuses a 'filter' DecomposedConv2DTranspose as a convolution it knows, changing nothing", () => {
+  const model = decompose(decoder(), { granularity: { conv2dTranspose: 'filter' } });
+  const up1 = magnitudes(model).find((m) => m.layerName === 'up1')!;
+  const before = up1.magnitude.arraySync();
+  expect(() => keepLargestFilters(model, { up1: 3 })).toThrow(
+    "keepLargestFilters: up1: expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', " +
+      "got granularity 'filter' (its groups are its filters: use keepLargestGroups)",
+  );
+  expect(up1.magnitude.arraySync()).toEqual(before);
+  model.dispose();
+});
+
 it("warns that a 1x1 DecomposedConv2DTranspose of granularity 'kernel' has single-weight groups, naming it", () => {
   const model = decompose(
     tfl.sequential({
