@@ -549,17 +549,20 @@ export function warnIfZeroKernel(layer: {
   getClassName(): string;
   direction: tfl.LayerVariable | null;
   magnitude: tfl.LayerVariable | null;
+  // A DepthwiseConv2D's kernel takes depthwiseInitializer, and it refuses kernelInitializer.
+  readonly depthwise?: boolean;
 }): void {
   if (layer.direction == null || layer.magnitude == null) return;
   const { direction, magnitude } = layer;
   const largest = tf.tidy(() =>
     tf.stack([tf.max(tf.abs(direction.read())), tf.max(tf.abs(magnitude.read()))]).dataSync(),
   );
+  const option = layer.depthwise === true ? 'depthwiseInitializer' : 'kernelInitializer';
   if (largest[0] === 0 && largest[1] === 0)
     console.warn(
-      `${layer.getClassName()} '${layer.name}': its direction and magnitude are all zero (a zero kernelInitializer?), ` +
+      `${layer.getClassName()} '${layer.name}': its direction and magnitude are all zero (a zero ${option}?), ` +
         'and a group whose direction and magnitude are both zero gets no gradient: this layer will never train its ' +
-        "kernel (a plain layer would). To start at a zero kernel that trains, keep a random kernelInitializer and give magnitudeInitializer: 'zeros'",
+        `kernel (a plain layer would). To start at a zero kernel that trains, keep a random ${option} and give magnitudeInitializer: 'zeros'`,
     );
 }
 

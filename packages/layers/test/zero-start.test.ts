@@ -5,7 +5,7 @@
 // names the way to start at a zero kernel that trains.
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { decompose, decomposedConv2d, decomposedDense } from '../src/index.js';
+import { decompose, decomposedConv2d, decomposedDense, decomposedDepthwiseConv2d } from '../src/index.js';
 import { randn, useCpu } from './helpers.js';
 import { saveInMemory } from '../../../tools/testing/memory-io.js';
 
@@ -43,6 +43,22 @@ const cases = [
     input: [2, 4, 5, 2],
     cls: 'DecomposedConv2D',
   },
+  // A DepthwiseConv2D's kernel takes depthwiseInitializer (kernelInitializer is refused).
+  {
+    what: "DecomposedDepthwiseConv2D 'kernel'",
+    make: (o: object) => decomposedDepthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, name: 'head', ...o }),
+    input: [2, 5, 5, 3],
+    cls: 'DecomposedDepthwiseConv2D',
+    option: 'depthwiseInitializer',
+  },
+  {
+    what: "DecomposedDepthwiseConv2D 'filter'",
+    make: (o: object) =>
+      decomposedDepthwiseConv2d({ kernelSize: [2, 3], granularity: 'filter', name: 'head', ...o }),
+    input: [2, 4, 5, 2],
+    cls: 'DecomposedDepthwiseConv2D',
+    option: 'depthwiseInitializer',
+  },
 ];
 
 /** The kernel gradient of sum(layer(x) * r), and the layer's weights. */
@@ -59,34 +75,37 @@ function kernelGradient(layer: tfl.layers.Layer, input: number[]): number[] {
   return size;
 }
 
-describe.each(cases)('$what built with a zero kernelInitializer', ({ make, input, cls }) => {
-  it('gets no gradient for its direction or magnitude, and warns once, at its first call, naming the way out', () => {
-    const layer = make({ kernelInitializer: 'zeros' });
-    layer.build(input);
-    expect(warn).not.toHaveBeenCalled();
-    expect(kernelGradient(layer, input)).toEqual([0, 0]);
-    expect(warn).toHaveBeenCalledTimes(1);
-    expect(warn.mock.calls[0][0]).toBe(
-      `${cls} 'head': its direction and magnitude are all zero (a zero kernelInitializer?), and a group whose ` +
-        'direction and magnitude are both zero gets no gradient: this layer will never train its kernel (a plain ' +
-        "layer would). To start at a zero kernel that trains, keep a random kernelInitializer and give magnitudeInitializer: 'zeros'",
-    );
-    for (const w of layer.weights) w.dispose();
-  });
+describe.each(cases)(
+  '$what built with a zero kernel initializer',
+  ({ make, input, cls, option = 'kernelInitializer' }) => {
+    it('gets no gradient for its direction or magnitude, and warns once, at its first call, naming the way out', () => {
+      const layer = make({ [option]: 'zeros' });
+      layer.build(input);
+      expect(warn).not.toHaveBeenCalled();
+      expect(kernelGradient(layer, input)).toEqual([0, 0]);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toBe(
+        `${cls} 'head': its direction and magnitude are all zero (a zero ${option}?), and a group whose ` +
+          'direction and magnitude are both zero gets no gradient: this layer will never train its kernel (a plain ' +
+          `layer would). To start at a zero kernel that trains, keep a random ${option} and give magnitudeInitializer: 'zeros'`,
+      );
+      for (const w of layer.weights) w.dispose();
+    });
 
-  // Also what a layer the penalty pruned whole looks like: zero magnitudes on unit directions.
-  it("with a random kernelInitializer and magnitudeInitializer 'zeros' starts at a zero kernel, trains, and does not warn", () => {
-    const layer = make({ magnitudeInitializer: 'zeros' });
-    layer.build(input);
-    const kernel = (layer as unknown as { effectiveKernel(): tf.Tensor }).effectiveKernel();
-    expect(Array.from(kernel.dataSync()).every((v) => v === 0)).toBe(true);
-    kernel.dispose();
-    const [, magnitudeGradient] = kernelGradient(layer, input);
-    expect(magnitudeGradient).toBeGreaterThan(0);
-    expect(warn).not.toHaveBeenCalled();
-    for (const w of layer.weights) w.dispose();
-  });
-});
+    // Also what a layer the penalty pruned whole looks like: zero magnitudes on unit directions.
+    it("with a random kernel initializer and magnitudeInitializer 'zeros' starts at a zero kernel, trains, and does not warn", () => {
+      const layer = make({ magnitudeInitializer: 'zeros' });
+      layer.build(input);
+      const kernel = (layer as unknown as { effectiveKernel(): tf.Tensor }).effectiveKernel();
+      expect(Array.from(kernel.dataSync()).every((v) => v === 0)).toBe(true);
+      kernel.dispose();
+      const [, magnitudeGradient] = kernelGradient(layer, input);
+      expect(magnitudeGradient).toBeGreaterThan(0);
+      expect(warn).not.toHaveBeenCalled();
+      for (const w of layer.weights) w.dispose();
+    });
+  },
+);
 
 describe('no warning where the zeros are not what the layer trains from', () => {
   it('a layer given its weights, and a loaded model, the layer inside a nested one', async () => {
