@@ -240,8 +240,9 @@ refused, and so is an --out that cannot be written, before the model is loaded.
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
   --keep-filters LAYER=N,...
-                      before --keep: keep at most N filters of each named Conv2D or
-                      Conv2DTranspose layer of granularity 'kernel', those of largest norm
+                      before --keep: keep at most N filters of each named Conv2D,
+                      Conv2DTranspose or DepthwiseConv2D (whose filters are its input
+                      channels) layer of granularity 'kernel', those of largest norm
                       (e.g. conv2=23), after its kernels reading channels the Conv2D or
                       Conv2DTranspose layer before it leaves dead are dropped; --keep then
                       picks kernels inside them
