@@ -10,9 +10,10 @@ export interface GroupCount {
   /**
    * The group granularity of `@normprune/layers`: 'output' (Dense column: the weights into
    * one output unit), 'input' (Dense row: the weights out of one input feature), 'filter'
-   * (Conv2D [:, :, :, o]) or 'kernel' (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D
-   * per-channel kernel). Every Dense layer gets both Dense kinds and every
-   * Conv2D both Conv2D kinds, whatever granularity it was trained with. Conv1D and Conv3D
+   * (Conv2D [:, :, :, o]; DepthwiseConv2D [:, :, c, :], an input channel's kernels) or 'kernel'
+   * (Conv2D 2-D kernel [:, :, i, o]; DepthwiseConv2D per-channel kernel [:, :, c, j]). Every
+   * Dense layer gets both Dense kinds and every Conv2D (and DepthwiseConv2D) both Conv2D kinds,
+   * whatever granularity it was trained with. Conv1D and Conv3D
    * get the same two kinds, with 1-D and 3-D kernels, and Conv2DTranspose them too (its filter
    * `[:, :, o, :]`, its 2-D kernel `[:, :, o, i]`).
    */
@@ -292,8 +293,12 @@ export function analyzeLayer(
     // Weights in a zero row or a zero column, counted once.
     out.zeroGroupParams = K * (deadRows * cout + deadCols * cin - deadRows * deadCols);
   } else if (className === 'DepthwiseConv2D') {
-    // kernel [kh, kw, channels, multiplier]: one 2-D kernel per (channel, multiplier).
-    out.groups = [{ kind: 'kernel', total: cin * cout, dead: deadKernels }];
+    // kernel [kh, kw, channels, multiplier]: one 2-D kernel per (channel, multiplier), and a
+    // channel's multiplier kernels, the 'filter' group of a DecomposedDepthwiseConv2D.
+    out.groups = [
+      { kind: 'filter', total: rows, dead: deadRowsOwn },
+      { kind: 'kernel', total: cin * cout, dead: deadKernels },
+    ];
     out.zeroGroupParams = K * deadKernels;
   } else {
     out.groups = [

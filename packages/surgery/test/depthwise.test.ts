@@ -201,7 +201,9 @@ it("with a threshold, each of a channel's m 2-D kernels at or below it counts as
     }),
   );
   const threshold = 1e-3;
+  // A filter of a DepthwiseConv2D is an input channel's m kernels (a 'filter' decomposition's group).
   expect(analyze(model, { threshold }).layers.find((l) => l.name === 'dw')!.groups).toEqual([
+    { kind: 'filter', total: 4, dead: 1 },
     { kind: 'kernel', total: 8, dead: 3 },
   ]);
   const { model: pruned, report } = prune(model, { threshold });
@@ -312,6 +314,10 @@ describe('a DecomposedDepthwiseConv2D, folded and pruned', () => {
       for (let q = 0; q < v.length; q++) if (dead(Math.floor(q / 2), q % 2)) v[q] = 0;
     });
     expectSameAsPlain(dec, plain, dead, { removed: { c1: [3] }, dw: [3, 3, 3, 2] });
+    expect(analyze(dec).layers.find((l) => l.name === 'dw')!.groups).toEqual([
+      { kind: 'filter', total: 4, dead: 1 },
+      { kind: 'kernel', total: 8, dead: 3 },
+    ]);
     for (const m of [dec, plain]) m.dispose();
   });
 
@@ -324,6 +330,11 @@ describe('a DecomposedDepthwiseConv2D, folded and pruned', () => {
       v[1] = 0;
     });
     expectSameAsPlain(dec, plain, (c) => c === 1, { removed: { c1: [1] }, dw: [3, 3, 3, 2] });
+    // analyze counts the groups the layer was trained with: 1 dead of magnitudes()'s 4.
+    expect(analyze(dec).layers.find((l) => l.name === 'dw')!.groups).toEqual([
+      { kind: 'filter', total: 4, dead: 1 },
+      { kind: 'kernel', total: 8, dead: 2 },
+    ]);
     for (const m of [dec, plain]) m.dispose();
   });
 });

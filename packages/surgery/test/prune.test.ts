@@ -857,6 +857,7 @@ describe('prune: depthwise-separable (MobileNet-style) block', () => {
       editWeight(m, 'dw', 'depthwise_kernel', (v) => v.forEach((_, p) => p % 8 === c && (v[p] *= scale)));
       zeroKernelWhere(exact, 'dw', (i) => i === c, 'depthwise_kernel');
       expect(analyze(m, { threshold: 1e-6 }).layers.find((l) => l.name === 'dw')!.groups).toEqual([
+        { kind: 'filter', total: 8, dead: 1 },
         { kind: 'kernel', total: 8, dead: 1 },
       ]);
       const { model, report } = prune(m, { threshold: 1e-6 });
