@@ -358,8 +358,11 @@ function unknownField(key: string, schema: z.ZodType | undefined): string {
   return meant ? `${JSON.stringify(key)} (did you mean ${JSON.stringify(meant)}?)` : JSON.stringify(key);
 }
 
-/** The fields of the object `schema` describes at `path` (through defaults, optionals and arrays). */
-function fieldsAt(schema: z.ZodType | undefined, path: PropertyKey[]): string[] | undefined {
+/**
+ * The fields of the object `schema` describes at `path` (through defaults, optionals and arrays);
+ * of a discriminated union (a layer, a lambda schedule), those of the type `input` has.
+ */
+function fieldsAt(schema: z.ZodType | undefined, path: PropertyKey[], input?: unknown): string[] | undefined {
   let s = schema as any;
   const unwrap = () => {
     for (;;) {
@@ -368,8 +371,14 @@ function fieldsAt(schema: z.ZodType | undefined, path: PropertyKey[]): string[] 
         s = s.def.innerType;
       else if (type === 'pipe') s = s.def.in;
       else if (type === 'union') {
-        // A number or an object (budget epochs): the object's fields.
-        const object = s.def.options.find((o: any) => o.def?.type === 'object');
+        // A layer of a type (a conv2d's fields, not a dense layer's); a number or an object
+        // (budget epochs): the object's fields.
+        const tag = s.def.discriminator as string | undefined;
+        const given = tag && isPlainObject(input) ? input[tag] : undefined;
+        const object =
+          s.def.options.find(
+            (o: any) => given !== undefined && o.shape?.[tag!]?.def?.values?.includes(given),
+          ) ?? s.def.options.find((o: any) => o.def?.type === 'object');
         if (!object) return;
         s = object;
       } else return;
@@ -460,7 +469,7 @@ function describeIssue(issue: z.core.$ZodIssue, schema?: z.ZodType): string {
     case 'too_big':
       return boundText(where, issue, '<') ?? `${where}: ${issue.message}`;
     case 'unrecognized_keys': {
-      const fields = fieldsAt(schema, issue.path);
+      const fields = fieldsAt(schema, issue.path, (issue as any).input);
       return (
         `${where}: unknown field(s) ${issue.keys.map((k) => unknownField(k, schema)).join(', ')}` +
         (fields ? `; the fields here: ${fields.join(', ')}` : '')

@@ -321,6 +321,25 @@ test('what a parser or validator would word its own way is said in normprune wor
   );
   expect(c.err).toMatch(/model: required \(object expected\), missing/);
   expect(c.err).not.toMatch(/Invalid input/);
+  // Those of a layer's type or a schedule's, not of the first type the union has (dense, constant).
+  const typed = join(tmp, 'typed-fields.json');
+  writeFileSync(
+    typed,
+    JSON.stringify({
+      extends: 'lenet-5',
+      name: 'typed',
+      model: { layers: [{ type: 'conv2d', filters: 2, kernelSize: 3, units: 4 }, { type: 'flatten' }] },
+      training: { proximal: { schedule: { type: 'warmup', epochs: 1, steps: 2 } } },
+    }),
+  );
+  const t = await cli(['train', '--config', typed, '--print-config']);
+  expect(t.code).toBe(2);
+  expect(t.err).toMatch(
+    /model\.layers\.0: unknown field\(s\) "units"; the fields here: type, filters, kernelSize, strides, padding, activation, batchNorm, name\n/,
+  );
+  expect(t.err).toMatch(
+    /training\.proximal\.schedule: unknown field\(s\) "steps"; the fields here: type, epochs\n/,
+  );
   // A byte order mark, as Windows editors write, is not a JSON syntax error.
   const bom = join(tmp, 'bom.json');
   writeFileSync(bom, '\uFEFF' + JSON.stringify({ extends: 'lenet-5', name: 'bom' }));
