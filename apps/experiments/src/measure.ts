@@ -11,7 +11,7 @@ import type { PairedCounts } from './paired.js';
 export interface LayerCount {
   name: string;
   className: string;
-  /** Units (Dense) or filters (Conv2D); undefined for other layers. */
+  /** Units (Dense), filters (Conv1D, Conv2D, Conv2DTranspose) or channels (DepthwiseConv2D); undefined for other layers. */
   units?: number;
   params: number;
   nonzeros: number;
@@ -27,12 +27,22 @@ export interface ModelCount {
   macs: number;
 }
 
-/** Units of a Dense layer, filters of a convolution; undefined for other layers. */
+/**
+ * Units of a Dense layer, filters of a convolution (Conv1D, Conv2D, Conv2DTranspose), output
+ * channels of a DepthwiseConv2D (input channels x depthMultiplier: it has no filters of its own,
+ * and surgery removes its channels); plain or decomposed. Undefined for other layers.
+ */
 function unitsOf(layer: tfl.layers.Layer): number | undefined {
   const cfg = layer.getConfig() as { units?: number; filters?: number };
   const cls = layer.getClassName();
   if (cls.endsWith('Dense')) return cfg.units;
-  if (cls.endsWith('Conv2D')) return cfg.filters;
+  if (cls.endsWith('DepthwiseConv2D')) {
+    // The kernel is [kh, kw, inChannels, depthMultiplier] (a decomposed layer's direction too).
+    const kernel = layer.weights.find((w) => w.shape.length === 4);
+    const [, , cin, multiplier] = kernel?.shape ?? [];
+    return cin != null && multiplier != null ? cin * multiplier : undefined;
+  }
+  if (/Conv(1D|2D|2DTranspose)$/.test(cls)) return cfg.filters;
   return undefined;
 }
 

@@ -144,3 +144,26 @@ test('layers the shipped models lack: DepthwiseConv2D, rank-3 Dense and a nested
   expect(c.params).toBe(model.countParams());
   model.dispose();
 });
+
+test("units per layer: a DepthwiseConv2D's output channels, a Conv1D's and a Conv2DTranspose's filters, plain or decomposed", () => {
+  const image = tfl.input({ shape: [6, 6, 3] });
+  const dw = tfl.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, name: 'dw' }).apply(image);
+  const up = tfl.layers.conv2dTranspose({ filters: 5, kernelSize: 2, name: 'up' }).apply(dw);
+  const sequence = tfl.input({ shape: [8, 3] });
+  const c1 = tfl.layers.conv1d({ filters: 4, kernelSize: 3, name: 'c1' }).apply(sequence);
+  const model = tfl.model({
+    inputs: [image, sequence],
+    outputs: [up as tfl.SymbolicTensor, c1 as tfl.SymbolicTensor],
+  });
+  const units = (m: tfl.LayersModel) => countModel(m).layers.map((l) => [l.name, l.units]);
+  const expected = [
+    ['dw', 6],
+    ['up', 5],
+    ['c1', 4],
+  ];
+  expect(units(model)).toEqual(expect.arrayContaining(expected));
+  const d = decompose(model);
+  expect(units(d)).toEqual(expect.arrayContaining(expected));
+  model.dispose();
+  d.dispose();
+});
