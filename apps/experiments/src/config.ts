@@ -66,6 +66,19 @@ const conv2dSpec = z.strictObject({
   batchNorm: z.boolean().default(false),
   name: layerName,
 });
+// A MobileNet-style depthwise convolution: one kernel per input channel and depthMultiplier, so its
+// output channels follow its input's (input x depthMultiplier); it has no filters of its own.
+const depthwiseConv2dSpec = z.strictObject({
+  type: z.literal('depthwiseConv2d'),
+  kernelSize: intPos,
+  strides: intPos.default(1),
+  padding: z.enum(['same', 'valid']).default('same'),
+  depthMultiplier: intPos.default(1),
+  activation: activation.default('relu'),
+  // As conv2d's: DepthwiseConv2D -> BatchNormalization -> activation.
+  batchNorm: z.boolean().default(false),
+  name: layerName,
+});
 const poolSpec = z.strictObject({
   type: z.literal('maxPool2d'),
   poolSize: intPos.default(2),
@@ -75,9 +88,11 @@ const poolSpec = z.strictObject({
 const flattenSpec = z.strictObject({ type: z.literal('flatten'), name: layerName });
 
 /** One layer of an experiment's model, in the order it is applied. */
-export const layerSpecSchema = z.discriminatedUnion('type', [denseSpec, conv2dSpec, poolSpec, flattenSpec], {
-  error: 'allowed: "dense", "conv2d", "maxPool2d", "flatten"',
-});
+export const layerSpecSchema = z.discriminatedUnion(
+  'type',
+  [denseSpec, conv2dSpec, depthwiseConv2dSpec, poolSpec, flattenSpec],
+  { error: 'allowed: "dense", "conv2d", "depthwiseConv2d", "maxPool2d", "flatten"' },
+);
 /** A layer of an experiment's model (see {@link layerSpecSchema}). */
 export type LayerSpec = z.infer<typeof layerSpecSchema>;
 
@@ -164,7 +179,7 @@ const classesText = Object.entries(DATASET_CLASSES)
   .join(', ');
 /** What model.layers holds, as the schema says it (validateConfig checks the rules it states). */
 const LAYERS_TEXT =
-  'dense, conv2d, maxPool2d and flatten layers, in order; a dense layer comes after a flatten, and the ' +
+  'dense, conv2d, depthwiseConv2d, maxPool2d and flatten layers, in order; a dense layer comes after a flatten, and the ' +
   `last is a dense layer (the logits) with one unit per class of dataset.name (${classesText}).`;
 
 /** The schema of an experiment configuration file (configs/*.json). */
@@ -243,6 +258,14 @@ export const experimentSchema = z.strictObject({
       .describe(
         "Conv2D granularity: 'kernel' (one magnitude per 2-D kernel), 'filter' (one per output filter); null leaves Conv2D layers plain.",
       ),
+    // Optional, not defaulted: a config without depthwise layers parses (and hashes) as before.
+    depthwiseConv2d: z
+      .enum(['kernel', 'filter'])
+      .nullable()
+      .optional()
+      .describe(
+        "DepthwiseConv2D granularity: 'kernel' (one magnitude per 2-D kernel, the default when unset), 'filter' (one per input channel and its depthMultiplier kernels); null leaves DepthwiseConv2D layers plain.",
+      ),
     // Layer names left plain (e.g. the 10-way logits layer under 'output').
     exclude: z.array(z.string()).default([]).describe('Names of layers left plain, e.g. ["logits"].'),
   }),
@@ -280,7 +303,7 @@ export const experimentSchema = z.strictObject({
         'At most this many groups of the named decomposed layer survive, those with the largest magnitudes, e.g. {"dense1": 300}; with 0 proximal epochs, norm-based pruning of the baseline to that size.',
       ),
       keepFilters: unsettable(z.record(z.string(), z.number().int().min(0))).describe(
-        'Applied before `keep`: at most this many filters of the named Conv2D layer (granularity \'kernel\') survive, those whose kernel magnitudes have the largest root sum of squares, e.g. {"conv2": 23}; its kernels reading channels the Conv2D layer before it leaves dead are dropped first, and `keep` then picks kernels inside the kept filters.',
+        "Applied before `keep`: at most this many filters of the named Conv2D layer (granularity 'kernel') survive, those whose kernel magnitudes have the largest root sum of squares, e.g. {\"conv2\": 23}; its kernels reading channels the Conv2D layer before it leaves dead are dropped first, and `keep` then picks kernels inside the kept filters. Of a DepthwiseConv2D layer (granularity 'kernel'), at most this many input channels survive, each with its depthMultiplier kernels.",
       ),
     })
     .default({ threshold: 0 }),
@@ -487,8 +510,8 @@ export function formatIssues(error: z.ZodError, schema?: z.ZodType): string {
 
 /**
  * The names `buildModel` gives each layer spec: its own name, or dense1,
- * conv1, pool1, ... counted per kind, and 'flatten'; a conv2d with batchNorm
- * adds `<name>_bn` and, unless linear, `<name>_act`.
+ * conv1, dwconv1, pool1, ... counted per kind, and 'flatten'; a conv2d or
+ * depthwiseConv2d with batchNorm adds `<name>_bn` and, unless linear, `<name>_act`.
  */
 export function layerNames(layers: readonly LayerSpec[]): string[][] {
   const counters: Record<string, number> = {};
@@ -501,8 +524,9 @@ export function layerNames(layers: readonly LayerSpec[]): string[][] {
         return [spec.name ?? autoName('pool')];
       case 'dense':
         return [spec.name ?? autoName('dense')];
-      case 'conv2d': {
-        const name = spec.name ?? autoName('conv');
+      case 'conv2d':
+      case 'depthwiseConv2d': {
+        const name = spec.name ?? autoName(spec.type === 'conv2d' ? 'conv' : 'dwconv');
         if (!spec.batchNorm) return [name];
         return spec.activation === 'linear' ? [name, `${name}_bn`] : [name, `${name}_bn`, `${name}_act`];
       }
@@ -510,16 +534,39 @@ export function layerNames(layers: readonly LayerSpec[]): string[][] {
   });
 }
 
+/** The layer types `decompose` has a granularity for: the layers a config may decompose. */
+const DECOMPOSABLE_TYPES = ['dense', 'conv2d', 'depthwiseConv2d'] as const;
+/** A layer type `decompose` has a granularity for. */
+type DecomposableType = (typeof DECOMPOSABLE_TYPES)[number];
+/** The decomposable layer types, as messages name them. */
+const DECOMPOSABLE_TEXT = 'dense, conv2d or depthwiseConv2d';
+
+const isDecomposable = (l: LayerSpec): l is Extract<LayerSpec, { type: DecomposableType }> =>
+  (DECOMPOSABLE_TYPES as readonly string[]).includes(l.type);
+
 /**
- * The names of the layers a run decomposes: dense and conv2d layers whose
- * kind has a granularity (`decompose.dense`, `decompose.conv2d` not null),
- * less `decompose.exclude`. Only they have magnitudes and groups.
+ * The granularity of a config's layers of a decomposable type, null when they stay plain:
+ * `decompose.depthwiseConv2d` unset is 'kernel' (it has no default in the schema so that configs
+ * without depthwise layers parse, and hash, as they did before the type came).
+ */
+function granularityOf(
+  decompose: ExperimentConfig['decompose'],
+  type: DecomposableType,
+): 'output' | 'input' | 'kernel' | 'filter' | null {
+  if (type !== 'depthwiseConv2d') return decompose[type];
+  return decompose.depthwiseConv2d === undefined ? 'kernel' : decompose.depthwiseConv2d;
+}
+
+/**
+ * The names of the layers a run decomposes: dense, conv2d and depthwiseConv2d layers whose
+ * kind has a granularity (`decompose.dense`, `decompose.conv2d`, `decompose.depthwiseConv2d`
+ * not null), less `decompose.exclude`. Only they have magnitudes and groups.
  */
 export function decomposedLayers(cfg: Pick<ExperimentConfig, 'model' | 'decompose'>): string[] {
   const names = layerNames(cfg.model.layers);
   return cfg.model.layers.flatMap((l, i) =>
-    ((l.type === 'dense' && cfg.decompose.dense !== null) ||
-      (l.type === 'conv2d' && cfg.decompose.conv2d !== null)) &&
+    isDecomposable(l) &&
+    granularityOf(cfg.decompose, l.type) !== null &&
     !cfg.decompose.exclude.includes(names[i][0])
       ? [names[i][0]]
       : [],
@@ -699,25 +746,27 @@ function validateConfig(
       throw bad(
         `model.layers[${i}]: a dense layer needs a "flatten" layer before it (the input is an image)`,
       );
-    else if ((l.type === 'conv2d' || l.type === 'maxPool2d') && flat)
+    else if ((l.type === 'conv2d' || l.type === 'depthwiseConv2d' || l.type === 'maxPool2d') && flat)
       throw bad(`model.layers[${i}]: a ${l.type} layer cannot follow "flatten"`);
   });
   // Names decompose.exclude may refer to.
-  const decomposable = cfg.model.layers.flatMap((l, i) =>
-    l.type === 'dense' || l.type === 'conv2d' ? [names[i][0]] : [],
-  );
+  const decomposable = cfg.model.layers.flatMap((l, i) => (isDecomposable(l) ? [names[i][0]] : []));
   const known = new Set(decomposable);
   for (const name of cfg.decompose.exclude) {
     if (!known.has(name))
       throw bad(
-        `decompose.exclude: no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`,
+        `decompose.exclude: no ${DECOMPOSABLE_TEXT} layer named "${name}"; layers: ${decomposable.join(', ')}`,
       );
   }
   if (written) {
     const none = lambdaWithoutDecomposed(cfg, cfg.training.proximal.lambda, 'training.proximal.lambda');
     if (none)
       throw bad(
-        `decompose: ${none}. Decompose a layer (set decompose.dense or decompose.conv2d, or take the layer out of decompose.exclude), or set training.proximal.lambda to 0 (or training.proximal.epochs to 0) to train without pruning`,
+        `decompose: ${none}. Decompose a layer (set decompose.dense${
+          cfg.model.layers.some((l) => l.type === 'depthwiseConv2d')
+            ? ', decompose.conv2d or decompose.depthwiseConv2d'
+            : ' or decompose.conv2d'
+        }, or take the layer out of decompose.exclude), or set training.proximal.lambda to 0 (or training.proximal.epochs to 0) to train without pruning`,
       );
     checkLayerFields(cfg, bad);
     checkSweepGrid(cfg, cfg.sweep ?? {}, (what) => bad(`sweep.${what}`));
@@ -737,9 +786,7 @@ function validateConfig(
  */
 function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): void {
   const names = layerNames(cfg.model.layers);
-  const decomposable = cfg.model.layers.flatMap((l, i) =>
-    l.type === 'dense' || l.type === 'conv2d' ? [names[i][0]] : [],
-  );
+  const decomposable = cfg.model.layers.flatMap((l, i) => (isDecomposable(l) ? [names[i][0]] : []));
   const decomposed = decomposedLayers(cfg);
   // Only decomposed layers have magnitudes (and so a penalty to scale): a plain one named here
   // would fail once the baseline has trained.
@@ -748,13 +795,12 @@ function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): 
     const i = names.findIndex((n) => n[0] === name);
     const kind = cfg.model.layers[i]?.type;
     const why = !decomposable.includes(name)
-      ? `no dense or conv2d layer named "${name}"; layers: ${decomposable.join(', ')}`
+      ? `no ${DECOMPOSABLE_TEXT} layer named "${name}"; layers: ${decomposable.join(', ')}`
       : `layer "${name}" is not decomposed (${
           cfg.decompose.exclude.includes(name) ? 'decompose.exclude lists it' : `decompose.${kind} is null`
         }), so it has no penalty to scale; decomposed layers: ${decomposed.join(', ') || '(none)'}`;
     throw bad(`training.proximal.layerMultipliers: ${why}`);
   }
-  const convNames = new Set(cfg.model.layers.flatMap((l, i) => (l.type === 'conv2d' ? [names[i][0]] : [])));
   // Keeping none of a layer's groups cuts every path through it (the models are sequential):
   // surgery would refuse the model once proximal training had run, naming the L1 penalty.
   const none = (field: string, name: string) =>
@@ -768,15 +814,29 @@ function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): 
       );
     if (cfg.prune.keep?.[name] === 0) throw none('prune.keep', name);
   }
-  const convs = cfg.decompose.conv2d === 'kernel' ? decomposed.filter((n) => convNames.has(n)) : [];
+  // keepFilters keeps a 'kernel' Conv2D layer's filters, and a 'kernel' DepthwiseConv2D layer's
+  // input channels (its filters as prox's keepLargestFilters and surgery have them).
+  const filterTypes = (['conv2d', 'depthwiseConv2d'] as const).filter(
+    (t) => t === 'conv2d' || cfg.model.layers.some((l) => l.type === t),
+  );
+  const typeOf = (name: string) => cfg.model.layers[names.findIndex((n) => n[0] === name)]?.type;
+  const convs = decomposed.filter((n) => {
+    const t = typeOf(n);
+    return (t === 'conv2d' || t === 'depthwiseConv2d') && granularityOf(cfg.decompose, t) === 'kernel';
+  });
   for (const name of Object.keys(cfg.prune.keepFilters ?? {})) {
-    if (!convs.includes(name))
+    if (!convs.includes(name)) {
+      const t = typeOf(name);
+      const granularities = filterTypes
+        .map((f) => `decompose.${f} is ${JSON.stringify(granularityOf(cfg.decompose, f))}`)
+        .join(', ');
       throw bad(
-        `prune.keepFilters: no decomposed conv2d layer of granularity 'kernel' named "${name}"; such layers: ${convs.join(', ') || `(none; decompose.conv2d is ${JSON.stringify(cfg.decompose.conv2d)})`}` +
-          (cfg.decompose.conv2d === 'filter' && convNames.has(name)
-            ? `; under 'filter' a layer's groups are its filters: give the count in prune.keep`
+        `prune.keepFilters: no decomposed ${filterTypes.join(' or ')} layer of granularity 'kernel' named "${name}"; such layers: ${convs.join(', ') || `(none; ${granularities})`}` +
+          ((t === 'conv2d' || t === 'depthwiseConv2d') && granularityOf(cfg.decompose, t) === 'filter'
+            ? `; under 'filter' a layer's groups are its filters${t === 'depthwiseConv2d' ? " (a depthwiseConv2d layer's, its input channels)" : ''}: give the count in prune.keep`
             : ''),
       );
+    }
     if (cfg.prune.keepFilters?.[name] === 0) throw none('prune.keepFilters', name);
   }
 }
@@ -789,13 +849,17 @@ function checkLayerFields(cfg: ExperimentConfig, bad: (what: string) => Error): 
 export function noDecomposedLayer(cfg: Pick<ExperimentConfig, 'model' | 'decompose'>): string | undefined {
   if (decomposedLayers(cfg).length) return undefined;
   const names = layerNames(cfg.model.layers);
-  const why = (type: 'dense' | 'conv2d') => {
+  const why = (type: DecomposableType) => {
     const of = cfg.model.layers.flatMap((l, i) => (l.type === type ? [names[i][0]] : []));
     if (!of.length) return `the model has no ${type} layer`;
-    if (cfg.decompose[type] === null) return `decompose.${type} is null`;
+    if (granularityOf(cfg.decompose, type) === null) return `decompose.${type} is null`;
     return `decompose.exclude lists every ${type} layer (${of.join(', ')})`;
   };
-  return `no layer is decomposed (${why('dense')}; ${why('conv2d')})`;
+  // Depthwise layers are named only in a model that has them.
+  const depthwise = cfg.model.layers.some((l) => l.type === 'depthwiseConv2d')
+    ? `; ${why('depthwiseConv2d')}`
+    : '';
+  return `no layer is decomposed (${why('dense')}; ${why('conv2d')}${depthwise})`;
 }
 
 /**
@@ -1198,6 +1262,8 @@ export function applyBudget(cfg: ExperimentConfig, budget: Budget): ExperimentCo
     out.model.layers = out.model.layers.map((l, i) => {
       if (l.type === 'dense' && i !== last) return { ...l, units: Math.max(1, Math.round(l.units * m)) };
       if (l.type === 'conv2d') return { ...l, filters: Math.max(1, Math.round(l.filters * m)) };
+      // A depthwiseConv2d has no filters: its channels (input x depthMultiplier) follow the
+      // scaled layer before it, so it is left as written.
       return l;
     });
   }

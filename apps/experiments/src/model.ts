@@ -54,19 +54,25 @@ export function buildModel(
           }),
         );
         break;
-      case 'conv2d': {
+      case 'conv2d':
+      case 'depthwiseConv2d': {
+        const common = {
+          ...input(),
+          kernelSize: spec.kernelSize,
+          strides: spec.strides,
+          padding: spec.padding,
+          activation: spec.batchNorm ? 'linear' : spec.activation,
+          biasInitializer: 'zeros',
+          name,
+        } as const;
         model.add(
-          tfl.layers.conv2d({
-            ...input(),
-            filters: spec.filters,
-            kernelSize: spec.kernelSize,
-            strides: spec.strides,
-            padding: spec.padding,
-            activation: spec.batchNorm ? 'linear' : spec.activation,
-            kernelInitializer: init(),
-            biasInitializer: 'zeros',
-            name,
-          }),
+          spec.type === 'conv2d'
+            ? tfl.layers.conv2d({ ...common, filters: spec.filters, kernelInitializer: init() })
+            : tfl.layers.depthwiseConv2d({
+                ...common,
+                depthMultiplier: spec.depthMultiplier,
+                depthwiseInitializer: init(),
+              }),
         );
         if (spec.batchNorm) {
           // Momentum 0.9 (not Keras's 0.99): short, reduced-budget runs take a few

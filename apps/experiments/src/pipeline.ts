@@ -474,7 +474,11 @@ export function makeProximalOptimizer(cfg: ExperimentConfig, m: tfl.LayersModel)
 export function decomposeFor(cfg: ExperimentConfig, plain: tfl.LayersModel): tfl.LayersModel {
   const decomposed = new Set(decomposedLayers(cfg));
   return decompose(plain, {
-    granularity: { dense: cfg.decompose.dense ?? undefined, conv2d: cfg.decompose.conv2d ?? undefined },
+    granularity: {
+      dense: cfg.decompose.dense ?? undefined,
+      conv2d: cfg.decompose.conv2d ?? undefined,
+      depthwiseConv2d: cfg.decompose.depthwiseConv2d ?? undefined,
+    },
     include: (layer) => decomposed.has(layer.name),
   });
 }

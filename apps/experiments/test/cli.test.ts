@@ -136,7 +136,7 @@ test('layer names, decompose.exclude, the layer order and defaultBudget are chec
   expect(() =>
     parseConfig({ ...unnamed, decompose: { ...unnamed.decompose, exclude: ['logitz'] } }, 'x.json'),
   ).toThrow(
-    /invalid x\.json:\n {2}decompose\.exclude: no dense or conv2d layer named "logitz"; layers: conv1, conv2, dense1, dense2/,
+    /invalid x\.json:\n {2}decompose\.exclude: no dense, conv2d or depthwiseConv2d layer named "logitz"; layers: conv1, conv2, dense1, dense2/,
   );
   const layers = unnamed.model.layers;
   const renamed = [...layers.slice(0, -1), { ...layers[layers.length - 1], name: 'dense1' }];
@@ -177,7 +177,7 @@ test('proximal.layerMultipliers and distill are checked against the model and th
     training: { ...good.training, proximal: { ...good.training.proximal, ...extra } },
   });
   expect(() => parseConfig(withProximal({ layerMultipliers: { dense9: 2 } }), 'x.json')).toThrow(
-    /training\.proximal\.layerMultipliers: no dense or conv2d layer named "dense9"; layers: dense1, dense2, logits/,
+    /training\.proximal\.layerMultipliers: no dense, conv2d or depthwiseConv2d layer named "dense9"; layers: dense1, dense2, logits/,
   );
   expect(() => parseConfig(withProximal({ layerMultipliers: { dense1: -1 } }))).toThrow(
     /training\.proximal\.layerMultipliers\.dense1/,
@@ -216,7 +216,9 @@ test('a bad layer type or lambda schedule names the bad value and the allowed on
   const good = experimentCopy('lenet-500-300');
   expect(() =>
     parseConfig({ ...good, model: { layers: [{ type: 'conv3d' }, { type: 'dense', units: 3 }] } }),
-  ).toThrow(/model\.layers\.0\.type: got "conv3d"; allowed: "dense", "conv2d", "maxPool2d", "flatten"/);
+  ).toThrow(
+    /model\.layers\.0\.type: got "conv3d"; allowed: "dense", "conv2d", "depthwiseConv2d", "maxPool2d", "flatten"/,
+  );
   const schedule = (s: object) => ({
     ...good,
     training: { ...good.training, proximal: { ...good.training.proximal, schedule: s } },

@@ -133,7 +133,7 @@ test('the merged config is validated as a whole: errors name the extending file 
   ).toThrow(/invalid neg\.json:\n {2}training\.proximal\.lambda: /);
   expect(() =>
     loadConfigFile(write('excl.json', { extends: 'lenet-5-fc', decompose: { exclude: ['dense9'] } })),
-  ).toThrow(/decompose\.exclude: no dense or conv2d layer named "dense9"/);
+  ).toThrow(/decompose\.exclude: no dense, conv2d or depthwiseConv2d layer named "dense9"/);
   // A base need not be a whole config; only the merged result is checked.
   write('partial.json', { training: { batchSize: 16 } });
   const whole = experimentCopy('lenet-500-300') as Record<string, unknown>;

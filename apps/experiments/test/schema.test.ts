@@ -32,10 +32,10 @@ test('config.schema.json is the schema src/config.ts generates (else: npm run sc
 
 test("model.layers' text states the rules validation adds: flatten before dense, logits units per class", () => {
   const layers = JSON.stringify(committed).match(
-    /"description":"(dense, conv2d, maxPool2d and flatten[^"]*)"/,
+    /"description":"(dense, conv2d, depthwiseConv2d, maxPool2d and flatten[^"]*)"/,
   )?.[1];
   expect(layers).toBe(
-    'dense, conv2d, maxPool2d and flatten layers, in order; a dense layer comes after a flatten, and the last is ' +
+    'dense, conv2d, depthwiseConv2d, maxPool2d and flatten layers, in order; a dense layer comes after a flatten, and the last is ' +
       'a dense layer (the logits) with one unit per class of dataset.name ' +
       '(10 for mnist, 10 for fashion-mnist, 10 for cifar10).',
   );
