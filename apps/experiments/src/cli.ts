@@ -240,12 +240,12 @@ refused, and so is an --out that cannot be written, before the model is loaded.
   --keep LAYER=N,...  first keep at most N groups of each named decomposed layer,
                       those with the largest magnitudes (e.g. dense1=300,dense2=100)
   --keep-filters LAYER=N,...
-                      before --keep: keep at most N filters of each named Conv2D,
-                      Conv2DTranspose or DepthwiseConv2D (whose filters are its input
-                      channels) layer of granularity 'kernel', those of largest norm
-                      (e.g. conv2=23), after its kernels reading channels the Conv2D or
-                      Conv2DTranspose layer before it leaves dead are dropped; --keep then
-                      picks kernels inside them
+                      before --keep: keep at most N filters of each named Conv2D or
+                      Conv2DTranspose layer of granularity 'kernel' (of a DepthwiseConv2D,
+                      input channels), those of largest norm (e.g. conv2=23), after its
+                      kernels reading channels the convolution before it (through pooling,
+                      batch normalisation, activations) leaves dead are dropped; --keep
+                      then picks kernels inside them
   --unknown-layers refuse|keep
                       a layer of a class surgery does not know how to prune through (LSTM,
                       Reshape, SeparableConv2D of depthMultiplier or dilation above 1, a

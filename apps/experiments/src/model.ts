@@ -130,9 +130,10 @@ function underRule(field: 'keep' | 'keepFilters', select: () => void): void {
 
 /**
  * The group rule of a run's prune step and of `normprune prune`, layer by
- * layer in model order: for a Conv2D or Conv2DTranspose layer named in
- * `keepFilters`, its kernels on input channels the Conv2D or Conv2DTranspose
- * layer before it (through pooling) leaves dead are dropped, then at most `keepFilters[layer]` filters stay
+ * layer in model order: for a Conv2D, Conv2DTranspose or DepthwiseConv2D layer named in
+ * `keepFilters`, its kernels on input channels the Conv2D, Conv2DTranspose or DepthwiseConv2D
+ * layer before it (through pooling, batch normalisation and activation layers) leaves dead are
+ * dropped, then at most `keepFilters[layer]` filters (a depthwise layer's: input channels) stay
  * alive (those of largest norm); then at most `keep[layer]` groups of each
  * named decomposed layer stay alive (those with the largest magnitudes).
  * Last, every group whose magnitude is at or below `threshold` dies (its
@@ -181,11 +182,14 @@ export function pruneMagnitudes(
 }
 
 /**
- * Zeroes the kernels of a 'kernel' Conv2D or Conv2DTranspose layer that read a dead channel of
- * the decomposed Conv2D or Conv2DTranspose layer before it (only pooling layers between): surgery
- * removes them anyway, so a selection by norm must not spend its budget on them. A Conv2D's
- * magnitude is [inChannels, filters], a Conv2DTranspose's [filters, inChannels] (its kernel's
- * order): each side reads the channel and filter axes from its own layout.
+ * Zeroes the kernels of a 'kernel' Conv2D, Conv2DTranspose or DepthwiseConv2D layer that read a
+ * dead channel of the decomposed Conv2D, Conv2DTranspose or DepthwiseConv2D layer before it (only
+ * pooling, batch normalisation and activation layers between, which surgery prunes channel by
+ * channel with it): surgery removes them anyway, so a selection by norm must not spend its budget
+ * on them. A Conv2D's magnitude is [inChannels, filters], a Conv2DTranspose's [filters,
+ * inChannels] (its kernel's order), a DepthwiseConv2D's [inChannels, depthMultiplier] (its output
+ * channel c * depthMultiplier + m being kernel [c, m]): each side reads the channel and filter
+ * axes from its own layout.
  */
 function dropDeadInputs(
   model: tfl.LayersModel,
@@ -198,13 +202,20 @@ function dropDeadInputs(
     const before = infos.find((m) => m.layerName === layer.name);
     if (before) {
       const cls = before.layer.getClassName();
-      if (cls !== 'DecomposedConv2D' && cls !== 'DecomposedConv2DTranspose') return;
+      if (!['DecomposedConv2D', 'DecomposedConv2DTranspose', 'DecomposedDepthwiseConv2D'].includes(cls))
+        return;
       const mask = tf.tidy(() => {
         const mag = before.magnitude;
         // A channel is dead when all its magnitudes are 0: per filter ('filter'), per kernel
-        // column ('kernel' Conv2D) or row ('kernel' Conv2DTranspose).
+        // column ('kernel' Conv2D) or row ('kernel' Conv2DTranspose); a depthwise layer's output
+        // channel when its kernel's is ('kernel') or its input channel's ('filter').
         const filterAxis = cls === 'DecomposedConv2DTranspose' ? 1 : 0;
-        const live = mag.rank === 2 ? tf.any(tf.notEqual(mag, 0), filterAxis) : tf.notEqual(mag, 0);
+        const live =
+          cls === 'DecomposedDepthwiseConv2D'
+            ? depthwiseLiveChannels(mag, before.direction.shape[3] ?? 1)
+            : mag.rank === 2
+              ? tf.any(tf.notEqual(mag, 0), filterAxis)
+              : tf.notEqual(mag, 0);
         const transposed = target.layer.getClassName() === 'DecomposedConv2DTranspose';
         return tf.expandDims(tf.cast(live, target.magnitude.dtype), transposed ? 0 : 1);
       });
@@ -213,8 +224,20 @@ function dropDeadInputs(
       tf.dispose([mask, kept]);
       return;
     }
-    if (!/Pooling2D$/.test(layer.getClassName())) return;
+    if (!/Pooling2D$|^BatchNormalization$|^Activation$/.test(layer.getClassName())) return;
   }
+}
+
+/**
+ * 1 for each live output channel of a decomposed DepthwiseConv2D, 0 for a dead one: channel
+ * c * depthMultiplier + m reads kernel [c, m], whose magnitude is [c, m] ('kernel') or [c] ('filter').
+ */
+function depthwiseLiveChannels(magnitude: tf.Tensor, depthMultiplier: number): tf.Tensor1D {
+  return tf.tidy(() => {
+    const live = tf.cast(tf.notEqual(magnitude, 0), 'float32');
+    const perKernel = live.rank === 2 ? live : tf.tile(tf.expandDims(live, 1), [1, depthMultiplier]);
+    return tf.reshape(perKernel, [-1]) as tf.Tensor1D;
+  });
 }
 
 /**

@@ -4,7 +4,9 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { decompose, magnitudes } from '@normprune/layers';
 import { fileSystem } from '@normprune/runtime';
 import {
   applyBudget,
@@ -15,6 +17,7 @@ import {
   parseBudget,
   parseConfig,
 } from '../src/index';
+import { pruneMagnitudes } from '../src/model';
 import { cli, loadInPlainTfjs, tinyWasm } from './helpers';
 
 let tmp: string;
@@ -267,4 +270,64 @@ test('prune.keepFilters keeps that many input channels of a depthwise layer, and
     kernel: [3, 3, 3, 1],
   });
   expect(loadInPlainTfjs([join(out, 'model')])[0].shape).toEqual([2, 10]);
+});
+
+test('keepFilters drops the kernels reading channels a depthwise layer leaves dead (through batch normalisation and its activation), and those of a depthwise layer on channels the conv before it leaves dead', () => {
+  const build = () =>
+    tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [6, 6, 1], filters: 4, kernelSize: 3, name: 'c1' }),
+        tfl.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'same', name: 'dw' }),
+        tfl.layers.batchNormalization({ name: 'dw_bn' }),
+        tfl.layers.activation({ activation: 'relu', name: 'dw_act' }),
+        tfl.layers.conv2d({ filters: 3, kernelSize: 1, name: 'pw' }),
+        tfl.layers.flatten(),
+        tfl.layers.dense({ units: 2, name: 'd1' }),
+      ],
+    });
+  const liveRows = (m: tf.Variable) => (m.arraySync() as number[][]).map((row) => row.some((v) => v !== 0));
+  const plain = build();
+  for (const [granularity, dwMagnitude, live] of [
+    // Output channel c * 2 + m reads kernel [c, m].
+    [
+      'kernel',
+      tf.tensor2d([
+        [1, 0],
+        [0, 0],
+        [2, 3],
+        [0, 4],
+      ]),
+      [true, false, false, false, true, true, false, true],
+    ],
+    // At 'filter' a channel's magnitude is its input channel's.
+    ['filter', tf.tensor1d([1, 0, 2, 0]), [true, true, false, false, true, true, false, false]],
+  ] as const) {
+    const model = decompose(plain, { granularity: { conv2d: 'kernel', depthwiseConv2d: granularity } });
+    const [c1, dw, pw] = magnitudes(model);
+    dw.magnitude.assign(dwMagnitude);
+    pruneMagnitudes(model, { threshold: 0, keepFilters: { pw: 3 } });
+    expect(liveRows(pw.magnitude)).toEqual(live);
+    if (granularity === 'kernel') {
+      // And a depthwise target: its input channels the 'kernel' conv before it leaves dead.
+      c1.magnitude.assign(tf.tensor2d([[1, 0, 2, 3]]));
+      dw.magnitude.assign(tf.ones([4, 2]));
+      pruneMagnitudes(model, { threshold: 0, keepFilters: { dw: 4 } });
+      expect(liveRows(dw.magnitude)).toEqual([true, false, true, true]);
+      // At most that many input channels survive, those of largest norm.
+      dw.magnitude.assign(
+        tf.tensor2d([
+          [1, 1],
+          [5, 0],
+          [2, 2],
+          [0, 3],
+        ]),
+      );
+      c1.magnitude.assign(tf.ones([1, 4]));
+      pruneMagnitudes(model, { threshold: 0, keepFilters: { dw: 2 } });
+      expect(liveRows(dw.magnitude)).toEqual([false, true, false, true]);
+    }
+    dwMagnitude.dispose();
+    model.dispose();
+  }
+  plain.dispose();
 });
