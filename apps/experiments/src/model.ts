@@ -201,22 +201,21 @@ function dropDeadInputs(
     const layer = model.layers[j];
     const before = infos.find((m) => m.layerName === layer.name);
     if (before) {
-      const cls = before.layer.getClassName();
-      if (!['DecomposedConv2D', 'DecomposedConv2DTranspose', 'DecomposedDepthwiseConv2D'].includes(cls))
-        return;
+      // The layers' own description of their layout, not their class names (a copy of
+      // @normprune/layers from another install has the same fields).
+      const prev = before.layer;
+      if (!('rank' in prev) || prev.rank !== 2) return;
       const mask = tf.tidy(() => {
         const mag = before.magnitude;
         // A channel is dead when all its magnitudes are 0: per filter ('filter'), per kernel
         // column ('kernel' Conv2D) or row ('kernel' Conv2DTranspose); a depthwise layer's output
         // channel when its kernel's is ('kernel') or its input channel's ('filter').
-        const filterAxis = cls === 'DecomposedConv2DTranspose' ? 1 : 0;
-        const live =
-          cls === 'DecomposedDepthwiseConv2D'
-            ? depthwiseLiveChannels(mag, before.direction.shape[3] ?? 1)
-            : mag.rank === 2
-              ? tf.any(tf.notEqual(mag, 0), filterAxis)
-              : tf.notEqual(mag, 0);
-        const transposed = target.layer.getClassName() === 'DecomposedConv2DTranspose';
+        const live = prev.depthwise
+          ? depthwiseLiveChannels(mag, prev.depthMultiplier ?? 1)
+          : mag.rank === 2
+            ? tf.any(tf.notEqual(mag, 0), prev.transposed ? 1 : 0)
+            : tf.notEqual(mag, 0);
+        const transposed = 'transposed' in target.layer && target.layer.transposed;
         return tf.expandDims(tf.cast(live, target.magnitude.dtype), transposed ? 0 : 1);
       });
       const kept = tf.mul(target.magnitude, mask);
