@@ -14,7 +14,15 @@ import {
   magnitudes,
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
-import { gradientErrors, randn, referenceKernelOf, scaledError, scaledErrorOf, useCpu } from './helpers.js';
+import {
+  gradientErrors,
+  randn,
+  referenceKernelOf,
+  scaledError,
+  scaledErrorOf,
+  useCpu,
+  disposeWeights,
+} from './helpers.js';
 
 beforeAll(useCpu);
 
@@ -73,10 +81,6 @@ function plainTwin(layer: DecomposedConv2DTranspose, c: Case): tfl.layers.Layer 
   plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
   kernel.dispose();
   return plain;
-}
-
-function disposeWeights(layer: tfl.layers.Layer): void {
-  for (const w of layer.weights) w.dispose();
 }
 
 /** A decoder: Conv2D, then two Conv2DTranspose layers (stride 2 'same', stride 1 'valid'). */

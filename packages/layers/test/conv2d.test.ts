@@ -11,6 +11,7 @@ import {
   scaledError,
   useCpu,
   values,
+  disposeWeights,
 } from './helpers.js';
 
 beforeAll(useCpu);
@@ -95,11 +96,6 @@ function plainTwin(layer: DecomposedConv2D, c: Case): tfl.layers.Layer {
   plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
   kernel.dispose();
   return plain;
-}
-
-/** Frees a layer's weights (Layer.dispose() refuses a layer only ever applied to concrete tensors). */
-function disposeWeights(layer: tfl.layers.Layer): void {
-  for (const w of layer.weights) w.dispose();
 }
 
 describe('DecomposedConv2D', () => {

@@ -12,6 +12,7 @@ import {
   scaledError,
   useCpu,
   values,
+  disposeWeights,
 } from './helpers.js';
 
 beforeAll(useCpu);
@@ -36,11 +37,6 @@ function plainTwin(
   plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
   kernel.dispose();
   return plain;
-}
-
-/** Frees a layer's weights (Layer.dispose() refuses a layer only ever applied to concrete tensors). */
-function disposeWeights(layer: tfl.layers.Layer): void {
-  for (const w of layer.weights) w.dispose();
 }
 
 /** Random magnitudes (some near zero, some large) so the test does not pass on norm-initialised ones alone. */

@@ -14,7 +14,15 @@ import {
   magnitudes,
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
-import { gradientErrors, randn, referenceKernelOf, scaledError, scaledErrorOf, useCpu } from './helpers.js';
+import {
+  gradientErrors,
+  randn,
+  referenceKernelOf,
+  scaledError,
+  scaledErrorOf,
+  useCpu,
+  disposeWeights,
+} from './helpers.js';
 
 beforeAll(useCpu);
 
@@ -85,10 +93,6 @@ function plainTwin(layer: DecomposedDepthwiseConv2D, c: Case): tfl.layers.Layer 
   plain.setWeights(layer.bias ? [kernel, layer.bias.read()] : [kernel]);
   kernel.dispose();
   return plain;
-}
-
-function disposeWeights(layer: tfl.layers.Layer): void {
-  for (const w of layer.weights) w.dispose();
 }
 
 /** A MobileNet-style block: Conv2D, DepthwiseConv2D (multiplier 2, stride 2), 1x1 Conv2D, DepthwiseConv2D. */

@@ -1,5 +1,6 @@
 // Shared fixtures of the layers tests (cpu backend, deterministic data).
 import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 export async function useCpu(): Promise<void> {
@@ -156,4 +157,9 @@ export function gradientErrors(layer: Decomposable, x: tf.Tensor, seed: number):
   });
   tf.dispose([r, value, input, ...Object.values(grads)]);
   return errors;
+}
+
+/** Disposes every weight of `layer`, a test's layer built outside a model. */
+export function disposeWeights(layer: tfl.layers.Layer): void {
+  for (const w of layer.weights) w.dispose();
 }

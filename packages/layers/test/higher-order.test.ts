@@ -1,7 +1,6 @@
 // Gradients of gradients (a gradient penalty, double backprop): a decomposed layer must give the
 // second derivatives autodiff gives for its formula, as a plain Dense / Conv2D does for its kernel.
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
 import {
   type DecomposedConv2D,
   type DecomposedConv2DTranspose,
@@ -13,7 +12,7 @@ import {
   decomposedDepthwiseConv2d,
 } from '../src/index.js';
 import { expectNoLeak } from '../../../tools/testing/leaks.js';
-import { randn, scaledError, useCpu } from './helpers.js';
+import { randn, scaledError, useCpu, disposeWeights } from './helpers.js';
 
 beforeAll(useCpu);
 
@@ -82,10 +81,6 @@ function expectSameSecondOrder(
     tf.dispose([ours.value, expected.value, ...ours.grads, ...expected.grads]);
   }
   tf.dispose([x, y, w]);
-}
-
-function disposeWeights(layer: tfl.layers.Layer): void {
-  for (const w of layer.weights) w.dispose();
 }
 
 describe('gradients of gradients match autodiff of the formula', () => {
