@@ -16,6 +16,11 @@ beforeAll(async () => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const BUDGET = 'trainSubset=512,testSubset=256,validation=64,epochs=2';
+/**
+ * {@link BUDGET} at a quarter of the model's width, for the runs whose checks do not depend on its
+ * size: the same steps and checkpoints in a fraction of the time.
+ */
+const NARROW = `${BUDGET},widthMultiplier=0.25`;
 
 /**
  * The folder of the uninterrupted run of `args`, made once in this file: tests that interrupt the
@@ -89,8 +94,8 @@ async function interruptedTwiceThenResumed(args: string[], out: string) {
   expect(existsSync(join(out, '.work'))).toBe(false);
 }
 
-/** A seeded Adam run (the shipped config's optimiser) at {@link BUDGET}. */
-const adamArgs = ['reproduce', 'lenet-500-300', '--budget', BUDGET, '--seed', '5', '--backend', 'wasm'];
+/** A seeded Adam run (the shipped config's optimiser) at {@link NARROW}. */
+const adamArgs = ['reproduce', 'lenet-500-300', '--budget', NARROW, '--seed', '5', '--backend', 'wasm'];
 
 test('Adam: resume after two interruptions equals an uninterrupted run (seeded, same backend)', async () => {
   const parts = join(tmp, 'parts-adam');
@@ -112,14 +117,14 @@ test('a metrics line written after the last checkpoint (a kill between the two) 
   expect(fingerprint(parts)).toEqual(fingerprint(await whole(args)));
 });
 
-/** A seeded run of SGD with momentum in every phase at {@link BUDGET} (its config written on first use). */
+/** A seeded run of SGD with momentum in every phase at {@link NARROW} (its config written on first use). */
 const sgdArgs = () => {
   const file = writeVariant(tmp, 'sgd', (cfg) => {
     for (const phase of ['baseline', 'proximal', 'finetune'])
       Object.assign(cfg.training[phase], { optimizer: 'sgd', momentum: 0.9, learningRate: 0.05 });
     cfg.training.proximal.lambda = 0.05;
   });
-  return ['train', '--config', file, '--budget', BUDGET, '--seed', '2', '--backend', 'wasm'];
+  return ['train', '--config', file, '--budget', NARROW, '--seed', '2', '--backend', 'wasm'];
 };
 
 test('SGD with momentum: the momentum slots survive the checkpoint', async () => {
@@ -134,7 +139,7 @@ test('SGD with momentum: an interruption inside fine-tuning resumes with the fin
   // checkpoint, or the resumed run restarts the momentum from zero and drifts.
   const args = sgdArgs();
   const wholeDir = await whole(args);
-  // BUDGET: 512 training images in batches of 128 = 4 steps per epoch, 2 epochs per
+  // NARROW: 512 training images in batches of 128 = 4 steps per epoch, 2 epochs per
   // phase: baseline ends at global step 8, proximal at 16, fine-tuning at 24.
   const ends = (phase: string) =>
     readFileSync(join(wholeDir, 'metrics.jsonl'), 'utf8')
