@@ -12,8 +12,19 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
+/** A tiny run at a quarter of the model's width: what is kept and reused does not depend on it. */
 const run = (experiment: string, out: string, ...extra: string[]) =>
-  cli(['reproduce', experiment, '--budget', 'tiny', '--backend', 'wasm', '--out', out, ...extra]);
+  cli([
+    'reproduce',
+    experiment,
+    '--budget',
+    'tiny,widthMultiplier=0.25',
+    '--backend',
+    'wasm',
+    '--out',
+    out,
+    ...extra,
+  ]);
 
 test('a run that reuses a baseline keeps it with --keep-baseline, and another run can reuse it from there', async () => {
   const first = join(tmp, 'lenet-5');
