@@ -1,6 +1,6 @@
 // Shared fixtures of the layers tests (cpu backend, deterministic data).
 import * as tf from '@tensorflow/tfjs-core';
-import type * as tfl from '@tensorflow/tfjs-layers';
+import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
 
 export async function useCpu(): Promise<void> {
@@ -162,4 +162,131 @@ export function gradientErrors(layer: Decomposable, x: tf.Tensor, seed: number):
 /** Disposes every weight of `layer`, a test's layer built outside a model. */
 export function disposeWeights(layer: tfl.layers.Layer): void {
   for (const w of layer.weights) w.dispose();
+}
+
+const seeded = (seed: number) => tfl.initializers.glorotNormal({ seed });
+
+/** A model's output and the gradients of sum(tanh(output) * r) with respect to each trainable weight, read back as arrays. */
+export function outputsAndGrads(
+  m: tfl.LayersModel,
+  x: { values: Float32Array; shape: number[] },
+  r: { values: Float32Array; shape: number[] },
+): Float32Array[] {
+  return tf.tidy(() => {
+    const input = tf.tensor(x.values, x.shape);
+    const loss = () =>
+      tf.sum(tf.mul(tf.tanh(m.apply(input) as tf.Tensor), tf.tensor(r.values, r.shape))) as tf.Scalar;
+    const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
+    const { grads } = tf.variableGrads(loss, vars);
+    return [
+      (m.apply(input) as tf.Tensor).dataSync() as Float32Array,
+      ...vars.map((v) => grads[v.name].dataSync() as Float32Array),
+    ];
+  });
+}
+
+/** A first layer: a 3x3 'same' relu Conv2D of `filters`, seeded. */
+const stem = (
+  inputShape: number[],
+  filters: number,
+  name: string,
+  bias?: ReturnType<typeof tfl.initializers.randomNormal>,
+) =>
+  tfl.layers.conv2d({
+    inputShape,
+    filters,
+    kernelSize: 3,
+    padding: 'same',
+    activation: 'relu',
+    kernelInitializer: seeded(1),
+    biasInitializer: bias,
+    name,
+  });
+
+/** What decoder()'s Conv2DTranspose and mobile()'s DepthwiseConv2D after the stem share: 3x3, stride 2, 'same', relu, a seeded bias. */
+const strided = () => ({
+  kernelSize: 3,
+  strides: 2,
+  padding: 'same' as const,
+  activation: 'relu' as const,
+  biasInitializer: tfl.initializers.randomNormal({ seed: 3 }),
+});
+
+/**
+ * A Conv1D net (input [16, 3], output [3]): Conv1D (stride 2, `padding`), MaxPooling1D, Conv1D of
+ * `dilationRate` (tfjs 4.22 cannot train a dilated one), GlobalAveragePooling1D, Dense.
+ */
+export function conv1dNet(dilationRate = 1, padding: 'same' | 'valid' | 'causal' = 'same'): tfl.Sequential {
+  const c1 = {
+    inputShape: [16, 3],
+    filters: 6,
+    kernelSize: 5,
+    strides: 2,
+    padding,
+    activation: 'relu' as const,
+  };
+  const c2 = { filters: 4, kernelSize: 2, dilationRate, activation: 'relu' as const };
+  return tfl.sequential({
+    layers: [
+      tfl.layers.conv1d({ ...c1, kernelInitializer: seeded(1), name: 'c1' }),
+      tfl.layers.maxPooling1d({ poolSize: 2, name: 'pool' }),
+      tfl.layers.conv1d({ ...c2, kernelInitializer: seeded(2), name: 'c2' }),
+      tfl.layers.globalAveragePooling1d({ name: 'gap' }),
+      tfl.layers.dense({ units: 3, kernelInitializer: seeded(3), name: 'out' }),
+    ],
+  });
+}
+
+/** A Conv2D net (input [6, 6, 2], output [2]): Conv2D ('same', relu), MaxPooling2D, Conv2D ([2, 3]), Flatten, Dense. */
+export function conv2dNet(): tfl.LayersModel {
+  return tfl.sequential({
+    layers: [
+      stem([6, 6, 2], 4, 'c1', tfl.initializers.randomNormal({ seed: 2 })),
+      tfl.layers.maxPooling2d({ poolSize: 2, name: 'pool' }),
+      tfl.layers.conv2d({ filters: 3, kernelSize: [2, 3], kernelInitializer: seeded(3), name: 'c2' }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 2, kernelInitializer: seeded(4), name: 'out' }),
+    ],
+  });
+}
+
+/** A decoder (input [4, 4, 2], output [9, 10, 2]): Conv2D, then two Conv2DTranspose layers (stride 2 'same', stride 1 'valid'). */
+export function decoder(): tfl.LayersModel {
+  return tfl.sequential({
+    layers: [
+      stem([4, 4, 2], 3, 'enc'),
+      tfl.layers.conv2dTranspose({ ...strided(), filters: 4, kernelInitializer: seeded(2), name: 'up1' }),
+      tfl.layers.conv2dTranspose({
+        filters: 2,
+        kernelSize: [2, 3],
+        kernelInitializer: seeded(4),
+        name: 'up2',
+      }),
+    ],
+  });
+}
+
+/**
+ * A MobileNet-style block (input [6, 6, 2], output [2, 1, 4]): Conv2D, DepthwiseConv2D
+ * (multiplier 2, stride 2), 1x1 Conv2D, DepthwiseConv2D.
+ */
+export function mobile(): tfl.LayersModel {
+  return tfl.sequential({
+    layers: [
+      stem([6, 6, 2], 3, 'stem'),
+      tfl.layers.depthwiseConv2d({
+        ...strided(),
+        depthMultiplier: 2,
+        depthwiseInitializer: seeded(2),
+        name: 'dw1',
+      }),
+      tfl.layers.conv2d({ filters: 4, kernelSize: 1, kernelInitializer: seeded(4), name: 'pw' }),
+      tfl.layers.depthwiseConv2d({
+        kernelSize: [2, 3],
+        depthwiseInitializer: seeded(5),
+        useBias: false,
+        name: 'dw2',
+      }),
+    ],
+  });
 }

@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { initBackend } from '@normprune/runtime';
 import { decompose } from '../src/index.js';
 import { expectNoLeak, wasmMemory } from '../../../tools/testing/leaks.js';
+import { outputsAndGrads } from './helpers.js';
 
 /**
  * max_i |a_i - b_i| / max(|b_i|, floor * max_j |b_j|): relative per entry,
@@ -52,21 +53,6 @@ function model(): tfl.LayersModel {
   });
 }
 
-/** Output and the gradients of a fixed loss with respect to every weight, read back as arrays. */
-function outputsAndGrads(m: tfl.LayersModel, xv: Float32Array, rv: Float32Array): Float32Array[] {
-  return tf.tidy(() => {
-    const x = tf.tensor(xv, [4, 10, 10, 2]);
-    const r = tf.tensor(rv, [4, 3]);
-    const loss = () => tf.sum(tf.mul(tf.tanh(m.apply(x) as tf.Tensor), r)) as tf.Scalar;
-    const vars = m.trainableWeights.map((w) => w.read() as tf.Variable);
-    const { grads } = tf.variableGrads(loss, vars);
-    return [
-      (m.apply(x) as tf.Tensor).dataSync() as Float32Array,
-      ...vars.map((v) => grads[v.name].dataSync() as Float32Array),
-    ];
-  });
-}
-
 describe('on the wasm backend', () => {
   beforeAll(async () => {
     const info = await initBackend({ prefer: 'wasm', quiet: true });
@@ -78,12 +64,17 @@ describe('on the wasm backend', () => {
     ['input', 'filter'],
   ] as const)('outputs and gradients equal the cpu backend (dense %s, conv2d %s)', async (dense, conv2d) => {
     const m = decompose(model(), { granularity: { dense, conv2d } });
-    const xv = tf.tidy(() => tf.randomNormal([4, 10, 10, 2], 0, 1, 'float32', 5).dataSync() as Float32Array);
-    const rv = tf.tidy(() => tf.randomNormal([4, 3], 0, 1, 'float32', 6).dataSync() as Float32Array);
+    const [x, r] = [
+      [4, 10, 10, 2],
+      [4, 3],
+    ].map((shape, i) => ({
+      values: tf.tidy(() => tf.randomNormal(shape, 0, 1, 'float32', 5 + i).dataSync() as Float32Array),
+      shape,
+    }));
     await tf.setBackend('wasm');
-    const onWasm = await expectNoLeak(() => outputsAndGrads(m, xv, rv));
+    const onWasm = await expectNoLeak(() => outputsAndGrads(m, x, r));
     await tf.setBackend('cpu');
-    const onCpu = outputsAndGrads(m, xv, rv);
+    const onCpu = outputsAndGrads(m, x, r);
     await tf.setBackend('wasm');
     expect(onWasm.length).toBe(onCpu.length);
     onWasm.forEach((w, i) => {
