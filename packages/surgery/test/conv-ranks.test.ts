@@ -3,17 +3,13 @@
 // constant input channel folds exactly into a 'valid' convolution and into a 'same' one that pads
 // nothing; where the padding reaches a position, only the constant 0 folds, and a dead unit
 // emitting another constant stays, saying why. Before, a Conv1D or Conv3D was refused.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose } from '@normprune/layers';
-import { fileSystem } from '@normprune/runtime';
-import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
+import { analyze, prune } from '../src/index';
 import {
-  BACKENDS,
+  describePruneCases,
   editWeight,
   outputDiff,
   randomWeights,
@@ -22,25 +18,9 @@ import {
   zeroKernelWhere,
   zeroUnits,
 } from './helpers';
+import type { PruneCase } from './helpers';
 
-let tmp: string;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-conv-ranks-'));
-});
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-interface Case {
-  name: string;
-  build(): tfl.LayersModel;
-  /** Kills groups (after the weights are randomised). */
-  kill(model: tfl.LayersModel): void;
-  /** Units before -> after of each unit layer. */
-  units: Record<string, [number, number]>;
-  /** Kernel shapes after. */
-  kernels: Record<string, number[]>;
-}
-
-const CASES: Case[] = [
+const CASES: PruneCase[] = [
   {
     // c1's dead filters emit relu(bias) > 0 or 0; c2 ('same', stride 2 on length 10) pads
     // nothing, so both fold. c2's dead filter folds through MaxPooling1D and Flatten into 'out'.
@@ -158,42 +138,12 @@ const CASES: Case[] = [
   },
 ];
 
-describe.each(BACKENDS)('prune prunes Conv1D and Conv3D filters, on %s', (backend, init) => {
-  beforeAll(init);
-
-  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
-    const model = c.build();
-    randomWeights(model, 3);
-    c.kill(model);
-    const before = tf.memory().numTensors;
-    const { model: pruned, report } = prune(model);
-    expect(Object.fromEntries(report.layers.map((l) => [l.name, [l.unitsBefore, l.unitsAfter]]))).toEqual(
-      c.units,
-    );
-    for (const [name, shape] of Object.entries(c.kernels))
-      expect(pruned.getLayer(name).weights[0].shape).toEqual(shape);
-    expect(report.layers.flatMap((l) => l.keptConstant)).toEqual([]);
-    const diff = outputDiff(model, pruned, 3, 5);
-    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    // Counted as analyze counts the model, and smaller after.
-    const a = analyze(model);
-    expect([report.before.params, report.before.macs]).toEqual([a.total.params, a.total.macs]);
-    expect(report.after.params).toBe(analyze(pruned).total.params);
-    expect(report.after.params).toBeLessThan(report.before.params);
-    // Both exports load and compute the same.
-    const dir = path.join(tmp, `${backend}-${c.name.replace(/\W+/g, '-')}`);
-    await exportModel(pruned, dir);
-    const loaded = await tfl.loadLayersModel(fileSystem(dir));
-    expect(outputDiff(model, loaded, 3, 6).abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    loaded.dispose();
-    await exportModel(pruned, `${dir}-sparse`, { format: 'sparse' });
-    const sparse = await loadSparseModel(`${dir}-sparse`);
-    expect(outputDiff(model, sparse, 3, 7).abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    sparse.dispose();
-    pruned.dispose();
-    expect(tf.memory().numTensors).toBe(before);
-    model.dispose();
-  });
+describePruneCases('prune prunes Conv1D and Conv3D filters', CASES, 3, (model, pruned, report) => {
+  // Counted as analyze counts the model, and smaller after.
+  const a = analyze(model);
+  expect([report.before.params, report.before.macs]).toEqual([a.total.params, a.total.macs]);
+  expect(report.after.params).toBe(analyze(pruned).total.params);
+  expect(report.after.params).toBeLessThan(report.before.params);
 });
 
 describe('Conv1D padding: what folds and what stays', () => {

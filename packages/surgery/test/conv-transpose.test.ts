@@ -4,23 +4,14 @@
 // it. A constant input channel folds exactly into a Conv2DTranspose only with a 1x1 kernel and
 // strides 1 (otherwise output positions receive different numbers of kernel taps): elsewhere only
 // the constant 0 folds, and a dead unit emitting another constant stays, saying why.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose, fold } from '@normprune/layers';
-import { fileSystem } from '@normprune/runtime';
-import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
-import { BACKENDS, editWeight, outputDiff, randomWeights, setBias, zeroUnits } from './helpers';
+import { analyze, prune } from '../src/index';
+import { describePruneCases, editWeight, outputDiff, randomWeights, setBias, zeroUnits } from './helpers';
+import type { PruneCase } from './helpers';
 import { expectSameWeights, pruneTheOldWay } from './same-plan';
-
-let tmp: string;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-conv-transpose-'));
-});
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const L = tfl.layers;
 const seq = (...layers: tfl.layers.Layer[]) => tfl.sequential({ layers });
@@ -50,18 +41,7 @@ function macsOf(model: tfl.LayersModel): number {
   return macs;
 }
 
-interface Case {
-  name: string;
-  build(): tfl.LayersModel;
-  /** Kills groups (after the weights are randomised). */
-  kill(model: tfl.LayersModel): void;
-  /** Units before -> after of each unit layer. */
-  units: Record<string, [number, number]>;
-  /** Kernel shapes after. */
-  kernels: Record<string, number[]>;
-}
-
-const CASES: Case[] = [
+const CASES: PruneCase[] = [
   {
     // c1's filter 0 emits relu(-0.5) = 0, which folds into t whatever its strides; t reads none of
     // c1's filter 4. t's dead filters emit relu(0.3) and 0, which fold into the 1x1 c2.
@@ -182,66 +162,23 @@ const CASES: Case[] = [
   },
 ];
 
-describe.each(BACKENDS)('prune prunes through Conv2DTranspose, on %s', (backend, init) => {
-  beforeAll(init);
-
-  it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
-    const model = c.build();
-    randomWeights(model, 3);
-    c.kill(model);
-    const before = tf.memory().numTensors;
-    const { model: pruned, report } = prune(model);
-    expect(Object.fromEntries(report.layers.map((l) => [l.name, [l.unitsBefore, l.unitsAfter]]))).toEqual(
-      c.units,
-    );
-    for (const [name, shape] of Object.entries(c.kernels))
-      expect(pruned.getLayer(name).weights[0].shape).toEqual(shape);
-    expect(report.layers.flatMap((l) => l.keptConstant)).toEqual([]);
-    const diff = outputDiff(model, pruned, 3, 5);
-    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    // MACs: analyze, the report and a count from the layers' shapes agree, before and after.
-    const a = analyze(model).total;
-    expect([report.before.params, report.before.macs]).toEqual([a.params, macsOf(model)]);
-    expect(a.macs).toBe(macsOf(model));
-    const b = analyze(pruned).total;
-    expect([b.params, b.macs, b.nonzeroMacs]).toEqual([
-      pruned.countParams(),
-      macsOf(pruned),
-      report.after.nonzeroMacs,
-    ]);
-    expect([report.after.params, report.after.macs]).toEqual([b.params, b.macs]);
-    expect(b.macs).toBeLessThan(a.macs);
-    // The incremental analysis finds the plan the round-by-round one finds, and the same weights.
-    const { model: old } = pruneTheOldWay(model);
-    expectSameWeights(pruned, old);
-    old.dispose();
-
-    // Plain tfjs saves the pruned model and loads it back (no normprune code in between).
-    let saved: tf.io.ModelArtifacts | undefined;
-    await pruned.save(
-      tf.io.withSaveHandler(async (artifacts) => {
-        saved = artifacts;
-        return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-      }),
-    );
-    const reloaded = await tfl.loadLayersModel(tf.io.fromMemory(saved!));
-    expect(reloaded.layers.map((l) => l.getClassName())).toEqual(pruned.layers.map((l) => l.getClassName()));
-    expect(outputDiff(model, reloaded, 3, 6).abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    reloaded.dispose();
-    // And both exports load and compute the same.
-    const dir = path.join(tmp, `${backend}-${c.name.replace(/\W+/g, '-')}`);
-    await exportModel(pruned, dir);
-    const loaded = await tfl.loadLayersModel(fileSystem(dir));
-    expect(outputDiff(model, loaded, 3, 7).abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    loaded.dispose();
-    await exportModel(pruned, `${dir}-sparse`, { format: 'sparse' });
-    const sparse = await loadSparseModel(`${dir}-sparse`);
-    expect(outputDiff(model, sparse, 3, 8).abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-    sparse.dispose();
-    pruned.dispose();
-    expect(tf.memory().numTensors).toBe(before);
-    model.dispose();
-  });
+describePruneCases('prune prunes through Conv2DTranspose', CASES, 3, (model, pruned, report) => {
+  // MACs: analyze, the report and a count from the layers' shapes agree, before and after.
+  const a = analyze(model).total;
+  expect([report.before.params, report.before.macs]).toEqual([a.params, macsOf(model)]);
+  expect(a.macs).toBe(macsOf(model));
+  const b = analyze(pruned).total;
+  expect([b.params, b.macs, b.nonzeroMacs]).toEqual([
+    pruned.countParams(),
+    macsOf(pruned),
+    report.after.nonzeroMacs,
+  ]);
+  expect([report.after.params, report.after.macs]).toEqual([b.params, b.macs]);
+  expect(b.macs).toBeLessThan(a.macs);
+  // The incremental analysis finds the plan the round-by-round one finds, and the same weights.
+  const { model: old } = pruneTheOldWay(model);
+  expectSameWeights(pruned, old);
+  old.dispose();
 });
 
 describe('Conv2DTranspose: what folds and what stays', () => {

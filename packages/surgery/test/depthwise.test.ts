@@ -3,17 +3,13 @@
 // The channel, its producer's unit and its m outputs go together when every output is unused or a
 // constant its readers fold (a dead unit, or all m 2-D kernels zero), and only then, so the
 // multiplier stays m. Before, such a layer was refused.
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { decompose, fold } from '@normprune/layers';
-import { fileSystem } from '@normprune/runtime';
-import { analyze, exportModel, loadSparseModel, prune } from '../src/index';
+import { analyze, prune } from '../src/index';
 import {
-  BACKENDS,
+  describePruneCases,
   editWeight,
   outputDiff,
   randomWeights,
@@ -22,12 +18,7 @@ import {
   zeroKernelWhere,
   zeroUnits,
 } from './helpers';
-
-let tmp: string;
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'surgery-depthwise-'));
-});
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+import type { PruneCase } from './helpers';
 
 /** x [7, 7, 3] -> conv 'c1' (4 filters, 3x3 'valid', relu) -> DepthwiseConv2D 'dw' -> `rest`. */
 function chain(
@@ -53,66 +44,55 @@ const pointwise = () => [
   tfl.layers.dense({ units: 2, name: 'out' }),
 ];
 
-interface Case {
-  name: string;
-  build(): tfl.LayersModel;
-  /** Kills groups (the weights are seeded first). */
-  prepare(model: tfl.LayersModel): void;
-  /** Units removed, by unit layer (the others remove none). */
-  removed: Record<string, number[]>;
-  /** The first weight's shape after pruning, by layer. */
-  shapes: Record<string, number[]>;
-}
-
-const CASES: Case[] = [
+const CASES: PruneCase[] = [
   {
     name: "every output of a channel unread (m = 2, 'same', relu): it goes, with its filter",
     build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, gapDense()),
-    prepare: (m) => zeroInputs(m, 'out', [2, 3]),
+    kill: (m) => zeroInputs(m, 'out', [2, 3]),
     removed: { c1: [1] },
-    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], out: [6, 3] },
+    kernels: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], out: [6, 3] },
   },
   {
     name: "one of a channel's outputs still read: nothing goes (the multiplier stays 2)",
     build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, gapDense()),
-    prepare: (m) => zeroInputs(m, 'out', [2, 5, 7]),
+    kill: (m) => zeroInputs(m, 'out', [2, 5, 7]),
     removed: {},
-    shapes: { c1: [3, 3, 3, 4], dw: [3, 3, 4, 2], out: [8, 3] },
+    kernels: { c1: [3, 3, 3, 4], dw: [3, 3, 4, 2], out: [8, 3] },
   },
   {
     // relu(-0.5) = 0 survives the zero padding: the 3 outputs are the constants act(bias).
     name: "a dead filter emitting 0, through a 'same' multiplier 3, folded into a 1x1 conv",
     build: () => chain({ depthMultiplier: 3, padding: 'same', activation: 'relu' }, pointwise()),
-    prepare: (m) => {
+    kill: (m) => {
       setBias(m, 'c1', { 2: -0.5 });
       zeroUnits(m, 'c1', [2]);
     },
     removed: { c1: [2] },
-    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 3], pw: [1, 1, 9, 5] },
+    kernels: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 3], pw: [1, 1, 9, 5] },
   },
   {
     name: "a dead filter emitting 0.4, through a 'valid' multiplier 2, folded into a 1x1 conv",
     build: () => chain({ depthMultiplier: 2, padding: 'valid' }, pointwise()),
-    prepare: (m) => {
+    kill: (m) => {
       setBias(m, 'c1', { 0: 0.4 });
       zeroUnits(m, 'c1', [0]);
     },
     removed: { c1: [0] },
-    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], pw: [1, 1, 6, 5] },
+    kernels: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], pw: [1, 1, 6, 5] },
   },
   {
     name: 'all m 2-D kernels of a channel zero: its outputs are constants whatever it reads, and it goes',
     build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, pointwise()),
-    prepare: (m) => zeroKernelWhere(m, 'dw', (c) => c === 3, 'depthwise_kernel'),
+    kill: (m) => zeroKernelWhere(m, 'dw', (c) => c === 3, 'depthwise_kernel'),
     removed: { c1: [3] },
-    shapes: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], pw: [1, 1, 6, 5] },
+    kernels: { c1: [3, 3, 3, 3], dw: [3, 3, 3, 2], pw: [1, 1, 6, 5] },
   },
   {
     name: "one of a channel's 2-D kernels zero, the other live: nothing goes",
     build: () => chain({ depthMultiplier: 2, padding: 'same', activation: 'relu' }, pointwise()),
-    prepare: (m) => zeroKernelWhere(m, 'dw', (c, j) => c === 3 && j === 0, 'depthwise_kernel'),
+    kill: (m) => zeroKernelWhere(m, 'dw', (c, j) => c === 3 && j === 0, 'depthwise_kernel'),
     removed: {},
-    shapes: { c1: [3, 3, 3, 4], dw: [3, 3, 4, 2], pw: [1, 1, 8, 5] },
+    kernels: { c1: [3, 3, 3, 4], dw: [3, 3, 4, 2], pw: [1, 1, 8, 5] },
   },
   {
     // An Add couples outputs 2 and 3 (c1's channel 1) with filters 2 and 3 of 'b': all four go.
@@ -133,51 +113,23 @@ const CASES: Case[] = [
       const out = tfl.layers.dense({ units: 3, name: 'out' }).apply(gap) as tfl.SymbolicTensor;
       return tfl.model({ inputs: x, outputs: out });
     },
-    prepare: (m) => zeroInputs(m, 'out', [2, 3]),
+    kill: (m) => zeroInputs(m, 'out', [2, 3]),
     removed: { c1: [1], b: [2, 3] },
-    shapes: { c1: [3, 3, 2, 2], dw: [3, 3, 2, 2], b: [3, 3, 2, 4], out: [4, 3] },
+    kernels: { c1: [3, 3, 2, 2], dw: [3, 3, 2, 2], b: [3, 3, 2, 4], out: [4, 3] },
   },
 ];
 
-describe.each(BACKENDS)(
-  'prune follows a DepthwiseConv2D of depthMultiplier above 1, on %s',
-  (backend, init) => {
-    beforeAll(init);
-
-    it.each(CASES.map((c) => [c.name, c] as const))('%s', async (_, c) => {
-      const model = c.build();
-      randomWeights(model, 41);
-      c.prepare(model);
-      const before = tf.memory().numTensors;
-      const { model: pruned, report } = prune(model);
-      const removed = Object.fromEntries(
-        report.layers.filter((l) => l.removed.length).map((l) => [l.name, l.removed]),
-      );
-      expect(removed).toEqual(c.removed);
-      expect(report.warnings).toEqual([]);
-      for (const [name, shape] of Object.entries(c.shapes))
-        expect([name, pruned.getLayer(name).weights[0].shape]).toEqual([name, shape]);
-      // The multiplier is the model's.
-      expect(pruned.getLayer('dw').getConfig().depthMultiplier).toBe(
-        model.getLayer('dw').getConfig().depthMultiplier,
-      );
-      for (const seed of [4, 5]) {
-        const diff = outputDiff(model, pruned, 3, seed);
-        expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
-      }
-      for (const format of ['tfjs', 'sparse'] as const) {
-        const dir = path.join(tmp, `${backend}-${format}-${c.name.replace(/\W+/g, '-')}`);
-        await exportModel(pruned, dir, { format });
-        const loaded =
-          format === 'tfjs' ? await tfl.loadLayersModel(fileSystem(dir)) : await loadSparseModel(dir);
-        const again = outputDiff(model, loaded, 3, 6);
-        expect([format, again.abs <= 1e-5 * Math.max(1, again.scale)]).toEqual([format, true]);
-        loaded.dispose();
-      }
-      pruned.dispose();
-      expect(tf.memory().numTensors).toBe(before);
-      model.dispose();
-    });
+describePruneCases(
+  'prune follows a DepthwiseConv2D of depthMultiplier above 1',
+  CASES,
+  41,
+  (model, pruned) => {
+    // The multiplier is the model's.
+    expect(pruned.getLayer('dw').getConfig().depthMultiplier).toBe(
+      model.getLayer('dw').getConfig().depthMultiplier,
+    );
+    const diff = outputDiff(model, pruned, 3, 4);
+    expect(diff.abs).toBeLessThanOrEqual(1e-5 * Math.max(1, diff.scale));
   },
 );
 

@@ -1,7 +1,11 @@
 // Test fixtures: small models, ways to kill groups by writing zeros, and output comparison.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '@normprune/runtime';
+import { fileSystem, initBackend } from '@normprune/runtime';
+import { exportModel, loadSparseModel, prune, type PruneReport } from '../src/index';
 import { maxDiff } from '../../../tools/testing/leaks';
 
 /** A deterministic generator so fixtures are the same on every run. */
@@ -131,6 +135,98 @@ export function outputDiff(
     const yb = (b.predict(x) as tf.Tensor).dataSync();
     const scale = Math.max(...Array.from(ya, Math.abs));
     return { abs: maxDiff(ya, yb).abs, scale };
+  });
+}
+
+/** A model that prune() must shrink while computing the same (a row of a test's table of cases). */
+export interface PruneCase {
+  name: string;
+  build(): tfl.LayersModel;
+  /** Kills groups (after the weights are randomised). */
+  kill(model: tfl.LayersModel): void;
+  /** Units before -> after of each unit layer, or the units removed by layer (the others remove none). */
+  units?: Record<string, [number, number]>;
+  removed?: Record<string, number[]>;
+  /** The first weight's shape after pruning, by layer. */
+  kernels: Record<string, number[]>;
+}
+
+/**
+ * Builds `c`'s model with seeded weights, kills its groups and prunes it: the units and kernels are
+ * `c`'s, no unit stays as a constant, there is no warning, and the pruned model computes what the
+ * model does, as it is, after a plain tfjs save and load, and exported in both formats (to `dir`,
+ * then `dir`-sparse) and loaded back; no tensor is left behind. `more` checks what else the
+ * caller's table is about, before the models are disposed.
+ */
+export async function expectPrunedAlike(
+  c: PruneCase,
+  seed: number,
+  dir: string,
+  more?: (model: tfl.LayersModel, pruned: tfl.LayersModel, report: PruneReport) => void,
+): Promise<void> {
+  const model = c.build();
+  randomWeights(model, seed);
+  c.kill(model);
+  const before = tf.memory().numTensors;
+  const { model: pruned, report } = prune(model);
+  if (c.units)
+    expect(Object.fromEntries(report.layers.map((l) => [l.name, [l.unitsBefore, l.unitsAfter]]))).toEqual(
+      c.units,
+    );
+  if (c.removed)
+    expect(
+      Object.fromEntries(report.layers.filter((l) => l.removed.length).map((l) => [l.name, l.removed])),
+    ).toEqual(c.removed);
+  for (const [name, shape] of Object.entries(c.kernels))
+    expect([name, pruned.getLayer(name).weights[0].shape]).toEqual([name, shape]);
+  expect(report.layers.flatMap((l) => l.keptConstant)).toEqual([]);
+  expect(report.warnings).toEqual([]);
+  const diff = outputDiff(model, pruned, 3, 5);
+  const close = (d: { abs: number }) => d.abs <= 1e-5 * Math.max(1, diff.scale);
+  expect(close(diff)).toBe(true);
+  more?.(model, pruned, report);
+  // Plain tfjs saves the pruned model and loads it back (no normprune code in between).
+  let saved: tf.io.ModelArtifacts | undefined;
+  await pruned.save(
+    tf.io.withSaveHandler(async (artifacts) => {
+      saved = artifacts;
+      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
+    }),
+  );
+  const loaded = [await tfl.loadLayersModel(tf.io.fromMemory(saved!))];
+  expect(loaded[0].layers.map((l) => l.getClassName())).toEqual(pruned.layers.map((l) => l.getClassName()));
+  await exportModel(pruned, dir);
+  loaded.push(await tfl.loadLayersModel(fileSystem(dir)));
+  await exportModel(pruned, `${dir}-sparse`, { format: 'sparse' });
+  loaded.push(await loadSparseModel(`${dir}-sparse`));
+  for (const [i, format] of ['tfjs in memory', 'tfjs', 'sparse'].entries())
+    expect([format, close(outputDiff(model, loaded[i], 3, 6 + i))]).toEqual([format, true]);
+  for (const m of [...loaded, pruned]) m.dispose();
+  expect(tf.memory().numTensors).toBe(before);
+  model.dispose();
+}
+
+/**
+ * One test per case of `cases` on each of the BACKENDS, titled `title, on <backend>`: each runs
+ * expectPrunedAlike with `seed` and `more`, exporting into a temporary folder removed afterwards.
+ */
+export function describePruneCases(
+  title: string,
+  cases: PruneCase[],
+  seed: number,
+  more?: Parameters<typeof expectPrunedAlike>[3],
+): void {
+  describe.each(BACKENDS)(`${title}, on %s`, (backend, init) => {
+    let tmp: string;
+    beforeAll(async () => {
+      await init();
+      tmp = fs.mkdtempSync(path.join(os.tmpdir(), `surgery-${backend}-`));
+    });
+    afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+
+    it.each(cases.map((c) => [c.name, c] as const))('%s', (_, c) =>
+      expectPrunedAlike(c, seed, path.join(tmp, c.name.replace(/\W+/g, '-')), more),
+    );
   });
 }
 
