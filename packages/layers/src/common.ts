@@ -7,6 +7,8 @@ export type DenseLayerArgs = Parameters<typeof tfl.layers.dense>[0];
 export type ConvLayerArgs = Parameters<typeof tfl.layers.conv2d>[0];
 /** Plain DepthwiseConv2D arguments, as `tf.layers.depthwiseConv2d` accepts them. */
 export type DepthwiseConvLayerArgs = Parameters<typeof tfl.layers.depthwiseConv2d>[0];
+/** Plain SeparableConv2D arguments, as `tf.layers.separableConv2d` accepts them. */
+export type SeparableConvLayerArgs = Parameters<typeof tfl.layers.separableConv2d>[0];
 /** What a `kernelInitializer` may be: an identifier such as `'glorotNormal'`, a serialised config, or an instance. */
 export type InitializerSpec = NonNullable<DenseLayerArgs['kernelInitializer']>;
 
@@ -74,14 +76,14 @@ export function parseDenseArgs(args: DenseLayerArgs): tfl.layers.Layer & Record<
 }
 
 /** The plain convolutions a decomposed convolution stands for, as `tf.layers` names their factories. */
-export type ConvKind = 'conv1d' | 'conv2d' | 'conv2dTranspose' | 'depthwiseConv2d';
+export type ConvKind = 'conv1d' | 'conv2d' | 'conv2dTranspose' | 'depthwiseConv2d' | 'separableConv2d';
 
 /**
- * See {@link parseDenseArgs}; `kind` says which of `tf.layers.conv1d`, `conv2d`, `conv2dTranspose`
- * and `depthwiseConv2d` parses them.
+ * See {@link parseDenseArgs}; `kind` says which of `tf.layers.conv1d`, `conv2d`, `conv2dTranspose`,
+ * `depthwiseConv2d` and `separableConv2d` parses them.
  */
 export function parseConvArgs(
-  args: ConvLayerArgs | DepthwiseConvLayerArgs,
+  args: ConvLayerArgs | DepthwiseConvLayerArgs | SeparableConvLayerArgs,
   kind: ConvKind,
 ): tfl.layers.Layer & Record<string, any> {
   const factory = tfl.layers[kind] as (a: typeof args) => tfl.layers.Layer;
@@ -109,20 +111,22 @@ function specName(name?: string): string {
 }
 
 /**
- * Resolves the `magnitudeInitializer` identifier / config / instance of layer class `who` to an
- * instance and its serialised form. tfjs's refusal names no option (`Unknown initializer: nope`),
- * and a layer also takes a kernel and a bias initializer: the error names this one.
+ * Resolves the `magnitudeInitializer` (or another initializer `option`) identifier / config /
+ * instance of layer class `who` to an instance and its serialised form. tfjs's refusal names no
+ * option (`Unknown initializer: nope`), and a layer also takes a kernel and a bias initializer:
+ * the error names this one.
  */
 export function resolveInitializer(
   who: string,
   spec: InitializerSpec,
+  option = 'magnitudeInitializer',
 ): { initializer: Initializer; config: unknown } {
   let parser: any;
   try {
     parser = tfl.layers.dense({ units: 1, kernelInitializer: spec, name: 'initializer__spec' });
   } catch (e) {
     throw new Error(
-      `${who} magnitudeInitializer must be an initializer (an identifier such as 'ones' or 'zeros', ` +
+      `${who} ${option} must be an initializer (an identifier such as 'ones' or 'zeros', ` +
         `its config, or an instance such as tf.initializers.constant({ value: 1 })), got ${describeValue(spec)}: ` +
         (e as Error).message,
     );
@@ -156,15 +160,56 @@ export function decomposedConfig(
 }
 
 /** Which decomposed layer a branded prototype belongs to. */
-export type DecomposedKind = 'dense' | 'conv1d' | 'conv2d' | 'conv2dTranspose' | 'depthwiseConv2d';
+export type DecomposedKind =
+  'dense' | 'conv1d' | 'conv2d' | 'conv2dTranspose' | 'depthwiseConv2d' | 'separableConv2d';
 
-const DECOMPOSED_KINDS: readonly DecomposedKind[] = [
+/** Every kind of decomposed layer (the keys of decompose()'s `granularity`). */
+export const DECOMPOSED_KINDS = [
   'dense',
   'conv1d',
   'conv2d',
   'conv2dTranspose',
   'depthwiseConv2d',
-];
+  'separableConv2d',
+] as const satisfies readonly DecomposedKind[];
+
+/**
+ * One magnitude / direction pair of a decomposed layer. Every decomposed layer has one, named
+ * null; a DecomposedSeparableConv2D has two, its `'depthwise'` and its `'pointwise'` kernel's.
+ */
+export interface DecomposedPart {
+  /** null for the layer's only pair; `'depthwise'` or `'pointwise'` for a separable convolution's. */
+  readonly name: 'depthwise' | 'pointwise' | null;
+  /** The direction weight (the plain kernel's shape). */
+  readonly direction: tfl.LayerVariable;
+  /** The magnitude weight. */
+  readonly magnitude: tfl.LayerVariable;
+  /** Axes of `direction` reduced for each group's norm. */
+  readonly normAxes: number[];
+}
+
+/** What the plain layer calls a part's kernel (`kernel`, `depthwise_kernel`), and its option prefix (`kernel`, `depthwise`). */
+export function partNames(part: Pick<DecomposedPart, 'name'>): { weight: string; option: string } {
+  return part.name == null
+    ? { weight: 'kernel', option: 'kernel' }
+    : { weight: `${part.name}_kernel`, option: part.name };
+}
+
+/** The kernel a part applies (see {@link computeEffectiveKernel}). A new tensor: the caller disposes it. */
+export function effectivePartKernel(part: DecomposedPart, epsilon: number): tf.Tensor {
+  return computeEffectiveKernel(part.direction.read(), part.magnitude.read(), part.normAxes, epsilon);
+}
+
+/** The pairs of a single-pair layer: none until it is built (or still in tfjs's constructor). */
+export function singlePart(layer: {
+  direction?: tfl.LayerVariable | null;
+  magnitude?: tfl.LayerVariable | null;
+  readonly normAxes: number[];
+}): DecomposedPart[] {
+  return layer.direction == null || layer.magnitude == null
+    ? []
+    : [{ name: null, direction: layer.direction, magnitude: layer.magnitude, normAxes: layer.normAxes }];
+}
 
 // `instanceof` only recognises the class of its own copy of this package, and
 // an application can hold two (the ESM and CommonJS builds, or two installs):
@@ -181,7 +226,7 @@ export function brandDecomposed(cls: { prototype: object }, kind: DecomposedKind
 export function decomposedKind(layer: unknown): DecomposedKind | null {
   if (layer == null || typeof layer !== 'object') return null;
   const kind = (layer as Record<symbol, unknown>)[DECOMPOSED_BRAND];
-  return DECOMPOSED_KINDS.includes(kind as DecomposedKind) ? (kind as DecomposedKind) : null;
+  return (DECOMPOSED_KINDS as readonly unknown[]).includes(kind) ? (kind as DecomposedKind) : null;
 }
 
 /** Activations tfjs fuses into matMul / conv2d (tfjs-layers' own list). */
@@ -413,69 +458,85 @@ export function setInitialWeights(layer: tfl.layers.Layer): void {
  * layer's `[kernel, bias]`, what `tf.layers.dense` / `tf.layers.conv2d`
  * `getWeights()` gives and their `weights` option takes: the kernel becomes
  * the direction and its exact magnitude the magnitude, so that the layer
- * applies that kernel. Any other list is an error naming both forms (tfjs
- * would only say it expected 3 weights).
+ * applies that kernel. A layer of two parts (a separable convolution) takes
+ * `[depthwise_direction, depthwise_magnitude, pointwise_direction,
+ * pointwise_magnitude, bias]` or `[depthwise_kernel, pointwise_kernel, bias]`.
+ * Any other list is an error naming both forms (tfjs would only say it
+ * expected 3 weights).
  */
 export function setDecomposedWeights(
   layer: {
     readonly name: string;
     getClassName(): string;
-    direction: tfl.LayerVariable | null;
-    magnitude: tfl.LayerVariable | null;
+    parts(): DecomposedPart[];
     bias: tfl.LayerVariable | null;
-    readonly normAxes: number[];
     readonly epsilon: number;
   },
   given: tf.Tensor[],
   set: (weights: tf.Tensor[]) => void,
 ): void {
+  const parts = layer.parts();
   // Not built yet: tfjs's own check (it has no weights to set).
-  if (layer.direction == null || layer.magnitude == null) return set(given);
+  if (parts.length === 0) return set(given);
   const kind = layer.getClassName();
-  const { normAxes, epsilon } = layer;
-  const shapes = {
-    direction: layer.direction.shape as number[],
-    magnitude: layer.magnitude.shape as number[],
-    bias: (layer.bias?.shape as number[] | undefined) ?? null,
-  };
-  const rest = shapes.bias ? [shapes.bias] : [];
+  const { epsilon } = layer;
+  const n = parts.length;
+  const biasShape = (layer.bias?.shape as number[] | undefined) ?? null;
+  const rest = biasShape ? [biasShape] : [];
+  const plainShapes = [...parts.map((p) => p.direction.shape as number[]), ...rest];
+  const ownShapes = [
+    ...parts.flatMap((p) => [p.direction.shape as number[], p.magnitude.shape as number[]]),
+    ...rest,
+  ];
   const same = (ts: tf.Tensor[], want: number[][]) =>
     Array.isArray(ts) &&
     ts.length === want.length &&
     ts.every((t, i) => t instanceof tf.Tensor && tf.util.arraysEqual(t.shape, want[i]));
-  if (same(given, [shapes.direction, ...rest])) {
-    const magnitude = exactMagnitude(given[0], normAxes, shapes.magnitude, epsilon);
+  if (same(given, plainShapes)) {
+    const magnitudes = parts.map((p, i) =>
+      exactMagnitude(given[i], p.normAxes, p.magnitude.shape as number[], epsilon),
+    );
     try {
-      set([given[0], magnitude, ...given.slice(1)]);
+      set([...parts.flatMap((_, i) => [given[i], magnitudes[i]]), ...given.slice(n)]);
     } finally {
-      magnitude.dispose();
+      tf.dispose(magnitudes);
     }
-  } else if (same(given, [shapes.direction, shapes.magnitude, ...rest])) {
+  } else if (same(given, ownShapes)) {
     // tfjs does not write a variable's own tensor back onto it, and so does not apply its
     // constraint: a new direction with the magnitude getWeights() returned would change the
     // kernel unconstrained. A copy of that magnitude is written, and constrains the kernel.
-    const rewrite = given[1].id === layer.magnitude.read().id && given[0].id !== layer.direction.read().id;
-    const magnitude = rewrite ? tf.clone(given[1]) : given[1];
+    const copies: tf.Tensor[] = [];
+    const values = given.map((t, i) => {
+      const p = parts[i >> 1];
+      if (i >= 2 * n || i % 2 === 0) return t;
+      if (t.id !== p.magnitude.read().id || given[i - 1].id === p.direction.read().id) return t;
+      const copy = tf.clone(t);
+      copies.push(copy);
+      return copy;
+    });
     try {
-      set([given[0], magnitude, ...given.slice(2)]);
+      set(values);
     } finally {
-      if (rewrite) magnitude.dispose();
+      tf.dispose(copies);
     }
   } else {
     const show = (s: number[][]) => s.map((x) => `[${x}]`).join(', ');
     const got = Array.isArray(given)
       ? show(given.map((t) => (t instanceof tf.Tensor ? t.shape : [NaN])))
       : describeValue(given);
+    const prefix = (p: DecomposedPart) => (p.name == null ? '' : `${p.name}_`);
+    const bias = biasShape ? ', bias' : '';
     throw new Error(
-      `${kind} '${layer.name}': weights must be the plain layer's [kernel${shapes.bias ? ', bias' : ''}] ` +
-        `(${show([shapes.direction, ...rest])}) or this layer's [direction, magnitude${shapes.bias ? ', bias' : ''}] ` +
-        `(${show([shapes.direction, shapes.magnitude, ...rest])}); got ${got}`,
+      `${kind} '${layer.name}': weights must be the plain layer's [${parts.map((p) => partNames(p).weight).join(', ')}${bias}] ` +
+        `(${show(plainShapes)}) or this layer's [${parts.map((p) => `${prefix(p)}direction, ${prefix(p)}magnitude`).join(', ')}${bias}] ` +
+        `(${show(ownShapes)}); got ${got}`,
     );
   }
 }
 
 /**
- * A decomposed layer's weights in its documented order, `[direction, magnitude, bias]`, whichever
+ * A decomposed layer's weights in its documented order, `[direction, magnitude, bias]` (each part's
+ * pair, then the bias), whichever
  * of them is frozen. tfjs's `Layer.weights` lists the trainable ones first, so with
  * `layer.magnitude.trainable = false` (training the directions alone) it read `[direction, bias,
  * magnitude]`, and `getWeights()` / `setWeights()`, which follow it, swapped the magnitude and the
@@ -483,18 +544,16 @@ export function setDecomposedWeights(
  * constraint, which acts on the magnitude's write, read the old direction.
  */
 export function decomposedWeights(layer: {
-  direction: tfl.LayerVariable | null;
-  magnitude: tfl.LayerVariable | null;
+  parts(): DecomposedPart[];
   bias: tfl.LayerVariable | null;
   readonly trainableWeights: tfl.LayerVariable[];
   readonly nonTrainableWeights: tfl.LayerVariable[];
 }): tfl.LayerVariable[] {
+  const parts = layer.parts();
   // Not built (or still in tfjs's constructor, before the fields exist): tfjs's own list.
-  if (layer.direction == null || layer.magnitude == null)
-    return layer.trainableWeights.concat(layer.nonTrainableWeights);
-  return layer.bias == null
-    ? [layer.direction, layer.magnitude]
-    : [layer.direction, layer.magnitude, layer.bias];
+  if (parts.length === 0) return layer.trainableWeights.concat(layer.nonTrainableWeights);
+  const pairs = parts.flatMap((p) => [p.direction, p.magnitude]);
+  return layer.bias == null ? pairs : [...pairs, layer.bias];
 }
 
 /** Throws a tfjs-style error unless `value` is one of `allowed`. */
@@ -547,23 +606,27 @@ export type AddWeight = (
 export function warnIfZeroKernel(layer: {
   readonly name: string;
   getClassName(): string;
-  direction: tfl.LayerVariable | null;
-  magnitude: tfl.LayerVariable | null;
+  parts(): DecomposedPart[];
   // A DepthwiseConv2D's kernel takes depthwiseInitializer, and it refuses kernelInitializer.
   readonly depthwise?: boolean;
 }): void {
-  if (layer.direction == null || layer.magnitude == null) return;
-  const { direction, magnitude } = layer;
+  const parts = layer.parts();
+  if (parts.length === 0) return;
   const largest = tf.tidy(() =>
-    tf.stack([tf.max(tf.abs(direction.read())), tf.max(tf.abs(magnitude.read()))]).dataSync(),
+    tf
+      .stack(parts.flatMap((p) => [tf.max(tf.abs(p.direction.read())), tf.max(tf.abs(p.magnitude.read()))]))
+      .dataSync(),
   );
-  const option = layer.depthwise === true ? 'depthwiseInitializer' : 'kernelInitializer';
-  if (largest[0] === 0 && largest[1] === 0)
+  parts.forEach((part, i) => {
+    if (largest[2 * i] !== 0 || largest[2 * i + 1] !== 0) return;
+    const option = `${layer.depthwise === true ? 'depthwise' : partNames(part).option}Initializer`;
+    const which = part.name == null ? '' : `${part.name} `;
     console.warn(
-      `${layer.getClassName()} '${layer.name}': its direction and magnitude are all zero (a zero ${option}?), ` +
+      `${layer.getClassName()} '${layer.name}': its ${which}direction and magnitude are all zero (a zero ${option}?), ` +
         'and a group whose direction and magnitude are both zero gets no gradient: this layer will never train its ' +
-        `kernel (a plain layer would). To start at a zero kernel that trains, keep a random ${option} and give magnitudeInitializer: 'zeros'`,
+        `${which}kernel (a plain layer would). To start at a zero kernel that trains, keep a random ${option} and give magnitudeInitializer: 'zeros'`,
     );
+  });
 }
 
 /** A layer's `addLoss`, handed over by the layer itself. */
@@ -683,9 +746,10 @@ export function createDecomposedWeights(
   normAxes: number[],
   magnitudeInit: { initializer: Initializer } | null,
   epsilon: number,
+  prefix = '',
 ): { direction: tfl.LayerVariable; magnitude: tfl.LayerVariable; bias: tfl.LayerVariable | null } {
   const direction = addWeight(
-    'direction',
+    `${prefix}direction`,
     shapes.direction,
     undefined,
     spec.kernelInitializer,
@@ -696,7 +760,7 @@ export function createDecomposedWeights(
   let magnitude: tfl.LayerVariable;
   try {
     magnitude = addWeight(
-      'magnitude',
+      `${prefix}magnitude`,
       shapes.magnitude,
       undefined,
       magnitudeInit?.initializer ?? tfl.initializers.ones(),
@@ -713,7 +777,7 @@ export function createDecomposedWeights(
     // Initialisers for matrices ('identity', 'orthogonal') refuse the magnitude's shape in words
     // that name neither the option nor the weight.
     throw new Error(
-      `${who}: its magnitudeInitializer cannot initialise the magnitude, of shape [${shapes.magnitude}]: ` +
+      `${who}: its magnitudeInitializer cannot initialise the ${prefix}magnitude, of shape [${shapes.magnitude}]: ` +
         `${(e as Error).message} (give one that fills any shape, such as 'ones' or 'zeros')`,
     );
   }

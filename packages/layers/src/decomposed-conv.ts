@@ -11,24 +11,23 @@ import {
   type ConvGranularity,
   type ConvKind,
   type ConvLayerArgs,
+  type DecomposedPart,
   type DepthwiseConvLayerArgs,
   checkEpsilon,
   DEFAULT_EPSILON,
   exactlyOne,
   exactlyOneShape,
   fusedActivation,
-  warnIfZeroKernel,
   createDecomposedWeights,
-  decomposedWeights,
-  setDecomposedWeights,
-  releaseConstraintOutputs,
   setInitialWeights,
   type Initializer,
   type InitializerSpec,
   parseConvArgs,
   resolveInitializer,
   decomposedConfig,
+  singlePart,
 } from './common.js';
+import { DecomposedBase } from './decomposed-base.js';
 import { serializedConstraint } from './config.js';
 import { checkLayerArgs } from './options.js';
 
@@ -104,6 +103,42 @@ export function deconvOutputLength(
   return inputLength * stride + (padding === 'valid' ? Math.max(kernelSize - stride, 0) : 0);
 }
 
+/**
+ * What every decomposed convolution's constructor reads from its arguments, checked: the plain
+ * layer's arguments parsed by the plain layer of `kind` (see {@link parseConvArgs}), padding
+ * `'same'` or `'valid'`, granularity, epsilon and magnitude initializer; channels first is
+ * refused. `who` is the class name, for messages. @internal
+ */
+export function readConvArgs(
+  who: string,
+  args: Record<string, any> & { granularity?: unknown; epsilon?: unknown; name?: string },
+  kind: ConvKind,
+): {
+  spec: tfl.layers.Layer & Record<string, any>;
+  padding: 'same' | 'valid';
+  granularity: ConvGranularity;
+  epsilon: number;
+  magnitudeInit: { initializer: Initializer; config: unknown } | null;
+} {
+  const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
+  if (plain.dataFormat != null && plain.dataFormat !== 'channelsLast') {
+    throw new Error(
+      `${who} supports dataFormat 'channelsLast' only, got '${plain.dataFormat}'` +
+        (args.name ? ` for layer '${args.name}'` : ''),
+    );
+  }
+  const spec = parseConvArgs(plain as ConvLayerArgs, kind);
+  return {
+    spec,
+    // tfjs builds a Conv1D with padding 'causal' but throws NotImplementedError when it applies it.
+    padding: checkOneOf(`${who} padding`, spec.getConfig().padding, ['same', 'valid'] as const),
+    granularity: checkOneOf(`${who} granularity`, granularity ?? 'kernel', ['kernel', 'filter'] as const),
+    epsilon: checkEpsilon(who, epsilon ?? DEFAULT_EPSILON),
+    magnitudeInit:
+      magnitudeInitializer == null ? null : resolveInitializer(who, magnitudeInitializer as InitializerSpec),
+  };
+}
+
 /** The spatial rank of a decomposed convolution: 1 (Conv1D) or 2 (Conv2D, Conv2DTranspose, DepthwiseConv2D). */
 export type ConvRank = 1 | 2;
 
@@ -122,7 +157,7 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
  * and {@link DecomposedDepthwiseConv2D} are its classes; their constructors throw for the options
  * each lists, building for an input whose channel dimension is unknown.
  */
-export abstract class DecomposedConv extends tfl.layers.Layer {
+export abstract class DecomposedConv extends DecomposedBase {
   /** The spatial rank: 1 for Conv1D (`[batch, steps, channels]`), 2 for Conv2D and Conv2DTranspose (NHWC). */
   readonly rank: ConvRank;
   /**
@@ -174,25 +209,17 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
   private readonly spec: tfl.layers.Layer & Record<string, any>;
   private readonly activation: ActivationFn;
   private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
-  // Whether the first call has looked for an all-zero kernel (see warnIfZeroKernel).
-  private zeroChecked = false;
 
   /** `who` is the class name, for messages (this.getClassName() is not there before super()). */
   protected constructor(args: DecomposedConvArgs | DecomposedDepthwiseConvArgs, kind: ConvKind, who: string) {
     checkLayerArgs(who, args, kind);
     super(args);
-    const { granularity, epsilon, magnitudeInitializer, ...plain } = args;
-    if (plain.dataFormat != null && plain.dataFormat !== 'channelsLast') {
-      throw new Error(
-        `${who} supports dataFormat 'channelsLast' only, got '${plain.dataFormat}'` +
-          (args.name ? ` for layer '${args.name}'` : ''),
-      );
-    }
     const rank: ConvRank = kind === 'conv1d' ? 1 : 2;
     this.rank = rank;
     this.transposed = kind === 'conv2dTranspose';
     this.depthwise = kind === 'depthwiseConv2d';
-    this.spec = parseConvArgs(plain, kind);
+    const read = readConvArgs(who, args, kind);
+    this.spec = read.spec;
     const c = this.spec.getConfig();
     this.depthMultiplier = this.depthwise ? (c.depthMultiplier as number) : null;
     this.filters = this.depthwise ? NaN : (c.filters as number);
@@ -204,17 +231,13 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
     if ((this.transposed || this.depthwise) && (this.spec.dilationRate as number[]).some((d) => d !== 1))
       throw new Error(
         `${who} supports dilationRate 1 only (tfjs's ${this.depthwise ? 'DepthwiseConv2D' : 'Conv2DTranspose'} ` +
-          `ignores any other), got ${JSON.stringify(plain.dilationRate)}` +
+          `ignores any other), got ${JSON.stringify(args.dilationRate)}` +
           (args.name ? ` for layer '${args.name}'` : ''),
       );
-    // tfjs builds a Conv1D with padding 'causal' but throws NotImplementedError when it applies it.
-    this.padding = checkOneOf(`${who} padding`, c.padding, ['same', 'valid'] as const);
+    this.padding = read.padding;
     this.dilationRate = this.spec.dilationRate as number[];
-    this.granularity = checkOneOf(`${who} granularity`, granularity ?? 'kernel', [
-      'kernel',
-      'filter',
-    ] as const);
-    this.epsilon = checkEpsilon(who, epsilon ?? DEFAULT_EPSILON);
+    this.granularity = read.granularity;
+    this.epsilon = read.epsilon;
     // A transposed kernel is [kh, kw, cout, cin], a depthwise one [kh, kw, cin, depthMultiplier]:
     // the filter of either is every axis but the third.
     this.normAxes =
@@ -226,8 +249,13 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
     this.useBias = this.spec.useBias;
     this.activation = this.spec.activation;
     this.activityRegularizer = this.spec.activityRegularizer;
-    this.magnitudeInit = magnitudeInitializer == null ? null : resolveInitializer(who, magnitudeInitializer);
+    this.magnitudeInit = read.magnitudeInit;
     this.inputSpec = [new tfl.InputSpec({ ndim: rank + 2 })];
+  }
+
+  /** Its one magnitude / direction pair; none until it is built. */
+  parts(): DecomposedPart[] {
+    return singlePart(this);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -284,29 +312,6 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
     this.built = true;
   }
 
-  /**
-   * `[direction, magnitude, bias]`, the order of `getWeights()` and `setWeights()`, also when some
-   * are frozen (`layer.magnitude.trainable = false`), where tfjs would list the trainable ones first.
-   */
-  override get weights(): tfl.LayerVariable[] {
-    return decomposedWeights(this);
-  }
-
-  /**
-   * Sets the weights: this layer's `[direction, magnitude, bias]`, or the plain layer's
-   * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
-   * direction and its exact magnitude the magnitude. Any other list is an error naming both.
-   */
-  override setWeights(weights: tf.Tensor[]): void {
-    setDecomposedWeights(this, weights, (w) => super.setWeights(w));
-  }
-
-  /** Also frees the outputs the weights' constraints still hold (tfjs's write keeps none). */
-  protected override disposeWeights(): number {
-    releaseConstraintOutputs(this.weights);
-    return super.disposeWeights();
-  }
-
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
     const shape = exactlyOneShape(inputShape);
     const channels = shape[this.rank + 1];
@@ -333,10 +338,7 @@ export abstract class DecomposedConv extends tfl.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
-    if (!this.zeroChecked) {
-      this.zeroChecked = true;
-      warnIfZeroKernel(this);
-    }
+    this.checkZeroKernelOnce();
     return tf.tidy(() => {
       this.invokeCallHook(inputs, kwargs);
       const input = exactlyOne(inputs);

@@ -13,11 +13,9 @@ import {
   exactlyOne,
   exactlyOneShape,
   fusedActivation,
-  warnIfZeroKernel,
+  type DecomposedPart,
+  singlePart,
   createDecomposedWeights,
-  decomposedWeights,
-  setDecomposedWeights,
-  releaseConstraintOutputs,
   setInitialWeights,
   type Initializer,
   type InitializerSpec,
@@ -25,6 +23,7 @@ import {
   resolveInitializer,
   decomposedConfig,
 } from './common.js';
+import { DecomposedBase } from './decomposed-base.js';
 import { checkLayerArgs } from './options.js';
 
 /**
@@ -59,7 +58,7 @@ export interface DecomposedDenseArgs extends DenseLayerArgs {
  * for an input whose last dimension is unknown, or a `magnitudeInitializer` that cannot fill the
  * magnitude's shape (`'identity'` on a rank-1 magnitude).
  */
-export class DecomposedDense extends tfl.layers.Layer {
+export class DecomposedDense extends DecomposedBase {
   /** Serialisation name (`tf.serialization.registerClass`). */
   static className = 'DecomposedDense';
 
@@ -83,8 +82,6 @@ export class DecomposedDense extends tfl.layers.Layer {
   private readonly spec: tfl.layers.Layer & Record<string, any>;
   private readonly activation: ActivationFn;
   private readonly magnitudeInit: { initializer: Initializer; config: unknown } | null;
-  // Whether the first call has looked for an all-zero kernel (see warnIfZeroKernel).
-  private zeroChecked = false;
 
   /** A Dense layer written as magnitude x unit direction; `args` are Dense's plus `granularity`, `epsilon` and `magnitudeInitializer`. */
   constructor(args: DecomposedDenseArgs) {
@@ -112,6 +109,11 @@ export class DecomposedDense extends tfl.layers.Layer {
       magnitudeInitializer == null ? null : resolveInitializer('DecomposedDense', magnitudeInitializer);
     this.supportsMasking = true;
     this.inputSpec = [new tfl.InputSpec({ minNDim: 2 })];
+  }
+
+  /** Its one magnitude / direction pair; none until it is built. */
+  parts(): DecomposedPart[] {
+    return singlePart(this);
   }
 
   override build(inputShape: tfl.Shape | tfl.Shape[]): void {
@@ -145,29 +147,6 @@ export class DecomposedDense extends tfl.layers.Layer {
     this.built = true;
   }
 
-  /**
-   * `[direction, magnitude, bias]`, the order of `getWeights()` and `setWeights()`, also when some
-   * are frozen (`layer.magnitude.trainable = false`), where tfjs would list the trainable ones first.
-   */
-  override get weights(): tfl.LayerVariable[] {
-    return decomposedWeights(this);
-  }
-
-  /**
-   * Sets the weights: this layer's `[direction, magnitude, bias]`, or the plain layer's
-   * `[kernel, bias]` (`getWeights()` of the layer it replaces), whose kernel becomes the
-   * direction and its exact magnitude the magnitude. Any other list is an error naming both.
-   */
-  override setWeights(weights: tf.Tensor[]): void {
-    setDecomposedWeights(this, weights, (w) => super.setWeights(w));
-  }
-
-  /** Also frees the outputs the weights' constraints still hold (tfjs's write keeps none). */
-  protected override disposeWeights(): number {
-    releaseConstraintOutputs(this.weights);
-    return super.disposeWeights();
-  }
-
   override computeOutputShape(inputShape: tfl.Shape | tfl.Shape[]): tfl.Shape {
     const shape = exactlyOneShape(inputShape).slice();
     shape[shape.length - 1] = this.units;
@@ -188,10 +167,7 @@ export class DecomposedDense extends tfl.layers.Layer {
   }
 
   override call(inputs: tf.Tensor | tf.Tensor[], kwargs: Record<string, any>): tf.Tensor {
-    if (!this.zeroChecked) {
-      this.zeroChecked = true;
-      warnIfZeroKernel(this);
-    }
+    this.checkZeroKernelOnce();
     return tf.tidy(() => {
       this.invokeCallHook(inputs, kwargs);
       const input = exactlyOne(inputs);

@@ -22,7 +22,7 @@ export type DecomposedDepthwiseConv2DArgs = DecomposedDepthwiseConvArgs;
  * `tf.layers.depthwiseConv2d` computes with the effective kernel: strides, padding, bias and
  * activation. `depthwiseInitializer` initialises the direction, `depthwiseRegularizer` and
  * `depthwiseConstraint` act on the effective kernel (as `kernel*` do on the other decomposed
- * convolutions). SeparableConv2D is not decomposed.
+ * convolutions). A SeparableConv2D is {@link DecomposedSeparableConv2D}'s.
  *
  * The constructor throws for an options object that is missing or holds an unknown key (naming
  * the key it likely misspells; `kernelInitializer`, `kernelConstraint` and `kernelRegularizer`,

@@ -1,14 +1,16 @@
-// @normprune/layers: Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D written as
-// magnitude x unit direction. Importing this module registers DecomposedDense, DecomposedConv1D,
-// DecomposedConv2D, DecomposedConv2DTranspose and DecomposedDepthwiseConv2D with tf.serialization,
-// so tfl.loadLayersModel can read models that use them.
+// @normprune/layers: Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D
+// written as magnitude x unit direction. Importing this module registers DecomposedDense,
+// DecomposedConv1D, DecomposedConv2D, DecomposedConv2DTranspose, DecomposedDepthwiseConv2D and
+// DecomposedSeparableConv2D with tf.serialization, so tfl.loadLayersModel can read models that use them.
 export type {
   ConvGranularity,
   ConvKind,
   ConvLayerArgs,
   DenseGranularity,
+  DecomposedPart,
   DenseLayerArgs,
   DepthwiseConvLayerArgs,
+  SeparableConvLayerArgs,
   Granularity,
   InitializerSpec,
 } from './common.js';
@@ -36,6 +38,11 @@ export {
   decomposedDepthwiseConv2d,
   type DecomposedDepthwiseConv2DArgs,
 } from './decomposed-depthwise-conv2d.js';
+export {
+  DecomposedSeparableConv2D,
+  decomposedSeparableConv2d,
+  type DecomposedSeparableConv2DArgs,
+} from './decomposed-separable-conv2d.js';
 export {
   decompose,
   type DecomposedLayer,

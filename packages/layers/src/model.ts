@@ -3,6 +3,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import {
   type ConvGranularity,
   DEFAULT_EPSILON,
+  DECOMPOSED_KINDS,
   decomposedKind,
   type DecomposedKind,
   type DenseGranularity,
@@ -10,12 +11,14 @@ import {
   checkOneOf,
   describeValue,
   type Granularity,
+  effectivePartKernel,
   exactMagnitude,
 } from './common.js';
 import { DecomposedConv1D } from './decomposed-conv1d.js';
 import { DecomposedConv2D } from './decomposed-conv2d.js';
 import { DecomposedConv2DTranspose } from './decomposed-conv2d-transpose.js';
 import { DecomposedDepthwiseConv2D } from './decomposed-depthwise-conv2d.js';
+import { DecomposedSeparableConv2D } from './decomposed-separable-conv2d.js';
 import { DecomposedDense } from './decomposed-dense.js';
 import { firstNonFinite, NonFiniteWeightError, readFiniteWeight } from './errors.js';
 import { optionsProblem } from './options.js';
@@ -24,13 +27,13 @@ import { modelConfig } from './config.js';
 
 /** The keys of {@link DecomposeOptions} and of its `granularity`. */
 const DECOMPOSE_OPTIONS = ['granularity', 'include', 'epsilon'] as const;
-const GRANULARITY_KEYS = ['dense', 'conv1d', 'conv2d', 'conv2dTranspose', 'depthwiseConv2d'] as const;
+const GRANULARITY_KEYS = DECOMPOSED_KINDS;
 
 /** Options of {@link decompose}. */
 export interface DecomposeOptions {
   /**
    * Granularity of the new layers. Default: `{ dense: 'output', conv1d: 'kernel', conv2d: 'kernel',
-   * conv2dTranspose: 'kernel', depthwiseConv2d: 'kernel' }`.
+   * conv2dTranspose: 'kernel', depthwiseConv2d: 'kernel', separableConv2d: 'kernel' }`.
    */
   granularity?: {
     /** Granularity of the new DecomposedDense layers. Default `'output'`. */
@@ -43,9 +46,15 @@ export interface DecomposeOptions {
     conv2dTranspose?: ConvGranularity;
     /** Granularity of the new DecomposedDepthwiseConv2D layers. Default `'kernel'` (`'filter'`: one per input channel). */
     depthwiseConv2d?: ConvGranularity;
+    /**
+     * Granularity of the new DecomposedSeparableConv2D layers, for both their kernels. Default
+     * `'kernel'` (`'filter'`: one per input channel of the depthwise kernel, one per output filter
+     * of the pointwise one).
+     */
+    separableConv2d?: ConvGranularity;
   };
   /**
-   * Which Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D layers to decompose: their
+   * Which Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D / SeparableConv2D layers to decompose: their
    * names, or a predicate. Default: all of them.
    */
   include?: string[] | ((layer: tfl.layers.Layer) => boolean);
@@ -57,14 +66,15 @@ type LayerEntry = { className: string; name?: string; config: tf.serialization.C
 
 /**
  * A decomposed layer: a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D},
- * {@link DecomposedConv2DTranspose} or {@link DecomposedDepthwiseConv2D}.
+ * {@link DecomposedConv2DTranspose}, {@link DecomposedDepthwiseConv2D} or {@link DecomposedSeparableConv2D}.
  */
 export type DecomposedLayer =
   | DecomposedDense
   | DecomposedConv1D
   | DecomposedConv2D
   | DecomposedConv2DTranspose
-  | DecomposedDepthwiseConv2D;
+  | DecomposedDepthwiseConv2D
+  | DecomposedSeparableConv2D;
 
 /** For each plain class decompose() replaces: its decomposed class and kind. */
 const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> = {
@@ -73,6 +83,7 @@ const DECOMPOSABLE: Record<string, { className: string; kind: DecomposedKind }> 
   Conv2D: { className: DecomposedConv2D.className, kind: 'conv2d' },
   Conv2DTranspose: { className: DecomposedConv2DTranspose.className, kind: 'conv2dTranspose' },
   DepthwiseConv2D: { className: DecomposedDepthwiseConv2D.className, kind: 'depthwiseConv2d' },
+  SeparableConv2D: { className: DecomposedSeparableConv2D.className, kind: 'separableConv2d' },
 };
 
 /** The plain class of each kind of decomposed layer (what fold() makes of it). */
@@ -82,6 +93,7 @@ const PLAIN_CLASS: Record<DecomposedKind, string> = {
   conv2d: 'Conv2D',
   conv2dTranspose: 'Conv2DTranspose',
   depthwiseConv2d: 'DepthwiseConv2D',
+  separableConv2d: 'SeparableConv2D',
 };
 
 const isDecomposable = (layer: tfl.layers.Layer): boolean =>
@@ -89,7 +101,7 @@ const isDecomposable = (layer: tfl.layers.Layer): boolean =>
 
 /**
  * Whether `layer` is a {@link DecomposedDense}, {@link DecomposedConv1D}, {@link DecomposedConv2D},
- * {@link DecomposedConv2DTranspose} or {@link DecomposedDepthwiseConv2D}, from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
+ * {@link DecomposedConv2DTranspose}, {@link DecomposedDepthwiseConv2D} or {@link DecomposedSeparableConv2D}, from this or any other copy of the package (ESM and CommonJS builds, two installs): it checks a
  * brand, not `instanceof`.
  */
 export function isDecomposed(layer: tfl.layers.Layer): layer is DecomposedLayer {
@@ -267,9 +279,9 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
 }
 
 /**
- * A new model in which every Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layer (or those `include`
+ * A new model in which every Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D layer (or those `include`
  * selects) is a {@link DecomposedDense} / {@link DecomposedConv1D} / {@link DecomposedConv2D} /
- * {@link DecomposedConv2DTranspose} / {@link DecomposedDepthwiseConv2D} with the
+ * {@link DecomposedConv2DTranspose} / {@link DecomposedDepthwiseConv2D} / {@link DecomposedSeparableConv2D} with the
  * same name and config, `direction = kernel` and, for each group of the
  * kernel, `magnitude = sqrt(||group||^2 + epsilon^2)` (0 for an all-zero
  * group): the effective kernel is then the original kernel, and the outputs
@@ -281,7 +293,7 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
  * Throws, naming the function, for a `model` that is not a LayersModel, a
  * `granularity` that is not an object or names an unknown granularity, an
  * `include` that is neither a list of names nor a predicate, an `include`
- * name that is not a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of the model, a selected
+ * name that is not a Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D layer of the model, a selected
  * convolution with `dataFormat: 'channelsFirst'`, a selected Conv1D with `padding: 'causal'`
  * (tfjs 4.22 cannot apply it), a selected DepthwiseConv2D with a dilationRate other than 1 (tfjs
  * 4.22 ignores it), and a selected layer holding a
@@ -289,7 +301,7 @@ export function keepModelState(from: tfl.LayersModel, to: tfl.LayersModel): void
  *
  * Warns (`console.warn`) about a selected layer whose every group is zero (it
  * could not train), and about wrapper layers (`TimeDistributed`,
- * `Bidirectional`) holding a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D: those stay plain, since only the
+ * `Bidirectional`) holding a Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D: those stay plain, since only the
  * model's own layers and those of nested models are replaced, unless `include`
  * leaves them out (a list of names always does; a predicate does when it
  * returns false for the wrapped layer).
@@ -336,6 +348,11 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       options.granularity?.depthwiseConv2d ?? 'kernel',
       ['kernel', 'filter'] as const,
     ),
+    separableConv2d: checkOneOf(
+      'decompose: granularity.separableConv2d',
+      options.granularity?.separableConv2d ?? 'kernel',
+      ['kernel', 'filter'] as const,
+    ),
   };
   const epsilon = checkEpsilon('decompose:', options.epsilon ?? DEFAULT_EPSILON);
   const include = options.include;
@@ -367,7 +384,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
       for (const layer of layers) {
         if (!isDecomposable(layer)) {
           throw new Error(
-            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers can be decomposed`,
+            `decompose: include names layer '${name}', a ${layer.getClassName()}; only Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D layers can be decomposed`,
           );
         }
         included.add(layer);
@@ -421,29 +438,35 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     },
     (oldLayer, newLayer) => {
       if (!isDecomposed(newLayer) || isDecomposed(oldLayer)) return null;
-      const [kernel, ...rest] = oldLayer.getWeights();
-      const magnitudeShape = newLayer.magnitude!.shape as number[];
+      // The plain layer's kernels (a SeparableConv2D's depthwise and pointwise ones), then its bias.
+      const plain = oldLayer.getWeights();
+      const parts = newLayer.parts();
       return [
-        kernel.clone(),
-        exactMagnitude(kernel, newLayer.normAxes, magnitudeShape, newLayer.epsilon),
-        ...rest.map((t) => t.clone()),
+        ...parts.flatMap((p, i) => [
+          plain[i].clone(),
+          exactMagnitude(plain[i], p.normAxes, p.magnitude.shape as number[], newLayer.epsilon),
+        ]),
+        ...plain.slice(parts.length).map((t) => t.clone()),
       ];
     },
   );
   for (const { path, layer } of layerPaths(decomposed)) {
     if (!chosen.has(path) || !isDecomposed(layer)) continue;
-    const g = layer.magnitude!.read().dataSync();
+    const parts = layer.parts().map((p) => ({ p, g: p.magnitude.read().dataSync() }));
     // A group norm past sqrt(float32 max), about 1.8e19, overflows its sum of squares.
-    const bad = firstNonFinite(g, layer.magnitude!.shape as number[]);
-    if (bad) {
+    const overflow = parts
+      .map(({ p, g }) => ({ p, bad: firstNonFinite(g, p.magnitude.shape as number[]) }))
+      .find((b) => b.bad != null);
+    if (overflow) {
+      const { p, bad } = overflow;
       decomposed.dispose();
       throw new NonFiniteWeightError(
         {
           code: 'overflow',
           layer: path,
           className: layer.getClassName(),
-          weight: layer.magnitude!.originalName,
-          ...bad,
+          weight: p.magnitude.originalName,
+          ...bad!,
         },
         'decompose',
         'its magnitude would be infinite and its outputs NaN. The model has diverged; ' +
@@ -452,9 +475,11 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
     }
     // Every group zero (a zero-initialised kernel): a zero direction gets no gradient, so the layer
     // could never leave 0. A few zero groups are pruned ones, and stay zero by design.
-    if (g.length > 0 && g.every((v) => v === 0))
+    const zero = parts.find(({ g }) => g.length > 0 && g.every((v) => v === 0));
+    if (zero)
       console.warn(
-        `decompose: every group of layer '${path}' is zero (a zero-initialised kernel?): a decomposed ` +
+        `decompose: every group of layer '${path}'${zero.p.name == null ? '' : ` (of its ${zero.p.name} kernel)`} ` +
+          'is zero (a zero-initialised kernel?): a decomposed ' +
           'layer cannot grow a zero group back (its direction gets no gradient), so this layer will not ' +
           'train. Initialise its kernel randomly (e.g. glorotUniform) before decompose, or leave it out with include',
       );
@@ -465,7 +490,9 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   const dilated = layerPaths(decomposed).filter(
     ({ path, layer }) =>
       chosen.has(path) &&
-      (layer instanceof DecomposedConv1D || layer instanceof DecomposedConv2D) &&
+      (layer instanceof DecomposedConv1D ||
+        layer instanceof DecomposedConv2D ||
+        layer instanceof DecomposedSeparableConv2D) &&
       layer.dilationRate.some((d) => d > 1),
   );
   if (dilated.length > 0)
@@ -483,7 +510,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
         'covers the same span), or leave it out with include and freeze it (trainable = false; tfjs cannot train a ' +
         'plain dilated layer either, nor any layer before it)',
     );
-  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D themselves: whatever they hold
+  // Wrappers (TimeDistributed, Bidirectional) are not Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D / SeparableConv2D themselves: whatever they hold
   // stays plain, and magnitudes() would list nothing for it. Say so, unless include left it out.
   const plain = wrappedLayers(model).filter(
     (w) => include == null || (typeof include === 'function' && include(w.inner)),
@@ -491,17 +518,17 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
   if (plain.length > 0)
     console.warn(
       `decompose: ${plain.length === 1 ? 'a wrapper layer holds' : `${plain.length} wrapper layers hold`} a ` +
-        `Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D that stays plain: ${plain
+        `Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D that stays plain: ${plain
           .map((w) => `'${w.path}' (${w.chain} of ${w.inner.getClassName()} '${w.inner.name}')`)
           .join(
             ', ',
-          )}. decompose() replaces only the Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers of the model and of its nested ` +
+          )}. decompose() replaces only the Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D layers of the model and of its nested ` +
         `models, not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not ` +
         `prune it. ${plain.some((w) => w.inner.getClassName() === 'Dense') ? `${DENSE_HINT}. ` : ''}` +
         `Leave it out with include to silence this warning`,
     );
   // A layer decomposed already is kept as it is: the granularity asked for here applies to plain
-  // Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D layers only. Said where it differs, unless include chose the layers (the
+  // Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D / SeparableConv2D layers only. Said where it differs, unless include chose the layers (the
   // two-call idiom, one granularity per call, leaves the other call's layers out on purpose).
   if (include == null) {
     const kept = layerPaths(model).filter(({ layer }) => {
@@ -518,7 +545,7 @@ export function decompose(model: tfl.LayersModel, options: DecomposeOptions = {}
               `not '${granularityOf[decomposedKind(layer)!]}'`,
           )
           .join(', ')}: ${kept.length === 1 ? 'it is' : 'they are'} decomposed already, and decompose() ` +
-          'replaces only plain Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers. To decompose a layer anew at another granularity, ' +
+          'replaces only plain Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D layers. To decompose a layer anew at another granularity, ' +
           'fold() the model first (decompose(fold(model), { granularity }))',
       );
   }
@@ -553,13 +580,13 @@ interface WrappedLayer {
   path: string;
   /** The wrappers' classes, outermost first (`TimeDistributed`, `TimeDistributed of TimeDistributed`). */
   chain: string;
-  /** The Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D inside. */
+  /** The Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D inside. */
   inner: tfl.layers.Layer;
 }
 
 /**
  * The wrapper layers of `model` (nested models included) that hold a plain
- * Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D (a decomposed layer when `decomposed`), however deeply
+ * Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D (a decomposed layer when `decomposed`), however deeply
  * wrapped: a wrapper keeps the layer it wraps in `layer` (tfjs-layers'
  * `Wrapper`: `TimeDistributed`, `Bidirectional`).
  */
@@ -582,7 +609,7 @@ function wrappedLayers(model: tfl.LayersModel, decomposed = false): WrappedLayer
 
 /**
  * The inverse of {@link decompose}: a new model in which every decomposed
- * layer is a plain Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D with the same name, config and outputs,
+ * layer is a plain Dense / Conv1D / Conv2D / Conv2DTranspose / DepthwiseConv2D / SeparableConv2D with the same name, config and outputs,
  * holding the effective kernel `magnitude * direction / sqrt(||direction||^2 + epsilon^2)`
  * ({@link effectiveKernel}).
  * The result contains no normprune class, so plain TensorFlow.js loads it
@@ -606,8 +633,9 @@ export function fold(model: tfl.LayersModel): tfl.LayersModel {
     },
     (oldLayer) => {
       if (!isDecomposed(oldLayer)) return null;
-      const kernel = oldLayer.effectiveKernel();
-      return oldLayer.bias == null ? [kernel] : [kernel, oldLayer.bias.read().clone()];
+      // Each part's kernel (a SeparableConv2D's depthwise and pointwise ones), then the bias.
+      const kernels = oldLayer.parts().map((p) => effectivePartKernel(p, oldLayer.epsilon));
+      return oldLayer.bias == null ? kernels : [...kernels, oldLayer.bias.read().clone()];
     },
   );
 }
@@ -632,6 +660,11 @@ export function effectiveKernel(layer: DecomposedLayer): tf.Tensor {
       `effectiveKernel: expected a DecomposedDense, DecomposedConv1D, DecomposedConv2D, DecomposedConv2DTranspose or DecomposedDepthwiseConv2D layer, got ${describeValue(layer)}` +
         ' (a plain layer applies its own kernel: layer.getWeights()[0])',
     );
+  if (layer instanceof DecomposedSeparableConv2D || !('effectiveKernel' in layer))
+    throw new Error(
+      `effectiveKernel: layer '${layer.name}' is a ${layer.getClassName()}, which applies two kernels: ` +
+        'layer.effectiveKernels() gives both, [depthwise, pointwise]',
+    );
   return layer.effectiveKernel();
 }
 
@@ -643,9 +676,16 @@ export interface MagnitudeInfo {
    * Its name. Where layers of different nested models share a name, each goes
    * by its path instead (`blockA/fc`, `blockB/fc`, the nested models' names
    * first), so that keep counts, layer multipliers and sparsity reports keep
-   * them apart.
+   * them apart. The two magnitudes of a {@link DecomposedSeparableConv2D} are two entries,
+   * `<name>:depthwise` and `<name>:pointwise` (`:` is in no tfjs layer name).
    */
   layerName: string;
+  /**
+   * Which kernel of a {@link DecomposedSeparableConv2D} the entry is: its `'depthwise'` one (laid
+   * out as a {@link DecomposedDepthwiseConv2D}'s) or its `'pointwise'` one (a 1x1
+   * {@link DecomposedConv2D}'s). Absent for the other layers, which have one magnitude.
+   */
+  part?: 'depthwise' | 'pointwise';
   /** Which weights share one magnitude. */
   granularity: Granularity;
   /** The variable the optimiser updates (`LayerVariable.read()`). */
@@ -795,7 +835,8 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
   for (const { path: fullPath, layer } of paths) {
     if (!isDecomposed(layer)) continue;
     const path = count.get(layer.name)! > 1 ? fullPath : layer.name;
-    if (layer.direction == null || layer.magnitude == null) {
+    const parts = layer.parts();
+    if (parts.length === 0) {
       throw new Error(`magnitudes: layer '${path}' is not built yet`);
     }
     // A layer the model's graph does not reach (no outputs yet) counts its first call.
@@ -809,28 +850,31 @@ export function magnitudes(model: tfl.LayersModel): MagnitudeInfo[] {
           return shape == null ? NaN : product(shape.slice(from, to));
         }),
       );
-    const direction = layer.direction.read() as tf.Variable;
-    const magnitude = layer.magnitude.read() as tf.Variable;
-    // The direction entries of one group: the product of the axes its norm reduces.
-    const paramsPerGroup = layer.normAxes.reduce((p, a) => p * direction.shape[a], 1);
     // Per call: one group's weights at each position, of the input for a Dense (1 for a flat
     // one) and a transposed convolution (each input position scatters the whole kernel, as
-    // surgery's analyze counts it), of the output for a convolution (its spatial axes).
-    const byInput = isDecomposedDense(layer) || layer.transposed;
-    const macsPerGroup =
-      paramsPerGroup * (byInput ? positions('inputShapes', 1, -1) : positions('outputShapes', 1, -1));
-    out.push({
-      layer,
-      layerName: path,
-      granularity: layer.granularity,
-      magnitude,
-      direction,
-      normAxes: layer.normAxes.slice(),
-      epsilon: layer.epsilon,
-      groups: magnitude.size,
-      paramsPerGroup,
-      macsPerGroup,
-    });
+    // surgery's analyze counts it), of the output for a convolution (its spatial axes; both
+    // kernels of a separable one, the pointwise convolution keeping the depthwise one's).
+    const byInput = isDecomposedDense(layer) || ('transposed' in layer && layer.transposed);
+    const perGroup = byInput ? positions('inputShapes', 1, -1) : positions('outputShapes', 1, -1);
+    for (const part of parts) {
+      const direction = part.direction.read() as tf.Variable;
+      const magnitude = part.magnitude.read() as tf.Variable;
+      // The direction entries of one group: the product of the axes its norm reduces.
+      const paramsPerGroup = part.normAxes.reduce((p, a) => p * direction.shape[a], 1);
+      out.push({
+        layer,
+        layerName: part.name == null ? path : `${path}:${part.name}`,
+        ...(part.name == null ? {} : { part: part.name }),
+        granularity: layer.granularity,
+        magnitude,
+        direction,
+        normAxes: part.normAxes.slice(),
+        epsilon: layer.epsilon,
+        groups: magnitude.size,
+        paramsPerGroup,
+        macsPerGroup: paramsPerGroup * perGroup,
+      });
+    }
   }
   return out;
 }

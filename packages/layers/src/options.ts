@@ -8,6 +8,7 @@ import {
   type ConvLayerArgs,
   type DenseLayerArgs,
   type DepthwiseConvLayerArgs,
+  type SeparableConvLayerArgs,
   describeValue as describe,
 } from './common.js';
 
@@ -175,6 +176,19 @@ const DEPTHWISE_LAYER_ARGS: Record<
   depthwiseRegularizer: true,
 };
 
+// tfjs's SeparableConv2D refuses kernelInitializer, kernelConstraint and kernelRegularizer (its
+// kernels take depthwise* and pointwise*); a decomposed one names them among the unknown keys.
+const SEPARABLE_LAYER_ARGS: Record<
+  Exclude<keyof SeparableConvLayerArgs, 'kernelInitializer' | 'kernelConstraint' | 'kernelRegularizer'>,
+  true
+> = {
+  ...DEPTHWISE_LAYER_ARGS,
+  filters: true,
+  pointwiseInitializer: true,
+  pointwiseConstraint: true,
+  pointwiseRegularizer: true,
+};
+
 /** The arguments of the plain layer each decomposed layer stands for, and the tfjs function that takes them. */
 const PLAIN_LAYER_ARGS = {
   dense: { factory: 'tf.layers.dense', keys: Object.keys(DENSE_LAYER_ARGS) },
@@ -183,6 +197,7 @@ const PLAIN_LAYER_ARGS = {
   // tfjs's Conv2DTranspose takes Conv2D's arguments (and leaves dilationRate out of its config).
   conv2dTranspose: { factory: 'tf.layers.conv2dTranspose', keys: Object.keys(CONV_LAYER_ARGS) },
   depthwiseConv2d: { factory: 'tf.layers.depthwiseConv2d', keys: Object.keys(DEPTHWISE_LAYER_ARGS) },
+  separableConv2d: { factory: 'tf.layers.separableConv2d', keys: Object.keys(SEPARABLE_LAYER_ARGS) },
 };
 
 /** An options object each kind of layer takes, for the message refusing a missing one. */
@@ -192,6 +207,7 @@ const EXAMPLE_ARGS: Record<keyof typeof PLAIN_LAYER_ARGS, string> = {
   conv2d: '{ filters: 8, kernelSize: 3 }',
   conv2dTranspose: '{ filters: 8, kernelSize: 3 }',
   depthwiseConv2d: '{ kernelSize: 3, depthMultiplier: 1 }',
+  separableConv2d: '{ filters: 8, kernelSize: 3 }',
 };
 
 /** The options a decomposed layer adds to the plain layer's arguments. */
@@ -215,12 +231,16 @@ export function checkLayerArgs(who: string, args: unknown, kind: keyof typeof PL
   const keys = [...DECOMPOSED_OPTIONS, ...plain];
   const unknown = Object.keys(args).filter((k) => !keys.includes(k) && k !== 'customObjects');
   if (unknown.length === 0) return;
-  const kernelOption = kind === 'depthwiseConv2d' && unknown.some((k) => /^kernel[A-Z]/.test(k));
+  const kernelOption =
+    (kind === 'depthwiseConv2d' || kind === 'separableConv2d') && unknown.some((k) => /^kernel[A-Z]/.test(k));
   throw new Error(
     `${who}: ${unknownOptionsMessage(unknown, keys, `${quoteKeys(DECOMPOSED_OPTIONS)} and those of ${factory}: ${quoteKeys(plain)}`)}` +
-      (kernelOption
-        ? ' (a DepthwiseConv2D ignores kernelInitializer, kernelConstraint and kernelRegularizer: its kernel takes ' +
-          'depthwiseInitializer, depthwiseConstraint and depthwiseRegularizer)'
-        : ''),
+      (!kernelOption
+        ? ''
+        : kind === 'depthwiseConv2d'
+          ? ' (a DepthwiseConv2D ignores kernelInitializer, kernelConstraint and kernelRegularizer: its kernel takes ' +
+            'depthwiseInitializer, depthwiseConstraint and depthwiseRegularizer)'
+          : ' (a SeparableConv2D has no kernelInitializer, kernelConstraint or kernelRegularizer: its two kernels take ' +
+            'depthwise* and pointwise* ones)'),
   );
 }

@@ -2,6 +2,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import '@tensorflow/tfjs-backend-cpu';
+import { expectNoLeak } from '../../../tools/testing/leaks.js';
 
 export async function useCpu(): Promise<void> {
   await tf.setBackend('cpu');
@@ -124,9 +125,8 @@ export function numericGrad(f: () => number, v: tf.Variable, indices: number[], 
 }
 
 interface Decomposable {
-  direction: { read(): tf.Tensor; shape: (number | null)[] } | null;
-  magnitude: { read(): tf.Tensor; shape: (number | null)[] } | null;
-  bias: { read(): tf.Tensor; shape: (number | null)[] } | null;
+  /** Its weights, `[direction, magnitude, bias]` (a separable layer's two pairs, then its bias). */
+  readonly weights: readonly { read(): tf.Tensor }[];
   apply(x: tf.Tensor): unknown;
 }
 
@@ -138,8 +138,7 @@ interface Decomposable {
  * tolerance whatever the weights.
  */
 export function gradientErrors(layer: Decomposable, x: tf.Tensor, seed: number): number[] {
-  const weights = [layer.direction, layer.magnitude, layer.bias].filter((w) => w != null);
-  const vars = weights.map((w) => w.read() as tf.Variable);
+  const vars = layer.weights.map((w) => w.read() as tf.Variable);
   vars.forEach((v, i) => tf.tidy(() => v.assign(randn(v.shape, seed + i))));
   const input = tf.variable(x);
   vars.push(input);
@@ -289,4 +288,28 @@ export function mobile(): tfl.LayersModel {
       }),
     ],
   });
+}
+
+/**
+ * Trains `m` towards `ys` with an Adam loop (`minimize`) and with `fit`, and expects neither to
+ * leave a tensor behind once the optimisers' slots exist. Disposes what it makes, not `m`.
+ */
+export async function expectTrainingLeavesNothing(
+  m: tfl.LayersModel,
+  xs: tf.Tensor,
+  ys: tf.Tensor,
+): Promise<void> {
+  const opt = tf.train.adam(0.01);
+  const step = () =>
+    opt.minimize(() => tf.losses.meanSquaredError(ys, m.apply(xs) as tf.Tensor) as tf.Scalar);
+  step(); // the optimiser's slots
+  await expectNoLeak(() => {
+    for (let i = 0; i < 3; i++) step();
+  });
+  m.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
+  await m.fit(xs, ys, { epochs: 1, verbose: 0 });
+  await expectNoLeak(async () => {
+    await m.fit(xs, ys, { epochs: 2, verbose: 0 });
+  });
+  opt.dispose();
 }

@@ -300,7 +300,7 @@ describe('decompose and fold', () => {
     ).toBe(1e-4);
     expect(() => decompose(model, { include: ['nope'] })).toThrow(/'nope'/);
     expect(() => decompose(model, { include: [model.layers[1].name] })).toThrow(
-      /MaxPooling2D.*only Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D/,
+      /MaxPooling2D.*only Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D/,
     );
     const x = randn([2, 12, 12, 1], 4);
     expectSameOutputs(model, byName, x);
@@ -519,8 +519,8 @@ describe('decompose and fold', () => {
       expect(magnitudes(d)).toEqual([]);
       expect(warn).toHaveBeenCalledTimes(1);
       expect(warn.mock.calls[0][0]).toBe(
-        "decompose: a wrapper layer holds a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D that stays plain: 'td' (TimeDistributed of Dense " +
-          "'inner'). decompose() replaces only the Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers of the model and of its nested models, " +
+        "decompose: a wrapper layer holds a Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D that stays plain: 'td' (TimeDistributed of Dense " +
+          "'inner'). decompose() replaces only the Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D layers of the model and of its nested models, " +
           'not a layer inside a wrapper, so magnitudes() does not list it and the proximal optimisers do not prune ' +
           'it. A TimeDistributed(Dense) computes what a Dense applied to the same input does (a Dense acts on the ' +
           'last axis of any rank), so build the model with the Dense itself to decompose it. Leave it out with ' +
@@ -572,7 +572,7 @@ describe('decompose and fold', () => {
       const text = warn.mock.calls[0][0] as string;
       expect(text).toMatch(
         new RegExp(
-          "^decompose: 3 wrapper layers hold a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D that stays plain: 'block/td' \\(TimeDistributed " +
+          "^decompose: 3 wrapper layers hold a Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D that stays plain: 'block/td' \\(TimeDistributed " +
             "of Dense 'blockDense'\\), 'tdc' \\(TimeDistributed of Conv2D 'cv'\\), 'tdtd' \\(TimeDistributed of " +
             "TimeDistributed of Dense 'deep'\\)\\. ",
         ),
@@ -630,7 +630,7 @@ describe('decompose and fold', () => {
       decompose(model, { include: (l) => l.name !== 'fc' }).dispose();
       expect(warn).toHaveBeenCalledTimes(1);
       expect(warn.mock.calls[0][0]).toMatch(
-        /^decompose: a wrapper layer holds a Dense, Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D that stays plain: 'td'/,
+        /^decompose: a wrapper layer holds a Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D or SeparableConv2D that stays plain: 'td'/,
       );
       expect(() => decompose(model, { include: ['inner'] })).toThrow(
         "decompose: include names layer 'inner', which is inside the TimeDistributed layer 'td'; decompose() does not " +

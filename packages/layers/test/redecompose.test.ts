@@ -33,7 +33,7 @@ it('warns, naming each layer that keeps another granularity than the one asked f
   expect(warn).toHaveBeenCalledTimes(1);
   expect(warn.mock.calls[0][0]).toBe(
     "decompose: 'fc' (DecomposedDense) keeps its granularity 'output', not 'input': it is decomposed already, " +
-      'and decompose() replaces only plain Dense, Conv1D, Conv2D, Conv2DTranspose and DepthwiseConv2D layers. To decompose a layer anew at another ' +
+      'and decompose() replaces only plain Dense, Conv1D, Conv2D, Conv2DTranspose, DepthwiseConv2D and SeparableConv2D layers. To decompose a layer anew at another ' +
       'granularity, fold() the model first (decompose(fold(model), { granularity }))',
   );
   // As the warning says: fold first.
