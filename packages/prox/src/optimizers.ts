@@ -876,20 +876,27 @@ function singleWeightLayer(m: MagnitudeInfo): string {
   let what: string;
   if (m.granularity === 'kernel' || m.granularity === 'filter') {
     // [...kernelSize, cin, cout] (a Conv2DTranspose's [kh, kw, cout, cin], a DepthwiseConv2D's
-    // [kh, kw, cin, depthMultiplier], whose filters are its input channels): a single-weight group
-    // makes its own axes 1.
+    // [kh, kw, cin, depthMultiplier], whose filters are its input channels; a SeparableConv2D's
+    // depthwise kernel as a DepthwiseConv2D's, its pointwise one as a 1x1 Conv2D's): a
+    // single-weight group makes its own axes 1.
     const transposed = 'transposed' in m.layer && m.layer.transposed;
-    const depthwise = 'depthwise' in m.layer && m.layer.depthwise;
+    const depthwise = m.part === 'depthwise' || ('depthwise' in m.layer && m.layer.depthwise);
     const filterAxis = transposed || depthwise ? d.length - 2 : d.length - 1;
     const cin = transposed ? d[d.length - 1] : d[d.length - 2];
     other = { granularity: 'filter', size: d.reduce((a, b, axis) => (axis === filterAxis ? a : a * b), 1) };
-    what = depthwise
-      ? 'DepthwiseConv2D with 1x1 kernels' + (d[d.length - 1] === 1 ? ' and depthMultiplier 1' : '')
-      : (transposed
-          ? 'Conv2DTranspose with 1x1 kernels'
-          : d.length === 3
-            ? 'Conv1D with kernels of size 1'
-            : 'Conv2D with 1x1 kernels') + (cin === 1 ? ' on one input channel' : '');
+    const multiplierOne = d[d.length - 1] === 1 ? ' and depthMultiplier 1' : '';
+    what =
+      m.part === 'pointwise'
+        ? "SeparableConv2D's pointwise kernel (1x1)" + (cin === 1 ? ' on one channel' : '')
+        : m.part === 'depthwise'
+          ? "SeparableConv2D's depthwise kernel of 1x1 kernels" + multiplierOne
+          : depthwise
+            ? 'DepthwiseConv2D with 1x1 kernels' + multiplierOne
+            : (transposed
+                ? 'Conv2DTranspose with 1x1 kernels'
+                : d.length === 3
+                  ? 'Conv1D with kernels of size 1'
+                  : 'Conv2D with 1x1 kernels') + (cin === 1 ? ' on one input channel' : '');
   } else {
     // [in, units]
     other = {

@@ -282,7 +282,9 @@ export function keepLargestGroups(
 /**
  * Keeps at most `keep[name]` output filters of each named Conv1D, Conv2D or Conv2DTranspose layer of
  * granularity `'kernel'` alive (of a DepthwiseConv2D, input channels: the `depthMultiplier` kernels
- * of one input channel, its `'filter'` group, which surgery removes together): those whose kernels' magnitudes have the
+ * of one input channel, its `'filter'` group, which surgery removes together; of a SeparableConv2D,
+ * its two parts by their names in `magnitudes()`: `'sep:depthwise'` keeps input channels as a
+ * DepthwiseConv2D does, `'sep:pointwise'` output filters as a Conv2D does): those whose kernels' magnitudes have the
  * largest root sum of squares (on a freshly decomposed model, the filters'
  * weight norms). Every kernel of the other filters gets magnitude exactly 0,
  * so surgery removes those filters, and with them the next layer's inputs
@@ -310,9 +312,12 @@ export function keepLargestFilters(
   for (const m of targets) {
     // magnitude: [inChannels, filters] (a Conv2DTranspose's [filters, inChannels], its kernel's
     // order; a DepthwiseConv2D's [inChannels, depthMultiplier], whose filters are its input
-    // channels); a filter's norm is the norm of its kernels' magnitudes.
+    // channels, as a SeparableConv2D's depthwise part's; its pointwise part's is a Conv2D's); a
+    // filter's norm is the norm of its kernels' magnitudes.
     const filtersFirst =
-      ('transposed' in m.layer && m.layer.transposed) || ('depthwise' in m.layer && m.layer.depthwise);
+      m.part === 'depthwise' ||
+      ('transposed' in m.layer && m.layer.transposed) ||
+      ('depthwise' in m.layer && m.layer.depthwise);
     const kept = tf.tidy(() => {
       const filterNorms = tf.sqrt(tf.sum(tf.square(m.magnitude), filtersFirst ? 1 : 0));
       const mask = tf.cast(tf.notEqual(keepLargest(filterNorms, keep[m.layerName]), 0), m.magnitude.dtype);
