@@ -15,9 +15,13 @@ export interface GroupCount {
    * Dense layer gets both Dense kinds and every Conv2D (and DepthwiseConv2D) both Conv2D kinds,
    * whatever granularity it was trained with. Conv1D and Conv3D
    * get the same two kinds, with 1-D and 3-D kernels, and Conv2DTranspose them too (its filter
-   * `[:, :, o, :]`, its 2-D kernel `[:, :, o, i]`).
+   * `[:, :, o, :]`, its 2-D kernel `[:, :, o, i]`). A SeparableConv2D gets both kinds for each
+   * of its kernels, told apart by `part`: its depthwise kernel's as a DepthwiseConv2D's, its
+   * pointwise kernel's as a 1x1 Conv2D's (each 'kernel' group a single weight).
    */
   kind: 'output' | 'input' | 'filter' | 'kernel';
+  /** Which kernel of a SeparableConv2D the groups are in; absent for the other layers. */
+  part?: 'depthwise' | 'pointwise';
   /** Groups of this kind in the layer. */
   total: number;
   /** Groups whose weights are all zero (|w| <= threshold). */
@@ -186,15 +190,58 @@ export function layerCalls(
   });
 }
 
-function countAbove(values: Float32Array, threshold: number): number {
-  let n = 0;
-  for (let i = 0; i < values.length; i++) if (Math.abs(values[i]) > threshold) n++;
-  return n;
+/**
+ * The 2-D kernels of `kernel` (one per entry of its last two axes, `rows x cols`, each of `K`
+ * weights): its non-zero weights (|w| > threshold), the rows and columns all of whose kernels are
+ * zero, and the all-zero kernels.
+ */
+function kernelStats(
+  kernel: HostWeight,
+  threshold: number,
+): {
+  rows: number;
+  cols: number;
+  K: number;
+  nonzeros: number;
+  deadRows: number;
+  deadCols: number;
+  deadKernels: number;
+} {
+  const s = kernel.shape;
+  // The kernel's last two axes, in its own order: [cin, cout], or [cout, cin] when transposed.
+  const rows = s[s.length - 2];
+  const cols = s[s.length - 1];
+  const K = elementCount(s.slice(0, -2));
+  // Per 2-D kernel (row, col of the last two axes): does it hold a non-zero, and how many?
+  const cc = rows * cols;
+  const nzCount = new Int32Array(cc);
+  const kv = kernel.values;
+  for (let k = 0; k < K; k++) {
+    const base = k * cc;
+    for (let q = 0; q < cc; q++) if (Math.abs(kv[base + q]) > threshold) nzCount[q]++;
+  }
+  let kernelNonzeros = 0;
+  const rowLive = new Uint8Array(rows);
+  const colLive = new Uint8Array(cols);
+  let deadKernels = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c = 0; c < cols; c++) {
+      const n = nzCount[r * cols + c];
+      kernelNonzeros += n;
+      if (n) {
+        rowLive[r] = 1;
+        colLive[c] = 1;
+      } else deadKernels++;
+    }
+  }
+  const deadRows = rows - rowLive.reduce((a, b) => a + b, 0);
+  const deadCols = cols - colLive.reduce((a, b) => a + b, 0);
+  return { rows, cols, K, nonzeros: kernelNonzeros, deadRows, deadCols, deadKernels };
 }
 
 /**
- * Counts of one plain layer. Dense, Conv1D/2D/3D, Conv2DTranspose and DepthwiseConv2D get MACs
- * and groups; SeparableConv2D gets MACs. Any other layer with a kernel (recurrent
+ * Counts of one plain layer. Dense, Conv1D/2D/3D, Conv2DTranspose, DepthwiseConv2D and
+ * SeparableConv2D get MACs and groups. Any other layer with a kernel (recurrent
  * layers, wrappers) gets unknown (NaN) MACs: its weights do multiply-accumulate, and 0 would
  * be wrong.
  */
@@ -237,52 +284,43 @@ export function analyzeLayer(
       const positions = sumOver(calls, (c) => positionsOf(c.output()));
       const parts = ['depthwise_kernel', 'pointwise_kernel'].map((n) => weightNamed(ws, n)!);
       out.macs = parts.reduce((a, w) => a + w.values.length, 0) * positions;
-      out.nonzeroMacs = parts.reduce((a, w) => a + countAbove(w.values, threshold), 0) * positions;
+      // The groups magnitudes() counts for a DecomposedSeparableConv2D: its depthwise kernel's as a
+      // DepthwiseConv2D's (input channels, 2-D kernels), its pointwise kernel's as a 1x1 Conv2D's
+      // (output filters, single weights).
+      const [dw, pw] = parts.map((w) => kernelStats(w, threshold));
+      out.nonzeroMacs = (dw.nonzeros + pw.nonzeros) * positions;
+      out.groups = [
+        { kind: 'filter', part: 'depthwise', total: dw.rows, dead: dw.deadRows },
+        { kind: 'kernel', part: 'depthwise', total: dw.rows * dw.cols, dead: dw.deadKernels },
+        { kind: 'filter', part: 'pointwise', total: pw.cols, dead: pw.deadCols },
+        { kind: 'kernel', part: 'pointwise', total: pw.rows * pw.cols, dead: pw.deadKernels },
+      ];
+      out.zeroGroupParams = dw.K * dw.deadKernels + pw.K * pw.deadKernels;
     } else if (ws.some((w) => /kernel$/.test(w.name))) {
       out.macs = NaN;
       out.nonzeroMacs = NaN;
     }
     return out;
   }
-  const s = kernel.shape;
-  // The kernel's last two axes, in its own order: [cin, cout], or [cout, cin] when transposed.
-  const rows = s[s.length - 2];
-  const cols = s[s.length - 1];
+  const {
+    rows,
+    cols,
+    K,
+    nonzeros: kernelNonzeros,
+    deadRows: deadRowsOwn,
+    deadCols: deadColsOwn,
+    deadKernels,
+  } = kernelStats(kernel, threshold);
   const [cin, cout] = transposed ? [cols, rows] : [rows, cols];
-  const K = elementCount(s.slice(0, -2));
   // An unknown spatial size (an input of [null, null, 3]) leaves the MACs unknown: NaN, not 1 position.
   const positions = sumOver(calls, (c) => {
     if (!transposed) return positionsOf(c.output());
     const inShape = c.input();
     return inShape ? positionsOf(inShape) : NaN;
   });
-  // Per 2-D kernel (row, col of the last two axes): does it hold a non-zero, and how many?
-  const cc = rows * cols;
-  const nzCount = new Int32Array(cc);
-  const kv = kernel.values;
-  for (let k = 0; k < K; k++) {
-    const base = k * cc;
-    for (let q = 0; q < cc; q++) if (Math.abs(kv[base + q]) > threshold) nzCount[q]++;
-  }
-  let kernelNonzeros = 0;
-  const rowLive = new Uint8Array(rows);
-  const colLive = new Uint8Array(cols);
-  let deadKernels = 0;
-  for (let r = 0; r < rows; r++) {
-    for (let c = 0; c < cols; c++) {
-      const n = nzCount[r * cols + c];
-      kernelNonzeros += n;
-      if (n) {
-        rowLive[r] = 1;
-        colLive[c] = 1;
-      } else deadKernels++;
-    }
-  }
   out.nonzeros += kernelNonzeros;
   out.macs = K * cin * cout * positions;
   out.nonzeroMacs = kernelNonzeros * positions;
-  const deadRowsOwn = rows - rowLive.reduce((a, b) => a + b, 0);
-  const deadColsOwn = cols - colLive.reduce((a, b) => a + b, 0);
   // Dead units (outputs) and dead inputs, whichever axis holds them.
   const [deadRows, deadCols] = transposed ? [deadColsOwn, deadRowsOwn] : [deadRowsOwn, deadColsOwn];
   if (className === 'Dense') {
@@ -361,7 +399,9 @@ export function formatAnalysis(a: { layers: LayerAnalysis[]; total: Counts }): s
   ];
   for (const l of a.layers) {
     if (!l.params) continue;
-    const groups = l.groups.map((g) => `${g.kind}s ${g.total - g.dead}/${g.total}`).join(', ');
+    const groups = l.groups
+      .map((g) => `${g.part ? `${g.part} ` : ''}${g.kind}s ${g.total - g.dead}/${g.total}`)
+      .join(', ');
     rows.push([l.name, l.className, fmt(l.params), fmt(l.nonzeros), fmt(l.macs), fmt(l.nonzeroMacs), groups]);
   }
   const t = a.total;

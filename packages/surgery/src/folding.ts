@@ -95,7 +95,27 @@ function withCopy<T>(
 
 /** Runs `fn` on the plain form of `model` (folding it first if needed, disposing the folded copy after). */
 export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersModel) => T): T {
-  return withCopy(model, hasDecomposed(model) ? fold(model) : undefined, fn, (e) => ofDecomposed(model, e));
+  return withCopy(model, hasDecomposed(model) ? fold(model) : undefined, fn, (e) =>
+    withSeparableKey(model, ofDecomposed(model, e)),
+  );
+}
+
+/**
+ * `e`, or for a {@link DisconnectedModelError} whose dead layer is a DecomposedSeparableConv2D of
+ * `model`, the same error whose advice names it as `layerMultipliers` of @normprune/prox takes it:
+ * by its pointwise part (`'sep:pointwise'`), whose filters are the layer's units, as
+ * `magnitudes()` names its two parts.
+ */
+function withSeparableKey(model: tfl.LayersModel, e: unknown): unknown {
+  if (!(e instanceof DisconnectedModelError) || e.code !== 'dead') return e;
+  const key = /layerMultipliers: \{ '([^']+)': 0 \}/.exec(e.message)?.[1];
+  const at = layerPaths(model).find((p) => p.path === key || p.layer.name === key);
+  if (key == null || at?.layer.getClassName() !== 'DecomposedSeparableConv2D') return e;
+  const { code, layer, emptied, detail } = e;
+  return new DisconnectedModelError(
+    { code, layer, emptied, detail },
+    e.message.replace(`layerMultipliers: { '${key}': 0 }`, `layerMultipliers: { '${key}:pointwise': 0 }`),
+  );
 }
 
 /**
