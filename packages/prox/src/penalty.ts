@@ -279,6 +279,11 @@ export function keepLargestGroups(
   }
 }
 
+/** Whether `m` is a DecomposedDepthwiseConv2D's magnitude or a DecomposedSeparableConv2D's depthwise one: its filters are its input channels. */
+function isDepthwise(m: MagnitudeInfo): boolean {
+  return m.part === 'depthwise' || ('depthwise' in m.layer && m.layer.depthwise);
+}
+
 /**
  * Keeps at most `keep[name]` output filters of each named Conv1D, Conv2D or Conv2DTranspose layer of
  * granularity `'kernel'` alive (of a DepthwiseConv2D, input channels: the `depthMultiplier` kernels
@@ -292,8 +297,8 @@ export function keepLargestGroups(
  * selects kernels inside the kept filters only: norm-based pruning that keeps
  * as many filters as a given structure has, not the largest kernels wherever
  * they are. Of filters with equal norms the earlier is kept. A layer that is
- * not a `'kernel'` convolution (a `'filter'` layer's groups are its filters: use
- * `keepLargestGroups`), an unknown name or a NaN magnitude is an error, and
+ * not a `'kernel'` convolution (a `'filter'` layer's groups are its filters, a depthwise one's its
+ * input channels: use `keepLargestGroups`), an unknown name or a NaN magnitude is an error, and
  * nothing changes. Errors are typed as {@link keepLargestGroups}'s are; a
  * layer that is not a `'kernel'` convolution is a `TypeError`.
  */
@@ -305,7 +310,14 @@ export function keepLargestFilters(
   const targets = keepTargets(infos, keep, 'keepLargestFilters', (m) =>
     m.granularity !== 'kernel'
       ? `expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', got granularity '${m.granularity}'${
-          m.granularity === 'filter' ? ' (its groups are its filters: use keepLargestGroups)' : ''
+          m.granularity !== 'filter'
+            ? ''
+            : // A DepthwiseConv2D's 'filter' groups (and a SeparableConv2D's depthwise part's) are its
+              // input channels, what keepLargestFilters keeps of it; the others' are output filters.
+              isDepthwise(m)
+              ? ' (its groups are its input channels, each with its depthMultiplier kernels, which keepLargestFilters ' +
+                'keeps of a DepthwiseConv2D: use keepLargestGroups)'
+              : ' (its groups are its filters: use keepLargestGroups)'
         }`
       : undefined,
   );
@@ -314,10 +326,7 @@ export function keepLargestFilters(
     // order; a DepthwiseConv2D's [inChannels, depthMultiplier], whose filters are its input
     // channels, as a SeparableConv2D's depthwise part's; its pointwise part's is a Conv2D's); a
     // filter's norm is the norm of its kernels' magnitudes.
-    const filtersFirst =
-      m.part === 'depthwise' ||
-      ('transposed' in m.layer && m.layer.transposed) ||
-      ('depthwise' in m.layer && m.layer.depthwise);
+    const filtersFirst = isDepthwise(m) || ('transposed' in m.layer && m.layer.transposed);
     const kept = tf.tidy(() => {
       const filterNorms = tf.sqrt(tf.sum(tf.square(m.magnitude), filtersFirst ? 1 : 0));
       const mask = tf.cast(tf.notEqual(keepLargest(filterNorms, keep[m.layerName]), 0), m.magnitude.dtype);

@@ -40,6 +40,8 @@ interface Row {
     count: number;
     kept: boolean[];
   };
+  /** What keepLargestFilters' refusal of a 'filter' layer says its groups are. */
+  filterGroups: string;
   /** Layers of 1x1 kernels: granularity, more of its name, what the warning names, the plain layer. */
   warnings: [ConvGranularity, string, string, () => tfl.layers.Layer][];
 }
@@ -47,6 +49,7 @@ interface Row {
 const ROWS: Row[] = [
   {
     name: 'DecomposedConv2DTranspose',
+    filterGroups: 'its filters',
     key: 'conv2dTranspose',
     build: () =>
       tfl.sequential({
@@ -100,6 +103,8 @@ const ROWS: Row[] = [
   },
   {
     name: 'DecomposedDepthwiseConv2D',
+    filterGroups:
+      'its input channels, each with its depthMultiplier kernels, which keepLargestFilters keeps of a DepthwiseConv2D',
     key: 'depthwiseConv2d',
     // Two DepthwiseConv2D layers (multiplier 2, then 1) around a 1x1 Conv2D, left plain by decompose.
     build: () =>
@@ -203,7 +208,7 @@ describe.each(ROWS.map((row) => [row.name, row] as const))('%s layers', (name, r
     const before = info.magnitude.arraySync();
     expect(() => keepLargestFilters(model, { [layer]: row.keep.count })).toThrow(
       `keepLargestFilters: ${layer}: expected a Conv1D, Conv2D, Conv2DTranspose or DepthwiseConv2D layer of granularity 'kernel', ` +
-        "got granularity 'filter' (its groups are its filters: use keepLargestGroups)",
+        `got granularity 'filter' (its groups are ${row.filterGroups}: use keepLargestGroups)`,
     );
     expect(info.magnitude.arraySync()).toEqual(before);
     model.dispose();

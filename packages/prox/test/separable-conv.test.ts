@@ -142,5 +142,9 @@ it("keepLargestFilters refuses a 'filter' DecomposedSeparableConv2D's parts (the
   expect(() => keepLargestFilters(model, { 'sep1:pointwise': 2 })).toThrow(
     /keepLargestFilters: sep1:pointwise: .*got granularity 'filter' \(its groups are its filters: use keepLargestGroups\)/,
   );
+  // Its depthwise part's groups are input channels, as a DepthwiseConv2D's are.
+  expect(() => keepLargestFilters(model, { 'sep1:depthwise': 2 })).toThrow(
+    /keepLargestFilters: sep1:depthwise: .*got granularity 'filter' \(its groups are its input channels, each with its depthMultiplier kernels, which keepLargestFilters keeps of a DepthwiseConv2D: use keepLargestGroups\)/,
+  );
   model.dispose();
 });
