@@ -102,19 +102,39 @@ export function withFolded<T>(model: tfl.LayersModel, fn: (plain: tfl.LayersMode
 
 /**
  * `e`, or for a {@link DisconnectedModelError} whose dead layer is a DecomposedSeparableConv2D of
- * `model`, the same error whose advice names it as `layerMultipliers` of @normprune/prox takes it:
- * by its pointwise part (`'sep:pointwise'`), whose filters are the layer's units, as
- * `magnitudes()` names its two parts.
+ * `model`, the same error whose advice names it as `layerMultipliers` of @normprune/prox takes it,
+ * by its parts as `magnitudes()` names them: those holding a zero magnitude (`'sep:depthwise'`
+ * when its input channels died, `'sep:pointwise'` when its filters did, both when both have dead
+ * groups), the pointwise one when neither does.
  */
 function withSeparableKey(model: tfl.LayersModel, e: unknown): unknown {
   if (!(e instanceof DisconnectedModelError) || e.code !== 'dead') return e;
   const key = /layerMultipliers: \{ '([^']+)': 0 \}/.exec(e.message)?.[1];
   const at = layerPaths(model).find((p) => p.path === key || p.layer.name === key);
-  if (key == null || at?.layer.getClassName() !== 'DecomposedSeparableConv2D') return e;
+  if (
+    key == null ||
+    at == null ||
+    !isDecomposed(at.layer) ||
+    at.layer.getClassName() !== 'DecomposedSeparableConv2D'
+  )
+    return e;
+  const killed = at.layer
+    .parts()
+    .filter((p) =>
+      p.magnitude
+        .read()
+        .dataSync()
+        .some((v) => v === 0),
+    )
+    .map((p) => p.name);
+  const parts = killed.length > 0 ? killed : ['pointwise'];
   const { code, layer, emptied, detail } = e;
   return new DisconnectedModelError(
     { code, layer, emptied, detail },
-    e.message.replace(`layerMultipliers: { '${key}': 0 }`, `layerMultipliers: { '${key}:pointwise': 0 }`),
+    e.message.replace(
+      `layerMultipliers: { '${key}': 0 }`,
+      `layerMultipliers: { ${parts.map((p) => `'${key}:${p}': 0`).join(', ')} }`,
+    ),
   );
 }
 

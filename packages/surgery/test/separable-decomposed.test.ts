@@ -183,3 +183,20 @@ it("a refusal for a DecomposedSeparableConv2D whose filters all died names its m
   );
   model.dispose();
 });
+
+it("a refusal for a DecomposedSeparableConv2D whose depthwise channels all died names 'sep:depthwise', the part that killed it", () => {
+  const model = decompose(net(), { granularity: { separableConv2d: 'filter' } });
+  const depthwise = magnitudes(model).find((m) => m.layerName === 's2:depthwise')!;
+  tf.tidy(() => depthwise.magnitude.assign(tf.zerosLike(depthwise.magnitude)));
+  // Its pointwise magnitudes are all alive: leaving them unpenalised would not have kept the layer.
+  expect(() => prune(model)).toThrow(
+    /^surgery: every unit of layer 's2' \(SeparableConv2D, 5 units\) is dead: .*layerMultipliers: \{ 's2:depthwise': 0 \} leaves it unpenalised\)$/,
+  );
+  // Both parts with dead groups: both are named.
+  const pointwise = magnitudes(model).find((m) => m.layerName === 's2:pointwise')!;
+  tf.tidy(() => pointwise.magnitude.assign(tf.mul(pointwise.magnitude, tf.tensor1d([0, 1, 1, 1, 1]))));
+  expect(() => prune(model)).toThrow(
+    /layerMultipliers: \{ 's2:depthwise': 0, 's2:pointwise': 0 \} leaves it unpenalised\)$/,
+  );
+  model.dispose();
+});
