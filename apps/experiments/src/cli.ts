@@ -1518,16 +1518,29 @@ function keptNoneError(e: unknown, given: Record<string, Record<string, number> 
 /**
  * The largest value `--threshold` is compared with in each layer it acts on: a decomposed layer's
  * largest group magnitude, or, in a model without decomposed layers, a Dense, Conv1D/2D/3D,
- * Conv2DTranspose or DepthwiseConv2D layer's largest |kernel weight|. A threshold at or above it leaves the layer
+ * Conv2DTranspose or DepthwiseConv2D layer's largest |kernel weight| (a SeparableConv2D's, of each
+ * of its two kernels). A threshold at or above it leaves the layer
  * nothing live.
  */
 function largestUnderThreshold(model: tfl.LayersModel, decomposed: boolean): Map<string, number> {
   const max = (t: tf.Tensor): number => tf.tidy(() => tf.max(tf.abs(t)).dataSync()[0]);
   if (decomposed) return new Map(magnitudes(model).map((m) => [m.layerName, max(m.magnitude)]));
   const kernels = model.layers.filter((l) =>
-    /^(Dense|Conv[123]D|Conv2DTranspose|DepthwiseConv2D)$/.test(l.getClassName()),
+    /^(Dense|Conv[123]D|Conv2DTranspose|DepthwiseConv2D|SeparableConv2D)$/.test(l.getClassName()),
   );
-  return new Map(kernels.map((l) => [l.name, max(l.getWeights()[0])]));
+  // A SeparableConv2D's two kernels, named as magnitudes() names a decomposed one's parts: either
+  // left with no weight above T empties the layer.
+  return new Map(
+    kernels.flatMap((l): [string, number][] => {
+      const [kernel, pointwise] = l.getWeights();
+      return l.getClassName() === 'SeparableConv2D'
+        ? [
+            [`${l.name}:depthwise`, max(kernel)],
+            [`${l.name}:pointwise`, max(pointwise)],
+          ]
+        : [[l.name, max(kernel)]];
+    }),
+  );
 }
 
 /**

@@ -96,6 +96,42 @@ test('prune --threshold that zeroes every kernel weight of a plain Conv2DTranspo
   expect(existsSync(out)).toBe(false);
 });
 
+test('prune --threshold that zeroes every pointwise weight of a plain SeparableConv2D names that kernel and its largest |w| (exit 2)', async () => {
+  const tmp = mkdtempSync(join(tmpdir(), 'threshold-emptied-'));
+  const model = tfl.sequential({
+    layers: [
+      tfl.layers.separableConv2d({
+        inputShape: [4, 4, 2],
+        filters: 2,
+        kernelSize: 3,
+        name: 'sep',
+        activation: 'relu',
+      }),
+      tfl.layers.flatten({ name: 'flat' }),
+      tfl.layers.dense({ units: 2, name: 'out' }),
+    ],
+  });
+  // depthwise [3, 3, 2, 1] of |w| up to 1, pointwise [1, 1, 2, 2] of |w| at or below 0.25.
+  const depthwise = Array.from({ length: 18 }, (_, i) => ((i % 5) - 2) / 2);
+  model
+    .getLayer('sep')
+    .setWeights([
+      tf.tensor4d(depthwise, [3, 3, 2, 1]),
+      tf.tensor4d([0.25, -0.125, 0.0625, -0.25], [1, 1, 2, 2]),
+      tf.zeros([2]),
+    ]);
+  const src = join(tmp, 'model');
+  await model.save(fileSystem(src));
+  model.dispose();
+  const out = join(tmp, 'out');
+  const r = await cli(['prune', '--model', src, '--out', out, '--backend', 'cpu', '--threshold', '0.3']);
+  expect(r.code).toBe(2);
+  expect(r.err).toMatch(
+    /^normprune: --threshold 0\.3 leaves no live weight in layer sep:pointwise \(its largest \|kernel weight\| is 0\.25\): .*; give a --threshold below 0\.25\n$/,
+  );
+  expect(existsSync(out)).toBe(false);
+});
+
 test("a model already disconnected before the threshold keeps surgery's own error", async () => {
   const tmp = mkdtempSync(join(tmpdir(), 'threshold-emptied-'));
   const model = tfl.sequential({

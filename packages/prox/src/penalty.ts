@@ -86,9 +86,9 @@ function isMagnitudeInfo(m: unknown): m is MagnitudeInfo {
 /** The error for a model that has no decomposed layer where one is needed. */
 export function noDecomposedLayers(who: string, model: tfl.LayersModel): string {
   return (
-    `${who}: model '${model.name}' has no decomposed layers (DecomposedDense / DecomposedConv1D / DecomposedConv2D / DecomposedConv2DTranspose / DecomposedDepthwiseConv2D), so it has no magnitudes ` +
+    `${who}: model '${model.name}' has no decomposed layers (DecomposedDense / DecomposedConv1D / DecomposedConv2D / DecomposedConv2DTranspose / DecomposedDepthwiseConv2D / DecomposedSeparableConv2D), so it has no magnitudes ` +
     `to penalise or measure: decompose it first, const decomposed = decompose(model) from @normprune/layers, and train ` +
-    `the decomposed model (or build the model from decomposedDense / decomposedConv1d / decomposedConv2d / decomposedConv2dTranspose / decomposedDepthwiseConv2d)`
+    `the decomposed model (or build the model from decomposedDense / decomposedConv1d / decomposedConv2d / decomposedConv2dTranspose / decomposedDepthwiseConv2d / decomposedSeparableConv2d)`
   );
 }
 

@@ -203,7 +203,7 @@ describe('the mistakes a user makes, each with a message that names the problem 
     expect(() => opt.attach(plain)).toThrow(hint);
     // Every decomposed class and its factory is named.
     expect(() => opt.attach(plain)).toThrow(
-      /\(DecomposedDense \/ DecomposedConv1D \/ DecomposedConv2D \/ DecomposedConv2DTranspose \/ DecomposedDepthwiseConv2D\).*decomposedDense \/ decomposedConv1d \/ decomposedConv2d \/ decomposedConv2dTranspose \/ decomposedDepthwiseConv2d\)$/,
+      /\(DecomposedDense \/ DecomposedConv1D \/ DecomposedConv2D \/ DecomposedConv2DTranspose \/ DecomposedDepthwiseConv2D \/ DecomposedSeparableConv2D\).*decomposedDense \/ decomposedConv1d \/ decomposedConv2d \/ decomposedConv2dTranspose \/ decomposedDepthwiseConv2d \/ decomposedSeparableConv2d\)$/,
     );
     plain.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
     await expect(
