@@ -32,6 +32,7 @@ import {
   conv2dNet,
   decoder,
   disposeWeights,
+  expectTrainingLeavesNothing,
   gradientErrors,
   mobile,
   outputsAndGrads,
@@ -841,22 +842,10 @@ describe.each(ROWS.map((row) => [row.name, row] as const))('%s', (_name, row) =>
 
     it('training steps (minimize, then fit) leave no tensor behind', async () => {
       const m = decompose(row.model.build(true), { granularity: granularity('filter') });
-      const opt = tf.train.adam(0.01);
       const xs = randn([2, ...row.model.input], 62);
       const ys = randn([2, ...row.model.output], 63);
-      const step = () =>
-        opt.minimize(() => tf.losses.meanSquaredError(ys, m.apply(xs) as tf.Tensor) as tf.Scalar);
-      step(); // the optimiser's slots
-      await expectNoLeak(() => {
-        for (let i = 0; i < 3; i++) step();
-      });
-      m.compile({ optimizer: tf.train.sgd(0.01), loss: 'meanSquaredError' });
-      await m.fit(xs, ys, { epochs: 1, verbose: 0 });
-      await expectNoLeak(async () => {
-        await m.fit(xs, ys, { epochs: 2, verbose: 0 });
-      });
+      await expectTrainingLeavesNothing(m, xs, ys);
       tf.dispose([xs, ys]);
-      opt.dispose();
       m.dispose();
     });
   });
